@@ -1,0 +1,53 @@
+//! Attachment bytes live behind [`BlobStore`]; messages only carry their metadata.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+
+/// Storage for attachment bytes.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Stores bytes under a fresh key and returns the key.
+    async fn put(&self, key_hint: &str, bytes: Vec<u8>) -> Result<String>;
+    /// The bytes under `key`, [`Error::NotFound`] if absent.
+    async fn get(&self, key: &str) -> Result<Vec<u8>>;
+    /// Removes `key`; absent keys are fine.
+    async fn delete(&self, key: &str) -> Result<()>;
+}
+
+/// Blobs in memory. For tests and demos; everything is gone when the process ends.
+#[derive(Debug, Default)]
+pub struct MemoryBlobStore {
+    blobs: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+#[async_trait]
+impl BlobStore for MemoryBlobStore {
+    async fn put(&self, key_hint: &str, bytes: Vec<u8>) -> Result<String> {
+        let key = format!("{}/{}", uuid::Uuid::now_v7().simple(), sanitize(key_hint));
+        self.blobs.lock().map_err(Error::storage)?.insert(key.clone(), bytes);
+        Ok(key)
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>> {
+        self.blobs.lock().map_err(Error::storage)?.get(key).cloned().ok_or(Error::NotFound("attachment"))
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.blobs.lock().map_err(Error::storage)?.remove(key);
+        Ok(())
+    }
+}
+
+/// Keeps only characters safe in a path segment, so a key hint can never escape a folder.
+pub fn sanitize(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .collect();
+    let trimmed = cleaned.trim_start_matches('.');
+    if trimmed.is_empty() { "file".to_owned() } else { trimmed.chars().take(100).collect() }
+}

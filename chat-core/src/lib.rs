@@ -1,0 +1,30 @@
+#![doc = include_str!("../README.md")]
+
+pub mod blob;
+pub mod bot;
+pub mod bus;
+pub mod clock;
+mod engine;
+pub mod error;
+pub mod ids;
+pub mod memory;
+pub mod mode;
+pub mod model;
+pub mod policy;
+pub mod router;
+pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use blob::{BlobStore, MemoryBlobStore};
+pub use bot::{Bot, BotDecision, BotTurn, RuleBot, RuleBotConfig};
+pub use bus::{EventBus, InProcessBus};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::*;
+pub use error::{Error, Result};
+pub use ids::{AgentId, ContactId, ConversationId, IdGenerator, MessageId, SequentialIds, TenantId, V7Ids};
+pub use mode::Mode;
+pub use model::*;
+pub use policy::Actor;
+pub use router::{LeastLoaded, Router};
+pub use store::Store;

@@ -1,0 +1,437 @@
+//! An in-memory [`Store`]: the reference implementation of the store contract, for tests,
+//! demos and embedders that need no durability. One mutex guards everything, which makes
+//! every operation trivially atomic.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::ids::{AgentId, ContactId, ConversationId, MessageId, TenantId};
+use crate::mode::Mode;
+use crate::model::{
+    Agent, AgentLoad, Contact, Conversation, Event, EventPayload, Message, MessageKind, NewMessage, ReadCursor, Reader,
+    Sender, Tenant,
+};
+use crate::store::{
+    Appended, Committed, ConversationCursor, ConversationPage, ConversationQuery, ConversationUpdate, MessageQuery,
+    Store, contains_ci,
+};
+
+/// Everything in memory behind one mutex.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    tenants: HashMap<TenantId, Tenant>,
+    contacts: HashMap<ContactId, Contact>,
+    agents: HashMap<AgentId, Agent>,
+    conversations: HashMap<ConversationId, Conversation>,
+    /// Messages of each conversation, index = seq - 1.
+    messages: HashMap<ConversationId, Vec<Message>>,
+    message_index: HashMap<MessageId, (ConversationId, usize)>,
+    cursors: HashMap<(ConversationId, Reader), ReadCursor>,
+    events: HashMap<TenantId, Vec<Event>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave half a write: every write below
+        // computes first and mutates last.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    fn event(
+        &mut self,
+        tenant: TenantId,
+        conversation: Option<ConversationId>,
+        staff_only: bool,
+        at: OffsetDateTime,
+        payload: EventPayload,
+    ) -> Event {
+        let log = self.events.entry(tenant).or_default();
+        let event = Event { seq: log.len() as u64 + 1, tenant_id: tenant, conversation_id: conversation, staff_only, at, payload };
+        log.push(event.clone());
+        event
+    }
+
+    fn email_taken<'a>(&self, mut emails: impl Iterator<Item = (&'a TenantId, &'a str, uuid::Uuid)>, tenant: TenantId, email: &str, except: uuid::Uuid) -> bool {
+        emails.any(|(t, e, id)| *t == tenant && id != except && e.eq_ignore_ascii_case(email))
+    }
+
+    fn conversation(&self, tenant: TenantId, id: ConversationId) -> Result<&Conversation> {
+        self.conversations.get(&id).filter(|c| c.tenant_id == tenant).ok_or(Error::NotFound("conversation"))
+    }
+
+    /// Stores a message on a conversation already in `conversations`.
+    fn push_message(&mut self, new: NewMessage) -> (Message, Event) {
+        let conv = self.conversations.get_mut(&new.conversation_id).expect("caller checked the conversation");
+        let message = new.into_message(conv.last_seq + 1);
+        conv.record_message(&message);
+        let list = self.messages.entry(message.conversation_id).or_default();
+        self.message_index.insert(message.id, (message.conversation_id, list.len()));
+        list.push(message.clone());
+        let event = self.event(
+            message.tenant_id,
+            Some(message.conversation_id),
+            message.is_note(),
+            message.created_at,
+            EventPayload::MessageCreated { message: Box::new(message.clone()) },
+        );
+        (message, event)
+    }
+
+    fn text_hit(&self, c: &Conversation, text: &str, notes: bool) -> bool {
+        let contact = self.contacts.get(&c.contact_id);
+        contact.is_some_and(|k| {
+            k.name.as_deref().is_some_and(|n| contains_ci(n, text)) || k.email.as_deref().is_some_and(|e| contains_ci(e, text))
+        }) || self.messages.get(&c.id).is_some_and(|ms| {
+            ms.iter().any(|m| m.deleted_at.is_none() && (notes || !m.is_note()) && contains_ci(&m.body, text))
+        })
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
+        let mut s = self.lock();
+        if s.tenants.contains_key(&tenant.id) {
+            return Err(Error::Conflict("tenant exists".into()));
+        }
+        s.tenants.insert(tenant.id, tenant.clone());
+        Ok(())
+    }
+
+    async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
+        let mut s = self.lock();
+        let slot = s.tenants.get_mut(&tenant.id).ok_or(Error::NotFound("tenant"))?;
+        *slot = tenant.clone();
+        Ok(())
+    }
+
+    async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
+        Ok(self.lock().tenants.get(&id).cloned())
+    }
+
+    async fn insert_contact(&self, contact: &Contact) -> Result<()> {
+        let mut s = self.lock();
+        if s.contacts.contains_key(&contact.id) {
+            return Err(Error::Conflict("contact exists".into()));
+        }
+        if let Some(email) = &contact.email {
+            let emails = s.contacts.values().filter_map(|c| c.email.as_deref().map(|e| (&c.tenant_id, e, c.id.0)));
+            if s.email_taken(emails, contact.tenant_id, email, contact.id.0) {
+                return Err(Error::Conflict("contact e-mail taken".into()));
+            }
+        }
+        s.contacts.insert(contact.id, contact.clone());
+        Ok(())
+    }
+
+    async fn update_contact(&self, contact: &Contact) -> Result<()> {
+        let mut s = self.lock();
+        if !s.contacts.get(&contact.id).is_some_and(|c| c.tenant_id == contact.tenant_id) {
+            return Err(Error::NotFound("contact"));
+        }
+        if let Some(email) = &contact.email {
+            let emails = s.contacts.values().filter_map(|c| c.email.as_deref().map(|e| (&c.tenant_id, e, c.id.0)));
+            if s.email_taken(emails, contact.tenant_id, email, contact.id.0) {
+                return Err(Error::Conflict("contact e-mail taken".into()));
+            }
+        }
+        s.contacts.insert(contact.id, contact.clone());
+        Ok(())
+    }
+
+    async fn contact(&self, tenant: TenantId, id: ContactId) -> Result<Option<Contact>> {
+        Ok(self.lock().contacts.get(&id).filter(|c| c.tenant_id == tenant).cloned())
+    }
+
+    async fn contact_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>> {
+        let s = self.lock();
+        Ok(s.contacts
+            .values()
+            .find(|c| c.tenant_id == tenant && c.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+            .cloned())
+    }
+
+    async fn insert_agent(&self, agent: &Agent) -> Result<Event> {
+        let mut s = self.lock();
+        let emails = s.agents.values().map(|a| (&a.tenant_id, a.email.as_str(), a.id.0));
+        if s.agents.contains_key(&agent.id) || s.email_taken(emails, agent.tenant_id, &agent.email, agent.id.0) {
+            return Err(Error::Conflict("agent e-mail taken".into()));
+        }
+        s.agents.insert(agent.id, agent.clone());
+        Ok(s.event(agent.tenant_id, None, true, agent.updated_at, EventPayload::AgentUpdated { agent: Box::new(agent.clone()) }))
+    }
+
+    async fn update_agent(&self, agent: &Agent) -> Result<Event> {
+        let mut s = self.lock();
+        if !s.agents.get(&agent.id).is_some_and(|a| a.tenant_id == agent.tenant_id) {
+            return Err(Error::NotFound("agent"));
+        }
+        let emails = s.agents.values().map(|a| (&a.tenant_id, a.email.as_str(), a.id.0));
+        if s.email_taken(emails, agent.tenant_id, &agent.email, agent.id.0) {
+            return Err(Error::Conflict("agent e-mail taken".into()));
+        }
+        s.agents.insert(agent.id, agent.clone());
+        Ok(s.event(agent.tenant_id, None, true, agent.updated_at, EventPayload::AgentUpdated { agent: Box::new(agent.clone()) }))
+    }
+
+    async fn agent(&self, tenant: TenantId, id: AgentId) -> Result<Option<Agent>> {
+        Ok(self.lock().agents.get(&id).filter(|a| a.tenant_id == tenant).cloned())
+    }
+
+    async fn agent_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Agent>> {
+        let s = self.lock();
+        Ok(s.agents.values().find(|a| a.tenant_id == tenant && a.email.eq_ignore_ascii_case(email)).cloned())
+    }
+
+    async fn agents(&self, tenant: TenantId) -> Result<Vec<Agent>> {
+        let s = self.lock();
+        let mut agents: Vec<Agent> = s.agents.values().filter(|a| a.tenant_id == tenant).cloned().collect();
+        agents.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+        Ok(agents)
+    }
+
+    async fn agent_loads(&self, tenant: TenantId) -> Result<Vec<AgentLoad>> {
+        let s = self.lock();
+        let mut open: HashMap<AgentId, u32> = HashMap::new();
+        for c in s.conversations.values().filter(|c| c.tenant_id == tenant && c.mode.holds_agent()) {
+            if let Some(a) = c.assigned_agent_id {
+                *open.entry(a).or_default() += 1;
+            }
+        }
+        let mut loads: Vec<AgentLoad> = s
+            .agents
+            .values()
+            .filter(|a| a.tenant_id == tenant && a.active)
+            .map(|a| AgentLoad { agent: a.clone(), open: open.get(&a.id).copied().unwrap_or(0) })
+            .collect();
+        loads.sort_by_key(|l| l.agent.id);
+        Ok(loads)
+    }
+
+    async fn create_conversation(&self, conversation: &Conversation, messages: Vec<NewMessage>) -> Result<Committed> {
+        let mut s = self.lock();
+        if s.conversations.contains_key(&conversation.id) {
+            return Err(Error::Conflict("conversation exists".into()));
+        }
+        if !s.contacts.get(&conversation.contact_id).is_some_and(|c| c.tenant_id == conversation.tenant_id) {
+            return Err(Error::NotFound("contact"));
+        }
+        s.conversations.insert(conversation.id, conversation.clone());
+        let created = s.event(
+            conversation.tenant_id,
+            Some(conversation.id),
+            false,
+            conversation.created_at,
+            EventPayload::ConversationCreated { conversation: Box::new(conversation.clone()) },
+        );
+        let mut events = vec![created];
+        let mut stored = Vec::new();
+        for m in messages {
+            let (message, event) = s.push_message(m);
+            stored.push(message);
+            events.push(event);
+        }
+        let conversation = s.conversations[&conversation.id].clone();
+        Ok(Committed { conversation, messages: stored, events })
+    }
+
+    async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed> {
+        let mut s = self.lock();
+        let new = update.conversation;
+        let current = s.conversation(new.tenant_id, new.id)?;
+        if current.version != new.version {
+            return Err(Error::Conflict(format!(
+                "conversation changed (version {} is now {})",
+                new.version, current.version
+            )));
+        }
+        let mut stored = new;
+        stored.version += 1;
+        s.conversations.insert(stored.id, stored.clone());
+        let updated = s.event(
+            stored.tenant_id,
+            Some(stored.id),
+            false,
+            stored.updated_at,
+            EventPayload::ConversationUpdated { conversation: Box::new(stored.clone()), change: update.change },
+        );
+        let mut events = vec![updated];
+        let mut messages = Vec::new();
+        if let Some(m) = update.message {
+            let (message, event) = s.push_message(m);
+            messages.push(message);
+            events.push(event);
+        }
+        let conversation = s.conversations[&stored.id].clone();
+        Ok(Committed { conversation, messages, events })
+    }
+
+    async fn delete_conversation(&self, tenant: TenantId, id: ConversationId, at: OffsetDateTime) -> Result<Event> {
+        let mut s = self.lock();
+        s.conversation(tenant, id)?;
+        s.conversations.remove(&id);
+        for m in s.messages.remove(&id).unwrap_or_default() {
+            s.message_index.remove(&m.id);
+        }
+        s.cursors.retain(|(c, _), _| *c != id);
+        Ok(s.event(tenant, Some(id), false, at, EventPayload::ConversationDeleted { conversation_id: id }))
+    }
+
+    async fn conversation(&self, tenant: TenantId, id: ConversationId) -> Result<Option<Conversation>> {
+        Ok(self.lock().conversations.get(&id).filter(|c| c.tenant_id == tenant).cloned())
+    }
+
+    async fn list_conversations(&self, query: &ConversationQuery) -> Result<ConversationPage> {
+        let s = self.lock();
+        let notes = !matches!(query.scope, crate::store::Scope::Contact { .. });
+        let mut counts = BTreeMap::new();
+        let mut items: Vec<&Conversation> = Vec::new();
+        for c in s.conversations.values() {
+            let text_hit = query.text.as_deref().is_some_and(|t| s.text_hit(c, t, notes));
+            if !query.matches_except_mode(c, s.contacts.get(&c.contact_id), text_hit) {
+                continue;
+            }
+            *counts.entry(c.mode).or_insert(0) += 1;
+            if (query.modes.is_empty() || query.modes.contains(&c.mode)) && query.cursor.is_none_or(|k| k.precedes(c)) {
+                items.push(c);
+            }
+        }
+        items.sort_by_key(|c| std::cmp::Reverse((c.updated_at, c.id)));
+        let more = items.len() > query.limit;
+        items.truncate(query.limit);
+        let next_cursor = if more { items.last().map(|c| ConversationCursor::after(c)) } else { None };
+        Ok(ConversationPage { items: items.into_iter().cloned().collect(), next_cursor, counts })
+    }
+
+    async fn queue(&self, tenant: TenantId, limit: usize) -> Result<Vec<Conversation>> {
+        let s = self.lock();
+        let mut queued: Vec<&Conversation> =
+            s.conversations.values().filter(|c| c.tenant_id == tenant && c.mode == Mode::Queued).collect();
+        queued.sort_by_key(|c| (std::cmp::Reverse(c.priority), c.queued_at, c.id));
+        Ok(queued.into_iter().take(limit).cloned().collect())
+    }
+
+    async fn append_message(&self, message: NewMessage) -> Result<Appended> {
+        let mut s = self.lock();
+        let conversation = s.conversation(message.tenant_id, message.conversation_id)?;
+        if let Some(key) = &message.client_message_id {
+            let existing = s.messages.get(&conversation.id).and_then(|ms| {
+                ms.iter().find(|m| m.client_message_id.as_ref() == Some(key) && m.sender == message.sender)
+            });
+            if let Some(existing) = existing {
+                return Ok(Appended { message: existing.clone(), conversation: conversation.clone(), event: None, created: false });
+            }
+        }
+        let (message, event) = s.push_message(message);
+        let conversation = s.conversations[&message.conversation_id].clone();
+        Ok(Appended { message, conversation, event: Some(event), created: true })
+    }
+
+    async fn update_message(&self, message: &Message) -> Result<Event> {
+        let mut s = self.lock();
+        let &(conv, index) = s.message_index.get(&message.id).ok_or(Error::NotFound("message"))?;
+        let slot = &mut s.messages.get_mut(&conv).expect("index points at a list")[index];
+        if slot.tenant_id != message.tenant_id {
+            return Err(Error::NotFound("message"));
+        }
+        slot.body = message.body.clone();
+        slot.revisions = message.revisions.clone();
+        slot.edited_at = message.edited_at;
+        slot.deleted_at = message.deleted_at;
+        slot.attachments = message.attachments.clone();
+        let stored = slot.clone();
+        let at = stored.deleted_at.or(stored.edited_at).unwrap_or(stored.created_at);
+        Ok(s.event(stored.tenant_id, Some(conv), stored.is_note(), at, EventPayload::MessageUpdated { message: Box::new(stored) }))
+    }
+
+    async fn message(&self, tenant: TenantId, id: MessageId) -> Result<Option<Message>> {
+        let s = self.lock();
+        Ok(s.message_index.get(&id).map(|&(c, i)| &s.messages[&c][i]).filter(|m| m.tenant_id == tenant).cloned())
+    }
+
+    async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>> {
+        let s = self.lock();
+        s.conversation(query.tenant, query.conversation)?;
+        let all = s.messages.get(&query.conversation).map(Vec::as_slice).unwrap_or(&[]);
+        let window = all.iter().filter(|m| {
+            (query.include_notes || !m.is_note())
+                && query.after.is_none_or(|a| m.seq > a)
+                && query.before.is_none_or(|b| m.seq < b)
+        });
+        let mut out: Vec<Message> = if query.after.is_some() {
+            window.take(query.limit).cloned().collect()
+        } else {
+            let mut newest: Vec<Message> = window.rev().take(query.limit).cloned().collect();
+            newest.reverse();
+            newest
+        };
+        out.shrink_to_fit();
+        Ok(out)
+    }
+
+    async fn set_read_cursor(&self, cursor: &ReadCursor) -> Result<(Conversation, Option<Event>)> {
+        let mut s = self.lock();
+        let conversation = s.conversation(cursor.tenant_id, cursor.conversation_id)?.clone();
+        let key = (cursor.conversation_id, cursor.reader);
+        let seq = cursor.seq.min(conversation.last_seq);
+        if s.cursors.get(&key).is_some_and(|c| c.seq >= seq) {
+            return Ok((conversation, None));
+        }
+        let stored = ReadCursor { seq, ..cursor.clone() };
+        s.cursors.insert(key, stored.clone());
+        let messages = s.messages.get(&cursor.conversation_id).map(Vec::as_slice).unwrap_or(&[]);
+        let unread = |side_seq: u64, from_customer: bool| {
+            messages
+                .iter()
+                .filter(|m| m.seq > side_seq && m.kind != MessageKind::Note && m.kind != MessageKind::Event)
+                .filter(|m| (m.sender == Sender::Customer) == from_customer && m.sender != Sender::System)
+                .count() as u64
+        };
+        let mut conv = conversation;
+        match cursor.reader {
+            Reader::Customer => {
+                conv.customer_read_seq = conv.customer_read_seq.max(seq);
+                conv.unread_for_customer = unread(conv.customer_read_seq, false);
+            }
+            Reader::Agent(_) => {
+                conv.agent_read_seq = conv.agent_read_seq.max(seq);
+                conv.unread_for_agent = unread(conv.agent_read_seq, true);
+            }
+        }
+        conv.version += 1;
+        s.conversations.insert(conv.id, conv.clone());
+        let event = s.event(conv.tenant_id, Some(conv.id), false, stored.updated_at, EventPayload::ReadUpdated { cursor: stored });
+        Ok((conv, Some(event)))
+    }
+
+    async fn read_cursors(&self, tenant: TenantId, conversation: ConversationId) -> Result<Vec<ReadCursor>> {
+        let s = self.lock();
+        s.conversation(tenant, conversation)?;
+        let mut cursors: Vec<ReadCursor> = s.cursors.values().filter(|c| c.conversation_id == conversation).cloned().collect();
+        cursors.sort_by_key(|c| (c.updated_at, c.seq));
+        Ok(cursors)
+    }
+
+    async fn events_since(&self, tenant: TenantId, after: u64, limit: usize) -> Result<Vec<Event>> {
+        let s = self.lock();
+        let log = s.events.get(&tenant).map(Vec::as_slice).unwrap_or(&[]);
+        let start = (after as usize).min(log.len());
+        Ok(log[start..].iter().take(limit).cloned().collect())
+    }
+}

@@ -1,0 +1,154 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{Channel, Message, MessageKind, Priority, Sender};
+use crate::ids::{AgentId, ContactId, ConversationId, TenantId};
+use crate::mode::Mode;
+
+/// Longest last-message preview kept on a conversation, in characters.
+pub const PREVIEW_CHARS: usize = 140;
+
+/// A support conversation between a contact and the desk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// Id.
+    pub id: ConversationId,
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// The customer.
+    pub contact_id: ContactId,
+    /// Where the customer wrote from.
+    pub channel: Channel,
+    /// Optional subject or title.
+    pub title: Option<String>,
+    /// Who answers now.
+    pub mode: Mode,
+    /// Queue priority.
+    pub priority: Priority,
+    /// Department it is routed to; `None` is the general queue.
+    pub department: Option<String>,
+    /// Free labels.
+    pub tags: Vec<String>,
+    /// Pinned to the top of an inbox.
+    pub pinned: bool,
+    /// The agent that owns it.
+    pub assigned_agent_id: Option<AgentId>,
+    /// Other staff invited in (they see it too).
+    pub participants: Vec<AgentId>,
+    /// The customer's rating, once given.
+    pub rating: Option<Rating>,
+    /// Customer-visible messages (notes and events excluded).
+    pub message_count: u64,
+    /// Customer messages the staff side has not read.
+    pub unread_for_agent: u64,
+    /// Staff and bot messages the customer has not read.
+    pub unread_for_customer: u64,
+    /// Last customer-visible message, for inbox lists.
+    pub last_message: Option<MessagePreview>,
+    /// Sequence of the newest message of any kind.
+    pub last_seq: u64,
+    /// Highest sequence the staff side has read.
+    pub agent_read_seq: u64,
+    /// Highest sequence the customer has read.
+    pub customer_read_seq: u64,
+    /// Free metadata (entity references, channel thread ids, ...).
+    pub metadata: BTreeMap<String, String>,
+    /// Created.
+    #[serde(with = "super::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change of any kind.
+    #[serde(with = "super::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// When it entered the queue (set while queued).
+    #[serde(with = "super::rfc3339::option")]
+    pub queued_at: Option<OffsetDateTime>,
+    /// When the current agent was assigned.
+    #[serde(with = "super::rfc3339::option")]
+    pub assigned_at: Option<OffsetDateTime>,
+    /// First agent reply.
+    #[serde(with = "super::rfc3339::option")]
+    pub first_response_at: Option<OffsetDateTime>,
+    /// Newest customer-visible message.
+    #[serde(with = "super::rfc3339::option")]
+    pub last_message_at: Option<OffsetDateTime>,
+    /// Newest customer message.
+    #[serde(with = "super::rfc3339::option")]
+    pub last_customer_message_at: Option<OffsetDateTime>,
+    /// Newest agent message.
+    #[serde(with = "super::rfc3339::option")]
+    pub last_agent_message_at: Option<OffsetDateTime>,
+    /// When closed (cleared on reopen).
+    #[serde(with = "super::rfc3339::option")]
+    pub closed_at: Option<OffsetDateTime>,
+    /// Optimistic-concurrency version; every stored change adds one.
+    pub version: u64,
+}
+
+/// The customer's verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rating {
+    /// 1 to 5.
+    pub score: u8,
+    /// Free text.
+    pub feedback: Option<String>,
+    /// When given.
+    #[serde(with = "super::rfc3339")]
+    pub rated_at: OffsetDateTime,
+}
+
+/// A short view of the newest message for inbox lists.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessagePreview {
+    /// Who sent it.
+    pub sender: Sender,
+    /// The first [`PREVIEW_CHARS`] characters of its body.
+    pub body: String,
+    /// When.
+    #[serde(with = "super::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+impl Conversation {
+    /// Applies the effect of a newly stored message on the counters, preview and times.
+    ///
+    /// Every store calls this inside the transaction that stores the message, so the
+    /// counting rule exists once.
+    pub fn record_message(&mut self, message: &Message) {
+        self.last_seq = self.last_seq.max(message.seq);
+        self.updated_at = message.created_at;
+        self.version += 1;
+        if message.kind == MessageKind::Note {
+            return;
+        }
+        match message.sender {
+            Sender::Customer => {
+                self.unread_for_agent += 1;
+                self.last_customer_message_at = Some(message.created_at);
+            }
+            Sender::Agent(_) | Sender::Bot => {
+                self.unread_for_customer += 1;
+                if let Sender::Agent(_) = message.sender {
+                    self.first_response_at.get_or_insert(message.created_at);
+                    self.last_agent_message_at = Some(message.created_at);
+                }
+            }
+            Sender::System => {}
+        }
+        if message.kind != MessageKind::Event {
+            self.message_count += 1;
+        }
+        self.last_message = Some(MessagePreview {
+            sender: message.sender,
+            body: message.body.chars().take(PREVIEW_CHARS).collect(),
+            at: message.created_at,
+        });
+        self.last_message_at = Some(message.created_at);
+    }
+
+    /// Whether `agent` owns or participates in this conversation.
+    pub fn involves(&self, agent: AgentId) -> bool {
+        self.assigned_agent_id == Some(agent) || self.participants.contains(&agent)
+    }
+}

@@ -1,0 +1,55 @@
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ids::TenantId;
+
+/// One business using the desk. Nothing crosses tenants.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// Id.
+    pub id: TenantId,
+    /// Display name.
+    pub name: String,
+    /// Behaviour switches.
+    pub settings: TenantSettings,
+    /// When it was created.
+    #[serde(with = "super::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Per-tenant behaviour. Every field has a default that suits a small support desk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TenantSettings {
+    /// Posted by the bot when a conversation opens.
+    pub welcome_message: Option<String>,
+    /// Whether new conversations start with the bot (`true`) or straight in the queue.
+    pub bot_enabled: bool,
+    /// Whether a customer writing to a closed conversation reopens it.
+    pub allow_reopen: bool,
+    /// How long after posting a sender may edit a message, in seconds.
+    pub edit_window_secs: u32,
+    /// Concurrent conversations per agent unless the agent overrides it.
+    pub default_capacity: u32,
+    /// Whether queued conversations are routed to agents automatically.
+    pub auto_assign: bool,
+    /// Requeue a conversation whose agent has not answered in this many seconds.
+    pub requeue_after_secs: Option<u32>,
+    /// Close a conversation after this many seconds without a customer message.
+    pub close_inactive_after_secs: Option<u32>,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            welcome_message: None,
+            bot_enabled: true,
+            allow_reopen: true,
+            edit_window_secs: 15 * 60,
+            default_capacity: 5,
+            auto_assign: true,
+            requeue_after_secs: None,
+            close_inactive_after_secs: None,
+        }
+    }
+}

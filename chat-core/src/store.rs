@@ -1,0 +1,338 @@
+//! The persistence seam.
+//!
+//! A [`Store`] offers domain-level atomic operations, not a key-value bag: appending a
+//! message assigns its gap-free sequence, applies the idempotency key, updates the
+//! conversation's counters and appends the event, all in one transaction. The engine
+//! decides what may happen (policy, state machine); the store makes it happen atomically.
+//!
+//! Every backend must pass the conformance suite in [`testing`](crate::testing)
+//! (feature `testing`).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::ids::{AgentId, ContactId, ConversationId, MessageId, TenantId};
+use crate::mode::Mode;
+use crate::model::{
+    Agent, AgentLoad, Channel, Contact, Conversation, ConversationChange, Event, Message, NewMessage, Priority,
+    ReadCursor, Tenant,
+};
+
+/// Persistence for the engine. Object-safe: the engine holds an `Arc<dyn Store>`.
+///
+/// Conventions every implementation follows:
+/// - writes are atomic: all of an operation's rows and events, or none;
+/// - every write that changes a conversation adds one to its `version` and appends its
+///   events with the tenant's next event sequences (gap-free, from 1);
+/// - e-mails are compared lower-case;
+/// - reads never see half of a write.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a tenant. [`Error::Conflict`] if the id exists.
+    async fn insert_tenant(&self, tenant: &Tenant) -> Result<()>;
+    /// Replaces a tenant's name and settings. [`Error::NotFound`] if absent.
+    async fn update_tenant(&self, tenant: &Tenant) -> Result<()>;
+    /// A tenant by id.
+    async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
+
+    /// Creates a contact. [`Error::Conflict`] if its e-mail is taken in the tenant.
+    async fn insert_contact(&self, contact: &Contact) -> Result<()>;
+    /// Replaces a contact. [`Error::NotFound`] if absent, [`Error::Conflict`] on a taken e-mail.
+    async fn update_contact(&self, contact: &Contact) -> Result<()>;
+    /// A contact by id.
+    async fn contact(&self, tenant: TenantId, id: ContactId) -> Result<Option<Contact>>;
+    /// A contact by e-mail (case-insensitive).
+    async fn contact_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>>;
+
+    /// Creates a staff member and appends an `agent_updated` event.
+    /// [`Error::Conflict`] if the e-mail is taken in the tenant.
+    async fn insert_agent(&self, agent: &Agent) -> Result<Event>;
+    /// Replaces a staff member and appends an `agent_updated` event.
+    async fn update_agent(&self, agent: &Agent) -> Result<Event>;
+    /// A staff member by id.
+    async fn agent(&self, tenant: TenantId, id: AgentId) -> Result<Option<Agent>>;
+    /// A staff member by e-mail (case-insensitive).
+    async fn agent_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Agent>>;
+    /// Every staff member of a tenant, by name.
+    async fn agents(&self, tenant: TenantId) -> Result<Vec<Agent>>;
+    /// Every active staff member with the number of conversations it holds in mode
+    /// `agent` or `paused`.
+    async fn agent_loads(&self, tenant: TenantId) -> Result<Vec<AgentLoad>>;
+
+    /// Stores a new conversation (its `version` as given) with its first messages, and
+    /// appends `conversation_created` then one `message_created` per message.
+    async fn create_conversation(&self, conversation: &Conversation, messages: Vec<NewMessage>) -> Result<Committed>;
+    /// Replaces a conversation if its stored version equals `update.conversation.version`
+    /// ([`Error::Conflict`] otherwise), storing it with version + 1, then appends the
+    /// optional system message. Events: `conversation_updated`, then `message_created`.
+    async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed>;
+    /// Deletes a conversation with its messages and cursors, and appends
+    /// `conversation_deleted`. [`Error::NotFound`] if absent.
+    async fn delete_conversation(&self, tenant: TenantId, id: ConversationId, at: OffsetDateTime) -> Result<Event>;
+    /// A conversation by id.
+    async fn conversation(&self, tenant: TenantId, id: ConversationId) -> Result<Option<Conversation>>;
+    /// Conversations matching a query, newest activity first, with counts per mode.
+    async fn list_conversations(&self, query: &ConversationQuery) -> Result<ConversationPage>;
+    /// Queued conversations, highest priority first, then longest waiting.
+    async fn queue(&self, tenant: TenantId, limit: usize) -> Result<Vec<Conversation>>;
+
+    /// Appends a message: if the conversation already has a message from the same sender
+    /// with the same `client_message_id`, returns it with `created = false` and writes nothing.
+    /// Otherwise gives it the conversation's next sequence, applies
+    /// [`Conversation::record_message`], and appends `message_created` (staff-only for notes).
+    /// [`Error::NotFound`] if the conversation does not exist.
+    async fn append_message(&self, message: NewMessage) -> Result<Appended>;
+    /// Replaces a message's body, revisions, edit and delete times (id, conversation,
+    /// sequence, sender and kind stay). Appends `message_updated`.
+    async fn update_message(&self, message: &Message) -> Result<Event>;
+    /// A message by id.
+    async fn message(&self, tenant: TenantId, id: MessageId) -> Result<Option<Message>>;
+    /// A window of a conversation's messages, in ascending sequence.
+    async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>>;
+    /// Moves a reader's cursor forward (never back), recomputes the side's unread counter
+    /// from it, and appends `read_updated`. Returns the conversation and the event, or no
+    /// event if the cursor did not move.
+    async fn set_read_cursor(&self, cursor: &ReadCursor) -> Result<(Conversation, Option<Event>)>;
+    /// Every read cursor of a conversation.
+    async fn read_cursors(&self, tenant: TenantId, conversation: ConversationId) -> Result<Vec<ReadCursor>>;
+
+    /// Events with `seq > after`, ascending, at most `limit`.
+    async fn events_since(&self, tenant: TenantId, after: u64, limit: usize) -> Result<Vec<Event>>;
+}
+
+/// What a write produced, events in log order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Committed {
+    /// The conversation after the write.
+    pub conversation: Conversation,
+    /// Messages stored by the write.
+    pub messages: Vec<Message>,
+    /// Events appended by the write.
+    pub events: Vec<Event>,
+}
+
+/// A compare-and-swap replacement of a conversation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConversationUpdate {
+    /// The new state; its `version` is the version it was read at.
+    pub conversation: Conversation,
+    /// What changed, for the event.
+    pub change: ConversationChange,
+    /// A system message to append in the same transaction (e.g. "Transferred to Billing").
+    pub message: Option<NewMessage>,
+}
+
+/// Result of [`Store::append_message`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Appended {
+    /// The stored message (the earlier one for a repeated client message id).
+    pub message: Message,
+    /// The conversation after the write.
+    pub conversation: Conversation,
+    /// The `message_created` event; `None` when nothing was written.
+    pub event: Option<Event>,
+    /// `false` when the client message id had been seen before.
+    pub created: bool,
+}
+
+/// Which conversations a reader may see; the policy builds it, every store applies it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scope {
+    /// The whole tenant (admins, supervisors, bots, the system).
+    Tenant,
+    /// An agent: conversations assigned to it or where it participates, and queued
+    /// conversations of the general queue or of its departments.
+    Agent {
+        /// The agent.
+        agent: AgentId,
+        /// Its departments.
+        departments: Vec<String>,
+    },
+    /// A customer: its own conversations, or only one.
+    Contact {
+        /// The contact.
+        contact: ContactId,
+        /// If set, only this conversation.
+        conversation: Option<ConversationId>,
+    },
+}
+
+impl Scope {
+    /// Whether `conversation` is inside this scope. Stores filtering in SQL must agree.
+    pub fn contains(&self, conversation: &Conversation) -> bool {
+        match self {
+            Scope::Tenant => true,
+            Scope::Agent { agent, departments } => {
+                conversation.involves(*agent)
+                    || (conversation.mode == Mode::Queued
+                        && conversation.department.as_ref().is_none_or(|d| departments.contains(d)))
+            }
+            Scope::Contact { contact, conversation: only } => {
+                conversation.contact_id == *contact && only.is_none_or(|id| id == conversation.id)
+            }
+        }
+    }
+}
+
+/// Filter on the assigned agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AssignedFilter {
+    /// Nobody is assigned.
+    Unassigned,
+    /// This agent is assigned.
+    Agent(AgentId),
+}
+
+/// A conversation list query. Every filter is optional and they combine with AND.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConversationQuery {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Visibility, from the policy.
+    pub scope: Scope,
+    /// Only these modes (empty = all).
+    pub modes: Vec<Mode>,
+    /// Priority.
+    pub priority: Option<Priority>,
+    /// Department.
+    pub department: Option<String>,
+    /// Assignment.
+    pub assigned: Option<AssignedFilter>,
+    /// Has this tag.
+    pub tag: Option<String>,
+    /// Channel.
+    pub channel: Option<Channel>,
+    /// Contact e-mail (case-insensitive).
+    pub contact_email: Option<String>,
+    /// Pinned or not.
+    pub pinned: Option<bool>,
+    /// Case-insensitive text in the title, the contact's name or e-mail, or any message body
+    /// visible to the reader.
+    pub text: Option<String>,
+    /// Continue after this cursor (from [`ConversationPage::next_cursor`]).
+    pub cursor: Option<ConversationCursor>,
+    /// Page size.
+    pub limit: usize,
+}
+
+impl ConversationQuery {
+    /// A query for everything in `scope`, first page of 50.
+    pub fn new(tenant: TenantId, scope: Scope) -> Self {
+        Self {
+            tenant,
+            scope,
+            modes: Vec::new(),
+            priority: None,
+            department: None,
+            assigned: None,
+            tag: None,
+            channel: None,
+            contact_email: None,
+            pinned: None,
+            text: None,
+            cursor: None,
+            limit: 50,
+        }
+    }
+
+    /// Whether a conversation passes every filter but the mode filter and the cursor.
+    /// `text_hit` says whether the text filter matched outside the conversation row
+    /// (contact or messages); stores compute that their own way.
+    pub fn matches_except_mode(&self, c: &Conversation, contact: Option<&Contact>, text_hit: bool) -> bool {
+        c.tenant_id == self.tenant
+            && self.scope.contains(c)
+            && self.priority.is_none_or(|p| c.priority == p)
+            && self.department.as_ref().is_none_or(|d| c.department.as_ref() == Some(d))
+            && self.assigned.as_ref().is_none_or(|a| match a {
+                AssignedFilter::Unassigned => c.assigned_agent_id.is_none(),
+                AssignedFilter::Agent(id) => c.assigned_agent_id == Some(*id),
+            })
+            && self.tag.as_ref().is_none_or(|t| c.tags.contains(t))
+            && self.channel.is_none_or(|ch| c.channel == ch)
+            && self.pinned.is_none_or(|p| c.pinned == p)
+            && self.contact_email.as_ref().is_none_or(|e| {
+                contact.and_then(|k| k.email.as_deref()).is_some_and(|ke| ke.eq_ignore_ascii_case(e))
+            })
+            && self.text.as_ref().is_none_or(|t| {
+                text_hit || c.title.as_deref().is_some_and(|title| contains_ci(title, t))
+            })
+    }
+}
+
+/// Case-insensitive substring test used by the text filter.
+pub fn contains_ci(haystack: &str, needle: &str) -> bool {
+    haystack.to_lowercase().contains(&needle.to_lowercase())
+}
+
+/// Keyset position in a conversation list ordered by `(updated_at, id)` descending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConversationCursor {
+    /// `updated_at` of the last item, in Unix nanoseconds.
+    pub updated_at_ns: i128,
+    /// Id of the last item.
+    pub id: ConversationId,
+}
+
+impl ConversationCursor {
+    /// The cursor after `conversation`.
+    pub fn after(conversation: &Conversation) -> Self {
+        Self { updated_at_ns: conversation.updated_at.unix_timestamp_nanos(), id: conversation.id }
+    }
+
+    /// Whether `conversation` comes after this cursor in list order.
+    pub fn precedes(&self, conversation: &Conversation) -> bool {
+        let key = (conversation.updated_at.unix_timestamp_nanos(), conversation.id);
+        key < (self.updated_at_ns, self.id)
+    }
+
+    /// The opaque text form handed to clients.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.updated_at_ns, self.id.0.simple())
+    }
+
+    /// Parses [`encode`](Self::encode)'s output; [`Error::Validation`] on `cursor` otherwise.
+    pub fn decode(text: &str) -> Result<Self> {
+        let bad = || Error::validation("cursor", "not a cursor returned by this server");
+        let (ns, id) = text.split_once('.').ok_or_else(bad)?;
+        Ok(Self { updated_at_ns: ns.parse().map_err(|_| bad())?, id: id.parse().map_err(|_| bad())? })
+    }
+}
+
+/// One page of conversations.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConversationPage {
+    /// The conversations, newest activity first.
+    pub items: Vec<Conversation>,
+    /// Where the next page starts, if there is one.
+    pub next_cursor: Option<ConversationCursor>,
+    /// How many conversations of each mode match the query's filters other than mode
+    /// and cursor.
+    pub counts: BTreeMap<Mode, u64>,
+}
+
+/// A window of a conversation's messages.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MessageQuery {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Conversation.
+    pub conversation: ConversationId,
+    /// Only sequences below this (the newest `limit` of them).
+    pub before: Option<u64>,
+    /// Only sequences above this (the oldest `limit` of them).
+    pub after: Option<u64>,
+    /// At most this many.
+    pub limit: usize,
+    /// Include internal notes.
+    pub include_notes: bool,
+}
+
+impl MessageQuery {
+    /// The newest `limit` messages, notes included.
+    pub fn latest(tenant: TenantId, conversation: ConversationId, limit: usize) -> Self {
+        Self { tenant, conversation, before: None, after: None, limit, include_notes: true }
+    }
+}
