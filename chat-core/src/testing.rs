@@ -1,3 +1,895 @@
 //! The store conformance suite. Every [`Store`](crate::Store) backend expands
 //! [`store_conformance_tests!`](crate::store_conformance_tests) in its tests and must pass
-//! it unchanged.
+//! it unchanged. A bug found in one backend becomes a test here.
+//!
+//! ```ignore
+//! // In a backend's tests/conformance.rs (needs tokio with `macros` and `rt-multi-thread`):
+//! async fn store() -> (std::sync::Arc<dyn chat_core::Store>, tempfile::TempDir) {
+//!     let dir = tempfile::tempdir().unwrap();
+//!     let store = MyStore::open(dir.path().join("chat.db")).unwrap();
+//!     (std::sync::Arc::new(store), dir)
+//! }
+//! chat_core::store_conformance_tests!(store);
+//! ```
+#![allow(missing_docs, clippy::missing_panics_doc)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime, macros::datetime};
+
+use crate::error::Error;
+use crate::ids::{AgentId, ContactId, ConversationId, MessageId, TenantId};
+use crate::mode::Mode;
+use crate::model::*;
+use crate::store::*;
+
+/// Expands one `#[tokio::test]` per conformance test. `$factory` is an `async fn()`
+/// returning `(Arc<dyn Store>, G)`; `G` is kept alive for the test (a temp dir, say).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($factory:path) => {
+        $crate::store_conformance_tests!(@expand $factory;
+            tenant_roundtrip,
+            contact_email_is_unique_per_tenant_and_case_insensitive,
+            agent_roundtrip_appends_staff_only_events,
+            agent_loads_count_agent_and_paused_conversations,
+            create_conversation_stores_first_messages_and_events_in_order,
+            append_message_updates_counters_by_sender,
+            notes_are_staff_only_and_not_counted,
+            parallel_appends_to_one_conversation_get_gap_free_sequences,
+            client_message_id_stores_one_message,
+            concurrent_posts_with_one_client_message_id_store_one_message,
+            update_conversation_is_compare_and_swap,
+            two_claims_from_one_version_exactly_one_wins,
+            update_conversation_appends_system_message_after_the_update_event,
+            edit_and_soft_delete_keep_sequence_and_emit_events,
+            message_windows_before_after_and_notes,
+            read_cursor_moves_forward_only_and_recomputes_unread,
+            events_since_replays_the_tenant_log_in_order,
+            list_filters_combine_and_counts_ignore_mode_filter,
+            list_pagination_visits_every_item_once,
+            agent_scope_sees_own_participating_and_department_queue,
+            contact_scope_sees_only_its_conversations,
+            text_search_follows_edits_deletes_and_hides_notes_from_customers,
+            queue_orders_by_priority_then_waiting_time,
+            delete_conversation_removes_messages_and_logs_event,
+            missing_and_foreign_tenant_rows_are_not_found,
+        );
+    };
+    (@expand $factory:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (store, _guard) = $factory().await;
+                $crate::testing::$name(store).await;
+            }
+        )*
+    };
+}
+
+type S = Arc<dyn Store>;
+
+const T0: OffsetDateTime = datetime!(2026-01-01 10:00 UTC);
+
+fn at(secs: i64) -> OffsetDateTime {
+    T0 + Duration::seconds(secs)
+}
+
+fn id() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
+}
+
+/// A fresh tenant.
+pub async fn tenant(store: &S) -> TenantId {
+    let t = Tenant { id: TenantId(id()), name: "Acme".into(), settings: TenantSettings::default(), created_at: T0 };
+    store.insert_tenant(&t).await.unwrap();
+    t.id
+}
+
+/// A fresh contact with the given e-mail.
+pub async fn contact(store: &S, tenant: TenantId, email: Option<&str>) -> Contact {
+    let c = Contact {
+        id: ContactId(id()),
+        tenant_id: tenant,
+        name: Some("Jo Customer".into()),
+        email: email.map(str::to_owned),
+        phone: Some("+62 812".into()),
+        address: None,
+        external_id: None,
+        metadata: BTreeMap::from([("page_url".into(), "https://shop.example/cart".into())]),
+        created_at: T0,
+        updated_at: T0,
+    };
+    store.insert_contact(&c).await.unwrap();
+    c
+}
+
+/// A fresh agent.
+pub async fn agent(store: &S, tenant: TenantId, name: &str, role: Role, departments: &[&str]) -> Agent {
+    let a = Agent {
+        id: AgentId(id()),
+        tenant_id: tenant,
+        name: name.into(),
+        email: format!("{}@desk.example", name.to_lowercase().replace(' ', ".")),
+        role,
+        availability: Availability::Online,
+        capacity: None,
+        departments: departments.iter().map(|d| d.to_string()).collect(),
+        active: true,
+        created_at: T0,
+        updated_at: T0,
+    };
+    store.insert_agent(&a).await.unwrap();
+    a
+}
+
+/// A conversation value (not stored) in `mode`, updated at `at(secs)`.
+pub fn conversation_value(tenant: TenantId, contact: ContactId, mode: Mode, secs: i64) -> Conversation {
+    Conversation {
+        id: ConversationId(id()),
+        tenant_id: tenant,
+        contact_id: contact,
+        channel: Channel::Web,
+        title: None,
+        mode,
+        priority: Priority::Medium,
+        department: None,
+        tags: Vec::new(),
+        pinned: false,
+        assigned_agent_id: None,
+        participants: Vec::new(),
+        rating: None,
+        message_count: 0,
+        unread_for_agent: 0,
+        unread_for_customer: 0,
+        last_message: None,
+        last_seq: 0,
+        agent_read_seq: 0,
+        customer_read_seq: 0,
+        metadata: BTreeMap::new(),
+        created_at: at(secs),
+        updated_at: at(secs),
+        queued_at: (mode == Mode::Queued).then(|| at(secs)),
+        assigned_at: None,
+        first_response_at: None,
+        last_message_at: None,
+        last_customer_message_at: None,
+        last_agent_message_at: None,
+        closed_at: None,
+        version: 1,
+    }
+}
+
+/// Stores a conversation built by `edit` from [`conversation_value`].
+pub async fn conversation(store: &S, tenant: TenantId, contact: ContactId, edit: impl FnOnce(&mut Conversation)) -> Conversation {
+    let mut c = conversation_value(tenant, contact, Mode::Bot, 0);
+    edit(&mut c);
+    store.create_conversation(&c, Vec::new()).await.unwrap().conversation
+}
+
+/// A new message value.
+pub fn message(c: &Conversation, sender: Sender, kind: MessageKind, body: &str, secs: i64) -> NewMessage {
+    NewMessage {
+        id: MessageId(id()),
+        tenant_id: c.tenant_id,
+        conversation_id: c.id,
+        sender,
+        kind,
+        body: body.into(),
+        attachments: Vec::new(),
+        reply_to: None,
+        client_message_id: None,
+        entities: Vec::new(),
+        metadata: BTreeMap::new(),
+        created_at: at(secs),
+    }
+}
+
+fn text(c: &Conversation, sender: Sender, body: &str, secs: i64) -> NewMessage {
+    message(c, sender, MessageKind::Text, body, secs)
+}
+
+async fn all_events(store: &S, tenant: TenantId) -> Vec<Event> {
+    store.events_since(tenant, 0, 100_000).await.unwrap()
+}
+
+fn assert_gap_free(events: &[Event]) {
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    let expected: Vec<u64> = (1..=events.len() as u64).collect();
+    assert_eq!(seqs, expected, "event sequences must be gap-free from 1");
+}
+
+pub async fn tenant_roundtrip(store: S) {
+    let t = tenant(&store).await;
+    let mut stored = store.tenant(t).await.unwrap().expect("tenant stored");
+    assert_eq!(stored.name, "Acme");
+    assert_eq!(stored.settings, TenantSettings::default());
+    assert!(matches!(store.insert_tenant(&stored).await, Err(Error::Conflict(_))));
+    stored.name = "Acme Support".into();
+    stored.settings.welcome_message = Some("Hi!".into());
+    store.update_tenant(&stored).await.unwrap();
+    assert_eq!(store.tenant(t).await.unwrap(), Some(stored.clone()));
+    assert_eq!(store.tenant(TenantId(id())).await.unwrap(), None);
+    stored.id = TenantId(id());
+    assert!(matches!(store.update_tenant(&stored).await, Err(Error::NotFound(_))));
+}
+
+pub async fn contact_email_is_unique_per_tenant_and_case_insensitive(store: S) {
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let c = contact(&store, t, Some("jo@shop.example")).await;
+    assert_eq!(store.contact(t, c.id).await.unwrap(), Some(c.clone()));
+    assert_eq!(store.contact_by_email(t, "JO@Shop.Example").await.unwrap().map(|k| k.id), Some(c.id));
+    let mut dup = c.clone();
+    dup.id = ContactId(id());
+    dup.email = Some("JO@SHOP.EXAMPLE".into());
+    assert!(matches!(store.insert_contact(&dup).await, Err(Error::Conflict(_))));
+    // Same e-mail in another tenant is a different person.
+    dup.tenant_id = other;
+    store.insert_contact(&dup).await.unwrap();
+    assert_eq!(store.contact(other, c.id).await.unwrap(), None);
+    let mut changed = c.clone();
+    changed.name = Some("Jo".into());
+    changed.metadata.insert("referrer".into(), "ads".into());
+    store.update_contact(&changed).await.unwrap();
+    assert_eq!(store.contact(t, c.id).await.unwrap(), Some(changed));
+    // Contacts without e-mail never clash.
+    contact(&store, t, None).await;
+    contact(&store, t, None).await;
+}
+
+pub async fn agent_roundtrip_appends_staff_only_events(store: S) {
+    let t = tenant(&store).await;
+    let zed = agent(&store, t, "Zed", Role::Agent, &["billing"]).await;
+    let amy = agent(&store, t, "Amy", Role::Admin, &[]).await;
+    assert_eq!(store.agent(t, zed.id).await.unwrap(), Some(zed.clone()));
+    assert_eq!(store.agent_by_email(t, "ZED@desk.example").await.unwrap().map(|a| a.id), Some(zed.id));
+    let names: Vec<String> = store.agents(t).await.unwrap().into_iter().map(|a| a.name).collect();
+    assert_eq!(names, ["Amy", "Zed"]);
+    let mut dup = zed.clone();
+    dup.id = AgentId(id());
+    dup.email = "Zed@Desk.Example".into();
+    assert!(matches!(store.insert_agent(&dup).await, Err(Error::Conflict(_))));
+    let mut away = zed.clone();
+    away.availability = Availability::Away;
+    away.capacity = Some(2);
+    let event = store.update_agent(&away).await.unwrap();
+    assert_eq!(store.agent(t, zed.id).await.unwrap(), Some(away.clone()));
+    assert!(event.staff_only);
+    assert_eq!(event.conversation_id, None);
+    assert_eq!(event.payload, EventPayload::AgentUpdated { agent: Box::new(away) });
+    let events = all_events(&store, t).await;
+    assert_eq!(events.len(), 3);
+    assert_gap_free(&events);
+    let other = tenant(&store).await;
+    assert_eq!(store.agent(other, amy.id).await.unwrap(), None);
+    assert!(store.agents(other).await.unwrap().is_empty());
+}
+
+pub async fn agent_loads_count_agent_and_paused_conversations(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let busy = agent(&store, t, "Busy", Role::Agent, &[]).await;
+    let idle = agent(&store, t, "Idle", Role::Agent, &[]).await;
+    let mut gone = agent(&store, t, "Gone", Role::Agent, &[]).await;
+    gone.active = false;
+    store.update_agent(&gone).await.unwrap();
+    for mode in [Mode::Agent, Mode::Paused, Mode::Closed, Mode::Agent] {
+        conversation(&store, t, k.id, |c| {
+            c.mode = mode;
+            c.assigned_agent_id = Some(busy.id);
+        })
+        .await;
+    }
+    let loads = store.agent_loads(t).await.unwrap();
+    let open = |a: AgentId| loads.iter().find(|l| l.agent.id == a).map(|l| l.open);
+    assert_eq!(open(busy.id), Some(3));
+    assert_eq!(open(idle.id), Some(0));
+    assert_eq!(open(gone.id), None, "disabled staff are not candidates");
+}
+
+pub async fn create_conversation_stores_first_messages_and_events_in_order(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, Some("a@b.example")).await;
+    let c = conversation_value(t, k.id, Mode::Bot, 0);
+    let welcome = text(&c, Sender::Bot, "Welcome!", 0);
+    let first = text(&c, Sender::Customer, "My order is late", 1);
+    let committed = store.create_conversation(&c, vec![welcome, first]).await.unwrap();
+    assert_eq!(committed.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
+    let kinds: Vec<&str> = committed.events.iter().map(|e| e.payload.kind()).collect();
+    assert_eq!(kinds, ["conversation_created", "message_created", "message_created"]);
+    assert_gap_free(&committed.events);
+    let stored = store.conversation(t, c.id).await.unwrap().unwrap();
+    assert_eq!(stored, committed.conversation);
+    assert_eq!(stored.last_seq, 2);
+    assert_eq!(stored.message_count, 2);
+    assert_eq!(stored.unread_for_agent, 1);
+    assert_eq!(stored.unread_for_customer, 1);
+    assert_eq!(stored.version, 3, "created at 1, plus one per message");
+    assert_eq!(stored.last_message.as_ref().map(|p| p.body.as_str()), Some("My order is late"));
+    assert!(matches!(store.create_conversation(&c, Vec::new()).await, Err(Error::Conflict(_))));
+    let mut orphan = conversation_value(t, ContactId(id()), Mode::Bot, 0);
+    orphan.id = ConversationId(id());
+    assert!(store.create_conversation(&orphan, Vec::new()).await.is_err(), "contact must exist");
+}
+
+pub async fn append_message_updates_counters_by_sender(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    let one = store.append_message(text(&c, Sender::Customer, "hello", 1)).await.unwrap();
+    assert!(one.created);
+    assert_eq!(one.message.seq, 1);
+    assert_eq!(one.conversation.unread_for_agent, 1);
+    assert_eq!(one.conversation.last_customer_message_at, Some(at(1)));
+    assert_eq!(one.conversation.version, c.version + 1);
+    let event = one.event.expect("created messages are logged");
+    assert!(!event.staff_only);
+    assert_eq!(event.payload, EventPayload::MessageCreated { message: Box::new(one.message.clone()) });
+    let two = store.append_message(text(&c, Sender::Agent(a.id), "hi, how can I help?", 2)).await.unwrap();
+    assert_eq!(two.message.seq, 2);
+    assert_eq!(two.conversation.first_response_at, Some(at(2)));
+    assert_eq!(two.conversation.unread_for_customer, 1);
+    store.append_message(text(&c, Sender::Agent(a.id), "still there?", 5)).await.unwrap();
+    let sys = store.append_message(message(&c, Sender::System, MessageKind::Event, "Assigned to Ann", 6)).await.unwrap();
+    let after = sys.conversation;
+    assert_eq!(after.first_response_at, Some(at(2)), "first response is the first one");
+    assert_eq!(after.last_agent_message_at, Some(at(5)));
+    assert_eq!(after.unread_for_customer, 2);
+    assert_eq!(after.message_count, 3, "system events are not counted as messages");
+    assert_eq!(after.last_seq, 4);
+    assert_eq!(after.updated_at, at(6));
+    assert_eq!(store.conversation(t, c.id).await.unwrap().unwrap(), after);
+    let mut missing = text(&c, Sender::Customer, "x", 1);
+    missing.conversation_id = ConversationId(id());
+    assert!(matches!(store.append_message(missing).await, Err(Error::NotFound(_))));
+}
+
+pub async fn notes_are_staff_only_and_not_counted(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    store.append_message(text(&c, Sender::Customer, "refund please", 1)).await.unwrap();
+    let note = store.append_message(message(&c, Sender::Agent(a.id), MessageKind::Note, "VIP, refund ok", 2)).await.unwrap();
+    assert_eq!(note.message.seq, 2, "notes take a sequence number too");
+    assert!(note.event.unwrap().staff_only);
+    let conv = note.conversation;
+    assert_eq!(conv.message_count, 1);
+    assert_eq!(conv.unread_for_customer, 0);
+    assert_eq!(conv.last_message.unwrap().body, "refund please", "notes never become the preview");
+}
+
+pub async fn parallel_appends_to_one_conversation_get_gap_free_sequences(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let store = store.clone();
+        let m = text(&c, Sender::Customer, &format!("message {i}"), i);
+        tasks.push(tokio::spawn(async move { store.append_message(m).await.unwrap().message.seq }));
+    }
+    let mut seqs = Vec::new();
+    for task in tasks {
+        seqs.push(task.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=50).collect::<Vec<u64>>());
+    let stored = store.messages(&MessageQuery::latest(t, c.id, 100)).await.unwrap();
+    assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=50).collect::<Vec<u64>>());
+    let conv = store.conversation(t, c.id).await.unwrap().unwrap();
+    assert_eq!((conv.last_seq, conv.message_count, conv.unread_for_agent), (50, 50, 50));
+    assert_eq!(conv.version, c.version + 50);
+    assert_gap_free(&all_events(&store, t).await);
+}
+
+pub async fn client_message_id_stores_one_message(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    let mut first = text(&c, Sender::Customer, "pay?", 1);
+    first.client_message_id = Some("k-1".into());
+    let mut again = text(&c, Sender::Customer, "pay? (retry)", 2);
+    again.client_message_id = Some("k-1".into());
+    let one = store.append_message(first).await.unwrap();
+    let two = store.append_message(again).await.unwrap();
+    assert!(one.created && !two.created);
+    assert_eq!(two.message, one.message);
+    assert!(two.event.is_none(), "a repeat writes nothing");
+    assert_eq!(two.conversation.version, one.conversation.version);
+    // The key is scoped to the sender: an agent may use the same key.
+    let mut agents = text(&c, Sender::Agent(a.id), "yes", 3);
+    agents.client_message_id = Some("k-1".into());
+    assert!(store.append_message(agents).await.unwrap().created);
+    // And to the conversation.
+    let other = conversation(&store, t, k.id, |_| {}).await;
+    let mut elsewhere = text(&other, Sender::Customer, "pay?", 4);
+    elsewhere.client_message_id = Some("k-1".into());
+    assert!(store.append_message(elsewhere).await.unwrap().created);
+    assert_eq!(store.messages(&MessageQuery::latest(t, c.id, 10)).await.unwrap().len(), 2);
+}
+
+pub async fn concurrent_posts_with_one_client_message_id_store_one_message(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let store = store.clone();
+        let mut m = text(&c, Sender::Customer, "double click", i);
+        m.client_message_id = Some("same".into());
+        tasks.push(tokio::spawn(async move { store.append_message(m).await.unwrap() }));
+    }
+    let mut created = 0;
+    let mut ids = std::collections::HashSet::new();
+    for task in tasks {
+        let appended = task.await.unwrap();
+        created += usize::from(appended.created);
+        ids.insert(appended.message.id);
+    }
+    assert_eq!(created, 1);
+    assert_eq!(ids.len(), 1, "every caller gets the one stored message");
+    assert_eq!(store.messages(&MessageQuery::latest(t, c.id, 10)).await.unwrap().len(), 1);
+}
+
+pub async fn update_conversation_is_compare_and_swap(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    let mut next = c.clone();
+    next.priority = Priority::Urgent;
+    next.tags = vec!["refund".into(), "vip".into()];
+    next.pinned = true;
+    next.title = Some("Late order".into());
+    next.department = Some("billing".into());
+    next.updated_at = at(10);
+    let committed = store
+        .update_conversation(ConversationUpdate { conversation: next.clone(), change: ConversationChange::Details, message: None })
+        .await
+        .unwrap();
+    assert_eq!(committed.conversation.version, c.version + 1);
+    assert_eq!(committed.conversation.tags, ["refund", "vip"]);
+    assert_eq!(store.conversation(t, c.id).await.unwrap().unwrap(), committed.conversation);
+    let [event] = committed.events.as_slice() else { panic!("one event") };
+    assert_eq!(
+        event.payload,
+        EventPayload::ConversationUpdated { conversation: Box::new(committed.conversation.clone()), change: ConversationChange::Details }
+    );
+    // Writing from the old version again loses.
+    let stale = ConversationUpdate { conversation: next, change: ConversationChange::Details, message: None };
+    assert!(matches!(store.update_conversation(stale).await, Err(Error::Conflict(_))));
+    // A message bumps the version too, so an update read before it loses.
+    let before = store.conversation(t, c.id).await.unwrap().unwrap();
+    store.append_message(text(&c, Sender::Customer, "hello?", 11)).await.unwrap();
+    let mut late = before;
+    late.pinned = false;
+    let late = ConversationUpdate { conversation: late, change: ConversationChange::Details, message: None };
+    assert!(matches!(store.update_conversation(late).await, Err(Error::Conflict(_))));
+    let mut missing = c.clone();
+    missing.id = ConversationId(id());
+    let missing = ConversationUpdate { conversation: missing, change: ConversationChange::Details, message: None };
+    assert!(matches!(store.update_conversation(missing).await, Err(Error::NotFound(_))));
+}
+
+pub async fn two_claims_from_one_version_exactly_one_wins(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let b = agent(&store, t, "Bob", Role::Agent, &[]).await;
+    for round in 0..10 {
+        let c = conversation(&store, t, k.id, |c| {
+            c.mode = Mode::Queued;
+            c.queued_at = Some(at(round));
+        })
+        .await;
+        let claim = |who: AgentId| {
+            let store = store.clone();
+            let mut next = c.clone();
+            next.mode = Mode::Agent;
+            next.assigned_agent_id = Some(who);
+            tokio::spawn(async move {
+                store
+                    .update_conversation(ConversationUpdate {
+                        conversation: next,
+                        change: ConversationChange::Assigned { from: None, to: Some(who) },
+                        message: None,
+                    })
+                    .await
+            })
+        };
+        let (x, y) = (claim(a.id), claim(b.id));
+        let results = [x.await.unwrap(), y.await.unwrap()];
+        let wins = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(wins, 1, "exactly one claim wins");
+        assert!(results.iter().any(|r| matches!(r, Err(Error::Conflict(_)))));
+        let stored = store.conversation(t, c.id).await.unwrap().unwrap();
+        let winner = results.iter().find_map(|r| r.as_ref().ok()).unwrap();
+        assert_eq!(stored.assigned_agent_id, winner.conversation.assigned_agent_id);
+    }
+    assert_gap_free(&all_events(&store, t).await);
+}
+
+pub async fn update_conversation_appends_system_message_after_the_update_event(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let c = conversation(&store, t, k.id, |c| c.mode = Mode::Queued).await;
+    let mut next = c.clone();
+    next.mode = Mode::Agent;
+    next.assigned_agent_id = Some(a.id);
+    next.updated_at = at(3);
+    let note = message(&c, Sender::System, MessageKind::Event, "Assigned to Ann", 3);
+    let committed = store
+        .update_conversation(ConversationUpdate {
+            conversation: next,
+            change: ConversationChange::Assigned { from: None, to: Some(a.id) },
+            message: Some(note),
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = committed.events.iter().map(|e| e.payload.kind()).collect();
+    assert_eq!(kinds, ["conversation_updated", "message_created"]);
+    assert_eq!(committed.messages.len(), 1);
+    assert_eq!(committed.messages[0].seq, 1);
+    assert_eq!(committed.conversation.last_seq, 1);
+    assert_eq!(committed.conversation.version, c.version + 2, "one for the update, one for the message");
+    assert_eq!(store.conversation(t, c.id).await.unwrap().unwrap(), committed.conversation);
+}
+
+pub async fn edit_and_soft_delete_keep_sequence_and_emit_events(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    let mut m = store.append_message(text(&c, Sender::Customer, "teh order", 1)).await.unwrap().message;
+    m.revisions.push(Revision { body: m.body.clone(), replaced_at: at(2) });
+    m.body = "the order".into();
+    m.edited_at = Some(at(2));
+    let event = store.update_message(&m).await.unwrap();
+    assert_eq!(event.payload, EventPayload::MessageUpdated { message: Box::new(m.clone()) });
+    assert_eq!(store.message(t, m.id).await.unwrap(), Some(m.clone()));
+    m.body.clear();
+    m.revisions.clear();
+    m.deleted_at = Some(at(3));
+    store.update_message(&m).await.unwrap();
+    let stored = store.message(t, m.id).await.unwrap().unwrap();
+    assert_eq!(stored.deleted_at, Some(at(3)));
+    assert_eq!(stored.seq, 1);
+    assert_eq!(store.messages(&MessageQuery::latest(t, c.id, 10)).await.unwrap(), vec![stored]);
+    let mut ghost = m.clone();
+    ghost.id = MessageId(id());
+    assert!(matches!(store.update_message(&ghost).await, Err(Error::NotFound(_))));
+}
+
+pub async fn message_windows_before_after_and_notes(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    for i in 1..=10 {
+        let m = if i % 5 == 0 {
+            message(&c, Sender::Agent(a.id), MessageKind::Note, "note", i)
+        } else {
+            text(&c, Sender::Customer, &format!("m{i}"), i)
+        };
+        store.append_message(m).await.unwrap();
+    }
+    let seqs = |ms: Vec<Message>| ms.into_iter().map(|m| m.seq).collect::<Vec<_>>();
+    let q = MessageQuery::latest(t, c.id, 3);
+    assert_eq!(seqs(store.messages(&q).await.unwrap()), [8, 9, 10]);
+    let before = MessageQuery { before: Some(8), ..q.clone() };
+    assert_eq!(seqs(store.messages(&before).await.unwrap()), [5, 6, 7]);
+    let after = MessageQuery { after: Some(2), ..q.clone() };
+    assert_eq!(seqs(store.messages(&after).await.unwrap()), [3, 4, 5]);
+    let both = MessageQuery { after: Some(2), before: Some(5), limit: 10, ..q.clone() };
+    assert_eq!(seqs(store.messages(&both).await.unwrap()), [3, 4]);
+    let customer = MessageQuery { include_notes: false, limit: 4, ..q.clone() };
+    assert_eq!(seqs(store.messages(&customer).await.unwrap()), [6, 7, 8, 9]);
+    let past_end = MessageQuery { after: Some(10), ..q.clone() };
+    assert!(store.messages(&past_end).await.unwrap().is_empty());
+    let missing = MessageQuery { conversation: ConversationId(id()), ..q };
+    assert!(matches!(store.messages(&missing).await, Err(Error::NotFound(_))));
+}
+
+pub async fn read_cursor_moves_forward_only_and_recomputes_unread(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    for i in 1..=3 {
+        store.append_message(text(&c, Sender::Customer, "?", i)).await.unwrap();
+    }
+    store.append_message(text(&c, Sender::Agent(a.id), "!", 4)).await.unwrap();
+    store.append_message(text(&c, Sender::Customer, "?", 5)).await.unwrap();
+    let cursor = |reader, seq, secs| ReadCursor { tenant_id: t, conversation_id: c.id, reader, seq, updated_at: at(secs) };
+    let (conv, event) = store.set_read_cursor(&cursor(Reader::Agent(a.id), 2, 6)).await.unwrap();
+    assert_eq!(conv.agent_read_seq, 2);
+    assert_eq!(conv.unread_for_agent, 2, "messages 3 and 5 are unread");
+    let event = event.expect("a moved cursor is logged");
+    assert_eq!(event.payload, EventPayload::ReadUpdated { cursor: cursor(Reader::Agent(a.id), 2, 6) });
+    let (same, none) = store.set_read_cursor(&cursor(Reader::Agent(a.id), 1, 7)).await.unwrap();
+    assert!(none.is_none(), "a cursor never moves back");
+    assert_eq!(same.agent_read_seq, 2);
+    // Past the end is clamped to the last message.
+    let (conv, _) = store.set_read_cursor(&cursor(Reader::Customer, 99, 8)).await.unwrap();
+    assert_eq!(conv.customer_read_seq, 5);
+    assert_eq!(conv.unread_for_customer, 0);
+    assert_eq!(conv.unread_for_agent, 2);
+    assert_eq!(store.conversation(t, c.id).await.unwrap().unwrap(), conv);
+    let cursors = store.read_cursors(t, c.id).await.unwrap();
+    assert_eq!(cursors.len(), 2);
+    assert!(cursors.contains(&cursor(Reader::Customer, 5, 8)));
+}
+
+pub async fn events_since_replays_the_tenant_log_in_order(store: S) {
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let k2 = contact(&store, other, None).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    let c2 = conversation(&store, other, k2.id, |_| {}).await;
+    for i in 1..=5 {
+        store.append_message(text(&c, Sender::Customer, "x", i)).await.unwrap();
+        store.append_message(text(&c2, Sender::Customer, "y", i)).await.unwrap();
+    }
+    let events = all_events(&store, t).await;
+    assert_eq!(events.len(), 6);
+    assert_gap_free(&events);
+    assert!(events.iter().all(|e| e.tenant_id == t && e.conversation_id == Some(c.id)));
+    let tail = store.events_since(t, 3, 2).await.unwrap();
+    assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(tail, events[3..5]);
+    assert!(store.events_since(t, 6, 10).await.unwrap().is_empty());
+    assert_gap_free(&all_events(&store, other).await);
+}
+
+pub async fn list_filters_combine_and_counts_ignore_mode_filter(store: S) {
+    let t = tenant(&store).await;
+    let jo = contact(&store, t, Some("jo@shop.example")).await;
+    let max = contact(&store, t, Some("max@shop.example")).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let bot = conversation(&store, t, jo.id, |c| c.channel = Channel::Whatsapp).await;
+    let urgent = conversation(&store, t, jo.id, |c| {
+        c.mode = Mode::Queued;
+        c.priority = Priority::Urgent;
+        c.department = Some("billing".into());
+        c.tags = vec!["refund".into()];
+        c.updated_at = at(1);
+    })
+    .await;
+    let mine = conversation(&store, t, max.id, |c| {
+        c.mode = Mode::Agent;
+        c.assigned_agent_id = Some(a.id);
+        c.pinned = true;
+        c.title = Some("Broken zipper".into());
+        c.updated_at = at(2);
+    })
+    .await;
+    let ids = |p: ConversationPage| p.items.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    let q = ConversationQuery::new(t, Scope::Tenant);
+    let page = store.list_conversations(&q).await.unwrap();
+    assert_eq!(ids(page.clone()), [mine.id, urgent.id, bot.id], "newest activity first");
+    assert_eq!(page.counts, BTreeMap::from([(Mode::Bot, 1), (Mode::Queued, 1), (Mode::Agent, 1)]));
+    let queued = ConversationQuery { modes: vec![Mode::Queued], ..q.clone() };
+    let page = store.list_conversations(&queued).await.unwrap();
+    assert_eq!(ids(page.clone()), [urgent.id]);
+    assert_eq!(page.counts.values().sum::<u64>(), 3, "counts ignore the mode filter");
+    let check = |query: ConversationQuery, expected: Vec<ConversationId>| {
+        let store = store.clone();
+        async move { assert_eq!(ids(store.list_conversations(&query).await.unwrap()), expected, "{query:?}") }
+    };
+    check(ConversationQuery { priority: Some(Priority::Urgent), ..q.clone() }, vec![urgent.id]).await;
+    check(ConversationQuery { department: Some("billing".into()), ..q.clone() }, vec![urgent.id]).await;
+    check(ConversationQuery { assigned: Some(AssignedFilter::Agent(a.id)), ..q.clone() }, vec![mine.id]).await;
+    check(ConversationQuery { assigned: Some(AssignedFilter::Unassigned), ..q.clone() }, vec![urgent.id, bot.id]).await;
+    check(ConversationQuery { tag: Some("refund".into()), ..q.clone() }, vec![urgent.id]).await;
+    check(ConversationQuery { channel: Some(Channel::Whatsapp), ..q.clone() }, vec![bot.id]).await;
+    check(ConversationQuery { contact_email: Some("JO@shop.example".into()), ..q.clone() }, vec![urgent.id, bot.id]).await;
+    check(ConversationQuery { pinned: Some(true), ..q.clone() }, vec![mine.id]).await;
+    check(ConversationQuery { text: Some("zipper".into()), ..q.clone() }, vec![mine.id]).await;
+    check(ConversationQuery { text: Some("MAX@shop".into()), ..q.clone() }, vec![mine.id]).await;
+    check(ConversationQuery { text: Some("nothing like this".into()), ..q.clone() }, vec![]).await;
+    let combined = ConversationQuery { contact_email: Some("jo@shop.example".into()), modes: vec![Mode::Bot], ..q.clone() };
+    let page = store.list_conversations(&combined).await.unwrap();
+    assert_eq!(ids(page.clone()), [bot.id]);
+    assert_eq!(page.counts, BTreeMap::from([(Mode::Bot, 1), (Mode::Queued, 1)]));
+}
+
+pub async fn list_pagination_visits_every_item_once(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let mut expected = Vec::new();
+    for i in 0..7 {
+        // Two conversations share each timestamp so the id breaks the tie.
+        expected.push(conversation(&store, t, k.id, |c| c.updated_at = at(i / 2)).await.id);
+    }
+    let mut seen = Vec::new();
+    let mut q = ConversationQuery::new(t, Scope::Tenant);
+    q.limit = 3;
+    let mut pages = 0;
+    loop {
+        let page = store.list_conversations(&q).await.unwrap();
+        pages += 1;
+        assert!(page.items.len() <= 3);
+        seen.extend(page.items.iter().map(|c| c.id));
+        match page.next_cursor {
+            Some(cursor) => q.cursor = Some(ConversationCursor::decode(&cursor.encode()).unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 7, "no item twice, none missing");
+    let all = store.conversation(t, seen[0]).await.unwrap().unwrap();
+    assert_eq!(all.updated_at, at(3), "newest first");
+}
+
+pub async fn agent_scope_sees_own_participating_and_department_queue(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let ann = agent(&store, t, "Ann", Role::Agent, &["billing"]).await;
+    let bob = agent(&store, t, "Bob", Role::Agent, &["sales"]).await;
+    let assigned = conversation(&store, t, k.id, |c| {
+        c.mode = Mode::Agent;
+        c.assigned_agent_id = Some(ann.id);
+    })
+    .await;
+    let invited = conversation(&store, t, k.id, |c| {
+        c.mode = Mode::Agent;
+        c.assigned_agent_id = Some(bob.id);
+        c.participants = vec![ann.id];
+        c.updated_at = at(1);
+    })
+    .await;
+    let billing_queue = conversation(&store, t, k.id, |c| {
+        c.mode = Mode::Queued;
+        c.department = Some("billing".into());
+        c.updated_at = at(2);
+    })
+    .await;
+    let general_queue = conversation(&store, t, k.id, |c| {
+        c.mode = Mode::Queued;
+        c.updated_at = at(3);
+    })
+    .await;
+    let sales_queue = conversation(&store, t, k.id, |c| {
+        c.mode = Mode::Queued;
+        c.department = Some("sales".into());
+    })
+    .await;
+    let bots = conversation(&store, t, k.id, |_| {}).await;
+    let bobs = conversation(&store, t, k.id, |c| {
+        c.mode = Mode::Paused;
+        c.assigned_agent_id = Some(bob.id);
+    })
+    .await;
+    let scope = Scope::Agent { agent: ann.id, departments: ann.departments.clone() };
+    let page = store.list_conversations(&ConversationQuery::new(t, scope.clone())).await.unwrap();
+    let mut seen: Vec<ConversationId> = page.items.iter().map(|c| c.id).collect();
+    seen.sort();
+    let mut expected = vec![assigned.id, invited.id, billing_queue.id, general_queue.id];
+    expected.sort();
+    assert_eq!(seen, expected);
+    assert_eq!(page.counts.values().sum::<u64>(), 4);
+    for c in [&sales_queue, &bots, &bobs] {
+        assert!(!scope.contains(c));
+    }
+}
+
+pub async fn contact_scope_sees_only_its_conversations(store: S) {
+    let t = tenant(&store).await;
+    let jo = contact(&store, t, Some("jo@x.example")).await;
+    let max = contact(&store, t, Some("max@x.example")).await;
+    let first = conversation(&store, t, jo.id, |_| {}).await;
+    let second = conversation(&store, t, jo.id, |c| c.updated_at = at(1)).await;
+    conversation(&store, t, max.id, |_| {}).await;
+    let all_of_jo = Scope::Contact { contact: jo.id, conversation: None };
+    let page = store.list_conversations(&ConversationQuery::new(t, all_of_jo)).await.unwrap();
+    assert_eq!(page.items.iter().map(|c| c.id).collect::<Vec<_>>(), [second.id, first.id]);
+    let one = Scope::Contact { contact: jo.id, conversation: Some(first.id) };
+    let page = store.list_conversations(&ConversationQuery::new(t, one)).await.unwrap();
+    assert_eq!(page.items.iter().map(|c| c.id).collect::<Vec<_>>(), [first.id]);
+    // Another contact's conversation id in the scope grants nothing.
+    let forged = Scope::Contact { contact: max.id, conversation: Some(first.id) };
+    assert!(store.list_conversations(&ConversationQuery::new(t, forged)).await.unwrap().items.is_empty());
+}
+
+pub async fn text_search_follows_edits_deletes_and_hides_notes_from_customers(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    let mut m = store.append_message(text(&c, Sender::Customer, "my parcel never arrived", 1)).await.unwrap().message;
+    store.append_message(message(&c, Sender::Agent(a.id), MessageKind::Note, "suspect courier fraud", 2)).await.unwrap();
+    let search = |scope: Scope, words: &str| {
+        let store = store.clone();
+        let q = ConversationQuery { text: Some(words.into()), ..ConversationQuery::new(t, scope) };
+        async move { store.list_conversations(&q).await.unwrap().items.len() }
+    };
+    let customer = Scope::Contact { contact: k.id, conversation: None };
+    assert_eq!(search(Scope::Tenant, "parcel").await, 1);
+    assert_eq!(search(Scope::Tenant, "PARCEL").await, 1, "case-insensitive");
+    assert_eq!(search(Scope::Tenant, "fraud").await, 1, "staff search notes");
+    assert_eq!(search(customer.clone(), "fraud").await, 0, "customers never match notes");
+    assert_eq!(search(customer, "parcel").await, 1);
+    m.revisions.push(Revision { body: m.body.clone(), replaced_at: at(3) });
+    m.body = "my package never arrived".into();
+    m.edited_at = Some(at(3));
+    store.update_message(&m).await.unwrap();
+    assert_eq!(search(Scope::Tenant, "parcel").await, 0, "search follows edits");
+    assert_eq!(search(Scope::Tenant, "package").await, 1);
+    m.body.clear();
+    m.revisions.clear();
+    m.deleted_at = Some(at(4));
+    store.update_message(&m).await.unwrap();
+    assert_eq!(search(Scope::Tenant, "package").await, 0, "deleted messages do not match");
+}
+
+pub async fn queue_orders_by_priority_then_waiting_time(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let queued = |priority: Priority, waited: i64| {
+        let store = store.clone();
+        async move {
+            conversation(&store, t, k.id, |c| {
+                c.mode = Mode::Queued;
+                c.priority = priority;
+                c.queued_at = Some(at(waited));
+            })
+            .await
+            .id
+        }
+    };
+    let low_old = queued(Priority::Low, 0).await;
+    let high_new = queued(Priority::High, 50).await;
+    let high_old = queued(Priority::High, 10).await;
+    let urgent = queued(Priority::Urgent, 99).await;
+    let medium = queued(Priority::Medium, 5).await;
+    conversation(&store, t, k.id, |c| c.mode = Mode::Agent).await;
+    let order: Vec<ConversationId> = store.queue(t, 10).await.unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(order, [urgent, high_old, high_new, medium, low_old]);
+    assert_eq!(store.queue(t, 2).await.unwrap().len(), 2);
+}
+
+pub async fn delete_conversation_removes_messages_and_logs_event(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    let m = store.append_message(text(&c, Sender::Customer, "forget me", 1)).await.unwrap().message;
+    let cursor = ReadCursor { tenant_id: t, conversation_id: c.id, reader: Reader::Customer, seq: 1, updated_at: at(1) };
+    store.set_read_cursor(&cursor).await.unwrap();
+    let event = store.delete_conversation(t, c.id, at(5)).await.unwrap();
+    assert_eq!(event.payload, EventPayload::ConversationDeleted { conversation_id: c.id });
+    assert_eq!(event.conversation_id, Some(c.id));
+    assert_eq!(store.conversation(t, c.id).await.unwrap(), None);
+    assert_eq!(store.message(t, m.id).await.unwrap(), None);
+    assert!(store.list_conversations(&ConversationQuery::new(t, Scope::Tenant)).await.unwrap().items.is_empty());
+    assert!(matches!(store.delete_conversation(t, c.id, at(6)).await, Err(Error::NotFound(_))));
+    assert_gap_free(&all_events(&store, t).await);
+}
+
+pub async fn missing_and_foreign_tenant_rows_are_not_found(store: S) {
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let k = contact(&store, t, Some("k@x.example")).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    let m = store.append_message(text(&c, Sender::Customer, "hi", 1)).await.unwrap().message;
+    assert_eq!(store.conversation(other, c.id).await.unwrap(), None);
+    assert_eq!(store.message(other, m.id).await.unwrap(), None);
+    assert_eq!(store.contact(other, k.id).await.unwrap(), None);
+    assert_eq!(store.contact_by_email(other, "k@x.example").await.unwrap(), None);
+    assert!(matches!(store.messages(&MessageQuery::latest(other, c.id, 5)).await, Err(Error::NotFound(_))));
+    assert!(matches!(store.read_cursors(other, c.id).await, Err(Error::NotFound(_))));
+    assert!(matches!(store.delete_conversation(other, c.id, at(2)).await, Err(Error::NotFound(_))));
+    let mut foreign = text(&c, Sender::Customer, "sneaky", 2);
+    foreign.tenant_id = other;
+    assert!(matches!(store.append_message(foreign).await, Err(Error::NotFound(_))));
+    let list = store.list_conversations(&ConversationQuery::new(other, Scope::Tenant)).await.unwrap();
+    assert!(list.items.is_empty() && list.counts.is_empty());
+    assert!(store.queue(other, 10).await.unwrap().is_empty());
+}

@@ -1,1 +1,399 @@
-//! Engine.
+//! The [`Engine`]: the only way to change state. Every call takes an [`Actor`], checks
+//! the [policy](crate::policy) and the [mode state machine](crate::mode), commits through
+//! the [`Store`] and publishes the resulting events on the [`EventBus`].
+
+mod agents;
+mod conversations;
+mod messages;
+mod routing;
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+pub use agents::AgentPatch;
+pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
+pub use messages::{MessagePage, PostMessage, Posted};
+
+use crate::blob::{BlobStore, MemoryBlobStore};
+use crate::bot::{Bot, RuleBot};
+use crate::bus::{EventBus, InProcessBus};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::ids::{ConversationId, IdGenerator, MessageId, TenantId, V7Ids};
+use crate::model::{Conversation, Event, MessageKind, NewMessage, Sender, Tenant, TenantSettings};
+use crate::policy::{Action, Actor, Resolved};
+use crate::router::{LeastLoaded, Router};
+use crate::store::{Committed, ConversationUpdate, Store};
+
+/// Limits on input, enforced by the engine so every embedder gets them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    /// Longest message body, in characters.
+    pub max_message_chars: usize,
+    /// Most attachments on one message.
+    pub max_attachments: usize,
+    /// Most tags on a conversation.
+    pub max_tags: usize,
+    /// Longest short text (title, tag, department, name, feedback), in characters.
+    pub max_short_chars: usize,
+    /// Messages of history given to the bot.
+    pub bot_history: usize,
+    /// Largest page of a list.
+    pub max_page: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_chars: 10_000,
+            max_attachments: 10,
+            max_tags: 32,
+            max_short_chars: 2_000,
+            bot_history: 20,
+            max_page: 200,
+        }
+    }
+}
+
+/// What happens when the bot fails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BotFailure {
+    /// Queue the conversation for a human (the customer's message is already stored).
+    #[default]
+    Handoff,
+    /// Stay in bot mode and say nothing.
+    Ignore,
+}
+
+/// Builds an [`Engine`]; every seam has a working default.
+///
+/// ```
+/// use std::sync::Arc;
+/// use chat_core::{Engine, memory::MemoryStore};
+///
+/// let engine = Engine::builder(Arc::new(MemoryStore::new())).build();
+/// # let _ = engine;
+/// ```
+pub struct EngineBuilder {
+    store: Arc<dyn Store>,
+    bot: Arc<dyn Bot>,
+    router: Arc<dyn Router>,
+    bus: Arc<dyn EventBus>,
+    blobs: Arc<dyn BlobStore>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    limits: Limits,
+    bot_failure: BotFailure,
+}
+
+impl EngineBuilder {
+    /// The bot (default: [`RuleBot`] with its default rules).
+    pub fn bot(mut self, bot: Arc<dyn Bot>) -> Self {
+        self.bot = bot;
+        self
+    }
+    /// The router (default: [`LeastLoaded`]).
+    pub fn router(mut self, router: Arc<dyn Router>) -> Self {
+        self.router = router;
+        self
+    }
+    /// The event bus (default: [`InProcessBus`]).
+    pub fn bus(mut self, bus: Arc<dyn EventBus>) -> Self {
+        self.bus = bus;
+        self
+    }
+    /// Attachment storage (default: [`MemoryBlobStore`]).
+    pub fn blobs(mut self, blobs: Arc<dyn BlobStore>) -> Self {
+        self.blobs = blobs;
+        self
+    }
+    /// The clock (default: [`SystemClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+    /// Id generation (default: [`V7Ids`]).
+    pub fn ids(mut self, ids: Arc<dyn IdGenerator>) -> Self {
+        self.ids = ids;
+        self
+    }
+    /// Input limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+    /// What to do when the bot fails.
+    pub fn on_bot_failure(mut self, what: BotFailure) -> Self {
+        self.bot_failure = what;
+        self
+    }
+    /// The engine.
+    pub fn build(self) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                store: self.store,
+                bot: self.bot,
+                router: self.router,
+                bus: self.bus,
+                blobs: self.blobs,
+                clock: self.clock,
+                ids: self.ids,
+                limits: self.limits,
+                bot_failure: self.bot_failure,
+                routing: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+}
+
+/// The support-desk engine. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    bot: Arc<dyn Bot>,
+    router: Arc<dyn Router>,
+    bus: Arc<dyn EventBus>,
+    blobs: Arc<dyn BlobStore>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    limits: Limits,
+    bot_failure: BotFailure,
+    /// Serializes routing passes in this process so two passes cannot both give the
+    /// last free slot of one agent away. The assignments themselves are compare-and-swap
+    /// writes, so they stay correct across processes.
+    routing: tokio::sync::Mutex<()>,
+}
+
+/// How often a compare-and-swap write is retried after another writer got there first.
+const CAS_ATTEMPTS: usize = 8;
+
+impl Engine {
+    /// Starts building an engine on `store`.
+    pub fn builder(store: Arc<dyn Store>) -> EngineBuilder {
+        EngineBuilder {
+            store,
+            bot: Arc::new(RuleBot::default()),
+            router: Arc::new(LeastLoaded),
+            bus: Arc::new(InProcessBus::default()),
+            blobs: Arc::new(MemoryBlobStore::default()),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(V7Ids),
+            limits: Limits::default(),
+            bot_failure: BotFailure::default(),
+        }
+    }
+
+    /// The store, for read paths the engine does not wrap.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The event bus: subscribe here for live events.
+    pub fn bus(&self) -> &Arc<dyn EventBus> {
+        &self.inner.bus
+    }
+
+    /// The attachment store.
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.inner.blobs
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The input limits.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Creates a tenant. This is a platform operation: no actor of the new tenant exists
+    /// yet, so it is the one call without one.
+    pub async fn create_tenant(&self, name: &str, settings: TenantSettings) -> Result<Tenant> {
+        let name = self.short_text("name", name)?;
+        let tenant = Tenant { id: TenantId(self.new_id()), name, settings, created_at: self.now() };
+        self.inner.store.insert_tenant(&tenant).await?;
+        Ok(tenant)
+    }
+
+    /// The actor's tenant.
+    pub async fn tenant(&self, actor: &Actor) -> Result<Tenant> {
+        self.resolve(actor).await?;
+        self.load_tenant(actor.tenant()).await
+    }
+
+    /// Replaces the tenant's settings. Admins and the system only.
+    pub async fn update_tenant_settings(&self, actor: &Actor, settings: TenantSettings) -> Result<Tenant> {
+        let who = self.resolve(actor).await?;
+        if !matches!(&who, Resolved::System) && !who.staff().is_some_and(|a| a.role == crate::model::Role::Admin) {
+            return Err(Error::Forbidden("change tenant settings"));
+        }
+        let mut tenant = self.load_tenant(actor.tenant()).await?;
+        tenant.settings = settings;
+        self.inner.store.update_tenant(&tenant).await?;
+        Ok(tenant)
+    }
+
+    /// Events after `after` that `actor` may see, oldest first. A client that reconnects
+    /// with the last sequence it saw gets exactly what it missed.
+    pub async fn events_since(&self, actor: &Actor, after: u64, limit: usize) -> Result<Vec<Event>> {
+        let who = self.resolve(actor).await?;
+        let limit = limit.clamp(1, 1000);
+        let events = self.inner.store.events_since(actor.tenant(), after, limit).await?;
+        let mut visible = Vec::with_capacity(events.len());
+        let mut cache: std::collections::HashMap<ConversationId, Option<Conversation>> = Default::default();
+        for event in events {
+            let conversation = match event.conversation_id {
+                Some(id) => match cache.get(&id) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = self.inner.store.conversation(actor.tenant(), id).await?;
+                        cache.insert(id, c.clone());
+                        c
+                    }
+                },
+                None => None,
+            };
+            if Self::may_see_event(&who, &event, conversation.as_ref()) {
+                visible.push(event);
+            }
+        }
+        Ok(visible)
+    }
+
+    /// Whether a resolved actor may see `event`, given the current state of its
+    /// conversation (`None` if it has none or it was deleted). The realtime layer uses the
+    /// same rule for live events.
+    pub fn may_see_event(who: &Resolved, event: &Event, conversation: Option<&Conversation>) -> bool {
+        if event.staff_only && !who.sees_notes() {
+            return false;
+        }
+        match (event.conversation_id, conversation) {
+            (None, _) => who.staff().is_some() || matches!(who, Resolved::System),
+            (Some(_), Some(c)) => who.scope().contains(c),
+            // Deleted conversation: only those who see the whole tenant learn of it.
+            (Some(_), None) => who.scope() == crate::store::Scope::Tenant,
+        }
+    }
+
+    /// Loads what the policy needs about an actor. Staff must exist and be active.
+    pub async fn resolve(&self, actor: &Actor) -> Result<Resolved> {
+        Ok(match actor {
+            Actor::Staff { tenant, agent } => {
+                let agent = self.inner.store.agent(*tenant, *agent).await?.ok_or(Error::Forbidden("unknown staff member"))?;
+                if !agent.active {
+                    return Err(Error::Forbidden("staff account disabled"));
+                }
+                Resolved::Staff(agent)
+            }
+            Actor::Customer { contact, conversation, .. } => {
+                Resolved::Customer { contact: *contact, conversation: *conversation }
+            }
+            Actor::Bot { .. } => Resolved::Bot,
+            Actor::System { .. } => Resolved::System,
+        })
+    }
+
+    // ---- helpers shared by the operation modules ----
+
+    fn now(&self) -> OffsetDateTime {
+        self.inner.clock.now()
+    }
+
+    fn new_id(&self) -> uuid::Uuid {
+        self.inner.ids.new_id()
+    }
+
+    async fn load_tenant(&self, id: TenantId) -> Result<Tenant> {
+        self.inner.store.tenant(id).await?.ok_or(Error::NotFound("tenant"))
+    }
+
+    async fn load_conversation(&self, tenant: TenantId, id: ConversationId) -> Result<Conversation> {
+        self.inner.store.conversation(tenant, id).await?.ok_or(Error::NotFound("conversation"))
+    }
+
+    /// Loads a conversation and checks `action` against it.
+    async fn authorized(&self, actor: &Actor, id: ConversationId, action: Action) -> Result<(Resolved, Conversation)> {
+        let who = self.resolve(actor).await?;
+        let conversation = self.load_conversation(actor.tenant(), id).await?;
+        who.authorize(action, &conversation)?;
+        Ok((who, conversation))
+    }
+
+    fn short_text(&self, field: &'static str, text: &str) -> Result<String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(Error::validation(field, "must not be empty"));
+        }
+        if text.chars().count() > self.inner.limits.max_short_chars {
+            return Err(Error::validation(field, format!("longer than {} characters", self.inner.limits.max_short_chars)));
+        }
+        Ok(text.to_owned())
+    }
+
+    fn optional_short_text(&self, field: &'static str, text: Option<&str>) -> Result<Option<String>> {
+        match text.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(t) => self.short_text(field, t).map(Some),
+        }
+    }
+
+    /// A timeline message from the desk itself.
+    fn system_message(&self, conversation: &Conversation, body: String) -> NewMessage {
+        NewMessage {
+            id: MessageId(self.new_id()),
+            tenant_id: conversation.tenant_id,
+            conversation_id: conversation.id,
+            sender: Sender::System,
+            kind: MessageKind::Event,
+            body,
+            attachments: Vec::new(),
+            reply_to: None,
+            client_message_id: None,
+            entities: Vec::new(),
+            metadata: Default::default(),
+            created_at: self.now(),
+        }
+    }
+
+    fn publish(&self, events: impl IntoIterator<Item = Event>) {
+        for event in events {
+            self.inner.bus.publish(Arc::new(event));
+        }
+    }
+
+    /// Reads a conversation, checks `action`, lets `apply` compute the next state and
+    /// writes it with compare-and-swap, retrying from a fresh read when another writer got
+    /// there first (`apply` re-checks its rules on every attempt). With `retry = false` a
+    /// lost race is reported as [`Error::Conflict`]; claims use that.
+    async fn change<F>(&self, actor: &Actor, id: ConversationId, action: Action, retry: bool, apply: F) -> Result<Committed>
+    where
+        F: Fn(&Resolved, &mut Conversation) -> Result<(crate::model::ConversationChange, Option<String>)>,
+    {
+        let who = self.resolve(actor).await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = self.load_conversation(actor.tenant(), id).await?;
+            who.authorize(action, &current)?;
+            let mut next = current.clone();
+            let (change, note) = apply(&who, &mut next)?;
+            next.updated_at = self.now();
+            let message = note.map(|body| self.system_message(&next, body));
+            match self.inner.store.update_conversation(ConversationUpdate { conversation: next, change, message }).await {
+                Ok(committed) => {
+                    self.publish(committed.events.iter().cloned());
+                    return Ok(committed);
+                }
+                Err(Error::Conflict(_)) if retry && attempt < CAS_ATTEMPTS => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

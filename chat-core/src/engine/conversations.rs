@@ -1,0 +1,717 @@
+//! Opening, reading and moving conversations through their lifecycle.
+
+use std::collections::BTreeMap;
+
+use super::Engine;
+use crate::error::{Error, Result};
+use crate::ids::{AgentId, ContactId, ConversationId, MessageId};
+use crate::mode::Mode;
+use crate::model::{
+    Channel, Contact, ContactInput, Conversation, ConversationChange, Message, MessageKind, NewMessage, Priority,
+    Rating, Sender, TransferTarget,
+};
+use crate::policy::{Action, Actor, Resolved};
+use crate::store::{AssignedFilter, ConversationCursor, ConversationPage, ConversationQuery};
+
+/// Input for [`Engine::open_conversation`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OpenConversation {
+    /// Who the customer is. Ignored for a customer actor (its own contact is used).
+    pub contact: ContactInput,
+    /// Channel.
+    pub channel: Channel,
+    /// Subject.
+    pub title: Option<String>,
+    /// Department to route to.
+    pub department: Option<String>,
+    /// Priority.
+    pub priority: Priority,
+    /// The customer's first message, if the widget sends one with the opening.
+    pub first_message: Option<String>,
+    /// Free metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Result of [`Engine::open_conversation`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Opened {
+    /// The conversation as it stands after the bot's first answer.
+    pub conversation: Conversation,
+    /// The contact (found by e-mail or created).
+    pub contact: Contact,
+    /// Messages posted while opening: welcome, first message, bot answer.
+    pub messages: Vec<Message>,
+}
+
+/// Filters for [`Engine::list_conversations`]; all optional, combined with AND.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConversationFilter {
+    /// Only these modes.
+    pub modes: Vec<Mode>,
+    /// Priority.
+    pub priority: Option<Priority>,
+    /// Department.
+    pub department: Option<String>,
+    /// Assignment.
+    pub assigned: Option<AssignedFilter>,
+    /// Tag.
+    pub tag: Option<String>,
+    /// Channel.
+    pub channel: Option<Channel>,
+    /// Contact e-mail.
+    pub contact_email: Option<String>,
+    /// Pinned.
+    pub pinned: Option<bool>,
+    /// Text in title, contact or messages.
+    pub text: Option<String>,
+    /// Cursor from a previous page.
+    pub cursor: Option<String>,
+    /// Page size (default 50, capped by [`Limits::max_page`](super::Limits)).
+    pub limit: Option<usize>,
+}
+
+/// Changes to a conversation's details; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DetailsPatch {
+    /// New priority.
+    pub priority: Option<Priority>,
+    /// New department (`Some(None)` clears it).
+    pub department: Option<Option<String>>,
+    /// Replace all tags.
+    pub tags: Option<Vec<String>>,
+    /// Add tags.
+    pub add_tags: Vec<String>,
+    /// Remove tags.
+    pub remove_tags: Vec<String>,
+    /// Pin or unpin.
+    pub pinned: Option<bool>,
+    /// New title (`Some(None)` clears it).
+    pub title: Option<Option<String>>,
+    /// Invite staff into the conversation.
+    pub add_participants: Vec<AgentId>,
+    /// Remove invited staff.
+    pub remove_participants: Vec<AgentId>,
+}
+
+/// Input for [`Engine::transfer`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transfer {
+    /// Where to.
+    pub to: TransferTarget,
+    /// Why; recorded in the timeline.
+    pub reason: Option<String>,
+}
+
+impl Engine {
+    /// Opens a conversation. Staff, the system and customers may open one; a customer
+    /// opens it for its own contact. Posts the tenant's welcome message, the customer's
+    /// first message and the bot's answer, and routes it if it starts in the queue.
+    pub async fn open_conversation(&self, actor: &Actor, input: OpenConversation) -> Result<Opened> {
+        let who = self.resolve(actor).await?;
+        let tenant = self.load_tenant(actor.tenant()).await?;
+        let title = self.optional_short_text("title", input.title.as_deref())?;
+        let department = self.optional_short_text("department", input.department.as_deref())?;
+        let first = match input.first_message.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(self.message_body(text)?),
+        };
+        let contact = match &who {
+            Resolved::Customer { contact, conversation: None } => self
+                .inner
+                .store
+                .contact(tenant.id, *contact)
+                .await?
+                .ok_or(Error::NotFound("contact"))?,
+            Resolved::Customer { .. } => return Err(Error::Forbidden("open another conversation with this token")),
+            Resolved::Bot => return Err(Error::Forbidden("open conversations as a bot")),
+            Resolved::Staff(_) | Resolved::System => self.upsert_contact(tenant.id, input.contact).await?,
+        };
+        let now = self.now();
+        let mode = if tenant.settings.bot_enabled { Mode::Bot } else { Mode::Queued };
+        let conversation = Conversation {
+            id: ConversationId(self.new_id()),
+            tenant_id: tenant.id,
+            contact_id: contact.id,
+            channel: input.channel,
+            title,
+            mode,
+            priority: input.priority,
+            department,
+            tags: Vec::new(),
+            pinned: false,
+            assigned_agent_id: None,
+            participants: Vec::new(),
+            rating: None,
+            message_count: 0,
+            unread_for_agent: 0,
+            unread_for_customer: 0,
+            last_message: None,
+            last_seq: 0,
+            agent_read_seq: 0,
+            customer_read_seq: 0,
+            metadata: input.metadata,
+            created_at: now,
+            updated_at: now,
+            queued_at: (mode == Mode::Queued).then_some(now),
+            assigned_at: None,
+            first_response_at: None,
+            last_message_at: None,
+            last_customer_message_at: None,
+            last_agent_message_at: None,
+            closed_at: None,
+            version: 1,
+        };
+        let mut messages = Vec::new();
+        if let Some(welcome) = tenant.settings.welcome_message.as_deref().filter(|w| !w.trim().is_empty()) {
+            messages.push(self.new_message(&conversation, Sender::Bot, MessageKind::Text, welcome.to_owned()));
+        }
+        if let Some(text) = first.clone() {
+            messages.push(self.new_message(&conversation, Sender::Customer, MessageKind::Text, text));
+        }
+        let committed = self.inner.store.create_conversation(&conversation, messages).await?;
+        self.publish(committed.events.iter().cloned());
+        let mut stored = committed.messages;
+        let mut conversation = committed.conversation;
+        if first.is_some() && conversation.mode == Mode::Bot {
+            let (replies, after) = self.bot_turn(&tenant, conversation).await?;
+            stored.extend(replies);
+            conversation = after;
+        } else if conversation.mode == Mode::Queued {
+            self.route(tenant.id).await?;
+            conversation = self.load_conversation(tenant.id, conversation.id).await?;
+        }
+        Ok(Opened { conversation, contact, messages: stored })
+    }
+
+    /// Finds the contact by e-mail (updating what the caller now knows) or creates it.
+    async fn upsert_contact(&self, tenant: crate::ids::TenantId, input: ContactInput) -> Result<Contact> {
+        let email = match input.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+            Some(e) if e.len() > 254 || !e.contains('@') || e.contains(char::is_whitespace) => {
+                return Err(Error::validation("contact.email", "not an e-mail address"));
+            }
+            Some(e) => Some(e.to_lowercase()),
+            None => None,
+        };
+        let name = self.optional_short_text("contact.name", input.name.as_deref())?;
+        let phone = self.optional_short_text("contact.phone", input.phone.as_deref())?;
+        let address = self.optional_short_text("contact.address", input.address.as_deref())?;
+        let external_id = self.optional_short_text("contact.external_id", input.external_id.as_deref())?;
+        if input.metadata.len() > 64 {
+            return Err(Error::validation("contact.metadata", "more than 64 entries"));
+        }
+        let now = self.now();
+        for attempt in 0..2 {
+            if let Some(email) = &email
+                && let Some(mut existing) = self.inner.store.contact_by_email(tenant, email).await?
+            {
+                existing.name = name.clone().or(existing.name);
+                existing.phone = phone.clone().or(existing.phone);
+                existing.address = address.clone().or(existing.address);
+                existing.external_id = external_id.clone().or(existing.external_id);
+                existing.metadata.extend(input.metadata.clone());
+                existing.updated_at = now;
+                self.inner.store.update_contact(&existing).await?;
+                return Ok(existing);
+            }
+            let contact = Contact {
+                id: ContactId(self.new_id()),
+                tenant_id: tenant,
+                name: name.clone(),
+                email: email.clone(),
+                phone: phone.clone(),
+                address: address.clone(),
+                external_id: external_id.clone(),
+                metadata: input.metadata.clone(),
+                created_at: now,
+                updated_at: now,
+            };
+            match self.inner.store.insert_contact(&contact).await {
+                Ok(()) => return Ok(contact),
+                // Someone created the same e-mail concurrently: use theirs.
+                Err(Error::Conflict(_)) if attempt == 0 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict("contact e-mail taken".into()))
+    }
+
+    pub(super) fn new_message(&self, c: &Conversation, sender: Sender, kind: MessageKind, body: String) -> NewMessage {
+        NewMessage {
+            id: MessageId(self.new_id()),
+            tenant_id: c.tenant_id,
+            conversation_id: c.id,
+            sender,
+            kind,
+            body,
+            attachments: Vec::new(),
+            reply_to: None,
+            client_message_id: None,
+            entities: Vec::new(),
+            metadata: BTreeMap::new(),
+            created_at: self.now(),
+        }
+    }
+
+    /// A conversation the actor can see.
+    pub async fn conversation(&self, actor: &Actor, id: ConversationId) -> Result<Conversation> {
+        Ok(self.authorized(actor, id, Action::Read).await?.1)
+    }
+
+    /// A contact the actor can see: staff see every contact of the tenant, a customer only
+    /// itself.
+    pub async fn contact(&self, actor: &Actor, id: ContactId) -> Result<Contact> {
+        let who = self.resolve(actor).await?;
+        let visible = match &who {
+            Resolved::Customer { contact, .. } => *contact == id,
+            _ => true,
+        };
+        let contact = self.inner.store.contact(actor.tenant(), id).await?;
+        contact.filter(|_| visible).ok_or(Error::NotFound("contact"))
+    }
+
+    /// Conversations the actor can see, newest activity first, with counts per mode.
+    pub async fn list_conversations(&self, actor: &Actor, filter: ConversationFilter) -> Result<ConversationPage> {
+        let who = self.resolve(actor).await?;
+        let mut query = ConversationQuery::new(actor.tenant(), who.scope());
+        query.modes = filter.modes;
+        query.priority = filter.priority;
+        query.department = filter.department;
+        query.assigned = filter.assigned;
+        query.tag = filter.tag;
+        query.channel = filter.channel;
+        query.contact_email = filter.contact_email.map(|e| e.trim().to_lowercase());
+        query.pinned = filter.pinned;
+        query.text = filter.text.filter(|t| !t.trim().is_empty());
+        query.cursor = filter.cursor.as_deref().map(ConversationCursor::decode).transpose()?;
+        query.limit = filter.limit.unwrap_or(50).clamp(1, self.inner.limits.max_page);
+        self.inner.store.list_conversations(&query).await
+    }
+
+    /// Every conversation of the contact with this e-mail that the actor can see.
+    pub async fn contact_history(&self, actor: &Actor, email: &str) -> Result<Vec<Conversation>> {
+        let mut items = Vec::new();
+        let mut cursor = None;
+        loop {
+            let filter = ConversationFilter {
+                contact_email: Some(email.to_owned()),
+                cursor,
+                limit: Some(self.inner.limits.max_page),
+                ..Default::default()
+            };
+            let page = self.list_conversations(actor, filter).await?;
+            items.extend(page.items);
+            match page.next_cursor {
+                Some(next) if items.len() < 10_000 => cursor = Some(next.encode()),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Moves a conversation to `mode` along the state machine. Closing, reopening and
+    /// archiving go through their own checks (see [`close`](Self::close),
+    /// [`reopen`](Self::reopen), [`archive`](Self::archive)).
+    pub async fn set_mode(&self, actor: &Actor, id: ConversationId, mode: Mode) -> Result<Conversation> {
+        let current = self.load_conversation(actor.tenant(), id).await?;
+        match (current.mode, mode) {
+            (_, Mode::Closed) => return self.close(actor, id, None).await,
+            (_, Mode::Archived) => return self.archive(actor, id).await,
+            (Mode::Closed, to) => return self.reopen_to(actor, id, Some(to)).await,
+            _ => {}
+        }
+        let tenant = actor.tenant();
+        let committed = self
+            .change(actor, id, Action::ChangeMode, true, |who, c| {
+                let from = c.mode;
+                from.check(mode)?;
+                let note = self.enter_mode(who, c, mode)?;
+                Ok((ConversationChange::Mode { from, to: mode }, note))
+            })
+            .await?;
+        self.route(tenant).await?;
+        self.reload_if_routed(committed.conversation).await
+    }
+
+    /// Applies the side effects of entering `mode` (assignee, queue time, close time).
+    fn enter_mode(&self, who: &Resolved, c: &mut Conversation, mode: Mode) -> Result<Option<String>> {
+        let now = self.now();
+        c.mode = mode;
+        Ok(match mode {
+            Mode::Agent => {
+                if c.assigned_agent_id.is_none() {
+                    let me = who.staff().ok_or_else(|| {
+                        Error::validation("assigned_agent_id", "agent mode needs an assigned agent; use assign")
+                    })?;
+                    c.assigned_agent_id = Some(me.id);
+                    c.assigned_at = Some(now);
+                }
+                c.queued_at = None;
+                None
+            }
+            Mode::Queued => {
+                c.assigned_agent_id = None;
+                c.assigned_at = None;
+                c.queued_at = Some(now);
+                Some("Waiting for an agent".to_owned())
+            }
+            Mode::Bot => {
+                c.assigned_agent_id = None;
+                c.assigned_at = None;
+                c.queued_at = None;
+                Some("The bot is answering again".to_owned())
+            }
+            Mode::Paused => Some("Conversation paused".to_owned()),
+            Mode::Closed => {
+                c.closed_at = Some(now);
+                c.queued_at = None;
+                Some("Conversation closed".to_owned())
+            }
+            Mode::Archived => None,
+        })
+    }
+
+    /// Asks for a human: `bot` or `paused` → `queued`, then routes. Idempotent for a
+    /// conversation already queued or with an agent (returns it as it is).
+    pub async fn request_agent(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        department: Option<String>,
+        reason: Option<String>,
+    ) -> Result<Conversation> {
+        let department = self.optional_short_text("department", department.as_deref())?;
+        let reason = self.optional_short_text("reason", reason.as_deref())?;
+        let (_, current) = self.authorized(actor, id, Action::RequestAgent).await?;
+        if matches!(current.mode, Mode::Queued | Mode::Agent) {
+            return Ok(current);
+        }
+        self.enqueue(actor, id, department, reason).await
+    }
+
+    /// Queues the conversation (handoff) and routes the queue.
+    pub(super) async fn enqueue(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        department: Option<String>,
+        reason: Option<String>,
+    ) -> Result<Conversation> {
+        let committed = self
+            .change(actor, id, Action::RequestAgent, true, |who, c| {
+                let from = c.mode;
+                from.check(Mode::Queued)?;
+                if department.is_some() {
+                    c.department = department.clone();
+                }
+                self.enter_mode(who, c, Mode::Queued)?;
+                let note = match &reason {
+                    Some(r) => format!("Waiting for an agent ({r})"),
+                    None => "Waiting for an agent".to_owned(),
+                };
+                Ok((ConversationChange::Mode { from, to: Mode::Queued }, Some(note)))
+            })
+            .await?;
+        self.route(actor.tenant()).await?;
+        self.reload_if_routed(committed.conversation).await
+    }
+
+    /// Takes a queued (or bot) conversation for the acting staff member. Of two agents
+    /// claiming at once exactly one wins; the other gets [`Error::Conflict`].
+    pub async fn claim(&self, actor: &Actor, id: ConversationId) -> Result<Conversation> {
+        let committed = self
+            .change(actor, id, Action::Claim, false, |who, c| {
+                let me = who.staff().ok_or(Error::Forbidden("claim"))?;
+                if c.mode == Mode::Agent || c.mode == Mode::Paused {
+                    return Err(Error::Conflict("conversation already has an agent".into()));
+                }
+                self.take(c, me.id, &me.name)
+            })
+            .await?;
+        Ok(committed.conversation)
+    }
+
+    /// Assigns to `agent` (takes it into `agent` mode if needed). Managers may assign
+    /// anyone; an agent may hand its own conversation to a colleague. Capacity is not
+    /// checked: a manager's explicit choice overrides it.
+    pub async fn assign(&self, actor: &Actor, id: ConversationId, agent: AgentId) -> Result<Conversation> {
+        let target = self.active_agent(actor, agent).await?;
+        let tenant = actor.tenant();
+        let committed = self
+            .change(actor, id, Action::Assign, true, |_, c| {
+                if c.assigned_agent_id == Some(agent) && c.mode.holds_agent() {
+                    return Err(Error::Conflict("already assigned to this agent".into()));
+                }
+                self.take(c, target.id, &target.name)
+            })
+            .await?;
+        // The previous owner may have freed capacity.
+        self.route(tenant).await?;
+        Ok(committed.conversation)
+    }
+
+    /// Sets `agent` as owner and moves to `agent` mode (unless paused).
+    fn take(&self, c: &mut Conversation, agent: AgentId, name: &str) -> Result<(ConversationChange, Option<String>)> {
+        let from = c.assigned_agent_id;
+        if c.mode != Mode::Agent && c.mode != Mode::Paused {
+            c.mode.check(Mode::Agent)?;
+            c.mode = Mode::Agent;
+        }
+        c.assigned_agent_id = Some(agent);
+        c.assigned_at = Some(self.now());
+        c.queued_at = None;
+        c.participants.retain(|p| *p != agent);
+        Ok((ConversationChange::Assigned { from, to: Some(agent) }, Some(format!("Assigned to {name}"))))
+    }
+
+    /// Removes the owner and puts the conversation back in the queue.
+    pub async fn unassign(&self, actor: &Actor, id: ConversationId) -> Result<Conversation> {
+        let committed = self
+            .change(actor, id, Action::Assign, true, |who, c| {
+                let from = c.assigned_agent_id.ok_or_else(|| Error::Conflict("nobody is assigned".into()))?;
+                c.mode.check(Mode::Queued)?;
+                self.enter_mode(who, c, Mode::Queued)?;
+                Ok((ConversationChange::Assigned { from: Some(from), to: None }, Some("Unassigned; waiting for an agent".into())))
+            })
+            .await?;
+        self.route(actor.tenant()).await?;
+        self.reload_if_routed(committed.conversation).await
+    }
+
+    /// Transfers to an agent or a department's queue, recording the reason in the
+    /// timeline. The previous owner loses access unless it participates.
+    pub async fn transfer(&self, actor: &Actor, id: ConversationId, transfer: Transfer) -> Result<Conversation> {
+        let reason = self.optional_short_text("reason", transfer.reason.as_deref())?;
+        let target_agent = match &transfer.to {
+            TransferTarget::Agent(a) => Some(self.active_agent(actor, *a).await?),
+            TransferTarget::Department(d) => {
+                self.short_text("department", d)?;
+                None
+            }
+        };
+        let committed = self
+            .change(actor, id, Action::Transfer, true, |who, c| {
+                if !c.mode.is_open() {
+                    return Err(Error::InvalidTransition { from: c.mode, to: Mode::Agent });
+                }
+                let from = c.assigned_agent_id;
+                let from_name = match (from, who.staff()) {
+                    (Some(f), Some(me)) if f == me.id => me.name.clone(),
+                    (Some(_), _) => "the previous agent".to_owned(),
+                    (None, _) => "the queue".to_owned(),
+                };
+                let (to, target_name) = match (&transfer.to, &target_agent) {
+                    (TransferTarget::Agent(_), Some(agent)) => {
+                        if from == Some(agent.id) {
+                            return Err(Error::Conflict("already assigned to this agent".into()));
+                        }
+                        self.take(c, agent.id, &agent.name)?;
+                        (TransferTarget::Agent(agent.id), agent.name.clone())
+                    }
+                    (TransferTarget::Department(d), _) => {
+                        let d = d.trim().to_owned();
+                        if c.mode != Mode::Queued {
+                            c.mode.check(Mode::Queued)?;
+                        }
+                        self.enter_mode(who, c, Mode::Queued)?;
+                        c.department = Some(d.clone());
+                        (TransferTarget::Department(d.clone()), d)
+                    }
+                    (TransferTarget::Agent(_), None) => return Err(Error::NotFound("agent")),
+                };
+                if let Some(previous) = from {
+                    c.participants.retain(|p| *p != previous);
+                }
+                let mut note = format!("Transferred from {from_name} to {target_name}");
+                if let Some(r) = &reason {
+                    note.push_str(": ");
+                    note.push_str(r);
+                }
+                Ok((ConversationChange::Transferred { from, to, reason: reason.clone() }, Some(note)))
+            })
+            .await?;
+        self.route(actor.tenant()).await?;
+        self.reload_if_routed(committed.conversation).await
+    }
+
+    /// Changes priority, department, tags, pin, title or participants.
+    pub async fn update_details(&self, actor: &Actor, id: ConversationId, patch: DetailsPatch) -> Result<Conversation> {
+        let department = match &patch.department {
+            Some(d) => Some(self.optional_short_text("department", d.as_deref())?),
+            None => None,
+        };
+        let title = match &patch.title {
+            Some(t) => Some(self.optional_short_text("title", t.as_deref())?),
+            None => None,
+        };
+        let clean_tags = |tags: &[String]| -> Result<Vec<String>> {
+            tags.iter().map(|t| self.short_text("tags", t).map(|t| t.to_lowercase())).collect()
+        };
+        let replace = patch.tags.as_deref().map(clean_tags).transpose()?;
+        let add = clean_tags(&patch.add_tags)?;
+        let remove = clean_tags(&patch.remove_tags)?;
+        for p in &patch.add_participants {
+            self.active_agent(actor, *p).await?;
+        }
+        let max_tags = self.inner.limits.max_tags;
+        let committed = self
+            .change(actor, id, Action::EditDetails, true, |_, c| {
+                if c.mode == Mode::Archived {
+                    return Err(Error::Conflict("archived conversations are read-only".into()));
+                }
+                if let Some(p) = patch.priority {
+                    c.priority = p;
+                }
+                if let Some(d) = &department {
+                    c.department = d.clone();
+                }
+                if let Some(t) = &title {
+                    c.title = t.clone();
+                }
+                if let Some(p) = patch.pinned {
+                    c.pinned = p;
+                }
+                if let Some(tags) = &replace {
+                    c.tags.clear();
+                    c.tags.extend(tags.iter().cloned());
+                }
+                for t in &add {
+                    if !c.tags.contains(t) {
+                        c.tags.push(t.clone());
+                    }
+                }
+                c.tags.retain(|t| !remove.contains(t));
+                c.tags.sort();
+                c.tags.dedup();
+                if c.tags.len() > max_tags {
+                    return Err(Error::validation("tags", format!("more than {max_tags} tags")));
+                }
+                for p in &patch.add_participants {
+                    if !c.participants.contains(p) && c.assigned_agent_id != Some(*p) {
+                        c.participants.push(*p);
+                    }
+                }
+                c.participants.retain(|p| !patch.remove_participants.contains(p));
+                Ok((ConversationChange::Details, None))
+            })
+            .await?;
+        if department.is_some() {
+            self.route(actor.tenant()).await?;
+        }
+        Ok(committed.conversation)
+    }
+
+    /// Closes, optionally with the customer's rating.
+    pub async fn close(&self, actor: &Actor, id: ConversationId, rating: Option<(u8, Option<String>)>) -> Result<Conversation> {
+        let rating = rating.map(|(score, feedback)| self.rating(score, feedback)).transpose()?;
+        let committed = self
+            .change(actor, id, Action::Close, true, |who, c| {
+                if rating.is_some() {
+                    who.authorize(Action::Rate, c)?;
+                }
+                let from = c.mode;
+                from.check(Mode::Closed)?;
+                let note = self.enter_mode(who, c, Mode::Closed)?;
+                if let Some(r) = &rating {
+                    c.rating = Some(r.clone());
+                }
+                Ok((ConversationChange::Closed, note))
+            })
+            .await?;
+        // The agent's capacity is free again.
+        self.route(actor.tenant()).await?;
+        Ok(committed.conversation)
+    }
+
+    /// Records the customer's rating (score 1-5, optional feedback).
+    pub async fn rate(&self, actor: &Actor, id: ConversationId, score: u8, feedback: Option<String>) -> Result<Conversation> {
+        let rating = self.rating(score, feedback)?;
+        let committed = self
+            .change(actor, id, Action::Rate, true, |_, c| {
+                if c.mode == Mode::Archived {
+                    return Err(Error::Conflict("archived conversations are read-only".into()));
+                }
+                c.rating = Some(rating.clone());
+                Ok((ConversationChange::Rated, None))
+            })
+            .await?;
+        Ok(committed.conversation)
+    }
+
+    fn rating(&self, score: u8, feedback: Option<String>) -> Result<Rating> {
+        if !(1..=5).contains(&score) {
+            return Err(Error::validation("rating.score", "must be between 1 and 5"));
+        }
+        let feedback = self.optional_short_text("rating.feedback", feedback.as_deref())?;
+        Ok(Rating { score, feedback, rated_at: self.now() })
+    }
+
+    /// Reopens a closed conversation: staff take it back as its agent; customers and the
+    /// system send it to the bot (or the queue when the tenant has no bot).
+    pub async fn reopen(&self, actor: &Actor, id: ConversationId) -> Result<Conversation> {
+        self.reopen_to(actor, id, None).await
+    }
+
+    pub(super) async fn reopen_to(&self, actor: &Actor, id: ConversationId, to: Option<Mode>) -> Result<Conversation> {
+        let tenant = self.load_tenant(actor.tenant()).await?;
+        let committed = self
+            .change(actor, id, Action::Reopen, true, |who, c| {
+                if c.mode != Mode::Closed {
+                    return Err(Error::InvalidTransition { from: c.mode, to: to.unwrap_or(Mode::Bot) });
+                }
+                let target = to.unwrap_or(match who {
+                    Resolved::Staff(_) => Mode::Agent,
+                    _ if tenant.settings.bot_enabled => Mode::Bot,
+                    _ => Mode::Queued,
+                });
+                if matches!(who, Resolved::Customer { .. }) && !tenant.settings.allow_reopen {
+                    return Err(Error::InvalidTransition { from: Mode::Closed, to: target });
+                }
+                c.mode.check(target)?;
+                c.closed_at = None;
+                if target == Mode::Agent
+                    && let Some(me) = who.staff()
+                {
+                    c.assigned_agent_id = Some(me.id);
+                    c.assigned_at = Some(self.now());
+                }
+                self.enter_mode(who, c, target)?;
+                Ok((ConversationChange::Reopened, Some("Conversation reopened".to_owned())))
+            })
+            .await?;
+        self.route(tenant.id).await?;
+        self.reload_if_routed(committed.conversation).await
+    }
+
+    /// Archives a closed conversation (read-only from then on).
+    pub async fn archive(&self, actor: &Actor, id: ConversationId) -> Result<Conversation> {
+        let committed = self
+            .change(actor, id, Action::Archive, true, |_, c| {
+                c.mode.check(Mode::Archived)?;
+                c.mode = Mode::Archived;
+                Ok((ConversationChange::Archived, None))
+            })
+            .await?;
+        Ok(committed.conversation)
+    }
+
+    /// Deletes a conversation and its messages for good. Admins and the system only.
+    pub async fn delete_conversation(&self, actor: &Actor, id: ConversationId) -> Result<()> {
+        self.authorized(actor, id, Action::Delete).await?;
+        let event = self.inner.store.delete_conversation(actor.tenant(), id, self.now()).await?;
+        self.publish([event]);
+        Ok(())
+    }
+
+    /// A staff member of the actor's tenant that can receive work.
+    async fn active_agent(&self, actor: &Actor, id: AgentId) -> Result<crate::model::Agent> {
+        let agent = self.inner.store.agent(actor.tenant(), id).await?.ok_or(Error::NotFound("agent"))?;
+        if !agent.active {
+            return Err(Error::validation("agent", "this staff member is disabled"));
+        }
+        Ok(agent)
+    }
+
+    /// Routing may have assigned the conversation after our write; return the latest.
+    async fn reload_if_routed(&self, c: Conversation) -> Result<Conversation> {
+        if c.mode == Mode::Queued { self.load_conversation(c.tenant_id, c.id).await } else { Ok(c) }
+    }
+}
