@@ -28,12 +28,20 @@ pub struct MemoryBlobStore {
 impl BlobStore for MemoryBlobStore {
     async fn put(&self, key_hint: &str, bytes: Vec<u8>) -> Result<String> {
         let key = format!("{}/{}", uuid::Uuid::now_v7().simple(), sanitize(key_hint));
-        self.blobs.lock().map_err(Error::storage)?.insert(key.clone(), bytes);
+        self.blobs
+            .lock()
+            .map_err(Error::storage)?
+            .insert(key.clone(), bytes);
         Ok(key)
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>> {
-        self.blobs.lock().map_err(Error::storage)?.get(key).cloned().ok_or(Error::NotFound("attachment"))
+        self.blobs
+            .lock()
+            .map_err(Error::storage)?
+            .get(key)
+            .cloned()
+            .ok_or(Error::NotFound("attachment"))
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -46,8 +54,18 @@ impl BlobStore for MemoryBlobStore {
 pub fn sanitize(name: &str) -> String {
     let cleaned: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let trimmed = cleaned.trim_start_matches('.');
-    if trimmed.is_empty() { "file".to_owned() } else { trimmed.chars().take(100).collect() }
+    if trimmed.is_empty() {
+        "file".to_owned()
+    } else {
+        trimmed.chars().take(100).collect()
+    }
 }

@@ -25,7 +25,11 @@ pub struct BotTurn<'a> {
 impl BotTurn<'_> {
     /// The customer's message that triggered this turn.
     pub fn last_customer_text(&self) -> &str {
-        self.history.iter().rev().find(|m| m.sender == Sender::Customer).map_or("", |m| m.body.as_str())
+        self.history
+            .iter()
+            .rev()
+            .find(|m| m.sender == Sender::Customer)
+            .map_or("", |m| m.body.as_str())
     }
 }
 
@@ -113,12 +117,24 @@ impl Default for RuleBotConfig {
                 },
             ],
             handoff_phrases: [
-                "human", "agent", "operator", "person", "representative", "manusia", "petugas", "humano",
-                "agente", "mensch", "mitarbeiter", "humain", "opérateur",
+                "human",
+                "agent",
+                "operator",
+                "person",
+                "representative",
+                "manusia",
+                "petugas",
+                "humano",
+                "agente",
+                "mensch",
+                "mitarbeiter",
+                "humain",
+                "opérateur",
             ]
             .map(String::from)
             .to_vec(),
-            fallback: "Sorry, I did not understand. Could you rephrase, or ask for an agent?".into(),
+            fallback: "Sorry, I did not understand. Could you rephrase, or ask for an agent?"
+                .into(),
             handoff_after_unanswered: 3,
             handoff_message: "Connecting you to a human agent, please wait a moment.".into(),
         }
@@ -150,11 +166,17 @@ impl RuleBot {
 
     /// Whether the text asks for a human.
     pub fn wants_human(&self, text: &str) -> bool {
-        self.config.handoff_phrases.iter().any(|p| contains_phrase(text, p))
+        self.config
+            .handoff_phrases
+            .iter()
+            .any(|p| contains_phrase(text, p))
     }
 
     fn intent(&self, text: &str) -> Option<&Intent> {
-        self.config.intents.iter().find(|i| i.keywords.iter().any(|k| contains_phrase(text, k)))
+        self.config
+            .intents
+            .iter()
+            .find(|i| i.keywords.iter().any(|k| contains_phrase(text, k)))
     }
 }
 
@@ -171,7 +193,10 @@ impl Bot for RuleBot {
         }
         if let Some(intent) = self.intent(text) {
             let metadata = BTreeMap::from([("bot.intent".to_owned(), intent.name.clone())]);
-            return Ok(BotDecision::Reply { text: intent.answer.clone(), metadata });
+            return Ok(BotDecision::Reply {
+                text: intent.answer.clone(),
+                metadata,
+            });
         }
         // Misses in a row: the bot's own trailing fallback replies, read from history so
         // the bot keeps no state of its own.
@@ -191,14 +216,20 @@ impl Bot for RuleBot {
             });
         }
         let metadata = BTreeMap::from([(FALLBACK_KEY.to_owned(), "true".to_owned())]);
-        Ok(BotDecision::Reply { text: self.config.fallback.clone(), metadata })
+        Ok(BotDecision::Reply {
+            text: self.config.fallback.clone(),
+            metadata,
+        })
     }
 }
 
 /// Whole-word, case-insensitive phrase match.
 fn contains_phrase(text: &str, phrase: &str) -> bool {
     let words = |s: &str| -> Vec<String> {
-        s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
     };
     let text = words(text);
     let phrase = words(phrase);

@@ -27,7 +27,9 @@ pub struct InProcessBus {
 impl InProcessBus {
     /// A bus that keeps up to `capacity` events for slow subscribers.
     pub fn new(capacity: usize) -> Self {
-        Self { sender: broadcast::channel(capacity.max(1)).0 }
+        Self {
+            sender: broadcast::channel(capacity.max(1)).0,
+        }
     }
 }
 

@@ -47,7 +47,10 @@ pub enum Error {
 impl Error {
     /// Shorthand for [`Error::Validation`].
     pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
-        Error::Validation { field, message: message.into() }
+        Error::Validation {
+            field,
+            message: message.into(),
+        }
     }
 
     /// Shorthand for [`Error::Storage`].

@@ -94,7 +94,8 @@ pub struct SequentialIds {
 impl IdGenerator for SequentialIds {
     fn new_id(&self) -> Uuid {
         let n = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        let ts = uuid::Timestamp::from_unix(uuid::NoContext, n / 1000, ((n % 1000) * 1_000_000) as u32);
+        let ts =
+            uuid::Timestamp::from_unix(uuid::NoContext, n / 1000, ((n % 1000) * 1_000_000) as u32);
         let mut bytes = *Uuid::new_v7(ts).as_bytes();
         // Replace the random tail with the counter so the id is reproducible.
         bytes[8..16].copy_from_slice(&n.to_be_bytes());

@@ -22,7 +22,9 @@ pub use bus::{EventBus, InProcessBus};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::*;
 pub use error::{Error, Result};
-pub use ids::{AgentId, ContactId, ConversationId, IdGenerator, MessageId, SequentialIds, TenantId, V7Ids};
+pub use ids::{
+    AgentId, ContactId, ConversationId, IdGenerator, MessageId, SequentialIds, TenantId, V7Ids,
+};
 pub use mode::Mode;
 pub use model::*;
 pub use policy::Actor;

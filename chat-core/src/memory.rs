@@ -12,12 +12,12 @@ use crate::error::{Error, Result};
 use crate::ids::{AgentId, ContactId, ConversationId, MessageId, TenantId};
 use crate::mode::Mode;
 use crate::model::{
-    Agent, AgentLoad, Contact, Conversation, Event, EventPayload, Message, MessageKind, NewMessage, ReadCursor, Reader,
-    Sender, Tenant,
+    Agent, AgentLoad, Contact, Conversation, Event, EventPayload, Message, MessageKind, NewMessage,
+    ReadCursor, Reader, Sender, Tenant,
 };
 use crate::store::{
-    Appended, Committed, ConversationCursor, ConversationPage, ConversationQuery, ConversationUpdate, MessageQuery,
-    Store, contains_ci,
+    Appended, Committed, ConversationCursor, ConversationPage, ConversationQuery,
+    ConversationUpdate, MessageQuery, Store, contains_ci,
 };
 
 /// Everything in memory behind one mutex.
@@ -62,33 +62,55 @@ impl State {
         payload: EventPayload,
     ) -> Event {
         let log = self.events.entry(tenant).or_default();
-        let event = Event { seq: log.len() as u64 + 1, tenant_id: tenant, conversation_id: conversation, staff_only, at, payload };
+        let event = Event {
+            seq: log.len() as u64 + 1,
+            tenant_id: tenant,
+            conversation_id: conversation,
+            staff_only,
+            at,
+            payload,
+        };
         log.push(event.clone());
         event
     }
 
-    fn email_taken<'a>(&self, mut emails: impl Iterator<Item = (&'a TenantId, &'a str, uuid::Uuid)>, tenant: TenantId, email: &str, except: uuid::Uuid) -> bool {
+    fn email_taken<'a>(
+        &self,
+        mut emails: impl Iterator<Item = (&'a TenantId, &'a str, uuid::Uuid)>,
+        tenant: TenantId,
+        email: &str,
+        except: uuid::Uuid,
+    ) -> bool {
         emails.any(|(t, e, id)| *t == tenant && id != except && e.eq_ignore_ascii_case(email))
     }
 
     fn conversation(&self, tenant: TenantId, id: ConversationId) -> Result<&Conversation> {
-        self.conversations.get(&id).filter(|c| c.tenant_id == tenant).ok_or(Error::NotFound("conversation"))
+        self.conversations
+            .get(&id)
+            .filter(|c| c.tenant_id == tenant)
+            .ok_or(Error::NotFound("conversation"))
     }
 
     /// Stores a message on a conversation already in `conversations`.
     fn push_message(&mut self, new: NewMessage) -> (Message, Event) {
-        let conv = self.conversations.get_mut(&new.conversation_id).expect("caller checked the conversation");
+        let conv = self
+            .conversations
+            .get_mut(&new.conversation_id)
+            .expect("caller checked the conversation");
         let message = new.into_message(conv.last_seq + 1);
         conv.record_message(&message);
         let list = self.messages.entry(message.conversation_id).or_default();
-        self.message_index.insert(message.id, (message.conversation_id, list.len()));
+        self.message_index
+            .insert(message.id, (message.conversation_id, list.len()));
         list.push(message.clone());
         let event = self.event(
             message.tenant_id,
             Some(message.conversation_id),
             message.is_note(),
             message.created_at,
-            EventPayload::MessageCreated { message: Box::new(message.clone()) },
+            EventPayload::MessageCreated {
+                message: Box::new(message.clone()),
+            },
         );
         (message, event)
     }
@@ -96,9 +118,12 @@ impl State {
     fn text_hit(&self, c: &Conversation, text: &str, notes: bool) -> bool {
         let contact = self.contacts.get(&c.contact_id);
         contact.is_some_and(|k| {
-            k.name.as_deref().is_some_and(|n| contains_ci(n, text)) || k.email.as_deref().is_some_and(|e| contains_ci(e, text))
+            k.name.as_deref().is_some_and(|n| contains_ci(n, text))
+                || k.email.as_deref().is_some_and(|e| contains_ci(e, text))
         }) || self.messages.get(&c.id).is_some_and(|ms| {
-            ms.iter().any(|m| m.deleted_at.is_none() && (notes || !m.is_note()) && contains_ci(&m.body, text))
+            ms.iter().any(|m| {
+                m.deleted_at.is_none() && (notes || !m.is_note()) && contains_ci(&m.body, text)
+            })
         })
     }
 }
@@ -116,7 +141,10 @@ impl Store for MemoryStore {
 
     async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
         let mut s = self.lock();
-        let slot = s.tenants.get_mut(&tenant.id).ok_or(Error::NotFound("tenant"))?;
+        let slot = s
+            .tenants
+            .get_mut(&tenant.id)
+            .ok_or(Error::NotFound("tenant"))?;
         *slot = tenant.clone();
         Ok(())
     }
@@ -131,7 +159,10 @@ impl Store for MemoryStore {
             return Err(Error::Conflict("contact exists".into()));
         }
         if let Some(email) = &contact.email {
-            let emails = s.contacts.values().filter_map(|c| c.email.as_deref().map(|e| (&c.tenant_id, e, c.id.0)));
+            let emails = s
+                .contacts
+                .values()
+                .filter_map(|c| c.email.as_deref().map(|e| (&c.tenant_id, e, c.id.0)));
             if s.email_taken(emails, contact.tenant_id, email, contact.id.0) {
                 return Err(Error::Conflict("contact e-mail taken".into()));
             }
@@ -142,11 +173,17 @@ impl Store for MemoryStore {
 
     async fn update_contact(&self, contact: &Contact) -> Result<()> {
         let mut s = self.lock();
-        if !s.contacts.get(&contact.id).is_some_and(|c| c.tenant_id == contact.tenant_id) {
+        if s.contacts
+            .get(&contact.id)
+            .is_none_or(|c| c.tenant_id != contact.tenant_id)
+        {
             return Err(Error::NotFound("contact"));
         }
         if let Some(email) = &contact.email {
-            let emails = s.contacts.values().filter_map(|c| c.email.as_deref().map(|e| (&c.tenant_id, e, c.id.0)));
+            let emails = s
+                .contacts
+                .values()
+                .filter_map(|c| c.email.as_deref().map(|e| (&c.tenant_id, e, c.id.0)));
             if s.email_taken(emails, contact.tenant_id, email, contact.id.0) {
                 return Err(Error::Conflict("contact e-mail taken".into()));
             }
@@ -156,52 +193,102 @@ impl Store for MemoryStore {
     }
 
     async fn contact(&self, tenant: TenantId, id: ContactId) -> Result<Option<Contact>> {
-        Ok(self.lock().contacts.get(&id).filter(|c| c.tenant_id == tenant).cloned())
+        Ok(self
+            .lock()
+            .contacts
+            .get(&id)
+            .filter(|c| c.tenant_id == tenant)
+            .cloned())
     }
 
     async fn contact_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>> {
         let s = self.lock();
         Ok(s.contacts
             .values()
-            .find(|c| c.tenant_id == tenant && c.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+            .find(|c| {
+                c.tenant_id == tenant
+                    && c.email
+                        .as_deref()
+                        .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
             .cloned())
     }
 
     async fn insert_agent(&self, agent: &Agent) -> Result<Event> {
         let mut s = self.lock();
-        let emails = s.agents.values().map(|a| (&a.tenant_id, a.email.as_str(), a.id.0));
-        if s.agents.contains_key(&agent.id) || s.email_taken(emails, agent.tenant_id, &agent.email, agent.id.0) {
+        let emails = s
+            .agents
+            .values()
+            .map(|a| (&a.tenant_id, a.email.as_str(), a.id.0));
+        if s.agents.contains_key(&agent.id)
+            || s.email_taken(emails, agent.tenant_id, &agent.email, agent.id.0)
+        {
             return Err(Error::Conflict("agent e-mail taken".into()));
         }
         s.agents.insert(agent.id, agent.clone());
-        Ok(s.event(agent.tenant_id, None, true, agent.updated_at, EventPayload::AgentUpdated { agent: Box::new(agent.clone()) }))
+        Ok(s.event(
+            agent.tenant_id,
+            None,
+            true,
+            agent.updated_at,
+            EventPayload::AgentUpdated {
+                agent: Box::new(agent.clone()),
+            },
+        ))
     }
 
     async fn update_agent(&self, agent: &Agent) -> Result<Event> {
         let mut s = self.lock();
-        if !s.agents.get(&agent.id).is_some_and(|a| a.tenant_id == agent.tenant_id) {
+        if s.agents
+            .get(&agent.id)
+            .is_none_or(|a| a.tenant_id != agent.tenant_id)
+        {
             return Err(Error::NotFound("agent"));
         }
-        let emails = s.agents.values().map(|a| (&a.tenant_id, a.email.as_str(), a.id.0));
+        let emails = s
+            .agents
+            .values()
+            .map(|a| (&a.tenant_id, a.email.as_str(), a.id.0));
         if s.email_taken(emails, agent.tenant_id, &agent.email, agent.id.0) {
             return Err(Error::Conflict("agent e-mail taken".into()));
         }
         s.agents.insert(agent.id, agent.clone());
-        Ok(s.event(agent.tenant_id, None, true, agent.updated_at, EventPayload::AgentUpdated { agent: Box::new(agent.clone()) }))
+        Ok(s.event(
+            agent.tenant_id,
+            None,
+            true,
+            agent.updated_at,
+            EventPayload::AgentUpdated {
+                agent: Box::new(agent.clone()),
+            },
+        ))
     }
 
     async fn agent(&self, tenant: TenantId, id: AgentId) -> Result<Option<Agent>> {
-        Ok(self.lock().agents.get(&id).filter(|a| a.tenant_id == tenant).cloned())
+        Ok(self
+            .lock()
+            .agents
+            .get(&id)
+            .filter(|a| a.tenant_id == tenant)
+            .cloned())
     }
 
     async fn agent_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Agent>> {
         let s = self.lock();
-        Ok(s.agents.values().find(|a| a.tenant_id == tenant && a.email.eq_ignore_ascii_case(email)).cloned())
+        Ok(s.agents
+            .values()
+            .find(|a| a.tenant_id == tenant && a.email.eq_ignore_ascii_case(email))
+            .cloned())
     }
 
     async fn agents(&self, tenant: TenantId) -> Result<Vec<Agent>> {
         let s = self.lock();
-        let mut agents: Vec<Agent> = s.agents.values().filter(|a| a.tenant_id == tenant).cloned().collect();
+        let mut agents: Vec<Agent> = s
+            .agents
+            .values()
+            .filter(|a| a.tenant_id == tenant)
+            .cloned()
+            .collect();
         agents.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
         Ok(agents)
     }
@@ -209,7 +296,11 @@ impl Store for MemoryStore {
     async fn agent_loads(&self, tenant: TenantId) -> Result<Vec<AgentLoad>> {
         let s = self.lock();
         let mut open: HashMap<AgentId, u32> = HashMap::new();
-        for c in s.conversations.values().filter(|c| c.tenant_id == tenant && c.mode.holds_agent()) {
+        for c in s
+            .conversations
+            .values()
+            .filter(|c| c.tenant_id == tenant && c.mode.holds_agent())
+        {
             if let Some(a) = c.assigned_agent_id {
                 *open.entry(a).or_default() += 1;
             }
@@ -218,27 +309,40 @@ impl Store for MemoryStore {
             .agents
             .values()
             .filter(|a| a.tenant_id == tenant && a.active)
-            .map(|a| AgentLoad { agent: a.clone(), open: open.get(&a.id).copied().unwrap_or(0) })
+            .map(|a| AgentLoad {
+                agent: a.clone(),
+                open: open.get(&a.id).copied().unwrap_or(0),
+            })
             .collect();
         loads.sort_by_key(|l| l.agent.id);
         Ok(loads)
     }
 
-    async fn create_conversation(&self, conversation: &Conversation, messages: Vec<NewMessage>) -> Result<Committed> {
+    async fn create_conversation(
+        &self,
+        conversation: &Conversation,
+        messages: Vec<NewMessage>,
+    ) -> Result<Committed> {
         let mut s = self.lock();
         if s.conversations.contains_key(&conversation.id) {
             return Err(Error::Conflict("conversation exists".into()));
         }
-        if !s.contacts.get(&conversation.contact_id).is_some_and(|c| c.tenant_id == conversation.tenant_id) {
+        if s.contacts
+            .get(&conversation.contact_id)
+            .is_none_or(|c| c.tenant_id != conversation.tenant_id)
+        {
             return Err(Error::NotFound("contact"));
         }
-        s.conversations.insert(conversation.id, conversation.clone());
+        s.conversations
+            .insert(conversation.id, conversation.clone());
         let created = s.event(
             conversation.tenant_id,
             Some(conversation.id),
             false,
             conversation.created_at,
-            EventPayload::ConversationCreated { conversation: Box::new(conversation.clone()) },
+            EventPayload::ConversationCreated {
+                conversation: Box::new(conversation.clone()),
+            },
         );
         let mut events = vec![created];
         let mut stored = Vec::new();
@@ -248,7 +352,11 @@ impl Store for MemoryStore {
             events.push(event);
         }
         let conversation = s.conversations[&conversation.id].clone();
-        Ok(Committed { conversation, messages: stored, events })
+        Ok(Committed {
+            conversation,
+            messages: stored,
+            events,
+        })
     }
 
     async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed> {
@@ -269,7 +377,10 @@ impl Store for MemoryStore {
             Some(stored.id),
             false,
             stored.updated_at,
-            EventPayload::ConversationUpdated { conversation: Box::new(stored.clone()), change: update.change },
+            EventPayload::ConversationUpdated {
+                conversation: Box::new(stored.clone()),
+                change: update.change,
+            },
         );
         let mut events = vec![updated];
         let mut messages = Vec::new();
@@ -279,10 +390,19 @@ impl Store for MemoryStore {
             events.push(event);
         }
         let conversation = s.conversations[&stored.id].clone();
-        Ok(Committed { conversation, messages, events })
+        Ok(Committed {
+            conversation,
+            messages,
+            events,
+        })
     }
 
-    async fn delete_conversation(&self, tenant: TenantId, id: ConversationId, at: OffsetDateTime) -> Result<Event> {
+    async fn delete_conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        at: OffsetDateTime,
+    ) -> Result<Event> {
         let mut s = self.lock();
         s.conversation(tenant, id)?;
         s.conversations.remove(&id);
@@ -290,11 +410,28 @@ impl Store for MemoryStore {
             s.message_index.remove(&m.id);
         }
         s.cursors.retain(|(c, _), _| *c != id);
-        Ok(s.event(tenant, Some(id), false, at, EventPayload::ConversationDeleted { conversation_id: id }))
+        Ok(s.event(
+            tenant,
+            Some(id),
+            false,
+            at,
+            EventPayload::ConversationDeleted {
+                conversation_id: id,
+            },
+        ))
     }
 
-    async fn conversation(&self, tenant: TenantId, id: ConversationId) -> Result<Option<Conversation>> {
-        Ok(self.lock().conversations.get(&id).filter(|c| c.tenant_id == tenant).cloned())
+    async fn conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+    ) -> Result<Option<Conversation>> {
+        Ok(self
+            .lock()
+            .conversations
+            .get(&id)
+            .filter(|c| c.tenant_id == tenant)
+            .cloned())
     }
 
     async fn list_conversations(&self, query: &ConversationQuery) -> Result<ConversationPage> {
@@ -303,26 +440,42 @@ impl Store for MemoryStore {
         let mut counts = BTreeMap::new();
         let mut items: Vec<&Conversation> = Vec::new();
         for c in s.conversations.values() {
-            let text_hit = query.text.as_deref().is_some_and(|t| s.text_hit(c, t, notes));
+            let text_hit = query
+                .text
+                .as_deref()
+                .is_some_and(|t| s.text_hit(c, t, notes));
             if !query.matches_except_mode(c, s.contacts.get(&c.contact_id), text_hit) {
                 continue;
             }
             *counts.entry(c.mode).or_insert(0) += 1;
-            if (query.modes.is_empty() || query.modes.contains(&c.mode)) && query.cursor.is_none_or(|k| k.precedes(c)) {
+            if (query.modes.is_empty() || query.modes.contains(&c.mode))
+                && query.cursor.is_none_or(|k| k.precedes(c))
+            {
                 items.push(c);
             }
         }
         items.sort_by_key(|c| std::cmp::Reverse((c.updated_at, c.id)));
         let more = items.len() > query.limit;
         items.truncate(query.limit);
-        let next_cursor = if more { items.last().map(|c| ConversationCursor::after(c)) } else { None };
-        Ok(ConversationPage { items: items.into_iter().cloned().collect(), next_cursor, counts })
+        let next_cursor = if more {
+            items.last().map(|c| ConversationCursor::after(c))
+        } else {
+            None
+        };
+        Ok(ConversationPage {
+            items: items.into_iter().cloned().collect(),
+            next_cursor,
+            counts,
+        })
     }
 
     async fn queue(&self, tenant: TenantId, limit: usize) -> Result<Vec<Conversation>> {
         let s = self.lock();
-        let mut queued: Vec<&Conversation> =
-            s.conversations.values().filter(|c| c.tenant_id == tenant && c.mode == Mode::Queued).collect();
+        let mut queued: Vec<&Conversation> = s
+            .conversations
+            .values()
+            .filter(|c| c.tenant_id == tenant && c.mode == Mode::Queued)
+            .collect();
         queued.sort_by_key(|c| (std::cmp::Reverse(c.priority), c.queued_at, c.id));
         Ok(queued.into_iter().take(limit).cloned().collect())
     }
@@ -332,20 +485,35 @@ impl Store for MemoryStore {
         let conversation = s.conversation(message.tenant_id, message.conversation_id)?;
         if let Some(key) = &message.client_message_id {
             let existing = s.messages.get(&conversation.id).and_then(|ms| {
-                ms.iter().find(|m| m.client_message_id.as_ref() == Some(key) && m.sender == message.sender)
+                ms.iter().find(|m| {
+                    m.client_message_id.as_ref() == Some(key) && m.sender == message.sender
+                })
             });
             if let Some(existing) = existing {
-                return Ok(Appended { message: existing.clone(), conversation: conversation.clone(), event: None, created: false });
+                return Ok(Appended {
+                    message: existing.clone(),
+                    conversation: conversation.clone(),
+                    event: None,
+                    created: false,
+                });
             }
         }
         let (message, event) = s.push_message(message);
         let conversation = s.conversations[&message.conversation_id].clone();
-        Ok(Appended { message, conversation, event: Some(event), created: true })
+        Ok(Appended {
+            message,
+            conversation,
+            event: Some(event),
+            created: true,
+        })
     }
 
     async fn update_message(&self, message: &Message) -> Result<Event> {
         let mut s = self.lock();
-        let &(conv, index) = s.message_index.get(&message.id).ok_or(Error::NotFound("message"))?;
+        let &(conv, index) = s
+            .message_index
+            .get(&message.id)
+            .ok_or(Error::NotFound("message"))?;
         let slot = &mut s.messages.get_mut(&conv).expect("index points at a list")[index];
         if slot.tenant_id != message.tenant_id {
             return Err(Error::NotFound("message"));
@@ -356,19 +524,38 @@ impl Store for MemoryStore {
         slot.deleted_at = message.deleted_at;
         slot.attachments = message.attachments.clone();
         let stored = slot.clone();
-        let at = stored.deleted_at.or(stored.edited_at).unwrap_or(stored.created_at);
-        Ok(s.event(stored.tenant_id, Some(conv), stored.is_note(), at, EventPayload::MessageUpdated { message: Box::new(stored) }))
+        let at = stored
+            .deleted_at
+            .or(stored.edited_at)
+            .unwrap_or(stored.created_at);
+        Ok(s.event(
+            stored.tenant_id,
+            Some(conv),
+            stored.is_note(),
+            at,
+            EventPayload::MessageUpdated {
+                message: Box::new(stored),
+            },
+        ))
     }
 
     async fn message(&self, tenant: TenantId, id: MessageId) -> Result<Option<Message>> {
         let s = self.lock();
-        Ok(s.message_index.get(&id).map(|&(c, i)| &s.messages[&c][i]).filter(|m| m.tenant_id == tenant).cloned())
+        Ok(s.message_index
+            .get(&id)
+            .map(|&(c, i)| &s.messages[&c][i])
+            .filter(|m| m.tenant_id == tenant)
+            .cloned())
     }
 
     async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>> {
         let s = self.lock();
         s.conversation(query.tenant, query.conversation)?;
-        let all = s.messages.get(&query.conversation).map(Vec::as_slice).unwrap_or(&[]);
+        let all = s
+            .messages
+            .get(&query.conversation)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let window = all.iter().filter(|m| {
             (query.include_notes || !m.is_note())
                 && query.after.is_none_or(|a| m.seq > a)
@@ -387,20 +574,33 @@ impl Store for MemoryStore {
 
     async fn set_read_cursor(&self, cursor: &ReadCursor) -> Result<(Conversation, Option<Event>)> {
         let mut s = self.lock();
-        let conversation = s.conversation(cursor.tenant_id, cursor.conversation_id)?.clone();
+        let conversation = s
+            .conversation(cursor.tenant_id, cursor.conversation_id)?
+            .clone();
         let key = (cursor.conversation_id, cursor.reader);
         let seq = cursor.seq.min(conversation.last_seq);
         if s.cursors.get(&key).is_some_and(|c| c.seq >= seq) {
             return Ok((conversation, None));
         }
-        let stored = ReadCursor { seq, ..cursor.clone() };
+        let stored = ReadCursor {
+            seq,
+            ..cursor.clone()
+        };
         s.cursors.insert(key, stored.clone());
-        let messages = s.messages.get(&cursor.conversation_id).map(Vec::as_slice).unwrap_or(&[]);
+        let messages = s
+            .messages
+            .get(&cursor.conversation_id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let unread = |side_seq: u64, from_customer: bool| {
             messages
                 .iter()
-                .filter(|m| m.seq > side_seq && m.kind != MessageKind::Note && m.kind != MessageKind::Event)
-                .filter(|m| (m.sender == Sender::Customer) == from_customer && m.sender != Sender::System)
+                .filter(|m| {
+                    m.seq > side_seq && m.kind != MessageKind::Note && m.kind != MessageKind::Event
+                })
+                .filter(|m| {
+                    (m.sender == Sender::Customer) == from_customer && m.sender != Sender::System
+                })
                 .count() as u64
         };
         let mut conv = conversation;
@@ -416,14 +616,29 @@ impl Store for MemoryStore {
         }
         conv.version += 1;
         s.conversations.insert(conv.id, conv.clone());
-        let event = s.event(conv.tenant_id, Some(conv.id), false, stored.updated_at, EventPayload::ReadUpdated { cursor: stored });
+        let event = s.event(
+            conv.tenant_id,
+            Some(conv.id),
+            false,
+            stored.updated_at,
+            EventPayload::ReadUpdated { cursor: stored },
+        );
         Ok((conv, Some(event)))
     }
 
-    async fn read_cursors(&self, tenant: TenantId, conversation: ConversationId) -> Result<Vec<ReadCursor>> {
+    async fn read_cursors(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+    ) -> Result<Vec<ReadCursor>> {
         let s = self.lock();
         s.conversation(tenant, conversation)?;
-        let mut cursors: Vec<ReadCursor> = s.cursors.values().filter(|c| c.conversation_id == conversation).cloned().collect();
+        let mut cursors: Vec<ReadCursor> = s
+            .cursors
+            .values()
+            .filter(|c| c.conversation_id == conversation)
+            .cloned()
+            .collect();
         cursors.sort_by_key(|c| (c.updated_at, c.seq));
         Ok(cursors)
     }

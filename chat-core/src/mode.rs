@@ -54,7 +54,14 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in lifecycle order.
-    pub const ALL: [Mode; 6] = [Mode::Bot, Mode::Queued, Mode::Agent, Mode::Paused, Mode::Closed, Mode::Archived];
+    pub const ALL: [Mode; 6] = [
+        Mode::Bot,
+        Mode::Queued,
+        Mode::Agent,
+        Mode::Paused,
+        Mode::Closed,
+        Mode::Archived,
+    ];
 
     /// The snake_case name used in JSON and SQL.
     pub fn as_str(self) -> &'static str {
@@ -84,7 +91,11 @@ impl Mode {
 
     /// `Ok(())` if `self -> to` is legal, else [`Error::InvalidTransition`].
     pub fn check(self, to: Mode) -> Result<()> {
-        if self.can_become(to) { Ok(()) } else { Err(Error::InvalidTransition { from: self, to }) }
+        if self.can_become(to) {
+            Ok(())
+        } else {
+            Err(Error::InvalidTransition { from: self, to })
+        }
     }
 
     /// Open conversations are those not closed or archived.

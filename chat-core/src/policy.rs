@@ -14,7 +14,7 @@
 //! | claim from queue | yes | yes | yes | - | - | - |
 //! | assign to someone else, unassign | yes | yes | own only | - | - | yes |
 //! | transfer | yes | yes | own | - | - | yes |
-//! | mode, priority, department, tags, pin, title | yes | yes | own | - | yes (mode) | yes |
+//! | mode, priority, department, tags, pin, title | yes | yes | own | - | - | yes |
 //! | close | yes | yes | own | yes | yes | yes |
 //! | rate | - | - | - | yes | - | yes |
 //! | reopen | yes | yes | own | yes | - | yes |
@@ -143,13 +143,18 @@ impl Resolved {
     /// Which conversations this actor can see.
     pub fn scope(&self) -> Scope {
         match self {
-            Resolved::Staff(a) if a.role == Role::Agent => {
-                Scope::Agent { agent: a.id, departments: a.departments.clone() }
-            }
+            Resolved::Staff(a) if a.role == Role::Agent => Scope::Agent {
+                agent: a.id,
+                departments: a.departments.clone(),
+            },
             Resolved::Staff(_) | Resolved::Bot | Resolved::System => Scope::Tenant,
-            Resolved::Customer { contact, conversation } => {
-                Scope::Contact { contact: *contact, conversation: *conversation }
-            }
+            Resolved::Customer {
+                contact,
+                conversation,
+            } => Scope::Contact {
+                contact: *contact,
+                conversation: *conversation,
+            },
         }
     }
 
@@ -184,8 +189,11 @@ impl Resolved {
         use Action::*;
         let allowed = match self {
             Resolved::System => !matches!(action, PostAsCustomer | Reply | PostAsBot),
-            Resolved::Bot => matches!(action, Read | PostAsBot | RequestAgent | ChangeMode | Close),
-            Resolved::Customer { .. } => matches!(action, Read | PostAsCustomer | MarkRead | RequestAgent | Close | Rate | Reopen),
+            Resolved::Bot => matches!(action, Read | PostAsBot | RequestAgent | Close),
+            Resolved::Customer { .. } => matches!(
+                action,
+                Read | PostAsCustomer | MarkRead | RequestAgent | Close | Rate | Reopen
+            ),
             Resolved::Staff(agent) => {
                 let own = conversation.involves(agent.id);
                 match (agent.role, action) {
@@ -195,11 +203,18 @@ impl Resolved {
                     (Role::Supervisor, _) => true,
                     (Role::Agent, Read | Note | MarkRead | RequestAgent | Claim) => true,
                     (Role::Agent, Archive | Delete) => false,
-                    (Role::Agent, Reply | Assign | Transfer | ChangeMode | EditDetails | Close | Reopen) => own,
+                    (
+                        Role::Agent,
+                        Reply | Assign | Transfer | ChangeMode | EditDetails | Close | Reopen,
+                    ) => own,
                 }
             }
         };
-        if allowed { Ok(()) } else { Err(Error::Forbidden(action_name(action))) }
+        if allowed {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(action_name(action)))
+        }
     }
 }
 

@@ -9,7 +9,12 @@ use crate::model::{AgentLoad, Availability, Conversation};
 /// every router must respect (online, serves the department, under capacity).
 pub trait Router: Send + Sync + 'static {
     /// The chosen agent.
-    fn pick(&self, conversation: &Conversation, candidates: &[AgentLoad], default_capacity: u32) -> Option<AgentId>;
+    fn pick(
+        &self,
+        conversation: &Conversation,
+        candidates: &[AgentLoad],
+        default_capacity: u32,
+    ) -> Option<AgentId>;
 }
 
 /// Whether `load` may receive `conversation` now: active, online, serving its department
@@ -28,7 +33,12 @@ pub fn eligible(conversation: &Conversation, load: &AgentLoad, default_capacity:
 pub struct LeastLoaded;
 
 impl Router for LeastLoaded {
-    fn pick(&self, conversation: &Conversation, candidates: &[AgentLoad], default_capacity: u32) -> Option<AgentId> {
+    fn pick(
+        &self,
+        conversation: &Conversation,
+        candidates: &[AgentLoad],
+        default_capacity: u32,
+    ) -> Option<AgentId> {
         candidates
             .iter()
             .filter(|l| eligible(conversation, l, default_capacity))

@@ -17,8 +17,8 @@ use crate::error::{Error, Result};
 use crate::ids::{AgentId, ContactId, ConversationId, MessageId, TenantId};
 use crate::mode::Mode;
 use crate::model::{
-    Agent, AgentLoad, Channel, Contact, Conversation, ConversationChange, Event, Message, NewMessage, Priority,
-    ReadCursor, Tenant,
+    Agent, AgentLoad, Channel, Contact, Conversation, ConversationChange, Event, Message,
+    NewMessage, Priority, ReadCursor, Tenant,
 };
 
 /// Persistence for the engine. Object-safe: the engine holds an `Arc<dyn Store>`.
@@ -64,16 +64,29 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a new conversation (its `version` as given) with its first messages, and
     /// appends `conversation_created` then one `message_created` per message.
-    async fn create_conversation(&self, conversation: &Conversation, messages: Vec<NewMessage>) -> Result<Committed>;
+    async fn create_conversation(
+        &self,
+        conversation: &Conversation,
+        messages: Vec<NewMessage>,
+    ) -> Result<Committed>;
     /// Replaces a conversation if its stored version equals `update.conversation.version`
     /// ([`Error::Conflict`] otherwise), storing it with version + 1, then appends the
     /// optional system message. Events: `conversation_updated`, then `message_created`.
     async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed>;
     /// Deletes a conversation with its messages and cursors, and appends
     /// `conversation_deleted`. [`Error::NotFound`] if absent.
-    async fn delete_conversation(&self, tenant: TenantId, id: ConversationId, at: OffsetDateTime) -> Result<Event>;
+    async fn delete_conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        at: OffsetDateTime,
+    ) -> Result<Event>;
     /// A conversation by id.
-    async fn conversation(&self, tenant: TenantId, id: ConversationId) -> Result<Option<Conversation>>;
+    async fn conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+    ) -> Result<Option<Conversation>>;
     /// Conversations matching a query, newest activity first, with counts per mode.
     async fn list_conversations(&self, query: &ConversationQuery) -> Result<ConversationPage>;
     /// Queued conversations, highest priority first, then longest waiting.
@@ -97,7 +110,11 @@ pub trait Store: Send + Sync + 'static {
     /// event if the cursor did not move.
     async fn set_read_cursor(&self, cursor: &ReadCursor) -> Result<(Conversation, Option<Event>)>;
     /// Every read cursor of a conversation.
-    async fn read_cursors(&self, tenant: TenantId, conversation: ConversationId) -> Result<Vec<ReadCursor>>;
+    async fn read_cursors(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+    ) -> Result<Vec<ReadCursor>>;
 
     /// Events with `seq > after`, ascending, at most `limit`.
     async fn events_since(&self, tenant: TenantId, after: u64, limit: usize) -> Result<Vec<Event>>;
@@ -168,11 +185,15 @@ impl Scope {
             Scope::Agent { agent, departments } => {
                 conversation.involves(*agent)
                     || (conversation.mode == Mode::Queued
-                        && conversation.department.as_ref().is_none_or(|d| departments.contains(d)))
+                        && conversation
+                            .department
+                            .as_ref()
+                            .is_none_or(|d| departments.contains(d)))
             }
-            Scope::Contact { contact, conversation: only } => {
-                conversation.contact_id == *contact && only.is_none_or(|id| id == conversation.id)
-            }
+            Scope::Contact {
+                contact,
+                conversation: only,
+            } => conversation.contact_id == *contact && only.is_none_or(|id| id == conversation.id),
         }
     }
 }
@@ -241,11 +262,19 @@ impl ConversationQuery {
     /// Whether a conversation passes every filter but the mode filter and the cursor.
     /// `text_hit` says whether the text filter matched outside the conversation row
     /// (contact or messages); stores compute that their own way.
-    pub fn matches_except_mode(&self, c: &Conversation, contact: Option<&Contact>, text_hit: bool) -> bool {
+    pub fn matches_except_mode(
+        &self,
+        c: &Conversation,
+        contact: Option<&Contact>,
+        text_hit: bool,
+    ) -> bool {
         c.tenant_id == self.tenant
             && self.scope.contains(c)
             && self.priority.is_none_or(|p| c.priority == p)
-            && self.department.as_ref().is_none_or(|d| c.department.as_ref() == Some(d))
+            && self
+                .department
+                .as_ref()
+                .is_none_or(|d| c.department.as_ref() == Some(d))
             && self.assigned.as_ref().is_none_or(|a| match a {
                 AssignedFilter::Unassigned => c.assigned_agent_id.is_none(),
                 AssignedFilter::Agent(id) => c.assigned_agent_id == Some(*id),
@@ -254,10 +283,15 @@ impl ConversationQuery {
             && self.channel.is_none_or(|ch| c.channel == ch)
             && self.pinned.is_none_or(|p| c.pinned == p)
             && self.contact_email.as_ref().is_none_or(|e| {
-                contact.and_then(|k| k.email.as_deref()).is_some_and(|ke| ke.eq_ignore_ascii_case(e))
+                contact
+                    .and_then(|k| k.email.as_deref())
+                    .is_some_and(|ke| ke.eq_ignore_ascii_case(e))
             })
             && self.text.as_ref().is_none_or(|t| {
-                text_hit || c.title.as_deref().is_some_and(|title| contains_ci(title, t))
+                text_hit
+                    || c.title
+                        .as_deref()
+                        .is_some_and(|title| contains_ci(title, t))
             })
     }
 }
@@ -279,12 +313,18 @@ pub struct ConversationCursor {
 impl ConversationCursor {
     /// The cursor after `conversation`.
     pub fn after(conversation: &Conversation) -> Self {
-        Self { updated_at_ns: conversation.updated_at.unix_timestamp_nanos(), id: conversation.id }
+        Self {
+            updated_at_ns: conversation.updated_at.unix_timestamp_nanos(),
+            id: conversation.id,
+        }
     }
 
     /// Whether `conversation` comes after this cursor in list order.
     pub fn precedes(&self, conversation: &Conversation) -> bool {
-        let key = (conversation.updated_at.unix_timestamp_nanos(), conversation.id);
+        let key = (
+            conversation.updated_at.unix_timestamp_nanos(),
+            conversation.id,
+        );
         key < (self.updated_at_ns, self.id)
     }
 
@@ -297,7 +337,10 @@ impl ConversationCursor {
     pub fn decode(text: &str) -> Result<Self> {
         let bad = || Error::validation("cursor", "not a cursor returned by this server");
         let (ns, id) = text.split_once('.').ok_or_else(bad)?;
-        Ok(Self { updated_at_ns: ns.parse().map_err(|_| bad())?, id: id.parse().map_err(|_| bad())? })
+        Ok(Self {
+            updated_at_ns: ns.parse().map_err(|_| bad())?,
+            id: id.parse().map_err(|_| bad())?,
+        })
     }
 }
 
@@ -333,6 +376,13 @@ pub struct MessageQuery {
 impl MessageQuery {
     /// The newest `limit` messages, notes included.
     pub fn latest(tenant: TenantId, conversation: ConversationId, limit: usize) -> Self {
-        Self { tenant, conversation, before: None, after: None, limit, include_notes: true }
+        Self {
+            tenant,
+            conversation,
+            before: None,
+            after: None,
+            limit,
+            include_notes: true,
+        }
     }
 }

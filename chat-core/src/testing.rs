@@ -82,7 +82,12 @@ fn id() -> uuid::Uuid {
 
 /// A fresh tenant.
 pub async fn tenant(store: &S) -> TenantId {
-    let t = Tenant { id: TenantId(id()), name: "Acme".into(), settings: TenantSettings::default(), created_at: T0 };
+    let t = Tenant {
+        id: TenantId(id()),
+        name: "Acme".into(),
+        settings: TenantSettings::default(),
+        created_at: T0,
+    };
     store.insert_tenant(&t).await.unwrap();
     t.id
 }
@@ -106,7 +111,13 @@ pub async fn contact(store: &S, tenant: TenantId, email: Option<&str>) -> Contac
 }
 
 /// A fresh agent.
-pub async fn agent(store: &S, tenant: TenantId, name: &str, role: Role, departments: &[&str]) -> Agent {
+pub async fn agent(
+    store: &S,
+    tenant: TenantId,
+    name: &str,
+    role: Role,
+    departments: &[&str],
+) -> Agent {
     let a = Agent {
         id: AgentId(id()),
         tenant_id: tenant,
@@ -125,7 +136,12 @@ pub async fn agent(store: &S, tenant: TenantId, name: &str, role: Role, departme
 }
 
 /// A conversation value (not stored) in `mode`, updated at `at(secs)`.
-pub fn conversation_value(tenant: TenantId, contact: ContactId, mode: Mode, secs: i64) -> Conversation {
+pub fn conversation_value(
+    tenant: TenantId,
+    contact: ContactId,
+    mode: Mode,
+    secs: i64,
+) -> Conversation {
     Conversation {
         id: ConversationId(id()),
         tenant_id: tenant,
@@ -162,14 +178,29 @@ pub fn conversation_value(tenant: TenantId, contact: ContactId, mode: Mode, secs
 }
 
 /// Stores a conversation built by `edit` from [`conversation_value`].
-pub async fn conversation(store: &S, tenant: TenantId, contact: ContactId, edit: impl FnOnce(&mut Conversation)) -> Conversation {
+pub async fn conversation(
+    store: &S,
+    tenant: TenantId,
+    contact: ContactId,
+    edit: impl FnOnce(&mut Conversation),
+) -> Conversation {
     let mut c = conversation_value(tenant, contact, Mode::Bot, 0);
     edit(&mut c);
-    store.create_conversation(&c, Vec::new()).await.unwrap().conversation
+    store
+        .create_conversation(&c, Vec::new())
+        .await
+        .unwrap()
+        .conversation
 }
 
 /// A new message value.
-pub fn message(c: &Conversation, sender: Sender, kind: MessageKind, body: &str, secs: i64) -> NewMessage {
+pub fn message(
+    c: &Conversation,
+    sender: Sender,
+    kind: MessageKind,
+    body: &str,
+    secs: i64,
+) -> NewMessage {
     NewMessage {
         id: MessageId(id()),
         tenant_id: c.tenant_id,
@@ -205,14 +236,20 @@ pub async fn tenant_roundtrip(store: S) {
     let mut stored = store.tenant(t).await.unwrap().expect("tenant stored");
     assert_eq!(stored.name, "Acme");
     assert_eq!(stored.settings, TenantSettings::default());
-    assert!(matches!(store.insert_tenant(&stored).await, Err(Error::Conflict(_))));
+    assert!(matches!(
+        store.insert_tenant(&stored).await,
+        Err(Error::Conflict(_))
+    ));
     stored.name = "Acme Support".into();
     stored.settings.welcome_message = Some("Hi!".into());
     store.update_tenant(&stored).await.unwrap();
     assert_eq!(store.tenant(t).await.unwrap(), Some(stored.clone()));
     assert_eq!(store.tenant(TenantId(id())).await.unwrap(), None);
     stored.id = TenantId(id());
-    assert!(matches!(store.update_tenant(&stored).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.update_tenant(&stored).await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 pub async fn contact_email_is_unique_per_tenant_and_case_insensitive(store: S) {
@@ -220,11 +257,21 @@ pub async fn contact_email_is_unique_per_tenant_and_case_insensitive(store: S) {
     let other = tenant(&store).await;
     let c = contact(&store, t, Some("jo@shop.example")).await;
     assert_eq!(store.contact(t, c.id).await.unwrap(), Some(c.clone()));
-    assert_eq!(store.contact_by_email(t, "JO@Shop.Example").await.unwrap().map(|k| k.id), Some(c.id));
+    assert_eq!(
+        store
+            .contact_by_email(t, "JO@Shop.Example")
+            .await
+            .unwrap()
+            .map(|k| k.id),
+        Some(c.id)
+    );
     let mut dup = c.clone();
     dup.id = ContactId(id());
     dup.email = Some("JO@SHOP.EXAMPLE".into());
-    assert!(matches!(store.insert_contact(&dup).await, Err(Error::Conflict(_))));
+    assert!(matches!(
+        store.insert_contact(&dup).await,
+        Err(Error::Conflict(_))
+    ));
     // Same e-mail in another tenant is a different person.
     dup.tenant_id = other;
     store.insert_contact(&dup).await.unwrap();
@@ -244,13 +291,29 @@ pub async fn agent_roundtrip_appends_staff_only_events(store: S) {
     let zed = agent(&store, t, "Zed", Role::Agent, &["billing"]).await;
     let amy = agent(&store, t, "Amy", Role::Admin, &[]).await;
     assert_eq!(store.agent(t, zed.id).await.unwrap(), Some(zed.clone()));
-    assert_eq!(store.agent_by_email(t, "ZED@desk.example").await.unwrap().map(|a| a.id), Some(zed.id));
-    let names: Vec<String> = store.agents(t).await.unwrap().into_iter().map(|a| a.name).collect();
+    assert_eq!(
+        store
+            .agent_by_email(t, "ZED@desk.example")
+            .await
+            .unwrap()
+            .map(|a| a.id),
+        Some(zed.id)
+    );
+    let names: Vec<String> = store
+        .agents(t)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
     assert_eq!(names, ["Amy", "Zed"]);
     let mut dup = zed.clone();
     dup.id = AgentId(id());
     dup.email = "Zed@Desk.Example".into();
-    assert!(matches!(store.insert_agent(&dup).await, Err(Error::Conflict(_))));
+    assert!(matches!(
+        store.insert_agent(&dup).await,
+        Err(Error::Conflict(_))
+    ));
     let mut away = zed.clone();
     away.availability = Availability::Away;
     away.capacity = Some(2);
@@ -258,7 +321,12 @@ pub async fn agent_roundtrip_appends_staff_only_events(store: S) {
     assert_eq!(store.agent(t, zed.id).await.unwrap(), Some(away.clone()));
     assert!(event.staff_only);
     assert_eq!(event.conversation_id, None);
-    assert_eq!(event.payload, EventPayload::AgentUpdated { agent: Box::new(away) });
+    assert_eq!(
+        event.payload,
+        EventPayload::AgentUpdated {
+            agent: Box::new(away)
+        }
+    );
     let events = all_events(&store, t).await;
     assert_eq!(events.len(), 3);
     assert_gap_free(&events);
@@ -295,10 +363,19 @@ pub async fn create_conversation_stores_first_messages_and_events_in_order(store
     let c = conversation_value(t, k.id, Mode::Bot, 0);
     let welcome = text(&c, Sender::Bot, "Welcome!", 0);
     let first = text(&c, Sender::Customer, "My order is late", 1);
-    let committed = store.create_conversation(&c, vec![welcome, first]).await.unwrap();
-    assert_eq!(committed.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
+    let committed = store
+        .create_conversation(&c, vec![welcome, first])
+        .await
+        .unwrap();
+    assert_eq!(
+        committed.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [1, 2]
+    );
     let kinds: Vec<&str> = committed.events.iter().map(|e| e.payload.kind()).collect();
-    assert_eq!(kinds, ["conversation_created", "message_created", "message_created"]);
+    assert_eq!(
+        kinds,
+        ["conversation_created", "message_created", "message_created"]
+    );
     assert_gap_free(&committed.events);
     let stored = store.conversation(t, c.id).await.unwrap().unwrap();
     assert_eq!(stored, committed.conversation);
@@ -307,11 +384,23 @@ pub async fn create_conversation_stores_first_messages_and_events_in_order(store
     assert_eq!(stored.unread_for_agent, 1);
     assert_eq!(stored.unread_for_customer, 1);
     assert_eq!(stored.version, 3, "created at 1, plus one per message");
-    assert_eq!(stored.last_message.as_ref().map(|p| p.body.as_str()), Some("My order is late"));
-    assert!(matches!(store.create_conversation(&c, Vec::new()).await, Err(Error::Conflict(_))));
+    assert_eq!(
+        stored.last_message.as_ref().map(|p| p.body.as_str()),
+        Some("My order is late")
+    );
+    assert!(matches!(
+        store.create_conversation(&c, Vec::new()).await,
+        Err(Error::Conflict(_))
+    ));
     let mut orphan = conversation_value(t, ContactId(id()), Mode::Bot, 0);
     orphan.id = ConversationId(id());
-    assert!(store.create_conversation(&orphan, Vec::new()).await.is_err(), "contact must exist");
+    assert!(
+        store
+            .create_conversation(&orphan, Vec::new())
+            .await
+            .is_err(),
+        "contact must exist"
+    );
 }
 
 pub async fn append_message_updates_counters_by_sender(store: S) {
@@ -319,7 +408,10 @@ pub async fn append_message_updates_counters_by_sender(store: S) {
     let k = contact(&store, t, None).await;
     let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
     let c = conversation(&store, t, k.id, |_| {}).await;
-    let one = store.append_message(text(&c, Sender::Customer, "hello", 1)).await.unwrap();
+    let one = store
+        .append_message(text(&c, Sender::Customer, "hello", 1))
+        .await
+        .unwrap();
     assert!(one.created);
     assert_eq!(one.message.seq, 1);
     assert_eq!(one.conversation.unread_for_agent, 1);
@@ -327,24 +419,54 @@ pub async fn append_message_updates_counters_by_sender(store: S) {
     assert_eq!(one.conversation.version, c.version + 1);
     let event = one.event.expect("created messages are logged");
     assert!(!event.staff_only);
-    assert_eq!(event.payload, EventPayload::MessageCreated { message: Box::new(one.message.clone()) });
-    let two = store.append_message(text(&c, Sender::Agent(a.id), "hi, how can I help?", 2)).await.unwrap();
+    assert_eq!(
+        event.payload,
+        EventPayload::MessageCreated {
+            message: Box::new(one.message.clone())
+        }
+    );
+    let two = store
+        .append_message(text(&c, Sender::Agent(a.id), "hi, how can I help?", 2))
+        .await
+        .unwrap();
     assert_eq!(two.message.seq, 2);
     assert_eq!(two.conversation.first_response_at, Some(at(2)));
     assert_eq!(two.conversation.unread_for_customer, 1);
-    store.append_message(text(&c, Sender::Agent(a.id), "still there?", 5)).await.unwrap();
-    let sys = store.append_message(message(&c, Sender::System, MessageKind::Event, "Assigned to Ann", 6)).await.unwrap();
+    store
+        .append_message(text(&c, Sender::Agent(a.id), "still there?", 5))
+        .await
+        .unwrap();
+    let sys = store
+        .append_message(message(
+            &c,
+            Sender::System,
+            MessageKind::Event,
+            "Assigned to Ann",
+            6,
+        ))
+        .await
+        .unwrap();
     let after = sys.conversation;
-    assert_eq!(after.first_response_at, Some(at(2)), "first response is the first one");
+    assert_eq!(
+        after.first_response_at,
+        Some(at(2)),
+        "first response is the first one"
+    );
     assert_eq!(after.last_agent_message_at, Some(at(5)));
     assert_eq!(after.unread_for_customer, 2);
-    assert_eq!(after.message_count, 3, "system events are not counted as messages");
+    assert_eq!(
+        after.message_count, 3,
+        "system events are not counted as messages"
+    );
     assert_eq!(after.last_seq, 4);
     assert_eq!(after.updated_at, at(6));
     assert_eq!(store.conversation(t, c.id).await.unwrap().unwrap(), after);
     let mut missing = text(&c, Sender::Customer, "x", 1);
     missing.conversation_id = ConversationId(id());
-    assert!(matches!(store.append_message(missing).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.append_message(missing).await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 pub async fn notes_are_staff_only_and_not_counted(store: S) {
@@ -352,14 +474,30 @@ pub async fn notes_are_staff_only_and_not_counted(store: S) {
     let k = contact(&store, t, None).await;
     let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
     let c = conversation(&store, t, k.id, |_| {}).await;
-    store.append_message(text(&c, Sender::Customer, "refund please", 1)).await.unwrap();
-    let note = store.append_message(message(&c, Sender::Agent(a.id), MessageKind::Note, "VIP, refund ok", 2)).await.unwrap();
+    store
+        .append_message(text(&c, Sender::Customer, "refund please", 1))
+        .await
+        .unwrap();
+    let note = store
+        .append_message(message(
+            &c,
+            Sender::Agent(a.id),
+            MessageKind::Note,
+            "VIP, refund ok",
+            2,
+        ))
+        .await
+        .unwrap();
     assert_eq!(note.message.seq, 2, "notes take a sequence number too");
     assert!(note.event.unwrap().staff_only);
     let conv = note.conversation;
     assert_eq!(conv.message_count, 1);
     assert_eq!(conv.unread_for_customer, 0);
-    assert_eq!(conv.last_message.unwrap().body, "refund please", "notes never become the preview");
+    assert_eq!(
+        conv.last_message.unwrap().body,
+        "refund please",
+        "notes never become the preview"
+    );
 }
 
 pub async fn parallel_appends_to_one_conversation_get_gap_free_sequences(store: S) {
@@ -370,7 +508,9 @@ pub async fn parallel_appends_to_one_conversation_get_gap_free_sequences(store: 
     for i in 0..50 {
         let store = store.clone();
         let m = text(&c, Sender::Customer, &format!("message {i}"), i);
-        tasks.push(tokio::spawn(async move { store.append_message(m).await.unwrap().message.seq }));
+        tasks.push(tokio::spawn(async move {
+            store.append_message(m).await.unwrap().message.seq
+        }));
     }
     let mut seqs = Vec::new();
     for task in tasks {
@@ -378,10 +518,19 @@ pub async fn parallel_appends_to_one_conversation_get_gap_free_sequences(store: 
     }
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=50).collect::<Vec<u64>>());
-    let stored = store.messages(&MessageQuery::latest(t, c.id, 100)).await.unwrap();
-    assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=50).collect::<Vec<u64>>());
+    let stored = store
+        .messages(&MessageQuery::latest(t, c.id, 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (1..=50).collect::<Vec<u64>>()
+    );
     let conv = store.conversation(t, c.id).await.unwrap().unwrap();
-    assert_eq!((conv.last_seq, conv.message_count, conv.unread_for_agent), (50, 50, 50));
+    assert_eq!(
+        (conv.last_seq, conv.message_count, conv.unread_for_agent),
+        (50, 50, 50)
+    );
     assert_eq!(conv.version, c.version + 50);
     assert_gap_free(&all_events(&store, t).await);
 }
@@ -410,7 +559,14 @@ pub async fn client_message_id_stores_one_message(store: S) {
     let mut elsewhere = text(&other, Sender::Customer, "pay?", 4);
     elsewhere.client_message_id = Some("k-1".into());
     assert!(store.append_message(elsewhere).await.unwrap().created);
-    assert_eq!(store.messages(&MessageQuery::latest(t, c.id, 10)).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .messages(&MessageQuery::latest(t, c.id, 10))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 pub async fn concurrent_posts_with_one_client_message_id_store_one_message(store: S) {
@@ -422,7 +578,9 @@ pub async fn concurrent_posts_with_one_client_message_id_store_one_message(store
         let store = store.clone();
         let mut m = text(&c, Sender::Customer, "double click", i);
         m.client_message_id = Some("same".into());
-        tasks.push(tokio::spawn(async move { store.append_message(m).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            store.append_message(m).await.unwrap()
+        }));
     }
     let mut created = 0;
     let mut ids = std::collections::HashSet::new();
@@ -433,7 +591,14 @@ pub async fn concurrent_posts_with_one_client_message_id_store_one_message(store
     }
     assert_eq!(created, 1);
     assert_eq!(ids.len(), 1, "every caller gets the one stored message");
-    assert_eq!(store.messages(&MessageQuery::latest(t, c.id, 10)).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .messages(&MessageQuery::latest(t, c.id, 10))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 pub async fn update_conversation_is_compare_and_swap(store: S) {
@@ -448,31 +613,67 @@ pub async fn update_conversation_is_compare_and_swap(store: S) {
     next.department = Some("billing".into());
     next.updated_at = at(10);
     let committed = store
-        .update_conversation(ConversationUpdate { conversation: next.clone(), change: ConversationChange::Details, message: None })
+        .update_conversation(ConversationUpdate {
+            conversation: next.clone(),
+            change: ConversationChange::Details,
+            message: None,
+        })
         .await
         .unwrap();
     assert_eq!(committed.conversation.version, c.version + 1);
     assert_eq!(committed.conversation.tags, ["refund", "vip"]);
-    assert_eq!(store.conversation(t, c.id).await.unwrap().unwrap(), committed.conversation);
-    let [event] = committed.events.as_slice() else { panic!("one event") };
+    assert_eq!(
+        store.conversation(t, c.id).await.unwrap().unwrap(),
+        committed.conversation
+    );
+    let [event] = committed.events.as_slice() else {
+        panic!("one event")
+    };
     assert_eq!(
         event.payload,
-        EventPayload::ConversationUpdated { conversation: Box::new(committed.conversation.clone()), change: ConversationChange::Details }
+        EventPayload::ConversationUpdated {
+            conversation: Box::new(committed.conversation.clone()),
+            change: ConversationChange::Details
+        }
     );
     // Writing from the old version again loses.
-    let stale = ConversationUpdate { conversation: next, change: ConversationChange::Details, message: None };
-    assert!(matches!(store.update_conversation(stale).await, Err(Error::Conflict(_))));
+    let stale = ConversationUpdate {
+        conversation: next,
+        change: ConversationChange::Details,
+        message: None,
+    };
+    assert!(matches!(
+        store.update_conversation(stale).await,
+        Err(Error::Conflict(_))
+    ));
     // A message bumps the version too, so an update read before it loses.
     let before = store.conversation(t, c.id).await.unwrap().unwrap();
-    store.append_message(text(&c, Sender::Customer, "hello?", 11)).await.unwrap();
+    store
+        .append_message(text(&c, Sender::Customer, "hello?", 11))
+        .await
+        .unwrap();
     let mut late = before;
     late.pinned = false;
-    let late = ConversationUpdate { conversation: late, change: ConversationChange::Details, message: None };
-    assert!(matches!(store.update_conversation(late).await, Err(Error::Conflict(_))));
+    let late = ConversationUpdate {
+        conversation: late,
+        change: ConversationChange::Details,
+        message: None,
+    };
+    assert!(matches!(
+        store.update_conversation(late).await,
+        Err(Error::Conflict(_))
+    ));
     let mut missing = c.clone();
     missing.id = ConversationId(id());
-    let missing = ConversationUpdate { conversation: missing, change: ConversationChange::Details, message: None };
-    assert!(matches!(store.update_conversation(missing).await, Err(Error::NotFound(_))));
+    let missing = ConversationUpdate {
+        conversation: missing,
+        change: ConversationChange::Details,
+        message: None,
+    };
+    assert!(matches!(
+        store.update_conversation(missing).await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 pub async fn two_claims_from_one_version_exactly_one_wins(store: S) {
@@ -495,7 +696,10 @@ pub async fn two_claims_from_one_version_exactly_one_wins(store: S) {
                 store
                     .update_conversation(ConversationUpdate {
                         conversation: next,
-                        change: ConversationChange::Assigned { from: None, to: Some(who) },
+                        change: ConversationChange::Assigned {
+                            from: None,
+                            to: Some(who),
+                        },
                         message: None,
                     })
                     .await
@@ -508,7 +712,10 @@ pub async fn two_claims_from_one_version_exactly_one_wins(store: S) {
         assert!(results.iter().any(|r| matches!(r, Err(Error::Conflict(_)))));
         let stored = store.conversation(t, c.id).await.unwrap().unwrap();
         let winner = results.iter().find_map(|r| r.as_ref().ok()).unwrap();
-        assert_eq!(stored.assigned_agent_id, winner.conversation.assigned_agent_id);
+        assert_eq!(
+            stored.assigned_agent_id,
+            winner.conversation.assigned_agent_id
+        );
     }
     assert_gap_free(&all_events(&store, t).await);
 }
@@ -526,7 +733,10 @@ pub async fn update_conversation_appends_system_message_after_the_update_event(s
     let committed = store
         .update_conversation(ConversationUpdate {
             conversation: next,
-            change: ConversationChange::Assigned { from: None, to: Some(a.id) },
+            change: ConversationChange::Assigned {
+                from: None,
+                to: Some(a.id),
+            },
             message: Some(note),
         })
         .await
@@ -536,20 +746,39 @@ pub async fn update_conversation_appends_system_message_after_the_update_event(s
     assert_eq!(committed.messages.len(), 1);
     assert_eq!(committed.messages[0].seq, 1);
     assert_eq!(committed.conversation.last_seq, 1);
-    assert_eq!(committed.conversation.version, c.version + 2, "one for the update, one for the message");
-    assert_eq!(store.conversation(t, c.id).await.unwrap().unwrap(), committed.conversation);
+    assert_eq!(
+        committed.conversation.version,
+        c.version + 2,
+        "one for the update, one for the message"
+    );
+    assert_eq!(
+        store.conversation(t, c.id).await.unwrap().unwrap(),
+        committed.conversation
+    );
 }
 
 pub async fn edit_and_soft_delete_keep_sequence_and_emit_events(store: S) {
     let t = tenant(&store).await;
     let k = contact(&store, t, None).await;
     let c = conversation(&store, t, k.id, |_| {}).await;
-    let mut m = store.append_message(text(&c, Sender::Customer, "teh order", 1)).await.unwrap().message;
-    m.revisions.push(Revision { body: m.body.clone(), replaced_at: at(2) });
+    let mut m = store
+        .append_message(text(&c, Sender::Customer, "teh order", 1))
+        .await
+        .unwrap()
+        .message;
+    m.revisions.push(Revision {
+        body: m.body.clone(),
+        replaced_at: at(2),
+    });
     m.body = "the order".into();
     m.edited_at = Some(at(2));
     let event = store.update_message(&m).await.unwrap();
-    assert_eq!(event.payload, EventPayload::MessageUpdated { message: Box::new(m.clone()) });
+    assert_eq!(
+        event.payload,
+        EventPayload::MessageUpdated {
+            message: Box::new(m.clone())
+        }
+    );
     assert_eq!(store.message(t, m.id).await.unwrap(), Some(m.clone()));
     m.body.clear();
     m.revisions.clear();
@@ -558,10 +787,19 @@ pub async fn edit_and_soft_delete_keep_sequence_and_emit_events(store: S) {
     let stored = store.message(t, m.id).await.unwrap().unwrap();
     assert_eq!(stored.deleted_at, Some(at(3)));
     assert_eq!(stored.seq, 1);
-    assert_eq!(store.messages(&MessageQuery::latest(t, c.id, 10)).await.unwrap(), vec![stored]);
+    assert_eq!(
+        store
+            .messages(&MessageQuery::latest(t, c.id, 10))
+            .await
+            .unwrap(),
+        vec![stored]
+    );
     let mut ghost = m.clone();
     ghost.id = MessageId(id());
-    assert!(matches!(store.update_message(&ghost).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.update_message(&ghost).await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 pub async fn message_windows_before_after_and_notes(store: S) {
@@ -580,18 +818,42 @@ pub async fn message_windows_before_after_and_notes(store: S) {
     let seqs = |ms: Vec<Message>| ms.into_iter().map(|m| m.seq).collect::<Vec<_>>();
     let q = MessageQuery::latest(t, c.id, 3);
     assert_eq!(seqs(store.messages(&q).await.unwrap()), [8, 9, 10]);
-    let before = MessageQuery { before: Some(8), ..q.clone() };
+    let before = MessageQuery {
+        before: Some(8),
+        ..q.clone()
+    };
     assert_eq!(seqs(store.messages(&before).await.unwrap()), [5, 6, 7]);
-    let after = MessageQuery { after: Some(2), ..q.clone() };
+    let after = MessageQuery {
+        after: Some(2),
+        ..q.clone()
+    };
     assert_eq!(seqs(store.messages(&after).await.unwrap()), [3, 4, 5]);
-    let both = MessageQuery { after: Some(2), before: Some(5), limit: 10, ..q.clone() };
+    let both = MessageQuery {
+        after: Some(2),
+        before: Some(5),
+        limit: 10,
+        ..q.clone()
+    };
     assert_eq!(seqs(store.messages(&both).await.unwrap()), [3, 4]);
-    let customer = MessageQuery { include_notes: false, limit: 4, ..q.clone() };
+    let customer = MessageQuery {
+        include_notes: false,
+        limit: 4,
+        ..q.clone()
+    };
     assert_eq!(seqs(store.messages(&customer).await.unwrap()), [6, 7, 8, 9]);
-    let past_end = MessageQuery { after: Some(10), ..q.clone() };
+    let past_end = MessageQuery {
+        after: Some(10),
+        ..q.clone()
+    };
     assert!(store.messages(&past_end).await.unwrap().is_empty());
-    let missing = MessageQuery { conversation: ConversationId(id()), ..q };
-    assert!(matches!(store.messages(&missing).await, Err(Error::NotFound(_))));
+    let missing = MessageQuery {
+        conversation: ConversationId(id()),
+        ..q
+    };
+    assert!(matches!(
+        store.messages(&missing).await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 pub async fn read_cursor_moves_forward_only_and_recomputes_unread(store: S) {
@@ -600,21 +862,50 @@ pub async fn read_cursor_moves_forward_only_and_recomputes_unread(store: S) {
     let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
     let c = conversation(&store, t, k.id, |_| {}).await;
     for i in 1..=3 {
-        store.append_message(text(&c, Sender::Customer, "?", i)).await.unwrap();
+        store
+            .append_message(text(&c, Sender::Customer, "?", i))
+            .await
+            .unwrap();
     }
-    store.append_message(text(&c, Sender::Agent(a.id), "!", 4)).await.unwrap();
-    store.append_message(text(&c, Sender::Customer, "?", 5)).await.unwrap();
-    let cursor = |reader, seq, secs| ReadCursor { tenant_id: t, conversation_id: c.id, reader, seq, updated_at: at(secs) };
-    let (conv, event) = store.set_read_cursor(&cursor(Reader::Agent(a.id), 2, 6)).await.unwrap();
+    store
+        .append_message(text(&c, Sender::Agent(a.id), "!", 4))
+        .await
+        .unwrap();
+    store
+        .append_message(text(&c, Sender::Customer, "?", 5))
+        .await
+        .unwrap();
+    let cursor = |reader, seq, secs| ReadCursor {
+        tenant_id: t,
+        conversation_id: c.id,
+        reader,
+        seq,
+        updated_at: at(secs),
+    };
+    let (conv, event) = store
+        .set_read_cursor(&cursor(Reader::Agent(a.id), 2, 6))
+        .await
+        .unwrap();
     assert_eq!(conv.agent_read_seq, 2);
     assert_eq!(conv.unread_for_agent, 2, "messages 3 and 5 are unread");
     let event = event.expect("a moved cursor is logged");
-    assert_eq!(event.payload, EventPayload::ReadUpdated { cursor: cursor(Reader::Agent(a.id), 2, 6) });
-    let (same, none) = store.set_read_cursor(&cursor(Reader::Agent(a.id), 1, 7)).await.unwrap();
+    assert_eq!(
+        event.payload,
+        EventPayload::ReadUpdated {
+            cursor: cursor(Reader::Agent(a.id), 2, 6)
+        }
+    );
+    let (same, none) = store
+        .set_read_cursor(&cursor(Reader::Agent(a.id), 1, 7))
+        .await
+        .unwrap();
     assert!(none.is_none(), "a cursor never moves back");
     assert_eq!(same.agent_read_seq, 2);
     // Past the end is clamped to the last message.
-    let (conv, _) = store.set_read_cursor(&cursor(Reader::Customer, 99, 8)).await.unwrap();
+    let (conv, _) = store
+        .set_read_cursor(&cursor(Reader::Customer, 99, 8))
+        .await
+        .unwrap();
     assert_eq!(conv.customer_read_seq, 5);
     assert_eq!(conv.unread_for_customer, 0);
     assert_eq!(conv.unread_for_agent, 2);
@@ -632,13 +923,23 @@ pub async fn events_since_replays_the_tenant_log_in_order(store: S) {
     let c = conversation(&store, t, k.id, |_| {}).await;
     let c2 = conversation(&store, other, k2.id, |_| {}).await;
     for i in 1..=5 {
-        store.append_message(text(&c, Sender::Customer, "x", i)).await.unwrap();
-        store.append_message(text(&c2, Sender::Customer, "y", i)).await.unwrap();
+        store
+            .append_message(text(&c, Sender::Customer, "x", i))
+            .await
+            .unwrap();
+        store
+            .append_message(text(&c2, Sender::Customer, "y", i))
+            .await
+            .unwrap();
     }
     let events = all_events(&store, t).await;
     assert_eq!(events.len(), 6);
     assert_gap_free(&events);
-    assert!(events.iter().all(|e| e.tenant_id == t && e.conversation_id == Some(c.id)));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.tenant_id == t && e.conversation_id == Some(c.id))
+    );
     let tail = store.events_since(t, 3, 2).await.unwrap();
     assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
     assert_eq!(tail, events[3..5]);
@@ -671,31 +972,135 @@ pub async fn list_filters_combine_and_counts_ignore_mode_filter(store: S) {
     let ids = |p: ConversationPage| p.items.into_iter().map(|c| c.id).collect::<Vec<_>>();
     let q = ConversationQuery::new(t, Scope::Tenant);
     let page = store.list_conversations(&q).await.unwrap();
-    assert_eq!(ids(page.clone()), [mine.id, urgent.id, bot.id], "newest activity first");
-    assert_eq!(page.counts, BTreeMap::from([(Mode::Bot, 1), (Mode::Queued, 1), (Mode::Agent, 1)]));
-    let queued = ConversationQuery { modes: vec![Mode::Queued], ..q.clone() };
+    assert_eq!(
+        ids(page.clone()),
+        [mine.id, urgent.id, bot.id],
+        "newest activity first"
+    );
+    assert_eq!(
+        page.counts,
+        BTreeMap::from([(Mode::Bot, 1), (Mode::Queued, 1), (Mode::Agent, 1)])
+    );
+    let queued = ConversationQuery {
+        modes: vec![Mode::Queued],
+        ..q.clone()
+    };
     let page = store.list_conversations(&queued).await.unwrap();
     assert_eq!(ids(page.clone()), [urgent.id]);
-    assert_eq!(page.counts.values().sum::<u64>(), 3, "counts ignore the mode filter");
+    assert_eq!(
+        page.counts.values().sum::<u64>(),
+        3,
+        "counts ignore the mode filter"
+    );
     let check = |query: ConversationQuery, expected: Vec<ConversationId>| {
         let store = store.clone();
-        async move { assert_eq!(ids(store.list_conversations(&query).await.unwrap()), expected, "{query:?}") }
+        async move {
+            assert_eq!(
+                ids(store.list_conversations(&query).await.unwrap()),
+                expected,
+                "{query:?}"
+            )
+        }
     };
-    check(ConversationQuery { priority: Some(Priority::Urgent), ..q.clone() }, vec![urgent.id]).await;
-    check(ConversationQuery { department: Some("billing".into()), ..q.clone() }, vec![urgent.id]).await;
-    check(ConversationQuery { assigned: Some(AssignedFilter::Agent(a.id)), ..q.clone() }, vec![mine.id]).await;
-    check(ConversationQuery { assigned: Some(AssignedFilter::Unassigned), ..q.clone() }, vec![urgent.id, bot.id]).await;
-    check(ConversationQuery { tag: Some("refund".into()), ..q.clone() }, vec![urgent.id]).await;
-    check(ConversationQuery { channel: Some(Channel::Whatsapp), ..q.clone() }, vec![bot.id]).await;
-    check(ConversationQuery { contact_email: Some("JO@shop.example".into()), ..q.clone() }, vec![urgent.id, bot.id]).await;
-    check(ConversationQuery { pinned: Some(true), ..q.clone() }, vec![mine.id]).await;
-    check(ConversationQuery { text: Some("zipper".into()), ..q.clone() }, vec![mine.id]).await;
-    check(ConversationQuery { text: Some("MAX@shop".into()), ..q.clone() }, vec![mine.id]).await;
-    check(ConversationQuery { text: Some("nothing like this".into()), ..q.clone() }, vec![]).await;
-    let combined = ConversationQuery { contact_email: Some("jo@shop.example".into()), modes: vec![Mode::Bot], ..q.clone() };
+    check(
+        ConversationQuery {
+            priority: Some(Priority::Urgent),
+            ..q.clone()
+        },
+        vec![urgent.id],
+    )
+    .await;
+    check(
+        ConversationQuery {
+            department: Some("billing".into()),
+            ..q.clone()
+        },
+        vec![urgent.id],
+    )
+    .await;
+    check(
+        ConversationQuery {
+            assigned: Some(AssignedFilter::Agent(a.id)),
+            ..q.clone()
+        },
+        vec![mine.id],
+    )
+    .await;
+    check(
+        ConversationQuery {
+            assigned: Some(AssignedFilter::Unassigned),
+            ..q.clone()
+        },
+        vec![urgent.id, bot.id],
+    )
+    .await;
+    check(
+        ConversationQuery {
+            tag: Some("refund".into()),
+            ..q.clone()
+        },
+        vec![urgent.id],
+    )
+    .await;
+    check(
+        ConversationQuery {
+            channel: Some(Channel::Whatsapp),
+            ..q.clone()
+        },
+        vec![bot.id],
+    )
+    .await;
+    check(
+        ConversationQuery {
+            contact_email: Some("JO@shop.example".into()),
+            ..q.clone()
+        },
+        vec![urgent.id, bot.id],
+    )
+    .await;
+    check(
+        ConversationQuery {
+            pinned: Some(true),
+            ..q.clone()
+        },
+        vec![mine.id],
+    )
+    .await;
+    check(
+        ConversationQuery {
+            text: Some("zipper".into()),
+            ..q.clone()
+        },
+        vec![mine.id],
+    )
+    .await;
+    check(
+        ConversationQuery {
+            text: Some("MAX@shop".into()),
+            ..q.clone()
+        },
+        vec![mine.id],
+    )
+    .await;
+    check(
+        ConversationQuery {
+            text: Some("nothing like this".into()),
+            ..q.clone()
+        },
+        vec![],
+    )
+    .await;
+    let combined = ConversationQuery {
+        contact_email: Some("jo@shop.example".into()),
+        modes: vec![Mode::Bot],
+        ..q.clone()
+    };
     let page = store.list_conversations(&combined).await.unwrap();
     assert_eq!(ids(page.clone()), [bot.id]);
-    assert_eq!(page.counts, BTreeMap::from([(Mode::Bot, 1), (Mode::Queued, 1)]));
+    assert_eq!(
+        page.counts,
+        BTreeMap::from([(Mode::Bot, 1), (Mode::Queued, 1)])
+    );
 }
 
 pub async fn list_pagination_visits_every_item_once(store: S) {
@@ -704,7 +1109,11 @@ pub async fn list_pagination_visits_every_item_once(store: S) {
     let mut expected = Vec::new();
     for i in 0..7 {
         // Two conversations share each timestamp so the id breaks the tie.
-        expected.push(conversation(&store, t, k.id, |c| c.updated_at = at(i / 2)).await.id);
+        expected.push(
+            conversation(&store, t, k.id, |c| c.updated_at = at(i / 2))
+                .await
+                .id,
+        );
     }
     let mut seen = Vec::new();
     let mut q = ConversationQuery::new(t, Scope::Tenant);
@@ -768,8 +1177,14 @@ pub async fn agent_scope_sees_own_participating_and_department_queue(store: S) {
         c.assigned_agent_id = Some(bob.id);
     })
     .await;
-    let scope = Scope::Agent { agent: ann.id, departments: ann.departments.clone() };
-    let page = store.list_conversations(&ConversationQuery::new(t, scope.clone())).await.unwrap();
+    let scope = Scope::Agent {
+        agent: ann.id,
+        departments: ann.departments.clone(),
+    };
+    let page = store
+        .list_conversations(&ConversationQuery::new(t, scope.clone()))
+        .await
+        .unwrap();
     let mut seen: Vec<ConversationId> = page.items.iter().map(|c| c.id).collect();
     seen.sort();
     let mut expected = vec![assigned.id, invited.id, billing_queue.id, general_queue.id];
@@ -788,15 +1203,43 @@ pub async fn contact_scope_sees_only_its_conversations(store: S) {
     let first = conversation(&store, t, jo.id, |_| {}).await;
     let second = conversation(&store, t, jo.id, |c| c.updated_at = at(1)).await;
     conversation(&store, t, max.id, |_| {}).await;
-    let all_of_jo = Scope::Contact { contact: jo.id, conversation: None };
-    let page = store.list_conversations(&ConversationQuery::new(t, all_of_jo)).await.unwrap();
-    assert_eq!(page.items.iter().map(|c| c.id).collect::<Vec<_>>(), [second.id, first.id]);
-    let one = Scope::Contact { contact: jo.id, conversation: Some(first.id) };
-    let page = store.list_conversations(&ConversationQuery::new(t, one)).await.unwrap();
-    assert_eq!(page.items.iter().map(|c| c.id).collect::<Vec<_>>(), [first.id]);
+    let all_of_jo = Scope::Contact {
+        contact: jo.id,
+        conversation: None,
+    };
+    let page = store
+        .list_conversations(&ConversationQuery::new(t, all_of_jo))
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [second.id, first.id]
+    );
+    let one = Scope::Contact {
+        contact: jo.id,
+        conversation: Some(first.id),
+    };
+    let page = store
+        .list_conversations(&ConversationQuery::new(t, one))
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [first.id]
+    );
     // Another contact's conversation id in the scope grants nothing.
-    let forged = Scope::Contact { contact: max.id, conversation: Some(first.id) };
-    assert!(store.list_conversations(&ConversationQuery::new(t, forged)).await.unwrap().items.is_empty());
+    let forged = Scope::Contact {
+        contact: max.id,
+        conversation: Some(first.id),
+    };
+    assert!(
+        store
+            .list_conversations(&ConversationQuery::new(t, forged))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
 
 pub async fn text_search_follows_edits_deletes_and_hides_notes_from_customers(store: S) {
@@ -804,30 +1247,68 @@ pub async fn text_search_follows_edits_deletes_and_hides_notes_from_customers(st
     let k = contact(&store, t, None).await;
     let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
     let c = conversation(&store, t, k.id, |_| {}).await;
-    let mut m = store.append_message(text(&c, Sender::Customer, "my parcel never arrived", 1)).await.unwrap().message;
-    store.append_message(message(&c, Sender::Agent(a.id), MessageKind::Note, "suspect courier fraud", 2)).await.unwrap();
+    let mut m = store
+        .append_message(text(&c, Sender::Customer, "my parcel never arrived", 1))
+        .await
+        .unwrap()
+        .message;
+    store
+        .append_message(message(
+            &c,
+            Sender::Agent(a.id),
+            MessageKind::Note,
+            "suspect courier fraud",
+            2,
+        ))
+        .await
+        .unwrap();
     let search = |scope: Scope, words: &str| {
         let store = store.clone();
-        let q = ConversationQuery { text: Some(words.into()), ..ConversationQuery::new(t, scope) };
+        let q = ConversationQuery {
+            text: Some(words.into()),
+            ..ConversationQuery::new(t, scope)
+        };
         async move { store.list_conversations(&q).await.unwrap().items.len() }
     };
-    let customer = Scope::Contact { contact: k.id, conversation: None };
+    let customer = Scope::Contact {
+        contact: k.id,
+        conversation: None,
+    };
     assert_eq!(search(Scope::Tenant, "parcel").await, 1);
     assert_eq!(search(Scope::Tenant, "PARCEL").await, 1, "case-insensitive");
-    assert_eq!(search(Scope::Tenant, "fraud").await, 1, "staff search notes");
-    assert_eq!(search(customer.clone(), "fraud").await, 0, "customers never match notes");
+    assert_eq!(
+        search(Scope::Tenant, "fraud").await,
+        1,
+        "staff search notes"
+    );
+    assert_eq!(
+        search(customer.clone(), "fraud").await,
+        0,
+        "customers never match notes"
+    );
     assert_eq!(search(customer, "parcel").await, 1);
-    m.revisions.push(Revision { body: m.body.clone(), replaced_at: at(3) });
+    m.revisions.push(Revision {
+        body: m.body.clone(),
+        replaced_at: at(3),
+    });
     m.body = "my package never arrived".into();
     m.edited_at = Some(at(3));
     store.update_message(&m).await.unwrap();
-    assert_eq!(search(Scope::Tenant, "parcel").await, 0, "search follows edits");
+    assert_eq!(
+        search(Scope::Tenant, "parcel").await,
+        0,
+        "search follows edits"
+    );
     assert_eq!(search(Scope::Tenant, "package").await, 1);
     m.body.clear();
     m.revisions.clear();
     m.deleted_at = Some(at(4));
     store.update_message(&m).await.unwrap();
-    assert_eq!(search(Scope::Tenant, "package").await, 0, "deleted messages do not match");
+    assert_eq!(
+        search(Scope::Tenant, "package").await,
+        0,
+        "deleted messages do not match"
+    );
 }
 
 pub async fn queue_orders_by_priority_then_waiting_time(store: S) {
@@ -851,7 +1332,13 @@ pub async fn queue_orders_by_priority_then_waiting_time(store: S) {
     let urgent = queued(Priority::Urgent, 99).await;
     let medium = queued(Priority::Medium, 5).await;
     conversation(&store, t, k.id, |c| c.mode = Mode::Agent).await;
-    let order: Vec<ConversationId> = store.queue(t, 10).await.unwrap().into_iter().map(|c| c.id).collect();
+    let order: Vec<ConversationId> = store
+        .queue(t, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     assert_eq!(order, [urgent, high_old, high_new, medium, low_old]);
     assert_eq!(store.queue(t, 2).await.unwrap().len(), 2);
 }
@@ -860,16 +1347,41 @@ pub async fn delete_conversation_removes_messages_and_logs_event(store: S) {
     let t = tenant(&store).await;
     let k = contact(&store, t, None).await;
     let c = conversation(&store, t, k.id, |_| {}).await;
-    let m = store.append_message(text(&c, Sender::Customer, "forget me", 1)).await.unwrap().message;
-    let cursor = ReadCursor { tenant_id: t, conversation_id: c.id, reader: Reader::Customer, seq: 1, updated_at: at(1) };
+    let m = store
+        .append_message(text(&c, Sender::Customer, "forget me", 1))
+        .await
+        .unwrap()
+        .message;
+    let cursor = ReadCursor {
+        tenant_id: t,
+        conversation_id: c.id,
+        reader: Reader::Customer,
+        seq: 1,
+        updated_at: at(1),
+    };
     store.set_read_cursor(&cursor).await.unwrap();
     let event = store.delete_conversation(t, c.id, at(5)).await.unwrap();
-    assert_eq!(event.payload, EventPayload::ConversationDeleted { conversation_id: c.id });
+    assert_eq!(
+        event.payload,
+        EventPayload::ConversationDeleted {
+            conversation_id: c.id
+        }
+    );
     assert_eq!(event.conversation_id, Some(c.id));
     assert_eq!(store.conversation(t, c.id).await.unwrap(), None);
     assert_eq!(store.message(t, m.id).await.unwrap(), None);
-    assert!(store.list_conversations(&ConversationQuery::new(t, Scope::Tenant)).await.unwrap().items.is_empty());
-    assert!(matches!(store.delete_conversation(t, c.id, at(6)).await, Err(Error::NotFound(_))));
+    assert!(
+        store
+            .list_conversations(&ConversationQuery::new(t, Scope::Tenant))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(matches!(
+        store.delete_conversation(t, c.id, at(6)).await,
+        Err(Error::NotFound(_))
+    ));
     assert_gap_free(&all_events(&store, t).await);
 }
 
@@ -878,18 +1390,40 @@ pub async fn missing_and_foreign_tenant_rows_are_not_found(store: S) {
     let other = tenant(&store).await;
     let k = contact(&store, t, Some("k@x.example")).await;
     let c = conversation(&store, t, k.id, |_| {}).await;
-    let m = store.append_message(text(&c, Sender::Customer, "hi", 1)).await.unwrap().message;
+    let m = store
+        .append_message(text(&c, Sender::Customer, "hi", 1))
+        .await
+        .unwrap()
+        .message;
     assert_eq!(store.conversation(other, c.id).await.unwrap(), None);
     assert_eq!(store.message(other, m.id).await.unwrap(), None);
     assert_eq!(store.contact(other, k.id).await.unwrap(), None);
-    assert_eq!(store.contact_by_email(other, "k@x.example").await.unwrap(), None);
-    assert!(matches!(store.messages(&MessageQuery::latest(other, c.id, 5)).await, Err(Error::NotFound(_))));
-    assert!(matches!(store.read_cursors(other, c.id).await, Err(Error::NotFound(_))));
-    assert!(matches!(store.delete_conversation(other, c.id, at(2)).await, Err(Error::NotFound(_))));
+    assert_eq!(
+        store.contact_by_email(other, "k@x.example").await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        store.messages(&MessageQuery::latest(other, c.id, 5)).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.read_cursors(other, c.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_conversation(other, c.id, at(2)).await,
+        Err(Error::NotFound(_))
+    ));
     let mut foreign = text(&c, Sender::Customer, "sneaky", 2);
     foreign.tenant_id = other;
-    assert!(matches!(store.append_message(foreign).await, Err(Error::NotFound(_))));
-    let list = store.list_conversations(&ConversationQuery::new(other, Scope::Tenant)).await.unwrap();
+    assert!(matches!(
+        store.append_message(foreign).await,
+        Err(Error::NotFound(_))
+    ));
+    let list = store
+        .list_conversations(&ConversationQuery::new(other, Scope::Tenant))
+        .await
+        .unwrap();
     assert!(list.items.is_empty() && list.counts.is_empty());
     assert!(store.queue(other, 10).await.unwrap().is_empty());
 }

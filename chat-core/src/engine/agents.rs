@@ -52,11 +52,19 @@ impl Engine {
     }
 
     /// Changes a staff member. Admins change anything; anyone changes their own name.
-    pub async fn update_agent(&self, actor: &Actor, id: AgentId, patch: AgentPatch) -> Result<Agent> {
+    pub async fn update_agent(
+        &self,
+        actor: &Actor,
+        id: AgentId,
+        patch: AgentPatch,
+    ) -> Result<Agent> {
         let who = self.resolve(actor).await?;
         let mut agent = self.staff_member(actor, id).await?;
         let own = who.staff().is_some_and(|me| me.id == id);
-        let admin_only = patch.role.is_some() || patch.capacity.is_some() || patch.departments.is_some() || patch.active.is_some();
+        let admin_only = patch.role.is_some()
+            || patch.capacity.is_some()
+            || patch.departments.is_some()
+            || patch.active.is_some();
         if !(is_admin(&who) || (own && !admin_only)) {
             return Err(Error::Forbidden("change this staff member"));
         }
@@ -91,15 +99,25 @@ impl Engine {
 
     /// Sets availability: staff set their own; managers and the system set anyone's.
     /// Going online routes waiting conversations at once.
-    pub async fn set_availability(&self, actor: &Actor, id: AgentId, availability: Availability) -> Result<Agent> {
+    pub async fn set_availability(
+        &self,
+        actor: &Actor,
+        id: AgentId,
+        availability: Availability,
+    ) -> Result<Agent> {
         let who = self.resolve(actor).await?;
         let own = who.staff().is_some_and(|me| me.id == id);
         if !(own || who.manages()) {
-            return Err(Error::Forbidden("change another staff member's availability"));
+            return Err(Error::Forbidden(
+                "change another staff member's availability",
+            ));
         }
         let mut agent = self.staff_member(actor, id).await?;
         if !agent.active {
-            return Err(Error::validation("availability", "this staff member is disabled"));
+            return Err(Error::validation(
+                "availability",
+                "this staff member is disabled",
+            ));
         }
         if agent.availability == availability {
             return Ok(agent);
@@ -133,7 +151,11 @@ impl Engine {
     }
 
     async fn staff_member(&self, actor: &Actor, id: AgentId) -> Result<Agent> {
-        self.inner.store.agent(actor.tenant(), id).await?.ok_or(Error::NotFound("agent"))
+        self.inner
+            .store
+            .agent(actor.tenant(), id)
+            .await?
+            .ok_or(Error::NotFound("agent"))
     }
 
     fn capacity(&self, capacity: Option<u32>) -> Result<Option<u32>> {
@@ -147,8 +169,10 @@ impl Engine {
         if departments.len() > self.inner.limits.max_tags {
             return Err(Error::validation("departments", "too many departments"));
         }
-        let mut out: Vec<String> =
-            departments.iter().map(|d| self.short_text("departments", d)).collect::<Result<_>>()?;
+        let mut out: Vec<String> = departments
+            .iter()
+            .map(|d| self.short_text("departments", d))
+            .collect::<Result<_>>()?;
         out.sort();
         out.dedup();
         Ok(out)

@@ -7,8 +7,8 @@ use crate::error::{Error, Result};
 use crate::ids::{AgentId, ContactId, ConversationId, MessageId};
 use crate::mode::Mode;
 use crate::model::{
-    Channel, Contact, ContactInput, Conversation, ConversationChange, Message, MessageKind, NewMessage, Priority,
-    Rating, Sender, TransferTarget,
+    Channel, Contact, ContactInput, Conversation, ConversationChange, Message, MessageKind,
+    NewMessage, Priority, Rating, Sender, TransferTarget,
 };
 use crate::policy::{Action, Actor, Resolved};
 use crate::store::{AssignedFilter, ConversationCursor, ConversationPage, ConversationQuery};
@@ -106,7 +106,11 @@ impl Engine {
     /// Opens a conversation. Staff, the system and customers may open one; a customer
     /// opens it for its own contact. Posts the tenant's welcome message, the customer's
     /// first message and the bot's answer, and routes it if it starts in the queue.
-    pub async fn open_conversation(&self, actor: &Actor, input: OpenConversation) -> Result<Opened> {
+    pub async fn open_conversation(
+        &self,
+        actor: &Actor,
+        input: OpenConversation,
+    ) -> Result<Opened> {
         let who = self.resolve(actor).await?;
         let tenant = self.load_tenant(actor.tenant()).await?;
         let title = self.optional_short_text("title", input.title.as_deref())?;
@@ -116,18 +120,31 @@ impl Engine {
             Some(text) => Some(self.message_body(text)?),
         };
         let contact = match &who {
-            Resolved::Customer { contact, conversation: None } => self
+            Resolved::Customer {
+                contact,
+                conversation: None,
+            } => self
                 .inner
                 .store
                 .contact(tenant.id, *contact)
                 .await?
                 .ok_or(Error::NotFound("contact"))?,
-            Resolved::Customer { .. } => return Err(Error::Forbidden("open another conversation with this token")),
+            Resolved::Customer { .. } => {
+                return Err(Error::Forbidden(
+                    "open another conversation with this token",
+                ));
+            }
             Resolved::Bot => return Err(Error::Forbidden("open conversations as a bot")),
-            Resolved::Staff(_) | Resolved::System => self.upsert_contact(tenant.id, input.contact).await?,
+            Resolved::Staff(_) | Resolved::System => {
+                self.upsert_contact(tenant.id, input.contact).await?
+            }
         };
         let now = self.now();
-        let mode = if tenant.settings.bot_enabled { Mode::Bot } else { Mode::Queued };
+        let mode = if tenant.settings.bot_enabled {
+            Mode::Bot
+        } else {
+            Mode::Queued
+        };
         let conversation = Conversation {
             id: ConversationId(self.new_id()),
             tenant_id: tenant.id,
@@ -162,13 +179,32 @@ impl Engine {
             version: 1,
         };
         let mut messages = Vec::new();
-        if let Some(welcome) = tenant.settings.welcome_message.as_deref().filter(|w| !w.trim().is_empty()) {
-            messages.push(self.new_message(&conversation, Sender::Bot, MessageKind::Text, welcome.to_owned()));
+        if let Some(welcome) = tenant
+            .settings
+            .welcome_message
+            .as_deref()
+            .filter(|w| !w.trim().is_empty())
+        {
+            messages.push(self.new_message(
+                &conversation,
+                Sender::Bot,
+                MessageKind::Text,
+                welcome.to_owned(),
+            ));
         }
         if let Some(text) = first.clone() {
-            messages.push(self.new_message(&conversation, Sender::Customer, MessageKind::Text, text));
+            messages.push(self.new_message(
+                &conversation,
+                Sender::Customer,
+                MessageKind::Text,
+                text,
+            ));
         }
-        let committed = self.inner.store.create_conversation(&conversation, messages).await?;
+        let committed = self
+            .inner
+            .store
+            .create_conversation(&conversation, messages)
+            .await?;
         self.publish(committed.events.iter().cloned());
         let mut stored = committed.messages;
         let mut conversation = committed.conversation;
@@ -180,12 +216,25 @@ impl Engine {
             self.route(tenant.id).await?;
             conversation = self.load_conversation(tenant.id, conversation.id).await?;
         }
-        Ok(Opened { conversation, contact, messages: stored })
+        Ok(Opened {
+            conversation,
+            contact,
+            messages: stored,
+        })
     }
 
     /// Finds the contact by e-mail (updating what the caller now knows) or creates it.
-    async fn upsert_contact(&self, tenant: crate::ids::TenantId, input: ContactInput) -> Result<Contact> {
-        let email = match input.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+    async fn upsert_contact(
+        &self,
+        tenant: crate::ids::TenantId,
+        input: ContactInput,
+    ) -> Result<Contact> {
+        let email = match input
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
             Some(e) if e.len() > 254 || !e.contains('@') || e.contains(char::is_whitespace) => {
                 return Err(Error::validation("contact.email", "not an e-mail address"));
             }
@@ -195,9 +244,13 @@ impl Engine {
         let name = self.optional_short_text("contact.name", input.name.as_deref())?;
         let phone = self.optional_short_text("contact.phone", input.phone.as_deref())?;
         let address = self.optional_short_text("contact.address", input.address.as_deref())?;
-        let external_id = self.optional_short_text("contact.external_id", input.external_id.as_deref())?;
+        let external_id =
+            self.optional_short_text("contact.external_id", input.external_id.as_deref())?;
         if input.metadata.len() > 64 {
-            return Err(Error::validation("contact.metadata", "more than 64 entries"));
+            return Err(Error::validation(
+                "contact.metadata",
+                "more than 64 entries",
+            ));
         }
         let now = self.now();
         for attempt in 0..2 {
@@ -235,7 +288,13 @@ impl Engine {
         Err(Error::Conflict("contact e-mail taken".into()))
     }
 
-    pub(super) fn new_message(&self, c: &Conversation, sender: Sender, kind: MessageKind, body: String) -> NewMessage {
+    pub(super) fn new_message(
+        &self,
+        c: &Conversation,
+        sender: Sender,
+        kind: MessageKind,
+        body: String,
+    ) -> NewMessage {
         NewMessage {
             id: MessageId(self.new_id()),
             tenant_id: c.tenant_id,
@@ -266,11 +325,17 @@ impl Engine {
             _ => true,
         };
         let contact = self.inner.store.contact(actor.tenant(), id).await?;
-        contact.filter(|_| visible).ok_or(Error::NotFound("contact"))
+        contact
+            .filter(|_| visible)
+            .ok_or(Error::NotFound("contact"))
     }
 
     /// Conversations the actor can see, newest activity first, with counts per mode.
-    pub async fn list_conversations(&self, actor: &Actor, filter: ConversationFilter) -> Result<ConversationPage> {
+    pub async fn list_conversations(
+        &self,
+        actor: &Actor,
+        filter: ConversationFilter,
+    ) -> Result<ConversationPage> {
         let who = self.resolve(actor).await?;
         let mut query = ConversationQuery::new(actor.tenant(), who.scope());
         query.modes = filter.modes;
@@ -282,8 +347,15 @@ impl Engine {
         query.contact_email = filter.contact_email.map(|e| e.trim().to_lowercase());
         query.pinned = filter.pinned;
         query.text = filter.text.filter(|t| !t.trim().is_empty());
-        query.cursor = filter.cursor.as_deref().map(ConversationCursor::decode).transpose()?;
-        query.limit = filter.limit.unwrap_or(50).clamp(1, self.inner.limits.max_page);
+        query.cursor = filter
+            .cursor
+            .as_deref()
+            .map(ConversationCursor::decode)
+            .transpose()?;
+        query.limit = filter
+            .limit
+            .unwrap_or(50)
+            .clamp(1, self.inner.limits.max_page);
         self.inner.store.list_conversations(&query).await
     }
 
@@ -310,7 +382,12 @@ impl Engine {
     /// Moves a conversation to `mode` along the state machine. Closing, reopening and
     /// archiving go through their own checks (see [`close`](Self::close),
     /// [`reopen`](Self::reopen), [`archive`](Self::archive)).
-    pub async fn set_mode(&self, actor: &Actor, id: ConversationId, mode: Mode) -> Result<Conversation> {
+    pub async fn set_mode(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        mode: Mode,
+    ) -> Result<Conversation> {
         let current = self.load_conversation(actor.tenant(), id).await?;
         match (current.mode, mode) {
             (_, Mode::Closed) => return self.close(actor, id, None).await,
@@ -332,14 +409,22 @@ impl Engine {
     }
 
     /// Applies the side effects of entering `mode` (assignee, queue time, close time).
-    fn enter_mode(&self, who: &Resolved, c: &mut Conversation, mode: Mode) -> Result<Option<String>> {
+    fn enter_mode(
+        &self,
+        who: &Resolved,
+        c: &mut Conversation,
+        mode: Mode,
+    ) -> Result<Option<String>> {
         let now = self.now();
         c.mode = mode;
         Ok(match mode {
             Mode::Agent => {
                 if c.assigned_agent_id.is_none() {
                     let me = who.staff().ok_or_else(|| {
-                        Error::validation("assigned_agent_id", "agent mode needs an assigned agent; use assign")
+                        Error::validation(
+                            "assigned_agent_id",
+                            "agent mode needs an assigned agent; use assign",
+                        )
                     })?;
                     c.assigned_agent_id = Some(me.id);
                     c.assigned_at = Some(now);
@@ -407,7 +492,13 @@ impl Engine {
                     Some(r) => format!("Waiting for an agent ({r})"),
                     None => "Waiting for an agent".to_owned(),
                 };
-                Ok((ConversationChange::Mode { from, to: Mode::Queued }, Some(note)))
+                Ok((
+                    ConversationChange::Mode {
+                        from,
+                        to: Mode::Queued,
+                    },
+                    Some(note),
+                ))
             })
             .await?;
         self.route(actor.tenant()).await?;
@@ -417,22 +508,45 @@ impl Engine {
     /// Takes a queued (or bot) conversation for the acting staff member. Of two agents
     /// claiming at once exactly one wins; the other gets [`Error::Conflict`].
     pub async fn claim(&self, actor: &Actor, id: ConversationId) -> Result<Conversation> {
-        let committed = self
+        let taken = || Error::Conflict("conversation already has an agent".into());
+        let result = self
             .change(actor, id, Action::Claim, false, |who, c| {
                 let me = who.staff().ok_or(Error::Forbidden("claim"))?;
                 if c.mode == Mode::Agent || c.mode == Mode::Paused {
-                    return Err(Error::Conflict("conversation already has an agent".into()));
+                    return Err(taken());
                 }
                 self.take(c, me.id, &me.name)
             })
-            .await?;
-        Ok(committed.conversation)
+            .await;
+        match result {
+            Ok(committed) => Ok(committed.conversation),
+            // The winner of a race now owns it, so the loser can no longer see it; an agent
+            // who could have claimed it from its queue learns it was taken, nothing more.
+            Err(Error::NotFound(what)) => {
+                let who = self.resolve(actor).await?;
+                let current = self.inner.store.conversation(actor.tenant(), id).await?;
+                match (who.staff(), current) {
+                    (Some(me), Some(c))
+                        if c.mode.holds_agent() && me.serves(c.department.as_deref()) =>
+                    {
+                        Err(taken())
+                    }
+                    _ => Err(Error::NotFound(what)),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Assigns to `agent` (takes it into `agent` mode if needed). Managers may assign
     /// anyone; an agent may hand its own conversation to a colleague. Capacity is not
     /// checked: a manager's explicit choice overrides it.
-    pub async fn assign(&self, actor: &Actor, id: ConversationId, agent: AgentId) -> Result<Conversation> {
+    pub async fn assign(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        agent: AgentId,
+    ) -> Result<Conversation> {
         let target = self.active_agent(actor, agent).await?;
         let tenant = actor.tenant();
         let committed = self
@@ -449,7 +563,12 @@ impl Engine {
     }
 
     /// Sets `agent` as owner and moves to `agent` mode (unless paused).
-    fn take(&self, c: &mut Conversation, agent: AgentId, name: &str) -> Result<(ConversationChange, Option<String>)> {
+    fn take(
+        &self,
+        c: &mut Conversation,
+        agent: AgentId,
+        name: &str,
+    ) -> Result<(ConversationChange, Option<String>)> {
         let from = c.assigned_agent_id;
         if c.mode != Mode::Agent && c.mode != Mode::Paused {
             c.mode.check(Mode::Agent)?;
@@ -459,17 +578,31 @@ impl Engine {
         c.assigned_at = Some(self.now());
         c.queued_at = None;
         c.participants.retain(|p| *p != agent);
-        Ok((ConversationChange::Assigned { from, to: Some(agent) }, Some(format!("Assigned to {name}"))))
+        Ok((
+            ConversationChange::Assigned {
+                from,
+                to: Some(agent),
+            },
+            Some(format!("Assigned to {name}")),
+        ))
     }
 
     /// Removes the owner and puts the conversation back in the queue.
     pub async fn unassign(&self, actor: &Actor, id: ConversationId) -> Result<Conversation> {
         let committed = self
             .change(actor, id, Action::Assign, true, |who, c| {
-                let from = c.assigned_agent_id.ok_or_else(|| Error::Conflict("nobody is assigned".into()))?;
+                let from = c
+                    .assigned_agent_id
+                    .ok_or_else(|| Error::Conflict("nobody is assigned".into()))?;
                 c.mode.check(Mode::Queued)?;
                 self.enter_mode(who, c, Mode::Queued)?;
-                Ok((ConversationChange::Assigned { from: Some(from), to: None }, Some("Unassigned; waiting for an agent".into())))
+                Ok((
+                    ConversationChange::Assigned {
+                        from: Some(from),
+                        to: None,
+                    },
+                    Some("Unassigned; waiting for an agent".into()),
+                ))
             })
             .await?;
         self.route(actor.tenant()).await?;
@@ -478,7 +611,12 @@ impl Engine {
 
     /// Transfers to an agent or a department's queue, recording the reason in the
     /// timeline. The previous owner loses access unless it participates.
-    pub async fn transfer(&self, actor: &Actor, id: ConversationId, transfer: Transfer) -> Result<Conversation> {
+    pub async fn transfer(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        transfer: Transfer,
+    ) -> Result<Conversation> {
         let reason = self.optional_short_text("reason", transfer.reason.as_deref())?;
         let target_agent = match &transfer.to {
             TransferTarget::Agent(a) => Some(self.active_agent(actor, *a).await?),
@@ -490,7 +628,10 @@ impl Engine {
         let committed = self
             .change(actor, id, Action::Transfer, true, |who, c| {
                 if !c.mode.is_open() {
-                    return Err(Error::InvalidTransition { from: c.mode, to: Mode::Agent });
+                    return Err(Error::InvalidTransition {
+                        from: c.mode,
+                        to: Mode::Agent,
+                    });
                 }
                 let from = c.assigned_agent_id;
                 let from_name = match (from, who.staff()) {
@@ -525,7 +666,14 @@ impl Engine {
                     note.push_str(": ");
                     note.push_str(r);
                 }
-                Ok((ConversationChange::Transferred { from, to, reason: reason.clone() }, Some(note)))
+                Ok((
+                    ConversationChange::Transferred {
+                        from,
+                        to,
+                        reason: reason.clone(),
+                    },
+                    Some(note),
+                ))
             })
             .await?;
         self.route(actor.tenant()).await?;
@@ -533,7 +681,12 @@ impl Engine {
     }
 
     /// Changes priority, department, tags, pin, title or participants.
-    pub async fn update_details(&self, actor: &Actor, id: ConversationId, patch: DetailsPatch) -> Result<Conversation> {
+    pub async fn update_details(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        patch: DetailsPatch,
+    ) -> Result<Conversation> {
         let department = match &patch.department {
             Some(d) => Some(self.optional_short_text("department", d.as_deref())?),
             None => None,
@@ -543,7 +696,9 @@ impl Engine {
             None => None,
         };
         let clean_tags = |tags: &[String]| -> Result<Vec<String>> {
-            tags.iter().map(|t| self.short_text("tags", t).map(|t| t.to_lowercase())).collect()
+            tags.iter()
+                .map(|t| self.short_text("tags", t).map(|t| t.to_lowercase()))
+                .collect()
         };
         let replace = patch.tags.as_deref().map(clean_tags).transpose()?;
         let add = clean_tags(&patch.add_tags)?;
@@ -555,7 +710,9 @@ impl Engine {
         let committed = self
             .change(actor, id, Action::EditDetails, true, |_, c| {
                 if c.mode == Mode::Archived {
-                    return Err(Error::Conflict("archived conversations are read-only".into()));
+                    return Err(Error::Conflict(
+                        "archived conversations are read-only".into(),
+                    ));
                 }
                 if let Some(p) = patch.priority {
                     c.priority = p;
@@ -582,14 +739,18 @@ impl Engine {
                 c.tags.sort();
                 c.tags.dedup();
                 if c.tags.len() > max_tags {
-                    return Err(Error::validation("tags", format!("more than {max_tags} tags")));
+                    return Err(Error::validation(
+                        "tags",
+                        format!("more than {max_tags} tags"),
+                    ));
                 }
                 for p in &patch.add_participants {
                     if !c.participants.contains(p) && c.assigned_agent_id != Some(*p) {
                         c.participants.push(*p);
                     }
                 }
-                c.participants.retain(|p| !patch.remove_participants.contains(p));
+                c.participants
+                    .retain(|p| !patch.remove_participants.contains(p));
                 Ok((ConversationChange::Details, None))
             })
             .await?;
@@ -600,8 +761,15 @@ impl Engine {
     }
 
     /// Closes, optionally with the customer's rating.
-    pub async fn close(&self, actor: &Actor, id: ConversationId, rating: Option<(u8, Option<String>)>) -> Result<Conversation> {
-        let rating = rating.map(|(score, feedback)| self.rating(score, feedback)).transpose()?;
+    pub async fn close(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        rating: Option<(u8, Option<String>)>,
+    ) -> Result<Conversation> {
+        let rating = rating
+            .map(|(score, feedback)| self.rating(score, feedback))
+            .transpose()?;
         let committed = self
             .change(actor, id, Action::Close, true, |who, c| {
                 if rating.is_some() {
@@ -622,12 +790,20 @@ impl Engine {
     }
 
     /// Records the customer's rating (score 1-5, optional feedback).
-    pub async fn rate(&self, actor: &Actor, id: ConversationId, score: u8, feedback: Option<String>) -> Result<Conversation> {
+    pub async fn rate(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        score: u8,
+        feedback: Option<String>,
+    ) -> Result<Conversation> {
         let rating = self.rating(score, feedback)?;
         let committed = self
             .change(actor, id, Action::Rate, true, |_, c| {
                 if c.mode == Mode::Archived {
-                    return Err(Error::Conflict("archived conversations are read-only".into()));
+                    return Err(Error::Conflict(
+                        "archived conversations are read-only".into(),
+                    ));
                 }
                 c.rating = Some(rating.clone());
                 Ok((ConversationChange::Rated, None))
@@ -641,7 +817,11 @@ impl Engine {
             return Err(Error::validation("rating.score", "must be between 1 and 5"));
         }
         let feedback = self.optional_short_text("rating.feedback", feedback.as_deref())?;
-        Ok(Rating { score, feedback, rated_at: self.now() })
+        Ok(Rating {
+            score,
+            feedback,
+            rated_at: self.now(),
+        })
     }
 
     /// Reopens a closed conversation: staff take it back as its agent; customers and the
@@ -650,12 +830,20 @@ impl Engine {
         self.reopen_to(actor, id, None).await
     }
 
-    pub(super) async fn reopen_to(&self, actor: &Actor, id: ConversationId, to: Option<Mode>) -> Result<Conversation> {
+    pub(super) async fn reopen_to(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        to: Option<Mode>,
+    ) -> Result<Conversation> {
         let tenant = self.load_tenant(actor.tenant()).await?;
         let committed = self
             .change(actor, id, Action::Reopen, true, |who, c| {
                 if c.mode != Mode::Closed {
-                    return Err(Error::InvalidTransition { from: c.mode, to: to.unwrap_or(Mode::Bot) });
+                    return Err(Error::InvalidTransition {
+                        from: c.mode,
+                        to: to.unwrap_or(Mode::Bot),
+                    });
                 }
                 let target = to.unwrap_or(match who {
                     Resolved::Staff(_) => Mode::Agent,
@@ -663,7 +851,10 @@ impl Engine {
                     _ => Mode::Queued,
                 });
                 if matches!(who, Resolved::Customer { .. }) && !tenant.settings.allow_reopen {
-                    return Err(Error::InvalidTransition { from: Mode::Closed, to: target });
+                    return Err(Error::InvalidTransition {
+                        from: Mode::Closed,
+                        to: target,
+                    });
                 }
                 c.mode.check(target)?;
                 c.closed_at = None;
@@ -674,7 +865,10 @@ impl Engine {
                     c.assigned_at = Some(self.now());
                 }
                 self.enter_mode(who, c, target)?;
-                Ok((ConversationChange::Reopened, Some("Conversation reopened".to_owned())))
+                Ok((
+                    ConversationChange::Reopened,
+                    Some("Conversation reopened".to_owned()),
+                ))
             })
             .await?;
         self.route(tenant.id).await?;
@@ -696,14 +890,23 @@ impl Engine {
     /// Deletes a conversation and its messages for good. Admins and the system only.
     pub async fn delete_conversation(&self, actor: &Actor, id: ConversationId) -> Result<()> {
         self.authorized(actor, id, Action::Delete).await?;
-        let event = self.inner.store.delete_conversation(actor.tenant(), id, self.now()).await?;
+        let event = self
+            .inner
+            .store
+            .delete_conversation(actor.tenant(), id, self.now())
+            .await?;
         self.publish([event]);
         Ok(())
     }
 
     /// A staff member of the actor's tenant that can receive work.
     async fn active_agent(&self, actor: &Actor, id: AgentId) -> Result<crate::model::Agent> {
-        let agent = self.inner.store.agent(actor.tenant(), id).await?.ok_or(Error::NotFound("agent"))?;
+        let agent = self
+            .inner
+            .store
+            .agent(actor.tenant(), id)
+            .await?
+            .ok_or(Error::NotFound("agent"))?;
         if !agent.active {
             return Err(Error::validation("agent", "this staff member is disabled"));
         }
@@ -712,6 +915,10 @@ impl Engine {
 
     /// Routing may have assigned the conversation after our write; return the latest.
     async fn reload_if_routed(&self, c: Conversation) -> Result<Conversation> {
-        if c.mode == Mode::Queued { self.load_conversation(c.tenant_id, c.id).await } else { Ok(c) }
+        if c.mode == Mode::Queued {
+            self.load_conversation(c.tenant_id, c.id).await
+        } else {
+            Ok(c)
+        }
     }
 }

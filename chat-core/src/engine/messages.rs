@@ -37,7 +37,10 @@ pub struct PostMessage {
 impl PostMessage {
     /// A plain text message.
     pub fn text(body: impl Into<String>) -> Self {
-        Self { body: body.into(), ..Default::default() }
+        Self {
+            body: body.into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -70,7 +73,12 @@ impl Engine {
     /// speaks. A customer writing in `bot` mode gets the bot's answer (or a handoff) in
     /// `replies`; a customer writing after close reopens the conversation if the tenant
     /// allows it; staff replying to a conversation in `bot` or `queued` mode take it over.
-    pub async fn post_message(&self, actor: &Actor, id: ConversationId, input: PostMessage) -> Result<Posted> {
+    pub async fn post_message(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        input: PostMessage,
+    ) -> Result<Posted> {
         let who = self.resolve(actor).await?;
         let (sender, action) = match &who {
             Resolved::Customer { .. } => (Sender::Customer, Action::PostAsCustomer),
@@ -80,7 +88,9 @@ impl Engine {
         };
         let kind = input.kind.unwrap_or(MessageKind::Text);
         match kind {
-            MessageKind::Note => return Err(Error::validation("kind", "notes are posted with post_note")),
+            MessageKind::Note => {
+                return Err(Error::validation("kind", "notes are posted with post_note"));
+            }
             MessageKind::Event if sender != Sender::System => {
                 return Err(Error::validation("kind", "only the system posts events"));
             }
@@ -92,38 +102,59 @@ impl Engine {
             self.caption(&input.body)?
         };
         self.check_attachments(&input.attachments)?;
-        let client_message_id = self.optional_short_text("client_message_id", input.client_message_id.as_deref())?;
+        let client_message_id =
+            self.optional_short_text("client_message_id", input.client_message_id.as_deref())?;
         let mut conversation = self.load_conversation(actor.tenant(), id).await?;
         // Staff replying to a conversation nobody owns take it; agents need the right to claim.
-        let takeover = matches!(who, Resolved::Staff(_)) && matches!(conversation.mode, Mode::Bot | Mode::Queued);
+        let takeover = matches!(who, Resolved::Staff(_))
+            && matches!(conversation.mode, Mode::Bot | Mode::Queued);
         who.authorize(if takeover { Action::Claim } else { action }, &conversation)?;
         if let Some(reply_to) = input.reply_to {
             let target = self.inner.store.message(actor.tenant(), reply_to).await?;
-            if !target.is_some_and(|m| m.conversation_id == id && (who.sees_notes() || !m.is_note())) {
-                return Err(Error::validation("reply_to", "no such message in this conversation"));
+            if !target
+                .is_some_and(|m| m.conversation_id == id && (who.sees_notes() || !m.is_note()))
+            {
+                return Err(Error::validation(
+                    "reply_to",
+                    "no such message in this conversation",
+                ));
             }
         }
         if let Some(key) = &client_message_id {
             // A retry of a message already stored must not replay side effects (reopen,
             // takeover); answer with the stored one.
             if let Some(existing) = self.find_by_client_id(&conversation, sender, key).await? {
-                return Ok(Posted { message: existing, created: false, replies: Vec::new(), conversation });
+                return Ok(Posted {
+                    message: existing,
+                    created: false,
+                    replies: Vec::new(),
+                    conversation,
+                });
             }
         }
         let tenant = self.load_tenant(actor.tenant()).await?;
         match (sender, conversation.mode) {
-            (_, Mode::Archived) => return Err(Error::Conflict("archived conversations are read-only".into())),
+            (_, Mode::Archived) => {
+                return Err(Error::Conflict(
+                    "archived conversations are read-only".into(),
+                ));
+            }
             (Sender::Customer, Mode::Closed) => {
                 conversation = self.reopen_to(actor, id, None).await?;
             }
             (Sender::Agent(_) | Sender::Bot, Mode::Closed) => {
-                return Err(Error::InvalidTransition { from: Mode::Closed, to: Mode::Agent });
+                return Err(Error::InvalidTransition {
+                    from: Mode::Closed,
+                    to: Mode::Agent,
+                });
             }
             (Sender::Agent(_), Mode::Bot | Mode::Queued) => {
                 conversation = self.claim(actor, id).await?;
             }
             (Sender::Bot, mode) if mode != Mode::Bot => {
-                return Err(Error::Conflict(format!("the bot may not answer in {mode} mode")));
+                return Err(Error::Conflict(format!(
+                    "the bot may not answer in {mode} mode"
+                )));
             }
             _ => {}
         }
@@ -135,8 +166,12 @@ impl Engine {
         message.metadata = input.metadata;
         let appended = self.inner.store.append_message(message).await?;
         self.publish(appended.event.clone());
-        let mut posted =
-            Posted { message: appended.message, created: appended.created, replies: Vec::new(), conversation: appended.conversation };
+        let mut posted = Posted {
+            message: appended.message,
+            created: appended.created,
+            replies: Vec::new(),
+            conversation: appended.conversation,
+        };
         if posted.created && sender == Sender::Customer && posted.conversation.mode == Mode::Bot {
             let (replies, after) = self.bot_turn(&tenant, posted.conversation.clone()).await?;
             posted.replies = replies;
@@ -145,19 +180,37 @@ impl Engine {
         Ok(posted)
     }
 
-    async fn find_by_client_id(&self, c: &Conversation, sender: Sender, key: &str) -> Result<Option<Message>> {
+    async fn find_by_client_id(
+        &self,
+        c: &Conversation,
+        sender: Sender,
+        key: &str,
+    ) -> Result<Option<Message>> {
         // Idempotency keys protect against quick retries, so the recent window suffices;
         // the store's own check covers the rest atomically.
-        let recent = self.inner.store.messages(&MessageQuery::latest(c.tenant_id, c.id, 200)).await?;
-        Ok(recent.into_iter().find(|m| m.sender == sender && m.client_message_id.as_deref() == Some(key)))
+        let recent = self
+            .inner
+            .store
+            .messages(&MessageQuery::latest(c.tenant_id, c.id, 200))
+            .await?;
+        Ok(recent
+            .into_iter()
+            .find(|m| m.sender == sender && m.client_message_id.as_deref() == Some(key)))
     }
 
     /// Writes an internal note: staff only, never shown to the customer.
-    pub async fn post_note(&self, actor: &Actor, id: ConversationId, body: &str) -> Result<Message> {
+    pub async fn post_note(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        body: &str,
+    ) -> Result<Message> {
         let body = self.message_body(body)?;
         let (who, conversation) = self.authorized(actor, id, Action::Note).await?;
         if conversation.mode == Mode::Archived {
-            return Err(Error::Conflict("archived conversations are read-only".into()));
+            return Err(Error::Conflict(
+                "archived conversations are read-only".into(),
+            ));
         }
         let sender = match who.staff() {
             Some(a) => Sender::Agent(a.id),
@@ -173,7 +226,11 @@ impl Engine {
     /// revision.
     pub async fn edit_message(&self, actor: &Actor, id: MessageId, body: &str) -> Result<Message> {
         let (who, mut message) = self.own_message(actor, id).await?;
-        let body = if message.attachments.is_empty() { self.message_body(body)? } else { self.caption(body)? };
+        let body = if message.attachments.is_empty() {
+            self.message_body(body)?
+        } else {
+            self.caption(body)?
+        };
         let tenant = self.load_tenant(actor.tenant()).await?;
         let now = self.now();
         if now - message.created_at > Duration::seconds(tenant.settings.edit_window_secs.into()) {
@@ -183,7 +240,10 @@ impl Engine {
             return Err(Error::Forbidden("edit someone else's message"));
         }
         let old = std::mem::replace(&mut message.body, body);
-        message.revisions.push(crate::model::Revision { body: old, replaced_at: now });
+        message.revisions.push(crate::model::Revision {
+            body: old,
+            replaced_at: now,
+        });
         message.edited_at = Some(now);
         let event = self.inner.store.update_message(&message).await?;
         self.publish([event]);
@@ -208,8 +268,15 @@ impl Engine {
 
     /// A live message the actor can see, with its conversation writable.
     async fn own_message(&self, actor: &Actor, id: MessageId) -> Result<(Resolved, Message)> {
-        let message = self.inner.store.message(actor.tenant(), id).await?.ok_or(Error::NotFound("message"))?;
-        let (who, conversation) = self.authorized(actor, message.conversation_id, Action::Read).await?;
+        let message = self
+            .inner
+            .store
+            .message(actor.tenant(), id)
+            .await?
+            .ok_or(Error::NotFound("message"))?;
+        let (who, conversation) = self
+            .authorized(actor, message.conversation_id, Action::Read)
+            .await?;
         if message.is_note() && !who.sees_notes() {
             return Err(Error::NotFound("message"));
         }
@@ -217,7 +284,9 @@ impl Engine {
             return Err(Error::Conflict("message was deleted".into()));
         }
         if conversation.mode == Mode::Archived {
-            return Err(Error::Conflict("archived conversations are read-only".into()));
+            return Err(Error::Conflict(
+                "archived conversations are read-only".into(),
+            ));
         }
         Ok((who, message))
     }
@@ -233,14 +302,25 @@ impl Engine {
 
     /// Marks the conversation read up to `seq` for the actor (customer or staff member).
     /// The side's unread counter and read receipts follow.
-    pub async fn mark_read(&self, actor: &Actor, id: ConversationId, seq: u64) -> Result<Conversation> {
+    pub async fn mark_read(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        seq: u64,
+    ) -> Result<Conversation> {
         let (who, conversation) = self.authorized(actor, id, Action::MarkRead).await?;
         let reader = match &who {
             Resolved::Customer { .. } => Reader::Customer,
             Resolved::Staff(a) => Reader::Agent(a.id),
             _ => return Err(Error::Forbidden("mark read")),
         };
-        let cursor = ReadCursor { tenant_id: actor.tenant(), conversation_id: conversation.id, reader, seq, updated_at: self.now() };
+        let cursor = ReadCursor {
+            tenant_id: actor.tenant(),
+            conversation_id: conversation.id,
+            reader,
+            seq,
+            updated_at: self.now(),
+        };
         let (conversation, event) = self.inner.store.set_read_cursor(&cursor).await?;
         self.publish(event);
         Ok(conversation)
@@ -253,14 +333,22 @@ impl Engine {
     }
 
     /// A window of the conversation's history, ascending. Customers never see notes.
-    pub async fn messages(&self, actor: &Actor, id: ConversationId, page: MessagePage) -> Result<Vec<Message>> {
+    pub async fn messages(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        page: MessagePage,
+    ) -> Result<Vec<Message>> {
         let (who, _) = self.authorized(actor, id, Action::Read).await?;
         let query = MessageQuery {
             tenant: actor.tenant(),
             conversation: id,
             before: page.before,
             after: page.after,
-            limit: page.limit.unwrap_or(50).clamp(1, self.inner.limits.max_page),
+            limit: page
+                .limit
+                .unwrap_or(50)
+                .clamp(1, self.inner.limits.max_page),
             include_notes: who.sees_notes(),
         };
         self.inner.store.messages(&query).await
@@ -268,8 +356,15 @@ impl Engine {
 
     /// A single message the actor can see.
     pub async fn message(&self, actor: &Actor, id: MessageId) -> Result<Message> {
-        let message = self.inner.store.message(actor.tenant(), id).await?.ok_or(Error::NotFound("message"))?;
-        let (who, _) = self.authorized(actor, message.conversation_id, Action::Read).await?;
+        let message = self
+            .inner
+            .store
+            .message(actor.tenant(), id)
+            .await?
+            .ok_or(Error::NotFound("message"))?;
+        let (who, _) = self
+            .authorized(actor, message.conversation_id, Action::Read)
+            .await?;
         if message.is_note() && !who.sees_notes() {
             return Err(Error::NotFound("message"));
         }
@@ -287,9 +382,15 @@ impl Engine {
     fn caption(&self, body: &str) -> Result<String> {
         let max = self.inner.limits.max_message_chars;
         if body.chars().count() > max {
-            return Err(Error::validation("body", format!("longer than {max} characters")));
+            return Err(Error::validation(
+                "body",
+                format!("longer than {max} characters"),
+            ));
         }
-        if body.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        if body
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
             return Err(Error::validation("body", "contains control characters"));
         }
         Ok(body.trim().to_owned())
@@ -297,22 +398,41 @@ impl Engine {
 
     fn check_attachments(&self, attachments: &[Attachment]) -> Result<()> {
         if attachments.len() > self.inner.limits.max_attachments {
-            return Err(Error::validation("attachments", format!("more than {}", self.inner.limits.max_attachments)));
+            return Err(Error::validation(
+                "attachments",
+                format!("more than {}", self.inner.limits.max_attachments),
+            ));
         }
         for a in attachments {
             if a.key.is_empty() || a.name.trim().is_empty() || a.content_type.trim().is_empty() {
-                return Err(Error::validation("attachments", "key, name and content_type are required"));
+                return Err(Error::validation(
+                    "attachments",
+                    "key, name and content_type are required",
+                ));
             }
         }
         Ok(())
     }
 
     /// Lets the bot answer the newest customer message, and applies its decision.
-    pub(super) async fn bot_turn(&self, tenant: &Tenant, conversation: Conversation) -> Result<(Vec<Message>, Conversation)> {
-        let mut query = MessageQuery::latest(tenant.id, conversation.id, self.inner.limits.bot_history);
+    pub(super) async fn bot_turn(
+        &self,
+        tenant: &Tenant,
+        conversation: Conversation,
+    ) -> Result<(Vec<Message>, Conversation)> {
+        let mut query =
+            MessageQuery::latest(tenant.id, conversation.id, self.inner.limits.bot_history);
         query.include_notes = false;
         let history = self.inner.store.messages(&query).await?;
-        let decision = self.inner.bot.respond(BotTurn { tenant, conversation: &conversation, history: &history }).await;
+        let decision = self
+            .inner
+            .bot
+            .respond(BotTurn {
+                tenant,
+                conversation: &conversation,
+                history: &history,
+            })
+            .await;
         let bot = Actor::Bot { tenant: tenant.id };
         let decision = match decision {
             Ok(d) => d,
@@ -330,7 +450,11 @@ impl Engine {
         match decision {
             BotDecision::Silent => {}
             BotDecision::Reply { text, metadata } => {
-                let input = PostMessage { body: text, metadata, ..Default::default() };
+                let input = PostMessage {
+                    body: text,
+                    metadata,
+                    ..Default::default()
+                };
                 match Box::pin(self.post_message(&bot, conversation.id, input)).await {
                     Ok(posted) => {
                         conversation = posted.conversation;
@@ -341,16 +465,28 @@ impl Engine {
                     Err(e) => return Err(e),
                 }
             }
-            BotDecision::Handoff { department, reason, message } => {
+            BotDecision::Handoff {
+                department,
+                reason,
+                message,
+            } => {
                 if let Some(text) = message.filter(|t| !t.trim().is_empty()) {
-                    if let Ok(posted) = Box::pin(self.post_message(&bot, conversation.id, PostMessage::text(text))).await {
+                    if let Ok(posted) =
+                        Box::pin(self.post_message(&bot, conversation.id, PostMessage::text(text)))
+                            .await
+                    {
                         replies.push(posted.message);
                     }
                 }
                 let before = conversation.last_seq;
-                conversation = match self.enqueue(&bot, conversation.id, department, reason).await {
+                conversation = match self
+                    .enqueue(&bot, conversation.id, department, reason)
+                    .await
+                {
                     Ok(c) => c,
-                    Err(Error::InvalidTransition { .. }) => self.load_conversation(tenant.id, conversation.id).await?,
+                    Err(Error::InvalidTransition { .. }) => {
+                        self.load_conversation(tenant.id, conversation.id).await?
+                    }
                     Err(e) => return Err(e),
                 };
                 // Include the handoff and assignment notices so callers can show them.

@@ -217,7 +217,12 @@ impl Engine {
     /// yet, so it is the one call without one.
     pub async fn create_tenant(&self, name: &str, settings: TenantSettings) -> Result<Tenant> {
         let name = self.short_text("name", name)?;
-        let tenant = Tenant { id: TenantId(self.new_id()), name, settings, created_at: self.now() };
+        let tenant = Tenant {
+            id: TenantId(self.new_id()),
+            name,
+            settings,
+            created_at: self.now(),
+        };
         self.inner.store.insert_tenant(&tenant).await?;
         Ok(tenant)
     }
@@ -229,9 +234,17 @@ impl Engine {
     }
 
     /// Replaces the tenant's settings. Admins and the system only.
-    pub async fn update_tenant_settings(&self, actor: &Actor, settings: TenantSettings) -> Result<Tenant> {
+    pub async fn update_tenant_settings(
+        &self,
+        actor: &Actor,
+        settings: TenantSettings,
+    ) -> Result<Tenant> {
         let who = self.resolve(actor).await?;
-        if !matches!(&who, Resolved::System) && !who.staff().is_some_and(|a| a.role == crate::model::Role::Admin) {
+        if !matches!(&who, Resolved::System)
+            && who
+                .staff()
+                .is_none_or(|a| a.role != crate::model::Role::Admin)
+        {
             return Err(Error::Forbidden("change tenant settings"));
         }
         let mut tenant = self.load_tenant(actor.tenant()).await?;
@@ -242,12 +255,22 @@ impl Engine {
 
     /// Events after `after` that `actor` may see, oldest first. A client that reconnects
     /// with the last sequence it saw gets exactly what it missed.
-    pub async fn events_since(&self, actor: &Actor, after: u64, limit: usize) -> Result<Vec<Event>> {
+    pub async fn events_since(
+        &self,
+        actor: &Actor,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
         let who = self.resolve(actor).await?;
         let limit = limit.clamp(1, 1000);
-        let events = self.inner.store.events_since(actor.tenant(), after, limit).await?;
+        let events = self
+            .inner
+            .store
+            .events_since(actor.tenant(), after, limit)
+            .await?;
         let mut visible = Vec::with_capacity(events.len());
-        let mut cache: std::collections::HashMap<ConversationId, Option<Conversation>> = Default::default();
+        let mut cache: std::collections::HashMap<ConversationId, Option<Conversation>> =
+            Default::default();
         for event in events {
             let conversation = match event.conversation_id {
                 Some(id) => match cache.get(&id) {
@@ -270,7 +293,11 @@ impl Engine {
     /// Whether a resolved actor may see `event`, given the current state of its
     /// conversation (`None` if it has none or it was deleted). The realtime layer uses the
     /// same rule for live events.
-    pub fn may_see_event(who: &Resolved, event: &Event, conversation: Option<&Conversation>) -> bool {
+    pub fn may_see_event(
+        who: &Resolved,
+        event: &Event,
+        conversation: Option<&Conversation>,
+    ) -> bool {
         if event.staff_only && !who.sees_notes() {
             return false;
         }
@@ -286,15 +313,25 @@ impl Engine {
     pub async fn resolve(&self, actor: &Actor) -> Result<Resolved> {
         Ok(match actor {
             Actor::Staff { tenant, agent } => {
-                let agent = self.inner.store.agent(*tenant, *agent).await?.ok_or(Error::Forbidden("unknown staff member"))?;
+                let agent = self
+                    .inner
+                    .store
+                    .agent(*tenant, *agent)
+                    .await?
+                    .ok_or(Error::Forbidden("unknown staff member"))?;
                 if !agent.active {
                     return Err(Error::Forbidden("staff account disabled"));
                 }
                 Resolved::Staff(agent)
             }
-            Actor::Customer { contact, conversation, .. } => {
-                Resolved::Customer { contact: *contact, conversation: *conversation }
-            }
+            Actor::Customer {
+                contact,
+                conversation,
+                ..
+            } => Resolved::Customer {
+                contact: *contact,
+                conversation: *conversation,
+            },
             Actor::Bot { .. } => Resolved::Bot,
             Actor::System { .. } => Resolved::System,
         })
@@ -311,15 +348,32 @@ impl Engine {
     }
 
     async fn load_tenant(&self, id: TenantId) -> Result<Tenant> {
-        self.inner.store.tenant(id).await?.ok_or(Error::NotFound("tenant"))
+        self.inner
+            .store
+            .tenant(id)
+            .await?
+            .ok_or(Error::NotFound("tenant"))
     }
 
-    async fn load_conversation(&self, tenant: TenantId, id: ConversationId) -> Result<Conversation> {
-        self.inner.store.conversation(tenant, id).await?.ok_or(Error::NotFound("conversation"))
+    async fn load_conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+    ) -> Result<Conversation> {
+        self.inner
+            .store
+            .conversation(tenant, id)
+            .await?
+            .ok_or(Error::NotFound("conversation"))
     }
 
     /// Loads a conversation and checks `action` against it.
-    async fn authorized(&self, actor: &Actor, id: ConversationId, action: Action) -> Result<(Resolved, Conversation)> {
+    async fn authorized(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        action: Action,
+    ) -> Result<(Resolved, Conversation)> {
         let who = self.resolve(actor).await?;
         let conversation = self.load_conversation(actor.tenant(), id).await?;
         who.authorize(action, &conversation)?;
@@ -332,12 +386,22 @@ impl Engine {
             return Err(Error::validation(field, "must not be empty"));
         }
         if text.chars().count() > self.inner.limits.max_short_chars {
-            return Err(Error::validation(field, format!("longer than {} characters", self.inner.limits.max_short_chars)));
+            return Err(Error::validation(
+                field,
+                format!(
+                    "longer than {} characters",
+                    self.inner.limits.max_short_chars
+                ),
+            ));
         }
         Ok(text.to_owned())
     }
 
-    fn optional_short_text(&self, field: &'static str, text: Option<&str>) -> Result<Option<String>> {
+    fn optional_short_text(
+        &self,
+        field: &'static str,
+        text: Option<&str>,
+    ) -> Result<Option<String>> {
         match text.map(str::trim) {
             None | Some("") => Ok(None),
             Some(t) => self.short_text(field, t).map(Some),
@@ -372,9 +436,19 @@ impl Engine {
     /// writes it with compare-and-swap, retrying from a fresh read when another writer got
     /// there first (`apply` re-checks its rules on every attempt). With `retry = false` a
     /// lost race is reported as [`Error::Conflict`]; claims use that.
-    async fn change<F>(&self, actor: &Actor, id: ConversationId, action: Action, retry: bool, apply: F) -> Result<Committed>
+    async fn change<F>(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        action: Action,
+        retry: bool,
+        apply: F,
+    ) -> Result<Committed>
     where
-        F: Fn(&Resolved, &mut Conversation) -> Result<(crate::model::ConversationChange, Option<String>)>,
+        F: Fn(
+            &Resolved,
+            &mut Conversation,
+        ) -> Result<(crate::model::ConversationChange, Option<String>)>,
     {
         let who = self.resolve(actor).await?;
         let mut attempt = 0;
@@ -386,7 +460,16 @@ impl Engine {
             let (change, note) = apply(&who, &mut next)?;
             next.updated_at = self.now();
             let message = note.map(|body| self.system_message(&next, body));
-            match self.inner.store.update_conversation(ConversationUpdate { conversation: next, change, message }).await {
+            match self
+                .inner
+                .store
+                .update_conversation(ConversationUpdate {
+                    conversation: next,
+                    change,
+                    message,
+                })
+                .await
+            {
                 Ok(committed) => {
                     self.publish(committed.events.iter().cloned());
                     return Ok(committed);

@@ -28,10 +28,16 @@ impl Engine {
         let mut loads = self.inner.store.agent_loads(tenant).await?;
         let mut assigned = Vec::new();
         for conversation in queue {
-            let Some(agent_id) = self.inner.router.pick(&conversation, &loads, settings.default_capacity) else {
+            let Some(agent_id) =
+                self.inner
+                    .router
+                    .pick(&conversation, &loads, settings.default_capacity)
+            else {
                 continue;
             };
-            let Some(load) = loads.iter_mut().find(|l| l.agent.id == agent_id) else { continue };
+            let Some(load) = loads.iter_mut().find(|l| l.agent.id == agent_id) else {
+                continue;
+            };
             let mut next = conversation.clone();
             next.mode = Mode::Agent;
             next.assigned_agent_id = Some(agent_id);
@@ -41,7 +47,10 @@ impl Engine {
             let note = self.system_message(&next, format!("Assigned to {}", load.agent.name));
             let update = ConversationUpdate {
                 conversation: next,
-                change: ConversationChange::Assigned { from: None, to: Some(agent_id) },
+                change: ConversationChange::Assigned {
+                    from: None,
+                    to: Some(agent_id),
+                },
                 message: Some(note),
             };
             match self.inner.store.update_conversation(update).await {

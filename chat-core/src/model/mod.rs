@@ -12,7 +12,9 @@ pub use agent::{Agent, AgentLoad, Availability, NewAgent, Role};
 pub use contact::{Contact, ContactInput};
 pub use conversation::{Conversation, MessagePreview, Rating};
 pub use event::{ConversationChange, Event, EventPayload, TransferTarget};
-pub use message::{Attachment, EntityRef, Message, MessageKind, NewMessage, ReadCursor, Reader, Revision, Sender};
+pub use message::{
+    Attachment, EntityRef, Message, MessageKind, NewMessage, ReadCursor, Reader, Revision, Sender,
+};
 pub use tenant::{Tenant, TenantSettings};
 
 /// Declares a closed, snake_case string enum with `as_str`, `Display` and `FromStr`,
@@ -75,6 +77,7 @@ str_enum!(
     }
 );
 
+#[allow(clippy::derivable_impls)] // the enum comes from a macro shared with enums that have no default
 impl Default for Channel {
     fn default() -> Self {
         Channel::Web
@@ -95,6 +98,7 @@ str_enum!(
     }
 );
 
+#[allow(clippy::derivable_impls)]
 impl Default for Priority {
     fn default() -> Self {
         Priority::Medium
