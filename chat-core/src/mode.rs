@@ -10,7 +10,7 @@
 //! | archived  | - | - | - | - | restore | - |
 //!
 //! A dash is an illegal transition: [`Mode::check`] returns
-//! [`Error::InvalidTransition`](crate::Error::InvalidTransition), never a silent no-op,
+//! [`Error::InvalidTransition`], never a silent no-op,
 //! including for "to the mode it is already in".
 //!
 //! How the seeds' vocabularies map onto it:

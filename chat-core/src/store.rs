@@ -5,7 +5,7 @@
 //! conversation's counters and appends the event, all in one transaction. The engine
 //! decides what may happen (policy, state machine); the store makes it happen atomically.
 //!
-//! Every backend must pass the conformance suite in [`testing`](crate::testing)
+//! Every backend must pass the conformance suite `chat_core::testing`
 //! (feature `testing`).
 
 use std::collections::BTreeMap;

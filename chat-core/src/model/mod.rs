@@ -10,7 +10,7 @@ mod tenant;
 
 pub use agent::{Agent, AgentLoad, Availability, NewAgent, Role};
 pub use contact::{Contact, ContactInput};
-pub use conversation::{Conversation, MessagePreview, Rating};
+pub use conversation::{Conversation, MessagePreview, PREVIEW_CHARS, Rating};
 pub use event::{ConversationChange, Event, EventPayload, TransferTarget};
 pub use message::{
     Attachment, EntityRef, Message, MessageKind, NewMessage, ReadCursor, Reader, Revision, Sender,
