@@ -4,6 +4,7 @@ pub mod blob;
 pub mod bot;
 pub mod bus;
 pub mod clock;
+pub mod credentials;
 mod engine;
 pub mod error;
 pub mod ids;
@@ -20,6 +21,7 @@ pub use blob::{BlobStore, MemoryBlobStore};
 pub use bot::{Bot, BotDecision, BotTurn, RuleBot, RuleBotConfig};
 pub use bus::{EventBus, InProcessBus};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use credentials::{Backend, Credential, Credentials, VisitorToken};
 pub use engine::*;
 pub use error::{Error, Result};
 pub use ids::{

@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::credentials::{Credential, Credentials, VisitorToken};
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, ContactId, ConversationId, MessageId, TenantId};
 use crate::mode::Mode;
@@ -37,6 +38,8 @@ struct State {
     message_index: HashMap<MessageId, (ConversationId, usize)>,
     cursors: HashMap<(ConversationId, Reader), ReadCursor>,
     events: HashMap<TenantId, Vec<Event>>,
+    credentials: HashMap<AgentId, Credential>,
+    visitor_tokens: HashMap<String, VisitorToken>,
 }
 
 impl MemoryStore {
@@ -648,5 +651,65 @@ impl Store for MemoryStore {
         let log = s.events.get(&tenant).map(Vec::as_slice).unwrap_or(&[]);
         let start = (after as usize).min(log.len());
         Ok(log[start..].iter().take(limit).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl Credentials for MemoryStore {
+    async fn tenants(&self) -> Result<Vec<Tenant>> {
+        let mut tenants: Vec<Tenant> = self.lock().tenants.values().cloned().collect();
+        tenants.sort_by_key(|t| (t.created_at, t.id));
+        Ok(tenants)
+    }
+
+    async fn set_password(&self, tenant: TenantId, agent: AgentId, hash: &str) -> Result<u64> {
+        let mut s = self.lock();
+        if !s.agents.get(&agent).is_some_and(|a| a.tenant_id == tenant) {
+            return Err(Error::NotFound("agent"));
+        }
+        let credential = s.credentials.entry(agent).or_insert(Credential {
+            password_hash: None,
+            token_version: 0,
+        });
+        credential.password_hash = Some(hash.to_owned());
+        credential.token_version += 1;
+        Ok(credential.token_version)
+    }
+
+    async fn revoke_tokens(&self, tenant: TenantId, agent: AgentId) -> Result<u64> {
+        let mut s = self.lock();
+        if !s.agents.get(&agent).is_some_and(|a| a.tenant_id == tenant) {
+            return Err(Error::NotFound("agent"));
+        }
+        let credential = s.credentials.entry(agent).or_insert(Credential {
+            password_hash: None,
+            token_version: 0,
+        });
+        credential.token_version += 1;
+        Ok(credential.token_version)
+    }
+
+    async fn credential(&self, tenant: TenantId, agent: AgentId) -> Result<Credential> {
+        let s = self.lock();
+        if !s.agents.get(&agent).is_some_and(|a| a.tenant_id == tenant) {
+            return Err(Error::NotFound("agent"));
+        }
+        Ok(s.credentials.get(&agent).cloned().unwrap_or(Credential {
+            password_hash: None,
+            token_version: 0,
+        }))
+    }
+
+    async fn insert_visitor_token(&self, token: &VisitorToken) -> Result<()> {
+        let mut s = self.lock();
+        if s.visitor_tokens.contains_key(&token.digest) {
+            return Err(Error::Conflict("visitor token exists".into()));
+        }
+        s.visitor_tokens.insert(token.digest.clone(), token.clone());
+        Ok(())
+    }
+
+    async fn visitor_token(&self, digest: &str) -> Result<Option<VisitorToken>> {
+        Ok(self.lock().visitor_tokens.get(digest).cloned())
     }
 }

@@ -1427,3 +1427,154 @@ pub async fn missing_and_foreign_tenant_rows_are_not_found(store: S) {
     assert!(list.items.is_empty() && list.counts.is_empty());
     assert!(store.queue(other, 10).await.unwrap().is_empty());
 }
+
+/// Expands the [`Credentials`](crate::Credentials) conformance tests. `$factory` is an
+/// `async fn()` returning `(Arc<dyn Backend>, G)`.
+#[macro_export]
+macro_rules! credentials_conformance_tests {
+    ($factory:path) => {
+        $crate::credentials_conformance_tests!(@expand $factory;
+            tenants_are_listed_oldest_first,
+            password_changes_bump_the_token_version,
+            credentials_of_unknown_or_foreign_agents_are_not_found,
+            visitor_tokens_are_found_by_digest_only,
+        );
+    };
+    (@expand $factory:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (backend, _guard) = $factory().await;
+                $crate::testing::$name(backend).await;
+            }
+        )*
+    };
+}
+
+type B = Arc<dyn crate::Backend>;
+
+fn as_store(b: &B) -> S {
+    b.clone()
+}
+
+pub async fn tenants_are_listed_oldest_first(backend: B) {
+    let store = as_store(&backend);
+    let mut made = Vec::new();
+    for (i, name) in ["First", "Second", "Third"].into_iter().enumerate() {
+        let t = Tenant {
+            id: TenantId(id()),
+            name: name.into(),
+            settings: TenantSettings::default(),
+            created_at: at(i as i64),
+        };
+        store.insert_tenant(&t).await.unwrap();
+        made.push(t);
+    }
+    let listed = backend.tenants().await.unwrap();
+    let ours: Vec<&Tenant> = listed
+        .iter()
+        .filter(|t| made.iter().any(|m| m.id == t.id))
+        .collect();
+    assert_eq!(ours, made.iter().collect::<Vec<_>>());
+}
+
+pub async fn password_changes_bump_the_token_version(backend: B) {
+    let store = as_store(&backend);
+    let t = tenant(&store).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let fresh = backend.credential(t, a.id).await.unwrap();
+    assert_eq!(
+        fresh,
+        crate::Credential {
+            password_hash: None,
+            token_version: 0
+        }
+    );
+    assert_eq!(
+        backend
+            .set_password(t, a.id, "$argon2id$v=19$one")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        backend
+            .set_password(t, a.id, "$argon2id$v=19$two")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(backend.revoke_tokens(t, a.id).await.unwrap(), 3);
+    let now = backend.credential(t, a.id).await.unwrap();
+    assert_eq!(
+        now,
+        crate::Credential {
+            password_hash: Some("$argon2id$v=19$two".into()),
+            token_version: 3
+        }
+    );
+}
+
+pub async fn credentials_of_unknown_or_foreign_agents_are_not_found(backend: B) {
+    let store = as_store(&backend);
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let ghost = AgentId(id());
+    assert!(matches!(
+        backend.credential(t, ghost).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        backend.set_password(t, ghost, "x").await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        backend.credential(other, a.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        backend.set_password(other, a.id, "x").await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        backend.revoke_tokens(other, a.id).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+pub async fn visitor_tokens_are_found_by_digest_only(backend: B) {
+    let store = as_store(&backend);
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    let token = crate::VisitorToken {
+        digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+        tenant_id: t,
+        contact_id: k.id,
+        conversation_id: Some(c.id),
+        created_at: T0,
+        expires_at: Some(at(3600)),
+    };
+    backend.insert_visitor_token(&token).await.unwrap();
+    assert_eq!(
+        backend.visitor_token(&token.digest).await.unwrap(),
+        Some(token.clone())
+    );
+    assert!(matches!(
+        backend.insert_visitor_token(&token).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(backend.visitor_token("00").await.unwrap(), None);
+    let contact_wide = crate::VisitorToken {
+        digest: "ab".repeat(32),
+        conversation_id: None,
+        expires_at: None,
+        ..token
+    };
+    backend.insert_visitor_token(&contact_wide).await.unwrap();
+    assert_eq!(
+        backend.visitor_token(&contact_wide.digest).await.unwrap(),
+        Some(contact_wide)
+    );
+}

@@ -9,3 +9,9 @@ async fn store() -> (Arc<dyn Store>, ()) {
 }
 
 chat_core::store_conformance_tests!(store);
+
+async fn backend() -> (Arc<dyn chat_core::Backend>, ()) {
+    (Arc::new(MemoryStore::new()), ())
+}
+
+chat_core::credentials_conformance_tests!(backend);
