@@ -56,6 +56,10 @@ impl MemoryStore {
 }
 
 impl State {
+    fn agent_of(&self, tenant: TenantId, agent: AgentId) -> Result<&Agent> {
+        self.agents.get(&agent).filter(|a| a.tenant_id == tenant).ok_or(Error::NotFound("agent"))
+    }
+
     fn event(
         &mut self,
         tenant: TenantId,
@@ -664,9 +668,7 @@ impl Credentials for MemoryStore {
 
     async fn set_password(&self, tenant: TenantId, agent: AgentId, hash: &str) -> Result<u64> {
         let mut s = self.lock();
-        if !s.agents.get(&agent).is_some_and(|a| a.tenant_id == tenant) {
-            return Err(Error::NotFound("agent"));
-        }
+        s.agent_of(tenant, agent)?;
         let credential = s.credentials.entry(agent).or_insert(Credential {
             password_hash: None,
             token_version: 0,
@@ -678,9 +680,7 @@ impl Credentials for MemoryStore {
 
     async fn revoke_tokens(&self, tenant: TenantId, agent: AgentId) -> Result<u64> {
         let mut s = self.lock();
-        if !s.agents.get(&agent).is_some_and(|a| a.tenant_id == tenant) {
-            return Err(Error::NotFound("agent"));
-        }
+        s.agent_of(tenant, agent)?;
         let credential = s.credentials.entry(agent).or_insert(Credential {
             password_hash: None,
             token_version: 0,
@@ -691,9 +691,7 @@ impl Credentials for MemoryStore {
 
     async fn credential(&self, tenant: TenantId, agent: AgentId) -> Result<Credential> {
         let s = self.lock();
-        if !s.agents.get(&agent).is_some_and(|a| a.tenant_id == tenant) {
-            return Err(Error::NotFound("agent"));
-        }
+        s.agent_of(tenant, agent)?;
         Ok(s.credentials.get(&agent).cloned().unwrap_or(Credential {
             password_hash: None,
             token_version: 0,
