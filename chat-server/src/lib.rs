@@ -1,2 +1,17 @@
-//! HTTP and WebSocket server for the chat engine. The API arrives with its own issue;
-//! until then this crate only reserves the name in the workspace.
+#![doc = include_str!("../README.md")]
+#![recursion_limit = "512"]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod openapi;
+pub mod ratelimit;
+pub mod routes;
+mod server;
+
+pub use config::{Config, HttpLimits, JwtConfig};
+pub use server::{App, run};

@@ -1,0 +1,425 @@
+//! Conversation routes.
+
+use std::collections::BTreeMap;
+
+use chat_core::store::AssignedFilter;
+use chat_core::{
+    Actor, AgentId, Channel, ContactId, ContactInput, ConversationFilter, ConversationId,
+    DetailsPatch, Mode, OpenConversation, Priority, TenantId, Transfer, TransferTarget,
+    VisitorToken,
+};
+use hyper::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Ctx;
+use crate::auth::{self, Caller};
+use crate::error::ApiError;
+use crate::http::{self, Resp};
+
+/// Body of `POST /v1/conversations`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenRequest {
+    tenant_id: Option<TenantId>,
+    contact: ContactInput,
+    channel: Option<Channel>,
+    title: Option<String>,
+    department: Option<String>,
+    priority: Option<Priority>,
+    first_message: Option<String>,
+    metadata: BTreeMap<String, String>,
+    identity: Option<Identity>,
+}
+
+/// A customer identity signed by the embedding site.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Identity {
+    email: String,
+    timestamp: u64,
+    signature: String,
+}
+
+pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let body: OpenRequest = ctx.json().await?;
+    let staff = ctx.is_staff();
+    let config = &ctx.app.config;
+    let mut contact = body.contact;
+    // A verified identity speaks for the contact's whole history; an anonymous visitor
+    // only for the conversation it opens.
+    let verified = match (&body.identity, &config.identity_secret) {
+        (None, _) => false,
+        (Some(_), None) => {
+            return Err(ApiError::invalid(
+                "identity",
+                "identity verification is not enabled on this server",
+            ));
+        }
+        (Some(id), Some(secret)) => {
+            if !auth::verify_identity(
+                secret,
+                &id.email,
+                id.timestamp,
+                &id.signature,
+                config.identity_max_age,
+            ) {
+                return Err(ApiError::unauthorized(
+                    "the identity signature is not valid or has expired",
+                ));
+            }
+            contact.email = Some(id.email.clone());
+            true
+        }
+    };
+    let (actor, issue_token) = match &ctx.caller {
+        Caller::Actor(actor @ Actor::Staff { .. }) => (actor.clone(), false),
+        Caller::Actor(Actor::Customer {
+            conversation: None, ..
+        }) if !verified => (ctx.actor()?.clone(), false),
+        Caller::Actor(_) => {
+            return Err(ApiError::forbidden(
+                "a visitor token cannot open another conversation; open one without it",
+            ));
+        }
+        Caller::Anonymous => {
+            let tenant = body.tenant_id.or(config.default_tenant).ok_or_else(|| {
+                ApiError::invalid("tenant_id", "this server has no default tenant; name one")
+            })?;
+            (Actor::System { tenant }, true)
+        }
+    };
+    let input = OpenConversation {
+        contact,
+        channel: body.channel.unwrap_or_default(),
+        title: body.title,
+        department: body.department,
+        priority: body.priority.unwrap_or_default(),
+        first_message: body.first_message,
+        metadata: body.metadata,
+    };
+    let engine = &ctx.app.engine;
+    let opened = match engine.open_conversation(&actor, input).await {
+        // An unknown tenant named by an anonymous caller is a bad field, not a missing page.
+        Err(chat_core::Error::NotFound("tenant")) => {
+            return Err(ApiError::invalid("tenant_id", "no such tenant"));
+        }
+        other => other?,
+    };
+    let mut answer = json!({
+        "conversation": super::conversation_view(&opened.conversation, staff),
+        "contact": opened.contact,
+        "messages": opened.messages,
+    });
+    if issue_token {
+        let (token, digest) = auth::new_visitor_token();
+        let now = time::OffsetDateTime::now_utc();
+        let record = VisitorToken {
+            digest,
+            tenant_id: opened.conversation.tenant_id,
+            contact_id: opened.contact.id,
+            conversation_id: if verified {
+                None
+            } else {
+                Some(opened.conversation.id)
+            },
+            created_at: now,
+            expires_at: Some(now + config.visitor_token_ttl),
+        };
+        engine.store_visitor_token(&actor, &record).await?;
+        answer["visitor_token"] = json!(token);
+    }
+    Ok(http::json(StatusCode::CREATED, &answer))
+}
+
+pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
+    let actor = ctx.actor()?;
+    let modes = match ctx
+        .query
+        .as_deref()
+        .and_then(|q| http::query_param(q, "mode"))
+    {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .filter(|m| !m.is_empty())
+            .map(|m| {
+                m.parse::<Mode>()
+                    .map_err(|_| ApiError::invalid("mode", format!("`{m}` is not a mode")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let assigned = match ctx.query::<String>("assigned")?.as_deref() {
+        None => None,
+        Some("me") => match actor {
+            Actor::Staff { agent, .. } => Some(AssignedFilter::Agent(*agent)),
+            _ => return Err(ApiError::invalid("assigned", "`me` needs a staff token")),
+        },
+        Some("none" | "unassigned") => Some(AssignedFilter::Unassigned),
+        Some(id) => Some(AssignedFilter::Agent(id.parse::<AgentId>().map_err(
+            |_| ApiError::invalid("assigned", "use me, none or an agent id"),
+        )?)),
+    };
+    let filter = ConversationFilter {
+        modes,
+        priority: ctx.query("priority")?,
+        department: ctx.query("department")?,
+        assigned,
+        tag: ctx.query("tag")?,
+        channel: ctx.query("channel")?,
+        contact_email: ctx.query("contact_email")?,
+        pinned: ctx.query("pinned")?,
+        text: ctx.query("text")?,
+        cursor: ctx.query("cursor")?,
+        limit: ctx.query("limit")?,
+    };
+    let page = ctx.app.engine.list_conversations(actor, filter).await?;
+    let items: Vec<_> = page
+        .items
+        .iter()
+        .map(|c| ctx.conversation_view(c))
+        .collect();
+    let counts: BTreeMap<&str, u64> = page.counts.iter().map(|(m, n)| (m.as_str(), *n)).collect();
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({ "items": items, "next_cursor": page.next_cursor.map(|c| c.encode()), "counts": counts }),
+    ))
+}
+
+fn conversation_id(ctx: &Ctx) -> Result<ConversationId, ApiError> {
+    ctx.id("id")
+}
+
+fn ok(ctx: &Ctx, c: &chat_core::Conversation) -> Result<Resp, ApiError> {
+    Ok(http::json(StatusCode::OK, &ctx.conversation_view(c)))
+}
+
+pub async fn get(ctx: Ctx) -> Result<Resp, ApiError> {
+    let c = ctx
+        .app
+        .engine
+        .conversation(ctx.actor()?, conversation_id(&ctx)?)
+        .await?;
+    ok(&ctx, &c)
+}
+
+/// Body of `PATCH /v1/conversations/{id}`; absent fields stay as they are, `null`
+/// clears department and title.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Patch {
+    priority: Option<Priority>,
+    #[serde(deserialize_with = "nullable")]
+    department: Option<Option<String>>,
+    tags: Option<Vec<String>>,
+    add_tags: Vec<String>,
+    remove_tags: Vec<String>,
+    pinned: Option<bool>,
+    #[serde(deserialize_with = "nullable")]
+    title: Option<Option<String>>,
+    add_participants: Vec<AgentId>,
+    remove_participants: Vec<AgentId>,
+}
+
+/// Tells "absent" (`None`) from "null" (`Some(None)`).
+fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+pub async fn update(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let id = conversation_id(&ctx)?;
+    let p: Patch = ctx.json().await?;
+    let patch = DetailsPatch {
+        priority: p.priority,
+        department: p.department,
+        tags: p.tags,
+        add_tags: p.add_tags,
+        remove_tags: p.remove_tags,
+        pinned: p.pinned,
+        title: p.title,
+        add_participants: p.add_participants,
+        remove_participants: p.remove_participants,
+    };
+    let c = ctx
+        .app
+        .engine
+        .update_details(ctx.actor()?, id, patch)
+        .await?;
+    ok(&ctx, &c)
+}
+
+pub async fn delete(ctx: Ctx) -> Result<Resp, ApiError> {
+    ctx.app
+        .engine
+        .delete_conversation(ctx.actor()?, conversation_id(&ctx)?)
+        .await?;
+    Ok(http::no_content())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct HandoffRequest {
+    department: Option<String>,
+    reason: Option<String>,
+}
+
+pub async fn handoff(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let id = conversation_id(&ctx)?;
+    let body: HandoffRequest = ctx.json_or_default().await?;
+    let c = ctx
+        .app
+        .engine
+        .request_agent(ctx.actor()?, id, body.department, body.reason)
+        .await?;
+    ok(&ctx, &c)
+}
+
+pub async fn claim(ctx: Ctx) -> Result<Resp, ApiError> {
+    let c = ctx
+        .app
+        .engine
+        .claim(ctx.actor()?, conversation_id(&ctx)?)
+        .await?;
+    ok(&ctx, &c)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignRequest {
+    agent_id: AgentId,
+}
+
+pub async fn assign(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let id = conversation_id(&ctx)?;
+    let body: AssignRequest = ctx.json().await?;
+    let c = ctx
+        .app
+        .engine
+        .assign(ctx.actor()?, id, body.agent_id)
+        .await?;
+    ok(&ctx, &c)
+}
+
+pub async fn unassign(ctx: Ctx) -> Result<Resp, ApiError> {
+    let c = ctx
+        .app
+        .engine
+        .unassign(ctx.actor()?, conversation_id(&ctx)?)
+        .await?;
+    ok(&ctx, &c)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct TransferRequest {
+    agent_id: Option<AgentId>,
+    department: Option<String>,
+    reason: Option<String>,
+}
+
+pub async fn transfer(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let id = conversation_id(&ctx)?;
+    let body: TransferRequest = ctx.json().await?;
+    let to = match (body.agent_id, body.department) {
+        (Some(agent), None) => TransferTarget::Agent(agent),
+        (None, Some(department)) => TransferTarget::Department(department),
+        _ => {
+            return Err(ApiError::invalid(
+                "agent_id",
+                "give exactly one of agent_id and department",
+            ));
+        }
+    };
+    let c = ctx
+        .app
+        .engine
+        .transfer(
+            ctx.actor()?,
+            id,
+            Transfer {
+                to,
+                reason: body.reason,
+            },
+        )
+        .await?;
+    ok(&ctx, &c)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModeRequest {
+    mode: Mode,
+}
+
+pub async fn set_mode(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let id = conversation_id(&ctx)?;
+    let body: ModeRequest = ctx.json().await?;
+    let c = ctx.app.engine.set_mode(ctx.actor()?, id, body.mode).await?;
+    ok(&ctx, &c)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RatingRequest {
+    score: u8,
+    #[serde(default)]
+    feedback: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct CloseRequest {
+    rating: Option<RatingRequest>,
+}
+
+pub async fn close(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let id = conversation_id(&ctx)?;
+    let body: CloseRequest = ctx.json_or_default().await?;
+    let rating = body.rating.map(|r| (r.score, r.feedback));
+    let c = ctx.app.engine.close(ctx.actor()?, id, rating).await?;
+    ok(&ctx, &c)
+}
+
+pub async fn rate(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let id = conversation_id(&ctx)?;
+    let body: RatingRequest = ctx.json().await?;
+    let c = ctx
+        .app
+        .engine
+        .rate(ctx.actor()?, id, body.score, body.feedback)
+        .await?;
+    ok(&ctx, &c)
+}
+
+pub async fn reopen(ctx: Ctx) -> Result<Resp, ApiError> {
+    let c = ctx
+        .app
+        .engine
+        .reopen(ctx.actor()?, conversation_id(&ctx)?)
+        .await?;
+    ok(&ctx, &c)
+}
+
+pub async fn archive(ctx: Ctx) -> Result<Resp, ApiError> {
+    let c = ctx
+        .app
+        .engine
+        .archive(ctx.actor()?, conversation_id(&ctx)?)
+        .await?;
+    ok(&ctx, &c)
+}
+
+pub async fn contact_history(ctx: Ctx) -> Result<Resp, ApiError> {
+    let email: String = ctx
+        .query("email")?
+        .ok_or_else(|| ApiError::invalid("email", "required"))?;
+    let items = ctx.app.engine.contact_history(ctx.actor()?, &email).await?;
+    let items: Vec<_> = items.iter().map(|c| ctx.conversation_view(c)).collect();
+    Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+}
+
+pub async fn contact(ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: ContactId = ctx.id("id")?;
+    let contact = ctx.app.engine.contact(ctx.actor()?, id).await?;
+    Ok(http::json(StatusCode::OK, &contact))
+}

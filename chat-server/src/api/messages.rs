@@ -1,0 +1,131 @@
+//! Message, note and read-cursor routes.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use chat_core::{
+    Attachment, ConversationId, EntityRef, MessageId, MessageKind, MessagePage, PostMessage,
+};
+use hyper::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Ctx;
+use crate::error::ApiError;
+use crate::http::{self, Resp};
+
+pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: ConversationId = ctx.id("id")?;
+    let page = MessagePage {
+        before: ctx.query("before")?,
+        after: ctx.query("after")?,
+        limit: ctx.query("limit")?,
+    };
+    let items = ctx.app.engine.messages(ctx.actor()?, id, page).await?;
+    Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+}
+
+/// Body of `POST /v1/conversations/{id}/messages`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostRequest {
+    body: String,
+    kind: Option<MessageKind>,
+    attachments: Vec<Attachment>,
+    reply_to: Option<MessageId>,
+    client_message_id: Option<String>,
+    entities: Vec<EntityRef>,
+    metadata: BTreeMap<String, String>,
+}
+
+pub async fn post(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: ConversationId = ctx.id("id")?;
+    let body: PostRequest = ctx.json().await?;
+    let input = PostMessage {
+        body: body.body,
+        kind: body.kind,
+        attachments: body.attachments,
+        reply_to: body.reply_to,
+        client_message_id: body.client_message_id,
+        entities: body.entities,
+        metadata: body.metadata,
+    };
+    let posted = ctx.app.engine.post_message(ctx.actor()?, id, input).await?;
+    let status = if posted.created {
+        ctx.app
+            .metrics
+            .messages_posted
+            .fetch_add(1, Ordering::Relaxed);
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(http::json(
+        status,
+        &json!({
+            "message": posted.message,
+            "created": posted.created,
+            "replies": posted.replies,
+            "conversation": ctx.conversation_view(&posted.conversation),
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteRequest {
+    body: String,
+}
+
+pub async fn note(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: ConversationId = ctx.id("id")?;
+    let body: NoteRequest = ctx.json().await?;
+    let note = ctx
+        .app
+        .engine
+        .post_note(ctx.actor()?, id, &body.body)
+        .await?;
+    Ok(http::json(StatusCode::CREATED, &note))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditRequest {
+    body: String,
+}
+
+pub async fn edit(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: MessageId = ctx.id("id")?;
+    let body: EditRequest = ctx.json().await?;
+    let message = ctx
+        .app
+        .engine
+        .edit_message(ctx.actor()?, id, &body.body)
+        .await?;
+    Ok(http::json(StatusCode::OK, &message))
+}
+
+pub async fn delete(ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: MessageId = ctx.id("id")?;
+    let message = ctx.app.engine.delete_message(ctx.actor()?, id).await?;
+    Ok(http::json(StatusCode::OK, &message))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadRequest {
+    seq: u64,
+}
+
+pub async fn mark_read(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: ConversationId = ctx.id("id")?;
+    let body: ReadRequest = ctx.json().await?;
+    let c = ctx.app.engine.mark_read(ctx.actor()?, id, body.seq).await?;
+    Ok(http::json(StatusCode::OK, &ctx.conversation_view(&c)))
+}
+
+pub async fn read_cursors(ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: ConversationId = ctx.id("id")?;
+    let items = ctx.app.engine.read_cursors(ctx.actor()?, id).await?;
+    Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+}

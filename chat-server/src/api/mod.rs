@@ -1,0 +1,189 @@
+//! Handlers: each turns a request into one engine call and its result into JSON. No
+//! domain rule lives here.
+
+mod agents;
+mod conversations;
+mod messages;
+mod system;
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chat_core::{Actor, Conversation};
+use hyper::HeaderMap;
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::http::{self, Resp};
+use crate::routes::{Route, RouteId};
+use crate::server::App;
+
+/// Everything a handler gets.
+pub struct Ctx {
+    /// The server.
+    pub app: Arc<App>,
+    /// Path parameters.
+    pub params: Vec<(String, String)>,
+    /// Raw query string.
+    pub query: Option<String>,
+    /// Request headers.
+    pub headers: HeaderMap,
+    /// The body, until a handler takes it.
+    pub body: Option<Incoming>,
+    /// Who calls.
+    pub caller: Caller,
+    /// Client address.
+    pub ip: IpAddr,
+}
+
+impl Ctx {
+    /// The authenticated actor (routes marked public may have none).
+    pub fn actor(&self) -> Result<&Actor, ApiError> {
+        match &self.caller {
+            Caller::Actor(actor) => Ok(actor),
+            Caller::Anonymous => Err(ApiError::unauthorized("send Authorization: Bearer <token>")),
+        }
+    }
+
+    /// Whether the caller is staff.
+    pub fn is_staff(&self) -> bool {
+        matches!(self.caller, Caller::Actor(Actor::Staff { .. }))
+    }
+
+    /// A path parameter parsed as an id; 400 `invalid_id` if it is not one.
+    pub fn id<T: FromStr>(&self, name: &str) -> Result<T, ApiError> {
+        let raw = self
+            .params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        raw.parse().map_err(|_| {
+            ApiError::new(
+                hyper::StatusCode::BAD_REQUEST,
+                "invalid_id",
+                format!("`{raw}` is not a valid {name}"),
+            )
+        })
+    }
+
+    /// A query parameter parsed as `T`; 422 naming it if it does not parse.
+    pub fn query<T: FromStr>(&self, name: &'static str) -> Result<Option<T>, ApiError> {
+        match self
+            .query
+            .as_deref()
+            .and_then(|q| http::query_param(q, name))
+        {
+            None => Ok(None),
+            Some(v) if v.is_empty() => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::invalid(name, format!("`{v}` is not a valid value"))),
+        }
+    }
+
+    /// The JSON body.
+    pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
+        let body = self
+            .body
+            .take()
+            .ok_or_else(|| ApiError::bad_request("the body was already read"))?;
+        http::read_json(&self.headers, body, self.app.config.limits.body_bytes).await
+    }
+
+    /// The JSON body, or `T::default()` when there is none.
+    pub async fn json_or_default<T: DeserializeOwned + Default>(&mut self) -> Result<T, ApiError> {
+        let body = self
+            .body
+            .take()
+            .ok_or_else(|| ApiError::bad_request("the body was already read"))?;
+        http::read_json_or_default(&self.headers, body, self.app.config.limits.body_bytes).await
+    }
+
+    /// A conversation as this caller may see it.
+    pub fn conversation_view(&self, c: &Conversation) -> Value {
+        conversation_view(c, self.is_staff())
+    }
+}
+
+/// Customers see their conversation without the desk's internal bookkeeping.
+pub fn conversation_view(c: &Conversation, staff: bool) -> Value {
+    let mut value = serde_json::to_value(c).expect("conversations serialize");
+    if !staff && let Value::Object(map) = &mut value {
+        for internal in [
+            "tags",
+            "participants",
+            "unread_for_agent",
+            "agent_read_seq",
+            "metadata",
+            "priority",
+            "department",
+            "version",
+        ] {
+            map.remove(internal);
+        }
+    }
+    value
+}
+
+/// An event as this caller may see it (conversation snapshots trimmed for customers).
+pub fn event_view(event: &chat_core::Event, staff: bool) -> Value {
+    let mut value = serde_json::to_value(event).expect("events serialize");
+    if !staff
+        && let Some(Value::Object(payload)) = value.get_mut("payload")
+        && let Some(conversation) = payload.get_mut("conversation")
+        && let Ok(c) = serde_json::from_value::<Conversation>(conversation.clone())
+    {
+        *conversation = conversation_view(&c, false);
+    }
+    value
+}
+
+/// Calls the handler of `route`.
+pub async fn dispatch(route: &Route, ctx: Ctx) -> Result<Resp, ApiError> {
+    use RouteId::*;
+    match route.id {
+        Health => system::health(ctx).await,
+        Ready => system::ready(ctx).await,
+        Metrics => system::metrics(ctx).await,
+        OpenApi => system::openapi(ctx).await,
+        Docs => system::docs(ctx).await,
+        Events => system::events(ctx).await,
+        Login => agents::login(ctx).await,
+        Me => agents::me(ctx).await,
+        ListAgents => agents::list(ctx).await,
+        CreateAgent => agents::create(ctx).await,
+        GetAgent => agents::get(ctx).await,
+        UpdateAgent => agents::update(ctx).await,
+        SetAvailability => agents::availability(ctx).await,
+        OpenConversation => conversations::open(ctx).await,
+        ListConversations => conversations::list(ctx).await,
+        GetConversation => conversations::get(ctx).await,
+        UpdateConversation => conversations::update(ctx).await,
+        DeleteConversation => conversations::delete(ctx).await,
+        Handoff => conversations::handoff(ctx).await,
+        Claim => conversations::claim(ctx).await,
+        Assign => conversations::assign(ctx).await,
+        Unassign => conversations::unassign(ctx).await,
+        Transfer => conversations::transfer(ctx).await,
+        SetMode => conversations::set_mode(ctx).await,
+        Close => conversations::close(ctx).await,
+        Rate => conversations::rate(ctx).await,
+        Reopen => conversations::reopen(ctx).await,
+        Archive => conversations::archive(ctx).await,
+        ContactHistory => conversations::contact_history(ctx).await,
+        GetContact => conversations::contact(ctx).await,
+        ListMessages => messages::list(ctx).await,
+        PostMessage => messages::post(ctx).await,
+        PostNote => messages::note(ctx).await,
+        EditMessage => messages::edit(ctx).await,
+        DeleteMessage => messages::delete(ctx).await,
+        MarkRead => messages::mark_read(ctx).await,
+        ReadCursors => messages::read_cursors(ctx).await,
+    }
+}

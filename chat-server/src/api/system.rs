@@ -1,0 +1,79 @@
+//! Health, metrics, documentation and event replay.
+
+use hyper::StatusCode;
+use serde_json::json;
+
+use super::Ctx;
+use crate::error::ApiError;
+use crate::http::{self, Resp};
+
+pub async fn health(_: Ctx) -> Result<Resp, ApiError> {
+    Ok(http::json(StatusCode::OK, &json!({ "status": "ok" })))
+}
+
+pub async fn ready(ctx: Ctx) -> Result<Resp, ApiError> {
+    // A real round trip to the store: reading the tenants touches the database.
+    match ctx.app.engine.tenants().await {
+        Ok(_) => Ok(http::json(StatusCode::OK, &json!({ "status": "ready" }))),
+        Err(e) => {
+            tracing::warn!(error = %e, "store not ready");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the store does not answer",
+            ))
+        }
+    }
+}
+
+pub async fn metrics(ctx: Ctx) -> Result<Resp, ApiError> {
+    let mut queued = 0;
+    if let Some(tenant) = ctx.app.config.default_tenant {
+        queued = ctx
+            .app
+            .engine
+            .store()
+            .queue(tenant, 100_000)
+            .await
+            .map(|q| q.len() as u64)
+            .unwrap_or(0);
+    }
+    Ok(http::with_type(
+        StatusCode::OK,
+        ctx.app.metrics.render(queued),
+        "text/plain; version=0.0.4",
+    ))
+}
+
+pub async fn openapi(_: Ctx) -> Result<Resp, ApiError> {
+    Ok(http::with_type(
+        StatusCode::OK,
+        crate::openapi::document_json(),
+        "application/json",
+    ))
+}
+
+pub async fn docs(_: Ctx) -> Result<Resp, ApiError> {
+    Ok(http::with_type(
+        StatusCode::OK,
+        crate::openapi::DOCS_HTML,
+        "text/html; charset=utf-8",
+    ))
+}
+
+pub async fn events(ctx: Ctx) -> Result<Resp, ApiError> {
+    let since: u64 = ctx.query("since")?.unwrap_or(0);
+    let limit: usize = ctx.query("limit")?.unwrap_or(100);
+    let events = ctx
+        .app
+        .engine
+        .events_since(ctx.actor()?, since, limit)
+        .await?;
+    let next = events.last().map_or(since, |e| e.seq);
+    let staff = ctx.is_staff();
+    let items: Vec<_> = events.iter().map(|e| super::event_view(e, staff)).collect();
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({ "items": items, "next_since": next }),
+    ))
+}

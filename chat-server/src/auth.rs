@@ -1,0 +1,336 @@
+//! Who is calling: staff with a JWT access token, visitors with a conversation-scoped
+//! visitor token, or nobody. Authorization is the engine's job; this module only turns
+//! a credential into a [`chat_core::Actor`].
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use base64::Engine as _;
+use chat_core::{Actor, AgentId, Engine, Role, TenantId};
+use hmac::{Hmac, KeyInit, Mac};
+use jsonwebtoken::{Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, JwtConfig};
+use crate::error::ApiError;
+
+/// Prefix that tells visitor tokens from JWTs at a glance (and in secret scanners).
+pub const VISITOR_PREFIX: &str = "vt_";
+
+/// Claims of a staff access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Claims {
+    /// Staff member id.
+    pub sub: String,
+    /// Tenant id.
+    pub tid: String,
+    /// Role at issue time (informative: the engine uses the stored role).
+    pub role: Role,
+    /// Token version; tokens older than the stored version are refused.
+    pub ver: u64,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Issued at (Unix seconds).
+    pub iat: u64,
+    /// Expires at (Unix seconds).
+    pub exp: u64,
+}
+
+/// An argon2id hash in PHC format.
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes())
+        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?
+        .to_string())
+}
+
+/// Whether `password` matches the PHC `hash`.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// A hash to verify against when the account does not exist, so a login for an unknown
+/// e-mail takes as long as one with a wrong password.
+pub fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy password").expect("argon2 works"))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Signs an access token for a staff member.
+pub fn issue_token(
+    jwt: &JwtConfig,
+    tenant: TenantId,
+    agent: AgentId,
+    role: Role,
+    version: u64,
+) -> anyhow::Result<String> {
+    let now = unix_now();
+    let claims = Claims {
+        sub: agent.to_string(),
+        tid: tenant.to_string(),
+        role,
+        ver: version,
+        iss: jwt.issuer.clone(),
+        aud: jwt.audience.clone(),
+        iat: now,
+        exp: now + jwt.ttl.as_secs(),
+    };
+    Ok(jsonwebtoken::encode(
+        &Header::new(jwt.algorithm),
+        &claims,
+        &jwt.encoding,
+    )?)
+}
+
+/// Checks signature, algorithm (pinned), `exp`, `iss` and `aud`.
+pub fn verify_token(jwt: &JwtConfig, token: &str) -> Result<Claims, ApiError> {
+    let mut validation = Validation::new(jwt.algorithm);
+    validation.set_issuer(&[&jwt.issuer]);
+    validation.set_audience(&[&jwt.audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.leeway = 5;
+    jsonwebtoken::decode::<Claims>(token, &jwt.decoding, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                ApiError::unauthorized("the access token has expired")
+            }
+            _ => ApiError::unauthorized("the access token is not valid"),
+        })
+}
+
+/// Random bytes from the operating system.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    bytes
+}
+
+/// A new visitor token (256 random bits) and the digest stored for it.
+pub fn new_visitor_token() -> (String, String) {
+    let token = format!(
+        "{VISITOR_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+    );
+    let digest = token_digest(&token);
+    (token, digest)
+}
+
+/// SHA-256 hex digest of a token: what the store keeps instead of the token.
+pub fn token_digest(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Verifies a signed identity from the embedding site: `signature` is the hex
+/// HMAC-SHA256 of `"{identifier}:{timestamp}"` under the shared secret, and `timestamp`
+/// (Unix seconds) is no older than `max_age` (nor more than a minute in the future), so a
+/// captured signature cannot be replayed later.
+pub fn verify_identity(
+    secret: &[u8],
+    identifier: &str,
+    timestamp: u64,
+    signature: &str,
+    max_age: Duration,
+) -> bool {
+    let now = unix_now();
+    if timestamp + max_age.as_secs() < now || timestamp > now + 60 {
+        return false;
+    }
+    let Some(expected) = decode_hex(signature) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(format!("{identifier}:{timestamp}").as_bytes());
+    mac.verify_slice(&expected).is_ok()
+}
+
+/// The signature [`verify_identity`] expects (what the embedding site computes).
+pub fn sign_identity(secret: &[u8], identifier: &str, timestamp: u64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(format!("{identifier}:{timestamp}").as_bytes());
+    hex(&mac.finalize().into_bytes())
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || text.len() > 256 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The caller of a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Caller {
+    /// No credential.
+    Anonymous,
+    /// A staff member or a visitor.
+    Actor(Actor),
+}
+
+/// Resolves the `Authorization: Bearer` value (or a browser's query/subprotocol token)
+/// into a caller. A present but bad credential is an error, never anonymous.
+pub async fn authenticate(
+    engine: &Engine,
+    config: &Config,
+    token: Option<&str>,
+) -> Result<Caller, ApiError> {
+    let Some(token) = token else {
+        return Ok(Caller::Anonymous);
+    };
+    if token.starts_with(VISITOR_PREFIX) {
+        let found = engine
+            .visitor_token(&token_digest(token))
+            .await
+            .map_err(ApiError::from)?;
+        let visitor =
+            found.ok_or_else(|| ApiError::unauthorized("the visitor token is not valid"))?;
+        if visitor
+            .expires_at
+            .is_some_and(|t| t < time::OffsetDateTime::now_utc())
+        {
+            return Err(ApiError::unauthorized("the visitor token has expired"));
+        }
+        return Ok(Caller::Actor(Actor::Customer {
+            tenant: visitor.tenant_id,
+            contact: visitor.contact_id,
+            conversation: visitor.conversation_id,
+        }));
+    }
+    let claims = verify_token(&config.jwt, token)?;
+    let bad = || ApiError::unauthorized("the access token is not valid");
+    let tenant: TenantId = claims.tid.parse().map_err(|_| bad())?;
+    let agent: AgentId = claims.sub.parse().map_err(|_| bad())?;
+    let credential = match engine.credential(tenant, agent).await {
+        Ok(c) => c,
+        Err(chat_core::Error::NotFound(_)) => return Err(bad()),
+        Err(e) => return Err(e.into()),
+    };
+    if credential.token_version != claims.ver {
+        return Err(ApiError::unauthorized(
+            "the access token was revoked; log in again",
+        ));
+    }
+    let staff = engine
+        .store()
+        .agent(tenant, agent)
+        .await
+        .map_err(ApiError::from)?;
+    if !staff.is_some_and(|a| a.active) {
+        return Err(ApiError::unauthorized("this staff account is disabled"));
+    }
+    Ok(Caller::Actor(Actor::Staff { tenant, agent }))
+}
+
+/// The bearer token of a request: the `Authorization` header, else (for browsers, whose
+/// WebSocket API cannot set headers) an `access_token` query parameter.
+pub fn bearer(headers: &hyper::HeaderMap, query: Option<&str>) -> Result<Option<String>, ApiError> {
+    if let Some(value) = headers.get(hyper::header::AUTHORIZATION) {
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or_else(|| ApiError::unauthorized("use Authorization: Bearer <token>"))?;
+        return Ok(Some(token.trim().to_owned()));
+    }
+    Ok(query.and_then(|q| crate::http::query_param(q, "access_token")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_hash() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("wrong horse", &hash));
+        assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn tokens_round_trip_and_refuse_tampering() {
+        let jwt = JwtConfig::hs256(b"0123456789abcdef0123456789abcdef");
+        let (t, a) = (
+            TenantId(uuid::Uuid::now_v7()),
+            AgentId(uuid::Uuid::now_v7()),
+        );
+        let token = issue_token(&jwt, t, a, Role::Agent, 3).unwrap();
+        let claims = verify_token(&jwt, &token).unwrap();
+        assert_eq!(
+            (claims.sub, claims.ver, claims.role),
+            (a.to_string(), 3, Role::Agent)
+        );
+        let other = JwtConfig::hs256(b"another secret of the same length!");
+        assert!(verify_token(&other, &token).is_err(), "signature checked");
+        let mut wrong_audience = jwt.clone();
+        wrong_audience.audience = "someone-else".into();
+        assert!(
+            verify_token(&wrong_audience, &token).is_err(),
+            "audience checked"
+        );
+    }
+
+    #[test]
+    fn visitor_tokens_carry_256_bits_and_are_stored_as_digests() {
+        let (token, digest) = new_visitor_token();
+        assert!(token.starts_with(VISITOR_PREFIX));
+        assert_eq!(token.len(), VISITOR_PREFIX.len() + 43);
+        assert_eq!(digest.len(), 64);
+        assert_eq!(token_digest(&token), digest);
+        assert_ne!(new_visitor_token().0, token);
+    }
+
+    #[test]
+    fn identity_signatures_expire_and_bind_the_identifier() {
+        let secret = b"site secret";
+        let now = unix_now();
+        let signature = sign_identity(secret, "user-42", now);
+        let age = Duration::from_secs(600);
+        assert!(verify_identity(secret, "user-42", now, &signature, age));
+        assert!(
+            !verify_identity(secret, "user-43", now, &signature, age),
+            "bound to the identifier"
+        );
+        assert!(
+            !verify_identity(b"other", "user-42", now, &signature, age),
+            "bound to the secret"
+        );
+        let old = now - 601;
+        assert!(
+            !verify_identity(
+                secret,
+                "user-42",
+                old,
+                &sign_identity(secret, "user-42", old),
+                age
+            ),
+            "replay refused"
+        );
+        assert!(!verify_identity(secret, "user-42", now, "zz", age));
+    }
+}

@@ -1,0 +1,236 @@
+//! Request and response helpers shared by every handler.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{HeaderMap, Response, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// The response type of every handler.
+pub type Resp = Response<Full<Bytes>>;
+
+/// A JSON response.
+pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Resp {
+    match serde_json::to_vec(value) {
+        Ok(body) => with_type(status, body, "application/json"),
+        Err(e) => {
+            tracing::error!(error = %e, "response did not serialize");
+            error(&ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            ))
+        }
+    }
+}
+
+/// A body with a content type.
+pub fn with_type(status: StatusCode, body: impl Into<Bytes>, content_type: &'static str) -> Resp {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// 204 No Content.
+pub fn no_content() -> Resp {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+/// The error shape of the API.
+pub fn error(e: &ApiError) -> Resp {
+    let mut response = with_type(e.status, e.body(), "application/json");
+    if let Some(seconds) = e.retry_after {
+        response
+            .headers_mut()
+            .insert(hyper::header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// Reads a JSON body of at most `limit` bytes.
+///
+/// - wrong or missing `Content-Type` → 415 `unsupported_media_type`;
+/// - too large → 413 `payload_too_large`;
+/// - not JSON → 400 `malformed_json` with line and column;
+/// - JSON of the wrong shape → 422 `validation_failed` naming the field.
+pub async fn read_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let bytes = read_body(headers, body, limit).await?;
+    parse_json(&bytes)
+}
+
+/// Like [`read_json`], but an empty body gives `T::default()`.
+pub async fn read_json_or_default<T: DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let declared = headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared == Some(0) || (declared.is_none() && !headers.contains_key(CONTENT_TYPE)) {
+        let bytes = collect(body, limit).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(T::default());
+        }
+        check_type(headers)?;
+        return parse_json(&bytes);
+    }
+    read_json(headers, body, limit).await
+}
+
+fn check_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let is_json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send Content-Type: application/json",
+        ))
+    }
+}
+
+async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    check_type(headers)?;
+    collect(body, limit).await
+}
+
+async fn collect(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large(limit))
+        }
+        Err(_) => Err(ApiError::bad_request("the request body could not be read")),
+    }
+}
+
+/// 413 for a body over `limit` bytes.
+pub fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the body is larger than {limit} bytes"),
+    )
+}
+
+/// Parses JSON, telling syntax errors (400) from shape errors (422).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        json_error(e.into_inner(), Some(path))
+    })?;
+    de.end().map_err(|e| json_error(e, None))?;
+    Ok(value)
+}
+
+fn json_error(inner: serde_json::Error, path: Option<String>) -> ApiError {
+    match inner.classify() {
+        serde_json::error::Category::Data => {
+            let field = match path.as_deref() {
+                None | Some("." | "") => "body".to_owned(),
+                Some(p) => p.to_owned(),
+            };
+            // serde's message ends with " at line L column C"; the field says where.
+            let message = inner.to_string();
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_owned();
+            ApiError::invalid(field, message)
+        }
+        _ => {
+            let message = inner.to_string();
+            let reason = message.split(" at line ").next().unwrap_or(&message);
+            ApiError::malformed(format!(
+                "malformed JSON at line {} column {}: {reason}",
+                inner.line(),
+                inner.column()
+            ))
+        }
+    }
+}
+
+/// The decoded value of `name` in a query string.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Every decoded pair of a query string.
+pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query.map_or_else(Vec::new, |q| {
+        form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Rating {
+        score: u8,
+        feedback: Option<String>,
+    }
+
+    #[test]
+    fn syntax_errors_give_a_position_and_shape_errors_a_field() {
+        let e = parse_json::<Rating>(b"{\"score\": 5,,}").unwrap_err();
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::BAD_REQUEST, "malformed_json")
+        );
+        assert!(e.message.contains("line 1 column"), "{}", e.message);
+        let e = parse_json::<Rating>(b"{\"score\": \"five\"}").unwrap_err();
+        assert_eq!(
+            (e.status, e.field.as_deref()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("score"))
+        );
+        let e = parse_json::<Rating>(b"{\"score\": 500}").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("score"));
+        let e = parse_json::<Rating>(b"{}").unwrap_err();
+        assert_eq!(e.code, "validation_failed");
+        let e = parse_json::<Rating>(b"{\"score\": 1} trailing").unwrap_err();
+        assert_eq!(e.code, "malformed_json");
+    }
+
+    #[test]
+    fn query_values_are_decoded() {
+        assert_eq!(
+            query_param("a=1&email=jo%40x.example&b=", "email").as_deref(),
+            Some("jo@x.example")
+        );
+        assert_eq!(
+            query_param("text=late+order", "text").as_deref(),
+            Some("late order")
+        );
+        assert_eq!(query_param("a=1", "b"), None);
+    }
+}

@@ -1,0 +1,241 @@
+//! The OpenAPI 3.1 document, generated from the route table so that a route cannot exist
+//! without being documented (and the test in `tests/openapi.rs` checks the reverse).
+
+use serde_json::{Map, Value, json};
+
+use crate::routes::{Access, ROUTES};
+
+/// The document as JSON text.
+pub fn document_json() -> String {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| serde_json::to_string_pretty(&document()).expect("the document serializes"))
+        .clone()
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let entry = paths.entry(route.path).or_insert_with(|| json!({}));
+        let mut op = json!({
+            "operationId": format!("{:?}", route.id),
+            "summary": route.summary,
+            "responses": responses(route.status, route.response),
+        });
+        let mut parameters: Vec<Value> = path_params(route.path)
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } }))
+            .collect();
+        parameters.extend(route.query.iter().map(|name| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" } })));
+        if !parameters.is_empty() {
+            op["parameters"] = Value::Array(parameters);
+        }
+        if let Some(schema) = route.request {
+            op["requestBody"] = json!({
+                "required": true,
+                "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
+            });
+        }
+        op["security"] = match route.access {
+            Access::Public => json!([{}, { "bearer": [] }]),
+            Access::Authenticated | Access::Staff => json!([{ "bearer": [] }]),
+        };
+        if route.access == Access::Staff {
+            op["description"] = json!("Staff token required.");
+        }
+        entry[route.method.as_str().to_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "chat-server API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Customer-support chat: conversations, messages, routing, staff. Every error is {\"error\": {\"code\", \"message\", \"field\"?}} with codes: malformed_json, bad_request, invalid_id (400), unauthorized (401), forbidden (403), not_found (404), method_not_allowed (405), conflict, invalid_transition (409), payload_too_large (413), unsupported_media_type (415), validation_failed (422, names the field), rate_limited (429, Retry-After), bot_failed (502), unavailable (503)."
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer", "description": "A staff JWT from /v1/auth/login, or a visitor token (vt_...) from POST /v1/conversations." }
+            },
+            "schemas": schemas(),
+        }
+    })
+}
+
+fn path_params(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/')
+        .filter_map(|segment| segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+}
+
+fn responses(status: u16, response: Option<&str>) -> Value {
+    let error = json!({ "description": "Error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+    let success = match response {
+        None => json!({ "description": "Done" }),
+        Some("text") => {
+            json!({ "description": "OK", "content": { "text/plain": { "schema": { "type": "string" } } } })
+        }
+        Some("html") => {
+            json!({ "description": "OK", "content": { "text/html": { "schema": { "type": "string" } } } })
+        }
+        Some("object") => {
+            json!({ "description": "OK", "content": { "application/json": { "schema": { "type": "object" } } } })
+        }
+        Some(name) => {
+            json!({ "description": "OK", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{name}") } } } })
+        }
+    };
+    json!({ status.to_string(): success, "default": error })
+}
+
+fn object(required: &[&str], properties: Value) -> Value {
+    json!({ "type": "object", "required": required, "properties": properties })
+}
+
+fn list_of(schema: &str) -> Value {
+    object(
+        &["items"],
+        json!({ "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{schema}") } } }),
+    )
+}
+
+fn schemas() -> Value {
+    let uuid = json!({ "type": "string", "format": "uuid" });
+    let time = json!({ "type": "string", "format": "date-time" });
+    let mode = json!({ "type": "string", "enum": ["bot", "queued", "agent", "paused", "closed", "archived"] });
+    let priority = json!({ "type": "string", "enum": ["low", "medium", "high", "urgent"] });
+    let channel = json!({ "type": "string", "enum": ["web", "whatsapp", "telegram", "email", "sms", "api", "other"] });
+    let role = json!({ "type": "string", "enum": ["admin", "supervisor", "agent"] });
+    let availability = json!({ "type": "string", "enum": ["online", "away", "offline"] });
+    let sender = object(
+        &["type"],
+        json!({ "type": { "type": "string", "enum": ["customer", "agent", "bot", "system"] }, "id": uuid }),
+    );
+    let contact_input = object(
+        &[],
+        json!({
+            "name": { "type": "string" }, "email": { "type": "string" }, "phone": { "type": "string" },
+            "address": { "type": "string" }, "external_id": { "type": "string" },
+            "metadata": { "type": "object", "additionalProperties": { "type": "string" } }
+        }),
+    );
+    json!({
+        "Error": object(&["error"], json!({ "error": object(&["code", "message"], json!({
+            "code": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" }
+        })) })),
+        "Health": object(&["status"], json!({ "status": { "type": "string" } })),
+        "LoginRequest": object(&["email", "password"], json!({ "email": { "type": "string" }, "password": { "type": "string" }, "tenant_id": uuid })),
+        "LoginResponse": object(&["access_token", "token_type", "expires_in", "agent"], json!({
+            "access_token": { "type": "string" }, "token_type": { "const": "Bearer" }, "expires_in": { "type": "integer" },
+            "agent": { "$ref": "#/components/schemas/Agent" }
+        })),
+        "Me": object(&["kind", "tenant_id"], json!({ "kind": { "type": "string", "enum": ["staff", "customer", "system"] }, "tenant_id": uuid,
+            "agent": { "$ref": "#/components/schemas/Agent" }, "contact_id": uuid, "conversation_id": uuid })),
+        "ContactInput": contact_input,
+        "Contact": object(&["id", "tenant_id", "created_at"], json!({ "id": uuid, "tenant_id": uuid, "name": { "type": "string" },
+            "email": { "type": "string" }, "phone": { "type": "string" }, "address": { "type": "string" }, "external_id": { "type": "string" },
+            "metadata": { "type": "object" }, "created_at": time, "updated_at": time })),
+        "OpenConversationRequest": object(&[], json!({
+            "tenant_id": uuid, "contact": { "$ref": "#/components/schemas/ContactInput" }, "channel": channel,
+            "title": { "type": "string" }, "department": { "type": "string" }, "priority": priority,
+            "first_message": { "type": "string" }, "metadata": { "type": "object" },
+            "identity": object(&["email", "timestamp", "signature"], json!({ "email": { "type": "string" }, "timestamp": { "type": "integer" },
+                "signature": { "type": "string", "description": "hex HMAC-SHA256 of `email:timestamp` under the identity secret" } }))
+        })),
+        "OpenedConversation": object(&["conversation", "contact", "messages"], json!({
+            "conversation": { "$ref": "#/components/schemas/Conversation" }, "contact": { "$ref": "#/components/schemas/Contact" },
+            "messages": { "type": "array", "items": { "$ref": "#/components/schemas/Message" } },
+            "visitor_token": { "type": "string", "description": "Only for anonymous callers: the bearer token for this conversation." }
+        })),
+        "Conversation": object(&["id", "mode", "channel", "created_at", "updated_at"], json!({
+            "id": uuid, "tenant_id": uuid, "contact_id": uuid, "channel": channel, "title": { "type": ["string", "null"] },
+            "mode": mode, "priority": priority, "department": { "type": ["string", "null"] }, "tags": { "type": "array", "items": { "type": "string" } },
+            "pinned": { "type": "boolean" }, "assigned_agent_id": { "type": ["string", "null"], "format": "uuid" },
+            "participants": { "type": "array", "items": uuid },
+            "rating": object(&["score"], json!({ "score": { "type": "integer", "minimum": 1, "maximum": 5 }, "feedback": { "type": ["string", "null"] }, "rated_at": time })),
+            "message_count": { "type": "integer" }, "unread_for_agent": { "type": "integer" }, "unread_for_customer": { "type": "integer" },
+            "last_message": object(&[], json!({ "sender": sender, "body": { "type": "string" }, "at": time })),
+            "last_seq": { "type": "integer" }, "created_at": time, "updated_at": time, "queued_at": time, "assigned_at": time,
+            "first_response_at": time, "last_message_at": time, "closed_at": time, "version": { "type": "integer" }
+        })),
+        "ConversationList": list_of("Conversation"),
+        "ConversationPage": object(&["items", "next_cursor", "counts"], json!({
+            "items": { "type": "array", "items": { "$ref": "#/components/schemas/Conversation" } },
+            "next_cursor": { "type": ["string", "null"] },
+            "counts": { "type": "object", "additionalProperties": { "type": "integer" }, "description": "conversations per mode matching the filters other than mode" }
+        })),
+        "ConversationPatch": object(&[], json!({ "priority": priority, "department": { "type": ["string", "null"] },
+            "tags": { "type": "array", "items": { "type": "string" } }, "add_tags": { "type": "array", "items": { "type": "string" } },
+            "remove_tags": { "type": "array", "items": { "type": "string" } }, "pinned": { "type": "boolean" }, "title": { "type": ["string", "null"] },
+            "add_participants": { "type": "array", "items": uuid }, "remove_participants": { "type": "array", "items": uuid } })),
+        "Message": object(&["id", "conversation_id", "seq", "sender", "kind", "body", "created_at"], json!({
+            "id": uuid, "conversation_id": uuid, "seq": { "type": "integer" }, "sender": sender,
+            "kind": { "type": "string", "enum": ["text", "image", "audio", "file", "note", "event"] }, "body": { "type": "string" },
+            "attachments": { "type": "array", "items": { "$ref": "#/components/schemas/Attachment" } }, "reply_to": { "type": ["string", "null"] },
+            "client_message_id": { "type": ["string", "null"] }, "entities": { "type": "array" }, "metadata": { "type": "object" },
+            "revisions": { "type": "array" }, "created_at": time, "edited_at": time, "deleted_at": time
+        })),
+        "Attachment": object(&["key", "name", "content_type", "size"], json!({ "key": { "type": "string" }, "name": { "type": "string" },
+            "content_type": { "type": "string" }, "size": { "type": "integer" } })),
+        "MessageList": list_of("Message"),
+        "PostMessageRequest": object(&["body"], json!({ "body": { "type": "string", "maxLength": 10000 }, "kind": { "type": "string" },
+            "attachments": { "type": "array", "items": { "$ref": "#/components/schemas/Attachment" } }, "reply_to": uuid,
+            "client_message_id": { "type": "string" }, "entities": { "type": "array" }, "metadata": { "type": "object" } })),
+        "PostedMessage": object(&["message", "created", "replies", "conversation"], json!({ "message": { "$ref": "#/components/schemas/Message" },
+            "created": { "type": "boolean" }, "replies": { "type": "array", "items": { "$ref": "#/components/schemas/Message" } },
+            "conversation": { "$ref": "#/components/schemas/Conversation" } })),
+        "NoteRequest": object(&["body"], json!({ "body": { "type": "string" } })),
+        "EditMessageRequest": object(&["body"], json!({ "body": { "type": "string" } })),
+        "ReadRequest": object(&["seq"], json!({ "seq": { "type": "integer", "minimum": 0 } })),
+        "ReadCursorList": list_of("ReadCursor"),
+        "ReadCursor": object(&["reader", "seq"], json!({ "conversation_id": uuid, "reader": object(&["type"], json!({ "type": { "type": "string" }, "id": uuid })), "seq": { "type": "integer" }, "updated_at": time })),
+        "HandoffRequest": object(&[], json!({ "department": { "type": "string" }, "reason": { "type": "string" } })),
+        "AssignRequest": object(&["agent_id"], json!({ "agent_id": uuid })),
+        "TransferRequest": object(&[], json!({ "agent_id": uuid, "department": { "type": "string" }, "reason": { "type": "string" } })),
+        "ModeRequest": object(&["mode"], json!({ "mode": mode })),
+        "RatingRequest": object(&["score"], json!({ "score": { "type": "integer", "minimum": 1, "maximum": 5 }, "feedback": { "type": "string" } })),
+        "CloseRequest": object(&[], json!({ "rating": { "$ref": "#/components/schemas/RatingRequest" } })),
+        "Agent": object(&["id", "name", "email", "role", "availability"], json!({ "id": uuid, "tenant_id": uuid, "name": { "type": "string" },
+            "email": { "type": "string" }, "role": role, "availability": availability, "capacity": { "type": ["integer", "null"] },
+            "departments": { "type": "array", "items": { "type": "string" } }, "active": { "type": "boolean" }, "created_at": time, "updated_at": time })),
+        "AgentList": list_of("Agent"),
+        "CreateAgentRequest": object(&["name", "email", "role", "password"], json!({ "name": { "type": "string" }, "email": { "type": "string" },
+            "role": role, "password": { "type": "string", "minLength": 10 }, "capacity": { "type": "integer" }, "departments": { "type": "array", "items": { "type": "string" } } })),
+        "AgentPatch": object(&[], json!({ "name": { "type": "string" }, "role": role, "capacity": { "type": ["integer", "null"] },
+            "departments": { "type": "array", "items": { "type": "string" } }, "active": { "type": "boolean" }, "password": { "type": "string", "minLength": 10 } })),
+        "AvailabilityRequest": object(&["availability"], json!({ "availability": availability })),
+        "EventList": object(&["items", "next_since"], json!({ "items": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } }, "next_since": { "type": "integer" } })),
+        "Event": object(&["seq", "at", "payload"], json!({ "seq": { "type": "integer" }, "tenant_id": uuid, "conversation_id": { "type": ["string", "null"] },
+            "staff_only": { "type": "boolean" }, "at": time, "payload": object(&["type"], json!({ "type": { "type": "string",
+            "enum": ["conversation_created", "conversation_updated", "conversation_deleted", "message_created", "message_updated", "read_updated", "agent_updated"] } })) })),
+    })
+}
+
+/// The `/docs` page: renders the OpenAPI document in the browser, no CDN.
+pub const DOCS_HTML: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>chat-server API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1d2330}
+h1{margin-bottom:.2rem} .op{border:1px solid #d6dbe4;border-radius:6px;margin:.6rem 0;padding:.5rem .8rem}
+.m{display:inline-block;min-width:4.2rem;font-weight:700;font-family:monospace} .get{color:#0a7b35}.post{color:#1a5fb4}
+.patch{color:#9c6500}.put{color:#6d3fa9}.delete{color:#b4231a} code{background:#f2f4f8;padding:0 .25rem;border-radius:3px}
+.meta{color:#5b6475;font-size:13px} pre{background:#f6f8fa;padding:.6rem;overflow:auto;font-size:12px}
+</style></head><body>
+<h1>chat-server API</h1><p id="desc"></p><p>The machine-readable document: <a href="/v1/openapi.json">/v1/openapi.json</a>.</p>
+<div id="ops">Loading…</div>
+<script>
+fetch('/v1/openapi.json').then(r=>r.json()).then(doc=>{
+  document.getElementById('desc').textContent=doc.info.description;
+  const ops=document.getElementById('ops'); ops.textContent='';
+  for(const [path,methods] of Object.entries(doc.paths)){
+    for(const [method,op] of Object.entries(methods)){
+      const d=document.createElement('details'); d.className='op';
+      const s=document.createElement('summary');
+      s.innerHTML='<span class="m '+method+'">'+method.toUpperCase()+'</span> <code></code> <span class="meta"></span>';
+      s.querySelector('code').textContent=path; s.querySelector('.meta').textContent=op.summary;
+      d.appendChild(s);
+      const pre=document.createElement('pre'); pre.textContent=JSON.stringify(op,null,2); d.appendChild(pre);
+      ops.appendChild(d);
+    }
+  }
+});
+</script></body></html>"#;

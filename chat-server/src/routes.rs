@@ -1,0 +1,592 @@
+//! The route table: one list drives the router, the OpenAPI document and its test.
+
+use hyper::Method;
+
+/// Which callers a route admits before the engine's policy has its say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health, docs, login, opening a conversation).
+    Public,
+    /// Any authenticated caller: staff or visitor.
+    Authenticated,
+    /// Staff only.
+    Staff,
+}
+
+/// Names a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum RouteId {
+    Health,
+    Ready,
+    Metrics,
+    OpenApi,
+    Docs,
+    Login,
+    Me,
+    OpenConversation,
+    ListConversations,
+    GetConversation,
+    UpdateConversation,
+    DeleteConversation,
+    ListMessages,
+    PostMessage,
+    PostNote,
+    EditMessage,
+    DeleteMessage,
+    MarkRead,
+    ReadCursors,
+    Handoff,
+    Claim,
+    Assign,
+    Unassign,
+    Transfer,
+    SetMode,
+    Close,
+    Rate,
+    Reopen,
+    Archive,
+    ContactHistory,
+    GetContact,
+    ListAgents,
+    CreateAgent,
+    GetAgent,
+    UpdateAgent,
+    SetAvailability,
+    Events,
+}
+
+/// One route with what the documentation says about it.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// HTTP method.
+    pub method: Method,
+    /// Path with `{param}` placeholders (the same syntax in matchit and OpenAPI).
+    pub path: &'static str,
+    /// Handler.
+    pub id: RouteId,
+    /// Who may call.
+    pub access: Access,
+    /// One line for the docs.
+    pub summary: &'static str,
+    /// Request body schema name, if any.
+    pub request: Option<&'static str>,
+    /// Success status.
+    pub status: u16,
+    /// Response schema name (`None` for no body).
+    pub response: Option<&'static str>,
+    /// Query parameters.
+    pub query: &'static [&'static str],
+}
+
+// One argument per column of the table below keeps the table readable.
+#[allow(clippy::too_many_arguments)]
+const fn route(
+    method: Method,
+    path: &'static str,
+    id: RouteId,
+    access: Access,
+    summary: &'static str,
+    request: Option<&'static str>,
+    status: u16,
+    response: Option<&'static str>,
+    query: &'static [&'static str],
+) -> Route {
+    Route {
+        method,
+        path,
+        id,
+        access,
+        summary,
+        request,
+        status,
+        response,
+        query,
+    }
+}
+
+use Access::*;
+use RouteId::*;
+
+const LIST_FILTERS: &[&str] = &[
+    "mode",
+    "priority",
+    "department",
+    "assigned",
+    "tag",
+    "channel",
+    "contact_email",
+    "pinned",
+    "text",
+    "cursor",
+    "limit",
+];
+
+/// Every route of the API.
+pub const ROUTES: &[Route] = &[
+    route(
+        Method::GET,
+        "/healthz",
+        Health,
+        Public,
+        "Liveness: the process answers.",
+        None,
+        200,
+        Some("Health"),
+        &[],
+    ),
+    route(
+        Method::GET,
+        "/readyz",
+        Ready,
+        Public,
+        "Readiness: the store answers.",
+        None,
+        200,
+        Some("Health"),
+        &[],
+    ),
+    route(
+        Method::GET,
+        "/metrics",
+        Metrics,
+        Public,
+        "Prometheus metrics.",
+        None,
+        200,
+        Some("text"),
+        &[],
+    ),
+    route(
+        Method::GET,
+        "/v1/openapi.json",
+        OpenApi,
+        Public,
+        "This document.",
+        None,
+        200,
+        Some("object"),
+        &[],
+    ),
+    route(
+        Method::GET,
+        "/docs",
+        Docs,
+        Public,
+        "Human-readable API reference.",
+        None,
+        200,
+        Some("html"),
+        &[],
+    ),
+    route(
+        Method::POST,
+        "/v1/auth/login",
+        Login,
+        Public,
+        "Staff login: e-mail and password for an access token.",
+        Some("LoginRequest"),
+        200,
+        Some("LoginResponse"),
+        &[],
+    ),
+    route(
+        Method::GET,
+        "/v1/me",
+        Me,
+        Authenticated,
+        "Who the token speaks for.",
+        None,
+        200,
+        Some("Me"),
+        &[],
+    ),
+    route(
+        Method::POST,
+        "/v1/conversations",
+        OpenConversation,
+        Public,
+        "Open a conversation. Anonymous callers (a website widget) receive a visitor token scoped to it.",
+        Some("OpenConversationRequest"),
+        201,
+        Some("OpenedConversation"),
+        &[],
+    ),
+    route(
+        Method::GET,
+        "/v1/conversations",
+        ListConversations,
+        Authenticated,
+        "Conversations the caller can see, newest activity first, with counts per mode.",
+        None,
+        200,
+        Some("ConversationPage"),
+        LIST_FILTERS,
+    ),
+    route(
+        Method::GET,
+        "/v1/conversations/{id}",
+        GetConversation,
+        Authenticated,
+        "One conversation.",
+        None,
+        200,
+        Some("Conversation"),
+        &[],
+    ),
+    route(
+        Method::PATCH,
+        "/v1/conversations/{id}",
+        UpdateConversation,
+        Staff,
+        "Change priority, department, tags, pin, title or participants.",
+        Some("ConversationPatch"),
+        200,
+        Some("Conversation"),
+        &[],
+    ),
+    route(
+        Method::DELETE,
+        "/v1/conversations/{id}",
+        DeleteConversation,
+        Staff,
+        "Delete for good (admins).",
+        None,
+        204,
+        None,
+        &[],
+    ),
+    route(
+        Method::GET,
+        "/v1/conversations/{id}/messages",
+        ListMessages,
+        Authenticated,
+        "History by sequence: `before` gives the newest below it, `after` the oldest above it.",
+        None,
+        200,
+        Some("MessageList"),
+        &["before", "after", "limit"],
+    ),
+    route(
+        Method::POST,
+        "/v1/conversations/{id}/messages",
+        PostMessage,
+        Authenticated,
+        "Post a message. The same `client_message_id` twice stores one message (200 instead of 201).",
+        Some("PostMessageRequest"),
+        201,
+        Some("PostedMessage"),
+        &[],
+    ),
+    route(
+        Method::POST,
+        "/v1/conversations/{id}/notes",
+        PostNote,
+        Staff,
+        "Write an internal note (never shown to the customer).",
+        Some("NoteRequest"),
+        201,
+        Some("Message"),
+        &[],
+    ),
+    route(
+        Method::PATCH,
+        "/v1/messages/{id}",
+        EditMessage,
+        Authenticated,
+        "Edit one's own message within the edit window.",
+        Some("EditMessageRequest"),
+        200,
+        Some("Message"),
+        &[],
+    ),
+    route(
+        Method::DELETE,
+        "/v1/messages/{id}",
+        DeleteMessage,
+        Authenticated,
+        "Delete a message softly.",
+        None,
+        200,
+        Some("Message"),
+        &[],
+    ),
+    route(
+        Method::POST,
+        "/v1/conversations/{id}/read",
+        MarkRead,
+        Authenticated,
+        "Move the caller's read cursor.",
+        Some("ReadRequest"),
+        200,
+        Some("Conversation"),
+        &[],
+    ),
+    route(
+        Method::GET,
+        "/v1/conversations/{id}/read",
+        ReadCursors,
+        Authenticated,
+        "Read cursors (read receipts).",
+        None,
+        200,
+        Some("ReadCursorList"),
+        &[],
+    ),
+    route(
+        Method::POST,
+        "/v1/conversations/{id}/handoff",
+        Handoff,
+        Authenticated,
+        "Ask for a human: the conversation joins the queue and is routed.",
+        Some("HandoffRequest"),
+        200,
+        Some("Conversation"),
+        &[],
+    ),
+    route(
+        Method::POST,
+        "/v1/conversations/{id}/claim",
+        Claim,
+        Staff,
+        "Take a queued conversation. Of two claims exactly one wins; the other gets 409.",
+        None,
+        200,
+        Some("Conversation"),
+        &[],
+    ),
+    route(
+        Method::POST,
+        "/v1/conversations/{id}/assign",
+        Assign,
+        Staff,
+        "Assign to an agent.",
+        Some("AssignRequest"),
+        200,
+        Some("Conversation"),
+        &[],
+    ),
+    route(
+        Method::POST,
+        "/v1/conversations/{id}/unassign",
+        Unassign,
+        Staff,
+        "Put back in the queue.",
+        None,
+        200,
+        Some("Conversation"),
+        &[],
+    ),
+    route(
+        Method::POST,
+        "/v1/conversations/{id}/transfer",
+        Transfer,
+        Staff,
+        "Transfer to an agent or a department, with a reason.",
+        Some("TransferRequest"),
+        200,
+        Some("Conversation"),
+        &[],
+    ),
+    route(
+        Method::POST,
+        "/v1/conversations/{id}/mode",
+        SetMode,
+        Authenticated,
+        "Move along the mode state machine; an illegal move is 409.",
+        Some("ModeRequest"),
+        200,
+        Some("Conversation"),
+        &[],
+    ),
+    route(
+        Method::POST,
+        "/v1/conversations/{id}/close",
+        Close,
+        Authenticated,
+        "Close, optionally with the customer's rating.",
+        Some("CloseRequest"),
+        200,
+        Some("Conversation"),
+        &[],
+    ),
+    route(
+        Method::POST,
+        "/v1/conversations/{id}/rating",
+        Rate,
+        Authenticated,
+        "Rate (customers).",
+        Some("RatingRequest"),
+        200,
+        Some("Conversation"),
+        &[],
+    ),
+    route(
+        Method::POST,
+        "/v1/conversations/{id}/reopen",
+        Reopen,
+        Authenticated,
+        "Reopen a closed conversation.",
+        None,
+        200,
+        Some("Conversation"),
+        &[],
+    ),
+    route(
+        Method::POST,
+        "/v1/conversations/{id}/archive",
+        Archive,
+        Staff,
+        "Archive a closed conversation.",
+        None,
+        200,
+        Some("Conversation"),
+        &[],
+    ),
+    route(
+        Method::GET,
+        "/v1/contacts/history",
+        ContactHistory,
+        Staff,
+        "Every conversation of the contact with this e-mail.",
+        None,
+        200,
+        Some("ConversationList"),
+        &["email"],
+    ),
+    route(
+        Method::GET,
+        "/v1/contacts/{id}",
+        GetContact,
+        Authenticated,
+        "One contact.",
+        None,
+        200,
+        Some("Contact"),
+        &[],
+    ),
+    route(
+        Method::GET,
+        "/v1/agents",
+        ListAgents,
+        Staff,
+        "Staff of the tenant.",
+        None,
+        200,
+        Some("AgentList"),
+        &[],
+    ),
+    route(
+        Method::POST,
+        "/v1/agents",
+        CreateAgent,
+        Staff,
+        "Create a staff member (admins).",
+        Some("CreateAgentRequest"),
+        201,
+        Some("Agent"),
+        &[],
+    ),
+    route(
+        Method::GET,
+        "/v1/agents/{id}",
+        GetAgent,
+        Staff,
+        "One staff member.",
+        None,
+        200,
+        Some("Agent"),
+        &[],
+    ),
+    route(
+        Method::PATCH,
+        "/v1/agents/{id}",
+        UpdateAgent,
+        Staff,
+        "Change a staff member; a new password revokes its tokens.",
+        Some("AgentPatch"),
+        200,
+        Some("Agent"),
+        &[],
+    ),
+    route(
+        Method::PUT,
+        "/v1/agents/{id}/availability",
+        SetAvailability,
+        Staff,
+        "Set availability; going online routes waiting conversations at once.",
+        Some("AvailabilityRequest"),
+        200,
+        Some("Agent"),
+        &[],
+    ),
+    route(
+        Method::GET,
+        "/v1/events",
+        Events,
+        Authenticated,
+        "Replay the caller's visible events after `since`.",
+        None,
+        200,
+        Some("EventList"),
+        &["since", "limit"],
+    ),
+];
+
+/// Path router built from [`ROUTES`].
+pub struct Router {
+    paths: matchit::Router<Vec<(Method, RouteId)>>,
+}
+
+/// What the router found.
+pub enum Found {
+    /// A handler with its path parameters.
+    Route(&'static Route, Vec<(String, String)>),
+    /// The path exists, not with this method; lists the allowed ones.
+    MethodNotAllowed(Vec<Method>),
+    /// No such path.
+    NotFound,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        let mut by_path: Vec<(&str, Vec<(Method, RouteId)>)> = Vec::new();
+        for r in ROUTES {
+            match by_path.iter_mut().find(|(p, _)| *p == r.path) {
+                Some((_, methods)) => methods.push((r.method.clone(), r.id)),
+                None => by_path.push((r.path, vec![(r.method.clone(), r.id)])),
+            }
+        }
+        let mut paths = matchit::Router::new();
+        for (path, methods) in by_path {
+            paths
+                .insert(path, methods)
+                .expect("route paths do not clash");
+        }
+        Self { paths }
+    }
+}
+
+impl Router {
+    /// Looks up a request.
+    pub fn find(&self, method: &Method, path: &str) -> Found {
+        let Ok(matched) = self.paths.at(path) else {
+            return Found::NotFound;
+        };
+        let params: Vec<(String, String)> = matched
+            .params
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        match matched.value.iter().find(|(m, _)| m == method) {
+            Some((_, id)) => {
+                let route = ROUTES
+                    .iter()
+                    .find(|r| r.id == *id)
+                    .expect("every id is in the table");
+                Found::Route(route, params)
+            }
+            None => Found::MethodNotAllowed(matched.value.iter().map(|(m, _)| m.clone()).collect()),
+        }
+    }
+}

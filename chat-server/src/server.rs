@@ -1,0 +1,350 @@
+//! Accepting connections and turning each request into a handler call.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chat_core::Engine;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tracing::Instrument;
+
+use crate::api::{self, Ctx};
+use crate::auth::{self, Caller};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::http::{self, Resp};
+use crate::metrics::Metrics;
+use crate::ratelimit::Limiter;
+use crate::routes::{Access, Found, Router};
+
+/// Shared state of a running server.
+pub struct App {
+    /// The engine.
+    pub engine: Engine,
+    /// Settings.
+    pub config: Config,
+    /// Counters.
+    pub metrics: Metrics,
+    router: Router,
+    per_ip: Limiter,
+    per_token: Limiter,
+    /// Flips to `true` when the server shuts down; long-lived connections watch it.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// How long shutdown waits for in-flight requests and connections.
+const DRAIN: Duration = Duration::from_secs(20);
+
+/// Serves the API on `listener` until `shutdown` completes, then stops accepting,
+/// lets in-flight requests finish (up to 20 s) and returns.
+pub async fn run(
+    listener: TcpListener,
+    engine: Engine,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let (stop, stopped) = watch::channel(false);
+    let limits = config.limits.clone();
+    let app = Arc::new(App {
+        engine,
+        per_ip: Limiter::new(limits.per_ip_rps, limits.burst),
+        per_token: Limiter::new(limits.per_token_rps, limits.burst),
+        metrics: Metrics::default(),
+        router: Router::default(),
+        config,
+        shutdown: stopped.clone(),
+    });
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        // Waiting for a slot before accepting keeps excess connections in the backlog.
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let http1 = http1.clone();
+        let mut stopped = stopped.clone();
+        let idle = limits.keep_alive_idle;
+        tokio::spawn(async move {
+            let activity = Arc::new(Activity::default());
+            let seen = activity.clone();
+            let service = service_fn(move |req| {
+                let app = app.clone();
+                let seen = seen.clone();
+                async move {
+                    seen.begin();
+                    let response = app.handle(req, remote).await;
+                    seen.end();
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            let conn = http1
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            let mut tick = tokio::time::interval(idle / 4 + Duration::from_millis(1));
+            loop {
+                tokio::select! {
+                    _ = conn.as_mut() => break,
+                    _ = stopped.changed() => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(DRAIN, conn.as_mut()).await;
+                        break;
+                    }
+                    _ = tick.tick() => {
+                        if activity.idle_for() >= idle {
+                            conn.as_mut().graceful_shutdown();
+                        }
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+    tracing::info!("shutting down: no new connections, draining");
+    let _ = stop.send(true);
+    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    if tokio::time::timeout(DRAIN + Duration::from_secs(1), slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not finish in time");
+    }
+    Ok(())
+}
+
+/// Requests in flight on a connection and when it last did anything.
+#[derive(Default)]
+struct Activity {
+    in_flight: AtomicUsize,
+    last_ms: AtomicU64,
+    epoch: std::sync::OnceLock<Instant>,
+}
+
+impl Activity {
+    fn now_ms(&self) -> u64 {
+        self.epoch.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+    fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+    fn end(&self) {
+        self.last_ms.store(self.now_ms(), Ordering::SeqCst);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+    fn idle_for(&self) -> Duration {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(
+            self.now_ms()
+                .saturating_sub(self.last_ms.load(Ordering::SeqCst)),
+        )
+    }
+}
+
+impl App {
+    /// One request, start to finish; never fails (errors become error responses).
+    async fn handle(self: Arc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Resp {
+        let started = Instant::now();
+        let request_id = request_id(req.headers());
+        let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path());
+        let origin = req.headers().get(header::ORIGIN).cloned();
+        let method = req.method().clone();
+        let (route_name, mut response) = async {
+            match self.clone().route(req, remote.ip()).await {
+                Ok((name, response)) => (name, response),
+                Err((name, e)) => (name, http::error(&e)),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        self.cors(origin.as_ref(), &method, &mut response);
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        let status = response.status().as_u16();
+        self.metrics.request(route_name, status, started.elapsed());
+        span.in_scope(|| {
+            tracing::info!(
+                route = route_name,
+                status,
+                micros = started.elapsed().as_micros() as u64,
+                "done"
+            )
+        });
+        response
+    }
+
+    async fn route(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        ip: IpAddr,
+    ) -> Result<(&'static str, Resp), (&'static str, ApiError)> {
+        if req.method() == Method::OPTIONS
+            && req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            return Ok(("preflight", self.preflight(req.headers())));
+        }
+        self.per_ip
+            .check(&ip.to_string())
+            .map_err(|wait| ("rate_limited", ApiError::rate_limited(wait)))?;
+        let (route, params) = match self.router.find(req.method(), req.uri().path()) {
+            Found::Route(route, params) => (route, params),
+            Found::MethodNotAllowed(allowed) => {
+                let e = ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "this path does not take that method",
+                );
+                let mut response = http::error(&e);
+                let allow = allowed
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if let Ok(value) = HeaderValue::from_str(&allow) {
+                    response.headers_mut().insert(header::ALLOW, value);
+                }
+                return Ok(("method_not_allowed", response));
+            }
+            Found::NotFound => return Err(("not_found", ApiError::not_found("no such route"))),
+        };
+        let name = route.path;
+        let fail = |e: ApiError| (name, e);
+        let query = req.uri().query().map(str::to_owned);
+        let caller = if route.access == Access::Public && route.request.is_none() {
+            // Health, metrics and docs ignore credentials entirely.
+            Caller::Anonymous
+        } else {
+            let token = auth::bearer(req.headers(), None).map_err(fail)?;
+            if let Some(token) = &token {
+                self.per_token
+                    .check(&auth::token_digest(token)[..32])
+                    .map_err(|wait| (name, ApiError::rate_limited(wait)))?;
+            }
+            auth::authenticate(&self.engine, &self.config, token.as_deref())
+                .await
+                .map_err(fail)?
+        };
+        match (route.access, &caller) {
+            (Access::Authenticated | Access::Staff, Caller::Anonymous) => {
+                return Err(fail(ApiError::unauthorized(
+                    "send Authorization: Bearer <token>",
+                )));
+            }
+            (Access::Staff, Caller::Actor(actor))
+                if !matches!(actor, chat_core::Actor::Staff { .. }) =>
+            {
+                return Err(fail(ApiError::forbidden("staff only")));
+            }
+            _ => {}
+        }
+        let (parts, body) = req.into_parts();
+        let ctx = Ctx {
+            app: self.clone(),
+            params,
+            query,
+            headers: parts.headers,
+            body: Some(body),
+            caller,
+            ip,
+        };
+        api::dispatch(route, ctx)
+            .await
+            .map(|r| (name, r))
+            .map_err(fail)
+    }
+
+    fn origin_allowed(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+        let origin = origin?;
+        let text = origin.to_str().ok()?;
+        self.config
+            .cors_origins
+            .iter()
+            .any(|o| o == text || o == "*")
+            .then(|| origin.clone())
+    }
+
+    fn preflight(&self, headers: &hyper::HeaderMap) -> Resp {
+        if self.origin_allowed(headers.get(header::ORIGIN)).is_none() {
+            return http::error(&ApiError::forbidden("this origin may not call the API"));
+        }
+        let mut response = http::no_content();
+        let h = response.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type, x-request-id"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        response
+    }
+
+    /// Adds CORS headers for allowed origins (credentials allowed, so never `*`).
+    fn cors(&self, origin: Option<&HeaderValue>, _method: &Method, response: &mut Resp) {
+        let h = response.headers_mut();
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+        if let Some(origin) = self.origin_allowed(origin) {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("x-request-id, retry-after"),
+            );
+        }
+    }
+}
+
+/// The client's request id if it is short and plain, else a new one.
+fn request_id(headers: &hyper::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+}

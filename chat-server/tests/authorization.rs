@@ -1,0 +1,323 @@
+//! Every route × every kind of caller, over HTTP: statuses match the policy and nothing
+//! leaks across conversations or tenants.
+
+mod common;
+
+use chat_core::{Actor, NewAgent, Role, TenantSettings};
+use chat_server::routes::{ROUTES, RouteId};
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const CALLERS: [&str; 8] = [
+    "admin",
+    "supervisor",
+    "owner",
+    "other agent",
+    "visitor",
+    "other visitor",
+    "anonymous",
+    "other tenant",
+];
+
+struct Case {
+    route: RouteId,
+    /// Close the conversation before calling.
+    closed: bool,
+    body: Option<Value>,
+    want: [u16; 8],
+}
+
+fn cases(bob: &str) -> Vec<Case> {
+    use RouteId::*;
+    let c = |route, body: Option<Value>, want| Case {
+        route,
+        closed: false,
+        body,
+        want,
+    };
+    vec![
+        c(
+            GetConversation,
+            None,
+            [200, 200, 200, 404, 200, 404, 401, 404],
+        ),
+        c(
+            UpdateConversation,
+            Some(json!({ "priority": "high" })),
+            [200, 200, 200, 404, 403, 403, 401, 404],
+        ),
+        c(
+            DeleteConversation,
+            None,
+            [204, 403, 403, 404, 403, 403, 401, 404],
+        ),
+        c(ListMessages, None, [200, 200, 200, 404, 200, 404, 401, 404]),
+        c(
+            PostMessage,
+            Some(json!({ "body": "hi" })),
+            [201, 201, 201, 404, 201, 404, 401, 404],
+        ),
+        c(
+            PostNote,
+            Some(json!({ "body": "internal" })),
+            [201, 201, 201, 404, 403, 403, 401, 404],
+        ),
+        c(
+            EditMessage,
+            Some(json!({ "body": "edited" })),
+            [403, 403, 403, 404, 200, 404, 401, 404],
+        ),
+        c(
+            DeleteMessage,
+            None,
+            [200, 200, 403, 404, 200, 404, 401, 404],
+        ),
+        c(
+            MarkRead,
+            Some(json!({ "seq": 1 })),
+            [200, 200, 200, 404, 200, 404, 401, 404],
+        ),
+        c(ReadCursors, None, [200, 200, 200, 404, 200, 404, 401, 404]),
+        c(
+            Handoff,
+            Some(json!({})),
+            [200, 200, 200, 404, 200, 404, 401, 404],
+        ),
+        c(Claim, None, [409, 409, 409, 404, 403, 403, 401, 404]),
+        c(
+            Assign,
+            Some(json!({ "agent_id": bob })),
+            [200, 200, 200, 404, 403, 403, 401, 404],
+        ),
+        c(Unassign, None, [200, 200, 200, 404, 403, 403, 401, 404]),
+        c(
+            Transfer,
+            Some(json!({ "department": "sales", "reason": "quote" })),
+            [200, 200, 200, 404, 403, 403, 401, 404],
+        ),
+        c(
+            SetMode,
+            Some(json!({ "mode": "paused" })),
+            [200, 200, 200, 404, 403, 404, 401, 404],
+        ),
+        c(
+            Close,
+            Some(json!({})),
+            [200, 200, 200, 404, 200, 404, 401, 404],
+        ),
+        c(
+            Rate,
+            Some(json!({ "score": 4 })),
+            [403, 403, 403, 404, 200, 404, 401, 404],
+        ),
+        Case {
+            route: Reopen,
+            closed: true,
+            body: None,
+            want: [200, 200, 200, 404, 200, 404, 401, 404],
+        },
+        Case {
+            route: Archive,
+            closed: true,
+            body: None,
+            want: [200, 200, 403, 404, 403, 403, 401, 404],
+        },
+        c(GetContact, None, [200, 200, 200, 200, 200, 404, 401, 404]),
+        c(GetAgent, None, [200, 200, 200, 200, 403, 403, 401, 404]),
+        c(
+            UpdateAgent,
+            Some(json!({ "name": "Ann B" })),
+            [200, 403, 200, 403, 403, 403, 401, 404],
+        ),
+        c(
+            SetAvailability,
+            Some(json!({ "availability": "away" })),
+            [200, 200, 200, 403, 403, 403, 401, 404],
+        ),
+        c(
+            ListConversations,
+            None,
+            [200, 200, 200, 200, 200, 200, 401, 200],
+        ),
+        c(
+            ContactHistory,
+            None,
+            [200, 200, 200, 200, 403, 403, 401, 200],
+        ),
+        c(ListAgents, None, [200, 200, 200, 200, 403, 403, 401, 200]),
+        c(CreateAgent, None, [201, 403, 403, 403, 403, 403, 401, 201]),
+        c(Me, None, [200, 200, 200, 200, 200, 200, 401, 200]),
+        c(Events, None, [200, 200, 200, 200, 200, 200, 401, 200]),
+        c(
+            OpenConversation,
+            Some(json!({ "contact": { "email": "new@x.example" } })),
+            [201, 201, 201, 201, 403, 403, 201, 201],
+        ),
+        c(Health, None, [200; 8]),
+        c(Ready, None, [200; 8]),
+        c(Metrics, None, [200; 8]),
+        c(OpenApi, None, [200; 8]),
+        c(Docs, None, [200; 8]),
+        c(
+            Login,
+            Some(json!({ "email": "nobody@acme.example", "password": "wrong password" })),
+            [401; 8],
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing() {
+    let s = common::start().await;
+    let admin = s.staff("Ada", Role::Admin, &[]).await;
+    let supervisor = s.staff("Sam", Role::Supervisor, &[]).await;
+    let ann = s.staff("Ann", Role::Agent, &["billing"]).await;
+    let bob = s.staff("Bob", Role::Agent, &["sales"]).await;
+    let (_, other_visitor) = s.visitor("other@x.example").await;
+    // Another tenant on the same server, with its own admin.
+    let foreign = s
+        .engine
+        .create_tenant("Other Co", TenantSettings::default())
+        .await
+        .unwrap();
+    let system = Actor::System { tenant: foreign.id };
+    let eve = NewAgent {
+        name: "Eve".into(),
+        email: "eve@other.example".into(),
+        role: Role::Admin,
+        capacity: None,
+        departments: vec![],
+    };
+    let eve = s.engine.create_agent(&system, eve).await.unwrap();
+    s.engine
+        .set_password(
+            &system,
+            eve.id,
+            &chat_server::auth::hash_password(common::PASSWORD).unwrap(),
+        )
+        .await
+        .unwrap();
+    let login = s.post("/v1/auth/login", None, json!({ "email": "eve@other.example", "password": common::PASSWORD, "tenant_id": foreign.id })).await;
+    let eve_token = login.body["access_token"].as_str().unwrap().to_owned();
+
+    let covered: Vec<RouteId> = cases(&bob.id.to_string()).iter().map(|c| c.route).collect();
+    for route in ROUTES {
+        assert!(
+            covered.contains(&route.id),
+            "{:?} is not in the authorization matrix",
+            route.id
+        );
+    }
+
+    let mut failures = Vec::new();
+    let mut created = 0;
+    for case in cases(&bob.id.to_string()) {
+        let route = ROUTES.iter().find(|r| r.id == case.route).unwrap();
+        for (column, want) in case.want.into_iter().enumerate() {
+            // A fresh conversation assigned to Ann in billing, with one customer message.
+            let (id, visitor) = s.visitor("customer@x.example").await;
+            let first = s
+                .post(
+                    &format!("/v1/conversations/{id}/messages"),
+                    Some(&visitor),
+                    json!({ "body": "my invoice" }),
+                )
+                .await;
+            let message_id = first.body["message"]["id"].as_str().unwrap().to_owned();
+            let contact_id = s
+                .get(&format!("/v1/conversations/{id}"), Some(&admin.token))
+                .await
+                .body["contact_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            s.call(
+                Method::PATCH,
+                &format!("/v1/conversations/{id}"),
+                Some(&admin.token),
+                Some(json!({ "department": "billing" })),
+            )
+            .await;
+            let assigned = s
+                .post(
+                    &format!("/v1/conversations/{id}/assign"),
+                    Some(&admin.token),
+                    json!({ "agent_id": ann.id }),
+                )
+                .await;
+            assert_eq!(assigned.status, StatusCode::OK, "{}", assigned.text);
+            if case.closed {
+                s.post(
+                    &format!("/v1/conversations/{id}/close"),
+                    Some(&admin.token),
+                    json!({}),
+                )
+                .await;
+            }
+            let token = match column {
+                0 => Some(admin.token.as_str()),
+                1 => Some(supervisor.token.as_str()),
+                2 => Some(ann.token.as_str()),
+                3 => Some(bob.token.as_str()),
+                4 => Some(visitor.as_str()),
+                5 => Some(other_visitor.as_str()),
+                6 => None,
+                _ => Some(eve_token.as_str()),
+            };
+            let ann_id = ann.id.to_string();
+            let target = match case.route {
+                RouteId::EditMessage | RouteId::DeleteMessage => &message_id,
+                RouteId::GetContact => &contact_id,
+                RouteId::GetAgent | RouteId::UpdateAgent | RouteId::SetAvailability => &ann_id,
+                _ => &id,
+            };
+            let path = route.path.replace("{id}", target);
+            let path = match case.route {
+                RouteId::ContactHistory => format!("{path}?email=customer%40x.example"),
+                _ => path,
+            };
+            let body = match case.route {
+                RouteId::CreateAgent => {
+                    created += 1;
+                    Some(
+                        json!({ "name": "New", "email": format!("new{created}@acme.example"), "role": "agent", "password": "long enough password" }),
+                    )
+                }
+                _ => case.body.clone(),
+            };
+            let reply = s.call(route.method.clone(), &path, token, body).await;
+            if reply.status.as_u16() != want {
+                failures.push(format!(
+                    "{} {} by {}: want {want}, got {} {}",
+                    route.method,
+                    route.path,
+                    CALLERS[column],
+                    reply.status.as_u16(),
+                    reply.text
+                ));
+            }
+            // Lists and replays never show this conversation to those who may not see it.
+            if matches!(
+                case.route,
+                RouteId::ListConversations | RouteId::Events | RouteId::ContactHistory
+            ) && matches!(column, 3 | 5 | 7)
+                && reply.text.contains(&id)
+            {
+                failures.push(format!(
+                    "{} leaks the conversation to {}",
+                    route.path, CALLERS[column]
+                ));
+            }
+            if case.route == RouteId::ListAgents && column == 7 && reply.text.contains(&ann.email) {
+                failures.push("the agent list leaks across tenants".into());
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    s.stop().await;
+}
