@@ -57,7 +57,10 @@ impl MemoryStore {
 
 impl State {
     fn agent_of(&self, tenant: TenantId, agent: AgentId) -> Result<&Agent> {
-        self.agents.get(&agent).filter(|a| a.tenant_id == tenant).ok_or(Error::NotFound("agent"))
+        self.agents
+            .get(&agent)
+            .filter(|a| a.tenant_id == tenant)
+            .ok_or(Error::NotFound("agent"))
     }
 
     fn event(

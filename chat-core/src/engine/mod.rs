@@ -4,6 +4,7 @@
 
 mod agents;
 mod conversations;
+mod credentials;
 mod messages;
 mod routing;
 
@@ -19,6 +20,7 @@ use crate::blob::{BlobStore, MemoryBlobStore};
 use crate::bot::{Bot, RuleBot};
 use crate::bus::{EventBus, InProcessBus};
 use crate::clock::{Clock, SystemClock};
+use crate::credentials::{Backend, Credentials};
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, IdGenerator, MessageId, TenantId, V7Ids};
 use crate::model::{Conversation, Event, MessageKind, NewMessage, Sender, Tenant, TenantSettings};
@@ -77,6 +79,7 @@ pub enum BotFailure {
 /// ```
 pub struct EngineBuilder {
     store: Arc<dyn Store>,
+    credentials: Option<Arc<dyn Credentials>>,
     bot: Arc<dyn Bot>,
     router: Arc<dyn Router>,
     bus: Arc<dyn EventBus>,
@@ -91,6 +94,12 @@ impl EngineBuilder {
     /// The bot (default: [`RuleBot`] with its default rules).
     pub fn bot(mut self, bot: Arc<dyn Bot>) -> Self {
         self.bot = bot;
+        self
+    }
+    /// Where staff passwords and visitor tokens live (default: none; the credential
+    /// operations then fail with [`Error::Storage`]).
+    pub fn credentials(mut self, credentials: Arc<dyn Credentials>) -> Self {
+        self.credentials = Some(credentials);
         self
     }
     /// The router (default: [`LeastLoaded`]).
@@ -133,6 +142,7 @@ impl EngineBuilder {
         Engine {
             inner: Arc::new(Inner {
                 store: self.store,
+                credentials: self.credentials,
                 bot: self.bot,
                 router: self.router,
                 bus: self.bus,
@@ -155,6 +165,7 @@ pub struct Engine {
 
 struct Inner {
     store: Arc<dyn Store>,
+    credentials: Option<Arc<dyn Credentials>>,
     bot: Arc<dyn Bot>,
     router: Arc<dyn Router>,
     bus: Arc<dyn EventBus>,
@@ -177,6 +188,7 @@ impl Engine {
     pub fn builder(store: Arc<dyn Store>) -> EngineBuilder {
         EngineBuilder {
             store,
+            credentials: None,
             bot: Arc::new(RuleBot::default()),
             router: Arc::new(LeastLoaded),
             bus: Arc::new(InProcessBus::default()),
@@ -186,6 +198,13 @@ impl Engine {
             limits: Limits::default(),
             bot_failure: BotFailure::default(),
         }
+    }
+
+    /// Starts building an engine on a backend that stores both domain data and
+    /// credentials (what a server runs on).
+    pub fn builder_with_backend(backend: Arc<dyn Backend>) -> EngineBuilder {
+        let credentials: Arc<dyn Credentials> = backend.clone();
+        Self::builder(backend).credentials(credentials)
     }
 
     /// The store, for read paths the engine does not wrap.
