@@ -298,7 +298,7 @@ async fn customers_never_see_notes_in_history_events_or_by_id() {
         w.d.engine.message(&customer, note.id).await,
         Err(Error::NotFound(_))
     ));
-    let events = w.d.engine.events_since(&customer, 0, 1000).await.unwrap();
+    let events = w.d.engine.events_since(&customer, 0, 1000).await.unwrap().events;
     assert!(!events.is_empty());
     assert!(
         events
@@ -425,4 +425,31 @@ async fn staff_management_is_for_admins() {
         d.engine.agents(&w.foreign_admin).await.map(|a| a.len()),
         Result::Ok(1)
     ));
+}
+
+#[tokio::test]
+async fn event_pages_report_where_the_scan_stopped_even_when_little_is_visible() {
+    let w = world().await;
+    let (id, customer, _) = prepare(&w, Op::Read).await;
+    // Plenty of events the customer cannot see (another conversation's traffic)...
+    let (other, other_visitor) = w.d.visitor("busy@x.example").await;
+    for n in 0..30 {
+        let text = format!("noise {n}");
+        w.d.engine.post_message(&other_visitor, other.conversation.id, PostMessage::text(text)).await.unwrap();
+    }
+    // ...then one it can.
+    w.d.engine.post_message(&w.d.ann, id, PostMessage::text("for you")).await.unwrap();
+    let mut after = 0;
+    let mut seen = Vec::new();
+    loop {
+        let page = w.d.engine.events_since(&customer, after, 10).await.unwrap();
+        assert!(page.next_since >= after);
+        seen.extend(page.events);
+        after = page.next_since;
+        if !page.more {
+            break;
+        }
+    }
+    assert!(seen.iter().all(|e| e.conversation_id == Some(id)));
+    assert!(seen.iter().any(|e| matches!(&e.payload, chat_core::EventPayload::MessageCreated { message } if message.body == "for you")));
 }

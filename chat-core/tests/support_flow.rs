@@ -26,6 +26,7 @@ async fn a_whole_support_conversation() {
         .events_since(&d.admin, 0, 1000)
         .await
         .unwrap()
+        .events
         .len();
     let mut live = d.engine.bus().subscribe();
     let (opened, visitor) = d.visitor("jo@shop.example").await;
@@ -115,7 +116,7 @@ async fn a_whole_support_conversation() {
     );
 
     // Every change was published live, in log order, and is replayable.
-    let log = d.engine.events_since(&d.admin, 0, 1000).await.unwrap();
+    let log = d.engine.events_since(&d.admin, 0, 1000).await.unwrap().events;
     let mut published = Vec::new();
     while let Ok(e) = live.try_recv() {
         published.push(e.seq);
@@ -128,7 +129,8 @@ async fn a_whole_support_conversation() {
         .engine
         .events_since(&d.admin, log[5].seq, 1000)
         .await
-        .unwrap();
+        .unwrap()
+        .events;
     assert_eq!(
         tail,
         log[6..],

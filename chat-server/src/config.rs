@@ -25,6 +25,8 @@ pub struct Config {
     pub identity_max_age: Duration,
     /// How long a visitor token lives.
     pub visitor_token_ttl: Duration,
+    /// WebSocket settings.
+    pub realtime: crate::realtime::RealtimeConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -52,6 +54,7 @@ impl Config {
             identity_secret: None,
             identity_max_age: Duration::from_secs(10 * 60),
             visitor_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            realtime: crate::realtime::RealtimeConfig::default(),
         }
     }
 }
@@ -138,6 +141,10 @@ pub struct HttpLimits {
     pub per_token_rps: f64,
     /// Bucket size: how many requests may come at once.
     pub burst: f64,
+    /// Kernel send buffer per connection. Fixed rather than autotuned (up to 4 MiB on
+    /// Linux), so 10,000 sockets cannot pin gigabytes and a client that stops reading
+    /// blocks its connection soon, which is what cuts a slow WebSocket consumer off.
+    pub socket_send_buffer: Option<usize>,
 }
 
 impl Default for HttpLimits {
@@ -150,6 +157,7 @@ impl Default for HttpLimits {
             per_ip_rps: 200.0,
             per_token_rps: 50.0,
             burst: 400.0,
+            socket_send_buffer: Some(256 * 1024),
         }
     }
 }

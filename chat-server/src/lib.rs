@@ -10,6 +10,7 @@ pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod ratelimit;
+pub mod realtime;
 pub mod routes;
 mod server;
 

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub websockets: AtomicI64,
     /// Messages stored through the API.
     pub messages_posted: AtomicU64,
+    /// Highest event sequence handed to WebSocket connections (any tenant).
+    pub realtime_seq: AtomicU64,
 }
 
 impl Metrics {
@@ -88,6 +90,11 @@ impl Metrics {
             out,
             "# HELP chat_messages_posted_total Messages stored through the API.\n# TYPE chat_messages_posted_total counter\nchat_messages_posted_total {}",
             self.messages_posted.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP chat_realtime_delivered_seq Highest event sequence handed to WebSocket connections.\n# TYPE chat_realtime_delivered_seq gauge\nchat_realtime_delivered_seq {}",
+            self.realtime_seq.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -24,7 +24,7 @@ use crate::error::ApiError;
 use crate::http::{self, Resp};
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
-use crate::routes::{Access, Found, Router};
+use crate::routes::{Access, Found, RouteId, Router};
 
 /// Shared state of a running server.
 pub struct App {
@@ -33,7 +33,9 @@ pub struct App {
     /// Settings.
     pub config: Config,
     /// Counters.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    /// Realtime connections.
+    pub hub: Arc<crate::realtime::Hub>,
     router: Router,
     per_ip: Limiter,
     per_token: Limiter,
@@ -54,11 +56,13 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let limits = config.limits.clone();
+    let metrics = Arc::new(Metrics::default());
     let app = Arc::new(App {
-        engine,
+        engine: engine.clone(),
         per_ip: Limiter::new(limits.per_ip_rps, limits.burst),
         per_token: Limiter::new(limits.per_token_rps, limits.burst),
-        metrics: Metrics::default(),
+        metrics: metrics.clone(),
+        hub: crate::realtime::Hub::new(engine.clone(), config.realtime.clone(), metrics),
         router: Router::default(),
         config,
         shutdown: stopped.clone(),
@@ -89,6 +93,9 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        if let Some(bytes) = limits.socket_send_buffer {
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes);
+        }
         let app = app.clone();
         let http1 = http1.clone();
         let mut stopped = stopped.clone();
@@ -247,7 +254,16 @@ impl App {
             // Health, metrics and docs ignore credentials entirely.
             Caller::Anonymous
         } else {
-            let token = auth::bearer(req.headers(), None).map_err(fail)?;
+            let token = if route.id == RouteId::WebSocket {
+                // Browsers cannot set headers on WebSockets: also accept the query
+                // parameter and the subprotocol.
+                match auth::bearer(req.headers(), query.as_deref()).map_err(fail)? {
+                    Some(t) => Some(t),
+                    None => subprotocol_token(req.headers()),
+                }
+            } else {
+                auth::bearer(req.headers(), None).map_err(fail)?
+            };
             if let Some(token) = &token {
                 self.per_token
                     .check(&auth::token_digest(token)[..32])
@@ -269,6 +285,20 @@ impl App {
                 return Err(fail(ApiError::forbidden("staff only")));
             }
             _ => {}
+        }
+        if route.id == RouteId::WebSocket {
+            let Caller::Actor(actor) = caller else {
+                return Err(fail(ApiError::unauthorized("send a token")));
+            };
+            let upgraded = crate::realtime::upgrade(
+                self.hub.clone(),
+                req,
+                actor,
+                self.shutdown.clone(),
+                self.metrics.clone(),
+            )
+            .await;
+            return upgraded.map(|r| (name, r)).map_err(fail);
         }
         let (parts, body) = req.into_parts();
         let ctx = Ctx {
@@ -333,6 +363,18 @@ impl App {
             );
         }
     }
+}
+
+/// A token passed as the second WebSocket subprotocol: `chat.v1, <token>`.
+fn subprotocol_token(headers: &hyper::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find(|p| !p.is_empty() && *p != crate::realtime::SUBPROTOCOL)
+        .map(str::to_owned)
 }
 
 /// The client's request id if it is short and plain, else a new one.

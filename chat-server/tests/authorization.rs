@@ -158,6 +158,8 @@ fn cases(bob: &str) -> Vec<Case> {
         c(Metrics, None, [200; 8]),
         c(OpenApi, None, [200; 8]),
         c(Docs, None, [200; 8]),
+        // Without upgrade headers: a bad request once authenticated.
+        c(WebSocket, None, [400, 400, 400, 400, 400, 400, 401, 400]),
         c(
             Login,
             Some(json!({ "email": "nobody@acme.example", "password": "wrong password" })),

@@ -58,6 +58,17 @@ impl Default for Limits {
     }
 }
 
+/// A page of the event log as one actor may see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventPage {
+    /// The visible events, oldest first.
+    pub events: Vec<Event>,
+    /// Where the scan stopped: pass it as `after` for the next page.
+    pub next_since: u64,
+    /// Whether the log may go on past `next_since`.
+    pub more: bool,
+}
+
 /// What happens when the bot fails.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BotFailure {
@@ -272,24 +283,17 @@ impl Engine {
         Ok(tenant)
     }
 
-    /// Events after `after` that `actor` may see, oldest first. A client that reconnects
-    /// with the last sequence it saw gets exactly what it missed.
-    pub async fn events_since(
-        &self,
-        actor: &Actor,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<Event>> {
+    /// Events after `after` that `actor` may see, oldest first, scanning at most `limit`
+    /// events of the log. A client that reconnects with the last sequence it saw gets
+    /// exactly what it missed by calling again with `next_since` while `more` is true.
+    pub async fn events_since(&self, actor: &Actor, after: u64, limit: usize) -> Result<EventPage> {
         let who = self.resolve(actor).await?;
         let limit = limit.clamp(1, 1000);
-        let events = self
-            .inner
-            .store
-            .events_since(actor.tenant(), after, limit)
-            .await?;
+        let events = self.inner.store.events_since(actor.tenant(), after, limit).await?;
+        let more = events.len() == limit;
+        let next_since = events.last().map_or(after, |e| e.seq);
         let mut visible = Vec::with_capacity(events.len());
-        let mut cache: std::collections::HashMap<ConversationId, Option<Conversation>> =
-            Default::default();
+        let mut cache: std::collections::HashMap<ConversationId, Option<Conversation>> = Default::default();
         for event in events {
             let conversation = match event.conversation_id {
                 Some(id) => match cache.get(&id) {
@@ -306,7 +310,7 @@ impl Engine {
                 visible.push(event);
             }
         }
-        Ok(visible)
+        Ok(EventPage { events: visible, next_since, more })
     }
 
     /// Whether a resolved actor may see `event`, given the current state of its

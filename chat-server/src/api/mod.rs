@@ -185,5 +185,9 @@ pub async fn dispatch(route: &Route, ctx: Ctx) -> Result<Resp, ApiError> {
         DeleteMessage => messages::delete(ctx).await,
         MarkRead => messages::mark_read(ctx).await,
         ReadCursors => messages::read_cursors(ctx).await,
+        // Upgrades are handled before the request is split (they need the whole request).
+        WebSocket => Err(ApiError::bad_request(
+            "this route speaks WebSocket: send Upgrade: websocket",
+        )),
     }
 }

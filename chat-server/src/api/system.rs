@@ -64,16 +64,19 @@ pub async fn docs(_: Ctx) -> Result<Resp, ApiError> {
 pub async fn events(ctx: Ctx) -> Result<Resp, ApiError> {
     let since: u64 = ctx.query("since")?.unwrap_or(0);
     let limit: usize = ctx.query("limit")?.unwrap_or(100);
-    let events = ctx
+    let page = ctx
         .app
         .engine
         .events_since(ctx.actor()?, since, limit)
         .await?;
-    let next = events.last().map_or(since, |e| e.seq);
     let staff = ctx.is_staff();
-    let items: Vec<_> = events.iter().map(|e| super::event_view(e, staff)).collect();
+    let items: Vec<_> = page
+        .events
+        .iter()
+        .map(|e| super::event_view(e, staff))
+        .collect();
     Ok(http::json(
         StatusCode::OK,
-        &json!({ "items": items, "next_since": next }),
+        &json!({ "items": items, "next_since": page.next_since, "more": page.more }),
     ))
 }

@@ -1,0 +1,538 @@
+//! One WebSocket connection: handshake, then a loop over client frames, live events,
+//! typing signals, heartbeats and shutdown.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chat_core::policy::Resolved;
+use chat_core::{Actor, ConversationId, Engine, EventPayload, PostMessage};
+use futures_util::{SinkExt, StreamExt};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::protocol::{self, ClientFrame};
+use super::{Delivery, Hub, Signal};
+use crate::error::ApiError;
+use crate::http::{self, Resp};
+use crate::ratelimit::Limiter;
+
+/// The subprotocol the server speaks; browsers may also pass their token as a second
+/// subprotocol (`chat.v1, <token>`), since their WebSocket API cannot set headers.
+pub const SUBPROTOCOL: &str = "chat.v1";
+
+/// Answers the upgrade request with 101 and serves the socket in a task of its own.
+pub async fn upgrade(
+    hub: Arc<Hub>,
+    mut req: Request<Incoming>,
+    actor: Actor,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Result<Resp, ApiError> {
+    let headers = req.headers();
+    let has = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case(token)))
+    };
+    if !has(header::UPGRADE, "websocket") || !has(header::CONNECTION, "upgrade") {
+        return Err(ApiError::bad_request(
+            "this route speaks WebSocket: send Upgrade: websocket",
+        ));
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v != "13")
+    {
+        return Err(ApiError::bad_request("Sec-WebSocket-Version must be 13"));
+    }
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or_else(|| ApiError::bad_request("missing Sec-WebSocket-Key"))?;
+    let accept = derive_accept_key(key.as_bytes());
+    let offered_protocol = has(header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL);
+    let resolved = hub.engine.resolve(&actor).await?;
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let config = WebSocketConfig::default()
+        // 4 KiB instead of 128 KiB: idle sockets must stay small (see NOTES.md).
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024)
+        .max_message_size(Some(hub.config.max_frame_bytes))
+        .max_frame_size(Some(hub.config.max_frame_bytes));
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let socket = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                metrics
+                    .websockets
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let staff = resolved.staff().map(|a| a.id);
+                if let Some(agent) = staff {
+                    hub.agent_connected(actor.tenant(), agent).await;
+                }
+                Connection::new(hub.clone(), actor.clone(), resolved)
+                    .run(socket, shutdown)
+                    .await;
+                if let Some(agent) = staff {
+                    hub.agent_disconnected(actor.tenant(), agent);
+                }
+                metrics
+                    .websockets
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+        }
+    });
+    let mut response = http::no_content();
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&accept).expect("base64 is a valid header"),
+    );
+    if offered_protocol {
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(SUBPROTOCOL),
+        );
+    }
+    Ok(response)
+}
+
+/// Subscriptions: the inbox and single conversations, each with the sequence after which
+/// live events count (events up to it were replayed).
+#[derive(Default)]
+struct Subscriptions {
+    inbox: Option<u64>,
+    conversations: HashMap<ConversationId, u64>,
+}
+
+impl Subscriptions {
+    fn len(&self) -> usize {
+        self.conversations.len() + usize::from(self.inbox.is_some())
+    }
+
+    fn wants(&self, conversation: Option<ConversationId>, seq: u64) -> bool {
+        self.inbox.is_some_and(|after| seq > after)
+            || conversation
+                .is_some_and(|c| self.conversations.get(&c).is_some_and(|after| seq > *after))
+    }
+}
+
+struct Connection {
+    hub: Arc<Hub>,
+    actor: Actor,
+    resolved: Resolved,
+    id: u64,
+    subscriptions: Subscriptions,
+    limiter: Limiter,
+    strikes: u32,
+}
+
+type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Bad frames tolerated before the connection is closed with 1008.
+const MAX_STRIKES: u32 = 20;
+
+enum Flow {
+    Continue,
+    Close(CloseCode, String),
+}
+
+impl Connection {
+    fn new(hub: Arc<Hub>, actor: Actor, resolved: Resolved) -> Self {
+        let limiter = Limiter::new(hub.config.frames_per_sec, hub.config.frame_burst);
+        let id = hub
+            .next_connection
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self {
+            hub,
+            actor,
+            resolved,
+            id,
+            subscriptions: Subscriptions::default(),
+            limiter,
+            strikes: 0,
+        }
+    }
+
+    fn engine(&self) -> &Engine {
+        &self.hub.engine
+    }
+
+    fn staff(&self) -> bool {
+        self.resolved.staff().is_some()
+    }
+
+    async fn run(mut self, mut socket: Socket, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let feed = self.hub.feed(self.actor.tenant());
+        let mut events = feed.events.subscribe();
+        let mut signals = feed.signals.subscribe();
+        let heartbeat = self.hub.config.heartbeat;
+        let hello = json!({
+            "type": "hello",
+            "actor": &self.actor,
+            "server_time": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "heartbeat_secs": heartbeat.as_secs(),
+            "cursor": feed.last_seq.load(std::sync::atomic::Ordering::SeqCst),
+        });
+        if send(&mut socket, &hello).await.is_err() {
+            return;
+        }
+        let mut last_heard = Instant::now();
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        let outcome = loop {
+            tokio::select! {
+                frame = socket.next() => {
+                    last_heard = Instant::now();
+                    let flow = match frame {
+                        None | Some(Err(_)) => break None,
+                        Some(Ok(Message::Close(_))) => break None,
+                        Some(Ok(Message::Text(text))) => self.on_text(&mut socket, &feed.signals, &text).await,
+                        Some(Ok(Message::Binary(_))) => self.reject(&mut socket, None, "bad_frame", "send JSON text frames").await,
+                        Some(Ok(_)) => Flow::Continue, // ping/pong: tungstenite answers pings itself
+                    };
+                    if let Flow::Close(code, reason) = flow {
+                        break Some((code, reason));
+                    }
+                }
+                delivery = events.recv() => match delivery {
+                    Ok(d) => {
+                        if self.refresh_on(&d).await.is_err() {
+                            break Some((CloseCode::Library(protocol::CLOSE_UNAUTHORIZED), "your access was revoked".into()));
+                        }
+                        if let Some(frame) = self.frame_for(&d) {
+                            if socket.send(Message::Text(frame.clone())).await.is_err() {
+                                break None;
+                            }
+                        }
+                        if let (Some(frame), true) = (&d.presence_frame, self.staff()) {
+                            if socket.send(Message::Text(frame.clone())).await.is_err() {
+                                break None;
+                            }
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        break Some((CloseCode::Library(protocol::CLOSE_TOO_SLOW), "too slow: reconnect and subscribe with since".into()));
+                    }
+                    Err(RecvError::Closed) => break None,
+                },
+                signal = signals.recv() => {
+                    if let Ok(signal) = signal
+                        && signal.from != self.id
+                        && self.subscriptions.wants(Some(signal.conversation), u64::MAX)
+                        && self.can_see(signal.conversation).await
+                        && socket.send(Message::Text(signal.frame)).await.is_err()
+                    {
+                        break None;
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > heartbeat * 2 {
+                        break Some((CloseCode::Away, "no answer to pings".into()));
+                    }
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        break None;
+                    }
+                }
+                _ = shutdown.changed() => break Some((CloseCode::Away, "server shutting down".into())),
+            }
+        };
+        if let Some((code, reason)) = outcome {
+            let _ = socket
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from(reason),
+                })))
+                .await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while socket.next().await.is_some() {}
+            })
+            .await;
+        }
+    }
+
+    /// A staff member's own record changed (role, departments, disabled): reload it.
+    async fn refresh_on(&mut self, d: &Delivery) -> Result<(), ()> {
+        if let (EventPayload::AgentUpdated { agent }, Some(me)) =
+            (&d.event.payload, self.resolved.staff())
+            && agent.id == me.id
+        {
+            self.resolved = self.engine().resolve(&self.actor).await.map_err(|_| ())?;
+        }
+        Ok(())
+    }
+
+    /// The frame to send for a delivery, if this connection may see it and asked for it.
+    fn frame_for<'d>(&self, d: &'d Delivery) -> Option<&'d Utf8Bytes> {
+        let event = &d.event;
+        if !self.subscriptions.wants(event.conversation_id, event.seq) {
+            return None;
+        }
+        let visible = Engine::may_see_event(&self.resolved, event, d.conversation.as_deref())
+            || (d
+                .previous
+                .as_deref()
+                .is_some_and(|p| self.resolved.scope().contains(p))
+                && !event.staff_only);
+        visible.then(|| {
+            if self.staff() {
+                &d.staff_frame
+            } else {
+                &d.customer_frame
+            }
+        })
+    }
+
+    async fn can_see(&self, conversation: ConversationId) -> bool {
+        self.engine()
+            .conversation(&self.actor, conversation)
+            .await
+            .is_ok()
+    }
+
+    async fn reject(
+        &mut self,
+        socket: &mut Socket,
+        id: Option<&str>,
+        code: &str,
+        message: &str,
+    ) -> Flow {
+        self.strikes += 1;
+        if self.strikes > MAX_STRIKES {
+            return Flow::Close(CloseCode::Policy, "too many bad frames".into());
+        }
+        if send(socket, &protocol::error(id, code, message))
+            .await
+            .is_err()
+        {
+            return Flow::Close(CloseCode::Away, String::new());
+        }
+        Flow::Continue
+    }
+
+    async fn on_text(
+        &mut self,
+        socket: &mut Socket,
+        signals: &tokio::sync::broadcast::Sender<Signal>,
+        text: &str,
+    ) -> Flow {
+        if self.limiter.check("frames").is_err() {
+            return self
+                .reject(socket, None, "rate_limited", "too many frames; slow down")
+                .await;
+        }
+        let frame: ClientFrame = match serde_json::from_str(text) {
+            Ok(frame) => frame,
+            Err(e) => return self.reject(socket, None, "bad_frame", &e.to_string()).await,
+        };
+        let answer = match frame {
+            ClientFrame::Ping { id } => Ok(json!({ "type": "pong", "id": id })),
+            ClientFrame::Subscribe {
+                id,
+                conversation_id,
+                since,
+            } => {
+                if self.subscriptions.len() >= self.hub.config.max_subscriptions {
+                    return self
+                        .reject(
+                            socket,
+                            id.as_deref(),
+                            "too_many_subscriptions",
+                            "unsubscribe from something first",
+                        )
+                        .await;
+                }
+                match self.subscribe(socket, conversation_id, since).await {
+                    Ok(cursor) => Ok(
+                        json!({ "type": "subscribed", "id": id, "conversation_id": conversation_id, "cursor": cursor }),
+                    ),
+                    Err(e) => Err((id, e)),
+                }
+            }
+            ClientFrame::Unsubscribe {
+                id,
+                conversation_id,
+            } => {
+                match conversation_id {
+                    Some(c) => self.subscriptions.conversations.remove(&c).map(drop),
+                    None => self.subscriptions.inbox.take().map(drop),
+                };
+                Ok(json!({ "type": "unsubscribed", "id": id, "conversation_id": conversation_id }))
+            }
+            ClientFrame::SendMessage {
+                id,
+                conversation_id,
+                client_message_id,
+                body,
+                reply_to,
+                attachments,
+            } => {
+                let input = PostMessage {
+                    body,
+                    reply_to,
+                    attachments,
+                    client_message_id: client_message_id.clone(),
+                    ..Default::default()
+                };
+                match self
+                    .engine()
+                    .post_message(&self.actor, conversation_id, input)
+                    .await
+                {
+                    Ok(posted) => Ok(json!({
+                        "type": "ack", "id": id, "client_message_id": client_message_id,
+                        "message": posted.message, "created": posted.created,
+                    })),
+                    Err(e) => Err((id, ApiError::from(e))),
+                }
+            }
+            ClientFrame::Typing {
+                conversation_id,
+                typing,
+            } => {
+                if !self.can_see(conversation_id).await {
+                    return self
+                        .reject(socket, None, "not_found", "conversation not found")
+                        .await;
+                }
+                let sender = match &self.resolved {
+                    Resolved::Staff(a) => json!({ "type": "agent", "id": a.id, "name": a.name }),
+                    _ => json!({ "type": "customer" }),
+                };
+                let frame = json!({ "type": "typing", "conversation_id": conversation_id, "sender": sender, "typing": typing });
+                let _ = signals.send(Signal {
+                    conversation: conversation_id,
+                    from: self.id,
+                    frame: Utf8Bytes::from(frame.to_string()),
+                });
+                return Flow::Continue;
+            }
+            ClientFrame::Read {
+                id,
+                conversation_id,
+                seq,
+            } => match self
+                .engine()
+                .mark_read(&self.actor, conversation_id, seq)
+                .await
+            {
+                Ok(_) => Ok(json!({ "type": "ack", "id": id })),
+                Err(e) => Err((id, ApiError::from(e))),
+            },
+        };
+        match answer {
+            Ok(value) => {
+                if send(socket, &value).await.is_err() {
+                    return Flow::Close(CloseCode::Away, String::new());
+                }
+                Flow::Continue
+            }
+            Err((id, e)) => {
+                // Engine refusals are answers, not abuse: they do not count as strikes.
+                if send(socket, &protocol::error(id.as_deref(), e.code, &e.message))
+                    .await
+                    .is_err()
+                {
+                    return Flow::Close(CloseCode::Away, String::new());
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Adds a subscription, first replaying what the client missed after `since`.
+    /// Returns the cursor after which live events continue.
+    async fn subscribe(
+        &mut self,
+        socket: &mut Socket,
+        conversation: Option<ConversationId>,
+        since: Option<u64>,
+    ) -> Result<u64, ApiError> {
+        if let Some(c) = conversation {
+            self.engine().conversation(&self.actor, c).await?;
+        }
+        let feed_head = self
+            .hub
+            .feed(self.actor.tenant())
+            .last_seq
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let cursor = match since {
+            None => feed_head,
+            Some(since) if feed_head.saturating_sub(since) > self.hub.config.max_replay => {
+                // Too far behind to replay cheaply: the client reloads over HTTP and
+                // continues live from the head.
+                let frame = json!({ "type": "resync_required", "conversation_id": conversation, "cursor": feed_head });
+                send(socket, &frame)
+                    .await
+                    .map_err(|_| ApiError::bad_request("connection closed"))?;
+                feed_head
+            }
+            Some(since) => {
+                // Replay to the head of the log; live events after it come from the feed.
+                let mut after = since;
+                let mut scanned = false;
+                loop {
+                    let page = self.engine().events_since(&self.actor, after, 500).await?;
+                    scanned |= page.next_since > after;
+                    for event in &page.events {
+                        if conversation.is_none_or(|c| event.conversation_id == Some(c)) {
+                            send(socket, &replay_frame(event, self.staff()))
+                                .await
+                                .map_err(|_| ApiError::bad_request("connection closed"))?;
+                        }
+                    }
+                    after = page.next_since;
+                    if !page.more {
+                        break;
+                    }
+                }
+                // A cursor from beyond the log (another database, a bug) must not hide
+                // what comes next.
+                if scanned { after } else { since.min(feed_head) }
+            }
+        };
+        match conversation {
+            Some(c) => {
+                self.subscriptions.conversations.insert(c, cursor);
+            }
+            None => self.subscriptions.inbox = Some(cursor),
+        }
+        Ok(cursor)
+    }
+}
+
+fn replay_frame(event: &chat_core::Event, staff: bool) -> Value {
+    json!({
+        "type": "event", "seq": event.seq, "event": event.payload.kind(),
+        "conversation_id": event.conversation_id,
+        "at": event.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "data": crate::api::event_view(event, staff)["payload"],
+    })
+}
+
+async fn send(socket: &mut Socket, value: &Value) -> Result<(), ()> {
+    socket
+        .send(Message::Text(Utf8Bytes::from(value.to_string())))
+        .await
+        .map_err(|_| ())
+}
