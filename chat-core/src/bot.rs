@@ -80,7 +80,11 @@ pub struct Intent {
     /// Name, recorded on replies as `bot.intent`.
     pub name: String,
     /// Words or phrases; any one matching (whole words, case-insensitive) fires the intent.
+    #[serde(default)]
     pub keywords: Vec<String>,
+    /// Regular expressions (case-insensitive); any one matching fires the intent.
+    #[serde(default)]
+    pub patterns: Vec<String>,
     /// The answer.
     pub answer: String,
 }
@@ -108,11 +112,13 @@ impl Default for RuleBotConfig {
                 Intent {
                     name: "greeting".into(),
                     keywords: vec!["hello".into(), "hi".into(), "halo".into(), "hola".into()],
+                    patterns: Vec::new(),
                     answer: "Hello! How can I help you today?".into(),
                 },
                 Intent {
                     name: "hours".into(),
                     keywords: vec!["opening hours".into(), "open".into(), "hours".into()],
+                    patterns: Vec::new(),
                     answer: "We are open Monday to Friday, 9:00 to 17:00.".into(),
                 },
             ],
@@ -146,22 +152,59 @@ impl Default for RuleBotConfig {
 /// ```
 /// # tokio_test_block_on(async {
 /// use chat_core::bot::{RuleBot, RuleBotConfig};
-/// let bot = RuleBot::new(RuleBotConfig::default());
+/// let bot = RuleBot::new(RuleBotConfig::default()).unwrap();
 /// assert!(bot.wants_human("Can I talk to a HUMAN please?"));
 /// assert!(bot.wants_human("saya mau bicara dengan manusia"));
 /// assert!(!bot.wants_human("what are your hours?"));
 /// # });
 /// # fn tokio_test_block_on<F: std::future::Future>(_: F) {}
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RuleBot {
     config: RuleBotConfig,
+    /// Compiled `patterns` of each intent, in intent order.
+    patterns: Vec<Vec<regex::Regex>>,
+}
+
+impl Default for RuleBot {
+    fn default() -> Self {
+        let config = RuleBotConfig::default();
+        let patterns = vec![Vec::new(); config.intents.len()];
+        Self { config, patterns }
+    }
 }
 
 impl RuleBot {
-    /// A rule bot with this configuration.
-    pub fn new(config: RuleBotConfig) -> Self {
-        Self { config }
+    /// A rule bot with this configuration; [`Error::Validation`](crate::Error::Validation)
+    /// names the first pattern that is not a valid regular expression.
+    pub fn new(config: RuleBotConfig) -> Result<Self> {
+        let patterns = config
+            .intents
+            .iter()
+            .map(|intent| {
+                intent
+                    .patterns
+                    .iter()
+                    .map(|p| {
+                        regex::RegexBuilder::new(p)
+                            .case_insensitive(true)
+                            .size_limit(1 << 20)
+                            .build()
+                            .map_err(|e| {
+                                crate::Error::validation("intents.patterns", format!("`{p}`: {e}"))
+                            })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { config, patterns })
+    }
+
+    /// A rule bot from its JSON configuration (the format of [`RuleBotConfig`]).
+    pub fn from_json(json: &str) -> Result<Self> {
+        let config: RuleBotConfig = serde_json::from_str(json)
+            .map_err(|e| crate::Error::validation("rules", e.to_string()))?;
+        Self::new(config)
     }
 
     /// Whether the text asks for a human.
@@ -176,7 +219,12 @@ impl RuleBot {
         self.config
             .intents
             .iter()
-            .find(|i| i.keywords.iter().any(|k| contains_phrase(text, k)))
+            .zip(&self.patterns)
+            .find_map(|(intent, patterns)| {
+                let hit = intent.keywords.iter().any(|k| contains_phrase(text, k))
+                    || patterns.iter().any(|r| r.is_match(text));
+                hit.then_some(intent)
+            })
     }
 }
 

@@ -30,5 +30,5 @@ pub use ids::{
 pub use mode::Mode;
 pub use model::*;
 pub use policy::Actor;
-pub use router::{LeastLoaded, Router};
+pub use router::{LeastLoaded, Manual, RoundRobin, Router};
 pub use store::Store;

@@ -56,3 +56,113 @@ impl Router for Manual {
         None
     }
 }
+
+/// Takes eligible agents in turn (by id), wrapping around, so work spreads evenly even
+/// when loads are equal. The turn is kept per process.
+#[derive(Debug, Default)]
+pub struct RoundRobin {
+    last: std::sync::Mutex<Option<AgentId>>,
+}
+
+impl Router for RoundRobin {
+    fn pick(
+        &self,
+        conversation: &Conversation,
+        candidates: &[AgentLoad],
+        default_capacity: u32,
+    ) -> Option<AgentId> {
+        let mut eligible: Vec<AgentId> = candidates
+            .iter()
+            .filter(|l| eligible(conversation, l, default_capacity))
+            .map(|l| l.agent.id)
+            .collect();
+        eligible.sort();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let next = match *last {
+            Some(previous) => eligible
+                .iter()
+                .find(|id| **id > previous)
+                .or(eligible.first())
+                .copied(),
+            None => eligible.first().copied(),
+        };
+        if next.is_some() {
+            *last = next;
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Agent, Role};
+    use crate::testing::conversation_value;
+    use crate::{ContactId, Mode, TenantId};
+
+    fn load(n: u128, open: u32, availability: Availability, departments: &[&str]) -> AgentLoad {
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        AgentLoad {
+            agent: Agent {
+                id: AgentId(uuid::Uuid::from_u128(n)),
+                tenant_id: TenantId(uuid::Uuid::nil()),
+                name: format!("a{n}"),
+                email: format!("a{n}@x"),
+                role: Role::Agent,
+                availability,
+                capacity: None,
+                departments: departments.iter().map(|d| d.to_string()).collect(),
+                active: true,
+                created_at: now,
+                updated_at: now,
+            },
+            open,
+        }
+    }
+
+    #[test]
+    fn least_loaded_prefers_the_idlest_eligible_agent() {
+        let c = conversation_value(
+            TenantId(uuid::Uuid::nil()),
+            ContactId(uuid::Uuid::nil()),
+            Mode::Queued,
+            0,
+        );
+        let loads = [
+            load(1, 2, Availability::Online, &[]),
+            load(2, 1, Availability::Online, &[]),
+            load(3, 0, Availability::Away, &[]),
+        ];
+        assert_eq!(
+            LeastLoaded.pick(&c, &loads, 5),
+            Some(AgentId(uuid::Uuid::from_u128(2)))
+        );
+        assert_eq!(
+            LeastLoaded.pick(&c, &loads, 1),
+            None,
+            "everyone online is at capacity"
+        );
+    }
+
+    #[test]
+    fn round_robin_takes_turns_among_eligible_agents() {
+        let mut c = conversation_value(
+            TenantId(uuid::Uuid::nil()),
+            ContactId(uuid::Uuid::nil()),
+            Mode::Queued,
+            0,
+        );
+        c.department = Some("sales".into());
+        let loads = [
+            load(1, 0, Availability::Online, &["sales"]),
+            load(2, 4, Availability::Online, &["sales"]),
+            load(3, 0, Availability::Online, &["billing"]),
+            load(4, 0, Availability::Online, &["sales"]),
+        ];
+        let rr = RoundRobin::default();
+        let picks: Vec<u128> = (0..4)
+            .map(|_| rr.pick(&c, &loads, 5).unwrap().0.as_u128())
+            .collect();
+        assert_eq!(picks, [1, 2, 4, 1]);
+    }
+}

@@ -298,7 +298,12 @@ async fn customers_never_see_notes_in_history_events_or_by_id() {
         w.d.engine.message(&customer, note.id).await,
         Err(Error::NotFound(_))
     ));
-    let events = w.d.engine.events_since(&customer, 0, 1000).await.unwrap().events;
+    let events =
+        w.d.engine
+            .events_since(&customer, 0, 1000)
+            .await
+            .unwrap()
+            .events;
     assert!(!events.is_empty());
     assert!(
         events
@@ -435,10 +440,20 @@ async fn event_pages_report_where_the_scan_stopped_even_when_little_is_visible()
     let (other, other_visitor) = w.d.visitor("busy@x.example").await;
     for n in 0..30 {
         let text = format!("noise {n}");
-        w.d.engine.post_message(&other_visitor, other.conversation.id, PostMessage::text(text)).await.unwrap();
+        w.d.engine
+            .post_message(
+                &other_visitor,
+                other.conversation.id,
+                PostMessage::text(text),
+            )
+            .await
+            .unwrap();
     }
     // ...then one it can.
-    w.d.engine.post_message(&w.d.ann, id, PostMessage::text("for you")).await.unwrap();
+    w.d.engine
+        .post_message(&w.d.ann, id, PostMessage::text("for you"))
+        .await
+        .unwrap();
     let mut after = 0;
     let mut seen = Vec::new();
     loop {

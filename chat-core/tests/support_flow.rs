@@ -116,7 +116,12 @@ async fn a_whole_support_conversation() {
     );
 
     // Every change was published live, in log order, and is replayable.
-    let log = d.engine.events_since(&d.admin, 0, 1000).await.unwrap().events;
+    let log = d
+        .engine
+        .events_since(&d.admin, 0, 1000)
+        .await
+        .unwrap()
+        .events;
     let mut published = Vec::new();
     while let Ok(e) = live.try_recv() {
         published.push(e.seq);
@@ -665,4 +670,71 @@ async fn contact_history_follows_the_email_across_conversations() {
         .await
         .unwrap();
     assert_eq!(page.counts.get(&Mode::Bot), Some(&2));
+}
+
+#[tokio::test]
+async fn rule_bot_intents_come_from_a_config_file_with_keywords_and_patterns() {
+    let rules = r#"{
+        "intents": [
+            { "name": "tracking", "patterns": ["\\b(where|track).*(order|parcel|paket)"], "answer": "Track it at acme.example/track." },
+            { "name": "refund", "keywords": ["refund", "money back"], "answer": "Refunds take 5 days." }
+        ],
+        "handoff_phrases": ["human", "manusia"],
+        "fallback": "Sorry?",
+        "handoff_after_unanswered": 2
+    }"#;
+    let bot = chat_core::RuleBot::from_json(rules).unwrap();
+    let engine = Engine::builder(Arc::new(MemoryStore::new()))
+        .bot(Arc::new(bot))
+        .build();
+    let tenant = engine
+        .create_tenant("Acme", TenantSettings::default())
+        .await
+        .unwrap()
+        .id;
+    let system = Actor::System { tenant };
+    let opened = engine
+        .open_conversation(&system, OpenConversation::default())
+        .await
+        .unwrap();
+    let id = opened.conversation.id;
+    let visitor = Actor::Customer {
+        tenant,
+        contact: opened.contact.id,
+        conversation: Some(id),
+    };
+    let say = |text: &'static str| {
+        let engine = engine.clone();
+        let visitor = visitor.clone();
+        async move {
+            engine
+                .post_message(&visitor, id, PostMessage::text(text))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        say("Where is my ORDER #123?").await.replies[0].body,
+        "Track it at acme.example/track."
+    );
+    assert_eq!(
+        say("I want my money back").await.replies[0].body,
+        "Refunds take 5 days."
+    );
+    assert_eq!(say("blorp").await.replies[0].body, "Sorry?");
+    assert_eq!(
+        say("blorp").await.conversation.mode,
+        Mode::Queued,
+        "two misses hand off"
+    );
+    let broken = chat_core::RuleBot::from_json(
+        r#"{ "intents": [{ "name": "x", "patterns": ["(unclosed"], "answer": "y" }] }"#,
+    );
+    assert!(matches!(
+        broken,
+        Err(Error::Validation {
+            field: "intents.patterns",
+            ..
+        })
+    ));
 }

@@ -409,7 +409,7 @@ impl Engine {
     }
 
     /// Applies the side effects of entering `mode` (assignee, queue time, close time).
-    fn enter_mode(
+    pub(super) fn enter_mode(
         &self,
         who: &Resolved,
         c: &mut Conversation,

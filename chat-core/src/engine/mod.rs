@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 pub use agents::AgentPatch;
 pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
 pub use messages::{MessagePage, PostMessage, Posted};
+pub use routing::{QueuePosition, TimerReport};
 
 use crate::blob::{BlobStore, MemoryBlobStore};
 use crate::bot::{Bot, RuleBot};
@@ -289,11 +290,16 @@ impl Engine {
     pub async fn events_since(&self, actor: &Actor, after: u64, limit: usize) -> Result<EventPage> {
         let who = self.resolve(actor).await?;
         let limit = limit.clamp(1, 1000);
-        let events = self.inner.store.events_since(actor.tenant(), after, limit).await?;
+        let events = self
+            .inner
+            .store
+            .events_since(actor.tenant(), after, limit)
+            .await?;
         let more = events.len() == limit;
         let next_since = events.last().map_or(after, |e| e.seq);
         let mut visible = Vec::with_capacity(events.len());
-        let mut cache: std::collections::HashMap<ConversationId, Option<Conversation>> = Default::default();
+        let mut cache: std::collections::HashMap<ConversationId, Option<Conversation>> =
+            Default::default();
         for event in events {
             let conversation = match event.conversation_id {
                 Some(id) => match cache.get(&id) {
@@ -310,7 +316,11 @@ impl Engine {
                 visible.push(event);
             }
         }
-        Ok(EventPage { events: visible, next_since, more })
+        Ok(EventPage {
+            events: visible,
+            next_since,
+            more,
+        })
     }
 
     /// Whether a resolved actor may see `event`, given the current state of its

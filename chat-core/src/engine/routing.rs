@@ -1,10 +1,12 @@
 //! Routing passes: hand queued conversations to free agents.
 
+use std::collections::HashMap;
+
 use super::Engine;
 use crate::error::{Error, Result};
-use crate::ids::{ConversationId, TenantId};
+use crate::ids::{AgentId, ConversationId, TenantId};
 use crate::mode::Mode;
-use crate::model::ConversationChange;
+use crate::model::{AgentLoad, ConversationChange};
 use crate::store::ConversationUpdate;
 
 /// How many queued conversations one routing pass looks at.
@@ -16,6 +18,16 @@ impl Engine {
     /// conversations assigned. Runs after every change that can free capacity or add
     /// work; callers rarely need it directly.
     pub async fn route(&self, tenant: TenantId) -> Result<Vec<ConversationId>> {
+        self.route_avoiding(tenant, &HashMap::new()).await
+    }
+
+    /// A routing pass in which some conversations must not go to a given agent (the one
+    /// that just let them lapse); a later pass may still give it back if nobody else frees up.
+    async fn route_avoiding(
+        &self,
+        tenant: TenantId,
+        avoid: &HashMap<ConversationId, AgentId>,
+    ) -> Result<Vec<ConversationId>> {
         let settings = self.load_tenant(tenant).await?.settings;
         if !settings.auto_assign {
             return Ok(Vec::new());
@@ -28,11 +40,23 @@ impl Engine {
         let mut loads = self.inner.store.agent_loads(tenant).await?;
         let mut assigned = Vec::new();
         for conversation in queue {
-            let Some(agent_id) =
+            let others: Vec<AgentLoad>;
+            let candidates = match avoid.get(&conversation.id) {
+                Some(skip) => {
+                    others = loads
+                        .iter()
+                        .filter(|l| l.agent.id != *skip)
+                        .cloned()
+                        .collect();
+                    &others
+                }
+                None => &loads,
+            };
+            let picked =
                 self.inner
                     .router
-                    .pick(&conversation, &loads, settings.default_capacity)
-            else {
+                    .pick(&conversation, candidates, settings.default_capacity);
+            let Some(agent_id) = picked else {
                 continue;
             };
             let Some(load) = loads.iter_mut().find(|l| l.agent.id == agent_id) else {
@@ -65,5 +89,208 @@ impl Engine {
             }
         }
         Ok(assigned)
+    }
+}
+
+/// Where a queued conversation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct QueuePosition {
+    /// 1 for the next to be served, among conversations waiting for the same agents.
+    pub position: u32,
+    /// Estimated seconds until an agent takes it; `None` while no agent who could take it
+    /// is online.
+    pub estimated_wait_secs: Option<u64>,
+}
+
+/// What a timer pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TimerReport {
+    /// Conversations put back in the queue because their agent did not answer in time.
+    pub requeued: Vec<ConversationId>,
+    /// Conversations closed for customer inactivity.
+    pub closed: Vec<ConversationId>,
+}
+
+impl Engine {
+    /// The queue position of a conversation the actor can see; `None` unless it is queued.
+    /// Only conversations competing for the same agents (same department, or the general
+    /// queue) count as ahead of it.
+    pub async fn queue_position(
+        &self,
+        actor: &crate::policy::Actor,
+        id: ConversationId,
+    ) -> Result<Option<QueuePosition>> {
+        let (_, conversation) = self
+            .authorized(actor, id, crate::policy::Action::Read)
+            .await?;
+        if conversation.mode != Mode::Queued {
+            return Ok(None);
+        }
+        let tenant = self.load_tenant(actor.tenant()).await?;
+        let queue = self.inner.store.queue(tenant.id, PASS_SIZE * 4).await?;
+        let same_agents = |c: &crate::model::Conversation| c.department == conversation.department;
+        let position = queue
+            .iter()
+            .filter(|c| same_agents(c))
+            .position(|c| c.id == id)
+            .map_or(queue.len(), |p| p + 1) as u32;
+        let loads = self.inner.store.agent_loads(tenant.id).await?;
+        let default_capacity = tenant.settings.default_capacity;
+        let serving: Vec<_> = loads
+            .iter()
+            .filter(|l| {
+                l.agent.availability == crate::model::Availability::Online
+                    && l.agent.serves(conversation.department.as_deref())
+            })
+            .collect();
+        let capacity: u32 = serving
+            .iter()
+            .map(|l| l.agent.capacity.unwrap_or(default_capacity))
+            .sum();
+        let free: u32 = serving
+            .iter()
+            .map(|l| {
+                l.agent
+                    .capacity
+                    .unwrap_or(default_capacity)
+                    .saturating_sub(l.open)
+            })
+            .sum();
+        let estimated_wait_secs = (capacity > 0).then(|| {
+            // Each full round of the online capacity takes about one handling time.
+            let rounds = position.saturating_sub(free).div_ceil(capacity);
+            u64::from(rounds) * u64::from(tenant.settings.average_handle_secs)
+        });
+        Ok(Some(QueuePosition {
+            position,
+            estimated_wait_secs,
+        }))
+    }
+
+    /// Runs the tenant's timers once, at the engine clock's now: requeue conversations
+    /// whose agent has not answered within `requeue_after_secs` of being assigned, and
+    /// close those whose customer has been silent for `close_inactive_after_secs` after
+    /// being answered. Both are off unless the tenant sets them. The server calls this
+    /// periodically; tests call it after moving a [`ManualClock`](crate::ManualClock).
+    pub async fn run_timers(&self, tenant: TenantId) -> Result<TimerReport> {
+        let settings = self.load_tenant(tenant).await?.settings;
+        let system = crate::policy::Actor::System { tenant };
+        let mut report = TimerReport::default();
+        let mut lapsed = HashMap::new();
+        let now = self.now();
+        if let Some(secs) = settings.requeue_after_secs {
+            let limit = time::Duration::seconds(secs.into());
+            let unanswered = move |c: &crate::model::Conversation| {
+                c.mode == Mode::Agent
+                    && c.assigned_at.is_some_and(|at| at + limit <= now)
+                    && c.last_agent_message_at
+                        .is_none_or(|m| c.assigned_at.is_some_and(|at| m < at))
+            };
+            for c in self.all_in(tenant, &[Mode::Agent]).await? {
+                if !unanswered(&c) {
+                    continue;
+                }
+                let minutes = secs.div_ceil(60);
+                let result = self
+                    .change(
+                        &system,
+                        c.id,
+                        crate::policy::Action::Assign,
+                        true,
+                        |who, c| {
+                            if !unanswered(c) {
+                                return Err(Error::Conflict("answered meanwhile".into()));
+                            }
+                            let from = c.assigned_agent_id;
+                            self.enter_mode(who, c, Mode::Queued)?;
+                            let note = format!("Requeued: no answer within {minutes} minutes");
+                            Ok((
+                                crate::model::ConversationChange::Assigned { from, to: None },
+                                Some(note),
+                            ))
+                        },
+                    )
+                    .await;
+                match result {
+                    Ok(_) => {
+                        report.requeued.push(c.id);
+                        if let Some(agent) = c.assigned_agent_id {
+                            lapsed.insert(c.id, agent);
+                        }
+                    }
+                    Err(Error::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if let Some(secs) = settings.close_inactive_after_secs {
+            let limit = time::Duration::seconds(secs.into());
+            let idle = move |c: &crate::model::Conversation| {
+                let answered = c
+                    .last_message
+                    .as_ref()
+                    .is_some_and(|m| m.sender != crate::model::Sender::Customer);
+                let customer_last = c.last_customer_message_at.unwrap_or(c.created_at);
+                matches!(c.mode, Mode::Bot | Mode::Agent | Mode::Paused)
+                    && answered
+                    && customer_last + limit <= now
+            };
+            for c in self
+                .all_in(tenant, &[Mode::Bot, Mode::Agent, Mode::Paused])
+                .await?
+            {
+                if !idle(&c) {
+                    continue;
+                }
+                let minutes = secs.div_ceil(60);
+                let result = self
+                    .change(
+                        &system,
+                        c.id,
+                        crate::policy::Action::Close,
+                        true,
+                        |who, c| {
+                            if !idle(c) {
+                                return Err(Error::Conflict("the customer wrote meanwhile".into()));
+                            }
+                            self.enter_mode(who, c, Mode::Closed)?;
+                            let note = format!(
+                                "Closed after {minutes} minutes without a reply from the customer"
+                            );
+                            Ok((crate::model::ConversationChange::Closed, Some(note)))
+                        },
+                    )
+                    .await;
+                match result {
+                    Ok(_) => report.closed.push(c.id),
+                    Err(Error::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if !report.requeued.is_empty() || !report.closed.is_empty() {
+            self.route_avoiding(tenant, &lapsed).await?;
+        }
+        Ok(report)
+    }
+
+    /// Every conversation of the tenant in these modes.
+    async fn all_in(
+        &self,
+        tenant: TenantId,
+        modes: &[Mode],
+    ) -> Result<Vec<crate::model::Conversation>> {
+        let mut query = crate::store::ConversationQuery::new(tenant, crate::store::Scope::Tenant);
+        query.modes = modes.to_vec();
+        query.limit = 500;
+        let mut all = Vec::new();
+        loop {
+            let page = self.inner.store.list_conversations(&query).await?;
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(cursor) => query.cursor = Some(cursor),
+                None => return Ok(all),
+            }
+        }
     }
 }

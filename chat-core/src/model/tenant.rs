@@ -37,6 +37,8 @@ pub struct TenantSettings {
     pub requeue_after_secs: Option<u32>,
     /// Close a conversation after this many seconds without a customer message.
     pub close_inactive_after_secs: Option<u32>,
+    /// Typical time an agent spends on a conversation, for queue wait estimates.
+    pub average_handle_secs: u32,
 }
 
 impl Default for TenantSettings {
@@ -50,6 +52,7 @@ impl Default for TenantSettings {
             auto_assign: true,
             requeue_after_secs: None,
             close_inactive_after_secs: None,
+            average_handle_secs: 300,
         }
     }
 }

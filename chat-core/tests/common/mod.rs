@@ -33,7 +33,7 @@ pub async fn desk_with(settings: TenantSettings) -> Desk {
     let clock = Arc::new(ManualClock::new(datetime!(2026-03-01 09:00 UTC)));
     let engine = Engine::builder(Arc::new(MemoryStore::new()))
         .clock(clock.clone())
-        .bot(Arc::new(RuleBot::new(RuleBotConfig::default())))
+        .bot(Arc::new(RuleBot::new(RuleBotConfig::default()).unwrap()))
         .build();
     let tenant = engine.create_tenant("Acme", settings).await.unwrap().id;
     let system = Actor::System { tenant };

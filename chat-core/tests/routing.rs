@@ -1,0 +1,306 @@
+//! Routing and timers: the right conversation reaches the right free agent, and the
+//! clock-driven rules fire exactly when due (manual clock, no sleeps).
+
+mod common;
+
+use chat_core::{
+    Actor, Availability, ContactInput, Mode, NewAgent, OpenConversation, PostMessage, Role, Sender,
+    TenantSettings,
+};
+use common::{Desk, desk_with};
+use time::Duration;
+
+async fn customer(
+    d: &Desk,
+    n: usize,
+    department: Option<&str>,
+) -> (chat_core::ConversationId, Actor) {
+    let input = OpenConversation {
+        contact: ContactInput {
+            email: Some(format!("c{n}@x.example")),
+            ..Default::default()
+        },
+        department: department.map(str::to_owned),
+        ..Default::default()
+    };
+    let opened = d.engine.open_conversation(&d.system, input).await.unwrap();
+    let id = opened.conversation.id;
+    (
+        id,
+        Actor::Customer {
+            tenant: d.tenant,
+            contact: opened.contact.id,
+            conversation: Some(id),
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_visitor_watches_its_queue_position_fall_until_the_least_loaded_billing_agent_takes_it() {
+    let d = desk_with(TenantSettings {
+        default_capacity: 1,
+        average_handle_secs: 600,
+        ..Default::default()
+    })
+    .await;
+    // Two billing agents and a sales agent; only Ann (billing) is online at first.
+    let cid = d
+        .engine
+        .create_agent(
+            &d.admin,
+            NewAgent {
+                name: "Cid".into(),
+                email: "cid@acme.example".into(),
+                role: Role::Agent,
+                capacity: Some(2),
+                departments: vec!["billing".into()],
+            },
+        )
+        .await
+        .unwrap();
+    d.online(&d.ann).await;
+    d.online(&d.bob).await;
+    // Three billing customers ask for a human through the rule bot.
+    let mut waiting = Vec::new();
+    for n in 0..3 {
+        let (id, visitor) = customer(&d, n, Some("billing")).await;
+        let answer = d
+            .engine
+            .post_message(&visitor, id, PostMessage::text("hello"))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.replies[0].sender,
+            Sender::Bot,
+            "the bot answers first"
+        );
+        d.engine
+            .post_message(&visitor, id, PostMessage::text("please, a human agent"))
+            .await
+            .unwrap();
+        waiting.push((id, visitor));
+        d.clock.advance(Duration::seconds(10));
+    }
+    // Ann (capacity 1) took the first; Bob serves sales only: two wait.
+    let first = d.engine.conversation(&d.admin, waiting[0].0).await.unwrap();
+    assert_eq!(first.assigned_agent_id, Some(d.ann_id));
+    let pos = |i: usize| {
+        let (id, visitor) = waiting[i].clone();
+        let engine = d.engine.clone();
+        async move { engine.queue_position(&visitor, id).await.unwrap() }
+    };
+    let third = pos(2).await.unwrap();
+    assert_eq!(third.position, 2);
+    assert_eq!(
+        third.estimated_wait_secs,
+        Some(1200),
+        "two rounds of Ann's one slot, 600 s each"
+    );
+    // Ann frees her slot: the second is assigned to her, the third moves up.
+    d.engine.close(&d.ann, waiting[0].0, None).await.unwrap();
+    assert_eq!(
+        d.engine
+            .conversation(&d.admin, waiting[1].0)
+            .await
+            .unwrap()
+            .assigned_agent_id,
+        Some(d.ann_id)
+    );
+    assert_eq!(pos(2).await.unwrap().position, 1);
+    // Cid comes online with two free slots: least loaded, takes the third at once.
+    let cid_actor = Actor::Staff {
+        tenant: d.tenant,
+        agent: cid.id,
+    };
+    d.engine
+        .set_availability(&cid_actor, cid.id, Availability::Online)
+        .await
+        .unwrap();
+    let third = d.engine.conversation(&d.admin, waiting[2].0).await.unwrap();
+    assert_eq!(
+        (third.mode, third.assigned_agent_id),
+        (Mode::Agent, Some(cid.id))
+    );
+    assert_eq!(pos(2).await, None, "no longer queued");
+}
+
+#[tokio::test]
+async fn an_agent_at_capacity_receives_nothing_more() {
+    let d = desk_with(TenantSettings {
+        default_capacity: 2,
+        bot_enabled: false,
+        ..Default::default()
+    })
+    .await;
+    d.online(&d.ann).await;
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        ids.push(customer(&d, n, None).await.0);
+    }
+    let ann_has: Vec<_> = d
+        .engine
+        .list_conversations(
+            &d.admin,
+            chat_core::ConversationFilter {
+                assigned: Some(chat_core::store::AssignedFilter::Agent(d.ann_id)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(ann_has.len(), 2);
+    assert_eq!(d.mode(ids[2]).await, Mode::Queued);
+    assert_eq!(d.mode(ids[3]).await, Mode::Queued);
+    // Away agents receive nothing either.
+    d.engine
+        .set_availability(&d.bob, d.bob_id, Availability::Away)
+        .await
+        .unwrap();
+    d.engine.route(d.tenant).await.unwrap();
+    assert_eq!(d.mode(ids[2]).await, Mode::Queued);
+}
+
+#[tokio::test]
+async fn an_unanswered_conversation_is_requeued_when_its_timer_fires() {
+    let d = desk_with(TenantSettings {
+        requeue_after_secs: Some(300),
+        bot_enabled: false,
+        default_capacity: 1,
+        ..Default::default()
+    })
+    .await;
+    d.online(&d.ann).await;
+    let (id, _) = customer(&d, 1, None).await;
+    assert_eq!(
+        d.engine
+            .conversation(&d.admin, id)
+            .await
+            .unwrap()
+            .assigned_agent_id,
+        Some(d.ann_id)
+    );
+    d.clock.advance(Duration::seconds(299));
+    assert!(
+        d.engine
+            .run_timers(d.tenant)
+            .await
+            .unwrap()
+            .requeued
+            .is_empty(),
+        "not yet"
+    );
+    // Bob comes online but does not get it while Ann still has time.
+    d.online(&d.bob).await;
+    d.clock.advance(Duration::seconds(1));
+    let report = d.engine.run_timers(d.tenant).await.unwrap();
+    assert_eq!(report.requeued, [id]);
+    let c = d.engine.conversation(&d.admin, id).await.unwrap();
+    assert_eq!(
+        (c.mode, c.assigned_agent_id),
+        (Mode::Agent, Some(d.bob_id)),
+        "requeued and routed to the free agent"
+    );
+    let history = d
+        .engine
+        .messages(&d.admin, id, Default::default())
+        .await
+        .unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|m| m.body == "Requeued: no answer within 5 minutes")
+    );
+    // Once Bob answers, the timer leaves it alone.
+    d.engine
+        .post_message(&d.bob, id, PostMessage::text("Hi, Bob here"))
+        .await
+        .unwrap();
+    d.clock.advance(Duration::hours(1));
+    assert!(
+        d.engine
+            .run_timers(d.tenant)
+            .await
+            .unwrap()
+            .requeued
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_silent_customer_is_closed_after_the_inactivity_timer() {
+    let d = desk_with(TenantSettings {
+        close_inactive_after_secs: Some(600),
+        ..Default::default()
+    })
+    .await;
+    let (id, visitor) = customer(&d, 1, None).await;
+    d.engine
+        .post_message(&visitor, id, PostMessage::text("hello"))
+        .await
+        .unwrap(); // the bot answers
+    d.clock.advance(Duration::seconds(599));
+    assert!(
+        d.engine
+            .run_timers(d.tenant)
+            .await
+            .unwrap()
+            .closed
+            .is_empty()
+    );
+    d.engine
+        .post_message(&visitor, id, PostMessage::text("hi again"))
+        .await
+        .unwrap(); // resets the clock
+    d.clock.advance(Duration::seconds(599));
+    assert!(
+        d.engine
+            .run_timers(d.tenant)
+            .await
+            .unwrap()
+            .closed
+            .is_empty()
+    );
+    d.clock.advance(Duration::seconds(1));
+    assert_eq!(d.engine.run_timers(d.tenant).await.unwrap().closed, [id]);
+    assert_eq!(d.mode(id).await, Mode::Closed);
+}
+
+#[tokio::test]
+async fn timers_are_off_by_default_and_never_close_a_customer_waiting_for_an_answer() {
+    let d = common::desk().await;
+    let (id, visitor) = customer(&d, 1, None).await;
+    d.engine
+        .post_message(&visitor, id, PostMessage::text("hello"))
+        .await
+        .unwrap();
+    d.clock.advance(Duration::days(30));
+    assert_eq!(
+        d.engine.run_timers(d.tenant).await.unwrap(),
+        Default::default()
+    );
+    let strict = desk_with(TenantSettings {
+        close_inactive_after_secs: Some(60),
+        bot_enabled: false,
+        ..Default::default()
+    })
+    .await;
+    let (id, visitor) = customer(&strict, 2, None).await;
+    strict.engine.claim(&strict.ann, id).await.unwrap();
+    strict
+        .engine
+        .post_message(&visitor, id, PostMessage::text("still waiting for you"))
+        .await
+        .unwrap();
+    strict.clock.advance(Duration::hours(2));
+    assert!(
+        strict
+            .engine
+            .run_timers(strict.tenant)
+            .await
+            .unwrap()
+            .closed
+            .is_empty(),
+        "the desk owes an answer"
+    );
+}
