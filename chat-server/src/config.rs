@@ -27,6 +27,8 @@ pub struct Config {
     pub visitor_token_ttl: Duration,
     /// WebSocket settings.
     pub realtime: crate::realtime::RealtimeConfig,
+    /// How often the tenants' timers (requeue, inactivity close) run.
+    pub timer_interval: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -55,6 +57,7 @@ impl Config {
             identity_max_age: Duration::from_secs(10 * 60),
             visitor_token_ttl: Duration::from_secs(30 * 24 * 3600),
             realtime: crate::realtime::RealtimeConfig::default(),
+            timer_interval: Duration::from_secs(15),
         }
     }
 }

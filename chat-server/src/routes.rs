@@ -55,6 +55,7 @@ pub enum RouteId {
     SetAvailability,
     Events,
     WebSocket,
+    QueuePosition,
 }
 
 /// One route with what the documentation says about it.
@@ -145,6 +146,7 @@ pub const ROUTES: &[Route] = &[
     route(Method::DELETE, "/v1/messages/{id}", DeleteMessage, Authenticated, "Delete a message softly.", None, 200, Some("Message"), &[]),
     route(Method::POST, "/v1/conversations/{id}/read", MarkRead, Authenticated, "Move the caller's read cursor.", Some("ReadRequest"), 200, Some("Conversation"), &[]),
     route(Method::GET, "/v1/conversations/{id}/read", ReadCursors, Authenticated, "Read cursors (read receipts).", None, 200, Some("ReadCursorList"), &[]),
+    route(Method::GET, "/v1/conversations/{id}/queue", QueuePosition, Authenticated, "Queue position and estimated wait while queued (`position: null` otherwise).", None, 200, Some("QueuePosition"), &[]),
     route(Method::POST, "/v1/conversations/{id}/handoff", Handoff, Authenticated, "Ask for a human: the conversation joins the queue and is routed.", Some("HandoffRequest"), 200, Some("Conversation"), &[]),
     route(Method::POST, "/v1/conversations/{id}/claim", Claim, Staff, "Take a queued conversation. Of two claims exactly one wins; the other gets 409.", None, 200, Some("Conversation"), &[]),
     route(Method::POST, "/v1/conversations/{id}/assign", Assign, Staff, "Assign to an agent.", Some("AssignRequest"), 200, Some("Conversation"), &[]),

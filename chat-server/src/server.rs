@@ -67,6 +67,11 @@ pub async fn run(
         config,
         shutdown: stopped.clone(),
     });
+    tokio::spawn(run_timers(
+        app.engine.clone(),
+        app.config.timer_interval,
+        stopped.clone(),
+    ));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
@@ -146,6 +151,34 @@ pub async fn run(
         tracing::warn!("some connections did not finish in time");
     }
     Ok(())
+}
+
+/// Runs every tenant's timers on an interval until shutdown. Tenants without timers cost
+/// one settings read.
+async fn run_timers(engine: Engine, every: Duration, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.changed() => return,
+        }
+        let Ok(tenants) = engine.tenants().await else {
+            continue;
+        };
+        for tenant in tenants {
+            let s = &tenant.settings;
+            if s.requeue_after_secs.is_none() && s.close_inactive_after_secs.is_none() {
+                continue;
+            }
+            match engine.run_timers(tenant.id).await {
+                Ok(report) if !report.requeued.is_empty() || !report.closed.is_empty() => {
+                    tracing::info!(tenant = %tenant.id, requeued = report.requeued.len(), closed = report.closed.len(), "timers fired");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(tenant = %tenant.id, error = %e, "timers failed"),
+            }
+        }
+    }
 }
 
 /// Requests in flight on a connection and when it last did anything.

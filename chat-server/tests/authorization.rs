@@ -158,6 +158,11 @@ fn cases(bob: &str) -> Vec<Case> {
         c(Metrics, None, [200; 8]),
         c(OpenApi, None, [200; 8]),
         c(Docs, None, [200; 8]),
+        c(
+            QueuePosition,
+            None,
+            [200, 200, 200, 404, 200, 404, 401, 404],
+        ),
         // Without upgrade headers: a bad request once authenticated.
         c(WebSocket, None, [400, 400, 400, 400, 400, 400, 401, 400]),
         c(

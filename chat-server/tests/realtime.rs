@@ -533,3 +533,76 @@ async fn an_agent_transferred_away_stops_receiving_the_conversation() {
     no_frame_like(&mut ws, "for bob only", Duration::from_millis(700)).await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_waiting_visitor_sees_its_queue_position_fall_live() {
+    let s = common::start().await;
+    let admin = s.staff("Ada", Role::Admin, &[]).await;
+    let ann = s.staff("Ann", Role::Agent, &[]).await;
+    s.call(
+        hyper::Method::PATCH,
+        &format!("/v1/agents/{}", ann.id),
+        Some(&admin.token),
+        Some(json!({ "capacity": 1 })),
+    )
+    .await;
+    let (first, first_token) = s.visitor("q1@x.example").await;
+    let (second, second_token) = s.visitor("q2@x.example").await;
+    for (id, token) in [(&first, &first_token), (&second, &second_token)] {
+        s.post(
+            &format!("/v1/conversations/{id}/handoff"),
+            Some(token),
+            json!({}),
+        )
+        .await;
+    }
+    let place = s
+        .get(
+            &format!("/v1/conversations/{second}/queue"),
+            Some(&second_token),
+        )
+        .await;
+    assert_eq!(place.body["position"], 2);
+    assert!(
+        place.body["estimated_wait_secs"].is_null(),
+        "nobody online yet"
+    );
+    let mut ws = connect(&s, &second_token).await;
+    subscribe(&mut ws, Some(&second), None).await;
+    // Ann comes online (capacity 1): the first is assigned, the second moves up.
+    let r = s
+        .call(
+            hyper::Method::PUT,
+            &format!("/v1/agents/{}/availability", ann.id),
+            Some(&ann.token),
+            Some(json!({ "availability": "online" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let frame = loop {
+        let f = next_json(&mut ws).await;
+        if f["type"] == "queue_position" && f["position"] == 1 {
+            break f;
+        }
+    };
+    assert_eq!(frame["conversation_id"], second.as_str());
+    assert_eq!(
+        frame["estimated_wait_secs"], 300,
+        "one round of Ann's single slot"
+    );
+    let place = s
+        .get(
+            &format!("/v1/conversations/{second}/queue"),
+            Some(&second_token),
+        )
+        .await;
+    assert_eq!(place.body["position"], 1);
+    let done = s
+        .get(
+            &format!("/v1/conversations/{first}/queue"),
+            Some(&first_token),
+        )
+        .await;
+    assert!(done.body["position"].is_null(), "the first is with Ann now");
+    s.stop().await;
+}

@@ -126,45 +126,59 @@ impl Engine {
         if conversation.mode != Mode::Queued {
             return Ok(None);
         }
-        let tenant = self.load_tenant(actor.tenant()).await?;
+        let positions = self.queue_positions(actor.tenant()).await?;
+        Ok(positions
+            .into_iter()
+            .find(|(c, _)| *c == id)
+            .map(|(_, p)| p))
+    }
+
+    /// Positions of every queued conversation of a tenant (the realtime layer pushes them
+    /// to waiting visitors when the queue moves). One queue read and one load read.
+    pub async fn queue_positions(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<(ConversationId, QueuePosition)>> {
+        let tenant = self.load_tenant(tenant).await?;
         let queue = self.inner.store.queue(tenant.id, PASS_SIZE * 4).await?;
-        let same_agents = |c: &crate::model::Conversation| c.department == conversation.department;
-        let position = queue
-            .iter()
-            .filter(|c| same_agents(c))
-            .position(|c| c.id == id)
-            .map_or(queue.len(), |p| p + 1) as u32;
+        if queue.is_empty() {
+            return Ok(Vec::new());
+        }
         let loads = self.inner.store.agent_loads(tenant.id).await?;
-        let default_capacity = tenant.settings.default_capacity;
-        let serving: Vec<_> = loads
-            .iter()
-            .filter(|l| {
+        let capacity_of =
+            |l: &AgentLoad| l.agent.capacity.unwrap_or(tenant.settings.default_capacity);
+        let mut ahead: HashMap<Option<String>, u32> = HashMap::new();
+        let mut out = Vec::with_capacity(queue.len());
+        for c in &queue {
+            let position = {
+                let n = ahead.entry(c.department.clone()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            let serving = loads.iter().filter(|l| {
                 l.agent.availability == crate::model::Availability::Online
-                    && l.agent.serves(conversation.department.as_deref())
-            })
-            .collect();
-        let capacity: u32 = serving
-            .iter()
-            .map(|l| l.agent.capacity.unwrap_or(default_capacity))
-            .sum();
-        let free: u32 = serving
-            .iter()
-            .map(|l| {
-                l.agent
-                    .capacity
-                    .unwrap_or(default_capacity)
-                    .saturating_sub(l.open)
-            })
-            .sum();
-        let estimated_wait_secs = (capacity > 0).then(|| {
-            // Each full round of the online capacity takes about one handling time.
-            let rounds = position.saturating_sub(free).div_ceil(capacity);
-            u64::from(rounds) * u64::from(tenant.settings.average_handle_secs)
-        });
-        Ok(Some(QueuePosition {
-            position,
-            estimated_wait_secs,
-        }))
+                    && l.agent.serves(c.department.as_deref())
+            });
+            let (capacity, free) = serving.fold((0u32, 0u32), |(cap, free), l| {
+                (
+                    cap + capacity_of(l),
+                    free + capacity_of(l).saturating_sub(l.open),
+                )
+            });
+            let estimated_wait_secs = (capacity > 0).then(|| {
+                // Each full round of the online capacity takes about one handling time.
+                let rounds = position.saturating_sub(free).div_ceil(capacity);
+                u64::from(rounds) * u64::from(tenant.settings.average_handle_secs)
+            });
+            out.push((
+                c.id,
+                QueuePosition {
+                    position,
+                    estimated_wait_secs,
+                },
+            ));
+        }
+        Ok(out)
     }
 
     /// Runs the tenant's timers once, at the engine clock's now: requeue conversations

@@ -423,3 +423,13 @@ pub async fn contact(ctx: Ctx) -> Result<Resp, ApiError> {
     let contact = ctx.app.engine.contact(ctx.actor()?, id).await?;
     Ok(http::json(StatusCode::OK, &contact))
 }
+
+pub async fn queue_position(ctx: Ctx) -> Result<Resp, ApiError> {
+    let id = conversation_id(&ctx)?;
+    let position = ctx.app.engine.queue_position(ctx.actor()?, id).await?;
+    let body = match position {
+        Some(p) => json!({ "position": p.position, "estimated_wait_secs": p.estimated_wait_secs }),
+        None => json!({ "position": null, "estimated_wait_secs": null }),
+    };
+    Ok(http::json(StatusCode::OK, &body))
+}

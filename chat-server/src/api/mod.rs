@@ -167,6 +167,7 @@ pub async fn dispatch(route: &Route, ctx: Ctx) -> Result<Resp, ApiError> {
         UpdateConversation => conversations::update(ctx).await,
         DeleteConversation => conversations::delete(ctx).await,
         Handoff => conversations::handoff(ctx).await,
+        QueuePosition => conversations::queue_position(ctx).await,
         Claim => conversations::claim(ctx).await,
         Assign => conversations::assign(ctx).await,
         Unassign => conversations::unassign(ctx).await,

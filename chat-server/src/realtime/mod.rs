@@ -144,6 +144,7 @@ impl Hub {
             feed.last_seq.clone(),
             page,
             self.metrics.clone(),
+            feed.signals.clone(),
         ));
         feed
     }
@@ -220,6 +221,7 @@ async fn follow(
     last_seq: Arc<AtomicU64>,
     page: usize,
     metrics: Arc<crate::metrics::Metrics>,
+    signals: broadcast::Sender<Signal>,
 ) {
     let mut wake = engine.bus().subscribe();
     // Live delivery starts at the head of the log: older events are for replays.
@@ -237,6 +239,7 @@ async fn follow(
                 }
             };
             let full = events.len() == page;
+            let mut queue_moved = false;
             for event in events {
                 after = event.seq;
                 let previous = match &event.payload {
@@ -307,10 +310,14 @@ async fn follow(
                     staff_frame: Utf8Bytes::from(staff.to_string()),
                     customer_frame: Utf8Bytes::from(customer.to_string()),
                 };
+                queue_moved |= moves_queue(&delivery);
                 last_seq.store(after, Ordering::SeqCst);
                 metrics.realtime_seq.fetch_max(after, Ordering::Relaxed);
                 // No receivers is fine: nobody is connected right now.
                 let _ = out.send(Arc::new(delivery));
+            }
+            if queue_moved {
+                announce_queue(&engine, tenant, &signals).await;
             }
             if !full {
                 break;
@@ -323,6 +330,38 @@ async fn follow(
         {
             return;
         }
+    }
+}
+
+/// Whether an event can change queue positions or wait estimates.
+fn moves_queue(d: &Delivery) -> bool {
+    let queued = |c: &Option<Arc<Conversation>>| {
+        c.as_ref()
+            .is_some_and(|c| c.mode == chat_core::Mode::Queued)
+    };
+    queued(&d.conversation)
+        || queued(&d.previous)
+        || matches!(d.event.payload, EventPayload::AgentUpdated { .. })
+}
+
+/// Tells every waiting visitor its new place in the queue (ephemeral, not logged).
+async fn announce_queue(engine: &Engine, tenant: TenantId, signals: &broadcast::Sender<Signal>) {
+    if signals.receiver_count() == 0 {
+        return;
+    }
+    let Ok(positions) = engine.queue_positions(tenant).await else {
+        return;
+    };
+    for (conversation, p) in positions {
+        let frame = serde_json::json!({
+            "type": "queue_position", "conversation_id": conversation,
+            "position": p.position, "estimated_wait_secs": p.estimated_wait_secs,
+        });
+        let _ = signals.send(Signal {
+            conversation,
+            from: 0,
+            frame: Utf8Bytes::from(frame.to_string()),
+        });
     }
 }
 
