@@ -303,3 +303,27 @@ async fn health_readiness_metrics_and_request_ids() {
     assert_eq!(fresh.headers["x-request-id"].len(), 32);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn signed_identities_see_their_history_and_stale_signatures_are_refused() {
+    let secret = b"site-secret-for-identity".to_vec();
+    let s = common::start_with(|c| c.identity_secret = Some(b"site-secret-for-identity".to_vec())).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let identity = |ts: u64| json!({ "email": "member@shop.example", "timestamp": ts, "signature": chat_server::auth::sign_identity(&secret, "member@shop.example", ts) });
+    // An anonymous visit first, under the same e-mail.
+    let (earlier, _) = s.visitor("member@shop.example").await;
+    let opened = s.post("/v1/conversations", None, json!({ "identity": identity(now), "first_message": "logged in now" })).await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.text);
+    let token = opened.body["visitor_token"].as_str().unwrap().to_owned();
+    let mine = s.get("/v1/conversations", Some(&token)).await;
+    let ids: Vec<&str> = mine.body["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&earlier.as_str()), "a verified identity sees the contact's history");
+    assert_eq!(ids.len(), 2);
+    // Replaying a captured signature after it expired, or forging one, fails.
+    let stale = s.post("/v1/conversations", None, json!({ "identity": identity(now - 3600) })).await;
+    assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
+    let mut forged = identity(now);
+    forged["email"] = json!("someone.else@shop.example");
+    assert_eq!(s.post("/v1/conversations", None, json!({ "identity": forged })).await.status, StatusCode::UNAUTHORIZED);
+    s.stop().await;
+}
