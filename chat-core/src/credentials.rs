@@ -40,6 +40,21 @@ pub struct VisitorToken {
     pub expires_at: Option<OffsetDateTime>,
 }
 
+/// A bearer token for an external bot service (answers through the API as the bot),
+/// stored as a digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BotToken {
+    /// Hex digest of the token.
+    pub digest: String,
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// Label shown to admins (e.g. the service's name).
+    pub name: String,
+    /// Issued.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
 /// Storage of credentials. Object-safe.
 #[async_trait]
 pub trait Credentials: Send + Sync + 'static {
@@ -56,6 +71,10 @@ pub trait Credentials: Send + Sync + 'static {
     async fn insert_visitor_token(&self, token: &VisitorToken) -> Result<()>;
     /// The visitor token with this digest.
     async fn visitor_token(&self, digest: &str) -> Result<Option<VisitorToken>>;
+    /// Stores a bot token. [`Error::Conflict`](crate::Error::Conflict) if the digest exists.
+    async fn insert_bot_token(&self, token: &BotToken) -> Result<()>;
+    /// The bot token with this digest.
+    async fn bot_token(&self, digest: &str) -> Result<Option<BotToken>>;
 }
 
 /// A store that also keeps credentials: what the server runs on.

@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::credentials::{Credential, Credentials, VisitorToken};
+use crate::credentials::{BotToken, Credential, Credentials, VisitorToken};
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, ContactId, ConversationId, MessageId, TenantId};
 use crate::mode::Mode;
@@ -40,6 +40,7 @@ struct State {
     events: HashMap<TenantId, Vec<Event>>,
     credentials: HashMap<AgentId, Credential>,
     visitor_tokens: HashMap<String, VisitorToken>,
+    bot_tokens: HashMap<String, BotToken>,
 }
 
 impl MemoryStore {
@@ -712,5 +713,18 @@ impl Credentials for MemoryStore {
 
     async fn visitor_token(&self, digest: &str) -> Result<Option<VisitorToken>> {
         Ok(self.lock().visitor_tokens.get(digest).cloned())
+    }
+
+    async fn insert_bot_token(&self, token: &BotToken) -> Result<()> {
+        let mut s = self.lock();
+        if s.bot_tokens.contains_key(&token.digest) {
+            return Err(Error::Conflict("bot token exists".into()));
+        }
+        s.bot_tokens.insert(token.digest.clone(), token.clone());
+        Ok(())
+    }
+
+    async fn bot_token(&self, digest: &str) -> Result<Option<BotToken>> {
+        Ok(self.lock().bot_tokens.get(digest).cloned())
     }
 }

@@ -1438,6 +1438,7 @@ macro_rules! credentials_conformance_tests {
             password_changes_bump_the_token_version,
             credentials_of_unknown_or_foreign_agents_are_not_found,
             visitor_tokens_are_found_by_digest_only,
+            bot_tokens_are_found_by_digest_only,
         );
     };
     (@expand $factory:path; $($name:ident),* $(,)?) => {
@@ -1577,4 +1578,25 @@ pub async fn visitor_tokens_are_found_by_digest_only(backend: B) {
         backend.visitor_token(&contact_wide.digest).await.unwrap(),
         Some(contact_wide)
     );
+}
+
+pub async fn bot_tokens_are_found_by_digest_only(backend: B) {
+    let store = as_store(&backend);
+    let t = tenant(&store).await;
+    let token = crate::BotToken {
+        digest: "cd".repeat(32),
+        tenant_id: t,
+        name: "order-status bot".into(),
+        created_at: T0,
+    };
+    backend.insert_bot_token(&token).await.unwrap();
+    assert_eq!(
+        backend.bot_token(&token.digest).await.unwrap(),
+        Some(token.clone())
+    );
+    assert!(matches!(
+        backend.insert_bot_token(&token).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(backend.bot_token(&"ef".repeat(32)).await.unwrap(), None);
 }

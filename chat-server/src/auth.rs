@@ -17,6 +17,8 @@ use crate::error::ApiError;
 
 /// Prefix that tells visitor tokens from JWTs at a glance (and in secret scanners).
 pub const VISITOR_PREFIX: &str = "vt_";
+/// Prefix of bot tokens (external bot services answering through the API).
+pub const BOT_PREFIX: &str = "bt_";
 
 /// Claims of a staff access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -121,10 +123,17 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 
 /// A new visitor token (256 random bits) and the digest stored for it.
 pub fn new_visitor_token() -> (String, String) {
-    let token = format!(
-        "{VISITOR_PREFIX}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>())
-    );
+    new_token(VISITOR_PREFIX)
+}
+
+/// A new bot token (256 random bits) and the digest stored for it.
+pub fn new_bot_token() -> (String, String) {
+    new_token(BOT_PREFIX)
+}
+
+fn new_token(prefix: &str) -> (String, String) {
+    let random = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+    let token = format!("{prefix}{random}");
     let digest = token_digest(&token);
     (token, digest)
 }
@@ -216,6 +225,16 @@ pub async fn authenticate(
             tenant: visitor.tenant_id,
             contact: visitor.contact_id,
             conversation: visitor.conversation_id,
+        }));
+    }
+    if token.starts_with(BOT_PREFIX) {
+        let found = engine
+            .bot_token(&token_digest(token))
+            .await
+            .map_err(ApiError::from)?;
+        let bot = found.ok_or_else(|| ApiError::unauthorized("the bot token is not valid"))?;
+        return Ok(Caller::Actor(Actor::Bot {
+            tenant: bot.tenant_id,
         }));
     }
     let claims = verify_token(&config.jwt, token)?;

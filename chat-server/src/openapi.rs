@@ -54,7 +54,7 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "bearer": { "type": "http", "scheme": "bearer", "description": "A staff JWT from /v1/auth/login, or a visitor token (vt_...) from POST /v1/conversations." }
+                "bearer": { "type": "http", "scheme": "bearer", "description": "A staff JWT from /v1/auth/login, a visitor token (vt_...) from POST /v1/conversations, or a bot token (bt_...) from POST /v1/bot-tokens." }
             },
             "schemas": schemas(),
         }
@@ -203,6 +203,8 @@ fn schemas() -> Value {
             "departments": { "type": "array", "items": { "type": "string" } }, "active": { "type": "boolean" }, "password": { "type": "string", "minLength": 10 } })),
         "QueuePosition": object(&["position", "estimated_wait_secs"], json!({ "position": { "type": ["integer", "null"], "minimum": 1 },
             "estimated_wait_secs": { "type": ["integer", "null"], "description": "null while no agent who could take it is online" } })),
+        "BotTokenRequest": object(&["name"], json!({ "name": { "type": "string" } })),
+        "BotToken": object(&["token", "name", "created_at"], json!({ "token": { "type": "string", "description": "bt_...; shown only now" }, "name": { "type": "string" }, "created_at": time })),
         "AvailabilityRequest": object(&["availability"], json!({ "availability": availability })),
         "EventList": object(&["items", "next_since", "more"], json!({ "items": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } }, "next_since": { "type": "integer" }, "more": { "type": "boolean" } })),
         "Event": object(&["seq", "at", "payload"], json!({ "seq": { "type": "integer" }, "tenant_id": uuid, "conversation_id": { "type": ["string", "null"] },

@@ -56,6 +56,7 @@ pub enum RouteId {
     Events,
     WebSocket,
     QueuePosition,
+    CreateBotToken,
 }
 
 /// One route with what the documentation says about it.
@@ -164,6 +165,7 @@ pub const ROUTES: &[Route] = &[
     route(Method::GET, "/v1/agents/{id}", GetAgent, Staff, "One staff member.", None, 200, Some("Agent"), &[]),
     route(Method::PATCH, "/v1/agents/{id}", UpdateAgent, Staff, "Change a staff member; a new password revokes its tokens.", Some("AgentPatch"), 200, Some("Agent"), &[]),
     route(Method::PUT, "/v1/agents/{id}/availability", SetAvailability, Staff, "Set availability; going online routes waiting conversations at once.", Some("AvailabilityRequest"), 200, Some("Agent"), &[]),
+    route(Method::POST, "/v1/bot-tokens", CreateBotToken, Staff, "Issue a token for an external bot service (admins); shown once.", Some("BotTokenRequest"), 201, Some("BotToken"), &[]),
     route(Method::GET, "/v1/events", Events, Authenticated, "Replay the caller's visible events after `since` (pass `next_since` back while `more`).", None, 200, Some("EventList"), &["since", "limit"]),
     route(Method::GET, "/v1/ws", WebSocket, Authenticated, "Realtime: upgrade to the WebSocket protocol (PROTOCOL.md). Token by header, `access_token` query or subprotocol `chat.v1, <token>`.", None, 101, None, &["access_token"]),
 ];

@@ -307,23 +307,122 @@ async fn health_readiness_metrics_and_request_ids() {
 #[tokio::test]
 async fn signed_identities_see_their_history_and_stale_signatures_are_refused() {
     let secret = b"site-secret-for-identity".to_vec();
-    let s = common::start_with(|c| c.identity_secret = Some(b"site-secret-for-identity".to_vec())).await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let s = common::start_with(|c| c.identity_secret = Some(b"site-secret-for-identity".to_vec()))
+        .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let identity = |ts: u64| json!({ "email": "member@shop.example", "timestamp": ts, "signature": chat_server::auth::sign_identity(&secret, "member@shop.example", ts) });
     // An anonymous visit first, under the same e-mail.
     let (earlier, _) = s.visitor("member@shop.example").await;
-    let opened = s.post("/v1/conversations", None, json!({ "identity": identity(now), "first_message": "logged in now" })).await;
+    let opened = s
+        .post(
+            "/v1/conversations",
+            None,
+            json!({ "identity": identity(now), "first_message": "logged in now" }),
+        )
+        .await;
     assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.text);
     let token = opened.body["visitor_token"].as_str().unwrap().to_owned();
     let mine = s.get("/v1/conversations", Some(&token)).await;
-    let ids: Vec<&str> = mine.body["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&earlier.as_str()), "a verified identity sees the contact's history");
+    let ids: Vec<&str> = mine.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&earlier.as_str()),
+        "a verified identity sees the contact's history"
+    );
     assert_eq!(ids.len(), 2);
     // Replaying a captured signature after it expired, or forging one, fails.
-    let stale = s.post("/v1/conversations", None, json!({ "identity": identity(now - 3600) })).await;
+    let stale = s
+        .post(
+            "/v1/conversations",
+            None,
+            json!({ "identity": identity(now - 3600) }),
+        )
+        .await;
     assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
     let mut forged = identity(now);
     forged["email"] = json!("someone.else@shop.example");
-    assert_eq!(s.post("/v1/conversations", None, json!({ "identity": forged })).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.post("/v1/conversations", None, json!({ "identity": forged }))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_external_bot_answers_through_the_api_only_while_the_conversation_is_in_bot_mode() {
+    let s = common::start().await;
+    let admin = s.staff("Ada", Role::Admin, &[]).await;
+    let issued = s
+        .post(
+            "/v1/bot-tokens",
+            Some(&admin.token),
+            json!({ "name": "order-status bot" }),
+        )
+        .await;
+    assert_eq!(issued.status, StatusCode::CREATED, "{}", issued.text);
+    let bot = issued.body["token"].as_str().unwrap().to_owned();
+    assert!(bot.starts_with("bt_"));
+    let (id, visitor) = s.visitor("orders@x.example").await;
+    let answer = s
+        .post(
+            &format!("/v1/conversations/{id}/messages"),
+            Some(&bot),
+            json!({ "body": "Your order ships today." }),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    assert_eq!(answer.body["message"]["sender"]["type"], "bot");
+    let history = s
+        .get(&format!("/v1/conversations/{id}/messages"), Some(&visitor))
+        .await;
+    assert!(history.text.contains("Your order ships today."));
+    // The bot hands off; from then on it is gated out.
+    let handed = s
+        .post(
+            &format!("/v1/conversations/{id}/handoff"),
+            Some(&bot),
+            json!({ "reason": "asked for a refund" }),
+        )
+        .await;
+    assert_eq!(handed.body["mode"], "queued", "{}", handed.text);
+    let late = s
+        .post(
+            &format!("/v1/conversations/{id}/messages"),
+            Some(&bot),
+            json!({ "body": "still me" }),
+        )
+        .await;
+    assert_eq!(
+        (late.status, late.code()),
+        (StatusCode::CONFLICT, "conflict")
+    );
+    // Bots cannot touch staff routes or write notes.
+    assert_eq!(
+        s.get("/v1/agents", Some(&bot)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.post(
+            &format!("/v1/conversations/{id}/notes"),
+            Some(&bot),
+            json!({ "body": "x" })
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.get("/v1/me", Some("bt_not-a-real-token")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     s.stop().await;
 }

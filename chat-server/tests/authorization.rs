@@ -163,6 +163,11 @@ fn cases(bob: &str) -> Vec<Case> {
             None,
             [200, 200, 200, 404, 200, 404, 401, 404],
         ),
+        c(
+            CreateBotToken,
+            Some(json!({ "name": "order bot" })),
+            [201, 403, 403, 403, 403, 403, 401, 201],
+        ),
         // Without upgrade headers: a bad request once authenticated.
         c(WebSocket, None, [400, 400, 400, 400, 400, 400, 401, 400]),
         c(

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::Engine;
-use crate::credentials::{Credential, Credentials, VisitorToken};
+use crate::credentials::{BotToken, Credential, Credentials, VisitorToken};
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, TenantId};
 use crate::model::{Role, Tenant};
@@ -71,5 +71,24 @@ impl Engine {
     /// Every tenant, oldest first (for choosing a default tenant at start-up).
     pub async fn tenants(&self) -> Result<Vec<Tenant>> {
         self.credentials()?.tenants().await
+    }
+
+    /// Stores a bot token (the caller made the token and its digest). Admins and the
+    /// system only.
+    pub async fn store_bot_token(&self, actor: &Actor, token: &BotToken) -> Result<()> {
+        let allowed = match self.resolve(actor).await? {
+            Resolved::System => true,
+            Resolved::Staff(me) => me.role == Role::Admin,
+            _ => false,
+        };
+        if !allowed || token.tenant_id != actor.tenant() {
+            return Err(Error::Forbidden("issue bot tokens"));
+        }
+        self.credentials()?.insert_bot_token(token).await
+    }
+
+    /// The bot token with this digest, for authentication.
+    pub async fn bot_token(&self, digest: &str) -> Result<Option<BotToken>> {
+        self.credentials()?.bot_token(digest).await
     }
 }

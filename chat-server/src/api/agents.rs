@@ -226,3 +226,30 @@ pub async fn availability(mut ctx: Ctx) -> Result<Resp, ApiError> {
         .await?;
     Ok(http::json(StatusCode::OK, &agent))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BotTokenRequest {
+    name: String,
+}
+
+pub async fn create_bot_token(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let body: BotTokenRequest = ctx.json().await?;
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::invalid("name", "use 1 to 200 characters"));
+    }
+    let actor = ctx.actor()?;
+    let (token, digest) = auth::new_bot_token();
+    let record = chat_core::BotToken {
+        digest,
+        tenant_id: actor.tenant(),
+        name,
+        created_at: time::OffsetDateTime::now_utc(),
+    };
+    ctx.app.engine.store_bot_token(actor, &record).await?;
+    Ok(http::json(
+        StatusCode::CREATED,
+        &json!({ "token": token, "name": record.name, "created_at": record.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default() }),
+    ))
+}

@@ -156,6 +156,7 @@ pub async fn dispatch(route: &Route, ctx: Ctx) -> Result<Resp, ApiError> {
         Events => system::events(ctx).await,
         Login => agents::login(ctx).await,
         Me => agents::me(ctx).await,
+        CreateBotToken => agents::create_bot_token(ctx).await,
         ListAgents => agents::list(ctx).await,
         CreateAgent => agents::create(ctx).await,
         GetAgent => agents::get(ctx).await,
