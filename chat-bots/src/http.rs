@@ -1,0 +1,174 @@
+//! The small HTTP client both bots share: plain http, bounded bodies, errors as
+//! [`Error::Bot`].
+
+use chat_core::{Error, Result};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// Pooled keep-alive client; cloning shares the pool.
+pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Identifies us to bot services.
+pub(crate) const USER_AGENT: &str = concat!("chat-bots/", env!("CARGO_PKG_VERSION"));
+
+pub(crate) fn client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    // Token streams are many small writes from the server; Nagle would only add latency.
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// `base` joined with `path`, checked to be an absolute `http://` URL.
+///
+/// `field` names the configuration field in the validation error.
+pub(crate) fn endpoint(field: &'static str, base: &str, path: &str) -> Result<Uri> {
+    let url = if path.is_empty() {
+        base.trim().to_owned()
+    } else {
+        format!("{}{path}", base.trim().trim_end_matches('/'))
+    };
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| Error::validation(field, format!("`{url}`: {e}")))?;
+    match uri.scheme_str() {
+        Some("http") if uri.authority().is_some() => Ok(uri),
+        Some("https") => Err(Error::validation(
+            field,
+            "https needs a TLS-terminating proxy in front of the service (this crate speaks \
+             plain http)",
+        )),
+        _ => Err(Error::validation(
+            field,
+            format!("`{url}` is not an absolute http:// URL"),
+        )),
+    }
+}
+
+/// Sends the request; a connection failure is a bot error.
+pub(crate) async fn send(
+    client: &HttpClient,
+    request: Request<Full<Bytes>>,
+) -> Result<Response<Incoming>> {
+    client
+        .request(request)
+        .await
+        .map_err(|e| Error::Bot(format!("request failed: {}", error_chain(&e))))
+}
+
+/// Refuses non-2xx answers. Only the status goes into the error: a service's error body
+/// may echo credentials (OpenAI echoes a masked key), and the engine records the error
+/// text in the conversation.
+pub(crate) fn check_status(response: &Response<Incoming>) -> Result<()> {
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(Error::Bot(format!("service answered HTTP {status}")))
+    }
+}
+
+/// The whole body, refused once it passes `max` bytes so a broken or hostile service
+/// cannot grow memory without bound.
+pub(crate) async fn read_bounded(body: &mut Incoming, max: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(chunk) = next_chunk(body).await? {
+        if out.len() + chunk.len() > max {
+            return Err(too_large(max));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// The next data chunk of the body, skipping trailers; `None` at the end.
+pub(crate) async fn next_chunk(body: &mut Incoming) -> Result<Option<Bytes>> {
+    loop {
+        match body.frame().await {
+            None => return Ok(None),
+            Some(Err(e)) => {
+                return Err(Error::Bot(format!(
+                    "reading the answer failed: {}",
+                    error_chain(&e)
+                )));
+            }
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    return Ok(Some(data));
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn too_large(max: usize) -> Error {
+    Error::Bot(format!("answer larger than {max} bytes"))
+}
+
+/// The error and its causes on one line (hyper's top-level errors say little alone).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Text fit for a stored message: control characters (other than line breaks and tabs)
+/// removed, surrounding whitespace trimmed, at most `max_chars` characters.
+pub(crate) fn clean_text(text: &str, max_chars: usize) -> String {
+    let cleaned: String = text
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+        .take(max_chars)
+        .collect();
+    cleaned.trim_end().to_owned()
+}
+
+/// At most `max_chars` characters of an optional short text (department, reason);
+/// blank becomes `None`.
+pub(crate) fn short_text(text: Option<String>, max_chars: usize) -> Option<String> {
+    text.map(|t| clean_text(&t, max_chars).replace(['\n', '\r', '\t'], " "))
+        .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_must_be_absolute_plain_http() {
+        let uri = endpoint(
+            "base_url",
+            "http://127.0.0.1:11434/v1/",
+            "/chat/completions",
+        )
+        .unwrap();
+        assert_eq!(
+            uri.to_string(),
+            "http://127.0.0.1:11434/v1/chat/completions"
+        );
+        assert!(endpoint("base_url", "https://api.openai.com/v1", "/x").is_err());
+        assert!(endpoint("base_url", "/v1", "/x").is_err());
+        assert!(endpoint("base_url", "ftp://host/v1", "/x").is_err());
+    }
+
+    #[test]
+    fn cleaned_text_drops_control_characters_and_respects_the_limit() {
+        assert_eq!(clean_text("  hi\u{0}\u{7} there\n ", 100), "hi there");
+        assert_eq!(clean_text("a\nb", 100), "a\nb");
+        assert_eq!(clean_text("héllo", 2), "hé");
+        assert_eq!(short_text(Some(" \n ".into()), 10), None);
+        assert_eq!(
+            short_text(Some("bill\ning".into()), 10).as_deref(),
+            Some("bill ing")
+        );
+    }
+}
