@@ -19,7 +19,7 @@ pub mod testing;
 
 pub use blob::{BlobStore, MemoryBlobStore};
 pub use bot::{Bot, BotDecision, BotTurn, RuleBot, RuleBotConfig};
-pub use bus::{EventBus, InProcessBus};
+pub use bus::{Ephemeral, EventBus, InProcessBus};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use credentials::{Backend, BotToken, Credential, Credentials, VisitorToken};
 pub use engine::*;

@@ -202,6 +202,19 @@ impl Connection {
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         let outcome = loop {
             tokio::select! {
+                // Signals first: a bot's streamed pieces are published before its stored
+                // message, and this keeps them in that order for the client.
+                biased;
+                signal = signals.recv() => {
+                    if let Ok(signal) = signal
+                        && signal.from != self.id
+                        && self.subscriptions.wants(Some(signal.conversation), u64::MAX)
+                        && self.can_see(signal.conversation).await
+                        && socket.send(Message::Text(signal.frame)).await.is_err()
+                    {
+                        break None;
+                    }
+                }
                 frame = socket.next() => {
                     last_heard = Instant::now();
                     let flow = match frame {
@@ -236,16 +249,6 @@ impl Connection {
                     }
                     Err(RecvError::Closed) => break None,
                 },
-                signal = signals.recv() => {
-                    if let Ok(signal) = signal
-                        && signal.from != self.id
-                        && self.subscriptions.wants(Some(signal.conversation), u64::MAX)
-                        && self.can_see(signal.conversation).await
-                        && socket.send(Message::Text(signal.frame)).await.is_err()
-                    {
-                        break None;
-                    }
-                }
                 _ = ping.tick() => {
                     if last_heard.elapsed() > heartbeat * 2 {
                         break Some((CloseCode::Away, "no answer to pings".into()));

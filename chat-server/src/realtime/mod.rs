@@ -114,14 +114,16 @@ impl Hub {
         config: RealtimeConfig,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Arc<Self> {
-        Arc::new(Self {
+        let hub = Arc::new(Self {
             engine,
             config,
             metrics,
             feeds: Mutex::new(HashMap::new()),
             presence: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
-        })
+        });
+        tokio::spawn(relay_ephemeral(Arc::downgrade(&hub)));
+        hub
     }
 
     /// The tenant's feed, starting its follower on first use.
@@ -333,6 +335,39 @@ async fn follow(
     }
 }
 
+/// Forwards the bus's ephemeral signals (streamed bot replies) to the connections of
+/// their tenant, as frames of their `kind`; connections deliver them like typing, to
+/// subscribers who may see the conversation.
+async fn relay_ephemeral(hub: std::sync::Weak<Hub>) {
+    let Some(mut signals) = hub.upgrade().map(|h| h.engine.bus().subscribe_ephemeral()) else {
+        return;
+    };
+    loop {
+        let signal = match signals.recv().await {
+            Ok(signal) => signal,
+            // Deltas are best effort: the stored message follows anyway.
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let Some(hub) = hub.upgrade() else { return };
+        let feed = hub.feed(signal.tenant_id);
+        let mut frame =
+            serde_json::json!({ "type": signal.kind, "conversation_id": signal.conversation_id });
+        if let (Some(frame), serde_json::Value::Object(data)) =
+            (frame.as_object_mut(), &signal.data)
+        {
+            for (k, v) in data {
+                frame.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        let _ = feed.signals.send(Signal {
+            conversation: signal.conversation_id,
+            from: 0,
+            frame: Utf8Bytes::from(frame.to_string()),
+        });
+    }
+}
+
 /// Whether an event can change queue positions or wait estimates.
 fn moves_queue(d: &Delivery) -> bool {
     let queued = |c: &Option<Arc<Conversation>>| {
@@ -421,4 +456,30 @@ async fn latest_seq(engine: &Engine, tenant: TenantId) -> u64 {
         }
     }
     if past(low).await { low + 1 } else { low }
+}
+
+/// Sends a streaming [`chat_bots::LlmBot`]'s pieces to live clients as `bot_delta`
+/// frames: `{type, conversation_id, reply_to_seq, index, text, end}`. Clients append
+/// pieces by `(conversation_id, reply_to_seq)` and replace them with the stored bot
+/// message when it arrives (`end: "reply"`), or drop them (`"handoff"`, `"failed"`).
+///
+/// ```ignore
+/// let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+/// let bot = LlmBot::new(config)?.on_delta(chat_server::realtime::relay_bot_deltas(bus.clone()));
+/// let engine = Engine::builder_with_backend(store).bus(bus).bot(Arc::new(bot)).build();
+/// ```
+pub fn relay_bot_deltas(
+    bus: Arc<dyn chat_core::EventBus>,
+) -> impl Fn(chat_bots::Delta) + Send + Sync + 'static {
+    move |delta| {
+        let data = serde_json::json!({
+            "reply_to_seq": delta.reply_to_seq, "index": delta.index, "text": delta.text, "end": delta.end,
+        });
+        bus.publish_ephemeral(Arc::new(chat_core::Ephemeral {
+            tenant_id: delta.tenant_id,
+            conversation_id: delta.conversation_id,
+            kind: "bot_delta".into(),
+            data,
+        }));
+    }
 }

@@ -44,8 +44,16 @@ pub async fn start() -> Server {
 }
 
 pub async fn start_with(tune: impl FnOnce(&mut Config)) -> Server {
+    start_full(tune, |b| b).await
+}
+
+/// A server whose engine the test shapes (bot, bus, clock ...).
+pub async fn start_full(
+    tune: impl FnOnce(&mut Config),
+    shape: impl FnOnce(chat_core::EngineBuilder) -> chat_core::EngineBuilder,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder_with_backend(backend(dir.path())).build();
+    let engine = shape(Engine::builder_with_backend(backend(dir.path()))).build();
     let tenant = engine
         .create_tenant("Acme", TenantSettings::default())
         .await
