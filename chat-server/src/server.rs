@@ -150,6 +150,24 @@ pub async fn run(
     {
         tracing::warn!("some connections did not finish in time");
     }
+    // Upgraded WebSockets left their HTTP connection slot behind: wait for them to send
+    // their close frames too (each waits at most 2 s for the client's answer).
+    let sockets = async {
+        while app
+            .metrics
+            .websockets
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(5), sockets)
+        .await
+        .is_err()
+    {
+        tracing::warn!("some WebSockets did not close in time");
+    }
     Ok(())
 }
 

@@ -1,1 +1,20 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+mod codec;
+mod connection;
+mod credentials;
+mod error;
+mod list;
+mod migrations;
+mod options;
+mod read;
+mod store;
+mod write;
+mod writer;
+
+#[cfg(test)]
+mod plans;
+
+pub use migrations::SCHEMA_VERSION;
+pub use options::{Options, Synchronous};
+pub use store::SqliteStore;

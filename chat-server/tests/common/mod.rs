@@ -33,10 +33,9 @@ pub struct Server {
     _dir: tempfile::TempDir,
 }
 
-/// The backend every server test runs on: SQLite in a temp dir when available.
+/// The backend every server test runs on: the SQLite store on a file in a temp dir.
 pub fn backend(dir: &std::path::Path) -> Arc<dyn Backend> {
-    let _ = dir;
-    Arc::new(chat_core::memory::MemoryStore::new())
+    Arc::new(chat_sqlite::SqliteStore::open(dir.join("chat.db")).unwrap())
 }
 
 pub async fn start() -> Server {

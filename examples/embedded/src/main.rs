@@ -15,14 +15,17 @@ use std::sync::Arc;
 
 use chat_core::memory::MemoryStore;
 use chat_core::{
-    Actor, Availability, ContactInput, Engine, Message, NewAgent, OpenConversation, PostMessage, Role, Sender,
-    TenantSettings,
+    Actor, Availability, ContactInput, Engine, Message, NewAgent, OpenConversation, PostMessage,
+    Role, Sender, TenantSettings,
 };
 
 #[tokio::main]
 async fn main() -> chat_core::Result<()> {
     let engine = Engine::builder(Arc::new(MemoryStore::new())).build();
-    let settings = TenantSettings { welcome_message: Some("Hi! I am the Acme bot.".into()), ..Default::default() };
+    let settings = TenantSettings {
+        welcome_message: Some("Hi! I am the Acme bot.".into()),
+        ..Default::default()
+    };
     let tenant = engine.create_tenant("Acme", settings).await?.id;
     let system = Actor::System { tenant };
 
@@ -34,34 +37,78 @@ async fn main() -> chat_core::Result<()> {
         departments: vec!["billing".into()],
     };
     let ann = engine.create_agent(&system, ann).await?;
-    let agent = Actor::Staff { tenant, agent: ann.id };
-    engine.set_availability(&agent, ann.id, Availability::Online).await?;
+    let agent = Actor::Staff {
+        tenant,
+        agent: ann.id,
+    };
+    engine
+        .set_availability(&agent, ann.id, Availability::Online)
+        .await?;
 
     // The widget opens a conversation for the visitor; the visitor then acts with a
     // token scoped to that one conversation.
-    let contact = ContactInput { name: Some("Jo".into()), email: Some("jo@example.com".into()), ..Default::default() };
-    let opened = engine.open_conversation(&system, OpenConversation { contact, ..Default::default() }).await?;
+    let contact = ContactInput {
+        name: Some("Jo".into()),
+        email: Some("jo@example.com".into()),
+        ..Default::default()
+    };
+    let opened = engine
+        .open_conversation(
+            &system,
+            OpenConversation {
+                contact,
+                ..Default::default()
+            },
+        )
+        .await?;
     let id = opened.conversation.id;
-    let customer = Actor::Customer { tenant, contact: opened.contact.id, conversation: Some(id) };
+    let customer = Actor::Customer {
+        tenant,
+        contact: opened.contact.id,
+        conversation: Some(id),
+    };
     opened.messages.iter().for_each(show);
 
-    for text in ["Hello", "What are your opening hours?", "Can I talk to a human?"] {
-        let posted = engine.post_message(&customer, id, PostMessage::text(text)).await?;
+    for text in [
+        "Hello",
+        "What are your opening hours?",
+        "Can I talk to a human?",
+    ] {
+        let posted = engine
+            .post_message(&customer, id, PostMessage::text(text))
+            .await?;
         show(&posted.message);
         posted.replies.iter().for_each(show);
     }
 
     let conversation = engine.conversation(&agent, id).await?;
-    println!("-- mode: {}, assigned to Ann: {}", conversation.mode, conversation.assigned_agent_id == Some(ann.id));
+    println!(
+        "-- mode: {}, assigned to Ann: {}",
+        conversation.mode,
+        conversation.assigned_agent_id == Some(ann.id)
+    );
 
-    let reply = engine.post_message(&agent, id, PostMessage::text("Hi Jo, Ann here. How can I help?")).await?;
+    let reply = engine
+        .post_message(
+            &agent,
+            id,
+            PostMessage::text("Hi Jo, Ann here. How can I help?"),
+        )
+        .await?;
     show(&reply.message);
-    let thanks = engine.post_message(&customer, id, PostMessage::text("All sorted, thanks!")).await?;
+    let thanks = engine
+        .post_message(&customer, id, PostMessage::text("All sorted, thanks!"))
+        .await?;
     show(&thanks.message);
     engine.close(&agent, id, None).await?;
-    let rated = engine.rate(&customer, id, 5, Some("Fast and friendly".into())).await?;
+    let rated = engine
+        .rate(&customer, id, 5, Some("Fast and friendly".into()))
+        .await?;
     let rating = rated.rating.as_ref().map_or(0, |r| r.score);
-    println!("-- mode: {}, rating: {rating}/5, messages: {}", rated.mode, rated.message_count);
+    println!(
+        "-- mode: {}, rating: {rating}/5, messages: {}",
+        rated.mode, rated.message_count
+    );
     Ok(())
 }
 

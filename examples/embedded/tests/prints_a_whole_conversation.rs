@@ -4,8 +4,14 @@ use std::process::Command;
 
 #[test]
 fn the_starter_plays_a_whole_support_conversation() {
-    let out = Command::new(env!("CARGO_BIN_EXE_example-embedded")).output().expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_example-embedded"))
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     for line in [
         "bot: Hi! I am the Acme bot.",

@@ -1,0 +1,482 @@
+//! The `chat-server` binary: flags and environment, logging, the SQLite store, bind, run.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chat_core::bot::SilentBot;
+use chat_core::router::Manual;
+use chat_core::{
+    Actor, Bot, Engine, EventBus, InProcessBus, LeastLoaded, Limits, NewAgent, Role, RoundRobin,
+    Router, RuleBot, TenantSettings,
+};
+use chat_server::{Config, HttpLimits, JwtConfig, auth, demo};
+use chat_sqlite::{Options, SqliteStore, Synchronous};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Customer-support chat server: HTTP API and WebSocket on one port, data in SQLite.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// SQLite database file (created if missing).
+    #[arg(long, env = "CHAT_DB", default_value = "chat.db")]
+    db: PathBuf,
+    /// Durability of each commit: `full` survives power loss, `normal` only crashes.
+    #[arg(long, env = "CHAT_SYNCHRONOUS", value_enum, default_value = "full")]
+    synchronous: SyncMode,
+    /// HS256 signing key file; generated (mode 0600) beside the database if missing.
+    #[arg(long, env = "CHAT_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// Token algorithm. Asymmetric ones need --jwt-private-key and --jwt-public-key.
+    #[arg(long, env = "CHAT_JWT_ALGORITHM", value_enum, default_value = "hs256")]
+    jwt_algorithm: JwtAlgorithm,
+    /// PEM private key for asymmetric tokens.
+    #[arg(long, env = "CHAT_JWT_PRIVATE_KEY")]
+    jwt_private_key: Option<PathBuf>,
+    /// PEM public key for asymmetric tokens.
+    #[arg(long, env = "CHAT_JWT_PUBLIC_KEY")]
+    jwt_public_key: Option<PathBuf>,
+    /// Access token lifetime in seconds.
+    #[arg(long, env = "CHAT_JWT_TTL_SECS", default_value_t = 12 * 3600)]
+    jwt_ttl_secs: u64,
+    /// Browser origins allowed to call the API, comma-separated (e.g. http://localhost:3000).
+    #[arg(long, env = "CHAT_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+    /// Shared secret for identity verification of logged-in customers (HMAC-SHA256).
+    #[arg(long, env = "CHAT_IDENTITY_SECRET", hide_env_values = true)]
+    identity_secret: Option<String>,
+    /// Name of the tenant created on first start.
+    #[arg(long, env = "CHAT_TENANT_NAME", default_value = "Default")]
+    tenant_name: String,
+    /// Largest request body in bytes.
+    #[arg(long, env = "CHAT_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    body_limit: usize,
+    /// Longest message in characters.
+    #[arg(long, env = "CHAT_MAX_MESSAGE_CHARS", default_value_t = 10_000)]
+    max_message_chars: usize,
+    /// Seconds a client may take to send request headers.
+    #[arg(long, env = "CHAT_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open.
+    #[arg(long, env = "CHAT_IDLE_TIMEOUT_SECS", default_value_t = 75)]
+    idle_timeout_secs: u64,
+    /// Most open connections.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Requests per second per client IP (0 = unlimited).
+    #[arg(long, env = "CHAT_RATE_PER_IP", default_value_t = 200.0)]
+    rate_per_ip: f64,
+    /// Requests per second per token (0 = unlimited).
+    #[arg(long, env = "CHAT_RATE_PER_TOKEN", default_value_t = 50.0)]
+    rate_per_token: f64,
+    /// Requests that may arrive at once before the rates apply.
+    #[arg(long, env = "CHAT_RATE_BURST", default_value_t = 400.0)]
+    rate_burst: f64,
+    /// Seed demo staff and conversations (password: demo-password).
+    #[arg(long, env = "CHAT_DEMO")]
+    demo: bool,
+    /// Create this admin at start-up if no staff member has the e-mail (with --admin-password).
+    #[arg(long, env = "CHAT_ADMIN_EMAIL")]
+    admin_email: Option<String>,
+    /// Password for --admin-email.
+    #[arg(long, env = "CHAT_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// How queued conversations reach agents.
+    #[arg(long, env = "CHAT_ROUTER", value_enum, default_value = "least-loaded")]
+    router: RouterKind,
+    /// Who answers first in bot mode.
+    #[arg(long, env = "CHAT_BOT", value_enum, default_value = "rule")]
+    bot: BotKind,
+    /// JSON rules for the rule bot (intents with keywords or regular expressions,
+    /// handoff phrases, fallback); the built-in rules otherwise.
+    #[arg(long, env = "CHAT_BOT_RULES")]
+    bot_rules: Option<PathBuf>,
+    /// OpenAI-compatible base URL for `--bot llm` (e.g. http://127.0.0.1:11434/v1).
+    #[arg(long, env = "CHAT_LLM_BASE_URL")]
+    llm_base_url: Option<String>,
+    /// Model for `--bot llm`.
+    #[arg(long, env = "CHAT_LLM_MODEL", default_value = "gpt-4o-mini")]
+    llm_model: String,
+    /// Name of the environment variable holding the LLM API key (the key itself never
+    /// goes on the command line).
+    #[arg(long, env = "CHAT_LLM_API_KEY_ENV", default_value = "OPENAI_API_KEY")]
+    llm_api_key_env: String,
+    /// System prompt for `--bot llm`.
+    #[arg(long, env = "CHAT_LLM_SYSTEM_PROMPT")]
+    llm_system_prompt: Option<String>,
+    /// URL that `--bot webhook` POSTs signed events to.
+    #[arg(long, env = "CHAT_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// Shared secret for webhook signatures.
+    #[arg(long, env = "CHAT_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// Seconds between runs of the tenants' timers (requeue, inactivity close).
+    #[arg(long, env = "CHAT_TIMER_INTERVAL_SECS", default_value_t = 15)]
+    timer_interval_secs: u64,
+    /// Log format.
+    #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Staff administration.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// Create an admin in the default tenant.
+    Create {
+        /// Login e-mail.
+        #[arg(long)]
+        email: String,
+        /// Password (10 characters or more).
+        #[arg(long, env = "CHAT_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// Display name.
+        #[arg(long, default_value = "Admin")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RouterKind {
+    LeastLoaded,
+    RoundRobin,
+    Manual,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BotKind {
+    Rule,
+    Llm,
+    Webhook,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SyncMode {
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum JwtAlgorithm {
+    Hs256,
+    Rs256,
+    Es256,
+    Eddsa,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    match cli.log_format {
+        // Logs go to stderr; stdout is for command output (`admin create`).
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .init(),
+    }
+
+    let synchronous = match cli.synchronous {
+        SyncMode::Full => Synchronous::Full,
+        SyncMode::Normal => Synchronous::Normal,
+    };
+    let store = SqliteStore::open_with(&cli.db, Options::default().synchronous(synchronous))
+        .with_context(|| format!("opening the database {}", cli.db.display()))?;
+    let limits = Limits {
+        max_message_chars: cli.max_message_chars,
+        ..Limits::default()
+    };
+    let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+    let router: Arc<dyn Router> = match cli.router {
+        RouterKind::LeastLoaded => Arc::new(LeastLoaded),
+        RouterKind::RoundRobin => Arc::new(RoundRobin::default()),
+        RouterKind::Manual => Arc::new(Manual),
+    };
+    let bot = bot(&cli, bus.clone())?;
+    let engine = Engine::builder_with_backend(Arc::new(store))
+        .limits(limits)
+        .bus(bus)
+        .router(router)
+        .bot(bot)
+        .build();
+    let tenant = match engine.tenants().await?.first() {
+        Some(t) => t.id,
+        None => {
+            engine
+                .create_tenant(&cli.tenant_name, TenantSettings::default())
+                .await?
+                .id
+        }
+    };
+    let system = Actor::System { tenant };
+
+    if let Some(Command::Admin {
+        action:
+            AdminAction::Create {
+                email,
+                password,
+                name,
+            },
+    }) = &cli.command
+    {
+        create_admin(&engine, &system, name, email, password).await?;
+        println!("admin {email} created");
+        return Ok(());
+    }
+    if let (Some(email), Some(password)) = (&cli.admin_email, &cli.admin_password)
+        && engine
+            .store()
+            .agent_by_email(tenant, email)
+            .await?
+            .is_none()
+    {
+        create_admin(&engine, &system, "Admin", email, password).await?;
+        tracing::info!(%email, "bootstrap admin created");
+    }
+    if cli.demo {
+        let staff = demo::seed(&engine, tenant).await?;
+        if !staff.is_empty() {
+            tracing::info!(?staff, password = demo::DEMO_PASSWORD, "demo data seeded");
+        }
+    }
+
+    let mut config = Config::new(b"replaced below");
+    config.jwt = jwt_config(&cli)?;
+    config.default_tenant = Some(tenant);
+    config.cors_origins = cli
+        .cors_origins
+        .iter()
+        .map(|o| o.trim().trim_end_matches('/').to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
+    config.identity_secret = cli.identity_secret.as_ref().map(|s| s.as_bytes().to_vec());
+    config.timer_interval = Duration::from_secs(cli.timer_interval_secs.max(1));
+    config.limits = HttpLimits {
+        body_bytes: cli.body_limit,
+        header_read_timeout: Duration::from_secs(cli.header_timeout_secs),
+        keep_alive_idle: Duration::from_secs(cli.idle_timeout_secs.max(1)),
+        max_connections: cli.max_connections,
+        per_ip_rps: cli.rate_per_ip,
+        per_token_rps: cli.rate_per_token,
+        burst: cli.rate_burst,
+        ..HttpLimits::default()
+    };
+
+    let listener = bind(cli.listen)?;
+    tracing::info!(address = %listener.local_addr()?, db = %cli.db.display(), "chat-server listening");
+    chat_server::run(listener, engine.clone(), config, shutdown_signal()).await?;
+    // Dropping the last engine handle lets the store's writer finish what is queued.
+    drop(engine);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The bot chosen by flags.
+fn bot(cli: &Cli, bus: Arc<dyn EventBus>) -> anyhow::Result<Arc<dyn Bot>> {
+    Ok(match cli.bot {
+        BotKind::Rule => match &cli.bot_rules {
+            Some(path) => {
+                let json = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                Arc::new(
+                    RuleBot::from_json(&json)
+                        .with_context(|| format!("rules in {}", path.display()))?,
+                )
+            }
+            None => Arc::new(RuleBot::default()),
+        },
+        BotKind::Llm => {
+            let base = cli
+                .llm_base_url
+                .clone()
+                .context("--bot llm needs --llm-base-url")?;
+            let mut config = chat_bots::LlmConfig::new(base, cli.llm_model.clone());
+            // Local servers (Ollama, llama.cpp) need no key: only name the variable if set.
+            if std::env::var_os(&cli.llm_api_key_env).is_some() {
+                config.api_key_env = Some(cli.llm_api_key_env.clone());
+            }
+            if let Some(prompt) = &cli.llm_system_prompt {
+                config.system_prompt = prompt.clone();
+            }
+            config.stream = true;
+            Arc::new(
+                chat_bots::LlmBot::new(config)?
+                    .on_delta(chat_server::realtime::relay_bot_deltas(bus)),
+            )
+        }
+        BotKind::Webhook => {
+            let url = cli
+                .webhook_url
+                .clone()
+                .context("--bot webhook needs --webhook-url")?;
+            let secret = cli
+                .webhook_secret
+                .clone()
+                .context("--bot webhook needs --webhook-secret")?;
+            Arc::new(chat_bots::WebhookBot::new(
+                chat_bots::WebhookConfig::new(url),
+                secret.into_bytes(),
+            )?)
+        }
+        BotKind::None => Arc::new(SilentBot),
+    })
+}
+
+async fn create_admin(
+    engine: &Engine,
+    system: &Actor,
+    name: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        password.chars().count() >= 10,
+        "the password needs 10 characters or more"
+    );
+    let input = NewAgent {
+        name: name.into(),
+        email: email.into(),
+        role: Role::Admin,
+        capacity: None,
+        departments: vec![],
+    };
+    let agent = engine
+        .create_agent(system, input)
+        .await
+        .with_context(|| format!("creating {email}"))?;
+    engine
+        .set_password(system, agent.id, &auth::hash_password(password)?)
+        .await?;
+    Ok(())
+}
+
+fn jwt_config(cli: &Cli) -> anyhow::Result<JwtConfig> {
+    let mut jwt = match cli.jwt_algorithm {
+        JwtAlgorithm::Hs256 => {
+            let path = cli
+                .key_file
+                .clone()
+                .unwrap_or_else(|| beside(&cli.db, "chat-signing.key"));
+            JwtConfig::hs256(&signing_key(&path)?)
+        }
+        other => {
+            let algorithm = match other {
+                JwtAlgorithm::Rs256 => jsonwebtoken::Algorithm::RS256,
+                JwtAlgorithm::Es256 => jsonwebtoken::Algorithm::ES256,
+                _ => jsonwebtoken::Algorithm::EdDSA,
+            };
+            let read = |p: &Option<PathBuf>, what: &str| -> anyhow::Result<Vec<u8>> {
+                let p = p
+                    .as_ref()
+                    .with_context(|| format!("--jwt-{what}-key is required for {algorithm:?}"))?;
+                std::fs::read(p).with_context(|| format!("reading {}", p.display()))
+            };
+            JwtConfig::asymmetric(
+                algorithm,
+                &read(&cli.jwt_private_key, "private")?,
+                &read(&cli.jwt_public_key, "public")?,
+            )?
+        }
+    };
+    jwt.ttl = Duration::from_secs(cli.jwt_ttl_secs.max(60));
+    Ok(jwt)
+}
+
+fn beside(db: &Path, name: &str) -> PathBuf {
+    db.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(name)
+}
+
+/// Reads the HS256 key, or makes one (256 random bits, hex) readable by the owner only.
+fn signing_key(path: &Path) -> anyhow::Result<Vec<u8>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let key = text.trim().as_bytes().to_vec();
+            anyhow::ensure!(
+                key.len() >= 32,
+                "the signing key in {} is shorter than 32 bytes",
+                path.display()
+            );
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key: String = auth::random_bytes::<32>()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            file.write_all(key.as_bytes())?;
+            file.sync_all()?;
+            tracing::info!(path = %path.display(), "generated a new token signing key");
+            Ok(key.into_bytes())
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Binds with a large listen backlog: the default 128 makes bursts of connections retry
+/// their SYNs for seconds.
+fn bind(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(address)
+        .with_context(|| format!("binding {address}"))?;
+    Ok(socket.listen(4096)?)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,111 @@
+//! How a [`SqliteStore`](crate::SqliteStore) opens its database.
+
+use std::time::Duration;
+
+/// When SQLite waits for the disk (`PRAGMA synchronous`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Every commit is on disk before it is acknowledged: survives power loss.
+    #[default]
+    Full,
+    /// Commits survive a crash of the process but the last ones may be lost on power
+    /// loss; syncs only at checkpoints. Faster when fsync is slow.
+    Normal,
+}
+
+impl Synchronous {
+    pub(crate) fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Settings for [`SqliteStore::open_with`](crate::SqliteStore::open_with). The defaults
+/// suit a server on one machine.
+///
+/// ```
+/// use chat_sqlite::{Options, Synchronous};
+///
+/// let options = Options::default().synchronous(Synchronous::Normal).readers(2);
+/// assert_eq!(options.synchronous, Synchronous::Normal);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Options {
+    /// Durability of each commit. Default: [`Synchronous::Full`].
+    pub synchronous: Synchronous,
+    /// How long a statement waits for a lock held by another process. Default: 5 s.
+    pub busy_timeout: Duration,
+    /// Read connections in the pool. Default: 4.
+    pub readers: u32,
+    /// Most operations the writer commits in one transaction. Default: 1000.
+    pub max_batch: usize,
+    /// Bytes of the file each connection maps into memory (`PRAGMA mmap_size`); it is
+    /// what lets two readers outrun one. Default: 1 GiB.
+    pub mmap_size: u64,
+    /// Page cache per connection, in KiB. Default: 64 MiB.
+    pub cache_kib: u64,
+    /// Upper bound on the file size in pages (`PRAGMA max_page_count`); writes past it
+    /// fail as on a full disk. Default: none.
+    pub max_pages: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::Full,
+            busy_timeout: Duration::from_secs(5),
+            readers: 4,
+            max_batch: 1000,
+            mmap_size: 1 << 30,
+            cache_kib: 64 * 1024,
+            max_pages: None,
+        }
+    }
+}
+
+impl Options {
+    /// Sets [`synchronous`](Self::synchronous).
+    pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.synchronous = synchronous;
+        self
+    }
+
+    /// Sets [`busy_timeout`](Self::busy_timeout).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Sets [`readers`](Self::readers) (at least 1).
+    pub fn readers(mut self, readers: u32) -> Self {
+        self.readers = readers.max(1);
+        self
+    }
+
+    /// Sets [`max_batch`](Self::max_batch) (at least 1).
+    pub fn max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// Sets [`mmap_size`](Self::mmap_size).
+    pub fn mmap_size(mut self, bytes: u64) -> Self {
+        self.mmap_size = bytes;
+        self
+    }
+
+    /// Sets [`cache_kib`](Self::cache_kib).
+    pub fn cache_kib(mut self, kib: u64) -> Self {
+        self.cache_kib = kib;
+        self
+    }
+
+    /// Sets [`max_pages`](Self::max_pages).
+    pub fn max_pages(mut self, pages: Option<u64>) -> Self {
+        self.max_pages = pages;
+        self
+    }
+}

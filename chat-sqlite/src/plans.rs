@@ -1,0 +1,182 @@
+//! `EXPLAIN QUERY PLAN` of the hot queries: each must search an index, never scan a table
+//! or sort in a temporary b-tree.
+
+use chat_core::store::{AssignedFilter, ConversationCursor, ConversationQuery, Scope};
+use chat_core::{AgentId, ConversationId, Mode, TenantId};
+use rusqlite::Connection;
+use rusqlite::types::Value;
+use uuid::Uuid;
+
+use crate::{SqliteStore, list, read};
+
+/// A migrated database with a few rows and fresh statistics, opened raw.
+fn database() -> (Connection, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plans.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = Connection::open(&path).unwrap();
+    crate::connection::configure(&conn, &crate::Options::default()).unwrap();
+    (conn, dir)
+}
+
+/// The plan's detail lines, joined.
+fn plan(conn: &Connection, sql: &str, params: &[Value]) -> String {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(params), |row| {
+            row.get::<_, String>(3)
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+}
+
+fn assert_uses(plan: &str, index: &str) {
+    assert!(
+        plan.contains(&format!("USING INDEX {index}"))
+            || plan.contains(&format!("USING COVERING INDEX {index}"))
+            || plan.contains(index),
+        "expected {index} in:\n{plan}"
+    );
+    assert!(
+        !plan.contains("TEMP B-TREE"),
+        "sorts in a temporary b-tree:\n{plan}"
+    );
+    for line in plan.lines() {
+        assert!(
+            !line.starts_with("SCAN ") || line.contains("INDEX"),
+            "scans a table:\n{plan}"
+        );
+    }
+}
+
+fn blob() -> Value {
+    Value::Blob(Uuid::nil().as_bytes().to_vec())
+}
+
+#[test]
+fn latest_messages_use_the_sequence_index() {
+    let (conn, _dir) = database();
+    let params = [
+        blob(),
+        blob(),
+        Value::Integer(i64::MAX),
+        Value::Integer(1),
+        Value::Integer(50),
+    ];
+    assert_uses(&plan(&conn, read::LATEST_MESSAGES, &params), "messages_seq");
+}
+
+#[test]
+fn events_since_use_the_primary_key() {
+    let (conn, _dir) = database();
+    let p = plan(
+        &conn,
+        read::EVENTS_SINCE,
+        &[blob(), Value::Integer(0), Value::Integer(100)],
+    );
+    assert_uses(&p, "sqlite_autoindex_events_1");
+}
+
+#[test]
+fn queue_order_uses_the_partial_queue_index() {
+    let (conn, _dir) = database();
+    assert_uses(
+        &plan(&conn, read::QUEUE, &[blob(), Value::Integer(10)]),
+        "conversations_queue",
+    );
+}
+
+#[test]
+fn contact_email_lookup_uses_the_email_index() {
+    let (conn, _dir) = database();
+    let p = plan(
+        &conn,
+        read::CONTACT_BY_EMAIL,
+        &[blob(), Value::Text("a@b.c".into())],
+    );
+    assert_uses(&p, "contacts_email");
+}
+
+#[test]
+fn agent_loads_use_the_assignment_index() {
+    let (conn, _dir) = database();
+    assert_uses(
+        &plan(&conn, read::AGENT_LOADS, &[blob()]),
+        "conversations_assigned",
+    );
+}
+
+fn page_plan(conn: &Connection, q: &ConversationQuery) -> String {
+    let (sql, params) = list::page_query(q);
+    plan(conn, &sql, &params)
+}
+
+#[test]
+fn inbox_of_one_mode_is_read_in_index_order() {
+    let (conn, _dir) = database();
+    let q = ConversationQuery {
+        modes: vec![Mode::Agent],
+        ..ConversationQuery::new(TenantId(Uuid::nil()), Scope::Tenant)
+    };
+    assert_uses(&page_plan(&conn, &q), "conversations_mode_updated");
+    let next = ConversationQuery {
+        cursor: Some(ConversationCursor {
+            updated_at_ns: 5,
+            id: ConversationId(Uuid::nil()),
+        }),
+        ..q
+    };
+    assert_uses(&page_plan(&conn, &next), "conversations_mode_updated");
+}
+
+#[test]
+fn whole_inbox_is_read_in_index_order() {
+    let (conn, _dir) = database();
+    let q = ConversationQuery::new(TenantId(Uuid::nil()), Scope::Tenant);
+    assert_uses(&page_plan(&conn, &q), "conversations_updated");
+}
+
+#[test]
+fn assigned_agent_filter_uses_the_assignment_index() {
+    let (conn, _dir) = database();
+    let q = ConversationQuery {
+        assigned: Some(AssignedFilter::Agent(AgentId(Uuid::nil()))),
+        ..ConversationQuery::new(TenantId(Uuid::nil()), Scope::Tenant)
+    };
+    let p = page_plan(&conn, &q);
+    assert!(
+        p.contains("conversations_assigned") || p.contains("conversations_updated"),
+        "{p}"
+    );
+    assert!(
+        !p.lines()
+            .any(|l| l.starts_with("SCAN c") && !l.contains("INDEX")),
+        "{p}"
+    );
+}
+
+#[test]
+fn department_filter_uses_the_department_index() {
+    let (conn, _dir) = database();
+    let q = ConversationQuery {
+        department: Some("billing".into()),
+        ..ConversationQuery::new(TenantId(Uuid::nil()), Scope::Tenant)
+    };
+    let p = page_plan(&conn, &q);
+    assert!(
+        p.contains("conversations_department") || p.contains("conversations_updated"),
+        "{p}"
+    );
+}
+
+#[test]
+fn text_search_goes_through_the_trigram_index() {
+    let (conn, _dir) = database();
+    let q = ConversationQuery {
+        text: Some("late refund".into()),
+        ..ConversationQuery::new(TenantId(Uuid::nil()), Scope::Tenant)
+    };
+    let p = page_plan(&conn, &q);
+    // `M` is FTS5's MATCH constraint: the needle is looked up, not scanned for.
+    assert!(p.contains("SCAN s VIRTUAL TABLE INDEX 0:M"), "{p}");
+}

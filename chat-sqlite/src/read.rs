@@ -1,0 +1,273 @@
+//! The read operations, run on pooled connections off the async runtime.
+
+use std::collections::HashMap;
+
+use chat_core::store::MessageQuery;
+use chat_core::{
+    Agent, AgentId, AgentLoad, Contact, ContactId, Conversation, ConversationId, Error, Event,
+    Message, MessageId, ReadCursor, Result, Tenant, TenantId,
+};
+use rusqlite::{Connection, OptionalExtension, Params, ToSql, params};
+use serde::Deserialize;
+
+use crate::codec::{MESSAGE_COLUMNS, from_json, int, limit, message_from_row};
+use crate::error::Db;
+
+/// Hot query: the newest messages of a conversation (the message window without `after`).
+pub(crate) const LATEST_MESSAGES: &str = "SELECT id, tenant_id, conversation_id, seq, sender, kind, body, \
+     client_message_id, reply_to, created_at, edited_at, deleted_at, extra FROM messages \
+     WHERE conversation_id = ?1 AND tenant_id = ?2 AND seq < ?3 AND (?4 OR kind <> 'note') ORDER BY seq DESC LIMIT ?5";
+/// The oldest messages after a sequence (the message window with `after`).
+const MESSAGES_AFTER: &str = "SELECT id, tenant_id, conversation_id, seq, sender, kind, body, \
+     client_message_id, reply_to, created_at, edited_at, deleted_at, extra FROM messages \
+     WHERE conversation_id = ?1 AND tenant_id = ?2 AND seq > ?3 AND seq < ?4 AND (?5 OR kind <> 'note') \
+     ORDER BY seq ASC LIMIT ?6";
+/// Hot query: the event log after a sequence.
+pub(crate) const EVENTS_SINCE: &str =
+    "SELECT data FROM events WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
+/// Hot query: the queue, highest priority first, then longest waiting.
+pub(crate) const QUEUE: &str = "SELECT data FROM conversations WHERE tenant_id = ?1 AND mode = 'queued' \
+     ORDER BY priority DESC, queued_at ASC, id ASC LIMIT ?2";
+/// Hot query: a contact by e-mail.
+pub(crate) const CONTACT_BY_EMAIL: &str =
+    "SELECT data FROM contacts WHERE tenant_id = ?1 AND email_lc = ?2";
+/// Hot query: conversations held per agent, for routing.
+pub(crate) const AGENT_LOADS: &str = "SELECT assigned_agent_id, count(*) FROM conversations \
+     WHERE tenant_id = ?1 AND assigned_agent_id IS NOT NULL AND mode IN ('agent', 'paused') \
+     GROUP BY assigned_agent_id";
+
+/// One `data` column decoded, if the row exists.
+fn one<T: for<'de> Deserialize<'de>>(
+    conn: &Connection,
+    what: &str,
+    sql: &str,
+    params: impl Params,
+) -> Result<Option<T>> {
+    let data: Option<String> = conn
+        .prepare_cached(sql)
+        .db()?
+        .query_row(params, |row| row.get(0))
+        .optional()
+        .db()?;
+    data.map(|d| from_json(what, &d)).transpose()
+}
+
+/// Every `data` column of the rows, decoded.
+pub(crate) fn all<T: for<'de> Deserialize<'de>>(
+    conn: &Connection,
+    what: &str,
+    sql: &str,
+    params: impl Params,
+) -> Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql).db()?;
+    let mut rows = stmt.query(params).db()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        let data: String = row.get(0).db()?;
+        out.push(from_json(what, &data)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn tenant(conn: &Connection, id: TenantId) -> Result<Option<Tenant>> {
+    one(
+        conn,
+        "tenant",
+        "SELECT data FROM tenants WHERE id = ?1",
+        [id.0],
+    )
+}
+
+pub(crate) fn contact(
+    conn: &Connection,
+    tenant: TenantId,
+    id: ContactId,
+) -> Result<Option<Contact>> {
+    one(
+        conn,
+        "contact",
+        "SELECT data FROM contacts WHERE id = ?1 AND tenant_id = ?2",
+        params![id.0, tenant.0],
+    )
+}
+
+pub(crate) fn contact_by_email(
+    conn: &Connection,
+    tenant: TenantId,
+    email: &str,
+) -> Result<Option<Contact>> {
+    one(
+        conn,
+        "contact",
+        CONTACT_BY_EMAIL,
+        params![tenant.0, email.to_ascii_lowercase()],
+    )
+}
+
+pub(crate) fn agent(conn: &Connection, tenant: TenantId, id: AgentId) -> Result<Option<Agent>> {
+    one(
+        conn,
+        "agent",
+        "SELECT data FROM agents WHERE id = ?1 AND tenant_id = ?2",
+        params![id.0, tenant.0],
+    )
+}
+
+pub(crate) fn agent_by_email(
+    conn: &Connection,
+    tenant: TenantId,
+    email: &str,
+) -> Result<Option<Agent>> {
+    one(
+        conn,
+        "agent",
+        "SELECT data FROM agents WHERE tenant_id = ?1 AND email_lc = ?2",
+        params![tenant.0, email.to_ascii_lowercase()],
+    )
+}
+
+pub(crate) fn agents(conn: &Connection, tenant: TenantId) -> Result<Vec<Agent>> {
+    all(
+        conn,
+        "agent",
+        "SELECT data FROM agents WHERE tenant_id = ?1 ORDER BY name, id",
+        [tenant.0],
+    )
+}
+
+pub(crate) fn agent_loads(conn: &Connection, tenant: TenantId) -> Result<Vec<AgentLoad>> {
+    let agents: Vec<Agent> = all(
+        conn,
+        "agent",
+        "SELECT data FROM agents WHERE tenant_id = ?1 AND active ORDER BY id",
+        [tenant.0],
+    )?;
+    let mut open = HashMap::new();
+    let mut stmt = conn.prepare_cached(AGENT_LOADS).db()?;
+    let mut rows = stmt.query([tenant.0]).db()?;
+    while let Some(row) = rows.next().db()? {
+        let (agent, n): (uuid::Uuid, i64) = (row.get(0).db()?, row.get(1).db()?);
+        open.insert(AgentId(agent), u32::try_from(n).unwrap_or(u32::MAX));
+    }
+    Ok(agents
+        .into_iter()
+        .map(|agent| AgentLoad {
+            open: open.get(&agent.id).copied().unwrap_or(0),
+            agent,
+        })
+        .collect())
+}
+
+pub(crate) fn conversation(
+    conn: &Connection,
+    tenant: TenantId,
+    id: ConversationId,
+) -> Result<Option<Conversation>> {
+    one(
+        conn,
+        "conversation",
+        "SELECT data FROM conversations WHERE id = ?1 AND tenant_id = ?2",
+        params![id.0, tenant.0],
+    )
+}
+
+fn conversation_exists(conn: &Connection, tenant: TenantId, id: ConversationId) -> Result<()> {
+    let found = conn
+        .prepare_cached("SELECT 1 FROM conversations WHERE id = ?1 AND tenant_id = ?2")
+        .db()?
+        .exists(params![id.0, tenant.0])
+        .db()?;
+    if found {
+        Ok(())
+    } else {
+        Err(Error::NotFound("conversation"))
+    }
+}
+
+pub(crate) fn queue(conn: &Connection, tenant: TenantId, n: usize) -> Result<Vec<Conversation>> {
+    all(conn, "conversation", QUEUE, params![tenant.0, limit(n)])
+}
+
+pub(crate) fn message(
+    conn: &Connection,
+    tenant: TenantId,
+    id: MessageId,
+) -> Result<Option<Message>> {
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1 AND tenant_id = ?2");
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let mut rows = stmt.query(params![id.0, tenant.0]).db()?;
+    rows.next().db()?.map(message_from_row).transpose()
+}
+
+pub(crate) fn messages(conn: &Connection, q: &MessageQuery) -> Result<Vec<Message>> {
+    let before = q.before.map_or(i64::MAX, int);
+    let mut out = Vec::with_capacity(q.limit.min(256));
+    let mut collect = |sql: &str, params: &[&dyn ToSql]| -> Result<()> {
+        let mut stmt = conn.prepare_cached(sql).db()?;
+        let mut rows = stmt.query(params).db()?;
+        while let Some(row) = rows.next().db()? {
+            out.push(message_from_row(row)?);
+        }
+        Ok(())
+    };
+    match q.after {
+        Some(after) => collect(
+            MESSAGES_AFTER,
+            params![
+                q.conversation.0,
+                q.tenant.0,
+                int(after),
+                before,
+                q.include_notes,
+                limit(q.limit)
+            ],
+        )?,
+        None => collect(
+            LATEST_MESSAGES,
+            params![
+                q.conversation.0,
+                q.tenant.0,
+                before,
+                q.include_notes,
+                limit(q.limit)
+            ],
+        )?,
+    }
+    if q.after.is_none() {
+        out.reverse();
+    }
+    if out.is_empty() {
+        // Messages carry their tenant, so rows prove the conversation exists; only an
+        // empty window needs the extra look-up to tell "none" from "no such conversation".
+        conversation_exists(conn, q.tenant, q.conversation)?;
+    }
+    Ok(out)
+}
+
+pub(crate) fn read_cursors(
+    conn: &Connection,
+    tenant: TenantId,
+    conversation: ConversationId,
+) -> Result<Vec<ReadCursor>> {
+    conversation_exists(conn, tenant, conversation)?;
+    all(
+        conn,
+        "read cursor",
+        "SELECT data FROM read_cursors WHERE conversation_id = ?1 ORDER BY updated_at, seq, reader",
+        [conversation.0],
+    )
+}
+
+pub(crate) fn events_since(
+    conn: &Connection,
+    tenant: TenantId,
+    after: u64,
+    n: usize,
+) -> Result<Vec<Event>> {
+    all(
+        conn,
+        "event",
+        EVENTS_SINCE,
+        params![tenant.0, int(after), limit(n)],
+    )
+}

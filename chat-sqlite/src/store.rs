@@ -1,0 +1,318 @@
+//! [`SqliteStore`]: the [`Store`] on a SQLite file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_core::store::{
+    Appended, Committed, ConversationPage, ConversationQuery, ConversationUpdate, MessageQuery,
+    Store,
+};
+use chat_core::{
+    Agent, AgentId, AgentLoad, Contact, ContactId, Conversation, ConversationId, Error, Event,
+    Message, MessageId, NewMessage, ReadCursor, Result, Tenant, TenantId,
+};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+use time::OffsetDateTime;
+
+use crate::connection::{configure, in_file, open_writer};
+use crate::error::Db;
+use crate::migrations::migrate;
+use crate::options::Options;
+use crate::writer::Writer;
+use crate::{list, read, write};
+
+/// A [`Store`] on one SQLite file: WAL, a pool of readers off the async runtime and one
+/// writer thread that commits queued operations in groups.
+///
+/// ```no_run
+/// # async fn demo() -> chat_core::Result<()> {
+/// use std::sync::Arc;
+/// use chat_core::Store;
+/// use chat_sqlite::SqliteStore;
+///
+/// let store: Arc<dyn Store> = Arc::new(SqliteStore::open("chat.db")?);
+/// # Ok(()) }
+/// ```
+pub struct SqliteStore {
+    path: PathBuf,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    pub(crate) writer: Writer,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path` with the default [`Options`]:
+    /// `synchronous = FULL`, so an acknowledged write survives power loss.
+    ///
+    /// Fails with [`Error::Storage`] naming the file if it cannot be opened or created, is
+    /// not a SQLite database, is corrupt, or was written by a newer schema version.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, Options::default())
+    }
+
+    /// Opens (or creates) the database at `path` with `options`.
+    pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = open_writer(&path, &options)?;
+        migrate(&mut conn, &path)?;
+
+        let init_options = options.clone();
+        let manager =
+            SqliteConnectionManager::file(&path).with_init(move |conn: &mut Connection| {
+                conn.execute_batch("PRAGMA query_only = ON")?;
+                configure(conn, &init_options)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.to_string().into()))
+            });
+        let readers = r2d2::Pool::builder()
+            .max_size(options.readers.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| {
+                in_file(
+                    &path,
+                    Error::Storage(format!("cannot open a read connection: {e}")),
+                )
+            })?;
+        let writer = Writer::start(conn, options.max_batch)?;
+        Ok(Self {
+            path,
+            readers,
+            writer,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs SQLite's `PRAGMA integrity_check` and returns its findings (`["ok"]` for a
+    /// sound file).
+    pub async fn integrity_check(&self) -> Result<Vec<String>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("PRAGMA integrity_check").db()?;
+            let rows = stmt.query_map([], |row| row.get(0)).db()?;
+            rows.collect::<rusqlite::Result<Vec<String>>>().db()
+        })
+        .await
+    }
+
+    /// Runs `f` on a pooled read connection on tokio's blocking threads.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool
+                .get()
+                .map_err(|e| in_file(&path, Error::Storage(format!("no read connection: {e}"))))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| Error::Storage(format!("read task failed: {e}")))?
+    }
+
+    /// [`read`](Self::read) inside one read transaction, for reads of several statements
+    /// that must see one state.
+    async fn read_snapshot<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.read(|conn| {
+            let tx = conn.unchecked_transaction().db()?;
+            let out = f(&tx)?;
+            tx.finish().db()?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
+        let tenant = tenant.clone();
+        self.writer
+            .write(move |c| write::insert_tenant(c, &tenant))
+            .await
+    }
+
+    async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
+        let tenant = tenant.clone();
+        self.writer
+            .write(move |c| write::update_tenant(c, &tenant))
+            .await
+    }
+
+    async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
+        self.read(move |c| read::tenant(c, id)).await
+    }
+
+    async fn insert_contact(&self, contact: &Contact) -> Result<()> {
+        let contact = contact.clone();
+        self.writer
+            .write(move |c| write::insert_contact(c, &contact))
+            .await
+    }
+
+    async fn update_contact(&self, contact: &Contact) -> Result<()> {
+        let contact = contact.clone();
+        self.writer
+            .write(move |c| write::update_contact(c, &contact))
+            .await
+    }
+
+    async fn contact(&self, tenant: TenantId, id: ContactId) -> Result<Option<Contact>> {
+        self.read(move |c| read::contact(c, tenant, id)).await
+    }
+
+    async fn contact_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>> {
+        let email = email.to_owned();
+        self.read(move |c| read::contact_by_email(c, tenant, &email))
+            .await
+    }
+
+    async fn insert_agent(&self, agent: &Agent) -> Result<Event> {
+        let agent = agent.clone();
+        self.writer
+            .write(move |c| write::insert_agent(c, &agent))
+            .await
+    }
+
+    async fn update_agent(&self, agent: &Agent) -> Result<Event> {
+        let agent = agent.clone();
+        self.writer
+            .write(move |c| write::update_agent(c, &agent))
+            .await
+    }
+
+    async fn agent(&self, tenant: TenantId, id: AgentId) -> Result<Option<Agent>> {
+        self.read(move |c| read::agent(c, tenant, id)).await
+    }
+
+    async fn agent_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Agent>> {
+        let email = email.to_owned();
+        self.read(move |c| read::agent_by_email(c, tenant, &email))
+            .await
+    }
+
+    async fn agents(&self, tenant: TenantId) -> Result<Vec<Agent>> {
+        self.read(move |c| read::agents(c, tenant)).await
+    }
+
+    async fn agent_loads(&self, tenant: TenantId) -> Result<Vec<AgentLoad>> {
+        self.read_snapshot(move |c| read::agent_loads(c, tenant))
+            .await
+    }
+
+    async fn create_conversation(
+        &self,
+        conversation: &Conversation,
+        messages: Vec<NewMessage>,
+    ) -> Result<Committed> {
+        let conversation = conversation.clone();
+        self.writer
+            .write(move |c| write::create_conversation(c, &conversation, messages))
+            .await
+    }
+
+    async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed> {
+        self.writer
+            .write(move |c| write::update_conversation(c, update))
+            .await
+    }
+
+    async fn delete_conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        at: OffsetDateTime,
+    ) -> Result<Event> {
+        self.writer
+            .write(move |c| write::delete_conversation(c, tenant, id, at))
+            .await
+    }
+
+    async fn conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+    ) -> Result<Option<Conversation>> {
+        self.read(move |c| read::conversation(c, tenant, id)).await
+    }
+
+    async fn list_conversations(&self, query: &ConversationQuery) -> Result<ConversationPage> {
+        let query = query.clone();
+        self.read_snapshot(move |c| list::list_conversations(c, &query))
+            .await
+    }
+
+    async fn queue(&self, tenant: TenantId, limit: usize) -> Result<Vec<Conversation>> {
+        self.read(move |c| read::queue(c, tenant, limit)).await
+    }
+
+    async fn append_message(&self, message: NewMessage) -> Result<Appended> {
+        self.writer
+            .write(move |c| write::append_message(c, message))
+            .await
+    }
+
+    async fn update_message(&self, message: &Message) -> Result<Event> {
+        let message = message.clone();
+        self.writer
+            .write(move |c| write::update_message(c, &message))
+            .await
+    }
+
+    async fn message(&self, tenant: TenantId, id: MessageId) -> Result<Option<Message>> {
+        self.read(move |c| read::message(c, tenant, id)).await
+    }
+
+    async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>> {
+        let query = query.clone();
+        self.read(move |c| read::messages(c, &query)).await
+    }
+
+    async fn set_read_cursor(&self, cursor: &ReadCursor) -> Result<(Conversation, Option<Event>)> {
+        let cursor = cursor.clone();
+        self.writer
+            .write(move |c| write::set_read_cursor(c, &cursor))
+            .await
+    }
+
+    async fn read_cursors(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+    ) -> Result<Vec<ReadCursor>> {
+        self.read_snapshot(move |c| read::read_cursors(c, tenant, conversation))
+            .await
+    }
+
+    async fn events_since(&self, tenant: TenantId, after: u64, limit: usize) -> Result<Vec<Event>> {
+        self.read(move |c| read::events_since(c, tenant, after, limit))
+            .await
+    }
+}
+
+/// `Arc<SqliteStore>` is what the engine holds; this keeps the conversion one call.
+impl From<SqliteStore> for Arc<dyn Store> {
+    fn from(store: SqliteStore) -> Self {
+        Arc::new(store)
+    }
+}

@@ -1,0 +1,620 @@
+//! The write operations, run by the writer thread inside its transaction. Each mirrors
+//! the in-memory reference store ([`chat_core::memory::MemoryStore`]) step by step:
+//! same checks, same errors, same events in the same order.
+
+use chat_core::store::{Appended, Committed, ConversationUpdate};
+use chat_core::{
+    Agent, Contact, Conversation, ConversationId, Error, Event, EventPayload, Message, MessageKind,
+    NewMessage, ReadCursor, Reader, Result, Tenant, TenantId,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use time::OffsetDateTime;
+
+use crate::codec::{
+    MESSAGE_COLUMNS, from_json, int, message_extra, message_from_row, ns, ns_opt, priority_rank,
+    reader_key, sender_key, to_json,
+};
+use crate::error::Db;
+
+fn exists(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<bool> {
+    conn.prepare_cached(sql).db()?.exists(params).db()
+}
+
+/// Appends an event with the tenant's next sequence.
+fn append_event(
+    conn: &Connection,
+    tenant: TenantId,
+    conversation: Option<ConversationId>,
+    staff_only: bool,
+    at: OffsetDateTime,
+    payload: EventPayload,
+) -> Result<Event> {
+    // The primary key makes this a seek to the tenant's last event; reading it inside the
+    // transaction is what keeps the log gap-free when a neighbour's savepoint rolls back.
+    let last: i64 = conn
+        .prepare_cached("SELECT coalesce(max(seq), 0) FROM events WHERE tenant_id = ?1")
+        .db()?
+        .query_row([tenant.0], |row| row.get(0))
+        .db()?;
+    let event = Event {
+        seq: last as u64 + 1,
+        tenant_id: tenant,
+        conversation_id: conversation,
+        staff_only,
+        at,
+        payload,
+    };
+    conn.prepare_cached(
+        "INSERT INTO events (tenant_id, seq, conversation_id, data) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .db()?
+    .execute(params![
+        tenant.0,
+        int(event.seq),
+        conversation.map(|c| c.0),
+        to_json(&event)?
+    ])
+    .db()?;
+    Ok(event)
+}
+
+pub(crate) fn insert_tenant(conn: &Connection, tenant: &Tenant) -> Result<()> {
+    if exists(conn, "SELECT 1 FROM tenants WHERE id = ?1", [tenant.id.0])? {
+        return Err(Error::Conflict("tenant exists".into()));
+    }
+    conn.prepare_cached("INSERT INTO tenants (id, data) VALUES (?1, ?2)")
+        .db()?
+        .execute(params![tenant.id.0, to_json(tenant)?])
+        .db()?;
+    Ok(())
+}
+
+pub(crate) fn update_tenant(conn: &Connection, tenant: &Tenant) -> Result<()> {
+    let changed = conn
+        .prepare_cached("UPDATE tenants SET data = ?2 WHERE id = ?1")
+        .db()?
+        .execute(params![tenant.id.0, to_json(tenant)?])
+        .db()?;
+    if changed == 0 {
+        Err(Error::NotFound("tenant"))
+    } else {
+        Ok(())
+    }
+}
+
+fn email_lc(email: &str) -> String {
+    email.to_ascii_lowercase()
+}
+
+fn contact_email_taken(conn: &Connection, contact: &Contact) -> Result<bool> {
+    let Some(email) = &contact.email else {
+        return Ok(false);
+    };
+    exists(
+        conn,
+        "SELECT 1 FROM contacts WHERE tenant_id = ?1 AND email_lc = ?2 AND id <> ?3",
+        params![contact.tenant_id.0, email_lc(email), contact.id.0],
+    )
+}
+
+pub(crate) fn insert_contact(conn: &Connection, contact: &Contact) -> Result<()> {
+    if exists(conn, "SELECT 1 FROM contacts WHERE id = ?1", [contact.id.0])? {
+        return Err(Error::Conflict("contact exists".into()));
+    }
+    if contact_email_taken(conn, contact)? {
+        return Err(Error::Conflict("contact e-mail taken".into()));
+    }
+    conn.prepare_cached(
+        "INSERT INTO contacts (id, tenant_id, name, email_lc, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .db()?
+    .execute(params![
+        contact.id.0,
+        contact.tenant_id.0,
+        contact.name,
+        contact.email.as_deref().map(email_lc),
+        to_json(contact)?
+    ])
+    .db()?;
+    Ok(())
+}
+
+pub(crate) fn update_contact(conn: &Connection, contact: &Contact) -> Result<()> {
+    if !exists(
+        conn,
+        "SELECT 1 FROM contacts WHERE id = ?1 AND tenant_id = ?2",
+        params![contact.id.0, contact.tenant_id.0],
+    )? {
+        return Err(Error::NotFound("contact"));
+    }
+    if contact_email_taken(conn, contact)? {
+        return Err(Error::Conflict("contact e-mail taken".into()));
+    }
+    conn.prepare_cached("UPDATE contacts SET name = ?2, email_lc = ?3, data = ?4 WHERE id = ?1")
+        .db()?
+        .execute(params![
+            contact.id.0,
+            contact.name,
+            contact.email.as_deref().map(email_lc),
+            to_json(contact)?
+        ])
+        .db()?;
+    Ok(())
+}
+
+fn agent_event(conn: &Connection, agent: &Agent) -> Result<Event> {
+    let payload = EventPayload::AgentUpdated {
+        agent: Box::new(agent.clone()),
+    };
+    append_event(conn, agent.tenant_id, None, true, agent.updated_at, payload)
+}
+
+fn agent_email_taken(conn: &Connection, agent: &Agent) -> Result<bool> {
+    exists(
+        conn,
+        "SELECT 1 FROM agents WHERE tenant_id = ?1 AND email_lc = ?2 AND id <> ?3",
+        params![agent.tenant_id.0, email_lc(&agent.email), agent.id.0],
+    )
+}
+
+pub(crate) fn insert_agent(conn: &Connection, agent: &Agent) -> Result<Event> {
+    if exists(conn, "SELECT 1 FROM agents WHERE id = ?1", [agent.id.0])?
+        || agent_email_taken(conn, agent)?
+    {
+        return Err(Error::Conflict("agent e-mail taken".into()));
+    }
+    conn.prepare_cached(
+        "INSERT INTO agents (id, tenant_id, name, email_lc, active, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .db()?
+    .execute(params![agent.id.0, agent.tenant_id.0, agent.name, email_lc(&agent.email), agent.active, to_json(agent)?])
+    .db()?;
+    agent_event(conn, agent)
+}
+
+pub(crate) fn update_agent(conn: &Connection, agent: &Agent) -> Result<Event> {
+    if !exists(
+        conn,
+        "SELECT 1 FROM agents WHERE id = ?1 AND tenant_id = ?2",
+        params![agent.id.0, agent.tenant_id.0],
+    )? {
+        return Err(Error::NotFound("agent"));
+    }
+    if agent_email_taken(conn, agent)? {
+        return Err(Error::Conflict("agent e-mail taken".into()));
+    }
+    conn.prepare_cached(
+        "UPDATE agents SET name = ?2, email_lc = ?3, active = ?4, data = ?5 WHERE id = ?1",
+    )
+    .db()?
+    .execute(params![
+        agent.id.0,
+        agent.name,
+        email_lc(&agent.email),
+        agent.active,
+        to_json(agent)?
+    ])
+    .db()?;
+    agent_event(conn, agent)
+}
+
+/// The stored conversation, or [`Error::NotFound`].
+fn load_conversation(
+    conn: &Connection,
+    tenant: TenantId,
+    id: ConversationId,
+) -> Result<Conversation> {
+    let data: Option<String> = conn
+        .prepare_cached("SELECT data FROM conversations WHERE id = ?1 AND tenant_id = ?2")
+        .db()?
+        .query_row(params![id.0, tenant.0], |row| row.get(0))
+        .optional()
+        .db()?;
+    match data {
+        Some(data) => from_json("conversation", &data),
+        None => Err(Error::NotFound("conversation")),
+    }
+}
+
+/// Writes every column of a conversation (insert or full replace).
+fn put_conversation(conn: &Connection, c: &Conversation, insert: bool) -> Result<()> {
+    let sql = if insert {
+        "INSERT INTO conversations (id, tenant_id, contact_id, channel, mode, priority, department, assigned_agent_id, \
+         pinned, title, updated_at, queued_at, last_seq, version, data) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+    } else {
+        "UPDATE conversations SET tenant_id = ?2, contact_id = ?3, channel = ?4, mode = ?5, priority = ?6, \
+         department = ?7, assigned_agent_id = ?8, pinned = ?9, title = ?10, updated_at = ?11, queued_at = ?12, \
+         last_seq = ?13, version = ?14, data = ?15 WHERE id = ?1"
+    };
+    conn.prepare_cached(sql)
+        .db()?
+        .execute(params![
+            c.id.0,
+            c.tenant_id.0,
+            c.contact_id.0,
+            c.channel.as_str(),
+            c.mode.as_str(),
+            priority_rank(c.priority),
+            c.department,
+            c.assigned_agent_id.map(|a| a.0),
+            c.pinned,
+            c.title,
+            ns(c.updated_at)?,
+            ns_opt(c.queued_at)?,
+            int(c.last_seq),
+            int(c.version),
+            to_json(c)?
+        ])
+        .db()?;
+    Ok(())
+}
+
+/// Rewrites the tag and participant rows when they differ from `old`'s.
+fn put_side_tables(conn: &Connection, c: &Conversation, old: Option<&Conversation>) -> Result<()> {
+    if old.is_none_or(|o| o.tags != c.tags) {
+        if old.is_some() {
+            conn.prepare_cached("DELETE FROM conversation_tags WHERE conversation_id = ?1")
+                .db()?
+                .execute([c.id.0])
+                .db()?;
+        }
+        let mut insert = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO conversation_tags (conversation_id, tag) VALUES (?1, ?2)",
+            )
+            .db()?;
+        for tag in &c.tags {
+            insert.execute(params![c.id.0, tag]).db()?;
+        }
+    }
+    if old.is_none_or(|o| o.participants != c.participants) {
+        if old.is_some() {
+            conn.prepare_cached("DELETE FROM conversation_participants WHERE conversation_id = ?1")
+                .db()?
+                .execute([c.id.0])
+                .db()?;
+        }
+        let mut insert = conn
+            .prepare_cached("INSERT OR IGNORE INTO conversation_participants (conversation_id, agent_id) VALUES (?1, ?2)")
+            .db()?;
+        for agent in &c.participants {
+            insert.execute(params![c.id.0, agent.0]).db()?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores a message on `conversation` (already loaded, already checked) with the next
+/// sequence, applies [`Conversation::record_message`] and appends `message_created`.
+fn push_message(
+    conn: &Connection,
+    conversation: &mut Conversation,
+    new: NewMessage,
+) -> Result<(Message, Event)> {
+    if new.conversation_id != conversation.id || new.tenant_id != conversation.tenant_id {
+        return Err(Error::validation(
+            "message",
+            "belongs to another conversation",
+        ));
+    }
+    let message = new.into_message(conversation.last_seq + 1);
+    conn.prepare_cached(
+        "INSERT INTO messages (id, tenant_id, conversation_id, seq, sender, kind, body, client_message_id, reply_to, \
+         created_at, edited_at, deleted_at, extra) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )
+    .db()?
+    .execute(params![
+        message.id.0,
+        message.tenant_id.0,
+        message.conversation_id.0,
+        int(message.seq),
+        sender_key(message.sender),
+        message.kind.as_str(),
+        message.body,
+        message.client_message_id,
+        message.reply_to.map(|r| r.0),
+        ns(message.created_at)?,
+        ns_opt(message.edited_at)?,
+        ns_opt(message.deleted_at)?,
+        message_extra(&message)?
+    ])
+    .db()?;
+    conversation.record_message(&message);
+    // Only the columns a message moves: the indexes on the others are left alone.
+    conn.prepare_cached("UPDATE conversations SET updated_at = ?2, last_seq = ?3, version = ?4, data = ?5 WHERE id = ?1")
+        .db()?
+        .execute(params![
+            conversation.id.0,
+            ns(conversation.updated_at)?,
+            int(conversation.last_seq),
+            int(conversation.version),
+            to_json(conversation)?
+        ])
+        .db()?;
+    let event = append_event(
+        conn,
+        message.tenant_id,
+        Some(message.conversation_id),
+        message.is_note(),
+        message.created_at,
+        EventPayload::MessageCreated {
+            message: Box::new(message.clone()),
+        },
+    )?;
+    Ok((message, event))
+}
+
+pub(crate) fn create_conversation(
+    conn: &Connection,
+    conversation: &Conversation,
+    messages: Vec<NewMessage>,
+) -> Result<Committed> {
+    if exists(
+        conn,
+        "SELECT 1 FROM conversations WHERE id = ?1",
+        [conversation.id.0],
+    )? {
+        return Err(Error::Conflict("conversation exists".into()));
+    }
+    if !exists(
+        conn,
+        "SELECT 1 FROM contacts WHERE id = ?1 AND tenant_id = ?2",
+        params![conversation.contact_id.0, conversation.tenant_id.0],
+    )? {
+        return Err(Error::NotFound("contact"));
+    }
+    put_conversation(conn, conversation, true)?;
+    put_side_tables(conn, conversation, None)?;
+    let created = append_event(
+        conn,
+        conversation.tenant_id,
+        Some(conversation.id),
+        false,
+        conversation.created_at,
+        EventPayload::ConversationCreated {
+            conversation: Box::new(conversation.clone()),
+        },
+    )?;
+    let mut events = vec![created];
+    let mut stored = Vec::with_capacity(messages.len());
+    let mut current = conversation.clone();
+    for m in messages {
+        let (message, event) = push_message(conn, &mut current, m)?;
+        stored.push(message);
+        events.push(event);
+    }
+    Ok(Committed {
+        conversation: current,
+        messages: stored,
+        events,
+    })
+}
+
+pub(crate) fn update_conversation(
+    conn: &Connection,
+    update: ConversationUpdate,
+) -> Result<Committed> {
+    let new = update.conversation;
+    let current = load_conversation(conn, new.tenant_id, new.id)?;
+    if current.version != new.version {
+        return Err(Error::Conflict(format!(
+            "conversation changed (version {} is now {})",
+            new.version, current.version
+        )));
+    }
+    let mut stored = new;
+    stored.version += 1;
+    put_conversation(conn, &stored, false)?;
+    put_side_tables(conn, &stored, Some(&current))?;
+    let updated = append_event(
+        conn,
+        stored.tenant_id,
+        Some(stored.id),
+        false,
+        stored.updated_at,
+        EventPayload::ConversationUpdated {
+            conversation: Box::new(stored.clone()),
+            change: update.change,
+        },
+    )?;
+    let mut events = vec![updated];
+    let mut messages = Vec::new();
+    if let Some(m) = update.message {
+        let (message, event) = push_message(conn, &mut stored, m)?;
+        messages.push(message);
+        events.push(event);
+    }
+    Ok(Committed {
+        conversation: stored,
+        messages,
+        events,
+    })
+}
+
+pub(crate) fn delete_conversation(
+    conn: &Connection,
+    tenant: TenantId,
+    id: ConversationId,
+    at: OffsetDateTime,
+) -> Result<Event> {
+    // Messages (and their search entries), tags, participants and cursors go with it
+    // through ON DELETE CASCADE and the search triggers.
+    let deleted = conn
+        .prepare_cached("DELETE FROM conversations WHERE id = ?1 AND tenant_id = ?2")
+        .db()?
+        .execute(params![id.0, tenant.0])
+        .db()?;
+    if deleted == 0 {
+        return Err(Error::NotFound("conversation"));
+    }
+    append_event(
+        conn,
+        tenant,
+        Some(id),
+        false,
+        at,
+        EventPayload::ConversationDeleted {
+            conversation_id: id,
+        },
+    )
+}
+
+pub(crate) fn append_message(conn: &Connection, new: NewMessage) -> Result<Appended> {
+    let mut conversation = load_conversation(conn, new.tenant_id, new.conversation_id)?;
+    if let Some(key) = &new.client_message_id {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND sender = ?2 AND client_message_id = ?3"
+        );
+        let mut stmt = conn.prepare_cached(&sql).db()?;
+        let mut rows = stmt
+            .query(params![new.conversation_id.0, sender_key(new.sender), key])
+            .db()?;
+        if let Some(row) = rows.next().db()? {
+            let message = message_from_row(row)?;
+            return Ok(Appended {
+                message,
+                conversation,
+                event: None,
+                created: false,
+            });
+        }
+    }
+    let (message, event) = push_message(conn, &mut conversation, new)?;
+    Ok(Appended {
+        message,
+        conversation,
+        event: Some(event),
+        created: true,
+    })
+}
+
+pub(crate) fn update_message(conn: &Connection, message: &Message) -> Result<Event> {
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let mut rows = stmt.query([message.id.0]).db()?;
+    let mut stored = match rows.next().db()? {
+        Some(row) => message_from_row(row)?,
+        None => return Err(Error::NotFound("message")),
+    };
+    drop(rows);
+    if stored.tenant_id != message.tenant_id {
+        return Err(Error::NotFound("message"));
+    }
+    stored.body = message.body.clone();
+    stored.revisions = message.revisions.clone();
+    stored.edited_at = message.edited_at;
+    stored.deleted_at = message.deleted_at;
+    stored.attachments = message.attachments.clone();
+    conn.prepare_cached(
+        "UPDATE messages SET body = ?2, edited_at = ?3, deleted_at = ?4, extra = ?5 WHERE id = ?1",
+    )
+    .db()?
+    .execute(params![
+        stored.id.0,
+        stored.body,
+        ns_opt(stored.edited_at)?,
+        ns_opt(stored.deleted_at)?,
+        message_extra(&stored)?
+    ])
+    .db()?;
+    let at = stored
+        .deleted_at
+        .or(stored.edited_at)
+        .unwrap_or(stored.created_at);
+    let conversation = stored.conversation_id;
+    let staff_only = stored.is_note();
+    append_event(
+        conn,
+        stored.tenant_id,
+        Some(conversation),
+        staff_only,
+        at,
+        EventPayload::MessageUpdated {
+            message: Box::new(stored),
+        },
+    )
+}
+
+pub(crate) fn set_read_cursor(
+    conn: &Connection,
+    cursor: &ReadCursor,
+) -> Result<(Conversation, Option<Event>)> {
+    let mut conversation = load_conversation(conn, cursor.tenant_id, cursor.conversation_id)?;
+    let reader = reader_key(cursor.reader);
+    let seq = cursor.seq.min(conversation.last_seq);
+    let current: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM read_cursors WHERE conversation_id = ?1 AND reader = ?2")
+        .db()?
+        .query_row(params![cursor.conversation_id.0, reader], |row| row.get(0))
+        .optional()
+        .db()?;
+    if current.is_some_and(|c| c as u64 >= seq) {
+        return Ok((conversation, None));
+    }
+    let stored = ReadCursor {
+        seq,
+        ..cursor.clone()
+    };
+    conn.prepare_cached(
+        "INSERT INTO read_cursors (conversation_id, reader, seq, updated_at, data) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (conversation_id, reader) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at, \
+         data = excluded.data",
+    )
+    .db()?
+    .execute(params![cursor.conversation_id.0, reader, int(seq), ns(stored.updated_at)?, to_json(&stored)?])
+    .db()?;
+    // The same rule as the reference store: notes and timeline events never count, the
+    // staff side counts customer messages, the customer counts staff and bot messages.
+    let unread = |side_seq: u64, from_customer: bool| -> Result<u64> {
+        let sql = if from_customer {
+            "SELECT count(*) FROM messages WHERE conversation_id = ?1 AND seq > ?2 AND kind NOT IN (?3, ?4) \
+             AND sender = 'customer'"
+        } else {
+            "SELECT count(*) FROM messages WHERE conversation_id = ?1 AND seq > ?2 AND kind NOT IN (?3, ?4) \
+             AND sender NOT IN ('customer', 'system')"
+        };
+        let n: i64 = conn
+            .prepare_cached(sql)
+            .db()?
+            .query_row(
+                params![
+                    cursor.conversation_id.0,
+                    int(side_seq),
+                    MessageKind::Note.as_str(),
+                    MessageKind::Event.as_str()
+                ],
+                |row| row.get(0),
+            )
+            .db()?;
+        Ok(n as u64)
+    };
+    match cursor.reader {
+        Reader::Customer => {
+            conversation.customer_read_seq = conversation.customer_read_seq.max(seq);
+            conversation.unread_for_customer = unread(conversation.customer_read_seq, false)?;
+        }
+        Reader::Agent(_) => {
+            conversation.agent_read_seq = conversation.agent_read_seq.max(seq);
+            conversation.unread_for_agent = unread(conversation.agent_read_seq, true)?;
+        }
+    }
+    conversation.version += 1;
+    conn.prepare_cached("UPDATE conversations SET version = ?2, data = ?3 WHERE id = ?1")
+        .db()?
+        .execute(params![
+            conversation.id.0,
+            int(conversation.version),
+            to_json(&conversation)?
+        ])
+        .db()?;
+    let event = append_event(
+        conn,
+        conversation.tenant_id,
+        Some(conversation.id),
+        false,
+        stored.updated_at,
+        EventPayload::ReadUpdated { cursor: stored },
+    )?;
+    Ok((conversation, Some(event)))
+}

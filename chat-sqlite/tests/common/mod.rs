@@ -1,0 +1,142 @@
+//! Fixtures shared by the chat-sqlite tests: whole domain values with every field set.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chat_core::{
+    Agent, AgentId, Availability, Channel, Contact, ContactId, Conversation, ConversationId,
+    MessageId, MessageKind, Mode, NewMessage, Priority, Role, Sender, Tenant, TenantId,
+    TenantSettings,
+};
+use chat_sqlite::SqliteStore;
+use tempfile::TempDir;
+use time::OffsetDateTime;
+use time::macros::datetime;
+use uuid::Uuid;
+
+/// A fresh store on a file in a new temp dir (kept alive by the returned guard).
+pub fn store() -> (Arc<SqliteStore>, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(dir.path().join("chat.db")).expect("open store");
+    (Arc::new(store), dir)
+}
+
+/// Deterministic, distinct ids: `n` in the low bytes of a v7-shaped UUID.
+pub fn id(n: u64) -> Uuid {
+    let mut bytes = [0u8; 16];
+    bytes[0..8].copy_from_slice(&0x0190_0000_0000_7000u64.to_be_bytes());
+    bytes[8..16].copy_from_slice(&n.to_be_bytes());
+    bytes[8] = 0x80;
+    Uuid::from_bytes(bytes)
+}
+
+/// A point in time `secs` seconds after the test epoch.
+pub fn at(secs: i64) -> OffsetDateTime {
+    datetime!(2026-01-01 10:00 UTC) + time::Duration::seconds(secs)
+}
+
+pub fn tenant(n: u64) -> Tenant {
+    Tenant {
+        id: TenantId(id(n)),
+        name: format!("Tenant {n}"),
+        settings: TenantSettings::default(),
+        created_at: at(0),
+    }
+}
+
+pub fn contact(tenant: TenantId, n: u64, name: &str, email: Option<&str>) -> Contact {
+    Contact {
+        id: ContactId(id(n)),
+        tenant_id: tenant,
+        name: Some(name.to_owned()),
+        email: email.map(str::to_owned),
+        phone: None,
+        address: None,
+        external_id: None,
+        metadata: BTreeMap::new(),
+        created_at: at(0),
+        updated_at: at(0),
+    }
+}
+
+pub fn agent(tenant: TenantId, n: u64, name: &str, email: &str, departments: &[&str]) -> Agent {
+    Agent {
+        id: AgentId(id(n)),
+        tenant_id: tenant,
+        name: name.to_owned(),
+        email: email.to_owned(),
+        role: Role::Agent,
+        availability: Availability::Online,
+        capacity: None,
+        departments: departments.iter().map(|d| d.to_string()).collect(),
+        active: true,
+        created_at: at(0),
+        updated_at: at(1),
+    }
+}
+
+pub fn conversation(tenant: TenantId, n: u64, contact: ContactId, created: i64) -> Conversation {
+    Conversation {
+        id: ConversationId(id(n)),
+        tenant_id: tenant,
+        contact_id: contact,
+        channel: Channel::Web,
+        title: None,
+        mode: Mode::Bot,
+        priority: Priority::Medium,
+        department: None,
+        tags: Vec::new(),
+        pinned: false,
+        assigned_agent_id: None,
+        participants: Vec::new(),
+        rating: None,
+        message_count: 0,
+        unread_for_agent: 0,
+        unread_for_customer: 0,
+        last_message: None,
+        last_seq: 0,
+        agent_read_seq: 0,
+        customer_read_seq: 0,
+        metadata: BTreeMap::new(),
+        created_at: at(created),
+        updated_at: at(created),
+        queued_at: None,
+        assigned_at: None,
+        first_response_at: None,
+        last_message_at: None,
+        last_customer_message_at: None,
+        last_agent_message_at: None,
+        closed_at: None,
+        version: 0,
+    }
+}
+
+pub fn message(
+    c: &Conversation,
+    n: u64,
+    sender: Sender,
+    kind: MessageKind,
+    body: &str,
+    secs: i64,
+) -> NewMessage {
+    NewMessage {
+        id: MessageId(id(n)),
+        tenant_id: c.tenant_id,
+        conversation_id: c.id,
+        sender,
+        kind,
+        body: body.to_owned(),
+        attachments: Vec::new(),
+        reply_to: None,
+        client_message_id: None,
+        entities: Vec::new(),
+        metadata: BTreeMap::new(),
+        created_at: at(secs),
+    }
+}
+
+pub fn text(c: &Conversation, n: u64, sender: Sender, body: &str, secs: i64) -> NewMessage {
+    message(c, n, sender, MessageKind::Text, body, secs)
+}
