@@ -738,3 +738,24 @@ async fn rule_bot_intents_come_from_a_config_file_with_keywords_and_patterns() {
         })
     ));
 }
+
+#[tokio::test]
+async fn a_retry_after_close_returns_the_stored_message_and_does_not_reopen() {
+    let d = desk().await;
+    let (opened, visitor) = d.visitor("retry@x.example").await;
+    let id = opened.conversation.id;
+    let send = || PostMessage {
+        client_message_id: Some("once".into()),
+        ..PostMessage::text("thanks, bye")
+    };
+    let first = d.engine.post_message(&visitor, id, send()).await.unwrap();
+    d.engine.close(&visitor, id, None).await.unwrap();
+    let retry = d.engine.post_message(&visitor, id, send()).await.unwrap();
+    assert!(!retry.created);
+    assert_eq!(retry.message.id, first.message.id);
+    assert_eq!(
+        d.mode(id).await,
+        Mode::Closed,
+        "a retry is not a new message: no reopen"
+    );
+}

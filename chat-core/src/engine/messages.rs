@@ -120,9 +120,15 @@ impl Engine {
                 ));
             }
         }
-        if let Some(key) = &client_message_id {
-            // A retry of a message already stored must not replay side effects (reopen,
-            // takeover); answer with the stored one.
+        // Posting here may first reopen the conversation or take it over. A retry of a
+        // message already stored must not replay that, so only then look for it first;
+        // otherwise the store's atomic idempotency answers alone (one round trip less).
+        let has_side_effects = match sender {
+            Sender::Customer => conversation.mode == Mode::Closed,
+            Sender::Agent(_) => matches!(conversation.mode, Mode::Bot | Mode::Queued),
+            _ => false,
+        };
+        if let (true, Some(key)) = (has_side_effects, &client_message_id) {
             if let Some(existing) = self.find_by_client_id(&conversation, sender, key).await? {
                 return Ok(Posted {
                     message: existing,
@@ -132,7 +138,6 @@ impl Engine {
                 });
             }
         }
-        let tenant = self.load_tenant(actor.tenant()).await?;
         match (sender, conversation.mode) {
             (_, Mode::Archived) => {
                 return Err(Error::Conflict(
@@ -173,6 +178,7 @@ impl Engine {
             conversation: appended.conversation,
         };
         if posted.created && sender == Sender::Customer && posted.conversation.mode == Mode::Bot {
+            let tenant = self.load_tenant(actor.tenant()).await?;
             let (replies, after) = self.bot_turn(&tenant, posted.conversation.clone()).await?;
             posted.replies = replies;
             posted.conversation = after;
