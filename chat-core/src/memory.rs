@@ -56,6 +56,15 @@ impl MemoryStore {
     }
 }
 
+/// A total order on readers, so ties never depend on hashing: the customer first, then
+/// staff by id.
+fn reader_key(reader: Reader) -> (u8, Option<AgentId>) {
+    match reader {
+        Reader::Customer => (0, None),
+        Reader::Agent(a) => (1, Some(a)),
+    }
+}
+
 impl State {
     fn agent_of(&self, tenant: TenantId, agent: AgentId) -> Result<&Agent> {
         self.agents
@@ -344,6 +353,15 @@ impl Store for MemoryStore {
         {
             return Err(Error::NotFound("contact"));
         }
+        if messages
+            .iter()
+            .any(|m| m.conversation_id != conversation.id || m.tenant_id != conversation.tenant_id)
+        {
+            return Err(Error::validation(
+                "message",
+                "belongs to another conversation",
+            ));
+        }
         s.conversations
             .insert(conversation.id, conversation.clone());
         let created = s.event(
@@ -379,6 +397,16 @@ impl Store for MemoryStore {
                 "conversation changed (version {} is now {})",
                 new.version, current.version
             )));
+        }
+        if update
+            .message
+            .as_ref()
+            .is_some_and(|m| m.conversation_id != new.id || m.tenant_id != new.tenant_id)
+        {
+            return Err(Error::validation(
+                "message",
+                "belongs to another conversation",
+            ));
         }
         let mut stored = new;
         stored.version += 1;
@@ -650,7 +678,7 @@ impl Store for MemoryStore {
             .filter(|c| c.conversation_id == conversation)
             .cloned()
             .collect();
-        cursors.sort_by_key(|c| (c.updated_at, c.seq));
+        cursors.sort_by_key(|c| (c.updated_at, c.seq, reader_key(c.reader)));
         Ok(cursors)
     }
 

@@ -55,6 +55,7 @@ macro_rules! store_conformance_tests {
             queue_orders_by_priority_then_waiting_time,
             delete_conversation_removes_messages_and_logs_event,
             missing_and_foreign_tenant_rows_are_not_found,
+            messages_of_another_conversation_are_refused,
         );
     };
     (@expand $factory:path; $($name:ident),* $(,)?) => {
@@ -1599,4 +1600,37 @@ pub async fn bot_tokens_are_found_by_digest_only(backend: B) {
         Err(Error::Conflict(_))
     ));
     assert_eq!(backend.bot_token(&"ef".repeat(32)).await.unwrap(), None);
+}
+
+pub async fn messages_of_another_conversation_are_refused(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let other = conversation(&store, t, k.id, |_| {}).await;
+    let fresh = conversation_value(t, k.id, Mode::Bot, 0);
+    let stray = text(&other, Sender::Customer, "wrong place", 1);
+    let refused = store.create_conversation(&fresh, vec![stray]).await;
+    assert!(
+        matches!(refused, Err(Error::Validation { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.conversation(t, fresh.id).await.unwrap(),
+        None,
+        "nothing written"
+    );
+    let misplaced = message(&fresh, Sender::System, MessageKind::Event, "x", 2);
+    let update = ConversationUpdate {
+        conversation: other.clone(),
+        change: ConversationChange::Details,
+        message: Some(misplaced),
+    };
+    assert!(matches!(
+        store.update_conversation(update).await,
+        Err(Error::Validation { .. })
+    ));
+    assert_eq!(
+        store.conversation(t, other.id).await.unwrap(),
+        Some(other),
+        "nothing written"
+    );
 }
