@@ -1,4 +1,4 @@
-//! The store conformance suite. Every [`Store`](crate::Store) backend expands
+//! The store conformance suite. Every [`Store`] backend expands
 //! [`store_conformance_tests!`](crate::store_conformance_tests) in its tests and must pass
 //! it unchanged. A bug found in one backend becomes a test here.
 //!
