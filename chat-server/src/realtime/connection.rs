@@ -184,7 +184,7 @@ impl Connection {
     }
 
     async fn run(mut self, mut socket: Socket, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let feed = self.hub.feed(self.actor.tenant());
+        let feed = self.hub.feed(self.actor.tenant()).await;
         let mut events = feed.events.subscribe();
         let mut signals = feed.signals.subscribe();
         let heartbeat = self.hub.config.heartbeat;
@@ -477,6 +477,7 @@ impl Connection {
         let feed_head = self
             .hub
             .feed(self.actor.tenant())
+            .await
             .last_seq
             .load(std::sync::atomic::Ordering::SeqCst);
         let cursor = match since {

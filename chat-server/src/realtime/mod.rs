@@ -102,7 +102,8 @@ pub struct Hub {
     engine: Engine,
     metrics: Arc<crate::metrics::Metrics>,
     config: RealtimeConfig,
-    feeds: Mutex<HashMap<TenantId, Arc<Feed>>>,
+    /// Async: creating a feed awaits the store for the head of the log.
+    feeds: tokio::sync::Mutex<HashMap<TenantId, Arc<Feed>>>,
     presence: Mutex<HashMap<AgentId, (usize, u64)>>,
     next_connection: AtomicU64,
 }
@@ -118,7 +119,7 @@ impl Hub {
             engine,
             config,
             metrics,
-            feeds: Mutex::new(HashMap::new()),
+            feeds: tokio::sync::Mutex::new(HashMap::new()),
             presence: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
         });
@@ -127,15 +128,20 @@ impl Hub {
     }
 
     /// The tenant's feed, starting its follower on first use.
-    fn feed(self: &Arc<Self>, tenant: TenantId) -> Arc<Feed> {
-        let mut feeds = self.feeds.lock().unwrap_or_else(|e| e.into_inner());
+    ///
+    /// The head of the log is found before the feed is handed out, and the follower starts
+    /// exactly there: a subscriber's cursor is then never ahead of live delivery, so an
+    /// event committed right after a subscription cannot be mistaken for history.
+    async fn feed(self: &Arc<Self>, tenant: TenantId) -> Arc<Feed> {
+        let mut feeds = self.feeds.lock().await;
         if let Some(feed) = feeds.get(&tenant) {
             return feed.clone();
         }
+        let head = latest_seq(&self.engine, tenant).await;
         let feed = Arc::new(Feed {
             events: broadcast::channel(self.config.buffer.max(16)).0,
             signals: broadcast::channel(256).0,
-            last_seq: Arc::new(AtomicU64::new(0)),
+            last_seq: Arc::new(AtomicU64::new(head)),
         });
         feeds.insert(tenant, feed.clone());
         let page = (self.config.buffer / 2).clamp(1, 512);
@@ -226,9 +232,8 @@ async fn follow(
     signals: broadcast::Sender<Signal>,
 ) {
     let mut wake = engine.bus().subscribe();
-    // Live delivery starts at the head of the log: older events are for replays.
-    let mut after = latest_seq(&engine, tenant).await;
-    last_seq.store(after, Ordering::SeqCst);
+    // Live delivery starts where the feed was created: older events are for replays.
+    let mut after = last_seq.load(Ordering::SeqCst);
     let mut conversations: HashMap<ConversationId, Option<Arc<Conversation>>> = HashMap::new();
     loop {
         loop {
@@ -350,7 +355,7 @@ async fn relay_ephemeral(hub: std::sync::Weak<Hub>) {
             Err(broadcast::error::RecvError::Closed) => return,
         };
         let Some(hub) = hub.upgrade() else { return };
-        let feed = hub.feed(signal.tenant_id);
+        let feed = hub.feed(signal.tenant_id).await;
         let mut frame =
             serde_json::json!({ "type": signal.kind, "conversation_id": signal.conversation_id });
         if let (Some(frame), serde_json::Value::Object(data)) =
