@@ -143,39 +143,7 @@ pub fn conversation_value(
     mode: Mode,
     secs: i64,
 ) -> Conversation {
-    Conversation {
-        id: ConversationId(id()),
-        tenant_id: tenant,
-        contact_id: contact,
-        channel: Channel::Web,
-        title: None,
-        mode,
-        priority: Priority::Medium,
-        department: None,
-        tags: Vec::new(),
-        pinned: false,
-        assigned_agent_id: None,
-        participants: Vec::new(),
-        rating: None,
-        message_count: 0,
-        unread_for_agent: 0,
-        unread_for_customer: 0,
-        last_message: None,
-        last_seq: 0,
-        agent_read_seq: 0,
-        customer_read_seq: 0,
-        metadata: BTreeMap::new(),
-        created_at: at(secs),
-        updated_at: at(secs),
-        queued_at: (mode == Mode::Queued).then(|| at(secs)),
-        assigned_at: None,
-        first_response_at: None,
-        last_message_at: None,
-        last_customer_message_at: None,
-        last_agent_message_at: None,
-        closed_at: None,
-        version: 1,
-    }
+    Conversation::new(ConversationId(id()), tenant, contact, mode, at(secs))
 }
 
 /// Stores a conversation built by `edit` from [`conversation_value`].

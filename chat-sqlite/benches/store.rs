@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use chat_core::store::MessageQuery;
 use chat_core::{
-    Channel, Contact, ContactId, Conversation, ConversationId, Event, EventPayload, MessageId,
-    MessageKind, Mode, NewMessage, Priority, Sender, Store, Tenant, TenantId, TenantSettings,
+    Contact, ContactId, Conversation, ConversationId, Event, EventPayload, MessageId, MessageKind,
+    Mode, NewMessage, Sender, Store, Tenant, TenantId, TenantSettings,
 };
 use chat_sqlite::{Options, SqliteStore, Synchronous};
 use rusqlite::{Connection, params};
@@ -47,37 +47,11 @@ fn conversation(
     now: OffsetDateTime,
 ) -> Conversation {
     Conversation {
-        id: ConversationId(id),
-        tenant_id: tenant,
-        contact_id: contact,
-        channel: Channel::Web,
         title: Some("Where is my order?".into()),
-        mode: Mode::Agent,
-        priority: Priority::Medium,
         department: Some("support".into()),
         tags: vec!["shipping".into()],
-        pinned: false,
-        assigned_agent_id: None,
-        participants: Vec::new(),
-        rating: None,
-        message_count: 0,
-        unread_for_agent: 0,
-        unread_for_customer: 0,
-        last_message: None,
-        last_seq: 0,
-        agent_read_seq: 0,
-        customer_read_seq: 0,
-        metadata: BTreeMap::new(),
-        created_at: now,
-        updated_at: now,
-        queued_at: None,
-        assigned_at: None,
-        first_response_at: None,
-        last_message_at: None,
-        last_customer_message_at: None,
-        last_agent_message_at: None,
-        closed_at: None,
         version: 0,
+        ..Conversation::new(ConversationId(id), tenant, contact, Mode::Agent, now)
     }
 }
 

@@ -145,39 +145,18 @@ impl Engine {
         } else {
             Mode::Queued
         };
-        let conversation = Conversation {
-            id: ConversationId(self.new_id()),
-            tenant_id: tenant.id,
-            contact_id: contact.id,
-            channel: input.channel,
-            title,
+        let mut conversation = Conversation::new(
+            ConversationId(self.new_id()),
+            tenant.id,
+            contact.id,
             mode,
-            priority: input.priority,
-            department,
-            tags: Vec::new(),
-            pinned: false,
-            assigned_agent_id: None,
-            participants: Vec::new(),
-            rating: None,
-            message_count: 0,
-            unread_for_agent: 0,
-            unread_for_customer: 0,
-            last_message: None,
-            last_seq: 0,
-            agent_read_seq: 0,
-            customer_read_seq: 0,
-            metadata: input.metadata,
-            created_at: now,
-            updated_at: now,
-            queued_at: (mode == Mode::Queued).then_some(now),
-            assigned_at: None,
-            first_response_at: None,
-            last_message_at: None,
-            last_customer_message_at: None,
-            last_agent_message_at: None,
-            closed_at: None,
-            version: 1,
-        };
+            now,
+        );
+        conversation.channel = input.channel;
+        conversation.title = title;
+        conversation.priority = input.priority;
+        conversation.department = department;
+        conversation.metadata = input.metadata;
         let mut messages = Vec::new();
         if let Some(welcome) = tenant
             .settings

@@ -111,6 +111,51 @@ pub struct MessagePreview {
 }
 
 impl Conversation {
+    /// A conversation that has just been opened: web channel, medium priority, nothing
+    /// posted, read or assigned yet, version 1, queued since `at` if `mode` is queued.
+    /// Callers set what they know beyond that (channel, title, department ...).
+    pub fn new(
+        id: ConversationId,
+        tenant: TenantId,
+        contact: ContactId,
+        mode: Mode,
+        at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id,
+            tenant_id: tenant,
+            contact_id: contact,
+            channel: Channel::default(),
+            title: None,
+            mode,
+            priority: Priority::default(),
+            department: None,
+            tags: Vec::new(),
+            pinned: false,
+            assigned_agent_id: None,
+            participants: Vec::new(),
+            rating: None,
+            message_count: 0,
+            unread_for_agent: 0,
+            unread_for_customer: 0,
+            last_message: None,
+            last_seq: 0,
+            agent_read_seq: 0,
+            customer_read_seq: 0,
+            metadata: BTreeMap::new(),
+            created_at: at,
+            updated_at: at,
+            queued_at: (mode == Mode::Queued).then_some(at),
+            assigned_at: None,
+            first_response_at: None,
+            last_message_at: None,
+            last_customer_message_at: None,
+            last_agent_message_at: None,
+            closed_at: None,
+            version: 1,
+        }
+    }
+
     /// Applies the effect of a newly stored message on the counters, preview and times.
     ///
     /// Every store calls this inside the transaction that stores the message, so the

@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chat_core::{
-    Agent, AgentId, Availability, Channel, Contact, ContactId, Conversation, ConversationId,
-    MessageId, MessageKind, Mode, NewMessage, Priority, Role, Sender, Tenant, TenantId,
-    TenantSettings,
+    Agent, AgentId, Availability, Contact, ContactId, Conversation, ConversationId, MessageId,
+    MessageKind, Mode, NewMessage, Role, Sender, Tenant, TenantId, TenantSettings,
 };
 use chat_sqlite::SqliteStore;
 use tempfile::TempDir;
@@ -79,37 +78,14 @@ pub fn agent(tenant: TenantId, n: u64, name: &str, email: &str, departments: &[&
 
 pub fn conversation(tenant: TenantId, n: u64, contact: ContactId, created: i64) -> Conversation {
     Conversation {
-        id: ConversationId(id(n)),
-        tenant_id: tenant,
-        contact_id: contact,
-        channel: Channel::Web,
-        title: None,
-        mode: Mode::Bot,
-        priority: Priority::Medium,
-        department: None,
-        tags: Vec::new(),
-        pinned: false,
-        assigned_agent_id: None,
-        participants: Vec::new(),
-        rating: None,
-        message_count: 0,
-        unread_for_agent: 0,
-        unread_for_customer: 0,
-        last_message: None,
-        last_seq: 0,
-        agent_read_seq: 0,
-        customer_read_seq: 0,
-        metadata: BTreeMap::new(),
-        created_at: at(created),
-        updated_at: at(created),
-        queued_at: None,
-        assigned_at: None,
-        first_response_at: None,
-        last_message_at: None,
-        last_customer_message_at: None,
-        last_agent_message_at: None,
-        closed_at: None,
         version: 0,
+        ..Conversation::new(
+            ConversationId(id(n)),
+            tenant,
+            contact,
+            Mode::Bot,
+            at(created),
+        )
     }
 }
 

@@ -14,8 +14,8 @@ use std::io::Write;
 use std::sync::Arc;
 
 use chat_core::{
-    Channel, Contact, ContactId, Conversation, ConversationId, Error, MessageId, MessageKind, Mode,
-    NewMessage, Priority, Sender, Store, Tenant, TenantId, TenantSettings,
+    Contact, ContactId, Conversation, ConversationId, Error, MessageId, MessageKind, Mode,
+    NewMessage, Sender, Store, Tenant, TenantId, TenantSettings,
 };
 use chat_sqlite::SqliteStore;
 use time::OffsetDateTime;
@@ -28,37 +28,14 @@ const POSTERS: usize = 16;
 
 fn conversation(tenant: TenantId, contact: ContactId, now: OffsetDateTime) -> Conversation {
     Conversation {
-        id: ConversationId(Uuid::now_v7()),
-        tenant_id: tenant,
-        contact_id: contact,
-        channel: Channel::Web,
-        title: None,
-        mode: Mode::Bot,
-        priority: Priority::Medium,
-        department: None,
-        tags: Vec::new(),
-        pinned: false,
-        assigned_agent_id: None,
-        participants: Vec::new(),
-        rating: None,
-        message_count: 0,
-        unread_for_agent: 0,
-        unread_for_customer: 0,
-        last_message: None,
-        last_seq: 0,
-        agent_read_seq: 0,
-        customer_read_seq: 0,
-        metadata: BTreeMap::new(),
-        created_at: now,
-        updated_at: now,
-        queued_at: None,
-        assigned_at: None,
-        first_response_at: None,
-        last_message_at: None,
-        last_customer_message_at: None,
-        last_agent_message_at: None,
-        closed_at: None,
         version: 0,
+        ..Conversation::new(
+            ConversationId(Uuid::now_v7()),
+            tenant,
+            contact,
+            Mode::Bot,
+            now,
+        )
     }
 }
 
