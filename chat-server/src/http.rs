@@ -114,7 +114,8 @@ async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<
     collect(body, limit).await
 }
 
-async fn collect(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads a body of any type, at most `limit` bytes (413 `payload_too_large` beyond).
+pub async fn collect(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e)

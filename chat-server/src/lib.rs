@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod extension;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
@@ -15,4 +16,5 @@ pub mod routes;
 mod server;
 
 pub use config::{Config, HttpLimits, JwtConfig};
-pub use server::{App, run};
+pub use extension::{Extension, Handled};
+pub use server::{App, run, run_with};

@@ -27,7 +27,24 @@ pub struct Metrics {
     pub realtime_seq: AtomicU64,
 }
 
+/// Counts one open WebSocket until dropped (shutdown waits for the count to reach zero).
+#[derive(Debug)]
+pub struct OpenWebSocket<'a>(&'a Metrics);
+
+impl Drop for OpenWebSocket<'_> {
+    fn drop(&mut self) {
+        self.0.websockets.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Metrics {
+    /// Counts a WebSocket as open for as long as the guard lives. Extensions serving
+    /// their own sockets hold one too, so graceful shutdown waits for them.
+    pub fn websocket_opened(&self) -> OpenWebSocket<'_> {
+        self.websockets.fetch_add(1, Ordering::Relaxed);
+        OpenWebSocket(self)
+    }
+
     /// Records one request.
     pub fn request(&self, route: &'static str, status: u16, elapsed: Duration) {
         *self

@@ -21,6 +21,7 @@ use crate::api::{self, Ctx};
 use crate::auth::{self, Caller};
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::extension::{Extension, Handled};
 use crate::http::{self, Resp};
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
@@ -37,6 +38,7 @@ pub struct App {
     /// Realtime connections.
     pub hub: Arc<crate::realtime::Hub>,
     router: Router,
+    extension: Option<Arc<dyn Extension>>,
     per_ip: Limiter,
     per_token: Limiter,
     /// Flips to `true` when the server shuts down; long-lived connections watch it.
@@ -54,6 +56,17 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    run_with(listener, engine, config, None, shutdown).await
+}
+
+/// Like [`run`], with an [`Extension`]'s routes tried before the built-in ones.
+pub async fn run_with(
+    listener: TcpListener,
+    engine: Engine,
+    config: Config,
+    extension: Option<Arc<dyn Extension>>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let limits = config.limits.clone();
     let metrics = Arc::new(Metrics::default());
@@ -64,6 +77,7 @@ pub async fn run(
         metrics: metrics.clone(),
         hub: crate::realtime::Hub::new(engine.clone(), config.realtime.clone(), metrics),
         router: Router::default(),
+        extension,
         config,
         shutdown: stopped.clone(),
     });
@@ -230,6 +244,18 @@ impl Activity {
 }
 
 impl App {
+    /// Turns a bearer token into a caller, counting it against the per-token rate limit
+    /// (429 beyond it). No token is [`Caller::Anonymous`]; a bad one is 401, never
+    /// anonymous.
+    pub async fn authenticate(&self, token: Option<&str>) -> Result<Caller, ApiError> {
+        if let Some(token) = token {
+            self.per_token
+                .check(&auth::token_digest(token)[..32])
+                .map_err(ApiError::rate_limited)?;
+        }
+        auth::authenticate(&self.engine, &self.config, token).await
+    }
+
     /// One request, start to finish; never fails (errors become error responses).
     async fn handle(self: Arc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Resp {
         let started = Instant::now();
@@ -277,6 +303,13 @@ impl App {
         self.per_ip
             .check(&ip.to_string())
             .map_err(|wait| ("rate_limited", ApiError::rate_limited(wait)))?;
+        let req = match &self.extension {
+            Some(extension) => match extension.handle(&self, req, ip).await {
+                Handled::Answered(name, response) => return Ok((name, response)),
+                Handled::Declined(req) => req,
+            },
+            None => req,
+        };
         let (route, params) = match self.router.find(req.method(), req.uri().path()) {
             Found::Route(route, params) => (route, params),
             Found::MethodNotAllowed(allowed) => {
@@ -315,14 +348,7 @@ impl App {
             } else {
                 auth::bearer(req.headers(), None).map_err(fail)?
             };
-            if let Some(token) = &token {
-                self.per_token
-                    .check(&auth::token_digest(token)[..32])
-                    .map_err(|wait| (name, ApiError::rate_limited(wait)))?;
-            }
-            auth::authenticate(&self.engine, &self.config, token.as_deref())
-                .await
-                .map_err(fail)?
+            self.authenticate(token.as_deref()).await.map_err(fail)?
         };
         match (route.access, &caller) {
             (Access::Authenticated | Access::Staff, Caller::Anonymous) => {

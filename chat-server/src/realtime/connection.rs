@@ -38,6 +38,42 @@ pub async fn upgrade(
     shutdown: tokio::sync::watch::Receiver<bool>,
     metrics: Arc<crate::metrics::Metrics>,
 ) -> Result<Resp, ApiError> {
+    let resolved = hub.engine.resolve(&actor).await?;
+    let (response, socket) = accept(&mut req, hub.config.max_frame_bytes, Some(SUBPROTOCOL))?;
+    tokio::spawn(async move {
+        let Some(socket) = socket.await else {
+            return;
+        };
+        let _open = metrics.websocket_opened();
+        let staff = resolved.staff().map(|a| a.id);
+        if let Some(agent) = staff {
+            hub.agent_connected(actor.tenant(), agent).await;
+        }
+        Connection::new(hub.clone(), actor.clone(), resolved)
+            .run(socket, shutdown)
+            .await;
+        if let Some(agent) = staff {
+            hub.agent_disconnected(actor.tenant(), agent);
+        }
+    });
+    Ok(response)
+}
+
+/// A server-side WebSocket over a hyper upgrade.
+pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Checks a WebSocket upgrade request and returns the 101 answer plus the socket it
+/// becomes once the answer is sent (`None` if the client went away). Frames and messages
+/// are capped at `max_frame_bytes`; read buffers are small so idle sockets stay cheap.
+/// `subprotocol` is echoed when the client offers it.
+///
+/// Extensions that speak their own WebSocket protocol use this too; the socket must be
+/// served in a task of its own, after the response has been returned.
+pub fn accept(
+    req: &mut Request<Incoming>,
+    max_frame_bytes: usize,
+    subprotocol: Option<&'static str>,
+) -> Result<(Resp, impl Future<Output = Option<Socket>> + Send + 'static), ApiError> {
     let headers = req.headers();
     let has = |name: header::HeaderName, token: &str| {
         headers
@@ -61,45 +97,31 @@ pub async fn upgrade(
         .get(header::SEC_WEBSOCKET_KEY)
         .ok_or_else(|| ApiError::bad_request("missing Sec-WebSocket-Key"))?;
     let accept = derive_accept_key(key.as_bytes());
-    let offered_protocol = has(header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL);
-    let resolved = hub.engine.resolve(&actor).await?;
-    let on_upgrade = hyper::upgrade::on(&mut req);
+    let offered = subprotocol.filter(|p| has(header::SEC_WEBSOCKET_PROTOCOL, p));
+    let on_upgrade = hyper::upgrade::on(req);
     let config = WebSocketConfig::default()
         // 4 KiB instead of 128 KiB: idle sockets must stay small (see NOTES.md).
         .read_buffer_size(4096)
         .write_buffer_size(0)
         .max_write_buffer_size(1024 * 1024)
-        .max_message_size(Some(hub.config.max_frame_bytes))
-        .max_frame_size(Some(hub.config.max_frame_bytes));
-    tokio::spawn(async move {
+        .max_message_size(Some(max_frame_bytes))
+        .max_frame_size(Some(max_frame_bytes));
+    let socket = async move {
         match on_upgrade.await {
-            Ok(upgraded) => {
-                let socket = WebSocketStream::from_raw_socket(
+            Ok(upgraded) => Some(
+                WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
                     Role::Server,
                     Some(config),
                 )
-                .await;
-                metrics
-                    .websockets
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let staff = resolved.staff().map(|a| a.id);
-                if let Some(agent) = staff {
-                    hub.agent_connected(actor.tenant(), agent).await;
-                }
-                Connection::new(hub.clone(), actor.clone(), resolved)
-                    .run(socket, shutdown)
-                    .await;
-                if let Some(agent) = staff {
-                    hub.agent_disconnected(actor.tenant(), agent);
-                }
-                metrics
-                    .websockets
-                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                .await,
+            ),
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                None
             }
-            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
-    });
+    };
     let mut response = http::no_content();
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = response.headers_mut();
@@ -109,13 +131,13 @@ pub async fn upgrade(
         header::SEC_WEBSOCKET_ACCEPT,
         HeaderValue::from_str(&accept).expect("base64 is a valid header"),
     );
-    if offered_protocol {
+    if let Some(protocol) = offered {
         h.insert(
             header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static(SUBPROTOCOL),
+            HeaderValue::from_static(protocol),
         );
     }
-    Ok(response)
+    Ok((response, socket))
 }
 
 /// Subscriptions: the inbox and single conversations, each with the sequence after which
@@ -147,8 +169,6 @@ struct Connection {
     limiter: Limiter,
     strikes: u32,
 }
-
-type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// Bad frames tolerated before the connection is closed with 1008.
 const MAX_STRIKES: u32 = 20;

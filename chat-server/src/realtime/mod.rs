@@ -21,7 +21,7 @@ use chat_core::{
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-pub use connection::{SUBPROTOCOL, upgrade};
+pub use connection::{SUBPROTOCOL, Socket, accept, upgrade};
 
 /// Realtime settings.
 #[derive(Clone, Debug)]
@@ -155,6 +155,24 @@ impl Hub {
             feed.signals.clone(),
         ));
         feed
+    }
+
+    /// A tenant's live events in log order, for extensions with a WebSocket protocol of
+    /// their own. Returns the sequence live delivery starts after and the receiver:
+    /// replay history up to that sequence with [`Engine::events_since`], then take
+    /// deliveries with a greater sequence, filtered with [`Engine::may_see_event`]
+    /// against `Delivery::conversation`. A receiver that lags (`RecvError::Lagged`) has
+    /// missed events and must resume from its cursor through `events_since`.
+    pub async fn live(
+        self: &Arc<Self>,
+        tenant: TenantId,
+    ) -> (u64, broadcast::Receiver<Arc<Delivery>>) {
+        let feed = self.feed(tenant).await;
+        let events = feed.events.subscribe();
+        (
+            feed.last_seq.load(std::sync::atomic::Ordering::SeqCst),
+            events,
+        )
     }
 
     /// Counts a staff connection; the first one puts an offline agent online.

@@ -51,6 +51,15 @@ pub async fn start_full(
     tune: impl FnOnce(&mut Config),
     shape: impl FnOnce(chat_core::EngineBuilder) -> chat_core::EngineBuilder,
 ) -> Server {
+    start_extended(tune, shape, None).await
+}
+
+/// A server with an extension's routes beside the built-in ones.
+pub async fn start_extended(
+    tune: impl FnOnce(&mut Config),
+    shape: impl FnOnce(chat_core::EngineBuilder) -> chat_core::EngineBuilder,
+    extension: Option<Arc<dyn chat_server::Extension>>,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let engine = shape(Engine::builder_with_backend(backend(dir.path()))).build();
     let tenant = engine
@@ -67,10 +76,11 @@ pub async fn start_full(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(chat_server::run(
+    let task = tokio::spawn(chat_server::run_with(
         listener,
         engine.clone(),
         config,
+        extension,
         async move {
             let _ = stopped.await;
         },
