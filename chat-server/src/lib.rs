@@ -14,6 +14,7 @@ pub mod ratelimit;
 pub mod realtime;
 pub mod routes;
 mod server;
+pub mod starter;
 
 pub use config::{Config, HttpLimits, JwtConfig};
 pub use extension::{Extension, Handled};

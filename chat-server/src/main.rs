@@ -1,8 +1,7 @@
 //! The `chat-server` binary: flags and environment, logging, the SQLite store, bind, run.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ use chat_core::{
     Actor, Bot, Engine, EventBus, InProcessBus, LeastLoaded, Limits, NewAgent, Role, RoundRobin,
     Router, RuleBot, TenantSettings,
 };
+use chat_server::starter::{beside, bind, shutdown_signal, signing_key};
 use chat_server::{Config, HttpLimits, JwtConfig, auth, demo};
 use chat_sqlite::{Options, SqliteStore, Synchronous};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -408,75 +408,4 @@ fn jwt_config(cli: &Cli) -> anyhow::Result<JwtConfig> {
     };
     jwt.ttl = Duration::from_secs(cli.jwt_ttl_secs.max(60));
     Ok(jwt)
-}
-
-fn beside(db: &Path, name: &str) -> PathBuf {
-    db.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join(name)
-}
-
-/// Reads the HS256 key, or makes one (256 random bits, hex) readable by the owner only.
-fn signing_key(path: &Path) -> anyhow::Result<Vec<u8>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let key = text.trim().as_bytes().to_vec();
-            anyhow::ensure!(
-                key.len() >= 32,
-                "the signing key in {} is shorter than 32 bytes",
-                path.display()
-            );
-            Ok(key)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key: String = auth::random_bytes::<32>()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options
-                .open(path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            file.write_all(key.as_bytes())?;
-            file.sync_all()?;
-            tracing::info!(path = %path.display(), "generated a new token signing key");
-            Ok(key.into_bytes())
-        }
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
-/// Binds with a large listen backlog: the default 128 makes bursts of connections retry
-/// their SYNs for seconds.
-fn bind(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    let socket = if address.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket
-        .bind(address)
-        .with_context(|| format!("binding {address}"))?;
-    Ok(socket.listen(4096)?)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown requested");
 }

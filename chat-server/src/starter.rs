@@ -1,0 +1,254 @@
+//! What every starter template in `examples/` needs around its routes: the common flags
+//! (`--listen`, `--db`, `--demo`), the SQLite engine with one tenant, a signing key kept
+//! beside the database, idempotent demo staff, `demo-tokens.json`, and a server that stops
+//! gracefully on SIGINT/SIGTERM. The `chat-server` binary uses the same pieces.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use chat_core::{Actor, Agent, Engine, EngineBuilder, NewAgent, Role, TenantId, TenantSettings};
+use chat_sqlite::SqliteStore;
+
+use crate::config::Config;
+use crate::extension::Extension;
+use crate::{JwtConfig, auth};
+
+/// The flags every template takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StarterArgs {
+    /// Address to listen on (each template has its document's default).
+    #[arg(long, env = "CHAT_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// SQLite database file (created if missing).
+    #[arg(long, env = "CHAT_DB")]
+    pub db: Option<PathBuf>,
+    /// Seed the demo data the document describes and write `demo-tokens.json` beside
+    /// the database.
+    #[arg(long, env = "CHAT_DEMO")]
+    pub demo: bool,
+}
+
+/// A template's engine, its tenant and the server settings, on SQLite.
+pub struct Starter {
+    /// The engine.
+    pub engine: Engine,
+    /// The tenant the template serves (the first one, created on first start).
+    pub tenant: TenantId,
+    /// Server settings: the signing key from beside the database, default limits.
+    pub config: Config,
+    /// The database file.
+    pub db: PathBuf,
+}
+
+impl Starter {
+    /// Opens (or creates) the database at `db`, finds or creates the tenant named
+    /// `tenant_name`, and loads (or generates) the token signing key beside the database.
+    /// `shape` adds a bot, a router and so on to the engine.
+    pub async fn open(
+        db: &Path,
+        tenant_name: &str,
+        settings: TenantSettings,
+        shape: impl FnOnce(EngineBuilder) -> EngineBuilder,
+    ) -> anyhow::Result<Self> {
+        let store = SqliteStore::open(db)
+            .with_context(|| format!("opening the database {}", db.display()))?;
+        let engine = shape(Engine::builder_with_backend(Arc::new(store))).build();
+        let tenant = match engine
+            .tenants()
+            .await?
+            .into_iter()
+            .find(|t| t.name == tenant_name)
+        {
+            Some(t) => t.id,
+            None => engine.create_tenant(tenant_name, settings).await?.id,
+        };
+        let mut config = Config::new(b"replaced below");
+        config.jwt = JwtConfig::hs256(&signing_key(&beside(db, "chat-signing.key"))?);
+        config.default_tenant = Some(tenant);
+        Ok(Self {
+            engine,
+            tenant,
+            config,
+            db: db.to_owned(),
+        })
+    }
+
+    /// The system actor of the tenant (for seeding).
+    pub fn system(&self) -> Actor {
+        Actor::System {
+            tenant: self.tenant,
+        }
+    }
+
+    /// The staff member with `email`, created with `password` if missing (so `--demo`
+    /// can run on every start). Demo passwords are the document's, so no length rule.
+    pub async fn ensure_staff(
+        &self,
+        name: &str,
+        email: &str,
+        password: &str,
+        role: Role,
+    ) -> anyhow::Result<Agent> {
+        ensure_staff(&self.engine, self.tenant, name, email, password, role).await
+    }
+
+    /// A fresh access token for a staff member, as `/v1/auth/login` would issue.
+    pub async fn staff_token(&self, agent: &Agent) -> anyhow::Result<String> {
+        let credential = self.engine.credential(self.tenant, agent.id).await?;
+        auth::issue_token(
+            &self.config.jwt,
+            self.tenant,
+            agent.id,
+            agent.role,
+            credential.token_version,
+        )
+    }
+
+    /// Writes `demo-tokens.json` beside the database (owner-only: the tokens are live
+    /// credentials) and returns its path.
+    pub fn write_demo_tokens(&self, tokens: &serde_json::Value) -> anyhow::Result<PathBuf> {
+        let path = beside(&self.db, "demo-tokens.json");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        file.write_all(serde_json::to_string_pretty(tokens)?.as_bytes())?;
+        file.sync_all()?;
+        Ok(path)
+    }
+
+    /// Serves the built-in API plus `extension` on `listener` until SIGINT/SIGTERM.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        extension: Arc<dyn Extension>,
+    ) -> std::io::Result<()> {
+        crate::run_with(
+            listener,
+            self.engine.clone(),
+            self.config,
+            Some(extension),
+            shutdown_signal(),
+        )
+        .await
+    }
+}
+
+/// The staff member with `email` in `tenant`, created with `password` if missing.
+pub async fn ensure_staff(
+    engine: &Engine,
+    tenant: TenantId,
+    name: &str,
+    email: &str,
+    password: &str,
+    role: Role,
+) -> anyhow::Result<Agent> {
+    if let Some(agent) = engine.store().agent_by_email(tenant, email).await? {
+        return Ok(agent);
+    }
+    let system = Actor::System { tenant };
+    let input = NewAgent {
+        name: name.into(),
+        email: email.into(),
+        role,
+        capacity: None,
+        departments: vec![],
+    };
+    let agent = engine
+        .create_agent(&system, input)
+        .await
+        .with_context(|| format!("creating {email}"))?;
+    engine
+        .set_password(&system, agent.id, &auth::hash_password(password)?)
+        .await?;
+    Ok(agent)
+}
+
+/// A file next to the database.
+pub fn beside(db: &Path, name: &str) -> PathBuf {
+    db.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(name)
+}
+
+/// Reads the HS256 key, or makes one (256 random bits, hex) readable by the owner only.
+pub fn signing_key(path: &Path) -> anyhow::Result<Vec<u8>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let key = text.trim().as_bytes().to_vec();
+            anyhow::ensure!(
+                key.len() >= 32,
+                "the signing key in {} is shorter than 32 bytes",
+                path.display()
+            );
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key: String = auth::random_bytes::<32>()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            file.write_all(key.as_bytes())?;
+            file.sync_all()?;
+            tracing::info!(path = %path.display(), "generated a new token signing key");
+            Ok(key.into_bytes())
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Binds with a large listen backlog: the default 128 makes bursts of connections retry
+/// their SYNs for seconds.
+pub fn bind(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(address)
+        .with_context(|| format!("binding {address}"))?;
+    Ok(socket.listen(4096)?)
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested");
+}
+
+/// Logs to stderr at `info` (or `RUST_LOG`), for template binaries.
+pub fn init_logging() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .try_init();
+}
