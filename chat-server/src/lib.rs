@@ -15,6 +15,7 @@ pub mod realtime;
 pub mod routes;
 mod server;
 pub mod starter;
+pub mod uploads;
 
 pub use config::{Config, HttpLimits, JwtConfig};
 pub use extension::{Extension, Handled};

@@ -44,7 +44,7 @@ pub struct Starter {
 }
 
 impl Starter {
-    /// Opens (or creates) the database at `db`, finds or creates the tenant named
+    /// Opens (or creates) the database at `db` (attachments go to `uploads/` beside it), finds or creates the tenant named
     /// `tenant_name`, and loads (or generates) the token signing key beside the database.
     /// `shape` adds a bot, a router and so on to the engine.
     pub async fn open(
@@ -55,7 +55,11 @@ impl Starter {
     ) -> anyhow::Result<Self> {
         let store = SqliteStore::open(db)
             .with_context(|| format!("opening the database {}", db.display()))?;
-        let engine = shape(Engine::builder_with_backend(Arc::new(store))).build();
+        // Uploads live beside the database, so they survive restarts with it.
+        let blobs = crate::uploads::DirBlobStore::new(beside(db, "uploads"))
+            .context("creating the uploads folder")?;
+        let engine =
+            shape(Engine::builder_with_backend(Arc::new(store)).blobs(Arc::new(blobs))).build();
         let tenant = match engine
             .tenants()
             .await?

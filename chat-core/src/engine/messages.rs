@@ -104,6 +104,7 @@ impl Engine {
         self.check_attachments(&input.attachments)?;
         let client_message_id =
             self.optional_short_text("client_message_id", input.client_message_id.as_deref())?;
+        self.check_attachment_owner(id, &input.attachments)?;
         let mut conversation = self.load_conversation(actor.tenant(), id).await?;
         // Staff replying to a conversation nobody owns take it; agents need the right to claim.
         let takeover = matches!(who, Resolved::Staff(_))

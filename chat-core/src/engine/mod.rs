@@ -3,6 +3,7 @@
 //! the [`Store`] and publishes the resulting events on the [`EventBus`].
 
 mod agents;
+mod attachments;
 mod conversations;
 mod credentials;
 mod messages;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 pub use agents::AgentPatch;
+pub use attachments::UploadLimits;
 pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
 pub use messages::{MessagePage, PostMessage, Posted};
 pub use routing::{QueuePosition, TimerReport};
@@ -44,6 +46,8 @@ pub struct Limits {
     pub bot_history: usize,
     /// Largest page of a list.
     pub max_page: usize,
+    /// Size and types of uploaded files.
+    pub uploads: UploadLimits,
 }
 
 impl Default for Limits {
@@ -55,6 +59,7 @@ impl Default for Limits {
             max_short_chars: 2_000,
             bot_history: 20,
             max_page: 200,
+            uploads: UploadLimits::default(),
         }
     }
 }

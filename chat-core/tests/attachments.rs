@@ -1,0 +1,127 @@
+//! Uploads belong to their conversation: only those who may post there upload, only those
+//! who may read it download, and a message carries only its own conversation's files.
+
+mod common;
+
+use chat_core::{Error, Mode, PostMessage};
+use common::desk;
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\nnot really an image";
+
+#[tokio::test]
+async fn a_customer_uploads_attaches_and_staff_download() {
+    let d = desk().await;
+    let (opened, visitor) = d.visitor("jo@shop.example").await;
+    let id = opened.conversation.id;
+    let file = d
+        .engine
+        .upload_attachment(&visitor, id, "receipt.png", "image/png", PNG.to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        (file.name.as_str(), file.size),
+        ("receipt.png", PNG.len() as u64)
+    );
+    let posted = d
+        .engine
+        .post_message(
+            &visitor,
+            id,
+            PostMessage {
+                attachments: vec![file.clone()],
+                ..PostMessage::text("here is my receipt")
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(posted.message.attachments, vec![file.clone()]);
+    let bytes = d
+        .engine
+        .download_attachment(&d.admin, id, &file.key)
+        .await
+        .unwrap();
+    assert_eq!(bytes, PNG);
+    assert_eq!(
+        d.engine
+            .download_attachment(&visitor, id, &file.key)
+            .await
+            .unwrap(),
+        PNG
+    );
+
+    // Another visitor can neither read it nor pass the key off as its own.
+    let (theirs, stranger) = d.visitor("mallory@shop.example").await;
+    assert!(matches!(
+        d.engine.download_attachment(&stranger, id, &file.key).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        d.engine
+            .download_attachment(&stranger, theirs.conversation.id, &file.key)
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    let smuggled = d
+        .engine
+        .post_message(
+            &stranger,
+            theirs.conversation.id,
+            PostMessage {
+                attachments: vec![file],
+                ..PostMessage::text("look what I found")
+            },
+        )
+        .await;
+    assert!(
+        matches!(smuggled, Err(Error::Validation { .. })),
+        "{smuggled:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_uploads_store_nothing() {
+    let d = desk().await;
+    let (opened, visitor) = d.visitor("jo@shop.example").await;
+    let id = opened.conversation.id;
+    let too_big = vec![0u8; (d.engine.limits().uploads.max_bytes + 1) as usize];
+    for (name, kind, bytes) in [
+        ("big.png", "image/png", too_big),
+        ("tool.exe", "application/x-msdownload", b"MZ".to_vec()),
+        ("empty.txt", "text/plain", Vec::new()),
+        ("   ", "text/plain", b"x".to_vec()),
+    ] {
+        let refused = d
+            .engine
+            .upload_attachment(&visitor, id, name, kind, bytes)
+            .await;
+        assert!(
+            matches!(refused, Err(Error::Validation { .. })),
+            "{name}: {refused:?}"
+        );
+    }
+    // A PDF and a type with parameters are fine.
+    d.engine
+        .upload_attachment(&visitor, id, "a.pdf", "application/pdf", b"%PDF".to_vec())
+        .await
+        .unwrap();
+    d.engine
+        .upload_attachment(
+            &visitor,
+            id,
+            "a.txt",
+            "text/plain; charset=utf-8",
+            b"hi".to_vec(),
+        )
+        .await
+        .unwrap();
+
+    // Archived conversations are read-only.
+    d.engine.close(&d.admin, id, None).await.unwrap();
+    d.engine.archive(&d.admin, id).await.unwrap();
+    assert_eq!(d.mode(id).await, Mode::Archived);
+    let archived = d
+        .engine
+        .upload_attachment(&d.admin, id, "late.png", "image/png", PNG.to_vec())
+        .await;
+    assert!(matches!(archived, Err(Error::Conflict(_))), "{archived:?}");
+}

@@ -1,0 +1,210 @@
+//! Files on disk and `multipart/form-data` bodies.
+//!
+//! [`DirBlobStore`] keeps attachment bytes in a folder (the engine's default keeps them
+//! in memory, which loses them on restart). [`read_multipart`] reads an upload form
+//! within a file count and a total size, so no body can grow memory without bound.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chat_core::blob::{BlobStore, sanitize};
+use chat_core::error::{Error, Result};
+use hyper::body::Incoming;
+use hyper::header::CONTENT_TYPE;
+use hyper::{HeaderMap, StatusCode};
+
+use crate::error::ApiError;
+
+/// Attachment bytes as files under one folder: `<folder>/<random>/<name>`.
+///
+/// Writes go to a temporary file that is synced and then renamed, so a crash never
+/// leaves a half-written file under a key the store handed out.
+#[derive(Debug, Clone)]
+pub struct DirBlobStore {
+    root: PathBuf,
+}
+
+impl DirBlobStore {
+    /// A store in `root`, created if missing.
+    pub fn new(root: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)?;
+        Ok(Self { root })
+    }
+
+    /// The file behind `key`, refusing any key that is not `<hex>/<safe name>` (so no
+    /// key can reach outside the folder).
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        let mut parts = key.split('/');
+        let (Some(dir), Some(name), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(Error::NotFound("attachment"));
+        };
+        let dir_ok = dir.len() == 32 && dir.bytes().all(|b| b.is_ascii_hexdigit());
+        if !dir_ok || name.is_empty() || sanitize(name) != name {
+            return Err(Error::NotFound("attachment"));
+        }
+        Ok(self.root.join(dir).join(name))
+    }
+}
+
+#[async_trait]
+impl BlobStore for DirBlobStore {
+    async fn put(&self, key_hint: &str, bytes: Vec<u8>) -> Result<String> {
+        let key = format!("{}/{}", uuid::Uuid::new_v4().simple(), sanitize(key_hint));
+        let path = self.path(&key)?;
+        tokio::task::spawn_blocking(move || write_durably(&path, &bytes))
+            .await
+            .map_err(Error::storage)?
+            .map_err(Error::storage)?;
+        Ok(key)
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let path = self.path(key)?;
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::NotFound("attachment"))
+            }
+            Err(e) => Err(Error::storage(e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let Ok(path) = self.path(key) else {
+            return Ok(());
+        };
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {
+                if let Some(dir) = path.parent() {
+                    let _ = tokio::fs::remove_dir(dir).await;
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::storage(e)),
+        }
+    }
+}
+
+fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().expect("keys have a folder");
+    std::fs::create_dir_all(dir)?;
+    let temporary = dir.join(".partial");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// One file of an upload form.
+#[derive(Debug, Clone)]
+pub struct UploadedFile {
+    /// The form field it came in.
+    pub field: String,
+    /// The client's file name (not trusted: the blob store sanitizes it).
+    pub file_name: String,
+    /// The declared MIME type (`application/octet-stream` if none).
+    pub content_type: String,
+    /// The bytes.
+    pub bytes: Bytes,
+}
+
+/// An upload form: its files and its plain fields.
+#[derive(Debug, Clone, Default)]
+pub struct Form {
+    /// File parts, in order.
+    pub files: Vec<UploadedFile>,
+    /// Text parts, in order.
+    pub fields: Vec<(String, String)>,
+}
+
+impl Form {
+    /// The first text field called `name`.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads a `multipart/form-data` body with at most `max_files` files of at most
+/// `max_file_bytes` each.
+///
+/// - not multipart → 415 `unsupported_media_type`;
+/// - a file over the size, or a body over `max_files × max_file_bytes` plus 64 KiB of
+///   fields and headers → 413 `payload_too_large`;
+/// - more files than allowed → 422 `validation_failed` on `files`;
+/// - a broken body → 400 `malformed_multipart`.
+pub async fn read_multipart(
+    headers: &HeaderMap,
+    body: Incoming,
+    max_files: usize,
+    max_file_bytes: u64,
+) -> std::result::Result<Form, ApiError> {
+    let boundary = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| multer::parse_boundary(v).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send Content-Type: multipart/form-data",
+            )
+        })?;
+    let total = (max_files as u64)
+        .saturating_mul(max_file_bytes)
+        .saturating_add(64 * 1024);
+    let bytes = crate::http::collect(body, usize::try_from(total).unwrap_or(usize::MAX)).await?;
+    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut form = Form::default();
+    let malformed = |e: multer::Error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_multipart",
+            format!("the form could not be read: {e}"),
+        )
+    };
+    while let Some(field) = multipart.next_field().await.map_err(malformed)? {
+        let name = field.name().unwrap_or("").to_owned();
+        match field.file_name().map(str::to_owned) {
+            Some(file_name) => {
+                if form.files.len() == max_files {
+                    return Err(ApiError::invalid(
+                        "files",
+                        format!("at most {max_files} files per upload"),
+                    ));
+                }
+                let content_type = field.content_type().map_or_else(
+                    || "application/octet-stream".to_owned(),
+                    ToString::to_string,
+                );
+                let bytes = field.bytes().await.map_err(malformed)?;
+                if bytes.len() as u64 > max_file_bytes {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        format!("`{file_name}` is larger than {max_file_bytes} bytes"),
+                    ));
+                }
+                form.files.push(UploadedFile {
+                    field: name,
+                    file_name,
+                    content_type,
+                    bytes,
+                });
+            }
+            None => {
+                let text = field.text().await.map_err(malformed)?;
+                form.fields.push((name, text));
+            }
+        }
+    }
+    Ok(form)
+}

@@ -1,0 +1,178 @@
+//! Upload forms read within bounds, attachments on disk, and keys that cannot escape.
+
+mod common;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chat_core::Actor;
+use chat_core::blob::BlobStore;
+use chat_server::auth::{self, Caller};
+use chat_server::http::{self, Resp};
+use chat_server::uploads::{DirBlobStore, read_multipart};
+use chat_server::{App, Extension, Handled};
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use serde_json::json;
+
+/// `POST /upload` stores the form's files in the caller's conversation.
+struct Upload;
+
+#[async_trait::async_trait]
+impl Extension for Upload {
+    async fn handle(&self, app: &Arc<App>, req: Request<Incoming>, _ip: IpAddr) -> Handled {
+        if (req.method(), req.uri().path()) != (&Method::POST, "/upload") {
+            return Handled::Declined(req);
+        }
+        Handled::Answered("/upload", upload(app, req).await)
+    }
+}
+
+async fn upload(app: &Arc<App>, req: Request<Incoming>) -> Resp {
+    let token = auth::bearer(req.headers(), None).ok().flatten();
+    let Ok(Caller::Actor(
+        actor @ Actor::Customer {
+            conversation: Some(conversation),
+            ..
+        },
+    )) = app.authenticate(token.as_deref()).await
+    else {
+        return http::json(StatusCode::UNAUTHORIZED, &json!({ "error": "who are you" }));
+    };
+    let (parts, body) = req.into_parts();
+    let form = match read_multipart(&parts.headers, body, 2, 1024).await {
+        Ok(form) => form,
+        Err(e) => return http::error(&e),
+    };
+    let mut stored = Vec::new();
+    for file in &form.files {
+        match app
+            .engine
+            .upload_attachment(
+                &actor,
+                conversation,
+                &file.file_name,
+                &file.content_type,
+                file.bytes.to_vec(),
+            )
+            .await
+        {
+            Ok(a) => stored.push(a),
+            Err(e) => return http::error(&e.into()),
+        }
+    }
+    http::json(
+        StatusCode::OK,
+        &json!({ "files": stored, "caption": form.field("caption") }),
+    )
+}
+
+fn form(files: &[(&str, &str, &[u8])], caption: &str) -> (String, Vec<u8>) {
+    let boundary = "XyZboundary42";
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\ncontent-disposition: form-data; name=\"caption\"\r\n\r\n{caption}\r\n"
+        )
+        .as_bytes(),
+    );
+    for (name, kind, bytes) in files {
+        body.extend_from_slice(
+            format!("--{boundary}\r\ncontent-disposition: form-data; name=\"files\"; filename=\"{name}\"\r\ncontent-type: {kind}\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn upload_forms_are_read_within_bounds() {
+    let s = common::start_extended(|_| {}, |b| b, Some(Arc::new(Upload))).await;
+    let (_, visitor) = s.visitor("v@example.com").await;
+    let send = |files: Vec<(&'static str, &'static str, &'static [u8])>| {
+        let (kind, body) = form(&files, "my files");
+        let s = &s;
+        let visitor = visitor.clone();
+        async move {
+            s.send(
+                Method::POST,
+                "/upload",
+                Some(&visitor),
+                &[("content-type", kind.as_str())],
+                body.into(),
+            )
+            .await
+        }
+    };
+    let ok = send(vec![
+        ("a.png", "image/png", b"png"),
+        ("b.txt", "text/plain", b"text"),
+    ])
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert_eq!(ok.body["caption"], "my files");
+    assert_eq!(ok.body["files"][1]["name"], "b.txt");
+    assert_eq!(ok.body["files"][1]["size"], 4);
+
+    let three = send(vec![
+        ("a.png", "image/png", b"1"),
+        ("b.png", "image/png", b"2"),
+        ("c.png", "image/png", b"3"),
+    ])
+    .await;
+    assert_eq!(
+        (three.status, three.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+    );
+    let big: &'static [u8] = Box::leak(vec![b'x'; 1025].into_boxed_slice());
+    let large = send(vec![("big.png", "image/png", big)]).await;
+    assert_eq!(
+        (large.status, large.code()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+    let exe = send(vec![("tool.exe", "application/x-msdownload", b"MZ")]).await;
+    assert_eq!(exe.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", exe.text);
+    let json_body = s
+        .post("/upload", Some(&visitor), json!({ "not": "a form" }))
+        .await;
+    assert_eq!(json_body.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let broken = s
+        .send(
+            Method::POST,
+            "/upload",
+            Some(&visitor),
+            &[("content-type", "multipart/form-data; boundary=nope")],
+            bytes::Bytes::from_static(b"--nope\r\ngarbage"),
+        )
+        .await;
+    assert_eq!(
+        (broken.status, broken.code()),
+        (StatusCode::BAD_REQUEST, "malformed_multipart")
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn files_on_disk_survive_and_keys_cannot_escape() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = {
+        let store = DirBlobStore::new(dir.path().join("uploads")).unwrap();
+        store
+            .put("../../etc/passwd", b"bytes".to_vec())
+            .await
+            .unwrap()
+    };
+    let segments: Vec<_> = key.split('/').collect();
+    assert_eq!(segments.len(), 2, "{key}");
+    assert!(segments.iter().all(|s| !s.starts_with('.')), "{key}");
+    let store = DirBlobStore::new(dir.path().join("uploads")).unwrap();
+    assert_eq!(store.get(&key).await.unwrap(), b"bytes");
+    for evil in ["../chat.db", "/etc/passwd", "0123/../../x", "a/b/c", ""] {
+        assert!(store.get(evil).await.is_err(), "{evil}");
+    }
+    store.delete(&key).await.unwrap();
+    assert!(store.get(&key).await.is_err());
+    store.delete(&key).await.unwrap();
+}
