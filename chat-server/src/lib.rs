@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![recursion_limit = "512"]
 
+pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod config;

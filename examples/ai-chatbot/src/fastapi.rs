@@ -1,0 +1,69 @@
+//! FastAPI's answers, byte for byte where the document's clients read them: `{"detail":
+//! "..."}` errors, pydantic v2's 422 list, and the OAuth2 bearer challenge.
+
+use chat_server::http::{self, Resp};
+use hyper::StatusCode;
+use hyper::header::{HeaderValue, WWW_AUTHENTICATE};
+use serde_json::{Value, json};
+
+/// `{"detail": text}` with `status`.
+pub fn detail(status: StatusCode, text: &str) -> Resp {
+    http::json(status, &json!({ "detail": text }))
+}
+
+/// 401 with `WWW-Authenticate: Bearer`, as FastAPI's `OAuth2PasswordBearer` answers.
+pub fn unauthorized(text: &str) -> Resp {
+    let mut response = detail(StatusCode::UNAUTHORIZED, text);
+    response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// One pydantic error item.
+pub fn item(kind: &str, field: &str, msg: &str, input: Value) -> Value {
+    json!({ "type": kind, "loc": ["body", field], "msg": msg, "input": input })
+}
+
+/// 422 with pydantic's error list.
+pub fn invalid(items: Vec<Value>) -> Resp {
+    http::json(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &json!({ "detail": items }),
+    )
+}
+
+/// FastAPI's answer to a body that is not JSON.
+pub fn json_invalid() -> Resp {
+    invalid(vec![json!({
+        "type": "json_invalid",
+        "loc": ["body", 0],
+        "msg": "JSON decode error",
+        "input": {},
+        "ctx": { "error": "Expecting value" },
+    })])
+}
+
+/// Required string fields of a JSON body, checked like pydantic: every missing or
+/// non-string field is reported at once.
+pub fn strings(body: &Value, fields: &[&str]) -> Result<Vec<String>, Resp> {
+    let mut values = Vec::new();
+    let mut errors = Vec::new();
+    for field in fields {
+        match body.get(*field) {
+            Some(Value::String(s)) => values.push(s.clone()),
+            None => errors.push(item("missing", field, "Field required", body.clone())),
+            Some(other) => errors.push(item(
+                "string_type",
+                field,
+                "Input should be a valid string",
+                other.clone(),
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(invalid(errors))
+    }
+}
