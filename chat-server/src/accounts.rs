@@ -26,6 +26,19 @@ use crate::config::Config;
 /// Contact metadata key holding the account's password hash.
 pub const PASSWORD_KEY: &str = "account.password_hash";
 
+/// Metadata keys the account keeps to itself: never shown by any API.
+const PRIVATE_PREFIX: &str = "account.";
+
+/// A contact as the API shows it: without the account's private metadata (the
+/// password hash), which staff allowed to read contacts must not see either.
+pub fn public_contact(contact: &Contact) -> Contact {
+    let mut shown = contact.clone();
+    shown
+        .metadata
+        .retain(|key, _| !key.starts_with(PRIVATE_PREFIX));
+    shown
+}
+
 /// Why a sign-up was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -298,5 +311,20 @@ mod tests {
                     .is_err()
             );
         }
+    }
+
+    #[tokio::test]
+    async fn the_password_hash_never_leaves_through_the_api_view() {
+        let (engine, tenant) = engine().await;
+        let mut ada = register(&engine, tenant, "ada", "ada@example.com", "pw-ada")
+            .await
+            .unwrap();
+        ada.metadata.insert("plan".into(), "gold".into());
+        let shown = public_contact(&ada);
+        assert!(ada.metadata.contains_key(PASSWORD_KEY));
+        assert!(!shown.metadata.contains_key(PASSWORD_KEY));
+        assert_eq!(shown.metadata.get("plan").map(String::as_str), Some("gold"));
+        let text = serde_json::to_string(&shown).unwrap();
+        assert!(!text.contains("argon2"), "{text}");
     }
 }

@@ -108,7 +108,7 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
     };
     let mut answer = json!({
         "conversation": super::conversation_view(&opened.conversation, staff),
-        "contact": opened.contact,
+        "contact": crate::accounts::public_contact(&opened.contact),
         "messages": opened.messages,
     });
     if issue_token {
@@ -421,7 +421,10 @@ pub async fn contact_history(ctx: Ctx) -> Result<Resp, ApiError> {
 pub async fn contact(ctx: Ctx) -> Result<Resp, ApiError> {
     let id: ContactId = ctx.id("id")?;
     let contact = ctx.app.engine.contact(ctx.actor()?, id).await?;
-    Ok(http::json(StatusCode::OK, &contact))
+    Ok(http::json(
+        StatusCode::OK,
+        &crate::accounts::public_contact(&contact),
+    ))
 }
 
 pub async fn queue_position(ctx: Ctx) -> Result<Resp, ApiError> {
