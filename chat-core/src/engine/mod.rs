@@ -4,6 +4,7 @@
 
 mod agents;
 mod attachments;
+mod channels;
 mod conversations;
 mod credentials;
 mod messages;

@@ -1,0 +1,559 @@
+//! The message-center backend of seed document 001 (`/auth/login`, `/chats/…`), served by
+//! the chat engine: the document's routes and JSON shapes, our persistence, auth and
+//! rules.
+//!
+//! ```text
+//! cargo run -p example-message-center -- --demo
+//! ```
+//!
+//! See the README for the routes and every deviation from the document.
+
+mod ids;
+mod shapes;
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use chat_core::store::AssignedFilter;
+use chat_core::{
+    Actor, Agent, Channel, ContactInput, Conversation, ConversationFilter, ConversationId, Engine,
+    OpenConversation, PostMessage, Role, TenantId, TenantSettings,
+};
+use chat_server::auth::{self, Caller};
+use chat_server::error::ApiError;
+use chat_server::http::{self, Resp};
+use chat_server::starter::Starter;
+use chat_server::{App, Extension, Handled};
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub use ids::ChatIds;
+
+/// The tenant name the template keeps its data under.
+pub const TENANT: &str = "message-center";
+/// Login identifiers without an `@` are user names; staff records need an e-mail, so a
+/// name `admin` is stored as `admin@message-center.local`.
+pub const LOGIN_DOMAIN: &str = "message-center.local";
+/// Largest JSON body accepted (the document's bodies are a few hundred bytes).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The document's CORS setting: its Next.js dashboard on port 3000.
+pub const FRONTEND_ORIGIN: &str = "http://localhost:3000";
+
+/// Opens the template's database (created if missing), with CORS for the document's
+/// frontend.
+pub async fn open(db: &Path) -> anyhow::Result<Starter> {
+    let mut starter = Starter::open(db, TENANT, TenantSettings::default(), |b| b).await?;
+    starter.config.cors_origins = vec![FRONTEND_ORIGIN.to_owned()];
+    Ok(starter)
+}
+
+/// The routes of document 001 over the starter's engine and tenant.
+pub async fn message_center(starter: &Starter) -> anyhow::Result<Arc<MessageCenter>> {
+    Ok(Arc::new(MessageCenter {
+        tenant: starter.tenant,
+        ids: ChatIds::load(&starter.engine, starter.tenant).await?,
+    }))
+}
+
+/// The e-mail a login identifier stands for.
+pub fn login_email(identifier: &str) -> String {
+    let identifier = identifier.trim().to_lowercase();
+    if identifier.contains('@') {
+        identifier
+    } else {
+        format!("{identifier}@{LOGIN_DOMAIN}")
+    }
+}
+
+/// The [`Extension`] serving `/auth/login` and `/chats/…`.
+pub struct MessageCenter {
+    tenant: TenantId,
+    ids: ChatIds,
+}
+
+/// An answer in FastAPI's error shape, `{"detail": "..."}`, which the document's
+/// frontend reads.
+fn detail(status: StatusCode, text: &str) -> Resp {
+    http::json(status, &json!({ "detail": text }))
+}
+
+/// Engine and server errors in the document's error shape. "Not found" and "not yours"
+/// both read `Chat not found`, so ids cannot be probed.
+fn fail(e: ApiError) -> Resp {
+    match e.status {
+        StatusCode::NOT_FOUND => detail(StatusCode::NOT_FOUND, "Chat not found"),
+        StatusCode::FORBIDDEN => detail(StatusCode::FORBIDDEN, "Not enough permissions"),
+        StatusCode::UNAUTHORIZED => {
+            detail(StatusCode::UNAUTHORIZED, "Could not validate credentials")
+        }
+        status => detail(status, &e.message),
+    }
+}
+
+fn engine_fail(e: chat_core::Error) -> Resp {
+    fail(ApiError::from(e))
+}
+
+fn not_found() -> Resp {
+    detail(StatusCode::NOT_FOUND, "Chat not found")
+}
+
+type Answer = Result<Resp, Resp>;
+
+/// The signed-in staff member of a request.
+struct Staff {
+    actor: Actor,
+    agent: Agent,
+}
+
+impl Staff {
+    /// Agents see only the chats assigned to them (the document's rule, stricter than the
+    /// engine's, which also shows agents the queue).
+    fn sees(&self, c: &Conversation) -> bool {
+        self.agent.role != Role::Agent || c.involves(self.agent.id)
+    }
+}
+
+#[derive(Deserialize)]
+struct Login {
+    identifier: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct CreateChat {
+    customer_name: String,
+    #[serde(default)]
+    customer_phone: Option<String>,
+    #[serde(default)]
+    customer_email: Option<String>,
+    #[serde(default)]
+    customer_address: Option<String>,
+    #[serde(default)]
+    channel: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SendMessage {
+    chat_id: u64,
+    text: String,
+    #[serde(default)]
+    sender: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct UpdateChat {
+    #[serde(default)]
+    mode: Option<String>,
+    /// `Some(None)` is an explicit `null`: unassign.
+    #[serde(default, deserialize_with = "explicit_null")]
+    assigned_agent_id: Option<Option<u64>>,
+    #[serde(default)]
+    online: Option<bool>,
+}
+
+fn explicit_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
+}
+
+#[async_trait::async_trait]
+impl Extension for MessageCenter {
+    async fn handle(&self, app: &Arc<App>, req: Request<Incoming>, _ip: IpAddr) -> Handled {
+        let path = req.uri().path().to_owned();
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+        let method = req.method().clone();
+        let (name, answer) = match (&method, segments.as_slice()) {
+            (&Method::POST, ["auth", "login"]) => ("/auth/login", self.login(app, req).await),
+            (&Method::GET, ["chats"]) => ("/chats/", self.list(app, req).await),
+            (&Method::POST, ["chats"]) => ("/chats/", self.create(app, req).await),
+            (&Method::POST, ["chats", "messages"]) => {
+                ("/chats/messages", self.send(app, req).await)
+            }
+            (&Method::GET, ["chats", id]) => {
+                let id = id.to_string();
+                ("/chats/{chat_id}", self.detail(app, req, &id).await)
+            }
+            (&Method::PATCH, ["chats", id]) => {
+                let id = id.to_string();
+                ("/chats/{chat_id}", self.update(app, req, &id).await)
+            }
+            (&Method::POST, ["chats", id, "read"]) => {
+                let id = id.to_string();
+                ("/chats/{chat_id}/read", self.read(app, req, &id).await)
+            }
+            _ => return Handled::Declined(req),
+        };
+        Handled::Answered(name, answer.unwrap_or_else(|e| e))
+    }
+}
+
+impl MessageCenter {
+    fn system(&self) -> Actor {
+        Actor::System {
+            tenant: self.tenant,
+        }
+    }
+
+    /// The staff member behind the bearer token; 401 without one (the document's
+    /// `GET /chats/` and `PATCH` needed none: here every chat route is for staff).
+    async fn staff(&self, app: &App, req: &Request<Incoming>) -> Result<Staff, Resp> {
+        let token = auth::bearer(req.headers(), None).map_err(fail)?;
+        let actor = match app.authenticate(token.as_deref()).await.map_err(fail)? {
+            Caller::Anonymous => return Err(detail(StatusCode::UNAUTHORIZED, "Not authenticated")),
+            Caller::Actor(actor @ Actor::Staff { .. }) if actor.tenant() == self.tenant => actor,
+            Caller::Actor(_) => {
+                return Err(detail(StatusCode::FORBIDDEN, "Not enough permissions"));
+            }
+        };
+        match app.engine.resolve(&actor).await.map_err(engine_fail)? {
+            chat_core::policy::Resolved::Staff(agent) => Ok(Staff { actor, agent }),
+            _ => Err(detail(StatusCode::FORBIDDEN, "Not enough permissions")),
+        }
+    }
+
+    async fn body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Resp> {
+        let (parts, body) = req.into_parts();
+        http::read_json(&parts.headers, body, BODY_LIMIT)
+            .await
+            .map_err(|e| detail(e.status, &e.message))
+    }
+
+    /// The chat a number names, if the caller may see it.
+    async fn chat(&self, engine: &Engine, who: &Staff, number: &str) -> Result<Conversation, Resp> {
+        let id = number
+            .parse()
+            .ok()
+            .and_then(|n| self.ids.conversation(n))
+            .ok_or_else(not_found)?;
+        let c = engine
+            .conversation(&who.actor, id)
+            .await
+            .map_err(engine_fail)?;
+        if who.sees(&c) {
+            Ok(c)
+        } else {
+            Err(not_found())
+        }
+    }
+
+    async fn login(&self, app: &App, req: Request<Incoming>) -> Answer {
+        let body: Login = Self::body(req).await?;
+        let refused = || detail(StatusCode::UNAUTHORIZED, "Incorrect username or password");
+        let engine = &app.engine;
+        let agent = engine
+            .store()
+            .agent_by_email(self.tenant, &login_email(&body.identifier))
+            .await
+            .map_err(engine_fail)?
+            .filter(|a| a.active);
+        let credential = match &agent {
+            Some(a) => Some(
+                engine
+                    .credential(self.tenant, a.id)
+                    .await
+                    .map_err(engine_fail)?,
+            ),
+            None => None,
+        };
+        let hash = credential.as_ref().and_then(|c| c.password_hash.clone());
+        // Verify against a decoy when there is no user, so timing does not reveal names;
+        // argon2 is slow on purpose, so off the async threads.
+        let password = body.password;
+        let matches = tokio::task::spawn_blocking(move || {
+            auth::verify_password(
+                &password,
+                hash.as_deref().unwrap_or_else(|| auth::decoy_hash()),
+            ) && hash.is_some()
+        })
+        .await
+        .unwrap_or(false);
+        let (Some(agent), Some(credential), true) = (agent, credential, matches) else {
+            return Err(refused());
+        };
+        let token = auth::issue_token(
+            &app.config.jwt,
+            self.tenant,
+            agent.id,
+            agent.role,
+            credential.token_version,
+        )
+        .map_err(|_| detail(StatusCode::INTERNAL_SERVER_ERROR, "could not sign a token"))?;
+        let number = shapes::user_number(engine, self.tenant, agent.id).await?;
+        Ok(http::json(
+            StatusCode::OK,
+            &json!({
+                "access_token": token,
+                "token_type": "bearer",
+                "user": {
+                    "id": number,
+                    "username": body.identifier.trim(),
+                    "name": agent.name,
+                    "role": shapes::role(agent.role),
+                },
+            }),
+        ))
+    }
+
+    async fn list(&self, app: &App, req: Request<Incoming>) -> Answer {
+        let who = self.staff(app, &req).await?;
+        let engine = &app.engine;
+        let mut chats = Vec::new();
+        let mut cursor = None;
+        loop {
+            let filter = ConversationFilter {
+                // The document: agents see only their assigned chats.
+                assigned: (who.agent.role == Role::Agent)
+                    .then_some(AssignedFilter::Agent(who.agent.id)),
+                cursor,
+                limit: Some(engine.limits().max_page),
+                ..Default::default()
+            };
+            let page = engine
+                .list_conversations(&who.actor, filter)
+                .await
+                .map_err(engine_fail)?;
+            chats.extend(
+                page.items
+                    .iter()
+                    .filter(|c| who.sees(c))
+                    .filter_map(shapes::summary),
+            );
+            match page.next_cursor {
+                Some(next) => cursor = Some(next.encode()),
+                None => break,
+            }
+        }
+        Ok(http::json(StatusCode::OK, &Value::Array(chats)))
+    }
+
+    async fn detail(&self, app: &App, req: Request<Incoming>, number: &str) -> Answer {
+        let who = self.staff(app, &req).await?;
+        let c = self.chat(&app.engine, &who, number).await?;
+        Ok(http::json(
+            StatusCode::OK,
+            &shapes::detail(&app.engine, &who.actor, &c).await?,
+        ))
+    }
+
+    async fn create(&self, app: &App, req: Request<Incoming>) -> Answer {
+        let who = self.staff(app, &req).await?;
+        let body: CreateChat = Self::body(req).await?;
+        let channel = match body.channel.as_deref() {
+            None => Channel::Whatsapp,
+            Some(name) => shapes::channel_from(name).ok_or_else(|| {
+                detail(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "channel must be one of WhatsApp, Telegram, Email",
+                )
+            })?,
+        };
+        let engine = &app.engine;
+        let _numbering = self.ids.allocating.lock().await;
+        let number = self.ids.next();
+        let metadata = [
+            (ids::CHAT_ID.to_owned(), number.to_string()),
+            (
+                shapes::NAME.to_owned(),
+                body.customer_name.trim().to_owned(),
+            ),
+        ]
+        .into();
+        let input = OpenConversation {
+            contact: ContactInput {
+                name: Some(body.customer_name),
+                email: body.customer_email.filter(|e| !e.trim().is_empty()),
+                phone: body.customer_phone,
+                address: body.customer_address,
+                ..Default::default()
+            },
+            channel,
+            metadata,
+            ..Default::default()
+        };
+        let opened = engine
+            .open_conversation(&who.actor, input)
+            .await
+            .map_err(engine_fail)?;
+        self.ids.insert(number, opened.conversation.id);
+        let mut c = opened.conversation;
+        // An agent only sees its assigned chats: what it creates is assigned to it.
+        if who.agent.role == Role::Agent {
+            c = engine
+                .assign(&who.actor, c.id, who.agent.id)
+                .await
+                .map_err(engine_fail)?;
+        }
+        Ok(http::json(
+            StatusCode::OK,
+            &shapes::detail(engine, &who.actor, &c).await?,
+        ))
+    }
+
+    async fn send(&self, app: &App, req: Request<Incoming>) -> Answer {
+        let who = self.staff(app, &req).await?;
+        let body: SendMessage = Self::body(req).await?;
+        let c = self
+            .chat(&app.engine, &who, &body.chat_id.to_string())
+            .await?;
+        let engine = &app.engine;
+        let posted = match body.sender.as_deref().unwrap_or("agent") {
+            "agent" => {
+                engine
+                    .post_message(&who.actor, c.id, PostMessage::text(body.text))
+                    .await
+            }
+            // A channel customer's message relayed by staff or a webhook integration; in
+            // bot mode the bot answers it.
+            "customer" => {
+                engine
+                    .post_for_customer(&who.actor, c.id, PostMessage::text(body.text))
+                    .await
+            }
+            _ => {
+                return Err(detail(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "sender must be customer or agent",
+                ));
+            }
+        }
+        .map_err(engine_fail)?;
+        Ok(http::json(
+            StatusCode::OK,
+            &shapes::message(&posted.message, &posted.conversation),
+        ))
+    }
+
+    async fn update(&self, app: &App, req: Request<Incoming>, number: &str) -> Answer {
+        let who = self.staff(app, &req).await?;
+        let body: UpdateChat = Self::body(req).await?;
+        let engine = &app.engine;
+        let mut c = self.chat(engine, &who, number).await?;
+        match body.assigned_agent_id {
+            Some(Some(n)) => {
+                let agent = shapes::user_by_number(engine, self.tenant, n)
+                    .await?
+                    .ok_or_else(|| detail(StatusCode::NOT_FOUND, "Agent not found"))?;
+                if c.assigned_agent_id != Some(agent) {
+                    c = engine
+                        .assign(&who.actor, c.id, agent)
+                        .await
+                        .map_err(engine_fail)?;
+                }
+            }
+            Some(None) if c.assigned_agent_id.is_some() => {
+                c = engine
+                    .unassign(&who.actor, c.id)
+                    .await
+                    .map_err(engine_fail)?;
+            }
+            _ => {}
+        }
+        if let Some(mode) = body.mode.as_deref() {
+            let mode = shapes::mode_from(mode).ok_or_else(|| {
+                detail(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "mode must be one of bot, agent, paused, closed",
+                )
+            })?;
+            // The document's buttons send the mode a chat may already be in; that is a
+            // no-op, not an error.
+            if c.mode != mode {
+                c = engine
+                    .set_mode(&who.actor, c.id, mode)
+                    .await
+                    .map_err(engine_fail)?;
+            }
+        }
+        if let Some(online) = body.online {
+            c = engine
+                .set_conversation_metadata(
+                    &who.actor,
+                    c.id,
+                    shapes::ONLINE,
+                    Some(if online { "true" } else { "false" }),
+                )
+                .await
+                .map_err(engine_fail)?;
+        }
+        // After reassignment an agent may no longer see the chat: answer with what it
+        // became all the same, read as the system.
+        let c = engine
+            .conversation(&self.system(), c.id)
+            .await
+            .map_err(engine_fail)?;
+        Ok(http::json(
+            StatusCode::OK,
+            &shapes::detail(engine, &self.system(), &c).await?,
+        ))
+    }
+
+    async fn read(&self, app: &App, req: Request<Incoming>, number: &str) -> Answer {
+        let who = self.staff(app, &req).await?;
+        let engine = &app.engine;
+        let c = self.chat(engine, &who, number).await?;
+        let c = engine
+            .mark_read(&who.actor, c.id, c.last_seq)
+            .await
+            .map_err(engine_fail)?;
+        Ok(http::json(
+            StatusCode::OK,
+            &shapes::summary(&c).unwrap_or(Value::Null),
+        ))
+    }
+}
+
+/// Seeds what document 001 describes: users `admin`/`admin123` and `agent`/`agent123` and
+/// the four demo chats in their modes (once; later starts find them). Returns the users.
+pub async fn seed_demo(
+    starter: &Starter,
+    center: &MessageCenter,
+) -> anyhow::Result<Vec<(String, Agent)>> {
+    let admin = starter
+        .ensure_staff("Admin", &login_email("admin"), "admin123", Role::Admin)
+        .await?;
+    let agent = starter
+        .ensure_staff("Agent", &login_email("agent"), "agent123", Role::Agent)
+        .await?;
+    if center.ids.next() == 1 {
+        shapes::seed_chats(&starter.engine, center, agent.id).await?;
+    }
+    Ok(vec![("admin".into(), admin), ("agent".into(), agent)])
+}
+
+impl MessageCenter {
+    /// Opens a chat with the next number (used by the demo seeding).
+    async fn open_numbered(
+        &self,
+        engine: &Engine,
+        contact: ContactInput,
+        channel: Channel,
+    ) -> anyhow::Result<ConversationId> {
+        let _numbering = self.ids.allocating.lock().await;
+        let number = self.ids.next();
+        let metadata = [
+            (ids::CHAT_ID.to_owned(), number.to_string()),
+            (
+                shapes::NAME.to_owned(),
+                contact.name.clone().unwrap_or_default(),
+            ),
+        ]
+        .into();
+        let opened = engine
+            .open_conversation(
+                &self.system(),
+                OpenConversation {
+                    contact,
+                    channel,
+                    metadata,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        self.ids.insert(number, opened.conversation.id);
+        Ok(opened.conversation.id)
+    }
+}
