@@ -456,7 +456,7 @@ async fn analytics(ctx: &Ctx<'_>, staff: &Actor, req: &Request<Incoming>) -> Res
     }
     let mut top: Vec<(AgentId, u64, Vec<f64>)> =
         per_agent.into_iter().map(|(a, (n, r))| (a, n, r)).collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1));
+    top.sort_by_key(|t| std::cmp::Reverse(t.1));
     top.truncate(10);
     Ok(ok(
         StatusCode::OK,
@@ -501,7 +501,7 @@ async fn history(
 ) -> Result<Resp> {
     let (page, limit) = paging(req, 20);
     let mut sessions = ctx.engine().contact_history(staff, email).await?;
-    sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    sessions.sort_by_key(|c| std::cmp::Reverse(c.created_at));
     let items = sessions
         .iter()
         .map(|c| {

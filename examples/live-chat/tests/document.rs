@@ -29,7 +29,10 @@ async fn create_session_answers_the_documented_shape_with_a_server_issued_id() {
     let session = &body["data"]["session"];
     let sid = session["sessionId"].as_str().unwrap();
     assert!(sid.starts_with("session-"), "{sid}");
-    assert_ne!(sid, "session-1701691234567-abc123", "the server issues the id");
+    assert_ne!(
+        sid, "session-1701691234567-abc123",
+        "the server issues the id"
+    );
     assert_eq!(session["user"]["name"], "John Doe");
     assert_eq!(session["user"]["email"], "john@example.com");
     assert_eq!(
@@ -157,7 +160,10 @@ async fn the_guest_routes_follow_the_document() {
         ),
         (&json!(1), &json!(4), &json!(2), &json!(2))
     );
-    assert_eq!(second.body["data"][0]["content"], "Hi! How can I assist you today?");
+    assert_eq!(
+        second.body["data"][0]["content"],
+        "Hi! How can I assist you today?"
+    );
 
     let typing = s
         .post(&format!("{base}/typing"), None, json!({ "isTyping": true }))
@@ -199,7 +205,10 @@ async fn the_guest_routes_follow_the_document() {
     assert_eq!(rated.status, StatusCode::OK, "{}", rated.body);
     assert_eq!(rated.body["message"], "Thank you for your feedback!");
     assert_eq!(rated.body["data"]["rating"]["score"], 4);
-    assert_eq!(rated.body["data"]["rating"]["feedback"], "Excellent service!");
+    assert_eq!(
+        rated.body["data"]["rating"]["feedback"],
+        "Excellent service!"
+    );
     assert!(rated.body["data"]["rating"]["ratedAt"].is_string());
     let no_score = s.post(&format!("{base}/rate"), None, json!({})).await;
     assert_eq!(no_score.status, StatusCode::BAD_REQUEST);
@@ -226,7 +235,12 @@ async fn the_admin_routes_follow_the_document() {
     assert_eq!(list.status, StatusCode::OK, "{}", list.body);
     assert_eq!(list.body["success"], true);
     assert_eq!(
-        (&list.body["count"], &list.body["total"], &list.body["page"], &list.body["pages"]),
+        (
+            &list.body["count"],
+            &list.body["total"],
+            &list.body["page"],
+            &list.body["pages"]
+        ),
         (&json!(2), &json!(2), &json!(1), &json!(1))
     );
     assert_eq!(
@@ -245,7 +259,10 @@ async fn the_admin_routes_follow_the_document() {
     assert_eq!(searched.body["total"], 1);
     assert_eq!(searched.body["data"][0]["sessionId"], other.as_str());
     let by_id = s
-        .get(&format!("/api/admin/live-chat/sessions?search={sid}"), admin)
+        .get(
+            &format!("/api/admin/live-chat/sessions?search={sid}"),
+            admin,
+        )
         .await;
     assert_eq!(by_id.body["data"][0]["sessionId"], sid.as_str());
     let unassigned = s
@@ -255,7 +272,11 @@ async fn the_admin_routes_follow_the_document() {
         )
         .await;
     assert_eq!(
-        (&unassigned.body["count"], &unassigned.body["total"], &unassigned.body["pages"]),
+        (
+            &unassigned.body["count"],
+            &unassigned.body["total"],
+            &unassigned.body["pages"]
+        ),
         (&json!(1), &json!(2), &json!(2))
     );
 
@@ -277,7 +298,11 @@ async fn the_admin_routes_follow_the_document() {
         })
     );
     let unknown = s
-        .patch(&format!("{base}/assign"), admin, json!({ "agentName": "Nobody" }))
+        .patch(
+            &format!("{base}/assign"),
+            admin,
+            json!({ "agentName": "Nobody" }),
+        )
         .await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
     assert_eq!(unknown.body["message"], "Agent ID is required");
@@ -328,7 +353,11 @@ async fn the_admin_routes_follow_the_document() {
         })
     );
     let invalid = s
-        .patch(&format!("{base}/status"), admin, json!({ "status": "gone" }))
+        .patch(
+            &format!("{base}/status"),
+            admin,
+            json!({ "status": "gone" }),
+        )
         .await;
     assert_eq!(invalid.status, StatusCode::BAD_REQUEST);
 
@@ -365,12 +394,25 @@ async fn the_admin_routes_follow_the_document() {
     );
     assert_eq!(session["notes"][0]["addedBy"]["firstName"], "Jane");
     let messages = details.body["data"]["messages"].as_array().unwrap();
-    assert!(messages.iter().all(|m| m["content"] != "Customer mentioned they have a premium subscription"));
-    assert!(messages.iter().any(|m| m["content"].as_str().unwrap().contains("Billing expertise needed")));
+    assert!(
+        messages
+            .iter()
+            .all(|m| m["content"] != "Customer mentioned they have a premium subscription")
+    );
+    assert!(messages.iter().any(|m| {
+        m["content"]
+            .as_str()
+            .unwrap()
+            .contains("Billing expertise needed")
+    }));
 
     // Closing through the status route, then the guest rates: analytics and history.
     let closed = s
-        .patch(&format!("{base}/status"), admin, json!({ "status": "closed" }))
+        .patch(
+            &format!("{base}/status"),
+            admin,
+            json!({ "status": "closed" }),
+        )
         .await;
     assert_eq!(closed.body["data"]["status"], "closed", "{}", closed.body);
     s.post(
@@ -385,7 +427,10 @@ async fn the_admin_routes_follow_the_document() {
     assert_eq!(data["overview"]["totalSessions"], 2);
     assert_eq!(data["overview"]["closedSessions"], 1);
     assert_eq!(data["overview"]["avgRating"], 5.0);
-    assert!(data["responseTime"]["avgResponseTime"].is_number(), "{data}");
+    assert!(
+        data["responseTime"]["avgResponseTime"].is_number(),
+        "{data}"
+    );
     assert_eq!(data["sessionsByDay"][0]["count"], 2);
     assert_eq!(data["topAgents"][0]["_id"], s.bob.id.as_str());
     assert_eq!(data["topAgents"][0]["sessionsHandled"], 1);
@@ -396,15 +441,25 @@ async fn the_admin_routes_follow_the_document() {
         )
         .await;
     assert_eq!(old.body["data"]["overview"]["totalSessions"], 0);
-    assert_eq!(old.body["data"]["period"]["start"], "2024-11-01T00:00:00.000Z");
+    assert_eq!(
+        old.body["data"]["period"]["start"],
+        "2024-11-01T00:00:00.000Z"
+    );
 
     let again = s.session(john()).await;
     let history = s
-        .get("/api/admin/live-chat/customers/john%40example.com/history", admin)
+        .get(
+            "/api/admin/live-chat/customers/john%40example.com/history",
+            admin,
+        )
         .await;
     assert_eq!(history.status, StatusCode::OK, "{}", history.body);
     assert_eq!(
-        (&history.body["count"], &history.body["total"], &history.body["pages"]),
+        (
+            &history.body["count"],
+            &history.body["total"],
+            &history.body["pages"]
+        ),
         (&json!(2), &json!(2), &json!(1))
     );
     assert_eq!(history.body["data"][0]["sessionId"], again.as_str());
@@ -413,7 +468,9 @@ async fn the_admin_routes_follow_the_document() {
     assert_eq!(history.body["data"][1]["rating"], json!({ "score": 5 }));
     assert!(history.body["data"][1]["endedAt"].is_string());
 
-    let deleted = s.call(hyper::Method::DELETE, &base, admin, json!(null)).await;
+    let deleted = s
+        .call(hyper::Method::DELETE, &base, admin, json!(null))
+        .await;
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
     assert_eq!(
         deleted.body,
@@ -421,6 +478,9 @@ async fn the_admin_routes_follow_the_document() {
     );
     let gone = s.get(&format!("/api/live-chat/sessions/{sid}"), None).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
-    assert_eq!(gone.body, json!({ "success": false, "message": "Session not found" }));
+    assert_eq!(
+        gone.body,
+        json!({ "success": false, "message": "Session not found" })
+    );
     s.stop().await;
 }

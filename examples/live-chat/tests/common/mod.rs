@@ -56,7 +56,9 @@ pub async fn start(dir: &std::path::Path) -> Server {
 }
 
 pub async fn start_with(dir: &std::path::Path, options: Options) -> Server {
-    let starter = example_live_chat::open(&dir.join("live-chat.db")).await.unwrap();
+    let starter = example_live_chat::open(&dir.join("live-chat.db"))
+        .await
+        .unwrap();
     let mut staff = Vec::new();
     for (name, email, role) in [
         ("Admin User", "admin@example.com", Role::Admin),
@@ -133,7 +135,13 @@ impl Server {
         }
     }
 
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Value) -> Reply {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> Reply {
         let bytes = if body.is_null() {
             Bytes::new()
         } else {
