@@ -61,7 +61,12 @@ async fn main() -> anyhow::Result<()> {
         .starter
         .db
         .unwrap_or_else(|| PathBuf::from("live-chat.db"));
-    let starter = example_live_chat::open(&db).await?;
+    let mut starter = example_live_chat::open(&db).await?;
+    // The document's frontends run on the usual dev servers.
+    starter.config.cors_origins = vec![
+        "http://localhost:3000".into(),
+        "http://localhost:5173".into(),
+    ];
     if args.starter.demo {
         let mut tokens = serde_json::Map::new();
         for (key, name, email, password, role) in DEMO_STAFF {
