@@ -150,6 +150,63 @@ pub struct LiveChat {
     window_minutes: u64,
 }
 
+impl LiveChat {
+    /// The session id of a conversation, as guests and staff address it.
+    pub fn session_id(&self, id: ConversationId) -> String {
+        self.ids.issue(id)
+    }
+
+    /// Seeds the document's example chat for `--demo`: John Doe, from the pricing page,
+    /// asking about his order. Idempotent: if John already has a chat, that one is kept.
+    /// Returns its session id.
+    pub async fn seed_demo(&self, engine: &Engine) -> anyhow::Result<String> {
+        let system = Actor::System {
+            tenant: self.tenant,
+        };
+        let email = "john@example.com";
+        if let Some(existing) = engine.contact_history(&system, email).await?.first() {
+            return Ok(self.session_id(existing.id));
+        }
+        let metadata = [
+            (shapes::meta::NAME, "John Doe"),
+            (shapes::meta::EMAIL, email),
+            (shapes::meta::PHONE, "+1234567890"),
+            (shapes::meta::PAGE_URL, "https://example.com/pricing"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let welcome = public::open_session(
+            engine,
+            &system,
+            chat_core::ContactInput {
+                name: Some("John Doe".into()),
+                email: Some(email.into()),
+                phone: Some("+1234567890".into()),
+                ..Default::default()
+            },
+            None,
+            chat_core::Priority::Medium,
+            metadata,
+        )
+        .await?;
+        let conversation = welcome.conversation;
+        let guest = Actor::Customer {
+            tenant: self.tenant,
+            contact: conversation.contact_id,
+            conversation: Some(conversation.id),
+        };
+        engine
+            .post_message(
+                &guest,
+                conversation.id,
+                chat_core::PostMessage::text("Hello, I need help with my order"),
+            )
+            .await?;
+        Ok(self.session_id(conversation.id))
+    }
+}
+
 /// A failed request, answered as `{"success": false, "message": …}`.
 #[derive(Debug)]
 pub(crate) struct Fail {

@@ -5,7 +5,7 @@
 //! ```
 //!
 //! Listens on 127.0.0.1:5000 and keeps its data in `live-chat.db` unless told otherwise.
-//! `--demo` makes an admin and two support agents and writes `demo-tokens.json` with a
+//! `--demo` makes an admin, two support agents and the document's example chat, and writes `demo-tokens.json` with a
 //! fresh staff token for each, beside the database.
 
 use std::net::SocketAddr;
@@ -67,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         "http://localhost:3000".into(),
         "http://localhost:5173".into(),
     ];
+    let extension = example_live_chat::live_chat(&starter, example_live_chat::Options::default())?;
     if args.starter.demo {
         let mut tokens = serde_json::Map::new();
         for (key, name, email, password, role) in DEMO_STAFF {
@@ -83,10 +84,15 @@ async fn main() -> anyhow::Result<()> {
                 }),
             );
         }
+        // The document's example chat, so the dashboard has something to show and the
+        // widget a session to resume.
+        tokens.insert(
+            "demoSessionId".into(),
+            json!(extension.seed_demo(&starter.engine).await?),
+        );
         let path = starter.write_demo_tokens(&serde_json::Value::Object(tokens))?;
         tracing::info!(path = %path.display(), "demo staff ready");
     }
-    let extension = example_live_chat::live_chat(&starter, example_live_chat::Options::default())?;
     let listener = bind(listen)?;
     tracing::info!(%listen, db = %db.display(), "live chat listening");
     starter.serve(listener, extension).await?;

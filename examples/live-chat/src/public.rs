@@ -121,36 +121,21 @@ async fn create(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Resp> {
             metadata.insert(key.to_owned(), value.chars().take(2000).collect());
         }
     }
-    let system = ctx.system();
-    let opened = ctx
-        .engine()
-        .open_conversation(
-            &system,
-            OpenConversation {
-                contact: ContactInput {
-                    name: Some(name.clone()),
-                    email: Some(email),
-                    phone,
-                    ..ContactInput::default()
-                },
-                department,
-                priority,
-                metadata,
-                ..OpenConversation::default()
-            },
-        )
-        .await?;
-    let id = opened.conversation.id;
-    let welcome = ctx
-        .engine()
-        .post_message(
-            &system,
-            id,
-            PostMessage::text(format!(
-                "Welcome {name}! A support agent will be with you shortly."
-            )),
-        )
-        .await?;
+    let welcome = open_session(
+        ctx.engine(),
+        &ctx.system(),
+        ContactInput {
+            name: Some(name),
+            email: Some(email),
+            phone,
+            ..ContactInput::default()
+        },
+        department,
+        priority,
+        metadata,
+    )
+    .await?;
+    let id = welcome.conversation.id;
     let session_id = ctx.session_id(id);
     let agents = Agents::new();
     Ok(ok(
@@ -164,6 +149,40 @@ async fn create(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Resp> {
             }
         }),
     ))
+}
+
+/// Opens a chat that waits for an agent and greets the guest by name, as the document's
+/// create route does; returns the welcome message as posted.
+pub(crate) async fn open_session(
+    engine: &Engine,
+    system: &Actor,
+    contact: ContactInput,
+    department: Option<String>,
+    priority: chat_core::Priority,
+    metadata: BTreeMap<String, String>,
+) -> chat_core::Result<chat_core::Posted> {
+    let name = contact.name.clone().unwrap_or_default();
+    let opened = engine
+        .open_conversation(
+            system,
+            OpenConversation {
+                contact,
+                department,
+                priority,
+                metadata,
+                ..OpenConversation::default()
+            },
+        )
+        .await?;
+    engine
+        .post_message(
+            system,
+            opened.conversation.id,
+            PostMessage::text(format!(
+                "Welcome {name}! A support agent will be with you shortly."
+            )),
+        )
+        .await
 }
 
 fn header(req: &Request<Incoming>, name: hyper::header::HeaderName) -> Option<String> {

@@ -484,3 +484,38 @@ async fn the_admin_routes_follow_the_document() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_demo_chat_is_the_documents_example_and_is_seeded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let starter = example_live_chat::open(&dir.path().join("live-chat.db"))
+        .await
+        .unwrap();
+    let chat =
+        example_live_chat::live_chat(&starter, example_live_chat::Options::default()).unwrap();
+    let first = chat.seed_demo(&starter.engine).await.unwrap();
+    let again = chat.seed_demo(&starter.engine).await.unwrap();
+    assert_eq!(first, again, "seeding twice keeps one chat");
+    drop(starter);
+
+    // The template on the same database serves it to the guest holding the id.
+    let s = common::start(dir.path()).await;
+    let messages = s
+        .get(&format!("/api/live-chat/sessions/{first}/messages"), None)
+        .await;
+    assert_eq!(messages.status, StatusCode::OK, "{}", messages.body);
+    let contents: Vec<_> = messages.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        contents,
+        [
+            "Welcome John Doe! A support agent will be with you shortly.",
+            "Hello, I need help with my order"
+        ]
+    );
+    s.stop().await;
+}
