@@ -216,10 +216,8 @@ fn agent_id(text: Option<&str>, missing: &str) -> Result<AgentId> {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct AssignBody {
+    // The document also sends `agentName`; the stored staff record's name is used.
     agent_id: Option<String>,
-    /// The document sends the name; the stored staff record's name is used instead.
-    #[allow(dead_code)]
-    agent_name: Option<String>,
 }
 
 async fn assign(ctx: &Ctx<'_>, staff: &Actor, sid: &str, req: Request<Incoming>) -> Result<Resp> {
@@ -339,10 +337,8 @@ async fn note(ctx: &Ctx<'_>, staff: &Actor, sid: &str, req: Request<Incoming>) -
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct TransferBody {
+    // As for assign, `toAgentName` is ignored and the stored name used.
     to_agent_id: Option<String>,
-    /// As for assign, the stored name is used.
-    #[allow(dead_code)]
-    to_agent_name: Option<String>,
     reason: Option<String>,
 }
 

@@ -89,7 +89,8 @@ impl Default for RateLimit {
 /// Settings of the template.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// The per-IP limit on `/api/…` routes; `None` turns it off (the document applies it
+    /// The per-IP limit on the document's routes and socket handshakes; `None` turns it
+    /// off (the document applies it
     /// "in production mode").
     pub rate_limit: Option<RateLimit>,
 }
@@ -414,8 +415,9 @@ impl Extension for LiveChat {
         if !(public || admin || socket) {
             return Handled::Declined(req);
         }
-        if (public || admin)
-            && let Some(limiter) = &self.limiter
+        // Socket handshakes count too: a reconnect with `since` replays from the log, so
+        // an unlimited stream of them would be an unlimited stream of log scans.
+        if let Some(limiter) = &self.limiter
             && let Err(wait) = limiter.check(&ip.to_string())
         {
             let mut response = Fail::new(

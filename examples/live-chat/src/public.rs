@@ -63,12 +63,11 @@ pub(crate) async fn route(ctx: &Ctx<'_>, req: Request<Incoming>) -> (&'static st
     }
 }
 
+// The document's client-made `sessionId` is accepted and ignored (unknown fields are):
+// the server issues the id (see the README).
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct CreateBody {
-    /// The document's client-made id; the server issues its own (see the README).
-    #[allow(dead_code)]
-    session_id: Option<String>,
     user: Option<UserBody>,
     page_url: Option<String>,
     referrer: Option<String>,

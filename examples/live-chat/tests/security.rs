@@ -246,6 +246,10 @@ async fn each_ip_gets_the_documented_number_of_requests_per_window() {
         .parse()
         .unwrap();
     assert!((1..=12).contains(&wait), "{wait}");
+    assert_eq!(
+        s.socket_refused("sessionId=session-123").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     // Only the document's API is limited; the server's health check is not.
     assert_eq!(s.get("/healthz", None).await.status, StatusCode::OK);
     s.stop().await;
