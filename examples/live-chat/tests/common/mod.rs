@@ -1,0 +1,297 @@
+//! The template on a real listener (127.0.0.1:0) over a temp SQLite file, a real HTTP
+//! client and real WebSocket clients.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chat_core::Role;
+use example_live_chat::Options;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::{HeaderMap, Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub struct Staff {
+    pub id: String,
+    pub name: String,
+    pub token: String,
+}
+
+pub struct Server {
+    pub base: String,
+    pub admin: Staff,
+    pub jane: Staff,
+    pub bob: Staff,
+    pub client: Client<HttpConnector, Full<Bytes>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub bytes: Bytes,
+}
+
+/// The document's visitor, as its create-session example sends it.
+pub fn john() -> Value {
+    json!({
+        "sessionId": "session-1701691234567-abc123",
+        "user": { "name": "John Doe", "email": "john@example.com", "phone": "+1234567890" },
+        "pageUrl": "https://example.com/pricing"
+    })
+}
+
+pub async fn start(dir: &std::path::Path) -> Server {
+    start_with(dir, Options { rate_limit: None }).await
+}
+
+pub async fn start_with(dir: &std::path::Path, options: Options) -> Server {
+    let starter = example_live_chat::open(&dir.join("live-chat.db"))
+        .await
+        .unwrap();
+    let mut staff = Vec::new();
+    for (name, email, role) in [
+        ("Admin User", "admin@example.com", Role::Admin),
+        ("Jane Smith", "jane@example.com", Role::Agent),
+        ("Bob Wilson", "bob@example.com", Role::Agent),
+    ] {
+        let agent = starter
+            .ensure_staff(name, email, "password123", role)
+            .await
+            .unwrap();
+        staff.push(Staff {
+            id: agent.id.to_string(),
+            name: agent.name.clone(),
+            token: starter.staff_token(&agent).await.unwrap(),
+        });
+    }
+    let extension = example_live_chat::live_chat(&starter, options).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(chat_server::run_with(
+        listener,
+        starter.engine.clone(),
+        starter.config,
+        Some(extension),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let mut staff = staff.into_iter();
+    Server {
+        base,
+        admin: staff.next().unwrap(),
+        jane: staff.next().unwrap(),
+        bob: staff.next().unwrap(),
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+impl Server {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let response = self
+            .client
+            .request(req.body(Full::new(body)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            bytes,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> Reply {
+        let bytes = if body.is_null() {
+            Bytes::new()
+        } else {
+            Bytes::from(body.to_string())
+        };
+        let headers: &[(&str, &str)] = if body.is_null() {
+            &[]
+        } else {
+            &[("content-type", "application/json")]
+        };
+        self.send(method, path, token, headers, bytes).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call(Method::GET, path, token, Value::Null).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call(Method::POST, path, token, body).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call(Method::PATCH, path, token, body).await
+    }
+
+    /// Posts a multipart form: text fields, then files `(field, name, type, bytes)`.
+    pub async fn multipart(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        fields: &[(&str, &str)],
+        files: &[(&str, &str, &str, Vec<u8>)],
+    ) -> Reply {
+        let boundary = "----livechatboundary7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        for (field, name, content_type, bytes) in files {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        self.send(
+            Method::POST,
+            path,
+            token,
+            &[("content-type", &content_type)],
+            Bytes::from(body),
+        )
+        .await
+    }
+
+    /// Creates the document's session; returns the server-issued session id.
+    pub async fn session(&self, body: Value) -> String {
+        let created = self.post("/api/live-chat/sessions", None, body).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        created.body["data"]["session"]["sessionId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub fn ws_url(&self, query: &str) -> String {
+        format!("{}/ws/live-chat?{query}", self.base.replace("http", "ws"))
+    }
+
+    /// Opens a socket and reads its `connection_established` frame.
+    pub async fn socket(&self, query: &str) -> Ws {
+        let (ws, _) = tokio_tungstenite::connect_async(self.ws_url(query))
+            .await
+            .unwrap();
+        let mut ws = Ws(ws);
+        let hello = ws.next().await;
+        assert_eq!(hello["type"], "connection_established", "{hello}");
+        assert!(hello["timestamp"].is_string());
+        ws
+    }
+
+    /// The HTTP status a refused socket gets.
+    pub async fn socket_refused(&self, query: &str) -> StatusCode {
+        match tokio_tungstenite::connect_async(self.ws_url(query)).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status(),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("the socket opened"),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+}
+
+pub struct Ws(pub WebSocketStream<MaybeTlsStream<TcpStream>>);
+
+impl Ws {
+    /// The next JSON frame (fails after 5 s).
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(5), self.0.next())
+                .await
+                .expect("a frame arrives")
+                .expect("the socket is open")
+                .expect("the frame is readable");
+            if let Message::Text(text) = frame {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    }
+
+    /// The next frame of type `kind`, skipping others.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let frame = self.next().await;
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// Whether nothing arrives within `ms`.
+    pub async fn quiet(&mut self, ms: u64) -> Option<Value> {
+        match tokio::time::timeout(Duration::from_millis(ms), self.0.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => Some(serde_json::from_str(&text).unwrap()),
+            _ => None,
+        }
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.0.send(Message::text(frame.to_string())).await.unwrap();
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.0.close(None).await;
+    }
+}
