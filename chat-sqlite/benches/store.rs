@@ -185,17 +185,14 @@ fn raw_connection(path: &Path, sync: Synchronous) -> Connection {
     conn
 }
 
-/// The same rows the store writes per message (message, conversation update, event; the
-/// search index through the same trigger), 1000 messages per transaction, with nothing
-/// else: no reads, JSON encoded once up front, sequences kept in memory.
+/// The same rows the store writes per message (message, conversation activity columns,
+/// event; the search index through the same trigger), 1000 messages per transaction, with
+/// nothing else: no reads, event JSON encoded once up front, sequences kept in memory.
 fn raw_writes(path: &Path, sync: Synchronous, tenant: TenantId, ids: &[Uuid], total: u64) -> f64 {
     let conn = raw_connection(path, sync);
     let now = OffsetDateTime::now_utc();
     let sample = conversation(tenant, ContactId(Uuid::now_v7()), ids[0], now);
-    let mut recorded = sample.clone();
     let first = new_message(tenant, ids[0]).into_message(1);
-    recorded.record_message(&first);
-    let conversation_json = serde_json::to_string(&recorded).unwrap();
     let event = Event {
         seq: 1,
         tenant_id: tenant,
@@ -232,11 +229,32 @@ fn raw_writes(path: &Path, sync: Synchronous, tenant: TenantId, ids: &[Uuid], to
             .unwrap()
             .execute(params![Uuid::now_v7(), tenant.0, ids[c], last_seq[c], BODY, at])
             .unwrap();
+            // What the store writes for a message since schema version 4: the activity
+            // columns, not the conversation's JSON. Every message here is a customer's,
+            // so its counters and times move as `Conversation::record_message` moves them.
             tx.prepare_cached(
-                "UPDATE conversations SET updated_at = ?2, last_seq = ?3, version = ?4, data = ?5 WHERE id = ?1",
+                "UPDATE conversations SET updated_at = ?2, last_seq = ?3, version = ?4, message_count = ?5, \
+                 unread_for_agent = ?6, unread_for_customer = ?7, first_response_at = ?8, last_message_at = ?9, \
+                 last_customer_message_at = ?10, last_agent_message_at = ?11, preview_sender = ?12, \
+                 preview_body = ?13, preview_at = ?14 WHERE id = ?1",
             )
             .unwrap()
-            .execute(params![ids[c], at, last_seq[c], last_seq[c] + 1, conversation_json])
+            .execute(params![
+                ids[c],
+                at,
+                last_seq[c],
+                last_seq[c] + 1,
+                last_seq[c],
+                last_seq[c],
+                0,
+                None::<i64>,
+                at,
+                at,
+                None::<i64>,
+                "customer",
+                BODY,
+                at
+            ])
             .unwrap();
             tx.prepare_cached("INSERT INTO events (tenant_id, seq, conversation_id, data) VALUES (?1, ?2, ?3, ?4)")
                 .unwrap()

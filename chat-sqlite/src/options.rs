@@ -47,6 +47,10 @@ pub struct Options {
     pub mmap_size: u64,
     /// Page cache per connection, in KiB. Default: 64 MiB.
     pub cache_kib: u64,
+    /// Conversations the writer thread keeps in memory so that posting a message does not
+    /// read back and decode the row it wrote for the previous one (0 turns this off).
+    /// Default: 16,384 (a few KiB each).
+    pub conversation_cache: usize,
     /// Upper bound on the file size in pages (`PRAGMA max_page_count`); writes past it
     /// fail as on a full disk. Default: none.
     pub max_pages: Option<u64>,
@@ -61,6 +65,7 @@ impl Default for Options {
             max_batch: 1000,
             mmap_size: 1 << 30,
             cache_kib: 64 * 1024,
+            conversation_cache: 16 * 1024,
             max_pages: None,
         }
     }
@@ -100,6 +105,12 @@ impl Options {
     /// Sets [`cache_kib`](Self::cache_kib).
     pub fn cache_kib(mut self, kib: u64) -> Self {
         self.cache_kib = kib;
+        self
+    }
+
+    /// Sets [`conversation_cache`](Self::conversation_cache).
+    pub fn conversation_cache(mut self, conversations: usize) -> Self {
+        self.conversation_cache = conversations;
         self
     }
 

@@ -84,7 +84,7 @@ impl SqliteStore {
                     Error::Storage(format!("cannot open a read connection: {e}")),
                 )
             })?;
-        let writer = Writer::start(conn, options.max_batch)?;
+        let writer = Writer::start(conn, options.max_batch, options.conversation_cache)?;
         Ok(Self {
             path,
             readers,
