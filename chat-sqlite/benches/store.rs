@@ -11,8 +11,10 @@
 //!   raw baseline (a fifth of it with 1 poster, which waits for one fsync per message);
 //! - `BENCH_READ_MESSAGES` (1000000): messages in the read database;
 //! - `BENCH_READ_QUERIES` (20000): latest-50 reads per run;
+//! - `BENCH_POSTERS` (`1,16,256`): the numbers of concurrent posters to run;
 //! - `BENCH_SYNC` (`full`): `full` or `normal`;
-//! - `BENCH_CACHE_KIB` (the store's default): page cache of the store's connections.
+//! - `BENCH_CACHE_KIB` (the store's default): page cache of the store's read connections;
+//! - `BENCH_WRITER_CACHE_KIB` (the store's default): page cache of its write connection.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -118,6 +120,33 @@ async fn seeded(path: &Path, options: Options, n: u64) -> (Arc<SqliteStore>, Ten
     (store, tenant, ids)
 }
 
+/// CPU time a thread has used so far (Linux `schedstat`), or `None` elsewhere. The machine
+/// is shared, so wall-clock rates vary from run to run; the CPU the one SQLite writer spends
+/// per message does much less, and it bounds the rate: 1 s / (CPU per message).
+fn thread_cpu(schedstat: &Path) -> Option<Duration> {
+    let text = std::fs::read_to_string(schedstat).ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// The `schedstat` file of the store's writer thread.
+fn writer_schedstat() -> Option<std::path::PathBuf> {
+    std::fs::read_dir("/proc/self/task").ok()?.find_map(|task| {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        comm.starts_with("chat-sqlite-wri")
+            .then(|| dir.join("schedstat"))
+    })
+}
+
+/// Microseconds of CPU per message between two readings.
+fn per_message(before: Option<Duration>, after: Option<Duration>, messages: u64) -> String {
+    match (before, after) {
+        (Some(b), Some(a)) => format!("{:.1} us", (a - b).as_secs_f64() * 1e6 / messages as f64),
+        _ => "-".into(),
+    }
+}
+
 /// Deterministic spread of message `i` over the conversations.
 fn pick(i: u64, n: usize) -> usize {
     (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17) as usize % n
@@ -169,8 +198,9 @@ async fn post(
     }
 }
 
-/// The pragmas `SqliteStore` sets on its writer, for the raw baseline.
-fn raw_connection(path: &Path, sync: Synchronous) -> Connection {
+/// The pragmas `SqliteStore` sets on its connections (default options), for the raw
+/// baseline: the writer's page cache for writes, the readers' for reads.
+fn raw_connection(path: &Path, sync: Synchronous, cache_kib: u64) -> Connection {
     let conn = Connection::open(path).unwrap();
     let sync = if sync == Synchronous::Full {
         "FULL"
@@ -179,23 +209,26 @@ fn raw_connection(path: &Path, sync: Synchronous) -> Connection {
     };
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
-         PRAGMA cache_size = -65536; PRAGMA mmap_size = 1073741824;"
+         PRAGMA cache_size = -{cache_kib}; PRAGMA mmap_size = 1073741824;"
     ))
     .unwrap();
     conn
 }
 
-/// The same rows the store writes per message (message, conversation update, event; the
-/// search index through the same trigger), 1000 messages per transaction, with nothing
-/// else: no reads, JSON encoded once up front, sequences kept in memory.
-fn raw_writes(path: &Path, sync: Synchronous, tenant: TenantId, ids: &[Uuid], total: u64) -> f64 {
-    let conn = raw_connection(path, sync);
+/// The same rows the store writes per message (message, conversation activity columns,
+/// event; the search index through the same trigger), 1000 messages per transaction, with
+/// nothing else: no reads, event JSON encoded once up front, sequences kept in memory.
+fn raw_writes(
+    path: &Path,
+    sync: Synchronous,
+    tenant: TenantId,
+    ids: &[Uuid],
+    total: u64,
+) -> (f64, String) {
+    let conn = raw_connection(path, sync, Options::default().writer_cache_kib);
     let now = OffsetDateTime::now_utc();
     let sample = conversation(tenant, ContactId(Uuid::now_v7()), ids[0], now);
-    let mut recorded = sample.clone();
     let first = new_message(tenant, ids[0]).into_message(1);
-    recorded.record_message(&first);
-    let conversation_json = serde_json::to_string(&recorded).unwrap();
     let event = Event {
         seq: 1,
         tenant_id: tenant,
@@ -215,6 +248,8 @@ fn raw_writes(path: &Path, sync: Synchronous, tenant: TenantId, ids: &[Uuid], to
             |r| r.get(0),
         )
         .unwrap();
+    let schedstat = Path::new("/proc/thread-self/schedstat");
+    let cpu = thread_cpu(schedstat);
     let started = Instant::now();
     let mut i = 0;
     while i < total {
@@ -232,11 +267,32 @@ fn raw_writes(path: &Path, sync: Synchronous, tenant: TenantId, ids: &[Uuid], to
             .unwrap()
             .execute(params![Uuid::now_v7(), tenant.0, ids[c], last_seq[c], BODY, at])
             .unwrap();
+            // What the store writes for a message since schema version 4: the activity
+            // columns, not the conversation's JSON. Every message here is a customer's,
+            // so its counters and times move as `Conversation::record_message` moves them.
             tx.prepare_cached(
-                "UPDATE conversations SET updated_at = ?2, last_seq = ?3, version = ?4, data = ?5 WHERE id = ?1",
+                "UPDATE conversations SET updated_at = ?2, last_seq = ?3, version = ?4, message_count = ?5, \
+                 unread_for_agent = ?6, unread_for_customer = ?7, first_response_at = ?8, last_message_at = ?9, \
+                 last_customer_message_at = ?10, last_agent_message_at = ?11, preview_sender = ?12, \
+                 preview_body = ?13, preview_at = ?14 WHERE id = ?1",
             )
             .unwrap()
-            .execute(params![ids[c], at, last_seq[c], last_seq[c] + 1, conversation_json])
+            .execute(params![
+                ids[c],
+                at,
+                last_seq[c],
+                last_seq[c] + 1,
+                last_seq[c],
+                last_seq[c],
+                0,
+                None::<i64>,
+                at,
+                at,
+                None::<i64>,
+                "customer",
+                BODY,
+                at
+            ])
             .unwrap();
             tx.prepare_cached("INSERT INTO events (tenant_id, seq, conversation_id, data) VALUES (?1, ?2, ?3, ?4)")
                 .unwrap()
@@ -246,7 +302,8 @@ fn raw_writes(path: &Path, sync: Synchronous, tenant: TenantId, ids: &[Uuid], to
         }
         tx.commit().unwrap();
     }
-    total as f64 / started.elapsed().as_secs_f64()
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    (rate, per_message(cpu, thread_cpu(schedstat), total))
 }
 
 /// Fills a read database: `total` messages spread over conversations of 100 messages,
@@ -260,7 +317,11 @@ async fn read_database(path: &Path, total: u64) -> (TenantId, Uuid) {
     )
     .await;
     drop(store);
-    let conn = raw_connection(path, Synchronous::Normal);
+    let conn = raw_connection(
+        path,
+        Synchronous::Normal,
+        Options::default().writer_cache_kib,
+    );
     let tx = conn.unchecked_transaction().unwrap();
     {
         let mut insert = tx
@@ -339,7 +400,7 @@ fn raw_reads(path: &Path, tenant: TenantId, conversation: Uuid, total: u64) -> f
     std::thread::scope(|scope| {
         for _ in 0..2 {
             scope.spawn(|| {
-                let conn = raw_connection(path, Synchronous::Normal);
+                let conn = raw_connection(path, Synchronous::Normal, Options::default().writer_cache_kib);
                 for _ in 0..total / 2 {
                     let mut stmt = conn
                         .prepare_cached(
@@ -388,9 +449,10 @@ async fn main() {
     )
     .await;
     drop(store);
-    let raw = raw_writes(&raw_path, sync, tenant, &ids, messages);
+    let (raw, raw_cpu) = raw_writes(&raw_path, sync, tenant, &ids, messages);
     println!(
-        "raw rusqlite, 1000 messages per transaction: {raw:>9.0} messages/s ({messages} messages)"
+        "raw rusqlite, 1000 messages per transaction: {raw:>9.0} messages/s ({messages} messages, \
+         {raw_cpu} CPU per message)"
     );
 
     let path = dir.path().join("store.db");
@@ -398,19 +460,41 @@ async fn main() {
     if let Ok(kib) = std::env::var("BENCH_CACHE_KIB") {
         options = options.cache_kib(kib.parse().expect("BENCH_CACHE_KIB is a number"));
     }
+    if let Ok(kib) = std::env::var("BENCH_WRITER_CACHE_KIB") {
+        options =
+            options.writer_cache_kib(kib.parse().expect("BENCH_WRITER_CACHE_KIB is a number"));
+    }
     let (store, tenant, ids) = seeded(&path, options, conversations).await;
     let ids = Arc::new(ids);
-    println!("| posters | messages | messages/s | vs raw | p50 commit | p99 commit |");
-    println!("|--------:|---------:|-----------:|-------:|-----------:|-----------:|");
-    for posters in [1, 16, 256] {
+    let writer = writer_schedstat();
+    println!(
+        "| posters | messages | messages/s | vs raw | p50 commit | p99 commit | writer CPU per message |"
+    );
+    println!(
+        "|--------:|---------:|-----------:|-------:|-----------:|-----------:|-----------------------:|"
+    );
+    let posters_list: Vec<u64> = match std::env::var("BENCH_POSTERS") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .expect("BENCH_POSTERS is a list of numbers")
+            })
+            .collect(),
+        Err(_) => vec![1, 16, 256],
+    };
+    for posters in posters_list {
         let total = if posters == 1 {
             (messages / 5).max(1)
         } else {
             messages
         };
+        let cpu = writer.as_deref().and_then(thread_cpu);
         let run = post(&store, tenant, &ids, posters, total).await;
+        let cpu = per_message(cpu, writer.as_deref().and_then(thread_cpu), total);
         println!(
-            "| {posters:>7} | {total:>8} | {:>10.0} | {:>5.2}x | {:>7.2} ms | {:>7.2} ms |",
+            "| {posters:>7} | {total:>8} | {:>10.0} | {:>5.2}x | {:>7.2} ms | {:>7.2} ms | {cpu:>22} |",
             run.per_sec,
             run.per_sec / raw,
             run.p50.as_secs_f64() * 1e3,

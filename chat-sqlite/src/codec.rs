@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use chat_core::{
-    AgentId, Attachment, ConversationId, EntityRef, Error, Message, MessageId, Priority, Reader,
-    Result, Revision, Sender, TenantId,
+    AgentId, Attachment, Conversation, ConversationId, EntityRef, Error, Message, MessageId,
+    MessagePreview, Priority, Reader, Result, Revision, Sender, TenantId,
 };
 use rusqlite::Row;
 use serde::{Deserialize, Serialize};
@@ -53,7 +53,7 @@ pub(crate) fn sender_key(sender: Sender) -> String {
     }
 }
 
-fn parse_sender(text: &str) -> Result<Sender> {
+pub(crate) fn parse_sender(text: &str) -> Result<Sender> {
     Ok(match text {
         "customer" => Sender::Customer,
         "bot" => Sender::Bot,
@@ -171,4 +171,114 @@ pub(crate) fn message_from_row(row: &Row<'_>) -> Result<Message> {
         edited_at: row.get::<_, Option<i64>>(10).map_err(get)?.map(from_ns),
         deleted_at: row.get::<_, Option<i64>>(11).map_err(get)?.map(from_ns),
     })
+}
+
+/// The columns [`conversation_from_row`] reads, in order: the `data` JSON, then the
+/// activity columns every posted message moves (schema version 4). A macro so `concat!`
+/// can build constant queries with it.
+macro_rules! conversation_columns {
+    () => {
+        "data, updated_at, last_seq, version, message_count, unread_for_agent, unread_for_customer, \
+         first_response_at, last_message_at, last_customer_message_at, last_agent_message_at, \
+         preview_sender, preview_body, preview_at"
+    };
+}
+pub(crate) use conversation_columns;
+
+/// A conversation from a row of [`conversation_columns!`]. The activity columns are the
+/// truth for the fields [`Conversation::record_message`] moves: a posted message writes
+/// only them, so the same fields in `data` are as of the last full write.
+pub(crate) fn conversation_from_row(row: &Row<'_>) -> Result<Conversation> {
+    let get = |e: rusqlite::Error| corrupt_row("conversation", e);
+    let data: String = row.get(0).map_err(get)?;
+    let mut c: Conversation = from_json("conversation", &data)?;
+    let time = |i: usize| -> Result<Option<OffsetDateTime>> {
+        Ok(row.get::<_, Option<i64>>(i).map_err(get)?.map(from_ns))
+    };
+    let count = |i: usize| -> Result<u64> { Ok(row.get::<_, i64>(i).map_err(get)? as u64) };
+    c.updated_at = from_ns(row.get(1).map_err(get)?);
+    c.last_seq = count(2)?;
+    c.version = count(3)?;
+    c.message_count = count(4)?;
+    c.unread_for_agent = count(5)?;
+    c.unread_for_customer = count(6)?;
+    c.first_response_at = time(7)?;
+    c.last_message_at = time(8)?;
+    c.last_customer_message_at = time(9)?;
+    c.last_agent_message_at = time(10)?;
+    let sender: Option<String> = row.get(11).map_err(get)?;
+    let body: Option<String> = row.get(12).map_err(get)?;
+    c.last_message = match (sender, body, time(13)?) {
+        (Some(sender), Some(body), Some(at)) => Some(MessagePreview {
+            sender: parse_sender(&sender)?,
+            body,
+            at,
+        }),
+        _ => None,
+    };
+    Ok(c)
+}
+
+/// Parameters `?2` to `?14` of the activity columns, in the order of
+/// [`ACTIVITY_ASSIGNMENTS`] (`?1` is the conversation id).
+pub(crate) struct Activity {
+    updated_at: i64,
+    last_seq: i64,
+    version: i64,
+    message_count: i64,
+    unread_for_agent: i64,
+    unread_for_customer: i64,
+    first_response_at: Option<i64>,
+    last_message_at: Option<i64>,
+    last_customer_message_at: Option<i64>,
+    last_agent_message_at: Option<i64>,
+    preview_sender: Option<String>,
+    preview_body: Option<String>,
+    preview_at: Option<i64>,
+}
+
+/// `SET` list of an `UPDATE` that writes [`Activity`] as `?2` to `?14`.
+pub(crate) const ACTIVITY_ASSIGNMENTS: &str = "updated_at = ?2, last_seq = ?3, version = ?4, \
+     message_count = ?5, unread_for_agent = ?6, unread_for_customer = ?7, first_response_at = ?8, \
+     last_message_at = ?9, last_customer_message_at = ?10, last_agent_message_at = ?11, \
+     preview_sender = ?12, preview_body = ?13, preview_at = ?14";
+
+impl Activity {
+    pub(crate) fn of(c: &Conversation) -> Result<Self> {
+        let preview = c.last_message.as_ref();
+        Ok(Self {
+            updated_at: ns(c.updated_at)?,
+            last_seq: int(c.last_seq),
+            version: int(c.version),
+            message_count: int(c.message_count),
+            unread_for_agent: int(c.unread_for_agent),
+            unread_for_customer: int(c.unread_for_customer),
+            first_response_at: ns_opt(c.first_response_at)?,
+            last_message_at: ns_opt(c.last_message_at)?,
+            last_customer_message_at: ns_opt(c.last_customer_message_at)?,
+            last_agent_message_at: ns_opt(c.last_agent_message_at)?,
+            preview_sender: preview.map(|p| sender_key(p.sender)),
+            preview_body: preview.map(|p| p.body.clone()),
+            preview_at: preview.map(|p| ns(p.at)).transpose()?,
+        })
+    }
+
+    /// The parameters, `?2` onwards.
+    pub(crate) fn params(&self) -> [&dyn rusqlite::ToSql; 13] {
+        [
+            &self.updated_at,
+            &self.last_seq,
+            &self.version,
+            &self.message_count,
+            &self.unread_for_agent,
+            &self.unread_for_customer,
+            &self.first_response_at,
+            &self.last_message_at,
+            &self.last_customer_message_at,
+            &self.last_agent_message_at,
+            &self.preview_sender,
+            &self.preview_body,
+            &self.preview_at,
+        ]
+    }
 }

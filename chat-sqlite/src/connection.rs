@@ -29,7 +29,11 @@ pub(crate) fn open_writer(path: &Path, options: &Options) -> Result<Connection> 
             Error::Storage(format!("cannot switch to WAL (journal_mode is {mode})")),
         ));
     }
-    let pragmas = format!("PRAGMA synchronous = {};", options.synchronous.pragma());
+    let pragmas = format!(
+        "PRAGMA synchronous = {}; PRAGMA cache_size = -{};",
+        options.synchronous.pragma(),
+        options.writer_cache_kib
+    );
     conn.execute_batch(&pragmas)
         .map_err(|e| in_file(path, map(e)))?;
     if let Some(pages) = options.max_pages {

@@ -139,7 +139,7 @@ impl Credentials for SqliteStore {
     async fn insert_visitor_token(&self, token: &VisitorToken) -> Result<()> {
         let (digest, data) = (token.digest.clone(), to_json(token)?);
         self.writer
-            .write(move |conn| insert_token(conn, "visitor_tokens", &digest, data))
+            .write(move |conn| insert_token(conn, "visitor_tokens", &digest, data.clone()))
             .await
     }
 
@@ -152,7 +152,7 @@ impl Credentials for SqliteStore {
     async fn insert_bot_token(&self, token: &BotToken) -> Result<()> {
         let (digest, data) = (token.digest.clone(), to_json(token)?);
         self.writer
-            .write(move |conn| insert_token(conn, "bot_tokens", &digest, data))
+            .write(move |conn| insert_token(conn, "bot_tokens", &digest, data.clone()))
             .await
     }
 

@@ -10,9 +10,10 @@ use chat_core::{Conversation, Mode, Result};
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
+use crate::codec::conversation_columns;
 use crate::codec::{limit, priority_rank};
 use crate::error::{Db, corrupt_row};
-use crate::read::all;
+use crate::read::conversations;
 
 /// SQL text with its positional parameters.
 struct Filter {
@@ -196,12 +197,8 @@ pub(crate) fn list_conversations(
     drop(rows);
 
     let (sql, params) = page_sql(q, base);
-    let mut page: Vec<Conversation> = all(
-        conn,
-        "conversation",
-        &sql,
-        rusqlite::params_from_iter(&params),
-    )?;
+    let mut page: Vec<Conversation> =
+        conversations(conn, &sql, rusqlite::params_from_iter(&params))?;
     let more = page.len() > q.limit;
     page.truncate(q.limit);
     let next_cursor = if more {
@@ -231,7 +228,8 @@ fn page_sql(q: &ConversationQuery, base: Filter) -> (String, Vec<Value>) {
         cursor_filter(&mut items, cursor);
     }
     let sql = format!(
-        "SELECT c.data FROM conversations c WHERE {} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
+        "SELECT {} FROM conversations c WHERE {} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
+        conversation_columns!(),
         items.sql
     );
     items

@@ -10,7 +10,10 @@ use chat_core::{
 use rusqlite::{Connection, OptionalExtension, Params, ToSql, params};
 use serde::Deserialize;
 
-use crate::codec::{MESSAGE_COLUMNS, from_json, int, limit, message_from_row};
+use crate::codec::{
+    MESSAGE_COLUMNS, conversation_columns, conversation_from_row, from_json, int, limit,
+    message_from_row,
+};
 use crate::error::Db;
 
 /// Hot query: the newest messages of a conversation (the message window without `after`).
@@ -26,8 +29,12 @@ const MESSAGES_AFTER: &str = "SELECT id, tenant_id, conversation_id, seq, sender
 pub(crate) const EVENTS_SINCE: &str =
     "SELECT data FROM events WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
 /// Hot query: the queue, highest priority first, then longest waiting.
-pub(crate) const QUEUE: &str = "SELECT data FROM conversations WHERE tenant_id = ?1 AND mode = 'queued' \
-     ORDER BY priority DESC, queued_at ASC, id ASC LIMIT ?2";
+pub(crate) const QUEUE: &str = concat!(
+    "SELECT ",
+    conversation_columns!(),
+    " FROM conversations WHERE tenant_id = ?1 AND mode = 'queued' \
+     ORDER BY priority DESC, queued_at ASC, id ASC LIMIT ?2"
+);
 /// Hot query: a contact by e-mail.
 pub(crate) const CONTACT_BY_EMAIL: &str =
     "SELECT data FROM contacts WHERE tenant_id = ?1 AND email_lc = ?2";
@@ -158,17 +165,32 @@ pub(crate) fn agent_loads(conn: &Connection, tenant: TenantId) -> Result<Vec<Age
         .collect())
 }
 
+/// Every conversation of the rows of a query selecting [`conversation_columns!`].
+pub(crate) fn conversations(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+) -> Result<Vec<Conversation>> {
+    let mut stmt = conn.prepare_cached(sql).db()?;
+    let mut rows = stmt.query(params).db()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        out.push(conversation_from_row(row)?);
+    }
+    Ok(out)
+}
+
 pub(crate) fn conversation(
     conn: &Connection,
     tenant: TenantId,
     id: ConversationId,
 ) -> Result<Option<Conversation>> {
-    one(
-        conn,
-        "conversation",
-        "SELECT data FROM conversations WHERE id = ?1 AND tenant_id = ?2",
-        params![id.0, tenant.0],
-    )
+    let sql = concat!(
+        "SELECT ",
+        conversation_columns!(),
+        " FROM conversations WHERE id = ?1 AND tenant_id = ?2"
+    );
+    Ok(conversations(conn, sql, params![id.0, tenant.0])?.pop())
 }
 
 fn conversation_exists(conn: &Connection, tenant: TenantId, id: ConversationId) -> Result<()> {
@@ -185,7 +207,7 @@ fn conversation_exists(conn: &Connection, tenant: TenantId, id: ConversationId) 
 }
 
 pub(crate) fn queue(conn: &Connection, tenant: TenantId, n: usize) -> Result<Vec<Conversation>> {
-    all(conn, "conversation", QUEUE, params![tenant.0, limit(n)])
+    conversations(conn, QUEUE, params![tenant.0, limit(n)])
 }
 
 pub(crate) fn message(

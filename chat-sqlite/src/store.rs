@@ -84,7 +84,7 @@ impl SqliteStore {
                     Error::Storage(format!("cannot open a read connection: {e}")),
                 )
             })?;
-        let writer = Writer::start(conn, options.max_batch)?;
+        let writer = Writer::start(conn, options.max_batch, options.conversation_cache)?;
         Ok(Self {
             path,
             readers,
@@ -227,13 +227,13 @@ impl Store for SqliteStore {
     ) -> Result<Committed> {
         let conversation = conversation.clone();
         self.writer
-            .write(move |c| write::create_conversation(c, &conversation, messages))
+            .write(move |c| write::create_conversation(c, &conversation, messages.clone()))
             .await
     }
 
     async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed> {
         self.writer
-            .write(move |c| write::update_conversation(c, update))
+            .write(move |c| write::update_conversation(c, update.clone()))
             .await
     }
 
@@ -268,7 +268,7 @@ impl Store for SqliteStore {
 
     async fn append_message(&self, message: NewMessage) -> Result<Appended> {
         self.writer
-            .write(move |c| write::append_message(c, message))
+            .write(move |c| write::append_message(c, message.clone()))
             .await
     }
 

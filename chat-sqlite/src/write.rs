@@ -11,10 +11,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
 use crate::codec::{
-    MESSAGE_COLUMNS, from_json, int, message_extra, message_from_row, ns, ns_opt, priority_rank,
-    reader_key, sender_key, to_json,
+    ACTIVITY_ASSIGNMENTS, Activity, MESSAGE_COLUMNS, conversation_columns, conversation_from_row,
+    int, message_extra, message_from_row, ns, ns_opt, priority_rank, reader_key, sender_key,
+    to_json,
 };
 use crate::error::Db;
+use crate::writer::Session;
 
 fn exists(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<bool> {
     conn.prepare_cached(sql).db()?.exists(params).db()
@@ -22,29 +24,33 @@ fn exists(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result
 
 /// Appends an event with the tenant's next sequence.
 fn append_event(
-    conn: &Connection,
+    s: &mut Session<'_>,
     tenant: TenantId,
     conversation: Option<ConversationId>,
     staff_only: bool,
     at: OffsetDateTime,
     payload: EventPayload,
 ) -> Result<Event> {
-    // The primary key makes this a seek to the tenant's last event; reading it inside the
-    // transaction is what keeps the log gap-free when a neighbour's savepoint rolls back.
-    let last: i64 = conn
-        .prepare_cached("SELECT coalesce(max(seq), 0) FROM events WHERE tenant_id = ?1")
-        .db()?
-        .query_row([tenant.0], |row| row.get(0))
-        .db()?;
+    // The tenant's last sequence as of the open transaction: from the writer's cache, which
+    // forgets it if this operation rolls back (so the log stays gap-free), or else a seek
+    // on the primary key.
+    let last = match s.cache.event_seq(tenant) {
+        Some(last) => last,
+        None => s
+            .prepare_cached("SELECT coalesce(max(seq), 0) FROM events WHERE tenant_id = ?1")
+            .db()?
+            .query_row([tenant.0], |row| row.get::<_, i64>(0))
+            .db()? as u64,
+    };
     let event = Event {
-        seq: last as u64 + 1,
+        seq: last + 1,
         tenant_id: tenant,
         conversation_id: conversation,
         staff_only,
         at,
         payload,
     };
-    conn.prepare_cached(
+    s.prepare_cached(
         "INSERT INTO events (tenant_id, seq, conversation_id, data) VALUES (?1, ?2, ?3, ?4)",
     )
     .db()?
@@ -55,6 +61,7 @@ fn append_event(
         to_json(&event)?
     ])
     .db()?;
+    s.cache.set_event_seq(tenant, event.seq);
     Ok(event)
 }
 
@@ -142,11 +149,11 @@ pub(crate) fn update_contact(conn: &Connection, contact: &Contact) -> Result<()>
     Ok(())
 }
 
-fn agent_event(conn: &Connection, agent: &Agent) -> Result<Event> {
+fn agent_event(s: &mut Session<'_>, agent: &Agent) -> Result<Event> {
     let payload = EventPayload::AgentUpdated {
         agent: Box::new(agent.clone()),
     };
-    append_event(conn, agent.tenant_id, None, true, agent.updated_at, payload)
+    append_event(s, agent.tenant_id, None, true, agent.updated_at, payload)
 }
 
 fn agent_email_taken(conn: &Connection, agent: &Agent) -> Result<bool> {
@@ -157,7 +164,8 @@ fn agent_email_taken(conn: &Connection, agent: &Agent) -> Result<bool> {
     )
 }
 
-pub(crate) fn insert_agent(conn: &Connection, agent: &Agent) -> Result<Event> {
+pub(crate) fn insert_agent(s: &mut Session<'_>, agent: &Agent) -> Result<Event> {
+    let conn: &Connection = s;
     if exists(conn, "SELECT 1 FROM agents WHERE id = ?1", [agent.id.0])?
         || agent_email_taken(conn, agent)?
     {
@@ -169,10 +177,11 @@ pub(crate) fn insert_agent(conn: &Connection, agent: &Agent) -> Result<Event> {
     .db()?
     .execute(params![agent.id.0, agent.tenant_id.0, agent.name, email_lc(&agent.email), agent.active, to_json(agent)?])
     .db()?;
-    agent_event(conn, agent)
+    agent_event(s, agent)
 }
 
-pub(crate) fn update_agent(conn: &Connection, agent: &Agent) -> Result<Event> {
+pub(crate) fn update_agent(s: &mut Session<'_>, agent: &Agent) -> Result<Event> {
+    let conn: &Connection = s;
     if !exists(
         conn,
         "SELECT 1 FROM agents WHERE id = ?1 AND tenant_id = ?2",
@@ -195,23 +204,34 @@ pub(crate) fn update_agent(conn: &Connection, agent: &Agent) -> Result<Event> {
         to_json(agent)?
     ])
     .db()?;
-    agent_event(conn, agent)
+    agent_event(s, agent)
 }
 
-/// The stored conversation, or [`Error::NotFound`].
+/// The stored conversation as of the open transaction, or [`Error::NotFound`]. It comes
+/// out of the writer's cache when it is there; the caller puts it back (changed or not)
+/// with [`Cache::put_conversation`](crate::writer::Cache::put_conversation) once it has
+/// written it.
 fn load_conversation(
-    conn: &Connection,
+    s: &mut Session<'_>,
     tenant: TenantId,
     id: ConversationId,
 ) -> Result<Conversation> {
-    let data: Option<String> = conn
-        .prepare_cached("SELECT data FROM conversations WHERE id = ?1 AND tenant_id = ?2")
-        .db()?
-        .query_row(params![id.0, tenant.0], |row| row.get(0))
-        .optional()
-        .db()?;
-    match data {
-        Some(data) => from_json("conversation", &data),
+    if let Some(conversation) = s.cache.take_conversation(id) {
+        if conversation.tenant_id == tenant {
+            return Ok(conversation);
+        }
+        s.cache.put_conversation(conversation);
+        return Err(Error::NotFound("conversation"));
+    }
+    let sql = concat!(
+        "SELECT ",
+        conversation_columns!(),
+        " FROM conversations WHERE id = ?1 AND tenant_id = ?2"
+    );
+    let mut stmt = s.prepare_cached(sql).db()?;
+    let mut rows = stmt.query(params![id.0, tenant.0]).db()?;
+    match rows.next().db()? {
+        Some(row) => conversation_from_row(row),
         None => Err(Error::NotFound("conversation")),
     }
 }
@@ -219,33 +239,41 @@ fn load_conversation(
 /// Writes every column of a conversation (insert or full replace).
 fn put_conversation(conn: &Connection, c: &Conversation, insert: bool) -> Result<()> {
     let sql = if insert {
-        "INSERT INTO conversations (id, tenant_id, contact_id, channel, mode, priority, department, assigned_agent_id, \
-         pinned, title, updated_at, queued_at, last_seq, version, data) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+        "INSERT INTO conversations (id, updated_at, last_seq, version, message_count, unread_for_agent, \
+         unread_for_customer, first_response_at, last_message_at, last_customer_message_at, \
+         last_agent_message_at, preview_sender, preview_body, preview_at, tenant_id, contact_id, channel, mode, \
+         priority, department, assigned_agent_id, pinned, title, queued_at, data) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
+         ?21, ?22, ?23, ?24, ?25)"
+            .to_owned()
     } else {
-        "UPDATE conversations SET tenant_id = ?2, contact_id = ?3, channel = ?4, mode = ?5, priority = ?6, \
-         department = ?7, assigned_agent_id = ?8, pinned = ?9, title = ?10, updated_at = ?11, queued_at = ?12, \
-         last_seq = ?13, version = ?14, data = ?15 WHERE id = ?1"
+        format!(
+            "UPDATE conversations SET {ACTIVITY_ASSIGNMENTS}, tenant_id = ?15, contact_id = ?16, channel = ?17, \
+             mode = ?18, priority = ?19, department = ?20, assigned_agent_id = ?21, pinned = ?22, title = ?23, \
+             queued_at = ?24, data = ?25 WHERE id = ?1"
+        )
     };
-    conn.prepare_cached(sql)
+    let activity = Activity::of(c)?;
+    let data = to_json(c)?;
+    let rest = params![
+        c.tenant_id.0,
+        c.contact_id.0,
+        c.channel.as_str(),
+        c.mode.as_str(),
+        priority_rank(c.priority),
+        c.department,
+        c.assigned_agent_id.map(|a| a.0),
+        c.pinned,
+        c.title,
+        ns_opt(c.queued_at)?,
+        data
+    ];
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&c.id.0];
+    values.extend(activity.params());
+    values.extend_from_slice(rest);
+    conn.prepare_cached(&sql)
         .db()?
-        .execute(params![
-            c.id.0,
-            c.tenant_id.0,
-            c.contact_id.0,
-            c.channel.as_str(),
-            c.mode.as_str(),
-            priority_rank(c.priority),
-            c.department,
-            c.assigned_agent_id.map(|a| a.0),
-            c.pinned,
-            c.title,
-            ns(c.updated_at)?,
-            ns_opt(c.queued_at)?,
-            int(c.last_seq),
-            int(c.version),
-            to_json(c)?
-        ])
+        .execute(values.as_slice())
         .db()?;
     Ok(())
 }
@@ -288,7 +316,7 @@ fn put_side_tables(conn: &Connection, c: &Conversation, old: Option<&Conversatio
 /// Stores a message on `conversation` (already loaded, already checked) with the next
 /// sequence, applies [`Conversation::record_message`] and appends `message_created`.
 fn push_message(
-    conn: &Connection,
+    s: &mut Session<'_>,
     conversation: &mut Conversation,
     new: NewMessage,
 ) -> Result<(Message, Event)> {
@@ -299,7 +327,7 @@ fn push_message(
         ));
     }
     let message = new.into_message(conversation.last_seq + 1);
-    conn.prepare_cached(
+    s.prepare_cached(
         "INSERT INTO messages (id, tenant_id, conversation_id, seq, sender, kind, body, client_message_id, reply_to, \
          created_at, edited_at, deleted_at, extra) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )
@@ -321,19 +349,19 @@ fn push_message(
     ])
     .db()?;
     conversation.record_message(&message);
-    // Only the columns a message moves: the indexes on the others are left alone.
-    conn.prepare_cached("UPDATE conversations SET updated_at = ?2, last_seq = ?3, version = ?4, data = ?5 WHERE id = ?1")
-        .db()?
-        .execute(params![
-            conversation.id.0,
-            ns(conversation.updated_at)?,
-            int(conversation.last_seq),
-            int(conversation.version),
-            to_json(conversation)?
-        ])
-        .db()?;
+    // Only the activity columns (schema version 4), not the conversation's JSON: the
+    // indexes on the other columns are left alone and no 1 KB document is re-encoded.
+    let activity = Activity::of(conversation)?;
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&conversation.id.0];
+    values.extend(activity.params());
+    s.prepare_cached(&format!(
+        "UPDATE conversations SET {ACTIVITY_ASSIGNMENTS} WHERE id = ?1"
+    ))
+    .db()?
+    .execute(values.as_slice())
+    .db()?;
     let event = append_event(
-        conn,
+        s,
         message.tenant_id,
         Some(message.conversation_id),
         message.is_note(),
@@ -346,10 +374,11 @@ fn push_message(
 }
 
 pub(crate) fn create_conversation(
-    conn: &Connection,
+    s: &mut Session<'_>,
     conversation: &Conversation,
     messages: Vec<NewMessage>,
 ) -> Result<Committed> {
+    let conn: &Connection = s;
     if exists(
         conn,
         "SELECT 1 FROM conversations WHERE id = ?1",
@@ -367,7 +396,7 @@ pub(crate) fn create_conversation(
     put_conversation(conn, conversation, true)?;
     put_side_tables(conn, conversation, None)?;
     let created = append_event(
-        conn,
+        s,
         conversation.tenant_id,
         Some(conversation.id),
         false,
@@ -380,10 +409,11 @@ pub(crate) fn create_conversation(
     let mut stored = Vec::with_capacity(messages.len());
     let mut current = conversation.clone();
     for m in messages {
-        let (message, event) = push_message(conn, &mut current, m)?;
+        let (message, event) = push_message(s, &mut current, m)?;
         stored.push(message);
         events.push(event);
     }
+    s.cache.put_conversation(current.clone());
     Ok(Committed {
         conversation: current,
         messages: stored,
@@ -392,23 +422,25 @@ pub(crate) fn create_conversation(
 }
 
 pub(crate) fn update_conversation(
-    conn: &Connection,
+    s: &mut Session<'_>,
     update: ConversationUpdate,
 ) -> Result<Committed> {
     let new = update.conversation;
-    let current = load_conversation(conn, new.tenant_id, new.id)?;
+    let current = load_conversation(s, new.tenant_id, new.id)?;
     if current.version != new.version {
-        return Err(Error::Conflict(format!(
+        let error = Error::Conflict(format!(
             "conversation changed (version {} is now {})",
             new.version, current.version
-        )));
+        ));
+        s.cache.put_conversation(current);
+        return Err(error);
     }
     let mut stored = new;
     stored.version += 1;
-    put_conversation(conn, &stored, false)?;
-    put_side_tables(conn, &stored, Some(&current))?;
+    put_conversation(s, &stored, false)?;
+    put_side_tables(s, &stored, Some(&current))?;
     let updated = append_event(
-        conn,
+        s,
         stored.tenant_id,
         Some(stored.id),
         false,
@@ -421,10 +453,11 @@ pub(crate) fn update_conversation(
     let mut events = vec![updated];
     let mut messages = Vec::new();
     if let Some(m) = update.message {
-        let (message, event) = push_message(conn, &mut stored, m)?;
+        let (message, event) = push_message(s, &mut stored, m)?;
         messages.push(message);
         events.push(event);
     }
+    s.cache.put_conversation(stored.clone());
     Ok(Committed {
         conversation: stored,
         messages,
@@ -433,11 +466,12 @@ pub(crate) fn update_conversation(
 }
 
 pub(crate) fn delete_conversation(
-    conn: &Connection,
+    s: &mut Session<'_>,
     tenant: TenantId,
     id: ConversationId,
     at: OffsetDateTime,
 ) -> Result<Event> {
+    let conn: &Connection = s;
     // Messages (and their search entries), tags, participants and cursors go with it
     // through ON DELETE CASCADE and the search triggers.
     let deleted = conn
@@ -448,8 +482,9 @@ pub(crate) fn delete_conversation(
     if deleted == 0 {
         return Err(Error::NotFound("conversation"));
     }
+    s.cache.forget_conversation(id);
     append_event(
-        conn,
+        s,
         tenant,
         Some(id),
         false,
@@ -460,18 +495,21 @@ pub(crate) fn delete_conversation(
     )
 }
 
-pub(crate) fn append_message(conn: &Connection, new: NewMessage) -> Result<Appended> {
-    let mut conversation = load_conversation(conn, new.tenant_id, new.conversation_id)?;
+pub(crate) fn append_message(s: &mut Session<'_>, new: NewMessage) -> Result<Appended> {
+    let mut conversation = load_conversation(s, new.tenant_id, new.conversation_id)?;
     if let Some(key) = &new.client_message_id {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND sender = ?2 AND client_message_id = ?3"
         );
-        let mut stmt = conn.prepare_cached(&sql).db()?;
+        let mut stmt = s.prepare_cached(&sql).db()?;
         let mut rows = stmt
             .query(params![new.conversation_id.0, sender_key(new.sender), key])
             .db()?;
         if let Some(row) = rows.next().db()? {
             let message = message_from_row(row)?;
+            drop(rows);
+            drop(stmt);
+            s.cache.put_conversation(conversation.clone());
             return Ok(Appended {
                 message,
                 conversation,
@@ -480,7 +518,8 @@ pub(crate) fn append_message(conn: &Connection, new: NewMessage) -> Result<Appen
             });
         }
     }
-    let (message, event) = push_message(conn, &mut conversation, new)?;
+    let (message, event) = push_message(s, &mut conversation, new)?;
+    s.cache.put_conversation(conversation.clone());
     Ok(Appended {
         message,
         conversation,
@@ -489,7 +528,8 @@ pub(crate) fn append_message(conn: &Connection, new: NewMessage) -> Result<Appen
     })
 }
 
-pub(crate) fn update_message(conn: &Connection, message: &Message) -> Result<Event> {
+pub(crate) fn update_message(s: &mut Session<'_>, message: &Message) -> Result<Event> {
+    let conn: &Connection = s;
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
     let mut stmt = conn.prepare_cached(&sql).db()?;
     let mut rows = stmt.query([message.id.0]).db()?;
@@ -498,6 +538,7 @@ pub(crate) fn update_message(conn: &Connection, message: &Message) -> Result<Eve
         None => return Err(Error::NotFound("message")),
     };
     drop(rows);
+    drop(stmt);
     if stored.tenant_id != message.tenant_id {
         return Err(Error::NotFound("message"));
     }
@@ -525,7 +566,7 @@ pub(crate) fn update_message(conn: &Connection, message: &Message) -> Result<Eve
     let conversation = stored.conversation_id;
     let staff_only = stored.is_note();
     append_event(
-        conn,
+        s,
         stored.tenant_id,
         Some(conversation),
         staff_only,
@@ -537,10 +578,11 @@ pub(crate) fn update_message(conn: &Connection, message: &Message) -> Result<Eve
 }
 
 pub(crate) fn set_read_cursor(
-    conn: &Connection,
+    s: &mut Session<'_>,
     cursor: &ReadCursor,
 ) -> Result<(Conversation, Option<Event>)> {
-    let mut conversation = load_conversation(conn, cursor.tenant_id, cursor.conversation_id)?;
+    let mut conversation = load_conversation(s, cursor.tenant_id, cursor.conversation_id)?;
+    let conn: &Connection = s;
     let reader = reader_key(cursor.reader);
     let seq = cursor.seq.min(conversation.last_seq);
     let current: Option<i64> = conn
@@ -550,6 +592,7 @@ pub(crate) fn set_read_cursor(
         .optional()
         .db()?;
     if current.is_some_and(|c| c as u64 >= seq) {
+        s.cache.put_conversation(conversation.clone());
         return Ok((conversation, None));
     }
     let stored = ReadCursor {
@@ -600,16 +643,22 @@ pub(crate) fn set_read_cursor(
         }
     }
     conversation.version += 1;
-    conn.prepare_cached("UPDATE conversations SET version = ?2, data = ?3 WHERE id = ?1")
-        .db()?
-        .execute(params![
-            conversation.id.0,
-            int(conversation.version),
-            to_json(&conversation)?
-        ])
-        .db()?;
+    conn.prepare_cached(
+        "UPDATE conversations SET version = ?2, unread_for_agent = ?3, unread_for_customer = ?4, data = ?5 \
+         WHERE id = ?1",
+    )
+    .db()?
+    .execute(params![
+        conversation.id.0,
+        int(conversation.version),
+        int(conversation.unread_for_agent),
+        int(conversation.unread_for_customer),
+        to_json(&conversation)?
+    ])
+    .db()?;
+    s.cache.put_conversation(conversation.clone());
     let event = append_event(
-        conn,
+        s,
         conversation.tenant_id,
         Some(conversation.id),
         false,

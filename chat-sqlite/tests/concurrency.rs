@@ -197,3 +197,89 @@ async fn failing_operations_in_a_group_leave_no_gap_in_sequences() {
         (1..=102).collect::<Vec<u64>>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_failing_after_they_wrote_are_undone_alone_in_their_group() {
+    // The writer runs a group without savepoints and falls back to them only when an
+    // operation fails after writing: each of these updates writes its conversation and
+    // event, then fails on a system message whose id is taken.
+    let (store, _dir, c) = seeded().await;
+    let taken = store
+        .append_message(text(&c, 9_000, Sender::Customer, "first", 1))
+        .await
+        .unwrap();
+    let mut others = Vec::new();
+    for n in 0..50u64 {
+        let other = conversation(c.tenant_id, 5_000 + n, c.contact_id, 0);
+        others.push(
+            store
+                .create_conversation(&other, vec![])
+                .await
+                .unwrap()
+                .conversation,
+        );
+    }
+    let events_before = store
+        .events_since(c.tenant_id, 0, 1000)
+        .await
+        .unwrap()
+        .len();
+    let mut tasks = Vec::new();
+    for i in 0..200u64 {
+        let store = store.clone();
+        let c = c.clone();
+        let other = others[(i / 4) as usize % others.len()].clone();
+        let taken_id = taken.message.id;
+        tasks.push(tokio::spawn(async move {
+            if i % 4 == 0 {
+                let mut changed = other.clone();
+                changed.title = Some("never stored".into());
+                let mut notice = text(&other, 20_000 + i, Sender::System, "renamed", 2);
+                notice.id = taken_id;
+                store
+                    .update_conversation(ConversationUpdate {
+                        conversation: changed,
+                        change: ConversationChange::Details,
+                        message: Some(notice),
+                    })
+                    .await
+                    .map(|_| false)
+            } else {
+                store
+                    .append_message(text(&c, 10_000 + i, Sender::Customer, "kept", 1))
+                    .await
+                    .map(|a| a.created)
+            }
+        }));
+    }
+    let (mut kept, mut failed) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(true) => kept += 1,
+            Ok(false) => unreachable!("updates with a taken message id must fail"),
+            Err(Error::Conflict(_)) => failed += 1,
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!((kept, failed), (150, 50));
+    let stored = store
+        .messages(&MessageQuery::latest(c.tenant_id, c.id, 1000))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (1..=151).collect::<Vec<u64>>()
+    );
+    let events = store.events_since(c.tenant_id, 0, 1000).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=(events_before as u64 + 150)).collect::<Vec<u64>>()
+    );
+    for other in &others {
+        assert_eq!(
+            store.conversation(other.tenant_id, other.id).await.unwrap(),
+            Some(other.clone()),
+            "a failed update leaves its conversation as it was"
+        );
+    }
+}

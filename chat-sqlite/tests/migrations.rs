@@ -22,6 +22,7 @@ async fn a_database_at_schema_one_opens_and_upgrades() {
     let t = tenant(1);
     let k = contact(t.id, 2, "Ann", Some("ann@example.com"));
     let c = conversation(t.id, 3, k.id, 0);
+    let mut stored = c.clone();
     {
         // What version 1 of chat-sqlite left on disk: its schema and a conversation with
         // one message, written with that schema's columns.
@@ -48,7 +49,6 @@ async fn a_database_at_schema_one_opens_and_upgrades() {
             5,
         )
         .into_message(1);
-        let mut stored = c.clone();
         stored.record_message(&m);
         conn.execute(
             "INSERT INTO conversations (id, tenant_id, contact_id, channel, mode, priority, department, \
@@ -68,6 +68,14 @@ async fn a_database_at_schema_one_opens_and_upgrades() {
 
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(user_version(&path), i64::from(SCHEMA_VERSION));
+    // Version 4 moved the counters a message changes into columns, filled from the JSON:
+    // the conversation reads back as it was written, preview and times included.
+    assert_eq!(stored.message_count, 1);
+    assert!(stored.last_message.is_some());
+    assert_eq!(
+        store.conversation(t.id, c.id).await.unwrap(),
+        Some(stored.clone())
+    );
     assert_eq!(
         store
             .contact_by_email(t.id, "ANN@example.com")
@@ -87,6 +95,13 @@ async fn a_database_at_schema_one_opens_and_upgrades() {
         .await
         .unwrap();
     assert_eq!(next.message.seq, 2);
+    let mut expected = stored.clone();
+    expected.record_message(&next.message);
+    assert_eq!(next.conversation, expected);
+    assert_eq!(
+        store.conversation(t.id, c.id).await.unwrap(),
+        Some(expected)
+    );
     let all = store
         .messages(&MessageQuery::latest(t.id, c.id, 10))
         .await
