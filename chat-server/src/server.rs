@@ -39,6 +39,8 @@ pub struct App {
     router: Router,
     per_ip: Limiter,
     per_token: Limiter,
+    /// Visitor and bot tokens already verified (see [`auth::TokenCache`]).
+    tokens: auth::TokenCache,
     /// Flips to `true` when the server shuts down; long-lived connections watch it.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -61,6 +63,7 @@ pub async fn run(
         engine: engine.clone(),
         per_ip: Limiter::new(limits.per_ip_rps, limits.burst),
         per_token: Limiter::new(limits.per_token_rps, limits.burst),
+        tokens: auth::TokenCache::default(),
         metrics: metrics.clone(),
         hub: crate::realtime::Hub::new(engine.clone(), config.realtime.clone(), metrics),
         router: Router::default(),
@@ -315,12 +318,14 @@ impl App {
             } else {
                 auth::bearer(req.headers(), None).map_err(fail)?
             };
-            if let Some(token) = &token {
+            if let Some(token) = &token
+                && self.per_token.is_enabled()
+            {
                 self.per_token
                     .check(&auth::token_digest(token)[..32])
                     .map_err(|wait| (name, ApiError::rate_limited(wait)))?;
             }
-            auth::authenticate(&self.engine, &self.config, token.as_deref())
+            auth::authenticate(&self.engine, &self.config, &self.tokens, token.as_deref())
                 .await
                 .map_err(fail)?
         };
