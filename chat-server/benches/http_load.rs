@@ -4,7 +4,8 @@
 //!
 //! `cargo bench -p chat-server --bench http_load`
 //! Settings (environment): `HTTP_LOAD_CONNECTIONS` (64), `HTTP_LOAD_SECS` (10),
-//! `HTTP_LOAD_WARMUP_SECS` (1), `HTTP_LOAD_CONVERSATIONS` (1000).
+//! `HTTP_LOAD_WARMUP_SECS` (1), `HTTP_LOAD_CONVERSATIONS` (1000); `HTTP_LOAD_ONLY=chat`
+//! skips the baseline (for profiling the chat server alone; no ratio then).
 
 mod common;
 
@@ -253,19 +254,26 @@ fn main() {
             .collect(),
     );
 
-    // The baseline: the same requests to a bare hyper echo.
-    let (stop_echo, echo_stopped) = watch::channel(false);
-    let echo_addr = server_rt.block_on(start_echo(echo_stopped));
-    let baseline = client_rt.block_on(drive(
-        echo_addr,
-        targets.clone(),
-        connections,
-        warmup,
-        secs,
-        "echo",
-    ));
-    let _ = stop_echo.send(true);
-    print("hyper JSON echo (baseline)", &baseline);
+    // The baseline: the same requests to a bare hyper echo. `HTTP_LOAD_ONLY=chat` skips
+    // it, for profiling the chat server alone (no ratio is printed then).
+    let only_chat = std::env::var("HTTP_LOAD_ONLY").is_ok_and(|v| v == "chat");
+    let baseline = if only_chat {
+        None
+    } else {
+        let (stop_echo, echo_stopped) = watch::channel(false);
+        let echo_addr = server_rt.block_on(start_echo(echo_stopped));
+        let baseline = client_rt.block_on(drive(
+            echo_addr,
+            targets.clone(),
+            connections,
+            warmup,
+            secs,
+            "echo",
+        ));
+        let _ = stop_echo.send(true);
+        print("hyper JSON echo (baseline)", &baseline);
+        Some(baseline)
+    };
 
     let server = client_rt.block_on(drive(
         chat_addr,
@@ -276,12 +284,14 @@ fn main() {
         "chat",
     ));
     print("chat-server POST message", &server);
-    let ratio = server.rps() / baseline.rps().max(f64::MIN_POSITIVE);
-    println!(
-        "ratio server/baseline: {ratio:.2}x (target >= 0.30x)   p99 {:.1}x baseline",
-        f64::from(quantile(&server.sorted_micros, 0.99))
-            / f64::from(quantile(&baseline.sorted_micros, 0.99).max(1))
-    );
+    if let Some(baseline) = baseline {
+        let ratio = server.rps() / baseline.rps().max(f64::MIN_POSITIVE);
+        println!(
+            "ratio server/baseline: {ratio:.2}x (target >= 0.30x)   p99 {:.1}x baseline",
+            f64::from(quantile(&server.sorted_micros, 0.99))
+                / f64::from(quantile(&baseline.sorted_micros, 0.99).max(1))
+        );
+    }
 
     server_rt.block_on(chat.stop());
     client_rt.shutdown_timeout(Duration::from_secs(2));

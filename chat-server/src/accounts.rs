@@ -229,9 +229,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(found.id, ada.id);
-        let Caller::Actor(actor) = auth::authenticate(&engine, &config, Some(&token))
-            .await
-            .unwrap()
+        let Caller::Actor(actor) =
+            auth::authenticate(&engine, &config, &auth::TokenCache::default(), Some(&token))
+                .await
+                .unwrap()
         else {
             panic!("a login token authenticates");
         };
@@ -259,10 +260,14 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let Caller::Actor(bob) = auth::authenticate(&engine, &config, Some(&bob_token))
-            .await
-            .unwrap()
-        else {
+        let Caller::Actor(bob) = auth::authenticate(
+            &engine,
+            &config,
+            &auth::TokenCache::default(),
+            Some(&bob_token),
+        )
+        .await
+        .unwrap() else {
             panic!("a login token authenticates");
         };
         assert!(matches!(
@@ -306,9 +311,14 @@ mod tests {
         let key = username_key(tenant, "ada");
         for presented in [key.clone(), format!("vt_{key}")] {
             assert!(
-                auth::authenticate(&engine, &config, Some(&presented))
-                    .await
-                    .is_err()
+                auth::authenticate(
+                    &engine,
+                    &config,
+                    &auth::TokenCache::default(),
+                    Some(&presented)
+                )
+                .await
+                .is_err()
             );
         }
     }

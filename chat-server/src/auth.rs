@@ -2,7 +2,9 @@
 //! visitor token, or nobody. Authorization is the engine's job; this module only turns
 //! a credential into a [`chat_core::Actor`].
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use base64::Engine as _;
@@ -143,8 +145,16 @@ pub fn token_digest(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
+/// Lower-case hex. Every authenticated request digests its token, so this avoids a
+/// `format!` per byte.
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// Verifies a signed identity from the embedding site: `signature` is the hex
@@ -198,44 +208,141 @@ pub enum Caller {
     Actor(Actor),
 }
 
+/// How long a verified visitor or bot token is answered from [`TokenCache`] before the
+/// store is asked again.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Most tokens [`TokenCache`] holds (about 200 bytes each).
+const TOKEN_CACHE_MAX: usize = 100_000;
+
+/// Visitor and bot tokens already found in the store, by digest, so a widget that posts
+/// many messages costs one store read per [`TOKEN_CACHE_TTL`] instead of one per request
+/// (on SQLite that read is a trip to a blocking thread and the connection pool).
+///
+/// Why this cannot let a revoked credential in: both kinds of token are immutable once
+/// stored (`chat_core::Credentials` inserts them and never changes or removes them), so a
+/// hit answers what the store would. The one difference: a token deleted from the
+/// database behind the engine's back keeps working here for up to [`TOKEN_CACHE_TTL`].
+/// Expiry is checked on every use, hit or miss. Unknown tokens are never cached, so a
+/// flood of made-up tokens cannot fill the cache and a token stored later is found at
+/// once. Staff JWTs are not cached: a password change or a disabled account (token
+/// version, `active`) must take effect on the next request.
+#[derive(Debug)]
+pub struct TokenCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<[u8; 32], CachedToken>>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedToken {
+    actor: Actor,
+    expires_at: Option<time::OffsetDateTime>,
+    cached_at: Instant,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self::new(TOKEN_CACHE_TTL)
+    }
+}
+
+impl TokenCache {
+    /// A cache whose entries are trusted for `ttl` (zero: caches nothing).
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<CachedToken> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(key)
+            .filter(|hit| hit.cached_at.elapsed() < self.ttl)
+            .cloned()
+    }
+
+    fn put(&self, key: [u8; 32], actor: Actor, expires_at: Option<time::OffsetDateTime>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= TOKEN_CACHE_MAX {
+            let ttl = self.ttl;
+            entries.retain(|_, e| e.cached_at.elapsed() < ttl);
+            if entries.len() >= TOKEN_CACHE_MAX {
+                // All fresh: start over rather than grow; misses only cost a store read.
+                entries.clear();
+            }
+        }
+        entries.insert(
+            key,
+            CachedToken {
+                actor,
+                expires_at,
+                cached_at: Instant::now(),
+            },
+        );
+    }
+}
+
+/// A visitor or bot token as the store describes it, from the cache or the store.
+async fn stored_token(
+    engine: &Engine,
+    cache: &TokenCache,
+    token: &str,
+) -> Result<(Actor, Option<time::OffsetDateTime>), ApiError> {
+    let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    if let Some(hit) = cache.get(&key) {
+        return Ok((hit.actor, hit.expires_at));
+    }
+    let digest = hex(&key);
+    let (actor, expires_at) = if token.starts_with(VISITOR_PREFIX) {
+        let visitor = engine
+            .visitor_token(&digest)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::unauthorized("the visitor token is not valid"))?;
+        let actor = Actor::Customer {
+            tenant: visitor.tenant_id,
+            contact: visitor.contact_id,
+            conversation: visitor.conversation_id,
+        };
+        (actor, visitor.expires_at)
+    } else {
+        let bot = engine
+            .bot_token(&digest)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::unauthorized("the bot token is not valid"))?;
+        (
+            Actor::Bot {
+                tenant: bot.tenant_id,
+            },
+            None,
+        )
+    };
+    cache.put(key, actor.clone(), expires_at);
+    Ok((actor, expires_at))
+}
+
 /// Resolves the `Authorization: Bearer` value (or a browser's query/subprotocol token)
 /// into a caller. A present but bad credential is an error, never anonymous.
 pub async fn authenticate(
     engine: &Engine,
     config: &Config,
+    cache: &TokenCache,
     token: Option<&str>,
 ) -> Result<Caller, ApiError> {
     let Some(token) = token else {
         return Ok(Caller::Anonymous);
     };
-    if token.starts_with(VISITOR_PREFIX) {
-        let found = engine
-            .visitor_token(&token_digest(token))
-            .await
-            .map_err(ApiError::from)?;
-        let visitor =
-            found.ok_or_else(|| ApiError::unauthorized("the visitor token is not valid"))?;
-        if visitor
-            .expires_at
-            .is_some_and(|t| t < time::OffsetDateTime::now_utc())
-        {
+    if token.starts_with(VISITOR_PREFIX) || token.starts_with(BOT_PREFIX) {
+        let (actor, expires_at) = stored_token(engine, cache, token).await?;
+        if expires_at.is_some_and(|t| t < time::OffsetDateTime::now_utc()) {
             return Err(ApiError::unauthorized("the visitor token has expired"));
         }
-        return Ok(Caller::Actor(Actor::Customer {
-            tenant: visitor.tenant_id,
-            contact: visitor.contact_id,
-            conversation: visitor.conversation_id,
-        }));
-    }
-    if token.starts_with(BOT_PREFIX) {
-        let found = engine
-            .bot_token(&token_digest(token))
-            .await
-            .map_err(ApiError::from)?;
-        let bot = found.ok_or_else(|| ApiError::unauthorized("the bot token is not valid"))?;
-        return Ok(Caller::Actor(Actor::Bot {
-            tenant: bot.tenant_id,
-        }));
+        return Ok(Caller::Actor(actor));
     }
     let claims = verify_token(&config.jwt, token)?;
     let bad = || ApiError::unauthorized("the access token is not valid");
@@ -322,6 +429,89 @@ mod tests {
         assert_eq!(digest.len(), 64);
         assert_eq!(token_digest(&token), digest);
         assert_ne!(new_visitor_token().0, token);
+    }
+
+    fn visitor(
+        digest: String,
+        expires_at: Option<time::OffsetDateTime>,
+    ) -> chat_core::VisitorToken {
+        chat_core::VisitorToken {
+            digest,
+            tenant_id: TenantId(uuid::Uuid::now_v7()),
+            contact_id: chat_core::ContactId(uuid::Uuid::now_v7()),
+            conversation_id: Some(chat_core::ConversationId(uuid::Uuid::now_v7())),
+            created_at: time::OffsetDateTime::now_utc(),
+            expires_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn cached_tokens_answer_as_the_store_does() {
+        use chat_core::Credentials;
+        let store = std::sync::Arc::new(chat_core::memory::MemoryStore::new());
+        let engine = Engine::builder_with_backend(store.clone()).build();
+        let config = Config::new(b"0123456789abcdef0123456789abcdef");
+        let cache = TokenCache::default();
+
+        // Unknown tokens are refused and not remembered: once stored, they work.
+        let (token, digest) = new_visitor_token();
+        assert!(
+            authenticate(&engine, &config, &cache, Some(&token))
+                .await
+                .is_err()
+        );
+        let stored = visitor(digest, None);
+        store.insert_visitor_token(&stored).await.unwrap();
+        let expected = Caller::Actor(Actor::Customer {
+            tenant: stored.tenant_id,
+            contact: stored.contact_id,
+            conversation: stored.conversation_id,
+        });
+        for _ in 0..2 {
+            let caller = authenticate(&engine, &config, &cache, Some(&token)).await;
+            assert_eq!(caller.unwrap(), expected, "from the store, then the cache");
+        }
+
+        // Expiry is checked on cache hits too.
+        let (old, digest) = new_visitor_token();
+        let past = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+        store
+            .insert_visitor_token(&visitor(digest, Some(past)))
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            let e = authenticate(&engine, &config, &cache, Some(&old))
+                .await
+                .unwrap_err();
+            assert_eq!(e.status, hyper::StatusCode::UNAUTHORIZED);
+        }
+    }
+
+    #[test]
+    fn cache_entries_last_their_ttl_only() {
+        let actor = Actor::Bot {
+            tenant: TenantId(uuid::Uuid::now_v7()),
+        };
+        let cache = TokenCache::new(Duration::from_millis(20));
+        cache.put([1; 32], actor.clone(), None);
+        assert_eq!(cache.get(&[1; 32]).map(|h| h.actor), Some(actor.clone()));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(
+            cache.get(&[1; 32]).is_none(),
+            "stale entries ask the store again"
+        );
+        let off = TokenCache::new(Duration::ZERO);
+        off.put([2; 32], actor, None);
+        assert!(off.get(&[2; 32]).is_none());
+    }
+
+    #[test]
+    fn hex_digests_match_the_stored_form() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(
+            token_digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

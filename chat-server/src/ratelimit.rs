@@ -25,6 +25,12 @@ impl Limiter {
         }
     }
 
+    /// Whether this limiter limits anything (a zero rate turns it off), so callers can
+    /// skip building a key for it.
+    pub fn is_enabled(&self) -> bool {
+        self.rate > 0.0
+    }
+
     /// Takes one token for `key`; `Err(seconds)` says how long until one is available.
     pub fn check(&self, key: &str) -> Result<(), u64> {
         if self.rate <= 0.0 {

@@ -41,6 +41,8 @@ pub struct App {
     extension: Option<Arc<dyn Extension>>,
     per_ip: Limiter,
     per_token: Limiter,
+    /// Visitor and bot tokens already verified (see [`auth::TokenCache`]).
+    tokens: auth::TokenCache,
     /// Flips to `true` when the server shuts down; long-lived connections watch it.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -74,6 +76,7 @@ pub async fn run_with(
         engine: engine.clone(),
         per_ip: Limiter::new(limits.per_ip_rps, limits.burst),
         per_token: Limiter::new(limits.per_token_rps, limits.burst),
+        tokens: auth::TokenCache::default(),
         metrics: metrics.clone(),
         hub: crate::realtime::Hub::new(engine.clone(), config.realtime.clone(), metrics),
         router: Router::default(),
@@ -248,12 +251,14 @@ impl App {
     /// (429 beyond it). No token is [`Caller::Anonymous`]; a bad one is 401, never
     /// anonymous.
     pub async fn authenticate(&self, token: Option<&str>) -> Result<Caller, ApiError> {
-        if let Some(token) = token {
+        if let Some(token) = token
+            && self.per_token.is_enabled()
+        {
             self.per_token
                 .check(&auth::token_digest(token)[..32])
                 .map_err(ApiError::rate_limited)?;
         }
-        auth::authenticate(&self.engine, &self.config, token).await
+        auth::authenticate(&self.engine, &self.config, &self.tokens, token).await
     }
 
     /// One request, start to finish; never fails (errors become error responses).

@@ -41,9 +41,14 @@ async fn starters_reopen_the_same_tenant_key_and_staff() {
         .unwrap();
     assert_eq!(same.id, admin.id, "ensure_staff does not duplicate");
     // The key is stable across restarts, so the written token still authenticates.
-    let caller = auth::authenticate(&again.engine, &again.config, Some(&token))
-        .await
-        .unwrap();
+    let caller = auth::authenticate(
+        &again.engine,
+        &again.config,
+        &auth::TokenCache::default(),
+        Some(&token),
+    )
+    .await
+    .unwrap();
     assert!(matches!(caller, Caller::Actor(a) if a.tenant() == tenant));
     let stored = again.engine.credential(tenant, admin.id).await.unwrap();
     assert!(auth::verify_password(
