@@ -93,3 +93,82 @@ async fn metadata_entries_are_set_and_removed_by_those_who_edit_details() {
         Err(Error::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn staff_open_a_chat_with_a_known_contact_that_has_no_email() {
+    let d = desk().await;
+    let first = whatsapp(&d).await;
+    let contact = d
+        .engine
+        .conversation(&d.admin, first)
+        .await
+        .unwrap()
+        .contact_id;
+    let again = d
+        .engine
+        .open_conversation(
+            &d.admin,
+            OpenConversation {
+                contact_id: Some(contact),
+                title: Some("Booking".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // The same customer, not a new phone-less contact.
+    assert_eq!(again.contact.id, contact);
+    assert_eq!(again.conversation.contact_id, contact);
+
+    // A contact of another tenant, or none at all, is not found.
+    let other = d
+        .engine
+        .create_tenant("Other", Default::default())
+        .await
+        .unwrap()
+        .id;
+    let outsider = chat_core::Actor::System { tenant: other };
+    assert!(matches!(
+        d.engine
+            .open_conversation(
+                &outsider,
+                OpenConversation {
+                    contact_id: Some(contact),
+                    ..Default::default()
+                },
+            )
+            .await,
+        Err(Error::NotFound("contact"))
+    ));
+}
+
+#[tokio::test]
+async fn a_customer_cannot_borrow_another_contact_by_id() {
+    let d = desk().await;
+    let (_, visitor) = d.visitor("jo@shop.example").await;
+    let (other, _) = d.visitor("max@shop.example").await;
+    let chat_core::Actor::Customer {
+        tenant, contact, ..
+    } = visitor
+    else {
+        unreachable!()
+    };
+    let account = chat_core::Actor::Customer {
+        tenant,
+        contact,
+        conversation: None,
+    };
+    let opened = d
+        .engine
+        .open_conversation(
+            &account,
+            OpenConversation {
+                contact_id: Some(other.contact.id),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // The customer's own contact is used; the id it named is ignored.
+    assert_eq!(opened.contact.id, contact);
+}

@@ -16,7 +16,7 @@
 //! conversation, so [`App::authenticate`](crate::App::authenticate) resolves it like any
 //! other visitor token.
 
-use chat_core::{Contact, ContactId, Engine, TenantId, VisitorToken};
+use chat_core::{Agent, Contact, ContactId, Engine, TenantId, VisitorToken};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -72,29 +72,28 @@ fn username_key(tenant: TenantId, username: &str) -> String {
     format!("account:{hex}")
 }
 
-/// Signs a customer up. Usernames are case-insensitive; e-mails are unique per tenant
+/// Signs a customer up. Usernames are case-insensitive. The e-mail is optional (a
+/// salon customer may only have a phone number); when given it must be unique per tenant
 /// among all contacts, so an account can never take over an existing contact's history.
 pub async fn register(
     engine: &Engine,
     tenant: TenantId,
     username: &str,
-    email: &str,
+    email: Option<&str>,
     password: &str,
 ) -> Result<Contact, AccountError> {
     let username = username.trim();
-    if username.is_empty() || username.chars().count() > 64 {
-        return Err(AccountError::Invalid {
-            field: "username",
-            message: "must be 1 to 64 characters",
-        });
-    }
-    let email = email.trim().to_lowercase();
-    if email.len() > 254 || !email.contains('@') || email.contains(char::is_whitespace) {
-        return Err(AccountError::Invalid {
-            field: "email",
-            message: "not an e-mail address",
-        });
-    }
+    check_username(username)?;
+    let email = match email.map(|e| e.trim().to_lowercase()) {
+        None => None,
+        Some(e) if e.len() > 254 || !e.contains('@') || e.contains(char::is_whitespace) => {
+            return Err(AccountError::Invalid {
+                field: "email",
+                message: "not an e-mail address",
+            });
+        }
+        Some(e) => Some(e),
+    };
     if password.is_empty() || password.len() > 1024 {
         return Err(AccountError::Invalid {
             field: "password",
@@ -102,7 +101,9 @@ pub async fn register(
         });
     }
     let store = engine.store();
-    if store.contact_by_email(tenant, &email).await?.is_some() {
+    if let Some(email) = &email
+        && store.contact_by_email(tenant, email).await?.is_some()
+    {
         return Err(AccountError::EmailTaken);
     }
     let hash = auth::hash_password(password).map_err(|_| AccountError::Hashing)?;
@@ -111,7 +112,7 @@ pub async fn register(
         id: ContactId(uuid::Uuid::now_v7()),
         tenant_id: tenant,
         name: Some(username.to_owned()),
-        email: Some(email),
+        email,
         phone: None,
         address: None,
         external_id: Some(username.to_owned()),
@@ -120,20 +121,7 @@ pub async fn register(
         updated_at: now,
     };
     // Claim the username first: its unique key settles concurrent sign-ups.
-    let record = VisitorToken {
-        digest: username_key(tenant, username),
-        tenant_id: tenant,
-        contact_id: contact.id,
-        conversation_id: None,
-        created_at: now,
-        expires_at: Some(OffsetDateTime::UNIX_EPOCH),
-    };
-    let system = chat_core::Actor::System { tenant };
-    match engine.store_visitor_token(&system, &record).await {
-        Ok(()) => {}
-        Err(chat_core::Error::Conflict(_)) => return Err(AccountError::UsernameTaken),
-        Err(e) => return Err(e.into()),
-    }
+    claim(engine, tenant, username, contact.id).await?;
     match store.insert_contact(&contact).await {
         Ok(()) => Ok(contact),
         // Someone took the e-mail between the check and now (the username stays
@@ -141,6 +129,98 @@ pub async fn register(
         Err(chat_core::Error::Conflict(_)) => Err(AccountError::EmailTaken),
         Err(e) => Err(e.into()),
     }
+}
+
+fn check_username(username: &str) -> Result<(), AccountError> {
+    if username.is_empty() || username.chars().count() > 64 {
+        return Err(AccountError::Invalid {
+            field: "username",
+            message: "must be 1 to 64 characters",
+        });
+    }
+    Ok(())
+}
+
+/// Writes the record that makes `username` find `contact`; its unique key refuses a name
+/// already taken.
+async fn claim(
+    engine: &Engine,
+    tenant: TenantId,
+    username: &str,
+    contact: ContactId,
+) -> Result<(), AccountError> {
+    let record = VisitorToken {
+        digest: username_key(tenant, username),
+        tenant_id: tenant,
+        contact_id: contact,
+        conversation_id: None,
+        created_at: OffsetDateTime::now_utc(),
+        expires_at: Some(OffsetDateTime::UNIX_EPOCH),
+    };
+    let system = chat_core::Actor::System { tenant };
+    match engine.store_visitor_token(&system, &record).await {
+        Ok(()) => Ok(()),
+        Err(chat_core::Error::Conflict(_)) => Err(AccountError::UsernameTaken),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Gives an existing account a second name that [`find`] and [`login`] accept too: a
+/// customer who logs in with a phone number but is named by a customer number elsewhere.
+/// Names are shared with usernames, so an alias already taken is
+/// [`AccountError::UsernameTaken`].
+pub async fn alias(
+    engine: &Engine,
+    tenant: TenantId,
+    name: &str,
+    contact: ContactId,
+) -> Result<(), AccountError> {
+    let name = name.trim();
+    check_username(name)?;
+    if engine.store().contact(tenant, contact).await?.is_none() {
+        return Err(chat_core::Error::NotFound("contact").into());
+    }
+    claim(engine, tenant, name, contact).await
+}
+
+/// Checks a staff member's e-mail and password in `tenant` and issues an access token, as
+/// `/v1/auth/login` does. `None` for an unknown e-mail, a wrong password or a disabled
+/// staff member; all take as long (a decoy hash is verified when there is no one to check).
+pub async fn staff_login(
+    engine: &Engine,
+    config: &Config,
+    tenant: TenantId,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<Option<(Agent, String)>> {
+    let agent = engine
+        .store()
+        .agent_by_email(tenant, &email.trim().to_lowercase())
+        .await?
+        .filter(|a| a.active);
+    let credential = match &agent {
+        Some(a) => Some(engine.credential(tenant, a.id).await?),
+        None => None,
+    };
+    let hash = credential.as_ref().and_then(|c| c.password_hash.clone());
+    // Argon2 is slow on purpose: keep it off the async threads.
+    let password = password.to_owned();
+    let valid = tokio::task::spawn_blocking(move || {
+        let ok = auth::verify_password(&password, hash.as_deref().unwrap_or(auth::decoy_hash()));
+        ok && hash.is_some()
+    })
+    .await?;
+    let (Some(agent), Some(credential), true) = (agent, credential, valid) else {
+        return Ok(None);
+    };
+    let token = auth::issue_token(
+        &config.jwt,
+        tenant,
+        agent.id,
+        agent.role,
+        credential.token_version,
+    )?;
+    Ok(Some((agent, token)))
 }
 
 /// The account with this username.
@@ -216,11 +296,11 @@ mod tests {
     async fn a_customer_signs_up_logs_in_and_sees_only_its_own_chats() {
         let (engine, tenant) = engine().await;
         let config = Config::new(b"test-secret-test-secret-test-secret!");
-        let ada = register(&engine, tenant, "ada", "ada@example.com", "pw-ada")
+        let ada = register(&engine, tenant, "ada", Some("ada@example.com"), "pw-ada")
             .await
             .unwrap();
         assert_eq!(ada.external_id.as_deref(), Some("ada"));
-        register(&engine, tenant, "bob", "bob@example.com", "pw-bob")
+        register(&engine, tenant, "bob", Some("bob@example.com"), "pw-bob")
             .await
             .unwrap();
 
@@ -280,7 +360,7 @@ mod tests {
     async fn wrong_passwords_taken_names_and_the_username_record_grant_nothing() {
         let (engine, tenant) = engine().await;
         let config = Config::new(b"test-secret-test-secret-test-secret!");
-        register(&engine, tenant, "ada", "ada@example.com", "pw-ada")
+        register(&engine, tenant, "ada", Some("ada@example.com"), "pw-ada")
             .await
             .unwrap();
         assert!(
@@ -296,15 +376,15 @@ mod tests {
                 .is_none()
         );
         assert!(matches!(
-            register(&engine, tenant, "Ada", "other@example.com", "x").await,
+            register(&engine, tenant, "Ada", Some("other@example.com"), "x").await,
             Err(AccountError::UsernameTaken)
         ));
         assert!(matches!(
-            register(&engine, tenant, "ada2", "ADA@example.com", "x").await,
+            register(&engine, tenant, "ada2", Some("ADA@example.com"), "x").await,
             Err(AccountError::EmailTaken)
         ));
         assert!(matches!(
-            register(&engine, tenant, "carl", "not-an-email", "x").await,
+            register(&engine, tenant, "carl", Some("not-an-email"), "x").await,
             Err(AccountError::Invalid { field: "email", .. })
         ));
         // The username record's key is not a token anyone can present.
@@ -326,7 +406,7 @@ mod tests {
     #[tokio::test]
     async fn the_password_hash_never_leaves_through_the_api_view() {
         let (engine, tenant) = engine().await;
-        let mut ada = register(&engine, tenant, "ada", "ada@example.com", "pw-ada")
+        let mut ada = register(&engine, tenant, "ada", Some("ada@example.com"), "pw-ada")
             .await
             .unwrap();
         ada.metadata.insert("plan".into(), "gold".into());
@@ -336,5 +416,74 @@ mod tests {
         assert_eq!(shown.metadata.get("plan").map(String::as_str), Some("gold"));
         let text = serde_json::to_string(&shown).unwrap();
         assert!(!text.contains("argon2"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_phone_account_without_email_is_found_by_its_alias_too() {
+        let (engine, tenant) = engine().await;
+        let config = Config::new(b"test-secret-test-secret-test-secret!");
+        let ada = register(&engine, tenant, "+1234567890", None, "pw")
+            .await
+            .unwrap();
+        assert_eq!(ada.email, None);
+        alias(&engine, tenant, "customer:1", ada.id).await.unwrap();
+        let found = find(&engine, tenant, "customer:1").await.unwrap().unwrap();
+        assert_eq!(found.id, ada.id);
+        let (by_phone, _) = login(&engine, &config, tenant, "+1234567890", "pw")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_phone.id, ada.id);
+        // Names are shared: an alias cannot take a username, nor a username an alias.
+        let bob = register(&engine, tenant, "bob", None, "pw").await.unwrap();
+        assert!(matches!(
+            alias(&engine, tenant, "+1234567890", bob.id).await,
+            Err(AccountError::UsernameTaken)
+        ));
+        assert!(matches!(
+            register(&engine, tenant, "customer:1", None, "pw").await,
+            Err(AccountError::UsernameTaken)
+        ));
+        // No alias for a contact that does not exist.
+        assert!(
+            alias(&engine, tenant, "ghost", ContactId(uuid::Uuid::now_v7()))
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn staff_login_checks_the_password_and_the_active_flag() {
+        let (engine, tenant) = engine().await;
+        let config = Config::new(b"test-secret-test-secret-test-secret!");
+        let agent = crate::starter::ensure_staff(
+            &engine,
+            tenant,
+            "Ada",
+            "ada@salon.example",
+            "secret",
+            chat_core::Role::Admin,
+        )
+        .await
+        .unwrap();
+        let (found, token) = staff_login(&engine, &config, tenant, " ADA@salon.example", "secret")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.id, agent.id);
+        let claims = auth::verify_token(&config.jwt, &token).unwrap();
+        assert_eq!(claims.tid, tenant.to_string());
+        assert!(
+            staff_login(&engine, &config, tenant, "ada@salon.example", "wrong")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            staff_login(&engine, &config, tenant, "nobody@salon.example", "secret")
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -18,6 +18,10 @@ use crate::store::{AssignedFilter, ConversationCursor, ConversationPage, Convers
 pub struct OpenConversation {
     /// Who the customer is. Ignored for a customer actor (its own contact is used).
     pub contact: ContactInput,
+    /// An existing contact of the tenant to open the conversation with, instead of
+    /// finding one by `contact`'s e-mail: staff starting a chat with a known customer
+    /// who may have no e-mail (a phone-only salon customer). Staff and system only.
+    pub contact_id: Option<ContactId>,
     /// Channel.
     pub channel: Channel,
     /// Subject.
@@ -135,9 +139,15 @@ impl Engine {
                 ));
             }
             Resolved::Bot => return Err(Error::Forbidden("open conversations as a bot")),
-            Resolved::Staff(_) | Resolved::System => {
-                self.upsert_contact(tenant.id, input.contact).await?
-            }
+            Resolved::Staff(_) | Resolved::System => match input.contact_id {
+                Some(id) => self
+                    .inner
+                    .store
+                    .contact(tenant.id, id)
+                    .await?
+                    .ok_or(Error::NotFound("contact"))?,
+                None => self.upsert_contact(tenant.id, input.contact).await?,
+            },
         };
         let now = self.now();
         let mode = if tenant.settings.bot_enabled {

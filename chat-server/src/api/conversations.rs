@@ -91,6 +91,9 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
     };
     let input = OpenConversation {
         contact,
+        // Not taken from the body: an anonymous opener acts as the system, and must not
+        // attach a conversation to someone else's contact by naming its id.
+        contact_id: None,
         channel: body.channel.unwrap_or_default(),
         title: body.title,
         department: body.department,

@@ -14,7 +14,7 @@
 // at once, so its size on the error path costs nothing worth boxing for.
 #![allow(clippy::result_large_err)]
 
-mod fastapi;
+use chat_server::fastapi;
 mod socket;
 
 use std::net::IpAddr;
@@ -217,7 +217,8 @@ impl AiChatbot {
         let [username, email, password] =
             <[String; 3]>::try_from(fastapi::strings(&body, &["username", "email", "password"])?)
                 .map_err(|_| fastapi::json_invalid())?;
-        match accounts::register(&app.engine, self.tenant, &username, &email, &password).await {
+        match accounts::register(&app.engine, self.tenant, &username, Some(&email), &password).await
+        {
             Ok(contact) => Ok(ok(user_json(&contact))),
             Err(AccountError::UsernameTaken) => Err(fastapi::detail(
                 StatusCode::BAD_REQUEST,

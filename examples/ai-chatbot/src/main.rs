@@ -72,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
                 &starter.engine,
                 starter.tenant,
                 demo,
-                "demo@example.com",
+                Some("demo@example.com"),
                 "demo123",
             )
             .await?;

@@ -8,7 +8,6 @@
 //!
 //! See the README for the routes and every deviation from the document.
 
-mod ids;
 mod shapes;
 
 use std::net::IpAddr;
@@ -30,7 +29,7 @@ use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub use ids::ChatIds;
+pub use chat_server::numbering::ChatNumbers;
 
 /// The tenant name the template keeps its data under.
 pub const TENANT: &str = "message-center";
@@ -55,7 +54,7 @@ pub async fn open(db: &Path) -> anyhow::Result<Starter> {
 pub async fn message_center(starter: &Starter) -> anyhow::Result<Arc<MessageCenter>> {
     Ok(Arc::new(MessageCenter {
         tenant: starter.tenant,
-        ids: ChatIds::load(&starter.engine, starter.tenant).await?,
+        ids: ChatNumbers::load(&starter.engine, starter.tenant).await?,
     }))
 }
 
@@ -72,7 +71,7 @@ pub fn login_email(identifier: &str) -> String {
 /// The [`Extension`] serving `/auth/login` and `/chats/…`.
 pub struct MessageCenter {
     tenant: TenantId,
-    ids: ChatIds,
+    ids: ChatNumbers,
 }
 
 /// An answer in FastAPI's error shape, `{"detail": "..."}`, which the document's
@@ -352,15 +351,10 @@ impl MessageCenter {
             })?,
         };
         let engine = &app.engine;
-        let _numbering = self.ids.allocating.lock().await;
-        let number = self.ids.next();
-        let metadata = [
-            (ids::CHAT_ID.to_owned(), number.to_string()),
-            (
-                shapes::NAME.to_owned(),
-                body.customer_name.trim().to_owned(),
-            ),
-        ]
+        let metadata = [(
+            shapes::NAME.to_owned(),
+            body.customer_name.trim().to_owned(),
+        )]
         .into();
         let input = OpenConversation {
             contact: ContactInput {
@@ -374,11 +368,11 @@ impl MessageCenter {
             metadata,
             ..Default::default()
         };
-        let opened = engine
-            .open_conversation(&who.actor, input)
+        let (_, opened) = self
+            .ids
+            .open(engine, &who.actor, input)
             .await
             .map_err(engine_fail)?;
-        self.ids.insert(number, opened.conversation.id);
         let mut c = opened.conversation;
         // An agent only sees its assigned chats: what it creates is assigned to it.
         if who.agent.role == Role::Agent {
@@ -518,7 +512,7 @@ pub async fn seed_demo(
     let agent = starter
         .ensure_staff("Agent", &login_email("agent"), "agent123", Role::Agent)
         .await?;
-    if center.ids.next() == 1 {
+    if center.ids.is_empty() {
         shapes::seed_chats(&starter.engine, center, agent.id).await?;
     }
     Ok(vec![("admin".into(), admin), ("agent".into(), agent)])
@@ -532,18 +526,15 @@ impl MessageCenter {
         contact: ContactInput,
         channel: Channel,
     ) -> anyhow::Result<ConversationId> {
-        let _numbering = self.ids.allocating.lock().await;
-        let number = self.ids.next();
-        let metadata = [
-            (ids::CHAT_ID.to_owned(), number.to_string()),
-            (
-                shapes::NAME.to_owned(),
-                contact.name.clone().unwrap_or_default(),
-            ),
-        ]
+        let metadata = [(
+            shapes::NAME.to_owned(),
+            contact.name.clone().unwrap_or_default(),
+        )]
         .into();
-        let opened = engine
-            .open_conversation(
+        let (_, opened) = self
+            .ids
+            .open(
+                engine,
                 &self.system(),
                 OpenConversation {
                     contact,
@@ -553,7 +544,6 @@ impl MessageCenter {
                 },
             )
             .await?;
-        self.ids.insert(number, opened.conversation.id);
         Ok(opened.conversation.id)
     }
 }

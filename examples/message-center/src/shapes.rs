@@ -8,7 +8,7 @@ use chat_server::http::Resp;
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
-use crate::{MessageCenter, engine_fail, ids, not_found};
+use crate::{MessageCenter, engine_fail, not_found};
 
 /// The metadata key of the customer's name as the chat was created, so the list needs no
 /// contact look-up per chat (the frontend polls it every 5 seconds).
@@ -89,7 +89,7 @@ pub fn summary(c: &Conversation) -> Option<Value> {
 
 fn base(c: &Conversation) -> Option<Value> {
     Some(json!({
-        "id": ids::number_of(c)?,
+        "id": chat_server::numbering::number_of(c)?,
         "name": c.metadata.get(NAME).map_or("", String::as_str),
         "channel": channel_name(c.channel),
         "online": online(c),

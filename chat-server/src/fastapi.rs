@@ -1,7 +1,7 @@
-//! FastAPI's answers, byte for byte where the document's clients read them: `{"detail":
+//! FastAPI's answers, byte for byte where a FastAPI document's clients read them: `{"detail":
 //! "..."}` errors, pydantic v2's 422 list, and the OAuth2 bearer challenge.
 
-use chat_server::http::{self, Resp};
+use crate::http::{self, Resp};
 use hyper::StatusCode;
 use hyper::header::{HeaderValue, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
