@@ -18,6 +18,8 @@ pub mod realtime;
 pub mod routes;
 mod server;
 pub mod starter;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod uploads;
 
 pub use config::{Config, HttpLimits, JwtConfig};

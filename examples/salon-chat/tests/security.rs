@@ -1,0 +1,148 @@
+//! Where the document is silent or unsafe: every route needs a token, customers never
+//! reach staff routes or each other's chats, and salons never see each other.
+
+mod common;
+
+use common::{connect, next_of, send, start};
+use serde_json::json;
+
+#[tokio::test]
+async fn salons_are_isolated_and_customers_see_only_their_own_chats() {
+    let dir = tempfile::tempdir().unwrap();
+    let salon = start(&dir.path().join("salon.db")).await;
+    let s = &salon.server;
+    let admin = salon.token("admin");
+    let uptown = salon.token("uptown_admin");
+    let uptown_customer = salon.token("uptown_customer");
+
+    // The other salon's staff see none of the main salon's chats, by list or by number.
+    let list = s.get("/api/v1/chat/chats", Some(&uptown)).await;
+    assert_eq!(list.status, 200);
+    assert_eq!(list.body["total"], 0);
+    let probe = s.get("/api/v1/chat/chats/1", Some(&uptown)).await;
+    assert_eq!(probe.status, 404);
+    assert_eq!(probe.body, json!({ "detail": "Chat not found" }));
+    // Nor its customers: customer 1 of Uptown is someone else.
+    let created = s
+        .post(
+            "/api/v1/chat/chats",
+            Some(&uptown),
+            json!({ "customer_id": 1, "initial_message": "Welcome to Uptown" }),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.body["salon_id"], 2);
+    assert_eq!(created.body["id"], 1, "chat numbers count per salon");
+    let missing = s
+        .post(
+            "/api/v1/chat/chats",
+            Some(&uptown),
+            json!({ "customer_id": 99 }),
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body, json!({ "detail": "Customer not found" }));
+    // The main salon's chat 1 still holds only its own conversation.
+    let main_chat = s.get("/api/v1/chat/chats/1", Some(&admin)).await;
+    assert_eq!(main_chat.body["last_message"], "Hi, how can I help?");
+
+    // Another customer of the same salon cannot see the first one's chat, by REST or
+    // by socket.
+    let second = salon.token("second_customer");
+    let probe = s.get("/api/v1/chat/chats/1", Some(&second)).await;
+    assert_eq!(probe.status, 404);
+    assert_eq!(probe.body, json!({ "detail": "Chat not found" }));
+    let (mut ws, _) = connect(s, "customer", &second).await;
+    send(&mut ws, json!({ "type": "join_chat", "chat_id": 1 })).await;
+    assert_eq!(next_of(&mut ws, "error").await["error"], "Chat not found");
+    send(
+        &mut ws,
+        json!({ "type": "send_message", "chat_id": 1, "content": "let me in" }),
+    )
+    .await;
+    assert_eq!(next_of(&mut ws, "error").await["error"], "Chat not found");
+    let mine = s.get("/api/v1/chat/chats/customer", Some(&second)).await;
+    assert_eq!(mine.body["total"], 0);
+
+    // Uptown's customer sees Uptown's chat 1, which is not the main salon's.
+    let theirs = s.get("/api/v1/chat/chats/1", Some(&uptown_customer)).await;
+    assert_eq!(theirs.status, 200, "{}", theirs.text);
+    assert_eq!(theirs.body["last_message"], "Welcome to Uptown");
+    let ours = s
+        .get("/api/v1/chat/chats/1", Some(&salon.token("customer")))
+        .await;
+    assert_eq!(ours.body["last_message"], "Hi, how can I help?");
+    salon.server.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_are_required_and_roles_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let salon = start(&dir.path().join("salon.db")).await;
+    let s = &salon.server;
+    let customer = salon.token("customer");
+    let admin = salon.token("admin");
+
+    for path in [
+        "/api/v1/chat/chats",
+        "/api/v1/chat/stats",
+        "/api/v1/chat/chats/1/messages",
+    ] {
+        let anonymous = s.get(path, None).await;
+        assert_eq!(anonymous.status, 401, "{path}");
+        assert_eq!(anonymous.body, json!({ "detail": "Not authenticated" }));
+        let forged = s.get(path, Some("not-a-token")).await;
+        assert_eq!(forged.status, 401, "{path}");
+    }
+    // Customers do not use staff routes, nor staff the customer ones.
+    assert_eq!(
+        s.get("/api/v1/chat/chats", Some(&customer)).await.status,
+        403
+    );
+    assert_eq!(
+        s.post(
+            "/api/v1/chat/chats",
+            Some(&customer),
+            json!({ "customer_id": 1 })
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        s.get("/api/v1/chat/chats/customer", Some(&admin))
+            .await
+            .status,
+        403
+    );
+    // Each socket is for its kind of login only.
+    let url = s.ws_url(&format!("/api/v1/chat/ws/chat/user?token={customer}"));
+    assert!(tokio_tungstenite::connect_async(url).await.is_err());
+    let url = s.ws_url("/api/v1/chat/ws/chat/customer?token=forged");
+    assert!(tokio_tungstenite::connect_async(url).await.is_err());
+
+    // Bad frames get an error frame and the socket stays.
+    let (mut ws, _) = connect(s, "user", &admin).await;
+    send(&mut ws, json!({ "type": "dance" })).await;
+    assert_eq!(
+        next_of(&mut ws, "error").await["error"],
+        "Unknown message type: dance"
+    );
+    send(
+        &mut ws,
+        json!({ "type": "send_message", "chat_id": 1, "content": "  " }),
+    )
+    .await;
+    assert_eq!(
+        next_of(&mut ws, "error").await["error"],
+        "Message content cannot be empty"
+    );
+    send(&mut ws, json!({ "type": "typing", "chat_id": 1 })).await;
+    assert_eq!(
+        next_of(&mut ws, "error").await["error"],
+        "Join the chat first"
+    );
+    send(&mut ws, json!({ "type": "ping" })).await;
+    assert_eq!(next_of(&mut ws, "pong").await["type"], "pong");
+    salon.server.stop().await;
+}
