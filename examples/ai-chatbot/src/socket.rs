@@ -71,6 +71,10 @@ pub(crate) async fn open(
     let since = http::query_param(&query, "since").and_then(|s| s.parse::<u64>().ok());
     let (response, socket) = chat_server::realtime::accept(&mut req, 64 * 1024, None)
         .map_err(|e| crate::fastapi::detail(e.status, &e.message))?;
+    // Subscribe before answering the upgrade: an event committed after the client sees
+    // its socket open is never missed, even before the first frame.
+    let feed = app.hub.live(actor.tenant()).await;
+    let typing_rx = chatbot.typing.tx.subscribe();
     let app = app.clone();
     let typing = chatbot.typing.clone();
     tokio::spawn(async move {
@@ -79,9 +83,24 @@ pub(crate) async fn open(
         };
         let metrics = app.metrics.clone();
         let _open = metrics.websocket_opened();
-        serve(app, typing, actor, user, since, socket).await;
+        let live = Live {
+            feed,
+            typing: typing_rx,
+            since,
+        };
+        serve(app, typing, actor, user, live, socket).await;
     });
     Ok(response)
+}
+
+/// What a socket listens to, subscribed before the upgrade is answered.
+struct Live {
+    feed: (
+        u64,
+        broadcast::Receiver<Arc<chat_server::realtime::Delivery>>,
+    ),
+    typing: broadcast::Receiver<(ContactId, u64, String)>,
+    since: Option<u64>,
 }
 
 async fn serve(
@@ -89,16 +108,18 @@ async fn serve(
     typing: Typing,
     actor: Actor,
     user: ContactId,
-    since: Option<u64>,
+    live: Live,
     mut socket: chat_server::realtime::Socket,
 ) {
     let Ok(who) = app.engine.resolve(&actor).await else {
         return;
     };
     let me = typing.next.fetch_add(1, Ordering::Relaxed);
-    let mut typing_rx = typing.tx.subscribe();
-    // Subscribe before reading history: nothing falls between the two.
-    let (head, mut live) = app.hub.live(actor.tenant()).await;
+    let Live {
+        feed: (head, mut live),
+        typing: mut typing_rx,
+        since,
+    } = live;
     let mut cursor = since.unwrap_or(head).min(head);
     if catch_up(&app.engine, &actor, &mut cursor, head, &mut socket)
         .await

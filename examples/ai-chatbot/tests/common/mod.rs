@@ -1,34 +1,32 @@
-//! The template on a real listener (127.0.0.1:0) over a database file in a temp dir, and
-//! a plain HTTP client.
+//! The template on a real listener (127.0.0.1:0) over a database file in a temp dir, with
+//! the server library's test client.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
 use chat_core::Role;
-use http_body_util::{BodyExt, Full};
-use hyper::{HeaderMap, Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use chat_server::testing::TestServer;
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 pub struct Server {
-    pub base: String,
+    pub http: TestServer,
     pub db: PathBuf,
     pub admin: String,
     pub agent: String,
-    client: Client<HttpConnector, Full<Bytes>>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Value,
-    pub text: String,
+impl std::ops::Deref for Server {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.http
+    }
+}
+
+impl Server {
+    pub async fn stop(self) {
+        self.http.stop().await;
+    }
 }
 
 /// Starts the template on `db` with an admin and a support agent (as `--demo` seeds them).
@@ -48,92 +46,11 @@ pub async fn start(db: &Path, llm: Option<example_ai_chatbot::LlmSettings>) -> S
     let admin = starter.staff_token(&admin).await.unwrap();
     let agent = starter.staff_token(&agent).await.unwrap();
     let extension = example_ai_chatbot::extension(&starter);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(chat_server::run_with(
-        listener,
-        starter.engine.clone(),
-        starter.config,
-        Some(extension),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
     Server {
-        base,
+        http: TestServer::start(starter.engine.clone(), starter.config, Some(extension)).await,
         db: db.to_owned(),
         admin,
         agent,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        stop: Some(stop),
-        task: Some(task),
-    }
-}
-
-impl Server {
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: impl Into<Bytes>,
-    ) -> Reply {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let response = self
-            .client
-            .request(req.body(Full::new(body.into())).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        Reply {
-            status,
-            headers,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            text,
-        }
-    }
-
-    /// A JSON request, with a bearer token if given.
-    pub async fn json(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        let bearer = token.map(|t| format!("Bearer {t}"));
-        let mut headers = vec![("content-type", "application/json")];
-        if let Some(b) = &bearer {
-            headers.push(("authorization", b.as_str()));
-        }
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        self.send(method, path, &headers, body).await
-    }
-
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.json(Method::GET, path, token, None).await
-    }
-
-    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
-        self.json(Method::POST, path, token, Some(body)).await
-    }
-
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
     }
 }
 
