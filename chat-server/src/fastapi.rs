@@ -6,6 +6,25 @@ use hyper::StatusCode;
 use hyper::header::{HeaderValue, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
 
+/// An engine error as FastAPI's `HTTPException`: `not_found` for anything missing or
+/// not the caller's (so ids cannot be probed), `"Not enough permissions"` for a refused
+/// action, pydantic's list naming the field for invalid input, the engine's message
+/// otherwise.
+pub fn engine_error(e: chat_core::Error, not_found: &str) -> Resp {
+    let api = crate::error::ApiError::from(e);
+    match api.status {
+        StatusCode::NOT_FOUND => detail(StatusCode::NOT_FOUND, not_found),
+        StatusCode::FORBIDDEN => detail(StatusCode::FORBIDDEN, "Not enough permissions"),
+        StatusCode::UNPROCESSABLE_ENTITY => invalid(vec![item(
+            "value_error",
+            api.field.as_deref().unwrap_or("body"),
+            &api.message,
+            Value::Null,
+        )]),
+        status => detail(status, &api.message),
+    }
+}
+
 /// `{"detail": text}` with `status`.
 pub fn detail(status: StatusCode, text: &str) -> Resp {
     http::json(status, &json!({ "detail": text }))

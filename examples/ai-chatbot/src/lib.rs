@@ -114,17 +114,7 @@ fn ok(body: Value) -> Resp {
 
 /// Engine errors as FastAPI's `HTTPException`s.
 fn engine_error(e: chat_core::Error) -> Resp {
-    let api = chat_server::error::ApiError::from(e);
-    match api.status {
-        StatusCode::NOT_FOUND => fastapi::detail(StatusCode::NOT_FOUND, "Chat not found"),
-        StatusCode::UNPROCESSABLE_ENTITY => fastapi::invalid(vec![fastapi::item(
-            "value_error",
-            api.field.as_deref().unwrap_or("body"),
-            &api.message,
-            Value::Null,
-        )]),
-        status => fastapi::detail(status, &api.message),
-    }
+    fastapi::engine_error(e, "Chat not found")
 }
 
 /// FastAPI's `redirect_slashes`: the other spelling of a route answers 307 to the

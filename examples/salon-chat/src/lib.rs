@@ -592,18 +592,7 @@ fn chat_not_found() -> Resp {
 
 /// Engine errors as FastAPI's `HTTPException`s.
 pub(crate) fn engine_error(e: chat_core::Error) -> Resp {
-    let api = chat_server::error::ApiError::from(e);
-    match api.status {
-        StatusCode::NOT_FOUND => chat_not_found(),
-        StatusCode::FORBIDDEN => fastapi::detail(StatusCode::FORBIDDEN, "Not enough permissions"),
-        StatusCode::UNPROCESSABLE_ENTITY => fastapi::invalid(vec![fastapi::item(
-            "value_error",
-            api.field.as_deref().unwrap_or("body"),
-            &api.message,
-            Value::Null,
-        )]),
-        status => fastapi::detail(status, &api.message),
-    }
+    fastapi::engine_error(e, "Chat not found")
 }
 
 type Answer = Result<Resp, Resp>;
