@@ -3,27 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+pub use chat_server::testing::Reply;
+use chat_server::testing::TestServer;
+use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 pub struct Server {
-    pub base: String,
+    pub http: TestServer,
     pub db: PathBuf,
-    client: Client<HttpConnector, Full<Bytes>>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-}
-
-pub struct Reply {
-    pub status: StatusCode,
-    pub body: Value,
-    pub text: String,
 }
 
 /// Starts the template on `dir/chat.db`, seeding the document's demo data as `--demo` does.
@@ -39,59 +26,14 @@ pub async fn start(dir: &Path) -> Server {
     // Tests hammer the server from one IP.
     starter.config.limits.per_ip_rps = 0.0;
     starter.config.limits.per_token_rps = 0.0;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(chat_server::run_with(
-        listener,
-        starter.engine.clone(),
-        starter.config,
-        Some(center),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
     Server {
-        base,
+        http: TestServer::start(starter.engine.clone(), starter.config, Some(center)).await,
         db,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        stop: Some(stop),
-        task: Some(task),
     }
 }
 
 impl Server {
-    pub async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        content_type: Option<&str>,
-        body: Bytes,
-    ) -> Reply {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        if let Some(token) = token {
-            req = req.header("authorization", format!("Bearer {token}"));
-        }
-        if let Some(t) = content_type {
-            req = req.header("content-type", t);
-        }
-        let response = self
-            .client
-            .request(req.body(Full::new(body)).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }
-    }
-
+    /// A request with a JSON body (when given) and a bearer token (when given).
     pub async fn call(
         &self,
         method: Method,
@@ -100,17 +42,16 @@ impl Server {
         body: Option<Value>,
     ) -> Reply {
         match body {
-            Some(b) => {
-                self.raw(
-                    method,
-                    path,
-                    token,
-                    Some("application/json"),
-                    Bytes::from(b.to_string()),
-                )
-                .await
+            Some(_) => self.http.json(method, path, token, body).await,
+            None => {
+                let bearer = token.map(|t| format!("Bearer {t}"));
+                let headers: Vec<(&str, &str)> = bearer
+                    .as_deref()
+                    .map(|b| ("authorization", b))
+                    .into_iter()
+                    .collect();
+                self.http.send(method, path, &headers, "").await
             }
-            None => self.raw(method, path, token, None, Bytes::new()).await,
         }
     }
 
@@ -139,13 +80,8 @@ impl Server {
         reply.body["access_token"].as_str().unwrap().to_owned()
     }
 
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
+    pub async fn stop(self) {
+        self.http.stop().await;
     }
 }
 
