@@ -100,8 +100,9 @@ pub fn accept(
     let offered = subprotocol.filter(|p| has(header::SEC_WEBSOCKET_PROTOCOL, p));
     let on_upgrade = hyper::upgrade::on(req);
     let config = WebSocketConfig::default()
-        // 4 KiB instead of 128 KiB: idle sockets must stay small (see NOTES.md).
-        .read_buffer_size(4096)
+        // 1 KiB instead of 128 KiB: idle sockets must stay small (see NOTES.md), and what
+        // clients send is small JSON; a larger frame grows the buffer to its length.
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(Some(max_frame_bytes))
@@ -189,10 +190,11 @@ impl Subscriptions {
     }
 
     fn routes(&self) -> impl Iterator<Item = Route> + '_ {
-        self.inbox
-            .map(|_| Route::Inbox)
-            .into_iter()
-            .chain(self.conversations.iter().map(|(c, _)| Route::Conversation(*c)))
+        self.inbox.map(|_| Route::Inbox).into_iter().chain(
+            self.conversations
+                .iter()
+                .map(|(c, _)| Route::Conversation(*c)),
+        )
     }
 }
 
@@ -256,10 +258,8 @@ enum Flow {
 impl Drop for Connection {
     fn drop(&mut self) {
         let staff = self.staff().then_some(Route::Staff);
-        self.feed.remove_routes(
-            &self.outbox,
-            self.subscriptions.routes().chain(staff),
-        );
+        self.feed
+            .remove_routes(&self.outbox, self.subscriptions.routes().chain(staff));
     }
 }
 
@@ -631,10 +631,7 @@ impl Connection {
         conversation: Option<ConversationId>,
         since: Option<u64>,
     ) -> Result<u64, ApiError> {
-        let feed_head = self
-            .feed
-            .last_seq
-            .load(std::sync::atomic::Ordering::SeqCst);
+        let feed_head = self.feed.last_seq.load(std::sync::atomic::Ordering::SeqCst);
         let cursor = match since {
             None => feed_head,
             Some(since) if feed_head.saturating_sub(since) > self.hub.config.max_replay => {

@@ -264,7 +264,11 @@ impl Feed {
     }
 
     /// Stops routing `routes` to `outbox`.
-    pub(crate) fn remove_routes(&self, outbox: &Arc<Outbox>, routes: impl IntoIterator<Item = Route>) {
+    pub(crate) fn remove_routes(
+        &self,
+        outbox: &Arc<Outbox>,
+        routes: impl IntoIterator<Item = Route>,
+    ) {
         let mut all = self.routes();
         for route in routes {
             match route {
@@ -494,7 +498,8 @@ async fn follow(
         let mut read_log = false;
         let mut closed = false;
         let mut take = |received: Result<Arc<Event>, broadcast::error::RecvError>,
-                        ahead: &mut BTreeMap<u64, Arc<Event>>| match received {
+                        ahead: &mut BTreeMap<u64, Arc<Event>>| match received
+        {
             Ok(event) => {
                 if event.tenant_id == tenant && event.seq > follower.after {
                     ahead.insert(event.seq, event);
