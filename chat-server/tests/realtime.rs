@@ -606,3 +606,246 @@ async fn a_waiting_visitor_sees_its_queue_position_fall_live() {
     assert!(done.body["position"].is_null(), "the first is with Ann now");
     s.stop().await;
 }
+
+/// Reads text frames for `wait`.
+async fn frames_for(ws: &mut Ws, wait: Duration) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut out = Vec::new();
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        if let Message::Text(t) = frame {
+            out.push(serde_json::from_str(&t).unwrap());
+        }
+    }
+    out
+}
+
+/// Reads frames for `wait` and returns the `event` frames.
+async fn events_for(ws: &mut Ws, wait: Duration) -> Vec<Value> {
+    let mut frames = frames_for(ws, wait).await;
+    frames.retain(|f| f["type"] == "event");
+    frames
+}
+
+#[tokio::test]
+async fn a_conversation_subscriber_gets_only_that_conversation_and_each_event_once() {
+    let s = common::start().await;
+    let admin = s.staff("Ada", Role::Admin, &[]).await;
+    let (a, visitor_a) = s.visitor("a@x.example").await;
+    let (b, visitor_b) = s.visitor("b@x.example").await;
+    // Only conversation A.
+    let mut only_a = connect(&s, &admin.token).await;
+    subscribe(&mut only_a, Some(&a), None).await;
+    // Conversation A and the whole inbox: A's events must not come twice.
+    let mut both = connect(&s, &admin.token).await;
+    subscribe(&mut both, Some(&a), None).await;
+    subscribe(&mut both, None, None).await;
+    // Visitor B types and writes in B.
+    let mut typist = connect(&s, &visitor_b).await;
+    subscribe(&mut typist, Some(&b), None).await;
+    send(
+        &mut typist,
+        json!({ "type": "typing", "conversation_id": b, "typing": true }),
+    )
+    .await;
+    for n in 0..3 {
+        let r = s
+            .post(
+                &format!("/v1/conversations/{b}/messages"),
+                Some(&visitor_b),
+                json!({ "body": format!("b{n}") }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        let r = s
+            .post(
+                &format!("/v1/conversations/{a}/messages"),
+                Some(&visitor_a),
+                json!({ "body": format!("a{n}") }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    // Everything arrives within the wait; nothing of B (events or typing), A's in order.
+    let frames = frames_for(&mut only_a, Duration::from_millis(800)).await;
+    assert!(
+        frames.iter().all(|f| f["conversation_id"] != b.as_str()),
+        "nothing of B: {frames:?}"
+    );
+    let seen: Vec<&Value> = frames.iter().filter(|f| f["type"] == "event").collect();
+    assert!(
+        seen.iter().all(|f| f["conversation_id"] == a.as_str()),
+        "only A's events: {seen:?}"
+    );
+    let bodies: Vec<&str> = seen
+        .iter()
+        .filter(|f| {
+            f["event"] == "message_created" && f["data"]["message"]["sender"]["type"] == "customer"
+        })
+        .map(|f| f["data"]["message"]["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["a0", "a1", "a2"]);
+    // The inbox + A subscriber: B's and A's messages, each sequence once, in order.
+    let seen = events_for(&mut both, Duration::from_millis(300)).await;
+    let seqs: Vec<u64> = seen.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "increasing, no duplicate: {seqs:?}"
+    );
+    let bodies: Vec<&str> = seen
+        .iter()
+        .filter(|f| {
+            f["event"] == "message_created" && f["data"]["message"]["sender"]["type"] == "customer"
+        })
+        .map(|f| f["data"]["message"]["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["b0", "a0", "b1", "a1", "b2", "a2"]);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_subscribed_to_a_conversation_stops_receiving_it_when_transferred_away() {
+    let s = common::start().await;
+    let admin = s.staff("Ada", Role::Admin, &[]).await;
+    let ann = s.staff("Ann", Role::Agent, &[]).await;
+    let bob = s.staff("Bob", Role::Agent, &[]).await;
+    let (id, visitor) = s.visitor("moved2@x.example").await;
+    s.post(
+        &format!("/v1/conversations/{id}/assign"),
+        Some(&admin.token),
+        json!({ "agent_id": ann.id }),
+    )
+    .await;
+    let mut ws = connect(&s, &ann.token).await;
+    subscribe(&mut ws, Some(&id), None).await;
+    let mut typist = connect(&s, &visitor).await;
+    subscribe(&mut typist, Some(&id), None).await;
+    s.post(
+        &format!("/v1/conversations/{id}/messages"),
+        Some(&visitor),
+        json!({ "body": "for ann" }),
+    )
+    .await;
+    assert_eq!(bodies(&mut ws, 1).await, ["for ann"]);
+    let moved = s
+        .post(
+            &format!("/v1/conversations/{id}/transfer"),
+            Some(&admin.token),
+            json!({ "agent_id": bob.id }),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK);
+    loop {
+        let f = next_json(&mut ws).await;
+        if f["event"] == "conversation_updated" && f["data"]["change"]["change"] == "transferred" {
+            break;
+        }
+    }
+    s.post(
+        &format!("/v1/conversations/{id}/messages"),
+        Some(&visitor),
+        json!({ "body": "for bob only" }),
+    )
+    .await;
+    send(
+        &mut typist,
+        json!({ "type": "typing", "conversation_id": id, "typing": true }),
+    )
+    .await;
+    no_frame_like(&mut ws, "for bob only", Duration::from_millis(500)).await;
+    no_frame_like(&mut ws, "\"typing\"", Duration::from_millis(300)).await;
+    s.stop().await;
+}
+
+/// A bus that loses some events (a publisher cancelled between commit and publish) and
+/// publishes others late, after the next one.
+struct UnreliableBus {
+    inner: chat_core::InProcessBus,
+    published: std::sync::atomic::AtomicU64,
+    held: std::sync::Mutex<Option<std::sync::Arc<chat_core::Event>>>,
+}
+
+impl chat_core::EventBus for UnreliableBus {
+    fn publish(&self, event: std::sync::Arc<chat_core::Event>) {
+        let n = self
+            .published
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match n % 4 {
+            1 => {} // lost
+            2 => *self.held.lock().unwrap() = Some(event),
+            3 => {
+                self.inner.publish(event);
+                if let Some(late) = self.held.lock().unwrap().take() {
+                    self.inner.publish(late);
+                }
+            }
+            _ => self.inner.publish(event),
+        }
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<chat_core::Event>> {
+        self.inner.subscribe()
+    }
+
+    fn publish_ephemeral(&self, signal: std::sync::Arc<chat_core::Ephemeral>) {
+        self.inner.publish_ephemeral(signal)
+    }
+
+    fn subscribe_ephemeral(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<std::sync::Arc<chat_core::Ephemeral>> {
+        self.inner.subscribe_ephemeral()
+    }
+}
+
+#[tokio::test]
+async fn live_delivery_has_no_gap_and_no_duplicate_when_the_bus_loses_or_reorders_events() {
+    let bus: std::sync::Arc<dyn chat_core::EventBus> = std::sync::Arc::new(UnreliableBus {
+        inner: chat_core::InProcessBus::default(),
+        published: Default::default(),
+        held: Default::default(),
+    });
+    let s = common::start_full(|_| {}, |b| b.bus(bus)).await;
+    let admin = s.staff("Ada", Role::Admin, &[]).await;
+    let (id, visitor) = s.visitor("lossy@x.example").await;
+    let mut ws = connect(&s, &visitor).await;
+    subscribe(&mut ws, Some(&id), None).await;
+    let total = 20;
+    for n in 0..total {
+        let r = s
+            .post(
+                &format!("/v1/conversations/{id}/messages"),
+                Some(&admin.token),
+                json!({ "body": format!("m{n}") }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    // The last event may have been lost on the bus: the follower's periodic look at the
+    // log (500 ms) still hands it out.
+    let seen = events_for(&mut ws, Duration::from_millis(1500)).await;
+    let seqs: Vec<u64> = seen.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "in order, no duplicate: {seqs:?}"
+    );
+    let bodies: Vec<String> = seen
+        .iter()
+        .filter(|f| {
+            f["event"] == "message_created" && f["data"]["message"]["sender"]["type"] == "agent"
+        })
+        .map(|f| f["data"]["message"]["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        bodies,
+        (0..total).map(|n| format!("m{n}")).collect::<Vec<_>>(),
+        "every message once, in order"
+    );
+    // A reconnect from the last cursor gets nothing more: nothing was skipped.
+    let cursor = *seqs.last().unwrap();
+    drop(ws);
+    let mut again = connect(&s, &visitor).await;
+    let replayed = subscribe(&mut again, Some(&id), Some(cursor)).await;
+    assert!(replayed.is_empty(), "nothing missed: {replayed:?}");
+    let _ = visitor;
+    s.stop().await;
+}

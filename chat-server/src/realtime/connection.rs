@@ -1,7 +1,6 @@
 //! One WebSocket connection: handshake, then a loop over client frames, live events,
 //! typing signals, heartbeats and shutdown.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,6 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -21,10 +19,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::protocol::{self, ClientFrame};
-use super::{Delivery, Hub, Signal};
+use super::{Delivery, Feed, Hub, Outbound, Outbox, Route, Signal};
 use crate::error::ApiError;
 use crate::http::{self, Resp};
-use crate::ratelimit::Limiter;
 
 /// The subprotocol the server speaks; browsers may also pass their token as a second
 /// subprotocol (`chat.v1, <token>`), since their WebSocket API cannot set headers.
@@ -47,9 +44,12 @@ pub async fn upgrade(
         let _open = metrics.websocket_opened();
         let staff = resolved.staff().map(|a| a.id);
         if let Some(agent) = staff {
-            hub.agent_connected(actor.tenant(), agent).await;
+            // Boxed: store calls are large futures, and this task lives as long as the
+            // socket; only what an idle connection needs stays in it.
+            Box::pin(hub.agent_connected(actor.tenant(), agent)).await;
         }
-        Connection::new(hub.clone(), actor.clone(), resolved)
+        let feed = Box::pin(hub.feed(actor.tenant())).await;
+        Connection::new(hub.clone(), feed, actor.clone(), resolved)
             .run(socket, shutdown)
             .await;
         if let Some(agent) = staff {
@@ -100,8 +100,9 @@ pub fn accept(
     let offered = subprotocol.filter(|p| has(header::SEC_WEBSOCKET_PROTOCOL, p));
     let on_upgrade = hyper::upgrade::on(req);
     let config = WebSocketConfig::default()
-        // 4 KiB instead of 128 KiB: idle sockets must stay small (see NOTES.md).
-        .read_buffer_size(4096)
+        // 1 KiB instead of 128 KiB: idle sockets must stay small (see NOTES.md), and what
+        // clients send is small JSON; a larger frame grows the buffer to its length.
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(Some(max_frame_bytes))
@@ -141,11 +142,12 @@ pub fn accept(
 }
 
 /// Subscriptions: the inbox and single conversations, each with the sequence after which
-/// live events count (events up to it were replayed).
+/// live events count (events up to it were replayed; `u64::MAX` while a replay runs).
 #[derive(Default)]
 struct Subscriptions {
     inbox: Option<u64>,
-    conversations: HashMap<ConversationId, u64>,
+    /// Few per connection (a limit applies): a vector is smaller than a map.
+    conversations: Vec<(ConversationId, u64)>,
 }
 
 impl Subscriptions {
@@ -153,20 +155,95 @@ impl Subscriptions {
         self.conversations.len() + usize::from(self.inbox.is_some())
     }
 
+    fn conversation(&self, c: ConversationId) -> Option<u64> {
+        self.conversations
+            .iter()
+            .find(|(id, _)| *id == c)
+            .map(|(_, after)| *after)
+    }
+
+    fn set(&mut self, c: Option<ConversationId>, after: u64) {
+        match c {
+            None => self.inbox = Some(after),
+            Some(c) => match self.conversations.iter_mut().find(|(id, _)| *id == c) {
+                Some(entry) => entry.1 = after,
+                None => self.conversations.push((c, after)),
+            },
+        }
+    }
+
+    /// Removes a subscription; whether there was one.
+    fn remove(&mut self, c: Option<ConversationId>) -> bool {
+        match c {
+            None => self.inbox.take().is_some(),
+            Some(c) => {
+                let before = self.conversations.len();
+                self.conversations.retain(|(id, _)| *id != c);
+                before != self.conversations.len()
+            }
+        }
+    }
+
     fn wants(&self, conversation: Option<ConversationId>, seq: u64) -> bool {
         self.inbox.is_some_and(|after| seq > after)
-            || conversation
-                .is_some_and(|c| self.conversations.get(&c).is_some_and(|after| seq > *after))
+            || conversation.is_some_and(|c| self.conversation(c).is_some_and(|after| seq > after))
+    }
+
+    fn routes(&self) -> impl Iterator<Item = Route> + '_ {
+        self.inbox.map(|_| Route::Inbox).into_iter().chain(
+            self.conversations
+                .iter()
+                .map(|(c, _)| Route::Conversation(*c)),
+        )
+    }
+}
+
+/// A token bucket for the client's frames (one per connection: no map, no key).
+struct FrameBudget {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl FrameBudget {
+    fn new(rate: f64, burst: f64) -> Self {
+        let burst = burst.max(1.0);
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            at: Instant::now(),
+        }
+    }
+
+    /// Takes one frame's token; `false` when the client sends too fast. A zero rate turns
+    /// the limit off.
+    fn take(&mut self) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }
 
 struct Connection {
     hub: Arc<Hub>,
+    feed: Arc<Feed>,
+    outbox: Arc<Outbox>,
     actor: Actor,
     resolved: Resolved,
-    id: u64,
     subscriptions: Subscriptions,
-    limiter: Limiter,
+    budget: FrameBudget,
     strikes: u32,
 }
 
@@ -178,19 +255,31 @@ enum Flow {
     Close(CloseCode, String),
 }
 
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let staff = self.staff().then_some(Route::Staff);
+        self.feed
+            .remove_routes(&self.outbox, self.subscriptions.routes().chain(staff));
+    }
+}
+
 impl Connection {
-    fn new(hub: Arc<Hub>, actor: Actor, resolved: Resolved) -> Self {
-        let limiter = Limiter::new(hub.config.frames_per_sec, hub.config.frame_burst);
-        let id = hub
-            .next_connection
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    fn new(hub: Arc<Hub>, feed: Arc<Feed>, actor: Actor, resolved: Resolved) -> Self {
+        let budget = FrameBudget::new(hub.config.frames_per_sec, hub.config.frame_burst);
+        let outbox = Outbox::new(hub.next_connection_id(), hub.config.buffer);
+        if resolved.staff().is_some() {
+            // Presence and changes to their own record reach staff connections whatever
+            // they subscribed to.
+            feed.add_route(Route::Staff, &outbox);
+        }
         Self {
             hub,
+            feed,
+            outbox,
             actor,
             resolved,
-            id,
             subscriptions: Subscriptions::default(),
-            limiter,
+            budget,
             strikes: 0,
         }
     }
@@ -204,35 +293,26 @@ impl Connection {
     }
 
     async fn run(mut self, mut socket: Socket, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let feed = self.hub.feed(self.actor.tenant()).await;
-        let mut events = feed.events.subscribe();
-        let mut signals = feed.signals.subscribe();
         let heartbeat = self.hub.config.heartbeat;
         let hello = json!({
             "type": "hello",
             "actor": &self.actor,
             "server_time": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
             "heartbeat_secs": heartbeat.as_secs(),
-            "cursor": feed.last_seq.load(std::sync::atomic::Ordering::SeqCst),
+            "cursor": self.feed.last_seq.load(std::sync::atomic::Ordering::SeqCst),
         });
         if send(&mut socket, &hello).await.is_err() {
             return;
         }
         let mut last_heard = Instant::now();
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        let outbox = self.outbox.clone();
         let outcome = loop {
             tokio::select! {
-                // Signals first: a bot's streamed pieces are published before its stored
-                // message, and this keeps them in that order for the client.
-                biased;
-                signal = signals.recv() => {
-                    if let Ok(signal) = signal
-                        && signal.from != self.id
-                        && self.subscriptions.wants(Some(signal.conversation), u64::MAX)
-                        && self.can_see(signal.conversation).await
-                        && socket.send(Message::Text(signal.frame)).await.is_err()
-                    {
-                        break None;
+                // Events and signals routed here, in the order they were queued.
+                () = outbox.ready() => {
+                    if let Err(close) = self.drain(&mut socket).await {
+                        break close;
                     }
                 }
                 frame = socket.next() => {
@@ -240,7 +320,9 @@ impl Connection {
                     let flow = match frame {
                         None | Some(Err(_)) => break None,
                         Some(Ok(Message::Close(_))) => break None,
-                        Some(Ok(Message::Text(text))) => self.on_text(&mut socket, &feed.signals, &text).await,
+                        // Boxed: requests await the engine (large futures) and are rare
+                        // next to the time a connection spends waiting.
+                        Some(Ok(Message::Text(text))) => Box::pin(self.on_text(&mut socket, &text)).await,
                         Some(Ok(Message::Binary(_))) => self.reject(&mut socket, None, "bad_frame", "send JSON text frames").await,
                         Some(Ok(_)) => Flow::Continue, // ping/pong: tungstenite answers pings itself
                     };
@@ -248,27 +330,6 @@ impl Connection {
                         break Some((code, reason));
                     }
                 }
-                delivery = events.recv() => match delivery {
-                    Ok(d) => {
-                        if self.refresh_on(&d).await.is_err() {
-                            break Some((CloseCode::Library(protocol::CLOSE_UNAUTHORIZED), "your access was revoked".into()));
-                        }
-                        if let Some(frame) = self.frame_for(&d) {
-                            if socket.send(Message::Text(frame.clone())).await.is_err() {
-                                break None;
-                            }
-                        }
-                        if let (Some(frame), true) = (&d.presence_frame, self.staff()) {
-                            if socket.send(Message::Text(frame.clone())).await.is_err() {
-                                break None;
-                            }
-                        }
-                    }
-                    Err(RecvError::Lagged(_)) => {
-                        break Some((CloseCode::Library(protocol::CLOSE_TOO_SLOW), "too slow: reconnect and subscribe with since".into()));
-                    }
-                    Err(RecvError::Closed) => break None,
-                },
                 _ = ping.tick() => {
                     if last_heard.elapsed() > heartbeat * 2 {
                         break Some((CloseCode::Away, "no answer to pings".into()));
@@ -281,27 +342,81 @@ impl Connection {
             }
         };
         if let Some((code, reason)) = outcome {
-            let _ = socket
-                .send(Message::Close(Some(CloseFrame {
-                    code,
-                    reason: Utf8Bytes::from(reason),
-                })))
-                .await;
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                while socket.next().await.is_some() {}
-            })
-            .await;
+            Box::pin(close(socket, code, reason)).await;
         }
     }
 
-    /// A staff member's own record changed (role, departments, disabled): reload it.
-    async fn refresh_on(&mut self, d: &Delivery) -> Result<(), ()> {
-        if let (EventPayload::AgentUpdated { agent }, Some(me)) =
-            (&d.event.payload, self.resolved.staff())
-            && agent.id == me.id
-        {
-            self.resolved = self.engine().resolve(&self.actor).await.map_err(|_| ())?;
+    /// Sends what the outbox holds. `Err` ends the connection (with a close frame if
+    /// `Some`).
+    async fn drain(&mut self, socket: &mut Socket) -> Result<(), Option<(CloseCode, String)>> {
+        loop {
+            if self.outbox.overflowed() {
+                return Err(Some((
+                    CloseCode::Library(protocol::CLOSE_TOO_SLOW),
+                    "too slow: reconnect and subscribe with since".into(),
+                )));
+            }
+            let Some(item) = self.outbox.pop() else {
+                return Ok(());
+            };
+            match item {
+                Outbound::Event(d) => {
+                    if self.about_me(&d) && Box::pin(self.reload()).await.is_err() {
+                        return Err(Some((
+                            CloseCode::Library(protocol::CLOSE_UNAUTHORIZED),
+                            "your access was revoked".into(),
+                        )));
+                    }
+                    if let Some(frame) = self.frame_for(&d)
+                        && socket.send(Message::Text(frame.clone())).await.is_err()
+                    {
+                        return Err(None);
+                    }
+                    if let (Some(frame), true) = (&d.presence_frame, self.staff())
+                        && socket.send(Message::Text(frame.clone())).await.is_err()
+                    {
+                        return Err(None);
+                    }
+                }
+                Outbound::Signal(signal) => {
+                    if self.may_relay(&signal)
+                        && socket
+                            .send(Message::Text(signal.frame.clone()))
+                            .await
+                            .is_err()
+                    {
+                        return Err(None);
+                    }
+                }
+            }
         }
+    }
+
+    /// Whether an ephemeral signal is for this connection: not its own, about a
+    /// conversation it subscribed to (or its inbox) and may see.
+    fn may_relay(&self, signal: &Signal) -> bool {
+        signal.from != self.outbox.id
+            && self
+                .subscriptions
+                .wants(Some(signal.conversation), u64::MAX)
+            && signal
+                .state
+                .as_deref()
+                .is_some_and(|c| self.resolved.scope().contains(c))
+    }
+
+    /// Whether the delivery changes this staff member's own record (role, departments,
+    /// disabled): it must be reloaded before anything else is sent.
+    fn about_me(&self, d: &Delivery) -> bool {
+        matches!(
+            (&d.event.payload, self.resolved.staff()),
+            (EventPayload::AgentUpdated { agent }, Some(me)) if agent.id == me.id
+        )
+    }
+
+    /// Reloads this staff member's record; `Err` if they lost access.
+    async fn reload(&mut self) -> Result<(), ()> {
+        self.resolved = self.engine().resolve(&self.actor).await.map_err(|_| ())?;
         Ok(())
     }
 
@@ -326,13 +441,6 @@ impl Connection {
         })
     }
 
-    async fn can_see(&self, conversation: ConversationId) -> bool {
-        self.engine()
-            .conversation(&self.actor, conversation)
-            .await
-            .is_ok()
-    }
-
     async fn reject(
         &mut self,
         socket: &mut Socket,
@@ -353,13 +461,8 @@ impl Connection {
         Flow::Continue
     }
 
-    async fn on_text(
-        &mut self,
-        socket: &mut Socket,
-        signals: &tokio::sync::broadcast::Sender<Signal>,
-        text: &str,
-    ) -> Flow {
-        if self.limiter.check("frames").is_err() {
+    async fn on_text(&mut self, socket: &mut Socket, text: &str) -> Flow {
+        if !self.budget.take() {
             return self
                 .reject(socket, None, "rate_limited", "too many frames; slow down")
                 .await;
@@ -396,10 +499,10 @@ impl Connection {
                 id,
                 conversation_id,
             } => {
-                match conversation_id {
-                    Some(c) => self.subscriptions.conversations.remove(&c).map(drop),
-                    None => self.subscriptions.inbox.take().map(drop),
-                };
+                if self.subscriptions.remove(conversation_id) {
+                    let route = conversation_id.map_or(Route::Inbox, Route::Conversation);
+                    self.feed.remove_routes(&self.outbox, [route]);
+                }
                 Ok(json!({ "type": "unsubscribed", "id": id, "conversation_id": conversation_id }))
             }
             ClientFrame::SendMessage {
@@ -433,20 +536,25 @@ impl Connection {
                 conversation_id,
                 typing,
             } => {
-                if !self.can_see(conversation_id).await {
+                let Ok(state) = self
+                    .engine()
+                    .conversation(&self.actor, conversation_id)
+                    .await
+                else {
                     return self
                         .reject(socket, None, "not_found", "conversation not found")
                         .await;
-                }
+                };
                 let sender = match &self.resolved {
                     Resolved::Staff(a) => json!({ "type": "agent", "id": a.id, "name": a.name }),
                     _ => json!({ "type": "customer" }),
                 };
                 let frame = json!({ "type": "typing", "conversation_id": conversation_id, "sender": sender, "typing": typing });
-                let _ = signals.send(Signal {
+                self.feed.signal(Signal {
                     conversation: conversation_id,
-                    from: self.id,
+                    from: self.outbox.id,
                     frame: Utf8Bytes::from(frame.to_string()),
+                    state: Some(Arc::new(state)),
                 });
                 return Flow::Continue;
             }
@@ -494,12 +602,36 @@ impl Connection {
         if let Some(c) = conversation {
             self.engine().conversation(&self.actor, c).await?;
         }
-        let feed_head = self
-            .hub
-            .feed(self.actor.tenant())
-            .await
-            .last_seq
-            .load(std::sync::atomic::Ordering::SeqCst);
+        let route = conversation.map_or(Route::Inbox, Route::Conversation);
+        let was = match conversation {
+            Some(c) => self.subscriptions.conversation(c),
+            None => self.subscriptions.inbox,
+        };
+        // Route first, then read the head: whatever is handed out after the head is
+        // queued here while the replay runs (and is held back until it is done).
+        self.subscriptions.set(conversation, u64::MAX);
+        self.feed.add_route(route, &self.outbox);
+        let replayed = self.replay(socket, conversation, since).await;
+        match (&replayed, was) {
+            (Ok(cursor), _) => self.subscriptions.set(conversation, *cursor),
+            (Err(_), Some(after)) => self.subscriptions.set(conversation, after),
+            (Err(_), None) => {
+                self.subscriptions.remove(conversation);
+                self.feed.remove_routes(&self.outbox, [route]);
+            }
+        }
+        replayed
+    }
+
+    /// Replays what a new subscription missed after `since`, up to the head of the log.
+    /// Returns the cursor after which live events continue.
+    async fn replay(
+        &mut self,
+        socket: &mut Socket,
+        conversation: Option<ConversationId>,
+        since: Option<u64>,
+    ) -> Result<u64, ApiError> {
+        let feed_head = self.feed.last_seq.load(std::sync::atomic::Ordering::SeqCst);
         let cursor = match since {
             None => feed_head,
             Some(since) if feed_head.saturating_sub(since) > self.hub.config.max_replay => {
@@ -535,14 +667,22 @@ impl Connection {
                 if scanned { after } else { since.min(feed_head) }
             }
         };
-        match conversation {
-            Some(c) => {
-                self.subscriptions.conversations.insert(c, cursor);
-            }
-            None => self.subscriptions.inbox = Some(cursor),
-        }
         Ok(cursor)
     }
+}
+
+/// Says goodbye with `code` and waits (briefly) for the client's close.
+async fn close(mut socket: Socket, code: CloseCode, reason: String) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason),
+        })))
+        .await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while socket.next().await.is_some() {}
+    })
+    .await;
 }
 
 fn replay_frame(event: &chat_core::Event, staff: bool) -> Value {

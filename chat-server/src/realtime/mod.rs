@@ -1,18 +1,25 @@
 //! Realtime delivery over WebSocket.
 //!
-//! The engine's bus only says "something was committed". One follower task per tenant
-//! then reads the event log from the store in sequence order and rebroadcasts each event,
-//! serialized once per audience, to every connection of the tenant. Reading the log
-//! (rather than forwarding bus messages) is what makes live delivery ordered and
-//! gap-free even when commits publish out of order or a publisher is cancelled.
+//! One follower task per tenant takes committed events from the engine's bus, in memory,
+//! and puts them back in sequence order: an event published ahead of an earlier one
+//! waits for it, and a gap that does not close quickly (a publisher cancelled between
+//! commit and publish, a bus that lagged) is filled from the store's log. So live delivery
+//! stays ordered and gap-free without reading every event back from the store.
+//!
+//! Each event is serialized once per audience (staff, customers) and routed only to the
+//! connections that asked for it: the subscribers of its conversation and the inbox
+//! subscribers (tenant-level events such as presence go to staff connections). Every
+//! connection has a bounded outbox; one that falls behind is closed with 4008 and resumes
+//! from its cursor. Policy is still checked per connection against the conversation as
+//! it stood right after the event.
 
 mod connection;
 pub mod protocol;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use chat_core::{
     AgentId, Availability, Conversation, ConversationChange, ConversationId, Engine, Event,
@@ -36,8 +43,9 @@ pub struct RealtimeConfig {
     pub frame_burst: f64,
     /// Subscriptions per connection.
     pub max_subscriptions: usize,
-    /// Events buffered per tenant for slow connections; one that falls further behind is
-    /// closed with code 4008 and resumes from its cursor.
+    /// Frames queued per connection for a slow client (and events kept per tenant for
+    /// [`Hub::live`] receivers); one that falls further behind is closed with code 4008
+    /// and resumes from its cursor.
     pub buffer: usize,
     /// How long an agent stays online after its last connection closes.
     pub presence_grace: Duration,
@@ -89,12 +97,223 @@ pub struct Signal {
     pub from: u64,
     /// The frame.
     pub frame: Utf8Bytes,
+    /// The conversation as last seen (by the sender or the follower), to check who may see
+    /// the signal without a store read per receiving connection; `None` = nobody.
+    pub state: Option<Arc<Conversation>>,
 }
 
-struct Feed {
+/// What a connection's outbox holds.
+pub(crate) enum Outbound {
+    Event(Arc<Delivery>),
+    Signal(Arc<Signal>),
+}
+
+/// A connection's bounded queue of frames to send, filled by the follower (events) and by
+/// signal relays, drained by the connection's task.
+pub(crate) struct Outbox {
+    /// The connection's id (its own typing is not echoed back).
+    pub(crate) id: u64,
+    capacity: usize,
+    queue: Mutex<VecDeque<Outbound>>,
+    notify: tokio::sync::Notify,
+    overflowed: AtomicBool,
+    /// The last routing round that reached this outbox (one connection subscribed both to
+    /// a conversation and to the inbox gets each item once).
+    round: AtomicU64,
+}
+
+impl Outbox {
+    pub(crate) fn new(id: u64, capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            capacity: capacity.max(1),
+            queue: Mutex::new(VecDeque::new()),
+            notify: tokio::sync::Notify::new(),
+            overflowed: AtomicBool::new(false),
+            round: AtomicU64::new(0),
+        })
+    }
+
+    fn queue(&self) -> MutexGuard<'_, VecDeque<Outbound>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues an item. An event that does not fit marks the connection as fallen behind
+    /// (it must resume from its cursor: nothing after the gap is queued); a signal that
+    /// does not fit is dropped (signals are best effort).
+    fn push(&self, item: Outbound) {
+        if self.overflowed.load(Ordering::Relaxed) {
+            return;
+        }
+        {
+            let mut queue = self.queue();
+            if queue.len() >= self.capacity {
+                if matches!(item, Outbound::Signal(_)) {
+                    return;
+                }
+                self.overflowed.store(true, Ordering::Relaxed);
+            } else {
+                queue.push_back(item);
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// The next item; an emptied queue gives its memory back (idle connections stay small).
+    pub(crate) fn pop(&self) -> Option<Outbound> {
+        let mut queue = self.queue();
+        let item = queue.pop_front();
+        if item.is_none() && queue.capacity() > 0 {
+            *queue = VecDeque::new();
+        }
+        item
+    }
+
+    /// Whether an event did not fit: the connection must close with 4008.
+    pub(crate) fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when something was queued since the last call (or is queued already).
+    pub(crate) async fn ready(&self) {
+        self.notify.notified().await
+    }
+}
+
+/// Who receives what: the connections subscribed to each conversation, to the inbox, and
+/// the staff connections (tenant-level events: presence, their own record).
+#[derive(Default)]
+struct Routes {
+    conversations: HashMap<ConversationId, Vec<Arc<Outbox>>>,
+    inbox: Vec<Arc<Outbox>>,
+    staff: Vec<Arc<Outbox>>,
+    round: u64,
+}
+
+fn add_route(list: &mut Vec<Arc<Outbox>>, outbox: &Arc<Outbox>) {
+    if !list.iter().any(|o| Arc::ptr_eq(o, outbox)) {
+        list.push(outbox.clone());
+    }
+}
+
+fn remove_route(list: &mut Vec<Arc<Outbox>>, outbox: &Arc<Outbox>) {
+    list.retain(|o| !Arc::ptr_eq(o, outbox));
+    if list.capacity() > 2 * list.len() + 8 {
+        list.shrink_to_fit();
+    }
+}
+
+/// Where a route leads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// One conversation.
+    Conversation(ConversationId),
+    /// Everything the connection may see.
+    Inbox,
+    /// Tenant-level events (staff connections).
+    Staff,
+}
+
+/// Most conversations the follower remembers; past it, it forgets them all and reloads
+/// misses from the store.
+const MAX_CACHED_CONVERSATIONS: usize = 50_000;
+
+pub(crate) struct Feed {
+    tenant: TenantId,
+    /// For [`Hub::live`] receivers (extensions).
     events: broadcast::Sender<Arc<Delivery>>,
-    signals: broadcast::Sender<Signal>,
-    last_seq: Arc<AtomicU64>,
+    /// The last sequence handed out live.
+    pub(crate) last_seq: AtomicU64,
+    routes: Mutex<Routes>,
+    /// Conversations as of the last event the follower handed out (`None`: deleted). Only
+    /// the follower writes it, in log order; others read it.
+    conversations: Mutex<HashMap<ConversationId, Option<Arc<Conversation>>>>,
+}
+
+impl Feed {
+    fn routes(&self) -> MutexGuard<'_, Routes> {
+        self.routes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cached(&self, id: ConversationId) -> Option<Option<Arc<Conversation>>> {
+        self.conversations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    fn remember(&self, id: ConversationId, state: Option<Arc<Conversation>>) {
+        let mut conversations = self.conversations.lock().unwrap_or_else(|e| e.into_inner());
+        if conversations.len() >= MAX_CACHED_CONVERSATIONS && !conversations.contains_key(&id) {
+            // Bounded memory: forget everything; misses reload from the store.
+            conversations.clear();
+        }
+        conversations.insert(id, state);
+    }
+
+    /// Starts routing `route`'s items to `outbox`. Routes are added before the head of the
+    /// log is read, so nothing handed out after that read can miss the outbox.
+    pub(crate) fn add_route(&self, route: Route, outbox: &Arc<Outbox>) {
+        let mut routes = self.routes();
+        match route {
+            Route::Conversation(c) => add_route(routes.conversations.entry(c).or_default(), outbox),
+            Route::Inbox => add_route(&mut routes.inbox, outbox),
+            Route::Staff => add_route(&mut routes.staff, outbox),
+        }
+    }
+
+    /// Stops routing `routes` to `outbox`.
+    pub(crate) fn remove_routes(
+        &self,
+        outbox: &Arc<Outbox>,
+        routes: impl IntoIterator<Item = Route>,
+    ) {
+        let mut all = self.routes();
+        for route in routes {
+            match route {
+                Route::Conversation(c) => {
+                    if let Some(list) = all.conversations.get_mut(&c) {
+                        remove_route(list, outbox);
+                        if list.is_empty() {
+                            all.conversations.remove(&c);
+                        }
+                    }
+                }
+                Route::Inbox => remove_route(&mut all.inbox, outbox),
+                Route::Staff => remove_route(&mut all.staff, outbox),
+            }
+        }
+    }
+
+    /// Queues `item` for every connection subscribed to `conversation` or to the inbox
+    /// (tenant-level items, `conversation == None`, go to staff connections), once each.
+    fn route(&self, conversation: Option<ConversationId>, item: impl Fn() -> Outbound) {
+        let mut routes = self.routes();
+        routes.round += 1;
+        let round = routes.round;
+        let once = |outbox: &Arc<Outbox>| {
+            if outbox.round.swap(round, Ordering::Relaxed) != round {
+                outbox.push(item());
+            }
+        };
+        match conversation {
+            Some(c) => {
+                if let Some(list) = routes.conversations.get(&c) {
+                    list.iter().for_each(once);
+                }
+                routes.inbox.iter().for_each(once);
+            }
+            None => routes.staff.iter().for_each(once),
+        }
+    }
+
+    /// Queues an ephemeral signal for the connections that asked for its conversation.
+    pub(crate) fn signal(&self, signal: Signal) {
+        let conversation = signal.conversation;
+        let signal = Arc::new(signal);
+        self.route(Some(conversation), || Outbound::Signal(signal.clone()));
+    }
 }
 
 /// Realtime state shared by all connections.
@@ -129,30 +348,33 @@ impl Hub {
 
     /// The tenant's feed, starting its follower on first use.
     ///
-    /// The head of the log is found before the feed is handed out, and the follower starts
-    /// exactly there: a subscriber's cursor is then never ahead of live delivery, so an
-    /// event committed right after a subscription cannot be mistaken for history.
-    async fn feed(self: &Arc<Self>, tenant: TenantId) -> Arc<Feed> {
+    /// The follower subscribes to the bus before the head of the log is read, and starts
+    /// exactly at that head: every event committed after it reaches the follower (from the
+    /// bus, or from the log if the bus lost it), and a subscriber's cursor is never ahead
+    /// of live delivery, so an event committed right after a subscription cannot be
+    /// mistaken for history.
+    pub(crate) async fn feed(self: &Arc<Self>, tenant: TenantId) -> Arc<Feed> {
         let mut feeds = self.feeds.lock().await;
         if let Some(feed) = feeds.get(&tenant) {
             return feed.clone();
         }
+        let bus = self.engine.bus().subscribe();
         let head = latest_seq(&self.engine, tenant).await;
         let feed = Arc::new(Feed {
+            tenant,
             events: broadcast::channel(self.config.buffer.max(16)).0,
-            signals: broadcast::channel(256).0,
-            last_seq: Arc::new(AtomicU64::new(head)),
+            last_seq: AtomicU64::new(head),
+            routes: Mutex::new(Routes::default()),
+            conversations: Mutex::new(HashMap::new()),
         });
         feeds.insert(tenant, feed.clone());
         let page = (self.config.buffer / 2).clamp(1, 512);
         tokio::spawn(follow(
             self.engine.clone(),
-            tenant,
-            feed.events.clone(),
-            feed.last_seq.clone(),
+            feed.clone(),
+            bus,
             page,
             self.metrics.clone(),
-            feed.signals.clone(),
         ));
         feed
     }
@@ -169,10 +391,12 @@ impl Hub {
     ) -> (u64, broadcast::Receiver<Arc<Delivery>>) {
         let feed = self.feed(tenant).await;
         let events = feed.events.subscribe();
-        (
-            feed.last_seq.load(std::sync::atomic::Ordering::SeqCst),
-            events,
-        )
+        (feed.last_seq.load(Ordering::SeqCst), events)
+    }
+
+    /// A new connection id.
+    pub(crate) fn next_connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Counts a staff connection; the first one puts an offline agent online.
@@ -233,127 +457,228 @@ impl Hub {
     }
 }
 
-/// How long the follower waits for a wake-up before checking the log anyway (catches
-/// commits whose publisher was cancelled).
+/// How long the follower waits on a quiet bus before checking the log anyway (catches
+/// commits whose publisher was cancelled before publishing).
 const POLL: Duration = Duration::from_millis(500);
 
-/// Reads the tenant's log in order and rebroadcasts it.
-/// Pages are at most half the buffer, with a yield between them, so a burst of commits
-/// never pushes a connection that keeps up past the end of the buffer.
+/// How long an event published ahead of an earlier one waits for it before the follower
+/// reads the missing ones from the log.
+const GAP: Duration = Duration::from_millis(20);
+
+/// Events handed out between yields, so connections drain their outboxes during a burst.
+const YIELD_EVERY: usize = 64;
+
+/// Takes the tenant's events from the bus, in log order, and hands them out.
 async fn follow(
     engine: Engine,
-    tenant: TenantId,
-    out: broadcast::Sender<Arc<Delivery>>,
-    last_seq: Arc<AtomicU64>,
+    feed: Arc<Feed>,
+    mut bus: broadcast::Receiver<Arc<Event>>,
     page: usize,
     metrics: Arc<crate::metrics::Metrics>,
-    signals: broadcast::Sender<Signal>,
 ) {
-    let mut wake = engine.bus().subscribe();
+    let tenant = feed.tenant;
+    let mut follower = Follower {
+        engine,
+        feed,
+        metrics,
+        after: 0,
+        handed_out: 0,
+    };
     // Live delivery starts where the feed was created: older events are for replays.
-    let mut after = last_seq.load(Ordering::SeqCst);
-    let mut conversations: HashMap<ConversationId, Option<Arc<Conversation>>> = HashMap::new();
+    follower.after = follower.feed.last_seq.load(Ordering::SeqCst);
+    // Events published ahead of an earlier one, by sequence.
+    let mut ahead: BTreeMap<u64, Arc<Event>> = BTreeMap::new();
+    let mut gap_since: Option<Instant> = None;
+    let mut log_read = Instant::now();
     loop {
+        let wait = match gap_since {
+            Some(since) => GAP.saturating_sub(since.elapsed()),
+            None => POLL.saturating_sub(log_read.elapsed()),
+        };
+        let mut read_log = false;
+        let mut closed = false;
+        let mut take = |received: Result<Arc<Event>, broadcast::error::RecvError>,
+                        ahead: &mut BTreeMap<u64, Arc<Event>>| match received
+        {
+            Ok(event) => {
+                if event.tenant_id == tenant && event.seq > follower.after {
+                    ahead.insert(event.seq, event);
+                }
+            }
+            // The bus dropped events for us: the log has them all.
+            Err(broadcast::error::RecvError::Lagged(_)) => read_log = true,
+            Err(broadcast::error::RecvError::Closed) => closed = true,
+        };
+        // A timeout: the periodic check, or a gap that did not close in time.
+        let timed_out = match tokio::time::timeout(wait, bus.recv()).await {
+            Ok(received) => {
+                take(received, &mut ahead);
+                false
+            }
+            Err(_) => true,
+        };
+        // Whatever else is already there, without waiting.
         loop {
-            let events = match engine.store().events_since(tenant, after, page).await {
+            match bus.try_recv() {
+                Ok(event) => take(Ok(event), &mut ahead),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    take(Err(broadcast::error::RecvError::Lagged(n)), &mut ahead)
+                }
+                Err(broadcast::error::TryRecvError::Closed) => {
+                    take(Err(broadcast::error::RecvError::Closed), &mut ahead)
+                }
+                Err(broadcast::error::TryRecvError::Empty) => break,
+            }
+        }
+        read_log |= timed_out;
+        // In order, from memory.
+        while let Some(event) = ahead.remove(&(follower.after + 1)) {
+            follower.hand_out(event).await;
+        }
+        if read_log {
+            log_read = Instant::now();
+            follower.read_log(tenant, page).await;
+            ahead.retain(|seq, _| *seq > follower.after);
+            while let Some(event) = ahead.remove(&(follower.after + 1)) {
+                follower.hand_out(event).await;
+            }
+        }
+        gap_since = match (ahead.is_empty(), gap_since) {
+            (true, _) => None,
+            (false, Some(since)) => Some(since),
+            (false, None) => Some(Instant::now()),
+        };
+        if closed {
+            return;
+        }
+    }
+}
+
+/// The follower's state: where it is in the log, and where events go.
+struct Follower {
+    engine: Engine,
+    feed: Arc<Feed>,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// The last sequence handed out.
+    after: u64,
+    /// Events handed out since the last yield.
+    handed_out: usize,
+}
+
+impl Follower {
+    /// Reads the log from `after` to its end and hands out what it finds (the bus lagged,
+    /// a gap did not close, or the periodic check).
+    async fn read_log(&mut self, tenant: TenantId, page: usize) {
+        loop {
+            let events = match self
+                .engine
+                .store()
+                .events_since(tenant, self.after, page)
+                .await
+            {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(error = %e, "realtime follower could not read the log");
-                    tokio::time::sleep(POLL).await;
-                    break;
+                    return;
                 }
             };
             let full = events.len() == page;
-            let mut queue_moved = false;
             for event in events {
-                after = event.seq;
-                let previous = match &event.payload {
-                    EventPayload::ConversationUpdated {
-                        conversation,
-                        change,
-                    } => conversations
-                        .get(&conversation.id)
-                        .cloned()
-                        .flatten()
-                        .or_else(|| Some(Arc::new(before(conversation, change)))),
-                    _ => None,
-                };
-                let conversation = match (&event.payload, event.conversation_id) {
-                    (
-                        EventPayload::ConversationCreated { conversation }
-                        | EventPayload::ConversationUpdated { conversation, .. },
-                        _,
-                    ) => {
-                        let c = Arc::new((**conversation).clone());
-                        conversations.insert(c.id, Some(c.clone()));
-                        Some(c)
-                    }
-                    (EventPayload::ConversationDeleted { conversation_id }, _) => {
-                        conversations.insert(*conversation_id, None);
-                        None
-                    }
-                    (_, Some(id)) => match conversations.get(&id) {
-                        Some(c) => c.clone(),
-                        None => {
-                            let c = engine
-                                .store()
-                                .conversation(tenant, id)
-                                .await
-                                .ok()
-                                .flatten()
-                                .map(Arc::new);
-                            conversations.insert(id, c.clone());
-                            c
-                        }
-                    },
-                    (_, None) => None,
-                };
-                if conversations.len() > 50_000 {
-                    // Bounded memory: forget everything; misses reload from the store.
-                    conversations.clear();
+                if event.seq == self.after + 1 {
+                    self.hand_out(Arc::new(event)).await;
                 }
-                let staff = serde_json::json!({
-                    "type": "event", "seq": event.seq, "event": event.payload.kind(),
-                    "conversation_id": event.conversation_id, "at": time_text(&event), "data": &event.payload,
-                });
-                let customer_view = crate::api::event_view(&event, false);
-                let customer = serde_json::json!({
-                    "type": "event", "seq": event.seq, "event": event.payload.kind(),
-                    "conversation_id": event.conversation_id, "at": time_text(&event), "data": customer_view["payload"],
-                });
-                let presence_frame = match &event.payload {
-                    EventPayload::AgentUpdated { agent } => Some(Utf8Bytes::from(
-                        serde_json::json!({ "type": "presence", "agent_id": agent.id, "availability": agent.availability }).to_string(),
-                    )),
-                    _ => None,
-                };
-                let delivery = Delivery {
-                    event: Arc::new(event),
-                    conversation,
-                    previous,
-                    presence_frame,
-                    staff_frame: Utf8Bytes::from(staff.to_string()),
-                    customer_frame: Utf8Bytes::from(customer.to_string()),
-                };
-                queue_moved |= moves_queue(&delivery);
-                last_seq.store(after, Ordering::SeqCst);
-                metrics.realtime_seq.fetch_max(after, Ordering::Relaxed);
-                // No receivers is fine: nobody is connected right now.
-                let _ = out.send(Arc::new(delivery));
-            }
-            if queue_moved {
-                announce_queue(&engine, tenant, &signals).await;
             }
             if !full {
-                break;
+                return;
             }
-            tokio::task::yield_now().await;
         }
-        // A wake-up, a lag (many commits: the log has them all anyway) or the poll.
-        if let Ok(Err(broadcast::error::RecvError::Closed)) =
-            tokio::time::timeout(POLL, wake.recv()).await
-        {
-            return;
+    }
+
+    /// Hands one event out: the event is the next of the log (`after + 1`).
+    async fn hand_out(&mut self, event: Arc<Event>) {
+        let feed = self.feed.clone();
+        let tenant = feed.tenant;
+        let previous = match &event.payload {
+            EventPayload::ConversationUpdated {
+                conversation,
+                change,
+            } => feed
+                .cached(conversation.id)
+                .flatten()
+                .or_else(|| Some(Arc::new(before(conversation, change)))),
+            _ => None,
+        };
+        let conversation = match (&event.payload, event.conversation_id) {
+            (
+                EventPayload::ConversationCreated { conversation }
+                | EventPayload::ConversationUpdated { conversation, .. },
+                _,
+            ) => {
+                let c = Arc::new((**conversation).clone());
+                feed.remember(c.id, Some(c.clone()));
+                Some(c)
+            }
+            (EventPayload::ConversationDeleted { conversation_id }, _) => {
+                feed.remember(*conversation_id, None);
+                None
+            }
+            (_, Some(id)) => match feed.cached(id) {
+                Some(c) => c,
+                None => {
+                    let c = self
+                        .engine
+                        .store()
+                        .conversation(tenant, id)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(Arc::new);
+                    feed.remember(id, c.clone());
+                    c
+                }
+            },
+            (_, None) => None,
+        };
+        let staff = serde_json::json!({
+            "type": "event", "seq": event.seq, "event": event.payload.kind(),
+            "conversation_id": event.conversation_id, "at": time_text(&event), "data": &event.payload,
+        });
+        let customer_view = crate::api::event_view(&event, false);
+        let customer = serde_json::json!({
+            "type": "event", "seq": event.seq, "event": event.payload.kind(),
+            "conversation_id": event.conversation_id, "at": time_text(&event), "data": customer_view["payload"],
+        });
+        let presence_frame = match &event.payload {
+            EventPayload::AgentUpdated { agent } => Some(Utf8Bytes::from(
+                serde_json::json!({ "type": "presence", "agent_id": agent.id, "availability": agent.availability }).to_string(),
+            )),
+            _ => None,
+        };
+        let seq = event.seq;
+        let delivery = Arc::new(Delivery {
+            event,
+            conversation,
+            previous,
+            presence_frame,
+            staff_frame: Utf8Bytes::from(staff.to_string()),
+            customer_frame: Utf8Bytes::from(customer.to_string()),
+        });
+        let queue_moved = moves_queue(&delivery);
+        self.after = seq;
+        feed.last_seq.store(seq, Ordering::SeqCst);
+        feed.route(delivery.event.conversation_id, || {
+            Outbound::Event(delivery.clone())
+        });
+        self.metrics.realtime_seq.fetch_max(seq, Ordering::Relaxed);
+        // No receivers is fine: no extension is listening right now.
+        let _ = feed.events.send(delivery);
+        if queue_moved {
+            announce_queue(&self.engine, &feed).await;
+        }
+        self.handed_out += 1;
+        if self.handed_out >= YIELD_EVERY {
+            self.handed_out = 0;
+            tokio::task::yield_now().await;
         }
     }
 }
@@ -374,6 +699,19 @@ async fn relay_ephemeral(hub: std::sync::Weak<Hub>) {
         };
         let Some(hub) = hub.upgrade() else { return };
         let feed = hub.feed(signal.tenant_id).await;
+        let state = match feed.cached(signal.conversation_id) {
+            Some(state) => state,
+            // Not seen in the log since the feed started: one read here, not one per
+            // receiving connection. (Only the follower fills its cache, in log order.)
+            None => hub
+                .engine
+                .store()
+                .conversation(signal.tenant_id, signal.conversation_id)
+                .await
+                .ok()
+                .flatten()
+                .map(Arc::new),
+        };
         let mut frame =
             serde_json::json!({ "type": signal.kind, "conversation_id": signal.conversation_id });
         if let (Some(frame), serde_json::Value::Object(data)) =
@@ -383,42 +721,75 @@ async fn relay_ephemeral(hub: std::sync::Weak<Hub>) {
                 frame.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
-        let _ = feed.signals.send(Signal {
+        feed.signal(Signal {
             conversation: signal.conversation_id,
             from: 0,
             frame: Utf8Bytes::from(frame.to_string()),
+            state,
         });
     }
 }
 
-/// Whether an event can change queue positions or wait estimates.
+/// Whether an event can change queue positions or wait estimates: a conversation entering,
+/// leaving or moving in the queue, or an agent's availability or capacity. Messages and
+/// read cursors do not move the queue.
 fn moves_queue(d: &Delivery) -> bool {
     let queued = |c: &Option<Arc<Conversation>>| {
         c.as_ref()
             .is_some_and(|c| c.mode == chat_core::Mode::Queued)
     };
-    queued(&d.conversation)
-        || queued(&d.previous)
-        || matches!(d.event.payload, EventPayload::AgentUpdated { .. })
+    match d.event.payload {
+        EventPayload::ConversationCreated { .. } | EventPayload::ConversationUpdated { .. } => {
+            queued(&d.conversation) || queued(&d.previous)
+        }
+        EventPayload::ConversationDeleted { .. } | EventPayload::AgentUpdated { .. } => true,
+        _ => false,
+    }
 }
 
 /// Tells every waiting visitor its new place in the queue (ephemeral, not logged).
-async fn announce_queue(engine: &Engine, tenant: TenantId, signals: &broadcast::Sender<Signal>) {
-    if signals.receiver_count() == 0 {
+async fn announce_queue(engine: &Engine, feed: &Feed) {
+    let nobody = {
+        let routes = feed.routes();
+        routes.conversations.is_empty() && routes.inbox.is_empty()
+    };
+    if nobody {
         return;
     }
-    let Ok(positions) = engine.queue_positions(tenant).await else {
+    let Ok(positions) = engine.queue_positions(feed.tenant).await else {
         return;
     };
     for (conversation, p) in positions {
+        let listening = {
+            let routes = feed.routes();
+            !routes.inbox.is_empty() || routes.conversations.contains_key(&conversation)
+        };
+        if !listening {
+            continue;
+        }
+        let state = match feed.cached(conversation) {
+            Some(state) => state,
+            None => {
+                let state = engine
+                    .store()
+                    .conversation(feed.tenant, conversation)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(Arc::new);
+                feed.remember(conversation, state.clone());
+                state
+            }
+        };
         let frame = serde_json::json!({
             "type": "queue_position", "conversation_id": conversation,
             "position": p.position, "estimated_wait_secs": p.estimated_wait_secs,
         });
-        let _ = signals.send(Signal {
+        feed.signal(Signal {
             conversation,
             from: 0,
             frame: Utf8Bytes::from(frame.to_string()),
+            state,
         });
     }
 }
