@@ -47,8 +47,10 @@ pub struct Reply {
     pub headers: HeaderMap,
     /// The body as JSON (`Null` when it is not JSON).
     pub body: Value,
-    /// The body as text.
+    /// The body as text (lossy).
     pub text: String,
+    /// The body's bytes (files).
+    pub bytes: Bytes,
 }
 
 impl TestServer {
@@ -120,6 +122,7 @@ impl TestServer {
             headers,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
             text: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
         }
     }
 

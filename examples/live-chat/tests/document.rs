@@ -19,7 +19,7 @@ async fn create_session_answers_the_documented_shape_with_a_server_issued_id() {
                 ("content-type", "application/json"),
                 ("user-agent", "Mozilla/5.0 (test)"),
             ],
-            bytes::Bytes::from(john().to_string()),
+            john().to_string().into_bytes(),
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);

@@ -4,18 +4,14 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use chat_core::Role;
+pub use chat_server::testing::Reply;
+use chat_server::testing::TestServer;
 use example_live_chat::Options;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
-use hyper::{HeaderMap, Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -26,20 +22,10 @@ pub struct Staff {
 }
 
 pub struct Server {
-    pub base: String,
+    pub http: TestServer,
     pub admin: Staff,
     pub jane: Staff,
     pub bob: Staff,
-    pub client: Client<HttpConnector, Full<Bytes>>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-}
-
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Value,
-    pub bytes: Bytes,
 }
 
 /// The document's visitor, as its create-session example sends it.
@@ -76,27 +62,13 @@ pub async fn start_with(dir: &std::path::Path, options: Options) -> Server {
         });
     }
     let extension = example_live_chat::live_chat(&starter, options).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(chat_server::run_with(
-        listener,
-        starter.engine.clone(),
-        starter.config,
-        Some(extension),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let http = TestServer::start(starter.engine.clone(), starter.config, Some(extension)).await;
     let mut staff = staff.into_iter();
     Server {
-        base,
+        http,
         admin: staff.next().unwrap(),
         jane: staff.next().unwrap(),
         bob: staff.next().unwrap(),
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        stop: Some(stop),
-        task: Some(task),
     }
 }
 
@@ -107,32 +79,14 @@ impl Server {
         path: &str,
         token: Option<&str>,
         headers: &[(&str, &str)],
-        body: Bytes,
+        body: Vec<u8>,
     ) -> Reply {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        if let Some(token) = token {
-            req = req.header("authorization", format!("Bearer {token}"));
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        if let Some(b) = &bearer {
+            all.push(("authorization", b.as_str()));
         }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let response = self
-            .client
-            .request(req.body(Full::new(body)).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            bytes,
-        }
+        self.http.send(method, path, &all, body).await
     }
 
     pub async fn call(
@@ -143,9 +97,9 @@ impl Server {
         body: Value,
     ) -> Reply {
         let bytes = if body.is_null() {
-            Bytes::new()
+            Vec::new()
         } else {
-            Bytes::from(body.to_string())
+            body.to_string().into_bytes()
         };
         let headers: &[(&str, &str)] = if body.is_null() {
             &[]
@@ -175,34 +129,17 @@ impl Server {
         fields: &[(&str, &str)],
         files: &[(&str, &str, &str, Vec<u8>)],
     ) -> Reply {
-        let boundary = "----livechatboundary7MA4YWxkTrZu0gW";
-        let mut body = Vec::new();
-        for (name, value) in fields {
-            body.extend_from_slice(
-                format!(
-                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-                )
-                .as_bytes(),
-            );
-        }
-        for (field, name, content_type, bytes) in files {
-            body.extend_from_slice(
-                format!(
-                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\nContent-Type: {content_type}\r\n\r\n"
-                )
-                .as_bytes(),
-            );
-            body.extend_from_slice(bytes);
-            body.extend_from_slice(b"\r\n");
-        }
-        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-        let content_type = format!("multipart/form-data; boundary={boundary}");
+        let files: Vec<(&str, &str, &str, &[u8])> = files
+            .iter()
+            .map(|(f, n, t, b)| (*f, *n, *t, b.as_slice()))
+            .collect();
+        let (content_type, body) = chat_server::testing::multipart(fields, &files);
         self.send(
             Method::POST,
             path,
             token,
             &[("content-type", &content_type)],
-            Bytes::from(body),
+            body,
         )
         .await
     }
@@ -218,7 +155,7 @@ impl Server {
     }
 
     pub fn ws_url(&self, query: &str) -> String {
-        format!("{}/ws/live-chat?{query}", self.base.replace("http", "ws"))
+        self.http.ws_url(&format!("/ws/live-chat?{query}"))
     }
 
     /// Opens a socket and reads its `connection_established` frame.
@@ -242,13 +179,8 @@ impl Server {
         }
     }
 
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-        }
+    pub async fn stop(self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.http.stop()).await;
     }
 }
 
