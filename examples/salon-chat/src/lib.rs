@@ -374,10 +374,10 @@ impl Who {
         &mut self,
         engine: &chat_core::Engine,
         chat: u64,
-        c: &chat_core::Conversation,
+        customer: ContactId,
         m: &chat_core::Message,
     ) -> Value {
-        shapes::message_json(engine, &mut self.dir, chat, c.contact_id, m).await
+        shapes::message_json(engine, &mut self.dir, chat, customer, m).await
     }
 
     /// The message behind a message id, with its chat.
@@ -1073,7 +1073,7 @@ async fn history(app: &App, who: &mut Who, req: &Request<Incoming>, id: &str) ->
     let has_more = window.first().is_some_and(|m| m.seq > 1);
     let mut messages = Vec::with_capacity(window.len());
     for m in &window {
-        messages.push(who.message_json(engine, number, &c, m).await);
+        messages.push(who.message_json(engine, number, c.contact_id, m).await);
     }
     Ok(ok(
         StatusCode::OK,
@@ -1093,7 +1093,8 @@ async fn post(app: &App, who: &mut Who, req: Request<Incoming>, id: &str) -> Ans
     let (c, m) = who.send(&app.engine, number, &body).await?;
     Ok(ok(
         StatusCode::CREATED,
-        who.message_json(&app.engine, number, &c, &m).await,
+        who.message_json(&app.engine, number, c.contact_id, &m)
+            .await,
     ))
 }
 
@@ -1125,7 +1126,7 @@ async fn edit(app: &App, who: &mut Who, req: Request<Incoming>, id: &str) -> Ans
         })?;
     Ok(ok(
         StatusCode::OK,
-        who.message_json(engine, chat, &c, &edited).await,
+        who.message_json(engine, chat, c.contact_id, &edited).await,
     ))
 }
 

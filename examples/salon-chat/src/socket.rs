@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex};
 
 use chat_core::bus::Ephemeral;
 use chat_core::policy::Resolved;
-use chat_core::{ConversationId, Engine, Event, EventPayload, MessagePage, Reader, TenantId};
+use chat_core::{
+    ContactId, ConversationId, Engine, Event, EventPayload, MessagePage, Reader, TenantId,
+};
 use chat_server::App;
 use chat_server::fastapi;
 use chat_server::http::{self, Resp};
@@ -183,6 +185,8 @@ struct Closed;
 /// A chat the socket joined.
 struct Joined {
     number: u64,
+    /// The chat's customer (messages name their sender by it).
+    customer: ContactId,
     /// The newest message sequence sent, so a message is never sent twice.
     last_seq: u64,
 }
@@ -323,19 +327,16 @@ impl Connection {
         let Some(joined) = self.joined.get_mut(&id) else {
             return Ok(());
         };
-        let chat = joined.number;
+        let (chat, customer) = (joined.number, joined.customer);
         let frame = match &event.payload {
             EventPayload::MessageCreated { message } => {
                 if message.seq <= joined.last_seq {
                     return Ok(());
                 }
                 joined.last_seq = message.seq;
-                let Ok(c) = self.engine.conversation(&self.who.actor, id).await else {
-                    return Ok(());
-                };
                 json!({
                     "type": "message",
-                    "message": self.who.message_json(&self.engine, chat, &c, message).await,
+                    "message": self.who.message_json(&self.engine, chat, customer, message).await,
                 })
             }
             EventPayload::MessageUpdated { message } if message.deleted_at.is_some() => json!({
@@ -343,27 +344,16 @@ impl Connection {
                 "chat_id": chat,
                 "message_id": message_number(chat, message.seq),
             }),
-            EventPayload::MessageUpdated { message } => {
-                let Ok(c) = self.engine.conversation(&self.who.actor, id).await else {
-                    return Ok(());
-                };
-                json!({
-                    "type": "message_edited",
-                    "message": self.who.message_json(&self.engine, chat, &c, message).await,
-                })
-            }
+            EventPayload::MessageUpdated { message } => json!({
+                "type": "message_edited",
+                "message": self.who.message_json(&self.engine, chat, customer, message).await,
+            }),
             EventPayload::ReadUpdated { cursor } => {
                 let (reader_type, reader_id) = match cursor.reader {
                     Reader::Agent(agent) => ("user", json!(self.who.dir.staff_number(agent))),
                     Reader::Customer => {
-                        let Ok(c) = self.engine.conversation(&self.who.actor, id).await else {
-                            return Ok(());
-                        };
-                        let (n, _) = self
-                            .who
-                            .dir
-                            .customer(&self.engine, c.tenant_id, c.contact_id)
-                            .await;
+                        let tenant = self.who.salon.tenant;
+                        let (n, _) = self.who.dir.customer(&self.engine, tenant, customer).await;
                         ("customer", json!(n))
                     }
                 };
@@ -517,6 +507,7 @@ impl Connection {
             c.id,
             Joined {
                 number: chat,
+                customer: c.contact_id,
                 last_seq: already.unwrap_or(since.unwrap_or(c.last_seq)),
             },
         );
@@ -542,8 +533,8 @@ impl Connection {
         chat: u64,
     ) -> Result<(), Closed> {
         loop {
-            let after = self.joined.get(&id).map_or(0, |j| j.last_seq);
-            let Ok(c) = self.engine.conversation(&self.who.actor, id).await else {
+            let Some((after, customer)) = self.joined.get(&id).map(|j| (j.last_seq, j.customer))
+            else {
                 return Ok(());
             };
             let page = self
@@ -563,7 +554,7 @@ impl Connection {
                 return Ok(());
             };
             for m in &page {
-                let message = self.who.message_json(&self.engine, chat, &c, m).await;
+                let message = self.who.message_json(&self.engine, chat, customer, m).await;
                 send(socket, json!({ "type": "message", "message": message })).await?;
             }
             if let Some(j) = self.joined.get_mut(&id) {
