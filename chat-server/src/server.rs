@@ -265,7 +265,9 @@ impl App {
     async fn handle(self: Arc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Resp {
         let started = Instant::now();
         let request_id = request_id(req.headers());
-        let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.uri().path());
+        // No path in the logs: paths carry capabilities (a visitor's session id in the
+        // templates' routes). The "done" line names the matched route pattern instead.
+        let span = tracing::info_span!("request", id = %request_id, method = %req.method());
         let origin = req.headers().get(header::ORIGIN).cloned();
         let method = req.method().clone();
         let (route_name, mut response) = async {

@@ -247,12 +247,27 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
-/// Logs to stderr at `info` (or `RUST_LOG`), for template binaries.
+/// Logs to stderr at `info` (or `RUST_LOG`), for template binaries: text, or one JSON
+/// object per line when `CHAT_LOG_FORMAT=json` (as the `chat-server` binary's
+/// `--log-format json`).
 pub fn init_logging() {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .try_init();
+        .with_env_filter(filter);
+    let _ = if std::env::var("CHAT_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Logs that `name` listens on `listener`'s bound address (the real port when `:0` was
+/// asked for: tools and tests read it from this line) with its database.
+pub fn log_listening(name: &str, listener: &tokio::net::TcpListener, db: &Path) {
+    match listener.local_addr() {
+        Ok(address) => tracing::info!(%address, db = %db.display(), "{name} listening"),
+        Err(error) => tracing::warn!(%error, "{name} listening on an unknown address"),
+    }
 }

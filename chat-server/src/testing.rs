@@ -28,14 +28,28 @@ use tokio::sync::oneshot;
 use crate::{Config, Extension};
 
 /// The server under test: the built-in API plus an optional extension, on a real listener.
+/// Its HTTP calls are [`HttpClient`]'s.
 pub struct TestServer {
-    /// `http://127.0.0.1:<port>`.
-    pub base: String,
-    /// The listening address.
-    pub addr: SocketAddr,
-    client: Client<HttpConnector, Full<Bytes>>,
+    http: HttpClient,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = HttpClient;
+
+    fn deref(&self) -> &HttpClient {
+        &self.http
+    }
+}
+
+/// A plain HTTP/1 client for one server.
+pub struct HttpClient {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The server's address.
+    pub addr: SocketAddr,
+    client: Client<HttpConnector, Full<Bytes>>,
 }
 
 /// An answer, read whole.
@@ -77,11 +91,32 @@ impl TestServer {
             },
         ));
         Self {
+            http: HttpClient::new(addr),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("the server task does not panic")
+                .expect("the server stops cleanly");
+        }
+    }
+}
+
+impl HttpClient {
+    /// A client for the server at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
             base: format!("http://{addr}"),
             addr,
             client: Client::builder(TokioExecutor::new()).build_http(),
-            stop: Some(stop),
-            task: Some(task),
         }
     }
 
@@ -162,18 +197,6 @@ impl TestServer {
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
         self.json(Method::DELETE, path, token, None).await
     }
-
-    /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await
-                .expect("the server task does not panic")
-                .expect("the server stops cleanly");
-        }
-    }
 }
 
 /// A `multipart/form-data` body with text fields and files `(field, file name, type,
@@ -204,4 +227,213 @@ pub fn multipart(
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// A server or template binary run as an operator runs it: a real process on
+/// `--listen 127.0.0.1:0`, with JSON logs (`CHAT_LOG_FORMAT=json`) from which it learns the
+/// bound address. Its HTTP calls are [`HttpClient`]'s; everything it logs is kept so a
+/// test can check that no secret was written.
+///
+/// ```no_run
+/// # async fn demo(dir: &std::path::Path) {
+/// use chat_server::testing::Process;
+///
+/// // In an integration test of the package that builds it:
+/// // `env!("CARGO_BIN_EXE_<name>")`.
+/// let program = "target/debug/chat-server";
+/// let db = dir.join("chat.db");
+/// let server = Process::start(program, ["--db".as_ref(), db.as_os_str()]);
+/// assert_eq!(server.get("/healthz", None).await.status, 200);
+/// assert!(server.terminate().success());
+/// # }
+/// ```
+pub struct Process {
+    http: HttpClient,
+    child: std::process::Child,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl std::ops::Deref for Process {
+    type Target = HttpClient;
+
+    fn deref(&self) -> &HttpClient {
+        &self.http
+    }
+}
+
+impl Process {
+    /// Starts `program` with `--listen 127.0.0.1:0` and `args`, and waits (up to 60 s) for
+    /// its log line with a message ending in "listening" and an `address` field.
+    ///
+    /// # Panics
+    /// If the process cannot start, or exits or stays silent before listening (with
+    /// what it logged).
+    pub fn start<I, S>(program: impl AsRef<std::ffi::OsStr>, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+
+        let mut child = Command::new(program)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("CHAT_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (found, address) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let kept = log.clone();
+        // Reads stderr to its end, so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["fields"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.ends_with("listening"))
+                    && let Some(a) = v["fields"]["address"].as_str()
+                    && let Ok(a) = a.parse::<SocketAddr>()
+                {
+                    let _ = found.send(a);
+                }
+                kept.lock().expect("the log lock").push(line);
+            }
+        });
+        let addr = match address.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the process did not log its address; its log:\n{}",
+                    log.lock().expect("the log lock").join("\n")
+                );
+            }
+        };
+        Self {
+            http: HttpClient::new(addr),
+            child,
+            log,
+        }
+    }
+
+    /// Every line logged so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().expect("the log lock").clone()
+    }
+
+    /// Sends SIGTERM and waits up to 10 s for the process to exit.
+    ///
+    /// # Panics
+    /// If it is still running after 10 s (it is then killed).
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().expect("waiting for the child") {
+                return status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("the process did not stop within 10 s of SIGTERM");
+    }
+
+    /// Kills the process with SIGKILL, as a crash or power cut would stop it.
+    pub fn kill(mut self) {
+        self.signal("-KILL");
+        let _ = self.child.wait();
+    }
+
+    fn signal(&self, signal: &str) {
+        // `kill(1)` rather than a libc binding: this is test code on Unix runners.
+        std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // A test that panics must not leave a server running.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Process {
+    /// Asserts that no line logged so far contains any of `secrets` (passwords, tokens).
+    ///
+    /// # Panics
+    /// On the first line that does, naming the secret's position only.
+    pub fn assert_no_secret_logged(&self, secrets: &[&str]) {
+        for line in self.log() {
+            for (i, secret) in secrets.iter().enumerate() {
+                assert!(
+                    secret.is_empty() || !line.contains(secret),
+                    "secret #{i} appears in the log: {}",
+                    line.replace(secret, "<secret>")
+                );
+            }
+        }
+    }
+}
+
+/// Reads the `demo-tokens.json` a template's `--demo` wrote beside `db`, checking that only
+/// its owner may read it (the tokens are live credentials).
+///
+/// # Panics
+/// If the file is missing, not JSON, or readable by others.
+pub fn demo_tokens(db: &std::path::Path) -> Value {
+    let path = crate::starter::beside(db, "demo-tokens.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)
+            .expect("demo-tokens.json exists")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "demo-tokens.json is owner-only");
+    }
+    serde_json::from_slice(&std::fs::read(&path).expect("demo-tokens.json is readable"))
+        .expect("demo-tokens.json is JSON")
+}
+
+/// Every string under a `"token"` key, or a top-level string value, of a
+/// `demo-tokens.json`: the bearer tokens it holds.
+pub fn tokens_in(demo: &Value) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match v {
+                        Value::String(s) if k == "token" => out.push(s.clone()),
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Value::Object(map) = demo {
+        for v in map.values() {
+            if let Value::String(s) = v
+                && s.matches('.').count() == 2
+            {
+                out.push(s.clone());
+            }
+        }
+    }
+    walk(demo, &mut out);
+    out
 }

@@ -96,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let extension = example_ai_chatbot::extension(&starter);
     let listener = starter::bind(listen)?;
-    tracing::info!(%listen, db = %db.display(), "ai chatbot listening");
+    starter::log_listening("ai chatbot", &listener, &db);
     starter.serve(listener, extension).await?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use chat_core::Role;
-use chat_server::starter::{StarterArgs, bind, init_logging};
+use chat_server::starter::{StarterArgs, bind, init_logging, log_listening};
 use clap::Parser;
 use serde_json::json;
 
@@ -94,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(path = %path.display(), "demo staff ready");
     }
     let listener = bind(listen)?;
-    tracing::info!(%listen, db = %db.display(), "live chat listening");
+    log_listening("live chat", &listener, &db);
     starter.serve(listener, extension).await?;
     Ok(())
 }

@@ -42,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let listener = starter::bind(listen).context("binding the listen address")?;
-    tracing::info!(%listen, db = %db.display(), "message center listening");
+    starter::log_listening("message center", &listener, &db);
     starter.serve(listener, center).await?;
     Ok(())
 }

@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let extension = example_quick_chat::extension(&starter);
     let listener = starter::bind(listen)?;
-    tracing::info!(%listen, db = %db.display(), "quick chat listening");
+    starter::log_listening("quick chat", &listener, &db);
     starter.serve(listener, extension).await?;
     Ok(())
 }

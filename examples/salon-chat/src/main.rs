@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let listener = starter::bind(listen).context("binding the listen address")?;
-    tracing::info!(%listen, db = %db.display(), "salon chat listening");
+    starter::log_listening("salon chat", &listener, &db);
     starter.serve(listener, salons).await?;
     Ok(())
 }
