@@ -381,6 +381,70 @@ async fn a_slow_consumer_is_cut_off_and_resumes_from_its_cursor() {
 }
 
 #[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    let s = common::start_with(|c| {
+        c.realtime.write_timeout = Duration::from_millis(300);
+        // Larger than what is posted: the outbox never overflows, so only the write
+        // timeout can end this connection.
+        c.realtime.buffer = 10_000;
+    })
+    .await;
+    let ann = s.staff("Ann", Role::Admin, &[]).await;
+    let (id, visitor) = s.visitor("stuck@x.example").await;
+    let open = |metrics: &str| -> i64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("chat_websockets_open "))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    let mut stuck = connect_small(&s, &visitor).await;
+    subscribe(&mut stuck, Some(&id), None).await;
+    assert_eq!(open(&s.get("/metrics", None).await.text), 1);
+    // Far more than the kernel buffers hold, and then the client never reads again.
+    let staff = chat_core::Actor::Staff {
+        tenant: s.tenant,
+        agent: ann.id,
+    };
+    let conversation: chat_core::ConversationId = id.parse().unwrap();
+    let big = "x".repeat(9_000);
+    for n in 0..400 {
+        let text = chat_core::PostMessage::text(format!("{n} {big}"));
+        s.engine
+            .post_message(&staff, conversation, text)
+            .await
+            .unwrap();
+    }
+    let mut dropped = false;
+    for _ in 0..500 {
+        if open(&s.get("/metrics", None).await.text) == 0 {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(dropped, "the stalled connection was dropped");
+    // What the client had received is still there to read, then the end of the stream;
+    // it resumes from its cursor like any client cut off.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(_)) = stuck.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ends");
+    let mut again = connect(&s, &visitor).await;
+    let replayed = subscribe(&mut again, Some(&id), Some(0)).await;
+    let messages = replayed
+        .iter()
+        .filter(|f| f["event"] == "message_created")
+        .count();
+    assert!(messages >= 400, "everything is there to resume: {messages}");
+    // Shutdown is not held up by anyone.
+    tokio::time::timeout(Duration::from_secs(10), s.stop())
+        .await
+        .expect("the server stops");
+}
+
+#[tokio::test]
 async fn typing_is_relayed_not_stored_and_bad_frames_keep_the_connection() {
     let s = common::start().await;
     let ann = s.staff("Ann", Role::Admin, &[]).await;

@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use super::io::{TimedWrites, WRITE_TIMEOUT};
 use super::protocol::{self, ClientFrame};
 use super::{Delivery, Feed, Hub, Outbound, Outbox, Route, Signal};
 use crate::error::ApiError;
@@ -36,7 +37,12 @@ pub async fn upgrade(
     metrics: Arc<crate::metrics::Metrics>,
 ) -> Result<Resp, ApiError> {
     let resolved = hub.engine.resolve(&actor).await?;
-    let (response, socket) = accept(&mut req, hub.config.max_frame_bytes, Some(SUBPROTOCOL))?;
+    let (response, socket) = accept_with(
+        &mut req,
+        hub.config.max_frame_bytes,
+        Some(SUBPROTOCOL),
+        hub.config.write_timeout,
+    )?;
     tokio::spawn(async move {
         let Some(socket) = socket.await else {
             return;
@@ -59,13 +65,17 @@ pub async fn upgrade(
     Ok(response)
 }
 
-/// A server-side WebSocket over a hyper upgrade.
-pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+/// A server-side WebSocket over a hyper upgrade, whose writes give up when the client
+/// stops reading (see [`TimedWrites`]).
+pub type Socket = WebSocketStream<TimedWrites<TokioIo<hyper::upgrade::Upgraded>>>;
 
 /// Checks a WebSocket upgrade request and returns the 101 answer plus the socket it
 /// becomes once the answer is sent (`None` if the client went away). Frames and messages
 /// are capped at `max_frame_bytes`; read buffers are small so idle sockets stay cheap.
 /// `subprotocol` is echoed when the client offers it.
+///
+/// A send that makes no progress for [`WRITE_TIMEOUT`] fails (the client stopped
+/// reading), which ends the connection instead of holding it forever.
 ///
 /// Extensions that speak their own WebSocket protocol use this too; the socket must be
 /// served in a task of its own, after the response has been returned.
@@ -73,6 +83,16 @@ pub fn accept(
     req: &mut Request<Incoming>,
     max_frame_bytes: usize,
     subprotocol: Option<&'static str>,
+) -> Result<(Resp, impl Future<Output = Option<Socket>> + Send + 'static), ApiError> {
+    accept_with(req, max_frame_bytes, subprotocol, WRITE_TIMEOUT)
+}
+
+/// [`accept`] with another write timeout.
+pub(crate) fn accept_with(
+    req: &mut Request<Incoming>,
+    max_frame_bytes: usize,
+    subprotocol: Option<&'static str>,
+    write_timeout: Duration,
 ) -> Result<(Resp, impl Future<Output = Option<Socket>> + Send + 'static), ApiError> {
     let headers = req.headers();
     let has = |name: header::HeaderName, token: &str| {
@@ -111,7 +131,7 @@ pub fn accept(
         match on_upgrade.await {
             Ok(upgraded) => Some(
                 WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
+                    TimedWrites::new(TokioIo::new(upgraded), write_timeout),
                     Role::Server,
                     Some(config),
                 )

@@ -14,6 +14,7 @@
 //! it stood right after the event.
 
 mod connection;
+mod io;
 pub mod protocol;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -29,6 +30,7 @@ use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 pub use connection::{SUBPROTOCOL, Socket, accept, upgrade};
+pub use io::{TimedWrites, WRITE_TIMEOUT};
 
 /// Realtime settings.
 #[derive(Clone, Debug)]
@@ -52,6 +54,9 @@ pub struct RealtimeConfig {
     /// A subscription more events behind than this gets `resync_required` instead of a
     /// replay.
     pub max_replay: u64,
+    /// How long a send to a client may make no progress (its TCP window shut: it stopped
+    /// reading) before the connection is dropped; it resumes from its cursor.
+    pub write_timeout: Duration,
 }
 
 impl Default for RealtimeConfig {
@@ -65,6 +70,7 @@ impl Default for RealtimeConfig {
             buffer: 1024,
             presence_grace: Duration::from_secs(30),
             max_replay: 50_000,
+            write_timeout: io::WRITE_TIMEOUT,
         }
     }
 }
