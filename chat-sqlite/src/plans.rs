@@ -7,15 +7,21 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 use uuid::Uuid;
 
+use crate::search::{WordIndex, search_path};
 use crate::{SqliteStore, list, read};
 
-/// A migrated database with a few rows and fresh statistics, opened raw.
+/// A migrated database, opened raw with its search file attached as the readers have it.
 fn database() -> (Connection, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plans.db");
     drop(SqliteStore::open(&path).unwrap());
     let conn = Connection::open(&path).unwrap();
     crate::connection::configure(&conn, &crate::Options::default()).unwrap();
+    conn.execute(
+        "ATTACH DATABASE ?1 AS search",
+        [search_path(&path).to_str().unwrap()],
+    )
+    .unwrap();
     (conn, dir)
 }
 
@@ -107,7 +113,7 @@ fn agent_loads_use_the_assignment_index() {
 }
 
 fn page_plan(conn: &Connection, q: &ConversationQuery) -> String {
-    let (sql, params) = list::page_query(q);
+    let (sql, params) = list::page_query(q, WordIndex::Scan);
     plan(conn, &sql, &params)
 }
 
@@ -170,13 +176,21 @@ fn department_filter_uses_the_department_index() {
 }
 
 #[test]
-fn text_search_goes_through_the_trigram_index() {
+fn text_search_looks_words_up_and_reads_only_conversations_changed_since_the_index() {
     let (conn, _dir) = database();
     let q = ConversationQuery {
         text: Some("late refund".into()),
         ..ConversationQuery::new(TenantId(Uuid::nil()), Scope::Tenant)
     };
-    let p = page_plan(&conn, &q);
+    let (sql, params) = list::page_query(&q, WordIndex::Since { watermark: 0 });
+    let p = plan(&conn, &sql, &params);
     // `M` is FTS5's MATCH constraint: the needle is looked up, not scanned for.
     assert!(p.contains("SCAN s VIRTUAL TABLE INDEX 0:M"), "{p}");
+    // The events after the watermark are a range of rowids, not a scan of the log.
+    assert!(
+        p.contains("SEARCH e USING INTEGER PRIMARY KEY (rowid>?)"),
+        "{p}"
+    );
+    // Bodies are read per conversation through the sequence index.
+    assert!(p.contains("messages_seq"), "{p}");
 }
