@@ -14,8 +14,8 @@
 //! start of a transaction, which is the only moment SQLite starts it over. Left alone the
 //! log would grow as long as the writes continue. So when a pass finds the log at
 //! [`Options::wal_restart_pages`](crate::Options::wal_restart_pages) or more, it asks the
-//! writer (see [`Shared::take_restart`]) to run one `PASSIVE` checkpoint itself between two
-//! transactions: that copies only what was committed since this thread's pass, and the
+//! writer (see [`Shared::restart_if_asked`]) to run one `PASSIVE` checkpoint itself between
+//! two transactions: that copies only what was committed since this thread's pass, and the
 //! writer's next transaction then starts the log over (unless a reader still reads an older
 //! snapshot from it; the request then comes again with the next pass).
 
@@ -40,6 +40,10 @@ pub(crate) struct Shared {
     wake: Condvar,
     /// Set by a pass that found the log at the restart size; taken by the writer.
     restart: AtomicBool,
+    /// Held while a checkpoint runs: SQLite lets one run at a time and a `PASSIVE` one
+    /// gives up at once if another holds its lock, so the writer's would mostly fail if
+    /// it did not wait for the thread's pass to end.
+    running: Mutex<()>,
 }
 
 struct State {
@@ -59,10 +63,28 @@ impl Shared {
         self.wake.notify_one();
     }
 
-    /// Whether the writer should copy the rest of the log now so that its next transaction
-    /// starts it over (see the module documentation). Clears the request.
-    pub(crate) fn take_restart(&self) -> bool {
-        self.restart.swap(false, Ordering::Relaxed)
+    /// Run by the writer between two transactions: if a pass found the log at the restart
+    /// size, copies what the thread has not, so that the writer's next transaction starts
+    /// the log over (see the module documentation).
+    pub(crate) fn restart_if_asked(&self, conn: &Connection) {
+        if !self.restart.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let _running = self
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Err(e) = checkpoint(conn, "main", "PASSIVE") {
+            tracing::warn!(error = %e, "chat-sqlite: WAL checkpoint failed");
+        }
+    }
+
+    fn checkpoint(&self, conn: &Connection, mode: &str) -> rusqlite::Result<(bool, i64, i64)> {
+        let _running = self
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        checkpoint(conn, "main", mode)
     }
 
     /// Waits until `until` unless told to stop first; `true` if told to stop.
@@ -104,6 +126,7 @@ impl Checkpoints {
             }),
             wake: Condvar::new(),
             restart: AtomicBool::new(false),
+            running: Mutex::new(()),
         });
         let thread = std::thread::Builder::new()
             .name("chat-sqlite-checkpoint".into())
@@ -183,7 +206,7 @@ fn run(conn: &Connection, shared: &Shared, interval: Duration, restart_pages: u6
                 }
             }
             last_pass = Some(Instant::now());
-            match checkpoint(conn, "main", "PASSIVE") {
+            match shared.checkpoint(conn, "PASSIVE") {
                 Ok((_, log, _)) => {
                     dirty = log > 0;
                     if log >= restart_pages {
@@ -195,7 +218,7 @@ fn run(conn: &Connection, shared: &Shared, interval: Duration, restart_pages: u6
         } else if dirty {
             // Idle: copy the rest and cut the log file to nothing. Busy (a reader, or the
             // writer back at work) is fine: the next idle moment tries again.
-            match checkpoint(conn, "main", "TRUNCATE") {
+            match shared.checkpoint(conn, "TRUNCATE") {
                 Ok((false, _, _)) => dirty = false,
                 Ok((true, _, _)) => {}
                 Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}

@@ -104,7 +104,24 @@ pub(crate) fn configure(conn: &Connection, options: &Options) -> Result<()> {
 /// `contains_ci(haystack, needle)`: chat-core's case-insensitive substring test, so SQL
 /// filters agree with [`chat_core::store::contains_ci`] to the letter (SQLite's `LIKE`
 /// folds ASCII only).
+///
+/// `uuid_blob(text)`: the 16-byte blob of a UUID in text form (as event JSON holds message
+/// ids), `NULL` for anything else; searches use it to find the messages of recent events.
 fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_scalar_function(
+        "uuid_blob",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                ValueRef::Text(bytes) => std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(|text| uuid::Uuid::parse_str(text).ok())
+                    .map(|id| id.as_bytes().to_vec()),
+                _ => None,
+            })
+        },
+    )?;
     conn.create_scalar_function(
         "contains_ci",
         2,

@@ -154,15 +154,23 @@ fn base_filter(q: &ConversationQuery, index: WordIndex) -> Filter {
         let mut message_params = Vec::new();
         let messages = match (word_query(t), index) {
             (Some(words), WordIndex::Since { watermark }) => {
-                // The index for conversations it is exact for, the bodies for those with
-                // events after its watermark. Index hits are checked against this
-                // snapshot's rows, so a stale entry can only be a candidate.
-                message_params.extend([text(&words), text(t), Value::Integer(watermark), text(t)]);
+                // The index for messages it is exact for; the messages of the events after
+                // its watermark (created or edited since) by reading their bodies. Index
+                // hits are checked against this snapshot's rows, so an entry that is stale
+                // can only be a candidate.
+                message_params.extend([
+                    text(&words),
+                    text(t),
+                    Value::Integer(watermark),
+                    text(t),
+                ]);
                 format!(
-                    "(c.id IN (SELECT m.conversation_id FROM search.message_search s JOIN messages m \
+                    "c.id IN (SELECT m.conversation_id FROM search.message_search s JOIN messages m \
                      ON m.pk = s.rowid WHERE message_search MATCH ? AND m.deleted_at IS NULL{notes} \
-                     AND contains_ci(m.body, ?)) \
-                     OR (c.id IN (SELECT e.conversation_id FROM events e WHERE e.rowid > ?) AND {scan}))"
+                     AND contains_ci(m.body, ?) \
+                     UNION ALL SELECT m.conversation_id FROM events e JOIN messages m \
+                     ON m.id = uuid_blob(e.data ->> '$.payload.message.id') WHERE e.rowid > ? \
+                     AND m.deleted_at IS NULL{notes} AND contains_ci(m.body, ?))"
                 )
             }
             // Nothing to look up (e.g. "efun", the inside of a word), or no usable index:

@@ -101,6 +101,10 @@ const REBUILD_CHUNK: i64 = 5000;
 /// The indexer looks for new events this often even if nobody wakes it (another process
 /// may write the database), and truncates its log once it finds nothing to do.
 pub(crate) const TICK: Duration = Duration::from_secs(1);
+/// Once woken by a commit, the indexer lets at least this long pass since its previous
+/// pass: a pass per commit would cost a transaction (and a short FTS segment to merge
+/// later) per commit when commits are small. Searches do not wait for it.
+const PASS_INTERVAL: Duration = Duration::from_millis(20);
 /// After an error the indexer waits this long before it tries again.
 const RETRY: Duration = Duration::from_secs(1);
 /// A reader's report of a failed search makes the indexer check the file at most this
@@ -574,29 +578,108 @@ impl Indexer {
         Ok(file_id)
     }
 
-    /// Runs one transaction of work: a rebuild chunk or a batch of events.
+    /// Runs one pass: reads what to change from one snapshot of the database, then applies
+    /// it to the search file in a transaction of its own, with the new state. The database
+    /// snapshot is let go before the index is written (FTS work is the slow part): a reader
+    /// of the database holds back checkpoints while it reads.
     fn step(&mut self) -> rusqlite::Result<Step> {
+        let Some(work) = self.read_work()? else {
+            return Ok(Step::Idle);
+        };
+        let Work {
+            from,
+            newest,
+            changes,
+            to,
+        } = match work {
+            Read::Work(work) => work,
+            Read::Diverged => return Ok(Step::Diverged),
+        };
         let tx = self.conn.unchecked_transaction()?;
-        // The search file's snapshot first; the indexer is its only writer, so this
-        // transaction's later writes never find it changed.
-        let (watermark, horizon, rebuilt_to): (i64, i64, Option<i64>) = tx
-            .prepare_cached(
-                "SELECT watermark, horizon, rebuilt_to FROM search.search_state WHERE id = 1",
-            )?
-            .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+        // The indexer is the file's only writer; should another process's store index the
+        // same file, whichever commits second finds the state moved and starts over.
+        if read_state(&tx)?.position() != from {
+            return Ok(Step::Applied(from.progress()));
+        }
+        for change in &changes {
+            match change {
+                Change::Put {
+                    pk,
+                    conversation,
+                    body,
+                } => {
+                    remove(&tx, *pk)?;
+                    add(&tx, *pk, conversation, body)?;
+                }
+                Change::Remove { pk } => remove(&tx, *pk)?,
+                Change::RemoveConversation { conversation } => {
+                    remove_conversation(&tx, conversation)?
+                }
+            }
+        }
+        match &to {
+            Position::Rebuilding { rebuilt_to, .. } => tx
+                .prepare_cached(
+                    "UPDATE search.search_state SET rebuilt_to = ?1, horizon = max(horizon, ?2) \
+                     WHERE id = 1",
+                )?
+                .execute(params![rebuilt_to, newest])?,
+            Position::Indexed { watermark, mark } => tx
+                .prepare_cached(
+                    "UPDATE search.search_state SET watermark = ?1, horizon = max(horizon, ?2), \
+                     mark_tenant = ?3, mark_seq = ?4, rebuilt_to = NULL WHERE id = 1",
+                )?
+                .execute(params![watermark, newest, mark.0, mark.1])?,
+        };
+        tx.commit()?;
+        Ok(Step::Applied(to.progress()))
+    }
+
+    /// What the next pass should change, read in one read transaction of both files.
+    fn read_work(&mut self) -> rusqlite::Result<Option<Read>> {
+        let tx = self.conn.unchecked_transaction()?;
+        let state = read_state(&tx)?;
         let newest: i64 = tx
             .prepare_cached("SELECT coalesce(max(rowid), 0) FROM main.events")?
             .query_row([], |row| row.get(0))?;
-        if newest < horizon {
-            return Ok(Step::Diverged);
+        if newest < state.horizon {
+            return Ok(Some(Read::Diverged));
         }
-        let progress = match rebuilt_to {
-            Some(after) => rebuild_chunk(&tx, after, watermark, newest)?,
-            None if newest > watermark => apply_events(&tx, watermark, newest)?,
-            None => return Ok(Step::Idle),
+        let from = state.position();
+        let (changes, to) = match &from {
+            Position::Rebuilding {
+                watermark,
+                mark,
+                rebuilt_to,
+            } => {
+                let (changes, rebuilt_to) = rebuild_chunk(&tx, rebuilt_to.unwrap_or(0))?;
+                let to = match rebuilt_to {
+                    Some(pk) => Position::Rebuilding {
+                        watermark: *watermark,
+                        mark: mark.clone(),
+                        rebuilt_to: Some(pk),
+                    },
+                    // Every message copied: the events after the watermark come next.
+                    None => Position::Indexed {
+                        watermark: *watermark,
+                        mark: mark.clone(),
+                    },
+                };
+                (changes, to)
+            }
+            Position::Indexed { watermark, mark } if newest > *watermark => {
+                let (changes, watermark, mark) = event_changes(&tx, *watermark, mark)?;
+                (changes, Position::Indexed { watermark, mark })
+            }
+            Position::Indexed { .. } => return Ok(None),
         };
-        tx.commit()?;
-        Ok(Step::Applied(progress))
+        tx.finish()?;
+        Ok(Some(Read::Work(Work {
+            from,
+            newest,
+            changes,
+            to,
+        })))
     }
 
     /// The index as it stands (after opening, before any step).
@@ -654,48 +737,137 @@ fn is_damage(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// Copies the next [`REBUILD_CHUNK`] messages after `pk` into the index.
-fn rebuild_chunk(tx: &Transaction<'_>, after: i64, watermark: i64, newest: i64) -> rusqlite::Result<Progress> {
-    let mut rows = Vec::new();
-    {
-        let mut stmt = tx
-            .prepare_cached(
-                "SELECT pk, conversation_id, body FROM main.messages \
-                 WHERE pk > ?1 AND deleted_at IS NULL ORDER BY pk LIMIT ?2",
-            )
-            ?;
-        let mut found = stmt.query(params![after, REBUILD_CHUNK])?;
-        while let Some(row) = found.next()? {
-            let (pk, conversation, body): (i64, Vec<u8>, String) =
-                (row.get(0)?, row.get(1)?, row.get(2)?);
-            rows.push((pk, conversation, body));
+/// The `search_state` row.
+struct State {
+    watermark: i64,
+    horizon: i64,
+    mark: (Option<Vec<u8>>, Option<i64>),
+    rebuilt_to: Option<i64>,
+}
+
+impl State {
+    fn position(&self) -> Position {
+        match self.rebuilt_to {
+            // `rebuilt_to` 0: nothing copied yet.
+            Some(pk) => Position::Rebuilding {
+                watermark: self.watermark,
+                mark: self.mark.clone(),
+                rebuilt_to: (pk > 0).then_some(pk),
+            },
+            None => Position::Indexed {
+                watermark: self.watermark,
+                mark: self.mark.clone(),
+            },
         }
     }
-    for (pk, conversation, body) in &rows {
-        // A chunk never sees a pk twice, but the replay after it may have: same path.
-        remove(tx, *pk)?;
-        add(tx, *pk, conversation, body)?;
-    }
-    let done = (rows.len() as i64) < REBUILD_CHUNK;
-    let rebuilt_to = if done {
-        None
-    } else {
-        rows.last().map(|(pk, ..)| *pk)
-    };
+}
+
+fn read_state(tx: &Transaction<'_>) -> rusqlite::Result<State> {
     tx.prepare_cached(
-        "UPDATE search.search_state SET rebuilt_to = ?1, horizon = max(horizon, ?2) WHERE id = 1",
-    )
-    ?
-    .execute(params![rebuilt_to, newest])
-    ?;
-    Ok(Progress {
-        ready: done,
-        watermark,
+        "SELECT watermark, horizon, mark_tenant, mark_seq, rebuilt_to FROM search.search_state \
+         WHERE id = 1",
+    )?
+    .query_row([], |row| {
+        Ok(State {
+            watermark: row.get(0)?,
+            horizon: row.get(1)?,
+            mark: (row.get(2)?, row.get(3)?),
+            rebuilt_to: row.get(4)?,
+        })
     })
 }
 
-/// Applies the events after `watermark` (up to [`EVENT_BATCH`]) and moves the watermark.
-fn apply_events(tx: &Transaction<'_>, watermark: i64, newest: i64) -> rusqlite::Result<Progress> {
+/// Where the index is: copying messages (up to `rebuilt_to`, due to replay the events
+/// after `watermark` next), or applying events (up to `watermark`). `mark` is the
+/// `(tenant, seq)` of the event at the watermark.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Position {
+    Rebuilding {
+        watermark: i64,
+        mark: (Option<Vec<u8>>, Option<i64>),
+        rebuilt_to: Option<i64>,
+    },
+    Indexed {
+        watermark: i64,
+        mark: (Option<Vec<u8>>, Option<i64>),
+    },
+}
+
+impl Position {
+    fn progress(&self) -> Progress {
+        match self {
+            Position::Rebuilding { watermark, .. } => Progress {
+                ready: false,
+                watermark: *watermark,
+            },
+            Position::Indexed { watermark, .. } => Progress {
+                ready: true,
+                watermark: *watermark,
+            },
+        }
+    }
+}
+
+/// One change to the index, in the order the log had them.
+enum Change {
+    /// The message at `pk` now reads `body` (whatever was indexed at `pk` goes).
+    Put {
+        pk: i64,
+        conversation: Vec<u8>,
+        body: String,
+    },
+    /// The message at `pk` is deleted.
+    Remove { pk: i64 },
+    /// The conversation and its messages are gone.
+    RemoveConversation { conversation: Vec<u8> },
+}
+
+/// A pass's reading: the changes, and the position they take the index from and to.
+struct Work {
+    from: Position,
+    /// The newest event of the snapshot the changes were read from: the new horizon.
+    newest: i64,
+    changes: Vec<Change>,
+    to: Position,
+}
+
+enum Read {
+    Work(Work),
+    /// The database has fewer events than the index has seen.
+    Diverged,
+}
+
+/// The next [`REBUILD_CHUNK`] messages after `pk`, and the last `pk` read (`None` once
+/// every message has been read).
+fn rebuild_chunk(tx: &Transaction<'_>, after: i64) -> rusqlite::Result<(Vec<Change>, Option<i64>)> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT pk, conversation_id, body FROM main.messages \
+         WHERE pk > ?1 AND deleted_at IS NULL ORDER BY pk LIMIT ?2",
+    )?;
+    let mut found = stmt.query(params![after, REBUILD_CHUNK])?;
+    let mut changes = Vec::new();
+    let mut last = None;
+    while let Some(row) = found.next()? {
+        let pk = row.get(0)?;
+        last = Some(pk);
+        changes.push(Change::Put {
+            pk,
+            conversation: row.get(1)?,
+            body: row.get(2)?,
+        });
+    }
+    let more = changes.len() as i64 == REBUILD_CHUNK;
+    Ok((changes, if more { last } else { None }))
+}
+
+/// The changes the events after `watermark` (up to [`EVENT_BATCH`]) ask for, with the
+/// rowid and `(tenant, seq)` of the last of them.
+#[allow(clippy::type_complexity)]
+fn event_changes(
+    tx: &Transaction<'_>,
+    watermark: i64,
+    mark: &(Option<Vec<u8>>, Option<i64>),
+) -> rusqlite::Result<(Vec<Change>, i64, (Option<Vec<u8>>, Option<i64>))> {
     struct Row {
         rowid: i64,
         tenant: Vec<u8>,
@@ -708,12 +880,10 @@ fn apply_events(tx: &Transaction<'_>, watermark: i64, newest: i64) -> rusqlite::
     {
         // Only the payload's type and message id are needed; SQLite parses the JSON once
         // per row for both.
-        let mut stmt = tx
-            .prepare_cached(
-                "SELECT rowid, tenant_id, seq, conversation_id, data ->> '$.payload.type', \
-                 data ->> '$.payload.message.id' FROM main.events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
-            )
-            ?;
+        let mut stmt = tx.prepare_cached(
+            "SELECT rowid, tenant_id, seq, conversation_id, data ->> '$.payload.type', \
+             data ->> '$.payload.message.id' FROM main.events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+        )?;
         let mut found = stmt.query(params![watermark, EVENT_BATCH])?;
         while let Some(row) = found.next()? {
             rows.push(Row {
@@ -726,9 +896,13 @@ fn apply_events(tx: &Transaction<'_>, watermark: i64, newest: i64) -> rusqlite::
             });
         }
     }
-    // Every event about a message reads its current row, so one read per message is
-    // enough however many events it has in the batch.
+    // Each message is read as it is in this snapshot, so one read per message is enough
+    // however many events it has in the batch.
     let mut done: HashSet<uuid::Uuid> = HashSet::new();
+    let mut changes = Vec::new();
+    let mut message = tx.prepare_cached(
+        "SELECT pk, conversation_id, body, deleted_at IS NOT NULL FROM main.messages WHERE id = ?1",
+    )?;
     for row in &rows {
         match row.kind.as_deref() {
             Some("message_created" | "message_updated") => {
@@ -736,60 +910,42 @@ fn apply_events(tx: &Transaction<'_>, watermark: i64, newest: i64) -> rusqlite::
                 else {
                     continue;
                 };
-                if done.insert(id) {
-                    reindex_message(tx, id)?;
+                if !done.insert(id) {
+                    continue;
+                }
+                let found: Option<(i64, Vec<u8>, String, bool)> = message
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                    .optional()?;
+                // Gone: its conversation was deleted later in the log, and that event
+                // removes its entry.
+                match found {
+                    Some((pk, conversation, body, false)) => changes.push(Change::Put {
+                        pk,
+                        conversation,
+                        body,
+                    }),
+                    Some((pk, _, _, true)) => changes.push(Change::Remove { pk }),
+                    None => {}
                 }
             }
             Some("conversation_deleted") => {
                 if let Some(conversation) = &row.conversation {
-                    remove_conversation(tx, conversation)?;
+                    changes.push(Change::RemoveConversation {
+                        conversation: conversation.clone(),
+                    });
                 }
             }
             _ => {}
         }
     }
-    let Some(last) = rows.last() else {
-        return Ok(Progress {
-            ready: true,
-            watermark,
-        });
-    };
-    tx.prepare_cached(
-        "UPDATE search.search_state SET watermark = ?1, horizon = max(horizon, ?2), \
-         mark_tenant = ?3, mark_seq = ?4 WHERE id = 1",
-    )
-    ?
-    .execute(params![last.rowid, newest, last.tenant, last.seq])
-    ?;
-    Ok(Progress {
-        ready: true,
-        watermark: last.rowid,
+    Ok(match rows.last() {
+        Some(last) => (
+            changes,
+            last.rowid,
+            (Some(last.tenant.clone()), Some(last.seq)),
+        ),
+        None => (changes, watermark, mark.clone()),
     })
-}
-
-/// Puts the message's index entry in line with its row in this snapshot: its body if it
-/// is not deleted, nothing if it is deleted or gone.
-fn reindex_message(tx: &Transaction<'_>, id: uuid::Uuid) -> rusqlite::Result<()> {
-    let found: Option<(i64, Vec<u8>, String, bool)> = tx
-        .prepare_cached(
-            "SELECT pk, conversation_id, body, deleted_at IS NOT NULL FROM main.messages WHERE id = ?1",
-        )
-        ?
-        .query_row([id], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })
-        .optional()
-        ?;
-    // Gone: its conversation was deleted later in the log, and that event removes the
-    // entry by conversation.
-    let Some((pk, conversation, body, deleted)) = found else {
-        return Ok(());
-    };
-    remove(tx, pk)?;
-    if !deleted {
-        add(tx, pk, &conversation, &body)?;
-    }
-    Ok(())
 }
 
 fn remove(tx: &Transaction<'_>, pk: i64) -> rusqlite::Result<()> {
@@ -852,7 +1008,13 @@ fn run(mut ix: Indexer, shared: &Shared, progress: &watch::Sender<Progress>) {
     let mut checked_at: Option<Instant> = None;
     // The search file's log has pages an idle TRUNCATE should clear.
     let mut dirty = false;
+    let mut last_pass: Option<Instant> = None;
     loop {
+        if let Some(last) = last_pass {
+            if shared.pause(last + PASS_INTERVAL) {
+                return;
+            }
+        }
         if verify {
             verify = false;
             checked_at = Some(Instant::now());
@@ -874,6 +1036,7 @@ fn run(mut ix: Indexer, shared: &Shared, progress: &watch::Sender<Progress>) {
                 progress.send_if_modified(|old| std::mem::replace(old, p) != p);
             }
         }
+        last_pass = Some(Instant::now());
         while ix.attached && !failed {
             if shared.stopping() {
                 return;

@@ -298,14 +298,7 @@ fn run(
         }
         followers.search.committed();
         followers.checkpoints.committed();
-        if followers.checkpoints.take_restart() {
-            // Between two transactions: copies what the checkpoint thread has not, so
-            // that the next transaction starts the log over. Busy (the checkpoint thread
-            // is at it) or blocked by a reader, it is asked for again.
-            if let Err(e) = crate::checkpoint::checkpoint(&conn, "main", "PASSIVE") {
-                tracing::warn!(error = %e, "chat-sqlite: WAL checkpoint failed");
-            }
-        }
+        followers.checkpoints.restart_if_asked(&conn);
     }
 }
 
