@@ -1097,3 +1097,120 @@ fn run(mut ix: Indexer, shared: &Shared, progress: &watch::Sender<Progress>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chat_core::store::{ConversationQuery, Scope};
+    use chat_core::{
+        Contact, ContactId, Conversation, ConversationId, MessageId, MessageKind, Mode,
+        NewMessage, Sender, Store, Tenant, TenantId, TenantSettings,
+    };
+    use rusqlite::Connection;
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    use super::{WordIndex, search_path, word_index};
+    use crate::{Options, SqliteStore, list};
+
+    /// The edit race: a reader whose database snapshot is older than the index. The
+    /// index already holds the edited body ("banana") while the reader's snapshot still
+    /// shows the old one ("apple"), and the conversation has no event after the watermark
+    /// in that snapshot. Searching through the index would miss the message; the horizon
+    /// check sends the search to the bodies instead.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_index_newer_than_the_database_snapshot_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let tenant = TenantId(Uuid::from_u128(1));
+        store
+            .insert_tenant(&Tenant {
+                id: tenant,
+                name: "T".into(),
+                settings: TenantSettings::default(),
+                created_at: now,
+            })
+            .await
+            .unwrap();
+        let contact = Contact {
+            id: ContactId(Uuid::from_u128(2)),
+            tenant_id: tenant,
+            name: Some("Ann".into()),
+            email: None,
+            phone: None,
+            address: None,
+            external_id: None,
+            metadata: BTreeMap::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        store.insert_contact(&contact).await.unwrap();
+        let c = Conversation::new(
+            ConversationId(Uuid::from_u128(3)),
+            tenant,
+            contact.id,
+            Mode::Bot,
+            now,
+        );
+        store.create_conversation(&c, vec![]).await.unwrap();
+        let posted = store
+            .append_message(NewMessage {
+                id: MessageId(Uuid::from_u128(4)),
+                tenant_id: tenant,
+                conversation_id: c.id,
+                sender: Sender::Customer,
+                kind: MessageKind::Text,
+                body: "an apple pie".into(),
+                attachments: Vec::new(),
+                reply_to: None,
+                client_message_id: None,
+                entities: Vec::new(),
+                metadata: BTreeMap::new(),
+                created_at: now,
+            })
+            .await
+            .unwrap()
+            .message;
+        store.wait_for_search_index().await.unwrap();
+
+        // A reader as the pool has them, whose database snapshot predates the edit.
+        let reader = Connection::open(&path).unwrap();
+        crate::connection::configure(&reader, &Options::default()).unwrap();
+        reader
+            .execute(
+                "ATTACH DATABASE ?1 AS search",
+                [search_path(&path).to_str().unwrap()],
+            )
+            .unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT count(*) FROM main.messages", [], |r| r.get(0))
+            .unwrap();
+
+        let mut edited = posted.clone();
+        edited.body = "a banana split".into();
+        edited.edited_at = Some(now);
+        store.update_message(&edited).await.unwrap();
+        store.wait_for_search_index().await.unwrap();
+
+        let q = ConversationQuery {
+            text: Some(" apple".into()),
+            ..ConversationQuery::new(tenant, Scope::Tenant)
+        };
+        let index = word_index(&reader);
+        assert_eq!(index, WordIndex::Scan, "the index is newer than the snapshot");
+        let found = list::list_conversations(&reader, &q, index).unwrap();
+        assert_eq!(found.items.len(), 1, "the snapshot shows \"an apple pie\"");
+        // What the index alone would have said.
+        let watermark: i64 = reader
+            .query_row("SELECT watermark FROM search.search_state", [], |r| r.get(0))
+            .unwrap();
+        let through_index =
+            list::list_conversations(&reader, &q, WordIndex::Since { watermark }).unwrap();
+        assert!(through_index.items.is_empty());
+        reader.execute_batch("COMMIT").unwrap();
+    }
+}
