@@ -14,7 +14,9 @@
 //! - `BENCH_POSTERS` (`1,16,256`): the numbers of concurrent posters to run;
 //! - `BENCH_SYNC` (`full`): `full` or `normal`;
 //! - `BENCH_CACHE_KIB` (the store's default): page cache of the store's read connections;
-//! - `BENCH_WRITER_CACHE_KIB` (the store's default): page cache of its write connection.
+//! - `BENCH_WRITER_CACHE_KIB` (the store's default): page cache of its write connection;
+//! - `BENCH_INDEX_MS`, `BENCH_CHECKPOINT_MS`, `BENCH_WAL_RESTART_PAGES` (the store's
+//!   defaults): `Options::index_interval`, `checkpoint_interval`, `wal_restart_pages`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -495,6 +497,18 @@ async fn main() {
     if let Ok(kib) = std::env::var("BENCH_WRITER_CACHE_KIB") {
         options =
             options.writer_cache_kib(kib.parse().expect("BENCH_WRITER_CACHE_KIB is a number"));
+    }
+    if let Ok(ms) = std::env::var("BENCH_INDEX_MS") {
+        let ms = ms.parse().expect("BENCH_INDEX_MS is a number");
+        options = options.index_interval(Duration::from_millis(ms));
+    }
+    if let Ok(ms) = std::env::var("BENCH_CHECKPOINT_MS") {
+        let ms = ms.parse().expect("BENCH_CHECKPOINT_MS is a number");
+        options = options.checkpoint_interval(Duration::from_millis(ms));
+    }
+    if let Ok(pages) = std::env::var("BENCH_WAL_RESTART_PAGES") {
+        let pages = pages.parse().expect("BENCH_WAL_RESTART_PAGES is a number");
+        options = options.wal_restart_pages(pages);
     }
     let (store, tenant, ids) = seeded(&path, options, conversations).await;
     store.wait_for_search_index().await.unwrap();

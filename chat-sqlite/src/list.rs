@@ -250,7 +250,8 @@ fn page_sql(q: &ConversationQuery, base: Filter) -> (String, Vec<Value>) {
         cursor_filter(&mut items, cursor);
     }
     let sql = format!(
-        "SELECT {} FROM conversations c WHERE {} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
+        // `+?`: see the note on `LIMIT` in src/read.rs.
+        "SELECT {} FROM conversations c WHERE {} ORDER BY c.updated_at DESC, c.id DESC LIMIT +?",
         conversation_columns!(),
         items.sql
     );

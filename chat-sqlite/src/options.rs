@@ -59,6 +59,11 @@ pub struct Options {
     /// Upper bound on the file size in pages (`PRAGMA max_page_count`); writes past it
     /// fail as on a full disk. Default: none.
     pub max_pages: Option<u64>,
+    /// How often, at most, the search indexer applies new events once woken by a commit.
+    /// Searches never wait for it (they read the bodies of messages changed since the
+    /// index's watermark), so this trades a little more of that reading for fewer, larger
+    /// index transactions. Default: 50 ms.
+    pub index_interval: Duration,
     /// How often, at most, the checkpoint thread copies the write-ahead log into the
     /// database while commits keep coming. The writer never checkpoints on its commit path
     /// (`wal_autocheckpoint` is off); a longer interval copies a page written many times
@@ -85,6 +90,7 @@ impl Default for Options {
             writer_cache_kib: 8 * 1024,
             conversation_cache: 16 * 1024,
             max_pages: None,
+            index_interval: Duration::from_millis(50),
             checkpoint_interval: Duration::from_millis(50),
             wal_restart_pages: 16 * 1024,
         }
@@ -143,6 +149,12 @@ impl Options {
     /// Sets [`max_pages`](Self::max_pages).
     pub fn max_pages(mut self, pages: Option<u64>) -> Self {
         self.max_pages = pages;
+        self
+    }
+
+    /// Sets [`index_interval`](Self::index_interval).
+    pub fn index_interval(mut self, interval: Duration) -> Self {
+        self.index_interval = interval;
         self
     }
 

@@ -194,3 +194,52 @@ fn text_search_looks_words_up_and_reads_only_messages_changed_since_the_index() 
     );
     assert!(p.contains("messages_id"), "{p}");
 }
+
+/// Runs `sql` three times with different values bound (a cached statement is bound again at
+/// every run) and returns how often SQLite compiled it again.
+fn reprepares(conn: &Connection, sql: &str, params: &[Value]) -> i32 {
+    for run in 0..3i64 {
+        let mut stmt = conn.prepare_cached(sql).unwrap();
+        let bound: Vec<Value> = params
+            .iter()
+            .map(|v| match v {
+                Value::Integer(n) => Value::Integer(n.saturating_sub(run)),
+                other => other.clone(),
+            })
+            .collect();
+        let mut rows = stmt.query(rusqlite::params_from_iter(bound)).unwrap();
+        while rows.next().unwrap().is_some() {}
+    }
+    conn.prepare_cached(sql)
+        .unwrap()
+        .get_status(rusqlite::StatementStatus::RePrepare)
+}
+
+#[test]
+fn hot_reads_are_not_compiled_again_at_each_run() {
+    let (conn, _dir) = database();
+    let latest = [
+        blob(),
+        blob(),
+        Value::Integer(i64::MAX),
+        Value::Integer(1),
+        Value::Integer(50),
+    ];
+    let events = [blob(), Value::Integer(0), Value::Integer(100)];
+    let queue = [blob(), Value::Integer(10)];
+    let (page, page_params) = list::page_query(
+        &ConversationQuery::new(TenantId(Uuid::nil()), Scope::Tenant),
+        WordIndex::Scan,
+    );
+    // Also once the planner has statistics (`ANALYZE`), with which it may plan by value.
+    for analyzed in [false, true] {
+        if analyzed {
+            conn.execute_batch("ANALYZE").unwrap();
+            conn.flush_prepared_statement_cache();
+        }
+        assert_eq!(reprepares(&conn, read::LATEST_MESSAGES, &latest), 0);
+        assert_eq!(reprepares(&conn, read::EVENTS_SINCE, &events), 0);
+        assert_eq!(reprepares(&conn, read::QUEUE, &queue), 0);
+        assert_eq!(reprepares(&conn, &page, &page_params), 0);
+    }
+}

@@ -101,10 +101,6 @@ const REBUILD_CHUNK: i64 = 5000;
 /// The indexer looks for new events this often even if nobody wakes it (another process
 /// may write the database), and truncates its log once it finds nothing to do.
 pub(crate) const TICK: Duration = Duration::from_secs(1);
-/// Once woken by a commit, the indexer lets at least this long pass since its previous
-/// pass: a pass per commit would cost a transaction (and a short FTS segment to merge
-/// later) per commit when commits are small. Searches do not wait for it.
-const PASS_INTERVAL: Duration = Duration::from_millis(20);
 /// After an error the indexer waits this long before it tries again.
 const RETRY: Duration = Duration::from_secs(1);
 /// A reader's report of a failed search makes the indexer check the file at most this
@@ -309,6 +305,7 @@ impl Search {
             cache_kib: options.writer_cache_kib,
             attached: false,
             file_id: 0,
+            interval: options.index_interval,
         };
         let shared = Arc::new(Shared {
             wake: Mutex::new(Wake::default()),
@@ -382,6 +379,8 @@ struct Indexer {
     cache_kib: u64,
     attached: bool,
     file_id: i64,
+    /// [`Options::index_interval`].
+    interval: Duration,
 }
 
 /// What one indexer transaction did.
@@ -842,7 +841,7 @@ enum Read {
 fn rebuild_chunk(tx: &Transaction<'_>, after: i64) -> rusqlite::Result<(Vec<Change>, Option<i64>)> {
     let mut stmt = tx.prepare_cached(
         "SELECT pk, conversation_id, body FROM main.messages \
-         WHERE pk > ?1 AND deleted_at IS NULL ORDER BY pk LIMIT ?2",
+         WHERE pk > ?1 AND deleted_at IS NULL ORDER BY pk LIMIT +?2",
     )?;
     let mut found = stmt.query(params![after, REBUILD_CHUNK])?;
     let mut changes = Vec::new();
@@ -882,7 +881,7 @@ fn event_changes(
         // per row for both.
         let mut stmt = tx.prepare_cached(
             "SELECT rowid, tenant_id, seq, conversation_id, data ->> '$.payload.type', \
-             data ->> '$.payload.message.id' FROM main.events WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+             data ->> '$.payload.message.id' FROM main.events WHERE rowid > ?1 ORDER BY rowid LIMIT +?2",
         )?;
         let mut found = stmt.query(params![watermark, EVENT_BATCH])?;
         while let Some(row) = found.next()? {
@@ -1011,7 +1010,9 @@ fn run(mut ix: Indexer, shared: &Shared, progress: &watch::Sender<Progress>) {
     let mut last_pass: Option<Instant> = None;
     loop {
         if let Some(last) = last_pass {
-            if shared.pause(last + PASS_INTERVAL) {
+            // A pass per commit would cost a transaction (and a short FTS segment to
+            // merge later) per commit when commits are small.
+            if shared.pause(last + ix.interval) {
                 return;
             }
         }
