@@ -399,6 +399,39 @@ async fn a_search_file_with_garbage_pages_is_rebuilt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_file_damaged_past_its_state_is_rebuilt_after_opening() {
+    // Header, schema and state intact (the first pages), so the file is taken at open;
+    // the index pages after them are noise, which the indexer's check finds once the
+    // readers have attached the file: it is replaced under them and they move to the new
+    // one, searching exactly all along.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let (mut both, cs, _) = filled(&db).await;
+    for i in 0..300 {
+        let body = format!("filler {i} {}", ["alpha", "bravo", "echo"][i % 3]);
+        both.post(&cs[i % 2], &body).await;
+    }
+    both.sql().wait_for_search_index().await.unwrap();
+    let (file_id, _, _) = index_state(&db);
+    both.close();
+    let file = search_file(&db);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let pages = bytes.len() / 4096;
+    assert!(pages >= 8, "{pages} pages");
+    let from = 4096 * (pages / 2);
+    let noise = garbage(bytes.len() - from);
+    bytes[from..].copy_from_slice(&noise);
+    std::fs::write(&file, bytes).unwrap();
+
+    both.reopen(&db);
+    both.assert_searches_exact().await;
+    both.sql().wait_for_search_index().await.unwrap();
+    assert_ne!(index_state(&db).0, file_id, "the search file was rebuilt");
+    assert_index_matches_messages(&db);
+    both.assert_searches_exact().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_file_of_another_layout_is_rebuilt() {
     survives(|file| {
         std::fs::remove_file(file).unwrap();
