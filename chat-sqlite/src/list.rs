@@ -158,12 +158,7 @@ fn base_filter(q: &ConversationQuery, index: WordIndex) -> Filter {
                 // its watermark (created or edited since) by reading their bodies. Index
                 // hits are checked against this snapshot's rows, so an entry that is stale
                 // can only be a candidate.
-                message_params.extend([
-                    text(&words),
-                    text(t),
-                    Value::Integer(watermark),
-                    text(t),
-                ]);
+                message_params.extend([text(&words), text(t), Value::Integer(watermark), text(t)]);
                 format!(
                     "c.id IN (SELECT m.conversation_id FROM search.message_search s JOIN messages m \
                      ON m.pk = s.rowid WHERE message_search MATCH ? AND m.deleted_at IS NULL{notes} \

@@ -139,7 +139,9 @@ pub(crate) enum WordIndex {
 /// file's state first, so that its snapshot is taken before the database's.
 pub(crate) fn word_index(conn: &Connection) -> WordIndex {
     let state = conn
-        .prepare_cached("SELECT watermark, horizon, rebuilt_to FROM search.search_state WHERE id = 1")
+        .prepare_cached(
+            "SELECT watermark, horizon, rebuilt_to FROM search.search_state WHERE id = 1",
+        )
         .and_then(|mut stmt| {
             stmt.query_row([], |row| {
                 Ok((
@@ -184,7 +186,9 @@ struct Wake {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Wake> {
-        self.wake.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.wake
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The writer committed: events may follow the watermark.
@@ -498,9 +502,11 @@ impl Indexer {
         // events than the index has seen, or other ones at the same rowids.
         let newest: i64 = self
             .conn
-            .query_row("SELECT coalesce(max(rowid), 0) FROM main.events", [], |row| {
-                row.get(0)
-            })
+            .query_row(
+                "SELECT coalesce(max(rowid), 0) FROM main.events",
+                [],
+                |row| row.get(0),
+            )
             .map_err(replace)?;
         let at_watermark: Option<(uuid::Uuid, i64)> = self
             .conn
@@ -905,7 +911,10 @@ fn event_changes(
     for row in &rows {
         match row.kind.as_deref() {
             Some("message_created" | "message_updated") => {
-                let Some(id) = row.message.as_deref().and_then(|id| id.parse::<uuid::Uuid>().ok())
+                let Some(id) = row
+                    .message
+                    .as_deref()
+                    .and_then(|id| id.parse::<uuid::Uuid>().ok())
                 else {
                     continue;
                 };
@@ -949,51 +958,36 @@ fn event_changes(
 
 fn remove(tx: &Transaction<'_>, pk: i64) -> rusqlite::Result<()> {
     let was_indexed = tx
-        .prepare_cached("DELETE FROM search.search_rows WHERE pk = ?1")
-        ?
-        .execute([pk])
-        ?
+        .prepare_cached("DELETE FROM search.search_rows WHERE pk = ?1")?
+        .execute([pk])?
         > 0;
     if was_indexed {
-        tx.prepare_cached("DELETE FROM search.message_search WHERE rowid = ?1")
-            ?
-            .execute([pk])
-            ?;
+        tx.prepare_cached("DELETE FROM search.message_search WHERE rowid = ?1")?
+            .execute([pk])?;
     }
     Ok(())
 }
 
 fn add(tx: &Transaction<'_>, pk: i64, conversation: &[u8], body: &str) -> rusqlite::Result<()> {
-    tx.prepare_cached("INSERT INTO search.message_search (rowid, body) VALUES (?1, ?2)")
-        ?
-        .execute(params![pk, body])
-        ?;
-    tx.prepare_cached("INSERT INTO search.search_rows (pk, conversation_id) VALUES (?1, ?2)")
-        ?
-        .execute(params![pk, conversation])
-        ?;
+    tx.prepare_cached("INSERT INTO search.message_search (rowid, body) VALUES (?1, ?2)")?
+        .execute(params![pk, body])?;
+    tx.prepare_cached("INSERT INTO search.search_rows (pk, conversation_id) VALUES (?1, ?2)")?
+        .execute(params![pk, conversation])?;
     Ok(())
 }
 
 /// A deleted conversation took its messages along: drops their entries.
 fn remove_conversation(tx: &Transaction<'_>, conversation: &[u8]) -> rusqlite::Result<()> {
     let pks: Vec<i64> = tx
-        .prepare_cached("SELECT pk FROM search.search_rows WHERE conversation_id = ?1")
-        ?
-        .query_map([conversation], |row| row.get(0))
-        ?
-        .collect::<rusqlite::Result<_>>()
-        ?;
-    let mut delete = tx
-        .prepare_cached("DELETE FROM search.message_search WHERE rowid = ?1")
-        ?;
+        .prepare_cached("SELECT pk FROM search.search_rows WHERE conversation_id = ?1")?
+        .query_map([conversation], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut delete = tx.prepare_cached("DELETE FROM search.message_search WHERE rowid = ?1")?;
     for pk in pks {
         delete.execute([pk])?;
     }
-    tx.prepare_cached("DELETE FROM search.search_rows WHERE conversation_id = ?1")
-        ?
-        .execute([conversation])
-        ?;
+    tx.prepare_cached("DELETE FROM search.search_rows WHERE conversation_id = ?1")?
+        .execute([conversation])?;
     Ok(())
 }
 
@@ -1049,7 +1043,10 @@ fn run(mut ix: Indexer, shared: &Shared, progress: &watch::Sender<Progress>) {
                     progress.send_replace(p);
                 }
                 Ok(Step::Diverged) => {
-                    ix.rebuild(shared, "the database has fewer events than the index has seen");
+                    ix.rebuild(
+                        shared,
+                        "the database has fewer events than the index has seen",
+                    );
                 }
                 Err(e) => {
                     failed = true;
@@ -1105,8 +1102,8 @@ mod tests {
 
     use chat_core::store::{ConversationQuery, Scope};
     use chat_core::{
-        Contact, ContactId, Conversation, ConversationId, MessageId, MessageKind, Mode,
-        NewMessage, Sender, Store, Tenant, TenantId, TenantSettings,
+        Contact, ContactId, Conversation, ConversationId, MessageId, MessageKind, Mode, NewMessage,
+        Sender, Store, Tenant, TenantId, TenantSettings,
     };
     use rusqlite::Connection;
     use time::OffsetDateTime;
@@ -1202,12 +1199,18 @@ mod tests {
             ..ConversationQuery::new(tenant, Scope::Tenant)
         };
         let index = word_index(&reader);
-        assert_eq!(index, WordIndex::Scan, "the index is newer than the snapshot");
+        assert_eq!(
+            index,
+            WordIndex::Scan,
+            "the index is newer than the snapshot"
+        );
         let found = list::list_conversations(&reader, &q, index).unwrap();
         assert_eq!(found.items.len(), 1, "the snapshot shows \"an apple pie\"");
         // What the index alone would have said.
         let watermark: i64 = reader
-            .query_row("SELECT watermark FROM search.search_state", [], |r| r.get(0))
+            .query_row("SELECT watermark FROM search.search_state", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         let through_index =
             list::list_conversations(&reader, &q, WordIndex::Since { watermark }).unwrap();

@@ -201,7 +201,9 @@ fn indexed(db: &Path, word: &str) -> Vec<i64> {
 fn assert_index_matches_messages(db: &Path) {
     let main = Connection::open(db).unwrap();
     let mut stmt = main
-        .prepare("SELECT pk, conversation_id, body FROM messages WHERE deleted_at IS NULL ORDER BY pk")
+        .prepare(
+            "SELECT pk, conversation_id, body FROM messages WHERE deleted_at IS NULL ORDER BY pk",
+        )
         .unwrap();
     let live: Vec<(i64, Vec<u8>, String)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -225,7 +227,10 @@ fn assert_index_matches_messages(db: &Path) {
         "search_rows differs from the live messages"
     );
     for (pk, _, body) in &live {
-        for word in body.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+        for word in body
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
             assert!(
                 indexed(db, word).contains(pk),
                 "message {pk} ({body:?}) is not found by {word:?}"
@@ -571,7 +576,13 @@ async fn the_wal_stays_bounded_under_continuous_writes() {
                 }
                 let c = &conversations[(i * 7919 % 200) as usize];
                 store
-                    .append_message(text(c, 10_000 + i, Sender::Customer, &"word ".repeat(400), 1))
+                    .append_message(text(
+                        c,
+                        10_000 + i,
+                        Sender::Customer,
+                        &"word ".repeat(400),
+                        1,
+                    ))
                     .await
                     .unwrap();
             }

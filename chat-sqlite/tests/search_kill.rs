@@ -17,8 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chat_core::store::{ConversationQuery, Scope};
 use chat_core::{
-    Contact, ContactId, Conversation, ConversationId, Error, Message, MessageId, MessageKind,
-    Mode, NewMessage, Sender, Store, Tenant, TenantId, TenantSettings,
+    Contact, ContactId, Conversation, ConversationId, Error, Message, MessageId, MessageKind, Mode,
+    NewMessage, Sender, Store, Tenant, TenantId, TenantSettings,
 };
 use chat_sqlite::SqliteStore;
 use rusqlite::{Connection, OpenFlags};
@@ -123,62 +123,75 @@ async fn child_posts_until_killed() {
     // Four writers, each with its own conversations' messages to edit and delete.
     let mut writers = Vec::new();
     for (w, first) in conversations.into_iter().enumerate() {
-        let store = store.clone();
-        writers.push(tokio::spawn(async move {
-            let mut rng = Rng::from_clock();
-            rng.0 ^= w as u64 + 1;
-            let mut conversation = first;
-            let mut posted: Vec<Message> = Vec::new();
-            loop {
-                match rng.below(20) {
-                    0..=12 => {
-                        let message = NewMessage {
-                            id: MessageId(Uuid::now_v7()),
-                            tenant_id: tenant,
-                            conversation_id: conversation,
-                            sender: Sender::Customer,
-                            kind: MessageKind::Text,
-                            body: rng.body(),
-                            attachments: Vec::new(),
-                            reply_to: None,
-                            client_message_id: None,
-                            entities: Vec::new(),
-                            metadata: Default::default(),
-                            created_at: OffsetDateTime::now_utc(),
-                        };
-                        posted.push(store.append_message(message).await.unwrap().message);
-                    }
-                    13..=16 if !posted.is_empty() => {
-                        let i = rng.below(posted.len() as u64) as usize;
-                        let mut edited = posted[i].clone();
-                        edited.body = rng.body();
-                        edited.edited_at = Some(OffsetDateTime::now_utc());
-                        store.update_message(&edited).await.unwrap();
-                        posted[i] = edited;
-                    }
-                    17..=18 if !posted.is_empty() => {
-                        let i = rng.below(posted.len() as u64) as usize;
-                        let mut deleted = posted.swap_remove(i);
-                        deleted.deleted_at = Some(OffsetDateTime::now_utc());
-                        store.update_message(&deleted).await.unwrap();
-                    }
-                    19 => {
-                        store
-                            .delete_conversation(tenant, conversation, OffsetDateTime::now_utc())
-                            .await
-                            .unwrap();
-                        let c = new_conversation(tenant, contact.id);
-                        store.create_conversation(&c, vec![]).await.unwrap();
-                        conversation = c.id;
-                        posted.clear();
-                    }
-                    _ => {}
-                }
-            }
-        }));
+        writers.push(tokio::spawn(write_until_killed(
+            store.clone(),
+            contact.id,
+            first,
+            w as u64 + 1,
+        )));
     }
     for w in writers {
-        w.await.unwrap();
+        w.await.unwrap().unwrap();
+    }
+}
+
+/// One writer of the child: posts (most often), edits, deletes messages, and now and then
+/// deletes its conversation for a new one. Returns only on an error.
+async fn write_until_killed(
+    store: Arc<SqliteStore>,
+    contact: ContactId,
+    first: ConversationId,
+    salt: u64,
+) -> chat_core::Result<()> {
+    let tenant = TenantId(TENANT);
+    let mut rng = Rng::from_clock();
+    rng.0 ^= salt;
+    let mut conversation = first;
+    let mut posted: Vec<Message> = Vec::new();
+    loop {
+        match rng.below(20) {
+            0..=12 => {
+                let message = NewMessage {
+                    id: MessageId(Uuid::now_v7()),
+                    tenant_id: tenant,
+                    conversation_id: conversation,
+                    sender: Sender::Customer,
+                    kind: MessageKind::Text,
+                    body: rng.body(),
+                    attachments: Vec::new(),
+                    reply_to: None,
+                    client_message_id: None,
+                    entities: Vec::new(),
+                    metadata: Default::default(),
+                    created_at: OffsetDateTime::now_utc(),
+                };
+                posted.push(store.append_message(message).await?.message);
+            }
+            13..=16 if !posted.is_empty() => {
+                let i = rng.below(posted.len() as u64) as usize;
+                let mut edited = posted[i].clone();
+                edited.body = rng.body();
+                edited.edited_at = Some(OffsetDateTime::now_utc());
+                store.update_message(&edited).await?;
+                posted[i] = edited;
+            }
+            17..=18 if !posted.is_empty() => {
+                let i = rng.below(posted.len() as u64) as usize;
+                let mut deleted = posted.swap_remove(i);
+                deleted.deleted_at = Some(OffsetDateTime::now_utc());
+                store.update_message(&deleted).await?;
+            }
+            19 => {
+                store
+                    .delete_conversation(tenant, conversation, OffsetDateTime::now_utc())
+                    .await?;
+                let c = new_conversation(tenant, contact);
+                store.create_conversation(&c, vec![]).await?;
+                conversation = c.id;
+                posted.clear();
+            }
+            _ => {}
+        }
     }
 }
 
@@ -196,7 +209,12 @@ impl Drop for Child {
 fn kill_round(db: &Path, run: Duration) {
     let mut child = Child(
         Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_posts_until_killed", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "child_posts_until_killed",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, db)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -297,10 +315,8 @@ fn assert_index_exact(db: &Path, search: &Path, live: &HashMap<i64, (Vec<u8>, St
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    let expected: HashMap<i64, Vec<u8>> = live
-        .iter()
-        .map(|(pk, (c, _))| (*pk, c.clone()))
-        .collect();
+    let expected: HashMap<i64, Vec<u8>> =
+        live.iter().map(|(pk, (c, _))| (*pk, c.clone())).collect();
     assert_eq!(rows, expected, "search_rows differs from the live messages");
     let mut matching = conn
         .prepare("SELECT rowid FROM message_search WHERE message_search MATCH ?1")
@@ -345,7 +361,10 @@ fn the_index_matches_the_messages_after_sigkill() {
         let run = Duration::from_millis(30 + rng.below(250));
         kill_round(&db, run);
         let live = live_messages(&db);
-        eprintln!("round {round}: killed after {run:?}, {} live messages", live.len());
+        eprintln!(
+            "round {round}: killed after {run:?}, {} live messages",
+            live.len()
+        );
         runtime.block_on(async {
             let store = SqliteStore::open(&db).unwrap();
             assert_searches_exact(&store, &live).await;

@@ -36,7 +36,11 @@ async fn dropping_the_store_joins_its_threads() {
         let _ = store.insert_contact(&k).await;
         let c = conversation(t.id, 3, k.id, 0);
         let _ = store.create_conversation(&c, vec![]).await;
-        let n = store.messages(&chat_core::store::MessageQuery::latest(t.id, c.id, 1000)).await.unwrap().len() as u64;
+        let n = store
+            .messages(&chat_core::store::MessageQuery::latest(t.id, c.id, 1000))
+            .await
+            .unwrap()
+            .len() as u64;
         store
             .append_message(text(&c, 100 + n, Sender::Customer, "hello there", 1))
             .await
