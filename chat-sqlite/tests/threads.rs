@@ -29,6 +29,11 @@ async fn dropping_the_store_joins_its_threads() {
     let dir = tempfile::tempdir().unwrap();
     for _ in 0..3 {
         let store = SqliteStore::open(dir.path().join("chat.db")).unwrap();
+        // A new thread names itself once it runs: give them a moment.
+        let named = std::time::Instant::now();
+        while store_threads() < 3 && named.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         assert_eq!(store_threads(), 3, "writer, indexer, checkpoints");
         let t = tenant(1);
         let _ = store.insert_tenant(&t).await;
