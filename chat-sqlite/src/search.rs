@@ -19,34 +19,39 @@
 //! # The indexer
 //!
 //! One thread with one connection: the database as `main` (only read) and the search file
-//! attached as `search`. The writer wakes it after each commit, and a timer every
-//! [`TICK`]. Each of its transactions reads one snapshot of the database: the `events`
-//! after the watermark (up to [`EVENT_BATCH`]), then for each `message_created` /
-//! `message_updated` the message's current row (indexed again, or removed if it is deleted
-//! or gone), and for each `conversation_deleted` the conversation's rows from `search_rows`
-//! (removed). Event rowids only grow, in commit order: there is one writer, and events are
-//! never deleted. A rebuild first copies every message in `pk` order, [`REBUILD_CHUNK`]
-//! per transaction, then replays the events after the watermark it started from; what
-//! changed while it copied is in those events, and applying an event means reading the
-//! message as it is now, so the replay puts every row right whatever a chunk saw.
+//! attached as `search`. The writer wakes it after each commit (it then lets
+//! [`Options::index_interval`] pass since its previous pass), and a timer every [`TICK`].
+//! A pass reads, in one short read transaction, the `events` after the watermark (up to
+//! [`EVENT_BATCH`]) and for each `message_created` / `message_updated` the message's current
+//! row (to be indexed again, or removed if it is deleted or gone), and for each
+//! `conversation_deleted` notes the conversation (its rows in `search_rows` are removed).
+//! It then applies that to the search file in a transaction of its own, with the new
+//! watermark and horizon: the database snapshot is let go before the slow FTS work, as a
+//! reader holds back checkpoints while it reads. Event rowids only grow, in commit order:
+//! there is one writer, and events are never deleted. A rebuild first copies every message
+//! in `pk` order, [`REBUILD_CHUNK`] per pass, then replays the events after the watermark it
+//! started from; what changed while it copied is in those events, and applying an event
+//! means reading the message as it is now, so the replay puts every row right whatever a
+//! chunk saw.
 //!
 //! # Searching without waiting
 //!
 //! A search reads, in one read transaction, first the state from the search file (its
 //! snapshot), then the newest event rowid from the database (its snapshot). Every change to
-//! a message appends an event naming its conversation in the same transaction, so a
-//! conversation without events after the watermark has not changed since the indexer
-//! read it: its entries are exact, and the index is asked. Conversations with events after
-//! the watermark are read in full (`contains_ci` over their bodies). The index is only used
-//! if the database snapshot has every event up to the horizon: otherwise the index could
-//! hold a body this snapshot does not show yet (an edit) and miss the one it does. Since
-//! the search file's snapshot is taken first, and the indexer commits only after reading
-//! its own database snapshot, the database snapshot is always at least as new in practice;
-//! the check makes that a guarantee instead of a property of the order in which SQLite
-//! opens the two files' snapshots. Candidates from the index are then joined with
-//! `messages` of the database snapshot and checked with `contains_ci`, so an entry that is
-//! stale (a deleted conversation whose `pk` was reused) can only be a candidate, never a
-//! result.
+//! a message appends an event about it in the same transaction, so a message without
+//! events after the watermark has not changed since the indexer last read it, and its
+//! entry is exact: the index is asked for those. The messages of the events after the
+//! watermark (posted, edited or deleted since) are read (`contains_ci` over their bodies).
+//! That holds only if the indexer read those messages from a snapshot no newer than the
+//! search's: the index could otherwise hold a body this snapshot does not show yet (an
+//! edit) and miss the one it does. So the index is used only if the database snapshot has
+//! every event up to the horizon. Since the search file's snapshot is taken first, and the
+//! indexer commits only after its database snapshot ended, that is always so in practice;
+//! the check makes it a guarantee instead of a property of the order in which SQLite opens
+//! the two files' snapshots (the test below shows the race it closes). Candidates from the
+//! index are joined with `messages` of the database snapshot and checked with
+//! `contains_ci`, so an entry that is stale (a deleted conversation's `pk`, reused) can
+//! only be a candidate, never a result.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -127,8 +132,8 @@ pub(crate) struct Progress {
 /// How the text filter finds messages by their words, decided per read snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum WordIndex {
-    /// The attached index is exact for every conversation without events after
-    /// `watermark`; those with later events are read in full.
+    /// The attached index is exact for every message without events after `watermark`;
+    /// the messages of later events are read.
     Since { watermark: i64 },
     /// No usable index (none attached, a rebuild under way, or an index newer than this
     /// snapshot): the bodies of every conversation the other filters let through are read.
@@ -1111,6 +1116,41 @@ mod tests {
 
     use super::{WordIndex, search_path, word_index};
     use crate::{Options, SqliteStore, list};
+
+    /// A reader connection as the pool makes them (`query_only`) moves to a new search
+    /// file when the indexer has replaced the one it attached.
+    #[test]
+    fn readers_follow_a_replaced_search_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let shared = store.search.shared();
+        let reader = Connection::open(&path).unwrap();
+        crate::connection::configure(&reader, &Options::default()).unwrap();
+        shared.attach_reader(&reader);
+        reader.execute_batch("PRAGMA query_only = ON").unwrap();
+        let attached = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT file_id FROM search.search_state", [], |r| r.get(0))
+                .unwrap()
+        };
+        let first = attached(&reader);
+        assert_eq!(
+            first,
+            shared.file_id.load(std::sync::atomic::Ordering::Acquire)
+        );
+
+        // What the indexer does with a damaged file, done here by hand: a new file, under
+        // the same name, with a new id.
+        drop(store);
+        std::fs::remove_file(search_path(&path)).unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        let shared = store.search.shared();
+        let second = shared.file_id.load(std::sync::atomic::Ordering::Acquire);
+        assert_ne!(second, first);
+        assert_eq!(attached(&reader), first, "still on the old file");
+        shared.attach_reader(&reader);
+        assert_eq!(attached(&reader), second);
+    }
 
     /// The edit race: a reader whose database snapshot is older than the index. The
     /// index already holds the edited body ("banana") while the reader's snapshot still

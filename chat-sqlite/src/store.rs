@@ -47,7 +47,7 @@ pub struct SqliteStore {
     // fold the logs back into the files and delete them.
     pub(crate) writer: Writer,
     readers: r2d2::Pool<SqliteConnectionManager>,
-    search: Search,
+    pub(crate) search: Search,
     /// Held for its `Drop`, which stops and joins the checkpoint thread.
     _checkpoints: Checkpoints,
 }
