@@ -72,9 +72,12 @@ pub struct Options {
     /// Size of the write-ahead log, in pages, at which the writer copies what the checkpoint
     /// thread has not yet copied (after answering its callers, before its next transaction)
     /// so that its next transaction starts the log over. Under continuous writes the
-    /// checkpoint thread never finds the log idle, so this is what bounds it; it is also the
-    /// size the log file is cut back to (`journal_size_limit`). Default: 16,384 (64 MiB of
-    /// 4 KiB pages).
+    /// checkpoint thread never finds the log idle, so this is what bounds it; the log file
+    /// is cut back to twice this size when it starts over (`journal_size_limit`), and to
+    /// nothing when the writes stop. Each restart stalls one group of writes while the
+    /// writer copies and syncs the last pages (5-25 ms measured), so a larger size means a
+    /// lower p99 commit latency under continuous writes and a larger log. Default: 32,768
+    /// (128 MiB of 4 KiB pages).
     pub wal_restart_pages: u64,
 }
 
@@ -92,7 +95,7 @@ impl Default for Options {
             max_pages: None,
             index_interval: Duration::from_millis(50),
             checkpoint_interval: Duration::from_millis(50),
-            wal_restart_pages: 16 * 1024,
+            wal_restart_pages: 32 * 1024,
         }
     }
 }
