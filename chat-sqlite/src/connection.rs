@@ -44,7 +44,10 @@ pub(crate) fn open_writer(path: &Path, options: &Options) -> Result<Connection> 
         // Cut back, when the log starts over, to twice the restart size: the log passes
         // the restart size by what the last groups added before the restart, and cutting
         // that overshoot off at every restart cost the writer the page cache's truncation.
-        options.wal_restart_pages.saturating_mul(page_size).saturating_mul(2)
+        options
+            .wal_restart_pages
+            .saturating_mul(page_size)
+            .saturating_mul(2)
     );
     conn.execute_batch(&pragmas)
         .map_err(|e| in_file(path, map(e)))?;
