@@ -157,15 +157,22 @@ fn base_filter(q: &ConversationQuery, index: WordIndex) -> Filter {
                 // The index for messages it is exact for; the messages of the events after
                 // its watermark (created or edited since) by reading their bodies. Index
                 // hits are checked against this snapshot's rows, so an entry that is stale
-                // can only be a candidate.
-                message_params.extend([text(&words), text(t), Value::Integer(watermark), text(t)]);
+                // can only be a candidate. The events are a range of rowids; `+` keeps the
+                // planner from walking the tenant's whole log by its key instead.
+                message_params.extend([
+                    text(&words),
+                    text(t),
+                    Value::Integer(watermark),
+                    blob(q.tenant.0),
+                    text(t),
+                ]);
                 format!(
                     "c.id IN (SELECT m.conversation_id FROM search.message_search s JOIN messages m \
                      ON m.pk = s.rowid WHERE message_search MATCH ? AND m.deleted_at IS NULL{notes} \
                      AND contains_ci(m.body, ?) \
                      UNION ALL SELECT m.conversation_id FROM events e JOIN messages m \
                      ON m.id = uuid_blob(e.data ->> '$.payload.message.id') WHERE e.rowid > ? \
-                     AND m.deleted_at IS NULL{notes} AND contains_ci(m.body, ?))"
+                     AND +e.tenant_id = ? AND m.deleted_at IS NULL{notes} AND contains_ci(m.body, ?))"
                 )
             }
             // Nothing to look up (e.g. "efun", the inside of a word), or no usable index:
