@@ -29,10 +29,25 @@ pub(crate) fn open_writer(path: &Path, options: &Options) -> Result<Connection> 
             Error::Storage(format!("cannot switch to WAL (journal_mode is {mode})")),
         ));
     }
+    // Checkpoints run on their own thread (src/checkpoint.rs): with the automatic
+    // checkpoint every commit that crosses 1000 WAL pages would also copy them into the
+    // database and fsync it before the writer could answer its callers.
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .map_err(|e| in_file(path, map(e)))?;
+    let page_size = u64::try_from(page_size).unwrap_or(4096);
     let pragmas = format!(
-        "PRAGMA synchronous = {}; PRAGMA cache_size = -{};",
+        "PRAGMA synchronous = {}; PRAGMA cache_size = -{}; PRAGMA wal_autocheckpoint = 0; \
+         PRAGMA journal_size_limit = {};",
         options.synchronous.pragma(),
-        options.writer_cache_kib
+        options.writer_cache_kib,
+        // Cut back, when the log starts over, to twice the restart size: the log passes
+        // the restart size by what the last groups added before the restart, and cutting
+        // that overshoot off at every restart cost the writer the page cache's truncation.
+        options
+            .wal_restart_pages
+            .saturating_mul(page_size)
+            .saturating_mul(2)
     );
     conn.execute_batch(&pragmas)
         .map_err(|e| in_file(path, map(e)))?;
@@ -44,6 +59,40 @@ pub(crate) fn open_writer(path: &Path, options: &Options) -> Result<Connection> 
             .map_err(|e| in_file(path, map(e)))?;
     }
     Ok(conn)
+}
+
+/// Opens another read-write connection to the database at `path` (which the writer has
+/// made), for the threads beside the writer (the search indexer, the checkpoints). URI
+/// file names are on so that the search file can be attached by URI, and `ATTACH` takes
+/// these flags: `CREATE` is what lets it make a missing search file.
+pub(crate) fn open_helper(path: &Path, options: &Options) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| in_file(path, map(e)))?;
+    configure(&conn, options).map_err(|e| in_file(path, e))?;
+    Ok(conn)
+}
+
+/// `file:` URI of `path` for `ATTACH`, with the query (`mode=ro`, say) appended. Only
+/// unreserved characters and `/` are left as they are; `None` for a path that is not
+/// UTF-8, which SQL text cannot carry faithfully.
+pub(crate) fn file_uri(path: &Path, query: &str) -> Option<String> {
+    let text = path.to_str()?;
+    let mut uri = String::from("file:");
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    if !query.is_empty() {
+        uri.push('?');
+        uri.push_str(query);
+    }
+    Some(uri)
 }
 
 /// Settings shared by the writer and the readers.
@@ -61,7 +110,24 @@ pub(crate) fn configure(conn: &Connection, options: &Options) -> Result<()> {
 /// `contains_ci(haystack, needle)`: chat-core's case-insensitive substring test, so SQL
 /// filters agree with [`chat_core::store::contains_ci`] to the letter (SQLite's `LIKE`
 /// folds ASCII only).
+///
+/// `uuid_blob(text)`: the 16-byte blob of a UUID in text form (as event JSON holds message
+/// ids), `NULL` for anything else; searches use it to find the messages of recent events.
 fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_scalar_function(
+        "uuid_blob",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                ValueRef::Text(bytes) => std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(|text| uuid::Uuid::parse_str(text).ok())
+                    .map(|id| id.as_bytes().to_vec()),
+                _ => None,
+            })
+        },
+    )?;
     conn.create_scalar_function(
         "contains_ci",
         2,

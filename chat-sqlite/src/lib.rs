@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod checkpoint;
 mod codec;
 mod connection;
 mod credentials;
@@ -8,6 +9,7 @@ mod list;
 mod migrations;
 mod options;
 mod read;
+mod search;
 mod store;
 mod write;
 mod writer;

@@ -14,6 +14,7 @@ use crate::codec::conversation_columns;
 use crate::codec::{limit, priority_rank};
 use crate::error::{Db, corrupt_row};
 use crate::read::conversations;
+use crate::search::WordIndex;
 
 /// SQL text with its positional parameters.
 struct Filter {
@@ -74,8 +75,9 @@ pub(crate) fn word_query(needle: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" AND "))
 }
 
-/// Everything but the mode filter and the cursor.
-fn base_filter(q: &ConversationQuery) -> Filter {
+/// Everything but the mode filter and the cursor. `index` says how the text filter may
+/// use the search file in this read snapshot (see [`crate::search`]).
+fn base_filter(q: &ConversationQuery, index: WordIndex) -> Filter {
     let mut f = Filter {
         sql: "c.tenant_id = ?".into(),
         params: vec![blob(q.tenant.0)],
@@ -145,22 +147,43 @@ fn base_filter(q: &ConversationQuery) -> Filter {
         } else {
             ""
         };
-        let words = word_query(t);
-        let messages = if words.is_some() {
-            format!(
-                "c.id IN (SELECT m.conversation_id FROM message_search s JOIN messages m ON m.pk = s.rowid \
-                 WHERE message_search MATCH ? AND m.deleted_at IS NULL{notes} AND contains_ci(m.body, ?))"
-            )
-        } else {
-            // Nothing to look up (e.g. "efun", the inside of a word): read the bodies.
-            format!(
-                "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.deleted_at IS NULL{notes} \
-                 AND contains_ci(m.body, ?))"
-            )
+        let scan = format!(
+            "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.deleted_at IS NULL{notes} \
+             AND contains_ci(m.body, ?))"
+        );
+        let mut message_params = Vec::new();
+        let messages = match (word_query(t), index) {
+            (Some(words), WordIndex::Since { watermark }) => {
+                // The index for messages it is exact for; the messages of the events after
+                // its watermark (created or edited since) by reading their bodies. Index
+                // hits are checked against this snapshot's rows, so an entry that is stale
+                // can only be a candidate. The events are a range of rowids; `+` keeps the
+                // planner from walking the tenant's whole log by its key instead.
+                message_params.extend([
+                    text(&words),
+                    text(t),
+                    Value::Integer(watermark),
+                    blob(q.tenant.0),
+                    text(t),
+                ]);
+                format!(
+                    "c.id IN (SELECT m.conversation_id FROM search.message_search s JOIN messages m \
+                     ON m.pk = s.rowid WHERE message_search MATCH ? AND m.deleted_at IS NULL{notes} \
+                     AND contains_ci(m.body, ?) \
+                     UNION ALL SELECT m.conversation_id FROM events e JOIN messages m \
+                     ON m.id = uuid_blob(e.data ->> '$.payload.message.id') WHERE e.rowid > ? \
+                     AND +e.tenant_id = ? AND m.deleted_at IS NULL{notes} AND contains_ci(m.body, ?))"
+                )
+            }
+            // Nothing to look up (e.g. "efun", the inside of a word), or no usable index:
+            // read the bodies.
+            _ => {
+                message_params.push(text(t));
+                scan
+            }
         };
         let mut params = vec![text(t), text(t), text(t)];
-        params.extend(words.map(|w| text(&w)));
-        params.push(text(t));
+        params.extend(message_params);
         f.and(
             &format!(
                 "(contains_ci(c.title, ?) OR EXISTS (SELECT 1 FROM contacts k WHERE k.id = c.contact_id \
@@ -175,8 +198,9 @@ fn base_filter(q: &ConversationQuery) -> Filter {
 pub(crate) fn list_conversations(
     conn: &Connection,
     q: &ConversationQuery,
+    index: WordIndex,
 ) -> Result<ConversationPage> {
-    let base = base_filter(q);
+    let base = base_filter(q, index);
 
     let mut counts = BTreeMap::new();
     let sql = format!(
@@ -228,7 +252,8 @@ fn page_sql(q: &ConversationQuery, base: Filter) -> (String, Vec<Value>) {
         cursor_filter(&mut items, cursor);
     }
     let sql = format!(
-        "SELECT {} FROM conversations c WHERE {} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?",
+        // `+?`: see the note on `LIMIT` in src/read.rs.
+        "SELECT {} FROM conversations c WHERE {} ORDER BY c.updated_at DESC, c.id DESC LIMIT +?",
         conversation_columns!(),
         items.sql
     );
@@ -240,8 +265,8 @@ fn page_sql(q: &ConversationQuery, base: Filter) -> (String, Vec<Value>) {
 
 /// The page query of `q` with its parameters, for query-plan tests.
 #[cfg(test)]
-pub(crate) fn page_query(q: &ConversationQuery) -> (String, Vec<Value>) {
-    page_sql(q, base_filter(q))
+pub(crate) fn page_query(q: &ConversationQuery, index: WordIndex) -> (String, Vec<Value>) {
+    page_sql(q, base_filter(q, index))
 }
 
 /// Rows strictly after the cursor in `(updated_at, id)` descending order.

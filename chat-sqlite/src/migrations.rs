@@ -32,6 +32,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0004_conversation_activity.sql"),
         fill: Some(fill_activity),
     },
+    Migration {
+        sql: include_str!("../migrations/0005_search_file.sql"),
+        fill: None,
+    },
 ];
 
 /// Version 4: copies each conversation's activity fields from its `data` into the new

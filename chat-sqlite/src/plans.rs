@@ -7,15 +7,21 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 use uuid::Uuid;
 
+use crate::search::{WordIndex, search_path};
 use crate::{SqliteStore, list, read};
 
-/// A migrated database with a few rows and fresh statistics, opened raw.
+/// A migrated database, opened raw with its search file attached as the readers have it.
 fn database() -> (Connection, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plans.db");
     drop(SqliteStore::open(&path).unwrap());
     let conn = Connection::open(&path).unwrap();
     crate::connection::configure(&conn, &crate::Options::default()).unwrap();
+    conn.execute(
+        "ATTACH DATABASE ?1 AS search",
+        [search_path(&path).to_str().unwrap()],
+    )
+    .unwrap();
     (conn, dir)
 }
 
@@ -107,7 +113,7 @@ fn agent_loads_use_the_assignment_index() {
 }
 
 fn page_plan(conn: &Connection, q: &ConversationQuery) -> String {
-    let (sql, params) = list::page_query(q);
+    let (sql, params) = list::page_query(q, WordIndex::Scan);
     plan(conn, &sql, &params)
 }
 
@@ -170,13 +176,70 @@ fn department_filter_uses_the_department_index() {
 }
 
 #[test]
-fn text_search_goes_through_the_trigram_index() {
+fn text_search_looks_words_up_and_reads_only_messages_changed_since_the_index() {
     let (conn, _dir) = database();
     let q = ConversationQuery {
         text: Some("late refund".into()),
         ..ConversationQuery::new(TenantId(Uuid::nil()), Scope::Tenant)
     };
-    let p = page_plan(&conn, &q);
+    let (sql, params) = list::page_query(&q, WordIndex::Since { watermark: 0 });
+    let p = plan(&conn, &sql, &params);
     // `M` is FTS5's MATCH constraint: the needle is looked up, not scanned for.
     assert!(p.contains("SCAN s VIRTUAL TABLE INDEX 0:M"), "{p}");
+    // The events after the watermark are a range of rowids, not a scan of the log, and
+    // their messages are found by id.
+    assert!(
+        p.contains("SEARCH e USING INTEGER PRIMARY KEY (rowid>?)"),
+        "{p}"
+    );
+    assert!(p.contains("messages_id"), "{p}");
+}
+
+/// Runs `sql` three times with different values bound (a cached statement is bound again at
+/// every run) and returns how often SQLite compiled it again.
+fn reprepares(conn: &Connection, sql: &str, params: &[Value]) -> i32 {
+    for run in 0..3i64 {
+        let mut stmt = conn.prepare_cached(sql).unwrap();
+        let bound: Vec<Value> = params
+            .iter()
+            .map(|v| match v {
+                Value::Integer(n) => Value::Integer(n.saturating_sub(run)),
+                other => other.clone(),
+            })
+            .collect();
+        let mut rows = stmt.query(rusqlite::params_from_iter(bound)).unwrap();
+        while rows.next().unwrap().is_some() {}
+    }
+    conn.prepare_cached(sql)
+        .unwrap()
+        .get_status(rusqlite::StatementStatus::RePrepare)
+}
+
+#[test]
+fn hot_reads_are_not_compiled_again_at_each_run() {
+    let (conn, _dir) = database();
+    let latest = [
+        blob(),
+        blob(),
+        Value::Integer(i64::MAX),
+        Value::Integer(1),
+        Value::Integer(50),
+    ];
+    let events = [blob(), Value::Integer(0), Value::Integer(100)];
+    let queue = [blob(), Value::Integer(10)];
+    let (page, page_params) = list::page_query(
+        &ConversationQuery::new(TenantId(Uuid::nil()), Scope::Tenant),
+        WordIndex::Scan,
+    );
+    // Also once the planner has statistics (`ANALYZE`), with which it may plan by value.
+    for analyzed in [false, true] {
+        if analyzed {
+            conn.execute_batch("ANALYZE").unwrap();
+            conn.flush_prepared_statement_cache();
+        }
+        assert_eq!(reprepares(&conn, read::LATEST_MESSAGES, &latest), 0);
+        assert_eq!(reprepares(&conn, read::EVENTS_SINCE, &events), 0);
+        assert_eq!(reprepares(&conn, read::QUEUE, &queue), 0);
+        assert_eq!(reprepares(&conn, &page, &page_params), 0);
+    }
 }

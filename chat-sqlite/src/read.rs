@@ -16,24 +16,29 @@ use crate::codec::{
 };
 use crate::error::Db;
 
+// Every `LIMIT` takes its bound value as `+?`: SQLite plans with a bare `LIMIT ?`'s value,
+// so binding it (which a cached statement does at every run) expires the statement and the
+// next run compiles it again; measured, that was most of a latest-50 read's time. The unary
+// plus makes the limit an expression the planner does not look into.
+
 /// Hot query: the newest messages of a conversation (the message window without `after`).
 pub(crate) const LATEST_MESSAGES: &str = "SELECT id, tenant_id, conversation_id, seq, sender, kind, body, \
      client_message_id, reply_to, created_at, edited_at, deleted_at, extra FROM messages \
-     WHERE conversation_id = ?1 AND tenant_id = ?2 AND seq < ?3 AND (?4 OR kind <> 'note') ORDER BY seq DESC LIMIT ?5";
+     WHERE conversation_id = ?1 AND tenant_id = ?2 AND seq < ?3 AND (?4 OR kind <> 'note') ORDER BY seq DESC LIMIT +?5";
 /// The oldest messages after a sequence (the message window with `after`).
 const MESSAGES_AFTER: &str = "SELECT id, tenant_id, conversation_id, seq, sender, kind, body, \
      client_message_id, reply_to, created_at, edited_at, deleted_at, extra FROM messages \
      WHERE conversation_id = ?1 AND tenant_id = ?2 AND seq > ?3 AND seq < ?4 AND (?5 OR kind <> 'note') \
-     ORDER BY seq ASC LIMIT ?6";
+     ORDER BY seq ASC LIMIT +?6";
 /// Hot query: the event log after a sequence.
 pub(crate) const EVENTS_SINCE: &str =
-    "SELECT data FROM events WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
+    "SELECT data FROM events WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT +?3";
 /// Hot query: the queue, highest priority first, then longest waiting.
 pub(crate) const QUEUE: &str = concat!(
     "SELECT ",
     conversation_columns!(),
     " FROM conversations WHERE tenant_id = ?1 AND mode = 'queued' \
-     ORDER BY priority DESC, queued_at ASC, id ASC LIMIT ?2"
+     ORDER BY priority DESC, queued_at ASC, id ASC LIMIT +?2"
 );
 /// Hot query: a contact by e-mail.
 pub(crate) const CONTACT_BY_EMAIL: &str =

@@ -17,15 +17,19 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 use time::OffsetDateTime;
 
-use crate::connection::{configure, in_file, open_writer};
+use crate::checkpoint::Checkpoints;
+use crate::connection::{configure, in_file, open_helper, open_writer};
 use crate::error::Db;
 use crate::migrations::migrate;
 use crate::options::Options;
-use crate::writer::Writer;
+use crate::search::{Search, WordIndex, word_index};
+use crate::writer::{Followers, Writer};
 use crate::{list, read, write};
 
-/// A [`Store`] on one SQLite file: WAL, a pool of readers off the async runtime and one
-/// writer thread that commits queued operations in groups.
+/// A [`Store`] on one SQLite file: WAL, a pool of readers off the async runtime, one
+/// writer thread that commits queued operations in groups, and beside it an indexer thread
+/// keeping the search index in `<file>-search` and a thread running the WAL checkpoints.
+/// Dropping the store finishes the queued writes and stops and joins the threads.
 ///
 /// ```no_run
 /// # async fn demo() -> chat_core::Result<()> {
@@ -38,8 +42,14 @@ use crate::{list, read, write};
 /// ```
 pub struct SqliteStore {
     path: PathBuf,
-    readers: r2d2::Pool<SqliteConnectionManager>,
+    // Dropped in this order: the writer finishes what is queued, the readers close, then
+    // the threads that follow the writer's commits stop; their connections, closing last,
+    // fold the logs back into the files and delete them.
     pub(crate) writer: Writer,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    pub(crate) search: Search,
+    /// Held for its `Drop`, which stops and joins the checkpoint thread.
+    _checkpoints: Checkpoints,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -61,17 +71,25 @@ impl SqliteStore {
     }
 
     /// Opens (or creates) the database at `path` with `options`.
+    ///
+    /// The search index lives beside it in `<path>-search` (`chat.db-search`): a cache,
+    /// made or rebuilt in the background when it is missing, damaged or made for another
+    /// database; it never keeps the store from opening, and searches stay exact while it
+    /// catches up.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let mut conn = open_writer(&path, &options)?;
         migrate(&mut conn, &path)?;
+        let search = Search::start(&path, &options)?;
 
         let init_options = options.clone();
+        let shared = search.shared();
         let manager =
             SqliteConnectionManager::file(&path).with_init(move |conn: &mut Connection| {
-                conn.execute_batch("PRAGMA query_only = ON")?;
                 configure(conn, &init_options)
-                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.to_string().into()))
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.to_string().into()))?;
+                shared.attach_reader(conn);
+                conn.execute_batch("PRAGMA query_only = ON")
             });
         let readers = r2d2::Pool::builder()
             .max_size(options.readers.max(1))
@@ -84,11 +102,27 @@ impl SqliteStore {
                     Error::Storage(format!("cannot open a read connection: {e}")),
                 )
             })?;
-        let writer = Writer::start(conn, options.max_batch, options.conversation_cache)?;
+        let checkpoints = Checkpoints::start(
+            open_helper(&path, &options)?,
+            options.checkpoint_interval,
+            options.wal_restart_pages,
+        )?;
+        let followers = Followers {
+            search: search.shared(),
+            checkpoints: checkpoints.shared(),
+        };
+        let writer = Writer::start(
+            conn,
+            options.max_batch,
+            options.conversation_cache,
+            followers,
+        )?;
         Ok(Self {
             path,
-            readers,
             writer,
+            readers,
+            search,
+            _checkpoints: checkpoints,
         })
     }
 
@@ -97,11 +131,34 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs SQLite's `PRAGMA integrity_check` and returns its findings (`["ok"]` for a
-    /// sound file).
+    /// The search index's file, beside the database: `<path>-search`. It can be deleted
+    /// while the store is closed (it is rebuilt) and need not be backed up.
+    pub fn search_path(&self) -> PathBuf {
+        crate::search::search_path(&self.path)
+    }
+
+    /// Waits until the search index has applied every event committed before the call
+    /// (and finished a rebuild, if one is under way). For tests and benchmarks: searches
+    /// never need it, they are exact whatever the index has caught up with (they read the
+    /// bodies of the conversations changed since). Fails if the indexer thread has
+    /// stopped; waits as long as the indexer keeps failing (it retries every second).
+    pub async fn wait_for_search_index(&self) -> Result<()> {
+        let target = self
+            .read(|conn| {
+                conn.query_row("SELECT coalesce(max(rowid), 0) FROM events", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .db()
+            })
+            .await?;
+        self.search.wait_for(target).await
+    }
+
+    /// Runs SQLite's `PRAGMA integrity_check` on the database file (not the search file)
+    /// and returns its findings (`["ok"]` for a sound file).
     pub async fn integrity_check(&self) -> Result<Vec<String>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare("PRAGMA integrity_check").db()?;
+            let mut stmt = conn.prepare("PRAGMA main.integrity_check").db()?;
             let rows = stmt.query_map([], |row| row.get(0)).db()?;
             rows.collect::<rusqlite::Result<Vec<String>>>().db()
         })
@@ -258,8 +315,29 @@ impl Store for SqliteStore {
 
     async fn list_conversations(&self, query: &ConversationQuery) -> Result<ConversationPage> {
         let query = query.clone();
-        self.read_snapshot(move |c| list::list_conversations(c, &query))
-            .await
+        if query.text.is_none() {
+            return self
+                .read_snapshot(move |c| list::list_conversations(c, &query, WordIndex::Scan))
+                .await;
+        }
+        let search = self.search.shared();
+        self.read(move |conn| {
+            search.attach_reader(conn);
+            let tx = conn.unchecked_transaction().db()?;
+            let index = word_index(&tx);
+            let page = match list::list_conversations(&tx, &query, index) {
+                // The index failed (a damaged search file, say): the same snapshot can
+                // still answer by reading bodies, and the indexer checks the file.
+                Err(_) if index != WordIndex::Scan => {
+                    search.suspect();
+                    list::list_conversations(&tx, &query, WordIndex::Scan)
+                }
+                other => other,
+            }?;
+            tx.finish().db()?;
+            Ok(page)
+        })
+        .await
     }
 
     async fn queue(&self, tenant: TenantId, limit: usize) -> Result<Vec<Conversation>> {

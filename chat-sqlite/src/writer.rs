@@ -23,9 +23,16 @@
 //! an operation rolled back to its savepoint forgets what it put there, a transaction that
 //! does not commit empties it, and so does a commit by any other connection (`PRAGMA
 //! data_version`, checked at the start of every transaction).
+//!
+//! After each group the thread tells its [`Followers`]: the search indexer, which applies
+//! the new events to the search file, and the checkpoint thread, which copies the log into
+//! the database. Neither work is done on the commit path; the one exception is the rare
+//! checkpoint the checkpoint thread asks for to keep the log bounded (see
+//! [`crate::checkpoint`]), which the writer runs after answering its callers.
 
 use std::collections::HashMap;
 use std::ops::Deref;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use chat_core::{Conversation, ConversationId, Error, Result, TenantId};
@@ -198,6 +205,12 @@ where
     }
 }
 
+/// Who hears about every commit.
+pub(crate) struct Followers {
+    pub(crate) search: Arc<crate::search::Shared>,
+    pub(crate) checkpoints: Arc<crate::checkpoint::Shared>,
+}
+
 /// Handle to the writer thread. Dropping it lets the thread finish the queued work,
 /// close the connection and exit; `Drop` waits for that.
 pub(crate) struct Writer {
@@ -207,12 +220,25 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the thread on `conn`.
-    pub(crate) fn start(conn: Connection, max_batch: usize, cached: usize) -> Result<Self> {
+    pub(crate) fn start(
+        conn: Connection,
+        max_batch: usize,
+        cached: usize,
+        followers: Followers,
+    ) -> Result<Self> {
         // The queue bound only adds back-pressure; a batch takes at most `max_batch`.
         let (sender, receiver) = mpsc::channel(max_batch.max(1) * 4);
         let thread = std::thread::Builder::new()
             .name("chat-sqlite-writer".into())
-            .spawn(move || run(conn, receiver, max_batch.max(1), Cache::new(cached)))
+            .spawn(move || {
+                run(
+                    conn,
+                    receiver,
+                    max_batch.max(1),
+                    Cache::new(cached),
+                    &followers,
+                )
+            })
             .map_err(|e| Error::Storage(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             sender: Some(sender),
@@ -255,6 +281,7 @@ fn run(
     mut receiver: mpsc::Receiver<Box<dyn Job>>,
     max_batch: usize,
     mut cache: Cache,
+    followers: &Followers,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
     while let Some(job) = receiver.blocking_recv() {
@@ -269,6 +296,9 @@ fn run(
         for job in batch.drain(..) {
             job.reply();
         }
+        followers.search.committed();
+        followers.checkpoints.committed();
+        followers.checkpoints.restart_if_asked(&conn);
     }
 }
 

@@ -1,0 +1,377 @@
+//! The search index survives SIGKILL: a child process posts, edits, deletes messages and
+//! deletes conversations as fast as it can and is killed at a random moment, a few times
+//! over; after each kill the store reopens, searches are exact at once, and once the
+//! indexer has caught up the index holds exactly the messages that are not deleted.
+//!
+//! The child is this test binary again, running `child_posts_until_killed` with
+//! `SEARCH_KILL_DB` set (without it that test does nothing).
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use chat_core::store::{ConversationQuery, Scope};
+use chat_core::{
+    Contact, ContactId, Conversation, ConversationId, Error, Message, MessageId, MessageKind, Mode,
+    NewMessage, Sender, Store, Tenant, TenantId, TenantSettings,
+};
+use chat_sqlite::SqliteStore;
+use rusqlite::{Connection, OpenFlags};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+const ROUNDS: usize = 6;
+const CHILD_ENV: &str = "SEARCH_KILL_DB";
+const TENANT: Uuid = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0042);
+/// Words of the bodies: fixed width, so that one is never inside another and a substring
+/// search for one means the same as a word search.
+const WORDS: usize = 24;
+
+fn word(i: usize) -> String {
+    format!("w{i:02}q")
+}
+
+/// xorshift64*, seeded from the clock: a different schedule every run, printed.
+struct Rng(u64);
+
+impl Rng {
+    fn from_clock() -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        Rng((nanos ^ u64::from(std::process::id()).rotate_left(32)) | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+
+    fn body(&mut self) -> String {
+        let n = 1 + self.below(4) as usize;
+        (0..n)
+            .map(|_| word(self.below(WORDS as u64) as usize))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn new_conversation(tenant: TenantId, contact: ContactId) -> Conversation {
+    Conversation {
+        version: 0,
+        ..Conversation::new(
+            ConversationId(Uuid::now_v7()),
+            tenant,
+            contact,
+            Mode::Bot,
+            OffsetDateTime::now_utc(),
+        )
+    }
+}
+
+/// The child: writes until killed. Prints `ready` once it has its conversations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_posts_until_killed() {
+    let Ok(db) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let store = Arc::new(SqliteStore::open(&db).unwrap());
+    let tenant = TenantId(TENANT);
+    let now = OffsetDateTime::now_utc();
+    match store
+        .insert_tenant(&Tenant {
+            id: tenant,
+            name: "Kill".into(),
+            settings: TenantSettings::default(),
+            created_at: now,
+        })
+        .await
+    {
+        Ok(()) | Err(Error::Conflict(_)) => {}
+        Err(e) => panic!("{e}"),
+    }
+    let contact = Contact {
+        id: ContactId(Uuid::now_v7()),
+        tenant_id: tenant,
+        name: Some("Kill Test".into()),
+        email: None,
+        phone: None,
+        address: None,
+        external_id: None,
+        metadata: Default::default(),
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_contact(&contact).await.unwrap();
+    let mut conversations = Vec::new();
+    for _ in 0..4 {
+        let c = new_conversation(tenant, contact.id);
+        store.create_conversation(&c, vec![]).await.unwrap();
+        conversations.push(c.id);
+    }
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+
+    // Four writers, each with its own conversations' messages to edit and delete.
+    let mut writers = Vec::new();
+    for (w, first) in conversations.into_iter().enumerate() {
+        writers.push(tokio::spawn(write_until_killed(
+            store.clone(),
+            contact.id,
+            first,
+            w as u64 + 1,
+        )));
+    }
+    for w in writers {
+        w.await.unwrap().unwrap();
+    }
+}
+
+/// One writer of the child: posts (most often), edits, deletes messages, and now and then
+/// deletes its conversation for a new one. Returns only on an error.
+async fn write_until_killed(
+    store: Arc<SqliteStore>,
+    contact: ContactId,
+    first: ConversationId,
+    salt: u64,
+) -> chat_core::Result<()> {
+    let tenant = TenantId(TENANT);
+    let mut rng = Rng::from_clock();
+    rng.0 ^= salt;
+    let mut conversation = first;
+    let mut posted: Vec<Message> = Vec::new();
+    loop {
+        match rng.below(20) {
+            0..=12 => {
+                let message = NewMessage {
+                    id: MessageId(Uuid::now_v7()),
+                    tenant_id: tenant,
+                    conversation_id: conversation,
+                    sender: Sender::Customer,
+                    kind: MessageKind::Text,
+                    body: rng.body(),
+                    attachments: Vec::new(),
+                    reply_to: None,
+                    client_message_id: None,
+                    entities: Vec::new(),
+                    metadata: Default::default(),
+                    created_at: OffsetDateTime::now_utc(),
+                };
+                posted.push(store.append_message(message).await?.message);
+            }
+            13..=16 if !posted.is_empty() => {
+                let i = rng.below(posted.len() as u64) as usize;
+                let mut edited = posted[i].clone();
+                edited.body = rng.body();
+                edited.edited_at = Some(OffsetDateTime::now_utc());
+                store.update_message(&edited).await?;
+                posted[i] = edited;
+            }
+            17..=18 if !posted.is_empty() => {
+                let i = rng.below(posted.len() as u64) as usize;
+                let mut deleted = posted.swap_remove(i);
+                deleted.deleted_at = Some(OffsetDateTime::now_utc());
+                store.update_message(&deleted).await?;
+            }
+            19 => {
+                store
+                    .delete_conversation(tenant, conversation, OffsetDateTime::now_utc())
+                    .await?;
+                let c = new_conversation(tenant, contact);
+                store.create_conversation(&c, vec![]).await?;
+                conversation = c.id;
+                posted.clear();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Kills the child when dropped, so that a failing parent does not leave it running.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the child until it says `ready`, lets it write for `run`, kills it.
+fn kill_round(db: &Path, run: Duration) {
+    let mut child = Child(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_posts_until_killed",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, db)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the child"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = received.recv_timeout(left).expect("the child got ready");
+        // The test harness prints the test's name on the same line.
+        if line.ends_with("ready") {
+            break;
+        }
+    }
+    std::thread::sleep(run);
+    child.0.kill().expect("SIGKILL the child");
+    drop(child);
+    reader.join().unwrap();
+}
+
+/// `pk -> (conversation, body)` of every message that is not deleted.
+fn live_messages(db: &Path) -> HashMap<i64, (Vec<u8>, String)> {
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT pk, conversation_id, body FROM messages WHERE deleted_at IS NULL")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Searches through the store give, for every word, the conversations that hold a live
+/// message with it.
+async fn assert_searches_exact(store: &SqliteStore, live: &HashMap<i64, (Vec<u8>, String)>) {
+    for i in 0..WORDS {
+        let w = word(i);
+        // A word that is not the first of its body (looked up in the index), and the
+        // inside of a word (read from the bodies).
+        for needle in [format!(" {w}"), w[1..].to_owned()] {
+            let expected: BTreeSet<Uuid> = live
+                .values()
+                .filter(|(_, body)| chat_core::store::contains_ci(body, &needle))
+                .map(|(c, _)| Uuid::from_slice(c).unwrap())
+                .collect();
+            let q = ConversationQuery {
+                text: Some(needle.clone()),
+                limit: 10_000,
+                ..ConversationQuery::new(TenantId(TENANT), Scope::Tenant)
+            };
+            let found: BTreeSet<Uuid> = store
+                .list_conversations(&q)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(|c| c.id.0)
+                .collect();
+            assert_eq!(found, expected, "search for {needle:?}");
+        }
+    }
+}
+
+/// The index holds exactly the live messages: the same rows, and for every word the
+/// messages whose bodies contain it.
+fn assert_index_exact(db: &Path, search: &Path, live: &HashMap<i64, (Vec<u8>, String)>) {
+    let conn = Connection::open_with_flags(search, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let integrity: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    let (watermark, rebuilt_to): (i64, Option<i64>) = conn
+        .query_row("SELECT watermark, rebuilt_to FROM search_state", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    let newest: i64 = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap()
+        .query_row("SELECT max(rowid) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((watermark, rebuilt_to), (newest, None));
+    let mut stmt = conn
+        .prepare("SELECT pk, conversation_id FROM search_rows")
+        .unwrap();
+    let rows: HashMap<i64, Vec<u8>> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let expected: HashMap<i64, Vec<u8>> =
+        live.iter().map(|(pk, (c, _))| (*pk, c.clone())).collect();
+    assert_eq!(rows, expected, "search_rows differs from the live messages");
+    let mut matching = conn
+        .prepare("SELECT rowid FROM message_search WHERE message_search MATCH ?1")
+        .unwrap();
+    for i in 0..WORDS {
+        let w = word(i);
+        let found: BTreeSet<i64> = matching
+            .query_map([format!("\"{w}\"")], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let scanned: BTreeSet<i64> = live
+            .iter()
+            .filter(|(_, (_, body))| chat_core::store::contains_ci(body, &w))
+            .map(|(pk, _)| *pk)
+            .collect();
+        assert_eq!(found, scanned, "the index and a scan disagree on {w}");
+    }
+}
+
+#[test]
+fn the_index_matches_the_messages_after_sigkill() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kill.db");
+    let search = PathBuf::from(format!("{}-search", db.display()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut rng = Rng::from_clock();
+    eprintln!("kill schedule seed {}", rng.0);
+    for round in 0..ROUNDS {
+        if round == ROUNDS / 2 {
+            // One round starts with no search file: the child rebuilds while it writes.
+            std::fs::remove_file(&search).unwrap();
+        }
+        let run = Duration::from_millis(30 + rng.below(250));
+        kill_round(&db, run);
+        let live = live_messages(&db);
+        eprintln!(
+            "round {round}: killed after {run:?}, {} live messages",
+            live.len()
+        );
+        runtime.block_on(async {
+            let store = SqliteStore::open(&db).unwrap();
+            assert_searches_exact(&store, &live).await;
+            store.wait_for_search_index().await.unwrap();
+            assert_index_exact(&db, &search, &live);
+            assert_searches_exact(&store, &live).await;
+        });
+    }
+    eprintln!("{ROUNDS} kills in {:?}", started.elapsed());
+}
