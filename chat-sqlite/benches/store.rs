@@ -11,7 +11,7 @@
 //!   raw baseline (a fifth of it with 1 poster, which waits for one fsync per message);
 //! - `BENCH_READ_MESSAGES` (1000000): messages in the read database;
 //! - `BENCH_READ_QUERIES` (20000): latest-50 reads per run;
-//! - `BENCH_POSTERS` (`1,16,256`): the numbers of concurrent posters to run;
+//! - `BENCH_POSTERS` (`1,16,256`): the numbers of concurrent posters to run (empty: reads only);
 //! - `BENCH_SYNC` (`full`): `full` or `normal`;
 //! - `BENCH_CACHE_KIB` (the store's default): page cache of the store's read connections;
 //! - `BENCH_WRITER_CACHE_KIB` (the store's default): page cache of its write connection;
@@ -526,6 +526,7 @@ async fn main() {
     let posters_list: Vec<u64> = match std::env::var("BENCH_POSTERS") {
         Ok(list) => list
             .split(',')
+            .filter(|n| !n.trim().is_empty())
             .map(|n| {
                 n.trim()
                     .parse()
