@@ -79,6 +79,14 @@ pub struct Options {
     /// lower p99 commit latency under continuous writes and a larger log. Default: 32,768
     /// (128 MiB of 4 KiB pages).
     pub wal_restart_pages: u64,
+    /// Whether a read on a multi-threaded tokio runtime runs on the calling worker
+    /// (`block_in_place`, when a read connection is free) instead of hopping to the
+    /// blocking pool and back. In place is about twice as fast for short reads (the hop
+    /// costs two thread wake-ups), but each such read starts a thread to take over the
+    /// worker's other tasks, so a process serving many idle connections holds a little
+    /// more memory (WebSocket bench: 8.9 instead of 7.5 KiB per idle socket).
+    /// Default: true.
+    pub reads_in_place: bool,
 }
 
 impl Default for Options {
@@ -96,6 +104,7 @@ impl Default for Options {
             index_interval: Duration::from_millis(50),
             checkpoint_interval: Duration::from_millis(50),
             wal_restart_pages: 32 * 1024,
+            reads_in_place: true,
         }
     }
 }
@@ -170,6 +179,12 @@ impl Options {
     /// Sets [`wal_restart_pages`](Self::wal_restart_pages) (at least 1).
     pub fn wal_restart_pages(mut self, pages: u64) -> Self {
         self.wal_restart_pages = pages.max(1);
+        self
+    }
+
+    /// Sets [`reads_in_place`](Self::reads_in_place).
+    pub fn reads_in_place(mut self, in_place: bool) -> Self {
+        self.reads_in_place = in_place;
         self
     }
 }

@@ -47,6 +47,8 @@ pub struct SqliteStore {
     // fold the logs back into the files and delete them.
     pub(crate) writer: Writer,
     readers: r2d2::Pool<SqliteConnectionManager>,
+    /// [`Options::reads_in_place`].
+    reads_in_place: bool,
     pub(crate) search: Search,
     /// Held for its `Drop`, which stops and joins the checkpoint thread.
     _checkpoints: Checkpoints,
@@ -121,6 +123,7 @@ impl SqliteStore {
             path,
             writer,
             readers,
+            reads_in_place: options.reads_in_place,
             search,
             _checkpoints: checkpoints,
         })
@@ -172,22 +175,21 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         // A read takes tens of microseconds; the hop to the blocking pool and back (two
-        // thread wake-ups) cost as much again. On a multi-threaded runtime the read runs
-        // right here instead: `block_in_place` hands this worker's other tasks to another
-        // thread while it blocks (latest-50 reads, 2 readers: 10,500 -> 20,400-22,900
-        // queries/s). A current-thread runtime cannot do that: the blocking pool it is.
+        // thread wake-ups) cost as much again. On a multi-threaded runtime, when a
+        // connection is free, the read runs right here instead: `block_in_place` hands
+        // this worker's other tasks to another thread while it blocks (latest-50 reads,
+        // 2 readers: 10,500 -> 24,600-25,200 queries/s). Only with a free connection:
+        // each such read also starts a thread to take over the worker, so reads that
+        // would wait for a connection wait on the blocking pool instead, and a burst of
+        // them (10,000 sockets subscribing) does not multiply threads. A current-thread
+        // runtime cannot block in place: the blocking pool it is.
         let multi_thread = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if multi_thread {
-            return tokio::task::block_in_place(|| {
-                let conn = self.readers.get().map_err(|e| {
-                    in_file(
-                        &self.path,
-                        Error::Storage(format!("no read connection: {e}")),
-                    )
-                })?;
-                f(&conn)
-            });
+        if self.reads_in_place
+            && multi_thread
+            && let Some(conn) = self.readers.try_get()
+        {
+            return tokio::task::block_in_place(|| f(&conn));
         }
         let pool = self.readers.clone();
         let path = self.path.clone();

@@ -283,3 +283,59 @@ async fn operations_failing_after_they_wrote_are_undone_alone_in_their_group() {
         );
     }
 }
+
+/// Many more concurrent reads than pooled connections on a multi-threaded runtime: those
+/// that find a free connection run in place, the others wait on the blocking pool; with
+/// `reads_in_place(false)` all of them go there. Every read sees the same messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_agree_in_place_or_on_the_blocking_pool() {
+    for in_place in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            chat_sqlite::SqliteStore::open_with(
+                dir.path().join("chat.db"),
+                chat_sqlite::Options::default()
+                    .readers(2)
+                    .reads_in_place(in_place),
+            )
+            .unwrap(),
+        );
+        let t = tenant(1);
+        store.insert_tenant(&t).await.unwrap();
+        let k = contact(t.id, 2, "Ann", Some("ann@example.com"));
+        store.insert_contact(&k).await.unwrap();
+        let c = conversation(t.id, 3, k.id, 0);
+        let c = store
+            .create_conversation(&c, vec![])
+            .await
+            .unwrap()
+            .conversation;
+        for i in 0..60 {
+            let m = text(
+                &c,
+                100 + i,
+                Sender::Customer,
+                &format!("m{i}"),
+                i as i64 + 1,
+            );
+            store.append_message(m).await.unwrap();
+        }
+        let reads: Vec<_> = (0..64)
+            .map(|_| {
+                let store = store.clone();
+                let q = MessageQuery::latest(c.tenant_id, c.id, 50);
+                tokio::spawn(async move {
+                    let got = store.messages(&q).await.unwrap();
+                    got.iter().map(|m| m.seq).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for r in reads {
+            assert_eq!(
+                r.await.unwrap(),
+                (11..=60).collect::<Vec<u64>>(),
+                "in place: {in_place}"
+            );
+        }
+    }
+}
