@@ -99,21 +99,30 @@ impl Shared {
 
     /// Waits until `until` unless told to stop first; `true` if told to stop.
     fn pause(&self, until: Instant) -> bool {
-        let mut state = self.lock();
-        loop {
-            if state.stop {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= until {
-                return false;
-            }
-            state = self
-                .wake
-                .wait_timeout(state, until - now)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
+        pause_until(self.lock(), &self.wake, until, |state| state.stop)
+    }
+}
+
+/// The background threads' wait (this one and the search indexer's): sleeps on `cond`
+/// until `until`, waking early to check `stopped`; `true` if it returned because of it.
+pub(crate) fn pause_until<T>(
+    mut guard: MutexGuard<'_, T>,
+    cond: &Condvar,
+    until: Instant,
+    stopped: impl Fn(&T) -> bool,
+) -> bool {
+    loop {
+        if stopped(&guard) {
+            return true;
         }
+        let now = Instant::now();
+        if now >= until {
+            return false;
+        }
+        guard = cond
+            .wait_timeout(guard, until - now)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0;
     }
 }
 

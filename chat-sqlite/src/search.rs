@@ -215,21 +215,7 @@ impl Shared {
 
     /// Waits until `until` unless told to stop first; `true` if told to stop.
     fn pause(&self, until: Instant) -> bool {
-        let mut wake = self.lock();
-        loop {
-            if wake.stop {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= until {
-                return false;
-            }
-            wake = self
-                .cond
-                .wait_timeout(wake, until - now)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
-        }
+        crate::checkpoint::pause_until(self.lock(), &self.cond, until, |wake| wake.stop)
     }
 
     /// Makes sure a read connection has the current search file attached as `search`
