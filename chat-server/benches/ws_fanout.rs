@@ -8,7 +8,8 @@
 //! Settings (environment): `WS_CLIENTS` (1000), `WS_CONVERSATIONS` (10), `WS_SENDERS` (16),
 //! `WS_IN_FLIGHT` (16), `WS_RATE` (10 msgs/s), `WS_LATENCY_SECS` (10), `WS_SATURATED_SECS`
 //! (5), `WS_IDLE_SOCKETS` (10000; 0 skips the RSS part), `WS_BARE_FRAME_BYTES` (size of
-//! the bare server's frames; default close to the chat server's event frame).
+//! the bare server's frames; default close to the chat server's event frame), `WS_ONLY=rss`
+//! (only the idle-socket part).
 
 mod common;
 
@@ -554,16 +555,21 @@ fn serve_child(kind: &str) {
     rt.shutdown_timeout(Duration::from_secs(2));
 }
 
-fn vm_rss_kib(pid: u32) -> u64 {
+/// A number from `/proc/<pid>/status` (`VmRSS:` is in KiB).
+fn proc_status(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+fn vm_rss_kib(pid: u32) -> u64 {
+    proc_status(pid, "VmRSS:")
 }
 
 /// The soft limit on open files of this process.
@@ -583,6 +589,9 @@ struct Rss {
     sockets: usize,
     before_kib: u64,
     after_kib: u64,
+    /// The server's threads once the sockets are open (each has a stack and may have a
+    /// malloc arena of its own).
+    threads: u64,
     connect_secs: f64,
 }
 
@@ -682,6 +691,7 @@ fn idle_rss(
             // Let the server settle (allocator, tasks parked).
             tokio::time::sleep(Duration::from_secs(2)).await;
             let after_kib = vm_rss_kib(pid);
+            let threads = proc_status(pid, "Threads:");
             shared.phase.store(STOP, Ordering::SeqCst);
             let _ = stop.send(true);
             for t in idle {
@@ -694,6 +704,7 @@ fn idle_rss(
                 sockets: sockets - failed,
                 before_kib,
                 after_kib,
+                threads,
                 connect_secs,
             })
         })
@@ -782,48 +793,53 @@ fn main() {
     let server_rt = common::runtime(2, "server");
     let client_rt = common::runtime(2, "clients");
 
-    // Bare broadcast server.
-    let (stop_bare, bare_stopped) = watch::channel(false);
-    let bare_addr = server_rt.block_on(async {
-        let listener = common::listen(0).expect("bind");
-        let addr = listener.local_addr().expect("address");
-        tokio::spawn(serve_bare(listener, settings.rooms, bare_stopped));
-        addr
-    });
-    let bare = client_rt.block_on(fanout(Kind::Bare, bare_addr, &[], &settings));
-    let _ = stop_bare.send(true);
-    print_fanout("bare", &bare);
+    // `WS_ONLY=rss` measures only the idle sockets (the figure that moves with per-socket
+    // state), without the minute of fan-out before it.
+    let only_rss = std::env::var("WS_ONLY").is_ok_and(|v| v == "rss");
+    if !only_rss {
+        // Bare broadcast server.
+        let (stop_bare, bare_stopped) = watch::channel(false);
+        let bare_addr = server_rt.block_on(async {
+            let listener = common::listen(0).expect("bind");
+            let addr = listener.local_addr().expect("address");
+            tokio::spawn(serve_bare(listener, settings.rooms, bare_stopped));
+            addr
+        });
+        let bare = client_rt.block_on(fanout(Kind::Bare, bare_addr, &[], &settings));
+        let _ = stop_bare.send(true);
+        print_fanout("bare", &bare);
 
-    // The real server.
-    let chat = server_rt.block_on(common::ChatServer::start(0));
-    let conversations =
-        client_rt.block_on(common::open_conversations(chat.addr, settings.rooms, 4));
-    let real = client_rt.block_on(fanout(Kind::Chat, chat.addr, &conversations, &settings));
-    print_fanout("chat-server", &real);
-    server_rt.block_on(chat.stop());
+        // The real server.
+        let chat = server_rt.block_on(common::ChatServer::start(0));
+        let conversations =
+            client_rt.block_on(common::open_conversations(chat.addr, settings.rooms, 4));
+        let real = client_rt.block_on(fanout(Kind::Chat, chat.addr, &conversations, &settings));
+        print_fanout("chat-server", &real);
+        server_rt.block_on(chat.stop());
 
-    println!(
-        "fan-out ratio chat/bare: {:.2}x deliveries/s (target >= 0.5x)",
-        ratio(real.deliveries_per_sec, bare.deliveries_per_sec)
-    );
-    println!(
-        "latency ratio chat/bare at {} msgs/s: p50 {:.2}x, p99 {:.2}x (target p99 <= 2x)",
-        settings.rate,
-        ratio(
-            f64::from(quantile(&real.latencies, 0.5)),
-            f64::from(quantile(&bare.latencies, 0.5))
-        ),
-        ratio(
-            f64::from(quantile(&real.latencies, 0.99)),
-            f64::from(quantile(&bare.latencies, 0.99))
-        ),
-    );
+        println!(
+            "fan-out ratio chat/bare: {:.2}x deliveries/s (target >= 0.5x)",
+            ratio(real.deliveries_per_sec, bare.deliveries_per_sec)
+        );
+        println!(
+            "latency ratio chat/bare at {} msgs/s: p50 {:.2}x, p99 {:.2}x (target p99 <= 2x)",
+            settings.rate,
+            ratio(
+                f64::from(quantile(&real.latencies, 0.5)),
+                f64::from(quantile(&bare.latencies, 0.5))
+            ),
+            ratio(
+                f64::from(quantile(&real.latencies, 0.99)),
+                f64::from(quantile(&bare.latencies, 0.99))
+            ),
+        );
+    }
 
     if idle_sockets > 0 {
         for kind in [Kind::Bare, Kind::Chat] {
             match idle_rss(kind, idle_sockets, settings.rooms, &client_rt) {
                 Some(r) => println!(
-                    "idle RSS {:<5}: {} idle WebSockets (opened in {:.1}s, subscribed): server VmRSS {} KiB -> {} KiB = {:.0} bytes ({:.1} KiB) per socket{}",
+                    "idle RSS {:<5}: {} idle WebSockets (opened in {:.1}s, subscribed): server VmRSS {} KiB -> {} KiB = {:.0} bytes ({:.1} KiB) per socket, {} threads{}",
                     kind.name(),
                     r.sockets,
                     r.connect_secs,
@@ -831,6 +847,7 @@ fn main() {
                     r.after_kib,
                     r.per_socket_bytes(),
                     r.per_socket_bytes() / 1024.0,
+                    r.threads,
                     if kind == Kind::Chat {
                         " (target <= 8 KB)"
                     } else {
