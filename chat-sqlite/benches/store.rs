@@ -15,6 +15,7 @@
 //! - `BENCH_SYNC` (`full`): `full` or `normal`;
 //! - `BENCH_CACHE_KIB` (the store's default): page cache of the store's read connections;
 //! - `BENCH_WRITER_CACHE_KIB` (the store's default): page cache of its write connection;
+//! - `BENCH_MMAP` (the store's default): `Options::mmap_size` of the store, in bytes;
 //! - `BENCH_INDEX_MS`, `BENCH_CHECKPOINT_MS`, `BENCH_WAL_RESTART_PAGES` (the store's
 //!   defaults): `Options::index_interval`, `checkpoint_interval`, `wal_restart_pages`.
 
@@ -493,6 +494,9 @@ async fn main() {
     let mut options = Options::default().synchronous(sync);
     if let Ok(kib) = std::env::var("BENCH_CACHE_KIB") {
         options = options.cache_kib(kib.parse().expect("BENCH_CACHE_KIB is a number"));
+    }
+    if let Ok(bytes) = std::env::var("BENCH_MMAP") {
+        options = options.mmap_size(bytes.parse().expect("BENCH_MMAP is a number of bytes"));
     }
     if let Ok(kib) = std::env::var("BENCH_WRITER_CACHE_KIB") {
         options =
