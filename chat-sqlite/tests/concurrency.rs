@@ -16,22 +16,8 @@ async fn seeded() -> (
     chat_core::Conversation,
 ) {
     let (store, dir) = store();
-    let c = seed(&store).await;
+    let c = one_conversation(&store).await;
     (store, dir, c)
-}
-
-/// A tenant, a contact and one conversation of theirs.
-async fn seed(store: &chat_sqlite::SqliteStore) -> chat_core::Conversation {
-    let t = tenant(1);
-    store.insert_tenant(&t).await.unwrap();
-    let k = contact(t.id, 2, "Ann", Some("ann@example.com"));
-    store.insert_contact(&k).await.unwrap();
-    let c = conversation(t.id, 3, k.id, 0);
-    store
-        .create_conversation(&c, vec![])
-        .await
-        .unwrap()
-        .conversation
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,7 +291,7 @@ async fn concurrent_reads_agree_in_place_or_on_the_blocking_pool() {
             )
             .unwrap(),
         );
-        let c = seed(&store).await;
+        let c = one_conversation(&store).await;
         for i in 0..60 {
             let m = text(
                 &c,

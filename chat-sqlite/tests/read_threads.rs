@@ -52,12 +52,7 @@ fn a_burst_of_reads_waits_as_tasks_not_as_threads() {
         .unwrap(),
     );
     let c = runtime.block_on(async {
-        let t = tenant(1);
-        store.insert_tenant(&t).await.unwrap();
-        let k = contact(t.id, 2, "Ann", None);
-        store.insert_contact(&k).await.unwrap();
-        let c = conversation(t.id, 3, k.id, 0);
-        store.create_conversation(&c, vec![]).await.unwrap();
+        let c = one_conversation(&store).await;
         for i in 0..20 {
             store
                 .append_message(text(&c, 100 + i, chat_core::Sender::Customer, "hi", 1))

@@ -35,12 +35,7 @@ fn a_file_that_is_not_sqlite_is_refused() {
 
 async fn filled(path: &Path) {
     let store = SqliteStore::open(path).unwrap();
-    let t = tenant(1);
-    store.insert_tenant(&t).await.unwrap();
-    let k = contact(t.id, 2, "Ann", None);
-    store.insert_contact(&k).await.unwrap();
-    let c = conversation(t.id, 3, k.id, 0);
-    store.create_conversation(&c, vec![]).await.unwrap();
+    let c = one_conversation(&store).await;
     for i in 0..200 {
         store
             .append_message(text(&c, 100 + i, Sender::Customer, &"x".repeat(500), 1))

@@ -22,6 +22,21 @@ pub fn store() -> (Arc<SqliteStore>, TempDir) {
     (Arc::new(store), dir)
 }
 
+/// A tenant (1), its contact Ann (2) and one conversation of hers (3), stored.
+pub async fn one_conversation(store: &SqliteStore) -> Conversation {
+    use chat_core::Store;
+    let t = tenant(1);
+    store.insert_tenant(&t).await.unwrap();
+    let k = contact(t.id, 2, "Ann", Some("ann@example.com"));
+    store.insert_contact(&k).await.unwrap();
+    let c = conversation(t.id, 3, k.id, 0);
+    store
+        .create_conversation(&c, vec![])
+        .await
+        .unwrap()
+        .conversation
+}
+
 /// Deterministic, distinct ids: `n` in the low bytes of a v7-shaped UUID.
 pub fn id(n: u64) -> Uuid {
     let mut bytes = [0u8; 16];
