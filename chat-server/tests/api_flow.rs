@@ -2,6 +2,7 @@
 
 mod common;
 
+use bytes::Bytes;
 use chat_core::Role;
 use hyper::{Method, StatusCode};
 use serde_json::json;
@@ -212,7 +213,7 @@ async fn passwords_changes_and_disabling_revoke_tokens() {
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
     let old = s.get("/v1/me", Some(&ann.token)).await;
     assert_eq!(
-        (old.status, old.code()),
+        (old.status, old.error_code()),
         (StatusCode::UNAUTHORIZED, "unauthorized")
     );
     let login = s
@@ -257,7 +258,7 @@ async fn passwords_changes_and_disabling_revoke_tokens() {
         )
         .await;
     assert_eq!(
-        (wrong.status, wrong.code()),
+        (wrong.status, wrong.error_code()),
         (StatusCode::UNAUTHORIZED, "unauthorized")
     );
     s.stop().await;
@@ -293,9 +294,8 @@ async fn health_readiness_metrics_and_request_ids() {
         .send(
             Method::GET,
             "/healthz",
-            None,
             &[("x-request-id", "abc-123")],
-            Default::default(),
+            Bytes::new(),
         )
         .await;
     assert_eq!(traced.headers["x-request-id"], "abc-123");
@@ -402,7 +402,7 @@ async fn an_external_bot_answers_through_the_api_only_while_the_conversation_is_
         )
         .await;
     assert_eq!(
-        (late.status, late.code()),
+        (late.status, late.error_code()),
         (StatusCode::CONFLICT, "conflict")
     );
     // Bots cannot touch staff routes or write notes.

@@ -60,10 +60,7 @@ async fn streamed_bot_replies_arrive_as_deltas_then_as_the_stored_message() {
         .on_delta(chat_server::realtime::relay_bot_deltas(bus.clone()));
     let s = common::start_full(|_| {}, |b| b.bus(bus).bot(Arc::new(bot))).await;
     let (id, visitor) = s.visitor("stream@x.example").await;
-    let url = format!(
-        "{}/v1/ws?access_token={visitor}",
-        s.base.replace("http://", "ws://")
-    );
+    let url = s.ws_url(&format!("/v1/ws?access_token={visitor}"));
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let send = |v: Value| Message::Text(Utf8Bytes::from(v.to_string()));
     ws.send(send(json!({ "type": "subscribe", "conversation_id": id })))

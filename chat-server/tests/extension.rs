@@ -139,14 +139,13 @@ async fn extension_routes_sit_beside_the_built_in_api() {
     assert_eq!(s.get("/healthz", None).await.status, StatusCode::OK);
     let missing = s.get("/api/nothing", None).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    assert_eq!(missing.code(), "not_found");
+    assert_eq!(missing.error_code(), "not_found");
 
     // CORS applies to extension routes.
     let cors = s
         .send(
             Method::GET,
             "/api/hello",
-            None,
             &[("origin", "http://localhost:3000")],
             bytes::Bytes::new(),
         )
@@ -187,11 +186,7 @@ async fn an_extension_socket_gets_history_then_live_events_once_each() {
         .await;
     assert_eq!(before.status, StatusCode::CREATED, "{}", before.text);
 
-    let url = format!(
-        "{}/api/feed?access_token={}",
-        s.base.replace("http", "ws"),
-        admin.token
-    );
+    let url = s.ws_url(&format!("/api/feed?access_token={}", admin.token));
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let after = s
         .post(&path, Some(&visitor), json!({ "body": "after" }))
@@ -220,11 +215,7 @@ async fn an_extension_socket_gets_history_then_live_events_once_each() {
     // A visitor token cannot open the staff feed's view of other conversations: it sees
     // only its own conversation's events (the engine's rule, not the extension's).
     let (other, other_visitor) = s.visitor("w@example.com").await;
-    let url = format!(
-        "{}/api/feed?access_token={}",
-        s.base.replace("http", "ws"),
-        other_visitor
-    );
+    let url = s.ws_url(&format!("/api/feed?access_token={other_visitor}"));
     let (mut theirs, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let mine = s
         .post(

@@ -21,7 +21,7 @@ async fn malformed_bodies_get_precise_errors_and_store_nothing() {
         .len();
 
     let send = |body: &'static [u8], headers: &'static [(&'static str, &'static str)]| {
-        s.send(
+        s.send_as(
             Method::POST,
             &path,
             Some(&visitor),
@@ -31,7 +31,7 @@ async fn malformed_bodies_get_precise_errors_and_store_nothing() {
     };
     let r = send(b"{\"body\": \"hi\",,}", &[JSON]).await;
     assert_eq!(
-        (r.status, r.code()),
+        (r.status, r.error_code()),
         (StatusCode::BAD_REQUEST, "malformed_json")
     );
     assert!(
@@ -44,7 +44,7 @@ async fn malformed_bodies_get_precise_errors_and_store_nothing() {
     );
     let r = send(b"{\"body\": 42}", &[JSON]).await;
     assert_eq!(
-        (r.status, r.code(), r.body["error"]["field"].as_str()),
+        (r.status, r.error_code(), r.body["error"]["field"].as_str()),
         (
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation_failed",
@@ -65,14 +65,14 @@ async fn malformed_bodies_get_precise_errors_and_store_nothing() {
     );
     let r = send(b"{\"body\": \"hi\"}", &[("content-type", "text/plain")]).await;
     assert_eq!(
-        (r.status, r.code()),
+        (r.status, r.error_code()),
         (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
     );
     let r = send(b"{\"body\": \"hi\"}", &[]).await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let long = json!({ "body": "x".repeat(10_001) }).to_string();
     let r = s
-        .send(
+        .send_as(
             Method::POST,
             &path,
             Some(&visitor),
@@ -86,7 +86,7 @@ async fn malformed_bodies_get_precise_errors_and_store_nothing() {
     );
     let huge = format!("{{\"body\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
     let r = s
-        .send(
+        .send_as(
             Method::POST,
             &path,
             Some(&visitor),
@@ -95,7 +95,7 @@ async fn malformed_bodies_get_precise_errors_and_store_nothing() {
         )
         .await;
     assert_eq!(
-        (r.status, r.code()),
+        (r.status, r.error_code()),
         (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
     );
     let r = s
@@ -141,7 +141,7 @@ async fn ids_routes_and_methods_are_checked() {
         .get("/v1/conversations/not-a-uuid", Some(&admin.token))
         .await;
     assert_eq!(
-        (r.status, r.code()),
+        (r.status, r.error_code()),
         (StatusCode::BAD_REQUEST, "invalid_id")
     );
     let r = s
@@ -150,14 +150,20 @@ async fn ids_routes_and_methods_are_checked() {
             Some(&admin.token),
         )
         .await;
-    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!(
+        (r.status, r.error_code()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
     let r = s.get("/v1/nothing-here", Some(&admin.token)).await;
-    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!(
+        (r.status, r.error_code()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
     let r = s
         .call(Method::DELETE, "/v1/agents", Some(&admin.token), None)
         .await;
     assert_eq!(
-        (r.status, r.code()),
+        (r.status, r.error_code()),
         (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
     );
     assert_eq!(r.headers["allow"], "GET, POST");
@@ -185,7 +191,7 @@ async fn ids_routes_and_methods_are_checked() {
         )
         .await;
     assert_eq!(
-        (r.status, r.code()),
+        (r.status, r.error_code()),
         (StatusCode::CONFLICT, "invalid_transition"),
         "{}",
         r.text
@@ -258,7 +264,7 @@ async fn forged_expired_and_unsigned_tokens_are_refused() {
     ] {
         let r = s.get("/v1/conversations", Some(token)).await;
         assert_eq!(
-            (r.status, r.code()),
+            (r.status, r.error_code()),
             (StatusCode::UNAUTHORIZED, "unauthorized"),
             "{name}: {}",
             r.text
@@ -274,7 +280,6 @@ async fn forged_expired_and_unsigned_tokens_are_refused() {
         .send(
             Method::GET,
             "/v1/me",
-            None,
             &[("authorization", "Basic dXNlcjpwYXNz")],
             Bytes::new(),
         )
@@ -302,7 +307,7 @@ async fn rate_limits_answer_429_with_retry_after() {
     assert!(statuses[..5].iter().all(|r| r.status == StatusCode::OK));
     let limited = statuses.last().unwrap();
     assert_eq!(
-        (limited.status, limited.code()),
+        (limited.status, limited.error_code()),
         (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
     );
     assert_eq!(limited.headers["retry-after"], "1");
@@ -316,7 +321,6 @@ async fn cors_allows_configured_origins_with_credentials() {
         .send(
             Method::OPTIONS,
             "/v1/conversations",
-            None,
             &[
                 ("origin", "http://localhost:3000"),
                 ("access-control-request-method", "POST"),
@@ -340,7 +344,6 @@ async fn cors_allows_configured_origins_with_credentials() {
         .send(
             Method::GET,
             "/healthz",
-            None,
             &[("origin", "http://localhost:3000")],
             Bytes::new(),
         )
@@ -353,7 +356,6 @@ async fn cors_allows_configured_origins_with_credentials() {
         .send(
             Method::OPTIONS,
             "/v1/conversations",
-            None,
             &[
                 ("origin", "http://evil.example"),
                 ("access-control-request-method", "POST"),
@@ -367,7 +369,6 @@ async fn cors_allows_configured_origins_with_credentials() {
         .send(
             Method::GET,
             "/healthz",
-            None,
             &[("origin", "http://evil.example")],
             Bytes::new(),
         )

@@ -18,7 +18,7 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A client whose kernel receive buffer is small, like a stalled phone on a slow link.
 async fn connect_small(s: &common::Server, token: &str) -> Ws {
-    let address: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let address = s.addr;
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(16 * 1024).unwrap();
     socket.connect(&address.into()).unwrap();
@@ -36,7 +36,7 @@ async fn connect_small(s: &common::Server, token: &str) -> Ws {
 }
 
 async fn connect(s: &common::Server, token: &str) -> Ws {
-    let url = format!("{}/v1/ws", s.base.replace("http://", "ws://"));
+    let url = s.ws_url("/v1/ws");
     let mut req = url.into_client_request().unwrap();
     req.headers_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
@@ -530,13 +530,12 @@ async fn sustained_abuse_closes_with_policy_violation() {
 async fn browsers_pass_the_token_in_the_query_or_the_subprotocol() {
     let s = common::start().await;
     let (id, visitor) = s.visitor("browser@x.example").await;
-    let base = s.base.replace("http://", "ws://");
     let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("{base}/v1/ws?access_token={visitor}"))
+        tokio_tungstenite::connect_async(s.ws_url(&format!("/v1/ws?access_token={visitor}")))
             .await
             .unwrap();
     assert_eq!(next_json(&mut ws).await["actor"]["kind"], "customer");
-    let mut req = format!("{base}/v1/ws").into_client_request().unwrap();
+    let mut req = s.ws_url("/v1/ws").into_client_request().unwrap();
     req.headers_mut().insert(
         "sec-websocket-protocol",
         format!("chat.v1, {visitor}").parse().unwrap(),
@@ -547,10 +546,9 @@ async fn browsers_pass_the_token_in_the_query_or_the_subprotocol() {
         next_json(&mut ws).await["actor"]["conversation"],
         id.as_str()
     );
-    let refused =
-        tokio_tungstenite::connect_async(format!("{base}/v1/ws?access_token=vt_forged")).await;
+    let refused = tokio_tungstenite::connect_async(s.ws_url("/v1/ws?access_token=vt_forged")).await;
     assert!(refused.is_err(), "a bad token gets no socket");
-    let anonymous = tokio_tungstenite::connect_async(format!("{base}/v1/ws")).await;
+    let anonymous = tokio_tungstenite::connect_async(s.ws_url("/v1/ws")).await;
     assert!(anonymous.is_err());
     s.stop().await;
 }

@@ -96,12 +96,12 @@ async fn upload_forms_are_read_within_bounds() {
         let s = &s;
         let visitor = visitor.clone();
         async move {
-            s.send(
+            s.send_as(
                 Method::POST,
                 "/upload",
                 Some(&visitor),
                 &[("content-type", kind.as_str())],
-                body.into(),
+                body,
             )
             .await
         }
@@ -123,13 +123,13 @@ async fn upload_forms_are_read_within_bounds() {
     ])
     .await;
     assert_eq!(
-        (three.status, three.code()),
+        (three.status, three.error_code()),
         (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
     );
     let big: &'static [u8] = Box::leak(vec![b'x'; 1025].into_boxed_slice());
     let large = send(vec![("big.png", "image/png", big)]).await;
     assert_eq!(
-        (large.status, large.code()),
+        (large.status, large.error_code()),
         (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
     );
     let exe = send(vec![("tool.exe", "application/x-msdownload", b"MZ")]).await;
@@ -139,7 +139,7 @@ async fn upload_forms_are_read_within_bounds() {
         .await;
     assert_eq!(json_body.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let broken = s
-        .send(
+        .send_as(
             Method::POST,
             "/upload",
             Some(&visitor),
@@ -148,7 +148,7 @@ async fn upload_forms_are_read_within_bounds() {
         )
         .await;
     assert_eq!(
-        (broken.status, broken.code()),
+        (broken.status, broken.error_code()),
         (StatusCode::BAD_REQUEST, "malformed_multipart")
     );
     s.stop().await;

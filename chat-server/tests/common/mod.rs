@@ -1,18 +1,14 @@
-//! A real server on 127.0.0.1:0 and a real HTTP client.
+//! A real server on 127.0.0.1:0 over a temp SQLite file, with a tenant and staff to call
+//! it as; its HTTP calls are `chat_server::testing::HttpClient`'s.
 #![allow(dead_code)]
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use chat_core::{Actor, AgentId, Backend, Engine, NewAgent, Role, TenantId, TenantSettings};
+use chat_server::testing::{HttpClient, TestServer};
 use chat_server::{Config, auth};
-use http_body_util::{BodyExt, Full};
-use hyper::{HeaderMap, Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use hyper::StatusCode;
+use serde_json::json;
 
 pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
 pub const PASSWORD: &str = "correct horse battery";
@@ -24,13 +20,19 @@ pub struct Staff {
 }
 
 pub struct Server {
-    pub base: String,
     pub engine: Engine,
     pub tenant: TenantId,
-    pub client: Client<HttpConnector, Full<Bytes>>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    http: TestServer,
+    // Dropped after `http`, so the database outlives the server that writes to it.
     _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Server {
+    type Target = HttpClient;
+
+    fn deref(&self) -> &HttpClient {
+        &self.http
+    }
 }
 
 /// The backend every server test runs on: the SQLite store on a file in a temp dir.
@@ -73,40 +75,12 @@ pub async fn start_extended(
     config.limits.per_ip_rps = 0.0;
     config.limits.per_token_rps = 0.0;
     tune(&mut config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(chat_server::run_with(
-        listener,
-        engine.clone(),
-        config,
-        extension,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    let client = Client::builder(TokioExecutor::new()).build_http();
+    let http = TestServer::start(engine.clone(), config, extension).await;
     Server {
-        base,
         engine,
         tenant,
-        client,
-        stop: Some(stop),
-        task: Some(task),
+        http,
         _dir: dir,
-    }
-}
-
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Value,
-    pub text: String,
-}
-
-impl Reply {
-    pub fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
     }
 }
 
@@ -163,78 +137,8 @@ impl Server {
         )
     }
 
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        headers: &[(&str, &str)],
-        body: Bytes,
-    ) -> Reply {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        if let Some(token) = token {
-            req = req.header("authorization", format!("Bearer {token}"));
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let response = self
-            .client
-            .request(req.body(Full::new(body)).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
-    }
-
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        match body {
-            Some(b) => {
-                self.send(
-                    method,
-                    path,
-                    token,
-                    &[("content-type", "application/json")],
-                    Bytes::from(b.to_string()),
-                )
-                .await
-            }
-            None => self.send(method, path, token, &[], Bytes::new()).await,
-        }
-    }
-
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.call(Method::GET, path, token, None).await
-    }
-
-    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
-        self.call(Method::POST, path, token, Some(body)).await
-    }
-
     /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
-        }
+    pub async fn stop(self) {
+        self.http.stop().await;
     }
 }
