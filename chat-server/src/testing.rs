@@ -238,6 +238,12 @@ impl HttpClient {
         self.json(Method::PUT, path, token, Some(body)).await
     }
 
+    /// `PATCH` with a JSON body: the message-center and live-chat templates update chats
+    /// and sessions with it, so their tests need it as often as [`post`](Self::post).
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.json(Method::PATCH, path, token, Some(body)).await
+    }
+
     /// `DELETE`.
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
         self.json(Method::DELETE, path, token, None).await
