@@ -1,4 +1,5 @@
-//! The template on a real listener over a temp database, and a small HTTP client.
+//! The template on a real listener over a temp database, with the server library's test
+//! client.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -32,39 +33,19 @@ pub async fn start(dir: &Path) -> Server {
     }
 }
 
+impl std::ops::Deref for Server {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.http
+    }
+}
+
 impl Server {
-    /// A request with a JSON body (when given) and a bearer token (when given).
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        match body {
-            Some(_) => self.http.json(method, path, token, body).await,
-            None => {
-                let bearer = token.map(|t| format!("Bearer {t}"));
-                let headers: Vec<(&str, &str)> = bearer
-                    .as_deref()
-                    .map(|b| ("authorization", b))
-                    .into_iter()
-                    .collect();
-                self.http.send(method, path, &headers, "").await
-            }
-        }
-    }
-
+    /// Shadows [`HttpClient::get`](chat_server::testing::HttpClient::get), which sends
+    /// `Content-Type: application/json`: the document's GETs carry no body and no type.
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.call(Method::GET, path, token, None).await
-    }
-
-    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
-        self.call(Method::POST, path, token, Some(body)).await
-    }
-
-    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
-        self.call(Method::PATCH, path, token, Some(body)).await
+        self.http.call(Method::GET, path, token, None).await
     }
 
     /// `POST /auth/login` as in the document's curl command; returns the access token.
