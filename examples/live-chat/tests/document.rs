@@ -11,7 +11,7 @@ async fn create_session_answers_the_documented_shape_with_a_server_issued_id() {
     let dir = tempfile::tempdir().unwrap();
     let s = common::start(dir.path()).await;
     let created = s
-        .send(
+        .send_as(
             hyper::Method::POST,
             "/api/live-chat/sessions",
             None,
@@ -191,7 +191,9 @@ async fn the_guest_routes_follow_the_document() {
     assert_eq!(ended.body["data"]["sessionId"], sid.as_str());
     assert_eq!(ended.body["data"]["status"], "closed");
     assert!(ended.body["data"]["endedAt"].is_string());
-    let again = s.patch(&format!("{base}/end"), None, json!(null)).await;
+    let again = s
+        .call(hyper::Method::PATCH, &format!("{base}/end"), None, None)
+        .await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
     assert_eq!(again.body["message"], "Chat session already ended");
 
@@ -468,9 +470,7 @@ async fn the_admin_routes_follow_the_document() {
     assert_eq!(history.body["data"][1]["rating"], json!({ "score": 5 }));
     assert!(history.body["data"][1]["endedAt"].is_string());
 
-    let deleted = s
-        .call(hyper::Method::DELETE, &base, admin, json!(null))
-        .await;
+    let deleted = s.call(hyper::Method::DELETE, &base, admin, None).await;
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
     assert_eq!(
         deleted.body,

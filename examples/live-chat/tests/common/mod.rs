@@ -1,5 +1,5 @@
-//! The template on a real listener (127.0.0.1:0) over a temp SQLite file, a real HTTP
-//! client and real WebSocket clients.
+//! The template on a real listener (127.0.0.1:0) over a temp SQLite file, the server
+//! library's test client and real WebSocket clients.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -72,53 +72,20 @@ pub async fn start_with(dir: &std::path::Path, options: Options) -> Server {
     }
 }
 
+impl std::ops::Deref for Server {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.http
+    }
+}
+
 impl Server {
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        headers: &[(&str, &str)],
-        body: Vec<u8>,
-    ) -> Reply {
-        let bearer = token.map(|t| format!("Bearer {t}"));
-        let mut all: Vec<(&str, &str)> = headers.to_vec();
-        if let Some(b) = &bearer {
-            all.push(("authorization", b.as_str()));
-        }
-        self.http.send(method, path, &all, body).await
-    }
-
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Value,
-    ) -> Reply {
-        let bytes = if body.is_null() {
-            Vec::new()
-        } else {
-            body.to_string().into_bytes()
-        };
-        let headers: &[(&str, &str)] = if body.is_null() {
-            &[]
-        } else {
-            &[("content-type", "application/json")]
-        };
-        self.send(method, path, token, headers, bytes).await
-    }
-
+    /// Shadows [`HttpClient::get`](chat_server::testing::HttpClient::get), which sends
+    /// `Content-Type: application/json`: the widget's and dashboard's GETs carry no body
+    /// and no type.
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.call(Method::GET, path, token, Value::Null).await
-    }
-
-    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
-        self.call(Method::POST, path, token, body).await
-    }
-
-    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
-        self.call(Method::PATCH, path, token, body).await
+        self.http.call(Method::GET, path, token, None).await
     }
 
     /// Posts a multipart form: text fields, then files `(field, name, type, bytes)`.
@@ -134,14 +101,15 @@ impl Server {
             .map(|(f, n, t, b)| (*f, *n, *t, b.as_slice()))
             .collect();
         let (content_type, body) = chat_server::testing::multipart(fields, &files);
-        self.send(
-            Method::POST,
-            path,
-            token,
-            &[("content-type", &content_type)],
-            body,
-        )
-        .await
+        self.http
+            .send_as(
+                Method::POST,
+                path,
+                token,
+                &[("content-type", &content_type)],
+                body,
+            )
+            .await
     }
 
     /// Creates the document's session; returns the server-issued session id.
@@ -154,13 +122,13 @@ impl Server {
             .to_owned()
     }
 
-    pub fn ws_url(&self, query: &str) -> String {
+    fn socket_url(&self, query: &str) -> String {
         self.http.ws_url(&format!("/ws/live-chat?{query}"))
     }
 
     /// Opens a socket and reads its `connection_established` frame.
     pub async fn socket(&self, query: &str) -> Ws {
-        let (ws, _) = tokio_tungstenite::connect_async(self.ws_url(query))
+        let (ws, _) = tokio_tungstenite::connect_async(self.socket_url(query))
             .await
             .unwrap();
         let mut ws = Ws(ws);
@@ -172,7 +140,7 @@ impl Server {
 
     /// The HTTP status a refused socket gets.
     pub async fn socket_refused(&self, query: &str) -> StatusCode {
-        match tokio_tungstenite::connect_async(self.ws_url(query)).await {
+        match tokio_tungstenite::connect_async(self.socket_url(query)).await {
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status(),
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("the socket opened"),
