@@ -410,13 +410,11 @@ async fn the_rest_table_edits_deletes_pages_uploads_and_counts() {
         &[("file", "look.png", "image/png", b"PNG fake image")],
     );
     let uploaded = s
-        .send(
+        .send_as(
             Method::POST,
             "/api/v1/chat/upload",
-            &[
-                ("content-type", content_type.as_str()),
-                ("authorization", &format!("Bearer {customer}")),
-            ],
+            Some(&customer),
+            &[("content-type", content_type.as_str())],
             body,
         )
         .await;
@@ -440,13 +438,11 @@ async fn the_rest_table_edits_deletes_pages_uploads_and_counts() {
         &[("file", "run.exe", "application/octet-stream", b"MZ")],
     );
     let refused = s
-        .send(
+        .send_as(
             Method::POST,
             "/api/v1/chat/upload",
-            &[
-                ("content-type", content_type.as_str()),
-                ("authorization", &format!("Bearer {customer}")),
-            ],
+            Some(&customer),
+            &[("content-type", content_type.as_str())],
             body,
         )
         .await;
