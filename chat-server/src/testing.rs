@@ -228,6 +228,13 @@ impl HttpClient {
         self.json(Method::GET, path, token, None).await
     }
 
+    /// `GET` as a browser's `fetch` or curl sends it, with no `Content-Type`:
+    /// [`get`](Self::get) declares `application/json` on its empty body, and the
+    /// message-center and live-chat tests replay their documents' requests as written.
+    pub async fn fetch(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call(Method::GET, path, token, None).await
+    }
+
     /// `POST` with a JSON body.
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
         self.json(Method::POST, path, token, Some(body)).await
