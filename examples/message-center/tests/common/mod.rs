@@ -4,9 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-pub use chat_server::testing::Reply;
 use chat_server::testing::TestServer;
-use hyper::{Method, StatusCode};
+use hyper::StatusCode;
 use serde_json::{Value, json};
 
 pub struct Server {
@@ -42,12 +41,6 @@ impl std::ops::Deref for Server {
 }
 
 impl Server {
-    /// Shadows [`HttpClient::get`](chat_server::testing::HttpClient::get), which sends
-    /// `Content-Type: application/json`: the document's GETs carry no body and no type.
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.http.call(Method::GET, path, token, None).await
-    }
-
     /// `POST /auth/login` as in the document's curl command; returns the access token.
     pub async fn login(&self, identifier: &str, password: &str) -> String {
         let reply = self
