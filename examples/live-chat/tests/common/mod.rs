@@ -81,13 +81,6 @@ impl std::ops::Deref for Server {
 }
 
 impl Server {
-    /// Shadows [`HttpClient::get`](chat_server::testing::HttpClient::get), which sends
-    /// `Content-Type: application/json`: the widget's and dashboard's GETs carry no body
-    /// and no type.
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.http.call(Method::GET, path, token, None).await
-    }
-
     /// Posts a multipart form: text fields, then files `(field, name, type, bytes)`.
     pub async fn multipart(
         &self,
