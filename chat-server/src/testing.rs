@@ -223,15 +223,8 @@ impl HttpClient {
         }
     }
 
-    /// `GET`.
+    /// `GET` as a browser's `fetch` or curl sends it: no body, so no `Content-Type`.
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.json(Method::GET, path, token, None).await
-    }
-
-    /// `GET` as a browser's `fetch` or curl sends it, with no `Content-Type`:
-    /// [`get`](Self::get) declares `application/json` on its empty body, and the
-    /// message-center and live-chat tests replay their documents' requests as written.
-    pub async fn fetch(&self, path: &str, token: Option<&str>) -> Reply {
         self.call(Method::GET, path, token, None).await
     }
 

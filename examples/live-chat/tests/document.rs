@@ -102,7 +102,7 @@ async fn the_guest_routes_follow_the_document() {
     assert_eq!(empty.status, StatusCode::BAD_REQUEST);
     assert_eq!(empty.body["message"], "Message content is required");
 
-    let details = s.fetch(&base, None).await;
+    let details = s.get(&base, None).await;
     assert_eq!(details.status, StatusCode::OK);
     assert_eq!(details.body["success"], true);
     assert_eq!(details.body["data"]["sessionId"], sid.as_str());
@@ -123,14 +123,14 @@ async fn the_guest_routes_follow_the_document() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    let details = s.fetch(&base, None).await;
+    let details = s.get(&base, None).await;
     assert_eq!(details.body["data"]["status"], "active");
     assert_eq!(
         details.body["data"]["assignedAgent"],
         json!({ "_id": s.jane.id, "firstName": "Jane", "lastName": "Smith" })
     );
 
-    let page = s.fetch(&format!("{base}/messages"), None).await;
+    let page = s.get(&format!("{base}/messages"), None).await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(
         (
@@ -149,7 +149,7 @@ async fn the_guest_routes_follow_the_document() {
     assert_eq!(data[3]["agentName"], "Jane Smith");
     assert_eq!(data[1]["isRead"], false);
     let second = s
-        .fetch(&format!("{base}/messages?page=2&limit=3"), None)
+        .get(&format!("{base}/messages?page=2&limit=3"), None)
         .await;
     assert_eq!(
         (
@@ -233,7 +233,7 @@ async fn the_admin_routes_follow_the_document() {
     )
     .await;
 
-    let list = s.fetch("/api/admin/live-chat/sessions", admin).await;
+    let list = s.get("/api/admin/live-chat/sessions", admin).await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.body);
     assert_eq!(list.body["success"], true);
     assert_eq!(
@@ -256,19 +256,19 @@ async fn the_admin_routes_follow_the_document() {
     assert_eq!(first["messageCount"], 2);
     assert_eq!(first["unreadCount"], 1);
     let searched = s
-        .fetch("/api/admin/live-chat/sessions?search=ann@example", admin)
+        .get("/api/admin/live-chat/sessions?search=ann@example", admin)
         .await;
     assert_eq!(searched.body["total"], 1);
     assert_eq!(searched.body["data"][0]["sessionId"], other.as_str());
     let by_id = s
-        .fetch(
+        .get(
             &format!("/api/admin/live-chat/sessions?search={sid}"),
             admin,
         )
         .await;
     assert_eq!(by_id.body["data"][0]["sessionId"], sid.as_str());
     let unassigned = s
-        .fetch(
+        .get(
             "/api/admin/live-chat/sessions?assignedAgent=unassigned&department=general&priority=medium&page=1&limit=1",
             admin,
         )
@@ -380,7 +380,7 @@ async fn the_admin_routes_follow_the_document() {
         })
     );
 
-    let details = s.fetch(&base, admin).await;
+    let details = s.get(&base, admin).await;
     assert_eq!(details.status, StatusCode::OK);
     let session = &details.body["data"]["session"];
     assert_eq!(session["status"], "active");
@@ -423,7 +423,7 @@ async fn the_admin_routes_follow_the_document() {
         json!({ "score": 5, "feedback": "Great help!" }),
     )
     .await;
-    let analytics = s.fetch("/api/admin/live-chat/analytics", admin).await;
+    let analytics = s.get("/api/admin/live-chat/analytics", admin).await;
     assert_eq!(analytics.status, StatusCode::OK, "{}", analytics.body);
     let data = &analytics.body["data"];
     assert_eq!(data["overview"]["totalSessions"], 2);
@@ -437,7 +437,7 @@ async fn the_admin_routes_follow_the_document() {
     assert_eq!(data["topAgents"][0]["_id"], s.bob.id.as_str());
     assert_eq!(data["topAgents"][0]["sessionsHandled"], 1);
     let old = s
-        .fetch(
+        .get(
             "/api/admin/live-chat/analytics?startDate=2024-11-01&endDate=2024-12-01T00:00:00.000Z",
             admin,
         )
@@ -450,7 +450,7 @@ async fn the_admin_routes_follow_the_document() {
 
     let again = s.session(john()).await;
     let history = s
-        .fetch(
+        .get(
             "/api/admin/live-chat/customers/john%40example.com/history",
             admin,
         )
@@ -476,9 +476,7 @@ async fn the_admin_routes_follow_the_document() {
         deleted.body,
         json!({ "success": true, "message": "Session and all messages deleted successfully" })
     );
-    let gone = s
-        .fetch(&format!("/api/live-chat/sessions/{sid}"), None)
-        .await;
+    let gone = s.get(&format!("/api/live-chat/sessions/{sid}"), None).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     assert_eq!(
         gone.body,
@@ -503,7 +501,7 @@ async fn the_demo_chat_is_the_documents_example_and_is_seeded_once() {
     // The template on the same database serves it to the guest holding the id.
     let s = common::start(dir.path()).await;
     let messages = s
-        .fetch(&format!("/api/live-chat/sessions/{first}/messages"), None)
+        .get(&format!("/api/live-chat/sessions/{first}/messages"), None)
         .await;
     assert_eq!(messages.status, StatusCode::OK, "{}", messages.body);
     let contents: Vec<_> = messages.body["data"]

@@ -95,7 +95,7 @@ async fn the_react_widget_flow() {
         (Some(message_id), Some("user"))
     );
     let history = s
-        .fetch(&format!("/api/live-chat/sessions/{sid}/messages"), None)
+        .get(&format!("/api/live-chat/sessions/{sid}/messages"), None)
         .await;
     let read = history.body["data"]
         .as_array()
@@ -139,7 +139,7 @@ async fn the_admin_dashboard_flow() {
     let s = common::start(dir.path()).await;
     let token = s.admin.token.clone();
     let fetched = s
-        .fetch("/api/admin/live-chat/sessions?status=pending", Some(&token))
+        .get("/api/admin/live-chat/sessions?status=pending", Some(&token))
         .await;
     assert_eq!(fetched.body["success"], true);
     assert_eq!(fetched.body["data"], json!([]));
@@ -318,17 +318,15 @@ async fn sessions_survive_a_restart_on_the_same_database() {
     s.stop().await;
 
     let s = common::start(dir.path()).await;
-    let session = s
-        .fetch(&format!("/api/live-chat/sessions/{sid}"), None)
-        .await;
+    let session = s.get(&format!("/api/live-chat/sessions/{sid}"), None).await;
     assert_eq!(session.status, StatusCode::OK, "the same id still works");
     let messages = s
-        .fetch(&format!("/api/live-chat/sessions/{sid}/messages"), None)
+        .get(&format!("/api/live-chat/sessions/{sid}/messages"), None)
         .await;
     assert_eq!(messages.body["data"][1]["content"], "still there?");
-    assert_eq!(&s.fetch(&url, None).await.bytes[..], b"kept");
+    assert_eq!(&s.get(&url, None).await.bytes[..], b"kept");
     let list = s
-        .fetch("/api/admin/live-chat/sessions", Some(&s.admin.token))
+        .get("/api/admin/live-chat/sessions", Some(&s.admin.token))
         .await;
     assert_eq!(list.body["total"], 1);
     s.stop().await;

@@ -37,7 +37,7 @@ async fn admin_routes_and_the_admin_socket_need_a_staff_token() {
         );
     }
     let forged = s
-        .fetch(
+        .get(
             "/api/admin/live-chat/sessions",
             Some("eyJhbGciOiJub25lIn0.e30."),
         )
@@ -46,7 +46,7 @@ async fn admin_routes_and_the_admin_socket_need_a_staff_token() {
     assert_eq!(forged.body["message"], "Token is not valid");
     // A browser may pass the token as a query parameter.
     let by_query = s
-        .fetch(
+        .get(
             &format!("/api/admin/live-chat/sessions?token={}", s.admin.token),
             None,
         )
@@ -83,7 +83,7 @@ async fn guessed_or_altered_session_ids_find_nothing() {
         sid.rsplit_once('-').unwrap().0.to_owned(),
     ] {
         let read = s
-            .fetch(&format!("/api/live-chat/sessions/{guess}"), None)
+            .get(&format!("/api/live-chat/sessions/{guess}"), None)
             .await;
         assert_eq!(read.status, StatusCode::NOT_FOUND, "{guess}");
         assert_eq!(
@@ -105,7 +105,7 @@ async fn guessed_or_altered_session_ids_find_nothing() {
     }
     // The client's own made-up id never becomes a session id.
     let reused = s
-        .fetch(
+        .get(
             "/api/live-chat/sessions/session-1701691234567-abc123/messages",
             None,
         )
@@ -130,7 +130,7 @@ async fn one_guest_never_reaches_another_guests_chat() {
     .await;
     // Eve's own session answers with her messages only.
     let hers = s
-        .fetch(&format!("/api/live-chat/sessions/{theirs}/messages"), None)
+        .get(&format!("/api/live-chat/sessions/{theirs}/messages"), None)
         .await;
     assert_eq!(hers.body["total"], 1);
     assert!(!String::from_utf8_lossy(&hers.bytes).contains("XYZZY-SECRET"));
@@ -162,11 +162,11 @@ async fn agents_see_only_their_chats_and_only_admins_delete() {
         .await;
     assert_eq!(assigned.status, StatusCode::OK);
     // Bob is not on it: for him it does not exist.
-    let bob = s.fetch(&base, Some(&s.bob.token)).await;
+    let bob = s.get(&base, Some(&s.bob.token)).await;
     assert_eq!(bob.status, StatusCode::NOT_FOUND);
     assert_eq!(bob.body["message"], "Session not found");
     let list = s
-        .fetch("/api/admin/live-chat/sessions", Some(&s.bob.token))
+        .get("/api/admin/live-chat/sessions", Some(&s.bob.token))
         .await;
     assert_eq!(list.body["total"], 0);
     // Jane may work on it but not delete it.
@@ -179,7 +179,7 @@ async fn agents_see_only_their_chats_and_only_admins_delete() {
         json!({ "success": false, "message": "Only admins may delete sessions" })
     );
     assert_eq!(
-        s.fetch(&base, Some(&s.jane.token)).await.status,
+        s.get(&base, Some(&s.jane.token)).await.status,
         StatusCode::OK
     );
     s.stop().await;
@@ -226,11 +226,11 @@ async fn each_ip_gets_the_documented_number_of_requests_per_window() {
     )
     .await;
     for _ in 0..5 {
-        let ok = s.fetch("/api/live-chat/sessions/session-123", None).await;
+        let ok = s.get("/api/live-chat/sessions/session-123", None).await;
         assert_eq!(ok.status, StatusCode::NOT_FOUND);
     }
     let limited = s
-        .fetch("/api/admin/live-chat/sessions", Some(&s.admin.token))
+        .get("/api/admin/live-chat/sessions", Some(&s.admin.token))
         .await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
@@ -251,7 +251,7 @@ async fn each_ip_gets_the_documented_number_of_requests_per_window() {
         StatusCode::TOO_MANY_REQUESTS
     );
     // Only the document's API is limited; the server's health check is not.
-    assert_eq!(s.fetch("/healthz", None).await.status, StatusCode::OK);
+    assert_eq!(s.get("/healthz", None).await.status, StatusCode::OK);
     s.stop().await;
 
     let default = RateLimit::default();

@@ -46,11 +46,11 @@ async fn upload_then_send_then_download() {
         "no preview for a PDF"
     );
 
-    let downloaded = s.fetch(png["url"].as_str().unwrap(), None).await;
+    let downloaded = s.get(png["url"].as_str().unwrap(), None).await;
     assert_eq!(downloaded.status, StatusCode::OK);
     assert_eq!(&downloaded.bytes[..], PNG);
     assert_eq!(downloaded.headers["content-type"], "image/png");
-    let pdf = s.fetch(attachments[1]["url"].as_str().unwrap(), None).await;
+    let pdf = s.get(attachments[1]["url"].as_str().unwrap(), None).await;
     assert_eq!(pdf.headers["content-disposition"], "attachment");
 
     // The message carries the uploaded files by id.
@@ -80,7 +80,7 @@ async fn upload_then_send_then_download() {
         .await;
     assert_eq!(borrowed.status, StatusCode::BAD_REQUEST);
     let stolen = s
-        .fetch(&png["url"].as_str().unwrap().replace(&sid, &other), None)
+        .get(&png["url"].as_str().unwrap().replace(&sid, &other), None)
         .await;
     assert_eq!(stolen.status, StatusCode::NOT_FOUND);
     s.stop().await;
@@ -132,7 +132,7 @@ async fn messages_and_replies_take_files_in_their_multipart_form() {
         .unwrap()
         .to_owned();
     // The guest downloads the agent's file through its own session.
-    let got = s.fetch(&url, None).await;
+    let got = s.get(&url, None).await;
     assert_eq!(&got.bytes[..], b"%PDF-1.7");
     s.stop().await;
 }

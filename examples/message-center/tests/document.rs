@@ -24,7 +24,7 @@ async fn the_documents_curl_commands_work_with_a_token() {
     let token = s.login("admin", "admin123").await;
 
     // curl /chats/ → the four demo chats, each in the documented list shape.
-    let list = s.fetch("/chats/", Some(&token)).await;
+    let list = s.get("/chats/", Some(&token)).await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.text);
     let chats = list.body.as_array().unwrap();
     assert_eq!(chats.len(), 4, "{}", list.text);
@@ -84,7 +84,7 @@ async fn the_documents_curl_commands_work_with_a_token() {
     );
 
     // curl /chats/1 → the detail shape with profile and messages.
-    let detail = s.fetch("/chats/1", Some(&token)).await;
+    let detail = s.get("/chats/1", Some(&token)).await;
     assert_eq!(detail.status, StatusCode::OK, "{}", detail.text);
     assert_eq!(detail.body["name"], "John Doe");
     assert_eq!(
@@ -155,10 +155,10 @@ async fn the_admin_dashboard_flow_loads_sends_assigns_and_pauses() {
     let (s, _dir) = server().await;
     let token = s.login("admin", "admin123").await;
     // loadChats: the list, then every chat's detail.
-    let list = s.fetch("/chats/", Some(&token)).await;
+    let list = s.get("/chats/", Some(&token)).await;
     for item in list.body.as_array().unwrap() {
         let full = s
-            .fetch(&format!("/chats/{}", id_of(item)), Some(&token))
+            .get(&format!("/chats/{}", id_of(item)), Some(&token))
             .await;
         assert_eq!(full.status, StatusCode::OK, "{}", full.text);
         assert_eq!(full.body["id"], item["id"]);
@@ -175,7 +175,7 @@ async fn the_admin_dashboard_flow_loads_sends_assigns_and_pauses() {
         .await;
     assert_eq!(sent.status, StatusCode::OK, "{}", sent.text);
     let path = format!("/chats/{maria}");
-    let after = s.fetch(&path, Some(&token)).await;
+    let after = s.get(&path, Some(&token)).await;
     assert_eq!(after.body["mode"], "agent");
     let texts: Vec<&str> = after.body["messages"]
         .as_array()
@@ -189,7 +189,7 @@ async fn the_admin_dashboard_flow_loads_sends_assigns_and_pauses() {
     for mode in ["paused", "bot", "agent"] {
         let r = s.patch(&path, Some(&token), json!({ "mode": mode })).await;
         assert_eq!(r.status, StatusCode::OK, "{mode}: {}", r.text);
-        assert_eq!(s.fetch(&path, Some(&token)).await.body["mode"], mode);
+        assert_eq!(s.get(&path, Some(&token)).await.body["mode"], mode);
     }
     s.stop().await;
 }
@@ -199,7 +199,7 @@ async fn an_agent_sees_only_its_assigned_chats() {
     let (s, _dir) = server().await;
     let agent = s.login("agent", "agent123").await;
     let admin = s.login("admin", "admin123").await;
-    let list = s.fetch("/chats/", Some(&agent)).await;
+    let list = s.get("/chats/", Some(&agent)).await;
     let mut names: Vec<&str> = list
         .body
         .as_array()
@@ -211,11 +211,11 @@ async fn an_agent_sees_only_its_assigned_chats() {
     assert_eq!(names, ["Ahmed Hassan", "John Doe"]);
 
     // Maria's chat is not the agent's: every route answers as if it did not exist.
-    let all = s.fetch("/chats/", Some(&admin)).await;
+    let all = s.get("/chats/", Some(&admin)).await;
     let maria = id_of(by_name(&all.body, "Maria Lopez"));
     let path = format!("/chats/{maria}");
     for r in [
-        s.fetch(&path, Some(&agent)).await,
+        s.get(&path, Some(&agent)).await,
         s.patch(&path, Some(&agent), json!({ "mode": "paused" }))
             .await,
         s.post(&format!("{path}/read"), Some(&agent), json!({}))
@@ -226,7 +226,7 @@ async fn an_agent_sees_only_its_assigned_chats() {
             json!({ "chat_id": maria, "text": "hi", "sender": "agent" }),
         )
         .await,
-        s.fetch("/chats/999", Some(&agent)).await,
+        s.get("/chats/999", Some(&agent)).await,
     ] {
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
         assert_eq!(r.body, json!({ "detail": "Chat not found" }));
@@ -241,9 +241,9 @@ async fn an_agent_sees_only_its_assigned_chats() {
         )
         .await;
     assert_eq!(assigned.status, StatusCode::OK, "{}", assigned.text);
-    assert_eq!(s.fetch(&path, Some(&agent)).await.status, StatusCode::OK);
+    assert_eq!(s.get(&path, Some(&agent)).await.status, StatusCode::OK);
     assert_eq!(
-        s.fetch("/chats/", Some(&agent))
+        s.get("/chats/", Some(&agent))
             .await
             .body
             .as_array()
@@ -349,7 +349,7 @@ async fn a_channel_customer_is_answered_by_the_bot_until_an_agent_takes_over() {
         .await;
     assert_eq!(relayed.status, StatusCode::OK, "{}", relayed.text);
     assert_eq!(relayed.body["sender"], "customer");
-    let detail = s.fetch(path, Some(&token)).await;
+    let detail = s.get(path, Some(&token)).await;
     let messages = detail.body["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 2, "{messages:?}");
     assert_eq!(messages[1]["sender"], "agent", "the bot's answer");
@@ -361,7 +361,7 @@ async fn a_channel_customer_is_answered_by_the_bot_until_an_agent_takes_over() {
         .await;
     assert_eq!(read.status, StatusCode::OK, "{}", read.text);
     assert_eq!(read.body["unread"], 0);
-    let detail = s.fetch(path, Some(&token)).await;
+    let detail = s.get(path, Some(&token)).await;
     assert_eq!(detail.body["messages"][0]["status"], "read");
 
     // Assign to agent: the bot stops replying.
@@ -385,7 +385,7 @@ async fn a_channel_customer_is_answered_by_the_bot_until_an_agent_takes_over() {
         )
         .await;
     assert_eq!(again.status, StatusCode::OK);
-    let detail = s.fetch(path, Some(&token)).await;
+    let detail = s.get(path, Some(&token)).await;
     let senders: Vec<&str> = detail.body["messages"]
         .as_array()
         .unwrap()
@@ -469,9 +469,9 @@ async fn chats_and_their_numbers_survive_a_restart() {
     // Same database, new process: the demo is not seeded twice, numbers hold.
     let s = start(dir.path()).await;
     let token = s.login("admin", "admin123").await;
-    let list = s.fetch("/chats/", Some(&token)).await;
+    let list = s.get("/chats/", Some(&token)).await;
     assert_eq!(list.body.as_array().unwrap().len(), 5);
-    let kept = s.fetch("/chats/5", Some(&token)).await;
+    let kept = s.get("/chats/5", Some(&token)).await;
     assert_eq!(kept.body["name"], "Kept");
     assert_eq!(kept.body["messages"][0]["text"], "still here");
     let next = s
