@@ -28,11 +28,44 @@
 //! It then applies that to the search file in a transaction of its own, with the new
 //! watermark and horizon: the database snapshot is let go before the slow FTS work, as a
 //! reader holds back checkpoints while it reads. Event rowids only grow, in commit order:
-//! there is one writer, and events are never deleted. A rebuild first copies every message
+//! SQLite runs one write transaction at a time (whichever store, or process, writes), a
+//! new row takes the largest rowid plus one, and events are never deleted. A rebuild first
+//! copies every message
 //! in `pk` order, [`REBUILD_CHUNK`] per pass, then replays the events after the watermark it
 //! started from; what changed while it copied is in those events, and applying an event
 //! means reading the message as it is now, so the replay puts every row right whatever a
 //! chunk saw.
+//!
+//! # When the indexer cannot make progress
+//!
+//! A pass that fails because another connection holds a lock it needs is only held up: it
+//! has waited out the busy timeout, and tries again a second later. A pass that fails for
+//! any other reason gets a remedy before the next try: a damaged file is checked and
+//! rebuilt; otherwise the file is opened again, which checks it and makes a new one if it
+//! has to. If that next pass fails too, the indexer reports itself stuck, with the cause,
+//! until a pass gets through, and
+//! [`SqliteStore::wait_for_search_index`](crate::SqliteStore::wait_for_search_index) fails
+//! instead of waiting for progress that may never come (a directory where the file should
+//! be, a directory the process cannot write, a full disk). The indexer keeps trying every
+//! [`RETRY`]; searches do not notice, they read the bodies the index has not applied. Each
+//! pass also checks that the file at the search path is still the one attached (device
+//! and inode): a file deleted or replaced under the running store, by an operator or by
+//! another store that found it damaged, is let go and the one at the path opened (or
+//! made), where the indexer would otherwise go on indexing a file nobody reads.
+//!
+//! # Several stores on one database
+//!
+//! Two processes (or two stores in one) on the same database each run an indexer on the
+//! same search file. SQLite's locks keep the file sound; what is left is that the two must
+//! neither apply an event twice nor skip one, and must not take a file the other is making
+//! for a foreign one. A pass applies its work in a transaction that takes the search file's
+//! write lock first and then compares the state with the one the work was read from: the
+//! second indexer to get there finds it moved and drops its work (and publishes the state
+//! it found, so a wait through its store sees the other's progress). A new file that is in
+//! WAL mode but has no layout yet counts as empty, not foreign, and the layout is
+//! committed by a transaction that takes the lock before it looks: of two stores making
+//! the file at once, the second takes the first one's. Searches through either store read
+//! the file's state and stay exact.
 //!
 //! # Searching without waiting
 //!
@@ -61,7 +94,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chat_core::{Error, Result};
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, params};
 use tokio::sync::watch;
 
 use crate::checkpoint::checkpoint;
@@ -319,6 +352,8 @@ impl Search {
         }
         let mut indexer = Indexer {
             conn,
+            db: db.to_path_buf(),
+            busy_timeout: options.busy_timeout,
             file: file.clone(),
             uri: writer_uri,
             store_id,
@@ -336,12 +371,19 @@ impl Search {
             reader_cache_kib: options.cache_kib,
         });
         let first = indexer.open_file(&shared).err();
-        if let Some(failure) = &first {
-            tracing::warn!(
+        match &first {
+            // Another store is making or checking the file: the indexer tries again soon.
+            Some(failure) if failure.busy => tracing::debug!(
+                file = %file.display(),
+                error = %failure.cause,
+                "chat-sqlite: search file busy at start; searches read bodies until it is open"
+            ),
+            Some(failure) => tracing::warn!(
                 file = %file.display(),
                 error = %failure.cause,
                 "chat-sqlite: search file unavailable for now; searches read bodies"
-            );
+            ),
+            None => {}
         }
         let (sender, progress) = watch::channel(Progress::default());
         let thread = std::thread::Builder::new()
@@ -428,6 +470,14 @@ struct Failure {
 }
 
 impl Failure {
+    fn busy(cause: String) -> Self {
+        Self {
+            busy: true,
+            damage: false,
+            cause,
+        }
+    }
+
     fn other(cause: impl Into<String>) -> Self {
         Self {
             busy: false,
@@ -479,6 +529,9 @@ fn identity(path: &Path) -> Option<(u64, u64)> {
 /// The indexer's connection and what it knows about the attached file.
 struct Indexer {
     conn: Connection,
+    /// The database, for [`making_lock`](Self::making_lock).
+    db: PathBuf,
+    busy_timeout: Duration,
     file: PathBuf,
     /// Read-write `file:` URI of the search file; `None` if it cannot be expressed.
     uri: Option<String>,
@@ -562,39 +615,32 @@ impl Indexer {
 
     /// The work of [`open_file`](Self::open_file): takes the file as it is, gives an
     /// empty one its layout, or deletes anything else and makes it again. Another store,
-    /// in this process or another, may be doing the same to the same file at this moment:
-    /// a file it is making counts as empty (not as foreign, which would delete it under
-    /// that store), whichever of the two commits the layout second takes the first one's
-    /// (see [`create`](Self::create)), and a lock it holds is waited for, never a reason to
-    /// delete the file.
+    /// in this process or another, may be opening, making or replacing the same file at
+    /// this moment. Making and deleting happen only under [`making_lock`](Self::making_lock),
+    /// after checking the file again: a store that waited for it finds the file the other
+    /// made and takes it. A file in WAL mode without a layout counts as empty, not as
+    /// foreign, and a lock another connection holds is waited for (the busy timeout), never
+    /// a reason to delete the file.
     fn open_checked(&mut self) -> std::result::Result<i64, Failure> {
+        match self.attach_and_check() {
+            Ok(file_id) => return Ok(file_id),
+            Err(Unusable::Busy(cause)) => return Err(Failure::busy(cause)),
+            Err(Unusable::Empty | Unusable::Replace(_)) => {}
+        }
+        let _making = self.making_lock()?;
+        self.detach();
         let mut deleted = false;
-        // Every round ends, or attaches afresh after deleting the file, or checks again a
-        // file another store has just made; four leave room for one of each.
-        for _ in 0..4 {
-            let checked = if self.attached {
-                self.check()
-            } else {
-                match self.attach() {
-                    Ok(()) => self.check(),
-                    Err(failure) if failure.busy => Err(Unusable::Busy(failure.cause)),
-                    Err(failure) => Err(Unusable::Replace(failure.cause)),
-                }
-            };
-            match checked {
+        // A round takes the file, or makes it, or deletes it and starts over, or (when a
+        // connection that is not a store's made it meanwhile) checks it again.
+        for _ in 0..3 {
+            match self.attach_and_check() {
                 Ok(file_id) => return Ok(file_id),
                 Err(Unusable::Empty) => {
                     if let Some(file_id) = self.create()? {
                         return Ok(file_id);
                     }
                 }
-                Err(Unusable::Busy(cause)) => {
-                    return Err(Failure {
-                        busy: true,
-                        damage: false,
-                        cause,
-                    });
-                }
+                Err(Unusable::Busy(cause)) => return Err(Failure::busy(cause)),
                 Err(Unusable::Replace(why)) if deleted => {
                     return Err(Failure::other(format!(
                         "cannot make a usable search file: {why}"
@@ -614,6 +660,34 @@ impl Indexer {
         Err(Failure::other(
             "the search file kept changing while it was being opened",
         ))
+    }
+
+    /// Attaches the file if it is not, and [`check`](Self::check)s it. A file that cannot
+    /// be attached is to be replaced (unless the failure is a lock).
+    fn attach_and_check(&mut self) -> std::result::Result<i64, Unusable> {
+        if !self.attached {
+            match self.attach() {
+                Ok(()) => {}
+                Err(failure) if failure.busy => return Err(Unusable::Busy(failure.cause)),
+                Err(failure) => return Err(Unusable::Replace(failure.cause)),
+            }
+        }
+        self.check()
+    }
+
+    /// The database's write lock, on a connection of its own (`ATTACH` cannot run inside a
+    /// transaction), held while the search file is made or deleted. Two stores doing that
+    /// at once could otherwise leave a file with two logs: one deleting the `-wal` and
+    /// `-shm` of the file the other has just made and opened, and making its own beside
+    /// them. Writers wait for it as for any write; making the file takes milliseconds.
+    fn making_lock(&self) -> std::result::Result<Connection, Failure> {
+        let conn = Connection::open_with_flags(
+            &self.db,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(self.busy_timeout)?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(conn)
     }
 
     /// The attached file's `file_id` if it is a usable index of this database.
@@ -907,7 +981,15 @@ impl Indexer {
     fn rebuild(&mut self, shared: &Shared, why: &str) -> std::result::Result<(), Failure> {
         tracing::warn!(file = %self.file.display(), why, "chat-sqlite: rebuilding the search index");
         shared.file_id.store(0, Ordering::Release);
-        self.delete_file()?;
+        {
+            let _making = self.making_lock()?;
+            if self.moved() {
+                // Another store has replaced it already: its file is the one to open.
+                self.detach();
+            } else {
+                self.delete_file()?;
+            }
+        }
         self.open_file(shared)
     }
 
@@ -1399,6 +1481,72 @@ mod tests {
         assert_eq!(attached(&reader), first, "still on the old file");
         shared.attach_reader(&reader);
         assert_eq!(attached(&reader), second);
+    }
+
+    /// A wait on an indexer thread that has stopped fails, naming the search file, rather
+    /// than waiting for progress that cannot come.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wait_on_a_stopped_indexer_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        store.wait_for_search_index().await.unwrap();
+        // What dropping the store does to the thread, done alone.
+        store.search.shared.lock().stop = true;
+        store.search.shared.cond.notify_all();
+        store.search.thread.take().unwrap().join().unwrap();
+
+        // An event the stopped indexer will never apply.
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let tenant = TenantId(Uuid::from_u128(1));
+        store
+            .insert_tenant(&Tenant {
+                id: tenant,
+                name: "T".into(),
+                settings: TenantSettings::default(),
+                created_at: now,
+            })
+            .await
+            .unwrap();
+        let contact = ContactId(Uuid::from_u128(2));
+        store
+            .insert_contact(&Contact {
+                id: contact,
+                tenant_id: tenant,
+                name: None,
+                email: None,
+                phone: None,
+                address: None,
+                external_id: None,
+                metadata: BTreeMap::new(),
+                created_at: now,
+                updated_at: now,
+            })
+            .await
+            .unwrap();
+        let c = Conversation::new(
+            ConversationId(Uuid::from_u128(3)),
+            tenant,
+            contact,
+            Mode::Bot,
+            now,
+        );
+        store.create_conversation(&c, vec![]).await.unwrap();
+
+        let outcome = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            store.wait_for_search_index(),
+        )
+        .await
+        .expect("the wait hung on a stopped indexer");
+        let Err(chat_core::Error::Storage(message)) = outcome else {
+            panic!("expected Error::Storage, got {outcome:?}");
+        };
+        let file = search_path(&path).display().to_string();
+        assert!(
+            message.contains(&file) && message.contains("stopped"),
+            "{message}"
+        );
     }
 
     /// The edit race: a reader whose database snapshot is older than the index. The

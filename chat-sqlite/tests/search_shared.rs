@@ -8,10 +8,11 @@
 
 mod common;
 
+use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chat_core::{ContactId, Store, TenantId};
@@ -22,6 +23,70 @@ use rusqlite::Connection;
 
 const CHILD_ENV: &str = "SEARCH_SHARED_DB";
 const OPS: usize = 300;
+
+/// The warnings chat-sqlite has logged in this process. Sharing a file is not a failure:
+/// an indexer that found the other one's commit in its way used to log "search indexing
+/// failed" (and pause a second), which the tests here check does not happen.
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct CollectWarnings;
+
+impl tracing::Subscriber for CollectWarnings {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= tracing::Level::WARN && metadata.target().starts_with("chat_sqlite")
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Fields(String);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+                self.0.push_str(&format!("{}={value:?} ", field.name()));
+            }
+        }
+        let mut fields = Fields(String::new());
+        event.record(&mut fields);
+        WARNINGS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(fields.0);
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Installs [`CollectWarnings`] for the whole process (the indexers log from their own
+/// threads); once, whichever test comes first.
+fn collect_warnings() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| tracing::subscriber::set_global_default(CollectWarnings).unwrap());
+}
+
+/// The warnings about files in `dir` (the tests of this file run at the same time).
+fn warnings_about(dir: &Path) -> Vec<String> {
+    let dir = dir.display().to_string();
+    WARNINGS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .iter()
+        .filter(|warning| warning.contains(&dir))
+        .cloned()
+        .collect()
+}
+
+fn assert_no_warnings(dir: &Path) {
+    let warnings = warnings_about(dir);
+    assert!(warnings.is_empty(), "chat-sqlite warned: {warnings:#?}");
+}
 
 /// The tenant and contact every store here writes for.
 fn parties() -> (chat_core::Tenant, chat_core::Contact) {
@@ -43,6 +108,7 @@ fn search_of(db: &Path) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_stores_in_one_process_keep_one_search_file() {
+    collect_warnings();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
     let search = search_of(&db);
@@ -82,6 +148,7 @@ async fn two_stores_in_one_process_keep_one_search_file() {
     b.wait_for_search_index().await.unwrap();
     assert_index_exact(&db, &search, &live);
     assert_searches_match_bodies(&b, t, &live).await;
+    assert_no_warnings(dir.path());
 }
 
 /// The child: opens the store on the parent's file, says `ready`, churns, waits for the
@@ -120,6 +187,7 @@ fn a_store_in_another_process_shares_the_search_file() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
+    collect_warnings();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("shared.db");
     let search = search_of(&db);
@@ -198,8 +266,70 @@ fn a_store_in_another_process_shares_the_search_file() {
         );
         assert_searches_match_bodies(&store, t, &live).await;
     });
+    assert_no_warnings(dir.path());
     drop(child);
     reader.join().unwrap();
+}
+
+/// Two stores opening at once on a search file that has to be replaced (another layout):
+/// one of them replaces it and the other takes the new file. Both replacing it would have
+/// the second delete the first one's new file and its log from under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_opening_at_once_replace_a_foreign_search_file_once() {
+    collect_warnings();
+    for round in 0..6 {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("chat.db");
+        let search = search_of(&db);
+        let (t, k) = seed(&SqliteStore::open(&db).unwrap()).await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", search.display()));
+        }
+        Connection::open(&search)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE search_state (id INTEGER PRIMARY KEY, watermark INTEGER); \
+                 INSERT INTO search_state VALUES (1, 999999);",
+            )
+            .unwrap();
+
+        let start = Arc::new(std::sync::Barrier::new(2));
+        let opening: Vec<_> = (0..2)
+            .map(|_| {
+                let (db, start) = (db.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    SqliteStore::open(&db).unwrap()
+                })
+            })
+            .collect();
+        let stores: Vec<Arc<SqliteStore>> = opening
+            .into_iter()
+            .map(|thread| Arc::new(thread.join().unwrap()))
+            .collect();
+        let tasks: Vec<_> = stores
+            .iter()
+            .zip([1, 2])
+            .map(|(store, seed)| tokio::spawn(churn(store.clone(), t, k, 60, seed)))
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let live = live_messages(&db);
+        for store in &stores {
+            assert_searches_match_bodies(store, t, &live).await;
+            store.wait_for_search_index().await.unwrap();
+        }
+        assert_index_exact(&db, &search, &live);
+        for store in &stores {
+            assert_searches_match_bodies(store, t, &live).await;
+        }
+        let warnings = warnings_about(dir.path());
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("rebuilding the search index"),
+            "round {round}: expected one rebuild, got {warnings:#?}"
+        );
+    }
 }
 
 /// What a store making the search file commits, made by hand from a search file of the
@@ -267,6 +397,7 @@ fn inode(path: &Path) -> u64 {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_takes_the_search_file_another_store_is_making() {
+    collect_warnings();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("chat.db");
     let search = search_of(&db);
@@ -278,7 +409,14 @@ async fn a_store_takes_the_search_file_another_store_is_making() {
         store.wait_for_search_index().await.unwrap();
         t
     };
-    std::fs::rename(&search, &donor).unwrap();
+    // A copy with whatever the log still holds; then no search file at all.
+    Connection::open(&search)
+        .unwrap()
+        .execute("VACUUM INTO ?1", [donor.to_str().unwrap()])
+        .unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", search.display()));
+    }
     let (donor_file_id, _, _) = search_state(&donor);
 
     // The file exists, in WAL mode, with no layout yet: what another store leaves between
@@ -311,4 +449,5 @@ async fn a_store_takes_the_search_file_another_store_is_making() {
     let live = live_messages(&db);
     assert_index_exact(&db, &search, &live);
     assert_searches_match_bodies(&store, t, &live).await;
+    assert_no_warnings(dir.path());
 }
