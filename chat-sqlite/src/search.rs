@@ -246,6 +246,16 @@ struct Wake {
 }
 
 impl Shared {
+    fn new(reader_uri: Option<String>, reader_cache_kib: u64) -> Self {
+        Self {
+            wake: Mutex::new(Wake::default()),
+            cond: Condvar::new(),
+            file_id: AtomicI64::new(0),
+            reader_uri,
+            reader_cache_kib,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Wake> {
         self.wake
             .lock()
@@ -333,43 +343,9 @@ impl Search {
     /// itself cannot be opened or read: a search file that cannot be used is logged, and
     /// searches read bodies until the indexer manages to make one.
     pub(crate) fn start(db: &Path, options: &Options) -> Result<Self> {
-        let conn = open_helper(db, options)?;
-        let store_id: String = conn
-            .query_row(
-                "SELECT value FROM store_meta WHERE key = 'store_id'",
-                [],
-                |row| row.get(0),
-            )
-            .map_err(|e| in_file(db, crate::error::map(e)))?;
-        let file = search_path(db);
-        let writer_uri = file_uri(&file, "");
-        let reader_uri = file_uri(&file, "mode=ro");
-        if writer_uri.is_none() {
-            tracing::warn!(
-                file = %file.display(),
-                "chat-sqlite: the search file's path is not UTF-8; searches read bodies"
-            );
-        }
-        let mut indexer = Indexer {
-            conn,
-            db: db.to_path_buf(),
-            busy_timeout: options.busy_timeout,
-            file: file.clone(),
-            uri: writer_uri,
-            store_id,
-            cache_kib: options.writer_cache_kib,
-            attached: false,
-            file_id: 0,
-            identity: None,
-            interval: options.index_interval,
-        };
-        let shared = Arc::new(Shared {
-            wake: Mutex::new(Wake::default()),
-            cond: Condvar::new(),
-            file_id: AtomicI64::new(0),
-            reader_uri,
-            reader_cache_kib: options.cache_kib,
-        });
+        let mut indexer = Indexer::new(db, options)?;
+        let file = indexer.file.clone();
+        let shared = Arc::new(Shared::new(file_uri(&file, "mode=ro"), options.cache_kib));
         let first = indexer.open_file(&shared).err();
         match &first {
             // Another store is making or checking the file: the indexer tries again soon.
@@ -561,6 +537,39 @@ enum Step {
 }
 
 impl Indexer {
+    /// An indexer of the database at `db`, its search file not attached yet.
+    fn new(db: &Path, options: &Options) -> Result<Self> {
+        let conn = open_helper(db, options)?;
+        let store_id: String = conn
+            .query_row(
+                "SELECT value FROM store_meta WHERE key = 'store_id'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| in_file(db, crate::error::map(e)))?;
+        let file = search_path(db);
+        let uri = file_uri(&file, "");
+        if uri.is_none() {
+            tracing::warn!(
+                file = %file.display(),
+                "chat-sqlite: the search file's path is not UTF-8; searches read bodies"
+            );
+        }
+        Ok(Self {
+            conn,
+            db: db.to_path_buf(),
+            busy_timeout: options.busy_timeout,
+            file,
+            uri,
+            store_id,
+            cache_kib: options.writer_cache_kib,
+            attached: false,
+            file_id: 0,
+            identity: None,
+            interval: options.index_interval,
+        })
+    }
+
     fn attach(&mut self) -> std::result::Result<(), Failure> {
         let uri = self
             .uri
@@ -858,11 +867,15 @@ impl Indexer {
     /// snapshot is let go before the index is written (FTS work is the slow part): a reader
     /// of the database holds back checkpoints while it reads.
     fn step(&mut self) -> rusqlite::Result<Step> {
-        let work = match self.read_work()? {
-            Read::Work(work) => work,
-            Read::Idle(progress) => return Ok(Step::Idle(progress)),
-            Read::Diverged => return Ok(Step::Diverged),
-        };
+        match self.read_work()? {
+            Read::Work(work) => self.apply(work),
+            Read::Idle(progress) => Ok(Step::Idle(progress)),
+            Read::Diverged => Ok(Step::Diverged),
+        }
+    }
+
+    /// Applies what [`read_work`](Self::read_work) read, unless the state has moved since.
+    fn apply(&mut self, work: Work) -> rusqlite::Result<Step> {
         let Work {
             from,
             newest,
@@ -871,12 +884,14 @@ impl Indexer {
         } = work;
         let tx = self.conn.unchecked_transaction()?;
         // Another store's indexer, in this process or another, may follow the same file
-        // and have read the same events. The write lock is taken first, then the state
-        // compared with the one the work starts from, so that the comparison and the
-        // writes are one step: the indexer that comes second finds the state moved and
-        // drops its work, and no event is applied twice or skipped. (Reading first would
-        // not do: SQLite fails a read transaction's upgrade at once, without waiting, when
-        // another connection writes or has written since.)
+        // and have read the same events. The write lock is taken first (a write as the
+        // transaction's first statement waits for it, up to the busy timeout), then the
+        // state compared with the one the work starts from: the indexer that comes second
+        // finds the state moved and drops its work, rather than apply events again from an
+        // older reading and take the watermark back. Reading the state first would be as
+        // safe but fail instead of wait: SQLite refuses at once to upgrade a read
+        // transaction when another connection writes or has written since, which cost a
+        // failed pass, a warning and a second's pause.
         tx.prepare_cached("UPDATE search.search_state SET id = id WHERE id = 1")?
             .execute([])?;
         let now = read_state(&tx)?.position();
@@ -1445,7 +1460,7 @@ mod tests {
     use time::OffsetDateTime;
     use uuid::Uuid;
 
-    use super::{WordIndex, search_path, word_index};
+    use super::{Indexer, Progress, Read, Shared, Step, WordIndex, search_path, word_index};
     use crate::{Options, SqliteStore, list};
 
     /// A reader connection as the pool makes them (`query_only`) moves to a new search
@@ -1483,20 +1498,8 @@ mod tests {
         assert_eq!(attached(&reader), second);
     }
 
-    /// A wait on an indexer thread that has stopped fails, naming the search file, rather
-    /// than waiting for progress that cannot come.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_wait_on_a_stopped_indexer_fails() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chat.db");
-        let mut store = SqliteStore::open(&path).unwrap();
-        store.wait_for_search_index().await.unwrap();
-        // What dropping the store does to the thread, done alone.
-        store.search.shared.lock().stop = true;
-        store.search.shared.cond.notify_all();
-        store.search.thread.take().unwrap().join().unwrap();
-
-        // An event the stopped indexer will never apply.
+    /// A tenant, a contact and a conversation of theirs.
+    async fn conversation(store: &SqliteStore) -> Conversation {
         let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
         let tenant = TenantId(Uuid::from_u128(1));
         store
@@ -1532,6 +1535,54 @@ mod tests {
             now,
         );
         store.create_conversation(&c, vec![]).await.unwrap();
+        c
+    }
+
+    async fn post(store: &SqliteStore, c: &Conversation, n: u128, body: &str) {
+        store
+            .append_message(NewMessage {
+                id: MessageId(Uuid::from_u128(n)),
+                tenant_id: c.tenant_id,
+                conversation_id: c.id,
+                sender: Sender::Customer,
+                kind: MessageKind::Text,
+                body: body.into(),
+                attachments: Vec::new(),
+                reply_to: None,
+                client_message_id: None,
+                entities: Vec::new(),
+                metadata: BTreeMap::new(),
+                created_at: c.created_at,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Stops and joins the store's indexer thread, as dropping the store does.
+    fn stop_indexer(store: &mut SqliteStore) {
+        store.search.shared.lock().stop = true;
+        store.search.shared.cond.notify_all();
+        store.search.thread.take().unwrap().join().unwrap();
+    }
+
+    fn newest_event(path: &std::path::Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("SELECT max(rowid) FROM events", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// A wait on an indexer thread that has stopped fails, naming the search file, rather
+    /// than waiting for progress that cannot come.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wait_on_a_stopped_indexer_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        store.wait_for_search_index().await.unwrap();
+        stop_indexer(&mut store);
+        // Events the stopped indexer will never apply.
+        conversation(&store).await;
 
         let outcome = tokio::time::timeout(
             std::time::Duration::from_secs(30),
@@ -1546,6 +1597,94 @@ mod tests {
         assert!(
             message.contains(&file) && message.contains("stopped"),
             "{message}"
+        );
+    }
+
+    /// Two indexers on one search file (two stores, or two processes) that have read the
+    /// same events: the one that applies second finds the state moved and drops its work,
+    /// instead of applying its older reading again and taking the watermark back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_indexer_overtaken_by_another_drops_its_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        store.wait_for_search_index().await.unwrap();
+        // Only the two indexers below write the file.
+        stop_indexer(&mut store);
+        let c = conversation(&store).await;
+        post(&store, &c, 10, "alpha").await;
+        let options = Options::default();
+        let (first, second) = (Shared::new(None, 0), Shared::new(None, 0));
+        let mut a = Indexer::new(&path, &options).unwrap();
+        let mut b = Indexer::new(&path, &options).unwrap();
+        a.open_file(&first).unwrap();
+        b.open_file(&second).unwrap();
+        while !matches!(a.step().unwrap(), Step::Idle(_)) {}
+
+        post(&store, &c, 11, "bravo").await;
+        let Read::Work(stale) = b.read_work().unwrap() else {
+            panic!("b found nothing to do");
+        };
+        post(&store, &c, 12, "charlie").await;
+        let newest = newest_event(&path);
+        let Step::Applied(applied) = a.step().unwrap() else {
+            panic!("a applied nothing");
+        };
+        assert_eq!(applied.watermark, newest);
+
+        match b.apply(stale).unwrap() {
+            Step::Overtaken(found) => assert_eq!(found.watermark, newest),
+            _ => panic!("the stale work was applied"),
+        }
+        assert_eq!(b.progress().unwrap(), Progress::at(true, newest));
+        let indexed: i64 = a
+            .conn
+            .query_row("SELECT count(*) FROM search.search_rows", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(indexed, 3);
+    }
+
+    /// An indexer that finds another connection writing the search file (with two stores
+    /// on one file, the other's indexer often is) waits for it, up to the busy timeout,
+    /// and then applies its work, rather than failing the pass.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_indexer_waits_for_another_writer_of_the_search_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        store.wait_for_search_index().await.unwrap();
+        stop_indexer(&mut store);
+        let c = conversation(&store).await;
+        post(&store, &c, 10, "alpha").await;
+        let mut a = Indexer::new(&path, &Options::default()).unwrap();
+        a.open_file(&Shared::new(None, 0)).unwrap();
+        let Read::Work(work) = a.read_work().unwrap() else {
+            panic!("nothing to do");
+        };
+
+        let holder = Connection::open(search_path(&path)).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let hold = std::time::Duration::from_millis(300);
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(hold);
+            holder.execute_batch("COMMIT").unwrap();
+        });
+        let started = std::time::Instant::now();
+        let step = a.apply(work);
+        let waited = started.elapsed();
+        release.join().unwrap();
+        assert!(
+            matches!(step, Ok(Step::Applied(_))),
+            "the pass did not apply its work: {:?}",
+            step.err()
+        );
+        assert!(
+            waited >= hold / 2,
+            "applied after {waited:?} without waiting"
+        );
+        assert_eq!(
+            a.progress().unwrap(),
+            Progress::at(true, newest_event(&path))
         );
     }
 
