@@ -61,11 +61,14 @@
 //! for a foreign one. A pass applies its work in a transaction that takes the search file's
 //! write lock first and then compares the state with the one the work was read from: the
 //! second indexer to get there finds it moved and drops its work (and publishes the state
-//! it found, so a wait through its store sees the other's progress). A new file that is in
-//! WAL mode but has no layout yet counts as empty, not foreign, and the layout is
-//! committed by a transaction that takes the lock before it looks: of two stores making
-//! the file at once, the second takes the first one's. Searches through either store read
-//! the file's state and stay exact.
+//! it found, so a wait through its store sees the other's progress). Making or deleting
+//! the file happens only under the database's write lock, held on a connection of its own,
+//! and after checking the file again: of two stores that set out to make or replace it at
+//! once, the second takes the file the first made, where it used to delete it (log and
+//! all) from under the first. A new file in WAL mode without a layout yet counts as empty,
+//! not foreign, and the layout is committed by a transaction that takes the search file's
+//! lock before it looks, which covers a maker that does not take the database's lock.
+//! Searches through either store read the file's state and stay exact.
 //!
 //! # Searching without waiting
 //!
@@ -656,11 +659,14 @@ impl Indexer {
                     )));
                 }
                 Err(Unusable::Replace(why)) => {
-                    tracing::warn!(
-                        file = %self.file.display(),
-                        why = %why,
-                        "chat-sqlite: rebuilding the search index"
-                    );
+                    // Nothing to rebuild where there is no file (one that cannot be made).
+                    if std::fs::symlink_metadata(&self.file).is_ok() {
+                        tracing::warn!(
+                            file = %self.file.display(),
+                            why = %why,
+                            "chat-sqlite: rebuilding the search index"
+                        );
+                    }
                     self.delete_file()?;
                     deleted = true;
                 }
@@ -1394,7 +1400,7 @@ fn run(
                     error = %failure.cause,
                     "chat-sqlite: search indexing failed; searches read bodies; retrying"
                 );
-                if failure.damage {
+                if failure.damage && ix.attached {
                     // The check tells whether the damage is the search file's (rebuilt) or
                     // the database's (nothing the index can do about it).
                     verify = true;
