@@ -28,11 +28,47 @@
 //! It then applies that to the search file in a transaction of its own, with the new
 //! watermark and horizon: the database snapshot is let go before the slow FTS work, as a
 //! reader holds back checkpoints while it reads. Event rowids only grow, in commit order:
-//! there is one writer, and events are never deleted. A rebuild first copies every message
+//! SQLite runs one write transaction at a time (whichever store, or process, writes), a
+//! new row takes the largest rowid plus one, and events are never deleted. A rebuild first
+//! copies every message
 //! in `pk` order, [`REBUILD_CHUNK`] per pass, then replays the events after the watermark it
 //! started from; what changed while it copied is in those events, and applying an event
 //! means reading the message as it is now, so the replay puts every row right whatever a
 //! chunk saw.
+//!
+//! # When the indexer cannot make progress
+//!
+//! A pass that fails because another connection holds a lock it needs is only held up: it
+//! has waited out the busy timeout, and tries again a second later. A pass that fails for
+//! any other reason gets a remedy before the next try: a damaged file is checked and
+//! rebuilt; otherwise the file is opened again, which checks it and makes a new one if it
+//! has to. If that next pass fails too, the indexer reports itself stuck, with the cause,
+//! until a pass gets through, and
+//! [`SqliteStore::wait_for_search_index`](crate::SqliteStore::wait_for_search_index) fails
+//! instead of waiting for progress that may never come (a directory where the file should
+//! be, a directory the process cannot write, a full disk). The indexer keeps trying every
+//! [`RETRY`]; searches do not notice, they read the bodies the index has not applied. Each
+//! pass also checks that the file at the search path is still the one attached (device
+//! and inode): a file deleted or replaced under the running store, by an operator or by
+//! another store that found it damaged, is let go and the one at the path opened (or
+//! made), where the indexer would otherwise go on indexing a file nobody reads.
+//!
+//! # Several stores on one database
+//!
+//! Two processes (or two stores in one) on the same database each run an indexer on the
+//! same search file. SQLite's locks keep the file sound; what is left is that the two must
+//! neither apply an event twice nor skip one, and must not take a file the other is making
+//! for a foreign one. A pass applies its work in a transaction that takes the search file's
+//! write lock first and then compares the state with the one the work was read from: the
+//! second indexer to get there finds it moved and drops its work (and publishes the state
+//! it found, so a wait through its store sees the other's progress). Making or deleting
+//! the file happens only under the database's write lock, held on a connection of its own,
+//! and after checking the file again: of two stores that set out to make or replace it at
+//! once, the second takes the file the first made, where it used to delete it (log and
+//! all) from under the first. A new file in WAL mode without a layout yet counts as empty,
+//! not foreign, and the layout is committed by a transaction that takes the search file's
+//! lock before it looks, which covers a maker that does not take the database's lock.
+//! Searches through either store read the file's state and stay exact.
 //!
 //! # Searching without waiting
 //!
@@ -61,7 +97,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chat_core::{Error, Result};
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, params};
 use tokio::sync::watch;
 
 use crate::checkpoint::checkpoint;
@@ -111,6 +147,11 @@ const RETRY: Duration = Duration::from_secs(1);
 /// A reader's report of a failed search makes the indexer check the file at most this
 /// often.
 const RECHECK: Duration = Duration::from_secs(10);
+/// Failed passes in a row after which the indexer is reported stuck. The first failure
+/// gets a remedy (the file is checked and rebuilt if damaged, or opened again: it may have
+/// been replaced); only if the pass after it fails too is there something an operator has
+/// to see to.
+const STUCK_AFTER: u32 = 2;
 
 /// The search file of the database at `db`.
 pub(crate) fn search_path(db: &Path) -> PathBuf {
@@ -121,12 +162,30 @@ pub(crate) fn search_path(db: &Path) -> PathBuf {
 
 /// How far the index is, as [`SqliteStore::wait_for_search_index`](crate::SqliteStore::wait_for_search_index)
 /// sees it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Progress {
     /// The index holds every message as of `watermark` (no rebuild under way).
     pub(crate) ready: bool,
     /// The last `events` rowid applied.
     pub(crate) watermark: i64,
+    /// Why the indexer cannot make progress: set once [`STUCK_AFTER`] passes in a row have
+    /// failed for a reason other than another connection's lock, cleared by the next pass
+    /// that gets through.
+    pub(crate) stuck: Option<Arc<str>>,
+    /// Passes that have failed so far, lock waits not counted. A waiter takes `stuck` only
+    /// from a pass that failed after it began to wait, so that an obstacle removed in the
+    /// meantime does not fail it.
+    pub(crate) failures: u64,
+}
+
+impl Progress {
+    fn at(ready: bool, watermark: i64) -> Self {
+        Self {
+            ready,
+            watermark,
+            ..Self::default()
+        }
+    }
 }
 
 /// How the text filter finds messages by their words, decided per read snapshot.
@@ -190,6 +249,16 @@ struct Wake {
 }
 
 impl Shared {
+    fn new(reader_uri: Option<String>, reader_cache_kib: u64) -> Self {
+        Self {
+            wake: Mutex::new(Wake::default()),
+            cond: Condvar::new(),
+            file_id: AtomicI64::new(0),
+            reader_uri,
+            reader_cache_kib,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Wake> {
         self.wake
             .lock()
@@ -265,6 +334,8 @@ fn is_attached(conn: &Connection) -> bool {
 /// Handle to the indexer thread; dropping it stops and joins the thread.
 pub(crate) struct Search {
     shared: Arc<Shared>,
+    /// The search file, for errors.
+    file: PathBuf,
     progress: watch::Receiver<Progress>,
     thread: Option<JoinHandle<()>>,
 }
@@ -275,53 +346,35 @@ impl Search {
     /// itself cannot be opened or read: a search file that cannot be used is logged, and
     /// searches read bodies until the indexer manages to make one.
     pub(crate) fn start(db: &Path, options: &Options) -> Result<Self> {
-        let conn = open_helper(db, options)?;
-        let store_id: String = conn
-            .query_row(
-                "SELECT value FROM store_meta WHERE key = 'store_id'",
-                [],
-                |row| row.get(0),
-            )
-            .map_err(|e| in_file(db, crate::error::map(e)))?;
-        let file = search_path(db);
-        let writer_uri = file_uri(&file, "");
-        let reader_uri = file_uri(&file, "mode=ro");
-        if writer_uri.is_none() {
-            tracing::warn!(
+        let mut indexer = Indexer::new(db, options)?;
+        let file = indexer.file.clone();
+        let shared = Arc::new(Shared::new(file_uri(&file, "mode=ro"), options.cache_kib));
+        let first = indexer.open_file(&shared).err();
+        match &first {
+            // Another store is making or checking the file: the indexer tries again soon.
+            Some(failure) if failure.busy => tracing::debug!(
                 file = %file.display(),
-                "chat-sqlite: the search file's path is not UTF-8; searches read bodies"
-            );
-        }
-        let mut indexer = Indexer {
-            conn,
-            file,
-            uri: writer_uri,
-            store_id,
-            cache_kib: options.writer_cache_kib,
-            attached: false,
-            file_id: 0,
-            interval: options.index_interval,
-        };
-        let shared = Arc::new(Shared {
-            wake: Mutex::new(Wake::default()),
-            cond: Condvar::new(),
-            file_id: AtomicI64::new(0),
-            reader_uri,
-            reader_cache_kib: options.cache_kib,
-        });
-        if let Err(e) = indexer.open_file(&shared) {
-            tracing::warn!(error = %e, "chat-sqlite: search file unavailable for now; searches read bodies");
+                error = %failure.cause,
+                "chat-sqlite: search file busy at start; searches read bodies until it is open"
+            ),
+            Some(failure) => tracing::warn!(
+                file = %file.display(),
+                error = %failure.cause,
+                "chat-sqlite: search file unavailable for now; searches read bodies"
+            ),
+            None => {}
         }
         let (sender, progress) = watch::channel(Progress::default());
         let thread = std::thread::Builder::new()
             .name("chat-sqlite-indexer".into())
             .spawn({
                 let shared = shared.clone();
-                move || run(indexer, &shared, &sender)
+                move || run(indexer, &shared, &sender, first)
             })
             .map_err(|e| Error::Storage(format!("cannot start the search indexer: {e}")))?;
         Ok(Self {
             shared,
+            file,
             progress,
             thread: Some(thread),
         })
@@ -332,15 +385,33 @@ impl Search {
     }
 
     /// Waits until the index is complete and has applied every event up to rowid
-    /// `target`.
+    /// `target`, or until a pass that began after the call has found the indexer stuck
+    /// (see [`Progress::stuck`]).
     pub(crate) async fn wait_for(&self, target: i64) -> Result<()> {
         let mut progress = self.progress.clone();
+        let failures = progress.borrow().failures;
         self.shared.committed();
-        progress
-            .wait_for(|p| p.ready && p.watermark >= target)
+        let caught_up = |p: &Progress| p.ready && p.watermark >= target;
+        let stuck = progress
+            .wait_for(|p| caught_up(p) || (p.stuck.is_some() && p.failures > failures))
             .await
-            .map(drop)
-            .map_err(|_| Error::Storage("the search indexer has stopped".into()))
+            .map(|p| if caught_up(&p) { None } else { p.stuck.clone() })
+            .map_err(|_| {
+                in_file(
+                    &self.file,
+                    Error::Storage("the search indexer has stopped".into()),
+                )
+            })?;
+        match stuck {
+            None => Ok(()),
+            Some(cause) => Err(in_file(
+                &self.file,
+                Error::Storage(format!(
+                    "the search index cannot catch up (searches read message bodies meanwhile; \
+                     the indexer tries again every second): {cause}"
+                )),
+            )),
+        }
     }
 }
 
@@ -357,15 +428,89 @@ impl Drop for Search {
 /// Why a search file is not used as it is.
 #[derive(Debug)]
 enum Unusable {
-    /// Empty (just created): gets the schema in place.
+    /// Empty (just created, or another store is making it): gets the schema in place.
     Empty,
+    /// Another connection holds a lock the check needs: tried again later, never a reason
+    /// to delete the file.
+    Busy(String),
     /// Anything else: deleted and made again.
     Replace(String),
+}
+
+/// Why a pass of the indexer did not get through.
+#[derive(Debug)]
+struct Failure {
+    /// Another connection held a lock past the busy timeout: the indexer is held up, not
+    /// stuck.
+    busy: bool,
+    /// A file is damaged: the search file is checked (and rebuilt) before the next try.
+    damage: bool,
+    cause: String,
+}
+
+impl Failure {
+    fn busy(cause: String) -> Self {
+        Self {
+            busy: true,
+            damage: false,
+            cause,
+        }
+    }
+
+    fn other(cause: impl Into<String>) -> Self {
+        Self {
+            busy: false,
+            damage: false,
+            cause: cause.into(),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        Self {
+            busy: is_busy(&e),
+            damage: is_damage(&e),
+            cause: describe(crate::error::map(e)),
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Self::other(describe(e))
+    }
+}
+
+/// A storage error's message without the variant's prefix, to be put inside another.
+fn describe(e: Error) -> String {
+    match e {
+        Error::Storage(message) => message,
+        other => other.to_string(),
+    }
+}
+
+/// The device and inode of the file at `path`, to tell whether the file the indexer has
+/// attached is still the one there; `None` if there is none, or off Unix.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// The indexer's connection and what it knows about the attached file.
 struct Indexer {
     conn: Connection,
+    /// The database, for [`making_lock`](Self::making_lock).
+    db: PathBuf,
+    busy_timeout: Duration,
     file: PathBuf,
     /// Read-write `file:` URI of the search file; `None` if it cannot be expressed.
     uri: Option<String>,
@@ -374,42 +519,75 @@ struct Indexer {
     cache_kib: u64,
     attached: bool,
     file_id: i64,
+    /// [`identity`] of the attached file, taken right after attaching it.
+    identity: Option<(u64, u64)>,
     /// [`Options::index_interval`].
     interval: Duration,
 }
 
 /// What one indexer transaction did.
 enum Step {
-    /// Nothing to apply.
-    Idle,
+    /// Nothing to apply; the index is here.
+    Idle(Progress),
     /// Committed; the index is now here.
     Applied(Progress),
+    /// Another store's indexer applied the same events first; nothing was written. The
+    /// index is here.
+    Overtaken(Progress),
     /// The database has fewer events than the index has seen: it was replaced under the
     /// running store. Nothing was applied; the file must be rebuilt.
     Diverged,
 }
 
 impl Indexer {
-    fn uri(&self) -> Result<&str> {
-        self.uri
-            .as_deref()
-            .ok_or_else(|| Error::Storage("the search file's path is not UTF-8".into()))
+    /// An indexer of the database at `db`, its search file not attached yet.
+    fn new(db: &Path, options: &Options) -> Result<Self> {
+        let conn = open_helper(db, options)?;
+        let store_id: String = conn
+            .query_row(
+                "SELECT value FROM store_meta WHERE key = 'store_id'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| in_file(db, crate::error::map(e)))?;
+        let file = search_path(db);
+        let uri = file_uri(&file, "");
+        if uri.is_none() {
+            tracing::warn!(
+                file = %file.display(),
+                "chat-sqlite: the search file's path is not UTF-8; searches read bodies"
+            );
+        }
+        Ok(Self {
+            conn,
+            db: db.to_path_buf(),
+            busy_timeout: options.busy_timeout,
+            file,
+            uri,
+            store_id,
+            cache_kib: options.writer_cache_kib,
+            attached: false,
+            file_id: 0,
+            identity: None,
+            interval: options.index_interval,
+        })
     }
 
-    fn attach(&mut self) -> Result<()> {
-        let uri = self.uri()?.to_owned();
-        self.conn
-            .execute("ATTACH DATABASE ?1 AS search", [uri])
-            .db()?;
+    fn attach(&mut self) -> std::result::Result<(), Failure> {
+        let uri = self
+            .uri
+            .clone()
+            .ok_or_else(|| Failure::other("the search file's path is not UTF-8"))?;
+        self.conn.execute("ATTACH DATABASE ?1 AS search", [uri])?;
         self.attached = true;
+        self.identity = identity(&self.file);
         // A cache: losing the last commits to a power cut only moves the watermark back
         // with them (they are undone together), so commits need not wait for the disk.
-        self.conn
-            .execute_batch(&format!(
-                "PRAGMA search.synchronous = NORMAL; PRAGMA search.cache_size = -{};",
-                self.cache_kib
-            ))
-            .db()
+        self.conn.execute_batch(&format!(
+            "PRAGMA search.synchronous = NORMAL; PRAGMA search.cache_size = -{};",
+            self.cache_kib
+        ))?;
+        Ok(())
     }
 
     fn detach(&mut self) {
@@ -421,44 +599,144 @@ impl Indexer {
         }
     }
 
+    /// Whether the attached file has been deleted or replaced (by an operator, or by
+    /// another store that found it damaged): the indexer would go on writing a file that
+    /// nobody reads, and report progress on it.
+    fn moved(&self) -> bool {
+        self.attached && identity(&self.file) != self.identity
+    }
+
     /// Attaches the search file, checks it and if need be makes a new one; publishes its
-    /// `file_id` for the readers.
-    fn open_file(&mut self, shared: &Shared) -> Result<()> {
+    /// `file_id` for the readers. On failure the file is left detached, so that the next
+    /// pass opens it again.
+    fn open_file(&mut self, shared: &Shared) -> std::result::Result<(), Failure> {
         self.detach();
         shared.file_id.store(0, Ordering::Release);
-        let checked = match self.attach() {
-            Ok(()) => self.check(),
-            Err(e) => Err(Unusable::Replace(e.to_string())),
-        };
-        let file_id = match checked {
-            Ok(file_id) => file_id,
-            Err(Unusable::Empty) => self.create()?,
-            Err(Unusable::Replace(why)) => {
-                tracing::warn!(
-                    file = %self.file.display(),
-                    why = %why,
-                    "chat-sqlite: rebuilding the search index"
-                );
-                self.replace()?
+        match self.open_checked() {
+            Ok(file_id) => {
+                self.file_id = file_id;
+                shared.file_id.store(file_id, Ordering::Release);
+                Ok(())
             }
-        };
-        self.file_id = file_id;
-        shared.file_id.store(file_id, Ordering::Release);
-        Ok(())
+            Err(failure) => {
+                self.detach();
+                Err(failure)
+            }
+        }
+    }
+
+    /// The work of [`open_file`](Self::open_file): takes the file as it is, gives an
+    /// empty one its layout, or deletes anything else and makes it again. Another store,
+    /// in this process or another, may be opening, making or replacing the same file at
+    /// this moment. Making and deleting happen only under [`making_lock`](Self::making_lock),
+    /// after checking the file again: a store that waited for it finds the file the other
+    /// made and takes it. A file in WAL mode without a layout counts as empty, not as
+    /// foreign, and a lock another connection holds is waited for (the busy timeout), never
+    /// a reason to delete the file.
+    fn open_checked(&mut self) -> std::result::Result<i64, Failure> {
+        match self.attach_and_check() {
+            Ok(file_id) => return Ok(file_id),
+            Err(Unusable::Busy(cause)) => return Err(Failure::busy(cause)),
+            Err(Unusable::Empty | Unusable::Replace(_)) => {}
+        }
+        let _making = self.making_lock()?;
+        self.detach();
+        let mut deleted = false;
+        // A round takes the file, or makes it, or deletes it and starts over, or (when a
+        // connection that is not a store's made it meanwhile) checks it again.
+        for _ in 0..3 {
+            match self.attach_and_check() {
+                Ok(file_id) => return Ok(file_id),
+                Err(Unusable::Empty) => {
+                    if let Some(file_id) = self.create()? {
+                        return Ok(file_id);
+                    }
+                }
+                Err(Unusable::Busy(cause)) => return Err(Failure::busy(cause)),
+                Err(Unusable::Replace(why)) if deleted => {
+                    return Err(Failure::other(format!(
+                        "cannot make a usable search file: {why}"
+                    )));
+                }
+                Err(Unusable::Replace(why)) => {
+                    // Nothing to rebuild where there is no file (one that cannot be made).
+                    if std::fs::symlink_metadata(&self.file).is_ok() {
+                        tracing::warn!(
+                            file = %self.file.display(),
+                            why = %why,
+                            "chat-sqlite: rebuilding the search index"
+                        );
+                    }
+                    self.delete_file()?;
+                    deleted = true;
+                }
+            }
+        }
+        Err(Failure::other(
+            "the search file kept changing while it was being opened",
+        ))
+    }
+
+    /// Attaches the file if it is not, and [`check`](Self::check)s it. A file that cannot
+    /// be attached is to be replaced (unless the failure is a lock).
+    fn attach_and_check(&mut self) -> std::result::Result<i64, Unusable> {
+        if !self.attached {
+            match self.attach() {
+                Ok(()) => {}
+                Err(failure) if failure.busy => return Err(Unusable::Busy(failure.cause)),
+                Err(failure) => return Err(Unusable::Replace(failure.cause)),
+            }
+        }
+        self.check()
+    }
+
+    /// The database's write lock, on a connection of its own (`ATTACH` cannot run inside a
+    /// transaction), held while the search file is made or deleted. Two stores doing that
+    /// at once could otherwise leave a file with two logs: one deleting the `-wal` and
+    /// `-shm` of the file the other has just made and opened, and making its own beside
+    /// them. Writers wait for it as for any write; making the file takes milliseconds.
+    fn making_lock(&self) -> std::result::Result<Connection, Failure> {
+        let conn = Connection::open_with_flags(
+            &self.db,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(self.busy_timeout)?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(conn)
     }
 
     /// The attached file's `file_id` if it is a usable index of this database.
     fn check(&self) -> std::result::Result<i64, Unusable> {
-        let replace = |e: rusqlite::Error| Unusable::Replace(e.to_string());
+        let unusable = |e: rusqlite::Error| {
+            if is_busy(&e) {
+                Unusable::Busy(describe(crate::error::map(e)))
+            } else {
+                Unusable::Replace(e.to_string())
+            }
+        };
         let pragma = |name: &str| -> std::result::Result<i64, Unusable> {
             self.conn
                 .query_row(&format!("PRAGMA search.{name}"), [], |row| row.get(0))
-                .map_err(replace)
+                .map_err(unusable)
         };
         if pragma("page_count")? == 0 {
             return Err(Unusable::Empty);
         }
         let (application_id, format) = (pragma("application_id")?, pragma("user_version")?);
+        if application_id == 0 && format == 0 {
+            // Switching a new file to WAL writes its first page before the layout is
+            // committed: a file with nothing in it is one another store is making (or one
+            // whose maker died), not a foreign file.
+            let objects: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM search.sqlite_master", [], |row| {
+                    row.get(0)
+                })
+                .map_err(unusable)?;
+            if objects == 0 {
+                return Err(Unusable::Empty);
+            }
+        }
         if application_id != i64::from(APPLICATION_ID) || format != i64::from(FORMAT) {
             return Err(Unusable::Replace(format!(
                 "not a search file of this version (application_id {application_id:#x}, format {format})"
@@ -482,7 +760,7 @@ impl Indexer {
                     ))
                 },
             )
-            .map_err(replace)?;
+            .map_err(unusable)?;
         if store_id != self.store_id {
             return Err(Unusable::Replace(format!(
                 "made for another database (store id {store_id}, this one is {})",
@@ -498,7 +776,7 @@ impl Indexer {
                 [],
                 |row| row.get(0),
             )
-            .map_err(replace)?;
+            .map_err(unusable)?;
         let at_watermark: Option<(uuid::Uuid, i64)> = self
             .conn
             .query_row(
@@ -507,7 +785,7 @@ impl Indexer {
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()
-            .map_err(replace)?;
+            .map_err(unusable)?;
         let mark = mark_tenant.zip(mark_seq);
         if newest < horizon || (watermark > 0 && at_watermark != mark) {
             return Err(Unusable::Replace(format!(
@@ -518,47 +796,64 @@ impl Indexer {
         Ok(file_id)
     }
 
-    /// Deletes the search file and its log, and makes a new one.
-    fn replace(&mut self) -> Result<i64> {
+    /// Detaches and deletes the search file and its log, so that the next open makes a
+    /// new one.
+    fn delete_file(&mut self) -> std::result::Result<(), Failure> {
         self.detach();
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let mut name = self.file.as_os_str().to_owned();
             name.push(suffix);
+            let name = PathBuf::from(name);
             match std::fs::remove_file(&name) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    return Err(in_file(
-                        Path::new(&name),
-                        Error::Storage(format!("cannot delete the damaged search file: {e}")),
-                    ));
+                    let why = if std::fs::symlink_metadata(&name).is_ok_and(|m| m.is_dir()) {
+                        if suffix.is_empty() {
+                            "a directory is in its place".to_owned()
+                        } else {
+                            format!("{} is a directory", name.display())
+                        }
+                    } else {
+                        format!("cannot delete {}: {e}", name.display())
+                    };
+                    return Err(Failure::other(format!(
+                        "cannot make a new search file: {why}"
+                    )));
                 }
             }
         }
-        self.attach()?;
-        self.create()
+        Ok(())
     }
 
     /// Gives the attached empty file the schema and a state that asks for a rebuild from
-    /// the first message, starting at the database's newest event.
-    fn create(&mut self) -> Result<i64> {
+    /// the first message, starting at the database's newest event; `None` if another
+    /// store gave it its layout first (the file is then to be checked again and taken).
+    fn create(&mut self) -> std::result::Result<Option<i64>, Failure> {
         // Random, so that a reader can tell a new file from the one it attached; never 0,
         // which means "no file".
         let file_id = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64 | 1;
         let mode: String = self
             .conn
-            .query_row("PRAGMA search.journal_mode = WAL", [], |row| row.get(0))
-            .db()?;
+            .query_row("PRAGMA search.journal_mode = WAL", [], |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::Storage(format!(
+            return Err(Failure::other(format!(
                 "cannot switch the search file to WAL (journal_mode is {mode})"
             )));
         }
-        let tx = self.conn.unchecked_transaction().db()?;
-        tx.execute_batch(&format!(
-            "PRAGMA search.application_id = {APPLICATION_ID}; PRAGMA search.user_version = {FORMAT}; {SCHEMA}"
-        ))
-        .db()?;
+        let tx = self.conn.unchecked_transaction()?;
+        // The write lock first (a write as the transaction's first statement waits for
+        // it), then the look: of two stores making the file at once, the second to get
+        // the lock finds the first one's layout and takes it.
+        tx.execute_batch(&format!("PRAGMA search.application_id = {APPLICATION_ID}"))?;
+        let objects: i64 =
+            tx.query_row("SELECT count(*) FROM search.sqlite_master", [], |row| {
+                row.get(0)
+            })?;
+        if objects > 0 {
+            return Ok(None);
+        }
+        tx.execute_batch(&format!("PRAGMA search.user_version = {FORMAT}; {SCHEMA}"))?;
         // The rebuild starts from this snapshot's newest event: whatever happens after it
         // is replayed once every message has been copied.
         tx.execute(
@@ -568,10 +863,9 @@ impl Indexer {
              FROM (SELECT 1) LEFT JOIN (SELECT rowid, tenant_id, seq FROM main.events \
              ORDER BY rowid DESC LIMIT 1) e",
             params![self.store_id, file_id],
-        )
-        .db()?;
-        tx.commit().db()?;
-        Ok(file_id)
+        )?;
+        tx.commit()?;
+        Ok(Some(file_id))
     }
 
     /// Runs one pass: reads what to change from one snapshot of the database, then applies
@@ -579,23 +873,36 @@ impl Indexer {
     /// snapshot is let go before the index is written (FTS work is the slow part): a reader
     /// of the database holds back checkpoints while it reads.
     fn step(&mut self) -> rusqlite::Result<Step> {
-        let Some(work) = self.read_work()? else {
-            return Ok(Step::Idle);
-        };
+        match self.read_work()? {
+            Read::Work(work) => self.apply(work),
+            Read::Idle(progress) => Ok(Step::Idle(progress)),
+            Read::Diverged => Ok(Step::Diverged),
+        }
+    }
+
+    /// Applies what [`read_work`](Self::read_work) read, unless the state has moved since.
+    fn apply(&mut self, work: Work) -> rusqlite::Result<Step> {
         let Work {
             from,
             newest,
             changes,
             to,
-        } = match work {
-            Read::Work(work) => work,
-            Read::Diverged => return Ok(Step::Diverged),
-        };
+        } = work;
         let tx = self.conn.unchecked_transaction()?;
-        // The indexer is the file's only writer; should another process's store index the
-        // same file, whichever commits second finds the state moved and starts over.
-        if read_state(&tx)?.position() != from {
-            return Ok(Step::Applied(from.progress()));
+        // Another store's indexer, in this process or another, may follow the same file
+        // and have read the same events. The write lock is taken first (a write as the
+        // transaction's first statement waits for it, up to the busy timeout), then the
+        // state compared with the one the work starts from: the indexer that comes second
+        // finds the state moved and drops its work, rather than apply events again from an
+        // older reading and take the watermark back. Reading the state first would be as
+        // safe but fail instead of wait: SQLite refuses at once to upgrade a read
+        // transaction when another connection writes or has written since, which cost a
+        // failed pass, a warning and a second's pause.
+        tx.prepare_cached("UPDATE search.search_state SET id = id WHERE id = 1")?
+            .execute([])?;
+        let now = read_state(&tx)?.position();
+        if now != from {
+            return Ok(Step::Overtaken(now.progress()));
         }
         for change in &changes {
             match change {
@@ -632,14 +939,14 @@ impl Indexer {
     }
 
     /// What the next pass should change, read in one read transaction of both files.
-    fn read_work(&mut self) -> rusqlite::Result<Option<Read>> {
+    fn read_work(&mut self) -> rusqlite::Result<Read> {
         let tx = self.conn.unchecked_transaction()?;
         let state = read_state(&tx)?;
         let newest: i64 = tx
             .prepare_cached("SELECT coalesce(max(rowid), 0) FROM main.events")?
             .query_row([], |row| row.get(0))?;
         if newest < state.horizon {
-            return Ok(Some(Read::Diverged));
+            return Ok(Read::Diverged);
         }
         let from = state.position();
         let (changes, to) = match &from {
@@ -667,15 +974,15 @@ impl Indexer {
                 let (changes, watermark, mark) = event_changes(&tx, *watermark, mark)?;
                 (changes, Position::Indexed { watermark, mark })
             }
-            Position::Indexed { .. } => return Ok(None),
+            Position::Indexed { .. } => return Ok(Read::Idle(from.progress())),
         };
         tx.finish()?;
-        Ok(Some(Read::Work(Work {
+        Ok(Read::Work(Work {
             from,
             newest,
             changes,
             to,
-        })))
+        }))
     }
 
     /// The index as it stands (after opening, before any step).
@@ -688,26 +995,23 @@ impl Indexer {
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .db()?;
-        Ok(Progress {
-            ready: rebuilt_to.is_none(),
-            watermark,
-        })
+        Ok(Progress::at(rebuilt_to.is_none(), watermark))
     }
 
     /// Replaces the search file with a new one due for a rebuild, and tells the readers.
-    fn rebuild(&mut self, shared: &Shared, why: &str) {
+    fn rebuild(&mut self, shared: &Shared, why: &str) -> std::result::Result<(), Failure> {
         tracing::warn!(file = %self.file.display(), why, "chat-sqlite: rebuilding the search index");
         shared.file_id.store(0, Ordering::Release);
-        match self.replace() {
-            Ok(file_id) => {
-                self.file_id = file_id;
-                shared.file_id.store(file_id, Ordering::Release);
-            }
-            Err(e) => {
+        {
+            let _making = self.making_lock()?;
+            if self.moved() {
+                // Another store has replaced it already: its file is the one to open.
                 self.detach();
-                tracing::warn!(error = %e, "chat-sqlite: cannot make a new search file");
+            } else {
+                self.delete_file()?;
             }
         }
+        self.open_file(shared)
     }
 
     /// `PRAGMA quick_check` of the search file: `Ok(false)` if it found damage.
@@ -723,6 +1027,14 @@ impl Indexer {
             Err(e) => Err(crate::error::map(e)),
         }
     }
+}
+
+/// Errors that say another connection holds a lock: the indexer is held up, not stuck.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
 }
 
 /// Errors that say the file is damaged, as opposed to busy or out of space.
@@ -792,14 +1104,8 @@ enum Position {
 impl Position {
     fn progress(&self) -> Progress {
         match self {
-            Position::Rebuilding { watermark, .. } => Progress {
-                ready: false,
-                watermark: *watermark,
-            },
-            Position::Indexed { watermark, .. } => Progress {
-                ready: true,
-                watermark: *watermark,
-            },
+            Position::Rebuilding { watermark, .. } => Progress::at(false, *watermark),
+            Position::Indexed { watermark, .. } => Progress::at(true, *watermark),
         }
     }
 }
@@ -829,6 +1135,8 @@ struct Work {
 
 enum Read {
     Work(Work),
+    /// Nothing to apply; the index is here.
+    Idle(Progress),
     /// The database has fewer events than the index has seen.
     Diverged,
 }
@@ -982,9 +1290,29 @@ fn remove_conversation(tx: &Transaction<'_>, conversation: &[u8]) -> rusqlite::R
     Ok(())
 }
 
+/// Publishes where the index is. `through` says a pass got through, which ends a stuck
+/// report; otherwise (a position read at the start of a pass) the report stands.
+fn publish(progress: &watch::Sender<Progress>, at: Progress, through: bool) {
+    progress.send_if_modified(|old| {
+        let new = Progress {
+            stuck: if through { None } else { old.stuck.clone() },
+            failures: old.failures,
+            ..at
+        };
+        let changed = *old != new;
+        *old = new;
+        changed
+    });
+}
+
 /// The indexer thread: works until there is nothing to apply, then waits for a commit,
-/// a reader's report or the [`TICK`].
-fn run(mut ix: Indexer, shared: &Shared, progress: &watch::Sender<Progress>) {
+/// a reader's report or the [`TICK`]. `first` is how opening the file at start-up failed.
+fn run(
+    mut ix: Indexer,
+    shared: &Shared,
+    progress: &watch::Sender<Progress>,
+    first: Option<Failure>,
+) {
     let mut seen = 0;
     // A file found usable at open is checked once, off the open path: a damaged page
     // elsewhere than the header and the state shows only when something reads it.
@@ -993,6 +1321,8 @@ fn run(mut ix: Indexer, shared: &Shared, progress: &watch::Sender<Progress>) {
     // The search file's log has pages an idle TRUNCATE should clear.
     let mut dirty = false;
     let mut last_pass: Option<Instant> = None;
+    // Passes in a row that failed other than on a lock.
+    let mut failing: u32 = first.is_some_and(|f| !f.busy).into();
     loop {
         if let Some(last) = last_pass {
             // A pass per commit would cost a transaction (and a short FTS segment to
@@ -1001,54 +1331,90 @@ fn run(mut ix: Indexer, shared: &Shared, progress: &watch::Sender<Progress>) {
                 return;
             }
         }
+        let mut failed: Option<Failure> = None;
         if verify {
             verify = false;
             checked_at = Some(Instant::now());
             match ix.sound() {
                 Ok(true) => {}
-                Ok(false) => ix.rebuild(shared, "the search file is damaged"),
+                Ok(false) => failed = ix.rebuild(shared, "the search file is damaged").err(),
                 Err(e) => tracing::warn!(error = %e, "chat-sqlite: cannot check the search file"),
             }
         }
-        let mut failed = false;
-        if !ix.attached {
-            if let Err(e) = ix.open_file(shared) {
-                tracing::warn!(error = %e, "chat-sqlite: search file unavailable; searches read bodies");
-                failed = true;
-            }
+        if failed.is_none() && ix.moved() {
+            tracing::warn!(
+                file = %ix.file.display(),
+                "chat-sqlite: the search file was deleted or replaced while in use; opening the one at its path"
+            );
+            ix.detach();
+        }
+        if failed.is_none() && !ix.attached {
+            failed = ix.open_file(shared).err();
         }
         if ix.attached {
             if let Ok(p) = ix.progress() {
-                progress.send_if_modified(|old| std::mem::replace(old, p) != p);
+                publish(progress, p, false);
             }
         }
         last_pass = Some(Instant::now());
-        while ix.attached && !failed {
+        while ix.attached && failed.is_none() {
             if shared.stopping() {
                 return;
             }
             match ix.step() {
-                Ok(Step::Idle) => break,
+                Ok(Step::Idle(p)) => {
+                    failing = 0;
+                    publish(progress, p, true);
+                    break;
+                }
                 Ok(Step::Applied(p)) => {
+                    failing = 0;
                     dirty = true;
-                    progress.send_replace(p);
+                    publish(progress, p, true);
+                }
+                Ok(Step::Overtaken(p)) => {
+                    failing = 0;
+                    publish(progress, p, true);
                 }
                 Ok(Step::Diverged) => {
-                    ix.rebuild(
-                        shared,
-                        "the database has fewer events than the index has seen",
-                    );
+                    failed = ix
+                        .rebuild(
+                            shared,
+                            "the database has fewer events than the index has seen",
+                        )
+                        .err();
                 }
-                Err(e) => {
-                    failed = true;
-                    tracing::warn!(error = %e, "chat-sqlite: search indexing failed; retrying");
-                    // The check tells whether the damage is the search file's (rebuilt) or
-                    // the database's (nothing the index can do about it).
-                    verify = is_damage(&e);
-                }
+                Err(e) => failed = Some(Failure::from(e)),
             }
         }
-        if failed {
+        if let Some(failure) = failed {
+            if failure.busy {
+                tracing::debug!(
+                    error = %failure.cause,
+                    "chat-sqlite: search indexing held up by another connection's lock; retrying"
+                );
+            } else {
+                failing += 1;
+                tracing::warn!(
+                    file = %ix.file.display(),
+                    error = %failure.cause,
+                    "chat-sqlite: search indexing failed; searches read bodies; retrying"
+                );
+                if failure.damage && ix.attached {
+                    // The check tells whether the damage is the search file's (rebuilt) or
+                    // the database's (nothing the index can do about it).
+                    verify = true;
+                } else {
+                    // Opened again, the file is checked, and made anew if it has to be.
+                    ix.detach();
+                }
+                progress.send_modify(|p| {
+                    p.failures += 1;
+                    if failing >= STUCK_AFTER {
+                        p.stuck = Some(failure.cause.into());
+                    }
+                });
+            }
             if shared.pause(Instant::now() + RETRY) {
                 return;
             }
@@ -1100,7 +1466,7 @@ mod tests {
     use time::OffsetDateTime;
     use uuid::Uuid;
 
-    use super::{WordIndex, search_path, word_index};
+    use super::{Indexer, Progress, Read, Shared, Step, WordIndex, search_path, word_index};
     use crate::{Options, SqliteStore, list};
 
     /// A reader connection as the pool makes them (`query_only`) moves to a new search
@@ -1136,6 +1502,196 @@ mod tests {
         assert_eq!(attached(&reader), first, "still on the old file");
         shared.attach_reader(&reader);
         assert_eq!(attached(&reader), second);
+    }
+
+    /// A tenant, a contact and a conversation of theirs.
+    async fn conversation(store: &SqliteStore) -> Conversation {
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let tenant = TenantId(Uuid::from_u128(1));
+        store
+            .insert_tenant(&Tenant {
+                id: tenant,
+                name: "T".into(),
+                settings: TenantSettings::default(),
+                created_at: now,
+            })
+            .await
+            .unwrap();
+        let contact = ContactId(Uuid::from_u128(2));
+        store
+            .insert_contact(&Contact {
+                id: contact,
+                tenant_id: tenant,
+                name: None,
+                email: None,
+                phone: None,
+                address: None,
+                external_id: None,
+                metadata: BTreeMap::new(),
+                created_at: now,
+                updated_at: now,
+            })
+            .await
+            .unwrap();
+        let c = Conversation::new(
+            ConversationId(Uuid::from_u128(3)),
+            tenant,
+            contact,
+            Mode::Bot,
+            now,
+        );
+        store.create_conversation(&c, vec![]).await.unwrap();
+        c
+    }
+
+    async fn post(store: &SqliteStore, c: &Conversation, n: u128, body: &str) {
+        store
+            .append_message(NewMessage {
+                id: MessageId(Uuid::from_u128(n)),
+                tenant_id: c.tenant_id,
+                conversation_id: c.id,
+                sender: Sender::Customer,
+                kind: MessageKind::Text,
+                body: body.into(),
+                attachments: Vec::new(),
+                reply_to: None,
+                client_message_id: None,
+                entities: Vec::new(),
+                metadata: BTreeMap::new(),
+                created_at: c.created_at,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Stops and joins the store's indexer thread, as dropping the store does.
+    fn stop_indexer(store: &mut SqliteStore) {
+        store.search.shared.lock().stop = true;
+        store.search.shared.cond.notify_all();
+        store.search.thread.take().unwrap().join().unwrap();
+    }
+
+    fn newest_event(path: &std::path::Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("SELECT max(rowid) FROM events", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// A wait on an indexer thread that has stopped fails, naming the search file, rather
+    /// than waiting for progress that cannot come.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wait_on_a_stopped_indexer_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        store.wait_for_search_index().await.unwrap();
+        stop_indexer(&mut store);
+        // Events the stopped indexer will never apply.
+        conversation(&store).await;
+
+        let outcome = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            store.wait_for_search_index(),
+        )
+        .await
+        .expect("the wait hung on a stopped indexer");
+        let Err(chat_core::Error::Storage(message)) = outcome else {
+            panic!("expected Error::Storage, got {outcome:?}");
+        };
+        let file = search_path(&path).display().to_string();
+        assert!(
+            message.contains(&file) && message.contains("stopped"),
+            "{message}"
+        );
+    }
+
+    /// Two indexers on one search file (two stores, or two processes) that have read the
+    /// same events: the one that applies second finds the state moved and drops its work,
+    /// instead of applying its older reading again and taking the watermark back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_indexer_overtaken_by_another_drops_its_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        store.wait_for_search_index().await.unwrap();
+        // Only the two indexers below write the file.
+        stop_indexer(&mut store);
+        let c = conversation(&store).await;
+        post(&store, &c, 10, "alpha").await;
+        let options = Options::default();
+        let (first, second) = (Shared::new(None, 0), Shared::new(None, 0));
+        let mut a = Indexer::new(&path, &options).unwrap();
+        let mut b = Indexer::new(&path, &options).unwrap();
+        a.open_file(&first).unwrap();
+        b.open_file(&second).unwrap();
+        while !matches!(a.step().unwrap(), Step::Idle(_)) {}
+
+        post(&store, &c, 11, "bravo").await;
+        let Read::Work(stale) = b.read_work().unwrap() else {
+            panic!("b found nothing to do");
+        };
+        post(&store, &c, 12, "charlie").await;
+        let newest = newest_event(&path);
+        let Step::Applied(applied) = a.step().unwrap() else {
+            panic!("a applied nothing");
+        };
+        assert_eq!(applied.watermark, newest);
+
+        match b.apply(stale).unwrap() {
+            Step::Overtaken(found) => assert_eq!(found.watermark, newest),
+            _ => panic!("the stale work was applied"),
+        }
+        assert_eq!(b.progress().unwrap(), Progress::at(true, newest));
+        let indexed: i64 = a
+            .conn
+            .query_row("SELECT count(*) FROM search.search_rows", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(indexed, 3);
+    }
+
+    /// An indexer that finds another connection writing the search file (with two stores
+    /// on one file, the other's indexer often is) waits for it, up to the busy timeout,
+    /// and then applies its work, rather than failing the pass.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_indexer_waits_for_another_writer_of_the_search_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        store.wait_for_search_index().await.unwrap();
+        stop_indexer(&mut store);
+        let c = conversation(&store).await;
+        post(&store, &c, 10, "alpha").await;
+        let mut a = Indexer::new(&path, &Options::default()).unwrap();
+        a.open_file(&Shared::new(None, 0)).unwrap();
+        let Read::Work(work) = a.read_work().unwrap() else {
+            panic!("nothing to do");
+        };
+
+        let holder = Connection::open(search_path(&path)).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let hold = std::time::Duration::from_millis(300);
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(hold);
+            holder.execute_batch("COMMIT").unwrap();
+        });
+        let started = std::time::Instant::now();
+        let step = a.apply(work);
+        let waited = started.elapsed();
+        release.join().unwrap();
+        assert!(
+            matches!(step, Ok(Step::Applied(_))),
+            "the pass did not apply its work: {:?}",
+            step.err()
+        );
+        assert!(
+            waited >= hold / 2,
+            "applied after {waited:?} without waiting"
+        );
+        assert_eq!(
+            a.progress().unwrap(),
+            Progress::at(true, newest_event(&path))
+        );
     }
 
     /// The edit race: a reader whose database snapshot is older than the index. The

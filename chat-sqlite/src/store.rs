@@ -145,10 +145,25 @@ impl SqliteStore {
     }
 
     /// Waits until the search index has applied every event committed before the call
-    /// (and finished a rebuild, if one is under way). For tests and benchmarks: searches
-    /// never need it, they are exact whatever the index has caught up with (they read the
-    /// bodies of the conversations changed since). Fails if the indexer thread has
-    /// stopped; waits as long as the indexer keeps failing (it retries every second).
+    /// (and finished a rebuild, if one is under way). For tests, benchmarks and operators'
+    /// scripts: searches never need it, they are exact whatever the index has caught up
+    /// with (they read the bodies of the conversations changed since).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] naming the search file and the cause when the indexer cannot
+    /// make progress: two of its passes in a row have failed, with a remedy in between (a
+    /// rebuild of a damaged file, or opening the file again), and a pass that began after
+    /// this call has failed as well. For example a directory is where the search file
+    /// should be, the directory cannot be written, or the disk is full. The indexer goes on
+    /// trying every second, so a later call succeeds once the obstacle is gone. Also fails,
+    /// naming the file, if the indexer thread has stopped.
+    ///
+    /// It keeps waiting while the indexer is only slow, or held up by another connection
+    /// holding the search file's write lock (another store's indexer, a script): each try
+    /// waits out [`Options::busy_timeout`](crate::Options::busy_timeout), and the next
+    /// comes a second later. Bound the wait with a timeout where such a lock may be held
+    /// for good.
     pub async fn wait_for_search_index(&self) -> Result<()> {
         let target = self
             .read(|conn| {

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod scan;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
