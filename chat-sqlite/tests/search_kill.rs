@@ -8,74 +8,24 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use chat_core::store::{ConversationQuery, Scope};
 use chat_core::{
-    Contact, ContactId, Conversation, ConversationId, Error, Message, MessageId, MessageKind, Mode,
-    NewMessage, Sender, Store, Tenant, TenantId, TenantSettings,
+    Contact, ContactId, ConversationId, Error, Message, MessageId, MessageKind, NewMessage, Sender,
+    Store, Tenant, TenantId, TenantSettings,
 };
 use chat_sqlite::SqliteStore;
-use rusqlite::{Connection, OpenFlags};
+use common::scan::*;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 const ROUNDS: usize = 6;
 const CHILD_ENV: &str = "SEARCH_KILL_DB";
 const TENANT: Uuid = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0042);
-/// Words of the bodies: fixed width, so that one is never inside another and a substring
-/// search for one means the same as a word search.
-const WORDS: usize = 24;
-
-fn word(i: usize) -> String {
-    format!("w{i:02}q")
-}
-
-/// xorshift64*, seeded from the clock: a different schedule every run, printed.
-struct Rng(u64);
-
-impl Rng {
-    fn from_clock() -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-        Rng((nanos ^ u64::from(std::process::id()).rotate_left(32)) | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-
-    fn body(&mut self) -> String {
-        let n = 1 + self.below(4) as usize;
-        (0..n)
-            .map(|_| word(self.below(WORDS as u64) as usize))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
-fn new_conversation(tenant: TenantId, contact: ContactId) -> Conversation {
-    Conversation {
-        version: 0,
-        ..Conversation::new(
-            ConversationId(Uuid::now_v7()),
-            tenant,
-            contact,
-            Mode::Bot,
-            OffsetDateTime::now_utc(),
-        )
-    }
-}
 
 /// The child: writes until killed. Prints `ready` once it has its conversations.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,97 +196,6 @@ fn kill_round(db: &Path, run: Duration) {
     reader.join().unwrap();
 }
 
-/// `pk -> (conversation, body)` of every message that is not deleted.
-fn live_messages(db: &Path) -> HashMap<i64, (Vec<u8>, String)> {
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT pk, conversation_id, body FROM messages WHERE deleted_at IS NULL")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-}
-
-/// Searches through the store give, for every word, the conversations that hold a live
-/// message with it.
-async fn assert_searches_exact(store: &SqliteStore, live: &HashMap<i64, (Vec<u8>, String)>) {
-    for i in 0..WORDS {
-        let w = word(i);
-        // A word that is not the first of its body (looked up in the index), and the
-        // inside of a word (read from the bodies).
-        for needle in [format!(" {w}"), w[1..].to_owned()] {
-            let expected: BTreeSet<Uuid> = live
-                .values()
-                .filter(|(_, body)| chat_core::store::contains_ci(body, &needle))
-                .map(|(c, _)| Uuid::from_slice(c).unwrap())
-                .collect();
-            let q = ConversationQuery {
-                text: Some(needle.clone()),
-                limit: 10_000,
-                ..ConversationQuery::new(TenantId(TENANT), Scope::Tenant)
-            };
-            let found: BTreeSet<Uuid> = store
-                .list_conversations(&q)
-                .await
-                .unwrap()
-                .items
-                .iter()
-                .map(|c| c.id.0)
-                .collect();
-            assert_eq!(found, expected, "search for {needle:?}");
-        }
-    }
-}
-
-/// The index holds exactly the live messages: the same rows, and for every word the
-/// messages whose bodies contain it.
-fn assert_index_exact(db: &Path, search: &Path, live: &HashMap<i64, (Vec<u8>, String)>) {
-    let conn = Connection::open_with_flags(search, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let integrity: String = conn
-        .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(integrity, "ok");
-    let (watermark, rebuilt_to): (i64, Option<i64>) = conn
-        .query_row("SELECT watermark, rebuilt_to FROM search_state", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
-    let newest: i64 = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap()
-        .query_row("SELECT max(rowid) FROM events", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!((watermark, rebuilt_to), (newest, None));
-    let mut stmt = conn
-        .prepare("SELECT pk, conversation_id FROM search_rows")
-        .unwrap();
-    let rows: HashMap<i64, Vec<u8>> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let expected: HashMap<i64, Vec<u8>> =
-        live.iter().map(|(pk, (c, _))| (*pk, c.clone())).collect();
-    assert_eq!(rows, expected, "search_rows differs from the live messages");
-    let mut matching = conn
-        .prepare("SELECT rowid FROM message_search WHERE message_search MATCH ?1")
-        .unwrap();
-    for i in 0..WORDS {
-        let w = word(i);
-        let found: BTreeSet<i64> = matching
-            .query_map([format!("\"{w}\"")], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let scanned: BTreeSet<i64> = live
-            .iter()
-            .filter(|(_, (_, body))| chat_core::store::contains_ci(body, &w))
-            .map(|(pk, _)| *pk)
-            .collect();
-        assert_eq!(found, scanned, "the index and a scan disagree on {w}");
-    }
-}
-
 #[test]
 fn the_index_matches_the_messages_after_sigkill() {
     if std::env::var(CHILD_ENV).is_ok() {
@@ -367,10 +226,10 @@ fn the_index_matches_the_messages_after_sigkill() {
         );
         runtime.block_on(async {
             let store = SqliteStore::open(&db).unwrap();
-            assert_searches_exact(&store, &live).await;
+            assert_searches_match_bodies(&store, TenantId(TENANT), &live).await;
             store.wait_for_search_index().await.unwrap();
             assert_index_exact(&db, &search, &live);
-            assert_searches_exact(&store, &live).await;
+            assert_searches_match_bodies(&store, TenantId(TENANT), &live).await;
         });
     }
     eprintln!("{ROUNDS} kills in {:?}", started.elapsed());

@@ -131,6 +131,16 @@ pub fn assert_index_exact(db: &Path, search: &Path, live: &Live) {
 pub struct Rng(pub u64);
 
 impl Rng {
+    /// Seeded from the clock and the process id: a different stream every run (print the
+    /// seed to replay one).
+    pub fn from_clock() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        Rng((nanos ^ u64::from(std::process::id()).rotate_left(32)) | 1)
+    }
+
     pub fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
@@ -163,7 +173,8 @@ pub fn contact_of(tenant: TenantId, n: u64) -> Contact {
     }
 }
 
-fn new_conversation(tenant: TenantId, contact: ContactId) -> Conversation {
+/// A conversation in bot mode, new now, with a fresh id.
+pub fn new_conversation(tenant: TenantId, contact: ContactId) -> Conversation {
     Conversation {
         version: 0,
         ..Conversation::new(
