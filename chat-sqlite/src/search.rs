@@ -1544,7 +1544,12 @@ mod tests {
         c
     }
 
-    async fn post(store: &SqliteStore, c: &Conversation, n: u128, body: &str) {
+    async fn post(
+        store: &SqliteStore,
+        c: &Conversation,
+        n: u128,
+        body: &str,
+    ) -> chat_core::Message {
         store
             .append_message(NewMessage {
                 id: MessageId(Uuid::from_u128(n)),
@@ -1561,7 +1566,8 @@ mod tests {
                 created_at: c.created_at,
             })
             .await
-            .unwrap();
+            .unwrap()
+            .message
     }
 
     /// Stops and joins the store's indexer thread, as dropping the store does.
@@ -1704,56 +1710,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chat.db");
         let store = SqliteStore::open(&path).unwrap();
-        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
-        let tenant = TenantId(Uuid::from_u128(1));
-        store
-            .insert_tenant(&Tenant {
-                id: tenant,
-                name: "T".into(),
-                settings: TenantSettings::default(),
-                created_at: now,
-            })
-            .await
-            .unwrap();
-        let contact = Contact {
-            id: ContactId(Uuid::from_u128(2)),
-            tenant_id: tenant,
-            name: Some("Ann".into()),
-            email: None,
-            phone: None,
-            address: None,
-            external_id: None,
-            metadata: BTreeMap::new(),
-            created_at: now,
-            updated_at: now,
-        };
-        store.insert_contact(&contact).await.unwrap();
-        let c = Conversation::new(
-            ConversationId(Uuid::from_u128(3)),
-            tenant,
-            contact.id,
-            Mode::Bot,
-            now,
-        );
-        store.create_conversation(&c, vec![]).await.unwrap();
-        let posted = store
-            .append_message(NewMessage {
-                id: MessageId(Uuid::from_u128(4)),
-                tenant_id: tenant,
-                conversation_id: c.id,
-                sender: Sender::Customer,
-                kind: MessageKind::Text,
-                body: "an apple pie".into(),
-                attachments: Vec::new(),
-                reply_to: None,
-                client_message_id: None,
-                entities: Vec::new(),
-                metadata: BTreeMap::new(),
-                created_at: now,
-            })
-            .await
-            .unwrap()
-            .message;
+        let c = conversation(&store).await;
+        let (tenant, now) = (c.tenant_id, c.created_at);
+        let posted = post(&store, &c, 4, "an apple pie").await;
         store.wait_for_search_index().await.unwrap();
 
         // A reader as the pool has them, whose database snapshot predates the edit.
