@@ -5,9 +5,10 @@
 //! can answer the callers of that group: a few milliseconds added to one commit in every
 //! few, which is most of the commit latency's p99. Here the writer runs with
 //! `wal_autocheckpoint = 0` and tells this thread after each commit; the thread runs a
-//! `PASSIVE` checkpoint (it copies what it can without waiting for anyone) at most once per
-//! [`Options::checkpoint_interval`](crate::Options::checkpoint_interval), and a `TRUNCATE`
-//! once commits have stopped for [`IDLE`].
+//! `PASSIVE` checkpoint (it copies what it can without waiting for anyone)
+//! [`Options::checkpoint_interval`](crate::Options::checkpoint_interval) after a commit
+//! wakes it (not on the commit: that is when the server fans the message out), and a
+//! `TRUNCATE` once commits have stopped for [`IDLE`].
 //!
 //! A checkpoint that runs beside the writer never catches up with it: the writer has begun
 //! its next transaction before the copy ends, so the log is never found fully copied at the
@@ -193,7 +194,8 @@ pub(crate) fn checkpoint(
 fn run(conn: &Connection, shared: &Shared, interval: Duration, restart_pages: u64) {
     let restart_pages = i64::try_from(restart_pages).unwrap_or(i64::MAX);
     let mut seen = 0;
-    let mut last_pass: Option<Instant> = None;
+    // The first pass after opening runs at once; the next ones wait for their interval.
+    let mut passed = false;
     // The log holds pages an idle TRUNCATE should clear.
     let mut dirty = false;
     loop {
@@ -218,13 +220,13 @@ fn run(conn: &Connection, shared: &Shared, interval: Duration, restart_pages: u6
         };
         if commits != seen {
             seen = commits;
-            // Commits that arrive during the pause are copied by this same pass.
-            if let Some(last) = last_pass {
-                if shared.pause(last + interval) {
-                    return;
-                }
+            // Commits that arrive during the pause are copied by this same pass, which
+            // waits a whole interval from the wake rather than from the last pass: a copy
+            // (and its fsync) right on a commit competes with the fan-out of that commit.
+            if passed && shared.pause(Instant::now() + interval) {
+                return;
             }
-            last_pass = Some(Instant::now());
+            passed = true;
             match shared.checkpoint(conn, "PASSIVE") {
                 Ok((_, log, copied)) => {
                     dirty = log > 0;

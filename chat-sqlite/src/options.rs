@@ -65,13 +65,17 @@ pub struct Options {
     /// Upper bound on the file size in pages (`PRAGMA max_page_count`); writes past it
     /// fail as on a full disk. Default: none.
     pub max_pages: Option<u64>,
-    /// How often, at most, the search indexer applies new events once woken by a commit.
-    /// Searches never wait for it (they read the bodies of messages changed since the
-    /// index's watermark), so this trades a little more of that reading for fewer, larger
-    /// index transactions. Default: 50 ms.
+    /// How long the search indexer waits, once a commit wakes it, before it applies the
+    /// new events: at most one pass per interval, and none in the moment after a commit,
+    /// when the server is fanning the new message out to its sockets (with the pass right
+    /// on the commit, the chat server's p99 delivery latency at 10 messages/s was 3.2-6.5
+    /// ms; a pass `interval` later, 3.1-3.3 ms). Searches never wait for it (they read the
+    /// bodies of messages changed since the index's watermark), so this trades a little
+    /// more of that reading for fewer, larger index transactions. Default: 50 ms.
     pub index_interval: Duration,
-    /// How often, at most, the checkpoint thread copies the write-ahead log into the
-    /// database while commits keep coming. The writer never checkpoints on its commit path
+    /// How long the checkpoint thread waits, once a commit wakes it, before it copies the
+    /// write-ahead log into the database: at most one copy per interval, and none in the
+    /// moment after a commit (see [`index_interval`](Self::index_interval)). The writer never checkpoints on its commit path
     /// (`wal_autocheckpoint` is off); a longer interval copies a page written many times
     /// once instead of many times, and lets the log grow larger. Default: 50 ms.
     pub checkpoint_interval: Duration,

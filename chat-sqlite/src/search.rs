@@ -1320,16 +1320,16 @@ fn run(
     let mut checked_at: Option<Instant> = None;
     // The search file's log has pages an idle TRUNCATE should clear.
     let mut dirty = false;
-    let mut last_pass: Option<Instant> = None;
+    // The first pass after opening runs at once; the next ones wait for their interval.
+    let mut passed = false;
     // Passes in a row that failed other than on a lock.
     let mut failing: u32 = first.is_some_and(|f| !f.busy).into();
     loop {
-        if let Some(last) = last_pass {
-            // A pass per commit would cost a transaction (and a short FTS segment to
-            // merge later) per commit when commits are small.
-            if shared.pause(last + ix.interval) {
-                return;
-            }
+        // A pass per commit would cost a transaction (and a short FTS segment to merge
+        // later) per commit when commits are small; and a pass right on a commit competes
+        // with the fan-out of that commit, so it waits a whole interval from the wake.
+        if passed && shared.pause(Instant::now() + ix.interval) {
+            return;
         }
         let mut failed: Option<Failure> = None;
         if verify {
@@ -1356,7 +1356,7 @@ fn run(
                 publish(progress, p, false);
             }
         }
-        last_pass = Some(Instant::now());
+        passed = true;
         while ix.attached && failed.is_none() {
             if shared.stopping() {
                 return;
