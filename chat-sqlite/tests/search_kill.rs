@@ -8,9 +8,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +18,7 @@ use chat_core::{
     Store, Tenant, TenantId, TenantSettings,
 };
 use chat_sqlite::SqliteStore;
+use common::child::Child;
 use common::scan::*;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -145,55 +145,12 @@ async fn write_until_killed(
     }
 }
 
-/// Kills the child when dropped, so that a failing parent does not leave it running.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs the child until it says `ready`, lets it write for `run`, kills it.
 fn kill_round(db: &Path, run: Duration) {
-    let mut child = Child(
-        Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_posts_until_killed",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, db)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the child"),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let (lines, received) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = received.recv_timeout(left).expect("the child got ready");
-        // The test harness prints the test's name on the same line.
-        if line.ends_with("ready") {
-            break;
-        }
-    }
+    let child = Child::spawn("child_posts_until_killed", CHILD_ENV, db);
+    child.expect_line("ready", Instant::now() + Duration::from_secs(60));
     std::thread::sleep(run);
-    child.0.kill().expect("SIGKILL the child");
-    drop(child);
-    reader.join().unwrap();
+    child.kill();
 }
 
 #[test]

@@ -9,14 +9,13 @@
 mod common;
 
 use std::fmt;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chat_core::{ContactId, Store, TenantId};
 use chat_sqlite::SqliteStore;
+use common::child::Child;
 use common::scan::*;
 use common::*;
 use rusqlite::Connection;
@@ -172,16 +171,6 @@ async fn child_churns_beside_the_parent() {
     println!("done");
 }
 
-/// Kills the child when dropped, so that a failing parent does not leave it running.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_store_in_another_process_shares_the_search_file() {
     if std::env::var(CHILD_ENV).is_ok() {
@@ -203,41 +192,8 @@ fn a_store_in_another_process_shares_the_search_file() {
     // Both processes start without a search file, so both set out to make it.
     std::fs::remove_file(&search).unwrap();
 
-    let mut child = Child(
-        Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_churns_beside_the_parent",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, &db)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the child"),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let (lines, received) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut child = Child::spawn("child_churns_beside_the_parent", CHILD_ENV, &db);
     let deadline = Instant::now() + Duration::from_secs(120);
-    let expect_line = |word: &str| loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = received
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("the child did not say {word:?}"));
-        // The test harness prints the test's name on the same line.
-        if line.ends_with(word) {
-            return;
-        }
-    };
 
     runtime.block_on(async {
         let store = Arc::new(SqliteStore::open(&db).unwrap());
@@ -245,13 +201,13 @@ fn a_store_in_another_process_shares_the_search_file() {
         for seed in [201, 202] {
             tasks.push(tokio::spawn(churn(store.clone(), t, k, OPS, seed)));
         }
-        expect_line("ready");
+        child.expect_line("ready", deadline);
         let (file_id, _, _) = search_state(&search);
         for task in tasks {
             task.await.unwrap();
         }
-        expect_line("done");
-        let status = child.0.wait().unwrap();
+        child.expect_line("done", deadline);
+        let status = child.wait();
         assert!(status.success(), "the child failed: {status}");
 
         let live = live_messages(&db);
@@ -267,8 +223,6 @@ fn a_store_in_another_process_shares_the_search_file() {
         assert_searches_match_bodies(&store, t, &live).await;
     });
     assert_no_warnings(dir.path());
-    drop(child);
-    reader.join().unwrap();
 }
 
 /// Two stores opening at once on a search file that has to be replaced (another layout):
