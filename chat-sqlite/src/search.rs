@@ -1570,6 +1570,17 @@ mod tests {
             .message
     }
 
+    /// A store whose own indexer has caught up with an empty log and stopped, so that
+    /// what the test runs is the only indexing.
+    async fn store_without_indexer() -> (tempfile::TempDir, std::path::PathBuf, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        let mut store = SqliteStore::open(&path).unwrap();
+        store.wait_for_search_index().await.unwrap();
+        stop_indexer(&mut store);
+        (dir, path, store)
+    }
+
     /// Stops and joins the store's indexer thread, as dropping the store does.
     fn stop_indexer(store: &mut SqliteStore) {
         store.search.shared.lock().stop = true;
@@ -1588,11 +1599,7 @@ mod tests {
     /// than waiting for progress that cannot come.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_wait_on_a_stopped_indexer_fails() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chat.db");
-        let mut store = SqliteStore::open(&path).unwrap();
-        store.wait_for_search_index().await.unwrap();
-        stop_indexer(&mut store);
+        let (_dir, path, store) = store_without_indexer().await;
         // Events the stopped indexer will never apply.
         conversation(&store).await;
 
@@ -1617,12 +1624,8 @@ mod tests {
     /// instead of applying its older reading again and taking the watermark back.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_indexer_overtaken_by_another_drops_its_work() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chat.db");
-        let mut store = SqliteStore::open(&path).unwrap();
-        store.wait_for_search_index().await.unwrap();
+        let (_dir, path, store) = store_without_indexer().await;
         // Only the two indexers below write the file.
-        stop_indexer(&mut store);
         let c = conversation(&store).await;
         post(&store, &c, 10, "alpha").await;
         let options = Options::default();
@@ -1661,11 +1664,7 @@ mod tests {
     /// and then applies its work, rather than failing the pass.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_indexer_waits_for_another_writer_of_the_search_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chat.db");
-        let mut store = SqliteStore::open(&path).unwrap();
-        store.wait_for_search_index().await.unwrap();
-        stop_indexer(&mut store);
+        let (_dir, path, store) = store_without_indexer().await;
         let c = conversation(&store).await;
         post(&store, &c, 10, "alpha").await;
         let mut a = Indexer::new(&path, &Options::default()).unwrap();

@@ -80,14 +80,25 @@ async fn a_directory_in_place_of_the_search_file_fails_the_wait() {
     assert_wait_fails_on_directory(&store, &search).await;
     assert_searches_match_bodies(&store, t, &live).await;
 
-    // The indexer keeps trying: once the way is clear it makes the file and catches up.
-    std::fs::remove_dir_all(&search).unwrap();
+    clears_and_catches_up(&store, &db, &search, t, &live).await;
+}
+
+/// Removes the directory in the search file's place: the indexer, which kept trying,
+/// makes the file and catches up, and the index and searches are exact.
+async fn clears_and_catches_up(
+    store: &SqliteStore,
+    db: &Path,
+    search: &Path,
+    tenant: TenantId,
+    live: &Live,
+) {
+    std::fs::remove_dir_all(search).unwrap();
     tokio::time::timeout(PATIENCE, store.wait_for_search_index())
         .await
         .expect("the wait hung after the obstacle was removed")
         .unwrap();
-    assert_index_exact(&db, &search, &live);
-    assert_searches_match_bodies(&store, t, &live).await;
+    assert_index_exact(db, search, live);
+    assert_searches_match_bodies(store, tenant, live).await;
 }
 
 /// Deletes the search file and its log under a running store.
@@ -117,13 +128,7 @@ async fn a_directory_put_in_place_of_the_search_file_while_the_store_runs_fails_
     assert_wait_fails_on_directory(&store, &search).await;
     assert_searches_match_bodies(&store, t, &live).await;
 
-    std::fs::remove_dir_all(&search).unwrap();
-    tokio::time::timeout(PATIENCE, store.wait_for_search_index())
-        .await
-        .expect("the wait hung after the obstacle was removed")
-        .unwrap();
-    assert_index_exact(&db, &search, &live);
-    assert_searches_match_bodies(&store, t, &live).await;
+    clears_and_catches_up(&store, &db, &search, t, &live).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
