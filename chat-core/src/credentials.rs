@@ -1,7 +1,7 @@
-//! Persistence for secrets the server needs to authenticate people: staff password
-//! hashes, token versions (to revoke tokens) and hashed visitor tokens. The engine never
-//! reads these; hashing and token formats belong to the server, so this trait stores
-//! opaque strings and digests only.
+//! Persistence for secrets used to authenticate people: staff password hashes, token
+//! versions (to revoke tokens), hashed visitor and bot tokens, and customer accounts.
+//! Token formats belong to the server and password hashing to a [`PasswordHasher`] the
+//! embedder supplies, so this trait stores opaque strings and digests only.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::error::Result;
 use crate::ids::{AgentId, ContactId, ConversationId, TenantId};
-use crate::model::Tenant;
+use crate::model::{Contact, Tenant};
 
 /// A staff member's login secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +55,44 @@ pub struct BotToken {
     pub created_at: OffsetDateTime,
 }
 
+/// A customer account: a contact that signs up with a username and a password and logs
+/// in to reach all of its conversations (personal chats, as in the seed documents). The
+/// password hash is kept apart (see [`Credentials::account_password_hash`]), so an
+/// `Account` can be shown as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// The contact the account logs in as.
+    pub contact_id: ContactId,
+    /// Login name as typed at sign-up; unique per tenant, compared case-insensitively,
+    /// and shared with the account's other login names.
+    pub username: String,
+    /// E-mail given at sign-up (lower-case), unique among the tenant's accounts. Not
+    /// verified: it never joins the account to another contact.
+    pub email: Option<String>,
+    /// A disabled account cannot log in and its tokens are revoked.
+    pub disabled: bool,
+    /// Signed up.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change (password, disabled).
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// Turns passwords into stored hashes and checks them. Slow on purpose, so implementations
+/// run it off the async threads; the server's is argon2id.
+#[async_trait]
+pub trait PasswordHasher: Send + Sync + 'static {
+    /// A new hash of `password` (PHC string or any format `verify` reads).
+    async fn hash(&self, password: &str) -> Result<String>;
+    /// Whether `password` matches `hash`. With no hash (an unknown login name) it takes as
+    /// long as a real check and answers `false`, so timing does not reveal which names
+    /// exist.
+    async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool>;
+}
+
 /// Storage of credentials. Object-safe.
 #[async_trait]
 pub trait Credentials: Send + Sync + 'static {
@@ -75,6 +113,66 @@ pub trait Credentials: Send + Sync + 'static {
     async fn insert_bot_token(&self, token: &BotToken) -> Result<()>;
     /// The bot token with this digest.
     async fn bot_token(&self, digest: &str) -> Result<Option<BotToken>>;
+    /// Deletes every visitor token of a contact (password change, disabled account);
+    /// returns how many.
+    async fn revoke_visitor_tokens(&self, tenant: TenantId, contact: ContactId) -> Result<u64>;
+    /// After a merge of `from` into `into`: tokens of one conversation now speak for
+    /// `into`; tokens for all of `from`'s conversations are deleted, because they would
+    /// otherwise reach `into`'s whole history. Returns how many were deleted.
+    async fn reassign_visitor_tokens(
+        &self,
+        tenant: TenantId,
+        from: ContactId,
+        into: ContactId,
+    ) -> Result<u64>;
+
+    /// Creates a contact and its account in one write; the username is the account's first
+    /// login name. [`Error::Conflict`](crate::Error::Conflict) if the username (or another
+    /// login name equal to it), the account e-mail or the contact id is taken.
+    async fn create_account(
+        &self,
+        contact: &Contact,
+        account: &Account,
+        password_hash: &str,
+    ) -> Result<()>;
+    /// The account of a contact.
+    async fn account(&self, tenant: TenantId, contact: ContactId) -> Result<Option<Account>>;
+    /// The account with this login name (username or alias, case-insensitive).
+    async fn account_by_name(&self, tenant: TenantId, name: &str) -> Result<Option<Account>>;
+    /// The account with this e-mail (case-insensitive).
+    async fn account_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Account>>;
+    /// The account's password hash.
+    async fn account_password_hash(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Result<Option<String>>;
+    /// Replaces the password hash and revokes the contact's visitor tokens.
+    /// [`Error::NotFound`](crate::Error::NotFound) without an account.
+    async fn set_account_password(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<()>;
+    /// Enables or disables an account; disabling revokes the contact's visitor tokens.
+    /// Returns the account after the change.
+    async fn set_account_disabled(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        disabled: bool,
+        at: OffsetDateTime,
+    ) -> Result<Account>;
+    /// Gives an account another login name (a customer number beside a phone number).
+    /// [`Error::Conflict`](crate::Error::Conflict) if any account has that name.
+    async fn add_account_name(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        name: &str,
+    ) -> Result<()>;
 }
 
 /// A store that also keeps credentials: what the server runs on.

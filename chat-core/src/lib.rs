@@ -21,7 +21,9 @@ pub use blob::{BlobStore, MemoryBlobStore};
 pub use bot::{Bot, BotDecision, BotTurn, RuleBot, RuleBotConfig};
 pub use bus::{Ephemeral, EventBus, InProcessBus};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use credentials::{Backend, BotToken, Credential, Credentials, VisitorToken};
+pub use credentials::{
+    Account, Backend, BotToken, Credential, Credentials, PasswordHasher, VisitorToken,
+};
 pub use engine::*;
 pub use error::{Error, Result};
 pub use ids::{

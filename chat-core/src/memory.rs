@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::credentials::{BotToken, Credential, Credentials, VisitorToken};
+use crate::credentials::{Account, BotToken, Credential, Credentials, VisitorToken};
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, ContactId, ConversationId, MessageId, TenantId};
 use crate::mode::Mode;
@@ -41,6 +41,10 @@ struct State {
     credentials: HashMap<AgentId, Credential>,
     visitor_tokens: HashMap<String, VisitorToken>,
     bot_tokens: HashMap<String, BotToken>,
+    /// Customer accounts by contact, with their password hashes.
+    accounts: HashMap<ContactId, (Account, String)>,
+    /// Login names (usernames and aliases), lower-case, per tenant.
+    account_names: HashMap<(TenantId, String), ContactId>,
 }
 
 impl MemoryStore {
@@ -94,6 +98,22 @@ impl State {
         event
     }
 
+    /// Whether another contact of the tenant holds `contact`'s e-mail verified (only
+    /// verified e-mails are unique; claims may repeat).
+    fn verified_email_taken(&self, contact: &Contact) -> bool {
+        let Some(email) = contact.email.as_deref().filter(|_| contact.email_verified) else {
+            return false;
+        };
+        self.contacts.values().any(|c| {
+            c.tenant_id == contact.tenant_id
+                && c.id != contact.id
+                && c.email_verified
+                && c.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        })
+    }
+
     fn email_taken<'a>(
         &self,
         mut emails: impl Iterator<Item = (&'a TenantId, &'a str, uuid::Uuid)>,
@@ -102,6 +122,10 @@ impl State {
         except: uuid::Uuid,
     ) -> bool {
         emails.any(|(t, e, id)| *t == tenant && id != except && e.eq_ignore_ascii_case(email))
+    }
+
+    fn account_name_key(tenant: TenantId, name: &str) -> (TenantId, String) {
+        (tenant, name.trim().to_lowercase())
     }
 
     fn conversation(&self, tenant: TenantId, id: ConversationId) -> Result<&Conversation> {
@@ -178,14 +202,8 @@ impl Store for MemoryStore {
         if s.contacts.contains_key(&contact.id) {
             return Err(Error::Conflict("contact exists".into()));
         }
-        if let Some(email) = &contact.email {
-            let emails = s
-                .contacts
-                .values()
-                .filter_map(|c| c.email.as_deref().map(|e| (&c.tenant_id, e, c.id.0)));
-            if s.email_taken(emails, contact.tenant_id, email, contact.id.0) {
-                return Err(Error::Conflict("contact e-mail taken".into()));
-            }
+        if s.verified_email_taken(contact) {
+            return Err(Error::Conflict("verified contact e-mail taken".into()));
         }
         s.contacts.insert(contact.id, contact.clone());
         Ok(())
@@ -199,14 +217,8 @@ impl Store for MemoryStore {
         {
             return Err(Error::NotFound("contact"));
         }
-        if let Some(email) = &contact.email {
-            let emails = s
-                .contacts
-                .values()
-                .filter_map(|c| c.email.as_deref().map(|e| (&c.tenant_id, e, c.id.0)));
-            if s.email_taken(emails, contact.tenant_id, email, contact.id.0) {
-                return Err(Error::Conflict("contact e-mail taken".into()));
-            }
+        if s.verified_email_taken(contact) {
+            return Err(Error::Conflict("verified contact e-mail taken".into()));
         }
         s.contacts.insert(contact.id, contact.clone());
         Ok(())
@@ -221,17 +233,55 @@ impl Store for MemoryStore {
             .cloned())
     }
 
-    async fn contact_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>> {
+    async fn verified_contact(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>> {
         let s = self.lock();
         Ok(s.contacts
             .values()
             .find(|c| {
                 c.tenant_id == tenant
+                    && c.email_verified
                     && c.email
                         .as_deref()
                         .is_some_and(|e| e.eq_ignore_ascii_case(email))
             })
             .cloned())
+    }
+
+    async fn merge_contact(
+        &self,
+        into: &Contact,
+        from: ContactId,
+        at: OffsetDateTime,
+    ) -> Result<Event> {
+        let mut s = self.lock();
+        let tenant = into.tenant_id;
+        for id in [into.id, from] {
+            if s.contacts.get(&id).is_none_or(|c| c.tenant_id != tenant) {
+                return Err(Error::NotFound("contact"));
+            }
+        }
+        if s.conversations.values().any(|c| c.contact_id == from) {
+            return Err(Error::Conflict(
+                "the merged contact still has conversations".into(),
+            ));
+        }
+        // Checked without `from`, whose verified e-mail `into` may be taking over.
+        let merged = s.contacts.remove(&from).expect("checked above");
+        if s.verified_email_taken(into) {
+            s.contacts.insert(from, merged);
+            return Err(Error::Conflict("verified contact e-mail taken".into()));
+        }
+        s.contacts.insert(into.id, into.clone());
+        Ok(s.event(
+            tenant,
+            None,
+            true,
+            at,
+            EventPayload::ContactMerged {
+                contact: Box::new(into.clone()),
+                merged: from,
+            },
+        ))
     }
 
     async fn insert_agent(&self, agent: &Agent) -> Result<Event> {
@@ -754,5 +804,177 @@ impl Credentials for MemoryStore {
 
     async fn bot_token(&self, digest: &str) -> Result<Option<BotToken>> {
         Ok(self.lock().bot_tokens.get(digest).cloned())
+    }
+
+    async fn revoke_visitor_tokens(&self, tenant: TenantId, contact: ContactId) -> Result<u64> {
+        let mut s = self.lock();
+        let before = s.visitor_tokens.len();
+        s.visitor_tokens
+            .retain(|_, t| !(t.tenant_id == tenant && t.contact_id == contact));
+        Ok((before - s.visitor_tokens.len()) as u64)
+    }
+
+    async fn reassign_visitor_tokens(
+        &self,
+        tenant: TenantId,
+        from: ContactId,
+        into: ContactId,
+    ) -> Result<u64> {
+        let mut s = self.lock();
+        let before = s.visitor_tokens.len();
+        s.visitor_tokens.retain(|_, t| {
+            !(t.tenant_id == tenant && t.contact_id == from && t.conversation_id.is_none())
+        });
+        let deleted = (before - s.visitor_tokens.len()) as u64;
+        for token in s.visitor_tokens.values_mut() {
+            if token.tenant_id == tenant && token.contact_id == from {
+                token.contact_id = into;
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn create_account(
+        &self,
+        contact: &Contact,
+        account: &Account,
+        password_hash: &str,
+    ) -> Result<()> {
+        let mut s = self.lock();
+        let key = State::account_name_key(account.tenant_id, &account.username);
+        if s.contacts.contains_key(&contact.id) || s.accounts.contains_key(&contact.id) {
+            return Err(Error::Conflict("contact exists".into()));
+        }
+        if s.account_names.contains_key(&key) {
+            return Err(Error::Conflict("username taken".into()));
+        }
+        if let Some(email) = &account.email
+            && s.accounts.values().any(|(a, _)| {
+                a.tenant_id == account.tenant_id
+                    && a.email
+                        .as_deref()
+                        .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
+        {
+            return Err(Error::Conflict("account e-mail taken".into()));
+        }
+        if s.verified_email_taken(contact) {
+            return Err(Error::Conflict("verified contact e-mail taken".into()));
+        }
+        s.contacts.insert(contact.id, contact.clone());
+        s.account_names.insert(key, contact.id);
+        s.accounts
+            .insert(contact.id, (account.clone(), password_hash.to_owned()));
+        Ok(())
+    }
+
+    async fn account(&self, tenant: TenantId, contact: ContactId) -> Result<Option<Account>> {
+        Ok(self
+            .lock()
+            .accounts
+            .get(&contact)
+            .map(|(a, _)| a)
+            .filter(|a| a.tenant_id == tenant)
+            .cloned())
+    }
+
+    async fn account_by_name(&self, tenant: TenantId, name: &str) -> Result<Option<Account>> {
+        let s = self.lock();
+        Ok(s.account_names
+            .get(&State::account_name_key(tenant, name))
+            .and_then(|id| s.accounts.get(id))
+            .map(|(a, _)| a.clone()))
+    }
+
+    async fn account_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Account>> {
+        Ok(self
+            .lock()
+            .accounts
+            .values()
+            .map(|(a, _)| a)
+            .find(|a| {
+                a.tenant_id == tenant
+                    && a.email
+                        .as_deref()
+                        .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
+            .cloned())
+    }
+
+    async fn account_password_hash(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Result<Option<String>> {
+        Ok(self
+            .lock()
+            .accounts
+            .get(&contact)
+            .filter(|(a, _)| a.tenant_id == tenant)
+            .map(|(_, h)| h.clone()))
+    }
+
+    async fn set_account_password(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let mut s = self.lock();
+        let (account, stored) = s
+            .accounts
+            .get_mut(&contact)
+            .filter(|(a, _)| a.tenant_id == tenant)
+            .ok_or(Error::NotFound("account"))?;
+        account.updated_at = at;
+        *stored = hash.to_owned();
+        s.visitor_tokens
+            .retain(|_, t| !(t.tenant_id == tenant && t.contact_id == contact));
+        Ok(())
+    }
+
+    async fn set_account_disabled(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        disabled: bool,
+        at: OffsetDateTime,
+    ) -> Result<Account> {
+        let mut s = self.lock();
+        let (account, _) = s
+            .accounts
+            .get_mut(&contact)
+            .filter(|(a, _)| a.tenant_id == tenant)
+            .ok_or(Error::NotFound("account"))?;
+        account.disabled = disabled;
+        account.updated_at = at;
+        let account = account.clone();
+        if disabled {
+            s.visitor_tokens
+                .retain(|_, t| !(t.tenant_id == tenant && t.contact_id == contact));
+        }
+        Ok(account)
+    }
+
+    async fn add_account_name(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        name: &str,
+    ) -> Result<()> {
+        let mut s = self.lock();
+        if s.accounts
+            .get(&contact)
+            .is_none_or(|(a, _)| a.tenant_id != tenant)
+        {
+            return Err(Error::NotFound("account"));
+        }
+        let key = State::account_name_key(tenant, name);
+        if s.account_names.contains_key(&key) {
+            return Err(Error::Conflict("account name taken".into()));
+        }
+        s.account_names.insert(key, contact);
+        Ok(())
     }
 }

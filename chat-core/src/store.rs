@@ -38,14 +38,28 @@ pub trait Store: Send + Sync + 'static {
     /// A tenant by id.
     async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
 
-    /// Creates a contact. [`Error::Conflict`] if its e-mail is taken in the tenant.
+    /// Creates a contact. [`Error::Conflict`] if the id exists, or if the contact's e-mail
+    /// is verified and another contact of the tenant has the same verified e-mail.
+    /// Unverified e-mails (claims) may repeat.
     async fn insert_contact(&self, contact: &Contact) -> Result<()>;
-    /// Replaces a contact. [`Error::NotFound`] if absent, [`Error::Conflict`] on a taken e-mail.
+    /// Replaces a contact. [`Error::NotFound`] if absent, [`Error::Conflict`] on a verified
+    /// e-mail taken by another contact.
     async fn update_contact(&self, contact: &Contact) -> Result<()>;
     /// A contact by id.
     async fn contact(&self, tenant: TenantId, id: ContactId) -> Result<Option<Contact>>;
-    /// A contact by e-mail (case-insensitive).
-    async fn contact_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>>;
+    /// The contact whose *verified* e-mail is this one (case-insensitive). A claimed,
+    /// unverified e-mail never finds a contact.
+    async fn verified_contact(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>>;
+    /// Ends a merge: replaces `into` (its merged fields) and deletes `from`, appending a
+    /// staff-only `contact_merged` event. [`Error::Conflict`] while `from` still has
+    /// conversations (the engine moves them first), [`Error::NotFound`] if either contact
+    /// is absent.
+    async fn merge_contact(
+        &self,
+        into: &Contact,
+        from: ContactId,
+        at: OffsetDateTime,
+    ) -> Result<Event>;
 
     /// Creates a staff member and appends an `agent_updated` event.
     /// [`Error::Conflict`] if the e-mail is taken in the tenant.

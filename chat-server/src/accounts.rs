@@ -1,187 +1,17 @@
-//! Customer accounts: a customer who signs up with a username, an e-mail and a password,
-//! logs in, and owns every conversation opened with the token it gets (personal chats,
-//! as in seed 004). Staff accounts are agents; customers are contacts, so the engine's
-//! rule "a customer sees only its own contact's conversations" is what keeps one user out
-//! of another's chats.
+//! Logins for templates: a staff member's e-mail and password to an access token, and a
+//! customer account's login name and password to a visitor token for all of its
+//! conversations (personal chats, as in seed 004).
 //!
-//! What is stored, without a schema change:
-//! - the contact, with the username as `external_id` and the argon2id password hash in
-//!   its metadata under [`PASSWORD_KEY`];
-//! - a username record in the visitor-token table, keyed by a digest that no bearer
-//!   token can ever produce (it is not a bare SHA-256 hex string) and already expired,
-//!   so it can only be looked up by name, never presented as a credential. Its unique
-//!   key is what makes two sign-ups with the same username conflict atomically.
-//!
-//! A login issues an ordinary visitor token (`vt_…`) scoped to the contact, not to one
-//! conversation, so [`App::authenticate`](crate::App::authenticate) resolves it like any
-//! other visitor token.
+//! Customer accounts themselves (sign-up, login check, password change, disable, login
+//! names) are engine operations (`Engine::sign_up`, `Engine::log_in`, ...): the password
+//! hash lives in the credential store's own table, never in a contact, so no contact
+//! input, view or merge can reach it. What is left here is issuing the server's tokens.
 
-use chat_core::{Agent, Contact, ContactId, Engine, TenantId, VisitorToken};
-use sha2::{Digest, Sha256};
+use chat_core::{Account, Actor, Agent, Contact, Engine, TenantId, VisitorToken};
 use time::OffsetDateTime;
 
 use crate::auth;
 use crate::config::Config;
-
-/// Contact metadata key holding the account's password hash.
-pub const PASSWORD_KEY: &str = "account.password_hash";
-
-/// Metadata keys the account keeps to itself: never shown by any API.
-const PRIVATE_PREFIX: &str = "account.";
-
-/// A contact as the API shows it: without the account's private metadata (the
-/// password hash), which staff allowed to read contacts must not see either.
-pub fn public_contact(contact: &Contact) -> Contact {
-    let mut shown = contact.clone();
-    shown
-        .metadata
-        .retain(|key, _| !key.starts_with(PRIVATE_PREFIX));
-    shown
-}
-
-/// Why a sign-up was refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AccountError {
-    /// Another account has this username.
-    #[error("username already registered")]
-    UsernameTaken,
-    /// Another contact has this e-mail.
-    #[error("email already registered")]
-    EmailTaken,
-    /// A field is empty, too long or not an e-mail address.
-    #[error("{field}: {message}")]
-    Invalid {
-        /// The field.
-        field: &'static str,
-        /// What is wrong.
-        message: &'static str,
-    },
-    /// The engine or the store failed.
-    #[error(transparent)]
-    Engine(#[from] chat_core::Error),
-    /// Hashing the password failed.
-    #[error("password hashing failed")]
-    Hashing,
-}
-
-/// The username record's key: never a valid token digest (those are 64 hex digits).
-fn username_key(tenant: TenantId, username: &str) -> String {
-    let digest = Sha256::digest(format!("{tenant}:{}", username.to_lowercase()).as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("account:{hex}")
-}
-
-/// Signs a customer up. Usernames are case-insensitive. The e-mail is optional (a
-/// salon customer may only have a phone number); when given it must be unique per tenant
-/// among all contacts, so an account can never take over an existing contact's history.
-pub async fn register(
-    engine: &Engine,
-    tenant: TenantId,
-    username: &str,
-    email: Option<&str>,
-    password: &str,
-) -> Result<Contact, AccountError> {
-    let username = username.trim();
-    check_username(username)?;
-    let email = match email.map(|e| e.trim().to_lowercase()) {
-        None => None,
-        Some(e) if e.len() > 254 || !e.contains('@') || e.contains(char::is_whitespace) => {
-            return Err(AccountError::Invalid {
-                field: "email",
-                message: "not an e-mail address",
-            });
-        }
-        Some(e) => Some(e),
-    };
-    if password.is_empty() || password.len() > 1024 {
-        return Err(AccountError::Invalid {
-            field: "password",
-            message: "must be 1 to 1024 bytes",
-        });
-    }
-    let store = engine.store();
-    if let Some(email) = &email
-        && store.contact_by_email(tenant, email).await?.is_some()
-    {
-        return Err(AccountError::EmailTaken);
-    }
-    let hash = auth::hash_password(password).map_err(|_| AccountError::Hashing)?;
-    let now = OffsetDateTime::now_utc();
-    let contact = Contact {
-        id: ContactId(uuid::Uuid::now_v7()),
-        tenant_id: tenant,
-        name: Some(username.to_owned()),
-        email,
-        phone: None,
-        address: None,
-        external_id: Some(username.to_owned()),
-        metadata: [(PASSWORD_KEY.to_owned(), hash)].into(),
-        created_at: now,
-        updated_at: now,
-    };
-    // Claim the username first: its unique key settles concurrent sign-ups.
-    claim(engine, tenant, username, contact.id).await?;
-    match store.insert_contact(&contact).await {
-        Ok(()) => Ok(contact),
-        // Someone took the e-mail between the check and now (the username stays
-        // reserved: there is no way to delete a record without a schema change).
-        Err(chat_core::Error::Conflict(_)) => Err(AccountError::EmailTaken),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn check_username(username: &str) -> Result<(), AccountError> {
-    if username.is_empty() || username.chars().count() > 64 {
-        return Err(AccountError::Invalid {
-            field: "username",
-            message: "must be 1 to 64 characters",
-        });
-    }
-    Ok(())
-}
-
-/// Writes the record that makes `username` find `contact`; its unique key refuses a name
-/// already taken.
-async fn claim(
-    engine: &Engine,
-    tenant: TenantId,
-    username: &str,
-    contact: ContactId,
-) -> Result<(), AccountError> {
-    let record = VisitorToken {
-        digest: username_key(tenant, username),
-        tenant_id: tenant,
-        contact_id: contact,
-        conversation_id: None,
-        created_at: OffsetDateTime::now_utc(),
-        expires_at: Some(OffsetDateTime::UNIX_EPOCH),
-    };
-    let system = chat_core::Actor::System { tenant };
-    match engine.store_visitor_token(&system, &record).await {
-        Ok(()) => Ok(()),
-        Err(chat_core::Error::Conflict(_)) => Err(AccountError::UsernameTaken),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Gives an existing account a second name that [`find`] and [`login`] accept too: a
-/// customer who logs in with a phone number but is named by a customer number elsewhere.
-/// Names are shared with usernames, so an alias already taken is
-/// [`AccountError::UsernameTaken`].
-pub async fn alias(
-    engine: &Engine,
-    tenant: TenantId,
-    name: &str,
-    contact: ContactId,
-) -> Result<(), AccountError> {
-    let name = name.trim();
-    check_username(name)?;
-    if engine.store().contact(tenant, contact).await?.is_none() {
-        return Err(chat_core::Error::NotFound("contact").into());
-    }
-    claim(engine, tenant, name, contact).await
-}
 
 /// Checks a staff member's e-mail and password in `tenant` and issues an access token, as
 /// `/v1/auth/login` does. `None` for an unknown e-mail, a wrong password or a disabled
@@ -223,53 +53,46 @@ pub async fn staff_login(
     Ok(Some((agent, token)))
 }
 
-/// The account with this username.
-pub async fn find(
-    engine: &Engine,
-    tenant: TenantId,
-    username: &str,
-) -> chat_core::Result<Option<Contact>> {
-    let Some(record) = engine
-        .visitor_token(&username_key(tenant, username.trim()))
-        .await?
-    else {
-        return Ok(None);
-    };
-    engine.store().contact(tenant, record.contact_id).await
-}
-
-/// Checks a username and password and issues a visitor token for the whole account
-/// (every conversation of the contact). `None` for a wrong username or password; both
-/// take as long (a decoy hash is verified for unknown usernames).
-pub async fn login(
+/// Issues a visitor token for a contact's whole history (every conversation it has and
+/// opens), after a login or a verified identity. Only the system issues tokens, so this
+/// acts as the system of the contact's tenant. A password change or a disabled account
+/// revokes it.
+pub async fn issue_contact_token(
     engine: &Engine,
     config: &Config,
-    tenant: TenantId,
-    username: &str,
-    password: &str,
-) -> chat_core::Result<Option<(Contact, String)>> {
-    let contact = find(engine, tenant, username).await?;
-    let hash = contact
-        .as_ref()
-        .and_then(|c| c.metadata.get(PASSWORD_KEY))
-        .map_or(auth::decoy_hash(), String::as_str);
-    let valid = auth::verify_password(password, hash);
-    let Some(contact) = contact.filter(|_| valid) else {
-        return Ok(None);
-    };
+    contact: &Contact,
+) -> chat_core::Result<String> {
     let (token, digest) = auth::new_visitor_token();
     let now = OffsetDateTime::now_utc();
     let record = VisitorToken {
         digest,
-        tenant_id: tenant,
+        tenant_id: contact.tenant_id,
         contact_id: contact.id,
         conversation_id: None,
         created_at: now,
         expires_at: Some(now + config.visitor_token_ttl),
     };
-    let system = chat_core::Actor::System { tenant };
+    let system = Actor::System {
+        tenant: contact.tenant_id,
+    };
     engine.store_visitor_token(&system, &record).await?;
-    Ok(Some((contact, token)))
+    Ok(token)
+}
+
+/// Checks a login name and password ([`Engine::log_in`]) and issues a visitor token for
+/// the whole account. `None` for a wrong name or password or a disabled account.
+pub async fn login(
+    engine: &Engine,
+    config: &Config,
+    tenant: TenantId,
+    name: &str,
+    password: &str,
+) -> chat_core::Result<Option<(Account, Contact, String)>> {
+    let Some((account, contact)) = engine.log_in(tenant, name, password).await? else {
+        return Ok(None);
+    };
+    let token = issue_contact_token(engine, config, &contact).await?;
+    Ok(Some((account, contact, token)))
 }
 
 #[cfg(test)]
@@ -277,13 +100,15 @@ mod tests {
     use std::sync::Arc;
 
     use chat_core::memory::MemoryStore;
-    use chat_core::{Actor, OpenConversation, TenantSettings};
+    use chat_core::{OpenConversation, SignUp, TenantSettings};
 
     use super::*;
     use crate::auth::Caller;
 
     async fn engine() -> (Engine, TenantId) {
-        let engine = Engine::builder_with_backend(Arc::new(MemoryStore::new())).build();
+        let engine = Engine::builder_with_backend(Arc::new(MemoryStore::new()))
+            .passwords(Arc::new(auth::Argon2Passwords))
+            .build();
         let tenant = engine
             .create_tenant("Acme", TenantSettings::default())
             .await
@@ -292,35 +117,50 @@ mod tests {
         (engine, tenant)
     }
 
+    fn sign_up(username: &str, email: Option<&str>, password: &str) -> SignUp {
+        SignUp {
+            username: username.into(),
+            email: email.map(str::to_owned),
+            password: password.into(),
+            name: None,
+        }
+    }
+
+    async fn actor_of(engine: &Engine, config: &Config, token: &str) -> Actor {
+        let caller = auth::authenticate(engine, config, &auth::TokenCache::default(), Some(token))
+            .await
+            .unwrap();
+        let Caller::Actor(actor) = caller else {
+            panic!("a login token authenticates");
+        };
+        actor
+    }
+
     #[tokio::test]
     async fn a_customer_signs_up_logs_in_and_sees_only_its_own_chats() {
         let (engine, tenant) = engine().await;
         let config = Config::new(b"test-secret-test-secret-test-secret!");
-        let ada = register(&engine, tenant, "ada", Some("ada@example.com"), "pw-ada")
+        let system = Actor::System { tenant };
+        let (ada, _) = engine
+            .sign_up(&system, sign_up("ada", Some("ada@example.com"), "pw-ada"))
             .await
             .unwrap();
-        assert_eq!(ada.external_id.as_deref(), Some("ada"));
-        register(&engine, tenant, "bob", Some("bob@example.com"), "pw-bob")
+        engine
+            .sign_up(&system, sign_up("bob", Some("bob@example.com"), "pw-bob"))
             .await
             .unwrap();
 
-        let (found, token) = login(&engine, &config, tenant, "ADA", "pw-ada")
+        let (found, _, token) = login(&engine, &config, tenant, "ADA", "pw-ada")
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(found.id, ada.id);
-        let Caller::Actor(actor) =
-            auth::authenticate(&engine, &config, &auth::TokenCache::default(), Some(&token))
-                .await
-                .unwrap()
-        else {
-            panic!("a login token authenticates");
-        };
+        assert_eq!(found.contact_id, ada.contact_id);
+        let actor = actor_of(&engine, &config, &token).await;
         assert_eq!(
             actor,
             Actor::Customer {
                 tenant,
-                contact: ada.id,
+                contact: ada.contact_id,
                 conversation: None
             }
         );
@@ -333,23 +173,14 @@ mod tests {
             .open_conversation(&actor, OpenConversation::default())
             .await
             .unwrap();
-        assert_eq!(first.contact.id, ada.id);
-        assert_eq!(second.contact.id, ada.id);
+        assert_eq!(first.contact.id, ada.contact_id);
+        assert_eq!(second.contact.id, ada.contact_id);
 
-        let (_, bob_token) = login(&engine, &config, tenant, "bob", "pw-bob")
+        let (_, _, bob_token) = login(&engine, &config, tenant, "bob", "pw-bob")
             .await
             .unwrap()
             .unwrap();
-        let Caller::Actor(bob) = auth::authenticate(
-            &engine,
-            &config,
-            &auth::TokenCache::default(),
-            Some(&bob_token),
-        )
-        .await
-        .unwrap() else {
-            panic!("a login token authenticates");
-        };
+        let bob = actor_of(&engine, &config, &bob_token).await;
         assert!(matches!(
             engine.conversation(&bob, first.conversation.id).await,
             Err(chat_core::Error::NotFound(_))
@@ -357,96 +188,64 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn wrong_passwords_taken_names_and_the_username_record_grant_nothing() {
+    async fn a_password_change_needs_the_current_one_and_ends_every_session() {
         let (engine, tenant) = engine().await;
         let config = Config::new(b"test-secret-test-secret-test-secret!");
-        register(&engine, tenant, "ada", Some("ada@example.com"), "pw-ada")
+        let system = Actor::System { tenant };
+        let (ada, _) = engine
+            .sign_up(&system, sign_up("ada", None, "old-pw"))
             .await
             .unwrap();
-        assert!(
-            login(&engine, &config, tenant, "ada", "wrong")
-                .await
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            login(&engine, &config, tenant, "nobody", "pw-ada")
-                .await
-                .unwrap()
-                .is_none()
-        );
-        assert!(matches!(
-            register(&engine, tenant, "Ada", Some("other@example.com"), "x").await,
-            Err(AccountError::UsernameTaken)
-        ));
-        assert!(matches!(
-            register(&engine, tenant, "ada2", Some("ADA@example.com"), "x").await,
-            Err(AccountError::EmailTaken)
-        ));
-        assert!(matches!(
-            register(&engine, tenant, "carl", Some("not-an-email"), "x").await,
-            Err(AccountError::Invalid { field: "email", .. })
-        ));
-        // The username record's key is not a token anyone can present.
-        let key = username_key(tenant, "ada");
-        for presented in [key.clone(), format!("vt_{key}")] {
-            assert!(
-                auth::authenticate(
-                    &engine,
-                    &config,
-                    &auth::TokenCache::default(),
-                    Some(&presented)
-                )
-                .await
-                .is_err()
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn the_password_hash_never_leaves_through_the_api_view() {
-        let (engine, tenant) = engine().await;
-        let mut ada = register(&engine, tenant, "ada", Some("ada@example.com"), "pw-ada")
-            .await
-            .unwrap();
-        ada.metadata.insert("plan".into(), "gold".into());
-        let shown = public_contact(&ada);
-        assert!(ada.metadata.contains_key(PASSWORD_KEY));
-        assert!(!shown.metadata.contains_key(PASSWORD_KEY));
-        assert_eq!(shown.metadata.get("plan").map(String::as_str), Some("gold"));
-        let text = serde_json::to_string(&shown).unwrap();
-        assert!(!text.contains("argon2"), "{text}");
-    }
-
-    #[tokio::test]
-    async fn a_phone_account_without_email_is_found_by_its_alias_too() {
-        let (engine, tenant) = engine().await;
-        let config = Config::new(b"test-secret-test-secret-test-secret!");
-        let ada = register(&engine, tenant, "+1234567890", None, "pw")
-            .await
-            .unwrap();
-        assert_eq!(ada.email, None);
-        alias(&engine, tenant, "customer:1", ada.id).await.unwrap();
-        let found = find(&engine, tenant, "customer:1").await.unwrap().unwrap();
-        assert_eq!(found.id, ada.id);
-        let (by_phone, _) = login(&engine, &config, tenant, "+1234567890", "pw")
+        let (_, _, token) = login(&engine, &config, tenant, "ada", "old-pw")
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(by_phone.id, ada.id);
-        // Names are shared: an alias cannot take a username, nor a username an alias.
-        let bob = register(&engine, tenant, "bob", None, "pw").await.unwrap();
+        let me = actor_of(&engine, &config, &token).await;
         assert!(matches!(
-            alias(&engine, tenant, "+1234567890", bob.id).await,
-            Err(AccountError::UsernameTaken)
+            engine
+                .change_account_password(&me, ada.contact_id, "wrong", "new-pw")
+                .await,
+            Err(chat_core::Error::Forbidden(_))
         ));
-        assert!(matches!(
-            register(&engine, tenant, "customer:1", None, "pw").await,
-            Err(AccountError::UsernameTaken)
-        ));
-        // No alias for a contact that does not exist.
+        engine
+            .change_account_password(&me, ada.contact_id, "old-pw", "new-pw")
+            .await
+            .unwrap();
+        // The old session is gone; the old password too.
         assert!(
-            alias(&engine, tenant, "ghost", ContactId(uuid::Uuid::now_v7()))
+            auth::authenticate(&engine, &config, &auth::TokenCache::default(), Some(&token))
+                .await
+                .is_err()
+        );
+        assert!(
+            login(&engine, &config, tenant, "ada", "old-pw")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            login(&engine, &config, tenant, "ada", "new-pw")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // Disabled: no login, and its sessions end.
+        let (_, _, token) = login(&engine, &config, tenant, "ada", "new-pw")
+            .await
+            .unwrap()
+            .unwrap();
+        engine
+            .set_account_disabled(&system, ada.contact_id, true)
+            .await
+            .unwrap();
+        assert!(
+            login(&engine, &config, tenant, "ada", "new-pw")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            auth::authenticate(&engine, &config, &auth::TokenCache::default(), Some(&token))
                 .await
                 .is_err()
         );

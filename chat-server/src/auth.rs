@@ -60,6 +60,32 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     })
 }
 
+/// Customer-account passwords for the engine: argon2id, hashed and checked on tokio's
+/// blocking threads because each takes tens of milliseconds of CPU on purpose.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Argon2Passwords;
+
+#[async_trait::async_trait]
+impl chat_core::PasswordHasher for Argon2Passwords {
+    async fn hash(&self, password: &str) -> chat_core::Result<String> {
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(chat_core::Error::storage)?
+            .map_err(chat_core::Error::storage)
+    }
+
+    async fn verify(&self, password: &str, hash: Option<&str>) -> chat_core::Result<bool> {
+        let (password, hash) = (password.to_owned(), hash.map(str::to_owned));
+        tokio::task::spawn_blocking(move || {
+            let ok = verify_password(&password, hash.as_deref().unwrap_or(decoy_hash()));
+            ok && hash.is_some()
+        })
+        .await
+        .map_err(chat_core::Error::storage)
+    }
+}
+
 /// A hash to verify against when the account does not exist, so a login for an unknown
 /// e-mail takes as long as one with a wrong password.
 pub fn decoy_hash() -> &'static str {
@@ -218,9 +244,10 @@ const TOKEN_CACHE_MAX: usize = 100_000;
 /// many messages costs one store read per [`TOKEN_CACHE_TTL`] instead of one per request
 /// (on SQLite that read is a trip to a blocking thread and the connection pool).
 ///
-/// Why this cannot let a revoked credential in: both kinds of token are immutable once
-/// stored (`chat_core::Credentials` inserts them and never changes or removes them), so a
-/// hit answers what the store would. The one difference: a token deleted from the
+/// Why this cannot let a revoked credential in: only bot tokens and visitor tokens for one
+/// conversation are cached, and those are never changed or revoked by the engine (tokens
+/// for a contact's whole history are: those are always read from the store), so a hit
+/// answers what the store would. The one difference: a token deleted from the
 /// database behind the engine's back keeps working here for up to [`TOKEN_CACHE_TTL`].
 /// Expiry is checked on every use, hit or miss. Unknown tokens are never cached, so a
 /// flood of made-up tokens cannot fill the cache and a token stored later is found at
@@ -252,6 +279,15 @@ impl TokenCache {
             ttl,
             entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Forgets every cached token, so the next use of each reads the store: after a contact
+    /// merge, whose single-conversation tokens now speak for another contact.
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     fn get(&self, key: &[u8; 32]) -> Option<CachedToken> {
@@ -322,7 +358,19 @@ async fn stored_token(
             None,
         )
     };
-    cache.put(key, actor.clone(), expires_at);
+    // A token for a whole history (an account login, a verified identity) is revoked by a
+    // password change, a disabled account or a merge, so it is read from the store each
+    // time, like a staff token; a widget's one-conversation token is never revoked.
+    if matches!(
+        actor,
+        Actor::Bot { .. }
+            | Actor::Customer {
+                conversation: Some(_),
+                ..
+            }
+    ) {
+        cache.put(key, actor.clone(), expires_at);
+    }
     Ok((actor, expires_at))
 }
 

@@ -222,6 +222,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let bot = bot(&cli, bus.clone())?;
     let engine = Engine::builder_with_backend(Arc::new(store))
+        .passwords(Arc::new(chat_server::auth::Argon2Passwords))
         .limits(limits)
         .bus(bus)
         .router(router)

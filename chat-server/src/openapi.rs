@@ -131,8 +131,11 @@ fn schemas() -> Value {
             "agent": { "$ref": "#/components/schemas/Agent" }, "contact_id": uuid, "conversation_id": uuid })),
         "ContactInput": contact_input,
         "Contact": object(&["id", "tenant_id", "created_at"], json!({ "id": uuid, "tenant_id": uuid, "name": { "type": "string" },
-            "email": { "type": "string" }, "phone": { "type": "string" }, "address": { "type": "string" }, "external_id": { "type": "string" },
+            "email": { "type": "string", "description": "A claim typed by the visitor unless `email_verified`." },
+            "email_verified": { "type": "boolean", "description": "Proven by a signed identity or a staff merge; only a verified e-mail finds this contact again." },
+            "phone": { "type": "string", "description": "Always a claim." }, "address": { "type": "string" }, "external_id": { "type": "string" },
             "metadata": { "type": "object" }, "created_at": time, "updated_at": time })),
+        "MergeContactRequest": object(&["contact_id"], json!({ "contact_id": uuid })),
         "OpenConversationRequest": object(&[], json!({
             "tenant_id": uuid, "contact": { "$ref": "#/components/schemas/ContactInput" }, "channel": channel,
             "title": { "type": "string" }, "department": { "type": "string" }, "priority": priority,

@@ -247,6 +247,12 @@ impl Activity {
 }
 
 impl App {
+    /// Forgets the verified tokens this server keeps (see [`auth::TokenCache`]): a contact
+    /// merge re-points tokens, and the next request must see where they point now.
+    pub(crate) fn forget_cached_tokens(&self) {
+        self.tokens.clear();
+    }
+
     /// Turns a bearer token into a caller, counting it against the per-token rate limit
     /// (429 beyond it). No token is [`Caller::Anonymous`]; a bad one is 401, never
     /// anonymous.

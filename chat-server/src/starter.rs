@@ -58,8 +58,12 @@ impl Starter {
         // Uploads live beside the database, so they survive restarts with it.
         let blobs = crate::uploads::DirBlobStore::new(beside(db, "uploads"))
             .context("creating the uploads folder")?;
-        let engine =
-            shape(Engine::builder_with_backend(Arc::new(store)).blobs(Arc::new(blobs))).build();
+        let engine = shape(
+            Engine::builder_with_backend(Arc::new(store))
+                .passwords(Arc::new(crate::auth::Argon2Passwords))
+                .blobs(Arc::new(blobs)),
+        )
+        .build();
         let tenant = match engine
             .tenants()
             .await?

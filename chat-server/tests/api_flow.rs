@@ -314,7 +314,7 @@ async fn signed_identities_see_their_history_and_stale_signatures_are_refused() 
         .unwrap()
         .as_secs();
     let identity = |ts: u64| json!({ "email": "member@shop.example", "timestamp": ts, "signature": chat_server::auth::sign_identity(&secret, "member@shop.example", ts) });
-    // An anonymous visit first, under the same e-mail.
+    // An anonymous visit first, under the same e-mail: a claim, which joins nothing.
     let (earlier, _) = s.visitor("member@shop.example").await;
     let opened = s
         .post(
@@ -333,10 +333,24 @@ async fn signed_identities_see_their_history_and_stale_signatures_are_refused() 
         .map(|c| c["id"].as_str().unwrap())
         .collect();
     assert!(
-        ids.contains(&earlier.as_str()),
-        "a verified identity sees the contact's history"
+        !ids.contains(&earlier.as_str()),
+        "an unverified claim of the e-mail is not the member's history"
     );
-    assert_eq!(ids.len(), 2);
+    assert_eq!(ids.len(), 1);
+    // The next verified visit lands on the same contact and sees the history.
+    let again = s
+        .post(
+            "/v1/conversations",
+            None,
+            json!({ "identity": identity(now), "first_message": "back again" }),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.text);
+    assert_eq!(again.body["contact"]["id"], opened.body["contact"]["id"]);
+    assert_eq!(again.body["contact"]["email_verified"], json!(true));
+    let token = again.body["visitor_token"].as_str().unwrap();
+    let mine = s.get("/v1/conversations", Some(token)).await;
+    assert_eq!(mine.body["items"].as_array().unwrap().len(), 2);
     // Replaying a captured signature after it expired, or forging one, fails.
     let stale = s
         .post(

@@ -123,6 +123,8 @@ fn cases(bob: &str) -> Vec<Case> {
             want: [200, 200, 403, 404, 403, 403, 401, 404],
         },
         c(GetContact, None, [200, 200, 200, 200, 200, 404, 401, 404]),
+        // Into the conversation's contact, from a fresh visitor's (the body is made per call).
+        c(MergeContact, None, [200, 200, 403, 403, 403, 403, 401, 404]),
         c(GetAgent, None, [200, 200, 200, 200, 403, 403, 401, 404]),
         c(
             UpdateAgent,
@@ -279,7 +281,7 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
             let ann_id = ann.id.to_string();
             let target = match case.route {
                 RouteId::EditMessage | RouteId::DeleteMessage => &message_id,
-                RouteId::GetContact => &contact_id,
+                RouteId::GetContact | RouteId::MergeContact => &contact_id,
                 RouteId::GetAgent | RouteId::UpdateAgent | RouteId::SetAvailability => &ann_id,
                 _ => &id,
             };
@@ -294,6 +296,11 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                     Some(
                         json!({ "name": "New", "email": format!("new{created}@acme.example"), "role": "agent", "password": "long enough password" }),
                     )
+                }
+                RouteId::MergeContact => {
+                    let (_, stray) = s.visitor("stray@x.example").await;
+                    let me = s.get("/v1/me", Some(&stray)).await;
+                    Some(json!({ "contact_id": me.body["contact_id"] }))
                 }
                 _ => case.body.clone(),
             };

@@ -96,6 +96,7 @@ async fn seeded(path: &Path, options: Options, n: u64) -> (Arc<SqliteStore>, Ten
         tenant_id: tenant,
         name: Some("Ann".into()),
         email: Some("ann@example.com".into()),
+        email_verified: false,
         phone: None,
         address: None,
         external_id: None,

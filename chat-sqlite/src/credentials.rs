@@ -1,11 +1,14 @@
-//! [`Credentials`] in the same file: staff password hashes and token versions, and the
-//! digests of visitor and bot tokens.
+//! [`Credentials`] in the same file: staff password hashes and token versions, the
+//! digests of visitor and bot tokens, and customer accounts with their login names.
 
 use async_trait::async_trait;
 use chat_core::{
-    AgentId, BotToken, Credential, Credentials, Error, Result, Tenant, TenantId, VisitorToken,
+    Account, AgentId, BotToken, Contact, ContactId, Credential, Credentials, Error, Result, Tenant,
+    TenantId, VisitorToken,
 };
 use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 
 use crate::codec::{from_json, to_json};
 use crate::error::Db;
@@ -42,6 +45,92 @@ fn insert_token(conn: &Connection, table: &str, digest: &str, data: String) -> R
     if inserted == 0 {
         return Err(Error::Conflict("token exists".into()));
     }
+    Ok(())
+}
+
+fn insert_visitor_token(conn: &Connection, token: &VisitorToken) -> Result<()> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO visitor_tokens (digest, data, tenant_id, contact_id) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .db()?
+        .execute(params![
+            token.digest,
+            to_json(token)?,
+            token.tenant_id.0,
+            token.contact_id.0
+        ])
+        .db()?;
+    if inserted == 0 {
+        return Err(Error::Conflict("token exists".into()));
+    }
+    Ok(())
+}
+
+fn revoke_visitor_tokens(conn: &Connection, tenant: TenantId, contact: ContactId) -> Result<u64> {
+    let deleted = conn
+        .prepare_cached("DELETE FROM visitor_tokens WHERE tenant_id = ?1 AND contact_id = ?2")
+        .db()?
+        .execute(params![tenant.0, contact.0])
+        .db()?;
+    Ok(deleted as u64)
+}
+
+/// How schema 5 keyed a login name in the visitor-token table (kept so names it stored
+/// as a digest are still found after the upgrade).
+pub(crate) fn legacy_name_digest(tenant: TenantId, name_lc: &str) -> String {
+    let digest = Sha256::digest(format!("{tenant}:{name_lc}").as_bytes());
+    format!("account:{}", hex::encode(digest))
+}
+
+/// Login names compare by Unicode lower case, after trimming, as in the reference store.
+pub(crate) fn name_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+fn name_owner(conn: &Connection, tenant: TenantId, name: &str) -> Result<Option<ContactId>> {
+    let key = name_key(name);
+    let found: Option<uuid::Uuid> = conn
+        .prepare_cached(
+            "SELECT contact_id FROM account_names WHERE tenant_id = ?1 AND name_lc = ?2",
+        )
+        .db()?
+        .query_row(params![tenant.0, key], |row| row.get(0))
+        .optional()
+        .db()?;
+    if let Some(id) = found {
+        return Ok(Some(ContactId(id)));
+    }
+    let legacy: Option<uuid::Uuid> = conn
+        .prepare_cached(
+            "SELECT d.contact_id FROM account_name_digests d JOIN accounts a ON a.contact_id = d.contact_id \
+             WHERE d.digest = ?1 AND a.tenant_id = ?2",
+        )
+        .db()?
+        .query_row(params![legacy_name_digest(tenant, &key), tenant.0], |row| {
+            row.get(0)
+        })
+        .optional()
+        .db()?;
+    Ok(legacy.map(ContactId))
+}
+
+fn account_row(conn: &Connection, tenant: TenantId, contact: ContactId) -> Result<Option<Account>> {
+    let data: Option<String> = conn
+        .prepare_cached("SELECT data FROM accounts WHERE contact_id = ?1 AND tenant_id = ?2")
+        .db()?
+        .query_row(params![contact.0, tenant.0], |row| row.get(0))
+        .optional()
+        .db()?;
+    data.map(|d| from_json("account", &d)).transpose()
+}
+
+fn put_account(conn: &Connection, account: &Account) -> Result<()> {
+    conn.prepare_cached("UPDATE accounts SET data = ?2 WHERE contact_id = ?1")
+        .db()?
+        .execute(params![account.contact_id.0, to_json(account)?])
+        .db()?;
     Ok(())
 }
 
@@ -137,9 +226,9 @@ impl Credentials for SqliteStore {
     }
 
     async fn insert_visitor_token(&self, token: &VisitorToken) -> Result<()> {
-        let (digest, data) = (token.digest.clone(), to_json(token)?);
+        let token = token.clone();
         self.writer
-            .write(move |conn| insert_token(conn, "visitor_tokens", &digest, data.clone()))
+            .write(move |conn| insert_visitor_token(conn, &token))
             .await
     }
 
@@ -159,6 +248,222 @@ impl Credentials for SqliteStore {
     async fn bot_token(&self, digest: &str) -> Result<Option<BotToken>> {
         let digest = digest.to_owned();
         self.read(move |conn| token(conn, "bot_tokens", &digest))
+            .await
+    }
+
+    async fn revoke_visitor_tokens(&self, tenant: TenantId, contact: ContactId) -> Result<u64> {
+        self.writer
+            .write(move |conn| revoke_visitor_tokens(conn, tenant, contact))
+            .await
+    }
+
+    async fn reassign_visitor_tokens(
+        &self,
+        tenant: TenantId,
+        from: ContactId,
+        into: ContactId,
+    ) -> Result<u64> {
+        self.writer
+            .write(move |conn| {
+                let mut select = conn
+                    .prepare_cached(
+                        "SELECT digest, data FROM visitor_tokens WHERE tenant_id = ?1 AND contact_id = ?2",
+                    )
+                    .db()?;
+                let rows = select
+                    .query_map(params![tenant.0, from.0], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                    })
+                    .db()?;
+                let mut deleted = 0;
+                for row in rows {
+                    let (digest, data) = row.db()?;
+                    let mut token: VisitorToken = from_json("visitor_tokens", &data)?;
+                    if token.conversation_id.is_none() {
+                        conn.prepare_cached("DELETE FROM visitor_tokens WHERE digest = ?1")
+                            .db()?
+                            .execute([&digest])
+                            .db()?;
+                        deleted += 1;
+                    } else {
+                        token.contact_id = into;
+                        conn.prepare_cached(
+                            "UPDATE visitor_tokens SET contact_id = ?2, data = ?3 WHERE digest = ?1",
+                        )
+                        .db()?
+                        .execute(params![digest, into.0, to_json(&token)?])
+                        .db()?;
+                    }
+                }
+                Ok(deleted)
+            })
+            .await
+    }
+
+    async fn create_account(
+        &self,
+        contact: &Contact,
+        account: &Account,
+        password_hash: &str,
+    ) -> Result<()> {
+        let (contact, account, hash) = (contact.clone(), account.clone(), password_hash.to_owned());
+        self.writer
+            .write(move |conn| {
+                let tenant = account.tenant_id;
+                // Every check before the first write, so a refusal writes nothing.
+                if name_owner(conn, tenant, &account.username)?.is_some() {
+                    return Err(Error::Conflict("username taken".into()));
+                }
+                if let Some(email) = &account.email
+                    && conn
+                        .prepare_cached(
+                            "SELECT 1 FROM accounts WHERE tenant_id = ?1 AND email_lc = ?2",
+                        )
+                        .db()?
+                        .exists(params![tenant.0, email.to_ascii_lowercase()])
+                        .db()?
+                {
+                    return Err(Error::Conflict("account e-mail taken".into()));
+                }
+                crate::write::insert_contact(conn, &contact)?;
+                conn.prepare_cached(
+                    "INSERT INTO accounts (contact_id, tenant_id, email_lc, password_hash, data) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .db()?
+                .execute(params![
+                    contact.id.0,
+                    tenant.0,
+                    account.email.as_deref().map(str::to_ascii_lowercase),
+                    hash,
+                    to_json(&account)?
+                ])
+                .db()?;
+                conn.prepare_cached(
+                    "INSERT INTO account_names (tenant_id, name_lc, contact_id) VALUES (?1, ?2, ?3)",
+                )
+                .db()?
+                .execute(params![tenant.0, name_key(&account.username), contact.id.0])
+                .db()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn account(&self, tenant: TenantId, contact: ContactId) -> Result<Option<Account>> {
+        self.read(move |conn| account_row(conn, tenant, contact))
+            .await
+    }
+
+    async fn account_by_name(&self, tenant: TenantId, name: &str) -> Result<Option<Account>> {
+        let name = name.to_owned();
+        self.read(move |conn| match name_owner(conn, tenant, &name)? {
+            Some(contact) => account_row(conn, tenant, contact),
+            None => Ok(None),
+        })
+        .await
+    }
+
+    async fn account_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Account>> {
+        let email = email.to_ascii_lowercase();
+        self.read(move |conn| {
+            let data: Option<String> = conn
+                .prepare_cached("SELECT data FROM accounts WHERE tenant_id = ?1 AND email_lc = ?2")
+                .db()?
+                .query_row(params![tenant.0, email], |row| row.get(0))
+                .optional()
+                .db()?;
+            data.map(|d| from_json("account", &d)).transpose()
+        })
+        .await
+    }
+
+    async fn account_password_hash(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> Result<Option<String>> {
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT password_hash FROM accounts WHERE contact_id = ?1 AND tenant_id = ?2",
+            )
+            .db()?
+            .query_row(params![contact.0, tenant.0], |row| row.get(0))
+            .optional()
+            .db()
+        })
+        .await
+    }
+
+    async fn set_account_password(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        let hash = hash.to_owned();
+        self.writer
+            .write(move |conn| {
+                let mut account =
+                    account_row(conn, tenant, contact)?.ok_or(Error::NotFound("account"))?;
+                account.updated_at = at;
+                put_account(conn, &account)?;
+                conn.prepare_cached("UPDATE accounts SET password_hash = ?2 WHERE contact_id = ?1")
+                    .db()?
+                    .execute(params![contact.0, hash])
+                    .db()?;
+                revoke_visitor_tokens(conn, tenant, contact)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn set_account_disabled(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        disabled: bool,
+        at: OffsetDateTime,
+    ) -> Result<Account> {
+        self.writer
+            .write(move |conn| {
+                let mut account =
+                    account_row(conn, tenant, contact)?.ok_or(Error::NotFound("account"))?;
+                account.disabled = disabled;
+                account.updated_at = at;
+                put_account(conn, &account)?;
+                if disabled {
+                    revoke_visitor_tokens(conn, tenant, contact)?;
+                }
+                Ok(account)
+            })
+            .await
+    }
+
+    async fn add_account_name(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        name: &str,
+    ) -> Result<()> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |conn| {
+                if account_row(conn, tenant, contact)?.is_none() {
+                    return Err(Error::NotFound("account"));
+                }
+                if name_owner(conn, tenant, &name)?.is_some() {
+                    return Err(Error::Conflict("account name taken".into()));
+                }
+                conn.prepare_cached(
+                    "INSERT INTO account_names (tenant_id, name_lc, contact_id) VALUES (?1, ?2, ?3)",
+                )
+                .db()?
+                .execute(params![tenant.0, name_key(&name), contact.0])
+                .db()?;
+                Ok(())
+            })
             .await
     }
 }

@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
-use chat_core::{Conversation, Error, Result};
-use rusqlite::{Connection, TransactionBehavior};
+use chat_core::{Account, Contact, Conversation, Error, Result, VisitorToken};
+use rusqlite::{Connection, TransactionBehavior, params};
 
-use crate::codec::{ACTIVITY_ASSIGNMENTS, Activity, from_json};
+use crate::codec::{ACTIVITY_ASSIGNMENTS, Activity, from_json, to_json};
+use crate::credentials::{legacy_name_digest, name_key};
 use crate::error::Db;
 
 /// One schema step: its SQL, then an optional data step in Rust in the same transaction.
@@ -36,7 +37,116 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0005_search_file.sql"),
         fill: None,
     },
+    Migration {
+        sql: include_str!("../migrations/0006_identity.sql"),
+        fill: Some(fill_identity),
+    },
 ];
+
+/// Where schema 5 kept a customer account's password hash: in the contact's metadata.
+const LEGACY_PASSWORD_KEY: &str = "account.password_hash";
+
+/// Version 6: customer accounts move out of contact metadata and the visitor-token table
+/// into `accounts` and `account_names`, and visitor tokens get their contact columns.
+///
+/// Schema 5 kept, per account, the argon2id hash in the contact's metadata and one
+/// visitor-token row per login name, keyed `account:<sha256(tenant:name)>`. The username
+/// was also the contact's `external_id`, so it is read back; other names (aliases) cannot
+/// be, so their digests move to `account_name_digests`, where logins still find them.
+/// Every e-mail stays an unverified claim: nothing of schema 5 proves who typed it.
+fn fill_identity(conn: &Connection) -> Result<()> {
+    let mut legacy_names: Vec<(String, VisitorToken)> = Vec::new();
+    {
+        let mut select = conn
+            .prepare("SELECT digest, data FROM visitor_tokens")
+            .db()?;
+        let mut rows = select.query([]).db()?;
+        let mut update = conn
+            .prepare("UPDATE visitor_tokens SET tenant_id = ?2, contact_id = ?3 WHERE digest = ?1")
+            .db()?;
+        while let Some(row) = rows.next().db()? {
+            let digest: String = row.get(0).db()?;
+            let token: VisitorToken = from_json("visitor_tokens", &row.get::<_, String>(1).db()?)?;
+            if digest.starts_with("account:") {
+                legacy_names.push((digest, token));
+            } else {
+                update
+                    .execute(params![digest, token.tenant_id.0, token.contact_id.0])
+                    .db()?;
+            }
+        }
+    }
+    conn.execute(
+        "DELETE FROM visitor_tokens WHERE digest LIKE 'account:%'",
+        [],
+    )
+    .db()?;
+
+    let mut accounts = Vec::new();
+    {
+        let mut select = conn.prepare("SELECT data FROM contacts").db()?;
+        let mut rows = select.query([]).db()?;
+        while let Some(row) = rows.next().db()? {
+            let contact: Contact = from_json("contact", &row.get::<_, String>(0).db()?)?;
+            if contact.metadata.contains_key(LEGACY_PASSWORD_KEY) {
+                accounts.push(contact);
+            }
+        }
+    }
+    for mut contact in accounts {
+        let hash = contact
+            .metadata
+            .remove(LEGACY_PASSWORD_KEY)
+            .expect("selected for it");
+        let username = contact
+            .external_id
+            .clone()
+            .or_else(|| contact.name.clone())
+            .unwrap_or_else(|| contact.id.to_string());
+        let account = Account {
+            tenant_id: contact.tenant_id,
+            contact_id: contact.id,
+            username: username.clone(),
+            email: contact.email.clone(),
+            disabled: false,
+            created_at: contact.created_at,
+            updated_at: contact.updated_at,
+        };
+        conn.execute(
+            "UPDATE contacts SET data = ?2 WHERE id = ?1",
+            params![contact.id.0, to_json(&contact)?],
+        )
+        .db()?;
+        conn.execute(
+            "INSERT INTO accounts (contact_id, tenant_id, email_lc, password_hash, data) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                contact.id.0,
+                contact.tenant_id.0,
+                account.email.as_deref().map(str::to_ascii_lowercase),
+                hash,
+                to_json(&account)?
+            ],
+        )
+        .db()?;
+        conn.execute(
+            "INSERT OR IGNORE INTO account_names (tenant_id, name_lc, contact_id) VALUES (?1, ?2, ?3)",
+            params![contact.tenant_id.0, name_key(&username), contact.id.0],
+        )
+        .db()?;
+        let own = legacy_name_digest(contact.tenant_id, &name_key(&username));
+        for (digest, record) in &legacy_names {
+            if record.contact_id == contact.id && *digest != own {
+                conn.execute(
+                    "INSERT OR IGNORE INTO account_name_digests (digest, contact_id) VALUES (?1, ?2)",
+                    params![digest, contact.id.0],
+                )
+                .db()?;
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Version 4: copies each conversation's activity fields from its `data` into the new
 /// columns.

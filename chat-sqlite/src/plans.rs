@@ -93,14 +93,14 @@ fn queue_order_uses_the_partial_queue_index() {
 }
 
 #[test]
-fn contact_email_lookup_uses_the_email_index() {
+fn verified_contact_lookup_uses_the_verified_email_index() {
     let (conn, _dir) = database();
     let p = plan(
         &conn,
-        read::CONTACT_BY_EMAIL,
+        read::VERIFIED_CONTACT,
         &[blob(), Value::Text("a@b.c".into())],
     );
-    assert_uses(&p, "contacts_email");
+    assert_uses(&p, "contacts_verified_email");
 }
 
 #[test]

@@ -40,9 +40,9 @@ pub(crate) const QUEUE: &str = concat!(
     " FROM conversations WHERE tenant_id = ?1 AND mode = 'queued' \
      ORDER BY priority DESC, queued_at ASC, id ASC LIMIT +?2"
 );
-/// Hot query: a contact by e-mail.
-pub(crate) const CONTACT_BY_EMAIL: &str =
-    "SELECT data FROM contacts WHERE tenant_id = ?1 AND email_lc = ?2";
+/// Hot query: a contact by verified e-mail.
+pub(crate) const VERIFIED_CONTACT: &str =
+    "SELECT data FROM contacts WHERE tenant_id = ?1 AND email_lc = ?2 AND email_verified = 1";
 /// Hot query: conversations held per agent, for routing.
 pub(crate) const AGENT_LOADS: &str = "SELECT assigned_agent_id, count(*) FROM conversations \
      WHERE tenant_id = ?1 AND assigned_agent_id IS NOT NULL AND mode IN ('agent', 'paused') \
@@ -103,7 +103,7 @@ pub(crate) fn contact(
     )
 }
 
-pub(crate) fn contact_by_email(
+pub(crate) fn verified_contact(
     conn: &Connection,
     tenant: TenantId,
     email: &str,
@@ -111,7 +111,7 @@ pub(crate) fn contact_by_email(
     one(
         conn,
         "contact",
-        CONTACT_BY_EMAIL,
+        VERIFIED_CONTACT,
         params![tenant.0, email.to_ascii_lowercase()],
     )
 }

@@ -1524,6 +1524,7 @@ mod tests {
                 tenant_id: tenant,
                 name: None,
                 email: None,
+                email_verified: false,
                 phone: None,
                 address: None,
                 external_id: None,

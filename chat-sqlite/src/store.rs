@@ -288,9 +288,21 @@ impl Store for SqliteStore {
         self.read(move |c| read::contact(c, tenant, id)).await
     }
 
-    async fn contact_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>> {
+    async fn verified_contact(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>> {
         let email = email.to_owned();
-        self.read(move |c| read::contact_by_email(c, tenant, &email))
+        self.read(move |c| read::verified_contact(c, tenant, &email))
+            .await
+    }
+
+    async fn merge_contact(
+        &self,
+        into: &Contact,
+        from: ContactId,
+        at: OffsetDateTime,
+    ) -> Result<Event> {
+        let into = into.clone();
+        self.writer
+            .write(move |s| write::merge_contact(s, &into, from, at))
             .await
     }
 

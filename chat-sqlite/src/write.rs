@@ -4,8 +4,8 @@
 
 use chat_core::store::{Appended, Committed, ConversationUpdate};
 use chat_core::{
-    Agent, Contact, Conversation, ConversationId, Error, Event, EventPayload, Message, MessageKind,
-    NewMessage, ReadCursor, Reader, Result, Tenant, TenantId,
+    Agent, Contact, ContactId, Conversation, ConversationId, Error, Event, EventPayload, Message,
+    MessageKind, NewMessage, ReadCursor, Reader, Result, Tenant, TenantId,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
@@ -93,13 +93,16 @@ fn email_lc(email: &str) -> String {
     email.to_ascii_lowercase()
 }
 
-fn contact_email_taken(conn: &Connection, contact: &Contact) -> Result<bool> {
-    let Some(email) = &contact.email else {
+/// Whether another contact of the tenant holds `contact`'s e-mail verified. Only
+/// verified e-mails are unique: claims typed by visitors may repeat.
+fn verified_email_taken(conn: &Connection, contact: &Contact) -> Result<bool> {
+    let Some(email) = contact.email.as_deref().filter(|_| contact.email_verified) else {
         return Ok(false);
     };
     exists(
         conn,
-        "SELECT 1 FROM contacts WHERE tenant_id = ?1 AND email_lc = ?2 AND id <> ?3",
+        "SELECT 1 FROM contacts WHERE tenant_id = ?1 AND email_lc = ?2 AND email_verified = 1 \
+         AND id <> ?3",
         params![contact.tenant_id.0, email_lc(email), contact.id.0],
     )
 }
@@ -108,11 +111,12 @@ pub(crate) fn insert_contact(conn: &Connection, contact: &Contact) -> Result<()>
     if exists(conn, "SELECT 1 FROM contacts WHERE id = ?1", [contact.id.0])? {
         return Err(Error::Conflict("contact exists".into()));
     }
-    if contact_email_taken(conn, contact)? {
-        return Err(Error::Conflict("contact e-mail taken".into()));
+    if verified_email_taken(conn, contact)? {
+        return Err(Error::Conflict("verified contact e-mail taken".into()));
     }
     conn.prepare_cached(
-        "INSERT INTO contacts (id, tenant_id, name, email_lc, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO contacts (id, tenant_id, name, email_lc, email_verified, data) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
     .db()?
     .execute(params![
@@ -120,6 +124,7 @@ pub(crate) fn insert_contact(conn: &Connection, contact: &Contact) -> Result<()>
         contact.tenant_id.0,
         contact.name,
         contact.email.as_deref().map(email_lc),
+        contact.email_verified,
         to_json(contact)?
     ])
     .db()?;
@@ -134,19 +139,59 @@ pub(crate) fn update_contact(conn: &Connection, contact: &Contact) -> Result<()>
     )? {
         return Err(Error::NotFound("contact"));
     }
-    if contact_email_taken(conn, contact)? {
-        return Err(Error::Conflict("contact e-mail taken".into()));
+    if verified_email_taken(conn, contact)? {
+        return Err(Error::Conflict("verified contact e-mail taken".into()));
     }
-    conn.prepare_cached("UPDATE contacts SET name = ?2, email_lc = ?3, data = ?4 WHERE id = ?1")
-        .db()?
-        .execute(params![
-            contact.id.0,
-            contact.name,
-            contact.email.as_deref().map(email_lc),
-            to_json(contact)?
-        ])
-        .db()?;
+    conn.prepare_cached(
+        "UPDATE contacts SET name = ?2, email_lc = ?3, email_verified = ?4, data = ?5 WHERE id = ?1",
+    )
+    .db()?
+    .execute(params![
+        contact.id.0,
+        contact.name,
+        contact.email.as_deref().map(email_lc),
+        contact.email_verified,
+        to_json(contact)?
+    ])
+    .db()?;
     Ok(())
+}
+
+pub(crate) fn merge_contact(
+    s: &mut Session<'_>,
+    into: &Contact,
+    from: ContactId,
+    at: OffsetDateTime,
+) -> Result<Event> {
+    let conn: &Connection = s;
+    for id in [into.id, from] {
+        if !exists(
+            conn,
+            "SELECT 1 FROM contacts WHERE id = ?1 AND tenant_id = ?2",
+            params![id.0, into.tenant_id.0],
+        )? {
+            return Err(Error::NotFound("contact"));
+        }
+    }
+    if exists(
+        conn,
+        "SELECT 1 FROM conversations WHERE contact_id = ?1",
+        [from.0],
+    )? {
+        return Err(Error::Conflict(
+            "the merged contact still has conversations".into(),
+        ));
+    }
+    conn.prepare_cached("DELETE FROM contacts WHERE id = ?1")
+        .db()?
+        .execute([from.0])
+        .db()?;
+    update_contact(conn, into)?;
+    let payload = EventPayload::ContactMerged {
+        contact: Box::new(into.clone()),
+        merged: from,
+    };
+    append_event(s, into.tenant_id, None, true, at, payload)
 }
 
 fn agent_event(s: &mut Session<'_>, agent: &Agent) -> Result<Event> {

@@ -95,12 +95,14 @@ async fn a_database_at_schema_one_opens_and_upgrades() {
         store.conversation(t.id, c.id).await.unwrap(),
         Some(stored.clone())
     );
+    // Version 6: the e-mail of schema 1 is kept as a claim, and a claim finds nothing.
+    assert_eq!(store.contact(t.id, k.id).await.unwrap(), Some(k.clone()));
     assert_eq!(
         store
-            .contact_by_email(t.id, "ANN@example.com")
+            .verified_contact(t.id, "ANN@example.com")
             .await
             .unwrap(),
-        Some(k.clone())
+        None
     );
     // The message is found at once (by reading bodies while the search file is being
     // built) and through the index once it is: the rebuild copies the messages already
@@ -139,6 +141,146 @@ async fn a_database_at_schema_one_opens_and_upgrades() {
         .await
         .unwrap();
     assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(store.integrity_check().await.unwrap(), ["ok"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_five_accounts_move_out_of_contact_metadata_and_the_token_table() {
+    use chat_core::{Account, Credentials, VisitorToken};
+    use sha2::{Digest, Sha256};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db");
+    let t = tenant(1);
+    // What chat-server's accounts module of schema 5 wrote for a sign-up: the username as
+    // `external_id`, the hash in metadata, and one `account:` row per login name.
+    let mut ada = contact(t.id, 2, "ada", Some("ada@example.com"));
+    ada.external_id = Some("Ada".into());
+    ada.metadata.insert(
+        "account.password_hash".into(),
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+    );
+    ada.metadata.insert("plan".into(), "gold".into());
+    let visitor = contact(t.id, 3, "Visitor", None);
+    let name_row = |name: &str| {
+        let digest = Sha256::digest(format!("{}:{}", t.id, name.to_lowercase()).as_bytes());
+        let record = VisitorToken {
+            digest: format!("account:{}", hex::encode(digest)),
+            tenant_id: t.id,
+            contact_id: ada.id,
+            conversation_id: None,
+            created_at: at(0),
+            expires_at: Some(time::OffsetDateTime::UNIX_EPOCH),
+        };
+        (
+            record.digest.clone(),
+            serde_json::to_string(&record).unwrap(),
+        )
+    };
+    let session = VisitorToken {
+        digest: "ab".repeat(32),
+        tenant_id: t.id,
+        contact_id: visitor.id,
+        conversation_id: None,
+        created_at: at(0),
+        expires_at: None,
+    };
+    {
+        let conn = Connection::open(&path).unwrap();
+        for sql in [
+            include_str!("../migrations/0001_init.sql"),
+            include_str!("../migrations/0002_message_search.sql"),
+            include_str!("../migrations/0003_credentials.sql"),
+            include_str!("../migrations/0004_conversation_activity.sql"),
+            include_str!("../migrations/0005_search_file.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.execute(
+            "INSERT INTO tenants (id, data) VALUES (?1, ?2)",
+            params![t.id.0, serde_json::to_string(&t).unwrap()],
+        )
+        .unwrap();
+        for k in [&ada, &visitor] {
+            conn.execute(
+                "INSERT INTO contacts (id, tenant_id, name, email_lc, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![k.id.0, t.id.0, k.name, k.email, serde_json::to_string(k).unwrap()],
+            )
+            .unwrap();
+        }
+        for (digest, data) in [
+            name_row("Ada"),
+            name_row("customer:7"),
+            (
+                session.digest.clone(),
+                serde_json::to_string(&session).unwrap(),
+            ),
+        ] {
+            conn.execute(
+                "INSERT INTO visitor_tokens (digest, data) VALUES (?1, ?2)",
+                params![digest, data],
+            )
+            .unwrap();
+        }
+    }
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(user_version(&path), i64::from(SCHEMA_VERSION));
+    let account = Account {
+        tenant_id: t.id,
+        contact_id: ada.id,
+        username: "Ada".into(),
+        email: Some("ada@example.com".into()),
+        disabled: false,
+        created_at: ada.created_at,
+        updated_at: ada.updated_at,
+    };
+    assert_eq!(
+        store.account(t.id, ada.id).await.unwrap(),
+        Some(account.clone())
+    );
+    // The username is a login name again, and the alias (only a digest in schema 5) too.
+    for name in ["ada", "ADA", "customer:7"] {
+        assert_eq!(
+            store.account_by_name(t.id, name).await.unwrap(),
+            Some(account.clone()),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        store.account_by_name(t.id, "customer:8").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .account_password_hash(t.id, ada.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA")
+    );
+    // The hash left the contact; its other metadata stayed.
+    let moved = store.contact(t.id, ada.id).await.unwrap().unwrap();
+    assert!(!moved.metadata.contains_key("account.password_hash"));
+    assert_eq!(moved.metadata.get("plan").map(String::as_str), Some("gold"));
+    assert!(!moved.email_verified);
+    // The name records are no longer in the token table; the real token still works and
+    // is revoked per contact now.
+    assert_eq!(store.visitor_token(&name_row("Ada").0).await.unwrap(), None);
+    assert_eq!(
+        store.visitor_token(&session.digest).await.unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(
+        store.revoke_visitor_tokens(t.id, visitor.id).await.unwrap(),
+        1
+    );
+    // The alias of schema 5 still blocks the name for others.
+    assert!(matches!(
+        store.add_account_name(t.id, ada.id, "Customer:7").await,
+        Err(Error::Conflict(_))
+    ));
     assert_eq!(store.integrity_check().await.unwrap(), ["ok"]);
 }
 

@@ -8,8 +8,8 @@ use chat_core::store::{
     AssignedFilter, ConversationCursor, ConversationQuery, ConversationUpdate, MessageQuery, Scope,
 };
 use chat_core::{
-    Attachment, Channel, ConversationChange, EntityRef, MessageKind, Mode, Priority, ReadCursor,
-    Reader, Revision, Sender, Store, TenantId,
+    Attachment, Channel, Contact, ConversationChange, EntityRef, MessageKind, Mode, Priority,
+    ReadCursor, Reader, Revision, Sender, Store, TenantId,
 };
 use common::*;
 
@@ -52,24 +52,30 @@ async fn every_store_method_matches_the_reference_store() {
     let _ = same!(mem, sql, |s| s.tenant(tid));
     let _ = same!(mem, sql, |s| s.tenant(TenantId(id(98))));
 
-    // Contacts.
-    let ann = contact(tid, 10, "Ann Lee", Some("Ann@Example.com"));
+    // Contacts: Ann's e-mail is verified (unique), Bob's is a claim.
+    let ann = Contact {
+        email_verified: true,
+        ..contact(tid, 10, "Ann Lee", Some("Ann@Example.com"))
+    };
     let bob = contact(tid, 11, "Bob Stone", Some("bob@example.com"));
     let cid = contact(tid, 12, "Céline Dupré", None);
     for c in [&ann, &bob, &cid] {
         same!(mem, sql, |s| s.insert_contact(c)).unwrap();
     }
     same!(mem, sql, |s| s.insert_contact(&ann)).unwrap_err();
-    same!(mem, sql, |s| s.insert_contact(&contact(
-        tid,
-        13,
-        "Copy",
-        Some("ANN@example.COM")
-    )))
-    .unwrap_err();
+    let copy = Contact {
+        email_verified: true,
+        ..contact(tid, 13, "Copy", Some("ANN@example.COM"))
+    };
+    same!(mem, sql, |s| s.insert_contact(&copy)).unwrap_err();
+    // A claim of the same e-mail is another contact.
+    let claim = contact(tid, 16, "Claim", Some("ANN@example.COM"));
+    same!(mem, sql, |s| s.insert_contact(&claim)).unwrap();
     let mut bob2 = bob.clone();
     bob2.email = Some("ann@example.com".into());
+    bob2.email_verified = true;
     same!(mem, sql, |s| s.update_contact(&bob2)).unwrap_err();
+    bob2.email_verified = false;
     bob2.email = Some("Robert@Example.com".into());
     bob2.phone = Some("+33 1 23".into());
     same!(mem, sql, |s| s.update_contact(&bob2)).unwrap();
@@ -78,8 +84,8 @@ async fn every_store_method_matches_the_reference_store() {
     .unwrap_err();
     let _ = same!(mem, sql, |s| s.contact(tid, ann.id));
     let _ = same!(mem, sql, |s| s.contact(TenantId(id(2)), ann.id));
-    let _ = same!(mem, sql, |s| s.contact_by_email(tid, "ann@EXAMPLE.com"));
-    let _ = same!(mem, sql, |s| s.contact_by_email(tid, "bob@example.com"));
+    let _ = same!(mem, sql, |s| s.verified_contact(tid, "ann@EXAMPLE.com"));
+    let _ = same!(mem, sql, |s| s.verified_contact(tid, "bob@example.com"));
 
     // Staff.
     let zoe = agent(tid, 20, "Zoe", "zoe@desk.test", &["billing"]);

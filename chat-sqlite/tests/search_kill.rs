@@ -53,6 +53,7 @@ async fn child_posts_until_killed() {
         tenant_id: tenant,
         name: Some("Kill Test".into()),
         email: None,
+        email_verified: false,
         phone: None,
         address: None,
         external_id: None,

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::Engine;
+use super::contacts::valid_email;
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, ContactId, ConversationId, MessageId};
 use crate::mode::Mode;
@@ -146,7 +147,7 @@ impl Engine {
                     .contact(tenant.id, id)
                     .await?
                     .ok_or(Error::NotFound("contact"))?,
-                None => self.upsert_contact(tenant.id, input.contact).await?,
+                None => self.new_contact(tenant.id, input.contact, false).await?,
             },
         };
         let now = self.now();
@@ -212,24 +213,32 @@ impl Engine {
         })
     }
 
-    /// Finds the contact by e-mail (updating what the caller now knows) or creates it.
-    async fn upsert_contact(
+    /// A new contact from what the caller says about it. Every field is a claim: nothing
+    /// here looks up, joins or changes an existing contact, so an anonymous caller who
+    /// types someone's e-mail gets a stranger's contact of its own.
+    pub(super) async fn new_contact(
         &self,
         tenant: crate::ids::TenantId,
         input: ContactInput,
+        email_verified: bool,
     ) -> Result<Contact> {
-        let email = match input
-            .email
-            .as_deref()
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-        {
-            Some(e) if e.len() > 254 || !e.contains('@') || e.contains(char::is_whitespace) => {
-                return Err(Error::validation("contact.email", "not an e-mail address"));
-            }
-            Some(e) => Some(e.to_lowercase()),
+        let contact = self.contact_from(tenant, input, email_verified)?;
+        self.inner.store.insert_contact(&contact).await?;
+        Ok(contact)
+    }
+
+    /// Validates a contact input into a contact (not stored).
+    pub(super) fn contact_from(
+        &self,
+        tenant: crate::ids::TenantId,
+        input: ContactInput,
+        email_verified: bool,
+    ) -> Result<Contact> {
+        let email = match input.email.as_deref() {
+            Some(e) => Some(valid_email("contact.email", e)?),
             None => None,
-        };
+        }
+        .flatten();
         let name = self.optional_short_text("contact.name", input.name.as_deref())?;
         let phone = self.optional_short_text("contact.phone", input.phone.as_deref())?;
         let address = self.optional_short_text("contact.address", input.address.as_deref())?;
@@ -242,39 +251,19 @@ impl Engine {
             ));
         }
         let now = self.now();
-        for attempt in 0..2 {
-            if let Some(email) = &email
-                && let Some(mut existing) = self.inner.store.contact_by_email(tenant, email).await?
-            {
-                existing.name = name.clone().or(existing.name);
-                existing.phone = phone.clone().or(existing.phone);
-                existing.address = address.clone().or(existing.address);
-                existing.external_id = external_id.clone().or(existing.external_id);
-                existing.metadata.extend(input.metadata.clone());
-                existing.updated_at = now;
-                self.inner.store.update_contact(&existing).await?;
-                return Ok(existing);
-            }
-            let contact = Contact {
-                id: ContactId(self.new_id()),
-                tenant_id: tenant,
-                name: name.clone(),
-                email: email.clone(),
-                phone: phone.clone(),
-                address: address.clone(),
-                external_id: external_id.clone(),
-                metadata: input.metadata.clone(),
-                created_at: now,
-                updated_at: now,
-            };
-            match self.inner.store.insert_contact(&contact).await {
-                Ok(()) => return Ok(contact),
-                // Someone created the same e-mail concurrently: use theirs.
-                Err(Error::Conflict(_)) if attempt == 0 => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::Conflict("contact e-mail taken".into()))
+        Ok(Contact {
+            id: ContactId(self.new_id()),
+            tenant_id: tenant,
+            name,
+            email_verified: email_verified && email.is_some(),
+            email,
+            phone,
+            address,
+            external_id,
+            metadata: input.metadata,
+            created_at: now,
+            updated_at: now,
+        })
     }
 
     pub(super) fn new_message(

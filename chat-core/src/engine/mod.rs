@@ -2,9 +2,11 @@
 //! the [policy](crate::policy) and the [mode state machine](crate::mode), commits through
 //! the [`Store`] and publishes the resulting events on the [`EventBus`].
 
+mod accounts;
 mod agents;
 mod attachments;
 mod channels;
+mod contacts;
 mod conversations;
 mod credentials;
 mod messages;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+pub use accounts::SignUp;
 pub use agents::AgentPatch;
 pub use attachments::UploadLimits;
 pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
@@ -24,7 +27,7 @@ use crate::blob::{BlobStore, MemoryBlobStore};
 use crate::bot::{Bot, RuleBot};
 use crate::bus::{EventBus, InProcessBus};
 use crate::clock::{Clock, SystemClock};
-use crate::credentials::{Backend, Credentials};
+use crate::credentials::{Backend, Credentials, PasswordHasher};
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, IdGenerator, MessageId, TenantId, V7Ids};
 use crate::model::{Conversation, Event, MessageKind, NewMessage, Sender, Tenant, TenantSettings};
@@ -98,6 +101,7 @@ pub enum BotFailure {
 pub struct EngineBuilder {
     store: Arc<dyn Store>,
     credentials: Option<Arc<dyn Credentials>>,
+    passwords: Option<Arc<dyn PasswordHasher>>,
     bot: Arc<dyn Bot>,
     router: Arc<dyn Router>,
     bus: Arc<dyn EventBus>,
@@ -109,6 +113,12 @@ pub struct EngineBuilder {
 }
 
 impl EngineBuilder {
+    /// How customer-account passwords are hashed and checked (default: none; the account
+    /// operations then fail with [`Error::Storage`]). The server supplies argon2id.
+    pub fn passwords(mut self, passwords: Arc<dyn PasswordHasher>) -> Self {
+        self.passwords = Some(passwords);
+        self
+    }
     /// The bot (default: [`RuleBot`] with its default rules).
     pub fn bot(mut self, bot: Arc<dyn Bot>) -> Self {
         self.bot = bot;
@@ -161,6 +171,7 @@ impl EngineBuilder {
             inner: Arc::new(Inner {
                 store: self.store,
                 credentials: self.credentials,
+                passwords: self.passwords,
                 bot: self.bot,
                 router: self.router,
                 bus: self.bus,
@@ -184,6 +195,7 @@ pub struct Engine {
 struct Inner {
     store: Arc<dyn Store>,
     credentials: Option<Arc<dyn Credentials>>,
+    passwords: Option<Arc<dyn PasswordHasher>>,
     bot: Arc<dyn Bot>,
     router: Arc<dyn Router>,
     bus: Arc<dyn EventBus>,
@@ -207,6 +219,7 @@ impl Engine {
         EngineBuilder {
             store,
             credentials: None,
+            passwords: None,
             bot: Arc::new(RuleBot::default()),
             router: Arc::new(LeastLoaded),
             bus: Arc::new(InProcessBus::default()),

@@ -5,7 +5,17 @@ use time::OffsetDateTime;
 
 use crate::ids::{ContactId, TenantId};
 
-/// The customer. Known by e-mail where one is given, so their history follows them.
+/// The customer.
+///
+/// Who a contact is can be known two ways, and only one of them joins contacts:
+/// - an e-mail a visitor typed (or a phone number, which is never verified) is a *claim*:
+///   it is stored and shown to staff, with `email_verified = false`, and finds nothing;
+/// - an e-mail proven by the embedding site's signed identity or by a staff merge sets
+///   `email_verified`: a later verified open with the same e-mail lands on this contact,
+///   so the customer's history follows them. A verified e-mail is unique per tenant.
+///
+/// A customer account (sign-up, login) is a contact too, with its login kept apart in
+/// the credential store ([`Account`](crate::credentials::Account)).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Contact {
     /// Id.
@@ -14,9 +24,13 @@ pub struct Contact {
     pub tenant_id: TenantId,
     /// Display name.
     pub name: Option<String>,
-    /// E-mail, unique per tenant when present (stored lower-case).
+    /// E-mail (stored lower-case): a claim unless `email_verified`.
     pub email: Option<String>,
-    /// Phone number.
+    /// Whether `email` was proven (a signed identity, a staff merge). Unique per tenant
+    /// among verified contacts; only a verified e-mail ever finds this contact again.
+    #[serde(default)]
+    pub email_verified: bool,
+    /// Phone number: always a claim.
     pub phone: Option<String>,
     /// Postal address.
     pub address: Option<String>,
@@ -32,13 +46,14 @@ pub struct Contact {
     pub updated_at: OffsetDateTime,
 }
 
-/// What the caller knows about a contact when opening a conversation.
+/// What the caller says about a new contact when opening a conversation: claims only.
+/// Nothing here ever finds or changes an existing contact.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ContactInput {
     /// Display name.
     pub name: Option<String>,
-    /// E-mail; an existing contact with it is reused.
+    /// E-mail, kept as an unverified claim.
     pub email: Option<String>,
     /// Phone.
     pub phone: Option<String>,

@@ -1,8 +1,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Agent, Conversation, Message, ReadCursor};
-use crate::ids::{AgentId, ConversationId, TenantId};
+use super::{Agent, Contact, Conversation, Message, ReadCursor};
+use crate::ids::{AgentId, ContactId, ConversationId, TenantId};
 use crate::mode::Mode;
 
 /// One entry of the tenant's event log. Every state change appends one in the same atomic
@@ -66,6 +66,14 @@ pub enum EventPayload {
         /// Its new state.
         agent: Box<Agent>,
     },
+    /// Staff merged one contact into another: the audit record of who the desk decided
+    /// two contacts are. Staff-only.
+    ContactMerged {
+        /// The contact that remains, after the merge.
+        contact: Box<Contact>,
+        /// The contact that was merged into it and deleted.
+        merged: ContactId,
+    },
 }
 
 impl EventPayload {
@@ -79,6 +87,7 @@ impl EventPayload {
             EventPayload::MessageUpdated { .. } => "message_updated",
             EventPayload::ReadUpdated { .. } => "read_updated",
             EventPayload::AgentUpdated { .. } => "agent_updated",
+            EventPayload::ContactMerged { .. } => "contact_merged",
         }
     }
 }
@@ -120,6 +129,13 @@ pub enum ConversationChange {
     Reopened,
     /// Archived.
     Archived,
+    /// Moved to another contact by a staff merge.
+    Contact {
+        /// The merged contact.
+        from: ContactId,
+        /// The contact it belongs to now.
+        to: ContactId,
+    },
 }
 
 /// Where a transfer sends a conversation.

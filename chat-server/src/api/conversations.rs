@@ -45,11 +45,11 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let body: OpenRequest = ctx.json().await?;
     let staff = ctx.is_staff();
     let config = &ctx.app.config;
-    let mut contact = body.contact;
-    // A verified identity speaks for the contact's whole history; an anonymous visitor
-    // only for the conversation it opens.
+    let engine = &ctx.app.engine;
+    // A signature from the embedding site proves the e-mail: the conversation belongs to
+    // the contact with that verified e-mail, and the token speaks for its whole history.
     let verified = match (&body.identity, &config.identity_secret) {
-        (None, _) => false,
+        (None, _) => None,
         (Some(_), None) => {
             return Err(ApiError::invalid(
                 "identity",
@@ -68,31 +68,50 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
                     "the identity signature is not valid or has expired",
                 ));
             }
-            contact.email = Some(id.email.clone());
-            true
+            Some(id.email.clone())
         }
     };
     let (actor, issue_token) = match &ctx.caller {
-        Caller::Actor(actor @ Actor::Staff { .. }) => (actor.clone(), false),
+        Caller::Actor(actor @ Actor::Staff { .. }) if verified.is_none() => (actor.clone(), false),
         Caller::Actor(Actor::Customer {
             conversation: None, ..
-        }) if !verified => (ctx.actor()?.clone(), false),
+        }) if verified.is_none() => (ctx.actor()?.clone(), false),
         Caller::Actor(_) => {
             return Err(ApiError::forbidden(
-                "a visitor token cannot open another conversation; open one without it",
+                "a token cannot open a conversation for a signed identity or another \
+                 conversation; open one without it",
             ));
         }
         Caller::Anonymous => {
             let tenant = body.tenant_id.or(config.default_tenant).ok_or_else(|| {
                 ApiError::invalid("tenant_id", "this server has no default tenant; name one")
             })?;
-            (Actor::System { tenant }, true)
+            let system = Actor::System { tenant };
+            match &verified {
+                // An anonymous opener acts as the system, which makes a new contact from
+                // what the body claims: typing someone's e-mail reaches nobody.
+                None => (system, true),
+                Some(email) => {
+                    let contact = match engine.identify(&system, email, body.contact.clone()).await
+                    {
+                        Err(chat_core::Error::NotFound("tenant")) => {
+                            return Err(ApiError::invalid("tenant_id", "no such tenant"));
+                        }
+                        other => other?,
+                    };
+                    let customer = Actor::Customer {
+                        tenant,
+                        contact: contact.id,
+                        conversation: None,
+                    };
+                    (customer, true)
+                }
+            }
         }
     };
     let input = OpenConversation {
-        contact,
-        // Not taken from the body: an anonymous opener acts as the system, and must not
-        // attach a conversation to someone else's contact by naming its id.
+        contact: body.contact,
+        // Never taken from the body: naming a contact's id must not reach that contact.
         contact_id: None,
         channel: body.channel.unwrap_or_default(),
         title: body.title,
@@ -101,7 +120,6 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
         first_message: body.first_message,
         metadata: body.metadata,
     };
-    let engine = &ctx.app.engine;
     let opened = match engine.open_conversation(&actor, input).await {
         // An unknown tenant named by an anonymous caller is a bad field, not a missing page.
         Err(chat_core::Error::NotFound("tenant")) => {
@@ -111,25 +129,26 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
     };
     let mut answer = json!({
         "conversation": super::conversation_view(&opened.conversation, staff),
-        "contact": crate::accounts::public_contact(&opened.contact),
+        "contact": opened.contact,
         "messages": opened.messages,
     });
     if issue_token {
-        let (token, digest) = auth::new_visitor_token();
-        let now = time::OffsetDateTime::now_utc();
-        let record = VisitorToken {
-            digest,
-            tenant_id: opened.conversation.tenant_id,
-            contact_id: opened.contact.id,
-            conversation_id: if verified {
-                None
-            } else {
-                Some(opened.conversation.id)
-            },
-            created_at: now,
-            expires_at: Some(now + config.visitor_token_ttl),
+        let token = if verified.is_some() {
+            crate::accounts::issue_contact_token(engine, config, &opened.contact).await?
+        } else {
+            let (token, digest) = auth::new_visitor_token();
+            let now = time::OffsetDateTime::now_utc();
+            let record = VisitorToken {
+                digest,
+                tenant_id: opened.conversation.tenant_id,
+                contact_id: opened.contact.id,
+                conversation_id: Some(opened.conversation.id),
+                created_at: now,
+                expires_at: Some(now + config.visitor_token_ttl),
+            };
+            engine.store_visitor_token(&actor, &record).await?;
+            token
         };
-        engine.store_visitor_token(&actor, &record).await?;
         answer["visitor_token"] = json!(token);
     }
     Ok(http::json(StatusCode::CREATED, &answer))
@@ -424,10 +443,26 @@ pub async fn contact_history(ctx: Ctx) -> Result<Resp, ApiError> {
 pub async fn contact(ctx: Ctx) -> Result<Resp, ApiError> {
     let id: ContactId = ctx.id("id")?;
     let contact = ctx.app.engine.contact(ctx.actor()?, id).await?;
-    Ok(http::json(
-        StatusCode::OK,
-        &crate::accounts::public_contact(&contact),
-    ))
+    Ok(http::json(StatusCode::OK, &contact))
+}
+
+/// Body of `POST /v1/contacts/{id}/merge`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MergeRequest {
+    contact_id: ContactId,
+}
+
+pub async fn merge_contact(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let into: ContactId = ctx.id("id")?;
+    let body: MergeRequest = ctx.json().await?;
+    let kept = ctx
+        .app
+        .engine
+        .merge_contacts(ctx.actor()?, into, body.contact_id)
+        .await?;
+    ctx.app.forget_cached_tokens();
+    Ok(http::json(StatusCode::OK, &kept))
 }
 
 pub async fn queue_position(ctx: Ctx) -> Result<Resp, ApiError> {

@@ -264,6 +264,7 @@ pub async fn dispatch(route: &Route, ctx: Ctx) -> Result<Resp, ApiError> {
         Archive => conversations::archive(ctx).await,
         ContactHistory => conversations::contact_history(ctx).await,
         GetContact => conversations::contact(ctx).await,
+        MergeContact => conversations::merge_contact(ctx).await,
         ListMessages => messages::list(ctx).await,
         PostMessage => messages::post(ctx).await,
         PostNote => messages::note(ctx).await,

@@ -63,7 +63,11 @@ pub async fn start_extended(
     extension: Option<Arc<dyn chat_server::Extension>>,
 ) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let engine = shape(Engine::builder_with_backend(backend(dir.path()))).build();
+    let engine = shape(
+        Engine::builder_with_backend(backend(dir.path()))
+            .passwords(Arc::new(chat_server::auth::Argon2Passwords)),
+    )
+    .build();
     let tenant = engine
         .create_tenant("Acme", TenantSettings::default())
         .await

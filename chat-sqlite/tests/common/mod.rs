@@ -69,6 +69,7 @@ pub fn contact(tenant: TenantId, n: u64, name: &str, email: Option<&str>) -> Con
         tenant_id: tenant,
         name: Some(name.to_owned()),
         email: email.map(str::to_owned),
+        email_verified: false,
         phone: None,
         address: None,
         external_id: None,

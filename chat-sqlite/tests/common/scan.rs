@@ -164,6 +164,7 @@ pub fn contact_of(tenant: TenantId, n: u64) -> Contact {
         // Nothing in the name or e-mail looks like a word of the bodies.
         name: Some("Shared Test".into()),
         email: None,
+        email_verified: false,
         phone: None,
         address: None,
         external_id: None,

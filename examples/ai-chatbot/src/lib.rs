@@ -26,7 +26,7 @@ use chat_core::{
     Message, MessageId, MessageKind, MessagePage, OpenConversation, PostMessage, RuleBot,
     RuleBotConfig, Sender, TenantId, TenantSettings,
 };
-use chat_server::accounts::{self, AccountError};
+use chat_server::accounts;
 use chat_server::auth::{self, Caller};
 use chat_server::http::{self, Resp};
 use chat_server::starter::Starter;
@@ -207,22 +207,35 @@ impl AiChatbot {
         let [username, email, password] =
             <[String; 3]>::try_from(fastapi::strings(&body, &["username", "email", "password"])?)
                 .map_err(|_| fastapi::json_invalid())?;
-        match accounts::register(&app.engine, self.tenant, &username, Some(&email), &password).await
-        {
-            Ok(contact) => Ok(ok(user_json(&contact))),
-            Err(AccountError::UsernameTaken) => Err(fastapi::detail(
-                StatusCode::BAD_REQUEST,
-                "Username already registered",
-            )),
-            Err(AccountError::EmailTaken) => Err(fastapi::detail(
-                StatusCode::BAD_REQUEST,
-                "Email already registered",
-            )),
-            Err(AccountError::Invalid { field, message }) => {
+        let system = Actor::System {
+            tenant: self.tenant,
+        };
+        let sign_up = chat_core::SignUp {
+            username,
+            email: Some(email),
+            password,
+            name: None,
+        };
+        match app.engine.sign_up(&system, sign_up).await {
+            Ok((_, contact)) => Ok(ok(user_json(&contact))),
+            Err(chat_core::Error::Validation { field, message })
+                if message == "already registered" =>
+            {
+                let what = if field == "email" {
+                    "Email"
+                } else {
+                    "Username"
+                };
+                Err(fastapi::detail(
+                    StatusCode::BAD_REQUEST,
+                    &format!("{what} already registered"),
+                ))
+            }
+            Err(chat_core::Error::Validation { field, message }) => {
                 Err(fastapi::invalid(vec![fastapi::item(
                     "value_error",
                     field,
-                    message,
+                    &message,
                     body[field].clone(),
                 )]))
             }
@@ -264,7 +277,7 @@ impl AiChatbot {
             .await
             .map_err(engine_error)?;
         match found {
-            Some((_, token)) => Ok(ok(json!({ "access_token": token, "token_type": "bearer" }))),
+            Some((_, _, token)) => Ok(ok(json!({ "access_token": token, "token_type": "bearer" }))),
             None => Err(fastapi::unauthorized("Incorrect username or password")),
         }
     }

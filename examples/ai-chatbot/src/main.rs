@@ -64,20 +64,19 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         // A demo user of the document's own API, so the Flutter app can log in at once.
         let demo = "demo";
-        if chat_server::accounts::find(&starter.engine, starter.tenant, demo)
-            .await?
-            .is_none()
-        {
-            chat_server::accounts::register(
-                &starter.engine,
-                starter.tenant,
-                demo,
-                Some("demo@example.com"),
-                "demo123",
-            )
-            .await?;
+        let system = chat_core::Actor::System {
+            tenant: starter.tenant,
+        };
+        if starter.engine.find_account(&system, demo).await?.is_none() {
+            let sign_up = chat_core::SignUp {
+                username: demo.into(),
+                email: Some("demo@example.com".into()),
+                password: "demo123".into(),
+                name: None,
+            };
+            starter.engine.sign_up(&system, sign_up).await?;
         }
-        let (_, user_token) = chat_server::accounts::login(
+        let (_, _, user_token) = chat_server::accounts::login(
             &starter.engine,
             &starter.config,
             starter.tenant,

@@ -22,7 +22,7 @@ use chat_core::{
     Actor, AgentId, Attachment, Contact, ContactId, ConversationFilter, EntityRef, MessageKind,
     MessagePage, Mode, OpenConversation, PostMessage, TenantId, TenantSettings,
 };
-use chat_server::accounts::{self, AccountError};
+use chat_server::accounts;
 use chat_server::auth::{self, Caller};
 use chat_server::fastapi;
 use chat_server::http::{self, Resp};
@@ -116,7 +116,20 @@ pub enum CustomerError {
     PhoneTaken,
     /// The account could not be created.
     #[error(transparent)]
-    Account(#[from] AccountError),
+    Engine(#[from] chat_core::Error),
+}
+
+/// The customer whose account has this login name (phone number or customer alias).
+async fn customer_by_name(
+    engine: &chat_core::Engine,
+    tenant: TenantId,
+    name: &str,
+) -> chat_core::Result<Option<Contact>> {
+    let system = chat_core::Actor::System { tenant };
+    match engine.find_account(&system, name).await? {
+        Some(account) => engine.contact(&system, account.contact_id).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// The alias a customer number is looked up by.
@@ -198,23 +211,34 @@ impl SalonChat {
         password: &str,
     ) -> Result<(u64, Contact), CustomerError> {
         let phone = normalize_phone(phone);
-        let mut contact =
-            match accounts::register(engine, salon.tenant, &phone, None, password).await {
-                Err(AccountError::UsernameTaken) => return Err(CustomerError::PhoneTaken),
-                other => other?,
-            };
+        let system = chat_core::Actor::System {
+            tenant: salon.tenant,
+        };
+        let sign_up = chat_core::SignUp {
+            username: phone.clone(),
+            email: None,
+            password: password.to_owned(),
+            name: None,
+        };
+        let (_, mut contact) = match engine.sign_up(&system, sign_up).await {
+            Err(chat_core::Error::Validation {
+                field: "username", ..
+            }) => return Err(CustomerError::PhoneTaken),
+            other => other?,
+        };
         let mut next = salon.next_customer.lock().await;
         let mut number = match *next {
             Some(n) => n,
-            None => first_free_customer(engine, salon.tenant)
-                .await
-                .map_err(AccountError::from)?,
+            None => first_free_customer(engine, salon.tenant).await?,
         };
         loop {
-            match accounts::alias(engine, salon.tenant, &customer_alias(number), contact.id).await {
+            match engine
+                .add_account_name(&system, contact.id, &customer_alias(number))
+                .await
+            {
                 Ok(()) => break,
                 // Taken by another process on the same database: try the next one.
-                Err(AccountError::UsernameTaken) => number += 1,
+                Err(chat_core::Error::Validation { field: "name", .. }) => number += 1,
                 Err(e) => return Err(e.into()),
             }
         }
@@ -224,11 +248,7 @@ impl SalonChat {
         contact
             .metadata
             .insert(CUSTOMER_NUMBER.to_owned(), number.to_string());
-        engine
-            .store()
-            .update_contact(&contact)
-            .await
-            .map_err(AccountError::from)?;
+        engine.store().update_contact(&contact).await?;
         Ok((number, contact))
     }
 
@@ -239,7 +259,7 @@ impl SalonChat {
         salon: &Salon,
         number: u64,
     ) -> chat_core::Result<Option<Contact>> {
-        accounts::find(engine, salon.tenant, &customer_alias(number)).await
+        customer_by_name(engine, salon.tenant, &customer_alias(number)).await
     }
 
     /// The signed-in caller of a request or socket.
@@ -562,7 +582,9 @@ async fn first_free_customer(
     tenant: TenantId,
 ) -> chat_core::Result<u64> {
     let taken = |n: u64| async move {
-        accounts::find(engine, tenant, &customer_alias(n))
+        let system = chat_core::Actor::System { tenant };
+        engine
+            .find_account(&system, &customer_alias(n))
             .await
             .map(|c| c.is_some())
     };
@@ -808,7 +830,7 @@ impl SalonChat {
             if wanted.is_some_and(|n| n != salon.number) {
                 continue;
             }
-            if let Some((contact, token)) =
+            if let Some((_, contact, token)) =
                 accounts::login(&app.engine, &app.config, salon.tenant, &phone, password)
                     .await
                     .map_err(engine_error)?
@@ -1271,7 +1293,7 @@ async fn demo_customer(
 ) -> anyhow::Result<Value> {
     let engine = &starter.engine;
     let phone = normalize_phone(phone);
-    if accounts::find(engine, salon.tenant, &phone)
+    if customer_by_name(engine, salon.tenant, &phone)
         .await?
         .is_none()
     {
@@ -1279,7 +1301,7 @@ async fn demo_customer(
             .add_customer(engine, salon, name, &phone, DEMO_PASSWORD)
             .await?;
     }
-    let (contact, token) =
+    let (_, contact, token) =
         accounts::login(engine, &starter.config, salon.tenant, &phone, DEMO_PASSWORD)
             .await?
             .ok_or_else(|| anyhow::anyhow!("the demo password of {phone} was changed"))?;

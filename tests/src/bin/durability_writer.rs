@@ -62,6 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tenant_id: tenant,
         name: Some("Crash Test".into()),
         email: None,
+        email_verified: false,
         phone: None,
         address: None,
         external_id: None,

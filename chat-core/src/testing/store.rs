@@ -1,28 +1,7 @@
-//! The store conformance suite. Every [`Store`] backend expands
-//! [`store_conformance_tests!`](crate::store_conformance_tests) in its tests and must pass
-//! it unchanged. A bug found in one backend becomes a test here.
-//!
-//! ```ignore
-//! // In a backend's tests/conformance.rs (needs tokio with `macros` and `rt-multi-thread`):
-//! async fn store() -> (std::sync::Arc<dyn chat_core::Store>, tempfile::TempDir) {
-//!     let dir = tempfile::tempdir().unwrap();
-//!     let store = MyStore::open(dir.path().join("chat.db")).unwrap();
-//!     (std::sync::Arc::new(store), dir)
-//! }
-//! chat_core::store_conformance_tests!(store);
-//! ```
+//! The [`Store`] conformance tests.
 #![allow(missing_docs, clippy::missing_panics_doc)]
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
-use time::{Duration, OffsetDateTime, macros::datetime};
-
-use crate::error::Error;
-use crate::ids::{AgentId, ContactId, ConversationId, MessageId, TenantId};
-use crate::mode::Mode;
-use crate::model::*;
-use crate::store::*;
+use super::*;
 
 /// Expands one `#[tokio::test]` per conformance test. `$factory` is an `async fn()`
 /// returning `(Arc<dyn Store>, G)`; `G` is kept alive for the test (a temp dir, say).
@@ -31,7 +10,8 @@ macro_rules! store_conformance_tests {
     ($factory:path) => {
         $crate::store_conformance_tests!(@expand $factory;
             tenant_roundtrip,
-            contact_email_is_unique_per_tenant_and_case_insensitive,
+            only_verified_emails_are_unique_and_found,
+            merge_contact_needs_an_empty_contact_and_logs_a_staff_only_event,
             agent_roundtrip_appends_staff_only_events,
             agent_loads_count_agent_and_paused_conversations,
             create_conversation_stores_first_messages_and_events_in_order,
@@ -69,137 +49,6 @@ macro_rules! store_conformance_tests {
     };
 }
 
-type S = Arc<dyn Store>;
-
-const T0: OffsetDateTime = datetime!(2026-01-01 10:00 UTC);
-
-fn at(secs: i64) -> OffsetDateTime {
-    T0 + Duration::seconds(secs)
-}
-
-fn id() -> uuid::Uuid {
-    uuid::Uuid::now_v7()
-}
-
-/// A fresh tenant.
-pub async fn tenant(store: &S) -> TenantId {
-    let t = Tenant {
-        id: TenantId(id()),
-        name: "Acme".into(),
-        settings: TenantSettings::default(),
-        created_at: T0,
-    };
-    store.insert_tenant(&t).await.unwrap();
-    t.id
-}
-
-/// A fresh contact with the given e-mail.
-pub async fn contact(store: &S, tenant: TenantId, email: Option<&str>) -> Contact {
-    let c = Contact {
-        id: ContactId(id()),
-        tenant_id: tenant,
-        name: Some("Jo Customer".into()),
-        email: email.map(str::to_owned),
-        phone: Some("+62 812".into()),
-        address: None,
-        external_id: None,
-        metadata: BTreeMap::from([("page_url".into(), "https://shop.example/cart".into())]),
-        created_at: T0,
-        updated_at: T0,
-    };
-    store.insert_contact(&c).await.unwrap();
-    c
-}
-
-/// A fresh agent.
-pub async fn agent(
-    store: &S,
-    tenant: TenantId,
-    name: &str,
-    role: Role,
-    departments: &[&str],
-) -> Agent {
-    let a = Agent {
-        id: AgentId(id()),
-        tenant_id: tenant,
-        name: name.into(),
-        email: format!("{}@desk.example", name.to_lowercase().replace(' ', ".")),
-        role,
-        availability: Availability::Online,
-        capacity: None,
-        departments: departments.iter().map(|d| d.to_string()).collect(),
-        active: true,
-        created_at: T0,
-        updated_at: T0,
-    };
-    store.insert_agent(&a).await.unwrap();
-    a
-}
-
-/// A conversation value (not stored) in `mode`, updated at `at(secs)`.
-pub fn conversation_value(
-    tenant: TenantId,
-    contact: ContactId,
-    mode: Mode,
-    secs: i64,
-) -> Conversation {
-    Conversation::new(ConversationId(id()), tenant, contact, mode, at(secs))
-}
-
-/// Stores a conversation built by `edit` from [`conversation_value`].
-pub async fn conversation(
-    store: &S,
-    tenant: TenantId,
-    contact: ContactId,
-    edit: impl FnOnce(&mut Conversation),
-) -> Conversation {
-    let mut c = conversation_value(tenant, contact, Mode::Bot, 0);
-    edit(&mut c);
-    store
-        .create_conversation(&c, Vec::new())
-        .await
-        .unwrap()
-        .conversation
-}
-
-/// A new message value.
-pub fn message(
-    c: &Conversation,
-    sender: Sender,
-    kind: MessageKind,
-    body: &str,
-    secs: i64,
-) -> NewMessage {
-    NewMessage {
-        id: MessageId(id()),
-        tenant_id: c.tenant_id,
-        conversation_id: c.id,
-        sender,
-        kind,
-        body: body.into(),
-        attachments: Vec::new(),
-        reply_to: None,
-        client_message_id: None,
-        entities: Vec::new(),
-        metadata: BTreeMap::new(),
-        created_at: at(secs),
-    }
-}
-
-fn text(c: &Conversation, sender: Sender, body: &str, secs: i64) -> NewMessage {
-    message(c, sender, MessageKind::Text, body, secs)
-}
-
-async fn all_events(store: &S, tenant: TenantId) -> Vec<Event> {
-    store.events_since(tenant, 0, 100_000).await.unwrap()
-}
-
-fn assert_gap_free(events: &[Event]) {
-    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
-    let expected: Vec<u64> = (1..=events.len() as u64).collect();
-    assert_eq!(seqs, expected, "event sequences must be gap-free from 1");
-}
-
 pub async fn tenant_roundtrip(store: S) {
     let t = tenant(&store).await;
     let mut stored = store.tenant(t).await.unwrap().expect("tenant stored");
@@ -221,38 +70,127 @@ pub async fn tenant_roundtrip(store: S) {
     ));
 }
 
-pub async fn contact_email_is_unique_per_tenant_and_case_insensitive(store: S) {
+pub async fn only_verified_emails_are_unique_and_found(store: S) {
     let t = tenant(&store).await;
     let other = tenant(&store).await;
-    let c = contact(&store, t, Some("jo@shop.example")).await;
-    assert_eq!(store.contact(t, c.id).await.unwrap(), Some(c.clone()));
+    // Claims repeat freely and find nothing: a stranger may type anyone's e-mail.
+    let claim = contact(&store, t, Some("jo@shop.example")).await;
+    let second_claim = contact(&store, t, Some("JO@shop.example")).await;
+    assert_eq!(
+        store.contact(t, claim.id).await.unwrap(),
+        Some(claim.clone())
+    );
+    assert_ne!(claim.id, second_claim.id);
+    assert_eq!(
+        store.verified_contact(t, "jo@shop.example").await.unwrap(),
+        None
+    );
+
+    let mut verified = claim.clone();
+    verified.id = ContactId(id());
+    verified.email_verified = true;
+    store.insert_contact(&verified).await.unwrap();
     assert_eq!(
         store
-            .contact_by_email(t, "JO@Shop.Example")
+            .verified_contact(t, "JO@Shop.Example")
             .await
             .unwrap()
             .map(|k| k.id),
-        Some(c.id)
+        Some(verified.id)
     );
-    let mut dup = c.clone();
+    let mut dup = verified.clone();
     dup.id = ContactId(id());
     dup.email = Some("JO@SHOP.EXAMPLE".into());
     assert!(matches!(
         store.insert_contact(&dup).await,
         Err(Error::Conflict(_))
     ));
+    // Verifying a claim whose e-mail another contact holds verified is refused too.
+    let mut upgrade = second_claim.clone();
+    upgrade.email_verified = true;
+    assert!(matches!(
+        store.update_contact(&upgrade).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(
+        store.contact(t, second_claim.id).await.unwrap(),
+        Some(second_claim)
+    );
     // Same e-mail in another tenant is a different person.
     dup.tenant_id = other;
     store.insert_contact(&dup).await.unwrap();
-    assert_eq!(store.contact(other, c.id).await.unwrap(), None);
-    let mut changed = c.clone();
+    assert_eq!(store.contact(other, verified.id).await.unwrap(), None);
+    let mut changed = claim.clone();
     changed.name = Some("Jo".into());
     changed.metadata.insert("referrer".into(), "ads".into());
     store.update_contact(&changed).await.unwrap();
-    assert_eq!(store.contact(t, c.id).await.unwrap(), Some(changed));
+    assert_eq!(store.contact(t, claim.id).await.unwrap(), Some(changed));
     // Contacts without e-mail never clash.
     contact(&store, t, None).await;
     contact(&store, t, None).await;
+}
+
+pub async fn merge_contact_needs_an_empty_contact_and_logs_a_staff_only_event(store: S) {
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let keep = contact(&store, t, None).await;
+    let gone = contact(&store, t, Some("jo@shop.example")).await;
+    let c = conversation(&store, t, gone.id, |_| {}).await;
+    let mut kept = keep.clone();
+    kept.email = gone.email.clone();
+    // Conversations are moved first; while `gone` has one, the merge is refused.
+    assert!(matches!(
+        store.merge_contact(&kept, gone.id, at(5)).await,
+        Err(Error::Conflict(_))
+    ));
+    let mut moved = c.clone();
+    moved.contact_id = keep.id;
+    store
+        .update_conversation(ConversationUpdate {
+            conversation: moved,
+            change: ConversationChange::Contact {
+                from: gone.id,
+                to: keep.id,
+            },
+            message: None,
+        })
+        .await
+        .unwrap();
+    let foreign = ContactId(id());
+    assert!(matches!(
+        store.merge_contact(&kept, foreign, at(5)).await,
+        Err(Error::NotFound(_))
+    ));
+    let mut wrong_tenant = kept.clone();
+    wrong_tenant.tenant_id = other;
+    assert!(matches!(
+        store.merge_contact(&wrong_tenant, gone.id, at(5)).await,
+        Err(Error::NotFound(_))
+    ));
+    let event = store.merge_contact(&kept, gone.id, at(6)).await.unwrap();
+    assert!(event.staff_only);
+    assert_eq!(event.conversation_id, None);
+    assert_eq!(
+        event.payload,
+        EventPayload::ContactMerged {
+            contact: Box::new(kept.clone()),
+            merged: gone.id,
+        }
+    );
+    assert_eq!(store.contact(t, gone.id).await.unwrap(), None);
+    assert_eq!(store.contact(t, keep.id).await.unwrap(), Some(kept));
+    assert_eq!(
+        store
+            .conversation(t, c.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .contact_id,
+        keep.id
+    );
+    let events = all_events(&store, t).await;
+    assert_eq!(events.last(), Some(&event));
+    assert_gap_free(&events);
 }
 
 pub async fn agent_roundtrip_appends_staff_only_events(store: S) {
@@ -1368,7 +1306,7 @@ pub async fn missing_and_foreign_tenant_rows_are_not_found(store: S) {
     assert_eq!(store.message(other, m.id).await.unwrap(), None);
     assert_eq!(store.contact(other, k.id).await.unwrap(), None);
     assert_eq!(
-        store.contact_by_email(other, "k@x.example").await.unwrap(),
+        store.verified_contact(other, "k@x.example").await.unwrap(),
         None
     );
     assert!(matches!(
@@ -1395,179 +1333,6 @@ pub async fn missing_and_foreign_tenant_rows_are_not_found(store: S) {
         .unwrap();
     assert!(list.items.is_empty() && list.counts.is_empty());
     assert!(store.queue(other, 10).await.unwrap().is_empty());
-}
-
-/// Expands the [`Credentials`](crate::Credentials) conformance tests. `$factory` is an
-/// `async fn()` returning `(Arc<dyn Backend>, G)`.
-#[macro_export]
-macro_rules! credentials_conformance_tests {
-    ($factory:path) => {
-        $crate::credentials_conformance_tests!(@expand $factory;
-            tenants_are_listed_oldest_first,
-            password_changes_bump_the_token_version,
-            credentials_of_unknown_or_foreign_agents_are_not_found,
-            visitor_tokens_are_found_by_digest_only,
-            bot_tokens_are_found_by_digest_only,
-        );
-    };
-    (@expand $factory:path; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let (backend, _guard) = $factory().await;
-                $crate::testing::$name(backend).await;
-            }
-        )*
-    };
-}
-
-type B = Arc<dyn crate::Backend>;
-
-fn as_store(b: &B) -> S {
-    b.clone()
-}
-
-pub async fn tenants_are_listed_oldest_first(backend: B) {
-    let store = as_store(&backend);
-    let mut made = Vec::new();
-    for (i, name) in ["First", "Second", "Third"].into_iter().enumerate() {
-        let t = Tenant {
-            id: TenantId(id()),
-            name: name.into(),
-            settings: TenantSettings::default(),
-            created_at: at(i as i64),
-        };
-        store.insert_tenant(&t).await.unwrap();
-        made.push(t);
-    }
-    let listed = backend.tenants().await.unwrap();
-    let ours: Vec<&Tenant> = listed
-        .iter()
-        .filter(|t| made.iter().any(|m| m.id == t.id))
-        .collect();
-    assert_eq!(ours, made.iter().collect::<Vec<_>>());
-}
-
-pub async fn password_changes_bump_the_token_version(backend: B) {
-    let store = as_store(&backend);
-    let t = tenant(&store).await;
-    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
-    let fresh = backend.credential(t, a.id).await.unwrap();
-    assert_eq!(
-        fresh,
-        crate::Credential {
-            password_hash: None,
-            token_version: 0
-        }
-    );
-    assert_eq!(
-        backend
-            .set_password(t, a.id, "$argon2id$v=19$one")
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        backend
-            .set_password(t, a.id, "$argon2id$v=19$two")
-            .await
-            .unwrap(),
-        2
-    );
-    assert_eq!(backend.revoke_tokens(t, a.id).await.unwrap(), 3);
-    let now = backend.credential(t, a.id).await.unwrap();
-    assert_eq!(
-        now,
-        crate::Credential {
-            password_hash: Some("$argon2id$v=19$two".into()),
-            token_version: 3
-        }
-    );
-}
-
-pub async fn credentials_of_unknown_or_foreign_agents_are_not_found(backend: B) {
-    let store = as_store(&backend);
-    let t = tenant(&store).await;
-    let other = tenant(&store).await;
-    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
-    let ghost = AgentId(id());
-    assert!(matches!(
-        backend.credential(t, ghost).await,
-        Err(Error::NotFound(_))
-    ));
-    assert!(matches!(
-        backend.set_password(t, ghost, "x").await,
-        Err(Error::NotFound(_))
-    ));
-    assert!(matches!(
-        backend.credential(other, a.id).await,
-        Err(Error::NotFound(_))
-    ));
-    assert!(matches!(
-        backend.set_password(other, a.id, "x").await,
-        Err(Error::NotFound(_))
-    ));
-    assert!(matches!(
-        backend.revoke_tokens(other, a.id).await,
-        Err(Error::NotFound(_))
-    ));
-}
-
-pub async fn visitor_tokens_are_found_by_digest_only(backend: B) {
-    let store = as_store(&backend);
-    let t = tenant(&store).await;
-    let k = contact(&store, t, None).await;
-    let c = conversation(&store, t, k.id, |_| {}).await;
-    let token = crate::VisitorToken {
-        digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
-        tenant_id: t,
-        contact_id: k.id,
-        conversation_id: Some(c.id),
-        created_at: T0,
-        expires_at: Some(at(3600)),
-    };
-    backend.insert_visitor_token(&token).await.unwrap();
-    assert_eq!(
-        backend.visitor_token(&token.digest).await.unwrap(),
-        Some(token.clone())
-    );
-    assert!(matches!(
-        backend.insert_visitor_token(&token).await,
-        Err(Error::Conflict(_))
-    ));
-    assert_eq!(backend.visitor_token("00").await.unwrap(), None);
-    let contact_wide = crate::VisitorToken {
-        digest: "ab".repeat(32),
-        conversation_id: None,
-        expires_at: None,
-        ..token
-    };
-    backend.insert_visitor_token(&contact_wide).await.unwrap();
-    assert_eq!(
-        backend.visitor_token(&contact_wide.digest).await.unwrap(),
-        Some(contact_wide)
-    );
-}
-
-pub async fn bot_tokens_are_found_by_digest_only(backend: B) {
-    let store = as_store(&backend);
-    let t = tenant(&store).await;
-    let token = crate::BotToken {
-        digest: "cd".repeat(32),
-        tenant_id: t,
-        name: "order-status bot".into(),
-        created_at: T0,
-    };
-    backend.insert_bot_token(&token).await.unwrap();
-    assert_eq!(
-        backend.bot_token(&token.digest).await.unwrap(),
-        Some(token.clone())
-    );
-    assert!(matches!(
-        backend.insert_bot_token(&token).await,
-        Err(Error::Conflict(_))
-    ));
-    assert_eq!(backend.bot_token(&"ef".repeat(32)).await.unwrap(), None);
 }
 
 pub async fn messages_of_another_conversation_are_refused(store: S) {

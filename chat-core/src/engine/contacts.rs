@@ -1,0 +1,201 @@
+//! Who a contact is: verified identities and staff merges, the only two ways (with a
+//! customer-account login) that a customer reaches an existing contact. A claim typed by a
+//! visitor never does (see [`Contact`]).
+
+use super::{CAS_ATTEMPTS, Engine};
+use crate::error::{Error, Result};
+use crate::ids::ContactId;
+use crate::model::{Contact, ContactInput, ConversationChange, Role};
+use crate::policy::{Actor, Resolved};
+use crate::store::{ConversationQuery, ConversationUpdate, Scope};
+
+/// A trimmed, lower-case e-mail, `None` when empty; [`Error::Validation`] on `field` when
+/// it cannot be an address.
+pub(super) fn valid_email(field: &'static str, text: &str) -> Result<Option<String>> {
+    match text.trim() {
+        "" => Ok(None),
+        e if e.len() > 254 || !e.contains('@') || e.contains(char::is_whitespace) => {
+            Err(Error::validation(field, "not an e-mail address"))
+        }
+        e => Ok(Some(e.to_lowercase())),
+    }
+}
+
+impl Engine {
+    /// The contact of a customer whose e-mail the embedding site has proven (the server
+    /// checks the site's signature first; only the system may call this). Finds the
+    /// contact with that verified e-mail, or creates one from `claims` with the e-mail
+    /// marked verified. An existing contact is returned as it is: a visitor's claims never
+    /// change a stored contact.
+    pub async fn identify(
+        &self,
+        actor: &Actor,
+        email: &str,
+        claims: ContactInput,
+    ) -> Result<Contact> {
+        if !matches!(self.resolve(actor).await?, Resolved::System) {
+            return Err(Error::Forbidden("vouch for a customer's identity"));
+        }
+        let tenant = actor.tenant();
+        let email = valid_email("identity.email", email)?
+            .ok_or_else(|| Error::validation("identity.email", "empty"))?;
+        for _ in 0..2 {
+            if let Some(found) = self.inner.store.verified_contact(tenant, &email).await? {
+                return Ok(found);
+            }
+            let input = ContactInput {
+                email: Some(email.clone()),
+                ..claims.clone()
+            };
+            match self.new_contact(tenant, input, true).await {
+                Ok(contact) => return Ok(contact),
+                // Two first visits at once: the other one created it; read theirs.
+                Err(Error::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict("verified e-mail taken".into()))
+    }
+
+    /// Merges contact `from` into contact `into` (admins and supervisors): `from`'s
+    /// conversations move to `into` (each records a `contact` change), fields `into`
+    /// lacks are taken from `from` (a verified e-mail stays verified), `from`'s
+    /// single-conversation visitor tokens now speak for `into`, its tokens for a whole
+    /// history are revoked, and `from` is deleted with a staff-only `contact_merged`
+    /// event as the audit record. A contact holding a customer account cannot be merged
+    /// away (merge the other one into it).
+    pub async fn merge_contacts(
+        &self,
+        actor: &Actor,
+        into: ContactId,
+        from: ContactId,
+    ) -> Result<Contact> {
+        let who = self.resolve(actor).await?;
+        let allowed = match &who {
+            Resolved::System => true,
+            Resolved::Staff(me) => matches!(me.role, Role::Admin | Role::Supervisor),
+            _ => false,
+        };
+        if !allowed {
+            return Err(Error::Forbidden("merge contacts"));
+        }
+        if into == from {
+            return Err(Error::validation(
+                "contact_id",
+                "cannot merge a contact into itself",
+            ));
+        }
+        let tenant = actor.tenant();
+        let load = |id| async move {
+            self.inner
+                .store
+                .contact(tenant, id)
+                .await?
+                .ok_or(Error::NotFound("contact"))
+        };
+        let mut kept = load(into).await?;
+        let merged = load(from).await?;
+        if let Some(credentials) = &self.inner.credentials
+            && credentials.account(tenant, from).await?.is_some()
+        {
+            return Err(Error::Conflict(
+                "the contact merged away holds a customer account; merge the other way".into(),
+            ));
+        }
+        kept.name = kept.name.or(merged.name);
+        kept.phone = kept.phone.or(merged.phone);
+        kept.address = kept.address.or(merged.address);
+        kept.external_id = kept.external_id.or(merged.external_id);
+        match (&kept.email, &merged.email) {
+            (None, Some(_)) => {
+                kept.email = merged.email.clone();
+                kept.email_verified = merged.email_verified;
+            }
+            (Some(a), Some(b)) if a == b => {
+                kept.email_verified |= merged.email_verified;
+            }
+            _ => {}
+        }
+        for (key, value) in merged.metadata {
+            kept.metadata.entry(key).or_insert(value);
+        }
+        kept.updated_at = self.now();
+        // A conversation opened for `from` while this runs makes the final step refuse;
+        // moving again picks it up.
+        for _ in 0..CAS_ATTEMPTS {
+            self.move_conversations(tenant, from, into).await?;
+            if let Some(credentials) = &self.inner.credentials {
+                credentials
+                    .reassign_visitor_tokens(tenant, from, into)
+                    .await?;
+            }
+            match self
+                .inner
+                .store
+                .merge_contact(&kept, from, self.now())
+                .await
+            {
+                Ok(event) => {
+                    self.publish([event]);
+                    return Ok(kept);
+                }
+                Err(Error::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Conflict(
+            "the contact keeps getting new conversations".into(),
+        ))
+    }
+
+    /// Gives every conversation of `from` to `into`, each with a compare-and-swap write.
+    async fn move_conversations(
+        &self,
+        tenant: crate::ids::TenantId,
+        from: ContactId,
+        into: ContactId,
+    ) -> Result<()> {
+        loop {
+            let mut query = ConversationQuery::new(
+                tenant,
+                Scope::Contact {
+                    contact: from,
+                    conversation: None,
+                },
+            );
+            query.limit = self.inner.limits.max_page;
+            let page = self.inner.store.list_conversations(&query).await?;
+            if page.items.is_empty() {
+                return Ok(());
+            }
+            for listed in page.items {
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    let Some(mut next) = self.inner.store.conversation(tenant, listed.id).await?
+                    else {
+                        break;
+                    };
+                    if next.contact_id != from {
+                        break;
+                    }
+                    next.contact_id = into;
+                    next.updated_at = self.now();
+                    let update = ConversationUpdate {
+                        conversation: next,
+                        change: ConversationChange::Contact { from, to: into },
+                        message: None,
+                    };
+                    match self.inner.store.update_conversation(update).await {
+                        Ok(committed) => {
+                            self.publish(committed.events);
+                            break;
+                        }
+                        Err(Error::Conflict(_)) if attempt < CAS_ATTEMPTS => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! The [`Credentials`](crate::Credentials) conformance tests: staff secrets, tokens and
+//! customer accounts.
+#![allow(missing_docs, clippy::missing_panics_doc)]
+
+use super::*;
+
+/// Expands the [`Credentials`](crate::Credentials) conformance tests. `$factory` is an
+/// `async fn()` returning `(Arc<dyn Backend>, G)`.
+#[macro_export]
+macro_rules! credentials_conformance_tests {
+    ($factory:path) => {
+        $crate::credentials_conformance_tests!(@expand $factory;
+            tenants_are_listed_oldest_first,
+            password_changes_bump_the_token_version,
+            credentials_of_unknown_or_foreign_agents_are_not_found,
+            visitor_tokens_are_found_by_digest_only,
+            bot_tokens_are_found_by_digest_only,
+            accounts_are_created_with_their_contact_and_found_by_any_name,
+            account_names_and_emails_are_unique_per_tenant,
+            password_changes_and_disabling_revoke_the_contacts_visitor_tokens,
+            a_merge_moves_single_conversation_tokens_and_revokes_whole_history_ones,
+        );
+    };
+    (@expand $factory:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (backend, _guard) = $factory().await;
+                $crate::testing::$name(backend).await;
+            }
+        )*
+    };
+}
+
+type B = Arc<dyn crate::Backend>;
+
+fn as_store(b: &B) -> S {
+    b.clone()
+}
+
+pub async fn tenants_are_listed_oldest_first(backend: B) {
+    let store = as_store(&backend);
+    let mut made = Vec::new();
+    for (i, name) in ["First", "Second", "Third"].into_iter().enumerate() {
+        let t = Tenant {
+            id: TenantId(id()),
+            name: name.into(),
+            settings: TenantSettings::default(),
+            created_at: at(i as i64),
+        };
+        store.insert_tenant(&t).await.unwrap();
+        made.push(t);
+    }
+    let listed = backend.tenants().await.unwrap();
+    let ours: Vec<&Tenant> = listed
+        .iter()
+        .filter(|t| made.iter().any(|m| m.id == t.id))
+        .collect();
+    assert_eq!(ours, made.iter().collect::<Vec<_>>());
+}
+
+pub async fn password_changes_bump_the_token_version(backend: B) {
+    let store = as_store(&backend);
+    let t = tenant(&store).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let fresh = backend.credential(t, a.id).await.unwrap();
+    assert_eq!(
+        fresh,
+        crate::Credential {
+            password_hash: None,
+            token_version: 0
+        }
+    );
+    assert_eq!(
+        backend
+            .set_password(t, a.id, "$argon2id$v=19$one")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        backend
+            .set_password(t, a.id, "$argon2id$v=19$two")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(backend.revoke_tokens(t, a.id).await.unwrap(), 3);
+    let now = backend.credential(t, a.id).await.unwrap();
+    assert_eq!(
+        now,
+        crate::Credential {
+            password_hash: Some("$argon2id$v=19$two".into()),
+            token_version: 3
+        }
+    );
+}
+
+pub async fn credentials_of_unknown_or_foreign_agents_are_not_found(backend: B) {
+    let store = as_store(&backend);
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let ghost = AgentId(id());
+    assert!(matches!(
+        backend.credential(t, ghost).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        backend.set_password(t, ghost, "x").await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        backend.credential(other, a.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        backend.set_password(other, a.id, "x").await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        backend.revoke_tokens(other, a.id).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+pub async fn visitor_tokens_are_found_by_digest_only(backend: B) {
+    let store = as_store(&backend);
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    let token = crate::VisitorToken {
+        digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+        tenant_id: t,
+        contact_id: k.id,
+        conversation_id: Some(c.id),
+        created_at: T0,
+        expires_at: Some(at(3600)),
+    };
+    backend.insert_visitor_token(&token).await.unwrap();
+    assert_eq!(
+        backend.visitor_token(&token.digest).await.unwrap(),
+        Some(token.clone())
+    );
+    assert!(matches!(
+        backend.insert_visitor_token(&token).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(backend.visitor_token("00").await.unwrap(), None);
+    let contact_wide = crate::VisitorToken {
+        digest: "ab".repeat(32),
+        conversation_id: None,
+        expires_at: None,
+        ..token
+    };
+    backend.insert_visitor_token(&contact_wide).await.unwrap();
+    assert_eq!(
+        backend.visitor_token(&contact_wide.digest).await.unwrap(),
+        Some(contact_wide)
+    );
+}
+
+pub async fn bot_tokens_are_found_by_digest_only(backend: B) {
+    let store = as_store(&backend);
+    let t = tenant(&store).await;
+    let token = crate::BotToken {
+        digest: "cd".repeat(32),
+        tenant_id: t,
+        name: "order-status bot".into(),
+        created_at: T0,
+    };
+    backend.insert_bot_token(&token).await.unwrap();
+    assert_eq!(
+        backend.bot_token(&token.digest).await.unwrap(),
+        Some(token.clone())
+    );
+    assert!(matches!(
+        backend.insert_bot_token(&token).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(backend.bot_token(&"ef".repeat(32)).await.unwrap(), None);
+}
+
+fn account_value(
+    tenant: TenantId,
+    username: &str,
+    email: Option<&str>,
+) -> (Contact, crate::Account) {
+    let contact = Contact {
+        id: ContactId(id()),
+        tenant_id: tenant,
+        name: Some(username.into()),
+        email: email.map(str::to_owned),
+        email_verified: false,
+        phone: None,
+        address: None,
+        external_id: Some(username.into()),
+        metadata: BTreeMap::new(),
+        created_at: T0,
+        updated_at: T0,
+    };
+    let account = crate::Account {
+        tenant_id: tenant,
+        contact_id: contact.id,
+        username: username.into(),
+        email: email.map(str::to_owned),
+        disabled: false,
+        created_at: T0,
+        updated_at: T0,
+    };
+    (contact, account)
+}
+
+fn visitor_token(
+    tenant: TenantId,
+    contact: ContactId,
+    conversation: Option<ConversationId>,
+) -> crate::VisitorToken {
+    crate::VisitorToken {
+        digest: format!("{:064x}", id().as_u128()),
+        tenant_id: tenant,
+        contact_id: contact,
+        conversation_id: conversation,
+        created_at: T0,
+        expires_at: None,
+    }
+}
+
+pub async fn accounts_are_created_with_their_contact_and_found_by_any_name(backend: B) {
+    let store = as_store(&backend);
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let (contact, account) = account_value(t, "Ada", Some("ada@example.com"));
+    backend
+        .create_account(&contact, &account, "$argon2id$v=19$ada")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.contact(t, contact.id).await.unwrap(),
+        Some(contact.clone())
+    );
+    assert_eq!(
+        backend.account(t, contact.id).await.unwrap(),
+        Some(account.clone())
+    );
+    assert_eq!(
+        backend.account_by_name(t, "  aDA ").await.unwrap(),
+        Some(account.clone())
+    );
+    assert_eq!(
+        backend
+            .account_by_email(t, "ADA@example.com")
+            .await
+            .unwrap(),
+        Some(account.clone())
+    );
+    assert_eq!(
+        backend
+            .account_password_hash(t, contact.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("$argon2id$v=19$ada")
+    );
+    // The hash lives apart from the contact: nothing of it is in the contact's data.
+    let stored = store.contact(t, contact.id).await.unwrap().unwrap();
+    assert!(!format!("{stored:?}").contains("argon2"));
+    // Another login name finds the same account.
+    backend
+        .add_account_name(t, contact.id, "customer:7")
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.account_by_name(t, "CUSTOMER:7").await.unwrap(),
+        Some(account.clone())
+    );
+    // Nothing is found from another tenant.
+    assert_eq!(backend.account(other, contact.id).await.unwrap(), None);
+    assert_eq!(backend.account_by_name(other, "ada").await.unwrap(), None);
+    assert_eq!(
+        backend
+            .account_by_email(other, "ada@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        backend
+            .account_password_hash(other, contact.id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(matches!(
+        backend.add_account_name(other, contact.id, "x").await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(backend.account_by_name(t, "nobody").await.unwrap(), None);
+    // A contact without an account has none.
+    let plain = contact_fixture(&store, t).await;
+    assert_eq!(backend.account(t, plain.id).await.unwrap(), None);
+}
+
+async fn contact_fixture(store: &S, t: TenantId) -> Contact {
+    contact(store, t, None).await
+}
+
+pub async fn account_names_and_emails_are_unique_per_tenant(backend: B) {
+    let store = as_store(&backend);
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let (ada, ada_account) = account_value(t, "ada", Some("ada@example.com"));
+    backend
+        .create_account(&ada, &ada_account, "h1")
+        .await
+        .unwrap();
+    backend.add_account_name(t, ada.id, "+1555").await.unwrap();
+
+    for (name, email) in [
+        ("ADA", None),
+        ("+1555", None),
+        ("bob", Some("Ada@Example.com")),
+    ] {
+        let (c, a) = account_value(t, name, email);
+        assert!(
+            matches!(
+                backend.create_account(&c, &a, "h2").await,
+                Err(Error::Conflict(_))
+            ),
+            "{name} {email:?}"
+        );
+        // Nothing of a refused sign-up is written.
+        assert_eq!(store.contact(t, c.id).await.unwrap(), None);
+    }
+    let (bob, bob_account) = account_value(t, "bob", None);
+    backend
+        .create_account(&bob, &bob_account, "h2")
+        .await
+        .unwrap();
+    assert!(matches!(
+        backend.add_account_name(t, bob.id, "Ada").await,
+        Err(Error::Conflict(_))
+    ));
+    // Another tenant has its own names.
+    let (c, a) = account_value(other, "ada", Some("ada@example.com"));
+    backend.create_account(&c, &a, "h3").await.unwrap();
+}
+
+pub async fn password_changes_and_disabling_revoke_the_contacts_visitor_tokens(backend: B) {
+    let store = as_store(&backend);
+    let t = tenant(&store).await;
+    let (ada, account) = account_value(t, "ada", None);
+    backend.create_account(&ada, &account, "old").await.unwrap();
+    let bystander = contact(&store, t, None).await;
+    let kept = visitor_token(t, bystander.id, None);
+    backend.insert_visitor_token(&kept).await.unwrap();
+
+    let session = visitor_token(t, ada.id, None);
+    backend.insert_visitor_token(&session).await.unwrap();
+    backend
+        .set_account_password(t, ada.id, "new", at(10))
+        .await
+        .unwrap();
+    assert_eq!(backend.visitor_token(&session.digest).await.unwrap(), None);
+    assert_eq!(
+        backend
+            .account_password_hash(t, ada.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("new")
+    );
+    assert_eq!(
+        backend
+            .account(t, ada.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .updated_at,
+        at(10)
+    );
+
+    let session = visitor_token(t, ada.id, None);
+    backend.insert_visitor_token(&session).await.unwrap();
+    let disabled = backend
+        .set_account_disabled(t, ada.id, true, at(20))
+        .await
+        .unwrap();
+    assert!(disabled.disabled);
+    assert_eq!(backend.account(t, ada.id).await.unwrap(), Some(disabled));
+    assert_eq!(backend.visitor_token(&session.digest).await.unwrap(), None);
+    let enabled = backend
+        .set_account_disabled(t, ada.id, false, at(30))
+        .await
+        .unwrap();
+    assert!(!enabled.disabled);
+    // Other contacts' tokens are untouched.
+    assert_eq!(
+        backend.visitor_token(&kept.digest).await.unwrap(),
+        Some(kept.clone())
+    );
+    assert_eq!(
+        backend
+            .revoke_visitor_tokens(t, bystander.id)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(backend.visitor_token(&kept.digest).await.unwrap(), None);
+    // No account, nothing to change.
+    assert!(matches!(
+        backend
+            .set_account_password(t, bystander.id, "x", at(40))
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        backend
+            .set_account_disabled(t, bystander.id, true, at(40))
+            .await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+pub async fn a_merge_moves_single_conversation_tokens_and_revokes_whole_history_ones(backend: B) {
+    let store = as_store(&backend);
+    let t = tenant(&store).await;
+    let from = contact(&store, t, None).await;
+    let into = contact(&store, t, None).await;
+    let c = conversation(&store, t, from.id, |_| {}).await;
+    let one = visitor_token(t, from.id, Some(c.id));
+    let whole = visitor_token(t, from.id, None);
+    let theirs = visitor_token(t, into.id, None);
+    for token in [&one, &whole, &theirs] {
+        backend.insert_visitor_token(token).await.unwrap();
+    }
+    assert_eq!(
+        backend
+            .reassign_visitor_tokens(t, from.id, into.id)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        backend.visitor_token(&one.digest).await.unwrap(),
+        Some(crate::VisitorToken {
+            contact_id: into.id,
+            ..one
+        })
+    );
+    assert_eq!(backend.visitor_token(&whole.digest).await.unwrap(), None);
+    assert_eq!(
+        backend.visitor_token(&theirs.digest).await.unwrap(),
+        Some(theirs)
+    );
+}
