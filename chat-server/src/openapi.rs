@@ -136,6 +136,18 @@ fn schemas() -> Value {
             "phone": { "type": "string", "description": "Always a claim." }, "address": { "type": "string" }, "external_id": { "type": "string" },
             "metadata": { "type": "object" }, "created_at": time, "updated_at": time })),
         "MergeContactRequest": object(&["contact_id"], json!({ "contact_id": uuid })),
+        "SignUpRequest": object(&["username", "password"], json!({ "username": { "type": "string", "maxLength": 64 },
+            "password": { "type": "string" }, "email": { "type": "string" }, "name": { "type": "string" }, "tenant_id": uuid })),
+        "AccountLoginRequest": object(&["username", "password"], json!({ "username": { "type": "string" }, "password": { "type": "string" }, "tenant_id": uuid })),
+        "AccountPasswordRequest": object(&["current_password", "new_password"], json!({ "current_password": { "type": "string" }, "new_password": { "type": "string" } })),
+        "AccountPatch": object(&["disabled"], json!({ "disabled": { "type": "boolean" } })),
+        "Account": object(&["tenant_id", "contact_id", "username", "disabled", "created_at", "updated_at"], json!({
+            "tenant_id": uuid, "contact_id": uuid, "username": { "type": "string" }, "email": { "type": ["string", "null"] },
+            "disabled": { "type": "boolean" }, "created_at": time, "updated_at": time })),
+        "AccountSession": object(&["account", "contact", "visitor_token"], json!({
+            "account": { "$ref": "#/components/schemas/Account" }, "contact": { "$ref": "#/components/schemas/Contact" },
+            "visitor_token": { "type": "string" } })),
+        "VisitorTokenAnswer": object(&["visitor_token"], json!({ "visitor_token": { "type": "string" } })),
         "OpenConversationRequest": object(&[], json!({
             "tenant_id": uuid, "contact": { "$ref": "#/components/schemas/ContactInput" }, "channel": channel,
             "title": { "type": "string" }, "department": { "type": "string" }, "priority": priority,

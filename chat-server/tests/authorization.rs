@@ -177,6 +177,25 @@ fn cases(bob: &str) -> Vec<Case> {
             Some(json!({ "email": "nobody@acme.example", "password": "wrong password" })),
             [401; 8],
         ),
+        // A sign-up is anonymous whoever calls: a new contact, never the caller's.
+        c(SignUp, None, [201; 8]),
+        c(
+            AccountLogin,
+            Some(json!({ "username": "nobody", "password": "wrong password" })),
+            [401; 8],
+        ),
+        // The conversation's contact has no account: nothing to change, see or disable.
+        c(
+            ChangeAccountPassword,
+            Some(json!({ "current_password": "x", "new_password": "y" })),
+            [403, 403, 403, 403, 404, 404, 401, 403],
+        ),
+        c(GetAccount, None, [404, 404, 404, 404, 404, 404, 401, 404]),
+        c(
+            UpdateAccount,
+            Some(json!({ "disabled": true })),
+            [404, 403, 403, 403, 403, 403, 401, 404],
+        ),
     ]
 }
 
@@ -281,7 +300,10 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
             let ann_id = ann.id.to_string();
             let target = match case.route {
                 RouteId::EditMessage | RouteId::DeleteMessage => &message_id,
-                RouteId::GetContact | RouteId::MergeContact => &contact_id,
+                RouteId::GetContact
+                | RouteId::MergeContact
+                | RouteId::GetAccount
+                | RouteId::UpdateAccount => &contact_id,
                 RouteId::GetAgent | RouteId::UpdateAgent | RouteId::SetAvailability => &ann_id,
                 _ => &id,
             };
@@ -296,6 +318,10 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                     Some(
                         json!({ "name": "New", "email": format!("new{created}@acme.example"), "role": "agent", "password": "long enough password" }),
                     )
+                }
+                RouteId::SignUp => {
+                    created += 1;
+                    Some(json!({ "username": format!("customer{created}"), "password": "pw" }))
                 }
                 RouteId::MergeContact => {
                     let (_, stray) = s.visitor("stray@x.example").await;

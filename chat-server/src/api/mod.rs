@@ -1,6 +1,7 @@
 //! Handlers: each turns a request into one engine call and its result into JSON. No
 //! domain rule lives here.
 
+mod accounts;
 mod agents;
 mod conversations;
 mod messages;
@@ -265,6 +266,11 @@ pub async fn dispatch(route: &Route, ctx: Ctx) -> Result<Resp, ApiError> {
         ContactHistory => conversations::contact_history(ctx).await,
         GetContact => conversations::contact(ctx).await,
         MergeContact => conversations::merge_contact(ctx).await,
+        SignUp => accounts::sign_up(ctx).await,
+        AccountLogin => accounts::login(ctx).await,
+        ChangeAccountPassword => accounts::change_password(ctx).await,
+        GetAccount => accounts::get(ctx).await,
+        UpdateAccount => accounts::update(ctx).await,
         ListMessages => messages::list(ctx).await,
         PostMessage => messages::post(ctx).await,
         PostNote => messages::note(ctx).await,

@@ -1,0 +1,142 @@
+//! Customer-account routes: sign up, log in, change the password, and (admins) disable.
+//! Every rule is the engine's (`Engine::sign_up` and friends); these routes only issue
+//! the server's visitor tokens for the account's whole history.
+
+use chat_core::{Actor, ContactId, SignUp, TenantId};
+use hyper::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Ctx;
+use crate::error::ApiError;
+use crate::http::{self, Resp};
+
+/// Body of `POST /v1/accounts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignUpRequest {
+    username: String,
+    password: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    tenant_id: Option<TenantId>,
+}
+
+/// Body of `POST /v1/accounts/login`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: String,
+    #[serde(default)]
+    tenant_id: Option<TenantId>,
+}
+
+/// Body of `POST /v1/accounts/password`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordRequest {
+    current_password: String,
+    new_password: String,
+}
+
+/// Body of `PATCH /v1/accounts/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountPatch {
+    disabled: bool,
+}
+
+fn tenant_of(ctx: &Ctx, named: Option<TenantId>) -> Result<TenantId, ApiError> {
+    named.or(ctx.app.config.default_tenant).ok_or_else(|| {
+        ApiError::invalid("tenant_id", "this server has no default tenant; name one")
+    })
+}
+
+pub async fn sign_up(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let body: SignUpRequest = ctx.json().await?;
+    let tenant = tenant_of(&ctx, body.tenant_id)?;
+    let engine = &ctx.app.engine;
+    // An anonymous sign-up form acts as the system, which makes a new contact: nothing
+    // typed here reaches an existing one.
+    let system = Actor::System { tenant };
+    let input = SignUp {
+        username: body.username,
+        email: body.email,
+        password: body.password,
+        name: body.name,
+    };
+    let (account, contact) = match engine.sign_up(&system, input).await {
+        Err(chat_core::Error::NotFound("tenant")) => {
+            return Err(ApiError::invalid("tenant_id", "no such tenant"));
+        }
+        other => other?,
+    };
+    let token = crate::accounts::issue_contact_token(engine, &ctx.app.config, &contact).await?;
+    Ok(http::json(
+        StatusCode::CREATED,
+        &json!({ "account": account, "contact": contact, "visitor_token": token }),
+    ))
+}
+
+pub async fn login(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let body: LoginRequest = ctx.json().await?;
+    let tenant = tenant_of(&ctx, body.tenant_id)?;
+    let found = crate::accounts::login(
+        &ctx.app.engine,
+        &ctx.app.config,
+        tenant,
+        &body.username,
+        &body.password,
+    )
+    .await?;
+    let Some((account, contact, token)) = found else {
+        return Err(ApiError::unauthorized("wrong username or password"));
+    };
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({ "account": account, "contact": contact, "visitor_token": token }),
+    ))
+}
+
+pub async fn change_password(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let body: PasswordRequest = ctx.json().await?;
+    let actor = ctx.actor()?.clone();
+    let Actor::Customer { contact, .. } = actor else {
+        return Err(ApiError::forbidden(
+            "only a customer changes its account password here",
+        ));
+    };
+    let engine = &ctx.app.engine;
+    engine
+        .change_account_password(&actor, contact, &body.current_password, &body.new_password)
+        .await?;
+    // Every earlier token of the account was revoked, this one included: hand the
+    // caller a fresh one.
+    let contact = engine.contact(&actor, contact).await?;
+    let token = crate::accounts::issue_contact_token(engine, &ctx.app.config, &contact).await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({ "visitor_token": token }),
+    ))
+}
+
+pub async fn get(ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: ContactId = ctx.id("id")?;
+    let account = ctx.app.engine.account(ctx.actor()?, id).await?;
+    Ok(http::json(StatusCode::OK, &account))
+}
+
+pub async fn update(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: ContactId = ctx.id("id")?;
+    let body: AccountPatch = ctx.json().await?;
+    let account = ctx
+        .app
+        .engine
+        .set_account_disabled(ctx.actor()?, id, body.disabled)
+        .await?;
+    Ok(http::json(StatusCode::OK, &account))
+}
