@@ -135,6 +135,8 @@ fn schemas() -> Value {
             "email_verified": { "type": "boolean", "description": "Proven by a signed identity or a staff merge; only a verified e-mail finds this contact again." },
             "phone": { "type": "string", "description": "Always a claim." }, "address": { "type": "string" }, "external_id": { "type": "string" },
             "metadata": { "type": "object" }, "created_at": time, "updated_at": time })),
+        "ContactPatch": object(&[], json!({ "name": { "type": "string" }, "email": { "type": "string" }, "phone": { "type": "string" },
+            "address": { "type": "string" }, "metadata": { "type": "object", "additionalProperties": { "type": "string" } } })),
         "MergeContactRequest": object(&["contact_id"], json!({ "contact_id": uuid })),
         "SignUpRequest": object(&["username", "password"], json!({ "username": { "type": "string", "maxLength": 64 },
             "password": { "type": "string" }, "email": { "type": "string" }, "name": { "type": "string" }, "tenant_id": uuid })),

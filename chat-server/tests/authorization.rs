@@ -125,6 +125,11 @@ fn cases(bob: &str) -> Vec<Case> {
         c(GetContact, None, [200, 200, 200, 200, 200, 404, 401, 404]),
         // Into the conversation's contact, from a fresh visitor's (the body is made per call).
         c(MergeContact, None, [200, 200, 403, 403, 403, 403, 401, 404]),
+        c(
+            UpdateContact,
+            Some(json!({ "name": "Renamed", "metadata": { "plan": "gold" } })),
+            [200, 200, 200, 200, 403, 403, 401, 404],
+        ),
         c(GetAgent, None, [200, 200, 200, 200, 403, 403, 401, 404]),
         c(
             UpdateAgent,
@@ -302,6 +307,7 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                 RouteId::EditMessage | RouteId::DeleteMessage => &message_id,
                 RouteId::GetContact
                 | RouteId::MergeContact
+                | RouteId::UpdateContact
                 | RouteId::GetAccount
                 | RouteId::UpdateAccount => &contact_id,
                 RouteId::GetAgent | RouteId::UpdateAgent | RouteId::SetAvailability => &ann_id,

@@ -191,3 +191,64 @@ async fn a_supervisor_merges_an_anonymous_visit_into_the_verified_customer() {
     assert!(!visitor_events.text.contains("contact_merged"));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn staff_edit_contacts_and_a_changed_email_is_a_claim_again() {
+    let s = common::start_with(|c| c.identity_secret = Some(SITE_SECRET.to_vec())).await;
+    let agent = s.staff("Ann", Role::Agent, &[]).await;
+    let opened = s
+        .post(
+            "/v1/conversations",
+            None,
+            json!({ "identity": identity("cleo@example.com") }),
+        )
+        .await;
+    let id = opened.body["contact"]["id"].as_str().unwrap().to_owned();
+    let token = opened.body["visitor_token"].as_str().unwrap().to_owned();
+    let path = format!("/v1/contacts/{id}");
+    // The customer cannot rewrite its own record.
+    let by_customer = s
+        .call(
+            hyper::Method::PATCH,
+            &path,
+            Some(&token),
+            Some(json!({ "email": "someone@else.example" })),
+        )
+        .await;
+    assert_eq!(by_customer.status, StatusCode::FORBIDDEN);
+    let named = s
+        .call(
+            hyper::Method::PATCH,
+            &path,
+            Some(&agent.token),
+            Some(json!({ "name": "Cleo", "metadata": { "plan": "gold" } })),
+        )
+        .await;
+    assert_eq!(named.status, StatusCode::OK, "{}", named.text);
+    assert_eq!(
+        named.body["email_verified"],
+        json!(true),
+        "the e-mail did not change"
+    );
+    assert_eq!(named.body["metadata"]["plan"], "gold");
+    let moved = s
+        .call(
+            hyper::Method::PATCH,
+            &path,
+            Some(&agent.token),
+            Some(json!({ "email": "cleo@new.example" })),
+        )
+        .await;
+    assert_eq!(moved.body["email"], "cleo@new.example");
+    assert_eq!(moved.body["email_verified"], json!(false));
+    // So the next signed visit for the old address makes a verified contact of its own.
+    let again = s
+        .post(
+            "/v1/conversations",
+            None,
+            json!({ "identity": identity("cleo@example.com") }),
+        )
+        .await;
+    assert_ne!(again.body["contact"]["id"], json!(id));
+    s.stop().await;
+}

@@ -21,7 +21,68 @@ pub(super) fn valid_email(field: &'static str, text: &str) -> Result<Option<Stri
     }
 }
 
+/// Input for [`Engine::update_contact`]: each field set replaces the stored one (an empty
+/// string clears it); unset fields stay.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ContactPatch {
+    /// Display name.
+    pub name: Option<String>,
+    /// E-mail. A changed e-mail is a claim again: staff typing it do not prove it.
+    pub email: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// Postal address.
+    pub address: Option<String>,
+    /// Metadata entries to set (merged into the stored ones).
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
 impl Engine {
+    /// Edits a contact (staff and the system): what the desk learned about a customer. A
+    /// customer never edits a contact, its own included, so a token cannot rewrite who it
+    /// claims to be after the fact.
+    pub async fn update_contact(
+        &self,
+        actor: &Actor,
+        id: ContactId,
+        patch: ContactPatch,
+    ) -> Result<Contact> {
+        match self.resolve(actor).await? {
+            Resolved::Staff(_) | Resolved::System => {}
+            _ => return Err(Error::Forbidden("edit contacts")),
+        }
+        let tenant = actor.tenant();
+        let mut contact = self
+            .inner
+            .store
+            .contact(tenant, id)
+            .await?
+            .ok_or(Error::NotFound("contact"))?;
+        if let Some(name) = patch.name {
+            contact.name = self.optional_short_text("name", Some(&name))?;
+        }
+        if let Some(email) = patch.email {
+            let email = valid_email("email", &email)?;
+            if email != contact.email {
+                contact.email = email;
+                contact.email_verified = false;
+            }
+        }
+        if let Some(phone) = patch.phone {
+            contact.phone = self.optional_short_text("phone", Some(&phone))?;
+        }
+        if let Some(address) = patch.address {
+            contact.address = self.optional_short_text("address", Some(&address))?;
+        }
+        contact.metadata.extend(patch.metadata);
+        if contact.metadata.len() > 64 {
+            return Err(Error::validation("metadata", "more than 64 entries"));
+        }
+        contact.updated_at = self.now();
+        self.inner.store.update_contact(&contact).await?;
+        Ok(contact)
+    }
+
     /// The contact of a customer whose e-mail the embedding site has proven (the server
     /// checks the site's signature first; only the system may call this). Finds the
     /// contact with that verified e-mail, or creates one from `claims` with the e-mail

@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 pub use accounts::SignUp;
 pub use agents::AgentPatch;
 pub use attachments::UploadLimits;
+pub use contacts::ContactPatch;
 pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
 pub use messages::{MessagePage, PostMessage, Posted};
 pub use routing::{QueuePosition, TimerReport};

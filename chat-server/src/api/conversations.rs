@@ -446,6 +446,35 @@ pub async fn contact(ctx: Ctx) -> Result<Resp, ApiError> {
     Ok(http::json(StatusCode::OK, &contact))
 }
 
+/// Body of `PATCH /v1/contacts/{id}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ContactPatchRequest {
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    address: Option<String>,
+    metadata: BTreeMap<String, String>,
+}
+
+pub async fn update_contact(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: ContactId = ctx.id("id")?;
+    let body: ContactPatchRequest = ctx.json().await?;
+    let patch = chat_core::ContactPatch {
+        name: body.name,
+        email: body.email,
+        phone: body.phone,
+        address: body.address,
+        metadata: body.metadata,
+    };
+    let contact = ctx
+        .app
+        .engine
+        .update_contact(ctx.actor()?, id, patch)
+        .await?;
+    Ok(http::json(StatusCode::OK, &contact))
+}
+
 /// Body of `POST /v1/contacts/{id}/merge`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

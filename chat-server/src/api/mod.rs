@@ -266,6 +266,7 @@ pub async fn dispatch(route: &Route, ctx: Ctx) -> Result<Resp, ApiError> {
         ContactHistory => conversations::contact_history(ctx).await,
         GetContact => conversations::contact(ctx).await,
         MergeContact => conversations::merge_contact(ctx).await,
+        UpdateContact => conversations::update_contact(ctx).await,
         SignUp => accounts::sign_up(ctx).await,
         AccountLogin => accounts::login(ctx).await,
         ChangeAccountPassword => accounts::change_password(ctx).await,

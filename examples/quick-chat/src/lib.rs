@@ -326,10 +326,10 @@ impl QuickChat {
     }
 
     /// `PATCH /api/chat/sessions/{id}` (staff): the document merges any fields; here
-    /// `status` moves the conversation along the engine's state machine, and the other
-    /// fields of the session may be sent back unchanged (a frontend that PATCHes the whole
-    /// object still works). Changing anything else is refused, since the engine, not a
-    /// free dictionary, holds the session.
+    /// `status` moves the conversation along the engine's state machine, `name` and `email`
+    /// edit the visitor's contact, and the other fields of the session may be sent back
+    /// unchanged (a frontend that PATCHes the whole object still works). Changing anything
+    /// else is refused, since the engine, not a free dictionary, holds the session.
     async fn patch(&self, app: &Arc<App>, actor: &Actor, id: &str, changes: Value) -> Answer {
         let caller = Caller::Actor(actor.clone());
         let (_, c) = self.session(app, &caller, id).await?;
@@ -338,9 +338,29 @@ impl QuickChat {
             return Err(fail(StatusCode::BAD_REQUEST, "Expected a JSON object"));
         };
         let mut status = None;
+        let mut contact = chat_core::ContactPatch::default();
         for (key, value) in &changes {
             match key.as_str() {
                 "status" => status = Some(value.as_str().unwrap_or_default().to_owned()),
+                // The visitor's name and e-mail, as the document's frontend edits them: the
+                // contact's fields (an e-mail stays an unverified claim).
+                "name" | "email" if current.get(key) != Some(value) => {
+                    let text = match value {
+                        Value::String(t) => t.clone(),
+                        Value::Null => String::new(),
+                        _ => {
+                            return Err(fail(
+                                StatusCode::BAD_REQUEST,
+                                &format!("Field {key} must be a string"),
+                            ));
+                        }
+                    };
+                    if key == "name" {
+                        contact.name = Some(text);
+                    } else {
+                        contact.email = Some(text);
+                    }
+                }
                 _ if current.get(key) == Some(value) => {}
                 _ => {
                     return Err(fail(
@@ -351,6 +371,12 @@ impl QuickChat {
             }
         }
         let engine = &app.engine;
+        if contact != chat_core::ContactPatch::default() {
+            engine
+                .update_contact(actor, c.contact_id, contact)
+                .await
+                .map_err(engine_error)?;
+        }
         let id_ = c.id;
         let changed = match (status.as_deref(), c.mode) {
             (None, _)

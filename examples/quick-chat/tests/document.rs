@@ -317,11 +317,38 @@ async fn patch_moves_the_status_along_the_engine_state_machine() {
     assert_eq!(whole.status, StatusCode::OK, "{}", whole.text);
     assert_eq!(whole.body["session"]["status"], "ended");
 
-    let email = patch(json!({ "email": "someone@else.example" })).await;
-    assert_eq!(email.status, StatusCode::BAD_REQUEST);
+    // The document's frontend edits the visitor's name and e-mail.
+    let renamed = patch(json!({ "name": "Ada L.", "email": "Ada@Example.com" })).await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
+    assert_eq!(renamed.body["session"]["name"], "Ada L.");
+    assert_eq!(renamed.body["session"]["email"], "ada@example.com");
+    let got = s.get(&path, None).await;
+    assert_eq!(got.body["session"]["name"], "Ada L.");
+    let bad_email = patch(json!({ "email": "not an address" })).await;
     assert_eq!(
-        email.body,
-        json!({ "error": "Field email cannot be changed" })
+        bad_email.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        bad_email.text
+    );
+    let number = patch(json!({ "name": 7 })).await;
+    assert_eq!(number.status, StatusCode::BAD_REQUEST);
+    // Not the visitor, whose session id is its credential: staff only.
+    let by_visitor = s
+        .json(
+            Method::PATCH,
+            &path,
+            Some(&id),
+            Some(json!({ "name": "Mallory" })),
+        )
+        .await;
+    assert_ne!(by_visitor.status, StatusCode::OK);
+    assert_eq!(s.get(&path, None).await.body["session"]["name"], "Ada L.");
+    let other = patch(json!({ "createdAt": "2000-01-01T00:00:00Z" })).await;
+    assert_eq!(other.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        other.body,
+        json!({ "error": "Field createdAt cannot be changed" })
     );
     let bad = patch(json!({ "status": "sleeping" })).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
