@@ -73,14 +73,10 @@ async fn a_customer_signs_up_logs_in_and_owns_its_conversations() {
     assert_eq!(account.status, StatusCode::OK);
     assert_eq!(account.body, signed.body["account"]);
     for (username, password) in [("ada", "wrong"), ("nobody", "first-pw")] {
-        let refused = s
-            .post(
-                "/v1/accounts/login",
-                None,
-                json!({ "username": username, "password": password }),
-            )
-            .await;
-        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            log_in(&s, username, password).await,
+            StatusCode::UNAUTHORIZED
+        );
     }
     // Another customer sees neither the account nor its conversations.
     let other = s
@@ -96,6 +92,31 @@ async fn a_customer_signs_up_logs_in_and_owns_its_conversations() {
     let theirs = s.get("/v1/conversations", Some(bob)).await;
     assert_eq!(theirs.body["items"].as_array().unwrap().len(), 0);
     s.stop().await;
+}
+
+async fn set_disabled(
+    s: &common::Server,
+    contact: &str,
+    token: &str,
+    disabled: bool,
+) -> chat_server::testing::Reply {
+    s.call(
+        Method::PATCH,
+        &format!("/v1/accounts/{contact}"),
+        Some(token),
+        Some(json!({ "disabled": disabled })),
+    )
+    .await
+}
+
+async fn log_in(s: &common::Server, username: &str, password: &str) -> StatusCode {
+    s.post(
+        "/v1/accounts/login",
+        None,
+        json!({ "username": username, "password": password }),
+    )
+    .await
+    .status
 }
 
 #[tokio::test]
@@ -146,23 +167,9 @@ async fn a_password_change_or_a_disabled_account_ends_every_session() {
     assert_eq!(old.status, StatusCode::UNAUTHORIZED);
 
     // Only admins disable; a disabled account logs in no more and its tokens stop.
-    let by_customer = s
-        .call(
-            Method::PATCH,
-            &format!("/v1/accounts/{contact}"),
-            Some(&fresh),
-            Some(json!({ "disabled": true })),
-        )
-        .await;
+    let by_customer = set_disabled(&s, &contact, &fresh, true).await;
     assert_eq!(by_customer.status, StatusCode::FORBIDDEN);
-    let disabled = s
-        .call(
-            Method::PATCH,
-            &format!("/v1/accounts/{contact}"),
-            Some(&admin.token),
-            Some(json!({ "disabled": true })),
-        )
-        .await;
+    let disabled = set_disabled(&s, &contact, &admin.token, true).await;
     assert_eq!(disabled.status, StatusCode::OK, "{}", disabled.text);
     assert_eq!(disabled.body["disabled"], json!(true));
     assert_eq!(
