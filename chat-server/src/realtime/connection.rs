@@ -1,12 +1,12 @@
-//! One WebSocket connection: handshake, then a loop over client frames, live events,
-//! typing signals, heartbeats and shutdown.
+//! One `/v1/ws` connection: the handshake, then the [`follow`](super::follow) loop with
+//! this protocol's subscriptions, replays and client frames.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_core::policy::Resolved;
 use chat_core::{Actor, ConversationId, Engine, EventPayload, PostMessage};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, StatusCode};
@@ -15,9 +15,11 @@ use serde_json::{Value, json};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use super::credential::{Credential, upgrade_token};
+use super::follow::{self, Flow, Handler};
 use super::io::{TimedWrites, WRITE_TIMEOUT};
 use super::protocol::{self, ClientFrame};
 use super::{Delivery, Feed, Hub, Outbound, Outbox, Route, Signal};
@@ -37,6 +39,12 @@ pub async fn upgrade(
     metrics: Arc<crate::metrics::Metrics>,
 ) -> Result<Resp, ApiError> {
     let resolved = hub.engine.resolve(&actor).await?;
+    // The route authenticated this very token for this request.
+    // Boxed: the socket's task keeps it, and most of that task's size is kept per idle
+    // socket.
+    let credential = upgrade_token(&req)
+        .and_then(|t| Credential::of_token(&t))
+        .map(Box::new);
     let (response, socket) = accept_with(
         &mut req,
         hub.config.max_frame_bytes,
@@ -45,7 +53,7 @@ pub async fn upgrade(
     )?;
     let tenant = actor.tenant();
     let feed = hub.feed(tenant).await;
-    let connection = Connection::new(hub, feed, actor, resolved);
+    let connection = Connection::new(hub, feed, actor, resolved, credential);
     tokio::spawn(serve(connection, Box::pin(socket), shutdown, metrics));
     Ok(response)
 }
@@ -61,7 +69,7 @@ type PendingSocket = std::pin::Pin<Box<dyn Future<Output = Option<Socket>> + Sen
 /// would be stored twice; `run` borrows it; the handshake and the futures that run rarely
 /// are boxed; nothing built for a moment (the hello frame) is kept. It is not an
 /// `async fn` because an async fn stores its arguments twice (1,616 bytes instead of
-/// 1,280).
+/// 1,280, before the credential re-check).
 #[allow(clippy::manual_async_fn)]
 fn serve(
     mut connection: Connection,
@@ -82,7 +90,7 @@ fn serve(
         }
         let outcome = connection.run(&mut socket, &mut shutdown).await;
         if let Some((code, reason)) = outcome {
-            Box::pin(close(socket, code, reason)).await;
+            Box::pin(follow::close(&mut socket, code, reason)).await;
         }
         drop(connection);
         if let Some(agent) = staff {
@@ -290,6 +298,9 @@ struct Connection {
     outbox: Arc<Outbox>,
     actor: Actor,
     resolved: Resolved,
+    /// What is re-checked of the token the socket was opened with (`None`: an embedder
+    /// upgraded it without one; the policy is still re-checked).
+    credential: Option<Box<Credential>>,
     subscriptions: Subscriptions,
     budget: FrameBudget,
     strikes: u32,
@@ -297,11 +308,6 @@ struct Connection {
 
 /// Bad frames tolerated before the connection is closed with 1008.
 const MAX_STRIKES: u32 = 20;
-
-enum Flow {
-    Continue,
-    Close(CloseCode, String),
-}
 
 impl Drop for Connection {
     fn drop(&mut self) {
@@ -312,7 +318,13 @@ impl Drop for Connection {
 }
 
 impl Connection {
-    fn new(hub: Arc<Hub>, feed: Arc<Feed>, actor: Actor, resolved: Resolved) -> Self {
+    fn new(
+        hub: Arc<Hub>,
+        feed: Arc<Feed>,
+        actor: Actor,
+        resolved: Resolved,
+        credential: Option<Box<Credential>>,
+    ) -> Self {
         let budget = FrameBudget::new(hub.config.frames_per_sec, hub.config.frame_burst);
         let outbox = Outbox::new(hub.next_connection_id(), hub.config.buffer);
         if resolved.staff().is_some() {
@@ -326,6 +338,7 @@ impl Connection {
             outbox,
             actor,
             resolved,
+            credential,
             subscriptions: Subscriptions::default(),
             budget,
             strikes: 0,
@@ -346,47 +359,12 @@ impl Connection {
         socket: &mut Socket,
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Option<(CloseCode, String)> {
-        let heartbeat = self.hub.config.heartbeat;
         if Box::pin(self.hello(socket)).await.is_err() {
             return None;
         }
-        let mut last_heard = Instant::now();
-        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         let outbox = self.outbox.clone();
-        loop {
-            tokio::select! {
-                // Events and signals routed here, in the order they were queued.
-                () = outbox.ready() => {
-                    if let Err(close) = self.drain(socket).await {
-                        break close;
-                    }
-                }
-                frame = socket.next() => {
-                    last_heard = Instant::now();
-                    let flow = match frame {
-                        None | Some(Err(_)) => break None,
-                        Some(Ok(Message::Close(_))) => break None,
-                        // Boxed: requests await the engine (large futures) and are rare
-                        // next to the time a connection spends waiting.
-                        Some(Ok(Message::Text(text))) => Box::pin(self.on_text(socket, &text)).await,
-                        Some(Ok(Message::Binary(_))) => Box::pin(self.reject(socket, None, "bad_frame", "send JSON text frames")).await,
-                        Some(Ok(_)) => Flow::Continue, // ping/pong: tungstenite answers pings itself
-                    };
-                    if let Flow::Close(code, reason) = flow {
-                        break Some((code, reason));
-                    }
-                }
-                _ = ping.tick() => {
-                    if last_heard.elapsed() > heartbeat * 2 {
-                        break Some((CloseCode::Away, "no answer to pings".into()));
-                    }
-                    if socket.send(Message::Ping(Default::default())).await.is_err() {
-                        break None;
-                    }
-                }
-                _ = shutdown.changed() => break Some((CloseCode::Away, "server shutting down".into())),
-            }
-        }
+        let hub = self.hub.clone();
+        follow::serve(socket, &outbox, self, &hub.config, shutdown).await
     }
 
     /// Says who the client is, the server's time and clock, and the head of the log.
@@ -401,50 +379,46 @@ impl Connection {
         send(socket, &hello).await
     }
 
-    /// Sends what the outbox holds. `Err` ends the connection (with a close frame if
-    /// `Some`).
-    async fn drain(&mut self, socket: &mut Socket) -> Result<(), Option<(CloseCode, String)>> {
-        loop {
-            if self.outbox.overflowed() {
-                return Err(Some((
-                    CloseCode::Library(protocol::CLOSE_TOO_SLOW),
-                    "too slow: reconnect and subscribe with since".into(),
-                )));
-            }
-            let Some(item) = self.outbox.pop() else {
-                return Ok(());
-            };
-            match item {
-                Outbound::Event(d) => {
-                    if self.about_me(&d) && Box::pin(self.reload()).await.is_err() {
-                        return Err(Some((
-                            CloseCode::Library(protocol::CLOSE_UNAUTHORIZED),
-                            "your access was revoked".into(),
-                        )));
-                    }
-                    if let Some(frame) = self.frame_for(&d)
-                        && socket.send(Message::Text(frame.clone())).await.is_err()
-                    {
-                        return Err(None);
-                    }
-                    if let (Some(frame), true) = (&d.presence_frame, self.staff())
-                        && socket.send(Message::Text(frame.clone())).await.is_err()
-                    {
-                        return Err(None);
-                    }
+    /// Sends one item of the outbox, if this connection asked for it and may see it.
+    async fn send_outbound(&mut self, socket: &mut Socket, item: Outbound) -> Flow {
+        match item {
+            Outbound::Event(d) => {
+                if self.about_me(&d) && Box::pin(self.reload()).await.is_err() {
+                    return Flow::Close(
+                        CloseCode::Library(protocol::CLOSE_UNAUTHORIZED),
+                        "your access was revoked".into(),
+                    );
                 }
-                Outbound::Signal(signal) => {
-                    if self.may_relay(&signal)
-                        && socket
-                            .send(Message::Text(signal.frame.clone()))
-                            .await
-                            .is_err()
-                    {
-                        return Err(None);
-                    }
+                if let Some(frame) = self.frame_for(&d)
+                    && socket.send(Message::Text(frame.clone())).await.is_err()
+                {
+                    return Flow::Gone;
+                }
+                if let (Some(frame), true) = (&d.presence_frame, self.staff())
+                    && socket.send(Message::Text(frame.clone())).await.is_err()
+                {
+                    return Flow::Gone;
+                }
+                Flow::Continue
+            }
+            Outbound::Signal(signal) => {
+                if self.may_relay(&signal) {
+                    Flow::sent(socket.send(Message::Text(signal.frame.clone())).await)
+                } else {
+                    Flow::Continue
                 }
             }
         }
+    }
+
+    /// Whether the token still holds and the caller still has access.
+    async fn recheck(&mut self) -> bool {
+        if let Some(credential) = &self.credential
+            && !credential.holds(&self.hub.engine).await
+        {
+            return false;
+        }
+        self.reload().await.is_ok()
     }
 
     /// Whether an ephemeral signal is for this connection: not its own, about a
@@ -511,7 +485,7 @@ impl Connection {
             .await
             .is_err()
         {
-            return Flow::Close(CloseCode::Away, String::new());
+            return Flow::Gone;
         }
         Flow::Continue
     }
@@ -610,6 +584,7 @@ impl Connection {
                     from: self.outbox.id,
                     frame: Utf8Bytes::from(frame.to_string()),
                     state: Some(Arc::new(state)),
+                    ephemeral: None,
                 });
                 return Flow::Continue;
             }
@@ -629,7 +604,7 @@ impl Connection {
         match answer {
             Ok(value) => {
                 if send(socket, &value).await.is_err() {
-                    return Flow::Close(CloseCode::Away, String::new());
+                    return Flow::Gone;
                 }
                 Flow::Continue
             }
@@ -639,7 +614,7 @@ impl Connection {
                     .await
                     .is_err()
                 {
-                    return Flow::Close(CloseCode::Away, String::new());
+                    return Flow::Gone;
                 }
                 Flow::Continue
             }
@@ -726,20 +701,6 @@ impl Connection {
     }
 }
 
-/// Says goodbye with `code` and waits (briefly) for the client's close.
-async fn close(mut socket: Socket, code: CloseCode, reason: String) {
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from(reason),
-        })))
-        .await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while socket.next().await.is_some() {}
-    })
-    .await;
-}
-
 fn replay_frame(event: &chat_core::Event, staff: bool) -> Value {
     json!({
         "type": "event", "seq": event.seq, "event": event.payload.kind(),
@@ -756,6 +717,30 @@ async fn send(socket: &mut Socket, value: &Value) -> Result<(), ()> {
         .map_err(|_| ())
 }
 
+impl Handler for Connection {
+    fn outbound(
+        &mut self,
+        socket: &mut Socket,
+        item: Outbound,
+    ) -> impl Future<Output = Flow> + Send {
+        self.send_outbound(socket, item)
+    }
+
+    async fn text(&mut self, socket: &mut Socket, text: Utf8Bytes) -> Flow {
+        // Boxed: requests await the engine (large futures) and are rare next to the time
+        // a connection spends waiting.
+        Box::pin(self.on_text(socket, &text)).await
+    }
+
+    async fn binary(&mut self, socket: &mut Socket) -> Flow {
+        Box::pin(self.reject(socket, None, "bad_frame", "send JSON text frames")).await
+    }
+
+    async fn still_allowed(&mut self) -> bool {
+        Box::pin(self.recheck()).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -764,7 +749,8 @@ mod tests {
 
     /// The per-socket task is allocated whole for every open socket: a future that grows
     /// (an inlined engine call, a value kept across the loop) shows here first. It was
-    /// 4,864 bytes before it was slimmed down, and 1,280 after.
+    /// 4,864 bytes before it was slimmed down, and 1,280 after; 1,384 with the shared
+    /// loop's credential re-check (the boxed credential and the time of the last check).
     #[tokio::test]
     async fn the_task_that_serves_a_socket_stays_small() {
         let engine = Engine::builder(Arc::new(MemoryStore::new())).build();
@@ -776,7 +762,8 @@ mod tests {
         );
         let tenant = TenantId(uuid::Uuid::now_v7());
         let feed = hub.feed(tenant).await;
-        let connection = Connection::new(hub, feed, Actor::System { tenant }, Resolved::System);
+        let connection =
+            Connection::new(hub, feed, Actor::System { tenant }, Resolved::System, None);
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let task = serve(
             connection,

@@ -14,6 +14,8 @@
 //! it stood right after the event.
 
 mod connection;
+mod credential;
+pub mod follow;
 mod io;
 pub mod protocol;
 
@@ -30,6 +32,8 @@ use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 pub use connection::{SUBPROTOCOL, Socket, accept, upgrade};
+pub use credential::Credential;
+pub use follow::Tap;
 pub use io::{TimedWrites, WRITE_TIMEOUT};
 
 /// Realtime settings.
@@ -37,6 +41,9 @@ pub use io::{TimedWrites, WRITE_TIMEOUT};
 pub struct RealtimeConfig {
     /// How often the server pings; two missed answers close the connection.
     pub heartbeat: Duration,
+    /// How often an open socket re-checks its caller's credential (a revoked or expired
+    /// one closes it with code 4001).
+    pub credential_recheck: Duration,
     /// Largest frame a client may send.
     pub max_frame_bytes: usize,
     /// Frames per second a client may send (token bucket refill).
@@ -63,6 +70,7 @@ impl Default for RealtimeConfig {
     fn default() -> Self {
         Self {
             heartbeat: Duration::from_secs(30),
+            credential_recheck: Duration::from_secs(60),
             max_frame_bytes: 64 * 1024,
             frames_per_sec: 20.0,
             frame_burst: 40.0,
@@ -106,6 +114,9 @@ pub struct Signal {
     /// The conversation as last seen (by the sender or the follower), to check who may see
     /// the signal without a store read per receiving connection; `None` = nobody.
     pub state: Option<Arc<Conversation>>,
+    /// The bus signal it was made from, for sockets with a wire format of their own
+    /// (`None` for the server's own signals: typing on `/v1/ws`, queue positions).
+    pub ephemeral: Option<Arc<chat_core::Ephemeral>>,
 }
 
 /// What a connection's outbox holds.
@@ -732,6 +743,7 @@ async fn relay_ephemeral(hub: std::sync::Weak<Hub>) {
             from: 0,
             frame: Utf8Bytes::from(frame.to_string()),
             state,
+            ephemeral: Some(signal),
         });
     }
 }
@@ -796,6 +808,7 @@ async fn announce_queue(engine: &Engine, feed: &Feed) {
             from: 0,
             frame: Utf8Bytes::from(frame.to_string()),
             state,
+            ephemeral: None,
         });
     }
 }

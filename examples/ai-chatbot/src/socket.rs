@@ -8,19 +8,27 @@
 //! `{chat_id, reader, seq}`, `chat_created` / `chat_updated` `{chat, seq}`, `typing`
 //! `{chat_id, sender, is_typing}`, `pong`, `error` `{detail}`. Client frames: `typing`
 //! `{chat_id, is_typing}`, `read` `{chat_id}`, `ping`.
+//!
+//! The socket runs the server's shared loop ([`chat_server::realtime::follow`]): the
+//! server pings it (WebSocket ping frames, which browsers answer by themselves) and
+//! closes it when it stops answering; one that falls too far behind is closed with 4008,
+//! and one whose token has expired or was revoked with 4001. Reconnect with `since`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chat_core::{Actor, ContactId, ConversationId, Engine, Event, EventPayload, Reader};
+use chat_core::{Actor, ContactId, ConversationId, Event, EventPayload, Reader};
 use chat_server::App;
+use chat_server::auth::Caller;
 use chat_server::http::{self, Resp};
-use futures_util::{SinkExt, StreamExt};
+use chat_server::realtime::Socket;
+use chat_server::realtime::follow::{Flow, Follower};
+use futures_util::SinkExt;
 use hyper::Request;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
-use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::tungstenite::{Message as Frame, Utf8Bytes};
 
 use crate::{AiChatbot, chat_json, message_json};
 
@@ -67,145 +75,103 @@ pub(crate) async fn open(
 ) -> Result<Resp, Resp> {
     let query = req.uri().query().unwrap_or_default().to_owned();
     let token = http::query_param(&query, "token");
-    let (actor, user) = chatbot.user(app, token).await?;
+    let (actor, user) = chatbot.user(app, token.clone()).await?;
+    let token = token.unwrap_or_default();
     let since = http::query_param(&query, "since").and_then(|s| s.parse::<u64>().ok());
     let (response, socket) = chat_server::realtime::accept(&mut req, 64 * 1024, None)
         .map_err(|e| crate::fastapi::detail(e.status, &e.message))?;
-    // Subscribe before answering the upgrade: an event committed after the client sees
-    // its socket open is never missed, even before the first frame.
-    let feed = app.hub.live(actor.tenant()).await;
+    // Tap before answering the upgrade: an event committed after the client sees its
+    // socket open is never missed, even before the first frame.
+    let tap = app.hub.tap(actor.tenant()).await;
     let typing_rx = chatbot.typing.tx.subscribe();
     let app = app.clone();
     let typing = chatbot.typing.clone();
     tokio::spawn(async move {
-        let Some(socket) = socket.await else {
+        let Some(mut socket) = socket.await else {
             return;
         };
         let metrics = app.metrics.clone();
         let _open = metrics.websocket_opened();
-        let live = Live {
-            feed,
-            typing: typing_rx,
-            since,
+        let me = typing.next.fetch_add(1, Ordering::Relaxed);
+        let mut user_socket = UserSocket {
+            app: app.clone(),
+            typing,
+            typing_rx,
+            actor: actor.clone(),
+            user,
+            me,
+            token,
         };
-        serve(app, typing, actor, user, live, socket).await;
+        tap.follow(
+            &app.engine,
+            &mut socket,
+            &actor,
+            since,
+            &mut user_socket,
+            app.shutdown.clone(),
+        )
+        .await;
     });
     Ok(response)
 }
 
-/// What a socket listens to, subscribed before the upgrade is answered.
-struct Live {
-    feed: (
-        u64,
-        broadcast::Receiver<Arc<chat_server::realtime::Delivery>>,
-    ),
-    typing: broadcast::Receiver<(ContactId, u64, String)>,
-    since: Option<u64>,
-}
-
-async fn serve(
+/// One user's socket: its chats' events in the document's frames, and its typing.
+struct UserSocket {
     app: Arc<App>,
     typing: Typing,
+    typing_rx: broadcast::Receiver<(ContactId, u64, String)>,
     actor: Actor,
     user: ContactId,
-    live: Live,
-    mut socket: chat_server::realtime::Socket,
-) {
-    let Ok(who) = app.engine.resolve(&actor).await else {
-        return;
-    };
-    let me = typing.next.fetch_add(1, Ordering::Relaxed);
-    let Live {
-        feed: (head, mut live),
-        typing: mut typing_rx,
-        since,
-    } = live;
-    let mut cursor = since.unwrap_or(head).min(head);
-    if catch_up(&app.engine, &actor, &mut cursor, head, &mut socket)
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let mut shutdown = app.shutdown.clone();
-    loop {
-        tokio::select! {
-            delivery = live.recv() => match delivery {
-                Ok(d) => {
-                    if d.event.seq <= cursor {
-                        continue;
-                    }
-                    cursor = d.event.seq;
-                    if Engine::may_see_event(&who, &d.event, d.conversation.as_deref())
-                        && let Some(frame) = event_frame(&d.event)
-                        && socket.send(Frame::text(frame.to_string())).await.is_err()
-                    {
-                        break;
-                    }
-                }
-                // Fell behind the live feed: resume from the cursor through the log.
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if catch_up(&app.engine, &actor, &mut cursor, u64::MAX, &mut socket).await.is_err() {
-                        break;
-                    }
-                }
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
-            signal = typing_rx.recv() => {
-                if let Ok((to, from, frame)) = signal
-                    && to == user
-                    && from != me
-                    && socket.send(Frame::text(frame)).await.is_err()
-                {
-                    break;
-                }
-            }
-            _ = shutdown.changed() => {
-                let _ = socket.close(None).await;
-                break;
-            }
-            frame = socket.next() => match frame {
-                Some(Ok(Frame::Text(text))) => {
-                    if let Some(answer) = client_frame(&app, &typing, &actor, user, me, &text).await
-                        && socket.send(Frame::text(answer.to_string())).await.is_err()
-                    {
-                        break;
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => break,
-            },
-        }
-    }
+    /// This socket among the user's (its own typing is not echoed back).
+    me: u64,
+    /// The account token it was opened with, authenticated again now and then.
+    token: String,
 }
 
-/// Sends what the user may see after `cursor` up to `until`, moving the cursor.
-async fn catch_up(
-    engine: &Engine,
-    actor: &Actor,
-    cursor: &mut u64,
-    until: u64,
-    socket: &mut chat_server::realtime::Socket,
-) -> Result<(), ()> {
-    while *cursor < until {
-        let page = engine
-            .events_since(actor, *cursor, 500)
-            .await
-            .map_err(|_| ())?;
-        for event in page.events.iter().filter(|e| e.seq <= until) {
-            if let Some(frame) = event_frame(event) {
-                socket
-                    .send(Frame::text(frame.to_string()))
-                    .await
-                    .map_err(|_| ())?;
-            }
-        }
-        *cursor = page.next_since.min(until);
-        if !page.more {
-            break;
+impl Follower for UserSocket {
+    async fn event(&mut self, socket: &mut Socket, event: &Event) -> Flow {
+        match event_frame(event) {
+            Some(frame) => Flow::sent(socket.send(Frame::text(frame.to_string())).await),
+            None => Flow::Continue,
         }
     }
-    Ok(())
+
+    async fn text(&mut self, socket: &mut Socket, text: &str) -> Flow {
+        let answer = client_frame(
+            &self.app,
+            &self.typing,
+            &self.actor,
+            self.user,
+            self.me,
+            text,
+        )
+        .await;
+        match answer {
+            Some(answer) => Flow::sent(socket.send(Frame::text(answer.to_string())).await),
+            None => Flow::Continue,
+        }
+    }
+
+    async fn still_allowed(&mut self) -> bool {
+        matches!(
+            self.app.authenticate(Some(&self.token)).await,
+            Ok(Caller::Actor(actor)) if actor == self.actor
+        )
+    }
+
+    /// Typing of the user's other sockets and of the AI.
+    async fn aside(&mut self) -> Option<Utf8Bytes> {
+        loop {
+            match self.typing_rx.recv().await {
+                Ok((to, from, frame)) if to == self.user && from != self.me => {
+                    return Some(frame.into());
+                }
+                // Typing is best effort: a lag only loses indicators.
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+            }
+        }
+    }
 }
 
 /// The frame for a log event, if the document's client has one for it.

@@ -44,41 +44,29 @@ impl SessionIds {
                     secs * 1000 + u64::from(nanos) / 1_000_000
                 })
                 .unwrap_or(0);
-        format!("session-{ms}-{}-{}", id.0.simple(), hex(&tag[..MAC_BYTES]))
+        format!(
+            "session-{ms}-{}-{}",
+            id.0.simple(),
+            hex::encode(&tag[..MAC_BYTES])
+        )
     }
 
     /// The conversation behind a session id, if the id was issued under this key.
     pub fn check(&self, session_id: &str) -> Option<ConversationId> {
         let rest = session_id.strip_prefix("session-")?;
         let mut parts = rest.split('-');
-        let (Some(_ms), Some(uuid), Some(tag), None) =
+        let (Some(_ms), Some(uuid), Some(tag_hex), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return None;
         };
         let id = ConversationId(uuid::Uuid::try_parse(uuid).ok()?);
-        let tag = unhex(tag)?;
-        if tag.len() != MAC_BYTES {
-            return None;
-        }
+        let mut tag = [0; MAC_BYTES];
+        hex::decode_to_slice(tag_hex, &mut tag).ok()?;
         // Constant-time comparison: the MAC is the secret.
         self.mac(id).verify_truncated_left(&tag).ok()?;
         (self.issue(id) == session_id).then_some(id)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

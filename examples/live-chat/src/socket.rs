@@ -11,6 +11,12 @@
 //! Every frame that comes from the log carries `seq`. A client that reconnects with
 //! `&since=<last seq>` first gets what it missed, from the log, once and in order, then
 //! live frames (the hub's head tells one from the other, so nothing is sent twice).
+//!
+//! The socket runs the server's shared loop ([`chat_server::realtime::follow`]): the
+//! server pings it (WebSocket ping frames, which browsers answer by themselves) and
+//! closes it when it stops answering; one that falls too far behind is closed with 4008,
+//! and one whose staff token has expired or was revoked (or whose chat is gone) with
+//! 4001. Reconnect with `since`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,13 +27,14 @@ use chat_core::{
     Sender, TransferTarget,
 };
 use chat_server::App;
+use chat_server::auth::Caller;
 use chat_server::http::Resp;
 use chat_server::realtime::Socket;
-use futures_util::{SinkExt, StreamExt};
+use chat_server::realtime::follow::{Flow, Follower};
+use futures_util::SinkExt;
 use hyper::Request;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 use crate::public::{agents, signal};
@@ -61,8 +68,11 @@ impl Viewer {
 
 pub(crate) async fn open(ctx: &Ctx<'_>, mut req: Request<Incoming>) -> Result<Resp> {
     let since = query(&req, "since").and_then(|s| s.parse::<u64>().ok());
+    let mut token = None;
     let viewer = if query(&req, "admin").as_deref() == Some("true") {
-        Viewer::Staff(ctx.staff(&req).await?)
+        let actor = ctx.staff(&req).await?;
+        token = crate::staff_token(&req)?;
+        Viewer::Staff(actor)
     } else {
         let sid =
             query(&req, "sessionId").ok_or_else(|| Fail::bad_request("Session ID is required"))?;
@@ -73,22 +83,40 @@ pub(crate) async fn open(ctx: &Ctx<'_>, mut req: Request<Incoming>) -> Result<Re
         }
     };
     let (response, socket) = chat_server::realtime::accept(&mut req, MAX_FRAME, None)?;
+    // Tap before answering the upgrade: nothing committed after the client sees its
+    // socket open falls between history and live frames.
+    let tap = ctx.app.hub.tap(viewer.actor().tenant()).await;
     let app = ctx.app.clone();
     let ids = ctx.chat.ids.clone();
     tokio::spawn(async move {
-        if let Some(socket) = socket.await {
-            let mut connection = Connection {
-                app,
-                ids,
-                viewer,
-                subscribed: HashSet::new(),
-                cursor: 0,
-            };
-            // A closed socket or a failed store ends the connection; the client
-            // reconnects with `since` and loses nothing.
-            let mut socket = socket;
-            let _ = connection.run(&mut socket, since).await;
+        let Some(mut socket) = socket.await else {
+            return;
+        };
+        let metrics = app.metrics.clone();
+        let _open = metrics.websocket_opened();
+        let greeting = json!({ "type": "connection_established", "timestamp": now() });
+        if send(&mut socket, greeting).await.is_err() {
+            return;
         }
+        let actor = viewer.actor().clone();
+        let mut connection = Connection {
+            app: app.clone(),
+            ids,
+            viewer,
+            token,
+            subscribed: HashSet::new(),
+        };
+        // A closed socket or a failed store ends the connection; the client reconnects
+        // with `since` and loses nothing.
+        tap.follow(
+            &app.engine,
+            &mut socket,
+            &actor,
+            since,
+            &mut connection,
+            app.shutdown.clone(),
+        )
+        .await;
     });
     Ok(response)
 }
@@ -97,10 +125,62 @@ struct Connection {
     app: Arc<App>,
     ids: SessionIds,
     viewer: Viewer,
+    /// Staff: the token the socket was opened with, authenticated again now and then.
+    token: Option<String>,
     /// Chats whose typing and read receipts staff asked for.
     subscribed: HashSet<ConversationId>,
-    /// The last log sequence handled (sent or not visible).
-    cursor: u64,
+}
+
+impl Follower for Connection {
+    async fn event(&mut self, socket: &mut Socket, event: &Event) -> Flow {
+        let engine = self.app.engine.clone();
+        let frames = match self.frames(&engine, event).await {
+            Ok(frames) => frames,
+            Err(Closed) => return Flow::Gone,
+        };
+        for frame in frames {
+            if send(socket, frame).await.is_err() {
+                return Flow::Gone;
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn signal(&mut self, socket: &mut Socket, signal: &Ephemeral) -> Flow {
+        match self.signal_frame(signal) {
+            Some(frame) => Flow::sent(send(socket, frame).await),
+            None => Flow::Continue,
+        }
+    }
+
+    async fn text(&mut self, socket: &mut Socket, text: &str) -> Flow {
+        let engine = self.app.engine.clone();
+        Flow::sent(self.incoming(socket, &engine, text).await)
+    }
+
+    /// Staff: the token still authenticates as the same staff member. A guest's session
+    /// id is a capability that does not expire: its chat must still be there.
+    async fn still_allowed(&mut self) -> bool {
+        match (&self.viewer, &self.token) {
+            (Viewer::Staff(actor), Some(token)) => matches!(
+                self.app.authenticate(Some(token)).await,
+                Ok(Caller::Actor(a)) if a == *actor
+            ),
+            (Viewer::Staff(_), None) => false,
+            (
+                Viewer::Visitor {
+                    actor,
+                    conversation,
+                },
+                _,
+            ) => self
+                .app
+                .engine
+                .conversation(actor, *conversation)
+                .await
+                .is_ok(),
+        }
+    }
 }
 
 /// Why a connection ended.
@@ -120,94 +200,6 @@ impl From<chat_core::Error> for Closed {
 }
 
 impl Connection {
-    async fn run(
-        &mut self,
-        socket: &mut Socket,
-        since: Option<u64>,
-    ) -> std::result::Result<(), Closed> {
-        let engine = self.app.engine.clone();
-        let who = engine.resolve(self.viewer.actor()).await?;
-        let metrics = self.app.metrics.clone();
-        let _open = metrics.websocket_opened();
-        let tenant = self.viewer.actor().tenant();
-        let (head, mut live) = self.app.hub.live(tenant).await;
-        let mut signals = engine.bus().subscribe_ephemeral();
-        send(
-            socket,
-            json!({ "type": "connection_established", "timestamp": now() }),
-        )
-        .await?;
-        match since {
-            Some(since) => {
-                self.cursor = since;
-                self.catch_up(socket, &engine).await?;
-            }
-            None => self.cursor = head,
-        }
-        let mut shutdown = self.app.shutdown.clone();
-        loop {
-            tokio::select! {
-                delivery = live.recv() => match delivery {
-                    Ok(d) => {
-                        if d.event.seq <= self.cursor {
-                            continue;
-                        }
-                        self.cursor = d.event.seq;
-                        if Engine::may_see_event(&who, &d.event, d.conversation.as_deref()) {
-                            for frame in self.frames(&engine, &d.event).await? {
-                                send(socket, frame).await?;
-                            }
-                        }
-                    }
-                    // Fell behind the live feed: the log still has everything.
-                    Err(RecvError::Lagged(_)) => self.catch_up(socket, &engine).await?,
-                    Err(RecvError::Closed) => return Ok(()),
-                },
-                signal = signals.recv() => match signal {
-                    Ok(s) => {
-                        if let Some(frame) = self.signal_frame(&s) {
-                            send(socket, frame).await?;
-                        }
-                    }
-                    // Typing is best effort.
-                    Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return Ok(()),
-                },
-                frame = socket.next() => match frame {
-                    Some(Ok(Frame::Text(text))) => self.incoming(socket, &engine, &text).await?,
-                    Some(Ok(Frame::Close(_))) | None | Some(Err(_)) => return Ok(()),
-                    Some(Ok(_)) => {}
-                },
-                _ = shutdown.changed() => {
-                    let _ = socket.close(None).await;
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    /// Sends what the log holds after the cursor, visible to this viewer, in order.
-    async fn catch_up(
-        &mut self,
-        socket: &mut Socket,
-        engine: &Engine,
-    ) -> std::result::Result<(), Closed> {
-        loop {
-            let page = engine
-                .events_since(self.viewer.actor(), self.cursor, 500)
-                .await?;
-            for event in &page.events {
-                for frame in self.frames(engine, event).await? {
-                    send(socket, frame).await?;
-                }
-            }
-            self.cursor = self.cursor.max(page.next_since);
-            if !page.more {
-                return Ok(());
-            }
-        }
-    }
-
     fn session_id(&self, id: ConversationId) -> String {
         self.ids.issue(id)
     }

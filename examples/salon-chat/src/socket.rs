@@ -10,28 +10,34 @@
 //! message posted over HTTP reaches the sockets too, and a client that joins again with
 //! the last message id it saw (`last_message_id`) gets what it missed, once and in
 //! order, before live ones. Typing and joins are signals: live only, never stored.
+//!
+//! The socket runs the server's shared loop ([`chat_server::realtime::follow`]): the
+//! server pings it (WebSocket ping frames, which browsers answer by themselves) and
+//! closes it when it stops answering; one that falls too far behind is closed with 4008,
+//! and one whose token has expired or was revoked with 4001. Join again with
+//! `last_message_id` after reconnecting.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chat_core::bus::Ephemeral;
-use chat_core::policy::Resolved;
 use chat_core::{
     ContactId, ConversationId, Engine, Event, EventPayload, MessagePage, Reader, TenantId,
 };
 use chat_server::App;
+use chat_server::auth::Caller;
 use chat_server::fastapi;
 use chat_server::http::{self, Resp};
 use chat_server::realtime::Socket;
-use futures_util::{SinkExt, StreamExt};
+use chat_server::realtime::follow::{Flow, Follower};
+use futures_util::SinkExt;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tokio::sync::broadcast::error::RecvError;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 use crate::shapes::{message_number, split_message_number};
@@ -134,7 +140,7 @@ pub(crate) async fn open(
             .ok()
             .flatten()
     });
-    let who = salons.who(app, token).await?;
+    let who = salons.who(app, token.clone()).await?;
     if matches!(who.participant, Participant::User { .. }) != staff {
         return Err(fastapi::detail(
             StatusCode::FORBIDDEN,
@@ -145,30 +151,51 @@ pub(crate) async fn open(
             },
         ));
     }
-    let resolved = app
-        .engine
+    app.engine
         .resolve(&who.actor)
         .await
         .map_err(crate::engine_error)?;
     let (response, socket) = chat_server::realtime::accept(&mut req, MAX_FRAME, None)
         .map_err(|e| fastapi::detail(e.status, &e.message))?;
+    // Tap before answering the upgrade: nothing committed after the client sees its
+    // socket open falls between history and live frames.
+    let tap = app.hub.tap(who.salon.tenant).await;
     let app = app.clone();
     let seat = salons.presence_seat(&who);
     tokio::spawn(async move {
-        let Some(socket) = socket.await else {
+        let Some(mut socket) = socket.await else {
             return;
         };
         let metrics = app.metrics.clone();
         let _open = metrics.websocket_opened();
+        let actor = who.actor.clone();
         let mut connection = Connection {
+            app: app.clone(),
             engine: app.engine.clone(),
             who,
-            resolved,
+            token: token.unwrap_or_default(),
             seat,
             joined: HashMap::new(),
-            cursor: 0,
         };
-        let _ = connection.run(&app, socket).await;
+        let connected = json!({
+            "type": "connected",
+            "participant_type": connection.who.participant.kind(),
+            "participant_id": connection.who.participant.number(),
+        });
+        if send(&mut socket, connected).await.is_err() {
+            return;
+        }
+        // Joins replay by `last_message_id`; the log itself is followed from now on.
+        tap.follow(
+            &app.engine,
+            &mut socket,
+            &actor,
+            None,
+            &mut connection,
+            app.shutdown.clone(),
+        )
+        .await;
+        connection.leave_all();
     });
     Ok(response)
 }
@@ -192,13 +219,41 @@ struct Joined {
 }
 
 struct Connection {
+    app: Arc<App>,
     engine: Engine,
     who: Who,
-    resolved: Resolved,
+    /// The token the socket was opened with, authenticated again now and then.
+    token: String,
     seat: Seat,
     joined: HashMap<ConversationId, Joined>,
-    /// The newest event of the salon's log considered.
-    cursor: u64,
+}
+
+impl Follower for Connection {
+    async fn event(&mut self, socket: &mut Socket, event: &Event) -> Flow {
+        gone_if_closed(self.deliver(socket, event).await)
+    }
+
+    async fn signal(&mut self, socket: &mut Socket, signal: &Ephemeral) -> Flow {
+        gone_if_closed(self.relay_signal(socket, signal).await)
+    }
+
+    async fn text(&mut self, socket: &mut Socket, text: &str) -> Flow {
+        gone_if_closed(self.incoming(socket, text).await)
+    }
+
+    async fn still_allowed(&mut self) -> bool {
+        matches!(
+            self.app.authenticate(Some(&self.token)).await,
+            Ok(Caller::Actor(actor)) if actor == self.who.actor
+        )
+    }
+}
+
+fn gone_if_closed(result: Result<(), Closed>) -> Flow {
+    match result {
+        Ok(()) => Flow::Continue,
+        Err(Closed) => Flow::Gone,
+    }
 }
 
 async fn send(socket: &mut Socket, frame: Value) -> Result<(), Closed> {
@@ -244,78 +299,11 @@ async fn detail_of(resp: Resp) -> String {
 }
 
 impl Connection {
-    async fn run(&mut self, app: &Arc<App>, mut socket: Socket) -> Result<(), Closed> {
-        let tenant = self.who.salon.tenant;
-        // Subscribe before anything is read: nothing falls between the two.
-        let (head, mut live) = app.hub.live(tenant).await;
-        self.cursor = head;
-        let mut signals = self.engine.bus().subscribe_ephemeral();
-        send(
-            &mut socket,
-            json!({
-                "type": "connected",
-                "participant_type": self.who.participant.kind(),
-                "participant_id": self.who.participant.number(),
-            }),
-        )
-        .await?;
-        let mut shutdown = app.shutdown.clone();
-        let result = loop {
-            tokio::select! {
-                delivery = live.recv() => match delivery {
-                    Ok(d) => {
-                        if d.event.seq <= self.cursor {
-                            continue;
-                        }
-                        self.cursor = d.event.seq;
-                        if Engine::may_see_event(&self.resolved, &d.event, d.conversation.as_deref()) {
-                            self.deliver(&mut socket, &d.event).await?;
-                        }
-                    }
-                    // Fell behind the live feed: the log still has everything.
-                    Err(RecvError::Lagged(_)) => self.catch_up(&mut socket).await?,
-                    Err(RecvError::Closed) => break Ok(()),
-                },
-                signal = signals.recv() => match signal {
-                    Ok(s) => self.signal(&mut socket, &s).await?,
-                    // Typing is best effort.
-                    Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => break Ok(()),
-                },
-                frame = socket.next() => match frame {
-                    Some(Ok(Frame::Text(text))) => self.incoming(&mut socket, &text).await?,
-                    Some(Ok(Frame::Close(_))) | None | Some(Err(_)) => break Ok(()),
-                    Some(Ok(_)) => {}
-                },
-                _ = shutdown.changed() => {
-                    let _ = socket.close(None).await;
-                    break Ok(());
-                }
-            }
-        };
-        // Tell the chats this socket was in that it left.
+    /// Tells the chats this socket was in that it left.
+    fn leave_all(&mut self) {
         let chats: Vec<_> = self.joined.iter().map(|(id, j)| (*id, j.number)).collect();
         for (id, number) in chats {
             self.announce(id, number, "user_left");
-        }
-        result
-    }
-
-    /// Sends the log's events after the cursor (after a lag).
-    async fn catch_up(&mut self, socket: &mut Socket) -> Result<(), Closed> {
-        loop {
-            let page = self
-                .engine
-                .events_since(&self.who.actor, self.cursor, 500)
-                .await
-                .map_err(|_| Closed)?;
-            for event in &page.events {
-                self.deliver(socket, event).await?;
-            }
-            self.cursor = page.next_since;
-            if !page.more {
-                return Ok(());
-            }
         }
     }
 
@@ -371,7 +359,7 @@ impl Connection {
     }
 
     /// Relays a typing or join signal of a joined chat (not the socket's own).
-    async fn signal(&mut self, socket: &mut Socket, s: &Ephemeral) -> Result<(), Closed> {
+    async fn relay_signal(&mut self, socket: &mut Socket, s: &Ephemeral) -> Result<(), Closed> {
         if s.tenant_id != self.who.salon.tenant
             || !self.joined.contains_key(&s.conversation_id)
             || !matches!(s.kind.as_str(), "typing" | "user_joined" | "user_left")

@@ -1,0 +1,123 @@
+//! What an open socket re-checks of the credential it was opened with.
+//!
+//! A socket outlives the request that authenticated it by hours, so a password change, a
+//! disabled account or an expired token must end it too, not only the next HTTP request.
+//! The token itself is not kept: a JWT is a few hundred bytes, and idle sockets are most
+//! of what the server holds. What is kept is what can change: a staff token's expiry and
+//! version (compared with the stored ones, as [`authenticate`](crate::auth::authenticate)
+//! does), or a stored token's digest (looked up again: it may expire or be removed).
+
+use base64::Engine as _;
+use chat_core::{AgentId, Engine, TenantId};
+
+use crate::auth::{self, BOT_PREFIX, Claims, VISITOR_PREFIX};
+
+/// The part of a socket's credential that can stop holding while the socket is open.
+///
+/// ```
+/// use chat_server::realtime::Credential;
+///
+/// // A visitor token is re-checked by its digest; a string that is no token checks nothing.
+/// assert!(Credential::of_token("vt_abc").is_some());
+/// assert!(Credential::of_token("not a token").is_none());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credential(Kind);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A staff access token: valid until `expires` (Unix seconds) while the stored token
+    /// version is still `version` and the account is active.
+    Staff {
+        tenant: TenantId,
+        agent: AgentId,
+        version: u64,
+        expires: u64,
+    },
+    /// A visitor or bot token, by the SHA-256 the store keeps.
+    Stored { digest: [u8; 32], visitor: bool },
+}
+
+impl Credential {
+    /// What to re-check of `token`, a bearer token that [`authenticate`](crate::auth::authenticate)
+    /// accepted for this socket's request (its signature is not checked again here);
+    /// `None` if it is no token the server issues.
+    pub fn of_token(token: &str) -> Option<Self> {
+        if token.starts_with(VISITOR_PREFIX) || token.starts_with(BOT_PREFIX) {
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).into();
+            let visitor = token.starts_with(VISITOR_PREFIX);
+            return Some(Self(Kind::Stored { digest, visitor }));
+        }
+        let payload = token.split('.').nth(1)?;
+        let claims: Claims = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .ok()?,
+        )
+        .ok()?;
+        Some(Self(Kind::Staff {
+            tenant: claims.tid.parse().ok()?,
+            agent: claims.sub.parse().ok()?,
+            version: claims.ver,
+            expires: claims.exp,
+        }))
+    }
+
+    /// Whether the credential still holds. A store that cannot answer right now is no
+    /// reason to close every socket: only an answer that says no is.
+    pub async fn holds(&self, engine: &Engine) -> bool {
+        let now = time::OffsetDateTime::now_utc();
+        match &self.0 {
+            Kind::Staff {
+                tenant,
+                agent,
+                version,
+                expires,
+            } => {
+                if u64::try_from(now.unix_timestamp()).unwrap_or(0) >= *expires {
+                    return false;
+                }
+                match engine.credential(*tenant, *agent).await {
+                    Ok(stored) if stored.token_version != *version => return false,
+                    Ok(_) => {}
+                    Err(chat_core::Error::NotFound(_)) => return false,
+                    Err(_) => return true,
+                }
+                match engine.store().agent(*tenant, *agent).await {
+                    Ok(Some(a)) => a.active,
+                    Ok(None) => false,
+                    Err(_) => true,
+                }
+            }
+            Kind::Stored { digest, visitor } => {
+                let digest = hex::encode(digest);
+                if *visitor {
+                    match engine.visitor_token(&digest).await {
+                        Ok(Some(t)) => t.expires_at.is_none_or(|at| at > now),
+                        Ok(None) => false,
+                        Err(_) => true,
+                    }
+                } else {
+                    !matches!(engine.bot_token(&digest).await, Ok(None))
+                }
+            }
+        }
+    }
+}
+
+/// The token a WebSocket upgrade request carries, where the server's route looks for it:
+/// `Authorization: Bearer`, the `access_token` query parameter, or (browsers) a
+/// subprotocol other than [`SUBPROTOCOL`](super::SUBPROTOCOL).
+pub(crate) fn upgrade_token(req: &hyper::Request<hyper::body::Incoming>) -> Option<String> {
+    if let Ok(Some(token)) = auth::bearer(req.headers(), req.uri().query()) {
+        return Some(token);
+    }
+    req.headers()
+        .get_all(hyper::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find(|p| !p.is_empty() && *p != super::SUBPROTOCOL)
+        .map(str::to_owned)
+}

@@ -1,0 +1,393 @@
+//! One pass of the indexer: what the events after the watermark (or the next chunk of a
+//! rebuild) ask of the index, read from one snapshot of the database, then applied to the
+//! search file in a transaction of its own, unless another indexer got there first.
+
+use std::collections::HashSet;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::Progress;
+use super::indexer::Indexer;
+
+/// Events applied per transaction.
+pub(super) const EVENT_BATCH: i64 = 5000;
+/// Messages copied per transaction of a rebuild.
+pub(super) const REBUILD_CHUNK: i64 = 5000;
+
+/// What one indexer transaction did.
+pub(super) enum Step {
+    /// Nothing to apply; the index is here.
+    Idle(Progress),
+    /// Committed; the index is now here.
+    Applied(Progress),
+    /// Another store's indexer applied the same events first; nothing was written. The
+    /// index is here.
+    Overtaken(Progress),
+    /// The database has fewer events than the index has seen: it was replaced under the
+    /// running store. Nothing was applied; the file must be rebuilt.
+    Diverged,
+}
+
+impl Indexer {
+    /// Runs one pass: reads what to change from one snapshot of the database, then applies
+    /// it to the search file in a transaction of its own, with the new state. The database
+    /// snapshot is let go before the index is written (FTS work is the slow part): a reader
+    /// of the database holds back checkpoints while it reads.
+    pub(super) fn step(&mut self) -> rusqlite::Result<Step> {
+        match self.read_work()? {
+            Read::Work(work) => self.apply(work),
+            Read::Idle(progress) => Ok(Step::Idle(progress)),
+            Read::Diverged => Ok(Step::Diverged),
+        }
+    }
+
+    /// Applies what [`read_work`](Self::read_work) read, unless the state has moved since.
+    pub(super) fn apply(&mut self, work: Work) -> rusqlite::Result<Step> {
+        let Work {
+            from,
+            newest,
+            changes,
+            to,
+        } = work;
+        let tx = self.conn.unchecked_transaction()?;
+        // Another store's indexer, in this process or another, may follow the same file
+        // and have read the same events. The write lock is taken first (a write as the
+        // transaction's first statement waits for it, up to the busy timeout), then the
+        // state compared with the one the work starts from: the indexer that comes second
+        // finds the state moved and drops its work, rather than apply events again from an
+        // older reading and take the watermark back. Reading the state first would be as
+        // safe but fail instead of wait: SQLite refuses at once to upgrade a read
+        // transaction when another connection writes or has written since, which cost a
+        // failed pass, a warning and a second's pause.
+        tx.prepare_cached("UPDATE search.search_state SET id = id WHERE id = 1")?
+            .execute([])?;
+        let now = read_state(&tx)?.position();
+        if now != from {
+            return Ok(Step::Overtaken(now.progress()));
+        }
+        for change in &changes {
+            match change {
+                Change::Put {
+                    pk,
+                    conversation,
+                    body,
+                } => {
+                    remove(&tx, *pk)?;
+                    add(&tx, *pk, conversation, body)?;
+                }
+                Change::Remove { pk } => remove(&tx, *pk)?,
+                Change::RemoveConversation { conversation } => {
+                    remove_conversation(&tx, conversation)?
+                }
+            }
+        }
+        match &to {
+            Position::Rebuilding { rebuilt_to, .. } => tx
+                .prepare_cached(
+                    "UPDATE search.search_state SET rebuilt_to = ?1, horizon = max(horizon, ?2) \
+                     WHERE id = 1",
+                )?
+                .execute(params![rebuilt_to, newest])?,
+            Position::Indexed { watermark, mark } => tx
+                .prepare_cached(
+                    "UPDATE search.search_state SET watermark = ?1, horizon = max(horizon, ?2), \
+                     mark_tenant = ?3, mark_seq = ?4, rebuilt_to = NULL WHERE id = 1",
+                )?
+                .execute(params![watermark, newest, mark.0, mark.1])?,
+        };
+        tx.commit()?;
+        Ok(Step::Applied(to.progress()))
+    }
+
+    /// What the next pass should change, read in one read transaction of both files.
+    pub(super) fn read_work(&mut self) -> rusqlite::Result<Read> {
+        let tx = self.conn.unchecked_transaction()?;
+        let state = read_state(&tx)?;
+        let newest: i64 = tx
+            .prepare_cached("SELECT coalesce(max(rowid), 0) FROM main.events")?
+            .query_row([], |row| row.get(0))?;
+        if newest < state.horizon {
+            return Ok(Read::Diverged);
+        }
+        let from = state.position();
+        let (changes, to) = match &from {
+            Position::Rebuilding {
+                watermark,
+                mark,
+                rebuilt_to,
+            } => {
+                let (changes, rebuilt_to) = rebuild_chunk(&tx, rebuilt_to.unwrap_or(0))?;
+                let to = match rebuilt_to {
+                    Some(pk) => Position::Rebuilding {
+                        watermark: *watermark,
+                        mark: mark.clone(),
+                        rebuilt_to: Some(pk),
+                    },
+                    // Every message copied: the events after the watermark come next.
+                    None => Position::Indexed {
+                        watermark: *watermark,
+                        mark: mark.clone(),
+                    },
+                };
+                (changes, to)
+            }
+            Position::Indexed { watermark, mark } if newest > *watermark => {
+                let (changes, watermark, mark) = event_changes(&tx, *watermark, mark)?;
+                (changes, Position::Indexed { watermark, mark })
+            }
+            Position::Indexed { .. } => return Ok(Read::Idle(from.progress())),
+        };
+        tx.finish()?;
+        Ok(Read::Work(Work {
+            from,
+            newest,
+            changes,
+            to,
+        }))
+    }
+}
+
+/// The `search_state` row.
+struct State {
+    watermark: i64,
+    horizon: i64,
+    mark: (Option<Vec<u8>>, Option<i64>),
+    rebuilt_to: Option<i64>,
+}
+
+impl State {
+    fn position(&self) -> Position {
+        match self.rebuilt_to {
+            // `rebuilt_to` 0: nothing copied yet.
+            Some(pk) => Position::Rebuilding {
+                watermark: self.watermark,
+                mark: self.mark.clone(),
+                rebuilt_to: (pk > 0).then_some(pk),
+            },
+            None => Position::Indexed {
+                watermark: self.watermark,
+                mark: self.mark.clone(),
+            },
+        }
+    }
+}
+
+fn read_state(tx: &Transaction<'_>) -> rusqlite::Result<State> {
+    tx.prepare_cached(
+        "SELECT watermark, horizon, mark_tenant, mark_seq, rebuilt_to FROM search.search_state \
+         WHERE id = 1",
+    )?
+    .query_row([], |row| {
+        Ok(State {
+            watermark: row.get(0)?,
+            horizon: row.get(1)?,
+            mark: (row.get(2)?, row.get(3)?),
+            rebuilt_to: row.get(4)?,
+        })
+    })
+}
+
+/// Where the index is: copying messages (up to `rebuilt_to`, due to replay the events
+/// after `watermark` next), or applying events (up to `watermark`). `mark` is the
+/// `(tenant, seq)` of the event at the watermark.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Position {
+    Rebuilding {
+        watermark: i64,
+        mark: (Option<Vec<u8>>, Option<i64>),
+        rebuilt_to: Option<i64>,
+    },
+    Indexed {
+        watermark: i64,
+        mark: (Option<Vec<u8>>, Option<i64>),
+    },
+}
+
+impl Position {
+    fn progress(&self) -> Progress {
+        match self {
+            Position::Rebuilding { watermark, .. } => Progress::at(false, *watermark),
+            Position::Indexed { watermark, .. } => Progress::at(true, *watermark),
+        }
+    }
+}
+
+/// One change to the index, in the order the log had them.
+enum Change {
+    /// The message at `pk` now reads `body` (whatever was indexed at `pk` goes).
+    Put {
+        pk: i64,
+        conversation: Vec<u8>,
+        body: String,
+    },
+    /// The message at `pk` is deleted.
+    Remove { pk: i64 },
+    /// The conversation and its messages are gone.
+    RemoveConversation { conversation: Vec<u8> },
+}
+
+/// A pass's reading: the changes, and the position they take the index from and to.
+pub(super) struct Work {
+    from: Position,
+    /// The newest event of the snapshot the changes were read from: the new horizon.
+    newest: i64,
+    changes: Vec<Change>,
+    to: Position,
+}
+
+pub(super) enum Read {
+    Work(Work),
+    /// Nothing to apply; the index is here.
+    Idle(Progress),
+    /// The database has fewer events than the index has seen.
+    Diverged,
+}
+
+/// The next [`REBUILD_CHUNK`] messages after `pk`, and the last `pk` read (`None` once
+/// every message has been read).
+fn rebuild_chunk(tx: &Transaction<'_>, after: i64) -> rusqlite::Result<(Vec<Change>, Option<i64>)> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT pk, conversation_id, body FROM main.messages \
+         WHERE pk > ?1 AND deleted_at IS NULL ORDER BY pk LIMIT +?2",
+    )?;
+    let mut found = stmt.query(params![after, REBUILD_CHUNK])?;
+    let mut changes = Vec::new();
+    let mut last = None;
+    while let Some(row) = found.next()? {
+        let pk = row.get(0)?;
+        last = Some(pk);
+        changes.push(Change::Put {
+            pk,
+            conversation: row.get(1)?,
+            body: row.get(2)?,
+        });
+    }
+    let more = changes.len() as i64 == REBUILD_CHUNK;
+    Ok((changes, if more { last } else { None }))
+}
+
+/// The changes the events after `watermark` (up to [`EVENT_BATCH`]) ask for, with the
+/// rowid and `(tenant, seq)` of the last of them.
+#[allow(clippy::type_complexity)]
+fn event_changes(
+    tx: &Transaction<'_>,
+    watermark: i64,
+    mark: &(Option<Vec<u8>>, Option<i64>),
+) -> rusqlite::Result<(Vec<Change>, i64, (Option<Vec<u8>>, Option<i64>))> {
+    struct Row {
+        rowid: i64,
+        tenant: Vec<u8>,
+        seq: i64,
+        conversation: Option<Vec<u8>>,
+        kind: Option<String>,
+        message: Option<String>,
+    }
+    let mut rows = Vec::new();
+    {
+        // Only the payload's type and message id are needed; SQLite parses the JSON once
+        // per row for both.
+        let mut stmt = tx.prepare_cached(
+            "SELECT rowid, tenant_id, seq, conversation_id, data ->> '$.payload.type', \
+             data ->> '$.payload.message.id' FROM main.events WHERE rowid > ?1 ORDER BY rowid LIMIT +?2",
+        )?;
+        let mut found = stmt.query(params![watermark, EVENT_BATCH])?;
+        while let Some(row) = found.next()? {
+            rows.push(Row {
+                rowid: row.get(0)?,
+                tenant: row.get(1)?,
+                seq: row.get(2)?,
+                conversation: row.get(3)?,
+                kind: row.get(4)?,
+                message: row.get(5)?,
+            });
+        }
+    }
+    // Each message is read as it is in this snapshot, so one read per message is enough
+    // however many events it has in the batch.
+    let mut done: HashSet<uuid::Uuid> = HashSet::new();
+    let mut changes = Vec::new();
+    let mut message = tx.prepare_cached(
+        "SELECT pk, conversation_id, body, deleted_at IS NOT NULL FROM main.messages WHERE id = ?1",
+    )?;
+    for row in &rows {
+        match row.kind.as_deref() {
+            Some("message_created" | "message_updated") => {
+                let Some(id) = row
+                    .message
+                    .as_deref()
+                    .and_then(|id| id.parse::<uuid::Uuid>().ok())
+                else {
+                    continue;
+                };
+                if !done.insert(id) {
+                    continue;
+                }
+                let found: Option<(i64, Vec<u8>, String, bool)> = message
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                    .optional()?;
+                // Gone: its conversation was deleted later in the log, and that event
+                // removes its entry.
+                match found {
+                    Some((pk, conversation, body, false)) => changes.push(Change::Put {
+                        pk,
+                        conversation,
+                        body,
+                    }),
+                    Some((pk, _, _, true)) => changes.push(Change::Remove { pk }),
+                    None => {}
+                }
+            }
+            Some("conversation_deleted") => {
+                if let Some(conversation) = &row.conversation {
+                    changes.push(Change::RemoveConversation {
+                        conversation: conversation.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(match rows.last() {
+        Some(last) => (
+            changes,
+            last.rowid,
+            (Some(last.tenant.clone()), Some(last.seq)),
+        ),
+        None => (changes, watermark, mark.clone()),
+    })
+}
+
+fn remove(tx: &Transaction<'_>, pk: i64) -> rusqlite::Result<()> {
+    let was_indexed = tx
+        .prepare_cached("DELETE FROM search.search_rows WHERE pk = ?1")?
+        .execute([pk])?
+        > 0;
+    if was_indexed {
+        tx.prepare_cached("DELETE FROM search.message_search WHERE rowid = ?1")?
+            .execute([pk])?;
+    }
+    Ok(())
+}
+
+fn add(tx: &Transaction<'_>, pk: i64, conversation: &[u8], body: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT INTO search.message_search (rowid, body) VALUES (?1, ?2)")?
+        .execute(params![pk, body])?;
+    tx.prepare_cached("INSERT INTO search.search_rows (pk, conversation_id) VALUES (?1, ?2)")?
+        .execute(params![pk, conversation])?;
+    Ok(())
+}
+
+/// A deleted conversation took its messages along: drops their entries.
+fn remove_conversation(tx: &Transaction<'_>, conversation: &[u8]) -> rusqlite::Result<()> {
+    let pks: Vec<i64> = tx
+        .prepare_cached("SELECT pk FROM search.search_rows WHERE conversation_id = ?1")?
+        .query_map([conversation], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut delete = tx.prepare_cached("DELETE FROM search.message_search WHERE rowid = ?1")?;
+    for pk in pks {
+        delete.execute([pk])?;
+    }
+    tx.prepare_cached("DELETE FROM search.search_rows WHERE conversation_id = ?1")?
+        .execute([conversation])?;
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! White-box tests of the indexer and the readers (the black-box ones are in
+//! `tests/search*.rs`).
+
+use std::collections::BTreeMap;
+
+use chat_core::store::{ConversationQuery, Scope};
+use chat_core::{
+    Contact, ContactId, Conversation, ConversationId, MessageId, MessageKind, Mode, NewMessage,
+    Sender, Store, Tenant, TenantId, TenantSettings,
+};
+use rusqlite::Connection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::indexer::Indexer;
+use super::pass::{Read, Step};
+use super::{Progress, Shared, WordIndex, search_path, word_index};
+use crate::{Options, SqliteStore, list};
+
+/// A reader connection as the pool makes them (`query_only`) moves to a new search
+/// file when the indexer has replaced the one it attached.
+#[test]
+fn readers_follow_a_replaced_search_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let shared = store.search.shared();
+    let reader = Connection::open(&path).unwrap();
+    crate::connection::configure(&reader, &Options::default()).unwrap();
+    shared.attach_reader(&reader);
+    reader.execute_batch("PRAGMA query_only = ON").unwrap();
+    let attached = |conn: &Connection| -> i64 {
+        conn.query_row("SELECT file_id FROM search.search_state", [], |r| r.get(0))
+            .unwrap()
+    };
+    let first = attached(&reader);
+    assert_eq!(
+        first,
+        shared.file_id.load(std::sync::atomic::Ordering::Acquire)
+    );
+
+    // What the indexer does with a damaged file, done here by hand: a new file, under
+    // the same name, with a new id.
+    drop(store);
+    std::fs::remove_file(search_path(&path)).unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    let shared = store.search.shared();
+    let second = shared.file_id.load(std::sync::atomic::Ordering::Acquire);
+    assert_ne!(second, first);
+    assert_eq!(attached(&reader), first, "still on the old file");
+    shared.attach_reader(&reader);
+    assert_eq!(attached(&reader), second);
+}
+
+/// A tenant, a contact and a conversation of theirs.
+async fn conversation(store: &SqliteStore) -> Conversation {
+    let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+    let tenant = TenantId(Uuid::from_u128(1));
+    store
+        .insert_tenant(&Tenant {
+            id: tenant,
+            name: "T".into(),
+            settings: TenantSettings::default(),
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    let contact = ContactId(Uuid::from_u128(2));
+    store
+        .insert_contact(&Contact {
+            id: contact,
+            tenant_id: tenant,
+            name: None,
+            email: None,
+            email_verified: false,
+            phone: None,
+            address: None,
+            external_id: None,
+            metadata: BTreeMap::new(),
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    let c = Conversation::new(
+        ConversationId(Uuid::from_u128(3)),
+        tenant,
+        contact,
+        Mode::Bot,
+        now,
+    );
+    store.create_conversation(&c, vec![]).await.unwrap();
+    c
+}
+
+async fn post(store: &SqliteStore, c: &Conversation, n: u128, body: &str) -> chat_core::Message {
+    store
+        .append_message(NewMessage {
+            id: MessageId(Uuid::from_u128(n)),
+            tenant_id: c.tenant_id,
+            conversation_id: c.id,
+            sender: Sender::Customer,
+            kind: MessageKind::Text,
+            body: body.into(),
+            attachments: Vec::new(),
+            reply_to: None,
+            client_message_id: None,
+            entities: Vec::new(),
+            metadata: BTreeMap::new(),
+            created_at: c.created_at,
+        })
+        .await
+        .unwrap()
+        .message
+}
+
+/// A store whose own indexer has caught up with an empty log and stopped, so that
+/// what the test runs is the only indexing.
+async fn store_without_indexer() -> (tempfile::TempDir, std::path::PathBuf, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let mut store = SqliteStore::open(&path).unwrap();
+    store.wait_for_search_index().await.unwrap();
+    stop_indexer(&mut store);
+    (dir, path, store)
+}
+
+/// Stops and joins the store's indexer thread, as dropping the store does.
+fn stop_indexer(store: &mut SqliteStore) {
+    store.search.shared.lock().stop = true;
+    store.search.shared.cond.notify_all();
+    store.search.thread.take().unwrap().join().unwrap();
+}
+
+fn newest_event(path: &std::path::Path) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .query_row("SELECT max(rowid) FROM events", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// A wait on an indexer thread that has stopped fails, naming the search file, rather
+/// than waiting for progress that cannot come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_on_a_stopped_indexer_fails() {
+    let (_dir, path, store) = store_without_indexer().await;
+    // Events the stopped indexer will never apply.
+    conversation(&store).await;
+
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        store.wait_for_search_index(),
+    )
+    .await
+    .expect("the wait hung on a stopped indexer");
+    let Err(chat_core::Error::Storage(message)) = outcome else {
+        panic!("expected Error::Storage, got {outcome:?}");
+    };
+    let file = search_path(&path).display().to_string();
+    assert!(
+        message.contains(&file) && message.contains("stopped"),
+        "{message}"
+    );
+}
+
+/// Two indexers on one search file (two stores, or two processes) that have read the
+/// same events: the one that applies second finds the state moved and drops its work,
+/// instead of applying its older reading again and taking the watermark back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_indexer_overtaken_by_another_drops_its_work() {
+    let (_dir, path, store) = store_without_indexer().await;
+    // Only the two indexers below write the file.
+    let c = conversation(&store).await;
+    post(&store, &c, 10, "alpha").await;
+    let options = Options::default();
+    let (first, second) = (Shared::new(None, 0), Shared::new(None, 0));
+    let mut a = Indexer::new(&path, &options).unwrap();
+    let mut b = Indexer::new(&path, &options).unwrap();
+    a.open_file(&first).unwrap();
+    b.open_file(&second).unwrap();
+    while !matches!(a.step().unwrap(), Step::Idle(_)) {}
+
+    post(&store, &c, 11, "bravo").await;
+    let Read::Work(stale) = b.read_work().unwrap() else {
+        panic!("b found nothing to do");
+    };
+    post(&store, &c, 12, "charlie").await;
+    let newest = newest_event(&path);
+    let Step::Applied(applied) = a.step().unwrap() else {
+        panic!("a applied nothing");
+    };
+    assert_eq!(applied.watermark, newest);
+
+    match b.apply(stale).unwrap() {
+        Step::Overtaken(found) => assert_eq!(found.watermark, newest),
+        _ => panic!("the stale work was applied"),
+    }
+    assert_eq!(b.progress().unwrap(), Progress::at(true, newest));
+    let indexed: i64 = a
+        .conn
+        .query_row("SELECT count(*) FROM search.search_rows", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(indexed, 3);
+}
+
+/// An indexer that finds another connection writing the search file (with two stores
+/// on one file, the other's indexer often is) waits for it, up to the busy timeout,
+/// and then applies its work, rather than failing the pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_indexer_waits_for_another_writer_of_the_search_file() {
+    let (_dir, path, store) = store_without_indexer().await;
+    let c = conversation(&store).await;
+    post(&store, &c, 10, "alpha").await;
+    let mut a = Indexer::new(&path, &Options::default()).unwrap();
+    a.open_file(&Shared::new(None, 0)).unwrap();
+    let Read::Work(work) = a.read_work().unwrap() else {
+        panic!("nothing to do");
+    };
+
+    let holder = Connection::open(search_path(&path)).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let hold = std::time::Duration::from_millis(300);
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(hold);
+        holder.execute_batch("COMMIT").unwrap();
+    });
+    let started = std::time::Instant::now();
+    let step = a.apply(work);
+    let waited = started.elapsed();
+    release.join().unwrap();
+    assert!(
+        matches!(step, Ok(Step::Applied(_))),
+        "the pass did not apply its work: {:?}",
+        step.err()
+    );
+    assert!(
+        waited >= hold / 2,
+        "applied after {waited:?} without waiting"
+    );
+    assert_eq!(
+        a.progress().unwrap(),
+        Progress::at(true, newest_event(&path))
+    );
+}
+
+/// The edit race: a reader whose database snapshot is older than the index. The
+/// index already holds the edited body ("banana") while the reader's snapshot still
+/// shows the old one ("apple"), and the conversation has no event after the watermark
+/// in that snapshot. Searching through the index would miss the message; the horizon
+/// check sends the search to the bodies instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_newer_than_the_database_snapshot_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let c = conversation(&store).await;
+    let (tenant, now) = (c.tenant_id, c.created_at);
+    let posted = post(&store, &c, 4, "an apple pie").await;
+    store.wait_for_search_index().await.unwrap();
+
+    // A reader as the pool has them, whose database snapshot predates the edit.
+    let reader = Connection::open(&path).unwrap();
+    crate::connection::configure(&reader, &Options::default()).unwrap();
+    reader
+        .execute(
+            "ATTACH DATABASE ?1 AS search",
+            [search_path(&path).to_str().unwrap()],
+        )
+        .unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM main.messages", [], |r| r.get(0))
+        .unwrap();
+
+    let mut edited = posted.clone();
+    edited.body = "a banana split".into();
+    edited.edited_at = Some(now);
+    store.update_message(&edited).await.unwrap();
+    store.wait_for_search_index().await.unwrap();
+
+    let q = ConversationQuery {
+        text: Some(" apple".into()),
+        ..ConversationQuery::new(tenant, Scope::Tenant)
+    };
+    let index = word_index(&reader);
+    assert_eq!(
+        index,
+        WordIndex::Scan,
+        "the index is newer than the snapshot"
+    );
+    let found = list::list_conversations(&reader, &q, index).unwrap();
+    assert_eq!(found.items.len(), 1, "the snapshot shows \"an apple pie\"");
+    // What the index alone would have said.
+    let watermark: i64 = reader
+        .query_row("SELECT watermark FROM search.search_state", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let through_index =
+        list::list_conversations(&reader, &q, WordIndex::Since { watermark }).unwrap();
+    assert!(through_index.items.is_empty());
+    reader.execute_batch("COMMIT").unwrap();
+}
