@@ -38,7 +38,7 @@ pub enum Error {
     },
     /// The store failed; the operation did not happen.
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(StorageError),
     /// A bot failed or timed out.
     #[error("bot: {0}")]
     Bot(String),
@@ -53,8 +53,89 @@ impl Error {
         }
     }
 
-    /// Shorthand for [`Error::Storage`].
+    /// A storage failure of no particular [`StorageKind`] (`Other`), with this message.
     pub fn storage(err: impl std::fmt::Display) -> Self {
-        Error::Storage(err.to_string())
+        Error::Storage(StorageError::new(StorageKind::Other, err.to_string()))
+    }
+
+    /// A storage failure of `kind`.
+    pub fn storage_kind(kind: StorageKind, message: impl Into<String>) -> Self {
+        Error::Storage(StorageError::new(kind, message))
+    }
+}
+
+/// What kind of storage failure happened, so a caller can act on it without parsing
+/// messages: retry when `Busy`, alert an operator on `Full`, `ReadOnly` or `Corrupt`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StorageKind {
+    /// Another connection or process holds a lock; trying again later may succeed.
+    Busy,
+    /// The disk or the database is full.
+    Full,
+    /// The file is damaged or is not a database of this store.
+    Corrupt,
+    /// The database cannot be written (permissions, read-only media).
+    ReadOnly,
+    /// The file cannot be opened, or an I/O operation failed.
+    Io,
+    /// The store is stopped or not configured (a thread ended, no credential store).
+    Unavailable,
+    /// Anything else; the message says what.
+    Other,
+}
+
+/// A storage failure: its kind, a message for people, and the backend's own error as the
+/// [`source`](std::error::Error::source) where there is one. Cheap to clone (the source
+/// is shared), because one failed group commit fails every operation in it.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StorageError {
+    kind: StorageKind,
+    message: String,
+    #[source]
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl StorageError {
+    /// A failure of `kind` with `message` and no source.
+    pub fn new(kind: StorageKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same failure, caused by `source`.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(std::sync::Arc::new(source));
+        self
+    }
+
+    /// The same failure with `context` put before the message (e.g. the file's path).
+    pub fn context(mut self, context: impl std::fmt::Display) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> StorageKind {
+        self.kind
+    }
+
+    /// Its message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl Error {
+    /// The storage kind, for a storage failure.
+    pub fn storage_kind_of(&self) -> Option<StorageKind> {
+        match self {
+            Error::Storage(e) => Some(e.kind()),
+            _ => None,
+        }
     }
 }

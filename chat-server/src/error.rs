@@ -116,7 +116,8 @@ impl From<Error> for ApiError {
             Error::Bot(why) => Self::new(StatusCode::BAD_GATEWAY, "bot_failed", why),
             // Storage details stay in the log; the client learns only that it failed.
             other => {
-                tracing::error!(error = %other, "storage failure");
+                let kind = other.storage_kind_of();
+                tracing::error!(error = %other, kind = ?kind, "storage failure");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",

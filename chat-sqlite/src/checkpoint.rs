@@ -154,7 +154,12 @@ impl Checkpoints {
                 let shared = shared.clone();
                 move || run(&conn, &shared, interval, restart_pages)
             })
-            .map_err(|e| Error::Storage(format!("cannot start the checkpoint thread: {e}")))?;
+            .map_err(|e| {
+                Error::storage_kind(
+                    chat_core::StorageKind::Unavailable,
+                    format!("cannot start the checkpoint thread: {e}"),
+                )
+            })?;
         Ok(Self {
             shared,
             thread: Some(thread),

@@ -87,7 +87,7 @@ pub(crate) fn priority_rank(priority: Priority) -> i64 {
 
 /// JSON text of a value for a `data` column.
 pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Error::Storage(format!("cannot encode a row: {e}")))
+    serde_json::to_string(value).map_err(|e| Error::storage(format!("cannot encode a row: {e}")))
 }
 
 /// A value from its `data` column.

@@ -26,7 +26,7 @@ pub(crate) fn open_writer(path: &Path, options: &Options) -> Result<Connection> 
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(in_file(
             path,
-            Error::Storage(format!("cannot switch to WAL (journal_mode is {mode})")),
+            Error::storage(format!("cannot switch to WAL (journal_mode is {mode})")),
         ));
     }
     // Checkpoints run on their own thread (src/checkpoint.rs): with the automatic
@@ -148,7 +148,7 @@ fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
 /// Prefixes a storage error with the file it concerns.
 pub(crate) fn in_file(path: &Path, err: Error) -> Error {
     match err {
-        Error::Storage(message) => Error::Storage(format!("{}: {message}", path.display())),
+        Error::Storage(failure) => Error::Storage(failure.context(path.display())),
         other => other,
     }
 }

@@ -1,7 +1,7 @@
 //! SQLite errors in chat-core's terms. Callers branch on [`chat_core::Error`] variants,
 //! never on rusqlite types.
 
-use chat_core::Error;
+use chat_core::{Error, StorageError, StorageKind};
 use rusqlite::ErrorCode;
 
 /// `?` for rusqlite results inside store code.
@@ -17,13 +17,15 @@ impl<T> Db<T> for rusqlite::Result<T> {
 }
 
 /// Unique and primary-key violations are conflicts; everything else is a storage failure
-/// with a message that says what to do about it.
+/// of the matching [`StorageKind`], with a message that says what to do about it and the
+/// rusqlite error as its source.
 pub(crate) fn map(err: rusqlite::Error) -> Error {
     let rusqlite::Error::SqliteFailure(failure, message) = &err else {
-        return Error::Storage(err.to_string());
+        let message = err.to_string();
+        return Error::Storage(StorageError::new(StorageKind::Other, message).with_source(err));
     };
     let detail = message.clone().unwrap_or_else(|| failure.to_string());
-    match failure.code {
+    let (kind, what) = match failure.code {
         ErrorCode::ConstraintViolation
             if matches!(
                 failure.extended_code,
@@ -31,24 +33,29 @@ pub(crate) fn map(err: rusqlite::Error) -> Error {
                     | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
             ) =>
         {
-            Error::Conflict(detail)
+            return Error::Conflict(detail);
         }
-        ErrorCode::DiskFull => Error::Storage(format!("database or disk is full: {detail}")),
-        ErrorCode::NotADatabase => {
-            Error::Storage(format!("file is not a SQLite database: {detail}"))
+        ErrorCode::DiskFull => (StorageKind::Full, "database or disk is full"),
+        ErrorCode::NotADatabase => (StorageKind::Corrupt, "file is not a SQLite database"),
+        ErrorCode::DatabaseCorrupt => (StorageKind::Corrupt, "database file is corrupt"),
+        ErrorCode::CannotOpen => (StorageKind::Io, "cannot open the database file"),
+        ErrorCode::ReadOnly => (StorageKind::ReadOnly, "database is read-only"),
+        ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => (
+            StorageKind::Busy,
+            "database is locked by another connection",
+        ),
+        ErrorCode::SystemIoFailure => (StorageKind::Io, "disk I/O error"),
+        _ => {
+            return Error::Storage(StorageError::new(StorageKind::Other, detail).with_source(err));
         }
-        ErrorCode::DatabaseCorrupt => Error::Storage(format!("database file is corrupt: {detail}")),
-        ErrorCode::CannotOpen => Error::Storage(format!("cannot open the database file: {detail}")),
-        ErrorCode::ReadOnly => Error::Storage(format!("database is read-only: {detail}")),
-        ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Error::Storage(format!(
-            "database is locked by another connection: {detail}"
-        )),
-        ErrorCode::SystemIoFailure => Error::Storage(format!("disk I/O error: {detail}")),
-        _ => Error::Storage(detail),
-    }
+    };
+    Error::Storage(StorageError::new(kind, format!("{what}: {detail}")).with_source(err))
 }
 
 /// A row whose JSON no longer parses: the file was changed behind the store's back.
 pub(crate) fn corrupt_row(what: &str, err: impl std::fmt::Display) -> Error {
-    Error::Storage(format!("unreadable {what} row: {err}"))
+    Error::storage_kind(
+        StorageKind::Corrupt,
+        format!("unreadable {what} row: {err}"),
+    )
 }

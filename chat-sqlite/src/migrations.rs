@@ -187,18 +187,21 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
             .db()?;
         let version = usize::try_from(version).unwrap_or(usize::MAX);
         if version > MIGRATIONS.len() {
-            return Err(Error::Storage(format!(
-                "{}: schema version {version} is newer than this build of chat-sqlite knows (version {}); \
+            return Err(Error::storage_kind(
+                chat_core::StorageKind::Corrupt,
+                format!(
+                    "{}: schema version {version} is newer than this build of chat-sqlite knows (version {}); \
                  open it with the newer chat-sqlite that wrote it",
-                path.display(),
-                MIGRATIONS.len()
-            )));
+                    path.display(),
+                    MIGRATIONS.len()
+                ),
+            ));
         }
         let Some(migration) = MIGRATIONS.get(version) else {
             return Ok(());
         };
         let failed = |e: &dyn std::fmt::Display| {
-            Error::Storage(format!(
+            Error::storage(format!(
                 "{}: migration {} failed: {e}",
                 path.display(),
                 version + 1

@@ -104,7 +104,13 @@ impl SqliteStore {
             .map_err(|e| {
                 in_file(
                     &path,
-                    Error::Storage(format!("cannot open a read connection: {e}")),
+                    Error::Storage(
+                        chat_core::StorageError::new(
+                            chat_core::StorageKind::Io,
+                            format!("cannot open a read connection: {e}"),
+                        )
+                        .with_source(e),
+                    ),
                 )
             })?;
         let checkpoints = Checkpoints::start(
@@ -214,23 +220,34 @@ impl SqliteStore {
         // arena) doing nothing: with a burst of reads the pool started one per read (213
         // for 3,000 sockets connecting). Reads wait for a slot here instead, as tasks, so
         // at most one thread per connection waits.
-        let slot = self
-            .read_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::Storage("the store is closed".into()))?;
+        let slot = self.read_slots.clone().acquire_owned().await.map_err(|_| {
+            Error::storage_kind(chat_core::StorageKind::Unavailable, "the store is closed")
+        })?;
         let pool = self.readers.clone();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            let conn = pool
-                .get()
-                .map_err(|e| in_file(&path, Error::Storage(format!("no read connection: {e}"))))?;
+            let conn = pool.get().map_err(|e| {
+                in_file(
+                    &path,
+                    Error::Storage(
+                        chat_core::StorageError::new(
+                            chat_core::StorageKind::Busy,
+                            format!("no read connection: {e}"),
+                        )
+                        .with_source(e),
+                    ),
+                )
+            })?;
             f(&conn)
         })
         .await
-        .map_err(|e| Error::Storage(format!("read task failed: {e}")))?
+        .map_err(|e| {
+            Error::storage_kind(
+                chat_core::StorageKind::Unavailable,
+                format!("read task failed: {e}"),
+            )
+        })?
     }
 
     /// [`read`](Self::read) inside one read transaction, for reads of several statements

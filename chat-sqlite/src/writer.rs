@@ -197,9 +197,12 @@ where
     }
 
     fn reply(self: Box<Self>) {
-        let outcome = self
-            .outcome
-            .unwrap_or_else(|| Err(Error::Storage("operation did not run".into())));
+        let outcome = self.outcome.unwrap_or_else(|| {
+            Err(Error::storage_kind(
+                chat_core::StorageKind::Unavailable,
+                "operation did not run",
+            ))
+        });
         // The caller may have given up waiting; the write stands either way.
         let _ = self.reply.send(outcome);
     }
@@ -239,7 +242,12 @@ impl Writer {
                     &followers,
                 )
             })
-            .map_err(|e| Error::Storage(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| {
+                Error::storage_kind(
+                    chat_core::StorageKind::Unavailable,
+                    format!("cannot start the writer thread: {e}"),
+                )
+            })?;
         Ok(Self {
             sender: Some(sender),
             thread: Some(thread),
@@ -254,7 +262,12 @@ impl Writer {
         T: Send + 'static,
         F: FnMut(&mut Session<'_>) -> Result<T> + Send + 'static,
     {
-        let stopped = || Error::Storage("the writer thread has stopped".into());
+        let stopped = || {
+            Error::storage_kind(
+                chat_core::StorageKind::Unavailable,
+                "the writer thread has stopped",
+            )
+        };
         let (reply, answer) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(Pending {
             op,
@@ -342,10 +355,10 @@ fn commit_without_savepoints(
             let why =
                 "the transaction was rolled back by an error in another operation of its group";
             for job in &mut batch[..i] {
-                job.revoke(Error::Storage(why.into()));
+                job.revoke(Error::storage(why));
             }
             if ok {
-                batch[i].revoke(Error::Storage(why.into()));
+                batch[i].revoke(Error::storage(why));
             }
             commit_with_savepoints(conn, cache, &mut batch[i + 1..]);
             return true;
@@ -363,9 +376,9 @@ fn commit_without_savepoints(
     }
     if let Err(e) = exec(conn, "COMMIT") {
         cache.clear();
-        let message = format!("commit failed: {e}");
+        let failure = commit_failure(e);
         for job in batch.iter_mut() {
-            job.revoke(Error::Storage(message.clone()));
+            job.revoke(Error::Storage(failure.clone()));
         }
         let _ = conn.execute_batch("ROLLBACK");
     }
@@ -408,10 +421,10 @@ fn commit_with_savepoints(conn: &Connection, cache: &mut Cache, batch: &mut [Box
             let why =
                 "the transaction was rolled back by an error in another operation of its group";
             for job in &mut batch[start..i] {
-                job.revoke(Error::Storage(why.into()));
+                job.revoke(Error::storage(why));
             }
             if ok {
-                batch[i].revoke(Error::Storage(why.into()));
+                batch[i].revoke(Error::storage(why));
             }
             open = false;
             continue;
@@ -433,9 +446,9 @@ fn commit_with_savepoints(conn: &Connection, cache: &mut Cache, batch: &mut [Box
     if open {
         if let Err(e) = exec(conn, "COMMIT") {
             cache.clear();
-            let message = format!("commit failed: {e}");
+            let failure = commit_failure(e);
             for job in &mut batch[start..] {
-                job.revoke(Error::Storage(message.clone()));
+                job.revoke(Error::Storage(failure.clone()));
             }
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -445,12 +458,23 @@ fn commit_with_savepoints(conn: &Connection, cache: &mut Cache, batch: &mut [Box
 /// Abandons the open transaction; its jobs are told they did not happen.
 fn rollback(conn: &Connection, jobs: &mut [Box<dyn Job>]) {
     for job in jobs {
-        job.revoke(Error::Storage(
-            "the transaction was rolled back after a savepoint failed".into(),
+        job.revoke(Error::storage(
+            "the transaction was rolled back after a savepoint failed",
         ));
     }
     if !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
+/// A failed COMMIT for every job of its group: the same kind (a full disk stays `Full`).
+fn commit_failure(e: Error) -> chat_core::StorageError {
+    match e {
+        Error::Storage(failure) => failure.context("commit failed"),
+        other => chat_core::StorageError::new(
+            chat_core::StorageKind::Other,
+            format!("commit failed: {other}"),
+        ),
     }
 }
 

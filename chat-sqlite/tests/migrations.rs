@@ -294,7 +294,8 @@ fn a_database_from_a_newer_version_is_refused() {
         .pragma_update(None, "user_version", 99)
         .unwrap();
     match SqliteStore::open(&path) {
-        Err(Error::Storage(message)) => {
+        Err(Error::Storage(failure)) => {
+            let message = failure.message();
             assert!(
                 message.contains("newer") && message.contains("99"),
                 "{message}"

@@ -14,7 +14,7 @@ use common::*;
 
 fn storage_error(result: chat_core::Result<SqliteStore>) -> String {
     match result {
-        Err(Error::Storage(message)) => message,
+        Err(Error::Storage(failure)) => failure.message().to_owned(),
         Err(other) => panic!("expected a storage error, got {other:?}"),
         Ok(_) => panic!("expected a storage error, the store opened"),
     }
@@ -25,7 +25,14 @@ fn a_file_that_is_not_sqlite_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("notes.txt");
     fs::write(&path, "Dear diary, this is not a database.\n".repeat(200)).unwrap();
-    let message = storage_error(SqliteStore::open(&path));
+    let opened = SqliteStore::open(&path);
+    assert_eq!(
+        opened.as_ref().err().and_then(Error::storage_kind_of),
+        Some(chat_core::StorageKind::Corrupt),
+        "{:?}",
+        opened.as_ref().err()
+    );
+    let message = storage_error(opened);
     assert!(message.contains("not a SQLite database"), "{message}");
     assert!(
         message.contains("notes.txt"),
@@ -158,9 +165,13 @@ async fn a_full_disk_fails_the_write_and_keeps_every_acknowledged_message() {
             Err(e) => break e,
         }
     };
-    let Error::Storage(message) = &failure else {
+    let Error::Storage(failure) = &failure else {
         panic!("expected a storage error, got {failure:?}")
     };
+    // The kind says what happened without parsing the message; the source is SQLite's.
+    assert_eq!(failure.kind(), chat_core::StorageKind::Full, "{failure}");
+    assert!(std::error::Error::source(failure).is_some());
+    let message = failure.message();
     assert!(message.contains("full"), "{message}");
     assert!(!acknowledged.is_empty());
     // Reads still work, and the failed message left no trace.

@@ -44,9 +44,11 @@ async fn assert_wait_fails_on_directory(store: &SqliteStore, search: &Path) {
     let outcome = tokio::time::timeout(PATIENCE, store.wait_for_search_index())
         .await
         .expect("wait_for_search_index hung although the index cannot be made");
-    let Err(Error::Storage(message)) = outcome else {
+    let Err(Error::Storage(failure)) = outcome else {
         panic!("expected Error::Storage, got {outcome:?}");
     };
+    assert_eq!(failure.kind(), chat_core::StorageKind::Unavailable);
+    let message = failure.message();
     assert!(
         message.contains(&search.display().to_string()),
         "the error does not name the search file: {message}"

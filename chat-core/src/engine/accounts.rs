@@ -27,17 +27,21 @@ pub struct SignUp {
 
 impl Engine {
     fn passwords(&self) -> Result<&Arc<dyn PasswordHasher>> {
-        self.inner
-            .passwords
-            .as_ref()
-            .ok_or_else(|| Error::Storage("no password hasher configured".into()))
+        self.inner.passwords.as_ref().ok_or_else(|| {
+            Error::storage_kind(
+                crate::error::StorageKind::Unavailable,
+                "no password hasher configured",
+            )
+        })
     }
 
     fn accounts(&self) -> Result<&Arc<dyn Credentials>> {
-        self.inner
-            .credentials
-            .as_ref()
-            .ok_or_else(|| Error::Storage("no credential store configured".into()))
+        self.inner.credentials.as_ref().ok_or_else(|| {
+            Error::storage_kind(
+                crate::error::StorageKind::Unavailable,
+                "no credential store configured",
+            )
+        })
     }
 
     /// Signs a customer up: a new contact and its account. Only the system (the server on

@@ -12,10 +12,12 @@ use crate::policy::{Actor, Resolved};
 
 impl Engine {
     fn credentials(&self) -> Result<&Arc<dyn Credentials>> {
-        self.inner
-            .credentials
-            .as_ref()
-            .ok_or_else(|| Error::Storage("no credential store configured".into()))
+        self.inner.credentials.as_ref().ok_or_else(|| {
+            Error::storage_kind(
+                crate::error::StorageKind::Unavailable,
+                "no credential store configured",
+            )
+        })
     }
 
     /// Sets a staff member's password hash, revoking its earlier tokens. Staff set their

@@ -118,7 +118,7 @@ impl From<Error> for Failure {
 /// A storage error's message without the variant's prefix, to be put inside another.
 pub(super) fn describe(e: Error) -> String {
     match e {
-        Error::Storage(message) => message,
+        Error::Storage(failure) => failure.message().to_owned(),
         other => other.to_string(),
     }
 }

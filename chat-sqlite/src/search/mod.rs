@@ -182,7 +182,12 @@ impl Search {
                 let shared = shared.clone();
                 move || run(indexer, &shared, &sender, first)
             })
-            .map_err(|e| Error::Storage(format!("cannot start the search indexer: {e}")))?;
+            .map_err(|e| {
+                Error::storage_kind(
+                    chat_core::StorageKind::Unavailable,
+                    format!("cannot start the search indexer: {e}"),
+                )
+            })?;
         Ok(Self {
             shared,
             file,
@@ -210,17 +215,23 @@ impl Search {
             .map_err(|_| {
                 in_file(
                     &self.file,
-                    Error::Storage("the search indexer has stopped".into()),
+                    Error::storage_kind(
+                        chat_core::StorageKind::Unavailable,
+                        "the search indexer has stopped",
+                    ),
                 )
             })?;
         match stuck {
             None => Ok(()),
             Some(cause) => Err(in_file(
                 &self.file,
-                Error::Storage(format!(
-                    "the search index cannot catch up (searches read message bodies meanwhile; \
+                Error::storage_kind(
+                    chat_core::StorageKind::Unavailable,
+                    format!(
+                        "the search index cannot catch up (searches read message bodies meanwhile; \
                      the indexer tries again every second): {cause}"
-                )),
+                    ),
+                ),
             )),
         }
     }

@@ -153,9 +153,10 @@ async fn a_wait_on_a_stopped_indexer_fails() {
     )
     .await
     .expect("the wait hung on a stopped indexer");
-    let Err(chat_core::Error::Storage(message)) = outcome else {
+    let Err(chat_core::Error::Storage(failure)) = outcome else {
         panic!("expected Error::Storage, got {outcome:?}");
     };
+    let message = failure.message();
     let file = search_path(&path).display().to_string();
     assert!(
         message.contains(&file) && message.contains("stopped"),
