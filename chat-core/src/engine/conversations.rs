@@ -234,11 +234,12 @@ impl Engine {
         input: ContactInput,
         email_verified: bool,
     ) -> Result<Contact> {
-        let email = match input.email.as_deref() {
-            Some(e) => Some(valid_email("contact.email", e)?),
-            None => None,
-        }
-        .flatten();
+        let email = input
+            .email
+            .as_deref()
+            .map(|e| valid_email("contact.email", e))
+            .transpose()?
+            .flatten();
         let name = self.optional_short_text("contact.name", input.name.as_deref())?;
         let phone = self.optional_short_text("contact.phone", input.phone.as_deref())?;
         let address = self.optional_short_text("contact.address", input.address.as_deref())?;
