@@ -20,8 +20,8 @@ use chat_core::{Agent, Contact, ContactId, Engine, TenantId, VisitorToken};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::app::Config;
 use crate::auth;
-use crate::config::Config;
 
 /// Contact metadata key holding the account's password hash.
 pub const PASSWORD_KEY: &str = "account.password_hash";
@@ -192,7 +192,7 @@ pub async fn staff_login(
     tenant: TenantId,
     email: &str,
     password: &str,
-) -> anyhow::Result<Option<(Agent, String)>> {
+) -> Result<Option<(Agent, String)>, crate::error::Error> {
     let agent = engine
         .store()
         .agent_by_email(tenant, &email.trim().to_lowercase())
@@ -309,11 +309,14 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(found.id, ada.id);
-        let Caller::Actor(actor) =
-            auth::authenticate(&engine, &config, &auth::TokenCache::default(), Some(&token))
-                .await
-                .unwrap()
-        else {
+        let Caller::Actor(actor) = auth::authenticate(
+            &engine,
+            &config.jwt,
+            &auth::TokenCache::default(),
+            Some(&token),
+        )
+        .await
+        .unwrap() else {
             panic!("a login token authenticates");
         };
         assert_eq!(
@@ -342,7 +345,7 @@ mod tests {
             .unwrap();
         let Caller::Actor(bob) = auth::authenticate(
             &engine,
-            &config,
+            &config.jwt,
             &auth::TokenCache::default(),
             Some(&bob_token),
         )
@@ -393,7 +396,7 @@ mod tests {
             assert!(
                 auth::authenticate(
                     &engine,
-                    &config,
+                    &config.jwt,
                     &auth::TokenCache::default(),
                     Some(&presented)
                 )

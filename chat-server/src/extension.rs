@@ -1,8 +1,8 @@
-//! Routes an embedder serves beside the engine's own API.
+//! Endpoints an embedder serves beside the engine's own API.
 //!
 //! A starter template that speaks another product's API (its paths, JSON shapes and
 //! WebSocket messages) implements [`Extension`] and starts the server with
-//! [`run_with`](crate::run_with). Its requests then get everything the built-in routes
+//! [`run_with`](crate::run_with). Its requests then get everything the built-in endpoints
 //! get: connection limits, per-IP rate limiting, CORS, request ids, metrics, logs and
 //! graceful shutdown. The built-in `/v1` API, `/v1/ws` and `/healthz` stay available
 //! beside it.
@@ -13,19 +13,19 @@ use std::sync::Arc;
 use hyper::Request;
 use hyper::body::Incoming;
 
+use crate::app::App;
 use crate::http::Resp;
-use crate::server::App;
 
 /// What an extension did with a request.
 pub enum Handled {
-    /// Answered; the name labels the route in metrics and logs (keep it a path pattern,
+    /// Answered; the name labels the endpoint in metrics and logs (keep it a path pattern,
     /// not the raw path, so metrics stay bounded).
     Answered(&'static str, Resp),
-    /// Not one of its routes: the request goes to the built-in routes.
+    /// Not one of its endpoints: the request goes to the built-in ones.
     Declined(Request<Incoming>),
 }
 
-/// Extra routes, tried before the built-in ones.
+/// Extra endpoints, tried before the built-in ones.
 #[async_trait::async_trait]
 pub trait Extension: Send + Sync + 'static {
     /// Answers `req` or hands it back. Errors are answered in the extension's own

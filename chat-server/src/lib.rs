@@ -3,9 +3,10 @@
 
 pub mod accounts;
 pub mod api;
+pub mod app;
 pub mod auth;
-pub mod config;
 pub mod demo;
+pub mod endpoints;
 pub mod error;
 pub mod extension;
 pub mod fastapi;
@@ -15,13 +16,14 @@ pub mod numbering;
 pub mod openapi;
 pub mod ratelimit;
 pub mod realtime;
-pub mod routes;
 mod server;
 pub mod starter;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod uploads;
+pub mod views;
 
-pub use config::{Config, HttpLimits, JwtConfig};
+pub use app::{App, Config, HttpLimits};
+pub use auth::JwtConfig;
 pub use extension::{Extension, Handled};
-pub use server::{App, run, run_with};
+pub use server::{run, run_with};

@@ -12,7 +12,7 @@ use anyhow::Context;
 use chat_core::{Actor, Agent, Engine, EngineBuilder, NewAgent, Role, TenantId, TenantSettings};
 use chat_sqlite::SqliteStore;
 
-use crate::config::Config;
+use crate::app::Config;
 use crate::extension::Extension;
 use crate::{JwtConfig, auth};
 
@@ -102,13 +102,13 @@ impl Starter {
     /// A fresh access token for a staff member, as `/v1/auth/login` would issue.
     pub async fn staff_token(&self, agent: &Agent) -> anyhow::Result<String> {
         let credential = self.engine.credential(self.tenant, agent.id).await?;
-        auth::issue_token(
+        Ok(auth::issue_token(
             &self.config.jwt,
             self.tenant,
             agent.id,
             agent.role,
             credential.token_version,
-        )
+        )?)
     }
 
     /// Writes `demo-tokens.json` beside the database (owner-only: the tokens are live

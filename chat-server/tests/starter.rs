@@ -43,7 +43,7 @@ async fn starters_reopen_the_same_tenant_key_and_staff() {
     // The key is stable across restarts, so the written token still authenticates.
     let caller = auth::authenticate(
         &again.engine,
-        &again.config,
+        &again.config.jwt,
         &auth::TokenCache::default(),
         Some(&token),
     )

@@ -649,7 +649,7 @@ impl Follower {
             "type": "event", "seq": event.seq, "event": event.payload.kind(),
             "conversation_id": event.conversation_id, "at": time_text(&event), "data": &event.payload,
         });
-        let customer_view = crate::api::event_view(&event, false);
+        let customer_view = crate::views::event_view(&event, false);
         let customer = serde_json::json!({
             "type": "event", "seq": event.seq, "event": event.payload.kind(),
             "conversation_id": event.conversation_id, "at": time_text(&event), "data": customer_view["payload"],
