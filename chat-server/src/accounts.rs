@@ -459,7 +459,7 @@ mod tests {
     async fn staff_login_checks_the_password_and_the_active_flag() {
         let (engine, tenant) = engine().await;
         let config = Config::new(b"test-secret-test-secret-test-secret!");
-        let agent = crate::starter::ensure_staff(
+        let agent = crate::staff::ensure_staff(
             &engine,
             tenant,
             "Ada",

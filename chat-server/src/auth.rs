@@ -86,6 +86,41 @@ impl JwtConfig {
     }
 }
 
+/// Reads the HS256 key at `path`, or makes one (256 random bits, hex) readable by the
+/// owner only, so tokens stay valid across restarts without a key on the command line.
+pub fn signing_key(path: &std::path::Path) -> Result<Vec<u8>, KeyError> {
+    use std::io::Write;
+    let file_error = |source| KeyError::File {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let key = text.trim().as_bytes().to_vec();
+            if key.len() < 32 {
+                return Err(KeyError::TooShort(path.to_owned()));
+            }
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key: String = random_bytes::<32>()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(path).map_err(file_error)?;
+            file.write_all(key.as_bytes()).map_err(file_error)?;
+            file.sync_all().map_err(file_error)?;
+            tracing::info!(path = %path.display(), "generated a new token signing key");
+            Ok(key.into_bytes())
+        }
+        Err(e) => Err(file_error(e)),
+    }
+}
+
 /// Why [`JwtConfig::asymmetric`] refused a key pair.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -96,6 +131,17 @@ pub enum KeyError {
     /// HS256 and the like take a shared secret ([`JwtConfig::hs256`]), not a key pair.
     #[error("{0:?} is not an asymmetric algorithm")]
     NotAsymmetric(Algorithm),
+    /// The key file could not be read or created.
+    #[error("key file {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The key file holds fewer than 32 bytes: too weak to sign tokens with.
+    #[error("the signing key in {} is shorter than 32 bytes", .0.display())]
+    TooShort(std::path::PathBuf),
 }
 
 /// Claims of a staff access token.

@@ -868,6 +868,7 @@ async fn latest_seq(engine: &Engine, tenant: TenantId) -> u64 {
 /// let bot = LlmBot::new(config)?.on_delta(chat_server::realtime::relay_bot_deltas(bus.clone()));
 /// let engine = Engine::builder_with_backend(store).bus(bus).bot(Arc::new(bot)).build();
 /// ```
+#[cfg(feature = "bots")]
 pub fn relay_bot_deltas(
     bus: Arc<dyn chat_core::EventBus>,
 ) -> impl Fn(chat_bots::Delta) + Send + Sync + 'static {

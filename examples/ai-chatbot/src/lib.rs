@@ -14,7 +14,7 @@
 // at once, so its size on the error path costs nothing worth boxing for.
 #![allow(clippy::result_large_err)]
 
-use chat_server::fastapi;
+use chat_starter::fastapi;
 mod socket;
 
 use std::net::IpAddr;
@@ -29,8 +29,8 @@ use chat_core::{
 use chat_server::accounts::{self, AccountError};
 use chat_server::auth::{self, Caller};
 use chat_server::http::{self, Resp};
-use chat_server::starter::Starter;
 use chat_server::{App, Extension, Handled};
+use chat_starter::Starter;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, LOCATION};
 use hyper::{Method, Request, StatusCode};
@@ -67,7 +67,7 @@ pub struct LlmSettings {
 /// Opens the template's engine on `db`. The AI is the LLM bot when `llm` is given and
 /// the rule bot otherwise; either way it never hands a personal chat to a human queue,
 /// and a failing LLM leaves the chat as it is instead of queueing it.
-pub async fn open(db: &Path, llm: Option<LlmSettings>) -> anyhow::Result<Starter> {
+pub async fn open(db: &Path, llm: Option<LlmSettings>) -> Result<Starter, chat_starter::Error> {
     let bot: Arc<dyn chat_core::Bot> = match llm {
         Some(settings) => {
             let mut config = chat_bots::LlmConfig::new(settings.base_url, settings.model);

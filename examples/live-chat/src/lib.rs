@@ -28,8 +28,8 @@ use chat_core::{Actor, ConversationId, Engine, Limits, TenantId, TenantSettings,
 use chat_server::auth::{self, Caller};
 use chat_server::http::{self, Resp};
 use chat_server::ratelimit::Limiter;
-use chat_server::starter::{Starter, beside, signing_key};
 use chat_server::{App, Extension, Handled};
+use chat_starter::{Starter, beside, signing_key};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, RETRY_AFTER};
 use hyper::{Request, StatusCode};
@@ -106,7 +106,7 @@ impl Default for Options {
 /// Opens (or creates) the template's database: one tenant whose new chats wait as
 /// `pending` for an agent (no bot, no automatic assignment, as in the document), and the
 /// document's upload limits.
-pub async fn open(db: &Path) -> anyhow::Result<Starter> {
+pub async fn open(db: &Path) -> std::result::Result<Starter, chat_starter::Error> {
     let settings = TenantSettings {
         welcome_message: None,
         bot_enabled: false,

@@ -22,14 +22,14 @@ use chat_core::{
 use chat_server::auth::{self, Caller};
 use chat_server::error::ApiError;
 use chat_server::http::{self, Resp};
-use chat_server::starter::Starter;
 use chat_server::{App, Extension, Handled};
+use chat_starter::Starter;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub use chat_server::numbering::ChatNumbers;
+pub use chat_starter::numbering::ChatNumbers;
 
 /// The tenant name the template keeps its data under.
 pub const TENANT: &str = "message-center";
@@ -44,7 +44,7 @@ pub const FRONTEND_ORIGIN: &str = "http://localhost:3000";
 
 /// Opens the template's database (created if missing), with CORS for the document's
 /// frontend.
-pub async fn open(db: &Path) -> anyhow::Result<Starter> {
+pub async fn open(db: &Path) -> Result<Starter, chat_starter::Error> {
     let mut starter = Starter::open(db, TENANT, TenantSettings::default(), |b| b).await?;
     starter.config.cors_origins = vec![FRONTEND_ORIGIN.to_owned()];
     Ok(starter)

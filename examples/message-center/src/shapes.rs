@@ -89,7 +89,7 @@ pub fn summary(c: &Conversation) -> Option<Value> {
 
 fn base(c: &Conversation) -> Option<Value> {
     Some(json!({
-        "id": chat_server::numbering::number_of(c)?,
+        "id": chat_starter::numbering::number_of(c)?,
         "name": c.metadata.get(NAME).map_or("", String::as_str),
         "channel": channel_name(c.channel),
         "online": online(c),

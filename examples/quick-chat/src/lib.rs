@@ -29,8 +29,8 @@ use chat_core::{
 };
 use chat_server::auth::{self, Caller};
 use chat_server::http::{self, Resp};
-use chat_server::starter::Starter;
 use chat_server::{App, Extension, Handled};
+use chat_starter::Starter;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
@@ -54,7 +54,7 @@ pub const TENANT: &str = "Quick Chat";
 /// Opens the template's engine on `db`: one tenant, the rule bot answering with the
 /// document's canned reply (no keyword handoff: `request-agent` is how the document asks
 /// for a human), and CORS with credentials for the document's two frontends.
-pub async fn open(db: &Path) -> anyhow::Result<Starter> {
+pub async fn open(db: &Path) -> Result<Starter, chat_starter::Error> {
     let bot = RuleBot::new(RuleBotConfig {
         intents: Vec::new(),
         handoff_phrases: Vec::new(),

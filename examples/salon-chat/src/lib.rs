@@ -24,12 +24,12 @@ use chat_core::{
 };
 use chat_server::accounts::{self, AccountError};
 use chat_server::auth::{self, Caller};
-use chat_server::fastapi;
 use chat_server::http::{self, Resp};
-use chat_server::numbering::{ChatNumbers, number_of};
-use chat_server::starter::Starter;
 use chat_server::uploads::read_multipart;
 use chat_server::{App, Extension, Handled};
+use chat_starter::Starter;
+use chat_starter::fastapi;
+use chat_starter::numbering::{ChatNumbers, number_of};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_DISPOSITION, HeaderValue};
 use hyper::{Method, Request, StatusCode};
@@ -84,7 +84,7 @@ pub fn salon_settings() -> TenantSettings {
 }
 
 /// Opens the template's database (created if missing) with its first salon.
-pub async fn open(db: &Path) -> anyhow::Result<Starter> {
+pub async fn open(db: &Path) -> Result<Starter, chat_starter::Error> {
     Starter::open(db, FIRST_SALON, salon_settings(), |b| b).await
 }
 
@@ -1251,8 +1251,7 @@ async fn demo_staff(
     role: chat_core::Role,
 ) -> anyhow::Result<Value> {
     let engine = &starter.engine;
-    chat_server::starter::ensure_staff(engine, salon.tenant, name, email, DEMO_PASSWORD, role)
-        .await?;
+    chat_starter::ensure_staff(engine, salon.tenant, name, email, DEMO_PASSWORD, role).await?;
     let (_, token) =
         accounts::staff_login(engine, &starter.config, salon.tenant, email, DEMO_PASSWORD)
             .await?

@@ -21,9 +21,9 @@ use chat_core::{
     ContactId, ConversationId, Engine, Event, EventPayload, MessagePage, Reader, TenantId,
 };
 use chat_server::App;
-use chat_server::fastapi;
 use chat_server::http::{self, Resp};
 use chat_server::realtime::Socket;
+use chat_starter::fastapi;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;

@@ -3,7 +3,7 @@
 
 use chat_core::{Role, TenantSettings};
 use chat_server::auth::{self, Caller};
-use chat_server::starter::Starter;
+use chat_starter::Starter;
 
 #[tokio::test]
 async fn starters_reopen_the_same_tenant_key_and_staff() {
