@@ -13,7 +13,7 @@
 //!   key is what makes two sign-ups with the same username conflict atomically.
 //!
 //! A login issues an ordinary visitor token (`vt_…`) scoped to the contact, not to one
-//! conversation, so [`App::authenticate`](crate::App::authenticate) resolves it like any
+//! conversation, so [`Context::authenticate`](crate::Context::authenticate) resolves it like any
 //! other visitor token.
 
 use chat_core::{Agent, Contact, ContactId, Engine, TenantId, VisitorToken};

@@ -17,22 +17,23 @@ use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::realtime::{Hub, RealtimeConfig};
 
-/// Shared state of a running server.
+/// Shared state of a running server. Its parts are the crate's own; an extension sees
+/// what it needs of them through [`Context`](crate::extension::Context).
 pub struct App {
     /// The engine.
-    pub engine: Engine,
+    pub(crate) engine: Engine,
     /// Settings.
-    pub config: Config,
+    pub(crate) config: Config,
     /// Counters.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Realtime connections.
-    pub hub: Arc<Hub>,
+    pub(crate) hub: Arc<Hub>,
     pub(crate) per_ip: Limiter,
     per_token: Limiter,
     /// Visitor and bot tokens already verified (see [`auth::TokenCache`]).
     tokens: auth::TokenCache,
     /// Flips to `true` when the server shuts down; long-lived connections watch it.
-    pub shutdown: watch::Receiver<bool>,
+    pub(crate) shutdown: watch::Receiver<bool>,
 }
 
 impl App {
@@ -55,7 +56,7 @@ impl App {
     /// Turns a bearer token into a caller, counting it against the per-token rate limit
     /// (429 beyond it). No token is [`Caller::Anonymous`]; a bad one is 401, never
     /// anonymous.
-    pub async fn authenticate(&self, token: Option<&str>) -> Result<Caller, ApiError> {
+    pub(crate) async fn authenticate(&self, token: Option<&str>) -> Result<Caller, ApiError> {
         if let Some(token) = token
             && self.per_token.is_enabled()
         {

@@ -20,7 +20,7 @@ pub mod testing;
 pub mod uploads;
 pub mod views;
 
-pub use app::{App, Config, HttpLimits};
+pub use app::{Config, HttpLimits};
 pub use auth::JwtConfig;
-pub use extension::{Extension, Handled};
+pub use extension::{Context, Extension, Handled};
 pub use server::{bind, run, run_with, shutdown_signal};

@@ -22,7 +22,7 @@ use crate::app::{App, Config};
 use crate::auth::{self, Caller};
 use crate::endpoints::{Access, Endpoint, EndpointTable, Found};
 use crate::error::ApiError;
-use crate::extension::{Extension, Handled};
+use crate::extension::{Context, Extension, Handled};
 use crate::http::{self, Resp};
 
 /// A running server: the shared state plus what only the accept loop needs to answer a
@@ -281,7 +281,10 @@ impl Server {
             .check(&ip.to_string())
             .map_err(|wait| ("rate_limited", ApiError::rate_limited(wait)))?;
         let req = match &self.extension {
-            Some(extension) => match extension.handle(&self.app, req, ip).await {
+            Some(extension) => match extension
+                .handle(&Context::new(self.app.clone(), ip), req)
+                .await
+            {
                 Handled::Answered(name, response) => return Ok((name, response)),
                 Handled::Declined(req) => req,
             },

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chat_core::{Actor, ContactId, ConversationId, Engine, Event, EventPayload, Reader};
-use chat_server::App;
+use chat_server::Context;
 use chat_server::http::{self, Resp};
 use futures_util::{SinkExt, StreamExt};
 use hyper::Request;
@@ -61,7 +61,7 @@ impl Typing {
 
 /// Upgrades `/ws?token=…[&since=…]` for a signed-in user.
 pub(crate) async fn open(
-    app: &Arc<App>,
+    app: &Context,
     chatbot: &AiChatbot,
     mut req: Request<Incoming>,
 ) -> Result<Resp, Resp> {
@@ -73,7 +73,7 @@ pub(crate) async fn open(
         .map_err(|e| crate::fastapi::detail(e.status, &e.message))?;
     // Subscribe before answering the upgrade: an event committed after the client sees
     // its socket open is never missed, even before the first frame.
-    let feed = app.hub.live(actor.tenant()).await;
+    let feed = app.hub().live(actor.tenant()).await;
     let typing_rx = chatbot.typing.tx.subscribe();
     let app = app.clone();
     let typing = chatbot.typing.clone();
@@ -81,7 +81,7 @@ pub(crate) async fn open(
         let Some(socket) = socket.await else {
             return;
         };
-        let metrics = app.metrics.clone();
+        let metrics = app.metrics().clone();
         let _open = metrics.websocket_opened();
         let live = Live {
             feed,
@@ -104,14 +104,14 @@ struct Live {
 }
 
 async fn serve(
-    app: Arc<App>,
+    app: Context,
     typing: Typing,
     actor: Actor,
     user: ContactId,
     live: Live,
     mut socket: chat_server::realtime::Socket,
 ) {
-    let Ok(who) = app.engine.resolve(&actor).await else {
+    let Ok(who) = app.engine().resolve(&actor).await else {
         return;
     };
     let me = typing.next.fetch_add(1, Ordering::Relaxed);
@@ -121,13 +121,13 @@ async fn serve(
         since,
     } = live;
     let mut cursor = since.unwrap_or(head).min(head);
-    if catch_up(&app.engine, &actor, &mut cursor, head, &mut socket)
+    if catch_up(app.engine(), &actor, &mut cursor, head, &mut socket)
         .await
         .is_err()
     {
         return;
     }
-    let mut shutdown = app.shutdown.clone();
+    let mut shutdown = app.shutdown();
     loop {
         tokio::select! {
             delivery = live.recv() => match delivery {
@@ -145,7 +145,7 @@ async fn serve(
                 }
                 // Fell behind the live feed: resume from the cursor through the log.
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if catch_up(&app.engine, &actor, &mut cursor, u64::MAX, &mut socket).await.is_err() {
+                    if catch_up(app.engine(), &actor, &mut cursor, u64::MAX, &mut socket).await.is_err() {
                         break;
                     }
                 }
@@ -240,7 +240,7 @@ fn event_frame(event: &Event) -> Option<Value> {
 
 /// Handles a client frame; returns the answer to send back, if any.
 async fn client_frame(
-    app: &Arc<App>,
+    app: &Context,
     typing: &Typing,
     actor: &Actor,
     user: ContactId,
@@ -261,7 +261,7 @@ async fn client_frame(
         Some("typing") => {
             let chat = chat()?;
             // Only the user's own chats: the engine answers not found for any other.
-            if app.engine.conversation(actor, chat).await.is_err() {
+            if app.engine().conversation(actor, chat).await.is_err() {
                 return error("Chat not found");
             }
             let on = frame["is_typing"].as_bool().unwrap_or(true);
@@ -272,11 +272,11 @@ async fn client_frame(
             let Some(chat) = chat() else {
                 return error("chat_id is required");
             };
-            let c = match app.engine.conversation(actor, chat).await {
+            let c = match app.engine().conversation(actor, chat).await {
                 Ok(c) => c,
                 Err(_) => return error("Chat not found"),
             };
-            match app.engine.mark_read(actor, chat, c.last_seq).await {
+            match app.engine().mark_read(actor, chat, c.last_seq).await {
                 Ok(_) => None,
                 Err(e) => error(&e.to_string()),
             }

@@ -28,7 +28,7 @@ use chat_core::{Actor, ConversationId, Engine, Limits, TenantId, TenantSettings,
 use chat_server::auth::{self, Caller};
 use chat_server::http::{self, Resp};
 use chat_server::ratelimit::Limiter;
-use chat_server::{App, Extension, Handled};
+use chat_server::{Context, Extension, Handled};
 use chat_starter::{Starter, beside, signing_key};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, RETRY_AFTER};
@@ -289,14 +289,14 @@ fn capitalize(text: &str) -> String {
 
 /// What a handler needs: the server, the template and the caller's address.
 pub(crate) struct Ctx<'a> {
-    pub(crate) app: &'a Arc<App>,
+    pub(crate) app: &'a Context,
     pub(crate) chat: &'a LiveChat,
     pub(crate) ip: IpAddr,
 }
 
 impl Ctx<'_> {
     pub(crate) fn engine(&self) -> &Engine {
-        &self.app.engine
+        self.app.engine()
     }
 
     pub(crate) fn system(&self) -> Actor {
@@ -407,7 +407,7 @@ pub(crate) fn ok(status: StatusCode, body: serde_json::Value) -> Resp {
 
 #[async_trait::async_trait]
 impl Extension for LiveChat {
-    async fn handle(&self, app: &Arc<App>, req: Request<Incoming>, ip: IpAddr) -> Handled {
+    async fn handle(&self, cx: &Context, req: Request<Incoming>) -> Handled {
         let path = req.uri().path();
         let public = path == "/api/live-chat" || path.starts_with("/api/live-chat/");
         let admin = path == "/api/admin/live-chat" || path.starts_with("/api/admin/live-chat/");
@@ -418,7 +418,7 @@ impl Extension for LiveChat {
         // Socket handshakes count too: a reconnect with `since` replays from the log, so
         // an unlimited stream of them would be an unlimited stream of log scans.
         if let Some(limiter) = &self.limiter
-            && let Err(wait) = limiter.check(&ip.to_string())
+            && let Err(wait) = limiter.check(&cx.ip().to_string())
         {
             let mut response = Fail::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -434,9 +434,9 @@ impl Extension for LiveChat {
             return Handled::Answered("/api/live-chat (rate limited)", response);
         }
         let ctx = Ctx {
-            app,
+            app: cx,
             chat: self,
-            ip,
+            ip: cx.ip(),
         };
         let (name, answer) = if socket {
             ("/ws/live-chat", socket::open(&ctx, req).await)

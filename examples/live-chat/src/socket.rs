@@ -13,14 +13,13 @@
 //! live frames (the hub's head tells one from the other, so nothing is sent twice).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use chat_core::bus::Ephemeral;
 use chat_core::{
     Actor, AgentId, ConversationChange, ConversationId, Engine, Event, EventPayload, MessageKind,
     Sender, TransferTarget,
 };
-use chat_server::App;
+use chat_server::Context;
 use chat_server::http::Resp;
 use chat_server::realtime::Socket;
 use futures_util::{SinkExt, StreamExt};
@@ -94,7 +93,7 @@ pub(crate) async fn open(ctx: &Ctx<'_>, mut req: Request<Incoming>) -> Result<Re
 }
 
 struct Connection {
-    app: Arc<App>,
+    app: Context,
     ids: SessionIds,
     viewer: Viewer,
     /// Chats whose typing and read receipts staff asked for.
@@ -125,12 +124,12 @@ impl Connection {
         socket: &mut Socket,
         since: Option<u64>,
     ) -> std::result::Result<(), Closed> {
-        let engine = self.app.engine.clone();
+        let engine = self.app.engine().clone();
         let who = engine.resolve(self.viewer.actor()).await?;
-        let metrics = self.app.metrics.clone();
+        let metrics = self.app.metrics().clone();
         let _open = metrics.websocket_opened();
         let tenant = self.viewer.actor().tenant();
-        let (head, mut live) = self.app.hub.live(tenant).await;
+        let (head, mut live) = self.app.hub().live(tenant).await;
         let mut signals = engine.bus().subscribe_ephemeral();
         send(
             socket,
@@ -144,7 +143,7 @@ impl Connection {
             }
             None => self.cursor = head,
         }
-        let mut shutdown = self.app.shutdown.clone();
+        let mut shutdown = self.app.shutdown();
         loop {
             tokio::select! {
                 delivery = live.recv() => match delivery {

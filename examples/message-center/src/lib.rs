@@ -10,7 +10,6 @@
 
 mod shapes;
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -22,7 +21,7 @@ use chat_core::{
 use chat_server::auth::{self, Caller};
 use chat_server::error::ApiError;
 use chat_server::http::{self, Resp};
-use chat_server::{App, Extension, Handled};
+use chat_server::{Context, Extension, Handled};
 use chat_starter::Starter;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
@@ -161,28 +160,26 @@ fn explicit_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
 
 #[async_trait::async_trait]
 impl Extension for MessageCenter {
-    async fn handle(&self, app: &Arc<App>, req: Request<Incoming>, _ip: IpAddr) -> Handled {
+    async fn handle(&self, cx: &Context, req: Request<Incoming>) -> Handled {
         let path = req.uri().path().to_owned();
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
         let method = req.method().clone();
         let (name, answer) = match (&method, segments.as_slice()) {
-            (&Method::POST, ["auth", "login"]) => ("/auth/login", self.login(app, req).await),
-            (&Method::GET, ["chats"]) => ("/chats/", self.list(app, req).await),
-            (&Method::POST, ["chats"]) => ("/chats/", self.create(app, req).await),
-            (&Method::POST, ["chats", "messages"]) => {
-                ("/chats/messages", self.send(app, req).await)
-            }
+            (&Method::POST, ["auth", "login"]) => ("/auth/login", self.login(cx, req).await),
+            (&Method::GET, ["chats"]) => ("/chats/", self.list(cx, req).await),
+            (&Method::POST, ["chats"]) => ("/chats/", self.create(cx, req).await),
+            (&Method::POST, ["chats", "messages"]) => ("/chats/messages", self.send(cx, req).await),
             (&Method::GET, ["chats", id]) => {
                 let id = id.to_string();
-                ("/chats/{chat_id}", self.detail(app, req, &id).await)
+                ("/chats/{chat_id}", self.detail(cx, req, &id).await)
             }
             (&Method::PATCH, ["chats", id]) => {
                 let id = id.to_string();
-                ("/chats/{chat_id}", self.update(app, req, &id).await)
+                ("/chats/{chat_id}", self.update(cx, req, &id).await)
             }
             (&Method::POST, ["chats", id, "read"]) => {
                 let id = id.to_string();
-                ("/chats/{chat_id}/read", self.read(app, req, &id).await)
+                ("/chats/{chat_id}/read", self.read(cx, req, &id).await)
             }
             _ => return Handled::Declined(req),
         };
@@ -199,16 +196,16 @@ impl MessageCenter {
 
     /// The staff member behind the bearer token; 401 without one (the document's
     /// `GET /chats/` and `PATCH` needed none: here every chat route is for staff).
-    async fn staff(&self, app: &App, req: &Request<Incoming>) -> Result<Staff, Resp> {
+    async fn staff(&self, cx: &Context, req: &Request<Incoming>) -> Result<Staff, Resp> {
         let token = auth::bearer(req.headers(), None).map_err(fail)?;
-        let actor = match app.authenticate(token.as_deref()).await.map_err(fail)? {
+        let actor = match cx.authenticate(token.as_deref()).await.map_err(fail)? {
             Caller::Anonymous => return Err(detail(StatusCode::UNAUTHORIZED, "Not authenticated")),
             Caller::Actor(actor @ Actor::Staff { .. }) if actor.tenant() == self.tenant => actor,
             Caller::Actor(_) => {
                 return Err(detail(StatusCode::FORBIDDEN, "Not enough permissions"));
             }
         };
-        match app.engine.resolve(&actor).await.map_err(engine_fail)? {
+        match cx.engine().resolve(&actor).await.map_err(engine_fail)? {
             chat_core::policy::Resolved::Staff(agent) => Ok(Staff { actor, agent }),
             _ => Err(detail(StatusCode::FORBIDDEN, "Not enough permissions")),
         }
@@ -239,10 +236,10 @@ impl MessageCenter {
         }
     }
 
-    async fn login(&self, app: &App, req: Request<Incoming>) -> Answer {
+    async fn login(&self, cx: &Context, req: Request<Incoming>) -> Answer {
         let body: Login = Self::body(req).await?;
         let refused = || detail(StatusCode::UNAUTHORIZED, "Incorrect username or password");
-        let engine = &app.engine;
+        let engine = cx.engine();
         let agent = engine
             .store()
             .agent_by_email(self.tenant, &login_email(&body.identifier))
@@ -274,7 +271,7 @@ impl MessageCenter {
             return Err(refused());
         };
         let token = auth::issue_token(
-            &app.config.jwt,
+            &cx.config().jwt,
             self.tenant,
             agent.id,
             agent.role,
@@ -297,9 +294,9 @@ impl MessageCenter {
         ))
     }
 
-    async fn list(&self, app: &App, req: Request<Incoming>) -> Answer {
-        let who = self.staff(app, &req).await?;
-        let engine = &app.engine;
+    async fn list(&self, cx: &Context, req: Request<Incoming>) -> Answer {
+        let who = self.staff(cx, &req).await?;
+        let engine = cx.engine();
         let mut chats = Vec::new();
         let mut cursor = None;
         loop {
@@ -329,17 +326,17 @@ impl MessageCenter {
         Ok(http::json(StatusCode::OK, &Value::Array(chats)))
     }
 
-    async fn detail(&self, app: &App, req: Request<Incoming>, number: &str) -> Answer {
-        let who = self.staff(app, &req).await?;
-        let c = self.chat(&app.engine, &who, number).await?;
+    async fn detail(&self, cx: &Context, req: Request<Incoming>, number: &str) -> Answer {
+        let who = self.staff(cx, &req).await?;
+        let c = self.chat(cx.engine(), &who, number).await?;
         Ok(http::json(
             StatusCode::OK,
-            &shapes::detail(&app.engine, &who.actor, &c).await?,
+            &shapes::detail(cx.engine(), &who.actor, &c).await?,
         ))
     }
 
-    async fn create(&self, app: &App, req: Request<Incoming>) -> Answer {
-        let who = self.staff(app, &req).await?;
+    async fn create(&self, cx: &Context, req: Request<Incoming>) -> Answer {
+        let who = self.staff(cx, &req).await?;
         let body: CreateChat = Self::body(req).await?;
         let channel = match body.channel.as_deref() {
             None => Channel::Whatsapp,
@@ -350,7 +347,7 @@ impl MessageCenter {
                 )
             })?,
         };
-        let engine = &app.engine;
+        let engine = cx.engine();
         let metadata = [(
             shapes::NAME.to_owned(),
             body.customer_name.trim().to_owned(),
@@ -387,13 +384,13 @@ impl MessageCenter {
         ))
     }
 
-    async fn send(&self, app: &App, req: Request<Incoming>) -> Answer {
-        let who = self.staff(app, &req).await?;
+    async fn send(&self, cx: &Context, req: Request<Incoming>) -> Answer {
+        let who = self.staff(cx, &req).await?;
         let body: SendMessage = Self::body(req).await?;
         let c = self
-            .chat(&app.engine, &who, &body.chat_id.to_string())
+            .chat(cx.engine(), &who, &body.chat_id.to_string())
             .await?;
-        let engine = &app.engine;
+        let engine = cx.engine();
         let posted = match body.sender.as_deref().unwrap_or("agent") {
             "agent" => {
                 engine
@@ -421,10 +418,10 @@ impl MessageCenter {
         ))
     }
 
-    async fn update(&self, app: &App, req: Request<Incoming>, number: &str) -> Answer {
-        let who = self.staff(app, &req).await?;
+    async fn update(&self, cx: &Context, req: Request<Incoming>, number: &str) -> Answer {
+        let who = self.staff(cx, &req).await?;
         let body: UpdateChat = Self::body(req).await?;
-        let engine = &app.engine;
+        let engine = cx.engine();
         let mut c = self.chat(engine, &who, number).await?;
         match body.assigned_agent_id {
             Some(Some(n)) => {
@@ -485,9 +482,9 @@ impl MessageCenter {
         ))
     }
 
-    async fn read(&self, app: &App, req: Request<Incoming>, number: &str) -> Answer {
-        let who = self.staff(app, &req).await?;
-        let engine = &app.engine;
+    async fn read(&self, cx: &Context, req: Request<Incoming>, number: &str) -> Answer {
+        let who = self.staff(cx, &req).await?;
+        let engine = cx.engine();
         let c = self.chat(engine, &who, number).await?;
         let c = engine
             .mark_read(&who.actor, c.id, c.last_seq)

@@ -18,7 +18,6 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -29,7 +28,7 @@ use chat_core::{
 };
 use chat_server::auth::{self, Caller};
 use chat_server::http::{self, Resp};
-use chat_server::{App, Extension, Handled};
+use chat_server::{Context, Extension, Handled};
 use chat_starter::Starter;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
@@ -118,7 +117,7 @@ fn route_name(tail: &[&str]) -> &'static str {
 
 #[async_trait::async_trait]
 impl Extension for QuickChat {
-    async fn handle(&self, app: &Arc<App>, req: Request<Incoming>, _ip: IpAddr) -> Handled {
+    async fn handle(&self, cx: &Context, req: Request<Incoming>) -> Handled {
         let path = req.uri().path().to_owned();
         let Some(rest) = path.strip_prefix("/api/chat/sessions") else {
             return Handled::Declined(req);
@@ -132,16 +131,16 @@ impl Extension for QuickChat {
             .filter(|s| !s.is_empty())
             .collect();
         let name = route_name(&tail);
-        let answer = self.route(app, req, &tail).await;
+        let answer = self.route(cx, req, &tail).await;
         Handled::Answered(name, answer.unwrap_or_else(|e| e))
     }
 }
 
 impl QuickChat {
-    async fn route(&self, app: &Arc<App>, req: Request<Incoming>, tail: &[&str]) -> Answer {
+    async fn route(&self, cx: &Context, req: Request<Incoming>, tail: &[&str]) -> Answer {
         let (parts, body) = req.into_parts();
         let caller = match auth::bearer(&parts.headers, None) {
-            Ok(token) => app
+            Ok(token) => cx
                 .authenticate(token.as_deref())
                 .await
                 .map_err(|e| fail(e.status, "Invalid or expired token"))?,
@@ -149,24 +148,24 @@ impl QuickChat {
         };
         let method = parts.method.clone();
         match (&method, tail) {
-            (&Method::GET, []) => self.list(app, &caller).await,
-            (&Method::POST, []) => self.create(app, read_object(body).await?).await,
+            (&Method::GET, []) => self.list(cx, &caller).await,
+            (&Method::POST, []) => self.create(cx, read_object(body).await?).await,
             (&Method::GET, [id]) => {
-                let (actor, c) = self.session(app, &caller, id).await?;
-                self.session_answer(app, &actor, &c, id).await
+                let (actor, c) = self.session(cx, &caller, id).await?;
+                self.session_answer(cx, &actor, &c, id).await
             }
             (&Method::PATCH, [id]) => {
                 let staff = staff(&caller)?;
                 let changes = read_object(body).await?;
-                self.patch(app, staff, id, changes).await
+                self.patch(cx, staff, id, changes).await
             }
             (&Method::GET, [id, "messages"]) => {
-                let (actor, c) = self.session(app, &caller, id).await?;
-                let messages = history(app, &actor, c.id).await?;
+                let (actor, c) = self.session(cx, &caller, id).await?;
+                let messages = history(cx, &actor, c.id).await?;
                 Ok(ok(json!({ "success": true, "messages": messages })))
             }
             (&Method::POST, [id, "messages"]) => {
-                let (actor, c) = self.session(app, &caller, id).await?;
+                let (actor, c) = self.session(cx, &caller, id).await?;
                 if !matches!(actor, Actor::Customer { .. }) {
                     return Err(fail(
                         StatusCode::FORBIDDEN,
@@ -174,8 +173,8 @@ impl QuickChat {
                     ));
                 }
                 let text = message_text(&read_object(body).await?)?;
-                let posted = app
-                    .engine
+                let posted = cx
+                    .engine()
                     .post_message(&actor, c.id, PostMessage::text(text))
                     .await
                     .map_err(engine_error)?;
@@ -188,7 +187,7 @@ impl QuickChat {
                     .find(|m| m.sender == Sender::Bot && m.kind == MessageKind::Text)
                     .map(|m| m.body.clone());
                 let session = self
-                    .session_json(app, &actor, &posted.conversation, id)
+                    .session_json(cx, &actor, &posted.conversation, id)
                     .await?;
                 Ok(ok(json!({
                     "success": true,
@@ -197,20 +196,20 @@ impl QuickChat {
                 })))
             }
             (&Method::POST, [id, "request-agent"]) => {
-                let (actor, c) = self.session(app, &caller, id).await?;
-                let c = app
-                    .engine
+                let (actor, c) = self.session(cx, &caller, id).await?;
+                let c = cx
+                    .engine()
                     .request_agent(&actor, c.id, None, None)
                     .await
                     .map_err(engine_error)?;
-                self.session_answer(app, &actor, &c, id).await
+                self.session_answer(cx, &actor, &c, id).await
             }
             (&Method::POST, [id, "agent-message"]) => {
                 let staff = staff(&caller)?.clone();
                 let text = message_text(&read_object(body).await?)?;
-                let (_, c) = self.session(app, &caller, id).await?;
-                let posted = app
-                    .engine
+                let (_, c) = self.session(cx, &caller, id).await?;
+                let posted = cx
+                    .engine()
                     .post_message(&staff, c.id, PostMessage::text(text))
                     .await
                     .map_err(engine_error)?;
@@ -220,17 +219,17 @@ impl QuickChat {
                 })))
             }
             (&Method::POST, [id, "end"]) => {
-                let (actor, c) = self.session(app, &caller, id).await?;
+                let (actor, c) = self.session(cx, &caller, id).await?;
                 // Ending an ended session is answered like the document does: with it.
                 let c = if matches!(c.mode, Mode::Closed | Mode::Archived) {
                     c
                 } else {
-                    app.engine
+                    cx.engine()
                         .close(&actor, c.id, None)
                         .await
                         .map_err(engine_error)?
                 };
-                self.session_answer(app, &actor, &c, id).await
+                self.session_answer(cx, &actor, &c, id).await
             }
             (_, [] | [_] | [_, "messages" | "request-agent" | "agent-message" | "end"]) => {
                 Err(fail(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"))
@@ -242,7 +241,7 @@ impl QuickChat {
     /// `POST /api/chat/sessions`: opens a conversation for the visitor and answers with
     /// its id, which is a fresh visitor token (the only thing the document's frontend
     /// keeps, so it must be the credential; see the README).
-    async fn create(&self, app: &Arc<App>, data: Value) -> Answer {
+    async fn create(&self, cx: &Context, data: Value) -> Answer {
         let text = |key: &str| -> Result<Option<String>, Resp> {
             match data.get(key) {
                 None | Some(Value::Null) => Ok(None),
@@ -264,8 +263,8 @@ impl QuickChat {
             },
             ..Default::default()
         };
-        let opened = app
-            .engine
+        let opened = cx
+            .engine()
             .open_conversation(&system, input)
             .await
             .map_err(engine_error)?;
@@ -277,9 +276,9 @@ impl QuickChat {
             contact_id: opened.contact.id,
             conversation_id: Some(opened.conversation.id),
             created_at: now,
-            expires_at: Some(now + app.config.visitor_token_ttl),
+            expires_at: Some(now + cx.config().visitor_token_ttl),
         };
-        app.engine
+        cx.engine()
             .store_visitor_token(&system, &record)
             .await
             .map_err(engine_error)?;
@@ -292,7 +291,7 @@ impl QuickChat {
     /// `GET /api/chat/sessions` (staff): every session the staff member can see, newest
     /// activity first. Ids here are conversation ids: staff never learn a visitor's
     /// credential, and staff routes accept either id.
-    async fn list(&self, app: &Arc<App>, caller: &Caller) -> Answer {
+    async fn list(&self, cx: &Context, caller: &Caller) -> Answer {
         let actor = staff(caller)?;
         let mut sessions = Vec::new();
         let mut contacts: HashMap<ContactId, Option<Contact>> = HashMap::new();
@@ -303,8 +302,8 @@ impl QuickChat {
                 limit: Some(200),
                 ..Default::default()
             };
-            let page = app
-                .engine
+            let page = cx
+                .engine()
                 .list_conversations(actor, filter)
                 .await
                 .map_err(engine_error)?;
@@ -312,7 +311,7 @@ impl QuickChat {
                 if let std::collections::hash_map::Entry::Vacant(slot) =
                     contacts.entry(c.contact_id)
                 {
-                    slot.insert(app.engine.contact(actor, c.contact_id).await.ok());
+                    slot.insert(cx.engine().contact(actor, c.contact_id).await.ok());
                 }
                 let contact = contacts[&c.contact_id].as_ref();
                 sessions.push(session_view(c, contact, &c.id.to_string()));
@@ -330,10 +329,10 @@ impl QuickChat {
     /// fields of the session may be sent back unchanged (a frontend that PATCHes the whole
     /// object still works). Changing anything else is refused, since the engine, not a
     /// free dictionary, holds the session.
-    async fn patch(&self, app: &Arc<App>, actor: &Actor, id: &str, changes: Value) -> Answer {
+    async fn patch(&self, cx: &Context, actor: &Actor, id: &str, changes: Value) -> Answer {
         let caller = Caller::Actor(actor.clone());
-        let (_, c) = self.session(app, &caller, id).await?;
-        let current = self.session_json(app, actor, &c, id).await?;
+        let (_, c) = self.session(cx, &caller, id).await?;
+        let current = self.session_json(cx, actor, &c, id).await?;
         let Value::Object(changes) = changes else {
             return Err(fail(StatusCode::BAD_REQUEST, "Expected a JSON object"));
         };
@@ -350,7 +349,7 @@ impl QuickChat {
                 }
             }
         }
-        let engine = &app.engine;
+        let engine = cx.engine();
         let id_ = c.id;
         let changed = match (status.as_deref(), c.mode) {
             (None, _)
@@ -372,7 +371,7 @@ impl QuickChat {
             }
         };
         let c = changed.map_err(engine_error)?;
-        self.session_answer(app, actor, &c, id).await
+        self.session_answer(cx, actor, &c, id).await
     }
 
     /// The session `id` names and the actor to act as. A visitor's id is its visitor
@@ -380,7 +379,7 @@ impl QuickChat {
     /// Everything else, including a guessed id, is the document's 404.
     async fn session(
         &self,
-        app: &Arc<App>,
+        cx: &Context,
         caller: &Caller,
         id: &str,
     ) -> Result<(Actor, Conversation), Resp> {
@@ -389,8 +388,8 @@ impl QuickChat {
             _ => None,
         };
         let (actor, conversation) = if id.starts_with(auth::VISITOR_PREFIX) {
-            let record = app
-                .engine
+            let record = cx
+                .engine()
                 .visitor_token(&auth::token_digest(id))
                 .await
                 .map_err(engine_error)?
@@ -412,8 +411,8 @@ impl QuickChat {
             let conversation: ConversationId = id.parse().map_err(|_| not_found())?;
             (actor, conversation)
         };
-        let c = app
-            .engine
+        let c = cx
+            .engine()
             .conversation(&actor, conversation)
             .await
             .map_err(engine_error)?;
@@ -422,13 +421,13 @@ impl QuickChat {
 
     async fn session_json(
         &self,
-        app: &Arc<App>,
+        cx: &Context,
         actor: &Actor,
         c: &Conversation,
         id: &str,
     ) -> Result<Value, Resp> {
-        let contact = app
-            .engine
+        let contact = cx
+            .engine()
             .contact(actor, c.contact_id)
             .await
             .map_err(engine_error)?;
@@ -437,12 +436,12 @@ impl QuickChat {
 
     async fn session_answer(
         &self,
-        app: &Arc<App>,
+        cx: &Context,
         actor: &Actor,
         c: &Conversation,
         id: &str,
     ) -> Answer {
-        let session = self.session_json(app, actor, c, id).await?;
+        let session = self.session_json(cx, actor, c, id).await?;
         Ok(ok(json!({ "success": true, "session": session })))
     }
 }
@@ -528,7 +527,7 @@ fn message_json(m: &Message) -> Value {
 }
 
 /// Every message of the session, oldest first (timeline events and notes left out).
-async fn history(app: &Arc<App>, actor: &Actor, id: ConversationId) -> Result<Vec<Value>, Resp> {
+async fn history(cx: &Context, actor: &Actor, id: ConversationId) -> Result<Vec<Value>, Resp> {
     let mut out = Vec::new();
     let mut after = 0;
     loop {
@@ -537,8 +536,8 @@ async fn history(app: &Arc<App>, actor: &Actor, id: ConversationId) -> Result<Ve
             before: None,
             limit: Some(200),
         };
-        let batch = app
-            .engine
+        let batch = cx
+            .engine()
             .messages(actor, id, page)
             .await
             .map_err(engine_error)?;

@@ -14,7 +14,6 @@
 mod shapes;
 mod socket;
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
@@ -26,7 +25,7 @@ use chat_server::accounts::{self, AccountError};
 use chat_server::auth::{self, Caller};
 use chat_server::http::{self, Resp};
 use chat_server::uploads::read_multipart;
-use chat_server::{App, Extension, Handled};
+use chat_server::{Context, Extension, Handled};
 use chat_starter::Starter;
 use chat_starter::fastapi;
 use chat_starter::numbering::{ChatNumbers, number_of};
@@ -243,17 +242,17 @@ impl SalonChat {
     }
 
     /// The signed-in caller of a request or socket.
-    async fn who(&self, app: &App, token: Option<String>) -> Result<Who, Resp> {
+    async fn who(&self, cx: &Context, token: Option<String>) -> Result<Who, Resp> {
         let Some(token) = token else {
             return Err(fastapi::unauthorized("Not authenticated"));
         };
         let invalid = || fastapi::unauthorized("Could not validate credentials");
-        let actor = match app.authenticate(Some(&token)).await {
+        let actor = match cx.authenticate(Some(&token)).await {
             Ok(Caller::Actor(actor)) => actor,
             _ => return Err(invalid()),
         };
         let salon = self.salon(actor.tenant()).ok_or_else(invalid)?;
-        let mut dir = Directory::load(&app.engine, salon.tenant)
+        let mut dir = Directory::load(cx.engine(), salon.tenant)
             .await
             .map_err(engine_error)?;
         let participant = match actor {
@@ -270,7 +269,7 @@ impl SalonChat {
             } => Participant::Customer {
                 contact,
                 number: dir
-                    .customer(&app.engine, tenant, contact)
+                    .customer(cx.engine(), tenant, contact)
                     .await
                     .0
                     .ok_or_else(invalid)?,
@@ -645,7 +644,7 @@ fn paging(query: &str, default_size: usize) -> Result<(usize, usize), Resp> {
 
 #[async_trait::async_trait]
 impl Extension for SalonChat {
-    async fn handle(&self, app: &Arc<App>, req: Request<Incoming>, _ip: IpAddr) -> Handled {
+    async fn handle(&self, cx: &Context, req: Request<Incoming>) -> Handled {
         let path = req.uri().path().to_owned();
         let Some(rest) = path.strip_prefix("/api/v1/") else {
             return Handled::Declined(req);
@@ -654,15 +653,15 @@ impl Extension for SalonChat {
         let method = req.method().clone();
         let (name, answer): (&'static str, Answer) = match (&method, segments.as_slice()) {
             (&Method::POST, ["auth", "login"]) => {
-                ("/api/v1/auth/login", self.staff_login(app, req).await)
+                ("/api/v1/auth/login", self.staff_login(cx, req).await)
             }
             (&Method::POST, ["customer-auth", "login"]) => (
                 "/api/v1/customer-auth/login",
-                self.customer_login(app, req).await,
+                self.customer_login(cx, req).await,
             ),
             (&Method::GET, ["chat", "ws", "chat", kind @ ("user" | "customer")]) => (
                 "/api/v1/chat/ws/chat/{kind}",
-                socket::open(app, self, req, kind == &"user").await,
+                socket::open(cx, self, req, kind == &"user").await,
             ),
             (_, ["chat", ..]) => {
                 let token = auth::bearer(req.headers(), req.uri().query())
@@ -673,61 +672,58 @@ impl Extension for SalonChat {
                             .query()
                             .and_then(|q| http::query_param(q, "token"))
                     });
-                let mut who = match self.who(app, token).await {
+                let mut who = match self.who(cx, token).await {
                     Ok(who) => who,
                     Err(refused) => return Handled::Answered("/api/v1/chat", refused),
                 };
                 match (&method, &segments[1..]) {
                     (&Method::POST, ["chats"]) => {
-                        ("/api/v1/chat/chats", self.create(app, &mut who, req).await)
+                        ("/api/v1/chat/chats", self.create(cx, &mut who, req).await)
                     }
                     (&Method::GET, ["chats"]) => {
-                        ("/api/v1/chat/chats", list(app, &mut who, &req, true).await)
+                        ("/api/v1/chat/chats", list(cx, &mut who, &req, true).await)
                     }
                     (&Method::POST, ["chats", "customer"]) => (
                         "/api/v1/chat/chats/customer",
-                        self.create_as_customer(app, &mut who, req).await,
+                        self.create_as_customer(cx, &mut who, req).await,
                     ),
                     (&Method::GET, ["chats", "customer"]) => (
                         "/api/v1/chat/chats/customer",
-                        list(app, &mut who, &req, false).await,
+                        list(cx, &mut who, &req, false).await,
                     ),
                     (&Method::GET, ["chats", id]) => {
-                        ("/api/v1/chat/chats/{id}", chat(app, &mut who, id).await)
+                        ("/api/v1/chat/chats/{id}", chat(cx, &mut who, id).await)
                     }
                     (&Method::GET, ["chats", id, "messages"]) => (
                         "/api/v1/chat/chats/{id}/messages",
-                        history(app, &mut who, &req, id).await,
+                        history(cx, &mut who, &req, id).await,
                     ),
                     (&Method::POST, ["chats", id, "messages"]) => {
                         let id = id.to_string();
                         (
                             "/api/v1/chat/chats/{id}/messages",
-                            post(app, &mut who, req, &id).await,
+                            post(cx, &mut who, req, &id).await,
                         )
                     }
                     (&Method::PUT, ["messages", id]) => {
                         let id = id.to_string();
                         (
                             "/api/v1/chat/messages/{id}",
-                            edit(app, &mut who, req, &id).await,
+                            edit(cx, &mut who, req, &id).await,
                         )
                     }
-                    (&Method::DELETE, ["messages", id]) => (
-                        "/api/v1/chat/messages/{id}",
-                        delete(app, &mut who, id).await,
-                    ),
+                    (&Method::DELETE, ["messages", id]) => {
+                        ("/api/v1/chat/messages/{id}", delete(cx, &mut who, id).await)
+                    }
                     (&Method::POST, ["upload"]) => {
-                        ("/api/v1/chat/upload", upload(app, &who, req).await)
+                        ("/api/v1/chat/upload", upload(cx, &who, req).await)
                     }
                     // Blob keys hold a folder per chat: the key is the rest of the path.
                     (&Method::GET, ["files", chat, key @ ..]) if !key.is_empty() => (
                         "/api/v1/chat/files/{chat}/{key}",
-                        download(app, &who, chat, &key.join("/")).await,
+                        download(cx, &who, chat, &key.join("/")).await,
                     ),
-                    (&Method::GET, ["stats"]) => {
-                        ("/api/v1/chat/stats", self.stats(app, &who).await)
-                    }
+                    (&Method::GET, ["stats"]) => ("/api/v1/chat/stats", self.stats(cx, &who).await),
                     _ => (
                         "not_found",
                         Err(fastapi::detail(StatusCode::NOT_FOUND, "Not Found")),
@@ -761,7 +757,7 @@ fn path_number(text: &str, what: &str) -> Result<u64, Resp> {
 
 impl SalonChat {
     /// `POST /api/v1/auth/login`: the OAuth2 password form, `username` being the e-mail.
-    async fn staff_login(&self, app: &App, req: Request<Incoming>) -> Answer {
+    async fn staff_login(&self, cx: &Context, req: Request<Incoming>) -> Answer {
         let bytes = http::collect(req.into_body(), MAX_BODY)
             .await
             .map_err(|e| fastapi::detail(e.status, &e.message))?;
@@ -781,7 +777,7 @@ impl SalonChat {
         // e-mail and password wins.
         for salon in self.salons() {
             if let Some((_, token)) =
-                accounts::staff_login(&app.engine, &app.config, salon.tenant, &username, &password)
+                accounts::staff_login(cx.engine(), cx.config(), salon.tenant, &username, &password)
                     .await
                     .map_err(|_| {
                         fastapi::detail(StatusCode::INTERNAL_SERVER_ERROR, "Login failed")
@@ -798,7 +794,7 @@ impl SalonChat {
 
     /// `POST /api/v1/customer-auth/login`: `{phone_number, password}` and, when the
     /// phone number is a customer of several salons, `salon_id`.
-    async fn customer_login(&self, app: &App, req: Request<Incoming>) -> Answer {
+    async fn customer_login(&self, cx: &Context, req: Request<Incoming>) -> Answer {
         let body = json_body(req).await?;
         let fields = fastapi::strings(&body, &["phone_number", "password"])?;
         let (phone, password) = (normalize_phone(&fields[0]), &fields[1]);
@@ -809,7 +805,7 @@ impl SalonChat {
                 continue;
             }
             if let Some((contact, token)) =
-                accounts::login(&app.engine, &app.config, salon.tenant, &phone, password)
+                accounts::login(cx.engine(), cx.config(), salon.tenant, &phone, password)
                     .await
                     .map_err(engine_error)?
             {
@@ -842,7 +838,7 @@ impl SalonChat {
     }
 
     /// `POST /api/v1/chat/chats`: staff start a chat with a customer of the salon.
-    async fn create(&self, app: &App, who: &mut Who, req: Request<Incoming>) -> Answer {
+    async fn create(&self, cx: &Context, who: &mut Who, req: Request<Incoming>) -> Answer {
         who.staff_only()?;
         let body = json_body(req).await?;
         let Some(customer_id) = body.get("customer_id").and_then(Value::as_u64) else {
@@ -853,7 +849,7 @@ impl SalonChat {
                 body.get("customer_id").cloned().unwrap_or(Value::Null),
             )]));
         };
-        let engine = &app.engine;
+        let engine = cx.engine();
         let customer = self
             .customer(engine, &who.salon, customer_id)
             .await
@@ -888,7 +884,12 @@ impl SalonChat {
     }
 
     /// `POST /api/v1/chat/chats/customer`: a customer opens a chat with the salon.
-    async fn create_as_customer(&self, app: &App, who: &mut Who, req: Request<Incoming>) -> Answer {
+    async fn create_as_customer(
+        &self,
+        cx: &Context,
+        who: &mut Who,
+        req: Request<Incoming>,
+    ) -> Answer {
         who.customer_only()?;
         let body = json_body(req).await?;
         let mut metadata = std::collections::BTreeMap::new();
@@ -908,7 +909,7 @@ impl SalonChat {
             metadata,
             ..Default::default()
         };
-        let engine = &app.engine;
+        let engine = cx.engine();
         let (_, opened) = who
             .salon
             .chats
@@ -922,9 +923,9 @@ impl SalonChat {
     }
 
     /// `GET /api/v1/chat/stats`: the salon's chats and who is connected.
-    async fn stats(&self, app: &App, who: &Who) -> Answer {
+    async fn stats(&self, cx: &Context, who: &Who) -> Answer {
         who.staff_only()?;
-        let engine = &app.engine;
+        let engine = cx.engine();
         let mut counts: std::collections::BTreeMap<Mode, u64>;
         let mut unread = 0;
         let mut cursor = None;
@@ -973,7 +974,7 @@ impl SalonChat {
 
 /// `GET /api/v1/chat/chats` (staff) and `/chats/customer` (the customer's own), newest
 /// activity first, `?page=&page_size=&is_archived=`.
-async fn list(app: &App, who: &mut Who, req: &Request<Incoming>, staff_route: bool) -> Answer {
+async fn list(cx: &Context, who: &mut Who, req: &Request<Incoming>, staff_route: bool) -> Answer {
     if staff_route {
         who.staff_only()?;
     } else {
@@ -992,7 +993,7 @@ async fn list(app: &App, who: &mut Who, req: &Request<Incoming>, staff_route: bo
         ],
         _ => Vec::new(),
     };
-    let engine = &app.engine;
+    let engine = cx.engine();
     // Walk whole pages of the engine's cursor list to the one asked for.
     let mut cursor = None;
     let mut skipped = 0;
@@ -1038,17 +1039,17 @@ async fn list(app: &App, who: &mut Who, req: &Request<Incoming>, staff_route: bo
 }
 
 /// `GET /api/v1/chat/chats/{id}`.
-async fn chat(app: &App, who: &mut Who, id: &str) -> Answer {
-    let c = who.chat(&app.engine, path_number(id, "chat_id")?).await?;
-    Ok(ok(StatusCode::OK, who.chat_json(&app.engine, &c).await))
+async fn chat(cx: &Context, who: &mut Who, id: &str) -> Answer {
+    let c = who.chat(cx.engine(), path_number(id, "chat_id")?).await?;
+    Ok(ok(StatusCode::OK, who.chat_json(cx.engine(), &c).await))
 }
 
 /// `GET /api/v1/chat/chats/{id}/messages?page=&page_size=`: page 1 is the newest
 /// `page_size` messages, each page oldest first.
-async fn history(app: &App, who: &mut Who, req: &Request<Incoming>, id: &str) -> Answer {
+async fn history(cx: &Context, who: &mut Who, req: &Request<Incoming>, id: &str) -> Answer {
     let number = path_number(id, "chat_id")?;
     let (page, size) = paging(req.uri().query().unwrap_or_default(), 50)?;
-    let engine = &app.engine;
+    let engine = cx.engine();
     let c = who.chat(engine, number).await?;
     let mut before = None;
     let mut window = Vec::new();
@@ -1087,23 +1088,23 @@ async fn history(app: &App, who: &mut Who, req: &Request<Incoming>, id: &str) ->
 }
 
 /// `POST /api/v1/chat/chats/{id}/messages`.
-async fn post(app: &App, who: &mut Who, req: Request<Incoming>, id: &str) -> Answer {
+async fn post(cx: &Context, who: &mut Who, req: Request<Incoming>, id: &str) -> Answer {
     let number = path_number(id, "chat_id")?;
     let body = json_body(req).await?;
-    let (c, m) = who.send(&app.engine, number, &body).await?;
+    let (c, m) = who.send(cx.engine(), number, &body).await?;
     Ok(ok(
         StatusCode::CREATED,
-        who.message_json(&app.engine, number, c.contact_id, &m)
+        who.message_json(cx.engine(), number, c.contact_id, &m)
             .await,
     ))
 }
 
 /// `PUT /api/v1/chat/messages/{id}`: the sender edits within 15 minutes.
-async fn edit(app: &App, who: &mut Who, req: Request<Incoming>, id: &str) -> Answer {
+async fn edit(cx: &Context, who: &mut Who, req: Request<Incoming>, id: &str) -> Answer {
     let id = path_number(id, "message_id")?;
     let body = json_body(req).await?;
     let content = fastapi::strings(&body, &["content"])?.remove(0);
-    let engine = &app.engine;
+    let engine = cx.engine();
     let (chat, c, m) = who.message(engine, id).await?;
     if m.deleted_at.is_some() {
         return Err(fastapi::detail(
@@ -1131,9 +1132,9 @@ async fn edit(app: &App, who: &mut Who, req: Request<Incoming>, id: &str) -> Ans
 }
 
 /// `DELETE /api/v1/chat/messages/{id}`: soft delete by the sender (or a salon admin).
-async fn delete(app: &App, who: &mut Who, id: &str) -> Answer {
+async fn delete(cx: &Context, who: &mut Who, id: &str) -> Answer {
     let id = path_number(id, "message_id")?;
-    let engine = &app.engine;
+    let engine = cx.engine();
     let (_, _, m) = who.message(engine, id).await?;
     if m.deleted_at.is_some() {
         return Err(fastapi::detail(StatusCode::NOT_FOUND, "Message not found"));
@@ -1155,7 +1156,7 @@ async fn delete(app: &App, who: &mut Who, id: &str) -> Answer {
 }
 
 /// `POST /api/v1/chat/upload`: a multipart form with `file` and the `chat_id` it is for.
-async fn upload(app: &App, who: &Who, req: Request<Incoming>) -> Answer {
+async fn upload(cx: &Context, who: &Who, req: Request<Incoming>) -> Answer {
     let (parts, body) = req.into_parts();
     let form = read_multipart(&parts.headers, body, 1, MAX_FILE_BYTES)
         .await
@@ -1200,7 +1201,7 @@ async fn upload(app: &App, who: &Who, req: Request<Incoming>) -> Answer {
             "The file is empty",
         ));
     }
-    let engine = &app.engine;
+    let engine = cx.engine();
     let c = who.chat(engine, chat).await?;
     let stored = engine
         .upload_attachment(&who.actor, c.id, &file.file_name, mime, file.bytes.to_vec())
@@ -1220,13 +1221,13 @@ async fn upload(app: &App, who: &Who, req: Request<Incoming>) -> Answer {
 
 /// `GET /api/v1/chat/files/{chat}/{key}`: a chat's file, for those who may read the chat
 /// (the token may come as `?token=` for `<img src>`).
-async fn download(app: &App, who: &Who, chat: &str, key: &str) -> Answer {
+async fn download(cx: &Context, who: &Who, chat: &str, key: &str) -> Answer {
     let not_found = || fastapi::detail(StatusCode::NOT_FOUND, "File not found");
     let chat = path_number(chat, "chat_id")?;
-    let c = who.chat(&app.engine, chat).await.map_err(|_| not_found())?;
+    let c = who.chat(cx.engine(), chat).await.map_err(|_| not_found())?;
     let mime = file_type(key).ok_or_else(not_found)?;
-    let bytes = app
-        .engine
+    let bytes = cx
+        .engine()
         .download_attachment(&who.actor, c.id, key)
         .await
         .map_err(|_| not_found())?;

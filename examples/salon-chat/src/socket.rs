@@ -20,7 +20,7 @@ use chat_core::policy::Resolved;
 use chat_core::{
     ContactId, ConversationId, Engine, Event, EventPayload, MessagePage, Reader, TenantId,
 };
-use chat_server::App;
+use chat_server::Context;
 use chat_server::http::{self, Resp};
 use chat_server::realtime::Socket;
 use chat_starter::fastapi;
@@ -123,7 +123,7 @@ impl Drop for Seat {
 
 /// Upgrades one of the two sockets for a signed-in staff member (`staff`) or customer.
 pub(crate) async fn open(
-    app: &Arc<App>,
+    app: &Context,
     salons: &SalonChat,
     mut req: Request<Incoming>,
     staff: bool,
@@ -146,7 +146,7 @@ pub(crate) async fn open(
         ));
     }
     let resolved = app
-        .engine
+        .engine()
         .resolve(&who.actor)
         .await
         .map_err(crate::engine_error)?;
@@ -158,10 +158,10 @@ pub(crate) async fn open(
         let Some(socket) = socket.await else {
             return;
         };
-        let metrics = app.metrics.clone();
+        let metrics = app.metrics().clone();
         let _open = metrics.websocket_opened();
         let mut connection = Connection {
-            engine: app.engine.clone(),
+            engine: app.engine().clone(),
             who,
             resolved,
             seat,
@@ -244,10 +244,10 @@ async fn detail_of(resp: Resp) -> String {
 }
 
 impl Connection {
-    async fn run(&mut self, app: &Arc<App>, mut socket: Socket) -> Result<(), Closed> {
+    async fn run(&mut self, app: &Context, mut socket: Socket) -> Result<(), Closed> {
         let tenant = self.who.salon.tenant;
         // Subscribe before anything is read: nothing falls between the two.
-        let (head, mut live) = app.hub.live(tenant).await;
+        let (head, mut live) = app.hub().live(tenant).await;
         self.cursor = head;
         let mut signals = self.engine.bus().subscribe_ephemeral();
         send(
@@ -259,7 +259,7 @@ impl Connection {
             }),
         )
         .await?;
-        let mut shutdown = app.shutdown.clone();
+        let mut shutdown = app.shutdown();
         let result = loop {
             tokio::select! {
                 delivery = live.recv() => match delivery {
