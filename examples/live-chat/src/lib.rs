@@ -127,7 +127,10 @@ pub async fn open(db: &Path) -> std::result::Result<Starter, chat_starter::Error
 }
 
 /// Builds the extension for a starter (its session-id key lives beside the database).
-pub fn live_chat(starter: &Starter, options: Options) -> anyhow::Result<Arc<LiveChat>> {
+pub fn live_chat(
+    starter: &Starter,
+    options: Options,
+) -> std::result::Result<Arc<LiveChat>, chat_starter::Error> {
     let key = signing_key(&beside(&starter.db, "live-chat-session.key"))?;
     let limiter = options.rate_limit.map(|r| {
         let requests = f64::from(r.requests.max(1));
@@ -160,7 +163,7 @@ impl LiveChat {
     /// Seeds the document's example chat for `--demo`: John Doe, from the pricing page,
     /// asking about his order. Idempotent: if John already has a chat, that one is kept.
     /// Returns its session id.
-    pub async fn seed_demo(&self, engine: &Engine) -> anyhow::Result<String> {
+    pub async fn seed_demo(&self, engine: &Engine) -> chat_core::Result<String> {
         let system = Actor::System {
             tenant: self.tenant,
         };

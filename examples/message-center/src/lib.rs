@@ -50,7 +50,7 @@ pub async fn open(db: &Path) -> Result<Starter, chat_starter::Error> {
 }
 
 /// The routes of document 001 over the starter's engine and tenant.
-pub async fn message_center(starter: &Starter) -> anyhow::Result<Arc<MessageCenter>> {
+pub async fn message_center(starter: &Starter) -> chat_core::Result<Arc<MessageCenter>> {
     Ok(Arc::new(MessageCenter {
         tenant: starter.tenant,
         ids: ChatNumbers::load(&starter.engine, starter.tenant).await?,
@@ -502,7 +502,7 @@ impl MessageCenter {
 pub async fn seed_demo(
     starter: &Starter,
     center: &MessageCenter,
-) -> anyhow::Result<Vec<(String, Agent)>> {
+) -> Result<Vec<(String, Agent)>, chat_starter::Error> {
     let admin = starter
         .ensure_staff("Admin", &login_email("admin"), "admin123", Role::Admin)
         .await?;
@@ -522,7 +522,7 @@ impl MessageCenter {
         engine: &Engine,
         contact: ContactInput,
         channel: Channel,
-    ) -> anyhow::Result<ConversationId> {
+    ) -> chat_core::Result<ConversationId> {
         let metadata = [(
             shapes::NAME.to_owned(),
             contact.name.clone().unwrap_or_default(),

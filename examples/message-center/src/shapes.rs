@@ -203,7 +203,7 @@ pub async fn seed_chats(
     engine: &Engine,
     center: &MessageCenter,
     agent: AgentId,
-) -> anyhow::Result<()> {
+) -> chat_core::Result<()> {
     let system = center.system();
     let contact = |name: &str, phone: &str, email: &str, address: &str| ContactInput {
         name: Some(name.into()),

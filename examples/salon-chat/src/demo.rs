@@ -8,6 +8,27 @@ use serde_json::{Value, json};
 use crate::salons::{Salon, SalonChat};
 use crate::{CUSTOMER_NUMBER, FIRST_SALON, normalize_phone};
 
+/// Why `--demo` could not seed the document's examples.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// The engine refused or failed.
+    #[error(transparent)]
+    Engine(#[from] chat_core::Error),
+    /// Hashing a password or signing a token failed.
+    #[error(transparent)]
+    Server(#[from] chat_server::error::Error),
+    /// A demo customer could not be added.
+    #[error(transparent)]
+    Customer(#[from] crate::CustomerError),
+    /// A demo login exists with another password, so no token can be written for it.
+    #[error("the demo password of {0} was changed")]
+    PasswordChanged(String),
+    /// Seeded data is gone (deleted behind the template's back).
+    #[error("{0} is missing")]
+    Missing(&'static str),
+}
+
 /// A demo login: who, and the bearer token `--demo` writes for it.
 pub(crate) async fn demo_staff(
     starter: &Starter,
@@ -15,13 +36,13 @@ pub(crate) async fn demo_staff(
     name: &str,
     email: &str,
     role: chat_core::Role,
-) -> anyhow::Result<Value> {
+) -> Result<Value, DemoError> {
     let engine = &starter.engine;
     chat_starter::ensure_staff(engine, salon.tenant, name, email, DEMO_PASSWORD, role).await?;
     let (_, token) =
         accounts::staff_login(engine, &starter.config, salon.tenant, email, DEMO_PASSWORD)
             .await?
-            .ok_or_else(|| anyhow::anyhow!("the demo password of {email} was changed"))?;
+            .ok_or_else(|| DemoError::PasswordChanged(email.to_owned()))?;
     Ok(
         json!({ "salon_id": salon.number, "email": email, "password": DEMO_PASSWORD, "token": token }),
     )
@@ -33,7 +54,7 @@ pub(crate) async fn demo_customer(
     salon: &Salon,
     name: &str,
     phone: &str,
-) -> anyhow::Result<Value> {
+) -> Result<Value, DemoError> {
     let engine = &starter.engine;
     let phone = normalize_phone(phone);
     if accounts::find(engine, salon.tenant, &phone)
@@ -47,7 +68,7 @@ pub(crate) async fn demo_customer(
     let (contact, token) =
         accounts::login(engine, &starter.config, salon.tenant, &phone, DEMO_PASSWORD)
             .await?
-            .ok_or_else(|| anyhow::anyhow!("the demo password of {phone} was changed"))?;
+            .ok_or_else(|| DemoError::PasswordChanged(phone.clone()))?;
     Ok(json!({
         "salon_id": salon.number,
         "customer_id": contact.metadata.get(CUSTOMER_NUMBER).and_then(|n| n.parse::<u64>().ok()),
@@ -65,7 +86,7 @@ pub const DEMO_PASSWORD: &str = "password";
 /// first) and `+15550001111`, and chat 1 between the admin and the first; a second salon, Uptown Salon, with its own admin and
 /// customer, to show that salons do not see each other. Returns the logins with fresh
 /// tokens, for `demo-tokens.json`.
-pub async fn seed_demo(starter: &Starter, salons: &SalonChat) -> anyhow::Result<Value> {
+pub async fn seed_demo(starter: &Starter, salons: &SalonChat) -> Result<Value, DemoError> {
     let engine = &starter.engine;
     let main = salons.ensure_salon(engine, FIRST_SALON).await?;
     let uptown = salons.ensure_salon(engine, "Uptown Salon").await?;
@@ -103,7 +124,7 @@ pub async fn seed_demo(starter: &Starter, salons: &SalonChat) -> anyhow::Result<
             .store()
             .agent_by_email(main.tenant, "admin@salon.com")
             .await?
-            .ok_or_else(|| anyhow::anyhow!("the demo admin is missing"))?;
+            .ok_or(DemoError::Missing("the demo admin"))?;
         let actor = Actor::Staff {
             tenant: main.tenant,
             agent: admin_agent.id,
@@ -111,7 +132,7 @@ pub async fn seed_demo(starter: &Starter, salons: &SalonChat) -> anyhow::Result<
         let customer_contact = salons
             .customer(engine, &main, customer["customer_id"].as_u64().unwrap_or(1))
             .await?
-            .ok_or_else(|| anyhow::anyhow!("the demo customer is missing"))?;
+            .ok_or(DemoError::Missing("the demo customer"))?;
         let (_, opened) = main
             .chats
             .open(

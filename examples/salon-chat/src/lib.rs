@@ -28,7 +28,7 @@ use std::path::Path;
 use chat_core::TenantSettings;
 use chat_starter::Starter;
 
-pub use demo::{DEMO_PASSWORD, seed_demo};
+pub use demo::{DEMO_PASSWORD, DemoError, seed_demo};
 pub use files::file_type;
 pub use salons::{CustomerError, Salon, SalonChat, normalize_phone};
 pub use shapes::{MESSAGE_STRIDE, message_number, split_message_number};

@@ -56,7 +56,7 @@ pub fn normalize_phone(phone: &str) -> String {
 
 impl SalonChat {
     /// Reads every salon of the database.
-    pub async fn load(starter: &Starter) -> anyhow::Result<Arc<Self>> {
+    pub async fn load(starter: &Starter) -> chat_core::Result<Arc<Self>> {
         let engine = &starter.engine;
         let mut tenants = engine.tenants().await?;
         tenants.sort_by_key(|t| (t.created_at, t.id));
@@ -92,7 +92,7 @@ impl SalonChat {
         &self,
         engine: &chat_core::Engine,
         name: &str,
-    ) -> anyhow::Result<Arc<Salon>> {
+    ) -> chat_core::Result<Arc<Salon>> {
         let _adding = self.adding.lock().await;
         if let Some(s) = self.salons().into_iter().find(|s| s.name == name) {
             return Ok(s);
