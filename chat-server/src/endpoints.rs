@@ -6,6 +6,8 @@
 
 use hyper::Method;
 
+use crate::paths::{Matched, PathParams, PathTable};
+
 /// Which callers an endpoint admits before the engine's policy has its say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -174,15 +176,15 @@ pub const ENDPOINTS: &[EndpointSpec] = &[
     endpoint(Method::GET, "/v1/ws", WebSocket, Authenticated, "Realtime: upgrade to the WebSocket protocol (PROTOCOL.md). Token by header, `access_token` query or subprotocol `chat.v1, <token>`.", None, 101, None, &["access_token"]),
 ];
 
-/// Finds the endpoint of a request: a matchit table built from [`ENDPOINTS`].
+/// Finds the endpoint of a request: a [`PathTable`] built from [`ENDPOINTS`].
 pub struct EndpointTable {
-    paths: matchit::Router<Vec<(Method, Endpoint)>>,
+    table: PathTable<&'static EndpointSpec>,
 }
 
 /// What the table found for a request.
 pub enum Found {
     /// A handler with its path parameters.
-    Endpoint(&'static EndpointSpec, Vec<(String, String)>),
+    Endpoint(&'static EndpointSpec, PathParams),
     /// The path exists, not with this method; lists the allowed ones.
     MethodNotAllowed(Vec<Method>),
     /// No such path.
@@ -191,43 +193,21 @@ pub enum Found {
 
 impl Default for EndpointTable {
     fn default() -> Self {
-        let mut by_path: Vec<(&str, Vec<(Method, Endpoint)>)> = Vec::new();
-        for r in ENDPOINTS {
-            match by_path.iter_mut().find(|(p, _)| *p == r.path) {
-                Some((_, methods)) => methods.push((r.method.clone(), r.id)),
-                None => by_path.push((r.path, vec![(r.method.clone(), r.id)])),
-            }
+        Self {
+            table: PathTable::new(ENDPOINTS.iter().map(|e| (e.method.clone(), e.path, e))),
         }
-        let mut paths = matchit::Router::new();
-        for (path, methods) in by_path {
-            paths
-                .insert(path, methods)
-                .expect("endpoint paths do not clash");
-        }
-        Self { paths }
     }
 }
 
 impl EndpointTable {
     /// Looks up a request.
     pub fn find(&self, method: &Method, path: &str) -> Found {
-        let Ok(matched) = self.paths.at(path) else {
-            return Found::NotFound;
-        };
-        let params: Vec<(String, String)> = matched
-            .params
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        match matched.value.iter().find(|(m, _)| m == method) {
-            Some((_, id)) => {
-                let spec = ENDPOINTS
-                    .iter()
-                    .find(|r| r.id == *id)
-                    .expect("every endpoint is in the table");
-                Found::Endpoint(spec, params)
-            }
-            None => Found::MethodNotAllowed(matched.value.iter().map(|(m, _)| m.clone()).collect()),
+        match self.table.find(method, path) {
+            Matched::Found {
+                endpoint, params, ..
+            } => Found::Endpoint(endpoint, params),
+            Matched::MethodNotAllowed { allowed, .. } => Found::MethodNotAllowed(allowed),
+            Matched::NotFound => Found::NotFound,
         }
     }
 }

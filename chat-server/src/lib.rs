@@ -11,6 +11,7 @@ pub mod extension;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
+mod paths;
 pub mod ratelimit;
 pub mod realtime;
 mod server;

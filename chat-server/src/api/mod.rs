@@ -20,6 +20,7 @@ use crate::auth::Caller;
 use crate::endpoints::{Endpoint, EndpointSpec};
 use crate::error::ApiError;
 use crate::http::{self, Resp};
+use crate::paths::PathParams;
 use crate::views::{ConversationView, conversation_view};
 
 /// Everything a handler gets.
@@ -27,7 +28,7 @@ pub struct Ctx {
     /// The server.
     pub app: Arc<App>,
     /// Path parameters.
-    pub params: Vec<(String, String)>,
+    pub params: PathParams,
     /// Raw query string.
     pub query: Option<String>,
     /// Request headers.
@@ -56,12 +57,7 @@ impl Ctx {
 
     /// A path parameter parsed as an id; 400 `invalid_id` if it is not one.
     pub fn id<T: FromStr>(&self, name: &str) -> Result<T, ApiError> {
-        let raw = self
-            .params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
+        let raw = self.params.get(name).unwrap_or_default();
         raw.parse().map_err(|_| {
             ApiError::new(
                 hyper::StatusCode::BAD_REQUEST,
