@@ -11,7 +11,7 @@
 mod shapes;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chat_core::store::AssignedFilter;
 use chat_core::{
@@ -20,6 +20,7 @@ use chat_core::{
 };
 use chat_server::auth::{self, Caller};
 use chat_server::error::ApiError;
+use chat_server::extension::{Matched, PathTable};
 use chat_server::http::{self, Resp};
 use chat_server::{Context, Extension, Handled};
 use chat_starter::Starter;
@@ -158,32 +159,57 @@ fn explicit_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
     Option::<u64>::deserialize(d).map(Some)
 }
 
+/// The handlers of the document's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Login,
+    List,
+    Create,
+    Send,
+    Detail,
+    Update,
+    Read,
+}
+
+/// Every endpoint of the document. Paths are matched without their trailing slash, so
+/// `/chats/` (FastAPI's spelling) and `/chats` are one endpoint.
+static ENDPOINTS: LazyLock<PathTable<Endpoint>> = LazyLock::new(|| {
+    use Endpoint::*;
+    PathTable::new([
+        (Method::POST, "/auth/login", Login),
+        (Method::GET, "/chats", List),
+        (Method::POST, "/chats", Create),
+        (Method::POST, "/chats/messages", Send),
+        (Method::GET, "/chats/{chat_id}", Detail),
+        (Method::PATCH, "/chats/{chat_id}", Update),
+        (Method::POST, "/chats/{chat_id}/read", Read),
+    ])
+});
+
 #[async_trait::async_trait]
 impl Extension for MessageCenter {
     async fn handle(&self, cx: &Context, req: Request<Incoming>) -> Handled {
-        let path = req.uri().path().to_owned();
-        let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-        let method = req.method().clone();
-        let (name, answer) = match (&method, segments.as_slice()) {
-            (&Method::POST, ["auth", "login"]) => ("/auth/login", self.login(cx, req).await),
-            (&Method::GET, ["chats"]) => ("/chats/", self.list(cx, req).await),
-            (&Method::POST, ["chats"]) => ("/chats/", self.create(cx, req).await),
-            (&Method::POST, ["chats", "messages"]) => ("/chats/messages", self.send(cx, req).await),
-            (&Method::GET, ["chats", id]) => {
-                let id = id.to_string();
-                ("/chats/{chat_id}", self.detail(cx, req, &id).await)
-            }
-            (&Method::PATCH, ["chats", id]) => {
-                let id = id.to_string();
-                ("/chats/{chat_id}", self.update(cx, req, &id).await)
-            }
-            (&Method::POST, ["chats", id, "read"]) => {
-                let id = id.to_string();
-                ("/chats/{chat_id}/read", self.read(cx, req, &id).await)
-            }
-            _ => return Handled::Declined(req),
+        let path = req.uri().path().trim_end_matches('/').to_owned();
+        // Other methods and paths are the built-in API's (its 404 and 405).
+        let Matched::Found {
+            endpoint,
+            pattern,
+            params,
+        } = ENDPOINTS.find(req.method(), &path)
+        else {
+            return Handled::Declined(req);
         };
-        Handled::Answered(name, answer.unwrap_or_else(|e| e))
+        let id = params.get("chat_id").unwrap_or_default();
+        let answer = match endpoint {
+            Endpoint::Login => self.login(cx, req).await,
+            Endpoint::List => self.list(cx, req).await,
+            Endpoint::Create => self.create(cx, req).await,
+            Endpoint::Send => self.send(cx, req).await,
+            Endpoint::Detail => self.detail(cx, req, id).await,
+            Endpoint::Update => self.update(cx, req, id).await,
+            Endpoint::Read => self.read(cx, req, id).await,
+        };
+        Handled::Answered(pattern, answer.unwrap_or_else(|e| e))
     }
 }
 
