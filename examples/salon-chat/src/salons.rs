@@ -23,7 +23,8 @@ pub struct Salon {
     pub(crate) next_customer: tokio::sync::Mutex<Option<u64>>,
 }
 
-/// The salons, and the [`Extension`] serving the document's routes for all of them.
+/// The salons, and the [`Extension`](chat_server::Extension) serving the document's
+/// routes for all of them.
 pub struct SalonChat {
     pub(crate) salons: RwLock<Vec<Arc<Salon>>>,
     pub(crate) adding: tokio::sync::Mutex<()>,
