@@ -6,7 +6,7 @@
 
 use hyper::Method;
 
-use crate::paths::{Matched, PathParams, PathTable};
+use crate::paths::PathTable;
 
 /// Which callers an endpoint admits before the engine's policy has its say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,38 +176,12 @@ pub const ENDPOINTS: &[EndpointSpec] = &[
     endpoint(Method::GET, "/v1/ws", WebSocket, Authenticated, "Realtime: upgrade to the WebSocket protocol (PROTOCOL.md). Token by header, `access_token` query or subprotocol `chat.v1, <token>`.", None, 101, None, &["access_token"]),
 ];
 
-/// Finds the endpoint of a request: a [`PathTable`] built from [`ENDPOINTS`].
-pub struct EndpointTable {
-    table: PathTable<&'static EndpointSpec>,
-}
+/// The table requests are matched against: [`ENDPOINTS`] in a [`PathTable`], whose
+/// [`Matched::Found`](crate::extension::Matched::Found) carries the endpoint's
+/// [`EndpointSpec`] (its pattern names it in metrics and logs).
+pub type EndpointTable = PathTable<&'static EndpointSpec>;
 
-/// What the table found for a request.
-pub enum Found {
-    /// A handler with its path parameters.
-    Endpoint(&'static EndpointSpec, PathParams),
-    /// The path exists, not with this method; lists the allowed ones.
-    MethodNotAllowed(Vec<Method>),
-    /// No such path.
-    NotFound,
-}
-
-impl Default for EndpointTable {
-    fn default() -> Self {
-        Self {
-            table: PathTable::new(ENDPOINTS.iter().map(|e| (e.method.clone(), e.path, e))),
-        }
-    }
-}
-
-impl EndpointTable {
-    /// Looks up a request.
-    pub fn find(&self, method: &Method, path: &str) -> Found {
-        match self.table.find(method, path) {
-            Matched::Found {
-                endpoint, params, ..
-            } => Found::Endpoint(endpoint, params),
-            Matched::MethodNotAllowed { allowed, .. } => Found::MethodNotAllowed(allowed),
-            Matched::NotFound => Found::NotFound,
-        }
-    }
+/// Builds the [`EndpointTable`].
+pub fn endpoint_table() -> EndpointTable {
+    PathTable::new(ENDPOINTS.iter().map(|e| (e.method.clone(), e.path, e)))
 }

@@ -20,8 +20,9 @@ use tracing::Instrument;
 use crate::api::{self, Ctx};
 use crate::app::{App, Config};
 use crate::auth::{self, Caller};
-use crate::endpoints::{Access, Endpoint, EndpointTable, Found};
+use crate::endpoints::{Access, Endpoint, EndpointTable, endpoint_table};
 use crate::error::ApiError;
+use crate::extension::Matched;
 use crate::extension::{Context, Extension, Handled};
 use crate::http::{self, Resp};
 
@@ -60,7 +61,7 @@ pub async fn run_with(
     let app = Arc::new(App::new(engine, config, stopped.clone()));
     let server = Arc::new(Server {
         app: app.clone(),
-        endpoints: EndpointTable::default(),
+        endpoints: endpoint_table(),
         extension,
     });
     tokio::spawn(run_timers(
@@ -291,8 +292,10 @@ impl Server {
             None => req,
         };
         let (endpoint, params) = match self.endpoints.find(req.method(), req.uri().path()) {
-            Found::Endpoint(endpoint, params) => (endpoint, params),
-            Found::MethodNotAllowed(allowed) => {
+            Matched::Found {
+                endpoint, params, ..
+            } => (*endpoint, params),
+            Matched::MethodNotAllowed { allowed, .. } => {
                 let e = ApiError::new(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "method_not_allowed",
@@ -309,7 +312,9 @@ impl Server {
                 }
                 return Ok(("method_not_allowed", response));
             }
-            Found::NotFound => return Err(("not_found", ApiError::not_found("no such endpoint"))),
+            Matched::NotFound => {
+                return Err(("not_found", ApiError::not_found("no such endpoint")));
+            }
         };
         let name = endpoint.path;
         let fail = |e: ApiError| (name, e);
