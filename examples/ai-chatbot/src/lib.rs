@@ -18,7 +18,7 @@ use chat_starter::fastapi;
 mod socket;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chat_core::{
     Actor, BotFailure, Contact, ContactId, Conversation, ConversationFilter, ConversationId,
@@ -27,6 +27,7 @@ use chat_core::{
 };
 use chat_server::accounts::{self, AccountError};
 use chat_server::auth::{self, Caller};
+use chat_server::extension::{Matched, PathTable};
 use chat_server::http::{self, Resp};
 use chat_server::{Context, Extension, Handled};
 use chat_starter::Starter;
@@ -126,42 +127,83 @@ fn redirect(to: &str) -> Resp {
     response
 }
 
+/// The handlers of the document's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    SignUp,
+    Token,
+    Me,
+    List,
+    Create,
+    Chat,
+    Messages,
+    Post,
+    Socket,
+}
+
+/// Every endpoint of the document, spelled as FastAPI declares them (with or without the
+/// trailing slash).
+static ENDPOINTS: LazyLock<PathTable<Endpoint>> = LazyLock::new(|| {
+    use Endpoint::*;
+    PathTable::new([
+        (Method::POST, "/users/", SignUp),
+        (Method::POST, "/token", Token),
+        (Method::GET, "/users/me", Me),
+        (Method::GET, "/chats/", List),
+        (Method::POST, "/chats/", Create),
+        (Method::GET, "/chats/{chat_id}", Chat),
+        (Method::GET, "/chats/{chat_id}/messages/", Messages),
+        (Method::POST, "/chats/{chat_id}/messages/", Post),
+        (Method::GET, "/ws", Socket),
+    ])
+});
+
+/// The other spelling of `path` (with or without its trailing slash), as FastAPI's
+/// `redirect_slashes` tries it.
+fn other_spelling(path: &str) -> String {
+    match path.strip_suffix('/') {
+        Some(trimmed) if !trimmed.is_empty() => trimmed.to_owned(),
+        _ => format!("{path}/"),
+    }
+}
+
 #[async_trait::async_trait]
 impl Extension for AiChatbot {
     async fn handle(&self, cx: &Context, req: Request<Incoming>) -> Handled {
         let path = req.uri().path().to_owned();
-        let segments: Vec<&str> = path.split('/').skip(1).collect();
-        let method = req.method().clone();
-        let (name, answer): (&'static str, Answer) = match (&method, segments.as_slice()) {
-            (&Method::POST, ["users", ""]) => ("/users/", self.sign_up(cx, req).await),
-            (&Method::POST, ["token"]) => ("/token", self.token(cx, req).await),
-            (&Method::GET, ["users", "me"]) => ("/users/me", self.me(cx, &req).await),
-            (&Method::GET, ["chats", ""]) => ("/chats/", self.list(cx, &req).await),
-            (&Method::POST, ["chats", ""]) => ("/chats/", self.create(cx, req).await),
-            (&Method::GET, ["chats", id]) => ("/chats/{chat_id}", self.chat(cx, &req, id).await),
-            (&Method::GET, ["chats", id, "messages", ""]) => (
-                "/chats/{chat_id}/messages/",
-                self.messages(cx, &req, id).await,
-            ),
-            (&Method::POST, ["chats", id, "messages", ""]) => {
-                let id = id.to_string();
-                ("/chats/{chat_id}/messages/", self.post(cx, req, &id).await)
+        let (endpoint, pattern, params) = match ENDPOINTS.find(req.method(), &path) {
+            Matched::Found {
+                endpoint,
+                pattern,
+                params,
+            } => (*endpoint, pattern, params),
+            Matched::MethodNotAllowed { .. } => {
+                let refused = fastapi::detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+                return Handled::Answered("method_not_allowed", refused);
             }
-            (&Method::GET, ["ws"]) => ("/ws", socket::open(cx, self, req).await),
-            (_, ["users" | "chats"]) | (_, ["chats", _, "messages"]) => {
-                ("redirect_slashes", Ok(redirect(&format!("{path}/"))))
+            // FastAPI answers the other spelling of a path it knows with a redirect, for
+            // any method; paths it does not know are the built-in API's.
+            Matched::NotFound => {
+                let other = other_spelling(&path);
+                return match ENDPOINTS.find(req.method(), &other) {
+                    Matched::NotFound => Handled::Declined(req),
+                    _ => Handled::Answered("redirect_slashes", redirect(&other)),
+                };
             }
-            (_, ["chats", _, ""]) => ("redirect_slashes", Ok(redirect(path.trim_end_matches('/')))),
-            (_, ["users", ""] | ["token"] | ["users", "me"] | ["chats", ..] | ["ws"]) => (
-                "method_not_allowed",
-                Err(fastapi::detail(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "Method Not Allowed",
-                )),
-            ),
-            _ => return Handled::Declined(req),
         };
-        Handled::Answered(name, answer.unwrap_or_else(|e| e))
+        let id = params.get("chat_id").unwrap_or_default();
+        let answer = match endpoint {
+            Endpoint::SignUp => self.sign_up(cx, req).await,
+            Endpoint::Token => self.token(cx, req).await,
+            Endpoint::Me => self.me(cx, &req).await,
+            Endpoint::List => self.list(cx, &req).await,
+            Endpoint::Create => self.create(cx, req).await,
+            Endpoint::Chat => self.chat(cx, &req, id).await,
+            Endpoint::Messages => self.messages(cx, &req, id).await,
+            Endpoint::Post => self.post(cx, req, id).await,
+            Endpoint::Socket => socket::open(cx, self, req).await,
+        };
+        Handled::Answered(pattern, answer.unwrap_or_else(|e| e))
     }
 }
 
