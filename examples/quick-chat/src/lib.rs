@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chat_core::{
     Actor, Contact, ContactId, ContactInput, Conversation, ConversationFilter, ConversationId,
@@ -27,6 +27,7 @@ use chat_core::{
     Sender, TenantId, TenantSettings, VisitorToken,
 };
 use chat_server::auth::{self, Caller};
+use chat_server::extension::{Matched, PathTable};
 use chat_server::http::{self, Resp};
 use chat_server::{Context, Extension, Handled};
 use chat_starter::Starter;
@@ -102,18 +103,43 @@ fn engine_error(e: chat_core::Error) -> Resp {
 
 type Answer = Result<Resp, Resp>;
 
-/// Which route a path and method name, for metrics (patterns, never raw ids).
-fn route_name(tail: &[&str]) -> &'static str {
-    match tail {
-        [] => "/api/chat/sessions",
-        [_] => "/api/chat/sessions/{id}",
-        [_, "messages"] => "/api/chat/sessions/{id}/messages",
-        [_, "request-agent"] => "/api/chat/sessions/{id}/request-agent",
-        [_, "agent-message"] => "/api/chat/sessions/{id}/agent-message",
-        [_, "end"] => "/api/chat/sessions/{id}/end",
-        _ => "/api/chat/sessions/unknown",
-    }
+/// The handlers of the document's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    List,
+    Create,
+    Get,
+    Update,
+    History,
+    Post,
+    RequestAgent,
+    AgentMessage,
+    End,
 }
+
+/// Every endpoint of the document. Paths are matched without a trailing slash.
+static ENDPOINTS: LazyLock<PathTable<Endpoint>> = LazyLock::new(|| {
+    use Endpoint::*;
+    PathTable::new([
+        (Method::GET, "/api/chat/sessions", List),
+        (Method::POST, "/api/chat/sessions", Create),
+        (Method::GET, "/api/chat/sessions/{id}", Get),
+        (Method::PATCH, "/api/chat/sessions/{id}", Update),
+        (Method::GET, "/api/chat/sessions/{id}/messages", History),
+        (Method::POST, "/api/chat/sessions/{id}/messages", Post),
+        (
+            Method::POST,
+            "/api/chat/sessions/{id}/request-agent",
+            RequestAgent,
+        ),
+        (
+            Method::POST,
+            "/api/chat/sessions/{id}/agent-message",
+            AgentMessage,
+        ),
+        (Method::POST, "/api/chat/sessions/{id}/end", End),
+    ])
+});
 
 #[async_trait::async_trait]
 impl Extension for QuickChat {
@@ -125,19 +151,24 @@ impl Extension for QuickChat {
         if !(rest.is_empty() || rest.starts_with('/')) {
             return Handled::Declined(req);
         }
-        let tail: Vec<&str> = rest
-            .trim_matches('/')
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .collect();
-        let name = route_name(&tail);
-        let answer = self.route(cx, req, &tail).await;
+        let matched = ENDPOINTS.find(req.method(), path.trim_end_matches('/'));
+        // Patterns, never raw ids, name the endpoint in metrics.
+        let name = match &matched {
+            Matched::Found { pattern, .. } | Matched::MethodNotAllowed { pattern, .. } => pattern,
+            Matched::NotFound => "/api/chat/sessions/unknown",
+        };
+        let answer = self.route(cx, req, matched).await;
         Handled::Answered(name, answer.unwrap_or_else(|e| e))
     }
 }
 
 impl QuickChat {
-    async fn route(&self, cx: &Context, req: Request<Incoming>, tail: &[&str]) -> Answer {
+    async fn route(
+        &self,
+        cx: &Context,
+        req: Request<Incoming>,
+        matched: Matched<'static, Endpoint>,
+    ) -> Answer {
         let (parts, body) = req.into_parts();
         let caller = match auth::bearer(&parts.headers, None) {
             Ok(token) => cx
@@ -146,25 +177,34 @@ impl QuickChat {
                 .map_err(|e| fail(e.status, "Invalid or expired token"))?,
             Err(_) => return Err(fail(StatusCode::UNAUTHORIZED, "Invalid or expired token")),
         };
-        let method = parts.method.clone();
-        match (&method, tail) {
-            (&Method::GET, []) => self.list(cx, &caller).await,
-            (&Method::POST, []) => self.create(cx, read_object(body).await?).await,
-            (&Method::GET, [id]) => {
+        let (endpoint, params) = match matched {
+            Matched::Found {
+                endpoint, params, ..
+            } => (*endpoint, params),
+            Matched::MethodNotAllowed { .. } => {
+                return Err(fail(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"));
+            }
+            Matched::NotFound => return Err(fail(StatusCode::NOT_FOUND, "Not found")),
+        };
+        let id = params.get("id").unwrap_or_default();
+        match endpoint {
+            Endpoint::List => self.list(cx, &caller).await,
+            Endpoint::Create => self.create(cx, read_object(body).await?).await,
+            Endpoint::Get => {
                 let (actor, c) = self.session(cx, &caller, id).await?;
                 self.session_answer(cx, &actor, &c, id).await
             }
-            (&Method::PATCH, [id]) => {
+            Endpoint::Update => {
                 let staff = staff(&caller)?;
                 let changes = read_object(body).await?;
                 self.patch(cx, staff, id, changes).await
             }
-            (&Method::GET, [id, "messages"]) => {
+            Endpoint::History => {
                 let (actor, c) = self.session(cx, &caller, id).await?;
                 let messages = history(cx, &actor, c.id).await?;
                 Ok(ok(json!({ "success": true, "messages": messages })))
             }
-            (&Method::POST, [id, "messages"]) => {
+            Endpoint::Post => {
                 let (actor, c) = self.session(cx, &caller, id).await?;
                 if !matches!(actor, Actor::Customer { .. }) {
                     return Err(fail(
@@ -195,7 +235,7 @@ impl QuickChat {
                     "session": session,
                 })))
             }
-            (&Method::POST, [id, "request-agent"]) => {
+            Endpoint::RequestAgent => {
                 let (actor, c) = self.session(cx, &caller, id).await?;
                 let c = cx
                     .engine()
@@ -204,7 +244,7 @@ impl QuickChat {
                     .map_err(engine_error)?;
                 self.session_answer(cx, &actor, &c, id).await
             }
-            (&Method::POST, [id, "agent-message"]) => {
+            Endpoint::AgentMessage => {
                 let staff = staff(&caller)?.clone();
                 let text = message_text(&read_object(body).await?)?;
                 let (_, c) = self.session(cx, &caller, id).await?;
@@ -218,7 +258,7 @@ impl QuickChat {
                     "message": message_json(&posted.message),
                 })))
             }
-            (&Method::POST, [id, "end"]) => {
+            Endpoint::End => {
                 let (actor, c) = self.session(cx, &caller, id).await?;
                 // Ending an ended session is answered like the document does: with it.
                 let c = if matches!(c.mode, Mode::Closed | Mode::Archived) {
@@ -231,10 +271,6 @@ impl QuickChat {
                 };
                 self.session_answer(cx, &actor, &c, id).await
             }
-            (_, [] | [_] | [_, "messages" | "request-agent" | "agent-message" | "end"]) => {
-                Err(fail(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"))
-            }
-            _ => Err(fail(StatusCode::NOT_FOUND, "Not found")),
         }
     }
 
