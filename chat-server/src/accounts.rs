@@ -10,8 +10,8 @@
 use chat_core::{Account, Actor, Agent, Contact, Engine, TenantId, VisitorToken};
 use time::OffsetDateTime;
 
+use crate::app::Config;
 use crate::auth;
-use crate::config::Config;
 
 /// Checks a staff member's e-mail and password in `tenant` and issues an access token, as
 /// `/v1/auth/login` does. `None` for an unknown e-mail, a wrong password or a disabled
@@ -22,7 +22,7 @@ pub async fn staff_login(
     tenant: TenantId,
     email: &str,
     password: &str,
-) -> anyhow::Result<Option<(Agent, String)>> {
+) -> Result<Option<(Agent, String)>, crate::error::Error> {
     let agent = engine
         .store()
         .agent_by_email(tenant, &email.trim().to_lowercase())
@@ -127,9 +127,14 @@ mod tests {
     }
 
     async fn actor_of(engine: &Engine, config: &Config, token: &str) -> Actor {
-        let caller = auth::authenticate(engine, config, &auth::TokenCache::default(), Some(token))
-            .await
-            .unwrap();
+        let caller = auth::authenticate(
+            engine,
+            &config.jwt,
+            &auth::TokenCache::default(),
+            Some(token),
+        )
+        .await
+        .unwrap();
         let Caller::Actor(actor) = caller else {
             panic!("a login token authenticates");
         };
@@ -213,9 +218,14 @@ mod tests {
             .unwrap();
         // The old session is gone; the old password too.
         assert!(
-            auth::authenticate(&engine, &config, &auth::TokenCache::default(), Some(&token))
-                .await
-                .is_err()
+            auth::authenticate(
+                &engine,
+                &config.jwt,
+                &auth::TokenCache::default(),
+                Some(&token)
+            )
+            .await
+            .is_err()
         );
         assert!(
             login(&engine, &config, tenant, "ada", "old-pw")
@@ -245,9 +255,14 @@ mod tests {
                 .is_none()
         );
         assert!(
-            auth::authenticate(&engine, &config, &auth::TokenCache::default(), Some(&token))
-                .await
-                .is_err()
+            auth::authenticate(
+                &engine,
+                &config.jwt,
+                &auth::TokenCache::default(),
+                Some(&token)
+            )
+            .await
+            .is_err()
         );
     }
 
@@ -255,7 +270,7 @@ mod tests {
     async fn staff_login_checks_the_password_and_the_active_flag() {
         let (engine, tenant) = engine().await;
         let config = Config::new(b"test-secret-test-secret-test-secret!");
-        let agent = crate::starter::ensure_staff(
+        let agent = crate::staff::ensure_staff(
             &engine,
             tenant,
             "Ada",

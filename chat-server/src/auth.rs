@@ -10,17 +10,139 @@ use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use base64::Engine as _;
 use chat_core::{Actor, AgentId, Engine, Role, TenantId};
 use hmac::{Hmac, KeyInit, Mac};
-use jsonwebtoken::{Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, JwtConfig};
-use crate::error::ApiError;
+use crate::error::{ApiError, Error};
 
 /// Prefix that tells visitor tokens from JWTs at a glance (and in secret scanners).
 pub const VISITOR_PREFIX: &str = "vt_";
 /// Prefix of bot tokens (external bot services answering through the API).
 pub const BOT_PREFIX: &str = "bt_";
+
+/// JWT signing and validation settings.
+#[derive(Clone)]
+pub struct JwtConfig {
+    /// The one algorithm accepted (pinned: a token claiming another is refused).
+    pub algorithm: Algorithm,
+    /// Signs tokens.
+    pub encoding: EncodingKey,
+    /// Checks tokens.
+    pub decoding: DecodingKey,
+    /// `iss` written and required.
+    pub issuer: String,
+    /// `aud` written and required.
+    pub audience: String,
+    /// Token lifetime.
+    pub ttl: Duration,
+}
+
+impl JwtConfig {
+    /// HS256 with a shared secret.
+    pub fn hs256(secret: &[u8]) -> Self {
+        Self {
+            algorithm: Algorithm::HS256,
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            issuer: "chat-server".into(),
+            audience: "chat-api".into(),
+            ttl: Duration::from_secs(12 * 3600),
+        }
+    }
+
+    /// An asymmetric pair (RS256, ES256, EdDSA ...) from PEM files' contents.
+    pub fn asymmetric(
+        algorithm: Algorithm,
+        private_pem: &[u8],
+        public_pem: &[u8],
+    ) -> Result<Self, KeyError> {
+        let (encoding, decoding) = match algorithm {
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => (
+                EncodingKey::from_rsa_pem(private_pem)?,
+                DecodingKey::from_rsa_pem(public_pem)?,
+            ),
+            Algorithm::ES256 | Algorithm::ES384 => (
+                EncodingKey::from_ec_pem(private_pem)?,
+                DecodingKey::from_ec_pem(public_pem)?,
+            ),
+            Algorithm::EdDSA => (
+                EncodingKey::from_ed_pem(private_pem)?,
+                DecodingKey::from_ed_pem(public_pem)?,
+            ),
+            other => return Err(KeyError::NotAsymmetric(other)),
+        };
+        Ok(Self {
+            algorithm,
+            encoding,
+            decoding,
+            ..Self::hs256(b"unused")
+        })
+    }
+}
+
+/// Reads the HS256 key at `path`, or makes one (256 random bits, hex) readable by the
+/// owner only, so tokens stay valid across restarts without a key on the command line.
+pub fn signing_key(path: &std::path::Path) -> Result<Vec<u8>, KeyError> {
+    use std::io::Write;
+    let file_error = |source| KeyError::File {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let key = text.trim().as_bytes().to_vec();
+            if key.len() < 32 {
+                return Err(KeyError::TooShort(path.to_owned()));
+            }
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key: String = random_bytes::<32>()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(path).map_err(file_error)?;
+            file.write_all(key.as_bytes()).map_err(file_error)?;
+            file.sync_all().map_err(file_error)?;
+            tracing::info!(path = %path.display(), "generated a new token signing key");
+            Ok(key.into_bytes())
+        }
+        Err(e) => Err(file_error(e)),
+    }
+}
+
+/// Why [`JwtConfig::asymmetric`] refused a key pair.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// A PEM file is not a key of the algorithm's kind.
+    #[error("the key does not suit the algorithm: {0}")]
+    Key(#[from] jsonwebtoken::errors::Error),
+    /// HS256 and the like take a shared secret ([`JwtConfig::hs256`]), not a key pair.
+    #[error("{0:?} is not an asymmetric algorithm")]
+    NotAsymmetric(Algorithm),
+    /// The key file could not be read or created.
+    #[error("key file {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The key file holds fewer than 32 bytes: too weak to sign tokens with.
+    #[error("the signing key in {} is shorter than 32 bytes", .0.display())]
+    TooShort(std::path::PathBuf),
+}
 
 /// Claims of a staff access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -44,10 +166,10 @@ pub struct Claims {
 }
 
 /// An argon2id hash in PHC format.
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
+pub fn hash_password(password: &str) -> Result<String, Error> {
     Ok(Argon2::default()
         .hash_password(password.as_bytes())
-        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?
+        .map_err(|e| Error::Hashing(e.to_string()))?
         .to_string())
 }
 
@@ -106,7 +228,7 @@ pub fn issue_token(
     agent: AgentId,
     role: Role,
     version: u64,
-) -> anyhow::Result<String> {
+) -> Result<String, Error> {
     let now = unix_now();
     let claims = Claims {
         sub: agent.to_string(),
@@ -365,7 +487,7 @@ async fn stored_token(
 /// into a caller. A present but bad credential is an error, never anonymous.
 pub async fn authenticate(
     engine: &Engine,
-    config: &Config,
+    jwt: &JwtConfig,
     cache: &TokenCache,
     token: Option<&str>,
 ) -> Result<Caller, ApiError> {
@@ -379,7 +501,7 @@ pub async fn authenticate(
         }
         return Ok(Caller::Actor(actor));
     }
-    let claims = verify_token(&config.jwt, token)?;
+    let claims = verify_token(jwt, token)?;
     let bad = || ApiError::unauthorized("the access token is not valid");
     let tenant: TenantId = claims.tid.parse().map_err(|_| bad())?;
     let agent: AgentId = claims.sub.parse().map_err(|_| bad())?;
@@ -485,13 +607,13 @@ mod tests {
         use chat_core::Credentials;
         let store = std::sync::Arc::new(chat_core::memory::MemoryStore::new());
         let engine = Engine::builder_with_backend(store.clone()).build();
-        let config = Config::new(b"0123456789abcdef0123456789abcdef");
+        let jwt = JwtConfig::hs256(b"0123456789abcdef0123456789abcdef");
         let cache = TokenCache::default();
 
         // Unknown tokens are refused and not remembered: once stored, they work.
         let (token, digest) = new_visitor_token();
         assert!(
-            authenticate(&engine, &config, &cache, Some(&token))
+            authenticate(&engine, &jwt, &cache, Some(&token))
                 .await
                 .is_err()
         );
@@ -503,7 +625,7 @@ mod tests {
             conversation: stored.conversation_id,
         });
         for _ in 0..2 {
-            let caller = authenticate(&engine, &config, &cache, Some(&token)).await;
+            let caller = authenticate(&engine, &jwt, &cache, Some(&token)).await;
             assert_eq!(caller.unwrap(), expected, "from the store, then the cache");
         }
 
@@ -515,7 +637,7 @@ mod tests {
             .await
             .unwrap();
         for _ in 0..2 {
-            let e = authenticate(&engine, &config, &cache, Some(&old))
+            let e = authenticate(&engine, &jwt, &cache, Some(&old))
                 .await
                 .unwrap_err();
             assert_eq!(e.status, hyper::StatusCode::UNAUTHORIZED);

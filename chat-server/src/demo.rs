@@ -1,5 +1,6 @@
-//! Demo data so a newcomer has something to look at: staff and the four conversations of
-//! the message-center seed (001), each in its mode.
+//! Demo data for `chat-server --demo`, so a newcomer has something to look at: staff and
+//! the four conversations of the message-center seed (001), each in its mode. A module of
+//! the binary, not of the library.
 
 use chat_core::{
     Actor, Availability, Channel, ContactInput, Engine, Mode, NewAgent, OpenConversation,
@@ -20,7 +21,7 @@ pub async fn seed(engine: &Engine, tenant: TenantId) -> anyhow::Result<Vec<Strin
     {
         return Ok(Vec::new());
     }
-    let hash = crate::auth::hash_password(DEMO_PASSWORD)?;
+    let hash = chat_server::auth::hash_password(DEMO_PASSWORD)?;
     let mut staff = Vec::new();
     let mut agent_id = None;
     for (name, email, role) in [

@@ -1,7 +1,6 @@
 //! The one error shape of the API: `{"error": {"code": "...", "message": "..."}}`, with a
 //! stable machine-readable code.
 
-use chat_core::Error;
 use hyper::StatusCode;
 use serde::Serialize;
 
@@ -101,19 +100,19 @@ impl ApiError {
     }
 }
 
-impl From<Error> for ApiError {
-    fn from(e: Error) -> Self {
+impl From<chat_core::Error> for ApiError {
+    fn from(e: chat_core::Error) -> Self {
         match e {
-            Error::NotFound(what) => Self::not_found(format!("{what} not found")),
-            Error::Forbidden(what) => Self::forbidden(format!("you may not {what}")),
-            Error::Conflict(why) => Self::new(StatusCode::CONFLICT, "conflict", why),
-            Error::InvalidTransition { from, to } => Self::new(
+            chat_core::Error::NotFound(what) => Self::not_found(format!("{what} not found")),
+            chat_core::Error::Forbidden(what) => Self::forbidden(format!("you may not {what}")),
+            chat_core::Error::Conflict(why) => Self::new(StatusCode::CONFLICT, "conflict", why),
+            chat_core::Error::InvalidTransition { from, to } => Self::new(
                 StatusCode::CONFLICT,
                 "invalid_transition",
                 format!("a conversation in {from} mode cannot become {to}"),
             ),
-            Error::Validation { field, message } => Self::invalid(field, message),
-            Error::Bot(why) => Self::new(StatusCode::BAD_GATEWAY, "bot_failed", why),
+            chat_core::Error::Validation { field, message } => Self::invalid(field, message),
+            chat_core::Error::Bot(why) => Self::new(StatusCode::BAD_GATEWAY, "bot_failed", why),
             // Storage details stay in the log; the client learns only that it failed.
             other => {
                 let kind = other.storage_kind_of();
@@ -126,4 +125,23 @@ impl From<Error> for ApiError {
             }
         }
     }
+}
+
+/// What the library's own operations (hashing a password, signing a token) can fail with;
+/// HTTP answers use [`ApiError`] instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The engine or its store refused or failed; the engine's error keeps its kind.
+    #[error(transparent)]
+    Engine(#[from] chat_core::Error),
+    /// argon2 could not hash a password (its parameters or memory).
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+    /// A token could not be signed with the configured key.
+    #[error("signing the token failed: {0}")]
+    Token(#[from] jsonwebtoken::errors::Error),
+    /// A blocking task (password hashing) panicked or was cancelled.
+    #[error("a blocking task did not finish: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }

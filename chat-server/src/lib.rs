@@ -3,25 +3,25 @@
 
 pub mod accounts;
 pub mod api;
+pub mod app;
 pub mod auth;
-pub mod config;
-pub mod demo;
+pub mod endpoints;
 pub mod error;
 pub mod extension;
-pub mod fastapi;
 pub mod http;
 pub mod metrics;
-pub mod numbering;
 pub mod openapi;
+mod paths;
 pub mod ratelimit;
 pub mod realtime;
-pub mod routes;
 mod server;
-pub mod starter;
+pub mod staff;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod uploads;
+pub mod views;
 
-pub use config::{Config, HttpLimits, JwtConfig};
-pub use extension::{Extension, Handled};
-pub use server::{App, run, run_with};
+pub use app::{Config, HttpLimits};
+pub use auth::JwtConfig;
+pub use extension::{Context, Extension, Handled};
+pub use server::{bind, run, run_with, shutdown_signal};

@@ -12,10 +12,13 @@ use chat_core::{
     Actor, Bot, Engine, EventBus, InProcessBus, LeastLoaded, Limits, NewAgent, Role, RoundRobin,
     Router, RuleBot, TenantSettings,
 };
-use chat_server::starter::{beside, bind, shutdown_signal, signing_key};
-use chat_server::{Config, HttpLimits, JwtConfig, auth, demo};
+use chat_server::auth::signing_key;
+use chat_server::{Config, HttpLimits, JwtConfig, auth, bind, shutdown_signal};
 use chat_sqlite::{Options, SqliteStore, Synchronous};
 use clap::{Parser, Subcommand, ValueEnum};
+
+// The binary's own: the library never seeds data (embedders and templates bring theirs).
+mod demo;
 
 /// Customer-support chat server: HTTP API and WebSocket on one port, data in SQLite.
 #[derive(Debug, Parser)]
@@ -377,6 +380,14 @@ async fn create_admin(
         .set_password(system, agent.id, &auth::hash_password(password)?)
         .await?;
     Ok(())
+}
+
+/// A file next to the database (the signing key's default place).
+fn beside(db: &std::path::Path, name: &str) -> PathBuf {
+    db.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .join(name)
 }
 
 fn jwt_config(cli: &Cli) -> anyhow::Result<JwtConfig> {

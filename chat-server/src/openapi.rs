@@ -1,9 +1,9 @@
-//! The OpenAPI 3.1 document, generated from the route table so that a route cannot exist
+//! The OpenAPI 3.1 document, generated from the endpoint table so that an endpoint cannot exist
 //! without being documented (and the test in `tests/openapi.rs` checks the reverse).
 
 use serde_json::{Map, Value, json};
 
-use crate::routes::{Access, ROUTES};
+use crate::endpoints::{Access, ENDPOINTS};
 
 /// The document as JSON text.
 pub fn document_json() -> String {
@@ -15,34 +15,34 @@ pub fn document_json() -> String {
 /// The document.
 pub fn document() -> Value {
     let mut paths = Map::new();
-    for route in ROUTES {
-        let entry = paths.entry(route.path).or_insert_with(|| json!({}));
+    for endpoint in ENDPOINTS {
+        let entry = paths.entry(endpoint.path).or_insert_with(|| json!({}));
         let mut op = json!({
-            "operationId": format!("{:?}", route.id),
-            "summary": route.summary,
-            "responses": responses(route.status, route.response),
+            "operationId": format!("{:?}", endpoint.id),
+            "summary": endpoint.summary,
+            "responses": responses(endpoint.status, endpoint.response),
         });
-        let mut parameters: Vec<Value> = path_params(route.path)
+        let mut parameters: Vec<Value> = path_params(endpoint.path)
             .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } }))
             .collect();
-        parameters.extend(route.query.iter().map(|name| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" } })));
+        parameters.extend(endpoint.query.iter().map(|name| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" } })));
         if !parameters.is_empty() {
             op["parameters"] = Value::Array(parameters);
         }
-        if let Some(schema) = route.request {
+        if let Some(schema) = endpoint.request {
             op["requestBody"] = json!({
                 "required": true,
                 "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
             });
         }
-        op["security"] = match route.access {
+        op["security"] = match endpoint.access {
             Access::Public => json!([{}, { "bearer": [] }]),
             Access::Authenticated | Access::Staff => json!([{ "bearer": [] }]),
         };
-        if route.access == Access::Staff {
+        if endpoint.access == Access::Staff {
             op["description"] = json!("Staff token required.");
         }
-        entry[route.method.as_str().to_lowercase()] = op;
+        entry[endpoint.method.as_str().to_lowercase()] = op;
     }
     json!({
         "openapi": "3.1.0",

@@ -18,33 +18,20 @@ use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
 use crate::api::{self, Ctx};
+use crate::app::{App, Config};
 use crate::auth::{self, Caller};
-use crate::config::Config;
+use crate::endpoints::{Access, Endpoint, EndpointTable, endpoint_table};
 use crate::error::ApiError;
-use crate::extension::{Extension, Handled};
+use crate::extension::Matched;
+use crate::extension::{Context, Extension, Handled};
 use crate::http::{self, Resp};
-use crate::metrics::Metrics;
-use crate::ratelimit::Limiter;
-use crate::routes::{Access, Found, RouteId, Router};
 
-/// Shared state of a running server.
-pub struct App {
-    /// The engine.
-    pub engine: Engine,
-    /// Settings.
-    pub config: Config,
-    /// Counters.
-    pub metrics: Arc<Metrics>,
-    /// Realtime connections.
-    pub hub: Arc<crate::realtime::Hub>,
-    router: Router,
+/// A running server: the shared state plus what only the accept loop needs to answer a
+/// request (the endpoint table and the embedder's extension).
+struct Server {
+    app: Arc<App>,
+    endpoints: EndpointTable,
     extension: Option<Arc<dyn Extension>>,
-    per_ip: Limiter,
-    per_token: Limiter,
-    /// Visitor and bot tokens already verified (see [`auth::TokenCache`]).
-    tokens: auth::TokenCache,
-    /// Flips to `true` when the server shuts down; long-lived connections watch it.
-    pub shutdown: watch::Receiver<bool>,
 }
 
 /// How long shutdown waits for in-flight requests and connections.
@@ -61,7 +48,7 @@ pub async fn run(
     run_with(listener, engine, config, None, shutdown).await
 }
 
-/// Like [`run`], with an [`Extension`]'s routes tried before the built-in ones.
+/// Like [`run`], with an [`Extension`]'s endpoints tried before the built-in ones.
 pub async fn run_with(
     listener: TcpListener,
     engine: Engine,
@@ -71,18 +58,11 @@ pub async fn run_with(
 ) -> std::io::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let limits = config.limits.clone();
-    let metrics = Arc::new(Metrics::default());
-    let app = Arc::new(App {
-        engine: engine.clone(),
-        per_ip: Limiter::new(limits.per_ip_rps, limits.burst),
-        per_token: Limiter::new(limits.per_token_rps, limits.burst),
-        tokens: auth::TokenCache::default(),
-        metrics: metrics.clone(),
-        hub: crate::realtime::Hub::new(engine.clone(), config.realtime.clone(), metrics),
-        router: Router::default(),
+    let app = Arc::new(App::new(engine, config, stopped.clone()));
+    let server = Arc::new(Server {
+        app: app.clone(),
+        endpoints: endpoint_table(),
         extension,
-        config,
-        shutdown: stopped.clone(),
     });
     tokio::spawn(run_timers(
         app.engine.clone(),
@@ -118,7 +98,7 @@ pub async fn run_with(
         if let Some(bytes) = limits.socket_send_buffer {
             let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes);
         }
-        let app = app.clone();
+        let server = server.clone();
         let http1 = http1.clone();
         let mut stopped = stopped.clone();
         let idle = limits.keep_alive_idle;
@@ -126,11 +106,11 @@ pub async fn run_with(
             let activity = Arc::new(Activity::default());
             let seen = activity.clone();
             let service = service_fn(move |req| {
-                let app = app.clone();
+                let server = server.clone();
                 let seen = seen.clone();
                 async move {
                     seen.begin();
-                    let response = app.handle(req, remote).await;
+                    let response = server.handle(req, remote).await;
                     seen.end();
                     Ok::<_, Infallible>(response)
                 }
@@ -246,38 +226,18 @@ impl Activity {
     }
 }
 
-impl App {
-    /// Forgets the verified tokens this server keeps (see [`auth::TokenCache`]): a contact
-    /// merge re-points tokens, and the next request must see where they point now.
-    pub(crate) fn forget_cached_tokens(&self) {
-        self.tokens.clear();
-    }
-
-    /// Turns a bearer token into a caller, counting it against the per-token rate limit
-    /// (429 beyond it). No token is [`Caller::Anonymous`]; a bad one is 401, never
-    /// anonymous.
-    pub async fn authenticate(&self, token: Option<&str>) -> Result<Caller, ApiError> {
-        if let Some(token) = token
-            && self.per_token.is_enabled()
-        {
-            self.per_token
-                .check(&auth::token_digest(token)[..32])
-                .map_err(ApiError::rate_limited)?;
-        }
-        auth::authenticate(&self.engine, &self.config, &self.tokens, token).await
-    }
-
+impl Server {
     /// One request, start to finish; never fails (errors become error responses).
     async fn handle(self: Arc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Resp {
         let started = Instant::now();
         let request_id = request_id(req.headers());
         // No path in the logs: paths carry capabilities (a visitor's session id in the
-        // templates' routes). The "done" line names the matched route pattern instead.
+        // templates' routes). The "done" line names the matched endpoint pattern instead.
         let span = tracing::info_span!("request", id = %request_id, method = %req.method());
         let origin = req.headers().get(header::ORIGIN).cloned();
         let method = req.method().clone();
-        let (route_name, mut response) = async {
-            match self.clone().route(req, remote.ip()).await {
+        let (endpoint_name, mut response) = async {
+            match self.clone().answer(req, remote.ip()).await {
                 Ok((name, response)) => (name, response),
                 Err((name, e)) => (name, http::error(&e)),
             }
@@ -289,10 +249,12 @@ impl App {
             response.headers_mut().insert("x-request-id", value);
         }
         let status = response.status().as_u16();
-        self.metrics.request(route_name, status, started.elapsed());
+        self.app
+            .metrics
+            .request(endpoint_name, status, started.elapsed());
         span.in_scope(|| {
             tracing::info!(
-                route = route_name,
+                endpoint = endpoint_name,
                 status,
                 micros = started.elapsed().as_micros() as u64,
                 "done"
@@ -301,7 +263,9 @@ impl App {
         response
     }
 
-    async fn route(
+    /// Answers one request: CORS preflight, rate limit, the extension, then the built-in
+    /// endpoint with its access check.
+    async fn answer(
         self: Arc<Self>,
         req: Request<Incoming>,
         ip: IpAddr,
@@ -313,19 +277,25 @@ impl App {
         {
             return Ok(("preflight", self.preflight(req.headers())));
         }
-        self.per_ip
+        self.app
+            .per_ip
             .check(&ip.to_string())
             .map_err(|wait| ("rate_limited", ApiError::rate_limited(wait)))?;
         let req = match &self.extension {
-            Some(extension) => match extension.handle(&self, req, ip).await {
+            Some(extension) => match extension
+                .handle(&Context::new(self.app.clone(), ip), req)
+                .await
+            {
                 Handled::Answered(name, response) => return Ok((name, response)),
                 Handled::Declined(req) => req,
             },
             None => req,
         };
-        let (route, params) = match self.router.find(req.method(), req.uri().path()) {
-            Found::Route(route, params) => (route, params),
-            Found::MethodNotAllowed(allowed) => {
+        let (endpoint, params) = match self.endpoints.find(req.method(), req.uri().path()) {
+            Matched::Found {
+                endpoint, params, ..
+            } => (*endpoint, params),
+            Matched::MethodNotAllowed { allowed, .. } => {
                 let e = ApiError::new(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "method_not_allowed",
@@ -342,16 +312,18 @@ impl App {
                 }
                 return Ok(("method_not_allowed", response));
             }
-            Found::NotFound => return Err(("not_found", ApiError::not_found("no such route"))),
+            Matched::NotFound => {
+                return Err(("not_found", ApiError::not_found("no such endpoint")));
+            }
         };
-        let name = route.path;
+        let name = endpoint.path;
         let fail = |e: ApiError| (name, e);
         let query = req.uri().query().map(str::to_owned);
-        let caller = if route.access == Access::Public && route.request.is_none() {
+        let caller = if endpoint.access == Access::Public && endpoint.request.is_none() {
             // Health, metrics and docs ignore credentials entirely.
             Caller::Anonymous
         } else {
-            let token = if route.id == RouteId::WebSocket {
+            let token = if endpoint.id == Endpoint::WebSocket {
                 // Browsers cannot set headers on WebSockets: also accept the query
                 // parameter and the subprotocol.
                 match auth::bearer(req.headers(), query.as_deref()).map_err(fail)? {
@@ -361,9 +333,12 @@ impl App {
             } else {
                 auth::bearer(req.headers(), None).map_err(fail)?
             };
-            self.authenticate(token.as_deref()).await.map_err(fail)?
+            self.app
+                .authenticate(token.as_deref())
+                .await
+                .map_err(fail)?
         };
-        match (route.access, &caller) {
+        match (endpoint.access, &caller) {
             (Access::Authenticated | Access::Staff, Caller::Anonymous) => {
                 return Err(fail(ApiError::unauthorized(
                     "send Authorization: Bearer <token>",
@@ -376,23 +351,23 @@ impl App {
             }
             _ => {}
         }
-        if route.id == RouteId::WebSocket {
+        if endpoint.id == Endpoint::WebSocket {
             let Caller::Actor(actor) = caller else {
                 return Err(fail(ApiError::unauthorized("send a token")));
             };
             let upgraded = crate::realtime::upgrade(
-                self.hub.clone(),
+                self.app.hub.clone(),
                 req,
                 actor,
-                self.shutdown.clone(),
-                self.metrics.clone(),
+                self.app.shutdown.clone(),
+                self.app.metrics.clone(),
             )
             .await;
             return upgraded.map(|r| (name, r)).map_err(fail);
         }
         let (parts, body) = req.into_parts();
         let ctx = Ctx {
-            app: self.clone(),
+            app: self.app.clone(),
             params,
             query,
             headers: parts.headers,
@@ -400,7 +375,7 @@ impl App {
             caller,
             ip,
         };
-        api::dispatch(route, ctx)
+        api::dispatch(endpoint, ctx)
             .await
             .map(|r| (name, r))
             .map_err(fail)
@@ -409,7 +384,8 @@ impl App {
     fn origin_allowed(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
         let origin = origin?;
         let text = origin.to_str().ok()?;
-        self.config
+        self.app
+            .config
             .cors_origins
             .iter()
             .any(|o| o == text || o == "*")
@@ -479,4 +455,36 @@ fn request_id(headers: &hyper::HeaderMap) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+}
+
+/// Binds `address` with a listen backlog of 4096: the default 128 makes a burst of
+/// connecting clients retry their SYNs for seconds (10,000 clients took 22 s).
+pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(address)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("binding {address}: {e}")))?;
+    socket.listen(4096)
+}
+
+/// Completes on SIGINT or SIGTERM: the `shutdown` future to give [`run`].
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested");
 }

@@ -444,7 +444,12 @@ impl Process {
 /// # Panics
 /// If the file is missing, not JSON, or readable by others.
 pub fn demo_tokens(db: &std::path::Path) -> Value {
-    let path = crate::starter::beside(db, "demo-tokens.json");
+    // Beside the database, as the starter kit writes it.
+    let path = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .join("demo-tokens.json");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

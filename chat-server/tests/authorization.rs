@@ -4,7 +4,7 @@
 mod common;
 
 use chat_core::{Actor, NewAgent, Role, TenantSettings};
-use chat_server::routes::{ROUTES, RouteId};
+use chat_server::endpoints::{ENDPOINTS, Endpoint};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -20,7 +20,7 @@ const CALLERS: [&str; 8] = [
 ];
 
 struct Case {
-    route: RouteId,
+    route: Endpoint,
     /// Close the conversation before calling.
     closed: bool,
     body: Option<Value>,
@@ -28,7 +28,7 @@ struct Case {
 }
 
 fn cases(bob: &str) -> Vec<Case> {
-    use RouteId::*;
+    use Endpoint::*;
     let c = |route, body: Option<Value>, want| Case {
         route,
         closed: false,
@@ -238,8 +238,8 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
     let login = s.post("/v1/auth/login", None, json!({ "email": "eve@other.example", "password": common::PASSWORD, "tenant_id": foreign.id })).await;
     let eve_token = login.body["access_token"].as_str().unwrap().to_owned();
 
-    let covered: Vec<RouteId> = cases(&bob.id.to_string()).iter().map(|c| c.route).collect();
-    for route in ROUTES {
+    let covered: Vec<Endpoint> = cases(&bob.id.to_string()).iter().map(|c| c.route).collect();
+    for route in ENDPOINTS {
         assert!(
             covered.contains(&route.id),
             "{:?} is not in the authorization matrix",
@@ -250,7 +250,7 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
     let mut failures = Vec::new();
     let mut created = 0;
     for case in cases(&bob.id.to_string()) {
-        let route = ROUTES.iter().find(|r| r.id == case.route).unwrap();
+        let route = ENDPOINTS.iter().find(|r| r.id == case.route).unwrap();
         for (column, want) in case.want.into_iter().enumerate() {
             // A fresh conversation assigned to Ann in billing, with one customer message.
             let (id, visitor) = s.visitor("customer@x.example").await;
@@ -304,32 +304,32 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
             };
             let ann_id = ann.id.to_string();
             let target = match case.route {
-                RouteId::EditMessage | RouteId::DeleteMessage => &message_id,
-                RouteId::GetContact
-                | RouteId::MergeContact
-                | RouteId::UpdateContact
-                | RouteId::GetAccount
-                | RouteId::UpdateAccount => &contact_id,
-                RouteId::GetAgent | RouteId::UpdateAgent | RouteId::SetAvailability => &ann_id,
+                Endpoint::EditMessage | Endpoint::DeleteMessage => &message_id,
+                Endpoint::GetContact
+                | Endpoint::MergeContact
+                | Endpoint::UpdateContact
+                | Endpoint::GetAccount
+                | Endpoint::UpdateAccount => &contact_id,
+                Endpoint::GetAgent | Endpoint::UpdateAgent | Endpoint::SetAvailability => &ann_id,
                 _ => &id,
             };
             let path = route.path.replace("{id}", target);
             let path = match case.route {
-                RouteId::ContactHistory => format!("{path}?email=customer%40x.example"),
+                Endpoint::ContactHistory => format!("{path}?email=customer%40x.example"),
                 _ => path,
             };
             let body = match case.route {
-                RouteId::CreateAgent => {
+                Endpoint::CreateAgent => {
                     created += 1;
                     Some(
                         json!({ "name": "New", "email": format!("new{created}@acme.example"), "role": "agent", "password": "long enough password" }),
                     )
                 }
-                RouteId::SignUp => {
+                Endpoint::SignUp => {
                     created += 1;
                     Some(json!({ "username": format!("customer{created}"), "password": "pw" }))
                 }
-                RouteId::MergeContact => {
+                Endpoint::MergeContact => {
                     let (_, stray) = s.visitor("stray@x.example").await;
                     let me = s.get("/v1/me", Some(&stray)).await;
                     Some(json!({ "contact_id": me.body["contact_id"] }))
@@ -350,7 +350,7 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
             // Lists and replays never show this conversation to those who may not see it.
             if matches!(
                 case.route,
-                RouteId::ListConversations | RouteId::Events | RouteId::ContactHistory
+                Endpoint::ListConversations | Endpoint::Events | Endpoint::ContactHistory
             ) && matches!(column, 3 | 5 | 7)
                 && reply.text.contains(&id)
             {
@@ -359,7 +359,8 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                     route.path, CALLERS[column]
                 ));
             }
-            if case.route == RouteId::ListAgents && column == 7 && reply.text.contains(&ann.email) {
+            if case.route == Endpoint::ListAgents && column == 7 && reply.text.contains(&ann.email)
+            {
                 failures.push("the agent list leaks across tenants".into());
             }
         }

@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use chat_core::{Engine, EventPayload};
 use chat_server::auth::{self, Caller};
 use chat_server::http::{self, Resp};
-use chat_server::{App, Extension, Handled};
+use chat_server::{Context, Extension, Handled};
 use futures_util::{SinkExt, StreamExt};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
@@ -27,7 +26,7 @@ fn product_error(status: StatusCode, text: &str) -> Resp {
 
 #[async_trait::async_trait]
 impl Extension for Product {
-    async fn handle(&self, app: &Arc<App>, mut req: Request<Incoming>, _ip: IpAddr) -> Handled {
+    async fn handle(&self, cx: &Context, mut req: Request<Incoming>) -> Handled {
         let token = auth::bearer(req.headers(), req.uri().query())
             .ok()
             .flatten();
@@ -37,7 +36,7 @@ impl Extension for Product {
                 http::json(StatusCode::OK, &json!({ "hello": "world" })),
             ),
             (&Method::GET, "/api/whoami") => {
-                let answer = match app.authenticate(token.as_deref()).await {
+                let answer = match cx.authenticate(token.as_deref()).await {
                     Ok(Caller::Actor(actor)) => http::json(StatusCode::OK, &json!(actor)),
                     Ok(Caller::Anonymous) => {
                         product_error(StatusCode::UNAUTHORIZED, "Not authenticated")
@@ -47,7 +46,7 @@ impl Extension for Product {
                 Handled::Answered("/api/whoami", answer)
             }
             (&Method::GET, "/api/feed") => {
-                let Ok(Caller::Actor(actor)) = app.authenticate(token.as_deref()).await else {
+                let Ok(Caller::Actor(actor)) = cx.authenticate(token.as_deref()).await else {
                     return Handled::Answered(
                         "/api/feed",
                         product_error(StatusCode::UNAUTHORIZED, "Not authenticated"),
@@ -58,15 +57,15 @@ impl Extension for Product {
                         Ok(pair) => pair,
                         Err(e) => return Handled::Answered("/api/feed", http::error(&e)),
                     };
-                let app = app.clone();
+                let cx = cx.clone();
                 tokio::spawn(async move {
                     let Some(mut socket) = socket.await else {
                         return;
                     };
-                    let _open = app.metrics.websocket_opened();
-                    let who = app.engine.resolve(&actor).await.unwrap();
-                    let (head, mut live) = app.hub.live(actor.tenant()).await;
-                    let history = app.engine.events_since(&actor, 0, 1000).await.unwrap();
+                    let _open = cx.metrics().websocket_opened();
+                    let who = cx.engine().resolve(&actor).await.unwrap();
+                    let (head, mut live) = cx.hub().live(actor.tenant()).await;
+                    let history = cx.engine().events_since(&actor, 0, 1000).await.unwrap();
                     let mut texts: Vec<String> = history
                         .events
                         .iter()
@@ -76,7 +75,7 @@ impl Extension for Product {
                     for text in texts.drain(..) {
                         let _ = socket.send(Message::text(text)).await;
                     }
-                    let mut shutdown = app.shutdown.clone();
+                    let mut shutdown = cx.shutdown();
                     loop {
                         tokio::select! {
                             delivery = live.recv() => {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use chat_server::routes::ROUTES;
+use chat_server::endpoints::ENDPOINTS;
 use hyper::{Method, StatusCode};
 
 #[tokio::test]
@@ -28,7 +28,7 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
             documented.push((method.to_uppercase(), path.clone()));
         }
     }
-    for route in ROUTES {
+    for route in ENDPOINTS {
         assert!(
             documented.contains(&(route.method.to_string(), route.path.to_owned())),
             "{} {} is served but not documented",
@@ -36,7 +36,7 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
             route.path
         );
     }
-    assert_eq!(documented.len(), ROUTES.len());
+    assert_eq!(documented.len(), ENDPOINTS.len());
 
     // Every documented operation reaches a handler: whatever it answers, it is not the
     // router's "no such route" or "method not allowed".

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,7 +14,7 @@ use chat_server::auth::{self, Caller};
 use chat_server::http::{self, Resp};
 use chat_server::realtime::Socket;
 use chat_server::realtime::follow::{Flow, Follower};
-use chat_server::{App, Extension, Handled};
+use chat_server::{Context, Extension, Handled};
 use futures_util::{SinkExt, StreamExt};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -203,7 +202,7 @@ impl Follower for LogFollower {
 
 #[async_trait::async_trait]
 impl Extension for LogSocket {
-    async fn handle(&self, app: &Arc<App>, mut req: Request<Incoming>, _ip: IpAddr) -> Handled {
+    async fn handle(&self, app: &Context, mut req: Request<Incoming>) -> Handled {
         if req.uri().path() != "/api/log" {
             return Handled::Declined(req);
         }
@@ -217,7 +216,7 @@ impl Extension for LogSocket {
         else {
             return Handled::Answered("/api/log", refused());
         };
-        let tap = app.hub.tap(actor.tenant()).await;
+        let tap = app.hub().tap(actor.tenant()).await;
         let app = app.clone();
         let mut follower = LogFollower {
             gate: self.gate.clone(),
@@ -227,14 +226,14 @@ impl Extension for LogSocket {
             let Some(mut socket) = socket.await else {
                 return;
             };
-            let _open = app.metrics.websocket_opened();
+            let _open = app.metrics().websocket_opened();
             tap.follow(
-                &app.engine,
+                app.engine(),
                 &mut socket,
                 &actor,
                 since,
                 &mut follower,
-                app.shutdown.clone(),
+                app.shutdown(),
             )
             .await;
         });

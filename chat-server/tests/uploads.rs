@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use chat_core::Actor;
@@ -10,7 +9,7 @@ use chat_core::blob::BlobStore;
 use chat_server::auth::{self, Caller};
 use chat_server::http::{self, Resp};
 use chat_server::uploads::{DirBlobStore, read_multipart};
-use chat_server::{App, Extension, Handled};
+use chat_server::{Context, Extension, Handled};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::json;
@@ -20,22 +19,22 @@ struct Upload;
 
 #[async_trait::async_trait]
 impl Extension for Upload {
-    async fn handle(&self, app: &Arc<App>, req: Request<Incoming>, _ip: IpAddr) -> Handled {
+    async fn handle(&self, cx: &Context, req: Request<Incoming>) -> Handled {
         if (req.method(), req.uri().path()) != (&Method::POST, "/upload") {
             return Handled::Declined(req);
         }
-        Handled::Answered("/upload", upload(app, req).await)
+        Handled::Answered("/upload", upload(cx, req).await)
     }
 }
 
-async fn upload(app: &Arc<App>, req: Request<Incoming>) -> Resp {
+async fn upload(cx: &Context, req: Request<Incoming>) -> Resp {
     let token = auth::bearer(req.headers(), None).ok().flatten();
     let Ok(Caller::Actor(
         actor @ Actor::Customer {
             conversation: Some(conversation),
             ..
         },
-    )) = app.authenticate(token.as_deref()).await
+    )) = cx.authenticate(token.as_deref()).await
     else {
         return http::json(StatusCode::UNAUTHORIZED, &json!({ "error": "who are you" }));
     };
@@ -46,8 +45,8 @@ async fn upload(app: &Arc<App>, req: Request<Incoming>) -> Resp {
     };
     let mut stored = Vec::new();
     for file in &form.files {
-        match app
-            .engine
+        match cx
+            .engine()
             .upload_attachment(
                 &actor,
                 conversation,

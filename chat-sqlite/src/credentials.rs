@@ -7,11 +7,11 @@ use chat_core::{
     TenantId, VisitorToken,
 };
 use rusqlite::{Connection, OptionalExtension, params};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::codec::{from_json, to_json};
 use crate::error::Db;
+use crate::names::{legacy_name_digest, name_key};
 use crate::store::SqliteStore;
 
 fn agent_of(conn: &Connection, tenant: TenantId, agent: AgentId) -> Result<()> {
@@ -75,18 +75,6 @@ fn revoke_visitor_tokens(conn: &Connection, tenant: TenantId, contact: ContactId
         .execute(params![tenant.0, contact.0])
         .db()?;
     Ok(deleted as u64)
-}
-
-/// How schema 5 keyed a login name in the visitor-token table (kept so names it stored
-/// as a digest are still found after the upgrade).
-pub(crate) fn legacy_name_digest(tenant: TenantId, name_lc: &str) -> String {
-    let digest = Sha256::digest(format!("{tenant}:{name_lc}").as_bytes());
-    format!("account:{}", hex::encode(digest))
-}
-
-/// Login names compare by Unicode lower case, after trimming, as in the reference store.
-pub(crate) fn name_key(name: &str) -> String {
-    name.trim().to_lowercase()
 }
 
 fn name_owner(conn: &Connection, tenant: TenantId, name: &str) -> Result<Option<ContactId>> {

@@ -7,6 +7,7 @@ mod credentials;
 mod error;
 mod list;
 mod migrations;
+mod names;
 mod options;
 mod read;
 mod search;

@@ -6,8 +6,8 @@ use chat_core::{Account, Contact, Conversation, Error, Result, VisitorToken};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use crate::codec::{ACTIVITY_ASSIGNMENTS, Activity, from_json, to_json};
-use crate::credentials::{legacy_name_digest, name_key};
 use crate::error::Db;
+use crate::names::{legacy_name_digest, name_key};
 
 /// One schema step: its SQL, then an optional data step in Rust in the same transaction.
 struct Migration {

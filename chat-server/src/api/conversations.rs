@@ -128,7 +128,7 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
         other => other?,
     };
     let mut answer = json!({
-        "conversation": super::conversation_view(&opened.conversation, staff),
+        "conversation": crate::views::conversation_view(&opened.conversation, staff),
         "contact": opened.contact,
         "messages": opened.messages,
     });

@@ -73,7 +73,7 @@ pub async fn events(ctx: Ctx) -> Result<Resp, ApiError> {
     let items: Vec<_> = page
         .events
         .iter()
-        .map(|e| super::event_view(e, staff))
+        .map(|e| crate::views::event_view(e, staff))
         .collect();
     Ok(http::json(
         StatusCode::OK,

@@ -706,7 +706,7 @@ fn replay_frame(event: &chat_core::Event, staff: bool) -> Value {
         "type": "event", "seq": event.seq, "event": event.payload.kind(),
         "conversation_id": event.conversation_id,
         "at": event.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-        "data": crate::api::event_view(event, staff)["payload"],
+        "data": crate::views::event_view(event, staff)["payload"],
     })
 }
 

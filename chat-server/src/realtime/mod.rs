@@ -660,7 +660,7 @@ impl Follower {
             "type": "event", "seq": event.seq, "event": event.payload.kind(),
             "conversation_id": event.conversation_id, "at": time_text(&event), "data": &event.payload,
         });
-        let customer_view = crate::api::event_view(&event, false);
+        let customer_view = crate::views::event_view(&event, false);
         let customer = serde_json::json!({
             "type": "event", "seq": event.seq, "event": event.payload.kind(),
             "conversation_id": event.conversation_id, "at": time_text(&event), "data": customer_view["payload"],
@@ -881,6 +881,7 @@ async fn latest_seq(engine: &Engine, tenant: TenantId) -> u64 {
 /// let bot = LlmBot::new(config)?.on_delta(chat_server::realtime::relay_bot_deltas(bus.clone()));
 /// let engine = Engine::builder_with_backend(store).bus(bus).bot(Arc::new(bot)).build();
 /// ```
+#[cfg(feature = "bots")]
 pub fn relay_bot_deltas(
     bus: Arc<dyn chat_core::EventBus>,
 ) -> impl Fn(chat_bots::Delta) + Send + Sync + 'static {

@@ -14,12 +14,11 @@
 // at once, so its size on the error path costs nothing worth boxing for.
 #![allow(clippy::result_large_err)]
 
-use chat_server::fastapi;
+use chat_starter::fastapi;
 mod socket;
 
-use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chat_core::{
     Actor, BotFailure, Contact, ContactId, Conversation, ConversationFilter, ConversationId,
@@ -28,9 +27,10 @@ use chat_core::{
 };
 use chat_server::accounts;
 use chat_server::auth::{self, Caller};
+use chat_server::extension::{Matched, PathTable};
 use chat_server::http::{self, Resp};
-use chat_server::starter::Starter;
-use chat_server::{App, Extension, Handled};
+use chat_server::{Context, Extension, Handled};
+use chat_starter::Starter;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, LOCATION};
 use hyper::{Method, Request, StatusCode};
@@ -67,7 +67,7 @@ pub struct LlmSettings {
 /// Opens the template's engine on `db`. The AI is the LLM bot when `llm` is given and
 /// the rule bot otherwise; either way it never hands a personal chat to a human queue,
 /// and a failing LLM leaves the chat as it is instead of queueing it.
-pub async fn open(db: &Path, llm: Option<LlmSettings>) -> anyhow::Result<Starter> {
+pub async fn open(db: &Path, llm: Option<LlmSettings>) -> Result<Starter, chat_starter::Error> {
     let bot: Arc<dyn chat_core::Bot> = match llm {
         Some(settings) => {
             let mut config = chat_bots::LlmConfig::new(settings.base_url, settings.model);
@@ -127,57 +127,94 @@ fn redirect(to: &str) -> Resp {
     response
 }
 
+/// The handlers of the document's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    SignUp,
+    Token,
+    Me,
+    List,
+    Create,
+    Chat,
+    Messages,
+    Post,
+    Socket,
+}
+
+/// Every endpoint of the document, spelled as FastAPI declares them (with or without the
+/// trailing slash).
+static ENDPOINTS: LazyLock<PathTable<Endpoint>> = LazyLock::new(|| {
+    use Endpoint::*;
+    PathTable::new([
+        (Method::POST, "/users/", SignUp),
+        (Method::POST, "/token", Token),
+        (Method::GET, "/users/me", Me),
+        (Method::GET, "/chats/", List),
+        (Method::POST, "/chats/", Create),
+        (Method::GET, "/chats/{chat_id}", Chat),
+        (Method::GET, "/chats/{chat_id}/messages/", Messages),
+        (Method::POST, "/chats/{chat_id}/messages/", Post),
+        (Method::GET, "/ws", Socket),
+    ])
+});
+
+/// The other spelling of `path` (with or without its trailing slash), as FastAPI's
+/// `redirect_slashes` tries it.
+fn other_spelling(path: &str) -> String {
+    match path.strip_suffix('/') {
+        Some(trimmed) if !trimmed.is_empty() => trimmed.to_owned(),
+        _ => format!("{path}/"),
+    }
+}
+
 #[async_trait::async_trait]
 impl Extension for AiChatbot {
-    async fn handle(&self, app: &Arc<App>, req: Request<Incoming>, _ip: IpAddr) -> Handled {
+    async fn handle(&self, cx: &Context, req: Request<Incoming>) -> Handled {
         let path = req.uri().path().to_owned();
-        let segments: Vec<&str> = path.split('/').skip(1).collect();
-        let method = req.method().clone();
-        let (name, answer): (&'static str, Answer) = match (&method, segments.as_slice()) {
-            (&Method::POST, ["users", ""]) => ("/users/", self.sign_up(app, req).await),
-            (&Method::POST, ["token"]) => ("/token", self.token(app, req).await),
-            (&Method::GET, ["users", "me"]) => ("/users/me", self.me(app, &req).await),
-            (&Method::GET, ["chats", ""]) => ("/chats/", self.list(app, &req).await),
-            (&Method::POST, ["chats", ""]) => ("/chats/", self.create(app, req).await),
-            (&Method::GET, ["chats", id]) => ("/chats/{chat_id}", self.chat(app, &req, id).await),
-            (&Method::GET, ["chats", id, "messages", ""]) => (
-                "/chats/{chat_id}/messages/",
-                self.messages(app, &req, id).await,
-            ),
-            (&Method::POST, ["chats", id, "messages", ""]) => {
-                let id = id.to_string();
-                ("/chats/{chat_id}/messages/", self.post(app, req, &id).await)
+        let (endpoint, pattern, params) = match ENDPOINTS.find(req.method(), &path) {
+            Matched::Found {
+                endpoint,
+                pattern,
+                params,
+            } => (*endpoint, pattern, params),
+            Matched::MethodNotAllowed { .. } => {
+                let refused = fastapi::detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+                return Handled::Answered("method_not_allowed", refused);
             }
-            (&Method::GET, ["ws"]) => ("/ws", socket::open(app, self, req).await),
-            (_, ["users" | "chats"]) | (_, ["chats", _, "messages"]) => {
-                ("redirect_slashes", Ok(redirect(&format!("{path}/"))))
+            // FastAPI answers the other spelling of a path it knows with a redirect, for
+            // any method; paths it does not know are the built-in API's.
+            Matched::NotFound => {
+                let other = other_spelling(&path);
+                return match ENDPOINTS.find(req.method(), &other) {
+                    Matched::NotFound => Handled::Declined(req),
+                    _ => Handled::Answered("redirect_slashes", redirect(&other)),
+                };
             }
-            (_, ["chats", _, ""]) => ("redirect_slashes", Ok(redirect(path.trim_end_matches('/')))),
-            (_, ["users", ""] | ["token"] | ["users", "me"] | ["chats", ..] | ["ws"]) => (
-                "method_not_allowed",
-                Err(fastapi::detail(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "Method Not Allowed",
-                )),
-            ),
-            _ => return Handled::Declined(req),
         };
-        Handled::Answered(name, answer.unwrap_or_else(|e| e))
+        let id = params.get("chat_id").unwrap_or_default();
+        let answer = match endpoint {
+            Endpoint::SignUp => self.sign_up(cx, req).await,
+            Endpoint::Token => self.token(cx, req).await,
+            Endpoint::Me => self.me(cx, &req).await,
+            Endpoint::List => self.list(cx, &req).await,
+            Endpoint::Create => self.create(cx, req).await,
+            Endpoint::Chat => self.chat(cx, &req, id).await,
+            Endpoint::Messages => self.messages(cx, &req, id).await,
+            Endpoint::Post => self.post(cx, req, id).await,
+            Endpoint::Socket => socket::open(cx, self, req).await,
+        };
+        Handled::Answered(pattern, answer.unwrap_or_else(|e| e))
     }
 }
 
 impl AiChatbot {
     /// The signed-in user: its account-wide customer actor and contact.
-    async fn user(
-        &self,
-        app: &Arc<App>,
-        token: Option<String>,
-    ) -> Result<(Actor, ContactId), Resp> {
+    async fn user(&self, cx: &Context, token: Option<String>) -> Result<(Actor, ContactId), Resp> {
         let Some(token) = token else {
             return Err(fastapi::unauthorized("Not authenticated"));
         };
         let invalid = || fastapi::unauthorized("Could not validate credentials");
-        match app.authenticate(Some(&token)).await {
+        match cx.authenticate(Some(&token)).await {
             // Only account tokens (all of one contact's chats) are users; a visitor token
             // of a single widget conversation or a staff token is not.
             Ok(Caller::Actor(
@@ -193,16 +230,16 @@ impl AiChatbot {
 
     async fn user_of(
         &self,
-        app: &Arc<App>,
+        cx: &Context,
         req: &Request<Incoming>,
     ) -> Result<(Actor, ContactId), Resp> {
         let token = auth::bearer(req.headers(), None)
             .map_err(|_| fastapi::unauthorized("Not authenticated"))?;
-        self.user(app, token).await
+        self.user(cx, token).await
     }
 
     /// `POST /users/`: `{username, email, password}` → the user.
-    async fn sign_up(&self, app: &Arc<App>, req: Request<Incoming>) -> Answer {
+    async fn sign_up(&self, cx: &Context, req: Request<Incoming>) -> Answer {
         let body = read_json(req.into_body()).await?;
         let [username, email, password] =
             <[String; 3]>::try_from(fastapi::strings(&body, &["username", "email", "password"])?)
@@ -216,7 +253,7 @@ impl AiChatbot {
             password,
             name: None,
         };
-        match app.engine.sign_up(&system, sign_up).await {
+        match cx.engine().sign_up(&system, sign_up).await {
             Ok((_, contact)) => Ok(ok(user_json(&contact))),
             Err(chat_core::Error::Validation { field, message })
                 if message == "already registered" =>
@@ -247,7 +284,7 @@ impl AiChatbot {
     }
 
     /// `POST /token`: the OAuth2 password form (`username`, `password`).
-    async fn token(&self, app: &Arc<App>, req: Request<Incoming>) -> Answer {
+    async fn token(&self, cx: &Context, req: Request<Incoming>) -> Answer {
         let bytes = http::collect(req.into_body(), MAX_BODY)
             .await
             .map_err(|_| {
@@ -273,7 +310,7 @@ impl AiChatbot {
             field("username").unwrap_or_default(),
             field("password").unwrap_or_default(),
         );
-        let found = accounts::login(&app.engine, &app.config, self.tenant, &username, &password)
+        let found = accounts::login(cx.engine(), cx.config(), self.tenant, &username, &password)
             .await
             .map_err(engine_error)?;
         match found {
@@ -283,10 +320,10 @@ impl AiChatbot {
     }
 
     /// `GET /users/me`.
-    async fn me(&self, app: &Arc<App>, req: &Request<Incoming>) -> Answer {
-        let (actor, contact) = self.user_of(app, req).await?;
-        let contact = app
-            .engine
+    async fn me(&self, cx: &Context, req: &Request<Incoming>) -> Answer {
+        let (actor, contact) = self.user_of(cx, req).await?;
+        let contact = cx
+            .engine()
             .contact(&actor, contact)
             .await
             .map_err(engine_error)?;
@@ -294,8 +331,8 @@ impl AiChatbot {
     }
 
     /// `GET /chats/`: the user's chats, newest activity first.
-    async fn list(&self, app: &Arc<App>, req: &Request<Incoming>) -> Answer {
-        let (actor, _) = self.user_of(app, req).await?;
+    async fn list(&self, cx: &Context, req: &Request<Incoming>) -> Answer {
+        let (actor, _) = self.user_of(cx, req).await?;
         let mut chats = Vec::new();
         let mut cursor = None;
         loop {
@@ -304,8 +341,8 @@ impl AiChatbot {
                 limit: Some(200),
                 ..Default::default()
             };
-            let page = app
-                .engine
+            let page = cx
+                .engine()
                 .list_conversations(&actor, filter)
                 .await
                 .map_err(engine_error)?;
@@ -319,16 +356,16 @@ impl AiChatbot {
     }
 
     /// `POST /chats/`: `{title}` → the new chat.
-    async fn create(&self, app: &Arc<App>, req: Request<Incoming>) -> Answer {
-        let (actor, _) = self.user_of(app, &req).await?;
+    async fn create(&self, cx: &Context, req: Request<Incoming>) -> Answer {
+        let (actor, _) = self.user_of(cx, &req).await?;
         let body = read_json(req.into_body()).await?;
         let title = fastapi::strings(&body, &["title"])?.remove(0);
         let input = OpenConversation {
             title: Some(title),
             ..Default::default()
         };
-        let opened = app
-            .engine
+        let opened = cx
+            .engine()
             .open_conversation(&actor, input)
             .await
             .map_err(engine_error)?;
@@ -336,16 +373,16 @@ impl AiChatbot {
     }
 
     /// `GET /chats/{chat_id}`.
-    async fn chat(&self, app: &Arc<App>, req: &Request<Incoming>, id: &str) -> Answer {
-        let (actor, _) = self.user_of(app, req).await?;
-        let c = conversation(app, &actor, id).await?;
+    async fn chat(&self, cx: &Context, req: &Request<Incoming>, id: &str) -> Answer {
+        let (actor, _) = self.user_of(cx, req).await?;
+        let c = conversation(cx, &actor, id).await?;
         Ok(ok(chat_json(&c)))
     }
 
     /// `GET /chats/{chat_id}/messages/`: the whole chat, oldest first.
-    async fn messages(&self, app: &Arc<App>, req: &Request<Incoming>, id: &str) -> Answer {
-        let (actor, _) = self.user_of(app, req).await?;
-        let c = conversation(app, &actor, id).await?;
+    async fn messages(&self, cx: &Context, req: &Request<Incoming>, id: &str) -> Answer {
+        let (actor, _) = self.user_of(cx, req).await?;
+        let c = conversation(cx, &actor, id).await?;
         let mut out = Vec::new();
         let mut after = 0;
         loop {
@@ -354,8 +391,8 @@ impl AiChatbot {
                 before: None,
                 limit: Some(200),
             };
-            let batch = app
-                .engine
+            let batch = cx
+                .engine()
                 .messages(&actor, c.id, page)
                 .await
                 .map_err(engine_error)?;
@@ -373,13 +410,13 @@ impl AiChatbot {
     /// `POST /chats/{chat_id}/messages/`: stores the user's message and answers with the
     /// AI's reply (the user's own message when the AI stays silent). Both also reach
     /// `/ws` as `new_message`.
-    async fn post(&self, app: &Arc<App>, req: Request<Incoming>, id: &str) -> Answer {
-        let (actor, contact) = self.user_of(app, &req).await?;
-        let c = conversation(app, &actor, id).await?;
+    async fn post(&self, cx: &Context, req: Request<Incoming>, id: &str) -> Answer {
+        let (actor, contact) = self.user_of(cx, &req).await?;
+        let c = conversation(cx, &actor, id).await?;
         let body = read_json(req.into_body()).await?;
         let input = message_input(&body)?;
         self.typing.ai(contact, c.id, true);
-        let posted = app.engine.post_message(&actor, c.id, input).await;
+        let posted = cx.engine().post_message(&actor, c.id, input).await;
         self.typing.ai(contact, c.id, false);
         let posted = posted.map_err(engine_error)?;
         let answer = posted
@@ -395,11 +432,11 @@ impl AiChatbot {
 
 /// A chat of the user's by its id; anything else (another user's, malformed, missing)
 /// is the same 404.
-async fn conversation(app: &Arc<App>, actor: &Actor, id: &str) -> Result<Conversation, Resp> {
+async fn conversation(cx: &Context, actor: &Actor, id: &str) -> Result<Conversation, Resp> {
     let id: ConversationId = id
         .parse()
         .map_err(|_| fastapi::detail(StatusCode::NOT_FOUND, "Chat not found"))?;
-    app.engine
+    cx.engine()
         .conversation(actor, id)
         .await
         .map_err(engine_error)

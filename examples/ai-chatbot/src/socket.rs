@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chat_core::{Actor, ContactId, ConversationId, Event, EventPayload, Reader};
-use chat_server::App;
+use chat_server::Context;
 use chat_server::auth::Caller;
 use chat_server::http::{self, Resp};
 use chat_server::realtime::Socket;
@@ -69,7 +69,7 @@ impl Typing {
 
 /// Upgrades `/ws?token=…[&since=…]` for a signed-in user.
 pub(crate) async fn open(
-    app: &Arc<App>,
+    app: &Context,
     chatbot: &AiChatbot,
     mut req: Request<Incoming>,
 ) -> Result<Resp, Resp> {
@@ -82,7 +82,7 @@ pub(crate) async fn open(
         .map_err(|e| crate::fastapi::detail(e.status, &e.message))?;
     // Tap before answering the upgrade: an event committed after the client sees its
     // socket open is never missed, even before the first frame.
-    let tap = app.hub.tap(actor.tenant()).await;
+    let tap = app.hub().tap(actor.tenant()).await;
     let typing_rx = chatbot.typing.tx.subscribe();
     let app = app.clone();
     let typing = chatbot.typing.clone();
@@ -90,7 +90,7 @@ pub(crate) async fn open(
         let Some(mut socket) = socket.await else {
             return;
         };
-        let metrics = app.metrics.clone();
+        let metrics = app.metrics().clone();
         let _open = metrics.websocket_opened();
         let me = typing.next.fetch_add(1, Ordering::Relaxed);
         let mut user_socket = UserSocket {
@@ -103,12 +103,12 @@ pub(crate) async fn open(
             token,
         };
         tap.follow(
-            &app.engine,
+            app.engine(),
             &mut socket,
             &actor,
             since,
             &mut user_socket,
-            app.shutdown.clone(),
+            app.shutdown(),
         )
         .await;
     });
@@ -117,7 +117,7 @@ pub(crate) async fn open(
 
 /// One user's socket: its chats' events in the document's frames, and its typing.
 struct UserSocket {
-    app: Arc<App>,
+    app: Context,
     typing: Typing,
     typing_rx: broadcast::Receiver<(ContactId, u64, String)>,
     actor: Actor,
@@ -206,7 +206,7 @@ fn event_frame(event: &Event) -> Option<Value> {
 
 /// Handles a client frame; returns the answer to send back, if any.
 async fn client_frame(
-    app: &Arc<App>,
+    app: &Context,
     typing: &Typing,
     actor: &Actor,
     user: ContactId,
@@ -227,7 +227,7 @@ async fn client_frame(
         Some("typing") => {
             let chat = chat()?;
             // Only the user's own chats: the engine answers not found for any other.
-            if app.engine.conversation(actor, chat).await.is_err() {
+            if app.engine().conversation(actor, chat).await.is_err() {
                 return error("Chat not found");
             }
             let on = frame["is_typing"].as_bool().unwrap_or(true);
@@ -238,11 +238,11 @@ async fn client_frame(
             let Some(chat) = chat() else {
                 return error("chat_id is required");
             };
-            let c = match app.engine.conversation(actor, chat).await {
+            let c = match app.engine().conversation(actor, chat).await {
                 Ok(c) => c,
                 Err(_) => return error("Chat not found"),
             };
-            match app.engine.mark_read(actor, chat, c.last_seq).await {
+            match app.engine().mark_read(actor, chat, c.last_seq).await {
                 Ok(_) => None,
                 Err(e) => error(&e.to_string()),
             }

@@ -195,6 +195,21 @@ async fn the_documents_endpoints_answer_in_its_shapes() {
     let redirect = s.get("/chats", Some(&token)).await;
     assert_eq!(redirect.status, StatusCode::TEMPORARY_REDIRECT);
     assert_eq!(redirect.headers["location"], "/chats/");
+    let redirect = s.get(&format!("/chats/{id}/"), Some(&token)).await;
+    assert_eq!(redirect.status, StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(redirect.headers["location"], format!("/chats/{id}"));
+    let redirect = s.get(&format!("/chats/{id}/messages"), Some(&token)).await;
+    assert_eq!(
+        redirect.headers["location"],
+        format!("/chats/{id}/messages/")
+    );
+    // A documented path with another method is FastAPI's 405; an unknown path is the
+    // built-in API's 404.
+    let refused = s.call(Method::DELETE, "/token", None, None).await;
+    assert_eq!(refused.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(refused.body, json!({ "detail": "Method Not Allowed" }));
+    let unknown = s.get("/chats/1/2/3", Some(&token)).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     let bad = s
         .post(
             &format!("/chats/{id}/messages/"),

@@ -3,11 +3,13 @@
 //! admins) is the engine's policy.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use chat_core::{
     Actor, AgentId, Conversation, ConversationFilter, DetailsPatch, Mode, Transfer, TransferTarget,
     store::AssignedFilter,
 };
+use chat_server::extension::{Matched, PathTable};
 use chat_server::http::Resp;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
@@ -19,61 +21,97 @@ use crate::public::{agents, page_of, read_message, transcript};
 use crate::shapes::{self, Agents, meta};
 use crate::{Ctx, Fail, Result, json_body, ok, paging, query};
 
+/// The staff endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    List,
+    Details,
+    Reply,
+    Assign,
+    Status,
+    Note,
+    Transfer,
+    Delete,
+    Analytics,
+    History,
+}
+
+static ENDPOINTS: LazyLock<PathTable<Endpoint>> = LazyLock::new(|| {
+    use Endpoint::*;
+    PathTable::new([
+        (Method::GET, "/api/admin/live-chat/sessions", List),
+        (Method::GET, "/api/admin/live-chat/sessions/{id}", Details),
+        (
+            Method::POST,
+            "/api/admin/live-chat/sessions/{id}/reply",
+            Reply,
+        ),
+        (
+            Method::PATCH,
+            "/api/admin/live-chat/sessions/{id}/assign",
+            Assign,
+        ),
+        (
+            Method::PATCH,
+            "/api/admin/live-chat/sessions/{id}/status",
+            Status,
+        ),
+        (
+            Method::POST,
+            "/api/admin/live-chat/sessions/{id}/notes",
+            Note,
+        ),
+        (
+            Method::POST,
+            "/api/admin/live-chat/sessions/{id}/transfer",
+            Transfer,
+        ),
+        (Method::DELETE, "/api/admin/live-chat/sessions/{id}", Delete),
+        (Method::GET, "/api/admin/live-chat/analytics", Analytics),
+        (
+            Method::GET,
+            "/api/admin/live-chat/customers/{email}/history",
+            History,
+        ),
+    ])
+});
+
 pub(crate) async fn route(ctx: &Ctx<'_>, req: Request<Incoming>) -> (&'static str, Result<Resp>) {
     let staff = match ctx.staff(&req).await {
         Ok(staff) => staff,
         Err(fail) => return ("/api/admin/live-chat (unauthorized)", Err(fail)),
     };
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let segments: Vec<&str> = path["/api/admin/live-chat".len()..]
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    let s = &staff;
-    match (&method, segments.as_slice()) {
-        (&Method::GET, ["sessions"]) => ("/api/admin/live-chat/sessions", list(ctx, s, &req).await),
-        (&Method::GET, ["sessions", sid]) => (
-            "/api/admin/live-chat/sessions/{id}",
-            details(ctx, s, sid).await,
-        ),
-        (&Method::POST, ["sessions", sid, "reply"]) => (
-            "/api/admin/live-chat/sessions/{id}/reply",
-            reply(ctx, s, sid, req).await,
-        ),
-        (&Method::PATCH, ["sessions", sid, "assign"]) => (
-            "/api/admin/live-chat/sessions/{id}/assign",
-            assign(ctx, s, sid, req).await,
-        ),
-        (&Method::PATCH, ["sessions", sid, "status"]) => (
-            "/api/admin/live-chat/sessions/{id}/status",
-            status(ctx, s, sid, req).await,
-        ),
-        (&Method::POST, ["sessions", sid, "notes"]) => (
-            "/api/admin/live-chat/sessions/{id}/notes",
-            note(ctx, s, sid, req).await,
-        ),
-        (&Method::POST, ["sessions", sid, "transfer"]) => (
-            "/api/admin/live-chat/sessions/{id}/transfer",
-            transfer(ctx, s, sid, req).await,
-        ),
-        (&Method::DELETE, ["sessions", sid]) => (
-            "/api/admin/live-chat/sessions/{id}",
-            delete(ctx, s, sid).await,
-        ),
-        (&Method::GET, ["analytics"]) => (
-            "/api/admin/live-chat/analytics",
-            analytics(ctx, s, &req).await,
-        ),
-        (&Method::GET, ["customers", email, "history"]) => (
-            "/api/admin/live-chat/customers/{email}/history",
-            history(ctx, s, &percent_decode(email), &req).await,
-        ),
-        _ => (
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    // The document knows no 405: another method is a route it does not have.
+    let Matched::Found {
+        endpoint,
+        pattern,
+        params,
+    } = ENDPOINTS.find(req.method(), &path)
+    else {
+        return (
             "/api/admin/live-chat (no route)",
             Err(Fail::new(StatusCode::NOT_FOUND, "Route not found")),
-        ),
-    }
+        );
+    };
+    let s = &staff;
+    let sid = params.get("id").unwrap_or_default();
+    let answer = match endpoint {
+        Endpoint::List => list(ctx, s, &req).await,
+        Endpoint::Details => details(ctx, s, sid).await,
+        Endpoint::Reply => reply(ctx, s, sid, req).await,
+        Endpoint::Assign => assign(ctx, s, sid, req).await,
+        Endpoint::Status => status(ctx, s, sid, req).await,
+        Endpoint::Note => note(ctx, s, sid, req).await,
+        Endpoint::Transfer => transfer(ctx, s, sid, req).await,
+        Endpoint::Delete => delete(ctx, s, sid).await,
+        Endpoint::Analytics => analytics(ctx, s, &req).await,
+        Endpoint::History => {
+            let email = percent_decode(params.get("email").unwrap_or_default());
+            history(ctx, s, &email, &req).await
+        }
+    };
+    (pattern, answer)
 }
 
 /// A conversation the staff member can see, by session id.

@@ -28,8 +28,8 @@ use chat_core::{Actor, ConversationId, Engine, Limits, TenantId, TenantSettings,
 use chat_server::auth::{self, Caller};
 use chat_server::http::{self, Resp};
 use chat_server::ratelimit::Limiter;
-use chat_server::starter::{Starter, beside, signing_key};
-use chat_server::{App, Extension, Handled};
+use chat_server::{Context, Extension, Handled};
+use chat_starter::{Starter, beside, signing_key};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, RETRY_AFTER};
 use hyper::{Request, StatusCode};
@@ -106,7 +106,7 @@ impl Default for Options {
 /// Opens (or creates) the template's database: one tenant whose new chats wait as
 /// `pending` for an agent (no bot, no automatic assignment, as in the document), and the
 /// document's upload limits.
-pub async fn open(db: &Path) -> anyhow::Result<Starter> {
+pub async fn open(db: &Path) -> std::result::Result<Starter, chat_starter::Error> {
     let settings = TenantSettings {
         welcome_message: None,
         bot_enabled: false,
@@ -127,7 +127,10 @@ pub async fn open(db: &Path) -> anyhow::Result<Starter> {
 }
 
 /// Builds the extension for a starter (its session-id key lives beside the database).
-pub fn live_chat(starter: &Starter, options: Options) -> anyhow::Result<Arc<LiveChat>> {
+pub fn live_chat(
+    starter: &Starter,
+    options: Options,
+) -> std::result::Result<Arc<LiveChat>, chat_starter::Error> {
     let key = signing_key(&beside(&starter.db, "live-chat-session.key"))?;
     let limiter = options.rate_limit.map(|r| {
         let requests = f64::from(r.requests.max(1));
@@ -160,7 +163,7 @@ impl LiveChat {
     /// Seeds the document's example chat for `--demo`: John Doe, from the pricing page,
     /// asking about his order. Idempotent: if John already has a chat, that one is kept.
     /// Returns its session id.
-    pub async fn seed_demo(&self, engine: &Engine) -> anyhow::Result<String> {
+    pub async fn seed_demo(&self, engine: &Engine) -> chat_core::Result<String> {
         let system = Actor::System {
             tenant: self.tenant,
         };
@@ -289,14 +292,14 @@ fn capitalize(text: &str) -> String {
 
 /// What a handler needs: the server, the template and the caller's address.
 pub(crate) struct Ctx<'a> {
-    pub(crate) app: &'a Arc<App>,
+    pub(crate) app: &'a Context,
     pub(crate) chat: &'a LiveChat,
     pub(crate) ip: IpAddr,
 }
 
 impl Ctx<'_> {
     pub(crate) fn engine(&self) -> &Engine {
-        &self.app.engine
+        self.app.engine()
     }
 
     pub(crate) fn system(&self) -> Actor {
@@ -407,7 +410,7 @@ pub(crate) fn ok(status: StatusCode, body: serde_json::Value) -> Resp {
 
 #[async_trait::async_trait]
 impl Extension for LiveChat {
-    async fn handle(&self, app: &Arc<App>, req: Request<Incoming>, ip: IpAddr) -> Handled {
+    async fn handle(&self, cx: &Context, req: Request<Incoming>) -> Handled {
         let path = req.uri().path();
         let public = path == "/api/live-chat" || path.starts_with("/api/live-chat/");
         let admin = path == "/api/admin/live-chat" || path.starts_with("/api/admin/live-chat/");
@@ -418,7 +421,7 @@ impl Extension for LiveChat {
         // Socket handshakes count too: a reconnect with `since` replays from the log, so
         // an unlimited stream of them would be an unlimited stream of log scans.
         if let Some(limiter) = &self.limiter
-            && let Err(wait) = limiter.check(&ip.to_string())
+            && let Err(wait) = limiter.check(&cx.ip().to_string())
         {
             let mut response = Fail::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -434,9 +437,9 @@ impl Extension for LiveChat {
             return Handled::Answered("/api/live-chat (rate limited)", response);
         }
         let ctx = Ctx {
-            app,
+            app: cx,
             chat: self,
-            ip,
+            ip: cx.ip(),
         };
         let (name, answer) = if socket {
             ("/ws/live-chat", socket::open(&ctx, req).await)

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use chat_core::Role;
-use chat_server::starter::{StarterArgs, bind, init_logging, log_listening};
+use chat_starter::{StarterArgs, bind, init_logging, log_listening};
 use clap::Parser;
 use serde_json::json;
 

@@ -3,12 +3,13 @@
 //! conversation, so the engine's rules decide what the guest may do.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chat_core::{
     Actor, Attachment, ContactInput, ConversationId, Engine, Ephemeral, Message, MessagePage,
     OpenConversation, PostMessage,
 };
+use chat_server::extension::{Matched, PathTable};
 use chat_server::http::{self, Resp};
 use chat_server::uploads::{UploadedFile, read_multipart};
 use hyper::body::Incoming;
@@ -20,47 +21,78 @@ use serde_json::{Value, json};
 use crate::shapes::{self, Agents, meta};
 use crate::{Ctx, FILE_TYPES, Fail, MAX_FILE_BYTES, MAX_FILES, Result, json_body, ok, paging};
 
+/// The guests' endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Create,
+    Session,
+    Send,
+    Messages,
+    Upload,
+    End,
+    Rate,
+    Typing,
+    Download,
+}
+
+static ENDPOINTS: LazyLock<PathTable<Endpoint>> = LazyLock::new(|| {
+    use Endpoint::*;
+    PathTable::new([
+        (Method::POST, "/api/live-chat/sessions", Create),
+        (Method::GET, "/api/live-chat/sessions/{id}", Session),
+        (Method::POST, "/api/live-chat/sessions/{id}/messages", Send),
+        (
+            Method::GET,
+            "/api/live-chat/sessions/{id}/messages",
+            Messages,
+        ),
+        (Method::POST, "/api/live-chat/upload", Upload),
+        (Method::PATCH, "/api/live-chat/sessions/{id}/end", End),
+        (Method::POST, "/api/live-chat/sessions/{id}/rate", Rate),
+        (Method::POST, "/api/live-chat/sessions/{id}/typing", Typing),
+        // Attachment keys are `<folder>/<name>`.
+        (
+            Method::GET,
+            "/api/live-chat/sessions/{id}/attachments/{folder}/{name}",
+            Download,
+        ),
+    ])
+});
+
 pub(crate) async fn route(ctx: &Ctx<'_>, req: Request<Incoming>) -> (&'static str, Result<Resp>) {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let segments: Vec<&str> = path["/api/live-chat".len()..]
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    match (&method, segments.as_slice()) {
-        (&Method::POST, ["sessions"]) => ("/api/live-chat/sessions", create(ctx, req).await),
-        (&Method::GET, ["sessions", sid]) => {
-            ("/api/live-chat/sessions/{id}", session(ctx, sid).await)
-        }
-        (&Method::POST, ["sessions", sid, "messages"]) => (
-            "/api/live-chat/sessions/{id}/messages",
-            send(ctx, sid, req).await,
-        ),
-        (&Method::GET, ["sessions", sid, "messages"]) => (
-            "/api/live-chat/sessions/{id}/messages",
-            messages(ctx, sid, &req).await,
-        ),
-        (&Method::POST, ["upload"]) => ("/api/live-chat/upload", upload(ctx, req).await),
-        (&Method::PATCH, ["sessions", sid, "end"]) => {
-            ("/api/live-chat/sessions/{id}/end", end(ctx, sid, req).await)
-        }
-        (&Method::POST, ["sessions", sid, "rate"]) => (
-            "/api/live-chat/sessions/{id}/rate",
-            rate(ctx, sid, req).await,
-        ),
-        (&Method::POST, ["sessions", sid, "typing"]) => (
-            "/api/live-chat/sessions/{id}/typing",
-            typing(ctx, sid, req).await,
-        ),
-        (&Method::GET, ["sessions", sid, "attachments", dir, name]) => (
-            "/api/live-chat/sessions/{id}/attachments/{key}",
-            download(ctx, sid, &format!("{dir}/{name}")).await,
-        ),
-        _ => (
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    // The document knows no 405: another method is a route it does not have.
+    let Matched::Found {
+        endpoint,
+        pattern,
+        params,
+    } = ENDPOINTS.find(req.method(), &path)
+    else {
+        return (
             "/api/live-chat (no route)",
             Err(Fail::new(StatusCode::NOT_FOUND, "Route not found")),
-        ),
-    }
+        );
+    };
+    let sid = params.get("id").unwrap_or_default();
+    let answer = match endpoint {
+        Endpoint::Create => create(ctx, req).await,
+        Endpoint::Session => session(ctx, sid).await,
+        Endpoint::Send => send(ctx, sid, req).await,
+        Endpoint::Messages => messages(ctx, sid, &req).await,
+        Endpoint::Upload => upload(ctx, req).await,
+        Endpoint::End => end(ctx, sid, req).await,
+        Endpoint::Rate => rate(ctx, sid, req).await,
+        Endpoint::Typing => typing(ctx, sid, req).await,
+        Endpoint::Download => {
+            let key = format!(
+                "{}/{}",
+                params.get("folder").unwrap_or_default(),
+                params.get("name").unwrap_or_default()
+            );
+            download(ctx, sid, &key).await
+        }
+    };
+    (pattern, answer)
 }
 
 // The document's client-made `sessionId` is accepted and ignored (unknown fields are):

@@ -19,14 +19,13 @@
 //! 4001. Reconnect with `since`.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use chat_core::bus::Ephemeral;
 use chat_core::{
     Actor, AgentId, ConversationChange, ConversationId, Engine, Event, EventPayload, MessageKind,
     Sender, TransferTarget,
 };
-use chat_server::App;
+use chat_server::Context;
 use chat_server::auth::Caller;
 use chat_server::http::Resp;
 use chat_server::realtime::Socket;
@@ -85,14 +84,14 @@ pub(crate) async fn open(ctx: &Ctx<'_>, mut req: Request<Incoming>) -> Result<Re
     let (response, socket) = chat_server::realtime::accept(&mut req, MAX_FRAME, None)?;
     // Tap before answering the upgrade: nothing committed after the client sees its
     // socket open falls between history and live frames.
-    let tap = ctx.app.hub.tap(viewer.actor().tenant()).await;
+    let tap = ctx.app.hub().tap(viewer.actor().tenant()).await;
     let app = ctx.app.clone();
     let ids = ctx.chat.ids.clone();
     tokio::spawn(async move {
         let Some(mut socket) = socket.await else {
             return;
         };
-        let metrics = app.metrics.clone();
+        let metrics = app.metrics().clone();
         let _open = metrics.websocket_opened();
         let greeting = json!({ "type": "connection_established", "timestamp": now() });
         if send(&mut socket, greeting).await.is_err() {
@@ -109,12 +108,12 @@ pub(crate) async fn open(ctx: &Ctx<'_>, mut req: Request<Incoming>) -> Result<Re
         // A closed socket or a failed store ends the connection; the client reconnects
         // with `since` and loses nothing.
         tap.follow(
-            &app.engine,
+            app.engine(),
             &mut socket,
             &actor,
             since,
             &mut connection,
-            app.shutdown.clone(),
+            app.shutdown(),
         )
         .await;
     });
@@ -122,7 +121,7 @@ pub(crate) async fn open(ctx: &Ctx<'_>, mut req: Request<Incoming>) -> Result<Re
 }
 
 struct Connection {
-    app: Arc<App>,
+    app: Context,
     ids: SessionIds,
     viewer: Viewer,
     /// Staff: the token the socket was opened with, authenticated again now and then.
@@ -133,7 +132,7 @@ struct Connection {
 
 impl Follower for Connection {
     async fn event(&mut self, socket: &mut Socket, event: &Event) -> Flow {
-        let engine = self.app.engine.clone();
+        let engine = self.app.engine().clone();
         let frames = match self.frames(&engine, event).await {
             Ok(frames) => frames,
             Err(Closed) => return Flow::Gone,
@@ -154,7 +153,7 @@ impl Follower for Connection {
     }
 
     async fn text(&mut self, socket: &mut Socket, text: &str) -> Flow {
-        let engine = self.app.engine.clone();
+        let engine = self.app.engine().clone();
         Flow::sent(self.incoming(socket, &engine, text).await)
     }
 
@@ -175,7 +174,7 @@ impl Follower for Connection {
                 _,
             ) => self
                 .app
-                .engine
+                .engine()
                 .conversation(actor, *conversation)
                 .await
                 .is_ok(),

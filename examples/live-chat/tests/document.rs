@@ -80,6 +80,17 @@ async fn the_guest_routes_follow_the_document() {
     let sid = s.session(john()).await;
     let base = format!("/api/live-chat/sessions/{sid}");
 
+    // A trailing slash names the same route; the document has no 405, so another method
+    // is a route it does not have.
+    let again = s.get(&format!("{base}/"), None).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    let other = s.call(hyper::Method::PUT, &base, None, None).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        other.body,
+        json!({ "success": false, "message": "Route not found" })
+    );
+
     let sent = s
         .post(
             &format!("{base}/messages"),

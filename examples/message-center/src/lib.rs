@@ -10,9 +10,8 @@
 
 mod shapes;
 
-use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chat_core::store::AssignedFilter;
 use chat_core::{
@@ -21,15 +20,16 @@ use chat_core::{
 };
 use chat_server::auth::{self, Caller};
 use chat_server::error::ApiError;
+use chat_server::extension::{Matched, PathTable};
 use chat_server::http::{self, Resp};
-use chat_server::starter::Starter;
-use chat_server::{App, Extension, Handled};
+use chat_server::{Context, Extension, Handled};
+use chat_starter::Starter;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub use chat_server::numbering::ChatNumbers;
+pub use chat_starter::numbering::ChatNumbers;
 
 /// The tenant name the template keeps its data under.
 pub const TENANT: &str = "message-center";
@@ -44,14 +44,14 @@ pub const FRONTEND_ORIGIN: &str = "http://localhost:3000";
 
 /// Opens the template's database (created if missing), with CORS for the document's
 /// frontend.
-pub async fn open(db: &Path) -> anyhow::Result<Starter> {
+pub async fn open(db: &Path) -> Result<Starter, chat_starter::Error> {
     let mut starter = Starter::open(db, TENANT, TenantSettings::default(), |b| b).await?;
     starter.config.cors_origins = vec![FRONTEND_ORIGIN.to_owned()];
     Ok(starter)
 }
 
 /// The routes of document 001 over the starter's engine and tenant.
-pub async fn message_center(starter: &Starter) -> anyhow::Result<Arc<MessageCenter>> {
+pub async fn message_center(starter: &Starter) -> chat_core::Result<Arc<MessageCenter>> {
     Ok(Arc::new(MessageCenter {
         tenant: starter.tenant,
         ids: ChatNumbers::load(&starter.engine, starter.tenant).await?,
@@ -159,34 +159,57 @@ fn explicit_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
     Option::<u64>::deserialize(d).map(Some)
 }
 
+/// The handlers of the document's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Login,
+    List,
+    Create,
+    Send,
+    Detail,
+    Update,
+    Read,
+}
+
+/// Every endpoint of the document. Paths are matched without their trailing slash, so
+/// `/chats/` (FastAPI's spelling) and `/chats` are one endpoint.
+static ENDPOINTS: LazyLock<PathTable<Endpoint>> = LazyLock::new(|| {
+    use Endpoint::*;
+    PathTable::new([
+        (Method::POST, "/auth/login", Login),
+        (Method::GET, "/chats", List),
+        (Method::POST, "/chats", Create),
+        (Method::POST, "/chats/messages", Send),
+        (Method::GET, "/chats/{chat_id}", Detail),
+        (Method::PATCH, "/chats/{chat_id}", Update),
+        (Method::POST, "/chats/{chat_id}/read", Read),
+    ])
+});
+
 #[async_trait::async_trait]
 impl Extension for MessageCenter {
-    async fn handle(&self, app: &Arc<App>, req: Request<Incoming>, _ip: IpAddr) -> Handled {
-        let path = req.uri().path().to_owned();
-        let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-        let method = req.method().clone();
-        let (name, answer) = match (&method, segments.as_slice()) {
-            (&Method::POST, ["auth", "login"]) => ("/auth/login", self.login(app, req).await),
-            (&Method::GET, ["chats"]) => ("/chats/", self.list(app, req).await),
-            (&Method::POST, ["chats"]) => ("/chats/", self.create(app, req).await),
-            (&Method::POST, ["chats", "messages"]) => {
-                ("/chats/messages", self.send(app, req).await)
-            }
-            (&Method::GET, ["chats", id]) => {
-                let id = id.to_string();
-                ("/chats/{chat_id}", self.detail(app, req, &id).await)
-            }
-            (&Method::PATCH, ["chats", id]) => {
-                let id = id.to_string();
-                ("/chats/{chat_id}", self.update(app, req, &id).await)
-            }
-            (&Method::POST, ["chats", id, "read"]) => {
-                let id = id.to_string();
-                ("/chats/{chat_id}/read", self.read(app, req, &id).await)
-            }
-            _ => return Handled::Declined(req),
+    async fn handle(&self, cx: &Context, req: Request<Incoming>) -> Handled {
+        let path = req.uri().path().trim_end_matches('/').to_owned();
+        // Other methods and paths are the built-in API's (its 404 and 405).
+        let Matched::Found {
+            endpoint,
+            pattern,
+            params,
+        } = ENDPOINTS.find(req.method(), &path)
+        else {
+            return Handled::Declined(req);
         };
-        Handled::Answered(name, answer.unwrap_or_else(|e| e))
+        let id = params.get("chat_id").unwrap_or_default();
+        let answer = match endpoint {
+            Endpoint::Login => self.login(cx, req).await,
+            Endpoint::List => self.list(cx, req).await,
+            Endpoint::Create => self.create(cx, req).await,
+            Endpoint::Send => self.send(cx, req).await,
+            Endpoint::Detail => self.detail(cx, req, id).await,
+            Endpoint::Update => self.update(cx, req, id).await,
+            Endpoint::Read => self.read(cx, req, id).await,
+        };
+        Handled::Answered(pattern, answer.unwrap_or_else(|e| e))
     }
 }
 
@@ -199,16 +222,16 @@ impl MessageCenter {
 
     /// The staff member behind the bearer token; 401 without one (the document's
     /// `GET /chats/` and `PATCH` needed none: here every chat route is for staff).
-    async fn staff(&self, app: &App, req: &Request<Incoming>) -> Result<Staff, Resp> {
+    async fn staff(&self, cx: &Context, req: &Request<Incoming>) -> Result<Staff, Resp> {
         let token = auth::bearer(req.headers(), None).map_err(fail)?;
-        let actor = match app.authenticate(token.as_deref()).await.map_err(fail)? {
+        let actor = match cx.authenticate(token.as_deref()).await.map_err(fail)? {
             Caller::Anonymous => return Err(detail(StatusCode::UNAUTHORIZED, "Not authenticated")),
             Caller::Actor(actor @ Actor::Staff { .. }) if actor.tenant() == self.tenant => actor,
             Caller::Actor(_) => {
                 return Err(detail(StatusCode::FORBIDDEN, "Not enough permissions"));
             }
         };
-        match app.engine.resolve(&actor).await.map_err(engine_fail)? {
+        match cx.engine().resolve(&actor).await.map_err(engine_fail)? {
             chat_core::policy::Resolved::Staff(agent) => Ok(Staff { actor, agent }),
             _ => Err(detail(StatusCode::FORBIDDEN, "Not enough permissions")),
         }
@@ -239,10 +262,10 @@ impl MessageCenter {
         }
     }
 
-    async fn login(&self, app: &App, req: Request<Incoming>) -> Answer {
+    async fn login(&self, cx: &Context, req: Request<Incoming>) -> Answer {
         let body: Login = Self::body(req).await?;
         let refused = || detail(StatusCode::UNAUTHORIZED, "Incorrect username or password");
-        let engine = &app.engine;
+        let engine = cx.engine();
         let agent = engine
             .store()
             .agent_by_email(self.tenant, &login_email(&body.identifier))
@@ -274,7 +297,7 @@ impl MessageCenter {
             return Err(refused());
         };
         let token = auth::issue_token(
-            &app.config.jwt,
+            &cx.config().jwt,
             self.tenant,
             agent.id,
             agent.role,
@@ -297,9 +320,9 @@ impl MessageCenter {
         ))
     }
 
-    async fn list(&self, app: &App, req: Request<Incoming>) -> Answer {
-        let who = self.staff(app, &req).await?;
-        let engine = &app.engine;
+    async fn list(&self, cx: &Context, req: Request<Incoming>) -> Answer {
+        let who = self.staff(cx, &req).await?;
+        let engine = cx.engine();
         let mut chats = Vec::new();
         let mut cursor = None;
         loop {
@@ -329,17 +352,17 @@ impl MessageCenter {
         Ok(http::json(StatusCode::OK, &Value::Array(chats)))
     }
 
-    async fn detail(&self, app: &App, req: Request<Incoming>, number: &str) -> Answer {
-        let who = self.staff(app, &req).await?;
-        let c = self.chat(&app.engine, &who, number).await?;
+    async fn detail(&self, cx: &Context, req: Request<Incoming>, number: &str) -> Answer {
+        let who = self.staff(cx, &req).await?;
+        let c = self.chat(cx.engine(), &who, number).await?;
         Ok(http::json(
             StatusCode::OK,
-            &shapes::detail(&app.engine, &who.actor, &c).await?,
+            &shapes::detail(cx.engine(), &who.actor, &c).await?,
         ))
     }
 
-    async fn create(&self, app: &App, req: Request<Incoming>) -> Answer {
-        let who = self.staff(app, &req).await?;
+    async fn create(&self, cx: &Context, req: Request<Incoming>) -> Answer {
+        let who = self.staff(cx, &req).await?;
         let body: CreateChat = Self::body(req).await?;
         let channel = match body.channel.as_deref() {
             None => Channel::Whatsapp,
@@ -350,7 +373,7 @@ impl MessageCenter {
                 )
             })?,
         };
-        let engine = &app.engine;
+        let engine = cx.engine();
         let metadata = [(
             shapes::NAME.to_owned(),
             body.customer_name.trim().to_owned(),
@@ -387,13 +410,13 @@ impl MessageCenter {
         ))
     }
 
-    async fn send(&self, app: &App, req: Request<Incoming>) -> Answer {
-        let who = self.staff(app, &req).await?;
+    async fn send(&self, cx: &Context, req: Request<Incoming>) -> Answer {
+        let who = self.staff(cx, &req).await?;
         let body: SendMessage = Self::body(req).await?;
         let c = self
-            .chat(&app.engine, &who, &body.chat_id.to_string())
+            .chat(cx.engine(), &who, &body.chat_id.to_string())
             .await?;
-        let engine = &app.engine;
+        let engine = cx.engine();
         let posted = match body.sender.as_deref().unwrap_or("agent") {
             "agent" => {
                 engine
@@ -421,10 +444,10 @@ impl MessageCenter {
         ))
     }
 
-    async fn update(&self, app: &App, req: Request<Incoming>, number: &str) -> Answer {
-        let who = self.staff(app, &req).await?;
+    async fn update(&self, cx: &Context, req: Request<Incoming>, number: &str) -> Answer {
+        let who = self.staff(cx, &req).await?;
         let body: UpdateChat = Self::body(req).await?;
-        let engine = &app.engine;
+        let engine = cx.engine();
         let mut c = self.chat(engine, &who, number).await?;
         match body.assigned_agent_id {
             Some(Some(n)) => {
@@ -485,9 +508,9 @@ impl MessageCenter {
         ))
     }
 
-    async fn read(&self, app: &App, req: Request<Incoming>, number: &str) -> Answer {
-        let who = self.staff(app, &req).await?;
-        let engine = &app.engine;
+    async fn read(&self, cx: &Context, req: Request<Incoming>, number: &str) -> Answer {
+        let who = self.staff(cx, &req).await?;
+        let engine = cx.engine();
         let c = self.chat(engine, &who, number).await?;
         let c = engine
             .mark_read(&who.actor, c.id, c.last_seq)
@@ -505,7 +528,7 @@ impl MessageCenter {
 pub async fn seed_demo(
     starter: &Starter,
     center: &MessageCenter,
-) -> anyhow::Result<Vec<(String, Agent)>> {
+) -> Result<Vec<(String, Agent)>, chat_starter::Error> {
     let admin = starter
         .ensure_staff("Admin", &login_email("admin"), "admin123", Role::Admin)
         .await?;
@@ -525,7 +548,7 @@ impl MessageCenter {
         engine: &Engine,
         contact: ContactInput,
         channel: Channel,
-    ) -> anyhow::Result<ConversationId> {
+    ) -> chat_core::Result<ConversationId> {
         let metadata = [(
             shapes::NAME.to_owned(),
             contact.name.clone().unwrap_or_default(),

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use chat_server::starter::{self, StarterArgs};
+use chat_starter::{self as starter, StarterArgs};
 use clap::Parser;
 
 /// The message-center backend of document 001 on the chat engine.

@@ -89,7 +89,7 @@ pub fn summary(c: &Conversation) -> Option<Value> {
 
 fn base(c: &Conversation) -> Option<Value> {
     Some(json!({
-        "id": chat_server::numbering::number_of(c)?,
+        "id": chat_starter::numbering::number_of(c)?,
         "name": c.metadata.get(NAME).map_or("", String::as_str),
         "channel": channel_name(c.channel),
         "online": online(c),
@@ -203,7 +203,7 @@ pub async fn seed_chats(
     engine: &Engine,
     center: &MessageCenter,
     agent: AgentId,
-) -> anyhow::Result<()> {
+) -> chat_core::Result<()> {
     let system = center.system();
     let contact = |name: &str, phone: &str, email: &str, address: &str| ContactInput {
         name: Some(name.into()),

@@ -18,9 +18,8 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chat_core::{
     Actor, Contact, ContactId, ContactInput, Conversation, ConversationFilter, ConversationId,
@@ -28,9 +27,10 @@ use chat_core::{
     Sender, TenantId, TenantSettings, VisitorToken,
 };
 use chat_server::auth::{self, Caller};
+use chat_server::extension::{Matched, PathTable};
 use chat_server::http::{self, Resp};
-use chat_server::starter::Starter;
-use chat_server::{App, Extension, Handled};
+use chat_server::{Context, Extension, Handled};
+use chat_starter::Starter;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
@@ -54,7 +54,7 @@ pub const TENANT: &str = "Quick Chat";
 /// Opens the template's engine on `db`: one tenant, the rule bot answering with the
 /// document's canned reply (no keyword handoff: `request-agent` is how the document asks
 /// for a human), and CORS with credentials for the document's two frontends.
-pub async fn open(db: &Path) -> anyhow::Result<Starter> {
+pub async fn open(db: &Path) -> Result<Starter, chat_starter::Error> {
     let bot = RuleBot::new(RuleBotConfig {
         intents: Vec::new(),
         handoff_phrases: Vec::new(),
@@ -103,22 +103,47 @@ fn engine_error(e: chat_core::Error) -> Resp {
 
 type Answer = Result<Resp, Resp>;
 
-/// Which route a path and method name, for metrics (patterns, never raw ids).
-fn route_name(tail: &[&str]) -> &'static str {
-    match tail {
-        [] => "/api/chat/sessions",
-        [_] => "/api/chat/sessions/{id}",
-        [_, "messages"] => "/api/chat/sessions/{id}/messages",
-        [_, "request-agent"] => "/api/chat/sessions/{id}/request-agent",
-        [_, "agent-message"] => "/api/chat/sessions/{id}/agent-message",
-        [_, "end"] => "/api/chat/sessions/{id}/end",
-        _ => "/api/chat/sessions/unknown",
-    }
+/// The handlers of the document's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    List,
+    Create,
+    Get,
+    Update,
+    History,
+    Post,
+    RequestAgent,
+    AgentMessage,
+    End,
 }
+
+/// Every endpoint of the document. Paths are matched without a trailing slash.
+static ENDPOINTS: LazyLock<PathTable<Endpoint>> = LazyLock::new(|| {
+    use Endpoint::*;
+    PathTable::new([
+        (Method::GET, "/api/chat/sessions", List),
+        (Method::POST, "/api/chat/sessions", Create),
+        (Method::GET, "/api/chat/sessions/{id}", Get),
+        (Method::PATCH, "/api/chat/sessions/{id}", Update),
+        (Method::GET, "/api/chat/sessions/{id}/messages", History),
+        (Method::POST, "/api/chat/sessions/{id}/messages", Post),
+        (
+            Method::POST,
+            "/api/chat/sessions/{id}/request-agent",
+            RequestAgent,
+        ),
+        (
+            Method::POST,
+            "/api/chat/sessions/{id}/agent-message",
+            AgentMessage,
+        ),
+        (Method::POST, "/api/chat/sessions/{id}/end", End),
+    ])
+});
 
 #[async_trait::async_trait]
 impl Extension for QuickChat {
-    async fn handle(&self, app: &Arc<App>, req: Request<Incoming>, _ip: IpAddr) -> Handled {
+    async fn handle(&self, cx: &Context, req: Request<Incoming>) -> Handled {
         let path = req.uri().path().to_owned();
         let Some(rest) = path.strip_prefix("/api/chat/sessions") else {
             return Handled::Declined(req);
@@ -126,47 +151,61 @@ impl Extension for QuickChat {
         if !(rest.is_empty() || rest.starts_with('/')) {
             return Handled::Declined(req);
         }
-        let tail: Vec<&str> = rest
-            .trim_matches('/')
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .collect();
-        let name = route_name(&tail);
-        let answer = self.route(app, req, &tail).await;
+        let matched = ENDPOINTS.find(req.method(), path.trim_end_matches('/'));
+        // Patterns, never raw ids, name the endpoint in metrics.
+        let name = match &matched {
+            Matched::Found { pattern, .. } | Matched::MethodNotAllowed { pattern, .. } => pattern,
+            Matched::NotFound => "/api/chat/sessions/unknown",
+        };
+        let answer = self.route(cx, req, matched).await;
         Handled::Answered(name, answer.unwrap_or_else(|e| e))
     }
 }
 
 impl QuickChat {
-    async fn route(&self, app: &Arc<App>, req: Request<Incoming>, tail: &[&str]) -> Answer {
+    async fn route(
+        &self,
+        cx: &Context,
+        req: Request<Incoming>,
+        matched: Matched<'static, Endpoint>,
+    ) -> Answer {
         let (parts, body) = req.into_parts();
         let caller = match auth::bearer(&parts.headers, None) {
-            Ok(token) => app
+            Ok(token) => cx
                 .authenticate(token.as_deref())
                 .await
                 .map_err(|e| fail(e.status, "Invalid or expired token"))?,
             Err(_) => return Err(fail(StatusCode::UNAUTHORIZED, "Invalid or expired token")),
         };
-        let method = parts.method.clone();
-        match (&method, tail) {
-            (&Method::GET, []) => self.list(app, &caller).await,
-            (&Method::POST, []) => self.create(app, read_object(body).await?).await,
-            (&Method::GET, [id]) => {
-                let (actor, c) = self.session(app, &caller, id).await?;
-                self.session_answer(app, &actor, &c, id).await
+        let (endpoint, params) = match matched {
+            Matched::Found {
+                endpoint, params, ..
+            } => (*endpoint, params),
+            Matched::MethodNotAllowed { .. } => {
+                return Err(fail(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"));
             }
-            (&Method::PATCH, [id]) => {
+            Matched::NotFound => return Err(fail(StatusCode::NOT_FOUND, "Not found")),
+        };
+        let id = params.get("id").unwrap_or_default();
+        match endpoint {
+            Endpoint::List => self.list(cx, &caller).await,
+            Endpoint::Create => self.create(cx, read_object(body).await?).await,
+            Endpoint::Get => {
+                let (actor, c) = self.session(cx, &caller, id).await?;
+                self.session_answer(cx, &actor, &c, id).await
+            }
+            Endpoint::Update => {
                 let staff = staff(&caller)?;
                 let changes = read_object(body).await?;
-                self.patch(app, staff, id, changes).await
+                self.patch(cx, staff, id, changes).await
             }
-            (&Method::GET, [id, "messages"]) => {
-                let (actor, c) = self.session(app, &caller, id).await?;
-                let messages = history(app, &actor, c.id).await?;
+            Endpoint::History => {
+                let (actor, c) = self.session(cx, &caller, id).await?;
+                let messages = history(cx, &actor, c.id).await?;
                 Ok(ok(json!({ "success": true, "messages": messages })))
             }
-            (&Method::POST, [id, "messages"]) => {
-                let (actor, c) = self.session(app, &caller, id).await?;
+            Endpoint::Post => {
+                let (actor, c) = self.session(cx, &caller, id).await?;
                 if !matches!(actor, Actor::Customer { .. }) {
                     return Err(fail(
                         StatusCode::FORBIDDEN,
@@ -174,8 +213,8 @@ impl QuickChat {
                     ));
                 }
                 let text = message_text(&read_object(body).await?)?;
-                let posted = app
-                    .engine
+                let posted = cx
+                    .engine()
                     .post_message(&actor, c.id, PostMessage::text(text))
                     .await
                     .map_err(engine_error)?;
@@ -188,7 +227,7 @@ impl QuickChat {
                     .find(|m| m.sender == Sender::Bot && m.kind == MessageKind::Text)
                     .map(|m| m.body.clone());
                 let session = self
-                    .session_json(app, &actor, &posted.conversation, id)
+                    .session_json(cx, &actor, &posted.conversation, id)
                     .await?;
                 Ok(ok(json!({
                     "success": true,
@@ -196,21 +235,21 @@ impl QuickChat {
                     "session": session,
                 })))
             }
-            (&Method::POST, [id, "request-agent"]) => {
-                let (actor, c) = self.session(app, &caller, id).await?;
-                let c = app
-                    .engine
+            Endpoint::RequestAgent => {
+                let (actor, c) = self.session(cx, &caller, id).await?;
+                let c = cx
+                    .engine()
                     .request_agent(&actor, c.id, None, None)
                     .await
                     .map_err(engine_error)?;
-                self.session_answer(app, &actor, &c, id).await
+                self.session_answer(cx, &actor, &c, id).await
             }
-            (&Method::POST, [id, "agent-message"]) => {
+            Endpoint::AgentMessage => {
                 let staff = staff(&caller)?.clone();
                 let text = message_text(&read_object(body).await?)?;
-                let (_, c) = self.session(app, &caller, id).await?;
-                let posted = app
-                    .engine
+                let (_, c) = self.session(cx, &caller, id).await?;
+                let posted = cx
+                    .engine()
                     .post_message(&staff, c.id, PostMessage::text(text))
                     .await
                     .map_err(engine_error)?;
@@ -219,30 +258,26 @@ impl QuickChat {
                     "message": message_json(&posted.message),
                 })))
             }
-            (&Method::POST, [id, "end"]) => {
-                let (actor, c) = self.session(app, &caller, id).await?;
+            Endpoint::End => {
+                let (actor, c) = self.session(cx, &caller, id).await?;
                 // Ending an ended session is answered like the document does: with it.
                 let c = if matches!(c.mode, Mode::Closed | Mode::Archived) {
                     c
                 } else {
-                    app.engine
+                    cx.engine()
                         .close(&actor, c.id, None)
                         .await
                         .map_err(engine_error)?
                 };
-                self.session_answer(app, &actor, &c, id).await
+                self.session_answer(cx, &actor, &c, id).await
             }
-            (_, [] | [_] | [_, "messages" | "request-agent" | "agent-message" | "end"]) => {
-                Err(fail(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"))
-            }
-            _ => Err(fail(StatusCode::NOT_FOUND, "Not found")),
         }
     }
 
     /// `POST /api/chat/sessions`: opens a conversation for the visitor and answers with
     /// its id, which is a fresh visitor token (the only thing the document's frontend
     /// keeps, so it must be the credential; see the README).
-    async fn create(&self, app: &Arc<App>, data: Value) -> Answer {
+    async fn create(&self, cx: &Context, data: Value) -> Answer {
         let text = |key: &str| -> Result<Option<String>, Resp> {
             match data.get(key) {
                 None | Some(Value::Null) => Ok(None),
@@ -264,8 +299,8 @@ impl QuickChat {
             },
             ..Default::default()
         };
-        let opened = app
-            .engine
+        let opened = cx
+            .engine()
             .open_conversation(&system, input)
             .await
             .map_err(engine_error)?;
@@ -277,9 +312,9 @@ impl QuickChat {
             contact_id: opened.contact.id,
             conversation_id: Some(opened.conversation.id),
             created_at: now,
-            expires_at: Some(now + app.config.visitor_token_ttl),
+            expires_at: Some(now + cx.config().visitor_token_ttl),
         };
-        app.engine
+        cx.engine()
             .store_visitor_token(&system, &record)
             .await
             .map_err(engine_error)?;
@@ -292,7 +327,7 @@ impl QuickChat {
     /// `GET /api/chat/sessions` (staff): every session the staff member can see, newest
     /// activity first. Ids here are conversation ids: staff never learn a visitor's
     /// credential, and staff routes accept either id.
-    async fn list(&self, app: &Arc<App>, caller: &Caller) -> Answer {
+    async fn list(&self, cx: &Context, caller: &Caller) -> Answer {
         let actor = staff(caller)?;
         let mut sessions = Vec::new();
         let mut contacts: HashMap<ContactId, Option<Contact>> = HashMap::new();
@@ -303,8 +338,8 @@ impl QuickChat {
                 limit: Some(200),
                 ..Default::default()
             };
-            let page = app
-                .engine
+            let page = cx
+                .engine()
                 .list_conversations(actor, filter)
                 .await
                 .map_err(engine_error)?;
@@ -312,7 +347,7 @@ impl QuickChat {
                 if let std::collections::hash_map::Entry::Vacant(slot) =
                     contacts.entry(c.contact_id)
                 {
-                    slot.insert(app.engine.contact(actor, c.contact_id).await.ok());
+                    slot.insert(cx.engine().contact(actor, c.contact_id).await.ok());
                 }
                 let contact = contacts[&c.contact_id].as_ref();
                 sessions.push(session_view(c, contact, &c.id.to_string()));
@@ -330,10 +365,10 @@ impl QuickChat {
     /// edit the visitor's contact, and the other fields of the session may be sent back
     /// unchanged (a frontend that PATCHes the whole object still works). Changing anything
     /// else is refused, since the engine, not a free dictionary, holds the session.
-    async fn patch(&self, app: &Arc<App>, actor: &Actor, id: &str, changes: Value) -> Answer {
+    async fn patch(&self, cx: &Context, actor: &Actor, id: &str, changes: Value) -> Answer {
         let caller = Caller::Actor(actor.clone());
-        let (_, c) = self.session(app, &caller, id).await?;
-        let current = self.session_json(app, actor, &c, id).await?;
+        let (_, c) = self.session(cx, &caller, id).await?;
+        let current = self.session_json(cx, actor, &c, id).await?;
         let Value::Object(changes) = changes else {
             return Err(fail(StatusCode::BAD_REQUEST, "Expected a JSON object"));
         };
@@ -370,7 +405,7 @@ impl QuickChat {
                 }
             }
         }
-        let engine = &app.engine;
+        let engine = cx.engine();
         if contact != chat_core::ContactPatch::default() {
             engine
                 .update_contact(actor, c.contact_id, contact)
@@ -398,7 +433,7 @@ impl QuickChat {
             }
         };
         let c = changed.map_err(engine_error)?;
-        self.session_answer(app, actor, &c, id).await
+        self.session_answer(cx, actor, &c, id).await
     }
 
     /// The session `id` names and the actor to act as. A visitor's id is its visitor
@@ -406,7 +441,7 @@ impl QuickChat {
     /// Everything else, including a guessed id, is the document's 404.
     async fn session(
         &self,
-        app: &Arc<App>,
+        cx: &Context,
         caller: &Caller,
         id: &str,
     ) -> Result<(Actor, Conversation), Resp> {
@@ -415,8 +450,8 @@ impl QuickChat {
             _ => None,
         };
         let (actor, conversation) = if id.starts_with(auth::VISITOR_PREFIX) {
-            let record = app
-                .engine
+            let record = cx
+                .engine()
                 .visitor_token(&auth::token_digest(id))
                 .await
                 .map_err(engine_error)?
@@ -438,8 +473,8 @@ impl QuickChat {
             let conversation: ConversationId = id.parse().map_err(|_| not_found())?;
             (actor, conversation)
         };
-        let c = app
-            .engine
+        let c = cx
+            .engine()
             .conversation(&actor, conversation)
             .await
             .map_err(engine_error)?;
@@ -448,13 +483,13 @@ impl QuickChat {
 
     async fn session_json(
         &self,
-        app: &Arc<App>,
+        cx: &Context,
         actor: &Actor,
         c: &Conversation,
         id: &str,
     ) -> Result<Value, Resp> {
-        let contact = app
-            .engine
+        let contact = cx
+            .engine()
             .contact(actor, c.contact_id)
             .await
             .map_err(engine_error)?;
@@ -463,12 +498,12 @@ impl QuickChat {
 
     async fn session_answer(
         &self,
-        app: &Arc<App>,
+        cx: &Context,
         actor: &Actor,
         c: &Conversation,
         id: &str,
     ) -> Answer {
-        let session = self.session_json(app, actor, c, id).await?;
+        let session = self.session_json(cx, actor, c, id).await?;
         Ok(ok(json!({ "success": true, "session": session })))
     }
 }
@@ -554,7 +589,7 @@ fn message_json(m: &Message) -> Value {
 }
 
 /// Every message of the session, oldest first (timeline events and notes left out).
-async fn history(app: &Arc<App>, actor: &Actor, id: ConversationId) -> Result<Vec<Value>, Resp> {
+async fn history(cx: &Context, actor: &Actor, id: ConversationId) -> Result<Vec<Value>, Resp> {
     let mut out = Vec::new();
     let mut after = 0;
     loop {
@@ -563,8 +598,8 @@ async fn history(app: &Arc<App>, actor: &Actor, id: ConversationId) -> Result<Ve
             before: None,
             limit: Some(200),
         };
-        let batch = app
-            .engine
+        let batch = cx
+            .engine()
             .messages(actor, id, page)
             .await
             .map_err(engine_error)?;

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use chat_core::Role;
-use chat_server::starter::{self, StarterArgs};
+use chat_starter::{self as starter, StarterArgs};
 use clap::Parser;
 use serde_json::json;
 

@@ -88,6 +88,16 @@ async fn a_visitor_chats_asks_for_an_agent_and_the_agent_answers() {
     let got = s.get(&base, None).await;
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(got.body["session"]["id"], json!(id));
+    // A trailing slash names the same endpoint; another method on it is 405 and an
+    // unknown path below it 404, both in the document's error shape.
+    let slash = s.get(&format!("{base}/"), None).await;
+    assert_eq!(slash.body["session"]["id"], json!(id));
+    let refused = s.call(Method::PUT, &base, None, None).await;
+    assert_eq!(refused.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(refused.body, json!({ "error": "Method not allowed" }));
+    let missing = s.get(&format!("{base}/nothing"), None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.body, json!({ "error": "Not found" }));
 
     let sent = s
         .post(

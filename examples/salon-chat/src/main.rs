@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use chat_server::starter::{self, StarterArgs};
+use chat_starter::{self as starter, StarterArgs};
 use clap::Parser;
 
 /// The salon chat backend of document 002 on the chat engine.

@@ -187,7 +187,7 @@ pub async fn chat_json(
         .get(crate::ENTITY_TYPE)
         .map(|kind| (kind, c.metadata.get(crate::ENTITY_ID)));
     json!({
-        "id": chat_server::numbering::number_of(c),
+        "id": chat_starter::numbering::number_of(c),
         "salon_id": salon,
         "customer_id": customer_id,
         "title": c.title,

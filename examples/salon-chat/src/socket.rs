@@ -25,12 +25,12 @@ use chat_core::bus::Ephemeral;
 use chat_core::{
     ContactId, ConversationId, Engine, Event, EventPayload, MessagePage, Reader, TenantId,
 };
-use chat_server::App;
+use chat_server::Context;
 use chat_server::auth::Caller;
-use chat_server::fastapi;
 use chat_server::http::{self, Resp};
 use chat_server::realtime::Socket;
 use chat_server::realtime::follow::{Flow, Follower};
+use chat_starter::fastapi;
 use futures_util::SinkExt;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -129,7 +129,7 @@ impl Drop for Seat {
 
 /// Upgrades one of the two sockets for a signed-in staff member (`staff`) or customer.
 pub(crate) async fn open(
-    app: &Arc<App>,
+    app: &Context,
     salons: &SalonChat,
     mut req: Request<Incoming>,
     staff: bool,
@@ -151,7 +151,7 @@ pub(crate) async fn open(
             },
         ));
     }
-    app.engine
+    app.engine()
         .resolve(&who.actor)
         .await
         .map_err(crate::engine_error)?;
@@ -159,19 +159,19 @@ pub(crate) async fn open(
         .map_err(|e| fastapi::detail(e.status, &e.message))?;
     // Tap before answering the upgrade: nothing committed after the client sees its
     // socket open falls between history and live frames.
-    let tap = app.hub.tap(who.salon.tenant).await;
+    let tap = app.hub().tap(who.salon.tenant).await;
     let app = app.clone();
     let seat = salons.presence_seat(&who);
     tokio::spawn(async move {
         let Some(mut socket) = socket.await else {
             return;
         };
-        let metrics = app.metrics.clone();
+        let metrics = app.metrics().clone();
         let _open = metrics.websocket_opened();
         let actor = who.actor.clone();
         let mut connection = Connection {
             app: app.clone(),
-            engine: app.engine.clone(),
+            engine: app.engine().clone(),
             who,
             token: token.unwrap_or_default(),
             seat,
@@ -187,12 +187,12 @@ pub(crate) async fn open(
         }
         // Joins replay by `last_message_id`; the log itself is followed from now on.
         tap.follow(
-            &app.engine,
+            app.engine(),
             &mut socket,
             &actor,
             None,
             &mut connection,
-            app.shutdown.clone(),
+            app.shutdown(),
         )
         .await;
         connection.leave_all();
@@ -219,7 +219,7 @@ struct Joined {
 }
 
 struct Connection {
-    app: Arc<App>,
+    app: Context,
     engine: Engine,
     who: Who,
     /// The token the socket was opened with, authenticated again now and then.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use chat_server::starter::Starter;
+use chat_starter::Starter;
 use example_salon_chat::{FIRST_SALON, SalonChat, salon_settings};
 use serde_json::json;
 

@@ -146,3 +146,37 @@ async fn tokens_are_required_and_roles_are_kept() {
     assert_eq!(next_of(&mut ws, "pong").await["type"], "pong");
     salon.server.stop().await;
 }
+
+#[tokio::test]
+async fn the_endpoint_table_answers_fastapi_404_and_405_and_leaves_other_paths_to_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let salon = start(&dir.path().join("salon.db")).await;
+    let s = &salon.server;
+    let admin = salon.token("admin");
+
+    // A known path with another method: FastAPI's 405, before any credential is asked.
+    let wrong = s
+        .call(hyper::Method::DELETE, "/api/v1/chat/chats", None, None)
+        .await;
+    assert_eq!(wrong.status, 405);
+    assert_eq!(wrong.body, json!({ "detail": "Method Not Allowed" }));
+    let login = s.get("/api/v1/auth/login", None).await;
+    assert_eq!(login.status, 405);
+
+    // An unknown path under the document's prefix: FastAPI's 404.
+    let missing = s.get("/api/v1/chat/nothing-here", Some(&admin)).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body, json!({ "detail": "Not Found" }));
+
+    // `/chats/customer` is its own endpoint, not chat number "customer".
+    let customers = s.get("/api/v1/chat/chats/customer", Some(&admin)).await;
+    assert_eq!(customers.status, 403, "{}", customers.text);
+    assert_eq!(
+        customers.body,
+        json!({ "detail": "Only customers can use this endpoint" })
+    );
+
+    // Paths outside the document's prefix are the built-in API's.
+    let health = s.get("/healthz", None).await;
+    assert_eq!(health.status, 200);
+}

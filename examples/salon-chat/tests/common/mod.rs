@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::ManualClock;
-use chat_server::starter::Starter;
 use chat_server::testing::TestServer;
+use chat_starter::Starter;
 use example_salon_chat::{FIRST_SALON, SalonChat, salon_settings};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 
 use chat_core::{Role, TenantSettings};
 use chat_server::auth::{self, Caller};
-use chat_server::starter::Starter;
+use chat_starter::Starter;
 
 #[tokio::test]
 async fn starters_reopen_the_same_tenant_key_and_staff() {
@@ -43,7 +43,7 @@ async fn starters_reopen_the_same_tenant_key_and_staff() {
     // The key is stable across restarts, so the written token still authenticates.
     let caller = auth::authenticate(
         &again.engine,
-        &again.config,
+        &again.config.jwt,
         &auth::TokenCache::default(),
         Some(&token),
     )

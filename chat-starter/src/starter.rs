@@ -1,20 +1,19 @@
-//! What every starter template in `examples/` needs around its routes: the common flags
+//! What every starter template in `examples/` needs around its endpoints: the common flags
 //! (`--listen`, `--db`, `--demo`), the SQLite engine with one tenant, a signing key kept
 //! beside the database, idempotent demo staff, `demo-tokens.json`, and a server that stops
-//! gracefully on SIGINT/SIGTERM. The `chat-server` binary uses the same pieces.
+//! gracefully on SIGINT/SIGTERM.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
-use chat_core::{Actor, Agent, Engine, EngineBuilder, NewAgent, Role, TenantId, TenantSettings};
+use chat_core::{Actor, Agent, Engine, EngineBuilder, Role, TenantId, TenantSettings};
+use chat_server::uploads::DirBlobStore;
+use chat_server::{Config, Extension, JwtConfig, auth};
 use chat_sqlite::SqliteStore;
 
-use crate::config::Config;
-use crate::extension::Extension;
-use crate::{JwtConfig, auth};
+use crate::Error;
 
 /// The flags every template takes.
 #[derive(Debug, Clone, clap::Args)]
@@ -52,15 +51,20 @@ impl Starter {
         tenant_name: &str,
         settings: TenantSettings,
         shape: impl FnOnce(EngineBuilder) -> EngineBuilder,
-    ) -> anyhow::Result<Self> {
-        let store = SqliteStore::open(db)
-            .with_context(|| format!("opening the database {}", db.display()))?;
+    ) -> Result<Self, Error> {
+        let store = SqliteStore::open(db).map_err(|source| Error::Database {
+            path: db.to_owned(),
+            source,
+        })?;
         // Uploads live beside the database, so they survive restarts with it.
-        let blobs = crate::uploads::DirBlobStore::new(beside(db, "uploads"))
-            .context("creating the uploads folder")?;
+        let uploads = beside(db, "uploads");
+        let blobs = DirBlobStore::new(&uploads).map_err(|source| Error::File {
+            path: uploads,
+            source,
+        })?;
         let engine = shape(
             Engine::builder_with_backend(Arc::new(store))
-                .passwords(Arc::new(crate::auth::Argon2Passwords))
+                .passwords(Arc::new(chat_server::auth::Argon2Passwords))
                 .blobs(Arc::new(blobs)),
         )
         .build();
@@ -99,35 +103,50 @@ impl Starter {
         email: &str,
         password: &str,
         role: Role,
-    ) -> anyhow::Result<Agent> {
-        ensure_staff(&self.engine, self.tenant, name, email, password, role).await
+    ) -> Result<Agent, Error> {
+        Ok(
+            chat_server::staff::ensure_staff(
+                &self.engine,
+                self.tenant,
+                name,
+                email,
+                password,
+                role,
+            )
+            .await?,
+        )
     }
 
     /// A fresh access token for a staff member, as `/v1/auth/login` would issue.
-    pub async fn staff_token(&self, agent: &Agent) -> anyhow::Result<String> {
+    pub async fn staff_token(&self, agent: &Agent) -> Result<String, Error> {
         let credential = self.engine.credential(self.tenant, agent.id).await?;
-        auth::issue_token(
+        Ok(auth::issue_token(
             &self.config.jwt,
             self.tenant,
             agent.id,
             agent.role,
             credential.token_version,
-        )
+        )?)
     }
 
     /// Writes `demo-tokens.json` beside the database (owner-only: the tokens are live
     /// credentials) and returns its path.
-    pub fn write_demo_tokens(&self, tokens: &serde_json::Value) -> anyhow::Result<PathBuf> {
+    pub fn write_demo_tokens(&self, tokens: &serde_json::Value) -> Result<PathBuf, Error> {
         let path = beside(&self.db, "demo-tokens.json");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(&path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        file.write_all(serde_json::to_string_pretty(tokens)?.as_bytes())?;
-        file.sync_all()?;
+        let write = || {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&path)?;
+            let text = serde_json::to_string_pretty(tokens).map_err(std::io::Error::other)?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        };
+        write().map_err(|source| Error::File {
+            path: path.clone(),
+            source,
+        })?;
         Ok(path)
     }
 
@@ -137,45 +156,15 @@ impl Starter {
         listener: tokio::net::TcpListener,
         extension: Arc<dyn Extension>,
     ) -> std::io::Result<()> {
-        crate::run_with(
+        chat_server::run_with(
             listener,
             self.engine.clone(),
             self.config,
             Some(extension),
-            shutdown_signal(),
+            chat_server::shutdown_signal(),
         )
         .await
     }
-}
-
-/// The staff member with `email` in `tenant`, created with `password` if missing.
-pub async fn ensure_staff(
-    engine: &Engine,
-    tenant: TenantId,
-    name: &str,
-    email: &str,
-    password: &str,
-    role: Role,
-) -> anyhow::Result<Agent> {
-    if let Some(agent) = engine.store().agent_by_email(tenant, email).await? {
-        return Ok(agent);
-    }
-    let system = Actor::System { tenant };
-    let input = NewAgent {
-        name: name.into(),
-        email: email.into(),
-        role,
-        capacity: None,
-        departments: vec![],
-    };
-    let agent = engine
-        .create_agent(&system, input)
-        .await
-        .with_context(|| format!("creating {email}"))?;
-    engine
-        .set_password(&system, agent.id, &auth::hash_password(password)?)
-        .await?;
-    Ok(agent)
 }
 
 /// A file next to the database.
@@ -186,69 +175,9 @@ pub fn beside(db: &Path, name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Reads the HS256 key, or makes one (256 random bits, hex) readable by the owner only.
-pub fn signing_key(path: &Path) -> anyhow::Result<Vec<u8>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let key = text.trim().as_bytes().to_vec();
-            anyhow::ensure!(
-                key.len() >= 32,
-                "the signing key in {} is shorter than 32 bytes",
-                path.display()
-            );
-            Ok(key)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key: String = auth::random_bytes::<32>()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options
-                .open(path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            file.write_all(key.as_bytes())?;
-            file.sync_all()?;
-            tracing::info!(path = %path.display(), "generated a new token signing key");
-            Ok(key.into_bytes())
-        }
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
-/// Binds with a large listen backlog: the default 128 makes bursts of connections retry
-/// their SYNs for seconds.
-pub fn bind(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
-    let socket = if address.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket
-        .bind(address)
-        .with_context(|| format!("binding {address}"))?;
-    Ok(socket.listen(4096)?)
-}
-
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown requested");
+/// Reads the HS256 key at `path`, or makes one readable by the owner only.
+pub fn signing_key(path: &Path) -> Result<Vec<u8>, Error> {
+    Ok(auth::signing_key(path)?)
 }
 
 /// Logs to stderr at `info` (or `RUST_LOG`), for template binaries: text, or one JSON

@@ -1,7 +1,7 @@
 //! FastAPI's answers, byte for byte where a FastAPI document's clients read them: `{"detail":
 //! "..."}` errors, pydantic v2's 422 list, and the OAuth2 bearer challenge.
 
-use crate::http::{self, Resp};
+use chat_server::http::{self, Resp};
 use hyper::StatusCode;
 use hyper::header::{HeaderValue, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 /// action, pydantic's list naming the field for invalid input, the engine's message
 /// otherwise.
 pub fn engine_error(e: chat_core::Error, not_found: &str) -> Resp {
-    let api = crate::error::ApiError::from(e);
+    let api = chat_server::error::ApiError::from(e);
     match api.status {
         StatusCode::NOT_FOUND => detail(StatusCode::NOT_FOUND, not_found),
         StatusCode::FORBIDDEN => detail(StatusCode::FORBIDDEN, "Not enough permissions"),

@@ -1,10 +1,78 @@
-//! Server settings. The binary fills them from flags and environment variables; an
-//! embedder builds them in code.
+//! The state a running server shares with every request, and the settings it starts
+//! from.
+//!
+//! This module sits below the request handling: the accept loop ([`crate::run`]), the
+//! built-in handlers and extensions all depend on it, and it depends on none of them, so
+//! settings and shared state can be read anywhere without pulling in the endpoint table.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::TenantId;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use chat_core::{Engine, TenantId};
+use tokio::sync::watch;
+
+use crate::auth::{self, Caller, JwtConfig};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::ratelimit::Limiter;
+use crate::realtime::{Hub, RealtimeConfig};
+
+/// Shared state of a running server. Its parts are the crate's own; an extension sees
+/// what it needs of them through [`Context`](crate::extension::Context).
+pub struct App {
+    /// The engine.
+    pub(crate) engine: Engine,
+    /// Settings.
+    pub(crate) config: Config,
+    /// Counters.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Realtime connections.
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) per_ip: Limiter,
+    per_token: Limiter,
+    /// Visitor and bot tokens already verified (see [`auth::TokenCache`]).
+    tokens: auth::TokenCache,
+    /// Flips to `true` when the server shuts down; long-lived connections watch it.
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl App {
+    /// The state of a server that stops when `shutdown` flips to `true`.
+    pub(crate) fn new(engine: Engine, config: Config, shutdown: watch::Receiver<bool>) -> Self {
+        let limits = &config.limits;
+        let metrics = Arc::new(Metrics::default());
+        Self {
+            per_ip: Limiter::new(limits.per_ip_rps, limits.burst),
+            per_token: Limiter::new(limits.per_token_rps, limits.burst),
+            tokens: auth::TokenCache::default(),
+            hub: Hub::new(engine.clone(), config.realtime.clone(), metrics.clone()),
+            metrics,
+            engine,
+            config,
+            shutdown,
+        }
+    }
+
+    /// Turns a bearer token into a caller, counting it against the per-token rate limit
+    /// (429 beyond it). No token is [`Caller::Anonymous`]; a bad one is 401, never
+    /// anonymous.
+    pub(crate) async fn authenticate(&self, token: Option<&str>) -> Result<Caller, ApiError> {
+        if let Some(token) = token
+            && self.per_token.is_enabled()
+        {
+            self.per_token
+                .check(&auth::token_digest(token)[..32])
+                .map_err(ApiError::rate_limited)?;
+        }
+        auth::authenticate(&self.engine, &self.config.jwt, &self.tokens, token).await
+    }
+
+    /// Forgets the verified tokens this server keeps (see [`auth::TokenCache`]): a contact
+    /// merge re-points tokens, and the next request must see where they point now.
+    pub(crate) fn forget_cached_tokens(&self) {
+        self.tokens.clear();
+    }
+}
 
 /// Everything the server needs besides the engine.
 #[derive(Clone)]
@@ -26,7 +94,7 @@ pub struct Config {
     /// How long a visitor token lives.
     pub visitor_token_ttl: Duration,
     /// WebSocket settings.
-    pub realtime: crate::realtime::RealtimeConfig,
+    pub realtime: RealtimeConfig,
     /// How often the tenants' timers (requeue, inactivity close) run.
     pub timer_interval: Duration,
 }
@@ -56,74 +124,9 @@ impl Config {
             identity_secret: None,
             identity_max_age: Duration::from_secs(10 * 60),
             visitor_token_ttl: Duration::from_secs(30 * 24 * 3600),
-            realtime: crate::realtime::RealtimeConfig::default(),
+            realtime: RealtimeConfig::default(),
             timer_interval: Duration::from_secs(15),
         }
-    }
-}
-
-/// JWT signing and validation settings.
-#[derive(Clone)]
-pub struct JwtConfig {
-    /// The one algorithm accepted (pinned: a token claiming another is refused).
-    pub algorithm: Algorithm,
-    /// Signs tokens.
-    pub encoding: EncodingKey,
-    /// Checks tokens.
-    pub decoding: DecodingKey,
-    /// `iss` written and required.
-    pub issuer: String,
-    /// `aud` written and required.
-    pub audience: String,
-    /// Token lifetime.
-    pub ttl: Duration,
-}
-
-impl JwtConfig {
-    /// HS256 with a shared secret.
-    pub fn hs256(secret: &[u8]) -> Self {
-        Self {
-            algorithm: Algorithm::HS256,
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            issuer: "chat-server".into(),
-            audience: "chat-api".into(),
-            ttl: Duration::from_secs(12 * 3600),
-        }
-    }
-
-    /// An asymmetric pair (RS256, ES256, EdDSA ...) from PEM files' contents.
-    pub fn asymmetric(
-        algorithm: Algorithm,
-        private_pem: &[u8],
-        public_pem: &[u8],
-    ) -> anyhow::Result<Self> {
-        let (encoding, decoding) = match algorithm {
-            Algorithm::RS256
-            | Algorithm::RS384
-            | Algorithm::RS512
-            | Algorithm::PS256
-            | Algorithm::PS384
-            | Algorithm::PS512 => (
-                EncodingKey::from_rsa_pem(private_pem)?,
-                DecodingKey::from_rsa_pem(public_pem)?,
-            ),
-            Algorithm::ES256 | Algorithm::ES384 => (
-                EncodingKey::from_ec_pem(private_pem)?,
-                DecodingKey::from_ec_pem(public_pem)?,
-            ),
-            Algorithm::EdDSA => (
-                EncodingKey::from_ed_pem(private_pem)?,
-                DecodingKey::from_ed_pem(public_pem)?,
-            ),
-            other => anyhow::bail!("{other:?} is not an asymmetric algorithm"),
-        };
-        Ok(Self {
-            algorithm,
-            encoding,
-            decoding,
-            ..Self::hs256(b"unused")
-        })
     }
 }
 

@@ -1,0 +1,201 @@
+//! The HTTP endpoint table: one list drives request matching, the OpenAPI document and
+//! its test.
+//!
+//! Named "endpoints" rather than "routes" because routing, in this product, is what
+//! [`chat_core::Router`] does: choosing an agent for a queued conversation.
+
+use hyper::Method;
+
+use crate::paths::PathTable;
+
+/// Which callers an endpoint admits before the engine's policy has its say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health, docs, login, opening a conversation).
+    Public,
+    /// Any authenticated caller: staff or visitor.
+    Authenticated,
+    /// Staff only.
+    Staff,
+}
+
+/// Names a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Endpoint {
+    Health,
+    Ready,
+    Metrics,
+    OpenApi,
+    Docs,
+    Login,
+    Me,
+    OpenConversation,
+    ListConversations,
+    GetConversation,
+    UpdateConversation,
+    DeleteConversation,
+    ListMessages,
+    PostMessage,
+    PostNote,
+    EditMessage,
+    DeleteMessage,
+    MarkRead,
+    ReadCursors,
+    Handoff,
+    Claim,
+    Assign,
+    Unassign,
+    Transfer,
+    SetMode,
+    Close,
+    Rate,
+    Reopen,
+    Archive,
+    ContactHistory,
+    GetContact,
+    UpdateContact,
+    MergeContact,
+    SignUp,
+    AccountLogin,
+    ChangeAccountPassword,
+    GetAccount,
+    UpdateAccount,
+    ListAgents,
+    CreateAgent,
+    GetAgent,
+    UpdateAgent,
+    SetAvailability,
+    Events,
+    WebSocket,
+    QueuePosition,
+    CreateBotToken,
+}
+
+/// One endpoint with what the documentation says about it.
+#[derive(Debug, Clone)]
+pub struct EndpointSpec {
+    /// HTTP method.
+    pub method: Method,
+    /// Path with `{param}` placeholders (the same syntax in matchit and OpenAPI).
+    pub path: &'static str,
+    /// Handler.
+    pub id: Endpoint,
+    /// Who may call.
+    pub access: Access,
+    /// One line for the docs.
+    pub summary: &'static str,
+    /// Request body schema name, if any.
+    pub request: Option<&'static str>,
+    /// Success status.
+    pub status: u16,
+    /// Response schema name (`None` for no body).
+    pub response: Option<&'static str>,
+    /// Query parameters.
+    pub query: &'static [&'static str],
+}
+
+// One argument per column of the table below keeps the table readable.
+#[allow(clippy::too_many_arguments)]
+const fn endpoint(
+    method: Method,
+    path: &'static str,
+    id: Endpoint,
+    access: Access,
+    summary: &'static str,
+    request: Option<&'static str>,
+    status: u16,
+    response: Option<&'static str>,
+    query: &'static [&'static str],
+) -> EndpointSpec {
+    EndpointSpec {
+        method,
+        path,
+        id,
+        access,
+        summary,
+        request,
+        status,
+        response,
+        query,
+    }
+}
+
+use Access::*;
+use Endpoint::*;
+
+const LIST_FILTERS: &[&str] = &[
+    "mode",
+    "priority",
+    "department",
+    "assigned",
+    "tag",
+    "channel",
+    "contact_email",
+    "pinned",
+    "text",
+    "cursor",
+    "limit",
+];
+
+/// Every endpoint of the API.
+#[rustfmt::skip]
+pub const ENDPOINTS: &[EndpointSpec] = &[
+    endpoint(Method::GET, "/healthz", Health, Public, "Liveness: the process answers.", None, 200, Some("Health"), &[]),
+    endpoint(Method::GET, "/readyz", Ready, Public, "Readiness: the store answers.", None, 200, Some("Health"), &[]),
+    endpoint(Method::GET, "/metrics", Metrics, Public, "Prometheus metrics.", None, 200, Some("text"), &[]),
+    endpoint(Method::GET, "/v1/openapi.json", OpenApi, Public, "This document.", None, 200, Some("object"), &[]),
+    endpoint(Method::GET, "/docs", Docs, Public, "Human-readable API reference.", None, 200, Some("html"), &[]),
+    endpoint(Method::POST, "/v1/auth/login", Login, Public, "Staff login: e-mail and password for an access token.", Some("LoginRequest"), 200, Some("LoginResponse"), &[]),
+    endpoint(Method::GET, "/v1/me", Me, Authenticated, "Who the token speaks for.", None, 200, Some("Me"), &[]),
+    endpoint(Method::POST, "/v1/conversations", OpenConversation, Public, "Open a conversation. Anonymous callers (a website widget) receive a visitor token scoped to it.", Some("OpenConversationRequest"), 201, Some("OpenedConversation"), &[]),
+    endpoint(Method::GET, "/v1/conversations", ListConversations, Authenticated, "Conversations the caller can see, newest activity first, with counts per mode.", None, 200, Some("ConversationPage"), LIST_FILTERS),
+    endpoint(Method::GET, "/v1/conversations/{id}", GetConversation, Authenticated, "One conversation.", None, 200, Some("Conversation"), &[]),
+    endpoint(Method::PATCH, "/v1/conversations/{id}", UpdateConversation, Staff, "Change priority, department, tags, pin, title or participants.", Some("ConversationPatch"), 200, Some("Conversation"), &[]),
+    endpoint(Method::DELETE, "/v1/conversations/{id}", DeleteConversation, Staff, "Delete for good (admins).", None, 204, None, &[]),
+    endpoint(Method::GET, "/v1/conversations/{id}/messages", ListMessages, Authenticated, "History by sequence: `before` gives the newest below it, `after` the oldest above it.", None, 200, Some("MessageList"), &["before", "after", "limit"]),
+    endpoint(Method::POST, "/v1/conversations/{id}/messages", PostMessage, Authenticated, "Post a message. The same `client_message_id` twice stores one message (200 instead of 201).", Some("PostMessageRequest"), 201, Some("PostedMessage"), &[]),
+    endpoint(Method::POST, "/v1/conversations/{id}/notes", PostNote, Staff, "Write an internal note (never shown to the customer).", Some("NoteRequest"), 201, Some("Message"), &[]),
+    endpoint(Method::PATCH, "/v1/messages/{id}", EditMessage, Authenticated, "Edit one's own message within the edit window.", Some("EditMessageRequest"), 200, Some("Message"), &[]),
+    endpoint(Method::DELETE, "/v1/messages/{id}", DeleteMessage, Authenticated, "Delete a message softly.", None, 200, Some("Message"), &[]),
+    endpoint(Method::POST, "/v1/conversations/{id}/read", MarkRead, Authenticated, "Move the caller's read cursor.", Some("ReadRequest"), 200, Some("Conversation"), &[]),
+    endpoint(Method::GET, "/v1/conversations/{id}/read", ReadCursors, Authenticated, "Read cursors (read receipts).", None, 200, Some("ReadCursorList"), &[]),
+    endpoint(Method::GET, "/v1/conversations/{id}/queue", QueuePosition, Authenticated, "Queue position and estimated wait while queued (`position: null` otherwise).", None, 200, Some("QueuePosition"), &[]),
+    endpoint(Method::POST, "/v1/conversations/{id}/handoff", Handoff, Authenticated, "Ask for a human: the conversation joins the queue and is routed.", Some("HandoffRequest"), 200, Some("Conversation"), &[]),
+    endpoint(Method::POST, "/v1/conversations/{id}/claim", Claim, Staff, "Take a queued conversation. Of two claims exactly one wins; the other gets 409.", None, 200, Some("Conversation"), &[]),
+    endpoint(Method::POST, "/v1/conversations/{id}/assign", Assign, Staff, "Assign to an agent.", Some("AssignRequest"), 200, Some("Conversation"), &[]),
+    endpoint(Method::POST, "/v1/conversations/{id}/unassign", Unassign, Staff, "Put back in the queue.", None, 200, Some("Conversation"), &[]),
+    endpoint(Method::POST, "/v1/conversations/{id}/transfer", Transfer, Staff, "Transfer to an agent or a department, with a reason.", Some("TransferRequest"), 200, Some("Conversation"), &[]),
+    endpoint(Method::POST, "/v1/conversations/{id}/mode", SetMode, Authenticated, "Move along the mode state machine; an illegal move is 409.", Some("ModeRequest"), 200, Some("Conversation"), &[]),
+    endpoint(Method::POST, "/v1/conversations/{id}/close", Close, Authenticated, "Close, optionally with the customer's rating.", Some("CloseRequest"), 200, Some("Conversation"), &[]),
+    endpoint(Method::POST, "/v1/conversations/{id}/rating", Rate, Authenticated, "Rate (customers).", Some("RatingRequest"), 200, Some("Conversation"), &[]),
+    endpoint(Method::POST, "/v1/conversations/{id}/reopen", Reopen, Authenticated, "Reopen a closed conversation.", None, 200, Some("Conversation"), &[]),
+    endpoint(Method::POST, "/v1/conversations/{id}/archive", Archive, Staff, "Archive a closed conversation.", None, 200, Some("Conversation"), &[]),
+    endpoint(Method::GET, "/v1/contacts/history", ContactHistory, Staff, "Every conversation of the contact with this e-mail.", None, 200, Some("ConversationList"), &["email"]),
+    endpoint(Method::GET, "/v1/contacts/{id}", GetContact, Authenticated, "One contact.", None, 200, Some("Contact"), &[]),
+    endpoint(Method::PATCH, "/v1/contacts/{id}", UpdateContact, Staff, "Edit a contact (staff): name, e-mail (a changed e-mail is an unverified claim), phone, address, metadata entries.", Some("ContactPatch"), 200, Some("Contact"), &[]),
+    endpoint(Method::POST, "/v1/contacts/{id}/merge", MergeContact, Staff, "Merge the contact named in the body into this one (admins, supervisors): its conversations move here, it is deleted, and a staff-only `contact_merged` event records it.", Some("MergeContactRequest"), 200, Some("Contact"), &[]),
+    endpoint(Method::POST, "/v1/accounts", SignUp, Public, "Sign a customer up (a new contact with a login); answers a visitor token for all of the account's conversations.", Some("SignUpRequest"), 201, Some("AccountSession"), &[]),
+    endpoint(Method::POST, "/v1/accounts/login", AccountLogin, Public, "Log a customer in by login name and password; 401 for a wrong one or a disabled account.", Some("AccountLoginRequest"), 200, Some("AccountSession"), &[]),
+    endpoint(Method::POST, "/v1/accounts/password", ChangeAccountPassword, Authenticated, "Change the caller's account password (the current one is required); revokes every token of the account and answers a new one.", Some("AccountPasswordRequest"), 200, Some("VisitorTokenAnswer"), &[]),
+    endpoint(Method::GET, "/v1/accounts/{id}", GetAccount, Authenticated, "The account of a contact (its own for a customer). Never carries the password hash.", None, 200, Some("Account"), &[]),
+    endpoint(Method::PATCH, "/v1/accounts/{id}", UpdateAccount, Staff, "Disable or enable an account (admins); disabling revokes its tokens.", Some("AccountPatch"), 200, Some("Account"), &[]),
+    endpoint(Method::GET, "/v1/agents", ListAgents, Staff, "Staff of the tenant.", None, 200, Some("AgentList"), &[]),
+    endpoint(Method::POST, "/v1/agents", CreateAgent, Staff, "Create a staff member (admins).", Some("CreateAgentRequest"), 201, Some("Agent"), &[]),
+    endpoint(Method::GET, "/v1/agents/{id}", GetAgent, Staff, "One staff member.", None, 200, Some("Agent"), &[]),
+    endpoint(Method::PATCH, "/v1/agents/{id}", UpdateAgent, Staff, "Change a staff member; a new password revokes its tokens.", Some("AgentPatch"), 200, Some("Agent"), &[]),
+    endpoint(Method::PUT, "/v1/agents/{id}/availability", SetAvailability, Staff, "Set availability; going online routes waiting conversations at once.", Some("AvailabilityRequest"), 200, Some("Agent"), &[]),
+    endpoint(Method::POST, "/v1/bot-tokens", CreateBotToken, Staff, "Issue a token for an external bot service (admins); shown once.", Some("BotTokenRequest"), 201, Some("BotToken"), &[]),
+    endpoint(Method::GET, "/v1/events", Events, Authenticated, "Replay the caller's visible events after `since` (pass `next_since` back while `more`).", None, 200, Some("EventList"), &["since", "limit"]),
+    endpoint(Method::GET, "/v1/ws", WebSocket, Authenticated, "Realtime: upgrade to the WebSocket protocol (PROTOCOL.md). Token by header, `access_token` query or subprotocol `chat.v1, <token>`.", None, 101, None, &["access_token"]),
+];
+
+/// The table requests are matched against: [`ENDPOINTS`] in a [`PathTable`], whose
+/// [`Matched::Found`](crate::extension::Matched::Found) carries the endpoint's
+/// [`EndpointSpec`] (its pattern names it in metrics and logs).
+pub type EndpointTable = PathTable<&'static EndpointSpec>;
+
+/// Builds the [`EndpointTable`].
+pub fn endpoint_table() -> EndpointTable {
+    PathTable::new(ENDPOINTS.iter().map(|e| (e.method.clone(), e.path, e)))
+}
