@@ -1,7 +1,7 @@
 //! Routing throughput: how fast queued conversations reach agents.
 //!
 //! ```text
-//! cargo bench -p chat-core --bench routing        # ROUTING_QUEUED=1000 ROUTING_AGENTS=100
+//! cargo bench -p chat-engine-core --bench routing        # ROUTING_QUEUED=1000 ROUTING_AGENTS=100
 //! ```
 //!
 //! Opens the queued conversations with nobody online, then brings the agents online one
