@@ -103,10 +103,7 @@ pub fn signing_key(path: &std::path::Path) -> Result<Vec<u8>, KeyError> {
             Ok(key)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key: String = random_bytes::<32>()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let key = hex::encode(random_bytes::<32>());
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
             #[cfg(unix)]

@@ -443,15 +443,13 @@ fn commit_with_savepoints(conn: &Connection, cache: &mut Cache, batch: &mut [Box
             open = false;
         }
     }
-    if open {
-        if let Err(e) = exec(conn, "COMMIT") {
-            cache.clear();
-            let failure = commit_failure(e);
-            for job in &mut batch[start..] {
-                job.revoke(Error::Storage(failure.clone()));
-            }
-            let _ = conn.execute_batch("ROLLBACK");
+    if open && let Err(e) = exec(conn, "COMMIT") {
+        cache.clear();
+        let failure = commit_failure(e);
+        for job in &mut batch[start..] {
+            job.revoke(Error::Storage(failure.clone()));
         }
+        let _ = conn.execute_batch("ROLLBACK");
     }
 }
 

@@ -129,15 +129,15 @@ impl Engine {
             Sender::Agent(_) => matches!(conversation.mode, Mode::Bot | Mode::Queued),
             _ => false,
         };
-        if let (true, Some(key)) = (has_side_effects, &client_message_id) {
-            if let Some(existing) = self.find_by_client_id(&conversation, sender, key).await? {
-                return Ok(Posted {
-                    message: existing,
-                    created: false,
-                    replies: Vec::new(),
-                    conversation,
-                });
-            }
+        if let (true, Some(key)) = (has_side_effects, &client_message_id)
+            && let Some(existing) = self.find_by_client_id(&conversation, sender, key).await?
+        {
+            return Ok(Posted {
+                message: existing,
+                created: false,
+                replies: Vec::new(),
+                conversation,
+            });
         }
         match (sender, conversation.mode) {
             (_, Mode::Archived) => {
@@ -477,13 +477,12 @@ impl Engine {
                 reason,
                 message,
             } => {
-                if let Some(text) = message.filter(|t| !t.trim().is_empty()) {
-                    if let Ok(posted) =
+                if let Some(text) = message.filter(|t| !t.trim().is_empty())
+                    && let Ok(posted) =
                         Box::pin(self.post_message(&bot, conversation.id, PostMessage::text(text)))
                             .await
-                    {
-                        replies.push(posted.message);
-                    }
+                {
+                    replies.push(posted.message);
                 }
                 let before = conversation.last_seq;
                 conversation = match self

@@ -268,10 +268,10 @@ pub(super) fn run(
         if failed.is_none() && !ix.attached {
             failed = ix.open_file(shared).err();
         }
-        if ix.attached {
-            if let Ok(p) = ix.progress() {
-                publish(progress, p, false);
-            }
+        if ix.attached
+            && let Ok(p) = ix.progress()
+        {
+            publish(progress, p, false);
         }
         passed = true;
         while ix.attached && failed.is_none() {
