@@ -125,3 +125,83 @@ async fn bad_uploads_store_nothing() {
         .await;
     assert!(matches!(archived, Err(Error::Conflict(_))), "{archived:?}");
 }
+
+#[tokio::test]
+async fn a_pending_upload_is_its_uploaders_until_a_message_of_theirs_uses_it() {
+    let d = desk().await;
+    let (opened, visitor) = d.visitor("jo@shop.example").await;
+    let id = opened.conversation.id;
+    let file = d
+        .engine
+        .upload_pending_attachment(&visitor, "early.png", "image/png", PNG.to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        d.engine
+            .download_pending_attachment(&visitor, &file.key)
+            .await
+            .unwrap(),
+        PNG
+    );
+    // Nobody else reads it, staff included, and it is no conversation's file yet.
+    let (theirs, stranger) = d.visitor("mallory@shop.example").await;
+    for other in [&stranger, &d.admin] {
+        assert!(matches!(
+            d.engine.download_pending_attachment(other, &file.key).await,
+            Err(Error::NotFound(_))
+        ));
+    }
+    assert!(matches!(
+        d.engine.download_attachment(&d.admin, id, &file.key).await,
+        Err(Error::NotFound(_))
+    ));
+    // Another customer cannot attach it to a message of theirs.
+    let stolen = d
+        .engine
+        .post_message(
+            &stranger,
+            theirs.conversation.id,
+            PostMessage {
+                attachments: vec![file.clone()],
+                ..PostMessage::text("mine now")
+            },
+        )
+        .await;
+    assert!(
+        matches!(stolen, Err(Error::Validation { .. })),
+        "{stolen:?}"
+    );
+    // The uploader attaches it: it is copied into the conversation, for its readers.
+    let posted = d
+        .engine
+        .post_message(
+            &visitor,
+            id,
+            PostMessage {
+                attachments: vec![file.clone()],
+                ..PostMessage::text("here it is")
+            },
+        )
+        .await
+        .unwrap();
+    let attached = &posted.message.attachments[0];
+    assert_ne!(attached.key, file.key);
+    assert_eq!(
+        (attached.name.as_str(), attached.size),
+        ("early.png", file.size)
+    );
+    assert_eq!(
+        d.engine
+            .download_attachment(&d.admin, id, &attached.key)
+            .await
+            .unwrap(),
+        PNG
+    );
+    // The bot and the system have no pending uploads.
+    assert!(matches!(
+        d.engine
+            .upload_pending_attachment(&d.system, "x.png", "image/png", PNG.to_vec())
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+}

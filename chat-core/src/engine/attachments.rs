@@ -88,6 +88,18 @@ impl Engine {
                 "archived conversations are read-only".into(),
             ));
         }
+        self.store_upload(&id.0.simple().to_string(), name, content_type, bytes)
+            .await
+    }
+
+    /// Checks an upload against [`UploadLimits`] and stores it under `<owner>_<name>`.
+    async fn store_upload(
+        &self,
+        owner: &str,
+        name: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Attachment> {
         let limits = &self.inner.limits.uploads;
         if bytes.is_empty() {
             return Err(Error::validation("file", "is empty"));
@@ -109,7 +121,7 @@ impl Engine {
         let key = self
             .inner
             .blobs
-            .put(&format!("{}_{}", id.0.simple(), sanitize(&name)), bytes)
+            .put(&format!("{owner}_{}", sanitize(&name)), bytes)
             .await?;
         Ok(Attachment {
             key,
@@ -117,6 +129,66 @@ impl Engine {
             content_type: content_type.trim().to_owned(),
             size,
         })
+    }
+
+    /// Stores a file before its conversation is known (a chat app uploads, then sends the
+    /// message). The file is private to its uploader: only the same customer or staff
+    /// member downloads it ([`download_pending_attachment`](Self::download_pending_attachment))
+    /// or attaches it, and attaching it to a message of a conversation the uploader may
+    /// post in copies it into that conversation, where the conversation's readers see it.
+    /// Size and type follow [`UploadLimits`].
+    pub async fn upload_pending_attachment(
+        &self,
+        actor: &Actor,
+        name: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Attachment> {
+        let owner = pending_owner(&self.resolve(actor).await?)
+            .ok_or(Error::Forbidden("upload files without a conversation"))?;
+        self.store_upload(&owner, name, content_type, bytes).await
+    }
+
+    /// The bytes of a pending upload, for its uploader only (anyone else: not found).
+    pub async fn download_pending_attachment(&self, actor: &Actor, key: &str) -> Result<Vec<u8>> {
+        let owner = pending_owner(&self.resolve(actor).await?);
+        if !owner.is_some_and(|o| owned_by(key, &o)) {
+            return Err(Error::NotFound("attachment"));
+        }
+        self.inner.blobs.get(key).await
+    }
+
+    /// Attachments of a message the poster is allowed to post in conversation `id`: its
+    /// own pending uploads are copied into the conversation (their keys change); keys of
+    /// the conversation stay. The pending file itself stays with its uploader, so a retry
+    /// of the same message finds it again.
+    pub(super) async fn adopt_attachments(
+        &self,
+        who: &Resolved,
+        id: ConversationId,
+        attachments: Vec<Attachment>,
+    ) -> Result<Vec<Attachment>> {
+        let owner = pending_owner(who);
+        let mut adopted = Vec::with_capacity(attachments.len());
+        for mut attachment in attachments {
+            if !belongs_to(&attachment.key, id)
+                && owner
+                    .as_deref()
+                    .is_some_and(|o| owned_by(&attachment.key, o))
+            {
+                let bytes = self.inner.blobs.get(&attachment.key).await?;
+                attachment.key = self
+                    .inner
+                    .blobs
+                    .put(
+                        &format!("{}_{}", id.0.simple(), sanitize(&attachment.name)),
+                        bytes,
+                    )
+                    .await?;
+            }
+            adopted.push(attachment);
+        }
+        Ok(adopted)
     }
 
     /// The bytes of an attachment of conversation `id`, for whoever may read it. The key
@@ -137,10 +209,14 @@ impl Engine {
     /// Refuses attachments uploaded to another conversation: a key is not a capability.
     pub(super) fn check_attachment_owner(
         &self,
+        who: &Resolved,
         id: ConversationId,
         attachments: &[Attachment],
     ) -> Result<()> {
-        if attachments.iter().all(|a| belongs_to(&a.key, id)) {
+        let owner = pending_owner(who);
+        if attachments.iter().all(|a| {
+            belongs_to(&a.key, id) || owner.as_deref().is_some_and(|o| owned_by(&a.key, o))
+        }) {
             Ok(())
         } else {
             Err(Error::validation(
@@ -155,7 +231,23 @@ impl Engine {
 /// hint as the last path segment. File names cannot contain `/`, so no upload to one
 /// conversation can pass for another's.
 fn belongs_to(key: &str, id: ConversationId) -> bool {
-    let prefix = format!("{}_", id.0.simple());
+    owned_by(key, &id.0.simple().to_string())
+}
+
+/// Who a pending upload belongs to, as its key names it: `pending-c<contact>` for a
+/// customer, `pending-a<agent>` for staff. Conversation keys are bare ids, so the two
+/// never meet.
+fn pending_owner(who: &Resolved) -> Option<String> {
+    match who {
+        Resolved::Customer { contact, .. } => Some(format!("pending-c{}", contact.0.simple())),
+        Resolved::Staff(agent) => Some(format!("pending-a{}", agent.id.0.simple())),
+        Resolved::Bot | Resolved::System => None,
+    }
+}
+
+/// Whether `key` was stored with the hint `<owner>_<file name>`.
+fn owned_by(key: &str, owner: &str) -> bool {
+    let prefix = format!("{owner}_");
     key.rsplit('/')
         .next()
         .is_some_and(|last| last.starts_with(&prefix))

@@ -104,7 +104,7 @@ impl Engine {
         self.check_attachments(&input.attachments)?;
         let client_message_id =
             self.optional_short_text("client_message_id", input.client_message_id.as_deref())?;
-        self.check_attachment_owner(id, &input.attachments)?;
+        self.check_attachment_owner(&who, id, &input.attachments)?;
         let mut conversation = self.load_conversation(actor.tenant(), id).await?;
         // Staff replying to a conversation nobody owns take it; agents need the right to claim.
         let takeover = matches!(who, Resolved::Staff(_))
@@ -165,7 +165,7 @@ impl Engine {
             _ => {}
         }
         let mut message = self.new_message(&conversation, sender, kind, body);
-        message.attachments = input.attachments;
+        message.attachments = self.adopt_attachments(&who, id, input.attachments).await?;
         message.reply_to = input.reply_to;
         message.client_message_id = client_message_id;
         message.entities = input.entities;

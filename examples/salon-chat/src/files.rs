@@ -36,7 +36,13 @@ pub fn file_type(name: &str) -> Option<&'static str> {
         .map(|(_, mime)| *mime)
 }
 
-/// `POST /api/v1/chat/upload`: a multipart form with `file` and the `chat_id` it is for.
+/// The path segment that stands for "my own uploads, not yet in a chat" in file URLs:
+/// `{FILES_PATH}/mine/{key}`.
+pub(crate) const PENDING: &str = "mine";
+
+/// `POST /api/v1/chat/upload`: a multipart form with `file` and, optionally, the `chat_id`
+/// it is for. Without one (a chat app that uploads before it sends), the file stays
+/// private to its uploader until a message of one of the uploader's chats uses it.
 pub(crate) async fn upload(cx: &Context, who: &Who, req: Request<Incoming>) -> Answer {
     let (parts, body) = req.into_parts();
     let form = read_multipart(&parts.headers, body, 1, MAX_FILE_BYTES)
@@ -48,16 +54,20 @@ pub(crate) async fn upload(cx: &Context, who: &Who, req: Request<Incoming>) -> A
             ),
             status => fastapi::detail(status, &e.message),
         })?;
-    let Some(chat) = form
+    let chat = match form
         .field("chat_id")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-    else {
-        return Err(fastapi::invalid(vec![fastapi::item(
-            "missing",
-            "chat_id",
-            "Field required",
-            Value::Null,
-        )]));
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        None => None,
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+            fastapi::invalid(vec![fastapi::item(
+                "int_parsing",
+                "chat_id",
+                "Input should be a valid integer",
+                json!(v),
+            )])
+        })?),
     };
     let Some(file) = form.files.first() else {
         return Err(fastapi::invalid(vec![fastapi::item(
@@ -83,15 +93,28 @@ pub(crate) async fn upload(cx: &Context, who: &Who, req: Request<Incoming>) -> A
         ));
     }
     let engine = cx.engine();
-    let c = who.chat(engine, chat).await?;
-    let stored = engine
-        .upload_attachment(&who.actor, c.id, &file.file_name, mime, file.bytes.to_vec())
-        .await
-        .map_err(engine_error)?;
+    let bytes = file.bytes.to_vec();
+    let (stored, place) = match chat {
+        Some(chat) => {
+            let c = who.chat(engine, chat).await?;
+            let stored = engine
+                .upload_attachment(&who.actor, c.id, &file.file_name, mime, bytes)
+                .await
+                .map_err(engine_error)?;
+            (stored, chat.to_string())
+        }
+        None => {
+            let stored = engine
+                .upload_pending_attachment(&who.actor, &file.file_name, mime, bytes)
+                .await
+                .map_err(engine_error)?;
+            (stored, PENDING.to_owned())
+        }
+    };
     Ok(ok(
         StatusCode::OK,
         json!({
-            "url": format!("{FILES_PATH}/{chat}/{}", stored.key),
+            "url": format!("{FILES_PATH}/{place}/{}", stored.key),
             "filename": stored.name,
             "content_type": stored.content_type,
             "size": stored.size,
@@ -104,14 +127,16 @@ pub(crate) async fn upload(cx: &Context, who: &Who, req: Request<Incoming>) -> A
 /// (the token may come as `?token=` for `<img src>`).
 pub(crate) async fn download(cx: &Context, who: &Who, chat: &str, key: &str) -> Answer {
     let not_found = || fastapi::detail(StatusCode::NOT_FOUND, "File not found");
-    let chat = path_number(chat, "chat_id")?;
-    let c = who.chat(cx.engine(), chat).await.map_err(|_| not_found())?;
     let mime = file_type(key).ok_or_else(not_found)?;
-    let bytes = cx
-        .engine()
-        .download_attachment(&who.actor, c.id, key)
-        .await
-        .map_err(|_| not_found())?;
+    let engine = cx.engine();
+    let bytes = if chat == PENDING {
+        engine.download_pending_attachment(&who.actor, key).await
+    } else {
+        let chat = path_number(chat, "chat_id")?;
+        let c = who.chat(engine, chat).await.map_err(|_| not_found())?;
+        engine.download_attachment(&who.actor, c.id, key).await
+    }
+    .map_err(|_| not_found())?;
     let mut response = http::with_type(StatusCode::OK, bytes, mime);
     let headers = response.headers_mut();
     headers.insert(

@@ -286,16 +286,19 @@ impl Who {
             .strip_prefix(FILES_PATH)
             .and_then(|r| r.strip_prefix('/'))
             .ok_or_else(bad)?;
-        let (number, key) = rest.split_once('/').ok_or_else(bad)?;
-        if number.parse::<u64>().ok() != Some(chat) {
+        let (place, key) = rest.split_once('/').ok_or_else(bad)?;
+        let content_type = file_type(key).ok_or_else(bad)?;
+        // The size comes from the stored bytes, which also proves the upload exists and is
+        // this chat's, or the caller's own upload made without a chat (the engine copies
+        // that into the chat when the message is posted).
+        let bytes = if place == crate::files::PENDING {
+            engine.download_pending_attachment(&self.actor, key).await
+        } else if place.parse::<u64>().ok() == Some(chat) {
+            engine.download_attachment(&self.actor, c.id, key).await
+        } else {
             return Err(bad());
         }
-        let content_type = file_type(key).ok_or_else(bad)?;
-        // The size comes from the stored bytes, which also proves the upload exists.
-        let bytes = engine
-            .download_attachment(&self.actor, c.id, key)
-            .await
-            .map_err(|_| bad())?;
+        .map_err(|_| bad())?;
         Ok(Attachment {
             key: key.to_owned(),
             name: key.split_once('_').map_or(key, |(_, n)| n).to_owned(),

@@ -180,3 +180,90 @@ async fn the_endpoint_table_answers_fastapi_404_and_405_and_leaves_other_paths_t
     let health = s.get("/healthz", None).await;
     assert_eq!(health.status, 200);
 }
+
+/// The document's app may upload before it knows the chat: the file is its uploader's
+/// alone until a message of one of the uploader's chats uses it.
+#[tokio::test]
+async fn an_upload_without_a_chat_stays_private_until_a_message_uses_it() {
+    use chat_server::testing::multipart;
+    use hyper::Method;
+
+    let dir = tempfile::tempdir().unwrap();
+    let salon = start(&dir.path().join("salon.db")).await;
+    let s = &salon.server;
+    let admin = salon.token("admin");
+    let customer = salon.token("customer");
+    let second = salon.token("second_customer");
+    let (content_type, body) = multipart(&[], &[("file", "look.png", "image/png", b"PNG early")]);
+    let uploaded = s
+        .send_as(
+            Method::POST,
+            "/api/v1/chat/upload",
+            Some(&customer),
+            &[("content-type", content_type.as_str())],
+            body,
+        )
+        .await;
+    assert_eq!(uploaded.status, 200, "{}", uploaded.text);
+    let url = uploaded.body["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("/api/v1/chat/files/mine/"), "{url}");
+    // Only the uploader reads it; staff and other customers get the same 404 as for
+    // a file that does not exist.
+    let mine = s.get(&format!("{url}?token={customer}"), None).await;
+    assert_eq!(mine.status, 200, "{}", mine.text);
+    assert_eq!(mine.text.as_bytes(), b"PNG early");
+    for other in [&admin, &second] {
+        let probe = s.get(&format!("{url}?token={other}"), None).await;
+        assert_eq!(probe.status, 404, "{}", probe.text);
+    }
+    // Another customer cannot send it either.
+    let created = s
+        .post(
+            "/api/v1/chat/chats/customer",
+            Some(&second),
+            json!({ "title": "Mine now?" }),
+        )
+        .await;
+    let other_chat = created.body["id"].as_u64().unwrap();
+    let stolen = s
+        .post(
+            &format!("/api/v1/chat/chats/{other_chat}/messages"),
+            Some(&second),
+            json!({ "media_url": url, "message_type": "image" }),
+        )
+        .await;
+    assert_eq!(stolen.status, 400, "{}", stolen.text);
+
+    // The uploader sends it in its own chat: now the chat's people see it there.
+    let sent = s
+        .post(
+            "/api/v1/chat/chats/1/messages",
+            Some(&customer),
+            json!({ "media_url": url, "message_type": "image" }),
+        )
+        .await;
+    assert_eq!(sent.status, 201, "{}", sent.text);
+    let in_chat = sent.body["media_url"].as_str().unwrap().to_owned();
+    assert!(in_chat.starts_with("/api/v1/chat/files/1/"), "{in_chat}");
+    let by_staff = s.get(&format!("{in_chat}?token={admin}"), None).await;
+    assert_eq!(by_staff.status, 200, "{}", by_staff.text);
+    assert_eq!(by_staff.text.as_bytes(), b"PNG early");
+    let by_other = s.get(&format!("{in_chat}?token={second}"), None).await;
+    assert_eq!(by_other.status, 404);
+    // A bad chat_id is still refused.
+    let (content_type, body) = multipart(
+        &[("chat_id", "seven")],
+        &[("file", "look.png", "image/png", b"PNG")],
+    );
+    let bad = s
+        .send_as(
+            Method::POST,
+            "/api/v1/chat/upload",
+            Some(&customer),
+            &[("content-type", content_type.as_str())],
+            body,
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    salon.server.stop().await;
+}
