@@ -595,18 +595,21 @@ async fn the_wal_stays_bounded_under_continuous_writes() {
     sampler.join().unwrap();
     let written = (page_count(&db) - pages_before) * 4096;
     let largest = largest.load(Ordering::Relaxed);
-    // The restart size, plus what the groups committed between a pass that found the log
-    // at it and the writer's next transaction (measured: 1.0-1.3 MB; with no restarts the
-    // same run leaves a 60 MB log).
-    let bound = 2 * 1024 * 1024;
+    // On an idle machine the log peaks at the restart size plus what the groups committed
+    // between a pass that found it there and the writer's next transaction (measured:
+    // 1.0-1.3 MB). With no restarts the same run leaves a 60 MB log, more than the whole
+    // run wrote to the database. When other work starves the checkpoint thread (CI shares
+    // two cores) the peak rises (2.9 and 3.6 MB seen at a load of 5), so the assertion is
+    // the property itself: the log stays a small part of what went through it, never
+    // the whole of it.
     assert!(
-        largest <= bound,
-        "the WAL reached {largest} bytes (restart at {} bytes)",
+        largest * 4 <= written,
+        "the WAL reached {largest} bytes of the {written} the run wrote (restart at {} bytes)",
         restart_pages * 4096
     );
     // Every page the database grew by went through the log first.
     assert!(
-        written > 10 * bound,
+        written > 20 * 1024 * 1024,
         "the run wrote {written} bytes to the database: too little to tell"
     );
     assert_eq!(store.integrity_check().await.unwrap(), ["ok"]);
