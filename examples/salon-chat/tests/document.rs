@@ -5,8 +5,7 @@
 
 mod common;
 
-use chat_server::testing::multipart;
-use common::{connect, join, next, next_of, quiet, send, start};
+use common::{connect, join, next, next_of, quiet, send, start, upload};
 use hyper::Method;
 use serde_json::json;
 
@@ -405,19 +404,14 @@ async fn the_rest_table_edits_deletes_pages_uploads_and_counts() {
 
     // Upload file, then send it as an image message; the file is served to the chat's
     // people only.
-    let (content_type, body) = multipart(
-        &[("chat_id", &chat.to_string())],
-        &[("file", "look.png", "image/png", b"PNG fake image")],
-    );
-    let uploaded = s
-        .send_as(
-            Method::POST,
-            "/api/v1/chat/upload",
-            Some(&customer),
-            &[("content-type", content_type.as_str())],
-            body,
-        )
-        .await;
+    let chat_field = chat.to_string();
+    let uploaded = upload(
+        s,
+        &customer,
+        &[("chat_id", &chat_field)],
+        ("look.png", "image/png", b"PNG fake image"),
+    )
+    .await;
     assert_eq!(uploaded.status, 200, "{}", uploaded.text);
     assert_eq!(uploaded.body["message_type"], "image");
     let url = uploaded.body["url"].as_str().unwrap().to_owned();
@@ -433,19 +427,13 @@ async fn the_rest_table_edits_deletes_pages_uploads_and_counts() {
     let file = s.get(&format!("{url}?token={admin}"), None).await;
     assert_eq!(file.status, 200, "{url}: {}", file.text);
     assert_eq!(file.text.as_bytes(), b"PNG fake image");
-    let (content_type, body) = multipart(
-        &[("chat_id", &chat.to_string())],
-        &[("file", "run.exe", "application/octet-stream", b"MZ")],
-    );
-    let refused = s
-        .send_as(
-            Method::POST,
-            "/api/v1/chat/upload",
-            Some(&customer),
-            &[("content-type", content_type.as_str())],
-            body,
-        )
-        .await;
+    let refused = upload(
+        s,
+        &customer,
+        &[("chat_id", &chat_field)],
+        ("run.exe", "application/octet-stream", b"MZ"),
+    )
+    .await;
     assert_eq!(refused.status, 400, "{}", refused.text);
 
     // Stats: the salon's chats, and who is online.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{connect, next_of, send, start};
+use common::{connect, next_of, send, start, upload};
 use serde_json::json;
 
 #[tokio::test]
@@ -185,25 +185,13 @@ async fn the_endpoint_table_answers_fastapi_404_and_405_and_leaves_other_paths_t
 /// alone until a message of one of the uploader's chats uses it.
 #[tokio::test]
 async fn an_upload_without_a_chat_stays_private_until_a_message_uses_it() {
-    use chat_server::testing::multipart;
-    use hyper::Method;
-
     let dir = tempfile::tempdir().unwrap();
     let salon = start(&dir.path().join("salon.db")).await;
     let s = &salon.server;
     let admin = salon.token("admin");
     let customer = salon.token("customer");
     let second = salon.token("second_customer");
-    let (content_type, body) = multipart(&[], &[("file", "look.png", "image/png", b"PNG early")]);
-    let uploaded = s
-        .send_as(
-            Method::POST,
-            "/api/v1/chat/upload",
-            Some(&customer),
-            &[("content-type", content_type.as_str())],
-            body,
-        )
-        .await;
+    let uploaded = upload(s, &customer, &[], ("look.png", "image/png", b"PNG early")).await;
     assert_eq!(uploaded.status, 200, "{}", uploaded.text);
     let url = uploaded.body["url"].as_str().unwrap().to_owned();
     assert!(url.starts_with("/api/v1/chat/files/mine/"), "{url}");
@@ -251,19 +239,13 @@ async fn an_upload_without_a_chat_stays_private_until_a_message_uses_it() {
     let by_other = s.get(&format!("{in_chat}?token={second}"), None).await;
     assert_eq!(by_other.status, 404);
     // A bad chat_id is still refused.
-    let (content_type, body) = multipart(
+    let bad = upload(
+        s,
+        &customer,
         &[("chat_id", "seven")],
-        &[("file", "look.png", "image/png", b"PNG")],
-    );
-    let bad = s
-        .send_as(
-            Method::POST,
-            "/api/v1/chat/upload",
-            Some(&customer),
-            &[("content-type", content_type.as_str())],
-            body,
-        )
-        .await;
+        ("look.png", "image/png", b"PNG"),
+    )
+    .await;
     assert_eq!(bad.status, 422, "{}", bad.text);
     salon.server.stop().await;
 }

@@ -105,3 +105,25 @@ pub async fn join(ws: &mut Ws, chat: u64) {
     let joined = next_of(ws, "user_joined").await;
     assert_eq!(joined["chat_id"], chat);
 }
+
+/// `POST /api/v1/chat/upload` as `token`: the form `fields` and one `file` (name, type,
+/// bytes).
+pub async fn upload(
+    server: &TestServer,
+    token: &str,
+    fields: &[(&str, &str)],
+    file: (&str, &str, &[u8]),
+) -> chat_server::testing::Reply {
+    let (name, content_type, bytes) = file;
+    let (form_type, body) =
+        chat_server::testing::multipart(fields, &[("file", name, content_type, bytes)]);
+    server
+        .send_as(
+            hyper::Method::POST,
+            "/api/v1/chat/upload",
+            Some(token),
+            &[("content-type", form_type.as_str())],
+            body,
+        )
+        .await
+}
