@@ -39,8 +39,8 @@
 //! made), where the indexer would otherwise go on indexing a file nobody reads.
 //!
 //!
-//! [`EVENT_BATCH`]: super::pass::EVENT_BATCH
-//! [`REBUILD_CHUNK`]: super::pass::REBUILD_CHUNK
+//! [`EVENT_BATCH`]: crate::search::pass::EVENT_BATCH
+//! [`REBUILD_CHUNK`]: crate::search::pass::REBUILD_CHUNK
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -49,12 +49,25 @@ use chat_core::{Error, Result};
 use rusqlite::{Connection, ErrorCode};
 use tokio::sync::watch;
 
-use super::pass::Step;
 use super::{Progress, Shared, search_path};
 use crate::checkpoint::checkpoint;
 use crate::connection::{file_uri, in_file, open_helper};
 use crate::error::Db;
 use crate::options::Options;
+
+/// What one indexer transaction did.
+pub(super) enum Step {
+    /// Nothing to apply; the index is here.
+    Idle(Progress),
+    /// Committed; the index is now here.
+    Applied(Progress),
+    /// Another store's indexer applied the same events first; nothing was written. The
+    /// index is here.
+    Overtaken(Progress),
+    /// The database has fewer events than the index has seen: it was replaced under the
+    /// running store. Nothing was applied; the file must be rebuilt.
+    Diverged,
+}
 
 /// The indexer looks for new events this often even if nobody wakes it (another process
 /// may write the database), and truncates its log once it finds nothing to do.

@@ -7,26 +7,12 @@ use std::collections::HashSet;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::Progress;
-use super::indexer::Indexer;
+use super::indexer::{Indexer, Step};
 
 /// Events applied per transaction.
 pub(super) const EVENT_BATCH: i64 = 5000;
 /// Messages copied per transaction of a rebuild.
 pub(super) const REBUILD_CHUNK: i64 = 5000;
-
-/// What one indexer transaction did.
-pub(super) enum Step {
-    /// Nothing to apply; the index is here.
-    Idle(Progress),
-    /// Committed; the index is now here.
-    Applied(Progress),
-    /// Another store's indexer applied the same events first; nothing was written. The
-    /// index is here.
-    Overtaken(Progress),
-    /// The database has fewer events than the index has seen: it was replaced under the
-    /// running store. Nothing was applied; the file must be rebuilt.
-    Diverged,
-}
 
 impl Indexer {
     /// Runs one pass: reads what to change from one snapshot of the database, then applies

@@ -13,7 +13,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::indexer::Indexer;
-use super::pass::{Read, Step};
+use super::indexer::Step;
+use super::pass::Read;
 use super::{Progress, Shared, WordIndex, search_path, word_index};
 use crate::{Options, SqliteStore, list};
 
