@@ -64,6 +64,21 @@ impl Error {
     }
 }
 
+impl From<crate::mode::InvalidTransition> for Error {
+    fn from(e: crate::mode::InvalidTransition) -> Self {
+        Error::InvalidTransition {
+            from: e.from,
+            to: e.to,
+        }
+    }
+}
+
+impl From<crate::mode::UnknownMode> for Error {
+    fn from(e: crate::mode::UnknownMode) -> Self {
+        Error::validation("mode", e.to_string())
+    }
+}
+
 /// What kind of storage failure happened, so a caller can act on it without parsing
 /// messages: retry when `Busy`, alert an operator on `Full`, `ReadOnly` or `Corrupt`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -10,7 +10,7 @@
 //! | archived  | - | - | - | - | restore | - |
 //!
 //! A dash is an illegal transition: [`Mode::check`] returns
-//! [`Error::InvalidTransition`], never a silent no-op,
+//! [`InvalidTransition`], never a silent no-op,
 //! including for "to the mode it is already in".
 //!
 //! How the seeds' vocabularies map onto it:
@@ -31,8 +31,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-
-use crate::error::{Error, Result};
 
 /// Who is answering a conversation right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -89,12 +87,13 @@ impl Mode {
         )
     }
 
-    /// `Ok(())` if `self -> to` is legal, else [`Error::InvalidTransition`].
-    pub fn check(self, to: Mode) -> Result<()> {
+    /// `Ok(())` if `self -> to` is legal, else [`InvalidTransition`] (which `?` turns
+    /// into [`Error::InvalidTransition`](crate::Error::InvalidTransition)).
+    pub fn check(self, to: Mode) -> Result<(), InvalidTransition> {
         if self.can_become(to) {
             Ok(())
         } else {
-            Err(Error::InvalidTransition { from: self, to })
+            Err(InvalidTransition { from: self, to })
         }
     }
 
@@ -116,11 +115,28 @@ impl fmt::Display for Mode {
 }
 
 impl FromStr for Mode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
+    type Err = UnknownMode;
+    fn from_str(s: &str) -> Result<Self, UnknownMode> {
         Mode::ALL
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| Error::validation("mode", format!("unknown mode `{s}`")))
+            .ok_or_else(|| UnknownMode(s.to_owned()))
     }
 }
+
+/// A move the state machine has no transition for. The mode module defines its own
+/// errors (the engine's [`Error`](crate::Error) converts them) so that the two modules do
+/// not depend on each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid transition from {from} to {to}")]
+pub struct InvalidTransition {
+    /// Mode the conversation is in.
+    pub from: Mode,
+    /// Mode that was asked for.
+    pub to: Mode,
+}
+
+/// A name that is not a mode (`?` turns it into a validation error on `mode`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown mode `{0}`")]
+pub struct UnknownMode(pub String);
