@@ -157,14 +157,7 @@ async fn a_password_change_or_a_disabled_account_ends_every_session() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(s.get("/v1/me", Some(&fresh)).await.status, StatusCode::OK);
-    let old = s
-        .post(
-            "/v1/accounts/login",
-            None,
-            json!({ "username": "cleo", "password": "old-pw" }),
-        )
-        .await;
-    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(log_in(&s, "cleo", "old-pw").await, StatusCode::UNAUTHORIZED);
 
     // Only admins disable; a disabled account logs in no more and its tokens stop.
     let by_customer = set_disabled(&s, &contact, &fresh, true).await;
@@ -176,14 +169,7 @@ async fn a_password_change_or_a_disabled_account_ends_every_session() {
         s.get("/v1/me", Some(&fresh)).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let login = s
-        .post(
-            "/v1/accounts/login",
-            None,
-            json!({ "username": "cleo", "password": "new-pw" }),
-        )
-        .await;
-    assert_eq!(login.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(log_in(&s, "cleo", "new-pw").await, StatusCode::UNAUTHORIZED);
     let enabled = s
         .call(
             Method::PATCH,
@@ -193,13 +179,6 @@ async fn a_password_change_or_a_disabled_account_ends_every_session() {
         )
         .await;
     assert_eq!(enabled.body["disabled"], json!(false));
-    let login = s
-        .post(
-            "/v1/accounts/login",
-            None,
-            json!({ "username": "cleo", "password": "new-pw" }),
-        )
-        .await;
-    assert_eq!(login.status, StatusCode::OK);
+    assert_eq!(log_in(&s, "cleo", "new-pw").await, StatusCode::OK);
     s.stop().await;
 }
