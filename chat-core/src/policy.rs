@@ -29,6 +29,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod view;
+pub use view::Viewer;
+
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, ContactId, ConversationId, TenantId};
 use crate::model::{Agent, Conversation, Role};

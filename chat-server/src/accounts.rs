@@ -23,33 +23,10 @@ pub async fn staff_login(
     email: &str,
     password: &str,
 ) -> Result<Option<(Agent, String)>, crate::error::Error> {
-    let agent = engine
-        .store()
-        .agent_by_email(tenant, &email.trim().to_lowercase())
-        .await?
-        .filter(|a| a.active);
-    let credential = match &agent {
-        Some(a) => Some(engine.credential(tenant, a.id).await?),
-        None => None,
-    };
-    let hash = credential.as_ref().and_then(|c| c.password_hash.clone());
-    // Argon2 is slow on purpose: keep it off the async threads.
-    let password = password.to_owned();
-    let valid = tokio::task::spawn_blocking(move || {
-        let ok = auth::verify_password(&password, hash.as_deref().unwrap_or(auth::decoy_hash()));
-        ok && hash.is_some()
-    })
-    .await?;
-    let (Some(agent), Some(credential), true) = (agent, credential, valid) else {
+    let Some((agent, token_version)) = engine.staff_log_in(tenant, email, password).await? else {
         return Ok(None);
     };
-    let token = auth::issue_token(
-        &config.jwt,
-        tenant,
-        agent.id,
-        agent.role,
-        credential.token_version,
-    )?;
+    let token = auth::issue_token(&config.jwt, tenant, agent.id, agent.role, token_version)?;
     Ok(Some((agent, token)))
 }
 

@@ -512,15 +512,15 @@ pub async fn authenticate(
             "the access token was revoked; log in again",
         ));
     }
-    let staff = engine
-        .store()
-        .agent(tenant, agent)
-        .await
-        .map_err(ApiError::from)?;
-    if !staff.is_some_and(|a| a.active) {
-        return Err(ApiError::unauthorized("this staff account is disabled"));
+    let actor = Actor::Staff { tenant, agent };
+    // The engine refuses an unknown or disabled staff member as it would any operation.
+    match engine.resolve(&actor).await {
+        Ok(_) => Ok(Caller::Actor(actor)),
+        Err(chat_core::Error::Forbidden(_)) => {
+            Err(ApiError::unauthorized("this staff account is disabled"))
+        }
+        Err(e) => Err(e.into()),
     }
-    Ok(Caller::Actor(Actor::Staff { tenant, agent }))
 }
 
 /// The bearer token of a request: the `Authorization` header, else (for browsers, whose

@@ -14,8 +14,7 @@ pub const DEMO_PASSWORD: &str = "demo-password";
 pub async fn seed(engine: &Engine, tenant: TenantId) -> anyhow::Result<Vec<String>> {
     let system = Actor::System { tenant };
     if engine
-        .store()
-        .agent_by_email(tenant, "admin@demo.example")
+        .agent_by_email(&system, "admin@demo.example")
         .await?
         .is_some()
     {

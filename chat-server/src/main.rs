@@ -256,11 +256,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     if let (Some(email), Some(password)) = (&cli.admin_email, &cli.admin_password)
-        && engine
-            .store()
-            .agent_by_email(tenant, email)
-            .await?
-            .is_none()
+        && engine.agent_by_email(&system, email).await?.is_none()
     {
         create_admin(&engine, &system, "Admin", email, password).await?;
         tracing::info!(%email, "bootstrap admin created");

@@ -26,10 +26,10 @@ pub async fn ensure_staff(
     password: &str,
     role: Role,
 ) -> Result<Agent, Error> {
-    if let Some(agent) = engine.store().agent_by_email(tenant, email).await? {
+    let system = Actor::System { tenant };
+    if let Some(agent) = engine.agent_by_email(&system, email).await? {
         return Ok(agent);
     }
-    let system = Actor::System { tenant };
     let input = NewAgent {
         name: name.into(),
         email: email.into(),

@@ -273,7 +273,21 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                 Method::PATCH,
                 &format!("/v1/conversations/{id}"),
                 Some(&admin.token),
-                Some(json!({ "department": "billing" })),
+                Some(json!({ "department": "billing", "tags": ["internal-flag"] })),
+            )
+            .await;
+            // What the desk knows and the customer must never read back (the views).
+            s.post(
+                &format!("/v1/conversations/{id}/notes"),
+                Some(&admin.token),
+                json!({ "body": "desk-secret-note" }),
+            )
+            .await;
+            s.call(
+                Method::PATCH,
+                &format!("/v1/contacts/{contact_id}"),
+                Some(&admin.token),
+                Some(json!({ "metadata": { "desk.secret": "desk-contact-secret" } })),
             )
             .await;
             let assigned = s
@@ -358,6 +372,17 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                     "{} leaks the conversation to {}",
                     route.path, CALLERS[column]
                 ));
+            }
+            // Whatever a customer or an anonymous caller is answered is the customer's view.
+            if matches!(column, 4..=6) && reply.status.is_success() {
+                for secret in ["internal-flag", "billing", "desk-secret-note", "desk-contact-secret"] {
+                    if reply.text.contains(secret) {
+                        failures.push(format!(
+                            "{} {} shows {secret} to {}",
+                            route.method, route.path, CALLERS[column]
+                        ));
+                    }
+                }
             }
             if case.route == Endpoint::ListAgents && column == 7 && reply.text.contains(&ann.email)
             {

@@ -26,7 +26,7 @@ pub struct SignUp {
 }
 
 impl Engine {
-    fn passwords(&self) -> Result<&Arc<dyn PasswordHasher>> {
+    pub(super) fn passwords(&self) -> Result<&Arc<dyn PasswordHasher>> {
         self.inner.passwords.as_ref().ok_or_else(|| {
             Error::storage_kind(
                 crate::error::StorageKind::Unavailable,

@@ -2,7 +2,7 @@
 
 use super::Engine;
 use crate::error::{Error, Result};
-use crate::ids::AgentId;
+use crate::ids::{AgentId, TenantId};
 use crate::model::{Agent, Availability, NewAgent, Role};
 use crate::policy::{Actor, Resolved};
 
@@ -139,6 +139,51 @@ impl Engine {
             return Err(Error::Forbidden("see staff"));
         }
         self.staff_member(actor, id).await
+    }
+
+    /// The staff member with this e-mail (case-insensitive), if any; staff and the system
+    /// only. Start-up scripts use it to create an admin once, servers to look up a login.
+    pub async fn agent_by_email(&self, actor: &Actor, email: &str) -> Result<Option<Agent>> {
+        let who = self.resolve(actor).await?;
+        if who.staff().is_none() && !matches!(who, Resolved::System) {
+            return Err(Error::Forbidden("see staff"));
+        }
+        self.inner
+            .store
+            .agent_by_email(actor.tenant(), email.trim())
+            .await
+    }
+
+    /// Checks a staff member's e-mail and password. `None` for an unknown e-mail, a wrong
+    /// password or a disabled staff member, all after the same work (the hasher checks a
+    /// decoy when there is no one to check, so timing does not tell which e-mails exist).
+    /// Returns the staff member and its current token version, which a token must carry
+    /// so that a password change revokes it. Authentication comes before there is an
+    /// actor, so this takes a tenant.
+    pub async fn staff_log_in(
+        &self,
+        tenant: TenantId,
+        email: &str,
+        password: &str,
+    ) -> Result<Option<(Agent, u64)>> {
+        let email = email.trim();
+        let agent = match email {
+            "" => None,
+            e => self.inner.store.agent_by_email(tenant, e).await?,
+        }
+        .filter(|a| a.active);
+        let credential = match &agent {
+            Some(a) => Some(self.credential(tenant, a.id).await?),
+            None => None,
+        };
+        let hash = credential.as_ref().and_then(|c| c.password_hash.as_deref());
+        let valid = self.passwords()?.verify(password, hash).await?;
+        match (agent, credential) {
+            (Some(agent), Some(c)) if valid && c.password_hash.is_some() => {
+                Ok(Some((agent, c.token_version)))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Every staff member of the tenant; staff only.

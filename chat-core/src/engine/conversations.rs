@@ -316,6 +316,7 @@ impl Engine {
         filter: ConversationFilter,
     ) -> Result<ConversationPage> {
         let who = self.resolve(actor).await?;
+        crate::policy::Viewer::of(actor).check_filter(&filter)?;
         let mut query = ConversationQuery::new(actor.tenant(), who.scope());
         query.modes = filter.modes;
         query.priority = filter.priority;
@@ -633,18 +634,18 @@ impl Engine {
                         }
                         self.enter_mode(who, c, Mode::Queued)?;
                         c.department = Some(d.clone());
-                        (TransferTarget::Department(d.clone()), d)
+                        // Departments are the desk's routing: the customer's transcript
+                        // says a team takes over, not which.
+                        (TransferTarget::Department(d), "another team".to_owned())
                     }
                     (TransferTarget::Agent(_), None) => return Err(Error::NotFound("agent")),
                 };
                 if let Some(previous) = from {
                     c.participants.retain(|p| *p != previous);
                 }
-                let mut note = format!("Transferred from {from_name} to {target_name}");
-                if let Some(r) = &reason {
-                    note.push_str(": ");
-                    note.push_str(r);
-                }
+                // The customer reads this message: the reason, written for colleagues,
+                // stays in the staff's view of the change.
+                let note = format!("Transferred from {from_name} to {target_name}");
                 Ok((
                     ConversationChange::Transferred {
                         from,

@@ -2,6 +2,7 @@
 //! Every rule is the engine's (`Engine::sign_up` and friends); these routes only issue
 //! the server's visitor tokens for the account's whole history.
 
+use chat_core::policy::Viewer;
 use chat_core::{Actor, ContactId, SignUp, TenantId};
 use hyper::StatusCode;
 use serde::Deserialize;
@@ -78,7 +79,11 @@ pub async fn sign_up(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let token = crate::accounts::issue_contact_token(engine, &ctx.app.config, &contact).await?;
     Ok(http::json(
         StatusCode::CREATED,
-        &json!({ "account": account, "contact": contact, "visitor_token": token }),
+        &json!({
+            "account": account,
+            "contact": Viewer::Customer.contact(&contact),
+            "visitor_token": token,
+        }),
     ))
 }
 
@@ -98,7 +103,11 @@ pub async fn login(mut ctx: Ctx) -> Result<Resp, ApiError> {
     };
     Ok(http::json(
         StatusCode::OK,
-        &json!({ "account": account, "contact": contact, "visitor_token": token }),
+        &json!({
+            "account": account,
+            "contact": Viewer::Customer.contact(&contact),
+            "visitor_token": token,
+        }),
     ))
 }
 

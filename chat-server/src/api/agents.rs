@@ -29,45 +29,23 @@ pub async fn login(mut ctx: Ctx) -> Result<Resp, ApiError> {
             "this server has no default tenant; name one",
         ));
     };
-    let agent = app
+    // The engine checks the password (a decoy when the e-mail is unknown, so timing does
+    // not tell which e-mails exist) on the hasher's own blocking threads.
+    let Some((agent, token_version)) = app
         .engine
-        .store()
-        .agent_by_email(tenant, body.email.trim())
-        .await?;
-    let credential = match &agent {
-        Some(a) if a.active => Some(app.engine.credential(tenant, a.id).await?),
-        _ => None,
-    };
-    let hash = credential.as_ref().and_then(|c| c.password_hash.clone());
-    // Verify even when there is nothing to verify against, so timing does not tell
-    // which e-mails exist. Argon2 is slow on purpose: keep it off the async threads.
-    let password = body.password;
-    let matches = tokio::task::spawn_blocking(move || {
-        let ok = auth::verify_password(
-            &password,
-            hash.as_deref().unwrap_or_else(|| auth::decoy_hash()),
-        );
-        ok && hash.is_some()
-    })
-    .await
-    .map_err(|_| ApiError::unauthorized("login failed"))?;
-    let (Some(agent), Some(credential), true) = (agent, credential, matches) else {
+        .staff_log_in(tenant, &body.email, &body.password)
+        .await?
+    else {
         return Err(refused());
     };
-    let token = auth::issue_token(
-        &app.config.jwt,
-        tenant,
-        agent.id,
-        agent.role,
-        credential.token_version,
-    )
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "could not sign a token",
-        )
-    })?;
+    let token = auth::issue_token(&app.config.jwt, tenant, agent.id, agent.role, token_version)
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "could not sign a token",
+            )
+        })?;
     Ok(http::json(
         StatusCode::OK,
         &json!({

@@ -43,7 +43,13 @@ struct Identity {
 
 pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let body: OpenRequest = ctx.json().await?;
-    let staff = ctx.is_staff();
+    // Staff opening a conversation for a customer see it as the desk; everyone else is
+    // the customer the answer's token will speak for.
+    let viewer = if ctx.is_staff() {
+        chat_core::policy::Viewer::Desk
+    } else {
+        chat_core::policy::Viewer::Customer
+    };
     let config = &ctx.app.config;
     let engine = &ctx.app.engine;
     // A signature from the embedding site proves the e-mail: the conversation belongs to
@@ -128,8 +134,8 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
         other => other?,
     };
     let mut answer = json!({
-        "conversation": crate::views::conversation_view(&opened.conversation, staff),
-        "contact": opened.contact,
+        "conversation": viewer.conversation(&opened.conversation),
+        "contact": viewer.contact(&opened.contact),
         "messages": opened.messages,
     });
     if issue_token {
@@ -175,7 +181,9 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
         None => None,
         Some("me") => match actor {
             Actor::Staff { agent, .. } => Some(AssignedFilter::Agent(*agent)),
-            _ => return Err(ApiError::invalid("assigned", "`me` needs a staff token")),
+            // The engine's answer to any assignee filter from a customer, so the value
+            // tells nothing.
+            _ => return Err(chat_core::Error::Forbidden("filter by assignee").into()),
         },
         Some("none" | "unassigned") => Some(AssignedFilter::Unassigned),
         Some(id) => Some(AssignedFilter::Agent(id.parse::<AgentId>().map_err(
@@ -443,7 +451,7 @@ pub async fn contact_history(ctx: Ctx) -> Result<Resp, ApiError> {
 pub async fn contact(ctx: Ctx) -> Result<Resp, ApiError> {
     let id: ContactId = ctx.id("id")?;
     let contact = ctx.app.engine.contact(ctx.actor()?, id).await?;
-    Ok(http::json(StatusCode::OK, &contact))
+    Ok(http::json(StatusCode::OK, &ctx.viewer().contact(&contact)))
 }
 
 /// Body of `PATCH /v1/contacts/{id}`.
@@ -472,7 +480,7 @@ pub async fn update_contact(mut ctx: Ctx) -> Result<Resp, ApiError> {
         .engine
         .update_contact(ctx.actor()?, id, patch)
         .await?;
-    Ok(http::json(StatusCode::OK, &contact))
+    Ok(http::json(StatusCode::OK, &ctx.viewer().contact(&contact)))
 }
 
 /// Body of `POST /v1/contacts/{id}/merge`.
@@ -491,7 +499,7 @@ pub async fn merge_contact(mut ctx: Ctx) -> Result<Resp, ApiError> {
         .merge_contacts(ctx.actor()?, into, body.contact_id)
         .await?;
     ctx.app.forget_cached_tokens();
-    Ok(http::json(StatusCode::OK, &kept))
+    Ok(http::json(StatusCode::OK, &ctx.viewer().contact(&kept)))
 }
 
 pub async fn queue_position(ctx: Ctx) -> Result<Resp, ApiError> {

@@ -22,7 +22,8 @@ use crate::endpoints::{Endpoint, EndpointSpec};
 use crate::error::ApiError;
 use crate::http::{self, Resp};
 use crate::paths::PathParams;
-use crate::views::{ConversationView, conversation_view};
+use chat_core::policy::Viewer;
+use chat_core::policy::view::ConversationView;
 
 /// Everything a handler gets.
 pub struct Ctx {
@@ -102,9 +103,18 @@ impl Ctx {
         http::read_json_or_default(&self.headers, body, self.app.config.limits.body_bytes).await
     }
 
+    /// Who the caller is to the policy's views (anonymous callers see what a customer
+    /// sees).
+    pub fn viewer(&self) -> Viewer {
+        match &self.caller {
+            Caller::Actor(actor) => Viewer::of(actor),
+            Caller::Anonymous => Viewer::Customer,
+        }
+    }
+
     /// A conversation as this caller may see it.
     pub fn conversation_view<'a>(&self, c: &'a Conversation) -> ConversationView<'a> {
-        conversation_view(c, self.is_staff())
+        self.viewer().conversation(c)
     }
 }
 

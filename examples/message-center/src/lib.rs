@@ -266,34 +266,13 @@ impl MessageCenter {
         let body: Login = Self::body(req).await?;
         let refused = || detail(StatusCode::UNAUTHORIZED, "Incorrect username or password");
         let engine = cx.engine();
-        let agent = engine
-            .store()
-            .agent_by_email(self.tenant, &login_email(&body.identifier))
+        // The engine checks the password against a decoy when there is no such user, so
+        // timing does not reveal names.
+        let Some((agent, token_version)) = engine
+            .staff_log_in(self.tenant, &login_email(&body.identifier), &body.password)
             .await
             .map_err(engine_fail)?
-            .filter(|a| a.active);
-        let credential = match &agent {
-            Some(a) => Some(
-                engine
-                    .credential(self.tenant, a.id)
-                    .await
-                    .map_err(engine_fail)?,
-            ),
-            None => None,
-        };
-        let hash = credential.as_ref().and_then(|c| c.password_hash.clone());
-        // Verify against a decoy when there is no user, so timing does not reveal names;
-        // argon2 is slow on purpose, so off the async threads.
-        let password = body.password;
-        let matches = tokio::task::spawn_blocking(move || {
-            auth::verify_password(
-                &password,
-                hash.as_deref().unwrap_or_else(|| auth::decoy_hash()),
-            ) && hash.is_some()
-        })
-        .await
-        .unwrap_or(false);
-        let (Some(agent), Some(credential), true) = (agent, credential, matches) else {
+        else {
             return Err(refused());
         };
         let token = auth::issue_token(
@@ -301,7 +280,7 @@ impl MessageCenter {
             self.tenant,
             agent.id,
             agent.role,
-            credential.token_version,
+            token_version,
         )
         .map_err(|_| detail(StatusCode::INTERNAL_SERVER_ERROR, "could not sign a token"))?;
         let number = shapes::user_number(engine, self.tenant, agent.id).await?;

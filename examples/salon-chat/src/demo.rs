@@ -121,8 +121,12 @@ pub async fn seed_demo(starter: &Starter, salons: &SalonChat) -> Result<Value, D
         demo_customer(starter, salons, &uptown, "Uma Uptown", "+1987654321").await?;
     if main.chats.is_empty() {
         let admin_agent = engine
-            .store()
-            .agent_by_email(main.tenant, "admin@salon.com")
+            .agent_by_email(
+                &Actor::System {
+                    tenant: main.tenant,
+                },
+                "admin@salon.com",
+            )
             .await?
             .ok_or(DemoError::Missing("the demo admin"))?;
         let actor = Actor::Staff {

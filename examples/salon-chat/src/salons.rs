@@ -142,7 +142,7 @@ impl SalonChat {
             password: password.to_owned(),
             name: None,
         };
-        let (_, mut contact) = match engine.sign_up(&system, sign_up).await {
+        let (_, contact) = match engine.sign_up(&system, sign_up).await {
             Err(chat_core::Error::Validation {
                 field: "username", ..
             }) => return Err(CustomerError::PhoneTaken),
@@ -165,12 +165,13 @@ impl SalonChat {
             }
         }
         *next = Some(number + 1);
-        contact.name = Some(name.trim().to_owned()).filter(|n| !n.is_empty());
-        contact.phone = Some(phone);
-        contact
-            .metadata
-            .insert(CUSTOMER_NUMBER.to_owned(), number.to_string());
-        engine.store().update_contact(&contact).await?;
+        let patch = chat_core::ContactPatch {
+            name: Some(name.trim().to_owned()).filter(|n| !n.is_empty()),
+            phone: Some(phone),
+            metadata: [(CUSTOMER_NUMBER.to_owned(), number.to_string())].into(),
+            ..Default::default()
+        };
+        let contact = engine.update_contact(&system, contact.id, patch).await?;
         Ok((number, contact))
     }
 

@@ -72,7 +72,7 @@ impl Directory {
         if let Some((n, name)) = self.customers.get(&contact) {
             return (Some(*n), name.clone());
         }
-        let Ok(Some(c)) = engine.store().contact(tenant, contact).await else {
+        let Ok(c) = engine.contact(&Actor::System { tenant }, contact).await else {
             return (None, None);
         };
         let number = c.metadata.get(CUSTOMER_NUMBER).and_then(|n| n.parse().ok());
