@@ -31,8 +31,10 @@ async fn desk(
     router: Arc<dyn Router>,
     queued: usize,
     agents: usize,
-) -> (Engine, Actor, Vec<chat_core::AgentId>) {
-    let engine = Engine::builder(Arc::new(MemoryStore::new()))
+) -> (Engine, Arc<dyn Store>, Actor, Vec<chat_core::AgentId>) {
+    // The baseline writes to the same store directly, so the bench keeps its own handle.
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let engine = Engine::builder(store.clone())
         .router(router)
         .build();
     let settings = TenantSettings {
@@ -59,11 +61,11 @@ async fn desk(
             .await
             .unwrap();
     }
-    (engine, system, ids)
+    (engine, store, system, ids)
 }
 
 async fn run(name: &str, router: Arc<dyn Router>, queued: usize, agents: usize) -> f64 {
-    let (engine, system, ids) = desk(router, queued, agents).await;
+    let (engine, _, system, ids) = desk(router, queued, agents).await;
     let started = Instant::now();
     for id in ids {
         engine
@@ -96,8 +98,7 @@ async fn run(name: &str, router: Arc<dyn Router>, queued: usize, agents: usize) 
 /// The same assignment writes without routing: read the queue, CAS each conversation to
 /// an agent in turn.
 async fn baseline(queued: usize, agents: usize) -> f64 {
-    let (engine, system, ids) = desk(Arc::new(LeastLoaded), queued, agents).await;
-    let store: Arc<dyn Store> = engine.store().clone();
+    let (_engine, store, system, ids) = desk(Arc::new(LeastLoaded), queued, agents).await;
     let started = Instant::now();
     let queue = store.queue(system.tenant(), queued).await.unwrap();
     for (n, c) in queue.into_iter().enumerate() {
