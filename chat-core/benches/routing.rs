@@ -34,9 +34,7 @@ async fn desk(
 ) -> (Engine, Arc<dyn Store>, Actor, Vec<chat_core::AgentId>) {
     // The baseline writes to the same store directly, so the bench keeps its own handle.
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let engine = Engine::builder(store.clone())
-        .router(router)
-        .build();
+    let engine = Engine::builder(store.clone()).router(router).build();
     let settings = TenantSettings {
         bot_enabled: false,
         default_capacity: (queued / agents + 1) as u32,

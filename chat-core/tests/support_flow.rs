@@ -515,10 +515,14 @@ async fn transfer_records_its_reason_and_the_old_owner_loses_access() {
         .messages(&d.bob, id, Default::default())
         .await
         .unwrap();
-    let notice = history.last().unwrap();
+    // The customer reads the notice; the reason is an internal note for the next agent.
+    let notice = history.iter().rev().find(|m| !m.is_note()).unwrap();
     assert_eq!(notice.sender, Sender::System);
-    // The customer reads the notice; the reason is in the staff's view of the change.
     assert_eq!(notice.body, "Transferred from Ann to Bob");
+    let reason = history.last().unwrap();
+    assert!(reason.is_note());
+    assert_eq!(reason.sender, Sender::Agent(d.ann_id));
+    assert_eq!(reason.body, "Transfer reason: needs a sales quote");
     assert!(matches!(
         d.engine.conversation(&d.ann, id).await,
         Err(Error::NotFound(_))

@@ -202,12 +202,39 @@ async fn passwords_changes_and_disabling_revoke_tokens() {
         s.get("/v1/me", Some(&ann.token)).await.status,
         StatusCode::OK
     );
+    // A stolen token alone cannot change its owner's password: the current one is needed.
+    for (body, want) in [
+        (
+            json!({ "password": "a thief's password" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({ "password": "a thief's password", "current_password": "a guess at it" }),
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let refused = s
+            .call(
+                Method::PATCH,
+                &format!("/v1/agents/{}", ann.id),
+                Some(&ann.token),
+                Some(body),
+            )
+            .await;
+        assert_eq!(refused.status, want, "{}", refused.text);
+        assert_eq!(
+            s.get("/v1/me", Some(&ann.token)).await.status,
+            StatusCode::OK
+        );
+    }
     let changed = s
         .call(
             Method::PATCH,
             &format!("/v1/agents/{}", ann.id),
             Some(&ann.token),
-            Some(json!({ "password": "a brand new password" })),
+            Some(
+                json!({ "password": "a brand new password", "current_password": common::PASSWORD }),
+            ),
         )
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);

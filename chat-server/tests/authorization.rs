@@ -375,7 +375,12 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
             }
             // Whatever a customer or an anonymous caller is answered is the customer's view.
             if matches!(column, 4..=6) && reply.status.is_success() {
-                for secret in ["internal-flag", "billing", "desk-secret-note", "desk-contact-secret"] {
+                for secret in [
+                    "internal-flag",
+                    "billing",
+                    "desk-secret-note",
+                    "desk-contact-secret",
+                ] {
                     if reply.text.contains(secret) {
                         failures.push(format!(
                             "{} {} shows {secret} to {}",

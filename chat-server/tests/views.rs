@@ -155,7 +155,12 @@ async fn a_visitor_sees_its_records_without_the_desks_bookkeeping() {
     }
     // Staff read the same log whole.
     let desk = s.get("/v1/events?since=0", Some(&admin.token)).await;
-    for secret in ["third refund", "refund-abuse", "fraud-review", "looks like abuse"] {
+    for secret in [
+        "third refund",
+        "refund-abuse",
+        "fraud-review",
+        "looks like abuse",
+    ] {
         assert!(desk.text.contains(secret), "{secret} missing for staff");
     }
     s.stop().await;

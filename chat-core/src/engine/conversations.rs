@@ -656,8 +656,26 @@ impl Engine {
                 ))
             })
             .await?;
+        let mut conversation = committed.conversation;
+        // The reason is written for colleagues: an internal note beside the transcript's
+        // notice, so the next agent reads it and the customer does not.
+        if let Some(reason) = reason {
+            let sender = match self.resolve(actor).await? {
+                Resolved::Staff(a) => crate::model::Sender::Agent(a.id),
+                _ => crate::model::Sender::System,
+            };
+            let note = self.new_message(
+                &conversation,
+                sender,
+                crate::model::MessageKind::Note,
+                format!("Transfer reason: {reason}"),
+            );
+            let appended = self.inner.store.append_message(note).await?;
+            self.publish(appended.event);
+            conversation = appended.conversation;
+        }
         self.route(actor.tenant()).await?;
-        self.reload_if_routed(committed.conversation).await
+        self.reload_if_routed(conversation).await
     }
 
     /// Changes priority, department, tags, pin, title or participants.
@@ -825,11 +843,21 @@ impl Engine {
                         to: to.unwrap_or(Mode::Bot),
                     });
                 }
+                let routed = if tenant.settings.bot_enabled {
+                    Mode::Bot
+                } else {
+                    Mode::Queued
+                };
                 let target = to.unwrap_or(match who {
                     Resolved::Staff(_) => Mode::Agent,
-                    _ if tenant.settings.bot_enabled => Mode::Bot,
-                    _ => Mode::Queued,
+                    _ => routed,
                 });
+                // A customer (or the bot) reopens through routing only: naming `agent` or
+                // `paused` would hand the conversation back to its former agent past the
+                // bot, the queue and that agent's capacity.
+                if matches!(who, Resolved::Customer { .. } | Resolved::Bot) && target != routed {
+                    return Err(Error::Forbidden("reopen past the bot and the queue"));
+                }
                 if matches!(who, Resolved::Customer { .. }) && !tenant.settings.allow_reopen {
                     return Err(Error::InvalidTransition {
                         from: Mode::Closed,

@@ -10,6 +10,9 @@ use crate::ids::{AgentId, TenantId};
 use crate::model::{Role, Tenant};
 use crate::policy::{Actor, Resolved};
 
+/// Shortest staff password accepted, in characters.
+const MIN_PASSWORD: usize = 10;
+
 impl Engine {
     fn credentials(&self) -> Result<&Arc<dyn Credentials>> {
         self.inner.credentials.as_ref().ok_or_else(|| {
@@ -20,12 +23,64 @@ impl Engine {
         })
     }
 
-    /// Sets a staff member's password hash, revoking its earlier tokens. Staff set their
-    /// own; admins and the system anyone's. Returns the new token version.
+    /// Sets a staff member's password hash, revoking its earlier tokens: an admin's reset
+    /// of another staff member, or the system's. Staff change their own password with
+    /// [`change_staff_password`](Self::change_staff_password), which needs the current
+    /// one. Returns the new token version.
     pub async fn set_password(&self, actor: &Actor, agent: AgentId, hash: &str) -> Result<u64> {
+        if let Resolved::Staff(me) = self.resolve(actor).await?
+            && me.id == agent
+        {
+            return Err(Error::Forbidden(
+                "change one's own password without the current one",
+            ));
+        }
         self.may_manage_credentials(actor, agent).await?;
         self.credentials()?
             .set_password(actor.tenant(), agent, hash)
+            .await
+    }
+
+    /// Changes a staff member's password through the engine's password hasher, revoking
+    /// every token issued so far. Staff changing their own give the `current` password
+    /// (a stolen token alone cannot lock its owner out); an admin resetting someone
+    /// else's, or the system, need not. A wrong current password is
+    /// [`Error::Forbidden`]. Returns the new token version.
+    pub async fn change_staff_password(
+        &self,
+        actor: &Actor,
+        agent: AgentId,
+        current: Option<&str>,
+        new: &str,
+    ) -> Result<u64> {
+        let chars = new.chars().count();
+        if !(MIN_PASSWORD..=1024).contains(&chars) {
+            return Err(Error::validation(
+                "password",
+                format!("use {MIN_PASSWORD} to 1024 characters"),
+            ));
+        }
+        let who = self.resolve(actor).await?;
+        let own = who.staff().is_some_and(|me| me.id == agent);
+        if own {
+            let Some(current) = current else {
+                return Err(Error::validation(
+                    "current_password",
+                    "give the current password to change your own",
+                ));
+            };
+            let stored = self.credential(actor.tenant(), agent).await?.password_hash;
+            if !self.passwords()?.verify(current, stored.as_deref()).await? || stored.is_none() {
+                return Err(Error::Forbidden(
+                    "change the password: the current one is wrong",
+                ));
+            }
+        } else {
+            self.may_manage_credentials(actor, agent).await?;
+        }
+        let hash = self.passwords()?.hash(new).await?;
+        self.credentials()?
+            .set_password(actor.tenant(), agent, &hash)
             .await
     }
 

@@ -151,6 +151,8 @@ struct PatchRequest {
     departments: Option<Vec<String>>,
     active: Option<bool>,
     password: Option<String>,
+    /// Needed to change one's own password.
+    current_password: Option<String>,
 }
 
 fn nullable_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
@@ -162,10 +164,6 @@ pub async fn update(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let body: PatchRequest = ctx.json().await?;
     let actor = ctx.actor()?;
     let engine = &ctx.app.engine;
-    let hashed = match body.password {
-        Some(p) => Some(hash(p).await?),
-        None => None,
-    };
     let deactivating = body.active == Some(false);
     let patch = AgentPatch {
         name: body.name,
@@ -179,8 +177,10 @@ pub async fn update(mut ctx: Ctx) -> Result<Resp, ApiError> {
     } else {
         engine.update_agent(actor, id, patch).await?
     };
-    if let Some(hashed) = hashed {
-        engine.set_password(actor, id, &hashed).await?;
+    if let Some(password) = &body.password {
+        engine
+            .change_staff_password(actor, id, body.current_password.as_deref(), password)
+            .await?;
     }
     if deactivating {
         engine.revoke_tokens(actor, id).await?;

@@ -50,6 +50,14 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
     } else {
         chat_core::policy::Viewer::Customer
     };
+    // Priority is the desk's judgement: a widget that could set it would put every visitor
+    // at the head of the queue.
+    if !ctx.is_staff() && body.priority.is_some() {
+        return Err(ApiError::invalid(
+            "priority",
+            "only staff set a conversation's priority",
+        ));
+    }
     let config = &ctx.app.config;
     let engine = &ctx.app.engine;
     // A signature from the embedding site proves the e-mail: the conversation belongs to
