@@ -179,8 +179,9 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     })
 }
 
-/// Customer-account passwords for the engine: argon2id, hashed and checked on tokio's
-/// blocking threads because each takes tens of milliseconds of CPU on purpose.
+/// Passwords for the engine (staff and customer accounts): argon2id, hashed and checked
+/// on tokio's blocking threads because each takes tens of milliseconds of CPU on purpose,
+/// at most one per core at a time (see [`hashing_pool`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Argon2Passwords;
 
@@ -188,21 +189,61 @@ pub struct Argon2Passwords;
 impl chat_core::PasswordHasher for Argon2Passwords {
     async fn hash(&self, password: &str) -> chat_core::Result<String> {
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(chat_core::Error::storage)?
+        in_hashing_pool(move || hash_password(&password))
+            .await?
             .map_err(chat_core::Error::storage)
     }
 
     async fn verify(&self, password: &str, hash: Option<&str>) -> chat_core::Result<bool> {
         let (password, hash) = (password.to_owned(), hash.map(str::to_owned));
-        tokio::task::spawn_blocking(move || {
+        in_hashing_pool(move || {
             let ok = verify_password(&password, hash.as_deref().unwrap_or(decoy_hash()));
             ok && hash.is_some()
         })
         .await
-        .map_err(chat_core::Error::storage)
     }
+}
+
+/// How long a password check waits for a free slot before the caller is told to retry.
+pub const HASHING_WAIT: Duration = Duration::from_secs(10);
+
+/// The slots for argon2 work: one per core, at most 8. Each hash holds 19 MiB while it
+/// runs, so 200 logins at once took the server from 35 MB to 4.9 GB of memory when every
+/// one ran at the same time; queued behind the slots they cost a few hundred bytes each.
+pub fn hashing_pool() -> &'static tokio::sync::Semaphore {
+    static POOL: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores.clamp(1, 8))
+    })
+}
+
+/// Runs argon2 work on a blocking thread once a [`hashing_pool`] slot is free. A caller
+/// that waits longer than [`HASHING_WAIT`] gets a `Busy` storage error (503 with
+/// `Retry-After`): the server sheds load instead of growing.
+pub async fn in_hashing_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> chat_core::Result<T> {
+    let busy = || {
+        chat_core::Error::storage_kind(
+            chat_core::StorageKind::Busy,
+            "too many password checks at once; try again shortly",
+        )
+    };
+    let _slot = tokio::time::timeout(HASHING_WAIT, hashing_pool().acquire())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    #[cfg(test)]
+    let running = tests::HASHING.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    #[cfg(test)]
+    tests::HASHING_PEAK.fetch_max(running, std::sync::atomic::Ordering::SeqCst);
+    let out = tokio::task::spawn_blocking(work)
+        .await
+        .map_err(chat_core::Error::storage);
+    #[cfg(test)]
+    tests::HASHING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    out
 }
 
 /// A hash to verify against when the account does not exist, so a login for an unknown
@@ -542,6 +583,39 @@ pub fn bearer(headers: &hyper::HeaderMap, query: Option<&str>) -> Result<Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Argon2 jobs running now, and the most ever at once (counted by `in_hashing_pool`).
+    pub(super) static HASHING: AtomicUsize = AtomicUsize::new(0);
+    pub(super) static HASHING_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn password_checks_run_at_most_one_per_slot_however_many_arrive() {
+        use chat_core::PasswordHasher as _;
+        let hash = hash_password("correct horse").unwrap();
+        let slots = hashing_pool().available_permits();
+        let checks: Vec<_> = (0..slots * 4 + 2)
+            .map(|n| {
+                let hash = hash.clone();
+                tokio::spawn(async move {
+                    let password = if n % 2 == 0 { "correct horse" } else { "wrong" };
+                    let known = (n % 3 != 0).then_some(hash.as_str());
+                    let ok = Argon2Passwords.verify(password, known).await.unwrap();
+                    (n, ok)
+                })
+            })
+            .collect();
+        for check in checks {
+            let (n, ok) = check.await.unwrap();
+            assert_eq!(ok, n % 2 == 0 && n % 3 != 0, "check {n}");
+        }
+        let peak = HASHING_PEAK.load(Ordering::SeqCst);
+        assert!(
+            peak >= 1 && peak <= slots,
+            "{peak} at once with {slots} slots"
+        );
+        assert_eq!(HASHING.load(Ordering::SeqCst), 0);
+    }
 
     #[test]
     fn passwords_verify_only_against_their_hash() {
