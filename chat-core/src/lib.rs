@@ -16,6 +16,7 @@ pub mod router;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod write;
 
 pub use blob::{BlobStore, MemoryBlobStore};
 pub use bot::{Bot, BotDecision, BotTurn, RuleBot, RuleBotConfig};

@@ -13,13 +13,14 @@ use crate::error::{Error, Result};
 use crate::ids::{AgentId, ContactId, ConversationId, MessageId, TenantId};
 use crate::mode::Mode;
 use crate::model::{
-    Agent, AgentLoad, Contact, Conversation, Event, EventPayload, Message, MessageKind, NewMessage,
-    ReadCursor, Reader, Sender, Tenant,
+    Agent, AgentLoad, Contact, Conversation, Event, Message, NewEvent, NewMessage, ReadCursor,
+    Reader, Tenant,
 };
 use crate::store::{
     Appended, Committed, ConversationCursor, ConversationPage, ConversationQuery,
     ConversationUpdate, MessageQuery, Store, contains_ci,
 };
+use crate::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 
 /// Everything in memory behind one mutex.
 #[derive(Debug, Default)]
@@ -77,23 +78,10 @@ impl State {
             .ok_or(Error::NotFound("agent"))
     }
 
-    fn event(
-        &mut self,
-        tenant: TenantId,
-        conversation: Option<ConversationId>,
-        staff_only: bool,
-        at: OffsetDateTime,
-        payload: EventPayload,
-    ) -> Event {
-        let log = self.events.entry(tenant).or_default();
-        let event = Event {
-            seq: log.len() as u64 + 1,
-            tenant_id: tenant,
-            conversation_id: conversation,
-            staff_only,
-            at,
-            payload,
-        };
+    /// Logs an event with the tenant's next sequence.
+    fn log(&mut self, event: NewEvent) -> Event {
+        let log = self.events.entry(event.tenant_id).or_default();
+        let event = event.into_event(log.len() as u64 + 1);
         log.push(event.clone());
         event
     }
@@ -135,28 +123,16 @@ impl State {
             .ok_or(Error::NotFound("conversation"))
     }
 
-    /// Stores a message on a conversation already in `conversations`.
-    fn push_message(&mut self, new: NewMessage) -> (Message, Event) {
-        let conv = self
-            .conversations
-            .get_mut(&new.conversation_id)
-            .expect("caller checked the conversation");
-        let message = new.into_message(conv.last_seq + 1);
-        conv.record_message(&message);
-        let list = self.messages.entry(message.conversation_id).or_default();
-        self.message_index
-            .insert(message.id, (message.conversation_id, list.len()));
-        list.push(message.clone());
-        let event = self.event(
-            message.tenant_id,
-            Some(message.conversation_id),
-            message.is_note(),
-            message.created_at,
-            EventPayload::MessageCreated {
-                message: Box::new(message.clone()),
-            },
-        );
-        (message, event)
+    /// Stores a write's conversation (its new state) and the messages it posted.
+    fn put(&mut self, conversation: &Conversation, messages: &[Message]) {
+        self.conversations
+            .insert(conversation.id, conversation.clone());
+        for message in messages {
+            let list = self.messages.entry(message.conversation_id).or_default();
+            self.message_index
+                .insert(message.id, (message.conversation_id, list.len()));
+            list.push(message.clone());
+        }
     }
 
     fn text_hit(&self, c: &Conversation, text: &str, notes: bool) -> bool {
@@ -272,16 +248,7 @@ impl Store for MemoryStore {
             return Err(Error::Conflict("verified contact e-mail taken".into()));
         }
         s.contacts.insert(into.id, into.clone());
-        Ok(s.event(
-            tenant,
-            None,
-            true,
-            at,
-            EventPayload::ContactMerged {
-                contact: Box::new(into.clone()),
-                merged: from,
-            },
-        ))
+        Ok(s.log(NewEvent::contact_merged(into, from, at)))
     }
 
     async fn insert_agent(&self, agent: &Agent) -> Result<Event> {
@@ -296,15 +263,7 @@ impl Store for MemoryStore {
             return Err(Error::Conflict("agent e-mail taken".into()));
         }
         s.agents.insert(agent.id, agent.clone());
-        Ok(s.event(
-            agent.tenant_id,
-            None,
-            true,
-            agent.updated_at,
-            EventPayload::AgentUpdated {
-                agent: Box::new(agent.clone()),
-            },
-        ))
+        Ok(s.log(NewEvent::agent_updated(agent)))
     }
 
     async fn update_agent(&self, agent: &Agent) -> Result<Event> {
@@ -323,15 +282,7 @@ impl Store for MemoryStore {
             return Err(Error::Conflict("agent e-mail taken".into()));
         }
         s.agents.insert(agent.id, agent.clone());
-        Ok(s.event(
-            agent.tenant_id,
-            None,
-            true,
-            agent.updated_at,
-            EventPayload::AgentUpdated {
-                agent: Box::new(agent.clone()),
-            },
-        ))
+        Ok(s.log(NewEvent::agent_updated(agent)))
     }
 
     async fn agent(&self, tenant: TenantId, id: AgentId) -> Result<Option<Agent>> {
@@ -403,44 +354,14 @@ impl Store for MemoryStore {
         {
             return Err(Error::NotFound("contact"));
         }
-        if messages
-            .iter()
-            .any(|m| m.conversation_id != conversation.id || m.tenant_id != conversation.tenant_id)
-        {
-            return Err(Error::validation(
-                "message",
-                "belongs to another conversation",
-            ));
-        }
-        s.conversations
-            .insert(conversation.id, conversation.clone());
-        let created = s.event(
-            conversation.tenant_id,
-            Some(conversation.id),
-            false,
-            conversation.created_at,
-            EventPayload::ConversationCreated {
-                conversation: Box::new(conversation.clone()),
-            },
-        );
-        let mut events = vec![created];
-        let mut stored = Vec::new();
-        for m in messages {
-            let (message, event) = s.push_message(m);
-            stored.push(message);
-            events.push(event);
-        }
-        let conversation = s.conversations[&conversation.id].clone();
-        Ok(Committed {
-            conversation,
-            messages: stored,
-            events,
-        })
+        let write = ConversationWrite::create(conversation, messages)?;
+        s.put(&write.conversation, &write.messages);
+        write.commit(|event| Ok(s.log(event)))
     }
 
     async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed> {
         let mut s = self.lock();
-        let new = update.conversation;
+        let new = &update.conversation;
         let current = s.conversation(new.tenant_id, new.id)?;
         if current.version != new.version {
             return Err(Error::Conflict(format!(
@@ -448,42 +369,9 @@ impl Store for MemoryStore {
                 new.version, current.version
             )));
         }
-        if update
-            .message
-            .as_ref()
-            .is_some_and(|m| m.conversation_id != new.id || m.tenant_id != new.tenant_id)
-        {
-            return Err(Error::validation(
-                "message",
-                "belongs to another conversation",
-            ));
-        }
-        let mut stored = new;
-        stored.version += 1;
-        s.conversations.insert(stored.id, stored.clone());
-        let updated = s.event(
-            stored.tenant_id,
-            Some(stored.id),
-            false,
-            stored.updated_at,
-            EventPayload::ConversationUpdated {
-                conversation: Box::new(stored.clone()),
-                change: update.change,
-            },
-        );
-        let mut events = vec![updated];
-        let mut messages = Vec::new();
-        if let Some(m) = update.message {
-            let (message, event) = s.push_message(m);
-            messages.push(message);
-            events.push(event);
-        }
-        let conversation = s.conversations[&stored.id].clone();
-        Ok(Committed {
-            conversation,
-            messages,
-            events,
-        })
+        let write = ConversationWrite::update(update)?;
+        s.put(&write.conversation, &write.messages);
+        write.commit(|event| Ok(s.log(event)))
     }
 
     async fn delete_conversation(
@@ -499,15 +387,7 @@ impl Store for MemoryStore {
             s.message_index.remove(&m.id);
         }
         s.cursors.retain(|(c, _), _| *c != id);
-        Ok(s.event(
-            tenant,
-            Some(id),
-            false,
-            at,
-            EventPayload::ConversationDeleted {
-                conversation_id: id,
-            },
-        ))
+        Ok(s.log(NewEvent::conversation_deleted(tenant, id, at)))
     }
 
     async fn conversation(
@@ -572,29 +452,16 @@ impl Store for MemoryStore {
     async fn append_message(&self, message: NewMessage) -> Result<Appended> {
         let mut s = self.lock();
         let conversation = s.conversation(message.tenant_id, message.conversation_id)?;
-        if let Some(key) = &message.client_message_id {
-            let existing = s.messages.get(&conversation.id).and_then(|ms| {
-                ms.iter().find(|m| {
-                    m.client_message_id.as_ref() == Some(key) && m.sender == message.sender
-                })
-            });
-            if let Some(existing) = existing {
-                return Ok(Appended {
-                    message: existing.clone(),
-                    conversation: conversation.clone(),
-                    event: None,
-                    created: false,
-                });
-            }
+        let earlier = s
+            .messages
+            .get(&conversation.id)
+            .and_then(|ms| ms.iter().find(|m| message.repeats(m)));
+        if let Some(earlier) = earlier {
+            return Ok(Appended::repeated(earlier.clone(), conversation.clone()));
         }
-        let (message, event) = s.push_message(message);
-        let conversation = s.conversations[&message.conversation_id].clone();
-        Ok(Appended {
-            message,
-            conversation,
-            event: Some(event),
-            created: true,
-        })
+        let write = MessageWrite::append(conversation.clone(), message)?;
+        s.put(&write.conversation, std::slice::from_ref(&write.message));
+        write.commit(|event| Ok(s.log(event)))
     }
 
     async fn update_message(&self, message: &Message) -> Result<Event> {
@@ -607,25 +474,8 @@ impl Store for MemoryStore {
         if slot.tenant_id != message.tenant_id {
             return Err(Error::NotFound("message"));
         }
-        slot.body = message.body.clone();
-        slot.revisions = message.revisions.clone();
-        slot.edited_at = message.edited_at;
-        slot.deleted_at = message.deleted_at;
-        slot.attachments = message.attachments.clone();
-        let stored = slot.clone();
-        let at = stored
-            .deleted_at
-            .or(stored.edited_at)
-            .unwrap_or(stored.created_at);
-        Ok(s.event(
-            stored.tenant_id,
-            Some(conv),
-            stored.is_note(),
-            at,
-            EventPayload::MessageUpdated {
-                message: Box::new(stored),
-            },
-        ))
+        let event = edit_message(slot, message);
+        Ok(s.log(event))
     }
 
     async fn message(&self, tenant: TenantId, id: MessageId) -> Result<Option<Message>> {
@@ -663,56 +513,25 @@ impl Store for MemoryStore {
 
     async fn set_read_cursor(&self, cursor: &ReadCursor) -> Result<(Conversation, Option<Event>)> {
         let mut s = self.lock();
-        let conversation = s
+        let mut conversation = s
             .conversation(cursor.tenant_id, cursor.conversation_id)?
             .clone();
         let key = (cursor.conversation_id, cursor.reader);
-        let seq = cursor.seq.min(conversation.last_seq);
-        if s.cursors.get(&key).is_some_and(|c| c.seq >= seq) {
+        let stored = s.cursors.get(&key).map(|c| c.seq);
+        let Some(read) = ReadMove::new(&conversation, cursor, stored) else {
             return Ok((conversation, None));
-        }
-        let stored = ReadCursor {
-            seq,
-            ..cursor.clone()
         };
-        s.cursors.insert(key, stored.clone());
-        let messages = s
-            .messages
-            .get(&cursor.conversation_id)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        let unread = |side_seq: u64, from_customer: bool| {
+        let unread = s.messages.get(&conversation.id).map_or(0, |messages| {
             messages
                 .iter()
-                .filter(|m| {
-                    m.seq > side_seq && m.kind != MessageKind::Note && m.kind != MessageKind::Event
-                })
-                .filter(|m| {
-                    (m.sender == Sender::Customer) == from_customer && m.sender != Sender::System
-                })
+                .filter(|m| m.seq > read.read_seq && m.unread_by(cursor.reader))
                 .count() as u64
-        };
-        let mut conv = conversation;
-        match cursor.reader {
-            Reader::Customer => {
-                conv.customer_read_seq = conv.customer_read_seq.max(seq);
-                conv.unread_for_customer = unread(conv.customer_read_seq, false);
-            }
-            Reader::Agent(_) => {
-                conv.agent_read_seq = conv.agent_read_seq.max(seq);
-                conv.unread_for_agent = unread(conv.agent_read_seq, true);
-            }
-        }
-        conv.version += 1;
-        s.conversations.insert(conv.id, conv.clone());
-        let event = s.event(
-            conv.tenant_id,
-            Some(conv.id),
-            false,
-            stored.updated_at,
-            EventPayload::ReadUpdated { cursor: stored },
-        );
-        Ok((conv, Some(event)))
+        });
+        s.cursors.insert(key, read.cursor.clone());
+        let event = read.apply(&mut conversation, unread);
+        s.conversations
+            .insert(conversation.id, conversation.clone());
+        Ok((conversation, Some(s.log(event))))
     }
 
     async fn read_cursors(

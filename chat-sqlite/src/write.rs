@@ -1,11 +1,14 @@
-//! The write operations, run by the writer thread inside its transaction. Each mirrors
-//! the in-memory reference store ([`chat_core::memory::MemoryStore`]) step by step:
-//! same checks, same errors, same events in the same order.
+//! The write operations, run by the writer thread inside its transaction. Each makes the
+//! same checks with the same errors as the in-memory reference store
+//! ([`chat_core::memory::MemoryStore`]); what a write then changes and which events it
+//! logs, in which order, come from [`chat_core::write`] and [`NewEvent`], so this file
+//! only stores them.
 
 use chat_core::store::{Appended, Committed, ConversationUpdate};
+use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 use chat_core::{
-    Agent, Contact, ContactId, Conversation, ConversationId, Error, Event, EventPayload, Message,
-    MessageKind, NewMessage, ReadCursor, Reader, Result, Tenant, TenantId,
+    Agent, Contact, ContactId, Conversation, ConversationId, Error, Event, Message, MessageKind,
+    NewEvent, NewMessage, ReadCursor, Reader, Result, Tenant, TenantId,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
@@ -23,14 +26,8 @@ fn exists(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result
 }
 
 /// Appends an event with the tenant's next sequence.
-fn append_event(
-    s: &mut Session<'_>,
-    tenant: TenantId,
-    conversation: Option<ConversationId>,
-    staff_only: bool,
-    at: OffsetDateTime,
-    payload: EventPayload,
-) -> Result<Event> {
+fn append_event(s: &mut Session<'_>, event: NewEvent) -> Result<Event> {
+    let tenant = event.tenant_id;
     // The tenant's last sequence as of the open transaction: from the writer's cache, which
     // forgets it if this operation rolls back (so the log stays gap-free), or else a seek
     // on the primary key.
@@ -42,14 +39,7 @@ fn append_event(
             .query_row([tenant.0], |row| row.get::<_, i64>(0))
             .db()? as u64,
     };
-    let event = Event {
-        seq: last + 1,
-        tenant_id: tenant,
-        conversation_id: conversation,
-        staff_only,
-        at,
-        payload,
-    };
+    let event = event.into_event(last + 1);
     s.prepare_cached(
         "INSERT INTO events (tenant_id, seq, conversation_id, data) VALUES (?1, ?2, ?3, ?4)",
     )
@@ -57,7 +47,7 @@ fn append_event(
     .execute(params![
         tenant.0,
         int(event.seq),
-        conversation.map(|c| c.0),
+        event.conversation_id.map(|c| c.0),
         to_json(&event)?
     ])
     .db()?;
@@ -187,18 +177,7 @@ pub(crate) fn merge_contact(
         .execute([from.0])
         .db()?;
     update_contact(conn, into)?;
-    let payload = EventPayload::ContactMerged {
-        contact: Box::new(into.clone()),
-        merged: from,
-    };
-    append_event(s, into.tenant_id, None, true, at, payload)
-}
-
-fn agent_event(s: &mut Session<'_>, agent: &Agent) -> Result<Event> {
-    let payload = EventPayload::AgentUpdated {
-        agent: Box::new(agent.clone()),
-    };
-    append_event(s, agent.tenant_id, None, true, agent.updated_at, payload)
+    append_event(s, NewEvent::contact_merged(into, from, at))
 }
 
 fn agent_email_taken(conn: &Connection, agent: &Agent) -> Result<bool> {
@@ -222,7 +201,7 @@ pub(crate) fn insert_agent(s: &mut Session<'_>, agent: &Agent) -> Result<Event> 
     .db()?
     .execute(params![agent.id.0, agent.tenant_id.0, agent.name, email_lc(&agent.email), agent.active, to_json(agent)?])
     .db()?;
-    agent_event(s, agent)
+    append_event(s, NewEvent::agent_updated(agent))
 }
 
 pub(crate) fn update_agent(s: &mut Session<'_>, agent: &Agent) -> Result<Event> {
@@ -249,7 +228,7 @@ pub(crate) fn update_agent(s: &mut Session<'_>, agent: &Agent) -> Result<Event> 
         to_json(agent)?
     ])
     .db()?;
-    agent_event(s, agent)
+    append_event(s, NewEvent::agent_updated(agent))
 }
 
 /// The stored conversation as of the open transaction, or [`Error::NotFound`]. It comes
@@ -358,21 +337,9 @@ fn put_side_tables(conn: &Connection, c: &Conversation, old: Option<&Conversatio
     Ok(())
 }
 
-/// Stores a message on `conversation` (already loaded, already checked) with the next
-/// sequence, applies [`Conversation::record_message`] and appends `message_created`.
-fn push_message(
-    s: &mut Session<'_>,
-    conversation: &mut Conversation,
-    new: NewMessage,
-) -> Result<(Message, Event)> {
-    if new.conversation_id != conversation.id || new.tenant_id != conversation.tenant_id {
-        return Err(Error::validation(
-            "message",
-            "belongs to another conversation",
-        ));
-    }
-    let message = new.into_message(conversation.last_seq + 1);
-    s.prepare_cached(
+/// Inserts a message decided by [`chat_core::write`].
+fn insert_message(conn: &Connection, message: &Message) -> Result<()> {
+    conn.prepare_cached(
         "INSERT INTO messages (id, tenant_id, conversation_id, seq, sender, kind, body, client_message_id, reply_to, \
          created_at, edited_at, deleted_at, extra) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )
@@ -390,32 +357,26 @@ fn push_message(
         ns(message.created_at)?,
         ns_opt(message.edited_at)?,
         ns_opt(message.deleted_at)?,
-        message_extra(&message)?
+        message_extra(message)?
     ])
     .db()?;
-    conversation.record_message(&message);
-    // Only the activity columns (schema version 4), not the conversation's JSON: the
-    // indexes on the other columns are left alone and no 1 KB document is re-encoded.
+    Ok(())
+}
+
+/// Writes what [`Conversation::record_message`] moved after a posted message. Only the
+/// activity columns (schema version 4), not the conversation's JSON: the indexes on the
+/// other columns are left alone and no 1 KB document is re-encoded.
+fn put_activity(conn: &Connection, conversation: &Conversation) -> Result<()> {
     let activity = Activity::of(conversation)?;
     let mut values: Vec<&dyn rusqlite::ToSql> = vec![&conversation.id.0];
     values.extend(activity.params());
-    s.prepare_cached(&format!(
+    conn.prepare_cached(&format!(
         "UPDATE conversations SET {ACTIVITY_ASSIGNMENTS} WHERE id = ?1"
     ))
     .db()?
     .execute(values.as_slice())
     .db()?;
-    let event = append_event(
-        s,
-        message.tenant_id,
-        Some(message.conversation_id),
-        message.is_note(),
-        message.created_at,
-        EventPayload::MessageCreated {
-            message: Box::new(message.clone()),
-        },
-    )?;
-    Ok((message, event))
+    Ok(())
 }
 
 pub(crate) fn create_conversation(
@@ -438,39 +399,24 @@ pub(crate) fn create_conversation(
     )? {
         return Err(Error::NotFound("contact"));
     }
-    put_conversation(conn, conversation, true)?;
-    put_side_tables(conn, conversation, None)?;
-    let created = append_event(
-        s,
-        conversation.tenant_id,
-        Some(conversation.id),
-        false,
-        conversation.created_at,
-        EventPayload::ConversationCreated {
-            conversation: Box::new(conversation.clone()),
-        },
-    )?;
-    let mut events = vec![created];
-    let mut stored = Vec::with_capacity(messages.len());
-    let mut current = conversation.clone();
-    for m in messages {
-        let (message, event) = push_message(s, &mut current, m)?;
-        stored.push(message);
-        events.push(event);
+    let write = ConversationWrite::create(conversation, messages)?;
+    // One row write with the first messages already counted; the events still show the
+    // conversation as it was opened.
+    put_conversation(conn, &write.conversation, true)?;
+    put_side_tables(conn, &write.conversation, None)?;
+    for message in &write.messages {
+        insert_message(conn, message)?;
     }
-    s.cache.put_conversation(current.clone());
-    Ok(Committed {
-        conversation: current,
-        messages: stored,
-        events,
-    })
+    let committed = write.commit(|event| append_event(s, event))?;
+    s.cache.put_conversation(committed.conversation.clone());
+    Ok(committed)
 }
 
 pub(crate) fn update_conversation(
     s: &mut Session<'_>,
     update: ConversationUpdate,
 ) -> Result<Committed> {
-    let new = update.conversation;
+    let new = &update.conversation;
     let current = load_conversation(s, new.tenant_id, new.id)?;
     if current.version != new.version {
         let error = Error::Conflict(format!(
@@ -480,34 +426,21 @@ pub(crate) fn update_conversation(
         s.cache.put_conversation(current);
         return Err(error);
     }
-    let mut stored = new;
-    stored.version += 1;
-    put_conversation(s, &stored, false)?;
-    put_side_tables(s, &stored, Some(&current))?;
-    let updated = append_event(
-        s,
-        stored.tenant_id,
-        Some(stored.id),
-        false,
-        stored.updated_at,
-        EventPayload::ConversationUpdated {
-            conversation: Box::new(stored.clone()),
-            change: update.change,
-        },
-    )?;
-    let mut events = vec![updated];
-    let mut messages = Vec::new();
-    if let Some(m) = update.message {
-        let (message, event) = push_message(s, &mut stored, m)?;
-        messages.push(message);
-        events.push(event);
+    let write = match ConversationWrite::update(update) {
+        Ok(write) => write,
+        Err(error) => {
+            s.cache.put_conversation(current);
+            return Err(error);
+        }
+    };
+    put_conversation(s, &write.conversation, false)?;
+    put_side_tables(s, &write.conversation, Some(&current))?;
+    for message in &write.messages {
+        insert_message(s, message)?;
     }
-    s.cache.put_conversation(stored.clone());
-    Ok(Committed {
-        conversation: stored,
-        messages,
-        events,
-    })
+    let committed = write.commit(|event| append_event(s, event))?;
+    s.cache.put_conversation(committed.conversation.clone());
+    Ok(committed)
 }
 
 pub(crate) fn delete_conversation(
@@ -528,21 +461,13 @@ pub(crate) fn delete_conversation(
         return Err(Error::NotFound("conversation"));
     }
     s.cache.forget_conversation(id);
-    append_event(
-        s,
-        tenant,
-        Some(id),
-        false,
-        at,
-        EventPayload::ConversationDeleted {
-            conversation_id: id,
-        },
-    )
+    append_event(s, NewEvent::conversation_deleted(tenant, id, at))
 }
 
 pub(crate) fn append_message(s: &mut Session<'_>, new: NewMessage) -> Result<Appended> {
-    let mut conversation = load_conversation(s, new.tenant_id, new.conversation_id)?;
+    let conversation = load_conversation(s, new.tenant_id, new.conversation_id)?;
     if let Some(key) = &new.client_message_id {
+        // The rule of `NewMessage::repeats`, on the (conversation, sender, key) index.
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND sender = ?2 AND client_message_id = ?3"
         );
@@ -551,26 +476,19 @@ pub(crate) fn append_message(s: &mut Session<'_>, new: NewMessage) -> Result<App
             .query(params![new.conversation_id.0, sender_key(new.sender), key])
             .db()?;
         if let Some(row) = rows.next().db()? {
-            let message = message_from_row(row)?;
+            let earlier = message_from_row(row)?;
             drop(rows);
             drop(stmt);
             s.cache.put_conversation(conversation.clone());
-            return Ok(Appended {
-                message,
-                conversation,
-                event: None,
-                created: false,
-            });
+            return Ok(Appended::repeated(earlier, conversation));
         }
     }
-    let (message, event) = push_message(s, &mut conversation, new)?;
-    s.cache.put_conversation(conversation.clone());
-    Ok(Appended {
-        message,
-        conversation,
-        event: Some(event),
-        created: true,
-    })
+    let write = MessageWrite::append(conversation, new)?;
+    insert_message(s, &write.message)?;
+    put_activity(s, &write.conversation)?;
+    let appended = write.commit(|event| append_event(s, event))?;
+    s.cache.put_conversation(appended.conversation.clone());
+    Ok(appended)
 }
 
 pub(crate) fn update_message(s: &mut Session<'_>, message: &Message) -> Result<Event> {
@@ -587,11 +505,7 @@ pub(crate) fn update_message(s: &mut Session<'_>, message: &Message) -> Result<E
     if stored.tenant_id != message.tenant_id {
         return Err(Error::NotFound("message"));
     }
-    stored.body = message.body.clone();
-    stored.revisions = message.revisions.clone();
-    stored.edited_at = message.edited_at;
-    stored.deleted_at = message.deleted_at;
-    stored.attachments = message.attachments.clone();
+    let event = edit_message(&mut stored, message);
     conn.prepare_cached(
         "UPDATE messages SET body = ?2, edited_at = ?3, deleted_at = ?4, extra = ?5 WHERE id = ?1",
     )
@@ -604,22 +518,7 @@ pub(crate) fn update_message(s: &mut Session<'_>, message: &Message) -> Result<E
         message_extra(&stored)?
     ])
     .db()?;
-    let at = stored
-        .deleted_at
-        .or(stored.edited_at)
-        .unwrap_or(stored.created_at);
-    let conversation = stored.conversation_id;
-    let staff_only = stored.is_note();
-    append_event(
-        s,
-        stored.tenant_id,
-        Some(conversation),
-        staff_only,
-        at,
-        EventPayload::MessageUpdated {
-            message: Box::new(stored),
-        },
-    )
+    append_event(s, event)
 }
 
 pub(crate) fn set_read_cursor(
@@ -629,20 +528,15 @@ pub(crate) fn set_read_cursor(
     let mut conversation = load_conversation(s, cursor.tenant_id, cursor.conversation_id)?;
     let conn: &Connection = s;
     let reader = reader_key(cursor.reader);
-    let seq = cursor.seq.min(conversation.last_seq);
-    let current: Option<i64> = conn
+    let stored: Option<i64> = conn
         .prepare_cached("SELECT seq FROM read_cursors WHERE conversation_id = ?1 AND reader = ?2")
         .db()?
         .query_row(params![cursor.conversation_id.0, reader], |row| row.get(0))
         .optional()
         .db()?;
-    if current.is_some_and(|c| c as u64 >= seq) {
+    let Some(read) = ReadMove::new(&conversation, cursor, stored.map(|seq| seq as u64)) else {
         s.cache.put_conversation(conversation.clone());
         return Ok((conversation, None));
-    }
-    let stored = ReadCursor {
-        seq,
-        ..cursor.clone()
     };
     conn.prepare_cached(
         "INSERT INTO read_cursors (conversation_id, reader, seq, updated_at, data) VALUES (?1, ?2, ?3, ?4, ?5) \
@@ -650,44 +544,40 @@ pub(crate) fn set_read_cursor(
          data = excluded.data",
     )
     .db()?
-    .execute(params![cursor.conversation_id.0, reader, int(seq), ns(stored.updated_at)?, to_json(&stored)?])
+    .execute(params![
+        cursor.conversation_id.0,
+        reader,
+        int(read.cursor.seq),
+        ns(read.cursor.updated_at)?,
+        to_json(&read.cursor)?
+    ])
     .db()?;
-    // The same rule as the reference store: notes and timeline events never count, the
-    // staff side counts customer messages, the customer counts staff and bot messages.
-    let unread = |side_seq: u64, from_customer: bool| -> Result<u64> {
-        let sql = if from_customer {
+    // `Message::unread_by` in SQL: notes and timeline events never count, the staff side
+    // counts customer messages, the customer counts staff and bot messages.
+    let sql = match cursor.reader {
+        Reader::Agent(_) => {
             "SELECT count(*) FROM messages WHERE conversation_id = ?1 AND seq > ?2 AND kind NOT IN (?3, ?4) \
              AND sender = 'customer'"
-        } else {
+        }
+        Reader::Customer => {
             "SELECT count(*) FROM messages WHERE conversation_id = ?1 AND seq > ?2 AND kind NOT IN (?3, ?4) \
              AND sender NOT IN ('customer', 'system')"
-        };
-        let n: i64 = conn
-            .prepare_cached(sql)
-            .db()?
-            .query_row(
-                params![
-                    cursor.conversation_id.0,
-                    int(side_seq),
-                    MessageKind::Note.as_str(),
-                    MessageKind::Event.as_str()
-                ],
-                |row| row.get(0),
-            )
-            .db()?;
-        Ok(n as u64)
+        }
     };
-    match cursor.reader {
-        Reader::Customer => {
-            conversation.customer_read_seq = conversation.customer_read_seq.max(seq);
-            conversation.unread_for_customer = unread(conversation.customer_read_seq, false)?;
-        }
-        Reader::Agent(_) => {
-            conversation.agent_read_seq = conversation.agent_read_seq.max(seq);
-            conversation.unread_for_agent = unread(conversation.agent_read_seq, true)?;
-        }
-    }
-    conversation.version += 1;
+    let unread: i64 = conn
+        .prepare_cached(sql)
+        .db()?
+        .query_row(
+            params![
+                cursor.conversation_id.0,
+                int(read.read_seq),
+                MessageKind::Note.as_str(),
+                MessageKind::Event.as_str()
+            ],
+            |row| row.get(0),
+        )
+        .db()?;
+    let event = read.apply(&mut conversation, unread as u64);
     conn.prepare_cached(
         "UPDATE conversations SET version = ?2, unread_for_agent = ?3, unread_for_customer = ?4, data = ?5 \
          WHERE id = ?1",
@@ -702,13 +592,6 @@ pub(crate) fn set_read_cursor(
     ])
     .db()?;
     s.cache.put_conversation(conversation.clone());
-    let event = append_event(
-        s,
-        conversation.tenant_id,
-        Some(conversation.id),
-        false,
-        stored.updated_at,
-        EventPayload::ReadUpdated { cursor: stored },
-    )?;
+    let event = append_event(s, event)?;
     Ok((conversation, Some(event)))
 }

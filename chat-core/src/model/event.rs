@@ -25,6 +25,175 @@ pub struct Event {
     pub payload: EventPayload,
 }
 
+/// An event before the store numbers it: everything but `seq`.
+///
+/// Its constructors are the one place that decides what each kind of event says, whom it
+/// concerns, who may see it and when it happened, so every store logs the same events for
+/// the same write; a store only gives each one the tenant's next `seq` ([`into_event`])
+/// and persists it.
+///
+/// ```
+/// use chat_core::{NewEvent, Agent, AgentId, Availability, Role, TenantId};
+/// # let at = time::OffsetDateTime::UNIX_EPOCH;
+/// let agent = Agent {
+///     id: AgentId(uuid::Uuid::nil()),
+///     tenant_id: TenantId(uuid::Uuid::nil()),
+///     name: "Ann".into(),
+///     email: "ann@desk.example".into(),
+///     role: Role::Agent,
+///     availability: Availability::Online,
+///     capacity: None,
+///     departments: Vec::new(),
+///     active: true,
+///     created_at: at,
+///     updated_at: at,
+/// };
+/// let event = NewEvent::agent_updated(&agent).into_event(7);
+/// assert_eq!((event.seq, event.staff_only, event.payload.kind()), (7, true, "agent_updated"));
+/// ```
+///
+/// [`into_event`]: NewEvent::into_event
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    /// Tenant.
+    pub tenant_id: TenantId,
+    /// The conversation concerned, if any.
+    pub conversation_id: Option<ConversationId>,
+    /// Only staff may see it.
+    pub staff_only: bool,
+    /// When.
+    pub at: OffsetDateTime,
+    /// What happened.
+    pub payload: EventPayload,
+}
+
+impl NewEvent {
+    /// A conversation was opened, as it was before its first messages.
+    pub fn conversation_created(conversation: &Conversation) -> Self {
+        Self {
+            tenant_id: conversation.tenant_id,
+            conversation_id: Some(conversation.id),
+            staff_only: false,
+            at: conversation.created_at,
+            payload: EventPayload::ConversationCreated {
+                conversation: Box::new(conversation.clone()),
+            },
+        }
+    }
+
+    /// A conversation changed; `conversation` is its stored state after the change.
+    pub fn conversation_updated(conversation: &Conversation, change: ConversationChange) -> Self {
+        Self {
+            tenant_id: conversation.tenant_id,
+            conversation_id: Some(conversation.id),
+            staff_only: false,
+            at: conversation.updated_at,
+            payload: EventPayload::ConversationUpdated {
+                conversation: Box::new(conversation.clone()),
+                change,
+            },
+        }
+    }
+
+    /// A conversation was deleted for good.
+    pub fn conversation_deleted(
+        tenant: TenantId,
+        conversation: ConversationId,
+        at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            tenant_id: tenant,
+            conversation_id: Some(conversation),
+            staff_only: false,
+            at,
+            payload: EventPayload::ConversationDeleted {
+                conversation_id: conversation,
+            },
+        }
+    }
+
+    /// A message was stored. Notes are staff-only: customers never learn of them.
+    pub fn message_created(message: &Message) -> Self {
+        Self {
+            tenant_id: message.tenant_id,
+            conversation_id: Some(message.conversation_id),
+            staff_only: message.is_note(),
+            at: message.created_at,
+            payload: EventPayload::MessageCreated {
+                message: Box::new(message.clone()),
+            },
+        }
+    }
+
+    /// A message was edited or deleted; `message` is its stored state after that. It
+    /// happened at the deletion, else the last edit.
+    pub fn message_updated(message: &Message) -> Self {
+        Self {
+            tenant_id: message.tenant_id,
+            conversation_id: Some(message.conversation_id),
+            staff_only: message.is_note(),
+            at: message
+                .deleted_at
+                .or(message.edited_at)
+                .unwrap_or(message.created_at),
+            payload: EventPayload::MessageUpdated {
+                message: Box::new(message.clone()),
+            },
+        }
+    }
+
+    /// A read cursor moved; `cursor` is as stored.
+    pub fn read_updated(cursor: ReadCursor) -> Self {
+        Self {
+            tenant_id: cursor.tenant_id,
+            conversation_id: Some(cursor.conversation_id),
+            staff_only: false,
+            at: cursor.updated_at,
+            payload: EventPayload::ReadUpdated { cursor },
+        }
+    }
+
+    /// A staff member was created or changed. Staff-only: customers see no staff roster.
+    pub fn agent_updated(agent: &Agent) -> Self {
+        Self {
+            tenant_id: agent.tenant_id,
+            conversation_id: None,
+            staff_only: true,
+            at: agent.updated_at,
+            payload: EventPayload::AgentUpdated {
+                agent: Box::new(agent.clone()),
+            },
+        }
+    }
+
+    /// Staff merged contact `merged` into `contact` (as stored after the merge).
+    /// Staff-only: it records who the desk decided a customer is.
+    pub fn contact_merged(contact: &Contact, merged: ContactId, at: OffsetDateTime) -> Self {
+        Self {
+            tenant_id: contact.tenant_id,
+            conversation_id: None,
+            staff_only: true,
+            at,
+            payload: EventPayload::ContactMerged {
+                contact: Box::new(contact.clone()),
+                merged,
+            },
+        }
+    }
+
+    /// The logged event once the store has chosen its sequence number.
+    pub fn into_event(self, seq: u64) -> Event {
+        Event {
+            seq,
+            tenant_id: self.tenant_id,
+            conversation_id: self.conversation_id,
+            staff_only: self.staff_only,
+            at: self.at,
+            payload: self.payload,
+        }
+    }
+}
+
 /// What happened, with the state after it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

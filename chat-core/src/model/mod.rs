@@ -11,7 +11,7 @@ mod tenant;
 pub use agent::{Agent, AgentLoad, Availability, NewAgent, Role};
 pub use contact::{Contact, ContactInput};
 pub use conversation::{Conversation, MessagePreview, PREVIEW_CHARS, Rating};
-pub use event::{ConversationChange, Event, EventPayload, TransferTarget};
+pub use event::{ConversationChange, Event, EventPayload, NewEvent, TransferTarget};
 pub use message::{
     Attachment, EntityRef, Message, MessageKind, NewMessage, ReadCursor, Reader, Revision, Sender,
 };

@@ -163,3 +163,71 @@ fn assert_gap_free(events: &[Event]) {
     let expected: Vec<u64> = (1..=events.len() as u64).collect();
     assert_eq!(seqs, expected, "event sequences must be gap-free from 1");
 }
+
+/// The tenant's last event sequence: the log is gap-free from 1, so its length.
+async fn head(store: &S, tenant: TenantId) -> u64 {
+    all_events(store, tenant).await.len() as u64
+}
+
+/// An event the suite expects a write to log, before the store numbers it.
+struct Logged {
+    conversation: Option<ConversationId>,
+    staff_only: bool,
+    at: OffsetDateTime,
+    payload: EventPayload,
+}
+
+/// Everyone may see it.
+fn public(conversation: ConversationId, at: OffsetDateTime, payload: EventPayload) -> Logged {
+    Logged {
+        conversation: Some(conversation),
+        staff_only: false,
+        at,
+        payload,
+    }
+}
+
+/// Only staff may see it.
+fn staff_only(
+    conversation: Option<ConversationId>,
+    at: OffsetDateTime,
+    payload: EventPayload,
+) -> Logged {
+    Logged {
+        conversation,
+        staff_only: true,
+        at,
+        payload,
+    }
+}
+
+/// A write that ran when the tenant's log ended at `head` returned `returned`: these must
+/// be exactly `expected`, in order, numbered from `head + 1`, and the log must replay the
+/// very same events after `head` and nothing else, so what a client is told live and what
+/// it reads on resume agree.
+async fn assert_logged(
+    store: &S,
+    tenant: TenantId,
+    head: u64,
+    returned: &[Event],
+    expected: Vec<Logged>,
+) {
+    let expected: Vec<Event> = expected
+        .into_iter()
+        .zip(head + 1..)
+        .map(|(e, seq)| Event {
+            seq,
+            tenant_id: tenant,
+            conversation_id: e.conversation,
+            staff_only: e.staff_only,
+            at: e.at,
+            payload: e.payload,
+        })
+        .collect();
+    assert_eq!(returned, expected, "the events the write returned");
+    assert_eq!(
+        store.events_since(tenant, head, 100_000).await.unwrap(),
+        expected,
+        "the events the log replays after the write"
+    );
+}

@@ -139,10 +139,16 @@ pub async fn merge_contact_needs_an_empty_contact_and_logs_a_staff_only_event(st
     let mut kept = keep.clone();
     kept.email = gone.email.clone();
     // Conversations are moved first; while `gone` has one, the merge is refused.
+    let before = head(&store, t).await;
     assert!(matches!(
         store.merge_contact(&kept, gone.id, at(5)).await,
         Err(Error::Conflict(_))
     ));
+    assert_eq!(
+        head(&store, t).await,
+        before,
+        "a refused merge logs nothing"
+    );
     let mut moved = c.clone();
     moved.contact_id = keep.id;
     store
@@ -167,16 +173,23 @@ pub async fn merge_contact_needs_an_empty_contact_and_logs_a_staff_only_event(st
         store.merge_contact(&wrong_tenant, gone.id, at(5)).await,
         Err(Error::NotFound(_))
     ));
+    let before = head(&store, t).await;
     let event = store.merge_contact(&kept, gone.id, at(6)).await.unwrap();
-    assert!(event.staff_only);
-    assert_eq!(event.conversation_id, None);
-    assert_eq!(
-        event.payload,
-        EventPayload::ContactMerged {
-            contact: Box::new(kept.clone()),
-            merged: gone.id,
-        }
-    );
+    assert_logged(
+        &store,
+        t,
+        before,
+        std::slice::from_ref(&event),
+        vec![staff_only(
+            None,
+            at(6),
+            EventPayload::ContactMerged {
+                contact: Box::new(kept.clone()),
+                merged: gone.id,
+            },
+        )],
+    )
+    .await;
     assert_eq!(store.contact(t, gone.id).await.unwrap(), None);
     assert_eq!(store.contact(t, keep.id).await.unwrap(), Some(kept));
     assert_eq!(
@@ -214,6 +227,10 @@ pub async fn agent_roundtrip_appends_staff_only_events(store: S) {
         .map(|a| a.name)
         .collect();
     assert_eq!(names, ["Amy", "Zed"]);
+    // Staff changes are staff-only: customers see no staff roster.
+    let roster = |a: &Agent| staff_only(None, a.updated_at, agent_updated(a));
+    let inserted = all_events(&store, t).await;
+    assert_logged(&store, t, 0, &inserted, vec![roster(&zed), roster(&amy)]).await;
     let mut dup = zed.clone();
     dup.id = AgentId(id());
     dup.email = "Zed@Desk.Example".into();
@@ -221,25 +238,23 @@ pub async fn agent_roundtrip_appends_staff_only_events(store: S) {
         store.insert_agent(&dup).await,
         Err(Error::Conflict(_))
     ));
+    assert_eq!(head(&store, t).await, 2, "a refused agent logs nothing");
     let mut away = zed.clone();
     away.availability = Availability::Away;
     away.capacity = Some(2);
+    away.updated_at = at(4);
     let event = store.update_agent(&away).await.unwrap();
     assert_eq!(store.agent(t, zed.id).await.unwrap(), Some(away.clone()));
-    assert!(event.staff_only);
-    assert_eq!(event.conversation_id, None);
-    assert_eq!(
-        event.payload,
-        EventPayload::AgentUpdated {
-            agent: Box::new(away)
-        }
-    );
-    let events = all_events(&store, t).await;
-    assert_eq!(events.len(), 3);
-    assert_gap_free(&events);
+    assert_logged(&store, t, 2, &[event], vec![roster(&away)]).await;
     let other = tenant(&store).await;
     assert_eq!(store.agent(other, amy.id).await.unwrap(), None);
     assert!(store.agents(other).await.unwrap().is_empty());
+}
+
+fn agent_updated(agent: &Agent) -> EventPayload {
+    EventPayload::AgentUpdated {
+        agent: Box::new(agent.clone()),
+    }
 }
 
 pub async fn agent_loads_count_agent_and_paused_conversations(store: S) {
@@ -271,19 +286,33 @@ pub async fn create_conversation_stores_first_messages_and_events_in_order(store
     let welcome = text(&c, Sender::Bot, "Welcome!", 0);
     let first = text(&c, Sender::Customer, "My order is late", 1);
     let committed = store
-        .create_conversation(&c, vec![welcome, first])
+        .create_conversation(&c, vec![welcome.clone(), first.clone()])
         .await
         .unwrap();
-    assert_eq!(
-        committed.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        [1, 2]
-    );
-    let kinds: Vec<&str> = committed.events.iter().map(|e| e.payload.kind()).collect();
-    assert_eq!(
-        kinds,
-        ["conversation_created", "message_created", "message_created"]
-    );
-    assert_gap_free(&committed.events);
+    let expected = vec![welcome.into_message(1), first.into_message(2)];
+    assert_eq!(committed.messages, expected);
+    // The conversation as it was opened, before its first messages, then each message.
+    assert_logged(
+        &store,
+        t,
+        0,
+        &committed.events,
+        vec![
+            public(
+                c.id,
+                at(0),
+                EventPayload::ConversationCreated {
+                    conversation: Box::new(c.clone()),
+                },
+            ),
+            public(c.id, at(0), message_created(&expected[0])),
+            public(c.id, at(1), message_created(&expected[1])),
+        ],
+    )
+    .await;
+    for m in &expected {
+        assert_eq!(store.message(t, m.id).await.unwrap().as_ref(), Some(m));
+    }
     let stored = store.conversation(t, c.id).await.unwrap().unwrap();
     assert_eq!(stored, committed.conversation);
     assert_eq!(stored.last_seq, 2);
@@ -308,6 +337,13 @@ pub async fn create_conversation_stores_first_messages_and_events_in_order(store
             .is_err(),
         "contact must exist"
     );
+    assert_eq!(head(&store, t).await, 3, "refused creations log nothing");
+}
+
+fn message_created(message: &Message) -> EventPayload {
+    EventPayload::MessageCreated {
+        message: Box::new(message.clone()),
+    }
 }
 
 pub async fn append_message_updates_counters_by_sender(store: S) {
@@ -315,23 +351,23 @@ pub async fn append_message_updates_counters_by_sender(store: S) {
     let k = contact(&store, t, None).await;
     let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
     let c = conversation(&store, t, k.id, |_| {}).await;
-    let one = store
-        .append_message(text(&c, Sender::Customer, "hello", 1))
-        .await
-        .unwrap();
+    let hello = text(&c, Sender::Customer, "hello", 1);
+    let before = head(&store, t).await;
+    let one = store.append_message(hello.clone()).await.unwrap();
     assert!(one.created);
-    assert_eq!(one.message.seq, 1);
+    assert_eq!(one.message, hello.into_message(1));
     assert_eq!(one.conversation.unread_for_agent, 1);
     assert_eq!(one.conversation.last_customer_message_at, Some(at(1)));
     assert_eq!(one.conversation.version, c.version + 1);
     let event = one.event.expect("created messages are logged");
-    assert!(!event.staff_only);
-    assert_eq!(
-        event.payload,
-        EventPayload::MessageCreated {
-            message: Box::new(one.message.clone())
-        }
-    );
+    assert_logged(
+        &store,
+        t,
+        before,
+        &[event],
+        vec![public(c.id, at(1), message_created(&one.message))],
+    )
+    .await;
     let two = store
         .append_message(text(&c, Sender::Agent(a.id), "hi, how can I help?", 2))
         .await
@@ -343,16 +379,18 @@ pub async fn append_message_updates_counters_by_sender(store: S) {
         .append_message(text(&c, Sender::Agent(a.id), "still there?", 5))
         .await
         .unwrap();
-    let sys = store
-        .append_message(message(
-            &c,
-            Sender::System,
-            MessageKind::Event,
-            "Assigned to Ann",
-            6,
-        ))
-        .await
-        .unwrap();
+    let assigned = message(&c, Sender::System, MessageKind::Event, "Assigned to Ann", 6);
+    let before = head(&store, t).await;
+    let sys = store.append_message(assigned.clone()).await.unwrap();
+    assert_eq!(sys.message, assigned.into_message(4));
+    assert_logged(
+        &store,
+        t,
+        before,
+        &[sys.event.expect("timeline events are logged")],
+        vec![public(c.id, at(6), message_created(&sys.message))],
+    )
+    .await;
     let after = sys.conversation;
     assert_eq!(
         after.first_response_at,
@@ -385,18 +423,32 @@ pub async fn notes_are_staff_only_and_not_counted(store: S) {
         .append_message(text(&c, Sender::Customer, "refund please", 1))
         .await
         .unwrap();
-    let note = store
-        .append_message(message(
-            &c,
-            Sender::Agent(a.id),
-            MessageKind::Note,
-            "VIP, refund ok",
-            2,
-        ))
-        .await
-        .unwrap();
-    assert_eq!(note.message.seq, 2, "notes take a sequence number too");
-    assert!(note.event.unwrap().staff_only);
+    let vip = message(
+        &c,
+        Sender::Agent(a.id),
+        MessageKind::Note,
+        "VIP, refund ok",
+        2,
+    );
+    let before = head(&store, t).await;
+    let note = store.append_message(vip.clone()).await.unwrap();
+    assert_eq!(
+        note.message,
+        vip.into_message(2),
+        "notes take a sequence number too"
+    );
+    assert_logged(
+        &store,
+        t,
+        before,
+        &[note.event.expect("notes are logged")],
+        vec![staff_only(
+            Some(c.id),
+            at(2),
+            message_created(&note.message),
+        )],
+    )
+    .await;
     let conv = note.conversation;
     assert_eq!(conv.message_count, 1);
     assert_eq!(conv.unread_for_customer, 0);
@@ -452,11 +504,13 @@ pub async fn client_message_id_stores_one_message(store: S) {
     let mut again = text(&c, Sender::Customer, "pay? (retry)", 2);
     again.client_message_id = Some("k-1".into());
     let one = store.append_message(first).await.unwrap();
+    let before = head(&store, t).await;
     let two = store.append_message(again).await.unwrap();
     assert!(one.created && !two.created);
     assert_eq!(two.message, one.message);
     assert!(two.event.is_none(), "a repeat writes nothing");
-    assert_eq!(two.conversation.version, one.conversation.version);
+    assert_eq!(head(&store, t).await, before, "a repeat logs nothing");
+    assert_eq!(two.conversation, one.conversation);
     // The key is scoped to the sender: an agent may use the same key.
     let mut agents = text(&c, Sender::Agent(a.id), "yes", 3);
     agents.client_message_id = Some("k-1".into());
@@ -533,17 +587,27 @@ pub async fn update_conversation_is_compare_and_swap(store: S) {
         store.conversation(t, c.id).await.unwrap().unwrap(),
         committed.conversation
     );
-    let [event] = committed.events.as_slice() else {
-        panic!("one event")
+    let stored = Conversation {
+        version: c.version + 1,
+        ..next.clone()
     };
-    assert_eq!(
-        event.payload,
-        EventPayload::ConversationUpdated {
-            conversation: Box::new(committed.conversation.clone()),
-            change: ConversationChange::Details
-        }
-    );
-    // Writing from the old version again loses.
+    assert_eq!(committed.conversation, stored);
+    assert_logged(
+        &store,
+        t,
+        1,
+        &committed.events,
+        vec![public(
+            c.id,
+            at(10),
+            EventPayload::ConversationUpdated {
+                conversation: Box::new(stored),
+                change: ConversationChange::Details,
+            },
+        )],
+    )
+    .await;
+    // Writing from the old version again loses, and logs nothing.
     let stale = ConversationUpdate {
         conversation: next,
         change: ConversationChange::Details,
@@ -553,6 +617,7 @@ pub async fn update_conversation_is_compare_and_swap(store: S) {
         store.update_conversation(stale).await,
         Err(Error::Conflict(_))
     ));
+    assert_eq!(head(&store, t).await, 2);
     // A message bumps the version too, so an update read before it loses.
     let before = store.conversation(t, c.id).await.unwrap().unwrap();
     store
@@ -637,21 +702,44 @@ pub async fn update_conversation_appends_system_message_after_the_update_event(s
     next.assigned_agent_id = Some(a.id);
     next.updated_at = at(3);
     let note = message(&c, Sender::System, MessageKind::Event, "Assigned to Ann", 3);
+    let assigned = ConversationChange::Assigned {
+        from: None,
+        to: Some(a.id),
+    };
+    let before = head(&store, t).await;
     let committed = store
         .update_conversation(ConversationUpdate {
-            conversation: next,
-            change: ConversationChange::Assigned {
-                from: None,
-                to: Some(a.id),
-            },
-            message: Some(note),
+            conversation: next.clone(),
+            change: assigned.clone(),
+            message: Some(note.clone()),
         })
         .await
         .unwrap();
-    let kinds: Vec<&str> = committed.events.iter().map(|e| e.payload.kind()).collect();
-    assert_eq!(kinds, ["conversation_updated", "message_created"]);
-    assert_eq!(committed.messages.len(), 1);
-    assert_eq!(committed.messages[0].seq, 1);
+    let posted = note.into_message(1);
+    assert_eq!(committed.messages, std::slice::from_ref(&posted));
+    // The update event shows the conversation as the update left it, before the message.
+    let updated = Conversation {
+        version: c.version + 1,
+        ..next
+    };
+    assert_logged(
+        &store,
+        t,
+        before,
+        &committed.events,
+        vec![
+            public(
+                c.id,
+                at(3),
+                EventPayload::ConversationUpdated {
+                    conversation: Box::new(updated),
+                    change: assigned,
+                },
+            ),
+            public(c.id, at(3), message_created(&posted)),
+        ],
+    )
+    .await;
     assert_eq!(committed.conversation.last_seq, 1);
     assert_eq!(
         committed.conversation.version,
@@ -679,21 +767,36 @@ pub async fn edit_and_soft_delete_keep_sequence_and_emit_events(store: S) {
     });
     m.body = "the order".into();
     m.edited_at = Some(at(2));
-    let event = store.update_message(&m).await.unwrap();
-    assert_eq!(
-        event.payload,
-        EventPayload::MessageUpdated {
-            message: Box::new(m.clone())
-        }
-    );
+    // What the store keeps of an edit: never the id, conversation, sequence, sender or kind.
+    let mut forged = m.clone();
+    forged.seq = 9;
+    forged.sender = Sender::Bot;
+    forged.kind = MessageKind::Note;
+    let event = store.update_message(&forged).await.unwrap();
+    assert_logged(
+        &store,
+        t,
+        2,
+        &[event],
+        vec![public(c.id, at(2), message_updated(&m))],
+    )
+    .await;
     assert_eq!(store.message(t, m.id).await.unwrap(), Some(m.clone()));
     m.body.clear();
     m.revisions.clear();
     m.deleted_at = Some(at(3));
-    store.update_message(&m).await.unwrap();
+    let event = store.update_message(&m).await.unwrap();
+    // A deletion happened when it was deleted, not at the earlier edit.
+    assert_logged(
+        &store,
+        t,
+        3,
+        &[event],
+        vec![public(c.id, at(3), message_updated(&m))],
+    )
+    .await;
     let stored = store.message(t, m.id).await.unwrap().unwrap();
-    assert_eq!(stored.deleted_at, Some(at(3)));
-    assert_eq!(stored.seq, 1);
+    assert_eq!(stored, m);
     assert_eq!(
         store
             .messages(&MessageQuery::latest(t, c.id, 10))
@@ -707,6 +810,41 @@ pub async fn edit_and_soft_delete_keep_sequence_and_emit_events(store: S) {
         store.update_message(&ghost).await,
         Err(Error::NotFound(_))
     ));
+    assert_eq!(head(&store, t).await, 4, "a refused edit logs nothing");
+    // Edits of a note stay staff-only.
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let mut note = store
+        .append_message(message(
+            &c,
+            Sender::Agent(a.id),
+            MessageKind::Note,
+            "call back",
+            4,
+        ))
+        .await
+        .unwrap()
+        .message;
+    note.revisions.push(Revision {
+        body: note.body.clone(),
+        replaced_at: at(5),
+    });
+    note.body = "call back at 5".into();
+    note.edited_at = Some(at(5));
+    let event = store.update_message(&note).await.unwrap();
+    assert_logged(
+        &store,
+        t,
+        6,
+        &[event],
+        vec![staff_only(Some(c.id), at(5), message_updated(&note))],
+    )
+    .await;
+}
+
+fn message_updated(message: &Message) -> EventPayload {
+    EventPayload::MessageUpdated {
+        message: Box::new(message.clone()),
+    }
 }
 
 pub async fn message_windows_before_after_and_notes(store: S) {
@@ -789,30 +927,51 @@ pub async fn read_cursor_moves_forward_only_and_recomputes_unread(store: S) {
         seq,
         updated_at: at(secs),
     };
+    let before = head(&store, t).await;
     let (conv, event) = store
         .set_read_cursor(&cursor(Reader::Agent(a.id), 2, 6))
         .await
         .unwrap();
     assert_eq!(conv.agent_read_seq, 2);
     assert_eq!(conv.unread_for_agent, 2, "messages 3 and 5 are unread");
-    let event = event.expect("a moved cursor is logged");
-    assert_eq!(
-        event.payload,
-        EventPayload::ReadUpdated {
-            cursor: cursor(Reader::Agent(a.id), 2, 6)
-        }
-    );
+    assert_eq!(conv.version, c.version + 6, "five messages and the cursor");
+    let read_updated = |cursor| EventPayload::ReadUpdated { cursor };
+    assert_logged(
+        &store,
+        t,
+        before,
+        &[event.expect("a moved cursor is logged")],
+        vec![public(
+            c.id,
+            at(6),
+            read_updated(cursor(Reader::Agent(a.id), 2, 6)),
+        )],
+    )
+    .await;
     let (same, none) = store
         .set_read_cursor(&cursor(Reader::Agent(a.id), 1, 7))
         .await
         .unwrap();
     assert!(none.is_none(), "a cursor never moves back");
-    assert_eq!(same.agent_read_seq, 2);
-    // Past the end is clamped to the last message.
-    let (conv, _) = store
+    assert_eq!(same, conv, "and then changes nothing");
+    assert_eq!(head(&store, t).await, before + 1, "nor logs anything");
+    // Past the end is clamped to the last message, in the event too.
+    let (conv, event) = store
         .set_read_cursor(&cursor(Reader::Customer, 99, 8))
         .await
         .unwrap();
+    assert_logged(
+        &store,
+        t,
+        before + 1,
+        &[event.expect("a moved cursor is logged")],
+        vec![public(
+            c.id,
+            at(8),
+            read_updated(cursor(Reader::Customer, 5, 8)),
+        )],
+    )
+    .await;
     assert_eq!(conv.customer_read_seq, 5);
     assert_eq!(conv.unread_for_customer, 0);
     assert_eq!(conv.unread_for_agent, 2);
@@ -1267,14 +1426,22 @@ pub async fn delete_conversation_removes_messages_and_logs_event(store: S) {
         updated_at: at(1),
     };
     store.set_read_cursor(&cursor).await.unwrap();
+    let before = head(&store, t).await;
     let event = store.delete_conversation(t, c.id, at(5)).await.unwrap();
-    assert_eq!(
-        event.payload,
-        EventPayload::ConversationDeleted {
-            conversation_id: c.id
-        }
-    );
-    assert_eq!(event.conversation_id, Some(c.id));
+    assert_logged(
+        &store,
+        t,
+        before,
+        &[event],
+        vec![public(
+            c.id,
+            at(5),
+            EventPayload::ConversationDeleted {
+                conversation_id: c.id,
+            },
+        )],
+    )
+    .await;
     assert_eq!(store.conversation(t, c.id).await.unwrap(), None);
     assert_eq!(store.message(t, m.id).await.unwrap(), None);
     assert!(
@@ -1340,6 +1507,7 @@ pub async fn messages_of_another_conversation_are_refused(store: S) {
     let k = contact(&store, t, None).await;
     let other = conversation(&store, t, k.id, |_| {}).await;
     let fresh = conversation_value(t, k.id, Mode::Bot, 0);
+    let before = head(&store, t).await;
     let stray = text(&other, Sender::Customer, "wrong place", 1);
     let refused = store.create_conversation(&fresh, vec![stray]).await;
     assert!(
@@ -1366,4 +1534,5 @@ pub async fn messages_of_another_conversation_are_refused(store: S) {
         Some(other),
         "nothing written"
     );
+    assert_eq!(head(&store, t).await, before, "nothing logged");
 }
