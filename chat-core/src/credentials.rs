@@ -53,6 +53,27 @@ pub struct BotToken {
     /// Issued.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Refused after this time, if set.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// When it last authenticated a request (to the minute: see
+    /// [`Credentials::touch_bot_token`]), so admins can tell a forgotten token.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+impl BotToken {
+    /// The token's public handle for listing and revoking: the first 16 hex digits of its
+    /// digest. The digest is of a 256-bit random secret, so its prefix helps nobody find
+    /// the token, and tokens issued before handles existed have one too.
+    pub fn id(&self) -> &str {
+        self.digest.get(..16).unwrap_or(&self.digest)
+    }
+
+    /// Whether it may still be used at `now`.
+    pub fn is_valid_at(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
+    }
 }
 
 /// A customer account: a contact that signs up with a username and a password and logs
@@ -113,6 +134,13 @@ pub trait Credentials: Send + Sync + 'static {
     async fn insert_bot_token(&self, token: &BotToken) -> Result<()>;
     /// The bot token with this digest.
     async fn bot_token(&self, digest: &str) -> Result<Option<BotToken>>;
+    /// Every bot token of a tenant, oldest first.
+    async fn bot_tokens(&self, tenant: TenantId) -> Result<Vec<BotToken>>;
+    /// Deletes the tenant's bot token whose [`BotToken::id`] is `id`; `false` if there is
+    /// none.
+    async fn revoke_bot_token(&self, tenant: TenantId, id: &str) -> Result<bool>;
+    /// Records that the bot token with this digest was used at `at`.
+    async fn touch_bot_token(&self, digest: &str, at: OffsetDateTime) -> Result<()>;
     /// Deletes every visitor token of a contact (password change, disabled account);
     /// returns how many.
     async fn revoke_visitor_tokens(&self, tenant: TenantId, contact: ContactId) -> Result<u64>;

@@ -625,6 +625,33 @@ impl Credentials for MemoryStore {
         Ok(self.lock().bot_tokens.get(digest).cloned())
     }
 
+    async fn bot_tokens(&self, tenant: TenantId) -> Result<Vec<BotToken>> {
+        let mut tokens: Vec<BotToken> = self
+            .lock()
+            .bot_tokens
+            .values()
+            .filter(|t| t.tenant_id == tenant)
+            .cloned()
+            .collect();
+        tokens.sort_by(|a, b| (a.created_at, &a.digest).cmp(&(b.created_at, &b.digest)));
+        Ok(tokens)
+    }
+
+    async fn revoke_bot_token(&self, tenant: TenantId, id: &str) -> Result<bool> {
+        let mut s = self.lock();
+        let before = s.bot_tokens.len();
+        s.bot_tokens
+            .retain(|_, t| !(t.tenant_id == tenant && t.id() == id));
+        Ok(s.bot_tokens.len() < before)
+    }
+
+    async fn touch_bot_token(&self, digest: &str, at: OffsetDateTime) -> Result<()> {
+        if let Some(t) = self.lock().bot_tokens.get_mut(digest) {
+            t.last_used_at = Some(at);
+        }
+        Ok(())
+    }
+
     async fn revoke_visitor_tokens(&self, tenant: TenantId, contact: ContactId) -> Result<u64> {
         let mut s = self.lock();
         let before = s.visitor_tokens.len();

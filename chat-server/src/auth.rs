@@ -498,11 +498,12 @@ async fn stored_token(
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::unauthorized("the bot token is not valid"))?;
+        // The engine refused it if expired; the cache must not outlive the expiry either.
         (
             Actor::Bot {
                 tenant: bot.tenant_id,
             },
-            None,
+            bot.expires_at,
         )
     };
     // A token for a whole history (an account login, a verified identity) is revoked by a

@@ -70,6 +70,8 @@ pub enum Endpoint {
     WebSocket,
     QueuePosition,
     CreateBotToken,
+    ListBotTokens,
+    RevokeBotToken,
 }
 
 /// One endpoint with what the documentation says about it.
@@ -185,7 +187,9 @@ pub const ENDPOINTS: &[EndpointSpec] = &[
     endpoint(Method::GET, "/v1/agents/{id}", GetAgent, Staff, "One staff member.", None, 200, Some("Agent"), &[]),
     endpoint(Method::PATCH, "/v1/agents/{id}", UpdateAgent, Staff, "Change a staff member; a new password revokes its tokens.", Some("AgentPatch"), 200, Some("Agent"), &[]),
     endpoint(Method::PUT, "/v1/agents/{id}/availability", SetAvailability, Staff, "Set availability; going online routes waiting conversations at once.", Some("AvailabilityRequest"), 200, Some("Agent"), &[]),
-    endpoint(Method::POST, "/v1/bot-tokens", CreateBotToken, Staff, "Issue a token for an external bot service (admins); shown once.", Some("BotTokenRequest"), 201, Some("BotToken"), &[]),
+    endpoint(Method::POST, "/v1/bot-tokens", CreateBotToken, Staff, "Issue a token for an external bot service (admins), optionally expiring; shown once.", Some("BotTokenRequest"), 201, Some("BotToken"), &[]),
+    endpoint(Method::GET, "/v1/bot-tokens", ListBotTokens, Staff, "The tenant's bot tokens (admins): id, name, issue, expiry and last use; never the token.", None, 200, Some("BotTokenList"), &[]),
+    endpoint(Method::DELETE, "/v1/bot-tokens/{id}", RevokeBotToken, Staff, "Revoke a bot token (admins): its requests get 401 and its sockets close at once.", None, 204, None, &[]),
     endpoint(Method::GET, "/v1/events", Events, Authenticated, "Replay the caller's visible events after `since` (pass `next_since` back while `more`).", None, 200, Some("EventList"), &["since", "limit"]),
     endpoint(Method::GET, "/v1/ws", WebSocket, Authenticated, "Realtime: upgrade to the WebSocket protocol (PROTOCOL.md). Token by header, `access_token` query or subprotocol `chat.v1, <token>`.", None, 101, None, &["access_token"]),
 ];

@@ -201,6 +201,16 @@ fn cases(bob: &str) -> Vec<Case> {
             Some(json!({ "disabled": true })),
             [404, 403, 403, 403, 403, 403, 401, 404],
         ),
+        c(
+            ListBotTokens,
+            None,
+            [200, 403, 403, 403, 403, 403, 401, 200],
+        ),
+        c(
+            RevokeBotToken,
+            None,
+            [404, 403, 403, 403, 403, 403, 401, 404],
+        ),
     ]
 }
 

@@ -239,6 +239,79 @@ impl Credentials for SqliteStore {
             .await
     }
 
+    async fn bot_tokens(&self, tenant: TenantId) -> Result<Vec<BotToken>> {
+        // A tenant has a handful of bot tokens and admins list them rarely: reading the
+        // small table beats a column and an index every token write would keep.
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT data FROM bot_tokens").db()?;
+            let rows = stmt.query_map([], |row| row.get::<_, String>(0)).db()?;
+            let mut tokens = Vec::new();
+            for data in rows {
+                let token: BotToken = from_json("bot_tokens", &data.db()?)?;
+                if token.tenant_id == tenant {
+                    tokens.push(token);
+                }
+            }
+            tokens.sort_by(|a, b| (a.created_at, &a.digest).cmp(&(b.created_at, &b.digest)));
+            Ok(tokens)
+        })
+        .await
+    }
+
+    async fn revoke_bot_token(&self, tenant: TenantId, id: &str) -> Result<bool> {
+        let id = id.to_owned();
+        self.writer
+            .write(move |conn| {
+                // Digests are lower-case hex: the handle is a prefix, found on the key's
+                // index as the range [id, id + "g").
+                if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Ok(false);
+                }
+                let upper = format!("{id}g");
+                let candidates: Vec<(String, String)> = {
+                    let mut stmt = conn
+                        .prepare_cached(
+                            "SELECT digest, data FROM bot_tokens WHERE digest >= ?1 AND digest < ?2",
+                        )
+                        .db()?;
+                    let rows = stmt
+                        .query_map(params![id, upper], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .db()?;
+                    rows.collect::<rusqlite::Result<_>>().db()?
+                };
+                let mut revoked = false;
+                for (digest, data) in candidates {
+                    let token: BotToken = from_json("bot_tokens", &data)?;
+                    if token.tenant_id == tenant {
+                        conn.prepare_cached("DELETE FROM bot_tokens WHERE digest = ?1")
+                            .db()?
+                            .execute(params![digest])
+                            .db()?;
+                        revoked = true;
+                    }
+                }
+                Ok(revoked)
+            })
+            .await
+    }
+
+    async fn touch_bot_token(&self, digest: &str, at: OffsetDateTime) -> Result<()> {
+        let digest = digest.to_owned();
+        self.writer
+            .write(move |conn| {
+                let Some(mut token) = token::<BotToken>(conn, "bot_tokens", &digest)? else {
+                    return Ok(());
+                };
+                token.last_used_at = Some(at);
+                conn.prepare_cached("UPDATE bot_tokens SET data = ?2 WHERE digest = ?1")
+                    .db()?
+                    .execute(params![digest, to_json(&token)?])
+                    .db()?;
+                Ok(())
+            })
+            .await
+    }
+
     async fn revoke_visitor_tokens(&self, tenant: TenantId, contact: ContactId) -> Result<u64> {
         self.writer
             .write(move |conn| revoke_visitor_tokens(conn, tenant, contact))

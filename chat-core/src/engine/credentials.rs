@@ -133,19 +133,61 @@ impl Engine {
     /// Stores a bot token (the caller made the token and its digest). Admins and the
     /// system only.
     pub async fn store_bot_token(&self, actor: &Actor, token: &BotToken) -> Result<()> {
-        let allowed = match self.resolve(actor).await? {
-            Resolved::System => true,
-            Resolved::Staff(me) => me.role == Role::Admin,
-            _ => false,
-        };
-        if !allowed || token.tenant_id != actor.tenant() {
+        self.may_manage_bot_tokens(actor).await?;
+        if token.tenant_id != actor.tenant() {
             return Err(Error::Forbidden("issue bot tokens"));
         }
         self.credentials()?.insert_bot_token(token).await
     }
 
-    /// The bot token with this digest, for authentication.
+    /// The bot token with this digest, for authentication: `None` when unknown, revoked or
+    /// expired by the engine's clock. Its last use is recorded, at most once a minute, so
+    /// checking a token costs a write only that often.
     pub async fn bot_token(&self, digest: &str) -> Result<Option<BotToken>> {
-        self.credentials()?.bot_token(digest).await
+        let credentials = self.credentials()?;
+        let now = self.now();
+        let Some(mut token) = credentials.bot_token(digest).await? else {
+            return Ok(None);
+        };
+        if !token.is_valid_at(now) {
+            return Ok(None);
+        }
+        if token
+            .last_used_at
+            .is_none_or(|at| now - at >= time::Duration::MINUTE)
+        {
+            credentials.touch_bot_token(digest, now).await?;
+            token.last_used_at = Some(now);
+        }
+        Ok(Some(token))
+    }
+
+    /// The tenant's bot tokens, oldest first (admins and the system).
+    pub async fn bot_tokens(&self, actor: &Actor) -> Result<Vec<BotToken>> {
+        self.may_manage_bot_tokens(actor).await?;
+        self.credentials()?.bot_tokens(actor.tenant()).await
+    }
+
+    /// Revokes the tenant's bot token with this [`BotToken::id`] (admins and the system):
+    /// it authenticates nothing from then on. [`Error::NotFound`] if there is none.
+    pub async fn revoke_bot_token(&self, actor: &Actor, id: &str) -> Result<()> {
+        self.may_manage_bot_tokens(actor).await?;
+        if self
+            .credentials()?
+            .revoke_bot_token(actor.tenant(), id)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::NotFound("bot token"))
+        }
+    }
+
+    async fn may_manage_bot_tokens(&self, actor: &Actor) -> Result<()> {
+        match self.resolve(actor).await? {
+            Resolved::System => Ok(()),
+            Resolved::Staff(me) if me.role == Role::Admin => Ok(()),
+            _ => Err(Error::Forbidden("manage bot tokens")),
+        }
     }
 }

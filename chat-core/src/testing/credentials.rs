@@ -15,6 +15,7 @@ macro_rules! credentials_conformance_tests {
             credentials_of_unknown_or_foreign_agents_are_not_found,
             visitor_tokens_are_found_by_digest_only,
             bot_tokens_are_found_by_digest_only,
+            bot_tokens_are_listed_touched_and_revoked_per_tenant,
             accounts_are_created_with_their_contact_and_found_by_any_name,
             account_names_and_emails_are_unique_per_tenant,
             password_changes_and_disabling_revoke_the_contacts_visitor_tokens,
@@ -168,6 +169,8 @@ pub async fn bot_tokens_are_found_by_digest_only(backend: B) {
         tenant_id: t,
         name: "order-status bot".into(),
         created_at: T0,
+        expires_at: Some(T0 + time::Duration::days(30)),
+        last_used_at: None,
     };
     backend.insert_bot_token(&token).await.unwrap();
     assert_eq!(
@@ -179,6 +182,58 @@ pub async fn bot_tokens_are_found_by_digest_only(backend: B) {
         Err(Error::Conflict(_))
     ));
     assert_eq!(backend.bot_token(&"ef".repeat(32)).await.unwrap(), None);
+}
+
+pub async fn bot_tokens_are_listed_touched_and_revoked_per_tenant(backend: B) {
+    let store = as_store(&backend);
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let token = |digest: &str, tenant, at| crate::BotToken {
+        digest: digest.repeat(32),
+        tenant_id: tenant,
+        name: format!("bot {digest}"),
+        created_at: at,
+        expires_at: None,
+        last_used_at: None,
+    };
+    let newer = token("b2", t, T0 + time::Duration::minutes(1));
+    let older = token("a1", t, T0);
+    let foreign = token("c3", other, T0);
+    for tk in [&newer, &older, &foreign] {
+        backend.insert_bot_token(tk).await.unwrap();
+    }
+    assert_eq!(
+        backend.bot_tokens(t).await.unwrap(),
+        vec![older.clone(), newer.clone()]
+    );
+
+    let used = T0 + time::Duration::hours(2);
+    backend.touch_bot_token(&older.digest, used).await.unwrap();
+    let touched = backend.bot_token(&older.digest).await.unwrap().unwrap();
+    assert_eq!(touched.last_used_at, Some(used));
+    assert_eq!(touched.name, older.name);
+    // Touching an unknown digest changes nothing and is no error.
+    backend
+        .touch_bot_token(&"ff".repeat(32), used)
+        .await
+        .unwrap();
+
+    // Another tenant's handle, an unknown one and a malformed one revoke nothing.
+    assert!(!backend.revoke_bot_token(t, foreign.id()).await.unwrap());
+    assert!(
+        !backend
+            .revoke_bot_token(t, "0123456789abcdef")
+            .await
+            .unwrap()
+    );
+    assert!(!backend.revoke_bot_token(t, "a1a1").await.unwrap());
+    assert!(backend.bot_token(&foreign.digest).await.unwrap().is_some());
+
+    assert!(backend.revoke_bot_token(t, older.id()).await.unwrap());
+    assert_eq!(backend.bot_token(&older.digest).await.unwrap(), None);
+    assert_eq!(backend.bot_tokens(t).await.unwrap(), vec![newer]);
+    assert!(!backend.revoke_bot_token(t, older.id()).await.unwrap());
+    assert_eq!(backend.bot_tokens(other).await.unwrap(), vec![foreign]);
 }
 
 fn account_value(

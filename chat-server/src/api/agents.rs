@@ -2,7 +2,7 @@
 
 use chat_core::{Actor, AgentId, AgentPatch, Availability, NewAgent, Role, TenantId};
 use hyper::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::Ctx;
@@ -209,7 +209,37 @@ pub async fn availability(mut ctx: Ctx) -> Result<Resp, ApiError> {
 #[serde(deny_unknown_fields)]
 struct BotTokenRequest {
     name: String,
+    #[serde(default)]
+    expires_in_secs: Option<u64>,
 }
+
+/// What admins see of a bot token: never the token or its digest.
+#[derive(Serialize)]
+struct BotTokenInfo<'a> {
+    id: &'a str,
+    name: &'a str,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    expires_at: Option<time::OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_used_at: Option<time::OffsetDateTime>,
+}
+
+impl<'a> From<&'a chat_core::BotToken> for BotTokenInfo<'a> {
+    fn from(t: &'a chat_core::BotToken) -> Self {
+        Self {
+            id: t.id(),
+            name: &t.name,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            last_used_at: t.last_used_at,
+        }
+    }
+}
+
+/// The longest a bot token may be issued for: ten years.
+const MAX_BOT_TOKEN_SECS: u64 = 10 * 365 * 24 * 3600;
 
 pub async fn create_bot_token(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let body: BotTokenRequest = ctx.json().await?;
@@ -217,17 +247,46 @@ pub async fn create_bot_token(mut ctx: Ctx) -> Result<Resp, ApiError> {
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::invalid("name", "use 1 to 200 characters"));
     }
+    let lifetime = match body.expires_in_secs {
+        None => None,
+        Some(secs @ 60..=MAX_BOT_TOKEN_SECS) => Some(time::Duration::seconds(secs as i64)),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "expires_in_secs",
+                format!("use 60 to {MAX_BOT_TOKEN_SECS} seconds, or leave it out"),
+            ));
+        }
+    };
     let actor = ctx.actor()?;
     let (token, digest) = auth::new_bot_token();
+    let now = ctx.app.engine.clock().now();
     let record = chat_core::BotToken {
         digest,
         tenant_id: actor.tenant(),
         name,
-        created_at: time::OffsetDateTime::now_utc(),
+        created_at: now,
+        expires_at: lifetime.map(|l| now + l),
+        last_used_at: None,
     };
     ctx.app.engine.store_bot_token(actor, &record).await?;
-    Ok(http::json(
-        StatusCode::CREATED,
-        &json!({ "token": token, "name": record.name, "created_at": record.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default() }),
-    ))
+    let mut answer = serde_json::to_value(BotTokenInfo::from(&record)).expect("serializes");
+    answer["token"] = json!(token);
+    if let Some(map) = answer.as_object_mut() {
+        map.remove("last_used_at");
+    }
+    Ok(http::json(StatusCode::CREATED, &answer))
+}
+
+pub async fn list_bot_tokens(ctx: Ctx) -> Result<Resp, ApiError> {
+    let tokens = ctx.app.engine.bot_tokens(ctx.actor()?).await?;
+    let items: Vec<BotTokenInfo> = tokens.iter().map(BotTokenInfo::from).collect();
+    Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+}
+
+pub async fn revoke_bot_token(ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: String = ctx.id("id")?;
+    ctx.app.engine.revoke_bot_token(ctx.actor()?, &id).await?;
+    // The token cache would otherwise accept it for up to its TTL.
+    ctx.app.forget_cached_tokens();
+    Ok(http::no_content())
 }

@@ -131,6 +131,8 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         Login => agents::login(ctx).await,
         Me => agents::me(ctx).await,
         CreateBotToken => agents::create_bot_token(ctx).await,
+        ListBotTokens => agents::list_bot_tokens(ctx).await,
+        RevokeBotToken => agents::revoke_bot_token(ctx).await,
         ListAgents => agents::list(ctx).await,
         CreateAgent => agents::create(ctx).await,
         GetAgent => agents::get(ctx).await,
