@@ -1,6 +1,6 @@
 //! The documented answers to each kind of failure, over a real listener: a busy database is
 //! 503 `storage_busy` with `Retry-After`, a lost race 409 `version_conflict` with the version
-//! stored now.
+//! stored now, and an expired visitor token (by the engine's clock) 401.
 
 mod common;
 
@@ -14,8 +14,8 @@ use chat_core::store::{
 };
 use chat_core::{
     Actor, Agent, AgentId, AgentLoad, Contact, ContactId, Conversation, ConversationChange,
-    ConversationId, Engine, Event, Message, MessageId, NewMessage, Priority, ReadCursor, Result,
-    Role, Store, Tenant, TenantId, TenantSettings,
+    ConversationId, Engine, Event, ManualClock, Message, MessageId, NewMessage, Priority,
+    ReadCursor, Result, Role, Store, Tenant, TenantId, TenantSettings,
 };
 use chat_server::Config;
 use chat_server::testing::TestServer;
@@ -306,5 +306,50 @@ async fn a_claim_that_loses_a_race_is_409_version_conflict_with_the_current_vers
         )
         .await;
     assert_eq!(claimed.status, StatusCode::OK, "{}", claimed.text);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_visitor_token_past_its_expiry_on_the_engine_clock_is_refused() {
+    let clock = Arc::new(ManualClock::new(
+        OffsetDateTime::parse(
+            "2026-03-02T09:00:00Z",
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder_with_backend(common::backend(dir.path()))
+        .clock(clock.clone())
+        .build();
+    let tenant = engine
+        .create_tenant("Acme", TenantSettings::default())
+        .await
+        .unwrap()
+        .id;
+    let mut config = config(tenant);
+    config.visitor_token_ttl = Duration::from_secs(3600);
+    let server = TestServer::start(engine, config, None).await;
+    let opened = server.post("/v1/conversations", None, first_visit()).await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.text);
+    let id = opened.body["conversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = opened.body["visitor_token"].as_str().unwrap().to_owned();
+    let path = format!("/v1/conversations/{id}");
+
+    // Just before the hour is up the token works (and sits in the token cache)...
+    clock.advance(time::Duration::minutes(59));
+    assert_eq!(server.get(&path, Some(&token)).await.status, StatusCode::OK);
+    // ...and once the engine's clock passes its expiry it is refused, cached or not.
+    clock.advance(time::Duration::minutes(2));
+    let expired = server.get(&path, Some(&token)).await;
+    assert_eq!(
+        (expired.status, expired.error_code()),
+        (StatusCode::UNAUTHORIZED, "unauthorized"),
+        "{}",
+        expired.text
+    );
     server.stop().await;
 }

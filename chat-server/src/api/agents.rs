@@ -245,7 +245,7 @@ pub async fn create_bot_token(mut ctx: Ctx) -> Result<Resp, ApiError> {
         digest,
         tenant_id: actor.tenant(),
         name,
-        created_at: time::OffsetDateTime::now_utc(),
+        created_at: ctx.app.engine.clock().now(),
     };
     ctx.app.engine.store_bot_token(actor, &record).await?;
     Ok(http::json(
