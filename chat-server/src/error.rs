@@ -210,3 +210,79 @@ pub enum Error {
     #[error("a blocking task did not finish: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
+
+#[cfg(test)]
+mod tests {
+    use chat_core::{BotErrorKind, Error, StorageError, StorageKind};
+
+    use super::*;
+
+    fn answer(e: Error) -> (StatusCode, &'static str, serde_json::Value) {
+        let api = ApiError::from(e);
+        let body = serde_json::from_slice(&api.body()).unwrap();
+        (api.status, api.code, body)
+    }
+
+    #[test]
+    fn each_storage_kind_has_its_code_and_never_the_backends_words() {
+        let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+        for (kind, code) in [
+            (StorageKind::Busy, "storage_busy"),
+            (StorageKind::Full, "storage_full"),
+            (StorageKind::ReadOnly, "storage_read_only"),
+            (StorageKind::Corrupt, "storage_corrupt"),
+            (StorageKind::Io, "unavailable"),
+            (StorageKind::Unavailable, "unavailable"),
+            (StorageKind::Other, "unavailable"),
+        ] {
+            let failure =
+                StorageError::new(kind, "disk I/O error").context("/srv/chat/tenants/acme/chat.db");
+            let api = ApiError::from(Error::Storage(failure));
+            assert_eq!((api.status, api.code), (unavailable, code), "{kind:?}");
+            assert!(
+                !api.message.contains("/srv/chat"),
+                "{kind:?}: {}",
+                api.message
+            );
+            assert!(!api.message.contains("I/O"), "{kind:?}: {}", api.message);
+            // Only a busy store is worth retrying soon.
+            let retry = (kind == StorageKind::Busy).then_some(BUSY_RETRY_AFTER_SECONDS);
+            assert_eq!(api.retry_after, retry, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn conflicts_answer_by_kind_and_a_race_names_the_current_version() {
+        let (status, code, body) = answer(Error::version_race("conversation", 3, 5));
+        assert_eq!((status, code), (StatusCode::CONFLICT, "version_conflict"));
+        assert_eq!(body["error"]["current_version"], 5);
+        let (status, code, body) = answer(Error::duplicate("agent e-mail taken"));
+        assert_eq!((status, code), (StatusCode::CONFLICT, "duplicate"));
+        assert!(body["error"].get("current_version").is_none(), "{body}");
+        let (status, code, _) = answer(Error::state_conflict(
+            "archived conversations are read-only",
+        ));
+        assert_eq!((status, code), (StatusCode::CONFLICT, "conflict"));
+    }
+
+    #[test]
+    fn a_bot_timeout_is_504_and_other_bot_failures_502() {
+        let (status, code, _) =
+            answer(Error::bot(BotErrorKind::Timeout, "no answer within 200 ms"));
+        assert_eq!((status, code), (StatusCode::GATEWAY_TIMEOUT, "bot_timeout"));
+        for kind in [
+            BotErrorKind::Status(500),
+            BotErrorKind::Format,
+            BotErrorKind::Transport,
+            BotErrorKind::Config,
+            BotErrorKind::Other,
+        ] {
+            let (status, code, _) = answer(Error::bot(kind, "the service failed"));
+            assert_eq!(
+                (status, code),
+                (StatusCode::BAD_GATEWAY, "bot_failed"),
+                "{kind:?}"
+            );
+        }
+    }
+}
