@@ -1,7 +1,7 @@
 //! The small HTTP client both bots share: plain http, bounded bodies, errors as
-//! [`Error::Bot`].
+//! [`Error::Bot`] of the matching [`BotErrorKind`].
 
-use chat_core::{Error, Result};
+use chat_core::{BotError, BotErrorKind, Error, Result};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, Uri};
@@ -53,10 +53,10 @@ pub(crate) async fn send(
     client: &HttpClient,
     request: Request<Full<Bytes>>,
 ) -> Result<Response<Incoming>> {
-    client
-        .request(request)
-        .await
-        .map_err(|e| Error::Bot(format!("request failed: {}", error_chain(&e))))
+    client.request(request).await.map_err(|e| {
+        let message = format!("request failed: {}", error_chain(&e));
+        Error::Bot(BotError::new(BotErrorKind::Transport, message).with_source(e))
+    })
 }
 
 /// Refuses non-2xx answers. Only the status goes into the error: a service's error body
@@ -67,7 +67,10 @@ pub(crate) fn check_status(response: &Response<Incoming>) -> Result<()> {
     if status.is_success() {
         Ok(())
     } else {
-        Err(Error::Bot(format!("service answered HTTP {status}")))
+        Err(Error::bot(
+            BotErrorKind::Status(status.as_u16()),
+            format!("service answered HTTP {status}"),
+        ))
     }
 }
 
@@ -90,10 +93,10 @@ pub(crate) async fn next_chunk(body: &mut Incoming) -> Result<Option<Bytes>> {
         match body.frame().await {
             None => return Ok(None),
             Some(Err(e)) => {
-                return Err(Error::Bot(format!(
-                    "reading the answer failed: {}",
-                    error_chain(&e)
-                )));
+                let message = format!("reading the answer failed: {}", error_chain(&e));
+                return Err(Error::Bot(
+                    BotError::new(BotErrorKind::Transport, message).with_source(e),
+                ));
             }
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
@@ -105,7 +108,24 @@ pub(crate) async fn next_chunk(body: &mut Incoming) -> Result<Option<Bytes>> {
 }
 
 pub(crate) fn too_large(max: usize) -> Error {
-    Error::Bot(format!("answer larger than {max} bytes"))
+    Error::bot(
+        BotErrorKind::Format,
+        format!("answer larger than {max} bytes"),
+    )
+}
+
+/// A request that cannot be encoded or built: the bot's configuration is at fault, not the
+/// service.
+pub(crate) fn config_error(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Bot(BotError::new(BotErrorKind::Config, format!("{what}: {e}")).with_source(e))
+}
+
+/// The service gave no (complete) answer within `timeout`.
+pub(crate) fn timed_out(timeout: std::time::Duration) -> Error {
+    Error::bot(
+        BotErrorKind::Timeout,
+        format!("no answer within {} ms", timeout.as_millis()),
+    )
 }
 
 /// The error and its causes on one line (hyper's top-level errors say little alone).

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_core::{
-    Bot, BotDecision, BotTurn, ConversationId, Error, Message, MessageKind, Result, Sender,
-    TenantId,
+    Bot, BotDecision, BotErrorKind, BotTurn, ConversationId, Error, Message, MessageKind, Result,
+    Sender, TenantId,
 };
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -301,7 +301,7 @@ impl LlmBot {
                 .handoff_tool
                 .then(|| openai::handoff_tools(&self.config.departments)),
         };
-        serde_json::to_vec(&request).map_err(|e| Error::Bot(format!("encoding the request: {e}")))
+        serde_json::to_vec(&request).map_err(|e| http::config_error("encoding the request", e))
     }
 
     async fn complete(&self, turn: &BotTurn<'_>, relay: &mut Relay) -> Result<Completion> {
@@ -315,14 +315,18 @@ impl LlmBot {
             .header(ACCEPT, accept)
             .header(USER_AGENT, http::USER_AGENT);
         if let Some(ApiKey(key)) = &self.api_key {
-            let mut value = HeaderValue::try_from(format!("Bearer {key}"))
-                .map_err(|_| Error::Bot("the API key is not a valid header value".into()))?;
+            let mut value = HeaderValue::try_from(format!("Bearer {key}")).map_err(|_| {
+                Error::bot(
+                    BotErrorKind::Config,
+                    "the API key is not a valid header value",
+                )
+            })?;
             value.set_sensitive(true);
             request = request.header(AUTHORIZATION, value);
         }
         let request = request
             .body(Full::new(Bytes::from(self.request_body(turn)?)))
-            .map_err(|e| Error::Bot(format!("building the request: {e}")))?;
+            .map_err(|e| http::config_error("building the request", e))?;
         let response = http::send(&self.client, request).await?;
         http::check_status(&response)?;
         // Servers that ignore `stream: true` answer with plain JSON: go by what came.
@@ -382,15 +386,19 @@ impl LlmBot {
         }
         if let Some(call) = completion.tool_calls.first() {
             let name: String = call.name.chars().take(64).collect();
-            return Err(Error::Bot(format!(
-                "the model called an unknown tool `{name}`"
-            )));
+            return Err(Error::bot(
+                BotErrorKind::Format,
+                format!("the model called an unknown tool `{name}`"),
+            ));
         }
         if let Some(rest) = self.sentinel().and_then(|s| text.strip_prefix(s)) {
             return Ok(self.handoff(None, None, rest.trim()));
         }
         if text.is_empty() {
-            return Err(Error::Bot("the model gave an empty answer".into()));
+            return Err(Error::bot(
+                BotErrorKind::Format,
+                "the model gave an empty answer",
+            ));
         }
         let metadata = BTreeMap::from([("bot.model".to_owned(), self.config.model.clone())]);
         Ok(BotDecision::Reply { text, metadata })
@@ -427,10 +435,7 @@ impl Bot for LlmBot {
         let timeout = self.config.timeout;
         let decision = match tokio::time::timeout(timeout, self.complete(&turn, &mut relay)).await {
             Ok(completion) => completion.and_then(|c| self.decide(c)),
-            Err(_) => Err(Error::Bot(format!(
-                "no answer within {} ms",
-                timeout.as_millis()
-            ))),
+            Err(_) => Err(http::timed_out(timeout)),
         };
         relay.end(match &decision {
             Ok(BotDecision::Reply { .. }) => StreamEnd::Reply,

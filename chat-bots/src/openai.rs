@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use chat_core::{Error, Result};
+use chat_core::{BotError, BotErrorKind, Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -150,7 +150,7 @@ struct ChunkChoice {
 /// Parses a non-streamed answer.
 pub(crate) fn parse_response(body: &[u8]) -> Result<Completion> {
     let response: ChatResponse = serde_json::from_slice(body)
-        .map_err(|e| Error::Bot(format!("answer is not a chat completion: {e}")))?;
+        .map_err(|e| format_error("answer is not a chat completion", e))?;
     if let Some(error) = response.error {
         return Err(service_error(&error));
     }
@@ -159,7 +159,7 @@ pub(crate) fn parse_response(body: &[u8]) -> Result<Completion> {
         .into_iter()
         .next()
         .and_then(|c| c.message)
-        .ok_or_else(|| Error::Bot("answer has no choices[0].message".into()))?;
+        .ok_or_else(|| Error::bot(BotErrorKind::Format, "answer has no choices[0].message"))?;
     let tool_calls = message
         .tool_calls
         .unwrap_or_default()
@@ -213,7 +213,7 @@ impl StreamAccumulator {
             return Ok(None);
         }
         let chunk: ChatChunk = serde_json::from_str(payload)
-            .map_err(|e| Error::Bot(format!("stream chunk is not a completion chunk: {e}")))?;
+            .map_err(|e| format_error("stream chunk is not a completion chunk", e))?;
         if let Some(error) = chunk.error {
             return Err(service_error(&error));
         }
@@ -244,7 +244,11 @@ impl StreamAccumulator {
         if self.done || self.finish_reason {
             Ok(self.completion)
         } else {
-            Err(Error::Bot("stream ended before [DONE]".into()))
+            // Cut off on the way, not malformed: the transport failed.
+            Err(Error::bot(
+                BotErrorKind::Transport,
+                "stream ended before [DONE]",
+            ))
         }
     }
 
@@ -294,7 +298,16 @@ fn service_error(error: &Value) -> Error {
         .or_else(|| error.as_str())
         .unwrap_or("unspecified");
     let message: String = message.chars().take(200).collect();
-    Error::Bot(format!("service reported an error: {message}"))
+    // Neither a status nor a malformed answer: the service says it failed, in its own words.
+    Error::bot(
+        BotErrorKind::Other,
+        format!("service reported an error: {message}"),
+    )
+}
+
+/// An answer that does not parse as the protocol says, with the parser's error as source.
+pub(crate) fn format_error(what: &str, e: serde_json::Error) -> Error {
+    Error::Bot(BotError::new(BotErrorKind::Format, format!("{what}: {e}")).with_source(e))
 }
 
 #[cfg(test)]
@@ -329,7 +342,10 @@ mod tests {
         let mut acc = StreamAccumulator::new(1024);
         acc.push(r#"{"choices":[{"delta":{"content":"Hel"}}]}"#)
             .unwrap();
-        assert!(matches!(acc.finish(), Err(Error::Bot(_))));
+        assert_eq!(
+            acc.finish().unwrap_err().bot_kind(),
+            Some(BotErrorKind::Transport)
+        );
     }
 
     #[test]

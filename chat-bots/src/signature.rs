@@ -87,6 +87,8 @@ pub fn verify_signature(
         .map_err(|_| SignatureError::Mismatch)
 }
 
+/// The wall clock, not an engine clock: the receiving service checks the signature's age
+/// against its own wall clock (replay protection), so a manual clock would only fail it.
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -68,7 +68,7 @@ fn data_payload(line: &[u8]) -> Result<Option<String>> {
     };
     let value = value.strip_prefix(b" ").unwrap_or(value);
     let text = std::str::from_utf8(value)
-        .map_err(|_| Error::Bot("stream is not UTF-8".into()))?
+        .map_err(|_| Error::bot(chat_core::BotErrorKind::Format, "stream is not UTF-8"))?
         .to_owned();
     Ok(Some(text))
 }

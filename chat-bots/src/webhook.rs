@@ -5,7 +5,9 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_core::{Bot, BotDecision, BotTurn, Conversation, Error, Message, Result, Sender};
+use chat_core::{
+    Bot, BotDecision, BotErrorKind, BotTurn, Conversation, Error, Message, Result, Sender,
+};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, USER_AGENT};
@@ -141,7 +143,7 @@ impl WebhookBot {
             message,
             history: &history,
         };
-        serde_json::to_vec(&event).map_err(|e| Error::Bot(format!("encoding the event: {e}")))
+        serde_json::to_vec(&event).map_err(|e| http::config_error("encoding the event", e))
     }
 
     async fn exchange(&self, body: Vec<u8>) -> Result<BotDecision> {
@@ -153,7 +155,7 @@ impl WebhookBot {
             .header(TIMESTAMP_HEADER, timestamp.to_string())
             .header(SIGNATURE_HEADER, signature)
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| Error::Bot(format!("building the request: {e}")))?;
+            .map_err(|e| http::config_error("building the request", e))?;
         let response = http::send(&self.client, request).await?;
         http::check_status(&response)?;
         let bytes =
@@ -163,7 +165,7 @@ impl WebhookBot {
             return Ok(BotDecision::Silent);
         }
         let answer: Answer = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Bot(format!("answer is not a bot action: {e}")))?;
+            .map_err(|e| crate::openai::format_error("answer is not a bot action", e))?;
         self.decide(answer)
     }
 
@@ -173,7 +175,10 @@ impl WebhookBot {
             Answer::Reply { text, metadata } => {
                 let text = http::clean_text(&text, self.config.max_reply_chars);
                 if text.is_empty() {
-                    return Err(Error::Bot("the service replied with empty text".into()));
+                    return Err(Error::bot(
+                        BotErrorKind::Format,
+                        "the service replied with empty text",
+                    ));
                 }
                 BotDecision::Reply { text, metadata }
             }
@@ -199,11 +204,6 @@ impl Bot for WebhookBot {
         let timeout = self.config.timeout;
         tokio::time::timeout(timeout, self.exchange(body))
             .await
-            .unwrap_or_else(|_| {
-                Err(Error::Bot(format!(
-                    "no answer within {} ms",
-                    timeout.as_millis()
-                )))
-            })
+            .unwrap_or_else(|_| Err(http::timed_out(timeout)))
     }
 }

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use chat_bots::{Delta, LlmBot, LlmConfig, StreamEnd};
-use chat_core::{BotDecision, Error};
+use chat_core::{BotDecision, BotErrorKind, Error};
 use common::{Line, Reply, completion, content_chunk, finish_chunks, fixture, role_chunk, serve};
 use serde_json::{Value, json};
 
@@ -334,7 +334,10 @@ async fn a_slow_server_times_out_as_a_bot_error() {
         ..config(&server.url, false)
     };
     let result = f.respond(&LlmBot::new(config).unwrap()).await;
-    assert!(matches!(result, Err(Error::Bot(m)) if m.contains("200 ms")));
+    assert!(matches!(
+        result,
+        Err(Error::Bot(e)) if e.kind() == BotErrorKind::Timeout && e.message().contains("200 ms")
+    ));
 }
 
 #[tokio::test]
@@ -346,7 +349,10 @@ async fn a_stream_that_stalls_times_out_and_ends_its_deltas_as_failed() {
         timeout: Duration::from_millis(200),
         ..config(&server.url, true)
     });
-    assert!(matches!(f.respond(&bot).await, Err(Error::Bot(_))));
+    assert_eq!(
+        f.respond(&bot).await.unwrap_err().bot_kind(),
+        Some(BotErrorKind::Timeout)
+    );
     let deltas = drain(&mut deltas);
     assert_eq!(deltas.len(), 2);
     assert_eq!(deltas[0].text, "Let me check");
@@ -358,25 +364,46 @@ async fn garbage_and_http_errors_are_bot_errors() {
     let f = fixture(CONVERSATION).await;
     let cut_off = vec![role_chunk(), content_chunk("Hel")];
     let cases = [
-        Reply::Json("<html>502 Bad Gateway</html>".into()),
-        Reply::Json("{\"choices\": []}".into()),
-        Reply::Status(500, completion("never mind the body")),
-        Reply::Status(
-            401,
-            "{\"error\":{\"message\":\"Incorrect API key sk-abc\"}}".into(),
+        (
+            Reply::Json("<html>502 Bad Gateway</html>".into()),
+            BotErrorKind::Format,
         ),
-        Reply::Sse(vec!["data: {not json\n\n".into()]),
-        Reply::Sse(vec![
-            "data: {\"error\":{\"message\":\"overloaded\"}}\n\n".into(),
-        ]),
-        Reply::Sse(cut_off),
+        (
+            Reply::Json("{\"choices\": []}".into()),
+            BotErrorKind::Format,
+        ),
+        (
+            Reply::Status(500, completion("never mind the body")),
+            BotErrorKind::Status(500),
+        ),
+        (
+            Reply::Status(
+                401,
+                "{\"error\":{\"message\":\"Incorrect API key sk-abc\"}}".into(),
+            ),
+            BotErrorKind::Status(401),
+        ),
+        (
+            Reply::Sse(vec!["data: {not json\n\n".into()]),
+            BotErrorKind::Format,
+        ),
+        (
+            Reply::Sse(vec![
+                "data: {\"error\":{\"message\":\"overloaded\"}}\n\n".into(),
+            ]),
+            BotErrorKind::Other,
+        ),
+        (Reply::Sse(cut_off), BotErrorKind::Transport),
     ];
-    for (i, case) in cases.into_iter().enumerate() {
+    for (i, (case, kind)) in cases.into_iter().enumerate() {
         let case = std::sync::Mutex::new(Some(case));
         let server = serve(move |_| case.lock().unwrap().take().unwrap_or(Reply::Hang)).await;
         let result = f.respond(&bot(&server.url, true)).await;
         match result {
-            Err(Error::Bot(message)) => assert!(!message.contains("sk-abc"), "{message}"),
+            Err(Error::Bot(e)) => {
+                assert_eq!(e.kind(), kind, "case {i}: {e}");
+                assert!(!e.to_string().contains("sk-abc"), "{e}");
+            }
             other => panic!("case {i}: expected a bot error, got {other:?}"),
         }
     }
@@ -385,10 +412,13 @@ async fn garbage_and_http_errors_are_bot_errors() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", listener.local_addr().unwrap())
     };
-    assert!(matches!(
-        f.respond(&bot(&closed, false)).await,
-        Err(Error::Bot(_))
-    ));
+    assert_eq!(
+        f.respond(&bot(&closed, false))
+            .await
+            .unwrap_err()
+            .bot_kind(),
+        Some(BotErrorKind::Transport)
+    );
 }
 
 #[tokio::test]
@@ -399,7 +429,7 @@ async fn an_unknown_tool_or_an_empty_answer_is_a_bot_error() {
     let server = serve(move |_| Reply::Sse(chunks.clone())).await;
     assert!(matches!(
         f.respond(&bot(&server.url, true)).await,
-        Err(Error::Bot(m)) if m.contains("delete_account")
+        Err(Error::Bot(e)) if e.kind() == BotErrorKind::Format && e.message().contains("delete_account")
     ));
     let server = serve(|_| Reply::Json(completion("  \n "))).await;
     assert!(matches!(
@@ -415,7 +445,7 @@ async fn an_oversized_answer_is_a_bot_error() {
     let server = serve(move |_| Reply::Json(huge.clone())).await;
     assert!(matches!(
         f.respond(&bot(&server.url, false)).await,
-        Err(Error::Bot(m)) if m.contains("larger than")
+        Err(Error::Bot(e)) if e.message().contains("larger than")
     ));
 
     // A stream whose text keeps growing past the bound.
@@ -428,7 +458,7 @@ async fn an_oversized_answer_is_a_bot_error() {
     };
     assert!(matches!(
         f.respond(&LlmBot::new(small).unwrap()).await,
-        Err(Error::Bot(m)) if m.contains("larger than")
+        Err(Error::Bot(e)) if e.message().contains("larger than")
     ));
 
     // One endless line.

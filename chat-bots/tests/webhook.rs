@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use chat_bots::{SignatureError, WebhookBot, WebhookConfig, sign, verify_signature};
-use chat_core::{BotDecision, Error};
+use chat_core::{BotDecision, BotErrorKind, Error};
 use common::{Line, Reply, fixture, serve};
 
 const SECRET: &[u8] = b"shared-webhook-secret";
@@ -176,16 +176,17 @@ async fn bad_answers_errors_and_timeouts_are_bot_errors() {
         "not json",
     ] {
         let server = serve(move |_| Reply::Json(answer.into())).await;
-        assert!(
-            matches!(f.respond(&bot(&server.url)).await, Err(Error::Bot(_))),
+        assert_eq!(
+            f.respond(&bot(&server.url)).await.unwrap_err().bot_kind(),
+            Some(BotErrorKind::Format),
             "{answer}"
         );
     }
     let server = serve(|_| Reply::Status(500, "{}".into())).await;
-    assert!(matches!(
-        f.respond(&bot(&server.url)).await,
-        Err(Error::Bot(m)) if m.contains("500")
-    ));
+    assert_eq!(
+        f.respond(&bot(&server.url)).await.unwrap_err().bot_kind(),
+        Some(BotErrorKind::Status(500))
+    );
 
     let server = serve(|_| Reply::Hang).await;
     let config = WebhookConfig {
@@ -193,7 +194,10 @@ async fn bad_answers_errors_and_timeouts_are_bot_errors() {
         ..WebhookConfig::new(format!("{}/events", server.url))
     };
     let slow = WebhookBot::new(config, SECRET).unwrap();
-    assert!(matches!(f.respond(&slow).await, Err(Error::Bot(_))));
+    assert_eq!(
+        f.respond(&slow).await.unwrap_err().bot_kind(),
+        Some(BotErrorKind::Timeout)
+    );
 
     let huge = format!(
         r#"{{"action":"reply","text":"{}"}}"#,
@@ -202,7 +206,7 @@ async fn bad_answers_errors_and_timeouts_are_bot_errors() {
     let server = serve(move |_| Reply::Json(huge.clone())).await;
     assert!(matches!(
         f.respond(&bot(&server.url)).await,
-        Err(Error::Bot(m)) if m.contains("larger than")
+        Err(Error::Bot(e)) if e.kind() == BotErrorKind::Format && e.message().contains("larger than")
     ));
 }
 

@@ -26,7 +26,9 @@ pub use credentials::{
     Account, Backend, BotToken, Credential, Credentials, PasswordHasher, VisitorToken,
 };
 pub use engine::*;
-pub use error::{Error, Result, StorageError, StorageKind};
+pub use error::{
+    BotError, BotErrorKind, Conflict, ConflictKind, Error, Result, StorageError, StorageKind,
+};
 pub use ids::{
     AgentId, ContactId, ConversationId, IdGenerator, MessageId, SequentialIds, TenantId, V7Ids,
 };

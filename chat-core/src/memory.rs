@@ -153,7 +153,7 @@ impl Store for MemoryStore {
     async fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
         let mut s = self.lock();
         if s.tenants.contains_key(&tenant.id) {
-            return Err(Error::Conflict("tenant exists".into()));
+            return Err(Error::duplicate("tenant exists"));
         }
         s.tenants.insert(tenant.id, tenant.clone());
         Ok(())
@@ -176,10 +176,10 @@ impl Store for MemoryStore {
     async fn insert_contact(&self, contact: &Contact) -> Result<()> {
         let mut s = self.lock();
         if s.contacts.contains_key(&contact.id) {
-            return Err(Error::Conflict("contact exists".into()));
+            return Err(Error::duplicate("contact exists"));
         }
         if s.verified_email_taken(contact) {
-            return Err(Error::Conflict("verified contact e-mail taken".into()));
+            return Err(Error::duplicate("verified contact e-mail taken"));
         }
         s.contacts.insert(contact.id, contact.clone());
         Ok(())
@@ -194,7 +194,7 @@ impl Store for MemoryStore {
             return Err(Error::NotFound("contact"));
         }
         if s.verified_email_taken(contact) {
-            return Err(Error::Conflict("verified contact e-mail taken".into()));
+            return Err(Error::duplicate("verified contact e-mail taken"));
         }
         s.contacts.insert(contact.id, contact.clone());
         Ok(())
@@ -245,7 +245,7 @@ impl Store for MemoryStore {
         let merged = s.contacts.remove(&from).expect("checked above");
         if s.verified_email_taken(into) {
             s.contacts.insert(from, merged);
-            return Err(Error::Conflict("verified contact e-mail taken".into()));
+            return Err(Error::duplicate("verified contact e-mail taken"));
         }
         s.contacts.insert(into.id, into.clone());
         Ok(s.log(NewEvent::contact_merged(into, from, at)))
@@ -260,7 +260,7 @@ impl Store for MemoryStore {
         if s.agents.contains_key(&agent.id)
             || s.email_taken(emails, agent.tenant_id, &agent.email, agent.id.0)
         {
-            return Err(Error::Conflict("agent e-mail taken".into()));
+            return Err(Error::duplicate("agent e-mail taken"));
         }
         s.agents.insert(agent.id, agent.clone());
         Ok(s.log(NewEvent::agent_updated(agent)))
@@ -279,7 +279,7 @@ impl Store for MemoryStore {
             .values()
             .map(|a| (&a.tenant_id, a.email.as_str(), a.id.0));
         if s.email_taken(emails, agent.tenant_id, &agent.email, agent.id.0) {
-            return Err(Error::Conflict("agent e-mail taken".into()));
+            return Err(Error::duplicate("agent e-mail taken"));
         }
         s.agents.insert(agent.id, agent.clone());
         Ok(s.log(NewEvent::agent_updated(agent)))
@@ -346,7 +346,7 @@ impl Store for MemoryStore {
     ) -> Result<Committed> {
         let mut s = self.lock();
         if s.conversations.contains_key(&conversation.id) {
-            return Err(Error::Conflict("conversation exists".into()));
+            return Err(Error::duplicate("conversation exists"));
         }
         if s.contacts
             .get(&conversation.contact_id)
@@ -364,10 +364,11 @@ impl Store for MemoryStore {
         let new = &update.conversation;
         let current = s.conversation(new.tenant_id, new.id)?;
         if current.version != new.version {
-            return Err(Error::Conflict(format!(
-                "conversation changed (version {} is now {})",
-                new.version, current.version
-            )));
+            return Err(Error::version_race(
+                "conversation",
+                new.version,
+                current.version,
+            ));
         }
         let write = ConversationWrite::update(update)?;
         s.put(&write.conversation, &write.messages);
@@ -602,7 +603,7 @@ impl Credentials for MemoryStore {
     async fn insert_visitor_token(&self, token: &VisitorToken) -> Result<()> {
         let mut s = self.lock();
         if s.visitor_tokens.contains_key(&token.digest) {
-            return Err(Error::Conflict("visitor token exists".into()));
+            return Err(Error::duplicate("visitor token exists"));
         }
         s.visitor_tokens.insert(token.digest.clone(), token.clone());
         Ok(())
@@ -615,7 +616,7 @@ impl Credentials for MemoryStore {
     async fn insert_bot_token(&self, token: &BotToken) -> Result<()> {
         let mut s = self.lock();
         if s.bot_tokens.contains_key(&token.digest) {
-            return Err(Error::Conflict("bot token exists".into()));
+            return Err(Error::duplicate("bot token exists"));
         }
         s.bot_tokens.insert(token.digest.clone(), token.clone());
         Ok(())
@@ -689,10 +690,10 @@ impl Credentials for MemoryStore {
         let mut s = self.lock();
         let key = State::account_name_key(account.tenant_id, &account.username);
         if s.contacts.contains_key(&contact.id) || s.accounts.contains_key(&contact.id) {
-            return Err(Error::Conflict("contact exists".into()));
+            return Err(Error::duplicate("contact exists"));
         }
         if s.account_names.contains_key(&key) {
-            return Err(Error::Conflict("username taken".into()));
+            return Err(Error::duplicate("username taken"));
         }
         if let Some(email) = &account.email
             && s.accounts.values().any(|(a, _)| {
@@ -702,10 +703,10 @@ impl Credentials for MemoryStore {
                         .is_some_and(|e| e.eq_ignore_ascii_case(email))
             })
         {
-            return Err(Error::Conflict("account e-mail taken".into()));
+            return Err(Error::duplicate("account e-mail taken"));
         }
         if s.verified_email_taken(contact) {
-            return Err(Error::Conflict("verified contact e-mail taken".into()));
+            return Err(Error::duplicate("verified contact e-mail taken"));
         }
         s.contacts.insert(contact.id, contact.clone());
         s.account_names.insert(key, contact.id);
@@ -818,7 +819,7 @@ impl Credentials for MemoryStore {
         }
         let key = State::account_name_key(tenant, name);
         if s.account_names.contains_key(&key) {
-            return Err(Error::Conflict("account name taken".into()));
+            return Err(Error::duplicate("account name taken"));
         }
         s.account_names.insert(key, contact);
         Ok(())

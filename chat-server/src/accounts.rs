@@ -8,7 +8,6 @@
 //! input, view or merge can reach it. What is left here is issuing the server's tokens.
 
 use chat_core::{Account, Actor, Agent, Contact, Engine, TenantId, VisitorToken};
-use time::OffsetDateTime;
 
 use crate::app::Config;
 use crate::auth;
@@ -40,7 +39,7 @@ pub async fn issue_contact_token(
     contact: &Contact,
 ) -> chat_core::Result<String> {
     let (token, digest) = auth::new_visitor_token();
-    let now = OffsetDateTime::now_utc();
+    let now = engine.clock().now();
     let record = VisitorToken {
         digest,
         tenant_id: contact.tenant_id,

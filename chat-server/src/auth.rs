@@ -253,6 +253,9 @@ pub fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password("decoy password").expect("argon2 works"))
 }
 
+/// The wall clock for JWT `iat`/`exp`: jsonwebtoken checks `exp` against the wall clock
+/// itself, so issuing with the engine's clock would make tokens that verification reads
+/// differently.
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -535,7 +538,8 @@ pub async fn authenticate(
     };
     if token.starts_with(VISITOR_PREFIX) || token.starts_with(BOT_PREFIX) {
         let (actor, expires_at) = stored_token(engine, cache, token).await?;
-        if expires_at.is_some_and(|t| t < time::OffsetDateTime::now_utc()) {
+        // The engine's clock, as the token's `expires_at` was set by it (a manual clock in tests).
+        if expires_at.is_some_and(|t| t < engine.clock().now()) {
             return Err(ApiError::unauthorized("the visitor token has expired"));
         }
         return Ok(Caller::Actor(actor));

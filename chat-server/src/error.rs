@@ -15,8 +15,11 @@ pub struct ApiError {
     pub message: String,
     /// The input field at fault (422).
     pub field: Option<String>,
-    /// Seconds to wait (429).
+    /// Seconds to wait (429, 503 `storage_busy`), sent as `Retry-After`.
     pub retry_after: Option<u64>,
+    /// The version the server holds now (409 `version_conflict`), so a client can tell
+    /// whether its copy is stale without another read.
+    pub current_version: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -30,6 +33,8 @@ struct Inner<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current_version: Option<u64>,
 }
 
 impl ApiError {
@@ -41,6 +46,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
+            current_version: None,
         }
     }
     /// 400 `malformed_json` (the message gives line and column).
@@ -94,6 +100,7 @@ impl ApiError {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),
+                current_version: self.current_version,
             },
         })
         .expect("error bodies serialize")
@@ -105,18 +112,18 @@ impl From<chat_core::Error> for ApiError {
         match e {
             chat_core::Error::NotFound(what) => Self::not_found(format!("{what} not found")),
             chat_core::Error::Forbidden(what) => Self::forbidden(format!("you may not {what}")),
-            chat_core::Error::Conflict(why) => Self::new(StatusCode::CONFLICT, "conflict", why),
+            chat_core::Error::Conflict(conflict) => Self::conflict(conflict),
             chat_core::Error::InvalidTransition { from, to } => Self::new(
                 StatusCode::CONFLICT,
                 "invalid_transition",
                 format!("a conversation in {from} mode cannot become {to}"),
             ),
             chat_core::Error::Validation { field, message } => Self::invalid(field, message),
-            chat_core::Error::Bot(why) => Self::new(StatusCode::BAD_GATEWAY, "bot_failed", why),
-            // Storage details stay in the log; the client learns only that it failed.
+            chat_core::Error::Bot(bot) => Self::bot(&bot),
+            chat_core::Error::Storage(storage) => Self::storage(&storage),
+            // A variant added later: logged, and answered like a failed store.
             other => {
-                let kind = other.storage_kind_of();
-                tracing::error!(error = %other, kind = ?kind, "storage failure");
+                tracing::error!(error = %other, "unclassified failure");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
@@ -124,6 +131,64 @@ impl From<chat_core::Error> for ApiError {
                 )
             }
         }
+    }
+}
+
+/// Seconds a client is asked to wait after a busy store: a lock is held for one
+/// transaction, so the next second usually finds it free.
+pub const BUSY_RETRY_AFTER_SECONDS: u64 = 1;
+
+impl ApiError {
+    /// 409 by [`ConflictKind`](chat_core::ConflictKind): `version_conflict` (with the
+    /// current version), `duplicate`, or `conflict` for a state that forbids the action.
+    fn conflict(conflict: chat_core::Conflict) -> Self {
+        let code = match conflict.kind() {
+            chat_core::ConflictKind::VersionRace => "version_conflict",
+            chat_core::ConflictKind::Duplicate => "duplicate",
+            _ => "conflict",
+        };
+        Self {
+            current_version: conflict.current_version(),
+            ..Self::new(StatusCode::CONFLICT, code, conflict.message())
+        }
+    }
+
+    /// 504 `bot_timeout` or 502 `bot_failed`. The bot crates keep credentials and the
+    /// service's error bodies out of their messages, so the message is shown.
+    fn bot(bot: &chat_core::BotError) -> Self {
+        match bot.kind() {
+            chat_core::BotErrorKind::Timeout => {
+                Self::new(StatusCode::GATEWAY_TIMEOUT, "bot_timeout", bot.message())
+            }
+            _ => Self::new(StatusCode::BAD_GATEWAY, "bot_failed", bot.message()),
+        }
+    }
+
+    /// 503 with a code per [`StorageKind`](chat_core::StorageKind) and a fixed message: the
+    /// backend's own text (file paths, SQL) stays in the log.
+    fn storage(storage: &chat_core::StorageError) -> Self {
+        use chat_core::StorageKind;
+        tracing::error!(error = %storage, kind = ?storage.kind(), "storage failure");
+        let (code, message) = match storage.kind() {
+            StorageKind::Busy => {
+                return Self {
+                    retry_after: Some(BUSY_RETRY_AFTER_SECONDS),
+                    ..Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "storage_busy",
+                        "the database is busy; retry after the Retry-After delay",
+                    )
+                };
+            }
+            StorageKind::Full => ("storage_full", "the database is full"),
+            StorageKind::ReadOnly => ("storage_read_only", "the database cannot be written"),
+            StorageKind::Corrupt => ("storage_corrupt", "the database is damaged"),
+            _ => (
+                "unavailable",
+                "the service could not complete the request; retry later",
+            ),
+        };
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 }
 
@@ -144,4 +209,80 @@ pub enum Error {
     /// A blocking task (password hashing) panicked or was cancelled.
     #[error("a blocking task did not finish: {0}")]
     Task(#[from] tokio::task::JoinError),
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_core::{BotErrorKind, Error, StorageError, StorageKind};
+
+    use super::*;
+
+    fn answer(e: Error) -> (StatusCode, &'static str, serde_json::Value) {
+        let api = ApiError::from(e);
+        let body = serde_json::from_slice(&api.body()).unwrap();
+        (api.status, api.code, body)
+    }
+
+    #[test]
+    fn each_storage_kind_has_its_code_and_never_the_backends_words() {
+        let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+        for (kind, code) in [
+            (StorageKind::Busy, "storage_busy"),
+            (StorageKind::Full, "storage_full"),
+            (StorageKind::ReadOnly, "storage_read_only"),
+            (StorageKind::Corrupt, "storage_corrupt"),
+            (StorageKind::Io, "unavailable"),
+            (StorageKind::Unavailable, "unavailable"),
+            (StorageKind::Other, "unavailable"),
+        ] {
+            let failure =
+                StorageError::new(kind, "disk I/O error").context("/srv/chat/tenants/acme/chat.db");
+            let api = ApiError::from(Error::Storage(failure));
+            assert_eq!((api.status, api.code), (unavailable, code), "{kind:?}");
+            assert!(
+                !api.message.contains("/srv/chat"),
+                "{kind:?}: {}",
+                api.message
+            );
+            assert!(!api.message.contains("I/O"), "{kind:?}: {}", api.message);
+            // Only a busy store is worth retrying soon.
+            let retry = (kind == StorageKind::Busy).then_some(BUSY_RETRY_AFTER_SECONDS);
+            assert_eq!(api.retry_after, retry, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn conflicts_answer_by_kind_and_a_race_names_the_current_version() {
+        let (status, code, body) = answer(Error::version_race("conversation", 3, 5));
+        assert_eq!((status, code), (StatusCode::CONFLICT, "version_conflict"));
+        assert_eq!(body["error"]["current_version"], 5);
+        let (status, code, body) = answer(Error::duplicate("agent e-mail taken"));
+        assert_eq!((status, code), (StatusCode::CONFLICT, "duplicate"));
+        assert!(body["error"].get("current_version").is_none(), "{body}");
+        let (status, code, _) = answer(Error::state_conflict(
+            "archived conversations are read-only",
+        ));
+        assert_eq!((status, code), (StatusCode::CONFLICT, "conflict"));
+    }
+
+    #[test]
+    fn a_bot_timeout_is_504_and_other_bot_failures_502() {
+        let (status, code, _) =
+            answer(Error::bot(BotErrorKind::Timeout, "no answer within 200 ms"));
+        assert_eq!((status, code), (StatusCode::GATEWAY_TIMEOUT, "bot_timeout"));
+        for kind in [
+            BotErrorKind::Status(500),
+            BotErrorKind::Format,
+            BotErrorKind::Transport,
+            BotErrorKind::Config,
+            BotErrorKind::Other,
+        ] {
+            let (status, code, _) = answer(Error::bot(kind, "the service failed"));
+            assert_eq!(
+                (status, code),
+                (StatusCode::BAD_GATEWAY, "bot_failed"),
+                "{kind:?}"
+            );
+        }
+    }
 }

@@ -49,7 +49,7 @@ pub fn document() -> Value {
         "info": {
             "title": "chat-server API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Customer-support chat: conversations, messages, routing, staff. Every error is {\"error\": {\"code\", \"message\", \"field\"?}} with codes: malformed_json, bad_request, invalid_id (400), unauthorized (401), forbidden (403), not_found (404), method_not_allowed (405), conflict, invalid_transition (409), payload_too_large (413), unsupported_media_type (415), validation_failed (422, names the field), rate_limited (429, Retry-After), bot_failed (502), unavailable (503)."
+            "description": "Customer-support chat: conversations, messages, routing, staff. Every error is {\"error\": {\"code\", \"message\", \"field\"?}} with codes: malformed_json, bad_request, invalid_id (400), unauthorized (401), forbidden (403), not_found (404), method_not_allowed (405), version_conflict (409, with current_version), duplicate, conflict, invalid_transition (409), payload_too_large (413), unsupported_media_type (415), validation_failed (422, names the field), rate_limited (429, Retry-After), bot_failed (502), storage_busy (503, Retry-After), storage_full, storage_read_only, storage_corrupt, unavailable (503), bot_timeout (504)."
         },
         "paths": paths,
         "components": {
@@ -119,7 +119,8 @@ fn schemas() -> Value {
     );
     json!({
         "Error": object(&["error"], json!({ "error": object(&["code", "message"], json!({
-            "code": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" }
+            "code": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" },
+            "current_version": { "type": "integer", "description": "With version_conflict: the version stored now." }
         })) })),
         "Health": object(&["status"], json!({ "status": { "type": "string" } })),
         "LoginRequest": object(&["email", "password"], json!({ "email": { "type": "string" }, "password": { "type": "string" }, "tenant_id": uuid })),

@@ -443,7 +443,9 @@ fn subprotocol_token(headers: &hyper::HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The client's request id if it is short and plain, else a new one.
+/// The client's request id if it is short and plain, else a new one. A log-correlation id,
+/// not domain data: random rather than the engine's id generator, so it never shifts the
+/// ids a test with sequential ids expects.
 fn request_id(headers: &hyper::HeaderMap) -> String {
     headers
         .get("x-request-id")

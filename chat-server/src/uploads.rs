@@ -51,6 +51,8 @@ impl DirBlobStore {
 #[async_trait]
 impl BlobStore for DirBlobStore {
     async fn put(&self, key_hint: &str, bytes: Vec<u8>) -> Result<String> {
+        // The file's address inside this store, not domain data: random so that keys of
+        // two processes or restarts never collide, whatever id generator the engine uses.
         let key = format!("{}/{}", uuid::Uuid::new_v4().simple(), sanitize(key_hint));
         let path = self.path(&key)?;
         tokio::task::spawn_blocking(move || write_durably(&path, &bytes))

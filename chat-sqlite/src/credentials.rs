@@ -43,7 +43,7 @@ fn insert_token(conn: &Connection, table: &str, digest: &str, data: String) -> R
         .execute(params![digest, data])
         .db()?;
     if inserted == 0 {
-        return Err(Error::Conflict("token exists".into()));
+        return Err(Error::duplicate("token exists"));
     }
     Ok(())
 }
@@ -63,7 +63,7 @@ fn insert_visitor_token(conn: &Connection, token: &VisitorToken) -> Result<()> {
         ])
         .db()?;
     if inserted == 0 {
-        return Err(Error::Conflict("token exists".into()));
+        return Err(Error::duplicate("token exists"));
     }
     Ok(())
 }
@@ -373,7 +373,7 @@ impl Credentials for SqliteStore {
                 let tenant = account.tenant_id;
                 // Every check before the first write, so a refusal writes nothing.
                 if name_owner(conn, tenant, &account.username)?.is_some() {
-                    return Err(Error::Conflict("username taken".into()));
+                    return Err(Error::duplicate("username taken"));
                 }
                 if let Some(email) = &account.email
                     && conn
@@ -384,7 +384,7 @@ impl Credentials for SqliteStore {
                         .exists(params![tenant.0, email.to_ascii_lowercase()])
                         .db()?
                 {
-                    return Err(Error::Conflict("account e-mail taken".into()));
+                    return Err(Error::duplicate("account e-mail taken"));
                 }
                 crate::write::insert_contact(conn, &contact)?;
                 conn.prepare_cached(
@@ -515,7 +515,7 @@ impl Credentials for SqliteStore {
                     return Err(Error::NotFound("account"));
                 }
                 if name_owner(conn, tenant, &name)?.is_some() {
-                    return Err(Error::Conflict("account name taken".into()));
+                    return Err(Error::duplicate("account name taken"));
                 }
                 conn.prepare_cached(
                     "INSERT INTO account_names (tenant_id, name_lc, contact_id) VALUES (?1, ?2, ?3)",

@@ -33,7 +33,7 @@ pub(crate) fn map(err: rusqlite::Error) -> Error {
                     | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
             ) =>
         {
-            return Error::Conflict(detail);
+            return Error::duplicate(detail);
         }
         ErrorCode::DiskFull => (StorageKind::Full, "database or disk is full"),
         ErrorCode::NotADatabase => (StorageKind::Corrupt, "file is not a SQLite database"),

@@ -57,7 +57,7 @@ fn append_event(s: &mut Session<'_>, event: NewEvent) -> Result<Event> {
 
 pub(crate) fn insert_tenant(conn: &Connection, tenant: &Tenant) -> Result<()> {
     if exists(conn, "SELECT 1 FROM tenants WHERE id = ?1", [tenant.id.0])? {
-        return Err(Error::Conflict("tenant exists".into()));
+        return Err(Error::duplicate("tenant exists"));
     }
     conn.prepare_cached("INSERT INTO tenants (id, data) VALUES (?1, ?2)")
         .db()?
@@ -99,10 +99,10 @@ fn verified_email_taken(conn: &Connection, contact: &Contact) -> Result<bool> {
 
 pub(crate) fn insert_contact(conn: &Connection, contact: &Contact) -> Result<()> {
     if exists(conn, "SELECT 1 FROM contacts WHERE id = ?1", [contact.id.0])? {
-        return Err(Error::Conflict("contact exists".into()));
+        return Err(Error::duplicate("contact exists"));
     }
     if verified_email_taken(conn, contact)? {
-        return Err(Error::Conflict("verified contact e-mail taken".into()));
+        return Err(Error::duplicate("verified contact e-mail taken"));
     }
     conn.prepare_cached(
         "INSERT INTO contacts (id, tenant_id, name, email_lc, email_verified, data) \
@@ -130,7 +130,7 @@ pub(crate) fn update_contact(conn: &Connection, contact: &Contact) -> Result<()>
         return Err(Error::NotFound("contact"));
     }
     if verified_email_taken(conn, contact)? {
-        return Err(Error::Conflict("verified contact e-mail taken".into()));
+        return Err(Error::duplicate("verified contact e-mail taken"));
     }
     conn.prepare_cached(
         "UPDATE contacts SET name = ?2, email_lc = ?3, email_verified = ?4, data = ?5 WHERE id = ?1",
@@ -193,7 +193,7 @@ pub(crate) fn insert_agent(s: &mut Session<'_>, agent: &Agent) -> Result<Event> 
     if exists(conn, "SELECT 1 FROM agents WHERE id = ?1", [agent.id.0])?
         || agent_email_taken(conn, agent)?
     {
-        return Err(Error::Conflict("agent e-mail taken".into()));
+        return Err(Error::duplicate("agent e-mail taken"));
     }
     conn.prepare_cached(
         "INSERT INTO agents (id, tenant_id, name, email_lc, active, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -214,7 +214,7 @@ pub(crate) fn update_agent(s: &mut Session<'_>, agent: &Agent) -> Result<Event> 
         return Err(Error::NotFound("agent"));
     }
     if agent_email_taken(conn, agent)? {
-        return Err(Error::Conflict("agent e-mail taken".into()));
+        return Err(Error::duplicate("agent e-mail taken"));
     }
     conn.prepare_cached(
         "UPDATE agents SET name = ?2, email_lc = ?3, active = ?4, data = ?5 WHERE id = ?1",
@@ -390,7 +390,7 @@ pub(crate) fn create_conversation(
         "SELECT 1 FROM conversations WHERE id = ?1",
         [conversation.id.0],
     )? {
-        return Err(Error::Conflict("conversation exists".into()));
+        return Err(Error::duplicate("conversation exists"));
     }
     if !exists(
         conn,
@@ -419,10 +419,7 @@ pub(crate) fn update_conversation(
     let new = &update.conversation;
     let current = load_conversation(s, new.tenant_id, new.id)?;
     if current.version != new.version {
-        let error = Error::Conflict(format!(
-            "conversation changed (version {} is now {})",
-            new.version, current.version
-        ));
+        let error = Error::version_race("conversation", new.version, current.version);
         s.cache.put_conversation(current);
         return Err(error);
     }

@@ -3,13 +3,13 @@
 
 use chat_server::http::{self, Resp};
 use hyper::StatusCode;
-use hyper::header::{HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
 
 /// An engine error as FastAPI's `HTTPException`: `not_found` for anything missing or
 /// not the caller's (so ids cannot be probed), `"Not enough permissions"` for a refused
-/// action, pydantic's list naming the field for invalid input, the engine's message
-/// otherwise.
+/// action, pydantic's list naming the field for invalid input, the built-in API's message
+/// (and `Retry-After`) otherwise.
 pub fn engine_error(e: chat_core::Error, not_found: &str) -> Resp {
     let api = chat_server::error::ApiError::from(e);
     match api.status {
@@ -21,7 +21,17 @@ pub fn engine_error(e: chat_core::Error, not_found: &str) -> Resp {
             &api.message,
             Value::Null,
         )]),
-        status => detail(status, &api.message),
+        status => {
+            let mut response = detail(status, &api.message);
+            // A busy store says when to come back (503 with `Retry-After`), as the built-in
+            // API does.
+            if let Some(seconds) = api.retry_after {
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            response
+        }
     }
 }
 
@@ -86,5 +96,26 @@ pub fn strings(body: &Value, fields: &[&str]) -> Result<Vec<String>, Resp> {
         Ok(values)
     } else {
         Err(invalid(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_core::{Error, StorageKind};
+
+    use super::*;
+
+    #[test]
+    fn a_busy_store_is_503_with_retry_after_and_a_full_one_without() {
+        let busy = Error::storage_kind(StorageKind::Busy, "database is locked: /srv/chat.db");
+        let response = engine_error(busy, "Chat not found");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        let full = engine_error(
+            Error::storage_kind(StorageKind::Full, "disk full"),
+            "Chat not found",
+        );
+        assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(full.headers().get(RETRY_AFTER).is_none());
     }
 }

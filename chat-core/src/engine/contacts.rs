@@ -111,11 +111,11 @@ impl Engine {
             match self.new_contact(tenant, input, true).await {
                 Ok(contact) => return Ok(contact),
                 // Two first visits at once: the other one created it; read theirs.
-                Err(Error::Conflict(_)) => continue,
+                Err(Error::Conflict(c)) if c.kind() == crate::ConflictKind::Duplicate => continue,
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::Conflict("verified e-mail taken".into()))
+        Err(Error::duplicate("verified e-mail taken"))
     }
 
     /// Merges contact `from` into contact `into` (admins and supervisors): `from`'s

@@ -158,7 +158,7 @@ impl Engine {
                 conversation = self.claim(actor, id).await?;
             }
             (Sender::Bot, mode) if mode != Mode::Bot => {
-                return Err(Error::Conflict(format!(
+                return Err(Error::state_conflict(format!(
                     "the bot may not answer in {mode} mode"
                 )));
             }
@@ -468,7 +468,7 @@ impl Engine {
                         replies.push(posted.message);
                     }
                     // The mode changed under the bot (an agent took over): its answer is moot.
-                    Err(Error::Conflict(_)) => {}
+                    Err(Error::Conflict(c)) if c.kind() == crate::ConflictKind::State => {}
                     Err(e) => return Err(e),
                 }
             }

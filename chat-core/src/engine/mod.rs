@@ -527,7 +527,14 @@ impl Engine {
                     self.publish(committed.events.iter().cloned());
                     return Ok(committed);
                 }
-                Err(Error::Conflict(_)) if retry && attempt < CAS_ATTEMPTS => continue,
+                // Only a lost race is worth another read; other conflicts would repeat.
+                Err(Error::Conflict(c))
+                    if c.kind() == crate::ConflictKind::VersionRace
+                        && retry
+                        && attempt < CAS_ATTEMPTS =>
+                {
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
         }

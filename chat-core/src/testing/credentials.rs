@@ -145,7 +145,7 @@ pub async fn visitor_tokens_are_found_by_digest_only(backend: B) {
     );
     assert!(matches!(
         backend.insert_visitor_token(&token).await,
-        Err(Error::Conflict(_))
+        Err(Error::Conflict(c)) if c.kind() == crate::ConflictKind::Duplicate
     ));
     assert_eq!(backend.visitor_token("00").await.unwrap(), None);
     let contact_wide = crate::VisitorToken {
@@ -179,7 +179,7 @@ pub async fn bot_tokens_are_found_by_digest_only(backend: B) {
     );
     assert!(matches!(
         backend.insert_bot_token(&token).await,
-        Err(Error::Conflict(_))
+        Err(Error::Conflict(c)) if c.kind() == crate::ConflictKind::Duplicate
     ));
     assert_eq!(backend.bot_token(&"ef".repeat(32)).await.unwrap(), None);
 }
@@ -380,7 +380,7 @@ pub async fn account_names_and_emails_are_unique_per_tenant(backend: B) {
         assert!(
             matches!(
                 backend.create_account(&c, &a, "h2").await,
-                Err(Error::Conflict(_))
+                Err(Error::Conflict(c)) if c.kind() == crate::ConflictKind::Duplicate
             ),
             "{name} {email:?}"
         );
@@ -394,7 +394,7 @@ pub async fn account_names_and_emails_are_unique_per_tenant(backend: B) {
         .unwrap();
     assert!(matches!(
         backend.add_account_name(t, bob.id, "Ada").await,
-        Err(Error::Conflict(_))
+        Err(Error::Conflict(c)) if c.kind() == crate::ConflictKind::Duplicate
     ));
     // Another tenant has its own names.
     let (c, a) = account_value(other, "ada", Some("ada@example.com"));

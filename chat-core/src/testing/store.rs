@@ -56,7 +56,7 @@ pub async fn tenant_roundtrip(store: S) {
     assert_eq!(stored.settings, TenantSettings::default());
     assert!(matches!(
         store.insert_tenant(&stored).await,
-        Err(Error::Conflict(_))
+        Err(Error::Conflict(c)) if c.kind() == crate::ConflictKind::Duplicate
     ));
     stored.name = "Acme Support".into();
     stored.settings.welcome_message = Some("Hi!".into());
@@ -103,7 +103,7 @@ pub async fn only_verified_emails_are_unique_and_found(store: S) {
     dup.email = Some("JO@SHOP.EXAMPLE".into());
     assert!(matches!(
         store.insert_contact(&dup).await,
-        Err(Error::Conflict(_))
+        Err(Error::Conflict(c)) if c.kind() == crate::ConflictKind::Duplicate
     ));
     // Verifying a claim whose e-mail another contact holds verified is refused too.
     let mut upgrade = second_claim.clone();
@@ -236,7 +236,7 @@ pub async fn agent_roundtrip_appends_staff_only_events(store: S) {
     dup.email = "Zed@Desk.Example".into();
     assert!(matches!(
         store.insert_agent(&dup).await,
-        Err(Error::Conflict(_))
+        Err(Error::Conflict(c)) if c.kind() == crate::ConflictKind::Duplicate
     ));
     assert_eq!(head(&store, t).await, 2, "a refused agent logs nothing");
     let mut away = zed.clone();
@@ -326,7 +326,7 @@ pub async fn create_conversation_stores_first_messages_and_events_in_order(store
     );
     assert!(matches!(
         store.create_conversation(&c, Vec::new()).await,
-        Err(Error::Conflict(_))
+        Err(Error::Conflict(c)) if c.kind() == crate::ConflictKind::Duplicate
     ));
     let mut orphan = conversation_value(t, ContactId(id()), Mode::Bot, 0);
     orphan.id = ConversationId(id());
@@ -613,10 +613,13 @@ pub async fn update_conversation_is_compare_and_swap(store: S) {
         change: ConversationChange::Details,
         message: None,
     };
-    assert!(matches!(
-        store.update_conversation(stale).await,
-        Err(Error::Conflict(_))
-    ));
+    // The loser learns it lost a race, and to which version.
+    let race = store.update_conversation(stale).await.unwrap_err();
+    let Error::Conflict(race) = race else {
+        panic!("a version race, got {race:?}")
+    };
+    assert_eq!(race.kind(), crate::ConflictKind::VersionRace);
+    assert_eq!(race.current_version(), Some(committed.conversation.version));
     assert_eq!(head(&store, t).await, 2);
     // A message bumps the version too, so an update read before it loses.
     let before = store.conversation(t, c.id).await.unwrap().unwrap();
@@ -633,7 +636,7 @@ pub async fn update_conversation_is_compare_and_swap(store: S) {
     };
     assert!(matches!(
         store.update_conversation(late).await,
-        Err(Error::Conflict(_))
+        Err(Error::Conflict(c)) if c.kind() == crate::ConflictKind::VersionRace
     ));
     let mut missing = c.clone();
     missing.id = ConversationId(id());

@@ -151,7 +151,7 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
             crate::accounts::issue_contact_token(engine, config, &opened.contact).await?
         } else {
             let (token, digest) = auth::new_visitor_token();
-            let now = time::OffsetDateTime::now_utc();
+            let now = engine.clock().now();
             let record = VisitorToken {
                 digest,
                 tenant_id: opened.conversation.tenant_id,

@@ -439,7 +439,7 @@ fn date(text: &str) -> Result<OffsetDateTime> {
 async fn analytics(ctx: &Ctx<'_>, staff: &Actor, req: &Request<Incoming>) -> Result<Resp> {
     let end = match query(req, "endDate") {
         Some(d) => date(&d)?,
-        None => OffsetDateTime::now_utc(),
+        None => ctx.engine().clock().now(),
     };
     let start = match query(req, "startDate") {
         Some(d) => date(&d)?,

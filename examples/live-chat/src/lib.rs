@@ -262,7 +262,7 @@ impl From<chat_core::Error> for Fail {
                 shapes::status(from),
                 shapes::status(to)
             )),
-            Error::Conflict(why) => Self::bad_request(capitalize(&why)),
+            Error::Conflict(why) => Self::bad_request(capitalize(why.message())),
             other => {
                 tracing::error!(error = %other, "engine failure");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Server error")

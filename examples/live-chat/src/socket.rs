@@ -430,6 +430,8 @@ impl Connection {
     }
 }
 
+/// The server's wall-clock time for the socket's own frames (greeting, pong): a transport
+/// timestamp for the client's clock-skew check, not domain data.
 fn now() -> String {
     shapes::iso(time::OffsetDateTime::now_utc())
 }

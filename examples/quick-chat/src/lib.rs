@@ -305,7 +305,7 @@ impl QuickChat {
             .await
             .map_err(engine_error)?;
         let (token, digest) = auth::new_visitor_token();
-        let now = time::OffsetDateTime::now_utc();
+        let now = cx.engine().clock().now();
         let record = VisitorToken {
             digest,
             tenant_id: self.tenant,
@@ -456,10 +456,7 @@ impl QuickChat {
                 .await
                 .map_err(engine_error)?
                 .filter(|t| t.tenant_id == self.tenant)
-                .filter(|t| {
-                    t.expires_at
-                        .is_none_or(|e| e > time::OffsetDateTime::now_utc())
-                })
+                .filter(|t| t.expires_at.is_none_or(|e| e > cx.engine().clock().now()))
                 .ok_or_else(not_found)?;
             let conversation = record.conversation_id.ok_or_else(not_found)?;
             let visitor = Actor::Customer {

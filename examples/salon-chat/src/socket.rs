@@ -263,6 +263,8 @@ async fn send(socket: &mut Socket, frame: Value) -> Result<(), Closed> {
         .map_err(|_| Closed)
 }
 
+/// The server's wall-clock time for the socket's own frames (greeting, pong): a transport
+/// timestamp for the client's clock-skew check, not domain data.
 fn now() -> String {
     OffsetDateTime::now_utc()
         .format(&Rfc3339)

@@ -1,0 +1,355 @@
+//! The documented answers to each kind of failure, over a real listener: a busy database is
+//! 503 `storage_busy` with `Retry-After`, a lost race 409 `version_conflict` with the version
+//! stored now, and an expired visitor token (by the engine's clock) 401.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_core::store::{
+    Appended, Committed, ConversationPage, ConversationQuery, ConversationUpdate, MessageQuery,
+};
+use chat_core::{
+    Actor, Agent, AgentId, AgentLoad, Contact, ContactId, Conversation, ConversationChange,
+    ConversationId, Engine, Event, ManualClock, Message, MessageId, NewMessage, Priority,
+    ReadCursor, Result, Role, Store, Tenant, TenantId, TenantSettings,
+};
+use chat_server::Config;
+use chat_server::testing::TestServer;
+use chat_sqlite::{Options, SqliteStore};
+use hyper::StatusCode;
+use serde_json::json;
+use time::OffsetDateTime;
+
+fn config(tenant: TenantId) -> Config {
+    let mut config = Config::new(common::SECRET);
+    config.default_tenant = Some(tenant);
+    config.limits.per_ip_rps = 0.0;
+    config.limits.per_token_rps = 0.0;
+    config
+}
+
+fn first_visit() -> serde_json::Value {
+    json!({ "contact": { "name": "Jo", "email": "jo@shop.example" } })
+}
+
+#[tokio::test]
+async fn a_database_locked_by_another_connection_is_503_storage_busy_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    // A short busy timeout, so the locked write gives up quickly instead of after 5 s.
+    let options = Options::default().busy_timeout(Duration::from_millis(100));
+    let store = Arc::new(SqliteStore::open_with(&path, options).unwrap());
+    let engine = Engine::builder_with_backend(store).build();
+    let tenant = engine
+        .create_tenant("Acme", TenantSettings::default())
+        .await
+        .unwrap()
+        .id;
+    let server = TestServer::start(engine, config(tenant), None).await;
+
+    // Another process (here a second connection) holds the database's write lock.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let refused = server.post("/v1/conversations", None, first_visit()).await;
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "storage_busy"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(refused.headers["retry-after"], "1");
+    // SQLite's own words and the file's path stay in the log.
+    let dir_name = dir.path().to_string_lossy();
+    assert!(
+        !refused.text.contains(dir_name.as_ref()),
+        "{}",
+        refused.text
+    );
+    assert!(!refused.text.contains("locked"), "{}", refused.text);
+
+    // Retried once the lock is gone, the same request succeeds: the refused one left nothing.
+    other.execute_batch("COMMIT").unwrap();
+    let opened = server.post("/v1/conversations", None, first_visit()).await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.text);
+    server.stop().await;
+}
+
+/// The SQLite store, with a rival writer that can be armed to commit a change to a
+/// conversation between the engine's read and its compare-and-swap write: the race two
+/// agents produce by claiming at once, made to happen every time.
+struct RivalWriter {
+    inner: Arc<SqliteStore>,
+    armed: AtomicBool,
+}
+
+#[async_trait]
+impl Store for RivalWriter {
+    async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            // The rival read the same stored state and changes only its details.
+            let next = &update.conversation;
+            let mut rival = self
+                .inner
+                .conversation(next.tenant_id, next.id)
+                .await?
+                .expect("the conversation being updated exists");
+            rival.priority = Priority::High;
+            rival.tags = vec!["vip".into()];
+            let rival = ConversationUpdate {
+                conversation: rival,
+                change: ConversationChange::Details,
+                message: None,
+            };
+            self.inner.update_conversation(rival).await?;
+        }
+        self.inner.update_conversation(update).await
+    }
+
+    // Everything else goes straight to SQLite.
+    async fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
+        self.inner.insert_tenant(tenant).await
+    }
+    async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
+        self.inner.update_tenant(tenant).await
+    }
+    async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
+        self.inner.tenant(id).await
+    }
+    async fn insert_contact(&self, contact: &Contact) -> Result<()> {
+        self.inner.insert_contact(contact).await
+    }
+    async fn update_contact(&self, contact: &Contact) -> Result<()> {
+        self.inner.update_contact(contact).await
+    }
+    async fn contact(&self, tenant: TenantId, id: ContactId) -> Result<Option<Contact>> {
+        self.inner.contact(tenant, id).await
+    }
+    async fn verified_contact(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>> {
+        self.inner.verified_contact(tenant, email).await
+    }
+    async fn merge_contact(
+        &self,
+        into: &Contact,
+        from: ContactId,
+        at: OffsetDateTime,
+    ) -> Result<Event> {
+        self.inner.merge_contact(into, from, at).await
+    }
+    async fn insert_agent(&self, agent: &Agent) -> Result<Event> {
+        self.inner.insert_agent(agent).await
+    }
+    async fn update_agent(&self, agent: &Agent) -> Result<Event> {
+        self.inner.update_agent(agent).await
+    }
+    async fn agent(&self, tenant: TenantId, id: AgentId) -> Result<Option<Agent>> {
+        self.inner.agent(tenant, id).await
+    }
+    async fn agent_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Agent>> {
+        self.inner.agent_by_email(tenant, email).await
+    }
+    async fn agents(&self, tenant: TenantId) -> Result<Vec<Agent>> {
+        self.inner.agents(tenant).await
+    }
+    async fn agent_loads(&self, tenant: TenantId) -> Result<Vec<AgentLoad>> {
+        self.inner.agent_loads(tenant).await
+    }
+    async fn create_conversation(
+        &self,
+        conversation: &Conversation,
+        messages: Vec<NewMessage>,
+    ) -> Result<Committed> {
+        self.inner.create_conversation(conversation, messages).await
+    }
+    async fn delete_conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        at: OffsetDateTime,
+    ) -> Result<Event> {
+        self.inner.delete_conversation(tenant, id, at).await
+    }
+    async fn conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+    ) -> Result<Option<Conversation>> {
+        self.inner.conversation(tenant, id).await
+    }
+    async fn list_conversations(&self, query: &ConversationQuery) -> Result<ConversationPage> {
+        self.inner.list_conversations(query).await
+    }
+    async fn queue(&self, tenant: TenantId, limit: usize) -> Result<Vec<Conversation>> {
+        self.inner.queue(tenant, limit).await
+    }
+    async fn append_message(&self, message: NewMessage) -> Result<Appended> {
+        self.inner.append_message(message).await
+    }
+    async fn update_message(&self, message: &Message) -> Result<Event> {
+        self.inner.update_message(message).await
+    }
+    async fn message(&self, tenant: TenantId, id: MessageId) -> Result<Option<Message>> {
+        self.inner.message(tenant, id).await
+    }
+    async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>> {
+        self.inner.messages(query).await
+    }
+    async fn set_read_cursor(&self, cursor: &ReadCursor) -> Result<(Conversation, Option<Event>)> {
+        self.inner.set_read_cursor(cursor).await
+    }
+    async fn read_cursors(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+    ) -> Result<Vec<ReadCursor>> {
+        self.inner.read_cursors(tenant, conversation).await
+    }
+    async fn events_since(&self, tenant: TenantId, after: u64, limit: usize) -> Result<Vec<Event>> {
+        self.inner.events_since(tenant, after, limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_claim_that_loses_a_race_is_409_version_conflict_with_the_current_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Arc::new(SqliteStore::open(dir.path().join("chat.db")).unwrap());
+    let store = Arc::new(RivalWriter {
+        inner: sqlite.clone(),
+        armed: AtomicBool::new(false),
+    });
+    let engine = Engine::builder(store.clone())
+        .credentials(sqlite)
+        .passwords(Arc::new(chat_server::auth::Argon2Passwords))
+        .build();
+    let tenant = engine
+        .create_tenant("Acme", TenantSettings::default())
+        .await
+        .unwrap()
+        .id;
+    let system = Actor::System { tenant };
+    let agent = engine
+        .create_agent(
+            &system,
+            chat_core::NewAgent {
+                name: "Ana".into(),
+                email: "ana@acme.example".into(),
+                // A supervisor sees the whole tenant, bot-mode conversations included.
+                role: Role::Supervisor,
+                capacity: None,
+                departments: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+    engine
+        .set_password(
+            &system,
+            agent.id,
+            &chat_server::auth::hash_password(common::PASSWORD).unwrap(),
+        )
+        .await
+        .unwrap();
+    let server = TestServer::start(engine, config(tenant), None).await;
+    let login = server
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({ "email": "ana@acme.example", "password": common::PASSWORD }),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    let ana = login.body["access_token"].as_str().unwrap().to_owned();
+    let opened = server.post("/v1/conversations", None, first_visit()).await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.text);
+    let id = opened.body["conversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    store.armed.store(true, Ordering::SeqCst);
+    let lost = server
+        .post(
+            &format!("/v1/conversations/{id}/claim"),
+            Some(&ana),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (lost.status, lost.error_code()),
+        (StatusCode::CONFLICT, "version_conflict"),
+        "{}",
+        lost.text
+    );
+    // The version the rival's write left, as a fresh read shows it.
+    let now = server
+        .get(&format!("/v1/conversations/{id}"), Some(&ana))
+        .await;
+    assert_eq!(now.status, StatusCode::OK, "{}", now.text);
+    assert_eq!(
+        now.body["priority"], "high",
+        "the rival's write is what won"
+    );
+    assert_eq!(
+        lost.body["error"]["current_version"], now.body["version"],
+        "{}",
+        lost.text
+    );
+    // Trying again from that read succeeds.
+    let claimed = server
+        .post(
+            &format!("/v1/conversations/{id}/claim"),
+            Some(&ana),
+            json!({}),
+        )
+        .await;
+    assert_eq!(claimed.status, StatusCode::OK, "{}", claimed.text);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_visitor_token_past_its_expiry_on_the_engine_clock_is_refused() {
+    let clock = Arc::new(ManualClock::new(
+        OffsetDateTime::parse(
+            "2026-03-02T09:00:00Z",
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder_with_backend(common::backend(dir.path()))
+        .clock(clock.clone())
+        .build();
+    let tenant = engine
+        .create_tenant("Acme", TenantSettings::default())
+        .await
+        .unwrap()
+        .id;
+    let mut config = config(tenant);
+    config.visitor_token_ttl = Duration::from_secs(3600);
+    let server = TestServer::start(engine, config, None).await;
+    let opened = server.post("/v1/conversations", None, first_visit()).await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.text);
+    let id = opened.body["conversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = opened.body["visitor_token"].as_str().unwrap().to_owned();
+    let path = format!("/v1/conversations/{id}");
+
+    // Just before the hour is up the token works (and sits in the token cache)...
+    clock.advance(time::Duration::minutes(59));
+    assert_eq!(server.get(&path, Some(&token)).await.status, StatusCode::OK);
+    // ...and once the engine's clock passes its expiry it is refused, cached or not.
+    clock.advance(time::Duration::minutes(2));
+    let expired = server.get(&path, Some(&token)).await;
+    assert_eq!(
+        (expired.status, expired.error_code()),
+        (StatusCode::UNAUTHORIZED, "unauthorized"),
+        "{}",
+        expired.text
+    );
+    server.stop().await;
+}
