@@ -468,3 +468,65 @@ async fn event_pages_report_where_the_scan_stopped_even_when_little_is_visible()
     assert!(seen.iter().all(|e| e.conversation_id == Some(id)));
     assert!(seen.iter().any(|e| matches!(&e.payload, chat_core::EventPayload::MessageCreated { message } if message.body == "for you")));
 }
+
+/// The views and the list filters, per kind of actor: the desk sees records whole and
+/// filters by anything; a customer sees its own records trimmed and may not filter by a
+/// field it cannot see, whatever the value.
+#[tokio::test]
+async fn every_actor_gets_its_view_and_only_the_filters_it_may_use() {
+    use chat_core::ConversationFilter;
+    use chat_core::policy::Viewer;
+    let w = world().await;
+    let (id, customer, _) = prepare(&w, Op::Read).await;
+    let d = &w.d;
+    let tagged = chat_core::DetailsPatch {
+        tags: Some(vec!["refund-abuse".into()]),
+        ..Default::default()
+    };
+    d.engine.update_details(&d.admin, id, tagged).await.unwrap();
+    let c = d.engine.conversation(&d.system, id).await.unwrap();
+    let actors = [
+        (d.admin.clone(), Viewer::Desk),
+        (d.supervisor.clone(), Viewer::Desk),
+        (d.ann.clone(), Viewer::Desk),
+        (customer.clone(), Viewer::Customer),
+        (Actor::Bot { tenant: d.tenant }, Viewer::Desk),
+        (d.system.clone(), Viewer::Desk),
+    ];
+    for (actor, want) in &actors {
+        assert_eq!(Viewer::of(actor), *want, "{actor:?}");
+        let seen = serde_json::to_value(Viewer::of(actor).conversation(&c)).unwrap();
+        assert_eq!(
+            seen.get("tags").is_some(),
+            *want == Viewer::Desk,
+            "{actor:?} and the tags"
+        );
+        for (right, wrong) in [("refund-abuse", "happy"), ("billing", "sales")] {
+            let by = |value: &str| {
+                if right == "billing" {
+                    ConversationFilter {
+                        department: Some(value.into()),
+                        ..Default::default()
+                    }
+                } else {
+                    ConversationFilter {
+                        tag: Some(value.into()),
+                        ..Default::default()
+                    }
+                }
+            };
+            let hit = d.engine.list_conversations(actor, by(right)).await;
+            let miss = d.engine.list_conversations(actor, by(wrong)).await;
+            match want {
+                Viewer::Desk => {
+                    assert!(hit.unwrap().items.iter().any(|x| x.id == id), "{actor:?}");
+                    assert!(!miss.unwrap().items.iter().any(|x| x.id == id));
+                }
+                Viewer::Customer => {
+                    assert!(matches!(hit, Err(Error::Forbidden(_))), "{actor:?}");
+                    assert!(matches!(miss, Err(Error::Forbidden(_))), "{actor:?}");
+                }
+            }
+        }
+    }
+}
