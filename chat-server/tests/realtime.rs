@@ -306,6 +306,13 @@ async fn a_cursor_beyond_the_head_is_told_to_resync() {
     let resync = until(&mut ws, "resync_required", &mut replayed).await;
     assert_eq!(resync["reason"], "beyond_head");
     assert_eq!(resync["conversation_id"], Value::Null);
+    // Polling clients are told the same over HTTP.
+    let polled = s.get("/v1/events?since=1000000", Some(&ann.token)).await;
+    assert_eq!(polled.status, StatusCode::OK);
+    assert_eq!(polled.body["resync_required"], true, "{}", polled.body);
+    assert!(polled.body["head"].as_u64().unwrap() >= head);
+    let polled = s.get("/v1/events?since=0", Some(&ann.token)).await;
+    assert_eq!(polled.body["resync_required"], false, "{}", polled.body);
     s.stop().await;
 }
 

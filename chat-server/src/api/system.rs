@@ -64,6 +64,9 @@ pub async fn docs(_: Ctx) -> Result<Resp, ApiError> {
 pub async fn events(ctx: Ctx) -> Result<Resp, ApiError> {
     let since: u64 = ctx.query("since")?.unwrap_or(0);
     let limit: usize = ctx.query("limit")?.unwrap_or(100);
+    // Read before the page: the page never ends past this head, so a cursor beyond it
+    // really is from another log (a restore, a wiped server), not a race with a write.
+    let head = ctx.app.engine.event_head(ctx.actor()?).await?;
     let page = ctx
         .app
         .engine
@@ -77,6 +80,9 @@ pub async fn events(ctx: Ctx) -> Result<Resp, ApiError> {
         .collect();
     Ok(http::json(
         StatusCode::OK,
-        &json!({ "items": items, "next_since": page.next_since, "more": page.more }),
+        &json!({
+            "items": items, "next_since": page.next_since, "more": page.more,
+            "head": head, "resync_required": since > head,
+        }),
     ))
 }
