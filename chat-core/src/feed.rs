@@ -182,10 +182,17 @@ pub struct Feed {
     opened_at: u64,
     /// The newest sequence known to be committed (the store's head, or a published event).
     head: u64,
+    /// The sequence up to which missing events are read from the store now rather than
+    /// waited for on the bus: history to replay, what a lagging bus dropped, a gap that
+    /// did not close within the gap wait, what the buffer had no room for.
+    fill_to: u64,
     /// The last sequence taken into the feed (handed out, queued, or not for this actor).
     cursor: u64,
     /// Events published ahead of `cursor + 1`, by sequence.
     ahead: BTreeMap<u64, Arc<Event>>,
+    /// Since when the feed has waited for `cursor + 1` while later events wait in memory
+    /// (the cursor it waited at, and when it began): later arrivals do not restart it.
+    gap: Option<(u64, tokio::time::Instant)>,
     /// Items ready for the consumer, in log order.
     pending: VecDeque<FeedItem>,
     /// Conversations as of `cursor` (`None`: deleted), for visibility and `previous`.
@@ -245,8 +252,10 @@ impl Feed {
             lagged: false,
             opened_at: head,
             head,
+            fill_to: head,
             cursor: head,
             ahead: BTreeMap::new(),
+            gap: None,
             pending: VecDeque::new(),
             states: HashMap::new(),
             ended: false,
@@ -300,6 +309,7 @@ impl Feed {
                 self.lagged = false;
                 let head = self.engine.log_head(self.actor.tenant()).await?;
                 self.head = self.head.max(head);
+                self.fill_to = self.fill_to.max(head);
                 if self.head.saturating_sub(self.cursor) > self.config.max_replay {
                     self.end(ResyncReason::Lagged, self.cursor);
                     continue;
@@ -312,7 +322,7 @@ impl Feed {
                 }
                 continue;
             }
-            if self.cursor < self.head {
+            if self.cursor < self.fill_to {
                 // Committed but not in memory: history to replay, or what the bus lost.
                 self.read_store().await?;
                 continue;
@@ -326,8 +336,21 @@ impl Feed {
     async fn wait(&mut self) -> Result<()> {
         let gap = self.ahead.keys().next().copied();
         let wait = match gap {
-            Some(_) => self.config.gap_wait,
-            None => self.config.poll,
+            Some(_) => {
+                let now = tokio::time::Instant::now();
+                let since = match self.gap {
+                    Some((cursor, since)) if cursor == self.cursor => since,
+                    _ => {
+                        self.gap = Some((self.cursor, now));
+                        now
+                    }
+                };
+                self.config.gap_wait.saturating_sub(now - since)
+            }
+            None => {
+                self.gap = None;
+                self.config.poll
+            }
         };
         let received = if self.bus_closed {
             tokio::time::sleep(wait).await;
@@ -338,11 +361,13 @@ impl Feed {
         match received {
             Some(received) => self.receive(received),
             None => match gap {
-                // Everything before a published event is committed.
-                Some(first) => self.head = self.head.max(first - 1),
+                // Everything before a published event is committed: read what the bus
+                // did not bring in time.
+                Some(first) => self.fill_to = self.fill_to.max(first - 1),
                 None => {
                     let head = self.engine.log_head(self.actor.tenant()).await?;
                     self.head = self.head.max(head);
+                    self.fill_to = self.fill_to.max(head);
                 }
             },
         }
@@ -377,12 +402,15 @@ impl Feed {
                 if event.tenant_id != self.actor.tenant() || event.seq <= self.cursor {
                     return;
                 }
-                // Published means committed, and so is everything before it.
+                // Published means committed, and so is everything before it; an earlier
+                // one still on its way is waited for (`gap_wait`) before the store is read.
                 self.head = self.head.max(event.seq);
                 self.ahead.insert(event.seq, event);
-                if self.ahead.len() > self.config.buffer {
-                    // Bounded memory: the newest waits in the store for its turn.
-                    self.ahead.pop_last();
+                if self.ahead.len() > self.config.buffer
+                    && let Some((dropped, _)) = self.ahead.pop_last()
+                {
+                    // Bounded memory: the newest is read from the store in its turn.
+                    self.fill_to = self.fill_to.max(dropped);
                 }
             }
             // The bus dropped events for this feed: the store has them all.
@@ -400,13 +428,12 @@ impl Feed {
         match events.first() {
             // The store lags behind what the bus announced; the next wait tries again.
             None => {
-                self.head = self.cursor;
+                self.fill_to = self.cursor;
                 return Ok(());
             }
             // The log no longer keeps the events after the cursor.
             Some(first) if first.seq > self.cursor + 1 => {
-                let head = self.head.max(events.last().map_or(0, |e| e.seq));
-                self.head = head;
+                self.head = self.head.max(events.last().map_or(0, |e| e.seq));
                 self.end(ResyncReason::TooOld, self.cursor);
                 return Ok(());
             }
