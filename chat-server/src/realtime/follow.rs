@@ -274,9 +274,9 @@ impl Tap {
     /// Serves `socket` for `actor` until it ends, then closes it (with a close frame
     /// saying why, when there is one to say): replays what `actor` may see of the log
     /// after `since` (nothing without it: the client starts live, having read history
-    /// over HTTP; a cursor the log cannot serve goes to [`Follower::resync`]), then hands `follower` each
-    /// live event the caller may see and the tenant's bus signals, in order, each event
-    /// once. A staff member whose own record changes is looked up again first, and one
+    /// over HTTP; a cursor the log cannot serve goes to [`Follower::resync`]), then
+    /// hands `follower` each live event the caller may see and the tenant's bus signals,
+    /// in order, each event once. A staff member whose own record changes is looked up again first, and one
     /// who lost access is closed out. Returns when the socket has ended.
     pub async fn follow<F: Follower>(
         self,
