@@ -64,8 +64,9 @@ pub async fn docs(_: Ctx) -> Result<Resp, ApiError> {
 pub async fn events(ctx: Ctx) -> Result<Resp, ApiError> {
     let since: u64 = ctx.query("since")?.unwrap_or(0);
     let limit: usize = ctx.query("limit")?.unwrap_or(100);
-    // Read before the page: the page never ends past this head, so a cursor beyond it
-    // really is from another log (a restore, a wiped server), not a race with a write.
+    // Every cursor this log hands out (`next_since`, a `seq`) is at most its head, and
+    // the head only grows: a `since` beyond it comes from another log (a restore, a wiped
+    // server), never from a race with a write.
     let head = ctx.app.engine.event_head(ctx.actor()?).await?;
     let page = ctx
         .app
