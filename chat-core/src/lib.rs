@@ -7,6 +7,7 @@ pub mod clock;
 pub mod credentials;
 mod engine;
 pub mod error;
+pub mod feed;
 pub mod ids;
 pub mod memory;
 pub mod mode;

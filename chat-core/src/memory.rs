@@ -558,6 +558,14 @@ impl Store for MemoryStore {
         let start = (after as usize).min(log.len());
         Ok(log[start..].iter().take(limit).cloned().collect())
     }
+
+    async fn event_head(&self, tenant: TenantId) -> Result<u64> {
+        let s = self.lock();
+        Ok(s.events
+            .get(&tenant)
+            .and_then(|log| log.last())
+            .map_or(0, |e| e.seq))
+    }
 }
 
 #[async_trait]

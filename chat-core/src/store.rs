@@ -132,6 +132,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Events with `seq > after`, ascending, at most `limit`.
     async fn events_since(&self, tenant: TenantId, after: u64, limit: usize) -> Result<Vec<Event>>;
+
+    /// The sequence of the tenant's newest event, 0 when its log is empty: where a live
+    /// follower starts, and what a client's cursor is checked against (one from beyond it
+    /// came from another database and must reload). One indexed read, not a scan.
+    async fn event_head(&self, tenant: TenantId) -> Result<u64>;
 }
 
 /// What a write produced, events in log order.

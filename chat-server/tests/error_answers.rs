@@ -210,6 +210,9 @@ impl Store for RivalWriter {
     async fn events_since(&self, tenant: TenantId, after: u64, limit: usize) -> Result<Vec<Event>> {
         self.inner.events_since(tenant, after, limit).await
     }
+    async fn event_head(&self, tenant: TenantId) -> Result<u64> {
+        self.inner.event_head(tenant).await
+    }
 }
 
 #[tokio::test]

@@ -265,6 +265,57 @@ async fn a_client_that_reconnects_with_its_cursor_gets_exactly_what_it_missed() 
     s.stop().await;
 }
 
+/// A cursor from another database (a restore, a wiped server) is larger than this log's
+/// head: the client is told to reload instead of being answered `subscribed` as if its
+/// state matched.
+#[tokio::test]
+async fn a_cursor_beyond_the_head_is_told_to_resync() {
+    let s = common::start().await;
+    let ann = s.staff("Ann", Role::Admin, &[]).await;
+    let (id, _visitor) = s.visitor("restored@x.example").await;
+    let mut ws = connect(&s, &ann.token).await;
+    send(
+        &mut ws,
+        json!({ "type": "subscribe", "id": "s", "conversation_id": id, "since": 1_000_000 }),
+    )
+    .await;
+    let mut replayed = Vec::new();
+    let resync = until(&mut ws, "resync_required", &mut replayed).await;
+    assert!(replayed.is_empty(), "nothing replayed: {replayed:?}");
+    assert_eq!(resync["reason"], "beyond_head");
+    assert_eq!(resync["conversation_id"], id.as_str());
+    let head = resync["cursor"].as_u64().unwrap();
+    assert!(head > 0 && head < 1_000_000, "{resync}");
+    let answer = until(&mut ws, "subscribed", &mut replayed).await;
+    assert_eq!(answer["cursor"], head, "live from the head");
+    // And live it is: the next event arrives.
+    s.post(
+        &format!("/v1/conversations/{id}/messages"),
+        Some(&ann.token),
+        json!({ "body": "after the restore" }),
+    )
+    .await;
+    // (An admin's reply first takes the conversation: "Assigned to Ann" comes before it.)
+    while bodies(&mut ws, 1).await != ["after the restore"] {}
+    // The inbox answers the same.
+    send(
+        &mut ws,
+        json!({ "type": "subscribe", "id": "i", "since": 1_000_000 }),
+    )
+    .await;
+    let resync = until(&mut ws, "resync_required", &mut replayed).await;
+    assert_eq!(resync["reason"], "beyond_head");
+    assert_eq!(resync["conversation_id"], Value::Null);
+    // Polling clients are told the same over HTTP.
+    let polled = s.get("/v1/events?since=1000000", Some(&ann.token)).await;
+    assert_eq!(polled.status, StatusCode::OK);
+    assert_eq!(polled.body["resync_required"], true, "{}", polled.body);
+    assert!(polled.body["head"].as_u64().unwrap() >= head);
+    let polled = s.get("/v1/events?since=0", Some(&ann.token)).await;
+    assert_eq!(polled.body["resync_required"], false, "{}", polled.body);
+    s.stop().await;
+}
+
 // Multi-threaded so the server keeps running while this client stops reading.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_cut_off_and_resumes_from_its_cursor() {

@@ -84,6 +84,15 @@ fn events_since_use_the_primary_key() {
 }
 
 #[test]
+fn event_head_reads_the_end_of_the_primary_key() {
+    let (conn, _dir) = database();
+    assert_uses(
+        &plan(&conn, read::EVENT_HEAD, &[blob()]),
+        "sqlite_autoindex_events_1",
+    );
+}
+
+#[test]
 fn queue_order_uses_the_partial_queue_index() {
     let (conn, _dir) = database();
     assert_uses(

@@ -33,6 +33,8 @@ const MESSAGES_AFTER: &str = "SELECT id, tenant_id, conversation_id, seq, sender
 /// Hot query: the event log after a sequence.
 pub(crate) const EVENTS_SINCE: &str =
     "SELECT data FROM events WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT +?3";
+/// The newest sequence of a tenant's log: the last row of the primary key's range.
+pub(crate) const EVENT_HEAD: &str = "SELECT max(seq) FROM events WHERE tenant_id = ?1";
 /// Hot query: the queue, highest priority first, then longest waiting.
 pub(crate) const QUEUE: &str = concat!(
     "SELECT ",
@@ -297,4 +299,14 @@ pub(crate) fn events_since(
         EVENTS_SINCE,
         params![tenant.0, int(after), limit(n)],
     )
+}
+
+pub(crate) fn event_head(conn: &Connection, tenant: TenantId) -> Result<u64> {
+    let head: Option<i64> = conn
+        .prepare_cached(EVENT_HEAD)
+        .db()?
+        .query_row([tenant.0], |row| row.get(0))
+        .db()?;
+    // Sequences are stored from u64s that start at 1: never negative.
+    Ok(head.map_or(0, |h| u64::try_from(h).unwrap_or(0)))
 }

@@ -465,6 +465,10 @@ impl Store for SqliteStore {
         self.read(move |c| read::events_since(c, tenant, after, limit))
             .await
     }
+
+    async fn event_head(&self, tenant: TenantId) -> Result<u64> {
+        self.read(move |c| read::event_head(c, tenant)).await
+    }
 }
 
 /// `Arc<SqliteStore>` is what the engine holds; this keeps the conversion one call.

@@ -9,6 +9,7 @@ mod channels;
 mod contacts;
 mod conversations;
 mod credentials;
+mod feed;
 mod messages;
 mod routing;
 

@@ -36,6 +36,7 @@ macro_rules! store_conformance_tests {
             delete_conversation_removes_messages_and_logs_event,
             missing_and_foreign_tenant_rows_are_not_found,
             messages_of_another_conversation_are_refused,
+            event_head_is_the_newest_sequence_of_the_tenant,
         );
     };
     (@expand $factory:path; $($name:ident),* $(,)?) => {
@@ -1538,4 +1539,29 @@ pub async fn messages_of_another_conversation_are_refused(store: S) {
         "nothing written"
     );
     assert_eq!(head(&store, t).await, before, "nothing logged");
+}
+
+pub async fn event_head_is_the_newest_sequence_of_the_tenant(store: S) {
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    assert_eq!(store.event_head(t).await.unwrap(), 0, "an empty log");
+    let k = contact(&store, t, None).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    for i in 1..=3 {
+        store
+            .append_message(text(&c, Sender::Customer, "x", i))
+            .await
+            .unwrap();
+    }
+    let events = all_events(&store, t).await;
+    let newest = events.last().expect("the log has events").seq;
+    assert_eq!(store.event_head(t).await.unwrap(), newest);
+    assert_eq!(newest, events.len() as u64, "the head is the log's length");
+    // Another tenant's log neither moves it nor is moved by it.
+    assert_eq!(store.event_head(other).await.unwrap(), 0);
+    assert_eq!(store.event_head(TenantId(id())).await.unwrap(), 0);
+    let k2 = contact(&store, other, None).await;
+    conversation(&store, other, k2.id, |_| {}).await;
+    assert_eq!(store.event_head(t).await.unwrap(), newest);
+    assert!(store.event_head(other).await.unwrap() > 0);
 }

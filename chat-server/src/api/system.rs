@@ -70,6 +70,10 @@ pub async fn docs(_: Ctx) -> Result<Resp, ApiError> {
 pub async fn events(ctx: Ctx) -> Result<Resp, ApiError> {
     let since: u64 = ctx.query("since")?.unwrap_or(0);
     let limit: usize = ctx.query("limit")?.unwrap_or(100);
+    // Every cursor this log hands out (`next_since`, a `seq`) is at most its head, and
+    // the head only grows: a `since` beyond it comes from another log (a restore, a wiped
+    // server), never from a race with a write.
+    let head = ctx.app.engine.event_head(ctx.actor()?).await?;
     let page = ctx
         .app
         .engine
@@ -80,6 +84,9 @@ pub async fn events(ctx: Ctx) -> Result<Resp, ApiError> {
     let items: Vec<_> = page.events.iter().filter_map(|e| viewer.event(e)).collect();
     Ok(http::json(
         StatusCode::OK,
-        &json!({ "items": items, "next_since": page.next_since, "more": page.more }),
+        &json!({
+            "items": items, "next_since": page.next_since, "more": page.more,
+            "head": head, "resync_required": since > head,
+        }),
     ))
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chat_core::feed::{FeedItem, FeedScope};
 use chat_core::policy::Resolved;
 use chat_core::{Actor, ConversationId, Engine, EventPayload, PostMessage};
 use futures_util::SinkExt;
@@ -653,8 +654,11 @@ impl Connection {
         replayed
     }
 
-    /// Replays what a new subscription missed after `since`, up to the head of the log.
-    /// Returns the cursor after which live events continue.
+    /// Replays what a new subscription missed after `since`, up to the head of live
+    /// delivery, from the engine's feed. Returns the cursor after which live events
+    /// continue. A cursor the log cannot serve (beyond its head: another database; or
+    /// more than `max_replay` behind) is answered with `resync_required`, and the
+    /// subscription continues live from the head.
     async fn replay(
         &mut self,
         socket: &mut Socket,
@@ -662,42 +666,37 @@ impl Connection {
         since: Option<u64>,
     ) -> Result<u64, ApiError> {
         let feed_head = self.feed.last_seq.load(std::sync::atomic::Ordering::SeqCst);
-        let cursor = match since {
-            None => feed_head,
-            Some(since) if feed_head.saturating_sub(since) > self.hub.config.max_replay => {
-                // Too far behind to replay cheaply: the client reloads over HTTP and
-                // continues live from the head.
-                let frame = json!({ "type": "resync_required", "conversation_id": conversation, "cursor": feed_head });
-                send(socket, &frame)
-                    .await
-                    .map_err(|_| ApiError::bad_request("connection closed"))?;
-                feed_head
-            }
-            Some(since) => {
-                // Replay to the head of the log; live events after it come from the feed.
-                let mut after = since;
-                let mut scanned = false;
-                loop {
-                    let page = self.engine().events_since(&self.actor, after, 500).await?;
-                    scanned |= page.next_since > after;
-                    for event in &page.events {
-                        if conversation.is_none_or(|c| event.conversation_id == Some(c)) {
-                            send(socket, &replay_frame(event, self.staff()))
-                                .await
-                                .map_err(|_| ApiError::bad_request("connection closed"))?;
-                        }
-                    }
-                    after = page.next_since;
-                    if !page.more {
-                        break;
-                    }
-                }
-                // A cursor from beyond the log (another database, a bug) must not hide
-                // what comes next.
-                if scanned { after } else { since.min(feed_head) }
-            }
+        let Some(since) = since else {
+            return Ok(feed_head);
         };
-        Ok(cursor)
+        let closed = |_| ApiError::bad_request("connection closed");
+        let scope = conversation.map_or(FeedScope::Inbox, FeedScope::Conversation);
+        let mut log = self
+            .engine()
+            .feed_with(&self.actor, scope, Some(since), self.hub.replay_config())
+            .await?;
+        // Events after the head of live delivery reach this connection through its
+        // outbox (routed before the head was read): the replay stops there.
+        while log.has_ready() || log.position() < feed_head {
+            match log.next().await? {
+                Some(FeedItem::Event(e)) if e.event.seq <= feed_head => {
+                    send(socket, &replay_frame(&e.event, self.staff()))
+                        .await
+                        .map_err(closed)?;
+                }
+                Some(FeedItem::Event(_)) | None => break,
+                Some(FeedItem::Resync(resync)) => {
+                    let frame = json!({
+                        "type": "resync_required", "conversation_id": conversation,
+                        "cursor": feed_head, "reason": resync.reason.as_str(),
+                    });
+                    send(socket, &frame).await.map_err(closed)?;
+                    return Ok(feed_head);
+                }
+            }
+        }
+        // A cursor ahead of live delivery (but within the log) has seen what lies between.
+        Ok(feed_head.max(since))
     }
 }
 

@@ -83,11 +83,15 @@ impl Credential {
                     Err(chat_core::Error::NotFound(_)) => return false,
                     Err(_) => return true,
                 }
-                match engine.store().agent(*tenant, *agent).await {
-                    Ok(Some(a)) => a.active,
-                    Ok(None) => false,
-                    Err(_) => true,
-                }
+                // The policy's own check: the staff member exists and is active.
+                let staff = chat_core::Actor::Staff {
+                    tenant: *tenant,
+                    agent: *agent,
+                };
+                !matches!(
+                    engine.resolve(&staff).await,
+                    Err(chat_core::Error::Forbidden(_) | chat_core::Error::NotFound(_))
+                )
             }
             Kind::Stored { digest, visitor } => {
                 let digest = hex::encode(digest);

@@ -13,12 +13,14 @@
 //! Templates use it through a [`Tap`] and a [`Follower`]: the tap routes every event and
 //! signal of the tenant to the socket's outbox from the moment it is made (make it before
 //! answering the upgrade, and nothing committed after the client sees its socket open is
-//! missed), [`Tap::follow`] replays the log from the client's cursor, then hands the
-//! follower each event the caller may see, once and in log order.
+//! missed), [`Tap::follow`] replays the log from the client's cursor through the engine's
+//! feed ([`chat_core::feed`]), then hands the follower each event the caller may see, once
+//! and in log order. A cursor the log cannot serve goes to [`Follower::resync`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chat_core::feed::{FeedItem, FeedScope, Resync};
 use chat_core::policy::Resolved;
 use chat_core::{Actor, Engine, Ephemeral, Event, EventPayload, TenantId};
 use futures_util::{SinkExt, StreamExt};
@@ -26,7 +28,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::protocol::{CLOSE_TOO_SLOW, CLOSE_UNAUTHORIZED};
+use super::protocol::{CLOSE_RESYNC, CLOSE_TOO_SLOW, CLOSE_UNAUTHORIZED};
 use super::{Feed, Hub, Outbound, Outbox, RealtimeConfig, Route, Socket};
 
 /// What a socket does next, after a frame it sent or received.
@@ -191,6 +193,28 @@ pub trait Follower: Send {
         std::future::ready(Flow::Continue)
     }
 
+    /// The client's cursor cannot be served (it is beyond the head of the log: it came
+    /// from another database; or further behind than [`RealtimeConfig::max_replay`]):
+    /// what the client shows must be reloaded. By default the socket is closed with
+    /// [`CLOSE_RESYNC`]: the client reloads and reconnects without a cursor. A protocol
+    /// with a frame of its own for it sends that and returns [`Flow::Continue`]: the socket
+    /// then goes on live from the head.
+    fn resync(
+        &mut self,
+        socket: &mut Socket,
+        resync: &Resync,
+    ) -> impl Future<Output = Flow> + Send {
+        let _ = socket;
+        std::future::ready(Flow::Close(
+            CloseCode::Library(CLOSE_RESYNC),
+            format!(
+                "cursor {} cannot be served ({}): reload, then reconnect without since",
+                resync.cursor,
+                resync.reason.as_str()
+            ),
+        ))
+    }
+
     /// Answers a text frame from the client.
     fn text(&mut self, socket: &mut Socket, text: &str) -> impl Future<Output = Flow> + Send;
 
@@ -250,9 +274,9 @@ impl Tap {
     /// Serves `socket` for `actor` until it ends, then closes it (with a close frame
     /// saying why, when there is one to say): replays what `actor` may see of the log
     /// after `since` (nothing without it: the client starts live, having read history
-    /// over HTTP; a cursor past the head counts as the head), then hands `follower` each
-    /// live event the caller may see and the tenant's bus signals, in order, each event
-    /// once. A staff member whose own record changes is looked up again first, and one
+    /// over HTTP; a cursor the log cannot serve goes to [`Follower::resync`]), then
+    /// hands `follower` each live event the caller may see and the tenant's bus signals,
+    /// in order, each event once. A staff member whose own record changes is looked up again first, and one
     /// who lost access is closed out. Returns when the socket has ended.
     pub async fn follow<F: Follower>(
         self,
@@ -276,10 +300,11 @@ impl Tap {
             engine,
             actor,
             resolved,
-            cursor: since.unwrap_or(self.head).min(self.head),
+            cursor: self.head,
             follower,
         };
-        let ended = match following.replay(socket, self.head).await {
+        let replay = self.hub.replay_config();
+        let ended = match following.replay(socket, since, self.head, replay).await {
             Flow::Continue => {
                 serve(
                     socket,
@@ -310,28 +335,47 @@ struct Following<'a, F> {
 }
 
 impl<F: Follower> Following<'_, F> {
-    /// Sends what the caller may see of the log after the cursor, up to `head`.
-    async fn replay(&mut self, socket: &mut Socket, head: u64) -> Flow {
-        while self.cursor < head {
-            let page = match self.engine.events_since(self.actor, self.cursor, 500).await {
-                Ok(page) => page,
-                Err(e) => {
-                    tracing::warn!(error = %e, "socket replay failed; the client resumes from its cursor");
-                    return Flow::Close(CloseCode::Error, "cannot read the log now".into());
+    /// Sends what the caller may see of the log after `since`, up to `head` (later
+    /// events come through the outbox), from the engine's feed.
+    async fn replay(
+        &mut self,
+        socket: &mut Socket,
+        since: Option<u64>,
+        head: u64,
+        config: chat_core::feed::FeedConfig,
+    ) -> Flow {
+        let Some(since) = since else {
+            return Flow::Continue;
+        };
+        let cannot_read = |e: chat_core::Error| {
+            tracing::warn!(error = %e, "socket replay failed; the client resumes from its cursor");
+            Flow::Close(CloseCode::Error, "cannot read the log now".into())
+        };
+        let mut log = match self
+            .engine
+            .feed_with(self.actor, FeedScope::Inbox, Some(since), config)
+            .await
+        {
+            Ok(log) => log,
+            Err(e) => return cannot_read(e),
+        };
+        while log.has_ready() || log.position() < head {
+            match log.next().await {
+                Ok(Some(FeedItem::Event(e))) if e.event.seq <= head => {
+                    match self.follower.event(socket, &e.event).await {
+                        Flow::Continue => {}
+                        other => return other,
+                    }
                 }
-            };
-            for event in page.events.iter().filter(|e| e.seq <= head) {
-                match self.follower.event(socket, event).await {
-                    Flow::Continue => {}
-                    other => return other,
+                Ok(Some(FeedItem::Event(_)) | None) => break,
+                Ok(Some(FeedItem::Resync(resync))) => {
+                    return self.follower.resync(socket, &resync).await;
                 }
-            }
-            self.cursor = page.next_since.min(head);
-            if !page.more {
-                break;
+                Err(e) => return cannot_read(e),
             }
         }
-        self.cursor = head.max(self.cursor);
+        // A cursor ahead of live delivery (but within the log) has seen what lies between.
+        self.cursor = head.max(since);
         Flow::Continue
     }
 }

@@ -1,17 +1,17 @@
 //! Realtime delivery over WebSocket.
 //!
-//! One follower task per tenant takes committed events from the engine's bus, in memory,
-//! and puts them back in sequence order: an event published ahead of an earlier one
-//! waits for it, and a gap that does not close quickly (a publisher cancelled between
-//! commit and publish, a bus that lagged) is filled from the store's log. So live delivery
-//! stays ordered and gap-free without reading every event back from the store.
+//! One follower task per tenant reads the tenant's log through the engine's event feed
+//! ([`chat_core::feed`]), which hands out every committed event once and in sequence
+//! order (it reorders what the bus publishes out of order and fills gaps from the store).
+//! So live delivery stays ordered and gap-free without reading every event back from the
+//! store, and the server holds no copy of that logic.
 //!
 //! Each event is serialized once per audience (staff, customers) and routed only to the
 //! connections that asked for it: the subscribers of its conversation and the inbox
 //! subscribers (tenant-level events such as presence go to staff connections). Every
 //! connection has a bounded outbox; one that falls behind is closed with 4008 and resumes
 //! from its cursor. Policy is still checked per connection against the conversation as
-//! it stood right after the event.
+//! it stood right after the event (and right before it, which the feed supplies).
 
 mod connection;
 mod credential;
@@ -19,14 +19,15 @@ pub mod follow;
 mod io;
 pub mod protocol;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use chat_core::feed::{FeedConfig, FeedEvent, FeedItem, FeedScope};
 use chat_core::{
-    AgentId, Availability, Conversation, ConversationChange, ConversationId, Engine, Event,
-    EventPayload, TenantId,
+    Actor, AgentId, Availability, Conversation, ConversationId, Engine, Event, EventPayload,
+    TenantId,
 };
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -365,35 +366,41 @@ impl Hub {
 
     /// The tenant's feed, starting its follower on first use.
     ///
-    /// The follower subscribes to the bus before the head of the log is read, and starts
-    /// exactly at that head: every event committed after it reaches the follower (from the
-    /// bus, or from the log if the bus lost it), and a subscriber's cursor is never ahead
-    /// of live delivery, so an event committed right after a subscription cannot be
-    /// mistaken for history.
+    /// The follower's log feed subscribes to the bus before it reads the head of the log,
+    /// and starts exactly at that head: every event committed after it reaches the
+    /// follower (from the bus, or from the log if the bus lost it), and a subscriber's
+    /// cursor is never ahead of live delivery, so an event committed right after a
+    /// subscription cannot be mistaken for history.
     pub(crate) async fn feed(self: &Arc<Self>, tenant: TenantId) -> Arc<Feed> {
         let mut feeds = self.feeds.lock().await;
         if let Some(feed) = feeds.get(&tenant) {
             return feed.clone();
         }
-        let bus = self.engine.bus().subscribe();
-        let head = latest_seq(&self.engine, tenant).await;
+        let log = open_log(&self.engine, tenant, &self.config).await;
         let feed = Arc::new(Feed {
             tenant,
             events: broadcast::channel(self.config.buffer.max(16)).0,
-            last_seq: AtomicU64::new(head),
+            last_seq: AtomicU64::new(log.opened_at()),
             routes: Mutex::new(Routes::default()),
             conversations: Mutex::new(HashMap::new()),
         });
         feeds.insert(tenant, feed.clone());
-        let page = (self.config.buffer / 2).clamp(1, 512);
         tokio::spawn(follow(
             self.engine.clone(),
             feed.clone(),
-            bus,
-            page,
+            log,
+            self.config.clone(),
             self.metrics.clone(),
         ));
         feed
+    }
+
+    /// How a socket's replay reads the log: as far back as [`RealtimeConfig::max_replay`].
+    pub(crate) fn replay_config(&self) -> FeedConfig {
+        FeedConfig {
+            max_replay: self.config.max_replay,
+            ..FeedConfig::default()
+        }
     }
 
     /// A tenant's live events in log order, for extensions with a WebSocket protocol of
@@ -485,218 +492,130 @@ const GAP: Duration = Duration::from_millis(20);
 /// Events handed out between yields, so connections drain their outboxes during a burst.
 const YIELD_EVERY: usize = 64;
 
-/// Takes the tenant's events from the bus, in log order, and hands them out.
+/// The tenant's whole log from its head (`None`) or after `cursor`, as the system sees it.
+/// The follower never gives up on an event (`max_replay` is unbounded: whatever the bus
+/// drops is read from the store), and a store that does not answer is asked again: every
+/// socket of the tenant depends on this one follower.
+async fn open_log(
+    engine: &Engine,
+    tenant: TenantId,
+    config: &RealtimeConfig,
+) -> chat_core::feed::Feed {
+    let system = Actor::System { tenant };
+    let config = FeedConfig {
+        buffer: config.buffer.max(16),
+        max_replay: u64::MAX,
+        page: (config.buffer / 2).clamp(1, 512),
+        gap_wait: GAP,
+        poll: POLL,
+    };
+    loop {
+        match engine
+            .feed_with(&system, FeedScope::Tenant, None, config.clone())
+            .await
+        {
+            Ok(log) => return log,
+            Err(e) => {
+                tracing::warn!(error = %e, "realtime follower cannot open the log; retrying");
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+}
+
+/// Takes the tenant's events from its log feed, in order, and hands them out.
 async fn follow(
     engine: Engine,
     feed: Arc<Feed>,
-    mut bus: broadcast::Receiver<Arc<Event>>,
-    page: usize,
+    mut log: chat_core::feed::Feed,
+    config: RealtimeConfig,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
-    let tenant = feed.tenant;
-    let mut follower = Follower {
-        engine,
-        feed,
-        metrics,
-        after: 0,
-        handed_out: 0,
-    };
-    // Live delivery starts where the feed was created: older events are for replays.
-    follower.after = follower.feed.last_seq.load(Ordering::SeqCst);
-    // Events published ahead of an earlier one, by sequence.
-    let mut ahead: BTreeMap<u64, Arc<Event>> = BTreeMap::new();
-    let mut gap_since: Option<Instant> = None;
-    let mut log_read = Instant::now();
+    let mut handed_out = 0usize;
     loop {
-        let wait = match gap_since {
-            Some(since) => GAP.saturating_sub(since.elapsed()),
-            None => POLL.saturating_sub(log_read.elapsed()),
-        };
-        let mut read_log = false;
-        let mut closed = false;
-        let mut take = |received: Result<Arc<Event>, broadcast::error::RecvError>,
-                        ahead: &mut BTreeMap<u64, Arc<Event>>| match received
-        {
-            Ok(event) => {
-                if event.tenant_id == tenant && event.seq > follower.after {
-                    ahead.insert(event.seq, event);
+        match log.next().await {
+            Ok(Some(FeedItem::Event(event))) => {
+                hand_out(&engine, &feed, &metrics, event).await;
+                handed_out += 1;
+                if handed_out >= YIELD_EVERY {
+                    handed_out = 0;
+                    tokio::task::yield_now().await;
                 }
             }
-            // The bus dropped events for us: the log has them all.
-            Err(broadcast::error::RecvError::Lagged(_)) => read_log = true,
-            Err(broadcast::error::RecvError::Closed) => closed = true,
-        };
-        // A timeout: the periodic check, or a gap that did not close in time.
-        let timed_out = match tokio::time::timeout(wait, bus.recv()).await {
-            Ok(received) => {
-                take(received, &mut ahead);
-                false
+            // With an unbounded replay only a log that lost its history (wiped or
+            // restored under a running server) ends the feed: go on from its new head.
+            Ok(Some(FeedItem::Resync(resync))) => {
+                tracing::warn!(
+                    reason = resync.reason.as_str(),
+                    cursor = resync.cursor,
+                    head = resync.head,
+                    "realtime follower lost its place in the log; continuing from its head"
+                );
+                log = open_log(&engine, feed.tenant, &config).await;
             }
-            Err(_) => true,
-        };
-        // Whatever else is already there, without waiting.
-        loop {
-            match bus.try_recv() {
-                Ok(event) => take(Ok(event), &mut ahead),
-                Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                    take(Err(broadcast::error::RecvError::Lagged(n)), &mut ahead)
-                }
-                Err(broadcast::error::TryRecvError::Closed) => {
-                    take(Err(broadcast::error::RecvError::Closed), &mut ahead)
-                }
-                Err(broadcast::error::TryRecvError::Empty) => break,
+            Ok(None) => log = open_log(&engine, feed.tenant, &config).await,
+            Err(e) => {
+                // The feed stays where it was: the same event is read again.
+                tracing::warn!(error = %e, "realtime follower could not read the log");
+                tokio::time::sleep(POLL).await;
             }
-        }
-        read_log |= timed_out;
-        // In order, from memory.
-        while let Some(event) = ahead.remove(&(follower.after + 1)) {
-            follower.hand_out(event).await;
-        }
-        if read_log {
-            log_read = Instant::now();
-            follower.read_log(tenant, page).await;
-            ahead.retain(|seq, _| *seq > follower.after);
-            while let Some(event) = ahead.remove(&(follower.after + 1)) {
-                follower.hand_out(event).await;
-            }
-        }
-        gap_since = match (ahead.is_empty(), gap_since) {
-            (true, _) => None,
-            (false, Some(since)) => Some(since),
-            (false, None) => Some(Instant::now()),
-        };
-        if closed {
-            return;
         }
     }
 }
 
-/// The follower's state: where it is in the log, and where events go.
-struct Follower {
-    engine: Engine,
-    feed: Arc<Feed>,
-    metrics: Arc<crate::metrics::Metrics>,
-    /// The last sequence handed out.
-    after: u64,
-    /// Events handed out since the last yield.
-    handed_out: usize,
-}
-
-impl Follower {
-    /// Reads the log from `after` to its end and hands out what it finds (the bus lagged,
-    /// a gap did not close, or the periodic check).
-    async fn read_log(&mut self, tenant: TenantId, page: usize) {
-        loop {
-            let events = match self
-                .engine
-                .store()
-                .events_since(tenant, self.after, page)
-                .await
-            {
-                Ok(events) => events,
-                Err(e) => {
-                    tracing::warn!(error = %e, "realtime follower could not read the log");
-                    return;
-                }
-            };
-            let full = events.len() == page;
-            for event in events {
-                if event.seq == self.after + 1 {
-                    self.hand_out(Arc::new(event)).await;
-                }
-            }
-            if !full {
-                return;
-            }
+/// Hands one event out: the next the follower's feed delivers, in log order.
+async fn hand_out(
+    engine: &Engine,
+    feed: &Arc<Feed>,
+    metrics: &crate::metrics::Metrics,
+    item: FeedEvent,
+) {
+    let FeedEvent {
+        event,
+        conversation,
+        previous,
+    } = item;
+    match (&event.payload, event.conversation_id) {
+        (EventPayload::ConversationDeleted { conversation_id }, _) => {
+            feed.remember(*conversation_id, None)
         }
+        (_, Some(id)) => feed.remember(id, conversation.clone()),
+        (_, None) => {}
     }
-
-    /// Hands one event out: the event is the next of the log (`after + 1`).
-    async fn hand_out(&mut self, event: Arc<Event>) {
-        let feed = self.feed.clone();
-        let tenant = feed.tenant;
-        let previous = match &event.payload {
-            EventPayload::ConversationUpdated {
-                conversation,
-                change,
-            } => feed
-                .cached(conversation.id)
-                .flatten()
-                .or_else(|| Some(Arc::new(before(conversation, change)))),
-            _ => None,
-        };
-        let conversation = match (&event.payload, event.conversation_id) {
-            (
-                EventPayload::ConversationCreated { conversation }
-                | EventPayload::ConversationUpdated { conversation, .. },
-                _,
-            ) => {
-                let c = Arc::new((**conversation).clone());
-                feed.remember(c.id, Some(c.clone()));
-                Some(c)
-            }
-            (EventPayload::ConversationDeleted { conversation_id }, _) => {
-                feed.remember(*conversation_id, None);
-                None
-            }
-            (_, Some(id)) => match feed.cached(id) {
-                Some(c) => c,
-                None => {
-                    let c = self
-                        .engine
-                        .store()
-                        .conversation(tenant, id)
-                        .await
-                        .ok()
-                        .flatten()
-                        .map(Arc::new);
-                    feed.remember(id, c.clone());
-                    c
-                }
-            },
-            (_, None) => None,
-        };
-        let staff = serde_json::json!({
-            "type": "event", "seq": event.seq, "event": event.payload.kind(),
-            "conversation_id": event.conversation_id, "at": time_text(&event), "data": &event.payload,
-        });
-        let customer_view = crate::views::event_view(&event, false);
-        let customer = serde_json::json!({
-            "type": "event", "seq": event.seq, "event": event.payload.kind(),
-            "conversation_id": event.conversation_id, "at": time_text(&event), "data": customer_view["payload"],
-        });
-        let presence_frame = match &event.payload {
-            EventPayload::AgentUpdated { agent } => Some(Utf8Bytes::from(
-                serde_json::json!({ "type": "presence", "agent_id": agent.id, "availability": agent.availability }).to_string(),
-            )),
-            _ => None,
-        };
-        let seq = event.seq;
-        let delivery = Arc::new(Delivery {
-            event,
-            conversation,
-            previous,
-            presence_frame,
-            staff_frame: Utf8Bytes::from(staff.to_string()),
-            customer_frame: Utf8Bytes::from(customer.to_string()),
-        });
-        let queue_moved = moves_queue(&delivery);
-        self.after = seq;
-        feed.last_seq.store(seq, Ordering::SeqCst);
-        feed.route(delivery.event.conversation_id, || {
-            Outbound::Event(delivery.clone())
-        });
-        self.metrics.realtime_seq.fetch_max(seq, Ordering::Relaxed);
-        // No receivers is fine: no extension is listening right now.
-        let _ = feed.events.send(delivery);
-        if queue_moved {
-            announce_queue(&self.engine, &feed).await;
-        }
-        self.handed_out += 1;
-        if self.handed_out >= YIELD_EVERY {
-            self.handed_out = 0;
-            tokio::task::yield_now().await;
-        }
+    let staff = serde_json::json!({
+        "type": "event", "seq": event.seq, "event": event.payload.kind(),
+        "conversation_id": event.conversation_id, "at": time_text(&event), "data": &event.payload,
+    });
+    let customer_view = crate::views::event_view(&event, false);
+    let customer = serde_json::json!({
+        "type": "event", "seq": event.seq, "event": event.payload.kind(),
+        "conversation_id": event.conversation_id, "at": time_text(&event), "data": customer_view["payload"],
+    });
+    let presence_frame = match &event.payload {
+        EventPayload::AgentUpdated { agent } => Some(Utf8Bytes::from(
+            serde_json::json!({ "type": "presence", "agent_id": agent.id, "availability": agent.availability }).to_string(),
+        )),
+        _ => None,
+    };
+    let seq = event.seq;
+    let delivery = Arc::new(Delivery {
+        event,
+        conversation,
+        previous,
+        presence_frame,
+        staff_frame: Utf8Bytes::from(staff.to_string()),
+        customer_frame: Utf8Bytes::from(customer.to_string()),
+    });
+    let queue_moved = moves_queue(&delivery);
+    feed.last_seq.store(seq, Ordering::SeqCst);
+    feed.route(delivery.event.conversation_id, || {
+        Outbound::Event(delivery.clone())
+    });
+    metrics.realtime_seq.fetch_max(seq, Ordering::Relaxed);
+    // No receivers is fine: no extension is listening right now.
+    let _ = feed.events.send(delivery);
+    if queue_moved {
+        announce_queue(engine, feed).await;
     }
 }
 
@@ -722,11 +641,14 @@ async fn relay_ephemeral(hub: std::sync::Weak<Hub>) {
             // receiving connection. (Only the follower fills its cache, in log order.)
             None => hub
                 .engine
-                .store()
-                .conversation(signal.tenant_id, signal.conversation_id)
+                .conversation(
+                    &Actor::System {
+                        tenant: signal.tenant_id,
+                    },
+                    signal.conversation_id,
+                )
                 .await
                 .ok()
-                .flatten()
                 .map(Arc::new),
         };
         let mut frame =
@@ -789,11 +711,14 @@ async fn announce_queue(engine: &Engine, feed: &Feed) {
             Some(state) => state,
             None => {
                 let state = engine
-                    .store()
-                    .conversation(feed.tenant, conversation)
+                    .conversation(
+                        &Actor::System {
+                            tenant: feed.tenant,
+                        },
+                        conversation,
+                    )
                     .await
                     .ok()
-                    .flatten()
                     .map(Arc::new);
                 feed.remember(conversation, state.clone());
                 state
@@ -813,62 +738,11 @@ async fn announce_queue(engine: &Engine, feed: &Feed) {
     }
 }
 
-/// The conversation as it stood before `change`, rebuilt from the change when the
-/// follower has not seen it yet (it starts at the head of the log): enough to tell who
-/// could see it before (previous owner, previous mode).
-fn before(after: &Conversation, change: &ConversationChange) -> Conversation {
-    let mut c = after.clone();
-    match change {
-        ConversationChange::Mode { from, .. } => c.mode = *from,
-        ConversationChange::Assigned { from, .. }
-        | ConversationChange::Transferred { from, .. } => {
-            c.assigned_agent_id = *from;
-            c.mode = if from.is_some() {
-                chat_core::Mode::Agent
-            } else {
-                chat_core::Mode::Queued
-            };
-        }
-        _ => {}
-    }
-    c
-}
-
 fn time_text(event: &Event) -> String {
     event
         .at
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-/// The newest sequence of the tenant's log, in O(log n) reads: `events_since(x, 1)` is
-/// non-empty exactly when the log goes past `x`.
-async fn latest_seq(engine: &Engine, tenant: TenantId) -> u64 {
-    let past = |x: u64| {
-        let engine = engine.clone();
-        async move {
-            engine
-                .store()
-                .events_since(tenant, x, 1)
-                .await
-                .map(|e| !e.is_empty())
-                .unwrap_or(false)
-        }
-    };
-    let mut high = 1u64;
-    while past(high).await {
-        high = high.saturating_mul(2);
-    }
-    let mut low = high / 2; // past(low) holds (or low == 0)
-    while low + 1 < high {
-        let mid = low + (high - low) / 2;
-        if past(mid).await {
-            low = mid
-        } else {
-            high = mid
-        }
-    }
-    if past(low).await { low + 1 } else { low }
 }
 
 /// Sends a streaming [`chat_bots::LlmBot`]'s pieces to live clients as `bot_delta`

@@ -90,3 +90,7 @@ pub fn error(id: Option<&str>, code: &str, message: &str) -> Value {
 pub const CLOSE_TOO_SLOW: u16 = 4008;
 /// Close code for a connection whose token stopped being valid.
 pub const CLOSE_UNAUTHORIZED: u16 = 4001;
+/// Close code for a socket whose cursor the log cannot serve (beyond its head, or too
+/// old) on protocols without a `resync_required` frame: reload, then reconnect without a
+/// cursor.
+pub const CLOSE_RESYNC: u16 = 4009;

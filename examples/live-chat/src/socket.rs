@@ -284,8 +284,11 @@ impl Connection {
     }
 
     async fn agent(&self, engine: &Engine, event: &Event, id: AgentId) -> Value {
-        match engine.store().agent(event.tenant_id, id).await {
-            Ok(Some(agent)) => {
+        let system = Actor::System {
+            tenant: event.tenant_id,
+        };
+        match engine.agent(&system, id).await {
+            Ok(agent) => {
                 let mut value = shapes::agent_ref(&agent, false);
                 value["name"] = json!(agent.name);
                 value

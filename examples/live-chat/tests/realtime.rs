@@ -331,3 +331,42 @@ async fn sessions_survive_a_restart_on_the_same_database() {
     assert_eq!(list.body["total"], 1);
     s.stop().await;
 }
+
+/// A `since` from another database (a restore, a wiped server) is newer than this log's
+/// newest event: the socket says so with 4009 (reload, reconnect without `since`) instead
+/// of going on as if the client's state matched. A `since` within the log still replays.
+#[tokio::test]
+async fn a_since_beyond_the_log_closes_with_resync() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::start(dir.path()).await;
+    let sid = s.session(john()).await;
+    let mut widget = s.socket(&format!("sessionId={sid}&since=1000000")).await;
+    let close = loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), widget.0.next())
+            .await
+            .expect("the socket answers");
+        match frame {
+            Some(Ok(Message::Close(close))) => break close.expect("a close frame says why"),
+            Some(Ok(Message::Text(text))) => panic!("nothing is replayed or live: {text}"),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(close.code, CloseCode::Library(4009), "{close:?}");
+    assert!(close.reason.contains("beyond_head"), "{close:?}");
+    // The same guest from the start of the log replays and stays open.
+    let mut widget = s.socket(&format!("sessionId={sid}&since=0")).await;
+    s.post(
+        &format!("/api/admin/live-chat/sessions/{sid}/reply"),
+        Some(&s.jane.token),
+        json!({ "content": "still here" }),
+    )
+    .await;
+    let answer = widget.next_of("agent_message").await;
+    assert_eq!(answer["message"]["content"], "still here");
+    s.stop().await;
+}
