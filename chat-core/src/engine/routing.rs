@@ -289,7 +289,7 @@ impl Engine {
     }
 
     /// Every conversation of the tenant in these modes.
-    async fn all_in(
+    pub(super) async fn all_in(
         &self,
         tenant: TenantId,
         modes: &[Mode],
