@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use chat_core::bot::{HANDOFF_KEY, HANDOFF_REASON_KEY, reply_key};
 use chat_core::{
-    Actor, Bot, BotDecision, BotFailure, BotTurn, ConversationId, Engine, Error, Message,
-    MessageKind, Mode, OpenConversation, PostMessage, Sender, TenantId, TenantSettings,
+    Actor, Bot, BotDecision, BotFailure, BotTurn, ConversationId, Engine, Error, ManualClock,
+    Message, MessageKind, Mode, OpenConversation, PostMessage, Sender, TenantId, TenantSettings,
     memory::MemoryStore,
 };
+use time::macros::datetime;
 use tokio::sync::mpsc;
 
 /// A bot that tells the test it started thinking, then never finishes: the process "dies"
@@ -55,6 +56,7 @@ impl Bot for CountingBot {
 
 struct Shop {
     store: Arc<MemoryStore>,
+    clock: Arc<ManualClock>,
     tenant: TenantId,
     conversation: ConversationId,
     visitor: Actor,
@@ -63,7 +65,10 @@ struct Shop {
 /// A shop with one visitor's conversation in `bot` mode, on a store that outlives engines.
 async fn shop() -> Shop {
     let store = Arc::new(MemoryStore::new());
-    let engine = Engine::builder_with_backend(store.clone()).build();
+    let clock = Arc::new(ManualClock::new(datetime!(2026-03-01 09:00 UTC)));
+    let engine = Engine::builder_with_backend(store.clone())
+        .clock(clock.clone())
+        .build();
     let tenant = engine
         .create_tenant("Acme", TenantSettings::default())
         .await
@@ -81,6 +86,7 @@ async fn shop() -> Shop {
     };
     Shop {
         store,
+        clock,
         tenant,
         conversation: opened.conversation.id,
         visitor,
@@ -97,6 +103,7 @@ fn question(key: &str) -> PostMessage {
 impl Shop {
     fn engine_with(&self, bot: Arc<dyn Bot>) -> Engine {
         Engine::builder_with_backend(self.store.clone())
+            .clock(self.clock.clone())
             .bot(bot)
             .on_bot_failure(BotFailure::Ignore)
             .build()
@@ -365,4 +372,22 @@ async fn a_handoff_retried_after_it_completed_queues_once() {
             .count(),
         1
     );
+}
+
+#[tokio::test]
+async fn the_resume_leaves_messages_newer_than_itself_to_their_own_post() {
+    let shop = shop().await;
+    shop.post_and_crash("visit-4").await;
+    let (asked, _) = shop.question_and_answers().await;
+    let bot = Arc::new(CountingBot::default());
+    let engine = shop.engine_with(bot.clone());
+    // A resume that began before the question arrived: the question's own post is
+    // answering it, so the resume does not ask the bot a second time.
+    shop.clock
+        .set(asked.created_at - time::Duration::seconds(1));
+    assert_eq!(engine.resume_bot_turns().await.unwrap(), 0);
+    assert_eq!(bot.asked.load(Ordering::SeqCst), 0);
+    shop.clock.set(asked.created_at);
+    assert_eq!(engine.resume_bot_turns().await.unwrap(), 1);
+    assert_eq!(shop.question_and_answers().await.1.len(), 1);
 }

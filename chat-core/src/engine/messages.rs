@@ -216,6 +216,9 @@ impl Engine {
     /// [`Engine::resume_bot_turns`] for one tenant.
     pub async fn resume_bot_turns_of(&self, tenant: TenantId) -> Result<usize> {
         let tenant = self.load_tenant(tenant).await?;
+        // Messages that arrive while this runs get their turn from their own post;
+        // taking it here too would only ask the bot twice.
+        let started = self.now();
         let mut turns = 0;
         // Listed first, then answered: an answer moves its conversation up the list,
         // which would upset paging through it while answering.
@@ -229,6 +232,9 @@ impl Engine {
             let Some(waiting) = recent.iter().rev().find(|m| m.sender == Sender::Customer) else {
                 continue;
             };
+            if waiting.created_at > started {
+                continue;
+            }
             match self.resume_turn(&tenant, conversation, waiting).await {
                 Ok(outcome) => turns += usize::from(outcome.ran),
                 // Deleted, or taken over, while we looked: nothing left to answer.
