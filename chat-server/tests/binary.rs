@@ -167,29 +167,6 @@ async fn demo_mode_seeds_staff_and_the_four_seed_conversations() {
     assert!(server.terminate().success());
 }
 
-/// Waits (up to 60 s, checking as lines arrive) for a log line with this message, and
-/// returns its fields.
-async fn logged(server: &Process, message: &str) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let found = server.log().iter().find_map(|line| {
-            let v: Value = serde_json::from_str(line).ok()?;
-            (v["fields"]["message"] == message).then(|| v["fields"].clone())
-        });
-        if let Some(fields) = found {
-            return fields;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no `{message}` in the log:\n{}",
-            server.log().join("\n")
-        );
-        // The log grows on the reader thread; let it run before looking again.
-        tokio::task::yield_now().await;
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_the_bot_never_answered_are_answered_once_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -216,7 +193,9 @@ async fn messages_the_bot_never_answered_are_answered_once_after_a_restart() {
 
     // The rule bot (the default) answers both at start, while the listener serves.
     let server = start(dir.path(), &[]);
-    let resumed = logged(&server, "bot turns left by the last run answered").await;
+    let resumed = server
+        .logged("bot turns left by the last run answered")
+        .await;
     assert_eq!(resumed["turns"], 2);
     let bot_answers = |history: &Value| -> Vec<Value> {
         history["items"]
