@@ -391,3 +391,48 @@ async fn the_resume_leaves_messages_newer_than_itself_to_their_own_post() {
     assert_eq!(engine.resume_bot_turns().await.unwrap(), 1);
     assert_eq!(shop.question_and_answers().await.1.len(), 1);
 }
+
+#[tokio::test]
+async fn the_resume_pages_through_many_idle_bot_chats_and_answers_only_the_hanging_ones() {
+    let shop = shop().await;
+    let bot = Arc::new(CountingBot::default());
+    let engine = shop.engine_with(bot.clone());
+    let system = Actor::System {
+        tenant: shop.tenant,
+    };
+    let answered = |n: usize| {
+        let (engine, system) = (engine.clone(), system.clone());
+        async move {
+            let opening = OpenConversation {
+                first_message: Some(format!("Question {n}")),
+                ..Default::default()
+            };
+            let opened = engine.open_conversation(&system, opening).await.unwrap();
+            assert_eq!(opened.messages.len(), 2, "asked and answered");
+        }
+    };
+    // Hanging turns at the top, middle and bottom of a list longer than two pages,
+    // each conversation a second apart, as activity orders the list.
+    shop.post_and_crash("visit-1").await;
+    for n in 0..450 {
+        shop.clock.advance(time::Duration::seconds(1));
+        answered(n).await;
+        if n == 225 || n == 449 {
+            let (thinking, mut started) = mpsc::unbounded_channel();
+            let stuck = shop.engine_with(Arc::new(StuckBot(thinking)));
+            let opening = OpenConversation {
+                first_message: Some(format!("Stuck question {n}")),
+                ..Default::default()
+            };
+            let opener = system.clone();
+            let post = tokio::spawn(async move { stuck.open_conversation(&opener, opening).await });
+            assert!(started.recv().await.is_some(), "the question was stored");
+            post.abort();
+            assert!(post.await.unwrap_err().is_cancelled());
+        }
+    }
+    let asked_before = bot.asked.load(Ordering::SeqCst);
+    assert_eq!(engine.resume_bot_turns().await.unwrap(), 3);
+    assert_eq!(engine.resume_bot_turns().await.unwrap(), 0);
+    assert_eq!(bot.asked.load(Ordering::SeqCst) - asked_before, 3);
+}

@@ -13,7 +13,7 @@ use crate::model::{
     Attachment, Conversation, EntityRef, Message, MessageKind, ReadCursor, Reader, Sender, Tenant,
 };
 use crate::policy::{Action, Actor, Resolved};
-use crate::store::MessageQuery;
+use crate::store::{ConversationQuery, MessageQuery, Scope};
 
 /// Input for [`Engine::post_message`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -220,29 +220,51 @@ impl Engine {
         // taking it here too would only ask the bot twice.
         let started = self.now();
         let mut turns = 0;
-        // Listed first, then answered: an answer moves its conversation up the list,
-        // which would upset paging through it while answering.
-        for conversation in self.all_in(tenant.id, &[Mode::Bot]).await? {
-            let mut query =
-                MessageQuery::latest(tenant.id, conversation.id, self.inner.limits.bot_history);
-            query.include_notes = false;
-            let recent = self.inner.store.messages(&query).await?;
-            // A customer message further back than the bot's history window was followed
-            // by a whole window of others: not a turn left hanging.
-            let Some(waiting) = recent.iter().rev().find(|m| m.sender == Sender::Customer) else {
-                continue;
-            };
-            if waiting.created_at > started {
-                continue;
+        let mut list = ConversationQuery::new(tenant.id, Scope::Tenant);
+        list.modes = vec![Mode::Bot];
+        list.limit = 200;
+        // Page by page, so a desk with many idle bot chats is never all in memory. The
+        // list runs from the newest activity down: a conversation answered here moves up,
+        // behind the cursor, and is not seen twice.
+        loop {
+            let page = self.inner.store.list_conversations(&list).await?;
+            for conversation in page.items {
+                turns += self
+                    .resume_conversation(&tenant, conversation, started)
+                    .await?;
             }
-            match self.resume_turn(&tenant, conversation, waiting).await {
-                Ok(outcome) => turns += usize::from(outcome.ran),
-                // Deleted, or taken over, while we looked: nothing left to answer.
-                Err(Error::NotFound(_) | Error::Conflict(_)) => {}
-                Err(e) => return Err(e),
+            match page.next_cursor {
+                Some(cursor) => list.cursor = Some(cursor),
+                None => return Ok(turns),
             }
         }
-        Ok(turns)
+    }
+
+    /// One conversation of [`Engine::resume_bot_turns_of`]: 1 if a turn ran.
+    async fn resume_conversation(
+        &self,
+        tenant: &Tenant,
+        conversation: Conversation,
+        started: time::OffsetDateTime,
+    ) -> Result<usize> {
+        let mut query =
+            MessageQuery::latest(tenant.id, conversation.id, self.inner.limits.bot_history);
+        query.include_notes = false;
+        let recent = self.inner.store.messages(&query).await?;
+        // A customer message further back than the bot's history window was followed
+        // by a whole window of others: not a turn left hanging.
+        let Some(waiting) = recent.iter().rev().find(|m| m.sender == Sender::Customer) else {
+            return Ok(0);
+        };
+        if waiting.created_at > started {
+            return Ok(0);
+        }
+        match self.resume_turn(tenant, conversation, waiting).await {
+            Ok(outcome) => Ok(usize::from(outcome.ran)),
+            // Deleted, or taken over, while we looked: nothing left to answer.
+            Err(Error::NotFound(_) | Error::Conflict(_)) => Ok(0),
+            Err(e) => Err(e),
+        }
     }
 
     /// The bot's turn for `answering` unless it was taken already: the answer given, or

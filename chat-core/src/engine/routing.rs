@@ -289,7 +289,7 @@ impl Engine {
     }
 
     /// Every conversation of the tenant in these modes.
-    pub(super) async fn all_in(
+    async fn all_in(
         &self,
         tenant: TenantId,
         modes: &[Mode],
