@@ -51,7 +51,9 @@ pub struct Posted {
     pub message: Message,
     /// `false` when the client message id was seen before and nothing was stored.
     pub created: bool,
-    /// Messages that followed in the same call: the bot's answer, handoff notices.
+    /// Messages that followed in the same call: the bot's answer, handoff notices. For a
+    /// customer's repeated client message id: the bot's answer to the stored message,
+    /// given now if a crash cut the first attempt short, or the one given before.
     pub replies: Vec<Message>,
     /// The conversation after everything.
     pub conversation: Conversation,
@@ -71,7 +73,7 @@ pub struct MessagePage {
 impl Engine {
     /// Posts a message as the actor: a customer writes, staff reply, the bot or the system
     /// speaks. A customer writing in `bot` mode gets the bot's answer (or a handoff) in
-    /// `replies`; a customer writing after close reopens the conversation if the tenant
+    /// `replies`, once per message even if the call is retried; a customer writing after close reopens the conversation if the tenant
     /// allows it; staff replying to a conversation in `bot` or `queued` mode take it over.
     pub async fn post_message(
         &self,
