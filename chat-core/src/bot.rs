@@ -26,7 +26,14 @@ pub const HANDOFF_REASON_KEY: &str = "bot.handoff_reason";
 /// customer message runs (a crash in between, a client's retry, the start-up resume),
 /// the customer gets one answer; looking the key up finds the answer given.
 pub fn reply_key(customer_message: MessageId) -> String {
-    format!("bot-reply:{customer_message}")
+    format!("{REPLY_KEY_PREFIX}{customer_message}")
+}
+
+const REPLY_KEY_PREFIX: &str = "bot-reply:";
+
+/// Whether `client_message_id` is a [`reply_key`] (of any customer message).
+pub(crate) fn is_reply_key(client_message_id: &str) -> bool {
+    client_message_id.starts_with(REPLY_KEY_PREFIX)
 }
 
 /// What the bot sees when a customer writes in `bot` mode.

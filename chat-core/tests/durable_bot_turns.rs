@@ -436,3 +436,49 @@ async fn the_resume_pages_through_many_idle_bot_chats_and_answers_only_the_hangi
     assert_eq!(engine.resume_bot_turns().await.unwrap(), 0);
     assert_eq!(bot.asked.load(Ordering::SeqCst) - asked_before, 3);
 }
+
+#[tokio::test]
+async fn an_answer_a_bot_service_gave_later_through_the_api_counts() {
+    let shop = shop().await;
+    shop.post_and_crash("visit-6").await;
+    // A webhook service answered `none`, then spoke with its bot token: no reply key.
+    let engine = shop.engine_with(Arc::new(CountingBot::default()));
+    let later = engine
+        .post_message(
+            &Actor::Bot {
+                tenant: shop.tenant,
+            },
+            shop.conversation,
+            PostMessage::text("Order 1042 left the warehouse this morning."),
+        )
+        .await
+        .unwrap();
+
+    let bot = Arc::new(CountingBot::default());
+    let engine = shop.engine_with(bot.clone());
+    assert_eq!(engine.resume_bot_turns().await.unwrap(), 0);
+    let retry = engine
+        .post_message(&shop.visitor, shop.conversation, question("visit-6"))
+        .await
+        .unwrap();
+    assert_eq!(retry.replies, vec![later.message]);
+    assert_eq!(
+        bot.asked.load(Ordering::SeqCst),
+        0,
+        "the customer has an answer"
+    );
+    assert_eq!(shop.question_and_answers().await.1.len(), 1);
+}
+
+#[tokio::test]
+async fn a_silent_bot_is_asked_again_and_counts_as_no_answer() {
+    let shop = shop().await;
+    shop.post_and_crash("visit-8").await;
+    let engine = shop.engine_with(Arc::new(chat_core::bot::SilentBot));
+    assert_eq!(engine.resume_bot_turns().await.unwrap(), 0);
+    assert!(shop.question_and_answers().await.1.is_empty());
+    // A bot that speaks, after a restart, answers what the silent one left.
+    let engine = shop.engine_with(Arc::new(CountingBot::default()));
+    assert_eq!(engine.resume_bot_turns().await.unwrap(), 1);
+    assert_eq!(shop.question_and_answers().await.1.len(), 1);
+}

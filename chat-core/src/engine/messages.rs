@@ -202,8 +202,12 @@ impl Engine {
 
     /// Runs the bot's turns that a crash cut short, in every tenant: a conversation in
     /// `bot` mode whose newest customer message has no answer from the bot gets it now.
-    /// Returns how many turns ran. Call it once at start, beside serving requests: a turn
-    /// that runs twice still answers once (see [`crate::bot::reply_key`]).
+    /// Returns how many it answered. Call it once at start, beside serving requests: a
+    /// turn that runs twice still answers once (see [`crate::bot::reply_key`]).
+    ///
+    /// Any bot message after the customer's counts as an answer, so a bot service that
+    /// answered later through the API is not asked again. A bot that chose to say nothing
+    /// leaves no trace and is asked again at the next start.
     ///
     /// Needs the credential store (it lists the tenants); embedders without one call
     /// [`Engine::resume_bot_turns_of`] per tenant.
@@ -279,7 +283,11 @@ impl Engine {
         answering: &Message,
     ) -> Result<ResumedTurn> {
         let key = crate::bot::reply_key(answering.id);
+        // The engine's own answer carries the key; a bot speaking through the API (a
+        // webhook service answering later, with a bot token) carries none, and answers
+        // the customer as well. An answer keyed to another message answers that one.
         let mut answer = None;
+        let mut spoken = None;
         let mut superseded = false;
         let mut last_seq = answering.seq;
         let mut page = MessageQuery {
@@ -294,8 +302,14 @@ impl Engine {
         loop {
             let later = self.inner.store.messages(&page).await?;
             for m in &later {
-                if m.sender == Sender::Bot && m.client_message_id.as_deref() == Some(&key) {
-                    answer = Some(m.clone());
+                if m.sender == Sender::Bot {
+                    match m.client_message_id.as_deref() {
+                        Some(k) if k == key => answer = Some(m.clone()),
+                        Some(k) if crate::bot::is_reply_key(k) => {}
+                        _ => {
+                            spoken.get_or_insert_with(|| m.clone());
+                        }
+                    }
                 }
                 superseded |= m.sender == Sender::Customer;
                 last_seq = m.seq;
@@ -304,6 +318,15 @@ impl Engine {
                 break;
             }
             page.after = Some(last_seq);
+        }
+        if answer.is_none()
+            && let Some(spoken) = spoken
+        {
+            return Ok(ResumedTurn {
+                replies: vec![spoken],
+                conversation,
+                ran: false,
+            });
         }
         let Some(answer) = answer else {
             if superseded || conversation.mode != Mode::Bot {
@@ -315,10 +338,13 @@ impl Engine {
                 });
             }
             let (replies, conversation) = self.bot_turn(tenant, conversation, answering).await?;
+            // A bot that chose silence leaves no trace, so it is asked again next time;
+            // only a turn that said or did something counts.
+            let ran = !replies.is_empty();
             return Ok(ResumedTurn {
                 replies,
                 conversation,
-                ran: true,
+                ran,
             });
         };
         // The bot said it hands off and nothing happened since: the process died before
@@ -717,6 +743,6 @@ struct ResumedTurn {
     replies: Vec<Message>,
     /// The conversation after everything.
     conversation: Conversation,
-    /// Whether the bot's turn (or the rest of a handoff) ran now.
+    /// Whether the bot answered (or finished a handoff) now.
     ran: bool,
 }
