@@ -73,8 +73,9 @@ pub struct MessagePage {
 impl Engine {
     /// Posts a message as the actor: a customer writes, staff reply, the bot or the system
     /// speaks. A customer writing in `bot` mode gets the bot's answer (or a handoff) in
-    /// `replies`, once per message even if the call is retried; a customer writing after close reopens the conversation if the tenant
-    /// allows it; staff replying to a conversation in `bot` or `queued` mode take it over.
+    /// `replies`, once per message even if the call is retried; a customer writing after
+    /// close reopens the conversation if the tenant allows it; staff replying to a
+    /// conversation in `bot` or `queued` mode take it over.
     pub async fn post_message(
         &self,
         actor: &Actor,
@@ -246,7 +247,7 @@ impl Engine {
         }
     }
 
-    /// One conversation of [`Engine::resume_bot_turns_of`]: 1 if a turn ran.
+    /// One conversation of [`Engine::resume_bot_turns_of`]: 1 if the bot answered now.
     async fn resume_conversation(
         &self,
         tenant: &Tenant,
