@@ -6,10 +6,35 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::ids::MessageId;
 use crate::model::{Conversation, Message, Sender, Tenant};
 
 /// Metadata key the rule bot sets on replies that did not answer anything.
 pub const FALLBACK_KEY: &str = "bot.fallback";
+
+/// Metadata key on the bot's handoff message: the department asked for (empty for none).
+/// A crash between that message and the queueing leaves it as the conversation's last
+/// message in `bot` mode, and the engine finishes the handoff from it.
+pub const HANDOFF_KEY: &str = "bot.handoff";
+
+/// Metadata key on the bot's handoff message: why it handed off, if it said.
+pub const HANDOFF_REASON_KEY: &str = "bot.handoff_reason";
+
+/// The `client_message_id` of the bot's answer to a customer message.
+///
+/// The store keeps one message per sender and key, so however often the turn for one
+/// customer message runs (a crash in between, a client's retry, the start-up resume),
+/// the customer gets one answer; looking the key up finds the answer given.
+pub fn reply_key(customer_message: MessageId) -> String {
+    format!("{REPLY_KEY_PREFIX}{customer_message}")
+}
+
+const REPLY_KEY_PREFIX: &str = "bot-reply:";
+
+/// Whether `client_message_id` is a [`reply_key`] (of any customer message).
+pub(crate) fn is_reply_key(client_message_id: &str) -> bool {
+    client_message_id.starts_with(REPLY_KEY_PREFIX)
+}
 
 /// What the bot sees when a customer writes in `bot` mode.
 #[derive(Debug, Clone, Copy)]

@@ -290,6 +290,17 @@ async fn main() -> anyhow::Result<()> {
         ..HttpLimits::default()
     };
 
+    // A crash may have left visitors' messages without the bot's answer: answer them
+    // beside serving, so the listener comes up at once (a turn run twice answers once).
+    let resuming = engine.clone();
+    tokio::spawn(async move {
+        match resuming.resume_bot_turns().await {
+            Ok(0) => {}
+            Ok(turns) => tracing::info!(turns, "bot turns left by the last run answered"),
+            Err(e) => tracing::error!(error = %e, "resuming bot turns failed"),
+        }
+    });
+
     let listener = bind(cli.listen)?;
     tracing::info!(address = %listener.local_addr()?, db = %cli.db.display(), "chat-server listening");
     chat_server::run(listener, engine.clone(), config, shutdown_signal()).await?;

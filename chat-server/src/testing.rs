@@ -302,6 +302,8 @@ pub struct Process {
     http: HttpClient,
     child: std::process::Child,
     log: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Woken after each line kept, for [`Process::logged`].
+    new_line: Arc<tokio::sync::Notify>,
 }
 
 impl std::ops::Deref for Process {
@@ -340,6 +342,8 @@ impl Process {
         let (found, address) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().expect("stderr is piped");
         let kept = log.clone();
+        let new_line = Arc::new(tokio::sync::Notify::new());
+        let wake = new_line.clone();
         // Reads stderr to its end, so the child never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
@@ -354,6 +358,7 @@ impl Process {
                     let _ = found.send(a);
                 }
                 kept.lock().expect("the log lock").push(line);
+                wake.notify_waiters();
             }
         });
         let addr = match address.recv_timeout(std::time::Duration::from_secs(60)) {
@@ -371,12 +376,40 @@ impl Process {
             http: HttpClient::new(addr),
             child,
             log,
+            new_line,
         }
     }
 
     /// Every line logged so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().expect("the log lock").clone()
+    }
+
+    /// Waits (up to 60 s) until the process logs a line whose message is `message`, and
+    /// returns that line's fields. Wakes on each new line, never on a timer.
+    ///
+    /// # Panics
+    /// If no such line comes within 60 s (with what it logged).
+    pub async fn logged(&self, message: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            // Registered before looking, so a line kept in between still wakes us.
+            let mut next = std::pin::pin!(self.new_line.notified());
+            next.as_mut().enable();
+            let found = self.log().iter().find_map(|line| {
+                let v: Value = serde_json::from_str(line).ok()?;
+                (v["fields"]["message"] == message).then(|| v["fields"].clone())
+            });
+            if let Some(fields) = found {
+                return fields;
+            }
+            if tokio::time::timeout_at(deadline, next).await.is_err() {
+                panic!(
+                    "no `{message}` logged within 60 s; the log:\n{}",
+                    self.log().join("\n")
+                );
+            }
+        }
     }
 
     /// Sends SIGTERM and waits up to 10 s for the process to exit.

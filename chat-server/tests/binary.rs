@@ -166,3 +166,74 @@ async fn demo_mode_seeds_staff_and_the_four_seed_conversations() {
     assert_eq!(all["items"].as_array().unwrap().len(), 4);
     assert!(server.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_the_bot_never_answered_are_answered_once_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // Without a bot, visitors' messages stay unanswered in `bot` mode: what a crash
+    // between the stored message and the bot's answer leaves.
+    let server = start(dir.path(), &["--bot", "none"]);
+    let mut visitors = Vec::new();
+    for n in 0..2 {
+        let (status, opened) =
+            call(&server, "POST", "/v1/conversations", None, Some(json!({}))).await;
+        assert_eq!(status, 201, "{opened}");
+        let id = opened["conversation"]["id"].as_str().unwrap().to_owned();
+        let token = opened["visitor_token"].as_str().unwrap().to_owned();
+        let path = format!("/v1/conversations/{id}/messages");
+        let hello = json!({ "body": "hello", "client_message_id": format!("hello-{n}") });
+        let (status, posted) = call(&server, "POST", &path, Some(&token), Some(hello)).await;
+        assert_eq!(status, 201, "{posted}");
+        assert_eq!(posted["replies"], json!([]), "nobody answered");
+        visitors.push((path, token));
+    }
+    tokio::task::spawn_blocking(move || server.kill())
+        .await
+        .unwrap();
+
+    // The rule bot (the default) answers both at start, while the listener serves.
+    let server = start(dir.path(), &[]);
+    let resumed = server
+        .logged("bot turns left by the last run answered")
+        .await;
+    assert_eq!(resumed["turns"], 2);
+    let bot_answers = |history: &Value| -> Vec<Value> {
+        history["items"]
+            .as_array()
+            .expect("a page of messages")
+            .iter()
+            .filter(|m| m["sender"]["type"] == "bot")
+            .cloned()
+            .collect()
+    };
+    let mut answers = Vec::new();
+    for (path, token) in &visitors {
+        let (status, history) = call(&server, "GET", path, Some(token), None).await;
+        assert_eq!(status, 200, "{history}");
+        let answered = bot_answers(&history);
+        assert_eq!(answered.len(), 1, "one answer: {history}");
+        assert_eq!(answered[0]["body"], "Hello! How can I help you today?");
+        answers.push(answered[0]["id"].clone());
+    }
+    tokio::task::spawn_blocking(move || server.kill())
+        .await
+        .unwrap();
+
+    // Started once more, the clients retry: they get the answer given, and no other.
+    let server = start(dir.path(), &[]);
+    for (n, (path, token)) in visitors.iter().enumerate() {
+        let hello = json!({ "body": "hello", "client_message_id": format!("hello-{n}") });
+        let (status, retried) = call(&server, "POST", path, Some(token), Some(hello)).await;
+        assert_eq!(status, 200, "{retried}");
+        assert_eq!(retried["created"], false);
+        assert_eq!(retried["replies"].as_array().unwrap().len(), 1, "{retried}");
+        assert_eq!(retried["replies"][0]["id"], answers[n]);
+        let (_, history) = call(&server, "GET", path, Some(token), None).await;
+        assert_eq!(
+            bot_answers(&history).len(),
+            1,
+            "still one answer: {history}"
+        );
+    }
+    assert!(server.terminate().success());
+}

@@ -151,11 +151,23 @@ impl Starter {
     }
 
     /// Serves the built-in API plus `extension` on `listener` until SIGINT/SIGTERM.
+    /// Beside serving, the bot answers what a crash of the last run left unanswered.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         extension: Arc<dyn Extension>,
     ) -> std::io::Result<()> {
+        // In the background, so the listener answers at once; a turn that also runs
+        // through a client's retry still answers once.
+        let resuming = self.engine.clone();
+        let tenant = self.tenant;
+        tokio::spawn(async move {
+            match resuming.resume_bot_turns_of(tenant).await {
+                Ok(0) => {}
+                Ok(turns) => tracing::info!(turns, "bot turns left by the last run answered"),
+                Err(e) => tracing::error!(error = %e, "resuming bot turns failed"),
+            }
+        });
         chat_server::run_with(
             listener,
             self.engine.clone(),

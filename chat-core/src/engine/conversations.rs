@@ -198,8 +198,11 @@ impl Engine {
         self.publish(committed.events.iter().cloned());
         let mut stored = committed.messages;
         let mut conversation = committed.conversation;
-        if first.is_some() && conversation.mode == Mode::Bot {
-            let (replies, after) = self.bot_turn(&tenant, conversation).await?;
+        let opening = stored.iter().rev().find(|m| m.sender == Sender::Customer);
+        if let Some(opening) = opening.cloned()
+            && conversation.mode == Mode::Bot
+        {
+            let (replies, after) = self.bot_turn(&tenant, conversation, &opening).await?;
             stored.extend(replies);
             conversation = after;
         } else if conversation.mode == Mode::Queued {

@@ -7,13 +7,13 @@ use time::Duration;
 use super::{BotFailure, Engine};
 use crate::bot::{BotDecision, BotTurn};
 use crate::error::{Error, Result};
-use crate::ids::{ConversationId, MessageId};
+use crate::ids::{ConversationId, MessageId, TenantId};
 use crate::mode::Mode;
 use crate::model::{
     Attachment, Conversation, EntityRef, Message, MessageKind, ReadCursor, Reader, Sender, Tenant,
 };
 use crate::policy::{Action, Actor, Resolved};
-use crate::store::MessageQuery;
+use crate::store::{ConversationQuery, MessageQuery, Scope};
 
 /// Input for [`Engine::post_message`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -51,7 +51,9 @@ pub struct Posted {
     pub message: Message,
     /// `false` when the client message id was seen before and nothing was stored.
     pub created: bool,
-    /// Messages that followed in the same call: the bot's answer, handoff notices.
+    /// Messages that followed in the same call: the bot's answer, handoff notices. For a
+    /// customer's repeated client message id: the bot's answer to the stored message,
+    /// given now if a crash cut the first attempt short, or the one given before.
     pub replies: Vec<Message>,
     /// The conversation after everything.
     pub conversation: Conversation,
@@ -71,8 +73,9 @@ pub struct MessagePage {
 impl Engine {
     /// Posts a message as the actor: a customer writes, staff reply, the bot or the system
     /// speaks. A customer writing in `bot` mode gets the bot's answer (or a handoff) in
-    /// `replies`; a customer writing after close reopens the conversation if the tenant
-    /// allows it; staff replying to a conversation in `bot` or `queued` mode take it over.
+    /// `replies`, once per message even if the call is retried; a customer writing after
+    /// close reopens the conversation if the tenant allows it; staff replying to a
+    /// conversation in `bot` or `queued` mode take it over.
     pub async fn post_message(
         &self,
         actor: &Actor,
@@ -180,11 +183,194 @@ impl Engine {
         };
         if posted.created && sender == Sender::Customer && posted.conversation.mode == Mode::Bot {
             let tenant = self.load_tenant(actor.tenant()).await?;
-            let (replies, after) = self.bot_turn(&tenant, posted.conversation.clone()).await?;
+            let (replies, after) = self
+                .bot_turn(&tenant, posted.conversation.clone(), &posted.message)
+                .await?;
             posted.replies = replies;
             posted.conversation = after;
+        } else if !posted.created && sender == Sender::Customer {
+            // A retry: the first attempt may have died between storing the message and
+            // the bot's answer. Answer now if nobody did, or show the answer given.
+            let tenant = self.load_tenant(actor.tenant()).await?;
+            let outcome = self
+                .resume_turn(&tenant, posted.conversation.clone(), &posted.message)
+                .await?;
+            posted.replies = outcome.replies;
+            posted.conversation = outcome.conversation;
         }
         Ok(posted)
+    }
+
+    /// Runs the bot's turns that a crash cut short, in every tenant: a conversation in
+    /// `bot` mode whose newest customer message has no answer from the bot gets it now.
+    /// Returns how many it answered. Call it once at start, beside serving requests: a
+    /// turn that runs twice still answers once (see [`crate::bot::reply_key`]).
+    ///
+    /// Any bot message after the customer's counts as an answer, so a bot service that
+    /// answered later through the API is not asked again. A bot that chose to say nothing
+    /// leaves no trace and is asked again at the next start.
+    ///
+    /// Needs the credential store (it lists the tenants); embedders without one call
+    /// [`Engine::resume_bot_turns_of`] per tenant.
+    pub async fn resume_bot_turns(&self) -> Result<usize> {
+        let mut turns = 0;
+        for tenant in self.tenants().await? {
+            turns += self.resume_bot_turns_of(tenant.id).await?;
+        }
+        Ok(turns)
+    }
+
+    /// [`Engine::resume_bot_turns`] for one tenant.
+    pub async fn resume_bot_turns_of(&self, tenant: TenantId) -> Result<usize> {
+        let tenant = self.load_tenant(tenant).await?;
+        // Messages that arrive while this runs get their turn from their own post;
+        // taking it here too would only ask the bot twice.
+        let started = self.now();
+        let mut turns = 0;
+        let mut list = ConversationQuery::new(tenant.id, Scope::Tenant);
+        list.modes = vec![Mode::Bot];
+        list.limit = 200;
+        // Page by page, so a desk with many idle bot chats is never all in memory. The
+        // list runs from the newest activity down: a conversation answered here moves up,
+        // behind the cursor, and is not seen twice.
+        loop {
+            let page = self.inner.store.list_conversations(&list).await?;
+            for conversation in page.items {
+                turns += self
+                    .resume_conversation(&tenant, conversation, started)
+                    .await?;
+            }
+            match page.next_cursor {
+                Some(cursor) => list.cursor = Some(cursor),
+                None => return Ok(turns),
+            }
+        }
+    }
+
+    /// One conversation of [`Engine::resume_bot_turns_of`]: 1 if the bot answered now.
+    async fn resume_conversation(
+        &self,
+        tenant: &Tenant,
+        conversation: Conversation,
+        started: time::OffsetDateTime,
+    ) -> Result<usize> {
+        let mut query =
+            MessageQuery::latest(tenant.id, conversation.id, self.inner.limits.bot_history);
+        query.include_notes = false;
+        let recent = self.inner.store.messages(&query).await?;
+        // A customer message further back than the bot's history window was followed
+        // by a whole window of others: not a turn left hanging.
+        let Some(waiting) = recent.iter().rev().find(|m| m.sender == Sender::Customer) else {
+            return Ok(0);
+        };
+        if waiting.created_at > started {
+            return Ok(0);
+        }
+        match self.resume_turn(tenant, conversation, waiting).await {
+            Ok(outcome) => Ok(usize::from(outcome.ran)),
+            // Deleted, or taken over, while we looked: nothing left to answer.
+            Err(Error::NotFound(_) | Error::Conflict(_)) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The bot's turn for `answering` unless it was taken already: the answer given, or
+    /// a fresh turn if the message is still the newest unanswered one in `bot` mode.
+    /// Finishes a handoff cut short between the bot's message and the queueing.
+    async fn resume_turn(
+        &self,
+        tenant: &Tenant,
+        conversation: Conversation,
+        answering: &Message,
+    ) -> Result<ResumedTurn> {
+        let key = crate::bot::reply_key(answering.id);
+        // The engine's own answer carries the key; a bot speaking through the API (a
+        // webhook service answering later, with a bot token) carries none, and answers
+        // the customer as well. An answer keyed to another message answers that one.
+        let mut answer = None;
+        let mut spoken = None;
+        let mut superseded = false;
+        let mut last_seq = answering.seq;
+        let mut page = MessageQuery {
+            tenant: tenant.id,
+            conversation: conversation.id,
+            before: None,
+            after: Some(answering.seq),
+            limit: 200,
+            include_notes: false,
+        };
+        // Everything after the message, page by page: bounded by the conversation's length.
+        loop {
+            let later = self.inner.store.messages(&page).await?;
+            for m in &later {
+                if m.sender == Sender::Bot {
+                    match m.client_message_id.as_deref() {
+                        Some(k) if k == key => answer = Some(m.clone()),
+                        Some(k) if crate::bot::is_reply_key(k) => {}
+                        _ => {
+                            spoken.get_or_insert_with(|| m.clone());
+                        }
+                    }
+                }
+                superseded |= m.sender == Sender::Customer;
+                last_seq = m.seq;
+            }
+            if later.len() < page.limit {
+                break;
+            }
+            page.after = Some(last_seq);
+        }
+        if answer.is_none()
+            && let Some(spoken) = spoken
+        {
+            return Ok(ResumedTurn {
+                replies: vec![spoken],
+                conversation,
+                ran: false,
+            });
+        }
+        let Some(answer) = answer else {
+            if superseded || conversation.mode != Mode::Bot {
+                // A newer message's turn answers the customer; or nobody is a bot here now.
+                return Ok(ResumedTurn {
+                    replies: Vec::new(),
+                    conversation,
+                    ran: false,
+                });
+            }
+            let (replies, conversation) = self.bot_turn(tenant, conversation, answering).await?;
+            // A bot that chose silence leaves no trace, so it is asked again next time;
+            // only a turn that said or did something counts.
+            let ran = !replies.is_empty();
+            return Ok(ResumedTurn {
+                replies,
+                conversation,
+                ran,
+            });
+        };
+        // The bot said it hands off and nothing happened since: the process died before
+        // the queueing. Anything later (a customer's word, a mode change) means it is moot.
+        if let Some(department) = answer.metadata.get(crate::bot::HANDOFF_KEY)
+            && conversation.mode == Mode::Bot
+            && answer.seq == last_seq
+        {
+            let department = Some(department.clone()).filter(|d| !d.is_empty());
+            let reason = answer.metadata.get(crate::bot::HANDOFF_REASON_KEY).cloned();
+            let (mut replies, conversation) = self
+                .queue_for_human(tenant, conversation, department, reason, answer.seq)
+                .await?;
+            replies.insert(0, answer);
+            return Ok(ResumedTurn {
+                replies,
+                conversation,
+                ran: true,
+            });
+        }
+        Ok(ResumedTurn {
+            replies: vec![answer],
+            conversation,
+            ran: false,
+        })
     }
 
     async fn find_by_client_id(
@@ -421,12 +607,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Lets the bot answer the newest customer message, and applies its decision.
+    /// Lets the bot answer the customer's message `answering` (the newest), and applies
+    /// its decision. What the bot says is keyed by `answering`, so running this twice for
+    /// one message (after a crash, or concurrently) stores one answer.
     pub(super) async fn bot_turn(
         &self,
         tenant: &Tenant,
         conversation: Conversation,
+        answering: &Message,
     ) -> Result<(Vec<Message>, Conversation)> {
+        let key = crate::bot::reply_key(answering.id);
         let mut query =
             MessageQuery::latest(tenant.id, conversation.id, self.inner.limits.bot_history);
         query.include_notes = false;
@@ -460,6 +650,7 @@ impl Engine {
                 let input = PostMessage {
                     body: text,
                     metadata,
+                    client_message_id: Some(key),
                     ..Default::default()
                 };
                 match Box::pin(self.post_message(&bot, conversation.id, input)).await {
@@ -477,36 +668,82 @@ impl Engine {
                 reason,
                 message,
             } => {
-                if let Some(text) = message.filter(|t| !t.trim().is_empty())
-                    && let Ok(posted) =
-                        Box::pin(self.post_message(&bot, conversation.id, PostMessage::text(text)))
-                            .await
-                {
-                    replies.push(posted.message);
-                }
-                let before = conversation.last_seq;
-                conversation = match self
-                    .enqueue(&bot, conversation.id, department, reason)
-                    .await
-                {
-                    Ok(c) => c,
-                    Err(Error::InvalidTransition { .. }) => {
-                        self.load_conversation(tenant.id, conversation.id).await?
+                let mut before = conversation.last_seq;
+                if let Some(text) = message.filter(|t| !t.trim().is_empty()) {
+                    // The handoff's terms go with the message, so that a crash before the
+                    // queueing below leaves enough to finish it (see `resume_turn`).
+                    let mut metadata = BTreeMap::new();
+                    metadata.insert(
+                        crate::bot::HANDOFF_KEY.to_owned(),
+                        department.clone().unwrap_or_default(),
+                    );
+                    if let Some(reason) = &reason {
+                        metadata.insert(crate::bot::HANDOFF_REASON_KEY.to_owned(), reason.clone());
                     }
-                    Err(e) => return Err(e),
-                };
-                // Include the handoff and assignment notices so callers can show them.
-                let notices = MessageQuery {
-                    tenant: tenant.id,
-                    conversation: conversation.id,
-                    before: None,
-                    after: Some(replies.last().map_or(before, |m| m.seq)),
-                    limit: 20,
-                    include_notes: false,
-                };
-                replies.extend(self.inner.store.messages(&notices).await?);
+                    let input = PostMessage {
+                        body: text,
+                        metadata,
+                        client_message_id: Some(key),
+                        ..Default::default()
+                    };
+                    if let Ok(posted) =
+                        Box::pin(self.post_message(&bot, conversation.id, input)).await
+                    {
+                        before = posted.message.seq;
+                        conversation = posted.conversation;
+                        replies.push(posted.message);
+                    }
+                }
+                let (notices, after) = self
+                    .queue_for_human(tenant, conversation, department, reason, before)
+                    .await?;
+                replies.extend(notices);
+                conversation = after;
             }
         }
         Ok((replies, conversation))
     }
+
+    /// Queues the conversation for a human on the bot's behalf (already queued is fine:
+    /// a second run of the same handoff), and returns the notices written after `after`.
+    async fn queue_for_human(
+        &self,
+        tenant: &Tenant,
+        conversation: Conversation,
+        department: Option<String>,
+        reason: Option<String>,
+        after: u64,
+    ) -> Result<(Vec<Message>, Conversation)> {
+        let bot = Actor::Bot { tenant: tenant.id };
+        let conversation = match self
+            .enqueue(&bot, conversation.id, department, reason)
+            .await
+        {
+            Ok(c) => c,
+            Err(Error::InvalidTransition { .. }) => {
+                self.load_conversation(tenant.id, conversation.id).await?
+            }
+            Err(e) => return Err(e),
+        };
+        // Include the handoff and assignment notices so callers can show them.
+        let notices = MessageQuery {
+            tenant: tenant.id,
+            conversation: conversation.id,
+            before: None,
+            after: Some(after),
+            limit: 20,
+            include_notes: false,
+        };
+        Ok((self.inner.store.messages(&notices).await?, conversation))
+    }
+}
+
+/// What [`Engine::resume_turn`] did.
+struct ResumedTurn {
+    /// The bot's answer and notices, fresh or given before.
+    replies: Vec<Message>,
+    /// The conversation after everything.
+    conversation: Conversation,
+    /// Whether the bot answered (or finished a handoff) now.
+    ran: bool,
 }

@@ -47,3 +47,61 @@ async fn a_demo_start_serves_its_tokens_and_a_restart_keeps_everything() {
     second.assert_no_secret_logged(&secrets);
     assert!(second.terminate().success());
 }
+
+#[tokio::test]
+async fn a_message_a_crash_left_unanswered_is_answered_at_the_next_start() {
+    use std::sync::Arc;
+
+    use chat_core::bot::SilentBot;
+    use chat_core::{Actor, OpenConversation, Sender, TenantSettings};
+    use chat_starter::Starter;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ai-chatbot.db");
+    // What a crash between the stored message and the bot's answer leaves: the user's
+    // message in a chat the bot holds, unanswered (a silent bot stands in for the one
+    // that died).
+    let (system, chat) = {
+        let before = Starter::open(
+            &db,
+            example_ai_chatbot::TENANT,
+            TenantSettings::default(),
+            |b| b.bot(Arc::new(SilentBot)),
+        )
+        .await
+        .unwrap();
+        let system = Actor::System {
+            tenant: before.tenant,
+        };
+        let opening = OpenConversation {
+            first_message: Some("hello".into()),
+            ..Default::default()
+        };
+        let opened = before
+            .engine
+            .open_conversation(&system, opening)
+            .await
+            .unwrap();
+        assert_eq!(opened.messages.len(), 1, "nobody answered");
+        (system, opened.conversation.id)
+    };
+
+    let server = Process::start(BIN, ["--db".as_ref(), db.as_os_str()]);
+    let resumed = server
+        .logged("bot turns left by the last run answered")
+        .await;
+    assert_eq!(resumed["turns"], 1);
+    tokio::task::spawn_blocking(move || server.kill())
+        .await
+        .unwrap();
+
+    let after = example_ai_chatbot::open(&db, None).await.unwrap();
+    let history = after
+        .engine
+        .messages(&system, chat, Default::default())
+        .await
+        .unwrap();
+    let answers: Vec<_> = history.iter().filter(|m| m.sender == Sender::Bot).collect();
+    assert_eq!(answers.len(), 1, "answered once: {history:?}");
+    assert_eq!(answers[0].body, "Hello! How can I help you today?");
+}
