@@ -114,9 +114,37 @@ async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<
     collect(body, limit).await
 }
 
+tokio::task_local! {
+    /// When the body of the request being answered must have arrived; set by the accept
+    /// loop around each request, read by [`collect`]. A task-local rather than a
+    /// parameter so that every reader (handlers, uploads, extensions) gets it without
+    /// each of them passing it along.
+    static BODY_DEADLINE: tokio::time::Instant;
+}
+
+/// Runs `answer` with every body read in it through [`collect`] due by `deadline`.
+pub(crate) async fn with_body_deadline<F: std::future::Future>(
+    deadline: tokio::time::Instant,
+    answer: F,
+) -> F::Output {
+    BODY_DEADLINE.scope(deadline, answer).await
+}
+
 /// Reads a body of any type, at most `limit` bytes (413 `payload_too_large` beyond).
+///
+/// Inside a request served by the server the body must arrive by the body deadline
+/// ([`HttpLimits::body_read_timeout`](crate::HttpLimits::body_read_timeout)): a client
+/// that stops sending gets 408 `request_timeout` instead of holding its connection.
 pub async fn collect(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(body, limit).collect().await {
+    let read = Limited::new(body, limit).collect();
+    let read = match BODY_DEADLINE.try_with(|deadline| *deadline) {
+        Ok(deadline) => match tokio::time::timeout_at(deadline, read).await {
+            Ok(read) => read,
+            Err(_) => return Err(body_timeout()),
+        },
+        Err(_) => read.await,
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -126,6 +154,16 @@ pub async fn collect(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
         }
         Err(_) => Err(ApiError::bad_request("the request body could not be read")),
     }
+}
+
+/// 408 for a body that did not arrive in time. The connection closes after it (the rest
+/// of the body is never read).
+pub fn body_timeout() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "the request body did not arrive in time",
+    )
 }
 
 /// 413 for a body over `limit` bytes.

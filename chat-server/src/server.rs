@@ -3,8 +3,10 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use chat_core::Engine;
@@ -13,13 +15,15 @@ use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
 use crate::api::{self, Ctx};
 use crate::app::{App, Config};
 use crate::auth::{self, Caller};
+use crate::caps::{self, Connections, WebSocketPlace, WebSockets};
 use crate::endpoints::{Access, Endpoint, EndpointTable, endpoint_table};
 use crate::error::ApiError;
 use crate::extension::Matched;
@@ -32,6 +36,8 @@ struct Server {
     app: Arc<App>,
     endpoints: EndpointTable,
     extension: Option<Arc<dyn Extension>>,
+    /// Open WebSockets under their caps (in all, per address, per token).
+    websockets: Arc<WebSockets>,
 }
 
 /// How long shutdown waits for in-flight requests and connections.
@@ -63,6 +69,7 @@ pub async fn run_with(
         app: app.clone(),
         endpoints: endpoint_table(),
         extension,
+        websockets: WebSockets::new(&limits),
     });
     tokio::spawn(run_timers(
         app.engine.clone(),
@@ -70,6 +77,8 @@ pub async fn run_with(
         stopped.clone(),
     ));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_ip = Connections::new(limits.max_connections_per_ip);
+    let refusal = caps::too_many_connections();
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
         .timer(TokioTimer::new())
@@ -94,10 +103,25 @@ pub async fn run_with(
             },
             () = &mut shutdown => break,
         };
+        let Some(place) = per_ip.take(remote.ip()) else {
+            // Answered and closed right here, without waiting on the client (a fresh
+            // socket's send buffer is empty), so a flood from one address costs the
+            // others nothing; its global slot is free again at once.
+            let _ = stream.try_write(&refusal);
+            tracing::debug!(ip = %remote.ip(), "connection over the per-address cap refused");
+            drop(stream);
+            drop(permit);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         if let Some(bytes) = limits.socket_send_buffer {
             let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes);
         }
+        let upgraded = Arc::new(OnceLock::new());
+        let stream = Tracked {
+            stream,
+            _upgraded: upgraded.clone(),
+        };
         let server = server.clone();
         let http1 = http1.clone();
         let mut stopped = stopped.clone();
@@ -108,9 +132,10 @@ pub async fn run_with(
             let service = service_fn(move |req| {
                 let server = server.clone();
                 let seen = seen.clone();
+                let upgraded = upgraded.clone();
                 async move {
                     seen.begin();
-                    let response = server.handle(req, remote).await;
+                    let response = server.handle(req, remote, &upgraded).await;
                     seen.end();
                     Ok::<_, Infallible>(response)
                 }
@@ -136,6 +161,7 @@ pub async fn run_with(
                 }
             }
             drop(permit);
+            drop(place);
         });
     }
     tracing::info!("shutting down: no new connections, draining");
@@ -196,6 +222,55 @@ async fn run_timers(engine: Engine, every: Duration, mut stopped: watch::Receive
     }
 }
 
+/// A client's TCP stream, with the place under the WebSocket caps it takes if it
+/// upgrades. hyper hands this very stream to the WebSocket's task at the upgrade, so the
+/// place is given back exactly when the socket is dropped, however it ends, without the
+/// realtime code knowing about caps.
+struct Tracked {
+    stream: TcpStream,
+    _upgraded: Arc<OnceLock<WebSocketPlace>>,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
 /// Requests in flight on a connection and when it last did anything.
 #[derive(Default)]
 struct Activity {
@@ -228,22 +303,48 @@ impl Activity {
 
 impl Server {
     /// One request, start to finish; never fails (errors become error responses).
-    async fn handle(self: Arc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Resp {
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        remote: SocketAddr,
+        upgraded: &OnceLock<WebSocketPlace>,
+    ) -> Resp {
         let started = Instant::now();
+        let limits = &self.app.config.limits;
+        let body_due = tokio::time::Instant::from_std(started) + limits.body_read_timeout;
+        let request_due = tokio::time::Instant::from_std(started) + limits.request_timeout;
         let request_id = request_id(req.headers());
         // No path in the logs: paths carry capabilities (a visitor's session id in the
         // templates' routes). The "done" line names the matched endpoint pattern instead.
         let span = tracing::info_span!("request", id = %request_id, method = %req.method());
         let origin = req.headers().get(header::ORIGIN).cloned();
         let method = req.method().clone();
+        let answer =
+            http::with_body_deadline(body_due, self.clone().answer(req, remote.ip(), upgraded));
         let (endpoint_name, mut response) = async {
-            match self.clone().answer(req, remote.ip()).await {
-                Ok((name, response)) => (name, response),
-                Err((name, e)) => (name, http::error(&e)),
+            match tokio::time::timeout_at(request_due, answer).await {
+                Ok(Ok((name, response))) => (name, response),
+                Ok(Err((name, e))) => (name, http::error(&e)),
+                Err(_) => {
+                    let e = ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "deadline_exceeded",
+                        "the request was not answered in time",
+                    );
+                    ("deadline_exceeded", http::error(&e))
+                }
             }
         }
         .instrument(span.clone())
         .await;
+        if response.status() == StatusCode::REQUEST_TIMEOUT || endpoint_name == "deadline_exceeded"
+        {
+            // The rest of a late body is never read: the connection cannot carry another
+            // request, and closing it frees its slot now rather than at the idle timeout.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         self.cors(origin.as_ref(), &method, &mut response);
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-request-id", value);
@@ -269,6 +370,7 @@ impl Server {
         self: Arc<Self>,
         req: Request<Incoming>,
         ip: IpAddr,
+        upgraded: &OnceLock<WebSocketPlace>,
     ) -> Result<(&'static str, Resp), (&'static str, ApiError)> {
         if req.method() == Method::OPTIONS
             && req
@@ -319,11 +421,12 @@ impl Server {
         let name = endpoint.path;
         let fail = |e: ApiError| (name, e);
         let query = req.uri().query().map(str::to_owned);
+        let mut token = None;
         let caller = if endpoint.access == Access::Public && endpoint.request.is_none() {
             // Health, metrics and docs ignore credentials entirely.
             Caller::Anonymous
         } else {
-            let token = if endpoint.id == Endpoint::WebSocket {
+            token = if endpoint.id == Endpoint::WebSocket {
                 // Browsers cannot set headers on WebSockets: also accept the query
                 // parameter and the subprotocol.
                 match auth::bearer(req.headers(), query.as_deref()).map_err(fail)? {
@@ -355,7 +458,14 @@ impl Server {
             let Caller::Actor(actor) = caller else {
                 return Err(fail(ApiError::unauthorized("send a token")));
             };
-            let upgraded = crate::realtime::upgrade(
+            // Checked before the 101, so a refused client gets a plain HTTP answer. The
+            // token is kept by its digest's prefix, as the per-token rate limit keeps it.
+            let key = token
+                .as_deref()
+                .map(|t| auth::token_digest(t)[..32].to_owned())
+                .unwrap_or_default();
+            let place = self.websockets.take(ip, key).map_err(fail)?;
+            let answer = crate::realtime::upgrade(
                 self.app.hub.clone(),
                 req,
                 actor,
@@ -363,7 +473,15 @@ impl Server {
                 self.app.metrics.clone(),
             )
             .await;
-            return upgraded.map(|r| (name, r)).map_err(fail);
+            if answer
+                .as_ref()
+                .is_ok_and(|r| r.status() == StatusCode::SWITCHING_PROTOCOLS)
+            {
+                // From now on the place lives with the connection's stream, which the
+                // socket's task takes over; any other answer gives it back here.
+                let _ = upgraded.set(place);
+            }
+            return answer.map(|r| (name, r)).map_err(fail);
         }
         let (parts, body) = req.into_parts();
         let ctx = Ctx {
