@@ -141,6 +141,11 @@ pub struct HttpLimits {
     /// client that has not sent it all by then gets 408 `request_timeout` and its
     /// connection is closed, so slow bodies cannot hold connection slots.
     pub body_read_timeout: Duration,
+    /// Bytes per second a body still coming past `body_read_timeout` must keep up (0 = a
+    /// fixed deadline): each `body_min_rate` bytes received move the body's deadline, and
+    /// the request's, one second later, so a large upload on a slow link gets through
+    /// while a client that trickles falls behind and is cut off.
+    pub body_min_rate: usize,
     /// Time allowed for a whole request, body and handler included: past it the answer is
     /// 503 `deadline_exceeded` and the connection is closed. A backstop for what the body
     /// deadline does not see (an extension reading its body by other means, a stuck call).
@@ -180,6 +185,7 @@ impl Default for HttpLimits {
             body_bytes: 1024 * 1024,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(15),
+            body_min_rate: 32 * 1024,
             request_timeout: Duration::from_secs(60),
             keep_alive_idle: Duration::from_secs(75),
             max_connections: 10_000,

@@ -70,6 +70,11 @@ struct Cli {
     /// later: 408 and the connection is closed.
     #[arg(long, env = "CHAT_BODY_TIMEOUT_SECS", default_value_t = 15)]
     body_timeout_secs: u64,
+    /// Bytes per second a body still coming after --body-timeout-secs must keep up: each
+    /// this many bytes received move the body's and the request's deadlines 1 s later
+    /// (0 = fixed deadlines).
+    #[arg(long, env = "CHAT_BODY_MIN_RATE", default_value_t = 32 * 1024)]
+    body_min_rate: usize,
     /// Seconds a whole request may take, body and handling; later: 503
     /// `deadline_exceeded` and the connection is closed.
     #[arg(long, env = "CHAT_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
@@ -304,6 +309,7 @@ async fn main() -> anyhow::Result<()> {
         body_bytes: cli.body_limit,
         header_read_timeout: Duration::from_secs(cli.header_timeout_secs),
         body_read_timeout: Duration::from_secs(cli.body_timeout_secs.max(1)),
+        body_min_rate: cli.body_min_rate,
         request_timeout: Duration::from_secs(cli.request_timeout_secs.max(1)),
         keep_alive_idle: Duration::from_secs(cli.idle_timeout_secs.max(1)),
         max_connections: cli.max_connections,

@@ -311,7 +311,10 @@ impl Server {
     ) -> Resp {
         let started = Instant::now();
         let limits = &self.app.config.limits;
-        let body_due = tokio::time::Instant::from_std(started) + limits.body_read_timeout;
+        let clock = http::BodyClock::new(
+            tokio::time::Instant::from_std(started) + limits.body_read_timeout,
+            limits.body_min_rate as u64,
+        );
         let request_due = tokio::time::Instant::from_std(started) + limits.request_timeout;
         let request_id = request_id(req.headers());
         // No path in the logs: paths carry capabilities (a visitor's session id in the
@@ -319,13 +322,15 @@ impl Server {
         let span = tracing::info_span!("request", id = %request_id, method = %req.method());
         let origin = req.headers().get(header::ORIGIN).cloned();
         let method = req.method().clone();
-        let answer =
-            http::with_body_deadline(body_due, self.clone().answer(req, remote.ip(), upgraded));
+        let answer = http::with_body_clock(
+            clock.clone(),
+            self.clone().answer(req, remote.ip(), upgraded),
+        );
         let (endpoint_name, mut response) = async {
-            match tokio::time::timeout_at(request_due, answer).await {
-                Ok(Ok((name, response))) => (name, response),
-                Ok(Err((name, e))) => (name, http::error(&e)),
-                Err(_) => {
+            match within(request_due, &clock, answer).await {
+                Some(Ok((name, response))) => (name, response),
+                Some(Err((name, e))) => (name, http::error(&e)),
+                None => {
                     let e = ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "deadline_exceeded",
@@ -545,6 +550,28 @@ impl Server {
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
                 HeaderValue::from_static("x-request-id, retry-after"),
             );
+        }
+    }
+}
+
+/// `answer`'s output, or `None` once `due` has passed, later by what `clock` allows for
+/// the body received so far (a large upload that keeps coming is not cut off by the
+/// request's base deadline).
+async fn within<F: Future>(
+    due: tokio::time::Instant,
+    clock: &http::BodyClock,
+    answer: F,
+) -> Option<F::Output> {
+    tokio::pin!(answer);
+    loop {
+        let now_due = due + clock.extension();
+        tokio::select! {
+            output = &mut answer => return Some(output),
+            () = tokio::time::sleep_until(now_due) => {
+                if due + clock.extension() <= now_due {
+                    return None;
+                }
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use http_body_util::BodyExt;
 use hyper::StatusCode;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -100,6 +101,124 @@ async fn slow_bodies_are_cut_off_at_the_body_deadline_and_healthz_gets_their_slo
         assert!(status_line(&answer).contains("408"), "{answer}");
         assert!(answer.contains("request_timeout"), "{answer}");
     }
+    s.stop().await;
+}
+
+/// Extension routes: `/own/echo` reads its body by itself, not through `http::collect`,
+/// so only the whole-request deadline can stop a client that stops sending;
+/// `/own/collect` reads it through `http::collect` and answers its length.
+struct OwnBodyReader;
+
+#[async_trait::async_trait]
+impl chat_server::Extension for OwnBodyReader {
+    async fn handle(
+        &self,
+        _cx: &chat_server::Context,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> chat_server::Handled {
+        if req.uri().path() == "/own/collect" {
+            let answer = match chat_server::http::collect(req.into_body(), 1 << 20).await {
+                Ok(bytes) => chat_server::http::json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "length": bytes.len() }),
+                ),
+                Err(e) => chat_server::http::error(&e),
+            };
+            return chat_server::Handled::Answered("/own/collect", answer);
+        }
+        if req.uri().path() != "/own/echo" {
+            return chat_server::Handled::Declined(req);
+        }
+        let bytes = req.into_body().collect().await.map(|b| b.to_bytes());
+        let status = if bytes.is_ok() {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        chat_server::Handled::Answered(
+            "/own/echo",
+            chat_server::http::json(status, &serde_json::json!({})),
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_outlives_its_deadline_is_answered_503_and_closed() {
+    let s = common::start_extended(
+        |c| {
+            c.limits.request_timeout = Duration::from_millis(500);
+            c.limits.body_read_timeout = Duration::from_secs(120);
+            c.limits.header_read_timeout = Duration::from_secs(120);
+            c.limits.keep_alive_idle = Duration::from_secs(120);
+        },
+        |b| b,
+        Some(std::sync::Arc::new(OwnBodyReader)),
+    )
+    .await;
+    let mut stream = connect_from(s.addr, LOCAL).await;
+    stream
+        .write_all(b"POST /own/echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100000\r\n\r\nabc")
+        .await
+        .unwrap();
+    let answer = until_closed(&mut stream, PATIENCE)
+        .await
+        .expect("the server closes a request past its deadline");
+    assert!(status_line(&answer).contains("503"), "{answer}");
+    assert!(answer.contains("deadline_exceeded"), "{answer}");
+    s.stop().await;
+}
+
+/// Sends `chunks` chunks of `size` bytes to `/own/collect`, one every `every`, then
+/// reads the answer; a write the server refused (it closed the connection) ends sending.
+async fn paced_body(s: &common::Server, size: usize, chunks: usize, every: Duration) -> String {
+    let mut stream = connect_from(s.addr, LOCAL).await;
+    let head = format!(
+        "POST /own/collect HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        size * chunks
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let sender = tokio::spawn(async move {
+        for _ in 0..chunks {
+            if writer.write_all(&vec![b'x'; size]).await.is_err() {
+                return;
+            }
+            // The client's pace, not a wait for the server: the test is about its speed.
+            tokio::time::sleep(every).await;
+        }
+        // Kept open: an answer must come from the server, not from our end closing.
+        std::future::pending::<()>().await;
+    });
+    let mut answer = Vec::new();
+    let read = timeout(PATIENCE, reader.read_to_end(&mut answer)).await;
+    sender.abort();
+    if read.is_err() {
+        panic!("no answer within {PATIENCE:?}");
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_body_that_keeps_coming_gets_through_and_one_that_trickles_is_cut_off() {
+    let s = common::start_extended(
+        |c| {
+            c.limits.body_read_timeout = Duration::from_millis(300);
+            c.limits.body_min_rate = 1000;
+            c.limits.request_timeout = Duration::from_millis(300);
+        },
+        |b| b,
+        Some(std::sync::Arc::new(OwnBodyReader)),
+    )
+    .await;
+    // 1000 bytes every 200 ms: five times the minimum rate, for four times the base
+    // deadlines (body and request).
+    let steady = paced_body(&s, 1000, 6, Duration::from_millis(200)).await;
+    assert!(status_line(&steady).contains("200"), "{steady}");
+    assert!(steady.contains("\"length\":6000"), "{steady}");
+    // 10 bytes every 100 ms: a tenth of the minimum rate.
+    let trickle = paced_body(&s, 10, 1000, Duration::from_millis(100)).await;
+    assert!(status_line(&trickle).contains("408"), "{trickle}");
+    assert!(trickle.contains("request_timeout"), "{trickle}");
     s.stop().await;
 }
 
