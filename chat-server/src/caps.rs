@@ -5,9 +5,13 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll};
 
 use hyper::StatusCode;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 use crate::app::HttpLimits;
 use crate::error::ApiError;
@@ -194,6 +198,65 @@ impl Drop for WebSocketPlace {
         open.total -= 1;
         open.per_ip.remove(&self.ip);
         open.per_token.remove(&self.token);
+    }
+}
+
+/// A client's TCP stream, with the place under the WebSocket caps it takes if it
+/// upgrades. hyper hands this very stream to the WebSocket's task at the upgrade, so the
+/// place is given back exactly when the socket is dropped, however it ends, without the
+/// realtime code knowing about caps.
+pub(crate) struct Tracked {
+    stream: TcpStream,
+    _upgraded: Arc<OnceLock<WebSocketPlace>>,
+}
+
+impl Tracked {
+    /// `stream`, keeping whatever place the connection's upgrade leaves in `upgraded`.
+    pub(crate) fn new(stream: TcpStream, upgraded: Arc<OnceLock<WebSocketPlace>>) -> Self {
+        Self {
+            stream,
+            _upgraded: upgraded,
+        }
+    }
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 

@@ -3,10 +3,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use chat_core::Engine;
@@ -15,15 +13,14 @@ use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
 use crate::api::{self, Ctx};
 use crate::app::{App, Config};
 use crate::auth::{self, Caller};
-use crate::caps::{self, Connections, WebSocketPlace, WebSockets};
+use crate::caps::{self, Connections, Tracked, WebSocketPlace, WebSockets};
 use crate::endpoints::{Access, Endpoint, EndpointTable, endpoint_table};
 use crate::error::ApiError;
 use crate::extension::Matched;
@@ -118,10 +115,7 @@ pub async fn run_with(
             let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes);
         }
         let upgraded = Arc::new(OnceLock::new());
-        let stream = Tracked {
-            stream,
-            _upgraded: upgraded.clone(),
-        };
+        let stream = Tracked::new(stream, upgraded.clone());
         let server = server.clone();
         let http1 = http1.clone();
         let mut stopped = stopped.clone();
@@ -219,55 +213,6 @@ async fn run_timers(engine: Engine, every: Duration, mut stopped: watch::Receive
                 Err(e) => tracing::warn!(tenant = %tenant.id, error = %e, "timers failed"),
             }
         }
-    }
-}
-
-/// A client's TCP stream, with the place under the WebSocket caps it takes if it
-/// upgrades. hyper hands this very stream to the WebSocket's task at the upgrade, so the
-/// place is given back exactly when the socket is dropped, however it ends, without the
-/// realtime code knowing about caps.
-struct Tracked {
-    stream: TcpStream,
-    _upgraded: Arc<OnceLock<WebSocketPlace>>,
-}
-
-impl AsyncRead for Tracked {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Tracked {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 

@@ -204,14 +204,15 @@ async fn a_body_that_keeps_coming_gets_through_and_one_that_trickles_is_cut_off(
         |c| {
             c.limits.body_read_timeout = Duration::from_millis(300);
             c.limits.body_min_rate = 1000;
-            c.limits.request_timeout = Duration::from_millis(300);
+            // Later than the body's, so a trickle meets the body deadline first.
+            c.limits.request_timeout = Duration::from_millis(600);
         },
         |b| b,
         Some(std::sync::Arc::new(OwnBodyReader)),
     )
     .await;
-    // 1000 bytes every 200 ms: five times the minimum rate, for four times the base
-    // deadlines (body and request).
+    // 1000 bytes every 200 ms: five times the minimum rate, for longer than the base
+    // deadlines of the body and of the request.
     let steady = paced_body(&s, 1000, 6, Duration::from_millis(200)).await;
     assert!(status_line(&steady).contains("200"), "{steady}");
     assert!(steady.contains("\"length\":6000"), "{steady}");
