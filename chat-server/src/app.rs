@@ -150,7 +150,8 @@ pub struct HttpLimits {
     /// 503 `deadline_exceeded` and the connection is closed. A backstop for what the body
     /// deadline does not see (an extension reading its body by other means, a stuck call).
     pub request_timeout: Duration,
-    /// Idle keep-alive connections are closed after this.
+    /// Idle keep-alive connections are closed after this. One asked to close that sends
+    /// nothing for as long again (its client stopped reading a response) is dropped.
     pub keep_alive_idle: Duration,
     /// Open connections at most; more wait in the listen backlog.
     pub max_connections: usize,

@@ -205,18 +205,60 @@ impl Drop for WebSocketPlace {
 /// upgrades. hyper hands this very stream to the WebSocket's task at the upgrade, so the
 /// place is given back exactly when the socket is dropped, however it ends, without the
 /// realtime code knowing about caps.
+///
+/// It also notes when it last sent anything ([`Sent`]), so the accept loop can tell a
+/// slow download that keeps going from a client that stopped reading.
 pub(crate) struct Tracked {
     stream: TcpStream,
     _upgraded: Arc<OnceLock<WebSocketPlace>>,
+    sent: Arc<Sent>,
 }
 
 impl Tracked {
-    /// `stream`, keeping whatever place the connection's upgrade leaves in `upgraded`.
-    pub(crate) fn new(stream: TcpStream, upgraded: Arc<OnceLock<WebSocketPlace>>) -> Self {
+    /// `stream`, keeping whatever place the connection's upgrade leaves in `upgraded`,
+    /// and noting its sends in `sent`.
+    pub(crate) fn new(
+        stream: TcpStream,
+        upgraded: Arc<OnceLock<WebSocketPlace>>,
+        sent: Arc<Sent>,
+    ) -> Self {
         Self {
             stream,
             _upgraded: upgraded,
+            sent,
         }
+    }
+}
+
+/// When a connection last got bytes out to its client.
+pub(crate) struct Sent {
+    epoch: std::time::Instant,
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Sent {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            epoch: std::time::Instant::now(),
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn stamp(&self, sent: &Poll<std::io::Result<usize>>) {
+        if matches!(sent, Poll::Ready(Ok(n)) if *n > 0) {
+            self.last_ms
+                .store(self.now_ms(), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// How long since the last byte went out (or since the connection opened).
+    pub(crate) fn quiet_for(&self) -> std::time::Duration {
+        let last = self.last_ms.load(std::sync::atomic::Ordering::Relaxed);
+        std::time::Duration::from_millis(self.now_ms().saturating_sub(last))
     }
 }
 
@@ -236,7 +278,10 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let sent = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.sent.stamp(&sent);
+        sent
     }
 
     fn poll_write_vectored(
@@ -244,7 +289,10 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let sent = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.sent.stamp(&sent);
+        sent
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -79,7 +79,8 @@ struct Cli {
     /// `deadline_exceeded` and the connection is closed.
     #[arg(long, env = "CHAT_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
     request_timeout_secs: u64,
-    /// Seconds an idle keep-alive connection stays open.
+    /// Seconds an idle keep-alive connection stays open; a client that stopped reading
+    /// its answer is dropped after as long again with nothing sent.
     #[arg(long, env = "CHAT_IDLE_TIMEOUT_SECS", default_value_t = 75)]
     idle_timeout_secs: u64,
     /// Most open HTTP connections; more wait in the listen backlog.

@@ -115,7 +115,8 @@ pub async fn run_with(
             let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes);
         }
         let upgraded = Arc::new(OnceLock::new());
-        let stream = Tracked::new(stream, upgraded.clone());
+        let sent = caps::Sent::new();
+        let stream = Tracked::new(stream, upgraded.clone(), sent.clone());
         let server = server.clone();
         let http1 = http1.clone();
         let mut stopped = stopped.clone();
@@ -139,6 +140,7 @@ pub async fn run_with(
                 .with_upgrades();
             tokio::pin!(conn);
             let mut tick = tokio::time::interval(idle / 4 + Duration::from_millis(1));
+            let mut closing = false;
             loop {
                 tokio::select! {
                     _ = conn.as_mut() => break,
@@ -148,8 +150,16 @@ pub async fn run_with(
                         break;
                     }
                     _ = tick.tick() => {
+                        // Asked to close and still sending nothing for another idle
+                        // period: the client stopped reading a response (a graceful close
+                        // waits for that response forever). Dropped, so it frees its slot;
+                        // a slow download that keeps going is left to finish.
+                        if closing && sent.quiet_for() >= idle {
+                            break;
+                        }
                         if activity.idle_for() >= idle {
                             conn.as_mut().graceful_shutdown();
+                            closing = true;
                         }
                     }
                 }

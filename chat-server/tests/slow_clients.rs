@@ -106,8 +106,12 @@ async fn slow_bodies_are_cut_off_at_the_body_deadline_and_healthz_gets_their_slo
 
 /// Extension routes: `/own/echo` reads its body by itself, not through `http::collect`,
 /// so only the whole-request deadline can stop a client that stops sending;
-/// `/own/collect` reads it through `http::collect` and answers its length.
+/// `/own/collect` reads it through `http::collect` and answers its length; `/own/big`
+/// answers [`BIG`] bytes.
 struct OwnBodyReader;
+
+/// Far more than the kernel buffers between server and client hold.
+const BIG: usize = 8 << 20;
 
 #[async_trait::async_trait]
 impl chat_server::Extension for OwnBodyReader {
@@ -116,6 +120,12 @@ impl chat_server::Extension for OwnBodyReader {
         _cx: &chat_server::Context,
         req: hyper::Request<hyper::body::Incoming>,
     ) -> chat_server::Handled {
+        if req.uri().path() == "/own/big" {
+            return chat_server::Handled::Answered(
+                "/own/big",
+                chat_server::http::with_type(StatusCode::OK, vec![b'x'; BIG], "text/plain"),
+            );
+        }
         if req.uri().path() == "/own/collect" {
             let answer = match chat_server::http::collect(req.into_body(), 1 << 20).await {
                 Ok(bytes) => chat_server::http::json(
@@ -409,5 +419,41 @@ async fn websockets_are_capped_per_address_and_per_token() {
         tokio::task::yield_now().await;
     };
     drop(c);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answer_loses_its_connection() {
+    let s = common::start_extended(
+        |c| {
+            c.limits.max_connections = 1;
+            c.limits.keep_alive_idle = Duration::from_millis(300);
+            c.limits.socket_send_buffer = Some(16 * 1024);
+        },
+        |b| b,
+        Some(std::sync::Arc::new(OwnBodyReader)),
+    )
+    .await;
+    // A small receive buffer, like a stalled phone: the answer stops moving at once.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    socket.connect(&s.addr.into()).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let mut stalled = TcpStream::from_std(socket.into()).unwrap();
+    stalled
+        .write_all(b"GET /own/big HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    // The one slot is the stalled client's until the server gives up on it.
+    let health = healthz_from(s.addr, LOCAL)
+        .await
+        .expect("/healthz answers once the stalled reader is dropped");
+    assert!(status_line(&health).contains("200"), "{health}");
+    let mut got = Vec::new();
+    let _ = timeout(PATIENCE, stalled.read_to_end(&mut got)).await;
+    assert!(
+        got.len() < BIG,
+        "the whole answer was sent: the client was not stalled"
+    );
     s.stop().await;
 }
