@@ -137,10 +137,37 @@ pub struct HttpLimits {
     pub body_bytes: usize,
     /// Time allowed to send request headers.
     pub header_read_timeout: Duration,
-    /// Idle keep-alive connections are closed after this.
+    /// Time allowed to send a whole request body, counted from the end of its headers. A
+    /// client that has not sent it all by then gets 408 `request_timeout` and its
+    /// connection is closed, so slow bodies cannot hold connection slots.
+    pub body_read_timeout: Duration,
+    /// Bytes per second a body still coming past `body_read_timeout` must keep up (0 = a
+    /// fixed deadline): each `body_min_rate` bytes received move the body's deadline, and
+    /// the request's, one second later, so a large upload on a slow link gets through
+    /// while a client that trickles falls behind and is cut off.
+    pub body_min_rate: usize,
+    /// Time allowed for a whole request, body and handler included: past it the answer is
+    /// 503 `deadline_exceeded` and the connection is closed. A backstop for what the body
+    /// deadline does not see (an extension reading its body by other means, a stuck call).
+    pub request_timeout: Duration,
+    /// Idle keep-alive connections are closed after this. One asked to close that sends
+    /// nothing for as long again (its client stopped reading a response) is dropped.
     pub keep_alive_idle: Duration,
     /// Open connections at most; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Open HTTP connections per client IP at most (0 = no cap); one more is answered 429
+    /// `too_many_connections` and closed at once, so one address cannot take every slot.
+    pub max_connections_per_ip: usize,
+    /// Open WebSockets at most (0 = no cap); they leave their HTTP connection slot at the
+    /// upgrade, so this is their own. One more upgrade is answered 503
+    /// `too_many_websockets` with `Retry-After`.
+    pub max_websockets: usize,
+    /// Open WebSockets per client IP at most (0 = no cap); one more upgrade is answered
+    /// 429 `too_many_websockets`.
+    pub max_websockets_per_ip: usize,
+    /// Open WebSockets per token at most (0 = no cap); one more upgrade is answered 429
+    /// `too_many_websockets`.
+    pub max_websockets_per_token: usize,
     /// Requests per second per client IP (token bucket refill rate).
     pub per_ip_rps: f64,
     /// Requests per second per bearer token.
@@ -158,8 +185,15 @@ impl Default for HttpLimits {
         Self {
             body_bytes: 1024 * 1024,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(15),
+            body_min_rate: 32 * 1024,
+            request_timeout: Duration::from_secs(60),
             keep_alive_idle: Duration::from_secs(75),
             max_connections: 10_000,
+            max_connections_per_ip: 64,
+            max_websockets: 10_000,
+            max_websockets_per_ip: 100,
+            max_websockets_per_token: 20,
             per_ip_rps: 200.0,
             per_token_rps: 50.0,
             burst: 400.0,

@@ -114,10 +114,95 @@ async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<
     collect(body, limit).await
 }
 
+/// The deadlines of the request being answered. Past its base deadline a body may still
+/// arrive if it keeps coming: each `min_rate` bytes received move the body's deadline, and
+/// the request's, one second later. A large upload on a slow link gets through; a client
+/// that trickles or stops does not hold its connection for long.
+pub(crate) struct BodyClock {
+    body_due: tokio::time::Instant,
+    min_rate: u64,
+    received: std::sync::atomic::AtomicU64,
+}
+
+impl BodyClock {
+    /// A body due by `body_due`, later by one second per `min_rate` bytes received (0 =
+    /// no extension).
+    pub(crate) fn new(body_due: tokio::time::Instant, min_rate: u64) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            body_due,
+            min_rate,
+            received: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// How much later than their base the deadlines are, for what has been received.
+    pub(crate) fn extension(&self) -> std::time::Duration {
+        if self.min_rate == 0 {
+            return std::time::Duration::ZERO;
+        }
+        let received = self.received.load(std::sync::atomic::Ordering::Relaxed);
+        std::time::Duration::from_secs_f64(received as f64 / self.min_rate as f64)
+    }
+
+    fn received(&self, bytes: usize) {
+        self.received
+            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn body_due(&self) -> tokio::time::Instant {
+        self.body_due + self.extension()
+    }
+}
+
+tokio::task_local! {
+    /// The deadlines of the request being answered; set by the accept loop around each
+    /// request, read by [`collect`]. A task-local rather than a parameter so that every
+    /// reader (handlers, uploads, extensions) gets it without each passing it along.
+    static BODY_CLOCK: std::sync::Arc<BodyClock>;
+}
+
+/// Runs `answer` with every body read in it through [`collect`] held to `clock`.
+pub(crate) async fn with_body_clock<F: std::future::Future>(
+    clock: std::sync::Arc<BodyClock>,
+    answer: F,
+) -> F::Output {
+    BODY_CLOCK.scope(clock, answer).await
+}
+
 /// Reads a body of any type, at most `limit` bytes (413 `payload_too_large` beyond).
+///
+/// Inside a request served by the server the body must arrive by the body deadline
+/// ([`HttpLimits::body_read_timeout`](crate::HttpLimits::body_read_timeout), later for a
+/// body that keeps coming at [`HttpLimits::body_min_rate`](crate::HttpLimits::body_min_rate)):
+/// a client that stops sending gets 408 `request_timeout` instead of holding its
+/// connection.
 pub async fn collect(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
+    let clock = BODY_CLOCK.try_with(std::sync::Arc::clone).ok();
+    let mut body = Limited::new(body, limit);
+    let mut out = bytes::BytesMut::new();
+    let read = loop {
+        let frame = match &clock {
+            Some(clock) => match tokio::time::timeout_at(clock.body_due(), body.frame()).await {
+                Ok(frame) => frame,
+                Err(_) => return Err(body_timeout()),
+            },
+            None => body.frame().await,
+        };
+        match frame {
+            None => break Ok(()),
+            Some(Err(e)) => break Err(e),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if let Some(clock) = &clock {
+                        clock.received(data.len());
+                    }
+                    out.extend_from_slice(&data);
+                }
+            }
+        }
+    };
+    match read {
+        Ok(()) => Ok(out.freeze()),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
@@ -126,6 +211,16 @@ pub async fn collect(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
         }
         Err(_) => Err(ApiError::bad_request("the request body could not be read")),
     }
+}
+
+/// 408 for a body that did not arrive in time. The connection closes after it (the rest
+/// of the body is never read).
+pub fn body_timeout() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "the request body did not arrive in time",
+    )
 }
 
 /// 413 for a body over `limit` bytes.

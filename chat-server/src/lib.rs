@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod api;
 pub mod app;
 pub mod auth;
+mod caps;
 pub mod endpoints;
 pub mod error;
 pub mod extension;

@@ -66,12 +66,39 @@ struct Cli {
     /// Seconds a client may take to send request headers.
     #[arg(long, env = "CHAT_HEADER_TIMEOUT_SECS", default_value_t = 10)]
     header_timeout_secs: u64,
-    /// Seconds an idle keep-alive connection stays open.
+    /// Seconds a client may take to send a whole request body once its headers are in;
+    /// later: 408 and the connection is closed.
+    #[arg(long, env = "CHAT_BODY_TIMEOUT_SECS", default_value_t = 15)]
+    body_timeout_secs: u64,
+    /// Bytes per second a body still coming after --body-timeout-secs must keep up: each
+    /// this many bytes received move the body's and the request's deadlines 1 s later
+    /// (0 = fixed deadlines).
+    #[arg(long, env = "CHAT_BODY_MIN_RATE", default_value_t = 32 * 1024)]
+    body_min_rate: usize,
+    /// Seconds a whole request may take, body and handling; later: 503
+    /// `deadline_exceeded` and the connection is closed.
+    #[arg(long, env = "CHAT_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    request_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open; a client that stopped reading
+    /// its answer is dropped after as long again with nothing sent.
     #[arg(long, env = "CHAT_IDLE_TIMEOUT_SECS", default_value_t = 75)]
     idle_timeout_secs: u64,
-    /// Most open connections.
+    /// Most open HTTP connections; more wait in the listen backlog.
     #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000)]
     max_connections: usize,
+    /// Most open HTTP connections per client IP (0 = no cap); one more gets 429 and is
+    /// closed.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_IP", default_value_t = 64)]
+    max_connections_per_ip: usize,
+    /// Most open WebSockets (0 = no cap); one more upgrade gets 503.
+    #[arg(long, env = "CHAT_MAX_WEBSOCKETS", default_value_t = 10_000)]
+    max_websockets: usize,
+    /// Most open WebSockets per client IP (0 = no cap); one more upgrade gets 429.
+    #[arg(long, env = "CHAT_MAX_WEBSOCKETS_PER_IP", default_value_t = 100)]
+    max_websockets_per_ip: usize,
+    /// Most open WebSockets per token (0 = no cap); one more upgrade gets 429.
+    #[arg(long, env = "CHAT_MAX_WEBSOCKETS_PER_TOKEN", default_value_t = 20)]
+    max_websockets_per_token: usize,
     /// Requests per second per client IP (0 = unlimited).
     #[arg(long, env = "CHAT_RATE_PER_IP", default_value_t = 200.0)]
     rate_per_ip: f64,
@@ -282,8 +309,15 @@ async fn main() -> anyhow::Result<()> {
     config.limits = HttpLimits {
         body_bytes: cli.body_limit,
         header_read_timeout: Duration::from_secs(cli.header_timeout_secs),
+        body_read_timeout: Duration::from_secs(cli.body_timeout_secs.max(1)),
+        body_min_rate: cli.body_min_rate,
+        request_timeout: Duration::from_secs(cli.request_timeout_secs.max(1)),
         keep_alive_idle: Duration::from_secs(cli.idle_timeout_secs.max(1)),
         max_connections: cli.max_connections,
+        max_connections_per_ip: cli.max_connections_per_ip,
+        max_websockets: cli.max_websockets,
+        max_websockets_per_ip: cli.max_websockets_per_ip,
+        max_websockets_per_token: cli.max_websockets_per_token,
         per_ip_rps: cli.rate_per_ip,
         per_token_rps: cli.rate_per_token,
         burst: cli.rate_burst,

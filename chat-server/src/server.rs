@@ -3,8 +3,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use chat_core::Engine;
@@ -20,6 +20,7 @@ use tracing::Instrument;
 use crate::api::{self, Ctx};
 use crate::app::{App, Config};
 use crate::auth::{self, Caller};
+use crate::caps::{self, Connections, Tracked, WebSocketPlace, WebSockets};
 use crate::endpoints::{Access, Endpoint, EndpointTable, endpoint_table};
 use crate::error::ApiError;
 use crate::extension::Matched;
@@ -32,6 +33,8 @@ struct Server {
     app: Arc<App>,
     endpoints: EndpointTable,
     extension: Option<Arc<dyn Extension>>,
+    /// Open WebSockets under their caps (in all, per address, per token).
+    websockets: Arc<WebSockets>,
 }
 
 /// How long shutdown waits for in-flight requests and connections.
@@ -63,6 +66,7 @@ pub async fn run_with(
         app: app.clone(),
         endpoints: endpoint_table(),
         extension,
+        websockets: WebSockets::new(&limits),
     });
     tokio::spawn(run_timers(
         app.engine.clone(),
@@ -70,6 +74,8 @@ pub async fn run_with(
         stopped.clone(),
     ));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_ip = Connections::new(limits.max_connections_per_ip);
+    let refusal = caps::too_many_connections();
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
         .timer(TokioTimer::new())
@@ -94,10 +100,23 @@ pub async fn run_with(
             },
             () = &mut shutdown => break,
         };
+        let Some(place) = per_ip.take(remote.ip()) else {
+            // Answered and closed right here, without waiting on the client (a fresh
+            // socket's send buffer is empty), so a flood from one address costs the
+            // others nothing; its global slot is free again at once.
+            let _ = stream.try_write(&refusal);
+            tracing::debug!(ip = %remote.ip(), "connection over the per-address cap refused");
+            drop(stream);
+            drop(permit);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         if let Some(bytes) = limits.socket_send_buffer {
             let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes);
         }
+        let upgraded = Arc::new(OnceLock::new());
+        let sent = caps::Sent::new();
+        let stream = Tracked::new(stream, upgraded.clone(), sent.clone());
         let server = server.clone();
         let http1 = http1.clone();
         let mut stopped = stopped.clone();
@@ -108,9 +127,10 @@ pub async fn run_with(
             let service = service_fn(move |req| {
                 let server = server.clone();
                 let seen = seen.clone();
+                let upgraded = upgraded.clone();
                 async move {
                     seen.begin();
-                    let response = server.handle(req, remote).await;
+                    let response = server.handle(req, remote, &upgraded).await;
                     seen.end();
                     Ok::<_, Infallible>(response)
                 }
@@ -120,6 +140,7 @@ pub async fn run_with(
                 .with_upgrades();
             tokio::pin!(conn);
             let mut tick = tokio::time::interval(idle / 4 + Duration::from_millis(1));
+            let mut closing = false;
             loop {
                 tokio::select! {
                     _ = conn.as_mut() => break,
@@ -129,13 +150,22 @@ pub async fn run_with(
                         break;
                     }
                     _ = tick.tick() => {
+                        // Asked to close and still sending nothing for another idle
+                        // period: the client stopped reading a response (a graceful close
+                        // waits for that response forever). Dropped, so it frees its slot;
+                        // a slow download that keeps going is left to finish.
+                        if closing && sent.quiet_for() >= idle {
+                            break;
+                        }
                         if activity.idle_for() >= idle {
                             conn.as_mut().graceful_shutdown();
+                            closing = true;
                         }
                     }
                 }
             }
             drop(permit);
+            drop(place);
         });
     }
     tracing::info!("shutting down: no new connections, draining");
@@ -228,22 +258,53 @@ impl Activity {
 
 impl Server {
     /// One request, start to finish; never fails (errors become error responses).
-    async fn handle(self: Arc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Resp {
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        remote: SocketAddr,
+        upgraded: &OnceLock<WebSocketPlace>,
+    ) -> Resp {
         let started = Instant::now();
+        let limits = &self.app.config.limits;
+        let clock = http::BodyClock::new(
+            tokio::time::Instant::from_std(started) + limits.body_read_timeout,
+            limits.body_min_rate as u64,
+        );
+        let request_due = tokio::time::Instant::from_std(started) + limits.request_timeout;
         let request_id = request_id(req.headers());
         // No path in the logs: paths carry capabilities (a visitor's session id in the
         // templates' routes). The "done" line names the matched endpoint pattern instead.
         let span = tracing::info_span!("request", id = %request_id, method = %req.method());
         let origin = req.headers().get(header::ORIGIN).cloned();
         let method = req.method().clone();
+        let answer = http::with_body_clock(
+            clock.clone(),
+            self.clone().answer(req, remote.ip(), upgraded),
+        );
         let (endpoint_name, mut response) = async {
-            match self.clone().answer(req, remote.ip()).await {
-                Ok((name, response)) => (name, response),
-                Err((name, e)) => (name, http::error(&e)),
+            match within(request_due, &clock, answer).await {
+                Some(Ok((name, response))) => (name, response),
+                Some(Err((name, e))) => (name, http::error(&e)),
+                None => {
+                    let e = ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "deadline_exceeded",
+                        "the request was not answered in time",
+                    );
+                    ("deadline_exceeded", http::error(&e))
+                }
             }
         }
         .instrument(span.clone())
         .await;
+        if response.status() == StatusCode::REQUEST_TIMEOUT || endpoint_name == "deadline_exceeded"
+        {
+            // The rest of a late body is never read: the connection cannot carry another
+            // request, and closing it frees its slot now rather than at the idle timeout.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         self.cors(origin.as_ref(), &method, &mut response);
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-request-id", value);
@@ -269,6 +330,7 @@ impl Server {
         self: Arc<Self>,
         req: Request<Incoming>,
         ip: IpAddr,
+        upgraded: &OnceLock<WebSocketPlace>,
     ) -> Result<(&'static str, Resp), (&'static str, ApiError)> {
         if req.method() == Method::OPTIONS
             && req
@@ -319,11 +381,12 @@ impl Server {
         let name = endpoint.path;
         let fail = |e: ApiError| (name, e);
         let query = req.uri().query().map(str::to_owned);
+        let mut token = None;
         let caller = if endpoint.access == Access::Public && endpoint.request.is_none() {
             // Health, metrics and docs ignore credentials entirely.
             Caller::Anonymous
         } else {
-            let token = if endpoint.id == Endpoint::WebSocket {
+            token = if endpoint.id == Endpoint::WebSocket {
                 // Browsers cannot set headers on WebSockets: also accept the query
                 // parameter and the subprotocol.
                 match auth::bearer(req.headers(), query.as_deref()).map_err(fail)? {
@@ -355,7 +418,14 @@ impl Server {
             let Caller::Actor(actor) = caller else {
                 return Err(fail(ApiError::unauthorized("send a token")));
             };
-            let upgraded = crate::realtime::upgrade(
+            // Checked before the 101, so a refused client gets a plain HTTP answer. The
+            // token is kept by its digest's prefix, as the per-token rate limit keeps it.
+            let key = token
+                .as_deref()
+                .map(|t| auth::token_digest(t)[..32].to_owned())
+                .unwrap_or_default();
+            let place = self.websockets.take(ip, key).map_err(fail)?;
+            let answer = crate::realtime::upgrade(
                 self.app.hub.clone(),
                 req,
                 actor,
@@ -363,7 +433,15 @@ impl Server {
                 self.app.metrics.clone(),
             )
             .await;
-            return upgraded.map(|r| (name, r)).map_err(fail);
+            if answer
+                .as_ref()
+                .is_ok_and(|r| r.status() == StatusCode::SWITCHING_PROTOCOLS)
+            {
+                // From now on the place lives with the connection's stream, which the
+                // socket's task takes over; any other answer gives it back here.
+                let _ = upgraded.set(place);
+            }
+            return answer.map(|r| (name, r)).map_err(fail);
         }
         let (parts, body) = req.into_parts();
         let ctx = Ctx {
@@ -427,6 +505,28 @@ impl Server {
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
                 HeaderValue::from_static("x-request-id, retry-after"),
             );
+        }
+    }
+}
+
+/// `answer`'s output, or `None` once `due` has passed, later by what `clock` allows for
+/// the body received so far (a large upload that keeps coming is not cut off by the
+/// request's base deadline).
+async fn within<F: Future>(
+    due: tokio::time::Instant,
+    clock: &http::BodyClock,
+    answer: F,
+) -> Option<F::Output> {
+    tokio::pin!(answer);
+    loop {
+        let now_due = due + clock.extension();
+        tokio::select! {
+            output = &mut answer => return Some(output),
+            () = tokio::time::sleep_until(now_due) => {
+                if due + clock.extension() <= now_due {
+                    return None;
+                }
+            }
         }
     }
 }

@@ -105,14 +105,19 @@ pub fn backend_name() -> &'static str {
     }
 }
 
-/// The bench configuration: no rate limits (one client IP sends everything), room for
-/// many connections.
+/// The bench configuration: no rate limits and no per-address caps (one client IP sends
+/// everything), room for many connections.
 pub fn config(tenant: TenantId) -> Config {
     let mut config = Config::new(SECRET);
     config.default_tenant = Some(tenant);
     config.limits.per_ip_rps = 0.0;
     config.limits.per_token_rps = 0.0;
     config.limits.max_connections = 100_000;
+    // Every bench client comes from 127.0.0.1, many sockets with one token.
+    config.limits.max_connections_per_ip = 0;
+    config.limits.max_websockets = 0;
+    config.limits.max_websockets_per_ip = 0;
+    config.limits.max_websockets_per_token = 0;
     config.realtime.frames_per_sec = 0.0;
     config
 }
