@@ -240,11 +240,6 @@ impl Engine {
         Self::builder(backend).credentials(credentials)
     }
 
-    /// The store, for read paths the engine does not wrap.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.inner.store
-    }
-
     /// The event bus: subscribe here for live events.
     pub fn bus(&self) -> &Arc<dyn EventBus> {
         &self.inner.bus
