@@ -27,7 +27,11 @@ pub struct MemoryBlobStore {
 #[async_trait]
 impl BlobStore for MemoryBlobStore {
     async fn put(&self, key_hint: &str, bytes: Vec<u8>) -> Result<String> {
-        let key = format!("{}/{}", uuid::Uuid::now_v7().simple(), sanitize(key_hint));
+        let key = format!(
+            "{}/{}",
+            uuid::Uuid::now_v7().simple(),
+            safe_path_segment(key_hint)
+        );
         self.blobs
             .lock()
             .map_err(Error::storage)?
@@ -51,7 +55,7 @@ impl BlobStore for MemoryBlobStore {
 }
 
 /// Keeps only characters safe in a path segment, so a key hint can never escape a folder.
-pub fn sanitize(name: &str) -> String {
+pub fn safe_path_segment(name: &str) -> String {
     let cleaned: String = name
         .chars()
         .map(|c| {

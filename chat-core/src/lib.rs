@@ -1,25 +1,25 @@
 #![doc = include_str!("../README.md")]
 
-pub mod blob;
+mod blob;
 pub mod bot;
-pub mod bus;
-pub mod clock;
-pub mod credentials;
+mod bus;
+mod clock;
+mod credentials;
 mod engine;
-pub mod error;
+mod error;
 pub mod feed;
-pub mod ids;
+mod ids;
 pub mod memory;
-pub mod mode;
-pub mod model;
+mod mode;
+mod model;
 pub mod policy;
-pub mod router;
+mod router;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod write;
 
-pub use blob::{BlobStore, MemoryBlobStore};
+pub use blob::{BlobStore, MemoryBlobStore, safe_path_segment};
 pub use bot::{Bot, BotDecision, BotTurn, RuleBot, RuleBotConfig};
 pub use bus::{Ephemeral, EventBus, InProcessBus};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -33,8 +33,8 @@ pub use error::{
 pub use ids::{
     AgentId, ContactId, ConversationId, IdGenerator, MessageId, SequentialIds, TenantId, V7Ids,
 };
-pub use mode::Mode;
+pub use mode::{InvalidTransition, Mode, UnknownMode};
 pub use model::*;
 pub use policy::Actor;
-pub use router::{LeastLoaded, Manual, RoundRobin, Router};
+pub use router::{LeastLoaded, Manual, RoundRobin, Router, eligible};
 pub use store::Store;

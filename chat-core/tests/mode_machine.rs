@@ -2,8 +2,8 @@
 
 mod common;
 
-use chat_core::mode::{InvalidTransition, UnknownMode};
 use chat_core::{Error, Mode, PostMessage};
+use chat_core::{InvalidTransition, UnknownMode};
 use common::desk;
 
 /// The transition table of the crate docs, written out: `LEGAL[from][to]`.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use chat_core::Manual;
 use chat_core::bot::SilentBot;
-use chat_core::router::Manual;
 use chat_core::{
     Actor, Bot, Engine, EventBus, InProcessBus, LeastLoaded, Limits, NewAgent, Role, RoundRobin,
     Router, RuleBot, TenantSettings,

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use chat_core::blob::{BlobStore, sanitize};
-use chat_core::error::{Error, Result};
+use chat_core::{BlobStore, safe_path_segment};
+use chat_core::{Error, Result};
 use hyper::body::Incoming;
 use hyper::header::CONTENT_TYPE;
 use hyper::{HeaderMap, StatusCode};
@@ -41,7 +41,7 @@ impl DirBlobStore {
             return Err(Error::NotFound("attachment"));
         };
         let dir_ok = dir.len() == 32 && dir.bytes().all(|b| b.is_ascii_hexdigit());
-        if !dir_ok || name.is_empty() || sanitize(name) != name {
+        if !dir_ok || name.is_empty() || safe_path_segment(name) != name {
             return Err(Error::NotFound("attachment"));
         }
         Ok(self.root.join(dir).join(name))
@@ -53,7 +53,11 @@ impl BlobStore for DirBlobStore {
     async fn put(&self, key_hint: &str, bytes: Vec<u8>) -> Result<String> {
         // The file's address inside this store, not domain data: random so that keys of
         // two processes or restarts never collide, whatever id generator the engine uses.
-        let key = format!("{}/{}", uuid::Uuid::new_v4().simple(), sanitize(key_hint));
+        let key = format!(
+            "{}/{}",
+            uuid::Uuid::new_v4().simple(),
+            safe_path_segment(key_hint)
+        );
         let path = self.path(&key)?;
         tokio::task::spawn_blocking(move || write_durably(&path, &bytes))
             .await

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use chat_core::Actor;
-use chat_core::blob::BlobStore;
+use chat_core::BlobStore;
 use chat_server::auth::{self, Caller};
 use chat_server::http::{self, Resp};
 use chat_server::uploads::{DirBlobStore, read_multipart};

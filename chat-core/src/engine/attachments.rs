@@ -4,7 +4,7 @@
 
 use super::Engine;
 use crate::Mode;
-use crate::blob::sanitize;
+use crate::blob::safe_path_segment;
 use crate::error::{Error, Result};
 use crate::ids::ConversationId;
 use crate::model::Attachment;
@@ -121,7 +121,7 @@ impl Engine {
         let key = self
             .inner
             .blobs
-            .put(&format!("{owner}_{}", sanitize(&name)), bytes)
+            .put(&format!("{owner}_{}", safe_path_segment(&name)), bytes)
             .await?;
         Ok(Attachment {
             key,
@@ -181,7 +181,7 @@ impl Engine {
                     .inner
                     .blobs
                     .put(
-                        &format!("{}_{}", id.0.simple(), sanitize(&attachment.name)),
+                        &format!("{}_{}", id.0.simple(), safe_path_segment(&attachment.name)),
                         bytes,
                     )
                     .await?;

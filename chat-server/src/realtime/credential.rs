@@ -66,7 +66,9 @@ impl Credential {
     /// Whether the credential still holds. A store that cannot answer right now is no
     /// reason to close every socket: only an answer that says no is.
     pub async fn holds(&self, engine: &Engine) -> bool {
-        let now = time::OffsetDateTime::now_utc();
+        // A JWT's `exp` is wall-clock time, as the token library checks it at login; a
+        // stored token's expiry is the engine's, as every HTTP request checks it.
+        let wall = time::OffsetDateTime::now_utc();
         match &self.0 {
             Kind::Staff {
                 tenant,
@@ -74,7 +76,7 @@ impl Credential {
                 version,
                 expires,
             } => {
-                if u64::try_from(now.unix_timestamp()).unwrap_or(0) >= *expires {
+                if u64::try_from(wall.unix_timestamp()).unwrap_or(0) >= *expires {
                     return false;
                 }
                 match engine.credential(*tenant, *agent).await {
@@ -97,7 +99,7 @@ impl Credential {
                 let digest = hex::encode(digest);
                 if *visitor {
                     match engine.visitor_token(&digest).await {
-                        Ok(Some(t)) => t.expires_at.is_none_or(|at| at > now),
+                        Ok(Some(t)) => t.expires_at.is_none_or(|at| at > engine.clock().now()),
                         Ok(None) => false,
                         Err(_) => true,
                     }

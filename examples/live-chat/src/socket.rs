@@ -20,7 +20,7 @@
 
 use std::collections::HashSet;
 
-use chat_core::bus::Ephemeral;
+use chat_core::Ephemeral;
 use chat_core::{
     Actor, AgentId, ConversationChange, ConversationId, Engine, Event, EventPayload, MessageKind,
     Sender, TransferTarget,

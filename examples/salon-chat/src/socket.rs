@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chat_core::bus::Ephemeral;
+use chat_core::Ephemeral;
 use chat_core::{
     ContactId, ConversationId, Engine, Event, EventPayload, MessagePage, Reader, TenantId,
 };
