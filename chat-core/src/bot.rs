@@ -10,28 +10,28 @@ use crate::ids::MessageId;
 use crate::model::{Conversation, Message, Sender, Tenant};
 
 /// Metadata key the rule bot sets on replies that did not answer anything.
-pub const FALLBACK_KEY: &str = "bot.fallback";
+pub const BOT_FALLBACK_KEY: &str = "bot.fallback";
 
 /// Metadata key on the bot's handoff message: the department asked for (empty for none).
 /// A crash between that message and the queueing leaves it as the conversation's last
 /// message in `bot` mode, and the engine finishes the handoff from it.
-pub const HANDOFF_KEY: &str = "bot.handoff";
+pub const BOT_HANDOFF_KEY: &str = "bot.handoff";
 
 /// Metadata key on the bot's handoff message: why it handed off, if it said.
-pub const HANDOFF_REASON_KEY: &str = "bot.handoff_reason";
+pub const BOT_HANDOFF_REASON_KEY: &str = "bot.handoff_reason";
 
 /// The `client_message_id` of the bot's answer to a customer message.
 ///
 /// The store keeps one message per sender and key, so however often the turn for one
 /// customer message runs (a crash in between, a client's retry, the start-up resume),
 /// the customer gets one answer; looking the key up finds the answer given.
-pub fn reply_key(customer_message: MessageId) -> String {
+pub fn bot_reply_key(customer_message: MessageId) -> String {
     format!("{REPLY_KEY_PREFIX}{customer_message}")
 }
 
 const REPLY_KEY_PREFIX: &str = "bot-reply:";
 
-/// Whether `client_message_id` is a [`reply_key`] (of any customer message).
+/// Whether `client_message_id` is a [`bot_reply_key`] (of any customer message).
 pub(crate) fn is_reply_key(client_message_id: &str) -> bool {
     client_message_id.starts_with(REPLY_KEY_PREFIX)
 }
@@ -176,7 +176,7 @@ impl Default for RuleBotConfig {
 ///
 /// ```
 /// # tokio_test_block_on(async {
-/// use chat_core::bot::{RuleBot, RuleBotConfig};
+/// use chat_core::{RuleBot, RuleBotConfig};
 /// let bot = RuleBot::new(RuleBotConfig::default()).unwrap();
 /// assert!(bot.wants_human("Can I talk to a HUMAN please?"));
 /// assert!(bot.wants_human("saya mau bicara dengan manusia"));
@@ -278,7 +278,7 @@ impl Bot for RuleBot {
             .iter()
             .rev()
             .filter(|m| m.sender == Sender::Bot)
-            .take_while(|m| m.metadata.contains_key(FALLBACK_KEY))
+            .take_while(|m| m.metadata.contains_key(BOT_FALLBACK_KEY))
             .count() as u32;
         let limit = self.config.handoff_after_unanswered;
         if limit > 0 && misses + 1 >= limit {
@@ -288,7 +288,7 @@ impl Bot for RuleBot {
                 message: Some(self.config.handoff_message.clone()),
             });
         }
-        let metadata = BTreeMap::from([(FALLBACK_KEY.to_owned(), "true".to_owned())]);
+        let metadata = BTreeMap::from([(BOT_FALLBACK_KEY.to_owned(), "true".to_owned())]);
         Ok(BotDecision::Reply {
             text: self.config.fallback.clone(),
             metadata,

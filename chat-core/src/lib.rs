@@ -1,7 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod blob;
-pub mod bot;
+mod bot;
 mod bus;
 mod clock;
 mod credentials;
@@ -20,7 +20,10 @@ pub mod testing;
 pub mod write;
 
 pub use blob::{BlobStore, MemoryBlobStore, safe_path_segment};
-pub use bot::{Bot, BotDecision, BotTurn, RuleBot, RuleBotConfig};
+pub use bot::{
+    BOT_FALLBACK_KEY, BOT_HANDOFF_KEY, BOT_HANDOFF_REASON_KEY, Bot, BotDecision, BotTurn, Intent,
+    RuleBot, RuleBotConfig, SilentBot, bot_reply_key,
+};
 pub use bus::{Ephemeral, EventBus, InProcessBus};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use credentials::{
@@ -35,6 +38,5 @@ pub use ids::{
 };
 pub use mode::{InvalidTransition, Mode, UnknownMode};
 pub use model::*;
-pub use policy::Actor;
 pub use router::{LeastLoaded, Manual, RoundRobin, Router, eligible};
-pub use store::Store;
+pub use store::seam::Store;

@@ -21,123 +21,139 @@ use crate::model::{
     NewMessage, Priority, ReadCursor, Tenant,
 };
 
-/// Persistence for the engine. Object-safe: the engine holds an `Arc<dyn Store>`.
-///
-/// Conventions every implementation follows:
-/// - writes are atomic: all of an operation's rows and events, or none;
-/// - every write that changes a conversation adds one to its `version` and appends its
-///   events with the tenant's next event sequences (gap-free, from 1);
-/// - e-mails are compared lower-case;
-/// - reads never see half of a write.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Creates a tenant. [`Error::Conflict`] if the id exists.
-    async fn insert_tenant(&self, tenant: &Tenant) -> Result<()>;
-    /// Replaces a tenant's name and settings. [`Error::NotFound`] if absent.
-    async fn update_tenant(&self, tenant: &Tenant) -> Result<()>;
-    /// A tenant by id.
-    async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
+/// The trait itself, in a module of its own so that its one public path is the crate
+/// root's (`chat_core::Store`); the types it speaks in are this module's.
+pub(crate) mod seam {
+    #[allow(clippy::wildcard_imports)]
+    use super::*;
 
-    /// Creates a contact. [`Error::Conflict`] if the id exists, or if the contact's e-mail
-    /// is verified and another contact of the tenant has the same verified e-mail.
-    /// Unverified e-mails (claims) may repeat.
-    async fn insert_contact(&self, contact: &Contact) -> Result<()>;
-    /// Replaces a contact. [`Error::NotFound`] if absent, [`Error::Conflict`] on a verified
-    /// e-mail taken by another contact.
-    async fn update_contact(&self, contact: &Contact) -> Result<()>;
-    /// A contact by id.
-    async fn contact(&self, tenant: TenantId, id: ContactId) -> Result<Option<Contact>>;
-    /// The contact whose *verified* e-mail is this one (case-insensitive). A claimed,
-    /// unverified e-mail never finds a contact.
-    async fn verified_contact(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>>;
-    /// Ends a merge: replaces `into` (its merged fields) and deletes `from`, appending a
-    /// staff-only `contact_merged` event. [`Error::Conflict`] while `from` still has
-    /// conversations (the engine moves them first), [`Error::NotFound`] if either contact
-    /// is absent.
-    async fn merge_contact(
-        &self,
-        into: &Contact,
-        from: ContactId,
-        at: OffsetDateTime,
-    ) -> Result<Event>;
+    /// Persistence for the engine. Object-safe: the engine holds an `Arc<dyn Store>`.
+    ///
+    /// Conventions every implementation follows:
+    /// - writes are atomic: all of an operation's rows and events, or none;
+    /// - every write that changes a conversation adds one to its `version` and appends its
+    ///   events with the tenant's next event sequences (gap-free, from 1);
+    /// - e-mails are compared lower-case;
+    /// - reads never see half of a write.
+    #[async_trait]
+    pub trait Store: Send + Sync + 'static {
+        /// Creates a tenant. [`Error::Conflict`] if the id exists.
+        async fn insert_tenant(&self, tenant: &Tenant) -> Result<()>;
+        /// Replaces a tenant's name and settings. [`Error::NotFound`] if absent.
+        async fn update_tenant(&self, tenant: &Tenant) -> Result<()>;
+        /// A tenant by id.
+        async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
 
-    /// Creates a staff member and appends an `agent_updated` event.
-    /// [`Error::Conflict`] if the e-mail is taken in the tenant.
-    async fn insert_agent(&self, agent: &Agent) -> Result<Event>;
-    /// Replaces a staff member and appends an `agent_updated` event.
-    async fn update_agent(&self, agent: &Agent) -> Result<Event>;
-    /// A staff member by id.
-    async fn agent(&self, tenant: TenantId, id: AgentId) -> Result<Option<Agent>>;
-    /// A staff member by e-mail (case-insensitive).
-    async fn agent_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Agent>>;
-    /// Every staff member of a tenant, by name.
-    async fn agents(&self, tenant: TenantId) -> Result<Vec<Agent>>;
-    /// Every active staff member with the number of conversations it holds in mode
-    /// `agent` or `paused`.
-    async fn agent_loads(&self, tenant: TenantId) -> Result<Vec<AgentLoad>>;
+        /// Creates a contact. [`Error::Conflict`] if the id exists, or if the contact's e-mail
+        /// is verified and another contact of the tenant has the same verified e-mail.
+        /// Unverified e-mails (claims) may repeat.
+        async fn insert_contact(&self, contact: &Contact) -> Result<()>;
+        /// Replaces a contact. [`Error::NotFound`] if absent, [`Error::Conflict`] on a verified
+        /// e-mail taken by another contact.
+        async fn update_contact(&self, contact: &Contact) -> Result<()>;
+        /// A contact by id.
+        async fn contact(&self, tenant: TenantId, id: ContactId) -> Result<Option<Contact>>;
+        /// The contact whose *verified* e-mail is this one (case-insensitive). A claimed,
+        /// unverified e-mail never finds a contact.
+        async fn verified_contact(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>>;
+        /// Ends a merge: replaces `into` (its merged fields) and deletes `from`, appending a
+        /// staff-only `contact_merged` event. [`Error::Conflict`] while `from` still has
+        /// conversations (the engine moves them first), [`Error::NotFound`] if either contact
+        /// is absent.
+        async fn merge_contact(
+            &self,
+            into: &Contact,
+            from: ContactId,
+            at: OffsetDateTime,
+        ) -> Result<Event>;
 
-    /// Stores a new conversation (its `version` as given) with its first messages, and
-    /// appends `conversation_created` then one `message_created` per message.
-    async fn create_conversation(
-        &self,
-        conversation: &Conversation,
-        messages: Vec<NewMessage>,
-    ) -> Result<Committed>;
-    /// Replaces a conversation if its stored version equals `update.conversation.version`
-    /// ([`Error::Conflict`] otherwise), storing it with version + 1, then appends the
-    /// optional system message. Events: `conversation_updated`, then `message_created`.
-    async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed>;
-    /// Deletes a conversation with its messages and cursors, and appends
-    /// `conversation_deleted`. [`Error::NotFound`] if absent.
-    async fn delete_conversation(
-        &self,
-        tenant: TenantId,
-        id: ConversationId,
-        at: OffsetDateTime,
-    ) -> Result<Event>;
-    /// A conversation by id.
-    async fn conversation(
-        &self,
-        tenant: TenantId,
-        id: ConversationId,
-    ) -> Result<Option<Conversation>>;
-    /// Conversations matching a query, newest activity first, with counts per mode.
-    async fn list_conversations(&self, query: &ConversationQuery) -> Result<ConversationPage>;
-    /// Queued conversations, highest priority first, then longest waiting.
-    async fn queue(&self, tenant: TenantId, limit: usize) -> Result<Vec<Conversation>>;
+        /// Creates a staff member and appends an `agent_updated` event.
+        /// [`Error::Conflict`] if the e-mail is taken in the tenant.
+        async fn insert_agent(&self, agent: &Agent) -> Result<Event>;
+        /// Replaces a staff member and appends an `agent_updated` event.
+        async fn update_agent(&self, agent: &Agent) -> Result<Event>;
+        /// A staff member by id.
+        async fn agent(&self, tenant: TenantId, id: AgentId) -> Result<Option<Agent>>;
+        /// A staff member by e-mail (case-insensitive).
+        async fn agent_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Agent>>;
+        /// Every staff member of a tenant, by name.
+        async fn agents(&self, tenant: TenantId) -> Result<Vec<Agent>>;
+        /// Every active staff member with the number of conversations it holds in mode
+        /// `agent` or `paused`.
+        async fn agent_loads(&self, tenant: TenantId) -> Result<Vec<AgentLoad>>;
 
-    /// Appends a message: if the conversation already has a message from the same sender
-    /// with the same `client_message_id`, returns it with `created = false` and writes nothing.
-    /// Otherwise gives it the conversation's next sequence, applies
-    /// [`Conversation::record_message`], and appends `message_created` (staff-only for notes).
-    /// [`Error::NotFound`] if the conversation does not exist.
-    async fn append_message(&self, message: NewMessage) -> Result<Appended>;
-    /// Replaces a message's body, revisions, edit and delete times (id, conversation,
-    /// sequence, sender and kind stay). Appends `message_updated`.
-    async fn update_message(&self, message: &Message) -> Result<Event>;
-    /// A message by id.
-    async fn message(&self, tenant: TenantId, id: MessageId) -> Result<Option<Message>>;
-    /// A window of a conversation's messages, in ascending sequence.
-    async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>>;
-    /// Moves a reader's cursor forward (never back), recomputes the side's unread counter
-    /// from it, and appends `read_updated`. Returns the conversation and the event, or no
-    /// event if the cursor did not move.
-    async fn set_read_cursor(&self, cursor: &ReadCursor) -> Result<(Conversation, Option<Event>)>;
-    /// Every read cursor of a conversation.
-    async fn read_cursors(
-        &self,
-        tenant: TenantId,
-        conversation: ConversationId,
-    ) -> Result<Vec<ReadCursor>>;
+        /// Stores a new conversation (its `version` as given) with its first messages, and
+        /// appends `conversation_created` then one `message_created` per message.
+        async fn create_conversation(
+            &self,
+            conversation: &Conversation,
+            messages: Vec<NewMessage>,
+        ) -> Result<Committed>;
+        /// Replaces a conversation if its stored version equals `update.conversation.version`
+        /// ([`Error::Conflict`] otherwise), storing it with version + 1, then appends the
+        /// optional system message. Events: `conversation_updated`, then `message_created`.
+        async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed>;
+        /// Deletes a conversation with its messages and cursors, and appends
+        /// `conversation_deleted`. [`Error::NotFound`] if absent.
+        async fn delete_conversation(
+            &self,
+            tenant: TenantId,
+            id: ConversationId,
+            at: OffsetDateTime,
+        ) -> Result<Event>;
+        /// A conversation by id.
+        async fn conversation(
+            &self,
+            tenant: TenantId,
+            id: ConversationId,
+        ) -> Result<Option<Conversation>>;
+        /// Conversations matching a query, newest activity first, with counts per mode.
+        async fn list_conversations(&self, query: &ConversationQuery) -> Result<ConversationPage>;
+        /// Queued conversations, highest priority first, then longest waiting.
+        async fn queue(&self, tenant: TenantId, limit: usize) -> Result<Vec<Conversation>>;
 
-    /// Events with `seq > after`, ascending, at most `limit`.
-    async fn events_since(&self, tenant: TenantId, after: u64, limit: usize) -> Result<Vec<Event>>;
+        /// Appends a message: if the conversation already has a message from the same sender
+        /// with the same `client_message_id`, returns it with `created = false` and writes nothing.
+        /// Otherwise gives it the conversation's next sequence, applies
+        /// [`Conversation::record_message`], and appends `message_created` (staff-only for notes).
+        /// [`Error::NotFound`] if the conversation does not exist.
+        async fn append_message(&self, message: NewMessage) -> Result<Appended>;
+        /// Replaces a message's body, revisions, edit and delete times (id, conversation,
+        /// sequence, sender and kind stay). Appends `message_updated`.
+        async fn update_message(&self, message: &Message) -> Result<Event>;
+        /// A message by id.
+        async fn message(&self, tenant: TenantId, id: MessageId) -> Result<Option<Message>>;
+        /// A window of a conversation's messages, in ascending sequence.
+        async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>>;
+        /// Moves a reader's cursor forward (never back), recomputes the side's unread counter
+        /// from it, and appends `read_updated`. Returns the conversation and the event, or no
+        /// event if the cursor did not move.
+        async fn set_read_cursor(
+            &self,
+            cursor: &ReadCursor,
+        ) -> Result<(Conversation, Option<Event>)>;
+        /// Every read cursor of a conversation.
+        async fn read_cursors(
+            &self,
+            tenant: TenantId,
+            conversation: ConversationId,
+        ) -> Result<Vec<ReadCursor>>;
 
-    /// The sequence of the tenant's newest event, 0 when its log is empty: where a live
-    /// follower starts, and what a client's cursor is checked against (one from beyond it
-    /// came from another database and must reload). One indexed read, not a scan.
-    async fn event_head(&self, tenant: TenantId) -> Result<u64>;
+        /// Events with `seq > after`, ascending, at most `limit`.
+        async fn events_since(
+            &self,
+            tenant: TenantId,
+            after: u64,
+            limit: usize,
+        ) -> Result<Vec<Event>>;
+
+        /// The sequence of the tenant's newest event, 0 when its log is empty: where a live
+        /// follower starts, and what a client's cursor is checked against (one from beyond it
+        /// came from another database and must reload). One indexed read, not a scan.
+        async fn event_head(&self, tenant: TenantId) -> Result<u64>;
+    }
 }
+pub(crate) use seam::Store;
 
 /// What a write produced, events in log order.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use chat_core::bot::{HANDOFF_KEY, HANDOFF_REASON_KEY, reply_key};
 use chat_core::{
     Actor, Bot, BotDecision, BotFailure, BotTurn, ConversationId, Engine, Error, ManualClock,
     Message, MessageKind, Mode, OpenConversation, PostMessage, Sender, TenantId, TenantSettings,
     memory::MemoryStore,
 };
+use chat_core::{BOT_HANDOFF_KEY, BOT_HANDOFF_REASON_KEY, bot_reply_key};
 use time::macros::datetime;
 use tokio::sync::mpsc;
 
@@ -174,7 +174,7 @@ async fn resume_answers_a_turn_cut_short_once() {
     assert_eq!(answers.len(), 1, "one answer");
     assert_eq!(
         answers[0].client_message_id,
-        Some(reply_key(asked.id)),
+        Some(bot_reply_key(asked.id)),
         "the answer names the question it answers"
     );
     assert!(answers[0].body.contains("order 1042"));
@@ -217,7 +217,7 @@ async fn a_retry_answers_a_turn_cut_short_and_a_second_retry_gets_the_same_answe
     assert_eq!(bot.asked.load(Ordering::SeqCst), 1, "the bot answered once");
     let (asked, answers) = shop.question_and_answers().await;
     assert_eq!(answers, retry.replies);
-    assert_eq!(answers[0].client_message_id, Some(reply_key(asked.id)));
+    assert_eq!(answers[0].client_message_id, Some(bot_reply_key(asked.id)));
 }
 
 #[tokio::test]
@@ -287,10 +287,10 @@ async fn a_handoff_cut_short_before_the_queueing_is_finished_once() {
             &bot,
             shop.conversation,
             PostMessage {
-                client_message_id: Some(reply_key(asked.id)),
+                client_message_id: Some(bot_reply_key(asked.id)),
                 metadata: BTreeMap::from([
-                    (HANDOFF_KEY.to_owned(), "billing".to_owned()),
-                    (HANDOFF_REASON_KEY.to_owned(), "refund".to_owned()),
+                    (BOT_HANDOFF_KEY.to_owned(), "billing".to_owned()),
+                    (BOT_HANDOFF_REASON_KEY.to_owned(), "refund".to_owned()),
                 ]),
                 ..PostMessage::text("Connecting you to a human agent.")
             },
@@ -474,7 +474,7 @@ async fn an_answer_a_bot_service_gave_later_through_the_api_counts() {
 async fn a_silent_bot_is_asked_again_and_counts_as_no_answer() {
     let shop = shop().await;
     shop.post_and_crash("visit-8").await;
-    let engine = shop.engine_with(Arc::new(chat_core::bot::SilentBot));
+    let engine = shop.engine_with(Arc::new(chat_core::SilentBot));
     assert_eq!(engine.resume_bot_turns().await.unwrap(), 0);
     assert!(shop.question_and_answers().await.1.is_empty());
     // A bot that speaks, after a restart, answers what the silent one left.

@@ -447,7 +447,7 @@ async fn the_rule_bot_hands_off_after_three_misses() {
         assert!(
             p.replies[0]
                 .metadata
-                .contains_key(chat_core::bot::FALLBACK_KEY)
+                .contains_key(chat_core::BOT_FALLBACK_KEY)
         );
     }
     let p = d

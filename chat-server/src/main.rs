@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chat_core::Manual;
-use chat_core::bot::SilentBot;
+use chat_core::SilentBot;
 use chat_core::{
     Actor, Bot, Engine, EventBus, InProcessBus, LeastLoaded, Limits, NewAgent, Role, RoundRobin,
     Router, RuleBot, TenantSettings,

@@ -7,11 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chat_core::store::{
     Appended, Committed, ConversationPage, ConversationQuery, ConversationUpdate, MessageQuery,
-    Store,
 };
 use chat_core::{
     Agent, AgentId, AgentLoad, Contact, ContactId, Conversation, ConversationId, Error, Event,
-    Message, MessageId, NewMessage, ReadCursor, Result, Tenant, TenantId,
+    Message, MessageId, NewMessage, ReadCursor, Result, Store, Tenant, TenantId,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;

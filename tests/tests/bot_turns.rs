@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use chat_core::bot::reply_key;
+use chat_core::bot_reply_key;
 use chat_core::store::{ConversationQuery, MessageQuery, Scope};
 use chat_core::{Message, MessageId, MessageKind, Mode, Sender, Store, TenantId};
 use chat_sqlite::SqliteStore;
@@ -134,7 +134,7 @@ fn read_desk(db: &std::path::Path, runtime: &tokio::runtime::Runtime) -> Desk {
                 let answered = desk
                     .answers
                     .iter_mut()
-                    .find(|(id, _)| reply_key(**id) == key);
+                    .find(|(id, _)| bot_reply_key(**id) == key);
                 answered
                     .unwrap_or_else(|| panic!("a bot message answering nothing: {m:?}"))
                     .1

@@ -6,10 +6,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use chat_core::{
-    Actor, BotTurn, Conversation, Engine, Message, MessageKind, OpenConversation, PostMessage,
-    Tenant, TenantSettings,
-    bot::{Bot, SilentBot},
-    memory::MemoryStore,
+    Actor, Bot, BotTurn, Conversation, Engine, Message, MessageKind, OpenConversation, PostMessage,
+    SilentBot, Tenant, TenantSettings, memory::MemoryStore,
 };
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, channel::Channel};

@@ -204,7 +204,7 @@ impl Engine {
     /// Runs the bot's turns that a crash cut short, in every tenant: a conversation in
     /// `bot` mode whose newest customer message has no answer from the bot gets it now.
     /// Returns how many it answered. Call it once at start, beside serving requests: a
-    /// turn that runs twice still answers once (see [`crate::bot::reply_key`]).
+    /// turn that runs twice still answers once (see [`crate::bot_reply_key`]).
     ///
     /// Any bot message after the customer's counts as an answer, so a bot service that
     /// answered later through the API is not asked again. A bot that chose to say nothing
@@ -283,7 +283,7 @@ impl Engine {
         conversation: Conversation,
         answering: &Message,
     ) -> Result<ResumedTurn> {
-        let key = crate::bot::reply_key(answering.id);
+        let key = crate::bot_reply_key(answering.id);
         // The engine's own answer carries the key; a bot speaking through the API (a
         // webhook service answering later, with a bot token) carries none, and answers
         // the customer as well. An answer keyed to another message answers that one.
@@ -350,12 +350,12 @@ impl Engine {
         };
         // The bot said it hands off and nothing happened since: the process died before
         // the queueing. Anything later (a customer's word, a mode change) means it is moot.
-        if let Some(department) = answer.metadata.get(crate::bot::HANDOFF_KEY)
+        if let Some(department) = answer.metadata.get(crate::BOT_HANDOFF_KEY)
             && conversation.mode == Mode::Bot
             && answer.seq == last_seq
         {
             let department = Some(department.clone()).filter(|d| !d.is_empty());
-            let reason = answer.metadata.get(crate::bot::HANDOFF_REASON_KEY).cloned();
+            let reason = answer.metadata.get(crate::BOT_HANDOFF_REASON_KEY).cloned();
             let (mut replies, conversation) = self
                 .queue_for_human(tenant, conversation, department, reason, answer.seq)
                 .await?;
@@ -616,7 +616,7 @@ impl Engine {
         conversation: Conversation,
         answering: &Message,
     ) -> Result<(Vec<Message>, Conversation)> {
-        let key = crate::bot::reply_key(answering.id);
+        let key = crate::bot_reply_key(answering.id);
         let mut query =
             MessageQuery::latest(tenant.id, conversation.id, self.inner.limits.bot_history);
         query.include_notes = false;
@@ -674,11 +674,11 @@ impl Engine {
                     // queueing below leaves enough to finish it (see `resume_turn`).
                     let mut metadata = BTreeMap::new();
                     metadata.insert(
-                        crate::bot::HANDOFF_KEY.to_owned(),
+                        crate::BOT_HANDOFF_KEY.to_owned(),
                         department.clone().unwrap_or_default(),
                     );
                     if let Some(reason) = &reason {
-                        metadata.insert(crate::bot::HANDOFF_REASON_KEY.to_owned(), reason.clone());
+                        metadata.insert(crate::BOT_HANDOFF_REASON_KEY.to_owned(), reason.clone());
                     }
                     let input = PostMessage {
                         body: text,

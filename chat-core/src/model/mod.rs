@@ -1,6 +1,7 @@
 //! Plain data types of the support desk. They carry no behaviour beyond small,
 //! pure helpers; the [`Engine`](crate::Engine) is the only way to change them.
 
+mod actor;
 mod agent;
 mod contact;
 mod conversation;
@@ -8,6 +9,7 @@ mod event;
 mod message;
 mod tenant;
 
+pub use actor::Actor;
 pub use agent::{Agent, AgentLoad, Availability, NewAgent, Role};
 pub use contact::{Contact, ContactInput};
 pub use conversation::{Conversation, MessagePreview, PREVIEW_CHARS, Rating};

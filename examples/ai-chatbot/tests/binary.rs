@@ -52,7 +52,7 @@ async fn a_demo_start_serves_its_tokens_and_a_restart_keeps_everything() {
 async fn a_message_a_crash_left_unanswered_is_answered_at_the_next_start() {
     use std::sync::Arc;
 
-    use chat_core::bot::SilentBot;
+    use chat_core::SilentBot;
     use chat_core::{Actor, OpenConversation, Sender, TenantSettings};
     use chat_starter::Starter;
 

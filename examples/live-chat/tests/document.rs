@@ -412,12 +412,27 @@ async fn the_admin_routes_follow_the_document() {
             .iter()
             .all(|m| m["content"] != "Customer mentioned they have a premium subscription")
     );
+    // The transcript tells the guest it moved; the reason is for colleagues: a note.
     assert!(messages.iter().any(|m| {
         m["content"]
             .as_str()
             .unwrap()
-            .contains("Billing expertise needed")
+            .starts_with("Transferred from")
     }));
+    assert!(
+        messages
+            .iter()
+            .all(|m| !m["content"].as_str().unwrap().contains("Billing expertise"))
+    );
+    assert!(
+        session["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["content"] == "Transfer reason: Billing expertise needed"),
+        "{}",
+        details.text
+    );
 
     // Closing through the status route, then the guest rates: analytics and history.
     let closed = s
