@@ -29,7 +29,7 @@ impl DirBlobStore {
     /// A store in `root`, created if missing.
     pub fn new(root: impl Into<PathBuf>) -> std::io::Result<Self> {
         let root = root.into();
-        std::fs::create_dir_all(&root)?;
+        private_dir(&root)?;
         Ok(Self { root })
     }
 
@@ -97,13 +97,28 @@ impl BlobStore for DirBlobStore {
 fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().expect("keys have a folder");
-    std::fs::create_dir_all(dir)?;
+    private_dir(dir)?;
     let temporary = dir.join(".partial");
-    let mut file = std::fs::File::create(&temporary)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    // Customers' files: readable by the server's user only.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temporary)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&temporary, path)?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` and its missing parents owner-only (0700 on Unix): uploads are customers'
+/// files.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 /// One file of an upload form.

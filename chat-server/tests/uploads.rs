@@ -175,3 +175,21 @@ async fn files_on_disk_survive_and_keys_cannot_escape() {
     assert!(store.get(&key).await.is_err());
     store.delete(&key).await.unwrap();
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn files_on_disk_are_the_servers_users_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("uploads");
+    let store = DirBlobStore::new(&root).unwrap();
+    let key = store
+        .put("passport.pdf", b"%PDF-1.7".to_vec())
+        .await
+        .unwrap();
+    let file = root.join(&key);
+    assert_eq!(mode(&root), 0o700);
+    assert_eq!(mode(file.parent().unwrap()), 0o700);
+    assert_eq!(mode(&file), 0o600);
+}

@@ -14,6 +14,18 @@ use crate::options::Options;
 /// Opens the writer's connection: creates the file if needed, switches it to WAL and sets
 /// the durability the options ask for. Errors name the file.
 pub(crate) fn open_writer(path: &Path, options: &Options) -> Result<Connection> {
+    owner_only(path).map_err(|e| {
+        in_file(
+            path,
+            Error::Storage(
+                chat_core::StorageError::new(
+                    chat_core::StorageKind::Io,
+                    format!("cannot open the database file: {e}"),
+                )
+                .with_source(e),
+            ),
+        )
+    })?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -151,4 +163,41 @@ pub(crate) fn in_file(path: &Path, err: Error) -> Error {
         Error::Storage(failure) => Error::Storage(failure.context(path.display())),
         other => other,
     }
+}
+
+/// Makes the database file at `path` (and its `-wal` and `-shm`, where they exist) readable
+/// by its owner only: it holds password hashes and customers' messages. SQLite creates a
+/// missing file with 0644 and gives the log files the database's mode, so a missing file
+/// is created here first, empty (SQLite takes an empty file as a new database), with 0600;
+/// a file someone left wider is narrowed. Off Unix there are no modes to set.
+pub(crate) fn owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let name = std::path::PathBuf::from(name);
+            let Ok(meta) = std::fs::metadata(&name) else {
+                continue;
+            };
+            if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+                let mode = meta.permissions().mode() & 0o700;
+                std::fs::set_permissions(&name, std::fs::Permissions::from_mode(mode))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }

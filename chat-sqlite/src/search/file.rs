@@ -90,6 +90,9 @@ impl Indexer {
             .uri
             .clone()
             .ok_or_else(|| Failure::other("the search file's path is not UTF-8"))?;
+        // Made owner-only before SQLite makes it 0644: it holds every message's words.
+        crate::connection::owner_only(&self.file)
+            .map_err(|e| Failure::other(format!("{}: {e}", self.file.display())))?;
         self.conn.execute("ATTACH DATABASE ?1 AS search", [uri])?;
         self.attached = true;
         self.identity = identity(&self.file);
