@@ -48,7 +48,8 @@ struct Cli {
     /// Access token lifetime in seconds.
     #[arg(long, env = "CHAT_JWT_TTL_SECS", default_value_t = 12 * 3600)]
     jwt_ttl_secs: u64,
-    /// Browser origins allowed to call the API, comma-separated (e.g. http://localhost:3000).
+    /// Browser origins allowed to call the API, comma-separated (e.g. http://localhost:3000);
+    /// named origins may send credentials, `*` lets any other site call without them.
     #[arg(long, env = "CHAT_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
     /// Shared secret for identity verification of logged-in customers (HMAC-SHA256).

@@ -459,15 +459,21 @@ impl Server {
             .map_err(fail)
     }
 
-    fn origin_allowed(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+    /// The `Access-Control-Allow-Origin` answer for `origin`, and whether credentials may
+    /// go with it: only for an origin named in the list. A `*` in the list lets any site
+    /// call the API without credentials (`*` itself, never the caller's origin echoed with
+    /// credentials, which would let any page act with a visitor's cookies).
+    fn origin_allowed(&self, origin: Option<&HeaderValue>) -> Option<(HeaderValue, bool)> {
         let origin = origin?;
         let text = origin.to_str().ok()?;
-        self.app
-            .config
-            .cors_origins
-            .iter()
-            .any(|o| o == text || o == "*")
-            .then(|| origin.clone())
+        let origins = &self.app.config.cors_origins;
+        if origins.iter().any(|o| o == text) {
+            Some((origin.clone(), true))
+        } else if origins.iter().any(|o| o == "*") {
+            Some((HeaderValue::from_static("*"), false))
+        } else {
+            None
+        }
     }
 
     fn preflight(&self, headers: &hyper::HeaderMap) -> Resp {
@@ -491,16 +497,18 @@ impl Server {
         response
     }
 
-    /// Adds CORS headers for allowed origins (credentials allowed, so never `*`).
+    /// Adds CORS headers for allowed origins (credentials only for named ones).
     fn cors(&self, origin: Option<&HeaderValue>, _method: &Method, response: &mut Resp) {
         let h = response.headers_mut();
         h.append(header::VARY, HeaderValue::from_static("Origin"));
-        if let Some(origin) = self.origin_allowed(origin) {
+        if let Some((origin, credentials)) = self.origin_allowed(origin) {
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                HeaderValue::from_static("true"),
-            );
+            if credentials {
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                    HeaderValue::from_static("true"),
+                );
+            }
             h.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
                 HeaderValue::from_static("x-request-id, retry-after"),

@@ -376,3 +376,45 @@ async fn cors_allows_configured_origins_with_credentials() {
     assert!(!other.headers.contains_key("access-control-allow-origin"));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_wildcard_origin_never_gets_credentials() {
+    let s =
+        common::start_with(|c| c.cors_origins = vec!["*".into(), "https://shop.example".into()])
+            .await;
+    for method in [Method::OPTIONS, Method::GET] {
+        let any = s
+            .send(
+                method.clone(),
+                "/v1/conversations",
+                &[
+                    ("origin", "https://evil.example"),
+                    ("access-control-request-method", "GET"),
+                ],
+                Bytes::new(),
+            )
+            .await;
+        assert_eq!(any.headers["access-control-allow-origin"], "*", "{method}");
+        assert!(
+            !any.headers.contains_key("access-control-allow-credentials"),
+            "{method}: credentials for any site"
+        );
+        let named = s
+            .send(
+                method.clone(),
+                "/v1/conversations",
+                &[
+                    ("origin", "https://shop.example"),
+                    ("access-control-request-method", "GET"),
+                ],
+                Bytes::new(),
+            )
+            .await;
+        assert_eq!(
+            named.headers["access-control-allow-origin"],
+            "https://shop.example"
+        );
+        assert_eq!(named.headers["access-control-allow-credentials"], "true");
+    }
+    s.stop().await;
+}
