@@ -38,9 +38,9 @@ pub async fn ensure_staff(
         departments: vec![],
     };
     let agent = engine.create_agent(&system, input).await?;
-    // Argon2 is slow on purpose: keep it off the async threads.
+    // Argon2 is slow on purpose: on the bounded hashing threads, off the async ones.
     let password = password.to_owned();
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password)).await??;
+    let hash = auth::in_hashing_pool(move || auth::hash_password(&password)).await??;
     engine.set_password(&system, agent.id, &hash).await?;
     Ok(agent)
 }

@@ -104,11 +104,10 @@ async fn hash(password: String) -> Result<String, ApiError> {
             format!("use {MIN_PASSWORD} to 1024 characters"),
         ));
     }
-    tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .ok_or_else(|| {
+    // On the bounded hashing threads, like every other argon2 run.
+    auth::in_hashing_pool(move || auth::hash_password(&password))
+        .await?
+        .map_err(|_| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
