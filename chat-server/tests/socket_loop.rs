@@ -404,3 +404,120 @@ async fn a_tapped_socket_is_pinged_and_closed_with_4001_when_its_credential_fail
     assert_eq!(seen.close, Some(CloseCode::Library(4001)), "{seen:?}");
     t.s.stop().await;
 }
+
+/// Sends a JSON frame.
+async fn send_json(ws: &mut Ws, frame: Value) {
+    ws.send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The default re-check interval (a minute) and heartbeat (30 s) are far beyond
+/// [`PATIENCE`]: a socket closed within it was closed by the change itself.
+#[tokio::test]
+async fn a_password_change_closes_open_sockets_at_once_and_nothing_after_it_is_delivered() {
+    let s = common::start().await;
+    let ann = s.staff("Ann", Role::Admin, &[]).await;
+    let bob = s.staff("Bob", Role::Admin, &[]).await;
+    let hash = auth::hash_password("another password").unwrap();
+    let (conversation, visitor) = s.visitor("vera@example.com").await;
+
+    let mut sockets = Vec::new();
+    for staff in [&ann, &bob] {
+        let mut ws = connect(&s, "/v1/ws", &staff.token).await;
+        send_json(
+            &mut ws,
+            json!({ "type": "subscribe", "id": "s", "conversation_id": conversation }),
+        )
+        .await;
+        let mut seen = Seen::default();
+        read_until(&mut ws, &mut seen, |s| {
+            s.texts.iter().any(|t| t["type"] == "subscribed")
+        })
+        .await;
+        sockets.push(ws);
+    }
+    let mut bob_ws = sockets.pop().unwrap();
+    let mut ann_ws = sockets.pop().unwrap();
+
+    // Ann's password is reset; the visitor writes right after. Ann's socket is closed
+    // before it could carry the message; Bob's, whose credential did not change, gets it.
+    let system = Actor::System { tenant: s.tenant };
+    s.engine.set_password(&system, ann.id, &hash).await.unwrap();
+    let posted = s
+        .post(
+            &format!("/v1/conversations/{conversation}/messages"),
+            Some(&visitor),
+            json!({ "body": "sent after the reset" }),
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::CREATED, "{}", posted.text);
+
+    let mut seen = Seen::default();
+    read_until(&mut ann_ws, &mut seen, |_| false).await;
+    assert_eq!(seen.close, Some(CloseCode::Library(4001)), "{seen:?}");
+    assert!(
+        !seen
+            .texts
+            .iter()
+            .any(|t| t.to_string().contains("sent after the reset")),
+        "delivered after the credential was revoked: {seen:?}"
+    );
+
+    let mut seen = Seen::default();
+    read_until(&mut bob_ws, &mut seen, |s| {
+        s.texts
+            .iter()
+            .any(|t| t.to_string().contains("sent after the reset"))
+    })
+    .await;
+    assert_eq!(seen.close, None, "{seen:?}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_revoked_bot_token_closes_its_socket_at_once() {
+    let s = common::start().await;
+    let admin = s.staff("Ada", Role::Admin, &[]).await;
+    let issued = s
+        .post(
+            "/v1/bot-tokens",
+            Some(&admin.token),
+            json!({ "name": "follower" }),
+        )
+        .await;
+    assert_eq!(issued.status, StatusCode::CREATED, "{}", issued.text);
+    let token = issued.body["token"].as_str().unwrap().to_owned();
+    let id = issued.body["id"].as_str().unwrap().to_owned();
+    let mut ws = connect(&s, "/v1/ws", &token).await;
+    let mut seen = Seen::default();
+    read_until(&mut ws, &mut seen, |s| {
+        s.texts.iter().any(|t| t["type"] == "hello")
+    })
+    .await;
+
+    let revoked = s
+        .delete(&format!("/v1/bot-tokens/{id}"), Some(&admin.token))
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.text);
+    read_until(&mut ws, &mut seen, |_| false).await;
+    assert_eq!(seen.close, Some(CloseCode::Library(4001)), "{seen:?}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_socket_is_closed_when_its_staff_token_expires() {
+    // Three seconds of life, and neither the heartbeat nor the periodic re-check comes
+    // within PATIENCE: only the token's own expiry can close the socket in time.
+    let s = common::start_with(|c| c.jwt.ttl = Duration::from_secs(3)).await;
+    let ann = s.staff("Ann", Role::Admin, &[]).await;
+    let mut ws = connect(&s, "/v1/ws", &ann.token).await;
+    let mut seen = Seen::default();
+    read_until(&mut ws, &mut seen, |_| false).await;
+    assert!(
+        seen.texts.iter().any(|t| t["type"] == "hello"),
+        "it was open first: {seen:?}"
+    );
+    assert_eq!(seen.close, Some(CloseCode::Library(4001)), "{seen:?}");
+    s.stop().await;
+}

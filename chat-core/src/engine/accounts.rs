@@ -170,9 +170,10 @@ impl Engine {
             return Err(Error::Forbidden("the current password is wrong"));
         }
         let hash = self.passwords()?.hash(new).await?;
-        accounts
+        let result = accounts
             .set_account_password(tenant, contact, &hash, self.now())
-            .await
+            .await;
+        self.credential_changed(result)
     }
 
     /// Disables or enables an account (admins and the system). Disabling revokes every
@@ -184,9 +185,11 @@ impl Engine {
         disabled: bool,
     ) -> Result<Account> {
         self.may_administer_accounts(actor).await?;
-        self.accounts()?
+        let result = self
+            .accounts()?
             .set_account_disabled(actor.tenant(), contact, disabled, self.now())
-            .await
+            .await;
+        self.credential_changed(result)
     }
 
     /// Gives an account another login name (admins and the system), e.g. a customer

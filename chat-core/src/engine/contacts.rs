@@ -197,6 +197,8 @@ impl Engine {
                 .await
             {
                 Ok(event) => {
+                    // `from`'s history tokens were revoked: sockets holding them re-check.
+                    self.note_credential_change();
                     self.publish([event]);
                     return Ok(kept);
                 }

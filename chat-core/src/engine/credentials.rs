@@ -14,6 +14,40 @@ use crate::policy::{Actor, Resolved};
 const MIN_PASSWORD: usize = 10;
 
 impl Engine {
+    /// Tells when a credential changed through this engine: a staff password set or
+    /// changed, a staff member's or a bot's tokens revoked, a customer account's password
+    /// changed, an account disabled or enabled, contacts merged. The value only counts;
+    /// whoever holds a credential open (a socket) re-checks its own when it moves. The
+    /// count moves before the change's call returns, so anything published after the
+    /// change is seen after the count moved.
+    ///
+    /// Changes made by another process (another node, a command-line tool on the same
+    /// database) do not move it: holders re-check periodically as well.
+    pub fn credential_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.credential_changes.subscribe()
+    }
+
+    /// How many credential changes [`credential_changes`](Self::credential_changes) has
+    /// counted so far: compare with an earlier reading to tell whether to re-check.
+    pub fn credential_epoch(&self) -> u64 {
+        *self.inner.credential_changes.borrow()
+    }
+
+    /// Moves [`credential_changes`](Self::credential_changes) after a successful change.
+    pub(crate) fn credential_changed<T>(&self, result: Result<T>) -> Result<T> {
+        if result.is_ok() {
+            self.note_credential_change();
+        }
+        result
+    }
+
+    /// Moves [`credential_changes`](Self::credential_changes).
+    pub(crate) fn note_credential_change(&self) {
+        self.inner
+            .credential_changes
+            .send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     fn credentials(&self) -> Result<&Arc<dyn Credentials>> {
         self.inner.credentials.as_ref().ok_or_else(|| {
             Error::storage_kind(
@@ -36,9 +70,11 @@ impl Engine {
             ));
         }
         self.may_manage_credentials(actor, agent).await?;
-        self.credentials()?
+        let result = self
+            .credentials()?
             .set_password(actor.tenant(), agent, hash)
-            .await
+            .await;
+        self.credential_changed(result)
     }
 
     /// Changes a staff member's password through the engine's password hasher, revoking
@@ -79,17 +115,21 @@ impl Engine {
             self.may_manage_credentials(actor, agent).await?;
         }
         let hash = self.passwords()?.hash(new).await?;
-        self.credentials()?
+        let result = self
+            .credentials()?
             .set_password(actor.tenant(), agent, &hash)
-            .await
+            .await;
+        self.credential_changed(result)
     }
 
     /// Revokes every token issued to a staff member so far ("log out everywhere").
     pub async fn revoke_tokens(&self, actor: &Actor, agent: AgentId) -> Result<u64> {
         self.may_manage_credentials(actor, agent).await?;
-        self.credentials()?
+        let result = self
+            .credentials()?
             .revoke_tokens(actor.tenant(), agent)
-            .await
+            .await;
+        self.credential_changed(result)
     }
 
     async fn may_manage_credentials(&self, actor: &Actor, agent: AgentId) -> Result<()> {
@@ -172,11 +212,11 @@ impl Engine {
     /// it authenticates nothing from then on. [`Error::NotFound`] if there is none.
     pub async fn revoke_bot_token(&self, actor: &Actor, id: &str) -> Result<()> {
         self.may_manage_bot_tokens(actor).await?;
-        if self
+        let revoked = self
             .credentials()?
             .revoke_bot_token(actor.tenant(), id)
-            .await?
-        {
+            .await;
+        if self.credential_changed(revoked)? {
             Ok(())
         } else {
             Err(Error::NotFound("bot token"))

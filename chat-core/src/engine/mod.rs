@@ -183,6 +183,7 @@ impl EngineBuilder {
                 limits: self.limits,
                 bot_failure: self.bot_failure,
                 routing: tokio::sync::Mutex::new(()),
+                credential_changes: tokio::sync::watch::Sender::new(0),
             }),
         }
     }
@@ -210,6 +211,9 @@ struct Inner {
     /// last free slot of one agent away. The assignments themselves are compare-and-swap
     /// writes, so they stay correct across processes.
     routing: tokio::sync::Mutex<()>,
+    /// Counts credential changes (passwords, revocations, disabled accounts) in this
+    /// process, so what holds a credential open (a socket) re-checks it at once.
+    credential_changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// How often a compare-and-swap write is retried after another writer got there first.

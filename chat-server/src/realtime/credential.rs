@@ -63,6 +63,29 @@ impl Credential {
         }))
     }
 
+    /// When the credential runs out, as a deadline on the runtime's clock: a staff
+    /// token's `exp` (wall-clock), a stored token's expiry (the engine's clock). `None`
+    /// when it does not expire or cannot be read now (the periodic re-check remains).
+    pub async fn expires_at(&self, engine: &Engine) -> Option<tokio::time::Instant> {
+        let (at, now) = match &self.0 {
+            Kind::Staff { expires, .. } => (
+                time::OffsetDateTime::from_unix_timestamp(i64::try_from(*expires).ok()?).ok()?,
+                time::OffsetDateTime::now_utc(),
+            ),
+            Kind::Stored { digest, visitor } => {
+                let digest = hex::encode(digest);
+                let at = if *visitor {
+                    engine.visitor_token(&digest).await.ok()??.expires_at?
+                } else {
+                    engine.bot_token(&digest).await.ok()??.expires_at?
+                };
+                (at, engine.clock().now())
+            }
+        };
+        let left = std::time::Duration::try_from(at - now).unwrap_or_default();
+        Some(tokio::time::Instant::now() + left)
+    }
+
     /// Whether the credential still holds. A store that cannot answer right now is no
     /// reason to close every socket: only an answer that says no is.
     pub async fn holds(&self, engine: &Engine) -> bool {

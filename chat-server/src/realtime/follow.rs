@@ -5,9 +5,11 @@
 //! outbox (one that overflows closes the socket with [`CLOSE_TOO_SLOW`]; the client
 //! resumes from its cursor, nothing is queued without limit), a heartbeat (the server
 //! pings every [`RealtimeConfig::heartbeat`] and closes a socket it has not heard from in
-//! two), a periodic re-check of the caller's credential (at the first ping after each
-//! [`RealtimeConfig::credential_recheck`]; a revoked or expired one closes with
-//! [`CLOSE_UNAUTHORIZED`]) and server shutdown. One loop does all that; what a socket
+//! two), a re-check of the caller's credential whenever a credential changes in the
+//! engine (before anything more is sent), at the token's expiry and periodically (at the
+//! first ping after each [`RealtimeConfig::credential_recheck`], for changes made by
+//! another process); a revoked or expired one closes with [`CLOSE_UNAUTHORIZED`]; and
+//! server shutdown. One loop does all that; what a socket
 //! says on the wire is its own business.
 //!
 //! Templates use it through a [`Tap`] and a [`Follower`]: the tap routes every event and
@@ -71,6 +73,12 @@ pub(crate) trait Handler: Send {
     /// Whether the caller may still hold the socket open.
     fn still_allowed(&mut self) -> impl Future<Output = bool> + Send;
 
+    /// When the caller's credential runs out, if it does: the socket is re-checked then
+    /// (and closed, unless the credential was renewed). Asked once, as the loop starts.
+    fn expires_at(&mut self) -> impl Future<Output = Option<tokio::time::Instant>> + Send {
+        std::future::ready(None)
+    }
+
     /// Frames from a source of the socket's own; never resolves by default.
     fn aside(&mut self) -> impl Future<Output = Option<Utf8Bytes>> + Send {
         std::future::pending()
@@ -87,19 +95,30 @@ pub(crate) async fn serve<H: Handler>(
     handler: &mut H,
     config: &RealtimeConfig,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    engine: &Engine,
 ) -> Option<(CloseCode, String)> {
+    // Credential changes up to here were checked by the upgrade itself. A later one wakes
+    // the outbox (the hub relays them), and `drain` checks again before sending anything.
+    let mut seen = engine.credential_epoch();
+    let mut expiry = handler.expires_at().await;
     let mut last_heard = Instant::now();
-    // One timer for both clocks: the credential is re-checked on the first ping after
-    // `recheck` has passed. A second timer would be kept by every idle socket.
+    // One timer for three clocks: the credential is re-checked on the first ping after
+    // `recheck` has passed, and at its expiry (the next tick is moved there). A second
+    // timer would be kept by every idle socket.
     let mut checked = last_heard;
     let mut ping = tokio::time::interval_at(
         tokio::time::Instant::now() + config.heartbeat,
         config.heartbeat,
     );
+    if let Some(at) = expiry
+        && at < tokio::time::Instant::now() + config.heartbeat
+    {
+        ping.reset_at(at);
+    }
     loop {
         let flow = tokio::select! {
             // Events and signals routed here, in the order they were queued.
-            () = outbox.ready() => drain(socket, outbox, handler).await,
+            () = outbox.ready() => drain(socket, outbox, handler, engine, &mut seen).await,
             frame = socket.next() => {
                 last_heard = Instant::now();
                 match frame {
@@ -113,15 +132,17 @@ pub(crate) async fn serve<H: Handler>(
             _ = ping.tick() => {
                 if last_heard.elapsed() > config.heartbeat * 2 {
                     Flow::Close(CloseCode::Away, "no answer to pings".into())
+                } else if expiry.is_some_and(|at| at <= tokio::time::Instant::now()) {
+                    // Renewed (or judged by another clock) if it holds: the periodic
+                    // re-check goes on.
+                    expiry = None;
+                    checked = Instant::now();
+                    revalidate(handler).await
                 } else if checked.elapsed() >= config.credential_recheck {
                     checked = Instant::now();
-                    if handler.still_allowed().await {
-                        Flow::sent(socket.send(Message::Ping(Default::default())).await)
-                    } else {
-                        Flow::Close(
-                            CloseCode::Library(CLOSE_UNAUTHORIZED),
-                            "your access was revoked or has expired".into(),
-                        )
+                    match revalidate(handler).await {
+                        Flow::Continue => Flow::sent(socket.send(Message::Ping(Default::default())).await),
+                        other => other,
                     }
                 } else {
                     Flow::sent(socket.send(Message::Ping(Default::default())).await)
@@ -141,9 +162,40 @@ pub(crate) async fn serve<H: Handler>(
     }
 }
 
+/// Re-checks the caller's credential: a socket whose credential no longer holds is
+/// closed with [`CLOSE_UNAUTHORIZED`].
+async fn revalidate<H: Handler>(handler: &mut H) -> Flow {
+    if handler.still_allowed().await {
+        Flow::Continue
+    } else {
+        Flow::Close(
+            CloseCode::Library(CLOSE_UNAUTHORIZED),
+            "your access was revoked or has expired".into(),
+        )
+    }
+}
+
 /// Sends what the outbox holds; a queue that overflowed closes the socket instead.
-async fn drain<H: Handler>(socket: &mut Socket, outbox: &Outbox, handler: &mut H) -> Flow {
+///
+/// A credential change is counted before the change's call returns, so whatever was
+/// queued after it is sent only once the credential has been checked again: nothing
+/// reaches a socket after its credential was revoked. `seen` is the count last checked.
+async fn drain<H: Handler>(
+    socket: &mut Socket,
+    outbox: &Outbox,
+    handler: &mut H,
+    engine: &Engine,
+    seen: &mut u64,
+) -> Flow {
     loop {
+        let epoch = engine.credential_epoch();
+        if epoch != *seen {
+            *seen = epoch;
+            match revalidate(handler).await {
+                Flow::Continue => {}
+                other => return other,
+            }
+        }
         if outbox.overflowed() {
             return Flow::Close(
                 CloseCode::Library(CLOSE_TOO_SLOW),
@@ -251,7 +303,7 @@ impl Hub {
     /// committed after the client sees its socket open is then queued for it.
     pub async fn tap(self: &Arc<Self>, tenant: TenantId) -> Tap {
         let feed = self.feed(tenant).await;
-        let outbox = Outbox::new(self.next_connection_id(), self.config.buffer);
+        let outbox = self.outbox();
         // Route first, then read the head: whatever is handed out after the head is
         // queued, so history and live delivery meet without a gap.
         feed.add_route(Route::Inbox, &outbox);
@@ -312,6 +364,7 @@ impl Tap {
                     &mut following,
                     &self.hub.config,
                     &mut shutdown,
+                    engine,
                 )
                 .await
             }

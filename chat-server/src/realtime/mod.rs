@@ -343,6 +343,9 @@ pub struct Hub {
     feeds: tokio::sync::Mutex<HashMap<TenantId, Arc<Feed>>>,
     presence: Mutex<HashMap<AgentId, (usize, u64)>>,
     next_connection: AtomicU64,
+    /// Every open socket's outbox, to wake them all when a credential changes (a socket
+    /// without subscriptions is on no route). Dead entries are swept as it grows.
+    outboxes: Mutex<Vec<std::sync::Weak<Outbox>>>,
 }
 
 impl Hub {
@@ -359,9 +362,33 @@ impl Hub {
             feeds: tokio::sync::Mutex::new(HashMap::new()),
             presence: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
+            outboxes: Mutex::new(Vec::new()),
         });
         tokio::spawn(relay_ephemeral(Arc::downgrade(&hub)));
+        tokio::spawn(relay_credential_changes(Arc::downgrade(&hub)));
         hub
+    }
+
+    /// A new socket's outbox, known to the hub so a credential change wakes it.
+    pub(crate) fn outbox(&self) -> Arc<Outbox> {
+        let outbox = Outbox::new(self.next_connection_id(), self.config.buffer);
+        let mut all = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
+        // Sweep when the list doubled since the last sweep: amortized O(1) per socket,
+        // and never more than twice the open sockets' worth of entries.
+        if all.len() == all.capacity() {
+            all.retain(|o| o.strong_count() > 0);
+        }
+        all.push(Arc::downgrade(&outbox));
+        drop(all);
+        outbox
+    }
+
+    /// Wakes every open socket, which re-checks its credential before sending more.
+    fn wake_all(&self) {
+        let all = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
+        for outbox in all.iter().filter_map(std::sync::Weak::upgrade) {
+            outbox.notify.notify_one();
+        }
     }
 
     /// The tenant's feed, starting its follower on first use.
@@ -622,6 +649,18 @@ async fn hand_out(
 /// Forwards the bus's ephemeral signals (streamed bot replies) to the connections of
 /// their tenant, as frames of their `kind`; connections deliver them like typing, to
 /// subscribers who may see the conversation.
+/// Wakes every socket when a credential changes in the engine: each checks its own (see
+/// `follow::drain`), so a revoked one is closed even when nothing else happens.
+async fn relay_credential_changes(hub: std::sync::Weak<Hub>) {
+    let Some(mut changes) = hub.upgrade().map(|h| h.engine.credential_changes()) else {
+        return;
+    };
+    while changes.changed().await.is_ok() {
+        let Some(hub) = hub.upgrade() else { return };
+        hub.wake_all();
+    }
+}
+
 async fn relay_ephemeral(hub: std::sync::Weak<Hub>) {
     let Some(mut signals) = hub.upgrade().map(|h| h.engine.bus().subscribe_ephemeral()) else {
         return;
