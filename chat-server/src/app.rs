@@ -32,6 +32,8 @@ pub struct App {
     per_token: Limiter,
     /// Visitor and bot tokens already verified (see [`auth::TokenCache`]).
     tokens: auth::TokenCache,
+    /// Failed logins per name and address.
+    pub(crate) logins: crate::throttle::LoginThrottle,
     /// Flips to `true` when the server shuts down; long-lived connections watch it.
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -45,6 +47,7 @@ impl App {
             per_ip: Limiter::new(limits.per_ip_rps, limits.burst),
             per_token: Limiter::new(limits.per_token_rps, limits.burst),
             tokens: auth::TokenCache::default(),
+            logins: crate::throttle::LoginThrottle::new(limits.login.clone()),
             hub: Hub::new(engine.clone(), config.realtime.clone(), metrics.clone()),
             metrics,
             engine,
@@ -83,6 +86,11 @@ pub struct Config {
     pub default_tenant: Option<TenantId>,
     /// Input and traffic limits.
     pub limits: HttpLimits,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` names the client (none by
+    /// default: every client is known by its connection's address). Connections from
+    /// them are also exempt from the per-address connection cap, which would otherwise
+    /// count a whole site as one client.
+    pub trusted_proxies: crate::proxies::TrustedProxies,
     /// Origins allowed to call the API from a browser (exact match, e.g.
     /// `http://localhost:3000`). Empty: no cross-origin access.
     pub cors_origins: Vec<String>,
@@ -107,6 +115,7 @@ impl std::fmt::Debug for Config {
             .field("jwt.issuer", &self.jwt.issuer)
             .field("default_tenant", &self.default_tenant)
             .field("limits", &self.limits)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("cors_origins", &self.cors_origins)
             .field("identity_verification", &self.identity_secret.is_some())
             .finish()
@@ -120,6 +129,7 @@ impl Config {
             jwt: JwtConfig::hs256(hs256_secret),
             default_tenant: None,
             limits: HttpLimits::default(),
+            trusted_proxies: crate::proxies::TrustedProxies::none(),
             cors_origins: Vec::new(),
             identity_secret: None,
             identity_max_age: Duration::from_secs(10 * 60),
@@ -174,6 +184,9 @@ pub struct HttpLimits {
     pub per_token_rps: f64,
     /// Bucket size: how many requests may come at once.
     pub burst: f64,
+    /// Failed logins (staff and customer accounts) before waits begin, per login name
+    /// and address and per address; see [`crate::throttle`].
+    pub login: crate::throttle::LoginLimits,
     /// Kernel send buffer per connection. Fixed rather than autotuned (up to 4 MiB on
     /// Linux), so 10,000 sockets cannot pin gigabytes and a client that stops reading
     /// blocks its connection soon, which is what cuts a slow WebSocket consumer off.
@@ -197,6 +210,7 @@ impl Default for HttpLimits {
             per_ip_rps: 200.0,
             per_token_rps: 50.0,
             burst: 400.0,
+            login: crate::throttle::LoginLimits::default(),
             socket_send_buffer: Some(256 * 1024),
         }
     }

@@ -93,6 +93,19 @@ impl ApiError {
         }
     }
 
+    /// 429 `too_many_attempts`: too many failed logins from this address (for this name
+    /// or at all); retry after `retry_after` seconds. Nothing was checked.
+    pub fn too_many_attempts(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "too many failed logins from here; wait before trying again",
+            )
+        }
+    }
+
     /// The JSON body.
     pub fn body(&self) -> Vec<u8> {
         serde_json::to_vec(&Body {

@@ -13,12 +13,14 @@ pub mod http;
 pub mod metrics;
 pub mod openapi;
 mod paths;
+pub mod proxies;
 pub mod ratelimit;
 pub mod realtime;
 mod server;
 pub mod staff;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod throttle;
 pub mod uploads;
 pub mod views;
 

@@ -109,6 +109,25 @@ struct Cli {
     /// Requests that may arrive at once before the rates apply.
     #[arg(long, env = "CHAT_RATE_BURST", default_value_t = 400.0)]
     rate_burst: f64,
+    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose `Forwarded` /
+    /// `X-Forwarded-For` names the client; per-address limits then apply to the client,
+    /// and the proxies' own connections are not capped per address. Nobody's by default.
+    #[arg(long, env = "CHAT_TRUSTED_PROXIES", value_parser = parse_proxies)]
+    trusted_proxies: Option<chat_server::proxies::TrustedProxies>,
+    /// Failed logins of one name from one address before each next attempt must wait
+    /// (1 s, then doubling; 0 = no throttle).
+    #[arg(long, env = "CHAT_LOGIN_FREE_ATTEMPTS", default_value_t = 5)]
+    login_free_attempts: u32,
+    /// Failed logins from one address, any names, before waits begin (0 = no throttle).
+    #[arg(
+        long,
+        env = "CHAT_LOGIN_FREE_ATTEMPTS_PER_ADDRESS",
+        default_value_t = 30
+    )]
+    login_free_attempts_per_address: u32,
+    /// The longest wait between login attempts, in seconds.
+    #[arg(long, env = "CHAT_LOGIN_MAX_WAIT_SECS", default_value_t = 900)]
+    login_max_wait_secs: u64,
     /// Seed demo staff and conversations (password: demo-password).
     #[arg(long, env = "CHAT_DEMO")]
     demo: bool,
@@ -322,8 +341,15 @@ async fn main() -> anyhow::Result<()> {
         per_ip_rps: cli.rate_per_ip,
         per_token_rps: cli.rate_per_token,
         burst: cli.rate_burst,
+        login: chat_server::throttle::LoginLimits {
+            free_per_name: cli.login_free_attempts,
+            free_per_address: cli.login_free_attempts_per_address,
+            max_wait: Duration::from_secs(cli.login_max_wait_secs.max(1)),
+            ..Default::default()
+        },
         ..HttpLimits::default()
     };
+    config.trusted_proxies = cli.trusted_proxies.clone().unwrap_or_default();
 
     // A crash may have left visitors' messages without the bot's answer: answer them
     // beside serving, so the listener comes up at once (a turn run twice answers once).
@@ -462,4 +488,9 @@ fn jwt_config(cli: &Cli) -> anyhow::Result<JwtConfig> {
     };
     jwt.ttl = Duration::from_secs(cli.jwt_ttl_secs.max(60));
     Ok(jwt)
+}
+
+/// The list of `--trusted-proxies`.
+fn parse_proxies(item: &str) -> Result<chat_server::proxies::TrustedProxies, String> {
+    item.parse()
 }

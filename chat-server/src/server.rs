@@ -75,6 +75,7 @@ pub async fn run_with(
     ));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let per_ip = Connections::new(limits.max_connections_per_ip);
+    let trusted = server.app.config.trusted_proxies.clone();
     let refusal = caps::too_many_connections();
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
@@ -100,7 +101,13 @@ pub async fn run_with(
             },
             () = &mut shutdown => break,
         };
-        let Some(place) = per_ip.take(remote.ip()) else {
+        // A trusted proxy carries many clients over its connections: only the global
+        // cap applies to it (its clients' own limits apply per request).
+        let place = if trusted.contains(remote.ip()) {
+            None
+        } else if let Some(place) = per_ip.take(remote.ip()) {
+            Some(place)
+        } else {
             // Answered and closed right here, without waiting on the client (a fresh
             // socket's send buffer is empty), so a flood from one address costs the
             // others nothing; its global slot is free again at once.
@@ -272,15 +279,18 @@ impl Server {
         );
         let request_due = tokio::time::Instant::from_std(started) + limits.request_timeout;
         let request_id = request_id(req.headers());
+        let client = self
+            .app
+            .config
+            .trusted_proxies
+            .client_ip(remote.ip(), req.headers());
         // No path in the logs: paths carry capabilities (a visitor's session id in the
         // templates' routes). The "done" line names the matched endpoint pattern instead.
         let span = tracing::info_span!("request", id = %request_id, method = %req.method());
         let origin = req.headers().get(header::ORIGIN).cloned();
         let method = req.method().clone();
-        let answer = http::with_body_clock(
-            clock.clone(),
-            self.clone().answer(req, remote.ip(), upgraded),
-        );
+        let answer =
+            http::with_body_clock(clock.clone(), self.clone().answer(req, client, upgraded));
         let (endpoint_name, mut response) = async {
             match within(request_due, &clock, answer).await {
                 Some(Ok((name, response))) => (name, response),

@@ -2,6 +2,7 @@
 //! Every rule is the engine's (`Engine::sign_up` and friends); these routes only issue
 //! the server's visitor tokens for the account's whole history.
 
+use crate::throttle::Attempt;
 use chat_core::policy::Viewer;
 use chat_core::{Actor, ContactId, SignUp, TenantId};
 use hyper::StatusCode;
@@ -90,6 +91,17 @@ pub async fn sign_up(mut ctx: Ctx) -> Result<Resp, ApiError> {
 pub async fn login(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let body: LoginRequest = ctx.json().await?;
     let tenant = tenant_of(&ctx, body.tenant_id)?;
+    let tenant_text = tenant.to_string();
+    let attempt = Attempt {
+        kind: "account",
+        tenant: &tenant_text,
+        name: &body.username,
+        ip: ctx.ip,
+    };
+    ctx.app
+        .logins
+        .check(&attempt)
+        .map_err(ApiError::too_many_attempts)?;
     let found = crate::accounts::login(
         &ctx.app.engine,
         &ctx.app.config,
@@ -99,8 +111,10 @@ pub async fn login(mut ctx: Ctx) -> Result<Resp, ApiError> {
     )
     .await?;
     let Some((account, contact, token)) = found else {
+        ctx.app.logins.failed(&attempt);
         return Err(ApiError::unauthorized("wrong username or password"));
     };
+    ctx.app.logins.succeeded(&attempt);
     Ok(http::json(
         StatusCode::OK,
         &json!({

@@ -1,5 +1,6 @@
 //! Login, `me` and staff routes.
 
+use crate::throttle::Attempt;
 use chat_core::{Actor, AgentId, AgentPatch, Availability, NewAgent, Role, TenantId};
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,16 @@ pub async fn login(mut ctx: Ctx) -> Result<Resp, ApiError> {
             "this server has no default tenant; name one",
         ));
     };
+    let tenant_text = tenant.to_string();
+    let attempt = Attempt {
+        kind: "staff",
+        tenant: &tenant_text,
+        name: &body.email,
+        ip: ctx.ip,
+    };
+    app.logins
+        .check(&attempt)
+        .map_err(ApiError::too_many_attempts)?;
     // The engine checks the password (a decoy when the e-mail is unknown, so timing does
     // not tell which e-mails exist) on the hasher's own blocking threads.
     let Some((agent, token_version)) = app
@@ -36,8 +47,10 @@ pub async fn login(mut ctx: Ctx) -> Result<Resp, ApiError> {
         .staff_log_in(tenant, &body.email, &body.password)
         .await?
     else {
+        app.logins.failed(&attempt);
         return Err(refused());
     };
+    app.logins.succeeded(&attempt);
     let token = auth::issue_token(&app.config.jwt, tenant, agent.id, agent.role, token_version)
         .map_err(|_| {
             ApiError::new(
