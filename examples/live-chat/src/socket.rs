@@ -75,7 +75,10 @@ pub(crate) async fn open(ctx: &Ctx<'_>, mut req: Request<Incoming>) -> Result<Re
     } else {
         let sid =
             query(&req, "sessionId").ok_or_else(|| Fail::bad_request("Session ID is required"))?;
-        let (actor, conversation) = ctx.visitor(&sid).await?;
+        // The session's cookie rides on the handshake by itself; a site that cannot keep
+        // cookies adds `&token=`.
+        let tokens = crate::guest::presented(req.headers(), req.uri().query(), &sid);
+        let (actor, conversation) = ctx.visitor(&sid, &tokens).await?;
         Viewer::Visitor {
             actor,
             conversation: conversation.id,
