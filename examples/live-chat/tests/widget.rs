@@ -679,3 +679,52 @@ async fn widget_chosen_ids_and_their_cookies_survive_a_restart() {
     not_found(&stranger, "after a restart");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_deleted_sessions_id_names_nothing_and_is_free_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::start(dir.path()).await;
+    let mut first = Browser::default();
+    let session_id = widget_session_id(8);
+    start_session(&s, &mut first, &session_id).await;
+    let deleted = s
+        .delete(
+            &format!("/api/admin/live-chat/sessions/{session_id}"),
+            Some(&s.admin.token),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    let gone = first
+        .fetch(
+            &s,
+            Method::GET,
+            &format!("/api/live-chat/sessions/{session_id}"),
+            None,
+        )
+        .await;
+    not_found(&gone, "a deleted session, even with its cookie");
+
+    // The id may be used again, by anyone, and the old cookie opens nothing of the new chat.
+    let mut second = Browser::default();
+    let again = start_session(&s, &mut second, &session_id).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    let old_cookie = first
+        .fetch(
+            &s,
+            Method::GET,
+            &format!("/api/live-chat/sessions/{session_id}"),
+            None,
+        )
+        .await;
+    not_found(&old_cookie, "the first browser's cookie on the new chat");
+    let new_cookie = second
+        .fetch(
+            &s,
+            Method::GET,
+            &format!("/api/live-chat/sessions/{session_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(new_cookie.status, StatusCode::OK);
+    s.stop().await;
+}
