@@ -108,6 +108,14 @@ impl Default for Options {
 /// `pending` for an agent (no bot, no automatic assignment, as in the document), and the
 /// document's upload limits.
 pub async fn open(db: &Path) -> std::result::Result<Starter, chat_starter::Error> {
+    open_with(db, |builder| builder).await
+}
+
+/// [`open`], with a last say over the engine (tests set a manual clock here).
+pub async fn open_with(
+    db: &Path,
+    configure: impl FnOnce(chat_core::EngineBuilder) -> chat_core::EngineBuilder,
+) -> std::result::Result<Starter, chat_starter::Error> {
     let settings = TenantSettings {
         welcome_message: None,
         bot_enabled: false,
@@ -115,7 +123,7 @@ pub async fn open(db: &Path) -> std::result::Result<Starter, chat_starter::Error
         ..TenantSettings::default()
     };
     Starter::open(db, TENANT_NAME, settings, |builder| {
-        builder.limits(Limits {
+        configure(builder).limits(Limits {
             max_attachments: MAX_FILES,
             uploads: UploadLimits {
                 max_bytes: MAX_FILE_BYTES,

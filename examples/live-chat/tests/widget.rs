@@ -728,3 +728,35 @@ async fn a_deleted_sessions_id_names_nothing_and_is_free_again() {
     assert_eq!(new_cookie.status, StatusCode::OK);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_session_cookie_opens_nothing_after_its_thirty_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(chat_core::ManualClock::new(time::OffsetDateTime::now_utc()));
+    let s = common::start_on(
+        dir.path(),
+        example_live_chat::Options { rate_limit: None },
+        Some(clock.clone()),
+    )
+    .await;
+    let mut browser = Browser::default();
+    let session_id = widget_session_id(9);
+    start_session(&s, &mut browser, &session_id).await;
+    let path = format!("/api/live-chat/sessions/{session_id}");
+
+    clock.advance(example_live_chat::guest::TOKEN_LIFETIME - time::Duration::minutes(1));
+    let still = browser.fetch(&s, Method::GET, &path, None).await;
+    assert_eq!(still.status, StatusCode::OK, "{}", still.body);
+
+    clock.advance(time::Duration::minutes(2));
+    let expired = browser.fetch(&s, Method::GET, &path, None).await;
+    not_found(&expired, "an expired cookie");
+    assert_eq!(
+        browser
+            .socket(&s, &format!("sessionId={session_id}"))
+            .await
+            .err(),
+        Some(StatusCode::NOT_FOUND)
+    );
+    s.stop().await;
+}

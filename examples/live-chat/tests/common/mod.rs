@@ -44,9 +44,21 @@ pub async fn start(dir: &std::path::Path) -> Server {
 }
 
 pub async fn start_with(dir: &std::path::Path, options: Options) -> Server {
-    let starter = example_live_chat::open(&dir.join("live-chat.db"))
-        .await
-        .unwrap();
+    start_on(dir, options, None).await
+}
+
+/// The template on the engine clock `clock` (tests move it), if given.
+pub async fn start_on(
+    dir: &std::path::Path,
+    options: Options,
+    clock: Option<std::sync::Arc<chat_core::ManualClock>>,
+) -> Server {
+    let starter = example_live_chat::open_with(&dir.join("live-chat.db"), |builder| match clock {
+        Some(clock) => builder.clock(clock),
+        None => builder,
+    })
+    .await
+    .unwrap();
     let mut staff = Vec::new();
     for (name, email, role) in [
         ("Admin User", "admin@example.com", Role::Admin),
