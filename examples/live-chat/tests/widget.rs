@@ -650,6 +650,16 @@ async fn widget_chosen_ids_and_their_cookies_survive_a_restart() {
     let session_id = widget_session_id(7);
     let s = common::start(dir.path()).await;
     start_session(&s, &mut browser, &session_id).await;
+    // An ended chat keeps its id too.
+    let ended = browser
+        .fetch(
+            &s,
+            Method::PATCH,
+            &format!("/api/live-chat/sessions/{session_id}/end"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
     s.stop().await;
 
     let s = common::start(dir.path()).await;
@@ -662,6 +672,7 @@ async fn widget_chosen_ids_and_their_cookies_survive_a_restart() {
         )
         .await;
     assert_eq!(session.status, StatusCode::OK, "{}", session.body);
+    assert_eq!(session.body["data"]["status"], "closed");
     let hijack = start_session(&s, &mut Browser::default(), &session_id).await;
     assert_eq!(
         hijack.status,
