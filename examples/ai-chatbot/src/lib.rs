@@ -20,6 +20,7 @@ mod socket;
 use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
+use chat_core::policy::Viewer;
 use chat_core::{
     Actor, BotFailure, Contact, ContactId, Conversation, ConversationFilter, ConversationId,
     Message, MessageId, MessageKind, MessagePage, OpenConversation, PostMessage, RuleBot,
@@ -399,7 +400,14 @@ impl AiChatbot {
             let Some(last) = batch.last() else { break };
             after = last.seq;
             let full = batch.len() == 200;
-            out.extend(batch.iter().filter_map(|m| message_json(m, Some(&c))));
+            // The policy's view of each message first: a user never gets a note.
+            let viewer = Viewer::of(&actor);
+            out.extend(
+                batch
+                    .iter()
+                    .filter_map(|m| viewer.message(m))
+                    .filter_map(|m| message_json(m, Some(&c))),
+            );
             if !full || out.len() >= MAX_LIST {
                 break;
             }

@@ -412,10 +412,14 @@ async fn delete(ctx: &Ctx<'_>, staff: &Actor, sid: &str) -> Result<Resp> {
         .delete_conversation(staff, conversation.id)
         .await
     {
-        Ok(()) => Ok(ok(
-            StatusCode::OK,
-            json!({ "success": true, "message": "Session and all messages deleted successfully" }),
-        )),
+        Ok(()) => {
+            // A widget-chosen id is free again once its chat is gone.
+            ctx.chat.ids.forget(conversation.id);
+            Ok(ok(
+                StatusCode::OK,
+                json!({ "success": true, "message": "Session and all messages deleted successfully" }),
+            ))
+        }
         Err(chat_core::Error::Forbidden(_)) => Err(Fail::new(
             StatusCode::FORBIDDEN,
             "Only admins may delete sessions",

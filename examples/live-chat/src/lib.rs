@@ -3,7 +3,7 @@
 //! A starter template serving the LocalPro Live Chat API (seed document 003) on the
 //! chat engine: `/api/live-chat/…` for guests, `/api/admin/live-chat/…` for staff and
 //! the `/ws/live-chat` WebSocket, with SQLite persistence, real staff tokens and
-//! unguessable session ids.
+//! session ids that grant nothing without the creating browser's cookie.
 //!
 //! ```text
 //! cargo run -p example-live-chat -- --demo
@@ -14,7 +14,8 @@
 //! this template deliberately differs from the document.
 
 mod admin;
-mod ids;
+pub mod guest;
+pub mod ids;
 mod public;
 mod shapes;
 mod socket;
@@ -107,6 +108,14 @@ impl Default for Options {
 /// `pending` for an agent (no bot, no automatic assignment, as in the document), and the
 /// document's upload limits.
 pub async fn open(db: &Path) -> std::result::Result<Starter, chat_starter::Error> {
+    open_with(db, |builder| builder).await
+}
+
+/// [`open`], with a last say over the engine (tests set a manual clock here).
+pub async fn open_with(
+    db: &Path,
+    configure: impl FnOnce(chat_core::EngineBuilder) -> chat_core::EngineBuilder,
+) -> std::result::Result<Starter, chat_starter::Error> {
     let settings = TenantSettings {
         welcome_message: None,
         bot_enabled: false,
@@ -114,7 +123,7 @@ pub async fn open(db: &Path) -> std::result::Result<Starter, chat_starter::Error
         ..TenantSettings::default()
     };
     Starter::open(db, TENANT_NAME, settings, |builder| {
-        builder.limits(Limits {
+        configure(builder).limits(Limits {
             max_attachments: MAX_FILES,
             uploads: UploadLimits {
                 max_bytes: MAX_FILE_BYTES,
@@ -126,19 +135,21 @@ pub async fn open(db: &Path) -> std::result::Result<Starter, chat_starter::Error
     .await
 }
 
-/// Builds the extension for a starter (its session-id key lives beside the database).
-pub fn live_chat(
+/// Builds the extension for a starter: its session-id key lives beside the database,
+/// and the session ids widgets chose are read back from the conversations.
+pub async fn live_chat(
     starter: &Starter,
     options: Options,
 ) -> std::result::Result<Arc<LiveChat>, chat_starter::Error> {
     let key = signing_key(&beside(&starter.db, "live-chat-session.key"))?;
+    let ids = SessionIds::load(key, &starter.engine, starter.tenant).await?;
     let limiter = options.rate_limit.map(|r| {
         let requests = f64::from(r.requests.max(1));
         Limiter::new(requests / r.window.as_secs_f64().max(0.001), requests)
     });
     Ok(Arc::new(LiveChat {
         tenant: starter.tenant,
-        ids: SessionIds::new(key),
+        ids,
         limiter,
         window_minutes: options
             .rate_limit
@@ -312,8 +323,8 @@ impl Ctx<'_> {
         self.chat.ids.issue(id)
     }
 
-    /// The conversation behind a session id the caller holds (404 for any id the server
-    /// did not issue).
+    /// The conversation behind a session id, for staff (404 for an id that names none;
+    /// the engine's policy decides what the staff member may do with it).
     pub(crate) fn conversation_id(&self, session_id: &str) -> Result<ConversationId> {
         self.chat
             .ids
@@ -321,13 +332,24 @@ impl Ctx<'_> {
             .ok_or_else(Fail::session_not_found)
     }
 
-    /// The visitor of a session: a customer scoped to that one conversation.
+    /// The visitor of a session: a customer scoped to that one conversation. An issued
+    /// id is its own credential; a widget-chosen one needs one of `tokens` to be the
+    /// session's visitor token (see [`guest`]). Any other case is "Session not found",
+    /// the same answer as for an id that names nothing, so probing learns nothing.
     pub(crate) async fn visitor(
         &self,
         session_id: &str,
+        tokens: &[String],
     ) -> Result<(Actor, chat_core::Conversation)> {
-        let id = self.conversation_id(session_id)?;
+        let (id, kind) = self
+            .chat
+            .ids
+            .lookup(session_id)
+            .ok_or_else(Fail::session_not_found)?;
         let conversation = self.engine().conversation(&self.system(), id).await?;
+        if kind == ids::Kind::Chosen && !guest::holds(self.engine(), &conversation, tokens).await {
+            return Err(Fail::session_not_found());
+        }
         let actor = Actor::Customer {
             tenant: self.chat.tenant,
             contact: conversation.contact_id,

@@ -67,7 +67,8 @@ async fn main() -> anyhow::Result<()> {
         "http://localhost:3000".into(),
         "http://localhost:5173".into(),
     ];
-    let extension = example_live_chat::live_chat(&starter, example_live_chat::Options::default())?;
+    let extension =
+        example_live_chat::live_chat(&starter, example_live_chat::Options::default()).await?;
     if args.starter.demo {
         let mut tokens = serde_json::Map::new();
         for (key, name, email, password, role) in DEMO_STAFF {

@@ -1,10 +1,12 @@
-//! `/api/live-chat/…`: the guest's routes. The session id in the path is the guest's
-//! credential (see [`crate::ids`]); every call acts as a customer scoped to that one
-//! conversation, so the engine's rules decide what the guest may do.
+//! `/api/live-chat/…`: the guest's routes. The guest is whoever holds the session's
+//! cookie or token, or a server-issued id (see [`crate::ids`] and [`crate::guest`]);
+//! every call acts as a customer scoped to that one conversation, so the engine's rules
+//! decide what the guest may do.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
+use chat_core::policy::view::Viewer;
 use chat_core::{
     Actor, Attachment, ContactInput, ConversationId, Engine, Ephemeral, Message, MessagePage,
     OpenConversation, PostMessage,
@@ -13,11 +15,13 @@ use chat_server::extension::{Matched, PathTable};
 use chat_server::http::{self, Resp};
 use chat_server::uploads::{UploadedFile, read_multipart};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_DISPOSITION, HeaderValue};
+use hyper::header::{CONTENT_DISPOSITION, HeaderValue, SET_COOKIE};
 use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::guest;
+use crate::ids::{self, MAX_CHOSEN_LEN, MIN_CHOSEN_LEN};
 use crate::shapes::{self, Agents, meta};
 use crate::{Ctx, FILE_TYPES, Fail, MAX_FILE_BYTES, MAX_FILES, Result, json_body, ok, paging};
 
@@ -74,32 +78,35 @@ pub(crate) async fn route(ctx: &Ctx<'_>, req: Request<Incoming>) -> (&'static st
         );
     };
     let sid = params.get("id").unwrap_or_default();
+    // The session's cookie or token, read before a handler takes the body.
+    let tokens = guest::presented(req.headers(), req.uri().query(), sid);
+    let t = tokens.as_slice();
     let answer = match endpoint {
         Endpoint::Create => create(ctx, req).await,
-        Endpoint::Session => session(ctx, sid).await,
-        Endpoint::Send => send(ctx, sid, req).await,
-        Endpoint::Messages => messages(ctx, sid, &req).await,
+        Endpoint::Session => session(ctx, sid, t).await,
+        Endpoint::Send => send(ctx, sid, t, req).await,
+        Endpoint::Messages => messages(ctx, sid, t, &req).await,
         Endpoint::Upload => upload(ctx, req).await,
-        Endpoint::End => end(ctx, sid, req).await,
-        Endpoint::Rate => rate(ctx, sid, req).await,
-        Endpoint::Typing => typing(ctx, sid, req).await,
+        Endpoint::End => end(ctx, sid, t, req).await,
+        Endpoint::Rate => rate(ctx, sid, t, req).await,
+        Endpoint::Typing => typing(ctx, sid, t, req).await,
         Endpoint::Download => {
             let key = format!(
                 "{}/{}",
                 params.get("folder").unwrap_or_default(),
                 params.get("name").unwrap_or_default()
             );
-            download(ctx, sid, &key).await
+            download(ctx, sid, t, &key).await
         }
     };
     (pattern, answer)
 }
 
-// The document's client-made `sessionId` is accepted and ignored (unknown fields are):
-// the server issues the id (see the README).
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct CreateBody {
+    /// The widget's own id (see [`crate::ids`]); without one the server issues it.
+    session_id: Option<String>,
     user: Option<UserBody>,
     page_url: Option<String>,
     referrer: Option<String>,
@@ -117,7 +124,18 @@ struct UserBody {
 async fn create(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Resp> {
     let user_agent = header(&req, hyper::header::USER_AGENT);
     let referer = header(&req, hyper::header::REFERER);
+    let secure = guest::over_https(req.headers());
+    let headers = req.headers().clone();
     let body: CreateBody = json_body(req).await?;
+    let chosen = match body.session_id.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(id) if ids::well_formed(id) => Some(id.to_owned()),
+        Some(_) => {
+            return Err(Fail::bad_request(format!(
+                "Invalid session ID: use {MIN_CHOSEN_LEN} to {MAX_CHOSEN_LEN} letters, digits, '-' or '_'"
+            )));
+        }
+    };
     let user = body.user.unwrap_or_default();
     let present = |v: &Option<String>| {
         v.as_deref()
@@ -152,31 +170,108 @@ async fn create(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Resp> {
             metadata.insert(key.to_owned(), value.chars().take(2000).collect());
         }
     }
-    let welcome = open_session(
-        ctx.engine(),
-        &ctx.system(),
-        ContactInput {
-            name: Some(name),
-            email: Some(email),
-            phone,
-            ..ContactInput::default()
-        },
-        department,
-        priority,
-        metadata,
-    )
-    .await?;
-    let id = welcome.conversation.id;
-    let session_id = ctx.session_id(id);
+    let contact = ContactInput {
+        name: Some(name),
+        email: Some(email),
+        phone,
+        ..ContactInput::default()
+    };
+    let Some(chosen) = chosen else {
+        let welcome = open_session(
+            ctx.engine(),
+            &ctx.system(),
+            contact,
+            department,
+            priority,
+            metadata,
+        )
+        .await?;
+        let session_id = ctx.session_id(welcome.conversation.id);
+        return Ok(created(&session_id, &welcome, None));
+    };
+
+    // The same browser sending its create again (a double click, a re-rendered effect)
+    // gets its session back; anyone else naming a taken id gets 409 and nothing of it.
+    if let Some((_, ids::Kind::Chosen)) = ctx.chat.ids.lookup(&chosen) {
+        let tokens = guest::presented(&headers, None, &chosen);
+        return match ctx.visitor(&chosen, &tokens).await {
+            Ok((visitor, conversation)) => resume(ctx, &chosen, &visitor, &conversation).await,
+            Err(_) => Err(session_taken()),
+        };
+    }
+    metadata.insert(ids::CHOSEN_ID.to_owned(), chosen.clone());
+    let engine = ctx.engine();
+    let system = ctx.system();
+    let opened = ctx
+        .chat
+        .ids
+        .create(&chosen, || async {
+            let welcome =
+                open_session(engine, &system, contact, department, priority, metadata).await?;
+            let now = engine.clock().now();
+            let (token, record) = guest::new_token(system.tenant(), &welcome.conversation, now);
+            engine.store_visitor_token(&system, &record).await?;
+            Ok::<_, chat_core::Error>((welcome.conversation.id, (welcome, token)))
+        })
+        .await?;
+    let Some((welcome, token)) = opened else {
+        return Err(session_taken());
+    };
+    let mut response = created(&chosen, &welcome, Some(&token));
+    for cookie in guest::set_cookies(&chosen, &token, secure) {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    Ok(response)
+}
+
+fn session_taken() -> Fail {
+    Fail::new(StatusCode::CONFLICT, "Session ID is already in use")
+}
+
+/// The create answer: the session, its welcome message, and (for a widget-chosen id) the
+/// visitor token a site that cannot keep cookies sends instead.
+fn created(session_id: &str, welcome: &chat_core::Posted, token: Option<&str>) -> Resp {
     let agents = Agents::new();
-    Ok(ok(
+    let mut data = json!({
+        "session": shapes::created_session(session_id, &welcome.conversation),
+        "welcomeMessage": shapes::message(session_id, &welcome.message, None, &agents),
+    });
+    if let Some(token) = token {
+        data["token"] = json!(token);
+    }
+    ok(
         StatusCode::CREATED,
         json!({
             "success": true,
             "message": "Chat session created successfully",
+            "data": data,
+        }),
+    )
+}
+
+/// A repeated create from the browser that holds the session: 200, the session and the
+/// welcome message it was greeted with. No new cookie: the browser has it.
+async fn resume(
+    ctx: &Ctx<'_>,
+    session_id: &str,
+    visitor: &Actor,
+    conversation: &chat_core::Conversation,
+) -> Result<Resp> {
+    let agents = Agents::new();
+    let history = transcript(ctx.engine(), visitor, conversation.id).await?;
+    let welcome = history
+        .iter()
+        .find(|m| matches!(m.sender, chat_core::Sender::System))
+        .or(history.first())
+        .map(|m| shapes::message(session_id, m, None, &agents));
+    Ok(ok(
+        StatusCode::OK,
+        json!({
+            "success": true,
+            "message": "Chat session resumed",
             "data": {
-                "session": shapes::created_session(&session_id, &welcome.conversation),
-                "welcomeMessage": shapes::message(&session_id, &welcome.message, None, &agents),
+                "session": shapes::created_session(session_id, conversation),
+                "welcomeMessage": welcome,
             }
         }),
     ))
@@ -223,8 +318,8 @@ fn header(req: &Request<Incoming>, name: hyper::header::HeaderName) -> Option<St
         .map(str::to_owned)
 }
 
-async fn session(ctx: &Ctx<'_>, sid: &str) -> Result<Resp> {
-    let (_, conversation) = ctx.visitor(sid).await?;
+async fn session(ctx: &Ctx<'_>, sid: &str, tokens: &[String]) -> Result<Resp> {
+    let (_, conversation) = ctx.visitor(sid, tokens).await?;
     let agents = agents(ctx.engine(), &ctx.system()).await?;
     Ok(ok(
         StatusCode::OK,
@@ -317,8 +412,8 @@ fn uploaded(a: &AttachmentBody) -> Result<Attachment> {
     })
 }
 
-async fn send(ctx: &Ctx<'_>, sid: &str, req: Request<Incoming>) -> Result<Resp> {
-    let (visitor, conversation) = ctx.visitor(sid).await?;
+async fn send(ctx: &Ctx<'_>, sid: &str, tokens: &[String], req: Request<Incoming>) -> Result<Resp> {
+    let (visitor, conversation) = ctx.visitor(sid, tokens).await?;
     let input = read_message(ctx, &visitor, conversation.id, req).await?;
     let posted = ctx
         .engine()
@@ -343,20 +438,24 @@ pub(crate) async fn transcript(
 ) -> Result<Vec<Message>> {
     const PAGE: usize = 200;
     let mut all: Vec<Message> = Vec::new();
+    let mut after = 0;
     loop {
         let page = engine
             .messages(
                 actor,
                 id,
                 MessagePage {
-                    after: Some(all.last().map_or(0, |m| m.seq)),
+                    after: Some(after),
                     before: None,
                     limit: Some(PAGE),
                 },
             )
             .await?;
         let done = page.len() < PAGE;
-        all.extend(page);
+        after = page.last().map_or(after, |m| m.seq);
+        // What a customer sees of the transcript is the policy's view (never a note).
+        let viewer = Viewer::of(actor);
+        all.extend(page.into_iter().filter(|m| viewer.message(m).is_some()));
         if done || all.len() >= 10_000 {
             return Ok(all);
         }
@@ -381,8 +480,13 @@ pub(crate) fn page_of(items: Vec<Value>, page: usize, limit: usize) -> Value {
     })
 }
 
-async fn messages(ctx: &Ctx<'_>, sid: &str, req: &Request<Incoming>) -> Result<Resp> {
-    let (visitor, conversation) = ctx.visitor(sid).await?;
+async fn messages(
+    ctx: &Ctx<'_>,
+    sid: &str,
+    tokens: &[String],
+    req: &Request<Incoming>,
+) -> Result<Resp> {
+    let (visitor, conversation) = ctx.visitor(sid, tokens).await?;
     let (page, limit) = paging(req, 50);
     let agents = agents(ctx.engine(), &ctx.system()).await?;
     let items = transcript(ctx.engine(), &visitor, conversation.id)
@@ -403,7 +507,8 @@ async fn upload(ctx: &Ctx<'_>, req: Request<Incoming>) -> Result<Resp> {
         .field("sessionId")
         .ok_or_else(|| Fail::bad_request("Session ID is required"))?
         .to_owned();
-    let (visitor, conversation) = ctx.visitor(&sid).await?;
+    let tokens = guest::presented(&parts.headers, parts.uri.query(), &sid);
+    let (visitor, conversation) = ctx.visitor(&sid, &tokens).await?;
     if form.files.is_empty() {
         return Err(Fail::bad_request("No files uploaded"));
     }
@@ -509,8 +614,8 @@ struct EndBody {
     feedback: Option<String>,
 }
 
-async fn end(ctx: &Ctx<'_>, sid: &str, req: Request<Incoming>) -> Result<Resp> {
-    let (visitor, conversation) = ctx.visitor(sid).await?;
+async fn end(ctx: &Ctx<'_>, sid: &str, tokens: &[String], req: Request<Incoming>) -> Result<Resp> {
+    let (visitor, conversation) = ctx.visitor(sid, tokens).await?;
     let body: EndBody = json_body(req).await?;
     if !conversation.mode.is_open() {
         return Err(Fail::bad_request("Chat session already ended"));
@@ -550,8 +655,8 @@ struct RateBody {
     feedback: Option<String>,
 }
 
-async fn rate(ctx: &Ctx<'_>, sid: &str, req: Request<Incoming>) -> Result<Resp> {
-    let (visitor, conversation) = ctx.visitor(sid).await?;
+async fn rate(ctx: &Ctx<'_>, sid: &str, tokens: &[String], req: Request<Incoming>) -> Result<Resp> {
+    let (visitor, conversation) = ctx.visitor(sid, tokens).await?;
     let body: RateBody = json_body(req).await?;
     let score = score(body.score.unwrap_or(0))?;
     let rated = ctx
@@ -578,8 +683,13 @@ struct TypingBody {
     is_typing: bool,
 }
 
-async fn typing(ctx: &Ctx<'_>, sid: &str, req: Request<Incoming>) -> Result<Resp> {
-    let (_, conversation) = ctx.visitor(sid).await?;
+async fn typing(
+    ctx: &Ctx<'_>,
+    sid: &str,
+    tokens: &[String],
+    req: Request<Incoming>,
+) -> Result<Resp> {
+    let (_, conversation) = ctx.visitor(sid, tokens).await?;
     let body: TypingBody = json_body(req).await?;
     signal(
         ctx.engine(),
@@ -603,8 +713,8 @@ pub(crate) fn signal(engine: &Engine, c: &chat_core::Conversation, kind: &str, d
     }));
 }
 
-async fn download(ctx: &Ctx<'_>, sid: &str, key: &str) -> Result<Resp> {
-    let (visitor, conversation) = ctx.visitor(sid).await?;
+async fn download(ctx: &Ctx<'_>, sid: &str, tokens: &[String], key: &str) -> Result<Resp> {
+    let (visitor, conversation) = ctx.visitor(sid, tokens).await?;
     let bytes = ctx
         .engine()
         .download_attachment(&visitor, conversation.id, key)

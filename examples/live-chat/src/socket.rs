@@ -68,6 +68,7 @@ impl Viewer {
 pub(crate) async fn open(ctx: &Ctx<'_>, mut req: Request<Incoming>) -> Result<Resp> {
     let since = query(&req, "since").and_then(|s| s.parse::<u64>().ok());
     let mut token = None;
+    let mut guest_tokens = None;
     let viewer = if query(&req, "admin").as_deref() == Some("true") {
         let actor = ctx.staff(&req).await?;
         token = crate::staff_token(&req)?;
@@ -75,7 +76,13 @@ pub(crate) async fn open(ctx: &Ctx<'_>, mut req: Request<Incoming>) -> Result<Re
     } else {
         let sid =
             query(&req, "sessionId").ok_or_else(|| Fail::bad_request("Session ID is required"))?;
-        let (actor, conversation) = ctx.visitor(&sid).await?;
+        // The session's cookie rides on the handshake by itself; a site that cannot keep
+        // cookies adds `&token=`.
+        let tokens = crate::guest::presented(req.headers(), req.uri().query(), &sid);
+        let (actor, conversation) = ctx.visitor(&sid, &tokens).await?;
+        if let Some((_, crate::ids::Kind::Chosen)) = ctx.chat.ids.lookup(&sid) {
+            guest_tokens = Some(tokens);
+        }
         Viewer::Visitor {
             actor,
             conversation: conversation.id,
@@ -103,6 +110,7 @@ pub(crate) async fn open(ctx: &Ctx<'_>, mut req: Request<Incoming>) -> Result<Re
             ids,
             viewer,
             token,
+            guest_tokens,
             subscribed: HashSet::new(),
         };
         // A closed socket or a failed store ends the connection; the client reconnects
@@ -126,6 +134,9 @@ struct Connection {
     viewer: Viewer,
     /// Staff: the token the socket was opened with, authenticated again now and then.
     token: Option<String>,
+    /// A guest of a widget-chosen id: the cookie or token it opened with, which must
+    /// stay valid (it expires, see [`crate::guest::TOKEN_LIFETIME`]).
+    guest_tokens: Option<Vec<String>>,
     /// Chats whose typing and read receipts staff asked for.
     subscribed: HashSet<ConversationId>,
 }
@@ -157,8 +168,9 @@ impl Follower for Connection {
         Flow::sent(self.incoming(socket, &engine, text).await)
     }
 
-    /// Staff: the token still authenticates as the same staff member. A guest's session
-    /// id is a capability that does not expire: its chat must still be there.
+    /// Staff: the token still authenticates as the same staff member. A guest: its chat
+    /// must still be there, and for a widget-chosen id its token still valid (an issued
+    /// id is a capability that does not expire).
     async fn still_allowed(&mut self) -> bool {
         match (&self.viewer, &self.token) {
             (Viewer::Staff(actor), Some(token)) => matches!(
@@ -172,12 +184,16 @@ impl Follower for Connection {
                     conversation,
                 },
                 _,
-            ) => self
-                .app
-                .engine()
-                .conversation(actor, *conversation)
-                .await
-                .is_ok(),
+            ) => {
+                let engine = self.app.engine();
+                match engine.conversation(actor, *conversation).await {
+                    Ok(c) => match &self.guest_tokens {
+                        Some(tokens) => crate::guest::holds(engine, &c, tokens).await,
+                        None => true,
+                    },
+                    Err(_) => false,
+                }
+            }
         }
     }
 }

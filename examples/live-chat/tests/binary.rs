@@ -40,19 +40,50 @@ async fn a_demo_start_serves_its_tokens_and_a_restart_keeps_everything() {
             .status,
         401
     );
+    // The document's widget, with its own id: its session token never reaches the log.
+    let widget = first
+        .post(
+            "/api/live-chat/sessions",
+            None,
+            serde_json::json!({
+                "sessionId": "session-1701691234567-abc123xyz",
+                "user": { "name": "Ann Lee", "email": "ann@example.com" },
+            }),
+        )
+        .await;
+    assert_eq!(widget.status, 201, "{}", widget.text);
+    let visitor = widget.body["data"]["token"].as_str().unwrap().to_owned();
+    let cookie = widget.headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains(&visitor), "the cookie holds the same token");
+    let mine = first
+        .get(
+            "/api/live-chat/sessions/session-1701691234567-abc123xyz",
+            Some(&visitor),
+        )
+        .await;
+    assert_eq!(mine.status, 200, "{}", mine.text);
     let mut secrets: Vec<&str> = tokens.iter().map(String::as_str).collect();
-    secrets.extend(["admin123", "agent123", &session]);
+    secrets.extend(["admin123", "agent123", &session, &visitor]);
     first.assert_no_secret_logged(&secrets);
     assert!(first.terminate().success(), "SIGTERM stops it cleanly");
 
-    // `--demo` again: the same demo chat (not a second one), the old tokens still valid.
+    // `--demo` again: the same demo chat (not a second one; the other is the widget's),
+    // the old tokens still valid.
     let second = Process::start(BIN, args);
     let listed = second
         .get("/api/admin/live-chat/sessions", Some(&tokens[0]))
         .await;
     assert_eq!(listed.status, 200, "{}", listed.text);
-    assert_eq!(listed.body["total"], 1, "{}", listed.text);
+    assert_eq!(listed.body["total"], 2, "{}", listed.text);
     assert_eq!(demo_tokens(&db)["demoSessionId"], session.as_str());
+    // The widget's id and token outlive the restart.
+    let mine = second
+        .get(
+            "/api/live-chat/sessions/session-1701691234567-abc123xyz",
+            Some(&visitor),
+        )
+        .await;
+    assert_eq!(mine.status, 200, "{}", mine.text);
     second.assert_no_secret_logged(&secrets);
     assert!(second.terminate().success());
 }

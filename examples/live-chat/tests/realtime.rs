@@ -7,7 +7,9 @@ use common::john;
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
-/// `useLiveChat`: start a session, connect, send, see the agent's answer and typing.
+/// `useLiveChat` with a server-issued id (a site without cookies): start a session,
+/// connect, send, see the agent's answer and typing. `tests/widget.rs` runs it with the
+/// widget's own id and its cookie.
 #[tokio::test]
 async fn the_react_widget_flow() {
     let dir = tempfile::tempdir().unwrap();

@@ -103,7 +103,7 @@ async fn guessed_or_altered_session_ids_find_nothing() {
             StatusCode::NOT_FOUND
         );
     }
-    // The client's own made-up id never becomes a session id.
+    // An id that no browser created names nothing.
     let reused = s
         .get(
             "/api/live-chat/sessions/session-1701691234567-abc123/messages",

@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
+use chat_core::policy::Viewer;
 use chat_core::{
     Actor, Contact, ContactId, ContactInput, Conversation, ConversationFilter, ConversationId,
     Message, MessageKind, MessagePage, Mode, OpenConversation, PostMessage, RuleBot, RuleBotConfig,
@@ -603,9 +604,13 @@ async fn history(cx: &Context, actor: &Actor, id: ConversationId) -> Result<Vec<
         let Some(last) = batch.last() else { break };
         after = last.seq;
         let full = batch.len() == 200;
+        // What the caller sees of each message is the policy's view (a visitor never a
+        // note), then the document's kinds only.
+        let viewer = Viewer::of(actor);
         out.extend(
             batch
                 .iter()
+                .filter_map(|m| viewer.message(m))
                 .filter(|m| {
                     matches!(
                         m.kind,

@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use chat_core::policy::Viewer;
+
 use crate::{CUSTOMER_NUMBER, FILES_PATH};
 
 /// Message ids are `chat number × MESSAGE_STRIDE + the message's position in its chat`:
@@ -159,21 +161,29 @@ pub async fn message_json(
     })
 }
 
-/// A chat as the document's clients read it, for `viewer_is_staff` or its customer.
+/// A chat as the document's clients read it, for `viewer`. Staff invited into the chat
+/// are read from the policy's view of it, so a customer sees itself and its assigned
+/// stylist, never who else the desk brought in. The entity reference is the document's
+/// shared field (a customer opens a chat about its own appointment), kept under two
+/// reserved metadata keys, so it is read from the chat itself.
 pub async fn chat_json(
     engine: &Engine,
     dir: &mut Directory,
     salon: u64,
     c: &Conversation,
-    viewer_is_staff: bool,
+    viewer: Viewer,
 ) -> Value {
+    let viewer_is_staff = viewer == Viewer::Desk;
+    let seen = serde_json::to_value(viewer.conversation(c)).unwrap_or(Value::Null);
+    let invited: Vec<AgentId> =
+        serde_json::from_value(seen["participants"].clone()).unwrap_or_default();
     let (customer_id, customer_name) = dir.customer(engine, c.tenant_id, c.contact_id).await;
     let mut participants = vec![json!({
         "participant_type": "customer",
         "participant_id": customer_id,
         "name": customer_name,
     })];
-    for agent in c.assigned_agent_id.iter().chain(&c.participants) {
+    for agent in c.assigned_agent_id.iter().chain(&invited) {
         if let Some((n, name)) = dir.staff.get(agent) {
             participants.push(json!({
                 "participant_type": "user",

@@ -144,8 +144,8 @@ impl Who {
         engine: &chat_core::Engine,
         c: &chat_core::Conversation,
     ) -> Value {
-        let staff = self.is_staff();
-        shapes::chat_json(engine, &mut self.dir, self.salon.number, c, staff).await
+        let viewer = chat_core::policy::Viewer::of(&self.actor);
+        shapes::chat_json(engine, &mut self.dir, self.salon.number, c, viewer).await
     }
 
     pub(crate) async fn message_json(

@@ -28,10 +28,12 @@ pub struct Server {
     pub bob: Staff,
 }
 
-/// The document's visitor, as its create-session example sends it.
+/// The document's visitor, as its create-session example sends it but without the
+/// widget's own `sessionId`: the server issues the id, which is then its own credential
+/// (a site that cannot keep cookies works this way). `tests/widget.rs` replays the
+/// document's widget, which sends its own id.
 pub fn john() -> Value {
     json!({
-        "sessionId": "session-1701691234567-abc123",
         "user": { "name": "John Doe", "email": "john@example.com", "phone": "+1234567890" },
         "pageUrl": "https://example.com/pricing"
     })
@@ -42,9 +44,21 @@ pub async fn start(dir: &std::path::Path) -> Server {
 }
 
 pub async fn start_with(dir: &std::path::Path, options: Options) -> Server {
-    let starter = example_live_chat::open(&dir.join("live-chat.db"))
-        .await
-        .unwrap();
+    start_on(dir, options, None).await
+}
+
+/// The template on the engine clock `clock` (tests move it), if given.
+pub async fn start_on(
+    dir: &std::path::Path,
+    options: Options,
+    clock: Option<std::sync::Arc<chat_core::ManualClock>>,
+) -> Server {
+    let starter = example_live_chat::open_with(&dir.join("live-chat.db"), |builder| match clock {
+        Some(clock) => builder.clock(clock),
+        None => builder,
+    })
+    .await
+    .unwrap();
     let mut staff = Vec::new();
     for (name, email, role) in [
         ("Admin User", "admin@example.com", Role::Admin),
@@ -61,7 +75,9 @@ pub async fn start_with(dir: &std::path::Path, options: Options) -> Server {
             token: starter.staff_token(&agent).await.unwrap(),
         });
     }
-    let extension = example_live_chat::live_chat(&starter, options).unwrap();
+    let extension = example_live_chat::live_chat(&starter, options)
+        .await
+        .unwrap();
     let http = TestServer::start(starter.engine.clone(), starter.config, Some(extension)).await;
     let mut staff = staff.into_iter();
     Server {
