@@ -97,6 +97,9 @@ pub struct Config {
     /// Shared secret for identity verification of customers logged in on the embedding
     /// site (HMAC-SHA256 over `identifier:timestamp`). `None` disables it.
     pub identity_secret: Option<Vec<u8>>,
+    /// The bearer token a metrics scraper sends to read `/metrics` (admins' own tokens
+    /// read it too). `None`: admins only. Kept as its SHA-256, compared in constant time.
+    pub metrics_token: Option<MetricsToken>,
     /// How long a signed identity stays valid.
     pub identity_max_age: Duration,
     /// How long a visitor token lives.
@@ -118,6 +121,7 @@ impl std::fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("cors_origins", &self.cors_origins)
             .field("identity_verification", &self.identity_secret.is_some())
+            .field("metrics_token", &self.metrics_token.is_some())
             .finish()
     }
 }
@@ -132,6 +136,7 @@ impl Config {
             trusted_proxies: crate::proxies::TrustedProxies::none(),
             cors_origins: Vec::new(),
             identity_secret: None,
+            metrics_token: None,
             identity_max_age: Duration::from_secs(10 * 60),
             visitor_token_ttl: Duration::from_secs(30 * 24 * 3600),
             realtime: RealtimeConfig::default(),
@@ -213,5 +218,38 @@ impl Default for HttpLimits {
             login: crate::throttle::LoginLimits::default(),
             socket_send_buffer: Some(256 * 1024),
         }
+    }
+}
+
+/// The scraper's token for `/metrics`, kept as a digest so the secret is not held in
+/// memory as typed, and compared without leaking how much of a guess was right.
+#[derive(Clone)]
+pub struct MetricsToken([u8; 32]);
+
+impl MetricsToken {
+    /// A token for `secret` (at least 16 characters: it guards the server's internals).
+    pub fn new(secret: &str) -> Result<Self, String> {
+        if secret.chars().count() < 16 {
+            return Err("the metrics token needs at least 16 characters".into());
+        }
+        Ok(Self(
+            <sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes()).into(),
+        ))
+    }
+
+    /// Whether `presented` is the token, in time that does not depend on where they differ.
+    pub fn matches(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(presented.as_bytes()).into();
+        digest
+            .iter()
+            .zip(self.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(..)")
     }
 }

@@ -145,7 +145,7 @@ const LIST_FILTERS: &[&str] = &[
 pub const ENDPOINTS: &[EndpointSpec] = &[
     endpoint(Method::GET, "/healthz", Health, Public, "Liveness: the process answers.", None, 200, Some("Health"), &[]),
     endpoint(Method::GET, "/readyz", Ready, Public, "Readiness: the store answers.", None, 200, Some("Health"), &[]),
-    endpoint(Method::GET, "/metrics", Metrics, Public, "Prometheus metrics.", None, 200, Some("text"), &[]),
+    endpoint(Method::GET, "/metrics", Metrics, Staff, "Prometheus metrics, for the scraper's token (--metrics-token) or an admin's.", None, 200, Some("text"), &[]),
     endpoint(Method::GET, "/v1/openapi.json", OpenApi, Public, "This document.", None, 200, Some("object"), &[]),
     endpoint(Method::GET, "/docs", Docs, Public, "Human-readable API reference.", None, 200, Some("html"), &[]),
     endpoint(Method::POST, "/v1/auth/login", Login, Public, "Staff login: e-mail and password for an access token.", Some("LoginRequest"), 200, Some("LoginResponse"), &[]),

@@ -24,7 +24,7 @@ pub mod throttle;
 pub mod uploads;
 pub mod views;
 
-pub use app::{Config, HttpLimits};
+pub use app::{Config, HttpLimits, MetricsToken};
 pub use auth::JwtConfig;
 pub use extension::{Context, Extension, Handled};
 pub use server::{bind, run, run_with, shutdown_signal};

@@ -128,6 +128,10 @@ struct Cli {
     /// The longest wait between login attempts, in seconds.
     #[arg(long, env = "CHAT_LOGIN_MAX_WAIT_SECS", default_value_t = 900)]
     login_max_wait_secs: u64,
+    /// The bearer token a Prometheus scraper sends for `/metrics` (16 characters or
+    /// more); without it, only admins' tokens read it.
+    #[arg(long, env = "CHAT_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
     /// Seed demo staff and conversations (password: demo-password).
     #[arg(long, env = "CHAT_DEMO")]
     demo: bool,
@@ -350,6 +354,12 @@ async fn main() -> anyhow::Result<()> {
         ..HttpLimits::default()
     };
     config.trusted_proxies = cli.trusted_proxies.clone().unwrap_or_default();
+    config.metrics_token = cli
+        .metrics_token
+        .as_deref()
+        .map(chat_server::MetricsToken::new)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--metrics-token: {e}"))?;
 
     // A crash may have left visitors' messages without the bot's answer: answer them
     // beside serving, so the listener comes up at once (a turn run twice answers once).

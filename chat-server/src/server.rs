@@ -392,8 +392,50 @@ impl Server {
         let fail = |e: ApiError| (name, e);
         let query = req.uri().query().map(str::to_owned);
         let mut token = None;
-        let caller = if endpoint.access == Access::Public && endpoint.request.is_none() {
-            // Health, metrics and docs ignore credentials entirely.
+        let caller = if endpoint.id == Endpoint::Metrics {
+            // Counts of the server's internals: the scraper's own token, or an admin.
+            let presented = auth::bearer(req.headers(), None).map_err(fail)?;
+            let scraper = match (&self.app.config.metrics_token, presented.as_deref()) {
+                (Some(expected), Some(presented)) => expected.matches(presented),
+                _ => false,
+            };
+            if !scraper {
+                let Some(presented) = presented else {
+                    return Err(fail(ApiError::unauthorized(
+                        "send Authorization: Bearer <the metrics token or an admin's token>",
+                    )));
+                };
+                let caller = self
+                    .app
+                    .authenticate(Some(&presented))
+                    .await
+                    .map_err(fail)?;
+                // Metrics are the server's, and name its default tenant's queue: admins of
+                // another tenant on the same server are strangers to them.
+                let home = self.app.config.default_tenant;
+                let admin = match &caller {
+                    Caller::Actor(actor @ chat_core::Actor::Staff { tenant, .. })
+                        if home.is_none_or(|home| home == *tenant) =>
+                    {
+                        self.app
+                            .engine
+                            .resolve(actor)
+                            .await
+                            .ok()
+                            .and_then(|r| r.staff().map(|me| me.role == chat_core::Role::Admin))
+                            .unwrap_or(false)
+                    }
+                    _ => false,
+                };
+                if !admin {
+                    return Err(fail(ApiError::forbidden(
+                        "metrics are for the metrics token and admins",
+                    )));
+                }
+            }
+            Caller::Anonymous
+        } else if endpoint.access == Access::Public && endpoint.request.is_none() {
+            // Health and docs ignore credentials entirely.
             Caller::Anonymous
         } else {
             token = if endpoint.id == Endpoint::WebSocket {
@@ -412,6 +454,8 @@ impl Server {
                 .map_err(fail)?
         };
         match (endpoint.access, &caller) {
+            // Checked above, by its own rule.
+            _ if endpoint.id == Endpoint::Metrics => {}
             (Access::Authenticated | Access::Staff, Caller::Anonymous) => {
                 return Err(fail(ApiError::unauthorized(
                     "send Authorization: Bearer <token>",

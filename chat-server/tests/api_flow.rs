@@ -303,7 +303,7 @@ async fn health_readiness_metrics_and_request_ids() {
         json!({ "body": "hi" }),
     )
     .await;
-    let metrics = s.get("/metrics", None).await;
+    let metrics = s.get("/metrics", Some(common::METRICS_TOKEN)).await;
     assert!(
         metrics
             .text

@@ -127,7 +127,7 @@ async fn extension_routes_sit_beside_the_built_in_api() {
     assert_eq!(hello.body, json!({ "hello": "world" }));
     // Request ids and metrics cover extension routes too.
     assert!(hello.headers.contains_key("x-request-id"));
-    let metrics = s.get("/metrics", None).await;
+    let metrics = s.get("/metrics", Some(common::METRICS_TOKEN)).await;
     assert!(
         metrics.text.contains("route=\"/api/hello\""),
         "{}",

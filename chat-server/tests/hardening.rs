@@ -96,3 +96,45 @@ async fn an_anonymous_opener_cannot_jump_the_queue_with_a_priority() {
     assert_eq!(staff.body["conversation"]["priority"], json!("high"));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_answer_only_the_scrapers_token_and_admins() {
+    let s = common::start().await;
+    let admin = s.staff("Ada", Role::Admin, &[]).await;
+    let agent = s.staff("Ann", Role::Agent, &[]).await;
+    let (_, visitor) = s.visitor("vic@example.com").await;
+
+    let nobody = s.get("/metrics", None).await;
+    assert_eq!(nobody.status, StatusCode::UNAUTHORIZED, "{}", nobody.text);
+    assert!(!nobody.text.contains("chat_"), "{}", nobody.text);
+    let guess = s.get("/metrics", Some("test-metrics-scraper-tokem")).await;
+    assert_eq!(guess.status, StatusCode::UNAUTHORIZED, "{}", guess.text);
+    for (who, token) in [("agent", &agent.token), ("visitor", &visitor)] {
+        let refused = s.get("/metrics", Some(token)).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::FORBIDDEN,
+            "{who}: {}",
+            refused.text
+        );
+        assert!(!refused.text.contains("chat_"), "{who}: {}", refused.text);
+    }
+    for token in [common::METRICS_TOKEN, admin.token.as_str()] {
+        let read = s.get("/metrics", Some(token)).await;
+        assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+        assert!(read.text.contains("chat_websockets_open"), "{}", read.text);
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_scraper_token_only_admins_read_metrics() {
+    let s = common::start_with(|c| c.metrics_token = None).await;
+    let admin = s.staff("Ada", Role::Admin, &[]).await;
+    let refused = s.get("/metrics", Some(common::METRICS_TOKEN)).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.text);
+    let read = s.get("/metrics", Some(&admin.token)).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+    assert!(chat_server::MetricsToken::new("short").is_err());
+    s.stop().await;
+}

@@ -360,7 +360,7 @@ async fn a_slow_consumer_is_cut_off_and_resumes_from_its_cursor() {
         last = next;
     }
     for _ in 0..500 {
-        let metrics = s.get("/metrics", None).await.text;
+        let metrics = s.get("/metrics", Some(common::METRICS_TOKEN)).await.text;
         let delivered: u64 = metrics
             .lines()
             .find_map(|l| l.strip_prefix("chat_realtime_delivered_seq "))
@@ -451,7 +451,10 @@ async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
     };
     let mut stuck = connect_small(&s, &visitor).await;
     subscribe(&mut stuck, Some(&id), None).await;
-    assert_eq!(open(&s.get("/metrics", None).await.text), 1);
+    assert_eq!(
+        open(&s.get("/metrics", Some(common::METRICS_TOKEN)).await.text),
+        1
+    );
     // Far more than the kernel buffers hold, and then the client never reads again.
     let staff = chat_core::Actor::Staff {
         tenant: s.tenant,
@@ -468,7 +471,7 @@ async fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
     }
     let mut dropped = false;
     for _ in 0..500 {
-        if open(&s.get("/metrics", None).await.text) == 0 {
+        if open(&s.get("/metrics", Some(common::METRICS_TOKEN)).await.text) == 0 {
             dropped = true;
             break;
         }

@@ -71,7 +71,7 @@ async fn read_until(ws: &mut Ws, seen: &mut Seen, done: impl Fn(&Seen) -> bool) 
 
 /// Open WebSockets, as `/metrics` counts them.
 async fn open_sockets(s: &common::Server) -> i64 {
-    let metrics = s.get("/metrics", None).await.text;
+    let metrics = s.get("/metrics", Some(common::METRICS_TOKEN)).await.text;
     metrics
         .lines()
         .find_map(|l| l.strip_prefix("chat_websockets_open "))
@@ -354,7 +354,7 @@ async fn a_tapped_socket_that_falls_behind_is_closed_with_4008_and_resumes_from_
         last = t.post(&n.to_string()).await;
     }
     eventually(|| async {
-        let metrics = t.s.get("/metrics", None).await.text;
+        let metrics = t.s.get("/metrics", Some(common::METRICS_TOKEN)).await.text;
         metrics
             .lines()
             .find_map(|l| l.strip_prefix("chat_realtime_delivered_seq "))

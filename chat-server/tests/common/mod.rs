@@ -12,6 +12,9 @@ use serde_json::json;
 
 pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
 pub const PASSWORD: &str = "correct horse battery";
+/// The scraper's token for `/metrics` in every test server.
+#[allow(dead_code)]
+pub const METRICS_TOKEN: &str = "test-metrics-scraper-token";
 
 pub struct Staff {
     pub id: AgentId,
@@ -78,6 +81,7 @@ pub async fn start_extended(
     // Tests hammer the server from one IP; they opt into rate limits explicitly.
     config.limits.per_ip_rps = 0.0;
     config.limits.per_token_rps = 0.0;
+    config.metrics_token = Some(chat_server::MetricsToken::new(METRICS_TOKEN).unwrap());
     tune(&mut config);
     let http = TestServer::start(engine.clone(), config, extension).await;
     Server {
