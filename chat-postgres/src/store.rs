@@ -7,6 +7,8 @@
 //! the time a tenant's writers wait on each other to the end of each transaction. Locks are
 //! always taken in the order conversation, then event head, so writers never deadlock.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chat_core::store::{
     Appended, Committed, ConversationPage, ConversationQuery, ConversationUpdate, MessageQuery,
@@ -25,6 +27,12 @@ use tokio_postgres::types::Json;
 use crate::codec::{all, int, limit, ns, ns_opt, one, priority_rank, reader_key, sender_key};
 use crate::error::Db;
 use crate::search::lexemes;
+
+/// How long opening a connection may take (unless the URL says `connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a request waits for a pooled connection when all are busy.
+const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How [`PostgresStore::connect_with`] connects.
 #[derive(Clone, Debug)]
@@ -111,6 +119,10 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("chat-postgres");
         }
+        // An unreachable host must fail a request, not hold it until TCP gives up.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -120,6 +132,10 @@ impl PostgresStore {
         );
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            // Every connection busy for this long: the store is overloaded; say so
+            // (`Unavailable`) rather than queue requests without end.
+            .wait_timeout(Some(POOL_WAIT_TIMEOUT))
             .build()
             .map_err(|e| Error::validation("store", format!("connection pool: {e}")))?;
         let mut client = pool.get().await.db()?;
@@ -138,16 +154,15 @@ impl PostgresStore {
 /// `event_heads` row lock until the transaction ends.
 async fn take_seqs(tx: &Transaction<'_>, tenant: TenantId, n: usize) -> Result<u64> {
     let n = n as i64;
-    let last: i64 = tx
-        .query_one(
+    let stmt = tx
+        .prepare_cached(
             "INSERT INTO event_heads (tenant_id, last_seq) VALUES ($1, $2) \
              ON CONFLICT (tenant_id) DO UPDATE SET last_seq = event_heads.last_seq + EXCLUDED.last_seq \
              RETURNING last_seq",
-            &[&tenant.0, &n],
         )
         .await
-        .db()?
-        .get(0);
+        .db()?;
+    let last: i64 = tx.query_one(&stmt, &[&tenant.0, &n]).await.db()?.get(0);
     Ok((last - n + 1) as u64)
 }
 
@@ -211,8 +226,9 @@ async fn put_conversation(tx: &Transaction<'_>, c: &Conversation, insert: bool) 
             .to_owned()
     };
     let participants: Vec<uuid::Uuid> = c.participants.iter().map(|a| a.0).collect();
+    let stmt = tx.prepare_cached(&sql).await.db()?;
     tx.execute(
-        &sql,
+        &stmt,
         &[
             &c.id.0,
             &c.tenant_id.0,
@@ -287,13 +303,13 @@ async fn lock_conversation(
     tenant: TenantId,
     id: ConversationId,
 ) -> Result<Conversation> {
-    let row = tx
-        .query_opt(
+    let stmt = tx
+        .prepare_cached(
             "SELECT data FROM conversations WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
-            &[&id.0, &tenant.0],
         )
         .await
         .db()?;
+    let row = tx.query_opt(&stmt, &[&id.0, &tenant.0]).await.db()?;
     one(row)?.ok_or(Error::NotFound("conversation"))
 }
 
@@ -653,13 +669,11 @@ impl Store for PostgresStore {
         id: ConversationId,
     ) -> Result<Option<Conversation>> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT data FROM conversations WHERE id = $1 AND tenant_id = $2",
-                &[&id.0, &tenant.0],
-            )
+        let stmt = client
+            .prepare_cached("SELECT data FROM conversations WHERE id = $1 AND tenant_id = $2")
             .await
             .db()?;
+        let row = client.query_opt(&stmt, &[&id.0, &tenant.0]).await.db()?;
         one(row)
     }
 
@@ -689,10 +703,16 @@ impl Store for PostgresStore {
         let conversation =
             lock_conversation(&tx, message.tenant_id, message.conversation_id).await?;
         if let Some(key) = &message.client_message_id {
-            let earlier = tx
-                .query_opt(
+            let stmt = tx
+                .prepare_cached(
                     "SELECT data FROM messages WHERE conversation_id = $1 AND sender = $2 \
                      AND client_message_id = $3",
+                )
+                .await
+                .db()?;
+            let earlier = tx
+                .query_opt(
+                    &stmt,
                     &[&conversation.id.0, &sender_key(message.sender), key],
                 )
                 .await
@@ -895,11 +915,14 @@ impl Store for PostgresStore {
         limit_: usize,
     ) -> Result<Vec<Event>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
+        let stmt = client
+            .prepare_cached(
                 "SELECT data FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                &[&tenant.0, &int(after), &limit(limit_)],
             )
+            .await
+            .db()?;
+        let rows = client
+            .query(&stmt, &[&tenant.0, &int(after), &limit(limit_)])
             .await
             .db()?;
         all(&rows)
@@ -907,13 +930,11 @@ impl Store for PostgresStore {
 
     async fn event_head(&self, tenant: TenantId) -> Result<u64> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT last_seq FROM event_heads WHERE tenant_id = $1",
-                &[&tenant.0],
-            )
+        let stmt = client
+            .prepare_cached("SELECT last_seq FROM event_heads WHERE tenant_id = $1")
             .await
             .db()?;
+        let row = client.query_opt(&stmt, &[&tenant.0]).await.db()?;
         Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
     }
 }
