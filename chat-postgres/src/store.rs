@@ -5,7 +5,9 @@
 //! guards see the same row, also across servers. The tenant's event sequences are taken
 //! last, from its `event_heads` row (see `migrations/0001_init.sql` for why), which keeps
 //! the time a tenant's writers wait on each other to the end of each transaction. Locks are
-//! always taken in the order conversation, then event head, so writers never deadlock.
+//! always taken in the order conversation, then event head, so writers never deadlock. The
+//! counter moves and the events are inserted in one statement (one round trip), then the
+//! transaction commits.
 
 use std::time::Duration;
 
@@ -150,62 +152,61 @@ impl PostgresStore {
     }
 }
 
-/// Takes the tenant's next `n` event sequences; returns the first. Holds the tenant's
-/// `event_heads` row lock until the transaction ends.
-async fn take_seqs(tx: &Transaction<'_>, tenant: TenantId, n: usize) -> Result<u64> {
-    let n = n as i64;
+/// Numbers `events` (one write's, in log order, all of one tenant) with the tenant's next
+/// sequences and stores them, in one statement: the tenant's `event_heads` row moves by
+/// their number, and its lock is held until the transaction ends. One round trip, so the
+/// tenant's other writers wait for little more than this write's commit.
+async fn log_events(tx: &Transaction<'_>, events: &mut [Event]) -> Result<()> {
+    let Some(tenant) = events.first().map(|e| e.tenant_id) else {
+        return Ok(());
+    };
     let stmt = tx
         .prepare_cached(
-            "INSERT INTO event_heads (tenant_id, last_seq) VALUES ($1, $2) \
-             ON CONFLICT (tenant_id) DO UPDATE SET last_seq = event_heads.last_seq + EXCLUDED.last_seq \
-             RETURNING last_seq",
+            "WITH head AS ( \
+                 INSERT INTO event_heads (tenant_id, last_seq) VALUES ($1, $2) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET last_seq = event_heads.last_seq + EXCLUDED.last_seq \
+                 RETURNING last_seq - $2 AS before \
+             ), logged AS ( \
+                 INSERT INTO events (tenant_id, seq, conversation_id, data) \
+                 SELECT $1, head.before + e.ord, e.conversation_id, \
+                        jsonb_set(e.data, '{seq}', to_jsonb(head.before + e.ord)) \
+                 FROM head, unnest($3::uuid[], $4::jsonb[]) WITH ORDINALITY AS e (conversation_id, data, ord) \
+                 RETURNING 1 \
+             ) SELECT before FROM head",
         )
         .await
         .db()?;
-    let last: i64 = tx.query_one(&stmt, &[&tenant.0, &n]).await.db()?.get(0);
-    Ok((last - n + 1) as u64)
-}
-
-async fn insert_events(tx: &Transaction<'_>, events: &[Event]) -> Result<()> {
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO events (tenant_id, seq, conversation_id, data) VALUES ($1, $2, $3, $4)",
-        )
-        .await
-        .db()?;
-    for e in events {
-        tx.execute(
+    let conversations: Vec<Option<uuid::Uuid>> = events
+        .iter()
+        .map(|e| e.conversation_id.map(|c| c.0))
+        .collect();
+    let data: Vec<Json<&Event>> = events.iter().map(Json).collect();
+    let before: i64 = tx
+        .query_one(
             &stmt,
-            &[
-                &e.tenant_id.0,
-                &int(e.seq),
-                &e.conversation_id.map(|c| c.0),
-                &Json(e),
-            ],
+            &[&tenant.0, &(events.len() as i64), &conversations, &data],
         )
         .await
-        .db()?;
+        .db()?
+        .get(0);
+    for (event, seq) in events.iter_mut().zip(before.max(0) as u64 + 1..) {
+        event.seq = seq;
     }
     Ok(())
 }
 
 /// Numbers and stores one event.
 async fn log_one(tx: &Transaction<'_>, event: NewEvent) -> Result<Event> {
-    let seq = take_seqs(tx, event.tenant_id, 1).await?;
-    let event = event.into_event(seq);
-    insert_events(tx, std::slice::from_ref(&event)).await?;
+    // Numbered by `log_events`; 0 until then.
+    let mut logged = [event.into_event(0)];
+    log_events(tx, &mut logged).await?;
+    let [event] = logged;
     Ok(event)
 }
 
-/// Numbers `events` with the tenant's next sequences, hands each to `commit` in order and
-/// stores what it returns.
-fn numberer(first: u64) -> impl FnMut(NewEvent) -> Result<Event> {
-    let mut next = first;
-    move |e| {
-        let event = e.into_event(next);
-        next += 1;
-        Ok(event)
-    }
+/// Leaves events for [`log_events`] to number.
+fn unnumbered(e: NewEvent) -> Result<Event> {
+    Ok(e.into_event(0))
 }
 
 const CONVERSATION_COLUMNS: &str = "id, tenant_id, contact_id, channel, mode, priority, department, \
@@ -323,9 +324,8 @@ async fn store_write(
     for m in &write.messages {
         insert_message(tx, m).await?;
     }
-    let first = take_seqs(tx, write.conversation.tenant_id, write.events.len()).await?;
-    let committed = write.commit(numberer(first))?;
-    insert_events(tx, &committed.events).await?;
+    let mut committed = write.commit(unnumbered)?;
+    log_events(tx, &mut committed.events).await?;
     Ok(committed)
 }
 
@@ -724,10 +724,9 @@ impl Store for PostgresStore {
         let write = MessageWrite::append(conversation, message)?;
         put_conversation(&tx, &write.conversation, false).await?;
         insert_message(&tx, &write.message).await?;
-        let first = take_seqs(&tx, write.conversation.tenant_id, 1).await?;
-        let appended = write.commit(numberer(first))?;
-        if let Some(event) = &appended.event {
-            insert_events(&tx, std::slice::from_ref(event)).await?;
+        let mut appended = write.commit(unnumbered)?;
+        if let Some(event) = appended.event.as_mut() {
+            log_events(&tx, std::slice::from_mut(event)).await?;
         }
         tx.commit().await.db()?;
         Ok(appended)
