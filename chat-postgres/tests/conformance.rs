@@ -13,6 +13,6 @@ chat_core::store_conformance_tests!(store);
 
 #[cfg(not(chat_test_postgres))]
 #[test]
-fn conformance_needs_a_database() {
+fn skipped_chat_test_postgres_url_unset() {
     common::skipped();
 }

@@ -13,6 +13,6 @@ chat_core::credentials_conformance_tests!(backend);
 
 #[cfg(not(chat_test_postgres))]
 #[test]
-fn credentials_need_a_database() {
+fn skipped_chat_test_postgres_url_unset() {
     common::skipped();
 }

@@ -6,7 +6,7 @@ mod common;
 
 #[cfg(not(chat_test_postgres))]
 #[test]
-fn postgres_tests_need_a_database() {
+fn skipped_chat_test_postgres_url_unset() {
     common::skipped();
 }
 
