@@ -198,3 +198,45 @@ async fn two_servers_on_postgres_share_conversations_posted_over_http() {
     assert!(a.terminate().success());
     assert!(b.terminate().success());
 }
+
+/// Runs the binary with `args` until it exits; its status and what it wrote to stderr.
+fn run_to_exit(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_store_that_is_not_postgres_or_cannot_be_reached_stops_the_start_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let db = db.to_str().unwrap();
+    let (status, stderr) =
+        run_to_exit(&["--db", db, "--store", "mysql://root:hunter2@127.0.0.1/chat"]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("--store takes a postgres:// URL"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    // Nothing listens on port 1.
+    let (status, stderr) = run_to_exit(&[
+        "--db",
+        db,
+        "--store",
+        "postgres://root:hunter2@127.0.0.1:1/chat",
+    ]);
+    assert!(!status.success());
+    assert!(stderr.contains("opening the PostgreSQL store"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(
+        !std::path::Path::new(db).exists(),
+        "no SQLite file is made when --store is given"
+    );
+}
