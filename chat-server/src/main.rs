@@ -1,4 +1,5 @@
-//! The `chat-server` binary: flags and environment, logging, the SQLite store, bind, run.
+//! The `chat-server` binary: flags and environment, logging, the store (SQLite, or
+//! PostgreSQL with `--store`), bind, run.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,9 +10,10 @@ use anyhow::Context;
 use chat_core::Manual;
 use chat_core::SilentBot;
 use chat_core::{
-    Actor, Bot, Engine, EventBus, InProcessBus, LeastLoaded, Limits, NewAgent, Role, RoundRobin,
-    Router, RuleBot, TenantSettings,
+    Actor, Backend, Bot, Engine, EventBus, InProcessBus, LeastLoaded, Limits, NewAgent, Role,
+    RoundRobin, Router, RuleBot, TenantSettings,
 };
+use chat_postgres::PostgresStore;
 use chat_server::auth::signing_key;
 use chat_server::{Config, HttpLimits, JwtConfig, auth, bind, shutdown_signal};
 use chat_sqlite::{Options, SqliteStore, Synchronous};
@@ -20,16 +22,22 @@ use clap::{Parser, Subcommand, ValueEnum};
 // The binary's own: the library never seeds data (embedders and templates bring theirs).
 mod demo;
 
-/// Customer-support chat server: HTTP API and WebSocket on one port, data in SQLite.
+/// Customer-support chat server: HTTP API and WebSocket on one port, data in SQLite (or
+/// PostgreSQL with --store).
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
     /// Address to listen on.
     #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// SQLite database file (created if missing).
+    /// SQLite database file (created if missing). Unused with --store.
     #[arg(long, env = "CHAT_DB", default_value = "chat.db")]
     db: PathBuf,
+    /// Keep the data in PostgreSQL instead of the SQLite file --db:
+    /// postgres://user:password@host:port/database (the schema is created or migrated on
+    /// start). Servers sharing one database need the same --key-file.
+    #[arg(long, env = "CHAT_STORE", hide_env_values = true)]
+    store: Option<String>,
     /// Durability of each commit: `full` survives power loss, `normal` only crashes.
     #[arg(long, env = "CHAT_SYNCHRONOUS", value_enum, default_value = "full")]
     synchronous: SyncMode,
@@ -258,12 +266,7 @@ async fn main() -> anyhow::Result<()> {
             .init(),
     }
 
-    let synchronous = match cli.synchronous {
-        SyncMode::Full => Synchronous::Full,
-        SyncMode::Normal => Synchronous::Normal,
-    };
-    let store = SqliteStore::open_with(&cli.db, Options::default().synchronous(synchronous))
-        .with_context(|| format!("opening the database {}", cli.db.display()))?;
+    let (store, store_name) = open_store(&cli).await?;
     let limits = Limits {
         max_message_chars: cli.max_message_chars,
         ..Limits::default()
@@ -275,7 +278,7 @@ async fn main() -> anyhow::Result<()> {
         RouterKind::Manual => Arc::new(Manual),
     };
     let bot = bot(&cli, bus.clone())?;
-    let engine = Engine::builder_with_backend(Arc::new(store))
+    let engine = Engine::builder_with_backend(store)
         .passwords(Arc::new(chat_server::auth::Argon2Passwords))
         .limits(limits)
         .bus(bus)
@@ -373,12 +376,34 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let listener = bind(cli.listen)?;
-    tracing::info!(address = %listener.local_addr()?, db = %cli.db.display(), "chat-server listening");
+    tracing::info!(address = %listener.local_addr()?, store = %store_name, "chat-server listening");
     chat_server::run(listener, engine.clone(), config, shutdown_signal()).await?;
     // Dropping the last engine handle lets the store's writer finish what is queued.
     drop(engine);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The store chosen by flags, and how the log names it (never with a password).
+async fn open_store(cli: &Cli) -> anyhow::Result<(Arc<dyn Backend>, String)> {
+    if let Some(url) = &cli.store {
+        anyhow::ensure!(
+            url.starts_with("postgres://") || url.starts_with("postgresql://"),
+            "--store takes a postgres:// URL (the SQLite file is chosen with --db)"
+        );
+        // The URL may hold a password: errors name the store, never the URL.
+        let store = PostgresStore::connect(url)
+            .await
+            .context("opening the PostgreSQL store (--store)")?;
+        return Ok((Arc::new(store), "postgres".to_owned()));
+    }
+    let synchronous = match cli.synchronous {
+        SyncMode::Full => Synchronous::Full,
+        SyncMode::Normal => Synchronous::Normal,
+    };
+    let store = SqliteStore::open_with(&cli.db, Options::default().synchronous(synchronous))
+        .with_context(|| format!("opening the database {}", cli.db.display()))?;
+    Ok((Arc::new(store), format!("sqlite:{}", cli.db.display())))
 }
 
 /// The bot chosen by flags.

@@ -1,0 +1,104 @@
+//! PostgreSQL errors in chat-core's terms. Callers branch on [`chat_core::Error`] variants,
+//! never on tokio-postgres types.
+
+use chat_core::{Error, StorageError, StorageKind};
+use tokio_postgres::error::SqlState;
+
+/// `?` for tokio-postgres and pool results inside store code.
+pub(crate) trait Db<T> {
+    /// Maps the error with [`map`].
+    fn db(self) -> chat_core::Result<T>;
+}
+
+impl<T> Db<T> for Result<T, tokio_postgres::Error> {
+    fn db(self) -> chat_core::Result<T> {
+        self.map_err(map)
+    }
+}
+
+impl<T> Db<T> for Result<T, deadpool_postgres::PoolError> {
+    fn db(self) -> chat_core::Result<T> {
+        self.map_err(pool)
+    }
+}
+
+/// What a unique key being taken means, by the constraint that says so, in the words
+/// chat-sqlite uses for the same conflict.
+fn taken(constraint: Option<&str>) -> &'static str {
+    match constraint {
+        Some("tenants_pkey") => "tenant exists",
+        Some("contacts_pkey") | Some("accounts_pkey") => "contact exists",
+        Some("contacts_verified_email") => "verified contact e-mail taken",
+        Some("agents_pkey") | Some("agents_email") => "agent e-mail taken",
+        Some("conversations_pkey") => "conversation exists",
+        Some("messages_pkey") => "message exists",
+        Some("visitor_tokens_pkey") | Some("bot_tokens_pkey") => "token exists",
+        Some("accounts_email") => "account e-mail taken",
+        Some("account_names_pkey") => "account name taken",
+        _ => "unique key taken",
+    }
+}
+
+/// Unique violations are [`ConflictKind::Duplicate`](chat_core::ConflictKind) conflicts;
+/// lock and serialization failures are `Busy` (trying again may succeed); a lost or
+/// refused connection is `Unavailable`; everything else is a storage failure whose
+/// message names the SQL state, with the driver's error as its source.
+pub(crate) fn map(err: tokio_postgres::Error) -> Error {
+    let Some(db) = err.as_db_error() else {
+        let io = std::error::Error::source(&err).is_some_and(|s| s.is::<std::io::Error>());
+        let kind = if err.is_closed() {
+            StorageKind::Unavailable
+        } else if io {
+            StorageKind::Io
+        } else {
+            StorageKind::Other
+        };
+        let message = format!("PostgreSQL connection: {err}");
+        return Error::Storage(StorageError::new(kind, message).with_source(err));
+    };
+    let code = db.code();
+    if *code == SqlState::UNIQUE_VIOLATION {
+        return Error::duplicate(taken(db.constraint()));
+    }
+    let kind = if *code == SqlState::T_R_DEADLOCK_DETECTED
+        || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::LOCK_NOT_AVAILABLE
+        || *code == SqlState::QUERY_CANCELED
+    {
+        StorageKind::Busy
+    } else if *code == SqlState::DISK_FULL || *code == SqlState::OUT_OF_MEMORY {
+        StorageKind::Full
+    } else if *code == SqlState::DATA_CORRUPTED || *code == SqlState::INDEX_CORRUPTED {
+        StorageKind::Corrupt
+    } else if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
+        StorageKind::ReadOnly
+    } else if *code == SqlState::ADMIN_SHUTDOWN
+        || *code == SqlState::CANNOT_CONNECT_NOW
+        || *code == SqlState::TOO_MANY_CONNECTIONS
+    {
+        StorageKind::Unavailable
+    } else {
+        StorageKind::Other
+    };
+    let message = format!("PostgreSQL {}: {}", code.code(), db.message());
+    Error::Storage(StorageError::new(kind, message).with_source(err))
+}
+
+/// A connection could not be had from the pool.
+pub(crate) fn pool(err: deadpool_postgres::PoolError) -> Error {
+    match err {
+        deadpool_postgres::PoolError::Backend(e) => map(e),
+        other => Error::storage_kind(
+            StorageKind::Unavailable,
+            format!("no PostgreSQL connection: {other}"),
+        ),
+    }
+}
+
+/// A row whose JSON no longer reads as the domain value: changed behind the store's back.
+pub(crate) fn corrupt_row(what: &str, err: impl std::fmt::Display) -> Error {
+    Error::storage_kind(
+        StorageKind::Corrupt,
+        format!("unreadable {what} row: {err}"),
+    )
+}

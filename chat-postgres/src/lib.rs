@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+
+mod codec;
+mod credentials;
+mod error;
+mod list;
+mod migrations;
+mod search;
+mod store;
+
+pub use migrations::SCHEMA_VERSION;
+pub use store::{Options, PostgresStore};

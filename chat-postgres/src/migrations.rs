@@ -1,0 +1,76 @@
+//! Versioned schema migrations, embedded in the crate and tracked in `schema_migrations`.
+//!
+//! Several servers may start at once against one database, so migrations run under a
+//! transaction-scoped advisory lock: the first applies what is missing, the others wait
+//! and then find nothing left to do. The migrations commit together with their rows in
+//! `schema_migrations` (PostgreSQL DDL is transactional), so a failure leaves the schema
+//! as it was.
+
+use chat_core::{Error, Result, StorageKind};
+use deadpool_postgres::Client;
+
+use crate::error::Db;
+
+/// The migrations in order; version `n` is `MIGRATIONS[n - 1]`.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// The schema version this build of the crate creates and reads.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// An arbitrary constant key for `pg_advisory_xact_lock`: "chat" in ASCII, shared by every
+/// node that migrates the same database.
+const MIGRATION_LOCK: i64 = 0x6368_6174;
+
+/// Brings the schema of the connection's `search_path` up to [`SCHEMA_VERSION`].
+/// [`StorageKind::Corrupt`] for a database migrated by a newer build.
+pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    integer PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             )",
+        )
+        .await
+        .or_else(|e| {
+            // Two nodes creating the table at once: one of them loses the race, harmlessly.
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .db()?;
+    let tx = client.transaction().await.db()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .db()?;
+    let current: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await
+        .db()?
+        .get(0);
+    let current = u32::try_from(current).unwrap_or(0);
+    if current > SCHEMA_VERSION {
+        return Err(Error::storage_kind(
+            StorageKind::Corrupt,
+            format!(
+                "the database has schema version {current}; this build of chat-postgres reads up to {SCHEMA_VERSION}"
+            ),
+        ));
+    }
+    for (version, sql) in (1_i32..).zip(MIGRATIONS).skip(current as usize) {
+        tx.batch_execute(sql).await.db()?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[&version],
+        )
+        .await
+        .db()?;
+        tracing::info!(version, "chat-postgres: schema migrated");
+    }
+    tx.commit().await.db()
+}

@@ -1,0 +1,939 @@
+//! [`PostgresStore`]: chat-core's [`Store`] on PostgreSQL.
+//!
+//! Every write is one transaction at `READ COMMITTED` that locks what it changes before it
+//! reads it (`SELECT ... FOR UPDATE` on the conversation row), so a check and the write it
+//! guards see the same row, also across servers. The tenant's event sequences are taken
+//! last, from its `event_heads` row (see `migrations/0001_init.sql` for why), which keeps
+//! the time a tenant's writers wait on each other to the end of each transaction. Locks are
+//! always taken in the order conversation, then event head, so writers never deadlock. The
+//! counter moves and the events are inserted in one statement (one round trip), then the
+//! transaction commits.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_core::store::{
+    Appended, Committed, ConversationPage, ConversationQuery, ConversationUpdate, MessageQuery,
+};
+use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
+use chat_core::{
+    Agent, AgentId, AgentLoad, Contact, ContactId, Conversation, ConversationId, Error, Event,
+    Message, MessageId, MessageKind, NewEvent, NewMessage, ReadCursor, Reader, Result, Store,
+    Tenant, TenantId,
+};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
+use time::OffsetDateTime;
+use tokio_postgres::NoTls;
+use tokio_postgres::types::Json;
+
+use crate::codec::{all, int, limit, ns, ns_opt, one, priority_rank, reader_key, sender_key};
+use crate::error::Db;
+use crate::search::lexemes;
+
+/// How long opening a connection may take (unless the URL says `connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a request waits for a pooled connection when all are busy.
+const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How [`PostgresStore::connect_with`] connects.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pool_size: usize,
+    schema: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            pool_size: 16,
+            schema: None,
+        }
+    }
+}
+
+impl Options {
+    /// Most connections the pool opens (16 by default). Each server node holds its own
+    /// pool, so PostgreSQL's `max_connections` bounds nodes × this.
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// Keeps the store's tables in this schema (which must exist) instead of the user's
+    /// default `search_path`: several desks, or tests, in one database. Lower-case ASCII
+    /// letters, digits and `_` only.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+}
+
+/// The store on a pool of PostgreSQL connections. Several processes may share one database:
+/// every rule that must hold across them (sequences, versions, unique keys) is enforced by
+/// PostgreSQL inside the write's transaction.
+///
+/// ```no_run
+/// # async fn run() -> chat_core::Result<()> {
+/// let store = chat_postgres::PostgresStore::connect("postgres://postgres@127.0.0.1:5432/chat").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The pool's configuration holds the password, if the URL had one.
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`,
+    /// or the key-value form) and brings its schema up to date.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, Options::default()).await
+    }
+
+    /// [`connect`](Self::connect) with options. [`Error::Validation`] on `store` for a URL
+    /// or schema name that cannot be used; a storage error if the database cannot be
+    /// reached or migrated.
+    pub async fn connect_with(url: &str, options: Options) -> Result<Self> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            // The parser's message never repeats the URL, so no password leaks through it.
+            Error::validation("store", format!("not a PostgreSQL URL: {e}"))
+        })?;
+        if let Some(schema) = &options.schema {
+            let valid = !schema.is_empty()
+                && schema
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !valid {
+                return Err(Error::validation(
+                    "store",
+                    "schema names are lower-case ASCII letters, digits and _",
+                ));
+            }
+            config.options(format!("-c search_path={schema}"));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("chat-postgres");
+        }
+        // An unreachable host must fail a request, not hold it until TCP gives up.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            // Every connection busy for this long: the store is overloaded; say so
+            // (`Unavailable`) rather than queue requests without end.
+            .wait_timeout(Some(POOL_WAIT_TIMEOUT))
+            .build()
+            .map_err(|e| Error::validation("store", format!("connection pool: {e}")))?;
+        let mut client = pool.get().await.db()?;
+        crate::migrations::migrate(&mut client).await?;
+        drop(client);
+        Ok(Self { pool })
+    }
+
+    /// A pooled connection.
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Client> {
+        self.pool.get().await.db()
+    }
+}
+
+/// Numbers `events` (one write's, in log order, all of one tenant) with the tenant's next
+/// sequences and stores them, in one statement: the tenant's `event_heads` row moves by
+/// their number, and its lock is held until the transaction ends. One round trip, so the
+/// tenant's other writers wait for little more than this write's commit.
+async fn log_events(tx: &Transaction<'_>, events: &mut [Event]) -> Result<()> {
+    let Some(tenant) = events.first().map(|e| e.tenant_id) else {
+        return Ok(());
+    };
+    let stmt = tx
+        .prepare_cached(
+            "WITH head AS ( \
+                 INSERT INTO event_heads (tenant_id, last_seq) VALUES ($1, $2) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET last_seq = event_heads.last_seq + EXCLUDED.last_seq \
+                 RETURNING last_seq - $2 AS before \
+             ), logged AS ( \
+                 INSERT INTO events (tenant_id, seq, conversation_id, data) \
+                 SELECT $1, head.before + e.ord, e.conversation_id, \
+                        jsonb_set(e.data, '{seq}', to_jsonb(head.before + e.ord)) \
+                 FROM head, unnest($3::uuid[], $4::jsonb[]) WITH ORDINALITY AS e (conversation_id, data, ord) \
+                 RETURNING 1 \
+             ) SELECT before FROM head",
+        )
+        .await
+        .db()?;
+    let conversations: Vec<Option<uuid::Uuid>> = events
+        .iter()
+        .map(|e| e.conversation_id.map(|c| c.0))
+        .collect();
+    let data: Vec<Json<&Event>> = events.iter().map(Json).collect();
+    let before: i64 = tx
+        .query_one(
+            &stmt,
+            &[&tenant.0, &(events.len() as i64), &conversations, &data],
+        )
+        .await
+        .db()?
+        .get(0);
+    for (event, seq) in events.iter_mut().zip(before.max(0) as u64 + 1..) {
+        event.seq = seq;
+    }
+    Ok(())
+}
+
+/// Numbers and stores one event.
+async fn log_one(tx: &Transaction<'_>, event: NewEvent) -> Result<Event> {
+    // Numbered by `log_events`; 0 until then.
+    let mut logged = [event.into_event(0)];
+    log_events(tx, &mut logged).await?;
+    let [event] = logged;
+    Ok(event)
+}
+
+/// Leaves events for [`log_events`] to number.
+fn unnumbered(e: NewEvent) -> Result<Event> {
+    Ok(e.into_event(0))
+}
+
+const CONVERSATION_COLUMNS: &str = "id, tenant_id, contact_id, channel, mode, priority, department, \
+    assigned_agent_id, participants, tags, pinned, title_search, updated_at_ns, queued_at_ns, version, data";
+
+/// Inserts (`insert`) or replaces a conversation row from its value.
+async fn put_conversation(tx: &Transaction<'_>, c: &Conversation, insert: bool) -> Result<()> {
+    let sql = if insert {
+        format!(
+            "INSERT INTO conversations ({CONVERSATION_COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        )
+    } else {
+        "UPDATE conversations SET tenant_id = $2, contact_id = $3, channel = $4, mode = $5, \
+         priority = $6, department = $7, assigned_agent_id = $8, participants = $9, tags = $10, \
+         pinned = $11, title_search = $12, updated_at_ns = $13, queued_at_ns = $14, version = $15, \
+         data = $16 WHERE id = $1"
+            .to_owned()
+    };
+    let participants: Vec<uuid::Uuid> = c.participants.iter().map(|a| a.0).collect();
+    let stmt = tx.prepare_cached(&sql).await.db()?;
+    tx.execute(
+        &stmt,
+        &[
+            &c.id.0,
+            &c.tenant_id.0,
+            &c.contact_id.0,
+            &c.channel.as_str(),
+            &c.mode.as_str(),
+            &priority_rank(c.priority),
+            &c.department,
+            &c.assigned_agent_id.map(|a| a.0),
+            &participants,
+            &c.tags,
+            &c.pinned,
+            &c.title.as_deref().map(str::to_lowercase),
+            &ns(c.updated_at)?,
+            &ns_opt(c.queued_at)?,
+            &int(c.version),
+            &Json(c),
+        ],
+    )
+    .await
+    .db()?;
+    Ok(())
+}
+
+/// The search columns of a message: its lower-cased body and its lexemes, none once
+/// deleted (deleted messages never match).
+fn message_search(m: &Message) -> (bool, Option<String>, Vec<String>) {
+    let deleted = m.deleted_at.is_some();
+    if deleted {
+        return (true, None, Vec::new());
+    }
+    let lowered = m.body.to_lowercase();
+    let words = lexemes(&lowered);
+    (false, Some(lowered), words)
+}
+
+async fn insert_message(tx: &Transaction<'_>, m: &Message) -> Result<()> {
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO messages (id, tenant_id, conversation_id, seq, sender, kind, \
+             client_message_id, deleted, body_search, words, data) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, array_to_tsvector($10::text[]), $11)",
+        )
+        .await
+        .db()?;
+    let (deleted, body, words) = message_search(m);
+    tx.execute(
+        &stmt,
+        &[
+            &m.id.0,
+            &m.tenant_id.0,
+            &m.conversation_id.0,
+            &int(m.seq),
+            &sender_key(m.sender),
+            &m.kind.as_str(),
+            &m.client_message_id,
+            &deleted,
+            &body,
+            &words,
+            &Json(m),
+        ],
+    )
+    .await
+    .db()?;
+    Ok(())
+}
+
+/// The conversation, locked for this transaction; [`Error::NotFound`] if absent from the
+/// tenant.
+async fn lock_conversation(
+    tx: &Transaction<'_>,
+    tenant: TenantId,
+    id: ConversationId,
+) -> Result<Conversation> {
+    let stmt = tx
+        .prepare_cached(
+            "SELECT data FROM conversations WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+        )
+        .await
+        .db()?;
+    let row = tx.query_opt(&stmt, &[&id.0, &tenant.0]).await.db()?;
+    one(row)?.ok_or(Error::NotFound("conversation"))
+}
+
+/// Stores a write's conversation and messages and numbers its events.
+async fn store_write(
+    tx: &Transaction<'_>,
+    write: ConversationWrite,
+    insert: bool,
+) -> Result<Committed> {
+    put_conversation(tx, &write.conversation, insert).await?;
+    for m in &write.messages {
+        insert_message(tx, m).await?;
+    }
+    let mut committed = write.commit(unnumbered)?;
+    log_events(tx, &mut committed.events).await?;
+    Ok(committed)
+}
+
+fn contact_params(c: &Contact) -> (Option<String>, Option<String>, Option<String>) {
+    (
+        c.email.as_deref().map(str::to_ascii_lowercase),
+        c.name.as_deref().map(str::to_lowercase),
+        c.email.as_deref().map(str::to_lowercase),
+    )
+}
+
+async fn put_contact(tx: &Transaction<'_>, c: &Contact, insert: bool) -> Result<u64> {
+    let sql = if insert {
+        "INSERT INTO contacts (id, tenant_id, email_lc, email_verified, name_search, email_search, data) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    } else {
+        "UPDATE contacts SET email_lc = $3, email_verified = $4, name_search = $5, \
+         email_search = $6, data = $7 WHERE id = $1 AND tenant_id = $2"
+    };
+    let (email_lc, name_search, email_search) = contact_params(c);
+    tx.execute(
+        sql,
+        &[
+            &c.id.0,
+            &c.tenant_id.0,
+            &email_lc,
+            &(c.email_verified && c.email.is_some()),
+            &name_search,
+            &email_search,
+            &Json(c),
+        ],
+    )
+    .await
+    .db()
+}
+
+/// Inserts a contact in `tx`: what `insert_contact` and `create_account` share.
+pub(crate) async fn insert_contact_in(tx: &Transaction<'_>, c: &Contact) -> Result<()> {
+    put_contact(tx, c, true).await.map(|_| ())
+}
+
+async fn put_agent(tx: &Transaction<'_>, a: &Agent, insert: bool) -> Result<u64> {
+    let sql = if insert {
+        "INSERT INTO agents (id, tenant_id, name, email_lc, active, data) VALUES ($1, $2, $3, $4, $5, $6)"
+    } else {
+        "UPDATE agents SET name = $3, email_lc = $4, active = $5, data = $6 \
+         WHERE id = $1 AND tenant_id = $2"
+    };
+    tx.execute(
+        sql,
+        &[
+            &a.id.0,
+            &a.tenant_id.0,
+            &a.name,
+            &a.email.to_ascii_lowercase(),
+            &a.active,
+            &Json(a),
+        ],
+    )
+    .await
+    .db()
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO tenants (id, created_at_ns, data) VALUES ($1, $2, $3)",
+                &[&tenant.id.0, &ns(tenant.created_at)?, &Json(tenant)],
+            )
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE tenants SET data = $2 WHERE id = $1",
+                &[&tenant.id.0, &Json(tenant)],
+            )
+            .await
+            .db()?;
+        if n == 0 {
+            return Err(Error::NotFound("tenant"));
+        }
+        Ok(())
+    }
+
+    async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT data FROM tenants WHERE id = $1", &[&id.0])
+            .await
+            .db()?;
+        one(row)
+    }
+
+    async fn insert_contact(&self, contact: &Contact) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        insert_contact_in(&tx, contact).await?;
+        tx.commit().await.db()
+    }
+
+    async fn update_contact(&self, contact: &Contact) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        if put_contact(&tx, contact, false).await? == 0 {
+            return Err(Error::NotFound("contact"));
+        }
+        tx.commit().await.db()
+    }
+
+    async fn contact(&self, tenant: TenantId, id: ContactId) -> Result<Option<Contact>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT data FROM contacts WHERE id = $1 AND tenant_id = $2",
+                &[&id.0, &tenant.0],
+            )
+            .await
+            .db()?;
+        one(row)
+    }
+
+    async fn verified_contact(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT data FROM contacts WHERE tenant_id = $1 AND email_lc = $2 AND email_verified",
+                &[&tenant.0, &email.to_ascii_lowercase()],
+            )
+            .await
+            .db()?;
+        one(row)
+    }
+
+    async fn merge_contact(
+        &self,
+        into: &Contact,
+        from: ContactId,
+        at: OffsetDateTime,
+    ) -> Result<Event> {
+        let tenant = into.tenant_id;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        // Locked, so no conversation can be opened for `from` between the check and the
+        // delete (its insert would wait for this lock, then fail on the foreign key).
+        let found = tx
+            .query(
+                "SELECT id FROM contacts WHERE id = ANY($1) AND tenant_id = $2 FOR UPDATE",
+                &[&vec![into.id.0, from.0], &tenant.0],
+            )
+            .await
+            .db()?;
+        if found.len() != if into.id == from { 1 } else { 2 } {
+            return Err(Error::NotFound("contact"));
+        }
+        let busy = tx
+            .query_opt(
+                "SELECT 1 FROM conversations WHERE contact_id = $1 LIMIT 1",
+                &[&from.0],
+            )
+            .await
+            .db()?;
+        if busy.is_some() {
+            return Err(Error::state_conflict(
+                "the merged contact still has conversations",
+            ));
+        }
+        // `from` goes first: `into` may be taking over its verified e-mail.
+        tx.execute("DELETE FROM contacts WHERE id = $1", &[&from.0])
+            .await
+            .db()?;
+        put_contact(&tx, into, false).await?;
+        let event = log_one(&tx, NewEvent::contact_merged(into, from, at)).await?;
+        tx.commit().await.db()?;
+        Ok(event)
+    }
+
+    async fn insert_agent(&self, agent: &Agent) -> Result<Event> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        put_agent(&tx, agent, true).await?;
+        let event = log_one(&tx, NewEvent::agent_updated(agent)).await?;
+        tx.commit().await.db()?;
+        Ok(event)
+    }
+
+    async fn update_agent(&self, agent: &Agent) -> Result<Event> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        if put_agent(&tx, agent, false).await? == 0 {
+            return Err(Error::NotFound("agent"));
+        }
+        let event = log_one(&tx, NewEvent::agent_updated(agent)).await?;
+        tx.commit().await.db()?;
+        Ok(event)
+    }
+
+    async fn agent(&self, tenant: TenantId, id: AgentId) -> Result<Option<Agent>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT data FROM agents WHERE id = $1 AND tenant_id = $2",
+                &[&id.0, &tenant.0],
+            )
+            .await
+            .db()?;
+        one(row)
+    }
+
+    async fn agent_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Agent>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT data FROM agents WHERE tenant_id = $1 AND email_lc = $2",
+                &[&tenant.0, &email.to_ascii_lowercase()],
+            )
+            .await
+            .db()?;
+        one(row)
+    }
+
+    async fn agents(&self, tenant: TenantId) -> Result<Vec<Agent>> {
+        let client = self.client().await?;
+        // `COLLATE "C"` is byte order, which is Rust's order of strings.
+        let rows = client
+            .query(
+                "SELECT data FROM agents WHERE tenant_id = $1 ORDER BY name COLLATE \"C\", id",
+                &[&tenant.0],
+            )
+            .await
+            .db()?;
+        all(&rows)
+    }
+
+    async fn agent_loads(&self, tenant: TenantId) -> Result<Vec<AgentLoad>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT a.data, (SELECT count(*) FROM conversations c WHERE c.tenant_id = a.tenant_id \
+                 AND c.assigned_agent_id = a.id AND c.mode IN ('agent', 'paused')) \
+                 FROM agents a WHERE a.tenant_id = $1 AND a.active ORDER BY a.id",
+                &[&tenant.0],
+            )
+            .await
+            .db()?;
+        rows.iter()
+            .map(|row| {
+                Ok(AgentLoad {
+                    agent: crate::codec::json(row, 0, "agent")?,
+                    open: u32::try_from(row.get::<_, i64>(1)).unwrap_or(u32::MAX),
+                })
+            })
+            .collect()
+    }
+
+    async fn create_conversation(
+        &self,
+        conversation: &Conversation,
+        messages: Vec<NewMessage>,
+    ) -> Result<Committed> {
+        let write = ConversationWrite::create(conversation, messages)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        let exists = tx
+            .query_opt(
+                "SELECT 1 FROM conversations WHERE id = $1",
+                &[&conversation.id.0],
+            )
+            .await
+            .db()?;
+        if exists.is_some() {
+            return Err(Error::duplicate("conversation exists"));
+        }
+        // Shared lock: a merge cannot delete the contact before this commits.
+        let contact = tx
+            .query_opt(
+                "SELECT 1 FROM contacts WHERE id = $1 AND tenant_id = $2 FOR SHARE",
+                &[&conversation.contact_id.0, &conversation.tenant_id.0],
+            )
+            .await
+            .db()?;
+        if contact.is_none() {
+            return Err(Error::NotFound("contact"));
+        }
+        let committed = store_write(&tx, write, true).await?;
+        tx.commit().await.db()?;
+        Ok(committed)
+    }
+
+    async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed> {
+        let new = &update.conversation;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        let current = lock_conversation(&tx, new.tenant_id, new.id).await?;
+        if current.version != new.version {
+            return Err(Error::version_race(
+                "conversation",
+                new.version,
+                current.version,
+            ));
+        }
+        let write = ConversationWrite::update(update)?;
+        let committed = store_write(&tx, write, false).await?;
+        tx.commit().await.db()?;
+        Ok(committed)
+    }
+
+    async fn delete_conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        at: OffsetDateTime,
+    ) -> Result<Event> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        let n = tx
+            .execute(
+                "DELETE FROM conversations WHERE id = $1 AND tenant_id = $2",
+                &[&id.0, &tenant.0],
+            )
+            .await
+            .db()?;
+        if n == 0 {
+            return Err(Error::NotFound("conversation"));
+        }
+        let event = log_one(&tx, NewEvent::conversation_deleted(tenant, id, at)).await?;
+        tx.commit().await.db()?;
+        Ok(event)
+    }
+
+    async fn conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+    ) -> Result<Option<Conversation>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT data FROM conversations WHERE id = $1 AND tenant_id = $2")
+            .await
+            .db()?;
+        let row = client.query_opt(&stmt, &[&id.0, &tenant.0]).await.db()?;
+        one(row)
+    }
+
+    async fn list_conversations(&self, query: &ConversationQuery) -> Result<ConversationPage> {
+        let mut client = self.client().await?;
+        crate::list::list_conversations(&mut client, query).await
+    }
+
+    async fn queue(&self, tenant: TenantId, limit_: usize) -> Result<Vec<Conversation>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT data FROM conversations WHERE tenant_id = $1 AND mode = 'queued' \
+                 ORDER BY priority DESC, queued_at_ns ASC NULLS FIRST, id LIMIT $2",
+                &[&tenant.0, &limit(limit_)],
+            )
+            .await
+            .db()?;
+        all(&rows)
+    }
+
+    async fn append_message(&self, message: NewMessage) -> Result<Appended> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        // The lock serializes the conversation's posts: the repeat check below sees every
+        // message committed before, and sequences follow one another.
+        let conversation =
+            lock_conversation(&tx, message.tenant_id, message.conversation_id).await?;
+        if let Some(key) = &message.client_message_id {
+            let stmt = tx
+                .prepare_cached(
+                    "SELECT data FROM messages WHERE conversation_id = $1 AND sender = $2 \
+                     AND client_message_id = $3",
+                )
+                .await
+                .db()?;
+            let earlier = tx
+                .query_opt(
+                    &stmt,
+                    &[&conversation.id.0, &sender_key(message.sender), key],
+                )
+                .await
+                .db()?;
+            if let Some(earlier) = one::<Message>(earlier)? {
+                return Ok(Appended::repeated(earlier, conversation));
+            }
+        }
+        let write = MessageWrite::append(conversation, message)?;
+        put_conversation(&tx, &write.conversation, false).await?;
+        insert_message(&tx, &write.message).await?;
+        let mut appended = write.commit(unnumbered)?;
+        if let Some(event) = appended.event.as_mut() {
+            log_events(&tx, std::slice::from_mut(event)).await?;
+        }
+        tx.commit().await.db()?;
+        Ok(appended)
+    }
+
+    async fn update_message(&self, message: &Message) -> Result<Event> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        let row = tx
+            .query_opt(
+                "SELECT data FROM messages WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+                &[&message.id.0, &message.tenant_id.0],
+            )
+            .await
+            .db()?;
+        let mut stored: Message = one(row)?.ok_or(Error::NotFound("message"))?;
+        let event = edit_message(&mut stored, message);
+        let (deleted, body, words) = message_search(&stored);
+        tx.execute(
+            "UPDATE messages SET deleted = $2, body_search = $3, \
+             words = array_to_tsvector($4::text[]), data = $5 WHERE id = $1",
+            &[&stored.id.0, &deleted, &body, &words, &Json(&stored)],
+        )
+        .await
+        .db()?;
+        let event = log_one(&tx, event).await?;
+        tx.commit().await.db()?;
+        Ok(event)
+    }
+
+    async fn message(&self, tenant: TenantId, id: MessageId) -> Result<Option<Message>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT data FROM messages WHERE id = $1 AND tenant_id = $2",
+                &[&id.0, &tenant.0],
+            )
+            .await
+            .db()?;
+        one(row)
+    }
+
+    async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>> {
+        let mut client = self.client().await?;
+        // One snapshot: the conversation check and the window agree.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .db()?;
+        let exists = tx
+            .query_opt(
+                "SELECT 1 FROM conversations WHERE id = $1 AND tenant_id = $2",
+                &[&query.conversation.0, &query.tenant.0],
+            )
+            .await
+            .db()?;
+        if exists.is_none() {
+            return Err(Error::NotFound("conversation"));
+        }
+        let notes = if query.include_notes {
+            ""
+        } else {
+            " AND kind <> 'note'"
+        };
+        let after = query.after.map(int);
+        let before = query.before.map(int);
+        let order = if after.is_some() { "ASC" } else { "DESC" };
+        let sql = format!(
+            "SELECT data FROM messages WHERE conversation_id = $1{notes} \
+             AND ($2::bigint IS NULL OR seq > $2) AND ($3::bigint IS NULL OR seq < $3) \
+             ORDER BY seq {order} LIMIT $4"
+        );
+        let rows = tx
+            .query(
+                &sql,
+                &[&query.conversation.0, &after, &before, &limit(query.limit)],
+            )
+            .await
+            .db()?;
+        let mut out: Vec<Message> = all(&rows)?;
+        if after.is_none() {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    async fn set_read_cursor(&self, cursor: &ReadCursor) -> Result<(Conversation, Option<Event>)> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        let mut conversation =
+            lock_conversation(&tx, cursor.tenant_id, cursor.conversation_id).await?;
+        let reader = reader_key(cursor.reader);
+        let stored: Option<i64> = tx
+            .query_opt(
+                "SELECT seq FROM read_cursors WHERE conversation_id = $1 AND reader = $2",
+                &[&conversation.id.0, &reader],
+            )
+            .await
+            .db()?
+            .map(|row| row.get(0));
+        let Some(read) = ReadMove::new(&conversation, cursor, stored.map(|s| s.max(0) as u64))
+        else {
+            return Ok((conversation, None));
+        };
+        // `Message::unread_by` in SQL: notes and timeline events never count; the staff
+        // side counts customer messages, the customer counts staff and bot messages.
+        let senders = match cursor.reader {
+            Reader::Customer => "(sender = 'bot' OR sender LIKE 'agent:%')",
+            Reader::Agent(_) => "sender = 'customer'",
+        };
+        let unread: i64 = tx
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM messages WHERE conversation_id = $1 AND seq > $2 \
+                     AND kind NOT IN ('{}', '{}') AND {senders}",
+                    MessageKind::Note.as_str(),
+                    MessageKind::Event.as_str()
+                ),
+                &[&conversation.id.0, &int(read.read_seq)],
+            )
+            .await
+            .db()?
+            .get(0);
+        tx.execute(
+            "INSERT INTO read_cursors (conversation_id, reader, seq, data) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (conversation_id, reader) DO UPDATE SET seq = EXCLUDED.seq, data = EXCLUDED.data",
+            &[
+                &conversation.id.0,
+                &reader,
+                &int(read.cursor.seq),
+                &Json(&read.cursor),
+            ],
+        )
+        .await
+        .db()?;
+        let event = read.apply(&mut conversation, unread.max(0) as u64);
+        put_conversation(&tx, &conversation, false).await?;
+        let event = log_one(&tx, event).await?;
+        tx.commit().await.db()?;
+        Ok((conversation, Some(event)))
+    }
+
+    async fn read_cursors(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+    ) -> Result<Vec<ReadCursor>> {
+        let client = self.client().await?;
+        let exists = client
+            .query_opt(
+                "SELECT 1 FROM conversations WHERE id = $1 AND tenant_id = $2",
+                &[&conversation.0, &tenant.0],
+            )
+            .await
+            .db()?;
+        if exists.is_none() {
+            return Err(Error::NotFound("conversation"));
+        }
+        let rows = client
+            .query(
+                "SELECT data FROM read_cursors WHERE conversation_id = $1",
+                &[&conversation.0],
+            )
+            .await
+            .db()?;
+        let mut cursors: Vec<ReadCursor> = all(&rows)?;
+        // The reference store's order: the customer first among ties, then staff by id.
+        cursors.sort_by_key(|c| {
+            let reader = match c.reader {
+                Reader::Customer => (0, None),
+                Reader::Agent(a) => (1, Some(a)),
+            };
+            (c.updated_at, c.seq, reader)
+        });
+        Ok(cursors)
+    }
+
+    async fn events_since(
+        &self,
+        tenant: TenantId,
+        after: u64,
+        limit_: usize,
+    ) -> Result<Vec<Event>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT data FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
+            .await
+            .db()?;
+        let rows = client
+            .query(&stmt, &[&tenant.0, &int(after), &limit(limit_)])
+            .await
+            .db()?;
+        all(&rows)
+    }
+
+    async fn event_head(&self, tenant: TenantId) -> Result<u64> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT last_seq FROM event_heads WHERE tenant_id = $1")
+            .await
+            .db()?;
+        let row = client.query_opt(&stmt, &[&tenant.0]).await.db()?;
+        Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+    }
+}

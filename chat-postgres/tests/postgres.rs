@@ -1,0 +1,268 @@
+//! What the PostgreSQL store promises beyond the conformance suites: several servers
+//! (stores with pools of their own) on one database, the event log without visible gaps
+//! under concurrent writers, migrations run once, search equal to the reference store's.
+
+mod common;
+
+#[cfg(not(chat_test_postgres))]
+#[test]
+fn skipped_chat_test_postgres_url_unset() {
+    common::skipped();
+}
+
+#[cfg(chat_test_postgres)]
+mod with_database {
+    use std::sync::Arc;
+
+    use chat_core::memory::MemoryStore;
+    use chat_core::store::{ConversationQuery, Scope};
+    use chat_core::testing::{contact, conversation, message, tenant};
+    use chat_core::{Error, MessageKind, Sender, StorageKind, Store};
+    use chat_postgres::{Options, PostgresStore, SCHEMA_VERSION};
+    use tokio_postgres::NoTls;
+
+    use super::common::{self, Schema};
+
+    type S = Arc<dyn Store>;
+
+    /// A plain connection to the test schema, to look at what the store wrote.
+    async fn sql(schema: &Schema) -> tokio_postgres::Client {
+        let mut config: tokio_postgres::Config = common::url().parse().expect("url");
+        config.options(format!("-c search_path={}", schema.name));
+        let (client, connection) = config.connect(NoTls).await.expect("connect");
+        tokio::spawn(connection);
+        client
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readers_never_see_an_event_before_the_ones_under_it_while_two_nodes_write() {
+        let schema = Schema::create().await;
+        // Two stores with pools of their own: two servers on one database.
+        let nodes: Vec<S> = vec![
+            Arc::new(schema.store().await),
+            Arc::new(schema.store().await),
+        ];
+        let t = tenant(&nodes[0]).await;
+        let k = contact(&nodes[0], t, None).await;
+        let mut conversations = Vec::new();
+        for _ in 0..6 {
+            conversations.push(conversation(&nodes[0], t, k.id, |_| {}).await);
+        }
+        let start = nodes[0].event_head(t).await.unwrap();
+        const POSTS: u64 = 20;
+        let mut writers = Vec::new();
+        for (i, c) in conversations.iter().enumerate() {
+            let store = nodes[i % 2].clone();
+            let c = c.clone();
+            writers.push(tokio::spawn(async move {
+                for n in 0..POSTS {
+                    store
+                        .append_message(message(
+                            &c,
+                            Sender::Customer,
+                            MessageKind::Text,
+                            &format!("post {n}"),
+                            n as i64,
+                        ))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        let end = start + POSTS * conversations.len() as u64;
+        // The reader follows the log as a socket's feed does: from its cursor, whatever
+        // it is given must continue the cursor without a hole.
+        let reader = nodes[1].clone();
+        let mut cursor = start;
+        let mut reads = 0;
+        while cursor < end {
+            let batch = reader.events_since(t, cursor, 1000).await.unwrap();
+            for e in &batch {
+                assert_eq!(
+                    e.seq,
+                    cursor + 1,
+                    "event {} seen before {}",
+                    e.seq,
+                    cursor + 1
+                );
+                cursor = e.seq;
+            }
+            let head = reader.event_head(t).await.unwrap();
+            assert!(
+                head >= cursor,
+                "the head ({head}) is never behind the log read"
+            );
+            reads += 1;
+            tokio::task::yield_now().await;
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        assert_eq!(cursor, end);
+        assert!(reads > 1, "the reader read while the writers wrote");
+        for c in &conversations {
+            let stored = nodes[0].conversation(t, c.id).await.unwrap().unwrap();
+            assert_eq!(stored.last_seq, POSTS, "every post of {} stored once", c.id);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nodes_starting_together_migrate_once_and_record_the_version() {
+        let schema = Schema::create().await;
+        let (a, b, c) = tokio::join!(schema.store(), schema.store(), schema.store());
+        drop((a, b, c));
+        let client = sql(&schema).await;
+        let versions: Vec<i32> = client
+            .query(
+                "SELECT version FROM schema_migrations ORDER BY version",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let expected: Vec<i32> = (1..=SCHEMA_VERSION as i32).collect();
+        assert_eq!(versions, expected);
+        // Opening again changes nothing.
+        drop(schema.store().await);
+        let count: i64 = client
+            .query_one("SELECT count(*) FROM schema_migrations", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(count, i64::from(SCHEMA_VERSION));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_migrated_by_a_newer_build_is_refused() {
+        let schema = Schema::create().await;
+        drop(schema.store().await);
+        sql(&schema)
+            .await
+            .execute(
+                "INSERT INTO schema_migrations (version) VALUES ($1)",
+                &[&(SCHEMA_VERSION as i32 + 1)],
+            )
+            .await
+            .unwrap();
+        let err =
+            PostgresStore::connect_with(&common::url(), Options::default().schema(&schema.name))
+                .await
+                .unwrap_err();
+        assert!(
+            matches!(&err, Error::Storage(s) if s.kind() == StorageKind::Corrupt),
+            "{err}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_urls_and_schema_names_are_refused_and_no_password_is_shown() {
+        let err = PostgresStore::connect("postgres://u:hunter2@[::1")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Validation { field: "store", .. }),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = PostgresStore::connect_with(
+            &common::url(),
+            Options::default().schema("x; DROP TABLE agents"),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::Validation { field: "store", .. }),
+            "{err}"
+        );
+        // Nothing listens on port 1: the store says it cannot reach the database.
+        let err = PostgresStore::connect("postgres://u:hunter2@127.0.0.1:1/chat")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Storage(_)), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    /// Writes the same desk into two stores and asks both the same searches.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn text_search_answers_as_the_reference_store_does() {
+        let (pg, _schema) = common::store().await;
+        let stores: [S; 2] = [Arc::new(MemoryStore::new()), Arc::new(pg)];
+        let bodies = [
+            "Order #A-17 for max@shop.example: CAFÉ au lait, refund pending",
+            "my parcel never arrived",
+            "ΣΊΣΥΦΟΣ ordered twice",
+            "see https://shop.example/orders/42?x=1 please",
+            &format!("token {}", "z".repeat(80)),
+        ];
+        let needles = [
+            "refund",
+            " refund",
+            "efun",
+            "REFUND PEND",
+            "@shop.ex",
+            "shop.example/",
+            "café",
+            "cafe",
+            "CAFÉ AU",
+            "σίσυφος",
+            "ΣΊΣ",
+            " parcel never",
+            "arrived",
+            "orders/42?x",
+            "/42",
+            "4",
+            &"z".repeat(70),
+            &format!(" {}", "z".repeat(80)),
+            "nothing here",
+        ];
+        // Not accent-insensitive, as chat-core's `contains_ci`; a capital sigma ending the
+        // needle lower-cases to a final sigma, which the middle of a word does not have.
+        const MISSED: [&str; 3] = ["cafe", "ΣΊΣ", "nothing here"];
+        let mut answers: Vec<Vec<usize>> = Vec::new();
+        for store in &stores {
+            let t = tenant(store).await;
+            let k = contact(store, t, None).await;
+            let mut ids = Vec::new();
+            for body in &bodies {
+                let c = conversation(store, t, k.id, |_| {}).await;
+                store
+                    .append_message(message(&c, Sender::Customer, MessageKind::Text, body, 1))
+                    .await
+                    .unwrap();
+                ids.push(c.id);
+            }
+            let mut found = Vec::new();
+            for needle in &needles {
+                let q = ConversationQuery {
+                    text: Some((*needle).to_owned()),
+                    ..ConversationQuery::new(t, Scope::Tenant)
+                };
+                let items = store.list_conversations(&q).await.unwrap().items;
+                found.push(
+                    items
+                        .iter()
+                        .map(|c| ids.iter().position(|id| *id == c.id).unwrap())
+                        .fold(0, |mask, i| mask | 1 << i),
+                );
+            }
+            answers.push(found);
+        }
+        for (i, needle) in needles.iter().enumerate() {
+            assert_eq!(
+                answers[1][i], answers[0][i],
+                "{needle:?}: PostgreSQL found {:b}, the reference store {:b}",
+                answers[1][i], answers[0][i]
+            );
+        }
+        // The needles mean something: all but these find a message.
+        let missed: Vec<&str> = needles
+            .iter()
+            .zip(&answers[0])
+            .filter(|(_, m)| **m == 0)
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(missed, MISSED);
+    }
+}

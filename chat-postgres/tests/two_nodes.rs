@@ -1,0 +1,175 @@
+//! chat-core's store conformance suite, unchanged, with every call alternating between two
+//! stores on one database, as if each request reached another server: what one server
+//! wrote, the next one reads, and the rules that hold across servers (versions,
+//! sequences, unique keys, client message ids) are PostgreSQL's to keep, not a process's.
+
+mod common;
+
+#[cfg(chat_test_postgres)]
+mod with_database {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use chat_core::store::{
+        Appended, Committed, ConversationPage, ConversationQuery, ConversationUpdate, MessageQuery,
+    };
+    use chat_core::{
+        Agent, AgentId, AgentLoad, Contact, ContactId, Conversation, ConversationId, Event,
+        Message, MessageId, NewMessage, ReadCursor, Result, Store, Tenant, TenantId,
+    };
+    use chat_postgres::PostgresStore;
+    use time::OffsetDateTime;
+
+    use super::common::Schema;
+
+    /// Two servers' stores; each call goes to the next one in turn.
+    struct TwoNodes {
+        nodes: [PostgresStore; 2],
+        turn: AtomicUsize,
+    }
+
+    impl TwoNodes {
+        fn next(&self) -> &PostgresStore {
+            &self.nodes[self.turn.fetch_add(1, Ordering::Relaxed) % 2]
+        }
+    }
+
+    #[async_trait]
+    impl Store for TwoNodes {
+        async fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
+            self.next().insert_tenant(tenant).await
+        }
+        async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
+            self.next().update_tenant(tenant).await
+        }
+        async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
+            self.next().tenant(id).await
+        }
+        async fn insert_contact(&self, contact: &Contact) -> Result<()> {
+            self.next().insert_contact(contact).await
+        }
+        async fn update_contact(&self, contact: &Contact) -> Result<()> {
+            self.next().update_contact(contact).await
+        }
+        async fn contact(&self, tenant: TenantId, id: ContactId) -> Result<Option<Contact>> {
+            self.next().contact(tenant, id).await
+        }
+        async fn verified_contact(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>> {
+            self.next().verified_contact(tenant, email).await
+        }
+        async fn merge_contact(
+            &self,
+            into: &Contact,
+            from: ContactId,
+            at: OffsetDateTime,
+        ) -> Result<Event> {
+            self.next().merge_contact(into, from, at).await
+        }
+        async fn insert_agent(&self, agent: &Agent) -> Result<Event> {
+            self.next().insert_agent(agent).await
+        }
+        async fn update_agent(&self, agent: &Agent) -> Result<Event> {
+            self.next().update_agent(agent).await
+        }
+        async fn agent(&self, tenant: TenantId, id: AgentId) -> Result<Option<Agent>> {
+            self.next().agent(tenant, id).await
+        }
+        async fn agent_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<Agent>> {
+            self.next().agent_by_email(tenant, email).await
+        }
+        async fn agents(&self, tenant: TenantId) -> Result<Vec<Agent>> {
+            self.next().agents(tenant).await
+        }
+        async fn agent_loads(&self, tenant: TenantId) -> Result<Vec<AgentLoad>> {
+            self.next().agent_loads(tenant).await
+        }
+        async fn create_conversation(
+            &self,
+            conversation: &Conversation,
+            messages: Vec<NewMessage>,
+        ) -> Result<Committed> {
+            self.next()
+                .create_conversation(conversation, messages)
+                .await
+        }
+        async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed> {
+            self.next().update_conversation(update).await
+        }
+        async fn delete_conversation(
+            &self,
+            tenant: TenantId,
+            id: ConversationId,
+            at: OffsetDateTime,
+        ) -> Result<Event> {
+            self.next().delete_conversation(tenant, id, at).await
+        }
+        async fn conversation(
+            &self,
+            tenant: TenantId,
+            id: ConversationId,
+        ) -> Result<Option<Conversation>> {
+            self.next().conversation(tenant, id).await
+        }
+        async fn list_conversations(&self, query: &ConversationQuery) -> Result<ConversationPage> {
+            self.next().list_conversations(query).await
+        }
+        async fn queue(&self, tenant: TenantId, limit: usize) -> Result<Vec<Conversation>> {
+            self.next().queue(tenant, limit).await
+        }
+        async fn append_message(&self, message: NewMessage) -> Result<Appended> {
+            self.next().append_message(message).await
+        }
+        async fn update_message(&self, message: &Message) -> Result<Event> {
+            self.next().update_message(message).await
+        }
+        async fn message(&self, tenant: TenantId, id: MessageId) -> Result<Option<Message>> {
+            self.next().message(tenant, id).await
+        }
+        async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>> {
+            self.next().messages(query).await
+        }
+        async fn set_read_cursor(
+            &self,
+            cursor: &ReadCursor,
+        ) -> Result<(Conversation, Option<Event>)> {
+            self.next().set_read_cursor(cursor).await
+        }
+        async fn read_cursors(
+            &self,
+            tenant: TenantId,
+            conversation: ConversationId,
+        ) -> Result<Vec<ReadCursor>> {
+            self.next().read_cursors(tenant, conversation).await
+        }
+        async fn events_since(
+            &self,
+            tenant: TenantId,
+            after: u64,
+            limit: usize,
+        ) -> Result<Vec<Event>> {
+            self.next().events_since(tenant, after, limit).await
+        }
+        async fn event_head(&self, tenant: TenantId) -> Result<u64> {
+            self.next().event_head(tenant).await
+        }
+    }
+
+    async fn two_nodes() -> (Arc<dyn Store>, Schema) {
+        let schema = Schema::create().await;
+        let nodes = [schema.store().await, schema.store().await];
+        let store = TwoNodes {
+            nodes,
+            turn: AtomicUsize::new(0),
+        };
+        (Arc::new(store), schema)
+    }
+
+    chat_core::store_conformance_tests!(two_nodes);
+}
+
+#[cfg(not(chat_test_postgres))]
+#[test]
+fn skipped_chat_test_postgres_url_unset() {
+    common::skipped();
+}
