@@ -450,6 +450,64 @@ pub fn verify_identity(
     mac.verify_slice(&expected).is_ok()
 }
 
+/// Identity signatures already used, so each opens one conversation only: a signature
+/// captured from a page (a proxy log, a shared link, browser history) cannot be replayed
+/// while it is still fresh. Kept until the signature would have expired anyway, in a
+/// bounded map.
+///
+/// Per process: servers sharing a database each keep their own (a signature could be
+/// used once on each), and a restart forgets them (replays stay bounded by
+/// [`Config::identity_max_age`](crate::Config::identity_max_age)).
+#[derive(Debug, Default)]
+pub struct UsedSignatures {
+    used: Mutex<HashMap<[u8; 32], u64>>,
+}
+
+/// Most signatures remembered; past it (after forgetting expired ones) new identities
+/// are refused until some expire, rather than remembered at the cost of memory.
+const MAX_USED_SIGNATURES: usize = 200_000;
+
+impl UsedSignatures {
+    /// Marks `signature` as used until `expires` (Unix seconds). `false` if it was
+    /// used already, or the ledger is full.
+    pub fn claim(&self, signature: &str, expires: u64) -> bool {
+        let key: [u8; 32] = Sha256::digest(signature.to_ascii_lowercase().as_bytes()).into();
+        let now = unix_now();
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        if used.len() >= MAX_USED_SIGNATURES {
+            used.retain(|_, until| *until >= now);
+            if used.len() >= MAX_USED_SIGNATURES {
+                return false;
+            }
+        }
+        match used.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut seen) => {
+                if *seen.get() < now {
+                    // Expired: no signature can be fresh again, so this is no replay of a
+                    // fresh one either; it is refused by its age before it gets here.
+                    seen.insert(expires);
+                    true
+                } else {
+                    false
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(expires);
+                true
+            }
+        }
+    }
+
+    /// Gives a claimed signature back: the conversation it was for was not opened.
+    pub fn release(&self, signature: &str) {
+        let key: [u8; 32] = Sha256::digest(signature.to_ascii_lowercase().as_bytes()).into();
+        self.used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+    }
+}
+
 /// The signature [`verify_identity`] expects (what the embedding site computes).
 pub fn sign_identity(secret: &[u8], identifier: &str, timestamp: u64) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");

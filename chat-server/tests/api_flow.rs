@@ -364,12 +364,23 @@ async fn signed_identities_see_their_history_and_stale_signatures_are_refused() 
         "an unverified claim of the e-mail is not the member's history"
     );
     assert_eq!(ids.len(), 1);
-    // The next verified visit lands on the same contact and sees the history.
+    // The same signature again (a captured page, a replay) opens nothing.
+    let replay = s
+        .post(
+            "/v1/conversations",
+            None,
+            json!({ "identity": identity(now), "first_message": "replayed" }),
+        )
+        .await;
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "{}", replay.text);
+    assert!(replay.text.contains("used already"), "{}", replay.text);
+    // The next verified visit (a page signed anew) lands on the same contact and sees
+    // the history.
     let again = s
         .post(
             "/v1/conversations",
             None,
-            json!({ "identity": identity(now), "first_message": "back again" }),
+            json!({ "identity": identity(now - 1), "first_message": "back again" }),
         )
         .await;
     assert_eq!(again.status, StatusCode::CREATED, "{}", again.text);
@@ -378,6 +389,28 @@ async fn signed_identities_see_their_history_and_stale_signatures_are_refused() 
     let token = again.body["visitor_token"].as_str().unwrap();
     let mine = s.get("/v1/conversations", Some(token)).await;
     assert_eq!(mine.body["items"].as_array().unwrap().len(), 2);
+    // An opening that fails after the signature was checked does not burn it.
+    let failed = s
+        .post(
+            "/v1/conversations",
+            None,
+            json!({ "identity": identity(now - 2), "tenant_id": uuid::Uuid::now_v7() }),
+        )
+        .await;
+    assert_eq!(
+        failed.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        failed.text
+    );
+    let retried = s
+        .post(
+            "/v1/conversations",
+            None,
+            json!({ "identity": identity(now - 2) }),
+        )
+        .await;
+    assert_eq!(retried.status, StatusCode::CREATED, "{}", retried.text);
     // Replaying a captured signature after it expired, or forging one, fails.
     let stale = s
         .post(

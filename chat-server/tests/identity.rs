@@ -17,8 +17,11 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// A freshly signed identity, as the site signs it for each page: each signature is
+/// used once, so two made within one second get different timestamps.
 fn identity(email: &str) -> Value {
-    let ts = now();
+    static SIGNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let ts = now() - SIGNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     json!({
         "email": email,
         "timestamp": ts,

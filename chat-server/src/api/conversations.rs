@@ -82,8 +82,23 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
                     "the identity signature is not valid or has expired",
                 ));
             }
+            // Until this conversation is opened: a failure below gives it back.
+            let expires = id.timestamp + config.identity_max_age.as_secs() + 60;
+            if !ctx.app.signatures.claim(&id.signature, expires) {
+                return Err(ApiError::unauthorized(
+                    "the identity signature was used already; sign a new one for each visit",
+                ));
+            }
             Some(id.email.clone())
         }
+    };
+    let claimed = Claimed {
+        ledger: &ctx.app.signatures,
+        signature: body
+            .identity
+            .as_ref()
+            .filter(|_| verified.is_some())
+            .map(|id| id.signature.as_str()),
     };
     let (actor, issue_token) = match &ctx.caller {
         Caller::Actor(actor @ Actor::Staff { .. }) if verified.is_none() => (actor.clone(), false),
@@ -165,7 +180,29 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
         };
         answer["visitor_token"] = json!(token);
     }
+    claimed.keep();
     Ok(http::json(StatusCode::CREATED, &answer))
+}
+
+/// An identity signature claimed for one opening: given back unless the opening
+/// succeeded (a store that was busy must not burn the visitor's signature).
+struct Claimed<'a> {
+    ledger: &'a auth::UsedSignatures,
+    signature: Option<&'a str>,
+}
+
+impl Claimed<'_> {
+    fn keep(mut self) {
+        self.signature = None;
+    }
+}
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        if let Some(signature) = self.signature {
+            self.ledger.release(signature);
+        }
+    }
 }
 
 pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
