@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chat_core::store::{
-    AssignedFilter, ConversationCursor, ConversationPage, ConversationQuery, Scope,
+    AssignedFilter, ConversationCursor, ConversationPage, ConversationQuery, Scope, TextQuery,
 };
 use chat_core::{Conversation, Mode, Result};
 use rusqlite::Connection;
@@ -38,41 +38,22 @@ fn text(s: &str) -> Value {
     Value::Text(s.to_owned())
 }
 
-/// The FTS5 query that finds every message whose body contains `needle` (and some that
-/// do not), or `None` when the needle has no part the word index can look up.
+/// The FTS5 query that finds every message the search text matches (and maybe a few it
+/// does not: the index folds diacritics, chat-core's words do not), or `None` when the
+/// text has no word and matches nothing.
 ///
-/// The index holds words (`unicode61`). A word of the needle can be looked up only if the
-/// needle shows where it starts: the part before it is a separator. If the needle also
-/// shows where it ends, the word must be in the message as it is; if not (it ends the
-/// needle, or runs into a character whose class the tokenizer may see differently), it
-/// may be the start of a longer word: a prefix query. Only ASCII letters and digits are
-/// taken as word characters and only ASCII punctuation and spaces as separators, where
-/// Rust and SQLite's tokenizer agree to the letter. Whatever the index returns is then
-/// checked with `contains_ci`, so results are exactly the reference store's.
-pub(crate) fn word_query(needle: &str) -> Option<String> {
-    let chars: Vec<char> = needle.chars().collect();
-    let separator =
-        |c: Option<&char>| c.is_some_and(|c| c.is_ascii() && !c.is_ascii_alphanumeric());
-    let mut terms = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        if !chars[i].is_ascii_alphanumeric() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < chars.len() && chars[i].is_ascii_alphanumeric() {
-            i += 1;
-        }
-        let starts_word = start > 0 && separator(chars.get(start - 1));
-        if !starts_word {
-            continue;
-        }
-        let word: String = chars[start..i].iter().collect();
-        let star = if separator(chars.get(i)) { "" } else { "*" };
-        terms.push(format!("\"{word}\"{star}"));
-    }
-    (!terms.is_empty()).then(|| terms.join(" AND "))
+/// Each phrase of [`TextQuery`] becomes an FTS5 phrase whose last word is a prefix
+/// (`"late parc"*`), all joined with `AND`: the same meaning as [`TextQuery::matches`], so
+/// every search goes through the index and the check of each candidate only removes what
+/// the index's folding let in. The words are letters and digits only, so they need no
+/// quoting beyond the phrase's own quotes (`AND`, `NEAR` inside quotes are words).
+pub(crate) fn word_query(text: &TextQuery) -> Option<String> {
+    let phrases: Vec<String> = text
+        .phrases()
+        .iter()
+        .map(|words| format!("\"{}\"*", words.join(" ")))
+        .collect();
+    (!phrases.is_empty()).then(|| phrases.join(" AND "))
 }
 
 /// Everything but the mode filter and the cursor. `index` says how the text filter may
@@ -141,19 +122,20 @@ fn base_filter(q: &ConversationQuery, index: WordIndex) -> Filter {
         );
     }
     if let Some(t) = &q.text {
+        let Some(words) = word_query(&TextQuery::parse(t)) else {
+            // No word in the text: it matches nothing (chat-core's `TextQuery`).
+            f.and("0", []);
+            return f;
+        };
         // Customers never find a conversation through an internal note.
         let notes = if matches!(q.scope, Scope::Contact { .. }) {
             " AND m.kind <> 'note'"
         } else {
             ""
         };
-        let scan = format!(
-            "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.deleted_at IS NULL{notes} \
-             AND contains_ci(m.body, ?))"
-        );
         let mut message_params = Vec::new();
-        let messages = match (word_query(t), index) {
-            (Some(words), WordIndex::Since { watermark }) => {
+        let messages = match index {
+            WordIndex::Since { watermark } => {
                 // The index for messages it is exact for; the messages of the events after
                 // its watermark (created or edited since) by reading their bodies. Index
                 // hits are checked against this snapshot's rows, so an entry that is stale
@@ -169,25 +151,27 @@ fn base_filter(q: &ConversationQuery, index: WordIndex) -> Filter {
                 format!(
                     "c.id IN (SELECT m.conversation_id FROM search.message_search s JOIN messages m \
                      ON m.pk = s.rowid WHERE message_search MATCH ? AND m.deleted_at IS NULL{notes} \
-                     AND contains_ci(m.body, ?) \
+                     AND text_matches(m.body, ?) \
                      UNION ALL SELECT m.conversation_id FROM events e JOIN messages m \
                      ON m.id = uuid_blob(e.data ->> '$.payload.message.id') WHERE e.rowid > ? \
-                     AND +e.tenant_id = ? AND m.deleted_at IS NULL{notes} AND contains_ci(m.body, ?))"
+                     AND +e.tenant_id = ? AND m.deleted_at IS NULL{notes} AND text_matches(m.body, ?))"
                 )
             }
-            // Nothing to look up (e.g. "efun", the inside of a word), or no usable index:
-            // read the bodies.
-            _ => {
+            // No usable index in this snapshot (a rebuild under way): read the bodies.
+            WordIndex::Scan => {
                 message_params.push(text(t));
-                scan
+                format!(
+                    "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.deleted_at IS NULL{notes} \
+                     AND text_matches(m.body, ?))"
+                )
             }
         };
         let mut params = vec![text(t), text(t), text(t)];
         params.extend(message_params);
         f.and(
             &format!(
-                "(contains_ci(c.title, ?) OR EXISTS (SELECT 1 FROM contacts k WHERE k.id = c.contact_id \
-                 AND (contains_ci(k.name, ?) OR contains_ci(k.email_lc, ?))) OR {messages})"
+                "(text_matches(c.title, ?) OR EXISTS (SELECT 1 FROM contacts k WHERE k.id = c.contact_id \
+                 AND (text_matches(k.name, ?) OR text_matches(k.email_lc, ?))) OR {messages})"
             ),
             params,
         );
@@ -284,25 +268,27 @@ fn cursor_filter(f: &mut Filter, cursor: ConversationCursor) {
 
 #[cfg(test)]
 mod tests {
+    use chat_core::store::TextQuery;
+
     use super::word_query;
 
+    fn query(text: &str) -> Option<String> {
+        word_query(&TextQuery::parse(text))
+    }
+
     #[test]
-    fn only_words_whose_start_the_needle_shows_are_looked_up() {
-        assert_eq!(word_query("zipper"), None);
-        assert_eq!(word_query("efun"), None);
-        assert_eq!(word_query("MAX@shop"), Some("\"shop\"*".into()));
+    fn every_word_is_looked_up_as_a_prefix_and_quotes_make_phrases() {
+        assert_eq!(query("zipper"), Some("\"zipper\"*".into()));
+        assert_eq!(query("MAX@shop"), Some("\"max\"* AND \"shop\"*".into()));
         assert_eq!(
-            word_query("VIP customer, refund"),
-            Some("\"customer\" AND \"refund\"*".into())
+            query("refund \"late Parcel\""),
+            Some("\"refund\"* AND \"late parcel\"*".into())
         );
         assert_eq!(
-            word_query(" order 12"),
-            Some("\"order\" AND \"12\"*".into())
+            query(" \"quoted\" AND"),
+            Some("\"quoted\"* AND \"and\"*".into())
         );
-        assert_eq!(word_query(" café "), Some("\"caf\"*".into()));
-        assert_eq!(
-            word_query(" \"quoted\" AND"),
-            Some("\"quoted\" AND \"AND\"*".into())
-        );
+        assert_eq!(query(" café "), Some("\"café\"*".into()));
+        assert_eq!(query("?! \"\""), None);
     }
 }

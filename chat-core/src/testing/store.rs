@@ -32,6 +32,7 @@ macro_rules! store_conformance_tests {
             agent_scope_sees_own_participating_and_department_queue,
             contact_scope_sees_only_its_conversations,
             text_search_follows_edits_deletes_and_hides_notes_from_customers,
+            text_search_matches_word_prefixes_and_phrases_not_inner_substrings,
             queue_orders_by_priority_then_waiting_time,
             delete_conversation_removes_messages_and_logs_event,
             missing_and_foreign_tenant_rows_are_not_found,
@@ -1379,6 +1380,62 @@ pub async fn text_search_follows_edits_deletes_and_hides_notes_from_customers(st
         0,
         "deleted messages do not match"
     );
+}
+
+pub async fn text_search_matches_word_prefixes_and_phrases_not_inner_substrings(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    store
+        .append_message(text(
+            &c,
+            Sender::Customer,
+            "Refunds for my late PARCEL, order 12345 from the Café",
+            1,
+        ))
+        .await
+        .unwrap();
+    let found = |words: &str| {
+        let store = store.clone();
+        let q = ConversationQuery {
+            text: Some(words.into()),
+            ..ConversationQuery::new(t, Scope::Tenant)
+        };
+        async move {
+            store
+                .list_conversations(&q)
+                .await
+                .unwrap()
+                .counts
+                .values()
+                .sum::<u64>()
+        }
+    };
+    for words in [
+        "refund",
+        "REFUNDS",
+        "parcel late",
+        "ord 123",
+        "café",
+        "\"late parc\"",
+        "refund \"for my\"",
+    ] {
+        assert_eq!(
+            found(words).await,
+            1,
+            "{words:?} starts words of the message"
+        );
+    }
+    for words in [
+        "efund",
+        "refundable",
+        "2345",
+        "\"parcel late\"",
+        "parcel kettle",
+        "?!",
+    ] {
+        assert_eq!(found(words).await, 0, "{words:?} is not found");
+    }
 }
 
 pub async fn queue_orders_by_priority_then_waiting_time(store: S) {
