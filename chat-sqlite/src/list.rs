@@ -187,12 +187,22 @@ pub(crate) fn list_conversations(
     let base = base_filter(q, index);
 
     let mut counts = BTreeMap::new();
-    let sql = format!(
-        "SELECT c.mode, count(*) FROM conversations c WHERE {} GROUP BY c.mode",
-        base.sql
-    );
+    let (sql, params) = match kept_counts(q) {
+        Some((facet, value)) => (
+            "SELECT mode, n FROM conversation_counts WHERE tenant_id = ? AND facet = ? AND value = ? AND n > 0"
+                .to_owned(),
+            vec![blob(q.tenant.0), text(facet), value],
+        ),
+        None => (
+            format!(
+                "SELECT c.mode, count(*) FROM conversations c WHERE {} GROUP BY c.mode",
+                base.sql
+            ),
+            base.params.clone(),
+        ),
+    };
     let mut stmt = conn.prepare_cached(&sql).db()?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(&base.params)).db()?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(&params)).db()?;
     while let Some(row) = rows.next().db()? {
         let mode: String = row.get(0).db()?;
         let n: i64 = row.get(1).db()?;
@@ -219,6 +229,37 @@ pub(crate) fn list_conversations(
         next_cursor,
         counts,
     })
+}
+
+/// The kept count (migration 0007, `conversation_counts`) that answers `q`'s counts per
+/// mode, as `(facet, value)`: a list of the whole tenant with no filter but the mode and at
+/// most one of department, assigned agent or tag. Any other list counts its rows.
+fn kept_counts(q: &ConversationQuery) -> Option<(&'static str, Value)> {
+    let ConversationQuery {
+        tenant: _,
+        scope: Scope::Tenant,
+        modes: _,
+        priority: None,
+        department,
+        assigned,
+        tag,
+        channel: None,
+        contact_email: None,
+        pinned: None,
+        text: None,
+        cursor: _,
+        limit: _,
+    } = q
+    else {
+        return None;
+    };
+    match (department, assigned, tag) {
+        (None, None, None) => Some(("", text(""))),
+        (Some(d), None, None) => Some(("department", text(d))),
+        (None, Some(AssignedFilter::Agent(a)), None) => Some(("agent", blob(a.0))),
+        (None, None, Some(t)) => Some(("tag", text(t))),
+        _ => None,
+    }
 }
 
 /// The page query: `base` plus the mode filter and the cursor, newest first, one row

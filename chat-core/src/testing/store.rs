@@ -28,6 +28,7 @@ macro_rules! store_conformance_tests {
             read_cursor_moves_forward_only_and_recomputes_unread,
             events_since_replays_the_tenant_log_in_order,
             list_filters_combine_and_counts_ignore_mode_filter,
+            counts_follow_mode_department_assignment_tag_changes_and_deletes,
             list_pagination_visits_every_item_once,
             agent_scope_sees_own_participating_and_department_queue,
             contact_scope_sees_only_its_conversations,
@@ -1172,6 +1173,128 @@ pub async fn list_filters_combine_and_counts_ignore_mode_filter(store: S) {
         page.counts,
         BTreeMap::from([(Mode::Bot, 1), (Mode::Queued, 1)])
     );
+}
+
+pub async fn counts_follow_mode_department_assignment_tag_changes_and_deletes(store: S) {
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let b = agent(&store, t, "Bo", Role::Agent, &[]).await;
+    // The counts of every list a store may keep them for, against the rows it lists.
+    let check = |when: &'static str| {
+        let store = store.clone();
+        let lists = [
+            ConversationQuery::new(t, Scope::Tenant),
+            ConversationQuery {
+                department: Some("billing".into()),
+                ..ConversationQuery::new(t, Scope::Tenant)
+            },
+            ConversationQuery {
+                department: Some("sales".into()),
+                ..ConversationQuery::new(t, Scope::Tenant)
+            },
+            ConversationQuery {
+                assigned: Some(AssignedFilter::Agent(a.id)),
+                ..ConversationQuery::new(t, Scope::Tenant)
+            },
+            ConversationQuery {
+                assigned: Some(AssignedFilter::Agent(b.id)),
+                ..ConversationQuery::new(t, Scope::Tenant)
+            },
+            ConversationQuery {
+                tag: Some("refund".into()),
+                ..ConversationQuery::new(t, Scope::Tenant)
+            },
+            ConversationQuery {
+                tag: Some("vip".into()),
+                ..ConversationQuery::new(t, Scope::Tenant)
+            },
+            ConversationQuery {
+                modes: vec![Mode::Queued],
+                limit: 1,
+                ..ConversationQuery::new(t, Scope::Tenant)
+            },
+        ];
+        async move {
+            for q in lists {
+                let page = store.list_conversations(&q).await.unwrap();
+                let all = store
+                    .list_conversations(&ConversationQuery {
+                        modes: Vec::new(),
+                        limit: 1000,
+                        ..q.clone()
+                    })
+                    .await
+                    .unwrap();
+                let mut expected = BTreeMap::new();
+                for c in &all.items {
+                    *expected.entry(c.mode).or_insert(0u64) += 1;
+                }
+                assert_eq!(page.counts, expected, "{when}: {q:?}");
+            }
+        }
+    };
+    check("empty").await;
+    let first = conversation(&store, t, k.id, |c| {
+        c.mode = Mode::Queued;
+        c.department = Some("billing".into());
+        c.tags = vec!["refund".into(), "vip".into()];
+    })
+    .await;
+    let second = conversation(&store, t, k.id, |c| {
+        c.mode = Mode::Agent;
+        c.assigned_agent_id = Some(a.id);
+        c.tags = vec!["refund".into()];
+    })
+    .await;
+    let kb = contact(&store, other, None).await;
+    conversation(&store, other, kb.id, |c| {
+        c.mode = Mode::Queued;
+        c.department = Some("billing".into());
+        c.tags = vec!["refund".into()];
+    })
+    .await;
+    check("created").await;
+    let first = updated(&store, first, |c| {
+        c.mode = Mode::Agent;
+        c.assigned_agent_id = Some(b.id);
+    })
+    .await;
+    check("claimed").await;
+    let first = updated(&store, first, |c| {
+        c.department = Some("sales".into());
+        c.tags = vec!["vip".into()];
+    })
+    .await;
+    check("moved and retagged").await;
+    let second = updated(&store, second, |c| c.mode = Mode::Closed).await;
+    check("closed").await;
+    store
+        .append_message(text(&second, Sender::Customer, "hello again", 9))
+        .await
+        .unwrap();
+    check("posted").await;
+    store
+        .delete_conversation(t, first.id, at(20))
+        .await
+        .unwrap();
+    check("deleted").await;
+}
+
+/// `c` after a details update that `edit` makes.
+async fn updated(store: &S, c: Conversation, edit: impl FnOnce(&mut Conversation)) -> Conversation {
+    let mut next = c.clone();
+    edit(&mut next);
+    store
+        .update_conversation(ConversationUpdate {
+            conversation: next,
+            change: ConversationChange::Details,
+            message: None,
+        })
+        .await
+        .unwrap()
+        .conversation
 }
 
 pub async fn list_pagination_visits_every_item_once(store: S) {
