@@ -56,6 +56,33 @@ pub(crate) fn word_query(text: &TextQuery) -> Option<String> {
     (!phrases.is_empty()).then(|| phrases.join(" AND "))
 }
 
+/// A test SQLite can run on `column` without calling into Rust that every value matching
+/// `query` passes: for a value of printable ASCII only, `lower()` folds case as chat-core
+/// does, so every ASCII word of the text is in it; any other value passes (`GLOB` finds a
+/// character outside `' '..='~'`) and is left to `text_matches`. Scanning 100,000 titles
+/// through the Rust function cost more than the rest of a search.
+fn ascii_hint(query: &TextQuery, column: &str, params: &mut Vec<Value>) -> String {
+    let words: Vec<&String> = query
+        .phrases()
+        .iter()
+        .flatten()
+        .filter(|w| w.is_ascii())
+        .collect();
+    if words.is_empty() {
+        return format!("{column} IS NOT NULL");
+    }
+    let mut sql = format!("{column} IS NOT NULL AND ({column} GLOB '*[^ -~]*' OR (");
+    for (n, word) in words.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(" AND ");
+        }
+        sql.push_str(&format!("instr(lower({column}), ?) > 0"));
+        params.push(text(word));
+    }
+    sql.push_str("))");
+    sql
+}
+
 /// Everything but the mode filter and the cursor. `index` says how the text filter may
 /// use the search file in this read snapshot (see [`crate::search`]).
 fn base_filter(q: &ConversationQuery, index: WordIndex) -> Filter {
@@ -166,12 +193,24 @@ fn base_filter(q: &ConversationQuery, index: WordIndex) -> Filter {
                 )
             }
         };
-        let mut params = vec![text(t), text(t), text(t)];
-        params.extend(message_params);
+        // Messages first: a probe of the set the index found. Then the title and the
+        // contacts, each behind a test SQLite runs without calling into Rust (see
+        // `ascii_hint`); the contacts that match are found once per statement, not once
+        // per conversation.
+        let query = TextQuery::parse(t);
+        let mut params = message_params;
+        let title_hint = ascii_hint(&query, "c.title", &mut params);
+        params.push(text(t));
+        params.push(blob(q.tenant.0));
+        let name_hint = ascii_hint(&query, "k.name", &mut params);
+        params.push(text(t));
+        let email_hint = ascii_hint(&query, "k.email_lc", &mut params);
+        params.push(text(t));
         f.and(
             &format!(
-                "(text_matches(c.title, ?) OR EXISTS (SELECT 1 FROM contacts k WHERE k.id = c.contact_id \
-                 AND (text_matches(k.name, ?) OR text_matches(k.email_lc, ?))) OR {messages})"
+                "({messages} OR ({title_hint} AND text_matches(c.title, ?)) \
+                 OR c.contact_id IN (SELECT k.id FROM contacts k WHERE k.tenant_id = ? \
+                 AND (({name_hint} AND text_matches(k.name, ?)) OR ({email_hint} AND text_matches(k.email_lc, ?)))))"
             ),
             params,
         );

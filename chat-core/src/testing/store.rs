@@ -1549,6 +1549,20 @@ pub async fn text_search_matches_word_prefixes_and_phrases_not_inner_substrings(
             "{words:?} starts words of the message"
         );
     }
+    let titled = conversation(&store, t, k.id, |c| {
+        c.title = Some("Ärger mit dem KÜHLschrank".into());
+    })
+    .await;
+    for words in ["kühl", "MIT ärg", "\"dem kühlschrank\""] {
+        let q = ConversationQuery {
+            text: Some(words.into()),
+            ..ConversationQuery::new(t, Scope::Tenant)
+        };
+        let page = store.list_conversations(&q).await.unwrap();
+        let found: Vec<ConversationId> = page.items.iter().map(|c| c.id).collect();
+        assert_eq!(found, [titled.id], "{words:?} starts words of the title");
+    }
+    assert_eq!(found("schrank").await, 0, "the inside of a title's word");
     for words in [
         "efund",
         "refundable",
