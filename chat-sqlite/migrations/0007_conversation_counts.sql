@@ -98,3 +98,7 @@ END;
 
 -- The inbox of one agent, newest first, without a sort (`?assigned=`).
 CREATE INDEX conversations_assigned_updated ON conversations (tenant_id, assigned_agent_id, updated_at, id);
+
+-- Titles for the text search, read from the index alone rather than from every row
+-- (a title changes seldom; no message touches this index).
+CREATE INDEX conversations_title ON conversations (tenant_id, title) WHERE title IS NOT NULL;

@@ -85,7 +85,12 @@ fn ascii_hint(query: &TextQuery, column: &str, params: &mut Vec<Value>) -> Strin
 
 /// Everything but the mode filter and the cursor. `index` says how the text filter may
 /// use the search file in this read snapshot (see [`crate::search`]).
-fn base_filter(q: &ConversationQuery, index: WordIndex) -> Filter {
+///
+/// `newest_first` says how a tag filter is planned: `false` lets the tag's index drive
+/// (its conversations looked up, then sorted), `true` walks the inbox newest first and
+/// probes the tag's set (`+c.id`), which stops at a page for a common tag but reads the
+/// whole inbox for a rare one.
+fn base_filter(q: &ConversationQuery, index: WordIndex, newest_first: bool) -> Filter {
     let mut f = Filter {
         sql: "c.tenant_id = ?".into(),
         params: vec![blob(q.tenant.0)],
@@ -131,8 +136,9 @@ fn base_filter(q: &ConversationQuery, index: WordIndex) -> Filter {
         Some(AssignedFilter::Agent(id)) => f.and("c.assigned_agent_id = ?", [blob(id.0)]),
     }
     if let Some(tag) = &q.tag {
+        let id = if newest_first { "+c.id" } else { "c.id" };
         f.and(
-            "c.id IN (SELECT conversation_id FROM conversation_tags WHERE tag = ?)",
+            &format!("{id} IN (SELECT conversation_id FROM conversation_tags WHERE tag = ?)"),
             [text(tag)],
         );
     }
@@ -176,41 +182,46 @@ fn base_filter(q: &ConversationQuery, index: WordIndex) -> Filter {
                     text(t),
                 ]);
                 format!(
-                    "c.id IN (SELECT m.conversation_id FROM search.message_search s JOIN messages m \
+                    "SELECT m.conversation_id FROM search.message_search s JOIN messages m \
                      ON m.pk = s.rowid WHERE message_search MATCH ? AND m.deleted_at IS NULL{notes} \
                      AND text_matches(m.body, ?) \
                      UNION ALL SELECT m.conversation_id FROM events e JOIN messages m \
                      ON m.id = uuid_blob(e.data ->> '$.payload.message.id') WHERE e.rowid > ? \
-                     AND +e.tenant_id = ? AND m.deleted_at IS NULL{notes} AND text_matches(m.body, ?))"
+                     AND +e.tenant_id = ? AND m.deleted_at IS NULL{notes} AND text_matches(m.body, ?)"
                 )
             }
             // No usable index in this snapshot (a rebuild under way): read the bodies.
             WordIndex::Scan => {
-                message_params.push(text(t));
+                message_params.extend([blob(q.tenant.0), text(t)]);
                 format!(
-                    "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.deleted_at IS NULL{notes} \
-                     AND text_matches(m.body, ?))"
+                    "SELECT m.conversation_id FROM messages m WHERE m.tenant_id = ? AND m.deleted_at IS NULL{notes} \
+                     AND text_matches(m.body, ?)"
                 )
             }
         };
-        // Messages first: a probe of the set the index found. Then the title and the
-        // contacts, each behind a test SQLite runs without calling into Rust (see
-        // `ascii_hint`); the contacts that match are found once per statement, not once
-        // per conversation.
+        // The conversations that can match, as one set the page and the counts start from
+        // (rather than testing every conversation of the tenant): titles from their index
+        // (migration 0007), the conversations of the contacts that match, those of the
+        // messages found. Titles and contacts are tested first by SQLite alone (see
+        // `ascii_hint`), and only what passes reaches `text_matches`.
         let query = TextQuery::parse(t);
-        let mut params = message_params;
-        let title_hint = ascii_hint(&query, "c.title", &mut params);
+        let mut params = vec![blob(q.tenant.0)];
+        let title_hint = ascii_hint(&query, "t.title", &mut params);
         params.push(text(t));
         params.push(blob(q.tenant.0));
         let name_hint = ascii_hint(&query, "k.name", &mut params);
         params.push(text(t));
         let email_hint = ascii_hint(&query, "k.email_lc", &mut params);
         params.push(text(t));
+        params.extend(message_params);
         f.and(
             &format!(
-                "({messages} OR ({title_hint} AND text_matches(c.title, ?)) \
-                 OR c.contact_id IN (SELECT k.id FROM contacts k WHERE k.tenant_id = ? \
-                 AND (({name_hint} AND text_matches(k.name, ?)) OR ({email_hint} AND text_matches(k.email_lc, ?)))))"
+                "c.rowid IN (SELECT t.rowid FROM conversations t WHERE t.tenant_id = ? AND {title_hint} \
+                 AND text_matches(t.title, ?) \
+                 UNION SELECT ck.rowid FROM conversations ck WHERE ck.contact_id IN (SELECT k.id FROM contacts k \
+                 WHERE k.tenant_id = ? AND (({name_hint} AND text_matches(k.name, ?)) \
+                 OR ({email_hint} AND text_matches(k.email_lc, ?)))) \
+                 UNION SELECT cm.rowid FROM conversations cm WHERE cm.id IN ({messages}))"
             ),
             params,
         );
@@ -223,7 +234,7 @@ pub(crate) fn list_conversations(
     q: &ConversationQuery,
     index: WordIndex,
 ) -> Result<ConversationPage> {
-    let base = base_filter(q, index);
+    let base = base_filter(q, index, false);
 
     let mut counts = BTreeMap::new();
     let (sql, params) = match kept_counts(q) {
@@ -253,6 +264,15 @@ pub(crate) fn list_conversations(
     }
     drop(rows);
 
+    // The counts bound the conversations the page can come from: a tag of few
+    // conversations is best looked up and sorted, one of many found walking the inbox
+    // (measured at 100k conversations: 120 ms against 2 ms for a tag on one in ten).
+    let matching: u64 = counts.values().sum();
+    let base = if q.tag.is_some() && matching > TAG_SORT_LIMIT {
+        base_filter(q, index, true)
+    } else {
+        base
+    };
     let (sql, params) = page_sql(q, base);
     let mut page: Vec<Conversation> =
         conversations(conn, &sql, rusqlite::params_from_iter(&params))?;
@@ -269,6 +289,10 @@ pub(crate) fn list_conversations(
         counts,
     })
 }
+
+/// Up to this many conversations with a tag (all modes), a tag filter's page looks them
+/// up and sorts them; beyond, it walks the inbox newest first.
+const TAG_SORT_LIMIT: u64 = 2000;
 
 /// The kept count (migration 0007, `conversation_counts`) that answers `q`'s counts per
 /// mode, as `(facet, value)`: a list of the whole tenant with no filter but the mode and at
@@ -330,7 +354,7 @@ fn page_sql(q: &ConversationQuery, base: Filter) -> (String, Vec<Value>) {
 /// The page query of `q` with its parameters, for query-plan tests.
 #[cfg(test)]
 pub(crate) fn page_query(q: &ConversationQuery, index: WordIndex) -> (String, Vec<Value>) {
-    page_sql(q, base_filter(q, index))
+    page_sql(q, base_filter(q, index, false))
 }
 
 /// Rows strictly after the cursor in `(updated_at, id)` descending order.
