@@ -57,7 +57,7 @@ pub(crate) fn word_query(text: &TextQuery) -> Option<String> {
 }
 
 /// A test SQLite can run on `column` without calling into Rust that every value matching
-/// `query` passes: for a value of printable ASCII only, `lower()` folds case as chat-core
+/// `query` passes: for a value of printable ASCII only, `LIKE` folds case as chat-core
 /// does, so every ASCII word of the text is in it; any other value passes (`GLOB` finds a
 /// character outside `' '..='~'`) and is left to `text_matches`. Scanning 100,000 titles
 /// through the Rust function cost more than the rest of a search.
@@ -76,8 +76,9 @@ fn ascii_hint(query: &TextQuery, column: &str, params: &mut Vec<Value>) -> Strin
         if n > 0 {
             sql.push_str(" AND ");
         }
-        sql.push_str(&format!("instr(lower({column}), ?) > 0"));
-        params.push(text(word));
+        // The words are letters and digits: nothing in them for `LIKE` to escape.
+        sql.push_str(&format!("{column} LIKE ?"));
+        params.push(text(&format!("%{word}%")));
     }
     sql.push_str("))");
     sql
