@@ -18,7 +18,7 @@ use crate::model::{
 };
 use crate::store::{
     Appended, Committed, ConversationCursor, ConversationPage, ConversationQuery,
-    ConversationUpdate, MessageQuery, Store, contains_ci,
+    ConversationUpdate, MessageQuery, Store, TextQuery,
 };
 use crate::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 
@@ -136,14 +136,14 @@ impl State {
     }
 
     fn text_hit(&self, c: &Conversation, text: &str, notes: bool) -> bool {
+        let text = TextQuery::parse(text);
         let contact = self.contacts.get(&c.contact_id);
         contact.is_some_and(|k| {
-            k.name.as_deref().is_some_and(|n| contains_ci(n, text))
-                || k.email.as_deref().is_some_and(|e| contains_ci(e, text))
+            k.name.as_deref().is_some_and(|n| text.matches(n))
+                || k.email.as_deref().is_some_and(|e| text.matches(e))
         }) || self.messages.get(&c.id).is_some_and(|ms| {
-            ms.iter().any(|m| {
-                m.deleted_at.is_none() && (notes || !m.is_note()) && contains_ci(&m.body, text)
-            })
+            ms.iter()
+                .any(|m| m.deleted_at.is_none() && (notes || !m.is_note()) && text.matches(&m.body))
         })
     }
 }

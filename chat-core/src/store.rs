@@ -21,6 +21,9 @@ use crate::model::{
     NewMessage, Priority, ReadCursor, Tenant,
 };
 
+mod text;
+pub use text::{TextQuery, text_matches};
+
 /// The trait itself, in a module of its own so that its one public path is the crate
 /// root's (`chat_core::Store`); the types it speaks in are this module's.
 pub(crate) mod seam {
@@ -265,8 +268,8 @@ pub struct ConversationQuery {
     pub contact_email: Option<String>,
     /// Pinned or not.
     pub pinned: Option<bool>,
-    /// Case-insensitive text in the title, the contact's name or e-mail, or any message body
-    /// visible to the reader.
+    /// Words (prefixes) or quoted phrases found in the title, the contact's name or e-mail,
+    /// or one message body visible to the reader; see [`TextQuery`] for what matches.
     pub text: Option<String>,
     /// Continue after this cursor (from [`ConversationPage::next_cursor`]).
     pub cursor: Option<ConversationCursor>,
@@ -326,12 +329,13 @@ impl ConversationQuery {
                 text_hit
                     || c.title
                         .as_deref()
-                        .is_some_and(|title| contains_ci(title, t))
+                        .is_some_and(|title| text_matches(title, t))
             })
     }
 }
 
-/// Case-insensitive substring test used by the text filter.
+/// Case-insensitive substring test. The text filter matches words instead
+/// ([`text_matches`]): a substring cannot be looked up in a word index.
 pub fn contains_ci(haystack: &str, needle: &str) -> bool {
     haystack.to_lowercase().contains(&needle.to_lowercase())
 }

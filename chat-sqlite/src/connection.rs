@@ -119,9 +119,9 @@ pub(crate) fn configure(conn: &Connection, options: &Options) -> Result<()> {
     register_functions(conn).db()
 }
 
-/// `contains_ci(haystack, needle)`: chat-core's case-insensitive substring test, so SQL
-/// filters agree with [`chat_core::store::contains_ci`] to the letter (SQLite's `LIKE`
-/// folds ASCII only).
+/// `text_matches(haystack, text)`: chat-core's search text test
+/// ([`chat_core::store::TextQuery`]), so every candidate the word index finds is checked
+/// exactly as the in-memory store checks it.
 ///
 /// `uuid_blob(text)`: the 16-byte blob of a UUID in text form (as event JSON holds message
 /// ids), `NULL` for anything else; searches use it to find the messages of recent events.
@@ -141,16 +141,20 @@ fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
         },
     )?;
     conn.create_scalar_function(
-        "contains_ci",
+        "text_matches",
         2,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         |ctx| {
-            let text = |i| match ctx.get_raw(i) {
-                ValueRef::Text(bytes) => std::str::from_utf8(bytes).ok(),
-                _ => None,
-            };
-            Ok(match (text(0), text(1)) {
-                (Some(haystack), Some(needle)) => chat_core::store::contains_ci(haystack, needle),
+            // The text is the same for every row of a search: parsed once per statement.
+            let query = ctx.get_or_create_aux(1, |value| -> rusqlite::Result<_> {
+                Ok(chat_core::store::TextQuery::parse(
+                    value.as_str().unwrap_or_default(),
+                ))
+            })?;
+            Ok(match ctx.get_raw(0) {
+                ValueRef::Text(bytes) => std::str::from_utf8(bytes)
+                    .ok()
+                    .is_some_and(|haystack| query.matches(haystack)),
                 _ => false,
             })
         },

@@ -3,7 +3,7 @@
 mod common;
 
 use chat_core::store::{ConversationQuery, MessageQuery, Scope};
-use chat_core::{Error, Sender, Store};
+use chat_core::{Error, Mode, Sender, Store};
 use chat_sqlite::{SCHEMA_VERSION, SqliteStore};
 use common::*;
 use rusqlite::{Connection, params};
@@ -142,6 +142,106 @@ async fn a_database_at_schema_one_opens_and_upgrades() {
         .unwrap();
     assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
     assert_eq!(store.integrity_check().await.unwrap(), ["ok"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_six_database_gets_its_counts_kept_from_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("six.db");
+    let t = tenant(1);
+    let k = contact(t.id, 2, "Ann", None);
+    let mut rows = Vec::new();
+    for (n, mode, department, tags) in [
+        (3, Mode::Queued, Some("billing"), vec!["refund"]),
+        (4, Mode::Queued, None, vec!["refund", "vip"]),
+        (5, Mode::Closed, Some("billing"), vec![]),
+    ] {
+        let mut c = conversation(t.id, n, k.id, 0);
+        c.mode = mode;
+        c.department = department.map(Into::into);
+        c.tags = tags.into_iter().map(Into::into).collect();
+        rows.push(c);
+    }
+    {
+        // What schema 6 left on disk: its tables (the SQL of migrations 1 to 6; their data
+        // steps have nothing to move in an empty file) and rows written with its columns.
+        let conn = Connection::open(&path).unwrap();
+        for sql in [
+            include_str!("../migrations/0001_init.sql"),
+            include_str!("../migrations/0002_message_search.sql"),
+            include_str!("../migrations/0003_credentials.sql"),
+            include_str!("../migrations/0004_conversation_activity.sql"),
+            include_str!("../migrations/0005_search_file.sql"),
+            include_str!("../migrations/0006_identity.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        let json = |v: &dyn erased::Json| v.json();
+        conn.execute(
+            "INSERT INTO tenants (id, data) VALUES (?1, ?2)",
+            params![t.id.0, json(&t)],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO contacts (id, tenant_id, name, email_lc, data) VALUES (?1, ?2, ?3, NULL, ?4)",
+            params![k.id.0, t.id.0, k.name, json(&k)],
+        )
+        .unwrap();
+        for c in &rows {
+            conn.execute(
+                "INSERT INTO conversations (id, tenant_id, contact_id, channel, mode, priority, department, \
+                 assigned_agent_id, pinned, title, updated_at, queued_at, last_seq, version, data) \
+                 VALUES (?1, ?2, ?3, 'web', ?4, 1, ?5, NULL, 0, NULL, ?6, NULL, 0, 0, ?7)",
+                params![c.id.0, t.id.0, k.id.0, c.mode.as_str(), c.department, c.updated_at.unix_timestamp_nanos() as i64, json(c)],
+            )
+            .unwrap();
+            for tag in &c.tags {
+                conn.execute(
+                    "INSERT INTO conversation_tags (conversation_id, tag) VALUES (?1, ?2)",
+                    params![c.id.0, tag],
+                )
+                .unwrap();
+            }
+        }
+    }
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(user_version(&path), i64::from(SCHEMA_VERSION));
+    let counts = |edit: fn(&mut ConversationQuery)| {
+        let store = &store;
+        let mut q = ConversationQuery::new(t.id, Scope::Tenant);
+        edit(&mut q);
+        async move {
+            store
+                .list_conversations(&q)
+                .await
+                .unwrap()
+                .counts
+                .into_iter()
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(counts(|_| {}).await, [(Mode::Queued, 2), (Mode::Closed, 1)]);
+    assert_eq!(
+        counts(|q| q.department = Some("billing".into())).await,
+        [(Mode::Queued, 1), (Mode::Closed, 1)]
+    );
+    assert_eq!(
+        counts(|q| q.tag = Some("refund".into())).await,
+        [(Mode::Queued, 2)]
+    );
+    assert_eq!(
+        counts(|q| q.tag = Some("vip".into())).await,
+        [(Mode::Queued, 1)]
+    );
+    // And they are kept from then on.
+    store
+        .delete_conversation(t.id, rows[1].id, at(9))
+        .await
+        .unwrap();
+    assert_eq!(counts(|_| {}).await, [(Mode::Queued, 1), (Mode::Closed, 1)]);
+    assert_eq!(counts(|q| q.tag = Some("vip".into())).await, []);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,10 +28,12 @@ macro_rules! store_conformance_tests {
             read_cursor_moves_forward_only_and_recomputes_unread,
             events_since_replays_the_tenant_log_in_order,
             list_filters_combine_and_counts_ignore_mode_filter,
+            counts_follow_mode_department_assignment_tag_changes_and_deletes,
             list_pagination_visits_every_item_once,
             agent_scope_sees_own_participating_and_department_queue,
             contact_scope_sees_only_its_conversations,
             text_search_follows_edits_deletes_and_hides_notes_from_customers,
+            text_search_matches_word_prefixes_and_phrases_not_inner_substrings,
             queue_orders_by_priority_then_waiting_time,
             delete_conversation_removes_messages_and_logs_event,
             missing_and_foreign_tenant_rows_are_not_found,
@@ -1173,6 +1175,128 @@ pub async fn list_filters_combine_and_counts_ignore_mode_filter(store: S) {
     );
 }
 
+pub async fn counts_follow_mode_department_assignment_tag_changes_and_deletes(store: S) {
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let b = agent(&store, t, "Bo", Role::Agent, &[]).await;
+    // The counts of every list a store may keep them for, against the rows it lists.
+    let check = |when: &'static str| {
+        let store = store.clone();
+        let lists = [
+            ConversationQuery::new(t, Scope::Tenant),
+            ConversationQuery {
+                department: Some("billing".into()),
+                ..ConversationQuery::new(t, Scope::Tenant)
+            },
+            ConversationQuery {
+                department: Some("sales".into()),
+                ..ConversationQuery::new(t, Scope::Tenant)
+            },
+            ConversationQuery {
+                assigned: Some(AssignedFilter::Agent(a.id)),
+                ..ConversationQuery::new(t, Scope::Tenant)
+            },
+            ConversationQuery {
+                assigned: Some(AssignedFilter::Agent(b.id)),
+                ..ConversationQuery::new(t, Scope::Tenant)
+            },
+            ConversationQuery {
+                tag: Some("refund".into()),
+                ..ConversationQuery::new(t, Scope::Tenant)
+            },
+            ConversationQuery {
+                tag: Some("vip".into()),
+                ..ConversationQuery::new(t, Scope::Tenant)
+            },
+            ConversationQuery {
+                modes: vec![Mode::Queued],
+                limit: 1,
+                ..ConversationQuery::new(t, Scope::Tenant)
+            },
+        ];
+        async move {
+            for q in lists {
+                let page = store.list_conversations(&q).await.unwrap();
+                let all = store
+                    .list_conversations(&ConversationQuery {
+                        modes: Vec::new(),
+                        limit: 1000,
+                        ..q.clone()
+                    })
+                    .await
+                    .unwrap();
+                let mut expected = BTreeMap::new();
+                for c in &all.items {
+                    *expected.entry(c.mode).or_insert(0u64) += 1;
+                }
+                assert_eq!(page.counts, expected, "{when}: {q:?}");
+            }
+        }
+    };
+    check("empty").await;
+    let first = conversation(&store, t, k.id, |c| {
+        c.mode = Mode::Queued;
+        c.department = Some("billing".into());
+        c.tags = vec!["refund".into(), "vip".into()];
+    })
+    .await;
+    let second = conversation(&store, t, k.id, |c| {
+        c.mode = Mode::Agent;
+        c.assigned_agent_id = Some(a.id);
+        c.tags = vec!["refund".into()];
+    })
+    .await;
+    let kb = contact(&store, other, None).await;
+    conversation(&store, other, kb.id, |c| {
+        c.mode = Mode::Queued;
+        c.department = Some("billing".into());
+        c.tags = vec!["refund".into()];
+    })
+    .await;
+    check("created").await;
+    let first = updated(&store, first, |c| {
+        c.mode = Mode::Agent;
+        c.assigned_agent_id = Some(b.id);
+    })
+    .await;
+    check("claimed").await;
+    let first = updated(&store, first, |c| {
+        c.department = Some("sales".into());
+        c.tags = vec!["vip".into()];
+    })
+    .await;
+    check("moved and retagged").await;
+    let second = updated(&store, second, |c| c.mode = Mode::Closed).await;
+    check("closed").await;
+    store
+        .append_message(text(&second, Sender::Customer, "hello again", 9))
+        .await
+        .unwrap();
+    check("posted").await;
+    store
+        .delete_conversation(t, first.id, at(20))
+        .await
+        .unwrap();
+    check("deleted").await;
+}
+
+/// `c` after a details update that `edit` makes.
+async fn updated(store: &S, c: Conversation, edit: impl FnOnce(&mut Conversation)) -> Conversation {
+    let mut next = c.clone();
+    edit(&mut next);
+    store
+        .update_conversation(ConversationUpdate {
+            conversation: next,
+            change: ConversationChange::Details,
+            message: None,
+        })
+        .await
+        .unwrap()
+        .conversation
+}
+
 pub async fn list_pagination_visits_every_item_once(store: S) {
     let t = tenant(&store).await;
     let k = contact(&store, t, None).await;
@@ -1379,6 +1503,76 @@ pub async fn text_search_follows_edits_deletes_and_hides_notes_from_customers(st
         0,
         "deleted messages do not match"
     );
+}
+
+pub async fn text_search_matches_word_prefixes_and_phrases_not_inner_substrings(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    store
+        .append_message(text(
+            &c,
+            Sender::Customer,
+            "Refunds for my late PARCEL, order 12345 from the Café",
+            1,
+        ))
+        .await
+        .unwrap();
+    let found = |words: &str| {
+        let store = store.clone();
+        let q = ConversationQuery {
+            text: Some(words.into()),
+            ..ConversationQuery::new(t, Scope::Tenant)
+        };
+        async move {
+            store
+                .list_conversations(&q)
+                .await
+                .unwrap()
+                .counts
+                .values()
+                .sum::<u64>()
+        }
+    };
+    for words in [
+        "refund",
+        "REFUNDS",
+        "parcel late",
+        "ord 123",
+        "café",
+        "\"late parc\"",
+        "refund \"for my\"",
+    ] {
+        assert_eq!(
+            found(words).await,
+            1,
+            "{words:?} starts words of the message"
+        );
+    }
+    let titled = conversation(&store, t, k.id, |c| {
+        c.title = Some("Ärger mit dem KÜHLschrank".into());
+    })
+    .await;
+    for words in ["kühl", "MIT ärg", "\"dem kühlschrank\""] {
+        let q = ConversationQuery {
+            text: Some(words.into()),
+            ..ConversationQuery::new(t, Scope::Tenant)
+        };
+        let page = store.list_conversations(&q).await.unwrap();
+        let found: Vec<ConversationId> = page.items.iter().map(|c| c.id).collect();
+        assert_eq!(found, [titled.id], "{words:?} starts words of the title");
+    }
+    assert_eq!(found("schrank").await, 0, "the inside of a title's word");
+    for words in [
+        "efund",
+        "refundable",
+        "2345",
+        "\"parcel late\"",
+        "parcel kettle",
+        "?!",
+    ] {
+        assert_eq!(found(words).await, 0, "{words:?} is not found");
+    }
 }
 
 pub async fn queue_orders_by_priority_then_waiting_time(store: S) {

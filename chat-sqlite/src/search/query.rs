@@ -7,7 +7,7 @@
 //! a message appends an event about it in the same transaction, so a message without
 //! events after the watermark has not changed since the indexer last read it, and its
 //! entry is exact: the index is asked for those. The messages of the events after the
-//! watermark (posted, edited or deleted since) are read (`contains_ci` over their bodies).
+//! watermark (posted, edited or deleted since) are read (`text_matches` over their bodies).
 //! That holds only if the indexer read those messages from a snapshot no newer than the
 //! search's: the index could otherwise hold a body this snapshot does not show yet (an
 //! edit) and miss the one it does. So the index is used only if the database snapshot has
@@ -16,7 +16,7 @@
 //! the check makes it a guarantee instead of a property of the order in which SQLite opens
 //! the two files' snapshots (the test `an_index_newer_than_the_database_snapshot_is_not_used`
 //! shows the race it closes). Candidates from the index are joined with `messages` of the database snapshot and checked with
-//! `contains_ci`, so an entry that is stale (a deleted conversation's `pk`, reused) can
+//! `text_matches`, so an entry that is stale (a deleted conversation's `pk`, reused) can
 //! only be a candidate, never a result.
 
 use std::sync::atomic::Ordering;

@@ -38,15 +38,20 @@ pub fn live_messages(db: &Path) -> Live {
 }
 
 /// Searches through `store` give, for every word, the conversations that hold a live
-/// message with it: a needle that starts a word (looked up in the index for messages the
-/// indexer has applied) and the inside of a word (read from the bodies).
+/// message with it (chat-core's `text_matches`): the word, its prefix (both looked up in
+/// the index for messages the indexer has applied, read from the bodies for the others)
+/// and the inside of a word (which matches nothing).
 pub async fn assert_searches_match_bodies(store: &SqliteStore, tenant: TenantId, live: &Live) {
     for i in 0..WORDS {
         let w = word(i);
-        for needle in [format!(" {w}"), w[1..].to_owned()] {
+        for needle in [
+            format!(" {w}"),
+            w[..w.len() - 1].to_owned(),
+            w[1..].to_owned(),
+        ] {
             let expected: BTreeSet<Uuid> = live
                 .values()
-                .filter(|(_, body)| chat_core::store::contains_ci(body, &needle))
+                .filter(|(_, body)| chat_core::store::text_matches(body, &needle))
                 .map(|(c, _)| Uuid::from_slice(c).unwrap())
                 .collect();
             let q = ConversationQuery {
