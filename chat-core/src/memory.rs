@@ -169,6 +169,16 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn update_tenant_settings(&self, tenant: &Tenant, at: OffsetDateTime) -> Result<Event> {
+        let mut s = self.lock();
+        let slot = s
+            .tenants
+            .get_mut(&tenant.id)
+            .ok_or(Error::NotFound("tenant"))?;
+        *slot = tenant.clone();
+        Ok(s.log(NewEvent::settings_updated(tenant, at)))
+    }
+
     async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
         Ok(self.lock().tenants.get(&id).cloned())
     }

@@ -41,6 +41,13 @@ pub(crate) mod seam {
         async fn insert_tenant(&self, tenant: &Tenant) -> Result<()>;
         /// Replaces a tenant's name and settings. [`Error::NotFound`] if absent.
         async fn update_tenant(&self, tenant: &Tenant) -> Result<()>;
+        /// Replaces a tenant's name and settings and appends a staff-only `settings_updated`
+        /// event at `at`, atomically. [`Error::NotFound`] if absent.
+        async fn update_tenant_settings(
+            &self,
+            tenant: &Tenant,
+            at: OffsetDateTime,
+        ) -> Result<Event>;
         /// A tenant by id.
         async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
 

@@ -72,6 +72,8 @@ pub enum Endpoint {
     CreateBotToken,
     ListBotTokens,
     RevokeBotToken,
+    GetSettings,
+    UpdateSettings,
 }
 
 /// One endpoint with what the documentation says about it.
@@ -190,6 +192,8 @@ pub const ENDPOINTS: &[EndpointSpec] = &[
     endpoint(Method::POST, "/v1/bot-tokens", CreateBotToken, Staff, "Issue a token for an external bot service (admins), optionally expiring; shown once.", Some("BotTokenRequest"), 201, Some("BotToken"), &[]),
     endpoint(Method::GET, "/v1/bot-tokens", ListBotTokens, Staff, "The tenant's bot tokens (admins): id, name, issue, expiry and last use; never the token.", None, 200, Some("BotTokenList"), &[]),
     endpoint(Method::DELETE, "/v1/bot-tokens/{id}", RevokeBotToken, Staff, "Revoke a bot token (admins): its requests get 401 and its sockets close at once.", None, 204, None, &[]),
+    endpoint(Method::GET, "/v1/settings", GetSettings, Staff, "The tenant's settings (admins).", None, 200, Some("TenantSettings"), &[]),
+    endpoint(Method::PATCH, "/v1/settings", UpdateSettings, Staff, "Change tenant settings (admins): a merge patch of the settings to replace; each is validated (422 names the setting, and nothing changes) and a staff-only `settings_updated` event follows.", Some("TenantSettingsPatch"), 200, Some("TenantSettings"), &[]),
     endpoint(Method::GET, "/v1/events", Events, Authenticated, "Replay the caller's visible events after `since` (pass `next_since` back while `more`).", None, 200, Some("EventList"), &["since", "limit"]),
     endpoint(Method::GET, "/v1/ws", WebSocket, Authenticated, "Realtime: upgrade to the WebSocket protocol (PROTOCOL.md). Token by header, `access_token` query or subprotocol `chat.v1, <token>`.", None, 101, None, &["access_token"]),
 ];

@@ -98,6 +98,41 @@ fn list_of(schema: &str) -> Value {
 }
 
 fn schemas() -> Value {
+    let mut all = core_schemas();
+    let map = all.as_object_mut().expect("schemas are an object");
+    map.extend(
+        desk_schemas()
+            .as_object()
+            .expect("schemas are an object")
+            .clone(),
+    );
+    all
+}
+
+/// The desk's configuration and daily tools: settings, business hours, canned responses,
+/// mentions, snooze.
+fn desk_schemas() -> Value {
+    let settings = json!({
+        "welcome_message": { "type": ["string", "null"], "maxLength": 2000, "description": "Posted by the bot when a conversation opens." },
+        "bot_enabled": { "type": "boolean", "description": "New conversations start with the bot (else straight in the queue)." },
+        "allow_reopen": { "type": "boolean", "description": "A customer writing to a closed conversation reopens it." },
+        "edit_window_secs": { "type": "integer", "minimum": 0, "maximum": 86400 },
+        "default_capacity": { "type": "integer", "minimum": 1, "maximum": 1000 },
+        "auto_assign": { "type": "boolean" },
+        "requeue_after_secs": { "type": ["integer", "null"], "minimum": 10, "maximum": 2592000, "description": "Requeue when the agent has not answered in time; null = off." },
+        "close_inactive_after_secs": { "type": ["integer", "null"], "minimum": 10, "maximum": 2592000, "description": "Close after customer silence; null = off." },
+        "average_handle_secs": { "type": "integer", "minimum": 1, "maximum": 86400 }
+    });
+    json!({
+        "TenantSettings": object(&[], settings.clone()),
+        "TenantSettingsPatch": {
+            "type": "object", "additionalProperties": false, "properties": settings,
+            "description": "Only the settings to change. An unknown setting, a wrong type or a value out of range is 422 naming it, and nothing changes."
+        },
+    })
+}
+
+fn core_schemas() -> Value {
     let uuid = json!({ "type": "string", "format": "uuid" });
     let time = json!({ "type": "string", "format": "date-time" });
     let mode = json!({ "type": "string", "enum": ["bot", "queued", "agent", "paused", "closed", "archived"] });
@@ -235,7 +270,7 @@ fn schemas() -> Value {
             "resync_required": { "type": "boolean", "description": "`since` is beyond `head`: the cursor comes from another database (a restore, a wiped server); reload, then continue from `head`." } })),
         "Event": object(&["seq", "at", "payload"], json!({ "seq": { "type": "integer" }, "tenant_id": uuid, "conversation_id": { "type": ["string", "null"] },
             "staff_only": { "type": "boolean" }, "at": time, "payload": object(&["type"], json!({ "type": { "type": "string",
-            "enum": ["conversation_created", "conversation_updated", "conversation_deleted", "message_created", "message_updated", "read_updated", "agent_updated"] } })) })),
+            "enum": ["conversation_created", "conversation_updated", "conversation_deleted", "message_created", "message_updated", "read_updated", "agent_updated", "contact_merged", "settings_updated"] } })) })),
     })
 }
 

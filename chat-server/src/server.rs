@@ -211,8 +211,7 @@ async fn run_timers(engine: Engine, every: Duration, mut stopped: watch::Receive
             continue;
         };
         for tenant in tenants {
-            let s = &tenant.settings;
-            if s.requeue_after_secs.is_none() && s.close_inactive_after_secs.is_none() {
+            if !tenant.settings.has_timers() {
                 continue;
             }
             match engine.run_timers(tenant.id).await {

@@ -211,6 +211,13 @@ fn cases(bob: &str) -> Vec<Case> {
             None,
             [404, 403, 403, 403, 403, 403, 401, 404],
         ),
+        // Each tenant's admin reads and changes its own tenant's settings.
+        c(GetSettings, None, [200, 403, 403, 403, 403, 403, 401, 200]),
+        c(
+            UpdateSettings,
+            Some(json!({ "auto_assign": true })),
+            [200, 403, 403, 403, 403, 403, 401, 200],
+        ),
     ]
 }
 

@@ -116,6 +116,13 @@ impl Store for RivalWriter {
     async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
         self.inner.update_tenant(tenant).await
     }
+    async fn update_tenant_settings(
+        &self,
+        tenant: &Tenant,
+        at: time::OffsetDateTime,
+    ) -> Result<chat_core::Event> {
+        self.inner.update_tenant_settings(tenant, at).await
+    }
     async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
         self.inner.tenant(id).await
     }

@@ -282,6 +282,13 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn update_tenant_settings(&self, tenant: &Tenant, at: OffsetDateTime) -> Result<Event> {
+        let tenant = tenant.clone();
+        self.writer
+            .write(move |s| write::update_tenant_settings(s, &tenant, at))
+            .await
+    }
+
     async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
         self.read(move |c| read::tenant(c, id)).await
     }

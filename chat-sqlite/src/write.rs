@@ -79,6 +79,15 @@ pub(crate) fn update_tenant(conn: &Connection, tenant: &Tenant) -> Result<()> {
     }
 }
 
+pub(crate) fn update_tenant_settings(
+    s: &mut Session<'_>,
+    tenant: &Tenant,
+    at: OffsetDateTime,
+) -> Result<Event> {
+    update_tenant(s, tenant)?;
+    append_event(s, NewEvent::settings_updated(tenant, at))
+}
+
 fn email_lc(email: &str) -> String {
     email.to_ascii_lowercase()
 }

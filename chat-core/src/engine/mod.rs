@@ -280,23 +280,44 @@ impl Engine {
         self.load_tenant(actor.tenant()).await
     }
 
-    /// Replaces the tenant's settings. Admins and the system only.
-    pub async fn update_tenant_settings(
-        &self,
-        actor: &Actor,
-        settings: TenantSettings,
-    ) -> Result<Tenant> {
+    /// The tenant's settings. Admins and the system only: timers, capacity and hours are
+    /// the desk's configuration (the widget reads its public part elsewhere).
+    pub async fn tenant_settings(&self, actor: &Actor) -> Result<TenantSettings> {
+        self.admin_only(actor, "read tenant settings").await?;
+        Ok(self.load_tenant(actor.tenant()).await?.settings)
+    }
+
+    /// Refuses everyone but admins and the system.
+    async fn admin_only(&self, actor: &Actor, what: &'static str) -> Result<Resolved> {
         let who = self.resolve(actor).await?;
         if !matches!(&who, Resolved::System)
             && who
                 .staff()
                 .is_none_or(|a| a.role != crate::model::Role::Admin)
         {
-            return Err(Error::Forbidden("change tenant settings"));
+            return Err(Error::Forbidden(what));
         }
+        Ok(who)
+    }
+
+    /// Replaces the tenant's settings after [validating](TenantSettings::validate) them, and
+    /// publishes a staff-only `settings_updated` event. Admins and the system only; invalid
+    /// settings change nothing.
+    pub async fn update_tenant_settings(
+        &self,
+        actor: &Actor,
+        settings: TenantSettings,
+    ) -> Result<Tenant> {
+        self.admin_only(actor, "change tenant settings").await?;
+        settings.validate()?;
         let mut tenant = self.load_tenant(actor.tenant()).await?;
         tenant.settings = settings;
-        self.inner.store.update_tenant(&tenant).await?;
+        let event = self
+            .inner
+            .store
+            .update_tenant_settings(&tenant, self.now())
+            .await?;
+        self.publish([event]);
         Ok(tenant)
     }
 

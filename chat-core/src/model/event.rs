@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Agent, Contact, Conversation, Message, ReadCursor};
+use super::{Agent, Contact, Conversation, Message, ReadCursor, Tenant, TenantSettings};
 use crate::ids::{AgentId, ContactId, ConversationId, TenantId};
 use crate::mode::Mode;
 
@@ -181,6 +181,20 @@ impl NewEvent {
         }
     }
 
+    /// An admin changed the tenant's settings; `tenant` is as stored after the change.
+    /// Staff-only: hours, timers and capacity are the desk's business.
+    pub fn settings_updated(tenant: &Tenant, at: OffsetDateTime) -> Self {
+        Self {
+            tenant_id: tenant.id,
+            conversation_id: None,
+            staff_only: true,
+            at,
+            payload: EventPayload::SettingsUpdated {
+                settings: Box::new(tenant.settings.clone()),
+            },
+        }
+    }
+
     /// The logged event once the store has chosen its sequence number.
     pub fn into_event(self, seq: u64) -> Event {
         Event {
@@ -243,6 +257,11 @@ pub enum EventPayload {
         /// The contact that was merged into it and deleted.
         merged: ContactId,
     },
+    /// An admin changed the tenant's settings. Staff-only.
+    SettingsUpdated {
+        /// Every setting after the change.
+        settings: Box<TenantSettings>,
+    },
 }
 
 impl EventPayload {
@@ -257,6 +276,7 @@ impl EventPayload {
             EventPayload::ReadUpdated { .. } => "read_updated",
             EventPayload::AgentUpdated { .. } => "agent_updated",
             EventPayload::ContactMerged { .. } => "contact_merged",
+            EventPayload::SettingsUpdated { .. } => "settings_updated",
         }
     }
 }

@@ -322,6 +322,10 @@ enum PayloadView<'a> {
         contact: ContactView<'a>,
         merged: ContactId,
     },
+    // Staff-only, so no customer receives it; listed because the match below is exhaustive.
+    SettingsUpdated {
+        settings: &'a crate::model::TenantSettings,
+    },
 }
 
 impl<'a> PayloadView<'a> {
@@ -353,6 +357,7 @@ impl<'a> PayloadView<'a> {
                 contact: customer.contact(contact),
                 merged: *merged,
             },
+            EventPayload::SettingsUpdated { settings } => PayloadView::SettingsUpdated { settings },
         }
     }
 }

@@ -10,6 +10,7 @@ macro_rules! store_conformance_tests {
     ($factory:path) => {
         $crate::store_conformance_tests!(@expand $factory;
             tenant_roundtrip,
+            settings_update_stores_them_and_logs_a_staff_only_event,
             only_verified_emails_are_unique_and_found,
             merge_contact_needs_an_empty_contact_and_logs_a_staff_only_event,
             agent_roundtrip_appends_staff_only_events,
@@ -69,6 +70,28 @@ pub async fn tenant_roundtrip(store: S) {
         store.update_tenant(&stored).await,
         Err(Error::NotFound(_))
     ));
+}
+
+pub async fn settings_update_stores_them_and_logs_a_staff_only_event(store: S) {
+    let t = tenant(&store).await;
+    let mut stored = store.tenant(t).await.unwrap().expect("tenant stored");
+    stored.settings.requeue_after_secs = Some(120);
+    let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let event = store.update_tenant_settings(&stored, at).await.unwrap();
+    assert_eq!(store.tenant(t).await.unwrap(), Some(stored.clone()));
+    assert_eq!((event.seq, event.staff_only, event.at), (1, true, at));
+    assert_eq!(event.conversation_id, None);
+    assert!(matches!(
+        &event.payload,
+        EventPayload::SettingsUpdated { settings } if **settings == stored.settings
+    ));
+    assert_eq!(store.events_since(t, 0, 10).await.unwrap(), vec![event]);
+    stored.id = TenantId(id());
+    assert!(matches!(
+        store.update_tenant_settings(&stored, at).await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(store.event_head(stored.id).await.unwrap(), 0);
 }
 
 pub async fn only_verified_emails_are_unique_and_found(store: S) {

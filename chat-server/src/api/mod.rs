@@ -5,6 +5,7 @@ mod accounts;
 mod agents;
 mod conversations;
 mod messages;
+mod settings;
 mod system;
 
 use std::net::IpAddr;
@@ -170,6 +171,8 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         DeleteMessage => messages::delete(ctx).await,
         MarkRead => messages::mark_read(ctx).await,
         ReadCursors => messages::read_cursors(ctx).await,
+        GetSettings => settings::get(ctx).await,
+        UpdateSettings => settings::update(ctx).await,
         // Upgrades are handled before the request is split (they need the whole request).
         WebSocket => Err(ApiError::bad_request(
             "this endpoint speaks WebSocket: send Upgrade: websocket",
