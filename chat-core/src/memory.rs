@@ -10,14 +10,14 @@ use time::OffsetDateTime;
 
 use crate::credentials::{Account, BotToken, Credential, Credentials, VisitorToken};
 use crate::error::{Error, Result};
-use crate::ids::{AgentId, ContactId, ConversationId, MessageId, TenantId};
+use crate::ids::{AgentId, CannedResponseId, ContactId, ConversationId, MessageId, TenantId};
 use crate::mode::Mode;
 use crate::model::{
-    Agent, AgentLoad, Contact, Conversation, Event, Message, NewEvent, NewMessage, ReadCursor,
-    Reader, Tenant,
+    Agent, AgentLoad, CannedResponse, Contact, Conversation, Event, Message, NewEvent, NewMessage,
+    ReadCursor, Reader, Tenant,
 };
 use crate::store::{
-    Appended, Committed, ConversationCursor, ConversationPage, ConversationQuery,
+    Appended, CannedQuery, Committed, ConversationCursor, ConversationPage, ConversationQuery,
     ConversationUpdate, MessageQuery, Store, contains_ci,
 };
 use crate::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
@@ -46,6 +46,7 @@ struct State {
     accounts: HashMap<ContactId, (Account, String)>,
     /// Login names (usernames and aliases), lower-case, per tenant.
     account_names: HashMap<(TenantId, String), ContactId>,
+    canned: HashMap<CannedResponseId, CannedResponse>,
 }
 
 impl MemoryStore {
@@ -575,6 +576,49 @@ impl Store for MemoryStore {
             .get(&tenant)
             .and_then(|log| log.last())
             .map_or(0, |e| e.seq))
+    }
+
+    async fn put_canned_response(&self, response: &CannedResponse) -> Result<()> {
+        let mut s = self.lock();
+        if s.canned
+            .get(&response.id)
+            .is_some_and(|r| r.tenant_id != response.tenant_id)
+        {
+            return Err(Error::duplicate("canned response id taken"));
+        }
+        let taken = s.canned.values().any(|r| {
+            r.id != response.id
+                && r.tenant_id == response.tenant_id
+                && r.owner_id == response.owner_id
+                && r.shortcut == response.shortcut
+        });
+        if taken {
+            return Err(Error::duplicate("shortcut taken"));
+        }
+        s.canned.insert(response.id, response.clone());
+        Ok(())
+    }
+
+    async fn delete_canned_response(&self, tenant: TenantId, id: CannedResponseId) -> Result<()> {
+        let mut s = self.lock();
+        if s.canned.get(&id).is_none_or(|r| r.tenant_id != tenant) {
+            return Err(Error::NotFound("canned response"));
+        }
+        s.canned.remove(&id);
+        Ok(())
+    }
+
+    async fn canned_responses(&self, query: &CannedQuery) -> Result<Vec<CannedResponse>> {
+        let s = self.lock();
+        let mut found: Vec<CannedResponse> = s
+            .canned
+            .values()
+            .filter(|r| query.matches(r))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (&a.shortcut, a.id).cmp(&(&b.shortcut, b.id)));
+        found.truncate(query.limit);
+        Ok(found)
     }
 }
 

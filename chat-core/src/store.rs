@@ -14,11 +14,11 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::ids::{AgentId, ContactId, ConversationId, MessageId, TenantId};
+use crate::ids::{AgentId, CannedResponseId, ContactId, ConversationId, MessageId, TenantId};
 use crate::mode::Mode;
 use crate::model::{
-    Agent, AgentLoad, Channel, Contact, Conversation, ConversationChange, Event, Message,
-    NewMessage, Priority, ReadCursor, Tenant,
+    Agent, AgentLoad, CannedResponse, Channel, Contact, Conversation, ConversationChange, Event,
+    Message, NewMessage, Priority, ReadCursor, Tenant,
 };
 
 /// The trait itself, in a module of its own so that its one public path is the crate
@@ -158,6 +158,19 @@ pub(crate) mod seam {
         /// follower starts, and what a client's cursor is checked against (one from beyond it
         /// came from another database and must reload). One indexed read, not a scan.
         async fn event_head(&self, tenant: TenantId) -> Result<u64>;
+
+        /// Stores a canned response, or replaces the one with its id (of the same tenant).
+        /// [`Error::Conflict`] (duplicate) if another response with the same owner (or
+        /// another shared one) has its shortcut.
+        async fn put_canned_response(&self, response: &CannedResponse) -> Result<()>;
+        /// Deletes a canned response. [`Error::NotFound`] if absent.
+        async fn delete_canned_response(
+            &self,
+            tenant: TenantId,
+            id: CannedResponseId,
+        ) -> Result<()>;
+        /// Canned responses matching a query, by shortcut then id.
+        async fn canned_responses(&self, query: &CannedQuery) -> Result<Vec<CannedResponse>>;
     }
 }
 pub(crate) use seam::Store;
@@ -426,5 +439,36 @@ impl MessageQuery {
             limit,
             include_notes: true,
         }
+    }
+}
+
+/// Which canned responses to read: the shared ones, plus one agent's own if named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CannedQuery {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Also this agent's personal responses (`None`: shared ones only).
+    pub agent: Option<AgentId>,
+    /// Only this one.
+    pub id: Option<CannedResponseId>,
+    /// Only those whose shortcut or title starts with this, ignoring case: what an agent
+    /// has typed so far in the picker.
+    pub prefix: Option<String>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl CannedQuery {
+    /// Whether `response` passes the query's filters (the limit aside). Stores filtering in
+    /// SQL must agree.
+    pub fn matches(&self, response: &CannedResponse) -> bool {
+        response.tenant_id == self.tenant
+            && response.owner_id.is_none_or(|o| Some(o) == self.agent)
+            && self.id.is_none_or(|id| id == response.id)
+            && self.prefix.as_deref().is_none_or(|p| {
+                let p = p.to_lowercase();
+                response.shortcut.to_lowercase().starts_with(&p)
+                    || response.title.to_lowercase().starts_with(&p)
+            })
     }
 }

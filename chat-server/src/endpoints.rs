@@ -74,6 +74,12 @@ pub enum Endpoint {
     RevokeBotToken,
     GetSettings,
     UpdateSettings,
+    ListCannedResponses,
+    CreateCannedResponse,
+    GetCannedResponse,
+    UpdateCannedResponse,
+    DeleteCannedResponse,
+    PostCannedResponse,
 }
 
 /// One endpoint with what the documentation says about it.
@@ -194,6 +200,12 @@ pub const ENDPOINTS: &[EndpointSpec] = &[
     endpoint(Method::DELETE, "/v1/bot-tokens/{id}", RevokeBotToken, Staff, "Revoke a bot token (admins): its requests get 401 and its sockets close at once.", None, 204, None, &[]),
     endpoint(Method::GET, "/v1/settings", GetSettings, Staff, "The tenant's settings (admins).", None, 200, Some("TenantSettings"), &[]),
     endpoint(Method::PATCH, "/v1/settings", UpdateSettings, Staff, "Change tenant settings (admins): a merge patch of the settings to replace; each is validated (422 names the setting, and nothing changes) and a staff-only `settings_updated` event follows.", Some("TenantSettingsPatch"), 200, Some("TenantSettings"), &[]),
+    endpoint(Method::GET, "/v1/canned-responses", ListCannedResponses, Staff, "Canned responses the caller can use (shared and its own), by shortcut; `q` keeps those whose shortcut or title starts with it (an as-you-type picker); with `conversation_id` each carries the `preview` it would post there.", None, 200, Some("CannedResponseList"), &["q", "limit", "conversation_id"]),
+    endpoint(Method::POST, "/v1/canned-responses", CreateCannedResponse, Staff, "Save a canned response: the caller's own, or `shared: true` (admins). An unknown `{{placeholder}}` is 422 on `body`; a shortcut in use is 409 `duplicate`.", Some("NewCannedResponse"), 201, Some("CannedResponse"), &[]),
+    endpoint(Method::GET, "/v1/canned-responses/{id}", GetCannedResponse, Staff, "One canned response (another agent's personal one is 404).", None, 200, Some("CannedResponse"), &[]),
+    endpoint(Method::PATCH, "/v1/canned-responses/{id}", UpdateCannedResponse, Staff, "Change shortcut, title or body of one's own canned response, or of a shared one (admins).", Some("CannedResponsePatch"), 200, Some("CannedResponse"), &[]),
+    endpoint(Method::DELETE, "/v1/canned-responses/{id}", DeleteCannedResponse, Staff, "Delete one's own canned response, or a shared one (admins).", None, 204, None, &[]),
+    endpoint(Method::POST, "/v1/conversations/{id}/canned", PostCannedResponse, Staff, "Post a canned response as the caller, placeholders filled from the conversation, its contact and the caller; like posting a message (same rules, same `client_message_id` idempotency).", Some("PostCannedRequest"), 201, Some("PostedMessage"), &[]),
     endpoint(Method::GET, "/v1/events", Events, Authenticated, "Replay the caller's visible events after `since` (pass `next_since` back while `more`).", None, 200, Some("EventList"), &["since", "limit"]),
     endpoint(Method::GET, "/v1/ws", WebSocket, Authenticated, "Realtime: upgrade to the WebSocket protocol (PROTOCOL.md). Token by header, `access_token` query or subprotocol `chat.v1, <token>`.", None, 101, None, &["access_token"]),
 ];

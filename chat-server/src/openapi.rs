@@ -123,7 +123,24 @@ fn desk_schemas() -> Value {
         "close_inactive_after_secs": { "type": ["integer", "null"], "minimum": 10, "maximum": 2592000, "description": "Close after customer silence; null = off." },
         "average_handle_secs": { "type": "integer", "minimum": 1, "maximum": 86400 }
     });
+    let uuid = json!({ "type": "string", "format": "uuid" });
+    let time = json!({ "type": "string", "format": "date-time" });
+    let placeholders = format!(
+        "Text; `{{{{placeholder}}}}`s are filled when posted: {}. Any other is 422.",
+        chat_core::PLACEHOLDERS.join(", ")
+    );
+    let shortcut = json!({ "type": "string", "maxLength": 32, "pattern": "^/?[\\p{L}\\p{N}_-]+$", "description": "Stored lower-case, without a leading `/`." });
     json!({
+        "CannedResponse": object(&["id", "tenant_id", "owner_id", "shortcut", "title", "body", "created_at", "updated_at"], json!({
+            "id": uuid, "tenant_id": uuid, "owner_id": { "type": ["string", "null"], "format": "uuid", "description": "null for a shared response" },
+            "shortcut": shortcut, "title": { "type": "string" }, "body": { "type": "string", "description": placeholders },
+            "created_at": time, "updated_at": time,
+            "preview": { "type": "string", "description": "In a list with `conversation_id`: the text it would post there." } })),
+        "CannedResponseList": list_of("CannedResponse"),
+        "NewCannedResponse": object(&["shortcut", "title", "body"], json!({ "shared": { "type": "boolean", "default": false, "description": "admins only" },
+            "shortcut": shortcut, "title": { "type": "string", "maxLength": 200 }, "body": { "type": "string", "description": placeholders } })),
+        "CannedResponsePatch": object(&[], json!({ "shortcut": shortcut, "title": { "type": "string", "maxLength": 200 }, "body": { "type": "string" } })),
+        "PostCannedRequest": object(&["canned_response_id"], json!({ "canned_response_id": uuid, "client_message_id": { "type": "string" } })),
         "TenantSettings": object(&[], settings.clone()),
         "TenantSettingsPatch": {
             "type": "object", "additionalProperties": false, "properties": settings,

@@ -123,6 +123,22 @@ impl Store for RivalWriter {
     ) -> Result<chat_core::Event> {
         self.inner.update_tenant_settings(tenant, at).await
     }
+    async fn put_canned_response(&self, response: &chat_core::CannedResponse) -> Result<()> {
+        self.inner.put_canned_response(response).await
+    }
+    async fn delete_canned_response(
+        &self,
+        tenant: TenantId,
+        id: chat_core::CannedResponseId,
+    ) -> Result<()> {
+        self.inner.delete_canned_response(tenant, id).await
+    }
+    async fn canned_responses(
+        &self,
+        query: &chat_core::store::CannedQuery,
+    ) -> Result<Vec<chat_core::CannedResponse>> {
+        self.inner.canned_responses(query).await
+    }
     async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
         self.inner.tenant(id).await
     }

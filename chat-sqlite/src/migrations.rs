@@ -41,6 +41,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0006_identity.sql"),
         fill: Some(fill_identity),
     },
+    Migration {
+        sql: include_str!("../migrations/0007_desk.sql"),
+        fill: None,
+    },
 ];
 
 /// Where schema 5 kept a customer account's password hash: in the contact's metadata.

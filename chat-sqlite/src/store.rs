@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_core::store::{
-    Appended, Committed, ConversationPage, ConversationQuery, ConversationUpdate, MessageQuery,
+    Appended, CannedQuery, Committed, ConversationPage, ConversationQuery, ConversationUpdate,
+    MessageQuery,
 };
 use chat_core::{
-    Agent, AgentId, AgentLoad, Contact, ContactId, Conversation, ConversationId, Error, Event,
-    Message, MessageId, NewMessage, ReadCursor, Result, Store, Tenant, TenantId,
+    Agent, AgentId, AgentLoad, CannedResponse, CannedResponseId, Contact, ContactId, Conversation,
+    ConversationId, Error, Event, Message, MessageId, NewMessage, ReadCursor, Result, Store,
+    Tenant, TenantId,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
@@ -474,6 +476,24 @@ impl Store for SqliteStore {
 
     async fn event_head(&self, tenant: TenantId) -> Result<u64> {
         self.read(move |c| read::event_head(c, tenant)).await
+    }
+
+    async fn put_canned_response(&self, response: &CannedResponse) -> Result<()> {
+        let response = response.clone();
+        self.writer
+            .write(move |c| write::put_canned_response(c, &response))
+            .await
+    }
+
+    async fn delete_canned_response(&self, tenant: TenantId, id: CannedResponseId) -> Result<()> {
+        self.writer
+            .write(move |c| write::delete_canned_response(c, tenant, id))
+            .await
+    }
+
+    async fn canned_responses(&self, query: &CannedQuery) -> Result<Vec<CannedResponse>> {
+        let query = query.clone();
+        self.read(move |c| read::canned_responses(c, &query)).await
     }
 }
 

@@ -7,8 +7,9 @@
 use chat_core::store::{Appended, Committed, ConversationUpdate};
 use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 use chat_core::{
-    Agent, Contact, ContactId, Conversation, ConversationId, Error, Event, Message, MessageKind,
-    NewEvent, NewMessage, ReadCursor, Reader, Result, Tenant, TenantId,
+    Agent, CannedResponse, CannedResponseId, Contact, ContactId, Conversation, ConversationId,
+    Error, Event, Message, MessageKind, NewEvent, NewMessage, ReadCursor, Reader, Result, Tenant,
+    TenantId,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
@@ -600,4 +601,63 @@ pub(crate) fn set_read_cursor(
     s.cache.put_conversation(conversation.clone());
     let event = append_event(s, event)?;
     Ok((conversation, Some(event)))
+}
+
+/// The owner column of a canned response: see `0007_desk.sql`.
+fn canned_owner_key(response: &CannedResponse) -> Vec<u8> {
+    response
+        .owner_id
+        .map_or_else(Vec::new, |a| a.0.as_bytes().to_vec())
+}
+
+pub(crate) fn put_canned_response(conn: &Connection, response: &CannedResponse) -> Result<()> {
+    let owner = canned_owner_key(response);
+    let shortcut_lc = response.shortcut.to_lowercase();
+    if exists(
+        conn,
+        "SELECT 1 FROM canned_responses WHERE id = ?1 AND tenant_id <> ?2",
+        params![response.id.0, response.tenant_id.0],
+    )? {
+        return Err(Error::duplicate("canned response id taken"));
+    }
+    if exists(
+        conn,
+        "SELECT 1 FROM canned_responses WHERE tenant_id = ?1 AND owner_key = ?2 AND shortcut_lc = ?3 \
+         AND id <> ?4",
+        params![response.tenant_id.0, owner, shortcut_lc, response.id.0],
+    )? {
+        return Err(Error::duplicate("shortcut taken"));
+    }
+    conn.prepare_cached(
+        "INSERT INTO canned_responses (id, tenant_id, owner_key, shortcut_lc, title_lc, data) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET owner_key = ?3, \
+         shortcut_lc = ?4, title_lc = ?5, data = ?6",
+    )
+    .db()?
+    .execute(params![
+        response.id.0,
+        response.tenant_id.0,
+        owner,
+        shortcut_lc,
+        response.title.to_lowercase(),
+        to_json(response)?
+    ])
+    .db()?;
+    Ok(())
+}
+
+pub(crate) fn delete_canned_response(
+    conn: &Connection,
+    tenant: TenantId,
+    id: CannedResponseId,
+) -> Result<()> {
+    let deleted = conn
+        .prepare_cached("DELETE FROM canned_responses WHERE id = ?1 AND tenant_id = ?2")
+        .db()?
+        .execute(params![id.0, tenant.0])
+        .db()?;
+    if deleted == 0 {
+        return Err(Error::NotFound("canned response"));
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@
 mod accounts;
 mod agents;
 mod attachments;
+mod canned;
 mod channels;
 mod contacts;
 mod conversations;
@@ -20,6 +21,7 @@ use time::OffsetDateTime;
 pub use accounts::SignUp;
 pub use agents::AgentPatch;
 pub use attachments::UploadLimits;
+pub use canned::{CannedPatch, MAX_CANNED_TITLE_CHARS, MAX_SHORTCUT_CHARS, NewCannedResponse};
 pub use contacts::ContactPatch;
 pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
 pub use messages::{MessagePage, PostMessage, Posted};

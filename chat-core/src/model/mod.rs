@@ -3,6 +3,7 @@
 
 mod actor;
 mod agent;
+mod canned;
 mod contact;
 mod conversation;
 mod event;
@@ -11,6 +12,9 @@ mod tenant;
 
 pub use actor::Actor;
 pub use agent::{Agent, AgentLoad, Availability, NewAgent, Role};
+pub use canned::{
+    CannedResponse, PLACEHOLDERS, Placeholders, check_placeholders, fill_placeholders,
+};
 pub use contact::{Contact, ContactInput};
 pub use conversation::{Conversation, MessagePreview, PREVIEW_CHARS, Rating};
 pub use event::{ConversationChange, Event, EventPayload, NewEvent, TransferTarget};

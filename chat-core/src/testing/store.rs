@@ -38,6 +38,8 @@ macro_rules! store_conformance_tests {
             missing_and_foreign_tenant_rows_are_not_found,
             messages_of_another_conversation_are_refused,
             event_head_is_the_newest_sequence_of_the_tenant,
+            canned_responses_are_shared_or_personal_with_unique_shortcuts,
+            canned_response_prefix_search_covers_shortcut_and_title,
         );
     };
     (@expand $factory:path; $($name:ident),* $(,)?) => {
@@ -1587,4 +1589,143 @@ pub async fn event_head_is_the_newest_sequence_of_the_tenant(store: S) {
     conversation(&store, other, k2.id, |_| {}).await;
     assert_eq!(store.event_head(t).await.unwrap(), newest);
     assert!(store.event_head(other).await.unwrap() > 0);
+}
+
+fn canned(tenant: TenantId, owner: Option<AgentId>, shortcut: &str, title: &str) -> CannedResponse {
+    CannedResponse {
+        id: crate::ids::CannedResponseId(id()),
+        tenant_id: tenant,
+        owner_id: owner,
+        shortcut: shortcut.into(),
+        title: title.into(),
+        body: format!("{title} {{{{contact.name}}}}"),
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+fn canned_query(tenant: TenantId, agent: Option<AgentId>) -> CannedQuery {
+    CannedQuery {
+        tenant,
+        agent,
+        id: None,
+        prefix: None,
+        limit: 50,
+    }
+}
+
+pub async fn canned_responses_are_shared_or_personal_with_unique_shortcuts(store: S) {
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let ann = agent(&store, t, "Ann", Role::Agent, &[]).await.id;
+    let bob = agent(&store, t, "Bob", Role::Agent, &[]).await.id;
+    let shared = canned(t, None, "hello", "Greeting");
+    let anns = canned(t, Some(ann), "hello", "Ann's greeting");
+    let bobs = canned(t, Some(bob), "bye", "Farewell");
+    for r in [&shared, &anns, &bobs] {
+        store.put_canned_response(r).await.unwrap();
+    }
+    // The same shortcut among the shared ones, or twice for one agent, is a duplicate.
+    for dup in [
+        canned(t, None, "hello", "x"),
+        canned(t, Some(ann), "hello", "y"),
+    ] {
+        assert!(matches!(
+            store.put_canned_response(&dup).await,
+            Err(Error::Conflict(c)) if c.kind() == crate::ConflictKind::Duplicate
+        ));
+    }
+    // Another tenant has shortcuts of its own.
+    store
+        .put_canned_response(&canned(other, None, "hello", "Theirs"))
+        .await
+        .unwrap();
+
+    let for_ann = store
+        .canned_responses(&canned_query(t, Some(ann)))
+        .await
+        .unwrap();
+    let mut expected = vec![anns.clone(), shared.clone()];
+    expected.sort_by_key(|r| (r.shortcut.clone(), r.id));
+    assert_eq!(for_ann, expected);
+    let shared_only = store
+        .canned_responses(&canned_query(t, None))
+        .await
+        .unwrap();
+    assert_eq!(shared_only, vec![shared.clone()]);
+
+    // Bob cannot read Ann's by id; Ann can.
+    let mut by_id = canned_query(t, Some(bob));
+    by_id.id = Some(anns.id);
+    assert!(store.canned_responses(&by_id).await.unwrap().is_empty());
+    by_id.agent = Some(ann);
+    assert_eq!(
+        store.canned_responses(&by_id).await.unwrap(),
+        vec![anns.clone()]
+    );
+
+    // Replacing keeps the id; a shortcut may move to a free one.
+    let mut renamed = anns.clone();
+    renamed.shortcut = "hi".into();
+    renamed.body = "Hi!".into();
+    store.put_canned_response(&renamed).await.unwrap();
+    assert_eq!(
+        store.canned_responses(&by_id).await.unwrap(),
+        vec![renamed.clone()]
+    );
+    // Ann's old shortcut is free again.
+    store
+        .put_canned_response(&canned(t, Some(ann), "hello", "again"))
+        .await
+        .unwrap();
+
+    store.delete_canned_response(t, renamed.id).await.unwrap();
+    assert!(store.canned_responses(&by_id).await.unwrap().is_empty());
+    assert!(matches!(
+        store.delete_canned_response(t, renamed.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_canned_response(other, shared.id).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+pub async fn canned_response_prefix_search_covers_shortcut_and_title(store: S) {
+    let t = tenant(&store).await;
+    let ann = agent(&store, t, "Ann", Role::Agent, &[]).await.id;
+    for (shortcut, title) in [
+        ("refund", "Refund policy"),
+        ("ref-id", "Where is my order"),
+        ("shipping", "Delivery times"),
+        ("returns", "Refund window"),
+    ] {
+        store
+            .put_canned_response(&canned(t, Some(ann), shortcut, title))
+            .await
+            .unwrap();
+    }
+    let find = |prefix: &str, limit: usize| {
+        let mut q = canned_query(t, Some(ann));
+        q.prefix = Some(prefix.into());
+        q.limit = limit;
+        let store = store.clone();
+        async move {
+            store
+                .canned_responses(&q)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.shortcut)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(find("ref", 50).await, ["ref-id", "refund", "returns"]);
+    assert_eq!(find("REFUND", 50).await, ["refund", "returns"]);
+    assert_eq!(find("deli", 50).await, ["shipping"]);
+    assert_eq!(find("ref", 2).await, ["ref-id", "refund"]);
+    assert!(
+        find("policy", 50).await.is_empty(),
+        "a prefix, not a substring"
+    );
 }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod agents;
+mod canned;
 mod conversations;
 mod messages;
 mod settings;
@@ -173,6 +174,12 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         ReadCursors => messages::read_cursors(ctx).await,
         GetSettings => settings::get(ctx).await,
         UpdateSettings => settings::update(ctx).await,
+        ListCannedResponses => canned::list(ctx).await,
+        CreateCannedResponse => canned::create(ctx).await,
+        GetCannedResponse => canned::get(ctx).await,
+        UpdateCannedResponse => canned::update(ctx).await,
+        DeleteCannedResponse => canned::delete(ctx).await,
+        PostCannedResponse => canned::post(ctx).await,
         // Upgrades are handled before the request is split (they need the whole request).
         WebSocket => Err(ApiError::bad_request(
             "this endpoint speaks WebSocket: send Upgrade: websocket",
