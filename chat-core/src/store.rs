@@ -285,6 +285,8 @@ pub struct ConversationQuery {
     pub contact_email: Option<String>,
     /// Pinned or not.
     pub pinned: Option<bool>,
+    /// Snoozed or not: an agent's active list asks for `Some(false)`.
+    pub snoozed: Option<bool>,
     /// Case-insensitive text in the title, the contact's name or e-mail, or any message body
     /// visible to the reader.
     pub text: Option<String>,
@@ -308,6 +310,7 @@ impl ConversationQuery {
             channel: None,
             contact_email: None,
             pinned: None,
+            snoozed: None,
             text: None,
             cursor: None,
             limit: 50,
@@ -337,6 +340,7 @@ impl ConversationQuery {
             && self.tag.as_ref().is_none_or(|t| c.tags.contains(t))
             && self.channel.is_none_or(|ch| c.channel == ch)
             && self.pinned.is_none_or(|p| c.pinned == p)
+            && self.snoozed.is_none_or(|s| c.snooze.is_some() == s)
             && self.contact_email.as_ref().is_none_or(|e| {
                 contact
                     .and_then(|k| k.email.as_deref())

@@ -80,6 +80,8 @@ pub enum Endpoint {
     UpdateCannedResponse,
     DeleteCannedResponse,
     PostCannedResponse,
+    Snooze,
+    Unsnooze,
 }
 
 /// One endpoint with what the documentation says about it.
@@ -143,6 +145,7 @@ const LIST_FILTERS: &[&str] = &[
     "channel",
     "contact_email",
     "pinned",
+    "snoozed",
     "text",
     "cursor",
     "limit",
@@ -206,6 +209,8 @@ pub const ENDPOINTS: &[EndpointSpec] = &[
     endpoint(Method::PATCH, "/v1/canned-responses/{id}", UpdateCannedResponse, Staff, "Change shortcut, title or body of one's own canned response, or of a shared one (admins).", Some("CannedResponsePatch"), 200, Some("CannedResponse"), &[]),
     endpoint(Method::DELETE, "/v1/canned-responses/{id}", DeleteCannedResponse, Staff, "Delete one's own canned response, or a shared one (admins).", None, 204, None, &[]),
     endpoint(Method::POST, "/v1/conversations/{id}/canned", PostCannedResponse, Staff, "Post a canned response as the caller, placeholders filled from the conversation, its contact and the caller; like posting a message (same rules, same `client_message_id` idempotency).", Some("PostCannedRequest"), 201, Some("PostedMessage"), &[]),
+    endpoint(Method::POST, "/v1/conversations/{id}/snooze", Snooze, Staff, "Snooze a conversation an agent holds until `until` (RFC 3339, in the future, within a year) or, without it, until the customer's next message, which ends any snooze. It leaves lists filtered with `snoozed=false` and comes back by itself (`conversation_updated` with change `snoozed`, then `unsnoozed` with a `reason`: `time`, `customer_message` or `staff`).", Some("SnoozeRequest"), 200, Some("Conversation"), &[]),
+    endpoint(Method::DELETE, "/v1/conversations/{id}/snooze", Unsnooze, Staff, "End a snooze now (409 if not snoozed).", None, 200, Some("Conversation"), &[]),
     endpoint(Method::GET, "/v1/events", Events, Authenticated, "Replay the caller's visible events after `since` (pass `next_since` back while `more`).", None, 200, Some("EventList"), &["since", "limit"]),
     endpoint(Method::GET, "/v1/ws", WebSocket, Authenticated, "Realtime: upgrade to the WebSocket protocol (PROTOCOL.md). Token by header, `access_token` query or subprotocol `chat.v1, <token>`.", None, 101, None, &["access_token"]),
 ];

@@ -141,6 +141,8 @@ fn desk_schemas() -> Value {
             "shortcut": shortcut, "title": { "type": "string", "maxLength": 200 }, "body": { "type": "string", "description": placeholders } })),
         "CannedResponsePatch": object(&[], json!({ "shortcut": shortcut, "title": { "type": "string", "maxLength": 200 }, "body": { "type": "string" } })),
         "PostCannedRequest": object(&["canned_response_id"], json!({ "canned_response_id": uuid, "client_message_id": { "type": "string" } })),
+        "SnoozeRequest": object(&[], json!({ "until": { "type": ["string", "null"], "format": "date-time", "description": "absent or null: until the customer's next message" } })),
+        "Snooze": object(&["until", "by", "at"], json!({ "until": { "type": ["string", "null"], "format": "date-time" }, "by": { "type": ["string", "null"], "format": "uuid" }, "at": time })),
         "TenantSettings": object(&[], settings.clone()),
         "TenantSettingsPatch": {
             "type": "object", "additionalProperties": false, "properties": settings,
@@ -219,6 +221,7 @@ fn core_schemas() -> Value {
             "id": uuid, "tenant_id": uuid, "contact_id": uuid, "channel": channel, "title": { "type": ["string", "null"] },
             "mode": mode, "priority": priority, "department": { "type": ["string", "null"] }, "tags": { "type": "array", "items": { "type": "string" } },
             "pinned": { "type": "boolean" }, "assigned_agent_id": { "type": ["string", "null"], "format": "uuid" },
+            "snooze": { "$ref": "#/components/schemas/Snooze", "description": "Staff only; absent unless snoozed." },
             "participants": { "type": "array", "items": uuid },
             "rating": object(&["score"], json!({ "score": { "type": "integer", "minimum": 1, "maximum": 5 }, "feedback": { "type": ["string", "null"] }, "rated_at": time })),
             "message_count": { "type": "integer" }, "unread_for_agent": { "type": "integer" }, "unread_for_customer": { "type": "integer" },

@@ -13,6 +13,7 @@ mod credentials;
 mod feed;
 mod messages;
 mod routing;
+mod snooze;
 
 use std::sync::Arc;
 

@@ -318,6 +318,18 @@ pub enum ConversationChange {
     Reopened,
     /// Archived.
     Archived,
+    /// Snoozed by staff: out of the active list until `until` (or, when `null`, the
+    /// customer's next message).
+    Snoozed {
+        /// When it comes back by itself.
+        #[serde(with = "super::rfc3339::option")]
+        until: Option<OffsetDateTime>,
+    },
+    /// Back from a snooze.
+    Unsnoozed {
+        /// What brought it back.
+        reason: WakeReason,
+    },
     /// Moved to another contact by a staff merge.
     Contact {
         /// The merged contact.
@@ -325,6 +337,18 @@ pub enum ConversationChange {
         /// The contact it belongs to now.
         to: ContactId,
     },
+}
+
+/// What ended a snooze.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WakeReason {
+    /// Its time came.
+    Time,
+    /// The customer wrote.
+    CustomerMessage,
+    /// Staff woke it by hand.
+    Staff,
 }
 
 /// Where a transfer sends a conversation.

@@ -16,8 +16,8 @@ pub use canned::{
     CannedResponse, PLACEHOLDERS, Placeholders, check_placeholders, fill_placeholders,
 };
 pub use contact::{Contact, ContactInput};
-pub use conversation::{Conversation, MessagePreview, PREVIEW_CHARS, Rating};
-pub use event::{ConversationChange, Event, EventPayload, NewEvent, TransferTarget};
+pub use conversation::{Conversation, MessagePreview, PREVIEW_CHARS, Rating, Snooze};
+pub use event::{ConversationChange, Event, EventPayload, NewEvent, TransferTarget, WakeReason};
 pub use message::{
     Attachment, EntityRef, Message, MessageKind, NewMessage, ReadCursor, Reader, Revision, Sender,
 };

@@ -39,6 +39,7 @@ macro_rules! store_conformance_tests {
             messages_of_another_conversation_are_refused,
             event_head_is_the_newest_sequence_of_the_tenant,
             canned_responses_are_shared_or_personal_with_unique_shortcuts,
+            snoozed_filter_follows_the_stored_snooze,
             canned_response_prefix_search_covers_shortcut_and_title,
         );
     };
@@ -1728,4 +1729,58 @@ pub async fn canned_response_prefix_search_covers_shortcut_and_title(store: S) {
         find("policy", 50).await.is_empty(),
         "a prefix, not a substring"
     );
+}
+
+pub async fn snoozed_filter_follows_the_stored_snooze(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let snooze = Snooze {
+        until: Some(at(3600)),
+        by: None,
+        at: at(0),
+    };
+    let asleep = conversation(&store, t, k.id, |c| {
+        c.mode = Mode::Agent;
+        c.snooze = Some(snooze.clone());
+    })
+    .await;
+    let awake = conversation(&store, t, k.id, |c| c.mode = Mode::Agent).await;
+    let page = |snoozed: Option<bool>| {
+        let mut q = ConversationQuery::new(t, Scope::Tenant);
+        q.snoozed = snoozed;
+        let store = store.clone();
+        async move {
+            let page = store.list_conversations(&q).await.unwrap();
+            let ids: Vec<_> = page.items.iter().map(|c| c.id).collect();
+            (ids, page.counts.get(&Mode::Agent).copied().unwrap_or(0))
+        }
+    };
+    assert_eq!(page(Some(true)).await, (vec![asleep.id], 1));
+    assert_eq!(page(Some(false)).await, (vec![awake.id], 1));
+    assert_eq!(page(None).await.1, 2);
+    assert_eq!(
+        store
+            .conversation(t, asleep.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .snooze,
+        Some(snooze)
+    );
+
+    // Waking is an update like any other; the filter follows it.
+    let mut woken = asleep.clone();
+    woken.snooze = None;
+    store
+        .update_conversation(ConversationUpdate {
+            conversation: woken,
+            change: ConversationChange::Unsnoozed {
+                reason: WakeReason::Time,
+            },
+            message: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page(Some(true)).await.0, Vec::<ConversationId>::new());
+    assert_eq!(page(Some(false)).await.1, 2);
 }

@@ -7,6 +7,7 @@ mod canned;
 mod conversations;
 mod messages;
 mod settings;
+mod snooze;
 mod system;
 
 use std::net::IpAddr;
@@ -180,6 +181,8 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         UpdateCannedResponse => canned::update(ctx).await,
         DeleteCannedResponse => canned::delete(ctx).await,
         PostCannedResponse => canned::post(ctx).await,
+        Snooze => snooze::snooze(ctx).await,
+        Unsnooze => snooze::unsnooze(ctx).await,
         // Upgrades are handled before the request is split (they need the whole request).
         WebSocket => Err(ApiError::bad_request(
             "this endpoint speaks WebSocket: send Upgrade: websocket",
