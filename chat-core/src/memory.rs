@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::ids::{AgentId, CannedResponseId, ContactId, ConversationId, MessageId, TenantId};
 use crate::mode::Mode;
 use crate::model::{
-    Agent, AgentLoad, CannedResponse, Contact, Conversation, Event, Message, NewEvent, NewMessage,
-    ReadCursor, Reader, Tenant,
+    Agent, AgentLoad, CannedResponse, Contact, Conversation, Event, Mention, Message, NewEvent,
+    NewMessage, ReadCursor, Reader, Tenant,
 };
 use crate::store::{
     Appended, CannedQuery, Committed, ConversationCursor, ConversationPage, ConversationQuery,
@@ -47,6 +47,7 @@ struct State {
     /// Login names (usernames and aliases), lower-case, per tenant.
     account_names: HashMap<(TenantId, String), ContactId>,
     canned: HashMap<CannedResponseId, CannedResponse>,
+    mentions: Vec<Mention>,
 }
 
 impl MemoryStore {
@@ -619,6 +620,57 @@ impl Store for MemoryStore {
         found.sort_by(|a, b| (&a.shortcut, a.id).cmp(&(&b.shortcut, b.id)));
         found.truncate(query.limit);
         Ok(found)
+    }
+
+    async fn record_mentions(&self, mentions: &[Mention]) -> Result<Vec<Event>> {
+        let mut s = self.lock();
+        let mut events = Vec::new();
+        for m in mentions {
+            let seen = s.mentions.iter().any(|o| {
+                o.tenant_id == m.tenant_id
+                    && o.message_id == m.message_id
+                    && o.agent_id == m.agent_id
+            });
+            if !seen {
+                s.mentions.push(m.clone());
+                events.push(s.log(NewEvent::mentioned(m)));
+            }
+        }
+        Ok(events)
+    }
+
+    async fn mentions(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        limit: usize,
+    ) -> Result<(Vec<Mention>, u64)> {
+        let s = self.lock();
+        let mut own: Vec<&Mention> = s
+            .mentions
+            .iter()
+            .filter(|m| m.tenant_id == tenant && m.agent_id == agent)
+            .collect();
+        let unread = own.iter().filter(|m| m.read_at.is_none()).count() as u64;
+        own.sort_by_key(|m| std::cmp::Reverse((m.at, m.message_id)));
+        Ok((own.into_iter().take(limit).cloned().collect(), unread))
+    }
+
+    async fn read_mentions(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        at: OffsetDateTime,
+    ) -> Result<u64> {
+        let mut s = self.lock();
+        let mut read = 0;
+        for m in s.mentions.iter_mut() {
+            if m.tenant_id == tenant && m.agent_id == agent && m.read_at.is_none() {
+                m.read_at = Some(at);
+                read += 1;
+            }
+        }
+        Ok(read)
     }
 }
 

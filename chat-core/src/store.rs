@@ -18,7 +18,7 @@ use crate::ids::{AgentId, CannedResponseId, ContactId, ConversationId, MessageId
 use crate::mode::Mode;
 use crate::model::{
     Agent, AgentLoad, CannedResponse, Channel, Contact, Conversation, ConversationChange, Event,
-    Message, NewMessage, Priority, ReadCursor, Tenant,
+    Mention, Message, NewMessage, Priority, ReadCursor, Tenant,
 };
 
 /// The trait itself, in a module of its own so that its one public path is the crate
@@ -171,6 +171,26 @@ pub(crate) mod seam {
         ) -> Result<()>;
         /// Canned responses matching a query, by shortcut then id.
         async fn canned_responses(&self, query: &CannedQuery) -> Result<Vec<CannedResponse>>;
+
+        /// Records mentions (unread) and appends one `mentioned` event per mention, in
+        /// order, atomically. A mention of the same agent in the same message again is
+        /// skipped (no row, no event).
+        async fn record_mentions(&self, mentions: &[Mention]) -> Result<Vec<Event>>;
+        /// An agent's newest `limit` mentions, newest first, and how many of all its
+        /// mentions are unread.
+        async fn mentions(
+            &self,
+            tenant: TenantId,
+            agent: AgentId,
+            limit: usize,
+        ) -> Result<(Vec<Mention>, u64)>;
+        /// Marks every unread mention of the agent read at `at`; returns how many were.
+        async fn read_mentions(
+            &self,
+            tenant: TenantId,
+            agent: AgentId,
+            at: OffsetDateTime,
+        ) -> Result<u64>;
     }
 }
 pub(crate) use seam::Store;

@@ -82,6 +82,8 @@ pub enum Endpoint {
     PostCannedResponse,
     Snooze,
     Unsnooze,
+    ListMentions,
+    ReadMentions,
 }
 
 /// One endpoint with what the documentation says about it.
@@ -211,6 +213,8 @@ pub const ENDPOINTS: &[EndpointSpec] = &[
     endpoint(Method::POST, "/v1/conversations/{id}/canned", PostCannedResponse, Staff, "Post a canned response as the caller, placeholders filled from the conversation, its contact and the caller; like posting a message (same rules, same `client_message_id` idempotency).", Some("PostCannedRequest"), 201, Some("PostedMessage"), &[]),
     endpoint(Method::POST, "/v1/conversations/{id}/snooze", Snooze, Staff, "Snooze a conversation an agent holds until `until` (RFC 3339, in the future, within a year) or, without it, until the customer's next message, which ends any snooze. It leaves lists filtered with `snoozed=false` and comes back by itself (`conversation_updated` with change `snoozed`, then `unsnoozed` with a `reason`: `time`, `customer_message` or `staff`).", Some("SnoozeRequest"), 200, Some("Conversation"), &[]),
     endpoint(Method::DELETE, "/v1/conversations/{id}/snooze", Unsnooze, Staff, "End a snooze now (409 if not snoozed).", None, 200, Some("Conversation"), &[]),
+    endpoint(Method::GET, "/v1/mentions", ListMentions, Staff, "The caller's mentions, newest first, and `unread`: how many are unread. An `@handle` in an internal note mentions the active colleague whose e-mail starts with `handle@` or whose name without spaces is `handle` (any case); that agent alone gets a `mentioned` event and, if the conversation was not in its list, becomes a participant.", None, 200, Some("MentionList"), &["limit"]),
+    endpoint(Method::POST, "/v1/mentions/read", ReadMentions, Staff, "Mark every mention of the caller read (`unread` becomes 0).", None, 200, Some("MentionsRead"), &[]),
     endpoint(Method::GET, "/v1/events", Events, Authenticated, "Replay the caller's visible events after `since` (pass `next_since` back while `more`).", None, 200, Some("EventList"), &["since", "limit"]),
     endpoint(Method::GET, "/v1/ws", WebSocket, Authenticated, "Realtime: upgrade to the WebSocket protocol (PROTOCOL.md). Token by header, `access_token` query or subprotocol `chat.v1, <token>`.", None, 101, None, &["access_token"]),
 ];

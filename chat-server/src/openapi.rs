@@ -143,6 +143,12 @@ fn desk_schemas() -> Value {
         "PostCannedRequest": object(&["canned_response_id"], json!({ "canned_response_id": uuid, "client_message_id": { "type": "string" } })),
         "SnoozeRequest": object(&[], json!({ "until": { "type": ["string", "null"], "format": "date-time", "description": "absent or null: until the customer's next message" } })),
         "Snooze": object(&["until", "by", "at"], json!({ "until": { "type": ["string", "null"], "format": "date-time" }, "by": { "type": ["string", "null"], "format": "uuid" }, "at": time })),
+        "Mention": object(&["tenant_id", "agent_id", "conversation_id", "message_id", "by", "at", "read_at"], json!({
+            "tenant_id": uuid, "agent_id": uuid, "conversation_id": uuid, "message_id": uuid,
+            "by": { "type": "string", "format": "uuid", "description": "the note's author" }, "at": time,
+            "read_at": { "type": ["string", "null"], "format": "date-time" } })),
+        "MentionList": object(&["unread", "items"], json!({ "unread": { "type": "integer" }, "items": { "type": "array", "items": { "$ref": "#/components/schemas/Mention" } } })),
+        "MentionsRead": object(&["read", "unread"], json!({ "read": { "type": "integer", "description": "how many were unread" }, "unread": { "const": 0 } })),
         "TenantSettings": object(&[], settings.clone()),
         "TenantSettingsPatch": {
             "type": "object", "additionalProperties": false, "properties": settings,
@@ -290,7 +296,7 @@ fn core_schemas() -> Value {
             "resync_required": { "type": "boolean", "description": "`since` is beyond `head`: the cursor comes from another database (a restore, a wiped server); reload, then continue from `head`." } })),
         "Event": object(&["seq", "at", "payload"], json!({ "seq": { "type": "integer" }, "tenant_id": uuid, "conversation_id": { "type": ["string", "null"] },
             "staff_only": { "type": "boolean" }, "at": time, "payload": object(&["type"], json!({ "type": { "type": "string",
-            "enum": ["conversation_created", "conversation_updated", "conversation_deleted", "message_created", "message_updated", "read_updated", "agent_updated", "contact_merged", "settings_updated"] } })) })),
+            "enum": ["conversation_created", "conversation_updated", "conversation_deleted", "message_created", "message_updated", "read_updated", "agent_updated", "contact_merged", "settings_updated", "mentioned"] } })) })),
     })
 }
 

@@ -139,6 +139,25 @@ impl Store for RivalWriter {
     ) -> Result<Vec<chat_core::CannedResponse>> {
         self.inner.canned_responses(query).await
     }
+    async fn record_mentions(&self, mentions: &[chat_core::Mention]) -> Result<Vec<Event>> {
+        self.inner.record_mentions(mentions).await
+    }
+    async fn mentions(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        limit: usize,
+    ) -> Result<(Vec<chat_core::Mention>, u64)> {
+        self.inner.mentions(tenant, agent, limit).await
+    }
+    async fn read_mentions(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        at: time::OffsetDateTime,
+    ) -> Result<u64> {
+        self.inner.read_mentions(tenant, agent, at).await
+    }
     async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
         self.inner.tenant(id).await
     }

@@ -1,4 +1,4 @@
--- The desk's daily tools: canned responses.
+-- The desk's daily tools: canned responses and mentions.
 --
 -- `owner_key` is the owning agent's id, or an empty blob for a shared response, so one
 -- unique index keeps shortcuts unique among the shared responses and among each agent's
@@ -14,3 +14,17 @@ CREATE TABLE canned_responses (
 );
 CREATE UNIQUE INDEX canned_responses_shortcut
     ON canned_responses (tenant_id, owner_key, shortcut_lc);
+
+-- Mentions of agents in internal notes; `read_at` NULL while unread. One row per agent
+-- and note, so a repeated mention is one notification.
+CREATE TABLE mentions (
+    message_id BLOB NOT NULL,
+    agent_id   BLOB NOT NULL,
+    tenant_id  BLOB NOT NULL,
+    at         INTEGER NOT NULL,
+    read_at    INTEGER,
+    data       TEXT NOT NULL,
+    PRIMARY KEY (message_id, agent_id)
+);
+CREATE INDEX mentions_agent ON mentions (tenant_id, agent_id, at);
+CREATE INDEX mentions_unread ON mentions (tenant_id, agent_id) WHERE read_at IS NULL;

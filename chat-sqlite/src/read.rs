@@ -347,3 +347,36 @@ pub(crate) fn canned_responses(
     }
     Ok(out)
 }
+
+pub(crate) fn mentions(
+    conn: &Connection,
+    tenant: chat_core::TenantId,
+    agent: chat_core::AgentId,
+    limit: usize,
+) -> Result<(Vec<chat_core::Mention>, u64)> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT data FROM mentions WHERE tenant_id = ?1 AND agent_id = ?2 \
+             ORDER BY at DESC, message_id DESC LIMIT ?3",
+        )
+        .db()?;
+    let mut rows = stmt
+        .query(rusqlite::params![
+            tenant.0,
+            agent.0,
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ])
+        .db()?;
+    let mut items = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        items.push(from_json("mentions", &row.get::<_, String>(0).db()?)?);
+    }
+    let unread: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM mentions WHERE tenant_id = ?1 AND agent_id = ?2 AND read_at IS NULL",
+        )
+        .db()?
+        .query_row(rusqlite::params![tenant.0, agent.0], |r| r.get(0))
+        .db()?;
+    Ok((items, unread as u64))
+}

@@ -11,8 +11,8 @@ use chat_core::store::{
 };
 use chat_core::{
     Agent, AgentId, AgentLoad, CannedResponse, CannedResponseId, Contact, ContactId, Conversation,
-    ConversationId, Error, Event, Message, MessageId, NewMessage, ReadCursor, Result, Store,
-    Tenant, TenantId,
+    ConversationId, Error, Event, Mention, Message, MessageId, NewMessage, ReadCursor, Result,
+    Store, Tenant, TenantId,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
@@ -494,6 +494,34 @@ impl Store for SqliteStore {
     async fn canned_responses(&self, query: &CannedQuery) -> Result<Vec<CannedResponse>> {
         let query = query.clone();
         self.read(move |c| read::canned_responses(c, &query)).await
+    }
+
+    async fn record_mentions(&self, mentions: &[Mention]) -> Result<Vec<Event>> {
+        let mentions = mentions.to_vec();
+        self.writer
+            .write(move |s| write::record_mentions(s, &mentions))
+            .await
+    }
+
+    async fn mentions(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        limit: usize,
+    ) -> Result<(Vec<Mention>, u64)> {
+        self.read(move |c| read::mentions(c, tenant, agent, limit))
+            .await
+    }
+
+    async fn read_mentions(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        at: OffsetDateTime,
+    ) -> Result<u64> {
+        self.writer
+            .write(move |c| write::read_mentions(c, tenant, agent, at))
+            .await
     }
 }
 

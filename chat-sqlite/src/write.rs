@@ -7,9 +7,9 @@
 use chat_core::store::{Appended, Committed, ConversationUpdate};
 use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 use chat_core::{
-    Agent, CannedResponse, CannedResponseId, Contact, ContactId, Conversation, ConversationId,
-    Error, Event, Message, MessageKind, NewEvent, NewMessage, ReadCursor, Reader, Result, Tenant,
-    TenantId,
+    Agent, AgentId, CannedResponse, CannedResponseId, Contact, ContactId, Conversation,
+    ConversationId, Error, Event, Mention, Message, MessageKind, NewEvent, NewMessage, ReadCursor,
+    Reader, Result, Tenant, TenantId,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
@@ -660,4 +660,55 @@ pub(crate) fn delete_canned_response(
         return Err(Error::NotFound("canned response"));
     }
     Ok(())
+}
+
+pub(crate) fn record_mentions(s: &mut Session<'_>, mentions: &[Mention]) -> Result<Vec<Event>> {
+    let mut events = Vec::with_capacity(mentions.len());
+    for m in mentions {
+        let inserted = {
+            let conn: &Connection = s;
+            conn.prepare_cached(
+                "INSERT INTO mentions (message_id, agent_id, tenant_id, at, read_at, data) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            )
+            .db()?
+            .execute(params![
+                m.message_id.0,
+                m.agent_id.0,
+                m.tenant_id.0,
+                ns(m.at)?,
+                ns_opt(m.read_at)?,
+                to_json(m)?
+            ])
+            .db()?
+        };
+        if inserted == 1 {
+            events.push(append_event(s, NewEvent::mentioned(m))?);
+        }
+    }
+    Ok(events)
+}
+
+pub(crate) fn read_mentions(
+    conn: &Connection,
+    tenant: TenantId,
+    agent: AgentId,
+    at: OffsetDateTime,
+) -> Result<u64> {
+    // `data` keeps the serde form whole; the read time is set in both.
+    let read = conn
+        .prepare_cached(
+            "UPDATE mentions SET read_at = ?3, data = json_set(data, '$.read_at', ?4) \
+             WHERE tenant_id = ?1 AND agent_id = ?2 AND read_at IS NULL",
+        )
+        .db()?
+        .execute(params![
+            tenant.0,
+            agent.0,
+            ns(at)?,
+            at.format(&time::format_description::well_known::Rfc3339)
+                .map_err(|e| Error::validation("at", e.to_string()))?
+        ])
+        .db()?;
+    Ok(read as u64)
 }

@@ -423,6 +423,10 @@ impl Engine {
         let note = self.new_message(&conversation, sender, MessageKind::Note, body);
         let appended = self.inner.store.append_message(note).await?;
         self.publish(appended.event);
+        if let Some(author) = who.staff() {
+            self.notify_mentions(author, &appended.conversation, &appended.message)
+                .await?;
+        }
         Ok(appended.message)
     }
 

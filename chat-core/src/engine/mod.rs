@@ -11,6 +11,7 @@ mod contacts;
 mod conversations;
 mod credentials;
 mod feed;
+mod mentions;
 mod messages;
 mod routing;
 mod snooze;
@@ -373,6 +374,11 @@ impl Engine {
     ) -> bool {
         if event.staff_only && !who.sees_notes() {
             return false;
+        }
+        // A mention is addressed to one agent: its colleagues' notifications are not theirs.
+        if let crate::model::EventPayload::Mentioned { mention } = &event.payload {
+            return matches!(who, Resolved::System)
+                || who.staff().is_some_and(|a| a.id == mention.agent_id);
         }
         match (event.conversation_id, conversation) {
             (None, _) => who.staff().is_some() || matches!(who, Resolved::System),

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Agent, Contact, Conversation, Message, ReadCursor, Tenant, TenantSettings};
+use super::{Agent, Contact, Conversation, Mention, Message, ReadCursor, Tenant, TenantSettings};
 use crate::ids::{AgentId, ContactId, ConversationId, TenantId};
 use crate::mode::Mode;
 
@@ -195,6 +195,22 @@ impl NewEvent {
         }
     }
 
+    /// An agent was mentioned in a note. Staff-only, and only the mentioned agent receives
+    /// it (see [`Engine::may_see_event`](crate::Engine::may_see_event)).
+    pub fn mentioned(mention: &Mention) -> Self {
+        Self {
+            tenant_id: mention.tenant_id,
+            // Not tied to the conversation's visibility: the mention is addressed to the
+            // agent whether or not the conversation is in its list.
+            conversation_id: None,
+            staff_only: true,
+            at: mention.at,
+            payload: EventPayload::Mentioned {
+                mention: mention.clone(),
+            },
+        }
+    }
+
     /// The logged event once the store has chosen its sequence number.
     pub fn into_event(self, seq: u64) -> Event {
         Event {
@@ -257,6 +273,11 @@ pub enum EventPayload {
         /// The contact that was merged into it and deleted.
         merged: ContactId,
     },
+    /// An agent was mentioned in an internal note; only that agent receives it.
+    Mentioned {
+        /// Who, where and by whom.
+        mention: Mention,
+    },
     /// An admin changed the tenant's settings. Staff-only.
     SettingsUpdated {
         /// Every setting after the change.
@@ -277,6 +298,7 @@ impl EventPayload {
             EventPayload::AgentUpdated { .. } => "agent_updated",
             EventPayload::ContactMerged { .. } => "contact_merged",
             EventPayload::SettingsUpdated { .. } => "settings_updated",
+            EventPayload::Mentioned { .. } => "mentioned",
         }
     }
 }

@@ -7,6 +7,7 @@ mod canned;
 mod contact;
 mod conversation;
 mod event;
+mod mention;
 mod message;
 mod tenant;
 
@@ -18,6 +19,7 @@ pub use canned::{
 pub use contact::{Contact, ContactInput};
 pub use conversation::{Conversation, MessagePreview, PREVIEW_CHARS, Rating, Snooze};
 pub use event::{ConversationChange, Event, EventPayload, NewEvent, TransferTarget, WakeReason};
+pub use mention::{Mention, handles, mentioned_handles};
 pub use message::{
     Attachment, EntityRef, Message, MessageKind, NewMessage, ReadCursor, Reader, Revision, Sender,
 };

@@ -327,6 +327,9 @@ enum PayloadView<'a> {
     SettingsUpdated {
         settings: &'a crate::model::TenantSettings,
     },
+    Mentioned {
+        mention: &'a crate::model::Mention,
+    },
 }
 
 impl<'a> PayloadView<'a> {
@@ -359,6 +362,7 @@ impl<'a> PayloadView<'a> {
                 merged: *merged,
             },
             EventPayload::SettingsUpdated { settings } => PayloadView::SettingsUpdated { settings },
+            EventPayload::Mentioned { mention } => PayloadView::Mentioned { mention },
         }
     }
 }

@@ -40,6 +40,7 @@ macro_rules! store_conformance_tests {
             event_head_is_the_newest_sequence_of_the_tenant,
             canned_responses_are_shared_or_personal_with_unique_shortcuts,
             snoozed_filter_follows_the_stored_snooze,
+            mentions_are_recorded_once_counted_and_read,
             canned_response_prefix_search_covers_shortcut_and_title,
         );
     };
@@ -1783,4 +1784,59 @@ pub async fn snoozed_filter_follows_the_stored_snooze(store: S) {
         .unwrap();
     assert_eq!(page(Some(true)).await.0, Vec::<ConversationId>::new());
     assert_eq!(page(Some(false)).await.1, 2);
+}
+
+pub async fn mentions_are_recorded_once_counted_and_read(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let ann = agent(&store, t, "Ann", Role::Agent, &[]).await.id;
+    let bob = agent(&store, t, "Bob", Role::Agent, &[]).await.id;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    let head = store.event_head(t).await.unwrap();
+    let mention = |agent: AgentId, secs: i64| Mention {
+        tenant_id: t,
+        agent_id: agent,
+        conversation_id: c.id,
+        message_id: MessageId(id()),
+        by: bob,
+        at: at(secs),
+        read_at: None,
+    };
+    let first = mention(ann, 1);
+    let second = mention(ann, 2);
+    let events = store
+        .record_mentions(&[first.clone(), second.clone(), first.clone()])
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2, "the repeat is skipped");
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [head + 1, head + 2]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.staff_only && e.conversation_id.is_none())
+    );
+    assert!(matches!(&events[0].payload, EventPayload::Mentioned { mention } if *mention == first));
+
+    let (items, unread) = store.mentions(t, ann, 10).await.unwrap();
+    assert_eq!((items, unread), (vec![second.clone(), first.clone()], 2));
+    let (items, unread) = store.mentions(t, ann, 1).await.unwrap();
+    assert_eq!(
+        (items.len(), unread),
+        (1, 2),
+        "the count covers every unread mention"
+    );
+    assert_eq!(store.mentions(t, bob, 10).await.unwrap(), (Vec::new(), 0));
+
+    assert_eq!(store.read_mentions(t, ann, at(5)).await.unwrap(), 2);
+    assert_eq!(store.read_mentions(t, ann, at(6)).await.unwrap(), 0);
+    let (items, unread) = store.mentions(t, ann, 10).await.unwrap();
+    assert_eq!(unread, 0);
+    assert!(items.iter().all(|m| m.read_at == Some(at(5))));
+    // Read mentions stay listed; a new one is unread again.
+    store.record_mentions(&[mention(ann, 7)]).await.unwrap();
+    let (items, unread) = store.mentions(t, ann, 10).await.unwrap();
+    assert_eq!((items.len(), unread), (3, 1));
 }

@@ -5,6 +5,7 @@ mod accounts;
 mod agents;
 mod canned;
 mod conversations;
+mod mentions;
 mod messages;
 mod settings;
 mod snooze;
@@ -183,6 +184,8 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         PostCannedResponse => canned::post(ctx).await,
         Snooze => snooze::snooze(ctx).await,
         Unsnooze => snooze::unsnooze(ctx).await,
+        ListMentions => mentions::list(ctx).await,
+        ReadMentions => mentions::read(ctx).await,
         // Upgrades are handled before the request is split (they need the whole request).
         WebSocket => Err(ApiError::bad_request(
             "this endpoint speaks WebSocket: send Upgrade: websocket",
