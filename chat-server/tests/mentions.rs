@@ -152,3 +152,93 @@ async fn handles_are_the_email_local_part_or_the_name_and_customers_have_no_ment
         .await;
     assert_eq!(bad_limit.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A real WebSocket client, subscribed to everything the token may see.
+async fn live(server: &common::Server, token: &str) -> Ws {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = server.ws_url("/v1/ws").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(frame(&mut ws).await["type"], "hello");
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        json!({ "type": "subscribe", "id": "s" }).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    while frame(&mut ws).await["type"] != "subscribed" {}
+    ws
+}
+
+async fn frame(ws: &mut Ws) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame within 5 s")
+        {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// Event frames until the `message_created` of a message with `body`.
+async fn events_until_message(ws: &mut Ws, body: &str) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let f = frame(ws).await;
+        if f["type"] != "event" {
+            continue;
+        }
+        let done = f["event"] == "message_created" && f["data"]["message"]["body"] == body;
+        seen.push(f);
+        if done {
+            return seen;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mentioned_agent_receives_the_mention_live_and_colleagues_do_not() {
+    let server = common::start().await;
+    let admin = server.staff("Ada", Role::Admin, &[]).await;
+    let bob = server.staff("Bob", Role::Agent, &[]).await;
+    let (conversation, _) = server.visitor("v@example.com").await;
+    let mut bobs_socket = live(&server, &bob.token).await;
+    let mut admins_socket = live(&server, &admin.token).await;
+
+    let notes = format!("/v1/conversations/{conversation}/notes");
+    let note = server
+        .post(
+            &notes,
+            Some(&admin.token),
+            json!({ "body": "@bob over to you" }),
+        )
+        .await;
+    assert_eq!(note.status, StatusCode::CREATED, "{}", note.text);
+    // A later note marks the end: events arrive in log order.
+    server
+        .post(&notes, Some(&admin.token), json!({ "body": "end of test" }))
+        .await;
+
+    let bob_saw = events_until_message(&mut bobs_socket, "end of test").await;
+    let mention = bob_saw
+        .iter()
+        .find(|f| f["event"] == "mentioned")
+        .unwrap_or_else(|| panic!("no mention in {bob_saw:?}"));
+    assert_eq!(mention["data"]["mention"]["agent_id"], json!(bob.id));
+    assert_eq!(mention["data"]["mention"]["message_id"], note.body["id"]);
+
+    let admin_saw = events_until_message(&mut admins_socket, "end of test").await;
+    assert!(
+        admin_saw.iter().all(|f| f["event"] != "mentioned"),
+        "{admin_saw:?}"
+    );
+}
