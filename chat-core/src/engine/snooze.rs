@@ -113,6 +113,9 @@ impl Engine {
         let now = self.now();
         let system = Actor::System { tenant };
         let mut query = ConversationQuery::new(tenant, Scope::Tenant);
+        // Only conversations an agent holds can be snoozed (leaving the agent ends it), so
+        // the pass reads those modes through their index rather than the whole tenant.
+        query.modes = vec![Mode::Agent, Mode::Paused];
         query.snoozed = Some(true);
         query.limit = 500;
         let mut woken = Vec::new();
