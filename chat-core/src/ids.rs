@@ -67,6 +67,10 @@ id_type!(
     /// A message, note or system event inside a conversation.
     MessageId
 );
+id_type!(
+    /// A canned response: a saved answer staff insert by its shortcut.
+    CannedResponseId
+);
 
 /// Source of new ids.
 pub trait IdGenerator: Send + Sync + 'static {

@@ -34,7 +34,8 @@ pub use error::{
     BotError, BotErrorKind, Conflict, ConflictKind, Error, Result, StorageError, StorageKind,
 };
 pub use ids::{
-    AgentId, ContactId, ConversationId, IdGenerator, MessageId, SequentialIds, TenantId, V7Ids,
+    AgentId, CannedResponseId, ContactId, ConversationId, IdGenerator, MessageId, SequentialIds,
+    TenantId, V7Ids,
 };
 pub use mode::{InvalidTransition, Mode, UnknownMode};
 pub use model::*;

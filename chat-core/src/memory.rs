@@ -10,14 +10,14 @@ use time::OffsetDateTime;
 
 use crate::credentials::{Account, BotToken, Credential, Credentials, VisitorToken};
 use crate::error::{Error, Result};
-use crate::ids::{AgentId, ContactId, ConversationId, MessageId, TenantId};
+use crate::ids::{AgentId, CannedResponseId, ContactId, ConversationId, MessageId, TenantId};
 use crate::mode::Mode;
 use crate::model::{
-    Agent, AgentLoad, Contact, Conversation, Event, Message, NewEvent, NewMessage, ReadCursor,
-    Reader, Tenant,
+    Agent, AgentLoad, CannedResponse, Contact, Conversation, Event, Mention, Message, NewEvent,
+    NewMessage, ReadCursor, Reader, Tenant,
 };
 use crate::store::{
-    Appended, Committed, ConversationCursor, ConversationPage, ConversationQuery,
+    Appended, CannedQuery, Committed, ConversationCursor, ConversationPage, ConversationQuery,
     ConversationUpdate, MessageQuery, Store, TextQuery,
 };
 use crate::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
@@ -46,6 +46,8 @@ struct State {
     accounts: HashMap<ContactId, (Account, String)>,
     /// Login names (usernames and aliases), lower-case, per tenant.
     account_names: HashMap<(TenantId, String), ContactId>,
+    canned: HashMap<CannedResponseId, CannedResponse>,
+    mentions: Vec<Mention>,
 }
 
 impl MemoryStore {
@@ -167,6 +169,16 @@ impl Store for MemoryStore {
             .ok_or(Error::NotFound("tenant"))?;
         *slot = tenant.clone();
         Ok(())
+    }
+
+    async fn update_tenant_settings(&self, tenant: &Tenant, at: OffsetDateTime) -> Result<Event> {
+        let mut s = self.lock();
+        let slot = s
+            .tenants
+            .get_mut(&tenant.id)
+            .ok_or(Error::NotFound("tenant"))?;
+        *slot = tenant.clone();
+        Ok(s.log(NewEvent::settings_updated(tenant, at)))
     }
 
     async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
@@ -565,6 +577,100 @@ impl Store for MemoryStore {
             .get(&tenant)
             .and_then(|log| log.last())
             .map_or(0, |e| e.seq))
+    }
+
+    async fn put_canned_response(&self, response: &CannedResponse) -> Result<()> {
+        let mut s = self.lock();
+        if s.canned
+            .get(&response.id)
+            .is_some_and(|r| r.tenant_id != response.tenant_id)
+        {
+            return Err(Error::duplicate("canned response id taken"));
+        }
+        let taken = s.canned.values().any(|r| {
+            r.id != response.id
+                && r.tenant_id == response.tenant_id
+                && r.owner_id == response.owner_id
+                && r.shortcut == response.shortcut
+        });
+        if taken {
+            return Err(Error::duplicate("shortcut taken"));
+        }
+        s.canned.insert(response.id, response.clone());
+        Ok(())
+    }
+
+    async fn delete_canned_response(&self, tenant: TenantId, id: CannedResponseId) -> Result<()> {
+        let mut s = self.lock();
+        if s.canned.get(&id).is_none_or(|r| r.tenant_id != tenant) {
+            return Err(Error::NotFound("canned response"));
+        }
+        s.canned.remove(&id);
+        Ok(())
+    }
+
+    async fn canned_responses(&self, query: &CannedQuery) -> Result<Vec<CannedResponse>> {
+        let s = self.lock();
+        let mut found: Vec<CannedResponse> = s
+            .canned
+            .values()
+            .filter(|r| query.matches(r))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (&a.shortcut, a.id).cmp(&(&b.shortcut, b.id)));
+        found.truncate(query.limit);
+        Ok(found)
+    }
+
+    async fn record_mentions(&self, mentions: &[Mention]) -> Result<Vec<Event>> {
+        let mut s = self.lock();
+        let mut events = Vec::new();
+        for m in mentions {
+            let seen = s.mentions.iter().any(|o| {
+                o.tenant_id == m.tenant_id
+                    && o.message_id == m.message_id
+                    && o.agent_id == m.agent_id
+            });
+            if !seen {
+                s.mentions.push(m.clone());
+                events.push(s.log(NewEvent::mentioned(m)));
+            }
+        }
+        Ok(events)
+    }
+
+    async fn mentions(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        limit: usize,
+    ) -> Result<(Vec<Mention>, u64)> {
+        let s = self.lock();
+        let mut own: Vec<&Mention> = s
+            .mentions
+            .iter()
+            .filter(|m| m.tenant_id == tenant && m.agent_id == agent)
+            .collect();
+        let unread = own.iter().filter(|m| m.read_at.is_none()).count() as u64;
+        own.sort_by_key(|m| std::cmp::Reverse((m.at, m.message_id)));
+        Ok((own.into_iter().take(limit).cloned().collect(), unread))
+    }
+
+    async fn read_mentions(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        at: OffsetDateTime,
+    ) -> Result<u64> {
+        let mut s = self.lock();
+        let mut read = 0;
+        for m in s.mentions.iter_mut() {
+            if m.tenant_id == tenant && m.agent_id == agent && m.read_at.is_none() {
+                m.read_at = Some(at);
+                read += 1;
+            }
+        }
+        Ok(read)
     }
 }
 

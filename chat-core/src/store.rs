@@ -14,11 +14,11 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::ids::{AgentId, ContactId, ConversationId, MessageId, TenantId};
+use crate::ids::{AgentId, CannedResponseId, ContactId, ConversationId, MessageId, TenantId};
 use crate::mode::Mode;
 use crate::model::{
-    Agent, AgentLoad, Channel, Contact, Conversation, ConversationChange, Event, Message,
-    NewMessage, Priority, ReadCursor, Tenant,
+    Agent, AgentLoad, CannedResponse, Channel, Contact, Conversation, ConversationChange, Event,
+    Mention, Message, NewMessage, Priority, ReadCursor, Tenant,
 };
 
 mod text;
@@ -44,6 +44,13 @@ pub(crate) mod seam {
         async fn insert_tenant(&self, tenant: &Tenant) -> Result<()>;
         /// Replaces a tenant's name and settings. [`Error::NotFound`] if absent.
         async fn update_tenant(&self, tenant: &Tenant) -> Result<()>;
+        /// Replaces a tenant's name and settings and appends a staff-only `settings_updated`
+        /// event at `at`, atomically. [`Error::NotFound`] if absent.
+        async fn update_tenant_settings(
+            &self,
+            tenant: &Tenant,
+            at: OffsetDateTime,
+        ) -> Result<Event>;
         /// A tenant by id.
         async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
 
@@ -154,6 +161,39 @@ pub(crate) mod seam {
         /// follower starts, and what a client's cursor is checked against (one from beyond it
         /// came from another database and must reload). One indexed read, not a scan.
         async fn event_head(&self, tenant: TenantId) -> Result<u64>;
+
+        /// Stores a canned response, or replaces the one with its id (of the same tenant).
+        /// [`Error::Conflict`] (duplicate) if another response with the same owner (or
+        /// another shared one) has its shortcut.
+        async fn put_canned_response(&self, response: &CannedResponse) -> Result<()>;
+        /// Deletes a canned response. [`Error::NotFound`] if absent.
+        async fn delete_canned_response(
+            &self,
+            tenant: TenantId,
+            id: CannedResponseId,
+        ) -> Result<()>;
+        /// Canned responses matching a query, by shortcut then id.
+        async fn canned_responses(&self, query: &CannedQuery) -> Result<Vec<CannedResponse>>;
+
+        /// Records mentions (unread) and appends one `mentioned` event per mention, in
+        /// order, atomically. A mention of the same agent in the same message again is
+        /// skipped (no row, no event).
+        async fn record_mentions(&self, mentions: &[Mention]) -> Result<Vec<Event>>;
+        /// An agent's newest `limit` mentions, newest first, and how many of all its
+        /// mentions are unread.
+        async fn mentions(
+            &self,
+            tenant: TenantId,
+            agent: AgentId,
+            limit: usize,
+        ) -> Result<(Vec<Mention>, u64)>;
+        /// Marks every unread mention of the agent read at `at`; returns how many were.
+        async fn read_mentions(
+            &self,
+            tenant: TenantId,
+            agent: AgentId,
+            at: OffsetDateTime,
+        ) -> Result<u64>;
     }
 }
 pub(crate) use seam::Store;
@@ -268,6 +308,8 @@ pub struct ConversationQuery {
     pub contact_email: Option<String>,
     /// Pinned or not.
     pub pinned: Option<bool>,
+    /// Snoozed or not: an agent's active list asks for `Some(false)`.
+    pub snoozed: Option<bool>,
     /// Words (prefixes) or quoted phrases found in the title, the contact's name or e-mail,
     /// or one message body visible to the reader; see [`TextQuery`] for what matches.
     pub text: Option<String>,
@@ -291,6 +333,7 @@ impl ConversationQuery {
             channel: None,
             contact_email: None,
             pinned: None,
+            snoozed: None,
             text: None,
             cursor: None,
             limit: 50,
@@ -320,6 +363,7 @@ impl ConversationQuery {
             && self.tag.as_ref().is_none_or(|t| c.tags.contains(t))
             && self.channel.is_none_or(|ch| c.channel == ch)
             && self.pinned.is_none_or(|p| c.pinned == p)
+            && self.snoozed.is_none_or(|s| c.snooze.is_some() == s)
             && self.contact_email.as_ref().is_none_or(|e| {
                 contact
                     .and_then(|k| k.email.as_deref())
@@ -423,5 +467,36 @@ impl MessageQuery {
             limit,
             include_notes: true,
         }
+    }
+}
+
+/// Which canned responses to read: the shared ones, plus one agent's own if named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CannedQuery {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Also this agent's personal responses (`None`: shared ones only).
+    pub agent: Option<AgentId>,
+    /// Only this one.
+    pub id: Option<CannedResponseId>,
+    /// Only those whose shortcut or title starts with this, ignoring case: what an agent
+    /// has typed so far in the picker.
+    pub prefix: Option<String>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl CannedQuery {
+    /// Whether `response` passes the query's filters (the limit aside). Stores filtering in
+    /// SQL must agree.
+    pub fn matches(&self, response: &CannedResponse) -> bool {
+        response.tenant_id == self.tenant
+            && response.owner_id.is_none_or(|o| Some(o) == self.agent)
+            && self.id.is_none_or(|id| id == response.id)
+            && self.prefix.as_deref().is_none_or(|p| {
+                let p = p.to_lowercase();
+                response.shortcut.to_lowercase().starts_with(&p)
+                    || response.title.to_lowercase().starts_with(&p)
+            })
     }
 }

@@ -181,11 +181,70 @@ struct Cli {
     /// Seconds between runs of the tenants' timers (requeue, inactivity close).
     #[arg(long, env = "CHAT_TIMER_INTERVAL_SECS", default_value_t = 15)]
     timer_interval_secs: u64,
+    #[command(flatten)]
+    tenant_defaults: TenantDefaults,
     /// Log format.
     #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// Settings of the tenant created on first start; afterwards admins change them with
+/// `PATCH /v1/settings` (these flags never overwrite a stored tenant).
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "New tenant settings")]
+struct TenantDefaults {
+    /// Welcome message the bot posts when a conversation opens.
+    #[arg(long, env = "CHAT_WELCOME_MESSAGE")]
+    welcome_message: Option<String>,
+    /// Whether new conversations start with the bot (`false`: straight to the queue).
+    #[arg(long, env = "CHAT_BOT_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    bot_enabled: bool,
+    /// Whether a customer writing to a closed conversation reopens it.
+    #[arg(long, env = "CHAT_ALLOW_REOPEN", default_value_t = true, action = clap::ArgAction::Set)]
+    allow_reopen: bool,
+    /// Seconds after posting during which a sender may edit a message.
+    #[arg(long, env = "CHAT_EDIT_WINDOW_SECS", default_value_t = 900)]
+    edit_window_secs: u32,
+    /// Concurrent conversations per agent unless the agent overrides it.
+    #[arg(long, env = "CHAT_DEFAULT_CAPACITY", default_value_t = 5)]
+    default_capacity: u32,
+    /// Whether queued conversations are routed to agents automatically.
+    #[arg(long, env = "CHAT_AUTO_ASSIGN", default_value_t = true, action = clap::ArgAction::Set)]
+    auto_assign: bool,
+    /// Requeue a conversation whose agent has not answered in this many seconds (off if absent).
+    #[arg(long, env = "CHAT_REQUEUE_AFTER_SECS")]
+    requeue_after_secs: Option<u32>,
+    /// Close a conversation after this many seconds without a customer message (off if absent).
+    #[arg(long, env = "CHAT_CLOSE_INACTIVE_AFTER_SECS")]
+    close_inactive_after_secs: Option<u32>,
+    /// Typical seconds an agent spends on a conversation, for queue wait estimates.
+    #[arg(long, env = "CHAT_AVERAGE_HANDLE_SECS", default_value_t = 300)]
+    average_handle_secs: u32,
+}
+
+impl TenantDefaults {
+    /// The settings, validated by the engine's own rule so a bad flag stops the start with
+    /// the setting's name instead of storing a tenant the API would refuse.
+    fn settings(&self) -> anyhow::Result<TenantSettings> {
+        // The rest stays at the engine's defaults as settings without a flag are added.
+        #[allow(clippy::needless_update)]
+        let settings = TenantSettings {
+            welcome_message: self.welcome_message.clone(),
+            bot_enabled: self.bot_enabled,
+            allow_reopen: self.allow_reopen,
+            edit_window_secs: self.edit_window_secs,
+            default_capacity: self.default_capacity,
+            auto_assign: self.auto_assign,
+            requeue_after_secs: self.requeue_after_secs,
+            close_inactive_after_secs: self.close_inactive_after_secs,
+            average_handle_secs: self.average_handle_secs,
+            ..TenantSettings::default()
+        };
+        settings.validate().context("new tenant settings")?;
+        Ok(settings)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -289,7 +348,7 @@ async fn main() -> anyhow::Result<()> {
         Some(t) => t.id,
         None => {
             engine
-                .create_tenant(&cli.tenant_name, TenantSettings::default())
+                .create_tenant(&cli.tenant_name, cli.tenant_defaults.settings()?)
                 .await?
                 .id
         }

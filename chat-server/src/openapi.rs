@@ -98,6 +98,66 @@ fn list_of(schema: &str) -> Value {
 }
 
 fn schemas() -> Value {
+    let mut all = core_schemas();
+    let map = all.as_object_mut().expect("schemas are an object");
+    map.extend(
+        desk_schemas()
+            .as_object()
+            .expect("schemas are an object")
+            .clone(),
+    );
+    all
+}
+
+/// The desk's configuration and daily tools: settings, business hours, canned responses,
+/// mentions, snooze.
+fn desk_schemas() -> Value {
+    let settings = json!({
+        "welcome_message": { "type": ["string", "null"], "maxLength": 2000, "description": "Posted by the bot when a conversation opens." },
+        "bot_enabled": { "type": "boolean", "description": "New conversations start with the bot (else straight in the queue)." },
+        "allow_reopen": { "type": "boolean", "description": "A customer writing to a closed conversation reopens it." },
+        "edit_window_secs": { "type": "integer", "minimum": 0, "maximum": 86400 },
+        "default_capacity": { "type": "integer", "minimum": 1, "maximum": 1000 },
+        "auto_assign": { "type": "boolean" },
+        "requeue_after_secs": { "type": ["integer", "null"], "minimum": 10, "maximum": 2592000, "description": "Requeue when the agent has not answered in time; null = off." },
+        "close_inactive_after_secs": { "type": ["integer", "null"], "minimum": 10, "maximum": 2592000, "description": "Close after customer silence; null = off." },
+        "average_handle_secs": { "type": "integer", "minimum": 1, "maximum": 86400 }
+    });
+    let uuid = json!({ "type": "string", "format": "uuid" });
+    let time = json!({ "type": "string", "format": "date-time" });
+    let placeholders = format!(
+        "Text; `{{{{placeholder}}}}`s are filled when posted: {}. Any other is 422.",
+        chat_core::PLACEHOLDERS.join(", ")
+    );
+    let shortcut = json!({ "type": "string", "maxLength": 32, "pattern": "^/?[\\p{L}\\p{N}_-]+$", "description": "Stored lower-case, without a leading `/`." });
+    json!({
+        "CannedResponse": object(&["id", "tenant_id", "owner_id", "shortcut", "title", "body", "created_at", "updated_at"], json!({
+            "id": uuid, "tenant_id": uuid, "owner_id": { "type": ["string", "null"], "format": "uuid", "description": "null for a shared response" },
+            "shortcut": shortcut, "title": { "type": "string" }, "body": { "type": "string", "description": placeholders },
+            "created_at": time, "updated_at": time,
+            "preview": { "type": "string", "description": "In a list with `conversation_id`: the text it would post there." } })),
+        "CannedResponseList": list_of("CannedResponse"),
+        "NewCannedResponse": object(&["shortcut", "title", "body"], json!({ "shared": { "type": "boolean", "default": false, "description": "admins only" },
+            "shortcut": shortcut, "title": { "type": "string", "maxLength": 200 }, "body": { "type": "string", "description": placeholders } })),
+        "CannedResponsePatch": object(&[], json!({ "shortcut": shortcut, "title": { "type": "string", "maxLength": 200 }, "body": { "type": "string" } })),
+        "PostCannedRequest": object(&["canned_response_id"], json!({ "canned_response_id": uuid, "client_message_id": { "type": "string" } })),
+        "SnoozeRequest": object(&[], json!({ "until": { "type": ["string", "null"], "format": "date-time", "description": "absent or null: until the customer's next message" } })),
+        "Snooze": object(&["until", "by", "at"], json!({ "until": { "type": ["string", "null"], "format": "date-time" }, "by": { "type": ["string", "null"], "format": "uuid" }, "at": time })),
+        "Mention": object(&["tenant_id", "agent_id", "conversation_id", "message_id", "by", "at", "read_at"], json!({
+            "tenant_id": uuid, "agent_id": uuid, "conversation_id": uuid, "message_id": uuid,
+            "by": { "type": "string", "format": "uuid", "description": "the note's author" }, "at": time,
+            "read_at": { "type": ["string", "null"], "format": "date-time" } })),
+        "MentionList": object(&["unread", "items"], json!({ "unread": { "type": "integer" }, "items": { "type": "array", "items": { "$ref": "#/components/schemas/Mention" } } })),
+        "MentionsRead": object(&["read", "unread"], json!({ "read": { "type": "integer", "description": "how many were unread" }, "unread": { "const": 0 } })),
+        "TenantSettings": object(&[], settings.clone()),
+        "TenantSettingsPatch": {
+            "type": "object", "additionalProperties": false, "properties": settings,
+            "description": "Only the settings to change. An unknown setting, a wrong type or a value out of range is 422 naming it, and nothing changes."
+        },
+    })
+}
+
+fn core_schemas() -> Value {
     let uuid = json!({ "type": "string", "format": "uuid" });
     let time = json!({ "type": "string", "format": "date-time" });
     let mode = json!({ "type": "string", "enum": ["bot", "queued", "agent", "paused", "closed", "archived"] });
@@ -167,6 +227,7 @@ fn schemas() -> Value {
             "id": uuid, "tenant_id": uuid, "contact_id": uuid, "channel": channel, "title": { "type": ["string", "null"] },
             "mode": mode, "priority": priority, "department": { "type": ["string", "null"] }, "tags": { "type": "array", "items": { "type": "string" } },
             "pinned": { "type": "boolean" }, "assigned_agent_id": { "type": ["string", "null"], "format": "uuid" },
+            "snooze": { "$ref": "#/components/schemas/Snooze", "description": "Staff only; absent unless snoozed." },
             "participants": { "type": "array", "items": uuid },
             "rating": object(&["score"], json!({ "score": { "type": "integer", "minimum": 1, "maximum": 5 }, "feedback": { "type": ["string", "null"] }, "rated_at": time })),
             "message_count": { "type": "integer" }, "unread_for_agent": { "type": "integer" }, "unread_for_customer": { "type": "integer" },
@@ -235,7 +296,7 @@ fn schemas() -> Value {
             "resync_required": { "type": "boolean", "description": "`since` is beyond `head`: the cursor comes from another database (a restore, a wiped server); reload, then continue from `head`." } })),
         "Event": object(&["seq", "at", "payload"], json!({ "seq": { "type": "integer" }, "tenant_id": uuid, "conversation_id": { "type": ["string", "null"] },
             "staff_only": { "type": "boolean" }, "at": time, "payload": object(&["type"], json!({ "type": { "type": "string",
-            "enum": ["conversation_created", "conversation_updated", "conversation_deleted", "message_created", "message_updated", "read_updated", "agent_updated"] } })) })),
+            "enum": ["conversation_created", "conversation_updated", "conversation_deleted", "message_created", "message_updated", "read_updated", "agent_updated", "contact_merged", "settings_updated", "mentioned"] } })) })),
     })
 }
 

@@ -205,8 +205,8 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Runs every tenant's timers on an interval until shutdown. Tenants without timers cost
-/// one settings read.
+/// Runs every tenant's timers on an interval until shutdown: requeue and inactivity when the
+/// tenant has them on, and snoozes (one list query for the snoozed, always).
 async fn run_timers(engine: Engine, every: Duration, mut stopped: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
     loop {
@@ -218,13 +218,13 @@ async fn run_timers(engine: Engine, every: Duration, mut stopped: watch::Receive
             continue;
         };
         for tenant in tenants {
-            let s = &tenant.settings;
-            if s.requeue_after_secs.is_none() && s.close_inactive_after_secs.is_none() {
-                continue;
-            }
             match engine.run_timers(tenant.id).await {
-                Ok(report) if !report.requeued.is_empty() || !report.closed.is_empty() => {
-                    tracing::info!(tenant = %tenant.id, requeued = report.requeued.len(), closed = report.closed.len(), "timers fired");
+                Ok(report)
+                    if !report.requeued.is_empty()
+                        || !report.closed.is_empty()
+                        || !report.woken.is_empty() =>
+                {
+                    tracing::info!(tenant = %tenant.id, requeued = report.requeued.len(), closed = report.closed.len(), woken = report.woken.len(), "timers fired");
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(tenant = %tenant.id, error = %e, "timers failed"),

@@ -212,6 +212,53 @@ fn cases(bob: &str) -> Vec<Case> {
             None,
             [404, 403, 403, 403, 403, 403, 401, 404],
         ),
+        // Each tenant's admin reads and changes its own tenant's settings.
+        c(GetSettings, None, [200, 403, 403, 403, 403, 403, 401, 200]),
+        c(
+            UpdateSettings,
+            Some(json!({ "auto_assign": true })),
+            [200, 403, 403, 403, 403, 403, 401, 200],
+        ),
+        c(
+            ListCannedResponses,
+            None,
+            [200, 200, 200, 200, 403, 403, 401, 200],
+        ),
+        // Everyone on staff saves a personal one; customers none.
+        c(
+            CreateCannedResponse,
+            Some(json!({ "shortcut": "thanks", "title": "Thanks", "body": "Thank you!" })),
+            [201, 201, 201, 201, 403, 403, 401, 201],
+        ),
+        // A shared response of this tenant, made per call.
+        c(
+            GetCannedResponse,
+            None,
+            [200, 200, 200, 200, 403, 403, 401, 404],
+        ),
+        c(
+            UpdateCannedResponse,
+            Some(json!({ "title": "Renamed" })),
+            [200, 403, 403, 403, 403, 403, 401, 404],
+        ),
+        c(
+            DeleteCannedResponse,
+            None,
+            [204, 403, 403, 403, 403, 403, 401, 404],
+        ),
+        c(
+            PostCannedResponse,
+            None,
+            [201, 201, 201, 404, 403, 403, 401, 404],
+        ),
+        c(
+            Snooze,
+            Some(json!({})),
+            [200, 200, 200, 404, 403, 403, 401, 404],
+        ),
+        c(Unsnooze, None, [409, 409, 409, 404, 403, 403, 401, 404]),
+        c(ListMentions, None, [200, 200, 200, 200, 403, 403, 401, 200]),
+        c(ReadMentions, None, [200, 200, 200, 200, 403, 403, 401, 200]),
     ]
 }
 
@@ -334,6 +381,26 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                 _ => Some(eve_token.as_str()),
             };
             let ann_id = ann.id.to_string();
+            let canned_id = if matches!(
+                case.route,
+                Endpoint::GetCannedResponse
+                    | Endpoint::UpdateCannedResponse
+                    | Endpoint::DeleteCannedResponse
+                    | Endpoint::PostCannedResponse
+            ) {
+                created += 1;
+                let made = s
+                    .post(
+                        "/v1/canned-responses",
+                        Some(&admin.token),
+                        json!({ "shared": true, "shortcut": format!("c{created}"), "title": "Hi", "body": "Hi {{contact.name}}" }),
+                    )
+                    .await;
+                assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+                made.body["id"].as_str().unwrap().to_owned()
+            } else {
+                String::new()
+            };
             let target = match case.route {
                 Endpoint::EditMessage | Endpoint::DeleteMessage => &message_id,
                 Endpoint::GetContact
@@ -342,6 +409,9 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                 | Endpoint::GetAccount
                 | Endpoint::UpdateAccount => &contact_id,
                 Endpoint::GetAgent | Endpoint::UpdateAgent | Endpoint::SetAvailability => &ann_id,
+                Endpoint::GetCannedResponse
+                | Endpoint::UpdateCannedResponse
+                | Endpoint::DeleteCannedResponse => &canned_id,
                 _ => &id,
             };
             let path = route.path.replace("{id}", target);
@@ -365,6 +435,7 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                     let me = s.get("/v1/me", Some(&stray)).await;
                     Some(json!({ "contact_id": me.body["contact_id"] }))
                 }
+                Endpoint::PostCannedResponse => Some(json!({ "canned_response_id": canned_id })),
                 _ => case.body.clone(),
             };
             let reply = s.call(route.method.clone(), &path, token, body).await;

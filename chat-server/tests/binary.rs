@@ -237,3 +237,56 @@ async fn messages_the_bot_never_answered_are_answered_once_after_a_restart() {
     }
     assert!(server.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_set_the_settings_of_a_new_tenant_and_switch_timers_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        &[
+            "--admin-email",
+            "root@acme.example",
+            "--admin-password",
+            "a long admin password",
+            "--requeue-after-secs",
+            "90",
+            "--close-inactive-after-secs",
+            "1800",
+            "--bot-enabled",
+            "false",
+            "--welcome-message",
+            "Welcome to Acme",
+        ],
+    );
+    let (status, login) = call(
+        &server,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(json!({ "email": "root@acme.example", "password": "a long admin password" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{login}");
+    let token = login["access_token"].as_str().unwrap();
+    let (status, settings) = call(&server, "GET", "/v1/settings", Some(token), None).await;
+    assert_eq!(status, 200, "{settings}");
+    assert_eq!(settings["requeue_after_secs"], json!(90));
+    assert_eq!(settings["close_inactive_after_secs"], json!(1800));
+    assert_eq!(settings["bot_enabled"], json!(false));
+    assert_eq!(settings["welcome_message"], json!("Welcome to Acme"));
+    assert!(server.terminate().success());
+
+    // A flag the engine would refuse stops the start and names the setting.
+    let refused = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .arg("--db")
+        .arg(dir.path().join("other.db"))
+        .args(["--default-capacity", "0"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("default_capacity"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

@@ -116,6 +116,48 @@ impl Store for RivalWriter {
     async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
         self.inner.update_tenant(tenant).await
     }
+    async fn update_tenant_settings(
+        &self,
+        tenant: &Tenant,
+        at: time::OffsetDateTime,
+    ) -> Result<chat_core::Event> {
+        self.inner.update_tenant_settings(tenant, at).await
+    }
+    async fn put_canned_response(&self, response: &chat_core::CannedResponse) -> Result<()> {
+        self.inner.put_canned_response(response).await
+    }
+    async fn delete_canned_response(
+        &self,
+        tenant: TenantId,
+        id: chat_core::CannedResponseId,
+    ) -> Result<()> {
+        self.inner.delete_canned_response(tenant, id).await
+    }
+    async fn canned_responses(
+        &self,
+        query: &chat_core::store::CannedQuery,
+    ) -> Result<Vec<chat_core::CannedResponse>> {
+        self.inner.canned_responses(query).await
+    }
+    async fn record_mentions(&self, mentions: &[chat_core::Mention]) -> Result<Vec<Event>> {
+        self.inner.record_mentions(mentions).await
+    }
+    async fn mentions(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        limit: usize,
+    ) -> Result<(Vec<chat_core::Mention>, u64)> {
+        self.inner.mentions(tenant, agent, limit).await
+    }
+    async fn read_mentions(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        at: time::OffsetDateTime,
+    ) -> Result<u64> {
+        self.inner.read_mentions(tenant, agent, at).await
+    }
     async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
         self.inner.tenant(id).await
     }

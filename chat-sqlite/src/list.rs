@@ -149,6 +149,12 @@ fn base_filter(q: &ConversationQuery, index: WordIndex, newest_first: bool) -> F
     if let Some(p) = q.pinned {
         f.and("c.pinned = ?", [Value::Integer(p.into())]);
     }
+    // No column of its own: snoozes are few and always combined with other filters.
+    match q.snoozed {
+        None => {}
+        Some(true) => f.and("json_extract(c.data, '$.snooze') IS NOT NULL", []),
+        Some(false) => f.and("json_extract(c.data, '$.snooze') IS NULL", []),
+    }
     if let Some(e) = &q.contact_email {
         f.and(
             "c.contact_id IN (SELECT id FROM contacts WHERE tenant_id = ? AND email_lc = ?)",
@@ -310,6 +316,7 @@ fn kept_counts(q: &ConversationQuery) -> Option<(&'static str, Value)> {
         channel: None,
         contact_email: None,
         pinned: None,
+        snoozed: None,
         text: None,
         cursor: _,
         limit: _,

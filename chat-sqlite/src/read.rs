@@ -310,3 +310,73 @@ pub(crate) fn event_head(conn: &Connection, tenant: TenantId) -> Result<u64> {
     // Sequences are stored from u64s that start at 1: never negative.
     Ok(head.map_or(0, |h| u64::try_from(h).unwrap_or(0)))
 }
+
+pub(crate) fn canned_responses(
+    conn: &Connection,
+    query: &chat_core::store::CannedQuery,
+) -> Result<Vec<chat_core::CannedResponse>> {
+    let own = query
+        .agent
+        .map_or_else(Vec::new, |a| a.0.as_bytes().to_vec());
+    let prefix = query.prefix.as_deref().map(str::to_lowercase);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT data FROM canned_responses WHERE tenant_id = ?1 \
+             AND (owner_key = x'' OR owner_key = ?2) \
+             AND (?3 IS NULL OR id = ?3) \
+             AND (?4 IS NULL OR substr(shortcut_lc, 1, length(?4)) = ?4 \
+                  OR substr(title_lc, 1, length(?4)) = ?4) \
+             ORDER BY shortcut_lc, id LIMIT ?5",
+        )
+        .db()?;
+    let mut rows = stmt
+        .query(rusqlite::params![
+            query.tenant.0,
+            own,
+            query.id.map(|id| id.0),
+            prefix,
+            i64::try_from(query.limit).unwrap_or(i64::MAX)
+        ])
+        .db()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        out.push(from_json(
+            "canned_responses",
+            &row.get::<_, String>(0).db()?,
+        )?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn mentions(
+    conn: &Connection,
+    tenant: chat_core::TenantId,
+    agent: chat_core::AgentId,
+    limit: usize,
+) -> Result<(Vec<chat_core::Mention>, u64)> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT data FROM mentions WHERE tenant_id = ?1 AND agent_id = ?2 \
+             ORDER BY at DESC, message_id DESC LIMIT ?3",
+        )
+        .db()?;
+    let mut rows = stmt
+        .query(rusqlite::params![
+            tenant.0,
+            agent.0,
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ])
+        .db()?;
+    let mut items = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        items.push(from_json("mentions", &row.get::<_, String>(0).db()?)?);
+    }
+    let unread: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM mentions WHERE tenant_id = ?1 AND agent_id = ?2 AND read_at IS NULL",
+        )
+        .db()?
+        .query_row(rusqlite::params![tenant.0, agent.0], |r| r.get(0))
+        .db()?;
+    Ok((items, unread as u64))
+}

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_core::store::{
-    Appended, Committed, ConversationPage, ConversationQuery, ConversationUpdate, MessageQuery,
+    Appended, CannedQuery, Committed, ConversationPage, ConversationQuery, ConversationUpdate,
+    MessageQuery,
 };
 use chat_core::{
-    Agent, AgentId, AgentLoad, Contact, ContactId, Conversation, ConversationId, Error, Event,
-    Message, MessageId, NewMessage, ReadCursor, Result, Store, Tenant, TenantId,
+    Agent, AgentId, AgentLoad, CannedResponse, CannedResponseId, Contact, ContactId, Conversation,
+    ConversationId, Error, Event, Mention, Message, MessageId, NewMessage, ReadCursor, Result,
+    Store, Tenant, TenantId,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
@@ -282,6 +284,13 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn update_tenant_settings(&self, tenant: &Tenant, at: OffsetDateTime) -> Result<Event> {
+        let tenant = tenant.clone();
+        self.writer
+            .write(move |s| write::update_tenant_settings(s, &tenant, at))
+            .await
+    }
+
     async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
         self.read(move |c| read::tenant(c, id)).await
     }
@@ -467,6 +476,52 @@ impl Store for SqliteStore {
 
     async fn event_head(&self, tenant: TenantId) -> Result<u64> {
         self.read(move |c| read::event_head(c, tenant)).await
+    }
+
+    async fn put_canned_response(&self, response: &CannedResponse) -> Result<()> {
+        let response = response.clone();
+        self.writer
+            .write(move |c| write::put_canned_response(c, &response))
+            .await
+    }
+
+    async fn delete_canned_response(&self, tenant: TenantId, id: CannedResponseId) -> Result<()> {
+        self.writer
+            .write(move |c| write::delete_canned_response(c, tenant, id))
+            .await
+    }
+
+    async fn canned_responses(&self, query: &CannedQuery) -> Result<Vec<CannedResponse>> {
+        let query = query.clone();
+        self.read(move |c| read::canned_responses(c, &query)).await
+    }
+
+    async fn record_mentions(&self, mentions: &[Mention]) -> Result<Vec<Event>> {
+        let mentions = mentions.to_vec();
+        self.writer
+            .write(move |s| write::record_mentions(s, &mentions))
+            .await
+    }
+
+    async fn mentions(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        limit: usize,
+    ) -> Result<(Vec<Mention>, u64)> {
+        self.read(move |c| read::mentions(c, tenant, agent, limit))
+            .await
+    }
+
+    async fn read_mentions(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        at: OffsetDateTime,
+    ) -> Result<u64> {
+        self.writer
+            .write(move |c| write::read_mentions(c, tenant, agent, at))
+            .await
     }
 }
 

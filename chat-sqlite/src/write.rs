@@ -7,8 +7,9 @@
 use chat_core::store::{Appended, Committed, ConversationUpdate};
 use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 use chat_core::{
-    Agent, Contact, ContactId, Conversation, ConversationId, Error, Event, Message, MessageKind,
-    NewEvent, NewMessage, ReadCursor, Reader, Result, Tenant, TenantId,
+    Agent, AgentId, CannedResponse, CannedResponseId, Contact, ContactId, Conversation,
+    ConversationId, Error, Event, Mention, Message, MessageKind, NewEvent, NewMessage, ReadCursor,
+    Reader, Result, Tenant, TenantId,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
@@ -77,6 +78,15 @@ pub(crate) fn update_tenant(conn: &Connection, tenant: &Tenant) -> Result<()> {
     } else {
         Ok(())
     }
+}
+
+pub(crate) fn update_tenant_settings(
+    s: &mut Session<'_>,
+    tenant: &Tenant,
+    at: OffsetDateTime,
+) -> Result<Event> {
+    update_tenant(s, tenant)?;
+    append_event(s, NewEvent::settings_updated(tenant, at))
 }
 
 fn email_lc(email: &str) -> String {
@@ -591,4 +601,114 @@ pub(crate) fn set_read_cursor(
     s.cache.put_conversation(conversation.clone());
     let event = append_event(s, event)?;
     Ok((conversation, Some(event)))
+}
+
+/// The owner column of a canned response: see `0008_desk.sql`.
+fn canned_owner_key(response: &CannedResponse) -> Vec<u8> {
+    response
+        .owner_id
+        .map_or_else(Vec::new, |a| a.0.as_bytes().to_vec())
+}
+
+pub(crate) fn put_canned_response(conn: &Connection, response: &CannedResponse) -> Result<()> {
+    let owner = canned_owner_key(response);
+    let shortcut_lc = response.shortcut.to_lowercase();
+    if exists(
+        conn,
+        "SELECT 1 FROM canned_responses WHERE id = ?1 AND tenant_id <> ?2",
+        params![response.id.0, response.tenant_id.0],
+    )? {
+        return Err(Error::duplicate("canned response id taken"));
+    }
+    if exists(
+        conn,
+        "SELECT 1 FROM canned_responses WHERE tenant_id = ?1 AND owner_key = ?2 AND shortcut_lc = ?3 \
+         AND id <> ?4",
+        params![response.tenant_id.0, owner, shortcut_lc, response.id.0],
+    )? {
+        return Err(Error::duplicate("shortcut taken"));
+    }
+    conn.prepare_cached(
+        "INSERT INTO canned_responses (id, tenant_id, owner_key, shortcut_lc, title_lc, data) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET owner_key = ?3, \
+         shortcut_lc = ?4, title_lc = ?5, data = ?6",
+    )
+    .db()?
+    .execute(params![
+        response.id.0,
+        response.tenant_id.0,
+        owner,
+        shortcut_lc,
+        response.title.to_lowercase(),
+        to_json(response)?
+    ])
+    .db()?;
+    Ok(())
+}
+
+pub(crate) fn delete_canned_response(
+    conn: &Connection,
+    tenant: TenantId,
+    id: CannedResponseId,
+) -> Result<()> {
+    let deleted = conn
+        .prepare_cached("DELETE FROM canned_responses WHERE id = ?1 AND tenant_id = ?2")
+        .db()?
+        .execute(params![id.0, tenant.0])
+        .db()?;
+    if deleted == 0 {
+        return Err(Error::NotFound("canned response"));
+    }
+    Ok(())
+}
+
+pub(crate) fn record_mentions(s: &mut Session<'_>, mentions: &[Mention]) -> Result<Vec<Event>> {
+    let mut events = Vec::with_capacity(mentions.len());
+    for m in mentions {
+        let inserted = {
+            let conn: &Connection = s;
+            conn.prepare_cached(
+                "INSERT INTO mentions (message_id, agent_id, tenant_id, at, read_at, data) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            )
+            .db()?
+            .execute(params![
+                m.message_id.0,
+                m.agent_id.0,
+                m.tenant_id.0,
+                ns(m.at)?,
+                ns_opt(m.read_at)?,
+                to_json(m)?
+            ])
+            .db()?
+        };
+        if inserted == 1 {
+            events.push(append_event(s, NewEvent::mentioned(m))?);
+        }
+    }
+    Ok(events)
+}
+
+pub(crate) fn read_mentions(
+    conn: &Connection,
+    tenant: TenantId,
+    agent: AgentId,
+    at: OffsetDateTime,
+) -> Result<u64> {
+    // `data` keeps the serde form whole; the read time is set in both.
+    let read = conn
+        .prepare_cached(
+            "UPDATE mentions SET read_at = ?3, data = json_set(data, '$.read_at', ?4) \
+             WHERE tenant_id = ?1 AND agent_id = ?2 AND read_at IS NULL",
+        )
+        .db()?
+        .execute(params![
+            tenant.0,
+            agent.0,
+            ns(at)?,
+            at.format(&time::format_description::well_known::Rfc3339)
+                .map_err(|e| Error::validation("at", e.to_string()))?
+        ])
+        .db()?;
+    Ok(read as u64)
 }

@@ -67,6 +67,8 @@ pub struct ConversationFilter {
     pub contact_email: Option<String>,
     /// Pinned.
     pub pinned: Option<bool>,
+    /// Snoozed (`Some(false)`: the active list).
+    pub snoozed: Option<bool>,
     /// Text in title, contact or messages.
     pub text: Option<String>,
     /// Cursor from a previous page.
@@ -329,6 +331,7 @@ impl Engine {
         query.channel = filter.channel;
         query.contact_email = filter.contact_email.map(|e| e.trim().to_lowercase());
         query.pinned = filter.pinned;
+        query.snoozed = filter.snoozed;
         query.text = filter.text.filter(|t| !t.trim().is_empty());
         query.cursor = filter
             .cursor
@@ -400,6 +403,10 @@ impl Engine {
     ) -> Result<Option<String>> {
         let now = self.now();
         c.mode = mode;
+        // A snooze sets aside a conversation an agent holds; leaving the agent ends it.
+        if !matches!(mode, Mode::Agent | Mode::Paused) {
+            c.snooze = None;
+        }
         Ok(match mode {
             Mode::Agent => {
                 if c.assigned_agent_id.is_none() {

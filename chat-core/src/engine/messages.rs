@@ -175,6 +175,17 @@ impl Engine {
         message.metadata = input.metadata;
         let appended = self.inner.store.append_message(message).await?;
         self.publish(appended.event.clone());
+        let appended = if sender == Sender::Customer && appended.conversation.snooze.is_some() {
+            self.wake_on_customer_message(&appended.conversation)
+                .await?;
+            let conversation = self.load_conversation(actor.tenant(), id).await?;
+            crate::store::Appended {
+                conversation,
+                ..appended
+            }
+        } else {
+            appended
+        };
         let mut posted = Posted {
             message: appended.message,
             created: appended.created,
@@ -412,6 +423,10 @@ impl Engine {
         let note = self.new_message(&conversation, sender, MessageKind::Note, body);
         let appended = self.inner.store.append_message(note).await?;
         self.publish(appended.event);
+        if let Some(author) = who.staff() {
+            self.notify_mentions(author, &appended.conversation, &appended.message)
+                .await?;
+        }
         Ok(appended.message)
     }
 

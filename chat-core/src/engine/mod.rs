@@ -5,13 +5,16 @@
 mod accounts;
 mod agents;
 mod attachments;
+mod canned;
 mod channels;
 mod contacts;
 mod conversations;
 mod credentials;
 mod feed;
+mod mentions;
 mod messages;
 mod routing;
+mod snooze;
 
 use std::sync::Arc;
 
@@ -20,6 +23,7 @@ use time::OffsetDateTime;
 pub use accounts::SignUp;
 pub use agents::AgentPatch;
 pub use attachments::UploadLimits;
+pub use canned::{CannedPatch, MAX_CANNED_TITLE_CHARS, MAX_SHORTCUT_CHARS, NewCannedResponse};
 pub use contacts::ContactPatch;
 pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
 pub use messages::{MessagePage, PostMessage, Posted};
@@ -284,23 +288,44 @@ impl Engine {
         self.load_tenant(actor.tenant()).await
     }
 
-    /// Replaces the tenant's settings. Admins and the system only.
-    pub async fn update_tenant_settings(
-        &self,
-        actor: &Actor,
-        settings: TenantSettings,
-    ) -> Result<Tenant> {
+    /// The tenant's settings. Admins and the system only: timers, capacity and hours are
+    /// the desk's configuration (the widget reads its public part elsewhere).
+    pub async fn tenant_settings(&self, actor: &Actor) -> Result<TenantSettings> {
+        self.admin_only(actor, "read tenant settings").await?;
+        Ok(self.load_tenant(actor.tenant()).await?.settings)
+    }
+
+    /// Refuses everyone but admins and the system.
+    async fn admin_only(&self, actor: &Actor, what: &'static str) -> Result<Resolved> {
         let who = self.resolve(actor).await?;
         if !matches!(&who, Resolved::System)
             && who
                 .staff()
                 .is_none_or(|a| a.role != crate::model::Role::Admin)
         {
-            return Err(Error::Forbidden("change tenant settings"));
+            return Err(Error::Forbidden(what));
         }
+        Ok(who)
+    }
+
+    /// Replaces the tenant's settings after [validating](TenantSettings::validate) them, and
+    /// publishes a staff-only `settings_updated` event. Admins and the system only; invalid
+    /// settings change nothing.
+    pub async fn update_tenant_settings(
+        &self,
+        actor: &Actor,
+        settings: TenantSettings,
+    ) -> Result<Tenant> {
+        self.admin_only(actor, "change tenant settings").await?;
+        settings.validate()?;
         let mut tenant = self.load_tenant(actor.tenant()).await?;
         tenant.settings = settings;
-        self.inner.store.update_tenant(&tenant).await?;
+        let event = self
+            .inner
+            .store
+            .update_tenant_settings(&tenant, self.now())
+            .await?;
+        self.publish([event]);
         Ok(tenant)
     }
 
@@ -353,6 +378,11 @@ impl Engine {
     ) -> bool {
         if event.staff_only && !who.sees_notes() {
             return false;
+        }
+        // A mention is addressed to one agent: its colleagues' notifications are not theirs.
+        if let crate::model::EventPayload::Mentioned { mention } = &event.payload {
+            return matches!(who, Resolved::System)
+                || who.staff().is_some_and(|a| a.id == mention.agent_id);
         }
         match (event.conversation_id, conversation) {
             (None, _) => who.staff().is_some() || matches!(who, Resolved::System),

@@ -109,6 +109,8 @@ pub struct TimerReport {
     pub requeued: Vec<ConversationId>,
     /// Conversations closed for customer inactivity.
     pub closed: Vec<ConversationId>,
+    /// Conversations back from a snooze (their time came, or the customer wrote).
+    pub woken: Vec<ConversationId>,
 }
 
 impl Engine {
@@ -184,7 +186,8 @@ impl Engine {
     /// Runs the tenant's timers once, at the engine clock's now: requeue conversations
     /// whose agent has not answered within `requeue_after_secs` of being assigned, and
     /// close those whose customer has been silent for `close_inactive_after_secs` after
-    /// being answered. Both are off unless the tenant sets them. The server calls this
+    /// being answered (both off unless the tenant sets them); and wake snoozed
+    /// conversations whose time has come. The server calls this
     /// periodically; tests call it after moving a [`ManualClock`](crate::ManualClock).
     pub async fn run_timers(&self, tenant: TenantId) -> Result<TimerReport> {
         let settings = self.load_tenant(tenant).await?.settings;
@@ -285,6 +288,7 @@ impl Engine {
         if !report.requeued.is_empty() || !report.closed.is_empty() {
             self.route_avoiding(tenant, &lapsed).await?;
         }
+        report.woken = self.wake_snoozed(tenant).await?;
         Ok(report)
     }
 

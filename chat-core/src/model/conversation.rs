@@ -82,8 +82,37 @@ pub struct Conversation {
     /// When closed (cleared on reopen).
     #[serde(with = "super::rfc3339::option")]
     pub closed_at: Option<OffsetDateTime>,
+    /// Set aside by staff until a time or the customer's next message. Internal: customers
+    /// never see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snooze: Option<Snooze>,
     /// Optimistic-concurrency version; every stored change adds one.
     pub version: u64,
+}
+
+/// Why a conversation is out of the active list for now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snooze {
+    /// When it comes back by itself; `None`: only when the customer writes. The customer's
+    /// next message ends every snooze.
+    #[serde(with = "super::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+    /// Who snoozed it.
+    pub by: Option<AgentId>,
+    /// When it was snoozed.
+    #[serde(with = "super::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+impl Snooze {
+    /// Whether the snooze is over at `now` for `conversation`: its time has come, or the
+    /// customer wrote since it began.
+    pub fn is_over(&self, conversation: &Conversation, now: OffsetDateTime) -> bool {
+        self.until.is_some_and(|until| until <= now)
+            || conversation
+                .last_customer_message_at
+                .is_some_and(|m| m > self.at)
+    }
 }
 
 /// The customer's verdict.
@@ -152,6 +181,7 @@ impl Conversation {
             last_customer_message_at: None,
             last_agent_message_at: None,
             closed_at: None,
+            snooze: None,
             version: 1,
         }
     }

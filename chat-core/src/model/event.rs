@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Agent, Contact, Conversation, Message, ReadCursor};
+use super::{Agent, Contact, Conversation, Mention, Message, ReadCursor, Tenant, TenantSettings};
 use crate::ids::{AgentId, ContactId, ConversationId, TenantId};
 use crate::mode::Mode;
 
@@ -181,6 +181,36 @@ impl NewEvent {
         }
     }
 
+    /// An admin changed the tenant's settings; `tenant` is as stored after the change.
+    /// Staff-only: hours, timers and capacity are the desk's business.
+    pub fn settings_updated(tenant: &Tenant, at: OffsetDateTime) -> Self {
+        Self {
+            tenant_id: tenant.id,
+            conversation_id: None,
+            staff_only: true,
+            at,
+            payload: EventPayload::SettingsUpdated {
+                settings: Box::new(tenant.settings.clone()),
+            },
+        }
+    }
+
+    /// An agent was mentioned in a note. Staff-only, and only the mentioned agent receives
+    /// it (see [`Engine::may_see_event`](crate::Engine::may_see_event)).
+    pub fn mentioned(mention: &Mention) -> Self {
+        Self {
+            tenant_id: mention.tenant_id,
+            // Not tied to the conversation's visibility: the mention is addressed to the
+            // agent whether or not the conversation is in its list.
+            conversation_id: None,
+            staff_only: true,
+            at: mention.at,
+            payload: EventPayload::Mentioned {
+                mention: mention.clone(),
+            },
+        }
+    }
+
     /// The logged event once the store has chosen its sequence number.
     pub fn into_event(self, seq: u64) -> Event {
         Event {
@@ -243,6 +273,16 @@ pub enum EventPayload {
         /// The contact that was merged into it and deleted.
         merged: ContactId,
     },
+    /// An agent was mentioned in an internal note; only that agent receives it.
+    Mentioned {
+        /// Who, where and by whom.
+        mention: Mention,
+    },
+    /// An admin changed the tenant's settings. Staff-only.
+    SettingsUpdated {
+        /// Every setting after the change.
+        settings: Box<TenantSettings>,
+    },
 }
 
 impl EventPayload {
@@ -257,6 +297,8 @@ impl EventPayload {
             EventPayload::ReadUpdated { .. } => "read_updated",
             EventPayload::AgentUpdated { .. } => "agent_updated",
             EventPayload::ContactMerged { .. } => "contact_merged",
+            EventPayload::SettingsUpdated { .. } => "settings_updated",
+            EventPayload::Mentioned { .. } => "mentioned",
         }
     }
 }
@@ -298,6 +340,18 @@ pub enum ConversationChange {
     Reopened,
     /// Archived.
     Archived,
+    /// Snoozed by staff: out of the active list until `until` (or, when `null`, the
+    /// customer's next message).
+    Snoozed {
+        /// When it comes back by itself.
+        #[serde(with = "super::rfc3339::option")]
+        until: Option<OffsetDateTime>,
+    },
+    /// Back from a snooze.
+    Unsnoozed {
+        /// What brought it back.
+        reason: WakeReason,
+    },
     /// Moved to another contact by a staff merge.
     Contact {
         /// The merged contact.
@@ -305,6 +359,18 @@ pub enum ConversationChange {
         /// The contact it belongs to now.
         to: ContactId,
     },
+}
+
+/// What ended a snooze.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WakeReason {
+    /// Its time came.
+    Time,
+    /// The customer wrote.
+    CustomerMessage,
+    /// Staff woke it by hand.
+    Staff,
 }
 
 /// Where a transfer sends a conversation.

@@ -3,17 +3,23 @@
 
 mod actor;
 mod agent;
+mod canned;
 mod contact;
 mod conversation;
 mod event;
+mod mention;
 mod message;
 mod tenant;
 
 pub use actor::Actor;
 pub use agent::{Agent, AgentLoad, Availability, NewAgent, Role};
+pub use canned::{
+    CannedResponse, PLACEHOLDERS, Placeholders, check_placeholders, fill_placeholders,
+};
 pub use contact::{Contact, ContactInput};
-pub use conversation::{Conversation, MessagePreview, PREVIEW_CHARS, Rating};
-pub use event::{ConversationChange, Event, EventPayload, NewEvent, TransferTarget};
+pub use conversation::{Conversation, MessagePreview, PREVIEW_CHARS, Rating, Snooze};
+pub use event::{ConversationChange, Event, EventPayload, NewEvent, TransferTarget, WakeReason};
+pub use mention::{Mention, handles, mentioned_handles};
 pub use message::{
     Attachment, EntityRef, Message, MessageKind, NewMessage, ReadCursor, Reader, Revision, Sender,
 };

@@ -41,6 +41,58 @@ pub struct TenantSettings {
     pub average_handle_secs: u32,
 }
 
+/// Longest welcome message, in characters: a greeting, not a page.
+pub const MAX_WELCOME_CHARS: usize = 2_000;
+
+impl TenantSettings {
+    /// Checks every field; [`Error::Validation`](crate::Error::Validation) names the first
+    /// one out of range. The engine calls it before storing settings, so a bad value never
+    /// reaches a timer or the router.
+    pub fn validate(&self) -> crate::Result<()> {
+        use crate::Error;
+        if let Some(text) = &self.welcome_message
+            && (text.trim().is_empty() || text.chars().count() > MAX_WELCOME_CHARS)
+        {
+            return Err(Error::validation(
+                "welcome_message",
+                format!("use 1 to {MAX_WELCOME_CHARS} characters, or null for none"),
+            ));
+        }
+        // A day: longer windows turn edits into rewriting history.
+        if self.edit_window_secs > 86_400 {
+            return Err(Error::validation(
+                "edit_window_secs",
+                "at most 86400 (one day)",
+            ));
+        }
+        if !(1..=1_000).contains(&self.default_capacity) {
+            return Err(Error::validation("default_capacity", "use 1 to 1000"));
+        }
+        // Zero would fire on every timer pass; switch a timer off with null instead.
+        for (field, value) in [
+            ("requeue_after_secs", self.requeue_after_secs),
+            ("close_inactive_after_secs", self.close_inactive_after_secs),
+        ] {
+            if value.is_some_and(|v| !(10..=30 * 86_400).contains(&v)) {
+                return Err(Error::validation(
+                    field,
+                    "use 10 to 2592000 seconds (30 days), or null for off",
+                ));
+            }
+        }
+        if !(1..=86_400).contains(&self.average_handle_secs) {
+            return Err(Error::validation("average_handle_secs", "use 1 to 86400"));
+        }
+        Ok(())
+    }
+
+    /// Whether any timer of [`Engine::run_timers`](crate::Engine::run_timers) is on, so a
+    /// scheduler may skip tenants with nothing to do.
+    pub fn has_timers(&self) -> bool {
+        self.requeue_after_secs.is_some() || self.close_inactive_after_secs.is_some()
+    }
+}
+
 impl Default for TenantSettings {
     fn default() -> Self {
         Self {

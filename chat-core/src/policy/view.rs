@@ -7,7 +7,7 @@
 //!
 //! | record | a customer does not see |
 //! |--------|-------------------------|
-//! | conversation | `tags`, `participants`, `unread_for_agent`, `agent_read_seq`, `metadata`, `priority`, `department`, `version` |
+//! | conversation | `tags`, `participants`, `unread_for_agent`, `agent_read_seq`, `metadata`, `priority`, `department`, `snooze`, `version` |
 //! | contact | `metadata` (what the desk noted about the customer) |
 //! | message | internal notes (no view at all) |
 //! | event | staff-only events; inside the others, conversations, contacts and notes as above, and a transfer's department and reason |
@@ -100,6 +100,7 @@ impl Viewer {
             (filter.priority.is_some(), "filter by priority"),
             (filter.assigned.is_some(), "filter by assignee"),
             (filter.contact_email.is_some(), "filter by contact e-mail"),
+            (filter.snoozed.is_some(), "filter by snooze"),
         ];
         match staff_only.into_iter().find(|(used, _)| *used) {
             Some((_, what)) => Err(Error::Forbidden(what)),
@@ -322,6 +323,13 @@ enum PayloadView<'a> {
         contact: ContactView<'a>,
         merged: ContactId,
     },
+    // Staff-only, so no customer receives it; listed because the match below is exhaustive.
+    SettingsUpdated {
+        settings: &'a crate::model::TenantSettings,
+    },
+    Mentioned {
+        mention: &'a crate::model::Mention,
+    },
 }
 
 impl<'a> PayloadView<'a> {
@@ -353,6 +361,8 @@ impl<'a> PayloadView<'a> {
                 contact: customer.contact(contact),
                 merged: *merged,
             },
+            EventPayload::SettingsUpdated { settings } => PayloadView::SettingsUpdated { settings },
+            EventPayload::Mentioned { mention } => PayloadView::Mentioned { mention },
         }
     }
 }
@@ -377,6 +387,11 @@ impl Serialize for ChangeView<'_> {
                     to: matches!(to, TransferTarget::Agent(_)).then_some(to),
                 }
                 .serialize(serializer)
+            }
+            // Snoozing is the desk's own bookkeeping: the customer learns only that
+            // something about the conversation changed.
+            ConversationChange::Snoozed { .. } | ConversationChange::Unsnoozed { .. } => {
+                ConversationChange::Details.serialize(serializer)
             }
             other => other.serialize(serializer),
         }
@@ -431,6 +446,11 @@ mod tests {
         c.last_customer_message_at = Some(at);
         c.last_agent_message_at = Some(at);
         c.closed_at = Some(at);
+        c.snooze = Some(crate::model::Snooze {
+            until: Some(at),
+            by: Some(agent),
+            at,
+        });
         c.version = 7;
         c
     }
@@ -454,6 +474,7 @@ mod tests {
             "metadata",
             "priority",
             "department",
+            "snooze",
             "version",
         ] {
             assert!(map.remove(internal).is_some(), "{internal} is a field");

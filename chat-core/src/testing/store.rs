@@ -10,6 +10,7 @@ macro_rules! store_conformance_tests {
     ($factory:path) => {
         $crate::store_conformance_tests!(@expand $factory;
             tenant_roundtrip,
+            settings_update_stores_them_and_logs_a_staff_only_event,
             only_verified_emails_are_unique_and_found,
             merge_contact_needs_an_empty_contact_and_logs_a_staff_only_event,
             agent_roundtrip_appends_staff_only_events,
@@ -39,6 +40,10 @@ macro_rules! store_conformance_tests {
             missing_and_foreign_tenant_rows_are_not_found,
             messages_of_another_conversation_are_refused,
             event_head_is_the_newest_sequence_of_the_tenant,
+            canned_responses_are_shared_or_personal_with_unique_shortcuts,
+            snoozed_filter_follows_the_stored_snooze,
+            mentions_are_recorded_once_counted_and_read,
+            canned_response_prefix_search_covers_shortcut_and_title,
         );
     };
     (@expand $factory:path; $($name:ident),* $(,)?) => {
@@ -71,6 +76,28 @@ pub async fn tenant_roundtrip(store: S) {
         store.update_tenant(&stored).await,
         Err(Error::NotFound(_))
     ));
+}
+
+pub async fn settings_update_stores_them_and_logs_a_staff_only_event(store: S) {
+    let t = tenant(&store).await;
+    let mut stored = store.tenant(t).await.unwrap().expect("tenant stored");
+    stored.settings.requeue_after_secs = Some(120);
+    let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let event = store.update_tenant_settings(&stored, at).await.unwrap();
+    assert_eq!(store.tenant(t).await.unwrap(), Some(stored.clone()));
+    assert_eq!((event.seq, event.staff_only, event.at), (1, true, at));
+    assert_eq!(event.conversation_id, None);
+    assert!(matches!(
+        &event.payload,
+        EventPayload::SettingsUpdated { settings } if **settings == stored.settings
+    ));
+    assert_eq!(store.events_since(t, 0, 10).await.unwrap(), vec![event]);
+    stored.id = TenantId(id());
+    assert!(matches!(
+        store.update_tenant_settings(&stored, at).await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(store.event_head(stored.id).await.unwrap(), 0);
 }
 
 pub async fn only_verified_emails_are_unique_and_found(store: S) {
@@ -1758,4 +1785,252 @@ pub async fn event_head_is_the_newest_sequence_of_the_tenant(store: S) {
     conversation(&store, other, k2.id, |_| {}).await;
     assert_eq!(store.event_head(t).await.unwrap(), newest);
     assert!(store.event_head(other).await.unwrap() > 0);
+}
+
+fn canned(tenant: TenantId, owner: Option<AgentId>, shortcut: &str, title: &str) -> CannedResponse {
+    CannedResponse {
+        id: crate::ids::CannedResponseId(id()),
+        tenant_id: tenant,
+        owner_id: owner,
+        shortcut: shortcut.into(),
+        title: title.into(),
+        body: format!("{title} {{{{contact.name}}}}"),
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+fn canned_query(tenant: TenantId, agent: Option<AgentId>) -> CannedQuery {
+    CannedQuery {
+        tenant,
+        agent,
+        id: None,
+        prefix: None,
+        limit: 50,
+    }
+}
+
+pub async fn canned_responses_are_shared_or_personal_with_unique_shortcuts(store: S) {
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let ann = agent(&store, t, "Ann", Role::Agent, &[]).await.id;
+    let bob = agent(&store, t, "Bob", Role::Agent, &[]).await.id;
+    let shared = canned(t, None, "hello", "Greeting");
+    let anns = canned(t, Some(ann), "hello", "Ann's greeting");
+    let bobs = canned(t, Some(bob), "bye", "Farewell");
+    for r in [&shared, &anns, &bobs] {
+        store.put_canned_response(r).await.unwrap();
+    }
+    // The same shortcut among the shared ones, or twice for one agent, is a duplicate.
+    for dup in [
+        canned(t, None, "hello", "x"),
+        canned(t, Some(ann), "hello", "y"),
+    ] {
+        assert!(matches!(
+            store.put_canned_response(&dup).await,
+            Err(Error::Conflict(c)) if c.kind() == crate::ConflictKind::Duplicate
+        ));
+    }
+    // Another tenant has shortcuts of its own.
+    store
+        .put_canned_response(&canned(other, None, "hello", "Theirs"))
+        .await
+        .unwrap();
+
+    let for_ann = store
+        .canned_responses(&canned_query(t, Some(ann)))
+        .await
+        .unwrap();
+    let mut expected = vec![anns.clone(), shared.clone()];
+    expected.sort_by_key(|r| (r.shortcut.clone(), r.id));
+    assert_eq!(for_ann, expected);
+    let shared_only = store
+        .canned_responses(&canned_query(t, None))
+        .await
+        .unwrap();
+    assert_eq!(shared_only, vec![shared.clone()]);
+
+    // Bob cannot read Ann's by id; Ann can.
+    let mut by_id = canned_query(t, Some(bob));
+    by_id.id = Some(anns.id);
+    assert!(store.canned_responses(&by_id).await.unwrap().is_empty());
+    by_id.agent = Some(ann);
+    assert_eq!(
+        store.canned_responses(&by_id).await.unwrap(),
+        vec![anns.clone()]
+    );
+
+    // Replacing keeps the id; a shortcut may move to a free one.
+    let mut renamed = anns.clone();
+    renamed.shortcut = "hi".into();
+    renamed.body = "Hi!".into();
+    store.put_canned_response(&renamed).await.unwrap();
+    assert_eq!(
+        store.canned_responses(&by_id).await.unwrap(),
+        vec![renamed.clone()]
+    );
+    // Ann's old shortcut is free again.
+    store
+        .put_canned_response(&canned(t, Some(ann), "hello", "again"))
+        .await
+        .unwrap();
+
+    store.delete_canned_response(t, renamed.id).await.unwrap();
+    assert!(store.canned_responses(&by_id).await.unwrap().is_empty());
+    assert!(matches!(
+        store.delete_canned_response(t, renamed.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_canned_response(other, shared.id).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+pub async fn canned_response_prefix_search_covers_shortcut_and_title(store: S) {
+    let t = tenant(&store).await;
+    let ann = agent(&store, t, "Ann", Role::Agent, &[]).await.id;
+    for (shortcut, title) in [
+        ("refund", "Refund policy"),
+        ("ref-id", "Where is my order"),
+        ("shipping", "Delivery times"),
+        ("returns", "Refund window"),
+    ] {
+        store
+            .put_canned_response(&canned(t, Some(ann), shortcut, title))
+            .await
+            .unwrap();
+    }
+    let find = |prefix: &str, limit: usize| {
+        let mut q = canned_query(t, Some(ann));
+        q.prefix = Some(prefix.into());
+        q.limit = limit;
+        let store = store.clone();
+        async move {
+            store
+                .canned_responses(&q)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.shortcut)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(find("ref", 50).await, ["ref-id", "refund", "returns"]);
+    assert_eq!(find("REFUND", 50).await, ["refund", "returns"]);
+    assert_eq!(find("deli", 50).await, ["shipping"]);
+    assert_eq!(find("ref", 2).await, ["ref-id", "refund"]);
+    assert!(
+        find("policy", 50).await.is_empty(),
+        "a prefix, not a substring"
+    );
+}
+
+pub async fn snoozed_filter_follows_the_stored_snooze(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let snooze = Snooze {
+        until: Some(at(3600)),
+        by: None,
+        at: at(0),
+    };
+    let asleep = conversation(&store, t, k.id, |c| {
+        c.mode = Mode::Agent;
+        c.snooze = Some(snooze.clone());
+    })
+    .await;
+    let awake = conversation(&store, t, k.id, |c| c.mode = Mode::Agent).await;
+    let page = |snoozed: Option<bool>| {
+        let mut q = ConversationQuery::new(t, Scope::Tenant);
+        q.snoozed = snoozed;
+        let store = store.clone();
+        async move {
+            let page = store.list_conversations(&q).await.unwrap();
+            let ids: Vec<_> = page.items.iter().map(|c| c.id).collect();
+            (ids, page.counts.get(&Mode::Agent).copied().unwrap_or(0))
+        }
+    };
+    assert_eq!(page(Some(true)).await, (vec![asleep.id], 1));
+    assert_eq!(page(Some(false)).await, (vec![awake.id], 1));
+    assert_eq!(page(None).await.1, 2);
+    assert_eq!(
+        store
+            .conversation(t, asleep.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .snooze,
+        Some(snooze)
+    );
+
+    // Waking is an update like any other; the filter follows it.
+    let mut woken = asleep.clone();
+    woken.snooze = None;
+    store
+        .update_conversation(ConversationUpdate {
+            conversation: woken,
+            change: ConversationChange::Unsnoozed {
+                reason: WakeReason::Time,
+            },
+            message: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page(Some(true)).await.0, Vec::<ConversationId>::new());
+    assert_eq!(page(Some(false)).await.1, 2);
+}
+
+pub async fn mentions_are_recorded_once_counted_and_read(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let ann = agent(&store, t, "Ann", Role::Agent, &[]).await.id;
+    let bob = agent(&store, t, "Bob", Role::Agent, &[]).await.id;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    let head = store.event_head(t).await.unwrap();
+    let mention = |agent: AgentId, secs: i64| Mention {
+        tenant_id: t,
+        agent_id: agent,
+        conversation_id: c.id,
+        message_id: MessageId(id()),
+        by: bob,
+        at: at(secs),
+        read_at: None,
+    };
+    let first = mention(ann, 1);
+    let second = mention(ann, 2);
+    let events = store
+        .record_mentions(&[first.clone(), second.clone(), first.clone()])
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2, "the repeat is skipped");
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [head + 1, head + 2]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.staff_only && e.conversation_id.is_none())
+    );
+    assert!(matches!(&events[0].payload, EventPayload::Mentioned { mention } if *mention == first));
+
+    let (items, unread) = store.mentions(t, ann, 10).await.unwrap();
+    assert_eq!((items, unread), (vec![second.clone(), first.clone()], 2));
+    let (items, unread) = store.mentions(t, ann, 1).await.unwrap();
+    assert_eq!(
+        (items.len(), unread),
+        (1, 2),
+        "the count covers every unread mention"
+    );
+    assert_eq!(store.mentions(t, bob, 10).await.unwrap(), (Vec::new(), 0));
+
+    assert_eq!(store.read_mentions(t, ann, at(5)).await.unwrap(), 2);
+    assert_eq!(store.read_mentions(t, ann, at(6)).await.unwrap(), 0);
+    let (items, unread) = store.mentions(t, ann, 10).await.unwrap();
+    assert_eq!(unread, 0);
+    assert!(items.iter().all(|m| m.read_at == Some(at(5))));
+    // Read mentions stay listed; a new one is unread again.
+    store.record_mentions(&[mention(ann, 7)]).await.unwrap();
+    let (items, unread) = store.mentions(t, ann, 10).await.unwrap();
+    assert_eq!((items.len(), unread), (3, 1));
 }

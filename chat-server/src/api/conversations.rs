@@ -244,6 +244,7 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
         channel: ctx.query("channel")?,
         contact_email: ctx.query("contact_email")?,
         pinned: ctx.query("pinned")?,
+        snoozed: ctx.query("snoozed")?,
         text: ctx.query("text")?,
         cursor: ctx.query("cursor")?,
         limit: ctx.query("limit")?,

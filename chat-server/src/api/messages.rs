@@ -75,11 +75,11 @@ pub async fn post(mut ctx: Ctx) -> Result<Resp, ApiError> {
 /// The answer to a post, serialized straight from the engine's result (the hottest
 /// route: no intermediate `serde_json::Value`).
 #[derive(Serialize)]
-struct PostAnswer<'a> {
-    message: &'a Message,
-    created: bool,
-    replies: &'a [Message],
-    conversation: super::ConversationView<'a>,
+pub(super) struct PostAnswer<'a> {
+    pub(super) message: &'a Message,
+    pub(super) created: bool,
+    pub(super) replies: &'a [Message],
+    pub(super) conversation: super::ConversationView<'a>,
 }
 
 #[derive(Debug, Deserialize)]

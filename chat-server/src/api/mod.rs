@@ -3,8 +3,12 @@
 
 mod accounts;
 mod agents;
+mod canned;
 mod conversations;
+mod mentions;
 mod messages;
+mod settings;
+mod snooze;
 mod system;
 
 use std::net::IpAddr;
@@ -170,6 +174,18 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         DeleteMessage => messages::delete(ctx).await,
         MarkRead => messages::mark_read(ctx).await,
         ReadCursors => messages::read_cursors(ctx).await,
+        GetSettings => settings::get(ctx).await,
+        UpdateSettings => settings::update(ctx).await,
+        ListCannedResponses => canned::list(ctx).await,
+        CreateCannedResponse => canned::create(ctx).await,
+        GetCannedResponse => canned::get(ctx).await,
+        UpdateCannedResponse => canned::update(ctx).await,
+        DeleteCannedResponse => canned::delete(ctx).await,
+        PostCannedResponse => canned::post(ctx).await,
+        Snooze => snooze::snooze(ctx).await,
+        Unsnooze => snooze::unsnooze(ctx).await,
+        ListMentions => mentions::list(ctx).await,
+        ReadMentions => mentions::read(ctx).await,
         // Upgrades are handled before the request is split (they need the whole request).
         WebSocket => Err(ApiError::bad_request(
             "this endpoint speaks WebSocket: send Upgrade: websocket",
