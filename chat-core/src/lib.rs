@@ -14,6 +14,7 @@ mod mode;
 mod model;
 pub mod policy;
 mod router;
+mod sniff;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -39,4 +40,5 @@ pub use ids::{
 pub use mode::{InvalidTransition, Mode, UnknownMode};
 pub use model::*;
 pub use router::{LeastLoaded, Manual, RoundRobin, Router, eligible};
+pub use sniff::detect_content_type;
 pub use store::seam::Store;

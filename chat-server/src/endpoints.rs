@@ -72,6 +72,8 @@ pub enum Endpoint {
     CreateBotToken,
     ListBotTokens,
     RevokeBotToken,
+    UploadFiles,
+    DownloadFile,
 }
 
 /// One endpoint with what the documentation says about it.
@@ -158,6 +160,8 @@ pub const ENDPOINTS: &[EndpointSpec] = &[
     endpoint(Method::GET, "/v1/conversations/{id}/messages", ListMessages, Authenticated, "History by sequence: `before` gives the newest below it, `after` the oldest above it.", None, 200, Some("MessageList"), &["before", "after", "limit"]),
     endpoint(Method::POST, "/v1/conversations/{id}/messages", PostMessage, Authenticated, "Post a message. The same `client_message_id` twice stores one message (200 instead of 201).", Some("PostMessageRequest"), 201, Some("PostedMessage"), &[]),
     endpoint(Method::POST, "/v1/conversations/{id}/notes", PostNote, Staff, "Write an internal note (never shown to the customer).", Some("NoteRequest"), 201, Some("Message"), &[]),
+    endpoint(Method::POST, "/v1/conversations/{id}/files", UploadFiles, Authenticated, "Upload files (multipart/form-data, one or more file parts, all stored or none) for a message, or with `?purpose=note` (staff) for an internal note. The type is decided from the bytes; size, count and types follow the tenant's upload settings (413 over the size, 422 `files` for too many or none, 422 `file` for a type not accepted, 415 for a body that is not a form). Attach the answered items to a message or note.", Some("FileUpload"), 201, Some("AttachmentList"), &["purpose"]),
+    endpoint(Method::GET, "/v1/conversations/{id}/files/{folder}/{name}", DownloadFile, Authenticated, "Download a file of the conversation (its `key` is `{folder}/{name}`), for whoever may read the conversation; note files for staff only. Served as `Content-Disposition: attachment` with `X-Content-Type-Options: nosniff`.", None, 200, Some("file"), &[]),
     endpoint(Method::PATCH, "/v1/messages/{id}", EditMessage, Authenticated, "Edit one's own message within the edit window.", Some("EditMessageRequest"), 200, Some("Message"), &[]),
     endpoint(Method::DELETE, "/v1/messages/{id}", DeleteMessage, Authenticated, "Delete a message softly.", None, 200, Some("Message"), &[]),
     endpoint(Method::POST, "/v1/conversations/{id}/read", MarkRead, Authenticated, "Move the caller's read cursor.", Some("ReadRequest"), 200, Some("Conversation"), &[]),

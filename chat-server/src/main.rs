@@ -33,6 +33,10 @@ struct Cli {
     /// Durability of each commit: `full` survives power loss, `normal` only crashes.
     #[arg(long, env = "CHAT_SYNCHRONOUS", value_enum, default_value = "full")]
     synchronous: SyncMode,
+    /// Folder for uploaded files (created 0700 if missing; each file 0600). Default:
+    /// `uploads/` beside the database.
+    #[arg(long, env = "CHAT_UPLOADS_DIR")]
+    uploads_dir: Option<PathBuf>,
     /// HS256 signing key file; generated (mode 0600) beside the database if missing.
     #[arg(long, env = "CHAT_KEY_FILE")]
     key_file: Option<PathBuf>,
@@ -252,7 +256,16 @@ async fn main() -> anyhow::Result<()> {
         RouterKind::Manual => Arc::new(Manual),
     };
     let bot = bot(&cli, bus.clone())?;
+    // Files live on disk beside the database so they survive restarts like the messages
+    // that carry them (the engine's default keeps them in memory).
+    let uploads = cli
+        .uploads_dir
+        .clone()
+        .unwrap_or_else(|| beside(&cli.db, "uploads"));
+    let blobs = chat_server::uploads::DirBlobStore::new(&uploads)
+        .with_context(|| format!("opening the uploads folder {}", uploads.display()))?;
     let engine = Engine::builder_with_backend(Arc::new(store))
+        .blobs(Arc::new(blobs))
         .passwords(Arc::new(chat_server::auth::Argon2Passwords))
         .limits(limits)
         .bus(bus)

@@ -78,6 +78,15 @@ fn cases(bob: &str) -> Vec<Case> {
             [200, 200, 200, 404, 200, 404, 401, 404],
         ),
         c(ReadCursors, None, [200, 200, 200, 404, 200, 404, 401, 404]),
+        // Sent as JSON: those who may upload get as far as reading the form (415); the
+        // others are turned away before their body is read.
+        c(
+            UploadFiles,
+            Some(json!({ "file": "aGk=" })),
+            [415, 415, 415, 404, 415, 404, 401, 404],
+        ),
+        // A file the visitor uploaded to the conversation.
+        c(DownloadFile, None, [200, 200, 200, 404, 200, 404, 401, 404]),
         c(
             Handoff,
             Some(json!({})),
@@ -338,6 +347,31 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                 _ => &id,
             };
             let path = route.path.replace("{id}", target);
+            let path = if case.route == Endpoint::DownloadFile {
+                let (content_type, form) = chat_server::testing::multipart(
+                    &[],
+                    &[(
+                        "file",
+                        "invoice.pdf",
+                        "application/pdf",
+                        b"%PDF-1.7 invoice",
+                    )],
+                );
+                let uploaded = s
+                    .send_as(
+                        Method::POST,
+                        &format!("/v1/conversations/{id}/files"),
+                        Some(&visitor),
+                        &[("content-type", content_type.as_str())],
+                        form,
+                    )
+                    .await;
+                assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.text);
+                let key = uploaded.body["items"][0]["key"].as_str().unwrap();
+                path.replace("{folder}/{name}", key)
+            } else {
+                path
+            };
             let path = match case.route {
                 Endpoint::ContactHistory => format!("{path}?email=customer%40x.example"),
                 _ => path,

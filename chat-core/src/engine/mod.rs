@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 
 pub use accounts::SignUp;
 pub use agents::AgentPatch;
-pub use attachments::UploadLimits;
+pub use attachments::{FileUse, UploadLimits, UploadPolicy};
 pub use contacts::ContactPatch;
 pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
 pub use messages::{MessagePage, PostMessage, Posted};

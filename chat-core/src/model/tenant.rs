@@ -39,6 +39,17 @@ pub struct TenantSettings {
     pub close_inactive_after_secs: Option<u32>,
     /// Typical time an agent spends on a conversation, for queue wait estimates.
     pub average_handle_secs: u32,
+
+    // Attachments. The engine's `Limits::uploads` stays the ceiling for every tenant; these
+    // narrow it per desk.
+    /// Largest attachment, in bytes.
+    pub upload_max_bytes: u64,
+    /// Most files in one upload request.
+    pub upload_max_files: u32,
+    /// Accepted attachment types, as decided from the bytes (see
+    /// [`detect_content_type`](crate::detect_content_type)); `*` at the end of an entry
+    /// matches a family (`image/*`). Empty accepts every recognised type.
+    pub upload_allowed_types: Vec<String>,
 }
 
 impl Default for TenantSettings {
@@ -53,6 +64,20 @@ impl Default for TenantSettings {
             requeue_after_secs: None,
             close_inactive_after_secs: None,
             average_handle_secs: 300,
+            upload_max_bytes: 10 * 1024 * 1024,
+            upload_max_files: 5,
+            upload_allowed_types: [
+                "image/png",
+                "image/jpeg",
+                "image/gif",
+                "image/webp",
+                "application/pdf",
+                "text/plain",
+                "application/zip",
+                "application/vnd.openxmlformats-officedocument.*",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
         }
     }
 }

@@ -4,6 +4,7 @@
 mod accounts;
 mod agents;
 mod conversations;
+mod files;
 mod messages;
 mod system;
 
@@ -170,6 +171,8 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         DeleteMessage => messages::delete(ctx).await,
         MarkRead => messages::mark_read(ctx).await,
         ReadCursors => messages::read_cursors(ctx).await,
+        UploadFiles => files::upload(ctx).await,
+        DownloadFile => files::download(ctx).await,
         // Upgrades are handled before the request is split (they need the whole request).
         WebSocket => Err(ApiError::bad_request(
             "this endpoint speaks WebSocket: send Upgrade: websocket",
