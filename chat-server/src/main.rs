@@ -151,6 +151,10 @@ struct Cli {
     /// Shared secret for webhook signatures.
     #[arg(long, env = "CHAT_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
+    /// PEM file of extra CA certificates the LLM and webhook bots trust for https://
+    /// services, beside the bundled Mozilla roots and the system's (a private CA).
+    #[arg(long, env = "CHAT_BOT_CA_FILE")]
+    bot_ca_file: Option<PathBuf>,
     /// Seconds between runs of the tenants' timers (requeue, inactivity close).
     #[arg(long, env = "CHAT_TIMER_INTERVAL_SECS", default_value_t = 15)]
     timer_interval_secs: u64,
@@ -386,6 +390,7 @@ fn bot(cli: &Cli, bus: Arc<dyn EventBus>) -> anyhow::Result<Arc<dyn Bot>> {
                 config.system_prompt = prompt.clone();
             }
             config.stream = true;
+            config.ca_file = cli.bot_ca_file.clone();
             Arc::new(
                 chat_bots::LlmBot::new(config)?
                     .on_delta(chat_server::realtime::relay_bot_deltas(bus)),
@@ -400,10 +405,11 @@ fn bot(cli: &Cli, bus: Arc<dyn EventBus>) -> anyhow::Result<Arc<dyn Bot>> {
                 .webhook_secret
                 .clone()
                 .context("--bot webhook needs --webhook-secret")?;
-            Arc::new(chat_bots::WebhookBot::new(
-                chat_bots::WebhookConfig::new(url),
-                secret.into_bytes(),
-            )?)
+            let config = chat_bots::WebhookConfig {
+                ca_file: cli.bot_ca_file.clone(),
+                ..chat_bots::WebhookConfig::new(url)
+            };
+            Arc::new(chat_bots::WebhookBot::new(config, secret.into_bytes())?)
         }
         BotKind::None => Arc::new(SilentBot),
     })
