@@ -74,6 +74,8 @@ pub enum Endpoint {
     RevokeBotToken,
     UploadFiles,
     DownloadFile,
+    ListContacts,
+    ContactConversations,
 }
 
 /// One endpoint with what the documentation says about it.
@@ -177,10 +179,12 @@ pub const ENDPOINTS: &[EndpointSpec] = &[
     endpoint(Method::POST, "/v1/conversations/{id}/rating", Rate, Authenticated, "Rate (customers).", Some("RatingRequest"), 200, Some("Conversation"), &[]),
     endpoint(Method::POST, "/v1/conversations/{id}/reopen", Reopen, Authenticated, "Reopen a closed conversation.", None, 200, Some("Conversation"), &[]),
     endpoint(Method::POST, "/v1/conversations/{id}/archive", Archive, Staff, "Archive a closed conversation.", None, 200, Some("Conversation"), &[]),
+    endpoint(Method::GET, "/v1/contacts", ListContacts, Staff, "The tenant's contacts, newest first; `text` finds those whose name, e-mail or phone contains it. Pass `next_cursor` back as `cursor` for the next page.", None, 200, Some("ContactPage"), &["text", "cursor", "limit"]),
+    endpoint(Method::GET, "/v1/contacts/{id}/conversations", ContactConversations, Staff, "The contact's conversations that the caller may read, newest activity first.", None, 200, Some("ConversationList"), &[]),
     endpoint(Method::GET, "/v1/contacts/history", ContactHistory, Staff, "Every conversation of the contact with this e-mail.", None, 200, Some("ConversationList"), &["email"]),
     endpoint(Method::GET, "/v1/contacts/{id}", GetContact, Authenticated, "One contact.", None, 200, Some("Contact"), &[]),
-    endpoint(Method::PATCH, "/v1/contacts/{id}", UpdateContact, Staff, "Edit a contact (staff): name, e-mail (a changed e-mail is an unverified claim), phone, address, metadata entries.", Some("ContactPatch"), 200, Some("Contact"), &[]),
-    endpoint(Method::POST, "/v1/contacts/{id}/merge", MergeContact, Staff, "Merge the contact named in the body into this one (admins, supervisors): its conversations move here, it is deleted, and a staff-only `contact_merged` event records it.", Some("MergeContactRequest"), 200, Some("Contact"), &[]),
+    endpoint(Method::PATCH, "/v1/contacts/{id}", UpdateContact, Staff, "Edit a contact (staff): name, e-mail (a changed e-mail is an unverified claim), phone, address, metadata entries. Entries whose key the tenant declared in `contact_attributes` must hold a value of its type (422 on `metadata` otherwise).", Some("ContactPatch"), 200, Some("Contact"), &[]),
+    endpoint(Method::POST, "/v1/contacts/{id}/merge", MergeContact, Staff, "Merge the contact named in the body into this one (admins, supervisors): its conversations move here, it is deleted, and a staff-only `contact_merged` event records it. A contact of another tenant is not found (404) and nothing changes.", Some("MergeContactRequest"), 200, Some("Contact"), &[]),
     endpoint(Method::POST, "/v1/accounts", SignUp, Public, "Sign a customer up (a new contact with a login); answers a visitor token for all of the account's conversations.", Some("SignUpRequest"), 201, Some("AccountSession"), &[]),
     endpoint(Method::POST, "/v1/accounts/login", AccountLogin, Public, "Log a customer in by login name and password; 401 for a wrong one or a disabled account.", Some("AccountLoginRequest"), 200, Some("AccountSession"), &[]),
     endpoint(Method::POST, "/v1/accounts/password", ChangeAccountPassword, Authenticated, "Change the caller's account password (the current one is required); revokes every token of the account and answers a new one.", Some("AccountPasswordRequest"), 200, Some("VisitorTokenAnswer"), &[]),

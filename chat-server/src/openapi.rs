@@ -224,6 +224,8 @@ fn schemas() -> Value {
         "FileUpload": object(&[], json!({
             "file": { "type": "array", "items": { "type": "string", "format": "binary" }, "description": "One part per file (any field name with a filename). The declared name is kept (cleaned); the declared type is ignored." } })),
         "AttachmentList": list_of("Attachment"),
+        "ContactPage": object(&["items", "next_cursor"], json!({ "items": { "type": "array", "items": { "$ref": "#/components/schemas/Contact" } },
+            "next_cursor": { "type": ["string", "null"], "format": "uuid", "description": "The `cursor` of the next page; null on the last." } })),
         "EditMessageRequest": object(&["body"], json!({ "body": { "type": "string" } })),
         "ReadRequest": object(&["seq"], json!({ "seq": { "type": "integer", "minimum": 0 } })),
         "ReadCursorList": list_of("ReadCursor"),

@@ -78,6 +78,13 @@ fn cases(bob: &str) -> Vec<Case> {
             [200, 200, 200, 404, 200, 404, 401, 404],
         ),
         c(ReadCursors, None, [200, 200, 200, 404, 200, 404, 401, 404]),
+        c(ListContacts, None, [200, 200, 200, 200, 403, 403, 401, 200]),
+        // Bob gets an empty list (the leak check below holds him to it).
+        c(
+            ContactConversations,
+            None,
+            [200, 200, 200, 200, 403, 403, 401, 404],
+        ),
         // Sent as JSON: those who may upload get as far as reading the form (415); the
         // others are turned away before their body is read.
         c(
@@ -339,6 +346,7 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
             let target = match case.route {
                 Endpoint::EditMessage | Endpoint::DeleteMessage => &message_id,
                 Endpoint::GetContact
+                | Endpoint::ContactConversations
                 | Endpoint::MergeContact
                 | Endpoint::UpdateContact
                 | Endpoint::GetAccount
@@ -408,7 +416,10 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
             // Lists and replays never show this conversation to those who may not see it.
             if matches!(
                 case.route,
-                Endpoint::ListConversations | Endpoint::Events | Endpoint::ContactHistory
+                Endpoint::ListConversations
+                    | Endpoint::Events
+                    | Endpoint::ContactHistory
+                    | Endpoint::ContactConversations
             ) && matches!(column, 3 | 5 | 7)
                 && reply.text.contains(&id)
             {

@@ -50,6 +50,25 @@ pub struct TenantSettings {
     /// [`detect_content_type`](crate::detect_content_type)); `*` at the end of an entry
     /// matches a family (`image/*`). Empty accepts every recognised type.
     pub upload_allowed_types: Vec<String>,
+    /// Contact attributes with a declared type (`plan: text`, `seats: number`,
+    /// `renewal: date` ...), kept in the contact's `metadata`: a value of another type is
+    /// refused when a contact is edited. Undeclared keys stay free text.
+    pub contact_attributes: std::collections::BTreeMap<String, AttributeType>,
+}
+
+/// The type of a declared contact attribute. Values are stored as text in the contact's
+/// `metadata`; the type says which texts are accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributeType {
+    /// Any text.
+    Text,
+    /// A finite decimal number (`42`, `-3.5`).
+    Number,
+    /// `true` or `false`.
+    Boolean,
+    /// A calendar date, `YYYY-MM-DD`.
+    Date,
 }
 
 impl Default for TenantSettings {
@@ -78,6 +97,7 @@ impl Default for TenantSettings {
             ]
             .map(str::to_owned)
             .to_vec(),
+            contact_attributes: std::collections::BTreeMap::new(),
         }
     }
 }

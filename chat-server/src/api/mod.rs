@@ -3,6 +3,7 @@
 
 mod accounts;
 mod agents;
+mod contacts;
 mod conversations;
 mod files;
 mod messages;
@@ -173,6 +174,8 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         ReadCursors => messages::read_cursors(ctx).await,
         UploadFiles => files::upload(ctx).await,
         DownloadFile => files::download(ctx).await,
+        ListContacts => contacts::list(ctx).await,
+        ContactConversations => contacts::conversations(ctx).await,
         // Upgrades are handled before the request is split (they need the whole request).
         WebSocket => Err(ApiError::bad_request(
             "this endpoint speaks WebSocket: send Upgrade: websocket",
