@@ -40,5 +40,5 @@ pub use ids::{
 pub use mode::{InvalidTransition, Mode, UnknownMode};
 pub use model::*;
 pub use router::{LeastLoaded, Manual, RoundRobin, Router, eligible};
-pub use sniff::detect_content_type;
+pub use sniff::{detect_content_type, refine_content_type};
 pub use store::seam::Store;

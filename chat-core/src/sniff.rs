@@ -31,6 +31,10 @@ pub fn detect_content_type(bytes: &[u8]) -> Option<&'static str> {
         Some("image/webp")
     } else if bytes.starts_with(b"%PDF-") {
         Some("application/pdf")
+    } else if bytes.starts_with(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1") {
+        // The compound file of legacy Office documents (.doc, .xls, .ppt): which one it is
+        // lies deep inside, so the bytes give the family only (see `refine_content_type`).
+        Some(OFFICE_LEGACY)
     } else if bytes.starts_with(ZIP) {
         Some(office_kind(bytes).unwrap_or("application/zip"))
     } else if is_plain_text(bytes) {
@@ -38,6 +42,59 @@ pub fn detect_content_type(bytes: &[u8]) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// The type of a legacy Office compound file whose application the bytes do not tell.
+const OFFICE_LEGACY: &str = "application/vnd.ms-office";
+
+/// Members of a family the bytes prove but cannot tell apart, and the family they belong
+/// to: a client may name the member, never step outside the family.
+const MEMBERS: &[(&str, &str)] = &[
+    ("application/msword", OFFICE_LEGACY),
+    ("application/vnd.ms-excel", OFFICE_LEGACY),
+    ("application/vnd.ms-powerpoint", OFFICE_LEGACY),
+    (
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/zip",
+    ),
+    (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/zip",
+    ),
+    (
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "application/zip",
+    ),
+];
+
+/// The stored type of an upload: what the bytes say ([`detect_content_type`]), narrowed
+/// to the client's declared type only where the bytes prove a family but not its member
+/// (a legacy `.xls` and `.doc` are the same compound file to a sniffer; an Office Open
+/// XML file may not list its folder early). A declared type outside the proven family is
+/// ignored. `None` when the bytes are no known type.
+///
+/// ```
+/// use chat_core::refine_content_type;
+/// let xls = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1 rest of the file";
+/// assert_eq!(refine_content_type(xls, "application/vnd.ms-excel"), Some("application/vnd.ms-excel"));
+/// // Declaring an image does not make it one.
+/// assert_eq!(refine_content_type(xls, "image/png"), Some("application/vnd.ms-office"));
+/// assert_eq!(refine_content_type(b"%PDF-1.7", "text/html"), Some("application/pdf"));
+/// ```
+pub fn refine_content_type(bytes: &[u8], declared: &str) -> Option<&'static str> {
+    let detected = detect_content_type(bytes)?;
+    let declared = declared
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    Some(
+        MEMBERS
+            .iter()
+            .find(|(member, family)| *member == declared && *family == detected)
+            .map_or(detected, |(member, _)| member),
+    )
 }
 
 /// An Office Open XML document is a ZIP whose entries live under a folder that names the
@@ -72,7 +129,7 @@ fn is_plain_text(bytes: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::detect_content_type;
+    use super::{detect_content_type, refine_content_type};
 
     #[test]
     fn each_common_format_is_known_by_its_leading_bytes() {
@@ -98,8 +155,41 @@ mod tests {
             (b"\x1b[31mred\x1b[0m", None),
             (b"", None),
             (b"RIFF\x24\0\0\0WAVEfmt ", None),
+            (
+                b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1\0\0",
+                Some("application/vnd.ms-office"),
+            ),
         ] {
             assert_eq!(detect_content_type(bytes), expected, "{bytes:?}");
         }
+    }
+
+    #[test]
+    fn a_declared_type_only_names_a_member_of_the_family_the_bytes_prove() {
+        let cfb = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1\0\0";
+        let zip = b"PK\x03\x04\x14\0\0\0data";
+        for (bytes, declared, expected) in [
+            (&cfb[..], "application/msword", "application/msword"),
+            (
+                cfb,
+                "APPLICATION/VND.MS-EXCEL; x=y",
+                "application/vnd.ms-excel",
+            ),
+            (cfb, "application/pdf", "application/vnd.ms-office"),
+            (
+                zip,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            ),
+            (zip, "application/msword", "application/zip"),
+            (b"hello", "image/png", "text/plain"),
+        ] {
+            assert_eq!(
+                refine_content_type(bytes, declared),
+                Some(expected),
+                "{declared}"
+            );
+        }
+        assert_eq!(refine_content_type(b"MZ\x90\0", "image/png"), None);
     }
 }

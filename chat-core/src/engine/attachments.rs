@@ -1,17 +1,17 @@
 //! Attachments: bytes go to the blob store under a key that names their conversation, so
 //! a download is authorized like reading that conversation, and a message can only
 //! carry files uploaded to its own conversation. A file's type is decided from its bytes
-//! ([`detect_content_type`]), never from the name or type the client declares. Files
+//! ([`refine_content_type`]), never from the name or type the client declares. Files
 //! uploaded for internal notes live under their own prefix and are shown to staff only.
 
 use super::Engine;
 use crate::Mode;
 use crate::blob::safe_path_segment;
-use crate::detect_content_type;
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, TenantId};
 use crate::model::{Attachment, TenantSettings};
 use crate::policy::{Action, Actor, Resolved};
+use crate::refine_content_type;
 
 /// What uploads may be: enforced by the engine so every surface gets the same rule.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +33,10 @@ impl Default for UploadLimits {
                 "text/plain",
                 "application/zip",
                 "application/vnd.openxmlformats-officedocument.*",
+                "application/msword",
+                "application/vnd.ms-excel",
+                "application/vnd.ms-powerpoint",
+                "application/vnd.ms-office",
             ]
             .map(str::to_owned)
             .to_vec(),
@@ -82,6 +86,29 @@ impl UploadPolicy {
     }
 }
 
+/// One file of [`Engine::upload_files`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewFile {
+    /// The client's file name (any path is dropped, the rest cleaned).
+    pub name: String,
+    /// The client's declared type: used only to name a member of a family the bytes
+    /// prove (see [`refine_content_type`]), never to decide the family.
+    pub declared_type: String,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl NewFile {
+    /// A file named `name`, declared as `declared_type`.
+    pub fn new(name: &str, declared_type: &str, bytes: Vec<u8>) -> Self {
+        Self {
+            name: name.to_owned(),
+            declared_type: declared_type.to_owned(),
+            bytes,
+        }
+    }
+}
+
 /// What uploaded files are for: a message's files are read by the conversation's readers,
 /// a note's by staff only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,9 +132,13 @@ impl Engine {
         content_type: &str,
         bytes: Vec<u8>,
     ) -> Result<Attachment> {
-        let _declared = content_type;
         let mut stored = self
-            .upload_files(actor, id, FileUse::Message, vec![(name.to_owned(), bytes)])
+            .upload_files(
+                actor,
+                id,
+                FileUse::Message,
+                vec![NewFile::new(name, content_type, bytes)],
+            )
             .await?;
         Ok(stored.remove(0))
     }
@@ -124,7 +155,12 @@ impl Engine {
         bytes: Vec<u8>,
     ) -> Result<Attachment> {
         let mut stored = self
-            .upload_files(actor, id, FileUse::Note, vec![(name.to_owned(), bytes)])
+            .upload_files(
+                actor,
+                id,
+                FileUse::Note,
+                vec![NewFile::new(name, "", bytes)],
+            )
             .await?;
         Ok(stored.remove(0))
     }
@@ -166,7 +202,7 @@ impl Engine {
         actor: &Actor,
         id: ConversationId,
         purpose: FileUse,
-        files: Vec<(String, Vec<u8>)>,
+        files: Vec<NewFile>,
     ) -> Result<Vec<Attachment>> {
         self.may_upload(actor, id, purpose).await?;
         let owner = match purpose {
@@ -184,9 +220,10 @@ impl Engine {
             ));
         }
         let mut checked = Vec::with_capacity(files.len());
-        for (name, bytes) in files {
-            let (name, content_type) = self.check_upload(&policy, &name, &bytes)?;
-            checked.push((name, content_type, bytes));
+        for file in files {
+            let (name, content_type) =
+                self.check_upload(&policy, &file.name, &file.declared_type, &file.bytes)?;
+            checked.push((name, content_type, file.bytes));
         }
         let mut stored = Vec::with_capacity(checked.len());
         for (name, content_type, bytes) in checked {
@@ -235,10 +272,11 @@ impl Engine {
         tenant: TenantId,
         owner: &str,
         name: &str,
+        declared_type: &str,
         bytes: Vec<u8>,
     ) -> Result<Attachment> {
         let policy = self.upload_policy_of(&self.load_tenant(tenant).await?.settings);
-        let (name, content_type) = self.check_upload(&policy, name, &bytes)?;
+        let (name, content_type) = self.check_upload(&policy, name, declared_type, &bytes)?;
         self.put_upload(owner, name, content_type, bytes).await
     }
 
@@ -247,6 +285,7 @@ impl Engine {
         &self,
         policy: &UploadPolicy,
         name: &str,
+        declared_type: &str,
         bytes: &[u8],
     ) -> Result<(String, &'static str)> {
         if bytes.is_empty() {
@@ -258,7 +297,7 @@ impl Engine {
                 format!("larger than {} bytes", policy.max_bytes),
             ));
         }
-        let content_type = detect_content_type(bytes).ok_or_else(|| {
+        let content_type = refine_content_type(bytes, declared_type).ok_or_else(|| {
             Error::validation(
                 "file",
                 "not a type this desk recognises (images, PDF, text, ZIP, Office documents)",
@@ -312,8 +351,8 @@ impl Engine {
     ) -> Result<Attachment> {
         let owner = pending_owner(&self.resolve(actor).await?)
             .ok_or(Error::Forbidden("upload files without a conversation"))?;
-        let _declared = content_type;
-        self.store_upload(actor.tenant(), &owner, name, bytes).await
+        self.store_upload(actor.tenant(), &owner, name, content_type, bytes)
+            .await
     }
 
     /// The bytes of a pending upload, for its uploader only (anyone else: not found).

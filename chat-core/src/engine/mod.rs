@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 
 pub use accounts::SignUp;
 pub use agents::AgentPatch;
-pub use attachments::{FileUse, UploadLimits, UploadPolicy};
+pub use attachments::{FileUse, NewFile, UploadLimits, UploadPolicy};
 pub use contacts::{ContactPage, ContactPatch};
 pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
 pub use messages::{MessagePage, PostMessage, Posted};

@@ -94,6 +94,10 @@ impl Default for TenantSettings {
                 "text/plain",
                 "application/zip",
                 "application/vnd.openxmlformats-officedocument.*",
+                "application/msword",
+                "application/vnd.ms-excel",
+                "application/vnd.ms-powerpoint",
+                "application/vnd.ms-office",
             ]
             .map(str::to_owned)
             .to_vec(),

@@ -4,7 +4,7 @@
 //! type limits, the type from the bytes); these handlers only read the form within those
 //! limits and shape the download so a browser never renders a customer's file as a page.
 
-use chat_core::{ConversationId, FileUse};
+use chat_core::{ConversationId, FileUse, NewFile};
 use hyper::StatusCode;
 use hyper::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, HeaderValue};
 use serde_json::json;
@@ -49,7 +49,7 @@ pub async fn upload(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let files = form
         .files
         .into_iter()
-        .map(|f| (f.file_name, f.bytes.to_vec()))
+        .map(|f| NewFile::new(&f.file_name, &f.content_type, f.bytes.to_vec()))
         .collect();
     let stored = engine.upload_files(&actor, id, purpose, files).await?;
     Ok(http::json(StatusCode::CREATED, &json!({ "items": stored })))
