@@ -20,7 +20,7 @@ pub mod store;
 pub mod testing;
 pub mod write;
 
-pub use blob::{BlobStore, MemoryBlobStore, safe_path_segment};
+pub use blob::{BlobStore, MemoryBlobStore, Thumbnailer, safe_path_segment, thumbnail_key};
 pub use bot::{
     BOT_FALLBACK_KEY, BOT_HANDOFF_KEY, BOT_HANDOFF_REASON_KEY, Bot, BotDecision, BotTurn, Intent,
     RuleBot, RuleBotConfig, SilentBot, bot_reply_key,

@@ -19,6 +19,7 @@ mod server;
 pub mod staff;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod thumbnails;
 pub mod uploads;
 pub mod views;
 

@@ -270,6 +270,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("opening the uploads folder {}", uploads.display()))?;
     let engine = Engine::builder_with_backend(Arc::new(store))
         .blobs(Arc::new(blobs))
+        .thumbnails(Arc::new(chat_server::thumbnails::ImageThumbnails::default()))
         .passwords(Arc::new(chat_server::auth::Argon2Passwords))
         .limits(limits)
         .bus(bus)

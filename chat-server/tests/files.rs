@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use chat_core::{Actor, Role, TenantSettings};
 use chat_server::testing::{Reply, multipart};
+use chat_server::thumbnails::ImageThumbnails;
 use chat_server::uploads::DirBlobStore;
 use common::Server;
 use hyper::{Method, StatusCode};
@@ -29,7 +30,14 @@ const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR receipt";
 async fn server() -> (Server, tempfile::TempDir) {
     let files = tempfile::tempdir().unwrap();
     let blobs = DirBlobStore::new(files.path().join("uploads")).unwrap();
-    let s = common::start_full(|_| {}, |b| b.blobs(Arc::new(blobs))).await;
+    let s = common::start_full(
+        |_| {},
+        |b| {
+            b.blobs(Arc::new(blobs))
+                .thumbnails(Arc::new(ImageThumbnails::default()))
+        },
+    )
+    .await;
     (s, files)
 }
 
@@ -374,6 +382,123 @@ async fn deleting_a_message_or_its_conversation_removes_the_files_from_disk() {
         )
         .await;
     assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.text);
+    assert!(files_in(&uploads).is_empty());
+    s.stop().await;
+}
+
+/// CRC-32 (IEEE) of PNG chunks, to write a header by hand.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A PNG of a few bytes whose header declares `width` × `height` pixels.
+fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    // An empty IDAT and the end: the header is all a decoder needs to see.
+    for chunk in [&b"IDAT"[..], b"IEND"] {
+        png.extend_from_slice(&0u32.to_be_bytes());
+        png.extend_from_slice(chunk);
+        png.extend_from_slice(&crc32(chunk).to_be_bytes());
+    }
+    png
+}
+
+#[tokio::test]
+async fn images_get_a_thumbnail_and_a_decompression_bomb_is_refused() {
+    let (s, files) = server().await;
+    let admin = s.staff("Ada", Role::Admin, &[]).await;
+    let (conversation, visitor) = s.visitor("jo@shop.example").await;
+    let uploads = files.path().join("uploads");
+    let mut photo = Vec::new();
+    image::RgbImage::from_pixel(800, 400, image::Rgb([200, 30, 30]))
+        .write_to(
+            &mut std::io::Cursor::new(&mut photo),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    let reply = upload(
+        &s,
+        &conversation,
+        &visitor,
+        &[],
+        &[("file", "photo.png", "image/png", &photo)],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    let file = reply.body["items"][0].clone();
+    let thumb = s
+        .get(
+            &format!("{}.thumb.png", download_path(&conversation, &file)),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(thumb.status, StatusCode::OK, "{}", thumb.text);
+    assert_eq!(thumb.headers["content-type"], "image/png");
+    let preview = image::load_from_memory(&thumb.bytes).unwrap();
+    assert_eq!((preview.width(), preview.height()), (320, 160));
+    // The preview is read like its file: not by another visitor.
+    let (_, stranger) = s.visitor("mallory@shop.example").await;
+    let theirs = s
+        .get(
+            &format!("{}.thumb.png", download_path(&conversation, &file)),
+            Some(&stranger),
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+    assert_eq!(files_in(&uploads).len(), 2);
+    let posted = s
+        .post(
+            &format!("/v1/conversations/{conversation}/messages"),
+            Some(&visitor),
+            json!({ "body": "", "attachments": [file] }),
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::CREATED, "{}", posted.text);
+
+    // 100,000 × 100,000 pixels declared in 57 bytes: refused, nothing stored.
+    let bomb = png_declaring(100_000, 100_000);
+    let refused = upload(
+        &s,
+        &conversation,
+        &visitor,
+        &[],
+        &[("file", "bomb.png", "image/png", &bomb)],
+    )
+    .await;
+    assert_eq!(
+        (refused.status, refused.body["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("file")),
+        "{}",
+        refused.text
+    );
+    assert_eq!(files_in(&uploads).len(), 2);
+
+    // The thumbnail goes with its conversation.
+    let removed = s
+        .delete(
+            &format!("/v1/conversations/{conversation}"),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
     assert!(files_in(&uploads).is_empty());
     s.stop().await;
 }

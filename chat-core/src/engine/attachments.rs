@@ -7,6 +7,7 @@
 use super::Engine;
 use crate::Mode;
 use crate::blob::safe_path_segment;
+use crate::blob::thumbnail_key;
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, TenantId};
 use crate::model::{Attachment, TenantSettings};
@@ -223,11 +224,31 @@ impl Engine {
         for file in files {
             let (name, content_type) =
                 self.check_upload(&policy, &file.name, &file.declared_type, &file.bytes)?;
-            checked.push((name, content_type, file.bytes));
+            // Previews are made before anything is stored: an image bomb refuses the
+            // whole upload like any other bad file.
+            let thumbnail = match &self.inner.thumbnails {
+                Some(t) if content_type.starts_with("image/") => {
+                    t.thumbnail(content_type, &file.bytes).await?
+                }
+                _ => None,
+            };
+            checked.push((name, content_type, file.bytes, thumbnail));
         }
         let mut stored = Vec::with_capacity(checked.len());
-        for (name, content_type, bytes) in checked {
-            match self.put_upload(&owner, name, content_type, bytes).await {
+        for (name, content_type, bytes, thumbnail) in checked {
+            let put = match self.put_upload(&owner, name, content_type, bytes).await {
+                Ok(a) => match thumbnail {
+                    Some(png) => self
+                        .inner
+                        .blobs
+                        .put_at(&thumbnail_key(&a.key), png)
+                        .await
+                        .map(|_| a),
+                    None => Ok(a),
+                },
+                Err(e) => Err(e),
+            };
+            match put {
                 Ok(a) => stored.push(a),
                 Err(e) => {
                     // A store failure half-way: take back what this call stored.
@@ -421,6 +442,11 @@ impl Engine {
     pub(super) async fn remove_files(&self, id: ConversationId, attachments: &[Attachment]) {
         for attachment in attachments {
             if belongs_to(&attachment.key, id) || owned_by(&attachment.key, &note_owner(id)) {
+                let _ = self
+                    .inner
+                    .blobs
+                    .delete(&thumbnail_key(&attachment.key))
+                    .await;
                 let _ = self.inner.blobs.delete(&attachment.key).await;
             }
         }

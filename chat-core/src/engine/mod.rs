@@ -25,7 +25,7 @@ pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Open
 pub use messages::{MessagePage, PostMessage, Posted};
 pub use routing::{QueuePosition, TimerReport};
 
-use crate::blob::{BlobStore, MemoryBlobStore};
+use crate::blob::{BlobStore, MemoryBlobStore, Thumbnailer};
 use crate::bot::{Bot, RuleBot};
 use crate::bus::{EventBus, InProcessBus};
 use crate::clock::{Clock, SystemClock};
@@ -108,6 +108,7 @@ pub struct EngineBuilder {
     router: Arc<dyn Router>,
     bus: Arc<dyn EventBus>,
     blobs: Arc<dyn BlobStore>,
+    thumbnails: Option<Arc<dyn Thumbnailer>>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     limits: Limits,
@@ -147,6 +148,14 @@ impl EngineBuilder {
         self.blobs = blobs;
         self
     }
+
+    /// Previews of uploaded images (default: none). With one, an image whose header
+    /// declares too many pixels is refused, and others get a thumbnail beside them
+    /// ([`thumbnail_key`](crate::thumbnail_key)).
+    pub fn thumbnails(mut self, thumbnails: Arc<dyn Thumbnailer>) -> Self {
+        self.thumbnails = Some(thumbnails);
+        self
+    }
     /// The clock (default: [`SystemClock`]).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -178,6 +187,7 @@ impl EngineBuilder {
                 router: self.router,
                 bus: self.bus,
                 blobs: self.blobs,
+                thumbnails: self.thumbnails,
                 clock: self.clock,
                 ids: self.ids,
                 limits: self.limits,
@@ -202,6 +212,7 @@ struct Inner {
     router: Arc<dyn Router>,
     bus: Arc<dyn EventBus>,
     blobs: Arc<dyn BlobStore>,
+    thumbnails: Option<Arc<dyn Thumbnailer>>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     limits: Limits,
@@ -226,6 +237,7 @@ impl Engine {
             router: Arc::new(LeastLoaded),
             bus: Arc::new(InProcessBus::default()),
             blobs: Arc::new(MemoryBlobStore::default()),
+            thumbnails: None,
             clock: Arc::new(SystemClock),
             ids: Arc::new(V7Ids),
             limits: Limits::default(),
