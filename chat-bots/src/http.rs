@@ -1,28 +1,75 @@
-//! The small HTTP client both bots share: plain http, bounded bodies, errors as
-//! [`Error::Bot`] of the matching [`BotErrorKind`].
+//! The small HTTP client both bots share: http and https (rustls), bounded bodies, errors
+//! as [`Error::Bot`] of the matching [`BotErrorKind`].
+
+use std::path::Path;
+use std::sync::Arc;
 
 use chat_core::{BotError, BotErrorKind, Error, Result};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
-/// Pooled keep-alive client; cloning shares the pool.
-pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// Pooled keep-alive client for `http://` and `https://`; cloning shares the pool.
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Identifies us to bot services.
 pub(crate) const USER_AGENT: &str = concat!("chat-bots/", env!("CARGO_PKG_VERSION"));
 
-pub(crate) fn client() -> HttpClient {
+/// A client that trusts the bundled Mozilla roots, the system's roots, and the PEM
+/// certificates of `ca_file` (a private CA in front of a self-hosted model, say).
+///
+/// Both root sets, because each misses cases the other covers: a slim container has no
+/// system store, while a company's own CA is only in the system's. An unreadable or empty
+/// `ca_file` is a configuration error at start rather than a failure at the first reply.
+pub(crate) fn client(field: &'static str, ca_file: Option<&Path>) -> Result<HttpClient> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    // Certificates the system store cannot parse are skipped: one odd entry must not
+    // take https away.
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let invalid = |why: String| Error::validation(field, format!("{}: {why}", path.display()));
+        let mut added = 0;
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| invalid(e.to_string()))? {
+            let cert = cert.map_err(|e| invalid(e.to_string()))?;
+            roots.add(cert).map_err(|e| invalid(e.to_string()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(invalid("no PEM certificate in it".into()));
+        }
+    }
+    // ring rather than aws-lc-rs: no cmake and C toolchain to build it. rustls marks ring's
+    // provider deprecated only because it lacks post-quantum key exchange.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| config_error("TLS setup", e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let mut connector = HttpConnector::new();
     // Token streams are many small writes from the server; Nagle would only add latency.
     connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).build(connector)
+    // The TLS layer above decides the scheme.
+    connector.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Ok(Client::builder(TokioExecutor::new()).build(https))
 }
 
-/// `base` joined with `path`, checked to be an absolute `http://` URL.
+/// `base` joined with `path`, checked to be an absolute `http://` or `https://` URL.
 ///
 /// `field` names the configuration field in the validation error.
 pub(crate) fn endpoint(field: &'static str, base: &str, path: &str) -> Result<Uri> {
@@ -35,15 +82,10 @@ pub(crate) fn endpoint(field: &'static str, base: &str, path: &str) -> Result<Ur
         .parse()
         .map_err(|e| Error::validation(field, format!("`{url}`: {e}")))?;
     match uri.scheme_str() {
-        Some("http") if uri.authority().is_some() => Ok(uri),
-        Some("https") => Err(Error::validation(
-            field,
-            "https needs a TLS-terminating proxy in front of the service (this crate speaks \
-             plain http)",
-        )),
+        Some("http" | "https") if uri.authority().is_some() => Ok(uri),
         _ => Err(Error::validation(
             field,
-            format!("`{url}` is not an absolute http:// URL"),
+            format!("`{url}` is not an absolute http:// or https:// URL"),
         )),
     }
 }
@@ -164,7 +206,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints_must_be_absolute_plain_http() {
+    fn endpoints_must_be_absolute_http_or_https() {
         let uri = endpoint(
             "base_url",
             "http://127.0.0.1:11434/v1/",
@@ -175,7 +217,12 @@ mod tests {
             uri.to_string(),
             "http://127.0.0.1:11434/v1/chat/completions"
         );
-        assert!(endpoint("base_url", "https://api.openai.com/v1", "/x").is_err());
+        assert_eq!(
+            endpoint("base_url", "https://api.openai.com/v1", "/x")
+                .unwrap()
+                .to_string(),
+            "https://api.openai.com/v1/x"
+        );
         assert!(endpoint("base_url", "/v1", "/x").is_err());
         assert!(endpoint("base_url", "ftp://host/v1", "/x").is_err());
     }

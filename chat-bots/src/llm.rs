@@ -43,7 +43,8 @@ pub const DEFAULT_HANDOFF_SENTINEL: &str = "[HANDOFF]";
 #[derive(Clone, Debug, PartialEq)]
 pub struct LlmConfig {
     /// Base URL of the API, up to and including its version, e.g.
-    /// `http://127.0.0.1:11434/v1`; `/chat/completions` is appended. Plain `http` only.
+    /// `http://127.0.0.1:11434/v1`; `/chat/completions` is appended; `https://` is verified against the bundled and
+    /// system roots and `ca_file`.
     pub base_url: String,
     /// Model name, e.g. `gpt-4o-mini` or `llama3.2`.
     pub model: String,
@@ -78,6 +79,10 @@ pub struct LlmConfig {
     /// Longest stored reply, in characters (the engine refuses longer messages; see
     /// `chat_core::Limits::max_message_chars`).
     pub max_reply_chars: usize,
+    /// PEM file of extra CA certificates to trust for an `https://` service, beside the
+    /// bundled Mozilla roots and the system's (a private CA in front of a self-hosted
+    /// model).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl LlmConfig {
@@ -110,6 +115,7 @@ impl Default for LlmConfig {
             departments: Vec::new(),
             max_response_bytes: 64 * 1024,
             max_reply_chars: 10_000,
+            ca_file: None,
         }
     }
 }
@@ -205,8 +211,8 @@ impl fmt::Debug for LlmBot {
 impl LlmBot {
     /// A bot with this configuration, reading the API key from `api_key_env` now.
     ///
-    /// [`Error::Validation`] when the base URL is not an absolute `http://` URL, the model
-    /// is blank, the history window is 0, or the key's variable is unset.
+    /// [`Error::Validation`] when the base URL is not an absolute `http://` or `https://`
+    /// URL, `ca_file` holds no readable certificate, the model is blank, the history window is 0, or the key's variable is unset.
     pub fn new(config: LlmConfig) -> Result<Self> {
         let endpoint = http::endpoint("base_url", &config.base_url, "/chat/completions")?;
         if config.model.trim().is_empty() {
@@ -227,11 +233,12 @@ impl LlmBot {
                 }
             },
         };
+        let client = http::client("ca_file", config.ca_file.as_deref())?;
         Ok(Self {
             config,
             endpoint,
             api_key,
-            client: http::client(),
+            client,
             on_delta: None,
         })
     }

@@ -20,8 +20,7 @@ use crate::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, unix_now};
 /// Configuration of the [`WebhookBot`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct WebhookConfig {
-    /// Where events are POSTed, e.g. `http://127.0.0.1:9000/chat-events`. Plain `http`
-    /// only.
+    /// Where events are POSTed, e.g. `https://bots.example.com/chat-events`.
     pub url: String,
     /// Time for the whole exchange.
     pub timeout: Duration,
@@ -31,6 +30,9 @@ pub struct WebhookConfig {
     pub max_response_bytes: usize,
     /// Longest stored reply, in characters.
     pub max_reply_chars: usize,
+    /// PEM file of extra CA certificates to trust for an `https://` URL, beside the
+    /// bundled Mozilla roots and the system's.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl WebhookConfig {
@@ -42,6 +44,7 @@ impl WebhookConfig {
             history: 20,
             max_response_bytes: 64 * 1024,
             max_reply_chars: 10_000,
+            ca_file: None,
         }
     }
 }
@@ -106,7 +109,7 @@ enum Answer {
 impl WebhookBot {
     /// A bot posting to `config.url`, signing with `secret` (share it with the service).
     ///
-    /// [`Error::Validation`] when the URL is not an absolute `http://` URL or the secret
+    /// [`Error::Validation`] when the URL is not an absolute `http://` or `https://` URL or the secret
     /// is empty.
     pub fn new(config: WebhookConfig, secret: impl Into<Vec<u8>>) -> Result<Self> {
         let endpoint = http::endpoint("url", &config.url, "")?;
@@ -114,11 +117,12 @@ impl WebhookBot {
         if secret.is_empty() {
             return Err(Error::validation("secret", "must not be empty"));
         }
+        let client = http::client("ca_file", config.ca_file.as_deref())?;
         Ok(Self {
             config,
             endpoint,
             secret,
-            client: http::client(),
+            client,
         })
     }
 

@@ -483,8 +483,10 @@ async fn a_server_ignoring_stream_true_still_works() {
 }
 
 #[test]
-fn https_and_relative_urls_are_refused_up_front() {
-    for url in ["https://api.openai.com/v1", "localhost:11434/v1", ""] {
+fn relative_and_non_http_urls_are_refused_up_front() {
+    // https is spoken (tests/https.rs); anything that is not an absolute http(s) URL is not.
+    assert!(LlmBot::new(LlmConfig::new("https://api.openai.com/v1", "m")).is_ok());
+    for url in ["ftp://api.example/v1", "localhost:11434/v1", ""] {
         assert!(matches!(
             LlmBot::new(LlmConfig::new(url, "m")),
             Err(Error::Validation {

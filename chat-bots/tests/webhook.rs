@@ -216,5 +216,7 @@ fn the_secret_is_required_and_never_shown_by_debug() {
     assert!(WebhookBot::new(config.clone(), "").is_err());
     let bot = WebhookBot::new(config, "hunter2").unwrap();
     assert!(!format!("{bot:?}").contains("hunter2"));
-    assert!(WebhookBot::new(WebhookConfig::new("https://bots.example/events"), "k").is_err());
+    // https is spoken (tests/https.rs); other schemes are refused up front.
+    assert!(WebhookBot::new(WebhookConfig::new("https://bots.example/events"), "k").is_ok());
+    assert!(WebhookBot::new(WebhookConfig::new("ftp://bots.example/events"), "k").is_err());
 }

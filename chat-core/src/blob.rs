@@ -16,6 +16,31 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Vec<u8>>;
     /// Removes `key`; absent keys are fine.
     async fn delete(&self, key: &str) -> Result<()>;
+    /// Stores bytes under exactly `key`, a key derived from one this store handed out
+    /// (a thumbnail beside its file, [`thumbnail_key`]). `Ok(false)` when the store cannot
+    /// (the default), and the engine then keeps no thumbnail.
+    async fn put_at(&self, key: &str, bytes: Vec<u8>) -> Result<bool> {
+        let _ = (key, bytes);
+        Ok(false)
+    }
+}
+
+/// Makes preview images of uploads. Injected (the engine has none by default) because
+/// decoding images is heavy work that belongs on a blocking thread of the embedder's
+/// runtime, and not every embedder wants the decoders in its binary.
+#[async_trait]
+pub trait Thumbnailer: Send + Sync + 'static {
+    /// A small PNG preview of an image of `content_type` (as decided from its bytes), or
+    /// `None` when it cannot be previewed (not an image, or not decodable).
+    /// [`Error::Validation`] on `file` when the image must be refused outright: one whose
+    /// header declares more pixels than the thumbnailer will decode (a decompression bomb).
+    async fn thumbnail(&self, content_type: &str, bytes: &[u8]) -> Result<Option<Vec<u8>>>;
+}
+
+/// Where the thumbnail of the file under `key` is kept: beside it, so that whoever may
+/// read the file finds its preview by the same rule and deleting one finds the other.
+pub fn thumbnail_key(key: &str) -> String {
+    format!("{key}.thumb.png")
 }
 
 /// Blobs in memory. For tests and demos; everything is gone when the process ends.
@@ -51,6 +76,14 @@ impl BlobStore for MemoryBlobStore {
     async fn delete(&self, key: &str) -> Result<()> {
         self.blobs.lock().map_err(Error::storage)?.remove(key);
         Ok(())
+    }
+
+    async fn put_at(&self, key: &str, bytes: Vec<u8>) -> Result<bool> {
+        self.blobs
+            .lock()
+            .map_err(Error::storage)?
+            .insert(key.to_owned(), bytes);
+        Ok(true)
     }
 }
 

@@ -14,12 +14,13 @@ mod mode;
 mod model;
 pub mod policy;
 mod router;
+mod sniff;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod write;
 
-pub use blob::{BlobStore, MemoryBlobStore, safe_path_segment};
+pub use blob::{BlobStore, MemoryBlobStore, Thumbnailer, safe_path_segment, thumbnail_key};
 pub use bot::{
     BOT_FALLBACK_KEY, BOT_HANDOFF_KEY, BOT_HANDOFF_REASON_KEY, Bot, BotDecision, BotTurn, Intent,
     RuleBot, RuleBotConfig, SilentBot, bot_reply_key,
@@ -40,4 +41,5 @@ pub use ids::{
 pub use mode::{InvalidTransition, Mode, UnknownMode};
 pub use model::*;
 pub use router::{LeastLoaded, Manual, RoundRobin, Router, eligible};
+pub use sniff::{detect_content_type, refine_content_type};
 pub use store::seam::Store;

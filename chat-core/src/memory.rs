@@ -212,6 +212,21 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn list_contacts(&self, query: &crate::store::ContactQuery) -> Result<Vec<Contact>> {
+        let state = self.lock();
+        let mut found: Vec<Contact> = state
+            .contacts
+            .values()
+            .filter(|c| c.tenant_id == query.tenant)
+            .filter(|c| query.before.is_none_or(|before| c.id < before))
+            .filter(|c| query.matches_text(c))
+            .cloned()
+            .collect();
+        found.sort_by_key(|c| std::cmp::Reverse(c.id));
+        found.truncate(query.limit);
+        Ok(found)
+    }
+
     async fn contact(&self, tenant: TenantId, id: ContactId) -> Result<Option<Contact>> {
         Ok(self
             .lock()

@@ -66,6 +66,10 @@ pub(crate) mod seam {
         /// The contact whose *verified* e-mail is this one (case-insensitive). A claimed,
         /// unverified e-mail never finds a contact.
         async fn verified_contact(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>>;
+        /// Contacts of `query.tenant`, newest first (by id: ids are time-ordered), only ids
+        /// below `query.before` when set, and with `query.text` only those whose name,
+        /// e-mail or phone contains it (ASCII case-insensitive); at most `query.limit`.
+        async fn list_contacts(&self, query: &ContactQuery) -> Result<Vec<Contact>>;
         /// Ends a merge: replaces `into` (its merged fields) and deletes `from`, appending a
         /// staff-only `contact_merged` event. [`Error::Conflict`] while `from` still has
         /// conversations (the engine moves them first), [`Error::NotFound`] if either contact
@@ -423,6 +427,33 @@ impl ConversationCursor {
         Ok(Self {
             updated_at_ns: ns.parse().map_err(|_| bad())?,
             id: id.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// A page of a tenant's contacts (see [`Store::list_contacts`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContactQuery {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Text the name, e-mail or phone contains.
+    pub text: Option<String>,
+    /// Only contacts with an id below this one (the last id of the previous page).
+    pub before: Option<ContactId>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl ContactQuery {
+    /// Whether `contact` matches the query's text (the tenant and the page position
+    /// aside): one definition for every store that filters in memory.
+    pub fn matches_text(&self, contact: &Contact) -> bool {
+        self.text.as_deref().is_none_or(|needle| {
+            let needle = needle.to_ascii_lowercase();
+            [&contact.name, &contact.email, &contact.phone]
+                .into_iter()
+                .flatten()
+                .any(|field| field.to_ascii_lowercase().contains(&needle))
         })
     }
 }

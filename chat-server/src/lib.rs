@@ -21,6 +21,7 @@ pub mod staff;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod throttle;
+pub mod thumbnails;
 pub mod uploads;
 pub mod views;
 

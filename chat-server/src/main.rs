@@ -41,6 +41,10 @@ struct Cli {
     /// Durability of each commit: `full` survives power loss, `normal` only crashes.
     #[arg(long, env = "CHAT_SYNCHRONOUS", value_enum, default_value = "full")]
     synchronous: SyncMode,
+    /// Folder for uploaded files (created 0700 if missing; each file 0600). Default:
+    /// `uploads/` beside the database.
+    #[arg(long, env = "CHAT_UPLOADS_DIR")]
+    uploads_dir: Option<PathBuf>,
     /// HS256 signing key file; generated (mode 0600) beside the database if missing.
     #[arg(long, env = "CHAT_KEY_FILE")]
     key_file: Option<PathBuf>,
@@ -178,6 +182,10 @@ struct Cli {
     /// Shared secret for webhook signatures.
     #[arg(long, env = "CHAT_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
+    /// PEM file of extra CA certificates the LLM and webhook bots trust for https://
+    /// services, beside the bundled Mozilla roots and the system's (a private CA).
+    #[arg(long, env = "CHAT_BOT_CA_FILE")]
+    bot_ca_file: Option<PathBuf>,
     /// Seconds between runs of the tenants' timers (requeue, inactivity close).
     #[arg(long, env = "CHAT_TIMER_INTERVAL_SECS", default_value_t = 15)]
     timer_interval_secs: u64,
@@ -337,7 +345,17 @@ async fn main() -> anyhow::Result<()> {
         RouterKind::Manual => Arc::new(Manual),
     };
     let bot = bot(&cli, bus.clone())?;
+    // Files live on disk beside the database so they survive restarts like the messages
+    // that carry them (the engine's default keeps them in memory).
+    let uploads = cli
+        .uploads_dir
+        .clone()
+        .unwrap_or_else(|| beside(&cli.db, "uploads"));
+    let blobs = chat_server::uploads::DirBlobStore::new(&uploads)
+        .with_context(|| format!("opening the uploads folder {}", uploads.display()))?;
     let engine = Engine::builder_with_backend(store)
+        .blobs(Arc::new(blobs))
+        .thumbnails(Arc::new(chat_server::thumbnails::ImageThumbnails::default()))
         .passwords(Arc::new(chat_server::auth::Argon2Passwords))
         .limits(limits)
         .bus(bus)
@@ -493,6 +511,7 @@ fn bot(cli: &Cli, bus: Arc<dyn EventBus>) -> anyhow::Result<Arc<dyn Bot>> {
                 config.system_prompt = prompt.clone();
             }
             config.stream = true;
+            config.ca_file = cli.bot_ca_file.clone();
             Arc::new(
                 chat_bots::LlmBot::new(config)?
                     .on_delta(chat_server::realtime::relay_bot_deltas(bus)),
@@ -507,10 +526,11 @@ fn bot(cli: &Cli, bus: Arc<dyn EventBus>) -> anyhow::Result<Arc<dyn Bot>> {
                 .webhook_secret
                 .clone()
                 .context("--bot webhook needs --webhook-secret")?;
-            Arc::new(chat_bots::WebhookBot::new(
-                chat_bots::WebhookConfig::new(url),
-                secret.into_bytes(),
-            )?)
+            let config = chat_bots::WebhookConfig {
+                ca_file: cli.bot_ca_file.clone(),
+                ..chat_bots::WebhookConfig::new(url)
+            };
+            Arc::new(chat_bots::WebhookBot::new(config, secret.into_bytes())?)
         }
         BotKind::None => Arc::new(SilentBot),
     })

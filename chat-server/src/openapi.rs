@@ -23,16 +23,29 @@ pub fn document() -> Value {
             "responses": responses(endpoint.status, endpoint.response),
         });
         let mut parameters: Vec<Value> = path_params(endpoint.path)
-            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } }))
+            .map(|name| {
+                let schema = if name == "id" {
+                    json!({ "type": "string", "format": "uuid" })
+                } else {
+                    json!({ "type": "string" })
+                };
+                json!({ "name": name, "in": "path", "required": true, "schema": schema })
+            })
             .collect();
         parameters.extend(endpoint.query.iter().map(|name| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" } })));
         if !parameters.is_empty() {
             op["parameters"] = Value::Array(parameters);
         }
         if let Some(schema) = endpoint.request {
+            // Uploads are forms; every other body is JSON.
+            let media = if schema == "FileUpload" {
+                "multipart/form-data"
+            } else {
+                "application/json"
+            };
             op["requestBody"] = json!({
                 "required": true,
-                "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
+                "content": { media: { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
             });
         }
         op["security"] = match endpoint.access {
@@ -75,6 +88,12 @@ fn responses(status: u16, response: Option<&str>) -> Value {
         }
         Some("html") => {
             json!({ "description": "OK", "content": { "text/html": { "schema": { "type": "string" } } } })
+        }
+        Some("file") => {
+            json!({ "description": "The file's bytes, typed by their content, as an attachment.", "headers": {
+                "Content-Disposition": { "schema": { "type": "string" }, "description": "attachment; filename=\"...\"" },
+                "X-Content-Type-Options": { "schema": { "const": "nosniff" } }
+            }, "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } })
         }
         Some("object") => {
             json!({ "description": "OK", "content": { "application/json": { "schema": { "type": "object" } } } })
@@ -261,7 +280,13 @@ fn core_schemas() -> Value {
         "PostedMessage": object(&["message", "created", "replies", "conversation"], json!({ "message": { "$ref": "#/components/schemas/Message" },
             "created": { "type": "boolean" }, "replies": { "type": "array", "items": { "$ref": "#/components/schemas/Message" } },
             "conversation": { "$ref": "#/components/schemas/Conversation" } })),
-        "NoteRequest": object(&["body"], json!({ "body": { "type": "string" } })),
+        "NoteRequest": object(&[], json!({ "body": { "type": "string", "description": "Required unless files are attached." },
+            "attachments": { "type": "array", "items": { "$ref": "#/components/schemas/Attachment" }, "description": "Files uploaded with `purpose=note`." } })),
+        "FileUpload": object(&[], json!({
+            "file": { "type": "array", "items": { "type": "string", "format": "binary" }, "description": "One part per file (any field name with a filename). The declared name is kept (cleaned); the declared type is ignored." } })),
+        "AttachmentList": list_of("Attachment"),
+        "ContactPage": object(&["items", "next_cursor"], json!({ "items": { "type": "array", "items": { "$ref": "#/components/schemas/Contact" } },
+            "next_cursor": { "type": ["string", "null"], "format": "uuid", "description": "The `cursor` of the next page; null on the last." } })),
         "EditMessageRequest": object(&["body"], json!({ "body": { "type": "string" } })),
         "ReadRequest": object(&["seq"], json!({ "seq": { "type": "integer", "minimum": 0 } })),
         "ReadCursorList": list_of("ReadCursor"),

@@ -77,6 +77,15 @@ impl BlobStore for DirBlobStore {
         }
     }
 
+    async fn put_at(&self, key: &str, bytes: Vec<u8>) -> Result<bool> {
+        let path = self.path(key)?;
+        tokio::task::spawn_blocking(move || write_durably(&path, &bytes))
+            .await
+            .map_err(Error::storage)?
+            .map_err(Error::storage)?;
+        Ok(true)
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         let Ok(path) = self.path(key) else {
             return Ok(());

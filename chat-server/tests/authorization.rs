@@ -78,6 +78,22 @@ fn cases(bob: &str) -> Vec<Case> {
             [200, 200, 200, 404, 200, 404, 401, 404],
         ),
         c(ReadCursors, None, [200, 200, 200, 404, 200, 404, 401, 404]),
+        c(ListContacts, None, [200, 200, 200, 200, 403, 403, 401, 200]),
+        // Bob gets an empty list (the leak check below holds him to it).
+        c(
+            ContactConversations,
+            None,
+            [200, 200, 200, 200, 403, 403, 401, 404],
+        ),
+        // Sent as JSON: those who may upload get as far as reading the form (415); the
+        // others are turned away before their body is read.
+        c(
+            UploadFiles,
+            Some(json!({ "file": "aGk=" })),
+            [415, 415, 415, 404, 415, 404, 401, 404],
+        ),
+        // A file the visitor uploaded to the conversation.
+        c(DownloadFile, None, [200, 200, 200, 404, 200, 404, 401, 404]),
         c(
             Handoff,
             Some(json!({})),
@@ -404,6 +420,7 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
             let target = match case.route {
                 Endpoint::EditMessage | Endpoint::DeleteMessage => &message_id,
                 Endpoint::GetContact
+                | Endpoint::ContactConversations
                 | Endpoint::MergeContact
                 | Endpoint::UpdateContact
                 | Endpoint::GetAccount
@@ -415,6 +432,31 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                 _ => &id,
             };
             let path = route.path.replace("{id}", target);
+            let path = if case.route == Endpoint::DownloadFile {
+                let (content_type, form) = chat_server::testing::multipart(
+                    &[],
+                    &[(
+                        "file",
+                        "invoice.pdf",
+                        "application/pdf",
+                        b"%PDF-1.7 invoice",
+                    )],
+                );
+                let uploaded = s
+                    .send_as(
+                        Method::POST,
+                        &format!("/v1/conversations/{id}/files"),
+                        Some(&visitor),
+                        &[("content-type", content_type.as_str())],
+                        form,
+                    )
+                    .await;
+                assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.text);
+                let key = uploaded.body["items"][0]["key"].as_str().unwrap();
+                path.replace("{folder}/{name}", key)
+            } else {
+                path
+            };
             let path = match case.route {
                 Endpoint::ContactHistory => format!("{path}?email=customer%40x.example"),
                 _ => path,
@@ -452,7 +494,10 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
             // Lists and replays never show this conversation to those who may not see it.
             if matches!(
                 case.route,
-                Endpoint::ListConversations | Endpoint::Events | Endpoint::ContactHistory
+                Endpoint::ListConversations
+                    | Endpoint::Events
+                    | Endpoint::ContactHistory
+                    | Endpoint::ContactConversations
             ) && matches!(column, 3 | 5 | 7)
                 && reply.text.contains(&id)
             {

@@ -173,6 +173,9 @@ impl Store for RivalWriter {
     async fn verified_contact(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>> {
         self.inner.verified_contact(tenant, email).await
     }
+    async fn list_contacts(&self, query: &chat_core::store::ContactQuery) -> Result<Vec<Contact>> {
+        self.inner.list_contacts(query).await
+    }
     async fn merge_contact(
         &self,
         into: &Contact,

@@ -131,7 +131,12 @@ async fn upload_forms_are_read_within_bounds() {
         (large.status, large.error_code()),
         (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
     );
-    let exe = send(vec![("tool.exe", "application/x-msdownload", b"MZ")]).await;
+    let exe = send(vec![(
+        "tool.exe",
+        "application/x-msdownload",
+        b"MZ\x90\0\x03\0",
+    )])
+    .await;
     assert_eq!(exe.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", exe.text);
     let json_body = s
         .post("/upload", Some(&visitor), json!({ "not": "a form" }))

@@ -118,6 +118,31 @@ pub(crate) fn verified_contact(
     )
 }
 
+/// A page of contacts, newest id first. The text filter scans the tenant's contacts
+/// (there is no index for a substring); a desk has thousands of contacts, not millions,
+/// and the page stops the scan early once it is full.
+pub(crate) fn list_contacts(
+    conn: &Connection,
+    query: &chat_core::store::ContactQuery,
+) -> Result<Vec<Contact>> {
+    let text = query.text.as_deref().map(str::to_ascii_lowercase);
+    all(
+        conn,
+        "contact",
+        "SELECT data FROM contacts WHERE tenant_id = ?1 AND (?2 IS NULL OR id < ?2) \
+         AND (?3 IS NULL OR instr(lower(coalesce(name, '')), ?3) > 0 \
+              OR instr(coalesce(email_lc, ''), ?3) > 0 \
+              OR instr(lower(coalesce(json_extract(data, '$.phone'), '')), ?3) > 0) \
+         ORDER BY id DESC LIMIT ?4",
+        params![
+            query.tenant.0,
+            query.before.map(|b| b.0),
+            text,
+            i64::try_from(query.limit).unwrap_or(i64::MAX)
+        ],
+    )
+}
+
 pub(crate) fn agent(conn: &Connection, tenant: TenantId, id: AgentId) -> Result<Option<Agent>> {
     one(
         conn,

@@ -313,6 +313,11 @@ impl Store for SqliteStore {
         self.read(move |c| read::contact(c, tenant, id)).await
     }
 
+    async fn list_contacts(&self, query: &chat_core::store::ContactQuery) -> Result<Vec<Contact>> {
+        let query = query.clone();
+        self.read(move |c| read::list_contacts(c, &query)).await
+    }
+
     async fn verified_contact(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>> {
         let email = email.to_owned();
         self.read(move |c| read::verified_contact(c, tenant, &email))

@@ -73,8 +73,24 @@ impl TestServer {
 type Body = BoxBody<Bytes, Infallible>;
 
 pub async fn serve(reply: impl Fn(&Captured) -> Reply + Send + Sync + 'static) -> TestServer {
+    serve_on(reply, None).await
+}
+
+/// Like [`serve`], over TLS with this acceptor (`url` is then `https://...`).
+pub async fn serve_tls(
+    reply: impl Fn(&Captured) -> Reply + Send + Sync + 'static,
+    tls: tokio_rustls::TlsAcceptor,
+) -> TestServer {
+    serve_on(reply, Some(tls)).await
+}
+
+async fn serve_on(
+    reply: impl Fn(&Captured) -> Reply + Send + Sync + 'static,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr().unwrap());
     let (sender, requests) = mpsc::unbounded_channel();
     let reply = Arc::new(reply);
     tokio::spawn(async move {
@@ -101,10 +117,23 @@ pub async fn serve(reply: impl Fn(&Captured) -> Reply + Send + Sync + 'static) -
                     Ok::<_, Infallible>(respond(answer).await)
                 }
             });
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                match tls {
+                    None => {
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                    // A client that refuses the certificate ends here.
+                    Some(tls) => {
+                        if let Ok(stream) = tls.accept(stream).await {
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
+                }
             });
         }
     });

@@ -1,14 +1,18 @@
 //! Attachments: bytes go to the blob store under a key that names their conversation, so
 //! a download is authorized like reading that conversation, and a message can only
-//! carry files uploaded to its own conversation.
+//! carry files uploaded to its own conversation. A file's type is decided from its bytes
+//! ([`refine_content_type`]), never from the name or type the client declares. Files
+//! uploaded for internal notes live under their own prefix and are shown to staff only.
 
 use super::Engine;
 use crate::Mode;
 use crate::blob::safe_path_segment;
+use crate::blob::thumbnail_key;
 use crate::error::{Error, Result};
-use crate::ids::ConversationId;
-use crate::model::Attachment;
+use crate::ids::{ConversationId, TenantId};
+use crate::model::{Attachment, TenantSettings};
 use crate::policy::{Action, Actor, Resolved};
+use crate::refine_content_type;
 
 /// What uploads may be: enforced by the engine so every surface gets the same rule.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,8 +32,12 @@ impl Default for UploadLimits {
                 "image/*",
                 "application/pdf",
                 "text/plain",
+                "application/zip",
+                "application/vnd.openxmlformats-officedocument.*",
                 "application/msword",
-                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                "application/vnd.ms-excel",
+                "application/vnd.ms-powerpoint",
+                "application/vnd.ms-office",
             ]
             .map(str::to_owned)
             .to_vec(),
@@ -57,6 +65,61 @@ impl UploadLimits {
     }
 }
 
+/// What one tenant accepts: its settings within the engine-wide [`UploadLimits`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct UploadPolicy {
+    /// Largest file, in bytes.
+    pub max_bytes: u64,
+    /// Most files in one upload request.
+    pub max_files: usize,
+    /// Accepted types (as decided from the bytes); empty accepts every recognised type.
+    pub allowed_types: Vec<String>,
+}
+
+impl UploadPolicy {
+    /// Whether `content_type` is accepted.
+    pub fn allows(&self, content_type: &str) -> bool {
+        UploadLimits {
+            max_bytes: self.max_bytes,
+            allowed_types: self.allowed_types.clone(),
+        }
+        .allows(content_type)
+    }
+}
+
+/// One file of [`Engine::upload_files`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewFile {
+    /// The client's file name (any path is dropped, the rest cleaned).
+    pub name: String,
+    /// The client's declared type: used only to name a member of a family the bytes
+    /// prove (see [`refine_content_type`]), never to decide the family.
+    pub declared_type: String,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl NewFile {
+    /// A file named `name`, declared as `declared_type`.
+    pub fn new(name: &str, declared_type: &str, bytes: Vec<u8>) -> Self {
+        Self {
+            name: name.to_owned(),
+            declared_type: declared_type.to_owned(),
+            bytes,
+        }
+    }
+}
+
+/// What uploaded files are for: a message's files are read by the conversation's readers,
+/// a note's by staff only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileUse {
+    /// Files for a message of the conversation.
+    Message,
+    /// Files for an internal note.
+    Note,
+}
+
 impl Engine {
     /// Stores a file for conversation `id` and returns its metadata, to attach to a
     /// message with `PostMessage::attachments`. The caller must be allowed to post there
@@ -70,9 +133,141 @@ impl Engine {
         content_type: &str,
         bytes: Vec<u8>,
     ) -> Result<Attachment> {
+        let mut stored = self
+            .upload_files(
+                actor,
+                id,
+                FileUse::Message,
+                vec![NewFile::new(name, content_type, bytes)],
+            )
+            .await?;
+        Ok(stored.remove(0))
+    }
+
+    /// Stores a file for an internal note of conversation `id` (staff who may write notes
+    /// there). Its key carries the note prefix, so only staff download it and only a note
+    /// ([`post_note_with_attachments`](Self::post_note_with_attachments)) carries it.
+    /// Size and type follow the same rules as [`upload_attachment`](Self::upload_attachment).
+    pub async fn upload_note_attachment(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Attachment> {
+        let mut stored = self
+            .upload_files(
+                actor,
+                id,
+                FileUse::Note,
+                vec![NewFile::new(name, "", bytes)],
+            )
+            .await?;
+        Ok(stored.remove(0))
+    }
+
+    /// What a tenant accepts, for surfaces that check before reading a whole upload (the
+    /// server sizes its multipart reader with it): the tenant's settings narrowed by the
+    /// engine-wide [`UploadLimits`].
+    /// The caller must be allowed to upload there for `purpose` (checked here too, so a
+    /// caller who may not upload is turned away before its body is read).
+    pub async fn upload_policy(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        purpose: FileUse,
+    ) -> Result<UploadPolicy> {
+        self.may_upload(actor, id, purpose).await?;
+        let tenant = self.load_tenant(actor.tenant()).await?;
+        Ok(self.upload_policy_of(&tenant.settings))
+    }
+
+    fn upload_policy_of(&self, settings: &TenantSettings) -> UploadPolicy {
+        let ceiling = &self.inner.limits.uploads;
+        UploadPolicy {
+            max_bytes: settings.upload_max_bytes.min(ceiling.max_bytes),
+            max_files: (settings.upload_max_files as usize)
+                .clamp(1, self.inner.limits.max_attachments.max(1)),
+            allowed_types: settings.upload_allowed_types.clone(),
+        }
+    }
+
+    /// Stores several files at once for conversation `id`, for a message
+    /// ([`FileUse::Message`], like [`upload_attachment`](Self::upload_attachment)) or an
+    /// internal note ([`FileUse::Note`], like
+    /// [`upload_note_attachment`](Self::upload_note_attachment)). Every file is checked
+    /// before any is stored, so one bad file stores none; more files than the tenant's
+    /// `upload_max_files` is [`Error::Validation`] on `files`.
+    pub async fn upload_files(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        purpose: FileUse,
+        files: Vec<NewFile>,
+    ) -> Result<Vec<Attachment>> {
+        self.may_upload(actor, id, purpose).await?;
+        let owner = match purpose {
+            FileUse::Message => id.0.simple().to_string(),
+            FileUse::Note => note_owner(id),
+        };
+        let policy = self.upload_policy_of(&self.load_tenant(actor.tenant()).await?.settings);
+        if files.is_empty() {
+            return Err(Error::validation("files", "send at least one file"));
+        }
+        if files.len() > policy.max_files {
+            return Err(Error::validation(
+                "files",
+                format!("at most {} files per upload", policy.max_files),
+            ));
+        }
+        let mut checked = Vec::with_capacity(files.len());
+        for file in files {
+            let (name, content_type) =
+                self.check_upload(&policy, &file.name, &file.declared_type, &file.bytes)?;
+            // Previews are made before anything is stored: an image bomb refuses the
+            // whole upload like any other bad file.
+            let thumbnail = match &self.inner.thumbnails {
+                Some(t) if content_type.starts_with("image/") => {
+                    t.thumbnail(content_type, &file.bytes).await?
+                }
+                _ => None,
+            };
+            checked.push((name, content_type, file.bytes, thumbnail));
+        }
+        let mut stored = Vec::with_capacity(checked.len());
+        for (name, content_type, bytes, thumbnail) in checked {
+            let put = match self.put_upload(&owner, name, content_type, bytes).await {
+                Ok(a) => match thumbnail {
+                    Some(png) => self
+                        .inner
+                        .blobs
+                        .put_at(&thumbnail_key(&a.key), png)
+                        .await
+                        .map(|_| a),
+                    None => Ok(a),
+                },
+                Err(e) => Err(e),
+            };
+            match put {
+                Ok(a) => stored.push(a),
+                Err(e) => {
+                    // A store failure half-way: take back what this call stored.
+                    self.remove_files(id, &stored).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(stored)
+    }
+
+    /// The caller may upload files for a message of conversation `id` (whoever may post
+    /// there; staff also where they would take the conversation over) or for a note (whoever
+    /// may write notes there), never in an archived conversation.
+    async fn may_upload(&self, actor: &Actor, id: ConversationId, purpose: FileUse) -> Result<()> {
         let who = self.resolve(actor).await?;
         let conversation = self.load_conversation(actor.tenant(), id).await?;
         let action = match who {
+            _ if purpose == FileUse::Note => Action::Note,
             Resolved::Customer { .. } => Action::PostAsCustomer,
             Resolved::Bot => Action::PostAsBot,
             Resolved::System => Action::PostAsSystem,
@@ -88,35 +283,66 @@ impl Engine {
                 "archived conversations are read-only".into(),
             ));
         }
-        self.store_upload(&id.0.simple().to_string(), name, content_type, bytes)
-            .await
+        Ok(())
     }
 
-    /// Checks an upload against [`UploadLimits`] and stores it under `<owner>_<name>`.
+    /// Checks an upload against the tenant's settings and [`UploadLimits`] and stores it
+    /// under `<owner>_<name>`, typed by its bytes.
     async fn store_upload(
         &self,
+        tenant: TenantId,
         owner: &str,
         name: &str,
-        content_type: &str,
+        declared_type: &str,
         bytes: Vec<u8>,
     ) -> Result<Attachment> {
-        let limits = &self.inner.limits.uploads;
+        let policy = self.upload_policy_of(&self.load_tenant(tenant).await?.settings);
+        let (name, content_type) = self.check_upload(&policy, name, declared_type, &bytes)?;
+        self.put_upload(owner, name, content_type, bytes).await
+    }
+
+    /// The cleaned name and the type decided from the bytes, or why the file is refused.
+    fn check_upload(
+        &self,
+        policy: &UploadPolicy,
+        name: &str,
+        declared_type: &str,
+        bytes: &[u8],
+    ) -> Result<(String, &'static str)> {
         if bytes.is_empty() {
             return Err(Error::validation("file", "is empty"));
         }
-        if bytes.len() as u64 > limits.max_bytes {
+        if bytes.len() as u64 > policy.max_bytes {
             return Err(Error::validation(
                 "file",
-                format!("larger than {} bytes", limits.max_bytes),
+                format!("larger than {} bytes", policy.max_bytes),
             ));
         }
-        if !limits.allows(content_type) {
+        let content_type = refine_content_type(bytes, declared_type).ok_or_else(|| {
+            Error::validation(
+                "file",
+                "not a type this desk recognises (images, PDF, text, ZIP, Office documents)",
+            )
+        })?;
+        // Both the tenant's list and the engine-wide one must accept the type.
+        if !policy.allows(content_type) || !self.inner.limits.uploads.allows(content_type) {
             return Err(Error::validation(
                 "file",
                 format!("type `{content_type}` is not accepted"),
             ));
         }
-        let name = self.short_text("name", name)?;
+        // Some clients send a whole path (`C:\\Users\\jo\\receipt.png`); the file is its last part.
+        let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+        Ok((self.short_text("name", base)?, content_type))
+    }
+
+    async fn put_upload(
+        &self,
+        owner: &str,
+        name: String,
+        content_type: &'static str,
+        bytes: Vec<u8>,
+    ) -> Result<Attachment> {
         let size = bytes.len() as u64;
         let key = self
             .inner
@@ -126,7 +352,7 @@ impl Engine {
         Ok(Attachment {
             key,
             name,
-            content_type: content_type.trim().to_owned(),
+            content_type: content_type.to_owned(),
             size,
         })
     }
@@ -136,7 +362,7 @@ impl Engine {
     /// member downloads it ([`download_pending_attachment`](Self::download_pending_attachment))
     /// or attaches it, and attaching it to a message of a conversation the uploader may
     /// post in copies it into that conversation, where the conversation's readers see it.
-    /// Size and type follow [`UploadLimits`].
+    /// Size and type follow the same rules as [`upload_attachment`](Self::upload_attachment).
     pub async fn upload_pending_attachment(
         &self,
         actor: &Actor,
@@ -146,7 +372,8 @@ impl Engine {
     ) -> Result<Attachment> {
         let owner = pending_owner(&self.resolve(actor).await?)
             .ok_or(Error::Forbidden("upload files without a conversation"))?;
-        self.store_upload(&owner, name, content_type, bytes).await
+        self.store_upload(actor.tenant(), &owner, name, content_type, bytes)
+            .await
     }
 
     /// The bytes of a pending upload, for its uploader only (anyone else: not found).
@@ -192,18 +419,56 @@ impl Engine {
     }
 
     /// The bytes of an attachment of conversation `id`, for whoever may read it. The key
-    /// must belong to that conversation (keys of other conversations are not found).
+    /// must belong to that conversation (keys of other conversations are not found);
+    /// files of internal notes are found by staff only.
     pub async fn download_attachment(
         &self,
         actor: &Actor,
         id: ConversationId,
         key: &str,
     ) -> Result<Vec<u8>> {
-        self.authorized(actor, id, Action::Read).await?;
-        if !belongs_to(key, id) {
+        let (who, _) = self.authorized(actor, id, Action::Read).await?;
+        let readable = belongs_to(key, id) || (who.sees_notes() && owned_by(key, &note_owner(id)));
+        if !readable {
             return Err(Error::NotFound("attachment"));
         }
         self.inner.blobs.get(key).await
+    }
+
+    /// Removes the files of a deleted message or conversation from the blob store. Only
+    /// keys of that conversation are removed (a pending upload stays with its uploader).
+    /// A file that cannot be removed stays as an orphan: the deletion itself has
+    /// committed, and no message refers to the file any more.
+    pub(super) async fn remove_files(&self, id: ConversationId, attachments: &[Attachment]) {
+        for attachment in attachments {
+            if belongs_to(&attachment.key, id) || owned_by(&attachment.key, &note_owner(id)) {
+                let _ = self
+                    .inner
+                    .blobs
+                    .delete(&thumbnail_key(&attachment.key))
+                    .await;
+                let _ = self.inner.blobs.delete(&attachment.key).await;
+            }
+        }
+    }
+
+    /// Refuses attachments that are not this conversation's note files.
+    pub(super) fn check_note_attachments(
+        &self,
+        id: ConversationId,
+        attachments: &[Attachment],
+    ) -> Result<()> {
+        if attachments
+            .iter()
+            .all(|a| owned_by(&a.key, &note_owner(id)))
+        {
+            Ok(())
+        } else {
+            Err(Error::validation(
+                "attachments",
+                "upload files for a note of this conversation first",
+            ))
+        }
     }
 
     /// Refuses attachments uploaded to another conversation: a key is not a capability.
@@ -232,6 +497,12 @@ impl Engine {
 /// conversation can pass for another's.
 fn belongs_to(key: &str, id: ConversationId) -> bool {
     owned_by(key, &id.0.simple().to_string())
+}
+
+/// The owner part of the keys of a conversation's note files: `<conversation>-note`. It
+/// never starts with `<conversation>_`, so no note file passes for a customer-visible one.
+fn note_owner(id: ConversationId) -> String {
+    format!("{}-note", id.0.simple())
 }
 
 /// Who a pending upload belongs to, as its key names it: `pending-c<contact>` for a

@@ -5,9 +5,9 @@
 use super::{CAS_ATTEMPTS, Engine};
 use crate::error::{Error, Result};
 use crate::ids::ContactId;
-use crate::model::{Contact, ContactInput, ConversationChange, Role};
-use crate::policy::{Actor, Resolved};
-use crate::store::{ConversationQuery, ConversationUpdate, Scope};
+use crate::model::{AttributeType, Contact, ContactInput, Conversation, ConversationChange, Role};
+use crate::policy::{Action, Actor, Resolved};
+use crate::store::{ContactQuery, ConversationQuery, ConversationUpdate, Scope};
 
 /// A trimmed, lower-case e-mail, `None` when empty; [`Error::Validation`] on `field` when
 /// it cannot be an address.
@@ -37,7 +37,116 @@ pub struct ContactPatch {
     pub metadata: std::collections::BTreeMap<String, String>,
 }
 
+/// One page of [`Engine::list_contacts`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContactPage {
+    /// Contacts, newest first.
+    pub items: Vec<Contact>,
+    /// Pass back as `before` for the next page; `None` on the last one.
+    pub next_cursor: Option<ContactId>,
+}
+
+/// Whether `value` is a value of `kind`; why not otherwise.
+fn check_attribute(kind: AttributeType, value: &str) -> std::result::Result<(), &'static str> {
+    let ok = match kind {
+        AttributeType::Text => true,
+        AttributeType::Number => value.trim().parse::<f64>().is_ok_and(f64::is_finite),
+        AttributeType::Boolean => matches!(value, "true" | "false"),
+        AttributeType::Date => time::Date::parse(
+            value,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .is_ok(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(match kind {
+            AttributeType::Text => "text",
+            AttributeType::Number => "a number",
+            AttributeType::Boolean => "`true` or `false`",
+            AttributeType::Date => "a date (YYYY-MM-DD)",
+        })
+    }
+}
+
 impl Engine {
+    /// The tenant's contacts for staff, newest first, `limit` (default 50, at most the
+    /// engine's page size) at a time from `before` (the previous page's `next_cursor`);
+    /// with `text`, only those whose name, e-mail or phone contains it. Customers list
+    /// no contacts.
+    pub async fn list_contacts(
+        &self,
+        actor: &Actor,
+        text: Option<&str>,
+        before: Option<ContactId>,
+        limit: Option<usize>,
+    ) -> Result<ContactPage> {
+        match self.resolve(actor).await? {
+            Resolved::Staff(_) | Resolved::System => {}
+            _ => return Err(Error::Forbidden("list contacts")),
+        }
+        let limit = limit.unwrap_or(50).clamp(1, self.inner.limits.max_page);
+        let text = text.map(str::trim).filter(|t| !t.is_empty());
+        if text.is_some_and(|t| t.chars().count() > 200) {
+            return Err(Error::validation("text", "longer than 200 characters"));
+        }
+        let items = self
+            .inner
+            .store
+            .list_contacts(&ContactQuery {
+                tenant: actor.tenant(),
+                text: text.map(str::to_owned),
+                before,
+                limit,
+            })
+            .await?;
+        let next_cursor = (items.len() == limit)
+            .then(|| items.last().map(|c| c.id))
+            .flatten();
+        Ok(ContactPage { items, next_cursor })
+    }
+
+    /// The conversations of contact `id` that the staff member may read, newest activity
+    /// first (an agent sees those its scope reaches; admins and supervisors all).
+    pub async fn contact_conversations(
+        &self,
+        actor: &Actor,
+        id: ContactId,
+    ) -> Result<Vec<Conversation>> {
+        let who = self.resolve(actor).await?;
+        if !matches!(who, Resolved::Staff(_) | Resolved::System) {
+            return Err(Error::Forbidden("list a contact's conversations"));
+        }
+        let tenant = actor.tenant();
+        self.inner
+            .store
+            .contact(tenant, id)
+            .await?
+            .ok_or(Error::NotFound("contact"))?;
+        let mut query = ConversationQuery::new(
+            tenant,
+            Scope::Contact {
+                contact: id,
+                conversation: None,
+            },
+        );
+        query.limit = self.inner.limits.max_page;
+        let mut items = Vec::new();
+        loop {
+            let page = self.inner.store.list_conversations(&query).await?;
+            items.extend(
+                page.items
+                    .into_iter()
+                    .filter(|c| who.authorize(Action::Read, c).is_ok()),
+            );
+            match page.next_cursor {
+                Some(next) if items.len() < 10_000 => query.cursor = Some(next),
+                _ => return Ok(items),
+            }
+        }
+    }
+
     /// Edits a contact (staff and the system): what the desk learned about a customer. A
     /// customer never edits a contact, its own included, so a token cannot rewrite who it
     /// claims to be after the fact.
@@ -73,6 +182,21 @@ impl Engine {
         }
         if let Some(address) = patch.address {
             contact.address = self.optional_short_text("address", Some(&address))?;
+        }
+        // Attributes the tenant declared must hold values of their type; others are free
+        // text, as metadata always was.
+        if !patch.metadata.is_empty() {
+            let declared = self.load_tenant(tenant).await?.settings.contact_attributes;
+            for (key, value) in &patch.metadata {
+                if let Some(kind) = declared.get(key)
+                    && let Err(want) = check_attribute(*kind, value)
+                {
+                    return Err(Error::validation(
+                        "metadata",
+                        format!("`{key}` must be {want}"),
+                    ));
+                }
+            }
         }
         contact.metadata.extend(patch.metadata);
         if contact.metadata.len() > 64 {

@@ -908,12 +908,26 @@ impl Engine {
     /// Deletes a conversation and its messages for good. Admins and the system only.
     pub async fn delete_conversation(&self, actor: &Actor, id: ConversationId) -> Result<()> {
         self.authorized(actor, id, Action::Delete).await?;
+        // The files go with the conversation: collected before its messages are gone,
+        // removed once the deletion has committed.
+        let mut files = Vec::new();
+        let mut query = crate::store::MessageQuery::latest(actor.tenant(), id, 500);
+        query.after = Some(0);
+        loop {
+            let page = self.inner.store.messages(&query).await?;
+            let Some(highest) = page.iter().map(|m| m.seq).max() else {
+                break;
+            };
+            query.after = Some(highest);
+            files.extend(page.into_iter().flat_map(|m| m.attachments));
+        }
         let event = self
             .inner
             .store
             .delete_conversation(actor.tenant(), id, self.now())
             .await?;
         self.publish([event]);
+        self.remove_files(id, &files).await;
         Ok(())
     }
 

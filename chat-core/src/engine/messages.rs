@@ -409,7 +409,28 @@ impl Engine {
         id: ConversationId,
         body: &str,
     ) -> Result<Message> {
-        let body = self.message_body(body)?;
+        self.post_note_with_attachments(actor, id, body, Vec::new())
+            .await
+    }
+
+    /// Writes an internal note carrying files uploaded with
+    /// [`upload_note_attachment`](Self::upload_note_attachment) to the same conversation
+    /// (any other file is refused, so a customer-visible file never becomes a note's and
+    /// a note's never a message's).
+    pub async fn post_note_with_attachments(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        body: &str,
+        attachments: Vec<Attachment>,
+    ) -> Result<Message> {
+        let body = if attachments.is_empty() {
+            self.message_body(body)?
+        } else {
+            self.caption(body)?
+        };
+        self.check_attachments(&attachments)?;
+        self.check_note_attachments(id, &attachments)?;
         let (who, conversation) = self.authorized(actor, id, Action::Note).await?;
         if conversation.mode == Mode::Archived {
             return Err(Error::Conflict(
@@ -420,7 +441,8 @@ impl Engine {
             Some(a) => Sender::Agent(a.id),
             None => Sender::System,
         };
-        let note = self.new_message(&conversation, sender, MessageKind::Note, body);
+        let mut note = self.new_message(&conversation, sender, MessageKind::Note, body);
+        note.attachments = attachments;
         let appended = self.inner.store.append_message(note).await?;
         self.publish(appended.event);
         if let Some(author) = who.staff() {
@@ -466,11 +488,14 @@ impl Engine {
             return Err(Error::Forbidden("delete someone else's message"));
         }
         message.body = String::new();
-        message.attachments.clear();
+        let files = std::mem::take(&mut message.attachments);
         message.revisions.clear();
         message.deleted_at = Some(self.now());
         let event = self.inner.store.update_message(&message).await?;
         self.publish([event]);
+        // After the commit: a failed delete must never leave a message pointing at
+        // nothing, while a leftover file only costs disk.
+        self.remove_files(message.conversation_id, &files).await;
         Ok(message)
     }
 

@@ -22,14 +22,14 @@ use time::OffsetDateTime;
 
 pub use accounts::SignUp;
 pub use agents::AgentPatch;
-pub use attachments::UploadLimits;
+pub use attachments::{FileUse, NewFile, UploadLimits, UploadPolicy};
 pub use canned::{CannedPatch, MAX_CANNED_TITLE_CHARS, MAX_SHORTCUT_CHARS, NewCannedResponse};
-pub use contacts::ContactPatch;
+pub use contacts::{ContactPage, ContactPatch};
 pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
 pub use messages::{MessagePage, PostMessage, Posted};
 pub use routing::{QueuePosition, TimerReport};
 
-use crate::blob::{BlobStore, MemoryBlobStore};
+use crate::blob::{BlobStore, MemoryBlobStore, Thumbnailer};
 use crate::bot::{Bot, RuleBot};
 use crate::bus::{EventBus, InProcessBus};
 use crate::clock::{Clock, SystemClock};
@@ -112,6 +112,7 @@ pub struct EngineBuilder {
     router: Arc<dyn Router>,
     bus: Arc<dyn EventBus>,
     blobs: Arc<dyn BlobStore>,
+    thumbnails: Option<Arc<dyn Thumbnailer>>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     limits: Limits,
@@ -151,6 +152,14 @@ impl EngineBuilder {
         self.blobs = blobs;
         self
     }
+
+    /// Previews of uploaded images (default: none). With one, an image whose header
+    /// declares too many pixels is refused, and others get a thumbnail beside them
+    /// ([`thumbnail_key`](crate::thumbnail_key)).
+    pub fn thumbnails(mut self, thumbnails: Arc<dyn Thumbnailer>) -> Self {
+        self.thumbnails = Some(thumbnails);
+        self
+    }
     /// The clock (default: [`SystemClock`]).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -182,6 +191,7 @@ impl EngineBuilder {
                 router: self.router,
                 bus: self.bus,
                 blobs: self.blobs,
+                thumbnails: self.thumbnails,
                 clock: self.clock,
                 ids: self.ids,
                 limits: self.limits,
@@ -207,6 +217,7 @@ struct Inner {
     router: Arc<dyn Router>,
     bus: Arc<dyn EventBus>,
     blobs: Arc<dyn BlobStore>,
+    thumbnails: Option<Arc<dyn Thumbnailer>>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     limits: Limits,
@@ -234,6 +245,7 @@ impl Engine {
             router: Arc::new(LeastLoaded),
             bus: Arc::new(InProcessBus::default()),
             blobs: Arc::new(MemoryBlobStore::default()),
+            thumbnails: None,
             clock: Arc::new(SystemClock),
             ids: Arc::new(V7Ids),
             limits: Limits::default(),

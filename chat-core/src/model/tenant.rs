@@ -39,6 +39,36 @@ pub struct TenantSettings {
     pub close_inactive_after_secs: Option<u32>,
     /// Typical time an agent spends on a conversation, for queue wait estimates.
     pub average_handle_secs: u32,
+
+    // Attachments. The engine's `Limits::uploads` stays the ceiling for every tenant; these
+    // narrow it per desk.
+    /// Largest attachment, in bytes.
+    pub upload_max_bytes: u64,
+    /// Most files in one upload request.
+    pub upload_max_files: u32,
+    /// Accepted attachment types, as decided from the bytes (see
+    /// [`detect_content_type`](crate::detect_content_type)); `*` at the end of an entry
+    /// matches a family (`image/*`). Empty accepts every recognised type.
+    pub upload_allowed_types: Vec<String>,
+    /// Contact attributes with a declared type (`plan: text`, `seats: number`,
+    /// `renewal: date` ...), kept in the contact's `metadata`: a value of another type is
+    /// refused when a contact is edited. Undeclared keys stay free text.
+    pub contact_attributes: std::collections::BTreeMap<String, AttributeType>,
+}
+
+/// The type of a declared contact attribute. Values are stored as text in the contact's
+/// `metadata`; the type says which texts are accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributeType {
+    /// Any text.
+    Text,
+    /// A finite decimal number (`42`, `-3.5`).
+    Number,
+    /// `true` or `false`.
+    Boolean,
+    /// A calendar date, `YYYY-MM-DD`.
+    Date,
 }
 
 /// Longest welcome message, in characters: a greeting, not a page.
@@ -105,6 +135,25 @@ impl Default for TenantSettings {
             requeue_after_secs: None,
             close_inactive_after_secs: None,
             average_handle_secs: 300,
+            upload_max_bytes: 10 * 1024 * 1024,
+            upload_max_files: 5,
+            upload_allowed_types: [
+                "image/png",
+                "image/jpeg",
+                "image/gif",
+                "image/webp",
+                "application/pdf",
+                "text/plain",
+                "application/zip",
+                "application/vnd.openxmlformats-officedocument.*",
+                "application/msword",
+                "application/vnd.ms-excel",
+                "application/vnd.ms-powerpoint",
+                "application/vnd.ms-office",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            contact_attributes: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -12,6 +12,7 @@ macro_rules! store_conformance_tests {
             tenant_roundtrip,
             settings_update_stores_them_and_logs_a_staff_only_event,
             only_verified_emails_are_unique_and_found,
+            contacts_list_newest_first_by_pages_and_search_name_email_phone,
             merge_contact_needs_an_empty_contact_and_logs_a_staff_only_event,
             agent_roundtrip_appends_staff_only_events,
             agent_loads_count_agent_and_paused_conversations,
@@ -158,6 +159,56 @@ pub async fn only_verified_emails_are_unique_and_found(store: S) {
     // Contacts without e-mail never clash.
     contact(&store, t, None).await;
     contact(&store, t, None).await;
+}
+
+pub async fn contacts_list_newest_first_by_pages_and_search_name_email_phone(store: S) {
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let mut made = Vec::new();
+    for (name, email, phone) in [
+        ("Ada Lovelace", "ada@shop.example", "+44 20 7946"),
+        ("Bob Builder", "bob@build.example", "+62 812 555"),
+        ("Cy Twombly", "cy@art.example", "+1 212 555"),
+    ] {
+        let mut c = contact(&store, t, Some(email)).await;
+        c.name = Some(name.into());
+        c.phone = Some(phone.into());
+        store.update_contact(&c).await.unwrap();
+        made.push(c);
+    }
+    contact(&store, other, Some("ada@shop.example")).await;
+    let query = |text: Option<&str>, before, limit| ContactQuery {
+        tenant: t,
+        text: text.map(str::to_owned),
+        before,
+        limit,
+    };
+    let ids = |list: Vec<Contact>| list.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    // Newest first, page by page, each contact once, nothing of the other tenant.
+    let first = store.list_contacts(&query(None, None, 2)).await.unwrap();
+    assert_eq!(ids(first.clone()), vec![made[2].id, made[1].id]);
+    assert_eq!(first[0], made[2]);
+    let rest = store
+        .list_contacts(&query(None, Some(first[1].id), 2))
+        .await
+        .unwrap();
+    assert_eq!(ids(rest), vec![made[0].id]);
+    // Search by a part of the name, e-mail or phone, any case.
+    for (text, want) in [
+        ("LOVELACE", vec![made[0].id]),
+        ("build.example", vec![made[1].id]),
+        ("555", vec![made[2].id, made[1].id]),
+        ("nobody", vec![]),
+    ] {
+        assert_eq!(
+            ids(store
+                .list_contacts(&query(Some(text), None, 10))
+                .await
+                .unwrap()),
+            want,
+            "{text}"
+        );
+    }
 }
 
 pub async fn merge_contact_needs_an_empty_contact_and_logs_a_staff_only_event(store: S) {

@@ -85,7 +85,11 @@ pub(super) struct PostAnswer<'a> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NoteRequest {
+    #[serde(default)]
     body: String,
+    /// Files uploaded with `purpose=note` to this conversation.
+    #[serde(default)]
+    attachments: Vec<Attachment>,
 }
 
 pub async fn note(mut ctx: Ctx) -> Result<Resp, ApiError> {
@@ -94,7 +98,7 @@ pub async fn note(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let note = ctx
         .app
         .engine
-        .post_note(ctx.actor()?, id, &body.body)
+        .post_note_with_attachments(ctx.actor()?, id, &body.body, body.attachments)
         .await?;
     Ok(http::json(StatusCode::CREATED, &note))
 }

@@ -4,7 +4,9 @@
 mod accounts;
 mod agents;
 mod canned;
+mod contacts;
 mod conversations;
+mod files;
 mod mentions;
 mod messages;
 mod settings;
@@ -186,6 +188,10 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         Unsnooze => snooze::unsnooze(ctx).await,
         ListMentions => mentions::list(ctx).await,
         ReadMentions => mentions::read(ctx).await,
+        UploadFiles => files::upload(ctx).await,
+        DownloadFile => files::download(ctx).await,
+        ListContacts => contacts::list(ctx).await,
+        ContactConversations => contacts::conversations(ctx).await,
         // Upgrades are handled before the request is split (they need the whole request).
         WebSocket => Err(ApiError::bad_request(
             "this endpoint speaks WebSocket: send Upgrade: websocket",

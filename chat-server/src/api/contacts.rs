@@ -1,0 +1,41 @@
+//! Contact directory routes for staff: list and search, and a contact's conversations.
+//! Reading, editing and merging one contact live beside the conversation routes.
+
+use chat_core::ContactId;
+use hyper::StatusCode;
+use serde_json::json;
+
+use super::Ctx;
+use crate::error::ApiError;
+use crate::http::{self, Resp};
+
+/// `GET /v1/contacts?text=&cursor=&limit=`: newest first; `next_cursor` is `null` on the
+/// last page.
+pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
+    let text: Option<String> = ctx.query("text")?;
+    let before: Option<ContactId> = ctx.query("cursor")?;
+    let limit: Option<usize> = ctx.query("limit")?;
+    let page = ctx
+        .app
+        .engine
+        .list_contacts(ctx.actor()?, text.as_deref(), before, limit)
+        .await?;
+    let viewer = ctx.viewer();
+    let items: Vec<_> = page.items.iter().map(|c| viewer.contact(c)).collect();
+    Ok(http::json(
+        StatusCode::OK,
+        &json!({ "items": items, "next_cursor": page.next_cursor }),
+    ))
+}
+
+/// `GET /v1/contacts/{id}/conversations`: those the caller may read.
+pub async fn conversations(ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: ContactId = ctx.id("id")?;
+    let items = ctx
+        .app
+        .engine
+        .contact_conversations(ctx.actor()?, id)
+        .await?;
+    let items: Vec<_> = items.iter().map(|c| ctx.conversation_view(c)).collect();
+    Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+}
