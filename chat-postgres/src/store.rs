@@ -455,6 +455,27 @@ impl Store for PostgresStore {
         one(row)
     }
 
+    async fn list_contacts(&self, query: &chat_core::store::ContactQuery) -> Result<Vec<Contact>> {
+        // `translate` folds ASCII letters only, as `ContactQuery::matches_text` does: the
+        // Unicode-folded search columns would find more than the other stores.
+        const FOLD: &str = "translate(coalesce(data->>'{f}', ''),                             'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')";
+        let [name, email, phone] = ["name", "email", "phone"].map(|f| FOLD.replace("{f}", f));
+        let sql = format!(
+            "SELECT data FROM contacts WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2)              AND ($3::text IS NULL OR strpos({name}, $3) > 0 OR strpos({email}, $3) > 0                   OR strpos({phone}, $3) > 0)              ORDER BY id DESC LIMIT $4"
+        );
+        let text = query.text.as_deref().map(str::to_ascii_lowercase);
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &sql,
+                &[&query.tenant.0, &query.before.map(|b| b.0), &text, &limit],
+            )
+            .await
+            .db()?;
+        all(&rows)
+    }
+
     async fn verified_contact(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>> {
         let client = self.client().await?;
         let row = client
