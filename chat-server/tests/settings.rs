@@ -97,6 +97,15 @@ async fn bad_settings_are_422_naming_the_setting_and_change_nothing() {
         (json!({ "welcome_message": "   " }), "welcome_message"),
         (json!({ "bot_enabled": "yes" }), "bot_enabled"),
         (json!({ "colour": "blue" }), "colour"),
+        (json!({ "upload_max_bytes": 0 }), "upload_max_bytes"),
+        (
+            json!({ "upload_allowed_types": ["text/html"] }),
+            "upload_allowed_types",
+        ),
+        (
+            json!({ "contact_attributes": { "two words": "text" } }),
+            "contact_attributes",
+        ),
         // A valid setting beside a bad one is not applied either.
         (
             json!({ "auto_assign": false, "edit_window_secs": 1_000_000 }),

@@ -71,6 +71,39 @@ pub enum AttributeType {
     Date,
 }
 
+/// Largest per-tenant attachment limit a setting may ask for (1 GiB); the engine's own
+/// limit caps it in any case.
+pub const MAX_UPLOAD_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// Whether `entry` of `upload_allowed_types` names a type the server can recognise from
+/// the bytes, or a family of them (`image/*`): anything else would never match a file.
+/// (Legacy Office names are accepted too: a declared name may pick one within the family
+/// the bytes prove.)
+fn known_type(entry: &str) -> bool {
+    const RECOGNISED: &[&str] = &[
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "application/zip",
+        "text/plain",
+        "application/vnd.ms-office",
+        "application/msword",
+        "application/vnd.ms-excel",
+        "application/vnd.ms-powerpoint",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ];
+    // A `*` at the end matches every type starting with what precedes it, as uploads
+    // match it (`image/*`, `application/vnd.openxmlformats-officedocument.*`).
+    match entry.strip_suffix('*') {
+        Some(prefix) => prefix.contains('/') && RECOGNISED.iter().any(|t| t.starts_with(prefix)),
+        None => RECOGNISED.contains(&entry),
+    }
+}
+
 /// Longest welcome message, in characters: a greeting, not a page.
 pub const MAX_WELCOME_CHARS: usize = 2_000;
 
@@ -113,6 +146,40 @@ impl TenantSettings {
         if !(1..=86_400).contains(&self.average_handle_secs) {
             return Err(Error::validation("average_handle_secs", "use 1 to 86400"));
         }
+        // The engine's own upload limit still caps these; a tenant's can only narrow it.
+        if !(1..=MAX_UPLOAD_BYTES).contains(&self.upload_max_bytes) {
+            return Err(Error::validation(
+                "upload_max_bytes",
+                format!("use 1 to {MAX_UPLOAD_BYTES} bytes"),
+            ));
+        }
+        if !(1..=100).contains(&self.upload_max_files) {
+            return Err(Error::validation("upload_max_files", "use 1 to 100"));
+        }
+        if self.upload_allowed_types.len() > 64
+            || self.upload_allowed_types.iter().any(|t| !known_type(t))
+        {
+            return Err(Error::validation(
+                "upload_allowed_types",
+                "list at most 64 types the server recognises from the bytes (image/png, \
+                 application/pdf, text/plain ...), or families such as image/*",
+            ));
+        }
+        if self.contact_attributes.len() > 100
+            || self.contact_attributes.keys().any(|k| {
+                k.is_empty()
+                    || k.chars().count() > 64
+                    || !k
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            })
+        {
+            return Err(Error::validation(
+                "contact_attributes",
+                "declare at most 100 attributes, each named with 1 to 64 letters, digits, \
+                 '_', '-' or '.'",
+            ));
+        }
         Ok(())
     }
 
@@ -154,6 +221,68 @@ impl Default for TenantSettings {
             .map(str::to_owned)
             .to_vec(),
             contact_attributes: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_and_attribute_settings_are_checked() {
+        let ok = TenantSettings::default();
+        assert!(ok.validate().is_ok());
+        let field = |s: TenantSettings| match s.validate() {
+            Err(crate::Error::Validation { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            field(TenantSettings {
+                upload_max_bytes: 0,
+                ..ok.clone()
+            }),
+            "upload_max_bytes"
+        );
+        assert_eq!(
+            field(TenantSettings {
+                upload_max_files: 1000,
+                ..ok.clone()
+            }),
+            "upload_max_files"
+        );
+        assert_eq!(
+            field(TenantSettings {
+                upload_allowed_types: vec!["text/html".into()],
+                ..ok.clone()
+            }),
+            "upload_allowed_types"
+        );
+        let mut bad = ok.clone();
+        bad.contact_attributes
+            .insert("has space".into(), AttributeType::Text);
+        assert_eq!(field(bad), "contact_attributes");
+        let families = TenantSettings {
+            upload_allowed_types: vec!["image/*".into(), "application/pdf".into()],
+            ..ok
+        };
+        assert!(families.validate().is_ok());
+    }
+
+    #[test]
+    fn every_type_the_bytes_can_tell_is_a_type_settings_may_allow() {
+        let samples: [&[u8]; 7] = [
+            b"\x89PNG\r\n\x1a\n....",
+            b"\xff\xd8\xff\xe0....",
+            b"GIF89a....",
+            b"RIFF....WEBPVP8 ",
+            b"%PDF-1.7\n",
+            b"PK\x03\x04....",
+            b"hello\n",
+        ];
+        for bytes in samples {
+            let detected = crate::detect_content_type(bytes).expect("recognised");
+            assert!(known_type(detected), "{detected}");
         }
     }
 }
