@@ -6,6 +6,8 @@ pub mod api;
 pub mod app;
 pub mod auth;
 mod caps;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod endpoints;
 pub mod error;
 pub mod extension;

@@ -60,90 +60,19 @@ struct Cli {
     /// Access token lifetime in seconds.
     #[arg(long, env = "CHAT_JWT_TTL_SECS", default_value_t = 12 * 3600)]
     jwt_ttl_secs: u64,
-    /// Browser origins allowed to call the API, comma-separated (e.g. http://localhost:3000);
-    /// named origins may send credentials, `*` lets any other site call without them.
-    #[arg(long, env = "CHAT_CORS_ORIGINS", value_delimiter = ',')]
-    cors_origins: Vec<String>,
     /// Shared secret for identity verification of logged-in customers (HMAC-SHA256).
     #[arg(long, env = "CHAT_IDENTITY_SECRET", hide_env_values = true)]
     identity_secret: Option<String>,
     /// Name of the tenant created on first start.
     #[arg(long, env = "CHAT_TENANT_NAME", default_value = "Default")]
     tenant_name: String,
-    /// Largest request body in bytes.
-    #[arg(long, env = "CHAT_BODY_LIMIT", default_value_t = 1024 * 1024)]
-    body_limit: usize,
     /// Longest message in characters.
     #[arg(long, env = "CHAT_MAX_MESSAGE_CHARS", default_value_t = 10_000)]
     max_message_chars: usize,
-    /// Seconds a client may take to send request headers.
-    #[arg(long, env = "CHAT_HEADER_TIMEOUT_SECS", default_value_t = 10)]
-    header_timeout_secs: u64,
-    /// Seconds a client may take to send a whole request body once its headers are in;
-    /// later: 408 and the connection is closed.
-    #[arg(long, env = "CHAT_BODY_TIMEOUT_SECS", default_value_t = 15)]
-    body_timeout_secs: u64,
-    /// Bytes per second a body still coming after --body-timeout-secs must keep up: each
-    /// this many bytes received move the body's and the request's deadlines 1 s later
-    /// (0 = fixed deadlines).
-    #[arg(long, env = "CHAT_BODY_MIN_RATE", default_value_t = 32 * 1024)]
-    body_min_rate: usize,
-    /// Seconds a whole request may take, body and handling; later: 503
-    /// `deadline_exceeded` and the connection is closed.
-    #[arg(long, env = "CHAT_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
-    request_timeout_secs: u64,
-    /// Seconds an idle keep-alive connection stays open; a client that stopped reading
-    /// its answer is dropped after as long again with nothing sent.
-    #[arg(long, env = "CHAT_IDLE_TIMEOUT_SECS", default_value_t = 75)]
-    idle_timeout_secs: u64,
-    /// Most open HTTP connections; more wait in the listen backlog.
-    #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 10_000)]
-    max_connections: usize,
-    /// Most open HTTP connections per client IP (0 = no cap); one more gets 429 and is
-    /// closed.
-    #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_IP", default_value_t = 64)]
-    max_connections_per_ip: usize,
-    /// Most open WebSockets (0 = no cap); one more upgrade gets 503.
-    #[arg(long, env = "CHAT_MAX_WEBSOCKETS", default_value_t = 10_000)]
-    max_websockets: usize,
-    /// Most open WebSockets per client IP (0 = no cap); one more upgrade gets 429.
-    #[arg(long, env = "CHAT_MAX_WEBSOCKETS_PER_IP", default_value_t = 100)]
-    max_websockets_per_ip: usize,
-    /// Most open WebSockets per token (0 = no cap); one more upgrade gets 429.
-    #[arg(long, env = "CHAT_MAX_WEBSOCKETS_PER_TOKEN", default_value_t = 20)]
-    max_websockets_per_token: usize,
-    /// Requests per second per client IP (0 = unlimited).
-    #[arg(long, env = "CHAT_RATE_PER_IP", default_value_t = 200.0)]
-    rate_per_ip: f64,
-    /// Requests per second per token (0 = unlimited).
-    #[arg(long, env = "CHAT_RATE_PER_TOKEN", default_value_t = 50.0)]
-    rate_per_token: f64,
-    /// Requests that may arrive at once before the rates apply.
-    #[arg(long, env = "CHAT_RATE_BURST", default_value_t = 400.0)]
-    rate_burst: f64,
-    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose `Forwarded` /
-    /// `X-Forwarded-For` names the client; per-address limits then apply to the client,
-    /// and the proxies' own connections are not capped per address. Nobody's by default.
-    #[arg(long, env = "CHAT_TRUSTED_PROXIES", value_parser = parse_proxies)]
-    trusted_proxies: Option<chat_server::proxies::TrustedProxies>,
-    /// Failed logins of one name from one address before each next attempt must wait
-    /// (1 s, then doubling; 0 = no throttle).
-    #[arg(long, env = "CHAT_LOGIN_FREE_ATTEMPTS", default_value_t = 5)]
-    login_free_attempts: u32,
-    /// Failed logins from one address, any names, before waits begin (0 = no throttle).
-    #[arg(
-        long,
-        env = "CHAT_LOGIN_FREE_ATTEMPTS_PER_ADDRESS",
-        default_value_t = 30
-    )]
-    login_free_attempts_per_address: u32,
-    /// The longest wait between login attempts, in seconds.
-    #[arg(long, env = "CHAT_LOGIN_MAX_WAIT_SECS", default_value_t = 900)]
-    login_max_wait_secs: u64,
-    /// The bearer token a Prometheus scraper sends for `/metrics` (16 characters or
-    /// more); without it, only admins' tokens read it.
-    #[arg(long, env = "CHAT_METRICS_TOKEN", hide_env_values = true)]
-    metrics_token: Option<String>,
+    /// Limits, timeouts, proxies, login throttling, CORS and the metrics token: the
+    /// flags every server built on chat-server takes (the templates too).
+    #[command(flatten)]
+    network: chat_server::cli::NetworkArgs,
     /// Seed demo staff and conversations (password: demo-password).
     #[arg(long, env = "CHAT_DEMO")]
     demo: bool,
@@ -402,44 +331,11 @@ async fn main() -> anyhow::Result<()> {
     let mut config = Config::new(b"replaced below");
     config.jwt = jwt_config(&cli)?;
     config.default_tenant = Some(tenant);
-    config.cors_origins = cli
-        .cors_origins
-        .iter()
-        .map(|o| o.trim().trim_end_matches('/').to_owned())
-        .filter(|o| !o.is_empty())
-        .collect();
     config.identity_secret = cli.identity_secret.as_ref().map(|s| s.as_bytes().to_vec());
     config.timer_interval = Duration::from_secs(cli.timer_interval_secs.max(1));
-    config.limits = HttpLimits {
-        body_bytes: cli.body_limit,
-        header_read_timeout: Duration::from_secs(cli.header_timeout_secs),
-        body_read_timeout: Duration::from_secs(cli.body_timeout_secs.max(1)),
-        body_min_rate: cli.body_min_rate,
-        request_timeout: Duration::from_secs(cli.request_timeout_secs.max(1)),
-        keep_alive_idle: Duration::from_secs(cli.idle_timeout_secs.max(1)),
-        max_connections: cli.max_connections,
-        max_connections_per_ip: cli.max_connections_per_ip,
-        max_websockets: cli.max_websockets,
-        max_websockets_per_ip: cli.max_websockets_per_ip,
-        max_websockets_per_token: cli.max_websockets_per_token,
-        per_ip_rps: cli.rate_per_ip,
-        per_token_rps: cli.rate_per_token,
-        burst: cli.rate_burst,
-        login: chat_server::throttle::LoginLimits {
-            free_per_name: cli.login_free_attempts,
-            free_per_address: cli.login_free_attempts_per_address,
-            max_wait: Duration::from_secs(cli.login_max_wait_secs.max(1)),
-            ..Default::default()
-        },
-        ..HttpLimits::default()
-    };
-    config.trusted_proxies = cli.trusted_proxies.clone().unwrap_or_default();
-    config.metrics_token = cli
-        .metrics_token
-        .as_deref()
-        .map(chat_server::MetricsToken::new)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--metrics-token: {e}"))?;
+    cli.network
+        .apply(&mut config)
+        .map_err(|e| anyhow::anyhow!(e))?;
 
     // A crash may have left visitors' messages without the bot's answer: answer them
     // beside serving, so the listener comes up at once (a turn run twice answers once).
@@ -602,9 +498,4 @@ fn jwt_config(cli: &Cli) -> anyhow::Result<JwtConfig> {
     };
     jwt.ttl = Duration::from_secs(cli.jwt_ttl_secs.max(60));
     Ok(jwt)
-}
-
-/// The list of `--trusted-proxies`.
-fn parse_proxies(item: &str) -> Result<chat_server::proxies::TrustedProxies, String> {
-    item.parse()
 }

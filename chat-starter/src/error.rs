@@ -32,6 +32,9 @@ pub enum Error {
     /// Hashing a password or signing a token failed.
     #[error(transparent)]
     Server(#[from] chat_server::error::Error),
+    /// A flag's value cannot be used (it names the flag).
+    #[error("{0}")]
+    Flag(String),
     /// Binding or serving the listener failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -28,6 +28,10 @@ pub struct StarterArgs {
     /// the database.
     #[arg(long, env = "CHAT_DEMO")]
     pub demo: bool,
+    /// Limits, timeouts, trusted proxies, login throttling, CORS origins and the metrics
+    /// token: the `chat-server` binary's flags, with its names and defaults.
+    #[command(flatten)]
+    pub network: chat_server::cli::NetworkArgs,
 }
 
 /// A template's engine, its tenant and the server settings, on SQLite.
@@ -86,6 +90,12 @@ impl Starter {
             config,
             db: db.to_owned(),
         })
+    }
+
+    /// Applies the network flags of [`StarterArgs::network`] to the server settings
+    /// (call it before [`serve`](Self::serve)).
+    pub fn apply_network(&mut self, network: &chat_server::cli::NetworkArgs) -> Result<(), Error> {
+        network.apply(&mut self.config).map_err(Error::Flag)
     }
 
     /// The system actor of the tenant (for seeding).
@@ -214,5 +224,59 @@ pub fn log_listening(name: &str, listener: &tokio::net::TcpListener, db: &Path) 
     match listener.local_addr() {
         Ok(address) => tracing::info!(%address, db = %db.display(), "{name} listening"),
         Err(error) => tracing::warn!(%error, "{name} listening on an unknown address"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        starter: StarterArgs,
+    }
+
+    #[tokio::test]
+    async fn a_template_takes_the_servers_network_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let mut starter = Starter::open(&db, "T", TenantSettings::default(), |b| b)
+            .await
+            .unwrap();
+        let flags = Flags::parse_from([
+            "template",
+            "--rate-per-ip",
+            "5",
+            "--max-websockets-per-token",
+            "3",
+            "--trusted-proxies",
+            "10.0.0.0/8",
+            "--login-free-attempts",
+            "2",
+            "--cors-origins",
+            "http://localhost:3000/",
+            "--metrics-token",
+            "a-scraper-token-of-some-length",
+        ]);
+        starter.apply_network(&flags.starter.network).unwrap();
+        let c = &starter.config;
+        assert_eq!(c.limits.per_ip_rps, 5.0);
+        assert_eq!(c.limits.max_websockets_per_token, 3);
+        assert_eq!(c.limits.login.free_per_name, 2);
+        assert!(c.trusted_proxies.contains("10.9.8.7".parse().unwrap()));
+        assert_eq!(c.cors_origins, ["http://localhost:3000"]);
+        assert!(c.metrics_token.is_some());
+
+        let short = Flags::parse_from(["template", "--metrics-token", "short"]);
+        match starter.apply_network(&short.starter.network) {
+            Err(Error::Flag(message)) => assert!(message.contains("--metrics-token"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            Flags::try_parse_from(["template", "--trusted-proxies", "nonsense"]).is_err(),
+            "a bad proxy list is refused before start"
+        );
     }
 }

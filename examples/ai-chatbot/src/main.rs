@@ -49,7 +49,8 @@ async fn main() -> anyhow::Result<()> {
         api_key: std::env::var(&cli.llm_api_key_env).ok(),
         system_prompt: cli.llm_system_prompt,
     });
-    let starter = example_ai_chatbot::open(&db, llm).await?;
+    let mut starter = example_ai_chatbot::open(&db, llm).await?;
+    starter.apply_network(&cli.starter.network)?;
     if cli.starter.demo {
         let admin = starter
             .ensure_staff("Admin", "admin@example.com", "admin123", Role::Admin)

@@ -62,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         .db
         .unwrap_or_else(|| PathBuf::from("live-chat.db"));
     let mut starter = example_live_chat::open(&db).await?;
+    starter.apply_network(&args.starter.network)?;
     // The document's frontends run on the usual dev servers.
     starter.config.cors_origins = vec![
         "http://localhost:3000".into(),

@@ -27,7 +27,8 @@ async fn main() -> anyhow::Result<()> {
     let db = args
         .db
         .unwrap_or_else(|| PathBuf::from("message-center.db"));
-    let starter = example_message_center::open(&db).await?;
+    let mut starter = example_message_center::open(&db).await?;
+    starter.apply_network(&args.network)?;
     let center = example_message_center::message_center(&starter).await?;
     if args.demo {
         let users = example_message_center::seed_demo(&starter, &center).await?;

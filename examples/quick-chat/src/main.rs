@@ -29,7 +29,8 @@ async fn main() -> anyhow::Result<()> {
         .starter
         .db
         .unwrap_or_else(|| PathBuf::from("quick-chat.db"));
-    let starter = example_quick_chat::open(&db).await?;
+    let mut starter = example_quick_chat::open(&db).await?;
+    starter.apply_network(&cli.starter.network)?;
     if cli.starter.demo {
         // The document has no login route, so the staff routes are reached with these
         // tokens (see demo-tokens.json).

@@ -26,7 +26,8 @@ async fn main() -> anyhow::Result<()> {
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000)));
     let db = args.db.unwrap_or_else(|| PathBuf::from("salon-chat.db"));
-    let starter = example_salon_chat::open(&db).await?;
+    let mut starter = example_salon_chat::open(&db).await?;
+    starter.apply_network(&args.network)?;
     let salons = example_salon_chat::SalonChat::load(&starter).await?;
     if args.demo {
         let logins = example_salon_chat::seed_demo(&starter, &salons).await?;
