@@ -260,6 +260,16 @@ mod tests {
     }
 
     #[test]
+    fn a_text_too_large_for_one_tsquery_does_not_fit() {
+        assert!(search(&"a ".repeat(15_000)).unwrap().fits());
+        assert!(!search(&"a ".repeat(17_000)).unwrap().fits());
+        let phrase = format!("\"{}\"", "w ".repeat(17_000));
+        let s = search(&phrase).unwrap();
+        assert_eq!(s.exact, None, "longer than any exact field");
+        assert!(!s.fits());
+    }
+
+    #[test]
     fn a_text_without_words_is_no_search() {
         assert_eq!(search(" ?! \"\" "), None);
         assert_eq!(search(""), None);
