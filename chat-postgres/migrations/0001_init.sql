@@ -4,9 +4,10 @@
 -- the other columns exist only to filter, sort and enforce uniqueness, and are written
 -- from the same value in the same statement. Times used for sorting are Unix nanoseconds
 -- (bigint), because `timestamptz` keeps microseconds and list cursors carry nanoseconds.
--- Columns ending in `_search` hold text lower-cased by Rust (`str::to_lowercase`), so the
--- text filter agrees with chat-core's `contains_ci` to the letter whatever the database's
--- locale.
+-- Searched fields (titles, contact names and e-mails, message bodies) have a `tsvector` of
+-- their words and, when that cannot hold them exactly, a word list (`*_list`), both made
+-- by Rust with chat-core's rule (see src/search.rs), so the text filter agrees with
+-- chat-core's `TextQuery` to the letter whatever the database's locale.
 
 CREATE TABLE tenants (
     id            uuid PRIMARY KEY,
@@ -38,10 +39,14 @@ CREATE TABLE contacts (
     tenant_id      uuid NOT NULL,
     email_lc       text, -- ASCII lower-case, as chat-core compares e-mails
     email_verified boolean NOT NULL,
-    name_search    text,
-    email_search   text,
+    name_words     tsvector NOT NULL,
+    name_list      text,
+    email_words    tsvector NOT NULL,
+    email_list     text,
     data           jsonb NOT NULL
 );
+CREATE INDEX contacts_name_words ON contacts USING gin (name_words);
+CREATE INDEX contacts_email_words ON contacts USING gin (email_words);
 CREATE INDEX contacts_email ON contacts (tenant_id, email_lc);
 -- Only a verified e-mail identifies a contact; claims may repeat.
 CREATE UNIQUE INDEX contacts_verified_email ON contacts (tenant_id, email_lc)
@@ -70,7 +75,8 @@ CREATE TABLE conversations (
     participants      uuid[] NOT NULL,
     tags              text[] NOT NULL,
     pinned            boolean NOT NULL,
-    title_search      text,
+    title_words       tsvector NOT NULL,
+    title_list        text,
     updated_at_ns     bigint NOT NULL,
     queued_at_ns      bigint,
     version           bigint NOT NULL,
@@ -85,11 +91,12 @@ CREATE INDEX conversations_queue ON conversations (tenant_id, priority DESC, que
     WHERE mode = 'queued';
 CREATE INDEX conversations_participants ON conversations USING gin (participants);
 CREATE INDEX conversations_tags ON conversations USING gin (tags);
+CREATE INDEX conversations_title_words ON conversations USING gin (title_words);
 
--- `words` holds the message's words as lexemes taken verbatim (runs of ASCII letters and
--- digits of the lower-cased body, split by Rust: see src/search.rs), so the GIN index
--- narrows a text search without depending on PostgreSQL's parser or locale; `body_search`
--- then decides, exactly as chat-core's `contains_ci`. Deleted messages have neither.
+-- `words` holds the body's words as lexemes with their positions, taken verbatim (cut by
+-- Rust with chat-core's rule: see src/search.rs), so the GIN index answers a text search,
+-- phrases included, without PostgreSQL's parser or locale; `word_list` is there only for
+-- a body a tsvector cannot hold exactly. A deleted message has no words.
 CREATE TABLE messages (
     id                uuid PRIMARY KEY,
     tenant_id         uuid NOT NULL,
@@ -99,8 +106,8 @@ CREATE TABLE messages (
     kind              text NOT NULL,
     client_message_id text,
     deleted           boolean NOT NULL,
-    body_search       text,
     words             tsvector NOT NULL,
+    word_list         text,
     data              jsonb NOT NULL,
     UNIQUE (conversation_id, seq)
 );

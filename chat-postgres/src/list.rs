@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 
 use chat_core::store::{
-    AssignedFilter, ConversationCursor, ConversationPage, ConversationQuery, Scope,
+    AssignedFilter, ConversationCursor, ConversationPage, ConversationQuery, Scope, TextQuery,
 };
-use chat_core::{Conversation, Mode, Result};
+use chat_core::{Conversation, Error, Mode, Result};
 use tokio_postgres::types::ToSql;
 
 use crate::codec::{all, limit, priority_rank};
 use crate::error::{Db, corrupt_row};
-use crate::search::tsquery;
+use crate::search::Search;
 
 type Param = Box<dyn ToSql + Sync + Send>;
 
@@ -44,7 +44,7 @@ impl Filter {
 }
 
 /// Everything but the mode filter and the cursor.
-fn base_filter(q: &ConversationQuery) -> Filter {
+fn base_filter(q: &ConversationQuery) -> Result<Filter> {
     let mut f = Filter::default();
     let tenant = f.bind(q.tenant.0);
     f.sql = format!("c.tenant_id = {tenant}");
@@ -105,40 +105,52 @@ fn base_filter(q: &ConversationQuery) -> Filter {
         ));
     }
     if let Some(t) = &q.text {
-        // `strpos` over text lower-cased by Rust is `contains_ci` to the letter.
-        let needle = t.to_lowercase();
-        let words = tsquery(&needle);
-        let t = f.bind(needle);
+        let Some(search) = Search::new(&TextQuery::parse(t)) else {
+            // No word in the text: it matches nothing (chat-core's `TextQuery`).
+            f.and("false");
+            return Ok(f);
+        };
+        if !search.fits() {
+            return Err(Error::validation(
+                "text",
+                "too many words to search for at once",
+            ));
+        }
+        let index = f.bind(search.index);
+        let exact = search.exact.map(|e| f.bind(e));
+        let phrases = f.bind(search.phrases);
+        let field = |words: &str, list: &str| {
+            let exact = match &exact {
+                Some(e) => format!("{words} @@ {e}::text::tsquery"),
+                None => "false".to_owned(),
+            };
+            // The index finds the candidates; the tsvector decides, or the word list where
+            // the tsvector is lossy.
+            format!(
+                "({words} @@ {index}::text::tsquery AND CASE WHEN {list} IS NULL THEN {exact} \
+                 ELSE NOT EXISTS (SELECT 1 FROM unnest({phrases}::text[]) p WHERE strpos({list}, p) = 0) END)"
+            )
+        };
+        let title = field("t.title_words", "t.title_list");
+        let name = field("k.name_words", "k.name_list");
+        let email = field("k.email_words", "k.email_list");
+        let body = field("m.words", "m.word_list");
         // Customers never find a conversation through an internal note.
         let notes = if matches!(q.scope, Scope::Contact { .. }) {
             " AND m.kind <> 'note'"
         } else {
             ""
         };
-        let messages = match words {
-            // The word index narrows to the messages holding the needle's words; the body
-            // decides.
-            Some(words) => {
-                let words = f.bind(words);
-                format!(
-                    "c.id IN (SELECT m.conversation_id FROM messages m WHERE m.tenant_id = {tenant} \
-                     AND m.words @@ {words}::text::tsquery AND NOT m.deleted{notes} \
-                     AND strpos(m.body_search, {t}) > 0)"
-                )
-            }
-            // Nothing to look up (e.g. "efun", the inside of a word): read the bodies of
-            // the conversations the other filters let through.
-            None => format!(
-                "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND NOT m.deleted{notes} \
-                 AND strpos(m.body_search, {t}) > 0)"
-            ),
-        };
+        // The conversations that can match, each part found through its word index.
         f.and(&format!(
-            "(strpos(c.title_search, {t}) > 0 OR EXISTS (SELECT 1 FROM contacts k WHERE k.id = c.contact_id \
-             AND (strpos(k.name_search, {t}) > 0 OR strpos(k.email_search, {t}) > 0)) OR {messages})"
+            "c.id IN (SELECT t.id FROM conversations t WHERE t.tenant_id = {tenant} AND {title} \
+             UNION SELECT ck.id FROM conversations ck WHERE ck.tenant_id = {tenant} AND ck.contact_id IN \
+             (SELECT k.id FROM contacts k WHERE k.tenant_id = {tenant} AND ({name} OR {email})) \
+             UNION SELECT m.conversation_id FROM messages m WHERE m.tenant_id = {tenant} \
+             AND NOT m.deleted{notes} AND {body})"
         ));
     }
-    f
+    Ok(f)
 }
 
 pub(crate) async fn list_conversations(
@@ -152,7 +164,7 @@ pub(crate) async fn list_conversations(
         .start()
         .await
         .db()?;
-    let base = base_filter(q);
+    let base = base_filter(q)?;
     let mut counts = BTreeMap::new();
     let sql = format!(
         "SELECT c.mode, count(*) FROM conversations c WHERE {} GROUP BY c.mode",

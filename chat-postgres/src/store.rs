@@ -28,7 +28,7 @@ use tokio_postgres::types::Json;
 
 use crate::codec::{all, int, limit, ns, ns_opt, one, priority_rank, reader_key, sender_key};
 use crate::error::Db;
-use crate::search::lexemes;
+use crate::search::Indexed;
 
 /// How long opening a connection may take (unless the URL says `connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -210,23 +210,24 @@ fn unnumbered(e: NewEvent) -> Result<Event> {
 }
 
 const CONVERSATION_COLUMNS: &str = "id, tenant_id, contact_id, channel, mode, priority, department, \
-    assigned_agent_id, participants, tags, pinned, title_search, updated_at_ns, queued_at_ns, version, data";
+    assigned_agent_id, participants, tags, pinned, title_words, title_list, updated_at_ns, queued_at_ns, version, data";
 
 /// Inserts (`insert`) or replaces a conversation row from its value.
 async fn put_conversation(tx: &Transaction<'_>, c: &Conversation, insert: bool) -> Result<()> {
     let sql = if insert {
         format!(
             "INSERT INTO conversations ({CONVERSATION_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::tsvector, $17, $13, $14, $15, $16)"
         )
     } else {
         "UPDATE conversations SET tenant_id = $2, contact_id = $3, channel = $4, mode = $5, \
          priority = $6, department = $7, assigned_agent_id = $8, participants = $9, tags = $10, \
-         pinned = $11, title_search = $12, updated_at_ns = $13, queued_at_ns = $14, version = $15, \
+         pinned = $11, title_words = $12::text::tsvector, title_list = $17, updated_at_ns = $13, queued_at_ns = $14, version = $15, \
          data = $16 WHERE id = $1"
             .to_owned()
     };
     let participants: Vec<uuid::Uuid> = c.participants.iter().map(|a| a.0).collect();
+    let title = Indexed::of(c.title.as_deref());
     let stmt = tx.prepare_cached(&sql).await.db()?;
     tx.execute(
         &stmt,
@@ -242,11 +243,12 @@ async fn put_conversation(tx: &Transaction<'_>, c: &Conversation, insert: bool) 
             &participants,
             &c.tags,
             &c.pinned,
-            &c.title.as_deref().map(str::to_lowercase),
+            &title.tsvector,
             &ns(c.updated_at)?,
             &ns_opt(c.queued_at)?,
             &int(c.version),
             &Json(c),
+            &title.list,
         ],
     )
     .await
@@ -254,28 +256,26 @@ async fn put_conversation(tx: &Transaction<'_>, c: &Conversation, insert: bool) 
     Ok(())
 }
 
-/// The search columns of a message: its lower-cased body and its lexemes, none once
-/// deleted (deleted messages never match).
-fn message_search(m: &Message) -> (bool, Option<String>, Vec<String>) {
+/// The search columns of a message: its words, none once deleted (deleted messages never
+/// match).
+fn message_search(m: &Message) -> (bool, Indexed) {
     let deleted = m.deleted_at.is_some();
     if deleted {
-        return (true, None, Vec::new());
+        return (true, Indexed::none());
     }
-    let lowered = m.body.to_lowercase();
-    let words = lexemes(&lowered);
-    (false, Some(lowered), words)
+    (false, Indexed::of(Some(&m.body)))
 }
 
 async fn insert_message(tx: &Transaction<'_>, m: &Message) -> Result<()> {
     let stmt = tx
         .prepare_cached(
             "INSERT INTO messages (id, tenant_id, conversation_id, seq, sender, kind, \
-             client_message_id, deleted, body_search, words, data) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, array_to_tsvector($10::text[]), $11)",
+             client_message_id, deleted, words, word_list, data) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::tsvector, $10, $11)",
         )
         .await
         .db()?;
-    let (deleted, body, words) = message_search(m);
+    let (deleted, words) = message_search(m);
     tx.execute(
         &stmt,
         &[
@@ -287,8 +287,8 @@ async fn insert_message(tx: &Transaction<'_>, m: &Message) -> Result<()> {
             &m.kind.as_str(),
             &m.client_message_id,
             &deleted,
-            &body,
-            &words,
+            &words.tsvector,
+            &words.list,
             &Json(m),
         ],
     )
@@ -329,23 +329,19 @@ async fn store_write(
     Ok(committed)
 }
 
-fn contact_params(c: &Contact) -> (Option<String>, Option<String>, Option<String>) {
-    (
-        c.email.as_deref().map(str::to_ascii_lowercase),
-        c.name.as_deref().map(str::to_lowercase),
-        c.email.as_deref().map(str::to_lowercase),
-    )
-}
-
 async fn put_contact(tx: &Transaction<'_>, c: &Contact, insert: bool) -> Result<u64> {
     let sql = if insert {
-        "INSERT INTO contacts (id, tenant_id, email_lc, email_verified, name_search, email_search, data) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        "INSERT INTO contacts (id, tenant_id, email_lc, email_verified, name_words, name_list, \
+         email_words, email_list, data) \
+         VALUES ($1, $2, $3, $4, $5::text::tsvector, $6, $7::text::tsvector, $8, $9)"
     } else {
-        "UPDATE contacts SET email_lc = $3, email_verified = $4, name_search = $5, \
-         email_search = $6, data = $7 WHERE id = $1 AND tenant_id = $2"
+        "UPDATE contacts SET email_lc = $3, email_verified = $4, name_words = $5::text::tsvector, \
+         name_list = $6, email_words = $7::text::tsvector, email_list = $8, data = $9 \
+         WHERE id = $1 AND tenant_id = $2"
     };
-    let (email_lc, name_search, email_search) = contact_params(c);
+    let email_lc = c.email.as_deref().map(str::to_ascii_lowercase);
+    let name = Indexed::of(c.name.as_deref());
+    let email = Indexed::of(c.email.as_deref());
     tx.execute(
         sql,
         &[
@@ -353,8 +349,10 @@ async fn put_contact(tx: &Transaction<'_>, c: &Contact, insert: bool) -> Result<
             &c.tenant_id.0,
             &email_lc,
             &(c.email_verified && c.email.is_some()),
-            &name_search,
-            &email_search,
+            &name.tsvector,
+            &name.list,
+            &email.tsvector,
+            &email.list,
             &Json(c),
         ],
     )
@@ -765,11 +763,17 @@ impl Store for PostgresStore {
             .db()?;
         let mut stored: Message = one(row)?.ok_or(Error::NotFound("message"))?;
         let event = edit_message(&mut stored, message);
-        let (deleted, body, words) = message_search(&stored);
+        let (deleted, words) = message_search(&stored);
         tx.execute(
-            "UPDATE messages SET deleted = $2, body_search = $3, \
-             words = array_to_tsvector($4::text[]), data = $5 WHERE id = $1",
-            &[&stored.id.0, &deleted, &body, &words, &Json(&stored)],
+            "UPDATE messages SET deleted = $2, words = $3::text::tsvector, word_list = $4, \
+             data = $5 WHERE id = $1",
+            &[
+                &stored.id.0,
+                &deleted,
+                &words.tsvector,
+                &words.list,
+                &Json(&stored),
+            ],
         )
         .await
         .db()?;
