@@ -87,7 +87,9 @@ named!(
     ReadCursor = "read cursor",
     Account = "account",
     chat_core::VisitorToken = "visitor token",
-    chat_core::BotToken = "bot token"
+    chat_core::BotToken = "bot token",
+    chat_core::CannedResponse = "canned response",
+    chat_core::Mention = "mention"
 );
 
 /// Reads column 0 of every row as a `T`.

@@ -35,6 +35,8 @@ fn taken(constraint: Option<&str>) -> &'static str {
         Some("visitor_tokens_pkey") | Some("bot_tokens_pkey") => "token exists",
         Some("accounts_email") => "account e-mail taken",
         Some("account_names_pkey") => "account name taken",
+        Some("canned_responses_pkey") => "canned response id taken",
+        Some("canned_responses_shortcut") => "shortcut taken",
         _ => "unique key taken",
     }
 }

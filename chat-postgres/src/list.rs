@@ -98,6 +98,13 @@ fn base_filter(q: &ConversationQuery) -> Result<Filter> {
         let p = f.bind(p);
         f.and(&format!("c.pinned = {p}"));
     }
+    // No column of its own: snoozes are few and always combined with other filters. The
+    // serde form leaves `snooze` out when there is none.
+    match q.snoozed {
+        None => {}
+        Some(true) => f.and("coalesce(jsonb_typeof(c.data -> 'snooze'), 'null') <> 'null'"),
+        Some(false) => f.and("coalesce(jsonb_typeof(c.data -> 'snooze'), 'null') = 'null'"),
+    }
     if let Some(e) = &q.contact_email {
         let e = f.bind(e.to_ascii_lowercase());
         f.and(&format!(

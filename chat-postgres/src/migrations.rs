@@ -12,7 +12,10 @@ use deadpool_postgres::Client;
 use crate::error::Db;
 
 /// The migrations in order; version `n` is `MIGRATIONS[n - 1]`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_desk.sql"),
+];
 
 /// The schema version this build of the crate creates and reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

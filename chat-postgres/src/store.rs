@@ -13,20 +13,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_core::store::{
-    Appended, Committed, ConversationPage, ConversationQuery, ConversationUpdate, MessageQuery,
+    Appended, CannedQuery, Committed, ConversationPage, ConversationQuery, ConversationUpdate,
+    MessageQuery,
 };
 use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 use chat_core::{
-    Agent, AgentId, AgentLoad, Contact, ContactId, Conversation, ConversationId, Error, Event,
-    Message, MessageId, MessageKind, NewEvent, NewMessage, ReadCursor, Reader, Result, Store,
-    Tenant, TenantId,
+    Agent, AgentId, AgentLoad, CannedResponse, CannedResponseId, Contact, ContactId, Conversation,
+    ConversationId, Error, Event, Mention, Message, MessageId, MessageKind, NewEvent, NewMessage,
+    ReadCursor, Reader, Result, Store, Tenant, TenantId,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
 use time::OffsetDateTime;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::Json;
 
-use crate::codec::{all, int, limit, ns, ns_opt, one, priority_rank, reader_key, sender_key};
+use crate::codec::{all, int, json, limit, ns, ns_opt, one, priority_rank, reader_key, sender_key};
 use crate::error::Db;
 use crate::search::Indexed;
 
@@ -414,6 +415,24 @@ impl Store for PostgresStore {
             return Err(Error::NotFound("tenant"));
         }
         Ok(())
+    }
+
+    async fn update_tenant_settings(&self, tenant: &Tenant, at: OffsetDateTime) -> Result<Event> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        let n = tx
+            .execute(
+                "UPDATE tenants SET data = $2 WHERE id = $1",
+                &[&tenant.id.0, &Json(tenant)],
+            )
+            .await
+            .db()?;
+        if n == 0 {
+            return Err(Error::NotFound("tenant"));
+        }
+        let event = log_one(&tx, NewEvent::settings_updated(tenant, at)).await?;
+        tx.commit().await.db()?;
+        Ok(event)
     }
 
     async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
@@ -961,4 +980,185 @@ impl Store for PostgresStore {
         let row = client.query_opt(&stmt, &[&tenant.0]).await.db()?;
         Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
     }
+
+    async fn put_canned_response(&self, response: &CannedResponse) -> Result<()> {
+        let client = self.client().await?;
+        // One statement: an id of another tenant updates nothing (and says so); a shortcut
+        // taken by another response violates `canned_responses_shortcut`, which error.rs
+        // maps to the `shortcut taken` conflict.
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO canned_responses (id, tenant_id, owner_key, shortcut_lc, title_lc, data) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET \
+                 owner_key = EXCLUDED.owner_key, shortcut_lc = EXCLUDED.shortcut_lc, \
+                 title_lc = EXCLUDED.title_lc, data = EXCLUDED.data \
+                 WHERE canned_responses.tenant_id = EXCLUDED.tenant_id",
+            )
+            .await
+            .db()?;
+        let n = client
+            .execute(
+                &stmt,
+                &[
+                    &response.id.0,
+                    &response.tenant_id.0,
+                    &canned_owner_key(response.owner_id),
+                    &response.shortcut.to_lowercase(),
+                    &response.title.to_lowercase(),
+                    &Json(response),
+                ],
+            )
+            .await
+            .db()?;
+        if n == 0 {
+            return Err(Error::duplicate("canned response id taken"));
+        }
+        Ok(())
+    }
+
+    async fn delete_canned_response(&self, tenant: TenantId, id: CannedResponseId) -> Result<()> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "DELETE FROM canned_responses WHERE id = $1 AND tenant_id = $2",
+                &[&id.0, &tenant.0],
+            )
+            .await
+            .db()?;
+        if n == 0 {
+            return Err(Error::NotFound("canned response"));
+        }
+        Ok(())
+    }
+
+    async fn canned_responses(&self, query: &CannedQuery) -> Result<Vec<CannedResponse>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT data FROM canned_responses WHERE tenant_id = $1 \
+                 AND (owner_key = $2 OR owner_key = $3) \
+                 AND ($4::uuid IS NULL OR id = $4) \
+                 AND ($5::text IS NULL OR left(shortcut_lc, length($5)) = $5 \
+                      OR left(title_lc, length($5)) = $5) \
+                 ORDER BY shortcut_lc COLLATE \"C\", id LIMIT $6",
+            )
+            .await
+            .db()?;
+        // Without an agent, shared ones only: the nil key twice.
+        let own = canned_owner_key(query.agent);
+        let prefix = query.prefix.as_deref().map(str::to_lowercase);
+        let rows = client
+            .query(
+                &stmt,
+                &[
+                    &query.tenant.0,
+                    &canned_owner_key(None),
+                    &own,
+                    &query.id.map(|id| id.0),
+                    &prefix,
+                    &limit(query.limit),
+                ],
+            )
+            .await
+            .db()?;
+        all(&rows)
+    }
+
+    async fn record_mentions(&self, mentions: &[Mention]) -> Result<Vec<Event>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO mentions (message_id, agent_id, tenant_id, at_ns, read_at_ns, data) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .await
+            .db()?;
+        let mut events = Vec::with_capacity(mentions.len());
+        for m in mentions {
+            let inserted = tx
+                .execute(
+                    &stmt,
+                    &[
+                        &m.message_id.0,
+                        &m.agent_id.0,
+                        &m.tenant_id.0,
+                        &ns(m.at)?,
+                        &ns_opt(m.read_at)?,
+                        &Json(m),
+                    ],
+                )
+                .await
+                .db()?;
+            if inserted == 1 {
+                events.push(unnumbered(NewEvent::mentioned(m))?);
+            }
+        }
+        // The counter last, as every write takes it; one tenant's events at a time.
+        for run in events.chunk_by_mut(|a, b| a.tenant_id == b.tenant_id) {
+            log_events(&tx, run).await?;
+        }
+        tx.commit().await.db()?;
+        Ok(events)
+    }
+
+    async fn mentions(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        limit_: usize,
+    ) -> Result<(Vec<Mention>, u64)> {
+        let client = self.client().await?;
+        // One statement, so the page and the unread count come from one snapshot.
+        let stmt = client
+            .prepare_cached(
+                "SELECT (SELECT count(*) FROM mentions WHERE tenant_id = $1 AND agent_id = $2 \
+                         AND read_at_ns IS NULL), \
+                        coalesce((SELECT jsonb_agg(p.data ORDER BY p.at_ns DESC, p.message_id DESC) \
+                                  FROM (SELECT data, at_ns, message_id FROM mentions \
+                                        WHERE tenant_id = $1 AND agent_id = $2 \
+                                        ORDER BY at_ns DESC, message_id DESC LIMIT $3) p), \
+                                 '[]'::jsonb)",
+            )
+            .await
+            .db()?;
+        let row = client
+            .query_one(&stmt, &[&tenant.0, &agent.0, &limit(limit_)])
+            .await
+            .db()?;
+        let unread: i64 = row.get(0);
+        let items: Vec<Mention> = json(&row, 1, "mention")?;
+        Ok((items, unread.max(0) as u64))
+    }
+
+    async fn read_mentions(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        at: OffsetDateTime,
+    ) -> Result<u64> {
+        let client = self.client().await?;
+        // `data` keeps the serde form whole; the read time is set in both.
+        let read_at =
+            serde_json::to_value(ReadAt(at)).map_err(|e| Error::validation("at", e.to_string()))?;
+        let n = client
+            .execute(
+                "UPDATE mentions SET read_at_ns = $3, data = jsonb_set(data, '{read_at}', $4) \
+                 WHERE tenant_id = $1 AND agent_id = $2 AND read_at_ns IS NULL",
+                &[&tenant.0, &agent.0, &ns(at)?, &Json(read_at)],
+            )
+            .await
+            .db()?;
+        Ok(n)
+    }
 }
+
+/// The `owner_key` of a canned response: the owning agent's id, or the nil uuid for a
+/// shared one (see `migrations/0002_desk.sql`).
+fn canned_owner_key(owner: Option<AgentId>) -> uuid::Uuid {
+    owner.map_or(uuid::Uuid::nil(), |a| a.0)
+}
+
+/// A mention's read time in the form its serde form keeps it.
+#[derive(serde::Serialize)]
+struct ReadAt(#[serde(with = "time::serde::rfc3339")] OffsetDateTime);

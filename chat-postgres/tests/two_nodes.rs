@@ -12,11 +12,13 @@ mod with_database {
 
     use async_trait::async_trait;
     use chat_core::store::{
-        Appended, Committed, ConversationPage, ConversationQuery, ConversationUpdate, MessageQuery,
+        Appended, CannedQuery, Committed, ConversationPage, ConversationQuery, ConversationUpdate,
+        MessageQuery,
     };
     use chat_core::{
-        Agent, AgentId, AgentLoad, Contact, ContactId, Conversation, ConversationId, Event,
-        Message, MessageId, NewMessage, ReadCursor, Result, Store, Tenant, TenantId,
+        Agent, AgentId, AgentLoad, CannedResponse, CannedResponseId, Contact, ContactId,
+        Conversation, ConversationId, Event, Mention, Message, MessageId, NewMessage, ReadCursor,
+        Result, Store, Tenant, TenantId,
     };
     use chat_postgres::PostgresStore;
     use time::OffsetDateTime;
@@ -42,6 +44,13 @@ mod with_database {
         }
         async fn update_tenant(&self, tenant: &Tenant) -> Result<()> {
             self.next().update_tenant(tenant).await
+        }
+        async fn update_tenant_settings(
+            &self,
+            tenant: &Tenant,
+            at: OffsetDateTime,
+        ) -> Result<Event> {
+            self.next().update_tenant_settings(tenant, at).await
         }
         async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
             self.next().tenant(id).await
@@ -152,6 +161,38 @@ mod with_database {
         }
         async fn event_head(&self, tenant: TenantId) -> Result<u64> {
             self.next().event_head(tenant).await
+        }
+        async fn put_canned_response(&self, response: &CannedResponse) -> Result<()> {
+            self.next().put_canned_response(response).await
+        }
+        async fn delete_canned_response(
+            &self,
+            tenant: TenantId,
+            id: CannedResponseId,
+        ) -> Result<()> {
+            self.next().delete_canned_response(tenant, id).await
+        }
+        async fn canned_responses(&self, query: &CannedQuery) -> Result<Vec<CannedResponse>> {
+            self.next().canned_responses(query).await
+        }
+        async fn record_mentions(&self, mentions: &[Mention]) -> Result<Vec<Event>> {
+            self.next().record_mentions(mentions).await
+        }
+        async fn mentions(
+            &self,
+            tenant: TenantId,
+            agent: AgentId,
+            limit: usize,
+        ) -> Result<(Vec<Mention>, u64)> {
+            self.next().mentions(tenant, agent, limit).await
+        }
+        async fn read_mentions(
+            &self,
+            tenant: TenantId,
+            agent: AgentId,
+            at: OffsetDateTime,
+        ) -> Result<u64> {
+            self.next().read_mentions(tenant, agent, at).await
         }
     }
 
