@@ -15,7 +15,7 @@ use chat_core::{
 };
 use chat_postgres::PostgresStore;
 use chat_server::auth::signing_key;
-use chat_server::{Config, HttpLimits, JwtConfig, auth, bind, shutdown_signal};
+use chat_server::{Config, JwtConfig, auth, bind, shutdown_signal};
 use chat_sqlite::{Options, SqliteStore, Synchronous};
 use clap::{Parser, Subcommand, ValueEnum};
 
