@@ -64,6 +64,12 @@ mod with_database {
         async fn contact(&self, tenant: TenantId, id: ContactId) -> Result<Option<Contact>> {
             self.next().contact(tenant, id).await
         }
+        async fn list_contacts(
+            &self,
+            query: &chat_core::store::ContactQuery,
+        ) -> Result<Vec<Contact>> {
+            self.next().list_contacts(query).await
+        }
         async fn verified_contact(&self, tenant: TenantId, email: &str) -> Result<Option<Contact>> {
             self.next().verified_contact(tenant, email).await
         }
