@@ -137,7 +137,7 @@ struct Outgoing {
 }
 
 /// An [`EventBus`] shared by every process connected to the same NATS with the same
-/// prefix; see the [crate](crate) documentation.
+/// prefix; see the [crate] documentation.
 pub struct NatsBus {
     events: broadcast::Sender<Arc<Event>>,
     signals: broadcast::Sender<Arc<Ephemeral>>,
