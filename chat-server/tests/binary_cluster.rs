@@ -309,3 +309,180 @@ fn a_bus_that_is_not_reachable_stops_the_start_without_its_password() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+/// A TCP relay to NATS that can be cut: while down it closes every relayed connection and
+/// refuses (accepts and closes) new ones, as a lost network would.
+struct Relay {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        let running = up.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !running.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let target = target.clone();
+                let mut cuts = cuts.clone();
+                cuts.mark_unchanged();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { port, up, cut }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// How many lines `server` has logged with this message.
+fn count_logged(server: &Process, message: &str) -> usize {
+    server
+        .log()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|v| v["fields"]["message"] == message)
+        .count()
+}
+
+/// Waits (up to 30 s, looking every 10 ms) until `server` has logged `message` more than
+/// `before` times.
+async fn logged_again(server: &Process, message: &str, before: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while count_logged(server, message) <= before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no new `{message}`; the log:\n{}",
+            server.log().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Reads frames until a `message_created` with `body`.
+async fn until_posted(ws: &mut Ws, body: &str) {
+    loop {
+        if posted_body(&frame(ws).await) == Some(body) {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_loses_nats_keeps_serving_and_reconnects_by_itself() {
+    let Some(pg) = service_url("CHAT_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let Some(nats) = service_url("CHAT_TEST_NATS_URL") else {
+        return;
+    };
+    let target = nats
+        .trim_start_matches("nats://")
+        .rsplit('@')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let relay = Relay::start(target).await;
+    let schema = Schema::create(&pg).await;
+    let prefix = format!("test{}", uuid::Uuid::new_v4().simple());
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("chat-signing.key");
+    let store_url = schema.store_url();
+    let args = |name: &str, bus: &str| -> Vec<OsString> {
+        [
+            OsStr::new("--store"),
+            OsStr::new(&store_url),
+            OsStr::new("--bus"),
+            OsStr::new(bus),
+            OsStr::new("--bus-prefix"),
+            OsStr::new(&prefix),
+            OsStr::new("--key-file"),
+            key.as_os_str(),
+            OsStr::new("--db"),
+            dir.path().join(format!("{name}-unused.db")).as_os_str(),
+            OsStr::new("--bot"),
+            OsStr::new("none"),
+            OsStr::new("--admin-email"),
+            OsStr::new("root@acme.example"),
+            OsStr::new("--admin-password"),
+            OsStr::new("a long admin password"),
+        ]
+        .into_iter()
+        .map(ToOwned::to_owned)
+        .collect()
+    };
+    let program = env!("CARGO_BIN_EXE_chat-server");
+    // A reaches NATS through the relay; B directly.
+    let a = Process::start(program, args("a", &relay.url()));
+    let b = Process::start(program, args("b", &nats));
+    let (_, login) = call(
+        &a,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(json!({ "email": "root@acme.example", "password": "a long admin password" })),
+    )
+    .await;
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let (status, opened) = call(
+        &a,
+        "POST",
+        "/v1/conversations",
+        None,
+        Some(json!({ "first_message": "hello" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{opened}");
+    let id = opened["conversation"]["id"].as_str().unwrap().to_owned();
+    let visitor = opened["visitor_token"].as_str().unwrap().to_owned();
+    let (mut on_a, _) = inbox_socket(&a, &token, None).await;
+    let (mut on_b, _) = inbox_socket(&b, &token, None).await;
+
+    let connected = count_logged(&a, "NATS bus connected");
+    relay.down();
+    logged_again(&a, "NATS bus disconnected; reconnecting", 0).await;
+    // A still takes posts, its own sockets get them at once, and B's sockets get them
+    // from the database's log.
+    for n in 0..20 {
+        post(&a, &id, &visitor, &format!("while NATS is away {n}")).await;
+    }
+    until_posted(&mut on_a, "while NATS is away 19").await;
+    until_posted(&mut on_b, "while NATS is away 19").await;
+
+    relay.restore();
+    logged_again(&a, "NATS bus connected", connected).await;
+    post(&a, &id, &visitor, "back").await;
+    until_posted(&mut on_b, "back").await;
+    post(&b, &id, &visitor, "from B").await;
+    until_posted(&mut on_a, "from B").await;
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
