@@ -38,6 +38,13 @@ struct Cli {
     /// start). Servers sharing one database need the same --key-file.
     #[arg(long, env = "CHAT_STORE", hide_env_values = true)]
     store: Option<String>,
+    /// Share live events with the other servers on the same store through NATS:
+    /// nats://host:4222 (comma-separated for a cluster). The in-process bus otherwise.
+    #[arg(long, env = "CHAT_BUS", hide_env_values = true)]
+    bus: Option<String>,
+    /// Subject prefix on --bus: servers sharing a store share it.
+    #[arg(long, env = "CHAT_BUS_PREFIX", default_value = "default")]
+    bus_prefix: String,
     /// Durability of each commit: `full` survives power loss, `normal` only crashes.
     #[arg(long, env = "CHAT_SYNCHRONOUS", value_enum, default_value = "full")]
     synchronous: SyncMode,
@@ -267,7 +274,15 @@ async fn main() -> anyhow::Result<()> {
         max_message_chars: cli.max_message_chars,
         ..Limits::default()
     };
-    let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+    let bus: Arc<dyn EventBus> = match &cli.bus {
+        // The URL may hold a password: errors name the bus, never the URL.
+        Some(url) => Arc::new(
+            chat_nats::NatsBus::connect(url, chat_nats::Options::default().prefix(&cli.bus_prefix))
+                .await
+                .context("connecting the NATS bus (--bus)")?,
+        ),
+        None => Arc::new(InProcessBus::default()),
+    };
     let router: Arc<dyn Router> = match cli.router {
         RouterKind::LeastLoaded => Arc::new(LeastLoaded),
         RouterKind::RoundRobin => Arc::new(RoundRobin::default()),
@@ -349,7 +364,7 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let listener = bind(cli.listen)?;
-    tracing::info!(address = %listener.local_addr()?, store = %store_name, "chat-server listening");
+    tracing::info!(address = %listener.local_addr()?, store = %store_name, bus = if cli.bus.is_some() { "nats" } else { "in-process" }, "chat-server listening");
     chat_server::run(listener, engine.clone(), config, shutdown_signal()).await?;
     // Dropping the last engine handle lets the store's writer finish what is queued.
     drop(engine);

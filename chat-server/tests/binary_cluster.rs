@@ -1,0 +1,488 @@
+//! Three `chat-server` processes over one PostgreSQL schema and one NATS (`--store
+//! postgres://…`, `--bus nats://…`): a staff socket on one node sees, live, what a visitor
+//! posts on another; when its node is killed it resumes on a third from its cursor and
+//! gets everything posted meanwhile exactly once. Needs `CHAT_TEST_POSTGRES_URL` and
+//! `CHAT_TEST_NATS_URL`; without them the test says it was skipped (and fails under
+//! `CHAT_REQUIRE_SERVICES=1`).
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::time::Duration;
+
+use chat_core::EventBus;
+use chat_server::testing::Process;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_postgres::NoTls;
+use tokio_tungstenite::tungstenite::Message;
+
+/// The service's URL from `var`, or `None` (with a note) when the test is to be skipped.
+fn service_url(var: &str) -> Option<String> {
+    let url = std::env::var(var).ok().filter(|v| !v.is_empty());
+    if url.is_none() {
+        let required = std::env::var("CHAT_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+        assert!(!required, "CHAT_REQUIRE_SERVICES=1 but {var} is unset");
+        println!("skipped: {var} unset");
+    }
+    url
+}
+
+/// A schema with a random name, dropped (with everything in it) when this is.
+struct Schema {
+    url: String,
+    name: String,
+}
+
+impl Schema {
+    async fn create(url: &str) -> Self {
+        let name = format!("chat_test_{}", uuid::Uuid::new_v4().simple());
+        run_sql(url, &format!("CREATE SCHEMA {name}")).await;
+        Self {
+            url: url.to_owned(),
+            name,
+        }
+    }
+
+    /// The URL that puts a server's tables in this schema.
+    fn store_url(&self) -> String {
+        let joiner = if self.url.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{joiner}options=-c%20search_path%3D{}",
+            self.url, self.name
+        )
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        // Drop cannot await: a thread with a runtime of its own drops the schema.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(run_sql(
+                    &url,
+                    &format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
+                ))
+        })
+        .join();
+    }
+}
+
+async fn run_sql(url: &str, sql: &str) {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+    let connection = tokio::spawn(connection);
+    client.batch_execute(sql).await.expect(sql);
+    drop(client);
+    let _ = connection.await;
+}
+
+async fn call(
+    server: &Process,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let method = hyper::Method::from_bytes(method.as_bytes()).unwrap();
+    let reply = server.json(method, path, token, body).await;
+    (reply.status.as_u16(), reply.body)
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next JSON frame, waiting at most 20 s.
+async fn frame(ws: &mut Ws) -> Value {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("no frame within 20 s")
+            .expect("the socket closed")
+            .expect("a frame");
+        if let Message::Text(text) = next {
+            return serde_json::from_str(&text).unwrap();
+        }
+    }
+}
+
+/// A staff socket on `server` subscribed to the inbox (from `since`, or live); the
+/// events replayed before the `subscribed` answer come back with it.
+async fn inbox_socket(server: &Process, token: &str, since: Option<u64>) -> (Ws, Vec<Value>) {
+    let url = server.ws_url(&format!("/v1/ws?access_token={token}"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(frame(&mut ws).await["type"], "hello");
+    let subscribe = json!({ "type": "subscribe", "id": "inbox", "since": since });
+    ws.send(Message::text(subscribe.to_string())).await.unwrap();
+    let mut replayed = Vec::new();
+    loop {
+        let f = frame(&mut ws).await;
+        match f["type"].as_str() {
+            Some("subscribed") => return (ws, replayed),
+            Some("event") => replayed.push(f),
+            Some("error") => panic!("{f}"),
+            _ => {}
+        }
+    }
+}
+
+/// The body of a `message_created` event frame.
+fn posted_body(frame: &Value) -> Option<&str> {
+    (frame["type"] == "event" && frame["event"] == "message_created")
+        .then(|| frame["data"]["message"]["body"].as_str())
+        .flatten()
+}
+
+async fn post(server: &Process, conversation: &str, visitor: &str, body: &str) {
+    let (status, posted) = call(
+        server,
+        "POST",
+        &format!("/v1/conversations/{conversation}/messages"),
+        Some(visitor),
+        Some(json!({ "body": body, "client_message_id": body })),
+    )
+    .await;
+    assert_eq!(status, 201, "{posted}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_follows_posts_made_on_other_nodes_and_resumes_on_a_third_after_a_crash() {
+    let Some(pg) = service_url("CHAT_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let Some(nats) = service_url("CHAT_TEST_NATS_URL") else {
+        return;
+    };
+    let schema = Schema::create(&pg).await;
+    let prefix = format!("test{}", uuid::Uuid::new_v4().simple());
+    let dir = tempfile::tempdir().unwrap();
+    // Servers sharing a database share the signing key, so a token of one works on all.
+    let key = dir.path().join("chat-signing.key");
+    let store_url = schema.store_url();
+    let args = |name: &str| -> Vec<OsString> {
+        [
+            OsStr::new("--store"),
+            OsStr::new(&store_url),
+            OsStr::new("--bus"),
+            OsStr::new(&nats),
+            OsStr::new("--bus-prefix"),
+            OsStr::new(&prefix),
+            OsStr::new("--key-file"),
+            key.as_os_str(),
+            OsStr::new("--db"),
+            dir.path().join(format!("{name}-unused.db")).as_os_str(),
+            OsStr::new("--bot"),
+            OsStr::new("none"),
+            OsStr::new("--admin-email"),
+            OsStr::new("root@acme.example"),
+            OsStr::new("--admin-password"),
+            OsStr::new("a long admin password"),
+        ]
+        .into_iter()
+        .map(ToOwned::to_owned)
+        .collect()
+    };
+    let program = env!("CARGO_BIN_EXE_chat-server");
+    let a = Process::start(program, args("a"));
+    let b = Process::start(program, args("b"));
+    let c = Process::start(program, args("c"));
+    for node in [&a, &b, &c] {
+        assert_eq!(node.logged("chat-server listening").await["bus"], "nats");
+    }
+    // The test listens on the same subjects, as a fourth node would.
+    let observer =
+        chat_nats::NatsBus::connect(&nats, chat_nats::Options::default().prefix(&prefix))
+            .await
+            .unwrap();
+    let mut on_nats = observer.subscribe();
+
+    let (status, login) = call(
+        &b,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(json!({ "email": "root@acme.example", "password": "a long admin password" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{login}");
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let (status, opened) = call(
+        &a,
+        "POST",
+        "/v1/conversations",
+        None,
+        Some(json!({ "first_message": "hello from node A" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{opened}");
+    let id = opened["conversation"]["id"].as_str().unwrap().to_owned();
+    let visitor = opened["visitor_token"].as_str().unwrap().to_owned();
+
+    // Staff on B follow the inbox live; the visitor writes on A.
+    let (mut ws, _) = inbox_socket(&b, &token, None).await;
+    post(&a, &id, &visitor, "live from A").await;
+    let live = loop {
+        let f = frame(&mut ws).await;
+        if posted_body(&f) == Some("live from A") {
+            break f;
+        }
+    };
+    // It went over NATS: A published it there (the observer is neither A nor B).
+    let seq = live["seq"].as_u64().unwrap();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(20), on_nats.recv())
+            .await
+            .expect("A published nothing on NATS")
+            .unwrap();
+        if event.seq == seq {
+            break;
+        }
+    }
+    let cursor = seq;
+
+    // B crashes. Meanwhile the visitor writes on A and C at once.
+    b.kill();
+    let writers: Vec<_> = [("a", &a), ("c", &c)]
+        .into_iter()
+        .map(|(name, node)| {
+            let bodies: Vec<String> = (0..10).map(|i| format!("{name}-{i}")).collect();
+            (node, bodies)
+        })
+        .collect();
+    let mut expected: Vec<String> = Vec::new();
+    let posts = writers.iter().map(|(node, bodies)| {
+        expected.extend(bodies.iter().cloned());
+        let (id, visitor) = (&id, &visitor);
+        async move {
+            for body in bodies {
+                post(node, id, visitor, body).await;
+            }
+        }
+    });
+    futures_util::future::join_all(posts.collect::<Vec<_>>()).await;
+    expected.sort();
+
+    // The socket comes back on C with its cursor: what it missed is replayed, then A's
+    // next posts arrive live; each once, in log order.
+    let (mut ws, replayed) = inbox_socket(&c, &token, Some(cursor)).await;
+    post(&a, &id, &visitor, "after the resume").await;
+    post(&a, &id, &visitor, "last").await;
+    let mut frames = replayed;
+    while !frames.iter().any(|f| posted_body(f) == Some("last")) {
+        frames.push(frame(&mut ws).await);
+    }
+    let seqs: Vec<u64> = frames.iter().filter_map(|f| f["seq"].as_u64()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(seqs.iter().all(|s| *s > cursor), "{seqs:?}");
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for body in frames.iter().filter_map(posted_body) {
+        *seen.entry(body).or_default() += 1;
+    }
+    expected.extend(["after the resume".to_owned(), "last".to_owned()]);
+    let want: BTreeMap<&str, usize> = expected.iter().map(|b| (b.as_str(), 1)).collect();
+    assert_eq!(seen, want);
+
+    a.assert_no_secret_logged(&["a long admin password", &token, &visitor]);
+    c.assert_no_secret_logged(&["a long admin password", &token, &visitor]);
+    assert!(a.terminate().success());
+    assert!(c.terminate().success());
+}
+
+#[test]
+fn a_bus_that_is_not_reachable_stops_the_start_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["--listen", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        // Nothing listens on port 1.
+        .args(["--bus", "nats://root:hunter2@127.0.0.1:1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("connecting the NATS bus (--bus)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+/// A TCP relay to NATS that can be cut: while down it closes every relayed connection and
+/// refuses (accepts and closes) new ones, as a lost network would.
+struct Relay {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        let running = up.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !running.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let target = target.clone();
+                let mut cuts = cuts.clone();
+                cuts.mark_unchanged();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { port, up, cut }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// How many lines `server` has logged with this message.
+fn count_logged(server: &Process, message: &str) -> usize {
+    server
+        .log()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|v| v["fields"]["message"] == message)
+        .count()
+}
+
+/// Waits (up to 30 s, looking every 10 ms) until `server` has logged `message` more than
+/// `before` times.
+async fn logged_again(server: &Process, message: &str, before: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while count_logged(server, message) <= before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no new `{message}`; the log:\n{}",
+            server.log().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Reads frames until a `message_created` with `body`.
+async fn until_posted(ws: &mut Ws, body: &str) {
+    loop {
+        if posted_body(&frame(ws).await) == Some(body) {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_loses_nats_keeps_serving_and_reconnects_by_itself() {
+    let Some(pg) = service_url("CHAT_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let Some(nats) = service_url("CHAT_TEST_NATS_URL") else {
+        return;
+    };
+    let target = nats
+        .trim_start_matches("nats://")
+        .rsplit('@')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let relay = Relay::start(target).await;
+    let schema = Schema::create(&pg).await;
+    let prefix = format!("test{}", uuid::Uuid::new_v4().simple());
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("chat-signing.key");
+    let store_url = schema.store_url();
+    let args = |name: &str, bus: &str| -> Vec<OsString> {
+        [
+            OsStr::new("--store"),
+            OsStr::new(&store_url),
+            OsStr::new("--bus"),
+            OsStr::new(bus),
+            OsStr::new("--bus-prefix"),
+            OsStr::new(&prefix),
+            OsStr::new("--key-file"),
+            key.as_os_str(),
+            OsStr::new("--db"),
+            dir.path().join(format!("{name}-unused.db")).as_os_str(),
+            OsStr::new("--bot"),
+            OsStr::new("none"),
+            OsStr::new("--admin-email"),
+            OsStr::new("root@acme.example"),
+            OsStr::new("--admin-password"),
+            OsStr::new("a long admin password"),
+        ]
+        .into_iter()
+        .map(ToOwned::to_owned)
+        .collect()
+    };
+    let program = env!("CARGO_BIN_EXE_chat-server");
+    // A reaches NATS through the relay; B directly.
+    let a = Process::start(program, args("a", &relay.url()));
+    let b = Process::start(program, args("b", &nats));
+    let (_, login) = call(
+        &a,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(json!({ "email": "root@acme.example", "password": "a long admin password" })),
+    )
+    .await;
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let (status, opened) = call(
+        &a,
+        "POST",
+        "/v1/conversations",
+        None,
+        Some(json!({ "first_message": "hello" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{opened}");
+    let id = opened["conversation"]["id"].as_str().unwrap().to_owned();
+    let visitor = opened["visitor_token"].as_str().unwrap().to_owned();
+    let (mut on_a, _) = inbox_socket(&a, &token, None).await;
+    let (mut on_b, _) = inbox_socket(&b, &token, None).await;
+
+    let connected = count_logged(&a, "NATS bus connected");
+    relay.down();
+    logged_again(&a, "NATS bus disconnected; reconnecting", 0).await;
+    // A still takes posts, its own sockets get them at once, and B's sockets get them
+    // from the database's log.
+    for n in 0..20 {
+        post(&a, &id, &visitor, &format!("while NATS is away {n}")).await;
+    }
+    until_posted(&mut on_a, "while NATS is away 19").await;
+    until_posted(&mut on_b, "while NATS is away 19").await;
+
+    relay.restore();
+    logged_again(&a, "NATS bus connected", connected).await;
+    post(&a, &id, &visitor, "back").await;
+    until_posted(&mut on_b, "back").await;
+    post(&b, &id, &visitor, "from B").await;
+    until_posted(&mut on_a, "from B").await;
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
