@@ -242,6 +242,27 @@ async fn a_socket_follows_posts_made_on_other_nodes_and_resumes_on_a_third_after
     }
     let cursor = seq;
 
+    // Typing on A shows on B: signals cross servers too, without the server's own id.
+    let url = a.ws_url(&format!("/v1/ws?access_token={token}"));
+    let (mut typist, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(frame(&mut typist).await["type"], "hello");
+    let typing = json!({ "type": "typing", "conversation_id": id, "typing": true });
+    typist
+        .send(Message::text(typing.to_string()))
+        .await
+        .unwrap();
+    let shown = loop {
+        let f = frame(&mut ws).await;
+        if f["type"] == "typing" {
+            break f;
+        }
+    };
+    assert_eq!(shown["conversation_id"], json!(id));
+    assert_eq!(shown["typing"], json!(true));
+    assert_eq!(shown["sender"]["type"], "agent");
+    assert!(shown.get("origin").is_none(), "{shown}");
+    drop(typist);
+
     // B crashes. Meanwhile the visitor writes on A and C at once.
     b.kill();
     let writers: Vec<_> = [("a", &a), ("c", &c)]

@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use super::ORIGIN;
 use super::credential::{Credential, upgrade_token};
 use super::follow::{self, Flow, Handler};
 use super::io::{TimedWrites, WRITE_TIMEOUT};
@@ -587,6 +588,15 @@ impl Connection {
                     state: Some(Arc::new(state)),
                     ephemeral: None,
                 });
+                // Sockets on other servers hear it through the bus (best effort, like
+                // every signal); this server's own were given it above, without an echo
+                // to the typist, and skip it when the bus brings it back.
+                self.engine().bus().publish_ephemeral(Arc::new(chat_core::Ephemeral {
+                    tenant_id: self.actor.tenant(),
+                    conversation_id,
+                    kind: "typing".into(),
+                    data: json!({ "sender": sender, "typing": typing, ORIGIN: self.hub.origin }),
+                }));
                 return Flow::Continue;
             }
             ClientFrame::Read {

@@ -346,7 +346,13 @@ pub struct Hub {
     /// Every open socket's outbox, to wake them all when a credential changes (a socket
     /// without subscriptions is on no route). Dead entries are swept as it grows.
     outboxes: Mutex<Vec<std::sync::Weak<Outbox>>>,
+    /// This hub's random id, on the signals it publishes for other servers (typing), so
+    /// it does not deliver them twice when its own bus hands them back.
+    pub(crate) origin: u64,
 }
+
+/// The key of [`Hub::origin`] in a signal's data; never shown to clients.
+pub(crate) const ORIGIN: &str = "origin";
 
 impl Hub {
     /// A hub for `engine`.
@@ -363,6 +369,7 @@ impl Hub {
             presence: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(1),
             outboxes: Mutex::new(Vec::new()),
+            origin: u64::from_le_bytes(crate::auth::random_bytes::<8>()),
         });
         tokio::spawn(relay_ephemeral(Arc::downgrade(&hub)));
         tokio::spawn(relay_credential_changes(Arc::downgrade(&hub)));
@@ -673,6 +680,10 @@ async fn relay_ephemeral(hub: std::sync::Weak<Hub>) {
             Err(broadcast::error::RecvError::Closed) => return,
         };
         let Some(hub) = hub.upgrade() else { return };
+        if signal.data.get(ORIGIN).and_then(serde_json::Value::as_u64) == Some(hub.origin) {
+            // Published by this server, whose own sockets already have it.
+            continue;
+        }
         let feed = hub.feed(signal.tenant_id).await;
         let state = match feed.cached(signal.conversation_id) {
             Some(state) => state,
@@ -695,7 +706,7 @@ async fn relay_ephemeral(hub: std::sync::Weak<Hub>) {
         if let (Some(frame), serde_json::Value::Object(data)) =
             (frame.as_object_mut(), &signal.data)
         {
-            for (k, v) in data {
+            for (k, v) in data.iter().filter(|(k, _)| *k != ORIGIN) {
                 frame.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
