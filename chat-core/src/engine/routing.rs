@@ -29,7 +29,8 @@ impl Engine {
         avoid: &HashMap<ConversationId, AgentId>,
     ) -> Result<Vec<ConversationId>> {
         let settings = self.load_tenant(tenant).await?.settings;
-        if !settings.auto_assign {
+        // Outside business hours the queue waits: the timer pass routes it at the opening.
+        if !settings.auto_assign || !crate::is_open(&settings, self.now()) {
             return Ok(Vec::new());
         }
         let _pass = self.inner.routing.lock().await;
@@ -102,6 +103,22 @@ pub struct QueuePosition {
     pub estimated_wait_secs: Option<u64>,
 }
 
+/// What [`Engine::availability`] says of a tenant's desk: the public part of its settings
+/// that a chat widget reads before anyone writes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DeskStatus {
+    /// Open now (always, without business hours).
+    pub open: bool,
+    /// While closed, when it opens next (RFC 3339); `null` while open, or when the
+    /// schedule never opens.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_opening: Option<time::OffsetDateTime>,
+    /// The business hours' offline message, if any.
+    pub offline_message: Option<String>,
+    /// The welcome message, if any.
+    pub welcome_message: Option<String>,
+}
+
 /// What a timer pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TimerReport {
@@ -111,6 +128,9 @@ pub struct TimerReport {
     pub closed: Vec<ConversationId>,
     /// Conversations back from a snooze (their time came, or the customer wrote).
     pub woken: Vec<ConversationId>,
+    /// Conversations routed because the desk is open (business hours): those that waited
+    /// in the queue while it was closed.
+    pub routed: Vec<ConversationId>,
 }
 
 impl Engine {
@@ -187,7 +207,8 @@ impl Engine {
     /// whose agent has not answered within `requeue_after_secs` of being assigned, and
     /// close those whose customer has been silent for `close_inactive_after_secs` after
     /// being answered (both off unless the tenant sets them); and wake snoozed
-    /// conversations whose time has come. The server calls this
+    /// conversations whose time has come; and, for a tenant with business hours that is open,
+    /// route the queue that waited while it was closed. The server calls this
     /// periodically; tests call it after moving a [`ManualClock`](crate::ManualClock).
     pub async fn run_timers(&self, tenant: TenantId) -> Result<TimerReport> {
         let settings = self.load_tenant(tenant).await?.settings;
@@ -286,9 +307,14 @@ impl Engine {
             }
         }
         if !report.requeued.is_empty() || !report.closed.is_empty() {
-            self.route_avoiding(tenant, &lapsed).await?;
+            report.routed = self.route_avoiding(tenant, &lapsed).await?;
         }
         report.woken = self.wake_snoozed(tenant).await?;
+        // Nothing routes a closed desk's queue, so the first pass after the opening does
+        // (any later pass finds it routed, or finds no free agent as any routing would).
+        if settings.business_hours.is_some() && crate::is_open(&settings, now) {
+            report.routed.extend(self.route(tenant).await?);
+        }
         Ok(report)
     }
 
