@@ -58,6 +58,17 @@ async fn a_visitor_at_night_gets_the_offline_message_and_waits_for_the_opening()
     let auto = opened.messages.last().expect("the offline message");
     assert_eq!(auto.sender, Sender::Bot);
     assert_eq!(auto.body, "We are closed; we answer from 09:00.");
+    // The wait counts from the opening, 10 hours away.
+    let waiting = engine
+        .queue_positions(d.tenant)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(id, _)| *id == opened.conversation.id)
+        .expect("queued")
+        .1;
+    assert_eq!(waiting.position, 1);
+    assert_eq!(waiting.estimated_wait_secs, Some(10 * 3600));
     // An agent online and a timer pass at night route nothing.
     d.online(&d.bob).await;
     let report = engine.run_timers(d.tenant).await.unwrap();

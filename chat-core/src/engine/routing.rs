@@ -99,7 +99,8 @@ pub struct QueuePosition {
     /// 1 for the next to be served, among conversations waiting for the same agents.
     pub position: u32,
     /// Estimated seconds until an agent takes it; `None` while no agent who could take it
-    /// is online.
+    /// is online. Outside business hours it counts from the next opening (`None` if the
+    /// schedule never opens).
     pub estimated_wait_secs: Option<u64>,
 }
 
@@ -169,6 +170,15 @@ impl Engine {
         let loads = self.inner.store.agent_loads(tenant.id).await?;
         let capacity_of =
             |l: &AgentLoad| l.agent.capacity.unwrap_or(tenant.settings.default_capacity);
+        // A closed desk serves nobody until it opens: the wait starts then (and is unknown
+        // when the schedule never opens).
+        let now = self.now();
+        let closed_for = if crate::is_open(&tenant.settings, now) {
+            Some(0)
+        } else {
+            crate::next_opening(&tenant.settings, now)
+                .map(|at| u64::try_from((at - now).whole_seconds()).unwrap_or(0))
+        };
         let mut ahead: HashMap<Option<String>, u32> = HashMap::new();
         let mut out = Vec::with_capacity(queue.len());
         for c in &queue {
@@ -187,10 +197,10 @@ impl Engine {
                     free + capacity_of(l).saturating_sub(l.open),
                 )
             });
-            let estimated_wait_secs = (capacity > 0).then(|| {
+            let estimated_wait_secs = closed_for.filter(|_| capacity > 0).map(|closed| {
                 // Each full round of the online capacity takes about one handling time.
                 let rounds = position.saturating_sub(free).div_ceil(capacity);
-                u64::from(rounds) * u64::from(tenant.settings.average_handle_secs)
+                closed + u64::from(rounds) * u64::from(tenant.settings.average_handle_secs)
             });
             out.push((
                 c.id,
