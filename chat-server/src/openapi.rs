@@ -140,8 +140,14 @@ fn desk_schemas() -> Value {
         "auto_assign": { "type": "boolean" },
         "requeue_after_secs": { "type": ["integer", "null"], "minimum": 10, "maximum": 2592000, "description": "Requeue when the agent has not answered in time; null = off." },
         "close_inactive_after_secs": { "type": ["integer", "null"], "minimum": 10, "maximum": 2592000, "description": "Close after customer silence; null = off." },
-        "average_handle_secs": { "type": "integer", "minimum": 1, "maximum": 86400 }
+        "average_handle_secs": { "type": "integer", "minimum": 1, "maximum": 86400 },
+        "business_hours": {
+            "oneOf": [{ "type": "null" }, { "$ref": "#/components/schemas/BusinessHours" }],
+            "description": "null (the default): always open. Outside the hours a visitor's new conversation gets the offline message, the answer says `offline: true`, and it waits in the queue, unrouted, until the next opening. A schedule that does not check (unknown zone, bad time, from >= to, overlapping ranges, bad date) is 422 on `business_hours` with the reason."
+        }
     });
+    let ranges = json!({ "type": "array", "maxItems": 24, "items": { "$ref": "#/components/schemas/OpenRange" } });
+    let hhmm = json!({ "type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$" });
     let uuid = json!({ "type": "string", "format": "uuid" });
     let time = json!({ "type": "string", "format": "date-time" });
     let placeholders = format!(
@@ -168,6 +174,30 @@ fn desk_schemas() -> Value {
             "read_at": { "type": ["string", "null"], "format": "date-time" } })),
         "MentionList": object(&["unread", "items"], json!({ "unread": { "type": "integer" }, "items": { "type": "array", "items": { "$ref": "#/components/schemas/Mention" } } })),
         "MentionsRead": object(&["read", "unread"], json!({ "read": { "type": "integer", "description": "how many were unread" }, "unread": { "const": 0 } })),
+        "OpenRange": {
+            "type": "object", "required": ["from", "to"], "additionalProperties": false,
+            "properties": { "from": hhmm, "to": hhmm },
+            "description": "Local time, from (inclusive) before to (exclusive; 24:00 is the end of the day). A range across midnight is two ranges."
+        },
+        "BusinessHours": {
+            "type": "object", "required": ["time_zone"], "additionalProperties": false,
+            "properties": {
+                "time_zone": { "type": "string", "description": "IANA name, e.g. Europe/Berlin (the tz database is bundled)." },
+                "weekly": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": { "mon": ranges, "tue": ranges, "wed": ranges, "thu": ranges, "fri": ranges, "sat": ranges, "sun": ranges },
+                    "description": "Opening ranges per weekday in local wall-clock time; a missing or empty day is closed."
+                },
+                "holidays": { "type": "array", "maxItems": 1000, "items": { "type": "string", "format": "date" }, "description": "Local dates closed all day." },
+                "offline_message": { "type": ["string", "null"], "maxLength": 2000, "description": "Posted by the bot to a visitor opening a conversation while closed." }
+            }
+        },
+        "Widget": object(&["tenant_id", "open", "next_opening", "offline_message", "welcome_message"], json!({
+            "tenant_id": uuid,
+            "open": { "type": "boolean", "description": "Open now by the business hours (always true without them)." },
+            "next_opening": { "type": ["string", "null"], "format": "date-time", "description": "While closed: when it opens next; null while open or if the schedule never opens." },
+            "offline_message": { "type": ["string", "null"] },
+            "welcome_message": { "type": ["string", "null"] } })),
         "TenantSettings": object(&[], settings.clone()),
         "TenantSettingsPatch": {
             "type": "object", "additionalProperties": false, "properties": settings,
@@ -237,10 +267,11 @@ fn core_schemas() -> Value {
             "identity": object(&["email", "timestamp", "signature"], json!({ "email": { "type": "string" }, "timestamp": { "type": "integer" },
                 "signature": { "type": "string", "description": "hex HMAC-SHA256 of `email:timestamp` under the identity secret" } }))
         })),
-        "OpenedConversation": object(&["conversation", "contact", "messages"], json!({
+        "OpenedConversation": object(&["conversation", "contact", "messages", "offline"], json!({
             "conversation": { "$ref": "#/components/schemas/Conversation" }, "contact": { "$ref": "#/components/schemas/Contact" },
             "messages": { "type": "array", "items": { "$ref": "#/components/schemas/Message" } },
-            "visitor_token": { "type": "string", "description": "Only for anonymous callers: the bearer token for this conversation." }
+            "visitor_token": { "type": "string", "description": "Only for anonymous callers: the bearer token for this conversation." },
+            "offline": { "type": "boolean", "description": "The desk was closed (business hours) at the opening: the conversation waits, unrouted, for the next opening." }
         })),
         "Conversation": object(&["id", "mode", "channel", "created_at", "updated_at"], json!({
             "id": uuid, "tenant_id": uuid, "contact_id": uuid, "channel": channel, "title": { "type": ["string", "null"] },

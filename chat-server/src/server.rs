@@ -206,7 +206,7 @@ pub async fn run_with(
 }
 
 /// Runs every tenant's timers on an interval until shutdown: requeue and inactivity when the
-/// tenant has them on, and snoozes (one list query for the snoozed, always).
+/// tenant has them on, the queue at a business-hours opening, and snoozes (one list query for the snoozed, always).
 async fn run_timers(engine: Engine, every: Duration, mut stopped: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
     loop {
@@ -222,9 +222,10 @@ async fn run_timers(engine: Engine, every: Duration, mut stopped: watch::Receive
                 Ok(report)
                     if !report.requeued.is_empty()
                         || !report.closed.is_empty()
-                        || !report.woken.is_empty() =>
+                        || !report.woken.is_empty()
+                        || !report.routed.is_empty() =>
                 {
-                    tracing::info!(tenant = %tenant.id, requeued = report.requeued.len(), closed = report.closed.len(), woken = report.woken.len(), "timers fired");
+                    tracing::info!(tenant = %tenant.id, requeued = report.requeued.len(), closed = report.closed.len(), woken = report.woken.len(), routed = report.routed.len(), "timers fired");
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(tenant = %tenant.id, error = %e, "timers failed"),

@@ -182,6 +182,8 @@ fn cases(bob: &str) -> Vec<Case> {
         c(Metrics, None, [200, 403, 403, 403, 403, 403, 401, 403]),
         c(OpenApi, None, [200; 8]),
         c(Docs, None, [200; 8]),
+        // Public: the desk's open state and messages, the same for every caller.
+        c(Widget, None, [200; 8]),
         c(
             QueuePosition,
             None,

@@ -44,8 +44,11 @@ pub struct Opened {
     pub conversation: Conversation,
     /// The contact (found by e-mail or created).
     pub contact: Contact,
-    /// Messages posted while opening: welcome, first message, bot answer.
+    /// Messages posted while opening: welcome, first message, offline message, bot answer.
     pub messages: Vec<Message>,
+    /// Whether the desk was closed (outside its business hours) at the opening: the
+    /// conversation waits, unrouted, until the next opening.
+    pub offline: bool,
 }
 
 /// Filters for [`Engine::list_conversations`]; all optional, combined with AND.
@@ -113,6 +116,12 @@ impl Engine {
     /// Opens a conversation. Staff, the system and customers may open one; a customer
     /// opens it for its own contact. Posts the tenant's welcome message, the customer's
     /// first message and the bot's answer, and routes it if it starts in the queue.
+    ///
+    /// Outside the tenant's business hours the opening is `offline`: a customer's (or the
+    /// system's, for an anonymous visitor) conversation gets the schedule's offline message
+    /// from the bot after the first message, and a queued one is not routed until the
+    /// opening ([`run_timers`](Self::run_timers) routes it then). Staff opening a
+    /// conversation get no offline message.
     pub async fn open_conversation(
         &self,
         actor: &Actor,
@@ -170,6 +179,7 @@ impl Engine {
         conversation.priority = input.priority;
         conversation.department = department;
         conversation.metadata = input.metadata;
+        let offline = !crate::is_open(&tenant.settings, now);
         let mut messages = Vec::new();
         if let Some(welcome) = tenant
             .settings
@@ -190,6 +200,21 @@ impl Engine {
                 Sender::Customer,
                 MessageKind::Text,
                 text,
+            ));
+        }
+        if offline
+            && !matches!(who, Resolved::Staff(_))
+            && let Some(away) = tenant
+                .settings
+                .business_hours
+                .as_ref()
+                .and_then(|h| h.offline_message.as_deref())
+        {
+            messages.push(self.new_message(
+                &conversation,
+                Sender::Bot,
+                MessageKind::Text,
+                away.to_owned(),
             ));
         }
         let committed = self
@@ -215,6 +240,7 @@ impl Engine {
             conversation,
             contact,
             messages: stored,
+            offline,
         })
     }
 

@@ -27,7 +27,7 @@ pub use canned::{CannedPatch, MAX_CANNED_TITLE_CHARS, MAX_SHORTCUT_CHARS, NewCan
 pub use contacts::{ContactPage, ContactPatch};
 pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
 pub use messages::{MessagePage, PostMessage, Posted};
-pub use routing::{QueuePosition, TimerReport};
+pub use routing::{DeskStatus, QueuePosition, TimerReport};
 
 use crate::blob::{BlobStore, MemoryBlobStore, Thumbnailer};
 use crate::bot::{Bot, RuleBot};
@@ -305,6 +305,20 @@ impl Engine {
     pub async fn tenant_settings(&self, actor: &Actor) -> Result<TenantSettings> {
         self.admin_only(actor, "read tenant settings").await?;
         Ok(self.load_tenant(actor.tenant()).await?.settings)
+    }
+
+    /// Whether the tenant's desk is open now (its business hours at the engine clock's now)
+    /// and, while closed, when it opens; with the texts a chat widget shows before anyone
+    /// writes. Public: it needs no actor, and tells nothing but these.
+    pub async fn availability(&self, tenant: TenantId) -> Result<DeskStatus> {
+        let settings = self.load_tenant(tenant).await?.settings;
+        let now = self.now();
+        Ok(DeskStatus {
+            open: crate::is_open(&settings, now),
+            next_opening: crate::next_opening(&settings, now),
+            offline_message: settings.business_hours.and_then(|h| h.offline_message),
+            welcome_message: settings.welcome_message,
+        })
     }
 
     /// Refuses everyone but admins and the system.

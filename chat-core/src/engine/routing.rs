@@ -29,7 +29,8 @@ impl Engine {
         avoid: &HashMap<ConversationId, AgentId>,
     ) -> Result<Vec<ConversationId>> {
         let settings = self.load_tenant(tenant).await?.settings;
-        if !settings.auto_assign {
+        // Outside business hours the queue waits: the timer pass routes it at the opening.
+        if !settings.auto_assign || !crate::is_open(&settings, self.now()) {
             return Ok(Vec::new());
         }
         let _pass = self.inner.routing.lock().await;
@@ -98,8 +99,25 @@ pub struct QueuePosition {
     /// 1 for the next to be served, among conversations waiting for the same agents.
     pub position: u32,
     /// Estimated seconds until an agent takes it; `None` while no agent who could take it
-    /// is online.
+    /// is online. Outside business hours it counts from the next opening (`None` if the
+    /// schedule never opens).
     pub estimated_wait_secs: Option<u64>,
+}
+
+/// What [`Engine::availability`] says of a tenant's desk: the public part of its settings
+/// that a chat widget reads before anyone writes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DeskStatus {
+    /// Open now (always, without business hours).
+    pub open: bool,
+    /// While closed, when it opens next (RFC 3339); `null` while open, or when the
+    /// schedule never opens.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_opening: Option<time::OffsetDateTime>,
+    /// The business hours' offline message, if any.
+    pub offline_message: Option<String>,
+    /// The welcome message, if any.
+    pub welcome_message: Option<String>,
 }
 
 /// What a timer pass did.
@@ -111,6 +129,9 @@ pub struct TimerReport {
     pub closed: Vec<ConversationId>,
     /// Conversations back from a snooze (their time came, or the customer wrote).
     pub woken: Vec<ConversationId>,
+    /// Conversations routed because the desk is open (business hours): those that waited
+    /// in the queue while it was closed.
+    pub routed: Vec<ConversationId>,
 }
 
 impl Engine {
@@ -149,6 +170,15 @@ impl Engine {
         let loads = self.inner.store.agent_loads(tenant.id).await?;
         let capacity_of =
             |l: &AgentLoad| l.agent.capacity.unwrap_or(tenant.settings.default_capacity);
+        // A closed desk serves nobody until it opens: the wait starts then (and is unknown
+        // when the schedule never opens).
+        let now = self.now();
+        let closed_for = if crate::is_open(&tenant.settings, now) {
+            Some(0)
+        } else {
+            crate::next_opening(&tenant.settings, now)
+                .map(|at| u64::try_from((at - now).whole_seconds()).unwrap_or(0))
+        };
         let mut ahead: HashMap<Option<String>, u32> = HashMap::new();
         let mut out = Vec::with_capacity(queue.len());
         for c in &queue {
@@ -167,10 +197,10 @@ impl Engine {
                     free + capacity_of(l).saturating_sub(l.open),
                 )
             });
-            let estimated_wait_secs = (capacity > 0).then(|| {
+            let estimated_wait_secs = closed_for.filter(|_| capacity > 0).map(|closed| {
                 // Each full round of the online capacity takes about one handling time.
                 let rounds = position.saturating_sub(free).div_ceil(capacity);
-                u64::from(rounds) * u64::from(tenant.settings.average_handle_secs)
+                closed + u64::from(rounds) * u64::from(tenant.settings.average_handle_secs)
             });
             out.push((
                 c.id,
@@ -187,7 +217,8 @@ impl Engine {
     /// whose agent has not answered within `requeue_after_secs` of being assigned, and
     /// close those whose customer has been silent for `close_inactive_after_secs` after
     /// being answered (both off unless the tenant sets them); and wake snoozed
-    /// conversations whose time has come. The server calls this
+    /// conversations whose time has come; and, for a tenant with business hours that is open,
+    /// route the queue that waited while it was closed. The server calls this
     /// periodically; tests call it after moving a [`ManualClock`](crate::ManualClock).
     pub async fn run_timers(&self, tenant: TenantId) -> Result<TimerReport> {
         let settings = self.load_tenant(tenant).await?.settings;
@@ -286,9 +317,14 @@ impl Engine {
             }
         }
         if !report.requeued.is_empty() || !report.closed.is_empty() {
-            self.route_avoiding(tenant, &lapsed).await?;
+            report.routed = self.route_avoiding(tenant, &lapsed).await?;
         }
         report.woken = self.wake_snoozed(tenant).await?;
+        // Nothing routes a closed desk's queue, so the first pass after the opening does
+        // (any later pass finds it routed, or finds no free agent as any routing would).
+        if settings.business_hours.is_some() && crate::is_open(&settings, now) {
+            report.routed.extend(self.route(tenant).await?);
+        }
         Ok(report)
     }
 

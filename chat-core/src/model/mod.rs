@@ -7,6 +7,7 @@ mod canned;
 mod contact;
 mod conversation;
 mod event;
+mod hours;
 mod mention;
 mod message;
 mod tenant;
@@ -19,6 +20,7 @@ pub use canned::{
 pub use contact::{Contact, ContactInput};
 pub use conversation::{Conversation, MessagePreview, PREVIEW_CHARS, Rating, Snooze};
 pub use event::{ConversationChange, Event, EventPayload, NewEvent, TransferTarget, WakeReason};
+pub use hours::{BusinessHours, MAX_OFFLINE_CHARS, OpenRange, WeeklyHours, is_open, next_opening};
 pub use mention::{Mention, handles, mentioned_handles};
 pub use message::{
     Attachment, EntityRef, Message, MessageKind, NewMessage, ReadCursor, Reader, Revision, Sender,

@@ -54,6 +54,11 @@ pub struct TenantSettings {
     /// `renewal: date` ...), kept in the contact's `metadata`: a value of another type is
     /// refused when a contact is edited. Undeclared keys stay free text.
     pub contact_attributes: std::collections::BTreeMap<String, AttributeType>,
+
+    /// When the desk is staffed; `None` (the default) is always open. Outside these hours
+    /// a visitor's new conversation gets the offline message and waits in the queue, unrouted,
+    /// until the next opening (see [`is_open`](crate::is_open)).
+    pub business_hours: Option<super::BusinessHours>,
 }
 
 /// The type of a declared contact attribute. Values are stored as text in the contact's
@@ -180,13 +185,21 @@ impl TenantSettings {
                  '_', '-' or '.'",
             ));
         }
+        if let Some(hours) = &self.business_hours {
+            hours
+                .check()
+                .map_err(|message| Error::validation("business_hours", message))?;
+        }
         Ok(())
     }
 
-    /// Whether any timer of [`Engine::run_timers`](crate::Engine::run_timers) is on, so a
+    /// Whether any timer of [`Engine::run_timers`](crate::Engine::run_timers) is on (business
+    /// hours count: their opening routes the waiting queue), so a
     /// scheduler may skip tenants with nothing to do.
     pub fn has_timers(&self) -> bool {
-        self.requeue_after_secs.is_some() || self.close_inactive_after_secs.is_some()
+        self.requeue_after_secs.is_some()
+            || self.close_inactive_after_secs.is_some()
+            || self.business_hours.is_some()
     }
 }
 
@@ -221,6 +234,7 @@ impl Default for TenantSettings {
             .map(str::to_owned)
             .to_vec(),
             contact_attributes: std::collections::BTreeMap::new(),
+            business_hours: None,
         }
     }
 }

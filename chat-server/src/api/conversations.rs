@@ -160,6 +160,8 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
         "conversation": viewer.conversation(&opened.conversation),
         "contact": viewer.contact(&opened.contact),
         "messages": opened.messages,
+        // Outside business hours: the widget says so, and may ask for an e-mail.
+        "offline": opened.offline,
     });
     if issue_token {
         let token = if verified.is_some() {

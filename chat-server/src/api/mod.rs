@@ -178,6 +178,7 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         ReadCursors => messages::read_cursors(ctx).await,
         GetSettings => settings::get(ctx).await,
         UpdateSettings => settings::update(ctx).await,
+        Widget => settings::widget(ctx).await,
         ListCannedResponses => canned::list(ctx).await,
         CreateCannedResponse => canned::create(ctx).await,
         GetCannedResponse => canned::get(ctx).await,

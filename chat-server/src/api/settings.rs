@@ -1,7 +1,7 @@
 //! Tenant settings: read and patch (admins). The engine validates; this module only turns a
-//! JSON merge patch into a whole settings value.
+//! JSON merge patch into a whole settings value. Also the widget's public view of them.
 
-use chat_core::TenantSettings;
+use chat_core::{TenantId, TenantSettings};
 use hyper::StatusCode;
 use serde_json::{Map, Value};
 
@@ -12,6 +12,26 @@ use crate::http::{self, Resp};
 pub async fn get(ctx: Ctx) -> Result<Resp, ApiError> {
     let settings = ctx.app.engine.tenant_settings(ctx.actor()?).await?;
     Ok(http::json(StatusCode::OK, &settings))
+}
+
+/// `GET /v1/widget`: what a chat widget shows before anyone writes, for anyone. Only the
+/// desk's open or closed state, its next opening and the two messages; never a setting more.
+pub async fn widget(ctx: Ctx) -> Result<Resp, ApiError> {
+    let tenant = ctx
+        .query::<TenantId>("tenant_id")?
+        .or(ctx.app.config.default_tenant)
+        .ok_or_else(|| {
+            ApiError::invalid("tenant_id", "this server has no default tenant; name one")
+        })?;
+    let status = match ctx.app.engine.availability(tenant).await {
+        Err(chat_core::Error::NotFound("tenant")) => {
+            return Err(ApiError::invalid("tenant_id", "no such tenant"));
+        }
+        other => other?,
+    };
+    let mut answer = serde_json::to_value(&status).expect("status serializes");
+    answer["tenant_id"] = serde_json::json!(tenant);
+    Ok(http::json(StatusCode::OK, &answer))
 }
 
 pub async fn update(mut ctx: Ctx) -> Result<Resp, ApiError> {
