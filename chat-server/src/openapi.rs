@@ -141,6 +141,10 @@ fn desk_schemas() -> Value {
         "requeue_after_secs": { "type": ["integer", "null"], "minimum": 10, "maximum": 2592000, "description": "Requeue when the agent has not answered in time; null = off." },
         "close_inactive_after_secs": { "type": ["integer", "null"], "minimum": 10, "maximum": 2592000, "description": "Close after customer silence; null = off." },
         "average_handle_secs": { "type": "integer", "minimum": 1, "maximum": 86400 },
+        "upload_max_bytes": { "type": "integer", "minimum": 1, "maximum": 1073741824, "description": "Largest attachment; the server's own limit still caps it." },
+        "upload_max_files": { "type": "integer", "minimum": 1, "maximum": 100, "description": "Most files in one upload." },
+        "upload_allowed_types": { "type": "array", "maxItems": 64, "items": { "type": "string" }, "description": "Types as decided from the bytes (image/png, application/pdf, text/plain ...); a trailing * matches a family (image/*). Empty accepts every recognised type." },
+        "contact_attributes": { "type": "object", "maxProperties": 100, "additionalProperties": { "type": "string", "enum": ["text", "number", "boolean", "date"] }, "description": "Declared contact attributes: a contact's metadata value of another type is 422." },
         "business_hours": {
             "oneOf": [{ "type": "null" }, { "$ref": "#/components/schemas/BusinessHours" }],
             "description": "null (the default): always open. Outside the hours a visitor's new conversation gets the offline message, the answer says `offline: true`, and it waits in the queue, unrouted, until the next opening. A schedule that does not check (unknown zone, bad time, from >= to, overlapping ranges, bad date) is 422 on `business_hours` with the reason."
