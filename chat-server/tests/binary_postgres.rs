@@ -2,92 +2,20 @@
 //! database, a visitor on one and staff on the other. Needs `CHAT_TEST_POSTGRES_URL`;
 //! without it the test says it was skipped (and fails under `CHAT_REQUIRE_SERVICES=1`).
 
+mod services;
+
 use std::ffi::OsStr;
 
 use chat_server::testing::Process;
-use serde_json::{Value, json};
+use serde_json::json;
+use services::{Schema, call, service_url};
 use tokio_postgres::NoTls;
-
-const URL_VAR: &str = "CHAT_TEST_POSTGRES_URL";
-
-/// The database URL, or `None` (with a note) when the test is to be skipped.
-fn database_url() -> Option<String> {
-    let url = std::env::var(URL_VAR).ok().filter(|v| !v.is_empty());
-    if url.is_none() {
-        let required = std::env::var("CHAT_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-        assert!(!required, "CHAT_REQUIRE_SERVICES=1 but {URL_VAR} is unset");
-        println!("skipped: {URL_VAR} unset");
-    }
-    url
-}
-
-/// A schema with a random name, dropped (with everything in it) when this is.
-struct Schema {
-    url: String,
-    name: String,
-}
-
-impl Schema {
-    async fn create(url: &str) -> Self {
-        let name = format!("chat_test_{}", uuid::Uuid::new_v4().simple());
-        run_sql(url, &format!("CREATE SCHEMA {name}")).await;
-        Self {
-            url: url.to_owned(),
-            name,
-        }
-    }
-
-    /// The URL that puts a server's tables in this schema.
-    fn store_url(&self) -> String {
-        let joiner = if self.url.contains('?') { '&' } else { '?' };
-        format!(
-            "{}{joiner}options=-c%20search_path%3D{}",
-            self.url, self.name
-        )
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let (url, name) = (self.url.clone(), self.name.clone());
-        // Drop cannot await: a thread with a runtime of its own drops the schema.
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(run_sql(
-                    &url,
-                    &format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
-                ))
-        })
-        .join();
-    }
-}
-
-async fn run_sql(url: &str, sql: &str) {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect");
-    let connection = tokio::spawn(connection);
-    client.batch_execute(sql).await.expect(sql);
-    drop(client);
-    let _ = connection.await;
-}
-
-async fn call(
-    server: &Process,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let method = hyper::Method::from_bytes(method.as_bytes()).unwrap();
-    let reply = server.json(method, path, token, body).await;
-    (reply.status.as_u16(), reply.body)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_postgres_share_conversations_posted_over_http() {
-    let Some(url) = database_url() else { return };
+    let Some(url) = service_url("CHAT_TEST_POSTGRES_URL") else {
+        return;
+    };
     let schema = Schema::create(&url).await;
     let dir = tempfile::tempdir().unwrap();
     // Servers sharing a database share the signing key, so a token of one works on all.
