@@ -26,6 +26,7 @@ pub mod throttle;
 pub mod thumbnails;
 pub mod uploads;
 pub mod views;
+pub mod web;
 
 pub use app::{Config, HttpLimits, MetricsToken};
 pub use auth::JwtConfig;

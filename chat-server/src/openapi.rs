@@ -95,6 +95,12 @@ fn responses(status: u16, response: Option<&str>) -> Value {
                 "X-Content-Type-Options": { "schema": { "const": "nosniff" } }
             }, "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } } })
         }
+        Some("asset") => {
+            json!({ "description": "The file, typed by its name, with an `ETag` (send it back as `If-None-Match` for a 304).", "headers": {
+                "ETag": { "schema": { "type": "string" } },
+                "X-Content-Type-Options": { "schema": { "const": "nosniff" } }
+            }, "content": { "*/*": { "schema": { "type": "string", "format": "binary" } } } })
+        }
         Some("object") => {
             json!({ "description": "OK", "content": { "application/json": { "schema": { "type": "object" } } } })
         }

@@ -133,6 +133,13 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         Metrics => system::metrics(ctx).await,
         OpenApi => system::openapi(ctx).await,
         Docs => system::docs(ctx).await,
+        Console => crate::web::page(&ctx, "console/index.html"),
+        Demo => crate::web::page(&ctx, "demo/index.html"),
+        WidgetScript => crate::web::page(&ctx, "widget/widget.js"),
+        Asset => {
+            let path = ctx.params.get("path").unwrap_or_default().to_owned();
+            crate::web::page(&ctx, &path)
+        }
         Events => system::events(ctx).await,
         Login => agents::login(ctx).await,
         Me => agents::me(ctx).await,

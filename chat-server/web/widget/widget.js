@@ -1,0 +1,1 @@
+// The website widget (web/widget/widget.js).
