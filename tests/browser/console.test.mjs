@@ -52,9 +52,20 @@ async function logIn(page, email) {
 }
 
 const agentContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+// The agent's sockets pass through the test, which can cut them (a dropped network) and
+// refuse new ones for a while (the network stays down).
+const agentSockets = [];
+let networkDown = false;
+await agentContext.routeWebSocket(/\/v1\/ws/, (ws) => {
+  if (networkDown) { ws.close({ code: 4000, reason: 'network down' }); return; }
+  ws.connectToServer();
+  agentSockets.push(ws);
+});
 const page = await agentContext.newPage();
 const errors = [];
 page.on('pageerror', (e) => errors.push(String(e)));
+// Refused requests are printed: they explain a failing wait.
+page.on('response', (r) => { if (r.status() >= 400) console.log('HTTP', r.status(), r.url()); });
 const loaded = [];
 page.on('response', async (r) => {
   const path = new URL(r.url()).pathname;
@@ -183,6 +194,37 @@ try {
     if (!bytes.equals(png)) throw new Error('the downloaded file differs');
     const items = (await http('GET', `/v1/conversations/${visitor.conversation}/messages`, undefined, visitor.token)).items;
     if (!items.some((m) => m.attachments?.some((a) => a.name === 'receipt.png'))) throw new Error('the visitor does not see the file');
+    await page.getByRole('textbox', { name: 'Reply to the customer' }).blur();
+    await shot(page, 'console-conversation-files');
+  });
+
+  await test('after a dropped network the socket resumes from its cursor: nothing lost, nothing twice', async () => {
+    networkDown = true;
+    for (const ws of agentSockets.splice(0)) await ws.close({ code: 4000, reason: 'network down' });
+    await page.locator('.conn[data-state="connecting"]').waitFor();
+    const bodies = ['While you were away: one', 'While you were away: two', 'While you were away: three'];
+    for (const body of bodies) await http('POST', `/v1/conversations/${visitor.conversation}/messages`, { body }, visitor.token);
+    networkDown = false;
+    await page.locator('.conn[data-state="online"]').waitFor();
+    for (const body of bodies) await page.locator('.msg.customer', { hasText: body }).waitFor();
+    const counts = await page.$$eval('.msg.customer .body', (ps) => ps.map((p) => p.textContent).filter((t) => t.startsWith('While you were away')));
+    if (counts.length !== 3) throw new Error(`shown: ${JSON.stringify(counts)}`);
+  });
+
+  await test('history is paged back with "Show older messages"', async () => {
+    const opened = await http('POST', '/v1/conversations', { contact: { name: 'Paula Pager' } });
+    const id = opened.conversation.id;
+    await http('POST', `/v1/conversations/${id}/handoff`, {}, opened.visitor_token);
+    for (let i = 1; i <= 60; i += 1) {
+      await http('POST', `/v1/conversations/${id}/messages`, { body: `Paged line ${String(i).padStart(2, '0')}` }, opened.visitor_token);
+    }
+    await page.evaluate((cid) => { location.hash = `#/c/${cid}`; }, id);
+    await page.locator('.msg.customer', { hasText: 'Paged line 60' }).waitFor();
+    if (await page.locator('.msg', { hasText: 'Paged line 01' }).count()) throw new Error('the whole history came at once');
+    await page.getByRole('button', { name: 'Show older messages' }).click();
+    await page.locator('.msg.customer', { hasText: 'Paged line 01' }).waitFor();
+    await page.evaluate((cid) => { location.hash = `#/c/${cid}`; }, visitor.conversation);
+    await page.locator(`.conversation[data-id="${visitor.conversation}"]`).waitFor();
   });
 
   // The admin, in a second browser context.
@@ -193,7 +235,7 @@ try {
   await test('an admin creates an agent, changes a setting and business hours, and saves a canned response', async () => {
     await admin.goto(server.url + '/');
     await logIn(admin, 'admin@demo.example');
-    await admin.getByRole('link', { name: 'Admin' }).click();
+    await admin.getByRole('link', { name: 'Admin', exact: true }).click();
     await admin.getByRole('heading', { name: 'Staff', exact: true }).waitFor();
     await noSerious(admin, 'admin staff');
     await shot(admin, 'console-admin-staff');
@@ -249,7 +291,7 @@ try {
   });
 
   await test('the agent sees no admin area, and the server refuses it anyway', async () => {
-    if (await page.getByRole('link', { name: 'Admin' }).count()) throw new Error('the agent sees the admin link');
+    if (await page.getByRole('link', { name: 'Admin', exact: true }).count()) throw new Error('the agent sees the admin link');
     const token = (await http('POST', '/v1/auth/login', { email: 'agent@demo.example', password: PASSWORD })).access_token;
     const r = await fetch(`${server.url}/v1/settings`, { headers: { authorization: `Bearer ${token}` } });
     if (r.status !== 403) throw new Error(`settings for an agent: ${r.status}`);

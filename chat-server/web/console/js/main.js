@@ -8,7 +8,7 @@ import { t, applyLanguage } from './i18n.js';
 import { state, changed, isAdmin } from './state.js';
 import * as notify from './notify.js';
 import { renderLogin } from './views/login.js';
-import { renderInbox, loadInbox, conversationEvent as inboxEvent, neighbour } from './views/inbox.js';
+import { renderInbox, loadInbox, conversationEvent as inboxEvent, messageEvent as inboxMessage, neighbour } from './views/inbox.js';
 import * as conversation from './views/conversation.js';
 import { renderAdmin } from './views/admin.js';
 import { installShortcuts, showHelp, languageSwitch, whenLanguageChanges } from './views/shortcuts.js';
@@ -40,6 +40,14 @@ async function start(agent) {
   socket = new Socket(session.get().token, {
     event: onEvent,
     typing: conversation.typingEvent,
+    presence: (f) => {
+      const a = state.agents.get(f.agent_id);
+      if (a) a.availability = f.availability;
+      if (f.agent_id === state.me.id) {
+        state.me = { ...state.me, availability: f.availability };
+        if (availabilityEl) availabilityEl.value = f.availability;
+      }
+    },
     resync: () => { loadInbox().catch(() => {}); route(); },
     revoked: () => signOut(t('login.revoked')),
     status: (s) => { connection = s; showStatus(); },
@@ -144,7 +152,7 @@ function onEvent(f) {
       conversation.conversationEvent(c);
       const change = d.change || {};
       if ((change.change === 'assigned' || change.change === 'transferred') && c.assigned_agent_id === state.me.id
-          && change.to === state.me.id) {
+          && change.to === state.me.id && !state.claiming.delete(c.id)) {
         notify.assigned();
         toast(t('notify.assigned'));
       }
@@ -157,6 +165,7 @@ function onEvent(f) {
     case 'message_created':
     case 'message_updated':
       conversation.messageEvent(d.message);
+      if (d.type === 'message_created') inboxMessage(d.message);
       break;
     case 'read_updated':
       conversation.readEvent(d.cursor);

@@ -12,6 +12,14 @@ export class Socket {
     this.cursor = null;
     this.retry = 0;
     this.closed = false;
+    // Back online: try now rather than at the end of the back-off.
+    this.online = () => {
+      if (this.closed || this.ws?.readyState === WebSocket.OPEN || this.ws?.readyState === WebSocket.CONNECTING) return;
+      clearTimeout(this.timer);
+      this.retry = 0;
+      this.connect();
+    };
+    window.addEventListener('online', this.online);
     this.connect();
   }
 
@@ -66,6 +74,7 @@ export class Socket {
 
   close() {
     this.closed = true;
+    window.removeEventListener('online', this.online);
     clearTimeout(this.timer);
     this.ws?.close();
   }

@@ -13,6 +13,7 @@ export const state = {
   agents: new Map(),
   current: null,         // id of the open conversation
   unseenAssigned: 0,     // assignments to me not looked at yet (title counter)
+  claiming: new Set(),   // conversations I am claiming myself: no notification for those
 };
 
 const listeners = new Map();

@@ -81,7 +81,7 @@ function renderHeader() {
       h('span', { class: 'muted' }, t(`channel.${c.channel}`), ' · ', t('conv.assigned_to', { name: assignee })),
       c.snooze ? h('span', { class: 'badge snoozed' }, c.snooze.until ? t('conv.snoozed_until', { when: when(c.snooze.until, lang()) }) : t('conv.snoozed_reply')) : null),
     h('div', { class: 'actions', role: 'toolbar', 'aria-label': t('conv.actions') },
-      action('claim', () => api('POST', `/v1/conversations/${c.id}/claim`), c.mode === 'queued'),
+      action('claim', () => { state.claiming.add(c.id); return api('POST', `/v1/conversations/${c.id}/claim`); }, c.mode === 'queued'),
       action('assign', () => pickAgent('assign'), isLead() && c.mode !== 'closed' && c.mode !== 'archived'),
       action('transfer', () => pickAgent('transfer'), open && (mine || isLead())),
       action('snooze', snoozeDialog, open && c.assigned_agent_id && !c.snooze),
@@ -198,6 +198,9 @@ function attachment(m, a) {
   let thumb = null;
   if (/^image\/(png|jpeg|gif|webp)$/.test(a.content_type)) {
     thumb = h('img', { class: 'thumb', alt: a.name });
+    // The preview arrives after the list is drawn: keep a log that was at its end there.
+    const log = view.log;
+    thumb.onload = () => { if (log.scrollHeight - log.scrollTop - log.clientHeight < thumb.height + 60) log.scrollTop = log.scrollHeight; };
     fileUrl(m.conversation_id, `${a.key}.thumb.png`).then((url) => { thumb.src = url; }).catch(() => thumb.remove());
   }
   return h('li', {}, thumb, download);

@@ -151,3 +151,16 @@ on('current', () => {
     else a.removeAttribute('aria-current');
   }
 });
+
+/** A new message: its conversation's preview, unread count and place in the list. */
+export function messageEvent(m) {
+  const c = state.conversations.get(m.conversation_id);
+  if (!c || m.kind === 'note' || (c.last_seq || 0) >= m.seq) return;
+  c.last_seq = m.seq;
+  c.last_message = { sender: m.sender, body: m.body, at: m.created_at };
+  c.last_message_at = m.created_at;
+  if (m.sender.type === 'customer' && state.current !== c.id) c.unread_for_agent = (c.unread_for_agent || 0) + 1;
+  const at = state.order.indexOf(c.id);
+  if (at > 0) { state.order.splice(at, 1); state.order.unshift(c.id); }
+  renderList();
+}
