@@ -23,16 +23,12 @@ notify.updateTitle();
 whenUnauthorized(() => signOut(t('login.expired')));
 whenLanguageChanges(() => {
   notify.updateTitle();
-  if (state.me) { shell(); route(); } else renderLogin(root, signedIn);
+  if (state.me) { shell(); route(); } else renderLogin(root, start);
 });
 
 const saved = session.get();
 if (saved) start(saved.agent);
-else renderLogin(root, signedIn);
-
-function signedIn(agent) {
-  start(agent);
-}
+else renderLogin(root, start);
 
 async function start(agent) {
   state.me = agent;
@@ -72,7 +68,7 @@ function signOut(message) {
   state.conversations.clear();
   state.order = [];
   state.current = null;
-  renderLogin(root, signedIn);
+  renderLogin(root, start);
   if (message) toast(message, 'error');
 }
 

@@ -1,6 +1,6 @@
 // Keyboard shortcuts for the frequent actions, the "?" list of them, and the language
 // switch (shared by the login page and the console's header).
-import { h, replace, uid } from '../dom.js';
+import { h, uid } from '../dom.js';
 import { t, lang, languages, setLanguage } from '../i18n.js';
 
 export const SHORTCUTS = [
@@ -41,9 +41,11 @@ export function showHelp() {
   d.showModal();
 }
 
-/** A labelled select of the languages; switching re-renders through `location.reload`-free hook. */
-let onLanguage = () => location.reload();
+/** What to redraw after a language switch (main.js redraws the open screen). */
+let onLanguage = () => {};
 export function whenLanguageChanges(fn) { onLanguage = fn; }
+
+/** A labelled select of the languages. */
 
 export function languageSwitch() {
   const id = uid('lang');
@@ -52,4 +54,3 @@ export function languageSwitch() {
   return [h('label', { for: id, class: 'visually-hidden' }, t('common.language')), sel];
 }
 
-export { replace };
