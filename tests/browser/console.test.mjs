@@ -198,6 +198,27 @@ try {
     await shot(page, 'console-conversation-files');
   });
 
+  await test('priority, tags and snooze change from the conversation header', async () => {
+    const adminToken = (await http('POST', '/v1/auth/login', { email: 'admin@demo.example', password: PASSWORD })).access_token;
+    const stored = () => http('GET', `/v1/conversations/${visitor.conversation}`, undefined, adminToken);
+    await page.getByLabel('Priority').selectOption('high');
+    await until(async () => (await stored()).priority === 'high', 'priority high');
+    const tag = page.getByRole('textbox', { name: 'Add a tag' });
+    await tag.fill('billing');
+    await tag.press('Enter');
+    await page.locator('.tag-list .tag', { hasText: 'billing' }).waitFor();
+    await page.getByRole('button', { name: 'Snooze' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Snooze' });
+    await dialog.getByLabel('Snooze until').selectOption('reply');
+    await dialog.getByRole('button', { name: 'OK' }).click();
+    await page.locator('.conv-head .badge.snoozed').waitFor();
+    if (!(await stored()).snooze) throw new Error('not snoozed on the server');
+    await page.getByRole('button', { name: 'Wake' }).click();
+    await page.locator('.conv-head .badge.snoozed').waitFor({ state: 'detached' });
+    const c = await stored();
+    if (c.snooze || !c.tags.includes('billing')) throw new Error(JSON.stringify(c));
+  });
+
   await test('after a dropped network the socket resumes from its cursor: nothing lost, nothing twice', async () => {
     networkDown = true;
     for (const ws of agentSockets.splice(0)) await ws.close({ code: 4000, reason: 'network down' });
