@@ -219,6 +219,18 @@ try {
     if (c.snooze || !c.tags.includes('billing')) throw new Error(JSON.stringify(c));
   });
 
+  await test('a colleague\'s @mention counts in the header and lists the conversation', async () => {
+    const adminToken = (await http('POST', '/v1/auth/login', { email: 'admin@demo.example', password: PASSWORD })).access_token;
+    await http('POST', `/v1/conversations/${visitor.conversation}/notes`, { body: '@agent can you confirm the refund?' }, adminToken);
+    const button = page.getByRole('button', { name: 'Mentions: 1 unread' });
+    await button.click();
+    const dialog = page.getByRole('dialog', { name: 'Mentions' });
+    await dialog.getByRole('link', { name: /Demo Admin mentioned you/ }).waitFor();
+    await page.getByRole('button', { name: 'Mentions: 0 unread' }).waitFor();
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    await dialog.waitFor({ state: 'detached' });
+  });
+
   await test('after a dropped network the socket resumes from its cursor: nothing lost, nothing twice', async () => {
     networkDown = true;
     for (const ws of agentSockets.splice(0)) await ws.close({ code: 4000, reason: 'network down' });

@@ -17,6 +17,9 @@ const root = document.getElementById('app');
 let socket = null;
 let main, aside, statusEl, availabilityEl, searchEl;
 let connection = 'connecting'; // the socket's last status, kept across re-renders of the shell
+// Mentions: "@handle" in a colleague's note. The header counts the unread ones; the list
+// opens in a dialog and reading it clears the count.
+const mentions = { unread: 0, button: null };
 
 applyLanguage();
 notify.updateTitle();
@@ -50,8 +53,10 @@ async function start(agent) {
   });
   conversation.useSocket(socket);
   try {
-    const [, agents] = await Promise.all([loadInbox(), api('GET', '/v1/agents')]);
+    const [, agents, mentioned] = await Promise.all([loadInbox(), api('GET', '/v1/agents'), api('GET', '/v1/mentions?limit=1')]);
     for (const a of agents.items) state.agents.set(a.id, a);
+    mentions.unread = mentioned.unread;
+    showMentions();
     performance.mark('inbox-rendered');
     route();
   } catch (err) {
@@ -99,10 +104,48 @@ function shell() {
       h('label', { for: 'availability' }, t('availability.label')), availabilityEl,
       languageSwitch(),
       isAdmin() ? h('a', { href: '#/admin/staff', class: 'button' }, t('admin.title')) : null,
+      mentionsButton(),
       h('button', { type: 'button', 'aria-label': t('shortcut.title'), onclick: showHelp }, '?'),
       h('span', { class: 'me' }, state.me.name),
       h('button', { type: 'button', onclick: () => signOut() }, t('login.logout'))),
     h('div', { class: 'layout' }, h('div', { id: 'inbox-slot', class: 'inbox-slot' }, renderInbox()), main, aside));
+}
+
+
+function mentionsButton() {
+  mentions.button = h('button', { type: 'button', class: 'mentions', onclick: openMentions });
+  showMentions();
+  return mentions.button;
+}
+
+function showMentions() {
+  if (!mentions.button) return;
+  replace(mentions.button, '@ ', h('span', { class: 'count' }, String(mentions.unread)));
+  mentions.button.setAttribute('aria-label', t('mentions.label', { n: mentions.unread }));
+  mentions.button.classList.toggle('unread', mentions.unread > 0);
+}
+
+async function openMentions() {
+  try {
+    const list = await api('GET', '/v1/mentions?limit=50');
+    const d = h('dialog', { class: 'dialog', 'aria-labelledby': 'mentions-title' },
+      h('h2', { id: 'mentions-title' }, t('mentions.title')),
+      list.items.length
+        ? h('ul', { class: 'mention-list' }, list.items.map((m) => h('li', { class: m.read_at ? '' : 'unread' },
+          h('a', { href: `#/c/${m.conversation_id}`, onclick: () => d.close() },
+            t('mentions.item', { name: state.agents.get(m.by)?.name || t('sender.agent') }), ' · ', new Date(m.at).toLocaleString()))))
+        : h('p', {}, t('mentions.none')),
+      h('div', { class: 'dialog-buttons' }, h('button', { type: 'button', class: 'primary', onclick: () => d.close() }, t('common.close'))));
+    const back = document.activeElement;
+    d.addEventListener('close', () => { d.remove(); if (!location.hash.startsWith('#/c/')) back?.focus?.(); });
+    document.body.append(d);
+    d.showModal();
+    if (list.unread) {
+      await api('POST', '/v1/mentions/read');
+      mentions.unread = 0;
+      showMentions();
+    }
+  } catch (err) { toast(err.message, 'error'); }
 }
 
 function showStatus() {
@@ -174,6 +217,8 @@ function onEvent(f) {
       }
       break;
     case 'mentioned':
+      mentions.unread += 1;
+      showMentions();
       notify.beep();
       toast(t('notify.mentioned'));
       break;

@@ -42,6 +42,8 @@ export default {
   'contact.attributes': 'السمات', 'contact.no_attributes': 'لا سمات.', 'contact.earlier': 'محادثات سابقة',
   'contact.no_earlier': 'لا محادثات سابقة.',
   'notify.assigned': 'أُسندت إليك محادثة.', 'notify.mentioned': 'أشار إليك زميل في ملاحظة.',
+  'mentions.label': 'الإشارات: {n} غير مقروءة', 'mentions.title': 'الإشارات', 'mentions.item': 'أشار إليك {name} في ملاحظة',
+  'mentions.none': 'لم يُشر إليك أحد بعد.',
   'shortcut.title': 'اختصارات لوحة المفاتيح', 'shortcut.key': 'المفتاح', 'shortcut.does': 'الوظيفة',
   'shortcut.next': 'المحادثة التالية', 'shortcut.previous': 'المحادثة السابقة', 'shortcut.reply': 'رد',
   'shortcut.note': 'اكتب ملاحظة داخلية', 'shortcut.close': 'أغلق المحادثة', 'shortcut.claim': 'استلمها',

@@ -43,6 +43,8 @@ export default {
   'contact.attributes': 'Attributes', 'contact.no_attributes': 'No attributes.', 'contact.earlier': 'Earlier conversations',
   'contact.no_earlier': 'No earlier conversations.',
   'notify.assigned': 'A conversation was assigned to you.', 'notify.mentioned': 'A colleague mentioned you in a note.',
+  'mentions.label': 'Mentions: {n} unread', 'mentions.title': 'Mentions', 'mentions.item': '{name} mentioned you in a note',
+  'mentions.none': 'Nobody has mentioned you yet.',
   'shortcut.title': 'Keyboard shortcuts', 'shortcut.key': 'Key', 'shortcut.does': 'Does',
   'shortcut.next': 'Next conversation', 'shortcut.previous': 'Previous conversation', 'shortcut.reply': 'Reply',
   'shortcut.note': 'Write an internal note', 'shortcut.close': 'Close the conversation', 'shortcut.claim': 'Claim it',
