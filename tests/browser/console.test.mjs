@@ -354,6 +354,7 @@ try {
       const rows = [...document.querySelectorAll('.conversations li[data-id]')];
       return rows.length === 1 && rows[0].dataset.id === id;
     }, visitor.conversation);
+    await page.locator(`.conversations li[data-id="${visitor.conversation}"] .snippet mark`, { hasText: 'zebracorn' }).waitFor();
     await shot(page, 'console-search');
     await page.getByRole('button', { name: 'Clear the search' }).click();
     await page.waitForFunction(() => document.querySelectorAll('.conversations li[data-id]').length > 1);

@@ -58,7 +58,9 @@ async function start(agent) {
     mentions.unread = mentioned.unread;
     showMentions();
     performance.mark('inbox-rendered');
-    route();
+    await route();
+    // Signed in just now: the form that had the focus is gone; give it to the inbox.
+    if (document.activeElement === document.body) (document.querySelector('.conversations a') || main).focus();
   } catch (err) {
     if (err.status !== 401) toast(err.message, 'error');
   }

@@ -177,7 +177,7 @@ function senderName(m) {
 }
 
 function message(m) {
-  if (m.kind === 'event') return h('li', { class: 'msg event', 'data-seq': m.seq }, m.body, ' · ', h('time', { datetime: m.created_at }, when(m.created_at, lang())));
+  if (m.kind === 'event') return h('li', { class: 'msg event', 'data-seq': m.seq }, h('bdi', {}, m.body), ' · ', h('time', { datetime: m.created_at }, when(m.created_at, lang())));
   const note = m.kind === 'note';
   const own = m.sender.type === 'agent';
   const receipt = own && !note ? h('span', { class: 'receipt' }, m.seq <= view.customerRead ? t('conv.seen') : t('conv.sent')) : null;
@@ -188,7 +188,8 @@ function message(m) {
       h('time', { datetime: m.created_at }, when(m.created_at, lang())),
       m.edited_at ? h('span', {}, t('conv.edited')) : null,
       receipt),
-    m.deleted_at ? h('p', { class: 'body deleted' }, t('conv.deleted')) : h('p', { class: 'body' }, m.body),
+    // dir=auto: a customer's Latin text reads left-to-right inside the Arabic console, and back.
+    m.deleted_at ? h('p', { class: 'body deleted' }, t('conv.deleted')) : h('p', { class: 'body', dir: 'auto' }, m.body),
     (m.attachments || []).length ? h('ul', { class: 'files', 'aria-label': t('conv.files') }, m.attachments.map((a) => attachment(m, a))) : null);
 }
 

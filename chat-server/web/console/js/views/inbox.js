@@ -71,8 +71,46 @@ function item(c) {
       h('span', { class: `badge mode-${c.mode}` }, t(`mode.${c.mode}`)),
       c.priority === 'high' || c.priority === 'urgent' ? h('span', { class: `badge prio-${c.priority}` }, t(`priority.${c.priority}`)) : null,
       h('time', { datetime: c.last_message_at || c.created_at }, when(c.last_message_at || c.created_at, lang())),
-      h('span', { class: 'snippet' }, last ? last.body : t('inbox.no_messages')),
+      snippet(c, last),
       unread ? h('span', { class: 'unread', 'aria-label': t('inbox.unread', { n: unread }) }, String(unread)) : null));
+}
+
+// Search snippets: the API finds conversations by their messages' words but answers the
+// conversations only, so the console looks for the matching line in each result's recent
+// history (the last 100 messages) and shows it with the words marked.
+const snippets = new Map();
+
+function snippet(c, last) {
+  const found = state.filters.text && snippets.get(c.id);
+  if (!found) return h('span', { class: 'snippet', dir: 'auto' }, last ? last.body : t('inbox.no_messages'));
+  const { body, at, length } = found;
+  const from = Math.max(0, at - 30);
+  return h('span', { class: 'snippet', dir: 'auto' }, from ? '…' : '', body.slice(from, at), h('mark', {}, body.slice(at, at + length)), body.slice(at + length, at + length + 80));
+}
+
+function words(text) {
+  const escape = (w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  // A word of the query matches where a word of the message starts, as the API does.
+  return text.replace(/"/g, ' ').split(/\s+/).filter(Boolean)
+    .map((w) => new RegExp('(^|[^\\p{L}\\p{N}])(' + escape(w) + ')', 'iu'));
+}
+
+async function loadSnippets(items) {
+  const patterns = words(state.filters.text);
+  const text = state.filters.text;
+  for (let i = 0; i < items.length; i += 8) {
+    await Promise.all(items.slice(i, i + 8).map(async (c) => {
+      const page = await api('GET', `/v1/conversations/${c.id}/messages?limit=100`).catch(() => ({ items: [] }));
+      for (const m of page.items.reverse()) {
+        for (const re of patterns) {
+          const hit = re.exec(m.body || '');
+          if (hit) { snippets.set(c.id, { body: m.body, at: hit.index + hit[1].length, length: hit[2].length }); return; }
+        }
+      }
+    }));
+    if (text !== state.filters.text) return;
+    renderList();
+  }
 }
 
 function params(cursor) {
@@ -91,6 +129,8 @@ export async function loadInbox() {
   renderList();
   changed('inbox');
   loadContacts(page.items);
+  snippets.clear();
+  if (state.filters.text) loadSnippets(page.items);
 }
 
 async function loadMore() {
