@@ -73,6 +73,7 @@ page.on('response', async (r) => {
 });
 
 let visitor; // { token, conversation }
+let otto; // a conversation the admin assigns to the agent
 
 try {
   await test('the login page is accessible and its first load is within the size budget', async () => {
@@ -387,6 +388,25 @@ try {
     await http('POST', `/v1/conversations/${opened.conversation.id}/assign`, { agent_id: agentId }, adminToken);
     await page.waitForFunction(() => document.title.startsWith('(1) '));
     await page.locator(`.conversations li[data-id="${opened.conversation.id}"]`).waitFor();
+    otto = opened.conversation.id;
+  });
+
+  await test('the agent transfers a conversation to a colleague with a reason; g i goes back to the inbox', async () => {
+    await page.locator(`.conversations li[data-id="${otto}"] a`).click();
+    await page.getByRole('heading', { name: 'Otto Other', level: 2 }).waitFor();
+    await page.getByRole('button', { name: 'Transfer' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Transfer' });
+    const supervisor = await dialog.locator('option', { hasText: 'Demo Supervisor' }).getAttribute('value');
+    await dialog.getByLabel('Agent').selectOption(supervisor);
+    await dialog.getByLabel('Reason').fill('needs a refund approval');
+    await dialog.getByRole('button', { name: 'OK' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    const adminToken = (await http('POST', '/v1/auth/login', { email: 'admin@demo.example', password: PASSWORD })).access_token;
+    await until(async () => (await http('GET', `/v1/conversations/${otto}`, undefined, adminToken)).assigned_agent_id === supervisor, 'the transfer');
+    await page.locator('.messages').focus();
+    await page.keyboard.press('g');
+    await page.keyboard.press('i');
+    await page.getByRole('heading', { name: 'No conversation open' }).waitFor();
   });
 
   await test('in Arabic the console is right-to-left', async () => {

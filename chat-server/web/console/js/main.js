@@ -72,9 +72,14 @@ function signOut(message) {
   socket = null;
   session.clear();
   state.me = null;
+  // Nothing of this session stays for the next one in the tab.
   state.conversations.clear();
+  state.contacts.clear();
+  state.agents.clear();
   state.order = [];
   state.current = null;
+  state.unseenAssigned = 0;
+  notify.updateTitle();
   renderLogin(root, start);
   if (message) toast(message, 'error');
 }

@@ -28,6 +28,8 @@ export async function openConversation(id, main, aside) {
     api('GET', `/v1/conversations/${id}/messages?limit=${PAGE}`),
     api('GET', `/v1/conversations/${id}/read`).catch(() => ({ items: [] })),
   ]);
+  // Another conversation was opened while these answers were on their way.
+  if (state.current !== id) return;
   upsertConversation(conv);
   view = {
     id, main, aside,
@@ -39,7 +41,7 @@ export async function openConversation(id, main, aside) {
     typingSent: 0,
   };
   render();
-  renderContact(aside, conv);
+  renderContact(aside, conv).catch(() => {});
   markRead();
   seen();
 }
