@@ -73,11 +73,12 @@ impl Default for WebhookConfig {
 }
 
 impl WebhookConfig {
-    /// The retry settings with a lease that outlasts one attempt, so only a dead
-    /// worker's claims lapse.
+    /// The retry settings with a lease of the attempt timeout + 5 s: it outlasts one
+    /// attempt, so only a dead worker's claims lapse, and no longer than that, so a crash
+    /// delays a delivery by seconds.
     fn retry(&self) -> WebhookRetry {
         WebhookRetry {
-            lease: self.retry.lease.max(self.timeout + Duration::from_secs(5)),
+            lease: self.timeout + Duration::from_secs(5),
             ..self.retry
         }
     }

@@ -253,3 +253,73 @@ async fn deliveries_pending_at_a_sigkill_are_all_made_after_the_restart_in_order
     assert!(server.terminate().success());
     receiver.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_in_flight_at_a_sigkill_is_made_again_when_its_claim_lapses() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start().await;
+    let server = start(
+        dir.path(),
+        &["--admin-email", ADMIN, "--admin-password", PASSWORD],
+    );
+    let login = call(
+        &server,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(json!({ "email": ADMIN, "password": PASSWORD })),
+    )
+    .await;
+    let admin = login["access_token"].as_str().unwrap().to_owned();
+    let hook = call(
+        &server,
+        "POST",
+        "/v1/webhooks",
+        Some(&admin),
+        Some(json!({ "url": receiver.url, "events": ["conversation_created"] })),
+    )
+    .await;
+    let webhook = hook["id"].as_str().unwrap().to_owned();
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+
+    // The receiver takes the request in and never answers: the server is mid-attempt,
+    // its claim held, when it dies.
+    receiver.hang();
+    let opened = call(
+        &server,
+        "POST",
+        "/v1/conversations",
+        None,
+        Some(json!({ "contact": { "name": "V" } })),
+    )
+    .await;
+    let conversation = opened["conversation"]["id"].as_str().unwrap().to_owned();
+    let first = receiver
+        .wait_for("the attempt in flight", |seen| !seen.is_empty())
+        .await;
+    let event_id = first[0].json["id"].as_str().unwrap().to_owned();
+    server.kill();
+
+    receiver.answer(200);
+    let server = start(dir.path(), &[]);
+    let seen = receiver
+        .wait_for("the same event again, after the claim lapsed", |seen| {
+            seen.iter()
+                .filter(|r| r.json["id"] == json!(event_id))
+                .count()
+                >= 2
+        })
+        .await;
+    assert!(seen.iter().all(|r| r.signature_is_valid(&secret)));
+    assert_eq!(
+        seen[1].json["event"]["conversation_id"],
+        json!(conversation)
+    );
+    let log = log_until(&server, &admin, &webhook, |items| {
+        items.iter().all(|d| d["state"] == "delivered")
+    })
+    .await;
+    // The killed attempt was never recorded: the log counts the one that succeeded.
+    assert_eq!((log.len(), log[0]["attempts"].clone()), (1, json!(1)));
+    assert!(server.terminate().success());
+}

@@ -113,6 +113,10 @@ impl Receiver {
                             });
                             state.arrived.notify_waiters();
                             let status = state.status.load(Ordering::SeqCst);
+                            if status == 0 {
+                                // `hang`: the request is in, no answer ever comes.
+                                std::future::pending::<()>().await;
+                            }
                             Ok::<_, hyper::Error>(
                                 Response::builder()
                                     .status(status)
@@ -138,6 +142,11 @@ impl Receiver {
     /// The status every next request is answered with.
     pub fn answer(&self, status: u16) {
         self.shared.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Takes every next request in and never answers it (a receiver stuck mid-request).
+    pub fn hang(&self) {
+        self.shared.status.store(0, Ordering::SeqCst);
     }
 
     /// Every request so far.
