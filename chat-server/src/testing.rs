@@ -141,6 +141,21 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Reply {
+        self.try_send(method, path, headers, body)
+            .await
+            .unwrap_or_else(|e| panic!("the server answers: {e}"))
+    }
+
+    /// Like [`send`](Self::send), but a connection that fails (refused, reset, closed
+    /// before the whole answer) is an `Err` instead of a panic: for tests that kill the
+    /// server while clients call it, where such a request's outcome is unknown.
+    pub async fn try_send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<Reply, String> {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
@@ -151,22 +166,22 @@ impl HttpClient {
             .client
             .request(req.body(Full::new(body.into())).expect("a valid request"))
             .await
-            .expect("the server answers");
+            .map_err(|e| format!("no answer: {e}"))?;
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response
             .into_body()
             .collect()
             .await
-            .expect("a whole body")
+            .map_err(|e| format!("the body broke off: {e}"))?
             .to_bytes();
-        Reply {
+        Ok(Reply {
             status,
             headers,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
             text: String::from_utf8_lossy(&bytes).into_owned(),
             bytes,
-        }
+        })
     }
 
     /// Like [`send`](Self::send), as the bearer of `token` if given: for requests that

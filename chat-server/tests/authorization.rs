@@ -182,6 +182,11 @@ fn cases(bob: &str) -> Vec<Case> {
         c(Metrics, None, [200, 403, 403, 403, 403, 403, 401, 403]),
         c(OpenApi, None, [200; 8]),
         c(Docs, None, [200; 8]),
+        // The console's, the demo's and the widget's files: public, like any web page.
+        c(Console, None, [200; 8]),
+        c(Demo, None, [200; 8]),
+        c(WidgetScript, None, [200; 8]),
+        c(Asset, None, [200; 8]),
         // Public: the desk's open state and messages, the same for every caller.
         c(Widget, None, [200; 8]),
         c(
@@ -433,7 +438,10 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                 | Endpoint::DeleteCannedResponse => &canned_id,
                 _ => &id,
             };
-            let path = route.path.replace("{id}", target);
+            let path = route
+                .path
+                .replace("{id}", target)
+                .replace("{*path}", "console/index.html");
             let path = if case.route == Endpoint::DownloadFile {
                 let (content_type, form) = chat_server::testing::multipart(
                     &[],
