@@ -489,7 +489,7 @@ legend { font-weight: 700; margin-bottom: 6px; padding: 0; }
     const error = h('p', { class: 'error', role: 'alert' });
     const form = h('form', { class: 'card prechat', novalidate: true, onsubmit: async (e) => {
       e.preventDefault();
-      const bad = check(name) || check(email, { email: true });
+      const bad = [check(name), check(email, { email: true })].find(Boolean);
       if (bad) return bad.focus();
       try {
         await openConversation({ name: name.input.value.trim(), email: email.input.value.trim() });
@@ -517,7 +517,7 @@ legend { font-weight: 700; margin-bottom: 6px; padding: 0; }
     const error = h('p', { class: 'error', role: 'alert' });
     const form = h('form', { class: 'card offline', novalidate: true, onsubmit: async (e) => {
       e.preventDefault();
-      const bad = check(email, { email: true }) || check(message);
+      const bad = [check(email, { email: true }), check(message)].find(Boolean);
       if (bad) return bad.focus();
       try {
         const address = email.input.value.trim();
