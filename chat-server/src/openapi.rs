@@ -139,6 +139,7 @@ fn schemas() -> Value {
 fn desk_schemas() -> Value {
     let settings = json!({
         "welcome_message": { "type": ["string", "null"], "maxLength": 2000, "description": "Posted by the bot when a conversation opens." },
+        "prechat_form": { "type": "boolean", "description": "The website widget asks the visitor's name and e-mail before the first message (default false)." },
         "bot_enabled": { "type": "boolean", "description": "New conversations start with the bot (else straight in the queue)." },
         "allow_reopen": { "type": "boolean", "description": "A customer writing to a closed conversation reopens it." },
         "edit_window_secs": { "type": "integer", "minimum": 0, "maximum": 86400 },
@@ -208,12 +209,13 @@ fn desk_schemas() -> Value {
                 "offline_message": { "type": ["string", "null"], "maxLength": 2000, "description": "Posted by the bot to a visitor opening a conversation while closed." }
             }
         },
-        "Widget": object(&["tenant_id", "open", "next_opening", "offline_message", "welcome_message"], json!({
+        "Widget": object(&["tenant_id", "open", "next_opening", "offline_message", "welcome_message", "prechat_form"], json!({
             "tenant_id": uuid,
             "open": { "type": "boolean", "description": "Open now by the business hours (always true without them)." },
             "next_opening": { "type": ["string", "null"], "format": "date-time", "description": "While closed: when it opens next; null while open or if the schedule never opens." },
             "offline_message": { "type": ["string", "null"] },
-            "welcome_message": { "type": ["string", "null"] } })),
+            "welcome_message": { "type": ["string", "null"] },
+            "prechat_form": { "type": "boolean", "description": "Ask the visitor's name and e-mail before the first message." } })),
         "NewWebhook": object(&["url"], json!({
             "url": { "type": "string", "maxLength": 2000, "description": "http:// or https://" },
             "events": webhook_events.clone(),

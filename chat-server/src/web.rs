@@ -7,9 +7,15 @@
 //! the widget on it). Every file is also at `/assets/<path under web/>`.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::LazyLock;
 
+use bytes::Bytes;
 use hyper::StatusCode;
-use hyper::header::{CACHE_CONTROL, ETAG, HeaderValue, IF_NONE_MATCH};
+use hyper::header::{
+    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, ETAG, HeaderValue, IF_NONE_MATCH, VARY,
+};
 
 use crate::api::Ctx;
 use crate::error::ApiError;
@@ -29,7 +35,49 @@ const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'sel
 img-src 'self' data: blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; \
 base-uri 'none'; form-action 'self'; object-src 'none'";
 
-/// One embedded file, typed by its name, with its SHA-256 as a strong `ETag`.
+/// Gzip copies of the embedded text files, made once at the first request for any file:
+/// a few files, compressed at the best level because it is done once per process.
+static GZIPPED: LazyLock<HashMap<String, Bytes>> = LazyLock::new(|| {
+    Files::iter()
+        .filter(|path| compressible(content_type(path)))
+        .filter_map(|path| {
+            let file = Files::get(&path)?;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            gz.write_all(&file.data).ok()?;
+            let gz = gz.finish().ok()?;
+            // Not worth a header for a file that does not shrink.
+            (gz.len() < file.data.len()).then(|| (path.into_owned(), Bytes::from(gz)))
+        })
+        .collect()
+});
+
+fn compressible(content_type: &str) -> bool {
+    content_type.starts_with("text/")
+        || content_type.starts_with("application/json")
+        || content_type.starts_with("image/svg")
+}
+
+/// Whether the client takes gzip: `gzip` (or `*`) in `Accept-Encoding` without `q=0`.
+fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
+}
+
+/// One embedded file, typed by its name, with its SHA-256 as a strong `ETag`; gzipped
+/// for clients that take it (its own `ETag`, as a different representation).
 ///
 /// `Cache-Control: no-cache` makes browsers revalidate on every load: a 304 costs one
 /// round trip on loopback, and a new binary's files are never hidden by a stale cache.
@@ -42,23 +90,40 @@ pub fn page(ctx: &Ctx, path: &str) -> Result<Resp, ApiError> {
     .then(|| Files::get(path))
     .flatten()
     .ok_or_else(|| ApiError::not_found("no such file"))?;
-    let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..16]));
+    let content_type = content_type(path);
+    let gzipped = if accepts_gzip(&ctx.headers) {
+        GZIPPED.get(path).cloned()
+    } else {
+        None
+    };
+    let etag = format!(
+        "\"{}{}\"",
+        hex::encode(&file.metadata.sha256_hash()[..16]),
+        if gzipped.is_some() { "-gz" } else { "" }
+    );
     let fresh = ctx
         .headers
         .get(IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let content_type = content_type(path);
     let mut resp = if fresh {
         http::with_type(StatusCode::NOT_MODIFIED, Vec::new(), content_type)
+    } else if let Some(gz) = &gzipped {
+        http::with_type(StatusCode::OK, gz.clone(), content_type)
     } else {
-        let body: Vec<u8> = match file.data {
-            Cow::Borrowed(b) => b.to_vec(),
-            Cow::Owned(v) => v,
+        let body = match file.data {
+            Cow::Borrowed(b) => Bytes::from_static(b),
+            Cow::Owned(v) => Bytes::from(v),
         };
         http::with_type(StatusCode::OK, body, content_type)
     };
     let headers = resp.headers_mut();
+    if compressible(content_type) {
+        headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    if gzipped.is_some() {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     headers.insert(
         ETAG,
         HeaderValue::from_str(&etag).expect("hex is a header value"),
@@ -115,6 +180,39 @@ mod tests {
         assert!(
             Files::iter().count() > 0,
             "web/ holds the console and widget"
+        );
+    }
+
+    #[test]
+    fn gzip_is_taken_only_when_accepted() {
+        let take = |v: &'static str| {
+            let mut h = hyper::HeaderMap::new();
+            h.insert(ACCEPT_ENCODING, HeaderValue::from_static(v));
+            accepts_gzip(&h)
+        };
+        assert!(take("gzip, deflate, br"));
+        assert!(take("br;q=1.0, gzip;q=0.8"));
+        assert!(take("*"));
+        assert!(!take("gzip;q=0"));
+        assert!(!take("br, identity"));
+        assert!(!accepts_gzip(&hyper::HeaderMap::new()));
+    }
+
+    #[test]
+    fn the_gzipped_widget_unpacks_to_the_embedded_file() {
+        use std::io::Read;
+        let gz = GZIPPED
+            .get("widget/widget.js")
+            .expect("the widget is compressed");
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain, Files::get("widget/widget.js").unwrap().data.as_ref());
+        assert!(
+            gz.len() <= 40 * 1024,
+            "the widget's budget: {} bytes",
+            gz.len()
         );
     }
 }

@@ -139,7 +139,7 @@ async fn the_widget_reads_open_state_and_messages_and_nothing_else() {
         .patch(
             "/v1/settings",
             Some(&admin.token),
-            json!({ "business_hours": schedule(), "welcome_message": "Hi!", "requeue_after_secs": 300 }),
+            json!({ "business_hours": schedule(), "welcome_message": "Hi!", "requeue_after_secs": 300, "prechat_form": true }),
         )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
@@ -155,6 +155,7 @@ async fn the_widget_reads_open_state_and_messages_and_nothing_else() {
             "next_opening": "2026-03-03T09:00:00Z",
             "offline_message": CLOSED,
             "welcome_message": "Hi!",
+            "prechat_form": true,
         }),
         "exactly these fields: no schedule, timer or capacity leaks"
     );

@@ -57,6 +57,59 @@ async fn an_unchanged_file_is_a_304_and_a_changed_tag_gets_the_file() {
 }
 
 #[tokio::test]
+async fn a_client_taking_gzip_gets_the_widget_gzipped_under_its_own_tag() {
+    use std::io::Read;
+    let s = common::start().await;
+    let plain = s.get("/widget.js", None).await;
+    assert!(plain.headers.get("content-encoding").is_none());
+    assert_eq!(plain.headers["vary"], "Accept-Encoding");
+    let gz = s
+        .send(
+            Method::GET,
+            "/widget.js",
+            &[("accept-encoding", "gzip, br")],
+            "",
+        )
+        .await;
+    assert_eq!(gz.status, StatusCode::OK);
+    assert_eq!(gz.headers["content-encoding"], "gzip");
+    assert_eq!(gz.headers["vary"], "Accept-Encoding");
+    let mut unpacked = Vec::new();
+    flate2::read::GzDecoder::new(&gz.bytes[..])
+        .read_to_end(&mut unpacked)
+        .unwrap();
+    assert_eq!(unpacked, plain.bytes);
+    // The widget's budget, as it crosses the network.
+    assert!(
+        gz.bytes.len() <= 40 * 1024,
+        "{} bytes gzipped",
+        gz.bytes.len()
+    );
+    // Another representation, another tag: a cache never serves one for the other.
+    let tag = gz.headers["etag"].to_str().unwrap().to_owned();
+    assert_ne!(tag, plain.headers["etag"].to_str().unwrap());
+    let again = s
+        .send(
+            Method::GET,
+            "/widget.js",
+            &[("accept-encoding", "gzip"), ("if-none-match", &tag)],
+            "",
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    let refused = s
+        .send(
+            Method::GET,
+            "/widget.js",
+            &[("accept-encoding", "gzip;q=0")],
+            "",
+        )
+        .await;
+    assert!(refused.headers.get("content-encoding").is_none());
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn only_embedded_files_are_served() {
     let s = common::start().await;
     for path in [

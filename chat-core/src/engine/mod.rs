@@ -323,6 +323,7 @@ impl Engine {
             next_opening: crate::next_opening(&settings, now),
             offline_message: settings.business_hours.and_then(|h| h.offline_message),
             welcome_message: settings.welcome_message,
+            prechat_form: settings.prechat_form,
         })
     }
 

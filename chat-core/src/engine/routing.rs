@@ -118,6 +118,8 @@ pub struct DeskStatus {
     pub offline_message: Option<String>,
     /// The welcome message, if any.
     pub welcome_message: Option<String>,
+    /// Whether the widget asks the visitor's name and e-mail before the first message.
+    pub prechat_form: bool,
 }
 
 /// What a timer pass did.

@@ -23,6 +23,9 @@ pub struct Tenant {
 pub struct TenantSettings {
     /// Posted by the bot when a conversation opens.
     pub welcome_message: Option<String>,
+    /// Whether the website widget asks a visitor's name and e-mail before the first
+    /// message (a pre-chat form). Public: `GET /v1/widget` tells the widget.
+    pub prechat_form: bool,
     /// Whether new conversations start with the bot (`true`) or straight in the queue.
     pub bot_enabled: bool,
     /// Whether a customer writing to a closed conversation reopens it.
@@ -207,6 +210,7 @@ impl Default for TenantSettings {
     fn default() -> Self {
         Self {
             welcome_message: None,
+            prechat_form: false,
             bot_enabled: true,
             allow_reopen: true,
             edit_window_secs: 15 * 60,
