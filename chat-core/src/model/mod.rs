@@ -25,7 +25,7 @@ pub use mention::{Mention, handles, mentioned_handles};
 pub use message::{
     Attachment, EntityRef, Message, MessageKind, NewMessage, ReadCursor, Reader, Revision, Sender,
 };
-pub use tenant::{AttributeType, Tenant, TenantSettings};
+pub use tenant::{AttributeType, Tenant, TenantSettings, UPLOAD_TYPES};
 
 /// Declares a closed, snake_case string enum with `as_str`, `Display` and `FromStr`,
 /// so the same word is used in Rust, JSON and SQL.
