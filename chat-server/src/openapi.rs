@@ -224,6 +224,10 @@ fn close_request_bodies(schemas: &mut Value) {
         let Some(name) = endpoint.request else {
             continue;
         };
+        // An upload takes a file part under any name.
+        if name == "FileUpload" {
+            continue;
+        }
         if let Some(schema) = schemas.get_mut(name).and_then(Value::as_object_mut) {
             schema
                 .entry("additionalProperties")
@@ -481,7 +485,7 @@ fn core_schemas() -> Value {
             "tenant_id": uuid, "contact": { "$ref": "#/components/schemas/ContactInput" }, "channel": channel,
             "title": { "type": "string" }, "department": { "type": "string" }, "priority": priority,
             "first_message": { "type": "string" }, "metadata": { "type": "object", "additionalProperties": { "type": "string" } },
-            "identity": object(&["email", "timestamp", "signature"], json!({ "email": { "type": "string" }, "timestamp": { "type": "integer" },
+            "identity": object(&["email", "timestamp", "signature"], json!({ "email": { "type": "string" }, "timestamp": { "type": "integer", "minimum": 0, "maximum": u64::MAX, "description": "Unix seconds" },
                 "signature": { "type": "string", "description": "hex HMAC-SHA256 of `email:timestamp` under the identity secret" } }))
         })),
         "OpenedConversation": object(&["conversation", "contact", "messages", "offline"], json!({
@@ -537,8 +541,10 @@ fn core_schemas() -> Value {
             "conversation": { "$ref": "#/components/schemas/Conversation" } })),
         "NoteRequest": object(&[], json!({ "body": { "type": "string", "description": "Required unless files are attached." },
             "attachments": { "type": "array", "items": { "$ref": "#/components/schemas/Attachment" }, "description": "Files uploaded with `purpose=note`." } })),
-        "FileUpload": object(&["file"], json!({
-            "file": { "type": "array", "minItems": 1, "items": { "type": "string", "format": "binary" }, "description": "One part per file (any field name with a filename). The declared name is kept (cleaned); the declared type is ignored." } })),
+        "FileUpload": {
+            "type": "object", "required": ["file"], "additionalProperties": { "type": "string", "format": "binary" },
+            "properties": {
+            "file": { "type": "array", "minItems": 1, "items": { "type": "string", "format": "binary" }, "description": "One part per file (any field name with a filename). The declared name is kept (cleaned); the declared type is ignored." } } },
         "AttachmentList": list_of("Attachment"),
         "ContactPage": object(&["items", "next_cursor"], json!({ "items": { "type": "array", "items": { "$ref": "#/components/schemas/Contact" } },
             "next_cursor": { "type": ["string", "null"], "format": "uuid", "description": "The `cursor` of the next page; null on the last." } })),

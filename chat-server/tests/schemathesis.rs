@@ -7,7 +7,7 @@
 //! Without `st` it says so and passes, as the service tests do on a laptop; with
 //! `CHAT_REQUIRE_SERVICES=1` (set by `.ci/run`, which installs it) a missing one fails.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use chat_server::testing::Process;
 use serde_json::json;
@@ -23,12 +23,14 @@ fn st_found() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Runs `st` against `server` with `token` (if any); answers its output and whether it
-/// passed.
-fn schemathesis(server: &Process, token: Option<&str>, seed: &str) -> (bool, String) {
+/// Starts `st` against `server` with `token` (if any).
+fn schemathesis(server: &Process, token: Option<&str>) -> std::process::Child {
     let mut st = Command::new("st");
     st.arg("run")
         .arg(format!("http://{}/v1/openapi.json", server.addr))
+        // `positive_data_acceptance` is left out: the fuzzer's invented ids and times meet
+        // rules no schema states (a `reply_to` that names nothing, a snooze in the past),
+        // each a documented 422; the README lists them for the full runs.
         .args([
             "--checks",
             "all",
@@ -36,18 +38,14 @@ fn schemathesis(server: &Process, token: Option<&str>, seed: &str) -> (bool, Str
             "positive_data_acceptance",
         ])
         .args(["--max-examples", "5", "--workers", "1"])
-        .args(["--seed", seed, "--exclude-path-regex", EXCLUDED])
-        .env("NO_COLOR", "1");
+        .args(["--exclude-path-regex", EXCLUDED])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if let Some(token) = token {
         st.args(["-H", &format!("Authorization: Bearer {token}")]);
     }
-    let run = st.output().expect("st runs");
-    let out = format!(
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    (run.status.success(), out)
+    st.spawn().expect("st starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,13 +93,22 @@ async fn the_api_keeps_its_documented_contract_for_an_admin_and_a_visitor() {
     assert_eq!(opened.status, 201, "{}", opened.text);
     let visitor = opened.body["visitor_token"].as_str().unwrap().to_owned();
 
+    // Both at once: each is single-threaded Python, and the two roles share nothing.
+    let runs = [
+        ("admin", schemathesis(&server, Some(&admin))),
+        ("visitor", schemathesis(&server, Some(&visitor))),
+    ];
     let mut failed = Vec::new();
-    for (role, token) in [("admin", Some(admin)), ("visitor", Some(visitor))] {
-        let (passed, out) =
-            tokio::task::block_in_place(|| schemathesis(&server, token.as_deref(), "1"));
+    for (role, child) in runs {
+        let run = tokio::task::block_in_place(|| child.wait_with_output()).expect("st runs");
+        let out = format!(
+            "{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
         // Shown with --nocapture; a failure carries the whole report.
         println!("== {role}\n{out}");
-        if !passed {
+        if !run.status.success() {
             failed.push(format!("== {role}\n{out}"));
         }
     }
