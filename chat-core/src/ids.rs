@@ -107,3 +107,7 @@ impl IdGenerator for SequentialIds {
         Uuid::from_bytes(bytes)
     }
 }
+id_type!(
+    /// A webhook: an admin's endpoint that receives the desk's events.
+    WebhookId
+);

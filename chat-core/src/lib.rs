@@ -36,7 +36,7 @@ pub use error::{
 };
 pub use ids::{
     AgentId, CannedResponseId, ContactId, ConversationId, IdGenerator, MessageId, SequentialIds,
-    TenantId, V7Ids,
+    TenantId, V7Ids, WebhookId,
 };
 pub use mode::{InvalidTransition, Mode, UnknownMode};
 pub use model::*;

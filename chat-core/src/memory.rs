@@ -10,11 +10,14 @@ use time::OffsetDateTime;
 
 use crate::credentials::{Account, BotToken, Credential, Credentials, VisitorToken};
 use crate::error::{Error, Result};
-use crate::ids::{AgentId, CannedResponseId, ContactId, ConversationId, MessageId, TenantId};
+use crate::ids::{
+    AgentId, CannedResponseId, ContactId, ConversationId, MessageId, TenantId, WebhookId,
+};
 use crate::mode::Mode;
 use crate::model::{
-    Agent, AgentLoad, CannedResponse, Contact, Conversation, Event, Mention, Message, NewEvent,
-    NewMessage, ReadCursor, Reader, Tenant,
+    Agent, AgentLoad, CannedResponse, Contact, Conversation, Delivery, DeliveryOutcome,
+    DeliveryState, Event, Mention, Message, NewEvent, NewMessage, ReadCursor, Reader, Tenant,
+    Webhook, WebhookState,
 };
 use crate::store::{
     Appended, CannedQuery, Committed, ConversationCursor, ConversationPage, ConversationQuery,
@@ -48,6 +51,10 @@ struct State {
     account_names: HashMap<(TenantId, String), ContactId>,
     canned: HashMap<CannedResponseId, CannedResponse>,
     mentions: Vec<Mention>,
+    /// In creation order.
+    webhooks: Vec<Webhook>,
+    /// The outbox and delivery log, by webhook and event sequence.
+    deliveries: BTreeMap<(WebhookId, u64), Delivery>,
 }
 
 impl MemoryStore {
@@ -85,6 +92,29 @@ impl State {
         let log = self.events.entry(event.tenant_id).or_default();
         let event = event.into_event(log.len() as u64 + 1);
         log.push(event.clone());
+        let kind = event.payload.kind();
+        for webhook in &self.webhooks {
+            if webhook.tenant_id == event.tenant_id && webhook.follows(kind) {
+                self.deliveries.insert(
+                    (webhook.id, event.seq),
+                    Delivery {
+                        tenant_id: event.tenant_id,
+                        webhook_id: webhook.id,
+                        seq: event.seq,
+                        conversation_id: event.conversation_id,
+                        kind: kind.to_owned(),
+                        state: DeliveryState::Pending,
+                        attempts: 0,
+                        next_attempt_at: event.at,
+                        last_status: None,
+                        last_error: None,
+                        response_ms: None,
+                        created_at: event.at,
+                        delivered_at: None,
+                    },
+                );
+            }
+        }
         event
     }
 
@@ -686,6 +716,149 @@ impl Store for MemoryStore {
             }
         }
         Ok(read)
+    }
+
+    async fn put_webhook(&self, webhook: &Webhook) -> Result<()> {
+        let mut s = self.lock();
+        match s.webhooks.iter_mut().find(|w| w.id == webhook.id) {
+            Some(w) if w.tenant_id != webhook.tenant_id => {
+                return Err(Error::duplicate("webhook exists"));
+            }
+            Some(w) => *w = webhook.clone(),
+            None => s.webhooks.push(webhook.clone()),
+        }
+        Ok(())
+    }
+
+    async fn delete_webhook(&self, tenant: TenantId, id: WebhookId) -> Result<()> {
+        let mut s = self.lock();
+        let before = s.webhooks.len();
+        s.webhooks
+            .retain(|w| !(w.id == id && w.tenant_id == tenant));
+        if s.webhooks.len() == before {
+            return Err(Error::NotFound("webhook"));
+        }
+        s.deliveries.retain(|(w, _), _| *w != id);
+        Ok(())
+    }
+
+    async fn webhooks(&self, tenant: TenantId) -> Result<Vec<Webhook>> {
+        let s = self.lock();
+        Ok(s.webhooks
+            .iter()
+            .filter(|w| w.tenant_id == tenant)
+            .cloned()
+            .collect())
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        let mut s = self.lock();
+        let active: std::collections::HashSet<WebhookId> = s
+            .webhooks
+            .iter()
+            .filter(|w| w.state == WebhookState::Active)
+            .map(|w| w.id)
+            .collect();
+        // The oldest pending delivery of each webhook and conversation: the map is ordered
+        // by (webhook, seq), so the first one met is it.
+        let mut heads = std::collections::HashSet::new();
+        let mut due: Vec<Delivery> = Vec::new();
+        for d in s.deliveries.values() {
+            if d.state != DeliveryState::Pending {
+                continue;
+            }
+            let head = match d.conversation_id {
+                Some(c) => heads.insert((d.webhook_id, c)),
+                None => true,
+            };
+            if head && active.contains(&d.webhook_id) && d.next_attempt_at <= now {
+                due.push(d.clone());
+            }
+        }
+        due.sort_by_key(|d| (d.next_attempt_at, d.seq));
+        due.truncate(limit);
+        for d in &due {
+            if let Some(stored) = s.deliveries.get_mut(&(d.webhook_id, d.seq)) {
+                stored.next_attempt_at = lease_until;
+            }
+        }
+        Ok(due)
+    }
+
+    async fn record_delivery(&self, outcome: &DeliveryOutcome) -> Result<Option<Event>> {
+        let mut s = self.lock();
+        let Some(d) = s.deliveries.get_mut(&(outcome.webhook_id, outcome.seq)) else {
+            return Ok(None);
+        };
+        d.state = outcome.state;
+        d.attempts = outcome.attempts;
+        d.next_attempt_at = outcome.next_attempt_at;
+        d.last_status = outcome.last_status;
+        d.last_error = outcome.last_error.clone();
+        d.response_ms = Some(outcome.response_ms);
+        if outcome.succeeded() {
+            d.delivered_at = Some(outcome.at);
+        }
+        let Some(w) = s
+            .webhooks
+            .iter_mut()
+            .find(|w| w.id == outcome.webhook_id && w.tenant_id == outcome.tenant_id)
+        else {
+            return Ok(None);
+        };
+        if outcome.succeeded() {
+            w.failing_since = None;
+            return Ok(None);
+        }
+        let since = *w.failing_since.get_or_insert(outcome.at);
+        match &outcome.pause {
+            Some((threshold, event)) if since <= *threshold && w.state == WebhookState::Active => {
+                w.state = WebhookState::Paused;
+                Ok(Some(s.log(event.clone())))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn deliveries(
+        &self,
+        tenant: TenantId,
+        webhook: WebhookId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        let s = self.lock();
+        Ok(s.deliveries
+            .range((webhook, 0)..=(webhook, u64::MAX))
+            .rev()
+            .map(|(_, d)| d)
+            .filter(|d| d.tenant_id == tenant && before.is_none_or(|b| d.seq < b))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn redeliver(
+        &self,
+        tenant: TenantId,
+        webhook: WebhookId,
+        seq: u64,
+        now: OffsetDateTime,
+    ) -> Result<Delivery> {
+        let mut s = self.lock();
+        let d = s
+            .deliveries
+            .get_mut(&(webhook, seq))
+            .filter(|d| d.tenant_id == tenant)
+            .ok_or(Error::NotFound("delivery"))?;
+        d.state = DeliveryState::Pending;
+        d.next_attempt_at = now;
+        Ok(d.clone())
     }
 }
 

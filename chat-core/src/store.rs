@@ -14,11 +14,13 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::ids::{AgentId, CannedResponseId, ContactId, ConversationId, MessageId, TenantId};
+use crate::ids::{
+    AgentId, CannedResponseId, ContactId, ConversationId, MessageId, TenantId, WebhookId,
+};
 use crate::mode::Mode;
 use crate::model::{
-    Agent, AgentLoad, CannedResponse, Channel, Contact, Conversation, ConversationChange, Event,
-    Mention, Message, NewMessage, Priority, ReadCursor, Tenant,
+    Agent, AgentLoad, CannedResponse, Channel, Contact, Conversation, ConversationChange, Delivery,
+    DeliveryOutcome, Event, Mention, Message, NewMessage, Priority, ReadCursor, Tenant, Webhook,
 };
 
 mod text;
@@ -198,6 +200,57 @@ pub(crate) mod seam {
             agent: AgentId,
             at: OffsetDateTime,
         ) -> Result<u64>;
+
+        // ---- Event webhooks and their outbox ----
+        //
+        // Every event appended by any write above also writes, in the same transaction, one
+        // pending delivery per webhook of the tenant that follows its kind
+        // ([`Webhook::follows`], paused webhooks included: they hold deliveries, not drop
+        // them), due at the event's time. That is the outbox: a committed event is never
+        // lost to a crash before its delivery.
+
+        /// Stores a webhook, or replaces the one with its id (same tenant; its outbox stays).
+        async fn put_webhook(&self, webhook: &Webhook) -> Result<()>;
+        /// Deletes a webhook and its deliveries. [`Error::NotFound`] if absent.
+        async fn delete_webhook(&self, tenant: TenantId, id: WebhookId) -> Result<()>;
+        /// A tenant's webhooks, oldest first.
+        async fn webhooks(&self, tenant: TenantId) -> Result<Vec<Webhook>>;
+        /// Claims up to `limit` due deliveries of every tenant: pending, of an active
+        /// webhook, `next_attempt_at <= now`, and the oldest pending one of their webhook and
+        /// conversation (a failing delivery holds the later ones of its conversation, not
+        /// those of others; deliveries without a conversation hold nothing). Each claimed
+        /// one gets `next_attempt_at = lease_until`, so another worker skips it and, should
+        /// this one die mid-attempt, it is due again when the lease lapses. Returned as
+        /// before the claim, oldest due first.
+        async fn claim_deliveries(
+            &self,
+            now: OffsetDateTime,
+            lease_until: OffsetDateTime,
+            limit: usize,
+        ) -> Result<Vec<Delivery>>;
+        /// Records an attempt: the delivery's state, counters and next attempt; the
+        /// webhook's `failing_since` (cleared on success, else kept or set to `outcome.at`);
+        /// and, per [`DeliveryOutcome::pause`], pauses the webhook and appends the event,
+        /// returned. A delivery that no longer exists (its webhook deleted) is no error.
+        async fn record_delivery(&self, outcome: &DeliveryOutcome) -> Result<Option<Event>>;
+        /// A webhook's deliveries, newest event first, only `seq < before` when set, at most
+        /// `limit`.
+        async fn deliveries(
+            &self,
+            tenant: TenantId,
+            webhook: WebhookId,
+            before: Option<u64>,
+            limit: usize,
+        ) -> Result<Vec<Delivery>>;
+        /// Makes a delivery pending again, due at `now` (its attempts kept).
+        /// [`Error::NotFound`] if absent.
+        async fn redeliver(
+            &self,
+            tenant: TenantId,
+            webhook: WebhookId,
+            seq: u64,
+            now: OffsetDateTime,
+        ) -> Result<Delivery>;
     }
 }
 pub(crate) use seam::Store;

@@ -216,9 +216,30 @@ impl NatsBus {
             .subscribe(subjects.signals("*"))
             .await
             .map_err(|e| nats_error(&e))?;
-        // The subscriptions are at the server once this returns: whatever any node
-        // publishes from now on reaches this one.
+        // The subscriptions must be at the server when this returns, so that whatever any
+        // node publishes from now on reaches this one. `flush` only writes them to the
+        // socket; on a busy machine another connection's message could still beat them.
+        // The server handles one connection's commands in order, so once a probe this
+        // connection publishes comes back to it, the subscriptions before it are in place.
+        let probe = client.new_inbox();
+        let mut probe_sub = client
+            .subscribe(probe.clone())
+            .await
+            .map_err(|e| nats_error(&e))?;
+        client
+            .publish(probe, Vec::new().into())
+            .await
+            .map_err(|e| nats_error(&e))?;
         client.flush().await.map_err(|e| nats_error(&e))?;
+        match tokio::time::timeout(Duration::from_secs(30), probe_sub.next()).await {
+            Ok(Some(_)) => {}
+            _ => {
+                return Err(Error::Nats(
+                    "the server did not confirm the subscriptions within 30 s".into(),
+                ));
+            }
+        }
+        let _ = probe_sub.unsubscribe().await;
 
         let node = uuid::Uuid::new_v4().simple().to_string();
         let counters = Arc::new(Counters::default());

@@ -7,6 +7,7 @@ mod list;
 mod migrations;
 mod search;
 mod store;
+mod webhooks;
 
 pub use migrations::SCHEMA_VERSION;
 pub use store::{Options, PostgresStore};

@@ -19,8 +19,9 @@ use chat_core::store::{
 use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 use chat_core::{
     Agent, AgentId, AgentLoad, CannedResponse, CannedResponseId, Contact, ContactId, Conversation,
-    ConversationId, Error, Event, Mention, Message, MessageId, MessageKind, NewEvent, NewMessage,
-    ReadCursor, Reader, Result, Store, Tenant, TenantId,
+    ConversationId, Delivery, DeliveryOutcome, Error, Event, Mention, Message, MessageId,
+    MessageKind, NewEvent, NewMessage, ReadCursor, Reader, Result, Store, Tenant, TenantId,
+    Webhook, WebhookId,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
 use time::OffsetDateTime;
@@ -167,11 +168,23 @@ async fn log_events(tx: &Transaction<'_>, events: &mut [Event]) -> Result<()> {
                  INSERT INTO event_heads (tenant_id, last_seq) VALUES ($1, $2) \
                  ON CONFLICT (tenant_id) DO UPDATE SET last_seq = event_heads.last_seq + EXCLUDED.last_seq \
                  RETURNING last_seq - $2 AS before \
+             ), input AS ( \
+                 SELECT * FROM unnest($3::uuid[], $4::jsonb[], $5::text[], $6::int8[]) \
+                     WITH ORDINALITY AS e (conversation_id, data, kind, at_ns, ord) \
              ), logged AS ( \
                  INSERT INTO events (tenant_id, seq, conversation_id, data) \
                  SELECT $1, head.before + e.ord, e.conversation_id, \
                         jsonb_set(e.data, '{seq}', to_jsonb(head.before + e.ord)) \
-                 FROM head, unnest($3::uuid[], $4::jsonb[]) WITH ORDINALITY AS e (conversation_id, data, ord) \
+                 FROM head, input e \
+                 RETURNING 1 \
+             ), outbox AS ( \
+                 INSERT INTO webhook_deliveries (webhook_id, seq, tenant_id, conversation_id, kind, \
+                     state, attempts, next_attempt_ns, created_ns) \
+                 SELECT w.id, head.before + e.ord, $1, e.conversation_id, e.kind, 'pending', 0, \
+                        e.at_ns, e.at_ns \
+                 FROM head, input e JOIN webhooks w ON w.tenant_id = $1 \
+                     AND (w.kinds = '' OR strpos(w.kinds, ' ' || e.kind || ' ') > 0) \
+                 WHERE e.kind <> 'mentioned' \
                  RETURNING 1 \
              ) SELECT before FROM head",
         )
@@ -182,10 +195,20 @@ async fn log_events(tx: &Transaction<'_>, events: &mut [Event]) -> Result<()> {
         .map(|e| e.conversation_id.map(|c| c.0))
         .collect();
     let data: Vec<Json<&Event>> = events.iter().map(Json).collect();
+    // For the outbox (webhook deliveries, written here with their events).
+    let kinds: Vec<&str> = events.iter().map(|e| e.payload.kind()).collect();
+    let at: Vec<i64> = events.iter().map(|e| ns(e.at)).collect::<Result<_>>()?;
     let before: i64 = tx
         .query_one(
             &stmt,
-            &[&tenant.0, &(events.len() as i64), &conversations, &data],
+            &[
+                &tenant.0,
+                &(events.len() as i64),
+                &conversations,
+                &data,
+                &kinds,
+                &at,
+            ],
         )
         .await
         .db()?
@@ -197,7 +220,7 @@ async fn log_events(tx: &Transaction<'_>, events: &mut [Event]) -> Result<()> {
 }
 
 /// Numbers and stores one event.
-async fn log_one(tx: &Transaction<'_>, event: NewEvent) -> Result<Event> {
+pub(crate) async fn log_one(tx: &Transaction<'_>, event: NewEvent) -> Result<Event> {
     // Numbered by `log_events`; 0 until then.
     let mut logged = [event.into_event(0)];
     log_events(tx, &mut logged).await?;
@@ -1150,6 +1173,51 @@ impl Store for PostgresStore {
             .await
             .db()?;
         Ok(n)
+    }
+
+    async fn put_webhook(&self, webhook: &Webhook) -> Result<()> {
+        self.put_webhook_row(webhook).await
+    }
+
+    async fn delete_webhook(&self, tenant: TenantId, id: WebhookId) -> Result<()> {
+        self.delete_webhook_row(tenant, id).await
+    }
+
+    async fn webhooks(&self, tenant: TenantId) -> Result<Vec<Webhook>> {
+        self.webhook_rows(tenant).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        self.claim_delivery_rows(now, lease_until, limit).await
+    }
+
+    async fn record_delivery(&self, outcome: &DeliveryOutcome) -> Result<Option<Event>> {
+        self.record_delivery_row(outcome).await
+    }
+
+    async fn deliveries(
+        &self,
+        tenant: TenantId,
+        webhook: WebhookId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        self.delivery_rows(tenant, webhook, before, limit).await
+    }
+
+    async fn redeliver(
+        &self,
+        tenant: TenantId,
+        webhook: WebhookId,
+        seq: u64,
+        now: OffsetDateTime,
+    ) -> Result<Delivery> {
+        self.redeliver_row(tenant, webhook, seq, now).await
     }
 }
 

@@ -200,6 +200,47 @@ mod with_database {
         ) -> Result<u64> {
             self.next().read_mentions(tenant, agent, at).await
         }
+        async fn put_webhook(&self, webhook: &chat_core::Webhook) -> Result<()> {
+            self.next().put_webhook(webhook).await
+        }
+        async fn delete_webhook(&self, tenant: TenantId, id: chat_core::WebhookId) -> Result<()> {
+            self.next().delete_webhook(tenant, id).await
+        }
+        async fn webhooks(&self, tenant: TenantId) -> Result<Vec<chat_core::Webhook>> {
+            self.next().webhooks(tenant).await
+        }
+        async fn claim_deliveries(
+            &self,
+            now: time::OffsetDateTime,
+            lease_until: time::OffsetDateTime,
+            limit: usize,
+        ) -> Result<Vec<chat_core::Delivery>> {
+            self.next().claim_deliveries(now, lease_until, limit).await
+        }
+        async fn record_delivery(
+            &self,
+            outcome: &chat_core::DeliveryOutcome,
+        ) -> Result<Option<chat_core::Event>> {
+            self.next().record_delivery(outcome).await
+        }
+        async fn deliveries(
+            &self,
+            tenant: TenantId,
+            webhook: chat_core::WebhookId,
+            before: Option<u64>,
+            limit: usize,
+        ) -> Result<Vec<chat_core::Delivery>> {
+            self.next().deliveries(tenant, webhook, before, limit).await
+        }
+        async fn redeliver(
+            &self,
+            tenant: TenantId,
+            webhook: chat_core::WebhookId,
+            seq: u64,
+            now: time::OffsetDateTime,
+        ) -> Result<chat_core::Delivery> {
+            self.next().redeliver(tenant, webhook, seq, now).await
+        }
     }
 
     async fn two_nodes() -> (Arc<dyn Store>, Schema) {

@@ -111,6 +111,8 @@ pub struct Config {
     pub realtime: RealtimeConfig,
     /// How often the tenants' timers (requeue, inactivity close) run.
     pub timer_interval: Duration,
+    /// Event-webhook delivery.
+    pub webhooks: crate::webhooks::WebhookConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -144,6 +146,7 @@ impl Config {
             visitor_token_ttl: Duration::from_secs(30 * 24 * 3600),
             realtime: RealtimeConfig::default(),
             timer_interval: Duration::from_secs(15),
+            webhooks: crate::webhooks::WebhookConfig::default(),
         }
     }
 }

@@ -93,6 +93,13 @@ pub enum Endpoint {
     DownloadFile,
     ListContacts,
     ContactConversations,
+    ListWebhooks,
+    CreateWebhook,
+    GetWebhook,
+    UpdateWebhook,
+    DeleteWebhook,
+    ListDeliveries,
+    Redeliver,
 }
 
 /// One endpoint with what the documentation says about it.
@@ -235,6 +242,13 @@ pub const ENDPOINTS: &[EndpointSpec] = &[
     endpoint(Method::POST, "/v1/mentions/read", ReadMentions, Staff, "Mark every mention of the caller read (`unread` becomes 0).", None, 200, Some("MentionsRead"), &[]),
     endpoint(Method::GET, "/v1/events", Events, Authenticated, "Replay the caller's visible events after `since` (pass `next_since` back while `more`).", None, 200, Some("EventList"), &["since", "limit"]),
     endpoint(Method::GET, "/v1/ws", WebSocket, Authenticated, "Realtime: upgrade to the WebSocket protocol (PROTOCOL.md). Token by header, `access_token` query or subprotocol `chat.v1, <token>`.", None, 101, None, &["access_token"]),
+    endpoint(Method::GET, "/v1/webhooks", ListWebhooks, Staff, "Event webhooks (admins), oldest first; secrets are never shown again.", None, 200, Some("WebhookList"), &[]),
+    endpoint(Method::POST, "/v1/webhooks", CreateWebhook, Staff, "Register an event webhook (admins): every event it follows is written to its outbox with the event and posted signed (`X-Chat-Signature`), retried with backoff for a day. Without `secret` the server makes one; the answer shows it, once. A URL that is not http(s), or whose host resolves to a private or loopback address (unless the server runs with `--webhooks-allow-private`), is 422 on `url`.", Some("NewWebhook"), 201, Some("CreatedWebhook"), &[]),
+    endpoint(Method::GET, "/v1/webhooks/{id}", GetWebhook, Staff, "One event webhook (admins).", None, 200, Some("Webhook"), &[]),
+    endpoint(Method::PATCH, "/v1/webhooks/{id}", UpdateWebhook, Staff, "Change an event webhook's URL or events (admins); `state: active` resumes a paused one (its held deliveries go out in order), `paused` holds them.", Some("WebhookPatch"), 200, Some("Webhook"), &[]),
+    endpoint(Method::DELETE, "/v1/webhooks/{id}", DeleteWebhook, Staff, "Delete an event webhook and its outbox (admins).", None, 204, None, &[]),
+    endpoint(Method::GET, "/v1/webhooks/{id}/deliveries", ListDeliveries, Staff, "The webhook's delivery log (admins), newest event first: state, attempts, last status or error, response time; `before` pages by `seq`.", None, 200, Some("DeliveryList"), &["before", "limit"]),
+    endpoint(Method::POST, "/v1/webhooks/{id}/deliveries/{seq}/redeliver", Redeliver, Staff, "Send a delivery again (admins), whatever its state: pending and due now.", None, 202, Some("Delivery"), &[]),
 ];
 
 /// The table requests are matched against: [`ENDPOINTS`] in a [`PathTable`], whose

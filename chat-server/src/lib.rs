@@ -27,6 +27,7 @@ pub mod thumbnails;
 pub mod uploads;
 pub mod views;
 pub mod web;
+pub mod webhooks;
 
 pub use app::{Config, HttpLimits, MetricsToken};
 pub use auth::JwtConfig;

@@ -125,6 +125,22 @@ struct Cli {
     /// Seconds between runs of the tenants' timers (requeue, inactivity close).
     #[arg(long, env = "CHAT_TIMER_INTERVAL_SECS", default_value_t = 15)]
     timer_interval_secs: u64,
+    /// Let event webhooks reach loopback, private and link-local addresses. Off by
+    /// default: an admin's webhook URL must not reach this server's own network (cloud
+    /// metadata, the database); turn it on for receivers on this machine or LAN (tests).
+    #[arg(long, env = "CHAT_WEBHOOKS_ALLOW_PRIVATE")]
+    webhooks_allow_private: bool,
+    /// Seconds an event-webhook endpoint has to answer a delivery.
+    #[arg(long, env = "CHAT_WEBHOOKS_TIMEOUT_SECS", default_value_t = 10)]
+    webhooks_timeout_secs: u64,
+    /// Milliseconds before the first retry of a failed webhook delivery; doubled after each
+    /// next failure up to an hour, with jitter, for up to a day.
+    #[arg(long, env = "CHAT_WEBHOOKS_RETRY_BASE_MS", default_value_t = 10_000)]
+    webhooks_retry_base_ms: u64,
+    /// Seconds of nothing but failures after which an event webhook is paused (admins get
+    /// a `webhook_paused` event and resume it with PATCH state=active).
+    #[arg(long, env = "CHAT_WEBHOOKS_PAUSE_AFTER_SECS", default_value_t = 86_400)]
+    webhooks_pause_after_secs: u64,
     #[command(flatten)]
     tenant_defaults: TenantDefaults,
     /// Log format.
@@ -348,6 +364,10 @@ async fn main() -> anyhow::Result<()> {
     config.default_tenant = Some(tenant);
     config.identity_secret = cli.identity_secret.as_ref().map(|s| s.as_bytes().to_vec());
     config.timer_interval = Duration::from_secs(cli.timer_interval_secs.max(1));
+    config.webhooks.allow_private = cli.webhooks_allow_private;
+    config.webhooks.timeout = Duration::from_secs(cli.webhooks_timeout_secs.max(1));
+    config.webhooks.retry.base = Duration::from_millis(cli.webhooks_retry_base_ms.max(1));
+    config.webhooks.retry.pause_after = Duration::from_secs(cli.webhooks_pause_after_secs);
     cli.network
         .apply(&mut config)
         .map_err(|e| anyhow::anyhow!(e))?;

@@ -353,6 +353,12 @@ fn desk_schemas() -> Value {
         "Text; `{{{{placeholder}}}}`s are filled when posted: {}. Any other is 422.",
         chat_core::PLACEHOLDERS.join(", ")
     );
+    let webhook_events = json!({ "type": "array", "items": { "type": "string", "enum": chat_core::WEBHOOK_EVENT_KINDS }, "description": "event kinds to follow; empty or absent: all" });
+    let webhook_state = json!({ "type": "string", "enum": ["active", "paused"] });
+    let webhook = json!({
+        "id": uuid, "url": { "type": "string" }, "events": webhook_events.clone(), "state": webhook_state.clone(),
+        "failing_since": { "type": ["string", "null"], "format": "date-time", "description": "since when every attempt has failed" },
+        "created_at": time, "updated_at": time });
     // Trimmed, leading `/`s dropped, then 1 to 32 letters, digits, `-` or `_`.
     let shortcut = json!({ "type": "string", "pattern": "^\\s*/*[\\p{L}\\p{N}_-]{1,32}\\s*$", "description": "Stored lower-case, without a leading `/`." });
     // As stored; not a pattern of letter classes, which validators differ on.
@@ -403,6 +409,33 @@ fn desk_schemas() -> Value {
             "next_opening": { "type": ["string", "null"], "format": "date-time", "description": "While closed: when it opens next; null while open or if the schedule never opens." },
             "offline_message": { "type": ["string", "null"] },
             "welcome_message": { "type": ["string", "null"] } })),
+        "NewWebhook": object(&["url"], json!({
+            "url": { "type": "string", "maxLength": 2000, "description": "http:// or https://" },
+            "events": webhook_events.clone(),
+            "secret": { "type": "string", "minLength": 16, "maxLength": 256, "description": "absent: the server makes one (shown once)" } })),
+        "WebhookPatch": object(&[], json!({
+            "url": { "type": "string", "maxLength": 2000 }, "events": webhook_events.clone(),
+            "state": webhook_state.clone() })),
+        "Webhook": object(&["id", "url", "events", "state", "failing_since", "created_at", "updated_at"], webhook.clone()),
+        "CreatedWebhook": object(&["id", "url", "events", "state", "failing_since", "created_at", "updated_at", "secret"], {
+            let mut w = webhook.clone();
+            w["secret"] = json!({ "type": "string", "description": "The signing secret; never shown again." });
+            w
+        }),
+        "WebhookList": list_of("Webhook"),
+        "Delivery": object(&["seq", "event_id", "type", "conversation_id", "state", "attempts", "next_attempt_at", "last_status", "last_error", "response_ms", "created_at", "delivered_at"], json!({
+            "seq": { "type": "integer", "description": "the event's sequence in the tenant's log" },
+            "event_id": { "type": "string", "description": "`<tenant_id>.<seq>`: the `X-Chat-Event-Id` and `Idempotency-Key` sent" },
+            "type": { "type": "string" },
+            "conversation_id": { "type": ["string", "null"], "format": "uuid" },
+            "state": { "type": "string", "enum": ["pending", "delivered", "failed"] },
+            "attempts": { "type": "integer" },
+            "next_attempt_at": { "type": ["string", "null"], "format": "date-time", "description": "pending ones: when the next attempt is due" },
+            "last_status": { "type": ["integer", "null"], "description": "HTTP status of the last answer" },
+            "last_error": { "type": ["string", "null"] },
+            "response_ms": { "type": ["integer", "null"], "description": "how long the last attempt took" },
+            "created_at": time, "delivered_at": { "type": ["string", "null"], "format": "date-time" } })),
+        "DeliveryList": list_of("Delivery"),
         "TenantSettings": object(&[], settings.clone()),
         "TenantSettingsPatch": {
             "type": "object", "additionalProperties": false, "properties": settings,

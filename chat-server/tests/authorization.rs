@@ -182,6 +182,11 @@ fn cases(bob: &str) -> Vec<Case> {
         c(Metrics, None, [200, 403, 403, 403, 403, 403, 401, 403]),
         c(OpenApi, None, [200; 8]),
         c(Docs, None, [200; 8]),
+        // The console's, the demo's and the widget's files: public, like any web page.
+        c(Console, None, [200; 8]),
+        c(Demo, None, [200; 8]),
+        c(WidgetScript, None, [200; 8]),
+        c(Asset, None, [200; 8]),
         // Public: the desk's open state and messages, the same for every caller.
         c(Widget, None, [200; 8]),
         c(
@@ -277,6 +282,30 @@ fn cases(bob: &str) -> Vec<Case> {
         c(Unsnooze, None, [409, 409, 409, 404, 403, 403, 401, 404]),
         c(ListMentions, None, [200, 200, 200, 200, 403, 403, 401, 200]),
         c(ReadMentions, None, [200, 200, 200, 200, 403, 403, 401, 200]),
+        // Event webhooks: admins of the tenant only.
+        c(ListWebhooks, None, [200, 403, 403, 403, 403, 403, 401, 200]),
+        c(
+            CreateWebhook,
+            Some(json!({ "url": "http://127.0.0.1:9/hook" })),
+            [201, 403, 403, 403, 403, 403, 401, 201],
+        ),
+        c(GetWebhook, None, [200, 403, 403, 403, 403, 403, 401, 404]),
+        c(
+            UpdateWebhook,
+            Some(json!({ "events": ["message_created"] })),
+            [200, 403, 403, 403, 403, 403, 401, 404],
+        ),
+        c(
+            DeleteWebhook,
+            None,
+            [204, 403, 403, 403, 403, 403, 401, 404],
+        ),
+        c(
+            ListDeliveries,
+            None,
+            [200, 403, 403, 403, 403, 403, 401, 404],
+        ),
+        c(Redeliver, None, [202, 403, 403, 403, 403, 403, 401, 404]),
     ]
 }
 
@@ -287,6 +316,8 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
     let s = common::start_with(|c| {
         c.limits.login.free_per_name = 0;
         c.limits.login.free_per_address = 0;
+        // The webhook cases register a URL on this machine (nothing listens there).
+        c.webhooks.allow_private = true;
     })
     .await;
     let admin = s.staff("Ada", Role::Admin, &[]).await;
@@ -419,7 +450,48 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
             } else {
                 String::new()
             };
+            // A webhook of the tenant, with one delivery (of the event the PATCH below logs).
+            let (webhook_id, delivery_seq) = if matches!(
+                case.route,
+                Endpoint::GetWebhook
+                    | Endpoint::UpdateWebhook
+                    | Endpoint::DeleteWebhook
+                    | Endpoint::ListDeliveries
+                    | Endpoint::Redeliver
+            ) {
+                let made = s
+                    .post(
+                        "/v1/webhooks",
+                        Some(&admin.token),
+                        json!({ "url": "http://127.0.0.1:9/hook" }),
+                    )
+                    .await;
+                assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+                let webhook = made.body["id"].as_str().unwrap().to_owned();
+                s.call(
+                    Method::PATCH,
+                    &format!("/v1/conversations/{id}"),
+                    Some(&admin.token),
+                    Some(json!({ "priority": "high" })),
+                )
+                .await;
+                let log = s
+                    .get(
+                        &format!("/v1/webhooks/{webhook}/deliveries"),
+                        Some(&admin.token),
+                    )
+                    .await;
+                let seq = log.body["items"][0]["seq"].as_u64().unwrap().to_string();
+                (webhook, seq)
+            } else {
+                (String::new(), String::new())
+            };
             let target = match case.route {
+                Endpoint::GetWebhook
+                | Endpoint::UpdateWebhook
+                | Endpoint::DeleteWebhook
+                | Endpoint::ListDeliveries
+                | Endpoint::Redeliver => &webhook_id,
                 Endpoint::EditMessage | Endpoint::DeleteMessage => &message_id,
                 Endpoint::GetContact
                 | Endpoint::ContactConversations
@@ -433,7 +505,11 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                 | Endpoint::DeleteCannedResponse => &canned_id,
                 _ => &id,
             };
-            let path = route.path.replace("{id}", target);
+            let path = route
+                .path
+                .replace("{id}", target)
+                .replace("{*path}", "console/index.html")
+                .replace("{seq}", &delivery_seq);
             let path = if case.route == Endpoint::DownloadFile {
                 let (content_type, form) = chat_server::testing::multipart(
                     &[],
@@ -483,6 +559,19 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                 _ => case.body.clone(),
             };
             let reply = s.call(route.method.clone(), &path, token, body).await;
+            // At most 20 webhooks per tenant: each case cleans up after itself.
+            if !webhook_id.is_empty() || case.route == Endpoint::CreateWebhook {
+                let hooks = s.get("/v1/webhooks", Some(&admin.token)).await;
+                for hook in hooks.body["items"].as_array().unwrap() {
+                    let gone = s
+                        .delete(
+                            &format!("/v1/webhooks/{}", hook["id"].as_str().unwrap()),
+                            Some(&admin.token),
+                        )
+                        .await;
+                    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+                }
+            }
             if reply.status.as_u16() != want {
                 failures.push(format!(
                     "{} {} by {}: want {want}, got {} {}",

@@ -158,6 +158,47 @@ impl Store for RivalWriter {
     ) -> Result<u64> {
         self.inner.read_mentions(tenant, agent, at).await
     }
+    async fn put_webhook(&self, webhook: &chat_core::Webhook) -> Result<()> {
+        self.inner.put_webhook(webhook).await
+    }
+    async fn delete_webhook(&self, tenant: TenantId, id: chat_core::WebhookId) -> Result<()> {
+        self.inner.delete_webhook(tenant, id).await
+    }
+    async fn webhooks(&self, tenant: TenantId) -> Result<Vec<chat_core::Webhook>> {
+        self.inner.webhooks(tenant).await
+    }
+    async fn claim_deliveries(
+        &self,
+        now: time::OffsetDateTime,
+        lease_until: time::OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<chat_core::Delivery>> {
+        self.inner.claim_deliveries(now, lease_until, limit).await
+    }
+    async fn record_delivery(
+        &self,
+        outcome: &chat_core::DeliveryOutcome,
+    ) -> Result<Option<chat_core::Event>> {
+        self.inner.record_delivery(outcome).await
+    }
+    async fn deliveries(
+        &self,
+        tenant: TenantId,
+        webhook: chat_core::WebhookId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<chat_core::Delivery>> {
+        self.inner.deliveries(tenant, webhook, before, limit).await
+    }
+    async fn redeliver(
+        &self,
+        tenant: TenantId,
+        webhook: chat_core::WebhookId,
+        seq: u64,
+        now: time::OffsetDateTime,
+    ) -> Result<chat_core::Delivery> {
+        self.inner.redeliver(tenant, webhook, seq, now).await
+    }
     async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
         self.inner.tenant(id).await
     }

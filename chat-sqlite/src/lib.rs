@@ -12,6 +12,7 @@ mod options;
 mod read;
 mod search;
 mod store;
+mod webhooks;
 mod write;
 mod writer;
 

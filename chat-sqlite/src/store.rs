@@ -11,8 +11,8 @@ use chat_core::store::{
 };
 use chat_core::{
     Agent, AgentId, AgentLoad, CannedResponse, CannedResponseId, Contact, ContactId, Conversation,
-    ConversationId, Error, Event, Mention, Message, MessageId, NewMessage, ReadCursor, Result,
-    Store, Tenant, TenantId,
+    ConversationId, Delivery, DeliveryOutcome, Error, Event, Mention, Message, MessageId,
+    NewMessage, ReadCursor, Result, Store, Tenant, TenantId, Webhook, WebhookId,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
@@ -25,7 +25,7 @@ use crate::migrations::migrate;
 use crate::options::Options;
 use crate::search::{Search, WordIndex, word_index};
 use crate::writer::{Followers, Writer};
-use crate::{list, read, write};
+use crate::{list, read, webhooks, write};
 
 /// A [`Store`] on one SQLite file: WAL, a pool of readers off the async runtime, one
 /// writer thread that commits queued operations in groups, and beside it an indexer thread
@@ -526,6 +526,83 @@ impl Store for SqliteStore {
     ) -> Result<u64> {
         self.writer
             .write(move |c| write::read_mentions(c, tenant, agent, at))
+            .await
+    }
+
+    async fn put_webhook(&self, webhook: &Webhook) -> Result<()> {
+        let webhook = webhook.clone();
+        self.writer
+            .write(move |c| webhooks::put_webhook(c, &webhook))
+            .await
+    }
+
+    async fn delete_webhook(&self, tenant: TenantId, id: WebhookId) -> Result<()> {
+        self.writer
+            .write(move |c| webhooks::delete_webhook(c, tenant, id))
+            .await
+    }
+
+    async fn webhooks(&self, tenant: TenantId) -> Result<Vec<Webhook>> {
+        self.read(move |c| webhooks::webhooks(c, tenant)).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        // A worker asks every half second; mostly nothing is due. Look first on a reader
+        // (one seek on the partial index), so an idle server commits nothing.
+        let due_ns = crate::codec::ns(now)?;
+        let any_due = self
+            .read(move |c| {
+                c.prepare_cached(
+                    "SELECT 1 FROM webhook_deliveries WHERE state = 'pending' \
+                     AND next_attempt_ns <= ?1 LIMIT 1",
+                )
+                .db()?
+                .exists([due_ns])
+                .db()
+            })
+            .await?;
+        if !any_due {
+            return Ok(Vec::new());
+        }
+        // On the writer: the claim reads and leases in one transaction, so two workers
+        // never claim the same delivery.
+        self.writer
+            .write(move |c| webhooks::claim_deliveries(c, now, lease_until, limit))
+            .await
+    }
+
+    async fn record_delivery(&self, outcome: &DeliveryOutcome) -> Result<Option<Event>> {
+        let outcome = outcome.clone();
+        self.writer
+            .write(move |s| webhooks::record_delivery(s, &outcome))
+            .await
+    }
+
+    async fn deliveries(
+        &self,
+        tenant: TenantId,
+        webhook: WebhookId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        self.read(move |c| webhooks::deliveries(c, tenant, webhook, before, limit))
+            .await
+    }
+
+    async fn redeliver(
+        &self,
+        tenant: TenantId,
+        webhook: WebhookId,
+        seq: u64,
+        now: OffsetDateTime,
+    ) -> Result<Delivery> {
+        self.writer
+            .write(move |c| webhooks::redeliver(c, tenant, webhook, seq, now))
             .await
     }
 }

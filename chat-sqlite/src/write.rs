@@ -27,7 +27,7 @@ fn exists(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result
 }
 
 /// Appends an event with the tenant's next sequence.
-fn append_event(s: &mut Session<'_>, event: NewEvent) -> Result<Event> {
+pub(crate) fn append_event(s: &mut Session<'_>, event: NewEvent) -> Result<Event> {
     let tenant = event.tenant_id;
     // The tenant's last sequence as of the open transaction: from the writer's cache, which
     // forgets it if this operation rolls back (so the log stays gap-free), or else a seek
@@ -50,6 +50,23 @@ fn append_event(s: &mut Session<'_>, event: NewEvent) -> Result<Event> {
         int(event.seq),
         event.conversation_id.map(|c| c.0),
         to_json(&event)?
+    ])
+    .db()?;
+    // The outbox: one delivery per webhook that follows this kind, in this transaction.
+    s.prepare_cached(
+        "INSERT INTO webhook_deliveries (webhook_id, seq, tenant_id, conversation_id, kind, \
+             state, attempts, next_attempt_ns, created_ns) \
+         SELECT id, ?2, ?1, ?3, ?4, 'pending', 0, ?5, ?5 FROM webhooks \
+         WHERE tenant_id = ?1 AND (kinds = '' OR instr(kinds, ' ' || ?4 || ' ') > 0) \
+           AND ?4 <> 'mentioned'",
+    )
+    .db()?
+    .execute(params![
+        tenant.0,
+        int(event.seq),
+        event.conversation_id.map(|c| c.0),
+        event.payload.kind(),
+        ns(event.at)?
     ])
     .db()?;
     s.cache.set_event_seq(tenant, event.seq);

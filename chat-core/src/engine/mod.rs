@@ -15,6 +15,7 @@ mod mentions;
 mod messages;
 mod routing;
 mod snooze;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -28,6 +29,10 @@ pub use contacts::{ContactPage, ContactPatch};
 pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
 pub use messages::{MessagePage, PostMessage, Posted};
 pub use routing::{DeskStatus, QueuePosition, TimerReport};
+pub use webhooks::{
+    Attempt, DueDelivery, MAX_WEBHOOK_URL_CHARS, MAX_WEBHOOKS, NewWebhook, WebhookPatch,
+    WebhookRetry,
+};
 
 use crate::blob::{BlobStore, MemoryBlobStore, Thumbnailer};
 use crate::bot::{Bot, RuleBot};
@@ -409,6 +414,12 @@ impl Engine {
         if let crate::model::EventPayload::Mentioned { mention } = &event.payload {
             return matches!(who, Resolved::System)
                 || who.staff().is_some_and(|a| a.id == mention.agent_id);
+        }
+        if let crate::model::EventPayload::WebhookPaused { .. } = &event.payload {
+            return matches!(who, Resolved::System)
+                || who
+                    .staff()
+                    .is_some_and(|a| a.role == crate::model::Role::Admin);
         }
         match (event.conversation_id, conversation) {
             (None, _) => who.staff().is_some() || matches!(who, Resolved::System),

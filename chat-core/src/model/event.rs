@@ -1,8 +1,10 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Agent, Contact, Conversation, Mention, Message, ReadCursor, Tenant, TenantSettings};
-use crate::ids::{AgentId, ContactId, ConversationId, TenantId};
+use super::{
+    Agent, Contact, Conversation, Mention, Message, ReadCursor, Tenant, TenantSettings, Webhook,
+};
+use crate::ids::{AgentId, ContactId, ConversationId, TenantId, WebhookId};
 use crate::mode::Mode;
 
 /// One entry of the tenant's event log. Every state change appends one in the same atomic
@@ -211,6 +213,22 @@ impl NewEvent {
         }
     }
 
+    /// A webhook kept failing and was paused; `webhook` is as it was before the pause.
+    /// Staff-only, and only admins receive it (they alone manage webhooks).
+    pub fn webhook_paused(webhook: &Webhook, at: OffsetDateTime) -> Self {
+        Self {
+            tenant_id: webhook.tenant_id,
+            conversation_id: None,
+            staff_only: true,
+            at,
+            payload: EventPayload::WebhookPaused {
+                webhook_id: webhook.id,
+                url: webhook.url.clone(),
+                failing_since: webhook.failing_since.unwrap_or(at),
+            },
+        }
+    }
+
     /// The logged event once the store has chosen its sequence number.
     pub fn into_event(self, seq: u64) -> Event {
         Event {
@@ -283,6 +301,16 @@ pub enum EventPayload {
         /// Every setting after the change.
         settings: Box<TenantSettings>,
     },
+    /// A webhook kept failing and was paused until an admin resumes it. Admins only.
+    WebhookPaused {
+        /// The webhook.
+        webhook_id: WebhookId,
+        /// Its URL.
+        url: String,
+        /// Since when every attempt had failed.
+        #[serde(with = "super::rfc3339")]
+        failing_since: OffsetDateTime,
+    },
 }
 
 impl EventPayload {
@@ -299,6 +327,7 @@ impl EventPayload {
             EventPayload::ContactMerged { .. } => "contact_merged",
             EventPayload::SettingsUpdated { .. } => "settings_updated",
             EventPayload::Mentioned { .. } => "mentioned",
+            EventPayload::WebhookPaused { .. } => "webhook_paused",
         }
     }
 }

@@ -11,6 +11,7 @@ mod hours;
 mod mention;
 mod message;
 mod tenant;
+mod webhook;
 
 pub use actor::Actor;
 pub use agent::{Agent, AgentLoad, Availability, NewAgent, Role};
@@ -26,6 +27,10 @@ pub use message::{
     Attachment, EntityRef, Message, MessageKind, NewMessage, ReadCursor, Reader, Revision, Sender,
 };
 pub use tenant::{AttributeType, Tenant, TenantSettings, UPLOAD_TYPES};
+pub use webhook::{
+    Delivery, DeliveryOutcome, DeliveryState, WEBHOOK_EVENT_KINDS, Webhook, WebhookSecret,
+    WebhookState,
+};
 
 /// Declares a closed, snake_case string enum with `as_str`, `Display` and `FromStr`,
 /// so the same word is used in Rust, JSON and SQL.

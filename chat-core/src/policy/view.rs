@@ -330,6 +330,12 @@ enum PayloadView<'a> {
     Mentioned {
         mention: &'a crate::model::Mention,
     },
+    WebhookPaused {
+        webhook_id: crate::ids::WebhookId,
+        url: &'a str,
+        #[serde(with = "crate::model::rfc3339")]
+        failing_since: time::OffsetDateTime,
+    },
 }
 
 impl<'a> PayloadView<'a> {
@@ -363,6 +369,15 @@ impl<'a> PayloadView<'a> {
             },
             EventPayload::SettingsUpdated { settings } => PayloadView::SettingsUpdated { settings },
             EventPayload::Mentioned { mention } => PayloadView::Mentioned { mention },
+            EventPayload::WebhookPaused {
+                webhook_id,
+                url,
+                failing_since,
+            } => PayloadView::WebhookPaused {
+                webhook_id: *webhook_id,
+                url,
+                failing_since: *failing_since,
+            },
         }
     }
 }

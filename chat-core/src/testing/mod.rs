@@ -28,9 +28,11 @@ use crate::store::*;
 
 mod credentials;
 mod store;
+mod webhooks;
 
 pub use credentials::*;
 pub use store::*;
+pub use webhooks::*;
 
 type S = Arc<dyn Store>;
 

@@ -45,6 +45,9 @@ macro_rules! store_conformance_tests {
             snoozed_filter_follows_the_stored_snooze,
             mentions_are_recorded_once_counted_and_read,
             canned_response_prefix_search_covers_shortcut_and_title,
+            events_write_deliveries_for_the_webhooks_that_follow_them,
+            claims_keep_conversation_order_and_lapse_with_their_lease,
+            failing_too_long_pauses_a_webhook_once_and_logs_it,
         );
     };
     (@expand $factory:path; $($name:ident),* $(,)?) => {

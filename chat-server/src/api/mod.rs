@@ -12,6 +12,7 @@ mod messages;
 mod settings;
 mod snooze;
 mod system;
+mod webhooks;
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -196,6 +197,13 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         Unsnooze => snooze::unsnooze(ctx).await,
         ListMentions => mentions::list(ctx).await,
         ReadMentions => mentions::read(ctx).await,
+        ListWebhooks => webhooks::list(ctx).await,
+        CreateWebhook => webhooks::create(ctx).await,
+        GetWebhook => webhooks::get(ctx).await,
+        UpdateWebhook => webhooks::update(ctx).await,
+        DeleteWebhook => webhooks::delete(ctx).await,
+        ListDeliveries => webhooks::deliveries(ctx).await,
+        Redeliver => webhooks::redeliver(ctx).await,
         UploadFiles => files::upload(ctx).await,
         DownloadFile => files::download(ctx).await,
         ListContacts => contacts::list(ctx).await,

@@ -2,6 +2,8 @@
 //! it as; its HTTP calls are `chat_server::testing::HttpClient`'s.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::sync::Arc;
 
 use chat_core::{Actor, AgentId, Backend, Engine, NewAgent, Role, TenantId, TenantSettings};

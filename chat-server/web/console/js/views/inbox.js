@@ -1,0 +1,206 @@
+// The inbox: the queue and the agent's conversations, filtered (mode, mine, tag, channel,
+// text), with the server's counts per mode. Live events update it at once; a reload a
+// moment later brings the server's order and counts.
+import { api, query } from '../api.js';
+import { h, replace, uid, when } from '../dom.js';
+import { t, lang } from '../i18n.js';
+import { state, changed, on, upsertConversation, contactName } from '../state.js';
+
+const MODES = ['', 'queued', 'agent', 'paused', 'bot', 'closed'];
+const CHANNELS = ['', 'web', 'whatsapp', 'telegram', 'email', 'sms', 'api', 'other'];
+let listEl, tabsEl, moreEl, reloadTimer;
+
+/** The inbox column (a navigation landmark). */
+export function renderInbox() {
+  tabsEl = h('div', { class: 'modes', role: 'group', 'aria-label': t('inbox.modes') });
+  listEl = h('ul', { class: 'conversations', id: 'conversation-list', 'aria-label': t('inbox.list') });
+  moreEl = h('button', { type: 'button', class: 'more', hidden: true, onclick: loadMore }, t('inbox.more'));
+  const f = state.filters;
+  const mine = h('input', { type: 'checkbox', id: uid('mine'), checked: f.mine, onchange: (e) => { f.mine = e.target.checked; loadInbox(); } });
+  const channel = h('select', { id: uid('channel'), value: f.channel, onchange: (e) => { f.channel = e.target.value; loadInbox(); } },
+    CHANNELS.map((c) => h('option', { value: c }, c ? t(`channel.${c}`) : t('inbox.any_channel'))));
+  const tag = h('input', { type: 'text', id: uid('tag'), value: f.tag, placeholder: t('inbox.tag_placeholder'),
+    onchange: (e) => { f.tag = e.target.value.trim(); loadInbox(); } });
+  const searching = f.text
+    ? h('p', { class: 'searching' }, t('inbox.results', { text: f.text }), ' ',
+      h('button', { type: 'button', class: 'link', onclick: () => { f.text = ''; changed('search'); loadInbox(); } }, t('inbox.clear_search')))
+    : null;
+  const nav = h('nav', { class: 'inbox', 'aria-label': t('inbox.title') },
+    h('h2', { class: 'visually-hidden' }, t('inbox.title')),
+    tabsEl,
+    h('div', { class: 'filters' },
+      h('label', { class: 'check', for: mine.id }, mine, t('inbox.mine')),
+      h('label', { class: 'visually-hidden', for: channel.id }, t('inbox.channel')), channel,
+      h('label', { class: 'visually-hidden', for: tag.id }, t('inbox.tag')), tag),
+    searching,
+    listEl, moreEl);
+  renderTabs();
+  renderList();
+  return nav;
+}
+
+function renderTabs() {
+  if (!tabsEl) return;
+  const total = Object.values(state.counts).reduce((a, b) => a + b, 0);
+  replace(tabsEl, MODES.map((m) => h('button', {
+    type: 'button',
+    class: 'mode-tab',
+    'aria-pressed': String(state.filters.mode === m),
+    'data-mode': m || 'all',
+    onclick: () => { state.filters.mode = m; loadInbox(); },
+  }, m ? t(`mode.${m}`) : t('inbox.all'), ' ', h('span', { class: 'count' }, String(m ? state.counts[m] || 0 : total)))));
+}
+
+function renderList() {
+  if (!listEl) return;
+  const items = state.order.map((id) => state.conversations.get(id)).filter(Boolean);
+  if (!items.length) {
+    replace(listEl, h('li', { class: 'empty' }, t('inbox.empty')));
+  } else {
+    replace(listEl, items.map(item));
+  }
+  moreEl.hidden = !state.nextCursor;
+}
+
+function item(c) {
+  const unread = c.unread_for_agent || 0;
+  const last = c.last_message;
+  return h('li', { 'data-id': c.id, 'data-mode': c.mode },
+    h('a', { href: `#/c/${c.id}`, class: 'conv', 'aria-current': state.current === c.id ? 'true' : null },
+      h('span', { class: 'who' }, contactName(c.contact_id, t('contact.visitor'))),
+      h('span', { class: `badge mode-${c.mode}` }, t(`mode.${c.mode}`)),
+      c.priority === 'high' || c.priority === 'urgent' ? h('span', { class: `badge prio-${c.priority}` }, t(`priority.${c.priority}`)) : null,
+      h('time', { datetime: c.last_message_at || c.created_at }, when(c.last_message_at || c.created_at, lang())),
+      snippet(c, last),
+      unread ? h('span', { class: 'unread', 'aria-label': t('inbox.unread', { n: unread }) }, String(unread)) : null));
+}
+
+// Search snippets: the API finds conversations by their messages' words but answers the
+// conversations only, so the console looks for the matching line in each result's recent
+// history (the last 100 messages) and shows it with the words marked.
+const snippets = new Map();
+
+function snippet(c, last) {
+  const found = state.filters.text && snippets.get(c.id);
+  if (!found) return h('span', { class: 'snippet', dir: 'auto' }, last ? last.body : t('inbox.no_messages'));
+  const { body, at, length } = found;
+  const from = Math.max(0, at - 30);
+  return h('span', { class: 'snippet', dir: 'auto' }, from ? '…' : '', body.slice(from, at), h('mark', {}, body.slice(at, at + length)), body.slice(at + length, at + length + 80));
+}
+
+function words(text) {
+  const escape = (w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  // A word of the query matches where a word of the message starts, as the API does.
+  return text.replace(/"/g, ' ').split(/\s+/).filter(Boolean)
+    .map((w) => new RegExp('(^|[^\\p{L}\\p{N}])(' + escape(w) + ')', 'iu'));
+}
+
+async function loadSnippets(items) {
+  const patterns = words(state.filters.text);
+  const text = state.filters.text;
+  for (let i = 0; i < items.length; i += 8) {
+    await Promise.all(items.slice(i, i + 8).map(async (c) => {
+      const page = await api('GET', `/v1/conversations/${c.id}/messages?limit=100`).catch(() => ({ items: [] }));
+      for (const m of page.items.reverse()) {
+        for (const re of patterns) {
+          const hit = re.exec(m.body || '');
+          if (hit) { snippets.set(c.id, { body: m.body, at: hit.index + hit[1].length, length: hit[2].length }); return; }
+        }
+      }
+    }));
+    if (text !== state.filters.text) return;
+    renderList();
+  }
+}
+
+function params(cursor) {
+  const f = state.filters;
+  return query({ mode: f.mode, assigned: f.mine ? 'me' : '', tag: f.tag, channel: f.channel, text: f.text, limit: 50, cursor });
+}
+
+/** Reloads the list and counts for the current filters. */
+export async function loadInbox() {
+  clearTimeout(reloadTimer);
+  const page = await api('GET', `/v1/conversations${params()}`);
+  state.order = page.items.map((c) => upsertConversation(c).id);
+  state.counts = page.counts || {};
+  state.nextCursor = page.next_cursor;
+  renderTabs();
+  renderList();
+  changed('inbox');
+  loadContacts(page.items);
+  snippets.clear();
+  if (state.filters.text) loadSnippets(page.items);
+}
+
+async function loadMore() {
+  const page = await api('GET', `/v1/conversations${params(state.nextCursor)}`);
+  state.order.push(...page.items.map((c) => upsertConversation(c).id));
+  state.nextCursor = page.next_cursor;
+  renderList();
+  loadContacts(page.items);
+}
+
+/** Names for the list: each unknown contact once, a few at a time, after the first paint. */
+export async function loadContacts(conversations) {
+  const missing = [...new Set(conversations.map((c) => c.contact_id))].filter((id) => id && !state.contacts.has(id));
+  for (let i = 0; i < missing.length; i += 8) {
+    await Promise.all(missing.slice(i, i + 8).map(async (id) => {
+      try { state.contacts.set(id, await api('GET', `/v1/contacts/${id}`)); } catch { /* gone: keep the placeholder */ }
+    }));
+    renderList();
+  }
+}
+
+function matches(c) {
+  const f = state.filters;
+  if (f.mode && c.mode !== f.mode) return false;
+  if (f.mine && c.assigned_agent_id !== state.me.id) return false;
+  if (f.tag && !(c.tags || []).includes(f.tag)) return false;
+  if (f.channel && c.channel !== f.channel) return false;
+  return true;
+}
+
+/** A live conversation event: show it now, then let the server confirm counts and order. */
+export function conversationEvent(c) {
+  upsertConversation(c);
+  const at = state.order.indexOf(c.id);
+  if (matches(c)) {
+    if (at > 0) state.order.splice(at, 1);
+    if (at !== 0) state.order.unshift(c.id);
+  } else if (at >= 0) {
+    state.order.splice(at, 1);
+  }
+  renderList();
+  loadContacts([c]);
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(() => loadInbox().catch(() => {}), 400);
+}
+
+/** The id `step` places away from the open one in the list (j/k). */
+export function neighbour(step) {
+  const i = state.order.indexOf(state.current);
+  const next = i < 0 ? (step > 0 ? 0 : state.order.length - 1) : i + step;
+  return state.order[Math.max(0, Math.min(state.order.length - 1, next))];
+}
+
+on('current', () => {
+  if (!listEl) return;
+  for (const a of listEl.querySelectorAll('a.conv')) {
+    if (a.getAttribute('href') === `#/c/${state.current}`) a.setAttribute('aria-current', 'true');
+    else a.removeAttribute('aria-current');
+  }
+});
+
+/** A new message: its conversation's preview, unread count and place in the list. */
+export function messageEvent(m) {
+  const c = state.conversations.get(m.conversation_id);
+  if (!c || m.kind === 'note' || (c.last_seq || 0) >= m.seq) return;
+  c.last_seq = m.seq;
+  c.last_message = { sender: m.sender, body: m.body, at: m.created_at };
+  c.last_message_at = m.created_at;
+  if (m.sender.type === 'customer' && state.current !== c.id) c.unread_for_agent = (c.unread_for_agent || 0) + 1;
+  const at = state.order.indexOf(c.id);
+  if (at > 0) { state.order.splice(at, 1); state.order.unshift(c.id); }
+  renderList();
+}
