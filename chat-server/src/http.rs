@@ -234,13 +234,40 @@ pub fn too_large(limit: usize) -> ApiError {
 
 /// Parses JSON, telling syntax errors (400) from shape errors (422).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| json_error(e, None))?;
+    // serde reads a struct from a JSON array too (`[null, null]` as every field absent);
+    // every body here is an object, so anything else is refused.
+    if !value.is_object() {
+        return Err(ApiError::invalid("body", "expected a JSON object"));
+    }
+    integral_floats_as_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         json_error(e.into_inner(), Some(path))
-    })?;
-    de.end().map_err(|e| json_error(e, None))?;
-    Ok(value)
+    })
+}
+
+/// JSON has one number type: `5.0` is the integer 5 to JSON Schema and to most clients'
+/// encoders, while serde refuses it for an integer field. A float without a fraction that
+/// fits an integer becomes that integer.
+fn integral_floats_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                // The casts saturate; the range checks keep only exact conversions.
+                if (0.0..=u64::MAX as f64).contains(&f) && f < 18_446_744_073_709_551_616.0 {
+                    *n = (f as u64).into();
+                } else if (i64::MIN as f64..0.0).contains(&f) {
+                    *n = (f as i64).into();
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
 }
 
 fn json_error(inner: serde_json::Error, path: Option<String>) -> ApiError {
@@ -315,6 +342,15 @@ mod tests {
         assert_eq!(e.code, "validation_failed");
         let e = parse_json::<Rating>(b"{\"score\": 1} trailing").unwrap_err();
         assert_eq!(e.code, "malformed_json");
+        let rating = parse_json::<Rating>(b"{\"score\": 5.0}").unwrap();
+        assert_eq!(rating.score, 5);
+        let e = parse_json::<Rating>(b"{\"score\": 4.5}").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("score"));
+        let e = parse_json::<Rating>(b" [5, null]").unwrap_err();
+        assert_eq!(
+            (e.status, e.field.as_deref()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("body"))
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::endpoints::{Access, ENDPOINTS};
+use crate::endpoints::{Access, ENDPOINTS, Endpoint};
 
 /// The document as JSON text.
 pub fn document_json() -> String {
@@ -20,7 +20,7 @@ pub fn document() -> Value {
         let mut op = json!({
             "operationId": format!("{:?}", endpoint.id),
             "summary": endpoint.summary,
-            "responses": responses(endpoint.status, endpoint.response),
+            "responses": responses(endpoint.id, endpoint.status, endpoint.response),
         });
         let mut parameters: Vec<Value> = path_params(endpoint.path)
             .map(|name| {
@@ -32,7 +32,12 @@ pub fn document() -> Value {
                 json!({ "name": name, "in": "path", "required": true, "schema": schema })
             })
             .collect();
-        parameters.extend(endpoint.query.iter().map(|name| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" } })));
+        parameters.extend(
+            endpoint
+                .query
+                .iter()
+                .map(|name| query_param(endpoint.id, name)),
+        );
         if !parameters.is_empty() {
             op["parameters"] = Value::Array(parameters);
         }
@@ -44,7 +49,7 @@ pub fn document() -> Value {
                 "application/json"
             };
             op["requestBody"] = json!({
-                "required": true,
+                "required": !OPTIONAL_BODIES.contains(&endpoint.id),
                 "content": { media: { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
             });
         }
@@ -79,7 +84,72 @@ fn path_params(path: &str) -> impl Iterator<Item = &str> {
         .filter_map(|segment| segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
 }
 
-fn responses(status: u16, response: Option<&str>) -> Value {
+/// Endpoints whose body may be left out (every field of theirs is optional).
+const OPTIONAL_BODIES: &[Endpoint] = &[Endpoint::Handoff, Endpoint::Close, Endpoint::Snooze];
+
+/// Endpoints that answer 200 instead of their usual 201 for a repeated
+/// `client_message_id` (the message stored the first time).
+const IDEMPOTENT_POSTS: &[Endpoint] = &[Endpoint::PostMessage, Endpoint::PostCannedResponse];
+
+/// A query parameter with the type its handler parses. An empty value counts as absent
+/// everywhere, so string parameters may be empty.
+fn query_param(endpoint: Endpoint, name: &str) -> Value {
+    let uuid = json!({ "type": "string", "format": "uuid" });
+    // Counts and sequence numbers parse as unsigned 64-bit integers; limits are clamped
+    // to the page size by the engine rather than refused.
+    let unsigned = json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX });
+    let flag = json!({ "type": "string", "enum": ["true", "false"] });
+    let modes = "bot|queued|agent|paused|closed|archived";
+    let (schema, required) = match name {
+        "limit" | "since" | "before" | "after" => (unsigned, false),
+        "tenant_id" | "conversation_id" => (uuid, false),
+        // Contacts page by the last contact's id; conversations by an opaque cursor.
+        "cursor" if endpoint == Endpoint::ListContacts => (uuid, false),
+        "cursor" => (
+            json!({ "type": "string", "pattern": "^[0-9]+\\.[0-9a-f]{32}$", "description": "`next_cursor` of the previous page" }),
+            false,
+        ),
+        "mode" => (
+            json!({ "type": "string", "pattern": format!("^,*(({modes})(,+({modes}))*)?,*$"), "description": "one mode or several, comma-separated" }),
+            false,
+        ),
+        "priority" => (
+            json!({ "type": "string", "enum": ["low", "medium", "high", "urgent"] }),
+            false,
+        ),
+        "channel" => (
+            json!({ "type": "string", "enum": ["web", "whatsapp", "telegram", "email", "sms", "api", "other"] }),
+            false,
+        ),
+        "assigned" => (
+            json!({ "anyOf": [{ "type": "string", "enum": ["me", "none", "unassigned"] }, uuid], "description": "`me` (staff), `none`, or an agent id" }),
+            false,
+        ),
+        "pinned" | "snoozed" => (flag, false),
+        "purpose" => (
+            json!({ "type": "string", "enum": ["message", "note"], "default": "message" }),
+            false,
+        ),
+        "email" => (json!({ "type": "string", "minLength": 1 }), true),
+        // Longer than any shortcut or title is 422.
+        "q" => (json!({ "type": "string", "maxLength": 200 }), false),
+        _ => (json!({ "type": "string" }), false),
+    };
+    // An empty value is the parameter left out (a form's empty field), for any type.
+    let schema = if required
+        || schema["type"] == "string"
+            && schema.get("pattern").is_none()
+            && schema.get("enum").is_none()
+            && schema.get("format").is_none()
+    {
+        schema
+    } else {
+        json!({ "anyOf": [schema, { "const": "" }] })
+    };
+    json!({ "name": name, "in": "query", "required": required, "schema": schema })
+}
+
+fn responses(endpoint: Endpoint, status: u16, response: Option<&str>) -> Value {
     let error = json!({ "description": "Error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
     let success = match response {
         None => json!({ "description": "Done" }),
@@ -108,7 +178,18 @@ fn responses(status: u16, response: Option<&str>) -> Value {
             json!({ "description": "OK", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{name}") } } } })
         }
     };
-    json!({ status.to_string(): success, "default": error })
+    let mut answers = json!({ status.to_string(): success, "default": error });
+    if IDEMPOTENT_POSTS.contains(&endpoint) {
+        answers["200"] = answers[status.to_string()].clone();
+    }
+    answers
+}
+
+/// A posted text: trimmed, not empty, at most 10,000 characters, no control characters
+/// but line breaks and tabs (the engine's rule for messages, notes and canned responses).
+fn message_body() -> Value {
+    json!({ "type": "string", "maxLength": 10000, "allOf": [{ "pattern": "\\S" },
+        { "pattern": "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$" }] })
 }
 
 fn object(required: &[&str], properties: Value) -> Value {
@@ -131,14 +212,122 @@ fn schemas() -> Value {
             .expect("schemas are an object")
             .clone(),
     );
+    close_request_bodies(&mut all);
+    allow_null(&mut all);
     all
+}
+
+/// Every JSON request body is read with `deny_unknown_fields`: an unknown field is 422
+/// naming it, so the documented bodies admit no other field.
+fn close_request_bodies(schemas: &mut Value) {
+    for endpoint in ENDPOINTS {
+        let Some(name) = endpoint.request else {
+            continue;
+        };
+        // An upload takes a file part under any name.
+        if name == "FileUpload" {
+            continue;
+        }
+        if let Some(schema) = schemas.get_mut(name).and_then(Value::as_object_mut) {
+            schema
+                .entry("additionalProperties")
+                .or_insert(Value::Bool(false));
+        }
+    }
+    // Nested bodies read the same way.
+    schemas["OpenConversationRequest"]["properties"]["identity"]["additionalProperties"] =
+        Value::Bool(false);
+}
+
+/// Request fields the server reads as `Option`: `null` is the same as leaving them out.
+const NULLABLE_REQUEST_FIELDS: &[(&str, &[&str])] = &[
+    ("LoginRequest", &["tenant_id"]),
+    (
+        "OpenConversationRequest",
+        &[
+            "tenant_id",
+            "channel",
+            "title",
+            "department",
+            "priority",
+            "first_message",
+            "identity",
+        ],
+    ),
+    (
+        "ContactInput",
+        &["name", "email", "phone", "address", "external_id"],
+    ),
+    ("ConversationPatch", &["priority", "tags", "pinned"]),
+    (
+        "PostMessageRequest",
+        &["kind", "reply_to", "client_message_id"],
+    ),
+    ("HandoffRequest", &["department", "reason"]),
+    ("RatingRequest", &["feedback"]),
+    ("CloseRequest", &["rating"]),
+    ("ContactPatch", &["name", "email", "phone", "address"]),
+    ("SignUpRequest", &["email", "name", "tenant_id"]),
+    ("AccountLoginRequest", &["tenant_id"]),
+    ("CreateAgentRequest", &["capacity"]),
+    (
+        "AgentPatch",
+        &[
+            "name",
+            "role",
+            "departments",
+            "active",
+            "password",
+            "current_password",
+        ],
+    ),
+    ("BotTokenRequest", &["expires_in_secs"]),
+    ("CannedResponsePatch", &["shortcut", "title", "body"]),
+    ("PostCannedRequest", &["client_message_id"]),
+];
+
+fn allow_null(schemas: &mut Value) {
+    for (schema, fields) in NULLABLE_REQUEST_FIELDS {
+        for field in *fields {
+            let property = &mut schemas[*schema]["properties"][*field];
+            assert!(property.is_object(), "{schema}.{field} is documented");
+            *property = nullable(property.take());
+        }
+    }
+}
+
+/// `schema`, or `null`.
+fn nullable(mut schema: Value) -> Value {
+    let plain_type = schema.get("enum").is_none()
+        && schema.get("const").is_none()
+        && schema.get("$ref").is_none();
+    match schema.get_mut("type") {
+        Some(Value::String(t)) if plain_type => {
+            let t = t.clone();
+            schema["type"] = json!([t, "null"]);
+            schema
+        }
+        Some(Value::Array(types)) if plain_type => {
+            if !types.contains(&json!("null")) {
+                types.push(json!("null"));
+            }
+            schema
+        }
+        _ => json!({ "anyOf": [schema, { "type": "null" }] }),
+    }
 }
 
 /// The desk's configuration and daily tools: settings, business hours, canned responses,
 /// mentions, snooze.
 fn desk_schemas() -> Value {
+    let families = ["image/*", "application/*", "text/*"];
+    // A type recognised from the bytes, or a family: the start of one followed by `*`.
+    let upload_type = json!({ "anyOf": [
+        { "type": "string", "enum": chat_core::UPLOAD_TYPES.iter().chain(&families).collect::<Vec<_>>() },
+        { "type": "string", "pattern": "^(image|application|text)/[^*]*\\*$", "description": "a family, e.g. application/vnd.openxmlformats-officedocument.*" }
+    ] });
     let settings = json!({
-        "welcome_message": { "type": ["string", "null"], "maxLength": 2000, "description": "Posted by the bot when a conversation opens." },
+        "welcome_message": { "type": ["string", "null"], "maxLength": 2000, "pattern": "\\S", "description": "Posted by the bot when a conversation opens." },
         "prechat_form": { "type": "boolean", "description": "The website widget asks the visitor's name and e-mail before the first message (default false)." },
         "bot_enabled": { "type": "boolean", "description": "New conversations start with the bot (else straight in the queue)." },
         "allow_reopen": { "type": "boolean", "description": "A customer writing to a closed conversation reopens it." },
@@ -150,7 +339,7 @@ fn desk_schemas() -> Value {
         "average_handle_secs": { "type": "integer", "minimum": 1, "maximum": 86400 },
         "upload_max_bytes": { "type": "integer", "minimum": 1, "maximum": 1073741824, "description": "Largest attachment; the server's own limit still caps it." },
         "upload_max_files": { "type": "integer", "minimum": 1, "maximum": 100, "description": "Most files in one upload." },
-        "upload_allowed_types": { "type": "array", "maxItems": 64, "items": { "type": "string" }, "description": "Types as decided from the bytes (image/png, application/pdf, text/plain ...); a trailing * matches a family (image/*). Empty accepts every recognised type." },
+        "upload_allowed_types": { "type": "array", "maxItems": 64, "items": upload_type, "description": "Types as decided from the bytes (image/png, application/pdf, text/plain ...); a trailing * matches a family (image/*). Empty accepts every recognised type." },
         "contact_attributes": { "type": "object", "maxProperties": 100, "additionalProperties": { "type": "string", "enum": ["text", "number", "boolean", "date"] }, "description": "Declared contact attributes: a contact's metadata value of another type is 422." },
         "business_hours": {
             "oneOf": [{ "type": "null" }, { "$ref": "#/components/schemas/BusinessHours" }],
@@ -171,17 +360,23 @@ fn desk_schemas() -> Value {
         "id": uuid, "url": { "type": "string" }, "events": webhook_events.clone(), "state": webhook_state.clone(),
         "failing_since": { "type": ["string", "null"], "format": "date-time", "description": "since when every attempt has failed" },
         "created_at": time, "updated_at": time });
-    let shortcut = json!({ "type": "string", "maxLength": 32, "pattern": "^/?[\\p{L}\\p{N}_-]+$", "description": "Stored lower-case, without a leading `/`." });
+    // Trimmed, leading `/`s dropped, then 1 to 32 letters, digits, `-` or `_`.
+    let shortcut = json!({ "type": "string", "pattern": "^\\s*/*[\\p{L}\\p{N}_-]{1,32}\\s*$", "description": "Stored lower-case, without a leading `/`." });
+    // As stored; not a pattern of letter classes, which validators differ on.
+    let stored_shortcut = json!({ "type": "string", "minLength": 1, "maxLength": 32 });
+    let title = json!({ "type": "string", "maxLength": 200, "pattern": "\\S" });
+    let mut body = message_body();
+    body["description"] = json!(placeholders);
     json!({
         "CannedResponse": object(&["id", "tenant_id", "owner_id", "shortcut", "title", "body", "created_at", "updated_at"], json!({
             "id": uuid, "tenant_id": uuid, "owner_id": { "type": ["string", "null"], "format": "uuid", "description": "null for a shared response" },
-            "shortcut": shortcut, "title": { "type": "string" }, "body": { "type": "string", "description": placeholders },
+            "shortcut": stored_shortcut, "title": { "type": "string" }, "body": { "type": "string", "description": placeholders },
             "created_at": time, "updated_at": time,
             "preview": { "type": "string", "description": "In a list with `conversation_id`: the text it would post there." } })),
         "CannedResponseList": list_of("CannedResponse"),
         "NewCannedResponse": object(&["shortcut", "title", "body"], json!({ "shared": { "type": "boolean", "default": false, "description": "admins only" },
-            "shortcut": shortcut, "title": { "type": "string", "maxLength": 200 }, "body": { "type": "string", "description": placeholders } })),
-        "CannedResponsePatch": object(&[], json!({ "shortcut": shortcut, "title": { "type": "string", "maxLength": 200 }, "body": { "type": "string" } })),
+            "shortcut": shortcut, "title": title, "body": body })),
+        "CannedResponsePatch": object(&[], json!({ "shortcut": shortcut, "title": title, "body": body })),
         "PostCannedRequest": object(&["canned_response_id"], json!({ "canned_response_id": uuid, "client_message_id": { "type": "string" } })),
         "SnoozeRequest": object(&[], json!({ "until": { "type": ["string", "null"], "format": "date-time", "description": "absent or null: until the customer's next message" } })),
         "Snooze": object(&["until", "by", "at"], json!({ "until": { "type": ["string", "null"], "format": "date-time" }, "by": { "type": ["string", "null"], "format": "uuid" }, "at": time })),
@@ -206,7 +401,7 @@ fn desk_schemas() -> Value {
                     "description": "Opening ranges per weekday in local wall-clock time; a missing or empty day is closed."
                 },
                 "holidays": { "type": "array", "maxItems": 1000, "items": { "type": "string", "format": "date" }, "description": "Local dates closed all day." },
-                "offline_message": { "type": ["string", "null"], "maxLength": 2000, "description": "Posted by the bot to a visitor opening a conversation while closed." }
+                "offline_message": { "type": ["string", "null"], "maxLength": 2000, "pattern": "\\S", "description": "Posted by the bot to a visitor opening a conversation while closed." }
             }
         },
         "Widget": object(&["tenant_id", "open", "next_opening", "offline_message", "welcome_message", "prechat_form"], json!({
@@ -254,6 +449,7 @@ fn desk_schemas() -> Value {
 fn core_schemas() -> Value {
     let uuid = json!({ "type": "string", "format": "uuid" });
     let time = json!({ "type": "string", "format": "date-time" });
+    let time_or_null = json!({ "type": ["string", "null"], "format": "date-time" });
     let mode = json!({ "type": "string", "enum": ["bot", "queued", "agent", "paused", "closed", "archived"] });
     let priority = json!({ "type": "string", "enum": ["low", "medium", "high", "urgent"] });
     let channel = json!({ "type": "string", "enum": ["web", "whatsapp", "telegram", "email", "sms", "api", "other"] });
@@ -263,10 +459,25 @@ fn core_schemas() -> Value {
         &["type"],
         json!({ "type": { "type": "string", "enum": ["customer", "agent", "bot", "system"] }, "id": uuid }),
     );
+    let message_body = message_body();
+    // The engine's short texts (names, titles, departments): trimmed, not empty.
+    let short = json!({ "type": "string", "maxLength": 2000, "pattern": "\\S" });
+    // An e-mail is checked loosely (trimmed, an `@`, no space); a contact's may be empty
+    // (none).
+    let email = json!({ "type": "string", "maxLength": 254, "pattern": "^\\s*\\S*@\\S*\\s*$" });
+    let contact_email =
+        json!({ "type": "string", "maxLength": 254, "pattern": "^\\s*(\\S*@\\S*)?\\s*$" });
+    // Each trimmed, not empty; at most 32 on a conversation.
+    let tags = json!({ "type": "array", "items": short, "maxItems": 32 });
+    let username = json!({ "type": "string", "maxLength": 64, "pattern": "\\S", "description": "trimmed; 1 to 64 characters" });
+    let account_password = json!({ "type": "string", "minLength": 1, "maxLength": 1024 });
+    let password = json!({ "type": "string", "minLength": 10, "maxLength": 1024, "description": "10 to 1024 characters" });
+    let capacity = json!({ "type": "integer", "minimum": 0, "maximum": 1000, "description": "most conversations at once" });
+    let departments = json!({ "type": "array", "maxItems": 32, "items": short });
     let contact_input = object(
         &[],
         json!({
-            "name": { "type": "string" }, "email": { "type": "string" }, "phone": { "type": "string" },
+            "name": { "type": "string" }, "email": contact_email.clone(), "phone": { "type": "string" },
             "address": { "type": "string" }, "external_id": { "type": "string" },
             "metadata": { "type": "object", "additionalProperties": { "type": "string" } }
         }),
@@ -285,18 +496,18 @@ fn core_schemas() -> Value {
         "Me": object(&["kind", "tenant_id"], json!({ "kind": { "type": "string", "enum": ["staff", "customer", "system"] }, "tenant_id": uuid,
             "agent": { "$ref": "#/components/schemas/Agent" }, "contact_id": uuid, "conversation_id": uuid })),
         "ContactInput": contact_input,
-        "Contact": object(&["id", "tenant_id", "created_at"], json!({ "id": uuid, "tenant_id": uuid, "name": { "type": "string" },
-            "email": { "type": "string", "description": "A claim typed by the visitor unless `email_verified`." },
+        "Contact": object(&["id", "tenant_id", "created_at"], json!({ "id": uuid, "tenant_id": uuid, "name": { "type": ["string", "null"] },
+            "email": { "type": ["string", "null"], "description": "A claim typed by the visitor unless `email_verified`." },
             "email_verified": { "type": "boolean", "description": "Proven by a signed identity or a staff merge; only a verified e-mail finds this contact again." },
-            "phone": { "type": "string", "description": "Always a claim." }, "address": { "type": "string" }, "external_id": { "type": "string" },
-            "metadata": { "type": "object" }, "created_at": time, "updated_at": time })),
-        "ContactPatch": object(&[], json!({ "name": { "type": "string" }, "email": { "type": "string" }, "phone": { "type": "string" },
+            "phone": { "type": ["string", "null"], "description": "Always a claim." }, "address": { "type": ["string", "null"] }, "external_id": { "type": ["string", "null"] },
+            "metadata": { "type": "object", "additionalProperties": { "type": "string" } }, "created_at": time, "updated_at": time })),
+        "ContactPatch": object(&[], json!({ "name": { "type": "string" }, "email": contact_email, "phone": { "type": "string" },
             "address": { "type": "string" }, "metadata": { "type": "object", "additionalProperties": { "type": "string" } } })),
         "MergeContactRequest": object(&["contact_id"], json!({ "contact_id": uuid })),
-        "SignUpRequest": object(&["username", "password"], json!({ "username": { "type": "string", "maxLength": 64 },
-            "password": { "type": "string" }, "email": { "type": "string" }, "name": { "type": "string" }, "tenant_id": uuid })),
+        "SignUpRequest": object(&["username", "password"], json!({ "username": username,
+            "password": account_password, "email": contact_email, "name": { "type": "string" }, "tenant_id": uuid })),
         "AccountLoginRequest": object(&["username", "password"], json!({ "username": { "type": "string" }, "password": { "type": "string" }, "tenant_id": uuid })),
-        "AccountPasswordRequest": object(&["current_password", "new_password"], json!({ "current_password": { "type": "string" }, "new_password": { "type": "string" } })),
+        "AccountPasswordRequest": object(&["current_password", "new_password"], json!({ "current_password": { "type": "string" }, "new_password": account_password })),
         "AccountPatch": object(&["disabled"], json!({ "disabled": { "type": "boolean" } })),
         "Account": object(&["tenant_id", "contact_id", "username", "disabled", "created_at", "updated_at"], json!({
             "tenant_id": uuid, "contact_id": uuid, "username": { "type": "string" }, "email": { "type": ["string", "null"] },
@@ -308,8 +519,8 @@ fn core_schemas() -> Value {
         "OpenConversationRequest": object(&[], json!({
             "tenant_id": uuid, "contact": { "$ref": "#/components/schemas/ContactInput" }, "channel": channel,
             "title": { "type": "string" }, "department": { "type": "string" }, "priority": priority,
-            "first_message": { "type": "string" }, "metadata": { "type": "object" },
-            "identity": object(&["email", "timestamp", "signature"], json!({ "email": { "type": "string" }, "timestamp": { "type": "integer" },
+            "first_message": { "type": "string" }, "metadata": { "type": "object", "additionalProperties": { "type": "string" } },
+            "identity": object(&["email", "timestamp", "signature"], json!({ "email": { "type": "string" }, "timestamp": { "type": "integer", "minimum": 0, "maximum": u64::MAX, "description": "Unix seconds" },
                 "signature": { "type": "string", "description": "hex HMAC-SHA256 of `email:timestamp` under the identity secret" } }))
         })),
         "OpenedConversation": object(&["conversation", "contact", "messages", "offline"], json!({
@@ -324,11 +535,14 @@ fn core_schemas() -> Value {
             "pinned": { "type": "boolean" }, "assigned_agent_id": { "type": ["string", "null"], "format": "uuid" },
             "snooze": { "$ref": "#/components/schemas/Snooze", "description": "Staff only; absent unless snoozed." },
             "participants": { "type": "array", "items": uuid },
-            "rating": object(&["score"], json!({ "score": { "type": "integer", "minimum": 1, "maximum": 5 }, "feedback": { "type": ["string", "null"] }, "rated_at": time })),
+            "rating": { "oneOf": [{ "type": "null" }, object(&["score"], json!({ "score": { "type": "integer", "minimum": 1, "maximum": 5 }, "feedback": { "type": ["string", "null"] }, "rated_at": time }))] },
             "message_count": { "type": "integer" }, "unread_for_agent": { "type": "integer" }, "unread_for_customer": { "type": "integer" },
-            "last_message": object(&[], json!({ "sender": sender, "body": { "type": "string" }, "at": time })),
-            "last_seq": { "type": "integer" }, "created_at": time, "updated_at": time, "queued_at": time, "assigned_at": time,
-            "first_response_at": time, "last_message_at": time, "closed_at": time, "version": { "type": "integer" }
+            "last_message": { "oneOf": [{ "type": "null" }, object(&[], json!({ "sender": sender, "body": { "type": "string" }, "at": time }))] },
+            "last_seq": { "type": "integer" }, "created_at": time, "updated_at": time, "queued_at": time_or_null, "assigned_at": time_or_null,
+            "first_response_at": time_or_null, "last_message_at": time_or_null, "closed_at": time_or_null, "version": { "type": "integer" },
+            "last_customer_message_at": time_or_null, "last_agent_message_at": time_or_null,
+            "agent_read_seq": { "type": "integer", "description": "Staff only." }, "customer_read_seq": { "type": "integer" },
+            "metadata": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Staff only." }
         })),
         "ConversationList": list_of("Conversation"),
         "ConversationPage": object(&["items", "next_cursor", "counts"], json!({
@@ -337,39 +551,52 @@ fn core_schemas() -> Value {
             "counts": { "type": "object", "additionalProperties": { "type": "integer" }, "description": "conversations per mode matching the filters other than mode" }
         })),
         "ConversationPatch": object(&[], json!({ "priority": priority, "department": { "type": ["string", "null"] },
-            "tags": { "type": "array", "items": { "type": "string" } }, "add_tags": { "type": "array", "items": { "type": "string" } },
-            "remove_tags": { "type": "array", "items": { "type": "string" } }, "pinned": { "type": "boolean" }, "title": { "type": ["string", "null"] },
+            "tags": tags, "add_tags": tags,
+            "remove_tags": tags, "pinned": { "type": "boolean" }, "title": { "type": ["string", "null"] },
             "add_participants": { "type": "array", "items": uuid }, "remove_participants": { "type": "array", "items": uuid } })),
         "Message": object(&["id", "conversation_id", "seq", "sender", "kind", "body", "created_at"], json!({
-            "id": uuid, "conversation_id": uuid, "seq": { "type": "integer" }, "sender": sender,
+            "id": uuid, "tenant_id": uuid, "conversation_id": uuid, "seq": { "type": "integer" }, "sender": sender,
             "kind": { "type": "string", "enum": ["text", "image", "audio", "file", "note", "event"] }, "body": { "type": "string" },
-            "attachments": { "type": "array", "items": { "$ref": "#/components/schemas/Attachment" } }, "reply_to": { "type": ["string", "null"] },
-            "client_message_id": { "type": ["string", "null"] }, "entities": { "type": "array" }, "metadata": { "type": "object" },
-            "revisions": { "type": "array" }, "created_at": time, "edited_at": time, "deleted_at": time
+            "attachments": { "type": "array", "items": { "$ref": "#/components/schemas/Attachment" } }, "reply_to": { "type": ["string", "null"], "format": "uuid" },
+            "client_message_id": { "type": ["string", "null"] }, "entities": { "type": "array", "items": { "$ref": "#/components/schemas/EntityRef" } },
+            "metadata": { "type": "object", "additionalProperties": { "type": "string" } },
+            "revisions": { "type": "array", "items": object(&["body", "replaced_at"], json!({ "body": { "type": "string" }, "replaced_at": time })) },
+            "created_at": time, "edited_at": time_or_null, "deleted_at": time_or_null
         })),
-        "Attachment": object(&["key", "name", "content_type", "size"], json!({ "key": { "type": "string" }, "name": { "type": "string" },
-            "content_type": { "type": "string" }, "size": { "type": "integer" } })),
+        "Attachment": object(&["key", "name", "content_type", "size"], json!({ "key": { "type": "string", "minLength": 1 }, "name": { "type": "string", "minLength": 1 },
+            "content_type": { "type": "string", "minLength": 1 }, "size": { "type": "integer", "minimum": 0 } })),
+        "EntityRef": object(&["kind", "id"], json!({ "kind": { "type": "string" }, "id": { "type": "string" } })),
         "MessageList": list_of("Message"),
-        "PostMessageRequest": object(&["body"], json!({ "body": { "type": "string", "maxLength": 10000 }, "kind": { "type": "string" },
+        "PostMessageRequest": object(&["body"], json!({ "body": message_body.clone(), "kind": { "type": "string", "enum": ["text", "image", "audio", "file"] },
             "attachments": { "type": "array", "items": { "$ref": "#/components/schemas/Attachment" } }, "reply_to": uuid,
-            "client_message_id": { "type": "string" }, "entities": { "type": "array" }, "metadata": { "type": "object" } })),
+            "client_message_id": { "type": "string" }, "entities": { "type": "array", "items": { "$ref": "#/components/schemas/EntityRef" } },
+            "metadata": { "type": "object", "additionalProperties": { "type": "string" } } })),
         "PostedMessage": object(&["message", "created", "replies", "conversation"], json!({ "message": { "$ref": "#/components/schemas/Message" },
             "created": { "type": "boolean" }, "replies": { "type": "array", "items": { "$ref": "#/components/schemas/Message" } },
             "conversation": { "$ref": "#/components/schemas/Conversation" } })),
         "NoteRequest": object(&[], json!({ "body": { "type": "string", "description": "Required unless files are attached." },
             "attachments": { "type": "array", "items": { "$ref": "#/components/schemas/Attachment" }, "description": "Files uploaded with `purpose=note`." } })),
-        "FileUpload": object(&[], json!({
-            "file": { "type": "array", "items": { "type": "string", "format": "binary" }, "description": "One part per file (any field name with a filename). The declared name is kept (cleaned); the declared type is ignored." } })),
+        "FileUpload": {
+            "type": "object", "required": ["file"], "additionalProperties": { "type": "string", "format": "binary" },
+            "properties": {
+            "file": { "type": "array", "minItems": 1, "items": { "type": "string", "format": "binary" }, "description": "One part per file (any field name with a filename). The declared name is kept (cleaned); the declared type is ignored." } } },
         "AttachmentList": list_of("Attachment"),
         "ContactPage": object(&["items", "next_cursor"], json!({ "items": { "type": "array", "items": { "$ref": "#/components/schemas/Contact" } },
             "next_cursor": { "type": ["string", "null"], "format": "uuid", "description": "The `cursor` of the next page; null on the last." } })),
-        "EditMessageRequest": object(&["body"], json!({ "body": { "type": "string" } })),
-        "ReadRequest": object(&["seq"], json!({ "seq": { "type": "integer", "minimum": 0 } })),
+        "EditMessageRequest": object(&["body"], json!({ "body": message_body })),
+        "ReadRequest": object(&["seq"], json!({ "seq": { "type": "integer", "minimum": 0, "maximum": u64::MAX } })),
         "ReadCursorList": list_of("ReadCursor"),
         "ReadCursor": object(&["reader", "seq"], json!({ "conversation_id": uuid, "reader": object(&["type"], json!({ "type": { "type": "string" }, "id": uuid })), "seq": { "type": "integer" }, "updated_at": time })),
-        "HandoffRequest": object(&[], json!({ "department": { "type": "string" }, "reason": { "type": "string" } })),
+        "HandoffRequest": object(&[], json!({ "department": { "type": "string", "maxLength": 2000, "description": "blank: none" }, "reason": { "type": "string" } })),
         "AssignRequest": object(&["agent_id"], json!({ "agent_id": uuid })),
-        "TransferRequest": object(&[], json!({ "agent_id": uuid, "department": { "type": "string" }, "reason": { "type": "string" } })),
+        "TransferRequest": {
+            "type": "object", "properties": { "agent_id": nullable(uuid.clone()), "department": nullable(short.clone()), "reason": { "type": ["string", "null"] } },
+            "oneOf": [
+                { "required": ["agent_id"], "properties": { "agent_id": { "type": "string" }, "department": { "type": "null" } } },
+                { "required": ["department"], "properties": { "department": { "type": "string" }, "agent_id": { "type": "null" } } }
+            ],
+            "description": "Exactly one of `agent_id` and `department`."
+        },
         "ModeRequest": object(&["mode"], json!({ "mode": mode })),
         "RatingRequest": object(&["score"], json!({ "score": { "type": "integer", "minimum": 1, "maximum": 5 }, "feedback": { "type": "string" } })),
         "CloseRequest": object(&[], json!({ "rating": { "$ref": "#/components/schemas/RatingRequest" } })),
@@ -377,15 +604,15 @@ fn core_schemas() -> Value {
             "email": { "type": "string" }, "role": role, "availability": availability, "capacity": { "type": ["integer", "null"] },
             "departments": { "type": "array", "items": { "type": "string" } }, "active": { "type": "boolean" }, "created_at": time, "updated_at": time })),
         "AgentList": list_of("Agent"),
-        "CreateAgentRequest": object(&["name", "email", "role", "password"], json!({ "name": { "type": "string" }, "email": { "type": "string" },
-            "role": role, "password": { "type": "string", "minLength": 10 }, "capacity": { "type": "integer" }, "departments": { "type": "array", "items": { "type": "string" } } })),
-        "AgentPatch": object(&[], json!({ "name": { "type": "string" }, "role": role, "capacity": { "type": ["integer", "null"] },
-            "departments": { "type": "array", "items": { "type": "string" } }, "active": { "type": "boolean" }, "password": { "type": "string", "minLength": 10 },
+        "CreateAgentRequest": object(&["name", "email", "role", "password"], json!({ "name": short, "email": email,
+            "role": role, "password": password, "capacity": capacity, "departments": departments })),
+        "AgentPatch": object(&[], json!({ "name": short, "role": role, "capacity": nullable(capacity.clone()),
+            "departments": departments, "active": { "type": "boolean" }, "password": password,
             "current_password": { "type": "string", "description": "required to change one's own password" } })),
         "QueuePosition": object(&["position", "estimated_wait_secs"], json!({ "position": { "type": ["integer", "null"], "minimum": 1 },
             "estimated_wait_secs": { "type": ["integer", "null"], "description": "null while no agent who could take it is online" } })),
-        "BotTokenRequest": object(&["name"], json!({ "name": { "type": "string" },
-            "expires_in_secs": { "type": "integer", "minimum": 60, "description": "refused after this many seconds; never expires when absent" } })),
+        "BotTokenRequest": object(&["name"], json!({ "name": { "type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S" },
+            "expires_in_secs": { "type": "integer", "minimum": 60, "maximum": 315360000, "description": "refused after this many seconds; never expires when absent" } })),
         "BotToken": object(&["id", "token", "name", "created_at", "expires_at"], json!({ "id": { "type": "string", "description": "handle for listing and revoking" },
             "token": { "type": "string", "description": "bt_...; shown only now" }, "name": { "type": "string" }, "created_at": time, "expires_at": { "type": ["string", "null"], "format": "date-time" } })),
         "BotTokenInfo": object(&["id", "name", "created_at", "expires_at", "last_used_at"], json!({ "id": { "type": "string" }, "name": { "type": "string" }, "created_at": time,

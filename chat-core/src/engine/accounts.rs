@@ -19,7 +19,7 @@ pub struct SignUp {
     pub username: String,
     /// Optional e-mail, unique among the tenant's accounts; a claim, never verified.
     pub email: Option<String>,
-    /// 1 to 1024 bytes.
+    /// 1 to 1024 characters.
     pub password: String,
     /// The contact's display name (default: the username).
     pub name: Option<String>,
@@ -264,8 +264,9 @@ fn login_name(name: &str) -> Result<&str> {
 }
 
 fn check_password(field: &'static str, password: &str) -> Result<()> {
-    if password.is_empty() || password.len() > 1024 {
-        return Err(Error::validation(field, "must be 1 to 1024 bytes"));
+    // Characters, as JSON Schema's maxLength counts them (at most 4 KiB to hash).
+    if password.is_empty() || password.chars().count() > 1024 {
+        return Err(Error::validation(field, "must be 1 to 1024 characters"));
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ pub use mention::{Mention, handles, mentioned_handles};
 pub use message::{
     Attachment, EntityRef, Message, MessageKind, NewMessage, ReadCursor, Reader, Revision, Sender,
 };
-pub use tenant::{AttributeType, Tenant, TenantSettings};
+pub use tenant::{AttributeType, Tenant, TenantSettings, UPLOAD_TYPES};
 pub use webhook::{
     Delivery, DeliveryOutcome, DeliveryState, WEBHOOK_EVENT_KINDS, Webhook, WebhookSecret,
     WebhookState,

@@ -88,29 +88,32 @@ pub const MAX_UPLOAD_BYTES: u64 = 1024 * 1024 * 1024;
 /// (Legacy Office names are accepted too: a declared name may pick one within the family
 /// the bytes prove.)
 fn known_type(entry: &str) -> bool {
-    const RECOGNISED: &[&str] = &[
-        "image/png",
-        "image/jpeg",
-        "image/gif",
-        "image/webp",
-        "application/pdf",
-        "application/zip",
-        "text/plain",
-        "application/vnd.ms-office",
-        "application/msword",
-        "application/vnd.ms-excel",
-        "application/vnd.ms-powerpoint",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    ];
     // A `*` at the end matches every type starting with what precedes it, as uploads
     // match it (`image/*`, `application/vnd.openxmlformats-officedocument.*`).
     match entry.strip_suffix('*') {
-        Some(prefix) => prefix.contains('/') && RECOGNISED.iter().any(|t| t.starts_with(prefix)),
-        None => RECOGNISED.contains(&entry),
+        Some(prefix) => prefix.contains('/') && UPLOAD_TYPES.iter().any(|t| t.starts_with(prefix)),
+        None => UPLOAD_TYPES.contains(&entry),
     }
 }
+
+/// The types the server recognises from a file's bytes: what `upload_allowed_types` may
+/// name (or a family of them, ending in `*`).
+pub const UPLOAD_TYPES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "application/zip",
+    "text/plain",
+    "application/vnd.ms-office",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+];
 
 /// Longest welcome message, in characters: a greeting, not a page.
 pub const MAX_WELCOME_CHARS: usize = 2_000;

@@ -111,7 +111,9 @@ struct CreateRequest {
 const MIN_PASSWORD: usize = 10;
 
 async fn hash(password: String) -> Result<String, ApiError> {
-    if password.chars().count() < MIN_PASSWORD || password.len() > 1024 {
+    // Characters both ways, as the message says (and JSON Schema counts).
+    let length = password.chars().count();
+    if !(MIN_PASSWORD..=1024).contains(&length) {
         return Err(ApiError::invalid(
             "password",
             format!("use {MIN_PASSWORD} to 1024 characters"),
