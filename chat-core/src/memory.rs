@@ -16,6 +16,10 @@ use crate::model::{
     Agent, AgentLoad, CannedResponse, Contact, Conversation, Event, Mention, Message, NewEvent,
     NewMessage, ReadCursor, Reader, Tenant,
 };
+use crate::report::{
+    Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint, feedback_of, report_rows,
+    series_points,
+};
 use crate::store::{
     Appended, CannedQuery, Committed, ConversationCursor, ConversationPage, ConversationQuery,
     ConversationUpdate, MessageQuery, Store, TextQuery,
@@ -48,6 +52,8 @@ struct State {
     account_names: HashMap<(TenantId, String), ContactId>,
     canned: HashMap<CannedResponseId, CannedResponse>,
     mentions: Vec<Mention>,
+    /// Reopen marks for the reports: conversation, when.
+    reopens: Vec<(ConversationId, OffsetDateTime)>,
 }
 
 impl MemoryStore {
@@ -397,7 +403,12 @@ impl Store for MemoryStore {
                 current.version,
             ));
         }
+        let reopened = matches!(update.change, crate::model::ConversationChange::Reopened);
         let write = ConversationWrite::update(update)?;
+        if reopened {
+            s.reopens
+                .push((write.conversation.id, write.conversation.updated_at));
+        }
         s.put(&write.conversation, &write.messages);
         write.commit(|event| Ok(s.log(event)))
     }
@@ -415,6 +426,7 @@ impl Store for MemoryStore {
             s.message_index.remove(&m.id);
         }
         s.cursors.retain(|(c, _), _| *c != id);
+        s.reopens.retain(|(c, _)| *c != id);
         Ok(s.log(NewEvent::conversation_deleted(tenant, id, at)))
     }
 
@@ -686,6 +698,34 @@ impl Store for MemoryStore {
             }
         }
         Ok(read)
+    }
+
+    async fn report_rows(
+        &self,
+        query: &ReportQuery,
+        by: Option<Dimension>,
+    ) -> Result<Vec<ReportRow>> {
+        let s = self.lock();
+        Ok(report_rows(s.conversations.values(), &s.reopens, query, by))
+    }
+
+    async fn report_series(
+        &self,
+        query: &ReportQuery,
+        bounds: &[OffsetDateTime],
+    ) -> Result<Vec<SeriesPoint>> {
+        let s = self.lock();
+        Ok(series_points(
+            s.conversations.values(),
+            &s.reopens,
+            query,
+            bounds,
+        ))
+    }
+
+    async fn report_feedback(&self, query: &ReportQuery, limit: usize) -> Result<Vec<Feedback>> {
+        let s = self.lock();
+        Ok(feedback_of(s.conversations.values(), query, limit))
     }
 }
 

@@ -15,6 +15,7 @@ use crate::error::Db;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_desk.sql"),
+    include_str!("../migrations/0003_reports.sql"),
 ];
 
 /// The schema version this build of the crate creates and reads.

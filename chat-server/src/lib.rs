@@ -8,6 +8,7 @@ pub mod auth;
 mod caps;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod csv;
 pub mod endpoints;
 pub mod error;
 pub mod extension;

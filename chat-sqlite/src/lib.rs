@@ -10,6 +10,7 @@ mod migrations;
 mod names;
 mod options;
 mod read;
+mod reports;
 mod search;
 mod store;
 mod write;

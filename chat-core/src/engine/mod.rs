@@ -13,6 +13,7 @@ mod credentials;
 mod feed;
 mod mentions;
 mod messages;
+mod reports;
 mod routing;
 mod snooze;
 

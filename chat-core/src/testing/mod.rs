@@ -27,9 +27,11 @@ use crate::model::*;
 use crate::store::*;
 
 mod credentials;
+mod reports;
 mod store;
 
 pub use credentials::*;
+pub use reports::*;
 pub use store::*;
 
 type S = Arc<dyn Store>;

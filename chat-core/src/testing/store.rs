@@ -45,6 +45,9 @@ macro_rules! store_conformance_tests {
             snoozed_filter_follows_the_stored_snooze,
             mentions_are_recorded_once_counted_and_read,
             canned_response_prefix_search_covers_shortcut_and_title,
+            report_totals_count_opened_closed_reopened_with_median_and_p90,
+            report_breaks_down_by_agent_department_channel_and_tag,
+            report_series_counts_per_bucket_and_feedback_is_newest_first,
         );
     };
     (@expand $factory:path; $($name:ident),* $(,)?) => {

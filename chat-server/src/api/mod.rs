@@ -9,6 +9,7 @@ mod conversations;
 mod files;
 mod mentions;
 mod messages;
+mod reports;
 mod settings;
 mod snooze;
 mod system;
@@ -196,6 +197,10 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         Unsnooze => snooze::unsnooze(ctx).await,
         ListMentions => mentions::list(ctx).await,
         ReadMentions => mentions::read(ctx).await,
+        ReportOverview => reports::overview(ctx).await,
+        ReportBreakdown => reports::breakdown(ctx).await,
+        ReportSeries => reports::series(ctx).await,
+        ReportFeedback => reports::feedback(ctx).await,
         UploadFiles => files::upload(ctx).await,
         DownloadFile => files::download(ctx).await,
         ListContacts => contacts::list(ctx).await,
