@@ -25,6 +25,7 @@ pub mod staff;
 pub mod testing;
 pub mod throttle;
 pub mod thumbnails;
+pub mod transcript;
 pub mod uploads;
 pub mod views;
 pub mod web;

@@ -197,6 +197,10 @@ fn report_schemas() -> Value {
             "feedback": { "type": "string" },
             "rated_at": { "type": "string", "format": "date-time" } })),
         "ReportFeedback": with(&["items"], json!({ "items": array_of("Feedback") })),
+        "Transcript": object(&["conversation", "messages", "truncated"], json!({
+            "conversation": { "$ref": "#/components/schemas/Conversation" },
+            "messages": { "type": "array", "items": { "$ref": "#/components/schemas/Message" } },
+            "truncated": { "type": "boolean", "description": "more than 10,000 messages: only the first are here" } })),
     })
 }
 

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod backup;
 mod checkpoint;
 mod codec;
 mod connection;
@@ -19,6 +20,7 @@ mod writer;
 #[cfg(test)]
 mod plans;
 
+pub use backup::backup;
 pub use migrations::SCHEMA_VERSION;
 pub use options::{Options, Synchronous};
 pub use store::SqliteStore;

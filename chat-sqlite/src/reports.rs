@@ -1,15 +1,14 @@
 //! The reports as aggregate queries (see `chat_core::report` for what each figure counts).
 //!
-//! Each figure is one statement over one index range: conversations opened (by
+//! Each figure is a statement over one index range: conversations opened (by
 //! `created_at`), closed (`closed_at`), rated (`rated_at`) and reopen marks (`at`), grouped
-//! by the breakdown's key. Percentiles pick their sample by nearest rank with a window
-//! (`row_number` within the key against `count`), so no sample leaves SQLite; only one row
-//! per key does.
+//! by the breakdown's key. Percentiles pick their sample by nearest rank from the samples
+//! sorted by SQLite (see [`durations`]).
 
 use std::collections::BTreeMap;
 
 use chat_core::report::{
-    Csat, Dimension, Durations, Feedback, ReportQuery, ReportRow, SeriesPoint,
+    Csat, Dimension, Durations, Feedback, ReportQuery, ReportRow, SeriesPoint, nearest_rank,
 };
 use chat_core::{AgentId, ConversationId, Result};
 use rusqlite::types::Value;
@@ -44,22 +43,99 @@ fn key_text(value: Value) -> Option<String> {
     }
 }
 
+/// The covering index of the reports for conversations whose `time` column is in a period.
+/// Named, because with statistics SQLite prefers an index that yields the rows already
+/// grouped by the key (by agent, by department), then reads 100,000 rows of the table
+/// one by one: 10 s under load, against a sort of the covering index's entries.
+fn index(time: &str) -> &'static str {
+    match time {
+        "created_at" => "conversations_created",
+        "closed_at" => "conversations_closed",
+        _ => "conversations_rated",
+    }
+}
+
 /// `?1` tenant, `?2` from, `?3` to, `?4` the agent or NULL.
 const AGENT: &str = "(?4 IS NULL OR c.assigned_agent_id = ?4)";
 
-/// Count, median and p90 of `value` per key over the conversations whose `time` column is
-/// in the period. Rows whose value is NULL count but give no sample.
-fn durations_sql(key: &str, join: &str, time: &str, value: &str) -> String {
+/// How many conversations per key have their `time` column in the period, and how many of
+/// them have a `value` (the samples).
+fn counts_sql(key: &str, join: &str, time: &str, value: &str) -> String {
     format!(
-        "WITH s AS (SELECT {key} AS k, {value} AS v FROM conversations c {join} \
-           WHERE c.tenant_id = ?1 AND c.{time} >= ?2 AND c.{time} < ?3 AND {AGENT}), \
-         r AS (SELECT k, v, row_number() OVER (PARTITION BY k ORDER BY v NULLS LAST) AS rn, \
-           count(v) OVER (PARTITION BY k) AS n FROM s) \
-         SELECT k, count(*), max(n), \
-           max(CASE WHEN v IS NOT NULL AND rn = (n * 50 + 99) / 100 THEN v END), \
-           max(CASE WHEN v IS NOT NULL AND rn = (n * 90 + 99) / 100 THEN v END) \
-         FROM r GROUP BY k"
+        "SELECT {key}, count(*), count({value}) FROM conversations c INDEXED BY {} {join} \
+         WHERE c.tenant_id = ?1 AND c.{time} >= ?2 AND c.{time} < ?3 AND {AGENT} GROUP BY 1",
+        index(time)
     )
+}
+
+/// The samples of the same conversations, sorted by key then value.
+fn samples_sql(key: &str, join: &str, time: &str, value: &str) -> String {
+    format!(
+        "SELECT {key} AS k, {value} AS v FROM conversations c INDEXED BY {} {join} \
+         WHERE c.tenant_id = ?1 AND c.{time} >= ?2 AND c.{time} < ?3 AND {AGENT} \
+           AND v IS NOT NULL ORDER BY k, v",
+        index(time)
+    )
+}
+
+/// Counts, then median and p90 per key: SQLite sorts the samples and Rust, stepping through
+/// them once, keeps the two at the nearest ranks of each key. Nothing but one row per key
+/// is held; a window function (`row_number` against `count` over the key) gives the same
+/// picks but cost three times the CPU here (100,000 conversations: 0.26 s against 0.08 s).
+fn durations(
+    conn: &Connection,
+    params: &[&dyn rusqlite::ToSql],
+    (key, join): (&str, &str),
+    time: &str,
+    value: &str,
+) -> Result<BTreeMap<Option<String>, (u64, Durations)>> {
+    // Per key: rows, samples, and the median and p90 once met.
+    type Picks = (u64, u64, Option<i64>, Option<i64>);
+    let mut out: BTreeMap<Option<String>, Picks> = BTreeMap::new();
+    let mut stmt = conn
+        .prepare_cached(&counts_sql(key, join, time, value))
+        .db()?;
+    let mut found = stmt.query(params).db()?;
+    while let Some(r) = found.next().db()? {
+        let k = key_text(r.get(0).db()?);
+        out.insert(
+            k,
+            (count(r.get(1).db()?), count(r.get(2).db()?), None, None),
+        );
+    }
+    drop(found);
+    let mut stmt = conn
+        .prepare_cached(&samples_sql(key, join, time, value))
+        .db()?;
+    let mut found = stmt.query(params).db()?;
+    let mut current: Option<(Value, Option<String>, u64)> = None;
+    while let Some(r) = found.next().db()? {
+        let raw: Value = r.get(0).db()?;
+        let v: i64 = r.get(1).db()?;
+        let (rank, k) = match &mut current {
+            Some((seen, k, i)) if *seen == raw => {
+                *i += 1;
+                (*i, k.clone())
+            }
+            _ => {
+                let k = key_text(raw.clone());
+                current = Some((raw, k.clone(), 1));
+                (1, k)
+            }
+        };
+        if let Some((_, n, median, p90)) = out.get_mut(&k) {
+            if rank == nearest_rank(*n, 50) {
+                *median = Some(v);
+            }
+            if rank == nearest_rank(*n, 90) {
+                *p90 = Some(v);
+            }
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(k, (rows, n, median, p90))| (k, (rows, Durations::from_nanos(n, median, p90))))
+        .collect())
 }
 
 fn entry(rows: &mut BTreeMap<Option<String>, ReportRow>, key: Option<String>) -> &mut ReportRow {
@@ -89,20 +165,14 @@ pub(crate) fn report_rows(
         ("created_at", "c.first_response_at - c.created_at", true),
         ("closed_at", "c.closed_at - c.created_at", false),
     ] {
-        let sql = durations_sql(key, join, time, value);
-        let mut stmt = conn.prepare_cached(&sql).db()?;
-        let mut found = stmt.query(params).db()?;
-        while let Some(r) = found.next().db()? {
-            let e = entry(&mut rows, key_text(r.get(0).db()?));
-            let n = count(r.get(1).db()?);
-            let durations =
-                Durations::from_nanos(count(r.get(2).db()?), r.get(3).db()?, r.get(4).db()?);
+        for (k, (n, d)) in durations(conn, params, (key, join), time, value)? {
+            let e = entry(&mut rows, k);
             if opened {
                 e.opened = n;
-                e.first_response = durations;
+                e.first_response = d;
             } else {
                 e.closed = n;
-                e.resolution = durations;
+                e.resolution = d;
             }
         }
     }
@@ -110,7 +180,7 @@ pub(crate) fn report_rows(
     let sql = format!(
         "SELECT {key}, sum(c.rating_score = 1), sum(c.rating_score = 2), sum(c.rating_score = 3), \
            sum(c.rating_score = 4), sum(c.rating_score = 5) \
-         FROM conversations c {join} \
+         FROM conversations c INDEXED BY conversations_rated {join} \
          WHERE c.tenant_id = ?1 AND c.rated_at >= ?2 AND c.rated_at < ?3 AND {AGENT} GROUP BY 1"
     );
     let mut stmt = conn.prepare_cached(&sql).db()?;
@@ -151,9 +221,9 @@ pub(crate) fn report_series(
         "WITH b AS (SELECT CAST(key AS INTEGER) AS i, value AS lo, \
            lead(value) OVER (ORDER BY CAST(key AS INTEGER)) AS hi FROM json_each(?2)) \
          SELECT i, \
-           (SELECT count(*) FROM conversations c WHERE c.tenant_id = ?1 \
+           (SELECT count(*) FROM conversations c INDEXED BY conversations_created WHERE c.tenant_id = ?1 \
               AND c.created_at >= b.lo AND c.created_at < b.hi AND {AGENT}), \
-           (SELECT count(*) FROM conversations c WHERE c.tenant_id = ?1 \
+           (SELECT count(*) FROM conversations c INDEXED BY conversations_closed WHERE c.tenant_id = ?1 \
               AND c.closed_at >= b.lo AND c.closed_at < b.hi AND {AGENT}), \
            (SELECT count(*) FROM conversation_reopens m JOIN conversations c ON c.id = m.conversation_id \
               WHERE m.tenant_id = ?1 AND m.at >= b.lo AND m.at < b.hi AND {AGENT}) \

@@ -184,6 +184,15 @@ impl SqliteStore {
         self.search.wait_for(target).await
     }
 
+    /// Copies the live database to `to` (a file that must not exist), consistent as of
+    /// the moment the copy starts, while writes go on; returns its size in bytes. See
+    /// [`backup`](crate::backup()).
+    pub async fn backup(&self, to: impl AsRef<Path>) -> Result<u64> {
+        let to = to.as_ref().to_owned();
+        self.read(move |conn| crate::backup::backup_with(conn, &to))
+            .await
+    }
+
     /// Runs SQLite's `PRAGMA integrity_check` on the database file (not the search file)
     /// and returns its findings (`["ok"]` for a sound file).
     pub async fn integrity_check(&self) -> Result<Vec<String>> {

@@ -384,11 +384,24 @@ fn put_activity(conn: &Connection, conversation: &Conversation) -> Result<()> {
     let activity = Activity::of(conversation)?;
     let mut values: Vec<&dyn rusqlite::ToSql> = vec![&conversation.id.0];
     values.extend(activity.params());
+    // Every column but `first_response_at`, which an index of the reports holds (schema
+    // version 9): set on every message, it would rewrite that index entry every time;
+    // apart, it is written once, by the first agent reply.
     conn.prepare_cached(&format!(
-        "UPDATE conversations SET {ACTIVITY_ASSIGNMENTS} WHERE id = ?1"
+        "UPDATE conversations SET {} WHERE id = ?1",
+        ACTIVITY_ASSIGNMENTS.replace("first_response_at = ?8, ", "")
     ))
     .db()?
     .execute(values.as_slice())
+    .db()?;
+    conn.prepare_cached(
+        "UPDATE conversations SET first_response_at = ?2 WHERE id = ?1 AND first_response_at IS NOT ?2",
+    )
+    .db()?
+    .execute(params![
+        conversation.id.0,
+        ns_opt(conversation.first_response_at)?
+    ])
     .db()?;
     Ok(())
 }

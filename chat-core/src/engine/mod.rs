@@ -16,6 +16,7 @@ mod messages;
 mod reports;
 mod routing;
 mod snooze;
+mod transcripts;
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ pub use contacts::{ContactPage, ContactPatch};
 pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
 pub use messages::{MessagePage, PostMessage, Posted};
 pub use routing::{DeskStatus, QueuePosition, TimerReport};
+pub use transcripts::{MAX_TRANSCRIPT_MESSAGES, Transcript};
 
 use crate::blob::{BlobStore, MemoryBlobStore, Thumbnailer};
 use crate::bot::{Bot, RuleBot};

@@ -302,3 +302,105 @@ pub async fn report_series_counts_per_bucket_and_feedback_is_newest_first(store:
     let rows = store.report_rows(&q, None).await.unwrap();
     assert_eq!((rows[0].opened, rows[0].reopened), (3, 0));
 }
+
+/// A deterministic pseudo-random number for `i` (splitmix64).
+fn mix(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+pub async fn report_queries_agree_with_the_in_memory_definition_on_a_generated_desk(store: S) {
+    use crate::report::{Interval, ReportPeriod, feedback_of, report_rows, series_points};
+    let tenant = tenant(&store).await;
+    let contact = contact(&store, tenant, None).await;
+    let mut agents = Vec::new();
+    for name in ["Ann", "Bob", "Cy"] {
+        agents.push(agent(&store, tenant, name, Role::Agent, &[]).await.id);
+    }
+    let mut reopens = Vec::new();
+    // 120 conversations over three days around the period, some reopened more than once.
+    for i in 0..120u64 {
+        let r = |salt: u64| mix(i * 31 + salt);
+        let created = (r(1) % (3 * 86_400)) as i64 - 86_400;
+        let mut c = conversation(&store, tenant, contact.id, |c| {
+            c.created_at = at(created);
+            c.updated_at = at(created);
+            c.channel = [Channel::Web, Channel::Email, Channel::Api][(r(2) % 3) as usize];
+            c.department =
+                [None, Some("billing".into()), Some("sales".into())][(r(3) % 3) as usize].clone();
+            c.tags = [
+                vec![],
+                vec!["vip".into()],
+                vec!["vip".into(), "refund".into()],
+            ][(r(4) % 3) as usize]
+                .clone();
+            c.assigned_agent_id = (r(5) % 4 != 0).then(|| agents[(r(6) % 3) as usize]);
+            c.first_response_at = (r(7) % 3 != 0).then(|| at(created + (r(8) % 3_000) as i64));
+            if r(9) % 3 != 0 {
+                let closed = created + (r(10) % 90_000) as i64;
+                c.mode = Mode::Closed;
+                c.closed_at = Some(at(closed));
+                c.rating = (r(11) % 2 == 0).then(|| Rating {
+                    score: 1 + (r(12) % 5) as u8,
+                    feedback: (r(13) % 2 == 0).then(|| format!("text {i}")),
+                    rated_at: at(closed + (r(14) % 100) as i64),
+                });
+            }
+        })
+        .await;
+        for k in 0..r(15) % 3 {
+            let mut next = c.clone();
+            next.updated_at = at(created + 50 + (k as i64) * 20_000);
+            c = store
+                .update_conversation(ConversationUpdate {
+                    conversation: next,
+                    change: ConversationChange::Reopened,
+                    message: None,
+                })
+                .await
+                .unwrap()
+                .conversation;
+            reopens.push((c.id, c.updated_at));
+        }
+    }
+    let all = store
+        .list_conversations(&ConversationQuery {
+            limit: 1000,
+            ..ConversationQuery::new(tenant, Scope::Tenant)
+        })
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(all.len(), 120);
+    let period = ReportPeriod::parse("2026-01-01", "2026-01-01", Some("Asia/Kolkata")).unwrap();
+    let (from, to) = period.instants().unwrap();
+    for agent in [None, Some(agents[1])] {
+        let q = ReportQuery {
+            tenant,
+            from,
+            to,
+            agent,
+        };
+        for by in [None]
+            .into_iter()
+            .chain(crate::report::Dimension::ALL.iter().copied().map(Some))
+        {
+            assert_eq!(
+                store.report_rows(&q, by).await.unwrap(),
+                report_rows(&all, &reopens, &q, by),
+                "rows by {by:?} for {agent:?}"
+            );
+        }
+        let bounds = period.bounds(Interval::Hour).unwrap();
+        assert_eq!(
+            store.report_series(&q, &bounds).await.unwrap(),
+            series_points(&all, &reopens, &q, &bounds)
+        );
+        assert_eq!(
+            store.report_feedback(&q, 7).await.unwrap(),
+            feedback_of(&all, &q, 7)
+        );
+    }
+}

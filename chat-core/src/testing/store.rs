@@ -48,6 +48,7 @@ macro_rules! store_conformance_tests {
             report_totals_count_opened_closed_reopened_with_median_and_p90,
             report_breaks_down_by_agent_department_channel_and_tag,
             report_series_counts_per_bucket_and_feedback_is_newest_first,
+            report_queries_agree_with_the_in_memory_definition_on_a_generated_desk,
         );
     };
     (@expand $factory:path; $($name:ident),* $(,)?) => {

@@ -201,6 +201,7 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         ReportBreakdown => reports::breakdown(ctx).await,
         ReportSeries => reports::series(ctx).await,
         ReportFeedback => reports::feedback(ctx).await,
+        Transcript => reports::transcript(ctx).await,
         UploadFiles => files::upload(ctx).await,
         DownloadFile => files::download(ctx).await,
         ListContacts => contacts::list(ctx).await,

@@ -236,3 +236,72 @@ pub async fn feedback(ctx: Ctx) -> Result<Resp, ApiError> {
     body["items"] = json!(items);
     Ok(http::json(StatusCode::OK, &body))
 }
+
+/// `GET /v1/conversations/{id}/transcript?format=text|html|json`: what the caller may read
+/// of a conversation, whole (internal notes for staff only). Without `format`, `Accept`
+/// picks `text/html` or `text/plain`; JSON otherwise.
+pub async fn transcript(ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: chat_core::ConversationId = ctx.id("id")?;
+    let accept = ctx
+        .headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let format = match ctx.query::<String>("format")?.as_deref() {
+        Some(f @ ("text" | "html" | "json")) => f.to_owned(),
+        Some(_) => return Err(ApiError::invalid("format", "text, html or json")),
+        None if accept.contains("text/html") => "html".into(),
+        None if accept.contains("text/plain") => "text".into(),
+        None => "json".into(),
+    };
+    let transcript = ctx.app.engine.transcript(ctx.actor()?, id).await?;
+    let name = format!("transcript-{}", id.0);
+    let mut resp = match format.as_str() {
+        "text" => http::with_type(
+            StatusCode::OK,
+            crate::transcript::text(&transcript),
+            "text/plain; charset=utf-8",
+        ),
+        "html" => {
+            let mut resp = http::with_type(
+                StatusCode::OK,
+                crate::transcript::html(&transcript),
+                "text/html; charset=utf-8",
+            );
+            // Escaped already; the policy is the second wall: no script, no fetch.
+            resp.headers_mut().insert(
+                hyper::header::CONTENT_SECURITY_POLICY,
+                hyper::header::HeaderValue::from_static(
+                    "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+                ),
+            );
+            resp
+        }
+        _ => {
+            let viewer = ctx.viewer();
+            let messages: Vec<_> = transcript
+                .messages
+                .iter()
+                .filter_map(|m| viewer.message(m))
+                .collect();
+            http::json(
+                StatusCode::OK,
+                &json!({
+                    "conversation": viewer.conversation(&transcript.conversation),
+                    "messages": messages,
+                    "truncated": transcript.truncated,
+                }),
+            )
+        }
+    };
+    let extension = match format.as_str() {
+        "text" => "txt",
+        other => other,
+    };
+    if let Ok(value) = format!("inline; filename=\"{name}.{extension}\"").parse() {
+        resp.headers_mut()
+            .insert(hyper::header::CONTENT_DISPOSITION, value);
+    }
+    Ok(resp)
+}
