@@ -153,7 +153,10 @@ mod with_database {
         client
             .batch_execute(
                 "DROP TABLE canned_responses; DROP TABLE mentions; \
-                 DELETE FROM schema_migrations WHERE version = 2",
+                 DROP TABLE conversation_reopens; \
+                 ALTER TABLE conversations DROP COLUMN created_at_ns, DROP COLUMN first_response_at_ns, \
+                 DROP COLUMN closed_at_ns, DROP COLUMN rated_at_ns, DROP COLUMN rating_score; \
+                 DELETE FROM schema_migrations WHERE version >= 2",
             )
             .await
             .unwrap();
@@ -169,7 +172,7 @@ mod with_database {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        assert_eq!(versions, [1, 2]);
+        assert_eq!(versions, [1, 2, 3]);
         let t = tenant(&store).await;
         store.put_canned_response(&shared(t, "hi")).await.unwrap();
         let found = store
