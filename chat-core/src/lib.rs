@@ -13,6 +13,7 @@ pub mod memory;
 mod mode;
 mod model;
 pub mod policy;
+pub mod report;
 mod router;
 mod sniff;
 pub mod store;

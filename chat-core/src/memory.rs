@@ -19,6 +19,10 @@ use crate::model::{
     DeliveryState, Event, Mention, Message, NewEvent, NewMessage, ReadCursor, Reader, Tenant,
     Webhook, WebhookState,
 };
+use crate::report::{
+    Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint, feedback_of, report_rows,
+    series_points,
+};
 use crate::store::{
     Appended, CannedQuery, Committed, ConversationCursor, ConversationPage, ConversationQuery,
     ConversationUpdate, MessageQuery, Store, TextQuery,
@@ -55,6 +59,8 @@ struct State {
     webhooks: Vec<Webhook>,
     /// The outbox and delivery log, by webhook and event sequence.
     deliveries: BTreeMap<(WebhookId, u64), Delivery>,
+    /// Reopen marks for the reports: conversation, when.
+    reopens: Vec<(ConversationId, OffsetDateTime)>,
 }
 
 impl MemoryStore {
@@ -427,7 +433,12 @@ impl Store for MemoryStore {
                 current.version,
             ));
         }
+        let reopened = matches!(update.change, crate::model::ConversationChange::Reopened);
         let write = ConversationWrite::update(update)?;
+        if reopened {
+            s.reopens
+                .push((write.conversation.id, write.conversation.updated_at));
+        }
         s.put(&write.conversation, &write.messages);
         write.commit(|event| Ok(s.log(event)))
     }
@@ -445,6 +456,7 @@ impl Store for MemoryStore {
             s.message_index.remove(&m.id);
         }
         s.cursors.retain(|(c, _), _| *c != id);
+        s.reopens.retain(|(c, _)| *c != id);
         Ok(s.log(NewEvent::conversation_deleted(tenant, id, at)))
     }
 
@@ -859,6 +871,34 @@ impl Store for MemoryStore {
         d.state = DeliveryState::Pending;
         d.next_attempt_at = now;
         Ok(d.clone())
+    }
+
+    async fn report_rows(
+        &self,
+        query: &ReportQuery,
+        by: Option<Dimension>,
+    ) -> Result<Vec<ReportRow>> {
+        let s = self.lock();
+        Ok(report_rows(s.conversations.values(), &s.reopens, query, by))
+    }
+
+    async fn report_series(
+        &self,
+        query: &ReportQuery,
+        bounds: &[OffsetDateTime],
+    ) -> Result<Vec<SeriesPoint>> {
+        let s = self.lock();
+        Ok(series_points(
+            s.conversations.values(),
+            &s.reopens,
+            query,
+            bounds,
+        ))
+    }
+
+    async fn report_feedback(&self, query: &ReportQuery, limit: usize) -> Result<Vec<Feedback>> {
+        let s = self.lock();
+        Ok(feedback_of(s.conversations.values(), query, limit))
     }
 }
 

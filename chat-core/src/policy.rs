@@ -20,9 +20,13 @@
 //! | reopen | yes | yes | own | yes | - | yes |
 //! | archive | yes | yes | - | - | - | yes |
 //! | hard delete | yes | - | - | - | - | yes |
+//! | reports | all | all | its own figures | - | - | all |
 //!
 //! "Sees it": an agent sees conversations assigned to it or where it participates, and
 //! queued conversations of the general queue or of its departments ([`Scope::Agent`]).
+//! Reports: an agent sees the figures of the conversations assigned to it (its own row of
+//! every breakdown, its own feedback), never a colleague's or the desk's totals
+//! ([`Resolved::report_agent`]).
 //! "Own": the agent is assigned or participates. Nobody sees another tenant.
 //! Not visible gives [`Error::NotFound`] (existence is not revealed); visible but not
 //! allowed gives [`Error::Forbidden`].
@@ -31,7 +35,7 @@ pub mod view;
 pub use view::Viewer;
 
 use crate::error::{Error, Result};
-use crate::ids::{ContactId, ConversationId};
+use crate::ids::{AgentId, ContactId, ConversationId};
 use crate::model::{Agent, Conversation, Role};
 use crate::store::Scope;
 
@@ -136,6 +140,19 @@ impl Resolved {
             Resolved::Staff(a) => matches!(a.role, Role::Admin | Role::Supervisor),
             Resolved::System => true,
             _ => false,
+        }
+    }
+
+    /// Whose figures a report may show this actor, given the agent it asked for: `None`
+    /// is the whole tenant. Admins, supervisors and the system see the whole tenant or any
+    /// one agent; an agent only itself (asking for nobody in particular gives its own);
+    /// customers and bots no report ([`Error::Forbidden`]).
+    pub fn report_agent(&self, asked: Option<AgentId>) -> Result<Option<AgentId>> {
+        match self {
+            _ if self.manages() => Ok(asked),
+            Resolved::Staff(me) if asked.is_none_or(|a| a == me.id) => Ok(Some(me.id)),
+            Resolved::Staff(_) => Err(Error::Forbidden("see another agent's report")),
+            _ => Err(Error::Forbidden("reports are for staff")),
         }
     }
 

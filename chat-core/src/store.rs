@@ -22,6 +22,7 @@ use crate::model::{
     Agent, AgentLoad, CannedResponse, Channel, Contact, Conversation, ConversationChange, Delivery,
     DeliveryOutcome, Event, Mention, Message, NewMessage, Priority, ReadCursor, Tenant, Webhook,
 };
+use crate::report::{Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint};
 
 mod text;
 pub use text::{TextQuery, text_matches};
@@ -251,6 +252,30 @@ pub(crate) mod seam {
             seq: u64,
             now: OffsetDateTime,
         ) -> Result<Delivery>;
+        // Reports (see `chat_core::report` for what each figure counts). Every store
+        // computes them with aggregate queries; the in-memory definitions in that module
+        // are what they must agree with. A store keeps one reopen mark per
+        // `ConversationChange::Reopened` update, at the conversation's `updated_at`, and
+        // drops the marks with the conversation.
+
+        /// The report's figures, one row per key of `by` (one row, key `None`, without
+        /// it), in key order (`None` first). Groups without any counted conversation are
+        /// left out.
+        async fn report_rows(
+            &self,
+            query: &ReportQuery,
+            by: Option<Dimension>,
+        ) -> Result<Vec<ReportRow>>;
+        /// Opened, closed and reopened counts in each `[bounds[i], bounds[i + 1])`.
+        async fn report_series(
+            &self,
+            query: &ReportQuery,
+            bounds: &[OffsetDateTime],
+        ) -> Result<Vec<SeriesPoint>>;
+        /// Ratings with a non-empty text given in the period, newest first (ties by
+        /// conversation id, descending), at most `limit`.
+        async fn report_feedback(&self, query: &ReportQuery, limit: usize)
+        -> Result<Vec<Feedback>>;
     }
 }
 pub(crate) use seam::Store;

@@ -5,6 +5,7 @@ mod credentials;
 mod error;
 mod list;
 mod migrations;
+mod reports;
 mod search;
 mod store;
 mod webhooks;

@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chat_core::report::{Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint};
 use chat_core::store::{
     Appended, CannedQuery, Committed, ConversationPage, ConversationQuery, ConversationUpdate,
     MessageQuery,
@@ -19,9 +20,9 @@ use chat_core::store::{
 use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 use chat_core::{
     Agent, AgentId, AgentLoad, CannedResponse, CannedResponseId, Contact, ContactId, Conversation,
-    ConversationId, Delivery, DeliveryOutcome, Error, Event, Mention, Message, MessageId,
-    MessageKind, NewEvent, NewMessage, ReadCursor, Reader, Result, Store, Tenant, TenantId,
-    Webhook, WebhookId,
+    ConversationChange, ConversationId, Delivery, DeliveryOutcome, Error, Event, Mention, Message,
+    MessageId, MessageKind, NewEvent, NewMessage, ReadCursor, Reader, Result, Store, Tenant,
+    TenantId, Webhook, WebhookId,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
 use time::OffsetDateTime;
@@ -30,6 +31,7 @@ use tokio_postgres::types::Json;
 
 use crate::codec::{all, int, json, limit, ns, ns_opt, one, priority_rank, reader_key, sender_key};
 use crate::error::Db;
+use crate::reports;
 use crate::search::Indexed;
 
 /// How long opening a connection may take (unless the URL says `connect_timeout`).
@@ -234,20 +236,23 @@ fn unnumbered(e: NewEvent) -> Result<Event> {
 }
 
 const CONVERSATION_COLUMNS: &str = "id, tenant_id, contact_id, channel, mode, priority, department, \
-    assigned_agent_id, participants, tags, pinned, title_words, title_list, updated_at_ns, queued_at_ns, version, data";
+    assigned_agent_id, participants, tags, pinned, title_words, title_list, updated_at_ns, queued_at_ns, version, data, \
+    created_at_ns, first_response_at_ns, closed_at_ns, rated_at_ns, rating_score";
 
 /// Inserts (`insert`) or replaces a conversation row from its value.
 async fn put_conversation(tx: &Transaction<'_>, c: &Conversation, insert: bool) -> Result<()> {
     let sql = if insert {
         format!(
             "INSERT INTO conversations ({CONVERSATION_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::tsvector, $17, $13, $14, $15, $16)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::tsvector, $17, $13, $14, $15, $16, \
+             $18, $19, $20, $21, $22)"
         )
     } else {
         "UPDATE conversations SET tenant_id = $2, contact_id = $3, channel = $4, mode = $5, \
          priority = $6, department = $7, assigned_agent_id = $8, participants = $9, tags = $10, \
          pinned = $11, title_words = $12::text::tsvector, title_list = $17, updated_at_ns = $13, queued_at_ns = $14, version = $15, \
-         data = $16 WHERE id = $1"
+         data = $16, created_at_ns = $18, first_response_at_ns = $19, closed_at_ns = $20, \
+         rated_at_ns = $21, rating_score = $22 WHERE id = $1"
             .to_owned()
     };
     let participants: Vec<uuid::Uuid> = c.participants.iter().map(|a| a.0).collect();
@@ -273,6 +278,11 @@ async fn put_conversation(tx: &Transaction<'_>, c: &Conversation, insert: bool) 
             &int(c.version),
             &Json(c),
             &title.list,
+            &ns(c.created_at)?,
+            &ns_opt(c.first_response_at)?,
+            &ns_opt(c.closed_at)?,
+            &ns_opt(c.rating.as_ref().map(|r| r.rated_at))?,
+            &c.rating.as_ref().map(|r| i16::from(r.score)),
         ],
     )
     .await
@@ -695,8 +705,19 @@ impl Store for PostgresStore {
                 current.version,
             ));
         }
+        let reopened = matches!(update.change, ConversationChange::Reopened);
         let write = ConversationWrite::update(update)?;
         let committed = store_write(&tx, write, false).await?;
+        if reopened {
+            let c = &committed.conversation;
+            tx.execute(
+                "INSERT INTO conversation_reopens (conversation_id, tenant_id, at_ns) \
+                 VALUES ($1, $2, $3)",
+                &[&c.id.0, &c.tenant_id.0, &ns(c.updated_at)?],
+            )
+            .await
+            .db()?;
+        }
         tx.commit().await.db()?;
         Ok(committed)
     }
@@ -1218,6 +1239,26 @@ impl Store for PostgresStore {
         now: OffsetDateTime,
     ) -> Result<Delivery> {
         self.redeliver_row(tenant, webhook, seq, now).await
+    }
+
+    async fn report_rows(
+        &self,
+        query: &ReportQuery,
+        by: Option<Dimension>,
+    ) -> Result<Vec<ReportRow>> {
+        reports::report_rows(&mut self.client().await?, query, by).await
+    }
+
+    async fn report_series(
+        &self,
+        query: &ReportQuery,
+        bounds: &[OffsetDateTime],
+    ) -> Result<Vec<SeriesPoint>> {
+        reports::report_series(&self.client().await?, query, bounds).await
+    }
+
+    async fn report_feedback(&self, query: &ReportQuery, limit: usize) -> Result<Vec<Feedback>> {
+        reports::report_feedback(&self.client().await?, query, limit).await
     }
 }
 

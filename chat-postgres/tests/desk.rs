@@ -154,6 +154,9 @@ mod with_database {
             .batch_execute(
                 "DROP TABLE canned_responses; DROP TABLE mentions; \
                  DROP TABLE webhook_deliveries; DROP TABLE webhooks; \
+                 DROP TABLE conversation_reopens; \
+                 ALTER TABLE conversations DROP COLUMN created_at_ns, DROP COLUMN first_response_at_ns, \
+                 DROP COLUMN closed_at_ns, DROP COLUMN rated_at_ns, DROP COLUMN rating_score; \
                  DELETE FROM schema_migrations WHERE version >= 2",
             )
             .await

@@ -241,6 +241,28 @@ mod with_database {
         ) -> Result<chat_core::Delivery> {
             self.next().redeliver(tenant, webhook, seq, now).await
         }
+
+        async fn report_rows(
+            &self,
+            query: &chat_core::report::ReportQuery,
+            by: Option<chat_core::report::Dimension>,
+        ) -> Result<Vec<chat_core::report::ReportRow>> {
+            self.next().report_rows(query, by).await
+        }
+        async fn report_series(
+            &self,
+            query: &chat_core::report::ReportQuery,
+            bounds: &[time::OffsetDateTime],
+        ) -> Result<Vec<chat_core::report::SeriesPoint>> {
+            self.next().report_series(query, bounds).await
+        }
+        async fn report_feedback(
+            &self,
+            query: &chat_core::report::ReportQuery,
+            limit: usize,
+        ) -> Result<Vec<chat_core::report::Feedback>> {
+            self.next().report_feedback(query, limit).await
+        }
     }
 
     async fn two_nodes() -> (Arc<dyn Store>, Schema) {

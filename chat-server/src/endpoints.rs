@@ -89,6 +89,11 @@ pub enum Endpoint {
     Unsnooze,
     ListMentions,
     ReadMentions,
+    ReportOverview,
+    ReportBreakdown,
+    ReportSeries,
+    ReportFeedback,
+    Transcript,
     UploadFiles,
     DownloadFile,
     ListContacts,
@@ -154,7 +159,8 @@ const fn endpoint(
 use Access::*;
 use Endpoint::*;
 
-const LIST_FILTERS: &[&str] = &[
+/// The list's filters, and the export format.
+const LIST_QUERY: &[&str] = &[
     "mode",
     "priority",
     "department",
@@ -167,6 +173,7 @@ const LIST_FILTERS: &[&str] = &[
     "text",
     "cursor",
     "limit",
+    "format",
 ];
 
 /// Every endpoint of the API.
@@ -184,7 +191,7 @@ pub const ENDPOINTS: &[EndpointSpec] = &[
     endpoint(Method::POST, "/v1/auth/login", Login, Public, "Staff login: e-mail and password for an access token.", Some("LoginRequest"), 200, Some("LoginResponse"), &[]),
     endpoint(Method::GET, "/v1/me", Me, Authenticated, "Who the token speaks for.", None, 200, Some("Me"), &[]),
     endpoint(Method::POST, "/v1/conversations", OpenConversation, Public, "Open a conversation. Anonymous callers (a website widget) receive a visitor token scoped to it.", Some("OpenConversationRequest"), 201, Some("OpenedConversation"), &[]),
-    endpoint(Method::GET, "/v1/conversations", ListConversations, Authenticated, "Conversations the caller can see, newest activity first, with counts per mode.", None, 200, Some("ConversationPage"), LIST_FILTERS),
+    endpoint(Method::GET, "/v1/conversations", ListConversations, Authenticated, "Conversations the caller can see, newest activity first, with counts per mode. `format=csv` (or `Accept: text/csv`) exports the same page as CSV (one row per conversation, the columns of the caller's view; a column it may not see stays empty; the next page's cursor in the `next-cursor` header).", None, 200, Some("ConversationPage"), LIST_QUERY),
     endpoint(Method::GET, "/v1/conversations/{id}", GetConversation, Authenticated, "One conversation.", None, 200, Some("Conversation"), &[]),
     endpoint(Method::PATCH, "/v1/conversations/{id}", UpdateConversation, Staff, "Change priority, department, tags, pin, title or participants.", Some("ConversationPatch"), 200, Some("Conversation"), &[]),
     endpoint(Method::DELETE, "/v1/conversations/{id}", DeleteConversation, Staff, "Delete for good (admins).", None, 204, None, &[]),
@@ -240,6 +247,11 @@ pub const ENDPOINTS: &[EndpointSpec] = &[
     endpoint(Method::DELETE, "/v1/conversations/{id}/snooze", Unsnooze, Staff, "End a snooze now (409 if not snoozed).", None, 200, Some("Conversation"), &[]),
     endpoint(Method::GET, "/v1/mentions", ListMentions, Staff, "The caller's mentions, newest first, and `unread`: how many are unread. An `@handle` in an internal note mentions the active colleague whose e-mail starts with `handle@` or whose name without spaces is `handle` (any case); that agent alone gets a `mentioned` event and, if the conversation was not in its list, becomes a participant.", None, 200, Some("MentionList"), &["limit"]),
     endpoint(Method::POST, "/v1/mentions/read", ReadMentions, Staff, "Mark every mention of the caller read (`unread` becomes 0).", None, 200, Some("MentionsRead"), &[]),
+    endpoint(Method::GET, "/v1/conversations/{id}/transcript", Transcript, Authenticated, "The conversation whole, as `format` = `text` (plain text), `html` (a standalone page; every text escaped, served with a no-script policy) or `json` (the conversation and messages as the caller may see them); without `format`, `Accept: text/html` or `text/plain` choose, JSON otherwise. Internal notes appear for staff only (customers get their own conversation without them). At most 10,000 messages (`truncated`).", None, 200, Some("Transcript"), &["format"]),
+    endpoint(Method::GET, "/v1/reports/overview", ReportOverview, Staff, "The desk's figures over `from`..`to` (local dates YYYY-MM-DD, both included, in the IANA zone `tz`, default UTC; at most 366 days): conversations opened, closed and reopened, first response and resolution time (count, median and 90th percentile by nearest rank, seconds), CSAT (count, average, distribution). Admins and supervisors see the whole desk, or one agent's conversations with `agent_id`; an agent sees its own figures only (403 for another's). `format=csv` (or `Accept: text/csv`) answers CSV. Missing or bad `from`, `to`, `tz` is 422 naming it.", None, 200, Some("ReportOverview"), &["from", "to", "tz", "agent_id", "format"]),
+    endpoint(Method::GET, "/v1/reports/breakdown", ReportBreakdown, Staff, "The overview's figures per `by` = `agent` (assigned agent; an agent's `closed` is what it handled), `department`, `channel` or `tag` (a conversation counts under each of its tags), one row per key in key order (`null` key: no agent or department). Same period, access and formats as the overview.", None, 200, Some("ReportBreakdown"), &["by", "from", "to", "tz", "agent_id", "format"]),
+    endpoint(Method::GET, "/v1/reports/series", ReportSeries, Staff, "Conversations opened, closed and reopened per local `interval` = `day` (default) or `hour` (at most 31 days) of the period, each point's `start` in the caller's `tz`. Same access and formats as the overview.", None, 200, Some("ReportSeries"), &["interval", "from", "to", "tz", "agent_id", "format"]),
+    endpoint(Method::GET, "/v1/reports/feedback", ReportFeedback, Staff, "The customers' feedback texts given in the period with their scores, newest first, at most `limit` (default 100, at most 500). Same access and formats as the overview (CSV cells that would run as a spreadsheet formula get a leading quote).", None, 200, Some("ReportFeedback"), &["limit", "from", "to", "tz", "agent_id", "format"]),
     endpoint(Method::GET, "/v1/events", Events, Authenticated, "Replay the caller's visible events after `since` (pass `next_since` back while `more`).", None, 200, Some("EventList"), &["since", "limit"]),
     endpoint(Method::GET, "/v1/ws", WebSocket, Authenticated, "Realtime: upgrade to the WebSocket protocol (PROTOCOL.md). Token by header, `access_token` query or subprotocol `chat.v1, <token>`.", None, 101, None, &["access_token"]),
     endpoint(Method::GET, "/v1/webhooks", ListWebhooks, Staff, "Event webhooks (admins), oldest first; secrets are never shown again.", None, 200, Some("WebhookList"), &[]),

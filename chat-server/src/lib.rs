@@ -8,6 +8,7 @@ pub mod auth;
 mod caps;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod csv;
 pub mod endpoints;
 pub mod error;
 pub mod extension;
@@ -24,6 +25,7 @@ pub mod staff;
 pub mod testing;
 pub mod throttle;
 pub mod thumbnails;
+pub mod transcript;
 pub mod uploads;
 pub mod views;
 pub mod web;

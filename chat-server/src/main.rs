@@ -214,6 +214,14 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Copy the SQLite database (`--db`) to a new file, consistent as of the start of the
+    /// copy, while a server keeps using it; the copy is owner-only (0600). PostgreSQL
+    /// stores are backed up with pg_dump instead.
+    Backup {
+        /// The new file (must not exist).
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -285,6 +293,24 @@ async fn main() -> anyhow::Result<()> {
             .init(),
     }
 
+    // Before opening the store: a backup runs beside a live server, and must neither
+    // migrate the file nor start the store's threads.
+    if let Some(Command::Backup { to }) = &cli.command {
+        anyhow::ensure!(
+            cli.store.is_none(),
+            "backup copies a SQLite database (--db); back up PostgreSQL with pg_dump"
+        );
+        let started = std::time::Instant::now();
+        let bytes = chat_sqlite::backup(&cli.db, to)
+            .with_context(|| format!("backing up {} to {}", cli.db.display(), to.display()))?;
+        println!(
+            "backup of {} written to {} ({bytes} bytes, {} ms)",
+            cli.db.display(),
+            to.display(),
+            started.elapsed().as_millis()
+        );
+        return Ok(());
+    }
     let (store, store_name) = open_store(&cli).await?;
     let limits = Limits {
         max_message_chars: cli.max_message_chars,

@@ -212,6 +212,12 @@ fn schemas() -> Value {
             .expect("schemas are an object")
             .clone(),
     );
+    map.extend(
+        report_schemas()
+            .as_object()
+            .expect("schemas are an object")
+            .clone(),
+    );
     close_request_bodies(&mut all);
     allow_null(&mut all);
     all
@@ -315,6 +321,70 @@ fn nullable(mut schema: Value) -> Value {
         }
         _ => json!({ "anyOf": [schema, { "type": "null" }] }),
     }
+}
+
+/// The reports (`/v1/reports/...`); see `chat_core::report` for what each figure counts.
+fn report_schemas() -> Value {
+    let count = json!({ "type": "integer", "minimum": 0 });
+    let array_of = |schema: &str| json!({ "type": "array", "items": { "$ref": format!("#/components/schemas/{schema}") } });
+    let secs =
+        json!({ "type": ["number", "null"], "description": "seconds; null without samples" });
+    let durations = object(
+        &["count", "median_secs", "p90_secs"],
+        json!({ "count": count, "median_secs": secs, "p90_secs": secs }),
+    );
+    let about = json!({
+        "from": { "type": "string", "format": "date" },
+        "to": { "type": "string", "format": "date" },
+        "tz": { "type": "string", "description": "IANA time zone name" },
+        "agent_id": { "type": ["string", "null"], "format": "uuid", "description": "the agent whose conversations were counted; null: the whole desk" }
+    });
+    let with = |required: &[&str], extra: Value| {
+        let mut properties = about.clone();
+        properties
+            .as_object_mut()
+            .expect("an object")
+            .extend(extra.as_object().expect("an object").clone());
+        let mut all = vec!["from", "to", "tz", "agent_id"];
+        all.extend_from_slice(required);
+        object(&all, properties)
+    };
+    json!({
+        "Durations": durations,
+        "Csat": object(&["count", "average", "distribution"], json!({
+            "count": count,
+            "average": { "type": ["number", "null"] },
+            "distribution": { "type": "array", "minItems": 5, "maxItems": 5, "items": count, "description": "how many ratings gave 1, 2, 3, 4 and 5" } })),
+        "ReportRow": object(&["key", "opened", "closed", "reopened", "first_response", "resolution", "csat"], json!({
+            "key": { "type": ["string", "null"], "description": "agent id, department, channel or tag; null: the totals, or no agent or department" },
+            "opened": { "type": "integer", "description": "conversations created in the period" },
+            "closed": { "type": "integer", "description": "conversations whose current close is in the period" },
+            "reopened": { "type": "integer", "description": "reopens in the period" },
+            "first_response": { "$ref": "#/components/schemas/Durations", "description": "first agent reply minus creation, over the conversations opened" },
+            "resolution": { "$ref": "#/components/schemas/Durations", "description": "close minus creation, over the conversations closed" },
+            "csat": { "$ref": "#/components/schemas/Csat", "description": "ratings given in the period" } })),
+        "ReportOverview": with(&["totals"], json!({ "totals": { "$ref": "#/components/schemas/ReportRow" } })),
+        "ReportBreakdown": with(&["by", "rows"], json!({
+            "by": { "type": "string", "enum": ["agent", "department", "channel", "tag"] },
+            "rows": array_of("ReportRow") })),
+        "SeriesPoint": object(&["start", "opened", "closed", "reopened"], json!({
+            "start": { "type": "string", "format": "date-time", "description": "start of the local hour or day, with the zone's offset" },
+            "opened": count, "closed": count, "reopened": count })),
+        "ReportSeries": with(&["interval", "points"], json!({
+            "interval": { "type": "string", "enum": ["hour", "day"] },
+            "points": array_of("SeriesPoint") })),
+        "Feedback": object(&["conversation_id", "agent_id", "score", "feedback", "rated_at"], json!({
+            "conversation_id": { "type": "string", "format": "uuid" },
+            "agent_id": { "type": ["string", "null"], "format": "uuid" },
+            "score": { "type": "integer", "minimum": 1, "maximum": 5 },
+            "feedback": { "type": "string" },
+            "rated_at": { "type": "string", "format": "date-time" } })),
+        "ReportFeedback": with(&["items"], json!({ "items": array_of("Feedback") })),
+        "Transcript": object(&["conversation", "messages", "truncated"], json!({
+            "conversation": { "$ref": "#/components/schemas/Conversation" },
+            "messages": { "type": "array", "items": { "$ref": "#/components/schemas/Message" } },
+            "truncated": { "type": "boolean", "description": "more than 10,000 messages: only the first are here" } })),
+    })
 }
 
 /// The desk's configuration and daily tools: settings, business hours, canned responses,

@@ -52,6 +52,25 @@ fn cases(bob: &str) -> Vec<Case> {
             [204, 403, 403, 404, 403, 403, 401, 404],
         ),
         c(ListMessages, None, [200, 200, 200, 404, 200, 404, 401, 404]),
+        // Read access, like the history (notes are left out for the customer).
+        c(Transcript, None, [200, 200, 200, 404, 200, 404, 401, 404]),
+        // Staff see reports (an agent its own figures, another tenant its own desk).
+        c(
+            ReportOverview,
+            None,
+            [200, 200, 200, 200, 403, 403, 401, 200],
+        ),
+        c(
+            ReportBreakdown,
+            None,
+            [200, 200, 200, 200, 403, 403, 401, 200],
+        ),
+        c(ReportSeries, None, [200, 200, 200, 200, 403, 403, 401, 200]),
+        c(
+            ReportFeedback,
+            None,
+            [200, 200, 200, 200, 403, 403, 401, 200],
+        ),
         c(
             PostMessage,
             Some(json!({ "body": "hi" })),
@@ -537,6 +556,12 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
             };
             let path = match case.route {
                 Endpoint::ContactHistory => format!("{path}?email=customer%40x.example"),
+                Endpoint::ReportBreakdown => {
+                    format!("{path}?from=2026-01-01&to=2026-01-31&by=agent")
+                }
+                Endpoint::ReportOverview | Endpoint::ReportSeries | Endpoint::ReportFeedback => {
+                    format!("{path}?from=2026-01-01&to=2026-01-31")
+                }
                 _ => path,
             };
             let body = match case.route {

@@ -199,6 +199,28 @@ impl Store for RivalWriter {
     ) -> Result<chat_core::Delivery> {
         self.inner.redeliver(tenant, webhook, seq, now).await
     }
+
+    async fn report_rows(
+        &self,
+        query: &chat_core::report::ReportQuery,
+        by: Option<chat_core::report::Dimension>,
+    ) -> Result<Vec<chat_core::report::ReportRow>> {
+        self.inner.report_rows(query, by).await
+    }
+    async fn report_series(
+        &self,
+        query: &chat_core::report::ReportQuery,
+        bounds: &[time::OffsetDateTime],
+    ) -> Result<Vec<chat_core::report::SeriesPoint>> {
+        self.inner.report_series(query, bounds).await
+    }
+    async fn report_feedback(
+        &self,
+        query: &chat_core::report::ReportQuery,
+        limit: usize,
+    ) -> Result<Vec<chat_core::report::Feedback>> {
+        self.inner.report_feedback(query, limit).await
+    }
     async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
         self.inner.tenant(id).await
     }

@@ -219,6 +219,40 @@ pub(crate) fn conversation_from_row(row: &Row<'_>) -> Result<Conversation> {
     Ok(c)
 }
 
+/// The report columns of a conversation (schema version 9), as `?2` to `?5` of
+/// [`REPORT_ASSIGNMENTS`] (`?1` is the conversation id): written by every full write.
+pub(crate) struct ReportColumns {
+    created_at: i64,
+    closed_at: Option<i64>,
+    rated_at: Option<i64>,
+    rating_score: Option<i64>,
+}
+
+/// `SET` list of an `UPDATE` that writes [`ReportColumns`] as `?2` to `?5`.
+pub(crate) const REPORT_ASSIGNMENTS: &str =
+    "created_at = ?2, closed_at = ?3, rated_at = ?4, rating_score = ?5";
+
+impl ReportColumns {
+    pub(crate) fn of(c: &Conversation) -> Result<Self> {
+        Ok(Self {
+            created_at: ns(c.created_at)?,
+            closed_at: ns_opt(c.closed_at)?,
+            rated_at: ns_opt(c.rating.as_ref().map(|r| r.rated_at))?,
+            rating_score: c.rating.as_ref().map(|r| i64::from(r.score)),
+        })
+    }
+
+    /// The parameters, `?2` onwards.
+    pub(crate) fn params(&self) -> [&dyn rusqlite::ToSql; 4] {
+        [
+            &self.created_at,
+            &self.closed_at,
+            &self.rated_at,
+            &self.rating_score,
+        ]
+    }
+}
+
 /// Parameters `?2` to `?14` of the activity columns, in the order of
 /// [`ACTIVITY_ASSIGNMENTS`] (`?1` is the conversation id).
 pub(crate) struct Activity {

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod backup;
 mod checkpoint;
 mod codec;
 mod connection;
@@ -10,6 +11,7 @@ mod migrations;
 mod names;
 mod options;
 mod read;
+mod reports;
 mod search;
 mod store;
 mod webhooks;
@@ -19,6 +21,7 @@ mod writer;
 #[cfg(test)]
 mod plans;
 
+pub use backup::backup;
 pub use migrations::SCHEMA_VERSION;
 pub use options::{Options, Synchronous};
 pub use store::SqliteStore;

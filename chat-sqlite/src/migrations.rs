@@ -2,10 +2,15 @@
 
 use std::path::Path;
 
-use chat_core::{Account, Contact, Conversation, Error, Result, VisitorToken};
+use chat_core::{
+    Account, Contact, Conversation, ConversationChange, Error, Event, EventPayload, Result,
+    VisitorToken,
+};
 use rusqlite::{Connection, TransactionBehavior, params};
 
-use crate::codec::{ACTIVITY_ASSIGNMENTS, Activity, from_json, to_json};
+use crate::codec::{
+    ACTIVITY_ASSIGNMENTS, Activity, REPORT_ASSIGNMENTS, ReportColumns, from_json, ns, to_json,
+};
 use crate::error::Db;
 use crate::names::{legacy_name_digest, name_key};
 
@@ -48,6 +53,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         sql: include_str!("../migrations/0008_desk.sql"),
         fill: None,
+    },
+    Migration {
+        sql: include_str!("../migrations/0009_reports.sql"),
+        fill: Some(fill_reports),
     },
     Migration {
         sql: include_str!("../migrations/0010_webhooks.sql"),
@@ -178,6 +187,53 @@ fn fill_activity(conn: &Connection) -> Result<()> {
         let mut values: Vec<&dyn rusqlite::ToSql> = vec![&id];
         values.extend(activity.params());
         update.execute(values.as_slice()).db()?;
+    }
+    Ok(())
+}
+
+/// Version 9: copies each conversation's report columns from its `data`, and a reopen mark
+/// for every `reopened` change in the event log (of conversations still there).
+fn fill_reports(conn: &Connection) -> Result<()> {
+    {
+        let mut select = conn.prepare("SELECT id, data FROM conversations").db()?;
+        let mut update = conn
+            .prepare(&format!(
+                "UPDATE conversations SET {REPORT_ASSIGNMENTS} WHERE id = ?1"
+            ))
+            .db()?;
+        let mut rows = select.query([]).db()?;
+        while let Some(row) = rows.next().db()? {
+            let id: uuid::Uuid = row.get(0).db()?;
+            let data: String = row.get(1).db()?;
+            let conversation: Conversation = from_json("conversation", &data)?;
+            let report = ReportColumns::of(&conversation)?;
+            let mut values: Vec<&dyn rusqlite::ToSql> = vec![&id];
+            values.extend(report.params());
+            update.execute(values.as_slice()).db()?;
+        }
+    }
+    // Only updates can be reopens; the LIKE skips decoding every other event.
+    let mut select = conn
+        .prepare("SELECT data FROM events WHERE data LIKE '%\"reopened\"%'")
+        .db()?;
+    let mut insert = conn
+        .prepare(
+            "INSERT INTO conversation_reopens (conversation_id, tenant_id, at) \
+             SELECT id, tenant_id, ?2 FROM conversations WHERE id = ?1",
+        )
+        .db()?;
+    let mut rows = select.query([]).db()?;
+    while let Some(row) = rows.next().db()? {
+        let event: Event = from_json("event", &row.get::<_, String>(0).db()?)?;
+        if let EventPayload::ConversationUpdated {
+            conversation,
+            change: ConversationChange::Reopened,
+        } = &event.payload
+        {
+            insert
+                .execute(params![conversation.id.0, ns(event.at)?])
+                .db()?;
+        }
     }
     Ok(())
 }

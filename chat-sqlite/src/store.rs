@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chat_core::report::{Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint};
 use chat_core::store::{
     Appended, CannedQuery, Committed, ConversationPage, ConversationQuery, ConversationUpdate,
     MessageQuery,
@@ -25,7 +26,7 @@ use crate::migrations::migrate;
 use crate::options::Options;
 use crate::search::{Search, WordIndex, word_index};
 use crate::writer::{Followers, Writer};
-use crate::{list, read, webhooks, write};
+use crate::{list, read, reports, webhooks, write};
 
 /// A [`Store`] on one SQLite file: WAL, a pool of readers off the async runtime, one
 /// writer thread that commits queued operations in groups, and beside it an indexer thread
@@ -181,6 +182,15 @@ impl SqliteStore {
             })
             .await?;
         self.search.wait_for(target).await
+    }
+
+    /// Copies the live database to `to` (a file that must not exist), consistent as of
+    /// the moment the copy starts, while writes go on; returns its size in bytes. See
+    /// [`backup`](crate::backup()).
+    pub async fn backup(&self, to: impl AsRef<Path>) -> Result<u64> {
+        let to = to.as_ref().to_owned();
+        self.read(move |conn| crate::backup::backup_with(conn, &to))
+            .await
     }
 
     /// Runs SQLite's `PRAGMA integrity_check` on the database file (not the search file)
@@ -603,6 +613,32 @@ impl Store for SqliteStore {
     ) -> Result<Delivery> {
         self.writer
             .write(move |c| webhooks::redeliver(c, tenant, webhook, seq, now))
+            .await
+    }
+
+    async fn report_rows(
+        &self,
+        query: &ReportQuery,
+        by: Option<Dimension>,
+    ) -> Result<Vec<ReportRow>> {
+        let query = query.clone();
+        self.read_snapshot(move |c| reports::report_rows(c, &query, by))
+            .await
+    }
+
+    async fn report_series(
+        &self,
+        query: &ReportQuery,
+        bounds: &[OffsetDateTime],
+    ) -> Result<Vec<SeriesPoint>> {
+        let (query, bounds) = (query.clone(), bounds.to_vec());
+        self.read_snapshot(move |c| reports::report_series(c, &query, &bounds))
+            .await
+    }
+
+    async fn report_feedback(&self, query: &ReportQuery, limit: usize) -> Result<Vec<Feedback>> {
+        let query = query.clone();
+        self.read(move |c| reports::report_feedback(c, &query, limit))
             .await
     }
 }

@@ -8,16 +8,16 @@ use chat_core::store::{Appended, Committed, ConversationUpdate};
 use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 use chat_core::{
     Agent, AgentId, CannedResponse, CannedResponseId, Contact, ContactId, Conversation,
-    ConversationId, Error, Event, Mention, Message, MessageKind, NewEvent, NewMessage, ReadCursor,
-    Reader, Result, Tenant, TenantId,
+    ConversationChange, ConversationId, Error, Event, Mention, Message, MessageKind, NewEvent,
+    NewMessage, ReadCursor, Reader, Result, Tenant, TenantId,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
 use crate::codec::{
-    ACTIVITY_ASSIGNMENTS, Activity, MESSAGE_COLUMNS, conversation_columns, conversation_from_row,
-    int, message_extra, message_from_row, ns, ns_opt, priority_rank, reader_key, sender_key,
-    to_json,
+    ACTIVITY_ASSIGNMENTS, Activity, MESSAGE_COLUMNS, ReportColumns, conversation_columns,
+    conversation_from_row, int, message_extra, message_from_row, ns, ns_opt, priority_rank,
+    reader_key, sender_key, to_json,
 };
 use crate::error::Db;
 use crate::writer::Session;
@@ -293,15 +293,17 @@ fn put_conversation(conn: &Connection, c: &Conversation, insert: bool) -> Result
         "INSERT INTO conversations (id, updated_at, last_seq, version, message_count, unread_for_agent, \
          unread_for_customer, first_response_at, last_message_at, last_customer_message_at, \
          last_agent_message_at, preview_sender, preview_body, preview_at, tenant_id, contact_id, channel, mode, \
-         priority, department, assigned_agent_id, pinned, title, queued_at, data) \
+         priority, department, assigned_agent_id, pinned, title, queued_at, data, created_at, closed_at, \
+         rated_at, rating_score) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
-         ?21, ?22, ?23, ?24, ?25)"
+         ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)"
             .to_owned()
     } else {
         format!(
             "UPDATE conversations SET {ACTIVITY_ASSIGNMENTS}, tenant_id = ?15, contact_id = ?16, channel = ?17, \
              mode = ?18, priority = ?19, department = ?20, assigned_agent_id = ?21, pinned = ?22, title = ?23, \
-             queued_at = ?24, data = ?25 WHERE id = ?1"
+             queued_at = ?24, data = ?25, created_at = ?26, closed_at = ?27, rated_at = ?28, \
+             rating_score = ?29 WHERE id = ?1"
         )
     };
     let activity = Activity::of(c)?;
@@ -322,6 +324,8 @@ fn put_conversation(conn: &Connection, c: &Conversation, insert: bool) -> Result
     let mut values: Vec<&dyn rusqlite::ToSql> = vec![&c.id.0];
     values.extend(activity.params());
     values.extend_from_slice(rest);
+    let report = ReportColumns::of(c)?;
+    values.extend(report.params());
     conn.prepare_cached(&sql)
         .db()?
         .execute(values.as_slice())
@@ -397,11 +401,24 @@ fn put_activity(conn: &Connection, conversation: &Conversation) -> Result<()> {
     let activity = Activity::of(conversation)?;
     let mut values: Vec<&dyn rusqlite::ToSql> = vec![&conversation.id.0];
     values.extend(activity.params());
+    // Every column but `first_response_at`, which an index of the reports holds (schema
+    // version 9): set on every message, it would rewrite that index entry every time;
+    // apart, it is written once, by the first agent reply.
     conn.prepare_cached(&format!(
-        "UPDATE conversations SET {ACTIVITY_ASSIGNMENTS} WHERE id = ?1"
+        "UPDATE conversations SET {} WHERE id = ?1",
+        ACTIVITY_ASSIGNMENTS.replace("first_response_at = ?8, ", "")
     ))
     .db()?
     .execute(values.as_slice())
+    .db()?;
+    conn.prepare_cached(
+        "UPDATE conversations SET first_response_at = ?2 WHERE id = ?1 AND first_response_at IS NOT ?2",
+    )
+    .db()?
+    .execute(params![
+        conversation.id.0,
+        ns_opt(conversation.first_response_at)?
+    ])
     .db()?;
     Ok(())
 }
@@ -450,6 +467,7 @@ pub(crate) fn update_conversation(
         s.cache.put_conversation(current);
         return Err(error);
     }
+    let reopened = matches!(update.change, ConversationChange::Reopened);
     let write = match ConversationWrite::update(update) {
         Ok(write) => write,
         Err(error) => {
@@ -459,6 +477,18 @@ pub(crate) fn update_conversation(
     };
     put_conversation(s, &write.conversation, false)?;
     put_side_tables(s, &write.conversation, Some(&current))?;
+    if reopened {
+        s.prepare_cached(
+            "INSERT INTO conversation_reopens (conversation_id, tenant_id, at) VALUES (?1, ?2, ?3)",
+        )
+        .db()?
+        .execute(params![
+            write.conversation.id.0,
+            write.conversation.tenant_id.0,
+            ns(write.conversation.updated_at)?
+        ])
+        .db()?;
+    }
     for message in &write.messages {
         insert_message(s, message)?;
     }

@@ -430,3 +430,91 @@ mod erased {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_eight_database_gets_its_report_columns_and_reopens_from_data_and_events() {
+    use chat_core::report::{Dimension, ReportQuery};
+    use chat_core::store::ConversationUpdate;
+    use chat_core::{ConversationChange, Rating};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("eight.db");
+    let t = tenant(1);
+    let k = contact(t.id, 2, "Ann", None);
+    let query = ReportQuery {
+        tenant: t.id,
+        from: at(0),
+        to: at(86_400),
+        agent: None,
+    };
+    let before = {
+        // Written by this build, then taken back to what schema 8 had: no report columns,
+        // no reopen marks (the event log keeps the reopen).
+        let store = SqliteStore::open(&path).unwrap();
+        store.insert_tenant(&t).await.unwrap();
+        store.insert_contact(&k).await.unwrap();
+        let mut c = conversation(t.id, 3, k.id, 0);
+        c.mode = Mode::Closed;
+        c.department = Some("billing".into());
+        c.first_response_at = Some(at(30));
+        c.closed_at = Some(at(600));
+        c.rating = Some(Rating {
+            score: 4,
+            feedback: Some("Fine".into()),
+            rated_at: at(700),
+        });
+        let stored = store
+            .create_conversation(&c, Vec::new())
+            .await
+            .unwrap()
+            .conversation;
+        let mut reopened = stored.clone();
+        reopened.updated_at = at(800);
+        store
+            .update_conversation(ConversationUpdate {
+                conversation: reopened,
+                change: ConversationChange::Reopened,
+                message: None,
+            })
+            .await
+            .unwrap();
+        let rows = store
+            .report_rows(&query, Some(Dimension::Department))
+            .await
+            .unwrap();
+        assert_eq!(
+            (rows[0].opened, rows[0].closed, rows[0].reopened),
+            (1, 1, 1)
+        );
+        assert_eq!(rows[0].csat.distribution, [0, 0, 0, 1, 0]);
+        rows
+    };
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE conversation_reopens;
+             DROP INDEX conversations_created; DROP INDEX conversations_closed;
+             DROP INDEX conversations_rated;
+             ALTER TABLE conversations DROP COLUMN created_at;
+             ALTER TABLE conversations DROP COLUMN closed_at;
+             ALTER TABLE conversations DROP COLUMN rated_at;
+             ALTER TABLE conversations DROP COLUMN rating_score;
+             PRAGMA user_version = 8;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(user_version(&path), i64::from(SCHEMA_VERSION));
+    assert_eq!(
+        store
+            .report_rows(&query, Some(Dimension::Department))
+            .await
+            .unwrap(),
+        before
+    );
+    assert_eq!(
+        store.report_feedback(&query, 10).await.unwrap()[0].feedback,
+        "Fine"
+    );
+    assert_eq!(store.integrity_check().await.unwrap(), ["ok"]);
+}

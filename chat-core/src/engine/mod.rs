@@ -13,8 +13,10 @@ mod credentials;
 mod feed;
 mod mentions;
 mod messages;
+mod reports;
 mod routing;
 mod snooze;
+mod transcripts;
 mod webhooks;
 
 use std::sync::Arc;
@@ -29,6 +31,7 @@ pub use contacts::{ContactPage, ContactPatch};
 pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
 pub use messages::{MessagePage, PostMessage, Posted};
 pub use routing::{DeskStatus, QueuePosition, TimerReport};
+pub use transcripts::{MAX_TRANSCRIPT_MESSAGES, Transcript};
 pub use webhooks::{
     Attempt, DueDelivery, MAX_WEBHOOK_URL_CHARS, MAX_WEBHOOKS, NewWebhook, WebhookPatch,
     WebhookRetry,

@@ -27,10 +27,12 @@ use crate::model::*;
 use crate::store::*;
 
 mod credentials;
+mod reports;
 mod store;
 mod webhooks;
 
 pub use credentials::*;
+pub use reports::*;
 pub use store::*;
 pub use webhooks::*;
 

@@ -48,6 +48,10 @@ macro_rules! store_conformance_tests {
             events_write_deliveries_for_the_webhooks_that_follow_them,
             claims_keep_conversation_order_and_lapse_with_their_lease,
             failing_too_long_pauses_a_webhook_once_and_logs_it,
+            report_totals_count_opened_closed_reopened_with_median_and_p90,
+            report_breaks_down_by_agent_department_channel_and_tag,
+            report_series_counts_per_bucket_and_feedback_is_newest_first,
+            report_queries_agree_with_the_in_memory_definition_on_a_generated_desk,
         );
     };
     (@expand $factory:path; $($name:ident),* $(,)?) => {

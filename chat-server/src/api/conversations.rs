@@ -251,17 +251,76 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
         cursor: ctx.query("cursor")?,
         limit: ctx.query("limit")?,
     };
+    let format = super::reports::format(&ctx)?;
     let page = ctx.app.engine.list_conversations(actor, filter).await?;
     let items: Vec<_> = page
         .items
         .iter()
         .map(|c| ctx.conversation_view(c))
         .collect();
+    if format == super::reports::Format::Csv {
+        let mut resp = super::reports::csv_answer(list_csv(&items)?, "conversations");
+        if let Some(next) = page.next_cursor
+            && let Ok(value) = next.encode().parse()
+        {
+            resp.headers_mut().insert("next-cursor", value);
+        }
+        return Ok(resp);
+    }
     let counts: BTreeMap<&str, u64> = page.counts.iter().map(|(m, n)| (m.as_str(), *n)).collect();
     Ok(http::json(
         StatusCode::OK,
         &json!({ "items": items, "next_cursor": page.next_cursor.map(|c| c.encode()), "counts": counts }),
     ))
+}
+
+/// The columns of a conversation list in CSV, taken from each conversation's view, so a
+/// column the caller may not see (a customer: tags, priority, department) stays empty.
+const LIST_COLUMNS: &[&str] = &[
+    "id",
+    "mode",
+    "channel",
+    "title",
+    "priority",
+    "department",
+    "tags",
+    "assigned_agent_id",
+    "contact_id",
+    "message_count",
+    "rating",
+    "created_at",
+    "updated_at",
+    "first_response_at",
+    "closed_at",
+];
+
+fn list_csv(items: &[chat_core::policy::view::ConversationView<'_>]) -> Result<String, ApiError> {
+    use crate::csv::{Csv, Field};
+    let mut csv = Csv::with_header(LIST_COLUMNS);
+    for item in items {
+        let view =
+            serde_json::to_value(item).map_err(|e| ApiError::from(chat_core::Error::storage(e)))?;
+        let cells: Vec<String> = LIST_COLUMNS
+            .iter()
+            .map(|column| match (&view[*column], *column) {
+                (serde_json::Value::Array(tags), "tags") => tags
+                    .iter()
+                    .filter_map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(";"),
+                (rating, "rating") => rating["score"]
+                    .as_u64()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                (serde_json::Value::String(s), _) => s.clone(),
+                (serde_json::Value::Null, _) => String::new(),
+                (other, _) => other.to_string(),
+            })
+            .collect();
+        // Titles and tags are typed by people: defused like every such text.
+        csv.row(cells.iter().map(|c| Field::Text(c)));
+    }
+    Ok(csv.finish())
 }
 
 fn conversation_id(ctx: &Ctx) -> Result<ConversationId, ApiError> {

@@ -9,6 +9,7 @@ mod conversations;
 mod files;
 mod mentions;
 mod messages;
+mod reports;
 mod settings;
 mod snooze;
 mod system;
@@ -204,6 +205,11 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         DeleteWebhook => webhooks::delete(ctx).await,
         ListDeliveries => webhooks::deliveries(ctx).await,
         Redeliver => webhooks::redeliver(ctx).await,
+        ReportOverview => reports::overview(ctx).await,
+        ReportBreakdown => reports::breakdown(ctx).await,
+        ReportSeries => reports::series(ctx).await,
+        ReportFeedback => reports::feedback(ctx).await,
+        Transcript => reports::transcript(ctx).await,
         UploadFiles => files::upload(ctx).await,
         DownloadFile => files::download(ctx).await,
         ListContacts => contacts::list(ctx).await,
