@@ -81,14 +81,14 @@ async fn log_until(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deliveries_pending_at_a_sigkill_are_all_made_after_the_restart_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut receiver = Receiver::start().await;
-    let server = start(
-        dir.path(),
-        &["--admin-email", ADMIN, "--admin-password", PASSWORD],
-    );
+/// Starts the binary with an admin, signs in and registers a webhook to `url` for
+/// `events`: the server, the admin's token, the webhook's id and its secret.
+async fn start_with_webhook(
+    dir: &std::path::Path,
+    url: &str,
+    events: &[&str],
+) -> (Process, String, String, String) {
+    let server = start(dir, &["--admin-email", ADMIN, "--admin-password", PASSWORD]);
     let login = call(
         &server,
         "POST",
@@ -103,11 +103,24 @@ async fn deliveries_pending_at_a_sigkill_are_all_made_after_the_restart_in_order
         "POST",
         "/v1/webhooks",
         Some(&admin),
-        Some(json!({ "url": receiver.url, "events": ["conversation_created", "message_created"] })),
+        Some(json!({ "url": url, "events": events })),
     )
     .await;
     let webhook = hook["id"].as_str().unwrap().to_owned();
     let secret = hook["secret"].as_str().unwrap().to_owned();
+    (server, admin, webhook, secret)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_pending_at_a_sigkill_are_all_made_after_the_restart_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut receiver = Receiver::start().await;
+    let (server, admin, webhook, secret) = start_with_webhook(
+        dir.path(),
+        &receiver.url,
+        &["conversation_created", "message_created"],
+    )
+    .await;
 
     // Three conversations with two customer messages each, delivered while all is well.
     let mut visitors = Vec::new();
@@ -258,29 +271,8 @@ async fn deliveries_pending_at_a_sigkill_are_all_made_after_the_restart_in_order
 async fn a_delivery_in_flight_at_a_sigkill_is_made_again_when_its_claim_lapses() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start().await;
-    let server = start(
-        dir.path(),
-        &["--admin-email", ADMIN, "--admin-password", PASSWORD],
-    );
-    let login = call(
-        &server,
-        "POST",
-        "/v1/auth/login",
-        None,
-        Some(json!({ "email": ADMIN, "password": PASSWORD })),
-    )
-    .await;
-    let admin = login["access_token"].as_str().unwrap().to_owned();
-    let hook = call(
-        &server,
-        "POST",
-        "/v1/webhooks",
-        Some(&admin),
-        Some(json!({ "url": receiver.url, "events": ["conversation_created"] })),
-    )
-    .await;
-    let webhook = hook["id"].as_str().unwrap().to_owned();
-    let secret = hook["secret"].as_str().unwrap().to_owned();
+    let (server, admin, webhook, secret) =
+        start_with_webhook(dir.path(), &receiver.url, &["conversation_created"]).await;
 
     // The receiver takes the request in and never answers: the server is mid-attempt,
     // its claim held, when it dies.

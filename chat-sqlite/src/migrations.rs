@@ -172,20 +172,30 @@ fn fill_identity(conn: &Connection) -> Result<()> {
 /// Version 4: copies each conversation's activity fields from its `data` into the new
 /// columns.
 fn fill_activity(conn: &Connection) -> Result<()> {
+    fill_columns(conn, ACTIVITY_ASSIGNMENTS, Activity::of, Activity::params)
+}
+
+/// Copies columns derived from each conversation's `data` (by `of`, bound by `params` to
+/// the `assignments`, which take the id as `?1`): how a migration fills columns it adds.
+fn fill_columns<T, const N: usize>(
+    conn: &Connection,
+    assignments: &str,
+    of: fn(&Conversation) -> Result<T>,
+    params: for<'a> fn(&'a T) -> [&'a dyn rusqlite::ToSql; N],
+) -> Result<()> {
     let mut select = conn.prepare("SELECT id, data FROM conversations").db()?;
     let mut update = conn
         .prepare(&format!(
-            "UPDATE conversations SET {ACTIVITY_ASSIGNMENTS} WHERE id = ?1"
+            "UPDATE conversations SET {assignments} WHERE id = ?1"
         ))
         .db()?;
     let mut rows = select.query([]).db()?;
     while let Some(row) = rows.next().db()? {
         let id: uuid::Uuid = row.get(0).db()?;
         let data: String = row.get(1).db()?;
-        let conversation: Conversation = from_json("conversation", &data)?;
-        let activity = Activity::of(&conversation)?;
+        let columns = of(&from_json("conversation", &data)?)?;
         let mut values: Vec<&dyn rusqlite::ToSql> = vec![&id];
-        values.extend(activity.params());
+        values.extend(params(&columns));
         update.execute(values.as_slice()).db()?;
     }
     Ok(())
@@ -194,24 +204,12 @@ fn fill_activity(conn: &Connection) -> Result<()> {
 /// Version 9: copies each conversation's report columns from its `data`, and a reopen mark
 /// for every `reopened` change in the event log (of conversations still there).
 fn fill_reports(conn: &Connection) -> Result<()> {
-    {
-        let mut select = conn.prepare("SELECT id, data FROM conversations").db()?;
-        let mut update = conn
-            .prepare(&format!(
-                "UPDATE conversations SET {REPORT_ASSIGNMENTS} WHERE id = ?1"
-            ))
-            .db()?;
-        let mut rows = select.query([]).db()?;
-        while let Some(row) = rows.next().db()? {
-            let id: uuid::Uuid = row.get(0).db()?;
-            let data: String = row.get(1).db()?;
-            let conversation: Conversation = from_json("conversation", &data)?;
-            let report = ReportColumns::of(&conversation)?;
-            let mut values: Vec<&dyn rusqlite::ToSql> = vec![&id];
-            values.extend(report.params());
-            update.execute(values.as_slice()).db()?;
-        }
-    }
+    fill_columns(
+        conn,
+        REPORT_ASSIGNMENTS,
+        ReportColumns::of,
+        ReportColumns::params,
+    )?;
     // Only updates can be reopens; the LIKE skips decoding every other event.
     let mut select = conn
         .prepare("SELECT data FROM events WHERE data LIKE '%\"reopened\"%'")
