@@ -74,6 +74,27 @@ impl MemoryStore {
         // computes first and mutates last.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// `update_conversation` under a lock the caller already holds.
+    fn update_locked(s: &mut State, update: ConversationUpdate) -> Result<Committed> {
+        let new = &update.conversation;
+        let current = s.conversation(new.tenant_id, new.id)?;
+        if current.version != new.version {
+            return Err(Error::version_race(
+                "conversation",
+                new.version,
+                current.version,
+            ));
+        }
+        let reopened = matches!(update.change, crate::model::ConversationChange::Reopened);
+        let write = ConversationWrite::update(update)?;
+        if reopened {
+            s.reopens
+                .push((write.conversation.id, write.conversation.updated_at));
+        }
+        s.put(&write.conversation, &write.messages);
+        write.commit(|event| Ok(s.log(event)))
+    }
 }
 
 /// A total order on readers, so ties never depend on hashing: the customer first, then
@@ -424,23 +445,33 @@ impl Store for MemoryStore {
 
     async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed> {
         let mut s = self.lock();
+        Self::update_locked(&mut s, update)
+    }
+
+    async fn assign_within_capacity(
+        &self,
+        update: ConversationUpdate,
+        capacity: u32,
+    ) -> Result<Committed> {
+        let mut s = self.lock();
         let new = &update.conversation;
-        let current = s.conversation(new.tenant_id, new.id)?;
-        if current.version != new.version {
-            return Err(Error::version_race(
-                "conversation",
-                new.version,
-                current.version,
-            ));
+        let agent = new.assigned_agent_id.ok_or_else(|| {
+            Error::validation("assigned_agent_id", "an assignment names its agent")
+        })?;
+        let held = s
+            .conversations
+            .values()
+            .filter(|c| {
+                c.tenant_id == new.tenant_id
+                    && c.id != new.id
+                    && c.assigned_agent_id == Some(agent)
+                    && c.mode.holds_agent()
+            })
+            .count();
+        if held >= capacity as usize {
+            return Err(Error::state_conflict("agent at capacity"));
         }
-        let reopened = matches!(update.change, crate::model::ConversationChange::Reopened);
-        let write = ConversationWrite::update(update)?;
-        if reopened {
-            s.reopens
-                .push((write.conversation.id, write.conversation.updated_at));
-        }
-        s.put(&write.conversation, &write.messages);
-        write.commit(|event| Ok(s.log(event)))
+        Self::update_locked(&mut s, update)
     }
 
     async fn delete_conversation(

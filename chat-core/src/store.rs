@@ -110,6 +110,17 @@ pub(crate) mod seam {
         /// ([`Error::Conflict`] otherwise), storing it with version + 1, then appends the
         /// optional system message. Events: `conversation_updated`, then `message_created`.
         async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed>;
+        /// [`Store::update_conversation`] for a routing pass's assignment: also a
+        /// [`ConflictKind::State`](crate::ConflictKind::State) conflict, writing nothing,
+        /// unless the agent it assigns (`assigned_agent_id`) holds fewer than `capacity`
+        /// other conversations in mode `agent` or `paused`, counted in the transaction that
+        /// writes. Routing passes on several servers sharing a store then never put an
+        /// agent over capacity, whatever loads each read before.
+        async fn assign_within_capacity(
+            &self,
+            update: ConversationUpdate,
+            capacity: u32,
+        ) -> Result<Committed>;
         /// Deletes a conversation with its messages and cursors, and appends
         /// `conversation_deleted`. [`Error::NotFound`] if absent.
         async fn delete_conversation(

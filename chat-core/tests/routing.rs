@@ -304,3 +304,149 @@ async fn timers_are_off_by_default_and_never_close_a_customer_waiting_for_an_ans
         "the desk owes an answer"
     );
 }
+
+/// A router that, once armed, waits inside its next pick until the other server's pass
+/// picks too: both passes then hold the agent loads they read before either assigned.
+struct RacingRouter {
+    armed: std::sync::atomic::AtomicBool,
+    both_picking: std::sync::Arc<std::sync::Barrier>,
+}
+
+impl chat_core::Router for RacingRouter {
+    fn pick(
+        &self,
+        conversation: &chat_core::Conversation,
+        candidates: &[chat_core::AgentLoad],
+        default_capacity: u32,
+    ) -> Option<chat_core::AgentId> {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.both_picking.wait();
+        }
+        chat_core::LeastLoaded.pick(conversation, candidates, default_capacity)
+    }
+}
+
+/// Two servers (two engines, each with its own routing lock) over one store, as behind a
+/// load balancer: their routing passes run at once, each having read the agent's load
+/// before the other assigned, and the agent still never holds more than its capacity.
+/// (Before the store checked capacity in its write, Ann ended each round with six.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn routing_passes_on_two_servers_at_once_never_put_an_agent_over_capacity() {
+    use std::sync::Arc;
+
+    use chat_core::{Engine, Store, memory::MemoryStore};
+
+    let store = Arc::new(MemoryStore::new());
+    let both_picking = Arc::new(std::sync::Barrier::new(2));
+    let routers: Vec<Arc<RacingRouter>> = (0..2)
+        .map(|_| {
+            Arc::new(RacingRouter {
+                armed: false.into(),
+                both_picking: both_picking.clone(),
+            })
+        })
+        .collect();
+    let nodes = [
+        Engine::builder(store.clone())
+            .router(routers[0].clone())
+            .build(),
+        Engine::builder(store.clone())
+            .router(routers[1].clone())
+            .build(),
+    ];
+    let settings = TenantSettings {
+        bot_enabled: false,
+        default_capacity: 3,
+        ..Default::default()
+    };
+    let tenant = nodes[0].create_tenant("Acme", settings).await.unwrap().id;
+    let system = Actor::System { tenant };
+    let ann = nodes[0]
+        .create_agent(
+            &system,
+            NewAgent {
+                name: "Ann".into(),
+                email: "ann@acme.example".into(),
+                role: Role::Agent,
+                capacity: None,
+                departments: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    let ann_actor = Actor::Staff {
+        tenant,
+        agent: ann.id,
+    };
+    let held = || async {
+        let loads = store.agent_loads(tenant).await.unwrap();
+        loads.iter().find(|l| l.agent.id == ann.id).unwrap().open
+    };
+    for round in 0..10 {
+        // Ann is away while the queue fills, so nothing is routed yet.
+        let mut waiting = Vec::new();
+        for n in 0..6 {
+            waiting.push(customer_of(&nodes[n % 2], tenant, round * 6 + n).await);
+        }
+        // Ann comes online in the store itself, as another server would have written it;
+        // then both servers route at once.
+        let mut online = store.agent(tenant, ann.id).await.unwrap().unwrap();
+        online.availability = Availability::Online;
+        store.update_agent(&online).await.unwrap();
+        for router in &routers {
+            router
+                .armed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let passes: Vec<_> = (0..2)
+            .map(|n| {
+                let node = nodes[n].clone();
+                tokio::spawn(async move { node.route(tenant).await.unwrap() })
+            })
+            .collect();
+        let mut assigned = 0;
+        for pass in passes {
+            assigned += pass.await.unwrap().len();
+        }
+        assert_eq!(held().await, 3, "round {round}: Ann is full, not over");
+        assert_eq!(
+            assigned, 3,
+            "round {round}: exactly her free places were filled"
+        );
+        // Ann goes away and closes what she holds, for the next round.
+        nodes[0]
+            .set_availability(&ann_actor, ann.id, Availability::Away)
+            .await
+            .unwrap();
+        for id in waiting {
+            let c = nodes[1].conversation(&system, id).await.unwrap();
+            if c.mode == Mode::Agent {
+                nodes[1].close(&ann_actor, id, None).await.unwrap();
+            }
+        }
+        assert_eq!(held().await, 0);
+        // What was not routed waits for the next round's queue, closed by the system.
+        for c in store.queue(tenant, 100).await.unwrap() {
+            nodes[0].close(&system, c.id, None).await.unwrap();
+        }
+    }
+}
+
+async fn customer_of(
+    engine: &chat_core::Engine,
+    tenant: chat_core::TenantId,
+    n: usize,
+) -> chat_core::ConversationId {
+    let input = OpenConversation {
+        contact: ContactInput {
+            email: Some(format!("c{n}@x.example")),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let opened = engine
+        .open_conversation(&Actor::System { tenant }, input)
+        .await
+        .unwrap();
+    opened.conversation.id
+}

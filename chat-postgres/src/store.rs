@@ -95,6 +95,44 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
+    /// `update_conversation`, with the capacity check of `assign_within_capacity` when
+    /// `capacity` is given.
+    async fn write_update(
+        &self,
+        update: ConversationUpdate,
+        capacity: Option<u32>,
+    ) -> Result<Committed> {
+        let new = &update.conversation;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        let current = lock_conversation(&tx, new.tenant_id, new.id).await?;
+        if current.version != new.version {
+            return Err(Error::version_race(
+                "conversation",
+                new.version,
+                current.version,
+            ));
+        }
+        if let Some(capacity) = capacity {
+            check_capacity(&tx, new, capacity).await?;
+        }
+        let reopened = matches!(update.change, ConversationChange::Reopened);
+        let write = ConversationWrite::update(update)?;
+        let committed = store_write(&tx, write, false).await?;
+        if reopened {
+            let c = &committed.conversation;
+            tx.execute(
+                "INSERT INTO conversation_reopens (conversation_id, tenant_id, at_ns) \
+                 VALUES ($1, $2, $3)",
+                &[&c.id.0, &c.tenant_id.0, &ns(c.updated_at)?],
+            )
+            .await
+            .db()?;
+        }
+        tx.commit().await.db()?;
+        Ok(committed)
+    }
+
     /// Connects to the database at `url` (`postgres://user:password@host:port/database`,
     /// or the key-value form) and brings its schema up to date.
     pub async fn connect(url: &str) -> Result<Self> {
@@ -694,32 +732,15 @@ impl Store for PostgresStore {
     }
 
     async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed> {
-        let new = &update.conversation;
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.db()?;
-        let current = lock_conversation(&tx, new.tenant_id, new.id).await?;
-        if current.version != new.version {
-            return Err(Error::version_race(
-                "conversation",
-                new.version,
-                current.version,
-            ));
-        }
-        let reopened = matches!(update.change, ConversationChange::Reopened);
-        let write = ConversationWrite::update(update)?;
-        let committed = store_write(&tx, write, false).await?;
-        if reopened {
-            let c = &committed.conversation;
-            tx.execute(
-                "INSERT INTO conversation_reopens (conversation_id, tenant_id, at_ns) \
-                 VALUES ($1, $2, $3)",
-                &[&c.id.0, &c.tenant_id.0, &ns(c.updated_at)?],
-            )
-            .await
-            .db()?;
-        }
-        tx.commit().await.db()?;
-        Ok(committed)
+        self.write_update(update, None).await
+    }
+
+    async fn assign_within_capacity(
+        &self,
+        update: ConversationUpdate,
+        capacity: u32,
+    ) -> Result<Committed> {
+        self.write_update(update, Some(capacity)).await
     }
 
     async fn delete_conversation(
@@ -1271,3 +1292,41 @@ fn canned_owner_key(owner: Option<AgentId>) -> uuid::Uuid {
 /// A mention's read time in the form its serde form keeps it.
 #[derive(serde::Serialize)]
 struct ReadAt(#[serde(with = "time::serde::rfc3339")] OffsetDateTime);
+
+/// Fails with a `State` conflict unless the agent `conversation` assigns holds fewer than
+/// `capacity` other conversations in `agent` or `paused` mode. Locking the agent's row
+/// first serializes the assignments to one agent across servers: a second pass waits,
+/// then counts what the first committed (`READ COMMITTED` reads as of each statement).
+/// Locks go conversation, agent, then the event counter, as everywhere, so no deadlock.
+async fn check_capacity(
+    tx: &tokio_postgres::Transaction<'_>,
+    conversation: &Conversation,
+    capacity: u32,
+) -> Result<()> {
+    let agent = conversation
+        .assigned_agent_id
+        .ok_or_else(|| Error::validation("assigned_agent_id", "an assignment names its agent"))?;
+    let locked = tx
+        .query_opt(
+            "SELECT 1 FROM agents WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+            &[&agent.0, &conversation.tenant_id.0],
+        )
+        .await
+        .db()?;
+    if locked.is_none() {
+        return Err(Error::NotFound("agent"));
+    }
+    let held: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM conversations WHERE tenant_id = $1 AND assigned_agent_id = $2 \
+             AND mode IN ('agent', 'paused') AND id <> $3",
+            &[&conversation.tenant_id.0, &agent.0, &conversation.id.0],
+        )
+        .await
+        .db()?
+        .get(0);
+    if held >= i64::from(capacity) {
+        return Err(Error::state_conflict("agent at capacity"));
+    }
+    Ok(())
+}

@@ -111,6 +111,13 @@ mod with_database {
         async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed> {
             self.next().update_conversation(update).await
         }
+        async fn assign_within_capacity(
+            &self,
+            update: ConversationUpdate,
+            capacity: u32,
+        ) -> Result<Committed> {
+            self.next().assign_within_capacity(update, capacity).await
+        }
         async fn delete_conversation(
             &self,
             tenant: TenantId,

@@ -110,6 +110,13 @@ impl Store for RivalWriter {
     }
 
     // Everything else goes straight to SQLite.
+    async fn assign_within_capacity(
+        &self,
+        update: ConversationUpdate,
+        capacity: u32,
+    ) -> Result<Committed> {
+        self.inner.assign_within_capacity(update, capacity).await
+    }
     async fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
         self.inner.insert_tenant(tenant).await
     }

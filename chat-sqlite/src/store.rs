@@ -396,6 +396,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn assign_within_capacity(
+        &self,
+        update: ConversationUpdate,
+        capacity: u32,
+    ) -> Result<Committed> {
+        self.writer
+            .write(move |c| write::assign_within_capacity(c, update.clone(), capacity))
+            .await
+    }
+
     async fn delete_conversation(
         &self,
         tenant: TenantId,

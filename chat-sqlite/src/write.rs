@@ -497,6 +497,34 @@ pub(crate) fn update_conversation(
     Ok(committed)
 }
 
+/// `update_conversation` if the assigned agent holds fewer than `capacity` other
+/// conversations in `agent` or `paused` mode. The writer thread serializes every write, so
+/// the count cannot change before the update commits.
+pub(crate) fn assign_within_capacity(
+    s: &mut Session<'_>,
+    update: ConversationUpdate,
+    capacity: u32,
+) -> Result<Committed> {
+    let new = &update.conversation;
+    let agent = new
+        .assigned_agent_id
+        .ok_or_else(|| Error::validation("assigned_agent_id", "an assignment names its agent"))?;
+    let held: i64 = s
+        .prepare_cached(
+            "SELECT count(*) FROM conversations WHERE tenant_id = ?1 AND assigned_agent_id = ?2 \
+             AND mode IN ('agent', 'paused') AND id <> ?3",
+        )
+        .db()?
+        .query_row(params![new.tenant_id.0, agent.0, new.id.0], |row| {
+            row.get(0)
+        })
+        .db()?;
+    if held >= i64::from(capacity) {
+        return Err(Error::state_conflict("agent at capacity"));
+    }
+    update_conversation(s, update)
+}
+
 pub(crate) fn delete_conversation(
     s: &mut Session<'_>,
     tenant: TenantId,

@@ -78,14 +78,21 @@ impl Engine {
                 },
                 message: Some(note),
             };
-            match self.inner.store.update_conversation(update).await {
+            let capacity = load.agent.capacity.unwrap_or(settings.default_capacity);
+            match self
+                .inner
+                .store
+                .assign_within_capacity(update, capacity)
+                .await
+            {
                 Ok(committed) => {
                     self.publish(committed.events);
                     load.open += 1;
                     assigned.push(conversation.id);
                 }
-                // Claimed or changed meanwhile: it is no longer ours to route.
-                Err(Error::Conflict(_)) => {}
+                // Claimed or changed meanwhile (it is no longer ours to route), or the agent
+                // filled up through another server's pass: the loads read are stale.
+                Err(Error::Conflict(_)) => loads = self.inner.store.agent_loads(tenant).await?,
                 Err(e) => return Err(e),
             }
         }

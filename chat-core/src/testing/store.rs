@@ -24,6 +24,7 @@ macro_rules! store_conformance_tests {
             concurrent_posts_with_one_client_message_id_store_one_message,
             update_conversation_is_compare_and_swap,
             two_claims_from_one_version_exactly_one_wins,
+            assignments_within_capacity_never_overfill_an_agent,
             update_conversation_appends_system_message_after_the_update_event,
             edit_and_soft_delete_keep_sequence_and_emit_events,
             message_windows_before_after_and_notes,
@@ -780,6 +781,74 @@ pub async fn two_claims_from_one_version_exactly_one_wins(store: S) {
             winner.conversation.assigned_agent_id
         );
     }
+    assert_gap_free(&all_events(&store, t).await);
+}
+
+pub async fn assignments_within_capacity_never_overfill_an_agent(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    // Ann holds one conversation in `agent` mode and one `paused`; a closed one is free.
+    for mode in [Mode::Agent, Mode::Paused, Mode::Closed] {
+        conversation(&store, t, k.id, |c| {
+            c.mode = mode;
+            c.assigned_agent_id = Some(a.id);
+        })
+        .await;
+    }
+    let mut queued = Vec::new();
+    for round in 0..8 {
+        queued.push(
+            conversation(&store, t, k.id, |c| {
+                c.mode = Mode::Queued;
+                c.queued_at = Some(at(round));
+            })
+            .await,
+        );
+    }
+    let assign = |c: &Conversation, capacity: u32| {
+        let store = store.clone();
+        let mut next = c.clone();
+        next.mode = Mode::Agent;
+        next.assigned_agent_id = Some(a.id);
+        next.queued_at = None;
+        tokio::spawn(async move {
+            store
+                .assign_within_capacity(
+                    ConversationUpdate {
+                        conversation: next,
+                        change: ConversationChange::Assigned {
+                            from: None,
+                            to: Some(a.id),
+                        },
+                        message: None,
+                    },
+                    capacity,
+                )
+                .await
+        })
+    };
+    let full = assign(&queued[0], 2).await.unwrap();
+    assert!(
+        matches!(&full, Err(Error::Conflict(c)) if c.kind() == crate::ConflictKind::State),
+        "two held, capacity two: {full:?}"
+    );
+    let unchanged = store.conversation(t, queued[0].id).await.unwrap().unwrap();
+    assert_eq!(unchanged, queued[0], "a refused assignment writes nothing");
+    // Eight passes at once (on several servers, for a shared store), each sure Ann has
+    // room: exactly the two free places are taken.
+    let passes: Vec<_> = queued.iter().map(|c| assign(c, 4)).collect();
+    let mut won = 0;
+    for pass in passes {
+        match pass.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(Error::Conflict(c)) => assert_eq!(c.kind(), crate::ConflictKind::State),
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(won, 2, "capacity four, two held");
+    let loads = store.agent_loads(t).await.unwrap();
+    assert_eq!(loads.iter().find(|l| l.agent.id == a.id).unwrap().open, 4);
     assert_gap_free(&all_events(&store, t).await);
 }
 
