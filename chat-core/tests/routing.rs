@@ -450,3 +450,96 @@ async fn customer_of(
         .unwrap();
     opened.conversation.id
 }
+
+/// Two servers run the timers of one desk at the same moment (each server's timer loop
+/// runs every tenant's timers): every lapsed conversation is requeued once, by one of
+/// them, with one notice. Each timer action re-checks its condition on the conversation
+/// it writes, at the version it writes, so the other server's attempt is a conflict that
+/// changes nothing: the effect is exactly once without a lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_run_by_two_servers_at_once_requeue_each_conversation_once() {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    use chat_core::{Engine, ManualClock, memory::MemoryStore};
+    use time::macros::datetime;
+
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(datetime!(2026-03-02 10:00 UTC)));
+    let nodes = [
+        Engine::builder(store.clone()).clock(clock.clone()).build(),
+        Engine::builder(store.clone()).clock(clock.clone()).build(),
+    ];
+    let settings = TenantSettings {
+        bot_enabled: false,
+        default_capacity: 1_000,
+        requeue_after_secs: Some(60),
+        ..Default::default()
+    };
+    let tenant = nodes[0].create_tenant("Acme", settings).await.unwrap().id;
+    let system = Actor::System { tenant };
+    let ann = nodes[0]
+        .create_agent(
+            &system,
+            NewAgent {
+                name: "Ann".into(),
+                email: "ann@acme.example".into(),
+                role: Role::Agent,
+                capacity: None,
+                departments: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    let ann_actor = Actor::Staff {
+        tenant,
+        agent: ann.id,
+    };
+    nodes[0]
+        .set_availability(&ann_actor, ann.id, Availability::Online)
+        .await
+        .unwrap();
+    let mut opened = Vec::new();
+    for n in 0..300 {
+        opened.push(customer_of(&nodes[n % 2], tenant, n).await);
+    }
+    for &id in &opened {
+        assert_eq!(
+            nodes[0].conversation(&system, id).await.unwrap().mode,
+            Mode::Agent
+        );
+    }
+    // Ann leaves without answering: what lapses stays queued, so each requeue shows.
+    nodes[0]
+        .set_availability(&ann_actor, ann.id, Availability::Away)
+        .await
+        .unwrap();
+    clock.advance(Duration::seconds(61));
+    let runs: Vec<_> = nodes
+        .iter()
+        .map(|node| {
+            let node = node.clone();
+            tokio::spawn(async move { node.run_timers(tenant).await.unwrap() })
+        })
+        .collect();
+    let mut requeued = Vec::new();
+    for run in runs {
+        requeued.extend(run.await.unwrap().requeued);
+    }
+    assert_eq!(requeued.len(), opened.len(), "each requeued once in all");
+    let distinct: HashSet<_> = requeued.iter().collect();
+    assert_eq!(distinct.len(), opened.len(), "no conversation twice");
+    for &id in &opened {
+        let c = nodes[1].conversation(&system, id).await.unwrap();
+        assert_eq!(c.mode, Mode::Queued);
+        let history = nodes[1]
+            .messages(&system, id, Default::default())
+            .await
+            .unwrap();
+        let notices = history
+            .iter()
+            .filter(|m| m.body.starts_with("Requeued"))
+            .count();
+        assert_eq!(notices, 1, "one notice for {id}");
+    }
+}
