@@ -50,6 +50,18 @@ visitorContext.setDefaultTimeout(10000);
 const vpage = await visitorContext.newPage();
 const visitorErrors = [];
 vpage.on('pageerror', (e) => visitorErrors.push(String(e)));
+// The same shop page in Arabic when the test asks (`test.lang`): its <html lang> is what
+// the widget follows. (Serving a rewritten page through page.route would make it a
+// non-local document, which chromium then bars from the loopback server.)
+await vpage.addInitScript(() => {
+  if (sessionStorage.getItem('test.lang') !== 'ar') return;
+  const watch = new MutationObserver(() => {
+    if (!document.documentElement) return;
+    document.documentElement.lang = 'ar';
+    watch.disconnect();
+  });
+  watch.observe(document, { childList: true });
+});
 const w = vpage.locator('#chatdesk-widget');
 let conversation;
 const FEEDBACK = 'Dana sorted out the zebracorn refund in minutes.';
@@ -82,8 +94,23 @@ try {
     await page.locator('[data-action="claim"]').click();
     await page.locator('.conv-head .badge.mode-agent').waitFor();
     // The visitor sees the desk take it: the queue banner goes, the notice names the agent.
-    await w.locator('.msg.event', { hasText: 'Demo Agent' }).waitFor();
+    await w.locator('.msg.event[data-notice="assigned"]', { hasText: 'Demo Agent joined the conversation' }).waitFor();
     await w.getByText(/You are number \d+ in the queue\./).waitFor({ state: 'hidden' });
+    await page.locator('.msg.event[data-notice="assigned"]', { hasText: 'Assigned to Demo Agent' }).waitFor();
+
+    // The same notices in Arabic, for a visitor whose page is in Arabic: written from the
+    // notice's kind and parameters, not the stored English.
+    await vpage.evaluate(() => sessionStorage.setItem('test.lang', 'ar'));
+    await vpage.reload();
+    await w.locator('button.launcher').click();
+    await w.locator('.msg.event[data-notice="assigned"]', { hasText: 'انضم Demo Agent إلى المحادثة' }).waitFor();
+    await w.locator('.msg.event[data-notice="queued"]', { hasText: 'بانتظار موظف' }).waitFor();
+    if (await w.getByText('Assigned to', { exact: false }).count()) throw new Error('an English notice in the Arabic widget');
+    await shot(vpage, 'joint-widget-ar');
+    await vpage.evaluate(() => sessionStorage.removeItem('test.lang'));
+    await vpage.reload();
+    await w.getByRole('button', { name: 'Open chat' }).click();
+    await w.locator('.msg.event[data-notice="assigned"]', { hasText: 'Demo Agent joined the conversation' }).waitFor();
 
     // The agent replies in the console; the widget shows it live.
     const reply = page.getByRole('textbox', { name: 'Reply to the customer' });
@@ -123,6 +150,13 @@ try {
 
   await test('the rating shows in the agent\'s own reports, with the feedback text', async () => {
     const { page } = agent;
+    // The console in Arabic writes the desk's notices in Arabic too.
+    await page.getByLabel('Language').selectOption('ar');
+    await page.locator('.msg.event[data-notice="assigned"]', { hasText: 'أُسندت إلى Demo Agent' }).waitFor();
+    await page.locator('.msg.event[data-notice="closed"]', { hasText: 'أُغلقت المحادثة' }).waitFor();
+    if (await page.locator('.msg.event', { hasText: 'Conversation closed' }).count()) throw new Error('an English notice in the Arabic console');
+    await shot(page, 'joint-console-ar');
+    await page.getByLabel('اللغة').selectOption('en');
     await page.getByRole('link', { name: 'Reports' }).click();
     await page.getByRole('heading', { name: 'My reports', level: 2 }).waitFor();
     // An agent's reports are its own: no agent picker.

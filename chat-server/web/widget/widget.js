@@ -56,6 +56,13 @@
       agent: 'Agent',
       bot: 'Assistant',
       system: 'Notice',
+      'notice.queued': 'Waiting for an agent', 'notice.queued_reason': 'Waiting for an agent ({reason})',
+      'notice.bot': 'The assistant is answering again', 'notice.paused': 'Conversation paused', 'notice.closed': 'Conversation closed',
+      'notice.reopened': 'Conversation reopened', 'notice.unassigned': 'Waiting for an agent',
+      'notice.assigned': '{name} joined the conversation', 'notice.requeued': 'Waiting for another agent',
+      'notice.closed_idle': 'Conversation closed after {minutes} minutes without a reply',
+      'notice.transferred': 'Transferred from {from} to {to}',
+      'party.previous_agent': 'the previous agent', 'party.queue': 'the queue', 'party.team': 'another team',
       said: '{who}:',
       pending: 'Sending…',
       waitingNetwork: 'Not sent yet: waiting for the network',
@@ -108,6 +115,13 @@
       agent: 'الموظف',
       bot: 'المساعد',
       system: 'تنبيه',
+      'notice.queued': 'بانتظار موظف', 'notice.queued_reason': 'بانتظار موظف ({reason})',
+      'notice.bot': 'المساعد يجيب مجددًا', 'notice.paused': 'المحادثة متوقفة', 'notice.closed': 'أُغلقت المحادثة',
+      'notice.reopened': 'أُعيد فتح المحادثة', 'notice.unassigned': 'بانتظار موظف',
+      'notice.assigned': 'انضم {name} إلى المحادثة', 'notice.requeued': 'بانتظار موظف آخر',
+      'notice.closed_idle': 'أُغلقت المحادثة بعد {minutes} دقيقة دون رد',
+      'notice.transferred': 'نُقلت من {from} إلى {to}',
+      'party.previous_agent': 'الموظف السابق', 'party.queue': 'قائمة الانتظار', 'party.team': 'فريق آخر',
       said: '{who}:',
       pending: 'جارٍ الإرسال…',
       waitingNetwork: 'لم تُرسل بعد: في انتظار الاتصال',
@@ -712,6 +726,21 @@ legend { font-weight: 700; margin-bottom: 6px; padding: 0; }
     if (first !== undefined) endStream(first);
   }
 
+  // The desk's notices in the visitor's language, from the metadata the engine puts on
+  // them (`notice` and its parameters); the stored English body otherwise.
+  function noticeText(m) {
+    const md = m.metadata || {};
+    const kind = md.notice;
+    if (!kind) return m.body;
+    const party = (side) => (md[`notice.${side}`] === 'agent' ? md[`notice.${side}_name`] || '' : t(`party.${md[`notice.${side}`]}`));
+    const key = kind === 'queued' && md['notice.reason'] ? 'notice.queued_reason' : `notice.${kind}`;
+    const text = t(key, {
+      name: md['notice.name'], reason: md['notice.reason'], minutes: md['notice.minutes'],
+      from: kind === 'transferred' ? party('from') : '', to: kind === 'transferred' ? party('to') : '',
+    });
+    return text === key ? m.body : text;
+  }
+
   function whoLabel(sender) {
     if (sender.type === 'customer') return t('you');
     if (sender.type === 'bot') return t('bot');
@@ -722,7 +751,8 @@ legend { font-weight: 700; margin-bottom: 6px; padding: 0; }
   function renderMessage(m) {
     const mine = m.sender.type === 'customer';
     if (m.kind === 'event' || m.sender.type === 'system') {
-      return h('div', { class: 'msg event', 'data-seq': String(m.seq) }, h('div', { class: 'bubble', dir: 'auto', text: m.body }));
+      return h('div', { class: 'msg event', 'data-seq': String(m.seq), 'data-notice': (m.metadata && m.metadata.notice) || null },
+        h('div', { class: 'bubble', dir: 'auto', text: noticeText(m) }));
     }
     const files = (m.attachments || []).map((a) => renderFile(a));
     const body = m.deleted_at ? '—' : m.body;

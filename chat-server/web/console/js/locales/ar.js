@@ -105,4 +105,11 @@ export default {
   'webhooks.delivery_pending': 'قيد الانتظار', 'webhooks.delivery_delivered': 'سُلّم', 'webhooks.delivery_failed': 'فشل',
   'webhooks.next': 'المحاولة التالية {when}', 'webhooks.redeliver': 'أعد الإرسال', 'webhooks.redeliver_of': 'أعد إرسال الحدث {seq}',
   'webhooks.redelivering': 'يُرسل مجددًا.', 'webhooks.no_deliveries': 'لم يُسلَّم شيء بعد.', 'webhooks.older': 'تسليمات أقدم',
+  'notice.queued': 'بانتظار موظف', 'notice.queued_reason': 'بانتظار موظف ({reason})',
+  'notice.bot': 'الروبوت يجيب مجددًا', 'notice.paused': 'المحادثة متوقفة', 'notice.closed': 'أُغلقت المحادثة',
+  'notice.reopened': 'أُعيد فتح المحادثة', 'notice.unassigned': 'أُلغي الإسناد؛ بانتظار موظف',
+  'notice.assigned': 'أُسندت إلى {name}', 'notice.requeued': 'أُعيدت إلى قائمة الانتظار: لا رد خلال {minutes} دقيقة',
+  'notice.closed_idle': 'أُغلقت بعد {minutes} دقيقة دون رد من العميل',
+  'notice.transferred': 'نُقلت من {from} إلى {to}',
+  'party.previous_agent': 'الموظف السابق', 'party.queue': 'قائمة الانتظار', 'party.team': 'فريق آخر',
 };

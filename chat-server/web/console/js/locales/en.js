@@ -106,4 +106,11 @@ export default {
   'webhooks.delivery_pending': 'Pending', 'webhooks.delivery_delivered': 'Delivered', 'webhooks.delivery_failed': 'Failed',
   'webhooks.next': 'next attempt {when}', 'webhooks.redeliver': 'Redeliver', 'webhooks.redeliver_of': 'Redeliver event {seq}',
   'webhooks.redelivering': 'Sending it again.', 'webhooks.no_deliveries': 'Nothing delivered yet.', 'webhooks.older': 'Older deliveries',
+  'notice.queued': 'Waiting for an agent', 'notice.queued_reason': 'Waiting for an agent ({reason})',
+  'notice.bot': 'The bot is answering again', 'notice.paused': 'Conversation paused', 'notice.closed': 'Conversation closed',
+  'notice.reopened': 'Conversation reopened', 'notice.unassigned': 'Unassigned; waiting for an agent',
+  'notice.assigned': 'Assigned to {name}', 'notice.requeued': 'Requeued: no answer within {minutes} minutes',
+  'notice.closed_idle': 'Closed after {minutes} minutes without a reply from the customer',
+  'notice.transferred': 'Transferred from {from} to {to}',
+  'party.previous_agent': 'the previous agent', 'party.queue': 'the queue', 'party.team': 'another team',
 };
