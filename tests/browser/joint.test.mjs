@@ -197,6 +197,8 @@ try {
     await page.locator('.breakdown tbody tr', { hasText: 'Website' }).waitFor();
     await noSerious(page, 'reports (admin)');
     await shot(page, 'console-reports');
+    // Just the reports, for the README (docs/reports.png).
+    await page.locator('.reports').screenshot({ path: join(artifacts, 'reports-readme.png') });
 
     // CSV: the feedback download holds the text.
     const [download] = await Promise.all([page.waitForEvent('download'), page.locator('[data-csv="feedback"]').click()]);
