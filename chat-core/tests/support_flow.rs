@@ -547,6 +547,73 @@ async fn transfer_records_its_reason_and_the_old_owner_loses_access() {
 }
 
 #[tokio::test]
+async fn the_desks_notices_name_their_kind_and_parameters_for_the_readers_language() {
+    let d = desk().await;
+    let (opened, visitor) = d.visitor("notices@x.example").await;
+    let id = opened.conversation.id;
+    d.engine.assign(&d.admin, id, d.ann_id).await.unwrap();
+    let t = Transfer {
+        to: TransferTarget::Agent(d.bob_id),
+        reason: None,
+    };
+    d.engine.transfer(&d.ann, id, t).await.unwrap();
+    let t = Transfer {
+        to: TransferTarget::Department("billing".into()),
+        reason: None,
+    };
+    d.engine.transfer(&d.bob, id, t).await.unwrap();
+    d.engine.close(&d.admin, id, None).await.unwrap();
+    // What the customer reads: each notice's English body, and its kind and parameters.
+    let notices: Vec<_> = d
+        .engine
+        .messages(&visitor, id, Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.sender == Sender::System)
+        .map(|m| (m.body, m.metadata.into_iter().collect::<Vec<_>>()))
+        .collect();
+    let kv = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        notices,
+        vec![
+            (
+                "Assigned to Ann".to_owned(),
+                kv(&[("notice", "assigned"), ("notice.name", "Ann")])
+            ),
+            (
+                "Transferred from Ann to Bob".to_owned(),
+                kv(&[
+                    ("notice", "transferred"),
+                    ("notice.from", "agent"),
+                    ("notice.from_name", "Ann"),
+                    ("notice.to", "agent"),
+                    ("notice.to_name", "Bob"),
+                ])
+            ),
+            (
+                "Transferred from Bob to another team".to_owned(),
+                kv(&[
+                    ("notice", "transferred"),
+                    ("notice.from", "agent"),
+                    ("notice.from_name", "Bob"),
+                    ("notice.to", "team"),
+                ])
+            ),
+            (
+                "Conversation closed".to_owned(),
+                kv(&[("notice", "closed")])
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn bad_input_gets_a_named_field_and_changes_nothing() {
     let d = desk().await;
     let (opened, visitor) = d.visitor("bad@x.example").await;

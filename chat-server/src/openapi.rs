@@ -629,7 +629,7 @@ fn core_schemas() -> Value {
             "kind": { "type": "string", "enum": ["text", "image", "audio", "file", "note", "event"] }, "body": { "type": "string" },
             "attachments": { "type": "array", "items": { "$ref": "#/components/schemas/Attachment" } }, "reply_to": { "type": ["string", "null"], "format": "uuid" },
             "client_message_id": { "type": ["string", "null"] }, "entities": { "type": "array", "items": { "$ref": "#/components/schemas/EntityRef" } },
-            "metadata": { "type": "object", "additionalProperties": { "type": "string" } },
+            "metadata": { "type": "object", "additionalProperties": { "type": "string" }, "description": "On the desk's own notices (sender `system`): `notice` names it (`assigned`, `queued`, `requeued`, `transferred`, `paused`, `closed`, `closed_idle`, `reopened`, `unassigned`, `bot`) and `notice.name`, `notice.reason`, `notice.minutes`, `notice.from`/`notice.to` (`agent`, `previous_agent`, `queue`, `team`) with `notice.from_name`/`notice.to_name` carry its parameters, so a client can write it in its reader's language; `body` is the English text." },
             "revisions": { "type": "array", "items": object(&["body", "replaced_at"], json!({ "body": { "type": "string" }, "replaced_at": time })) },
             "created_at": time, "edited_at": time_or_null, "deleted_at": time_or_null
         })),

@@ -9,7 +9,7 @@ use crate::ids::{AgentId, ContactId, ConversationId, MessageId};
 use crate::mode::Mode;
 use crate::model::{
     Channel, Contact, ContactInput, Conversation, ConversationChange, Message, MessageKind,
-    NewMessage, Priority, Rating, Sender, TransferTarget,
+    NewMessage, Notice, Party, Priority, Rating, Sender, TransferTarget,
 };
 use crate::policy::{Action, Actor, Resolved};
 use crate::store::{AssignedFilter, ConversationCursor, ConversationPage, ConversationQuery};
@@ -426,7 +426,7 @@ impl Engine {
         who: &Resolved,
         c: &mut Conversation,
         mode: Mode,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<Notice>> {
         let now = self.now();
         c.mode = mode;
         // A snooze sets aside a conversation an agent holds; leaving the agent ends it.
@@ -452,19 +452,19 @@ impl Engine {
                 c.assigned_agent_id = None;
                 c.assigned_at = None;
                 c.queued_at = Some(now);
-                Some("Waiting for an agent".to_owned())
+                Some(Notice::Queued { reason: None })
             }
             Mode::Bot => {
                 c.assigned_agent_id = None;
                 c.assigned_at = None;
                 c.queued_at = None;
-                Some("The bot is answering again".to_owned())
+                Some(Notice::BotAgain)
             }
-            Mode::Paused => Some("Conversation paused".to_owned()),
+            Mode::Paused => Some(Notice::Paused),
             Mode::Closed => {
                 c.closed_at = Some(now);
                 c.queued_at = None;
-                Some("Conversation closed".to_owned())
+                Some(Notice::Closed)
             }
             Mode::Archived => None,
         })
@@ -504,9 +504,8 @@ impl Engine {
                     c.department = department.clone();
                 }
                 self.enter_mode(who, c, Mode::Queued)?;
-                let note = match &reason {
-                    Some(r) => format!("Waiting for an agent ({r})"),
-                    None => "Waiting for an agent".to_owned(),
+                let note = Notice::Queued {
+                    reason: reason.clone(),
                 };
                 Ok((
                     ConversationChange::Mode {
@@ -584,7 +583,7 @@ impl Engine {
         c: &mut Conversation,
         agent: AgentId,
         name: &str,
-    ) -> Result<(ConversationChange, Option<String>)> {
+    ) -> Result<(ConversationChange, Option<Notice>)> {
         let from = c.assigned_agent_id;
         if c.mode != Mode::Agent && c.mode != Mode::Paused {
             c.mode.check(Mode::Agent)?;
@@ -599,7 +598,9 @@ impl Engine {
                 from,
                 to: Some(agent),
             },
-            Some(format!("Assigned to {name}")),
+            Some(Notice::Assigned {
+                name: name.to_owned(),
+            }),
         ))
     }
 
@@ -617,7 +618,7 @@ impl Engine {
                         from: Some(from),
                         to: None,
                     },
-                    Some("Unassigned; waiting for an agent".into()),
+                    Some(Notice::Unassigned),
                 ))
             })
             .await?;
@@ -650,10 +651,10 @@ impl Engine {
                     });
                 }
                 let from = c.assigned_agent_id;
-                let from_name = match (from, who.staff()) {
-                    (Some(f), Some(me)) if f == me.id => me.name.clone(),
-                    (Some(_), _) => "the previous agent".to_owned(),
-                    (None, _) => "the queue".to_owned(),
+                let from_party = match (from, who.staff()) {
+                    (Some(f), Some(me)) if f == me.id => Party::Agent(me.name.clone()),
+                    (Some(_), _) => Party::PreviousAgent,
+                    (None, _) => Party::Queue,
                 };
                 let (to, target_name) = match (&transfer.to, &target_agent) {
                     (TransferTarget::Agent(_), Some(agent)) => {
@@ -661,7 +662,10 @@ impl Engine {
                             return Err(Error::Conflict("already assigned to this agent".into()));
                         }
                         self.take(c, agent.id, &agent.name)?;
-                        (TransferTarget::Agent(agent.id), agent.name.clone())
+                        (
+                            TransferTarget::Agent(agent.id),
+                            Party::Agent(agent.name.clone()),
+                        )
                     }
                     (TransferTarget::Department(d), _) => {
                         let d = d.trim().to_owned();
@@ -672,7 +676,7 @@ impl Engine {
                         c.department = Some(d.clone());
                         // Departments are the desk's routing: the customer's transcript
                         // says a team takes over, not which.
-                        (TransferTarget::Department(d), "another team".to_owned())
+                        (TransferTarget::Department(d), Party::Team)
                     }
                     (TransferTarget::Agent(_), None) => return Err(Error::NotFound("agent")),
                 };
@@ -681,7 +685,10 @@ impl Engine {
                 }
                 // The customer reads this message: the reason, written for colleagues,
                 // stays in the staff's view of the change.
-                let note = format!("Transferred from {from_name} to {target_name}");
+                let note = Notice::Transferred {
+                    from: from_party,
+                    to: target_name,
+                };
                 Ok((
                     ConversationChange::Transferred {
                         from,
@@ -909,10 +916,7 @@ impl Engine {
                     c.assigned_at = Some(self.now());
                 }
                 self.enter_mode(who, c, target)?;
-                Ok((
-                    ConversationChange::Reopened,
-                    Some("Conversation reopened".to_owned()),
-                ))
+                Ok((ConversationChange::Reopened, Some(Notice::Reopened)))
             })
             .await?;
         self.route(tenant.id).await?;

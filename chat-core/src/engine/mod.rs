@@ -533,19 +533,25 @@ impl Engine {
     }
 
     /// A timeline message from the desk itself.
-    fn system_message(&self, conversation: &Conversation, body: String) -> NewMessage {
+    /// The desk's notice as a system message: English body, and metadata naming the notice
+    /// so clients can show it in their reader's language.
+    fn system_message(
+        &self,
+        conversation: &Conversation,
+        notice: crate::model::Notice,
+    ) -> NewMessage {
         NewMessage {
             id: MessageId(self.new_id()),
             tenant_id: conversation.tenant_id,
             conversation_id: conversation.id,
             sender: Sender::System,
             kind: MessageKind::Event,
-            body,
+            body: notice.body(),
             attachments: Vec::new(),
             reply_to: None,
             client_message_id: None,
             entities: Vec::new(),
-            metadata: Default::default(),
+            metadata: notice.metadata(),
             created_at: self.now(),
         }
     }
@@ -572,7 +578,10 @@ impl Engine {
         F: Fn(
             &Resolved,
             &mut Conversation,
-        ) -> Result<(crate::model::ConversationChange, Option<String>)>,
+        ) -> Result<(
+            crate::model::ConversationChange,
+            Option<crate::model::Notice>,
+        )>,
     {
         let who = self.resolve(actor).await?;
         let mut attempt = 0;
@@ -583,7 +592,7 @@ impl Engine {
             let mut next = current.clone();
             let (change, note) = apply(&who, &mut next)?;
             next.updated_at = self.now();
-            let message = note.map(|body| self.system_message(&next, body));
+            let message = note.map(|notice| self.system_message(&next, notice));
             match self
                 .inner
                 .store

@@ -69,7 +69,12 @@ impl Engine {
             next.assigned_at = Some(self.now());
             next.queued_at = None;
             next.updated_at = self.now();
-            let note = self.system_message(&next, format!("Assigned to {}", load.agent.name));
+            let note = self.system_message(
+                &next,
+                crate::model::Notice::Assigned {
+                    name: load.agent.name.clone(),
+                },
+            );
             let update = ConversationUpdate {
                 conversation: next,
                 change: ConversationChange::Assigned {
@@ -260,7 +265,9 @@ impl Engine {
                             }
                             let from = c.assigned_agent_id;
                             self.enter_mode(who, c, Mode::Queued)?;
-                            let note = format!("Requeued: no answer within {minutes} minutes");
+                            let note = crate::model::Notice::Requeued {
+                                minutes: u64::from(minutes),
+                            };
                             Ok((
                                 crate::model::ConversationChange::Assigned { from, to: None },
                                 Some(note),
@@ -311,9 +318,9 @@ impl Engine {
                                 return Err(Error::Conflict("the customer wrote meanwhile".into()));
                             }
                             self.enter_mode(who, c, Mode::Closed)?;
-                            let note = format!(
-                                "Closed after {minutes} minutes without a reply from the customer"
-                            );
+                            let note = crate::model::Notice::ClosedIdle {
+                                minutes: u64::from(minutes),
+                            };
                             Ok((crate::model::ConversationChange::Closed, Some(note)))
                         },
                     )

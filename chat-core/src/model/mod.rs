@@ -10,6 +10,7 @@ mod event;
 mod hours;
 mod mention;
 mod message;
+mod notice;
 mod tenant;
 mod webhook;
 
@@ -26,6 +27,7 @@ pub use mention::{Mention, handles, mentioned_handles};
 pub use message::{
     Attachment, EntityRef, Message, MessageKind, NewMessage, ReadCursor, Reader, Revision, Sender,
 };
+pub use notice::{NOTICE_KEY, NOTICE_NAME_KEY, Notice, Party};
 pub use tenant::{AttributeType, Tenant, TenantSettings, UPLOAD_TYPES};
 pub use webhook::{
     Delivery, DeliveryOutcome, DeliveryState, WEBHOOK_EVENT_KINDS, Webhook, WebhookSecret,

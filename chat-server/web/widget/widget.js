@@ -56,6 +56,13 @@
       agent: 'Agent',
       bot: 'Assistant',
       system: 'Notice',
+      'notice.queued': 'Waiting for an agent', 'notice.queued_reason': 'Waiting for an agent ({reason})',
+      'notice.bot': 'The assistant is answering again', 'notice.paused': 'Conversation paused', 'notice.closed': 'Conversation closed',
+      'notice.reopened': 'Conversation reopened', 'notice.unassigned': 'Waiting for an agent',
+      'notice.assigned': '{name} joined the conversation', 'notice.requeued': 'Waiting for another agent',
+      'notice.closed_idle': 'Conversation closed after {minutes} minutes without a reply',
+      'notice.transferred': 'Transferred from {from} to {to}',
+      'party.previous_agent': 'the previous agent', 'party.queue': 'the queue', 'party.team': 'another team',
       said: '{who}:',
       pending: 'Sending…',
       waitingNetwork: 'Not sent yet: waiting for the network',
@@ -74,7 +81,7 @@
       uploadFailed: 'The file could not be sent: {reason}',
       download: 'Download {name}',
       image: 'Image: {name}',
-      messages: 'Messages',
+      messages: 'Messages', history: 'Conversation history',
       required: 'Please fill in this field.',
       badEmail: 'Please enter a valid e-mail address.',
       endChat: 'End conversation',
@@ -108,6 +115,13 @@
       agent: 'الموظف',
       bot: 'المساعد',
       system: 'تنبيه',
+      'notice.queued': 'بانتظار موظف', 'notice.queued_reason': 'بانتظار موظف ({reason})',
+      'notice.bot': 'المساعد يجيب مجددًا', 'notice.paused': 'المحادثة متوقفة', 'notice.closed': 'أُغلقت المحادثة',
+      'notice.reopened': 'أُعيد فتح المحادثة', 'notice.unassigned': 'بانتظار موظف',
+      'notice.assigned': 'انضم {name} إلى المحادثة', 'notice.requeued': 'بانتظار موظف آخر',
+      'notice.closed_idle': 'أُغلقت المحادثة بعد {minutes} دقيقة دون رد',
+      'notice.transferred': 'نُقلت من {from} إلى {to}',
+      'party.previous_agent': 'الموظف السابق', 'party.queue': 'قائمة الانتظار', 'party.team': 'فريق آخر',
       said: '{who}:',
       pending: 'جارٍ الإرسال…',
       waitingNetwork: 'لم تُرسل بعد: في انتظار الاتصال',
@@ -126,7 +140,7 @@
       uploadFailed: 'تعذر إرسال الملف: {reason}',
       download: 'تنزيل {name}',
       image: 'صورة: {name}',
-      messages: 'الرسائل',
+      messages: 'الرسائل', history: 'سجل المحادثة',
       required: 'يرجى ملء هذا الحقل.',
       badEmail: 'يرجى إدخال بريد إلكتروني صحيح.',
       endChat: 'إنهاء المحادثة',
@@ -195,6 +209,10 @@
     online: navigator.onLine,
     view: 'chat',
   };
+  // A streaming bot's replies being written (see botDelta): reply_to_seq -> {el, bubble,
+  // pieces}, and the keys already ended, whose late pieces are dropped.
+  const streams = new Map();
+  const streamsDone = new Set();
   // A stored conversation of another signed-in customer is not this one's.
   if (identity && state.identityEmail && state.identityEmail !== identity.email) reset(false);
 
@@ -280,6 +298,7 @@ header p { margin: 2px 0 0; font-size: 13px; }
 .msg.mine .bubble { background: var(--accent); color: var(--on-accent); border-color: transparent; border-end-end-radius: 4px; }
 .msg.theirs { align-self: flex-start; }
 .msg.theirs .bubble { border-end-start-radius: 4px; }
+.msg.streaming .bubble::after { content: "▍"; color: #6b6e78; }
 .msg.event { align-self: center; max-width: 92%; text-align: center; }
 .msg.event .bubble { background: transparent; border: 0; color: #49454f; font-size: 13px; padding: 2px 8px; }
 .status { font-size: 12px; color: #49454f; padding-inline: 4px; }
@@ -348,7 +367,8 @@ legend { font-weight: 700; margin-bottom: 6px; padding: 0; }
   ui.banner = h('div', { class: 'banner', role: 'status', hidden: true });
   ui.log = h('div', { class: 'log', role: 'log', 'aria-live': 'polite', 'aria-label': t('messages') });
   ui.forms = h('div');
-  ui.body = h('div', { class: 'body' }, ui.forms, ui.log);
+  // Focusable, so a keyboard can scroll the history even when no message holds a button.
+  ui.body = h('div', { class: 'body', tabindex: '0', role: 'region', 'aria-label': t('history') }, ui.forms, ui.log);
   ui.typing = h('div', { class: 'typing', role: 'status' });
   ui.human = h('button', { class: 'secondary', type: 'button', text: t('human'), onclick: handoff });
   ui.actions = h('div', { class: 'actions', hidden: true }, ui.human);
@@ -660,12 +680,65 @@ legend { font-weight: 700; margin-bottom: 6px; padding: 0; }
       const pending = ui.log.querySelector(`[data-cid="${CSS.escape(m.client_message_id)}"]`);
       if (pending) pending.remove();
     }
+    if (!known && m.sender.type === 'bot') botReplied();
     if (!known && m.sender.type !== 'customer') {
       hideTyping(m.sender);
       if (!state.open || document.hidden) { state.unread += 1; updateBadge(); }
       markRead();
     }
     scrollDown();
+  }
+
+  // A streaming bot's reply as it is written: `bot_delta` pieces keyed by the customer
+  // message answered, appended in index order into one growing bubble. The stored bot
+  // message replaces it when it arrives (its event and the end marker travel separate
+  // paths, so either may come first); a handoff or a failure drops it.
+  function botDelta(f) {
+    const key = f.reply_to_seq;
+    if (streamsDone.has(key)) return;
+    let s = streams.get(key);
+    if (!s && !f.end && f.text) {
+      const bubble = h('div', { class: 'bubble', dir: 'auto' });
+      const el = h('div', { class: 'msg theirs streaming', 'data-sender': 'bot', 'aria-busy': 'true' },
+        h('span', { class: 'who', text: t('bot') }), bubble);
+      s = { el, bubble, pieces: [] };
+      streams.set(key, s);
+      const firstPending = ui.log.querySelector('.pending');
+      if (firstPending) firstPending.before(el); else ui.log.append(el);
+      hideTyping({ type: 'bot' });
+    }
+    if (s && f.text) {
+      s.pieces[f.index] = f.text;
+      s.bubble.textContent = s.pieces.join('');
+      scrollDown();
+    }
+    if (f.end && f.end !== 'reply') endStream(key);
+  }
+  function endStream(key) {
+    const s = streams.get(key);
+    if (s) s.el.remove();
+    streams.delete(key);
+    streamsDone.add(key);
+  }
+  // The stored reply answers the oldest stream still shown.
+  function botReplied() {
+    const [first] = streams.keys();
+    if (first !== undefined) endStream(first);
+  }
+
+  // The desk's notices in the visitor's language, from the metadata the engine puts on
+  // them (`notice` and its parameters); the stored English body otherwise.
+  function noticeText(m) {
+    const md = m.metadata || {};
+    const kind = md.notice;
+    if (!kind) return m.body;
+    const party = (side) => (md[`notice.${side}`] === 'agent' ? md[`notice.${side}_name`] || '' : t(`party.${md[`notice.${side}`]}`));
+    const key = kind === 'queued' && md['notice.reason'] ? 'notice.queued_reason' : `notice.${kind}`;
+    const text = t(key, {
+      name: md['notice.name'], reason: md['notice.reason'], minutes: md['notice.minutes'],
+      from: kind === 'transferred' ? party('from') : '', to: kind === 'transferred' ? party('to') : '',
+    });
+    return text === key ? m.body : text;
   }
 
   function whoLabel(sender) {
@@ -678,7 +751,8 @@ legend { font-weight: 700; margin-bottom: 6px; padding: 0; }
   function renderMessage(m) {
     const mine = m.sender.type === 'customer';
     if (m.kind === 'event' || m.sender.type === 'system') {
-      return h('div', { class: 'msg event', 'data-seq': String(m.seq) }, h('div', { class: 'bubble', dir: 'auto', text: m.body }));
+      return h('div', { class: 'msg event', 'data-seq': String(m.seq), 'data-notice': (m.metadata && m.metadata.notice) || null },
+        h('div', { class: 'bubble', dir: 'auto', text: noticeText(m) }));
     }
     const files = (m.attachments || []).map((a) => renderFile(a));
     const body = m.deleted_at ? '—' : m.body;
@@ -901,6 +975,9 @@ legend { font-weight: 700; margin-bottom: 6px; padding: 0; }
           if (f.typing === false) hideTyping(f.sender); else showTyping(f.sender);
         }
         break;
+      case 'bot_delta':
+        if (f.conversation_id === state.conversationId) botDelta(f);
+        break;
       case 'queue_position':
         if (f.conversation_id === state.conversationId) {
           state.queue = { position: f.position, estimated_wait_secs: f.estimated_wait_secs };
@@ -1040,6 +1117,8 @@ legend { font-weight: 700; margin-bottom: 6px; padding: 0; }
       rated: null, conversation: null, agentReadSeq: 0, myReadSeq: 0, queue: null,
     });
     state.messages = new Map();
+    streams.clear();
+    streamsDone.clear();
     syncedSeq = 0;
     store.save();
     if (!render) return;

@@ -1,5 +1,5 @@
 // The console's entry point: the shell (header, inbox, main pane, contact panel), the
-// hash routes (#/c/<id>, #/admin/<section>), the socket's events dispatched to the
+// hash routes (#/c/<id>, #/reports, #/admin/<section>), the socket's events dispatched to the
 // views, and the keyboard shortcuts.
 import { api, session, whenUnauthorized } from './api.js';
 import { Socket } from './socket.js';
@@ -11,6 +11,7 @@ import { renderLogin } from './views/login.js';
 import { renderInbox, loadInbox, conversationEvent as inboxEvent, messageEvent as inboxMessage, neighbour } from './views/inbox.js';
 import * as conversation from './views/conversation.js';
 import { renderAdmin } from './views/admin.js';
+import { renderReports } from './views/reports.js';
 import { installShortcuts, showHelp, languageSwitch, whenLanguageChanges } from './views/shortcuts.js';
 
 const root = document.getElementById('app');
@@ -110,6 +111,7 @@ function shell() {
       statusEl,
       h('label', { for: 'availability' }, t('availability.label')), availabilityEl,
       languageSwitch(),
+      h('a', { href: '#/reports', class: 'button' }, t('reports.link')),
       isAdmin() ? h('a', { href: '#/admin/staff', class: 'button' }, t('admin.title')) : null,
       mentionsButton(),
       h('button', { type: 'button', 'aria-label': t('shortcut.title'), onclick: showHelp }, '?'),
@@ -178,6 +180,8 @@ async function route() {
   try {
     if (conv) {
       await conversation.openConversation(conv[1], main, aside);
+    } else if (hash === '#/reports') {
+      await renderReports(main);
     } else if (admin && isAdmin()) {
       await renderAdmin(main, admin[1]);
     } else {

@@ -1,12 +1,13 @@
 // The admin area (admins only; the server refuses everyone else anyway): staff,
-// settings, business hours, canned responses and bot tokens. Reports and webhooks have
-// pages of their own elsewhere.
+// settings, business hours, canned responses, bot tokens and webhooks (webhooks.js).
+// Reports have a page of their own (reports.js), open to every agent.
 import { api } from '../api.js';
 import { h, replace, toast, uid, when } from '../dom.js';
 import { t, lang } from '../i18n.js';
 import { state } from '../state.js';
+import { webhooks } from './webhooks.js';
 
-export const SECTIONS = ['staff', 'settings', 'hours', 'canned', 'bots'];
+export const SECTIONS = ['staff', 'settings', 'hours', 'canned', 'bots', 'webhooks'];
 const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 
 export async function renderAdmin(main, section) {
@@ -18,7 +19,7 @@ export async function renderAdmin(main, section) {
       h('ul', {}, SECTIONS.map((s) => h('li', {}, h('a', { href: `#/admin/${s}`, 'aria-current': s === section ? 'page' : null }, t(`admin.${s}`)))))),
     body));
   try {
-    await ({ staff, settings, hours, canned, bots })[section](body);
+    await ({ staff, settings, hours, canned, bots, webhooks })[section](body);
   } catch (err) {
     replace(body, h('p', { class: 'error', role: 'alert' }, err.message));
   }

@@ -1,6 +1,7 @@
 // One conversation: its history (paged back with `before`), live messages, typing both
 // ways, read receipts, internal notes (marked, and posted to /notes, never as messages),
 // files, the canned-response picker and the lifecycle actions.
+import { noticeText } from '../notice.js';
 import { api, fileUrl, query } from '../api.js';
 import { h, replace, toast, uid, when } from '../dom.js';
 import { t, lang } from '../i18n.js';
@@ -179,7 +180,7 @@ function senderName(m) {
 }
 
 function message(m) {
-  if (m.kind === 'event') return h('li', { class: 'msg event', 'data-seq': m.seq }, h('bdi', {}, m.body), ' · ', h('time', { datetime: m.created_at }, when(m.created_at, lang())));
+  if (m.kind === 'event') return h('li', { class: 'msg event', 'data-seq': m.seq, 'data-notice': m.metadata?.notice }, h('bdi', {}, noticeText(m)), ' · ', h('time', { datetime: m.created_at }, when(m.created_at, lang())));
   const note = m.kind === 'note';
   const own = m.sender.type === 'agent';
   const receipt = own && !note ? h('span', { class: 'receipt' }, m.seq <= view.customerRead ? t('conv.seen') : t('conv.sent')) : null;
