@@ -3,6 +3,8 @@
 //! with `chat-server export`; `chat-server import` reads it into a fresh file whose own
 //! export is the same bytes and whose reads through the engine are the same answers.
 
+mod services;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -18,10 +20,14 @@ const PASSWORD: &str = "correct horse battery";
 
 /// A server on the SQLite file `db` (creating the tenant on an empty one).
 async fn serve(db: &Path) -> (Engine, TestServer) {
-    let engine =
-        Engine::builder_with_backend(Arc::new(chat_sqlite::SqliteStore::open(db).unwrap()))
-            .passwords(Arc::new(auth::Argon2Passwords))
-            .build();
+    serve_backend(Arc::new(chat_sqlite::SqliteStore::open(db).unwrap())).await
+}
+
+/// A server on `backend` (creating the tenant on an empty one).
+async fn serve_backend(backend: Arc<dyn chat_core::Backend>) -> (Engine, TestServer) {
+    let engine = Engine::builder_with_backend(backend)
+        .passwords(Arc::new(auth::Argon2Passwords))
+        .build();
     let tenant = match engine.tenants().await.unwrap().first() {
         Some(t) => t.id,
         None => {
@@ -224,6 +230,26 @@ fn chat_server(args: &[&std::ffi::OsStr]) -> std::process::Output {
         .unwrap()
 }
 
+fn export_store(url: &str, to: &Path) -> std::process::Output {
+    chat_server(&[
+        "--store".as_ref(),
+        url.as_ref(),
+        "export".as_ref(),
+        "--to".as_ref(),
+        to.as_os_str(),
+    ])
+}
+
+fn import_store(url: &str, from: &Path) -> std::process::Output {
+    chat_server(&[
+        "--store".as_ref(),
+        url.as_ref(),
+        "import".as_ref(),
+        "--from".as_ref(),
+        from.as_os_str(),
+    ])
+}
+
 fn export(db: &Path, to: &Path) -> std::process::Output {
     chat_server(&[
         "--db".as_ref(),
@@ -418,6 +444,76 @@ async fn an_export_imported_into_an_empty_database_exports_the_same_bytes_and_re
         )
         .await;
     assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+    server.stop().await;
+    drop(engine);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_export_imported_into_an_empty_schema_exports_the_same_bytes_and_reads_the_same()
+{
+    let Some(url) = services::service_url("CHAT_TEST_POSTGRES_URL") else {
+        return;
+    };
+    let (first, second) = (
+        services::Schema::create(&url).await,
+        services::Schema::create(&url).await,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = chat_postgres::PostgresStore::connect(&first.store_url())
+        .await
+        .unwrap();
+    let (engine, server) = serve_backend(Arc::new(store)).await;
+    let desk = seed(&engine, &server).await;
+    let before = reads(&server, &desk.admin, &desk.conversations).await;
+    server.stop().await;
+    drop(engine);
+
+    let exported = dir.path().join("first.jsonl");
+    succeeded(&export_store(&first.store_url(), &exported));
+    let header: Value = serde_json::from_str(
+        std::fs::read_to_string(&exported)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["store"], "postgres");
+    succeeded(&import_store(&second.store_url(), &exported));
+    let again = dir.path().join("second.jsonl");
+    succeeded(&export_store(&second.store_url(), &again));
+    assert!(
+        std::fs::read(&exported).unwrap() == std::fs::read(&again).unwrap(),
+        "the second export differs from the first"
+    );
+    let refused = import_store(&first.store_url(), &exported);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("already holds data"));
+    // Rows are each store's own: a SQLite file's export is refused by name.
+    let sqlite = dir.path().join("sqlite.db");
+    let (engine, server) = serve(&sqlite).await;
+    server.stop().await;
+    drop(engine);
+    let sqlite_export = dir.path().join("sqlite.jsonl");
+    succeeded(&export(&sqlite, &sqlite_export));
+    let third = services::Schema::create(&url).await;
+    let refused = import_store(&third.store_url(), &sqlite_export);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("written by the sqlite store"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let store = chat_postgres::PostgresStore::connect(&second.store_url())
+        .await
+        .unwrap();
+    let (engine, server) = serve_backend(Arc::new(store)).await;
+    let admin = login(&server, "ada@acme.example").await;
+    let after = reads(&server, &admin, &desk.conversations).await;
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b, a);
+    }
     server.stop().await;
     drop(engine);
 }
