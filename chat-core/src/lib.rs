@@ -7,6 +7,7 @@ mod clock;
 mod credentials;
 mod engine;
 mod error;
+pub mod export;
 pub mod feed;
 mod ids;
 pub mod memory;

@@ -2,6 +2,8 @@
 //! demos and embedders that need no durability. One mutex guards everything, which makes
 //! every operation trivially atomic.
 
+mod export;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
@@ -10,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::credentials::{Account, BotToken, Credential, Credentials, VisitorToken};
 use crate::error::{Error, Result};
+use crate::export::{ExportOptions, ExportSink};
 use crate::ids::{
     AgentId, CannedResponseId, ContactId, ConversationId, MessageId, TenantId, WebhookId,
 };
@@ -930,6 +933,21 @@ impl Store for MemoryStore {
     async fn report_feedback(&self, query: &ReportQuery, limit: usize) -> Result<Vec<Feedback>> {
         let s = self.lock();
         Ok(feedback_of(s.conversations.values(), query, limit))
+    }
+
+    async fn export_tenant(
+        &self,
+        tenant: TenantId,
+        options: ExportOptions,
+        out: ExportSink,
+    ) -> Result<u64> {
+        // Made under the lock (one state), sent after it: never await holding it.
+        let lines = export::export_lines(&self.lock(), tenant, options)?;
+        let records = lines.len().saturating_sub(2) as u64;
+        for line in lines {
+            crate::export::send_line_async(&out, line).await?;
+        }
+        Ok(records)
     }
 }
 

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
+use crate::export::{ExportOptions, ExportSink};
 use crate::ids::{
     AgentId, CannedResponseId, ContactId, ConversationId, MessageId, TenantId, WebhookId,
 };
@@ -287,6 +288,18 @@ pub(crate) mod seam {
         /// conversation id, descending), at most `limit`.
         async fn report_feedback(&self, query: &ReportQuery, limit: usize)
         -> Result<Vec<Feedback>>;
+
+        /// Streams everything the tenant owns into `out` as export lines
+        /// ([`crate::export`]): the header, one line per row from one consistent state of
+        /// the store (a read snapshot, not the whole tenant in memory: `out` is bounded),
+        /// then the end line. Returns the number of row lines. Fails, having sent what it
+        /// had, when `out`'s reader hangs up.
+        async fn export_tenant(
+            &self,
+            tenant: TenantId,
+            options: ExportOptions,
+            out: ExportSink,
+        ) -> Result<u64>;
     }
 }
 pub(crate) use seam::Store;

@@ -3,6 +3,7 @@
 mod codec;
 mod credentials;
 mod error;
+mod export;
 mod list;
 mod migrations;
 mod reports;

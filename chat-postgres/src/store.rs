@@ -1278,6 +1278,15 @@ impl Store for PostgresStore {
         reports::report_series(&self.client().await?, query, bounds).await
     }
 
+    async fn export_tenant(
+        &self,
+        tenant: TenantId,
+        options: chat_core::export::ExportOptions,
+        out: chat_core::export::ExportSink,
+    ) -> Result<u64> {
+        self.export(tenant, options, out).await
+    }
+
     async fn report_feedback(&self, query: &ReportQuery, limit: usize) -> Result<Vec<Feedback>> {
         reports::report_feedback(&self.client().await?, query, limit).await
     }

@@ -270,6 +270,14 @@ mod with_database {
         ) -> Result<Vec<chat_core::report::Feedback>> {
             self.next().report_feedback(query, limit).await
         }
+        async fn export_tenant(
+            &self,
+            tenant: TenantId,
+            options: chat_core::export::ExportOptions,
+            out: chat_core::export::ExportSink,
+        ) -> Result<u64> {
+            self.next().export_tenant(tenant, options, out).await
+        }
     }
 
     async fn two_nodes() -> (Arc<dyn Store>, Schema) {

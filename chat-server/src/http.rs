@@ -38,6 +38,64 @@ pub fn with_type(status: StatusCode, body: impl Into<Bytes>, content_type: &'sta
     response
 }
 
+/// An answer whose body is sent as it is made (chunked), never held whole: each item
+/// the sender sends is one chunk; an `Err` cuts the connection, so the client sees a
+/// broken transfer and not a complete-looking short body. The body travels beside the
+/// response (an extension) until the connection takes it: handlers all answer [`Resp`].
+pub fn streamed(
+    status: StatusCode,
+    content_type: &'static str,
+    body: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+) -> Resp {
+    let mut response = with_type(status, Bytes::new(), content_type);
+    response
+        .extensions_mut()
+        .insert(StreamedBody(std::sync::Arc::new(std::sync::Mutex::new(
+            Some(body),
+        ))));
+    response
+}
+
+/// The stream of a [`streamed`] answer, while it rides along as an extension (which must
+/// be `Clone`).
+#[derive(Clone)]
+struct StreamedBody(
+    std::sync::Arc<std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>>>>,
+);
+
+/// A body as the connection sends it: a whole one, or a [`streamed`] one.
+pub type WireBody = http_body_util::Either<Full<Bytes>, Chunks>;
+
+/// The chunks of a [`streamed`] answer.
+#[derive(Debug)]
+pub struct Chunks(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|item| item.map(|chunk| chunk.map(hyper::body::Frame::data)))
+    }
+}
+
+/// The response as sent: a [`streamed`] answer's body put in place.
+pub(crate) fn on_the_wire(mut response: Resp) -> Response<WireBody> {
+    let stream = response
+        .extensions_mut()
+        .remove::<StreamedBody>()
+        .and_then(|s| s.0.lock().unwrap_or_else(|e| e.into_inner()).take());
+    match stream {
+        Some(rx) => response.map(|_| http_body_util::Either::Right(Chunks(rx))),
+        None => response.map(http_body_util::Either::Left),
+    }
+}
+
 /// 204 No Content.
 pub fn no_content() -> Resp {
     let mut response = Response::new(Full::new(Bytes::new()));

@@ -222,6 +222,32 @@ enum Command {
         #[arg(long)]
         to: std::path::PathBuf,
     },
+    /// Write everything a tenant owns (of `--db`, or of `--store`) to a new file as JSON
+    /// Lines, streamed from one consistent state while a server keeps running; the file
+    /// is owner-only (0600). It holds password hashes, token digests and webhook secrets
+    /// unless --without-secrets. Uploaded files' bytes are not in it: copy the uploads
+    /// folder beside it.
+    Export {
+        /// The tenant's id; may be left out when the database holds one tenant.
+        #[arg(long)]
+        tenant: Option<chat_core::TenantId>,
+        /// The new file (must not exist).
+        #[arg(long)]
+        to: std::path::PathBuf,
+        /// Leave out password hashes, token digests and webhook secrets (staff and
+        /// customers then set new passwords after an import).
+        #[arg(long)]
+        without_secrets: bool,
+    },
+    /// Read an export (`chat-server export`) into an empty database (`--db`, created if
+    /// missing, or `--store`), all or nothing. Refuses a database that holds data, an
+    /// export of another store or schema version, and a cut-off file. Run it with no
+    /// server on the database.
+    Import {
+        /// The export file.
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,6 +337,9 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if let Some(Command::Import { from }) = &cli.command {
+        return import(&cli, from).await;
+    }
     let (store, store_name) = open_store(&cli).await?;
     let limits = Limits {
         max_message_chars: cli.max_message_chars,
@@ -348,6 +377,17 @@ async fn main() -> anyhow::Result<()> {
         .router(router)
         .bot(bot)
         .build();
+    if let Some(Command::Export {
+        tenant,
+        to,
+        without_secrets,
+    }) = &cli.command
+    {
+        let options = chat_core::export::ExportOptions {
+            secrets: !without_secrets,
+        };
+        return export(&engine, *tenant, to, options).await;
+    }
     let tenant = match engine.tenants().await?.first() {
         Some(t) => t.id,
         None => {
@@ -418,18 +458,140 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `chat-server export`: the engine streams the tenant (as the system actor: secrets
+/// included unless left out) into a new owner-only file.
+async fn export(
+    engine: &Engine,
+    tenant: Option<chat_core::TenantId>,
+    to: &std::path::Path,
+    options: chat_core::export::ExportOptions,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
+    let tenants = engine.tenants().await?;
+    let tenant = match tenant {
+        Some(id) => {
+            tenants
+                .iter()
+                .find(|t| t.id == id)
+                .with_context(|| format!("no tenant {id} in this database"))?
+                .id
+        }
+        None => match tenants.as_slice() {
+            [one] => one.id,
+            [] => anyhow::bail!("the database holds no tenant"),
+            _ => anyhow::bail!(
+                "the database holds {} tenants: name one with --tenant",
+                tenants.len()
+            ),
+        },
+    };
+    let started = std::time::Instant::now();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .with_context(|| {
+            format!(
+                "creating {} (an export never overwrites a file)",
+                to.display()
+            )
+        })?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(256);
+    let system = Actor::System { tenant };
+    let exporting = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.export_tenant(&system, options, tx).await })
+    };
+    // Written on a blocking thread, line by line as they come: the tenant is never
+    // held in memory.
+    let path = to.to_owned();
+    let writing = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+        let mut out = std::io::BufWriter::new(file);
+        let mut bytes = 0u64;
+        while let Some(line) = rx.blocking_recv() {
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")?;
+            bytes += line.len() as u64 + 1;
+        }
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok(bytes)
+    });
+    let exported = exporting.await?;
+    let written = writing.await?;
+    let result = exported
+        .map_err(anyhow::Error::from)
+        .and_then(|records| Ok((records, written?)));
+    match result {
+        Ok((records, bytes)) => {
+            println!(
+                "tenant {tenant} exported to {} ({records} records, {bytes} bytes, {} ms)",
+                path.display(),
+                started.elapsed().as_millis()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            // Leave no partial file that looks like an export.
+            let _ = std::fs::remove_file(&path);
+            Err(e.context(format!("exporting tenant {tenant} to {}", path.display())))
+        }
+    }
+}
+
+/// `chat-server import`: the store reads the file into its empty database.
+async fn import(cli: &Cli, from: &std::path::Path) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let file = std::io::BufReader::new(
+        std::fs::File::open(from).with_context(|| format!("opening {}", from.display()))?,
+    );
+    let summary = match &cli.store {
+        Some(_) => {
+            let (store, _) = open_postgres(cli).await?;
+            store.import(file).await
+        }
+        None => {
+            let db = cli.db.clone();
+            tokio::task::spawn_blocking(move || chat_sqlite::import(&db, file)).await?
+        }
+    }
+    .with_context(|| format!("importing {}", from.display()))?;
+    println!(
+        "tenant {} imported from {} ({} records, {} ms){}",
+        summary.tenant,
+        from.display(),
+        summary.records,
+        started.elapsed().as_millis(),
+        if summary.secrets {
+            ""
+        } else {
+            "; the export had no secrets: staff and customers set new passwords"
+        }
+    );
+    Ok(())
+}
+
+/// The PostgreSQL store of --store.
+async fn open_postgres(cli: &Cli) -> anyhow::Result<(PostgresStore, String)> {
+    let url = cli.store.as_deref().context("--store is not set")?;
+    anyhow::ensure!(
+        url.starts_with("postgres://") || url.starts_with("postgresql://"),
+        "--store takes a postgres:// URL (the SQLite file is chosen with --db)"
+    );
+    // The URL may hold a password: errors name the store, never the URL.
+    let store = PostgresStore::connect(url)
+        .await
+        .context("opening the PostgreSQL store (--store)")?;
+    Ok((store, "postgres".to_owned()))
+}
+
 /// The store chosen by flags, and how the log names it (never with a password).
 async fn open_store(cli: &Cli) -> anyhow::Result<(Arc<dyn Backend>, String)> {
-    if let Some(url) = &cli.store {
-        anyhow::ensure!(
-            url.starts_with("postgres://") || url.starts_with("postgresql://"),
-            "--store takes a postgres:// URL (the SQLite file is chosen with --db)"
-        );
-        // The URL may hold a password: errors name the store, never the URL.
-        let store = PostgresStore::connect(url)
-            .await
-            .context("opening the PostgreSQL store (--store)")?;
-        return Ok((Arc::new(store), "postgres".to_owned()));
+    if cli.store.is_some() {
+        let (store, name) = open_postgres(cli).await?;
+        return Ok((Arc::new(store), name));
     }
     let synchronous = match cli.synchronous {
         SyncMode::Full => Synchronous::Full,

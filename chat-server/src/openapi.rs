@@ -171,6 +171,9 @@ fn responses(endpoint: Endpoint, status: u16, response: Option<&str>) -> Value {
                 "X-Content-Type-Options": { "schema": { "const": "nosniff" } }
             }, "content": { "*/*": { "schema": { "type": "string", "format": "binary" } } } })
         }
+        Some("ndjson") => {
+            json!({ "description": "JSON Lines, sent as they are read (chunked): a header line, one line per stored row (`kind` names its table), an end line with the count. A transfer cut short means the export failed.", "content": { "application/x-ndjson": { "schema": { "type": "string" } } } })
+        }
         Some("object") => {
             json!({ "description": "OK", "content": { "application/json": { "schema": { "type": "object" } } } })
         }

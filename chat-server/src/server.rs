@@ -144,7 +144,7 @@ pub async fn run_with(
                     seen.begin();
                     let response = server.handle(req, remote, &upgraded).await;
                     seen.end();
-                    Ok::<_, Infallible>(response)
+                    Ok::<_, Infallible>(http::on_the_wire(response))
                 }
             });
             let conn = http1

@@ -301,6 +301,8 @@ fn cases(bob: &str) -> Vec<Case> {
         c(Unsnooze, None, [409, 409, 409, 404, 403, 403, 401, 404]),
         c(ListMentions, None, [200, 200, 200, 200, 403, 403, 401, 200]),
         c(ReadMentions, None, [200, 200, 200, 200, 403, 403, 401, 200]),
+        // The tenant export: admins only, each of its own tenant.
+        c(Export, None, [200, 403, 403, 403, 403, 403, 401, 200]),
         // Event webhooks: admins of the tenant only.
         c(ListWebhooks, None, [200, 403, 403, 403, 403, 403, 401, 200]),
         c(
@@ -612,6 +614,7 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                 case.route,
                 Endpoint::ListConversations
                     | Endpoint::Events
+                    | Endpoint::Export
                     | Endpoint::ContactHistory
                     | Endpoint::ContactConversations
             ) && matches!(column, 3 | 5 | 7)

@@ -228,6 +228,14 @@ impl Store for RivalWriter {
     ) -> Result<Vec<chat_core::report::Feedback>> {
         self.inner.report_feedback(query, limit).await
     }
+    async fn export_tenant(
+        &self,
+        tenant: TenantId,
+        options: chat_core::export::ExportOptions,
+        out: chat_core::export::ExportSink,
+    ) -> Result<u64> {
+        self.inner.export_tenant(tenant, options, out).await
+    }
     async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
         self.inner.tenant(id).await
     }

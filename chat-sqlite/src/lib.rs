@@ -6,6 +6,7 @@ mod codec;
 mod connection;
 mod credentials;
 mod error;
+mod export;
 mod list;
 mod migrations;
 mod names;
@@ -22,6 +23,7 @@ mod writer;
 mod plans;
 
 pub use backup::backup;
+pub use export::import;
 pub use migrations::SCHEMA_VERSION;
 pub use options::{Options, Synchronous};
 pub use store::SqliteStore;

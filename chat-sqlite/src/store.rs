@@ -280,6 +280,38 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn export_tenant(
+        &self,
+        tenant: TenantId,
+        options: chat_core::export::ExportOptions,
+        out: chat_core::export::ExportSink,
+    ) -> Result<u64> {
+        // Not `read`: that may block in place on an async worker, where the sink's
+        // blocking send is not allowed. One read slot and connection is held for the
+        // whole export; the other readers go on serving.
+        let slot = self.read_slots.clone().acquire_owned().await.map_err(|_| {
+            Error::storage_kind(chat_core::StorageKind::Unavailable, "the store is closed")
+        })?;
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            let conn = pool.get().map_err(|e| {
+                Error::storage_kind(
+                    chat_core::StorageKind::Busy,
+                    format!("no read connection: {e}"),
+                )
+            })?;
+            crate::export::export_tenant(&conn, tenant, options, &out)
+        })
+        .await
+        .map_err(|e| {
+            Error::storage_kind(
+                chat_core::StorageKind::Unavailable,
+                format!("export task failed: {e}"),
+            )
+        })?
+    }
+
     async fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
         let tenant = tenant.clone();
         self.writer

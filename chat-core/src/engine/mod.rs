@@ -10,6 +10,7 @@ mod channels;
 mod contacts;
 mod conversations;
 mod credentials;
+mod export;
 mod feed;
 mod mentions;
 mod messages;

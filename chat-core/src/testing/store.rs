@@ -53,6 +53,7 @@ macro_rules! store_conformance_tests {
             report_breaks_down_by_agent_department_channel_and_tag,
             report_series_counts_per_bucket_and_feedback_is_newest_first,
             report_queries_agree_with_the_in_memory_definition_on_a_generated_desk,
+            export_streams_one_tenant_between_a_header_and_an_end_line,
         );
     };
     (@expand $factory:path; $($name:ident),* $(,)?) => {
@@ -1912,6 +1913,97 @@ pub async fn event_head_is_the_newest_sequence_of_the_tenant(store: S) {
     conversation(&store, other, k2.id, |_| {}).await;
     assert_eq!(store.event_head(t).await.unwrap(), newest);
     assert!(store.event_head(other).await.unwrap() > 0);
+}
+
+/// Every line of an export of `tenant`, taken through a channel of one line so that the
+/// store must wait for its reader.
+async fn export_lines(store: &S, tenant: TenantId, secrets: bool) -> Vec<String> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let reader = tokio::spawn(async move {
+        let mut lines = Vec::new();
+        while let Some(line) = rx.recv().await {
+            lines.push(line);
+        }
+        lines
+    });
+    let records = store
+        .export_tenant(tenant, crate::export::ExportOptions { secrets }, tx)
+        .await
+        .unwrap();
+    let lines = reader.await.unwrap();
+    assert_eq!(
+        records,
+        lines.len() as u64 - 2,
+        "header and end around the rows"
+    );
+    lines
+}
+
+pub async fn export_streams_one_tenant_between_a_header_and_an_end_line(store: S) {
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    store
+        .append_message(text(&c, Sender::Customer, "only in the exported tenant", 1))
+        .await
+        .unwrap();
+    let k2 = contact(&store, other, None).await;
+    let c2 = conversation(&store, other, k2.id, |_| {}).await;
+    store
+        .append_message(text(&c2, Sender::Customer, "only in the other tenant", 1))
+        .await
+        .unwrap();
+
+    let lines = export_lines(&store, t, false).await;
+    let header: crate::export::ExportHeader = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(
+        (header.kind.as_str(), header.tenant, header.secrets),
+        ("header", t, false)
+    );
+    assert_eq!(header.format, crate::export::EXPORT_FORMAT);
+    let end: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(end["kind"], "end");
+    assert_eq!(end["records"], lines.len() - 2);
+    let rows = &lines[1..lines.len() - 1];
+    let mut kinds = std::collections::BTreeSet::new();
+    for line in rows {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(row["row"].is_object(), "{line}");
+        kinds.insert(row["kind"].as_str().unwrap().to_owned());
+    }
+    for kind in ["tenants", "contacts", "conversations", "messages", "events"] {
+        assert!(kinds.contains(kind), "no {kind} in {kinds:?}");
+    }
+    let all = lines.join("\n");
+    assert!(all.contains("only in the exported tenant"));
+    for theirs in [
+        "only in the other tenant".to_owned(),
+        other.to_string(),
+        c2.id.to_string(),
+        k2.id.to_string(),
+    ] {
+        assert!(
+            !all.contains(&theirs),
+            "another tenant's {theirs} in the export"
+        );
+    }
+    // One state, one order: the same bytes again.
+    assert_eq!(export_lines(&store, t, false).await, lines);
+
+    // A reader that hangs up ends the export with an error; it does not wait forever.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let exporting = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .export_tenant(t, crate::export::ExportOptions::default(), tx)
+                .await
+        })
+    };
+    assert!(rx.recv().await.is_some());
+    drop(rx);
+    assert!(exporting.await.unwrap().is_err());
 }
 
 fn canned(tenant: TenantId, owner: Option<AgentId>, shortcut: &str, title: &str) -> CannedResponse {

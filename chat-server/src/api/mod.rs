@@ -6,6 +6,7 @@ mod agents;
 mod canned;
 mod contacts;
 mod conversations;
+mod export;
 mod files;
 mod mentions;
 mod messages;
@@ -199,6 +200,7 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         ListMentions => mentions::list(ctx).await,
         ReadMentions => mentions::read(ctx).await,
         ListWebhooks => webhooks::list(ctx).await,
+        Export => export::export(ctx).await,
         CreateWebhook => webhooks::create(ctx).await,
         GetWebhook => webhooks::get(ctx).await,
         UpdateWebhook => webhooks::update(ctx).await,
