@@ -213,6 +213,13 @@ impl Store for MemoryStore {
             .tenants
             .get_mut(&tenant.id)
             .ok_or(Error::NotFound("tenant"))?;
+        if slot.settings_version.checked_add(1) != Some(tenant.settings_version) {
+            return Err(Error::version_race(
+                "settings",
+                tenant.settings_version.saturating_sub(1),
+                slot.settings_version,
+            ));
+        }
         *slot = tenant.clone();
         Ok(s.log(NewEvent::settings_updated(tenant, at)))
     }
@@ -636,7 +643,7 @@ impl Store for MemoryStore {
             .map_or(0, |e| e.seq))
     }
 
-    async fn put_canned_response(&self, response: &CannedResponse) -> Result<()> {
+    async fn put_canned_response(&self, response: &CannedResponse) -> Result<Event> {
         let mut s = self.lock();
         if s.canned
             .get(&response.id)
@@ -654,16 +661,23 @@ impl Store for MemoryStore {
             return Err(Error::duplicate("shortcut taken"));
         }
         s.canned.insert(response.id, response.clone());
-        Ok(())
+        Ok(s.log(NewEvent::canned_response_updated(response)))
     }
 
-    async fn delete_canned_response(&self, tenant: TenantId, id: CannedResponseId) -> Result<()> {
+    async fn delete_canned_response(
+        &self,
+        response: &CannedResponse,
+        at: OffsetDateTime,
+    ) -> Result<Event> {
         let mut s = self.lock();
-        if s.canned.get(&id).is_none_or(|r| r.tenant_id != tenant) {
+        if s.canned
+            .get(&response.id)
+            .is_none_or(|r| r.tenant_id != response.tenant_id)
+        {
             return Err(Error::NotFound("canned response"));
         }
-        s.canned.remove(&id);
-        Ok(())
+        s.canned.remove(&response.id);
+        Ok(s.log(NewEvent::canned_response_deleted(response, at)))
     }
 
     async fn canned_responses(&self, query: &CannedQuery) -> Result<Vec<CannedResponse>> {

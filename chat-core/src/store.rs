@@ -48,7 +48,10 @@ pub(crate) mod seam {
         /// Replaces a tenant's name and settings. [`Error::NotFound`] if absent.
         async fn update_tenant(&self, tenant: &Tenant) -> Result<()>;
         /// Replaces a tenant's name and settings and appends a staff-only `settings_updated`
-        /// event at `at`, atomically. [`Error::NotFound`] if absent.
+        /// event at `at`, atomically: a compare-and-swap, written only while the stored
+        /// `settings_version` is one less than `tenant.settings_version`, else
+        /// [`Error::version_race`] with the stored version and nothing changed.
+        /// [`Error::NotFound`] if absent.
         async fn update_tenant_settings(
             &self,
             tenant: &Tenant,
@@ -169,16 +172,19 @@ pub(crate) mod seam {
         /// came from another database and must reload). One indexed read, not a scan.
         async fn event_head(&self, tenant: TenantId) -> Result<u64>;
 
-        /// Stores a canned response, or replaces the one with its id (of the same tenant).
+        /// Stores a canned response, or replaces the one with its id (of the same tenant),
+        /// and appends a [`crate::NewEvent::canned_response_updated`] event, atomically.
         /// [`Error::Conflict`] (duplicate) if another response with the same owner (or
         /// another shared one) has its shortcut.
-        async fn put_canned_response(&self, response: &CannedResponse) -> Result<()>;
-        /// Deletes a canned response. [`Error::NotFound`] if absent.
+        async fn put_canned_response(&self, response: &CannedResponse) -> Result<Event>;
+        /// Deletes the canned response `response` names (its tenant and id) and appends a
+        /// [`crate::NewEvent::canned_response_deleted`] event at `at`, atomically.
+        /// [`Error::NotFound`] if absent.
         async fn delete_canned_response(
             &self,
-            tenant: TenantId,
-            id: CannedResponseId,
-        ) -> Result<()>;
+            response: &CannedResponse,
+            at: OffsetDateTime,
+        ) -> Result<Event>;
         /// Canned responses matching a query, by shortcut then id.
         async fn canned_responses(&self, query: &CannedQuery) -> Result<Vec<CannedResponse>>;
 

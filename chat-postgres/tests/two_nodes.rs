@@ -168,15 +168,15 @@ mod with_database {
         async fn event_head(&self, tenant: TenantId) -> Result<u64> {
             self.next().event_head(tenant).await
         }
-        async fn put_canned_response(&self, response: &CannedResponse) -> Result<()> {
+        async fn put_canned_response(&self, response: &CannedResponse) -> Result<Event> {
             self.next().put_canned_response(response).await
         }
         async fn delete_canned_response(
             &self,
-            tenant: TenantId,
-            id: CannedResponseId,
-        ) -> Result<()> {
-            self.next().delete_canned_response(tenant, id).await
+            response: &CannedResponse,
+            at: OffsetDateTime,
+        ) -> Result<Event> {
+            self.next().delete_canned_response(response, at).await
         }
         async fn canned_responses(&self, query: &CannedQuery) -> Result<Vec<CannedResponse>> {
             self.next().canned_responses(query).await

@@ -123,15 +123,18 @@ impl Store for RivalWriter {
     ) -> Result<chat_core::Event> {
         self.inner.update_tenant_settings(tenant, at).await
     }
-    async fn put_canned_response(&self, response: &chat_core::CannedResponse) -> Result<()> {
+    async fn put_canned_response(
+        &self,
+        response: &chat_core::CannedResponse,
+    ) -> Result<chat_core::Event> {
         self.inner.put_canned_response(response).await
     }
     async fn delete_canned_response(
         &self,
-        tenant: TenantId,
-        id: chat_core::CannedResponseId,
-    ) -> Result<()> {
-        self.inner.delete_canned_response(tenant, id).await
+        response: &chat_core::CannedResponse,
+        at: time::OffsetDateTime,
+    ) -> Result<chat_core::Event> {
+        self.inner.delete_canned_response(response, at).await
     }
     async fn canned_responses(
         &self,

@@ -11,6 +11,7 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@expand $factory;
             tenant_roundtrip,
             settings_update_stores_them_and_logs_a_staff_only_event,
+            settings_update_is_compare_and_swap_on_their_version,
             only_verified_emails_are_unique_and_found,
             contacts_list_newest_first_by_pages_and_search_name_email_phone,
             merge_contact_needs_an_empty_contact_and_logs_a_staff_only_event,
@@ -45,6 +46,7 @@ macro_rules! store_conformance_tests {
             snoozed_filter_follows_the_stored_snooze,
             mentions_are_recorded_once_counted_and_read,
             canned_response_prefix_search_covers_shortcut_and_title,
+            canned_response_changes_log_staff_only_events_addressed_to_the_owner,
             events_write_deliveries_for_the_webhooks_that_follow_them,
             claims_keep_conversation_order_and_lapse_with_their_lease,
             failing_too_long_pauses_a_webhook_once_and_logs_it,
@@ -90,6 +92,7 @@ pub async fn settings_update_stores_them_and_logs_a_staff_only_event(store: S) {
     let t = tenant(&store).await;
     let mut stored = store.tenant(t).await.unwrap().expect("tenant stored");
     stored.settings.requeue_after_secs = Some(120);
+    stored.settings_version = 1;
     let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
     let event = store.update_tenant_settings(&stored, at).await.unwrap();
     assert_eq!(store.tenant(t).await.unwrap(), Some(stored.clone()));
@@ -106,6 +109,43 @@ pub async fn settings_update_stores_them_and_logs_a_staff_only_event(store: S) {
         Err(Error::NotFound(_))
     ));
     assert_eq!(store.event_head(stored.id).await.unwrap(), 0);
+}
+
+pub async fn settings_update_is_compare_and_swap_on_their_version(store: S) {
+    let t = tenant(&store).await;
+    let base = store.tenant(t).await.unwrap().expect("tenant stored");
+    assert_eq!(base.settings_version, 0);
+    let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    // Two admins both start from version 0: the first change lands as version 1...
+    let mut first = base.clone();
+    first.settings.welcome_message = Some("Hello from Ann".into());
+    first.settings_version = 1;
+    store.update_tenant_settings(&first, at).await.unwrap();
+    // ...and the second, made from version 0 too, is refused with the stored version.
+    let mut second = base.clone();
+    second.settings.welcome_message = Some("Hello from Bo".into());
+    second.settings_version = 1;
+    match store.update_tenant_settings(&second, at).await {
+        Err(Error::Conflict(c)) => {
+            assert_eq!(c.kind(), crate::ConflictKind::VersionRace);
+            assert_eq!(c.current_version(), Some(1));
+        }
+        other => panic!("a stale settings change must be a version race, got {other:?}"),
+    }
+    // A version that skips ahead is refused as well.
+    second.settings_version = 3;
+    assert!(matches!(
+        store.update_tenant_settings(&second, at).await,
+        Err(Error::Conflict(c)) if c.kind() == crate::ConflictKind::VersionRace
+    ));
+    // Nothing of the refused changes was written or logged.
+    assert_eq!(store.tenant(t).await.unwrap(), Some(first.clone()));
+    assert_eq!(store.event_head(t).await.unwrap(), 1);
+    // Made from version 1, the next change lands as 2.
+    second.settings_version = 2;
+    store.update_tenant_settings(&second, at).await.unwrap();
+    assert_eq!(store.tenant(t).await.unwrap(), Some(second));
+    assert_eq!(store.event_head(t).await.unwrap(), 2);
 }
 
 pub async fn only_verified_emails_are_unique_and_found(store: S) {
@@ -1933,16 +1973,64 @@ pub async fn canned_responses_are_shared_or_personal_with_unique_shortcuts(store
         .await
         .unwrap();
 
-    store.delete_canned_response(t, renamed.id).await.unwrap();
+    store.delete_canned_response(&renamed, T0).await.unwrap();
     assert!(store.canned_responses(&by_id).await.unwrap().is_empty());
     assert!(matches!(
-        store.delete_canned_response(t, renamed.id).await,
+        store.delete_canned_response(&renamed, T0).await,
         Err(Error::NotFound(_))
     ));
+    let mut foreign = shared.clone();
+    foreign.tenant_id = other;
     assert!(matches!(
-        store.delete_canned_response(other, shared.id).await,
+        store.delete_canned_response(&foreign, T0).await,
         Err(Error::NotFound(_))
     ));
+}
+
+pub async fn canned_response_changes_log_staff_only_events_addressed_to_the_owner(store: S) {
+    let t = tenant(&store).await;
+    let ann = agent(&store, t, "Ann", Role::Agent, &[]).await.id;
+    let head = store.event_head(t).await.unwrap();
+    let shared = canned(t, None, "hello", "Greeting");
+    let anns = canned(t, Some(ann), "mine", "Ann's own");
+    let created = store.put_canned_response(&shared).await.unwrap();
+    let personal = store.put_canned_response(&anns).await.unwrap();
+    let mut edited = anns.clone();
+    edited.body = "Changed".into();
+    let changed = store.put_canned_response(&edited).await.unwrap();
+    let at = T0 + time::Duration::seconds(5);
+    let deleted = store.delete_canned_response(&edited, at).await.unwrap();
+    let logged = store.events_since(t, head, 10).await.unwrap();
+    assert_eq!(
+        logged,
+        vec![
+            created.clone(),
+            personal.clone(),
+            changed.clone(),
+            deleted.clone()
+        ]
+    );
+    for event in &logged {
+        assert!(event.staff_only);
+        assert_eq!(event.conversation_id, None);
+    }
+    assert!(matches!(&created.payload,
+        EventPayload::CannedResponseUpdated { canned_response } if **canned_response == shared));
+    assert!(matches!(&changed.payload,
+        EventPayload::CannedResponseUpdated { canned_response } if **canned_response == edited));
+    assert_eq!(
+        deleted.payload,
+        EventPayload::CannedResponseDeleted {
+            canned_response_id: anns.id,
+            owner_id: Some(ann),
+        }
+    );
+    assert_eq!(deleted.at, at);
+    // A refused write logs nothing.
+    let dup = canned(t, None, "hello", "again");
+    assert!(store.put_canned_response(&dup).await.is_err());
+    assert!(store.delete_canned_response(&edited, at).await.is_err());
+    assert_eq!(store.event_head(t).await.unwrap(), deleted.seq);
 }
 
 pub async fn canned_response_prefix_search_covers_shortcut_and_title(store: S) {
