@@ -25,7 +25,7 @@ use crate::report::{
 };
 use crate::store::{
     Appended, CannedQuery, Committed, ConversationCursor, ConversationPage, ConversationQuery,
-    ConversationUpdate, MessageQuery, Store, TextQuery,
+    ConversationUpdate, HitQuery, MessageQuery, Store, TextQuery,
 };
 use crate::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 
@@ -586,6 +586,33 @@ impl Store for MemoryStore {
         };
         out.shrink_to_fit();
         Ok(out)
+    }
+
+    async fn message_hits(&self, query: &HitQuery) -> Result<Vec<Message>> {
+        let s = self.lock();
+        let text = TextQuery::parse(&query.text);
+        let mut hits = Vec::new();
+        for id in &query.conversations {
+            if s.conversations
+                .get(id)
+                .is_none_or(|c| c.tenant_id != query.tenant)
+            {
+                continue;
+            }
+            let all = s.messages.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            hits.extend(
+                all.iter()
+                    .rev()
+                    .filter(|m| {
+                        m.deleted_at.is_none()
+                            && (query.notes || !m.is_note())
+                            && text.matches(&m.body)
+                    })
+                    .take(query.per_conversation)
+                    .cloned(),
+            );
+        }
+        Ok(hits)
     }
 
     async fn set_read_cursor(&self, cursor: &ReadCursor) -> Result<(Conversation, Option<Event>)> {

@@ -25,7 +25,7 @@ use crate::model::{
 use crate::report::{Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint};
 
 mod text;
-pub use text::{TextQuery, text_matches};
+pub use text::{Snippet, TextQuery, text_matches};
 
 /// The trait itself, in a module of its own so that its one public path is the crate
 /// root's (`chat_core::Store`); the types it speaks in are this module's.
@@ -145,6 +145,12 @@ pub(crate) mod seam {
         async fn message(&self, tenant: TenantId, id: MessageId) -> Result<Option<Message>>;
         /// A window of a conversation's messages, in ascending sequence.
         async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>>;
+        /// The messages of `query.conversations` whose body matches `query.text` (a
+        /// [`TextQuery`]), at most `query.per_conversation` of each, newest first within
+        /// each conversation, conversations in any order: a search result's hits. Deleted
+        /// messages never; internal notes only with `query.notes`. Conversations of another
+        /// tenant, or none, give nothing.
+        async fn message_hits(&self, query: &HitQuery) -> Result<Vec<Message>>;
         /// Moves a reader's cursor forward (never back), recomputes the side's unread counter
         /// from it, and appends `read_updated`. Returns the conversation and the event, or no
         /// event if the cursor did not move.
@@ -401,6 +407,10 @@ pub struct ConversationQuery {
     /// Words (prefixes) or quoted phrases found in the title, the contact's name or e-mail,
     /// or one message body visible to the reader; see [`TextQuery`] for what matches.
     pub text: Option<String>,
+    /// Last activity (`updated_at`) at or after this time.
+    pub updated_from: Option<OffsetDateTime>,
+    /// Last activity (`updated_at`) before this time.
+    pub updated_to: Option<OffsetDateTime>,
     /// Continue after this cursor (from [`ConversationPage::next_cursor`]).
     pub cursor: Option<ConversationCursor>,
     /// Page size.
@@ -423,6 +433,8 @@ impl ConversationQuery {
             pinned: None,
             snoozed: None,
             text: None,
+            updated_from: None,
+            updated_to: None,
             cursor: None,
             limit: 50,
         }
@@ -452,6 +464,8 @@ impl ConversationQuery {
             && self.channel.is_none_or(|ch| c.channel == ch)
             && self.pinned.is_none_or(|p| c.pinned == p)
             && self.snoozed.is_none_or(|s| c.snooze.is_some() == s)
+            && self.updated_from.is_none_or(|t| c.updated_at >= t)
+            && self.updated_to.is_none_or(|t| c.updated_at < t)
             && self.contact_email.as_ref().is_none_or(|e| {
                 contact
                     .and_then(|k| k.email.as_deref())
@@ -552,6 +566,21 @@ pub struct ConversationPage {
     /// How many conversations of each mode match the query's filters other than mode
     /// and cursor.
     pub counts: BTreeMap<Mode, u64>,
+}
+
+/// Which messages [`Store::message_hits`](seam::Store::message_hits) finds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HitQuery {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// The conversations to look in (a page of search results).
+    pub conversations: Vec<ConversationId>,
+    /// The search text (see [`TextQuery`]).
+    pub text: String,
+    /// Whether internal notes count: for staff only.
+    pub notes: bool,
+    /// Most messages of one conversation.
+    pub per_conversation: usize,
 }
 
 /// A window of a conversation's messages.

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use chat_core::report::{Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint};
 use chat_core::store::{
     Appended, CannedQuery, Committed, ConversationPage, ConversationQuery, ConversationUpdate,
-    MessageQuery,
+    HitQuery, MessageQuery, TextQuery,
 };
 use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 use chat_core::{
@@ -868,6 +868,40 @@ impl Store for PostgresStore {
             .await
             .db()?;
         one(row)
+    }
+
+    async fn message_hits(&self, query: &HitQuery) -> Result<Vec<Message>> {
+        let text = TextQuery::parse(&query.text);
+        let Some(search) = crate::search::Search::new(&text) else {
+            return Ok(Vec::new());
+        };
+        let client = self.client().await?;
+        let conversations: Vec<uuid::Uuid> = query.conversations.iter().map(|c| c.0).collect();
+        // The word index finds the candidates (every message that can match, and maybe a
+        // few that do not); chat-core's own test decides, so the hits are the ones the
+        // search found the conversation by.
+        let rows = client
+            .query(
+                "SELECT data FROM messages WHERE tenant_id = $1 AND conversation_id = ANY ($2) \
+                 AND NOT deleted AND ($3 OR kind <> 'note') AND words @@ $4::text::tsquery \
+                 ORDER BY conversation_id, seq DESC",
+                &[&query.tenant.0, &conversations, &query.notes, &search.index],
+            )
+            .await
+            .db()?;
+        let candidates: Vec<Message> = all(&rows)?;
+        let mut hits: Vec<Message> = Vec::new();
+        let (mut current, mut taken) = (None, 0);
+        for message in candidates {
+            if current != Some(message.conversation_id) {
+                (current, taken) = (Some(message.conversation_id), 0);
+            }
+            if taken < query.per_conversation && text.matches(&message.body) {
+                taken += 1;
+                hits.push(message);
+            }
+        }
+        Ok(hits)
     }
 
     async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>> {

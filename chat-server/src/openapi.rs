@@ -133,6 +133,10 @@ fn query_param(endpoint: Endpoint, name: &str) -> Value {
             false,
         ),
         "pinned" | "snoozed" => (flag, false),
+        "updated_from" | "updated_to" => (
+            json!({ "type": "string", "format": "date-time", "description": "RFC 3339; last activity at or after `updated_from`, before `updated_to`" }),
+            false,
+        ),
         "purpose" => (
             json!({ "type": "string", "enum": ["message", "note"], "default": "message" }),
             false,
@@ -627,8 +631,16 @@ fn core_schemas() -> Value {
             "first_response_at": time_or_null, "last_message_at": time_or_null, "closed_at": time_or_null, "version": { "type": "integer" },
             "last_customer_message_at": time_or_null, "last_agent_message_at": time_or_null,
             "agent_read_seq": { "type": "integer", "description": "Staff only." }, "customer_read_seq": { "type": "integer" },
-            "metadata": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Staff only." }
+            "metadata": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Staff only." },
+            "hits": { "type": "array", "items": { "$ref": "#/components/schemas/MessageHit" },
+                "description": "Only in an answer to a search (`text`): up to 3 of the conversation's newest messages the text matched, newest first; none when it matched by title or contact alone. Internal notes are hits for staff only." }
         })),
+        "MessageHit": object(&["message_id", "seq", "kind", "sender", "created_at", "snippet"], json!({
+            "message_id": uuid, "seq": { "type": "integer" }, "kind": { "type": "string" }, "sender": sender, "created_at": time,
+            "snippet": object(&["text", "highlights"], json!({
+                "text": { "type": "string", "description": "Plain text (never markup), about 160 characters around the first match; line breaks as spaces, `…` where the message was cut." },
+                "highlights": { "type": "array", "items": { "type": "array", "items": { "type": "integer", "minimum": 0 }, "minItems": 2, "maxItems": 2 },
+                    "description": "The matched words as [start, end) offsets in characters (Unicode scalar values) of `text`, in order." } })) })),
         "ConversationList": list_of("Conversation"),
         "ConversationPage": object(&["items", "next_cursor", "counts"], json!({
             "items": { "type": "array", "items": { "$ref": "#/components/schemas/Conversation" } },

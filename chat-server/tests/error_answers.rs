@@ -123,6 +123,12 @@ impl Store for RivalWriter {
     ) -> Result<chat_core::Event> {
         self.inner.update_tenant_settings(tenant, at).await
     }
+    async fn message_hits(
+        &self,
+        query: &chat_core::store::HitQuery,
+    ) -> Result<Vec<chat_core::Message>> {
+        self.inner.message_hits(query).await
+    }
     async fn put_canned_response(
         &self,
         response: &chat_core::CannedResponse,

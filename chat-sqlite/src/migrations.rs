@@ -62,6 +62,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0010_webhooks.sql"),
         fill: None,
     },
+    // Numbered 0014: 0011-0013 are taken by work landing beside it.
+    Migration {
+        sql: include_str!("../migrations/0014_title_contact_words.sql"),
+        fill: None,
+    },
 ];
 
 /// Where schema 5 kept a customer account's password hash: in the contact's metadata.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chat_core::report::{Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint};
 use chat_core::store::{
     Appended, CannedQuery, Committed, ConversationPage, ConversationQuery, ConversationUpdate,
-    MessageQuery,
+    HitQuery, MessageQuery,
 };
 use chat_core::{
     Agent, AgentId, AgentLoad, CannedResponse, Contact, ContactId, Conversation, ConversationId,
@@ -466,6 +466,11 @@ impl Store for SqliteStore {
     async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>> {
         let query = query.clone();
         self.read(move |c| read::messages(c, &query)).await
+    }
+
+    async fn message_hits(&self, query: &HitQuery) -> Result<Vec<Message>> {
+        let query = query.clone();
+        self.read(move |c| read::message_hits(c, &query)).await
     }
 
     async fn set_read_cursor(&self, cursor: &ReadCursor) -> Result<(Conversation, Option<Event>)> {

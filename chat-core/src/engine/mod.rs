@@ -28,7 +28,10 @@ pub use agents::AgentPatch;
 pub use attachments::{FileUse, NewFile, UploadLimits, UploadPolicy};
 pub use canned::{CannedPatch, MAX_CANNED_TITLE_CHARS, MAX_SHORTCUT_CHARS, NewCannedResponse};
 pub use contacts::{ContactPage, ContactPatch};
-pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
+pub use conversations::{
+    ConversationFilter, DetailsPatch, HITS_PER_CONVERSATION, MessageHit, OpenConversation, Opened,
+    SNIPPET_CHARS, SearchPage, Transfer,
+};
 pub use messages::{MessagePage, PostMessage, Posted};
 pub use routing::{DeskStatus, QueuePosition, TimerReport};
 pub use transcripts::{MAX_TRANSCRIPT_MESSAGES, Transcript};

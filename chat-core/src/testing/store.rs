@@ -37,6 +37,8 @@ macro_rules! store_conformance_tests {
             contact_scope_sees_only_its_conversations,
             text_search_follows_edits_deletes_and_hides_notes_from_customers,
             text_search_matches_word_prefixes_and_phrases_not_inner_substrings,
+            message_hits_are_the_newest_matches_of_each_conversation_notes_only_when_asked,
+            list_filters_by_last_activity_range,
             queue_orders_by_priority_then_waiting_time,
             delete_conversation_removes_messages_and_logs_event,
             missing_and_foreign_tenant_rows_are_not_found,
@@ -1627,6 +1629,189 @@ pub async fn text_search_follows_edits_deletes_and_hides_notes_from_customers(st
         search(Scope::Tenant, "package").await,
         0,
         "deleted messages do not match"
+    );
+}
+
+pub async fn message_hits_are_the_newest_matches_of_each_conversation_notes_only_when_asked(
+    store: S,
+) {
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let first = conversation(&store, t, k.id, |_| {}).await;
+    let second = conversation(&store, t, k.id, |_| {}).await;
+    let quiet = conversation(&store, t, k.id, |_| {}).await;
+    let k2 = contact(&store, other, None).await;
+    let foreign = conversation(&store, other, k2.id, |_| {}).await;
+    let post = |c: &Conversation, sender: Sender, kind: MessageKind, body: &str, secs: i64| {
+        let store = store.clone();
+        let m = message(c, sender, kind, body, secs);
+        async move { store.append_message(m).await.unwrap().message }
+    };
+    let old = post(
+        &first,
+        Sender::Customer,
+        MessageKind::Text,
+        "my kettle leaks",
+        1,
+    )
+    .await;
+    post(
+        &first,
+        Sender::Customer,
+        MessageKind::Text,
+        "nothing here",
+        2,
+    )
+    .await;
+    let note = post(
+        &first,
+        Sender::Agent(a.id),
+        MessageKind::Note,
+        "kettle recall list",
+        3,
+    )
+    .await;
+    let newer = post(
+        &first,
+        Sender::Customer,
+        MessageKind::Text,
+        "Kettles again?",
+        4,
+    )
+    .await;
+    let mut gone = post(
+        &first,
+        Sender::Customer,
+        MessageKind::Text,
+        "kettle kettle",
+        5,
+    )
+    .await;
+    gone.deleted_at = Some(at(6));
+    gone.body.clear();
+    store.update_message(&gone).await.unwrap();
+    let theirs = post(
+        &second,
+        Sender::Customer,
+        MessageKind::Text,
+        "a \"KETTLE\" order",
+        7,
+    )
+    .await;
+    post(&quiet, Sender::Customer, MessageKind::Text, "a teapot", 8).await;
+    post(&foreign, Sender::Customer, MessageKind::Text, "kettle", 9).await;
+
+    let hits = |notes: bool, per_conversation: usize, text: &str| {
+        let store = store.clone();
+        let query = HitQuery {
+            tenant: t,
+            conversations: vec![first.id, second.id, quiet.id, foreign.id],
+            text: text.into(),
+            notes,
+            per_conversation,
+        };
+        async move {
+            let mut found: Vec<(ConversationId, MessageId)> = store
+                .message_hits(&query)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.conversation_id, m.id))
+                .collect();
+            // Conversations come in any order; within one, newest first.
+            found.sort_by_key(|(c, _)| *c);
+            found
+        }
+    };
+    let mut staff = vec![
+        (first.id, newer.id),
+        (first.id, note.id),
+        (first.id, old.id),
+        (second.id, theirs.id),
+    ];
+    staff.sort_by_key(|(c, _)| *c);
+    assert_eq!(
+        hits(true, 10, "kett").await,
+        staff,
+        "staff: notes included, deleted never"
+    );
+    let mut customer = vec![
+        (first.id, newer.id),
+        (first.id, old.id),
+        (second.id, theirs.id),
+    ];
+    customer.sort_by_key(|(c, _)| *c);
+    assert_eq!(
+        hits(false, 10, "KETTLE").await,
+        customer,
+        "no note without `notes`"
+    );
+    let mut newest = vec![(first.id, newer.id), (second.id, theirs.id)];
+    newest.sort_by_key(|(c, _)| *c);
+    assert_eq!(
+        hits(true, 1, "kettle").await,
+        newest,
+        "at most per_conversation each"
+    );
+    assert_eq!(
+        hits(true, 10, "\"kettle leaks\"").await,
+        vec![(first.id, old.id)],
+        "phrases as the list's text filter"
+    );
+    assert!(
+        hits(true, 10, "ettle").await.is_empty(),
+        "words, not inner substrings"
+    );
+    assert!(hits(true, 10, "?!").await.is_empty(), "no word, no hit");
+}
+
+pub async fn list_filters_by_last_activity_range(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let mut ids = Vec::new();
+    for secs in [10, 20, 30] {
+        let c = conversation(&store, t, k.id, |c| {
+            c.created_at = at(secs);
+            c.updated_at = at(secs);
+        })
+        .await;
+        ids.push(c.id);
+    }
+    let list = |from: Option<i64>, to: Option<i64>| {
+        let store = store.clone();
+        let q = ConversationQuery {
+            updated_from: from.map(at),
+            updated_to: to.map(at),
+            ..ConversationQuery::new(t, Scope::Tenant)
+        };
+        async move {
+            let page = store.list_conversations(&q).await.unwrap();
+            let total: u64 = page.counts.values().sum();
+            let items: Vec<ConversationId> = page.items.iter().map(|c| c.id).collect();
+            assert_eq!(total, items.len() as u64, "counts follow the range");
+            items
+        }
+    };
+    assert_eq!(
+        list(Some(20), None).await,
+        vec![ids[2], ids[1]],
+        "from is inclusive"
+    );
+    assert_eq!(
+        list(None, Some(30)).await,
+        vec![ids[1], ids[0]],
+        "to is exclusive"
+    );
+    assert_eq!(list(Some(15), Some(25)).await, vec![ids[1]]);
+    assert!(list(Some(30), Some(30)).await.is_empty());
+    assert_eq!(
+        list(Some(-200_000_000_000), Some(200_000_000_000))
+            .await
+            .len(),
+        3,
+        "far bounds"
     );
 }
 
