@@ -459,7 +459,7 @@ impl Engine {
                 });
         }
         for list in hits.values_mut() {
-            list.sort_by(|a, b| b.seq.cmp(&a.seq));
+            list.sort_by_key(|hit| std::cmp::Reverse(hit.seq));
         }
         Ok(SearchPage { page, hits })
     }
