@@ -28,7 +28,7 @@ use crate::report::{
 };
 use crate::store::{
     Appended, CannedQuery, Committed, ConversationCursor, ConversationPage, ConversationQuery,
-    ConversationUpdate, MessageQuery, Store, TextQuery,
+    ConversationUpdate, HitQuery, MessageQuery, Store, TextQuery,
 };
 use crate::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 
@@ -237,6 +237,13 @@ impl Store for MemoryStore {
             .tenants
             .get_mut(&tenant.id)
             .ok_or(Error::NotFound("tenant"))?;
+        if slot.settings_version.checked_add(1) != Some(tenant.settings_version) {
+            return Err(Error::version_race(
+                "settings",
+                tenant.settings_version.saturating_sub(1),
+                slot.settings_version,
+            ));
+        }
         *slot = tenant.clone();
         Ok(s.log(NewEvent::settings_updated(tenant, at)))
     }
@@ -615,6 +622,33 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
+    async fn message_hits(&self, query: &HitQuery) -> Result<Vec<Message>> {
+        let s = self.lock();
+        let text = TextQuery::parse(&query.text);
+        let mut hits = Vec::new();
+        for id in &query.conversations {
+            if s.conversations
+                .get(id)
+                .is_none_or(|c| c.tenant_id != query.tenant)
+            {
+                continue;
+            }
+            let all = s.messages.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            hits.extend(
+                all.iter()
+                    .rev()
+                    .filter(|m| {
+                        m.deleted_at.is_none()
+                            && (query.notes || !m.is_note())
+                            && text.matches(&m.body)
+                    })
+                    .take(query.per_conversation)
+                    .cloned(),
+            );
+        }
+        Ok(hits)
+    }
+
     async fn set_read_cursor(&self, cursor: &ReadCursor) -> Result<(Conversation, Option<Event>)> {
         let mut s = self.lock();
         let mut conversation = s
@@ -670,7 +704,7 @@ impl Store for MemoryStore {
             .map_or(0, |e| e.seq))
     }
 
-    async fn put_canned_response(&self, response: &CannedResponse) -> Result<()> {
+    async fn put_canned_response(&self, response: &CannedResponse) -> Result<Event> {
         let mut s = self.lock();
         if s.canned
             .get(&response.id)
@@ -688,16 +722,23 @@ impl Store for MemoryStore {
             return Err(Error::duplicate("shortcut taken"));
         }
         s.canned.insert(response.id, response.clone());
-        Ok(())
+        Ok(s.log(NewEvent::canned_response_updated(response)))
     }
 
-    async fn delete_canned_response(&self, tenant: TenantId, id: CannedResponseId) -> Result<()> {
+    async fn delete_canned_response(
+        &self,
+        response: &CannedResponse,
+        at: OffsetDateTime,
+    ) -> Result<Event> {
         let mut s = self.lock();
-        if s.canned.get(&id).is_none_or(|r| r.tenant_id != tenant) {
+        if s.canned
+            .get(&response.id)
+            .is_none_or(|r| r.tenant_id != response.tenant_id)
+        {
             return Err(Error::NotFound("canned response"));
         }
-        s.canned.remove(&id);
-        Ok(())
+        s.canned.remove(&response.id);
+        Ok(s.log(NewEvent::canned_response_deleted(response, at)))
     }
 
     async fn canned_responses(&self, query: &CannedQuery) -> Result<Vec<CannedResponse>> {

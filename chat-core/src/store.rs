@@ -26,7 +26,7 @@ use crate::model::{
 use crate::report::{Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint};
 
 mod text;
-pub use text::{TextQuery, text_matches};
+pub use text::{Snippet, TextQuery, text_matches};
 
 /// The trait itself, in a module of its own so that its one public path is the crate
 /// root's (`chat_core::Store`); the types it speaks in are this module's.
@@ -49,7 +49,10 @@ pub(crate) mod seam {
         /// Replaces a tenant's name and settings. [`Error::NotFound`] if absent.
         async fn update_tenant(&self, tenant: &Tenant) -> Result<()>;
         /// Replaces a tenant's name and settings and appends a staff-only `settings_updated`
-        /// event at `at`, atomically. [`Error::NotFound`] if absent.
+        /// event at `at`, atomically: a compare-and-swap, written only while the stored
+        /// `settings_version` is one less than `tenant.settings_version`, else
+        /// [`Error::version_race`] with the stored version and nothing changed.
+        /// [`Error::NotFound`] if absent.
         async fn update_tenant_settings(
             &self,
             tenant: &Tenant,
@@ -154,6 +157,12 @@ pub(crate) mod seam {
         async fn message(&self, tenant: TenantId, id: MessageId) -> Result<Option<Message>>;
         /// A window of a conversation's messages, in ascending sequence.
         async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>>;
+        /// The messages of `query.conversations` whose body matches `query.text` (a
+        /// [`TextQuery`]), at most `query.per_conversation` of each, newest first within
+        /// each conversation, conversations in any order: a search result's hits. Deleted
+        /// messages never; internal notes only with `query.notes`. Conversations of another
+        /// tenant, or none, give nothing.
+        async fn message_hits(&self, query: &HitQuery) -> Result<Vec<Message>>;
         /// Moves a reader's cursor forward (never back), recomputes the side's unread counter
         /// from it, and appends `read_updated`. Returns the conversation and the event, or no
         /// event if the cursor did not move.
@@ -181,16 +190,19 @@ pub(crate) mod seam {
         /// came from another database and must reload). One indexed read, not a scan.
         async fn event_head(&self, tenant: TenantId) -> Result<u64>;
 
-        /// Stores a canned response, or replaces the one with its id (of the same tenant).
+        /// Stores a canned response, or replaces the one with its id (of the same tenant),
+        /// and appends a [`crate::NewEvent::canned_response_updated`] event, atomically.
         /// [`Error::Conflict`] (duplicate) if another response with the same owner (or
         /// another shared one) has its shortcut.
-        async fn put_canned_response(&self, response: &CannedResponse) -> Result<()>;
-        /// Deletes a canned response. [`Error::NotFound`] if absent.
+        async fn put_canned_response(&self, response: &CannedResponse) -> Result<Event>;
+        /// Deletes the canned response `response` names (its tenant and id) and appends a
+        /// [`crate::NewEvent::canned_response_deleted`] event at `at`, atomically.
+        /// [`Error::NotFound`] if absent.
         async fn delete_canned_response(
             &self,
-            tenant: TenantId,
-            id: CannedResponseId,
-        ) -> Result<()>;
+            response: &CannedResponse,
+            at: OffsetDateTime,
+        ) -> Result<Event>;
         /// Canned responses matching a query, by shortcut then id.
         async fn canned_responses(&self, query: &CannedQuery) -> Result<Vec<CannedResponse>>;
 
@@ -419,6 +431,10 @@ pub struct ConversationQuery {
     /// Words (prefixes) or quoted phrases found in the title, the contact's name or e-mail,
     /// or one message body visible to the reader; see [`TextQuery`] for what matches.
     pub text: Option<String>,
+    /// Last activity (`updated_at`) at or after this time.
+    pub updated_from: Option<OffsetDateTime>,
+    /// Last activity (`updated_at`) before this time.
+    pub updated_to: Option<OffsetDateTime>,
     /// Continue after this cursor (from [`ConversationPage::next_cursor`]).
     pub cursor: Option<ConversationCursor>,
     /// Page size.
@@ -441,6 +457,8 @@ impl ConversationQuery {
             pinned: None,
             snoozed: None,
             text: None,
+            updated_from: None,
+            updated_to: None,
             cursor: None,
             limit: 50,
         }
@@ -470,6 +488,8 @@ impl ConversationQuery {
             && self.channel.is_none_or(|ch| c.channel == ch)
             && self.pinned.is_none_or(|p| c.pinned == p)
             && self.snoozed.is_none_or(|s| c.snooze.is_some() == s)
+            && self.updated_from.is_none_or(|t| c.updated_at >= t)
+            && self.updated_to.is_none_or(|t| c.updated_at < t)
             && self.contact_email.as_ref().is_none_or(|e| {
                 contact
                     .and_then(|k| k.email.as_deref())
@@ -570,6 +590,21 @@ pub struct ConversationPage {
     /// How many conversations of each mode match the query's filters other than mode
     /// and cursor.
     pub counts: BTreeMap<Mode, u64>,
+}
+
+/// Which messages [`Store::message_hits`](seam::Store::message_hits) finds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HitQuery {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// The conversations to look in (a page of search results).
+    pub conversations: Vec<ConversationId>,
+    /// The search text (see [`TextQuery`]).
+    pub text: String,
+    /// Whether internal notes count: for staff only.
+    pub notes: bool,
+    /// Most messages of one conversation.
+    pub per_conversation: usize,
 }
 
 /// A window of a conversation's messages.

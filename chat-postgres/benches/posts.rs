@@ -40,6 +40,7 @@ async fn tenant(store: &dyn Store) -> TenantId {
         id: TenantId(Uuid::now_v7()),
         name: "Bench".into(),
         settings: TenantSettings::default(),
+        settings_version: 0,
         created_at: OffsetDateTime::now_utc(),
     };
     store.insert_tenant(&t).await.unwrap();

@@ -105,6 +105,22 @@ fn base_filter(q: &ConversationQuery) -> Result<Filter> {
         Some(true) => f.and("coalesce(jsonb_typeof(c.data -> 'snooze'), 'null') <> 'null'"),
         Some(false) => f.and("coalesce(jsonb_typeof(c.data -> 'snooze'), 'null') = 'null'"),
     }
+    // Saturated: a bound beyond what the column holds still compares as it should.
+    let ns = |at: time::OffsetDateTime| {
+        i64::try_from(at.unix_timestamp_nanos()).unwrap_or(if at.unix_timestamp() > 0 {
+            i64::MAX
+        } else {
+            i64::MIN
+        })
+    };
+    if let Some(from) = q.updated_from {
+        let from = f.bind(ns(from));
+        f.and(&format!("c.updated_at_ns >= {from}"));
+    }
+    if let Some(to) = q.updated_to {
+        let to = f.bind(ns(to));
+        f.and(&format!("c.updated_at_ns < {to}"));
+    }
     if let Some(e) = &q.contact_email {
         let e = f.bind(e.to_ascii_lowercase());
         f.and(&format!(

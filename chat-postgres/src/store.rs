@@ -15,11 +15,11 @@ use async_trait::async_trait;
 use chat_core::report::{Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint};
 use chat_core::store::{
     Appended, CannedQuery, Committed, ConversationPage, ConversationQuery, ConversationUpdate,
-    MessageQuery,
+    HitQuery, MessageQuery, TextQuery,
 };
 use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 use chat_core::{
-    Agent, AgentId, AgentLoad, CannedResponse, CannedResponseId, Contact, ContactId, Conversation,
+    Agent, AgentId, AgentLoad, CannedResponse, Contact, ContactId, Conversation,
     ConversationChange, ConversationId, Delivery, DeliveryOutcome, Error, Event, Mention, Message,
     MessageId, MessageKind, NewEvent, NewMessage, ReadCursor, Reader, Result, Store, Tenant,
     TenantId, Webhook, WebhookId,
@@ -224,7 +224,7 @@ async fn log_events(tx: &Transaction<'_>, events: &mut [Event]) -> Result<()> {
                         e.at_ns, e.at_ns \
                  FROM head, input e JOIN webhooks w ON w.tenant_id = $1 \
                      AND (w.kinds = '' OR strpos(w.kinds, ' ' || e.kind || ' ') > 0) \
-                 WHERE e.kind <> 'mentioned' \
+                 WHERE e.kind NOT IN ('mentioned', 'canned_response_updated', 'canned_response_deleted') \
                  RETURNING 1 \
              ) SELECT before FROM head",
         )
@@ -491,16 +491,29 @@ impl Store for PostgresStore {
     async fn update_tenant_settings(&self, tenant: &Tenant, at: OffsetDateTime) -> Result<Event> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
-        let n = tx
-            .execute(
-                "UPDATE tenants SET data = $2 WHERE id = $1",
-                &[&tenant.id.0, &Json(tenant)],
+        // `FOR UPDATE` holds the row until commit: two servers writing at once are
+        // compared one after the other, never both against the same version.
+        let row = tx
+            .query_opt(
+                "SELECT coalesce((data->>'settings_version')::bigint, 0) FROM tenants WHERE id = $1 FOR UPDATE",
+                &[&tenant.id.0],
             )
             .await
             .db()?;
-        if n == 0 {
-            return Err(Error::NotFound("tenant"));
+        let stored = row.ok_or(Error::NotFound("tenant"))?.get::<_, i64>(0) as u64;
+        if stored.checked_add(1) != Some(tenant.settings_version) {
+            return Err(Error::version_race(
+                "settings",
+                tenant.settings_version.saturating_sub(1),
+                stored,
+            ));
         }
+        tx.execute(
+            "UPDATE tenants SET data = $2 WHERE id = $1",
+            &[&tenant.id.0, &Json(tenant)],
+        )
+        .await
+        .db()?;
         let event = log_one(&tx, NewEvent::settings_updated(tenant, at)).await?;
         tx.commit().await.db()?;
         Ok(event)
@@ -878,6 +891,40 @@ impl Store for PostgresStore {
         one(row)
     }
 
+    async fn message_hits(&self, query: &HitQuery) -> Result<Vec<Message>> {
+        let text = TextQuery::parse(&query.text);
+        let Some(search) = crate::search::Search::new(&text) else {
+            return Ok(Vec::new());
+        };
+        let client = self.client().await?;
+        let conversations: Vec<uuid::Uuid> = query.conversations.iter().map(|c| c.0).collect();
+        // The word index finds the candidates (every message that can match, and maybe a
+        // few that do not); chat-core's own test decides, so the hits are the ones the
+        // search found the conversation by.
+        let rows = client
+            .query(
+                "SELECT data FROM messages WHERE tenant_id = $1 AND conversation_id = ANY ($2) \
+                 AND NOT deleted AND ($3 OR kind <> 'note') AND words @@ $4::text::tsquery \
+                 ORDER BY conversation_id, seq DESC",
+                &[&query.tenant.0, &conversations, &query.notes, &search.index],
+            )
+            .await
+            .db()?;
+        let candidates: Vec<Message> = all(&rows)?;
+        let mut hits: Vec<Message> = Vec::new();
+        let (mut current, mut taken) = (None, 0);
+        for message in candidates {
+            if current != Some(message.conversation_id) {
+                (current, taken) = (Some(message.conversation_id), 0);
+            }
+            if taken < query.per_conversation && text.matches(&message.body) {
+                taken += 1;
+                hits.push(message);
+            }
+        }
+        Ok(hits)
+    }
+
     async fn messages(&self, query: &MessageQuery) -> Result<Vec<Message>> {
         let mut client = self.client().await?;
         // One snapshot: the conversation check and the window agree.
@@ -1046,12 +1093,13 @@ impl Store for PostgresStore {
         Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
     }
 
-    async fn put_canned_response(&self, response: &CannedResponse) -> Result<()> {
-        let client = self.client().await?;
+    async fn put_canned_response(&self, response: &CannedResponse) -> Result<Event> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
         // One statement: an id of another tenant updates nothing (and says so); a shortcut
         // taken by another response violates `canned_responses_shortcut`, which error.rs
         // maps to the `shortcut taken` conflict.
-        let stmt = client
+        let stmt = tx
             .prepare_cached(
                 "INSERT INTO canned_responses (id, tenant_id, owner_key, shortcut_lc, title_lc, data) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET \
@@ -1061,7 +1109,7 @@ impl Store for PostgresStore {
             )
             .await
             .db()?;
-        let n = client
+        let n = tx
             .execute(
                 &stmt,
                 &[
@@ -1078,22 +1126,31 @@ impl Store for PostgresStore {
         if n == 0 {
             return Err(Error::duplicate("canned response id taken"));
         }
-        Ok(())
+        let event = log_one(&tx, NewEvent::canned_response_updated(response)).await?;
+        tx.commit().await.db()?;
+        Ok(event)
     }
 
-    async fn delete_canned_response(&self, tenant: TenantId, id: CannedResponseId) -> Result<()> {
-        let client = self.client().await?;
-        let n = client
+    async fn delete_canned_response(
+        &self,
+        response: &CannedResponse,
+        at: OffsetDateTime,
+    ) -> Result<Event> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        let n = tx
             .execute(
                 "DELETE FROM canned_responses WHERE id = $1 AND tenant_id = $2",
-                &[&id.0, &tenant.0],
+                &[&response.id.0, &response.tenant_id.0],
             )
             .await
             .db()?;
         if n == 0 {
             return Err(Error::NotFound("canned response"));
         }
-        Ok(())
+        let event = log_one(&tx, NewEvent::canned_response_deleted(response, at)).await?;
+        tx.commit().await.db()?;
+        Ok(event)
     }
 
     async fn canned_responses(&self, query: &CannedQuery) -> Result<Vec<CannedResponse>> {

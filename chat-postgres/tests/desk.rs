@@ -61,7 +61,7 @@ mod with_database {
             let mut stored = 0;
             for w in writers {
                 match w.await.unwrap() {
-                    Ok(()) => stored += 1,
+                    Ok(_) => stored += 1,
                     Err(Error::Conflict(c)) => {
                         assert_eq!(c.kind(), ConflictKind::Duplicate);
                         assert_eq!(c.message(), "shortcut taken");

@@ -16,9 +16,9 @@ mod with_database {
         MessageQuery,
     };
     use chat_core::{
-        Agent, AgentId, AgentLoad, CannedResponse, CannedResponseId, Contact, ContactId,
-        Conversation, ConversationId, Event, Mention, Message, MessageId, NewMessage, ReadCursor,
-        Result, Store, Tenant, TenantId,
+        Agent, AgentId, AgentLoad, CannedResponse, Contact, ContactId, Conversation,
+        ConversationId, Event, Mention, Message, MessageId, NewMessage, ReadCursor, Result, Store,
+        Tenant, TenantId,
     };
     use chat_postgres::PostgresStore;
     use time::OffsetDateTime;
@@ -175,15 +175,18 @@ mod with_database {
         async fn event_head(&self, tenant: TenantId) -> Result<u64> {
             self.next().event_head(tenant).await
         }
-        async fn put_canned_response(&self, response: &CannedResponse) -> Result<()> {
+        async fn message_hits(&self, query: &chat_core::store::HitQuery) -> Result<Vec<Message>> {
+            self.next().message_hits(query).await
+        }
+        async fn put_canned_response(&self, response: &CannedResponse) -> Result<Event> {
             self.next().put_canned_response(response).await
         }
         async fn delete_canned_response(
             &self,
-            tenant: TenantId,
-            id: CannedResponseId,
-        ) -> Result<()> {
-            self.next().delete_canned_response(tenant, id).await
+            response: &CannedResponse,
+            at: OffsetDateTime,
+        ) -> Result<Event> {
+            self.next().delete_canned_response(response, at).await
         }
         async fn canned_responses(&self, query: &CannedQuery) -> Result<Vec<CannedResponse>> {
             self.next().canned_responses(query).await

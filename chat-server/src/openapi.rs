@@ -38,6 +38,13 @@ pub fn document() -> Value {
                 .iter()
                 .map(|name| query_param(endpoint.id, name)),
         );
+        if endpoint.id == Endpoint::UpdateSettings {
+            parameters.push(json!({
+                "name": "If-Match", "in": "header", "required": false,
+                "description": "The `ETag` of `GET /v1/settings` (`\"7\"`) or `*`: the change applies only over that version, else 412 `precondition_failed` (with `current_version`) and nothing changes. Without it, the patch is merged into the newest settings.",
+                "schema": { "type": "string" }
+            }));
+        }
         if !parameters.is_empty() {
             op["parameters"] = Value::Array(parameters);
         }
@@ -67,7 +74,7 @@ pub fn document() -> Value {
         "info": {
             "title": "chat-server API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Customer-support chat: conversations, messages, routing, staff. Every error is {\"error\": {\"code\", \"message\", \"field\"?}} with codes: malformed_json, bad_request, invalid_id (400), unauthorized (401), forbidden (403), not_found (404), method_not_allowed (405), version_conflict (409, with current_version), duplicate, conflict, invalid_transition (409), payload_too_large (413), unsupported_media_type (415), validation_failed (422, names the field), rate_limited (429, Retry-After), bot_failed (502), storage_busy (503, Retry-After), storage_full, storage_read_only, storage_corrupt, unavailable (503), bot_timeout (504)."
+            "description": "Customer-support chat: conversations, messages, routing, staff. Every error is {\"error\": {\"code\", \"message\", \"field\"?}} with codes: malformed_json, bad_request, invalid_id (400), unauthorized (401), forbidden (403), not_found (404), method_not_allowed (405), version_conflict (409, with current_version), duplicate, conflict, invalid_transition (409), precondition_failed (412, with current_version), payload_too_large (413), unsupported_media_type (415), validation_failed (422, names the field), rate_limited (429, Retry-After), bot_failed (502), storage_busy (503, Retry-After), storage_full, storage_read_only, storage_corrupt, unavailable (503), bot_timeout (504)."
         },
         "paths": paths,
         "components": {
@@ -126,6 +133,10 @@ fn query_param(endpoint: Endpoint, name: &str) -> Value {
             false,
         ),
         "pinned" | "snoozed" => (flag, false),
+        "updated_from" | "updated_to" => (
+            json!({ "type": "string", "format": "date-time", "description": "RFC 3339; last activity at or after `updated_from`, before `updated_to`" }),
+            false,
+        ),
         "purpose" => (
             json!({ "type": "string", "enum": ["message", "note"], "default": "message" }),
             false,
@@ -182,6 +193,14 @@ fn responses(endpoint: Endpoint, status: u16, response: Option<&str>) -> Value {
         }
     };
     let mut answers = json!({ status.to_string(): success, "default": error });
+    if matches!(endpoint, Endpoint::GetSettings | Endpoint::UpdateSettings) {
+        answers[status.to_string()]["headers"] = json!({
+            "ETag": { "schema": { "type": "string" }, "description": "The settings' version, quoted (`\"7\"`): send it back as `If-Match`." }
+        });
+    }
+    if endpoint == Endpoint::UpdateSettings {
+        answers["412"] = json!({ "description": "`precondition_failed`: `If-Match` names a version that is no longer current (`current_version` says which is); nothing changed.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+    }
     if IDEMPOTENT_POSTS.contains(&endpoint) {
         answers["200"] = answers[status.to_string()].clone();
     }
@@ -615,8 +634,16 @@ fn core_schemas() -> Value {
             "first_response_at": time_or_null, "last_message_at": time_or_null, "closed_at": time_or_null, "version": { "type": "integer" },
             "last_customer_message_at": time_or_null, "last_agent_message_at": time_or_null,
             "agent_read_seq": { "type": "integer", "description": "Staff only." }, "customer_read_seq": { "type": "integer" },
-            "metadata": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Staff only." }
+            "metadata": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Staff only." },
+            "hits": { "type": "array", "items": { "$ref": "#/components/schemas/MessageHit" },
+                "description": "Only in an answer to a search (`text`): up to 3 of the conversation's newest messages the text matched, newest first; none when it matched by title or contact alone. Internal notes are hits for staff only." }
         })),
+        "MessageHit": object(&["message_id", "seq", "kind", "sender", "created_at", "snippet"], json!({
+            "message_id": uuid, "seq": { "type": "integer" }, "kind": { "type": "string" }, "sender": sender, "created_at": time,
+            "snippet": object(&["text", "highlights"], json!({
+                "text": { "type": "string", "description": "Plain text (never markup), about 160 characters around the first match; line breaks as spaces, `…` where the message was cut." },
+                "highlights": { "type": "array", "items": { "type": "array", "items": { "type": "integer", "minimum": 0 }, "minItems": 2, "maxItems": 2 },
+                    "description": "The matched words as [start, end) offsets in characters (Unicode scalar values) of `text`, in order." } })) })),
         "ConversationList": list_of("Conversation"),
         "ConversationPage": object(&["items", "next_cursor", "counts"], json!({
             "items": { "type": "array", "items": { "$ref": "#/components/schemas/Conversation" } },
@@ -697,7 +724,7 @@ fn core_schemas() -> Value {
             "resync_required": { "type": "boolean", "description": "`since` is beyond `head`: the cursor comes from another database (a restore, a wiped server); reload, then continue from `head`." } })),
         "Event": object(&["seq", "at", "payload"], json!({ "seq": { "type": "integer" }, "tenant_id": uuid, "conversation_id": { "type": ["string", "null"] },
             "staff_only": { "type": "boolean" }, "at": time, "payload": object(&["type"], json!({ "type": { "type": "string",
-            "enum": ["conversation_created", "conversation_updated", "conversation_deleted", "message_created", "message_updated", "read_updated", "agent_updated", "contact_merged", "settings_updated", "mentioned"] } })) })),
+            "enum": ["conversation_created", "conversation_updated", "conversation_deleted", "message_created", "message_updated", "read_updated", "agent_updated", "contact_merged", "settings_updated", "mentioned", "canned_response_updated", "canned_response_deleted", "webhook_paused"] } })) })),
     })
 }
 

@@ -548,7 +548,7 @@ impl Server {
         );
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("authorization, content-type, x-request-id"),
+            HeaderValue::from_static("authorization, content-type, x-request-id, if-match"),
         );
         h.insert(
             header::ACCESS_CONTROL_MAX_AGE,
@@ -571,7 +571,7 @@ impl Server {
             }
             h.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static("x-request-id, retry-after"),
+                HeaderValue::from_static("x-request-id, retry-after, etag"),
             );
         }
     }

@@ -282,3 +282,186 @@ async fn posting_a_response_fills_its_placeholders_for_the_conversation() {
         .await;
     assert_eq!(by_visitor.status, StatusCode::FORBIDDEN);
 }
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A real WebSocket client, subscribed to everything the token may see.
+async fn live(server: &common::Server, token: &str) -> Ws {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = server.ws_url("/v1/ws").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(frame(&mut ws).await["type"], "hello");
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        json!({ "type": "subscribe", "id": "s" }).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    while frame(&mut ws).await["type"] != "subscribed" {}
+    ws
+}
+
+async fn frame(ws: &mut Ws) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame within 5 s")
+        {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// The canned-response event frames a socket receives until the one about the shared
+/// response with shortcut `end` (events arrive in log order, so it marks the end).
+async fn canned_events_until_end(ws: &mut Ws) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let f = frame(ws).await;
+        if f["type"] != "event" || !f["event"].as_str().unwrap().starts_with("canned_response") {
+            continue;
+        }
+        let done = f["data"]["canned_response"]["shortcut"] == "end";
+        seen.push(f);
+        if done {
+            return seen;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consoles_receive_canned_response_changes_live_and_personal_ones_only_their_owner() {
+    let server = common::start().await;
+    let admin = server.staff("Ada", Role::Admin, &[]).await;
+    let ann = server.staff("Ann", Role::Agent, &[]).await;
+    let bob = server.staff("Bob", Role::Agent, &[]).await;
+    let (_, visitor) = server.visitor("v@example.com").await;
+    let mut admins = live(&server, &admin.token).await;
+    let mut anns = live(&server, &ann.token).await;
+    let mut bobs = live(&server, &bob.token).await;
+
+    let shared = server
+        .post(
+            "/v1/canned-responses",
+            Some(&admin.token),
+            json!({ "shared": true, "shortcut": "greet", "title": "Greeting", "body": "Hello!" }),
+        )
+        .await;
+    assert_eq!(shared.status, StatusCode::CREATED, "{}", shared.text);
+    let personal = server
+        .post(
+            "/v1/canned-responses",
+            Some(&ann.token),
+            json!({ "shortcut": "mine", "title": "Ann's own", "body": "Between us." }),
+        )
+        .await;
+    assert_eq!(personal.status, StatusCode::CREATED, "{}", personal.text);
+    let personal_path = format!(
+        "/v1/canned-responses/{}",
+        personal.body["id"].as_str().unwrap()
+    );
+    let edited = server
+        .patch(
+            &personal_path,
+            Some(&ann.token),
+            json!({ "body": "Changed." }),
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.text);
+    let shared_path = format!(
+        "/v1/canned-responses/{}",
+        shared.body["id"].as_str().unwrap()
+    );
+    let renamed = server
+        .patch(
+            &shared_path,
+            Some(&admin.token),
+            json!({ "title": "Hello" }),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
+    let gone = server.delete(&personal_path, Some(&ann.token)).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.text);
+    // A refused change (a shortcut taken) sends nothing.
+    let taken = server
+        .post(
+            "/v1/canned-responses",
+            Some(&admin.token),
+            json!({ "shared": true, "shortcut": "greet", "title": "Again", "body": "Hi" }),
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.text);
+    let end = server
+        .post(
+            "/v1/canned-responses",
+            Some(&admin.token),
+            json!({ "shared": true, "shortcut": "end", "title": "End", "body": "Bye" }),
+        )
+        .await;
+    assert_eq!(end.status, StatusCode::CREATED, "{}", end.text);
+
+    let summary = |frames: &[Value]| -> Vec<(String, String)> {
+        frames
+            .iter()
+            .map(|f| {
+                let what = f["data"]["canned_response"]["body"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("deleted {}", f["data"]["canned_response_id"]));
+                (f["event"].as_str().unwrap().to_owned(), what)
+            })
+            .collect()
+    };
+    let deleted = format!("deleted {}", personal.body["id"]);
+    let ann_saw = canned_events_until_end(&mut anns).await;
+    assert_eq!(
+        summary(&ann_saw),
+        [
+            ("canned_response_updated".into(), "Hello!".into()),
+            ("canned_response_updated".into(), "Between us.".into()),
+            ("canned_response_updated".into(), "Changed.".into()),
+            ("canned_response_updated".into(), "Hello!".into()),
+            ("canned_response_deleted".into(), deleted.clone()),
+            ("canned_response_updated".into(), "Bye".into()),
+        ]
+    );
+    assert_eq!(ann_saw[3]["data"]["canned_response"]["title"], "Hello");
+    assert_eq!(ann_saw[4]["data"]["owner_id"], json!(ann.id));
+
+    // Colleagues, the admin included, learn only of the shared ones.
+    for socket in [&mut bobs, &mut admins] {
+        let saw = canned_events_until_end(socket).await;
+        assert_eq!(
+            summary(&saw),
+            [
+                ("canned_response_updated".into(), "Hello!".into()),
+                ("canned_response_updated".into(), "Hello!".into()),
+                ("canned_response_updated".into(), "Bye".into()),
+            ]
+        );
+    }
+    // A visitor's log holds none of them.
+    let events = server
+        .get("/v1/events?since=0&limit=1000", Some(&visitor))
+        .await;
+    assert_eq!(events.status, StatusCode::OK, "{}", events.text);
+    assert!(
+        events.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| !e["payload"]["type"]
+                .as_str()
+                .unwrap()
+                .starts_with("canned_response")),
+        "{}",
+        events.text
+    );
+}

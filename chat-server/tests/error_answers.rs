@@ -130,15 +130,24 @@ impl Store for RivalWriter {
     ) -> Result<chat_core::Event> {
         self.inner.update_tenant_settings(tenant, at).await
     }
-    async fn put_canned_response(&self, response: &chat_core::CannedResponse) -> Result<()> {
+    async fn message_hits(
+        &self,
+        query: &chat_core::store::HitQuery,
+    ) -> Result<Vec<chat_core::Message>> {
+        self.inner.message_hits(query).await
+    }
+    async fn put_canned_response(
+        &self,
+        response: &chat_core::CannedResponse,
+    ) -> Result<chat_core::Event> {
         self.inner.put_canned_response(response).await
     }
     async fn delete_canned_response(
         &self,
-        tenant: TenantId,
-        id: chat_core::CannedResponseId,
-    ) -> Result<()> {
-        self.inner.delete_canned_response(tenant, id).await
+        response: &chat_core::CannedResponse,
+        at: time::OffsetDateTime,
+    ) -> Result<chat_core::Event> {
+        self.inner.delete_canned_response(response, at).await
     }
     async fn canned_responses(
         &self,

@@ -5,6 +5,7 @@
 mod common;
 
 use chat_core::Role;
+use chat_server::testing::{HttpClient, Reply};
 use hyper::StatusCode;
 use serde_json::json;
 
@@ -132,4 +133,161 @@ async fn bad_settings_are_422_naming_the_setting_and_change_nothing() {
     assert_eq!(after.body, before.body);
     let events = server.get("/v1/events?since=0", Some(&admin.token)).await;
     assert!(!events.text.contains("settings_updated"), "{}", events.text);
+}
+
+/// A `PATCH` with `If-Match` as `GET` gave it.
+async fn patch_if(server: &HttpClient, token: &str, etag: &str, body: serde_json::Value) -> Reply {
+    server
+        .send_as(
+            hyper::Method::PATCH,
+            "/v1/settings",
+            Some(token),
+            &[("content-type", "application/json"), ("if-match", etag)],
+            body.to_string(),
+        )
+        .await
+}
+
+fn etag(reply: &Reply) -> String {
+    reply
+        .headers
+        .get("etag")
+        .unwrap_or_else(|| panic!("an ETag on {}", reply.text))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_admins_editing_from_one_read_cannot_overwrite_each_other() {
+    let server = common::start().await;
+    let ann = server.staff("Ann", Role::Admin, &[]).await;
+    let bo = server.staff("Bo", Role::Admin, &[]).await;
+
+    // Both read the same version.
+    let read_ann = server.get("/v1/settings", Some(&ann.token)).await;
+    let read_bo = server.get("/v1/settings", Some(&bo.token)).await;
+    assert_eq!(read_ann.status, StatusCode::OK, "{}", read_ann.text);
+    assert_eq!(etag(&read_ann), "\"0\"");
+    assert_eq!(etag(&read_ann), etag(&read_bo));
+
+    // Ann's change lands and answers the next version.
+    let first = patch_if(
+        &server,
+        &ann.token,
+        &etag(&read_ann),
+        json!({ "welcome_message": "Hello from Ann" }),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(etag(&first), "\"1\"");
+
+    // Bo's, made from the same read, is refused with the current version.
+    let second = patch_if(
+        &server,
+        &bo.token,
+        &etag(&read_bo),
+        json!({ "welcome_message": "Hello from Bo", "bot_enabled": false }),
+    )
+    .await;
+    assert_eq!(
+        second.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{}",
+        second.text
+    );
+    assert_eq!(second.body["error"]["code"], "precondition_failed");
+    assert_eq!(second.body["error"]["current_version"], json!(1));
+
+    // Nothing of Bo's change was written, and no event logged for it.
+    let now = server.get("/v1/settings", Some(&bo.token)).await;
+    assert_eq!(etag(&now), "\"1\"");
+    assert_eq!(now.body["welcome_message"], "Hello from Ann");
+    assert_eq!(now.body["bot_enabled"], json!(true));
+    let events = server.get("/v1/events?since=0", Some(&ann.token)).await;
+    let updates = events.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["payload"]["type"] == "settings_updated")
+        .count();
+    assert_eq!(updates, 1, "{}", events.text);
+
+    // Read again, Bo's change applies; `*` and a list naming the current version match.
+    let retried = patch_if(
+        &server,
+        &bo.token,
+        &etag(&now),
+        json!({ "bot_enabled": false }),
+    )
+    .await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.text);
+    assert_eq!(etag(&retried), "\"2\"");
+    let any = patch_if(&server, &bo.token, "*", json!({ "prechat_form": true })).await;
+    assert_eq!(any.status, StatusCode::OK, "{}", any.text);
+    let listed = patch_if(
+        &server,
+        &ann.token,
+        "\"1\", \"3\"",
+        json!({ "prechat_form": false }),
+    )
+    .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    assert_eq!(etag(&listed), "\"4\"");
+
+    // A tag that is not one of ours (weak, or not a version) matches nothing.
+    for stale in ["W/\"4\"", "\"four\"", "4"] {
+        let refused = patch_if(&server, &ann.token, stale, json!({ "prechat_form": true })).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::PRECONDITION_FAILED,
+            "{stale}: {}",
+            refused.text
+        );
+    }
+    // Without `If-Match` a patch is merged into the newest settings, as before.
+    let plain = server
+        .patch(
+            "/v1/settings",
+            Some(&ann.token),
+            json!({ "welcome_message": "Hi" }),
+        )
+        .await;
+    assert_eq!(plain.status, StatusCode::OK, "{}", plain.text);
+    assert_eq!(etag(&plain), "\"5\"");
+    assert_eq!(plain.body["bot_enabled"], json!(false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_conditional_patches_from_one_version_let_exactly_one_through() {
+    let server = std::sync::Arc::new(common::start().await);
+    let admin = server.staff("Ann", Role::Admin, &[]).await;
+    let read = server.get("/v1/settings", Some(&admin.token)).await;
+    let tag = etag(&read);
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        let (server, token, tag) = (server.clone(), admin.token.clone(), tag.clone());
+        tasks.push(tokio::spawn(async move {
+            patch_if(
+                &server,
+                &token,
+                &tag,
+                json!({ "welcome_message": format!("version by {n}") }),
+            )
+            .await
+            .status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    let won = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::PRECONDITION_FAILED)
+        .count();
+    assert_eq!((won, refused), (1, 7), "{statuses:?}");
+    let after = server.get("/v1/settings", Some(&admin.token)).await;
+    assert_eq!(etag(&after), "\"1\"");
 }

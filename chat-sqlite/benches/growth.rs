@@ -249,6 +249,7 @@ async fn build(path: &Path, size: &Size) -> (TenantId, Arc<Vec<ConversationId>>)
             id: tenant,
             name: "Growth".into(),
             settings: TenantSettings::default(),
+            settings_version: 0,
             created_at: now,
         })
         .await

@@ -121,6 +121,7 @@ async fn build(path: &Path, conversations: u64, messages: u64) -> TenantId {
             id: tenant,
             name: "Reports".into(),
             settings: TenantSettings::default(),
+            settings_version: 0,
             created_at: START,
         })
         .await

@@ -87,6 +87,7 @@ async fn seeded(path: &Path, options: Options, n: u64) -> (Arc<SqliteStore>, Ten
             id: tenant,
             name: "Bench".into(),
             settings: TenantSettings::default(),
+            settings_version: 0,
             created_at: now,
         })
         .await

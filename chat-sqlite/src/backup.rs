@@ -44,6 +44,7 @@ pub(crate) fn backup_with(conn: &Connection, to: &Path) -> Result<u64> {
         .execute("VACUUM INTO ?1", [target])
         .map(|_| ())
         .map_err(|e| Error::storage(format!("backup to {}: {e}", to.display())));
+    let copied = copied.and_then(|()| reindex_words(to));
     if let Err(e) = copied {
         // Leave no empty or partial file that looks like a backup.
         let _ = std::fs::remove_file(to);
@@ -53,6 +54,39 @@ pub(crate) fn backup_with(conn: &Connection, to: &Path) -> Result<u64> {
         .map_err(|e| Error::storage(format!("{}: {e}", to.display())))?
         .len();
     Ok(bytes)
+}
+
+/// Rebuilds the title and contact word indexes (migration 0011) of a copy: they are keyed
+/// by their tables' rowids, which `VACUUM` may renumber in a table without an `INTEGER
+/// PRIMARY KEY`, and an entry under a stale rowid would hide its conversation from a
+/// search (never show a wrong one: every candidate is checked against its row).
+fn reindex_words(copy: &Path) -> Result<()> {
+    let conn = Connection::open_with_flags(
+        copy,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| Error::storage(format!("{}: {e}", copy.display())))?;
+    let has_words = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'conversation_title_words'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .db()?;
+    if has_words == 0 {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "BEGIN;
+         INSERT INTO conversation_title_words (conversation_title_words) VALUES ('delete-all');
+         INSERT INTO conversation_title_words (rowid, title)
+             SELECT rowid, title FROM conversations WHERE title IS NOT NULL;
+         INSERT INTO contact_words (contact_words) VALUES ('delete-all');
+         INSERT INTO contact_words (rowid, name, email)
+             SELECT rowid, name, email_lc FROM contacts WHERE name IS NOT NULL OR email_lc IS NOT NULL;
+         COMMIT;",
+    )
+    .db()
 }
 
 /// Creates `path` empty with mode 0600 (SQLite accepts an empty file as the target of

@@ -34,6 +34,16 @@ fn blob(id: uuid::Uuid) -> Value {
     Value::Blob(id.as_bytes().to_vec())
 }
 
+/// A time as the `updated_at` column holds it (Unix nanoseconds), saturated: a bound
+/// beyond what a column can hold still compares as it should.
+fn time_ns(at: time::OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos()).unwrap_or(if at.unix_timestamp() > 0 {
+        i64::MAX
+    } else {
+        i64::MIN
+    })
+}
+
 fn text(s: &str) -> Value {
     Value::Text(s.to_owned())
 }
@@ -54,34 +64,6 @@ pub(crate) fn word_query(text: &TextQuery) -> Option<String> {
         .map(|words| format!("\"{}\"*", words.join(" ")))
         .collect();
     (!phrases.is_empty()).then(|| phrases.join(" AND "))
-}
-
-/// A test SQLite can run on `column` without calling into Rust that every value matching
-/// `query` passes: for a value of printable ASCII only, `LIKE` folds case as chat-core
-/// does, so every ASCII word of the text is in it; any other value passes (`GLOB` finds a
-/// character outside `' '..='~'`) and is left to `text_matches`. Scanning 100,000 titles
-/// through the Rust function cost more than the rest of a search.
-fn ascii_hint(query: &TextQuery, column: &str, params: &mut Vec<Value>) -> String {
-    let words: Vec<&String> = query
-        .phrases()
-        .iter()
-        .flatten()
-        .filter(|w| w.is_ascii())
-        .collect();
-    if words.is_empty() {
-        return format!("{column} IS NOT NULL");
-    }
-    let mut sql = format!("{column} IS NOT NULL AND ({column} GLOB '*[^ -~]*' OR (");
-    for (n, word) in words.iter().enumerate() {
-        if n > 0 {
-            sql.push_str(" AND ");
-        }
-        // The words are letters and digits: nothing in them for `LIKE` to escape.
-        sql.push_str(&format!("{column} LIKE ?"));
-        params.push(text(&format!("%{word}%")));
-    }
-    sql.push_str("))");
-    sql
 }
 
 /// Everything but the mode filter and the cursor. `index` says how the text filter may
@@ -155,6 +137,12 @@ fn base_filter(q: &ConversationQuery, index: WordIndex, newest_first: bool) -> F
         Some(true) => f.and("json_extract(c.data, '$.snooze') IS NOT NULL", []),
         Some(false) => f.and("json_extract(c.data, '$.snooze') IS NULL", []),
     }
+    if let Some(from) = q.updated_from {
+        f.and("c.updated_at >= ?", [Value::Integer(time_ns(from))]);
+    }
+    if let Some(to) = q.updated_to {
+        f.and("c.updated_at < ?", [Value::Integer(time_ns(to))]);
+    }
     if let Some(e) = &q.contact_email {
         f.and(
             "c.contact_id IN (SELECT id FROM contacts WHERE tenant_id = ? AND email_lc = ?)",
@@ -207,27 +195,29 @@ fn base_filter(q: &ConversationQuery, index: WordIndex, newest_first: bool) -> F
             }
         };
         // The conversations that can match, as one set the page and the counts start from
-        // (rather than testing every conversation of the tenant): titles from their index
-        // (migration 0007), the conversations of the contacts that match, those of the
-        // messages found. Titles and contacts are tested first by SQLite alone (see
-        // `ascii_hint`), and only what passes reaches `text_matches`.
-        let query = TextQuery::parse(t);
-        let mut params = vec![blob(q.tenant.0)];
-        let title_hint = ascii_hint(&query, "t.title", &mut params);
-        params.push(text(t));
-        params.push(blob(q.tenant.0));
-        let name_hint = ascii_hint(&query, "k.name", &mut params);
-        params.push(text(t));
-        let email_hint = ascii_hint(&query, "k.email_lc", &mut params);
-        params.push(text(t));
+        // (rather than testing every conversation of the tenant): titles and contacts from
+        // their word indexes (migration 0011), then the conversations of the contacts found
+        // and those of the messages found. Each candidate is checked by `text_matches`
+        // against its row, as messages are: the indexes fold diacritics, and a contact's
+        // words must all be in its name or all in its e-mail, not some in each.
+        let mut params = vec![
+            text(&words),
+            blob(q.tenant.0),
+            text(t),
+            text(&words),
+            blob(q.tenant.0),
+            text(t),
+            text(t),
+        ];
         params.extend(message_params);
         f.and(
             &format!(
-                "c.rowid IN (SELECT t.rowid FROM conversations t WHERE t.tenant_id = ? AND {title_hint} \
+                "c.rowid IN (SELECT t.rowid FROM conversation_title_words w JOIN conversations t \
+                 ON t.rowid = w.rowid WHERE conversation_title_words MATCH ? AND t.tenant_id = ? \
                  AND text_matches(t.title, ?) \
-                 UNION SELECT ck.rowid FROM conversations ck WHERE ck.contact_id IN (SELECT k.id FROM contacts k \
-                 WHERE k.tenant_id = ? AND (({name_hint} AND text_matches(k.name, ?)) \
-                 OR ({email_hint} AND text_matches(k.email_lc, ?)))) \
+                 UNION SELECT ck.rowid FROM conversations ck WHERE ck.contact_id IN (SELECT k.id \
+                 FROM contact_words w JOIN contacts k ON k.rowid = w.rowid WHERE contact_words MATCH ? \
+                 AND k.tenant_id = ? AND (text_matches(k.name, ?) OR text_matches(k.email_lc, ?))) \
                  UNION SELECT cm.rowid FROM conversations cm WHERE cm.id IN ({messages}))"
             ),
             params,
@@ -318,6 +308,8 @@ fn kept_counts(q: &ConversationQuery) -> Option<(&'static str, Value)> {
         pinned: None,
         snoozed: None,
         text: None,
+        updated_from: None,
+        updated_to: None,
         cursor: _,
         limit: _,
     } = q

@@ -8,12 +8,12 @@ use async_trait::async_trait;
 use chat_core::report::{Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint};
 use chat_core::store::{
     Appended, CannedQuery, Committed, ConversationPage, ConversationQuery, ConversationUpdate,
-    MessageQuery,
+    HitQuery, MessageQuery,
 };
 use chat_core::{
-    Agent, AgentId, AgentLoad, CannedResponse, CannedResponseId, Contact, ContactId, Conversation,
-    ConversationId, Delivery, DeliveryOutcome, Error, Event, Mention, Message, MessageId,
-    NewMessage, ReadCursor, Result, Store, Tenant, TenantId, Webhook, WebhookId,
+    Agent, AgentId, AgentLoad, CannedResponse, Contact, ContactId, Conversation, ConversationId,
+    Delivery, DeliveryOutcome, Error, Event, Mention, Message, MessageId, NewMessage, ReadCursor,
+    Result, Store, Tenant, TenantId, Webhook, WebhookId,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
@@ -510,6 +510,11 @@ impl Store for SqliteStore {
         self.read(move |c| read::messages(c, &query)).await
     }
 
+    async fn message_hits(&self, query: &HitQuery) -> Result<Vec<Message>> {
+        let query = query.clone();
+        self.read(move |c| read::message_hits(c, &query)).await
+    }
+
     async fn set_read_cursor(&self, cursor: &ReadCursor) -> Result<(Conversation, Option<Event>)> {
         let cursor = cursor.clone();
         self.writer
@@ -535,16 +540,21 @@ impl Store for SqliteStore {
         self.read(move |c| read::event_head(c, tenant)).await
     }
 
-    async fn put_canned_response(&self, response: &CannedResponse) -> Result<()> {
+    async fn put_canned_response(&self, response: &CannedResponse) -> Result<Event> {
         let response = response.clone();
         self.writer
-            .write(move |c| write::put_canned_response(c, &response))
+            .write(move |s| write::put_canned_response(s, &response))
             .await
     }
 
-    async fn delete_canned_response(&self, tenant: TenantId, id: CannedResponseId) -> Result<()> {
+    async fn delete_canned_response(
+        &self,
+        response: &CannedResponse,
+        at: OffsetDateTime,
+    ) -> Result<Event> {
+        let response = response.clone();
         self.writer
-            .write(move |c| write::delete_canned_response(c, tenant, id))
+            .write(move |s| write::delete_canned_response(s, &response, at))
             .await
     }
 

@@ -7,9 +7,9 @@
 use chat_core::store::{Appended, Committed, ConversationUpdate};
 use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 use chat_core::{
-    Agent, AgentId, CannedResponse, CannedResponseId, Contact, ContactId, Conversation,
-    ConversationChange, ConversationId, Error, Event, Mention, Message, MessageKind, NewEvent,
-    NewMessage, ReadCursor, Reader, Result, Tenant, TenantId,
+    Agent, AgentId, CannedResponse, Contact, ContactId, Conversation, ConversationChange,
+    ConversationId, Error, Event, Mention, Message, MessageKind, NewEvent, NewMessage, ReadCursor,
+    Reader, Result, Tenant, TenantId,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
@@ -58,7 +58,7 @@ pub(crate) fn append_event(s: &mut Session<'_>, event: NewEvent) -> Result<Event
              state, attempts, next_attempt_ns, created_ns) \
          SELECT id, ?2, ?1, ?3, ?4, 'pending', 0, ?5, ?5 FROM webhooks \
          WHERE tenant_id = ?1 AND (kinds = '' OR instr(kinds, ' ' || ?4 || ' ') > 0) \
-           AND ?4 <> 'mentioned'",
+           AND ?4 NOT IN ('mentioned', 'canned_response_updated', 'canned_response_deleted')",
     )
     .db()?
     .execute(params![
@@ -102,6 +102,24 @@ pub(crate) fn update_tenant_settings(
     tenant: &Tenant,
     at: OffsetDateTime,
 ) -> Result<Event> {
+    // The version is read inside the writer's transaction, so the comparison and the
+    // write are one step: nothing can land between them.
+    let stored: Option<i64> = s
+        .prepare_cached(
+            "SELECT coalesce(json_extract(data, '$.settings_version'), 0) FROM tenants WHERE id = ?1",
+        )
+        .db()?
+        .query_row(params![tenant.id.0], |row| row.get(0))
+        .optional()
+        .db()?;
+    let stored = stored.ok_or(Error::NotFound("tenant"))? as u64;
+    if stored.checked_add(1) != Some(tenant.settings_version) {
+        return Err(Error::version_race(
+            "settings",
+            tenant.settings_version.saturating_sub(1),
+            stored,
+        ));
+    }
     update_tenant(s, tenant)?;
     append_event(s, NewEvent::settings_updated(tenant, at))
 }
@@ -685,7 +703,10 @@ fn canned_owner_key(response: &CannedResponse) -> Vec<u8> {
         .map_or_else(Vec::new, |a| a.0.as_bytes().to_vec())
 }
 
-pub(crate) fn put_canned_response(conn: &Connection, response: &CannedResponse) -> Result<()> {
+pub(crate) fn put_canned_response(
+    conn: &mut Session<'_>,
+    response: &CannedResponse,
+) -> Result<Event> {
     let owner = canned_owner_key(response);
     let shortcut_lc = response.shortcut.to_lowercase();
     if exists(
@@ -718,23 +739,23 @@ pub(crate) fn put_canned_response(conn: &Connection, response: &CannedResponse) 
         to_json(response)?
     ])
     .db()?;
-    Ok(())
+    append_event(conn, NewEvent::canned_response_updated(response))
 }
 
 pub(crate) fn delete_canned_response(
-    conn: &Connection,
-    tenant: TenantId,
-    id: CannedResponseId,
-) -> Result<()> {
-    let deleted = conn
+    s: &mut Session<'_>,
+    response: &CannedResponse,
+    at: OffsetDateTime,
+) -> Result<Event> {
+    let deleted = s
         .prepare_cached("DELETE FROM canned_responses WHERE id = ?1 AND tenant_id = ?2")
         .db()?
-        .execute(params![id.0, tenant.0])
+        .execute(params![response.id.0, response.tenant_id.0])
         .db()?;
     if deleted == 0 {
         return Err(Error::NotFound("canned response"));
     }
-    Ok(())
+    append_event(s, NewEvent::canned_response_deleted(response, at))
 }
 
 pub(crate) fn record_mentions(s: &mut Session<'_>, mentions: &[Mention]) -> Result<Vec<Event>> {

@@ -8,6 +8,14 @@ use chat_sqlite::{SCHEMA_VERSION, SqliteStore};
 use common::*;
 use rusqlite::{Connection, params};
 
+/// Takes a current database back to before migration 0011 (the title and contact word
+/// indexes), for the tests that make an older schema out of a current one.
+const DROP_WORD_INDEXES: &str = "
+    DROP TRIGGER conversation_title_words_insert; DROP TRIGGER conversation_title_words_update;
+    DROP TRIGGER conversation_title_words_delete; DROP TABLE conversation_title_words;
+    DROP TRIGGER contact_words_insert; DROP TRIGGER contact_words_update;
+    DROP TRIGGER contact_words_delete; DROP TABLE contact_words;";
+
 fn user_version(path: &std::path::Path) -> i64 {
     Connection::open(path)
         .unwrap()
@@ -491,6 +499,7 @@ async fn a_schema_eight_database_gets_its_report_columns_and_reopens_from_data_a
     };
     {
         let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(DROP_WORD_INDEXES).unwrap();
         conn.execute_batch(
             "DROP TABLE webhook_deliveries; DROP TABLE webhooks;
              DROP TABLE conversation_reopens;
@@ -517,5 +526,80 @@ async fn a_schema_eight_database_gets_its_report_columns_and_reopens_from_data_a
         store.report_feedback(&query, 10).await.unwrap()[0].feedback,
         "Fine"
     );
+    assert_eq!(store.integrity_check().await.unwrap(), ["ok"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_before_the_word_indexes_finds_titles_and_contacts_after_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("words.db");
+    let t = tenant(1);
+    let ann = contact(t.id, 2, "Ann Kettleworth", Some("ann@teapots.example"));
+    let bo = contact(t.id, 3, "Bo", None);
+    let mut titled = conversation(t.id, 4, bo.id, 0);
+    titled.title = Some("Broken café grinder".into());
+    let of_ann = conversation(t.id, 5, ann.id, 0);
+    {
+        // Written by this build, then taken back to before migration 0011: rows the
+        // upgrade must index.
+        let store = SqliteStore::open(&path).unwrap();
+        store.insert_tenant(&t).await.unwrap();
+        store.insert_contact(&ann).await.unwrap();
+        store.insert_contact(&bo).await.unwrap();
+        store
+            .create_conversation(&titled, Vec::new())
+            .await
+            .unwrap();
+        store
+            .create_conversation(&of_ann, Vec::new())
+            .await
+            .unwrap();
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(DROP_WORD_INDEXES).unwrap();
+        conn.pragma_update(None, "user_version", i64::from(SCHEMA_VERSION) - 1)
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(user_version(&path), i64::from(SCHEMA_VERSION));
+    let search = |text: &str| {
+        let q = ConversationQuery {
+            text: Some(text.into()),
+            ..ConversationQuery::new(t.id, Scope::Tenant)
+        };
+        let store = &store;
+        async move {
+            let page = store.list_conversations(&q).await.unwrap();
+            let total: u64 = page.counts.values().sum();
+            assert_eq!(total, page.items.len() as u64, "{q:?}");
+            page.items.into_iter().map(|c| c.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        search("CAFÉ grind").await,
+        [titled.id],
+        "a title, by its words"
+    );
+    assert!(
+        search("cafe").await.is_empty(),
+        "the index folds accents, the test does not"
+    );
+    assert_eq!(search("kettlew").await, [of_ann.id], "a contact's name");
+    assert_eq!(search("teapots").await, [of_ann.id], "a contact's e-mail");
+    assert!(
+        search("kettleworth teapots").await.is_empty(),
+        "all words in the name or all in the e-mail"
+    );
+    assert!(
+        search("ettle").await.is_empty(),
+        "words, not inner substrings"
+    );
+    // The triggers keep them from now on: a new title, a renamed contact.
+    let mut renamed = store.contact(t.id, bo.id).await.unwrap().unwrap();
+    renamed.name = Some("Bo Zanzibar".into());
+    store.update_contact(&renamed).await.unwrap();
+    let bos: Vec<_> = search("zanzibar").await;
+    assert_eq!(bos, [titled.id]);
+    assert!(search("Bo").await.contains(&titled.id));
     assert_eq!(store.integrity_check().await.unwrap(), ["ok"]);
 }

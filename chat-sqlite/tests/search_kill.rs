@@ -41,6 +41,7 @@ async fn child_posts_until_killed() {
             id: tenant,
             name: "Kill".into(),
             settings: TenantSettings::default(),
+            settings_version: 0,
             created_at: now,
         })
         .await

@@ -69,7 +69,8 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
-        self.inner.store.put_canned_response(&response).await?;
+        let event = self.inner.store.put_canned_response(&response).await?;
+        self.publish([event]);
         Ok(response)
     }
 
@@ -91,17 +92,21 @@ impl Engine {
             response.body = self.canned_body(body)?;
         }
         response.updated_at = self.now();
-        self.inner.store.put_canned_response(&response).await?;
+        let event = self.inner.store.put_canned_response(&response).await?;
+        self.publish([event]);
         Ok(response)
     }
 
     /// Deletes a canned response the caller may manage.
     pub async fn delete_canned_response(&self, actor: &Actor, id: CannedResponseId) -> Result<()> {
-        self.managed_canned_response(actor, id).await?;
-        self.inner
+        let response = self.managed_canned_response(actor, id).await?;
+        let event = self
+            .inner
             .store
-            .delete_canned_response(actor.tenant(), id)
-            .await
+            .delete_canned_response(&response, self.now())
+            .await?;
+        self.publish([event]);
+        Ok(())
     }
 
     /// The canned responses the calling staff member can use (the shared ones and its own),

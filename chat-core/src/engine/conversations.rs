@@ -12,7 +12,45 @@ use crate::model::{
     NewMessage, Notice, Party, Priority, Rating, Sender, TransferTarget,
 };
 use crate::policy::{Action, Actor, Resolved};
-use crate::store::{AssignedFilter, ConversationCursor, ConversationPage, ConversationQuery};
+use crate::store::{
+    AssignedFilter, ConversationCursor, ConversationPage, ConversationQuery, HitQuery, Snippet,
+    TextQuery,
+};
+
+/// Most hits shown for one conversation of a search result.
+pub const HITS_PER_CONVERSATION: usize = 3;
+/// About how many characters of a message a hit's snippet shows.
+pub const SNIPPET_CHARS: usize = 160;
+
+/// One message a search text matched, for a results list: which message, and an extract
+/// of it with the matched words marked (see [`Snippet`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct MessageHit {
+    /// The message.
+    pub message_id: MessageId,
+    /// Its sequence in the conversation (to open the history there).
+    pub seq: u64,
+    /// Its kind: `note` for an internal note (found by staff only).
+    pub kind: MessageKind,
+    /// Who wrote it.
+    pub sender: Sender,
+    /// When it was posted.
+    #[serde(with = "crate::model::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    /// The extract, matches marked.
+    pub snippet: Snippet,
+}
+
+/// A page of search results: [`Engine::list_conversations`]'s page, with each
+/// conversation's newest matching messages.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchPage {
+    /// The conversations, counts and cursor, as the list gives them.
+    pub page: ConversationPage,
+    /// Up to [`HITS_PER_CONVERSATION`] hits per conversation of the page, newest first;
+    /// a conversation found by its title or contact alone has none.
+    pub hits: BTreeMap<ConversationId, Vec<MessageHit>>,
+}
 
 /// Input for [`Engine::open_conversation`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -74,6 +112,10 @@ pub struct ConversationFilter {
     pub snoozed: Option<bool>,
     /// Text in title, contact or messages.
     pub text: Option<String>,
+    /// Last activity at or after this time.
+    pub updated_from: Option<time::OffsetDateTime>,
+    /// Last activity before this time.
+    pub updated_to: Option<time::OffsetDateTime>,
     /// Cursor from a previous page.
     pub cursor: Option<String>,
     /// Page size (default 50, capped by [`Limits::max_page`](super::Limits)).
@@ -359,6 +401,8 @@ impl Engine {
         query.pinned = filter.pinned;
         query.snoozed = filter.snoozed;
         query.text = filter.text.filter(|t| !t.trim().is_empty());
+        query.updated_from = filter.updated_from;
+        query.updated_to = filter.updated_to;
         query.cursor = filter
             .cursor
             .as_deref()
@@ -369,6 +413,55 @@ impl Engine {
             .unwrap_or(50)
             .clamp(1, self.inner.limits.max_page);
         self.inner.store.list_conversations(&query).await
+    }
+
+    /// [`Engine::list_conversations`] with the messages that made each conversation match
+    /// its `text` (none without one): what a search results list shows. Internal notes are
+    /// hits only for those who read notes (staff), so a customer never sees a note's words
+    /// in a snippet, as it never finds a conversation by them.
+    pub async fn search_conversations(
+        &self,
+        actor: &Actor,
+        filter: ConversationFilter,
+    ) -> Result<SearchPage> {
+        let text = filter.text.clone().filter(|t| !t.trim().is_empty());
+        let page = self.list_conversations(actor, filter).await?;
+        let mut hits: BTreeMap<ConversationId, Vec<MessageHit>> = BTreeMap::new();
+        let Some(text) = text else {
+            return Ok(SearchPage { page, hits });
+        };
+        if page.items.is_empty() {
+            return Ok(SearchPage { page, hits });
+        }
+        let who = self.resolve(actor).await?;
+        let query = TextQuery::parse(&text);
+        let found = self
+            .inner
+            .store
+            .message_hits(&HitQuery {
+                tenant: actor.tenant(),
+                conversations: page.items.iter().map(|c| c.id).collect(),
+                text,
+                notes: who.sees_notes(),
+                per_conversation: HITS_PER_CONVERSATION,
+            })
+            .await?;
+        for message in found {
+            hits.entry(message.conversation_id)
+                .or_default()
+                .push(MessageHit {
+                    message_id: message.id,
+                    seq: message.seq,
+                    kind: message.kind,
+                    sender: message.sender,
+                    created_at: message.created_at,
+                    snippet: Snippet::new(&message.body, &query, SNIPPET_CHARS),
+                });
+        }
+        for list in hits.values_mut() {
+            list.sort_by_key(|hit| std::cmp::Reverse(hit.seq));
+        }
+        Ok(SearchPage { page, hits })
     }
 
     /// Every conversation of the contact with this e-mail that the actor can see.

@@ -29,7 +29,10 @@ pub use agents::AgentPatch;
 pub use attachments::{FileUse, NewFile, UploadLimits, UploadPolicy};
 pub use canned::{CannedPatch, MAX_CANNED_TITLE_CHARS, MAX_SHORTCUT_CHARS, NewCannedResponse};
 pub use contacts::{ContactPage, ContactPatch};
-pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
+pub use conversations::{
+    ConversationFilter, DetailsPatch, HITS_PER_CONVERSATION, MessageHit, OpenConversation, Opened,
+    SNIPPET_CHARS, SearchPage, Transfer,
+};
 pub use messages::{MessagePage, PostMessage, Posted};
 pub use routing::{DeskStatus, QueuePosition, TimerReport};
 pub use transcripts::{MAX_TRANSCRIPT_MESSAGES, Transcript};
@@ -297,6 +300,7 @@ impl Engine {
             id: TenantId(self.new_id()),
             name,
             settings,
+            settings_version: 0,
             created_at: self.now(),
         };
         self.inner.store.insert_tenant(&tenant).await?;
@@ -312,8 +316,16 @@ impl Engine {
     /// The tenant's settings. Admins and the system only: timers, capacity and hours are
     /// the desk's configuration (the widget reads its public part elsewhere).
     pub async fn tenant_settings(&self, actor: &Actor) -> Result<TenantSettings> {
+        Ok(self.versioned_tenant_settings(actor).await?.0)
+    }
+
+    /// The tenant's settings with their version (`Tenant::settings_version`), the value a
+    /// change made from them passes to [`Engine::update_tenant_settings_from`]. Admins and
+    /// the system only.
+    pub async fn versioned_tenant_settings(&self, actor: &Actor) -> Result<(TenantSettings, u64)> {
         self.admin_only(actor, "read tenant settings").await?;
-        Ok(self.load_tenant(actor.tenant()).await?.settings)
+        let tenant = self.load_tenant(actor.tenant()).await?;
+        Ok((tenant.settings, tenant.settings_version))
     }
 
     /// Whether the tenant's desk is open now (its business hours at the engine clock's now)
@@ -352,10 +364,45 @@ impl Engine {
         actor: &Actor,
         settings: TenantSettings,
     ) -> Result<Tenant> {
+        self.replace_tenant_settings(actor, None, settings).await
+    }
+
+    /// [`Engine::update_tenant_settings`] only over the settings of version `expected`
+    /// (what [`Engine::versioned_tenant_settings`] gave): when another change landed since,
+    /// [`Error::version_race`] with the current version, and nothing changes. Two admins
+    /// editing at once cannot overwrite each other unseen.
+    pub async fn update_tenant_settings_from(
+        &self,
+        actor: &Actor,
+        expected: u64,
+        settings: TenantSettings,
+    ) -> Result<Tenant> {
+        self.replace_tenant_settings(actor, Some(expected), settings)
+            .await
+    }
+
+    async fn replace_tenant_settings(
+        &self,
+        actor: &Actor,
+        expected: Option<u64>,
+        settings: TenantSettings,
+    ) -> Result<Tenant> {
         self.admin_only(actor, "change tenant settings").await?;
         settings.validate()?;
         let mut tenant = self.load_tenant(actor.tenant()).await?;
+        if let Some(expected) = expected
+            && expected != tenant.settings_version
+        {
+            return Err(Error::version_race(
+                "settings",
+                expected,
+                tenant.settings_version,
+            ));
+        }
         tenant.settings = settings;
+        // The store writes it only over the version read here (a compare-and-swap), so a
+        // change landing between this read and the write is refused, not overwritten.
+        tenant.settings_version += 1;
         let event = self
             .inner
             .store
@@ -419,6 +466,18 @@ impl Engine {
         if let crate::model::EventPayload::Mentioned { mention } = &event.payload {
             return matches!(who, Resolved::System)
                 || who.staff().is_some_and(|a| a.id == mention.agent_id);
+        }
+        // A personal canned response is its owner's alone: colleagues neither use it nor
+        // learn that it changed.
+        let canned_owner = match &event.payload {
+            crate::model::EventPayload::CannedResponseUpdated { canned_response } => {
+                canned_response.owner_id
+            }
+            crate::model::EventPayload::CannedResponseDeleted { owner_id, .. } => *owner_id,
+            _ => None,
+        };
+        if let Some(owner) = canned_owner {
+            return matches!(who, Resolved::System) || who.staff().is_some_and(|a| a.id == owner);
         }
         if let crate::model::EventPayload::WebhookPaused { .. } = &event.payload {
             return matches!(who, Resolved::System)

@@ -2,9 +2,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{
-    Agent, Contact, Conversation, Mention, Message, ReadCursor, Tenant, TenantSettings, Webhook,
+    Agent, CannedResponse, Contact, Conversation, Mention, Message, ReadCursor, Tenant,
+    TenantSettings, Webhook,
 };
-use crate::ids::{AgentId, ContactId, ConversationId, TenantId, WebhookId};
+use crate::ids::{AgentId, CannedResponseId, ContactId, ConversationId, TenantId, WebhookId};
 use crate::mode::Mode;
 
 /// One entry of the tenant's event log. Every state change appends one in the same atomic
@@ -197,6 +198,37 @@ impl NewEvent {
         }
     }
 
+    /// A canned response was created or changed; `response` is as stored. Staff-only, and a
+    /// personal one only its owner receives (see
+    /// [`Engine::may_see_event`](crate::Engine::may_see_event)), so consoles update their
+    /// pickers live without learning a colleague's own answers.
+    pub fn canned_response_updated(response: &CannedResponse) -> Self {
+        Self {
+            tenant_id: response.tenant_id,
+            conversation_id: None,
+            staff_only: true,
+            at: response.updated_at,
+            payload: EventPayload::CannedResponseUpdated {
+                canned_response: Box::new(response.clone()),
+            },
+        }
+    }
+
+    /// A canned response was deleted at `at`; `response` is as it was. Seen as
+    /// [`NewEvent::canned_response_updated`] is.
+    pub fn canned_response_deleted(response: &CannedResponse, at: OffsetDateTime) -> Self {
+        Self {
+            tenant_id: response.tenant_id,
+            conversation_id: None,
+            staff_only: true,
+            at,
+            payload: EventPayload::CannedResponseDeleted {
+                canned_response_id: response.id,
+                owner_id: response.owner_id,
+            },
+        }
+    }
+
     /// An agent was mentioned in a note. Staff-only, and only the mentioned agent receives
     /// it (see [`Engine::may_see_event`](crate::Engine::may_see_event)).
     pub fn mentioned(mention: &Mention) -> Self {
@@ -301,6 +333,19 @@ pub enum EventPayload {
         /// Every setting after the change.
         settings: Box<TenantSettings>,
     },
+    /// A canned response was created or changed. Staff-only; a personal one only its
+    /// owner receives.
+    CannedResponseUpdated {
+        /// Its state after the change.
+        canned_response: Box<CannedResponse>,
+    },
+    /// A canned response was deleted. Staff-only; a personal one only its owner receives.
+    CannedResponseDeleted {
+        /// Its id.
+        canned_response_id: CannedResponseId,
+        /// Its owner; `None` for a shared one.
+        owner_id: Option<AgentId>,
+    },
     /// A webhook kept failing and was paused until an admin resumes it. Admins only.
     WebhookPaused {
         /// The webhook.
@@ -327,6 +372,8 @@ impl EventPayload {
             EventPayload::ContactMerged { .. } => "contact_merged",
             EventPayload::SettingsUpdated { .. } => "settings_updated",
             EventPayload::Mentioned { .. } => "mentioned",
+            EventPayload::CannedResponseUpdated { .. } => "canned_response_updated",
+            EventPayload::CannedResponseDeleted { .. } => "canned_response_deleted",
             EventPayload::WebhookPaused { .. } => "webhook_paused",
         }
     }

@@ -12,6 +12,12 @@ pub struct Tenant {
     pub name: String,
     /// Behaviour switches.
     pub settings: TenantSettings,
+    /// Counts the changes of `settings`, from 0: what `GET /v1/settings` gives as its
+    /// `ETag`, so two admins editing at once cannot overwrite each other unseen (the store
+    /// writes a change only over the version it was made from). Absent in tenants stored
+    /// before it existed, which read as 0.
+    #[serde(default)]
+    pub settings_version: u64,
     /// When it was created.
     #[serde(with = "super::rfc3339")]
     pub created_at: OffsetDateTime,

@@ -13,7 +13,8 @@ use super::str_enum;
 use crate::ids::{ConversationId, TenantId, WebhookId};
 
 /// The event kinds a webhook may follow (every kind an admin may see: `mentioned` is
-/// addressed to one agent, so no endpoint receives it).
+/// addressed to one agent, so no endpoint receives it; nor do the canned-response events,
+/// the desk's own tooling, of which a personal one is its owner's alone).
 pub const WEBHOOK_EVENT_KINDS: &[&str] = &[
     "conversation_created",
     "conversation_updated",
@@ -88,7 +89,8 @@ pub struct Webhook {
 impl Webhook {
     /// Whether it follows events of this kind.
     pub fn follows(&self, kind: &str) -> bool {
-        kind != "mentioned" && (self.events.is_empty() || self.events.iter().any(|e| e == kind))
+        WEBHOOK_EVENT_KINDS.contains(&kind)
+            && (self.events.is_empty() || self.events.iter().any(|e| e == kind))
     }
 
     /// The kinds as stores keep them for matching in SQL: space-separated with a space at

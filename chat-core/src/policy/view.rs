@@ -330,6 +330,13 @@ enum PayloadView<'a> {
     Mentioned {
         mention: &'a crate::model::Mention,
     },
+    CannedResponseUpdated {
+        canned_response: &'a crate::model::CannedResponse,
+    },
+    CannedResponseDeleted {
+        canned_response_id: crate::ids::CannedResponseId,
+        owner_id: Option<AgentId>,
+    },
     WebhookPaused {
         webhook_id: crate::ids::WebhookId,
         url: &'a str,
@@ -369,6 +376,16 @@ impl<'a> PayloadView<'a> {
             },
             EventPayload::SettingsUpdated { settings } => PayloadView::SettingsUpdated { settings },
             EventPayload::Mentioned { mention } => PayloadView::Mentioned { mention },
+            EventPayload::CannedResponseUpdated { canned_response } => {
+                PayloadView::CannedResponseUpdated { canned_response }
+            }
+            EventPayload::CannedResponseDeleted {
+                canned_response_id,
+                owner_id,
+            } => PayloadView::CannedResponseDeleted {
+                canned_response_id: *canned_response_id,
+                owner_id: *owner_id,
+            },
             EventPayload::WebhookPaused {
                 webhook_id,
                 url,

@@ -77,6 +77,127 @@ impl TextQuery {
     }
 }
 
+impl TextQuery {
+    /// Where in `haystack` the text matches, as byte ranges of whole words, in order and
+    /// not overlapping: every word of every place a phrase is found (a phrase's last word
+    /// whole, though only its start was asked for). Empty when it does not match, so a
+    /// snippet never marks a word of a text the search did not find.
+    pub fn highlights(&self, haystack: &str) -> Vec<std::ops::Range<usize>> {
+        if !self.matches(haystack) {
+            return Vec::new();
+        }
+        let spans = word_spans(haystack);
+        let words: Vec<String> = spans
+            .iter()
+            .map(|r| haystack[r.clone()].to_lowercase())
+            .collect();
+        let mut marked = vec![false; spans.len()];
+        for phrase in &self.phrases {
+            let (last, whole) = phrase.split_last().expect("phrases are never empty");
+            for start in 0..words.len().saturating_sub(phrase.len() - 1) {
+                let at = &words[start..start + phrase.len()];
+                if at[..whole.len()] == *whole && at[whole.len()].starts_with(last.as_str()) {
+                    marked[start..start + phrase.len()].fill(true);
+                }
+            }
+        }
+        spans
+            .into_iter()
+            .zip(marked)
+            .filter_map(|(span, marked)| marked.then_some(span))
+            .collect()
+    }
+}
+
+/// A short extract of a message around where a search matched, for a results list.
+///
+/// `text` is plain text, never markup: a client draws the `highlights`, ranges of
+/// characters (Unicode scalar values, not bytes) of `text`, `[start, end)`, however it
+/// draws a match. Line breaks and tabs are spaces in it; `…` marks where the message was
+/// cut.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Snippet {
+    /// The extract.
+    pub text: String,
+    /// The matched words, as `[start, end)` character offsets into `text`, in order.
+    pub highlights: Vec<[usize; 2]>,
+}
+
+impl Snippet {
+    /// About `max_chars` characters of `body` around its first match of `query` (the
+    /// beginning when it has none), with every match inside them marked.
+    ///
+    /// ```
+    /// use chat_core::store::{Snippet, TextQuery};
+    ///
+    /// let s = Snippet::new("Where is my parcel? Ordered a kettle.", &TextQuery::parse("kett"), 80);
+    /// assert_eq!(s.text, "Where is my parcel? Ordered a kettle.");
+    /// assert_eq!(s.highlights, [[30, 36]]);
+    /// ```
+    pub fn new(body: &str, query: &TextQuery, max_chars: usize) -> Self {
+        let max_chars = max_chars.max(16);
+        let chars: Vec<(usize, char)> = body.char_indices().collect();
+        let char_at = |byte: usize| chars.partition_point(|(b, _)| *b < byte);
+        let marks: Vec<(usize, usize)> = query
+            .highlights(body)
+            .into_iter()
+            .map(|r| (char_at(r.start), char_at(r.end)))
+            .collect();
+        // A third of the room before the first match, the rest after it.
+        let first = marks.first().map_or(0, |m| m.0);
+        let mut start = first.saturating_sub(max_chars / 3);
+        let end = (start + max_chars).min(chars.len());
+        start = end.saturating_sub(max_chars).min(start);
+        // Not in the middle of a word, when there is a space to start from nearby.
+        if start > 0
+            && let Some(space) = chars[start..first.max(start)]
+                .iter()
+                .position(|(_, c)| c.is_whitespace())
+        {
+            start += space + 1;
+        }
+        let mut text = String::new();
+        let lead = usize::from(start > 0);
+        if start > 0 {
+            text.push('…');
+        }
+        text.extend(
+            chars[start..end]
+                .iter()
+                .map(|(_, c)| if c.is_control() { ' ' } else { *c }),
+        );
+        if end < chars.len() {
+            text.push('…');
+        }
+        let highlights = marks
+            .into_iter()
+            .filter(|(s, e)| *s >= start && *e <= end)
+            .map(|(s, e)| [s - start + lead, e - start + lead])
+            .collect();
+        Self { text, highlights }
+    }
+}
+
+/// The byte ranges of the words of `text` (see [`words`]).
+fn word_spans(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match (c.is_alphanumeric(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                spans.push(s..i);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        spans.push(s..text.len());
+    }
+    spans
+}
+
 /// The lower-case words of `text`.
 fn words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric())
@@ -93,6 +214,50 @@ pub fn text_matches(haystack: &str, needle: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn highlights_mark_whole_words_of_every_place_a_phrase_is_found() {
+        let q = TextQuery::parse("ref \"late parc\"");
+        let body = "Refund? My late parcel, late again: refunds";
+        let marked: Vec<&str> = q.highlights(body).into_iter().map(|r| &body[r]).collect();
+        assert_eq!(marked, ["Refund", "late", "parcel", "refunds"]);
+        // No match, no marks: "late" alone is not the phrase.
+        assert!(
+            TextQuery::parse("\"late parcel\" zebra")
+                .highlights(body)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn snippets_cut_around_the_first_match_and_count_characters() {
+        let body = format!(
+            "{} Café crème\nis cold {}",
+            "word ".repeat(40),
+            "tail ".repeat(40)
+        );
+        let s = Snippet::new(&body, &TextQuery::parse("CAFÉ cold"), 60);
+        assert!(
+            s.text.starts_with('…') && s.text.ends_with('…'),
+            "{}",
+            s.text
+        );
+        assert!(!s.text.contains('\n'));
+        let chars: Vec<char> = s.text.chars().collect();
+        let marked: Vec<String> = s
+            .highlights
+            .iter()
+            .map(|[a, b]| chars[*a..*b].iter().collect())
+            .collect();
+        assert_eq!(marked, ["Café", "cold"]);
+        assert!(chars.len() <= 62);
+        // A short message whole, unmarked when it does not match.
+        let short = Snippet::new("hello there", &TextQuery::parse("zebra"), 60);
+        assert_eq!(
+            (short.text.as_str(), short.highlights.len()),
+            ("hello there", 0)
+        );
+    }
 
     #[test]
     fn words_are_prefixes_in_any_order_and_case() {

@@ -47,6 +47,7 @@ pub async fn tenants_are_listed_oldest_first(backend: B) {
             id: TenantId(id()),
             name: name.into(),
             settings: TenantSettings::default(),
+            settings_version: 0,
             created_at: at(i as i64),
         };
         store.insert_tenant(&t).await.unwrap();

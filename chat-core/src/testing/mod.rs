@@ -54,6 +54,7 @@ pub async fn tenant(store: &S) -> TenantId {
         id: TenantId(id()),
         name: "Acme".into(),
         settings: TenantSettings::default(),
+        settings_version: 0,
         created_at: T0,
     };
     store.insert_tenant(&t).await.unwrap();

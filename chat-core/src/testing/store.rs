@@ -11,6 +11,7 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@expand $factory;
             tenant_roundtrip,
             settings_update_stores_them_and_logs_a_staff_only_event,
+            settings_update_is_compare_and_swap_on_their_version,
             only_verified_emails_are_unique_and_found,
             contacts_list_newest_first_by_pages_and_search_name_email_phone,
             merge_contact_needs_an_empty_contact_and_logs_a_staff_only_event,
@@ -37,6 +38,8 @@ macro_rules! store_conformance_tests {
             contact_scope_sees_only_its_conversations,
             text_search_follows_edits_deletes_and_hides_notes_from_customers,
             text_search_matches_word_prefixes_and_phrases_not_inner_substrings,
+            message_hits_are_the_newest_matches_of_each_conversation_notes_only_when_asked,
+            list_filters_by_last_activity_range,
             queue_orders_by_priority_then_waiting_time,
             delete_conversation_removes_messages_and_logs_event,
             missing_and_foreign_tenant_rows_are_not_found,
@@ -46,6 +49,7 @@ macro_rules! store_conformance_tests {
             snoozed_filter_follows_the_stored_snooze,
             mentions_are_recorded_once_counted_and_read,
             canned_response_prefix_search_covers_shortcut_and_title,
+            canned_response_changes_log_staff_only_events_addressed_to_the_owner,
             events_write_deliveries_for_the_webhooks_that_follow_them,
             claims_keep_conversation_order_and_lapse_with_their_lease,
             failing_too_long_pauses_a_webhook_once_and_logs_it,
@@ -92,6 +96,7 @@ pub async fn settings_update_stores_them_and_logs_a_staff_only_event(store: S) {
     let t = tenant(&store).await;
     let mut stored = store.tenant(t).await.unwrap().expect("tenant stored");
     stored.settings.requeue_after_secs = Some(120);
+    stored.settings_version = 1;
     let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
     let event = store.update_tenant_settings(&stored, at).await.unwrap();
     assert_eq!(store.tenant(t).await.unwrap(), Some(stored.clone()));
@@ -108,6 +113,43 @@ pub async fn settings_update_stores_them_and_logs_a_staff_only_event(store: S) {
         Err(Error::NotFound(_))
     ));
     assert_eq!(store.event_head(stored.id).await.unwrap(), 0);
+}
+
+pub async fn settings_update_is_compare_and_swap_on_their_version(store: S) {
+    let t = tenant(&store).await;
+    let base = store.tenant(t).await.unwrap().expect("tenant stored");
+    assert_eq!(base.settings_version, 0);
+    let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    // Two admins both start from version 0: the first change lands as version 1...
+    let mut first = base.clone();
+    first.settings.welcome_message = Some("Hello from Ann".into());
+    first.settings_version = 1;
+    store.update_tenant_settings(&first, at).await.unwrap();
+    // ...and the second, made from version 0 too, is refused with the stored version.
+    let mut second = base.clone();
+    second.settings.welcome_message = Some("Hello from Bo".into());
+    second.settings_version = 1;
+    match store.update_tenant_settings(&second, at).await {
+        Err(Error::Conflict(c)) => {
+            assert_eq!(c.kind(), crate::ConflictKind::VersionRace);
+            assert_eq!(c.current_version(), Some(1));
+        }
+        other => panic!("a stale settings change must be a version race, got {other:?}"),
+    }
+    // A version that skips ahead is refused as well.
+    second.settings_version = 3;
+    assert!(matches!(
+        store.update_tenant_settings(&second, at).await,
+        Err(Error::Conflict(c)) if c.kind() == crate::ConflictKind::VersionRace
+    ));
+    // Nothing of the refused changes was written or logged.
+    assert_eq!(store.tenant(t).await.unwrap(), Some(first.clone()));
+    assert_eq!(store.event_head(t).await.unwrap(), 1);
+    // Made from version 1, the next change lands as 2.
+    second.settings_version = 2;
+    store.update_tenant_settings(&second, at).await.unwrap();
+    assert_eq!(store.tenant(t).await.unwrap(), Some(second));
+    assert_eq!(store.event_head(t).await.unwrap(), 2);
 }
 
 pub async fn only_verified_emails_are_unique_and_found(store: S) {
@@ -1660,6 +1702,189 @@ pub async fn text_search_follows_edits_deletes_and_hides_notes_from_customers(st
     );
 }
 
+pub async fn message_hits_are_the_newest_matches_of_each_conversation_notes_only_when_asked(
+    store: S,
+) {
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let first = conversation(&store, t, k.id, |_| {}).await;
+    let second = conversation(&store, t, k.id, |_| {}).await;
+    let quiet = conversation(&store, t, k.id, |_| {}).await;
+    let k2 = contact(&store, other, None).await;
+    let foreign = conversation(&store, other, k2.id, |_| {}).await;
+    let post = |c: &Conversation, sender: Sender, kind: MessageKind, body: &str, secs: i64| {
+        let store = store.clone();
+        let m = message(c, sender, kind, body, secs);
+        async move { store.append_message(m).await.unwrap().message }
+    };
+    let old = post(
+        &first,
+        Sender::Customer,
+        MessageKind::Text,
+        "my kettle leaks",
+        1,
+    )
+    .await;
+    post(
+        &first,
+        Sender::Customer,
+        MessageKind::Text,
+        "nothing here",
+        2,
+    )
+    .await;
+    let note = post(
+        &first,
+        Sender::Agent(a.id),
+        MessageKind::Note,
+        "kettle recall list",
+        3,
+    )
+    .await;
+    let newer = post(
+        &first,
+        Sender::Customer,
+        MessageKind::Text,
+        "Kettles again?",
+        4,
+    )
+    .await;
+    let mut gone = post(
+        &first,
+        Sender::Customer,
+        MessageKind::Text,
+        "kettle kettle",
+        5,
+    )
+    .await;
+    gone.deleted_at = Some(at(6));
+    gone.body.clear();
+    store.update_message(&gone).await.unwrap();
+    let theirs = post(
+        &second,
+        Sender::Customer,
+        MessageKind::Text,
+        "a \"KETTLE\" order",
+        7,
+    )
+    .await;
+    post(&quiet, Sender::Customer, MessageKind::Text, "a teapot", 8).await;
+    post(&foreign, Sender::Customer, MessageKind::Text, "kettle", 9).await;
+
+    let hits = |notes: bool, per_conversation: usize, text: &str| {
+        let store = store.clone();
+        let query = HitQuery {
+            tenant: t,
+            conversations: vec![first.id, second.id, quiet.id, foreign.id],
+            text: text.into(),
+            notes,
+            per_conversation,
+        };
+        async move {
+            let mut found: Vec<(ConversationId, MessageId)> = store
+                .message_hits(&query)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.conversation_id, m.id))
+                .collect();
+            // Conversations come in any order; within one, newest first.
+            found.sort_by_key(|(c, _)| *c);
+            found
+        }
+    };
+    let mut staff = vec![
+        (first.id, newer.id),
+        (first.id, note.id),
+        (first.id, old.id),
+        (second.id, theirs.id),
+    ];
+    staff.sort_by_key(|(c, _)| *c);
+    assert_eq!(
+        hits(true, 10, "kett").await,
+        staff,
+        "staff: notes included, deleted never"
+    );
+    let mut customer = vec![
+        (first.id, newer.id),
+        (first.id, old.id),
+        (second.id, theirs.id),
+    ];
+    customer.sort_by_key(|(c, _)| *c);
+    assert_eq!(
+        hits(false, 10, "KETTLE").await,
+        customer,
+        "no note without `notes`"
+    );
+    let mut newest = vec![(first.id, newer.id), (second.id, theirs.id)];
+    newest.sort_by_key(|(c, _)| *c);
+    assert_eq!(
+        hits(true, 1, "kettle").await,
+        newest,
+        "at most per_conversation each"
+    );
+    assert_eq!(
+        hits(true, 10, "\"kettle leaks\"").await,
+        vec![(first.id, old.id)],
+        "phrases as the list's text filter"
+    );
+    assert!(
+        hits(true, 10, "ettle").await.is_empty(),
+        "words, not inner substrings"
+    );
+    assert!(hits(true, 10, "?!").await.is_empty(), "no word, no hit");
+}
+
+pub async fn list_filters_by_last_activity_range(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let mut ids = Vec::new();
+    for secs in [10, 20, 30] {
+        let c = conversation(&store, t, k.id, |c| {
+            c.created_at = at(secs);
+            c.updated_at = at(secs);
+        })
+        .await;
+        ids.push(c.id);
+    }
+    let list = |from: Option<i64>, to: Option<i64>| {
+        let store = store.clone();
+        let q = ConversationQuery {
+            updated_from: from.map(at),
+            updated_to: to.map(at),
+            ..ConversationQuery::new(t, Scope::Tenant)
+        };
+        async move {
+            let page = store.list_conversations(&q).await.unwrap();
+            let total: u64 = page.counts.values().sum();
+            let items: Vec<ConversationId> = page.items.iter().map(|c| c.id).collect();
+            assert_eq!(total, items.len() as u64, "counts follow the range");
+            items
+        }
+    };
+    assert_eq!(
+        list(Some(20), None).await,
+        vec![ids[2], ids[1]],
+        "from is inclusive"
+    );
+    assert_eq!(
+        list(None, Some(30)).await,
+        vec![ids[1], ids[0]],
+        "to is exclusive"
+    );
+    assert_eq!(list(Some(15), Some(25)).await, vec![ids[1]]);
+    assert!(list(Some(30), Some(30)).await.is_empty());
+    assert_eq!(
+        list(Some(-200_000_000_000), Some(200_000_000_000))
+            .await
+            .len(),
+        3,
+        "far bounds"
+    );
+}
+
 pub async fn text_search_matches_word_prefixes_and_phrases_not_inner_substrings(store: S) {
     let t = tenant(&store).await;
     let k = contact(&store, t, None).await;
@@ -2094,16 +2319,64 @@ pub async fn canned_responses_are_shared_or_personal_with_unique_shortcuts(store
         .await
         .unwrap();
 
-    store.delete_canned_response(t, renamed.id).await.unwrap();
+    store.delete_canned_response(&renamed, T0).await.unwrap();
     assert!(store.canned_responses(&by_id).await.unwrap().is_empty());
     assert!(matches!(
-        store.delete_canned_response(t, renamed.id).await,
+        store.delete_canned_response(&renamed, T0).await,
         Err(Error::NotFound(_))
     ));
+    let mut foreign = shared.clone();
+    foreign.tenant_id = other;
     assert!(matches!(
-        store.delete_canned_response(other, shared.id).await,
+        store.delete_canned_response(&foreign, T0).await,
         Err(Error::NotFound(_))
     ));
+}
+
+pub async fn canned_response_changes_log_staff_only_events_addressed_to_the_owner(store: S) {
+    let t = tenant(&store).await;
+    let ann = agent(&store, t, "Ann", Role::Agent, &[]).await.id;
+    let head = store.event_head(t).await.unwrap();
+    let shared = canned(t, None, "hello", "Greeting");
+    let anns = canned(t, Some(ann), "mine", "Ann's own");
+    let created = store.put_canned_response(&shared).await.unwrap();
+    let personal = store.put_canned_response(&anns).await.unwrap();
+    let mut edited = anns.clone();
+    edited.body = "Changed".into();
+    let changed = store.put_canned_response(&edited).await.unwrap();
+    let at = T0 + time::Duration::seconds(5);
+    let deleted = store.delete_canned_response(&edited, at).await.unwrap();
+    let logged = store.events_since(t, head, 10).await.unwrap();
+    assert_eq!(
+        logged,
+        vec![
+            created.clone(),
+            personal.clone(),
+            changed.clone(),
+            deleted.clone()
+        ]
+    );
+    for event in &logged {
+        assert!(event.staff_only);
+        assert_eq!(event.conversation_id, None);
+    }
+    assert!(matches!(&created.payload,
+        EventPayload::CannedResponseUpdated { canned_response } if **canned_response == shared));
+    assert!(matches!(&changed.payload,
+        EventPayload::CannedResponseUpdated { canned_response } if **canned_response == edited));
+    assert_eq!(
+        deleted.payload,
+        EventPayload::CannedResponseDeleted {
+            canned_response_id: anns.id,
+            owner_id: Some(ann),
+        }
+    );
+    assert_eq!(deleted.at, at);
+    // A refused write logs nothing.
+    let dup = canned(t, None, "hello", "again");
+    assert!(store.put_canned_response(&dup).await.is_err());
+    assert!(store.delete_canned_response(&edited, at).await.is_err());
+    assert_eq!(store.event_head(t).await.unwrap(), deleted.seq);
 }
 
 pub async fn canned_response_prefix_search_covers_shortcut_and_title(store: S) {

@@ -10,7 +10,7 @@ use chat_core::{
 };
 use hyper::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::Ctx;
 use crate::auth::{self, Caller};
@@ -248,16 +248,45 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
         pinned: ctx.query("pinned")?,
         snoozed: ctx.query("snoozed")?,
         text: ctx.query("text")?,
+        updated_from: instant(&ctx, "updated_from")?,
+        updated_to: instant(&ctx, "updated_to")?,
         cursor: ctx.query("cursor")?,
         limit: ctx.query("limit")?,
     };
     let format = super::reports::format(&ctx)?;
-    let page = ctx.app.engine.list_conversations(actor, filter).await?;
+    // A search (`text`) answers each conversation's matching messages too, as `hits`.
+    let searched = filter.text.is_some() && format != super::reports::Format::Csv;
+    let (page, hits) = if searched {
+        let found = ctx.app.engine.search_conversations(actor, filter).await?;
+        (found.page, Some(found.hits))
+    } else {
+        (
+            ctx.app.engine.list_conversations(actor, filter).await?,
+            None,
+        )
+    };
     let items: Vec<_> = page
         .items
         .iter()
         .map(|c| ctx.conversation_view(c))
         .collect();
+    if let Some(hits) = hits {
+        let items: Vec<Value> = items
+            .iter()
+            .zip(&page.items)
+            .map(|(view, c)| {
+                let mut item = serde_json::to_value(view).expect("views serialize");
+                item["hits"] = json!(hits.get(&c.id).map(Vec::as_slice).unwrap_or(&[]));
+                item
+            })
+            .collect();
+        let counts: BTreeMap<&str, u64> =
+            page.counts.iter().map(|(m, n)| (m.as_str(), *n)).collect();
+        return Ok(http::json(
+            StatusCode::OK,
+            &json!({ "items": items, "next_cursor": page.next_cursor.map(|c| c.encode()), "counts": counts }),
+        ));
+    }
     if format == super::reports::Format::Csv {
         let mut resp = super::reports::csv_answer(list_csv(&items)?, "conversations");
         if let Some(next) = page.next_cursor
@@ -272,6 +301,17 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
         StatusCode::OK,
         &json!({ "items": items, "next_cursor": page.next_cursor.map(|c| c.encode()), "counts": counts }),
     ))
+}
+
+/// A query parameter that is an RFC 3339 time (`2026-12-01T00:00:00Z`); 422 naming it if
+/// it is not one.
+fn instant(ctx: &Ctx, name: &'static str) -> Result<Option<time::OffsetDateTime>, ApiError> {
+    ctx.query::<String>(name)?
+        .map(|v| {
+            time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| ApiError::invalid(name, format!("`{v}` is not an RFC 3339 time")))
+        })
+        .transpose()
 }
 
 /// The columns of a conversation list in CSV, taken from each conversation's view, so a

@@ -3,15 +3,68 @@
 
 use chat_core::{TenantId, TenantSettings};
 use hyper::StatusCode;
+use hyper::header::{ETAG, HeaderValue, IF_MATCH};
 use serde_json::{Map, Value};
 
 use super::Ctx;
 use crate::error::ApiError;
 use crate::http::{self, Resp};
 
+/// `GET /v1/settings`, with the settings' version as a strong `ETag` (`"7"`): the value
+/// a `PATCH` sends back in `If-Match`.
 pub async fn get(ctx: Ctx) -> Result<Resp, ApiError> {
-    let settings = ctx.app.engine.tenant_settings(ctx.actor()?).await?;
-    Ok(http::json(StatusCode::OK, &settings))
+    let (settings, version) = ctx
+        .app
+        .engine
+        .versioned_tenant_settings(ctx.actor()?)
+        .await?;
+    Ok(with_etag(http::json(StatusCode::OK, &settings), version))
+}
+
+fn with_etag(mut response: Resp, version: u64) -> Resp {
+    response.headers_mut().insert(
+        ETAG,
+        HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a header value"),
+    );
+    response
+}
+
+/// What `If-Match` asks for: `None` without the header or with `*` (any version: the
+/// settings always exist), else the versions it lists. A tag that is not one of ours
+/// (weak, or not a number) can match no version, so it stays in the list as `None` and the
+/// request fails the precondition rather than passing unchecked.
+fn if_match(headers: &hyper::HeaderMap) -> Result<Option<Vec<Option<u64>>>, ApiError> {
+    let mut tags = Vec::new();
+    for value in headers.get_all(IF_MATCH) {
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::bad_request("If-Match is not ASCII"))?;
+        for tag in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            if tag == "*" {
+                return Ok(None);
+            }
+            tags.push(
+                tag.strip_prefix('"')
+                    .and_then(|t| t.strip_suffix('"'))
+                    .and_then(|t| t.parse::<u64>().ok()),
+            );
+        }
+    }
+    Ok((!tags.is_empty()).then_some(tags))
+}
+
+/// 412 `precondition_failed`: the settings changed since the client read them.
+fn precondition_failed(current: u64) -> ApiError {
+    ApiError {
+        current_version: Some(current),
+        ..ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            format!(
+                "the settings changed since they were read (now version {current}); read them again and reapply the change"
+            ),
+        )
+    }
 }
 
 /// `GET /v1/widget`: what a chat widget shows before anyone writes, for anyone. Only the
@@ -34,15 +87,53 @@ pub async fn widget(ctx: Ctx) -> Result<Resp, ApiError> {
     Ok(http::json(StatusCode::OK, &answer))
 }
 
+/// `PATCH /v1/settings`. With `If-Match`, only over the version it names: otherwise 412
+/// `precondition_failed` with the current version, and nothing changes. The patch is merged
+/// into the settings of the version it is checked against, and the store writes the result
+/// only over that version, so a change landing in between is refused too, never lost.
 pub async fn update(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let patch: Map<String, Value> = ctx.json().await?;
+    let expected = if_match(&ctx.headers)?;
     let engine = &ctx.app.engine;
     let actor = ctx.actor()?;
-    // Reading first also refuses non-admins before the body says anything about them.
-    let current = engine.tenant_settings(actor).await?;
-    let settings = merge(&current, patch)?;
-    let tenant = engine.update_tenant_settings(actor, settings).await?;
-    Ok(http::json(StatusCode::OK, &tenant.settings))
+    let mut attempts = 0;
+    loop {
+        // Reading first also refuses non-admins before the body says anything about them.
+        let (current, version) = engine.versioned_tenant_settings(actor).await?;
+        if let Some(tags) = &expected
+            && !tags.contains(&Some(version))
+        {
+            return Err(precondition_failed(version));
+        }
+        let settings = merge(&current, patch.clone())?;
+        match engine
+            .update_tenant_settings_from(actor, version, settings)
+            .await
+        {
+            Ok(tenant) => {
+                return Ok(with_etag(
+                    http::json(StatusCode::OK, &tenant.settings),
+                    tenant.settings_version,
+                ));
+            }
+            Err(chat_core::Error::Conflict(c))
+                if c.kind() == chat_core::ConflictKind::VersionRace =>
+            {
+                // Another change landed between the read and the write. With `If-Match`
+                // the client named the version it edited: refused. Without, it asked for
+                // no check, so its patch is merged again into the newer settings (each
+                // key it names wins, the other change's keys stay); a few tries, so a
+                // stream of changes cannot hold a request forever.
+                attempts += 1;
+                if expected.is_some() || attempts == 3 {
+                    return Err(precondition_failed(
+                        c.current_version().unwrap_or(version + 1),
+                    ));
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Applies a merge patch (RFC 7396, one level: every setting is replaced whole) to

@@ -62,6 +62,7 @@ async fn conversation(store: &SqliteStore) -> Conversation {
             id: tenant,
             name: "T".into(),
             settings: TenantSettings::default(),
+            settings_version: 0,
             created_at: now,
         })
         .await

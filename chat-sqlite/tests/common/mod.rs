@@ -59,6 +59,7 @@ pub fn tenant(n: u64) -> Tenant {
         id: TenantId(id(n)),
         name: format!("Tenant {n}"),
         settings: TenantSettings::default(),
+        settings_version: 0,
         created_at: at(0),
     }
 }

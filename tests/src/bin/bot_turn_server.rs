@@ -91,6 +91,7 @@ async fn main() -> Result<(), TaskError> {
         id: tenant,
         name: "Durable bot".into(),
         settings: TenantSettings::default(),
+        settings_version: 0,
         created_at: started,
     };
     match store.insert_tenant(&shop).await {

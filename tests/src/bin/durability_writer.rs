@@ -51,6 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         id: tenant,
         name: "Durability".into(),
         settings: TenantSettings::default(),
+        settings_version: 0,
         created_at: now,
     };
     match store.insert_tenant(&t).await {
