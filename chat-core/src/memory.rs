@@ -27,8 +27,8 @@ use crate::report::{
     series_points,
 };
 use crate::store::{
-    Appended, CannedQuery, Committed, ConversationCursor, ConversationPage, ConversationQuery,
-    ConversationUpdate, HitQuery, MessageQuery, Store, TextQuery,
+    Appended, CannedQuery, Committed, ContactErasure, ConversationCursor, ConversationPage,
+    ConversationQuery, ConversationUpdate, HitQuery, MessageQuery, Store, TextQuery,
 };
 use crate::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 
@@ -343,6 +343,69 @@ impl Store for MemoryStore {
         }
         s.contacts.insert(into.id, into.clone());
         Ok(s.log(NewEvent::contact_merged(into, from, at)))
+    }
+
+    async fn erase_contact(&self, erasure: &ContactErasure) -> Result<Vec<Event>> {
+        let mut s = self.lock();
+        let (tenant, contact) = (erasure.tenant, erasure.contact);
+        let erased = match s.contacts.get(&contact) {
+            Some(c) if c.tenant_id == tenant => c.erased(erasure.at),
+            _ => return Err(Error::NotFound("contact")),
+        };
+        if s.conversations
+            .values()
+            .any(|c| c.contact_id == contact && !erasure.conversations.contains(&c.id))
+        {
+            return Err(Error::Conflict(
+                "the contact has a conversation the erasure does not name".into(),
+            ));
+        }
+        let mut gone = Vec::new();
+        for &id in &erasure.conversations {
+            if s.conversations
+                .get(&id)
+                .is_some_and(|c| c.contact_id == contact && c.tenant_id == tenant)
+            {
+                s.conversations.remove(&id);
+                for m in s.messages.remove(&id).unwrap_or_default() {
+                    s.message_index.remove(&m.id);
+                }
+                s.cursors.retain(|(c, _), _| *c != id);
+                s.reopens.retain(|(c, _)| *c != id);
+                s.mentions.retain(|m| m.conversation_id != id);
+                gone.push(id);
+            }
+        }
+        let mut erasure = erasure.clone();
+        for event in s.events.get(&tenant).into_iter().flatten() {
+            if let Some(id) = erasure.conversation_of_contact(event)
+                && !erasure.conversations.contains(&id)
+            {
+                erasure.conversations.push(id);
+            }
+        }
+        for event in s.events.entry(tenant).or_default() {
+            if let Some(payload) = erasure.scrub(event) {
+                event.payload = payload;
+            }
+        }
+        s.contacts.insert(contact, erased);
+        s.accounts.remove(&contact);
+        s.account_names.retain(|_, c| *c != contact);
+        s.visitor_tokens
+            .retain(|_, t| !(t.tenant_id == tenant && t.contact_id == contact));
+        let mut events: Vec<Event> = gone
+            .iter()
+            .map(|&id| s.log(NewEvent::conversation_deleted(tenant, id, erasure.at)))
+            .collect();
+        events.push(s.log(NewEvent::contact_erased(
+            tenant,
+            contact,
+            erasure.erased_by,
+            gone.len() as u64,
+            erasure.at,
+        )));
+        Ok(events)
     }
 
     async fn insert_agent(&self, agent: &Agent) -> Result<Event> {

@@ -21,7 +21,8 @@ use crate::ids::{
 use crate::mode::Mode;
 use crate::model::{
     Agent, AgentLoad, CannedResponse, Channel, Contact, Conversation, ConversationChange, Delivery,
-    DeliveryOutcome, Event, Mention, Message, NewMessage, Priority, ReadCursor, Tenant, Webhook,
+    DeliveryOutcome, Event, EventPayload, Mention, Message, NewMessage, Priority, ReadCursor,
+    Tenant, Webhook,
 };
 use crate::report::{Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint};
 
@@ -87,6 +88,17 @@ pub(crate) mod seam {
             from: ContactId,
             at: OffsetDateTime,
         ) -> Result<Event>;
+
+        /// Erases a contact in one transaction (see [`ContactErasure`]): deletes exactly
+        /// `erasure.conversations` with their messages, cursors, tags and reopen marks;
+        /// rewrites every logged event that carries their data or the contact's
+        /// ([`ContactErasure::scrub`]); blanks the contact ([`Contact::erased`]); deletes its
+        /// customer account, login names and visitor tokens; then appends one
+        /// `conversation_deleted` per conversation and one staff-only `contact_erased`,
+        /// returned in log order. [`Error::NotFound`] if the contact is absent,
+        /// [`Error::Conflict`] if it has a conversation not in the list (opened meanwhile:
+        /// the engine collects its files and tries again).
+        async fn erase_contact(&self, erasure: &ContactErasure) -> Result<Vec<Event>>;
 
         /// Creates a staff member and appends an `agent_updated` event.
         /// [`Error::Conflict`] if the e-mail is taken in the tenant.
@@ -315,6 +327,72 @@ pub(crate) mod seam {
     }
 }
 pub(crate) use seam::Store;
+
+/// A contact's erasure, as the engine hands it to [`Store::erase_contact`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContactErasure {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// The contact.
+    pub contact: ContactId,
+    /// Every conversation of the contact, deleted with it.
+    pub conversations: Vec<ConversationId>,
+    /// The admin erasing it (`None`: the system).
+    pub erased_by: Option<AgentId>,
+    /// When.
+    pub at: OffsetDateTime,
+}
+
+impl ContactErasure {
+    /// The conversation of a logged event if that event shows it belonged to the contact
+    /// (its `conversation_created` or `conversation_updated`): how a store finds the
+    /// contact's conversations deleted before the erasure, whose events are in the log
+    /// still, and adds them to [`conversations`](Self::conversations) before scrubbing.
+    pub fn conversation_of_contact(&self, event: &Event) -> Option<ConversationId> {
+        match &event.payload {
+            EventPayload::ConversationCreated { conversation }
+            | EventPayload::ConversationUpdated { conversation, .. }
+                if event.tenant_id == self.tenant && conversation.contact_id == self.contact =>
+            {
+                Some(conversation.id)
+            }
+            _ => None,
+        }
+    }
+
+    /// What a logged event must say once the contact is erased, or `None` if it carries
+    /// nothing of it. The log keeps every sequence (the feed is gap-free), so an event of
+    /// an erased conversation becomes that conversation's `conversation_deleted`, at its
+    /// own time and visibility, and a `contact_merged` whose remaining contact is this
+    /// one keeps only the blank contact. One rule for every store.
+    pub fn scrub(&self, event: &Event) -> Option<EventPayload> {
+        if event.tenant_id != self.tenant {
+            return None;
+        }
+        if let Some(id) = event.conversation_id
+            && self.conversations.contains(&id)
+        {
+            let done = matches!(
+                &event.payload,
+                EventPayload::ConversationDeleted { conversation_id } if *conversation_id == id
+            );
+            return (!done).then_some(EventPayload::ConversationDeleted {
+                conversation_id: id,
+            });
+        }
+        match &event.payload {
+            EventPayload::ContactMerged { contact, merged }
+                if contact.id == self.contact && !contact.is_blank() =>
+            {
+                Some(EventPayload::ContactMerged {
+                    contact: Box::new(contact.erased(contact.updated_at)),
+                    merged: *merged,
+                })
+            }
+            _ => None,
+        }
+    }
+}
 
 /// What a write produced, events in log order.
 #[derive(Clone, Debug, PartialEq)]

@@ -14,8 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chat_core::report::{Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint};
 use chat_core::store::{
-    Appended, CannedQuery, Committed, ConversationPage, ConversationQuery, ConversationUpdate,
-    HitQuery, MessageQuery, TextQuery,
+    Appended, CannedQuery, Committed, ContactErasure, ConversationPage, ConversationQuery,
+    ConversationUpdate, HitQuery, MessageQuery, TextQuery,
 };
 use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 use chat_core::{
@@ -630,6 +630,116 @@ impl Store for PostgresStore {
         let event = log_one(&tx, NewEvent::contact_merged(into, from, at)).await?;
         tx.commit().await.db()?;
         Ok(event)
+    }
+
+    /// The deleted rows and the old versions of the rewritten ones (contact, events) stay
+    /// in their tables' pages as dead tuples until `VACUUM` (autovacuum, by default)
+    /// reclaims the space; they cannot be read through SQL meanwhile. See the README.
+    async fn erase_contact(&self, erasure: &ContactErasure) -> Result<Vec<Event>> {
+        let (tenant, id) = (erasure.tenant, erasure.contact);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        // Locked, so no conversation can be opened for the contact between the check and
+        // the deletes (its insert would wait for this lock).
+        let row = tx
+            .query_opt(
+                "SELECT data FROM contacts WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
+                &[&id.0, &tenant.0],
+            )
+            .await
+            .db()?;
+        let contact: Contact = match one(row)? {
+            Some(c) => c,
+            None => return Err(Error::NotFound("contact")),
+        };
+        let held: Vec<ConversationId> = tx
+            .query(
+                "SELECT id FROM conversations WHERE contact_id = $1 AND tenant_id = $2",
+                &[&id.0, &tenant.0],
+            )
+            .await
+            .db()?
+            .iter()
+            .map(|r| r.get::<_, uuid::Uuid>(0))
+            .map(ConversationId)
+            .collect();
+        if held.iter().any(|c| !erasure.conversations.contains(c)) {
+            return Err(Error::state_conflict(
+                "the contact has a conversation the erasure does not name",
+            ));
+        }
+        let held_ids: Vec<uuid::Uuid> = held.iter().map(|c| c.0).collect();
+        tx.execute("DELETE FROM conversations WHERE id = ANY($1)", &[&held_ids])
+            .await
+            .db()?;
+        // Conversations of the contact deleted before are known only to the log.
+        let mut erasure = erasure.clone();
+        let named = tx
+            .query(
+                "SELECT data FROM events WHERE tenant_id = $1 AND conversation_id IS NOT NULL \
+                   AND data->'payload'->'conversation'->>'contact_id' = $2",
+                &[&tenant.0, &id.0.hyphenated().to_string()],
+            )
+            .await
+            .db()?;
+        for event in all::<Event>(&named)? {
+            if let Some(c) = erasure.conversation_of_contact(&event)
+                && !erasure.conversations.contains(&c)
+            {
+                erasure.conversations.push(c);
+            }
+        }
+        let ids: Vec<uuid::Uuid> = erasure.conversations.iter().map(|c| c.0).collect();
+        let found = tx
+            .query(
+                "SELECT data FROM events WHERE tenant_id = $1 AND (conversation_id = ANY($2) \
+                   OR (conversation_id IS NULL AND data->'payload'->>'type' = 'contact_merged'))",
+                &[&tenant.0, &ids],
+            )
+            .await
+            .db()?;
+        for mut event in all::<Event>(&found)? {
+            if let Some(payload) = erasure.scrub(&event) {
+                event.payload = payload;
+                tx.execute(
+                    "UPDATE events SET data = $3 WHERE tenant_id = $1 AND seq = $2",
+                    &[&tenant.0, &int(event.seq), &Json(&event)],
+                )
+                .await
+                .db()?;
+            }
+        }
+        put_contact(&tx, &contact.erased(erasure.at), false).await?;
+        // The login names go with the account (ON DELETE CASCADE).
+        tx.execute("DELETE FROM accounts WHERE contact_id = $1", &[&id.0])
+            .await
+            .db()?;
+        tx.execute(
+            "DELETE FROM visitor_tokens WHERE tenant_id = $1 AND contact_id = $2",
+            &[&tenant.0, &id.0],
+        )
+        .await
+        .db()?;
+        let mut events = Vec::new();
+        for c in &held {
+            events
+                .push(log_one(&tx, NewEvent::conversation_deleted(tenant, *c, erasure.at)).await?);
+        }
+        events.push(
+            log_one(
+                &tx,
+                NewEvent::contact_erased(
+                    tenant,
+                    id,
+                    erasure.erased_by,
+                    held.len() as u64,
+                    erasure.at,
+                ),
+            )
+            .await?,
+        );
+        tx.commit().await.db()?;
+        Ok(events)
     }
 
     async fn insert_agent(&self, agent: &Agent) -> Result<Event> {

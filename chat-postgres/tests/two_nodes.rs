@@ -81,6 +81,12 @@ mod with_database {
         ) -> Result<Event> {
             self.next().merge_contact(into, from, at).await
         }
+        async fn erase_contact(
+            &self,
+            erasure: &chat_core::store::ContactErasure,
+        ) -> Result<Vec<Event>> {
+            self.next().erase_contact(erasure).await
+        }
         async fn insert_agent(&self, agent: &Agent) -> Result<Event> {
             self.next().insert_agent(agent).await
         }

@@ -596,6 +596,12 @@ fn core_schemas() -> Value {
         "ContactPatch": object(&[], json!({ "name": { "type": "string" }, "email": contact_email, "phone": { "type": "string" },
             "address": { "type": "string" }, "metadata": { "type": "object", "additionalProperties": { "type": "string" } } })),
         "MergeContactRequest": object(&["contact_id"], json!({ "contact_id": uuid })),
+        "Erasure": object(&["contact_id", "erased", "conversations", "files"], json!({
+            "contact_id": uuid,
+            "erased": { "type": "boolean", "description": "false when an earlier erasure left nothing to do (nothing was written)" },
+            "conversations": { "type": "integer", "minimum": 0, "description": "conversations deleted" },
+            "files": { "type": "integer", "minimum": 0, "description": "files removed" }
+        })),
         "SignUpRequest": object(&["username", "password"], json!({ "username": username,
             "password": account_password, "email": contact_email, "name": { "type": "string" }, "tenant_id": uuid })),
         "AccountLoginRequest": object(&["username", "password"], json!({ "username": { "type": "string" }, "password": { "type": "string" }, "tenant_id": uuid })),
@@ -724,7 +730,7 @@ fn core_schemas() -> Value {
             "resync_required": { "type": "boolean", "description": "`since` is beyond `head`: the cursor comes from another database (a restore, a wiped server); reload, then continue from `head`." } })),
         "Event": object(&["seq", "at", "payload"], json!({ "seq": { "type": "integer" }, "tenant_id": uuid, "conversation_id": { "type": ["string", "null"] },
             "staff_only": { "type": "boolean" }, "at": time, "payload": object(&["type"], json!({ "type": { "type": "string",
-            "enum": ["conversation_created", "conversation_updated", "conversation_deleted", "message_created", "message_updated", "read_updated", "agent_updated", "contact_merged", "settings_updated", "mentioned", "canned_response_updated", "canned_response_deleted", "webhook_paused"] } })) })),
+            "enum": ["conversation_created", "conversation_updated", "conversation_deleted", "message_created", "message_updated", "read_updated", "agent_updated", "contact_merged", "contact_erased", "settings_updated", "mentioned", "canned_response_updated", "canned_response_deleted", "webhook_paused"] } })) })),
     })
 }
 

@@ -160,6 +160,8 @@ fn cases(bob: &str) -> Vec<Case> {
         c(GetContact, None, [200, 200, 200, 200, 200, 404, 401, 404]),
         // Into the conversation's contact, from a fresh visitor's (the body is made per call).
         c(MergeContact, None, [200, 200, 403, 403, 403, 403, 401, 404]),
+        // A fresh visitor's contact each call: erasing is for admins alone.
+        c(EraseContact, None, [200, 403, 403, 403, 403, 403, 401, 404]),
         c(
             UpdateContact,
             Some(json!({ "name": "Renamed", "metadata": { "plan": "gold" } })),
@@ -507,7 +509,15 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
             } else {
                 (String::new(), String::new())
             };
+            let stray_contact = if case.route == Endpoint::EraseContact {
+                let (_, stray) = s.visitor("erased@x.example").await;
+                let me = s.get("/v1/me", Some(&stray)).await;
+                me.body["contact_id"].as_str().unwrap().to_owned()
+            } else {
+                String::new()
+            };
             let target = match case.route {
+                Endpoint::EraseContact => &stray_contact,
                 Endpoint::GetWebhook
                 | Endpoint::UpdateWebhook
                 | Endpoint::DeleteWebhook

@@ -271,6 +271,12 @@ impl Store for RivalWriter {
     ) -> Result<Event> {
         self.inner.merge_contact(into, from, at).await
     }
+    async fn erase_contact(
+        &self,
+        erasure: &chat_core::store::ContactErasure,
+    ) -> Result<Vec<Event>> {
+        self.inner.erase_contact(erasure).await
+    }
     async fn insert_agent(&self, agent: &Agent) -> Result<Event> {
         self.inner.insert_agent(agent).await
     }

@@ -5,6 +5,7 @@ mod checkpoint;
 mod codec;
 mod connection;
 mod credentials;
+mod erasure;
 mod error;
 mod export;
 mod list;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chat_core::report::{Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint};
 use chat_core::store::{
-    Appended, CannedQuery, Committed, ConversationPage, ConversationQuery, ConversationUpdate,
-    HitQuery, MessageQuery,
+    Appended, CannedQuery, Committed, ContactErasure, ConversationPage, ConversationQuery,
+    ConversationUpdate, HitQuery, MessageQuery,
 };
 use chat_core::{
     Agent, AgentId, AgentLoad, CannedResponse, Contact, ContactId, Conversation, ConversationId,
@@ -376,6 +376,35 @@ impl Store for SqliteStore {
         self.writer
             .write(move |s| write::merge_contact(s, &into, from, at))
             .await
+    }
+
+    async fn erase_contact(&self, erasure: &ContactErasure) -> Result<Vec<Event>> {
+        let erasure = erasure.clone();
+        let events = self
+            .writer
+            .write(move |s| write::erase_contact(s, &erasure))
+            .await?;
+        // Committed; now out of the search file and the logs (src/erasure.rs). Once the
+        // indexer has applied the `conversation_deleted` events, the words it held are
+        // tombstones only, which the purge's `optimize` drops.
+        // A failure here must not fail the erasure, which has committed (the engine still
+        // has files to remove): it is logged, the checkpoint thread's idle `TRUNCATE`
+        // clears the log within a second of quiet, and the next erasure's `optimize`
+        // drops what this one left in the index.
+        let purged = match self.wait_for_search_index().await {
+            Ok(()) => {
+                let (db, search) = (self.path.clone(), self.search_path());
+                tokio::task::spawn_blocking(move || crate::erasure::purge(&db, &search))
+                    .await
+                    .map_err(Error::storage)
+                    .and_then(|r| r)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = purged {
+            tracing::warn!(error = %e, "chat-sqlite: an erasure committed but its purge failed");
+        }
+        Ok(events)
     }
 
     async fn insert_agent(&self, agent: &Agent) -> Result<Event> {

@@ -4,7 +4,7 @@
 //! logs, in which order, come from [`chat_core::write`] and [`NewEvent`], so this file
 //! only stores them.
 
-use chat_core::store::{Appended, Committed, ConversationUpdate};
+use chat_core::store::{Appended, Committed, ContactErasure, ConversationUpdate};
 use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 use chat_core::{
     Agent, AgentId, CannedResponse, Contact, ContactId, Conversation, ConversationChange,
@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 
 use crate::codec::{
     ACTIVITY_ASSIGNMENTS, Activity, MESSAGE_COLUMNS, ReportColumns, conversation_columns,
-    conversation_from_row, int, message_extra, message_from_row, ns, ns_opt, priority_rank,
-    reader_key, sender_key, to_json,
+    conversation_from_row, from_json, int, message_extra, message_from_row, ns, ns_opt,
+    priority_rank, reader_key, sender_key, to_json,
 };
 use crate::error::Db;
 use crate::writer::Session;
@@ -223,6 +223,125 @@ pub(crate) fn merge_contact(
         .db()?;
     update_contact(conn, into)?;
     append_event(s, NewEvent::contact_merged(into, from, at))
+}
+
+/// Erases a contact (see `Store::erase_contact`). The rows go by `DELETE` (messages, tags,
+/// cursors, counts and reopen marks by cascade; the search file follows the
+/// `conversation_deleted` events); `secure_delete` (src/connection.rs) zeroes their bytes.
+/// The event log has no index on the conversation: the scrub reads the tenant's log once,
+/// parsing only the events of the erased conversations and the contact merges.
+pub(crate) fn erase_contact(s: &mut Session<'_>, erasure: &ContactErasure) -> Result<Vec<Event>> {
+    let conn: &Connection = s;
+    let (tenant, id) = (erasure.tenant, erasure.contact);
+    let contact: Contact = match conn
+        .prepare_cached("SELECT data FROM contacts WHERE id = ?1 AND tenant_id = ?2")
+        .db()?
+        .query_row(params![id.0, tenant.0], |r| r.get::<_, String>(0))
+        .optional()
+        .db()?
+    {
+        Some(data) => from_json("contact", &data)?,
+        None => return Err(Error::NotFound("contact")),
+    };
+    let mut stmt = conn
+        .prepare_cached("SELECT id FROM conversations WHERE contact_id = ?1 AND tenant_id = ?2")
+        .db()?;
+    let held: Vec<ConversationId> = stmt
+        .query_map(params![id.0, tenant.0], |r| r.get(0).map(ConversationId))
+        .db()?
+        .collect::<rusqlite::Result<_>>()
+        .db()?;
+    drop(stmt);
+    if held.iter().any(|c| !erasure.conversations.contains(c)) {
+        return Err(Error::Conflict(
+            "the contact has a conversation the erasure does not name".into(),
+        ));
+    }
+    for c in &held {
+        conn.prepare_cached("DELETE FROM conversations WHERE id = ?1")
+            .db()?
+            .execute([c.0])
+            .db()?;
+    }
+    // Conversations of the contact deleted before, known only to the log: their events
+    // name the contact's id (as text) in the conversation they carry.
+    let mut erasure = erasure.clone();
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT data FROM events WHERE tenant_id = ?1 AND conversation_id IS NOT NULL \
+               AND instr(data, ?2) > 0",
+        )
+        .db()?;
+    let named: Vec<String> = stmt
+        .query_map(params![tenant.0, id.0.hyphenated().to_string()], |r| {
+            r.get(0)
+        })
+        .db()?
+        .collect::<rusqlite::Result<_>>()
+        .db()?;
+    drop(stmt);
+    for data in named {
+        let event: Event = from_json("event", &data)?;
+        if let Some(c) = erasure.conversation_of_contact(&event)
+            && !erasure.conversations.contains(&c)
+        {
+            erasure.conversations.push(c);
+        }
+    }
+    let erasure = &erasure;
+    let ids: Vec<String> = erasure
+        .conversations
+        .iter()
+        .map(|c| c.0.simple().to_string())
+        .collect();
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT seq, data FROM events WHERE tenant_id = ?1 AND \
+               (conversation_id IN (SELECT unhex(value) FROM json_each(?2)) \
+                OR (conversation_id IS NULL AND instr(data, '\"type\":\"contact_merged\"') > 0))",
+        )
+        .db()?;
+    let found: Vec<(i64, String)> = stmt
+        .query_map(params![tenant.0, to_json(&ids)?], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .db()?
+        .collect::<rusqlite::Result<_>>()
+        .db()?;
+    drop(stmt);
+    for (seq, data) in found {
+        let mut event: Event = from_json("event", &data)?;
+        if let Some(payload) = erasure.scrub(&event) {
+            event.payload = payload;
+            conn.prepare_cached("UPDATE events SET data = ?3 WHERE tenant_id = ?1 AND seq = ?2")
+                .db()?
+                .execute(params![tenant.0, seq, to_json(&event)?])
+                .db()?;
+        }
+    }
+    update_contact(conn, &contact.erased(erasure.at))?;
+    // The login names and their digests go with the account (ON DELETE CASCADE).
+    conn.prepare_cached("DELETE FROM accounts WHERE contact_id = ?1")
+        .db()?
+        .execute([id.0])
+        .db()?;
+    conn.prepare_cached("DELETE FROM visitor_tokens WHERE tenant_id = ?1 AND contact_id = ?2")
+        .db()?
+        .execute(params![tenant.0, id.0])
+        .db()?;
+    let mut events = Vec::new();
+    for c in &held {
+        s.cache.forget_conversation(*c);
+        events.push(append_event(
+            s,
+            NewEvent::conversation_deleted(tenant, *c, erasure.at),
+        )?);
+    }
+    events.push(append_event(
+        s,
+        NewEvent::contact_erased(tenant, id, erasure.erased_by, held.len() as u64, erasure.at),
+    )?);
+    Ok(events)
 }
 
 fn agent_email_taken(conn: &Connection, agent: &Agent) -> Result<bool> {

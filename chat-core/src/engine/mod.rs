@@ -10,6 +10,7 @@ mod channels;
 mod contacts;
 mod conversations;
 mod credentials;
+mod erasure;
 mod export;
 mod feed;
 mod mentions;
@@ -33,6 +34,7 @@ pub use conversations::{
     ConversationFilter, DetailsPatch, HITS_PER_CONVERSATION, MessageHit, OpenConversation, Opened,
     SNIPPET_CHARS, SearchPage, Transfer,
 };
+pub use erasure::Erasure;
 pub use messages::{MessagePage, PostMessage, Posted};
 pub use routing::{DeskStatus, QueuePosition, TimerReport};
 pub use transcripts::{MAX_TRANSCRIPT_MESSAGES, Transcript};

@@ -46,6 +46,37 @@ pub struct Contact {
     pub updated_at: OffsetDateTime,
 }
 
+impl Contact {
+    /// This contact with every personal field gone: what an erasure leaves, so that the
+    /// id keeps answering (a repeated erasure finds it and has nothing to do) while
+    /// nothing of the person remains. Only the id, tenant and first-seen time stay.
+    pub fn erased(&self, at: OffsetDateTime) -> Self {
+        Self {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            name: None,
+            email: None,
+            email_verified: false,
+            phone: None,
+            address: None,
+            external_id: None,
+            metadata: BTreeMap::new(),
+            created_at: self.created_at,
+            updated_at: at,
+        }
+    }
+
+    /// Whether the contact holds no personal field at all.
+    pub fn is_blank(&self) -> bool {
+        self.name.is_none()
+            && self.email.is_none()
+            && self.phone.is_none()
+            && self.address.is_none()
+            && self.external_id.is_none()
+            && self.metadata.is_empty()
+    }
+}
+
 /// What the caller says about a new contact when opening a conversation: claims only.
 /// Nothing here ever finds or changes an existing contact.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

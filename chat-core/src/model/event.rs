@@ -184,6 +184,29 @@ impl NewEvent {
         }
     }
 
+    /// A contact's personal data was erased (see [`Store::erase_contact`](crate::Store::erase_contact)):
+    /// the audit record, carrying the contact's id and who erased it, nothing of the data.
+    /// Staff-only.
+    pub fn contact_erased(
+        tenant: TenantId,
+        contact: ContactId,
+        erased_by: Option<AgentId>,
+        conversations: u64,
+        at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            tenant_id: tenant,
+            conversation_id: None,
+            staff_only: true,
+            at,
+            payload: EventPayload::ContactErased {
+                contact_id: contact,
+                erased_by,
+                conversations,
+            },
+        }
+    }
+
     /// An admin changed the tenant's settings; `tenant` is as stored after the change.
     /// Staff-only: hours, timers and capacity are the desk's business.
     pub fn settings_updated(tenant: &Tenant, at: OffsetDateTime) -> Self {
@@ -323,6 +346,16 @@ pub enum EventPayload {
         /// The contact that was merged into it and deleted.
         merged: ContactId,
     },
+    /// A contact's personal data, conversations and files were erased. The audit record:
+    /// who, when (the event's `at`) and which contact, without any of the data. Staff-only.
+    ContactErased {
+        /// The erased contact (it stays, blank, so its id keeps answering).
+        contact_id: ContactId,
+        /// The admin who erased it; `None` when the system did.
+        erased_by: Option<AgentId>,
+        /// How many conversations were deleted with it.
+        conversations: u64,
+    },
     /// An agent was mentioned in an internal note; only that agent receives it.
     Mentioned {
         /// Who, where and by whom.
@@ -370,6 +403,7 @@ impl EventPayload {
             EventPayload::ReadUpdated { .. } => "read_updated",
             EventPayload::AgentUpdated { .. } => "agent_updated",
             EventPayload::ContactMerged { .. } => "contact_merged",
+            EventPayload::ContactErased { .. } => "contact_erased",
             EventPayload::SettingsUpdated { .. } => "settings_updated",
             EventPayload::Mentioned { .. } => "mentioned",
             EventPayload::CannedResponseUpdated { .. } => "canned_response_updated",

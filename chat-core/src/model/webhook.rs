@@ -24,6 +24,7 @@ pub const WEBHOOK_EVENT_KINDS: &[&str] = &[
     "read_updated",
     "agent_updated",
     "contact_merged",
+    "contact_erased",
     "settings_updated",
     "webhook_paused",
 ];

@@ -323,7 +323,12 @@ enum PayloadView<'a> {
         contact: ContactView<'a>,
         merged: ContactId,
     },
-    // Staff-only, so no customer receives it; listed because the match below is exhaustive.
+    // Staff-only, so no customer receives these; listed because the match below is exhaustive.
+    ContactErased {
+        contact_id: ContactId,
+        erased_by: Option<AgentId>,
+        conversations: u64,
+    },
     SettingsUpdated {
         settings: &'a crate::model::TenantSettings,
     },
@@ -373,6 +378,15 @@ impl<'a> PayloadView<'a> {
             EventPayload::ContactMerged { contact, merged } => PayloadView::ContactMerged {
                 contact: customer.contact(contact),
                 merged: *merged,
+            },
+            EventPayload::ContactErased {
+                contact_id,
+                erased_by,
+                conversations,
+            } => PayloadView::ContactErased {
+                contact_id: *contact_id,
+                erased_by: *erased_by,
+                conversations: *conversations,
             },
             EventPayload::SettingsUpdated { settings } => PayloadView::SettingsUpdated { settings },
             EventPayload::Mentioned { mention } => PayloadView::Mentioned { mention },

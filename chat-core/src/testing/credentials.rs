@@ -20,6 +20,7 @@ macro_rules! credentials_conformance_tests {
             account_names_and_emails_are_unique_per_tenant,
             password_changes_and_disabling_revoke_the_contacts_visitor_tokens,
             a_merge_moves_single_conversation_tokens_and_revokes_whole_history_ones,
+            erasing_a_contact_deletes_its_conversations_account_tokens_and_scrubs_the_log,
         );
     };
     (@expand $factory:path; $($name:ident),* $(,)?) => {
@@ -508,5 +509,103 @@ pub async fn a_merge_moves_single_conversation_tokens_and_revokes_whole_history_
     assert_eq!(
         backend.visitor_token(&theirs.digest).await.unwrap(),
         Some(theirs)
+    );
+}
+
+pub async fn erasing_a_contact_deletes_its_conversations_account_tokens_and_scrubs_the_log(
+    backend: B,
+) {
+    let store = as_store(&backend);
+    let t = tenant(&store).await;
+    let (ada, account) = account_value(t, "Ada", Some("ada-marker@example.com"));
+    backend.create_account(&ada, &account, "h1").await.unwrap();
+    let bystander = contact(&store, t, Some("bob@example.com")).await;
+    let mine = conversation(&store, t, ada.id, |_| {}).await;
+    let kept = conversation(&store, t, bystander.id, |_| {}).await;
+    store
+        .append_message(text(&mine, Sender::Customer, "adamarker words", 1))
+        .await
+        .unwrap();
+    store
+        .append_message(text(&kept, Sender::Customer, "bob stays", 1))
+        .await
+        .unwrap();
+    let token = visitor_token(t, ada.id, None);
+    let theirs = visitor_token(t, bystander.id, None);
+    for token in [&token, &theirs] {
+        backend.insert_visitor_token(token).await.unwrap();
+    }
+    let mut erasure = crate::store::ContactErasure {
+        tenant: t,
+        contact: ada.id,
+        conversations: Vec::new(),
+        erased_by: None,
+        at: at(50),
+    };
+    // The list must name every conversation of the contact.
+    let before = head(&store, t).await;
+    assert!(matches!(
+        store.erase_contact(&erasure).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(
+        head(&store, t).await,
+        before,
+        "a refused erasure logs nothing"
+    );
+    assert!(matches!(
+        store
+            .erase_contact(&crate::store::ContactErasure {
+                contact: ContactId(id()),
+                ..erasure.clone()
+            })
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    erasure.conversations = vec![mine.id];
+    let events = store.erase_contact(&erasure).await.unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| e.payload.kind()).collect();
+    assert_eq!(kinds, ["conversation_deleted", "contact_erased"]);
+    assert_eq!(
+        events[1].payload,
+        EventPayload::ContactErased {
+            contact_id: ada.id,
+            erased_by: None,
+            conversations: 1
+        }
+    );
+    assert!(events[1].staff_only);
+    let log = all_events(&store, t).await;
+    assert_gap_free(&log);
+    // Nothing of Ada's is left in the log: her conversation's events say only that it
+    // was deleted; Bob's are untouched.
+    for event in &log {
+        let json = serde_json::to_string(event).unwrap();
+        assert!(!json.contains("marker"), "{json}");
+        if event.conversation_id == Some(mine.id) {
+            assert_eq!(event.payload.kind(), "conversation_deleted");
+        }
+    }
+    assert!(log.iter().any(|e| matches!(&e.payload,
+        EventPayload::MessageCreated { message } if message.body == "bob stays")));
+    assert_eq!(store.conversation(t, mine.id).await.unwrap(), None);
+    assert!(store.conversation(t, kept.id).await.unwrap().is_some());
+    let left = store
+        .contact(t, ada.id)
+        .await
+        .unwrap()
+        .expect("stays, blank");
+    assert!(left.is_blank());
+    assert_eq!(left, ada.erased(at(50)));
+    assert_eq!(backend.account(t, ada.id).await.unwrap(), None);
+    assert_eq!(backend.account_by_name(t, "ada").await.unwrap(), None);
+    assert_eq!(backend.visitor_token(&token.digest).await.unwrap(), None);
+    assert_eq!(
+        backend.visitor_token(&theirs.digest).await.unwrap(),
+        Some(theirs)
+    );
+    assert_eq!(
+        store.contact(t, bystander.id).await.unwrap(),
+        Some(bystander)
     );
 }

@@ -1,4 +1,5 @@
-//! Contact directory routes for staff: list and search, and a contact's conversations.
+//! Contact directory routes for staff: list and search, a contact's conversations, and
+//! erasing a contact.
 //! Reading, editing and merging one contact live beside the conversation routes.
 
 use chat_core::ContactId;
@@ -38,4 +39,13 @@ pub async fn conversations(ctx: Ctx) -> Result<Resp, ApiError> {
         .await?;
     let items: Vec<_> = items.iter().map(|c| ctx.conversation_view(c)).collect();
     Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+}
+
+/// `POST /v1/contacts/{id}/erase`: admins only (the engine's policy); answers what was
+/// erased. The contact's visitor tokens are gone: cached ones are dropped too.
+pub async fn erase(ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: ContactId = ctx.id("id")?;
+    let erasure = ctx.app.engine.erase_contact(ctx.actor()?, id).await?;
+    ctx.app.forget_cached_tokens();
+    Ok(http::json(StatusCode::OK, &erasure))
 }

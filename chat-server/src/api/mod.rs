@@ -216,6 +216,7 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         DownloadFile => files::download(ctx).await,
         ListContacts => contacts::list(ctx).await,
         ContactConversations => contacts::conversations(ctx).await,
+        EraseContact => contacts::erase(ctx).await,
         // Upgrades are handled before the request is split (they need the whole request).
         WebSocket => Err(ApiError::bad_request(
             "this endpoint speaks WebSocket: send Upgrade: websocket",

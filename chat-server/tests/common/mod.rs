@@ -147,6 +147,11 @@ impl Server {
         )
     }
 
+    /// The temp dir holding the database (`chat.db`), its logs and its search file.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(self) {
         self.http.stop().await;
