@@ -3,6 +3,7 @@
 mod codec;
 mod credentials;
 mod error;
+mod inboxes;
 mod list;
 mod migrations;
 mod reports;

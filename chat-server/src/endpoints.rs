@@ -105,6 +105,11 @@ pub enum Endpoint {
     DeleteWebhook,
     ListDeliveries,
     Redeliver,
+    ListInboxes,
+    CreateInbox,
+    GetInbox,
+    DeleteInbox,
+    ReceiveInbound,
 }
 
 /// One endpoint with what the documentation says about it.
@@ -261,6 +266,11 @@ pub const ENDPOINTS: &[EndpointSpec] = &[
     endpoint(Method::DELETE, "/v1/webhooks/{id}", DeleteWebhook, Staff, "Delete an event webhook and its outbox (admins).", None, 204, None, &[]),
     endpoint(Method::GET, "/v1/webhooks/{id}/deliveries", ListDeliveries, Staff, "The webhook's delivery log (admins), newest event first: state, attempts, last status or error, response time; `before` pages by `seq`.", None, 200, Some("DeliveryList"), &["before", "limit"]),
     endpoint(Method::POST, "/v1/webhooks/{id}/deliveries/{seq}/redeliver", Redeliver, Staff, "Send a delivery again (admins), whatever its state: pending and due now.", None, 202, Some("Delivery"), &[]),
+    endpoint(Method::GET, "/v1/inboxes", ListInboxes, Staff, "Inboxes (admins), oldest first: the channels customers write in through besides the widget. Tokens and secrets are never shown again.", None, 200, Some("InboxList"), &[]),
+    endpoint(Method::POST, "/v1/inboxes", CreateInbox, Staff, "Create an inbox (admins). `api`: customer messages arrive by `POST /v1/inboxes/{id}/messages` with the inbox's token; agent and bot replies are delivered to `webhook_url` through the event-webhook outbox (signed with `X-Chat-Signature`, retried, in order per conversation; the delivery log is the webhook's, `webhook_id`). The answer shows the token and the webhook secret, once. A `webhook_url` that is not http(s) or resolves to a private address (unless `--webhooks-allow-private`) is 422.", Some("NewInbox"), 201, Some("CreatedInbox"), &[]),
+    endpoint(Method::GET, "/v1/inboxes/{id}", GetInbox, Staff, "One inbox (admins).", None, 200, Some("Inbox"), &[]),
+    endpoint(Method::DELETE, "/v1/inboxes/{id}", DeleteInbox, Staff, "Delete an inbox and its webhook (admins); its conversations stay.", None, 204, None, &[]),
+    endpoint(Method::POST, "/v1/inboxes/{id}/messages", ReceiveInbound, Public, "A customer's message into an `api` inbox, authenticated by `Authorization: Bearer <the inbox's token>` (a wrong token or unknown inbox is 403, nothing stored). Opens the conversation of `contact.id` on the `api` channel or continues it; the bot, the queue and routing treat it like a widget message. Idempotent on `message.id`: a repeat answers 200 with the first message and stores nothing.", Some("InboundMessage"), 201, Some("ReceivedMessage"), &[]),
 ];
 
 /// The table requests are matched against: [`ENDPOINTS`] in a [`PathTable`], whose

@@ -430,6 +430,11 @@ fn desk_schemas() -> Value {
         "id": uuid, "url": { "type": "string" }, "events": webhook_events.clone(), "state": webhook_state.clone(),
         "failing_since": { "type": ["string", "null"], "format": "date-time", "description": "since when every attempt has failed" },
         "created_at": time, "updated_at": time });
+    let inbox = json!({
+        "id": uuid, "name": { "type": "string" }, "kind": { "type": "string", "enum": ["api"] },
+        "channel": { "type": "string", "description": "the channel of its conversations" },
+        "webhook_id": { "type": ["string", "null"], "format": "uuid", "description": "the webhook replies are delivered through: its delivery log is the inbox's" },
+        "created_at": time, "updated_at": time });
     // Trimmed, leading `/`s dropped, then 1 to 32 letters, digits, `-` or `_`.
     let shortcut = json!({ "type": "string", "pattern": "^\\s*/*[\\p{L}\\p{N}_-]{1,32}\\s*$", "description": "Stored lower-case, without a leading `/`." });
     // As stored; not a pattern of letter classes, which validators differ on.
@@ -508,6 +513,30 @@ fn desk_schemas() -> Value {
             "response_ms": { "type": ["integer", "null"], "description": "how long the last attempt took" },
             "created_at": time, "delivered_at": { "type": ["string", "null"], "format": "date-time" } })),
         "DeliveryList": list_of("Delivery"),
+        "NewInbox": object(&["name", "webhook_url"], json!({
+            "name": { "type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S" },
+            "kind": { "type": "string", "enum": ["api"], "description": "absent: api" },
+            "webhook_url": { "type": "string", "maxLength": 2000, "description": "where replies are delivered: http:// or https://" },
+            "webhook_secret": { "type": "string", "minLength": 16, "maxLength": 256, "description": "absent: the server makes one (shown once)" } })),
+        "Inbox": object(&["id", "name", "kind", "channel", "webhook_id", "created_at", "updated_at"], inbox.clone()),
+        "CreatedInbox": object(&["id", "name", "kind", "channel", "webhook_id", "created_at", "updated_at", "token", "webhook_secret"], {
+            let mut i = inbox.clone();
+            i["token"] = json!({ "type": "string", "description": "The inbox's token for `POST /v1/inboxes/{id}/messages`; never shown again." });
+            i["webhook_secret"] = json!({ "type": "string", "description": "The reply webhook's signing secret; never shown again." });
+            i
+        }),
+        "InboxList": list_of("Inbox"),
+        "InboundMessage": object(&["contact", "message"], json!({
+            "contact": object(&["id"], json!({
+                "id": { "type": "string", "minLength": 1, "maxLength": 200, "description": "your id for the customer: their messages share one conversation" },
+                "name": { "type": "string", "maxLength": 200 } })),
+            "message": object(&["id", "text"], json!({
+                "id": { "type": "string", "minLength": 1, "maxLength": 200, "description": "your id for the message: the idempotency key" },
+                "text": { "type": "string", "minLength": 1, "maxLength": 10000, "pattern": "\\S" } })) })),
+        "ReceivedMessage": object(&["conversation_id", "message_id", "created", "opened"], json!({
+            "conversation_id": uuid, "message_id": uuid,
+            "created": { "type": "boolean", "description": "false: a repeat of a message already stored" },
+            "opened": { "type": "boolean", "description": "true: this message opened the conversation" } })),
         "TenantSettings": object(&[], settings.clone()),
         "TenantSettingsPatch": {
             "type": "object", "additionalProperties": false, "properties": settings,

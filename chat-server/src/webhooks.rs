@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use chat_core::{Attempt, DueDelivery, Engine, WebhookRetry};
+use chat_core::{Attempt, DueDelivery, Engine, Outbound, WebhookRetry};
 use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -288,11 +288,34 @@ async fn deliver(
     timeout: Duration,
     due: DueDelivery,
 ) {
-    let Some(body) = body(&due) else {
+    // An inbox's webhook carries replies to its customers, not events.
+    let outbound = match engine.outbound(&due).await {
+        Ok(o) => o,
+        Err(e) => {
+            // Not claimed for long: the lease lapses and the delivery is tried again.
+            tracing::warn!(error = %e, "reading a webhook delivery's inbox failed");
+            return;
+        }
+    };
+    let body = match &outbound {
+        Outbound::Event => body(&due),
+        Outbound::Skip => {
+            if let Err(e) = engine.skip_delivery(&due).await {
+                tracing::warn!(error = %e, "recording a webhook delivery failed");
+            }
+            return;
+        }
+        Outbound::Reply(reply) => Some(crate::channels::api_reply_body(&event_id(&due), reply)),
+    };
+    let Some(body) = body else {
         if let Err(e) = engine.drop_delivery(&due).await {
             tracing::warn!(error = %e, "recording a webhook delivery failed");
         }
         return;
+    };
+    let kind = match outbound {
+        Outbound::Reply(_) => "reply",
+        _ => due.delivery.kind.as_str(),
     };
     let started = Instant::now();
     let t = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -309,7 +332,7 @@ async fn deliver(
         )
         .header("x-chat-event-id", &id)
         .header("idempotency-key", &id)
-        .header("x-chat-event", due.delivery.kind.as_str())
+        .header("x-chat-event", kind)
         .header(
             "x-chat-delivery-attempt",
             (due.delivery.attempts + 1).to_string(),

@@ -6,6 +6,7 @@ mod codec;
 mod connection;
 mod credentials;
 mod error;
+mod inboxes;
 mod list;
 mod migrations;
 mod names;

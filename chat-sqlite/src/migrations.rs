@@ -62,6 +62,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0010_webhooks.sql"),
         fill: None,
     },
+    Migration {
+        sql: include_str!("../migrations/0013_inboxes.sql"),
+        fill: None,
+    },
 ];
 
 /// Where schema 5 kept a customer account's password hash: in the contact's metadata.

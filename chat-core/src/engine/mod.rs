@@ -11,6 +11,7 @@ mod contacts;
 mod conversations;
 mod credentials;
 mod feed;
+mod inboxes;
 mod mentions;
 mod messages;
 mod reports;
@@ -29,6 +30,10 @@ pub use attachments::{FileUse, NewFile, UploadLimits, UploadPolicy};
 pub use canned::{CannedPatch, MAX_CANNED_TITLE_CHARS, MAX_SHORTCUT_CHARS, NewCannedResponse};
 pub use contacts::{ContactPage, ContactPatch};
 pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
+pub use inboxes::{
+    INBOX_CONTACT_KEY, INBOX_KEY, Inbound, MAX_EXTERNAL_ID_CHARS, MAX_INBOXES, NewInbox, Outbound,
+    Received, Reply,
+};
 pub use messages::{MessagePage, PostMessage, Posted};
 pub use routing::{DeskStatus, QueuePosition, TimerReport};
 pub use transcripts::{MAX_TRANSCRIPT_MESSAGES, Transcript};

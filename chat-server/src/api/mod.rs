@@ -7,6 +7,7 @@ mod canned;
 mod contacts;
 mod conversations;
 mod files;
+mod inboxes;
 mod mentions;
 mod messages;
 mod reports;
@@ -205,6 +206,11 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         DeleteWebhook => webhooks::delete(ctx).await,
         ListDeliveries => webhooks::deliveries(ctx).await,
         Redeliver => webhooks::redeliver(ctx).await,
+        ListInboxes => inboxes::list(ctx).await,
+        CreateInbox => inboxes::create(ctx).await,
+        GetInbox => inboxes::get(ctx).await,
+        DeleteInbox => inboxes::delete(ctx).await,
+        ReceiveInbound => inboxes::receive(ctx).await,
         ReportOverview => reports::overview(ctx).await,
         ReportBreakdown => reports::breakdown(ctx).await,
         ReportSeries => reports::series(ctx).await,
