@@ -1,4 +1,5 @@
-//! What the server sends to an inbox's provider for a reply to its customer.
+//! Inbox channels' provider specifics: what the server sends to an inbox's provider for a
+//! reply to its customer, and the Telegram Bot API's shapes.
 //!
 //! An `api` inbox's reply goes to its webhook like an event delivery (same headers, same
 //! `X-Chat-Signature`, `X-Chat-Event: reply`), with this body:
@@ -11,8 +12,16 @@
 //!              "created_at": "<RFC 3339>"}}
 //! ```
 
-use chat_core::{Reply, Sender};
+use std::time::{Duration, Instant};
+
+use chat_core::{API_URL_KEY, Attempt, BOT_TOKEN_KEY, Inbox, InboxKind, Reply, Sender};
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::body::Bytes;
+use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
+
+use crate::webhooks::HttpClient;
 
 /// The JSON body of an `api` inbox's reply delivery.
 pub fn api_reply_body(event_id: &str, reply: &Reply) -> Vec<u8> {
@@ -48,4 +57,212 @@ pub fn api_reply_body(event_id: &str, reply: &Reply) -> Vec<u8> {
         },
     });
     serde_json::to_vec(&body).expect("JSON values serialize")
+}
+
+/// Sends a reply through its inbox's provider (every kind but `api`, whose replies are
+/// webhook deliveries) and says how it went, for the engine to record like any attempt.
+pub(crate) async fn send(client: &HttpClient, timeout: Duration, reply: &Reply) -> Attempt {
+    match reply.inbox.kind {
+        InboxKind::Telegram => telegram::send_message(client, timeout, reply).await,
+        InboxKind::Api => Attempt {
+            status: None,
+            error: Some("an api inbox's replies are webhook deliveries".to_owned()),
+            elapsed_ms: 0,
+        },
+    }
+}
+
+/// Posts a JSON body and reads the answer: its status and body, or why none came. Neither
+/// the URL (a Bot API URL holds the bot's token) nor the body is in the error.
+pub(crate) async fn post_json(
+    client: &HttpClient,
+    timeout: Duration,
+    url: &str,
+    body: &serde_json::Value,
+) -> (Result<(u16, Bytes), String>, u64) {
+    let started = Instant::now();
+    let request = Request::post(url)
+        .header("content-type", "application/json")
+        .header(
+            "user-agent",
+            concat!("chat-server/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Full::new(Bytes::from(
+            serde_json::to_vec(body).expect("JSON values serialize"),
+        )));
+    let Ok(request) = request else {
+        return (Err("not a valid URL".to_owned()), 0);
+    };
+    let answer = tokio::time::timeout(timeout, async {
+        let response = client.request(request).await?;
+        let status = response.status().as_u16();
+        // Answers of the Bot API are small; a provider that streams forever is cut by the
+        // timeout.
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Ok::<_, hyper_util::client::legacy::Error>((status, body))
+    })
+    .await;
+    let elapsed = started.elapsed().as_millis() as u64;
+    let result = match answer {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) => Err(crate::webhooks::describe(&e)),
+        Err(_) => Err(format!("no answer within {} s", timeout.as_secs_f32())),
+    };
+    (result, elapsed)
+}
+
+/// The Telegram Bot API (<https://core.telegram.org/bots/api>): `POST
+/// <api>/bot<token>/<method>` with a JSON body, answered `{"ok": true, "result": …}` or
+/// `{"ok": false, "error_code": …, "description": "…"}`.
+pub mod telegram {
+    use super::*;
+
+    /// What Telegram calls with (a subset of its `Update` object): a new message in a
+    /// chat with the bot. Other updates (edits, channel posts, callbacks) carry no
+    /// `message` and are acknowledged without storing anything.
+    #[derive(Debug, Deserialize)]
+    pub struct Update {
+        /// The update's id.
+        pub update_id: i64,
+        /// A new incoming message.
+        #[serde(default)]
+        pub message: Option<TelegramMessage>,
+    }
+
+    /// Telegram's `Message` (the fields read).
+    #[derive(Debug, Deserialize)]
+    pub struct TelegramMessage {
+        /// Unique in its chat.
+        pub message_id: i64,
+        /// The sender.
+        #[serde(default)]
+        pub from: Option<User>,
+        /// The chat: where replies go.
+        pub chat: Chat,
+        /// Text of a text message.
+        #[serde(default)]
+        pub text: Option<String>,
+        /// Caption of a photo, document …
+        #[serde(default)]
+        pub caption: Option<String>,
+    }
+
+    /// Telegram's `User` (the fields read).
+    #[derive(Debug, Deserialize)]
+    pub struct User {
+        /// First name.
+        pub first_name: String,
+        /// Last name.
+        #[serde(default)]
+        pub last_name: Option<String>,
+    }
+
+    /// Telegram's `Chat` (the fields read).
+    #[derive(Debug, Deserialize)]
+    pub struct Chat {
+        /// The chat's id: the `chat_id` replies are sent to.
+        pub id: i64,
+    }
+
+    /// The Bot API URL of `method` for the inbox's bot.
+    fn method_url(inbox: &Inbox, method: &str) -> Option<String> {
+        let api = inbox.settings.get(API_URL_KEY)?;
+        let token = inbox.secrets.0.get(BOT_TOKEN_KEY)?;
+        Some(format!("{api}/bot{token}/{method}"))
+    }
+
+    /// Calls a Bot API method: `Ok(result)` when Telegram answers `ok: true`, else its
+    /// description (or the transport's error) and the HTTP status if one came.
+    pub(crate) async fn call(
+        client: &HttpClient,
+        timeout: Duration,
+        inbox: &Inbox,
+        method: &str,
+        body: &serde_json::Value,
+    ) -> (Result<serde_json::Value, (Option<u16>, String)>, u64) {
+        let Some(url) = method_url(inbox, method) else {
+            return (Err((None, "the inbox has no bot token".to_owned())), 0);
+        };
+        let (answer, elapsed) = post_json(client, timeout, &url, body).await;
+        let result = match answer {
+            Err(e) => Err((None, e)),
+            Ok((status, body)) => {
+                let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                if (200..300).contains(&status) && json["ok"] == true {
+                    Ok(json["result"].clone())
+                } else {
+                    let description = json["description"]
+                        .as_str()
+                        .map(|d| d.chars().take(300).collect::<String>())
+                        .unwrap_or_else(|| "not a Bot API answer".to_owned());
+                    Err((Some(status), format!("Telegram: {description}")))
+                }
+            }
+        };
+        (result, elapsed)
+    }
+
+    /// `sendMessage` to the customer's chat. A message with files sends its text (or, with
+    /// no text, their names): files are not uploaded to Telegram (no `sendDocument` yet).
+    pub(crate) async fn send_message(
+        client: &HttpClient,
+        timeout: Duration,
+        reply: &Reply,
+    ) -> Attempt {
+        let m = &reply.message;
+        let mut text = m.body.clone();
+        if text.trim().is_empty() {
+            text = m
+                .attachments
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+        }
+        let chat_id: serde_json::Value = match reply.contact.parse::<i64>() {
+            Ok(id) => id.into(),
+            Err(_) => reply.contact.clone().into(),
+        };
+        let body = serde_json::json!({ "chat_id": chat_id, "text": text });
+        let (result, elapsed_ms) = call(client, timeout, &reply.inbox, "sendMessage", &body).await;
+        match result {
+            Ok(_) => Attempt {
+                status: Some(200),
+                error: None,
+                elapsed_ms,
+            },
+            Err((status, error)) => Attempt {
+                // A 200 whose body is not `ok: true` is no success either.
+                status: status.filter(|s| !(200..300).contains(s)),
+                error: Some(error),
+                elapsed_ms,
+            },
+        }
+    }
+
+    /// `setWebhook`: Telegram posts the bot's updates to `url`, each with the header
+    /// `X-Telegram-Bot-Api-Secret-Token: <secret>`.
+    pub(crate) async fn set_webhook(
+        client: &HttpClient,
+        timeout: Duration,
+        inbox: &Inbox,
+        url: &str,
+        secret: &str,
+    ) -> Result<(), String> {
+        let body = serde_json::json!({
+            "url": url,
+            "secret_token": secret,
+            "allowed_updates": ["message"],
+        });
+        call(client, timeout, inbox, "setWebhook", &body)
+            .await
+            .0
+            .map(drop)
+            .map_err(|(_, e)| e)
+    }
 }

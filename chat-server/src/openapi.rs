@@ -431,7 +431,7 @@ fn desk_schemas() -> Value {
         "failing_since": { "type": ["string", "null"], "format": "date-time", "description": "since when every attempt has failed" },
         "created_at": time, "updated_at": time });
     let inbox = json!({
-        "id": uuid, "name": { "type": "string" }, "kind": { "type": "string", "enum": ["api"] },
+        "id": uuid, "name": { "type": "string" }, "kind": { "type": "string", "enum": ["api", "telegram"] },
         "channel": { "type": "string", "description": "the channel of its conversations" },
         "webhook_id": { "type": ["string", "null"], "format": "uuid", "description": "the webhook replies are delivered through: its delivery log is the inbox's" },
         "created_at": time, "updated_at": time });
@@ -513,16 +513,19 @@ fn desk_schemas() -> Value {
             "response_ms": { "type": ["integer", "null"], "description": "how long the last attempt took" },
             "created_at": time, "delivered_at": { "type": ["string", "null"], "format": "date-time" } })),
         "DeliveryList": list_of("Delivery"),
-        "NewInbox": object(&["name", "webhook_url"], json!({
+        "NewInbox": object(&["name"], json!({
             "name": { "type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S" },
-            "kind": { "type": "string", "enum": ["api"], "description": "absent: api" },
-            "webhook_url": { "type": "string", "maxLength": 2000, "description": "where replies are delivered: http:// or https://" },
+            "kind": { "type": "string", "enum": ["api", "telegram"], "description": "absent: api" },
+            "webhook_url": { "type": "string", "maxLength": 2000, "description": "api (required): where replies are delivered, http:// or https://" },
+            "bot_token": { "type": "string", "description": "telegram (required): the bot's token; never shown again" },
+            "api_url": { "type": "string", "maxLength": 2000, "description": "telegram: the Bot API's base URL (default https://api.telegram.org)" },
+            "public_url": { "type": "string", "maxLength": 2000, "description": "telegram: this server's base URL as Telegram reaches it; given, the server calls setWebhook" },
             "webhook_secret": { "type": "string", "minLength": 16, "maxLength": 256, "description": "absent: the server makes one (shown once)" } })),
         "Inbox": object(&["id", "name", "kind", "channel", "webhook_id", "created_at", "updated_at"], inbox.clone()),
-        "CreatedInbox": object(&["id", "name", "kind", "channel", "webhook_id", "created_at", "updated_at", "token", "webhook_secret"], {
+        "CreatedInbox": object(&["id", "name", "kind", "channel", "webhook_id", "created_at", "updated_at", "token"], {
             let mut i = inbox.clone();
             i["token"] = json!({ "type": "string", "description": "The inbox's token for `POST /v1/inboxes/{id}/messages`; never shown again." });
-            i["webhook_secret"] = json!({ "type": "string", "description": "The reply webhook's signing secret; never shown again." });
+            i["webhook_secret"] = json!({ "type": "string", "description": "api: the reply webhook's signing secret; never shown again." });
             i
         }),
         "InboxList": list_of("Inbox"),
@@ -533,6 +536,22 @@ fn desk_schemas() -> Value {
             "message": object(&["id", "text"], json!({
                 "id": { "type": "string", "minLength": 1, "maxLength": 200, "description": "your id for the message: the idempotency key" },
                 "text": { "type": "string", "minLength": 1, "maxLength": 10000, "pattern": "\\S" } })) })),
+        "TelegramUpdate": {
+            "type": "object", "required": ["update_id"],
+            "description": "The Bot API's Update object (https://core.telegram.org/bots/api#update); fields not listed are accepted and ignored.",
+            "properties": {
+                "update_id": { "type": "integer" },
+                "message": {
+                    "type": "object", "required": ["message_id", "chat"],
+                    "properties": {
+                        "message_id": { "type": "integer" },
+                        "from": { "type": "object", "required": ["first_name"], "properties": { "first_name": { "type": "string" }, "last_name": { "type": "string" } } },
+                        "chat": { "type": "object", "required": ["id"], "properties": { "id": { "type": "integer" } } },
+                        "text": { "type": "string" }, "caption": { "type": "string" } } } } },
+        "TelegramReceived": object(&["stored", "conversation_id", "message_id"], json!({
+            "stored": { "type": "boolean", "description": "false: an update without a text message, acknowledged" },
+            "conversation_id": { "type": ["string", "null"], "format": "uuid" },
+            "message_id": { "type": ["string", "null"], "format": "uuid" } })),
         "ReceivedMessage": object(&["conversation_id", "message_id", "created", "opened"], json!({
             "conversation_id": uuid, "message_id": uuid,
             "created": { "type": "boolean", "description": "false: a repeat of a message already stored" },

@@ -443,8 +443,11 @@ impl Server {
         } else if endpoint.access == Access::Public && endpoint.request.is_none() {
             // Health and docs ignore credentials entirely.
             Caller::Anonymous
-        } else if endpoint.id == Endpoint::ReceiveInbound {
-            // Its bearer is the inbox's token, which its handler checks against the inbox.
+        } else if matches!(
+            endpoint.id,
+            Endpoint::ReceiveInbound | Endpoint::ReceiveTelegram
+        ) {
+            // They carry the inbox's token, which their handlers check against the inbox.
             Caller::Anonymous
         } else {
             token = if endpoint.id == Endpoint::WebSocket {

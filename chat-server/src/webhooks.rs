@@ -161,7 +161,7 @@ pub async fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
 
 /// The connector's resolver: the system's, minus private addresses unless allowed.
 #[derive(Clone)]
-struct Resolver {
+pub(crate) struct Resolver {
     allow_private: bool,
 }
 
@@ -193,10 +193,10 @@ impl tower_service::Service<Name> for Resolver {
     }
 }
 
-type HttpClient = Client<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
 
 /// http and https (rustls with the bundled Mozilla roots and the system's).
-fn client(allow_private: bool) -> HttpClient {
+pub(crate) fn client(allow_private: bool) -> HttpClient {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for cert in rustls_native_certs::load_native_certs().certs {
@@ -305,6 +305,12 @@ async fn deliver(
             }
             return;
         }
+        Outbound::Reply(reply) if reply.inbox.kind != chat_core::InboxKind::Api => {
+            // A provider's own API, in its own form (not signed by us).
+            let attempt = crate::channels::send(client, timeout, reply).await;
+            record(engine, retry, &due, attempt).await;
+            return;
+        }
         Outbound::Reply(reply) => Some(crate::channels::api_reply_body(&event_id(&due), reply)),
     };
     let Some(body) = body else {
@@ -374,7 +380,11 @@ async fn deliver(
             }
         }
     };
-    match engine.record_attempt(retry, &due, attempt).await {
+    record(engine, retry, &due, attempt).await;
+}
+
+async fn record(engine: &Engine, retry: &WebhookRetry, due: &DueDelivery, attempt: Attempt) {
+    match engine.record_attempt(retry, due, attempt).await {
         Ok(outcome) if !outcome.succeeded() => tracing::info!(
             webhook = %due.webhook.id,
             seq = due.delivery.seq,
@@ -390,7 +400,7 @@ async fn deliver(
 
 /// A client error with its causes ("client error (Connect): tcp connect error: Connection
 /// refused"), which is what an admin reading the log needs. URLs and secrets are not in it.
-fn describe(e: &hyper_util::client::legacy::Error) -> String {
+pub(crate) fn describe(e: &hyper_util::client::legacy::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {

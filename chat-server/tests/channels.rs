@@ -239,12 +239,26 @@ async fn api_inbox_messages_open_a_conversation_and_replies_reach_its_webhook_si
 
     // The inbox's delivery log is its webhook's: sent replies took one attempt; what was
     // not for the customer is delivered after 0 attempts, never posted.
-    let log = s
-        .get(
-            &format!("/v1/webhooks/{webhook}/deliveries?limit=200"),
-            Some(&admin.token),
-        )
-        .await;
+    // (The receiver has the last reply before the worker records its answer: wait for it.)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let log = loop {
+        let log = s
+            .get(
+                &format!("/v1/webhooks/{webhook}/deliveries?limit=200"),
+                Some(&admin.token),
+            )
+            .await;
+        if log.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["state"] == "delivered")
+        {
+            break log;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", log.text);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let items = log.body["items"].as_array().unwrap();
     let attempted = items.iter().filter(|d| d["attempts"] == 1).count();
     assert_eq!(attempted, sent.len(), "{}", log.text);

@@ -50,7 +50,24 @@ pub struct NewInbox {
     /// The webhook's signing secret; absent = one is made and shown once.
     #[serde(default)]
     pub webhook_secret: Option<String>,
+    /// A `telegram` inbox's bot token (from @BotFather): a secret, never shown again.
+    #[serde(default)]
+    pub bot_token: Option<String>,
+    /// A `telegram` inbox's Bot API base URL; absent = `https://api.telegram.org`.
+    #[serde(default)]
+    pub api_url: Option<String>,
+    /// The base URL this server is reached at by the provider: given, the server
+    /// registers the inbox's webhook with the provider (Telegram's `setWebhook`).
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
+
+/// The Bot API's address.
+pub const TELEGRAM_API_URL: &str = "https://api.telegram.org";
+/// The setting that holds a provider's API base URL.
+pub const API_URL_KEY: &str = "api_url";
+/// The secret that holds a Telegram bot's token.
+pub const BOT_TOKEN_KEY: &str = "bot_token";
 
 /// A customer's message as a provider sent it, checked by the channel route.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -122,9 +139,54 @@ impl Engine {
         if token_digest.is_empty() {
             return Err(Error::validation("token", "empty"));
         }
-        let url = input
-            .webhook_url
-            .ok_or_else(|| Error::validation("webhook_url", "required for an api inbox"))?;
+        let mut settings = BTreeMap::new();
+        let mut secrets = BTreeMap::new();
+        let (url, secret) = match kind {
+            InboxKind::Api => {
+                if input.bot_token.is_some() || input.api_url.is_some() {
+                    return Err(Error::validation("bot_token", "only for a telegram inbox"));
+                }
+                let url = input
+                    .webhook_url
+                    .ok_or_else(|| Error::validation("webhook_url", "required for an api inbox"))?;
+                (url, input.webhook_secret)
+            }
+            InboxKind::Telegram => {
+                if input.webhook_url.is_some() || input.webhook_secret.is_some() {
+                    return Err(Error::validation(
+                        "webhook_url",
+                        "only for an api inbox: a telegram inbox replies by the Bot API",
+                    ));
+                }
+                let token = input
+                    .bot_token
+                    .map(|t| t.trim().to_owned())
+                    .ok_or_else(|| {
+                        Error::validation("bot_token", "required for a telegram inbox")
+                    })?;
+                if !telegram_token(&token) {
+                    return Err(Error::validation(
+                        "bot_token",
+                        "a Bot API token: digits, `:`, then letters, digits, `_` or `-`",
+                    ));
+                }
+                secrets.insert(BOT_TOKEN_KEY.to_owned(), token);
+                let api = input
+                    .api_url
+                    .unwrap_or_else(|| TELEGRAM_API_URL.to_owned())
+                    .trim()
+                    .trim_end_matches('/')
+                    .to_owned();
+                settings.insert(API_URL_KEY.to_owned(), api.clone());
+                (api, None)
+            }
+        };
+        if let Some(public) = input.public_url {
+            settings.insert(
+                "public_url".to_owned(),
+                public.trim().trim_end_matches('/').to_owned(),
+            );
+        }
         if self.inner.store.inboxes(tenant).await?.len() >= MAX_INBOXES {
             return Err(Error::validation(
                 "name",
@@ -137,16 +199,17 @@ impl Engine {
                 NewWebhook {
                     url,
                     events: vec!["message_created".to_owned()],
-                    secret: input.webhook_secret,
+                    secret,
                 },
             )
             .await
             .map_err(|e| match e {
                 Error::Validation { field, message } => Error::Validation {
-                    field: match field {
-                        "url" => "webhook_url",
-                        "secret" => "webhook_secret",
-                        f => f,
+                    field: match (field, kind) {
+                        ("url", InboxKind::Api) => "webhook_url",
+                        ("url", InboxKind::Telegram) => "api_url",
+                        ("secret", _) => "webhook_secret",
+                        (f, _) => f,
                     },
                     message,
                 },
@@ -160,8 +223,8 @@ impl Engine {
             kind,
             token_digest,
             webhook_id: Some(webhook.id),
-            settings: BTreeMap::new(),
-            secrets: InboxSecrets::default(),
+            settings,
+            secrets: InboxSecrets(secrets),
             created_at: now,
             updated_at: now,
         };
@@ -381,6 +444,23 @@ fn external_id(field: &'static str, id: &str) -> Result<String> {
         return Err(Error::validation(field, "no control characters"));
     }
     Ok(id.to_owned())
+}
+
+/// Whether a text has the Bot API token's shape (`123456:ABC-def_…`), so a typo is a
+/// clear 422 rather than every reply failing.
+fn telegram_token(token: &str) -> bool {
+    match token.split_once(':') {
+        Some((bot, key)) => {
+            !bot.is_empty()
+                && bot.chars().all(|c| c.is_ascii_digit())
+                && !key.is_empty()
+                && key.len() <= 200
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        }
+        None => false,
+    }
 }
 
 /// Compares two digests without stopping at the first difference.

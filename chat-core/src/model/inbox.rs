@@ -16,6 +16,9 @@ str_enum!(
         /// Any system, over our own API: messages in by `POST` with the inbox's token,
         /// agent replies out to its webhook.
         Api = "api",
+        /// A Telegram bot, over the Bot API: updates in by its webhook (checked by the
+        /// secret token), replies out by `sendMessage`.
+        Telegram = "telegram",
     }
 );
 
@@ -24,6 +27,7 @@ impl InboxKind {
     pub fn channel(self) -> Channel {
         match self {
             InboxKind::Api => Channel::Api,
+            InboxKind::Telegram => Channel::Telegram,
         }
     }
 }

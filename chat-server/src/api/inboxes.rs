@@ -4,7 +4,7 @@
 //! webhook (a network rule of the server's, see [`crate::webhooks`]) and the JSON shapes.
 //! The token and the webhook secret are answered once, by the create call.
 
-use chat_core::{Inbound, Inbox, InboxId, NewInbox};
+use chat_core::{Inbound, Inbox, InboxId, InboxKind, NewInbox};
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -58,14 +58,29 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
 
 pub async fn create(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let input: NewInbox = ctx.json().await?;
-    // Admins only, before the address is looked up for anyone.
+    // Admins only, before any address is looked up for anyone.
     ctx.app.engine.inboxes(ctx.actor()?).await?;
-    if let Some(url) = input.webhook_url.as_deref().map(str::trim)
+    let allow_private = ctx.app.config.webhooks.allow_private;
+    // Where the server will post to: the reply webhook, or the provider's API.
+    let (field, url) = match (input.kind.unwrap_or(InboxKind::Api), &input.webhook_url) {
+        (InboxKind::Api, Some(url)) => ("webhook_url", Some(url.clone())),
+        (InboxKind::Telegram, _) => (
+            "api_url",
+            Some(
+                input
+                    .api_url
+                    .clone()
+                    .unwrap_or_else(|| chat_core::TELEGRAM_API_URL.to_owned()),
+            ),
+        ),
+        _ => ("webhook_url", None),
+    };
+    if let Some(url) = url.as_deref().map(str::trim)
         && (url.starts_with("http://") || url.starts_with("https://"))
     {
-        crate::webhooks::check_url(url, ctx.app.config.webhooks.allow_private)
+        crate::webhooks::check_url(url, allow_private)
             .await
-            .map_err(|why| ApiError::from(chat_core::Error::validation("webhook_url", why)))?;
+            .map_err(|why| ApiError::from(chat_core::Error::validation(field, why)))?;
     }
     let (token, digest) = crate::auth::new_inbox_token();
     let (created, webhook) = ctx
@@ -73,9 +88,34 @@ pub async fn create(mut ctx: Ctx) -> Result<Resp, ApiError> {
         .engine
         .create_inbox(ctx.actor()?, input, digest)
         .await?;
+    if created.kind == InboxKind::Telegram
+        && let Some(public) = created.settings.get("public_url")
+    {
+        // Telegram posts the bot's updates to our route, with the token as its secret.
+        let url = format!("{public}/v1/inboxes/{}/telegram", created.id);
+        let client = crate::webhooks::client(allow_private);
+        let timeout = ctx.app.config.webhooks.timeout;
+        if let Err(why) =
+            crate::channels::telegram::set_webhook(&client, timeout, &created, &url, &token).await
+        {
+            // Nothing half-made stays behind.
+            ctx.app
+                .engine
+                .delete_inbox(ctx.actor()?, created.id)
+                .await?;
+            return Err(chat_core::Error::validation(
+                "public_url",
+                format!("setWebhook failed: {why}"),
+            )
+            .into());
+        }
+    }
     let mut shown = view(&created);
     shown.token = Some(&token);
-    shown.webhook_secret = webhook.as_ref().map(|w| w.secret.0.as_str());
+    shown.webhook_secret = match created.kind {
+        InboxKind::Api => webhook.as_ref().map(|w| w.secret.0.as_str()),
+        InboxKind::Telegram => None,
+    };
     Ok(http::json(StatusCode::CREATED, &shown))
 }
 
@@ -160,6 +200,77 @@ pub async fn receive(mut ctx: Ctx) -> Result<Resp, ApiError> {
             message_id: received.message.id,
             created: received.created,
             opened: received.opened,
+        },
+    ))
+}
+
+/// What the Telegram route answers: whether a message was stored (updates without text,
+/// such as stickers or edits, are acknowledged and not stored).
+#[derive(Serialize)]
+struct TelegramReceived {
+    stored: bool,
+    conversation_id: Option<chat_core::ConversationId>,
+    message_id: Option<chat_core::MessageId>,
+}
+
+/// `POST /v1/inboxes/{id}/telegram`: an `Update` from Telegram, authenticated by
+/// `X-Telegram-Bot-Api-Secret-Token` (the inbox's token, given to `setWebhook` as
+/// `secret_token`), checked before the body is read.
+pub async fn receive_telegram(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let refused = || ApiError::forbidden("unknown inbox or wrong secret token");
+    let id: InboxId = ctx.id("id").map_err(|_| refused())?;
+    let secret = ctx
+        .headers
+        .get("x-telegram-bot-api-secret-token")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(refused)?
+        .to_owned();
+    let inbox = ctx
+        .app
+        .engine
+        .inbox_for_token(id, &crate::auth::token_digest(&secret))
+        .await
+        .map_err(|_| refused())?;
+    if inbox.kind != InboxKind::Telegram {
+        return Err(refused());
+    }
+    let update: crate::channels::telegram::Update = ctx.json().await?;
+    let skipped = TelegramReceived {
+        stored: false,
+        conversation_id: None,
+        message_id: None,
+    };
+    let Some(message) = update.message else {
+        return Ok(http::json(StatusCode::OK, &skipped));
+    };
+    let Some(text) = message
+        .text
+        .or(message.caption)
+        .filter(|t| !t.trim().is_empty())
+    else {
+        return Ok(http::json(StatusCode::OK, &skipped));
+    };
+    let name = message.from.map(|u| match u.last_name {
+        Some(last) => format!("{} {last}", u.first_name),
+        None => u.first_name,
+    });
+    let received = Box::pin(ctx.app.engine.receive(
+        &inbox,
+        Inbound {
+            contact: message.chat.id.to_string(),
+            message: message.message_id.to_string(),
+            name,
+            body: text,
+            attachments: Vec::new(),
+        },
+    ))
+    .await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &TelegramReceived {
+            stored: true,
+            conversation_id: Some(received.conversation.id),
+            message_id: Some(received.message.id),
         },
     ))
 }

@@ -211,6 +211,7 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         GetInbox => inboxes::get(ctx).await,
         DeleteInbox => inboxes::delete(ctx).await,
         ReceiveInbound => inboxes::receive(ctx).await,
+        ReceiveTelegram => inboxes::receive_telegram(ctx).await,
         ReportOverview => reports::overview(ctx).await,
         ReportBreakdown => reports::breakdown(ctx).await,
         ReportSeries => reports::series(ctx).await,
