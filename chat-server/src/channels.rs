@@ -14,7 +14,10 @@
 
 use std::time::{Duration, Instant};
 
-use chat_core::{API_URL_KEY, Attempt, BOT_TOKEN_KEY, Inbox, InboxKind, Reply, Sender};
+use chat_core::{
+    ACCESS_TOKEN_KEY, API_URL_KEY, APP_SECRET_KEY, Attempt, BOT_TOKEN_KEY, Inbox, InboxKind,
+    PHONE_NUMBER_ID_KEY, Reply, Sender,
+};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::body::Bytes;
@@ -64,6 +67,7 @@ pub fn api_reply_body(event_id: &str, reply: &Reply) -> Vec<u8> {
 pub(crate) async fn send(client: &HttpClient, timeout: Duration, reply: &Reply) -> Attempt {
     match reply.inbox.kind {
         InboxKind::Telegram => telegram::send_message(client, timeout, reply).await,
+        InboxKind::Whatsapp => whatsapp::send_message(client, timeout, reply).await,
         InboxKind::Api => Attempt {
             status: None,
             error: Some("an api inbox's replies are webhook deliveries".to_owned()),
@@ -78,10 +82,15 @@ pub(crate) async fn post_json(
     client: &HttpClient,
     timeout: Duration,
     url: &str,
+    bearer: Option<&str>,
     body: &serde_json::Value,
 ) -> (Result<(u16, Bytes), String>, u64) {
     let started = Instant::now();
-    let request = Request::post(url)
+    let mut request = Request::post(url);
+    if let Some(token) = bearer {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request
         .header("content-type", "application/json")
         .header(
             "user-agent",
@@ -188,7 +197,7 @@ pub mod telegram {
         let Some(url) = method_url(inbox, method) else {
             return (Err((None, "the inbox has no bot token".to_owned())), 0);
         };
-        let (answer, elapsed) = post_json(client, timeout, &url, body).await;
+        let (answer, elapsed) = post_json(client, timeout, &url, None, body).await;
         let result = match answer {
             Err(e) => Err((None, e)),
             Ok((status, body)) => {
@@ -264,5 +273,176 @@ pub mod telegram {
             .0
             .map(drop)
             .map_err(|(_, e)| e)
+    }
+}
+
+/// The WhatsApp Cloud API
+/// (<https://developers.facebook.com/docs/whatsapp/cloud-api>): a webhook with a verify
+/// handshake and `X-Hub-Signature-256` in; `POST <api>/<phone-number-id>/messages` with a
+/// bearer token out, answered `{"messaging_product":"whatsapp","contacts":[…],"messages":[{"id":"wamid…"}]}`
+/// or `{"error":{"message":…,"type":…,"code":…}}`.
+pub mod whatsapp {
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::Sha256;
+
+    use super::*;
+
+    /// A webhook notification (the fields read): `entry[].changes[].value`.
+    #[derive(Debug, Deserialize)]
+    pub struct Notification {
+        /// `whatsapp_business_account`.
+        pub object: String,
+        /// The entries.
+        pub entry: Vec<Entry>,
+    }
+
+    /// One entry of a notification.
+    #[derive(Debug, Deserialize)]
+    pub struct Entry {
+        /// Its changes.
+        #[serde(default)]
+        pub changes: Vec<Change>,
+    }
+
+    /// One change: `field` is `messages` for messages and their statuses.
+    #[derive(Debug, Deserialize)]
+    pub struct Change {
+        /// What changed.
+        pub field: String,
+        /// The change.
+        pub value: Value,
+    }
+
+    /// What a `messages` change carries (statuses of sent messages are not read).
+    #[derive(Debug, Default, Deserialize)]
+    pub struct Value {
+        /// The senders' profiles.
+        #[serde(default)]
+        pub contacts: Vec<Contact>,
+        /// New messages.
+        #[serde(default)]
+        pub messages: Vec<Message>,
+    }
+
+    /// A sender's profile.
+    #[derive(Debug, Deserialize)]
+    pub struct Contact {
+        /// Their WhatsApp id (the phone number).
+        pub wa_id: String,
+        /// Their profile.
+        #[serde(default)]
+        pub profile: Option<Profile>,
+    }
+
+    /// A profile.
+    #[derive(Debug, Deserialize)]
+    pub struct Profile {
+        /// The name they chose.
+        pub name: String,
+    }
+
+    /// An incoming message.
+    #[derive(Debug, Deserialize)]
+    pub struct Message {
+        /// The sender's WhatsApp id: replies go `to` it.
+        pub from: String,
+        /// `wamid.…`: unique.
+        pub id: String,
+        /// `text`, `image`, `document`, …
+        #[serde(rename = "type")]
+        pub kind: String,
+        /// A text message's text.
+        #[serde(default)]
+        pub text: Option<Text>,
+    }
+
+    /// A text.
+    #[derive(Debug, Deserialize)]
+    pub struct Text {
+        /// The text.
+        pub body: String,
+    }
+
+    /// Whether `header` (`sha256=<hex>`) is the HMAC-SHA256 of `body` keyed with the
+    /// inbox's app secret, compared in constant time.
+    pub fn signature_is_valid(inbox: &Inbox, header: &str, body: &[u8]) -> bool {
+        let Some(secret) = inbox.secrets.0.get(APP_SECRET_KEY) else {
+            return false;
+        };
+        let Some(given) = header
+            .strip_prefix("sha256=")
+            .and_then(|h| hex::decode(h).ok())
+        else {
+            return false;
+        };
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+        mac.update(body);
+        mac.verify_slice(&given).is_ok()
+    }
+
+    /// Sends a text message to the customer's number.
+    pub(crate) async fn send_message(
+        client: &HttpClient,
+        timeout: Duration,
+        reply: &Reply,
+    ) -> Attempt {
+        let inbox = &reply.inbox;
+        let (Some(api), Some(phone), Some(token)) = (
+            inbox.settings.get(API_URL_KEY),
+            inbox.settings.get(PHONE_NUMBER_ID_KEY),
+            inbox.secrets.0.get(ACCESS_TOKEN_KEY),
+        ) else {
+            return Attempt {
+                status: None,
+                error: Some("the inbox lacks its phone-number id or access token".to_owned()),
+                elapsed_ms: 0,
+            };
+        };
+        let m = &reply.message;
+        let mut text = m.body.clone();
+        if text.trim().is_empty() {
+            text = m
+                .attachments
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+        }
+        let body = serde_json::json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": reply.contact,
+            "type": "text",
+            "text": { "preview_url": false, "body": text },
+        });
+        let url = format!("{api}/{phone}/messages");
+        let (answer, elapsed_ms) = post_json(client, timeout, &url, Some(token), &body).await;
+        match answer {
+            Err(e) => Attempt {
+                status: None,
+                error: Some(e),
+                elapsed_ms,
+            },
+            Ok((status, body)) if (200..300).contains(&status) => {
+                let _ = body;
+                Attempt {
+                    status: Some(status),
+                    error: None,
+                    elapsed_ms,
+                }
+            }
+            Ok((status, body)) => {
+                let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let why = json["error"]["message"]
+                    .as_str()
+                    .map(|d| d.chars().take(300).collect::<String>())
+                    .unwrap_or_else(|| format!("HTTP {status}"));
+                Attempt {
+                    status: Some(status),
+                    error: Some(format!("WhatsApp: {why}")),
+                    elapsed_ms,
+                }
+            }
+        }
     }
 }

@@ -431,7 +431,7 @@ fn desk_schemas() -> Value {
         "failing_since": { "type": ["string", "null"], "format": "date-time", "description": "since when every attempt has failed" },
         "created_at": time, "updated_at": time });
     let inbox = json!({
-        "id": uuid, "name": { "type": "string" }, "kind": { "type": "string", "enum": ["api", "telegram"] },
+        "id": uuid, "name": { "type": "string" }, "kind": { "type": "string", "enum": ["api", "telegram", "whatsapp"] },
         "channel": { "type": "string", "description": "the channel of its conversations" },
         "webhook_id": { "type": ["string", "null"], "format": "uuid", "description": "the webhook replies are delivered through: its delivery log is the inbox's" },
         "created_at": time, "updated_at": time });
@@ -515,7 +515,10 @@ fn desk_schemas() -> Value {
         "DeliveryList": list_of("Delivery"),
         "NewInbox": object(&["name"], json!({
             "name": { "type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S" },
-            "kind": { "type": "string", "enum": ["api", "telegram"], "description": "absent: api" },
+            "kind": { "type": "string", "enum": ["api", "telegram", "whatsapp"], "description": "absent: api" },
+            "phone_number_id": { "type": "string", "description": "whatsapp (required): the number's id" },
+            "access_token": { "type": "string", "description": "whatsapp (required): the Cloud API's bearer token; never shown again" },
+            "app_secret": { "type": "string", "description": "whatsapp (required): the app secret its webhook posts are signed with; never shown again" },
             "webhook_url": { "type": "string", "maxLength": 2000, "description": "api (required): where replies are delivered, http:// or https://" },
             "bot_token": { "type": "string", "description": "telegram (required): the bot's token; never shown again" },
             "api_url": { "type": "string", "maxLength": 2000, "description": "telegram: the Bot API's base URL (default https://api.telegram.org)" },
@@ -548,6 +551,18 @@ fn desk_schemas() -> Value {
                         "from": { "type": "object", "required": ["first_name"], "properties": { "first_name": { "type": "string" }, "last_name": { "type": "string" } } },
                         "chat": { "type": "object", "required": ["id"], "properties": { "id": { "type": "integer" } } },
                         "text": { "type": "string" }, "caption": { "type": "string" } } } } },
+        "WhatsappNotification": {
+            "type": "object", "required": ["object", "entry"],
+            "description": "A WhatsApp Cloud API webhook notification; fields not listed are accepted and ignored.",
+            "properties": {
+                "object": { "type": "string" },
+                "entry": { "type": "array", "items": { "type": "object", "properties": {
+                    "changes": { "type": "array", "items": { "type": "object", "required": ["field", "value"], "properties": {
+                        "field": { "type": "string" },
+                        "value": { "type": "object", "properties": {
+                            "contacts": { "type": "array", "items": { "type": "object", "required": ["wa_id"], "properties": { "wa_id": { "type": "string" }, "profile": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" } } } } } },
+                            "messages": { "type": "array", "items": { "type": "object", "required": ["from", "id", "type"], "properties": { "from": { "type": "string" }, "id": { "type": "string" }, "type": { "type": "string" }, "text": { "type": "object", "required": ["body"], "properties": { "body": { "type": "string" } } } } } } } } } } } } } } } },
+        "WhatsappReceived": object(&["stored"], json!({ "stored": { "type": "integer", "description": "text messages stored (repeats included)" } })),
         "TelegramReceived": object(&["stored", "conversation_id", "message_id"], json!({
             "stored": { "type": "boolean", "description": "false: an update without a text message, acknowledged" },
             "conversation_id": { "type": ["string", "null"], "format": "uuid" },

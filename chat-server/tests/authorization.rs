@@ -349,6 +349,18 @@ fn cases(bob: &str) -> Vec<Case> {
             ),
             [403, 403, 403, 403, 403, 403, 403, 403],
         ),
+        // WhatsApp's routes take the inbox's verify token or the app secret's signature,
+        // which no caller here has (whatsapp.rs does).
+        c(
+            VerifyWhatsapp,
+            None,
+            [403, 403, 403, 403, 403, 403, 403, 403],
+        ),
+        c(
+            ReceiveWhatsapp,
+            Some(json!({ "object": "whatsapp_business_account", "entry": [] })),
+            [403, 403, 403, 403, 403, 403, 403, 403],
+        ),
     ]
 }
 
@@ -536,6 +548,8 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                     | Endpoint::DeleteInbox
                     | Endpoint::ReceiveInbound
                     | Endpoint::ReceiveTelegram
+                    | Endpoint::VerifyWhatsapp
+                    | Endpoint::ReceiveWhatsapp
             ) {
                 let made = s
                     .post(

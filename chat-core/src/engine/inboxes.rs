@@ -56,6 +56,15 @@ pub struct NewInbox {
     /// A `telegram` inbox's Bot API base URL; absent = `https://api.telegram.org`.
     #[serde(default)]
     pub api_url: Option<String>,
+    /// A `whatsapp` inbox's phone-number id (from the Meta app's WhatsApp settings).
+    #[serde(default)]
+    pub phone_number_id: Option<String>,
+    /// A `whatsapp` inbox's access token (a system user's): a secret, never shown again.
+    #[serde(default)]
+    pub access_token: Option<String>,
+    /// A `whatsapp` inbox's app secret, which signs its webhook's posts: a secret too.
+    #[serde(default)]
+    pub app_secret: Option<String>,
     /// The base URL this server is reached at by the provider: given, the server
     /// registers the inbox's webhook with the provider (Telegram's `setWebhook`).
     #[serde(default)]
@@ -64,6 +73,16 @@ pub struct NewInbox {
 
 /// The Bot API's address.
 pub const TELEGRAM_API_URL: &str = "https://api.telegram.org";
+/// The WhatsApp Cloud API's address (the Graph API, versioned).
+pub const WHATSAPP_API_URL: &str = "https://graph.facebook.com/v21.0";
+/// The setting that holds a WhatsApp inbox's phone-number id.
+pub const PHONE_NUMBER_ID_KEY: &str = "phone_number_id";
+/// The secret that holds a WhatsApp inbox's access token.
+pub const ACCESS_TOKEN_KEY: &str = "access_token";
+/// The secret that holds a WhatsApp inbox's app secret.
+pub const APP_SECRET_KEY: &str = "app_secret";
+/// How long after the customer's last message WhatsApp lets a business answer freely.
+pub const WHATSAPP_WINDOW: time::Duration = time::Duration::hours(24);
 /// The setting that holds a provider's API base URL.
 pub const API_URL_KEY: &str = "api_url";
 /// The secret that holds a Telegram bot's token.
@@ -151,6 +170,51 @@ impl Engine {
                     .ok_or_else(|| Error::validation("webhook_url", "required for an api inbox"))?;
                 (url, input.webhook_secret)
             }
+            InboxKind::Whatsapp => {
+                if input.webhook_url.is_some()
+                    || input.webhook_secret.is_some()
+                    || input.bot_token.is_some()
+                {
+                    return Err(Error::validation(
+                        "webhook_url",
+                        "only for an api inbox: a whatsapp inbox replies by the Cloud API",
+                    ));
+                }
+                let phone = input
+                    .phone_number_id
+                    .map(|p| p.trim().to_owned())
+                    .filter(|p| {
+                        !p.is_empty() && p.len() <= 32 && p.chars().all(|c| c.is_ascii_digit())
+                    })
+                    .ok_or_else(|| {
+                        Error::validation("phone_number_id", "the number's id: digits")
+                    })?;
+                for (field, value, key) in [
+                    ("access_token", input.access_token, ACCESS_TOKEN_KEY),
+                    ("app_secret", input.app_secret, APP_SECRET_KEY),
+                ] {
+                    let value = value
+                        .map(|v| v.trim().to_owned())
+                        .filter(|v| {
+                            !v.is_empty()
+                                && v.len() <= 1_000
+                                && v.chars().all(|c| c.is_ascii_graphic())
+                        })
+                        .ok_or_else(|| {
+                            Error::validation(field, "required for a whatsapp inbox, no spaces")
+                        })?;
+                    secrets.insert(key.to_owned(), value);
+                }
+                settings.insert(PHONE_NUMBER_ID_KEY.to_owned(), phone);
+                let api = input
+                    .api_url
+                    .unwrap_or_else(|| WHATSAPP_API_URL.to_owned())
+                    .trim()
+                    .trim_end_matches('/')
+                    .to_owned();
+                settings.insert(API_URL_KEY.to_owned(), api.clone());
+                (api, None)
+            }
             InboxKind::Telegram => {
                 if input.webhook_url.is_some() || input.webhook_secret.is_some() {
                     return Err(Error::validation(
@@ -207,7 +271,7 @@ impl Engine {
                 Error::Validation { field, message } => Error::Validation {
                     field: match (field, kind) {
                         ("url", InboxKind::Api) => "webhook_url",
-                        ("url", InboxKind::Telegram) => "api_url",
+                        ("url", InboxKind::Telegram | InboxKind::Whatsapp) => "api_url",
                         ("secret", _) => "webhook_secret",
                         (f, _) => f,
                     },
@@ -267,6 +331,48 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// An inbox for a provider's route that proves itself by a signature made with one of
+    /// the inbox's secrets (WhatsApp's `X-Hub-Signature-256`): the caller checks it before
+    /// acting on anything. Unknown is [`Error::Forbidden`], like a wrong token.
+    pub async fn inbox_for_signature(&self, id: InboxId) -> Result<Inbox> {
+        self.inner
+            .store
+            .inbox(id)
+            .await?
+            .ok_or(Error::Forbidden("inbox signature"))
+    }
+
+    /// WhatsApp's customer-service window: a business may answer a WhatsApp customer freely
+    /// only within 24 hours of the customer's last message; after that the Cloud API takes
+    /// template messages only. So an agent's or the bot's message to a WhatsApp inbox's
+    /// conversation outside the window is refused here, with the reason, instead of being
+    /// stored and then failing to send.
+    pub(crate) fn check_reply_window(
+        &self,
+        conversation: &Conversation,
+        sender: &Sender,
+    ) -> Result<()> {
+        if conversation.channel != crate::model::Channel::Whatsapp
+            || !conversation.metadata.contains_key(INBOX_KEY)
+            || !matches!(sender, Sender::Agent(_) | Sender::Bot)
+        {
+            return Ok(());
+        }
+        let open = conversation
+            .last_customer_message_at
+            .is_some_and(|at| self.now() - at < WHATSAPP_WINDOW);
+        if open {
+            Ok(())
+        } else {
+            Err(Error::Conflict(crate::error::Conflict::new(
+                crate::error::ConflictKind::State,
+                "outside WhatsApp's 24-hour customer-service window: the customer last wrote \
+                 more than 24 hours ago, and WhatsApp takes only template messages until they \
+                 write again",
+            )))
+        }
     }
 
     /// The inbox a channel route is called for, if `token_digest` is its token's: the one

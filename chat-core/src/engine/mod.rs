@@ -31,8 +31,9 @@ pub use canned::{CannedPatch, MAX_CANNED_TITLE_CHARS, MAX_SHORTCUT_CHARS, NewCan
 pub use contacts::{ContactPage, ContactPatch};
 pub use conversations::{ConversationFilter, DetailsPatch, OpenConversation, Opened, Transfer};
 pub use inboxes::{
-    API_URL_KEY, BOT_TOKEN_KEY, INBOX_CONTACT_KEY, INBOX_KEY, Inbound, MAX_EXTERNAL_ID_CHARS,
-    MAX_INBOXES, NewInbox, Outbound, Received, Reply, TELEGRAM_API_URL,
+    ACCESS_TOKEN_KEY, API_URL_KEY, APP_SECRET_KEY, BOT_TOKEN_KEY, INBOX_CONTACT_KEY, INBOX_KEY,
+    Inbound, MAX_EXTERNAL_ID_CHARS, MAX_INBOXES, NewInbox, Outbound, PHONE_NUMBER_ID_KEY, Received,
+    Reply, TELEGRAM_API_URL, WHATSAPP_API_URL, WHATSAPP_WINDOW,
 };
 pub use messages::{MessagePage, PostMessage, Posted};
 pub use routing::{DeskStatus, QueuePosition, TimerReport};

@@ -19,6 +19,10 @@ str_enum!(
         /// A Telegram bot, over the Bot API: updates in by its webhook (checked by the
         /// secret token), replies out by `sendMessage`.
         Telegram = "telegram",
+        /// A WhatsApp Business number, over the WhatsApp Cloud API: messages in by its
+        /// webhook (signed with the app secret), replies out by `/{phone-number-id}/messages`
+        /// within the 24-hour customer-service window.
+        Whatsapp = "whatsapp",
     }
 );
 
@@ -28,6 +32,7 @@ impl InboxKind {
         match self {
             InboxKind::Api => Channel::Api,
             InboxKind::Telegram => Channel::Telegram,
+            InboxKind::Whatsapp => Channel::Whatsapp,
         }
     }
 }

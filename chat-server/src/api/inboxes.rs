@@ -73,6 +73,15 @@ pub async fn create(mut ctx: Ctx) -> Result<Resp, ApiError> {
                     .unwrap_or_else(|| chat_core::TELEGRAM_API_URL.to_owned()),
             ),
         ),
+        (InboxKind::Whatsapp, _) => (
+            "api_url",
+            Some(
+                input
+                    .api_url
+                    .clone()
+                    .unwrap_or_else(|| chat_core::WHATSAPP_API_URL.to_owned()),
+            ),
+        ),
         _ => ("webhook_url", None),
     };
     if let Some(url) = url.as_deref().map(str::trim)
@@ -114,7 +123,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Resp, ApiError> {
     shown.token = Some(&token);
     shown.webhook_secret = match created.kind {
         InboxKind::Api => webhook.as_ref().map(|w| w.secret.0.as_str()),
-        InboxKind::Telegram => None,
+        InboxKind::Telegram | InboxKind::Whatsapp => None,
     };
     Ok(http::json(StatusCode::CREATED, &shown))
 }
@@ -273,4 +282,111 @@ pub async fn receive_telegram(mut ctx: Ctx) -> Result<Resp, ApiError> {
             message_id: Some(received.message.id),
         },
     ))
+}
+
+/// `GET /v1/inboxes/{id}/whatsapp`: Meta's verify handshake. With `hub.mode=subscribe` and
+/// `hub.verify_token` the inbox's token, the answer is `hub.challenge` as plain text; else
+/// 403.
+pub async fn verify_whatsapp(ctx: Ctx) -> Result<Resp, ApiError> {
+    let refused = || ApiError::forbidden("unknown inbox or wrong verify token");
+    let id: InboxId = ctx.id("id").map_err(|_| refused())?;
+    let query = ctx.query.as_deref().unwrap_or("");
+    let mode = http::query_param(query, "hub.mode");
+    let token = http::query_param(query, "hub.verify_token").ok_or_else(refused)?;
+    let challenge = http::query_param(query, "hub.challenge").unwrap_or_default();
+    if mode.as_deref() != Some("subscribe") {
+        return Err(refused());
+    }
+    let inbox = ctx
+        .app
+        .engine
+        .inbox_for_token(id, &crate::auth::token_digest(&token))
+        .await
+        .map_err(|_| refused())?;
+    if inbox.kind != InboxKind::Whatsapp {
+        return Err(refused());
+    }
+    Ok(http::with_type(
+        StatusCode::OK,
+        challenge.chars().take(200).collect::<String>(),
+        "text/plain; charset=utf-8",
+    ))
+}
+
+/// What the WhatsApp route answers: how many messages it stored.
+#[derive(Serialize)]
+struct WhatsappReceived {
+    stored: usize,
+}
+
+/// `POST /v1/inboxes/{id}/whatsapp`: a Cloud API notification, authenticated by
+/// `X-Hub-Signature-256` (HMAC-SHA256 of the raw body with the app secret), checked
+/// before anything in it is read. Each text message is posted as the customer of its
+/// sender's number, idempotent on its `wamid`; statuses and other types are acknowledged.
+pub async fn receive_whatsapp(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let refused = || ApiError::forbidden("unknown inbox or bad X-Hub-Signature-256");
+    let id: InboxId = ctx.id("id").map_err(|_| refused())?;
+    let signature = ctx
+        .headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(refused)?
+        .to_owned();
+    let inbox = ctx
+        .app
+        .engine
+        .inbox_for_signature(id)
+        .await
+        .map_err(|_| refused())?;
+    if inbox.kind != InboxKind::Whatsapp {
+        return Err(refused());
+    }
+    let body = ctx
+        .body
+        .take()
+        .ok_or_else(|| ApiError::bad_request("the body was already read"))?;
+    let raw = http::read_body(&ctx.headers, body, ctx.app.config.limits.body_bytes).await?;
+    if !crate::channels::whatsapp::signature_is_valid(&inbox, &signature, &raw) {
+        return Err(refused());
+    }
+    let notification: crate::channels::whatsapp::Notification = http::parse_json(&raw)?;
+    if notification.object != "whatsapp_business_account" {
+        return Err(chat_core::Error::validation("object", "not whatsapp_business_account").into());
+    }
+    let mut stored = 0;
+    for change in notification.entry.iter().flat_map(|e| &e.changes) {
+        if change.field != "messages" {
+            continue;
+        }
+        for message in &change.value.messages {
+            let Some(text) = message
+                .text
+                .as_ref()
+                .filter(|_| message.kind == "text")
+                .map(|t| t.body.clone())
+            else {
+                continue;
+            };
+            let name = change
+                .value
+                .contacts
+                .iter()
+                .find(|c| c.wa_id == message.from)
+                .and_then(|c| c.profile.as_ref())
+                .map(|p| p.name.clone());
+            Box::pin(ctx.app.engine.receive(
+                &inbox,
+                Inbound {
+                    contact: message.from.clone(),
+                    message: message.id.clone(),
+                    name,
+                    body: text,
+                    attachments: Vec::new(),
+                },
+            ))
+            .await?;
+            stored += 1;
+        }
+    }
+    Ok(http::json(StatusCode::OK, &WhatsappReceived { stored }))
 }

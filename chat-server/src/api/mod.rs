@@ -212,6 +212,8 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         DeleteInbox => inboxes::delete(ctx).await,
         ReceiveInbound => inboxes::receive(ctx).await,
         ReceiveTelegram => inboxes::receive_telegram(ctx).await,
+        VerifyWhatsapp => inboxes::verify_whatsapp(ctx).await,
+        ReceiveWhatsapp => inboxes::receive_whatsapp(ctx).await,
         ReportOverview => reports::overview(ctx).await,
         ReportBreakdown => reports::breakdown(ctx).await,
         ReportSeries => reports::series(ctx).await,
