@@ -231,7 +231,11 @@ async fn whatsapp_messages_are_signed_in_and_answers_go_out_within_the_24_hour_w
     assert_eq!(items.len(), 1, "{}", list.text);
     assert_eq!(items[0]["channel"], "whatsapp");
     let conversation = items[0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(items[0]["message_count"].as_u64().unwrap() >= 2, true);
+    assert!(
+        items[0]["message_count"].as_u64().unwrap() >= 2,
+        "{}",
+        list.text
+    );
 
     let human = notification("wamid.A2", "I want a human")
         .to_string()
