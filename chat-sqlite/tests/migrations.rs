@@ -492,7 +492,8 @@ async fn a_schema_eight_database_gets_its_report_columns_and_reopens_from_data_a
     {
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE webhook_deliveries; DROP TABLE webhooks;
+            "DROP TABLE inbox_threads; DROP TABLE inboxes;
+             DROP TABLE webhook_deliveries; DROP TABLE webhooks;
              DROP TABLE conversation_reopens;
              DROP INDEX conversations_created; DROP INDEX conversations_closed;
              DROP INDEX conversations_rated;
