@@ -111,3 +111,7 @@ id_type!(
     /// A webhook: an admin's endpoint that receives the desk's events.
     WebhookId
 );
+id_type!(
+    /// An inbox: a channel (the API, Telegram, WhatsApp) through which customers write in.
+    InboxId
+);

@@ -37,8 +37,8 @@ pub use error::{
     BotError, BotErrorKind, Conflict, ConflictKind, Error, Result, StorageError, StorageKind,
 };
 pub use ids::{
-    AgentId, CannedResponseId, ContactId, ConversationId, IdGenerator, MessageId, SequentialIds,
-    TenantId, V7Ids, WebhookId,
+    AgentId, CannedResponseId, ContactId, ConversationId, IdGenerator, InboxId, MessageId,
+    SequentialIds, TenantId, V7Ids, WebhookId,
 };
 pub use mode::{InvalidTransition, Mode, UnknownMode};
 pub use model::*;

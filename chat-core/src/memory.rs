@@ -14,13 +14,13 @@ use crate::credentials::{Account, BotToken, Credential, Credentials, VisitorToke
 use crate::error::{Error, Result};
 use crate::export::{ExportOptions, ExportSink};
 use crate::ids::{
-    AgentId, CannedResponseId, ContactId, ConversationId, MessageId, TenantId, WebhookId,
+    AgentId, CannedResponseId, ContactId, ConversationId, InboxId, MessageId, TenantId, WebhookId,
 };
 use crate::mode::Mode;
 use crate::model::{
     Agent, AgentLoad, CannedResponse, Contact, Conversation, Delivery, DeliveryOutcome,
-    DeliveryState, Event, Mention, Message, NewEvent, NewMessage, ReadCursor, Reader, Tenant,
-    Webhook, WebhookState,
+    DeliveryState, Event, Inbox, Mention, Message, NewEvent, NewMessage, ReadCursor, Reader,
+    Tenant, Webhook, WebhookState,
 };
 use crate::report::{
     Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint, feedback_of, report_rows,
@@ -62,6 +62,10 @@ struct State {
     webhooks: Vec<Webhook>,
     /// The outbox and delivery log, by webhook and event sequence.
     deliveries: BTreeMap<(WebhookId, u64), Delivery>,
+    /// In creation order.
+    inboxes: Vec<Inbox>,
+    /// Conversations of inboxes' customers, by inbox and the provider's id.
+    inbox_threads: HashMap<(InboxId, String), ConversationId>,
     /// Reopen marks for the reports: conversation, when.
     reopens: Vec<(ConversationId, OffsetDateTime)>,
 }
@@ -561,6 +565,7 @@ impl Store for MemoryStore {
         }
         s.cursors.retain(|(c, _), _| *c != id);
         s.reopens.retain(|(c, _)| *c != id);
+        s.inbox_threads.retain(|_, c| *c != id);
         Ok(s.log(NewEvent::conversation_deleted(tenant, id, at)))
     }
 
@@ -890,6 +895,67 @@ impl Store for MemoryStore {
         }
         s.deliveries.retain(|(w, _), _| *w != id);
         Ok(())
+    }
+
+    async fn put_inbox(&self, inbox: &Inbox) -> Result<()> {
+        let mut s = self.lock();
+        match s.inboxes.iter_mut().find(|i| i.id == inbox.id) {
+            Some(i) if i.tenant_id != inbox.tenant_id => {
+                return Err(Error::duplicate("inbox exists"));
+            }
+            Some(i) => *i = inbox.clone(),
+            None => s.inboxes.push(inbox.clone()),
+        }
+        Ok(())
+    }
+
+    async fn delete_inbox(&self, tenant: TenantId, id: InboxId) -> Result<()> {
+        let mut s = self.lock();
+        let before = s.inboxes.len();
+        s.inboxes.retain(|i| !(i.id == id && i.tenant_id == tenant));
+        if s.inboxes.len() == before {
+            return Err(Error::NotFound("inbox"));
+        }
+        s.inbox_threads.retain(|(i, _), _| *i != id);
+        Ok(())
+    }
+
+    async fn inboxes(&self, tenant: TenantId) -> Result<Vec<Inbox>> {
+        let s = self.lock();
+        Ok(s.inboxes
+            .iter()
+            .filter(|i| i.tenant_id == tenant)
+            .cloned()
+            .collect())
+    }
+
+    async fn inbox(&self, id: InboxId) -> Result<Option<Inbox>> {
+        Ok(self.lock().inboxes.iter().find(|i| i.id == id).cloned())
+    }
+
+    async fn inbox_thread(&self, inbox: InboxId, external: &str) -> Result<Option<ConversationId>> {
+        Ok(self
+            .lock()
+            .inbox_threads
+            .get(&(inbox, external.to_owned()))
+            .copied())
+    }
+
+    async fn link_inbox_thread(
+        &self,
+        _tenant: TenantId,
+        inbox: InboxId,
+        external: &str,
+        conversation: ConversationId,
+    ) -> Result<ConversationId> {
+        let mut s = self.lock();
+        if !s.inboxes.iter().any(|i| i.id == inbox) {
+            return Err(Error::NotFound("inbox"));
+        }
+        Ok(*s
+            .inbox_threads
+            .entry((inbox, external.to_owned()))
+            .or_insert(conversation))
     }
 
     async fn webhooks(&self, tenant: TenantId) -> Result<Vec<Webhook>> {

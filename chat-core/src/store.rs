@@ -16,13 +16,13 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::export::{ExportOptions, ExportSink};
 use crate::ids::{
-    AgentId, CannedResponseId, ContactId, ConversationId, MessageId, TenantId, WebhookId,
+    AgentId, CannedResponseId, ContactId, ConversationId, InboxId, MessageId, TenantId, WebhookId,
 };
 use crate::mode::Mode;
 use crate::model::{
     Agent, AgentLoad, CannedResponse, Channel, Contact, Conversation, ConversationChange, Delivery,
-    DeliveryOutcome, Event, EventPayload, Mention, Message, NewMessage, Priority, ReadCursor,
-    Tenant, Webhook,
+    DeliveryOutcome, Event, EventPayload, Inbox, Mention, Message, NewMessage, Priority,
+    ReadCursor, Tenant, Webhook,
 };
 use crate::report::{Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint};
 
@@ -137,7 +137,7 @@ pub(crate) mod seam {
             update: ConversationUpdate,
             capacity: u32,
         ) -> Result<Committed>;
-        /// Deletes a conversation with its messages and cursors, and appends
+        /// Deletes a conversation with its messages, cursors and inbox thread, and appends
         /// `conversation_deleted`. [`Error::NotFound`] if absent.
         async fn delete_conversation(
             &self,
@@ -288,6 +288,32 @@ pub(crate) mod seam {
             seq: u64,
             now: OffsetDateTime,
         ) -> Result<Delivery>;
+
+        // ---- Inboxes (channels customers write in through) ----
+
+        /// Stores an inbox, or replaces the one with its id (same tenant).
+        async fn put_inbox(&self, inbox: &Inbox) -> Result<()>;
+        /// Deletes an inbox and its threads. [`Error::NotFound`] if absent.
+        async fn delete_inbox(&self, tenant: TenantId, id: InboxId) -> Result<()>;
+        /// A tenant's inboxes, oldest first.
+        async fn inboxes(&self, tenant: TenantId) -> Result<Vec<Inbox>>;
+        /// One inbox of any tenant: inbound routes know the inbox, not the tenant.
+        async fn inbox(&self, id: InboxId) -> Result<Option<Inbox>>;
+        /// The conversation an inbox's customer (by the provider's id for them) writes in.
+        async fn inbox_thread(
+            &self,
+            inbox: InboxId,
+            external: &str,
+        ) -> Result<Option<ConversationId>>;
+        /// Links an inbox's customer to a conversation unless one is linked already; the
+        /// linked one either way (the first link wins a race between two servers).
+        async fn link_inbox_thread(
+            &self,
+            tenant: TenantId,
+            inbox: InboxId,
+            external: &str,
+            conversation: ConversationId,
+        ) -> Result<ConversationId>;
         // Reports (see `chat_core::report` for what each figure counts). Every store
         // computes them with aggregate queries; the in-memory definitions in that module
         // are what they must agree with. A store keeps one reopen mark per

@@ -4,6 +4,7 @@ mod codec;
 mod credentials;
 mod error;
 mod export;
+mod inboxes;
 mod list;
 mod migrations;
 mod reports;

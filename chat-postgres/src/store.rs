@@ -19,10 +19,10 @@ use chat_core::store::{
 };
 use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 use chat_core::{
-    Agent, AgentId, AgentLoad, CannedResponse, Contact, ContactId, Conversation,
-    ConversationChange, ConversationId, Delivery, DeliveryOutcome, Error, Event, Mention, Message,
-    MessageId, MessageKind, NewEvent, NewMessage, ReadCursor, Reader, Result, Store, Tenant,
-    TenantId, Webhook, WebhookId,
+    Agent, AgentId, AgentLoad, CannedResponse, CannedResponseId, Contact, ContactId, Conversation,
+    ConversationChange, ConversationId, Delivery, DeliveryOutcome, Error, Event, Inbox, InboxId,
+    Mention, Message, MessageId, MessageKind, NewEvent, NewMessage, ReadCursor, Reader, Result,
+    Store, Tenant, TenantId, Webhook, WebhookId,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
 use time::OffsetDateTime;
@@ -1390,6 +1390,37 @@ impl Store for PostgresStore {
 
     async fn delete_webhook(&self, tenant: TenantId, id: WebhookId) -> Result<()> {
         self.delete_webhook_row(tenant, id).await
+    }
+
+    async fn put_inbox(&self, inbox: &Inbox) -> Result<()> {
+        self.put_inbox_row(inbox).await
+    }
+
+    async fn delete_inbox(&self, tenant: TenantId, id: InboxId) -> Result<()> {
+        self.delete_inbox_row(tenant, id).await
+    }
+
+    async fn inboxes(&self, tenant: TenantId) -> Result<Vec<Inbox>> {
+        self.inbox_rows(tenant).await
+    }
+
+    async fn inbox(&self, id: InboxId) -> Result<Option<Inbox>> {
+        self.inbox_row(id).await
+    }
+
+    async fn inbox_thread(&self, inbox: InboxId, external: &str) -> Result<Option<ConversationId>> {
+        self.inbox_thread_row(inbox, external).await
+    }
+
+    async fn link_inbox_thread(
+        &self,
+        tenant: TenantId,
+        inbox: InboxId,
+        external: &str,
+        conversation: ConversationId,
+    ) -> Result<ConversationId> {
+        self.link_inbox_thread_row(tenant, inbox, external, conversation)
+            .await
     }
 
     async fn webhooks(&self, tenant: TenantId) -> Result<Vec<Webhook>> {

@@ -152,7 +152,8 @@ mod with_database {
         tokio::spawn(connection);
         client
             .batch_execute(
-                "DROP TABLE canned_responses; DROP TABLE mentions; \
+                "DROP TABLE inbox_threads; DROP TABLE inboxes; \
+                 DROP TABLE canned_responses; DROP TABLE mentions; \
                  DROP TABLE webhook_deliveries; DROP TABLE webhooks; \
                  DROP TABLE conversation_reopens; \
                  ALTER TABLE conversations DROP COLUMN created_at_ns, DROP COLUMN first_response_at_ns, \

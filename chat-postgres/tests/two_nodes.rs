@@ -222,6 +222,36 @@ mod with_database {
         async fn delete_webhook(&self, tenant: TenantId, id: chat_core::WebhookId) -> Result<()> {
             self.next().delete_webhook(tenant, id).await
         }
+        async fn put_inbox(&self, inbox: &chat_core::Inbox) -> Result<()> {
+            self.next().put_inbox(inbox).await
+        }
+        async fn delete_inbox(&self, tenant: TenantId, id: chat_core::InboxId) -> Result<()> {
+            self.next().delete_inbox(tenant, id).await
+        }
+        async fn inboxes(&self, tenant: TenantId) -> Result<Vec<chat_core::Inbox>> {
+            self.next().inboxes(tenant).await
+        }
+        async fn inbox(&self, id: chat_core::InboxId) -> Result<Option<chat_core::Inbox>> {
+            self.next().inbox(id).await
+        }
+        async fn inbox_thread(
+            &self,
+            inbox: chat_core::InboxId,
+            external: &str,
+        ) -> Result<Option<chat_core::ConversationId>> {
+            self.next().inbox_thread(inbox, external).await
+        }
+        async fn link_inbox_thread(
+            &self,
+            tenant: TenantId,
+            inbox: chat_core::InboxId,
+            external: &str,
+            conversation: chat_core::ConversationId,
+        ) -> Result<chat_core::ConversationId> {
+            self.next()
+                .link_inbox_thread(tenant, inbox, external, conversation)
+                .await
+        }
         async fn webhooks(&self, tenant: TenantId) -> Result<Vec<chat_core::Webhook>> {
             self.next().webhooks(tenant).await
         }

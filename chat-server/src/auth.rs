@@ -413,6 +413,12 @@ pub fn new_bot_token() -> (String, String) {
     new_token(BOT_PREFIX)
 }
 
+/// A new inbox token (256 random bits) and the digest stored for it: what an integration
+/// sends to `POST /v1/inboxes/{id}/messages`.
+pub fn new_inbox_token() -> (String, String) {
+    new_token("inbox_")
+}
+
 fn new_token(prefix: &str) -> (String, String) {
     let random = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>());
     let token = format!("{prefix}{random}");

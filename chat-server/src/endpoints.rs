@@ -107,6 +107,14 @@ pub enum Endpoint {
     DeleteWebhook,
     ListDeliveries,
     Redeliver,
+    ListInboxes,
+    CreateInbox,
+    GetInbox,
+    DeleteInbox,
+    ReceiveInbound,
+    ReceiveTelegram,
+    VerifyWhatsapp,
+    ReceiveWhatsapp,
 }
 
 /// One endpoint with what the documentation says about it.
@@ -267,6 +275,14 @@ pub const ENDPOINTS: &[EndpointSpec] = &[
     endpoint(Method::DELETE, "/v1/webhooks/{id}", DeleteWebhook, Staff, "Delete an event webhook and its outbox (admins).", None, 204, None, &[]),
     endpoint(Method::GET, "/v1/webhooks/{id}/deliveries", ListDeliveries, Staff, "The webhook's delivery log (admins), newest event first: state, attempts, last status or error, response time; `before` pages by `seq`.", None, 200, Some("DeliveryList"), &["before", "limit"]),
     endpoint(Method::POST, "/v1/webhooks/{id}/deliveries/{seq}/redeliver", Redeliver, Staff, "Send a delivery again (admins), whatever its state: pending and due now.", None, 202, Some("Delivery"), &[]),
+    endpoint(Method::GET, "/v1/inboxes", ListInboxes, Staff, "Inboxes (admins), oldest first: the channels customers write in through besides the widget. Tokens and secrets are never shown again.", None, 200, Some("InboxList"), &[]),
+    endpoint(Method::POST, "/v1/inboxes", CreateInbox, Staff, "Create an inbox (admins). `whatsapp`: `phone_number_id`, `access_token` and `app_secret` (secrets, never shown), `api_url` (default the Graph API's); point the Meta app's webhook at `/v1/inboxes/{id}/whatsapp` with the answered token as its verify token; agents' and the bot's messages outside the 24-hour window after the customer's last message are refused (409) rather than sent. `telegram`: `bot_token` (a secret, never shown), `api_url` (default the Bot API's), and `public_url`, this server's address as Telegram reaches it, for `setWebhook` (422 on `public_url` if Telegram refuses it, and nothing is kept); replies go out by `sendMessage` through the outbox. `api`: customer messages arrive by `POST /v1/inboxes/{id}/messages` with the inbox's token; agent and bot replies are delivered to `webhook_url` through the event-webhook outbox (signed with `X-Chat-Signature`, retried, in order per conversation; the delivery log is the webhook's, `webhook_id`). The answer shows the token and the webhook secret, once. A `webhook_url` that is not http(s) or resolves to a private address (unless `--webhooks-allow-private`) is 422.", Some("NewInbox"), 201, Some("CreatedInbox"), &[]),
+    endpoint(Method::GET, "/v1/inboxes/{id}", GetInbox, Staff, "One inbox (admins).", None, 200, Some("Inbox"), &[]),
+    endpoint(Method::DELETE, "/v1/inboxes/{id}", DeleteInbox, Staff, "Delete an inbox and its webhook (admins); its conversations stay.", None, 204, None, &[]),
+    endpoint(Method::POST, "/v1/inboxes/{id}/messages", ReceiveInbound, Public, "A customer's message into an `api` inbox, authenticated by `Authorization: Bearer <the inbox's token>` (a wrong token or unknown inbox is 403, nothing stored). Opens the conversation of `contact.id` on the `api` channel or continues it; the bot, the queue and routing treat it like a widget message. Idempotent on `message.id`: a repeat answers 200 with the first message and stores nothing.", Some("InboundMessage"), 201, Some("ReceivedMessage"), &[]),
+    endpoint(Method::POST, "/v1/inboxes/{id}/telegram", ReceiveTelegram, Public, "Telegram's webhook for a `telegram` inbox: an `Update` of the Bot API, authenticated by `X-Telegram-Bot-Api-Secret-Token` (the inbox's token, registered by `setWebhook` as `secret_token` when the inbox is created with `public_url`); a wrong or missing one is 403, nothing stored. A message's text (or caption) is posted as the customer of chat `chat.id`, idempotent on `message_id`; other updates are acknowledged and not stored.", Some("TelegramUpdate"), 200, Some("TelegramReceived"), &[]),
+    endpoint(Method::GET, "/v1/inboxes/{id}/whatsapp", VerifyWhatsapp, Public, "The WhatsApp Cloud API's verify handshake for a `whatsapp` inbox: with `hub.mode=subscribe` and `hub.verify_token` the inbox's token, answers `hub.challenge` as text; else 403.", None, 200, Some("text"), &["hub.mode", "hub.verify_token", "hub.challenge"]),
+    endpoint(Method::POST, "/v1/inboxes/{id}/whatsapp", ReceiveWhatsapp, Public, "The WhatsApp Cloud API's webhook for a `whatsapp` inbox, authenticated by `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body with the app secret>` (a wrong or missing one is 403, nothing stored). Each text message is posted as the customer of its sender's number, idempotent on its id; statuses and other message types are acknowledged and not stored.", Some("WhatsappNotification"), 200, Some("WhatsappReceived"), &[]),
 ];
 
 /// The table requests are matched against: [`ENDPOINTS`] in a [`PathTable`], whose

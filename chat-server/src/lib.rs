@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 mod caps;
+pub mod channels;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod csv;

@@ -452,6 +452,11 @@ fn desk_schemas() -> Value {
         "id": uuid, "url": { "type": "string" }, "events": webhook_events.clone(), "state": webhook_state.clone(),
         "failing_since": { "type": ["string", "null"], "format": "date-time", "description": "since when every attempt has failed" },
         "created_at": time, "updated_at": time });
+    let inbox = json!({
+        "id": uuid, "name": { "type": "string" }, "kind": { "type": "string", "enum": ["api", "telegram", "whatsapp"] },
+        "channel": { "type": "string", "description": "the channel of its conversations" },
+        "webhook_id": { "type": ["string", "null"], "format": "uuid", "description": "the webhook replies are delivered through: its delivery log is the inbox's" },
+        "created_at": time, "updated_at": time });
     // Trimmed, leading `/`s dropped, then 1 to 32 letters, digits, `-` or `_`.
     let shortcut = json!({ "type": "string", "pattern": "^\\s*/*[\\p{L}\\p{N}_-]{1,32}\\s*$", "description": "Stored lower-case, without a leading `/`." });
     // As stored; not a pattern of letter classes, which validators differ on.
@@ -530,6 +535,64 @@ fn desk_schemas() -> Value {
             "response_ms": { "type": ["integer", "null"], "description": "how long the last attempt took" },
             "created_at": time, "delivered_at": { "type": ["string", "null"], "format": "date-time" } })),
         "DeliveryList": list_of("Delivery"),
+        "NewInbox": object(&["name"], json!({
+            "name": { "type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S" },
+            "kind": { "type": "string", "enum": ["api", "telegram", "whatsapp"], "description": "absent: api" },
+            "phone_number_id": { "type": "string", "description": "whatsapp (required): the number's id" },
+            "access_token": { "type": "string", "description": "whatsapp (required): the Cloud API's bearer token; never shown again" },
+            "app_secret": { "type": "string", "description": "whatsapp (required): the app secret its webhook posts are signed with; never shown again" },
+            "webhook_url": { "type": "string", "maxLength": 2000, "description": "api (required): where replies are delivered, http:// or https://" },
+            "bot_token": { "type": "string", "description": "telegram (required): the bot's token; never shown again" },
+            "api_url": { "type": "string", "maxLength": 2000, "description": "telegram: the Bot API's base URL (default https://api.telegram.org)" },
+            "public_url": { "type": "string", "maxLength": 2000, "description": "telegram: this server's base URL as Telegram reaches it; given, the server calls setWebhook" },
+            "webhook_secret": { "type": "string", "minLength": 16, "maxLength": 256, "description": "absent: the server makes one (shown once)" } })),
+        "Inbox": object(&["id", "name", "kind", "channel", "webhook_id", "created_at", "updated_at"], inbox.clone()),
+        "CreatedInbox": object(&["id", "name", "kind", "channel", "webhook_id", "created_at", "updated_at", "token"], {
+            let mut i = inbox.clone();
+            i["token"] = json!({ "type": "string", "description": "The inbox's token for `POST /v1/inboxes/{id}/messages`; never shown again." });
+            i["webhook_secret"] = json!({ "type": "string", "description": "api: the reply webhook's signing secret; never shown again." });
+            i
+        }),
+        "InboxList": list_of("Inbox"),
+        "InboundMessage": object(&["contact", "message"], json!({
+            "contact": object(&["id"], json!({
+                "id": { "type": "string", "minLength": 1, "maxLength": 200, "description": "your id for the customer: their messages share one conversation" },
+                "name": { "type": "string", "maxLength": 200 } })),
+            "message": object(&["id", "text"], json!({
+                "id": { "type": "string", "minLength": 1, "maxLength": 200, "description": "your id for the message: the idempotency key" },
+                "text": { "type": "string", "minLength": 1, "maxLength": 10000, "pattern": "\\S" } })) })),
+        "TelegramUpdate": {
+            "type": "object", "required": ["update_id"],
+            "description": "The Bot API's Update object (https://core.telegram.org/bots/api#update); fields not listed are accepted and ignored.",
+            "properties": {
+                "update_id": { "type": "integer" },
+                "message": {
+                    "type": "object", "required": ["message_id", "chat"],
+                    "properties": {
+                        "message_id": { "type": "integer" },
+                        "from": { "type": "object", "required": ["first_name"], "properties": { "first_name": { "type": "string" }, "last_name": { "type": "string" } } },
+                        "chat": { "type": "object", "required": ["id"], "properties": { "id": { "type": "integer" } } },
+                        "text": { "type": "string" }, "caption": { "type": "string" } } } } },
+        "WhatsappNotification": {
+            "type": "object", "required": ["object", "entry"],
+            "description": "A WhatsApp Cloud API webhook notification; fields not listed are accepted and ignored.",
+            "properties": {
+                "object": { "type": "string" },
+                "entry": { "type": "array", "items": { "type": "object", "properties": {
+                    "changes": { "type": "array", "items": { "type": "object", "required": ["field", "value"], "properties": {
+                        "field": { "type": "string" },
+                        "value": { "type": "object", "properties": {
+                            "contacts": { "type": "array", "items": { "type": "object", "required": ["wa_id"], "properties": { "wa_id": { "type": "string" }, "profile": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" } } } } } },
+                            "messages": { "type": "array", "items": { "type": "object", "required": ["from", "id", "type"], "properties": { "from": { "type": "string" }, "id": { "type": "string" }, "type": { "type": "string" }, "text": { "type": "object", "required": ["body"], "properties": { "body": { "type": "string" } } } } } } } } } } } } } } } },
+        "WhatsappReceived": object(&["stored"], json!({ "stored": { "type": "integer", "description": "text messages stored (repeats included)" } })),
+        "TelegramReceived": object(&["stored", "conversation_id", "message_id"], json!({
+            "stored": { "type": "boolean", "description": "false: an update without a text message, acknowledged" },
+            "conversation_id": { "type": ["string", "null"], "format": "uuid" },
+            "message_id": { "type": ["string", "null"], "format": "uuid" } })),
+        "ReceivedMessage": object(&["conversation_id", "message_id", "created", "opened"], json!({
+            "conversation_id": uuid, "message_id": uuid,
+            "created": { "type": "boolean", "description": "false: a repeat of a message already stored" },
+            "opened": { "type": "boolean", "description": "true: this message opened the conversation" } })),
         "TenantSettings": object(&[], settings.clone()),
         "TenantSettingsPatch": {
             "type": "object", "additionalProperties": false, "properties": settings,

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use chat_core::{Attempt, DueDelivery, Engine, WebhookRetry};
+use chat_core::{Attempt, DueDelivery, Engine, Outbound, WebhookRetry};
 use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -161,7 +161,7 @@ pub async fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
 
 /// The connector's resolver: the system's, minus private addresses unless allowed.
 #[derive(Clone)]
-struct Resolver {
+pub(crate) struct Resolver {
     allow_private: bool,
 }
 
@@ -193,10 +193,10 @@ impl tower_service::Service<Name> for Resolver {
     }
 }
 
-type HttpClient = Client<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>;
 
 /// http and https (rustls with the bundled Mozilla roots and the system's).
-fn client(allow_private: bool) -> HttpClient {
+pub(crate) fn client(allow_private: bool) -> HttpClient {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for cert in rustls_native_certs::load_native_certs().certs {
@@ -288,11 +288,40 @@ async fn deliver(
     timeout: Duration,
     due: DueDelivery,
 ) {
-    let Some(body) = body(&due) else {
+    // An inbox's webhook carries replies to its customers, not events.
+    let outbound = match engine.outbound(&due).await {
+        Ok(o) => o,
+        Err(e) => {
+            // Not claimed for long: the lease lapses and the delivery is tried again.
+            tracing::warn!(error = %e, "reading a webhook delivery's inbox failed");
+            return;
+        }
+    };
+    let body = match &outbound {
+        Outbound::Event => body(&due),
+        Outbound::Skip => {
+            if let Err(e) = engine.skip_delivery(&due).await {
+                tracing::warn!(error = %e, "recording a webhook delivery failed");
+            }
+            return;
+        }
+        Outbound::Reply(reply) if reply.inbox.kind != chat_core::InboxKind::Api => {
+            // A provider's own API, in its own form (not signed by us).
+            let attempt = crate::channels::send(client, timeout, reply).await;
+            record(engine, retry, &due, attempt).await;
+            return;
+        }
+        Outbound::Reply(reply) => Some(crate::channels::api_reply_body(&event_id(&due), reply)),
+    };
+    let Some(body) = body else {
         if let Err(e) = engine.drop_delivery(&due).await {
             tracing::warn!(error = %e, "recording a webhook delivery failed");
         }
         return;
+    };
+    let kind = match outbound {
+        Outbound::Reply(_) => "reply",
+        _ => due.delivery.kind.as_str(),
     };
     let started = Instant::now();
     let t = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -309,7 +338,7 @@ async fn deliver(
         )
         .header("x-chat-event-id", &id)
         .header("idempotency-key", &id)
-        .header("x-chat-event", due.delivery.kind.as_str())
+        .header("x-chat-event", kind)
         .header(
             "x-chat-delivery-attempt",
             (due.delivery.attempts + 1).to_string(),
@@ -351,7 +380,11 @@ async fn deliver(
             }
         }
     };
-    match engine.record_attempt(retry, &due, attempt).await {
+    record(engine, retry, &due, attempt).await;
+}
+
+async fn record(engine: &Engine, retry: &WebhookRetry, due: &DueDelivery, attempt: Attempt) {
+    match engine.record_attempt(retry, due, attempt).await {
         Ok(outcome) if !outcome.succeeded() => tracing::info!(
             webhook = %due.webhook.id,
             seq = due.delivery.seq,
@@ -367,7 +400,7 @@ async fn deliver(
 
 /// A client error with its causes ("client error (Connect): tcp connect error: Connection
 /// refused"), which is what an admin reading the log needs. URLs and secrets are not in it.
-fn describe(e: &hyper_util::client::legacy::Error) -> String {
+pub(crate) fn describe(e: &hyper_util::client::legacy::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {

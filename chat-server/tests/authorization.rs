@@ -329,6 +329,42 @@ fn cases(bob: &str) -> Vec<Case> {
             [200, 403, 403, 403, 403, 403, 401, 404],
         ),
         c(Redeliver, None, [202, 403, 403, 403, 403, 403, 401, 404]),
+        // Inboxes: admins of the tenant only; the inbound route takes the inbox's own
+        // token, which no caller here holds (channels.rs posts with it).
+        c(ListInboxes, None, [200, 403, 403, 403, 403, 403, 401, 200]),
+        c(
+            CreateInbox,
+            Some(json!({ "name": "Shop app", "webhook_url": "http://127.0.0.1:9/hook" })),
+            [201, 403, 403, 403, 403, 403, 401, 201],
+        ),
+        c(GetInbox, None, [200, 403, 403, 403, 403, 403, 401, 404]),
+        c(DeleteInbox, None, [204, 403, 403, 403, 403, 403, 401, 404]),
+        c(
+            ReceiveInbound,
+            Some(json!({ "contact": { "id": "c-1" }, "message": { "id": "m-1", "text": "hi" } })),
+            [403, 403, 403, 403, 403, 403, 401, 403],
+        ),
+        // Telegram's route takes the inbox's secret token in its own header, which no
+        // caller here sends (telegram.rs does).
+        c(
+            ReceiveTelegram,
+            Some(
+                json!({ "update_id": 1, "message": { "message_id": 1, "chat": { "id": 7 }, "text": "hi" } }),
+            ),
+            [403, 403, 403, 403, 403, 403, 403, 403],
+        ),
+        // WhatsApp's routes take the inbox's verify token or the app secret's signature,
+        // which no caller here has (whatsapp.rs does).
+        c(
+            VerifyWhatsapp,
+            None,
+            [403, 403, 403, 403, 403, 403, 403, 403],
+        ),
+        c(
+            ReceiveWhatsapp,
+            Some(json!({ "object": "whatsapp_business_account", "entry": [] })),
+            [403, 403, 403, 403, 403, 403, 403, 403],
+        ),
     ]
 }
 
@@ -516,6 +552,28 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
             } else {
                 String::new()
             };
+            // An inbox of the tenant.
+            let inbox_id = if matches!(
+                case.route,
+                Endpoint::GetInbox
+                    | Endpoint::DeleteInbox
+                    | Endpoint::ReceiveInbound
+                    | Endpoint::ReceiveTelegram
+                    | Endpoint::VerifyWhatsapp
+                    | Endpoint::ReceiveWhatsapp
+            ) {
+                let made = s
+                    .post(
+                        "/v1/inboxes",
+                        Some(&admin.token),
+                        json!({ "name": "Shop app", "webhook_url": "http://127.0.0.1:9/hook" }),
+                    )
+                    .await;
+                assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+                made.body["id"].as_str().unwrap().to_owned()
+            } else {
+                String::new()
+            };
             let target = match case.route {
                 Endpoint::EraseContact => &stray_contact,
                 Endpoint::GetWebhook
@@ -524,6 +582,7 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                 | Endpoint::ListDeliveries
                 | Endpoint::Redeliver => &webhook_id,
                 Endpoint::EditMessage | Endpoint::DeleteMessage => &message_id,
+                Endpoint::GetInbox | Endpoint::DeleteInbox | Endpoint::ReceiveInbound => &inbox_id,
                 Endpoint::GetContact
                 | Endpoint::ContactConversations
                 | Endpoint::MergeContact
@@ -596,6 +655,19 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                 _ => case.body.clone(),
             };
             let reply = s.call(route.method.clone(), &path, token, body).await;
+            // At most 20 inboxes (each with a webhook) per tenant: each case cleans up.
+            if !inbox_id.is_empty() || case.route == Endpoint::CreateInbox {
+                let inboxes = s.get("/v1/inboxes", Some(&admin.token)).await;
+                for inbox in inboxes.body["items"].as_array().unwrap() {
+                    let gone = s
+                        .delete(
+                            &format!("/v1/inboxes/{}", inbox["id"].as_str().unwrap()),
+                            Some(&admin.token),
+                        )
+                        .await;
+                    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+                }
+            }
             // At most 20 webhooks per tenant: each case cleans up after itself.
             if !webhook_id.is_empty() || case.route == Endpoint::CreateWebhook {
                 let hooks = s.get("/v1/webhooks", Some(&admin.token)).await;

@@ -180,6 +180,36 @@ impl Store for RivalWriter {
     async fn delete_webhook(&self, tenant: TenantId, id: chat_core::WebhookId) -> Result<()> {
         self.inner.delete_webhook(tenant, id).await
     }
+    async fn put_inbox(&self, inbox: &chat_core::Inbox) -> Result<()> {
+        self.inner.put_inbox(inbox).await
+    }
+    async fn delete_inbox(&self, tenant: TenantId, id: chat_core::InboxId) -> Result<()> {
+        self.inner.delete_inbox(tenant, id).await
+    }
+    async fn inboxes(&self, tenant: TenantId) -> Result<Vec<chat_core::Inbox>> {
+        self.inner.inboxes(tenant).await
+    }
+    async fn inbox(&self, id: chat_core::InboxId) -> Result<Option<chat_core::Inbox>> {
+        self.inner.inbox(id).await
+    }
+    async fn inbox_thread(
+        &self,
+        inbox: chat_core::InboxId,
+        external: &str,
+    ) -> Result<Option<chat_core::ConversationId>> {
+        self.inner.inbox_thread(inbox, external).await
+    }
+    async fn link_inbox_thread(
+        &self,
+        tenant: TenantId,
+        inbox: chat_core::InboxId,
+        external: &str,
+        conversation: chat_core::ConversationId,
+    ) -> Result<chat_core::ConversationId> {
+        self.inner
+            .link_inbox_thread(tenant, inbox, external, conversation)
+            .await
+    }
     async fn webhooks(&self, tenant: TenantId) -> Result<Vec<chat_core::Webhook>> {
         self.inner.webhooks(tenant).await
     }

@@ -8,6 +8,7 @@ mod credentials;
 mod erasure;
 mod error;
 mod export;
+mod inboxes;
 mod list;
 mod migrations;
 mod names;

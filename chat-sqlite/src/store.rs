@@ -11,9 +11,9 @@ use chat_core::store::{
     ConversationUpdate, HitQuery, MessageQuery,
 };
 use chat_core::{
-    Agent, AgentId, AgentLoad, CannedResponse, Contact, ContactId, Conversation, ConversationId,
-    Delivery, DeliveryOutcome, Error, Event, Mention, Message, MessageId, NewMessage, ReadCursor,
-    Result, Store, Tenant, TenantId, Webhook, WebhookId,
+    Agent, AgentId, AgentLoad, CannedResponse, CannedResponseId, Contact, ContactId, Conversation,
+    ConversationId, Delivery, DeliveryOutcome, Error, Event, Inbox, InboxId, Mention, Message,
+    MessageId, NewMessage, ReadCursor, Result, Store, Tenant, TenantId, Webhook, WebhookId,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
@@ -26,7 +26,7 @@ use crate::migrations::migrate;
 use crate::options::Options;
 use crate::search::{Search, WordIndex, word_index};
 use crate::writer::{Followers, Writer};
-use crate::{list, read, reports, webhooks, write};
+use crate::{inboxes, list, read, reports, webhooks, write};
 
 /// A [`Store`] on one SQLite file: WAL, a pool of readers off the async runtime, one
 /// writer thread that commits queued operations in groups, and beside it an indexer thread
@@ -630,6 +630,46 @@ impl Store for SqliteStore {
     async fn delete_webhook(&self, tenant: TenantId, id: WebhookId) -> Result<()> {
         self.writer
             .write(move |c| webhooks::delete_webhook(c, tenant, id))
+            .await
+    }
+
+    async fn put_inbox(&self, inbox: &Inbox) -> Result<()> {
+        let inbox = inbox.clone();
+        self.writer
+            .write(move |c| inboxes::put_inbox(c, &inbox))
+            .await
+    }
+
+    async fn delete_inbox(&self, tenant: TenantId, id: InboxId) -> Result<()> {
+        self.writer
+            .write(move |c| inboxes::delete_inbox(c, tenant, id))
+            .await
+    }
+
+    async fn inboxes(&self, tenant: TenantId) -> Result<Vec<Inbox>> {
+        self.read(move |c| inboxes::inboxes(c, tenant)).await
+    }
+
+    async fn inbox(&self, id: InboxId) -> Result<Option<Inbox>> {
+        self.read(move |c| inboxes::inbox(c, id)).await
+    }
+
+    async fn inbox_thread(&self, inbox: InboxId, external: &str) -> Result<Option<ConversationId>> {
+        let external = external.to_owned();
+        self.read(move |c| inboxes::inbox_thread(c, inbox, &external))
+            .await
+    }
+
+    async fn link_inbox_thread(
+        &self,
+        tenant: TenantId,
+        inbox: InboxId,
+        external: &str,
+        conversation: ConversationId,
+    ) -> Result<ConversationId> {
+        let external = external.to_owned();
+        self.writer
+            .write(move |c| inboxes::link_inbox_thread(c, tenant, inbox, &external, conversation))
             .await
     }
 

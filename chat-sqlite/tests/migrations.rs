@@ -8,9 +8,11 @@ use chat_sqlite::{SCHEMA_VERSION, SqliteStore};
 use common::*;
 use rusqlite::{Connection, params};
 
-/// Takes a current database back to before migration 0011 (the title and contact word
-/// indexes), for the tests that make an older schema out of a current one.
+/// Takes a current database back to schema 10, before migrations 0011 (the title and
+/// contact word indexes) and 0012 (inboxes), for the tests that make an older schema out
+/// of a current one.
 const DROP_WORD_INDEXES: &str = "
+    DROP TABLE inbox_threads; DROP TABLE inboxes;
     DROP TRIGGER conversation_title_words_insert; DROP TRIGGER conversation_title_words_update;
     DROP TRIGGER conversation_title_words_delete; DROP TABLE conversation_title_words;
     DROP TRIGGER contact_words_insert; DROP TRIGGER contact_words_update;
@@ -557,7 +559,7 @@ async fn a_database_before_the_word_indexes_finds_titles_and_contacts_after_the_
         drop(store);
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(DROP_WORD_INDEXES).unwrap();
-        conn.pragma_update(None, "user_version", i64::from(SCHEMA_VERSION) - 1)
+        conn.pragma_update(None, "user_version", 10)
             .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();

@@ -113,6 +113,7 @@ impl Engine {
         let takeover = matches!(who, Resolved::Staff(_))
             && matches!(conversation.mode, Mode::Bot | Mode::Queued);
         who.authorize(if takeover { Action::Claim } else { action }, &conversation)?;
+        self.check_reply_window(&conversation, &sender)?;
         if let Some(reply_to) = input.reply_to {
             let target = self.inner.store.message(actor.tenant(), reply_to).await?;
             if !target

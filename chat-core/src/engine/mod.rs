@@ -13,6 +13,7 @@ mod credentials;
 mod erasure;
 mod export;
 mod feed;
+mod inboxes;
 mod mentions;
 mod messages;
 mod reports;
@@ -35,6 +36,11 @@ pub use conversations::{
     SNIPPET_CHARS, SearchPage, Transfer,
 };
 pub use erasure::Erasure;
+pub use inboxes::{
+    ACCESS_TOKEN_KEY, API_URL_KEY, APP_SECRET_KEY, BOT_TOKEN_KEY, INBOX_CONTACT_KEY, INBOX_KEY,
+    Inbound, MAX_EXTERNAL_ID_CHARS, MAX_INBOXES, NewInbox, Outbound, PHONE_NUMBER_ID_KEY, Received,
+    Reply, TELEGRAM_API_URL, WHATSAPP_API_URL, WHATSAPP_WINDOW,
+};
 pub use messages::{MessagePage, PostMessage, Posted};
 pub use routing::{DeskStatus, QueuePosition, TimerReport};
 pub use transcripts::{MAX_TRANSCRIPT_MESSAGES, Transcript};

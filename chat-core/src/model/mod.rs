@@ -8,6 +8,7 @@ mod contact;
 mod conversation;
 mod event;
 mod hours;
+mod inbox;
 mod mention;
 mod message;
 mod notice;
@@ -23,6 +24,7 @@ pub use contact::{Contact, ContactInput};
 pub use conversation::{Conversation, MessagePreview, PREVIEW_CHARS, Rating, Snooze};
 pub use event::{ConversationChange, Event, EventPayload, NewEvent, TransferTarget, WakeReason};
 pub use hours::{BusinessHours, MAX_OFFLINE_CHARS, OpenRange, WeeklyHours, is_open, next_opening};
+pub use inbox::{Inbox, InboxKind, InboxSecrets};
 pub use mention::{Mention, handles, mentioned_handles};
 pub use message::{
     Attachment, EntityRef, Message, MessageKind, NewMessage, ReadCursor, Reader, Revision, Sender,

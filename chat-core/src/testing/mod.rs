@@ -27,11 +27,13 @@ use crate::model::*;
 use crate::store::*;
 
 mod credentials;
+mod inboxes;
 mod reports;
 mod store;
 mod webhooks;
 
 pub use credentials::*;
+pub use inboxes::*;
 pub use reports::*;
 pub use store::*;
 pub use webhooks::*;

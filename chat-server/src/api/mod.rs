@@ -8,6 +8,7 @@ mod contacts;
 mod conversations;
 mod export;
 mod files;
+mod inboxes;
 mod mentions;
 mod messages;
 mod reports;
@@ -207,6 +208,14 @@ pub async fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Result<Resp, ApiErro
         DeleteWebhook => webhooks::delete(ctx).await,
         ListDeliveries => webhooks::deliveries(ctx).await,
         Redeliver => webhooks::redeliver(ctx).await,
+        ListInboxes => inboxes::list(ctx).await,
+        CreateInbox => inboxes::create(ctx).await,
+        GetInbox => inboxes::get(ctx).await,
+        DeleteInbox => inboxes::delete(ctx).await,
+        ReceiveInbound => inboxes::receive(ctx).await,
+        ReceiveTelegram => inboxes::receive_telegram(ctx).await,
+        VerifyWhatsapp => inboxes::verify_whatsapp(ctx).await,
+        ReceiveWhatsapp => inboxes::receive_whatsapp(ctx).await,
         ReportOverview => reports::overview(ctx).await,
         ReportBreakdown => reports::breakdown(ctx).await,
         ReportSeries => reports::series(ctx).await,

@@ -1,0 +1,579 @@
+//! Inboxes: channels customers write in through from outside the website widget.
+//!
+//! Inbound, a provider's message (relayed by the server's channel route, which checked the
+//! provider's signature or the inbox's token) opens or continues the conversation of its
+//! customer, keyed by the provider's id for that customer, and is posted as the customer's
+//! own message, idempotent on the provider's message id: the bot, the queue and routing
+//! treat it like a widget message.
+//!
+//! Outbound, an inbox owns a webhook that follows `message_created`: the store writes its
+//! deliveries into the same outbox as every event webhook's, in the event's transaction, and
+//! the delivery worker asks [`Engine::outbound`] what each one is: an answer to the inbox's
+//! customer (sent in the provider's form), or nothing for this inbox (recorded, not sent).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::Engine;
+use super::conversations::OpenConversation;
+use super::messages::PostMessage;
+use super::webhooks::{DueDelivery, NewWebhook};
+use crate::error::{Error, Result};
+use crate::ids::{ConversationId, InboxId};
+use crate::model::{
+    Attachment, ContactInput, Conversation, EventPayload, Inbox, InboxKind, InboxSecrets, Message,
+    MessageKind, Role, Sender, Webhook,
+};
+use crate::policy::{Actor, Resolved};
+
+/// Most inboxes per tenant.
+pub const MAX_INBOXES: usize = 20;
+/// Longest provider id (of a customer, of a message), in characters.
+pub const MAX_EXTERNAL_ID_CHARS: usize = 200;
+/// The conversation metadata key that names its inbox.
+pub const INBOX_KEY: &str = "inbox_id";
+/// The conversation metadata key that holds the provider's id for its customer (where
+/// replies are addressed).
+pub const INBOX_CONTACT_KEY: &str = "inbox_contact";
+
+/// A new inbox, as an admin asks for it.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewInbox {
+    /// What staff call it.
+    pub name: String,
+    /// The provider.
+    pub kind: Option<InboxKind>,
+    /// Where agent replies are delivered (an `api` inbox's webhook).
+    pub webhook_url: Option<String>,
+    /// The webhook's signing secret; absent = one is made and shown once.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    /// A `telegram` inbox's bot token (from @BotFather): a secret, never shown again.
+    #[serde(default)]
+    pub bot_token: Option<String>,
+    /// A `telegram` inbox's Bot API base URL; absent = `https://api.telegram.org`.
+    #[serde(default)]
+    pub api_url: Option<String>,
+    /// A `whatsapp` inbox's phone-number id (from the Meta app's WhatsApp settings).
+    #[serde(default)]
+    pub phone_number_id: Option<String>,
+    /// A `whatsapp` inbox's access token (a system user's): a secret, never shown again.
+    #[serde(default)]
+    pub access_token: Option<String>,
+    /// A `whatsapp` inbox's app secret, which signs its webhook's posts: a secret too.
+    #[serde(default)]
+    pub app_secret: Option<String>,
+    /// The base URL this server is reached at by the provider: given, the server
+    /// registers the inbox's webhook with the provider (Telegram's `setWebhook`).
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+/// The Bot API's address.
+pub const TELEGRAM_API_URL: &str = "https://api.telegram.org";
+/// The WhatsApp Cloud API's address (the Graph API, versioned).
+pub const WHATSAPP_API_URL: &str = "https://graph.facebook.com/v21.0";
+/// The setting that holds a WhatsApp inbox's phone-number id.
+pub const PHONE_NUMBER_ID_KEY: &str = "phone_number_id";
+/// The secret that holds a WhatsApp inbox's access token.
+pub const ACCESS_TOKEN_KEY: &str = "access_token";
+/// The secret that holds a WhatsApp inbox's app secret.
+pub const APP_SECRET_KEY: &str = "app_secret";
+/// How long after the customer's last message WhatsApp lets a business answer freely.
+pub const WHATSAPP_WINDOW: time::Duration = time::Duration::hours(24);
+/// The setting that holds a provider's API base URL.
+pub const API_URL_KEY: &str = "api_url";
+/// The secret that holds a Telegram bot's token.
+pub const BOT_TOKEN_KEY: &str = "bot_token";
+
+/// A customer's message as a provider sent it, checked by the channel route.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Inbound {
+    /// The provider's id for the customer (a chat id, a phone number, the caller's id).
+    pub contact: String,
+    /// The provider's id for the message: the same id twice stores one message.
+    pub message: String,
+    /// The customer's name, if the provider says it (used when the conversation opens).
+    pub name: Option<String>,
+    /// Text, or the caption of attachments.
+    pub body: String,
+    /// Files already put in the blob store.
+    pub attachments: Vec<Attachment>,
+}
+
+/// What [`Engine::receive`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Received {
+    /// The conversation, as it stands after the message (and the bot's answer).
+    pub conversation: Conversation,
+    /// The customer's message (the earlier one for a repeated provider id).
+    pub message: Message,
+    /// Whether the message is new (`false` for a repeat).
+    pub created: bool,
+    /// Whether the conversation was opened by this message.
+    pub opened: bool,
+}
+
+/// What a claimed delivery of a webhook is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outbound {
+    /// An event webhook's delivery: post the event.
+    Event,
+    /// An inbox's webhook, but nothing for its customer (a note, a customer's own message,
+    /// another inbox's conversation): record it as done without sending.
+    Skip,
+    /// A message for an inbox's customer.
+    Reply(Box<Reply>),
+}
+
+/// A message to send to an inbox's customer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    /// The inbox (its kind, settings and secrets say how to send).
+    pub inbox: Inbox,
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// The provider's id for the customer.
+    pub contact: String,
+    /// The message.
+    pub message: Message,
+}
+
+impl Engine {
+    /// Creates an inbox (admins) with the digest of its token (the server makes the token
+    /// and shows it once) and, for an `api` inbox, its outbound webhook, whose secret the
+    /// returned webhook carries (shown once too).
+    pub async fn create_inbox(
+        &self,
+        actor: &Actor,
+        input: NewInbox,
+        token_digest: String,
+    ) -> Result<(Inbox, Option<Webhook>)> {
+        self.may_manage_inboxes(actor).await?;
+        let tenant = actor.tenant();
+        let name = self.short_text("name", &input.name)?;
+        let kind = input.kind.unwrap_or(InboxKind::Api);
+        if token_digest.is_empty() {
+            return Err(Error::validation("token", "empty"));
+        }
+        let mut settings = BTreeMap::new();
+        let mut secrets = BTreeMap::new();
+        let (url, secret) = match kind {
+            InboxKind::Api => {
+                if input.bot_token.is_some() || input.api_url.is_some() {
+                    return Err(Error::validation("bot_token", "only for a telegram inbox"));
+                }
+                let url = input
+                    .webhook_url
+                    .ok_or_else(|| Error::validation("webhook_url", "required for an api inbox"))?;
+                (url, input.webhook_secret)
+            }
+            InboxKind::Whatsapp => {
+                if input.webhook_url.is_some()
+                    || input.webhook_secret.is_some()
+                    || input.bot_token.is_some()
+                {
+                    return Err(Error::validation(
+                        "webhook_url",
+                        "only for an api inbox: a whatsapp inbox replies by the Cloud API",
+                    ));
+                }
+                let phone = input
+                    .phone_number_id
+                    .map(|p| p.trim().to_owned())
+                    .filter(|p| {
+                        !p.is_empty() && p.len() <= 32 && p.chars().all(|c| c.is_ascii_digit())
+                    })
+                    .ok_or_else(|| {
+                        Error::validation("phone_number_id", "the number's id: digits")
+                    })?;
+                for (field, value, key) in [
+                    ("access_token", input.access_token, ACCESS_TOKEN_KEY),
+                    ("app_secret", input.app_secret, APP_SECRET_KEY),
+                ] {
+                    let value = value
+                        .map(|v| v.trim().to_owned())
+                        .filter(|v| {
+                            !v.is_empty()
+                                && v.len() <= 1_000
+                                && v.chars().all(|c| c.is_ascii_graphic())
+                        })
+                        .ok_or_else(|| {
+                            Error::validation(field, "required for a whatsapp inbox, no spaces")
+                        })?;
+                    secrets.insert(key.to_owned(), value);
+                }
+                settings.insert(PHONE_NUMBER_ID_KEY.to_owned(), phone);
+                let api = input
+                    .api_url
+                    .unwrap_or_else(|| WHATSAPP_API_URL.to_owned())
+                    .trim()
+                    .trim_end_matches('/')
+                    .to_owned();
+                settings.insert(API_URL_KEY.to_owned(), api.clone());
+                (api, None)
+            }
+            InboxKind::Telegram => {
+                if input.webhook_url.is_some() || input.webhook_secret.is_some() {
+                    return Err(Error::validation(
+                        "webhook_url",
+                        "only for an api inbox: a telegram inbox replies by the Bot API",
+                    ));
+                }
+                let token = input
+                    .bot_token
+                    .map(|t| t.trim().to_owned())
+                    .ok_or_else(|| {
+                        Error::validation("bot_token", "required for a telegram inbox")
+                    })?;
+                if !telegram_token(&token) {
+                    return Err(Error::validation(
+                        "bot_token",
+                        "a Bot API token: digits, `:`, then letters, digits, `_` or `-`",
+                    ));
+                }
+                secrets.insert(BOT_TOKEN_KEY.to_owned(), token);
+                let api = input
+                    .api_url
+                    .unwrap_or_else(|| TELEGRAM_API_URL.to_owned())
+                    .trim()
+                    .trim_end_matches('/')
+                    .to_owned();
+                settings.insert(API_URL_KEY.to_owned(), api.clone());
+                (api, None)
+            }
+        };
+        if let Some(public) = input.public_url {
+            settings.insert(
+                "public_url".to_owned(),
+                public.trim().trim_end_matches('/').to_owned(),
+            );
+        }
+        if self.inner.store.inboxes(tenant).await?.len() >= MAX_INBOXES {
+            return Err(Error::validation(
+                "name",
+                format!("at most {MAX_INBOXES} inboxes per tenant"),
+            ));
+        }
+        let webhook = self
+            .create_webhook(
+                actor,
+                NewWebhook {
+                    url,
+                    events: vec!["message_created".to_owned()],
+                    secret,
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                Error::Validation { field, message } => Error::Validation {
+                    field: match (field, kind) {
+                        ("url", InboxKind::Api) => "webhook_url",
+                        ("url", InboxKind::Telegram | InboxKind::Whatsapp) => "api_url",
+                        ("secret", _) => "webhook_secret",
+                        (f, _) => f,
+                    },
+                    message,
+                },
+                e => e,
+            })?;
+        let now = self.now();
+        let inbox = Inbox {
+            id: InboxId(self.new_id()),
+            tenant_id: tenant,
+            name,
+            kind,
+            token_digest,
+            webhook_id: Some(webhook.id),
+            settings,
+            secrets: InboxSecrets(secrets),
+            created_at: now,
+            updated_at: now,
+        };
+        if let Err(e) = self.inner.store.put_inbox(&inbox).await {
+            let _ = self.inner.store.delete_webhook(tenant, webhook.id).await;
+            return Err(e);
+        }
+        Ok((inbox, Some(webhook)))
+    }
+
+    /// The tenant's inboxes (admins), oldest first.
+    pub async fn inboxes(&self, actor: &Actor) -> Result<Vec<Inbox>> {
+        self.may_manage_inboxes(actor).await?;
+        self.inner.store.inboxes(actor.tenant()).await
+    }
+
+    /// One inbox (admins).
+    pub async fn inbox(&self, actor: &Actor, id: InboxId) -> Result<Inbox> {
+        self.inboxes(actor)
+            .await?
+            .into_iter()
+            .find(|i| i.id == id)
+            .ok_or(Error::NotFound("inbox"))
+    }
+
+    /// Deletes an inbox and its webhook (admins). Its conversations stay; their customers'
+    /// next messages can no longer arrive.
+    pub async fn delete_inbox(&self, actor: &Actor, id: InboxId) -> Result<()> {
+        let inbox = self.inbox(actor, id).await?;
+        self.inner.store.delete_inbox(actor.tenant(), id).await?;
+        if let Some(webhook) = inbox.webhook_id {
+            match self
+                .inner
+                .store
+                .delete_webhook(actor.tenant(), webhook)
+                .await
+            {
+                Ok(()) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// An inbox for a provider's route that proves itself by a signature made with one of
+    /// the inbox's secrets (WhatsApp's `X-Hub-Signature-256`): the caller checks it before
+    /// acting on anything. Unknown is [`Error::Forbidden`], like a wrong token.
+    pub async fn inbox_for_signature(&self, id: InboxId) -> Result<Inbox> {
+        self.inner
+            .store
+            .inbox(id)
+            .await?
+            .ok_or(Error::Forbidden("inbox signature"))
+    }
+
+    /// WhatsApp's customer-service window: a business may answer a WhatsApp customer freely
+    /// only within 24 hours of the customer's last message; after that the Cloud API takes
+    /// template messages only. So an agent's or the bot's message to a WhatsApp inbox's
+    /// conversation outside the window is refused here, with the reason, instead of being
+    /// stored and then failing to send.
+    pub(crate) fn check_reply_window(
+        &self,
+        conversation: &Conversation,
+        sender: &Sender,
+    ) -> Result<()> {
+        if conversation.channel != crate::model::Channel::Whatsapp
+            || !conversation.metadata.contains_key(INBOX_KEY)
+            || !matches!(sender, Sender::Agent(_) | Sender::Bot)
+        {
+            return Ok(());
+        }
+        let open = conversation
+            .last_customer_message_at
+            .is_some_and(|at| self.now() - at < WHATSAPP_WINDOW);
+        if open {
+            Ok(())
+        } else {
+            Err(Error::Conflict(crate::error::Conflict::new(
+                crate::error::ConflictKind::State,
+                "outside WhatsApp's 24-hour customer-service window: the customer last wrote \
+                 more than 24 hours ago, and WhatsApp takes only template messages until they \
+                 write again",
+            )))
+        }
+    }
+
+    /// The inbox a channel route is called for, if `token_digest` is its token's: the one
+    /// check of an inbound call. Unknown inbox and wrong token are the same error, so a
+    /// caller learns nothing of which inboxes exist.
+    pub async fn inbox_for_token(&self, id: InboxId, token_digest: &str) -> Result<Inbox> {
+        match self.inner.store.inbox(id).await? {
+            Some(inbox) if constant_time_eq(&inbox.token_digest, token_digest) => Ok(inbox),
+            _ => Err(Error::Forbidden("inbox token")),
+        }
+    }
+
+    /// Posts a provider's message as its customer's: into the conversation the customer's
+    /// earlier messages went to (reopened if the tenant allows it), or a new one on the
+    /// inbox's channel. A repeated provider message id stores nothing and returns the
+    /// first message. Call only with an inbox whose token or signature was checked
+    /// ([`Engine::inbox_for_token`]).
+    pub async fn receive(&self, inbox: &Inbox, input: Inbound) -> Result<Received> {
+        let contact = external_id("contact", &input.contact)?;
+        let message = external_id("message", &input.message)?;
+        let system = Actor::System {
+            tenant: inbox.tenant_id,
+        };
+        let store = &self.inner.store;
+        let mut opened = false;
+        let linked = match store.inbox_thread(inbox.id, &contact).await? {
+            Some(id) => id,
+            None => {
+                let name = match input.name.as_deref().map(str::trim) {
+                    Some(n) if !n.is_empty() => Some(n.chars().take(200).collect()),
+                    _ => None,
+                };
+                let mut metadata = BTreeMap::new();
+                metadata.insert(INBOX_KEY.to_owned(), inbox.id.to_string());
+                metadata.insert(INBOX_CONTACT_KEY.to_owned(), contact.clone());
+                // Boxed: opening and posting run the bot, and their futures are large
+                // enough together to overflow a runtime thread's stack in debug builds.
+                let new = Box::pin(self.open_conversation(
+                    &system,
+                    OpenConversation {
+                        contact: ContactInput {
+                            name,
+                            ..ContactInput::default()
+                        },
+                        channel: inbox.kind.channel(),
+                        metadata,
+                        ..OpenConversation::default()
+                    },
+                ))
+                .await?;
+                let winner = store
+                    .link_inbox_thread(inbox.tenant_id, inbox.id, &contact, new.conversation.id)
+                    .await?;
+                if winner == new.conversation.id {
+                    opened = true;
+                } else {
+                    // Another server linked this customer first: its conversation is the
+                    // one; ours holds nothing the customer wrote.
+                    let _ = Box::pin(self.delete_conversation(&system, new.conversation.id)).await;
+                }
+                winner
+            }
+        };
+        let posted = Box::pin(self.post_for_customer(
+            &system,
+            linked,
+            PostMessage {
+                body: input.body,
+                attachments: input.attachments,
+                client_message_id: Some(format!("inbox:{message}")),
+                ..PostMessage::default()
+            },
+        ))
+        .await?;
+        Ok(Received {
+            conversation: posted.conversation,
+            message: posted.message,
+            created: posted.created,
+            opened,
+        })
+    }
+
+    /// What a claimed delivery is: an event webhook's, an inbox's reply to send, or an
+    /// inbox's delivery of nothing for its customer. Messages for the customer are those
+    /// an agent or the bot wrote in a conversation of the inbox, never notes nor the
+    /// desk's own notices.
+    pub async fn outbound(&self, due: &DueDelivery) -> Result<Outbound> {
+        let tenant = due.delivery.tenant_id;
+        let Some(inbox) = self
+            .inner
+            .store
+            .inboxes(tenant)
+            .await?
+            .into_iter()
+            .find(|i| i.webhook_id == Some(due.webhook.id))
+        else {
+            return Ok(Outbound::Event);
+        };
+        let Some(EventPayload::MessageCreated { message }) = due.event.as_ref().map(|e| &e.payload)
+        else {
+            return Ok(Outbound::Skip);
+        };
+        if message.is_note()
+            || message.kind == MessageKind::Event
+            || !matches!(message.sender, Sender::Agent(_) | Sender::Bot)
+        {
+            return Ok(Outbound::Skip);
+        }
+        let Some(conversation) = self
+            .inner
+            .store
+            .conversation(tenant, message.conversation_id)
+            .await?
+        else {
+            return Ok(Outbound::Skip);
+        };
+        let ours = conversation.metadata.get(INBOX_KEY).map(String::as_str)
+            == Some(inbox.id.to_string().as_str());
+        let Some(contact) = conversation
+            .metadata
+            .get(INBOX_CONTACT_KEY)
+            .filter(|_| ours)
+        else {
+            return Ok(Outbound::Skip);
+        };
+        Ok(Outbound::Reply(Box::new(Reply {
+            contact: contact.clone(),
+            conversation: conversation.id,
+            message: (**message).clone(),
+            inbox,
+        })))
+    }
+
+    /// Records an inbox's delivery that holds nothing for its customer
+    /// ([`Outbound::Skip`]): delivered after 0 attempts, which is how the log tells it
+    /// from a sent one.
+    pub async fn skip_delivery(&self, due: &DueDelivery) -> Result<()> {
+        let d = &due.delivery;
+        let now = self.now();
+        let outcome = crate::model::DeliveryOutcome {
+            tenant_id: d.tenant_id,
+            webhook_id: d.webhook_id,
+            seq: d.seq,
+            state: crate::model::DeliveryState::Delivered,
+            attempts: d.attempts,
+            next_attempt_at: now,
+            last_status: None,
+            last_error: None,
+            response_ms: 0,
+            at: now,
+            pause: None,
+        };
+        self.inner.store.record_delivery(&outcome).await.map(drop)
+    }
+
+    async fn may_manage_inboxes(&self, actor: &Actor) -> Result<()> {
+        match self.resolve(actor).await? {
+            Resolved::System => Ok(()),
+            Resolved::Staff(me) if me.role == Role::Admin => Ok(()),
+            _ => Err(Error::Forbidden("manage inboxes")),
+        }
+    }
+}
+
+/// A provider id: trimmed, 1 to [`MAX_EXTERNAL_ID_CHARS`] characters, no control ones.
+fn external_id(field: &'static str, id: &str) -> Result<String> {
+    let id = id.trim();
+    if id.is_empty() || id.chars().count() > MAX_EXTERNAL_ID_CHARS {
+        return Err(Error::validation(
+            field,
+            format!("1 to {MAX_EXTERNAL_ID_CHARS} characters"),
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(Error::validation(field, "no control characters"));
+    }
+    Ok(id.to_owned())
+}
+
+/// Whether a text has the Bot API token's shape (`123456:ABC-def_…`), so a typo is a
+/// clear 422 rather than every reply failing.
+fn telegram_token(token: &str) -> bool {
+    match token.split_once(':') {
+        Some((bot, key)) => {
+            !bot.is_empty()
+                && bot.chars().all(|c| c.is_ascii_digit())
+                && !key.is_empty()
+                && key.len() <= 200
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        }
+        None => false,
+    }
+}
+
+/// Compares two digests without stopping at the first difference.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}

@@ -1,0 +1,85 @@
+//! Conformance of inboxes: stored with their settings and secrets, one thread per
+//! customer of an inbox (the first link wins), threads gone with their conversation.
+
+use super::*;
+use crate::ids::{InboxId, WebhookId};
+
+fn inbox_value(tenant: TenantId) -> Inbox {
+    Inbox {
+        id: InboxId(id()),
+        tenant_id: tenant,
+        name: "Shop app".into(),
+        kind: InboxKind::Api,
+        token_digest: "ab12".into(),
+        webhook_id: Some(WebhookId(id())),
+        settings: BTreeMap::from([("base_url".into(), "https://api.example".into())]),
+        secrets: InboxSecrets(BTreeMap::from([("bot_token".into(), "123:abc".into())])),
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+pub async fn inboxes_are_stored_per_tenant_and_found_by_id(store: S) {
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let a = inbox_value(t);
+    let b = inbox_value(other);
+    store.put_inbox(&a).await.unwrap();
+    store.put_inbox(&b).await.unwrap();
+    assert_eq!(store.inboxes(t).await.unwrap(), vec![a.clone()]);
+    assert_eq!(store.inbox(b.id).await.unwrap(), Some(b.clone()));
+    let mut renamed = a.clone();
+    renamed.name = "Shop app (new)".into();
+    renamed.updated_at = at(5);
+    store.put_inbox(&renamed).await.unwrap();
+    assert_eq!(store.inbox(a.id).await.unwrap(), Some(renamed));
+    // Another tenant cannot take the id over.
+    let mut stolen = b.clone();
+    stolen.id = a.id;
+    assert!(store.put_inbox(&stolen).await.is_err());
+    assert!(matches!(
+        store.delete_inbox(other, a.id).await,
+        Err(Error::NotFound(_))
+    ));
+    store.delete_inbox(t, a.id).await.unwrap();
+    assert_eq!(store.inbox(a.id).await.unwrap(), None);
+    assert!(store.inboxes(t).await.unwrap().is_empty());
+}
+
+pub async fn an_inbox_customer_has_one_thread_and_the_first_link_wins(store: S) {
+    let t = tenant(&store).await;
+    let inbox = inbox_value(t);
+    store.put_inbox(&inbox).await.unwrap();
+    let k = contact(&store, t, None).await;
+    let first = conversation(&store, t, k.id, |_| {}).await;
+    let second = conversation(&store, t, k.id, |_| {}).await;
+    assert_eq!(store.inbox_thread(inbox.id, "chat-42").await.unwrap(), None);
+    let linked = store
+        .link_inbox_thread(t, inbox.id, "chat-42", first.id)
+        .await
+        .unwrap();
+    assert_eq!(linked, first.id);
+    let again = store
+        .link_inbox_thread(t, inbox.id, "chat-42", second.id)
+        .await
+        .unwrap();
+    assert_eq!(again, first.id, "the first link stays");
+    assert_eq!(
+        store.inbox_thread(inbox.id, "chat-42").await.unwrap(),
+        Some(first.id)
+    );
+    assert_eq!(store.inbox_thread(inbox.id, "chat-43").await.unwrap(), None);
+    // The thread goes with its conversation, so the customer's next message opens anew.
+    store.delete_conversation(t, first.id, at(9)).await.unwrap();
+    assert_eq!(store.inbox_thread(inbox.id, "chat-42").await.unwrap(), None);
+    assert_eq!(
+        store
+            .link_inbox_thread(t, inbox.id, "chat-42", second.id)
+            .await
+            .unwrap(),
+        second.id
+    );
+    // And with their inbox.
+    store.delete_inbox(t, inbox.id).await.unwrap();
+    assert_eq!(store.inbox_thread(inbox.id, "chat-42").await.unwrap(), None);
+}

@@ -1,0 +1,392 @@
+//! Inboxes (admins): create, list, show, delete; and the inbound route of an `api` inbox,
+//! which an integration calls with the inbox's token. The engine decides who may and
+//! what a message does; this adds the token's digest, the address check of the reply
+//! webhook (a network rule of the server's, see [`crate::webhooks`]) and the JSON shapes.
+//! The token and the webhook secret are answered once, by the create call.
+
+use chat_core::{Inbound, Inbox, InboxId, InboxKind, NewInbox};
+use hyper::StatusCode;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::Ctx;
+use crate::error::ApiError;
+use crate::http::{self, Resp};
+
+/// An inbox as the API shows it: never its token or secrets.
+#[derive(Serialize)]
+struct InboxView<'a> {
+    id: InboxId,
+    name: &'a str,
+    kind: chat_core::InboxKind,
+    channel: chat_core::Channel,
+    webhook_id: Option<chat_core::WebhookId>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    /// Only in the create call's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<&'a str>,
+    /// Only in the create call's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_secret: Option<&'a str>,
+}
+
+fn view(i: &Inbox) -> InboxView<'_> {
+    InboxView {
+        id: i.id,
+        name: &i.name,
+        kind: i.kind,
+        channel: i.kind.channel(),
+        webhook_id: i.webhook_id,
+        created_at: i.created_at,
+        updated_at: i.updated_at,
+        token: None,
+        webhook_secret: None,
+    }
+}
+
+pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
+    let found = ctx.app.engine.inboxes(ctx.actor()?).await?;
+    let items: Vec<_> = found.iter().map(view).collect();
+    Ok(http::json(
+        StatusCode::OK,
+        &serde_json::json!({ "items": items }),
+    ))
+}
+
+pub async fn create(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let input: NewInbox = ctx.json().await?;
+    // Admins only, before any address is looked up for anyone.
+    ctx.app.engine.inboxes(ctx.actor()?).await?;
+    let allow_private = ctx.app.config.webhooks.allow_private;
+    // Where the server will post to: the reply webhook, or the provider's API.
+    let (field, url) = match (input.kind.unwrap_or(InboxKind::Api), &input.webhook_url) {
+        (InboxKind::Api, Some(url)) => ("webhook_url", Some(url.clone())),
+        (InboxKind::Telegram, _) => (
+            "api_url",
+            Some(
+                input
+                    .api_url
+                    .clone()
+                    .unwrap_or_else(|| chat_core::TELEGRAM_API_URL.to_owned()),
+            ),
+        ),
+        (InboxKind::Whatsapp, _) => (
+            "api_url",
+            Some(
+                input
+                    .api_url
+                    .clone()
+                    .unwrap_or_else(|| chat_core::WHATSAPP_API_URL.to_owned()),
+            ),
+        ),
+        _ => ("webhook_url", None),
+    };
+    if let Some(url) = url.as_deref().map(str::trim)
+        && (url.starts_with("http://") || url.starts_with("https://"))
+    {
+        crate::webhooks::check_url(url, allow_private)
+            .await
+            .map_err(|why| ApiError::from(chat_core::Error::validation(field, why)))?;
+    }
+    let (token, digest) = crate::auth::new_inbox_token();
+    let (created, webhook) = ctx
+        .app
+        .engine
+        .create_inbox(ctx.actor()?, input, digest)
+        .await?;
+    if created.kind == InboxKind::Telegram
+        && let Some(public) = created.settings.get("public_url")
+    {
+        // Telegram posts the bot's updates to our route, with the token as its secret.
+        let url = format!("{public}/v1/inboxes/{}/telegram", created.id);
+        let client = crate::webhooks::client(allow_private);
+        let timeout = ctx.app.config.webhooks.timeout;
+        if let Err(why) =
+            crate::channels::telegram::set_webhook(&client, timeout, &created, &url, &token).await
+        {
+            // Nothing half-made stays behind.
+            ctx.app
+                .engine
+                .delete_inbox(ctx.actor()?, created.id)
+                .await?;
+            return Err(chat_core::Error::validation(
+                "public_url",
+                format!("setWebhook failed: {why}"),
+            )
+            .into());
+        }
+    }
+    let mut shown = view(&created);
+    shown.token = Some(&token);
+    shown.webhook_secret = match created.kind {
+        InboxKind::Api => webhook.as_ref().map(|w| w.secret.0.as_str()),
+        InboxKind::Telegram | InboxKind::Whatsapp => None,
+    };
+    Ok(http::json(StatusCode::CREATED, &shown))
+}
+
+pub async fn get(ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: InboxId = ctx.id("id")?;
+    let found = ctx.app.engine.inbox(ctx.actor()?, id).await?;
+    Ok(http::json(StatusCode::OK, &view(&found)))
+}
+
+pub async fn delete(ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: InboxId = ctx.id("id")?;
+    ctx.app.engine.delete_inbox(ctx.actor()?, id).await?;
+    Ok(http::no_content())
+}
+
+/// What an integration posts: the provider's ids for the customer and the message.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboundMessage {
+    contact: InboundContact,
+    message: InboundText,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboundContact {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboundText {
+    id: String,
+    text: String,
+}
+
+#[derive(Serialize)]
+struct ReceivedView {
+    conversation_id: chat_core::ConversationId,
+    message_id: chat_core::MessageId,
+    created: bool,
+    opened: bool,
+}
+
+/// `POST /v1/inboxes/{id}/messages`: the token is checked before the body is read, so a
+/// caller without it learns nothing and stores nothing.
+pub async fn receive(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: InboxId = ctx
+        .id("id")
+        .map_err(|_| ApiError::forbidden("unknown inbox or wrong token"))?;
+    let token = crate::auth::bearer(&ctx.headers, None)?
+        .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <the inbox's token>"))?;
+    let inbox = ctx
+        .app
+        .engine
+        .inbox_for_token(id, &crate::auth::token_digest(&token))
+        .await
+        .map_err(|_| ApiError::forbidden("unknown inbox or wrong token"))?;
+    let input: InboundMessage = ctx.json().await?;
+    let received = Box::pin(ctx.app.engine.receive(
+        &inbox,
+        Inbound {
+            contact: input.contact.id,
+            message: input.message.id,
+            name: input.contact.name,
+            body: input.message.text,
+            attachments: Vec::new(),
+        },
+    ))
+    .await?;
+    let status = if received.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(http::json(
+        status,
+        &ReceivedView {
+            conversation_id: received.conversation.id,
+            message_id: received.message.id,
+            created: received.created,
+            opened: received.opened,
+        },
+    ))
+}
+
+/// What the Telegram route answers: whether a message was stored (updates without text,
+/// such as stickers or edits, are acknowledged and not stored).
+#[derive(Serialize)]
+struct TelegramReceived {
+    stored: bool,
+    conversation_id: Option<chat_core::ConversationId>,
+    message_id: Option<chat_core::MessageId>,
+}
+
+/// `POST /v1/inboxes/{id}/telegram`: an `Update` from Telegram, authenticated by
+/// `X-Telegram-Bot-Api-Secret-Token` (the inbox's token, given to `setWebhook` as
+/// `secret_token`), checked before the body is read.
+pub async fn receive_telegram(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let refused = || ApiError::forbidden("unknown inbox or wrong secret token");
+    let id: InboxId = ctx.id("id").map_err(|_| refused())?;
+    let secret = ctx
+        .headers
+        .get("x-telegram-bot-api-secret-token")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(refused)?
+        .to_owned();
+    let inbox = ctx
+        .app
+        .engine
+        .inbox_for_token(id, &crate::auth::token_digest(&secret))
+        .await
+        .map_err(|_| refused())?;
+    if inbox.kind != InboxKind::Telegram {
+        return Err(refused());
+    }
+    let update: crate::channels::telegram::Update = ctx.json().await?;
+    let skipped = TelegramReceived {
+        stored: false,
+        conversation_id: None,
+        message_id: None,
+    };
+    let Some(message) = update.message else {
+        return Ok(http::json(StatusCode::OK, &skipped));
+    };
+    let Some(text) = message
+        .text
+        .or(message.caption)
+        .filter(|t| !t.trim().is_empty())
+    else {
+        return Ok(http::json(StatusCode::OK, &skipped));
+    };
+    let name = message.from.map(|u| match u.last_name {
+        Some(last) => format!("{} {last}", u.first_name),
+        None => u.first_name,
+    });
+    let received = Box::pin(ctx.app.engine.receive(
+        &inbox,
+        Inbound {
+            contact: message.chat.id.to_string(),
+            message: message.message_id.to_string(),
+            name,
+            body: text,
+            attachments: Vec::new(),
+        },
+    ))
+    .await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &TelegramReceived {
+            stored: true,
+            conversation_id: Some(received.conversation.id),
+            message_id: Some(received.message.id),
+        },
+    ))
+}
+
+/// `GET /v1/inboxes/{id}/whatsapp`: Meta's verify handshake. With `hub.mode=subscribe` and
+/// `hub.verify_token` the inbox's token, the answer is `hub.challenge` as plain text; else
+/// 403.
+pub async fn verify_whatsapp(ctx: Ctx) -> Result<Resp, ApiError> {
+    let refused = || ApiError::forbidden("unknown inbox or wrong verify token");
+    let id: InboxId = ctx.id("id").map_err(|_| refused())?;
+    let query = ctx.query.as_deref().unwrap_or("");
+    let mode = http::query_param(query, "hub.mode");
+    let token = http::query_param(query, "hub.verify_token").ok_or_else(refused)?;
+    let challenge = http::query_param(query, "hub.challenge").unwrap_or_default();
+    if mode.as_deref() != Some("subscribe") {
+        return Err(refused());
+    }
+    let inbox = ctx
+        .app
+        .engine
+        .inbox_for_token(id, &crate::auth::token_digest(&token))
+        .await
+        .map_err(|_| refused())?;
+    if inbox.kind != InboxKind::Whatsapp {
+        return Err(refused());
+    }
+    Ok(http::with_type(
+        StatusCode::OK,
+        challenge.chars().take(200).collect::<String>(),
+        "text/plain; charset=utf-8",
+    ))
+}
+
+/// What the WhatsApp route answers: how many messages it stored.
+#[derive(Serialize)]
+struct WhatsappReceived {
+    stored: usize,
+}
+
+/// `POST /v1/inboxes/{id}/whatsapp`: a Cloud API notification, authenticated by
+/// `X-Hub-Signature-256` (HMAC-SHA256 of the raw body with the app secret), checked
+/// before anything in it is read. Each text message is posted as the customer of its
+/// sender's number, idempotent on its `wamid`; statuses and other types are acknowledged.
+pub async fn receive_whatsapp(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let refused = || ApiError::forbidden("unknown inbox or bad X-Hub-Signature-256");
+    let id: InboxId = ctx.id("id").map_err(|_| refused())?;
+    let signature = ctx
+        .headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(refused)?
+        .to_owned();
+    let inbox = ctx
+        .app
+        .engine
+        .inbox_for_signature(id)
+        .await
+        .map_err(|_| refused())?;
+    if inbox.kind != InboxKind::Whatsapp {
+        return Err(refused());
+    }
+    let body = ctx
+        .body
+        .take()
+        .ok_or_else(|| ApiError::bad_request("the body was already read"))?;
+    let raw = http::read_body(&ctx.headers, body, ctx.app.config.limits.body_bytes).await?;
+    if !crate::channels::whatsapp::signature_is_valid(&inbox, &signature, &raw) {
+        return Err(refused());
+    }
+    let notification: crate::channels::whatsapp::Notification = http::parse_json(&raw)?;
+    if notification.object != "whatsapp_business_account" {
+        return Err(chat_core::Error::validation("object", "not whatsapp_business_account").into());
+    }
+    let mut stored = 0;
+    for change in notification.entry.iter().flat_map(|e| &e.changes) {
+        if change.field != "messages" {
+            continue;
+        }
+        for message in &change.value.messages {
+            let Some(text) = message
+                .text
+                .as_ref()
+                .filter(|_| message.kind == "text")
+                .map(|t| t.body.clone())
+            else {
+                continue;
+            };
+            let name = change
+                .value
+                .contacts
+                .iter()
+                .find(|c| c.wa_id == message.from)
+                .and_then(|c| c.profile.as_ref())
+                .map(|p| p.name.clone());
+            Box::pin(ctx.app.engine.receive(
+                &inbox,
+                Inbound {
+                    contact: message.from.clone(),
+                    message: message.id.clone(),
+                    name,
+                    body: text,
+                    attachments: Vec::new(),
+                },
+            ))
+            .await?;
+            stored += 1;
+        }
+    }
+    Ok(http::json(StatusCode::OK, &WhatsappReceived { stored }))
+}

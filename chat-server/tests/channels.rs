@@ -1,0 +1,294 @@
+//! The API channel: an admin creates an inbox; an integration posts its customers'
+//! messages with the inbox's token; they open or continue the customer's conversation on
+//! the `api` channel, go through the bot, the queue and routing like widget messages; and
+//! the bot's and agents' replies (never notes) reach the inbox's webhook, signed, in order.
+
+mod common;
+
+use std::time::Duration;
+
+use chat_core::Role;
+use common::receiver::{Received, Receiver};
+use hyper::StatusCode;
+use serde_json::{Value, json};
+
+async fn server() -> common::Server {
+    common::start_with(|c| {
+        c.webhooks.allow_private = true;
+        c.webhooks.poll = Duration::from_millis(20);
+        c.webhooks.retry.base = Duration::from_millis(20);
+        c.webhooks.retry.max = Duration::from_millis(200);
+    })
+    .await
+}
+
+fn replies(seen: &[Received]) -> Vec<&Received> {
+    seen.iter().filter(|r| r.json["type"] == "reply").collect()
+}
+
+fn inbound(contact: &str, id: &str, text: &str) -> Value {
+    json!({ "contact": { "id": contact, "name": "Chat User" }, "message": { "id": id, "text": text } })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_inbox_messages_open_a_conversation_and_replies_reach_its_webhook_signed_in_order() {
+    let s = server().await;
+    let admin = s.staff("Root", Role::Admin, &[]).await;
+    let ann = s.staff("Ann", Role::Agent, &[]).await;
+    let receiver = Receiver::start().await;
+
+    // Only admins create inboxes; bad input is 422 naming the field, and nothing is stored.
+    let new = json!({ "name": "Shop app", "webhook_url": receiver.url });
+    let refused = s.post("/v1/inboxes", Some(&ann.token), new.clone()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    for (body, field) in [
+        (
+            json!({ "name": "x", "webhook_url": "ftp://hooks.example/x" }),
+            "webhook_url",
+        ),
+        (json!({ "name": " ", "webhook_url": receiver.url }), "name"),
+        (
+            json!({ "name": "x", "webhook_url": receiver.url, "webhook_secret": "short" }),
+            "webhook_secret",
+        ),
+    ] {
+        let bad = s.post("/v1/inboxes", Some(&admin.token), body).await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+        assert_eq!(bad.body["error"]["field"], field, "{}", bad.text);
+    }
+    assert_eq!(
+        s.get("/v1/inboxes", Some(&admin.token)).await.body["items"],
+        json!([])
+    );
+    assert_eq!(
+        s.get("/v1/webhooks", Some(&admin.token)).await.body["items"],
+        json!([])
+    );
+
+    let created = s.post("/v1/inboxes", Some(&admin.token), new).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let inbox = created.body["id"].as_str().unwrap().to_owned();
+    let token = created.body["token"].as_str().unwrap().to_owned();
+    let secret = created.body["webhook_secret"].as_str().unwrap().to_owned();
+    let webhook = created.body["webhook_id"].as_str().unwrap().to_owned();
+    assert_eq!(created.body["channel"], "api");
+    let listed = s.get("/v1/inboxes", Some(&admin.token)).await;
+    assert_eq!(listed.body["items"][0]["id"], json!(inbox));
+    assert!(!listed.text.contains(&token) && !listed.text.contains(&secret));
+    let shown = s
+        .get(&format!("/v1/inboxes/{inbox}"), Some(&admin.token))
+        .await;
+    assert!(!shown.text.contains(&token) && !shown.text.contains(&secret));
+    let path = format!("/v1/inboxes/{inbox}/messages");
+
+    // A wrong token, no token, or a malformed body: refused, nothing stored.
+    let wrong = s
+        .post(&path, Some("inbox_wrong"), inbound("c-1", "m-0", "hi"))
+        .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN, "{}", wrong.text);
+    let anonymous = s.post(&path, None, inbound("c-1", "m-0", "hi")).await;
+    assert_eq!(
+        anonymous.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        anonymous.text
+    );
+    let other = s
+        .post(
+            &format!("/v1/inboxes/{webhook}/messages"),
+            Some(&token),
+            inbound("c-1", "m-0", "hi"),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN, "{}", other.text);
+    for body in [
+        json!({ "contact": { "id": "c-1" } }),
+        json!({ "contact": { "id": "" }, "message": { "id": "m-0", "text": "hi" } }),
+        json!({ "contact": { "id": "c-1" }, "message": { "id": "m-0", "text": "hi", "x": 1 } }),
+        json!([{ "id": "c-1" }, { "id": "m-0", "text": "hi" }]),
+    ] {
+        let bad = s.post(&path, Some(&token), body.clone()).await;
+        assert!(
+            bad.status == StatusCode::UNPROCESSABLE_ENTITY || bad.status == StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            bad.text
+        );
+    }
+    let none = s.get("/v1/conversations", Some(&admin.token)).await;
+    assert_eq!(none.body["items"], json!([]), "{}", none.text);
+
+    // The first message opens the conversation on the api channel; the bot answers it.
+    let first = s
+        .post(&path, Some(&token), inbound("c-1", "m-1", "hello"))
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    assert_eq!(first.body["opened"], true);
+    let conversation = first.body["conversation_id"].as_str().unwrap().to_owned();
+    // The provider sends it again (its retry): one message, the same answer.
+    let again = s
+        .post(&path, Some(&token), inbound("c-1", "m-1", "hello"))
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.body["created"], false);
+    assert_eq!(again.body["message_id"], first.body["message_id"]);
+    let shown = s
+        .get(
+            &format!("/v1/conversations/{conversation}"),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(shown.body["channel"], "api", "{}", shown.text);
+    assert_eq!(shown.body["mode"], "bot", "{}", shown.text);
+
+    // The customer asks for a human: the bot hands off and the queue has it.
+    let human = s
+        .post(&path, Some(&token), inbound("c-1", "m-2", "I want a human"))
+        .await;
+    assert_eq!(human.status, StatusCode::CREATED, "{}", human.text);
+    assert_eq!(human.body["opened"], false);
+    assert_eq!(human.body["conversation_id"], json!(conversation));
+    assert_eq!(human.body["conversation_id"], first.body["conversation_id"]);
+    let claimed = s
+        .post(
+            &format!("/v1/conversations/{conversation}/claim"),
+            Some(&ann.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(claimed.status, StatusCode::OK, "{}", claimed.text);
+
+    // Ann answers twice with a note between: the two answers reach the webhook, the note never.
+    for (route, body) in [
+        ("messages", "Hi, Ann here."),
+        ("notes", "internal: VIP customer"),
+        ("messages", "Your order ships today."),
+    ] {
+        let posted = s
+            .post(
+                &format!("/v1/conversations/{conversation}/{route}"),
+                Some(&ann.token),
+                json!({ "body": body }),
+            )
+            .await;
+        assert_eq!(posted.status, StatusCode::CREATED, "{}", posted.text);
+    }
+    let seen = receiver
+        .wait_for("Ann's second answer", |seen| {
+            replies(seen)
+                .iter()
+                .any(|r| r.json["message"]["text"] == "Your order ships today.")
+        })
+        .await;
+    let sent = replies(&seen);
+    let texts: Vec<&str> = sent
+        .iter()
+        .map(|r| r.json["message"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts.last().copied(),
+        Some("Your order ships today."),
+        "{texts:?}"
+    );
+    assert!(
+        texts.contains(&"Hello! How can I help you today?"),
+        "{texts:?}"
+    );
+    let ann_texts: Vec<&str> = sent
+        .iter()
+        .filter(|r| r.json["message"]["sender"] == "agent")
+        .map(|r| r.json["message"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(ann_texts, ["Hi, Ann here.", "Your order ships today."]);
+    for r in &sent {
+        assert!(r.signature_is_valid(&secret), "{}", r.json);
+        assert_eq!(r.header("x-chat-event"), "reply");
+        assert_eq!(r.json["contact"]["id"], "c-1");
+        assert_eq!(r.json["conversation_id"], json!(conversation));
+        assert_eq!(r.json["inbox_id"], json!(inbox));
+        assert_eq!(r.header("idempotency-key"), r.json["id"].as_str().unwrap());
+    }
+    assert!(
+        !seen
+            .iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains("internal: VIP")),
+        "a note reached the channel"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains("I want a human")),
+        "the customer's own message was echoed back"
+    );
+    // Every request the webhook got is a reply: events of the desk are not the channel's.
+    assert_eq!(sent.len(), seen.len());
+    // In the order they were written.
+    let seqs: Vec<u64> = sent
+        .iter()
+        .map(|r| {
+            r.json["id"]
+                .as_str()
+                .unwrap()
+                .rsplit('.')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+
+    // The inbox's delivery log is its webhook's: sent replies took one attempt; what was
+    // not for the customer is delivered after 0 attempts, never posted.
+    // (The receiver has the last reply before the worker records its answer: wait for it.)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let log = loop {
+        let log = s
+            .get(
+                &format!("/v1/webhooks/{webhook}/deliveries?limit=200"),
+                Some(&admin.token),
+            )
+            .await;
+        if log.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["state"] == "delivered")
+        {
+            break log;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", log.text);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let items = log.body["items"].as_array().unwrap();
+    let attempted = items.iter().filter(|d| d["attempts"] == 1).count();
+    assert_eq!(attempted, sent.len(), "{}", log.text);
+
+    // Another customer of the inbox gets a conversation of its own.
+    let second = s
+        .post(&path, Some(&token), inbound("c-2", "m-1", "hello"))
+        .await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.text);
+    assert_eq!(second.body["opened"], true);
+    assert_ne!(second.body["conversation_id"], json!(conversation));
+
+    // Deleting the inbox takes its webhook and token with it; the conversations stay.
+    let gone = s
+        .delete(&format!("/v1/inboxes/{inbox}"), Some(&admin.token))
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        s.get("/v1/webhooks", Some(&admin.token)).await.body["items"],
+        json!([])
+    );
+    let late = s
+        .post(&path, Some(&token), inbound("c-1", "m-3", "still there?"))
+        .await;
+    assert_eq!(late.status, StatusCode::FORBIDDEN, "{}", late.text);
+    let kept = s
+        .get(
+            &format!("/v1/conversations/{conversation}"),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(kept.status, StatusCode::OK);
+}
