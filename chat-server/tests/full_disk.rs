@@ -31,7 +31,13 @@ impl Tmpfs {
     fn mount(size: &str) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(dir.path())
             .output()
             .map_err(|e| format!("mount: {e}"))?;
@@ -49,7 +55,10 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         // Lazy: a server that panicked mid-test may still hold files open.
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -183,7 +192,10 @@ async fn a_full_disk_answers_503_loses_nothing_and_recovers_by_itself() {
         .post("/v1/conversations", None, json!({ "title": "full disk" }))
         .await;
     assert_eq!(opened.status, 201, "{}", opened.text);
-    let conversation = opened.body["conversation"]["id"].as_str().unwrap().to_owned();
+    let conversation = opened.body["conversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let token = opened.body["visitor_token"].as_str().unwrap().to_owned();
     let path = format!("/v1/conversations/{conversation}/messages");
 
@@ -223,7 +235,10 @@ async fn a_full_disk_answers_503_loses_nothing_and_recovers_by_itself() {
     // Reads keep working, and show exactly what was acknowledged: no half-written post.
     let stored = history(&server, &path, &token).await;
     let expected: BTreeMap<String, usize> = acked.iter().map(|n| (format!("m{n}"), 1)).collect();
-    assert_eq!(stored, expected, "a full disk kept exactly the acknowledged posts");
+    assert_eq!(
+        stored, expected,
+        "a full disk kept exactly the acknowledged posts"
+    );
     let health = server.get("/healthz", None).await;
     assert_eq!(health.status, 200, "{}", health.text);
 
@@ -238,7 +253,10 @@ async fn a_full_disk_answers_503_loses_nothing_and_recovers_by_itself() {
             503 if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            other => panic!("after space returned, the post answered {other}: {}", reply.text),
+            other => panic!(
+                "after space returned, the post answered {other}: {}",
+                reply.text
+            ),
         }
     }
     acked.push(refused);
@@ -249,7 +267,10 @@ async fn a_full_disk_answers_503_loses_nothing_and_recovers_by_itself() {
 
     let stored = history(&server, &path, &token).await;
     let expected: BTreeMap<String, usize> = acked.iter().map(|n| (format!("m{n}"), 1)).collect();
-    assert_eq!(stored, expected, "after recovery, each acknowledged post once");
+    assert_eq!(
+        stored, expected,
+        "after recovery, each acknowledged post once"
+    );
 
     // The search index catches up with what was written before, during and after.
     let last_before_full = *acked.iter().filter(|n| **n < refused).max().unwrap();

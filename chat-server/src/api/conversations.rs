@@ -395,7 +395,7 @@ pub async fn delete(ctx: Ctx) -> Result<Resp, ApiError> {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct HandoffRequest {
+pub(crate) struct HandoffRequest {
     department: Option<String>,
     reason: Option<String>,
 }
@@ -422,7 +422,7 @@ pub async fn claim(ctx: Ctx) -> Result<Resp, ApiError> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AssignRequest {
+pub(crate) struct AssignRequest {
     agent_id: AgentId,
 }
 
@@ -448,7 +448,7 @@ pub async fn unassign(ctx: Ctx) -> Result<Resp, ApiError> {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct TransferRequest {
+pub(crate) struct TransferRequest {
     agent_id: Option<AgentId>,
     department: Option<String>,
     reason: Option<String>,
@@ -484,7 +484,7 @@ pub async fn transfer(mut ctx: Ctx) -> Result<Resp, ApiError> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ModeRequest {
+pub(crate) struct ModeRequest {
     mode: Mode,
 }
 
@@ -497,7 +497,7 @@ pub async fn set_mode(mut ctx: Ctx) -> Result<Resp, ApiError> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RatingRequest {
+pub(crate) struct RatingRequest {
     score: u8,
     #[serde(default)]
     feedback: Option<String>,
@@ -505,7 +505,7 @@ struct RatingRequest {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct CloseRequest {
+pub(crate) struct CloseRequest {
     rating: Option<RatingRequest>,
 }
 
@@ -564,7 +564,7 @@ pub async fn contact(ctx: Ctx) -> Result<Resp, ApiError> {
 /// Body of `PATCH /v1/contacts/{id}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct ContactPatchRequest {
+pub(crate) struct ContactPatchRequest {
     name: Option<String>,
     email: Option<String>,
     phone: Option<String>,
@@ -593,7 +593,7 @@ pub async fn update_contact(mut ctx: Ctx) -> Result<Resp, ApiError> {
 /// Body of `POST /v1/contacts/{id}/merge`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MergeRequest {
+pub(crate) struct MergeRequest {
     contact_id: ContactId,
 }
 
