@@ -11,7 +11,8 @@
 //!
 //! `cargo bench -p chat-server --bench soak` (30 minutes). Settings (environment):
 //! `SOAK_SECS` (1800), `SOAK_SAMPLE_SECS` (10), `SOAK_WARMUP_SECS` (120, at most a fifth
-//! of the run), `SOAK_VISITORS` (4), `SOAK_AGENTS` (2), `SOAK_SOCKETS` (4).
+//! of the run), `SOAK_VISITORS` (4), `SOAK_AGENTS` (2), `SOAK_SOCKETS` (4),
+//! `SOAK_CACHE_MIB` (2: the server's `--cache-mib`, see below).
 //! Figures: chat-server/README.md, "Soak".
 
 use std::collections::BTreeMap;
@@ -212,14 +213,15 @@ async fn agent(load: Arc<Load>, stop: Arc<AtomicBool>, token: String) {
             .filter_map(|c| c["id"].as_str().map(str::to_owned))
             .collect();
         for id in ids {
-            // 409: the other agent claimed it first, or this one is at capacity.
+            // 409: this agent is at capacity; 404: the other agent claimed it first, and a
+            // conversation of another agent's is not this one's to see.
             load.call(
                 "claim",
                 Method::POST,
                 &format!("/v1/conversations/{id}/claim"),
                 Some(&token),
                 None,
-                &[200, 409],
+                &[200, 404, 409],
             )
             .await;
         }
@@ -353,7 +355,18 @@ fn main() {
         "{}",
         String::from_utf8_lossy(&created.stderr)
     );
-    let limits = ["--rate-per-ip", "1000000", "--rate-per-token", "1000000"];
+    // Small reader caches by default: at the binary's 64 MiB × 4 readers the caches fill
+    // with the growing database for the whole run (a first run grew 1.3x in nine minutes),
+    // which a leak would hide behind.
+    let cache = env_or("SOAK_CACHE_MIB", 2).to_string();
+    let limits = [
+        "--rate-per-ip",
+        "1000000",
+        "--rate-per-token",
+        "1000000",
+        "--cache-mib",
+        &cache,
+    ];
     let args: Vec<&OsStr> = [
         OsStr::new("--db"),
         db.as_os_str(),
