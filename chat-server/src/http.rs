@@ -1,5 +1,7 @@
 //! Request and response helpers shared by every handler.
 
+use std::str::FromStr;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -365,6 +367,22 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
+}
+
+/// The query parameter `name` parsed as `T`: `None` when absent or empty, 422 naming it
+/// if it does not parse.
+pub fn query_value<T: FromStr>(
+    query: Option<&str>,
+    name: &'static str,
+) -> Result<Option<T>, ApiError> {
+    match query.and_then(|q| query_param(q, name)) {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid(name, format!("`{v}` is not a valid value"))),
+    }
 }
 
 /// Every decoded pair of a query string.

@@ -48,6 +48,10 @@ struct Cli {
     /// Durability of each commit: `full` survives power loss, `normal` only crashes.
     #[arg(long, env = "CHAT_SYNCHRONOUS", value_enum, default_value = "full")]
     synchronous: SyncMode,
+    /// Page cache of each SQLite reader connection (there are 4), in MiB. Memory grows
+    /// with the database until the caches are full: at most 4 × this, plus the writer's 8.
+    #[arg(long, env = "CHAT_CACHE_MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    cache_mib: u64,
     /// Folder for uploaded files (created 0700 if missing; each file 0600). Default:
     /// `uploads/` beside the database.
     #[arg(long, env = "CHAT_UPLOADS_DIR")]
@@ -597,7 +601,10 @@ async fn open_store(cli: &Cli) -> anyhow::Result<(Arc<dyn Backend>, String)> {
         SyncMode::Full => Synchronous::Full,
         SyncMode::Normal => Synchronous::Normal,
     };
-    let store = SqliteStore::open_with(&cli.db, Options::default().synchronous(synchronous))
+    let options = Options::default()
+        .synchronous(synchronous)
+        .cache_kib(cli.cache_mib * 1024);
+    let store = SqliteStore::open_with(&cli.db, options)
         .with_context(|| format!("opening the database {}", cli.db.display()))?;
     Ok((Arc::new(store), format!("sqlite:{}", cli.db.display())))
 }

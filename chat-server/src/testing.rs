@@ -395,6 +395,11 @@ impl Process {
         }
     }
 
+    /// The process id (benches read its memory, files and threads from `/proc`).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Every line logged so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().expect("the log lock").clone()

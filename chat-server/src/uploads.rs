@@ -191,6 +191,18 @@ pub async fn read_multipart(
         .saturating_mul(max_file_bytes)
         .saturating_add(64 * 1024);
     let bytes = crate::http::collect(body, usize::try_from(total).unwrap_or(usize::MAX)).await?;
+    parse_multipart(bytes, boundary, max_files, max_file_bytes).await
+}
+
+/// Reads a whole `multipart/form-data` body split by `boundary` (the second half of
+/// [`read_multipart`], apart so the fuzz target `fuzz/fuzz_targets/multipart.rs` reaches
+/// the parsing without a socket). Its errors are those of [`read_multipart`].
+pub async fn parse_multipart(
+    bytes: Bytes,
+    boundary: String,
+    max_files: usize,
+    max_file_bytes: u64,
+) -> std::result::Result<Form, ApiError> {
     let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
     let mut multipart = multer::Multipart::new(stream, boundary);
     let mut form = Form::default();

@@ -16,7 +16,7 @@ use crate::http::{self, Resp};
 /// Body of `POST /v1/accounts`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SignUpRequest {
+pub(crate) struct SignUpRequest {
     username: String,
     password: String,
     #[serde(default)]
@@ -30,7 +30,7 @@ struct SignUpRequest {
 /// Body of `POST /v1/accounts/login`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+pub(crate) struct LoginRequest {
     username: String,
     password: String,
     #[serde(default)]
@@ -40,7 +40,7 @@ struct LoginRequest {
 /// Body of `POST /v1/accounts/password`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PasswordRequest {
+pub(crate) struct PasswordRequest {
     current_password: String,
     new_password: String,
 }
@@ -48,7 +48,7 @@ struct PasswordRequest {
 /// Body of `PATCH /v1/accounts/{id}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AccountPatch {
+pub(crate) struct AccountPatch {
     disabled: bool,
 }
 

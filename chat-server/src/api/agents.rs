@@ -13,7 +13,7 @@ use crate::http::{self, Resp};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+pub(crate) struct LoginRequest {
     email: String,
     password: String,
     #[serde(default)]
@@ -96,7 +96,7 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateRequest {
+pub(crate) struct CreateRequest {
     name: String,
     email: String,
     role: Role,
@@ -157,7 +157,7 @@ pub async fn get(ctx: Ctx) -> Result<Resp, ApiError> {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct PatchRequest {
+pub(crate) struct PatchRequest {
     name: Option<String>,
     role: Option<Role>,
     #[serde(deserialize_with = "nullable_u32")]
@@ -204,7 +204,7 @@ pub async fn update(mut ctx: Ctx) -> Result<Resp, ApiError> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AvailabilityRequest {
+pub(crate) struct AvailabilityRequest {
     availability: Availability,
 }
 
@@ -221,7 +221,7 @@ pub async fn availability(mut ctx: Ctx) -> Result<Resp, ApiError> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct BotTokenRequest {
+pub(crate) struct BotTokenRequest {
     name: String,
     #[serde(default)]
     expires_in_secs: Option<u64>,

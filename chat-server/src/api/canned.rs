@@ -80,7 +80,7 @@ pub async fn delete(ctx: Ctx) -> Result<Resp, ApiError> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PostCannedRequest {
+pub(crate) struct PostCannedRequest {
     canned_response_id: CannedResponseId,
     #[serde(default)]
     client_message_id: Option<String>,

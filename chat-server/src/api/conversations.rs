@@ -435,7 +435,7 @@ pub async fn delete(ctx: Ctx) -> Result<Resp, ApiError> {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct HandoffRequest {
+pub(crate) struct HandoffRequest {
     department: Option<String>,
     reason: Option<String>,
 }
@@ -462,7 +462,7 @@ pub async fn claim(ctx: Ctx) -> Result<Resp, ApiError> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AssignRequest {
+pub(crate) struct AssignRequest {
     agent_id: AgentId,
 }
 
@@ -488,7 +488,7 @@ pub async fn unassign(ctx: Ctx) -> Result<Resp, ApiError> {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct TransferRequest {
+pub(crate) struct TransferRequest {
     agent_id: Option<AgentId>,
     department: Option<String>,
     reason: Option<String>,
@@ -524,7 +524,7 @@ pub async fn transfer(mut ctx: Ctx) -> Result<Resp, ApiError> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ModeRequest {
+pub(crate) struct ModeRequest {
     mode: Mode,
 }
 
@@ -537,7 +537,7 @@ pub async fn set_mode(mut ctx: Ctx) -> Result<Resp, ApiError> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RatingRequest {
+pub(crate) struct RatingRequest {
     score: u8,
     #[serde(default)]
     feedback: Option<String>,
@@ -545,7 +545,7 @@ struct RatingRequest {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct CloseRequest {
+pub(crate) struct CloseRequest {
     rating: Option<RatingRequest>,
 }
 
@@ -604,7 +604,7 @@ pub async fn contact(ctx: Ctx) -> Result<Resp, ApiError> {
 /// Body of `PATCH /v1/contacts/{id}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct ContactPatchRequest {
+pub(crate) struct ContactPatchRequest {
     name: Option<String>,
     email: Option<String>,
     phone: Option<String>,
@@ -633,7 +633,7 @@ pub async fn update_contact(mut ctx: Ctx) -> Result<Resp, ApiError> {
 /// Body of `POST /v1/contacts/{id}/merge`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MergeRequest {
+pub(crate) struct MergeRequest {
     contact_id: ContactId,
 }
 

@@ -84,7 +84,7 @@ pub(super) struct PostAnswer<'a> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NoteRequest {
+pub(crate) struct NoteRequest {
     #[serde(default)]
     body: String,
     /// Files uploaded with `purpose=note` to this conversation.
@@ -105,7 +105,7 @@ pub async fn note(mut ctx: Ctx) -> Result<Resp, ApiError> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EditRequest {
+pub(crate) struct EditRequest {
     body: String,
 }
 
@@ -128,7 +128,7 @@ pub async fn delete(ctx: Ctx) -> Result<Resp, ApiError> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReadRequest {
+pub(crate) struct ReadRequest {
     seq: u64,
 }
 

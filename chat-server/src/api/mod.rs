@@ -6,6 +6,7 @@ mod agents;
 mod canned;
 mod contacts;
 mod conversations;
+pub mod decode;
 mod export;
 mod files;
 mod inboxes;
@@ -81,18 +82,7 @@ impl Ctx {
 
     /// A query parameter parsed as `T`; 422 naming it if it does not parse.
     pub fn query<T: FromStr>(&self, name: &'static str) -> Result<Option<T>, ApiError> {
-        match self
-            .query
-            .as_deref()
-            .and_then(|q| http::query_param(q, name))
-        {
-            None => Ok(None),
-            Some(v) if v.is_empty() => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::invalid(name, format!("`{v}` is not a valid value"))),
-        }
+        http::query_value(self.query.as_deref(), name)
     }
 
     /// The JSON body.

@@ -11,7 +11,7 @@ use crate::http::{self, Resp};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct SnoozeRequest {
+pub(crate) struct SnoozeRequest {
     /// RFC 3339; absent or null: until the customer's next message.
     #[serde(with = "time::serde::rfc3339::option")]
     until: Option<OffsetDateTime>,

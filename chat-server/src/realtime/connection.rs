@@ -498,7 +498,7 @@ impl Connection {
                 .reject(socket, None, "rate_limited", "too many frames; slow down")
                 .await;
         }
-        let frame: ClientFrame = match serde_json::from_str(text) {
+        let frame = match ClientFrame::decode(text) {
             Ok(frame) => frame,
             Err(e) => return self.reject(socket, None, "bad_frame", &e.to_string()).await,
         };

@@ -77,6 +77,14 @@ pub enum ClientFrame {
     },
 }
 
+impl ClientFrame {
+    /// Decodes a client's text frame: the one parser of what a socket sends, before any
+    /// rule runs (fuzzed by `fuzz/fuzz_targets/client_frame.rs`).
+    pub fn decode(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
 fn yes() -> bool {
     true
 }

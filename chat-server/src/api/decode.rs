@@ -1,0 +1,101 @@
+//! The decoding the handlers do before any rule runs, behind one door for the fuzz targets
+//! (`fuzz/`): every JSON body type of `/v1` and the query parameters of its list and report
+//! routes, through the very functions the handlers call. An attacker controls these bytes
+//! before authorization has even looked at them, so they must answer an error, never panic.
+
+use chat_core::report::ReportPeriod;
+use chat_core::{
+    AgentId, CannedPatch, Channel, ContactId, ConversationId, Mode, NewCannedResponse, NewWebhook,
+    Priority, WebhookPatch,
+};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::http;
+
+/// How many body families [`body`] knows; its `family` is taken modulo this.
+pub const BODY_FAMILIES: u8 = 30;
+
+/// Decodes `bytes` as the JSON body of one route family (`family % BODY_FAMILIES`), as
+/// the handler of that route does: `Ok` when it decodes, the API's 400/422 otherwise.
+#[doc(hidden)]
+pub fn body(family: u8, bytes: &[u8]) -> Result<(), ApiError> {
+    use super::{accounts, agents, canned, conversations, messages, snooze};
+    fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<(), ApiError> {
+        http::parse_json::<T>(bytes).map(drop)
+    }
+    match family % BODY_FAMILIES {
+        0 => parse::<accounts::SignUpRequest>(bytes),
+        1 => parse::<accounts::LoginRequest>(bytes),
+        2 => parse::<accounts::PasswordRequest>(bytes),
+        3 => parse::<accounts::AccountPatch>(bytes),
+        4 => parse::<agents::LoginRequest>(bytes),
+        5 => parse::<agents::CreateRequest>(bytes),
+        6 => parse::<agents::PatchRequest>(bytes),
+        7 => parse::<agents::AvailabilityRequest>(bytes),
+        8 => parse::<agents::BotTokenRequest>(bytes),
+        9 => parse::<canned::PostCannedRequest>(bytes),
+        10 => parse::<NewCannedResponse>(bytes),
+        11 => parse::<CannedPatch>(bytes),
+        12 => parse::<conversations::OpenRequest>(bytes),
+        13 => parse::<conversations::Patch>(bytes),
+        14 => parse::<conversations::HandoffRequest>(bytes),
+        15 => parse::<conversations::AssignRequest>(bytes),
+        16 => parse::<conversations::TransferRequest>(bytes),
+        17 => parse::<conversations::ModeRequest>(bytes),
+        18 => parse::<conversations::RatingRequest>(bytes),
+        19 => parse::<conversations::CloseRequest>(bytes),
+        20 => parse::<conversations::ContactPatchRequest>(bytes),
+        21 => parse::<conversations::MergeRequest>(bytes),
+        22 => parse::<messages::PostRequest>(bytes),
+        23 => parse::<messages::NoteRequest>(bytes),
+        24 => parse::<messages::EditRequest>(bytes),
+        25 => parse::<messages::ReadRequest>(bytes),
+        26 => parse::<snooze::SnoozeRequest>(bytes),
+        27 => parse::<NewWebhook>(bytes),
+        28 => parse::<WebhookPatch>(bytes),
+        _ => parse::<serde_json::Map<String, serde_json::Value>>(bytes),
+    }
+}
+
+/// Decodes a query string as the list, search, paging and report routes read it: every
+/// pair, each typed parameter they parse, and the report period (`from`, `to`, `tz`).
+#[doc(hidden)]
+pub fn query(query: &str) -> Vec<Result<(), ApiError>> {
+    let q = Some(query);
+    let _ = http::query_pairs(q);
+    let modes = http::query_param(query, "mode").map(|list| {
+        list.split(',')
+            .filter(|m| !m.is_empty())
+            .map(|m| {
+                m.parse::<Mode>()
+                    .map(drop)
+                    .map_err(|_| ApiError::invalid("mode", ""))
+            })
+            .collect::<Result<Vec<()>, _>>()
+            .map(drop)
+    });
+    let mut answers = vec![
+        http::query_value::<Priority>(q, "priority").map(drop),
+        http::query_value::<Channel>(q, "channel").map(drop),
+        http::query_value::<bool>(q, "pinned").map(drop),
+        http::query_value::<String>(q, "text").map(drop),
+        http::query_value::<usize>(q, "limit").map(drop),
+        http::query_value::<u64>(q, "since").map(drop),
+        http::query_value::<u64>(q, "seq").map(drop),
+        http::query_value::<ConversationId>(q, "conversation_id").map(drop),
+        http::query_value::<ContactId>(q, "cursor").map(drop),
+        http::query_value::<AgentId>(q, "agent_id").map(drop),
+        http::query_value::<u64>(q, "before").map(drop),
+    ];
+    answers.extend(modes);
+    let from = http::query_param(query, "from").unwrap_or_default();
+    let to = http::query_param(query, "to").unwrap_or_default();
+    let tz = http::query_param(query, "tz");
+    answers.push(
+        ReportPeriod::parse(&from, &to, tz.as_deref())
+            .map(drop)
+            .map_err(ApiError::from),
+    );
+    answers
+}
