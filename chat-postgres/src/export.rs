@@ -90,6 +90,11 @@ const TABLES: &[Table] = &[
         ..table("webhooks", "tenant_id = $1", "id")
     },
     table("webhook_deliveries", "tenant_id = $1", "webhook_id, seq"),
+    Table {
+        secret_columns: &["token_digest", "secrets"],
+        ..table("inboxes", "tenant_id = $1", "id")
+    },
+    table("inbox_threads", "tenant_id = $1", "inbox_id, external_id"),
 ];
 
 /// `{"kind":"<table>","row":{…}}`, from `row_to_json`'s text.
@@ -101,7 +106,7 @@ fn line(table: &Table, row: &str, options: ExportOptions) -> Result<String> {
         serde_json::from_str(row).map_err(Error::storage)?;
     for column in table.secret_columns {
         if let Some(value) = fields.get_mut(*column) {
-            *value = serde_json::Value::String(String::new());
+            *value = serde_json::Value::String(chat_core::export::blank_secret(column).into());
         }
     }
     Ok(format!(

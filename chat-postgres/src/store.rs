@@ -19,7 +19,7 @@ use chat_core::store::{
 };
 use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 use chat_core::{
-    Agent, AgentId, AgentLoad, CannedResponse, CannedResponseId, Contact, ContactId, Conversation,
+    Agent, AgentId, AgentLoad, CannedResponse, Contact, ContactId, Conversation,
     ConversationChange, ConversationId, Delivery, DeliveryOutcome, Error, Event, Inbox, InboxId,
     Mention, Message, MessageId, MessageKind, NewEvent, NewMessage, ReadCursor, Reader, Result,
     Store, Tenant, TenantId, Webhook, WebhookId,

@@ -115,6 +115,24 @@ async fn seed(engine: &Engine, server: &TestServer) -> Desk {
         json!({ "url": "http://127.0.0.1:9/hook", "secret": "a-webhook-secret-of-some-length" }),
     )
     .await;
+    // An API inbox with one customer thread, so inboxes and their threads travel too.
+    let inbox = ok(
+        server,
+        "/v1/inboxes",
+        Some(&admin),
+        json!({ "name": "Shop app", "webhook_url": "http://127.0.0.1:9/inbox" }),
+    )
+    .await;
+    ok(
+        server,
+        &format!("/v1/inboxes/{}/messages", inbox["id"].as_str().unwrap()),
+        inbox["token"].as_str(),
+        json!({
+            "contact": { "id": "app-user-7", "name": "Ivo" },
+            "message": { "id": "app-msg-1", "text": "Hello from the app" },
+        }),
+    )
+    .await;
 
     let opened = ok(
         server,
@@ -360,6 +378,8 @@ async fn an_export_imported_into_an_empty_database_exports_the_same_bytes_and_re
         "mentions",
         "webhooks",
         "webhook_deliveries",
+        "inboxes",
+        "inbox_threads",
     ] {
         assert!(seen.contains(kind), "no {kind} line in {seen:?}");
     }

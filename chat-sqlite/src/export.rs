@@ -108,10 +108,17 @@ const TABLES: &[Table] = &[
     table("mentions", "tenant_id = ?1", "message_id, agent_id"),
     table("webhooks", "tenant_id = ?1", "id"),
     table("webhook_deliveries", "tenant_id = ?1", "webhook_id, seq"),
+    table("inboxes", "tenant_id = ?1", "id"),
+    table("inbox_threads", "tenant_id = ?1", "inbox_id, external_id"),
 ];
 
 /// Columns that hold a secret in a table that is exported without secrets: emptied.
-const SECRET_COLUMNS: &[(&str, &str)] = &[("accounts", "password_hash"), ("webhooks", "secret")];
+const SECRET_COLUMNS: &[(&str, &str)] = &[
+    ("accounts", "password_hash"),
+    ("webhooks", "secret"),
+    ("inboxes", "token_digest"),
+    ("inboxes", "secrets"),
+];
 
 /// Columns that are this file's and not the tenant's.
 const LOCAL_COLUMNS: &[(&str, &str)] = &[("messages", "pk")];
@@ -184,7 +191,7 @@ pub(crate) fn export_tenant(
                 let secret =
                     !options.secrets && SECRET_COLUMNS.contains(&(table.name, name.as_str()));
                 let value = if secret {
-                    serde_json::Value::String(String::new())
+                    serde_json::Value::String(chat_core::export::blank_secret(name).into())
                 } else {
                     to_json(row.get_ref(i).db()?)
                 };

@@ -11,9 +11,9 @@ use chat_core::store::{
     ConversationUpdate, HitQuery, MessageQuery,
 };
 use chat_core::{
-    Agent, AgentId, AgentLoad, CannedResponse, CannedResponseId, Contact, ContactId, Conversation,
-    ConversationId, Delivery, DeliveryOutcome, Error, Event, Inbox, InboxId, Mention, Message,
-    MessageId, NewMessage, ReadCursor, Result, Store, Tenant, TenantId, Webhook, WebhookId,
+    Agent, AgentId, AgentLoad, CannedResponse, Contact, ContactId, Conversation, ConversationId,
+    Delivery, DeliveryOutcome, Error, Event, Inbox, InboxId, Mention, Message, MessageId,
+    NewMessage, ReadCursor, Result, Store, Tenant, TenantId, Webhook, WebhookId,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;

@@ -559,8 +559,7 @@ async fn a_database_before_the_word_indexes_finds_titles_and_contacts_after_the_
         drop(store);
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(DROP_WORD_INDEXES).unwrap();
-        conn.pragma_update(None, "user_version", 10)
-            .unwrap();
+        conn.pragma_update(None, "user_version", 10).unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(user_version(&path), i64::from(SCHEMA_VERSION));
