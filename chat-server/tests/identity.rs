@@ -18,10 +18,15 @@ fn now() -> u64 {
 }
 
 /// A freshly signed identity, as the site signs it for each page: each signature is
-/// used once, so two made within one second get different timestamps.
+/// used once, so no two get the same timestamp. `now - 300 + n` (n counting signatures)
+/// grows strictly, however the calls fall across seconds, and stays within the 10-minute
+/// window. (`now - n` did not: a call a second later with the next `n` repeated a
+/// timestamp, and one test failed in two with "used already".)
 fn identity(email: &str) -> Value {
     static SIGNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let ts = now() - SIGNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let n = SIGNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    assert!(n < 300, "more signatures than the window keeps unique");
+    let ts = now() - 300 + n;
     json!({
         "email": email,
         "timestamp": ts,
