@@ -305,6 +305,53 @@ async fn timers_are_off_by_default_and_never_close_a_customer_waiting_for_an_ans
     );
 }
 
+/// Two servers (engines) over one store, as behind a load balancer, and a desk on it with
+/// one agent, Ann, away.
+struct TwoServers {
+    store: std::sync::Arc<chat_core::memory::MemoryStore>,
+    nodes: [chat_core::Engine; 2],
+    tenant: chat_core::TenantId,
+    system: Actor,
+    ann: chat_core::Agent,
+    ann_actor: Actor,
+}
+
+/// [`TwoServers`] with `settings`; `build` sets up server `n`'s engine (its router, clock).
+async fn two_servers(
+    settings: TenantSettings,
+    build: impl Fn(usize, chat_core::EngineBuilder) -> chat_core::EngineBuilder,
+) -> TwoServers {
+    let store = std::sync::Arc::new(chat_core::memory::MemoryStore::new());
+    let nodes = [0, 1].map(|n| build(n, chat_core::Engine::builder(store.clone())).build());
+    let tenant = nodes[0].create_tenant("Acme", settings).await.unwrap().id;
+    let system = Actor::System { tenant };
+    let ann = nodes[0]
+        .create_agent(
+            &system,
+            NewAgent {
+                name: "Ann".into(),
+                email: "ann@acme.example".into(),
+                role: Role::Agent,
+                capacity: None,
+                departments: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    let ann_actor = Actor::Staff {
+        tenant,
+        agent: ann.id,
+    };
+    TwoServers {
+        store,
+        nodes,
+        tenant,
+        system,
+        ann,
+        ann_actor,
+    }
+}
+
 /// A router that, once armed, waits inside its next pick until the other server's pass
 /// picks too: both passes then hold the agent loads they read before either assigned.
 struct RacingRouter {
@@ -334,9 +381,8 @@ impl chat_core::Router for RacingRouter {
 async fn routing_passes_on_two_servers_at_once_never_put_an_agent_over_capacity() {
     use std::sync::Arc;
 
-    use chat_core::{Engine, Store, memory::MemoryStore};
+    use chat_core::Store;
 
-    let store = Arc::new(MemoryStore::new());
     let both_picking = Arc::new(std::sync::Barrier::new(2));
     let routers: Vec<Arc<RacingRouter>> = (0..2)
         .map(|_| {
@@ -346,38 +392,19 @@ async fn routing_passes_on_two_servers_at_once_never_put_an_agent_over_capacity(
             })
         })
         .collect();
-    let nodes = [
-        Engine::builder(store.clone())
-            .router(routers[0].clone())
-            .build(),
-        Engine::builder(store.clone())
-            .router(routers[1].clone())
-            .build(),
-    ];
     let settings = TenantSettings {
         bot_enabled: false,
         default_capacity: 3,
         ..Default::default()
     };
-    let tenant = nodes[0].create_tenant("Acme", settings).await.unwrap().id;
-    let system = Actor::System { tenant };
-    let ann = nodes[0]
-        .create_agent(
-            &system,
-            NewAgent {
-                name: "Ann".into(),
-                email: "ann@acme.example".into(),
-                role: Role::Agent,
-                capacity: None,
-                departments: vec![],
-            },
-        )
-        .await
-        .unwrap();
-    let ann_actor = Actor::Staff {
+    let TwoServers {
+        store,
+        nodes,
         tenant,
-        agent: ann.id,
-    };
+        system,
+        ann,
+        ann_actor,
+    } = two_servers(settings, |n, b| b.router(routers[n].clone())).await;
     let held = || async {
         let loads = store.agent_loads(tenant).await.unwrap();
         loads.iter().find(|l| l.agent.id == ann.id).unwrap().open
@@ -461,40 +488,24 @@ async fn timers_run_by_two_servers_at_once_requeue_each_conversation_once() {
     use std::collections::HashSet;
     use std::sync::Arc;
 
-    use chat_core::{Engine, ManualClock, memory::MemoryStore};
+    use chat_core::ManualClock;
     use time::macros::datetime;
 
-    let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock::new(datetime!(2026-03-02 10:00 UTC)));
-    let nodes = [
-        Engine::builder(store.clone()).clock(clock.clone()).build(),
-        Engine::builder(store.clone()).clock(clock.clone()).build(),
-    ];
     let settings = TenantSettings {
         bot_enabled: false,
         default_capacity: 1_000,
         requeue_after_secs: Some(60),
         ..Default::default()
     };
-    let tenant = nodes[0].create_tenant("Acme", settings).await.unwrap().id;
-    let system = Actor::System { tenant };
-    let ann = nodes[0]
-        .create_agent(
-            &system,
-            NewAgent {
-                name: "Ann".into(),
-                email: "ann@acme.example".into(),
-                role: Role::Agent,
-                capacity: None,
-                departments: vec![],
-            },
-        )
-        .await
-        .unwrap();
-    let ann_actor = Actor::Staff {
+    let TwoServers {
+        nodes,
         tenant,
-        agent: ann.id,
-    };
+        system,
+        ann,
+        ann_actor,
+        ..
+    } = two_servers(settings, |_, b| b.clock(clock.clone())).await;
     nodes[0]
         .set_availability(&ann_actor, ann.id, Availability::Online)
         .await
