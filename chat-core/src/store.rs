@@ -696,7 +696,7 @@ pub struct ConversationPage {
     pub counts: BTreeMap<Mode, u64>,
 }
 
-/// Which messages [`Store::message_hits`](seam::Store::message_hits) finds.
+/// Which messages [`Store::message_hits`] finds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HitQuery {
     /// Tenant.
