@@ -166,6 +166,9 @@ try {
     await item.getByLabel('5 of 5 stars').waitFor();
     await page.locator('[data-figure="csat"] .value', { hasText: '5' }).waitFor();
     await page.locator('.csat tr[data-score="5"] .fill[data-value="1"]').waitFor();
+    // One rating, in the singular: the language's plural rules pick the form.
+    const ratings = await page.locator('[data-figure="csat"] .detail').textContent();
+    if (ratings !== '1 rating') throw new Error(`the CSAT figure says "${ratings}"`);
     await noSerious(page, 'reports (agent)');
     await shot(page, 'console-reports-agent');
     // The feedback links back to the conversation.

@@ -15,9 +15,13 @@ function pick(lang) {
 /** The current language code. */
 export const lang = () => current;
 
-/** The string for `key`, with `{name}` replaced from `params`; English if missing. */
+/** The string for `key`, with `{name}` replaced from `params`; English if missing. With a
+ *  numeric `params.count`, the language's plural form of the key comes first
+ *  (`key.one`, `key.few`, … by Intl.PluralRules), so "1 rating" is not "1 ratings". */
 export function t(key, params) {
-  const s = languages[current][key] ?? en[key] ?? key;
+  const table = languages[current];
+  const form = typeof params?.count === 'number' ? `${key}.${new Intl.PluralRules(current).select(params.count)}` : null;
+  const s = (form && table[form]) ?? table[key] ?? (form && en[form]) ?? en[key] ?? key;
   return params ? s.replace(/\{(\w+)\}/g, (_, k) => params[k] ?? '') : s;
 }
 

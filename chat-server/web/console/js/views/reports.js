@@ -130,9 +130,9 @@ function overviewPart(o) {
       figure('opened', num(o.opened)),
       figure('closed', num(o.closed)),
       figure('reopened', num(o.reopened)),
-      figure('first_response', duration(o.first_response.median_secs), t('reports.p90', { v: duration(o.first_response.p90_secs), n: num(o.first_response.count) })),
-      figure('resolution', duration(o.resolution.median_secs), t('reports.p90', { v: duration(o.resolution.p90_secs), n: num(o.resolution.count) })),
-      figure('csat', o.csat.average == null ? '—' : o.csat.average.toLocaleString(lang(), { maximumFractionDigits: 2 }), t('reports.ratings', { n: num(o.csat.count) }))),
+      figure('first_response', duration(o.first_response.median_secs), t('reports.p90', { v: duration(o.first_response.p90_secs), n: num(o.first_response.count), count: o.first_response.count })),
+      figure('resolution', duration(o.resolution.median_secs), t('reports.p90', { v: duration(o.resolution.p90_secs), n: num(o.resolution.count), count: o.resolution.count })),
+      figure('csat', o.csat.average == null ? '—' : o.csat.average.toLocaleString(lang(), { maximumFractionDigits: 2 }), t('reports.ratings', { n: num(o.csat.count), count: o.csat.count }))),
     csvButton('overview', {}, 'overview', t('reports.csv')));
 }
 
