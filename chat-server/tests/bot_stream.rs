@@ -71,12 +71,15 @@ async fn streamed_bot_replies_arrive_as_deltas_then_as_the_stored_message() {
     ))
     .await
     .unwrap();
+    // Deltas and the stored message travel separate paths (the ephemeral bus, the log), so
+    // either may arrive first: read until both the stored reply and the end marker came.
     let mut pieces = String::new();
     let mut ended = None;
-    let stored = loop {
+    let mut stored = None;
+    while stored.is_none() || ended.is_none() {
         let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await
-            .unwrap()
+            .expect("the stored reply and the end marker within 5 s")
             .unwrap()
             .unwrap();
         let Message::Text(text) = frame else { continue };
@@ -93,25 +96,14 @@ async fn streamed_bot_replies_arrive_as_deltas_then_as_the_stored_message() {
                 if f["event"] == "message_created"
                     && f["data"]["message"]["sender"]["type"] == "bot" =>
             {
-                break f["data"]["message"]["body"].as_str().unwrap().to_owned();
+                stored = Some(f["data"]["message"]["body"].as_str().unwrap().to_owned());
             }
             _ => {}
         }
-    };
+    }
+    let stored = stored.unwrap();
     assert_eq!(stored, "Your order ships today.");
     assert_eq!(pieces, stored, "the deltas add up to the stored reply");
-    // The end marker may come after the stored event (separate paths); wait briefly for it.
-    while ended.is_none() {
-        let Ok(Some(Ok(Message::Text(text)))) =
-            tokio::time::timeout(Duration::from_secs(2), ws.next()).await
-        else {
-            break;
-        };
-        let f: Value = serde_json::from_str(&text).unwrap();
-        if f["type"] == "bot_delta" && !f["end"].is_null() {
-            ended = Some(f["end"].as_str().unwrap().to_owned());
-        }
-    }
     assert_eq!(ended.as_deref(), Some("reply"));
     // Deltas are never logged.
     let log = s.get("/v1/events?since=0&limit=1000", Some(&visitor)).await;
