@@ -30,27 +30,21 @@ const MIGRATION_LOCK: i64 = 0x6368_6174;
 /// Brings the schema of the connection's `search_path` up to [`SCHEMA_VERSION`].
 /// [`StorageKind::Corrupt`] for a database migrated by a newer build.
 pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                 version    integer PRIMARY KEY,
-                 applied_at timestamptz NOT NULL DEFAULT now()
-             )",
-        )
-        .await
-        .or_else(|e| {
-            // Two nodes creating the table at once: one of them loses the race, harmlessly.
-            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })
-        .db()?;
     let tx = client.transaction().await.db()?;
+    // The lock comes before anything else, the bookkeeping table included: two nodes
+    // running `CREATE TABLE IF NOT EXISTS` at once can both pass the "not exists" check and
+    // one then fails on the catalog's unique index (42710 or 23505), which once failed CI.
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .db()?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    integer PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         )",
+    )
+    .await
+    .db()?;
     let current: i32 = tx
         .query_one(
             "SELECT coalesce(max(version), 0) FROM schema_migrations",
