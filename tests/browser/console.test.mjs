@@ -357,6 +357,12 @@ try {
     }, visitor.conversation);
     await page.locator(`.conversations li[data-id="${visitor.conversation}"] .snippet mark`, { hasText: 'zebracorn' }).waitFor();
     await shot(page, 'console-search');
+    // A word only the internal note has: the hit the server sends is labelled a note.
+    await page.getByRole('searchbox', { name: 'Search conversations' }).fill('double-charged');
+    await page.keyboard.press('Enter');
+    const noteHit = page.locator(`.conversations li[data-id="${visitor.conversation}"] .snippet`);
+    await noteHit.locator('mark', { hasText: 'double' }).waitFor();
+    await noteHit.locator('.note-label', { hasText: 'Internal note' }).waitFor();
     await page.getByRole('button', { name: 'Clear the search' }).click();
     await page.waitForFunction(() => document.querySelectorAll('.conversations li[data-id]').length > 1);
   });

@@ -40,6 +40,7 @@ async function start(agent) {
   socket = new Socket(session.get().token, {
     event: onEvent,
     typing: conversation.typingEvent,
+    botDelta: conversation.botDeltaEvent,
     presence: (f) => {
       const a = state.agents.get(f.agent_id);
       if (a) a.availability = f.availability;

@@ -3,7 +3,7 @@
 
 export class Socket {
   /**
-   * `handlers`: event(frame), typing(frame), presence(frame), resync(), revoked(),
+   * `handlers`: event(frame), typing(frame), botDelta(frame), presence(frame), resync(), revoked(),
    * status('online' | 'connecting').
    */
   constructor(token, handlers) {
@@ -58,6 +58,7 @@ export class Socket {
         this.on.event(f);
         break;
       case 'typing': this.on.typing(f); break;
+      case 'bot_delta': this.on.botDelta?.(f); break;
       case 'presence': this.on.presence?.(f); break;
       case 'resync_required':
         this.cursor = f.cursor;

@@ -40,6 +40,10 @@ export async function openConversation(id, main, aside) {
     mode: 'reply',
     pending: [],
     typingSent: 0,
+    // A streaming bot's replies as they are written, by the customer message they
+    // answer (`reply_to_seq`); and the ones already ended, so a late piece is dropped.
+    streams: new Map(),
+    streamsDone: new Set(),
   };
   render();
   renderContact(aside, conv).catch(() => {});
@@ -168,8 +172,15 @@ function renderMessages(toBottom) {
   const list = sorted();
   replace(log, h('ol', { class: 'message-list' },
     view.more ? h('li', { class: 'older' }, h('button', { type: 'button', onclick: older }, t('conv.older'))) : null,
-    list.map(message)));
+    list.map(message),
+    [...view.streams.values()].map(streaming)));
   if (atBottom) log.scrollTop = log.scrollHeight;
+}
+
+function streaming(pieces) {
+  return h('li', { class: 'msg bot streaming', 'aria-busy': 'true' },
+    h('div', { class: 'meta' }, h('span', { class: 'sender' }, t('sender.bot'))),
+    h('p', { class: 'body', dir: 'auto' }, pieces.join('')));
 }
 
 function senderName(m) {
@@ -251,10 +262,41 @@ function markRead() {
 /** message_created / message_updated for any conversation. */
 export function messageEvent(m) {
   if (!view || m.conversation_id !== view.id) return;
+  const fresh = !view.messages.has(m.id);
   view.messages.set(m.id, m);
   if (m.sender.type === 'customer') showTyping(null);
+  // The stored reply answers the oldest stream still shown.
+  if (fresh && m.sender.type === 'bot') {
+    const [first] = view.streams.keys();
+    if (first !== undefined) endStream(first);
+  }
   renderMessages(false);
   markRead();
+}
+
+/**
+ * A streaming bot's piece (`bot_delta`) for the open conversation: the pieces grow one
+ * bubble, which the stored bot message replaces when it arrives (the two travel separate
+ * paths, so either may come first); a handoff or a failure drops it.
+ */
+export function botDeltaEvent(f) {
+  if (!view || f.conversation_id !== view.id || view.streamsDone.has(f.reply_to_seq)) return;
+  let pieces = view.streams.get(f.reply_to_seq);
+  if (!pieces && !f.end && f.text) {
+    pieces = [];
+    view.streams.set(f.reply_to_seq, pieces);
+  }
+  if (pieces && f.text) pieces[f.index] = f.text;
+  // The end of a reply whose stored message came first (it travelled faster): nothing
+  // else would remove the stream.
+  const stored = f.end === 'reply' && [...view.messages.values()].some((m) => m.sender.type === 'bot' && m.seq > f.reply_to_seq);
+  if ((f.end && f.end !== 'reply') || stored) endStream(f.reply_to_seq);
+  renderMessages(false);
+}
+
+function endStream(key) {
+  view.streams.delete(key);
+  view.streamsDone.add(key);
 }
 
 export function conversationEvent(c) {

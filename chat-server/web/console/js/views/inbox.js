@@ -75,42 +75,33 @@ function item(c) {
       unread ? h('span', { class: 'unread', 'aria-label': t('inbox.unread', { n: unread }) }, String(unread)) : null));
 }
 
-// Search snippets: the API finds conversations by their messages' words but answers the
-// conversations only, so the console looks for the matching line in each result's recent
-// history (the last 100 messages) and shows it with the words marked.
-const snippets = new Map();
+// Search snippets come with the answer: each result carries `hits` (its newest matching
+// messages, each with a plain-text snippet and the matched words as [start, end) offsets
+// in Unicode scalar values), so the list shows the line that matched without reading any
+// history. A result found by its title or contact alone has no hits: it shows its last
+// message as usual. Kept beside the conversations: a live update of one replaces the
+// conversation, not what the search found in it.
+const hits = new Map();
+
+function keepHits(items) {
+  for (const c of items) if (c.hits?.length) hits.set(c.id, c.hits);
+}
 
 function snippet(c, last) {
-  const found = state.filters.text && snippets.get(c.id);
-  if (!found) return h('span', { class: 'snippet', dir: 'auto' }, last ? last.body : t('inbox.no_messages'));
-  const { body, at, length } = found;
-  const from = Math.max(0, at - 30);
-  return h('span', { class: 'snippet', dir: 'auto' }, from ? '…' : '', body.slice(from, at), h('mark', {}, body.slice(at, at + length)), body.slice(at + length, at + length + 80));
-}
-
-function words(text) {
-  const escape = (w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  // A word of the query matches where a word of the message starts, as the API does.
-  return text.replace(/"/g, ' ').split(/\s+/).filter(Boolean)
-    .map((w) => new RegExp('(^|[^\\p{L}\\p{N}])(' + escape(w) + ')', 'iu'));
-}
-
-async function loadSnippets(items) {
-  const patterns = words(state.filters.text);
-  const text = state.filters.text;
-  for (let i = 0; i < items.length; i += 8) {
-    await Promise.all(items.slice(i, i + 8).map(async (c) => {
-      const page = await api('GET', `/v1/conversations/${c.id}/messages?limit=100`).catch(() => ({ items: [] }));
-      for (const m of page.items.reverse()) {
-        for (const re of patterns) {
-          const hit = re.exec(m.body || '');
-          if (hit) { snippets.set(c.id, { body: m.body, at: hit.index + hit[1].length, length: hit[2].length }); return; }
-        }
-      }
-    }));
-    if (text !== state.filters.text) return;
-    renderList();
+  const hit = state.filters.text && hits.get(c.id)?.[0];
+  if (!hit) return h('span', { class: 'snippet', dir: 'auto' }, last ? last.body : t('inbox.no_messages'));
+  // Offsets count scalar values, JavaScript strings count UTF-16 units: index by code point.
+  const chars = Array.from(hit.snippet.text);
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of hit.snippet.highlights || []) {
+    if (start < at || end <= start || end > chars.length) continue;
+    parts.push(chars.slice(at, start).join(''), h('mark', {}, chars.slice(start, end).join('')));
+    at = end;
   }
+  parts.push(chars.slice(at).join(''));
+  return h('span', { class: 'snippet', dir: 'auto' },
+    hit.kind === 'note' ? h('strong', { class: 'note-label' }, t('conv.note_label'), ' ') : null, ...parts);
 }
 
 function params(cursor) {
@@ -122,6 +113,8 @@ function params(cursor) {
 export async function loadInbox() {
   clearTimeout(reloadTimer);
   const page = await api('GET', `/v1/conversations${params()}`);
+  hits.clear();
+  keepHits(page.items);
   state.order = page.items.map((c) => upsertConversation(c).id);
   state.counts = page.counts || {};
   state.nextCursor = page.next_cursor;
@@ -129,12 +122,11 @@ export async function loadInbox() {
   renderList();
   changed('inbox');
   loadContacts(page.items);
-  snippets.clear();
-  if (state.filters.text) loadSnippets(page.items);
 }
 
 async function loadMore() {
   const page = await api('GET', `/v1/conversations${params(state.nextCursor)}`);
+  keepHits(page.items);
   state.order.push(...page.items.map((c) => upsertConversation(c).id));
   state.nextCursor = page.next_cursor;
   renderList();
