@@ -12,6 +12,7 @@ pub mod cli;
 pub mod csv;
 pub mod endpoints;
 pub mod error;
+pub mod export_files;
 pub mod extension;
 pub mod http;
 pub mod metrics;

@@ -229,8 +229,9 @@ enum Command {
     /// Write everything a tenant owns (of `--db`, or of `--store`) to a new file as JSON
     /// Lines, streamed from one consistent state while a server keeps running; the file
     /// is owner-only (0600). It holds password hashes, token digests and webhook secrets
-    /// unless --without-secrets. Uploaded files' bytes are not in it: copy the uploads
-    /// folder beside it.
+    /// unless --without-secrets. The files its messages carry (with their thumbnails) go
+    /// to the folder FILE.files beside it, owner-only, unless --without-files; `import`
+    /// takes them from there.
     Export {
         /// The tenant's id; may be left out when the database holds one tenant.
         #[arg(long)]
@@ -242,11 +243,16 @@ enum Command {
         /// customers then set new passwords after an import).
         #[arg(long)]
         without_secrets: bool,
+        /// Leave out the uploaded files' bytes (the messages still name them; downloads
+        /// after an import then answer 404).
+        #[arg(long)]
+        without_files: bool,
     },
     /// Read an export (`chat-server export`) into an empty database (`--db`, created if
     /// missing, or `--store`), all or nothing. Refuses a database that holds data, an
     /// export of another store or schema version, and a cut-off file. Run it with no
-    /// server on the database.
+    /// server on the database. The files in FILE.files, if the export has them, are
+    /// copied into the uploads folder (--uploads-dir, or `uploads` beside --db).
     Import {
         /// The export file.
         #[arg(long)]
@@ -370,10 +376,12 @@ async fn main() -> anyhow::Result<()> {
         .uploads_dir
         .clone()
         .unwrap_or_else(|| beside(&cli.db, "uploads"));
-    let blobs = chat_server::uploads::DirBlobStore::new(&uploads)
-        .with_context(|| format!("opening the uploads folder {}", uploads.display()))?;
+    let blobs = Arc::new(
+        chat_server::uploads::DirBlobStore::new(&uploads)
+            .with_context(|| format!("opening the uploads folder {}", uploads.display()))?,
+    );
     let engine = Engine::builder_with_backend(store)
-        .blobs(Arc::new(blobs))
+        .blobs(blobs.clone())
         .thumbnails(Arc::new(chat_server::thumbnails::ImageThumbnails::default()))
         .passwords(Arc::new(chat_server::auth::Argon2Passwords))
         .limits(limits)
@@ -385,12 +393,14 @@ async fn main() -> anyhow::Result<()> {
         tenant,
         to,
         without_secrets,
+        without_files,
     }) = &cli.command
     {
         let options = chat_core::export::ExportOptions {
             secrets: !without_secrets,
         };
-        return export(&engine, *tenant, to, options).await;
+        let files = (!without_files).then_some(&*blobs);
+        return export(&engine, *tenant, to, options, files).await;
     }
     let tenant = match engine.tenants().await?.first() {
         Some(t) => t.id,
@@ -463,13 +473,16 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// `chat-server export`: the engine streams the tenant (as the system actor: secrets
-/// included unless left out) into a new owner-only file.
+/// included unless left out) into a new owner-only file, and the files its messages carry
+/// go to a folder beside it (unless `files` is `None`).
 async fn export(
     engine: &Engine,
     tenant: Option<chat_core::TenantId>,
     to: &std::path::Path,
     options: chat_core::export::ExportOptions,
+    files: Option<&chat_server::uploads::DirBlobStore>,
 ) -> anyhow::Result<()> {
+    use chat_server::export_files;
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
 
@@ -492,6 +505,13 @@ async fn export(
         },
     };
     let started = std::time::Instant::now();
+    let files_dir = export_files::files_dir(to);
+    if files.is_some() && files_dir.exists() {
+        anyhow::bail!(
+            "{} exists already (an export never overwrites a file)",
+            files_dir.display()
+        );
+    }
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -512,26 +532,58 @@ async fn export(
     // Written on a blocking thread, line by line as they come: the tenant is never
     // held in memory.
     let path = to.to_owned();
-    let writing = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+    // The keys of the files the messages carry are picked from the lines on the way.
+    let writing = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, _)> {
         let mut out = std::io::BufWriter::new(file);
         let mut bytes = 0u64;
+        let mut keys = std::collections::BTreeSet::new();
         while let Some(line) = rx.blocking_recv() {
             out.write_all(line.as_bytes())?;
             out.write_all(b"\n")?;
             bytes += line.len() as u64 + 1;
+            export_files::attachment_keys(&line, &mut keys);
         }
         out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        Ok(bytes)
+        Ok((bytes, keys))
     });
     let exported = exporting.await?;
     let written = writing.await?;
-    let result = exported
+    let mut result = exported
         .map_err(anyhow::Error::from)
-        .and_then(|records| Ok((records, written?)));
+        .and_then(|records| Ok((records, written?)))
+        .map(|(records, (bytes, keys))| (records, bytes, keys, None));
+    if let (Ok((_, _, keys, copied)), Some(blobs)) = (&mut result, files) {
+        match export_files::copy_out(blobs, keys, &files_dir).await {
+            Ok(done) => *copied = Some(done),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&files_dir);
+                result = Err(anyhow::Error::from(e).context(format!(
+                    "copying the uploaded files to {}",
+                    files_dir.display()
+                )));
+            }
+        }
+    }
     match result {
-        Ok((records, bytes)) => {
+        Ok((records, bytes, _, copied)) => {
+            let files = match copied {
+                Some(c) if c.missing > 0 => format!(
+                    "; {} files ({} bytes) in {}, {} missing from the uploads folder",
+                    c.files,
+                    c.bytes,
+                    files_dir.display(),
+                    c.missing
+                ),
+                Some(c) => format!(
+                    "; {} files ({} bytes) in {}",
+                    c.files,
+                    c.bytes,
+                    files_dir.display()
+                ),
+                None => String::new(),
+            };
             println!(
-                "tenant {tenant} exported to {} ({records} records, {bytes} bytes, {} ms)",
+                "tenant {tenant} exported to {} ({records} records, {bytes} bytes, {} ms){files}",
                 path.display(),
                 started.elapsed().as_millis()
             );
@@ -562,8 +614,35 @@ async fn import(cli: &Cli, from: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     .with_context(|| format!("importing {}", from.display()))?;
+    // The files after the rows: an import refused as a whole leaves no files behind.
+    let files_dir = chat_server::export_files::files_dir(from);
+    let files = if files_dir.is_dir() {
+        let uploads = cli
+            .uploads_dir
+            .clone()
+            .unwrap_or_else(|| beside(&cli.db, "uploads"));
+        let blobs = chat_server::uploads::DirBlobStore::new(&uploads)
+            .with_context(|| format!("opening the uploads folder {}", uploads.display()))?;
+        let copied = chat_server::export_files::copy_in(&files_dir, &blobs)
+            .await
+            .with_context(|| {
+                format!(
+                    "the rows are imported, but copying the files of {} into {} failed",
+                    files_dir.display(),
+                    uploads.display()
+                )
+            })?;
+        format!(
+            "; {} files ({} bytes) into {}",
+            copied.files,
+            copied.bytes,
+            uploads.display()
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "tenant {} imported from {} ({} records, {} ms){}",
+        "tenant {} imported from {} ({} records, {} ms){files}{}",
         summary.tenant,
         from.display(),
         summary.records,

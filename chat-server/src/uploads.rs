@@ -46,6 +46,28 @@ impl DirBlobStore {
         }
         Ok(self.root.join(dir).join(name))
     }
+
+    /// Every key stored here (`<random>/<name>`), for copying the folder file by file; a
+    /// write still in progress (its temporary file) is not a key.
+    pub fn keys(&self) -> std::io::Result<Vec<String>> {
+        let mut keys = Vec::new();
+        for dir in std::fs::read_dir(&self.root)? {
+            let dir = dir?;
+            if !dir.file_type()?.is_dir() {
+                continue;
+            }
+            let dir_name = dir.file_name().to_string_lossy().into_owned();
+            for file in std::fs::read_dir(dir.path())? {
+                let file = file?;
+                let key = format!("{dir_name}/{}", file.file_name().to_string_lossy());
+                if file.file_type()?.is_file() && self.path(&key).is_ok() {
+                    keys.push(key);
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
 }
 
 #[async_trait]

@@ -537,3 +537,166 @@ async fn a_postgres_export_imported_into_an_empty_schema_exports_the_same_bytes_
     server.stop().await;
     drop(engine);
 }
+
+/// A server on the SQLite file `db` whose files live in `uploads` (as the binary keeps
+/// them), with image thumbnails.
+async fn serve_with_files(db: &Path, uploads: &Path) -> (Engine, TestServer) {
+    let engine =
+        Engine::builder_with_backend(Arc::new(chat_sqlite::SqliteStore::open(db).unwrap()))
+            .blobs(Arc::new(
+                chat_server::uploads::DirBlobStore::new(uploads).unwrap(),
+            ))
+            .thumbnails(Arc::new(chat_server::thumbnails::ImageThumbnails::default()))
+            .build();
+    let tenant = match engine.tenants().await.unwrap().first() {
+        Some(t) => t.id,
+        None => {
+            engine
+                .create_tenant("Acme", TenantSettings::default())
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let mut config = Config::new(SECRET);
+    config.default_tenant = Some(tenant);
+    config.limits.per_ip_rps = 0.0;
+    let server = TestServer::start(engine.clone(), config, None).await;
+    (engine, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_files_of_an_export_go_beside_it_and_downloads_work_after_the_import() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("first")).unwrap();
+    std::fs::create_dir_all(dir.path().join("second")).unwrap();
+    let first = dir.path().join("first").join("chat.db");
+    let (engine, server) = serve_with_files(&first, &dir.path().join("first/uploads")).await;
+    let opened = ok(
+        &server,
+        "/v1/conversations",
+        None,
+        json!({ "contact": { "name": "Vera" } }),
+    )
+    .await;
+    let conversation = opened["conversation"]["id"].as_str().unwrap().to_owned();
+    let visitor = opened["visitor_token"].as_str().unwrap().to_owned();
+    // An image (it gets a thumbnail) and a text file, sent with a message; a third file
+    // uploaded but never sent is not the conversation's and stays behind.
+    let mut photo = Vec::new();
+    image::RgbImage::from_pixel(64, 32, image::Rgb([200, 30, 30]))
+        .write_to(
+            &mut std::io::Cursor::new(&mut photo),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    let text = b"order 4417: two kettles, one returned".to_vec();
+    let mut sent = Vec::new();
+    for (name, content_type, bytes) in [
+        ("photo.png", "image/png", &photo),
+        ("order.txt", "text/plain", &text),
+        ("draft.txt", "text/plain", &text),
+    ] {
+        let (form, body) =
+            chat_server::testing::multipart(&[], &[("file", name, content_type, bytes)]);
+        let reply = server
+            .send_as(
+                hyper::Method::POST,
+                &format!("/v1/conversations/{conversation}/files"),
+                Some(&visitor),
+                &[("content-type", form.as_str())],
+                body,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        sent.push(reply.body["items"][0].clone());
+    }
+    let draft = sent.pop().unwrap();
+    ok(
+        &server,
+        &format!("/v1/conversations/{conversation}/messages"),
+        Some(&visitor),
+        json!({ "body": "the photo and the order", "attachments": sent }),
+    )
+    .await;
+    server.stop().await;
+    drop(engine);
+
+    let exported = dir.path().join("acme.jsonl");
+    let output = export(&first, &exported);
+    succeeded(&output);
+    let said = String::from_utf8_lossy(&output.stdout);
+    // The photo, its thumbnail and the order; not the draft.
+    assert!(said.contains("; 3 files ("), "{said}");
+    let files = dir.path().join("acme.jsonl.files");
+    let mut copied: Vec<String> = chat_server::uploads::DirBlobStore::new(&files)
+        .unwrap()
+        .keys()
+        .unwrap();
+    copied.sort();
+    let mut expected = vec![
+        sent[0]["key"].as_str().unwrap().to_owned(),
+        format!("{}.thumb.png", sent[0]["key"].as_str().unwrap()),
+        sent[1]["key"].as_str().unwrap().to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(copied, expected);
+    assert!(!copied.contains(&draft["key"].as_str().unwrap().to_owned()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&files).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "customers' files: owner-only");
+    }
+    // Never over an earlier export or its files.
+    let again = export(&first, &exported);
+    assert!(!again.status.success());
+
+    // Imported into another folder's database: the files land in its uploads folder.
+    let second = dir.path().join("second").join("chat.db");
+    let output = import(&second, &exported);
+    succeeded(&output);
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("; 3 files ("),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let (engine, server) = serve_with_files(&second, &dir.path().join("second/uploads")).await;
+    for (file, bytes) in [(&sent[0], &photo), (&sent[1], &text)] {
+        let got = server
+            .get(
+                &format!(
+                    "/v1/conversations/{conversation}/files/{}",
+                    file["key"].as_str().unwrap()
+                ),
+                Some(&visitor),
+            )
+            .await;
+        assert_eq!(got.status, StatusCode::OK, "{}", got.text);
+        assert_eq!(&got.bytes[..], &bytes[..]);
+    }
+    let thumb = server
+        .get(
+            &format!(
+                "/v1/conversations/{conversation}/files/{}.thumb.png",
+                sent[0]["key"].as_str().unwrap()
+            ),
+            Some(&visitor),
+        )
+        .await;
+    assert_eq!(thumb.status, StatusCode::OK, "{}", thumb.text);
+    server.stop().await;
+    drop(engine);
+
+    // --without-files leaves the folder out.
+    let bare = dir.path().join("bare.jsonl");
+    succeeded(&chat_server(&[
+        "--db".as_ref(),
+        first.as_os_str(),
+        "export".as_ref(),
+        "--to".as_ref(),
+        bare.as_os_str(),
+        "--without-files".as_ref(),
+    ]));
+    assert!(!dir.path().join("bare.jsonl.files").exists());
+}
