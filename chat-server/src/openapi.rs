@@ -59,6 +59,13 @@ pub fn document() -> Value {
                 "required": !OPTIONAL_BODIES.contains(&endpoint.id),
                 "content": { media: { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
             });
+            // An inbound message with files: the same JSON in a form field, beside them.
+            if schema == "InboundMessage" {
+                op["requestBody"]["content"]["multipart/form-data"] = json!({ "schema": object(&["message"], json!({
+                    "message": { "type": "string", "description": "The `InboundMessage` JSON." },
+                    "file": { "type": "array", "items": { "type": "string", "format": "binary" }, "description": "File parts (any field name), checked like uploads." }
+                })) });
+            }
         }
         op["security"] = match endpoint.access {
             Access::Public => json!([{}, { "bearer": [] }]),

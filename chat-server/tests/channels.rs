@@ -292,3 +292,136 @@ async fn api_inbox_messages_open_a_conversation_and_replies_reach_its_webhook_si
         .await;
     assert_eq!(kept.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_inbox_messages_carry_files_checked_like_uploads() {
+    let s = server().await;
+    let admin = s.staff("Root", Role::Admin, &[]).await;
+    let receiver = Receiver::start().await;
+    let created = s
+        .post(
+            "/v1/inboxes",
+            Some(&admin.token),
+            json!({ "name": "Shop app", "webhook_url": receiver.url }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let inbox = created.body["id"].as_str().unwrap().to_owned();
+    let token = created.body["token"].as_str().unwrap().to_owned();
+    let path = format!("/v1/inboxes/{inbox}/messages");
+    let png: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR receipt";
+    let text: &[u8] = b"order 4417, two kettles";
+    let send = |message: Value, files: Vec<(&'static str, &'static str, &'static [u8])>| {
+        let (form, body) = chat_server::testing::multipart(
+            &[("message", &message.to_string())],
+            &files
+                .iter()
+                .map(|(name, kind, bytes)| ("file", *name, *kind, *bytes))
+                .collect::<Vec<_>>(),
+        );
+        let token = token.clone();
+        let path = path.clone();
+        let s = &s;
+        async move {
+            s.send_as(
+                hyper::Method::POST,
+                &path,
+                Some(&token),
+                &[("content-type", form.as_str())],
+                body,
+            )
+            .await
+        }
+    };
+
+    // A file whose bytes are no accepted type refuses the message before anything
+    // happens: no conversation is opened for the new customer.
+    let refused = send(
+        inbound("app-user-9", "m-0", "see attached"),
+        vec![("tool.exe", "image/png", b"MZ\x90\0\x03\0\0\0 not an image")],
+    )
+    .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text
+    );
+    assert_eq!(refused.body["error"]["field"], "file", "{}", refused.text);
+    let listed = s.get("/v1/conversations", Some(&admin.token)).await;
+    assert_eq!(listed.body["items"], json!([]), "{}", listed.text);
+    // The JSON is required, in a field called `message`.
+    let bare = send(json!(null), vec![("a.txt", "text/plain", text)]).await;
+    assert_eq!(
+        bare.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        bare.text
+    );
+    assert_eq!(bare.body["error"]["field"], "message", "{}", bare.text);
+
+    let sent = send(
+        inbound("app-user-9", "m-1", "my receipt and order"),
+        vec![
+            ("receipt.png", "application/octet-stream", png),
+            ("order.txt", "text/plain", text),
+        ],
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.text);
+    let conversation = sent.body["conversation_id"].as_str().unwrap().to_owned();
+    let history = s
+        .get(
+            &format!("/v1/conversations/{conversation}/messages"),
+            Some(&admin.token),
+        )
+        .await;
+    let message = history.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["body"] == "my receipt and order")
+        .unwrap_or_else(|| panic!("{}", history.text))
+        .clone();
+    let attachments = message["attachments"].as_array().unwrap();
+    assert_eq!(attachments.len(), 2, "{message}");
+    // Typed by the bytes, not by what the provider declared.
+    assert_eq!(attachments[0]["content_type"], "image/png");
+    assert_eq!(attachments[0]["name"], "receipt.png");
+    for (attachment, bytes) in attachments.iter().zip([png, text]) {
+        let got = s
+            .get(
+                &format!(
+                    "/v1/conversations/{conversation}/files/{}",
+                    attachment["key"].as_str().unwrap()
+                ),
+                Some(&admin.token),
+            )
+            .await;
+        assert_eq!(got.status, StatusCode::OK, "{}", got.text);
+        assert_eq!(&got.bytes[..], bytes);
+    }
+
+    // The same provider message again: one message, the first one's files.
+    let again = send(
+        inbound("app-user-9", "m-1", "my receipt and order"),
+        vec![("receipt.png", "image/png", png)],
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.body["message_id"], message["id"]);
+    let history = s
+        .get(
+            &format!("/v1/conversations/{conversation}/messages"),
+            Some(&admin.token),
+        )
+        .await;
+    let copies = history.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["body"] == "my receipt and order")
+        .count();
+    assert_eq!(copies, 1, "{}", history.text);
+    s.stop().await;
+}

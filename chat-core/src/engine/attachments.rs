@@ -211,19 +211,9 @@ impl Engine {
             FileUse::Note => note_owner(id),
         };
         let policy = self.upload_policy_of(&self.load_tenant(actor.tenant()).await?.settings);
-        if files.is_empty() {
-            return Err(Error::validation("files", "send at least one file"));
-        }
-        if files.len() > policy.max_files {
-            return Err(Error::validation(
-                "files",
-                format!("at most {} files per upload", policy.max_files),
-            ));
-        }
+        let names = self.check_files(&policy, &files)?;
         let mut checked = Vec::with_capacity(files.len());
-        for file in files {
-            let (name, content_type) =
-                self.check_upload(&policy, &file.name, &file.declared_type, &file.bytes)?;
+        for (file, (name, content_type)) in files.into_iter().zip(names) {
             // Previews are made before anything is stored: an image bomb refuses the
             // whole upload like any other bad file.
             let thumbnail = match &self.inner.thumbnails {
@@ -258,6 +248,35 @@ impl Engine {
             }
         }
         Ok(stored)
+    }
+
+    /// The cleaned name and type of each of `files`, or why they are refused: none, more
+    /// than the policy's count, or one bad file (which refuses them all).
+    pub(super) fn check_files(
+        &self,
+        policy: &UploadPolicy,
+        files: &[NewFile],
+    ) -> Result<Vec<(String, &'static str)>> {
+        if files.is_empty() {
+            return Err(Error::validation("files", "send at least one file"));
+        }
+        if files.len() > policy.max_files {
+            return Err(Error::validation(
+                "files",
+                format!("at most {} files per upload", policy.max_files),
+            ));
+        }
+        files
+            .iter()
+            .map(|f| self.check_upload(policy, &f.name, &f.declared_type, &f.bytes))
+            .collect()
+    }
+
+    /// The upload limits for files that customers send through `inbox` (the tenant's
+    /// settings narrowed by the engine-wide [`UploadLimits`]), for a server to size its
+    /// reader with before a byte of the body is read.
+    pub async fn inbox_upload_policy(&self, inbox: &crate::model::Inbox) -> Result<UploadPolicy> {
+        Ok(self.upload_policy_of(&self.load_tenant(inbox.tenant_id).await?.settings))
     }
 
     /// The caller may upload files for a message of conversation `id` (whoever may post

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::Engine;
+use super::attachments::{FileUse, NewFile};
 use super::conversations::OpenConversation;
 use super::messages::PostMessage;
 use super::webhooks::{DueDelivery, NewWebhook};
@@ -101,6 +102,10 @@ pub struct Inbound {
     pub body: String,
     /// Files already put in the blob store.
     pub attachments: Vec<Attachment>,
+    /// Files the provider sent with the message, stored in the conversation's files (with
+    /// thumbnails) under the same checks as an upload: one bad file refuses the message
+    /// before anything happens; a repeated provider message id keeps none of them.
+    pub files: Vec<NewFile>,
 }
 
 /// What [`Engine::receive`] did.
@@ -397,6 +402,10 @@ impl Engine {
             tenant: inbox.tenant_id,
         };
         let store = &self.inner.store;
+        // Files are checked before anything happens: a refused file opens no conversation.
+        if !input.files.is_empty() {
+            self.check_files(&self.inbox_upload_policy(inbox).await?, &input.files)?;
+        }
         let mut opened = false;
         let linked = match store.inbox_thread(inbox.id, &contact).await? {
             Some(id) => id,
@@ -436,17 +445,37 @@ impl Engine {
                 winner
             }
         };
+        let stored = if input.files.is_empty() {
+            Vec::new()
+        } else {
+            self.upload_files(&system, linked, FileUse::Message, input.files)
+                .await?
+        };
+        let mut attachments = input.attachments;
+        attachments.extend(stored.iter().cloned());
         let posted = Box::pin(self.post_for_customer(
             &system,
             linked,
             PostMessage {
                 body: input.body,
-                attachments: input.attachments,
+                attachments,
                 client_message_id: Some(format!("inbox:{message}")),
                 ..PostMessage::default()
             },
         ))
-        .await?;
+        .await;
+        // A failed post, or a repeat whose first message has its own copies, keeps none.
+        let posted = match posted {
+            Ok(p) if p.created => p,
+            Ok(p) => {
+                self.remove_files(linked, &stored).await;
+                p
+            }
+            Err(e) => {
+                self.remove_files(linked, &stored).await;
+                return Err(e);
+            }
+        };
         Ok(Received {
             conversation: posted.conversation,
             message: posted.message,

@@ -185,7 +185,11 @@ pub async fn receive(mut ctx: Ctx) -> Result<Resp, ApiError> {
         .inbox_for_token(id, &crate::auth::token_digest(&token))
         .await
         .map_err(|_| ApiError::forbidden("unknown inbox or wrong token"))?;
-    let input: InboundMessage = ctx.json().await?;
+    let (input, files) = if is_multipart(&ctx.headers) {
+        inbound_form(&mut ctx, &inbox).await?
+    } else {
+        (ctx.json::<InboundMessage>().await?, Vec::new())
+    };
     let received = Box::pin(ctx.app.engine.receive(
         &inbox,
         Inbound {
@@ -194,6 +198,7 @@ pub async fn receive(mut ctx: Ctx) -> Result<Resp, ApiError> {
             name: input.contact.name,
             body: input.message.text,
             attachments: Vec::new(),
+            files,
         },
     ))
     .await?;
@@ -211,6 +216,47 @@ pub async fn receive(mut ctx: Ctx) -> Result<Resp, ApiError> {
             opened: received.opened,
         },
     ))
+}
+
+fn is_multipart(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        })
+}
+
+/// A message with files: `multipart/form-data` with the usual JSON in a `message` field
+/// and the files as file parts (any field name), read within the tenant's upload limits.
+async fn inbound_form(
+    ctx: &mut Ctx,
+    inbox: &chat_core::Inbox,
+) -> Result<(InboundMessage, Vec<chat_core::NewFile>), ApiError> {
+    let policy = ctx.app.engine.inbox_upload_policy(inbox).await?;
+    let body = ctx
+        .body
+        .take()
+        .ok_or_else(|| ApiError::bad_request("the body was already read"))?;
+    let form =
+        crate::uploads::read_multipart(&ctx.headers, body, policy.max_files, policy.max_bytes)
+            .await?;
+    let json = form.field("message").ok_or_else(|| {
+        ApiError::invalid(
+            "message",
+            "send the message's JSON (`contact` and `message`) in a form field called `message`",
+        )
+    })?;
+    let input = serde_json::from_str(json)
+        .map_err(|e| ApiError::invalid("message", format!("not a valid inbound message: {e}")))?;
+    let files = form
+        .files
+        .into_iter()
+        .map(|f| chat_core::NewFile::new(&f.file_name, &f.content_type, f.bytes.to_vec()))
+        .collect();
+    Ok((input, files))
 }
 
 /// What the Telegram route answers: whether a message was stored (updates without text,
@@ -271,6 +317,7 @@ pub async fn receive_telegram(mut ctx: Ctx) -> Result<Resp, ApiError> {
             name,
             body: text,
             attachments: Vec::new(),
+            files: Vec::new(),
         },
     ))
     .await?;
@@ -382,6 +429,7 @@ pub async fn receive_whatsapp(mut ctx: Ctx) -> Result<Resp, ApiError> {
                     name,
                     body: text,
                     attachments: Vec::new(),
+                    files: Vec::new(),
                 },
             ))
             .await?;
