@@ -110,8 +110,11 @@ pub(crate) mod seam {
         /// server following the tenant's log re-checks its sockets' credentials. It follows
         /// the change it announces (a credential write of its own), and no webhook
         /// receives it.
-        async fn log_credential_change(&self, tenant: TenantId, at: OffsetDateTime)
-        -> Result<Event>;
+        async fn log_credential_change(
+            &self,
+            tenant: TenantId,
+            at: OffsetDateTime,
+        ) -> Result<Event>;
         /// A staff member by id.
         async fn agent(&self, tenant: TenantId, id: AgentId) -> Result<Option<Agent>>;
         /// A staff member by e-mail (case-insensitive).

@@ -38,7 +38,11 @@ impl Engine {
 
     /// After a successful change: moves [`credential_changes`](Self::credential_changes)
     /// here, then tells the other servers through the tenant's log.
-    pub(crate) async fn credential_changed<T>(&self, tenant: TenantId, result: Result<T>) -> Result<T> {
+    pub(crate) async fn credential_changed<T>(
+        &self,
+        tenant: TenantId,
+        result: Result<T>,
+    ) -> Result<T> {
         if result.is_ok() {
             self.note_credential_change();
             self.log_credential_change(tenant).await;

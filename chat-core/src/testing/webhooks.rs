@@ -324,7 +324,11 @@ pub async fn credential_changes_are_logged_in_order_and_no_webhook_follows_them(
     let read = store.events_since(t, head, 10).await.unwrap();
     assert_eq!(read, vec![logged]);
     assert!(
-        store.deliveries(t, all.id, None, 10).await.unwrap().is_empty(),
+        store
+            .deliveries(t, all.id, None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "a webhook following every kind does not receive it"
     );
 }
