@@ -12,8 +12,8 @@ use chat_core::store::{
 };
 use chat_core::{
     Agent, AgentId, AgentLoad, CannedResponse, Contact, ContactId, Conversation, ConversationId,
-    Delivery, DeliveryOutcome, Error, Event, Inbox, InboxId, Mention, Message, MessageId,
-    NewEvent, NewMessage, ReadCursor, Result, Store, Tenant, TenantId, Webhook, WebhookId,
+    Delivery, DeliveryOutcome, Error, Event, Inbox, InboxId, Mention, Message, MessageId, NewEvent,
+    NewMessage, ReadCursor, Result, Store, Tenant, TenantId, Webhook, WebhookId,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
