@@ -141,6 +141,20 @@ pub trait Credentials: Send + Sync + 'static {
     async fn revoke_bot_token(&self, tenant: TenantId, id: &str) -> Result<bool>;
     /// Records that the bot token with this digest was used at `at`.
     async fn touch_bot_token(&self, digest: &str, at: OffsetDateTime) -> Result<()>;
+    /// Records an identity signature (by its digest) as used until `expires_at`, in one
+    /// step that no other node can interleave with: `true` if it was not recorded yet, or
+    /// its earlier record had expired by `now`; `false` if it is still recorded (a
+    /// replay). Records expired by `now` are deleted on the way, so the ledger holds only
+    /// signatures that are still fresh. Not tenant data: the signing secret is the
+    /// server's, and a signature is refused again in any tenant.
+    async fn claim_signature(
+        &self,
+        digest: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool>;
+    /// Forgets a claimed signature: what it was claimed for did not happen.
+    async fn release_signature(&self, digest: &str) -> Result<()>;
     /// Deletes every visitor token of a contact (password change, disabled account);
     /// returns how many.
     async fn revoke_visitor_tokens(&self, tenant: TenantId, contact: ContactId) -> Result<u64>;

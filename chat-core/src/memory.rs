@@ -52,6 +52,8 @@ struct State {
     credentials: HashMap<AgentId, Credential>,
     visitor_tokens: HashMap<String, VisitorToken>,
     bot_tokens: HashMap<String, BotToken>,
+    /// Identity signatures used, by digest, until when.
+    signatures: HashMap<String, OffsetDateTime>,
     /// Customer accounts by contact, with their password hashes.
     accounts: HashMap<ContactId, (Account, String)>,
     /// Login names (usernames and aliases), lower-case, per tenant.
@@ -254,6 +256,10 @@ impl Store for MemoryStore {
 
     async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
         Ok(self.lock().tenants.get(&id).cloned())
+    }
+
+    async fn log_credential_change(&self, tenant: TenantId, at: OffsetDateTime) -> Result<Event> {
+        Ok(self.lock().log(NewEvent::credentials_changed(tenant, at)))
     }
 
     async fn insert_contact(&self, contact: &Contact) -> Result<()> {
@@ -1211,6 +1217,26 @@ impl Credentials for MemoryStore {
         if let Some(t) = self.lock().bot_tokens.get_mut(digest) {
             t.last_used_at = Some(at);
         }
+        Ok(())
+    }
+
+    async fn claim_signature(
+        &self,
+        digest: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut s = self.lock();
+        s.signatures.retain(|_, until| *until >= now);
+        if s.signatures.contains_key(digest) {
+            return Ok(false);
+        }
+        s.signatures.insert(digest.to_owned(), expires_at);
+        Ok(true)
+    }
+
+    async fn release_signature(&self, digest: &str) -> Result<()> {
+        self.lock().signatures.remove(digest);
         Ok(())
     }
 

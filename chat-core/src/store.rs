@@ -105,6 +105,16 @@ pub(crate) mod seam {
         async fn insert_agent(&self, agent: &Agent) -> Result<Event>;
         /// Replaces a staff member and appends an `agent_updated` event.
         async fn update_agent(&self, agent: &Agent) -> Result<Event>;
+        /// Appends a `credentials_changed` event at `at` (see
+        /// [`NewEvent::credentials_changed`](crate::NewEvent::credentials_changed)), so every
+        /// server following the tenant's log re-checks its sockets' credentials. It follows
+        /// the change it announces (a credential write of its own), and no webhook
+        /// receives it.
+        async fn log_credential_change(
+            &self,
+            tenant: TenantId,
+            at: OffsetDateTime,
+        ) -> Result<Event>;
         /// A staff member by id.
         async fn agent(&self, tenant: TenantId, id: AgentId) -> Result<Option<Agent>>;
         /// A staff member by e-mail (case-insensitive).

@@ -154,7 +154,16 @@ async fn a_merge_moves_conversations_keeps_the_verified_email_and_is_audited() {
     while let Ok(event) = feed.try_recv() {
         kinds.push(event.payload.kind());
     }
-    assert_eq!(kinds, ["conversation_updated", "contact_merged"]);
+    // The merge revoked the merged contact's history tokens: the servers' signal to
+    // re-check sockets follows it.
+    assert_eq!(
+        kinds,
+        [
+            "conversation_updated",
+            "contact_merged",
+            "credentials_changed"
+        ]
+    );
 }
 
 #[tokio::test]

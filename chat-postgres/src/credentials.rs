@@ -226,6 +226,48 @@ impl Credentials for PostgresStore {
         tx.commit().await.db()
     }
 
+    async fn claim_signature(
+        &self,
+        digest: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let (expires_at, now) = (ns(expires_at)?, ns(now)?);
+        let client = self.client().await?;
+        // One statement decides, so two nodes claiming at once cannot both win: the
+        // second insert waits for the first and then finds its row. A row that expired
+        // is no replay of a fresh signature, so it is taken over.
+        let claimed = client
+            .execute(
+                "INSERT INTO identity_signatures (digest, expires_at_ns) VALUES ($1, $2) \
+                 ON CONFLICT (digest) DO UPDATE SET expires_at_ns = excluded.expires_at_ns \
+                 WHERE identity_signatures.expires_at_ns < $3",
+                &[&digest, &expires_at, &now],
+            )
+            .await
+            .db()?;
+        client
+            .execute(
+                "DELETE FROM identity_signatures WHERE expires_at_ns < $1",
+                &[&now],
+            )
+            .await
+            .db()?;
+        Ok(claimed == 1)
+    }
+
+    async fn release_signature(&self, digest: &str) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM identity_signatures WHERE digest = $1",
+                &[&digest],
+            )
+            .await
+            .db()?;
+        Ok(())
+    }
+
     async fn revoke_visitor_tokens(&self, tenant: TenantId, contact: ContactId) -> Result<u64> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;

@@ -224,7 +224,8 @@ async fn log_events(tx: &Transaction<'_>, events: &mut [Event]) -> Result<()> {
                         e.at_ns, e.at_ns \
                  FROM head, input e JOIN webhooks w ON w.tenant_id = $1 \
                      AND (w.kinds = '' OR strpos(w.kinds, ' ' || e.kind || ' ') > 0) \
-                 WHERE e.kind NOT IN ('mentioned', 'canned_response_updated', 'canned_response_deleted') \
+                 WHERE e.kind NOT IN ('mentioned', 'canned_response_updated', 'canned_response_deleted', \
+                                      'credentials_changed') \
                  RETURNING 1 \
              ) SELECT before FROM head",
         )
@@ -486,6 +487,14 @@ impl Store for PostgresStore {
             return Err(Error::NotFound("tenant"));
         }
         Ok(())
+    }
+
+    async fn log_credential_change(&self, tenant: TenantId, at: OffsetDateTime) -> Result<Event> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        let event = log_one(&tx, NewEvent::credentials_changed(tenant, at)).await?;
+        tx.commit().await.db()?;
+        Ok(event)
     }
 
     async fn update_tenant_settings(&self, tenant: &Tenant, at: OffsetDateTime) -> Result<Event> {

@@ -52,6 +52,13 @@ mod with_database {
         ) -> Result<Event> {
             self.next().update_tenant_settings(tenant, at).await
         }
+        async fn log_credential_change(
+            &self,
+            tenant: TenantId,
+            at: OffsetDateTime,
+        ) -> Result<Event> {
+            self.next().log_credential_change(tenant, at).await
+        }
         async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
             self.next().tenant(id).await
         }

@@ -34,8 +34,6 @@ pub struct App {
     tokens: auth::TokenCache,
     /// Failed logins per name and address.
     pub(crate) logins: crate::throttle::LoginThrottle,
-    /// Identity signatures already used (each opens one conversation).
-    pub(crate) signatures: auth::UsedSignatures,
     /// Flips to `true` when the server shuts down; long-lived connections watch it.
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -50,7 +48,6 @@ impl App {
             per_token: Limiter::new(limits.per_token_rps, limits.burst),
             tokens: auth::TokenCache::default(),
             logins: crate::throttle::LoginThrottle::new(limits.login.clone()),
-            signatures: auth::UsedSignatures::default(),
             hub: Hub::new(engine.clone(), config.realtime.clone(), metrics.clone()),
             metrics,
             engine,

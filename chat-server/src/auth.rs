@@ -347,7 +347,7 @@ pub fn decoy_hash() -> &'static str {
 /// The wall clock for JWT `iat`/`exp`: jsonwebtoken checks `exp` against the wall clock
 /// itself, so issuing with the engine's clock would make tokens that verification reads
 /// differently.
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -456,62 +456,12 @@ pub fn verify_identity(
     mac.verify_slice(&expected).is_ok()
 }
 
-/// Identity signatures already used, so each opens one conversation only: a signature
-/// captured from a page (a proxy log, a shared link, browser history) cannot be replayed
-/// while it is still fresh. Kept until the signature would have expired anyway, in a
-/// bounded map.
-///
-/// Per process: servers sharing a database each keep their own (a signature could be
-/// used once on each), and a restart forgets them (replays stay bounded by
-/// [`Config::identity_max_age`](crate::Config::identity_max_age)).
-#[derive(Debug, Default)]
-pub struct UsedSignatures {
-    used: Mutex<HashMap<[u8; 32], u64>>,
-}
-
-/// Most signatures remembered; past it (after forgetting expired ones) new identities
-/// are refused until some expire, rather than remembered at the cost of memory.
-const MAX_USED_SIGNATURES: usize = 200_000;
-
-impl UsedSignatures {
-    /// Marks `signature` as used until `expires` (Unix seconds). `false` if it was
-    /// used already, or the ledger is full.
-    pub fn claim(&self, signature: &str, expires: u64) -> bool {
-        let key: [u8; 32] = Sha256::digest(signature.to_ascii_lowercase().as_bytes()).into();
-        let now = unix_now();
-        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        if used.len() >= MAX_USED_SIGNATURES {
-            used.retain(|_, until| *until >= now);
-            if used.len() >= MAX_USED_SIGNATURES {
-                return false;
-            }
-        }
-        match used.entry(key) {
-            std::collections::hash_map::Entry::Occupied(mut seen) => {
-                if *seen.get() < now {
-                    // Expired: no signature can be fresh again, so this is no replay of a
-                    // fresh one either; it is refused by its age before it gets here.
-                    seen.insert(expires);
-                    true
-                } else {
-                    false
-                }
-            }
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(expires);
-                true
-            }
-        }
-    }
-
-    /// Gives a claimed signature back: the conversation it was for was not opened.
-    pub fn release(&self, signature: &str) {
-        let key: [u8; 32] = Sha256::digest(signature.to_ascii_lowercase().as_bytes()).into();
-        self.used
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
-    }
+/// The digest an identity signature is recorded under when it is used (see
+/// [`Engine::claim_identity_signature`]): SHA-256 of its lower-case hex, so the same
+/// signature in upper case is the same signature, and the store never holds one that
+/// could be used.
+pub fn signature_digest(signature: &str) -> String {
+    hex::encode(Sha256::digest(signature.to_ascii_lowercase().as_bytes()))
 }
 
 /// The signature [`verify_identity`] expects (what the embedding site computes).
@@ -545,15 +495,17 @@ pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(60);
 /// Most tokens [`TokenCache`] holds (about 200 bytes each).
 const TOKEN_CACHE_MAX: usize = 100_000;
 
-/// Visitor and bot tokens already found in the store, by digest, so a widget that posts
-/// many messages costs one store read per [`TOKEN_CACHE_TTL`] instead of one per request
-/// (on SQLite that read is a trip to a blocking thread and the connection pool).
+/// Visitor tokens already found in the store, by digest, so a widget that posts many
+/// messages costs one store read per [`TOKEN_CACHE_TTL`] instead of one per request (on
+/// SQLite that read is a trip to a blocking thread and the connection pool).
 ///
-/// Why this cannot let a revoked credential in: only bot tokens and visitor tokens for one
-/// conversation are cached, and those are never changed or revoked by the engine (tokens
-/// for a contact's whole history are: those are always read from the store), so a hit
-/// answers what the store would. The one difference: a token deleted from the
-/// database behind the engine's back keeps working here for up to [`TOKEN_CACHE_TTL`].
+/// Why this cannot let a revoked credential in: only visitor tokens for one conversation
+/// are cached, and the engine never revokes those (tokens for a contact's whole history
+/// and bot tokens are revoked: those are always read from the store, so a revocation on
+/// another server is refused here at once). A merge re-points them: every credential
+/// change the engine counts, here or (through the log) on another server, empties the
+/// cache. The one difference: a token deleted from the database behind the engine's
+/// back keeps working here for up to [`TOKEN_CACHE_TTL`].
 /// Expiry is checked on every use, hit or miss. Unknown tokens are never cached, so a
 /// flood of made-up tokens cannot fill the cache and a token stored later is found at
 /// once. Staff JWTs are not cached: a password change or a disabled account (token
@@ -562,6 +514,9 @@ const TOKEN_CACHE_MAX: usize = 100_000;
 pub struct TokenCache {
     ttl: Duration,
     entries: Mutex<HashMap<[u8; 32], CachedToken>>,
+    /// The engine's credential count the entries were found under (see
+    /// [`Engine::credential_epoch`]): when it moves, they are forgotten.
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -583,6 +538,15 @@ impl TokenCache {
         Self {
             ttl,
             entries: Mutex::new(HashMap::new()),
+            epoch: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Forgets every entry if a credential changed since they were found.
+    fn follow(&self, epoch: u64) {
+        use std::sync::atomic::Ordering;
+        if self.epoch.swap(epoch, Ordering::AcqRel) != epoch {
+            self.clear();
         }
     }
 
@@ -603,12 +567,26 @@ impl TokenCache {
             .cloned()
     }
 
-    fn put(&self, key: [u8; 32], actor: Actor, expires_at: Option<time::OffsetDateTime>) {
+    /// Remembers a token read from the store while the credential count was `epoch`:
+    /// not if it moved meanwhile, since the read may predate the change.
+    fn put(
+        &self,
+        key: [u8; 32],
+        actor: Actor,
+        expires_at: Option<time::OffsetDateTime>,
+        epoch: u64,
+    ) {
         if self.ttl.is_zero() {
             return;
         }
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= TOKEN_CACHE_MAX {
+        if self.epoch.load(std::sync::atomic::Ordering::Acquire) != epoch {
+            return;
+        }
+        // Stale entries go whenever the table is about to grow, not only at the cap: the
+        // cache then holds about one TTL's worth of tokens instead of every token seen
+        // since the start (which the soak bench saw as slow growth). Amortized O(1).
+        if entries.len() >= TOKEN_CACHE_MAX || entries.len() == entries.capacity() {
             let ttl = self.ttl;
             entries.retain(|_, e| e.cached_at.elapsed() < ttl);
             if entries.len() >= TOKEN_CACHE_MAX {
@@ -634,6 +612,8 @@ async fn stored_token(
     token: &str,
 ) -> Result<(Actor, Option<time::OffsetDateTime>), ApiError> {
     let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let epoch = engine.credential_epoch();
+    cache.follow(epoch);
     if let Some(hit) = cache.get(&key) {
         return Ok((hit.actor, hit.expires_at));
     }
@@ -665,17 +645,17 @@ async fn stored_token(
         )
     };
     // A token for a whole history (an account login, a verified identity) is revoked by a
-    // password change, a disabled account or a merge, so it is read from the store each
-    // time, like a staff token; a widget's one-conversation token is never revoked.
+    // password change, a disabled account or a merge, and a bot token by an admin, so
+    // they are read from the store each time, like a staff token; a widget's
+    // one-conversation token is never revoked.
     if matches!(
         actor,
-        Actor::Bot { .. }
-            | Actor::Customer {
-                conversation: Some(_),
-                ..
-            }
+        Actor::Customer {
+            conversation: Some(_),
+            ..
+        }
     ) {
-        cache.put(key, actor.clone(), expires_at);
+        cache.put(key, actor.clone(), expires_at, epoch);
     }
     Ok((actor, expires_at))
 }
@@ -921,7 +901,7 @@ mod tests {
             tenant: TenantId(uuid::Uuid::now_v7()),
         };
         let cache = TokenCache::new(Duration::from_millis(20));
-        cache.put([1; 32], actor.clone(), None);
+        cache.put([1; 32], actor.clone(), None, 0);
         assert_eq!(cache.get(&[1; 32]).map(|h| h.actor), Some(actor.clone()));
         std::thread::sleep(Duration::from_millis(30));
         assert!(
@@ -929,8 +909,26 @@ mod tests {
             "stale entries ask the store again"
         );
         let off = TokenCache::new(Duration::ZERO);
-        off.put([2; 32], actor, None);
+        off.put([2; 32], actor, None, 0);
         assert!(off.get(&[2; 32]).is_none());
+    }
+
+    #[test]
+    fn a_credential_change_empties_the_cache_and_stale_reads_stay_out() {
+        let actor = Actor::Bot {
+            tenant: TenantId(uuid::Uuid::now_v7()),
+        };
+        let cache = TokenCache::default();
+        cache.put([1; 32], actor.clone(), None, 0);
+        cache.follow(0);
+        assert!(cache.get(&[1; 32]).is_some(), "no change: kept");
+        cache.follow(1);
+        assert!(cache.get(&[1; 32]).is_none(), "a change: forgotten");
+        // Read from the store before the change, remembered after it: not kept.
+        cache.put([2; 32], actor.clone(), None, 0);
+        assert!(cache.get(&[2; 32]).is_none());
+        cache.put([2; 32], actor, None, 1);
+        assert!(cache.get(&[2; 32]).is_some());
     }
 
     #[test]

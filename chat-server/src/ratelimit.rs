@@ -38,7 +38,11 @@ impl Limiter {
         }
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= MAX_KEYS && !buckets.contains_key(key) {
+        // Full buckets say nothing a new one would not: they go when the table is about
+        // to grow, not only at the cap, so it holds the clients of the last few seconds
+        // rather than every token seen since the start. Amortized O(1).
+        let full = buckets.len() >= MAX_KEYS || buckets.len() == buckets.capacity();
+        if full && !buckets.contains_key(key) {
             let (rate, burst) = (self.rate, self.burst);
             buckets.retain(|_, (tokens, at)| {
                 *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
@@ -72,5 +76,17 @@ mod tests {
         }
         assert_eq!(limiter.check("1.2.3.4"), Err(1));
         assert!(limiter.check("5.6.7.8").is_ok(), "buckets are per key");
+    }
+
+    #[test]
+    fn idle_full_buckets_are_forgotten_as_the_table_grows() {
+        let limiter = Limiter::new(1_000_000.0, 1.0);
+        for n in 0..10_000 {
+            limiter.check(&n.to_string()).unwrap();
+            // Each bucket refills at once: none is worth keeping once the next arrives.
+            std::thread::sleep(std::time::Duration::from_micros(2));
+        }
+        let kept = limiter.buckets.lock().unwrap().len();
+        assert!(kept < 1_000, "{kept} buckets kept of 10,000 idle ones");
     }
 }

@@ -130,6 +130,13 @@ impl Store for RivalWriter {
     ) -> Result<chat_core::Event> {
         self.inner.update_tenant_settings(tenant, at).await
     }
+    async fn log_credential_change(
+        &self,
+        tenant: TenantId,
+        at: time::OffsetDateTime,
+    ) -> Result<chat_core::Event> {
+        self.inner.log_credential_change(tenant, at).await
+    }
     async fn message_hits(
         &self,
         query: &chat_core::store::HitQuery,

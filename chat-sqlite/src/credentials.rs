@@ -9,7 +9,7 @@ use chat_core::{
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
-use crate::codec::{from_json, to_json};
+use crate::codec::{from_json, ns, to_json};
 use crate::error::Db;
 use crate::names::{legacy_name_digest, name_key};
 use crate::store::SqliteStore;
@@ -306,6 +306,47 @@ impl Credentials for SqliteStore {
                 conn.prepare_cached("UPDATE bot_tokens SET data = ?2 WHERE digest = ?1")
                     .db()?
                     .execute(params![digest, to_json(&token)?])
+                    .db()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn claim_signature(
+        &self,
+        digest: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let (digest, expires_at, now) = (digest.to_owned(), ns(expires_at)?, ns(now)?);
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached("DELETE FROM identity_signatures WHERE expires_at_ns < ?1")
+                    .db()?
+                    .execute(params![now])
+                    .db()?;
+                // One statement decides: a row that is there (and fresh, since expired
+                // ones were just deleted) makes the insert do nothing.
+                let claimed = conn
+                    .prepare_cached(
+                        "INSERT INTO identity_signatures (digest, expires_at_ns) VALUES (?1, ?2)
+                         ON CONFLICT (digest) DO NOTHING",
+                    )
+                    .db()?
+                    .execute(params![digest, expires_at])
+                    .db()?;
+                Ok(claimed == 1)
+            })
+            .await
+    }
+
+    async fn release_signature(&self, digest: &str) -> Result<()> {
+        let digest = digest.to_owned();
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached("DELETE FROM identity_signatures WHERE digest = ?1")
+                    .db()?
+                    .execute(params![digest])
                     .db()?;
                 Ok(())
             })

@@ -12,7 +12,7 @@ use chat_core::store::{
 };
 use chat_core::{
     Agent, AgentId, AgentLoad, CannedResponse, Contact, ContactId, Conversation, ConversationId,
-    Delivery, DeliveryOutcome, Error, Event, Inbox, InboxId, Mention, Message, MessageId,
+    Delivery, DeliveryOutcome, Error, Event, Inbox, InboxId, Mention, Message, MessageId, NewEvent,
     NewMessage, ReadCursor, Result, Store, Tenant, TenantId, Webhook, WebhookId,
 };
 use r2d2_sqlite::SqliteConnectionManager;
@@ -335,6 +335,12 @@ impl Store for SqliteStore {
 
     async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
         self.read(move |c| read::tenant(c, id)).await
+    }
+
+    async fn log_credential_change(&self, tenant: TenantId, at: OffsetDateTime) -> Result<Event> {
+        self.writer
+            .write(move |s| write::append_event(s, NewEvent::credentials_changed(tenant, at)))
+            .await
     }
 
     async fn insert_contact(&self, contact: &Contact) -> Result<()> {

@@ -58,7 +58,8 @@ pub(crate) fn append_event(s: &mut Session<'_>, event: NewEvent) -> Result<Event
              state, attempts, next_attempt_ns, created_ns) \
          SELECT id, ?2, ?1, ?3, ?4, 'pending', 0, ?5, ?5 FROM webhooks \
          WHERE tenant_id = ?1 AND (kinds = '' OR instr(kinds, ' ' || ?4 || ' ') > 0) \
-           AND ?4 NOT IN ('mentioned', 'canned_response_updated', 'canned_response_deleted')",
+           AND ?4 NOT IN ('mentioned', 'canned_response_updated', 'canned_response_deleted', \
+                          'credentials_changed')",
     )
     .db()?
     .execute(params![

@@ -173,7 +173,7 @@ impl Engine {
         let result = accounts
             .set_account_password(tenant, contact, &hash, self.now())
             .await;
-        self.credential_changed(result)
+        self.credential_changed(tenant, result).await
     }
 
     /// Disables or enables an account (admins and the system). Disabling revokes every
@@ -189,7 +189,7 @@ impl Engine {
             .accounts()?
             .set_account_disabled(actor.tenant(), contact, disabled, self.now())
             .await;
-        self.credential_changed(result)
+        self.credential_changed(actor.tenant(), result).await
     }
 
     /// Gives an account another login name (admins and the system), e.g. a customer

@@ -92,6 +92,11 @@ impl Engine {
         agent.updated_at = self.now();
         let event = self.inner.store.update_agent(&agent).await?;
         self.publish([event]);
+        if patch.active == Some(false) {
+            // Disabled: the `agent_updated` event reaches this staff member's sockets that
+            // follow the tenant; the others (and HTTP-only servers) re-check on this.
+            self.credential_changed(actor.tenant(), Ok(())).await?;
+        }
         // More capacity or new departments may let queued conversations through.
         self.route(actor.tenant()).await?;
         Ok(agent)

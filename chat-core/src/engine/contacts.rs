@@ -322,8 +322,8 @@ impl Engine {
             {
                 Ok(event) => {
                     // `from`'s history tokens were revoked: sockets holding them re-check.
-                    self.note_credential_change();
                     self.publish([event]);
+                    self.credential_changed(tenant, Ok(())).await?;
                     return Ok(kept);
                 }
                 Err(Error::Conflict(_)) => continue,

@@ -21,8 +21,11 @@ impl Engine {
     /// count moves before the change's call returns, so anything published after the
     /// change is seen after the count moved.
     ///
-    /// Changes made by another process (another node, a command-line tool on the same
-    /// database) do not move it: holders re-check periodically as well.
+    /// A change made by another server on the same store moves it too, once this server's
+    /// realtime follower reads the change's `credentials_changed` event from the tenant's
+    /// log (see [`Engine::note_credential_change_elsewhere`]). A change written to the
+    /// database behind the engines' backs moves nothing: holders re-check periodically as
+    /// well.
     pub fn credential_changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.credential_changes.subscribe()
     }
@@ -33,12 +36,40 @@ impl Engine {
         *self.inner.credential_changes.borrow()
     }
 
-    /// Moves [`credential_changes`](Self::credential_changes) after a successful change.
-    pub(crate) fn credential_changed<T>(&self, result: Result<T>) -> Result<T> {
+    /// After a successful change: moves [`credential_changes`](Self::credential_changes)
+    /// here, then tells the other servers through the tenant's log.
+    pub(crate) async fn credential_changed<T>(
+        &self,
+        tenant: TenantId,
+        result: Result<T>,
+    ) -> Result<T> {
         if result.is_ok() {
             self.note_credential_change();
+            self.log_credential_change(tenant).await;
         }
         result
+    }
+
+    /// Appends and publishes the `credentials_changed` event that makes other servers
+    /// re-check their sockets (on the bus at once; from the log if the bus loses it).
+    /// The change itself is committed already and stands if this fails: those servers then
+    /// notice at their periodic re-check, so a failure here is no failure of the change.
+    pub(crate) async fn log_credential_change(&self, tenant: TenantId) {
+        if let Ok(event) = self
+            .inner
+            .store
+            .log_credential_change(tenant, self.now())
+            .await
+        {
+            self.publish([event]);
+        }
+    }
+
+    /// Moves [`credential_changes`](Self::credential_changes) for a change another server
+    /// made: its `credentials_changed` event was read from the log (the realtime follower
+    /// calls this before it hands out anything logged after the event).
+    pub fn note_credential_change_elsewhere(&self) {
+        self.note_credential_change();
     }
 
     /// Moves [`credential_changes`](Self::credential_changes).
@@ -74,7 +105,7 @@ impl Engine {
             .credentials()?
             .set_password(actor.tenant(), agent, hash)
             .await;
-        self.credential_changed(result)
+        self.credential_changed(actor.tenant(), result).await
     }
 
     /// Changes a staff member's password through the engine's password hasher, revoking
@@ -119,7 +150,7 @@ impl Engine {
             .credentials()?
             .set_password(actor.tenant(), agent, &hash)
             .await;
-        self.credential_changed(result)
+        self.credential_changed(actor.tenant(), result).await
     }
 
     /// Revokes every token issued to a staff member so far ("log out everywhere").
@@ -129,7 +160,7 @@ impl Engine {
             .credentials()?
             .revoke_tokens(actor.tenant(), agent)
             .await;
-        self.credential_changed(result)
+        self.credential_changed(actor.tenant(), result).await
     }
 
     async fn may_manage_credentials(&self, actor: &Actor, agent: AgentId) -> Result<()> {
@@ -163,6 +194,47 @@ impl Engine {
     /// The visitor token with this digest, for authentication.
     pub async fn visitor_token(&self, digest: &str) -> Result<Option<VisitorToken>> {
         self.credentials()?.visitor_token(digest).await
+    }
+
+    /// Marks a signed identity's signature as used, so it opens one conversation only,
+    /// on every node sharing the store: `false` if it was used already and is still
+    /// fresh. `digest` is the caller's digest of the signature (the secret that makes
+    /// signatures is the server's; the signature itself is the proof, so there is no
+    /// actor to check). `expires_at` is when the signature stops being accepted anyway
+    /// and `now` the time on the same clock: both are the embedding site's wall-clock
+    /// times, not the engine's clock.
+    ///
+    /// ```
+    /// # tokio_test_block_on(async {
+    /// use chat_core::{Engine, memory::MemoryStore};
+    /// use time::{Duration, OffsetDateTime};
+    ///
+    /// let engine = Engine::builder_with_backend(std::sync::Arc::new(MemoryStore::new())).build();
+    /// let now = OffsetDateTime::now_utc();
+    /// let until = now + Duration::minutes(10);
+    /// assert!(engine.claim_identity_signature("ab12", until, now).await?);
+    /// assert!(!engine.claim_identity_signature("ab12", until, now).await?, "a replay");
+    /// # Ok::<_, chat_core::Error>(()) });
+    /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    /// # }
+    /// ```
+    pub async fn claim_identity_signature(
+        &self,
+        digest: &str,
+        expires_at: time::OffsetDateTime,
+        now: time::OffsetDateTime,
+    ) -> Result<bool> {
+        self.credentials()?
+            .claim_signature(digest, expires_at, now)
+            .await
+    }
+
+    /// Gives a signature claimed with
+    /// [`claim_identity_signature`](Self::claim_identity_signature) back: the conversation
+    /// it was for was not opened, and the visitor may try again with it.
+    pub async fn release_identity_signature(&self, digest: &str) -> Result<()> {
+        self.credentials()?.release_signature(digest).await
     }
 
     /// Every tenant, oldest first (for choosing a default tenant at start-up).
@@ -216,7 +288,7 @@ impl Engine {
             .credentials()?
             .revoke_bot_token(actor.tenant(), id)
             .await;
-        if self.credential_changed(revoked)? {
+        if self.credential_changed(actor.tenant(), revoked).await? {
             Ok(())
         } else {
             Err(Error::NotFound("bot token"))

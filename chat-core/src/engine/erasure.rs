@@ -65,7 +65,7 @@ impl Engine {
                 if let Some(credentials) = &self.inner.credentials
                     && credentials.revoke_visitor_tokens(tenant, id).await? > 0
                 {
-                    self.note_credential_change();
+                    self.credential_changed(tenant, Ok(())).await?;
                 }
                 return Ok(Erasure {
                     contact_id: id,
@@ -89,7 +89,7 @@ impl Engine {
                 Ok(events) => {
                     self.publish(events);
                     // Its tokens are gone: sockets holding them re-check and close.
-                    self.note_credential_change();
+                    self.credential_changed(tenant, Ok(())).await?;
                     let mut removed = 0;
                     for (conversation, attachments) in &files {
                         removed += attachments.len() as u64;

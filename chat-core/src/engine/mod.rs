@@ -487,6 +487,10 @@ impl Engine {
         if let Some(owner) = canned_owner {
             return matches!(who, Resolved::System) || who.staff().is_some_and(|a| a.id == owner);
         }
+        // The servers' own signal to re-check credentials: of no use to anyone else.
+        if let crate::model::EventPayload::CredentialsChanged = &event.payload {
+            return matches!(who, Resolved::System);
+        }
         if let crate::model::EventPayload::WebhookPaused { .. } = &event.payload {
             return matches!(who, Resolved::System)
                 || who

@@ -284,6 +284,21 @@ impl NewEvent {
         }
     }
 
+    /// A credential of the tenant stopped holding or changed (a password set, tokens or a
+    /// bot token revoked, an account disabled, contacts merged): every server following
+    /// the log re-checks the credentials of its open sockets before it hands out anything
+    /// logged after it. Nobody but the system receives it; it carries nothing, not even
+    /// whose credential, since a socket re-checks only its own.
+    pub fn credentials_changed(tenant: TenantId, at: OffsetDateTime) -> Self {
+        Self {
+            tenant_id: tenant,
+            conversation_id: None,
+            staff_only: true,
+            at,
+            payload: EventPayload::CredentialsChanged,
+        }
+    }
+
     /// The logged event once the store has chosen its sequence number.
     pub fn into_event(self, seq: u64) -> Event {
         Event {
@@ -389,6 +404,9 @@ pub enum EventPayload {
         #[serde(with = "super::rfc3339")]
         failing_since: OffsetDateTime,
     },
+    /// A credential changed (see [`NewEvent::credentials_changed`]). The system alone
+    /// receives it: clients and webhooks never do.
+    CredentialsChanged,
 }
 
 impl EventPayload {
@@ -409,6 +427,7 @@ impl EventPayload {
             EventPayload::CannedResponseUpdated { .. } => "canned_response_updated",
             EventPayload::CannedResponseDeleted { .. } => "canned_response_deleted",
             EventPayload::WebhookPaused { .. } => "webhook_paused",
+            EventPayload::CredentialsChanged => "credentials_changed",
         }
     }
 }

@@ -348,6 +348,7 @@ enum PayloadView<'a> {
         #[serde(with = "crate::model::rfc3339")]
         failing_since: time::OffsetDateTime,
     },
+    CredentialsChanged,
 }
 
 impl<'a> PayloadView<'a> {
@@ -409,6 +410,7 @@ impl<'a> PayloadView<'a> {
                 url,
                 failing_since: *failing_since,
             },
+            EventPayload::CredentialsChanged => PayloadView::CredentialsChanged,
         }
     }
 }

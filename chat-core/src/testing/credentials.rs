@@ -21,6 +21,8 @@ macro_rules! credentials_conformance_tests {
             password_changes_and_disabling_revoke_the_contacts_visitor_tokens,
             a_merge_moves_single_conversation_tokens_and_revokes_whole_history_ones,
             erasing_a_contact_deletes_its_conversations_account_tokens_and_scrubs_the_log,
+            identity_signatures_are_claimed_once_until_they_expire,
+            concurrent_claims_of_one_identity_signature_let_one_through,
         );
     };
     (@expand $factory:path; $($name:ident),* $(,)?) => {
@@ -608,4 +610,85 @@ pub async fn erasing_a_contact_deletes_its_conversations_account_tokens_and_scru
         store.contact(t, bystander.id).await.unwrap(),
         Some(bystander)
     );
+}
+
+pub async fn identity_signatures_are_claimed_once_until_they_expire(backend: B) {
+    let digest = hex_digest();
+    let minutes = |m: i64| T0 + time::Duration::minutes(m);
+    assert!(
+        backend
+            .claim_signature(&digest, minutes(10), T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !backend
+            .claim_signature(&digest, minutes(10), minutes(1))
+            .await
+            .unwrap(),
+        "a replay while fresh"
+    );
+    assert!(
+        !backend
+            .claim_signature(&digest, minutes(10), minutes(10))
+            .await
+            .unwrap(),
+        "still fresh at its expiry"
+    );
+    // Past its expiry the record is no proof of anything: the claim's own age check
+    // refuses stale signatures before they get here.
+    let later = minutes(10) + time::Duration::SECOND;
+    assert!(
+        backend
+            .claim_signature(&digest, minutes(30), later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !backend
+            .claim_signature(&digest, minutes(30), minutes(20))
+            .await
+            .unwrap()
+    );
+
+    // Given back, it can be claimed again; giving back an unknown one is no error.
+    backend.release_signature(&digest).await.unwrap();
+    assert!(
+        backend
+            .claim_signature(&digest, minutes(30), minutes(20))
+            .await
+            .unwrap()
+    );
+    backend.release_signature(&hex_digest()).await.unwrap();
+
+    // Another signature is its own.
+    assert!(
+        backend
+            .claim_signature(&hex_digest(), minutes(30), minutes(20))
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn concurrent_claims_of_one_identity_signature_let_one_through(backend: B) {
+    let digest = hex_digest();
+    let claims = (0..8).map(|_| {
+        let (backend, digest) = (backend.clone(), digest.clone());
+        tokio::spawn(async move {
+            backend
+                .claim_signature(&digest, T0 + time::Duration::minutes(10), T0)
+                .await
+                .unwrap()
+        })
+    });
+    let mut won = 0;
+    for claim in claims.collect::<Vec<_>>() {
+        won += usize::from(claim.await.unwrap());
+    }
+    assert_eq!(won, 1, "exactly one of the concurrent claims wins");
+}
+
+/// A fresh digest in the form the server stores (64 hex characters).
+fn hex_digest() -> String {
+    id().simple().to_string().repeat(2)
 }

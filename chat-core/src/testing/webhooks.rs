@@ -311,3 +311,24 @@ pub async fn failing_too_long_pauses_a_webhook_once_and_logs_it(store: S) {
         .unwrap();
     assert_eq!(store.webhooks(t).await.unwrap()[0].failing_since, None);
 }
+
+pub async fn credential_changes_are_logged_in_order_and_no_webhook_follows_them(store: S) {
+    let t = tenant(&store).await;
+    let all = webhook(&store, t, &[]).await;
+    let head = store.event_head(t).await.unwrap();
+    let logged = store.log_credential_change(t, at(5)).await.unwrap();
+    assert_eq!(logged.seq, head + 1, "the tenant's next sequence");
+    assert_eq!(logged.payload, EventPayload::CredentialsChanged);
+    assert_eq!((logged.tenant_id, logged.conversation_id), (t, None));
+    assert!(logged.staff_only);
+    let read = store.events_since(t, head, 10).await.unwrap();
+    assert_eq!(read, vec![logged]);
+    assert!(
+        store
+            .deliveries(t, all.id, None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a webhook following every kind does not receive it"
+    );
+}

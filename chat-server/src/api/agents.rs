@@ -299,8 +299,7 @@ pub async fn list_bot_tokens(ctx: Ctx) -> Result<Resp, ApiError> {
 
 pub async fn revoke_bot_token(ctx: Ctx) -> Result<Resp, ApiError> {
     let id: String = ctx.id("id")?;
+    // Bot tokens are never cached (see `auth::TokenCache`): the next request is refused.
     ctx.app.engine.revoke_bot_token(ctx.actor()?, &id).await?;
-    // The token cache would otherwise accept it for up to its TTL.
-    ctx.app.forget_cached_tokens();
     Ok(http::no_content())
 }

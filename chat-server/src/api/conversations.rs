@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chat_core::store::AssignedFilter;
 use chat_core::{
     Actor, AgentId, Channel, ContactId, ContactInput, ConversationFilter, ConversationId,
-    DetailsPatch, Mode, OpenConversation, Priority, TenantId, Transfer, TransferTarget,
+    DetailsPatch, Engine, Mode, OpenConversation, Priority, TenantId, Transfer, TransferTarget,
     VisitorToken,
 };
 use hyper::StatusCode;
@@ -62,6 +62,7 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let engine = &ctx.app.engine;
     // A signature from the embedding site proves the e-mail: the conversation belongs to
     // the contact with that verified e-mail, and the token speaks for its whole history.
+    let mut claimed = Claimed::none();
     let verified = match (&body.identity, &config.identity_secret) {
         (None, _) => None,
         (Some(_), None) => {
@@ -82,23 +83,11 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
                     "the identity signature is not valid or has expired",
                 ));
             }
-            // Until this conversation is opened: a failure below gives it back.
-            let expires = id.timestamp + config.identity_max_age.as_secs() + 60;
-            if !ctx.app.signatures.claim(&id.signature, expires) {
-                return Err(ApiError::unauthorized(
-                    "the identity signature was used already; sign a new one for each visit",
-                ));
-            }
+            // In the store, so a signature used on one server is refused by the others;
+            // until this conversation is opened: a failure below gives it back.
+            claimed = Claimed::take(engine, &id.signature, id.timestamp, config).await?;
             Some(id.email.clone())
         }
-    };
-    let claimed = Claimed {
-        ledger: &ctx.app.signatures,
-        signature: body
-            .identity
-            .as_ref()
-            .filter(|_| verified.is_some())
-            .map(|id| id.signature.as_str()),
     };
     let (actor, issue_token) = match &ctx.caller {
         Caller::Actor(actor @ Actor::Staff { .. }) if verified.is_none() => (actor.clone(), false),
@@ -187,22 +176,62 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
 }
 
 /// An identity signature claimed for one opening: given back unless the opening
-/// succeeded (a store that was busy must not burn the visitor's signature).
-struct Claimed<'a> {
-    ledger: &'a auth::UsedSignatures,
-    signature: Option<&'a str>,
+/// succeeded (a store that was busy, or a client that hung up, must not burn the
+/// visitor's signature).
+struct Claimed {
+    claim: Option<(Engine, String)>,
 }
 
-impl Claimed<'_> {
+impl Claimed {
+    fn none() -> Self {
+        Self { claim: None }
+    }
+
+    /// Claims a verified `signature` made at `timestamp` (Unix seconds, the site's clock)
+    /// until it would be refused for its age anyway: 401 if it was used already.
+    async fn take(
+        engine: &Engine,
+        signature: &str,
+        timestamp: u64,
+        config: &crate::Config,
+    ) -> Result<Self, ApiError> {
+        let digest = auth::signature_digest(signature);
+        // The age check allows a minute of clock skew into the future.
+        let expires = timestamp + config.identity_max_age.as_secs() + 60;
+        let unix = |secs: u64| {
+            time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
+                .map_err(|_| ApiError::invalid("identity", "the timestamp is out of range"))
+        };
+        let now = unix(auth::unix_now())?;
+        if !engine
+            .claim_identity_signature(&digest, unix(expires)?, now)
+            .await?
+        {
+            return Err(ApiError::unauthorized(
+                "the identity signature was used already; sign a new one for each visit",
+            ));
+        }
+        Ok(Self {
+            claim: Some((engine.clone(), digest)),
+        })
+    }
+
     fn keep(mut self) {
-        self.signature = None;
+        self.claim = None;
     }
 }
 
-impl Drop for Claimed<'_> {
+impl Drop for Claimed {
     fn drop(&mut self) {
-        if let Some(signature) = self.signature {
-            self.ledger.release(signature);
+        // Drop cannot wait: the release runs beside the answer (or the hang-up).
+        if let Some((engine, digest)) = self.claim.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                if let Err(e) = engine.release_identity_signature(&digest).await {
+                    tracing::warn!(error = %e, "could not give an identity signature back");
+                }
+            });
         }
     }
 }

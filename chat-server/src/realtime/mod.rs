@@ -609,6 +609,15 @@ async fn hand_out(
         conversation,
         previous,
     } = item;
+    if let EventPayload::CredentialsChanged = &event.payload {
+        // Made here or on another server: either way every socket re-checks its
+        // credential before it is sent anything logged after this (see `follow::drain`),
+        // and the change is no frame for anyone.
+        engine.note_credential_change_elsewhere();
+        feed.last_seq.store(event.seq, Ordering::SeqCst);
+        metrics.realtime_seq.fetch_max(event.seq, Ordering::Relaxed);
+        return;
+    }
     match (&event.payload, event.conversation_id) {
         (EventPayload::ConversationDeleted { conversation_id }, _) => {
             feed.remember(*conversation_id, None)
