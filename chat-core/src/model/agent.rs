@@ -30,6 +30,7 @@ str_enum!(
 
 /// A staff member: agent, supervisor or admin.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Agent {
     /// Id.
     pub id: AgentId,
