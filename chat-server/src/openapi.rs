@@ -261,6 +261,7 @@ fn schemas() -> Value {
             "{name} is derived from its type and written by hand too"
         );
     }
+    settings_schemas(&mut all);
     // A search's answer adds the matching messages to each conversation.
     all["Conversation"]["properties"]["hits"] = json!({ "type": "array", "items": { "$ref": "#/components/schemas/MessageHit" },
         "description": "Only in an answer to a search (`text`): up to 3 of the conversation's newest messages the text matched, newest first; none when it matched by title or contact alone. Internal notes are hits for staff only." });
@@ -393,35 +394,33 @@ fn report_schemas() -> Value {
     })
 }
 
-/// The desk's configuration and daily tools: settings, business hours, canned responses,
-/// mentions, snooze.
-fn desk_schemas() -> Value {
+/// The tenant settings as derived from `TenantSettings`, with what the derive cannot say,
+/// and the patch: the same settings, each optional, no other.
+fn settings_schemas(all: &mut Value) {
     let families = ["image/*", "application/*", "text/*"];
     // A type recognised from the bytes, or a family: the start of one followed by `*`.
     let upload_type = json!({ "anyOf": [
         { "type": "string", "enum": chat_core::UPLOAD_TYPES.iter().chain(&families).collect::<Vec<_>>() },
         { "type": "string", "pattern": "^(image|application|text)/[^*]*\\*$", "description": "a family, e.g. application/vnd.openxmlformats-officedocument.*" }
     ] });
-    let settings = json!({
-        "welcome_message": { "type": ["string", "null"], "maxLength": 2000, "pattern": "\\S", "description": "Posted by the bot when a conversation opens." },
-        "prechat_form": { "type": "boolean", "description": "The website widget asks the visitor's name and e-mail before the first message (default false)." },
-        "bot_enabled": { "type": "boolean", "description": "New conversations start with the bot (else straight in the queue)." },
-        "allow_reopen": { "type": "boolean", "description": "A customer writing to a closed conversation reopens it." },
-        "edit_window_secs": { "type": "integer", "minimum": 0, "maximum": 86400 },
-        "default_capacity": { "type": "integer", "minimum": 1, "maximum": 1000 },
-        "auto_assign": { "type": "boolean" },
-        "requeue_after_secs": { "type": ["integer", "null"], "minimum": 10, "maximum": 2592000, "description": "Requeue when the agent has not answered in time; null = off." },
-        "close_inactive_after_secs": { "type": ["integer", "null"], "minimum": 10, "maximum": 2592000, "description": "Close after customer silence; null = off." },
-        "average_handle_secs": { "type": "integer", "minimum": 1, "maximum": 86400 },
-        "upload_max_bytes": { "type": "integer", "minimum": 1, "maximum": 1073741824, "description": "Largest attachment; the server's own limit still caps it." },
-        "upload_max_files": { "type": "integer", "minimum": 1, "maximum": 100, "description": "Most files in one upload." },
-        "upload_allowed_types": { "type": "array", "maxItems": 64, "items": upload_type, "description": "Types as decided from the bytes (image/png, application/pdf, text/plain ...); a trailing * matches a family (image/*). Empty accepts every recognised type." },
-        "contact_attributes": { "type": "object", "maxProperties": 100, "additionalProperties": { "type": "string", "enum": ["text", "number", "boolean", "date"] }, "description": "Declared contact attributes: a contact's metadata value of another type is 422." },
-        "business_hours": {
-            "oneOf": [{ "type": "null" }, { "$ref": "#/components/schemas/BusinessHours" }],
-            "description": "null (the default): always open. Outside the hours a visitor's new conversation gets the offline message, the answer says `offline: true`, and it waits in the queue, unrouted, until the next opening. A schedule that does not check (unknown zone, bad time, from >= to, overlapping ranges, bad date) is 422 on `business_hours` with the reason."
-        }
-    });
+    let settings = &mut all["TenantSettings"]["properties"];
+    settings["upload_allowed_types"]["items"] = upload_type;
+    // A field attribute the derive has no word for (`TenantSettings::check` holds the rule).
+    settings["contact_attributes"]["maxProperties"] = json!(100);
+    settings["business_hours"]["description"] = json!(
+        "null (the default): always open. Outside the hours a visitor's new conversation gets the offline message, the answer says `offline: true`, and it waits in the queue, unrouted, until the next opening. A schedule that does not check (unknown zone, bad time, from >= to, overlapping ranges, bad date) is 422 on `business_hours` with the reason."
+    );
+    let mut patch = all["TenantSettings"].clone();
+    patch["additionalProperties"] = json!(false);
+    patch["description"] = json!(
+        "Only the settings to change. An unknown setting, a wrong type or a value out of range is 422 naming it, and nothing changes."
+    );
+    all["TenantSettingsPatch"] = patch;
+}
+
+/// The desk's configuration and daily tools: business hours, canned responses, mentions,
+/// snooze.
+fn desk_schemas() -> Value {
     let uuid = json!({ "type": "string", "format": "uuid" });
     let time = json!({ "type": "string", "format": "date-time" });
     let placeholders = format!(
@@ -543,11 +542,6 @@ fn desk_schemas() -> Value {
             "conversation_id": uuid, "message_id": uuid,
             "created": { "type": "boolean", "description": "false: a repeat of a message already stored" },
             "opened": { "type": "boolean", "description": "true: this message opened the conversation" } })),
-        "TenantSettings": object(&[], settings.clone()),
-        "TenantSettingsPatch": {
-            "type": "object", "additionalProperties": false, "properties": settings,
-            "description": "Only the settings to change. An unknown setting, a wrong type or a value out of range is 422 naming it, and nothing changes."
-        },
     })
 }
 

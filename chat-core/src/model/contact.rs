@@ -38,6 +38,7 @@ pub struct Contact {
     /// The embedding site's own id for a logged-in customer.
     pub external_id: Option<String>,
     /// Free metadata: user agent, IP, page URL, referrer, anything the site knows.
+    /// Staff only: the customer's view leaves it out.
     #[cfg_attr(feature = "openapi", schema(required = false))]
     pub metadata: BTreeMap<String, String>,
     /// When first seen.

@@ -27,12 +27,15 @@ pub struct Conversation {
     /// Who answers now.
     pub mode: Mode,
     /// Queue priority.
+    /// Staff only: the customer's view leaves it out.
     #[cfg_attr(feature = "openapi", schema(required = false))]
     pub priority: Priority,
     /// Department it is routed to; `None` is the general queue.
+    /// Staff only: the customer's view leaves it out.
     #[cfg_attr(feature = "openapi", schema(required = false))]
     pub department: Option<String>,
     /// Free labels.
+    /// Staff only: the customer's view leaves it out.
     #[cfg_attr(feature = "openapi", schema(required = false))]
     pub tags: Vec<String>,
     /// Pinned to the top of an inbox.
@@ -40,6 +43,7 @@ pub struct Conversation {
     /// The agent that owns it.
     pub assigned_agent_id: Option<AgentId>,
     /// Other staff invited in (they see it too).
+    /// Staff only: the customer's view leaves it out.
     #[cfg_attr(feature = "openapi", schema(required = false))]
     pub participants: Vec<AgentId>,
     /// The customer's rating, once given.
@@ -47,6 +51,7 @@ pub struct Conversation {
     /// Customer-visible messages (notes and events excluded).
     pub message_count: u64,
     /// Customer messages the staff side has not read.
+    /// Staff only: the customer's view leaves it out.
     #[cfg_attr(feature = "openapi", schema(required = false))]
     pub unread_for_agent: u64,
     /// Staff and bot messages the customer has not read.
@@ -56,11 +61,13 @@ pub struct Conversation {
     /// Sequence of the newest message of any kind.
     pub last_seq: u64,
     /// Highest sequence the staff side has read.
+    /// Staff only: the customer's view leaves it out.
     #[cfg_attr(feature = "openapi", schema(required = false))]
     pub agent_read_seq: u64,
     /// Highest sequence the customer has read.
     pub customer_read_seq: u64,
     /// Free metadata (entity references, channel thread ids, ...).
+    /// Staff only: the customer's view leaves it out.
     #[cfg_attr(feature = "openapi", schema(required = false))]
     pub metadata: BTreeMap<String, String>,
     /// Created.
@@ -95,6 +102,7 @@ pub struct Conversation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snooze: Option<Snooze>,
     /// Optimistic-concurrency version; every stored change adds one.
+    /// Staff only: the customer's view leaves it out.
     #[cfg_attr(feature = "openapi", schema(required = false))]
     pub version: u64,
 }

@@ -9,7 +9,7 @@ use utoipa::openapi::{RefOr, Schema};
 use chat_core::report::{Csat, Dimension, Durations, Feedback, Interval, ReportRow, SeriesPoint};
 use chat_core::{
     Agent, Attachment, BusinessHours, CannedResponse, Channel, Contact, Conversation, EntityRef,
-    Mention, Message, Mode, OpenRange, Priority, ReadCursor,
+    Mention, Message, Mode, OpenRange, Priority, ReadCursor, TenantSettings,
 };
 
 /// Every derived schema by name, with the schemas they refer to.
@@ -26,6 +26,7 @@ pub(super) fn schemas() -> Map<String, Value> {
     add::<CannedResponse>(&mut all);
     add::<BusinessHours>(&mut all);
     add::<OpenRange>(&mut all);
+    add::<TenantSettings>(&mut all);
     add::<Mode>(&mut all);
     add::<Priority>(&mut all);
     add::<Channel>(&mut all);
