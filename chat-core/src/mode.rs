@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 /// Who is answering a conversation right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// The bot answers.

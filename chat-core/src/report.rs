@@ -41,6 +41,7 @@ pub const MAX_FEEDBACK: usize = 500;
 
 /// What a breakdown groups conversations by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Dimension {
     /// The assigned agent (key: its id; `null`: nobody).
@@ -80,6 +81,7 @@ impl Dimension {
 
 /// Hourly or daily points of a series.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Interval {
     /// One point per local hour.
@@ -114,6 +116,7 @@ impl ReportQuery {
 
 /// How many samples, and their median and 90th percentile (nearest rank), in seconds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Durations {
     /// Samples.
     pub count: u64,
@@ -152,6 +155,7 @@ pub fn nearest_rank(n: u64, percent: u64) -> u64 {
 
 /// Customer satisfaction: how many ratings, their average and how many of each score.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Csat {
     /// Ratings.
     pub count: u64,
@@ -180,6 +184,7 @@ impl Csat {
 
 /// The figures of one group of conversations (or of all, without a dimension).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportRow {
     /// The group: an agent id, department, channel or tag; `None` for the whole tenant,
     /// for conversations without an agent or department.
@@ -200,6 +205,7 @@ pub struct ReportRow {
 
 /// One point of a series: what happened in `[start, start of the next point)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SeriesPoint {
     /// Start of the hour or day, in the caller's time zone.
     #[serde(with = "crate::model::rfc3339")]
@@ -214,6 +220,7 @@ pub struct SeriesPoint {
 
 /// A rating with its text.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Feedback {
     /// The conversation rated.
     pub conversation_id: ConversationId,

@@ -5,6 +5,8 @@ use serde_json::{Map, Value, json};
 
 use crate::endpoints::{Access, ENDPOINTS, Endpoint};
 
+mod derived;
+
 /// The document as JSON text.
 pub fn document_json() -> String {
     static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -113,7 +115,11 @@ fn query_param(endpoint: Endpoint, name: &str) -> Value {
     // to the page size by the engine rather than refused.
     let unsigned = json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX });
     let flag = json!({ "type": "string", "enum": ["true", "false"] });
-    let modes = "bot|queued|agent|paused|closed|archived";
+    let modes = chat_core::Mode::ALL
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join("|");
     let (schema, required) = match name {
         "limit" | "since" | "before" | "after" => (unsigned, false),
         "tenant_id" | "conversation_id" => (uuid, false),
@@ -127,19 +133,25 @@ fn query_param(endpoint: Endpoint, name: &str) -> Value {
             json!({ "type": "string", "pattern": format!("^,*(({modes})(,+({modes}))*)?,*$"), "description": "one mode or several, comma-separated" }),
             false,
         ),
-        "priority" => (
-            json!({ "type": "string", "enum": ["low", "medium", "high", "urgent"] }),
-            false,
-        ),
-        "channel" => (
-            json!({ "type": "string", "enum": ["web", "whatsapp", "telegram", "email", "sms", "api", "other"] }),
-            false,
-        ),
+        // The very enums the handlers parse these into.
+        "priority" => (derived::query_schema::<chat_core::Priority>(), false),
+        "channel" => (derived::query_schema::<chat_core::Channel>(), false),
         "assigned" => (
             json!({ "anyOf": [{ "type": "string", "enum": ["me", "none", "unassigned"] }, uuid], "description": "`me` (staff), `none`, or an agent id" }),
             false,
         ),
         "pinned" | "snoozed" => (flag, false),
+        "agent_id" => (uuid, false),
+        "by" => (
+            derived::query_schema::<chat_core::report::Dimension>(),
+            true,
+        ),
+        "interval" => (
+            derived::query_schema::<chat_core::report::Interval>(),
+            false,
+        ),
+        // A report's period: local dates, both required.
+        "from" | "to" => (json!({ "type": "string", "format": "date" }), true),
         "updated_from" | "updated_to" => (
             json!({ "type": "string", "format": "date-time", "description": "RFC 3339; last activity at or after `updated_from`, before `updated_to`" }),
             false,
@@ -249,6 +261,17 @@ fn schemas() -> Value {
     );
     close_request_bodies(&mut all);
     allow_null(&mut all);
+    let map = all.as_object_mut().expect("schemas are an object");
+    for (name, schema) in derived::schemas() {
+        assert!(
+            map.insert(name.clone(), schema).is_none(),
+            "{name} is derived from its type and written by hand too"
+        );
+    }
+    settings_schemas(&mut all);
+    // A search's answer adds the matching messages to each conversation.
+    all["Conversation"]["properties"]["hits"] = json!({ "type": "array", "items": { "$ref": "#/components/schemas/MessageHit" },
+        "description": "Only in an answer to a search (`text`): up to 3 of the conversation's newest messages the text matched, newest first; none when it matched by title or contact alone. Internal notes are hits for staff only." });
     all
 }
 
@@ -276,7 +299,6 @@ fn close_request_bodies(schemas: &mut Value) {
 
 /// Request fields the server reads as `Option`: `null` is the same as leaving them out.
 const NULLABLE_REQUEST_FIELDS: &[(&str, &[&str])] = &[
-    ("LoginRequest", &["tenant_id"]),
     (
         "OpenConversationRequest",
         &[
@@ -298,13 +320,7 @@ const NULLABLE_REQUEST_FIELDS: &[(&str, &[&str])] = &[
         "PostMessageRequest",
         &["kind", "reply_to", "client_message_id"],
     ),
-    ("HandoffRequest", &["department", "reason"]),
-    ("RatingRequest", &["feedback"]),
-    ("CloseRequest", &["rating"]),
     ("ContactPatch", &["name", "email", "phone", "address"]),
-    ("SignUpRequest", &["email", "name", "tenant_id"]),
-    ("AccountLoginRequest", &["tenant_id"]),
-    ("CreateAgentRequest", &["capacity"]),
     (
         "AgentPatch",
         &[
@@ -316,9 +332,7 @@ const NULLABLE_REQUEST_FIELDS: &[(&str, &[&str])] = &[
             "current_password",
         ],
     ),
-    ("BotTokenRequest", &["expires_in_secs"]),
     ("CannedResponsePatch", &["shortcut", "title", "body"]),
-    ("PostCannedRequest", &["client_message_id"]),
 ];
 
 fn allow_null(schemas: &mut Value) {
@@ -354,14 +368,7 @@ fn nullable(mut schema: Value) -> Value {
 
 /// The reports (`/v1/reports/...`); see `chat_core::report` for what each figure counts.
 fn report_schemas() -> Value {
-    let count = json!({ "type": "integer", "minimum": 0 });
     let array_of = |schema: &str| json!({ "type": "array", "items": { "$ref": format!("#/components/schemas/{schema}") } });
-    let secs =
-        json!({ "type": ["number", "null"], "description": "seconds; null without samples" });
-    let durations = object(
-        &["count", "median_secs", "p90_secs"],
-        json!({ "count": count, "median_secs": secs, "p90_secs": secs }),
-    );
     let about = json!({
         "from": { "type": "string", "format": "date" },
         "to": { "type": "string", "format": "date" },
@@ -379,35 +386,13 @@ fn report_schemas() -> Value {
         object(&all, properties)
     };
     json!({
-        "Durations": durations,
-        "Csat": object(&["count", "average", "distribution"], json!({
-            "count": count,
-            "average": { "type": ["number", "null"] },
-            "distribution": { "type": "array", "minItems": 5, "maxItems": 5, "items": count, "description": "how many ratings gave 1, 2, 3, 4 and 5" } })),
-        "ReportRow": object(&["key", "opened", "closed", "reopened", "first_response", "resolution", "csat"], json!({
-            "key": { "type": ["string", "null"], "description": "agent id, department, channel or tag; null: the totals, or no agent or department" },
-            "opened": { "type": "integer", "description": "conversations created in the period" },
-            "closed": { "type": "integer", "description": "conversations whose current close is in the period" },
-            "reopened": { "type": "integer", "description": "reopens in the period" },
-            "first_response": { "$ref": "#/components/schemas/Durations", "description": "first agent reply minus creation, over the conversations opened" },
-            "resolution": { "$ref": "#/components/schemas/Durations", "description": "close minus creation, over the conversations closed" },
-            "csat": { "$ref": "#/components/schemas/Csat", "description": "ratings given in the period" } })),
         "ReportOverview": with(&["totals"], json!({ "totals": { "$ref": "#/components/schemas/ReportRow" } })),
         "ReportBreakdown": with(&["by", "rows"], json!({
-            "by": { "type": "string", "enum": ["agent", "department", "channel", "tag"] },
+            "by": { "$ref": "#/components/schemas/Dimension" },
             "rows": array_of("ReportRow") })),
-        "SeriesPoint": object(&["start", "opened", "closed", "reopened"], json!({
-            "start": { "type": "string", "format": "date-time", "description": "start of the local hour or day, with the zone's offset" },
-            "opened": count, "closed": count, "reopened": count })),
         "ReportSeries": with(&["interval", "points"], json!({
-            "interval": { "type": "string", "enum": ["hour", "day"] },
+            "interval": { "$ref": "#/components/schemas/Interval" },
             "points": array_of("SeriesPoint") })),
-        "Feedback": object(&["conversation_id", "agent_id", "score", "feedback", "rated_at"], json!({
-            "conversation_id": { "type": "string", "format": "uuid" },
-            "agent_id": { "type": ["string", "null"], "format": "uuid" },
-            "score": { "type": "integer", "minimum": 1, "maximum": 5 },
-            "feedback": { "type": "string" },
-            "rated_at": { "type": "string", "format": "date-time" } })),
         "ReportFeedback": with(&["items"], json!({ "items": array_of("Feedback") })),
         "Transcript": object(&["conversation", "messages", "truncated"], json!({
             "conversation": { "$ref": "#/components/schemas/Conversation" },
@@ -416,37 +401,33 @@ fn report_schemas() -> Value {
     })
 }
 
-/// The desk's configuration and daily tools: settings, business hours, canned responses,
-/// mentions, snooze.
-fn desk_schemas() -> Value {
+/// The tenant settings as derived from `TenantSettings`, with what the derive cannot say,
+/// and the patch: the same settings, each optional, no other.
+fn settings_schemas(all: &mut Value) {
     let families = ["image/*", "application/*", "text/*"];
     // A type recognised from the bytes, or a family: the start of one followed by `*`.
     let upload_type = json!({ "anyOf": [
         { "type": "string", "enum": chat_core::UPLOAD_TYPES.iter().chain(&families).collect::<Vec<_>>() },
         { "type": "string", "pattern": "^(image|application|text)/[^*]*\\*$", "description": "a family, e.g. application/vnd.openxmlformats-officedocument.*" }
     ] });
-    let settings = json!({
-        "welcome_message": { "type": ["string", "null"], "maxLength": 2000, "pattern": "\\S", "description": "Posted by the bot when a conversation opens." },
-        "prechat_form": { "type": "boolean", "description": "The website widget asks the visitor's name and e-mail before the first message (default false)." },
-        "bot_enabled": { "type": "boolean", "description": "New conversations start with the bot (else straight in the queue)." },
-        "allow_reopen": { "type": "boolean", "description": "A customer writing to a closed conversation reopens it." },
-        "edit_window_secs": { "type": "integer", "minimum": 0, "maximum": 86400 },
-        "default_capacity": { "type": "integer", "minimum": 1, "maximum": 1000 },
-        "auto_assign": { "type": "boolean" },
-        "requeue_after_secs": { "type": ["integer", "null"], "minimum": 10, "maximum": 2592000, "description": "Requeue when the agent has not answered in time; null = off." },
-        "close_inactive_after_secs": { "type": ["integer", "null"], "minimum": 10, "maximum": 2592000, "description": "Close after customer silence; null = off." },
-        "average_handle_secs": { "type": "integer", "minimum": 1, "maximum": 86400 },
-        "upload_max_bytes": { "type": "integer", "minimum": 1, "maximum": 1073741824, "description": "Largest attachment; the server's own limit still caps it." },
-        "upload_max_files": { "type": "integer", "minimum": 1, "maximum": 100, "description": "Most files in one upload." },
-        "upload_allowed_types": { "type": "array", "maxItems": 64, "items": upload_type, "description": "Types as decided from the bytes (image/png, application/pdf, text/plain ...); a trailing * matches a family (image/*). Empty accepts every recognised type." },
-        "contact_attributes": { "type": "object", "maxProperties": 100, "additionalProperties": { "type": "string", "enum": ["text", "number", "boolean", "date"] }, "description": "Declared contact attributes: a contact's metadata value of another type is 422." },
-        "business_hours": {
-            "oneOf": [{ "type": "null" }, { "$ref": "#/components/schemas/BusinessHours" }],
-            "description": "null (the default): always open. Outside the hours a visitor's new conversation gets the offline message, the answer says `offline: true`, and it waits in the queue, unrouted, until the next opening. A schedule that does not check (unknown zone, bad time, from >= to, overlapping ranges, bad date) is 422 on `business_hours` with the reason."
-        }
-    });
-    let ranges = json!({ "type": "array", "maxItems": 24, "items": { "$ref": "#/components/schemas/OpenRange" } });
-    let hhmm = json!({ "type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$" });
+    let settings = &mut all["TenantSettings"]["properties"];
+    settings["upload_allowed_types"]["items"] = upload_type;
+    // A field attribute the derive has no word for (`TenantSettings::check` holds the rule).
+    settings["contact_attributes"]["maxProperties"] = json!(100);
+    settings["business_hours"]["description"] = json!(
+        "null (the default): always open. Outside the hours a visitor's new conversation gets the offline message, the answer says `offline: true`, and it waits in the queue, unrouted, until the next opening. A schedule that does not check (unknown zone, bad time, from >= to, overlapping ranges, bad date) is 422 on `business_hours` with the reason."
+    );
+    let mut patch = all["TenantSettings"].clone();
+    patch["additionalProperties"] = json!(false);
+    patch["description"] = json!(
+        "Only the settings to change. An unknown setting, a wrong type or a value out of range is 422 naming it, and nothing changes."
+    );
+    all["TenantSettingsPatch"] = patch;
+}
+
+/// The desk's configuration and daily tools: business hours, canned responses, mentions,
+/// snooze.
+fn desk_schemas() -> Value {
     let uuid = json!({ "type": "string", "format": "uuid" });
     let time = json!({ "type": "string", "format": "date-time" });
     let placeholders = format!(
@@ -466,48 +447,16 @@ fn desk_schemas() -> Value {
         "created_at": time, "updated_at": time });
     // Trimmed, leading `/`s dropped, then 1 to 32 letters, digits, `-` or `_`.
     let shortcut = json!({ "type": "string", "pattern": "^\\s*/*[\\p{L}\\p{N}_-]{1,32}\\s*$", "description": "Stored lower-case, without a leading `/`." });
-    // As stored; not a pattern of letter classes, which validators differ on.
-    let stored_shortcut = json!({ "type": "string", "minLength": 1, "maxLength": 32 });
     let title = json!({ "type": "string", "maxLength": 200, "pattern": "\\S" });
     let mut body = message_body();
     body["description"] = json!(placeholders);
     json!({
-        "CannedResponse": object(&["id", "tenant_id", "owner_id", "shortcut", "title", "body", "created_at", "updated_at"], json!({
-            "id": uuid, "tenant_id": uuid, "owner_id": { "type": ["string", "null"], "format": "uuid", "description": "null for a shared response" },
-            "shortcut": stored_shortcut, "title": { "type": "string" }, "body": { "type": "string", "description": placeholders },
-            "created_at": time, "updated_at": time,
-            "preview": { "type": "string", "description": "In a list with `conversation_id`: the text it would post there." } })),
         "CannedResponseList": list_of("CannedResponse"),
         "NewCannedResponse": object(&["shortcut", "title", "body"], json!({ "shared": { "type": "boolean", "default": false, "description": "admins only" },
             "shortcut": shortcut, "title": title, "body": body })),
         "CannedResponsePatch": object(&[], json!({ "shortcut": shortcut, "title": title, "body": body })),
-        "PostCannedRequest": object(&["canned_response_id"], json!({ "canned_response_id": uuid, "client_message_id": { "type": "string" } })),
-        "SnoozeRequest": object(&[], json!({ "until": { "type": ["string", "null"], "format": "date-time", "description": "absent or null: until the customer's next message" } })),
-        "Snooze": object(&["until", "by", "at"], json!({ "until": { "type": ["string", "null"], "format": "date-time" }, "by": { "type": ["string", "null"], "format": "uuid" }, "at": time })),
-        "Mention": object(&["tenant_id", "agent_id", "conversation_id", "message_id", "by", "at", "read_at"], json!({
-            "tenant_id": uuid, "agent_id": uuid, "conversation_id": uuid, "message_id": uuid,
-            "by": { "type": "string", "format": "uuid", "description": "the note's author" }, "at": time,
-            "read_at": { "type": ["string", "null"], "format": "date-time" } })),
         "MentionList": object(&["unread", "items"], json!({ "unread": { "type": "integer" }, "items": { "type": "array", "items": { "$ref": "#/components/schemas/Mention" } } })),
         "MentionsRead": object(&["read", "unread"], json!({ "read": { "type": "integer", "description": "how many were unread" }, "unread": { "const": 0 } })),
-        "OpenRange": {
-            "type": "object", "required": ["from", "to"], "additionalProperties": false,
-            "properties": { "from": hhmm, "to": hhmm },
-            "description": "Local time, from (inclusive) before to (exclusive; 24:00 is the end of the day). A range across midnight is two ranges."
-        },
-        "BusinessHours": {
-            "type": "object", "required": ["time_zone"], "additionalProperties": false,
-            "properties": {
-                "time_zone": { "type": "string", "description": "IANA name, e.g. Europe/Berlin (the tz database is bundled)." },
-                "weekly": {
-                    "type": "object", "additionalProperties": false,
-                    "properties": { "mon": ranges, "tue": ranges, "wed": ranges, "thu": ranges, "fri": ranges, "sat": ranges, "sun": ranges },
-                    "description": "Opening ranges per weekday in local wall-clock time; a missing or empty day is closed."
-                },
-                "holidays": { "type": "array", "maxItems": 1000, "items": { "type": "string", "format": "date" }, "description": "Local dates closed all day." },
-                "offline_message": { "type": ["string", "null"], "maxLength": 2000, "pattern": "\\S", "description": "Posted by the bot to a visitor opening a conversation while closed." }
-            }
-        },
         "Widget": object(&["tenant_id", "open", "next_opening", "offline_message", "welcome_message", "prechat_form"], json!({
             "tenant_id": uuid,
             "open": { "type": "boolean", "description": "Open now by the business hours (always true without them)." },
@@ -600,39 +549,26 @@ fn desk_schemas() -> Value {
             "conversation_id": uuid, "message_id": uuid,
             "created": { "type": "boolean", "description": "false: a repeat of a message already stored" },
             "opened": { "type": "boolean", "description": "true: this message opened the conversation" } })),
-        "TenantSettings": object(&[], settings.clone()),
-        "TenantSettingsPatch": {
-            "type": "object", "additionalProperties": false, "properties": settings,
-            "description": "Only the settings to change. An unknown setting, a wrong type or a value out of range is 422 naming it, and nothing changes."
-        },
     })
 }
 
 fn core_schemas() -> Value {
     let uuid = json!({ "type": "string", "format": "uuid" });
     let time = json!({ "type": "string", "format": "date-time" });
-    let time_or_null = json!({ "type": ["string", "null"], "format": "date-time" });
-    let mode = json!({ "type": "string", "enum": ["bot", "queued", "agent", "paused", "closed", "archived"] });
-    let priority = json!({ "type": "string", "enum": ["low", "medium", "high", "urgent"] });
-    let channel = json!({ "type": "string", "enum": ["web", "whatsapp", "telegram", "email", "sms", "api", "other"] });
-    let role = json!({ "type": "string", "enum": ["admin", "supervisor", "agent"] });
-    let availability = json!({ "type": "string", "enum": ["online", "away", "offline"] });
-    let sender = object(
-        &["type"],
-        json!({ "type": { "type": "string", "enum": ["customer", "agent", "bot", "system"] }, "id": uuid }),
-    );
+    // The enums are derived from their types (see `derived`).
+    let priority = json!({ "$ref": "#/components/schemas/Priority" });
+    let channel = json!({ "$ref": "#/components/schemas/Channel" });
+    let role = json!({ "$ref": "#/components/schemas/Role" });
+    let sender = json!({ "$ref": "#/components/schemas/Sender" });
     let message_body = message_body();
     // The engine's short texts (names, titles, departments): trimmed, not empty.
     let short = json!({ "type": "string", "maxLength": 2000, "pattern": "\\S" });
     // An e-mail is checked loosely (trimmed, an `@`, no space); a contact's may be empty
     // (none).
-    let email = json!({ "type": "string", "maxLength": 254, "pattern": "^\\s*\\S*@\\S*\\s*$" });
     let contact_email =
         json!({ "type": "string", "maxLength": 254, "pattern": "^\\s*(\\S*@\\S*)?\\s*$" });
     // Each trimmed, not empty; at most 32 on a conversation.
     let tags = json!({ "type": "array", "items": short, "maxItems": 32 });
-    let username = json!({ "type": "string", "maxLength": 64, "pattern": "\\S", "description": "trimmed; 1 to 64 characters" });
-    let account_password = json!({ "type": "string", "minLength": 1, "maxLength": 1024 });
     let password = json!({ "type": "string", "minLength": 10, "maxLength": 1024, "description": "10 to 1024 characters" });
     let capacity = json!({ "type": "integer", "minimum": 0, "maximum": 1000, "description": "most conversations at once" });
     let departments = json!({ "type": "array", "maxItems": 32, "items": short });
@@ -650,7 +586,6 @@ fn core_schemas() -> Value {
             "current_version": { "type": "integer", "description": "With version_conflict: the version stored now." }
         })) })),
         "Health": object(&["status"], json!({ "status": { "type": "string" } })),
-        "LoginRequest": object(&["email", "password"], json!({ "email": { "type": "string" }, "password": { "type": "string" }, "tenant_id": uuid })),
         "LoginResponse": object(&["access_token", "token_type", "expires_in", "agent"], json!({
             "access_token": { "type": "string" }, "token_type": { "const": "Bearer" }, "expires_in": { "type": "integer" },
             "agent": { "$ref": "#/components/schemas/Agent" }
@@ -658,25 +593,14 @@ fn core_schemas() -> Value {
         "Me": object(&["kind", "tenant_id"], json!({ "kind": { "type": "string", "enum": ["staff", "customer", "system"] }, "tenant_id": uuid,
             "agent": { "$ref": "#/components/schemas/Agent" }, "contact_id": uuid, "conversation_id": uuid })),
         "ContactInput": contact_input,
-        "Contact": object(&["id", "tenant_id", "created_at"], json!({ "id": uuid, "tenant_id": uuid, "name": { "type": ["string", "null"] },
-            "email": { "type": ["string", "null"], "description": "A claim typed by the visitor unless `email_verified`." },
-            "email_verified": { "type": "boolean", "description": "Proven by a signed identity or a staff merge; only a verified e-mail finds this contact again." },
-            "phone": { "type": ["string", "null"], "description": "Always a claim." }, "address": { "type": ["string", "null"] }, "external_id": { "type": ["string", "null"] },
-            "metadata": { "type": "object", "additionalProperties": { "type": "string" } }, "created_at": time, "updated_at": time })),
         "ContactPatch": object(&[], json!({ "name": { "type": "string" }, "email": contact_email, "phone": { "type": "string" },
             "address": { "type": "string" }, "metadata": { "type": "object", "additionalProperties": { "type": "string" } } })),
-        "MergeContactRequest": object(&["contact_id"], json!({ "contact_id": uuid })),
         "Erasure": object(&["contact_id", "erased", "conversations", "files"], json!({
             "contact_id": uuid,
             "erased": { "type": "boolean", "description": "false when an earlier erasure left nothing to do (nothing was written)" },
             "conversations": { "type": "integer", "minimum": 0, "description": "conversations deleted" },
             "files": { "type": "integer", "minimum": 0, "description": "files removed" }
         })),
-        "SignUpRequest": object(&["username", "password"], json!({ "username": username,
-            "password": account_password, "email": contact_email, "name": { "type": "string" }, "tenant_id": uuid })),
-        "AccountLoginRequest": object(&["username", "password"], json!({ "username": { "type": "string" }, "password": { "type": "string" }, "tenant_id": uuid })),
-        "AccountPasswordRequest": object(&["current_password", "new_password"], json!({ "current_password": { "type": "string" }, "new_password": account_password })),
-        "AccountPatch": object(&["disabled"], json!({ "disabled": { "type": "boolean" } })),
         "Account": object(&["tenant_id", "contact_id", "username", "disabled", "created_at", "updated_at"], json!({
             "tenant_id": uuid, "contact_id": uuid, "username": { "type": "string" }, "email": { "type": ["string", "null"] },
             "disabled": { "type": "boolean" }, "created_at": time, "updated_at": time })),
@@ -697,23 +621,6 @@ fn core_schemas() -> Value {
             "visitor_token": { "type": "string", "description": "Only for anonymous callers: the bearer token for this conversation." },
             "offline": { "type": "boolean", "description": "The desk was closed (business hours) at the opening: the conversation waits, unrouted, for the next opening." }
         })),
-        "Conversation": object(&["id", "mode", "channel", "created_at", "updated_at"], json!({
-            "id": uuid, "tenant_id": uuid, "contact_id": uuid, "channel": channel, "title": { "type": ["string", "null"] },
-            "mode": mode, "priority": priority, "department": { "type": ["string", "null"] }, "tags": { "type": "array", "items": { "type": "string" } },
-            "pinned": { "type": "boolean" }, "assigned_agent_id": { "type": ["string", "null"], "format": "uuid" },
-            "snooze": { "$ref": "#/components/schemas/Snooze", "description": "Staff only; absent unless snoozed." },
-            "participants": { "type": "array", "items": uuid },
-            "rating": { "oneOf": [{ "type": "null" }, object(&["score"], json!({ "score": { "type": "integer", "minimum": 1, "maximum": 5 }, "feedback": { "type": ["string", "null"] }, "rated_at": time }))] },
-            "message_count": { "type": "integer" }, "unread_for_agent": { "type": "integer" }, "unread_for_customer": { "type": "integer" },
-            "last_message": { "oneOf": [{ "type": "null" }, object(&[], json!({ "sender": sender, "body": { "type": "string" }, "at": time }))] },
-            "last_seq": { "type": "integer" }, "created_at": time, "updated_at": time, "queued_at": time_or_null, "assigned_at": time_or_null,
-            "first_response_at": time_or_null, "last_message_at": time_or_null, "closed_at": time_or_null, "version": { "type": "integer" },
-            "last_customer_message_at": time_or_null, "last_agent_message_at": time_or_null,
-            "agent_read_seq": { "type": "integer", "description": "Staff only." }, "customer_read_seq": { "type": "integer" },
-            "metadata": { "type": "object", "additionalProperties": { "type": "string" }, "description": "Staff only." },
-            "hits": { "type": "array", "items": { "$ref": "#/components/schemas/MessageHit" },
-                "description": "Only in an answer to a search (`text`): up to 3 of the conversation's newest messages the text matched, newest first; none when it matched by title or contact alone. Internal notes are hits for staff only." }
-        })),
         "MessageHit": object(&["message_id", "seq", "kind", "sender", "created_at", "snippet"], json!({
             "message_id": uuid, "seq": { "type": "integer" }, "kind": { "type": "string" }, "sender": sender, "created_at": time,
             "snippet": object(&["text", "highlights"], json!({
@@ -730,18 +637,6 @@ fn core_schemas() -> Value {
             "tags": tags, "add_tags": tags,
             "remove_tags": tags, "pinned": { "type": "boolean" }, "title": { "type": ["string", "null"] },
             "add_participants": { "type": "array", "items": uuid }, "remove_participants": { "type": "array", "items": uuid } })),
-        "Message": object(&["id", "conversation_id", "seq", "sender", "kind", "body", "created_at"], json!({
-            "id": uuid, "tenant_id": uuid, "conversation_id": uuid, "seq": { "type": "integer" }, "sender": sender,
-            "kind": { "type": "string", "enum": ["text", "image", "audio", "file", "note", "event"] }, "body": { "type": "string" },
-            "attachments": { "type": "array", "items": { "$ref": "#/components/schemas/Attachment" } }, "reply_to": { "type": ["string", "null"], "format": "uuid" },
-            "client_message_id": { "type": ["string", "null"] }, "entities": { "type": "array", "items": { "$ref": "#/components/schemas/EntityRef" } },
-            "metadata": { "type": "object", "additionalProperties": { "type": "string" }, "description": "On the desk's own notices (sender `system`): `notice` names it (`assigned`, `queued`, `requeued`, `transferred`, `paused`, `closed`, `closed_idle`, `reopened`, `unassigned`, `bot`) and `notice.name`, `notice.reason`, `notice.minutes`, `notice.from`/`notice.to` (`agent`, `previous_agent`, `queue`, `team`) with `notice.from_name`/`notice.to_name` carry its parameters, so a client can write it in its reader's language; `body` is the English text." },
-            "revisions": { "type": "array", "items": object(&["body", "replaced_at"], json!({ "body": { "type": "string" }, "replaced_at": time })) },
-            "created_at": time, "edited_at": time_or_null, "deleted_at": time_or_null
-        })),
-        "Attachment": object(&["key", "name", "content_type", "size"], json!({ "key": { "type": "string", "minLength": 1 }, "name": { "type": "string", "minLength": 1 },
-            "content_type": { "type": "string", "minLength": 1 }, "size": { "type": "integer", "minimum": 0 } })),
-        "EntityRef": object(&["kind", "id"], json!({ "kind": { "type": "string" }, "id": { "type": "string" } })),
         "MessageList": list_of("Message"),
         "PostMessageRequest": object(&["body"], json!({ "body": message_body.clone(), "kind": { "type": "string", "enum": ["text", "image", "audio", "file"] },
             "attachments": { "type": "array", "items": { "$ref": "#/components/schemas/Attachment" } }, "reply_to": uuid,
@@ -750,8 +645,6 @@ fn core_schemas() -> Value {
         "PostedMessage": object(&["message", "created", "replies", "conversation"], json!({ "message": { "$ref": "#/components/schemas/Message" },
             "created": { "type": "boolean" }, "replies": { "type": "array", "items": { "$ref": "#/components/schemas/Message" } },
             "conversation": { "$ref": "#/components/schemas/Conversation" } })),
-        "NoteRequest": object(&[], json!({ "body": { "type": "string", "description": "Required unless files are attached." },
-            "attachments": { "type": "array", "items": { "$ref": "#/components/schemas/Attachment" }, "description": "Files uploaded with `purpose=note`." } })),
         "FileUpload": {
             "type": "object", "required": ["file"], "additionalProperties": { "type": "string", "format": "binary" },
             "properties": {
@@ -759,12 +652,7 @@ fn core_schemas() -> Value {
         "AttachmentList": list_of("Attachment"),
         "ContactPage": object(&["items", "next_cursor"], json!({ "items": { "type": "array", "items": { "$ref": "#/components/schemas/Contact" } },
             "next_cursor": { "type": ["string", "null"], "format": "uuid", "description": "The `cursor` of the next page; null on the last." } })),
-        "EditMessageRequest": object(&["body"], json!({ "body": message_body })),
-        "ReadRequest": object(&["seq"], json!({ "seq": { "type": "integer", "minimum": 0, "maximum": u64::MAX } })),
         "ReadCursorList": list_of("ReadCursor"),
-        "ReadCursor": object(&["reader", "seq"], json!({ "conversation_id": uuid, "reader": object(&["type"], json!({ "type": { "type": "string" }, "id": uuid })), "seq": { "type": "integer" }, "updated_at": time })),
-        "HandoffRequest": object(&[], json!({ "department": { "type": "string", "maxLength": 2000, "description": "blank: none" }, "reason": { "type": "string" } })),
-        "AssignRequest": object(&["agent_id"], json!({ "agent_id": uuid })),
         "TransferRequest": {
             "type": "object", "properties": { "agent_id": nullable(uuid.clone()), "department": nullable(short.clone()), "reason": { "type": ["string", "null"] } },
             "oneOf": [
@@ -773,28 +661,17 @@ fn core_schemas() -> Value {
             ],
             "description": "Exactly one of `agent_id` and `department`."
         },
-        "ModeRequest": object(&["mode"], json!({ "mode": mode })),
-        "RatingRequest": object(&["score"], json!({ "score": { "type": "integer", "minimum": 1, "maximum": 5 }, "feedback": { "type": "string" } })),
-        "CloseRequest": object(&[], json!({ "rating": { "$ref": "#/components/schemas/RatingRequest" } })),
-        "Agent": object(&["id", "name", "email", "role", "availability"], json!({ "id": uuid, "tenant_id": uuid, "name": { "type": "string" },
-            "email": { "type": "string" }, "role": role, "availability": availability, "capacity": { "type": ["integer", "null"] },
-            "departments": { "type": "array", "items": { "type": "string" } }, "active": { "type": "boolean" }, "created_at": time, "updated_at": time })),
         "AgentList": list_of("Agent"),
-        "CreateAgentRequest": object(&["name", "email", "role", "password"], json!({ "name": short, "email": email,
-            "role": role, "password": password, "capacity": capacity, "departments": departments })),
         "AgentPatch": object(&[], json!({ "name": short, "role": role, "capacity": nullable(capacity.clone()),
             "departments": departments, "active": { "type": "boolean" }, "password": password,
             "current_password": { "type": "string", "description": "required to change one's own password" } })),
         "QueuePosition": object(&["position", "estimated_wait_secs"], json!({ "position": { "type": ["integer", "null"], "minimum": 1 },
             "estimated_wait_secs": { "type": ["integer", "null"], "description": "null while no agent who could take it is online" } })),
-        "BotTokenRequest": object(&["name"], json!({ "name": { "type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S" },
-            "expires_in_secs": { "type": "integer", "minimum": 60, "maximum": 315360000, "description": "refused after this many seconds; never expires when absent" } })),
         "BotToken": object(&["id", "token", "name", "created_at", "expires_at"], json!({ "id": { "type": "string", "description": "handle for listing and revoking" },
             "token": { "type": "string", "description": "bt_...; shown only now" }, "name": { "type": "string" }, "created_at": time, "expires_at": { "type": ["string", "null"], "format": "date-time" } })),
         "BotTokenInfo": object(&["id", "name", "created_at", "expires_at", "last_used_at"], json!({ "id": { "type": "string" }, "name": { "type": "string" }, "created_at": time,
             "expires_at": { "type": ["string", "null"], "format": "date-time" }, "last_used_at": { "type": ["string", "null"], "format": "date-time", "description": "to the minute" } })),
         "BotTokenList": list_of("BotTokenInfo"),
-        "AvailabilityRequest": object(&["availability"], json!({ "availability": availability })),
         "EventList": object(&["items", "next_since", "more", "head", "resync_required"], json!({ "items": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } }, "next_since": { "type": "integer" }, "more": { "type": "boolean" },
             "head": { "type": "integer", "description": "The newest event's seq when the page was read." },
             "resync_required": { "type": "boolean", "description": "`since` is beyond `head`: the cursor comes from another database (a restore, a wiped server); reload, then continue from `head`." } })),

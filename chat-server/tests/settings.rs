@@ -199,6 +199,23 @@ async fn two_admins_editing_from_one_read_cannot_overwrite_each_other() {
     assert_eq!(second.body["error"]["code"], "precondition_failed");
     assert_eq!(second.body["error"]["current_version"], json!(1));
 
+    // A patch that does not fit is 422 naming the setting, stale version or not: the
+    // body's error comes first.
+    let unfit = patch_if(
+        &server,
+        &bo.token,
+        &etag(&read_bo),
+        json!({ "average_handle_secs": [1] }),
+    )
+    .await;
+    assert_eq!(
+        unfit.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        unfit.text
+    );
+    assert_eq!(unfit.body["error"]["field"], "average_handle_secs");
+
     // Nothing of Bo's change was written, and no event logged for it.
     let now = server.get("/v1/settings", Some(&bo.token)).await;
     assert_eq!(etag(&now), "\"1\"");

@@ -30,6 +30,7 @@ str_enum!(
 
 /// A staff member: agent, supervisor or admin.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Agent {
     /// Id.
     pub id: AgentId,
@@ -45,7 +46,7 @@ pub struct Agent {
     pub availability: Availability,
     /// Max concurrent conversations; `None` uses the tenant default.
     pub capacity: Option<u32>,
-    /// Departments this agent serves (e.g. `billing`, `sales`).
+    /// Departments this agent serves (e.g. `sales`, `returns`).
     pub departments: Vec<String>,
     /// Disabled staff cannot act and receive nothing.
     pub active: bool,

@@ -8,6 +8,7 @@ use crate::ids::{AgentId, CannedResponseId, TenantId};
 
 /// A saved answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CannedResponse {
     /// Id.
     pub id: CannedResponseId,

@@ -17,6 +17,7 @@ use crate::ids::{ContactId, TenantId};
 /// A customer account (sign-up, login) is a contact too, with its login kept apart in
 /// the credential store ([`Account`](crate::credentials::Account)).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Contact {
     /// Id.
     pub id: ContactId,
@@ -37,6 +38,8 @@ pub struct Contact {
     /// The embedding site's own id for a logged-in customer.
     pub external_id: Option<String>,
     /// Free metadata: user agent, IP, page URL, referrer, anything the site knows.
+    /// Staff only: the customer's view leaves it out.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     pub metadata: BTreeMap<String, String>,
     /// When first seen.
     #[serde(with = "super::rfc3339")]

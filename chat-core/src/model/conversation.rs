@@ -12,6 +12,7 @@ pub const PREVIEW_CHARS: usize = 140;
 
 /// A support conversation between a contact and the desk.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Conversation {
     /// Id.
     pub id: ConversationId,
@@ -26,22 +27,32 @@ pub struct Conversation {
     /// Who answers now.
     pub mode: Mode,
     /// Queue priority.
+    /// Staff only: the customer's view leaves it out.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     pub priority: Priority,
     /// Department it is routed to; `None` is the general queue.
+    /// Staff only: the customer's view leaves it out.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     pub department: Option<String>,
     /// Free labels.
+    /// Staff only: the customer's view leaves it out.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     pub tags: Vec<String>,
     /// Pinned to the top of an inbox.
     pub pinned: bool,
     /// The agent that owns it.
     pub assigned_agent_id: Option<AgentId>,
     /// Other staff invited in (they see it too).
+    /// Staff only: the customer's view leaves it out.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     pub participants: Vec<AgentId>,
     /// The customer's rating, once given.
     pub rating: Option<Rating>,
     /// Customer-visible messages (notes and events excluded).
     pub message_count: u64,
     /// Customer messages the staff side has not read.
+    /// Staff only: the customer's view leaves it out.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     pub unread_for_agent: u64,
     /// Staff and bot messages the customer has not read.
     pub unread_for_customer: u64,
@@ -50,10 +61,14 @@ pub struct Conversation {
     /// Sequence of the newest message of any kind.
     pub last_seq: u64,
     /// Highest sequence the staff side has read.
+    /// Staff only: the customer's view leaves it out.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     pub agent_read_seq: u64,
     /// Highest sequence the customer has read.
     pub customer_read_seq: u64,
     /// Free metadata (entity references, channel thread ids, ...).
+    /// Staff only: the customer's view leaves it out.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     pub metadata: BTreeMap<String, String>,
     /// Created.
     #[serde(with = "super::rfc3339")]
@@ -87,11 +102,14 @@ pub struct Conversation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snooze: Option<Snooze>,
     /// Optimistic-concurrency version; every stored change adds one.
+    /// Staff only: the customer's view leaves it out.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     pub version: u64,
 }
 
 /// Why a conversation is out of the active list for now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snooze {
     /// When it comes back by itself; `None`: only when the customer writes. The customer's
     /// next message ends every snooze.
@@ -117,8 +135,10 @@ impl Snooze {
 
 /// The customer's verdict.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rating {
     /// 1 to 5.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 5))]
     pub score: u8,
     /// Free text.
     pub feedback: Option<String>,
@@ -129,6 +149,7 @@ pub struct Rating {
 
 /// A short view of the newest message for inbox lists.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessagePreview {
     /// Who sent it.
     pub sender: Sender,

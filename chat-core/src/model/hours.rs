@@ -15,6 +15,7 @@ use super::TenantSettings;
 
 /// When the desk is staffed. `None` in [`TenantSettings::business_hours`] means always open.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BusinessHours {
     /// IANA time zone name (`Europe/Berlin`, `America/New_York`, `UTC`); the tz database is
@@ -25,15 +26,18 @@ pub struct BusinessHours {
     pub weekly: WeeklyHours,
     /// Local dates (`YYYY-MM-DD`) closed all day.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
     pub holidays: Vec<String>,
     /// Posted to a visitor who opens a conversation while the desk is closed, and shown by
     /// the widget; `None` posts nothing (the answer still says `offline: true`).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000, pattern = r"\S"))]
     pub offline_message: Option<String>,
 }
 
 /// Opening ranges for each day of the week.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 #[allow(missing_docs)]
 pub struct WeeklyHours {
@@ -49,11 +53,20 @@ pub struct WeeklyHours {
 /// One opening range of a day, local `HH:MM` times; `to` may be `24:00` (end of day), and
 /// `from` must be before `to` (a range across midnight is two ranges on two days).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OpenRange {
     /// Opens at (inclusive).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
+    )]
     pub from: String,
     /// Closes at (exclusive).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
+    )]
     pub to: String,
 }
 

@@ -9,6 +9,7 @@ use crate::ids::{AgentId, ConversationId, MessageId, TenantId};
 
 /// One agent mentioned in one note.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Mention {
     /// Tenant.
     pub tenant_id: TenantId,

@@ -8,6 +8,7 @@ use crate::ids::{AgentId, ConversationId, MessageId, TenantId};
 
 /// Who wrote a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", content = "id", rename_all = "snake_case")]
 pub enum Sender {
     /// The contact.
@@ -52,6 +53,7 @@ str_enum!(
 
 /// A stored message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// Id.
     pub id: MessageId,
@@ -152,6 +154,7 @@ impl NewMessage {
 
 /// Metadata of an attached file; the bytes live in a [`BlobStore`](crate::BlobStore).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attachment {
     /// Key in the blob store.
     pub key: String,
@@ -165,6 +168,7 @@ pub struct Attachment {
 
 /// A reference from a message to a business entity (an order, a booking, a product).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntityRef {
     /// Entity kind, e.g. `order`.
     pub kind: String,
@@ -174,6 +178,7 @@ pub struct EntityRef {
 
 /// An earlier body of an edited message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Revision {
     /// The text before the edit.
     pub body: String,
@@ -184,6 +189,7 @@ pub struct Revision {
 
 /// Who a read cursor belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", content = "id", rename_all = "snake_case")]
 pub enum Reader {
     /// The customer of the conversation.
@@ -195,6 +201,7 @@ pub enum Reader {
 /// How far one reader has read a conversation. Unread counts and read receipts derive
 /// from these; there is no row per message per reader.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReadCursor {
     /// Tenant.
     pub tenant_id: TenantId,

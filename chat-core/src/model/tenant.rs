@@ -25,9 +25,11 @@ pub struct Tenant {
 
 /// Per-tenant behaviour. Every field has a default that suits a small support desk.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct TenantSettings {
     /// Posted by the bot when a conversation opens.
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000, pattern = r"\S"))]
     pub welcome_message: Option<String>,
     /// Whether the website widget asks a visitor's name and e-mail before the first
     /// message (a pre-chat form). Public: `GET /v1/widget` tells the widget.
@@ -37,27 +39,35 @@ pub struct TenantSettings {
     /// Whether a customer writing to a closed conversation reopens it.
     pub allow_reopen: bool,
     /// How long after posting a sender may edit a message, in seconds.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 86400))]
     pub edit_window_secs: u32,
     /// Concurrent conversations per agent unless the agent overrides it.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     pub default_capacity: u32,
     /// Whether queued conversations are routed to agents automatically.
     pub auto_assign: bool,
     /// Requeue a conversation whose agent has not answered in this many seconds.
+    #[cfg_attr(feature = "openapi", schema(minimum = 10, maximum = 2592000))]
     pub requeue_after_secs: Option<u32>,
     /// Close a conversation after this many seconds without a customer message.
+    #[cfg_attr(feature = "openapi", schema(minimum = 10, maximum = 2592000))]
     pub close_inactive_after_secs: Option<u32>,
     /// Typical time an agent spends on a conversation, for queue wait estimates.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86400))]
     pub average_handle_secs: u32,
 
     // Attachments. The engine's `Limits::uploads` stays the ceiling for every tenant; these
     // narrow it per desk.
     /// Largest attachment, in bytes.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1073741824))]
     pub upload_max_bytes: u64,
     /// Most files in one upload request.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub upload_max_files: u32,
     /// Accepted attachment types, as decided from the bytes (see
     /// [`detect_content_type`](crate::detect_content_type)); `*` at the end of an entry
     /// matches a family (`image/*`). Empty accepts every recognised type.
+    #[cfg_attr(feature = "openapi", schema(max_items = 64))]
     pub upload_allowed_types: Vec<String>,
     /// Contact attributes with a declared type (`plan: text`, `seats: number`,
     /// `renewal: date` ...), kept in the contact's `metadata`: a value of another type is
@@ -73,6 +83,7 @@ pub struct TenantSettings {
 /// The type of a declared contact attribute. Values are stored as text in the contact's
 /// `metadata`; the type says which texts are accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AttributeType {
     /// Any text.

@@ -14,12 +14,15 @@ use crate::error::ApiError;
 use crate::http::{self, Resp};
 
 /// Body of `POST /v1/accounts`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SignUpRequest {
+    #[schema(max_length = 64, pattern = r"\S")]
     username: String,
+    #[schema(min_length = 1, max_length = 1024)]
     password: String,
     #[serde(default)]
+    #[schema(max_length = 254, pattern = r"^\s*(\S*@\S*)?\s*$")]
     email: Option<String>,
     #[serde(default)]
     name: Option<String>,
@@ -28,8 +31,9 @@ pub(crate) struct SignUpRequest {
 }
 
 /// Body of `POST /v1/accounts/login`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AccountLoginRequest)]
 pub(crate) struct LoginRequest {
     username: String,
     password: String,
@@ -38,15 +42,17 @@ pub(crate) struct LoginRequest {
 }
 
 /// Body of `POST /v1/accounts/password`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AccountPasswordRequest)]
 pub(crate) struct PasswordRequest {
     current_password: String,
+    #[schema(min_length = 1, max_length = 1024)]
     new_password: String,
 }
 
 /// Body of `PATCH /v1/accounts/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AccountPatch {
     disabled: bool,

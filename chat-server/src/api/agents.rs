@@ -11,7 +11,7 @@ use crate::auth;
 use crate::error::ApiError;
 use crate::http::{self, Resp};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginRequest {
     email: String,
@@ -94,16 +94,22 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
     Ok(http::json(StatusCode::OK, &json!({ "items": items })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateAgentRequest)]
 pub(crate) struct CreateRequest {
+    #[schema(max_length = 2000, pattern = r"\S")]
     name: String,
+    #[schema(max_length = 254, pattern = r"^\s*\S*@\S*\s*$")]
     email: String,
     role: Role,
+    #[schema(min_length = 10, max_length = 1024)]
     password: String,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1000)]
     capacity: Option<u32>,
     #[serde(default)]
+    #[schema(max_items = 32)]
     departments: Vec<String>,
 }
 
@@ -202,7 +208,7 @@ pub async fn update(mut ctx: Ctx) -> Result<Resp, ApiError> {
     Ok(http::json(StatusCode::OK, &agent))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AvailabilityRequest {
     availability: Availability,
@@ -219,11 +225,13 @@ pub async fn availability(mut ctx: Ctx) -> Result<Resp, ApiError> {
     Ok(http::json(StatusCode::OK, &agent))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BotTokenRequest {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: String,
     #[serde(default)]
+    #[schema(minimum = 60, maximum = 315360000)]
     expires_in_secs: Option<u64>,
 }
 

@@ -78,7 +78,7 @@ pub async fn delete(ctx: Ctx) -> Result<Resp, ApiError> {
     Ok(http::no_content())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PostCannedRequest {
     canned_response_id: CannedResponseId,

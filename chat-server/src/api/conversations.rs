@@ -462,9 +462,10 @@ pub async fn delete(ctx: Ctx) -> Result<Resp, ApiError> {
     Ok(http::no_content())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct HandoffRequest {
+    #[schema(max_length = 2000)]
     department: Option<String>,
     reason: Option<String>,
 }
@@ -489,7 +490,7 @@ pub async fn claim(ctx: Ctx) -> Result<Resp, ApiError> {
     ok(&ctx, &c)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AssignRequest {
     agent_id: AgentId,
@@ -551,7 +552,7 @@ pub async fn transfer(mut ctx: Ctx) -> Result<Resp, ApiError> {
     ok(&ctx, &c)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ModeRequest {
     mode: Mode,
@@ -564,17 +565,21 @@ pub async fn set_mode(mut ctx: Ctx) -> Result<Resp, ApiError> {
     ok(&ctx, &c)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RatingRequest {
+    #[schema(minimum = 1, maximum = 5)]
     score: u8,
     #[serde(default)]
     feedback: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CloseRequest {
+    // Field-level rather than container `default` (the same for one field): the schema
+    // derive would otherwise write the default rating into the document.
+    #[serde(default)]
     rating: Option<RatingRequest>,
 }
 
@@ -660,8 +665,9 @@ pub async fn update_contact(mut ctx: Ctx) -> Result<Resp, ApiError> {
 }
 
 /// Body of `POST /v1/contacts/{id}/merge`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = MergeContactRequest)]
 pub(crate) struct MergeRequest {
     contact_id: ContactId,
 }

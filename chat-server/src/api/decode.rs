@@ -9,6 +9,8 @@ use chat_core::{
     Priority, WebhookPatch,
 };
 use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, Schema};
 
 use crate::error::ApiError;
 use crate::http;
@@ -56,6 +58,38 @@ pub fn body(family: u8, bytes: &[u8]) -> Result<(), ApiError> {
         28 => parse::<WebhookPatch>(bytes),
         _ => parse::<serde_json::Map<String, serde_json::Value>>(bytes),
     }
+}
+
+/// The schemas of the JSON bodies above that are derived from their types (the rest are
+/// still written in `openapi.rs`), for the OpenAPI document: the document describes the
+/// very types these bytes are decoded into.
+pub(crate) fn body_schemas() -> Vec<(String, RefOr<Schema>)> {
+    use super::{accounts, agents, canned, conversations, messages, snooze};
+    fn add<T: ToSchema>(all: &mut Vec<(String, RefOr<Schema>)>) {
+        all.push((T::name().into_owned(), T::schema()));
+        T::schemas(all);
+    }
+    let mut all = Vec::new();
+    add::<accounts::SignUpRequest>(&mut all);
+    add::<accounts::LoginRequest>(&mut all);
+    add::<accounts::PasswordRequest>(&mut all);
+    add::<accounts::AccountPatch>(&mut all);
+    add::<agents::LoginRequest>(&mut all);
+    add::<agents::CreateRequest>(&mut all);
+    add::<agents::AvailabilityRequest>(&mut all);
+    add::<agents::BotTokenRequest>(&mut all);
+    add::<canned::PostCannedRequest>(&mut all);
+    add::<conversations::HandoffRequest>(&mut all);
+    add::<conversations::AssignRequest>(&mut all);
+    add::<conversations::ModeRequest>(&mut all);
+    add::<conversations::RatingRequest>(&mut all);
+    add::<conversations::CloseRequest>(&mut all);
+    add::<conversations::MergeRequest>(&mut all);
+    add::<messages::NoteRequest>(&mut all);
+    add::<messages::EditRequest>(&mut all);
+    add::<messages::ReadRequest>(&mut all);
+    add::<snooze::SnoozeRequest>(&mut all);
+    all
 }
 
 /// Decodes a query string as the list, search, paging and report routes read it: every

@@ -82,7 +82,7 @@ pub(super) struct PostAnswer<'a> {
     pub(super) conversation: super::ConversationView<'a>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NoteRequest {
     #[serde(default)]
@@ -103,9 +103,11 @@ pub async fn note(mut ctx: Ctx) -> Result<Resp, ApiError> {
     Ok(http::json(StatusCode::CREATED, &note))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = EditMessageRequest)]
 pub(crate) struct EditRequest {
+    #[schema(max_length = 10000, pattern = r"\S")]
     body: String,
 }
 
@@ -126,7 +128,7 @@ pub async fn delete(ctx: Ctx) -> Result<Resp, ApiError> {
     Ok(http::json(StatusCode::OK, &message))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReadRequest {
     seq: u64,

@@ -100,12 +100,14 @@ pub async fn update(mut ctx: Ctx) -> Result<Resp, ApiError> {
     loop {
         // Reading first also refuses non-admins before the body says anything about them.
         let (current, version) = engine.versioned_tenant_settings(actor).await?;
+        // A patch that does not fit is 422 whatever version it names: the error is the
+        // body's, and a client retrying after a 412 would only meet it next.
+        let settings = merge(&current, patch.clone())?;
         if let Some(tags) = &expected
             && !tags.contains(&Some(version))
         {
             return Err(precondition_failed(version));
         }
-        let settings = merge(&current, patch.clone())?;
         match engine
             .update_tenant_settings_from(actor, version, settings)
             .await

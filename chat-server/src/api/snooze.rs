@@ -9,7 +9,7 @@ use super::Ctx;
 use crate::error::ApiError;
 use crate::http::{self, Resp};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct SnoozeRequest {
     /// RFC 3339; absent or null: until the customer's next message.
