@@ -526,11 +526,7 @@ fn commit_batch(tx: &Tx<'_>, cache: &mut Cache, batch: &mut [Box<dyn Job>]) {
 /// `false`, with the transaction rolled back and no outcome final, if an operation failed
 /// after it had written something (only a savepoint can take that back alone, so the
 /// caller runs the batch again with them); `true` once every job holds its final outcome.
-fn commit_without_savepoints(
-    tx: &Tx<'_>,
-    cache: &mut Cache,
-    batch: &mut [Box<dyn Job>],
-) -> bool {
+fn commit_without_savepoints(tx: &Tx<'_>, cache: &mut Cache, batch: &mut [Box<dyn Job>]) -> bool {
     let conn = tx.conn;
     if tx.begin(cache).is_err() {
         // The savepoint path tries again and reports this job by job.

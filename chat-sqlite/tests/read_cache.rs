@@ -104,7 +104,10 @@ async fn a_change_by_another_connection_is_read_at_once_without_a_write_between(
         .append_message(text(&c, 11, Sender::Customer, "still there?", 2))
         .await
         .unwrap();
-    assert_eq!(next.conversation.title.as_deref(), Some("Changed elsewhere"));
+    assert_eq!(
+        next.conversation.title.as_deref(),
+        Some("Changed elsewhere")
+    );
     assert_eq!(next.conversation.version, elsewhere.version + 1);
     assert_eq!(
         store.conversation(c.tenant_id, c.id).await.unwrap(),
