@@ -146,7 +146,7 @@ async fn drive(
                 n += 1;
                 let (which, read) = (
                     turn / 2,
-                    if turn % 2 == 0 {
+                    if turn.is_multiple_of(2) {
                         Read::Open
                     } else {
                         Read::Page
