@@ -59,6 +59,9 @@ struct State {
     /// Commits the writer has reported.
     commits: u64,
     stop: bool,
+    /// The thread waits for a commit (not in its interval's pause or a checkpoint): only
+    /// then does a commit need to wake it.
+    waiting: bool,
 }
 
 impl Shared {
@@ -70,8 +73,13 @@ impl Shared {
 
     /// The writer committed a transaction.
     pub(crate) fn committed(&self) {
-        self.lock().commits += 1;
-        self.wake.notify_one();
+        let mut state = self.lock();
+        state.commits += 1;
+        // A commit during the pause or a pass is counted when the thread next looks;
+        // waking it for nothing was a context switch per commit.
+        if state.waiting {
+            self.wake.notify_one();
+        }
     }
 
     /// Run by the writer between two transactions: if a pass found the log at the restart
@@ -143,6 +151,7 @@ impl Checkpoints {
             state: Mutex::new(State {
                 commits: 0,
                 stop: false,
+                waiting: false,
             }),
             wake: Condvar::new(),
             restart: AtomicBool::new(false),
@@ -207,6 +216,7 @@ fn run(conn: &Connection, shared: &Shared, interval: Duration, restart_pages: u6
         let commits = {
             let mut state = shared.lock();
             let idle_at = Instant::now() + IDLE;
+            state.waiting = true;
             while !state.stop && state.commits == seen {
                 let now = Instant::now();
                 if now >= idle_at {
@@ -218,6 +228,7 @@ fn run(conn: &Connection, shared: &Shared, interval: Duration, restart_pages: u6
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
                     .0;
             }
+            state.waiting = false;
             if state.stop {
                 return;
             }

@@ -489,6 +489,12 @@ impl Store for SqliteStore {
         tenant: TenantId,
         id: ConversationId,
     ) -> Result<Option<Conversation>> {
+        // Every posted message reads its conversation first: the state the writer last
+        // committed answers without a connection, a query or a decode when the writer can
+        // vouch for it (`writer::Committed`); otherwise the database does.
+        if let Some(conversation) = self.writer.committed().conversation(tenant, id) {
+            return Ok(Some(conversation));
+        }
         self.read(move |c| read::conversation(c, tenant, id)).await
     }
 

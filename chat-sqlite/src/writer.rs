@@ -24,6 +24,28 @@
 //! does not commit empties it, and so does a commit by any other connection (`PRAGMA
 //! data_version`, checked at the start of every transaction).
 //!
+//! Readers share what the writer knows ([`Committed`]): after each commit the thread
+//! publishes the conversations that group wrote, exactly as committed, and a read of a
+//! conversation is answered from there without a connection, a query or a JSON decode
+//! (the read on every posted message). Such an answer must be what a read of the
+//! database would give at that moment, also when another connection (another store or
+//! process on the file) has committed since. Two cases, told apart under one lock:
+//! - the writer is inside a transaction it began with `BEGIN IMMEDIATE` and has checked
+//!   `data_version` since: it holds the database's write lock, so nobody else can commit,
+//!   and what it had published is the committed state (its own open writes are not
+//!   visible to readers either);
+//! - otherwise a hit asks the write connection itself, if it is free (`try_lock`: a
+//!   reader never waits for the writer), for `PRAGMA data_version`, which changes exactly
+//!   when another connection has committed (this one's own commits do not change it, and
+//!   the readers never write); if it changed, everything published is dropped, and the
+//!   writer drops its own cache at its next transaction. If the connection is busy
+//!   between two transactions the read goes to the database.
+//!
+//! The one gap: between a `COMMIT` returning and the publication right after it, a few
+//! microseconds without the write lock, a hit answers the state before that commit, the
+//! state its callers have not been told about yet, and would not see a commit another
+//! process squeezed into those microseconds.
+//!
 //! After each group the thread tells its [`Followers`]: the search indexer, which applies
 //! the new events to the search file, and the checkpoint thread, which copies the log into
 //! the database. Neither work is done on the commit path; the one exception is the rare
@@ -32,7 +54,7 @@
 
 use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use chat_core::{Conversation, ConversationId, Error, Result, TenantId};
@@ -46,8 +68,10 @@ pub(crate) struct Cache {
     /// Entries the running operation changed, forgotten if it is rolled back.
     touched: Vec<Key>,
     capacity: usize,
-    /// `PRAGMA data_version` after this connection's last transaction.
-    data_version: Option<i64>,
+    /// Conversations put, taken or forgotten since the last publication to [`Committed`].
+    dirty: Vec<ConversationId>,
+    /// The cache was emptied since the last publication.
+    cleared: bool,
 }
 
 enum Key {
@@ -62,7 +86,8 @@ impl Cache {
             event_seqs: HashMap::new(),
             touched: Vec::new(),
             capacity,
-            data_version: None,
+            dirty: Vec::new(),
+            cleared: false,
         }
     }
 
@@ -71,6 +96,7 @@ impl Cache {
         let found = self.conversations.remove(&id);
         if found.is_some() {
             self.touched.push(Key::Conversation(id));
+            self.dirty.push(id);
         }
         found
     }
@@ -88,12 +114,14 @@ impl Cache {
             self.conversations.clear();
         }
         self.touched.push(Key::Conversation(conversation.id));
+        self.dirty.push(conversation.id);
         self.conversations.insert(conversation.id, conversation);
     }
 
     /// Forgets a conversation (deleted, or changed by SQL that did not go through here).
     pub(crate) fn forget_conversation(&mut self, id: ConversationId) {
         self.conversations.remove(&id);
+        self.dirty.push(id);
     }
 
     /// The tenant's last event sequence, if known.
@@ -118,6 +146,7 @@ impl Cache {
             match key {
                 Key::Conversation(id) => {
                     self.conversations.remove(&id);
+                    self.dirty.push(id);
                 }
                 Key::Tenant(tenant) => {
                     self.event_seqs.remove(&tenant);
@@ -131,19 +160,136 @@ impl Cache {
         self.conversations.clear();
         self.event_seqs.clear();
         self.touched.clear();
+        self.dirty.clear();
+        self.cleared = true;
+    }
+}
+
+/// `PRAGMA data_version` of `conn`: changes when another connection has committed.
+fn data_version(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached("PRAGMA data_version")
+        .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+        .map_err(crate::error::map)
+}
+
+/// The conversations as the writer last committed them, for readers; see the module
+/// documentation for why a hit is what the database holds.
+pub(crate) struct Committed {
+    state: Mutex<Published>,
+    /// The write connection, held by the writer thread while it runs a group.
+    conn: Mutex<Connection>,
+}
+
+struct Published {
+    conversations: HashMap<ConversationId, Conversation>,
+    capacity: usize,
+    /// `PRAGMA data_version` of the write connection when last read (by the writer at the
+    /// start of a transaction, or by a reader's check).
+    data_version: Option<i64>,
+    /// The writer holds the write lock and has checked `data_version` since it took it.
+    locked: bool,
+    /// A reader found another connection's commit: the writer must empty its own cache.
+    foreign: bool,
+}
+
+impl Committed {
+    fn new(conn: Connection, capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(Published {
+                conversations: HashMap::new(),
+                capacity,
+                data_version: None,
+                locked: false,
+                foreign: false,
+            }),
+            conn: Mutex::new(conn),
+        }
     }
 
-    /// Empties the cache if another connection committed since this one last looked.
-    fn check_data_version(&mut self, conn: &Connection) -> Result<()> {
-        let version: i64 = conn
-            .prepare_cached("PRAGMA data_version")
-            .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
-            .map_err(crate::error::map)?;
-        if self.data_version != Some(version) {
-            self.clear();
-            self.data_version = Some(version);
+    fn state(&self) -> MutexGuard<'_, Published> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn connection(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The conversation as committed, if the writer knows it for certain; `None` sends
+    /// the caller to the database.
+    pub(crate) fn conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+    ) -> Option<Conversation> {
+        let mut state = self.state();
+        let hit = state.conversations.get(&id)?;
+        if hit.tenant_id != tenant {
+            return None;
         }
+        if !state.locked {
+            // Between transactions: has anyone else committed since the writer looked?
+            // Only the write connection can tell (its own commits do not count), and a
+            // reader never waits for it.
+            let conn = self.conn.try_lock().ok()?;
+            let version = data_version(&conn).ok()?;
+            drop(conn);
+            if state.data_version != Some(version) {
+                state.data_version = Some(version);
+                state.conversations.clear();
+                state.foreign = true;
+                return None;
+            }
+        }
+        state.conversations.get(&id).cloned()
+    }
+
+    /// Run right after `BEGIN IMMEDIATE`: empties both caches if another connection
+    /// committed since the writer (or a reader) last looked, then marks the write lock as
+    /// held.
+    fn begin(&self, conn: &Connection, cache: &mut Cache) -> Result<()> {
+        let version = data_version(conn)?;
+        let mut state = self.state();
+        if state.data_version != Some(version) || state.foreign {
+            cache.clear();
+            state.conversations.clear();
+            state.data_version = Some(version);
+            state.foreign = false;
+        }
+        state.locked = true;
         Ok(())
+    }
+
+    /// The transaction is about to end without a commit (or SQLite ended it): readers
+    /// must check again. Nothing was published during it, so nothing is taken back.
+    fn end(&self) {
+        self.state().locked = false;
+    }
+
+    /// The transaction committed: readers get what it wrote.
+    fn publish(&self, cache: &mut Cache) {
+        let mut state = self.state();
+        if std::mem::take(&mut cache.cleared) {
+            state.conversations.clear();
+        }
+        for id in cache.dirty.drain(..) {
+            match cache.conversations.get(&id) {
+                Some(conversation) => {
+                    if state.conversations.len() >= state.capacity
+                        && !state.conversations.contains_key(&id)
+                    {
+                        // As in the writer's cache: coherent, O(1), refilled by writes.
+                        state.conversations.clear();
+                    }
+                    if state.capacity > 0 {
+                        state.conversations.insert(id, conversation.clone());
+                    }
+                }
+                None => {
+                    state.conversations.remove(&id);
+                }
+            }
+        }
+        state.locked = false;
     }
 }
 
@@ -219,6 +365,7 @@ pub(crate) struct Followers {
 pub(crate) struct Writer {
     sender: Option<mpsc::Sender<Box<dyn Job>>>,
     thread: Option<JoinHandle<()>>,
+    committed: Arc<Committed>,
 }
 
 impl Writer {
@@ -231,16 +378,20 @@ impl Writer {
     ) -> Result<Self> {
         // The queue bound only adds back-pressure; a batch takes at most `max_batch`.
         let (sender, receiver) = mpsc::channel(max_batch.max(1) * 4);
+        let committed = Arc::new(Committed::new(conn, cached));
         let thread = std::thread::Builder::new()
             .name("chat-sqlite-writer".into())
-            .spawn(move || {
-                run(
-                    conn,
-                    receiver,
-                    max_batch.max(1),
-                    Cache::new(cached),
-                    &followers,
-                )
+            .spawn({
+                let committed = committed.clone();
+                move || {
+                    run(
+                        &committed,
+                        receiver,
+                        max_batch.max(1),
+                        Cache::new(cached),
+                        &followers,
+                    )
+                }
             })
             .map_err(|e| {
                 Error::storage_kind(
@@ -251,7 +402,13 @@ impl Writer {
         Ok(Self {
             sender: Some(sender),
             thread: Some(thread),
+            committed,
         })
+    }
+
+    /// What the writer last committed, for readers.
+    pub(crate) fn committed(&self) -> &Committed {
+        &self.committed
     }
 
     /// Runs `op` in the writer's next transaction; answers once that transaction has
@@ -290,7 +447,7 @@ impl Drop for Writer {
 }
 
 fn run(
-    conn: Connection,
+    committed: &Committed,
     mut receiver: mpsc::Receiver<Box<dyn Job>>,
     max_batch: usize,
     mut cache: Cache,
@@ -305,7 +462,13 @@ fn run(
                 Err(_) => break,
             }
         }
-        commit_batch(&conn, &mut cache, &mut batch);
+        // Held for the group; readers only ever `try_lock` it (see `Committed`).
+        let conn = committed.connection();
+        let tx = Tx {
+            conn: &conn,
+            committed,
+        };
+        commit_batch(&tx, &mut cache, &mut batch);
         for job in batch.drain(..) {
             job.reply();
         }
@@ -315,11 +478,47 @@ fn run(
     }
 }
 
+/// The write connection and the readers' view of it, for one group.
+struct Tx<'a> {
+    conn: &'a Connection,
+    committed: &'a Committed,
+}
+
+impl Tx<'_> {
+    /// `BEGIN IMMEDIATE`, then the check for other connections' commits.
+    fn begin(&self, cache: &mut Cache) -> Result<()> {
+        exec(self.conn, "BEGIN IMMEDIATE")?;
+        self.committed.begin(self.conn, cache)
+    }
+
+    /// `COMMIT`; on success readers get what it wrote.
+    fn commit(&self, cache: &mut Cache) -> Result<()> {
+        match exec(self.conn, "COMMIT") {
+            Ok(()) => {
+                self.committed.publish(cache);
+                Ok(())
+            }
+            Err(e) => {
+                self.committed.end();
+                Err(e)
+            }
+        }
+    }
+
+    /// Rolls the open transaction back, if SQLite has not already.
+    fn rollback(&self) {
+        self.committed.end();
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
 /// Runs `batch` in as few transactions as possible. Afterwards every job holds its final
 /// outcome: a success only if its writes are committed.
-fn commit_batch(conn: &Connection, cache: &mut Cache, batch: &mut [Box<dyn Job>]) {
-    if !commit_without_savepoints(conn, cache, batch) {
-        commit_with_savepoints(conn, cache, batch);
+fn commit_batch(tx: &Tx<'_>, cache: &mut Cache, batch: &mut [Box<dyn Job>]) {
+    if !commit_without_savepoints(tx, cache, batch) {
+        commit_with_savepoints(tx, cache, batch);
     }
 }
 
@@ -327,19 +526,11 @@ fn commit_batch(conn: &Connection, cache: &mut Cache, batch: &mut [Box<dyn Job>]
 /// `false`, with the transaction rolled back and no outcome final, if an operation failed
 /// after it had written something (only a savepoint can take that back alone, so the
 /// caller runs the batch again with them); `true` once every job holds its final outcome.
-fn commit_without_savepoints(
-    conn: &Connection,
-    cache: &mut Cache,
-    batch: &mut [Box<dyn Job>],
-) -> bool {
-    if exec(conn, "BEGIN IMMEDIATE")
-        .and_then(|()| cache.check_data_version(conn))
-        .is_err()
-    {
+fn commit_without_savepoints(tx: &Tx<'_>, cache: &mut Cache, batch: &mut [Box<dyn Job>]) -> bool {
+    let conn = tx.conn;
+    if tx.begin(cache).is_err() {
         // The savepoint path tries again and reports this job by job.
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
+        tx.rollback();
         return false;
     }
     for i in 0..batch.len() {
@@ -351,6 +542,7 @@ fn commit_without_savepoints(
         if conn.is_autocommit() {
             // SQLite rolled back the whole transaction (a full disk, I/O): the jobs before
             // this one lost their writes too; the rest get a transaction of their own.
+            tx.committed.end();
             cache.clear();
             let why =
                 "the transaction was rolled back by an error in another operation of its group";
@@ -360,7 +552,7 @@ fn commit_without_savepoints(
             if ok {
                 batch[i].revoke(Error::storage(why));
             }
-            commit_with_savepoints(conn, cache, &mut batch[i + 1..]);
+            commit_with_savepoints(tx, cache, &mut batch[i + 1..]);
             return true;
         }
         if ok {
@@ -370,36 +562,33 @@ fn commit_without_savepoints(
             cache.undo_operation();
         } else {
             cache.clear();
-            let _ = conn.execute_batch("ROLLBACK");
+            tx.rollback();
             return false;
         }
     }
-    if let Err(e) = exec(conn, "COMMIT") {
+    if let Err(e) = tx.commit(cache) {
         cache.clear();
         let failure = commit_failure(e);
         for job in batch.iter_mut() {
             job.revoke(Error::Storage(failure.clone()));
         }
-        let _ = conn.execute_batch("ROLLBACK");
+        tx.rollback();
     }
     true
 }
 
 /// Runs `batch` with a savepoint around each operation, so that one failing after it has
 /// written is rolled back alone.
-fn commit_with_savepoints(conn: &Connection, cache: &mut Cache, batch: &mut [Box<dyn Job>]) {
+fn commit_with_savepoints(tx: &Tx<'_>, cache: &mut Cache, batch: &mut [Box<dyn Job>]) {
+    let conn = tx.conn;
     // Jobs of the open transaction: batch[start..] up to the current one.
     let mut start = 0;
     let mut open = false;
     for i in 0..batch.len() {
         if !open {
-            if let Err(e) =
-                exec(conn, "BEGIN IMMEDIATE").and_then(|()| cache.check_data_version(conn))
-            {
+            if let Err(e) = tx.begin(cache) {
                 batch[i].revoke(e);
-                if !conn.is_autocommit() {
-                    let _ = conn.execute_batch("ROLLBACK");
-                }
+                tx.rollback();
                 start = i + 1;
                 continue;
             }
@@ -415,6 +604,7 @@ fn commit_with_savepoints(conn: &Connection, cache: &mut Cache, batch: &mut [Box
             cache: &mut *cache,
         });
         if conn.is_autocommit() {
+            tx.committed.end();
             cache.clear();
             // Some errors (a full disk, I/O) make SQLite roll back the whole transaction:
             // the jobs before this one lost their writes too.
@@ -439,30 +629,28 @@ fn commit_with_savepoints(conn: &Connection, cache: &mut Cache, batch: &mut [Box
         if let Err(e) = end {
             cache.clear();
             batch[i].revoke(e);
-            rollback(conn, &mut batch[start..i]);
+            rollback(tx, &mut batch[start..i]);
             open = false;
         }
     }
-    if open && let Err(e) = exec(conn, "COMMIT") {
+    if open && let Err(e) = tx.commit(cache) {
         cache.clear();
         let failure = commit_failure(e);
         for job in &mut batch[start..] {
             job.revoke(Error::Storage(failure.clone()));
         }
-        let _ = conn.execute_batch("ROLLBACK");
+        tx.rollback();
     }
 }
 
 /// Abandons the open transaction; its jobs are told they did not happen.
-fn rollback(conn: &Connection, jobs: &mut [Box<dyn Job>]) {
+fn rollback(tx: &Tx<'_>, jobs: &mut [Box<dyn Job>]) {
     for job in jobs {
         job.revoke(Error::storage(
             "the transaction was rolled back after a savepoint failed",
         ));
     }
-    if !conn.is_autocommit() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
+    tx.rollback();
 }
 
 /// A failed COMMIT for every job of its group: the same kind (a full disk stays `Full`).

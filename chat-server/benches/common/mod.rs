@@ -63,6 +63,13 @@ pub fn machine() -> String {
     format!("{cpus} cores ({model}), loopback; load generator and server share the cores")
 }
 
+/// `/proc/loadavg`'s first three fields (the machine is shared: figures need it).
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 /// A listener on 127.0.0.1 with a deep backlog (the default 128 makes thousands of
 /// simultaneous connects wait on SYN retries).
 pub fn listen(port: u16) -> std::io::Result<TcpListener> {
@@ -72,37 +79,70 @@ pub fn listen(port: u16) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
-/// The engine the real server runs on: persistence ON, a SQLite file in `dir`.
-///
-/// The backend is chosen here and only here. `SqliteStore` does not implement
-/// `chat_core::Credentials` yet, so for now the domain data (conversations, messages,
-/// events) is in SQLite and only the credentials (visitor-token digests) are in a
-/// `MemoryStore`. Once `impl Credentials for SqliteStore` lands this becomes
-/// `Engine::builder_with_backend(Arc::new(store))`.
-///
-/// `BENCH_STORE=memory` runs everything in a `MemoryStore` instead (to tell the cost of
-/// persistence from the cost of the HTTP and engine layers).
-pub fn engine(dir: &Path) -> Engine {
-    if memory_only() {
-        return Engine::builder_with_backend(Arc::new(chat_core::memory::MemoryStore::new()))
-            .build();
-    }
-    let store =
-        chat_sqlite::SqliteStore::open(dir.join("bench.db")).expect("open the SQLite store");
-    Engine::builder_with_backend(Arc::new(store)).build()
+/// Where a bench server keeps its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `chat_core::memory::MemoryStore`: no persistence, the cost of the HTTP and engine
+    /// layers alone.
+    Memory,
+    /// `SqliteStore` with `synchronous = FULL`, credentials included.
+    Sqlite,
 }
 
-fn memory_only() -> bool {
-    std::env::var("BENCH_STORE").is_ok_and(|s| s == "memory")
+impl Backend {
+    /// `BENCH_STORE=memory` or `BENCH_STORE=sqlite`; `None` when unset (benches that
+    /// compare the two then run both).
+    pub fn from_env() -> Option<Self> {
+        match std::env::var("BENCH_STORE").ok()?.as_str() {
+            "memory" => Some(Self::Memory),
+            "sqlite" => Some(Self::Sqlite),
+            other => {
+                eprintln!("BENCH_STORE={other:?} is neither memory nor sqlite; using sqlite");
+                Some(Self::Sqlite)
+            }
+        }
+    }
+
+    /// For the printed figures.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Memory => "MemoryStore (no persistence)",
+            Self::Sqlite => "SqliteStore (synchronous = FULL), credentials included",
+        }
+    }
+}
+
+/// The engine a bench server runs on: `backend`, in a SQLite file in `dir` for
+/// [`Backend::Sqlite`].
+/// The SQLite store is returned too, to wait for its background work between runs.
+pub fn engine_on(dir: &Path, backend: Backend) -> (Engine, Option<Arc<chat_sqlite::SqliteStore>>) {
+    match backend {
+        Backend::Memory => (
+            Engine::builder_with_backend(Arc::new(chat_core::memory::MemoryStore::new())).build(),
+            None,
+        ),
+        Backend::Sqlite => {
+            let store = Arc::new(
+                chat_sqlite::SqliteStore::open(dir.join("bench.db"))
+                    .expect("open the SQLite store"),
+            );
+            (
+                Engine::builder_with_backend(store.clone()).build(),
+                Some(store),
+            )
+        }
+    }
+}
+
+/// The engine the real server runs on: SQLite unless `BENCH_STORE=memory` (to tell the
+/// cost of persistence from the cost of the HTTP and engine layers).
+pub fn engine(dir: &Path) -> Engine {
+    engine_on(dir, Backend::from_env().unwrap_or(Backend::Sqlite)).0
 }
 
 /// Which backend [`engine`] uses, for the printed figures.
 pub fn backend_name() -> &'static str {
-    if memory_only() {
-        "MemoryStore (BENCH_STORE=memory: no persistence)"
-    } else {
-        "SqliteStore (synchronous = FULL), credentials included"
-    }
+    Backend::from_env().unwrap_or(Backend::Sqlite).name()
 }
 
 /// The bench configuration: no rate limits and no per-address caps (one client IP sends
@@ -130,6 +170,8 @@ pub struct ChatServer {
     pub engine: Engine,
     /// The one tenant.
     pub tenant: TenantId,
+    /// Its SQLite store, if it has one.
+    pub sqlite: Option<Arc<chat_sqlite::SqliteStore>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -139,8 +181,13 @@ impl ChatServer {
     /// Starts `chat_server::run` on 127.0.0.1:`port` (0: any) with one tenant whose bot
     /// is off (customer messages go straight to the queue, no bot replies).
     pub async fn start(port: u16) -> Self {
+        Self::start_on(port, Backend::from_env().unwrap_or(Backend::Sqlite)).await
+    }
+
+    /// [`ChatServer::start`] on `backend`.
+    pub async fn start_on(port: u16, backend: Backend) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let engine = engine(dir.path());
+        let (engine, sqlite) = engine_on(dir.path(), backend);
         let settings = TenantSettings {
             bot_enabled: false,
             ..TenantSettings::default()
@@ -165,6 +212,7 @@ impl ChatServer {
             addr,
             engine,
             tenant,
+            sqlite,
             stop: Some(stop),
             task: Some(task),
             _dir: dir,

@@ -353,6 +353,7 @@ pub(super) fn run(
         let (ticked, suspect) = {
             let mut wake = shared.lock();
             let tick_at = Instant::now() + TICK;
+            wake.waiting = true;
             while !wake.stop && wake.commits == seen && !wake.suspect {
                 let now = Instant::now();
                 if now >= tick_at {
@@ -364,6 +365,7 @@ pub(super) fn run(
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
                     .0;
             }
+            wake.waiting = false;
             if wake.stop {
                 return;
             }

@@ -100,6 +100,9 @@ struct Wake {
     /// A reader's search failed on the index.
     suspect: bool,
     stop: bool,
+    /// The indexer waits for a commit (not in its interval's pause or a pass): only then
+    /// does a commit need to wake it.
+    waiting: bool,
 }
 
 impl Shared {
@@ -121,8 +124,14 @@ impl Shared {
 
     /// The writer committed: events may follow the watermark.
     pub(crate) fn committed(&self) {
-        self.lock().commits += 1;
-        self.cond.notify_one();
+        let mut wake = self.lock();
+        wake.commits += 1;
+        // Under load the indexer is pausing or working when a commit comes; it counts the
+        // commit when it next looks. Waking it anyway cost two context switches per
+        // commit on a 2-core machine that the writer and the server share.
+        if wake.waiting {
+            self.cond.notify_one();
+        }
     }
 
     /// A search failed while it used the index: the indexer checks the file (and rebuilds
