@@ -126,7 +126,8 @@ impl State {
     /// Logs an event with the tenant's next sequence.
     fn log(&mut self, event: NewEvent) -> Event {
         let log = self.events.entry(event.tenant_id).or_default();
-        let event = event.into_event(log.len() as u64 + 1);
+        // The log may start later than 1 (compaction), never sooner than its last seq.
+        let event = event.into_event(log.last().map_or(0, |e| e.seq) + 1);
         log.push(event.clone());
         let kind = event.payload.kind();
         for webhook in &self.webhooks {
@@ -766,8 +767,30 @@ impl Store for MemoryStore {
     async fn events_since(&self, tenant: TenantId, after: u64, limit: usize) -> Result<Vec<Event>> {
         let s = self.lock();
         let log = s.events.get(&tenant).map(Vec::as_slice).unwrap_or(&[]);
-        let start = (after as usize).min(log.len());
+        let start = log.partition_point(|e| e.seq <= after);
         Ok(log[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn compact_events(&self, tenant: TenantId, through: u64, limit: usize) -> Result<u64> {
+        let mut s = self.lock();
+        // The deliverer reads a pending delivery's event: it stays, and so does every later one.
+        let pending = s
+            .deliveries
+            .values()
+            .filter(|d| d.tenant_id == tenant && d.state == DeliveryState::Pending)
+            .map(|d| d.seq)
+            .min()
+            .unwrap_or(u64::MAX);
+        let Some(log) = s.events.get_mut(&tenant) else {
+            return Ok(0);
+        };
+        let head = log.last().map_or(0, |e| e.seq);
+        let through = through
+            .min(head.saturating_sub(1))
+            .min(pending.saturating_sub(1));
+        let n = log.partition_point(|e| e.seq <= through).min(limit);
+        log.drain(..n);
+        Ok(n as u64)
     }
 
     async fn event_head(&self, tenant: TenantId) -> Result<u64> {

@@ -211,6 +211,16 @@ pub(crate) mod seam {
         /// follower starts, and what a client's cursor is checked against (one from beyond it
         /// came from another database and must reload). One indexed read, not a scan.
         async fn event_head(&self, tenant: TenantId) -> Result<u64>;
+        /// Deletes the oldest of the tenant's events with `seq <= through`, at most `limit`
+        /// of them, and says how many went: the log's retention, decided by
+        /// [`Engine::compact_events`](crate::Engine::compact_events). Whatever `through`
+        /// says, the store keeps the newest event (its `seq` numbers the next one), every
+        /// event from the oldest pending webhook delivery's on (the deliverer reads it), and
+        /// what else the backend still needs (SQLite: the events its search indexer has not
+        /// applied). Reads after it see the log start later; a feed whose cursor is before
+        /// that start answers [`ResyncReason::TooOld`](crate::feed::ResyncReason::TooOld).
+        async fn compact_events(&self, tenant: TenantId, through: u64, limit: usize)
+        -> Result<u64>;
 
         /// Stores a canned response, or replaces the one with its id (of the same tenant),
         /// and appends a [`crate::NewEvent::canned_response_updated`] event, atomically.

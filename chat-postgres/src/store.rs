@@ -1212,6 +1212,29 @@ impl Store for PostgresStore {
         Ok(row.map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
     }
 
+    async fn compact_events(&self, tenant: TenantId, through: u64, limit_: usize) -> Result<u64> {
+        let client = self.client().await?;
+        // One statement: the newest event (`event_heads` numbers the next one, but a
+        // reader's head is `max(seq)` of the log as well) and every event from the oldest
+        // pending delivery's on stay.
+        let stmt = client
+            .prepare_cached(
+                "DELETE FROM events WHERE tenant_id = $1 AND seq IN ( \
+                   SELECT seq FROM events WHERE tenant_id = $1 AND seq <= LEAST($2, \
+                     (SELECT coalesce(max(seq), 0) - 1 FROM events WHERE tenant_id = $1), \
+                     coalesce((SELECT min(seq) FROM webhook_deliveries \
+                               WHERE tenant_id = $1 AND state = 'pending'), 9223372036854775807) - 1) \
+                   ORDER BY seq LIMIT $3)",
+            )
+            .await
+            .db()?;
+        let n = client
+            .execute(&stmt, &[&tenant.0, &int(through), &limit(limit_)])
+            .await
+            .db()?;
+        Ok(n)
+    }
+
     async fn put_canned_response(&self, response: &CannedResponse) -> Result<Event> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;

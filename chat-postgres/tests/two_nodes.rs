@@ -188,6 +188,14 @@ mod with_database {
         async fn event_head(&self, tenant: TenantId) -> Result<u64> {
             self.next().event_head(tenant).await
         }
+        async fn compact_events(
+            &self,
+            tenant: TenantId,
+            through: u64,
+            limit: usize,
+        ) -> Result<u64> {
+            self.next().compact_events(tenant, through, limit).await
+        }
         async fn message_hits(&self, query: &chat_core::store::HitQuery) -> Result<Vec<Message>> {
             self.next().message_hits(query).await
         }

@@ -126,9 +126,20 @@ struct Cli {
     /// services, beside the bundled Mozilla roots and the system's (a private CA).
     #[arg(long, env = "CHAT_BOT_CA_FILE")]
     bot_ca_file: Option<PathBuf>,
-    /// Seconds between runs of the tenants' timers (requeue, inactivity close).
+    /// Seconds between runs of the tenants' timers (requeue, inactivity close, event
+    /// log compaction).
     #[arg(long, env = "CHAT_TIMER_INTERVAL_SECS", default_value_t = 15)]
     timer_interval_secs: u64,
+    /// Event log retention: the newest events of each tenant always kept. An event goes
+    /// once it is beyond this count and older than --event-retention-days (and no pending
+    /// webhook delivery needs it); a client whose cursor is older is told to resync. Keep
+    /// it at least the replay window (50,000).
+    #[arg(long, env = "CHAT_EVENT_RETENTION_EVENTS", default_value_t = 200_000)]
+    event_retention_events: u64,
+    /// Event log retention: events younger than this many days are always kept; 0 keeps
+    /// the whole log (no compaction).
+    #[arg(long, env = "CHAT_EVENT_RETENTION_DAYS", default_value_t = 30)]
+    event_retention_days: u32,
     /// Let event webhooks reach loopback, private and link-local addresses. Off by
     /// default: an admin's webhook URL must not reach this server's own network (cloud
     /// metadata, the database); turn it on for receivers on this machine or LAN (tests).
@@ -388,6 +399,11 @@ async fn main() -> anyhow::Result<()> {
         .bus(bus)
         .router(router)
         .bot(bot)
+        .event_retention(chat_core::EventRetention {
+            keep_events: cli.event_retention_events,
+            keep_for: time::Duration::days(cli.event_retention_days.into()),
+            enabled: cli.event_retention_days > 0,
+        })
         .build();
     if let Some(Command::Export {
         tenant,

@@ -674,7 +674,7 @@ fn core_schemas() -> Value {
         "BotTokenList": list_of("BotTokenInfo"),
         "EventList": object(&["items", "next_since", "more", "head", "resync_required"], json!({ "items": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } }, "next_since": { "type": "integer" }, "more": { "type": "boolean" },
             "head": { "type": "integer", "description": "The newest event's seq when the page was read." },
-            "resync_required": { "type": "boolean", "description": "`since` is beyond `head`: the cursor comes from another database (a restore, a wiped server); reload, then continue from `head`." } })),
+            "resync_required": { "type": "boolean", "description": "`since` is beyond `head` (the cursor comes from another database: a restore, a wiped server), or before the oldest event the log keeps (the event retention removed the events after it); reload, then continue from `head`." } })),
         "Event": object(&["seq", "at", "payload"], json!({ "seq": { "type": "integer" }, "tenant_id": uuid, "conversation_id": { "type": ["string", "null"] },
             "staff_only": { "type": "boolean" }, "at": time, "payload": object(&["type"], json!({ "type": { "type": "string",
             "enum": ["conversation_created", "conversation_updated", "conversation_deleted", "message_created", "message_updated", "read_updated", "agent_updated", "contact_merged", "contact_erased", "settings_updated", "mentioned", "canned_response_updated", "canned_response_deleted", "webhook_paused"] } })) })),

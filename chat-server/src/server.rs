@@ -228,9 +228,10 @@ async fn run_timers(engine: Engine, every: Duration, mut stopped: watch::Receive
                     if !report.requeued.is_empty()
                         || !report.closed.is_empty()
                         || !report.woken.is_empty()
-                        || !report.routed.is_empty() =>
+                        || !report.routed.is_empty()
+                        || report.events_compacted > 0 =>
                 {
-                    tracing::info!(tenant = %tenant.id, requeued = report.requeued.len(), closed = report.closed.len(), woken = report.woken.len(), routed = report.routed.len(), "timers fired");
+                    tracing::info!(tenant = %tenant.id, requeued = report.requeued.len(), closed = report.closed.len(), woken = report.woken.len(), routed = report.routed.len(), events_compacted = report.events_compacted, "timers fired");
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(tenant = %tenant.id, error = %e, "timers failed"),

@@ -388,6 +388,9 @@ impl Store for RivalWriter {
     async fn event_head(&self, tenant: TenantId) -> Result<u64> {
         self.inner.event_head(tenant).await
     }
+    async fn compact_events(&self, tenant: TenantId, through: u64, limit: usize) -> Result<u64> {
+        self.inner.compact_events(tenant, through, limit).await
+    }
 }
 
 #[tokio::test]

@@ -316,6 +316,78 @@ async fn a_cursor_beyond_the_head_is_told_to_resync() {
     s.stop().await;
 }
 
+/// A cursor older than the log keeps (the event retention compacted its events away) is
+/// told to resync, over the socket and over HTTP; one within the log is replayed.
+#[tokio::test]
+async fn a_cursor_older_than_the_retention_keeps_is_told_to_resync() {
+    use std::sync::Arc;
+    // The events are logged three hours before the clock's now at compaction.
+    let now = time::OffsetDateTime::now_utc();
+    let clock = Arc::new(chat_core::ManualClock::new(now - time::Duration::hours(3)));
+    let s = common::start_full(
+        |_| {},
+        |b| {
+            b.clock(clock.clone())
+                .event_retention(chat_core::EventRetention {
+                    keep_events: 3,
+                    keep_for: time::Duration::hours(1),
+                    enabled: true,
+                })
+        },
+    )
+    .await;
+    let ann = s.staff("Ann", Role::Admin, &[]).await;
+    let (id, _visitor) = s.visitor("old@x.example").await;
+    for n in 0..4 {
+        s.post(
+            &format!("/v1/conversations/{id}/messages"),
+            Some(&ann.token),
+            json!({ "body": format!("old {n}") }),
+        )
+        .await;
+    }
+    clock.set(now);
+    let head = s
+        .get("/v1/events?since=0&limit=1", Some(&ann.token))
+        .await
+        .body["head"]
+        .as_u64()
+        .unwrap();
+    assert!(s.engine.compact_events(s.tenant).await.unwrap() > 0);
+
+    let mut ws = connect(&s, &ann.token).await;
+    send(
+        &mut ws,
+        json!({ "type": "subscribe", "id": "s", "conversation_id": id, "since": 1 }),
+    )
+    .await;
+    let mut replayed = Vec::new();
+    let resync = until(&mut ws, "resync_required", &mut replayed).await;
+    assert!(replayed.is_empty(), "nothing replayed: {replayed:?}");
+    assert_eq!(resync["reason"], "too_old");
+    // (Going online over the socket logs an event of its own.)
+    assert!(
+        resync["cursor"].as_u64().unwrap() >= head,
+        "reload, then go on from the head: {resync}"
+    );
+    let polled = s.get("/v1/events?since=1", Some(&ann.token)).await;
+    assert_eq!(polled.status, StatusCode::OK);
+    assert_eq!(polled.body["resync_required"], true, "{}", polled.body);
+    let head = polled.body["head"].as_u64().unwrap();
+    // The newest ones are kept: a cursor among them is served.
+    let polled = s
+        .get(&format!("/v1/events?since={}", head - 2), Some(&ann.token))
+        .await;
+    assert_eq!(polled.body["resync_required"], false, "{}", polled.body);
+    assert_eq!(
+        polled.body["items"].as_array().unwrap().len(),
+        2,
+        "{}",
+        polled.body
+    );
+    s.stop().await;
+}
+
 // Multi-threaded so the server keeps running while this client stops reading.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_is_cut_off_and_resumes_from_its_cursor() {

@@ -9,7 +9,8 @@
 //!
 //! Each argument is one database, `<conversations>x<messages>`. It is built quickly: the
 //! tenant, contact and conversations through the `Store` (group commit), then the messages
-//! with their `message_created` events and the conversations' activity columns written raw
+//! with their `message_created` events (references to the rows, as the store writes them)
+//! and the conversations' activity columns written raw
 //! in 100,000-row transactions (what the store writes per message, without its per-call
 //! overhead), then the search file rebuilt by the store from `messages`. Message bodies are
 //! 100-200 characters of desk vocabulary; one message in 1,000 says "kettle".
@@ -34,8 +35,8 @@ use std::time::{Duration, Instant};
 
 use chat_core::store::{ConversationQuery, Scope};
 use chat_core::{
-    Contact, ContactId, Conversation, ConversationId, Event, EventPayload, MessageId, MessageKind,
-    Mode, NewMessage, Sender, Store, Tenant, TenantId, TenantSettings,
+    Contact, ContactId, Conversation, ConversationId, MessageId, MessageKind, Mode, NewMessage,
+    Sender, Store, Tenant, TenantId, TenantSettings,
 };
 use chat_sqlite::{Options, SqliteStore, Synchronous};
 use rusqlite::{Connection, params};
@@ -331,9 +332,12 @@ fn raw_messages(path: &Path, tenant: TenantId, ids: &[ConversationId], total: u6
                      VALUES (?1, ?2, ?3, ?4, 'customer', 'text', ?5, ?6)",
                 )
                 .unwrap();
+            // As the store writes a `message_created` since schema 13: a reference to the
+            // message's row, not a copy (src/events.rs).
             let mut event_row = tx
                 .prepare_cached(
-                    "INSERT INTO events (tenant_id, seq, conversation_id, data) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO events (tenant_id, seq, conversation_id, data, message_pk) \
+                     VALUES (?1, ?2, NULL, '{}', ?3)",
                 )
                 .unwrap();
             for _ in 0..100_000.min(total - i) {
@@ -355,23 +359,8 @@ fn raw_messages(path: &Path, tenant: TenantId, ids: &[ConversationId], total: u6
                         start + i as i64 * 1000
                     ])
                     .unwrap();
-                let event = Event {
-                    seq: event_seq as u64,
-                    tenant_id: tenant,
-                    conversation_id: Some(ids[c]),
-                    staff_only: false,
-                    at: message.created_at,
-                    payload: EventPayload::MessageCreated {
-                        message: Box::new(message),
-                    },
-                };
                 event_row
-                    .execute(params![
-                        tenant.0,
-                        event_seq,
-                        ids[c].0,
-                        serde_json::to_string(&event).unwrap()
-                    ])
+                    .execute(params![tenant.0, event_seq, tx.last_insert_rowid()])
                     .unwrap();
                 i += 1;
             }

@@ -121,7 +121,8 @@ const SECRET_COLUMNS: &[(&str, &str)] = &[
 ];
 
 /// Columns that are this file's and not the tenant's.
-const LOCAL_COLUMNS: &[(&str, &str)] = &[("messages", "pk")];
+/// (`events.message_pk` names a `messages.pk`: a slim event is exported in full.)
+const LOCAL_COLUMNS: &[(&str, &str)] = &[("messages", "pk"), ("events", "message_pk")];
 
 /// A table's columns, in declared order, with whether each is declared `BLOB`.
 fn columns(conn: &Connection, table: &str) -> Result<Vec<(String, bool)>> {
@@ -162,6 +163,10 @@ pub(crate) fn export_tenant(
     let mut records = 0u64;
     for table in TABLES {
         if table.secret && !options.secrets {
+            continue;
+        }
+        if table.name == "events" {
+            records += export_events(&tx, tenant, out)?;
             continue;
         }
         let columns = columns(&tx, table.name)?;
@@ -209,6 +214,39 @@ pub(crate) fn export_tenant(
     }
     tx.finish().db()?;
     send_line(out, export_end_line(records))?;
+    Ok(records)
+}
+
+/// The tenant's events, each as its full row would be: a slim `message_created`
+/// (src/events.rs) is written out with its message, as an import into another file (with
+/// other `pk`s) needs it.
+fn export_events(conn: &Connection, tenant: TenantId, out: &ExportSink) -> Result<u64> {
+    let mut stmt = conn
+        .prepare(concat!(
+            "SELECT ",
+            crate::events::event_columns!(),
+            " FROM events e ",
+            crate::events::join_message!(),
+            " WHERE e.tenant_id = ?1 ORDER BY e.seq"
+        ))
+        .db()?;
+    let mut rows = stmt.query([tenant.as_uuid()]).db()?;
+    let mut records = 0;
+    while let Some(row) = rows.next().db()? {
+        let event = crate::events::from_row(row)?;
+        let row = serde_json::json!({
+            "tenant_id": event.tenant_id.as_uuid().hyphenated().to_string(),
+            "seq": event.seq,
+            "conversation_id": event.conversation_id.map(|c| c.0.hyphenated().to_string()),
+            "data": crate::codec::to_json(&event)?,
+        });
+        let mut line = String::with_capacity(512);
+        line.push_str("{\"kind\":\"events\",\"row\":");
+        push_json(&mut line, &row);
+        line.push('}');
+        send_line(out, line)?;
+        records += 1;
+    }
     Ok(records)
 }
 
@@ -340,6 +378,8 @@ pub fn import(db: &Path, from: impl BufRead) -> Result<ImportSummary> {
             .map_err(|e| line_error(n, format!("{kind}: {e}")))?;
     }
     let summary = reader.finish()?;
+    // Events arrive in full; those of messages still as posted refer to their rows here.
+    crate::events::slim_logged(&tx)?;
     tx.commit().db()?;
     Ok(summary)
 }

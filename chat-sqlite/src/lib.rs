@@ -7,6 +7,7 @@ mod connection;
 mod credentials;
 mod erasure;
 mod error;
+mod events;
 mod export;
 mod inboxes;
 mod list;

@@ -181,7 +181,9 @@ fn base_filter(q: &ConversationQuery, index: WordIndex, newest_first: bool) -> F
                      ON m.pk = s.rowid WHERE message_search MATCH ? AND m.deleted_at IS NULL{notes} \
                      AND text_matches(m.body, ?) \
                      UNION ALL SELECT m.conversation_id FROM events e JOIN messages m \
-                     ON m.id = uuid_blob(e.data ->> '$.payload.message.id') WHERE e.rowid > ? \
+                     ON m.pk = coalesce(e.message_pk, \
+                        (SELECT pk FROM messages WHERE id = uuid_blob(e.data ->> '$.payload.message.id'))) \
+                     WHERE e.rowid > ? \
                      AND +e.tenant_id = ? AND m.deleted_at IS NULL{notes} AND text_matches(m.body, ?)"
                 )
             }

@@ -74,6 +74,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0013_identity_signatures.sql"),
         fill: None,
     },
+    Migration {
+        sql: include_str!("../migrations/0014_event_references.sql"),
+        fill: Some(crate::events::slim_logged),
+    },
 ];
 
 /// Where schema 5 kept a customer account's password hash: in the contact's metadata.

@@ -38,8 +38,14 @@ const MESSAGE_HITS: &str = "SELECT id, tenant_id, conversation_id, seq, sender, 
      WHERE conversation_id = ?1 AND tenant_id = ?2 AND deleted_at IS NULL AND (?3 OR kind <> 'note') \
      AND text_matches(body, ?4) ORDER BY seq DESC LIMIT +?5";
 /// Hot query: the event log after a sequence.
-pub(crate) const EVENTS_SINCE: &str =
-    "SELECT data FROM events WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT +?3";
+/// Slim events are joined to their message's row (src/events.rs).
+pub(crate) const EVENTS_SINCE: &str = concat!(
+    "SELECT ",
+    crate::events::event_columns!(),
+    " FROM events e ",
+    crate::events::join_message!(),
+    " WHERE e.tenant_id = ?1 AND e.seq > ?2 ORDER BY e.seq LIMIT +?3"
+);
 /// The newest sequence of a tenant's log: the last row of the primary key's range.
 pub(crate) const EVENT_HEAD: &str = "SELECT max(seq) FROM events WHERE tenant_id = ?1";
 /// Hot query: the queue, highest priority first, then longest waiting.
@@ -345,12 +351,13 @@ pub(crate) fn events_since(
     after: u64,
     n: usize,
 ) -> Result<Vec<Event>> {
-    all(
-        conn,
-        "event",
-        EVENTS_SINCE,
-        params![tenant.0, int(after), limit(n)],
-    )
+    let mut stmt = conn.prepare_cached(EVENTS_SINCE).db()?;
+    let mut rows = stmt.query(params![tenant.0, int(after), limit(n)]).db()?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        out.push(crate::events::from_row(row)?);
+    }
+    Ok(out)
 }
 
 pub(crate) fn event_head(conn: &Connection, tenant: TenantId) -> Result<u64> {

@@ -28,6 +28,9 @@ use crate::search::{Search, WordIndex, word_index};
 use crate::writer::{Followers, Writer};
 use crate::{inboxes, list, read, reports, webhooks, write};
 
+/// How long a compaction waits for the search indexer to reach the newest event.
+const COMPACTION_WAITS_FOR_INDEX: Duration = Duration::from_secs(1);
+
 /// A [`Store`] on one SQLite file: WAL, a pool of readers off the async runtime, one
 /// writer thread that commits queued operations in groups, and beside it an indexer thread
 /// keeping the search index in `<file>-search` and a thread running the WAL checkpoints.
@@ -579,6 +582,18 @@ impl Store for SqliteStore {
 
     async fn event_head(&self, tenant: TenantId) -> Result<u64> {
         self.read(move |c| read::event_head(c, tenant)).await
+    }
+
+    async fn compact_events(&self, tenant: TenantId, through: u64, limit: usize) -> Result<u64> {
+        // The indexer follows the log by rowid and must find the event at its watermark:
+        // nothing from there on goes. It is given a moment to catch up first (a busy
+        // indexer only makes this pass keep more; the next one takes the rest).
+        let _ =
+            tokio::time::timeout(COMPACTION_WAITS_FOR_INDEX, self.wait_for_search_index()).await;
+        let indexed = self.search.watermark();
+        self.writer
+            .write(move |s| crate::events::compact(s, tenant, through, limit, indexed))
+            .await
     }
 
     async fn put_canned_response(&self, response: &CannedResponse) -> Result<Event> {

@@ -41,17 +41,7 @@ pub(crate) fn append_event(s: &mut Session<'_>, event: NewEvent) -> Result<Event
             .db()? as u64,
     };
     let event = event.into_event(last + 1);
-    s.prepare_cached(
-        "INSERT INTO events (tenant_id, seq, conversation_id, data) VALUES (?1, ?2, ?3, ?4)",
-    )
-    .db()?
-    .execute(params![
-        tenant.0,
-        int(event.seq),
-        event.conversation_id.map(|c| c.0),
-        to_json(&event)?
-    ])
-    .db()?;
+    crate::events::insert(s, &event)?;
     // The outbox: one delivery per webhook that follows this kind, in this transaction.
     s.prepare_cached(
         "INSERT INTO webhook_deliveries (webhook_id, seq, tenant_id, conversation_id, kind, \
@@ -259,6 +249,8 @@ pub(crate) fn erase_contact(s: &mut Session<'_>, erasure: &ContactErasure) -> Re
         ));
     }
     for c in &held {
+        // Out in full first, so the scrub below finds them by conversation.
+        crate::events::inline_conversation(conn, *c)?;
         conn.prepare_cached("DELETE FROM conversations WHERE id = ?1")
             .db()?
             .execute([c.0])
@@ -670,6 +662,8 @@ pub(crate) fn delete_conversation(
     at: OffsetDateTime,
 ) -> Result<Event> {
     let conn: &Connection = s;
+    // The log keeps saying what it said about the messages that go (src/events.rs).
+    crate::events::inline_conversation(conn, id)?;
     // Messages (and their search entries), tags, participants and cursors go with it
     // through ON DELETE CASCADE and the search triggers.
     let deleted = conn
@@ -725,6 +719,8 @@ pub(crate) fn update_message(s: &mut Session<'_>, message: &Message) -> Result<E
     if stored.tenant_id != message.tenant_id {
         return Err(Error::NotFound("message"));
     }
+    // Its `message_created` event keeps the message as posted (src/events.rs).
+    crate::events::inline_message(conn, &stored)?;
     let event = edit_message(&mut stored, message);
     conn.prepare_cached(
         "UPDATE messages SET body = ?2, edited_at = ?3, deleted_at = ?4, extra = ?5 WHERE id = ?1",

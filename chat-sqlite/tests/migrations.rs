@@ -9,10 +9,12 @@ use common::*;
 use rusqlite::{Connection, params};
 
 /// Takes a current database back to schema 10, before migrations 0011 (the title and
-/// contact word indexes), 0012 (inboxes) and 0013 (used identity signatures), for the
-/// tests that make an older schema out of a current one.
+/// contact word indexes), 0012 (inboxes), 0013 (used identity signatures) and 0014
+/// (events that refer to their messages: the tests using it post no messages, so every
+/// event is in full), for the tests that make an older schema out of a current one.
 const DROP_WORD_INDEXES: &str = "
     DROP TABLE identity_signatures;
+    DROP INDEX events_message; ALTER TABLE events DROP COLUMN message_pk;
     DROP TABLE inbox_threads; DROP TABLE inboxes;
     DROP TRIGGER conversation_title_words_insert; DROP TRIGGER conversation_title_words_update;
     DROP TRIGGER conversation_title_words_delete; DROP TABLE conversation_title_words;
@@ -603,5 +605,140 @@ async fn a_database_before_the_word_indexes_finds_titles_and_contacts_after_the_
     let bos: Vec<_> = search("zanzibar").await;
     assert_eq!(bos, [titled.id]);
     assert!(search("Bo").await.contains(&titled.id));
+    assert_eq!(store.integrity_check().await.unwrap(), ["ok"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_twelve_event_log_refers_to_its_messages_after_the_upgrade_and_reads_the_same() {
+    use chat_core::store::ConversationQuery as Query;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("twelve.db");
+    let t = tenant(1);
+    let k = contact(t.id, 2, "Ann", None);
+    let kept = conversation(t.id, 3, k.id, 0);
+    let gone = conversation(t.id, 4, k.id, 0);
+    let (logged, edited) = {
+        // Written by this build, then taken back to schema 12: every event in full (as the
+        // store reads them back), no `message_pk` column, no `events_message` index.
+        let store = SqliteStore::open(&path).unwrap();
+        store.insert_tenant(&t).await.unwrap();
+        store.insert_contact(&k).await.unwrap();
+        store.create_conversation(&kept, Vec::new()).await.unwrap();
+        store.create_conversation(&gone, Vec::new()).await.unwrap();
+        let mut posted = Vec::new();
+        for (n, c, body) in [
+            (10, &kept, "the kettle leaks"),
+            (11, &kept, "the kettle whistles"),
+            (12, &gone, "the kettle is gone"),
+            (13, &kept, "a third kettle"),
+        ] {
+            posted.push(
+                store
+                    .append_message(text(c, n, Sender::Customer, body, n as i64))
+                    .await
+                    .unwrap()
+                    .message,
+            );
+        }
+        let mut edited = posted[1].clone();
+        edited.body = "the kettle is quiet now".into();
+        edited.edited_at = Some(at(20));
+        store.update_message(&edited).await.unwrap();
+        store
+            .delete_conversation(t.id, gone.id, at(21))
+            .await
+            .unwrap();
+        let logged = store.events_since(t.id, 0, 1000).await.unwrap();
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP INDEX events_message; DROP TABLE identity_signatures;
+             CREATE TABLE events_twelve (
+                 tenant_id BLOB NOT NULL, seq INTEGER NOT NULL, conversation_id BLOB,
+                 data TEXT NOT NULL, PRIMARY KEY (tenant_id, seq));
+             INSERT INTO events_twelve SELECT tenant_id, seq, conversation_id, data FROM events;
+             DROP TABLE events; ALTER TABLE events_twelve RENAME TO events;
+             PRAGMA user_version = 12;",
+        )
+        .unwrap();
+        for e in &logged {
+            conn.execute(
+                "UPDATE events SET data = ?3, conversation_id = ?4 WHERE tenant_id = ?1 AND seq = ?2",
+                params![t.id.0, e.seq as i64, serde_json::to_string(e).unwrap(), e.conversation_id.map(|c| c.0)],
+            )
+            .unwrap();
+        }
+        let slim: i64 = conn
+            .query_row("SELECT count(*) FROM events WHERE data = '{}'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(slim, 0);
+        drop(conn);
+        std::fs::remove_file(dir.path().join("twelve.db-search")).ok();
+        (logged, edited)
+    };
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(user_version(&path), i64::from(SCHEMA_VERSION));
+    assert_eq!(
+        store.events_since(t.id, 0, 1000).await.unwrap(),
+        logged,
+        "the log reads back as before the upgrade"
+    );
+    let slim = |path: &std::path::Path| -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM events WHERE message_pk IS NOT NULL AND data = '{}'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(
+        slim(&path),
+        2,
+        "the two messages still as posted; the edited one and the deleted conversation's stay in full"
+    );
+    // Edited after the upgrade: its event keeps the message as posted.
+    let mut third = store
+        .messages(&MessageQuery::latest(t.id, kept.id, 10))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.body == "a third kettle")
+        .unwrap();
+    third.body = "a third kettle, descaled".into();
+    third.edited_at = Some(at(30));
+    store.update_message(&third).await.unwrap();
+    assert_eq!(slim(&path), 1);
+    let now = store.events_since(t.id, 0, 1000).await.unwrap();
+    assert_eq!(now[..logged.len()], logged[..]);
+    // The search index is rebuilt from the rows and follows the slim events.
+    store
+        .append_message(text(&kept, 14, Sender::Customer, "descaler please", 40))
+        .await
+        .unwrap();
+    store.wait_for_search_index().await.unwrap();
+    for (word, hits) in [
+        ("leaks", 1),
+        ("quiet", 1),
+        ("descaled", 1),
+        ("descaler", 1),
+        ("gone", 0),
+    ] {
+        let q = Query {
+            text: Some(word.into()),
+            ..Query::new(t.id, Scope::Tenant)
+        };
+        assert_eq!(
+            store.list_conversations(&q).await.unwrap().items.len(),
+            hits,
+            "{word}"
+        );
+    }
+    assert!(edited.edited_at.is_some());
     assert_eq!(store.integrity_check().await.unwrap(), ["ok"]);
 }

@@ -17,6 +17,7 @@ mod inboxes;
 mod mentions;
 mod messages;
 mod reports;
+mod retention;
 mod routing;
 mod snooze;
 mod transcripts;
@@ -42,6 +43,7 @@ pub use inboxes::{
     Reply, TELEGRAM_API_URL, WHATSAPP_API_URL, WHATSAPP_WINDOW,
 };
 pub use messages::{MessagePage, PostMessage, Posted};
+pub use retention::{COMPACTION_BATCH, EventRetention};
 pub use routing::{DeskStatus, QueuePosition, TimerReport};
 pub use transcripts::{MAX_TRANSCRIPT_MESSAGES, Transcript};
 pub use webhooks::{
@@ -103,6 +105,9 @@ pub struct EventPage {
     pub next_since: u64,
     /// Whether the log may go on past `next_since`.
     pub more: bool,
+    /// The log no longer keeps the events right after `after` (retention removed them):
+    /// the client must reload what it shows and go on from the head.
+    pub resync_required: bool,
 }
 
 /// What happens when the bot fails.
@@ -137,6 +142,7 @@ pub struct EngineBuilder {
     ids: Arc<dyn IdGenerator>,
     limits: Limits,
     bot_failure: BotFailure,
+    retention: EventRetention,
 }
 
 impl EngineBuilder {
@@ -200,6 +206,11 @@ impl EngineBuilder {
         self.bot_failure = what;
         self
     }
+    /// How long the event log keeps events (default: [`EventRetention::default`]).
+    pub fn event_retention(mut self, retention: EventRetention) -> Self {
+        self.retention = retention;
+        self
+    }
     /// The engine.
     pub fn build(self) -> Engine {
         Engine {
@@ -216,6 +227,7 @@ impl EngineBuilder {
                 ids: self.ids,
                 limits: self.limits,
                 bot_failure: self.bot_failure,
+                retention: self.retention,
                 routing: tokio::sync::Mutex::new(()),
                 credential_changes: tokio::sync::watch::Sender::new(0),
             }),
@@ -242,6 +254,7 @@ struct Inner {
     ids: Arc<dyn IdGenerator>,
     limits: Limits,
     bot_failure: BotFailure,
+    retention: EventRetention,
     /// Serializes routing passes in this process so two passes cannot both give the
     /// last free slot of one agent away. The assignments themselves are compare-and-swap
     /// writes, so they stay correct across processes.
@@ -270,6 +283,7 @@ impl Engine {
             ids: Arc::new(V7Ids),
             limits: Limits::default(),
             bot_failure: BotFailure::default(),
+            retention: EventRetention::default(),
         }
     }
 
@@ -433,6 +447,9 @@ impl Engine {
             .await?;
         let more = events.len() == limit;
         let next_since = events.last().map_or(after, |e| e.seq);
+        // Every seq from the log's start is there, so a first event past `after + 1` means
+        // the ones between were compacted away.
+        let resync_required = events.first().is_some_and(|e| e.seq > after + 1);
         let mut visible = Vec::with_capacity(events.len());
         let mut cache: std::collections::HashMap<ConversationId, Option<Conversation>> =
             Default::default();
@@ -456,6 +473,7 @@ impl Engine {
             events: visible,
             next_since,
             more,
+            resync_required,
         })
     }
 

@@ -146,6 +146,8 @@ pub struct TimerReport {
     /// Conversations routed because the desk is open (business hours): those that waited
     /// in the queue while it was closed.
     pub routed: Vec<ConversationId>,
+    /// Events the log's retention removed ([`Engine::compact_events`]).
+    pub events_compacted: u64,
 }
 
 impl Engine {
@@ -232,7 +234,8 @@ impl Engine {
     /// close those whose customer has been silent for `close_inactive_after_secs` after
     /// being answered (both off unless the tenant sets them); and wake snoozed
     /// conversations whose time has come; and, for a tenant with business hours that is open,
-    /// route the queue that waited while it was closed. The server calls this
+    /// route the queue that waited while it was closed; and compact the event log to its
+    /// [`EventRetention`](crate::EventRetention). The server calls this
     /// periodically; tests call it after moving a [`ManualClock`](crate::ManualClock).
     pub async fn run_timers(&self, tenant: TenantId) -> Result<TimerReport> {
         let settings = self.load_tenant(tenant).await?.settings;
@@ -341,6 +344,7 @@ impl Engine {
         if settings.business_hours.is_some() && crate::is_open(&settings, now) {
             report.routed.extend(self.route(tenant).await?);
         }
+        report.events_compacted = self.compact_events(tenant).await?;
         Ok(report)
     }
 

@@ -29,12 +29,14 @@ use crate::store::*;
 mod credentials;
 mod inboxes;
 mod reports;
+mod retention;
 mod store;
 mod webhooks;
 
 pub use credentials::*;
 pub use inboxes::*;
 pub use reports::*;
+pub use retention::*;
 pub use store::*;
 pub use webhooks::*;
 

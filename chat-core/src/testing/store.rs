@@ -61,6 +61,9 @@ macro_rules! store_conformance_tests {
             report_series_counts_per_bucket_and_feedback_is_newest_first,
             report_queries_agree_with_the_in_memory_definition_on_a_generated_desk,
             export_streams_one_tenant_between_a_header_and_an_end_line,
+            compaction_keeps_the_head_and_every_event_a_pending_delivery_needs,
+            retention_compacts_by_age_and_count_on_the_clock_and_old_cursors_resync,
+            message_created_reads_back_as_posted_after_edits_deletes_and_conversation_deletes,
         );
     };
     (@expand $factory:path; $($name:ident),* $(,)?) => {

@@ -72,7 +72,8 @@ pub async fn events(ctx: Ctx) -> Result<Resp, ApiError> {
     let limit: usize = ctx.query("limit")?.unwrap_or(100);
     // Every cursor this log hands out (`next_since`, a `seq`) is at most its head, and
     // the head only grows: a `since` beyond it comes from another log (a restore, a wiped
-    // server), never from a race with a write.
+    // server), never from a race with a write. One before the log's start was compacted
+    // away (the engine's event retention): either way the client reloads.
     let head = ctx.app.engine.event_head(ctx.actor()?).await?;
     let page = ctx
         .app
@@ -86,7 +87,7 @@ pub async fn events(ctx: Ctx) -> Result<Resp, ApiError> {
         StatusCode::OK,
         &json!({
             "items": items, "next_since": page.next_since, "more": page.more,
-            "head": head, "resync_required": since > head,
+            "head": head, "resync_required": since > head || page.resync_required,
         }),
     ))
 }

@@ -205,6 +205,12 @@ impl Search {
         })
     }
 
+    /// The last `events` rowid the index has applied (0 before the first pass): events
+    /// from there on are still to be read by the indexer.
+    pub(crate) fn watermark(&self) -> i64 {
+        self.progress.borrow().watermark
+    }
+
     pub(crate) fn shared(&self) -> Arc<Shared> {
         self.shared.clone()
     }

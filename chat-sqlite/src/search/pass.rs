@@ -267,14 +267,18 @@ fn event_changes(
         conversation: Option<Vec<u8>>,
         kind: Option<String>,
         message: Option<String>,
+        /// A slim `message_created` event's message row (src/events.rs).
+        message_pk: Option<i64>,
     }
     let mut rows = Vec::new();
     {
         // Only the payload's type and message id are needed; SQLite parses the JSON once
-        // per row for both.
+        // per row for both. A slim event is a `message_created` naming its row.
         let mut stmt = tx.prepare_cached(
-            "SELECT rowid, tenant_id, seq, conversation_id, data ->> '$.payload.type', \
-             data ->> '$.payload.message.id' FROM main.events WHERE rowid > ?1 ORDER BY rowid LIMIT +?2",
+            "SELECT rowid, tenant_id, seq, conversation_id, \
+             iif(message_pk IS NULL, data ->> '$.payload.type', 'message_created'), \
+             data ->> '$.payload.message.id', message_pk \
+             FROM main.events WHERE rowid > ?1 ORDER BY rowid LIMIT +?2",
         )?;
         let mut found = stmt.query(params![watermark, EVENT_BATCH])?;
         while let Some(row) = found.next()? {
@@ -285,32 +289,40 @@ fn event_changes(
                 conversation: row.get(3)?,
                 kind: row.get(4)?,
                 message: row.get(5)?,
+                message_pk: row.get(6)?,
             });
         }
     }
     // Each message is read as it is in this snapshot, so one read per message is enough
     // however many events it has in the batch.
-    let mut done: HashSet<uuid::Uuid> = HashSet::new();
+    let mut done: HashSet<i64> = HashSet::new();
     let mut changes = Vec::new();
     let mut message = tx.prepare_cached(
         "SELECT pk, conversation_id, body, deleted_at IS NOT NULL FROM main.messages WHERE id = ?1",
     )?;
+    let mut by_pk = tx.prepare_cached(
+        "SELECT pk, conversation_id, body, deleted_at IS NOT NULL FROM main.messages WHERE pk = ?1",
+    )?;
     for row in &rows {
         match row.kind.as_deref() {
             Some("message_created" | "message_updated") => {
-                let Some(id) = row
-                    .message
-                    .as_deref()
-                    .and_then(|id| id.parse::<uuid::Uuid>().ok())
-                else {
-                    continue;
+                let read = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?));
+                let found: Option<(i64, Vec<u8>, String, bool)> = match row.message_pk {
+                    Some(pk) => by_pk.query_row([pk], read).optional()?,
+                    None => {
+                        let Some(id) = row
+                            .message
+                            .as_deref()
+                            .and_then(|id| id.parse::<uuid::Uuid>().ok())
+                        else {
+                            continue;
+                        };
+                        message.query_row([id], read).optional()?
+                    }
                 };
-                if !done.insert(id) {
+                if found.as_ref().is_some_and(|f| !done.insert(f.0)) {
                     continue;
                 }
-                let found: Option<(i64, Vec<u8>, String, bool)> = message
-                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                    .optional()?;
                 // Gone: its conversation was deleted later in the log, and that event
                 // removes its entry.
                 match found {
