@@ -9,9 +9,10 @@ use common::*;
 use rusqlite::{Connection, params};
 
 /// Takes a current database back to schema 10, before migrations 0011 (the title and
-/// contact word indexes) and 0012 (inboxes), for the tests that make an older schema out
-/// of a current one.
+/// contact word indexes), 0012 (inboxes) and 0013 (presence leases, routing turns), for
+/// the tests that make an older schema out of a current one.
 const DROP_WORD_INDEXES: &str = "
+    DROP TABLE routing_turns; DROP TABLE presence_leases;
     DROP TABLE inbox_threads; DROP TABLE inboxes;
     DROP TRIGGER conversation_title_words_insert; DROP TRIGGER conversation_title_words_update;
     DROP TRIGGER conversation_title_words_delete; DROP TABLE conversation_title_words;

@@ -28,12 +28,14 @@ use crate::store::*;
 
 mod credentials;
 mod inboxes;
+mod presence;
 mod reports;
 mod store;
 mod webhooks;
 
 pub use credentials::*;
 pub use inboxes::*;
+pub use presence::*;
 pub use reports::*;
 pub use store::*;
 pub use webhooks::*;

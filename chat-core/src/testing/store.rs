@@ -60,6 +60,10 @@ macro_rules! store_conformance_tests {
             report_series_counts_per_bucket_and_feedback_is_newest_first,
             report_queries_agree_with_the_in_memory_definition_on_a_generated_desk,
             export_streams_one_tenant_between_a_header_and_an_end_line,
+            presence_lasts_until_the_last_node_holding_it_lets_go,
+            presence_lapses_when_its_node_stops_renewing,
+            presence_keeps_a_chosen_availability,
+            the_routing_turn_moves_with_each_assignment_and_only_from_where_it_was,
         );
     };
     (@expand $factory:path; $($name:ident),* $(,)?) => {
