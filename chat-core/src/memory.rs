@@ -3,6 +3,7 @@
 //! every operation trivially atomic.
 
 mod export;
+mod presence;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -70,6 +71,10 @@ struct State {
     inbox_threads: HashMap<(InboxId, String), ConversationId>,
     /// Reopen marks for the reports: conversation, when.
     reopens: Vec<(ConversationId, OffsetDateTime)>,
+    /// Presence leases by agent and node: the tenant and when the lease expires.
+    presence: HashMap<(AgentId, uuid::Uuid), (TenantId, OffsetDateTime)>,
+    /// Each tenant's routing turn: the agent its last turn-taking assignment went to.
+    turns: HashMap<TenantId, AgentId>,
 }
 
 impl MemoryStore {
@@ -82,6 +87,32 @@ impl MemoryStore {
         // A panic while holding the lock cannot leave half a write: every write below
         // computes first and mutates last.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `assign_within_capacity` under a lock the caller already holds.
+    fn assign_locked(
+        s: &mut State,
+        update: ConversationUpdate,
+        capacity: u32,
+    ) -> Result<Committed> {
+        let new = &update.conversation;
+        let agent = new.assigned_agent_id.ok_or_else(|| {
+            Error::validation("assigned_agent_id", "an assignment names its agent")
+        })?;
+        let held = s
+            .conversations
+            .values()
+            .filter(|c| {
+                c.tenant_id == new.tenant_id
+                    && c.id != new.id
+                    && c.assigned_agent_id == Some(agent)
+                    && c.mode.holds_agent()
+            })
+            .count();
+        if held >= capacity as usize {
+            return Err(Error::state_conflict("agent at capacity"));
+        }
+        Self::update_locked(s, update)
     }
 
     /// `update_conversation` under a lock the caller already holds.
@@ -538,24 +569,31 @@ impl Store for MemoryStore {
         capacity: u32,
     ) -> Result<Committed> {
         let mut s = self.lock();
-        let new = &update.conversation;
-        let agent = new.assigned_agent_id.ok_or_else(|| {
-            Error::validation("assigned_agent_id", "an assignment names its agent")
-        })?;
-        let held = s
-            .conversations
-            .values()
-            .filter(|c| {
-                c.tenant_id == new.tenant_id
-                    && c.id != new.id
-                    && c.assigned_agent_id == Some(agent)
-                    && c.mode.holds_agent()
-            })
-            .count();
-        if held >= capacity as usize {
-            return Err(Error::state_conflict("agent at capacity"));
+        Self::assign_locked(&mut s, update, capacity)
+    }
+
+    async fn assign_in_turn(
+        &self,
+        update: ConversationUpdate,
+        capacity: u32,
+        turn: Option<AgentId>,
+    ) -> Result<Committed> {
+        let tenant = update.conversation.tenant_id;
+        // The check and the write are under one lock: the turn cannot move between.
+        let mut s = self.lock();
+        if s.turns.get(&tenant).copied() != turn {
+            return Err(Error::state_conflict("the routing turn moved"));
         }
-        Self::update_locked(&mut s, update)
+        let agent = update.conversation.assigned_agent_id;
+        let committed = Self::assign_locked(&mut s, update, capacity)?;
+        if let Some(agent) = agent {
+            s.turns.insert(tenant, agent);
+        }
+        Ok(committed)
+    }
+
+    async fn routing_turn(&self, tenant: TenantId) -> Result<Option<AgentId>> {
+        Ok(self.lock().turns.get(&tenant).copied())
     }
 
     async fn delete_conversation(
@@ -1132,6 +1170,33 @@ impl Store for MemoryStore {
     async fn report_feedback(&self, query: &ReportQuery, limit: usize) -> Result<Vec<Feedback>> {
         let s = self.lock();
         Ok(feedback_of(s.conversations.values(), query, limit))
+    }
+
+    async fn hold_presence(
+        &self,
+        tenant: TenantId,
+        node: uuid::Uuid,
+        agents: &[AgentId],
+        expires_at: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> Result<Vec<Event>> {
+        Ok(self
+            .lock()
+            .hold_presence(tenant, node, agents, expires_at, at))
+    }
+
+    async fn release_presence(
+        &self,
+        tenant: TenantId,
+        node: uuid::Uuid,
+        agent: AgentId,
+        at: OffsetDateTime,
+    ) -> Result<Option<Event>> {
+        Ok(self.lock().release_presence(tenant, node, agent, at))
+    }
+
+    async fn lapse_presence(&self, tenant: TenantId, at: OffsetDateTime) -> Result<Vec<Event>> {
+        Ok(self.lock().lapse_presence(tenant, at))
     }
 
     async fn export_tenant(

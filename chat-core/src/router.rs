@@ -15,6 +15,28 @@ pub trait Router: Send + Sync + 'static {
         candidates: &[AgentLoad],
         default_capacity: u32,
     ) -> Option<AgentId>;
+
+    /// Whether the router takes turns. The engine then keeps the turn in the store,
+    /// shared by every server ([`Store::routing_turn`](crate::Store::routing_turn)),
+    /// picks with [`Router::pick_in_turn`] and moves the turn in the assignment's
+    /// transaction, so two servers' passes alternate as one would.
+    fn takes_turns(&self) -> bool {
+        false
+    }
+
+    /// The chosen agent when the tenant's last turn-taking assignment went to `turn`
+    /// (`None` before the first). Only called when [`Router::takes_turns`]; by default
+    /// the turn plays no part.
+    fn pick_in_turn(
+        &self,
+        conversation: &Conversation,
+        candidates: &[AgentLoad],
+        default_capacity: u32,
+        turn: Option<AgentId>,
+    ) -> Option<AgentId> {
+        let _ = turn;
+        self.pick(conversation, candidates, default_capacity)
+    }
 }
 
 /// Whether `load` may receive `conversation` now: active, online, serving its department
@@ -58,10 +80,31 @@ impl Router for Manual {
 }
 
 /// Takes eligible agents in turn (by id), wrapping around, so work spreads evenly even
-/// when loads are equal. The turn is kept per process.
+/// when loads are equal. In an engine the turn is the store's, shared by every server
+/// ([`Router::takes_turns`]); [`Router::pick`] alone keeps one in the router itself.
 #[derive(Debug, Default)]
 pub struct RoundRobin {
     last: std::sync::Mutex<Option<AgentId>>,
+}
+
+impl RoundRobin {
+    /// The first eligible agent after `turn` by id, wrapping around.
+    fn after(
+        conversation: &Conversation,
+        candidates: &[AgentLoad],
+        default_capacity: u32,
+        turn: Option<AgentId>,
+    ) -> Option<AgentId> {
+        let eligible = candidates
+            .iter()
+            .filter(|l| eligible(conversation, l, default_capacity))
+            .map(|l| l.agent.id);
+        let first = eligible.clone().min();
+        match turn {
+            Some(previous) => eligible.filter(|id| *id > previous).min().or(first),
+            None => first,
+        }
+    }
 }
 
 impl Router for RoundRobin {
@@ -71,25 +114,26 @@ impl Router for RoundRobin {
         candidates: &[AgentLoad],
         default_capacity: u32,
     ) -> Option<AgentId> {
-        let mut eligible: Vec<AgentId> = candidates
-            .iter()
-            .filter(|l| eligible(conversation, l, default_capacity))
-            .map(|l| l.agent.id)
-            .collect();
-        eligible.sort();
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let next = match *last {
-            Some(previous) => eligible
-                .iter()
-                .find(|id| **id > previous)
-                .or(eligible.first())
-                .copied(),
-            None => eligible.first().copied(),
-        };
+        let next = Self::after(conversation, candidates, default_capacity, *last);
         if next.is_some() {
             *last = next;
         }
         next
+    }
+
+    fn takes_turns(&self) -> bool {
+        true
+    }
+
+    fn pick_in_turn(
+        &self,
+        conversation: &Conversation,
+        candidates: &[AgentLoad],
+        default_capacity: u32,
+        turn: Option<AgentId>,
+    ) -> Option<AgentId> {
+        Self::after(conversation, candidates, default_capacity, turn)
     }
 }
 

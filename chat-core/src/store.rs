@@ -147,6 +147,22 @@ pub(crate) mod seam {
             update: ConversationUpdate,
             capacity: u32,
         ) -> Result<Committed>;
+        /// [`Store::assign_within_capacity`] that also moves the tenant's routing turn (the
+        /// agent its last turn-taking assignment went to, [`Store::routing_turn`]) from
+        /// `turn` to the assigned agent, in the same transaction. A
+        /// [`ConflictKind::State`](crate::ConflictKind::State) conflict, writing nothing,
+        /// when the stored turn is no longer `turn`: another server's pass took a turn
+        /// meanwhile, and this pass picks again from the new one. So round-robin passes on
+        /// several servers take one turn each, in order.
+        async fn assign_in_turn(
+            &self,
+            update: ConversationUpdate,
+            capacity: u32,
+            turn: Option<AgentId>,
+        ) -> Result<Committed>;
+        /// The agent the tenant's last turn-taking assignment ([`Store::assign_in_turn`])
+        /// went to; `None` before the first.
+        async fn routing_turn(&self, tenant: TenantId) -> Result<Option<AgentId>>;
         /// Deletes a conversation with its messages, cursors and inbox thread, and appends
         /// `conversation_deleted`. [`Error::NotFound`] if absent.
         async fn delete_conversation(
@@ -358,6 +374,39 @@ pub(crate) mod seam {
         /// conversation id, descending), at most `limit`.
         async fn report_feedback(&self, query: &ReportQuery, limit: usize)
         -> Result<Vec<Feedback>>;
+
+        /// Holds the presence of `agents` on server `node` until `expires_at`: writes each
+        /// agent's lease of this node, or moves it to `expires_at`. An agent that had no live
+        /// lease (none expiring after `at`, on any node) and is active and `offline` goes
+        /// `online` (`updated_at` = `at`) with an `agent_updated` event: its first
+        /// connection anywhere, or its node's renewal after the lease had lapsed. An agent
+        /// that already had one keeps the availability it chose. Events in log order;
+        /// agents absent from the tenant are skipped.
+        async fn hold_presence(
+            &self,
+            tenant: TenantId,
+            node: uuid::Uuid,
+            agents: &[AgentId],
+            expires_at: OffsetDateTime,
+            at: OffsetDateTime,
+        ) -> Result<Vec<Event>>;
+        /// Ends `node`'s lease on the agent's presence (its last connection there closed).
+        /// If no lease of another node is live at `at` and the agent is `online`, it goes
+        /// `offline` (`updated_at` = `at`) with an `agent_updated` event, in the same
+        /// transaction: an agent connected to two servers stays online until both let go.
+        async fn release_presence(
+            &self,
+            tenant: TenantId,
+            node: uuid::Uuid,
+            agent: AgentId,
+            at: OffsetDateTime,
+        ) -> Result<Option<Event>>;
+        /// Deletes the tenant's leases expired at `at` (`expires_at <= at`: their node
+        /// stopped renewing them, it died); every agent they held that has no live lease
+        /// left and is `online` goes `offline` (`updated_at` = `at`) with an
+        /// `agent_updated` event, in one transaction. Agents never held by a lease (set
+        /// online through the API, with no connection) are not touched.
+        async fn lapse_presence(&self, tenant: TenantId, at: OffsetDateTime) -> Result<Vec<Event>>;
 
         /// Streams everything the tenant owns into `out` as export lines
         /// ([`crate::export`]): the header, one line per row from one consistent state of

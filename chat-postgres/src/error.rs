@@ -43,15 +43,15 @@ fn taken(constraint: Option<&str>) -> &'static str {
 
 /// Unique violations are [`ConflictKind::Duplicate`](chat_core::ConflictKind) conflicts;
 /// lock and serialization failures are `Busy` (trying again may succeed); a lost or
-/// refused connection is `Unavailable`; everything else is a storage failure whose
+/// refused connection (or a socket error on it) is `Unavailable`; everything else is a storage failure whose
 /// message names the SQL state, with the driver's error as its source.
 pub(crate) fn map(err: tokio_postgres::Error) -> Error {
     let Some(db) = err.as_db_error() else {
         let io = std::error::Error::source(&err).is_some_and(|s| s.is::<std::io::Error>());
-        let kind = if err.is_closed() {
+        // A socket error is the connection lost too (reset by a restart, cut by a
+        // network): the database is out of reach, not failing.
+        let kind = if err.is_closed() || io {
             StorageKind::Unavailable
-        } else if io {
-            StorageKind::Io
         } else {
             StorageKind::Other
         };
@@ -86,10 +86,19 @@ pub(crate) fn map(err: tokio_postgres::Error) -> Error {
     Error::Storage(StorageError::new(kind, message).with_source(err))
 }
 
-/// A connection could not be had from the pool.
+/// A connection could not be had from the pool. Whatever the database answered a new
+/// connection with (it is shutting down, or refuses connections to this database, or
+/// too many are open), the store cannot be reached: `Unavailable`, so callers retry
+/// rather than report a broken store.
 pub(crate) fn pool(err: deadpool_postgres::PoolError) -> Error {
     match err {
-        deadpool_postgres::PoolError::Backend(e) => map(e),
+        deadpool_postgres::PoolError::Backend(e) => {
+            let message = match e.as_db_error() {
+                Some(db) => format!("no PostgreSQL connection: {}", db.code().code()),
+                None => format!("no PostgreSQL connection: {e}"),
+            };
+            Error::Storage(StorageError::new(StorageKind::Unavailable, message).with_source(e))
+        }
         other => Error::storage_kind(
             StorageKind::Unavailable,
             format!("no PostgreSQL connection: {other}"),

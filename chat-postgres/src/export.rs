@@ -4,7 +4,8 @@
 //! Lines are the database's rows: `kind` the table, `row` the row as PostgreSQL's
 //! `row_to_json` writes it: `jsonb` columns are JSON, arrays are arrays, `tsvector` columns
 //! their text. The import reads each line back with `json_populate_record` into the same
-//! table, so no column is converted by hand in either direction.
+//! table, so no column is converted by hand in either direction. `presence_leases` are
+//! not exported: they are the running servers' claims, which mean nothing elsewhere.
 
 use std::io::BufRead;
 
@@ -95,6 +96,7 @@ const TABLES: &[Table] = &[
         ..table("inboxes", "tenant_id = $1", "id")
     },
     table("inbox_threads", "tenant_id = $1", "inbox_id, external_id"),
+    table("routing_turns", "tenant_id = $1", "tenant_id"),
 ];
 
 /// `{"kind":"<table>","row":{…}}`, from `row_to_json`'s text.

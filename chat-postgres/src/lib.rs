@@ -7,6 +7,7 @@ mod export;
 mod inboxes;
 mod list;
 mod migrations;
+mod presence;
 mod reports;
 mod search;
 mod store;

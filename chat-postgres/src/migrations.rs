@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_reports.sql"),
     include_str!("../migrations/0005_inboxes.sql"),
     include_str!("../migrations/0006_identity_signatures.sql"),
+    include_str!("../migrations/0007_presence.sql"),
 ];
 
 /// The schema version this build of the crate creates and reads.

@@ -96,11 +96,12 @@ impl std::fmt::Debug for PostgresStore {
 
 impl PostgresStore {
     /// `update_conversation`, with the capacity check of `assign_within_capacity` when
-    /// `capacity` is given.
+    /// `capacity` is given, and the routing turn's move of `assign_in_turn` when `turn` is.
     async fn write_update(
         &self,
         update: ConversationUpdate,
         capacity: Option<u32>,
+        turn: Option<Option<AgentId>>,
     ) -> Result<Committed> {
         let new = &update.conversation;
         let mut client = self.client().await?;
@@ -115,6 +116,9 @@ impl PostgresStore {
         }
         if let Some(capacity) = capacity {
             check_capacity(&tx, new, capacity).await?;
+        }
+        if let (Some(turn), Some(agent)) = (turn, new.assigned_agent_id) {
+            crate::presence::move_turn(&tx, new.tenant_id, turn, agent).await?;
         }
         let reopened = matches!(update.change, ConversationChange::Reopened);
         let write = ConversationWrite::update(update)?;
@@ -864,7 +868,7 @@ impl Store for PostgresStore {
     }
 
     async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed> {
-        self.write_update(update, None).await
+        self.write_update(update, None, None).await
     }
 
     async fn assign_within_capacity(
@@ -872,7 +876,20 @@ impl Store for PostgresStore {
         update: ConversationUpdate,
         capacity: u32,
     ) -> Result<Committed> {
-        self.write_update(update, Some(capacity)).await
+        self.write_update(update, Some(capacity), None).await
+    }
+
+    async fn assign_in_turn(
+        &self,
+        update: ConversationUpdate,
+        capacity: u32,
+        turn: Option<AgentId>,
+    ) -> Result<Committed> {
+        self.write_update(update, Some(capacity), Some(turn)).await
+    }
+
+    async fn routing_turn(&self, tenant: TenantId) -> Result<Option<AgentId>> {
+        self.routing_turn_in(tenant).await
     }
 
     async fn delete_conversation(
@@ -1506,6 +1523,32 @@ impl Store for PostgresStore {
         bounds: &[OffsetDateTime],
     ) -> Result<Vec<SeriesPoint>> {
         reports::report_series(&self.client().await?, query, bounds).await
+    }
+
+    async fn hold_presence(
+        &self,
+        tenant: TenantId,
+        node: uuid::Uuid,
+        agents: &[AgentId],
+        expires_at: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> Result<Vec<Event>> {
+        self.hold_presence_in(tenant, node, agents, expires_at, at)
+            .await
+    }
+
+    async fn release_presence(
+        &self,
+        tenant: TenantId,
+        node: uuid::Uuid,
+        agent: AgentId,
+        at: OffsetDateTime,
+    ) -> Result<Option<Event>> {
+        self.release_presence_in(tenant, node, agent, at).await
+    }
+
+    async fn lapse_presence(&self, tenant: TenantId, at: OffsetDateTime) -> Result<Vec<Event>> {
+        self.lapse_presence_in(tenant, at).await
     }
 
     async fn export_tenant(

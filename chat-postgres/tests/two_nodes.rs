@@ -131,6 +131,41 @@ mod with_database {
         ) -> Result<Committed> {
             self.next().assign_within_capacity(update, capacity).await
         }
+        async fn assign_in_turn(
+            &self,
+            update: ConversationUpdate,
+            capacity: u32,
+            turn: Option<AgentId>,
+        ) -> Result<Committed> {
+            self.next().assign_in_turn(update, capacity, turn).await
+        }
+        async fn routing_turn(&self, tenant: TenantId) -> Result<Option<AgentId>> {
+            self.next().routing_turn(tenant).await
+        }
+        async fn hold_presence(
+            &self,
+            tenant: TenantId,
+            node: uuid::Uuid,
+            agents: &[AgentId],
+            expires_at: OffsetDateTime,
+            at: OffsetDateTime,
+        ) -> Result<Vec<Event>> {
+            self.next()
+                .hold_presence(tenant, node, agents, expires_at, at)
+                .await
+        }
+        async fn release_presence(
+            &self,
+            tenant: TenantId,
+            node: uuid::Uuid,
+            agent: AgentId,
+            at: OffsetDateTime,
+        ) -> Result<Option<Event>> {
+            self.next().release_presence(tenant, node, agent, at).await
+        }
+        async fn lapse_presence(&self, tenant: TenantId, at: OffsetDateTime) -> Result<Vec<Event>> {
+            self.next().lapse_presence(tenant, at).await
+        }
         async fn delete_conversation(
             &self,
             tenant: TenantId,

@@ -151,6 +151,10 @@ impl From<chat_core::Error> for ApiError {
 /// transaction, so the next second usually finds it free.
 pub const BUSY_RETRY_AFTER_SECONDS: u64 = 1;
 
+/// Seconds a client is asked to wait when the database cannot be reached (restarting, or
+/// its connections were cut): the pool opens new connections on the next request.
+pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 2;
+
 impl ApiError {
     /// 409 by [`ConflictKind`](chat_core::ConflictKind): `version_conflict` (with the
     /// current version), `duplicate`, or `conflict` for a state that forbids the action.
@@ -190,6 +194,16 @@ impl ApiError {
                         StatusCode::SERVICE_UNAVAILABLE,
                         "storage_busy",
                         "the database is busy; retry after the Retry-After delay",
+                    )
+                };
+            }
+            StorageKind::Unavailable => {
+                return Self {
+                    retry_after: Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
+                    ..Self::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "storage_unavailable",
+                        "the database cannot be reached; retry after the Retry-After delay",
                     )
                 };
             }
@@ -245,7 +259,7 @@ mod tests {
             (StorageKind::ReadOnly, "storage_read_only"),
             (StorageKind::Corrupt, "storage_corrupt"),
             (StorageKind::Io, "unavailable"),
-            (StorageKind::Unavailable, "unavailable"),
+            (StorageKind::Unavailable, "storage_unavailable"),
             (StorageKind::Other, "unavailable"),
         ] {
             let failure =
@@ -258,8 +272,13 @@ mod tests {
                 api.message
             );
             assert!(!api.message.contains("I/O"), "{kind:?}: {}", api.message);
-            // Only a busy store is worth retrying soon.
-            let retry = (kind == StorageKind::Busy).then_some(BUSY_RETRY_AFTER_SECONDS);
+            // Only a busy store, or one out of reach (a restart, a lost connection), is
+            // worth retrying soon.
+            let retry = match kind {
+                StorageKind::Busy => Some(BUSY_RETRY_AFTER_SECONDS),
+                StorageKind::Unavailable => Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
+                _ => None,
+            };
             assert_eq!(api.retry_after, retry, "{kind:?}");
         }
     }

@@ -140,6 +140,11 @@ struct Cli {
     /// the whole log (no compaction).
     #[arg(long, env = "CHAT_EVENT_RETENTION_DAYS", default_value_t = 30)]
     event_retention_days: u32,
+    /// Seconds an agent's presence outlives this server without renewal: with several
+    /// servers, one that dies takes its connected agents offline this long after it
+    /// stopped (at the next timer run of a server still up). Renewed every third of it.
+    #[arg(long, env = "CHAT_PRESENCE_LEASE_SECS", default_value_t = 30)]
+    presence_lease_secs: u64,
     /// Let event webhooks reach loopback, private and link-local addresses. Off by
     /// default: an admin's webhook URL must not reach this server's own network (cloud
     /// metadata, the database); turn it on for receivers on this machine or LAN (tests).
@@ -460,6 +465,7 @@ async fn main() -> anyhow::Result<()> {
     config.default_tenant = Some(tenant);
     config.identity_secret = cli.identity_secret.as_ref().map(|s| s.as_bytes().to_vec());
     config.timer_interval = Duration::from_secs(cli.timer_interval_secs.max(1));
+    config.realtime.presence_lease = Duration::from_secs(cli.presence_lease_secs.max(1));
     config.webhooks.allow_private = cli.webhooks_allow_private;
     config.webhooks.timeout = Duration::from_secs(cli.webhooks_timeout_secs.max(1));
     config.webhooks.retry.base = Duration::from_millis(cli.webhooks_retry_base_ms.max(1));

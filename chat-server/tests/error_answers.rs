@@ -117,6 +117,45 @@ impl Store for RivalWriter {
     ) -> Result<Committed> {
         self.inner.assign_within_capacity(update, capacity).await
     }
+    async fn assign_in_turn(
+        &self,
+        update: ConversationUpdate,
+        capacity: u32,
+        turn: Option<chat_core::AgentId>,
+    ) -> Result<Committed> {
+        self.inner.assign_in_turn(update, capacity, turn).await
+    }
+    async fn routing_turn(&self, tenant: TenantId) -> Result<Option<chat_core::AgentId>> {
+        self.inner.routing_turn(tenant).await
+    }
+    async fn hold_presence(
+        &self,
+        tenant: TenantId,
+        node: uuid::Uuid,
+        agents: &[chat_core::AgentId],
+        expires_at: time::OffsetDateTime,
+        at: time::OffsetDateTime,
+    ) -> Result<Vec<chat_core::Event>> {
+        self.inner
+            .hold_presence(tenant, node, agents, expires_at, at)
+            .await
+    }
+    async fn release_presence(
+        &self,
+        tenant: TenantId,
+        node: uuid::Uuid,
+        agent: chat_core::AgentId,
+        at: time::OffsetDateTime,
+    ) -> Result<Option<chat_core::Event>> {
+        self.inner.release_presence(tenant, node, agent, at).await
+    }
+    async fn lapse_presence(
+        &self,
+        tenant: TenantId,
+        at: time::OffsetDateTime,
+    ) -> Result<Vec<chat_core::Event>> {
+        self.inner.lapse_presence(tenant, at).await
+    }
     async fn insert_tenant(&self, tenant: &Tenant) -> Result<()> {
         self.inner.insert_tenant(tenant).await
     }

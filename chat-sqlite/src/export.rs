@@ -8,7 +8,8 @@
 //! out: it is this file's row number, which the import gives again.
 //!
 //! Derived tables are not exported: `conversation_counts` (kept by triggers as rows go in)
-//! and the search index (rebuilt beside the database when the store opens it).
+//! and the search index (rebuilt beside the database when the store opens it). Nor are
+//! `presence_leases`: they are the running servers' claims, which mean nothing elsewhere.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -110,6 +111,7 @@ const TABLES: &[Table] = &[
     table("webhook_deliveries", "tenant_id = ?1", "webhook_id, seq"),
     table("inboxes", "tenant_id = ?1", "id"),
     table("inbox_threads", "tenant_id = ?1", "inbox_id, external_id"),
+    table("routing_turns", "tenant_id = ?1", "tenant_id"),
 ];
 
 /// Columns that hold a secret in a table that is exported without secrets: emptied.

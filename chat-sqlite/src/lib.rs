@@ -14,6 +14,7 @@ mod list;
 mod migrations;
 mod names;
 mod options;
+mod presence;
 mod read;
 mod reports;
 mod search;

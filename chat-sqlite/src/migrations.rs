@@ -78,6 +78,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0014_event_references.sql"),
         fill: Some(crate::events::slim_logged),
     },
+    Migration {
+        sql: include_str!("../migrations/0015_presence.sql"),
+        fill: None,
+    },
 ];
 
 /// Where schema 5 kept a customer account's password hash: in the contact's metadata.

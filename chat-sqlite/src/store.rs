@@ -283,6 +283,40 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn hold_presence(
+        &self,
+        tenant: TenantId,
+        node: uuid::Uuid,
+        agents: &[AgentId],
+        expires_at: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> Result<Vec<Event>> {
+        let agents = agents.to_vec();
+        self.writer
+            .write(move |c| {
+                crate::presence::hold_presence(c, tenant, node, &agents, expires_at, at)
+            })
+            .await
+    }
+
+    async fn release_presence(
+        &self,
+        tenant: TenantId,
+        node: uuid::Uuid,
+        agent: AgentId,
+        at: OffsetDateTime,
+    ) -> Result<Option<Event>> {
+        self.writer
+            .write(move |c| crate::presence::release_presence(c, tenant, node, agent, at))
+            .await
+    }
+
+    async fn lapse_presence(&self, tenant: TenantId, at: OffsetDateTime) -> Result<Vec<Event>> {
+        self.writer
+            .write(move |c| crate::presence::lapse_presence(c, tenant, at))
+            .await
+    }
+
     async fn export_tenant(
         &self,
         tenant: TenantId,
@@ -473,6 +507,22 @@ impl Store for SqliteStore {
     ) -> Result<Committed> {
         self.writer
             .write(move |c| write::assign_within_capacity(c, update.clone(), capacity))
+            .await
+    }
+
+    async fn assign_in_turn(
+        &self,
+        update: ConversationUpdate,
+        capacity: u32,
+        turn: Option<AgentId>,
+    ) -> Result<Committed> {
+        self.writer
+            .write(move |c| crate::presence::assign_in_turn(c, update.clone(), capacity, turn))
+            .await
+    }
+
+    async fn routing_turn(&self, tenant: TenantId) -> Result<Option<AgentId>> {
+        self.read(move |c| crate::presence::routing_turn(c, tenant))
             .await
     }
 

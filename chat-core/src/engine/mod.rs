@@ -16,6 +16,7 @@ mod feed;
 mod inboxes;
 mod mentions;
 mod messages;
+mod presence;
 mod reports;
 mod retention;
 mod routing;

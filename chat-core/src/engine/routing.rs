@@ -12,6 +12,10 @@ use crate::store::ConversationUpdate;
 /// How many queued conversations one routing pass looks at.
 const PASS_SIZE: usize = 500;
 
+/// How often one conversation is picked again when other servers' passes keep taking the
+/// routing turn first.
+const TURN_TRIES: u32 = 16;
+
 impl Engine {
     /// Assigns queued conversations to eligible agents, highest priority and longest
     /// waiting first, until the queue or the free capacity runs out. Returns the
@@ -39,6 +43,13 @@ impl Engine {
             return Ok(Vec::new());
         }
         let mut loads = self.inner.store.agent_loads(tenant).await?;
+        // A turn-taking router's turn lives in the store, shared by every server: each
+        // assignment moves it in its own transaction, compare-and-swap on the turn read.
+        let takes_turns = self.inner.router.takes_turns();
+        let mut turn = match takes_turns {
+            true => self.inner.store.routing_turn(tenant).await?,
+            false => None,
+        };
         let mut assigned = Vec::new();
         for conversation in queue {
             let others: Vec<AgentLoad>;
@@ -53,55 +64,101 @@ impl Engine {
                 }
                 None => &loads,
             };
-            let picked =
-                self.inner
-                    .router
-                    .pick(&conversation, candidates, settings.default_capacity);
-            let Some(agent_id) = picked else {
-                continue;
-            };
-            let Some(load) = loads.iter_mut().find(|l| l.agent.id == agent_id) else {
-                continue;
-            };
-            let mut next = conversation.clone();
-            next.mode = Mode::Agent;
-            next.assigned_agent_id = Some(agent_id);
-            next.assigned_at = Some(self.now());
-            next.queued_at = None;
-            next.updated_at = self.now();
-            let note = self.system_message(
-                &next,
-                crate::model::Notice::Assigned {
-                    name: load.agent.name.clone(),
-                },
-            );
-            let update = ConversationUpdate {
-                conversation: next,
-                change: ConversationChange::Assigned {
-                    from: None,
-                    to: Some(agent_id),
-                },
-                message: Some(note),
-            };
-            let capacity = load.agent.capacity.unwrap_or(settings.default_capacity);
-            match self
-                .inner
-                .store
-                .assign_within_capacity(update, capacity)
-                .await
-            {
-                Ok(committed) => {
-                    self.publish(committed.events);
-                    load.open += 1;
-                    assigned.push(conversation.id);
+            let mut tries = 0;
+            loop {
+                let picked = match takes_turns {
+                    true => self.inner.router.pick_in_turn(
+                        &conversation,
+                        candidates,
+                        settings.default_capacity,
+                        turn,
+                    ),
+                    false => {
+                        self.inner
+                            .router
+                            .pick(&conversation, candidates, settings.default_capacity)
+                    }
+                };
+                let Some(agent_id) = picked else {
+                    break;
+                };
+                let Some(load) = loads.iter().find(|l| l.agent.id == agent_id) else {
+                    break;
+                };
+                let update = self.assignment(&conversation, agent_id, &load.agent.name);
+                let capacity = load.agent.capacity.unwrap_or(settings.default_capacity);
+                let result = match takes_turns {
+                    true => {
+                        let store = &self.inner.store;
+                        store.assign_in_turn(update, capacity, turn).await
+                    }
+                    false => {
+                        let store = &self.inner.store;
+                        store.assign_within_capacity(update, capacity).await
+                    }
+                };
+                match result {
+                    Ok(committed) => {
+                        self.publish(committed.events);
+                        if let Some(load) = loads.iter_mut().find(|l| l.agent.id == agent_id) {
+                            load.open += 1;
+                        }
+                        turn = Some(agent_id);
+                        assigned.push(conversation.id);
+                        break;
+                    }
+                    // Claimed or changed meanwhile (it is no longer ours to route), or the
+                    // agent filled up through another server's pass: the loads read are
+                    // stale. Or another server's pass took the turn: pick again from it
+                    // (a few times; a pass that keeps losing leaves the rest to the next).
+                    Err(Error::Conflict(_)) => {
+                        let fresh = self.inner.store.agent_loads(tenant).await?;
+                        let moved = match takes_turns {
+                            true => self.inner.store.routing_turn(tenant).await?,
+                            false => turn,
+                        };
+                        let retry = moved != turn && tries < TURN_TRIES;
+                        turn = moved;
+                        tries += 1;
+                        if !retry {
+                            loads = fresh;
+                            break;
+                        }
+                        // `candidates` may borrow `loads`: the fresh loads wait for the
+                        // next conversation, the capacity check stays in the store.
+                        drop(fresh);
+                    }
+                    Err(e) => return Err(e),
                 }
-                // Claimed or changed meanwhile (it is no longer ours to route), or the agent
-                // filled up through another server's pass: the loads read are stale.
-                Err(Error::Conflict(_)) => loads = self.inner.store.agent_loads(tenant).await?,
-                Err(e) => return Err(e),
             }
         }
         Ok(assigned)
+    }
+}
+
+impl Engine {
+    /// The update that gives a queued conversation to an agent, with its notice.
+    fn assignment(
+        &self,
+        conversation: &crate::model::Conversation,
+        agent: AgentId,
+        name: &str,
+    ) -> ConversationUpdate {
+        let mut next = conversation.clone();
+        next.mode = Mode::Agent;
+        next.assigned_agent_id = Some(agent);
+        next.assigned_at = Some(self.now());
+        next.queued_at = None;
+        next.updated_at = self.now();
+        let note = self.system_message(&next, crate::model::Notice::Assigned { name: name.into() });
+        ConversationUpdate {
+            conversation: next,
+            change: ConversationChange::Assigned {
+                from: None,
+                to: Some(agent),
+            },
+            message: Some(note),
+        }
     }
 }
 
@@ -148,6 +205,9 @@ pub struct TimerReport {
     pub routed: Vec<ConversationId>,
     /// Events the log's retention removed ([`Engine::compact_events`]).
     pub events_compacted: u64,
+    /// Agents gone offline because every lease on their presence expired (the servers
+    /// they were connected to stopped renewing them).
+    pub offline: Vec<AgentId>,
 }
 
 impl Engine {
@@ -234,8 +294,9 @@ impl Engine {
     /// close those whose customer has been silent for `close_inactive_after_secs` after
     /// being answered (both off unless the tenant sets them); and wake snoozed
     /// conversations whose time has come; and, for a tenant with business hours that is open,
-    /// route the queue that waited while it was closed; and compact the event log to its
-    /// [`EventRetention`](crate::EventRetention). The server calls this
+    /// route the queue that waited while it was closed; compact the event log to its
+    /// [`EventRetention`](crate::EventRetention); and take offline the agents whose
+    /// presence leases all expired. The server calls this
     /// periodically; tests call it after moving a [`ManualClock`](crate::ManualClock).
     pub async fn run_timers(&self, tenant: TenantId) -> Result<TimerReport> {
         let settings = self.load_tenant(tenant).await?.settings;
@@ -338,6 +399,7 @@ impl Engine {
         if !report.requeued.is_empty() || !report.closed.is_empty() {
             report.routed = self.route_avoiding(tenant, &lapsed).await?;
         }
+        report.offline = self.lapse_presence(tenant).await?;
         report.woken = self.wake_snoozed(tenant).await?;
         // Nothing routes a closed desk's queue, so the first pass after the opening does
         // (any later pass finds it routed, or finds no free agent as any routing would).

@@ -28,6 +28,7 @@ use crate::store::*;
 
 mod credentials;
 mod inboxes;
+mod presence;
 mod reports;
 mod retention;
 mod store;
@@ -35,6 +36,7 @@ mod webhooks;
 
 pub use credentials::*;
 pub use inboxes::*;
+pub use presence::*;
 pub use reports::*;
 pub use retention::*;
 pub use store::*;

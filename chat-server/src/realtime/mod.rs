@@ -26,8 +26,7 @@ use std::time::Duration;
 
 use chat_core::feed::{FeedConfig, FeedEvent, FeedItem, FeedScope};
 use chat_core::{
-    Actor, AgentId, Availability, Conversation, ConversationId, Engine, Event, EventPayload,
-    TenantId,
+    Actor, AgentId, Conversation, ConversationId, Engine, Event, EventPayload, TenantId,
 };
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -59,6 +58,11 @@ pub struct RealtimeConfig {
     pub buffer: usize,
     /// How long an agent stays online after its last connection closes.
     pub presence_grace: Duration,
+    /// How long this server's hold on a connected agent's presence lasts in the store
+    /// without renewal (renewed every third of it): a server that dies takes its agents'
+    /// presence with it this long after its last renewal, at the next timer pass of a
+    /// server still running.
+    pub presence_lease: Duration,
     /// A subscription more events behind than this gets `resync_required` instead of a
     /// replay.
     pub max_replay: u64,
@@ -78,6 +82,7 @@ impl Default for RealtimeConfig {
             max_subscriptions: 100,
             buffer: 1024,
             presence_grace: Duration::from_secs(30),
+            presence_lease: Duration::from_secs(30),
             max_replay: 50_000,
             write_timeout: io::WRITE_TIMEOUT,
         }
@@ -341,7 +346,12 @@ pub struct Hub {
     config: RealtimeConfig,
     /// Async: creating a feed awaits the store for the head of the log.
     feeds: tokio::sync::Mutex<HashMap<TenantId, Arc<Feed>>>,
-    presence: Mutex<HashMap<AgentId, (usize, u64)>>,
+    /// Staff connected to this server: tenant, open connections, and a generation that a
+    /// new connection moves (a release waiting out the grace sees it was reconnected).
+    /// Every agent here has this server's presence lease, renewed until it is released.
+    presence: Mutex<HashMap<AgentId, Presence>>,
+    /// This server's id on its presence leases.
+    node: uuid::Uuid,
     next_connection: AtomicU64,
     /// Every open socket's outbox, to wake them all when a credential changes (a socket
     /// without subscriptions is on no route). Dead entries are swept as it grows.
@@ -367,12 +377,14 @@ impl Hub {
             metrics,
             feeds: tokio::sync::Mutex::new(HashMap::new()),
             presence: Mutex::new(HashMap::new()),
+            node: uuid::Uuid::new_v4(),
             next_connection: AtomicU64::new(1),
             outboxes: Mutex::new(Vec::new()),
             origin: u64::from_le_bytes(crate::auth::random_bytes::<8>()),
         });
         tokio::spawn(relay_ephemeral(Arc::downgrade(&hub)));
         tokio::spawn(relay_credential_changes(Arc::downgrade(&hub)));
+        tokio::spawn(renew_presence(Arc::downgrade(&hub)));
         hub
     }
 
@@ -457,61 +469,118 @@ impl Hub {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Counts a staff connection; the first one puts an offline agent online.
+    /// Counts a staff connection. The first one on this server takes a presence lease
+    /// in the store, which puts an offline agent online unless another server already
+    /// holds one.
     async fn agent_connected(&self, tenant: TenantId, agent: AgentId) {
         let first = {
             let mut presence = self.presence.lock().unwrap_or_else(|e| e.into_inner());
-            let entry = presence.entry(agent).or_insert((0, 0));
-            entry.0 += 1;
-            entry.1 += 1;
-            entry.0 == 1
+            let entry = presence.entry(agent).or_insert(Presence {
+                tenant,
+                open: 0,
+                generation: 0,
+            });
+            entry.open += 1;
+            entry.generation += 1;
+            entry.open == 1
         };
         if first {
-            let system = chat_core::Actor::System { tenant };
-            if let Ok(a) = self.engine.agent(&system, agent).await
-                && a.availability == Availability::Offline
-            {
-                let _ = self
-                    .engine
-                    .set_availability(&system, agent, Availability::Online)
-                    .await;
-            }
+            self.hold(tenant, &[agent]).await;
         }
     }
 
-    /// Uncounts a staff connection; after the grace period without a new one the agent
-    /// goes offline (a reconnect within the grace keeps it online).
+    /// Takes or renews this server's presence lease on `agents`.
+    async fn hold(&self, tenant: TenantId, agents: &[AgentId]) {
+        let lease = self.config.presence_lease;
+        if let Err(e) = self
+            .engine
+            .hold_presence(tenant, self.node, agents, lease)
+            .await
+        {
+            // The next renewal tries again, well within the lease.
+            tracing::warn!(error = %e, "presence lease not renewed");
+        }
+    }
+
+    /// Uncounts a staff connection; after the grace period without a new one, this
+    /// server lets go of the agent's presence, and the agent goes offline unless another
+    /// server still holds it (a reconnect within the grace keeps it online).
     fn agent_disconnected(self: &Arc<Self>, tenant: TenantId, agent: AgentId) {
         let generation = {
             let mut presence = self.presence.lock().unwrap_or_else(|e| e.into_inner());
-            let entry = presence.entry(agent).or_insert((1, 0));
-            entry.0 = entry.0.saturating_sub(1);
-            if entry.0 > 0 {
+            let Some(entry) = presence.get_mut(&agent) else {
+                return;
+            };
+            entry.open = entry.open.saturating_sub(1);
+            if entry.open > 0 {
                 return;
             }
-            entry.1
+            entry.generation
         };
         let hub = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(hub.config.presence_grace).await;
             let still_gone = {
-                let presence = hub.presence.lock().unwrap_or_else(|e| e.into_inner());
-                presence
+                let mut presence = hub.presence.lock().unwrap_or_else(|e| e.into_inner());
+                let gone = presence
                     .get(&agent)
-                    .is_some_and(|(open, seen)| *open == 0 && *seen == generation)
-            };
-            if still_gone {
-                let system = chat_core::Actor::System { tenant };
-                if let Ok(a) = hub.engine.agent(&system, agent).await
-                    && a.availability == Availability::Online
-                {
-                    let _ = hub
-                        .engine
-                        .set_availability(&system, agent, Availability::Offline)
-                        .await;
+                    .is_some_and(|p| p.open == 0 && p.generation == generation);
+                if gone {
+                    presence.remove(&agent);
                 }
+                gone
+            };
+            if !still_gone {
+                return;
+            }
+            if let Err(e) = hub.engine.release_presence(tenant, hub.node, agent).await {
+                // The lease lapses on its own at its expiry.
+                tracing::warn!(error = %e, "presence lease not released");
+            }
+            // A connection that came while the lease was being released holds it again.
+            let back = {
+                let presence = hub.presence.lock().unwrap_or_else(|e| e.into_inner());
+                presence.get(&agent).is_some_and(|p| p.open > 0)
+            };
+            if back {
+                hub.hold(tenant, &[agent]).await;
             }
         });
+    }
+}
+
+/// A staff member's connections to this server.
+struct Presence {
+    tenant: TenantId,
+    open: usize,
+    generation: u64,
+}
+
+/// Renews this server's presence leases every third of their length until the hub is
+/// dropped: one store write per tenant with agents here.
+async fn renew_presence(hub: std::sync::Weak<Hub>) {
+    let every = match hub.upgrade() {
+        Some(hub) => (hub.config.presence_lease / 3).max(Duration::from_millis(10)),
+        None => return,
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(hub) = hub.upgrade() else {
+            return;
+        };
+        let mut by_tenant: HashMap<TenantId, Vec<AgentId>> = HashMap::new();
+        {
+            let presence = hub.presence.lock().unwrap_or_else(|e| e.into_inner());
+            for (agent, p) in presence.iter() {
+                by_tenant.entry(p.tenant).or_default().push(*agent);
+            }
+        }
+        for (tenant, agents) in by_tenant {
+            hub.hold(tenant, &agents).await;
+        }
     }
 }
 
