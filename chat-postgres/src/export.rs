@@ -95,6 +95,7 @@ const TABLES: &[Table] = &[
         ..table("inboxes", "tenant_id = $1", "id")
     },
     table("inbox_threads", "tenant_id = $1", "inbox_id, external_id"),
+    table("mail_outbox", "tenant_id = $1", "id"),
 ];
 
 /// `{"kind":"<table>","row":{…}}`, from `row_to_json`'s text.

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_webhooks.sql"),
     include_str!("../migrations/0004_reports.sql"),
     include_str!("../migrations/0005_inboxes.sql"),
+    include_str!("../migrations/0006_mail.sql"),
 ];
 
 /// The schema version this build of the crate creates and reads.

@@ -14,6 +14,7 @@ pub mod endpoints;
 pub mod error;
 pub mod extension;
 pub mod http;
+pub mod mail;
 pub mod metrics;
 pub mod openapi;
 mod paths;

@@ -10,6 +10,7 @@ mod error;
 mod export;
 mod inboxes;
 mod list;
+mod mail;
 mod migrations;
 mod names;
 mod options;

@@ -70,6 +70,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0012_inboxes.sql"),
         fill: None,
     },
+    Migration {
+        sql: include_str!("../migrations/0013_mail.sql"),
+        fill: None,
+    },
 ];
 
 /// Where schema 5 kept a customer account's password hash: in the contact's metadata.

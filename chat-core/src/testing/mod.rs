@@ -28,12 +28,14 @@ use crate::store::*;
 
 mod credentials;
 mod inboxes;
+mod mail;
 mod reports;
 mod store;
 mod webhooks;
 
 pub use credentials::*;
 pub use inboxes::*;
+pub use mail::*;
 pub use reports::*;
 pub use store::*;
 pub use webhooks::*;
