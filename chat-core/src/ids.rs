@@ -49,6 +49,10 @@ macro_rules! id_type {
 }
 
 id_type!(
+    /// A mail in the mail outbox (a transcript, a reply to an e-mail customer).
+    MailId
+);
+id_type!(
     /// A tenant: one business (or salon, or shop) with its own agents and conversations.
     TenantId
 );

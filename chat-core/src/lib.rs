@@ -37,7 +37,7 @@ pub use error::{
     BotError, BotErrorKind, Conflict, ConflictKind, Error, Result, StorageError, StorageKind,
 };
 pub use ids::{
-    AgentId, CannedResponseId, ContactId, ConversationId, IdGenerator, InboxId, MessageId,
+    AgentId, CannedResponseId, ContactId, ConversationId, IdGenerator, InboxId, MailId, MessageId,
     SequentialIds, TenantId, V7Ids, WebhookId,
 };
 pub use mode::{InvalidTransition, Mode, UnknownMode};

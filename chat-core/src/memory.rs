@@ -20,8 +20,8 @@ use crate::ids::{
 use crate::mode::Mode;
 use crate::model::{
     Agent, AgentLoad, CannedResponse, Contact, Conversation, Delivery, DeliveryOutcome,
-    DeliveryState, Event, Inbox, Mention, Message, NewEvent, NewMessage, ReadCursor, Reader,
-    Tenant, Webhook, WebhookState,
+    DeliveryState, Event, Inbox, Mail, MailOutcome, MailState, Mention, Message, NewEvent,
+    NewMessage, ReadCursor, Reader, Tenant, Webhook, WebhookState,
 };
 use crate::report::{
     Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint, feedback_of, report_rows,
@@ -75,6 +75,8 @@ struct State {
     presence: HashMap<(AgentId, uuid::Uuid), (TenantId, OffsetDateTime)>,
     /// Each tenant's routing turn: the agent its last turn-taking assignment went to.
     turns: HashMap<TenantId, AgentId>,
+    /// The mail outbox, in queueing order.
+    mails: Vec<Mail>,
 }
 
 impl MemoryStore {
@@ -415,6 +417,7 @@ impl Store for MemoryStore {
                 s.cursors.retain(|(c, _), _| *c != id);
                 s.reopens.retain(|(c, _)| *c != id);
                 s.mentions.retain(|m| m.conversation_id != id);
+                s.mails.retain(|m| m.conversation_id != id);
                 gone.push(id);
             }
         }
@@ -611,6 +614,7 @@ impl Store for MemoryStore {
         s.cursors.retain(|(c, _), _| *c != id);
         s.reopens.retain(|(c, _)| *c != id);
         s.inbox_threads.retain(|_, c| *c != id);
+        s.mails.retain(|m| m.conversation_id != id);
         Ok(s.log(NewEvent::conversation_deleted(tenant, id, at)))
     }
 
@@ -1023,6 +1027,79 @@ impl Store for MemoryStore {
             .inbox_threads
             .entry((inbox, external.to_owned()))
             .or_insert(conversation))
+    }
+
+    async fn queue_mail(&self, mail: &Mail, once_since: Option<OffsetDateTime>) -> Result<bool> {
+        let mut s = self.lock();
+        s.conversation(mail.tenant_id, mail.conversation_id)?;
+        let recent = once_since.is_some_and(|since| {
+            s.mails.iter().any(|m| {
+                m.conversation_id == mail.conversation_id
+                    && m.kind == mail.kind
+                    && m.requested_by == mail.requested_by
+                    && m.created_at >= since
+            })
+        });
+        if recent {
+            return Ok(false);
+        }
+        if s.mails.iter().any(|m| m.id == mail.id) {
+            return Ok(false);
+        }
+        s.mails.push(mail.clone());
+        Ok(true)
+    }
+
+    async fn claim_mails(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Mail>> {
+        let mut s = self.lock();
+        let mut due: Vec<Mail> = s
+            .mails
+            .iter()
+            .filter(|m| m.state == MailState::Pending && m.next_attempt_at <= now)
+            .cloned()
+            .collect();
+        due.sort_by_key(|m| (m.next_attempt_at, m.id));
+        due.truncate(limit);
+        for m in s.mails.iter_mut() {
+            if due.iter().any(|d| d.id == m.id) {
+                m.next_attempt_at = lease_until;
+            }
+        }
+        Ok(due)
+    }
+
+    async fn record_mail(&self, outcome: &MailOutcome) -> Result<()> {
+        let mut s = self.lock();
+        if let Some(m) = s
+            .mails
+            .iter_mut()
+            .find(|m| m.id == outcome.id && m.tenant_id == outcome.tenant_id)
+        {
+            m.state = outcome.state;
+            m.attempts = outcome.attempts;
+            m.next_attempt_at = outcome.next_attempt_at;
+            m.last_error.clone_from(&outcome.last_error);
+            m.sent_at = outcome.sent_at;
+        }
+        Ok(())
+    }
+
+    async fn mails(&self, tenant: TenantId, limit: usize) -> Result<Vec<Mail>> {
+        let s = self.lock();
+        let mut out: Vec<Mail> = s
+            .mails
+            .iter()
+            .filter(|m| m.tenant_id == tenant)
+            .cloned()
+            .collect();
+        out.sort_by_key(|m| std::cmp::Reverse((m.created_at, m.id)));
+        out.truncate(limit);
+        Ok(out)
     }
 
     async fn webhooks(&self, tenant: TenantId) -> Result<Vec<Webhook>> {

@@ -21,8 +21,8 @@ use crate::ids::{
 use crate::mode::Mode;
 use crate::model::{
     Agent, AgentLoad, CannedResponse, Channel, Contact, Conversation, ConversationChange, Delivery,
-    DeliveryOutcome, Event, EventPayload, Inbox, Mention, Message, NewMessage, Priority,
-    ReadCursor, Tenant, Webhook,
+    DeliveryOutcome, Event, EventPayload, Inbox, Mail, MailOutcome, Mention, Message, NewMessage,
+    Priority, ReadCursor, Tenant, Webhook,
 };
 use crate::report::{Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint};
 
@@ -350,6 +350,31 @@ pub(crate) mod seam {
             external: &str,
             conversation: ConversationId,
         ) -> Result<ConversationId>;
+        // ---- The mail outbox ----
+
+        /// Queues a mail (pending, due at its `next_attempt_at`) unless a mail with its id
+        /// exists (queueing is idempotent on the id), or `once_since` is set and a mail of
+        /// the same conversation, kind and `requested_by` was queued at or after it;
+        /// whether it was queued. The check and the write are one step, so two requests at
+        /// once queue one. [`Error::NotFound`] if the conversation is absent.
+        async fn queue_mail(&self, mail: &Mail, once_since: Option<OffsetDateTime>)
+        -> Result<bool>;
+        /// Claims up to `limit` pending mails of every tenant with `next_attempt_at <= now`,
+        /// each getting `next_attempt_at = lease_until` (so another worker skips it and,
+        /// should this one die mid-attempt, it is due again when the lease lapses).
+        /// Returned as before the claim, oldest due first.
+        async fn claim_mails(
+            &self,
+            now: OffsetDateTime,
+            lease_until: OffsetDateTime,
+            limit: usize,
+        ) -> Result<Vec<Mail>>;
+        /// Records an attempt: the mail's state, attempts, next attempt, last error and
+        /// sending time. A mail that no longer exists (its conversation erased) is no error.
+        async fn record_mail(&self, outcome: &MailOutcome) -> Result<()>;
+        /// A tenant's mails, newest first, at most `limit`.
+        async fn mails(&self, tenant: TenantId, limit: usize) -> Result<Vec<Mail>>;
+
         // Reports (see `chat_core::report` for what each figure counts). Every store
         // computes them with aggregate queries; the in-memory definitions in that module
         // are what they must agree with. A store keeps one reopen mark per

@@ -97,6 +97,7 @@ const TABLES: &[Table] = &[
     },
     table("inbox_threads", "tenant_id = $1", "inbox_id, external_id"),
     table("routing_turns", "tenant_id = $1", "tenant_id"),
+    table("mail_outbox", "tenant_id = $1", "id"),
 ];
 
 /// `{"kind":"<table>","row":{…}}`, from `row_to_json`'s text.

@@ -6,6 +6,7 @@ mod error;
 mod export;
 mod inboxes;
 mod list;
+mod mail;
 mod migrations;
 mod presence;
 mod reports;

@@ -21,8 +21,8 @@ use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 use chat_core::{
     Agent, AgentId, AgentLoad, CannedResponse, Contact, ContactId, Conversation,
     ConversationChange, ConversationId, Delivery, DeliveryOutcome, Error, Event, Inbox, InboxId,
-    Mention, Message, MessageId, MessageKind, NewEvent, NewMessage, ReadCursor, Reader, Result,
-    Store, Tenant, TenantId, Webhook, WebhookId,
+    Mail, MailOutcome, Mention, Message, MessageId, MessageKind, NewEvent, NewMessage, ReadCursor,
+    Reader, Result, Store, Tenant, TenantId, Webhook, WebhookId,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
 use time::OffsetDateTime;
@@ -1470,6 +1470,27 @@ impl Store for PostgresStore {
     ) -> Result<ConversationId> {
         self.link_inbox_thread_row(tenant, inbox, external, conversation)
             .await
+    }
+
+    async fn queue_mail(&self, mail: &Mail, once_since: Option<OffsetDateTime>) -> Result<bool> {
+        self.queue_mail_row(mail, once_since).await
+    }
+
+    async fn claim_mails(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Mail>> {
+        self.claim_mail_rows(now, lease_until, limit).await
+    }
+
+    async fn record_mail(&self, outcome: &MailOutcome) -> Result<()> {
+        self.record_mail_row(outcome).await
+    }
+
+    async fn mails(&self, tenant: TenantId, limit: usize) -> Result<Vec<Mail>> {
+        self.mail_rows(tenant, limit).await
     }
 
     async fn webhooks(&self, tenant: TenantId) -> Result<Vec<Webhook>> {

@@ -152,7 +152,8 @@ mod with_database {
         tokio::spawn(connection);
         client
             .batch_execute(
-                "DROP TABLE identity_signatures; DROP TABLE routing_turns; DROP TABLE presence_leases; \
+                "DROP TABLE mail_outbox; DROP TABLE identity_signatures; \
+                 DROP TABLE routing_turns; DROP TABLE presence_leases; \
                  DROP TABLE inbox_threads; DROP TABLE inboxes; \
                  DROP TABLE canned_responses; DROP TABLE mentions; \
                  DROP TABLE webhook_deliveries; DROP TABLE webhooks; \

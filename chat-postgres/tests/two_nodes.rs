@@ -302,6 +302,27 @@ mod with_database {
                 .link_inbox_thread(tenant, inbox, external, conversation)
                 .await
         }
+        async fn queue_mail(
+            &self,
+            mail: &chat_core::Mail,
+            once_since: Option<time::OffsetDateTime>,
+        ) -> Result<bool> {
+            self.next().queue_mail(mail, once_since).await
+        }
+        async fn claim_mails(
+            &self,
+            now: time::OffsetDateTime,
+            lease_until: time::OffsetDateTime,
+            limit: usize,
+        ) -> Result<Vec<chat_core::Mail>> {
+            self.next().claim_mails(now, lease_until, limit).await
+        }
+        async fn record_mail(&self, outcome: &chat_core::MailOutcome) -> Result<()> {
+            self.next().record_mail(outcome).await
+        }
+        async fn mails(&self, tenant: TenantId, limit: usize) -> Result<Vec<chat_core::Mail>> {
+            self.next().mails(tenant, limit).await
+        }
         async fn webhooks(&self, tenant: TenantId) -> Result<Vec<chat_core::Webhook>> {
             self.next().webhooks(tenant).await
         }

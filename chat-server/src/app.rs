@@ -110,6 +110,8 @@ pub struct Config {
     pub timer_interval: Duration,
     /// Event-webhook delivery.
     pub webhooks: crate::webhooks::WebhookConfig,
+    /// Outbound e-mail (the SMTP relay and the mail worker).
+    pub mail: crate::mail::MailConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -144,6 +146,7 @@ impl Config {
             realtime: RealtimeConfig::default(),
             timer_interval: Duration::from_secs(15),
             webhooks: crate::webhooks::WebhookConfig::default(),
+            mail: crate::mail::MailConfig::default(),
         }
     }
 }

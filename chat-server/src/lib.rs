@@ -15,6 +15,7 @@ pub mod error;
 pub mod export_files;
 pub mod extension;
 pub mod http;
+pub mod mail;
 pub mod metrics;
 pub mod openapi;
 mod paths;

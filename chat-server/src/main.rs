@@ -161,6 +161,30 @@ struct Cli {
     /// a `webhook_paused` event and resume it with PATCH state=active).
     #[arg(long, env = "CHAT_WEBHOOKS_PAUSE_AFTER_SECS", default_value_t = 86_400)]
     webhooks_pause_after_secs: u64,
+    /// The SMTP relay e-mail is sent through (transcripts, replies to e-mail customers), as
+    /// a URL: `smtps://user:password@host:465` (TLS from the start),
+    /// `smtp://user:password@host:587?tls=required` (STARTTLS) or `smtp://127.0.0.1:25`
+    /// (plain, a local MTA). It holds the relay's password: never logged, never answered.
+    /// Without it no e-mail is sent.
+    #[arg(long, env = "CHAT_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+    /// The sender of the server's e-mail, `Support <support@example.com>` or a bare
+    /// address; its domain names the Message-IDs replies are threaded by. Required with
+    /// --smtp-url.
+    #[arg(long, env = "CHAT_MAIL_FROM")]
+    mail_from: Option<String>,
+    /// Seconds within which a customer may have one conversation's transcript mailed once.
+    #[arg(
+        long,
+        env = "CHAT_MAIL_TRANSCRIPT_WINDOW_SECS",
+        default_value_t = 3_600
+    )]
+    mail_transcript_window_secs: u64,
+    /// Milliseconds before the first retry of a mail the relay did not take (a 4xx answer,
+    /// no connection); doubled after each next failure up to an hour, for up to a day. A
+    /// 5xx answer fails the mail at once.
+    #[arg(long, env = "CHAT_MAIL_RETRY_BASE_MS", default_value_t = 30_000)]
+    mail_retry_base_ms: u64,
     #[command(flatten)]
     tenant_defaults: TenantDefaults,
     /// Log format.
@@ -470,6 +494,7 @@ async fn main() -> anyhow::Result<()> {
     config.webhooks.timeout = Duration::from_secs(cli.webhooks_timeout_secs.max(1));
     config.webhooks.retry.base = Duration::from_millis(cli.webhooks_retry_base_ms.max(1));
     config.webhooks.retry.pause_after = Duration::from_secs(cli.webhooks_pause_after_secs);
+    config.mail = mail_config(&cli)?;
     cli.network
         .apply(&mut config)
         .map_err(|e| anyhow::anyhow!(e))?;
@@ -829,4 +854,28 @@ fn jwt_config(cli: &Cli) -> anyhow::Result<JwtConfig> {
     };
     jwt.ttl = Duration::from_secs(cli.jwt_ttl_secs.max(60));
     Ok(jwt)
+}
+
+/// The mail settings from the flags: a relay needs a sender, and neither is ever shown in
+/// an error (the URL holds the relay's password).
+fn mail_config(cli: &Cli) -> anyhow::Result<chat_server::mail::MailConfig> {
+    let mut mail = chat_server::mail::MailConfig {
+        transcript_window: Duration::from_secs(cli.mail_transcript_window_secs.max(1)),
+        ..Default::default()
+    };
+    mail.retry.base = Duration::from_millis(cli.mail_retry_base_ms.max(1));
+    if let Some(url) = cli.smtp_url.as_deref().filter(|u| !u.trim().is_empty()) {
+        let relay = chat_server::mail::SmtpRelay::parse(url)
+            .map_err(|why| anyhow::anyhow!("--smtp-url: {why}"))?;
+        let from = cli
+            .mail_from
+            .as_deref()
+            .context("--smtp-url needs --mail-from (the sender address)")?;
+        mail.from = Some(
+            from.parse()
+                .map_err(|_| anyhow::anyhow!("--mail-from: not an e-mail address: {from}"))?,
+        );
+        mail.relay = Some(relay);
+    }
+    Ok(mail)
 }

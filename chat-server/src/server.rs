@@ -78,6 +78,11 @@ pub async fn run_with(
         app.config.webhooks.clone(),
         stopped.clone(),
     ));
+    tokio::spawn(crate::mail::run(
+        app.engine.clone(),
+        app.config.mail.clone(),
+        stopped.clone(),
+    ));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let per_ip = Connections::new(limits.max_connections_per_ip);
     let trusted = server.app.config.trusted_proxies.clone();

@@ -54,6 +54,15 @@ fn cases(bob: &str) -> Vec<Case> {
         c(ListMessages, None, [200, 200, 200, 404, 200, 404, 401, 404]),
         // Read access, like the history (notes are left out for the customer).
         c(Transcript, None, [200, 200, 200, 404, 200, 404, 401, 404]),
+        // Read access decides first; then this server has no SMTP relay (tests/mail.rs
+        // sends through one): 409 `mail_not_configured` for whoever may read it.
+        c(
+            MailTranscript,
+            Some(json!({})),
+            [409, 409, 409, 404, 409, 404, 401, 404],
+        ),
+        // The mail log: admins of the tenant only.
+        c(ListMail, None, [200, 403, 403, 403, 403, 403, 401, 200]),
         // Staff see reports (an agent its own figures, another tenant its own desk).
         c(
             ReportOverview,

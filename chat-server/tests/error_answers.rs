@@ -256,6 +256,27 @@ impl Store for RivalWriter {
             .link_inbox_thread(tenant, inbox, external, conversation)
             .await
     }
+    async fn queue_mail(
+        &self,
+        mail: &chat_core::Mail,
+        once_since: Option<time::OffsetDateTime>,
+    ) -> Result<bool> {
+        self.inner.queue_mail(mail, once_since).await
+    }
+    async fn claim_mails(
+        &self,
+        now: time::OffsetDateTime,
+        lease_until: time::OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<chat_core::Mail>> {
+        self.inner.claim_mails(now, lease_until, limit).await
+    }
+    async fn record_mail(&self, outcome: &chat_core::MailOutcome) -> Result<()> {
+        self.inner.record_mail(outcome).await
+    }
+    async fn mails(&self, tenant: TenantId, limit: usize) -> Result<Vec<chat_core::Mail>> {
+        self.inner.mails(tenant, limit).await
+    }
     async fn webhooks(&self, tenant: TenantId) -> Result<Vec<chat_core::Webhook>> {
         self.inner.webhooks(tenant).await
     }

@@ -112,6 +112,7 @@ const TABLES: &[Table] = &[
     table("inboxes", "tenant_id = ?1", "id"),
     table("inbox_threads", "tenant_id = ?1", "inbox_id, external_id"),
     table("routing_turns", "tenant_id = ?1", "tenant_id"),
+    table("mail_outbox", "tenant_id = ?1", "id"),
 ];
 
 /// Columns that hold a secret in a table that is exported without secrets: emptied.

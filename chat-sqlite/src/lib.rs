@@ -11,6 +11,7 @@ mod events;
 mod export;
 mod inboxes;
 mod list;
+mod mail;
 mod migrations;
 mod names;
 mod options;

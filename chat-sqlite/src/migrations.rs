@@ -82,6 +82,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0015_presence.sql"),
         fill: None,
     },
+    Migration {
+        sql: include_str!("../migrations/0016_mail.sql"),
+        fill: None,
+    },
 ];
 
 /// Where schema 5 kept a customer account's password hash: in the contact's metadata.

@@ -12,8 +12,9 @@ use chat_core::store::{
 };
 use chat_core::{
     Agent, AgentId, AgentLoad, CannedResponse, Contact, ContactId, Conversation, ConversationId,
-    Delivery, DeliveryOutcome, Error, Event, Inbox, InboxId, Mention, Message, MessageId, NewEvent,
-    NewMessage, ReadCursor, Result, Store, Tenant, TenantId, Webhook, WebhookId,
+    Delivery, DeliveryOutcome, Error, Event, Inbox, InboxId, Mail, MailOutcome, Mention, Message,
+    MessageId, NewEvent, NewMessage, ReadCursor, Result, Store, Tenant, TenantId, Webhook,
+    WebhookId,
 };
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
@@ -26,7 +27,7 @@ use crate::migrations::migrate;
 use crate::options::Options;
 use crate::search::{Search, WordIndex, word_index};
 use crate::writer::{Followers, Writer};
-use crate::{inboxes, list, read, reports, webhooks, write};
+use crate::{inboxes, list, mail, read, reports, webhooks, write};
 
 /// How long a compaction waits for the search indexer to reach the newest event.
 const COMPACTION_WAITS_FOR_INDEX: Duration = Duration::from_secs(1);
@@ -748,6 +749,40 @@ impl Store for SqliteStore {
         self.writer
             .write(move |c| inboxes::link_inbox_thread(c, tenant, inbox, &external, conversation))
             .await
+    }
+
+    async fn queue_mail(&self, m: &Mail, once_since: Option<OffsetDateTime>) -> Result<bool> {
+        let m = m.clone();
+        self.writer
+            .write(move |c| mail::queue_mail(c, &m, once_since))
+            .await
+    }
+
+    async fn claim_mails(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Mail>> {
+        // Asked every second or so and mostly nothing is due: look on a reader first, so
+        // an idle server commits nothing.
+        if !self.read(move |c| mail::any_due(c, now)).await? {
+            return Ok(Vec::new());
+        }
+        self.writer
+            .write(move |c| mail::claim_mails(c, now, lease_until, limit))
+            .await
+    }
+
+    async fn record_mail(&self, outcome: &MailOutcome) -> Result<()> {
+        let outcome = outcome.clone();
+        self.writer
+            .write(move |c| mail::record_mail(c, &outcome))
+            .await
+    }
+
+    async fn mails(&self, tenant: TenantId, limit: usize) -> Result<Vec<Mail>> {
+        self.read(move |c| mail::mails(c, tenant, limit)).await
     }
 
     async fn webhooks(&self, tenant: TenantId) -> Result<Vec<Webhook>> {

@@ -11,10 +11,10 @@ use rusqlite::{Connection, params};
 /// Takes a current database back to schema 10, before migrations 0011 (the title and
 /// contact word indexes), 0012 (inboxes), 0013 (used identity signatures), 0014
 /// (events that refer to their messages: the tests using it post no messages, so every
-/// event is in full) and 0015 (presence leases, routing turns), for the tests that make
-/// an older schema out of a current one.
+/// event is in full), 0015 (presence leases, routing turns) and 0016 (the mail outbox),
+/// for the tests that make an older schema out of a current one.
 const DROP_WORD_INDEXES: &str = "
-    DROP TABLE identity_signatures;
+    DROP TABLE mail_outbox; DROP TABLE identity_signatures;
     DROP INDEX events_message; ALTER TABLE events DROP COLUMN message_pk;
     DROP TABLE routing_turns; DROP TABLE presence_leases;
     DROP TABLE inbox_threads; DROP TABLE inboxes;
@@ -656,7 +656,7 @@ async fn a_schema_twelve_event_log_refers_to_its_messages_after_the_upgrade_and_
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
             "DROP INDEX events_message; DROP TABLE identity_signatures;
-             DROP TABLE routing_turns; DROP TABLE presence_leases;
+             DROP TABLE routing_turns; DROP TABLE presence_leases; DROP TABLE mail_outbox;
              CREATE TABLE events_twelve (
                  tenant_id BLOB NOT NULL, seq INTEGER NOT NULL, conversation_id BLOB,
                  data TEXT NOT NULL, PRIMARY KEY (tenant_id, seq));

@@ -14,6 +14,7 @@ mod erasure;
 mod export;
 mod feed;
 mod inboxes;
+mod mail;
 mod mentions;
 mod messages;
 mod presence;
@@ -42,6 +43,9 @@ pub use inboxes::{
     ACCESS_TOKEN_KEY, API_URL_KEY, APP_SECRET_KEY, BOT_TOKEN_KEY, INBOX_CONTACT_KEY, INBOX_KEY,
     Inbound, MAX_EXTERNAL_ID_CHARS, MAX_INBOXES, NewInbox, Outbound, PHONE_NUMBER_ID_KEY, Received,
     Reply, TELEGRAM_API_URL, WHATSAPP_API_URL, WHATSAPP_WINDOW,
+};
+pub use mail::{
+    MailAttempt, MailContent, MailPolicy, MailRetry, conversation_of_message_id, mail_message_id,
 };
 pub use messages::{MessagePage, PostMessage, Posted};
 pub use retention::{COMPACTION_BATCH, EventRetention};

@@ -166,6 +166,22 @@ pub(super) fn export_lines(
             }),
         )?;
     }
+    for m in s.mails.iter().filter(|m| m.tenant_id == tenant) {
+        push(
+            "mail_outbox",
+            json!({
+                "id": m.id, "tenant_id": m.tenant_id, "conversation_id": m.conversation_id,
+                "kind": m.kind, "requested_by": m.requested_by, "recipient": m.to,
+                "subject": m.subject, "text_body": m.text, "html_body": m.html,
+                "message_id": m.message_id, "refs": m.references, "state": m.state,
+                "attempts": m.attempts,
+                "next_attempt_at": m.next_attempt_at.unix_timestamp_nanos().to_string(),
+                "last_error": m.last_error,
+                "created_at": m.created_at.unix_timestamp_nanos().to_string(),
+                "sent_at": m.sent_at.map(|t| t.unix_timestamp_nanos().to_string()),
+            }),
+        )?;
+    }
     let records = rows.len() as u64;
     let mut lines = Vec::with_capacity(rows.len() + 2);
     lines.push(ExportHeader::new("memory", MEMORY_SCHEMA, tenant, options).line());

@@ -9,6 +9,7 @@ mod conversation;
 mod event;
 mod hours;
 mod inbox;
+mod mail;
 mod mention;
 mod message;
 mod notice;
@@ -25,6 +26,7 @@ pub use conversation::{Conversation, MessagePreview, PREVIEW_CHARS, Rating, Snoo
 pub use event::{ConversationChange, Event, EventPayload, NewEvent, TransferTarget, WakeReason};
 pub use hours::{BusinessHours, MAX_OFFLINE_CHARS, OpenRange, WeeklyHours, is_open, next_opening};
 pub use inbox::{Inbox, InboxKind, InboxSecrets};
+pub use mail::{Mail, MailKind, MailOutcome, MailState};
 pub use mention::{Mention, handles, mentioned_handles};
 pub use message::{
     Attachment, EntityRef, Message, MessageKind, NewMessage, ReadCursor, Reader, Revision, Sender,

@@ -10,6 +10,7 @@ pub mod decode;
 mod export;
 mod files;
 mod inboxes;
+mod mail;
 mod mentions;
 mod messages;
 mod reports;
@@ -230,6 +231,8 @@ pub fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Answer {
         ReportSeries => boxed(reports::series, ctx),
         ReportFeedback => boxed(reports::feedback, ctx),
         Transcript => boxed(reports::transcript, ctx),
+        MailTranscript => boxed(mail::transcript, ctx),
+        ListMail => boxed(mail::list, ctx),
         UploadFiles => boxed(files::upload, ctx),
         DownloadFile => boxed(files::download, ctx),
         ListContacts => boxed(contacts::list, ctx),
