@@ -1,4 +1,4 @@
--- Presence leases and the routing turn (the layout of chat-sqlite's 0013_presence.sql).
+-- Presence leases and the routing turn (the layout of chat-sqlite's 0015_presence.sql).
 -- A server (node) holds a lease on each agent connected to it and renews it; one that
 -- expires belonged to a server that stopped, and a timer pass deletes it. Leases are
 -- not tenant data: they are not exported.

@@ -1,4 +1,4 @@
--- The mail outbox (the layout of chat-sqlite's 0013_mail.sql): e-mails the desk sends
+-- The mail outbox (the layout of chat-sqlite's 0016_mail.sql): e-mails the desk sends
 -- (transcripts, replies to e-mail customers), one row each until the relay took it, then the mail log. The text is rendered when the mail
 -- is asked for; it goes with its conversation (erasure, deletion). `refs` is the
 -- References header's ids, space-separated.

@@ -23,6 +23,10 @@ const NOT_PLAYED: &[(&str, &str)] = &[
     // A delivery exists only once a webhook's outbox has an event for a reachable URL:
     // tests/webhooks.rs.
     ("Delivery", "tests/webhooks.rs"),
+    // A mail is queued only with an SMTP relay configured: tests/mail.rs plays both
+    // against a local SMTP receiver (not yet validated against the schemas there).
+    ("Mail", "tests/mail.rs"),
+    ("MailList", "tests/mail.rs"),
 ];
 
 /// The served document, and the answer schemas met so far.

@@ -332,7 +332,7 @@ fn raw_messages(path: &Path, tenant: TenantId, ids: &[ConversationId], total: u6
                      VALUES (?1, ?2, ?3, ?4, 'customer', 'text', ?5, ?6)",
                 )
                 .unwrap();
-            // As the store writes a `message_created` since schema 13: a reference to the
+            // As the store writes a `message_created` since schema 14: a reference to the
             // message's row, not a copy (src/events.rs).
             let mut event_row = tx
                 .prepare_cached(

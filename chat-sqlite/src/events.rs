@@ -1,6 +1,6 @@
 //! The `events` table: how an event is stored, read back and compacted.
 //!
-//! **References, not copies** (migration 0013): a `message_created` event is the message
+//! **References, not copies** (migration 0014): a `message_created` event is the message
 //! as posted, and the message's row is exactly that until the message is edited, deleted
 //! or its conversation deleted. So its row holds no copy: `data` is `{}` and `message_pk`
 //! names the message's row, and a read joins the row and rebuilds the event with

@@ -656,7 +656,7 @@ async fn the_wal_stays_bounded_under_continuous_writes() {
     );
     // Every page the database grew by went through the log first: 12-13 MB, some 200
     // times the restart size (about twice that before events referred to their messages
-    // instead of copying them, schema 13).
+    // instead of copying them, schema 14).
     assert!(
         written > 10 * 1024 * 1024,
         "the run wrote {written} bytes to the database: too little to tell"

@@ -28,8 +28,8 @@ use crate::store::*;
 
 mod credentials;
 mod inboxes;
-mod presence;
 mod mail;
+mod presence;
 mod reports;
 mod retention;
 mod store;
@@ -37,8 +37,8 @@ mod webhooks;
 
 pub use credentials::*;
 pub use inboxes::*;
-pub use presence::*;
 pub use mail::*;
+pub use presence::*;
 pub use reports::*;
 pub use retention::*;
 pub use store::*;
