@@ -25,9 +25,30 @@ async fn serve(db: &Path) -> (Engine, TestServer) {
 
 /// A server on `backend` (creating the tenant on an empty one).
 async fn serve_backend(backend: Arc<dyn chat_core::Backend>) -> (Engine, TestServer) {
-    let engine = Engine::builder_with_backend(backend)
-        .passwords(Arc::new(auth::Argon2Passwords))
-        .build();
+    serve_built(
+        Engine::builder_with_backend(backend)
+            .passwords(Arc::new(auth::Argon2Passwords))
+            .build(),
+    )
+    .await
+}
+
+/// A server on the SQLite file `db` whose files live in `uploads` (as the binary keeps
+/// them), with image thumbnails.
+async fn serve_with_files(db: &Path, uploads: &Path) -> (Engine, TestServer) {
+    serve_built(
+        Engine::builder_with_backend(Arc::new(chat_sqlite::SqliteStore::open(db).unwrap()))
+            .blobs(Arc::new(
+                chat_server::uploads::DirBlobStore::new(uploads).unwrap(),
+            ))
+            .thumbnails(Arc::new(chat_server::thumbnails::ImageThumbnails::default()))
+            .build(),
+    )
+    .await
+}
+
+/// A server on `engine` (creating the tenant on an empty store).
+async fn serve_built(engine: Engine) -> (Engine, TestServer) {
     let tenant = match engine.tenants().await.unwrap().first() {
         Some(t) => t.id,
         None => {
@@ -536,33 +557,6 @@ async fn a_postgres_export_imported_into_an_empty_schema_exports_the_same_bytes_
     }
     server.stop().await;
     drop(engine);
-}
-
-/// A server on the SQLite file `db` whose files live in `uploads` (as the binary keeps
-/// them), with image thumbnails.
-async fn serve_with_files(db: &Path, uploads: &Path) -> (Engine, TestServer) {
-    let engine =
-        Engine::builder_with_backend(Arc::new(chat_sqlite::SqliteStore::open(db).unwrap()))
-            .blobs(Arc::new(
-                chat_server::uploads::DirBlobStore::new(uploads).unwrap(),
-            ))
-            .thumbnails(Arc::new(chat_server::thumbnails::ImageThumbnails::default()))
-            .build();
-    let tenant = match engine.tenants().await.unwrap().first() {
-        Some(t) => t.id,
-        None => {
-            engine
-                .create_tenant("Acme", TenantSettings::default())
-                .await
-                .unwrap()
-                .id
-        }
-    };
-    let mut config = Config::new(SECRET);
-    config.default_tenant = Some(tenant);
-    config.limits.per_ip_rps = 0.0;
-    let server = TestServer::start(engine.clone(), config, None).await;
-    (engine, server)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
