@@ -23,10 +23,6 @@ const NOT_PLAYED: &[(&str, &str)] = &[
     // A delivery exists only once a webhook's outbox has an event for a reachable URL:
     // tests/webhooks.rs.
     ("Delivery", "tests/webhooks.rs"),
-    // A mail is queued only with an SMTP relay configured: tests/mail.rs plays both
-    // against a local SMTP receiver (not yet validated against the schemas there).
-    ("Mail", "tests/mail.rs"),
-    ("MailList", "tests/mail.rs"),
 ];
 
 /// The served document, and the answer schemas met so far.
@@ -134,7 +130,18 @@ fn id(v: &Value) -> String {
 
 #[tokio::test]
 async fn every_answer_validates_against_its_documented_schema() {
-    let s = common::start_with(|c| c.webhooks.allow_private = true).await;
+    // A relay of the test's own, so a transcript can be mailed and the mail log read.
+    let relay = common::smtp::SmtpReceiver::start().await;
+    let relay_url = relay.url();
+    let s = common::start_with(|c| {
+        c.webhooks.allow_private = true;
+        c.mail = chat_server::mail::MailConfig {
+            relay: Some(chat_server::mail::SmtpRelay::parse(&relay_url).unwrap()),
+            from: Some("Acme Support <support@acme.example>".parse().unwrap()),
+            ..chat_server::mail::MailConfig::default()
+        };
+    })
+    .await;
     let admin = s.staff("Ada", Role::Admin, &["billing"]).await;
     let agent = s.staff("Bob", Role::Agent, &["billing"]).await;
     let mut w = Wire::new(&s).await;
@@ -735,6 +742,19 @@ async fn every_answer_validates_against_its_documented_schema() {
         Some(json!({ "contact": { "id": "shop-42", "name": "Dan" }, "message": { "id": "x-1", "text": "hello" } })),
     )
     .await;
+
+    // The transcript mailed to the contact (staff may ask at any time), and the mail log.
+    w.call(
+        &s,
+        M::POST,
+        "/v1/conversations/{id}/transcript/email",
+        &format!("{conv}/transcript/email"),
+        a,
+        None,
+    )
+    .await;
+    relay.wait_messages(1).await;
+    w.call(&s, M::GET, "/v1/mail", "/v1/mail", a, None).await;
 
     // Erasure last: it removes the conversation played above.
     w.call(
