@@ -174,13 +174,13 @@ pub(crate) fn message_from_row(row: &Row<'_>) -> Result<Message> {
 }
 
 /// The columns [`conversation_from_row`] reads, in order: the `data` JSON, then the
-/// activity columns every posted message moves (schema version 4). A macro so `concat!`
-/// can build constant queries with it.
+/// activity columns every posted message moves (schema version 4), then the preview's
+/// notice metadata (version 17). A macro so `concat!` can build constant queries with it.
 macro_rules! conversation_columns {
     () => {
         "data, updated_at, last_seq, version, message_count, unread_for_agent, unread_for_customer, \
          first_response_at, last_message_at, last_customer_message_at, last_agent_message_at, \
-         preview_sender, preview_body, preview_at"
+         preview_sender, preview_body, preview_at, preview_metadata"
     };
 }
 pub(crate) use conversation_columns;
@@ -213,6 +213,10 @@ pub(crate) fn conversation_from_row(row: &Row<'_>) -> Result<Conversation> {
             sender: parse_sender(&sender)?,
             body,
             at,
+            metadata: match row.get::<_, Option<String>>(14).map_err(get)? {
+                Some(json) => from_json("conversation preview", &json)?,
+                None => Default::default(),
+            },
         }),
         _ => None,
     };
@@ -269,6 +273,15 @@ pub(crate) struct Activity {
     preview_sender: Option<String>,
     preview_body: Option<String>,
     preview_at: Option<i64>,
+}
+
+/// The preview's notice metadata (schema version 17) as JSON, `None` when there is none:
+/// written beside [`Activity`], which stays as migration 4 fills it.
+pub(crate) fn preview_metadata(c: &Conversation) -> Result<Option<String>> {
+    match &c.last_message {
+        Some(p) if !p.metadata.is_empty() => Ok(Some(to_json(&p.metadata)?)),
+        _ => Ok(None),
+    }
 }
 
 /// `SET` list of an `UPDATE` that writes [`Activity`] as `?2` to `?14`.

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use crate::codec::{
     ACTIVITY_ASSIGNMENTS, Activity, MESSAGE_COLUMNS, ReportColumns, conversation_columns,
     conversation_from_row, from_json, int, message_extra, message_from_row, ns, ns_opt,
-    priority_rank, reader_key, sender_key, to_json,
+    preview_metadata, priority_rank, reader_key, sender_key, to_json,
 };
 use crate::error::Db;
 use crate::writer::Session;
@@ -424,16 +424,16 @@ fn put_conversation(conn: &Connection, c: &Conversation, insert: bool) -> Result
          unread_for_customer, first_response_at, last_message_at, last_customer_message_at, \
          last_agent_message_at, preview_sender, preview_body, preview_at, tenant_id, contact_id, channel, mode, \
          priority, department, assigned_agent_id, pinned, title, queued_at, data, created_at, closed_at, \
-         rated_at, rating_score) \
+         rated_at, rating_score, preview_metadata) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
-         ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)"
+         ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)"
             .to_owned()
     } else {
         format!(
             "UPDATE conversations SET {ACTIVITY_ASSIGNMENTS}, tenant_id = ?15, contact_id = ?16, channel = ?17, \
              mode = ?18, priority = ?19, department = ?20, assigned_agent_id = ?21, pinned = ?22, title = ?23, \
              queued_at = ?24, data = ?25, created_at = ?26, closed_at = ?27, rated_at = ?28, \
-             rating_score = ?29 WHERE id = ?1"
+             rating_score = ?29, preview_metadata = ?30 WHERE id = ?1"
         )
     };
     let activity = Activity::of(c)?;
@@ -456,6 +456,8 @@ fn put_conversation(conn: &Connection, c: &Conversation, insert: bool) -> Result
     values.extend_from_slice(rest);
     let report = ReportColumns::of(c)?;
     values.extend(report.params());
+    let preview = preview_metadata(c)?;
+    values.push(&preview);
     conn.prepare_cached(&sql)
         .db()?
         .execute(values.as_slice())
@@ -529,13 +531,15 @@ fn insert_message(conn: &Connection, message: &Message) -> Result<()> {
 /// other columns are left alone and no 1 KB document is re-encoded.
 fn put_activity(conn: &Connection, conversation: &Conversation) -> Result<()> {
     let activity = Activity::of(conversation)?;
+    let preview = preview_metadata(conversation)?;
     let mut values: Vec<&dyn rusqlite::ToSql> = vec![&conversation.id.0];
     values.extend(activity.params());
+    values.push(&preview);
     // Every column but `first_response_at`, which an index of the reports holds (schema
     // version 9): set on every message, it would rewrite that index entry every time;
     // apart, it is written once, by the first agent reply.
     conn.prepare_cached(&format!(
-        "UPDATE conversations SET {} WHERE id = ?1",
+        "UPDATE conversations SET {}, preview_metadata = ?15 WHERE id = ?1",
         ACTIVITY_ASSIGNMENTS.replace("first_response_at = ?8, ", "")
     ))
     .db()?

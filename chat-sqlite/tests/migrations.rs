@@ -11,9 +11,11 @@ use rusqlite::{Connection, params};
 /// Takes a current database back to schema 10, before migrations 0011 (the title and
 /// contact word indexes), 0012 (inboxes), 0013 (used identity signatures), 0014
 /// (events that refer to their messages: the tests using it post no messages, so every
-/// event is in full), 0015 (presence leases, routing turns) and 0016 (the mail outbox),
-/// for the tests that make an older schema out of a current one.
+/// event is in full), 0015 (presence leases, routing turns), 0016 (the mail outbox) and
+/// 0017 (the preview's notice metadata), for the tests that make an older schema out of a
+/// current one.
 const DROP_WORD_INDEXES: &str = "
+    ALTER TABLE conversations DROP COLUMN preview_metadata;
     DROP TABLE mail_outbox; DROP TABLE identity_signatures;
     DROP INDEX events_message; ALTER TABLE events DROP COLUMN message_pk;
     DROP TABLE routing_turns; DROP TABLE presence_leases;
@@ -656,6 +658,7 @@ async fn a_schema_twelve_event_log_refers_to_its_messages_after_the_upgrade_and_
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
             "DROP INDEX events_message; DROP TABLE identity_signatures;
+             ALTER TABLE conversations DROP COLUMN preview_metadata;
              DROP TABLE routing_turns; DROP TABLE presence_leases; DROP TABLE mail_outbox;
              CREATE TABLE events_twelve (
                  tenant_id BLOB NOT NULL, seq INTEGER NOT NULL, conversation_id BLOB,

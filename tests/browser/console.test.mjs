@@ -416,9 +416,15 @@ try {
   });
 
   await test('in Arabic the console is right-to-left', async () => {
+    // The conversation closed above shows its closing notice as its inbox preview.
+    const snippets = page.locator('.conversations .snippet');
+    await snippets.filter({ hasText: /^Conversation closed$/ }).first().waitFor();
     await page.getByLabel('Language').selectOption('ar');
     await page.waitForFunction(() => document.documentElement.dir === 'rtl' && document.documentElement.lang === 'ar');
     await page.getByRole('navigation', { name: 'صندوق الوارد' }).waitFor();
+    // Previews of the desk's notices follow the language too, not the stored English.
+    await snippets.filter({ hasText: /^أُغلقت المحادثة$/ }).first().waitFor();
+    if (await snippets.filter({ hasText: /^Conversation closed$/ }).count()) throw new Error('an English notice in the Arabic inbox');
     const [inbox, main] = await Promise.all([page.locator('.inbox-slot').boundingBox(), page.locator('#main').boundingBox()]);
     if (!(inbox.x > main.x)) throw new Error(`the inbox is not on the right: ${inbox.x} vs ${main.x}`);
     await noSerious(page, 'inbox in Arabic');

@@ -4,7 +4,7 @@
 // page (the agent's own, and the whole desk for the admin), charts and CSV included.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, launchBrowser, seriousViolations, test, artifacts } from './lib.mjs';
+import { startServer, launchBrowser, seriousViolations, test, artifacts, watch } from './lib.mjs';
 
 const PASSWORD = 'demo-password';
 const server = await startServer(['--demo']);
@@ -36,6 +36,7 @@ async function consolePage(email, height = 860) {
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
+  watch(page, email.split('@')[0]);
   await page.goto(server.url + '/');
   await page.getByLabel('E-mail').fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
@@ -50,6 +51,7 @@ visitorContext.setDefaultTimeout(10000);
 const vpage = await visitorContext.newPage();
 const visitorErrors = [];
 vpage.on('pageerror', (e) => visitorErrors.push(String(e)));
+watch(vpage, 'visitor');
 // The same shop page in Arabic when the test asks (`test.lang`): its <html lang> is what
 // the widget follows. (Serving a rewritten page through page.route would make it a
 // non-local document, which chromium then bars from the loopback server.)

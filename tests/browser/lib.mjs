@@ -79,6 +79,33 @@ export async function seriousViolations(page) {
 
 /** A named test: runs `fn`, prints the outcome, and records a failure for the exit code. */
 let failures = 0;
+
+// Pages whose story is told when a test fails: the answers the server refused and the
+// screen as it was, so a failure in CI can be read without running it again.
+const watched = [];
+
+/** Keeps `page`'s refused answers (status 400 and up) for the report of a failing test. */
+export function watch(page, label) {
+  const entry = { page, label, refused: [] };
+  page.on('response', (r) => {
+    if (r.status() < 400) return;
+    r.text().then((body) => entry.refused.push(`${r.request().method()} ${r.url()} -> ${r.status()} ${body.slice(0, 200)}`))
+      .catch(() => entry.refused.push(`${r.request().method()} ${r.url()} -> ${r.status()}`));
+  });
+  watched.push(entry);
+}
+
+async function tellFailure() {
+  for (const entry of watched) {
+    if (entry.page.isClosed()) continue;
+    const file = join(artifacts, `FAIL-${entry.label}.png`);
+    await entry.page.screenshot({ path: file }).catch(() => {});
+    const toasts = await entry.page.locator('.toast').allTextContents().catch(() => []);
+    console.log(`  ${entry.label}: screenshot ${file}`);
+    if (toasts.length) console.log(`  ${entry.label}: toasts ${JSON.stringify(toasts)}`);
+    for (const line of entry.refused.slice(-10)) console.log(`  ${entry.label}: refused ${line}`);
+  }
+}
 export async function test(name, fn) {
   const started = Date.now();
   try {
@@ -87,6 +114,7 @@ export async function test(name, fn) {
   } catch (e) {
     failures += 1;
     console.log(`FAIL ${name}\n${e && e.stack ? e.stack : e}`);
+    await tellFailure();
   }
 }
 process.on('beforeExit', () => { if (failures) process.exitCode = 1; });

@@ -158,6 +158,11 @@ pub struct MessagePreview {
     /// When.
     #[serde(with = "super::rfc3339")]
     pub at: OffsetDateTime,
+    /// For a desk notice ("Assigned to Dana"), the notice's metadata (`notice` and its
+    /// `notice.*` parameters, see [`crate::model::Notice::metadata`]), so a client writes the
+    /// preview in its reader's language as it does the notice itself; empty otherwise.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl Conversation {
@@ -239,6 +244,7 @@ impl Conversation {
             sender: message.sender,
             body: message.body.chars().take(PREVIEW_CHARS).collect(),
             at: message.created_at,
+            metadata: notice_metadata(message),
         });
         self.last_message_at = Some(message.created_at);
     }
@@ -247,4 +253,22 @@ impl Conversation {
     pub fn involves(&self, agent: AgentId) -> bool {
         self.assigned_agent_id == Some(agent) || self.participants.contains(&agent)
     }
+}
+
+/// The notice keys of a system message's metadata (`notice`, `notice.*`): what a preview
+/// keeps of it. A customer's or agent's own metadata stays out of inbox lists.
+fn notice_metadata(message: &Message) -> BTreeMap<String, String> {
+    if message.sender != Sender::System {
+        return BTreeMap::new();
+    }
+    message
+        .metadata
+        .iter()
+        .filter(|(k, _)| {
+            k.as_str() == super::NOTICE_KEY
+                || k.strip_prefix(super::NOTICE_KEY)
+                    .is_some_and(|rest| rest.starts_with('.'))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }

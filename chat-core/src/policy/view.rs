@@ -482,6 +482,7 @@ mod tests {
             sender: Sender::Agent(agent),
             body: "Here it is".into(),
             at,
+            metadata: Default::default(),
         });
         c.last_seq = 4;
         c.agent_read_seq = 3;

@@ -915,7 +915,10 @@ pub async fn update_conversation_appends_system_message_after_the_update_event(s
     next.mode = Mode::Agent;
     next.assigned_agent_id = Some(a.id);
     next.updated_at = at(3);
-    let note = message(&c, Sender::System, MessageKind::Event, "Assigned to Ann", 3);
+    let mut note = message(&c, Sender::System, MessageKind::Event, "Assigned to Ann", 3);
+    let notice = crate::model::Notice::Assigned { name: "Ann".into() }.metadata();
+    note.metadata = notice.clone();
+    note.metadata.insert("origin".into(), "router".into());
     let assigned = ConversationChange::Assigned {
         from: None,
         to: Some(a.id),
@@ -960,10 +963,32 @@ pub async fn update_conversation_appends_system_message_after_the_update_event(s
         c.version + 2,
         "one for the update, one for the message"
     );
-    assert_eq!(
-        store.conversation(t, c.id).await.unwrap().unwrap(),
-        committed.conversation
+    let stored = store.conversation(t, c.id).await.unwrap().unwrap();
+    assert_eq!(stored, committed.conversation);
+    // The inbox preview keeps the notice's metadata, and only it, so a client can write
+    // it in its reader's language; a posted notice (the message path) does the same, and
+    // a customer's message after it leaves none.
+    assert_eq!(stored.last_message.as_ref().unwrap().metadata, notice);
+    let mut closing = message(
+        &c,
+        Sender::System,
+        MessageKind::Event,
+        "Conversation closed",
+        4,
     );
+    closing.metadata = crate::model::Notice::Closed.metadata();
+    store.append_message(closing).await.unwrap();
+    let stored = store.conversation(t, c.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.last_message.as_ref().unwrap().metadata,
+        crate::model::Notice::Closed.metadata()
+    );
+    store
+        .append_message(text(&c, Sender::Customer, "thanks", 5))
+        .await
+        .unwrap();
+    let stored = store.conversation(t, c.id).await.unwrap().unwrap();
+    assert!(stored.last_message.as_ref().unwrap().metadata.is_empty());
 }
 
 pub async fn edit_and_soft_delete_keep_sequence_and_emit_events(store: S) {

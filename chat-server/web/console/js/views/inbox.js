@@ -5,6 +5,7 @@ import { api, query } from '../api.js';
 import { h, replace, uid, when } from '../dom.js';
 import { t, lang } from '../i18n.js';
 import { state, changed, on, upsertConversation, contactName } from '../state.js';
+import { noticeText } from '../notice.js';
 
 const MODES = ['', 'queued', 'agent', 'paused', 'bot', 'closed'];
 const CHANNELS = ['', 'web', 'whatsapp', 'telegram', 'email', 'sms', 'api', 'other'];
@@ -89,7 +90,9 @@ function keepHits(items) {
 
 function snippet(c, last) {
   const hit = state.filters.text && hits.get(c.id)?.[0];
-  if (!hit) return h('span', { class: 'snippet', dir: 'auto' }, last ? last.body : t('inbox.no_messages'));
+  // A desk notice's preview carries the notice's metadata: written in the reader's
+  // language like the notice in the conversation, not as the stored English.
+  if (!hit) return h('span', { class: 'snippet', dir: 'auto' }, last ? noticeText(last) : t('inbox.no_messages'));
   // Offsets count scalar values, JavaScript strings count UTF-16 units: index by code point.
   const chars = Array.from(hit.snippet.text);
   const parts = [];
@@ -189,7 +192,8 @@ export function messageEvent(m) {
   const c = state.conversations.get(m.conversation_id);
   if (!c || m.kind === 'note' || (c.last_seq || 0) >= m.seq) return;
   c.last_seq = m.seq;
-  c.last_message = { sender: m.sender, body: m.body, at: m.created_at };
+  const notice = Object.fromEntries(Object.entries(m.metadata || {}).filter(([k]) => k === 'notice' || k.startsWith('notice.')));
+  c.last_message = { sender: m.sender, body: m.body, at: m.created_at, metadata: m.sender.type === 'system' ? notice : {} };
   c.last_message_at = m.created_at;
   if (m.sender.type === 'customer' && state.current !== c.id) c.unread_for_agent = (c.unread_for_agent || 0) + 1;
   const at = state.order.indexOf(c.id);
