@@ -59,6 +59,7 @@ function render() {
   view.log = h('div', { class: 'messages', role: 'log', 'aria-live': 'polite', 'aria-label': t('conv.messages'), tabindex: '0' });
   view.typing = h('p', { class: 'typing', 'aria-live': 'polite' });
   view.header = h('header', { class: 'conv-head' });
+  view.headerKey = null;
   replace(view.main, h('section', { class: 'conversation', 'aria-labelledby': 'conv-title', 'data-id': c.id },
     view.header, view.log, view.typing, composer()));
   renderHeader();
@@ -73,6 +74,14 @@ function renderHeader() {
   const mine = c.assigned_agent_id === me.id;
   const open = c.mode === 'agent' || c.mode === 'paused';
   const assignee = c.assigned_agent_id ? (state.agents.get(c.assigned_agent_id)?.name || '…') : t('conv.unassigned');
+  // Every event of the conversation comes here (a read cursor moving, a message counted),
+  // and most change nothing the header shows. Redrawing it anyway would replace a button
+  // between the press and the release of a click, which then never fires, and would throw
+  // away a tag being typed: the header is drawn again only when what it shows changed.
+  const key = JSON.stringify([c.mode, c.assigned_agent_id, assignee, c.snooze, c.priority, c.tags, c.channel,
+    contactName(c.contact_id, t('contact.visitor')), me.id, me.role, lang()]);
+  if (key === view.headerKey) return;
+  view.headerKey = key;
   const action = (name, fn, show = true) => show
     ? h('button', { type: 'button', 'data-action': name, onclick: () => run(fn) }, t(`action.${name}`))
     : null;
