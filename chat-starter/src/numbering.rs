@@ -84,13 +84,7 @@ impl ChatNumbers {
         mut input: OpenConversation,
     ) -> chat_core::Result<(u64, Opened)> {
         let _held = self.allocating.lock().await;
-        let number = self
-            .map
-            .read()
-            .expect("never poisoned")
-            .keys()
-            .next_back()
-            .map_or(1, |n| n + 1);
+        let number = self.next();
         input
             .metadata
             .insert(CHAT_NUMBER.to_owned(), number.to_string());
@@ -100,6 +94,47 @@ impl ChatNumbers {
             .expect("never poisoned")
             .insert(number, opened.conversation.id);
         Ok((number, opened))
+    }
+
+    /// Gives a conversation opened elsewhere (through a channel's inbox, or the `/v1` API)
+    /// the next free number, so a frontend that knows only numbers lists it too; `extra`
+    /// metadata (a display name, say) is written first. Returns the conversation as it is
+    /// now, and its number; one that has a number keeps it. The number is written last, so
+    /// an adoption cut short leaves no number and is done again on the next call.
+    pub async fn adopt(
+        &self,
+        engine: &Engine,
+        actor: &Actor,
+        id: ConversationId,
+        extra: &[(&str, &str)],
+    ) -> chat_core::Result<(u64, Conversation)> {
+        let _held = self.allocating.lock().await;
+        // Read under the lock: another request may have adopted it a moment ago.
+        let c = engine.conversation(actor, id).await?;
+        if let Some(n) = number_of(&c) {
+            return Ok((n, c));
+        }
+        for (key, value) in extra {
+            engine
+                .set_conversation_metadata(actor, id, key, Some(value))
+                .await?;
+        }
+        let number = self.next();
+        let c = engine
+            .set_conversation_metadata(actor, id, CHAT_NUMBER, Some(&number.to_string()))
+            .await?;
+        self.map.write().expect("never poisoned").insert(number, id);
+        Ok((number, c))
+    }
+
+    /// The number after the highest taken (callers hold `allocating`).
+    fn next(&self) -> u64 {
+        self.map
+            .read()
+            .expect("never poisoned")
+            .keys()
+            .next_back()
+            .map_or(1, |n| n + 1)
     }
 }
 
@@ -169,5 +204,26 @@ mod tests {
             .unwrap();
         assert_eq!(n, 1);
         assert_eq!(other.conversation(2), None);
+
+        // A conversation opened without a number (a channel's inbox) is adopted with the
+        // next one and its extra metadata, once; the number survives a reload.
+        let outside = engine
+            .open_conversation(&system, open("c@x.example"))
+            .await
+            .unwrap()
+            .conversation;
+        let (three, adopted) = numbers
+            .adopt(&engine, &system, outside.id, &[("customer_name", "Cleo")])
+            .await
+            .unwrap();
+        assert_eq!(three, 3);
+        assert_eq!(adopted.metadata["customer_name"], "Cleo");
+        let (again, _) = numbers
+            .adopt(&engine, &system, outside.id, &[])
+            .await
+            .unwrap();
+        assert_eq!(again, 3);
+        let reloaded = ChatNumbers::load(&engine, a).await.unwrap();
+        assert_eq!(reloaded.conversation(3), Some(outside.id));
     }
 }

@@ -317,12 +317,10 @@ impl MessageCenter {
                 .list_conversations(&who.actor, filter)
                 .await
                 .map_err(engine_fail)?;
-            chats.extend(
-                page.items
-                    .iter()
-                    .filter(|c| who.sees(c))
-                    .filter_map(shapes::summary),
-            );
+            for c in page.items.into_iter().filter(|c| who.sees(c)) {
+                let c = self.numbered(engine, c).await.map_err(engine_fail)?;
+                chats.extend(shapes::summary(&c));
+            }
             match page.next_cursor {
                 Some(next) => cursor = Some(next.encode()),
                 None => break,
@@ -521,6 +519,31 @@ pub async fn seed_demo(
 }
 
 impl MessageCenter {
+    /// A conversation of a channel the document knows (WhatsApp, Telegram, e-mail) that
+    /// came in through a configured inbox has no number yet: it gets one, and its
+    /// contact's name, so the dashboard lists it and staff answer it through `/chats`
+    /// like any other chat; the engine sends those answers back to the provider. Web and
+    /// API conversations stay out of the list (they have no number and keep none).
+    async fn numbered(&self, engine: &Engine, c: Conversation) -> chat_core::Result<Conversation> {
+        if chat_starter::numbering::number_of(&c).is_some()
+            || shapes::channel_from(shapes::channel_name(c.channel)).is_none()
+        {
+            return Ok(c);
+        }
+        let system = self.system();
+        let contact = engine.contact(&system, c.contact_id).await?;
+        let name = [&contact.name, &contact.phone, &contact.email]
+            .into_iter()
+            .find_map(|v| v.as_deref().filter(|v| !v.trim().is_empty()))
+            .unwrap_or_default()
+            .to_owned();
+        let (_, c) = self
+            .ids
+            .adopt(engine, &system, c.id, &[(shapes::NAME, &name)])
+            .await?;
+        Ok(c)
+    }
+
     /// Opens a chat with the next number (used by the demo seeding).
     async fn open_numbered(
         &self,

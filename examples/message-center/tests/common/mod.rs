@@ -15,6 +15,11 @@ pub struct Server {
 
 /// Starts the template on `dir/chat.db`, seeding the document's demo data as `--demo` does.
 pub async fn start(dir: &Path) -> Server {
+    start_with(dir, |_| {}).await
+}
+
+/// [`start`], with the server's configuration changed by `configure` first.
+pub async fn start_with(dir: &Path, configure: impl FnOnce(&mut chat_server::Config)) -> Server {
     let db = dir.join("chat.db");
     let mut starter = example_message_center::open(&db).await.unwrap();
     let center = example_message_center::message_center(&starter)
@@ -26,6 +31,7 @@ pub async fn start(dir: &Path) -> Server {
     // Tests hammer the server from one IP.
     starter.config.limits.per_ip_rps = 0.0;
     starter.config.limits.per_token_rps = 0.0;
+    configure(&mut starter.config);
     Server {
         http: TestServer::start(starter.engine.clone(), starter.config, Some(center)).await,
         db,
