@@ -6,7 +6,6 @@
 //! `CHAT_REQUIRE_SERVICES=1`).
 
 use std::collections::BTreeMap;
-use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
 mod services;
@@ -15,7 +14,7 @@ use chat_core::EventBus;
 use chat_server::testing::Process;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use services::{Schema, call, service_url};
+use services::{ADMIN, ADMIN_PASSWORD, Nodes, call, service_url};
 use tokio_tungstenite::tungstenite::Message;
 
 type Ws =
@@ -82,45 +81,17 @@ async fn a_socket_follows_posts_made_on_other_nodes_and_resumes_on_a_third_after
     let Some(nats) = service_url("CHAT_TEST_NATS_URL") else {
         return;
     };
-    let schema = Schema::create(&pg).await;
-    let prefix = format!("test{}", uuid::Uuid::new_v4().simple());
-    let dir = tempfile::tempdir().unwrap();
     // Servers sharing a database share the signing key, so a token of one works on all.
-    let key = dir.path().join("chat-signing.key");
-    let store_url = schema.store_url();
-    let args = |name: &str| -> Vec<OsString> {
-        [
-            OsStr::new("--store"),
-            OsStr::new(&store_url),
-            OsStr::new("--bus"),
-            OsStr::new(&nats),
-            OsStr::new("--bus-prefix"),
-            OsStr::new(&prefix),
-            OsStr::new("--key-file"),
-            key.as_os_str(),
-            OsStr::new("--db"),
-            dir.path().join(format!("{name}-unused.db")).as_os_str(),
-            OsStr::new("--bot"),
-            OsStr::new("none"),
-            OsStr::new("--admin-email"),
-            OsStr::new("root@acme.example"),
-            OsStr::new("--admin-password"),
-            OsStr::new("a long admin password"),
-        ]
-        .into_iter()
-        .map(ToOwned::to_owned)
-        .collect()
-    };
-    let program = env!("CARGO_BIN_EXE_chat-server");
-    let a = Process::start(program, args("a"));
-    let b = Process::start(program, args("b"));
-    let c = Process::start(program, args("c"));
+    let nodes = Nodes::create(&pg).await;
+    let a = nodes.start("a", &nodes.bus(&nats));
+    let b = nodes.start("b", &nodes.bus(&nats));
+    let c = nodes.start("c", &nodes.bus(&nats));
     for node in [&a, &b, &c] {
         assert_eq!(node.logged("chat-server listening").await["bus"], "nats");
     }
     // The test listens on the same subjects, as a fourth node would.
     let observer =
-        chat_nats::NatsBus::connect(&nats, chat_nats::Options::default().prefix(&prefix))
+        chat_nats::NatsBus::connect(&nats, chat_nats::Options::default().prefix(&nodes.prefix))
             .await
             .unwrap();
     let mut on_nats = observer.subscribe();
@@ -130,7 +101,7 @@ async fn a_socket_follows_posts_made_on_other_nodes_and_resumes_on_a_third_after
         "POST",
         "/v1/auth/login",
         None,
-        Some(json!({ "email": "root@acme.example", "password": "a long admin password" })),
+        Some(json!({ "email": ADMIN, "password": ADMIN_PASSWORD })),
     )
     .await;
     assert_eq!(status, 200, "{login}");
@@ -232,8 +203,8 @@ async fn a_socket_follows_posts_made_on_other_nodes_and_resumes_on_a_third_after
     let want: BTreeMap<&str, usize> = expected.iter().map(|b| (b.as_str(), 1)).collect();
     assert_eq!(seen, want);
 
-    a.assert_no_secret_logged(&["a long admin password", &token, &visitor]);
-    c.assert_no_secret_logged(&["a long admin password", &token, &visitor]);
+    a.assert_no_secret_logged(&[ADMIN_PASSWORD, &token, &visitor]);
+    c.assert_no_secret_logged(&[ADMIN_PASSWORD, &token, &visitor]);
     assert!(a.terminate().success());
     assert!(c.terminate().success());
 }
@@ -359,44 +330,17 @@ async fn a_server_that_loses_nats_keeps_serving_and_reconnects_by_itself() {
         .trim_end_matches('/')
         .to_owned();
     let relay = Relay::start(target).await;
-    let schema = Schema::create(&pg).await;
-    let prefix = format!("test{}", uuid::Uuid::new_v4().simple());
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("chat-signing.key");
-    let store_url = schema.store_url();
-    let args = |name: &str, bus: &str| -> Vec<OsString> {
-        [
-            OsStr::new("--store"),
-            OsStr::new(&store_url),
-            OsStr::new("--bus"),
-            OsStr::new(bus),
-            OsStr::new("--bus-prefix"),
-            OsStr::new(&prefix),
-            OsStr::new("--key-file"),
-            key.as_os_str(),
-            OsStr::new("--db"),
-            dir.path().join(format!("{name}-unused.db")).as_os_str(),
-            OsStr::new("--bot"),
-            OsStr::new("none"),
-            OsStr::new("--admin-email"),
-            OsStr::new("root@acme.example"),
-            OsStr::new("--admin-password"),
-            OsStr::new("a long admin password"),
-        ]
-        .into_iter()
-        .map(ToOwned::to_owned)
-        .collect()
-    };
-    let program = env!("CARGO_BIN_EXE_chat-server");
+    let nodes = Nodes::create(&pg).await;
     // A reaches NATS through the relay; B directly.
-    let a = Process::start(program, args("a", &relay.url()));
-    let b = Process::start(program, args("b", &nats));
+    let relayed = relay.url();
+    let a = nodes.start("a", &nodes.bus(&relayed));
+    let b = nodes.start("b", &nodes.bus(&nats));
     let (_, login) = call(
         &a,
         "POST",
         "/v1/auth/login",
         None,
-        Some(json!({ "email": "root@acme.example", "password": "a long admin password" })),
+        Some(json!({ "email": ADMIN, "password": ADMIN_PASSWORD })),
     )
     .await;
     let token = login["access_token"].as_str().unwrap().to_owned();

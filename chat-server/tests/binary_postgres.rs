@@ -4,11 +4,8 @@
 
 mod services;
 
-use std::ffi::OsStr;
-
-use chat_server::testing::Process;
 use serde_json::json;
-use services::{Schema, call, service_url};
+use services::{ADMIN, ADMIN_PASSWORD, Nodes, call, service_url};
 use tokio_postgres::NoTls;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -16,32 +13,10 @@ async fn two_servers_on_postgres_share_conversations_posted_over_http() {
     let Some(url) = service_url("CHAT_TEST_POSTGRES_URL") else {
         return;
     };
-    let schema = Schema::create(&url).await;
-    let dir = tempfile::tempdir().unwrap();
     // Servers sharing a database share the signing key, so a token of one works on all.
-    let key = dir.path().join("chat-signing.key");
-    let store_url = schema.store_url();
-    let args = |name: &str| -> Vec<std::ffi::OsString> {
-        [
-            OsStr::new("--store"),
-            OsStr::new(&store_url),
-            OsStr::new("--key-file"),
-            key.as_os_str(),
-            OsStr::new("--db"),
-            dir.path().join(format!("{name}-unused.db")).as_os_str(),
-            OsStr::new("--bot"),
-            OsStr::new("none"),
-            OsStr::new("--admin-email"),
-            OsStr::new("root@acme.example"),
-            OsStr::new("--admin-password"),
-            OsStr::new("a long admin password"),
-        ]
-        .into_iter()
-        .map(ToOwned::to_owned)
-        .collect()
-    };
-    let a = Process::start(env!("CARGO_BIN_EXE_chat-server"), args("a"));
-    let b = Process::start(env!("CARGO_BIN_EXE_chat-server"), args("b"));
+    let nodes = Nodes::create(&url).await;
+    let a = nodes.start("a", &[]);
+    let b = nodes.start("b", &[]);
 
     // A visitor opens a conversation on A and writes again through B.
     let (status, opened) = call(
@@ -72,7 +47,7 @@ async fn two_servers_on_postgres_share_conversations_posted_over_http() {
         "POST",
         "/v1/auth/login",
         None,
-        Some(json!({ "email": "root@acme.example", "password": "a long admin password" })),
+        Some(json!({ "email": ADMIN, "password": ADMIN_PASSWORD })),
     )
     .await;
     assert_eq!(status, 200, "{login}");
@@ -114,7 +89,7 @@ async fn two_servers_on_postgres_share_conversations_posted_over_http() {
         .query_one(
             &format!(
                 "SELECT count(*) FROM {}.messages WHERE conversation_id = $1",
-                schema.name
+                nodes.schema.name
             ),
             &[&uuid::Uuid::parse_str(&id).unwrap()],
         )
@@ -122,7 +97,7 @@ async fn two_servers_on_postgres_share_conversations_posted_over_http() {
         .unwrap()
         .get(0);
     assert_eq!(stored, 2);
-    a.assert_no_secret_logged(&["a long admin password", &token, &visitor]);
+    a.assert_no_secret_logged(&[ADMIN_PASSWORD, &token, &visitor]);
     assert!(a.terminate().success());
     assert!(b.terminate().success());
 }

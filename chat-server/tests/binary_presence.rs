@@ -4,7 +4,6 @@
 //! server renews the lease. Needs `CHAT_TEST_POSTGRES_URL`; without it the test says it
 //! was skipped (and fails under `CHAT_REQUIRE_SERVICES=1`).
 
-use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
 mod services;
@@ -12,7 +11,7 @@ mod services;
 use chat_server::testing::Process;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use services::{Schema, call, service_url};
+use services::{ADMIN, ADMIN_PASSWORD, Nodes, call, service_url};
 use tokio_postgres::NoTls;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -94,40 +93,14 @@ async fn an_agent_of_a_killed_server_goes_offline_on_the_other_after_the_lease()
     let Some(url) = service_url("CHAT_TEST_POSTGRES_URL") else {
         return;
     };
-    let schema = Schema::create(&url).await;
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("chat-signing.key");
-    let store_url = schema.store_url();
-    let args = |name: &str| -> Vec<OsString> {
-        [
-            OsStr::new("--store"),
-            OsStr::new(&store_url),
-            OsStr::new("--key-file"),
-            key.as_os_str(),
-            OsStr::new("--db"),
-            dir.path().join(format!("{name}-unused.db")).as_os_str(),
-            OsStr::new("--bot"),
-            OsStr::new("none"),
-            OsStr::new("--admin-email"),
-            OsStr::new("root@acme.example"),
-            OsStr::new("--admin-password"),
-            OsStr::new("a long admin password"),
-            // A short lease, renewed every second or so, and a timer pass every second.
-            OsStr::new("--presence-lease-secs"),
-            OsStr::new("3"),
-            OsStr::new("--timer-interval-secs"),
-            OsStr::new("1"),
-        ]
-        .into_iter()
-        .map(ToOwned::to_owned)
-        .collect()
-    };
-    let program = env!("CARGO_BIN_EXE_chat-server");
-    let a = Process::start(program, args("a"));
-    let b = Process::start(program, args("b"));
+    // A short lease, renewed every second or so, and a timer pass every second.
+    let nodes = Nodes::create(&url).await;
+    let fast = ["--presence-lease-secs", "3", "--timer-interval-secs", "1"];
+    let a = nodes.start("a", &fast);
+    let b = nodes.start("b", &fast);
 
     // The admin watches the desk from B; Ann, a new agent, connects to A only.
-    let (admin, _) = log_in(&b, "root@acme.example", "a long admin password").await;
+    let (admin, _) = log_in(&b, ADMIN, ADMIN_PASSWORD).await;
     let (status, created) = call(
         &b,
         "POST",
@@ -155,7 +128,7 @@ async fn an_agent_of_a_killed_server_goes_offline_on_the_other_after_the_lease()
     let leases = format!(
         "SELECT min(expires_ns), max(expires_ns) FROM {}.presence_leases \
          WHERE agent_id = $1",
-        schema.name
+        nodes.schema.name
     );
     let ann_uuid = uuid::Uuid::parse_str(&ann).unwrap();
     let read = || async {
@@ -199,6 +172,6 @@ async fn an_agent_of_a_killed_server_goes_offline_on_the_other_after_the_lease()
     // The dead server's leases are gone from the store.
     let (none, _) = read().await;
     assert_eq!(none, None);
-    b.assert_no_secret_logged(&["a long admin password", "ann's long password", &admin]);
+    b.assert_no_secret_logged(&[ADMIN_PASSWORD, "ann's long password", &admin]);
     assert!(b.terminate().success());
 }

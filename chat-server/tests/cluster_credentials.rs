@@ -6,7 +6,6 @@
 //! the next request. Needs `CHAT_TEST_POSTGRES_URL` and `CHAT_TEST_NATS_URL`; without them
 //! the tests say they were skipped (and fail under `CHAT_REQUIRE_SERVICES=1`).
 
-use std::ffi::{OsStr, OsString};
 use std::time::{Duration, Instant};
 
 mod services;
@@ -14,15 +13,13 @@ mod services;
 use chat_server::testing::Process;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use services::{Schema, call, service_url};
+use services::{ADMIN, ADMIN_PASSWORD, Nodes, call, service_url};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-const ADMIN: &str = "root@acme.example";
-const ADMIN_PASSWORD: &str = "a long admin password";
 const SITE_SECRET: &str = "site-secret-shared-by-the-cluster";
 
 /// Two servers on one fresh schema and one NATS prefix, sharing the signing key (so a
@@ -30,54 +27,24 @@ const SITE_SECRET: &str = "site-secret-shared-by-the-cluster";
 struct Cluster {
     a: Process,
     b: Process,
-    _schema: Schema,
-    _dir: tempfile::TempDir,
+    _nodes: Nodes,
 }
 
 async fn cluster() -> Option<Cluster> {
     let pg = service_url("CHAT_TEST_POSTGRES_URL")?;
     let nats = service_url("CHAT_TEST_NATS_URL")?;
-    let schema = Schema::create(&pg).await;
-    let prefix = format!("test{}", uuid::Uuid::new_v4().simple());
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("chat-signing.key");
-    let store_url = schema.store_url();
-    let args = |name: &str| -> Vec<OsString> {
-        [
-            OsStr::new("--store"),
-            OsStr::new(&store_url),
-            OsStr::new("--bus"),
-            OsStr::new(&nats),
-            OsStr::new("--bus-prefix"),
-            OsStr::new(&prefix),
-            OsStr::new("--key-file"),
-            key.as_os_str(),
-            OsStr::new("--db"),
-            dir.path().join(format!("{name}-unused.db")).as_os_str(),
-            OsStr::new("--bot"),
-            OsStr::new("none"),
-            OsStr::new("--identity-secret"),
-            OsStr::new(SITE_SECRET),
-            OsStr::new("--admin-email"),
-            OsStr::new(ADMIN),
-            OsStr::new("--admin-password"),
-            OsStr::new(ADMIN_PASSWORD),
-        ]
-        .into_iter()
-        .map(ToOwned::to_owned)
-        .collect()
-    };
-    let program = env!("CARGO_BIN_EXE_chat-server");
+    let nodes = Nodes::create(&pg).await;
+    let mut flags = nodes.bus(&nats).to_vec();
+    flags.extend(["--identity-secret", SITE_SECRET]);
     // One after the other: the first creates the schema and the admin.
-    let a = Process::start(program, args("a"));
+    let a = nodes.start("a", &flags);
     assert_eq!(a.logged("chat-server listening").await["bus"], "nats");
-    let b = Process::start(program, args("b"));
+    let b = nodes.start("b", &flags);
     assert_eq!(b.logged("chat-server listening").await["bus"], "nats");
     Some(Cluster {
         a,
         b,
-        _schema: schema,
-        _dir: dir,
+        _nodes: nodes,
     })
 }
 

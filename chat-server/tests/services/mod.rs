@@ -2,6 +2,8 @@
 //! environment as `.ci/run` sets it, and what those tests share.
 #![allow(dead_code)]
 
+use std::ffi::{OsStr, OsString};
+
 use chat_server::testing::Process;
 use serde_json::Value;
 use tokio_postgres::NoTls;
@@ -80,4 +82,65 @@ pub async fn call(
     let method = hyper::Method::from_bytes(method.as_bytes()).unwrap();
     let reply = server.json(method, path, token, body).await;
     (reply.status.as_u16(), reply.body)
+}
+
+/// The first admin every node of a [`Nodes`] deployment is started with.
+pub const ADMIN: &str = "root@acme.example";
+/// Its password.
+pub const ADMIN_PASSWORD: &str = "a long admin password";
+
+/// The nodes of one deployment over one fresh PostgreSQL schema, as several servers
+/// behind one name run: they share the signing key (a token of one works on all) and the
+/// first admin, and each has its own (unused) SQLite path and no bot. Those on a bus
+/// share one NATS subject prefix of their own, so tests running at once do not hear each
+/// other.
+pub struct Nodes {
+    pub schema: Schema,
+    pub dir: tempfile::TempDir,
+    store_url: String,
+    /// The NATS subject prefix of this deployment.
+    pub prefix: String,
+}
+
+impl Nodes {
+    pub async fn create(pg: &str) -> Self {
+        let schema = Schema::create(pg).await;
+        Self {
+            store_url: schema.store_url(),
+            schema,
+            dir: tempfile::tempdir().unwrap(),
+            prefix: format!("test{}", uuid::Uuid::new_v4().simple()),
+        }
+    }
+
+    /// The flags that put a node on the bus at `url`, under this deployment's prefix.
+    pub fn bus<'a>(&'a self, url: &'a str) -> [&'a str; 4] {
+        ["--bus", url, "--bus-prefix", &self.prefix]
+    }
+
+    /// Starts node `name` with the shared flags, then `extra`.
+    pub fn start(&self, name: &str, extra: &[&str]) -> Process {
+        let unused = self.dir.path().join(format!("{name}-unused.db"));
+        let key = self.dir.path().join("chat-signing.key");
+        let shared = [
+            OsStr::new("--store"),
+            OsStr::new(&self.store_url),
+            OsStr::new("--key-file"),
+            key.as_os_str(),
+            OsStr::new("--db"),
+            unused.as_os_str(),
+            OsStr::new("--bot"),
+            OsStr::new("none"),
+            OsStr::new("--admin-email"),
+            OsStr::new(ADMIN),
+            OsStr::new("--admin-password"),
+            OsStr::new(ADMIN_PASSWORD),
+        ];
+        let args: Vec<OsString> = shared
+            .into_iter()
+            .chain(extra.iter().map(OsStr::new))
+            .map(ToOwned::to_owned)
+            .collect();
+        Process::start(env!("CARGO_BIN_EXE_chat-server"), args)
+    }
 }
