@@ -211,7 +211,12 @@ fn ids(value: &mail_parser::HeaderValue<'_>) -> Vec<String> {
         _ => Vec::new(),
     };
     list.into_iter()
-        .map(|id| id.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
+        .map(|id| {
+            id.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
         .filter(|id| !id.is_empty())
         .collect()
 }

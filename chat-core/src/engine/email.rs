@@ -102,7 +102,10 @@ impl Engine {
         let linked = match store.inbox_thread(inbox.id, &key).await? {
             // A repeat (or a retry after a crash between the link and the post).
             Some(id) => id,
-            None => match self.mail_thread(inbox, &from, &mail.references, domain).await? {
+            None => match self
+                .mail_thread(inbox, &from, &mail.references, domain)
+                .await?
+            {
                 Some(id) => {
                     store
                         .link_inbox_thread(inbox.tenant_id, inbox.id, &key, id)
@@ -238,8 +241,7 @@ impl Engine {
             return Ok(None);
         };
         let message = &reply.message;
-        let mut query =
-            crate::store::MessageQuery::latest(tenant, conversation.id, REPLY_LOOKBACK);
+        let mut query = crate::store::MessageQuery::latest(tenant, conversation.id, REPLY_LOOKBACK);
         query.before = Some(message.seq);
         query.include_notes = false;
         let answered = store
@@ -261,7 +263,10 @@ impl Engine {
             .cloned()
             .or_else(|| conversation.title.clone())
             .unwrap_or_else(|| "Your message".to_owned());
-        let subject = if subject.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:")) {
+        let subject = if subject
+            .get(..3)
+            .is_some_and(|p| p.eq_ignore_ascii_case("re:"))
+        {
             subject
         } else {
             format!("Re: {subject}")
@@ -331,7 +336,11 @@ impl Engine {
 /// A `Message-ID` as a thread key of an inbox: `<id>`, so it can never be taken for an
 /// address (the other kind of key an email inbox keeps).
 fn message_key(id: &str) -> Result<String> {
-    let id = id.trim().trim_start_matches('<').trim_end_matches('>').trim();
+    let id = id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim();
     if id.is_empty() || id.chars().count() > MAX_MESSAGE_ID_CHARS {
         return Err(Error::validation(
             "message_id",
@@ -339,7 +348,10 @@ fn message_key(id: &str) -> Result<String> {
         ));
     }
     if id.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(Error::validation("message_id", "no spaces or control characters"));
+        return Err(Error::validation(
+            "message_id",
+            "no spaces or control characters",
+        ));
     }
     Ok(format!("<{id}>"))
 }

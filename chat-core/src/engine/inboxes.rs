@@ -290,20 +290,19 @@ impl Engine {
         } else {
             self.create_webhook(actor, follow).await
         };
-        let webhook = webhook
-            .map_err(|e| match e {
-                Error::Validation { field, message } => Error::Validation {
-                    field: match (field, kind) {
-                        ("url", InboxKind::Api) => "webhook_url",
-                        ("url", InboxKind::Telegram | InboxKind::Whatsapp) => "api_url",
-                        ("url", InboxKind::Email) => "name",
-                        ("secret", _) => "webhook_secret",
-                        (f, _) => f,
-                    },
-                    message,
+        let webhook = webhook.map_err(|e| match e {
+            Error::Validation { field, message } => Error::Validation {
+                field: match (field, kind) {
+                    ("url", InboxKind::Api) => "webhook_url",
+                    ("url", InboxKind::Telegram | InboxKind::Whatsapp) => "api_url",
+                    ("url", InboxKind::Email) => "name",
+                    ("secret", _) => "webhook_secret",
+                    (f, _) => f,
                 },
-                e => e,
-            })?;
+                message,
+            },
+            e => e,
+        })?;
         let now = self.now();
         let inbox = Inbox {
             id: InboxId(self.new_id()),

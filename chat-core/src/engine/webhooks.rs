@@ -127,7 +127,8 @@ impl Engine {
     pub async fn create_webhook(&self, actor: &Actor, input: NewWebhook) -> Result<Webhook> {
         self.may_manage_webhooks(actor).await?;
         let url = webhook_url(&input.url)?;
-        self.insert_webhook(actor, NewWebhook { url, ..input }).await
+        self.insert_webhook(actor, NewWebhook { url, ..input })
+            .await
     }
 
     /// Registers a webhook whose URL the caller checked or chose (an email inbox's, which
