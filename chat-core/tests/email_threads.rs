@@ -167,6 +167,13 @@ async fn bad_mails_and_the_wrong_route_are_refused_with_nothing_stored() {
         (mail("not an address", "m@c", &[], "x"), "from"),
         (mail("jo@c.example", "", &[], "x"), "message_id"),
         (mail("jo@c.example", "a b@c", &[], "x"), "message_id"),
+        (
+            InboundMail {
+                subject: " ".into(),
+                ..mail("jo@c.example", "empty@c", &[], "\r\n")
+            },
+            "body",
+        ),
     ] {
         match d.engine.receive_mail(&inbox, bad, DOMAIN).await {
             Err(Error::Validation { field: f, .. }) => assert_eq!(f, field),
@@ -219,4 +226,40 @@ async fn bad_mails_and_the_wrong_route_are_refused_with_nothing_stored() {
         .await
         .unwrap();
     assert!(page.items.is_empty(), "{:?}", page.items);
+}
+
+#[tokio::test]
+async fn a_long_mail_is_kept_cut_with_its_line_ends_made_plain() {
+    let d = desk().await;
+    let inbox = email_inbox(&d, "support").await;
+    let quoted = "> an earlier line of the thread\r\n".repeat(1_000);
+    let received = d
+        .engine
+        .receive_mail(
+            &inbox,
+            mail(
+                "jo@c.example",
+                "long@c",
+                &[],
+                &format!("Still broken.\r\n\r\n{quoted}"),
+            ),
+            DOMAIN,
+        )
+        .await
+        .unwrap();
+    let body = &received.message.body;
+    assert!(
+        body.starts_with("Still broken.\n\n> an earlier"),
+        "{body:.40}"
+    );
+    assert!(!body.contains('\r'));
+    assert!(body.ends_with("[…]"));
+    assert!(body.chars().count() <= chat_core::Limits::default().max_message_chars);
+    // A mail of a subject only is that subject.
+    let subject_only = d
+        .engine
+        .receive_mail(&inbox, mail("jo@c.example", "subj@c", &[], ""), DOMAIN)
+        .await
+        .unwrap();
+    assert_eq!(subject_only.message.body, "Broken kettle");
 }

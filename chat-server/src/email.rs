@@ -3,8 +3,8 @@
 //! (MIME, encodings, charsets, HTML to text); the rules here are which parts count:
 //!
 //! - the customer is the first `From` address (a mail without one is refused);
-//! - the text is the first text body: the `text/plain` part, else the HTML one as text;
-//!   a mail with neither text nor files is its subject;
+//! - the text is the first text body: the `text/plain` part, else the HTML one as text
+//!   (the engine makes a mail without text its subject, and cuts a long one);
 //! - the files are the attachments (inline parts that are not the text body included),
 //!   each named by its `filename`/`name` parameter;
 //! - the key is the `Message-ID`; a mail without one, or with one longer than the engine
@@ -24,7 +24,7 @@ pub const MAX_MAIL_BYTES: usize = 25 * 1024 * 1024;
 /// Why a raw message is refused: the field at fault and the reason (a 422).
 #[derive(Debug, PartialEq, Eq)]
 pub struct NotAMail {
-    /// `mail` (not a message at all), `from` or `body`.
+    /// `mail` (not a message at all) or `from`.
     pub field: &'static str,
     /// What is wrong.
     pub reason: &'static str,
@@ -89,14 +89,6 @@ pub fn parse(raw: &[u8]) -> Result<InboundMail, NotAMail> {
             NewFile::new(&name, &content_type, part.contents().to_vec())
         })
         .collect();
-    let body = if body.is_empty() && files.is_empty() {
-        subject.clone()
-    } else {
-        body
-    };
-    if body.is_empty() && files.is_empty() {
-        return Err(not("body", "the mail has no text, subject or attachment"));
-    }
     Ok(InboundMail {
         from: address,
         name,

@@ -90,6 +90,15 @@ impl Engine {
         let from = super::contacts::valid_email("from", &mail.from)?
             .ok_or_else(|| Error::validation("from", "the mail has no From address"))?;
         let key = message_key(&mail.message_id)?;
+        // Checked before anything opens: a mail refused later would leave an empty
+        // conversation behind.
+        let body = self.mail_text(&mail.body, &mail.subject);
+        if body.is_empty() && mail.files.is_empty() {
+            return Err(Error::validation(
+                "body",
+                "the mail has no text, subject or attachment",
+            ));
+        }
         let store = &self.inner.store;
         let system = Actor::System {
             tenant: inbox.tenant_id,
@@ -173,16 +182,37 @@ impl Engine {
                 }
             },
         };
-        self.post_inbound(
-            inbox,
-            linked,
-            opened,
-            &key,
-            mail.body,
-            Vec::new(),
-            mail.files,
-        )
-        .await
+        self.post_inbound(inbox, linked, opened, &key, body, Vec::new(), mail.files)
+            .await
+    }
+
+    /// A mail's text as a message body: line ends made `\n`, control characters other
+    /// than line breaks and tabs dropped, and cut to the longest message (mails quote
+    /// whole threads; the cut is marked) rather than refused, since a refused mail bounces
+    /// back to the customer. Empty text is the subject.
+    fn mail_text(&self, text: &str, subject: &str) -> String {
+        let clean = |t: &str| -> String {
+            t.replace("\r\n", "\n")
+                .chars()
+                .filter(|c| *c == '\n' || *c == '\t' || !c.is_control())
+                .collect::<String>()
+                .trim()
+                .to_owned()
+        };
+        let mut text = clean(text);
+        if text.is_empty() {
+            text = clean(subject);
+        }
+        let max = self.inner.limits.max_message_chars;
+        if text.chars().count() > max {
+            const CUT: &str = "\n[…]";
+            text = text
+                .chars()
+                .take(max.saturating_sub(CUT.chars().count()))
+                .collect();
+            text.push_str(CUT);
+        }
+        text
     }
 
     /// The conversation a mail answers: the first of its references that is one of our
