@@ -73,6 +73,11 @@ pub(crate) async fn send(client: &HttpClient, timeout: Duration, reply: &Reply) 
             error: Some("an api inbox's replies are webhook deliveries".to_owned()),
             elapsed_ms: 0,
         },
+        InboxKind::Email => Attempt {
+            status: None,
+            error: Some("an email inbox's replies go through the mail outbox".to_owned()),
+            elapsed_ms: 0,
+        },
     }
 }
 

@@ -10,6 +10,7 @@ pub mod channels;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod csv;
+pub mod email;
 pub mod endpoints;
 pub mod error;
 pub mod export_files;

@@ -288,6 +288,27 @@ enum Command {
         #[arg(long)]
         without_files: bool,
     },
+    /// Deliver one e-mail to an `email` inbox: the raw message on standard input is posted
+    /// to the server's `POST /v1/inboxes/{id}/email` with the inbox's token. For an MTA's
+    /// pipe (Postfix `pipe`, Exim `pipe` transport, a `.forward` or aliases line). Exits
+    /// 0 when stored (or already stored), 65 (EX_DATAERR: bounce) when the server refuses
+    /// the mail, 75 (EX_TEMPFAIL: try again later) when it cannot be reached or answers
+    /// 5xx, 408, 409 or 429, and 78 (EX_CONFIG) when the token file cannot be read.
+    EmailInbound {
+        /// The server's base URL, as the MTA's machine reaches it (`http://127.0.0.1:8080`).
+        #[arg(long, env = "CHAT_EMAIL_SERVER")]
+        server: String,
+        /// The inbox's id.
+        #[arg(long, env = "CHAT_EMAIL_INBOX")]
+        inbox: String,
+        /// A file holding the inbox's token (shown once when the inbox was created); a
+        /// file rather than a flag so the token is in no process list.
+        #[arg(long, env = "CHAT_EMAIL_TOKEN_FILE")]
+        token_file: std::path::PathBuf,
+        /// Longest wait for the server's answer, in seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+    },
     /// Read an export (`chat-server export`) into an empty database (`--db`, created if
     /// missing, or `--store`), all or nothing. Refuses a database that holds data, an
     /// export of another store or schema version, and a cut-off file. Run it with no
@@ -369,6 +390,16 @@ async fn main() -> anyhow::Result<()> {
             .init(),
     }
 
+    // A mail from the MTA's pipe: no store, only a POST to the running server.
+    if let Some(Command::EmailInbound {
+        server,
+        inbox,
+        token_file,
+        timeout_secs,
+    }) = &cli.command
+    {
+        std::process::exit(email_inbound(server, inbox, token_file, *timeout_secs).await);
+    }
     // Before opening the store: a backup runs beside a live server, and must neither
     // migrate the file nor start the store's threads.
     if let Some(Command::Backup { to }) = &cli.command {
@@ -878,4 +909,43 @@ fn mail_config(cli: &Cli) -> anyhow::Result<chat_server::mail::MailConfig> {
         mail.relay = Some(relay);
     }
     Ok(mail)
+}
+
+/// `chat-server email-inbound`: the exit code the MTA acts on.
+async fn email_inbound(
+    server: &str,
+    inbox: &str,
+    token_file: &std::path::Path,
+    timeout_secs: u64,
+) -> i32 {
+    use std::io::Read as _;
+
+    const EX_CONFIG: i32 = 78;
+    let token = match std::fs::read_to_string(token_file) {
+        Ok(t) if !t.trim().is_empty() => t,
+        _ => {
+            eprintln!(
+                "email-inbound: cannot read the inbox token from {}",
+                token_file.display()
+            );
+            return EX_CONFIG;
+        }
+    };
+    let mut raw = Vec::new();
+    // One byte over the cap is enough to know the server would refuse it.
+    let limit = chat_server::email::MAX_MAIL_BYTES as u64 + 1;
+    if let Err(e) = std::io::stdin().take(limit).read_to_end(&mut raw) {
+        eprintln!("email-inbound: reading the message failed: {e}");
+        return chat_server::email::PipeOutcome::Temporary.code();
+    }
+    let (outcome, line) = chat_server::email::pipe(
+        server,
+        inbox,
+        &token,
+        raw,
+        Duration::from_secs(timeout_secs.max(1)),
+    )
+    .await;
+    eprintln!("email-inbound: {line}");
+    outcome.code()
 }

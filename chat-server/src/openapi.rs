@@ -52,10 +52,10 @@ pub fn document() -> Value {
         }
         if let Some(schema) = endpoint.request {
             // Uploads are forms; every other body is JSON.
-            let media = if schema == "FileUpload" {
-                "multipart/form-data"
-            } else {
-                "application/json"
+            let media = match schema {
+                "FileUpload" => "multipart/form-data",
+                "RawEmail" => "message/rfc822",
+                _ => "application/json",
             };
             op["requestBody"] = json!({
                 "required": !OPTIONAL_BODIES.contains(&endpoint.id),
@@ -105,7 +105,11 @@ const OPTIONAL_BODIES: &[Endpoint] = &[Endpoint::Handoff, Endpoint::Close, Endpo
 
 /// Endpoints that answer 200 instead of their usual 201 for a repeated
 /// `client_message_id` (the message stored the first time).
-const IDEMPOTENT_POSTS: &[Endpoint] = &[Endpoint::PostMessage, Endpoint::PostCannedResponse];
+const IDEMPOTENT_POSTS: &[Endpoint] = &[
+    Endpoint::PostMessage,
+    Endpoint::PostCannedResponse,
+    Endpoint::ReceiveEmail,
+];
 
 /// A query parameter with the type its handler parses. An empty value counts as absent
 /// everywhere, so string parameters may be empty.
@@ -282,8 +286,8 @@ fn close_request_bodies(schemas: &mut Value) {
         let Some(name) = endpoint.request else {
             continue;
         };
-        // An upload takes a file part under any name.
-        if name == "FileUpload" {
+        // An upload takes a file part under any name; a mail is no JSON.
+        if name == "FileUpload" || name == "RawEmail" {
             continue;
         }
         if let Some(schema) = schemas.get_mut(name).and_then(Value::as_object_mut) {
@@ -441,7 +445,7 @@ fn desk_schemas() -> Value {
         "failing_since": { "type": ["string", "null"], "format": "date-time", "description": "since when every attempt has failed" },
         "created_at": time, "updated_at": time });
     let inbox = json!({
-        "id": uuid, "name": { "type": "string" }, "kind": { "type": "string", "enum": ["api", "telegram", "whatsapp"] },
+        "id": uuid, "name": { "type": "string" }, "kind": { "type": "string", "enum": ["api", "telegram", "whatsapp", "email"] },
         "channel": { "type": "string", "description": "the channel of its conversations" },
         "webhook_id": { "type": ["string", "null"], "format": "uuid", "description": "the webhook replies are delivered through: its delivery log is the inbox's" },
         "created_at": time, "updated_at": time });
@@ -507,7 +511,7 @@ fn desk_schemas() -> Value {
         "MailList": list_of("Mail"),
         "NewInbox": object(&["name"], json!({
             "name": { "type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S" },
-            "kind": { "type": "string", "enum": ["api", "telegram", "whatsapp"], "description": "absent: api" },
+            "kind": { "type": "string", "enum": ["api", "telegram", "whatsapp", "email"], "description": "absent: api; email: needs the server's SMTP relay (409 mail_not_configured), takes only `name`" },
             "phone_number_id": { "type": "string", "description": "whatsapp (required): the number's id" },
             "access_token": { "type": "string", "description": "whatsapp (required): the Cloud API's bearer token; never shown again" },
             "app_secret": { "type": "string", "description": "whatsapp (required): the app secret its webhook posts are signed with; never shown again" },
@@ -531,6 +535,8 @@ fn desk_schemas() -> Value {
             "message": object(&["id", "text"], json!({
                 "id": { "type": "string", "minLength": 1, "maxLength": 200, "description": "your id for the message: the idempotency key" },
                 "text": { "type": "string", "minLength": 1, "maxLength": 10000, "pattern": "\\S" } })) })),
+        "RawEmail": { "type": "string", "format": "binary", "maxLength": 26214400,
+            "description": "A whole RFC 5322 message as the MTA received it (headers, blank line, MIME body), at most 25 MiB. Read: the first `From` address (required) and display name, `Message-ID` (the idempotency key; absent, the SHA-256 of the bytes), `In-Reply-To` and `References` (threading), `Subject`, the `text/plain` part (else the HTML part as text), and the attachments." },
         "TelegramUpdate": {
             "type": "object", "required": ["update_id"],
             "description": "The Bot API's Update object (https://core.telegram.org/bots/api#update); fields not listed are accepted and ignored.",

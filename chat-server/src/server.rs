@@ -76,6 +76,7 @@ pub async fn run_with(
     tokio::spawn(crate::webhooks::run(
         app.engine.clone(),
         app.config.webhooks.clone(),
+        app.config.mail.sender().map(|(_, domain)| domain),
         stopped.clone(),
     ));
     tokio::spawn(crate::mail::run(
@@ -451,7 +452,7 @@ impl Server {
             Caller::Anonymous
         } else if matches!(
             endpoint.id,
-            Endpoint::ReceiveInbound | Endpoint::ReceiveTelegram
+            Endpoint::ReceiveInbound | Endpoint::ReceiveTelegram | Endpoint::ReceiveEmail
         ) {
             // They carry the inbox's token, which their handlers check against the inbox.
             Caller::Anonymous

@@ -238,10 +238,19 @@ fn event_id(due: &DueDelivery) -> String {
 }
 
 /// Runs the delivery worker until `stopped` flips.
-pub(crate) async fn run(engine: Engine, config: WebhookConfig, mut stopped: watch::Receiver<bool>) {
+/// Runs the delivery worker until `stopped` flips. `mail_domain` is the domain of our
+/// `Message-ID`s when the server sends e-mail: email inboxes' replies are handed to the mail
+/// outbox with it (without it they wait, failing with the reason, until a relay is set).
+pub(crate) async fn run(
+    engine: Engine,
+    config: WebhookConfig,
+    mail_domain: Option<String>,
+    mut stopped: watch::Receiver<bool>,
+) {
     if !config.enabled {
         return;
     }
+    let mail_domain: Option<Arc<str>> = mail_domain.map(Into::into);
     let client = client(config.allow_private);
     let retry = config.retry();
     let mut tick = tokio::time::interval(config.poll.max(Duration::from_millis(10)));
@@ -271,7 +280,10 @@ pub(crate) async fn run(engine: Engine, config: WebhookConfig, mut stopped: watc
             let mut batch = tokio::task::JoinSet::new();
             for d in due {
                 let (engine, client, timeout) = (engine.clone(), client.clone(), config.timeout);
-                batch.spawn(async move { deliver(&engine, &client, &retry, timeout, d).await });
+                let domain = mail_domain.clone();
+                batch.spawn(async move {
+                    deliver(&engine, &client, &retry, timeout, domain.as_deref(), d).await
+                });
             }
             while batch.join_next().await.is_some() {}
             if *stopped.borrow() {
@@ -286,6 +298,7 @@ async fn deliver(
     client: &HttpClient,
     retry: &WebhookRetry,
     timeout: Duration,
+    mail_domain: Option<&str>,
     due: DueDelivery,
 ) {
     // An inbox's webhook carries replies to its customers, not events.
@@ -302,6 +315,26 @@ async fn deliver(
         Outbound::Skip => {
             if let Err(e) = engine.skip_delivery(&due).await {
                 tracing::warn!(error = %e, "recording a webhook delivery failed");
+            }
+            return;
+        }
+        Outbound::Reply(reply) if reply.inbox.kind == chat_core::InboxKind::Email => {
+            // Handed to the mail outbox, whose worker sends it through the SMTP relay.
+            let Some(domain) = mail_domain else {
+                let attempt = Attempt {
+                    status: None,
+                    error: Some(
+                        "this server sends no e-mail: no SMTP relay (--smtp-url, --mail-from)"
+                            .to_owned(),
+                    ),
+                    elapsed_ms: 0,
+                };
+                record(engine, retry, &due, attempt).await;
+                return;
+            };
+            if let Err(e) = engine.mail_reply(&due, reply, domain).await {
+                // Not recorded: the lease lapses and the hand-over is tried again.
+                tracing::warn!(error = %e, "queueing an e-mail reply failed");
             }
             return;
         }

@@ -353,6 +353,15 @@ fn cases(bob: &str) -> Vec<Case> {
             Some(json!({ "contact": { "id": "c-1" }, "message": { "id": "m-1", "text": "hi" } })),
             [403, 403, 403, 403, 403, 403, 401, 403],
         ),
+        // An email inbox's route takes the inbox's token too (email_channel.rs posts with
+        // it); a staff token is no inbox's.
+        c(
+            ReceiveEmail,
+            Some(json!(
+                "From: jo@customer.example\r\nMessage-ID: <m1@x>\r\n\r\nhi"
+            )),
+            [403, 403, 403, 403, 403, 403, 401, 403],
+        ),
         // Telegram's route takes the inbox's secret token in its own header, which no
         // caller here sends (telegram.rs does).
         c(
@@ -567,6 +576,7 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                 Endpoint::GetInbox
                     | Endpoint::DeleteInbox
                     | Endpoint::ReceiveInbound
+                    | Endpoint::ReceiveEmail
                     | Endpoint::ReceiveTelegram
                     | Endpoint::VerifyWhatsapp
                     | Endpoint::ReceiveWhatsapp
@@ -591,7 +601,10 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                 | Endpoint::ListDeliveries
                 | Endpoint::Redeliver => &webhook_id,
                 Endpoint::EditMessage | Endpoint::DeleteMessage => &message_id,
-                Endpoint::GetInbox | Endpoint::DeleteInbox | Endpoint::ReceiveInbound => &inbox_id,
+                Endpoint::GetInbox
+                | Endpoint::DeleteInbox
+                | Endpoint::ReceiveInbound
+                | Endpoint::ReceiveEmail => &inbox_id,
                 Endpoint::GetContact
                 | Endpoint::ContactConversations
                 | Endpoint::MergeContact

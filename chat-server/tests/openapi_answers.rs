@@ -742,6 +742,30 @@ async fn every_answer_validates_against_its_documented_schema() {
         Some(json!({ "contact": { "id": "shop-42", "name": "Dan" }, "message": { "id": "x-1", "text": "hello" } })),
     )
     .await;
+    // An email inbox, and a raw mail into it.
+    let mailbox = w
+        .call(
+            &s,
+            M::POST,
+            "/v1/inboxes",
+            "/v1/inboxes",
+            a,
+            Some(json!({ "name": "Support mail", "kind": "email" })),
+        )
+        .await;
+    let mailbox_token = mailbox["token"].as_str().unwrap().to_owned();
+    let raw = "From: Dan <dan@customer.example>\r\nSubject: Order\r\nMessage-ID: <o1@customer.example>\r\n\r\nhello\r\n";
+    let path = format!("/v1/inboxes/{}/email", id(&mailbox));
+    let reply = s
+        .send_as(
+            M::POST,
+            &path,
+            Some(&mailbox_token),
+            &[("content-type", "message/rfc822")],
+            raw,
+        )
+        .await;
+    w.check(M::POST, "/v1/inboxes/{id}/email", &path, reply);
 
     // The transcript mailed to the contact (staff may ask at any time), and the mail log.
     w.call(

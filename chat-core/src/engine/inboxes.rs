@@ -220,6 +220,22 @@ impl Engine {
                 settings.insert(API_URL_KEY.to_owned(), api.clone());
                 (api, None)
             }
+            InboxKind::Email => {
+                if input.webhook_url.is_some()
+                    || input.webhook_secret.is_some()
+                    || input.bot_token.is_some()
+                    || input.api_url.is_some()
+                    || input.phone_number_id.is_some()
+                    || input.access_token.is_some()
+                    || input.app_secret.is_some()
+                {
+                    return Err(Error::validation(
+                        "webhook_url",
+                        "an email inbox takes only a name: replies go out by the SMTP relay",
+                    ));
+                }
+                (super::email::MAIL_OUTBOX_URL.to_owned(), None)
+            }
             InboxKind::Telegram => {
                 if input.webhook_url.is_some() || input.webhook_secret.is_some() {
                     return Err(Error::validation(
@@ -262,28 +278,31 @@ impl Engine {
                 format!("at most {MAX_INBOXES} inboxes per tenant"),
             ));
         }
-        let webhook = self
-            .create_webhook(
-                actor,
-                NewWebhook {
-                    url,
-                    events: vec!["message_created".to_owned()],
-                    secret,
+        let follow = NewWebhook {
+            url,
+            events: vec!["message_created".to_owned()],
+            secret,
+        };
+        // An email inbox's deliveries are handed to the mail outbox, never posted: its
+        // webhook's address only says so, and is not an http one.
+        let webhook = if kind == InboxKind::Email {
+            self.insert_webhook(actor, follow).await
+        } else {
+            self.create_webhook(actor, follow).await
+        };
+        let webhook = webhook.map_err(|e| match e {
+            Error::Validation { field, message } => Error::Validation {
+                field: match (field, kind) {
+                    ("url", InboxKind::Api) => "webhook_url",
+                    ("url", InboxKind::Telegram | InboxKind::Whatsapp) => "api_url",
+                    ("url", InboxKind::Email) => "name",
+                    ("secret", _) => "webhook_secret",
+                    (f, _) => f,
                 },
-            )
-            .await
-            .map_err(|e| match e {
-                Error::Validation { field, message } => Error::Validation {
-                    field: match (field, kind) {
-                        ("url", InboxKind::Api) => "webhook_url",
-                        ("url", InboxKind::Telegram | InboxKind::Whatsapp) => "api_url",
-                        ("secret", _) => "webhook_secret",
-                        (f, _) => f,
-                    },
-                    message,
-                },
-                e => e,
-            })?;
+                message,
+            },
+            e => e,
+        })?;
         let now = self.now();
         let inbox = Inbox {
             id: InboxId(self.new_id()),
@@ -396,6 +415,14 @@ impl Engine {
     /// first message. Call only with an inbox whose token or signature was checked
     /// ([`Engine::inbox_for_token`]).
     pub async fn receive(&self, inbox: &Inbox, input: Inbound) -> Result<Received> {
+        if inbox.kind == InboxKind::Email {
+            // Its threads are keyed by Message-ID and address, which only a parsed mail
+            // gives ([`Engine::receive_mail`]).
+            return Err(Error::validation(
+                "inbox",
+                "an email inbox takes RFC 5322 messages (POST /v1/inboxes/{id}/email)",
+            ));
+        }
         let contact = external_id("contact", &input.contact)?;
         let message = external_id("message", &input.message)?;
         let system = Actor::System {
@@ -445,19 +472,48 @@ impl Engine {
                 winner
             }
         };
-        let stored = if input.files.is_empty() {
+        self.post_inbound(
+            inbox,
+            linked,
+            opened,
+            &message,
+            input.body,
+            input.attachments,
+            input.files,
+        )
+        .await
+    }
+
+    /// Posts an inbound message as the customer of `linked`, idempotent on the provider's
+    /// message id, with its files stored first (and removed again if the post fails or
+    /// repeats an earlier one).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn post_inbound(
+        &self,
+        inbox: &Inbox,
+        linked: ConversationId,
+        opened: bool,
+        message: &str,
+        body: String,
+        attachments: Vec<Attachment>,
+        files: Vec<NewFile>,
+    ) -> Result<Received> {
+        let system = Actor::System {
+            tenant: inbox.tenant_id,
+        };
+        let stored = if files.is_empty() {
             Vec::new()
         } else {
-            self.upload_files(&system, linked, FileUse::Message, input.files)
+            self.upload_files(&system, linked, FileUse::Message, files)
                 .await?
         };
-        let mut attachments = input.attachments;
+        let mut attachments = attachments;
         attachments.extend(stored.iter().cloned());
         let posted = Box::pin(self.post_for_customer(
             &system,
             linked,
             PostMessage {
-                body: input.body,
+                body,
                 attachments,
                 client_message_id: Some(format!("inbox:{message}")),
                 ..PostMessage::default()

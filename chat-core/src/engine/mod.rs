@@ -10,6 +10,7 @@ mod channels;
 mod contacts;
 mod conversations;
 mod credentials;
+mod email;
 mod erasure;
 mod export;
 mod feed;
@@ -37,6 +38,9 @@ pub use contacts::{ContactPage, ContactPatch};
 pub use conversations::{
     ConversationFilter, DetailsPatch, HITS_PER_CONVERSATION, MessageHit, OpenConversation, Opened,
     SNIPPET_CHARS, SearchPage, Transfer,
+};
+pub use email::{
+    EMAIL_SUBJECT_KEY, InboundMail, MAIL_OUTBOX_URL, MAX_MAIL_REFERENCES, MAX_MESSAGE_ID_CHARS,
 };
 pub use erasure::Erasure;
 pub use inboxes::{

@@ -126,8 +126,17 @@ impl Engine {
     /// webhook carries it, and nothing shows it again.
     pub async fn create_webhook(&self, actor: &Actor, input: NewWebhook) -> Result<Webhook> {
         self.may_manage_webhooks(actor).await?;
-        let tenant = actor.tenant();
         let url = webhook_url(&input.url)?;
+        self.insert_webhook(actor, NewWebhook { url, ..input })
+            .await
+    }
+
+    /// Registers a webhook whose URL the caller checked or chose (an email inbox's, which
+    /// names the mail outbox rather than an http endpoint).
+    pub(super) async fn insert_webhook(&self, actor: &Actor, input: NewWebhook) -> Result<Webhook> {
+        self.may_manage_webhooks(actor).await?;
+        let tenant = actor.tenant();
+        let url = input.url;
         let events = event_kinds(input.events)?;
         let secret = match input.secret {
             Some(s) if !(16..=256).contains(&s.chars().count()) => {

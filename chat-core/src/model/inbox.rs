@@ -1,5 +1,5 @@
 //! Inboxes: the channels through which customers outside the website widget write in (an
-//! integration over the API, Telegram, WhatsApp). Each has a token its inbound route is
+//! integration over the API, Telegram, WhatsApp, e-mail). Each has a token its inbound route is
 //! authenticated with and, for replies, an outbound webhook whose deliveries ride the same
 //! outbox as the event webhooks.
 
@@ -23,6 +23,10 @@ str_enum!(
         /// webhook (signed with the app secret), replies out by `/{phone-number-id}/messages`
         /// within the 24-hour customer-service window.
         Whatsapp = "whatsapp",
+        /// A support address, over e-mail: RFC 5322 messages in from the operator's mail
+        /// server (an MTA pipe, `chat-server email-inbound`, or the HTTP route), threaded by
+        /// `In-Reply-To`/`References`; replies out through the mail outbox and the SMTP relay.
+        Email = "email",
     }
 );
 
@@ -33,6 +37,7 @@ impl InboxKind {
             InboxKind::Api => Channel::Api,
             InboxKind::Telegram => Channel::Telegram,
             InboxKind::Whatsapp => Channel::Whatsapp,
+            InboxKind::Email => Channel::Email,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Inboxes (admins): create, list, show, delete; and the inbound route of an `api` inbox,
-//! which an integration calls with the inbox's token. The engine decides who may and
+//! Inboxes (admins): create, list, show, delete; and the inbound routes of an `api` inbox,
+//! which an integration calls with the inbox's token, and of an `email` inbox, which the
+//! operator's mail server calls (through `chat-server email-inbound`) with it. The engine decides who may and
 //! what a message does; this adds the token's digest, the address check of the reply
 //! webhook (a network rule of the server's, see [`crate::webhooks`]) and the JSON shapes.
 //! The token and the webhook secret are answered once, by the create call.
@@ -60,6 +61,10 @@ pub async fn create(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let input: NewInbox = ctx.json().await?;
     // Admins only, before any address is looked up for anyone.
     ctx.app.engine.inboxes(ctx.actor()?).await?;
+    if input.kind == Some(InboxKind::Email) && ctx.app.config.mail.sender().is_none() {
+        // Its replies could never leave: refused rather than failing later, unseen.
+        return Err(crate::api::mail::not_configured());
+    }
     let allow_private = ctx.app.config.webhooks.allow_private;
     // Where the server will post to: the reply webhook, or the provider's API.
     let (field, url) = match (input.kind.unwrap_or(InboxKind::Api), &input.webhook_url) {
@@ -123,7 +128,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Resp, ApiError> {
     shown.token = Some(&token);
     shown.webhook_secret = match created.kind {
         InboxKind::Api => webhook.as_ref().map(|w| w.secret.0.as_str()),
-        InboxKind::Telegram | InboxKind::Whatsapp => None,
+        InboxKind::Telegram | InboxKind::Whatsapp | InboxKind::Email => None,
     };
     Ok(http::json(StatusCode::CREATED, &shown))
 }
@@ -437,4 +442,60 @@ pub async fn receive_whatsapp(mut ctx: Ctx) -> Result<Resp, ApiError> {
         }
     }
     Ok(http::json(StatusCode::OK, &WhatsappReceived { stored }))
+}
+
+/// `POST /v1/inboxes/{id}/email`: a raw RFC 5322 message for an `email` inbox. The token is
+/// checked before the body is read; the mail is parsed whole before anything is stored.
+pub async fn receive_email(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let refused = || ApiError::forbidden("unknown inbox or wrong token");
+    let id: InboxId = ctx.id("id").map_err(|_| refused())?;
+    let token = crate::auth::bearer(&ctx.headers, None)?
+        .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <the inbox's token>"))?;
+    let inbox = ctx
+        .app
+        .engine
+        .inbox_for_token(id, &crate::auth::token_digest(&token))
+        .await
+        .map_err(|_| refused())?;
+    if inbox.kind != InboxKind::Email {
+        return Err(refused());
+    }
+    let is_mail = ctx
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("message/rfc822"));
+    if !is_mail {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the raw message with Content-Type: message/rfc822",
+        ));
+    }
+    // Threading needs the domain of our Message-IDs, which only a relay gives.
+    let Some((_, domain)) = ctx.app.config.mail.sender() else {
+        return Err(crate::api::mail::not_configured());
+    };
+    let body = ctx
+        .body
+        .take()
+        .ok_or_else(|| ApiError::bad_request("the body was already read"))?;
+    let raw = http::collect(body, crate::email::MAX_MAIL_BYTES).await?;
+    let mail = crate::email::parse(&raw).map_err(|e| ApiError::invalid(e.field, e.reason))?;
+    let received = Box::pin(ctx.app.engine.receive_mail(&inbox, mail, &domain)).await?;
+    let status = if received.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(http::json(
+        status,
+        &ReceivedView {
+            conversation_id: received.conversation.id,
+            message_id: received.message.id,
+            created: received.created,
+            opened: received.opened,
+        },
+    ))
 }

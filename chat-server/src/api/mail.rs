@@ -53,7 +53,7 @@ fn view(m: &Mail) -> MailView<'_> {
 }
 
 /// 409 `mail_not_configured`: the server has no SMTP relay.
-fn not_configured() -> ApiError {
+pub(crate) fn not_configured() -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
         "mail_not_configured",

@@ -224,6 +224,7 @@ pub fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Answer {
         DeleteInbox => boxed(inboxes::delete, ctx),
         ReceiveInbound => boxed(inboxes::receive, ctx),
         ReceiveTelegram => boxed(inboxes::receive_telegram, ctx),
+        ReceiveEmail => boxed(inboxes::receive_email, ctx),
         VerifyWhatsapp => boxed(inboxes::verify_whatsapp, ctx),
         ReceiveWhatsapp => boxed(inboxes::receive_whatsapp, ctx),
         ReportOverview => boxed(reports::overview, ctx),
