@@ -117,6 +117,7 @@ pub enum Endpoint {
     ReceiveTelegram,
     VerifyWhatsapp,
     ReceiveWhatsapp,
+    SendTemplate,
 }
 
 /// One endpoint with what the documentation says about it.
@@ -287,6 +288,7 @@ pub const ENDPOINTS: &[EndpointSpec] = &[
     endpoint(Method::POST, "/v1/inboxes/{id}/telegram", ReceiveTelegram, Public, "Telegram's webhook for a `telegram` inbox: an `Update` of the Bot API, authenticated by `X-Telegram-Bot-Api-Secret-Token` (the inbox's token, registered by `setWebhook` as `secret_token` when the inbox is created with `public_url`); a wrong or missing one is 403, nothing stored. A message's text (or caption) is posted as the customer of chat `chat.id`, idempotent on `message_id`; other updates are acknowledged and not stored.", Some("TelegramUpdate"), 200, Some("TelegramReceived"), &[]),
     endpoint(Method::GET, "/v1/inboxes/{id}/whatsapp", VerifyWhatsapp, Public, "The WhatsApp Cloud API's verify handshake for a `whatsapp` inbox: with `hub.mode=subscribe` and `hub.verify_token` the inbox's token, answers `hub.challenge` as text; else 403.", None, 200, Some("text"), &["hub.mode", "hub.verify_token", "hub.challenge"]),
     endpoint(Method::POST, "/v1/inboxes/{id}/whatsapp", ReceiveWhatsapp, Public, "The WhatsApp Cloud API's webhook for a `whatsapp` inbox, authenticated by `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body with the app secret>` (a wrong or missing one is 403, nothing stored). Each text message is posted as the customer of its sender's number, idempotent on its id; statuses and other message types are acknowledged and not stored.", Some("WhatsappNotification"), 200, Some("WhatsappReceived"), &[]),
+    endpoint(Method::POST, "/v1/conversations/{id}/whatsapp-template", SendTemplate, Staff, "Send the WhatsApp inbox's template (its `template_name` and `template_language`) to the conversation's customer, as the caller's message (whoever may reply): the one message WhatsApp takes outside the 24-hour window, to ask the customer to write again. The message is stored as `WhatsApp template <name> (<language>)` with metadata `whatsapp_template`, and goes out as `type: template`. 422 on `template` when the conversation is not a WhatsApp inbox's or its inbox has no template. Optional body: `client_message_id` (idempotency, as for messages).", Some("TemplateRequest"), 201, Some("PostedMessage"), &[]),
 ];
 
 /// The table requests are matched against: [`ENDPOINTS`] in a [`PathTable`], whose

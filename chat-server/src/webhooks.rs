@@ -307,7 +307,7 @@ async fn deliver(
         }
         Outbound::Reply(reply) if reply.inbox.kind != chat_core::InboxKind::Api => {
             // A provider's own API, in its own form (not signed by us).
-            let attempt = crate::channels::send(client, timeout, reply).await;
+            let attempt = crate::channels::send(engine, client, timeout, reply).await;
             record(engine, retry, &due, attempt).await;
             return;
         }

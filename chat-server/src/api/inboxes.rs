@@ -298,12 +298,31 @@ pub async fn receive_telegram(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let Some(message) = update.message else {
         return Ok(http::json(StatusCode::OK, &skipped));
     };
-    let Some(text) = message
+    let file = message.file();
+    let text = message
         .text
         .or(message.caption)
-        .filter(|t| !t.trim().is_empty())
-    else {
+        .filter(|t| !t.trim().is_empty());
+    if text.is_none() && file.is_none() {
         return Ok(http::json(StatusCode::OK, &skipped));
+    }
+    // The file is fetched before anything is stored: one over the tenant's limit is 422
+    // and nothing happens; Telegram not giving it is 502, and Telegram delivers the update
+    // again.
+    let files = match file {
+        Some(file) => {
+            let max = ctx.app.engine.inbox_upload_policy(&inbox).await?.max_bytes;
+            let client = crate::webhooks::client(ctx.app.config.webhooks.allow_private);
+            let timeout = ctx.app.config.webhooks.timeout;
+            let bytes =
+                crate::channels::telegram::download(&client, timeout, &inbox, &file, max).await?;
+            vec![chat_core::NewFile::new(
+                &file.name,
+                &file.content_type,
+                bytes,
+            )]
+        }
+        None => Vec::new(),
     };
     let name = message.from.map(|u| match u.last_name {
         Some(last) => format!("{} {last}", u.first_name),
@@ -315,9 +334,9 @@ pub async fn receive_telegram(mut ctx: Ctx) -> Result<Resp, ApiError> {
             contact: message.chat.id.to_string(),
             message: message.message_id.to_string(),
             name,
-            body: text,
+            body: text.unwrap_or_default(),
             attachments: Vec::new(),
-            files: Vec::new(),
+            files,
         },
     ))
     .await?;
@@ -401,18 +420,32 @@ pub async fn receive_whatsapp(mut ctx: Ctx) -> Result<Resp, ApiError> {
         return Err(chat_core::Error::validation("object", "not whatsapp_business_account").into());
     }
     let mut stored = 0;
+    let client = crate::webhooks::client(ctx.app.config.webhooks.allow_private);
+    let timeout = ctx.app.config.webhooks.timeout;
     for change in notification.entry.iter().flat_map(|e| &e.changes) {
         if change.field != "messages" {
             continue;
         }
         for message in &change.value.messages {
-            let Some(text) = message
-                .text
-                .as_ref()
-                .filter(|_| message.kind == "text")
-                .map(|t| t.body.clone())
-            else {
-                continue;
+            let (body, files) = match (message.kind.as_str(), &message.text, message.file()) {
+                ("text", Some(text), _) => (text.body.clone(), Vec::new()),
+                (_, _, Some((file, caption))) => {
+                    // Fetched before anything is stored: too large is 422, nothing kept;
+                    // the Cloud API not giving it is 502, and WhatsApp notifies again.
+                    let max = ctx.app.engine.inbox_upload_policy(&inbox).await?.max_bytes;
+                    let bytes =
+                        crate::channels::whatsapp::download(&client, timeout, &inbox, &file, max)
+                            .await?;
+                    (
+                        caption.unwrap_or_default(),
+                        vec![chat_core::NewFile::new(
+                            &file.name,
+                            &file.content_type,
+                            bytes,
+                        )],
+                    )
+                }
+                _ => continue,
             };
             let name = change
                 .value
@@ -427,9 +460,9 @@ pub async fn receive_whatsapp(mut ctx: Ctx) -> Result<Resp, ApiError> {
                     contact: message.from.clone(),
                     message: message.id.clone(),
                     name,
-                    body: text,
+                    body,
                     attachments: Vec::new(),
-                    files: Vec::new(),
+                    files,
                 },
             ))
             .await?;
@@ -437,4 +470,38 @@ pub async fn receive_whatsapp(mut ctx: Ctx) -> Result<Resp, ApiError> {
         }
     }
     Ok(http::json(StatusCode::OK, &WhatsappReceived { stored }))
+}
+
+/// Body of `POST /v1/conversations/{id}/whatsapp-template`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct TemplateRequest {
+    client_message_id: Option<String>,
+}
+
+/// `POST /v1/conversations/{id}/whatsapp-template`: the inbox's template to the customer
+/// (agents who may reply), the one message WhatsApp takes outside the 24-hour window.
+pub async fn send_template(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: chat_core::ConversationId = ctx.id("id")?;
+    let body: TemplateRequest = ctx.json_or_default().await?;
+    let posted = Box::pin(
+        ctx.app
+            .engine
+            .send_template(ctx.actor()?, id, body.client_message_id),
+    )
+    .await?;
+    let status = if posted.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(http::json(
+        status,
+        &super::messages::PostAnswer {
+            message: &posted.message,
+            created: posted.created,
+            replies: &posted.replies,
+            conversation: ctx.conversation_view(&posted.conversation),
+        },
+    ))
 }

@@ -226,6 +226,7 @@ pub fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Answer {
         ReceiveTelegram => boxed(inboxes::receive_telegram, ctx),
         VerifyWhatsapp => boxed(inboxes::verify_whatsapp, ctx),
         ReceiveWhatsapp => boxed(inboxes::receive_whatsapp, ctx),
+        SendTemplate => boxed(inboxes::send_template, ctx),
         ReportOverview => boxed(reports::overview, ctx),
         ReportBreakdown => boxed(reports::breakdown, ctx),
         ReportSeries => boxed(reports::series, ctx),
