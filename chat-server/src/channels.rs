@@ -642,6 +642,21 @@ pub mod telegram {
         }
     }
 
+    /// `deleteWebhook` (pending updates kept): a polling inbox's bot gets its updates by
+    /// `getUpdates`, which Telegram refuses (409) while a webhook is set.
+    pub(crate) async fn delete_webhook(
+        client: &HttpClient,
+        timeout: Duration,
+        inbox: &Inbox,
+    ) -> Result<(), String> {
+        let body = serde_json::json!({ "drop_pending_updates": false });
+        call(client, timeout, inbox, "deleteWebhook", &body)
+            .await
+            .0
+            .map(drop)
+            .map_err(|(_, e)| e)
+    }
+
     /// `setWebhook`: Telegram posts the bot's updates to `url`, each with the header
     /// `X-Telegram-Bot-Api-Secret-Token: <secret>`.
     pub(crate) async fn set_webhook(

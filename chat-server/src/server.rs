@@ -78,6 +78,7 @@ pub async fn run_with(
         app.config.webhooks.clone(),
         stopped.clone(),
     ));
+    tokio::spawn(crate::polling::run(app.clone(), stopped.clone()));
     tokio::spawn(crate::mail::run(
         app.engine.clone(),
         app.config.mail.clone(),

@@ -57,6 +57,10 @@ pub struct WebhookConfig {
     pub poll: Duration,
     /// Deliveries attempted at once.
     pub concurrency: usize,
+    /// How long a Telegram inbox in polling mode lets `getUpdates` wait for an update
+    /// (its `timeout`): long polling, so an update arrives at once and an idle bot costs
+    /// one request per this long.
+    pub telegram_long_poll: Duration,
 }
 
 impl Default for WebhookConfig {
@@ -68,6 +72,7 @@ impl Default for WebhookConfig {
             retry: WebhookRetry::default(),
             poll: Duration::from_millis(500),
             concurrency: 16,
+            telegram_long_poll: Duration::from_secs(25),
         }
     }
 }

@@ -570,3 +570,114 @@ async fn telegram_files_come_in_by_get_file_and_go_out_by_send_photo_and_send_do
         "{calls:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polling_inbox_reads_get_updates_and_a_restart_keeps_its_offset() {
+    let tune = |c: &mut chat_server::Config| {
+        c.webhooks.allow_private = true;
+        c.webhooks.poll = Duration::from_millis(20);
+        c.webhooks.retry.base = Duration::from_millis(20);
+        c.webhooks.retry.max = Duration::from_millis(200);
+        c.webhooks.telegram_long_poll = Duration::from_secs(1);
+    };
+    let s = common::start_on(tempfile::tempdir().unwrap(), None, tune).await;
+    let tenant = s.tenant;
+    let admin = s.staff("Root", Role::Admin, &[]).await;
+    let api = BotApi::start(BOT_TOKEN).await;
+    // The bot had a webhook: getUpdates is refused until the inbox deletes it.
+    api.set_webhook_active(true);
+
+    for (body, field) in [
+        (
+            json!({ "name": "Bot", "kind": "telegram", "bot_token": BOT_TOKEN, "api_url": api.url, "mode": "polling", "public_url": s.base }),
+            "public_url",
+        ),
+        (
+            json!({ "name": "Bot", "kind": "telegram", "bot_token": BOT_TOKEN, "api_url": api.url, "mode": "push" }),
+            "mode",
+        ),
+        (
+            json!({ "name": "Bot", "kind": "api", "webhook_url": "http://127.0.0.1:9/x", "mode": "polling" }),
+            "mode",
+        ),
+    ] {
+        let bad = s.post("/v1/inboxes", Some(&admin.token), body).await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+        assert_eq!(bad.body["error"]["field"], field, "{}", bad.text);
+    }
+    api.push_update(update(100, 1, "hello"));
+    api.push_update(update(101, 2, "where is my order?"));
+    let created = s
+        .post(
+            "/v1/inboxes",
+            Some(&admin.token),
+            json!({ "name": "Support bot", "kind": "telegram", "bot_token": BOT_TOKEN, "api_url": api.url, "mode": "polling" }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(api.calls("deleteWebhook").len(), 1);
+    assert!(api.calls("setWebhook").is_empty());
+    // Both updates are taken, then the next call asks from 102 (confirming them).
+    api.wait_for("getUpdates from 102", |calls| {
+        calls
+            .iter()
+            .any(|c| c.method == "getUpdates" && c.json["offset"] == 102)
+    })
+    .await;
+    let first = api.calls("getUpdates");
+    assert_eq!(first[0].json["offset"], 0, "{first:?}");
+    assert_eq!(first[0].json["timeout"], 1);
+    assert_eq!(first[0].json["allowed_updates"], json!(["message"]));
+    let dir = s.stop_keeping_dir().await;
+    let before_restart = api.calls("getUpdates").len();
+
+    // Written while no server runs; the restarted one asks from the stored offset.
+    api.push_update(update(102, 3, "still there?"));
+    let s = common::start_on(dir, Some(tenant), tune).await;
+    api.wait_for("getUpdates from 103", |calls| {
+        calls
+            .iter()
+            .any(|c| c.method == "getUpdates" && c.json["offset"] == 103)
+    })
+    .await;
+    let after = api.calls("getUpdates");
+    assert_eq!(
+        after[before_restart].json["offset"], 102,
+        "the restarted poller starts from the stored offset: {after:?}"
+    );
+    assert!(
+        after
+            .iter()
+            .all(|c| c.json["offset"].as_i64().unwrap() <= 103),
+        "{after:?}"
+    );
+    let list = s.get("/v1/conversations", Some(&admin.token)).await;
+    let items = list.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", list.text);
+    assert_eq!(items[0]["channel"], "telegram");
+    let history = s
+        .get(
+            &format!(
+                "/v1/conversations/{}/messages",
+                items[0]["id"].as_str().unwrap()
+            ),
+            Some(&admin.token),
+        )
+        .await;
+    let customer: Vec<&str> = history.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["sender"]["type"] == "customer" || m["sender"] == "customer")
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(customer, ["hello", "where is my order?", "still there?"]);
+    // The bot's answers went out by sendMessage, as for a webhook inbox.
+    api.wait_for("the bot's greeting", |calls| {
+        calls.iter().any(|c| {
+            c.method == "sendMessage" && c.json["text"] == "Hello! How can I help you today?"
+        })
+    })
+    .await;
+    s.stop().await;
+}

@@ -86,6 +86,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0016_mail.sql"),
         fill: None,
     },
+    Migration {
+        sql: include_str!("../migrations/0017_inbox_polls.sql"),
+        fill: None,
+    },
 ];
 
 /// Where schema 5 kept a customer account's password hash: in the contact's metadata.

@@ -70,6 +70,11 @@ pub struct NewInbox {
     /// registers the inbox's webhook with the provider (Telegram's `setWebhook`).
     #[serde(default)]
     pub public_url: Option<String>,
+    /// A `telegram` inbox's way of reading updates: `webhook` (the default: Telegram posts
+    /// them to the server, registered with `public_url`) or `polling` (the server asks
+    /// `getUpdates`, for a bot without a public URL).
+    #[serde(default)]
+    pub mode: Option<String>,
     /// A `whatsapp` inbox's message template (approved in the Meta app, without
     /// variables), which agents may send outside the 24-hour window to ask the customer
     /// to write again.
@@ -96,6 +101,10 @@ pub const WHATSAPP_WINDOW: time::Duration = time::Duration::hours(24);
 pub const API_URL_KEY: &str = "api_url";
 /// The secret that holds a Telegram bot's token.
 pub const BOT_TOKEN_KEY: &str = "bot_token";
+/// The setting that holds a Telegram inbox's mode (`polling`; absent: `webhook`).
+pub const MODE_KEY: &str = "mode";
+/// The [`MODE_KEY`] of a Telegram inbox that reads its updates by `getUpdates`.
+pub const POLLING: &str = "polling";
 /// The setting that holds a WhatsApp inbox's template name.
 pub const TEMPLATE_NAME_KEY: &str = "template_name";
 /// The setting that holds a WhatsApp inbox's template language code.
@@ -178,6 +187,9 @@ impl Engine {
         let tenant = actor.tenant();
         let name = self.short_text("name", &input.name)?;
         let kind = input.kind.unwrap_or(InboxKind::Api);
+        if kind != InboxKind::Telegram && input.mode.is_some() {
+            return Err(Error::validation("mode", "only for a telegram inbox"));
+        }
         if kind != InboxKind::Whatsapp
             && (input.template_name.is_some() || input.template_language.is_some())
         {
@@ -310,6 +322,21 @@ impl Engine {
                     ));
                 }
                 secrets.insert(BOT_TOKEN_KEY.to_owned(), token);
+                match input.mode.as_deref().map(str::trim) {
+                    None | Some("webhook") => {}
+                    Some(POLLING) if input.public_url.is_some() => {
+                        return Err(Error::validation(
+                            "public_url",
+                            "a polling inbox reads getUpdates: no webhook to register",
+                        ));
+                    }
+                    Some(POLLING) => {
+                        settings.insert(MODE_KEY.to_owned(), POLLING.to_owned());
+                    }
+                    Some(_) => {
+                        return Err(Error::validation("mode", "`webhook` or `polling`"));
+                    }
+                }
                 let api = input
                     .api_url
                     .unwrap_or_else(|| TELEGRAM_API_URL.to_owned())
@@ -453,6 +480,44 @@ impl Engine {
                  /v1/conversations/{id}/whatsapp-template)",
             )))
         }
+    }
+
+    /// Every tenant's Telegram inboxes in polling mode: the ones a server's poller reads
+    /// `getUpdates` for.
+    pub async fn polling_inboxes(&self) -> Result<Vec<Inbox>> {
+        let mut found = Vec::new();
+        for tenant in self.tenants().await? {
+            found.extend(
+                self.inner
+                    .store
+                    .inboxes(tenant.id)
+                    .await?
+                    .into_iter()
+                    .filter(|i| {
+                        i.kind == InboxKind::Telegram
+                            && i.settings.get(MODE_KEY).map(String::as_str) == Some(POLLING)
+                    }),
+            );
+        }
+        Ok(found)
+    }
+
+    /// One step of `node`'s polling of `inbox` (see [`Store::poll_inbox`](crate::Store)):
+    /// takes or renews its lease for `lease` from now (zero releases it) and stores
+    /// `offset`, the next update to ask for; the stored offset, or `None` while another
+    /// node polls it. The caller checked the inbox is a polling one.
+    pub async fn poll_inbox(
+        &self,
+        inbox: InboxId,
+        node: &str,
+        offset: i64,
+        lease: std::time::Duration,
+    ) -> Result<Option<i64>> {
+        let now = self.now();
+        self.inner
+            .store
+            .poll_inbox(inbox, node, offset, now, now + lease)
+            .await
     }
 
     /// Sends a WhatsApp inbox's configured template to the conversation's customer, as

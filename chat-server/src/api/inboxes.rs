@@ -119,6 +119,30 @@ pub async fn create(mut ctx: Ctx) -> Result<Resp, ApiError> {
             .into());
         }
     }
+    if created
+        .settings
+        .get(chat_core::MODE_KEY)
+        .map(String::as_str)
+        == Some(chat_core::POLLING)
+    {
+        // getUpdates answers 409 while a webhook is set: the bot's webhook goes (its
+        // pending updates stay, for the first getUpdates).
+        let client = crate::webhooks::client(allow_private);
+        let timeout = ctx.app.config.webhooks.timeout;
+        if let Err(why) =
+            crate::channels::telegram::delete_webhook(&client, timeout, &created).await
+        {
+            ctx.app
+                .engine
+                .delete_inbox(ctx.actor()?, created.id)
+                .await?;
+            return Err(chat_core::Error::validation(
+                "mode",
+                format!("deleteWebhook failed: {why}"),
+            )
+            .into());
+        }
+    }
     let mut shown = view(&created);
     shown.token = Some(&token);
     shown.webhook_secret = match created.kind {
@@ -262,7 +286,7 @@ async fn inbound_form(
 /// What the Telegram route answers: whether a message was stored (updates without text,
 /// such as stickers or edits, are acknowledged and not stored).
 #[derive(Serialize)]
-struct TelegramReceived {
+pub(crate) struct TelegramReceived {
     stored: bool,
     conversation_id: Option<chat_core::ConversationId>,
     message_id: Option<chat_core::MessageId>,
@@ -290,13 +314,27 @@ pub async fn receive_telegram(mut ctx: Ctx) -> Result<Resp, ApiError> {
         return Err(refused());
     }
     let update: crate::channels::telegram::Update = ctx.json().await?;
+    let received = take_update(&ctx.app, &inbox, update).await?;
+    Ok(http::json(StatusCode::OK, &received))
+}
+
+/// Posts a Telegram update's message as its chat's customer: from the webhook route, or
+/// from the poller ([`crate::polling`]). The message's file, if any, is fetched first: one
+/// over the tenant's limit (or of a type it does not take) is 422 and nothing happens;
+/// Telegram not giving it is 502. Updates without a text, photo, document or voice
+/// message are acknowledged and not stored.
+pub(crate) async fn take_update(
+    app: &crate::app::App,
+    inbox: &Inbox,
+    update: crate::channels::telegram::Update,
+) -> Result<TelegramReceived, ApiError> {
     let skipped = TelegramReceived {
         stored: false,
         conversation_id: None,
         message_id: None,
     };
     let Some(message) = update.message else {
-        return Ok(http::json(StatusCode::OK, &skipped));
+        return Ok(skipped);
     };
     let file = message.file();
     let text = message
@@ -304,18 +342,15 @@ pub async fn receive_telegram(mut ctx: Ctx) -> Result<Resp, ApiError> {
         .or(message.caption)
         .filter(|t| !t.trim().is_empty());
     if text.is_none() && file.is_none() {
-        return Ok(http::json(StatusCode::OK, &skipped));
+        return Ok(skipped);
     }
-    // The file is fetched before anything is stored: one over the tenant's limit is 422
-    // and nothing happens; Telegram not giving it is 502, and Telegram delivers the update
-    // again.
     let files = match file {
         Some(file) => {
-            let max = ctx.app.engine.inbox_upload_policy(&inbox).await?.max_bytes;
-            let client = crate::webhooks::client(ctx.app.config.webhooks.allow_private);
-            let timeout = ctx.app.config.webhooks.timeout;
+            let max = app.engine.inbox_upload_policy(inbox).await?.max_bytes;
+            let client = crate::webhooks::client(app.config.webhooks.allow_private);
+            let timeout = app.config.webhooks.timeout;
             let bytes =
-                crate::channels::telegram::download(&client, timeout, &inbox, &file, max).await?;
+                crate::channels::telegram::download(&client, timeout, inbox, &file, max).await?;
             vec![chat_core::NewFile::new(
                 &file.name,
                 &file.content_type,
@@ -328,8 +363,8 @@ pub async fn receive_telegram(mut ctx: Ctx) -> Result<Resp, ApiError> {
         Some(last) => format!("{} {last}", u.first_name),
         None => u.first_name,
     });
-    let received = Box::pin(ctx.app.engine.receive(
-        &inbox,
+    let received = Box::pin(app.engine.receive(
+        inbox,
         Inbound {
             contact: message.chat.id.to_string(),
             message: message.message_id.to_string(),
@@ -340,14 +375,11 @@ pub async fn receive_telegram(mut ctx: Ctx) -> Result<Resp, ApiError> {
         },
     ))
     .await?;
-    Ok(http::json(
-        StatusCode::OK,
-        &TelegramReceived {
-            stored: true,
-            conversation_id: Some(received.conversation.id),
-            message_id: Some(received.message.id),
-        },
-    ))
+    Ok(TelegramReceived {
+        stored: true,
+        conversation_id: Some(received.conversation.id),
+        message_id: Some(received.message.id),
+    })
 }
 
 /// `GET /v1/inboxes/{id}/whatsapp`: Meta's verify handshake. With `hub.mode=subscribe` and

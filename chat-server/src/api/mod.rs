@@ -9,7 +9,7 @@ mod conversations;
 pub mod decode;
 mod export;
 mod files;
-mod inboxes;
+pub(crate) mod inboxes;
 mod mail;
 mod mentions;
 mod messages;

@@ -41,6 +41,11 @@ struct Shared {
     files: Mutex<std::collections::HashMap<String, (String, Vec<u8>)>>,
     /// Paths of files downloaded.
     downloads: Mutex<Vec<String>>,
+    /// Updates not yet confirmed (a `getUpdates` offset above their id confirms them).
+    updates: Mutex<Vec<Value>>,
+    /// Whether a webhook is set (`getUpdates` is then 409 Conflict, as Telegram answers).
+    webhook_set: Mutex<bool>,
+    pushed: Notify,
     /// Errors to answer the next calls of a method with: (method, HTTP status, description).
     failures: Mutex<VecDeque<(String, u16, String)>>,
     arrived: Notify,
@@ -115,6 +120,17 @@ impl BotApi {
             .lock()
             .unwrap()
             .insert(file_id.to_owned(), (file_path.to_owned(), bytes.to_vec()));
+    }
+
+    /// An update for `getUpdates` to answer.
+    pub fn push_update(&self, update: Value) {
+        self.shared.updates.lock().unwrap().push(update);
+        self.shared.pushed.notify_waiters();
+    }
+
+    /// Sets whether the bot has a webhook, as an earlier `setWebhook` would have.
+    pub fn set_webhook_active(&self, active: bool) {
+        *self.shared.webhook_set.lock().unwrap() = active;
     }
 
     /// Paths of the files downloaded so far.
@@ -278,10 +294,45 @@ async fn answer(
         }
     }
     match method {
-        "setWebhook" => (
-            200,
-            json!({ "ok": true, "result": true, "description": "Webhook was set" }),
-        ),
+        "setWebhook" => {
+            *state.webhook_set.lock().unwrap() = true;
+            (
+                200,
+                json!({ "ok": true, "result": true, "description": "Webhook was set" }),
+            )
+        }
+        "deleteWebhook" => {
+            *state.webhook_set.lock().unwrap() = false;
+            (
+                200,
+                json!({ "ok": true, "result": true, "description": "Webhook was deleted" }),
+            )
+        }
+        "getUpdates" => {
+            if *state.webhook_set.lock().unwrap() {
+                return (
+                    409,
+                    json!({ "ok": false, "error_code": 409, "description": "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first" }),
+                );
+            }
+            // Updates below the offset are confirmed and forgotten; with none left, the
+            // call waits up to `timeout` seconds for one (long polling).
+            let offset = json["offset"].as_i64().unwrap_or(0);
+            let wait = Duration::from_secs(json["timeout"].as_u64().unwrap_or(0));
+            let deadline = tokio::time::Instant::now() + wait;
+            loop {
+                let mut next = std::pin::pin!(state.pushed.notified());
+                next.as_mut().enable();
+                let pending: Vec<Value> = {
+                    let mut updates = state.updates.lock().unwrap();
+                    updates.retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+                    updates.clone()
+                };
+                if !pending.is_empty() || tokio::time::timeout_at(deadline, next).await.is_err() {
+                    return (200, json!({ "ok": true, "result": pending }));
+                }
+            }
+        }
         "sendMessage" => {
             if json["chat_id"].is_null() || json["text"].as_str().is_none_or(str::is_empty) {
                 return (
