@@ -601,8 +601,7 @@ pub mod telegram {
                 return failed_attempt(failed, elapsed_ms);
             }
         }
-        let chat = chat_id.to_string();
-        let chat = chat.trim_matches('"');
+        let chat = reply.contact.as_str();
         for (i, (attachment, bytes)) in files.iter().enumerate() {
             let (method, field) = match attachment.content_type.as_str() {
                 "image/jpeg" | "image/png" => ("sendPhoto", "photo"),

@@ -515,6 +515,7 @@ fn desk_schemas() -> Value {
             "bot_token": { "type": "string", "description": "telegram (required): the bot's token; never shown again" },
             "api_url": { "type": "string", "maxLength": 2000, "description": "telegram: the Bot API's base URL (default https://api.telegram.org)" },
             "public_url": { "type": "string", "maxLength": 2000, "description": "telegram: this server's base URL as Telegram reaches it; given, the server calls setWebhook" },
+            "mode": { "type": "string", "enum": ["webhook", "polling"], "description": "telegram: `polling` reads updates by getUpdates (no public_url; deleteWebhook is called); absent: webhook" },
             "template_name": { "type": "string", "maxLength": 512, "pattern": "^[a-z0-9_]+$", "description": "whatsapp: an approved message template without variables, sent by POST /v1/conversations/{id}/whatsapp-template outside the 24-hour window; with template_language" },
             "template_language": { "type": "string", "maxLength": 16, "description": "whatsapp: the template's language code (en_US); with template_name" },
             "webhook_secret": { "type": "string", "minLength": 16, "maxLength": 256, "description": "absent: the server makes one (shown once)" } })),

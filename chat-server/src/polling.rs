@@ -33,8 +33,8 @@ use crate::webhooks::HttpClient;
 const PAUSE: Duration = Duration::from_secs(2);
 
 /// Runs the pollers of every polling inbox until `stopped` flips, with the delivery
-/// worker's switch (`--webhooks-enabled`: a server that leaves delivery to others leaves
-/// polling to them too).
+/// worker's switch ([`WebhookConfig::enabled`](crate::webhooks::WebhookConfig): a server
+/// that leaves delivery to others leaves polling to them too).
 pub(crate) async fn run(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
     if !app.config.webhooks.enabled {
         return;
@@ -44,7 +44,10 @@ pub(crate) async fn run(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
     let node: Arc<str> = Arc::from(hex::encode(random));
     let client = crate::webhooks::client(app.config.webhooks.allow_private);
     let mut running: HashMap<InboxId, JoinHandle<()>> = HashMap::new();
-    let mut tick = tokio::time::interval(app.config.webhooks.poll.max(Duration::from_millis(10)));
+    // New polling inboxes are looked for at a quarter of the outbox's pace: a list of every
+    // tenant's inboxes, cheap but not free.
+    let mut tick =
+        tokio::time::interval(app.config.webhooks.poll.max(Duration::from_millis(10)) * 4);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
