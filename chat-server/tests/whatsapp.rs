@@ -26,15 +26,22 @@ const PHONE_ID: &str = "106540352242922";
 /// (multipart: `messaging_product`, `type`, `file`) uploads a file and answers its id,
 /// `GET /{media-id}` answers a media's `url`, and `GET` of that url (with the token too)
 /// its bytes; anything else is Meta's error shape.
+/// A file uploaded to `/media`: (type field, file name, content type, bytes).
+type Uploaded = (String, String, String, Vec<u8>);
+/// Customers' media by id: (mime type, bytes).
+type MediaStore = std::collections::HashMap<String, (String, Vec<u8>)>;
+/// A multipart part: (name, file name, content type, bytes).
+type Part = (String, Option<String>, String, Vec<u8>);
+
 #[derive(Clone, Default)]
 struct CloudApi {
     url: String,
     /// Messages sent.
     sent: Arc<Mutex<Vec<Value>>>,
     /// Files uploaded: (type field, file name, content type, bytes).
-    uploads: Arc<Mutex<Vec<(String, String, String, Vec<u8>)>>>,
+    uploads: Arc<Mutex<Vec<Uploaded>>>,
     /// Customers' media: id -> (mime type, bytes).
-    media: Arc<Mutex<std::collections::HashMap<String, (String, Vec<u8>)>>>,
+    media: Arc<Mutex<MediaStore>>,
     /// Media downloaded, by id.
     downloads: Arc<Mutex<Vec<String>>>,
 }
@@ -174,10 +181,7 @@ impl CloudApi {
 }
 
 /// A multipart form's parts: (name, file name, content type, bytes).
-async fn read_form(
-    content_type: &str,
-    body: Bytes,
-) -> Option<Vec<(String, Option<String>, String, Vec<u8>)>> {
+async fn read_form(content_type: &str, body: Bytes) -> Option<Vec<Part>> {
     let boundary = multer::parse_boundary(content_type).ok()?;
     let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(body)]);
     let mut form = multer::Multipart::new(stream, boundary);
