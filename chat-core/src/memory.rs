@@ -69,6 +69,8 @@ struct State {
     inboxes: Vec<Inbox>,
     /// Conversations of inboxes' customers, by inbox and the provider's id.
     inbox_threads: HashMap<(InboxId, String), ConversationId>,
+    /// Inboxes' polling: the stored offset, and the lease's node and end.
+    inbox_polls: HashMap<InboxId, (i64, Option<(String, OffsetDateTime)>)>,
     /// Reopen marks for the reports: conversation, when.
     reopens: Vec<(ConversationId, OffsetDateTime)>,
     /// Presence leases by agent and node: the tenant and when the lease expires.
@@ -988,6 +990,7 @@ impl Store for MemoryStore {
             return Err(Error::NotFound("inbox"));
         }
         s.inbox_threads.retain(|(i, _), _| *i != id);
+        s.inbox_polls.remove(&id);
         Ok(())
     }
 
@@ -1027,6 +1030,30 @@ impl Store for MemoryStore {
             .inbox_threads
             .entry((inbox, external.to_owned()))
             .or_insert(conversation))
+    }
+
+    async fn poll_inbox(
+        &self,
+        inbox: InboxId,
+        node: &str,
+        offset: i64,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Option<i64>> {
+        let mut s = self.lock();
+        if !s.inboxes.iter().any(|i| i.id == inbox) {
+            return Err(Error::NotFound("inbox"));
+        }
+        let (stored, lease) = s.inbox_polls.entry(inbox).or_insert((0, None));
+        if lease
+            .as_ref()
+            .is_some_and(|(holder, end)| holder != node && *end > now)
+        {
+            return Ok(None);
+        }
+        *lease = Some((node.to_owned(), until));
+        *stored = (*stored).max(offset);
+        Ok(Some(*stored))
     }
 
     async fn queue_mail(&self, mail: &Mail, once_since: Option<OffsetDateTime>) -> Result<bool> {

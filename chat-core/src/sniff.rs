@@ -31,6 +31,9 @@ pub fn detect_content_type(bytes: &[u8]) -> Option<&'static str> {
         Some("image/webp")
     } else if bytes.starts_with(b"%PDF-") {
         Some("application/pdf")
+    } else if bytes.starts_with(b"OggS") {
+        // Voice notes: Telegram's `voice` and WhatsApp's are Opus in an Ogg container.
+        Some("audio/ogg")
     } else if bytes.starts_with(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1") {
         // The compound file of legacy Office documents (.doc, .xls, .ppt): which one it is
         // lies deep inside, so the bytes give the family only (see `refine_content_type`).

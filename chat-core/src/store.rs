@@ -350,6 +350,22 @@ pub(crate) mod seam {
             external: &str,
             conversation: ConversationId,
         ) -> Result<ConversationId>;
+        /// One step of `node`'s polling of `inbox`'s provider for updates (Telegram's
+        /// `getUpdates`), atomically: unless another node holds a live lease (one lasting
+        /// past `now`), `node`'s lease is set to last until `until` (`until <= now`
+        /// releases it), the stored offset (the next update to ask for, 0 before the first)
+        /// moves forward to `offset` (never back), and the stored offset is answered; with
+        /// another node's live lease, `None` and nothing changes. So one node polls an
+        /// inbox at a time, and a restart neither repeats nor skips updates.
+        /// [`Error::NotFound`] if the inbox is gone.
+        async fn poll_inbox(
+            &self,
+            inbox: InboxId,
+            node: &str,
+            offset: i64,
+            now: OffsetDateTime,
+            until: OffsetDateTime,
+        ) -> Result<Option<i64>>;
         // ---- The mail outbox ----
 
         /// Queues a mail (pending, due at its `next_attempt_at`) unless a mail with its id

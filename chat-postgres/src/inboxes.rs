@@ -163,4 +163,34 @@ impl PostgresStore {
         row.map(|r| ConversationId(r.get(0)))
             .ok_or(Error::NotFound("inbox"))
     }
+
+    pub(crate) async fn poll_inbox_row(
+        &self,
+        inbox: InboxId,
+        node: &str,
+        offset: i64,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Option<i64>> {
+        let client = self.client().await?;
+        // One statement: the row lock orders two nodes' steps, and the second sees the
+        // first's lease.
+        let row = client
+            .query_opt(
+                "WITH stepped AS (UPDATE inboxes SET poll_node = $2, poll_until_ns = $5, \
+                     poll_offset = greatest(poll_offset, $3) \
+                     WHERE id = $1 AND (poll_node IS NULL OR poll_node = $2 \
+                         OR poll_until_ns <= $4) \
+                     RETURNING poll_offset) \
+                 SELECT (SELECT poll_offset FROM stepped), \
+                     EXISTS (SELECT 1 FROM inboxes WHERE id = $1)",
+                &[&inbox.0, &node, &offset, &ns(now)?, &ns(until)?],
+            )
+            .await
+            .db()?;
+        match row {
+            Some(r) if r.get::<_, bool>(1) => Ok(r.get::<_, Option<i64>>(0)),
+            _ => Err(Error::NotFound("inbox")),
+        }
+    }
 }

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_identity_signatures.sql"),
     include_str!("../migrations/0007_presence.sql"),
     include_str!("../migrations/0008_mail.sql"),
+    include_str!("../migrations/0009_inbox_polls.sql"),
 ];
 
 /// The schema version this build of the crate creates and reads.

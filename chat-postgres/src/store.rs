@@ -1472,6 +1472,17 @@ impl Store for PostgresStore {
             .await
     }
 
+    async fn poll_inbox(
+        &self,
+        inbox: InboxId,
+        node: &str,
+        offset: i64,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Option<i64>> {
+        self.poll_inbox_row(inbox, node, offset, now, until).await
+    }
+
     async fn queue_mail(&self, mail: &Mail, once_since: Option<OffsetDateTime>) -> Result<bool> {
         self.queue_mail_row(mail, once_since).await
     }

@@ -15,8 +15,9 @@
 use std::time::{Duration, Instant};
 
 use chat_core::{
-    ACCESS_TOKEN_KEY, API_URL_KEY, APP_SECRET_KEY, Attempt, BOT_TOKEN_KEY, Inbox, InboxKind,
-    PHONE_NUMBER_ID_KEY, Reply, Sender,
+    ACCESS_TOKEN_KEY, API_URL_KEY, APP_SECRET_KEY, Actor, Attachment, Attempt, BOT_TOKEN_KEY,
+    Engine, Inbox, InboxKind, PHONE_NUMBER_ID_KEY, Reply, Sender, TEMPLATE_KEY,
+    TEMPLATE_LANGUAGE_META_KEY,
 };
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
@@ -64,10 +65,26 @@ pub fn api_reply_body(event_id: &str, reply: &Reply) -> Vec<u8> {
 
 /// Sends a reply through its inbox's provider (every kind but `api`, whose replies are
 /// webhook deliveries) and says how it went, for the engine to record like any attempt.
-pub(crate) async fn send(client: &HttpClient, timeout: Duration, reply: &Reply) -> Attempt {
+/// Its files are read from the engine (as the system) and uploaded with it.
+pub(crate) async fn send(
+    engine: &Engine,
+    client: &HttpClient,
+    timeout: Duration,
+    reply: &Reply,
+) -> Attempt {
+    let files = match reply_files(engine, reply).await {
+        Ok(files) => files,
+        Err(e) => {
+            return Attempt {
+                status: None,
+                error: Some(format!("reading the reply's file failed: {e}")),
+                elapsed_ms: 0,
+            };
+        }
+    };
     match reply.inbox.kind {
-        InboxKind::Telegram => telegram::send_message(client, timeout, reply).await,
-        InboxKind::Whatsapp => whatsapp::send_message(client, timeout, reply).await,
+        InboxKind::Telegram => telegram::send_message(client, timeout, reply, &files).await,
+        InboxKind::Whatsapp => whatsapp::send_message(client, timeout, reply, &files).await,
         InboxKind::Api => Attempt {
             status: None,
             error: Some("an api inbox's replies are webhook deliveries".to_owned()),
@@ -81,6 +98,35 @@ pub(crate) async fn send(client: &HttpClient, timeout: Duration, reply: &Reply) 
     }
 }
 
+/// A reply's files with their bytes, in the message's order.
+async fn reply_files(
+    engine: &Engine,
+    reply: &Reply,
+) -> chat_core::Result<Vec<(Attachment, Vec<u8>)>> {
+    let system = Actor::System {
+        tenant: reply.inbox.tenant_id,
+    };
+    let mut files = Vec::new();
+    for attachment in &reply.message.attachments {
+        let bytes = engine
+            .download_attachment(&system, reply.conversation, &attachment.key)
+            .await?;
+        files.push((attachment.clone(), bytes));
+    }
+    Ok(files)
+}
+
+/// Longest caption Telegram and WhatsApp take with a file, in characters: a longer text
+/// goes first as a message of its own.
+pub const MAX_CAPTION_CHARS: usize = 1024;
+
+/// A reply's text as the caption of its first file, or `None` when it is empty or too long
+/// for a caption (then it is sent as a text message first).
+fn caption_of(text: &str) -> Option<&str> {
+    let text = text.trim();
+    (!text.is_empty() && text.chars().count() <= MAX_CAPTION_CHARS).then_some(text)
+}
+
 /// Posts a JSON body and reads the answer: its status and body, or why none came. Neither
 /// the URL (a Bot API URL holds the bot's token) nor the body is in the error.
 pub(crate) async fn post_json(
@@ -90,20 +136,83 @@ pub(crate) async fn post_json(
     bearer: Option<&str>,
     body: &serde_json::Value,
 ) -> (Result<(u16, Bytes), String>, u64) {
+    let body = serde_json::to_vec(body).expect("JSON values serialize");
+    post(client, timeout, url, bearer, "application/json", body).await
+}
+
+/// One file of a `multipart/form-data` body: (field, file name, type, bytes).
+pub(crate) type FilePart<'a> = (&'a str, &'a str, &'a str, &'a [u8]);
+
+/// Posts a `multipart/form-data` body of text fields and one file (the providers' upload
+/// form), like [`post_json`].
+pub(crate) async fn post_form(
+    client: &HttpClient,
+    timeout: Duration,
+    url: &str,
+    bearer: Option<&str>,
+    fields: &[(&str, &str)],
+    file: FilePart<'_>,
+) -> (Result<(u16, Bytes), String>, u64) {
+    let (content_type, body) = form(fields, file);
+    post(client, timeout, url, bearer, &content_type, body).await
+}
+
+/// The form's body and its content type, with a random boundary (so no file's bytes can
+/// hold it by chance or by design).
+fn form(
+    fields: &[(&str, &str)],
+    (field, name, content_type, bytes): FilePart<'_>,
+) -> (String, Vec<u8>) {
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random).expect("the OS random source works");
+    let boundary = format!("chat-server-{}", hex::encode(random));
+    // Quotes and line breaks cannot end a header's quoted value early.
+    let quoted = |v: &str| v.replace(['"', '\r', '\n'], "_");
+    let mut body = Vec::with_capacity(bytes.len() + 512);
+    for (key, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"\r\n\r\n{value}\r\n",
+                quoted(key)
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\nContent-Type: {}\r\n\r\n",
+            quoted(field),
+            quoted(name),
+            quoted(content_type)
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Posts a body and reads the answer (see [`post_json`]).
+async fn post(
+    client: &HttpClient,
+    timeout: Duration,
+    url: &str,
+    bearer: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (Result<(u16, Bytes), String>, u64) {
     let started = Instant::now();
     let mut request = Request::post(url);
     if let Some(token) = bearer {
         request = request.header("authorization", format!("Bearer {token}"));
     }
     let request = request
-        .header("content-type", "application/json")
+        .header("content-type", content_type)
         .header(
             "user-agent",
             concat!("chat-server/", env!("CARGO_PKG_VERSION")),
         )
-        .body(Full::new(Bytes::from(
-            serde_json::to_vec(body).expect("JSON values serialize"),
-        )));
+        .body(Full::new(Bytes::from(body)));
     let Ok(request) = request else {
         return (Err("not a valid URL".to_owned()), 0);
     };
@@ -128,6 +237,93 @@ pub(crate) async fn post_json(
         Err(_) => Err(format!("no answer within {} s", timeout.as_secs_f32())),
     };
     (result, elapsed)
+}
+
+/// Why a customer's file was not fetched from its provider.
+#[derive(Debug)]
+pub(crate) enum FetchError {
+    /// Larger than the tenant takes (as the provider declared it, or as it came): the
+    /// message is refused with a 422, nothing stored.
+    TooLarge(u64),
+    /// The provider did not give it (its answer, or why none came; never the URL, which
+    /// may hold a token): 502, so the provider delivers the update again later.
+    Provider(String),
+}
+
+impl From<FetchError> for crate::error::ApiError {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::TooLarge(max) => crate::error::ApiError::invalid(
+                "file",
+                format!("the customer's file is larger than the {max} bytes this desk takes"),
+            ),
+            FetchError::Provider(why) => crate::error::ApiError::new(
+                hyper::StatusCode::BAD_GATEWAY,
+                "provider_failed",
+                format!("the provider did not give the customer's file: {why}"),
+            ),
+        }
+    }
+}
+
+/// Downloads a file with `GET`, reading at most `max` bytes: a larger one is
+/// [`FetchError::TooLarge`] as soon as the limit is passed, so no file grows memory
+/// beyond the tenant's limit.
+pub(crate) async fn get_bytes(
+    client: &HttpClient,
+    timeout: Duration,
+    url: &str,
+    bearer: Option<&str>,
+    max: u64,
+) -> Result<Vec<u8>, FetchError> {
+    let mut request = Request::get(url).header(
+        "user-agent",
+        concat!("chat-server/", env!("CARGO_PKG_VERSION")),
+    );
+    if let Some(token) = bearer {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request
+        .body(Full::new(Bytes::new()))
+        .map_err(|_| FetchError::Provider("not a valid file URL".to_owned()))?;
+    let read = async {
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| FetchError::Provider(crate::webhooks::describe(&e)))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(FetchError::Provider(format!("HTTP {status} for the file")));
+        }
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| FetchError::Provider(e.to_string()))?;
+            if let Some(data) = frame.data_ref() {
+                if (bytes.len() + data.len()) as u64 > max {
+                    return Err(FetchError::TooLarge(max));
+                }
+                bytes.extend_from_slice(data);
+            }
+        }
+        Ok(bytes)
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| FetchError::Provider(format!("no file within {} s", timeout.as_secs_f32())))?
+}
+
+/// A customer's file as a provider describes it, before it is fetched.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteFile {
+    /// The provider's id for it (Telegram's `file_id`, WhatsApp's media id).
+    pub id: String,
+    /// Its name, as given or made from its kind.
+    pub name: String,
+    /// Its type, as declared (the bytes decide in the end).
+    pub content_type: String,
+    /// Its size, if declared.
+    pub size: Option<u64>,
 }
 
 /// The Telegram Bot API (<https://core.telegram.org/bots/api>): `POST
@@ -164,6 +360,99 @@ pub mod telegram {
         /// Caption of a photo, document …
         #[serde(default)]
         pub caption: Option<String>,
+        /// A photo, in several sizes (the largest is fetched).
+        #[serde(default)]
+        pub photo: Vec<PhotoSize>,
+        /// A file sent as a document.
+        #[serde(default)]
+        pub document: Option<Document>,
+        /// A voice note (Opus in Ogg).
+        #[serde(default)]
+        pub voice: Option<Voice>,
+    }
+
+    /// Telegram's `PhotoSize` (the fields read).
+    #[derive(Debug, Deserialize)]
+    pub struct PhotoSize {
+        /// The id to `getFile` it with.
+        pub file_id: String,
+        /// Width.
+        #[serde(default)]
+        pub width: u64,
+        /// Height.
+        #[serde(default)]
+        pub height: u64,
+        /// Size in bytes, if known.
+        #[serde(default)]
+        pub file_size: Option<u64>,
+    }
+
+    /// Telegram's `Document` (the fields read).
+    #[derive(Debug, Deserialize)]
+    pub struct Document {
+        /// The id to `getFile` it with.
+        pub file_id: String,
+        /// Its name as the sender gave it.
+        #[serde(default)]
+        pub file_name: Option<String>,
+        /// Its type as the sender declared it.
+        #[serde(default)]
+        pub mime_type: Option<String>,
+        /// Size in bytes, if known.
+        #[serde(default)]
+        pub file_size: Option<u64>,
+    }
+
+    /// Telegram's `Voice` (the fields read).
+    #[derive(Debug, Deserialize)]
+    pub struct Voice {
+        /// The id to `getFile` it with.
+        pub file_id: String,
+        /// Its type (`audio/ogg`).
+        #[serde(default)]
+        pub mime_type: Option<String>,
+        /// Size in bytes, if known.
+        #[serde(default)]
+        pub file_size: Option<u64>,
+    }
+
+    impl TelegramMessage {
+        /// The message's file, if it has one: the largest size of a photo, a document or a
+        /// voice note.
+        pub fn file(&self) -> Option<RemoteFile> {
+            if let Some(largest) = self
+                .photo
+                .iter()
+                .max_by_key(|p| (p.file_size.unwrap_or(0), p.width * p.height))
+            {
+                return Some(RemoteFile {
+                    id: largest.file_id.clone(),
+                    name: "photo.jpg".to_owned(),
+                    content_type: "image/jpeg".to_owned(),
+                    size: largest.file_size,
+                });
+            }
+            if let Some(d) = &self.document {
+                return Some(RemoteFile {
+                    id: d.file_id.clone(),
+                    name: d.file_name.clone().unwrap_or_else(|| "document".to_owned()),
+                    content_type: d
+                        .mime_type
+                        .clone()
+                        .unwrap_or_else(|| "application/octet-stream".to_owned()),
+                    size: d.file_size,
+                });
+            }
+            self.voice.as_ref().map(|v| RemoteFile {
+                id: v.file_id.clone(),
+                name: "voice.ogg".to_owned(),
+                content_type: v
+                    .mime_type
+                    .clone()
+                    .unwrap_or_else(|| "audio/ogg".to_owned()),
+                size: v.file_size,
+            })
+        }
     }
 
     /// Telegram's `User` (the fields read).
@@ -203,7 +492,31 @@ pub mod telegram {
             return (Err((None, "the inbox has no bot token".to_owned())), 0);
         };
         let (answer, elapsed) = post_json(client, timeout, &url, None, body).await;
-        let result = match answer {
+        (result_of(answer), elapsed)
+    }
+
+    /// Calls a Bot API method with a file (`sendDocument`, `sendPhoto`): the same answer as
+    /// [`call`].
+    async fn call_with_file(
+        client: &HttpClient,
+        timeout: Duration,
+        inbox: &Inbox,
+        method: &str,
+        fields: &[(&str, &str)],
+        file: FilePart<'_>,
+    ) -> (Result<serde_json::Value, (Option<u16>, String)>, u64) {
+        let Some(url) = method_url(inbox, method) else {
+            return (Err((None, "the inbox has no bot token".to_owned())), 0);
+        };
+        let (answer, elapsed) = post_form(client, timeout, &url, None, fields, file).await;
+        (result_of(answer), elapsed)
+    }
+
+    /// A Bot API answer's `result`, or its description.
+    fn result_of(
+        answer: Result<(u16, Bytes), String>,
+    ) -> Result<serde_json::Value, (Option<u16>, String)> {
+        match answer {
             Err(e) => Err((None, e)),
             Ok((status, body)) => {
                 let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -217,46 +530,135 @@ pub mod telegram {
                     Err((Some(status), format!("Telegram: {description}")))
                 }
             }
-        };
-        (result, elapsed)
+        }
     }
 
-    /// `sendMessage` to the customer's chat. A message with files sends its text (or, with
-    /// no text, their names): files are not uploaded to Telegram (no `sendDocument` yet).
+    /// Fetches a customer's file: `getFile` for its path, then `GET
+    /// <api>/file/bot<token>/<file_path>`, at most `max` bytes (a size declared larger is
+    /// refused before anything is downloaded).
+    pub(crate) async fn download(
+        client: &HttpClient,
+        timeout: Duration,
+        inbox: &Inbox,
+        file: &RemoteFile,
+        max: u64,
+    ) -> Result<Vec<u8>, FetchError> {
+        if file.size.is_some_and(|size| size > max) {
+            return Err(FetchError::TooLarge(max));
+        }
+        let (answer, _) = call(
+            client,
+            timeout,
+            inbox,
+            "getFile",
+            &serde_json::json!({ "file_id": file.id }),
+        )
+        .await;
+        let found = answer.map_err(|(_, why)| FetchError::Provider(why))?;
+        if found["file_size"].as_u64().is_some_and(|size| size > max) {
+            return Err(FetchError::TooLarge(max));
+        }
+        let path = found["file_path"]
+            .as_str()
+            .filter(|p| !p.is_empty() && !p.contains(".."))
+            .ok_or_else(|| FetchError::Provider("Telegram gave no file_path".to_owned()))?;
+        let (Some(api), Some(token)) = (
+            inbox.settings.get(API_URL_KEY),
+            inbox.secrets.0.get(BOT_TOKEN_KEY),
+        ) else {
+            return Err(FetchError::Provider(
+                "the inbox has no bot token".to_owned(),
+            ));
+        };
+        get_bytes(
+            client,
+            timeout,
+            &format!("{api}/file/bot{token}/{path}"),
+            None,
+            max,
+        )
+        .await
+    }
+
+    /// Sends a reply to the customer's chat: its text by `sendMessage`, or each file by
+    /// `sendPhoto` (JPEG and PNG images) or `sendDocument` (anything else) as a multipart
+    /// upload, the text as the first file's caption (or first, by `sendMessage`, when it
+    /// is longer than a caption may be). A failure ends the attempt: the retry sends the
+    /// whole reply again, so a customer may see a file twice, never miss one.
     pub(crate) async fn send_message(
         client: &HttpClient,
         timeout: Duration,
         reply: &Reply,
+        files: &[(Attachment, Vec<u8>)],
     ) -> Attempt {
         let m = &reply.message;
-        let mut text = m.body.clone();
-        if text.trim().is_empty() {
-            text = m
-                .attachments
-                .iter()
-                .map(|a| a.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
-        }
         let chat_id: serde_json::Value = match reply.contact.parse::<i64>() {
             Ok(id) => id.into(),
             Err(_) => reply.contact.clone().into(),
         };
-        let body = serde_json::json!({ "chat_id": chat_id, "text": text });
-        let (result, elapsed_ms) = call(client, timeout, &reply.inbox, "sendMessage", &body).await;
-        match result {
-            Ok(_) => Attempt {
-                status: Some(200),
-                error: None,
-                elapsed_ms,
-            },
-            Err((status, error)) => Attempt {
-                // A 200 whose body is not `ok: true` is no success either.
-                status: status.filter(|s| !(200..300).contains(s)),
-                error: Some(error),
-                elapsed_ms,
-            },
+        let caption = caption_of(&m.body);
+        let mut elapsed_ms = 0;
+        if files.is_empty() || (caption.is_none() && !m.body.trim().is_empty()) {
+            let body = serde_json::json!({ "chat_id": chat_id, "text": m.body });
+            let (result, took) = call(client, timeout, &reply.inbox, "sendMessage", &body).await;
+            elapsed_ms += took;
+            if let Err(failed) = result {
+                return failed_attempt(failed, elapsed_ms);
+            }
         }
+        let chat = reply.contact.as_str();
+        for (i, (attachment, bytes)) in files.iter().enumerate() {
+            let (method, field) = match attachment.content_type.as_str() {
+                "image/jpeg" | "image/png" => ("sendPhoto", "photo"),
+                _ => ("sendDocument", "document"),
+            };
+            let mut fields = vec![("chat_id", chat)];
+            if let (0, Some(caption)) = (i, caption) {
+                fields.push(("caption", caption));
+            }
+            let (result, took) = call_with_file(
+                client,
+                timeout,
+                &reply.inbox,
+                method,
+                &fields,
+                (field, &attachment.name, &attachment.content_type, bytes),
+            )
+            .await;
+            elapsed_ms += took;
+            if let Err(failed) = result {
+                return failed_attempt(failed, elapsed_ms);
+            }
+        }
+        Attempt {
+            status: Some(200),
+            error: None,
+            elapsed_ms,
+        }
+    }
+
+    fn failed_attempt((status, error): (Option<u16>, String), elapsed_ms: u64) -> Attempt {
+        Attempt {
+            // A 200 whose body is not `ok: true` is no success either.
+            status: status.filter(|s| !(200..300).contains(s)),
+            error: Some(error),
+            elapsed_ms,
+        }
+    }
+
+    /// `deleteWebhook` (pending updates kept): a polling inbox's bot gets its updates by
+    /// `getUpdates`, which Telegram refuses (409) while a webhook is set.
+    pub(crate) async fn delete_webhook(
+        client: &HttpClient,
+        timeout: Duration,
+        inbox: &Inbox,
+    ) -> Result<(), String> {
+        let body = serde_json::json!({ "drop_pending_updates": false });
+        call(client, timeout, inbox, "deleteWebhook", &body)
+            .await
+            .0
+            .map(drop)
+            .map_err(|(_, e)| e)
     }
 
     /// `setWebhook`: Telegram posts the bot's updates to `url`, each with the header
@@ -359,6 +761,69 @@ pub mod whatsapp {
         /// A text message's text.
         #[serde(default)]
         pub text: Option<Text>,
+        /// An image message's image.
+        #[serde(default)]
+        pub image: Option<Media>,
+        /// A document message's document.
+        #[serde(default)]
+        pub document: Option<Media>,
+        /// An audio message's audio (voice notes too).
+        #[serde(default)]
+        pub audio: Option<Media>,
+    }
+
+    /// A media object of an incoming message (the fields read).
+    #[derive(Debug, Deserialize)]
+    pub struct Media {
+        /// The media id to `GET /{media-id}` it with.
+        pub id: String,
+        /// Its type, as WhatsApp declares it.
+        #[serde(default)]
+        pub mime_type: Option<String>,
+        /// A document's file name.
+        #[serde(default)]
+        pub filename: Option<String>,
+        /// An image's or a document's caption.
+        #[serde(default)]
+        pub caption: Option<String>,
+    }
+
+    impl Message {
+        /// The message's file, if it is an image, a document or an audio message, and its
+        /// caption.
+        pub fn file(&self) -> Option<(RemoteFile, Option<String>)> {
+            let (media, name) = match self.kind.as_str() {
+                "image" => (self.image.as_ref()?, "image"),
+                "document" => (self.document.as_ref()?, "document"),
+                "audio" => (self.audio.as_ref()?, "audio"),
+                _ => return None,
+            };
+            let content_type = media
+                .mime_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".to_owned());
+            // `audio/ogg; codecs=opus`: the essence names the file.
+            let extension = match content_type.split(';').next().unwrap_or("").trim() {
+                "image/jpeg" => ".jpg",
+                "image/png" => ".png",
+                "image/webp" => ".webp",
+                "audio/ogg" => ".ogg",
+                "application/pdf" => ".pdf",
+                _ => "",
+            };
+            Some((
+                RemoteFile {
+                    id: media.id.clone(),
+                    name: media
+                        .filename
+                        .clone()
+                        .unwrap_or_else(|| format!("{name}{extension}")),
+                    content_type,
+                    size: None,
+                },
+                media.caption.clone(),
+            ))
+        }
     }
 
     /// A text.
@@ -385,18 +850,73 @@ pub mod whatsapp {
         mac.verify_slice(&given).is_ok()
     }
 
-    /// Sends a text message to the customer's number.
+    /// The inbox's API base, phone-number id and access token.
+    fn account(inbox: &Inbox) -> Option<(&str, &str, &str)> {
+        Some((
+            inbox.settings.get(API_URL_KEY)?,
+            inbox.settings.get(PHONE_NUMBER_ID_KEY)?,
+            inbox.secrets.0.get(ACCESS_TOKEN_KEY)?,
+        ))
+    }
+
+    /// Fetches a customer's media: `GET <api>/<media-id>` (with the access token) answers
+    /// its `url` and `file_size`; then `GET <url>` with the same token, at most `max`
+    /// bytes (a size declared larger is refused before anything is downloaded).
+    pub(crate) async fn download(
+        client: &HttpClient,
+        timeout: Duration,
+        inbox: &Inbox,
+        file: &RemoteFile,
+        max: u64,
+    ) -> Result<Vec<u8>, FetchError> {
+        let Some((api, _, token)) = account(inbox) else {
+            return Err(FetchError::Provider(
+                "the inbox has no access token".to_owned(),
+            ));
+        };
+        if file.id.is_empty() || !file.id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(FetchError::Provider("not a media id".to_owned()));
+        }
+        let described = get_bytes(
+            client,
+            timeout,
+            &format!("{api}/{}", file.id),
+            Some(token),
+            64 * 1024,
+        )
+        .await
+        .map_err(|e| match e {
+            FetchError::TooLarge(_) => FetchError::Provider("not a media answer".to_owned()),
+            e => e,
+        })?;
+        let json: serde_json::Value = serde_json::from_slice(&described).unwrap_or_default();
+        // Meta documents `file_size` as a number in some places and a string in others.
+        let size = json["file_size"]
+            .as_u64()
+            .or_else(|| json["file_size"].as_str().and_then(|s| s.parse().ok()));
+        if size.is_some_and(|size| size > max) {
+            return Err(FetchError::TooLarge(max));
+        }
+        let url = json["url"]
+            .as_str()
+            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+            .ok_or_else(|| FetchError::Provider("WhatsApp gave no media url".to_owned()))?;
+        get_bytes(client, timeout, url, Some(token), max).await
+    }
+
+    /// Sends a reply to the customer's number: a message marked as the inbox's template
+    /// goes as `type: template`; files are each uploaded (`POST <api>/<phone-number-id>/media`,
+    /// multipart) and sent as an `image` (JPEG, PNG), `audio` (Ogg) or `document` message
+    /// with the media id, the text as the first one's caption (or first, as a text
+    /// message, when longer than a caption may be); text alone as `type: text`. A failure
+    /// ends the attempt, and the retry sends the whole reply again.
     pub(crate) async fn send_message(
         client: &HttpClient,
         timeout: Duration,
         reply: &Reply,
+        files: &[(Attachment, Vec<u8>)],
     ) -> Attempt {
-        let inbox = &reply.inbox;
-        let (Some(api), Some(phone), Some(token)) = (
-            inbox.settings.get(API_URL_KEY),
-            inbox.settings.get(PHONE_NUMBER_ID_KEY),
-            inbox.secrets.0.get(ACCESS_TOKEN_KEY),
-        ) else {
+        let Some((api, phone, token)) = account(&reply.inbox) else {
             return Attempt {
                 status: None,
                 error: Some("the inbox lacks its phone-number id or access token".to_owned()),
@@ -404,38 +924,112 @@ pub mod whatsapp {
             };
         };
         let m = &reply.message;
-        let mut text = m.body.clone();
-        if text.trim().is_empty() {
-            text = m
-                .attachments
-                .iter()
-                .map(|a| a.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
+        let messages = format!("{api}/{phone}/messages");
+        let to = |kind: &str, content: serde_json::Value| {
+            serde_json::json!({
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": reply.contact,
+                "type": kind,
+                kind: content,
+            })
+        };
+        let mut elapsed_ms = 0;
+        if let Some(name) = m.metadata.get(TEMPLATE_KEY) {
+            let language = m
+                .metadata
+                .get(TEMPLATE_LANGUAGE_META_KEY)
+                .map(String::as_str)
+                .unwrap_or("en_US");
+            let body = to(
+                "template",
+                serde_json::json!({ "name": name, "language": { "code": language } }),
+            );
+            return attempt(post_json(client, timeout, &messages, Some(token), &body).await);
         }
-        let body = serde_json::json!({
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": reply.contact,
-            "type": "text",
-            "text": { "preview_url": false, "body": text },
-        });
-        let url = format!("{api}/{phone}/messages");
-        let (answer, elapsed_ms) = post_json(client, timeout, &url, Some(token), &body).await;
+        let caption = caption_of(&m.body);
+        if files.is_empty() || (caption.is_none() && !m.body.trim().is_empty()) {
+            let body = to(
+                "text",
+                serde_json::json!({ "preview_url": false, "body": m.body }),
+            );
+            let sent = attempt(post_json(client, timeout, &messages, Some(token), &body).await);
+            elapsed_ms += sent.elapsed_ms;
+            if sent.error.is_some() {
+                return Attempt { elapsed_ms, ..sent };
+            }
+        }
+        for (i, (attachment, bytes)) in files.iter().enumerate() {
+            let uploaded = post_form(
+                client,
+                timeout,
+                &format!("{api}/{phone}/media"),
+                Some(token),
+                &[
+                    ("messaging_product", "whatsapp"),
+                    ("type", &attachment.content_type),
+                ],
+                ("file", &attachment.name, &attachment.content_type, bytes),
+            )
+            .await;
+            elapsed_ms += uploaded.1;
+            let media_id = match &uploaded.0 {
+                Ok((status, body)) if (200..300).contains(status) => {
+                    serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default()["id"]
+                        .as_str()
+                        .map(str::to_owned)
+                }
+                _ => None,
+            };
+            let Some(media_id) = media_id else {
+                let failed = attempt(uploaded);
+                return Attempt {
+                    elapsed_ms,
+                    error: failed
+                        .error
+                        .or_else(|| Some("WhatsApp: no media id".to_owned())),
+                    status: failed.status.filter(|s| !(200..300).contains(s)),
+                };
+            };
+            let caption = if i == 0 { caption } else { None };
+            let body = match attachment.content_type.as_str() {
+                "image/jpeg" | "image/png" => to(
+                    "image",
+                    serde_json::json!({ "id": media_id, "caption": caption }),
+                ),
+                // WhatsApp's audio messages carry no caption.
+                "audio/ogg" => to("audio", serde_json::json!({ "id": media_id })),
+                _ => to(
+                    "document",
+                    serde_json::json!({ "id": media_id, "caption": caption, "filename": attachment.name }),
+                ),
+            };
+            let sent = attempt(post_json(client, timeout, &messages, Some(token), &body).await);
+            elapsed_ms += sent.elapsed_ms;
+            if sent.error.is_some() {
+                return Attempt { elapsed_ms, ..sent };
+            }
+        }
+        Attempt {
+            status: Some(200),
+            error: None,
+            elapsed_ms,
+        }
+    }
+
+    /// A Cloud API answer as an attempt: 2xx, or Meta's `error.message`.
+    fn attempt((answer, elapsed_ms): (Result<(u16, Bytes), String>, u64)) -> Attempt {
         match answer {
             Err(e) => Attempt {
                 status: None,
                 error: Some(e),
                 elapsed_ms,
             },
-            Ok((status, body)) if (200..300).contains(&status) => {
-                let _ = body;
-                Attempt {
-                    status: Some(status),
-                    error: None,
-                    elapsed_ms,
-                }
-            }
+            Ok((status, _)) if (200..300).contains(&status) => Attempt {
+                status: Some(status),
+                error: None,
+                elapsed_ms,
+            },
             Ok((status, body)) => {
                 let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                 let why = json["error"]["message"]

@@ -20,6 +20,7 @@ pub mod mail;
 pub mod metrics;
 pub mod openapi;
 mod paths;
+mod polling;
 pub mod proxies;
 pub mod ratelimit;
 pub mod realtime;

@@ -161,6 +161,10 @@ struct Cli {
     /// a `webhook_paused` event and resume it with PATCH state=active).
     #[arg(long, env = "CHAT_WEBHOOKS_PAUSE_AFTER_SECS", default_value_t = 86_400)]
     webhooks_pause_after_secs: u64,
+    /// Seconds a Telegram inbox in polling mode lets `getUpdates` wait for an update (its
+    /// `timeout`; Telegram allows up to 50). An idle bot costs one request per this long.
+    #[arg(long, env = "CHAT_TELEGRAM_LONG_POLL_SECS", default_value_t = 25)]
+    telegram_long_poll_secs: u64,
     /// The SMTP relay e-mail is sent through (transcripts, replies to e-mail customers), as
     /// a URL: `smtps://user:password@host:465` (TLS from the start),
     /// `smtp://user:password@host:587?tls=required` (STARTTLS) or `smtp://127.0.0.1:25`
@@ -525,6 +529,7 @@ async fn main() -> anyhow::Result<()> {
     config.webhooks.timeout = Duration::from_secs(cli.webhooks_timeout_secs.max(1));
     config.webhooks.retry.base = Duration::from_millis(cli.webhooks_retry_base_ms.max(1));
     config.webhooks.retry.pause_after = Duration::from_secs(cli.webhooks_pause_after_secs);
+    config.webhooks.telegram_long_poll = Duration::from_secs(cli.telegram_long_poll_secs.min(50));
     config.mail = mail_config(&cli)?;
     cli.network
         .apply(&mut config)

@@ -519,6 +519,9 @@ fn desk_schemas() -> Value {
             "bot_token": { "type": "string", "description": "telegram (required): the bot's token; never shown again" },
             "api_url": { "type": "string", "maxLength": 2000, "description": "telegram: the Bot API's base URL (default https://api.telegram.org)" },
             "public_url": { "type": "string", "maxLength": 2000, "description": "telegram: this server's base URL as Telegram reaches it; given, the server calls setWebhook" },
+            "mode": { "type": "string", "enum": ["webhook", "polling"], "description": "telegram: `polling` reads updates by getUpdates (no public_url; deleteWebhook is called); absent: webhook" },
+            "template_name": { "type": "string", "maxLength": 512, "pattern": "^[a-z0-9_]+$", "description": "whatsapp: an approved message template without variables, sent by POST /v1/conversations/{id}/whatsapp-template outside the 24-hour window; with template_language" },
+            "template_language": { "type": "string", "maxLength": 16, "description": "whatsapp: the template's language code (en_US); with template_name" },
             "webhook_secret": { "type": "string", "minLength": 16, "maxLength": 256, "description": "absent: the server makes one (shown once)" } })),
         "Inbox": object(&["id", "name", "kind", "channel", "webhook_id", "created_at", "updated_at"], inbox.clone()),
         "CreatedInbox": object(&["id", "name", "kind", "channel", "webhook_id", "created_at", "updated_at", "token"], {
@@ -548,7 +551,10 @@ fn desk_schemas() -> Value {
                         "message_id": { "type": "integer" },
                         "from": { "type": "object", "required": ["first_name"], "properties": { "first_name": { "type": "string" }, "last_name": { "type": "string" } } },
                         "chat": { "type": "object", "required": ["id"], "properties": { "id": { "type": "integer" } } },
-                        "text": { "type": "string" }, "caption": { "type": "string" } } } } },
+                        "text": { "type": "string" }, "caption": { "type": "string" },
+                        "photo": { "type": "array", "description": "sizes of a photo: the largest is fetched by getFile", "items": { "type": "object", "required": ["file_id"], "properties": { "file_id": { "type": "string" }, "width": { "type": "integer" }, "height": { "type": "integer" }, "file_size": { "type": "integer" } } } },
+                        "document": { "type": "object", "required": ["file_id"], "properties": { "file_id": { "type": "string" }, "file_name": { "type": "string" }, "mime_type": { "type": "string" }, "file_size": { "type": "integer" } } },
+                        "voice": { "type": "object", "required": ["file_id"], "properties": { "file_id": { "type": "string" }, "mime_type": { "type": "string" }, "file_size": { "type": "integer" } } } } } } },
         "WhatsappNotification": {
             "type": "object", "required": ["object", "entry"],
             "description": "A WhatsApp Cloud API webhook notification; fields not listed are accepted and ignored.",
@@ -559,10 +565,15 @@ fn desk_schemas() -> Value {
                         "field": { "type": "string" },
                         "value": { "type": "object", "properties": {
                             "contacts": { "type": "array", "items": { "type": "object", "required": ["wa_id"], "properties": { "wa_id": { "type": "string" }, "profile": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" } } } } } },
-                            "messages": { "type": "array", "items": { "type": "object", "required": ["from", "id", "type"], "properties": { "from": { "type": "string" }, "id": { "type": "string" }, "type": { "type": "string" }, "text": { "type": "object", "required": ["body"], "properties": { "body": { "type": "string" } } } } } } } } } } } } } } } },
-        "WhatsappReceived": object(&["stored"], json!({ "stored": { "type": "integer", "description": "text messages stored (repeats included)" } })),
+                            "messages": { "type": "array", "items": { "type": "object", "required": ["from", "id", "type"], "properties": { "from": { "type": "string" }, "id": { "type": "string" }, "type": { "type": "string" }, "text": { "type": "object", "required": ["body"], "properties": { "body": { "type": "string" } } }, "image": { "$ref": "#/components/schemas/WhatsappMedia" }, "document": { "$ref": "#/components/schemas/WhatsappMedia" }, "audio": { "$ref": "#/components/schemas/WhatsappMedia" } } } } } } } } } } } } } },
+        "WhatsappMedia": object(&["id"], json!({
+            "id": { "type": "string", "description": "the media id: GET /{media-id} answers its url, fetched with the access token" },
+            "mime_type": { "type": "string" }, "filename": { "type": "string" }, "caption": { "type": "string" }, "sha256": { "type": "string" } })),
+        "TemplateRequest": object(&[], json!({
+            "client_message_id": { "type": "string", "maxLength": 200, "description": "the same id twice stores (and sends) one message" } })),
+        "WhatsappReceived": object(&["stored"], json!({ "stored": { "type": "integer", "description": "text, image, document and audio messages stored (repeats included)" } })),
         "TelegramReceived": object(&["stored", "conversation_id", "message_id"], json!({
-            "stored": { "type": "boolean", "description": "false: an update without a text message, acknowledged" },
+            "stored": { "type": "boolean", "description": "false: an update without a text, photo, document or voice message, acknowledged" },
             "conversation_id": { "type": ["string", "null"], "format": "uuid" },
             "message_id": { "type": ["string", "null"], "format": "uuid" } })),
         "ReceivedMessage": object(&["conversation_id", "message_id", "created", "opened"], json!({

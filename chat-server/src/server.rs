@@ -79,6 +79,7 @@ pub async fn run_with(
         app.config.mail.sender().map(|(_, domain)| domain),
         stopped.clone(),
     ));
+    tokio::spawn(crate::polling::run(app.clone(), stopped.clone()));
     tokio::spawn(crate::mail::run(
         app.engine.clone(),
         app.config.mail.clone(),

@@ -57,6 +57,10 @@ pub struct WebhookConfig {
     pub poll: Duration,
     /// Deliveries attempted at once.
     pub concurrency: usize,
+    /// How long a Telegram inbox in polling mode lets `getUpdates` wait for an update
+    /// (its `timeout`): long polling, so an update arrives at once and an idle bot costs
+    /// one request per this long.
+    pub telegram_long_poll: Duration,
 }
 
 impl Default for WebhookConfig {
@@ -68,6 +72,7 @@ impl Default for WebhookConfig {
             retry: WebhookRetry::default(),
             poll: Duration::from_millis(500),
             concurrency: 16,
+            telegram_long_poll: Duration::from_secs(25),
         }
     }
 }
@@ -340,7 +345,7 @@ async fn deliver(
         }
         Outbound::Reply(reply) if reply.inbox.kind != chat_core::InboxKind::Api => {
             // A provider's own API, in its own form (not signed by us).
-            let attempt = crate::channels::send(client, timeout, reply).await;
+            let attempt = crate::channels::send(engine, client, timeout, reply).await;
             record(engine, retry, &due, attempt).await;
             return;
         }

@@ -383,6 +383,13 @@ fn cases(bob: &str) -> Vec<Case> {
             Some(json!({ "object": "whatsapp_business_account", "entry": [] })),
             [403, 403, 403, 403, 403, 403, 403, 403],
         ),
+        // The template route: whoever may read the conversation learns it is no WhatsApp
+        // inbox's (422; whatsapp.rs sends one); staff only.
+        c(
+            SendTemplate,
+            Some(json!({})),
+            [422, 422, 422, 404, 403, 403, 401, 404],
+        ),
     ]
 }
 

@@ -256,6 +256,16 @@ impl Store for RivalWriter {
             .link_inbox_thread(tenant, inbox, external, conversation)
             .await
     }
+    async fn poll_inbox(
+        &self,
+        inbox: chat_core::InboxId,
+        node: &str,
+        offset: i64,
+        now: time::OffsetDateTime,
+        until: time::OffsetDateTime,
+    ) -> Result<Option<i64>> {
+        self.inner.poll_inbox(inbox, node, offset, now, until).await
+    }
     async fn queue_mail(
         &self,
         mail: &chat_core::Mail,

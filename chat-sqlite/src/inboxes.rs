@@ -147,3 +147,38 @@ pub(crate) fn link_inbox_thread(
     .db()?;
     inbox_thread(conn, inbox, external)?.ok_or(Error::NotFound("inbox thread"))
 }
+
+pub(crate) fn poll_inbox(
+    conn: &Connection,
+    inbox: InboxId,
+    node: &str,
+    offset: i64,
+    now: i64,
+    until: i64,
+) -> Result<Option<i64>> {
+    // One statement: the lease check and the write cannot interleave with another node's.
+    let stored: Option<i64> = conn
+        .prepare_cached(
+            "UPDATE inboxes SET poll_node = ?2, poll_until_ns = ?5, \
+                 poll_offset = max(poll_offset, ?3) \
+             WHERE id = ?1 AND (poll_node IS NULL OR poll_node = ?2 OR poll_until_ns <= ?4) \
+             RETURNING poll_offset",
+        )
+        .db()?
+        .query_row(params![inbox.0, node, offset, now, until], |row| row.get(0))
+        .optional()
+        .db()?;
+    if stored.is_some() {
+        return Ok(stored);
+    }
+    let known: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM inboxes WHERE id = ?1)")
+        .db()?
+        .query_row([inbox.0], |row| row.get(0))
+        .db()?;
+    if known {
+        Ok(None)
+    } else {
+        Err(Error::NotFound("inbox"))
+    }
+}

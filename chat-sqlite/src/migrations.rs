@@ -90,6 +90,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0017_preview_metadata.sql"),
         fill: None,
     },
+    Migration {
+        sql: include_str!("../migrations/0018_inbox_polls.sql"),
+        fill: None,
+    },
 ];
 
 /// Where schema 5 kept a customer account's password hash: in the contact's metadata.

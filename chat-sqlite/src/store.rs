@@ -751,6 +751,21 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn poll_inbox(
+        &self,
+        inbox: InboxId,
+        node: &str,
+        offset: i64,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Option<i64>> {
+        let node = node.to_owned();
+        let (now, until) = (crate::codec::ns(now)?, crate::codec::ns(until)?);
+        self.writer
+            .write(move |c| inboxes::poll_inbox(c, inbox, &node, offset, now, until))
+            .await
+    }
+
     async fn queue_mail(&self, m: &Mail, once_since: Option<OffsetDateTime>) -> Result<bool> {
         let m = m.clone();
         self.writer

@@ -12,8 +12,8 @@ use rusqlite::{Connection, params};
 /// contact word indexes), 0012 (inboxes), 0013 (used identity signatures), 0014
 /// (events that refer to their messages: the tests using it post no messages, so every
 /// event is in full), 0015 (presence leases, routing turns), 0016 (the mail outbox) and
-/// 0017 (the preview's notice metadata), for the tests that make an older schema out of a
-/// current one.
+/// 0017 (the preview's notice metadata) and 0018 (inboxes' polling columns, gone with the
+/// table), for the tests that make an older schema out of a current one.
 const DROP_WORD_INDEXES: &str = "
     ALTER TABLE conversations DROP COLUMN preview_metadata;
     DROP TABLE mail_outbox; DROP TABLE identity_signatures;
@@ -660,6 +660,8 @@ async fn a_schema_twelve_event_log_refers_to_its_messages_after_the_upgrade_and_
             "DROP INDEX events_message; DROP TABLE identity_signatures;
              ALTER TABLE conversations DROP COLUMN preview_metadata;
              DROP TABLE routing_turns; DROP TABLE presence_leases; DROP TABLE mail_outbox;
+             ALTER TABLE inboxes DROP COLUMN poll_offset; ALTER TABLE inboxes DROP COLUMN poll_node;
+             ALTER TABLE inboxes DROP COLUMN poll_until_ns;
              CREATE TABLE events_twelve (
                  tenant_id BLOB NOT NULL, seq INTEGER NOT NULL, conversation_id BLOB,
                  data TEXT NOT NULL, PRIMARY KEY (tenant_id, seq));
@@ -747,4 +749,46 @@ async fn a_schema_twelve_event_log_refers_to_its_messages_after_the_upgrade_and_
     }
     assert!(edited.edited_at.is_some());
     assert_eq!(store.integrity_check().await.unwrap(), ["ok"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_sixteen_inbox_upgrades_in_place_and_polls_from_offset_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sixteen.db");
+    let t = tenant(1);
+    let inbox = chat_core::Inbox {
+        id: chat_core::InboxId(id(2)),
+        tenant_id: t.id,
+        name: "Support bot".into(),
+        kind: chat_core::InboxKind::Telegram,
+        token_digest: "ab12".into(),
+        webhook_id: None,
+        settings: [("mode".to_owned(), "polling".to_owned())].into(),
+        secrets: chat_core::InboxSecrets::default(),
+        created_at: at(1),
+        updated_at: at(1),
+    };
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.insert_tenant(&t).await.unwrap();
+        store.put_inbox(&inbox).await.unwrap();
+    }
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE inboxes DROP COLUMN poll_offset; ALTER TABLE inboxes DROP COLUMN poll_node;
+         ALTER TABLE inboxes DROP COLUMN poll_until_ns;
+         ALTER TABLE conversations DROP COLUMN preview_metadata; PRAGMA user_version = 16;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(user_version(&path), i64::from(SCHEMA_VERSION));
+    assert_eq!(store.inbox(inbox.id).await.unwrap(), Some(inbox.clone()));
+    assert_eq!(
+        store
+            .poll_inbox(inbox.id, "node", 0, at(2), at(60))
+            .await
+            .unwrap(),
+        Some(0)
+    );
 }

@@ -32,6 +32,8 @@ impl Default for UploadLimits {
                 "image/*",
                 "application/pdf",
                 "text/plain",
+                // Voice notes from Telegram and WhatsApp.
+                "audio/ogg",
                 "application/zip",
                 "application/vnd.openxmlformats-officedocument.*",
                 "application/msword",

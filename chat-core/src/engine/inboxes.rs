@@ -70,6 +70,19 @@ pub struct NewInbox {
     /// registers the inbox's webhook with the provider (Telegram's `setWebhook`).
     #[serde(default)]
     pub public_url: Option<String>,
+    /// A `telegram` inbox's way of reading updates: `webhook` (the default: Telegram posts
+    /// them to the server, registered with `public_url`) or `polling` (the server asks
+    /// `getUpdates`, for a bot without a public URL).
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// A `whatsapp` inbox's message template (approved in the Meta app, without
+    /// variables), which agents may send outside the 24-hour window to ask the customer
+    /// to write again.
+    #[serde(default)]
+    pub template_name: Option<String>,
+    /// The template's language code (`en_US`); required with `template_name`.
+    #[serde(default)]
+    pub template_language: Option<String>,
 }
 
 /// The Bot API's address.
@@ -88,6 +101,20 @@ pub const WHATSAPP_WINDOW: time::Duration = time::Duration::hours(24);
 pub const API_URL_KEY: &str = "api_url";
 /// The secret that holds a Telegram bot's token.
 pub const BOT_TOKEN_KEY: &str = "bot_token";
+/// The setting that holds a Telegram inbox's mode (`polling`; absent: `webhook`).
+pub const MODE_KEY: &str = "mode";
+/// The [`MODE_KEY`] of a Telegram inbox that reads its updates by `getUpdates`.
+pub const POLLING: &str = "polling";
+/// The setting that holds a WhatsApp inbox's template name.
+pub const TEMPLATE_NAME_KEY: &str = "template_name";
+/// The setting that holds a WhatsApp inbox's template language code.
+pub const TEMPLATE_LANGUAGE_KEY: &str = "template_language";
+/// The message metadata key that marks a message sent as the inbox's WhatsApp template
+/// (its value the template's name): only [`Engine::send_template`] sets it, and the
+/// delivery sends the template, not the text.
+pub const TEMPLATE_KEY: &str = "whatsapp_template";
+/// The message metadata key with the template's language code.
+pub const TEMPLATE_LANGUAGE_META_KEY: &str = "whatsapp_template_language";
 
 /// A customer's message as a provider sent it, checked by the channel route.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -160,6 +187,17 @@ impl Engine {
         let tenant = actor.tenant();
         let name = self.short_text("name", &input.name)?;
         let kind = input.kind.unwrap_or(InboxKind::Api);
+        if kind != InboxKind::Telegram && input.mode.is_some() {
+            return Err(Error::validation("mode", "only for a telegram inbox"));
+        }
+        if kind != InboxKind::Whatsapp
+            && (input.template_name.is_some() || input.template_language.is_some())
+        {
+            return Err(Error::validation(
+                "template_name",
+                "only for a whatsapp inbox",
+            ));
+        }
         if token_digest.is_empty() {
             return Err(Error::validation("token", "empty"));
         }
@@ -211,6 +249,50 @@ impl Engine {
                     secrets.insert(key.to_owned(), value);
                 }
                 settings.insert(PHONE_NUMBER_ID_KEY.to_owned(), phone);
+                match (input.template_name, input.template_language) {
+                    (None, None) => {}
+                    (Some(name), Some(language)) => {
+                        let name = name.trim().to_owned();
+                        let language = language.trim().to_owned();
+                        // Meta's rules: lower-case letters, digits and `_`, at most 512.
+                        if name.is_empty()
+                            || name.len() > 512
+                            || !name
+                                .chars()
+                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                        {
+                            return Err(Error::validation(
+                                "template_name",
+                                "the approved template's name: lower-case letters, digits, `_`",
+                            ));
+                        }
+                        if language.is_empty()
+                            || language.len() > 16
+                            || !language
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                        {
+                            return Err(Error::validation(
+                                "template_language",
+                                "a language code such as `en_US`",
+                            ));
+                        }
+                        settings.insert(TEMPLATE_NAME_KEY.to_owned(), name);
+                        settings.insert(TEMPLATE_LANGUAGE_KEY.to_owned(), language);
+                    }
+                    (Some(_), None) => {
+                        return Err(Error::validation(
+                            "template_language",
+                            "required with template_name",
+                        ));
+                    }
+                    (None, Some(_)) => {
+                        return Err(Error::validation(
+                            "template_name",
+                            "required with template_language",
+                        ));
+                    }
+                }
                 let api = input
                     .api_url
                     .unwrap_or_else(|| WHATSAPP_API_URL.to_owned())
@@ -256,6 +338,21 @@ impl Engine {
                     ));
                 }
                 secrets.insert(BOT_TOKEN_KEY.to_owned(), token);
+                match input.mode.as_deref().map(str::trim) {
+                    None | Some("webhook") => {}
+                    Some(POLLING) if input.public_url.is_some() => {
+                        return Err(Error::validation(
+                            "public_url",
+                            "a polling inbox reads getUpdates: no webhook to register",
+                        ));
+                    }
+                    Some(POLLING) => {
+                        settings.insert(MODE_KEY.to_owned(), POLLING.to_owned());
+                    }
+                    Some(_) => {
+                        return Err(Error::validation("mode", "`webhook` or `polling`"));
+                    }
+                }
                 let api = input
                     .api_url
                     .unwrap_or_else(|| TELEGRAM_API_URL.to_owned())
@@ -377,10 +474,14 @@ impl Engine {
         &self,
         conversation: &Conversation,
         sender: &Sender,
+        metadata: &BTreeMap<String, String>,
     ) -> Result<()> {
+        // A template is what WhatsApp takes outside the window ([`Engine::send_template`]
+        // alone marks a message so).
         if conversation.channel != crate::model::Channel::Whatsapp
             || !conversation.metadata.contains_key(INBOX_KEY)
             || !matches!(sender, Sender::Agent(_) | Sender::Bot)
+            || metadata.contains_key(TEMPLATE_KEY)
         {
             return Ok(());
         }
@@ -394,9 +495,105 @@ impl Engine {
                 crate::error::ConflictKind::State,
                 "outside WhatsApp's 24-hour customer-service window: the customer last wrote \
                  more than 24 hours ago, and WhatsApp takes only template messages until they \
-                 write again",
+                 write again (send the inbox's template: POST \
+                 /v1/conversations/{id}/whatsapp-template)",
             )))
         }
+    }
+
+    /// Every tenant's Telegram inboxes in polling mode: the ones a server's poller reads
+    /// `getUpdates` for.
+    pub async fn polling_inboxes(&self) -> Result<Vec<Inbox>> {
+        let mut found = Vec::new();
+        for tenant in self.tenants().await? {
+            found.extend(
+                self.inner
+                    .store
+                    .inboxes(tenant.id)
+                    .await?
+                    .into_iter()
+                    .filter(|i| {
+                        i.kind == InboxKind::Telegram
+                            && i.settings.get(MODE_KEY).map(String::as_str) == Some(POLLING)
+                    }),
+            );
+        }
+        Ok(found)
+    }
+
+    /// One step of `node`'s polling of `inbox` (see [`Store::poll_inbox`](crate::Store)):
+    /// takes or renews its lease for `lease` from now (zero releases it) and stores
+    /// `offset`, the next update to ask for; the stored offset, or `None` while another
+    /// node polls it. The caller checked the inbox is a polling one.
+    pub async fn poll_inbox(
+        &self,
+        inbox: InboxId,
+        node: &str,
+        offset: i64,
+        lease: std::time::Duration,
+    ) -> Result<Option<i64>> {
+        let now = self.now();
+        self.inner
+            .store
+            .poll_inbox(inbox, node, offset, now, now + lease)
+            .await
+    }
+
+    /// Sends a WhatsApp inbox's configured template to the conversation's customer, as
+    /// the acting agent's message (`whoever may reply`): the one message WhatsApp takes
+    /// outside the 24-hour window, so an agent can ask the customer to write again. The
+    /// stored message names the template; its delivery sends `type: template`.
+    /// [`Error::Validation`] on `template` when the conversation is not a WhatsApp inbox's
+    /// or its inbox has no template.
+    pub async fn send_template(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        client_message_id: Option<String>,
+    ) -> Result<super::messages::Posted> {
+        let conversation = self.load_conversation(actor.tenant(), id).await?;
+        // Whoever may not read it learns nothing of its inbox.
+        let who = self.resolve(actor).await?;
+        who.authorize(crate::policy::Action::Read, &conversation)?;
+        let inbox = match conversation.metadata.get(INBOX_KEY) {
+            Some(inbox) => self
+                .inner
+                .store
+                .inboxes(actor.tenant())
+                .await?
+                .into_iter()
+                .find(|i| i.id.to_string() == *inbox),
+            None => None,
+        };
+        let Some(inbox) = inbox.filter(|i| i.kind == InboxKind::Whatsapp) else {
+            return Err(Error::validation(
+                "template",
+                "not a conversation of a whatsapp inbox",
+            ));
+        };
+        let (Some(name), Some(language)) = (
+            inbox.settings.get(TEMPLATE_NAME_KEY),
+            inbox.settings.get(TEMPLATE_LANGUAGE_KEY),
+        ) else {
+            return Err(Error::validation(
+                "template",
+                "the inbox has no template: set template_name and template_language on it",
+            ));
+        };
+        let mut metadata = BTreeMap::new();
+        metadata.insert(TEMPLATE_KEY.to_owned(), name.clone());
+        metadata.insert(TEMPLATE_LANGUAGE_META_KEY.to_owned(), language.clone());
+        Box::pin(self.post_checked(
+            actor,
+            id,
+            PostMessage {
+                body: format!("WhatsApp template {name} ({language})"),
+                client_message_id,
+                metadata,
+                ..PostMessage::default()
+            },
+        ))
+        .await
     }
 
     /// The inbox a channel route is called for, if `token_digest` is its token's: the one

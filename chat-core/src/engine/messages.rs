@@ -82,6 +82,23 @@ impl Engine {
         id: ConversationId,
         input: PostMessage,
     ) -> Result<Posted> {
+        // The template mark decides what the customer gets; only the template call sets it.
+        if input.metadata.contains_key(super::inboxes::TEMPLATE_KEY) {
+            return Err(Error::validation(
+                "metadata",
+                "whatsapp_template is set by the template route only",
+            ));
+        }
+        self.post_checked(actor, id, input).await
+    }
+
+    /// [`Engine::post_message`] with any metadata.
+    pub(super) async fn post_checked(
+        &self,
+        actor: &Actor,
+        id: ConversationId,
+        input: PostMessage,
+    ) -> Result<Posted> {
         let who = self.resolve(actor).await?;
         let (sender, action) = match &who {
             Resolved::Customer { .. } => (Sender::Customer, Action::PostAsCustomer),
@@ -113,7 +130,7 @@ impl Engine {
         let takeover = matches!(who, Resolved::Staff(_))
             && matches!(conversation.mode, Mode::Bot | Mode::Queued);
         who.authorize(if takeover { Action::Claim } else { action }, &conversation)?;
-        self.check_reply_window(&conversation, &sender)?;
+        self.check_reply_window(&conversation, &sender, &input.metadata)?;
         if let Some(reply_to) = input.reply_to {
             let target = self.inner.store.message(actor.tenant(), reply_to).await?;
             if !target

@@ -45,8 +45,9 @@ pub use email::{
 pub use erasure::Erasure;
 pub use inboxes::{
     ACCESS_TOKEN_KEY, API_URL_KEY, APP_SECRET_KEY, BOT_TOKEN_KEY, INBOX_CONTACT_KEY, INBOX_KEY,
-    Inbound, MAX_EXTERNAL_ID_CHARS, MAX_INBOXES, NewInbox, Outbound, PHONE_NUMBER_ID_KEY, Received,
-    Reply, TELEGRAM_API_URL, WHATSAPP_API_URL, WHATSAPP_WINDOW,
+    Inbound, MAX_EXTERNAL_ID_CHARS, MAX_INBOXES, MODE_KEY, NewInbox, Outbound, PHONE_NUMBER_ID_KEY,
+    POLLING, Received, Reply, TELEGRAM_API_URL, TEMPLATE_KEY, TEMPLATE_LANGUAGE_KEY,
+    TEMPLATE_LANGUAGE_META_KEY, TEMPLATE_NAME_KEY, WHATSAPP_API_URL, WHATSAPP_WINDOW,
 };
 pub use mail::{
     MailAttempt, MailContent, MailPolicy, MailRetry, conversation_of_message_id, mail_message_id,

@@ -83,3 +83,96 @@ pub async fn an_inbox_customer_has_one_thread_and_the_first_link_wins(store: S) 
     store.delete_inbox(t, inbox.id).await.unwrap();
     assert_eq!(store.inbox_thread(inbox.id, "chat-42").await.unwrap(), None);
 }
+
+pub async fn one_node_polls_an_inbox_and_its_offset_only_moves_forward(store: S) {
+    let t = tenant(&store).await;
+    let inbox = inbox_value(t);
+    store.put_inbox(&inbox).await.unwrap();
+    // The first lease answers offset 0; a renewal stores the offset it brings.
+    assert_eq!(
+        store
+            .poll_inbox(inbox.id, "a", 0, at(0), at(60))
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        store
+            .poll_inbox(inbox.id, "a", 102, at(1), at(61))
+            .await
+            .unwrap(),
+        Some(102)
+    );
+    // Another node waits while the lease lives, and changes nothing.
+    assert_eq!(
+        store
+            .poll_inbox(inbox.id, "b", 500, at(2), at(62))
+            .await
+            .unwrap(),
+        None
+    );
+    // The offset never goes back.
+    assert_eq!(
+        store
+            .poll_inbox(inbox.id, "a", 7, at(3), at(63))
+            .await
+            .unwrap(),
+        Some(102)
+    );
+    // A lapsed lease is another node's to take, with the offset stored.
+    assert_eq!(
+        store
+            .poll_inbox(inbox.id, "b", 0, at(63), at(120))
+            .await
+            .unwrap(),
+        Some(102)
+    );
+    assert_eq!(
+        store
+            .poll_inbox(inbox.id, "a", 0, at(64), at(124))
+            .await
+            .unwrap(),
+        None
+    );
+    // Released (`until <= now`): taken at once.
+    assert_eq!(
+        store
+            .poll_inbox(inbox.id, "b", 103, at(65), at(65))
+            .await
+            .unwrap(),
+        Some(103)
+    );
+    assert_eq!(
+        store
+            .poll_inbox(inbox.id, "a", 0, at(66), at(126))
+            .await
+            .unwrap(),
+        Some(103)
+    );
+    // Another inbox has its own offset; rewriting the inbox keeps it; a gone inbox is
+    // not found.
+    let other = inbox_value(t);
+    store.put_inbox(&other).await.unwrap();
+    assert_eq!(
+        store
+            .poll_inbox(other.id, "b", 0, at(67), at(127))
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    let mut renamed = inbox.clone();
+    renamed.name = "Renamed".into();
+    store.put_inbox(&renamed).await.unwrap();
+    assert_eq!(
+        store
+            .poll_inbox(inbox.id, "a", 0, at(68), at(128))
+            .await
+            .unwrap(),
+        Some(103)
+    );
+    store.delete_inbox(t, inbox.id).await.unwrap();
+    assert!(matches!(
+        store.poll_inbox(inbox.id, "a", 0, at(69), at(129)).await,
+        Err(Error::NotFound(_))
+    ));
+}

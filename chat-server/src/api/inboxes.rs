@@ -124,6 +124,30 @@ pub async fn create(mut ctx: Ctx) -> Result<Resp, ApiError> {
             .into());
         }
     }
+    if created
+        .settings
+        .get(chat_core::MODE_KEY)
+        .map(String::as_str)
+        == Some(chat_core::POLLING)
+    {
+        // getUpdates answers 409 while a webhook is set: the bot's webhook goes (its
+        // pending updates stay, for the first getUpdates).
+        let client = crate::webhooks::client(allow_private);
+        let timeout = ctx.app.config.webhooks.timeout;
+        if let Err(why) =
+            crate::channels::telegram::delete_webhook(&client, timeout, &created).await
+        {
+            ctx.app
+                .engine
+                .delete_inbox(ctx.actor()?, created.id)
+                .await?;
+            return Err(chat_core::Error::validation(
+                "mode",
+                format!("deleteWebhook failed: {why}"),
+            )
+            .into());
+        }
+    }
     let mut shown = view(&created);
     shown.token = Some(&token);
     shown.webhook_secret = match created.kind {
@@ -267,7 +291,7 @@ async fn inbound_form(
 /// What the Telegram route answers: whether a message was stored (updates without text,
 /// such as stickers or edits, are acknowledged and not stored).
 #[derive(Serialize)]
-struct TelegramReceived {
+pub(crate) struct TelegramReceived {
     stored: bool,
     conversation_id: Option<chat_core::ConversationId>,
     message_id: Option<chat_core::MessageId>,
@@ -295,45 +319,72 @@ pub async fn receive_telegram(mut ctx: Ctx) -> Result<Resp, ApiError> {
         return Err(refused());
     }
     let update: crate::channels::telegram::Update = ctx.json().await?;
+    let received = take_update(&ctx.app, &inbox, update).await?;
+    Ok(http::json(StatusCode::OK, &received))
+}
+
+/// Posts a Telegram update's message as its chat's customer: from the webhook route, or
+/// from the poller ([`crate::polling`]). The message's file, if any, is fetched first: one
+/// over the tenant's limit (or of a type it does not take) is 422 and nothing happens;
+/// Telegram not giving it is 502. Updates without a text, photo, document or voice
+/// message are acknowledged and not stored.
+pub(crate) async fn take_update(
+    app: &crate::app::App,
+    inbox: &Inbox,
+    update: crate::channels::telegram::Update,
+) -> Result<TelegramReceived, ApiError> {
     let skipped = TelegramReceived {
         stored: false,
         conversation_id: None,
         message_id: None,
     };
     let Some(message) = update.message else {
-        return Ok(http::json(StatusCode::OK, &skipped));
+        return Ok(skipped);
     };
-    let Some(text) = message
+    let file = message.file();
+    let text = message
         .text
         .or(message.caption)
-        .filter(|t| !t.trim().is_empty())
-    else {
-        return Ok(http::json(StatusCode::OK, &skipped));
+        .filter(|t| !t.trim().is_empty());
+    if text.is_none() && file.is_none() {
+        return Ok(skipped);
+    }
+    let files = match file {
+        Some(file) => {
+            let max = app.engine.inbox_upload_policy(inbox).await?.max_bytes;
+            let client = crate::webhooks::client(app.config.webhooks.allow_private);
+            let timeout = app.config.webhooks.timeout;
+            let bytes =
+                crate::channels::telegram::download(&client, timeout, inbox, &file, max).await?;
+            vec![chat_core::NewFile::new(
+                &file.name,
+                &file.content_type,
+                bytes,
+            )]
+        }
+        None => Vec::new(),
     };
     let name = message.from.map(|u| match u.last_name {
         Some(last) => format!("{} {last}", u.first_name),
         None => u.first_name,
     });
-    let received = Box::pin(ctx.app.engine.receive(
-        &inbox,
+    let received = Box::pin(app.engine.receive(
+        inbox,
         Inbound {
             contact: message.chat.id.to_string(),
             message: message.message_id.to_string(),
             name,
-            body: text,
+            body: text.unwrap_or_default(),
             attachments: Vec::new(),
-            files: Vec::new(),
+            files,
         },
     ))
     .await?;
-    Ok(http::json(
-        StatusCode::OK,
-        &TelegramReceived {
-            stored: true,
-            conversation_id: Some(received.conversation.id),
-            message_id: Some(received.message.id),
-        },
-    ))
+    Ok(TelegramReceived {
+        stored: true,
+        conversation_id: Some(received.conversation.id),
+        message_id: Some(received.message.id),
+    })
 }
 
 /// `GET /v1/inboxes/{id}/whatsapp`: Meta's verify handshake. With `hub.mode=subscribe` and
@@ -406,18 +457,32 @@ pub async fn receive_whatsapp(mut ctx: Ctx) -> Result<Resp, ApiError> {
         return Err(chat_core::Error::validation("object", "not whatsapp_business_account").into());
     }
     let mut stored = 0;
+    let client = crate::webhooks::client(ctx.app.config.webhooks.allow_private);
+    let timeout = ctx.app.config.webhooks.timeout;
     for change in notification.entry.iter().flat_map(|e| &e.changes) {
         if change.field != "messages" {
             continue;
         }
         for message in &change.value.messages {
-            let Some(text) = message
-                .text
-                .as_ref()
-                .filter(|_| message.kind == "text")
-                .map(|t| t.body.clone())
-            else {
-                continue;
+            let (body, files) = match (message.kind.as_str(), &message.text, message.file()) {
+                ("text", Some(text), _) => (text.body.clone(), Vec::new()),
+                (_, _, Some((file, caption))) => {
+                    // Fetched before anything is stored: too large is 422, nothing kept;
+                    // the Cloud API not giving it is 502, and WhatsApp notifies again.
+                    let max = ctx.app.engine.inbox_upload_policy(&inbox).await?.max_bytes;
+                    let bytes =
+                        crate::channels::whatsapp::download(&client, timeout, &inbox, &file, max)
+                            .await?;
+                    (
+                        caption.unwrap_or_default(),
+                        vec![chat_core::NewFile::new(
+                            &file.name,
+                            &file.content_type,
+                            bytes,
+                        )],
+                    )
+                }
+                _ => continue,
             };
             let name = change
                 .value
@@ -432,9 +497,9 @@ pub async fn receive_whatsapp(mut ctx: Ctx) -> Result<Resp, ApiError> {
                     contact: message.from.clone(),
                     message: message.id.clone(),
                     name,
-                    body: text,
+                    body,
                     attachments: Vec::new(),
-                    files: Vec::new(),
+                    files,
                 },
             ))
             .await?;
@@ -496,6 +561,40 @@ pub async fn receive_email(mut ctx: Ctx) -> Result<Resp, ApiError> {
             message_id: received.message.id,
             created: received.created,
             opened: received.opened,
+        },
+    ))
+}
+
+/// Body of `POST /v1/conversations/{id}/whatsapp-template`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct TemplateRequest {
+    client_message_id: Option<String>,
+}
+
+/// `POST /v1/conversations/{id}/whatsapp-template`: the inbox's template to the customer
+/// (agents who may reply), the one message WhatsApp takes outside the 24-hour window.
+pub async fn send_template(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: chat_core::ConversationId = ctx.id("id")?;
+    let body: TemplateRequest = ctx.json_or_default().await?;
+    let posted = Box::pin(
+        ctx.app
+            .engine
+            .send_template(ctx.actor()?, id, body.client_message_id),
+    )
+    .await?;
+    let status = if posted.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(http::json(
+        status,
+        &super::messages::PostAnswer {
+            message: &posted.message,
+            created: posted.created,
+            replies: &posted.replies,
+            conversation: ctx.conversation_view(&posted.conversation),
         },
     ))
 }

@@ -9,7 +9,7 @@ mod conversations;
 pub mod decode;
 mod export;
 mod files;
-mod inboxes;
+pub(crate) mod inboxes;
 mod mail;
 mod mentions;
 mod messages;
@@ -227,6 +227,7 @@ pub fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Answer {
         ReceiveEmail => boxed(inboxes::receive_email, ctx),
         VerifyWhatsapp => boxed(inboxes::verify_whatsapp, ctx),
         ReceiveWhatsapp => boxed(inboxes::receive_whatsapp, ctx),
+        SendTemplate => boxed(inboxes::send_template, ctx),
         ReportOverview => boxed(reports::overview, ctx),
         ReportBreakdown => boxed(reports::breakdown, ctx),
         ReportSeries => boxed(reports::series, ctx),

@@ -96,7 +96,50 @@ pub async fn start_extended(
     }
 }
 
+/// A server on the database in `dir`: a new one (a tenant is made), or, with the `tenant`
+/// it holds, a restart on it.
+pub async fn start_on(
+    dir: tempfile::TempDir,
+    tenant: Option<TenantId>,
+    tune: impl FnOnce(&mut Config),
+) -> Server {
+    let engine = Engine::builder_with_backend(backend(dir.path()))
+        .passwords(Arc::new(chat_server::auth::Argon2Passwords))
+        .build();
+    let tenant = match tenant {
+        Some(t) => t,
+        None => {
+            engine
+                .create_tenant("Acme", TenantSettings::default())
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let mut config = Config::new(SECRET);
+    config.default_tenant = Some(tenant);
+    config.limits.per_ip_rps = 0.0;
+    config.limits.per_token_rps = 0.0;
+    config.metrics_token = Some(chat_server::MetricsToken::new(METRICS_TOKEN).unwrap());
+    tune(&mut config);
+    let http = TestServer::start(engine.clone(), config, None).await;
+    Server {
+        engine,
+        tenant,
+        http,
+        _dir: dir,
+    }
+}
+
 impl Server {
+    /// Stops the server gracefully and hands its folder back, for a restart on the same
+    /// database ([`start_on`]).
+    pub async fn stop_keeping_dir(self) -> tempfile::TempDir {
+        let Server { http, _dir, .. } = self;
+        http.stop().await;
+        _dir
+    }
+
     /// Creates a staff member with a password and logs it in through the API.
     pub async fn staff(&self, name: &str, role: Role, departments: &[&str]) -> Staff {
         let system = Actor::System {
