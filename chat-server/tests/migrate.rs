@@ -184,7 +184,10 @@ async fn a_sqlite_desk_migrated_to_postgres_answers_the_same_with_the_same_login
     );
     assert!(said.contains("1 tenants"), "{said}");
     let messages = before[1]["body"]["items"].as_array().unwrap().len();
-    assert!(said.contains(&format!("  messages: {messages}\n")), "{said}");
+    assert!(
+        said.contains(&format!("  messages: {messages}\n")),
+        "{said}"
+    );
     assert!(said.contains("signing key: copied"), "{said}");
     assert_eq!(
         std::fs::read(pg_db.parent().unwrap().join("chat-signing.key")).unwrap(),
