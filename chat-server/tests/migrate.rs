@@ -199,7 +199,7 @@ async fn a_sqlite_desk_migrated_to_postgres_answers_the_same_with_the_same_login
     let after = answers(&postgres, &token, &conversation).await;
     assert_eq!(after, before);
     // The visitor's token too, and the file and its thumbnail from the shared folder.
-    for path in [format!("{key}"), format!("{key}.thumb.png")] {
+    for path in [key.clone(), format!("{key}.thumb.png")] {
         let got = postgres
             .get(
                 &format!("/v1/conversations/{conversation}/files/{path}"),
