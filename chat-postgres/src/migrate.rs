@@ -59,84 +59,102 @@ impl PostgresStore {
     ) -> Result<CopySummary> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
+        match copy_in(&tx, &mut lines).await {
+            Ok(summary) => {
+                tx.commit().await.db()?;
+                Ok(summary)
+            }
+            Err(e) => {
+                // At once, not when the pooled connection is next used: the copy's rows
+                // hold locks on every table until then.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The copy's rows, read from `lines` and written in `tx`; see [`PostgresStore::copy_from_sqlite`].
+async fn copy_in(
+    tx: &Transaction<'_>,
+    lines: &mut tokio::sync::mpsc::Receiver<String>,
+) -> Result<CopySummary> {
+    let held: i64 = tx
+        .query_one(
+            "SELECT (SELECT count(*) FROM tenants) + (SELECT count(*) FROM agents) \
+             + (SELECT count(*) FROM contacts) + (SELECT count(*) FROM events)",
+            &[],
+        )
+        .await
+        .db()?
+        .get(0);
+    if held > 0 {
+        return Err(Error::validation(
+            "database",
+            "the PostgreSQL database already holds data; a copy only goes into an empty database",
+        ));
+    }
+    let mut summary = CopySummary::default();
+    let mut n = 0usize;
+    // The current tenant and its row lines so far; `None` between exports.
+    let mut open: Option<(TenantId, u64)> = None;
+    while let Some(line) = lines.recv().await {
+        n += 1;
+        let Some((tenant, records)) = open.as_mut() else {
+            let header: ExportHeader = serde_json::from_str(&line)
+                .map_err(|_| line_error(n, "not a chat-export header"))?;
+            check_header(&header).map_err(|e| line_error(n, e))?;
+            summary.tenants.push(header.tenant);
+            open = Some((header.tenant, 0));
+            continue;
+        };
+        match parse_line(n, &line)? {
+            Line::Row(kind, row) => {
+                *records += 1;
+                if SKIPPED.iter().any(|(t, _)| *t == kind) {
+                    *summary.skipped.entry(kind).or_default() += 1;
+                    continue;
+                }
+                let table = copy_row(tx, &kind, row)
+                    .await
+                    .map_err(|e| line_error(n, format!("{kind}: {e}")))?;
+                *summary.rows.entry(table.to_owned()).or_default() += 1;
+            }
+            Line::End(count) if count == *records => {
+                event_head(tx, *tenant).await?;
+                open = None;
+            }
+            Line::End(count) => {
+                return Err(line_error(
+                    n,
+                    format!("the end line counts {count} records, the export has {records}"),
+                ));
+            }
+        }
+    }
+    if open.is_some() {
+        return Err(Error::validation(
+            "export",
+            "the stream ended inside a tenant's export (cut off?); nothing was copied",
+        ));
+    }
+    if summary.tenants.is_empty() {
+        return Err(Error::validation("export", "nothing to copy: no tenant"));
+    }
+    for (table, expected) in &summary.rows {
+        // The target was empty: every row of the table is one this copy wrote.
         let held: i64 = tx
-            .query_one(
-                "SELECT (SELECT count(*) FROM tenants) + (SELECT count(*) FROM agents) \
-                 + (SELECT count(*) FROM contacts) + (SELECT count(*) FROM events)",
-                &[],
-            )
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
             .await
             .db()?
             .get(0);
-        if held > 0 {
-            return Err(Error::validation(
-                "database",
-                "the PostgreSQL database already holds data; a copy only goes into an empty database",
-            ));
+        if held != *expected as i64 {
+            return Err(Error::storage(format!(
+                "after the copy {table} holds {held} rows, {expected} were read; nothing was copied"
+            )));
         }
-        let mut summary = CopySummary::default();
-        let mut n = 0usize;
-        // The current tenant and its row lines so far; `None` between exports.
-        let mut open: Option<(TenantId, u64)> = None;
-        while let Some(line) = lines.recv().await {
-            n += 1;
-            let Some((tenant, records)) = open.as_mut() else {
-                let header: ExportHeader = serde_json::from_str(&line)
-                    .map_err(|_| line_error(n, "not a chat-export header"))?;
-                check_header(&header).map_err(|e| line_error(n, e))?;
-                summary.tenants.push(header.tenant);
-                open = Some((header.tenant, 0));
-                continue;
-            };
-            match parse_line(n, &line)? {
-                Line::Row(kind, row) => {
-                    *records += 1;
-                    if SKIPPED.iter().any(|(t, _)| *t == kind) {
-                        *summary.skipped.entry(kind).or_default() += 1;
-                        continue;
-                    }
-                    let table = copy_row(&tx, &kind, row)
-                        .await
-                        .map_err(|e| line_error(n, format!("{kind}: {e}")))?;
-                    *summary.rows.entry(table.to_owned()).or_default() += 1;
-                }
-                Line::End(count) if count == *records => {
-                    event_head(&tx, *tenant).await?;
-                    open = None;
-                }
-                Line::End(count) => {
-                    return Err(line_error(
-                        n,
-                        format!("the end line counts {count} records, the export has {records}"),
-                    ));
-                }
-            }
-        }
-        if open.is_some() {
-            return Err(Error::validation(
-                "export",
-                "the stream ended inside a tenant's export (cut off?); nothing was copied",
-            ));
-        }
-        if summary.tenants.is_empty() {
-            return Err(Error::validation("export", "nothing to copy: no tenant"));
-        }
-        for (table, expected) in &summary.rows {
-            // The target was empty: every row of the table is one this copy wrote.
-            let held: i64 = tx
-                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
-                .await
-                .db()?
-                .get(0);
-            if held != *expected as i64 {
-                return Err(Error::storage(format!(
-                    "after the copy {table} holds {held} rows, {expected} were read; nothing was copied"
-                )));
-            }
-        }
-        tx.commit().await.db()?;
-        Ok(summary)
     }
+    Ok(summary)
 }
 
 fn check_header(header: &ExportHeader) -> std::result::Result<(), String> {
