@@ -41,7 +41,15 @@ pub type ExportSink = tokio::sync::mpsc::Sender<String>;
 pub struct ExportOptions {
     /// Include password hashes, token digests and webhook secrets (see the module docs).
     pub secrets: bool,
+    /// Write the rows that another store cannot rebuild from the columns alone as the
+    /// domain values the store reads back (a conversation, a message), for a copy into
+    /// another kind of store (`chat-server migrate`). The header's `store` then ends in
+    /// [`PORTABLE_SUFFIX`], so the same store's import refuses it instead of misreading it.
+    pub portable: bool,
 }
+
+/// The suffix of a portable export's `store` (see [`ExportOptions::portable`]).
+pub const PORTABLE_SUFFIX: &str = "+values";
 
 /// The first line of an export.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -69,7 +77,11 @@ impl ExportHeader {
             kind: "header".into(),
             format: EXPORT_FORMAT.into(),
             version: EXPORT_VERSION,
-            store: store.into(),
+            store: if options.portable {
+                format!("{store}{PORTABLE_SUFFIX}")
+            } else {
+                store.into()
+            },
             schema,
             tenant,
             secrets: options.secrets,
@@ -147,6 +159,41 @@ pub struct ImportSummary {
     pub secrets: bool,
 }
 
+/// A line after the header: a row (its kind and columns) or the end line (its count).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Line {
+    /// `{"kind":…,"row":{…}}`.
+    Row(String, serde_json::Map<String, serde_json::Value>),
+    /// `{"kind":"end","records":…}`.
+    End(u64),
+}
+
+/// Reads line `n` (from 1) after the header; errors name the line. What
+/// [`ImportReader`] reads with, for imports that take their lines from elsewhere than a
+/// file (a copy streamed from another store).
+pub fn parse_line(n: usize, line: &str) -> crate::Result<Line> {
+    let serde_json::Value::Object(mut fields) =
+        serde_json::from_str(line).map_err(|e| line_error(n, format!("not JSON: {e}")))?
+    else {
+        return Err(line_error(n, "not a JSON object"));
+    };
+    let kind = match fields.remove("kind") {
+        Some(serde_json::Value::String(kind)) => kind,
+        _ => return Err(line_error(n, "no kind")),
+    };
+    if kind == "end" {
+        return fields
+            .get("records")
+            .and_then(serde_json::Value::as_u64)
+            .map(Line::End)
+            .ok_or_else(|| line_error(n, "an end line without its record count"));
+    }
+    match fields.remove("row") {
+        Some(serde_json::Value::Object(row)) if fields.is_empty() => Ok(Line::Row(kind, row)),
+        _ => Err(line_error(n, "a row line is {\"kind\":…,\"row\":{…}}")),
+    }
+}
+
 /// An import's error about line `n` of the file (from 1).
 pub fn line_error(n: usize, message: impl std::fmt::Display) -> crate::Error {
     crate::Error::validation("export", format!("line {n}: {message}"))
@@ -202,29 +249,12 @@ impl<R: std::io::BufRead> ImportReader<R> {
             if self.ended.is_some() {
                 return Err(line_error(n, "a line after the end line"));
             }
-            let serde_json::Value::Object(mut fields) =
-                serde_json::from_str(&line).map_err(|e| line_error(n, format!("not JSON: {e}")))?
-            else {
-                return Err(line_error(n, "not a JSON object"));
-            };
-            let kind = match fields.remove("kind") {
-                Some(serde_json::Value::String(kind)) => kind,
-                _ => return Err(line_error(n, "no kind")),
-            };
-            if kind != "end" {
-                let row = match fields.remove("row") {
-                    Some(serde_json::Value::Object(row)) if fields.is_empty() => row,
-                    _ => return Err(line_error(n, "a row line is {\"kind\":…,\"row\":{…}}")),
-                };
-                self.records += 1;
-                return Ok(Some((n, kind, row)));
-            }
-            {
-                let count = fields.get("records").and_then(serde_json::Value::as_u64);
-                if count.is_none() {
-                    return Err(line_error(n, "an end line without its record count"));
+            match parse_line(n, &line)? {
+                Line::Row(kind, row) => {
+                    self.records += 1;
+                    return Ok(Some((n, kind, row)));
                 }
-                self.ended = count;
+                Line::End(count) => self.ended = Some(count),
             }
         }
         Ok(None)

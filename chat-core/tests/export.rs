@@ -21,7 +21,14 @@ async fn export(
         lines
     });
     let result = engine
-        .export_tenant(actor, ExportOptions { secrets }, tx)
+        .export_tenant(
+            actor,
+            ExportOptions {
+                secrets,
+                ..Default::default()
+            },
+            tx,
+        )
         .await;
     let lines = reader.await.unwrap();
     result.map(|_| lines)

@@ -55,7 +55,7 @@ pub(crate) fn map(err: tokio_postgres::Error) -> Error {
         } else {
             StorageKind::Other
         };
-        let message = format!("PostgreSQL connection: {err}");
+        let message = format!("PostgreSQL connection: {}", with_causes(&err));
         return Error::Storage(StorageError::new(kind, message).with_source(err));
     };
     let code = db.code();
@@ -95,7 +95,7 @@ pub(crate) fn pool(err: deadpool_postgres::PoolError) -> Error {
         deadpool_postgres::PoolError::Backend(e) => {
             let message = match e.as_db_error() {
                 Some(db) => format!("no PostgreSQL connection: {}", db.code().code()),
-                None => format!("no PostgreSQL connection: {e}"),
+                None => format!("no PostgreSQL connection: {}", with_causes(&e)),
             };
             Error::Storage(StorageError::new(StorageKind::Unavailable, message).with_source(e))
         }
@@ -104,6 +104,20 @@ pub(crate) fn pool(err: deadpool_postgres::PoolError) -> Error {
             format!("no PostgreSQL connection: {other}"),
         ),
     }
+}
+
+/// The error and its causes, `a: b: c`: tokio-postgres says "error performing TLS
+/// handshake" and keeps the why (no TLS on the server, an untrusted certificate) in its
+/// source. Neither names the URL, so no password gets in.
+fn with_causes(err: &tokio_postgres::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// A row whose JSON no longer reads as the domain value: changed behind the store's back.

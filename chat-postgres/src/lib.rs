@@ -7,12 +7,15 @@ mod export;
 mod inboxes;
 mod list;
 mod mail;
+mod migrate;
 mod migrations;
 mod presence;
 mod reports;
 mod search;
 mod store;
+mod tls;
 mod webhooks;
 
+pub use migrate::{CopySummary, SKIPPED, SQLITE_SCHEMA};
 pub use migrations::SCHEMA_VERSION;
 pub use store::{Options, PostgresStore};

@@ -45,6 +45,7 @@ const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Options {
     pool_size: usize,
     schema: Option<String>,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -52,6 +53,7 @@ impl Default for Options {
         Self {
             pool_size: 16,
             schema: None,
+            ca_file: None,
         }
     }
 }
@@ -69,6 +71,14 @@ impl Options {
     /// letters, digits and `_` only.
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
         self.schema = Some(schema.into());
+        self
+    }
+
+    /// Trusts only the CA certificates (PEM) of this file for the server's certificate,
+    /// as the URL's `sslrootcert` does (this wins over it); with `sslmode=require` it also
+    /// turns the check on, as `verify-ca`. See the crate README's TLS section.
+    pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
         self
     }
 }
@@ -147,6 +157,11 @@ impl PostgresStore {
     /// or schema name that cannot be used; a storage error if the database cannot be
     /// reached or migrated.
     pub async fn connect_with(url: &str, options: Options) -> Result<Self> {
+        // `sslmode=verify-ca|verify-full` and `sslrootcert` are read here: tokio-postgres
+        // parses neither.
+        let (url, verify, root) = crate::tls::split_url(url);
+        let ca_file = options.ca_file.clone().or(root);
+        let tls = crate::tls::connector(verify, ca_file.as_deref())?;
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             // The parser's message never repeats the URL, so no password leaks through it.
             Error::validation("store", format!("not a PostgreSQL URL: {e}"))
@@ -171,13 +186,13 @@ impl PostgresStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls {
+            Some(tls) => Manager::from_config(config, tls, manager_config),
+            None => Manager::from_config(config, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -283,7 +298,11 @@ const CONVERSATION_COLUMNS: &str = "id, tenant_id, contact_id, channel, mode, pr
     created_at_ns, first_response_at_ns, closed_at_ns, rated_at_ns, rating_score";
 
 /// Inserts (`insert`) or replaces a conversation row from its value.
-async fn put_conversation(tx: &Transaction<'_>, c: &Conversation, insert: bool) -> Result<()> {
+pub(crate) async fn put_conversation(
+    tx: &Transaction<'_>,
+    c: &Conversation,
+    insert: bool,
+) -> Result<()> {
     let sql = if insert {
         format!(
             "INSERT INTO conversations ({CONVERSATION_COLUMNS}) VALUES \
@@ -343,7 +362,7 @@ fn message_search(m: &Message) -> (bool, Indexed) {
     (false, Indexed::of(Some(&m.body)))
 }
 
-async fn insert_message(tx: &Transaction<'_>, m: &Message) -> Result<()> {
+pub(crate) async fn insert_message(tx: &Transaction<'_>, m: &Message) -> Result<()> {
     let stmt = tx
         .prepare_cached(
             "INSERT INTO messages (id, tenant_id, conversation_id, seq, sender, kind, \
@@ -442,7 +461,7 @@ pub(crate) async fn insert_contact_in(tx: &Transaction<'_>, c: &Contact) -> Resu
     put_contact(tx, c, true).await.map(|_| ())
 }
 
-async fn put_agent(tx: &Transaction<'_>, a: &Agent, insert: bool) -> Result<u64> {
+pub(crate) async fn put_agent(tx: &Transaction<'_>, a: &Agent, insert: bool) -> Result<u64> {
     let sql = if insert {
         "INSERT INTO agents (id, tenant_id, name, email_lc, active, data) VALUES ($1, $2, $3, $4, $5, $6)"
     } else {

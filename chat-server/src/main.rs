@@ -21,6 +21,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 // The binary's own: the library never seeds data (embedders and templates bring theirs).
 mod demo;
+mod migrate;
 
 /// Customer-support chat server: HTTP API and WebSocket on one port, data in SQLite (or
 /// PostgreSQL with --store).
@@ -38,6 +39,11 @@ struct Cli {
     /// start). Servers sharing one database need the same --key-file.
     #[arg(long, env = "CHAT_STORE", hide_env_values = true)]
     store: Option<String>,
+    /// CA certificates (PEM) that --store's server certificate must chain to, instead of
+    /// the system's roots; with the URL's `sslmode=require` it turns the check on
+    /// (`verify-ca`). `sslmode=verify-full` also checks the host name.
+    #[arg(long, env = "CHAT_PG_CA")]
+    pg_ca: Option<PathBuf>,
     /// Share live events with the other servers on the same store through NATS:
     /// nats://host:4222 (comma-separated for a cluster). The in-process bus otherwise.
     #[arg(long, env = "CHAT_BUS", hide_env_values = true)]
@@ -323,6 +329,17 @@ enum Command {
         #[arg(long)]
         from: std::path::PathBuf,
     },
+    /// Copy a whole SQLite database (every tenant, staff with their passwords, tokens,
+    /// webhooks, inboxes, conversations, messages, events) into the empty PostgreSQL
+    /// database of --store, all or nothing, counting every table at the end. Run it with
+    /// no server on either. Files stay in the uploads folder: start the PostgreSQL servers
+    /// on the same --uploads-dir. The signing key beside the SQLite file is copied to
+    /// --key-file (or beside --db) if none is there, so issued tokens stay valid.
+    Migrate {
+        /// The SQLite database file.
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -425,6 +442,20 @@ async fn main() -> anyhow::Result<()> {
     if let Some(Command::Import { from }) = &cli.command {
         return import(&cli, from).await;
     }
+    if let Some(Command::Migrate { from }) = &cli.command {
+        anyhow::ensure!(
+            cli.store.is_some(),
+            "migrate copies into PostgreSQL: give --store postgres://…"
+        );
+        let (store, _) = open_postgres(&cli).await?;
+        let keys = (
+            beside(from, "chat-signing.key"),
+            cli.key_file
+                .clone()
+                .unwrap_or_else(|| beside(&cli.db, "chat-signing.key")),
+        );
+        return migrate::migrate(from, &store, keys).await;
+    }
     let (store, store_name) = open_store(&cli).await?;
     let limits = Limits {
         max_message_chars: cli.max_message_chars,
@@ -478,6 +509,7 @@ async fn main() -> anyhow::Result<()> {
     {
         let options = chat_core::export::ExportOptions {
             secrets: !without_secrets,
+            ..Default::default()
         };
         let files = (!without_files).then_some(&*blobs);
         return export(&engine, *tenant, to, options, files).await;
@@ -747,7 +779,11 @@ async fn open_postgres(cli: &Cli) -> anyhow::Result<(PostgresStore, String)> {
         "--store takes a postgres:// URL (the SQLite file is chosen with --db)"
     );
     // The URL may hold a password: errors name the store, never the URL.
-    let store = PostgresStore::connect(url)
+    let mut options = chat_postgres::Options::default();
+    if let Some(ca) = &cli.pg_ca {
+        options = options.ca_file(ca);
+    }
+    let store = PostgresStore::connect_with(url, options)
         .await
         .context("opening the PostgreSQL store (--store)")?;
     Ok((store, "postgres".to_owned()))

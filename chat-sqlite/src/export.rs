@@ -172,6 +172,44 @@ pub(crate) fn export_tenant(
             records += export_events(&tx, tenant, out)?;
             continue;
         }
+        if options.portable {
+            match table.name {
+                "conversations" => {
+                    records += export_values(
+                        &tx,
+                        tenant,
+                        out,
+                        table.name,
+                        PORTABLE_CONVERSATIONS,
+                        |row| {
+                            crate::codec::conversation_from_row(row)
+                                .and_then(|c| crate::codec::to_json(&c))
+                        },
+                    )?;
+                    continue;
+                }
+                "messages" => {
+                    records += export_values(
+                        &tx,
+                        tenant,
+                        out,
+                        table.name,
+                        &format!(
+                            "SELECT {} FROM messages WHERE tenant_id = ?1 ORDER BY pk",
+                            crate::codec::MESSAGE_COLUMNS
+                        ),
+                        |row| {
+                            crate::codec::message_from_row(row)
+                                .and_then(|m| crate::codec::to_json(&m))
+                        },
+                    )?;
+                    continue;
+                }
+                // In the conversation's value.
+                "conversation_tags" | "conversation_participants" => continue,
+                _ => {}
+            }
+        }
         let columns = columns(&tx, table.name)?;
         let list = columns
             .iter()
@@ -217,6 +255,40 @@ pub(crate) fn export_tenant(
     }
     tx.finish().db()?;
     send_line(out, export_end_line(records))?;
+    Ok(records)
+}
+
+/// A portable export's conversations: each as the store reads it back, the activity
+/// columns folded into its value (tags and participants are in it too).
+const PORTABLE_CONVERSATIONS: &str = concat!(
+    "SELECT ",
+    crate::codec::conversation_columns!(),
+    " FROM conversations WHERE tenant_id = ?1 ORDER BY id"
+);
+
+/// Rows of a portable export as `{"kind":…,"row":{"value":{…}}}`: the domain value
+/// `value` makes of each row of `sql`, for a store whose layout differs from this one's.
+fn export_values(
+    conn: &Connection,
+    tenant: TenantId,
+    out: &ExportSink,
+    kind: &str,
+    sql: &str,
+    value: impl Fn(&rusqlite::Row<'_>) -> Result<String>,
+) -> Result<u64> {
+    let mut stmt = conn.prepare(sql).db()?;
+    let mut rows = stmt.query([tenant.as_uuid()]).db()?;
+    let mut records = 0;
+    while let Some(row) = rows.next().db()? {
+        send_line(
+            out,
+            format!(
+                "{{\"kind\":\"{kind}\",\"row\":{{\"value\":{}}}}}",
+                value(row)?
+            ),
+        )?;
+        records += 1;
+    }
     Ok(records)
 }
 

@@ -2189,7 +2189,14 @@ async fn export_lines(store: &S, tenant: TenantId, secrets: bool) -> Vec<String>
         lines
     });
     let records = store
-        .export_tenant(tenant, crate::export::ExportOptions { secrets }, tx)
+        .export_tenant(
+            tenant,
+            crate::export::ExportOptions {
+                secrets,
+                ..Default::default()
+            },
+            tx,
+        )
         .await
         .unwrap();
     let lines = reader.await.unwrap();

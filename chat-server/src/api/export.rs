@@ -25,7 +25,14 @@ pub async fn export(ctx: Ctx) -> Result<Resp, ApiError> {
     let (lines_tx, mut lines) = tokio::sync::mpsc::channel::<String>(LINES_IN_FLIGHT);
     let mut exporting = tokio::spawn(async move {
         engine
-            .export_tenant(&actor, ExportOptions { secrets: false }, lines_tx)
+            .export_tenant(
+                &actor,
+                ExportOptions {
+                    secrets: false,
+                    ..Default::default()
+                },
+                lines_tx,
+            )
             .await
     });
     let task_failed = |e: tokio::task::JoinError| {
