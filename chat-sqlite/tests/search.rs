@@ -13,8 +13,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chat_core::memory::MemoryStore;
-use chat_core::store::{ConversationQuery, Scope};
-use chat_core::{Contact, Conversation, Message, Sender, Store, TenantId};
+use chat_core::store::{ConversationQuery, HitQuery, Scope};
+use chat_core::{
+    Contact, Conversation, ConversationId, Message, MessageKind, Sender, Store, TenantId,
+};
 use chat_sqlite::{Options, SqliteStore};
 use common::*;
 use rusqlite::{Connection, OpenFlags};
@@ -33,6 +35,11 @@ const NEEDLES: &[&str] = &[
     "ravo",
     " order 12",
     " 1234",
+    // An ASCII word the index folds out of "café" (a candidate chat-core turns down), the
+    // accented word itself, and a word of an internal note.
+    " cafe",
+    " café",
+    " foxtrot",
 ];
 
 /// The same store twice: SQLite and the reference, written through the same calls.
@@ -91,6 +98,15 @@ impl Both {
         a.message
     }
 
+    async fn note(&mut self, c: &Conversation, body: &str) -> Message {
+        let n = self.id();
+        let m = message(c, n, Sender::System, MessageKind::Note, body, 5);
+        let a = self.mem.append_message(m.clone()).await.unwrap();
+        let b = self.sql().append_message(m).await.unwrap();
+        assert_eq!(a.message, b.message);
+        a.message
+    }
+
     async fn edit(&mut self, m: &Message, body: &str) {
         let mut edited = m.clone();
         edited.body = body.into();
@@ -139,6 +155,27 @@ impl Both {
                     format!("{expected:#?}"),
                     "search for {needle:?} differs from the reference store"
                 );
+                // The matching messages of every conversation the page found (through the
+                // index, newest first, as many as asked), and of one it did not.
+                for per_conversation in [1, 2, 50] {
+                    let hits = HitQuery {
+                        tenant: self.tenant,
+                        conversations: expected
+                            .items
+                            .iter()
+                            .map(|c| c.id)
+                            .chain([ConversationId(id(999_999))])
+                            .collect(),
+                        text: (*needle).into(),
+                        notes: matches!(q.scope, Scope::Tenant),
+                        per_conversation,
+                    };
+                    assert_eq!(
+                        self.sql().message_hits(&hits).await.unwrap(),
+                        self.mem.message_hits(&hits).await.unwrap(),
+                        "message hits for {needle:?} differ from the reference store"
+                    );
+                }
             }
         }
     }
@@ -254,9 +291,12 @@ async fn filled(path: &Path) -> (Both, Vec<Conversation>, Vec<Message>) {
         (&c1, "my order 1234 is late"),
         (&c2, "bravo two"),
         (&c2, "alpha bravo together"),
+        (&c2, "un café, alpha"),
+        (&c1, "alpha cafeteria"),
     ] {
         messages.push(both.post(c, body).await);
     }
+    both.note(&c1, "foxtrot alpha for the staff").await;
     both.sql().wait_for_search_index().await.unwrap();
     (both, vec![c1, c2], messages)
 }
