@@ -5,7 +5,8 @@
 //! Walking a conversation's messages newest first and testing each body stops early when
 //! the text is common in it, but reads its whole history when the conversation was found
 //! by its title or contact and no message matches, or when its only match is old: 100,000
-//! bodies for a conversation of 100,000 messages. Through the index, a conversation's
+//! bodies for a conversation of 100,000 messages. That walk is kept for conversations of
+//! up to [`SHORT_CONVERSATION`] messages. Through the index, a longer conversation's
 //! candidates are the index entries between its first and last `pk` (a conversation's
 //! messages get increasing `pk`s, as they get increasing sequences), newest first; each is
 //! kept if the search file says it is this conversation's (`search_rows`, before the row is
@@ -21,7 +22,7 @@
 
 use chat_core::store::{HitQuery, TextQuery};
 use chat_core::{Message, Result};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::codec::{limit, message_from_row};
 use crate::error::Db;
@@ -45,18 +46,28 @@ const HITS_BY_BODY: &str = concat!(
      AND (?3 OR m.kind <> 'note') AND text_matches(m.body, ?4) ORDER BY m.seq DESC LIMIT +?5"
 );
 
-/// The `pk`s of a conversation's oldest and newest messages: the range its index entries
-/// are in. Two ends of `messages_seq`, not a walk of it.
-const PK_RANGE: &str = "SELECT (SELECT pk FROM messages WHERE conversation_id = ?1 ORDER BY seq ASC LIMIT 1), \
-     (SELECT pk FROM messages WHERE conversation_id = ?1 ORDER BY seq DESC LIMIT 1)";
+/// The `pk`s and sequences of a conversation's oldest and newest messages: the range its
+/// index entries are in, and about how many messages it has. Two ends of `messages_seq`,
+/// not a walk of it.
+const ENDS: &str = "SELECT first.pk, first.seq, last.pk, last.seq FROM \
+     (SELECT pk, seq FROM messages WHERE conversation_id = ?1 ORDER BY seq ASC LIMIT 1) AS first, \
+     (SELECT pk, seq FROM messages WHERE conversation_id = ?1 ORDER BY seq DESC LIMIT 1) AS last";
+
+/// Up to this many messages, a conversation's bodies are read newest first (no more than
+/// this many rows); beyond, its hits are looked up in the index. The index walk reads the
+/// word's entries in the conversation's range of `pk`s, which for a common word in a
+/// conversation as old as the desk can be more than a short conversation's rows.
+const SHORT_CONVERSATION: i64 = 200;
 
 /// Index entries in a range of `pk`s, newest first (FTS5 walks its rowids backwards and
-/// seeks the range itself), kept if they are the conversation's and pass the test.
-const HITS_BY_INDEX: &str = concat!(
+/// seeks the range itself), kept if they are the conversation's and pass the test. `CROSS
+/// JOIN` keeps the index outermost: left to itself the planner walks the conversation's
+/// `search_rows` and probes the index for each, every message of a long conversation.
+pub(crate) const HITS_BY_INDEX: &str = concat!(
     "SELECT ",
     hit_columns!(),
-    ", m.pk FROM search.message_search s JOIN search.search_rows r ON r.pk = s.rowid \
-     JOIN messages m ON m.pk = s.rowid \
+    ", m.pk FROM search.message_search s CROSS JOIN search.search_rows r ON r.pk = s.rowid \
+     CROSS JOIN messages m ON m.pk = s.rowid \
      WHERE message_search MATCH ?1 AND s.rowid BETWEEN ?2 AND ?3 AND r.conversation_id = ?4 \
      AND m.conversation_id = ?4 AND m.tenant_id = ?5 AND m.deleted_at IS NULL \
      AND (?6 OR m.kind <> 'note') AND text_matches(m.body, ?7) \
@@ -87,6 +98,22 @@ pub(crate) fn message_hits(
     };
     let wanted = limit(q.per_conversation);
     for conversation in &q.conversations {
+        let ends: Option<(i64, i64, i64, i64)> = conn
+            .prepare_cached(ENDS)
+            .db()?
+            .query_row([conversation.0], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .optional()
+            .db()?;
+        let Some((first, first_seq, last, last_seq)) = ends else {
+            continue;
+        };
+        let index = if last_seq - first_seq < SHORT_CONVERSATION {
+            WordIndex::Scan
+        } else {
+            index
+        };
         match index {
             WordIndex::Scan => {
                 let mut stmt = conn.prepare_cached(HITS_BY_BODY).db()?;
@@ -98,14 +125,6 @@ pub(crate) fn message_hits(
                 }
             }
             WordIndex::Since { watermark } => {
-                let (first, last): (Option<i64>, Option<i64>) = conn
-                    .prepare_cached(PK_RANGE)
-                    .db()?
-                    .query_row([conversation.0], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .db()?;
-                let (Some(first), Some(last)) = (first, last) else {
-                    continue;
-                };
                 let mut found: Vec<(i64, Message)> = Vec::new();
                 let mut collect = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Result<()> {
                     let mut stmt = conn.prepare_cached(sql).db()?;

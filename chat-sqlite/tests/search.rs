@@ -710,3 +710,77 @@ fn page_count(db: &Path) -> u64 {
         .query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))
         .unwrap() as u64
 }
+
+/// The message hits of one conversation, as the reference store gives them, for every
+/// needle and as staff and customer.
+async fn assert_hits_exact(both: &Both, c: &Conversation, needles: &[&str]) {
+    for needle in needles {
+        for (notes, per_conversation) in [(true, 1), (true, 3), (false, 3), (true, 500)] {
+            let hits = HitQuery {
+                tenant: both.tenant,
+                conversations: vec![c.id],
+                text: (*needle).into(),
+                notes,
+                per_conversation,
+            };
+            assert_eq!(
+                both.sql().message_hits(&hits).await.unwrap(),
+                both.mem.message_hits(&hits).await.unwrap(),
+                "hits for {needle:?} (notes {notes}, {per_conversation} a conversation) differ"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_of_a_long_conversation_come_from_the_index_and_stay_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let mut both = Both::new(&db).await;
+    let long = both.conversation().await;
+    let other = both.conversation().await;
+    // Long enough to be looked up in the index: an old match, a note, an accented body,
+    // words of the other conversation in between, a phrase that is only found apart.
+    let mut posted = Vec::new();
+    posted.push(both.post(&long, "the first kettle of the desk").await);
+    for n in 0..260u32 {
+        let body = match n % 50 {
+            7 => "a parcel that is late".to_owned(),
+            9 => "late, and the parcel too".to_owned(),
+            13 => "un café crème".to_owned(),
+            _ => format!("filler {n}"),
+        };
+        posted.push(both.post(&long, &body).await);
+        if n % 40 == 0 {
+            both.post(&other, "kettle elsewhere, late parcel").await;
+        }
+    }
+    both.note(&long, "kettle for the staff").await;
+    both.sql().wait_for_search_index().await.unwrap();
+    let needles = [
+        "kettle",
+        "first",
+        "cafe",
+        "café",
+        "\"late parcel\"",
+        "parcel late",
+        "filler 25",
+        "nothing",
+    ];
+    assert_hits_exact(&both, &long, &needles).await;
+
+    // While the indexer is held up: an edit that removes a match, one that adds one, a
+    // deleted match and a new one.
+    let holder = Connection::open(search_file(&db)).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    both.edit(&posted[0], "the first teapot").await;
+    both.edit(&posted[100], "a kettle now").await;
+    both.delete_message(&posted[58]).await;
+    both.post(&long, "a late parcel again").await;
+    assert_hits_exact(&both, &long, &needles).await;
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+    both.sql().wait_for_search_index().await.unwrap();
+    assert_hits_exact(&both, &long, &needles).await;
+    assert_index_matches_messages(&db);
+}
