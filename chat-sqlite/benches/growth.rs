@@ -26,6 +26,15 @@
 //! - bytes per message: the database, its log and the search file over the messages.
 //!
 //! The goals are issue 25's; the last column says each one's target.
+//!
+//! `BENCH_DIR=<folder>` keeps each database there (`growth-<conversations>x<messages>.db`)
+//! and the next run with the same size uses it again instead of building it (a search file
+//! of an older layout is rebuilt by the store when it opens); with `BENCH_POSTS=0` a run
+//! leaves it as it is (no appends), to time queries again and again on one database:
+//!
+//! ```text
+//! BENCH_DIR=/var/tmp/growth BENCH_POSTS=0 cargo bench -p chat-sqlite --bench growth -- 100000x1000000
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -296,7 +305,33 @@ async fn build(path: &Path, size: &Size) -> (TenantId, Arc<Vec<ConversationId>>)
         // The messages went in behind the store's back: a new search file indexes them.
         std::fs::remove_file(search_path(path)).unwrap();
     }
+    std::fs::write(built_mark(path), b"").unwrap();
     (tenant, Arc::new(ids))
+}
+
+/// The tenant and conversations of a database a run before kept (`BENCH_DIR`), if it was
+/// built to the end (its `.built` mark is written last).
+fn kept_database(path: &Path) -> Option<(TenantId, Arc<Vec<ConversationId>>)> {
+    if !built_mark(path).exists() {
+        return None;
+    }
+    let conn = Connection::open(path).ok()?;
+    let tenant: Uuid = conn
+        .query_row("SELECT id FROM tenants", [], |r| r.get(0))
+        .ok()?;
+    let ids = conn
+        .prepare("SELECT id FROM conversations ORDER BY rowid")
+        .ok()?
+        .query_map([], |r| r.get::<_, Uuid>(0))
+        .ok()?
+        .map(|id| id.map(ConversationId))
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .ok()?;
+    Some((TenantId(tenant), Arc::new(ids)))
+}
+
+fn built_mark(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.built", path.display()))
 }
 
 fn search_path(path: &Path) -> PathBuf {
@@ -404,6 +439,26 @@ fn thread_schedstat(name: &str) -> Option<PathBuf> {
     found.pop().map(|(_, p)| p)
 }
 
+/// The messages in the database at `path`.
+fn stored_messages(path: &Path) -> i64 {
+    Connection::open(path)
+        .and_then(|c| c.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)))
+        .unwrap()
+}
+
+/// CPU time of every thread of this process so far (Linux `schedstat`): on a machine
+/// other work shares, it says what a query costs where the wall clock says how long it
+/// waited for a core.
+fn process_cpu() -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        if let Some(cpu) = thread_cpu(&task.ok()?.path().join("schedstat")) {
+            total += cpu;
+        }
+    }
+    Some(total)
+}
+
 /// p50 and p99 of `samples`.
 fn quantiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
@@ -448,6 +503,8 @@ const ROWS: &[(&str, &str, bool, &str)] = &[
         false,
         "< 50 ms at 5M messages",
     ),
+    ("search, a word that hits, CPU per query", "ms", false, ""),
+    ("search, a word that misses, CPU per query", "ms", false, ""),
     (
         "queue count (/metrics) p50",
         "ms",
@@ -485,12 +542,17 @@ async fn measure(
             let first = store.list_conversations(&q).await.unwrap();
             assert_eq!(!first.items.is_empty(), expect_items, "{q:?}");
             let mut samples = Vec::new();
+            let cpu_before = process_cpu();
             for _ in 0..queries {
                 let started = Instant::now();
                 store.list_conversations(&q).await.unwrap();
                 samples.push(started.elapsed());
             }
-            quantiles(samples)
+            let cpu = process_cpu()
+                .zip(cpu_before)
+                .map(|(after, before)| (after - before) / queries as u32);
+            let (p50, p99) = quantiles(samples);
+            (p50, p99, cpu)
         }
     };
     let ms = |d: Duration| Some(d.as_secs_f64() * 1e3);
@@ -509,7 +571,8 @@ async fn measure(
             text: Some(HIT.into()),
             ..admin()
         },
-        size.messages > 7,
+        // A kept database also has the posts of the runs before, some of them hits.
+        size.messages > 7 || stored_messages(path) > 0,
     )
     .await;
     let miss = timed(
@@ -531,7 +594,8 @@ async fn measure(
     .await;
 
     // Durable appends last: they change the database the reads above measured.
-    let posts = env("BENCH_POSTS", 20_000).max(1);
+    // `BENCH_POSTS=0` leaves a kept database as it is (the reads only).
+    let posts = env("BENCH_POSTS", 20_000);
     let indexer = thread_schedstat("chat-sqlite-ind");
     let indexer_before = indexer.as_deref().and_then(thread_cpu);
     let next = Arc::new(AtomicU64::new(0));
@@ -560,16 +624,17 @@ async fn measure(
     for t in tasks {
         latencies.extend(t.await.unwrap());
     }
-    let rate = posts as f64 / started.elapsed().as_secs_f64();
+    let rate = (posts > 0).then(|| posts as f64 / started.elapsed().as_secs_f64());
     store.wait_for_search_index().await.unwrap();
     let indexer_cpu = match (indexer_before, indexer.as_deref().and_then(thread_cpu)) {
-        (Some(b), Some(a)) => Some((a - b).as_secs_f64() * 1e6 / posts as f64),
+        (Some(b), Some(a)) if posts > 0 => Some((a - b).as_secs_f64() * 1e6 / posts as f64),
         _ => None,
     };
     let (append_p50, append_p99) = if latencies.is_empty() {
-        (Duration::ZERO, Duration::ZERO)
+        (None, None)
     } else {
-        quantiles(latencies)
+        let (p50, p99) = quantiles(latencies);
+        (ms(p50), ms(p99))
     };
     drop(store);
 
@@ -582,12 +647,13 @@ async fn measure(
     .iter()
     .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
     .sum();
-    let messages = size.messages + posts;
+    // Counted, not assumed: a kept database has the posts of the runs before.
+    let messages = stored_messages(path);
 
     vec![
-        Some(rate),
-        ms(append_p50),
-        ms(append_p99),
+        rate,
+        append_p50,
+        append_p99,
         indexer_cpu,
         ms(inbox.0),
         ms(inbox.1),
@@ -597,8 +663,10 @@ async fn measure(
         ms(hit.1),
         ms(miss.0),
         ms(miss.1),
+        hit.2.and_then(ms),
+        miss.2.and_then(ms),
         ms(queue.0),
-        Some(bytes as f64 / messages as f64),
+        Some(bytes as f64 / messages.max(1) as f64),
     ]
 }
 
@@ -613,25 +681,48 @@ async fn main() {
     if sizes.is_empty() {
         sizes = vec![Size::parse("2000x0"), Size::parse("10000x100000")];
     }
-    let dir = match std::env::var("BENCH_DIR") {
-        Ok(d) => tempfile::tempdir_in(d).unwrap(),
-        Err(_) => tempfile::tempdir().unwrap(),
+    // `BENCH_DIR` keeps each database (`growth-<conversations>x<messages>.db`) and uses it
+    // again in the next run instead of building it: a 1M-message database takes minutes to
+    // build and index. Without it they go in a temporary folder, deleted as each is done.
+    let kept = std::env::var_os("BENCH_DIR").map(PathBuf::from);
+    let temporary = match &kept {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).unwrap();
+            None
+        }
+        None => Some(tempfile::tempdir().unwrap()),
     };
     println!("chat-sqlite growth benchmark: one run, ratio to the first size in brackets");
     let mut columns = Vec::new();
-    for (n, size) in sizes.iter().enumerate() {
-        let path = dir.path().join(format!("growth-{n}.db"));
-        let building = Instant::now();
-        let (tenant, ids) = build(&path, size).await;
-        eprintln!(
-            "  {}: built in {:.1} s",
-            size.label(),
-            building.elapsed().as_secs_f64()
-        );
+    for size in &sizes {
+        let name = format!("growth-{}x{}.db", size.conversations, size.messages);
+        let path = match (&kept, &temporary) {
+            (Some(dir), _) => dir.join(name),
+            (None, Some(dir)) => dir.path().join(name),
+            (None, None) => unreachable!("one of the two folders is set"),
+        };
+        let (tenant, ids) = match kept.is_some().then(|| kept_database(&path)).flatten() {
+            Some(found) => {
+                eprintln!("  {}: using the kept {}", size.label(), path.display());
+                found
+            }
+            None => {
+                let building = Instant::now();
+                let built = build(&path, size).await;
+                eprintln!(
+                    "  {}: built in {:.1} s",
+                    size.label(),
+                    building.elapsed().as_secs_f64()
+                );
+                built
+            }
+        };
         columns.push(measure(&path, size, tenant, ids).await);
-        // Each database is measured on its own; the next one needs the disk.
-        for suffix in ["", "-wal", "-shm", "-search", "-search-wal", "-search-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        if kept.is_none() {
+            // Each database is measured on its own; the next one needs the disk.
+            for suffix in ["", "-wal", "-shm", "-search", "-search-wal", "-search-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
         }
     }
 

@@ -9,6 +9,7 @@ mod erasure;
 mod error;
 mod events;
 mod export;
+mod hits;
 mod inboxes;
 mod list;
 mod mail;

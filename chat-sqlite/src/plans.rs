@@ -252,3 +252,38 @@ fn hot_reads_are_not_compiled_again_at_each_run() {
         assert_eq!(reprepares(&conn, &page, &page_params), 0);
     }
 }
+
+#[test]
+fn message_hits_of_a_long_conversation_walk_the_index_backwards_within_its_range() {
+    let (conn, _dir) = database();
+    let params = [
+        Value::Text("\"kettle\"*".into()),
+        Value::Integer(1),
+        Value::Integer(1000),
+        blob(),
+        blob(),
+        Value::Integer(1),
+        Value::Text("kettle".into()),
+        Value::Integer(3),
+    ];
+    let p = plan(&conn, crate::hits::HITS_BY_INDEX, &params);
+    // The index outermost, its rowids walked newest first within the range (`><`), each
+    // entry's side row and message found by `pk`; no sort.
+    assert!(
+        p.lines()
+            .next()
+            .is_some_and(|first| first.starts_with("SCAN s VIRTUAL TABLE INDEX")
+                && first.contains("M")
+                && first.contains("><")),
+        "{p}"
+    );
+    assert!(
+        p.contains("SEARCH r USING INTEGER PRIMARY KEY (rowid=?)"),
+        "{p}"
+    );
+    assert!(
+        p.contains("SEARCH m USING INTEGER PRIMARY KEY (rowid=?)"),
+        "{p}"
+    );
+    assert!(!p.contains("TEMP B-TREE"), "{p}");
+}

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use chat_core::store::{HitQuery, MessageQuery};
+use chat_core::store::MessageQuery;
 use chat_core::{
     Agent, AgentId, AgentLoad, Contact, ContactId, Conversation, ConversationId, Error, Event,
     Message, MessageId, ReadCursor, Result, Tenant, TenantId,
@@ -30,13 +30,6 @@ const MESSAGES_AFTER: &str = "SELECT id, tenant_id, conversation_id, seq, sender
      client_message_id, reply_to, created_at, edited_at, deleted_at, extra FROM messages \
      WHERE conversation_id = ?1 AND tenant_id = ?2 AND seq > ?3 AND seq < ?4 AND (?5 OR kind <> 'note') \
      ORDER BY seq ASC LIMIT +?6";
-/// A conversation's newest messages a search text matches (`message_hits`), walked newest
-/// first along `messages_seq`: the page of results names at most a page of conversations,
-/// and each stops at its last hit wanted.
-const MESSAGE_HITS: &str = "SELECT id, tenant_id, conversation_id, seq, sender, kind, body, \
-     client_message_id, reply_to, created_at, edited_at, deleted_at, extra FROM messages \
-     WHERE conversation_id = ?1 AND tenant_id = ?2 AND deleted_at IS NULL AND (?3 OR kind <> 'note') \
-     AND text_matches(body, ?4) ORDER BY seq DESC LIMIT +?5";
 /// Hot query: the event log after a sequence.
 /// Slim events are joined to their message's row (src/events.rs).
 pub(crate) const EVENTS_SINCE: &str = concat!(
@@ -264,26 +257,6 @@ pub(crate) fn message(
     let mut stmt = conn.prepare_cached(&sql).db()?;
     let mut rows = stmt.query(params![id.0, tenant.0]).db()?;
     rows.next().db()?.map(message_from_row).transpose()
-}
-
-pub(crate) fn message_hits(conn: &Connection, q: &HitQuery) -> Result<Vec<Message>> {
-    let mut out = Vec::new();
-    let mut stmt = conn.prepare_cached(MESSAGE_HITS).db()?;
-    for conversation in &q.conversations {
-        let mut rows = stmt
-            .query(params![
-                conversation.0,
-                q.tenant.0,
-                q.notes,
-                q.text,
-                limit(q.per_conversation)
-            ])
-            .db()?;
-        while let Some(row) = rows.next().db()? {
-            out.push(message_from_row(row)?);
-        }
-    }
-    Ok(out)
 }
 
 pub(crate) fn messages(conn: &Connection, q: &MessageQuery) -> Result<Vec<Message>> {

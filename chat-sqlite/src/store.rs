@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 use crate::checkpoint::Checkpoints;
 use crate::connection::{configure, in_file, open_helper, open_writer};
 use crate::error::Db;
+use crate::hits;
 use crate::migrations::migrate;
 use crate::options::Options;
 use crate::search::{Search, WordIndex, word_index};
@@ -607,7 +608,23 @@ impl Store for SqliteStore {
 
     async fn message_hits(&self, query: &HitQuery) -> Result<Vec<Message>> {
         let query = query.clone();
-        self.read(move |c| read::message_hits(c, &query)).await
+        let search = self.search.shared();
+        // As a text search: one snapshot of both files, the index where it is exact.
+        self.read(move |conn| {
+            search.attach_reader(conn);
+            let tx = conn.unchecked_transaction().db()?;
+            let index = word_index(&tx);
+            let hits = match hits::message_hits(&tx, &query, index) {
+                Err(_) if index != WordIndex::Scan => {
+                    search.suspect();
+                    hits::message_hits(&tx, &query, WordIndex::Scan)
+                }
+                other => other,
+            }?;
+            tx.finish().db()?;
+            Ok(hits)
+        })
+        .await
     }
 
     async fn set_read_cursor(&self, cursor: &ReadCursor) -> Result<(Conversation, Option<Event>)> {

@@ -13,8 +13,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chat_core::memory::MemoryStore;
-use chat_core::store::{ConversationQuery, Scope};
-use chat_core::{Contact, Conversation, Message, Sender, Store, TenantId};
+use chat_core::store::{ConversationQuery, HitQuery, Scope};
+use chat_core::{
+    Contact, Conversation, ConversationId, Message, MessageKind, Sender, Store, TenantId,
+};
 use chat_sqlite::{Options, SqliteStore};
 use common::*;
 use rusqlite::{Connection, OpenFlags};
@@ -33,6 +35,11 @@ const NEEDLES: &[&str] = &[
     "ravo",
     " order 12",
     " 1234",
+    // An ASCII word the index folds out of "café" (a candidate chat-core turns down), the
+    // accented word itself, and a word of an internal note.
+    " cafe",
+    " café",
+    " foxtrot",
 ];
 
 /// The same store twice: SQLite and the reference, written through the same calls.
@@ -91,6 +98,15 @@ impl Both {
         a.message
     }
 
+    async fn note(&mut self, c: &Conversation, body: &str) -> Message {
+        let n = self.id();
+        let m = message(c, n, Sender::System, MessageKind::Note, body, 5);
+        let a = self.mem.append_message(m.clone()).await.unwrap();
+        let b = self.sql().append_message(m).await.unwrap();
+        assert_eq!(a.message, b.message);
+        a.message
+    }
+
     async fn edit(&mut self, m: &Message, body: &str) {
         let mut edited = m.clone();
         edited.body = body.into();
@@ -139,6 +155,27 @@ impl Both {
                     format!("{expected:#?}"),
                     "search for {needle:?} differs from the reference store"
                 );
+                // The matching messages of every conversation the page found (through the
+                // index, newest first, as many as asked), and of one it did not.
+                for per_conversation in [1, 2, 50] {
+                    let hits = HitQuery {
+                        tenant: self.tenant,
+                        conversations: expected
+                            .items
+                            .iter()
+                            .map(|c| c.id)
+                            .chain([ConversationId(id(999_999))])
+                            .collect(),
+                        text: (*needle).into(),
+                        notes: matches!(q.scope, Scope::Tenant),
+                        per_conversation,
+                    };
+                    assert_eq!(
+                        self.sql().message_hits(&hits).await.unwrap(),
+                        self.mem.message_hits(&hits).await.unwrap(),
+                        "message hits for {needle:?} differ from the reference store"
+                    );
+                }
             }
         }
     }
@@ -254,9 +291,12 @@ async fn filled(path: &Path) -> (Both, Vec<Conversation>, Vec<Message>) {
         (&c1, "my order 1234 is late"),
         (&c2, "bravo two"),
         (&c2, "alpha bravo together"),
+        (&c2, "un café, alpha"),
+        (&c1, "alpha cafeteria"),
     ] {
         messages.push(both.post(c, body).await);
     }
+    both.note(&c1, "foxtrot alpha for the staff").await;
     both.sql().wait_for_search_index().await.unwrap();
     (both, vec![c1, c2], messages)
 }
@@ -669,4 +709,78 @@ fn page_count(db: &Path) -> u64 {
         .unwrap()
         .query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))
         .unwrap() as u64
+}
+
+/// The message hits of one conversation, as the reference store gives them, for every
+/// needle and as staff and customer.
+async fn assert_hits_exact(both: &Both, c: &Conversation, needles: &[&str]) {
+    for needle in needles {
+        for (notes, per_conversation) in [(true, 1), (true, 3), (false, 3), (true, 500)] {
+            let hits = HitQuery {
+                tenant: both.tenant,
+                conversations: vec![c.id],
+                text: (*needle).into(),
+                notes,
+                per_conversation,
+            };
+            assert_eq!(
+                both.sql().message_hits(&hits).await.unwrap(),
+                both.mem.message_hits(&hits).await.unwrap(),
+                "hits for {needle:?} (notes {notes}, {per_conversation} a conversation) differ"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_of_a_long_conversation_come_from_the_index_and_stay_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let mut both = Both::new(&db).await;
+    let long = both.conversation().await;
+    let other = both.conversation().await;
+    // Long enough to be looked up in the index: an old match, a note, an accented body,
+    // words of the other conversation in between, a phrase that is only found apart.
+    let mut posted = Vec::new();
+    posted.push(both.post(&long, "the first kettle of the desk").await);
+    for n in 0..260u32 {
+        let body = match n % 50 {
+            7 => "a parcel that is late".to_owned(),
+            9 => "late, and the parcel too".to_owned(),
+            13 => "un café crème".to_owned(),
+            _ => format!("filler {n}"),
+        };
+        posted.push(both.post(&long, &body).await);
+        if n % 40 == 0 {
+            both.post(&other, "kettle elsewhere, late parcel").await;
+        }
+    }
+    both.note(&long, "kettle for the staff").await;
+    both.sql().wait_for_search_index().await.unwrap();
+    let needles = [
+        "kettle",
+        "first",
+        "cafe",
+        "café",
+        "\"late parcel\"",
+        "parcel late",
+        "filler 25",
+        "nothing",
+    ];
+    assert_hits_exact(&both, &long, &needles).await;
+
+    // While the indexer is held up: an edit that removes a match, one that adds one, a
+    // deleted match and a new one.
+    let holder = Connection::open(search_file(&db)).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    both.edit(&posted[0], "the first teapot").await;
+    both.edit(&posted[100], "a kettle now").await;
+    both.delete_message(&posted[58]).await;
+    both.post(&long, "a late parcel again").await;
+    assert_hits_exact(&both, &long, &needles).await;
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+    both.sql().wait_for_search_index().await.unwrap();
+    assert_hits_exact(&both, &long, &needles).await;
+    assert_index_matches_messages(&db);
 }

@@ -4,10 +4,12 @@
 //! # The search file
 //!
 //! An FTS5 table `message_search` over message bodies (`unicode61` words, contentless with
-//! `contentless_delete`, rowid = `messages.pk`, only messages not deleted), a side table
-//! `search_rows` saying which `pk` is indexed for which conversation (a hard-deleted
-//! conversation takes its messages along without an event per message, and a contentless
-//! index cannot be asked which rows are whose), and one `search_state` row: the database it
+//! `contentless_delete`, rowid = `messages.pk`, only messages not deleted, `detail = none`:
+//! which messages hold a word, not where, so a phrase is looked up as its words and each
+//! candidate checked), a side table `search_rows` saying which `pk` is indexed for which
+//! conversation (a hard-deleted conversation takes its messages along without an event per
+//! message, and a contentless index cannot be asked which rows are whose) and with which
+//! [`flags`](super::flags), and one `search_state` row: the database it
 //! indexes (`store_meta.store_id`), the **watermark** (the last `events` rowid applied), the
 //! **horizon** (the newest `events` rowid of any snapshot the indexed bodies were read
 //! from), the `(tenant, seq)` of the event at the watermark, and `rebuilt_to` while a
@@ -30,7 +32,9 @@ use crate::error::Db;
 /// `PRAGMA application_id` of a search file ("CHSX").
 const APPLICATION_ID: i32 = 0x4348_5358;
 /// `PRAGMA user_version` of a search file: the layout below. Any other is rebuilt.
-const FORMAT: i32 = 1;
+/// Format 2: `detail = none` (no word positions: 62 to 20 bytes a message at a million
+/// messages) and `search_rows.flags`.
+const FORMAT: i32 = 2;
 
 /// The search file's tables.
 const SCHEMA: &str = "
@@ -48,11 +52,13 @@ CREATE VIRTUAL TABLE search.message_search USING fts5 (
     body,
     content = '',
     contentless_delete = 1,
+    detail = none,
     tokenize = 'unicode61'
 );
 CREATE TABLE search.search_rows (
     pk              INTEGER PRIMARY KEY,
-    conversation_id BLOB NOT NULL
+    conversation_id BLOB NOT NULL,
+    flags           INTEGER NOT NULL
 );
 CREATE INDEX search.search_rows_conversation ON search_rows (conversation_id);
 ";

@@ -46,6 +46,26 @@ mod tests;
 use indexer::{Indexer, run};
 pub(crate) use query::{WordIndex, word_index};
 
+/// Bits of `search_rows.flags`: what a search needs to know of an indexed message without
+/// reading its row.
+pub(crate) mod flags {
+    /// The message is an internal note, which customers never find.
+    pub(crate) const NOTE: i64 = 1;
+    /// The body has a character outside ASCII. The index folds diacritics and splits and
+    /// folds words by its own Unicode tables, chat-core by Rust's, so for such a body an
+    /// entry is only a candidate, checked against the row. In an ASCII body both see the
+    /// same words (runs of `[0-9A-Za-z]`, lower-cased), so for a text of ASCII words, none
+    /// quoted, an entry of an ASCII body is the answer itself (see `list.rs`).
+    pub(crate) const NOT_ASCII: i64 = 2;
+
+    /// The flags of a message of `kind` reading `body`.
+    pub(crate) fn of(kind: &str, body: &str) -> i64 {
+        let note = if kind == "note" { NOTE } else { 0 };
+        let ascii = if body.is_ascii() { 0 } else { NOT_ASCII };
+        note | ascii
+    }
+}
+
 /// The search file of the database at `db`.
 pub(crate) fn search_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();

@@ -57,9 +57,10 @@ impl Indexer {
                     pk,
                     conversation,
                     body,
+                    flags,
                 } => {
                     remove(&tx, *pk)?;
-                    add(&tx, *pk, conversation, body)?;
+                    add(&tx, *pk, conversation, body, *flags)?;
                 }
                 Change::Remove { pk } => remove(&tx, *pk)?,
                 Change::RemoveConversation { conversation } => {
@@ -205,6 +206,8 @@ enum Change {
         pk: i64,
         conversation: Vec<u8>,
         body: String,
+        /// [`flags`](super::flags) of the message.
+        flags: i64,
     },
     /// The message at `pk` is deleted.
     Remove { pk: i64 },
@@ -233,7 +236,7 @@ pub(super) enum Read {
 /// every message has been read).
 fn rebuild_chunk(tx: &Transaction<'_>, after: i64) -> rusqlite::Result<(Vec<Change>, Option<i64>)> {
     let mut stmt = tx.prepare_cached(
-        "SELECT pk, conversation_id, body FROM main.messages \
+        "SELECT pk, conversation_id, body, kind FROM main.messages \
          WHERE pk > ?1 AND deleted_at IS NULL ORDER BY pk LIMIT +?2",
     )?;
     let mut found = stmt.query(params![after, REBUILD_CHUNK])?;
@@ -242,10 +245,12 @@ fn rebuild_chunk(tx: &Transaction<'_>, after: i64) -> rusqlite::Result<(Vec<Chan
     while let Some(row) = found.next()? {
         let pk = row.get(0)?;
         last = Some(pk);
+        let body: String = row.get(2)?;
         changes.push(Change::Put {
             pk,
             conversation: row.get(1)?,
-            body: row.get(2)?,
+            flags: super::flags::of(row.get_ref(3)?.as_str()?, &body),
+            body,
         });
     }
     let more = changes.len() as i64 == REBUILD_CHUNK;
@@ -298,16 +303,20 @@ fn event_changes(
     let mut done: HashSet<i64> = HashSet::new();
     let mut changes = Vec::new();
     let mut message = tx.prepare_cached(
-        "SELECT pk, conversation_id, body, deleted_at IS NOT NULL FROM main.messages WHERE id = ?1",
+        "SELECT pk, conversation_id, body, deleted_at IS NOT NULL, kind FROM main.messages WHERE id = ?1",
     )?;
     let mut by_pk = tx.prepare_cached(
-        "SELECT pk, conversation_id, body, deleted_at IS NOT NULL FROM main.messages WHERE pk = ?1",
+        "SELECT pk, conversation_id, body, deleted_at IS NOT NULL, kind FROM main.messages WHERE pk = ?1",
     )?;
     for row in &rows {
         match row.kind.as_deref() {
             Some("message_created" | "message_updated") => {
-                let read = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?));
-                let found: Option<(i64, Vec<u8>, String, bool)> = match row.message_pk {
+                let read = |r: &rusqlite::Row<'_>| {
+                    let body: String = r.get(2)?;
+                    let flags = super::flags::of(r.get_ref(4)?.as_str()?, &body);
+                    Ok((r.get(0)?, r.get(1)?, body, r.get(3)?, flags))
+                };
+                let found: Option<(i64, Vec<u8>, String, bool, i64)> = match row.message_pk {
                     Some(pk) => by_pk.query_row([pk], read).optional()?,
                     None => {
                         let Some(id) = row
@@ -326,12 +335,13 @@ fn event_changes(
                 // Gone: its conversation was deleted later in the log, and that event
                 // removes its entry.
                 match found {
-                    Some((pk, conversation, body, false)) => changes.push(Change::Put {
+                    Some((pk, conversation, body, false, flags)) => changes.push(Change::Put {
                         pk,
                         conversation,
                         body,
+                        flags,
                     }),
-                    Some((pk, _, _, true)) => changes.push(Change::Remove { pk }),
+                    Some((pk, _, _, true, _)) => changes.push(Change::Remove { pk }),
                     None => {}
                 }
             }
@@ -367,11 +377,19 @@ fn remove(tx: &Transaction<'_>, pk: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn add(tx: &Transaction<'_>, pk: i64, conversation: &[u8], body: &str) -> rusqlite::Result<()> {
+fn add(
+    tx: &Transaction<'_>,
+    pk: i64,
+    conversation: &[u8],
+    body: &str,
+    flags: i64,
+) -> rusqlite::Result<()> {
     tx.prepare_cached("INSERT INTO search.message_search (rowid, body) VALUES (?1, ?2)")?
         .execute(params![pk, body])?;
-    tx.prepare_cached("INSERT INTO search.search_rows (pk, conversation_id) VALUES (?1, ?2)")?
-        .execute(params![pk, conversation])?;
+    tx.prepare_cached(
+        "INSERT INTO search.search_rows (pk, conversation_id, flags) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![pk, conversation, flags])?;
     Ok(())
 }
 
