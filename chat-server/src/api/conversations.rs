@@ -18,8 +18,9 @@ use crate::error::ApiError;
 use crate::http::{self, Resp};
 
 /// Body of `POST /v1/conversations`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schema(as = OpenConversationRequest)]
 pub struct OpenRequest {
     tenant_id: Option<TenantId>,
     contact: ContactInput,
@@ -29,15 +30,19 @@ pub struct OpenRequest {
     priority: Option<Priority>,
     first_message: Option<String>,
     metadata: BTreeMap<String, String>,
+    #[schema(inline)]
     identity: Option<Identity>,
 }
 
 /// A customer identity signed by the embedding site.
-#[derive(Debug, Deserialize)]
+// `Serialize`: the document shows the body's defaults, and this one's is `null`.
+#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Identity {
     email: String,
+    /// Unix seconds
     timestamp: u64,
+    /// hex HMAC-SHA256 of `email:timestamp` under the identity secret
     signature: String,
 }
 
@@ -411,17 +416,24 @@ pub async fn get(ctx: Ctx) -> Result<Resp, ApiError> {
 
 /// Body of `PATCH /v1/conversations/{id}`; absent fields stay as they are, `null`
 /// clears department and title.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schema(as = ConversationPatch)]
 pub struct Patch {
     priority: Option<Priority>,
     #[serde(deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     department: Option<Option<String>>,
+    /// Each trimmed, not empty; at most 32 on a conversation.
+    #[schema(schema_with = crate::openapi::rules::short_list)]
     tags: Option<Vec<String>>,
+    #[schema(schema_with = crate::openapi::rules::short_list_required)]
     add_tags: Vec<String>,
+    #[schema(schema_with = crate::openapi::rules::short_list_required)]
     remove_tags: Vec<String>,
     pinned: Option<bool>,
     #[serde(deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     title: Option<Option<String>>,
     add_participants: Vec<AgentId>,
     remove_participants: Vec<AgentId>,
@@ -636,10 +648,13 @@ pub async fn contact(ctx: Ctx) -> Result<Resp, ApiError> {
 }
 
 /// Body of `PATCH /v1/contacts/{id}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schema(as = ContactPatch)]
 pub(crate) struct ContactPatchRequest {
     name: Option<String>,
+    /// Checked loosely (trimmed, an `@`, no space); empty: none.
+    #[schema(max_length = 254, pattern = r"^\s*(\S*@\S*)?\s*$")]
     email: Option<String>,
     phone: Option<String>,
     address: Option<String>,

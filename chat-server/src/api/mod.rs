@@ -13,6 +13,7 @@ mod inboxes;
 mod mail;
 mod mentions;
 mod messages;
+pub mod query;
 mod reports;
 mod settings;
 mod snooze;
@@ -55,6 +56,8 @@ pub struct Ctx {
     pub caller: Caller,
     /// Client address.
     pub ip: IpAddr,
+    /// The endpoint called: its query parameters are read by their definitions.
+    pub endpoint: crate::endpoints::Endpoint,
 }
 
 impl Ctx {
@@ -83,9 +86,11 @@ impl Ctx {
         })
     }
 
-    /// A query parameter parsed as `T`; 422 naming it if it does not parse.
+    /// A query parameter parsed as `T`, checked first against its definition
+    /// ([`query::param`], the one the OpenAPI document is written from); 422 naming it if
+    /// it breaks it or does not parse.
     pub fn query<T: FromStr>(&self, name: &'static str) -> Result<Option<T>, ApiError> {
-        http::query_value(self.query.as_deref(), name)
+        query::param(self.endpoint, name).read(self.query.as_deref())
     }
 
     /// The JSON body.
