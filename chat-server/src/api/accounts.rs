@@ -149,8 +149,16 @@ pub async fn change_password(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let token = crate::accounts::issue_contact_token(engine, &ctx.app.config, &contact).await?;
     Ok(http::json(
         StatusCode::OK,
-        &json!({ "visitor_token": token }),
+        &VisitorTokenAnswer {
+            visitor_token: &token,
+        },
     ))
+}
+
+/// A fresh visitor token for the caller's account.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct VisitorTokenAnswer<'a> {
+    visitor_token: &'a str,
 }
 
 pub async fn get(ctx: Ctx) -> Result<Resp, ApiError> {

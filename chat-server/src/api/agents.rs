@@ -91,7 +91,7 @@ pub async fn me(ctx: Ctx) -> Result<Resp, ApiError> {
 
 pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
     let items = ctx.app.engine.agents(ctx.actor()?).await?;
-    Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+    Ok(super::Items::answer(items))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -330,7 +330,7 @@ pub async fn create_bot_token(mut ctx: Ctx) -> Result<Resp, ApiError> {
 pub async fn list_bot_tokens(ctx: Ctx) -> Result<Resp, ApiError> {
     let tokens = ctx.app.engine.bot_tokens(ctx.actor()?).await?;
     let items: Vec<BotTokenInfo> = tokens.iter().map(BotTokenInfo::from).collect();
-    Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+    Ok(super::Items::answer(items))
 }
 
 pub async fn revoke_bot_token(ctx: Ctx) -> Result<Resp, ApiError> {

@@ -38,7 +38,7 @@ pub async fn conversations(ctx: Ctx) -> Result<Resp, ApiError> {
         .contact_conversations(ctx.actor()?, id)
         .await?;
     let items: Vec<_> = items.iter().map(|c| ctx.conversation_view(c)).collect();
-    Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+    Ok(super::Items::answer(items))
 }
 
 /// `POST /v1/contacts/{id}/erase`: admins only (the engine's policy); answers what was

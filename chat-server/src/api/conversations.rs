@@ -23,6 +23,7 @@ use crate::http::{self, Resp};
 #[schema(as = OpenConversationRequest)]
 pub struct OpenRequest {
     tenant_id: Option<TenantId>,
+    #[serde(deserialize_with = "http::object")]
     contact: ContactInput,
     channel: Option<Channel>,
     title: Option<String>,
@@ -30,6 +31,7 @@ pub struct OpenRequest {
     priority: Option<Priority>,
     first_message: Option<String>,
     metadata: BTreeMap<String, String>,
+    #[serde(deserialize_with = "http::optional_object")]
     #[schema(inline)]
     identity: Option<Identity>,
 }
@@ -591,7 +593,7 @@ pub(crate) struct RatingRequest {
 pub(crate) struct CloseRequest {
     // Field-level rather than container `default` (the same for one field): the schema
     // derive would otherwise write the default rating into the document.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "http::optional_object")]
     rating: Option<RatingRequest>,
 }
 
@@ -638,7 +640,7 @@ pub async fn contact_history(ctx: Ctx) -> Result<Resp, ApiError> {
         .ok_or_else(|| ApiError::invalid("email", "required"))?;
     let items = ctx.app.engine.contact_history(ctx.actor()?, &email).await?;
     let items: Vec<_> = items.iter().map(|c| ctx.conversation_view(c)).collect();
-    Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+    Ok(super::Items::answer(items))
 }
 
 pub async fn contact(ctx: Ctx) -> Result<Resp, ApiError> {
@@ -702,9 +704,21 @@ pub async fn merge_contact(mut ctx: Ctx) -> Result<Resp, ApiError> {
 pub async fn queue_position(ctx: Ctx) -> Result<Resp, ApiError> {
     let id = conversation_id(&ctx)?;
     let position = ctx.app.engine.queue_position(ctx.actor()?, id).await?;
-    let body = match position {
-        Some(p) => json!({ "position": p.position, "estimated_wait_secs": p.estimated_wait_secs }),
-        None => json!({ "position": null, "estimated_wait_secs": null }),
+    let body = QueueAnswer {
+        position: position.as_ref().map(|p| p.position),
+        estimated_wait_secs: position.and_then(|p| p.estimated_wait_secs),
     };
     Ok(http::json(StatusCode::OK, &body))
+}
+
+/// A conversation's place in the queue; both `null` when it is not queued.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = QueuePosition)]
+pub(crate) struct QueueAnswer {
+    /// 1 for the next to be served.
+    #[schema(required = true, minimum = 1)]
+    position: Option<u32>,
+    /// null while no agent who could take it is online
+    #[schema(required = true)]
+    estimated_wait_secs: Option<u64>,
 }

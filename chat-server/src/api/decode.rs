@@ -104,7 +104,9 @@ pub(crate) fn body_schemas() -> Vec<(String, RefOr<Schema>)> {
 /// The schemas of the JSON answers serialized from a type of the server's own (its views
 /// of what the engine answers), for the OpenAPI document.
 pub(crate) fn answer_schemas() -> Vec<(String, RefOr<Schema>)> {
-    use super::{agents, mail, messages, webhooks};
+    use super::{
+        accounts, agents, canned, conversations, mail, mentions, messages, system, webhooks,
+    };
     fn add<T: ToSchema>(all: &mut Vec<(String, RefOr<Schema>)>) {
         all.push((T::name().into_owned(), T::schema()));
         T::schemas(all);
@@ -118,6 +120,29 @@ pub(crate) fn answer_schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<webhooks::CreatedWebhook>(&mut all);
     add::<webhooks::DeliveryView>(&mut all);
     add::<mail::MailView>(&mut all);
+    add::<conversations::QueueAnswer>(&mut all);
+    add::<accounts::VisitorTokenAnswer>(&mut all);
+    add::<mentions::MentionList>(&mut all);
+    add::<mentions::MentionsRead>(&mut all);
+    add::<system::Health>(&mut all);
+    // The lists, each `Items` of its entries, under the names clients know.
+    fn list<T: ToSchema>(all: &mut Vec<(String, RefOr<Schema>)>, name: &str) {
+        all.push((
+            name.to_owned(),
+            <super::Items<T> as utoipa::PartialSchema>::schema(),
+        ));
+        add::<T>(all);
+    }
+    list::<chat_core::Conversation>(&mut all, "ConversationList");
+    list::<chat_core::Message>(&mut all, "MessageList");
+    list::<chat_core::ReadCursor>(&mut all, "ReadCursorList");
+    list::<chat_core::Attachment>(&mut all, "AttachmentList");
+    list::<chat_core::Agent>(&mut all, "AgentList");
+    list::<agents::BotTokenInfo>(&mut all, "BotTokenList");
+    list::<webhooks::WebhookView>(&mut all, "WebhookList");
+    list::<webhooks::DeliveryView>(&mut all, "DeliveryList");
+    list::<mail::MailView>(&mut all, "MailList");
+    list::<canned::Entry>(&mut all, "CannedResponseList");
     all
 }
 

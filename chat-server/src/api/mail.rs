@@ -135,8 +135,5 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
         .mails(ctx.actor()?, limit.unwrap_or(50))
         .await?;
     let items: Vec<_> = found.iter().map(view).collect();
-    Ok(http::json(
-        StatusCode::OK,
-        &serde_json::json!({ "items": items }),
-    ))
+    Ok(super::Items::answer(items))
 }

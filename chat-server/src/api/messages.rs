@@ -9,7 +9,6 @@ use chat_core::{
 };
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::Ctx;
 use crate::error::ApiError;
@@ -23,7 +22,7 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
         limit: ctx.query("limit")?,
     };
     let items = ctx.app.engine.messages(ctx.actor()?, id, page).await?;
-    Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+    Ok(super::Items::answer(items))
 }
 
 /// Body of `POST /v1/conversations/{id}/messages`.
@@ -41,9 +40,11 @@ pub struct PostRequest {
     body: String,
     #[schema(schema_with = crate::openapi::rules::posted_kind)]
     kind: Option<MessageKind>,
+    #[serde(deserialize_with = "http::objects")]
     attachments: Vec<Attachment>,
     reply_to: Option<MessageId>,
     client_message_id: Option<String>,
+    #[serde(deserialize_with = "http::objects")]
     entities: Vec<EntityRef>,
     metadata: BTreeMap<String, String>,
 }
@@ -101,7 +102,7 @@ pub(crate) struct NoteRequest {
     #[serde(default)]
     body: String,
     /// Files uploaded with `purpose=note` to this conversation.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "http::objects")]
     attachments: Vec<Attachment>,
 }
 
@@ -157,5 +158,5 @@ pub async fn mark_read(mut ctx: Ctx) -> Result<Resp, ApiError> {
 pub async fn read_cursors(ctx: Ctx) -> Result<Resp, ApiError> {
     let id: ConversationId = ctx.id("id")?;
     let items = ctx.app.engine.read_cursors(ctx.actor()?, id).await?;
-    Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+    Ok(super::Items::answer(items))
 }

@@ -40,6 +40,21 @@ use crate::paths::PathParams;
 use chat_core::policy::Viewer;
 use chat_core::policy::view::ConversationView;
 
+/// A list answer, `{"items": [...]}`: every list of the API has this one shape, and the
+/// document derives each list's schema (`MessageList`, `AgentList` ...) from it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Items<T> {
+    /// The list, in the order the route states.
+    pub items: Vec<T>,
+}
+
+impl<T: serde::Serialize> Items<T> {
+    /// The 200 answer of a list.
+    pub fn answer(items: Vec<T>) -> Resp {
+        http::json(hyper::StatusCode::OK, &Items { items })
+    }
+}
+
 /// Everything a handler gets.
 pub struct Ctx {
     /// The server.

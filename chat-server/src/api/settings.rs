@@ -103,6 +103,8 @@ pub async fn update(mut ctx: Ctx) -> Result<Resp, ApiError> {
         // A patch that does not fit is 422 whatever version it names: the error is the
         // body's, and a client retrying after a 412 would only meet it next.
         let settings = merge(&current, patch.clone())?;
+        // So is a value out of range (the engine checks again when it writes).
+        settings.validate()?;
         if let Some(tags) = &expected
             && !tags.contains(&Some(version))
         {

@@ -120,10 +120,7 @@ async fn check_address(ctx: &Ctx, url: &str) -> Result<(), ApiError> {
 pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
     let found = ctx.app.engine.webhooks(ctx.actor()?).await?;
     let items: Vec<_> = found.iter().map(view).collect();
-    Ok(http::json(
-        StatusCode::OK,
-        &serde_json::json!({ "items": items }),
-    ))
+    Ok(super::Items::answer(items))
 }
 
 pub async fn create(mut ctx: Ctx) -> Result<Resp, ApiError> {
@@ -176,10 +173,7 @@ pub async fn deliveries(ctx: Ctx) -> Result<Resp, ApiError> {
         .webhook_deliveries(ctx.actor()?, id, before, limit.unwrap_or(50))
         .await?;
     let items: Vec<_> = found.iter().map(delivery_view).collect();
-    Ok(http::json(
-        StatusCode::OK,
-        &serde_json::json!({ "items": items }),
-    ))
+    Ok(super::Items::answer(items))
 }
 
 pub async fn redeliver(ctx: Ctx) -> Result<Resp, ApiError> {
