@@ -24,8 +24,8 @@
 //!     `ToSchema` on every payload kind in chat-core.
 //!   - Answers still assembled as JSON in their handlers rather than serialized from a type
 //!     (`Me`, `LoginResponse`, `OpenedConversation`, `ConversationPage`, `MessageHit`,
-//!     `ContactPage`, `Account`, `AccountSession`, `Erasure`, `Widget`, `Transcript`, the
-//!     `Report*` answers): each needs its handler to build a typed answer first.
+//!     `ContactPage`, `Transcript`, the `Report*` answers): each needs its handler to
+//!     build a typed answer first, as `AccountSession` and `Widget` now do.
 //!   - `TenantSettingsPatch`: the derived `TenantSettings` closed to unknown fields, plus
 //!     the upload types and limits the derive cannot say ([`settings_schemas`]).
 
@@ -355,13 +355,6 @@ fn desk_schemas() -> Value {
         "webhook_id": { "type": ["string", "null"], "format": "uuid", "description": "the webhook replies are delivered through: its delivery log is the inbox's" },
         "created_at": time, "updated_at": time });
     json!({
-        "Widget": object(&["tenant_id", "open", "next_opening", "offline_message", "welcome_message", "prechat_form"], json!({
-            "tenant_id": uuid,
-            "open": { "type": "boolean", "description": "Open now by the business hours (always true without them)." },
-            "next_opening": { "type": ["string", "null"], "format": "date-time", "description": "While closed: when it opens next; null while open or if the schedule never opens." },
-            "offline_message": { "type": ["string", "null"] },
-            "welcome_message": { "type": ["string", "null"] },
-            "prechat_form": { "type": "boolean", "description": "Ask the visitor's name and e-mail before the first message." } })),
         "NewInbox": object(&["name"], json!({
             "name": { "type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S" },
             "kind": { "type": "string", "enum": ["api", "telegram", "whatsapp"], "description": "absent: api" },
@@ -436,18 +429,6 @@ fn core_schemas() -> Value {
         })),
         "Me": object(&["kind", "tenant_id"], json!({ "kind": { "type": "string", "enum": ["staff", "customer", "system"] }, "tenant_id": uuid,
             "agent": { "$ref": "#/components/schemas/Agent" }, "contact_id": uuid, "conversation_id": uuid })),
-        "Erasure": object(&["contact_id", "erased", "conversations", "files"], json!({
-            "contact_id": uuid,
-            "erased": { "type": "boolean", "description": "false when an earlier erasure left nothing to do (nothing was written)" },
-            "conversations": { "type": "integer", "minimum": 0, "description": "conversations deleted" },
-            "files": { "type": "integer", "minimum": 0, "description": "files removed" }
-        })),
-        "Account": object(&["tenant_id", "contact_id", "username", "disabled", "created_at", "updated_at"], json!({
-            "tenant_id": uuid, "contact_id": uuid, "username": { "type": "string" }, "email": { "type": ["string", "null"] },
-            "disabled": { "type": "boolean" }, "created_at": time, "updated_at": time })),
-        "AccountSession": object(&["account", "contact", "visitor_token"], json!({
-            "account": { "$ref": "#/components/schemas/Account" }, "contact": { "$ref": "#/components/schemas/Contact" },
-            "visitor_token": { "type": "string" } })),
         "OpenedConversation": object(&["conversation", "contact", "messages", "offline"], json!({
             "conversation": { "$ref": "#/components/schemas/Conversation" }, "contact": { "$ref": "#/components/schemas/Contact" },
             "messages": { "type": "array", "items": { "$ref": "#/components/schemas/Message" } },

@@ -105,7 +105,8 @@ pub(crate) fn body_schemas() -> Vec<(String, RefOr<Schema>)> {
 /// of what the engine answers), for the OpenAPI document.
 pub(crate) fn answer_schemas() -> Vec<(String, RefOr<Schema>)> {
     use super::{
-        accounts, agents, canned, conversations, mail, mentions, messages, system, webhooks,
+        accounts, agents, canned, conversations, mail, mentions, messages, settings, system,
+        webhooks,
     };
     fn add<T: ToSchema>(all: &mut Vec<(String, RefOr<Schema>)>) {
         all.push((T::name().into_owned(), T::schema()));
@@ -125,6 +126,9 @@ pub(crate) fn answer_schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<mentions::MentionList>(&mut all);
     add::<mentions::MentionsRead>(&mut all);
     add::<system::Health>(&mut all);
+    add::<accounts::AccountSession>(&mut all);
+    add::<settings::Widget>(&mut all);
+    add::<chat_core::Erasure>(&mut all);
     // The lists, each `Items` of its entries, under the names clients know.
     fn list<T: ToSchema>(all: &mut Vec<(String, RefOr<Schema>)>, name: &str) {
         all.push((
