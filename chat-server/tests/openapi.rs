@@ -165,3 +165,22 @@ fn every_listed_query_parameter_is_defined() {
         }
     }
 }
+
+/// A posted text's rule is one pattern (`chat_core::openapi::POSTED_TEXT`); the field
+/// attributes that spell it out must say the same.
+#[test]
+fn posted_texts_are_documented_by_one_pattern() {
+    let doc = chat_server::openapi::document();
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [
+        ("PostMessageRequest", "body"),
+        ("NewCannedResponse", "body"),
+        ("CannedResponsePatch", "body"),
+    ] {
+        assert_eq!(
+            schemas[schema]["properties"][field]["pattern"],
+            chat_core::openapi::POSTED_TEXT,
+            "{schema}.{field}"
+        );
+    }
+}
