@@ -23,9 +23,9 @@
 //!     tagged enum of many kinds serialized by hand per viewer; deriving it needs
 //!     `ToSchema` on every payload kind in chat-core.
 //!   - Answers still assembled as JSON in their handlers rather than serialized from a type
-//!     (`Me`, `LoginResponse`, `OpenedConversation`, `ConversationPage`, `MessageHit`,
-//!     `ContactPage`, `Transcript`, the `Report*` answers): each needs its handler to
-//!     build a typed answer first, as `AccountSession` and `Widget` now do.
+//!     (`Me`, `OpenedConversation`, `ConversationPage`, `MessageHit`, `Transcript`, the
+//!     `Report*` answers): each needs its handler to build a typed answer first, as
+//!     `AccountSession`, `ContactPage`, `LoginResponse` and `Widget` now do.
 //!   - `TenantSettingsPatch`: the derived `TenantSettings` closed to unknown fields, plus
 //!     the upload types and limits the derive cannot say ([`settings_schemas`]).
 
@@ -423,10 +423,6 @@ fn core_schemas() -> Value {
     // The engine's short texts (names, titles, departments): trimmed, not empty.
     let short = json!({ "type": "string", "maxLength": 2000, "pattern": "\\S" });
     json!({
-        "LoginResponse": object(&["access_token", "token_type", "expires_in", "agent"], json!({
-            "access_token": { "type": "string" }, "token_type": { "const": "Bearer" }, "expires_in": { "type": "integer" },
-            "agent": { "$ref": "#/components/schemas/Agent" }
-        })),
         "Me": object(&["kind", "tenant_id"], json!({ "kind": { "type": "string", "enum": ["staff", "customer", "system"] }, "tenant_id": uuid,
             "agent": { "$ref": "#/components/schemas/Agent" }, "contact_id": uuid, "conversation_id": uuid })),
         "OpenedConversation": object(&["conversation", "contact", "messages", "offline"], json!({
@@ -450,8 +446,6 @@ fn core_schemas() -> Value {
             "type": "object", "required": ["file"], "additionalProperties": { "type": "string", "format": "binary" },
             "properties": {
             "file": { "type": "array", "minItems": 1, "items": { "type": "string", "format": "binary" }, "description": "One part per file (any field name with a filename). The declared name is kept (cleaned); the declared type is ignored." } } },
-        "ContactPage": object(&["items", "next_cursor"], json!({ "items": { "type": "array", "items": { "$ref": "#/components/schemas/Contact" } },
-            "next_cursor": { "type": ["string", "null"], "format": "uuid", "description": "The `cursor` of the next page; null on the last." } })),
         "TransferRequest": {
             "type": "object", "properties": { "agent_id": nullable(uuid.clone()), "department": nullable(short.clone()), "reason": { "type": ["string", "null"] } },
             "oneOf": [

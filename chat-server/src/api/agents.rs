@@ -61,13 +61,30 @@ pub async fn login(mut ctx: Ctx) -> Result<Resp, ApiError> {
         })?;
     Ok(http::json(
         StatusCode::OK,
-        &json!({
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": app.config.jwt.ttl.as_secs(),
-            "agent": agent,
-        }),
+        &LoginResponse {
+            access_token: &token,
+            token_type: TokenType::Bearer,
+            expires_in: app.config.jwt.ttl.as_secs(),
+            agent: &agent,
+        },
     ))
+}
+
+/// A staff login's answer: the access token and who it speaks for.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct LoginResponse<'a> {
+    access_token: &'a str,
+    token_type: TokenType,
+    /// Seconds the token is valid for.
+    expires_in: u64,
+    #[schema(value_type = chat_core::Agent)]
+    agent: &'a chat_core::Agent,
+}
+
+/// How the access token is sent: `Authorization: Bearer <token>`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) enum TokenType {
+    Bearer,
 }
 
 pub async fn me(ctx: Ctx) -> Result<Resp, ApiError> {

@@ -4,7 +4,6 @@
 
 use chat_core::ContactId;
 use hyper::StatusCode;
-use serde_json::json;
 
 use super::Ctx;
 use crate::error::ApiError;
@@ -25,8 +24,21 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
     let items: Vec<_> = page.items.iter().map(|c| viewer.contact(c)).collect();
     Ok(http::json(
         StatusCode::OK,
-        &json!({ "items": items, "next_cursor": page.next_cursor }),
+        &ContactPage {
+            items,
+            next_cursor: page.next_cursor,
+        },
     ))
+}
+
+/// One page of contacts.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ContactPage<'a> {
+    #[schema(value_type = Vec<chat_core::Contact>)]
+    items: Vec<chat_core::policy::view::ContactView<'a>>,
+    /// The `cursor` of the next page; null on the last.
+    #[schema(required = true)]
+    next_cursor: Option<ContactId>,
 }
 
 /// `GET /v1/contacts/{id}/conversations`: those the caller may read.

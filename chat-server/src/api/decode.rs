@@ -129,6 +129,8 @@ pub(crate) fn answer_schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<accounts::AccountSession>(&mut all);
     add::<settings::Widget>(&mut all);
     add::<chat_core::Erasure>(&mut all);
+    add::<super::contacts::ContactPage>(&mut all);
+    add::<agents::LoginResponse>(&mut all);
     // The lists, each `Items` of its entries, under the names clients know.
     fn list<T: ToSchema>(all: &mut Vec<(String, RefOr<Schema>)>, name: &str) {
         all.push((
