@@ -81,6 +81,7 @@ impl BotToken {
 /// password hash is kept apart (see [`Credentials::account_password_hash`]), so an
 /// `Account` can be shown as it is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Account {
     /// Tenant.
     pub tenant_id: TenantId,
@@ -91,6 +92,7 @@ pub struct Account {
     pub username: String,
     /// E-mail given at sign-up (lower-case), unique among the tenant's accounts. Not
     /// verified: it never joins the account to another contact.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub email: Option<String>,
     /// A disabled account cannot log in and its tokens are revoked.
     pub disabled: bool,

@@ -13,6 +13,8 @@ mod ids;
 pub mod memory;
 mod mode;
 mod model;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod policy;
 pub mod report;
 mod router;

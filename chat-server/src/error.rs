@@ -22,18 +22,24 @@ pub struct ApiError {
     pub current_version: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error answer (the OpenAPI document's `Error`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct Body<'a> {
+    #[schema(inline)]
     error: Inner<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Inner<'a> {
     code: &'a str,
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     field: Option<&'a str>,
+    /// With version_conflict: the version stored now.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64)]
     current_version: Option<u64>,
 }
 

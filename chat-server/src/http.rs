@@ -7,8 +7,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{HeaderMap, Response, StatusCode};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 
@@ -310,6 +310,56 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         json_error(e.into_inner(), Some(path))
     })
+}
+
+/// For `deserialize_with` on a field whose value is a struct: serde reads a struct from a
+/// JSON array too, by position (see [`parse_json`]), so the field must be an object.
+pub fn object<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::de::Error;
+    let value = serde_json::Value::deserialize(d)?;
+    if !value.is_object() {
+        return Err(D::Error::custom("expected a JSON object"));
+    }
+    T::deserialize(value).map_err(D::Error::custom)
+}
+
+/// [`object`] for an optional struct: `null` or an object.
+pub fn optional_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::de::Error;
+    let value = serde_json::Value::deserialize(d)?;
+    match value {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::Object(_) => T::deserialize(value).map(Some).map_err(D::Error::custom),
+        _ => Err(D::Error::custom("expected a JSON object or null")),
+    }
+}
+
+/// [`object`] for a list of structs: each item an object.
+pub fn objects<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::de::Error;
+    let items = Vec::<serde_json::Value>::deserialize(d)?;
+    items
+        .into_iter()
+        .map(|item| {
+            if item.is_object() {
+                T::deserialize(item).map_err(D::Error::custom)
+            } else {
+                Err(D::Error::custom("expected a list of JSON objects"))
+            }
+        })
+        .collect()
 }
 
 /// JSON has one number type: `5.0` is the integer 5 to JSON Schema and to most clients'

@@ -1,11 +1,42 @@
 //! The OpenAPI 3.1 document, generated from the endpoint table so that an endpoint cannot exist
 //! without being documented (and the test in `tests/openapi.rs` checks the reverse).
+//!
+//! Where each part comes from:
+//! - **Query parameters**: [`crate::api::query`], the definitions the handlers read them by
+//!   (`tests/openapi.rs` plays each documented bound against a live server).
+//! - **Component schemas**: derived with `utoipa::ToSchema` from the types the server parses
+//!   and answers ([`derived`]; the request bodies, the answers the server serializes from a
+//!   type of its own, and every `{"items": [...]}` list through [`crate::api::Items`]), with
+//!   `#[schema(...)]` attributes for their rules and [`rules`] (and `chat_core::openapi`)
+//!   for the rules attributes cannot say (a list's item rules, a subset of an enum's words).
+//! - **Still written here**, and why:
+//!   - `TransferRequest`: "exactly one of `agent_id` and `department`" is a rule between
+//!     fields (a `oneOf`), which a derive cannot state.
+//!   - `FileUpload`, and the form of `InboundMessage`: multipart forms, not serde types.
+//!   - `TelegramUpdate`, `WhatsappNotification`: the providers' formats, of which the server
+//!     reads a few fields out of the JSON; documented as the providers define them.
+//!   - The inbox family (`NewInbox`, `Inbox`, `CreatedInbox`, `InboxList`, `InboundMessage`,
+//!     `ReceivedMessage`, `TelegramReceived`, `WhatsappReceived`): their types exist
+//!     (`api::inboxes`, `chat_core::NewInbox`) and take the same derive; left for the change
+//!     of the inbox kinds in progress, so the two do not collide.
+//!   - `Event`, `EventList`: an event is the policy's `EventView` over `EventPayload`, a
+//!     tagged enum of many kinds serialized by hand per viewer; deriving it needs
+//!     `ToSchema` on every payload kind in chat-core.
+//!   - Answers still assembled as JSON in their handlers rather than serialized from a type
+//!     (`Me`, `OpenedConversation`, `ConversationPage`, `MessageHit`, `Transcript`, the
+//!     `Report*` answers): each needs its handler to build a typed answer first, as
+//!     `AccountSession`, `ContactPage`, `LoginResponse` and `Widget` now do.
+//!   - `TenantSettingsPatch`: the derived `TenantSettings` closed to unknown fields, plus
+//!     the upload types and limits the derive cannot say ([`settings_schemas`]).
 
 use serde_json::{Map, Value, json};
 
 use crate::endpoints::{Access, ENDPOINTS, Endpoint};
 
 mod derived;
+pub(crate) mod rules;
+
+pub(crate) use derived::query_schema;
 
 /// The document as JSON text.
 pub fn document_json() -> String {
@@ -111,64 +142,11 @@ const IDEMPOTENT_POSTS: &[Endpoint] = &[
     Endpoint::ReceiveEmail,
 ];
 
-/// A query parameter with the type its handler parses. An empty value counts as absent
-/// everywhere, so string parameters may be empty.
-fn query_param(endpoint: Endpoint, name: &str) -> Value {
-    let uuid = json!({ "type": "string", "format": "uuid" });
-    // Counts and sequence numbers parse as unsigned 64-bit integers; limits are clamped
-    // to the page size by the engine rather than refused.
-    let unsigned = json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX });
-    let flag = json!({ "type": "string", "enum": ["true", "false"] });
-    let modes = chat_core::Mode::ALL
-        .iter()
-        .map(|m| m.as_str())
-        .collect::<Vec<_>>()
-        .join("|");
-    let (schema, required) = match name {
-        "limit" | "since" | "before" | "after" => (unsigned, false),
-        "tenant_id" | "conversation_id" => (uuid, false),
-        // Contacts page by the last contact's id; conversations by an opaque cursor.
-        "cursor" if endpoint == Endpoint::ListContacts => (uuid, false),
-        "cursor" => (
-            json!({ "type": "string", "pattern": "^[0-9]+\\.[0-9a-f]{32}$", "description": "`next_cursor` of the previous page" }),
-            false,
-        ),
-        "mode" => (
-            json!({ "type": "string", "pattern": format!("^,*(({modes})(,+({modes}))*)?,*$"), "description": "one mode or several, comma-separated" }),
-            false,
-        ),
-        // The very enums the handlers parse these into.
-        "priority" => (derived::query_schema::<chat_core::Priority>(), false),
-        "channel" => (derived::query_schema::<chat_core::Channel>(), false),
-        "assigned" => (
-            json!({ "anyOf": [{ "type": "string", "enum": ["me", "none", "unassigned"] }, uuid], "description": "`me` (staff), `none`, or an agent id" }),
-            false,
-        ),
-        "pinned" | "snoozed" => (flag, false),
-        "agent_id" => (uuid, false),
-        "by" => (
-            derived::query_schema::<chat_core::report::Dimension>(),
-            true,
-        ),
-        "interval" => (
-            derived::query_schema::<chat_core::report::Interval>(),
-            false,
-        ),
-        // A report's period: local dates, both required.
-        "from" | "to" => (json!({ "type": "string", "format": "date" }), true),
-        "updated_from" | "updated_to" => (
-            json!({ "type": "string", "format": "date-time", "description": "RFC 3339; last activity at or after `updated_from`, before `updated_to`" }),
-            false,
-        ),
-        "purpose" => (
-            json!({ "type": "string", "enum": ["message", "note"], "default": "message" }),
-            false,
-        ),
-        "email" => (json!({ "type": "string", "minLength": 1 }), true),
-        // Longer than any shortcut or title is 422.
-        "q" => (json!({ "type": "string", "maxLength": 200 }), false),
-        _ => (json!({ "type": "string" }), false),
-    };
+/// A query parameter as [`crate::api::query`] defines it for the handler that reads it.
+/// An empty value counts as absent everywhere, so string parameters may be empty.
+fn query_param(endpoint: Endpoint, name: &'static str) -> Value {
+    let param = crate::api::query::param(endpoint, name);
+    let (schema, required) = (param.schema(), param.required);
     // An empty value is the parameter left out (a form's empty field), for any type.
     let schema = if required
         || schema["type"] == "string"
@@ -230,13 +208,6 @@ fn responses(endpoint: Endpoint, status: u16, response: Option<&str>) -> Value {
     answers
 }
 
-/// A posted text: trimmed, not empty, at most 10,000 characters, no control characters
-/// but line breaks and tabs (the engine's rule for messages, notes and canned responses).
-fn message_body() -> Value {
-    json!({ "type": "string", "maxLength": 10000, "allOf": [{ "pattern": "\\S" },
-        { "pattern": "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$" }] })
-}
-
 fn object(required: &[&str], properties: Value) -> Value {
     json!({ "type": "object", "required": required, "properties": properties })
 }
@@ -264,7 +235,6 @@ fn schemas() -> Value {
             .clone(),
     );
     close_request_bodies(&mut all);
-    allow_null(&mut all);
     let map = all.as_object_mut().expect("schemas are an object");
     for (name, schema) in derived::schemas() {
         assert!(
@@ -294,57 +264,6 @@ fn close_request_bodies(schemas: &mut Value) {
             schema
                 .entry("additionalProperties")
                 .or_insert(Value::Bool(false));
-        }
-    }
-    // Nested bodies read the same way.
-    schemas["OpenConversationRequest"]["properties"]["identity"]["additionalProperties"] =
-        Value::Bool(false);
-}
-
-/// Request fields the server reads as `Option`: `null` is the same as leaving them out.
-const NULLABLE_REQUEST_FIELDS: &[(&str, &[&str])] = &[
-    (
-        "OpenConversationRequest",
-        &[
-            "tenant_id",
-            "channel",
-            "title",
-            "department",
-            "priority",
-            "first_message",
-            "identity",
-        ],
-    ),
-    (
-        "ContactInput",
-        &["name", "email", "phone", "address", "external_id"],
-    ),
-    ("ConversationPatch", &["priority", "tags", "pinned"]),
-    (
-        "PostMessageRequest",
-        &["kind", "reply_to", "client_message_id"],
-    ),
-    ("ContactPatch", &["name", "email", "phone", "address"]),
-    (
-        "AgentPatch",
-        &[
-            "name",
-            "role",
-            "departments",
-            "active",
-            "password",
-            "current_password",
-        ],
-    ),
-    ("CannedResponsePatch", &["shortcut", "title", "body"]),
-];
-
-fn allow_null(schemas: &mut Value) {
-    for (schema, fields) in NULLABLE_REQUEST_FIELDS {
-        for field in *fields {
-            let property = &mut schemas[*schema]["properties"][*field];
-            assert!(property.is_object(), "{schema}.{field} is documented");
-            *property = nullable(property.take());
         }
     }
 }
@@ -434,81 +353,12 @@ fn settings_schemas(all: &mut Value) {
 fn desk_schemas() -> Value {
     let uuid = json!({ "type": "string", "format": "uuid" });
     let time = json!({ "type": "string", "format": "date-time" });
-    let placeholders = format!(
-        "Text; `{{{{placeholder}}}}`s are filled when posted: {}. Any other is 422.",
-        chat_core::PLACEHOLDERS.join(", ")
-    );
-    let webhook_events = json!({ "type": "array", "items": { "type": "string", "enum": chat_core::WEBHOOK_EVENT_KINDS }, "description": "event kinds to follow; empty or absent: all" });
-    let webhook_state = json!({ "type": "string", "enum": ["active", "paused"] });
-    let webhook = json!({
-        "id": uuid, "url": { "type": "string" }, "events": webhook_events.clone(), "state": webhook_state.clone(),
-        "failing_since": { "type": ["string", "null"], "format": "date-time", "description": "since when every attempt has failed" },
-        "created_at": time, "updated_at": time });
     let inbox = json!({
         "id": uuid, "name": { "type": "string" }, "kind": { "type": "string", "enum": ["api", "telegram", "whatsapp", "email"] },
         "channel": { "type": "string", "description": "the channel of its conversations" },
         "webhook_id": { "type": ["string", "null"], "format": "uuid", "description": "the webhook replies are delivered through: its delivery log is the inbox's" },
         "created_at": time, "updated_at": time });
-    // Trimmed, leading `/`s dropped, then 1 to 32 letters, digits, `-` or `_`.
-    let shortcut = json!({ "type": "string", "pattern": "^\\s*/*[\\p{L}\\p{N}_-]{1,32}\\s*$", "description": "Stored lower-case, without a leading `/`." });
-    let title = json!({ "type": "string", "maxLength": 200, "pattern": "\\S" });
-    let mut body = message_body();
-    body["description"] = json!(placeholders);
     json!({
-        "CannedResponseList": list_of("CannedResponse"),
-        "NewCannedResponse": object(&["shortcut", "title", "body"], json!({ "shared": { "type": "boolean", "default": false, "description": "admins only" },
-            "shortcut": shortcut, "title": title, "body": body })),
-        "CannedResponsePatch": object(&[], json!({ "shortcut": shortcut, "title": title, "body": body })),
-        "MentionList": object(&["unread", "items"], json!({ "unread": { "type": "integer" }, "items": { "type": "array", "items": { "$ref": "#/components/schemas/Mention" } } })),
-        "MentionsRead": object(&["read", "unread"], json!({ "read": { "type": "integer", "description": "how many were unread" }, "unread": { "const": 0 } })),
-        "Widget": object(&["tenant_id", "open", "next_opening", "offline_message", "welcome_message", "prechat_form"], json!({
-            "tenant_id": uuid,
-            "open": { "type": "boolean", "description": "Open now by the business hours (always true without them)." },
-            "next_opening": { "type": ["string", "null"], "format": "date-time", "description": "While closed: when it opens next; null while open or if the schedule never opens." },
-            "offline_message": { "type": ["string", "null"] },
-            "welcome_message": { "type": ["string", "null"] },
-            "prechat_form": { "type": "boolean", "description": "Ask the visitor's name and e-mail before the first message." } })),
-        "NewWebhook": object(&["url"], json!({
-            "url": { "type": "string", "maxLength": 2000, "description": "http:// or https://" },
-            "events": webhook_events.clone(),
-            "secret": { "type": "string", "minLength": 16, "maxLength": 256, "description": "absent: the server makes one (shown once)" } })),
-        "WebhookPatch": object(&[], json!({
-            "url": { "type": "string", "maxLength": 2000 }, "events": webhook_events.clone(),
-            "state": webhook_state.clone() })),
-        "Webhook": object(&["id", "url", "events", "state", "failing_since", "created_at", "updated_at"], webhook.clone()),
-        "CreatedWebhook": object(&["id", "url", "events", "state", "failing_since", "created_at", "updated_at", "secret"], {
-            let mut w = webhook.clone();
-            w["secret"] = json!({ "type": "string", "description": "The signing secret; never shown again." });
-            w
-        }),
-        "WebhookList": list_of("Webhook"),
-        "Delivery": object(&["seq", "event_id", "type", "conversation_id", "state", "attempts", "next_attempt_at", "last_status", "last_error", "response_ms", "created_at", "delivered_at"], json!({
-            "seq": { "type": "integer", "description": "the event's sequence in the tenant's log" },
-            "event_id": { "type": "string", "description": "`<tenant_id>.<seq>`: the `X-Chat-Event-Id` and `Idempotency-Key` sent" },
-            "type": { "type": "string" },
-            "conversation_id": { "type": ["string", "null"], "format": "uuid" },
-            "state": { "type": "string", "enum": ["pending", "delivered", "failed"] },
-            "attempts": { "type": "integer" },
-            "next_attempt_at": { "type": ["string", "null"], "format": "date-time", "description": "pending ones: when the next attempt is due" },
-            "last_status": { "type": ["integer", "null"], "description": "HTTP status of the last answer" },
-            "last_error": { "type": ["string", "null"] },
-            "response_ms": { "type": ["integer", "null"], "description": "how long the last attempt took" },
-            "created_at": time, "delivered_at": { "type": ["string", "null"], "format": "date-time" } })),
-        "DeliveryList": list_of("Delivery"),
-        "Mail": object(&["id", "kind", "conversation_id", "to", "subject", "message_id", "requested_by", "state", "attempts", "next_attempt_at", "last_error", "created_at", "sent_at"], json!({
-            "id": { "type": "string", "format": "uuid" },
-            "kind": { "type": "string", "enum": ["transcript", "reply"] },
-            "conversation_id": { "type": "string", "format": "uuid" },
-            "to": { "type": "string", "description": "the contact's address" },
-            "subject": { "type": "string" },
-            "message_id": { "type": "string", "description": "its Message-ID, without angle brackets" },
-            "requested_by": { "type": "string", "description": "`customer`, `agent:<id>`, `bot` or `system`" },
-            "state": { "type": "string", "enum": ["pending", "sent", "failed"] },
-            "attempts": { "type": "integer" },
-            "next_attempt_at": { "type": ["string", "null"], "format": "date-time", "description": "pending ones: when the next attempt is due" },
-            "last_error": { "type": ["string", "null"], "description": "the relay's last refusal or the connection error" },
-            "created_at": time, "sent_at": { "type": ["string", "null"], "format": "date-time" } })),
-        "MailList": list_of("Mail"),
         "NewInbox": object(&["name"], json!({
             "name": { "type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S" },
             "kind": { "type": "string", "enum": ["api", "telegram", "whatsapp", "email"], "description": "absent: api; email: needs the server's SMTP relay (409 mail_not_configured), takes only `name`" },
@@ -586,66 +436,12 @@ fn desk_schemas() -> Value {
 fn core_schemas() -> Value {
     let uuid = json!({ "type": "string", "format": "uuid" });
     let time = json!({ "type": "string", "format": "date-time" });
-    // The enums are derived from their types (see `derived`).
-    let priority = json!({ "$ref": "#/components/schemas/Priority" });
-    let channel = json!({ "$ref": "#/components/schemas/Channel" });
-    let role = json!({ "$ref": "#/components/schemas/Role" });
     let sender = json!({ "$ref": "#/components/schemas/Sender" });
-    let message_body = message_body();
     // The engine's short texts (names, titles, departments): trimmed, not empty.
     let short = json!({ "type": "string", "maxLength": 2000, "pattern": "\\S" });
-    // An e-mail is checked loosely (trimmed, an `@`, no space); a contact's may be empty
-    // (none).
-    let contact_email =
-        json!({ "type": "string", "maxLength": 254, "pattern": "^\\s*(\\S*@\\S*)?\\s*$" });
-    // Each trimmed, not empty; at most 32 on a conversation.
-    let tags = json!({ "type": "array", "items": short, "maxItems": 32 });
-    let password = json!({ "type": "string", "minLength": 10, "maxLength": 1024, "description": "10 to 1024 characters" });
-    let capacity = json!({ "type": "integer", "minimum": 0, "maximum": 1000, "description": "most conversations at once" });
-    let departments = json!({ "type": "array", "maxItems": 32, "items": short });
-    let contact_input = object(
-        &[],
-        json!({
-            "name": { "type": "string" }, "email": contact_email.clone(), "phone": { "type": "string" },
-            "address": { "type": "string" }, "external_id": { "type": "string" },
-            "metadata": { "type": "object", "additionalProperties": { "type": "string" } }
-        }),
-    );
     json!({
-        "Error": object(&["error"], json!({ "error": object(&["code", "message"], json!({
-            "code": { "type": "string" }, "message": { "type": "string" }, "field": { "type": "string" },
-            "current_version": { "type": "integer", "description": "With version_conflict: the version stored now." }
-        })) })),
-        "Health": object(&["status"], json!({ "status": { "type": "string" } })),
-        "LoginResponse": object(&["access_token", "token_type", "expires_in", "agent"], json!({
-            "access_token": { "type": "string" }, "token_type": { "const": "Bearer" }, "expires_in": { "type": "integer" },
-            "agent": { "$ref": "#/components/schemas/Agent" }
-        })),
         "Me": object(&["kind", "tenant_id"], json!({ "kind": { "type": "string", "enum": ["staff", "customer", "system"] }, "tenant_id": uuid,
             "agent": { "$ref": "#/components/schemas/Agent" }, "contact_id": uuid, "conversation_id": uuid })),
-        "ContactInput": contact_input,
-        "ContactPatch": object(&[], json!({ "name": { "type": "string" }, "email": contact_email, "phone": { "type": "string" },
-            "address": { "type": "string" }, "metadata": { "type": "object", "additionalProperties": { "type": "string" } } })),
-        "Erasure": object(&["contact_id", "erased", "conversations", "files"], json!({
-            "contact_id": uuid,
-            "erased": { "type": "boolean", "description": "false when an earlier erasure left nothing to do (nothing was written)" },
-            "conversations": { "type": "integer", "minimum": 0, "description": "conversations deleted" },
-            "files": { "type": "integer", "minimum": 0, "description": "files removed" }
-        })),
-        "Account": object(&["tenant_id", "contact_id", "username", "disabled", "created_at", "updated_at"], json!({
-            "tenant_id": uuid, "contact_id": uuid, "username": { "type": "string" }, "email": { "type": ["string", "null"] },
-            "disabled": { "type": "boolean" }, "created_at": time, "updated_at": time })),
-        "AccountSession": object(&["account", "contact", "visitor_token"], json!({
-            "account": { "$ref": "#/components/schemas/Account" }, "contact": { "$ref": "#/components/schemas/Contact" },
-            "visitor_token": { "type": "string" } })),
-        "VisitorTokenAnswer": object(&["visitor_token"], json!({ "visitor_token": { "type": "string" } })),
-        "OpenConversationRequest": object(&[], json!({
-            "tenant_id": uuid, "contact": { "$ref": "#/components/schemas/ContactInput" }, "channel": channel,
-            "title": { "type": "string" }, "department": { "type": "string" }, "priority": priority,
-            "first_message": { "type": "string" }, "metadata": { "type": "object", "additionalProperties": { "type": "string" } },
-            "identity": object(&["email", "timestamp", "signature"], json!({ "email": { "type": "string" }, "timestamp": { "type": "integer", "minimum": 0, "maximum": u64::MAX, "description": "Unix seconds" },
-                "signature": { "type": "string", "description": "hex HMAC-SHA256 of `email:timestamp` under the identity secret" } }))
-        })),
         "OpenedConversation": object(&["conversation", "contact", "messages", "offline"], json!({
             "conversation": { "$ref": "#/components/schemas/Conversation" }, "contact": { "$ref": "#/components/schemas/Contact" },
             "messages": { "type": "array", "items": { "$ref": "#/components/schemas/Message" } },
@@ -658,32 +454,15 @@ fn core_schemas() -> Value {
                 "text": { "type": "string", "description": "Plain text (never markup), about 160 characters around the first match; line breaks as spaces, `…` where the message was cut." },
                 "highlights": { "type": "array", "items": { "type": "array", "items": { "type": "integer", "minimum": 0 }, "minItems": 2, "maxItems": 2 },
                     "description": "The matched words as [start, end) offsets in characters (Unicode scalar values) of `text`, in order." } })) })),
-        "ConversationList": list_of("Conversation"),
         "ConversationPage": object(&["items", "next_cursor", "counts"], json!({
             "items": { "type": "array", "items": { "$ref": "#/components/schemas/Conversation" } },
             "next_cursor": { "type": ["string", "null"] },
             "counts": { "type": "object", "additionalProperties": { "type": "integer" }, "description": "conversations per mode matching the filters other than mode" }
         })),
-        "ConversationPatch": object(&[], json!({ "priority": priority, "department": { "type": ["string", "null"] },
-            "tags": tags, "add_tags": tags,
-            "remove_tags": tags, "pinned": { "type": "boolean" }, "title": { "type": ["string", "null"] },
-            "add_participants": { "type": "array", "items": uuid }, "remove_participants": { "type": "array", "items": uuid } })),
-        "MessageList": list_of("Message"),
-        "PostMessageRequest": object(&["body"], json!({ "body": message_body.clone(), "kind": { "type": "string", "enum": ["text", "image", "audio", "file"] },
-            "attachments": { "type": "array", "items": { "$ref": "#/components/schemas/Attachment" } }, "reply_to": uuid,
-            "client_message_id": { "type": "string" }, "entities": { "type": "array", "items": { "$ref": "#/components/schemas/EntityRef" } },
-            "metadata": { "type": "object", "additionalProperties": { "type": "string" } } })),
-        "PostedMessage": object(&["message", "created", "replies", "conversation"], json!({ "message": { "$ref": "#/components/schemas/Message" },
-            "created": { "type": "boolean" }, "replies": { "type": "array", "items": { "$ref": "#/components/schemas/Message" } },
-            "conversation": { "$ref": "#/components/schemas/Conversation" } })),
         "FileUpload": {
             "type": "object", "required": ["file"], "additionalProperties": { "type": "string", "format": "binary" },
             "properties": {
             "file": { "type": "array", "minItems": 1, "items": { "type": "string", "format": "binary" }, "description": "One part per file (any field name with a filename). The declared name is kept (cleaned); the declared type is ignored." } } },
-        "AttachmentList": list_of("Attachment"),
-        "ContactPage": object(&["items", "next_cursor"], json!({ "items": { "type": "array", "items": { "$ref": "#/components/schemas/Contact" } },
-            "next_cursor": { "type": ["string", "null"], "format": "uuid", "description": "The `cursor` of the next page; null on the last." } })),
-        "ReadCursorList": list_of("ReadCursor"),
         "TransferRequest": {
             "type": "object", "properties": { "agent_id": nullable(uuid.clone()), "department": nullable(short.clone()), "reason": { "type": ["string", "null"] } },
             "oneOf": [
@@ -692,17 +471,6 @@ fn core_schemas() -> Value {
             ],
             "description": "Exactly one of `agent_id` and `department`."
         },
-        "AgentList": list_of("Agent"),
-        "AgentPatch": object(&[], json!({ "name": short, "role": role, "capacity": nullable(capacity.clone()),
-            "departments": departments, "active": { "type": "boolean" }, "password": password,
-            "current_password": { "type": "string", "description": "required to change one's own password" } })),
-        "QueuePosition": object(&["position", "estimated_wait_secs"], json!({ "position": { "type": ["integer", "null"], "minimum": 1 },
-            "estimated_wait_secs": { "type": ["integer", "null"], "description": "null while no agent who could take it is online" } })),
-        "BotToken": object(&["id", "token", "name", "created_at", "expires_at"], json!({ "id": { "type": "string", "description": "handle for listing and revoking" },
-            "token": { "type": "string", "description": "bt_...; shown only now" }, "name": { "type": "string" }, "created_at": time, "expires_at": { "type": ["string", "null"], "format": "date-time" } })),
-        "BotTokenInfo": object(&["id", "name", "created_at", "expires_at", "last_used_at"], json!({ "id": { "type": "string" }, "name": { "type": "string" }, "created_at": time,
-            "expires_at": { "type": ["string", "null"], "format": "date-time" }, "last_used_at": { "type": ["string", "null"], "format": "date-time", "description": "to the minute" } })),
-        "BotTokenList": list_of("BotTokenInfo"),
         "EventList": object(&["items", "next_since", "more", "head", "resync_required"], json!({ "items": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } }, "next_since": { "type": "integer" }, "more": { "type": "boolean" },
             "head": { "type": "integer", "description": "The newest event's seq when the page was read." },
             "resync_required": { "type": "boolean", "description": "`since` is beyond `head` (the cursor comes from another database: a restore, a wiped server), or before the oldest event the log keeps (the event retention removed the events after it); reload, then continue from `head`." } })),

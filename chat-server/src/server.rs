@@ -526,6 +526,7 @@ impl Server {
             body: Some(body),
             caller,
             ip,
+            endpoint: endpoint.id,
         };
         api::dispatch(endpoint, ctx)
             .await

@@ -418,3 +418,84 @@ async fn a_wildcard_origin_never_gets_credentials() {
     }
     s.stop().await;
 }
+
+/// serde reads a struct from a JSON array by position (`[null, null]`: every field
+/// absent); a field whose value is an object refuses anything else, with 422 naming it,
+/// and nothing is stored. Found by schemathesis on `POST /v1/conversations`.
+#[tokio::test]
+async fn a_nested_object_given_as_an_array_is_refused() {
+    let s = common::start().await;
+    let admin = s.staff("Ada", Role::Admin, &[]).await;
+    let count = |body: serde_json::Value| {
+        body["counts"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum::<u64>()
+    };
+    let before = count(s.get("/v1/conversations", Some(&admin.token)).await.body);
+
+    for body in [
+        json!({ "contact": [null, null] }),
+        json!({ "identity": ["jo@x.example", 1, "00"] }),
+    ] {
+        let r = s.post("/v1/conversations", None, body.clone()).await;
+        let field = body.as_object().unwrap().keys().next().unwrap().clone();
+        assert_eq!(
+            (r.status, r.body["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field.as_str())),
+            "{body}: {}",
+            r.text
+        );
+    }
+    let (id, visitor) = s.visitor("arrays@x.example").await;
+    let path = format!("/v1/conversations/{id}/messages");
+    let stored = |reply: chat_server::testing::Reply| reply.body["items"].as_array().unwrap().len();
+    let messages = stored(s.get(&path, Some(&visitor)).await);
+    for body in [
+        json!({ "body": "hi", "attachments": [[null]] }),
+        json!({ "body": "hi", "entities": [["order", "1"]] }),
+    ] {
+        let r = s.post(&path, Some(&visitor), body.clone()).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.text
+        );
+    }
+    let r = s
+        .post(
+            &format!("/v1/conversations/{id}/close"),
+            Some(&visitor),
+            json!({ "rating": [5, "ok"] }),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("rating")),
+        "{}",
+        r.text
+    );
+
+    let after = count(s.get("/v1/conversations", Some(&admin.token)).await.body);
+    assert_eq!(
+        after,
+        before + 1,
+        "only the visitor's own conversation was opened"
+    );
+    let opened = s
+        .get(&format!("/v1/conversations/{id}"), Some(&visitor))
+        .await;
+    assert_ne!(
+        opened.body["mode"], "closed",
+        "the bad close changed nothing"
+    );
+    assert_eq!(
+        stored(s.get(&path, Some(&visitor)).await),
+        messages,
+        "no message stored from a bad body"
+    );
+    s.stop().await;
+}

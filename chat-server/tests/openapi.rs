@@ -76,3 +76,111 @@ async fn every_route_is_documented_and_every_documented_route_exists() {
     );
     s.stop().await;
 }
+
+/// The bounds of a documented query parameter are the parser's: for every parameter whose
+/// schema has a `maximum`, `minimum`, `maxLength` or `minLength`, the value at the bound
+/// is not refused for that parameter and the value one past it is 422 naming it.
+#[tokio::test]
+async fn every_documented_query_bound_is_the_parsers() {
+    let s = common::start().await;
+    let admin = s.staff("Ada", chat_core::Role::Admin, &[]).await;
+    let (conversation, _) = s.visitor("bound@example.com").await;
+    let doc = s.get("/v1/openapi.json", None).await.body;
+    let mut played = 0;
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        let Some(op) = operations.get("get") else {
+            continue;
+        };
+        let concrete = path.replace("{id}", &conversation);
+        for param in op["parameters"].as_array().into_iter().flatten() {
+            if param["in"] != "query" {
+                continue;
+            }
+            let name = param["name"].as_str().unwrap();
+            // The bounds sit on the schema, or on its first alternative (the other is "").
+            let schema = param["schema"]["anyOf"]
+                .get(0)
+                .unwrap_or(&param["schema"])
+                .clone();
+            let mut cases = Vec::new();
+            if let Some(max) = schema["maximum"].as_u64() {
+                cases.push((max.to_string(), (u128::from(max) + 1).to_string()));
+            }
+            if let Some(min) = schema["minimum"].as_i64() {
+                cases.push((min.to_string(), (i128::from(min) - 1).to_string()));
+            }
+            if let Some(max) = schema["maxLength"].as_u64() {
+                let max = max as usize;
+                cases.push(("é".repeat(max), "é".repeat(max + 1)));
+            }
+            if let Some(min) = schema["minLength"].as_u64() {
+                // One short of the least is empty at 1: the parameter left out, which a
+                // required parameter refuses just the same.
+                let min = min as usize;
+                cases.push(("x".repeat(min), "x".repeat(min - 1)));
+            }
+            for (at, past) in cases {
+                let url = |value: &str| {
+                    let value: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+                    format!("{concrete}?{name}={value}")
+                };
+                let refused = s.get(&url(&past), Some(&admin.token)).await;
+                assert_eq!(
+                    (refused.status, refused.body["error"]["field"].as_str()),
+                    (StatusCode::UNPROCESSABLE_ENTITY, Some(name)),
+                    "GET {path}: {name}={past} is past its documented bound: {}",
+                    refused.text
+                );
+                let accepted = s.get(&url(&at), Some(&admin.token)).await;
+                assert_ne!(
+                    accepted.body["error"]["field"].as_str(),
+                    Some(name),
+                    "GET {path}: {name} at its documented bound is refused: {}",
+                    accepted.text
+                );
+                played += 1;
+            }
+        }
+    }
+    // limit, since, before, after, q and email at least.
+    assert!(played >= 10, "only {played} bounds played");
+    s.stop().await;
+}
+
+/// Every query parameter an endpoint lists has a definition the handler reads it by.
+#[test]
+fn every_listed_query_parameter_is_defined() {
+    use chat_server::api::query::{ENDPOINT_PARAMS, PARAMS};
+    for endpoint in ENDPOINTS {
+        for name in endpoint.query {
+            assert!(
+                PARAMS.iter().any(|p| p.name == *name)
+                    || ENDPOINT_PARAMS
+                        .iter()
+                        .any(|(e, p)| *e == endpoint.id && p.name == *name),
+                "{} {}: query parameter {name} has no definition",
+                endpoint.method,
+                endpoint.path
+            );
+        }
+    }
+}
+
+/// A posted text's rule is one pattern (`chat_core::openapi::POSTED_TEXT`); the field
+/// attributes that spell it out must say the same.
+#[test]
+fn posted_texts_are_documented_by_one_pattern() {
+    let doc = chat_server::openapi::document();
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [
+        ("PostMessageRequest", "body"),
+        ("NewCannedResponse", "body"),
+        ("CannedResponsePatch", "body"),
+    ] {
+        assert_eq!(
+            schemas[schema]["properties"][field]["pattern"],
+            chat_core::openapi::POSTED_TEXT,
+            "{schema}.{field}"
+        );
+    }
+}

@@ -308,3 +308,41 @@ async fn concurrent_conditional_patches_from_one_version_let_exactly_one_through
     let after = server.get("/v1/settings", Some(&admin.token)).await;
     assert_eq!(etag(&after), "\"1\"");
 }
+
+/// A value out of range is the body's error whatever version `If-Match` names: 422 naming
+/// the setting (not 412), and nothing changes. Found by schemathesis: a stale `If-Match`
+/// with `upload_max_files: 0` answered 412, so the client learnt of its bad value only
+/// after re-reading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_out_of_range_setting_is_422_even_under_a_stale_if_match() {
+    let server = common::start().await;
+    let ann = server.staff("Ann", Role::Admin, &[]).await;
+    let read = server.get("/v1/settings", Some(&ann.token)).await;
+    let stale = etag(&read);
+    let moved = patch_if(
+        &server,
+        &ann.token,
+        &stale,
+        json!({ "welcome_message": "Hello" }),
+    )
+    .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.text);
+
+    let refused = patch_if(
+        &server,
+        &ann.token,
+        &stale,
+        json!({ "upload_max_files": 0 }),
+    )
+    .await;
+    assert_eq!(
+        (refused.status, refused.body["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("upload_max_files")),
+        "{}",
+        refused.text
+    );
+    let now = server.get("/v1/settings", Some(&ann.token)).await;
+    assert_eq!(etag(&now), etag(&moved), "nothing changed");
+    assert_eq!(now.body["upload_max_files"], read.body["upload_max_files"]);
+    server.stop().await;
+}

@@ -17,28 +17,44 @@ pub const MAX_CANNED_TITLE_CHARS: usize = 200;
 
 /// A new canned response.
 #[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewCannedResponse {
     /// Shared by the desk (admins only) rather than the caller's own.
     #[serde(default)]
     pub shared: bool,
-    /// See [`CannedResponse::shortcut`]; stored lower-case.
+    /// See [`CannedResponse::shortcut`]. Stored lower-case, without a leading `/`.
+    // Trimmed, leading `/`s dropped, then 1 to 32 letters, digits, `-` or `_`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^\s*/*[\p{L}\p{N}_-]{1,32}\s*$")
+    )]
     pub shortcut: String,
     /// Name shown in the picker.
+    #[cfg_attr(feature = "openapi", schema(max_length = 200, pattern = r"\S"))]
     pub title: String,
     /// Text with placeholders.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::canned_body))]
     pub body: String,
 }
 
 /// A change to a canned response: only the fields given change.
 #[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = CannedResponsePatch))]
 #[serde(deny_unknown_fields)]
 pub struct CannedPatch {
-    /// New shortcut.
+    /// New shortcut. Stored lower-case, without a leading `/`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^\s*/*[\p{L}\p{N}_-]{1,32}\s*$")
+    )]
     pub shortcut: Option<String>,
     /// New title.
+    #[cfg_attr(feature = "openapi", schema(max_length = 200, pattern = r"\S"))]
     pub title: Option<String>,
     /// New body.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::canned_body_patch))]
     pub body: Option<String>,
 }
 

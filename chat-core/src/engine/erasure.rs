@@ -19,6 +19,7 @@ use crate::store::{ContactErasure, ConversationQuery, MessageQuery, Scope};
 
 /// What [`Engine::erase_contact`] did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Erasure {
     /// The contact (it stays, blank).
     pub contact_id: ContactId,

@@ -176,16 +176,20 @@ pub struct QueuePosition {
 /// What [`Engine::availability`] says of a tenant's desk: the public part of its settings
 /// that a chat widget reads before anyone writes.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeskStatus {
     /// Open now (always, without business hours).
     pub open: bool,
     /// While closed, when it opens next (RFC 3339); `null` while open, or when the
     /// schedule never opens.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub next_opening: Option<time::OffsetDateTime>,
     /// The business hours' offline message, if any.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub offline_message: Option<String>,
     /// The welcome message, if any.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub welcome_message: Option<String>,
     /// Whether the widget asks the visitor's name and e-mail before the first message.
     pub prechat_form: bool,

@@ -26,25 +26,32 @@ pub const MAX_WEBHOOKS: usize = 20;
 
 /// A new webhook.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     /// Where to post: `http://` or `https://`.
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     pub url: String,
     /// Event kinds to follow ([`WEBHOOK_EVENT_KINDS`]); empty or absent = all.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::webhook_events))]
     pub events: Vec<String>,
     /// The signing secret (16 to 256 characters); absent = the engine makes one, shown once.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 16, max_length = 256))]
     pub secret: Option<String>,
 }
 
 /// A change to a webhook: only the fields given change.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
     /// New URL.
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     pub url: Option<String>,
     /// New event kinds (empty = all).
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::webhook_events_patch))]
     pub events: Option<Vec<String>>,
     /// `paused` stops attempts; `active` resumes them (and forgets past failures).
     pub state: Option<WebhookState>,

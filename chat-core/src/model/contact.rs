@@ -83,11 +83,17 @@ impl Contact {
 /// What the caller says about a new contact when opening a conversation: claims only.
 /// Nothing here ever finds or changes an existing contact.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ContactInput {
     /// Display name.
     pub name: Option<String>,
     /// E-mail, kept as an unverified claim.
+    /// Checked loosely (trimmed, an `@`, no space); empty: none.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 254, pattern = r"^\s*(\S*@\S*)?\s*$")
+    )]
     pub email: Option<String>,
     /// Phone.
     pub phone: Option<String>,

@@ -7,7 +7,6 @@ use chat_core::policy::Viewer;
 use chat_core::{Actor, ContactId, SignUp, TenantId};
 use hyper::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::Ctx;
 use crate::error::ApiError;
@@ -86,12 +85,23 @@ pub async fn sign_up(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let token = crate::accounts::issue_contact_token(engine, &ctx.app.config, &contact).await?;
     Ok(http::json(
         StatusCode::CREATED,
-        &json!({
-            "account": account,
-            "contact": Viewer::Customer.contact(&contact),
-            "visitor_token": token,
-        }),
+        &AccountSession {
+            account: &account,
+            contact: Viewer::Customer.contact(&contact),
+            visitor_token: &token,
+        },
     ))
+}
+
+/// A customer's account, its contact as the customer sees it, and a visitor token for
+/// all of the account's conversations.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct AccountSession<'a> {
+    #[schema(value_type = chat_core::Account)]
+    account: &'a chat_core::Account,
+    #[schema(value_type = chat_core::Contact)]
+    contact: chat_core::policy::view::ContactView<'a>,
+    visitor_token: &'a str,
 }
 
 pub async fn login(mut ctx: Ctx) -> Result<Resp, ApiError> {
@@ -123,11 +133,11 @@ pub async fn login(mut ctx: Ctx) -> Result<Resp, ApiError> {
     ctx.app.logins.succeeded(&attempt);
     Ok(http::json(
         StatusCode::OK,
-        &json!({
-            "account": account,
-            "contact": Viewer::Customer.contact(&contact),
-            "visitor_token": token,
-        }),
+        &AccountSession {
+            account: &account,
+            contact: Viewer::Customer.contact(&contact),
+            visitor_token: &token,
+        },
     ))
 }
 
@@ -149,8 +159,16 @@ pub async fn change_password(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let token = crate::accounts::issue_contact_token(engine, &ctx.app.config, &contact).await?;
     Ok(http::json(
         StatusCode::OK,
-        &json!({ "visitor_token": token }),
+        &VisitorTokenAnswer {
+            visitor_token: &token,
+        },
     ))
+}
+
+/// A fresh visitor token for the caller's account.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct VisitorTokenAnswer<'a> {
+    visitor_token: &'a str,
 }
 
 pub async fn get(ctx: Ctx) -> Result<Resp, ApiError> {

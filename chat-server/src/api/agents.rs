@@ -61,13 +61,30 @@ pub async fn login(mut ctx: Ctx) -> Result<Resp, ApiError> {
         })?;
     Ok(http::json(
         StatusCode::OK,
-        &json!({
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": app.config.jwt.ttl.as_secs(),
-            "agent": agent,
-        }),
+        &LoginResponse {
+            access_token: &token,
+            token_type: TokenType::Bearer,
+            expires_in: app.config.jwt.ttl.as_secs(),
+            agent: &agent,
+        },
     ))
+}
+
+/// A staff login's answer: the access token and who it speaks for.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct LoginResponse<'a> {
+    access_token: &'a str,
+    token_type: TokenType,
+    /// Seconds the token is valid for.
+    expires_in: u64,
+    #[schema(value_type = chat_core::Agent)]
+    agent: &'a chat_core::Agent,
+}
+
+/// How the access token is sent: `Authorization: Bearer <token>`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) enum TokenType {
+    Bearer,
 }
 
 pub async fn me(ctx: Ctx) -> Result<Resp, ApiError> {
@@ -91,7 +108,7 @@ pub async fn me(ctx: Ctx) -> Result<Resp, ApiError> {
 
 pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
     let items = ctx.app.engine.agents(ctx.actor()?).await?;
-    Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+    Ok(super::Items::answer(items))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -161,17 +178,24 @@ pub async fn get(ctx: Ctx) -> Result<Resp, ApiError> {
     Ok(http::json(StatusCode::OK, &agent))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schema(as = AgentPatch)]
 pub(crate) struct PatchRequest {
+    #[schema(max_length = 2000, pattern = r"\S")]
     name: Option<String>,
     role: Option<Role>,
+    /// most conversations at once
     #[serde(deserialize_with = "nullable_u32")]
+    #[schema(value_type = Option<u32>, minimum = 0, maximum = 1000)]
     capacity: Option<Option<u32>>,
+    #[schema(schema_with = crate::openapi::rules::short_list)]
     departments: Option<Vec<String>>,
     active: Option<bool>,
+    /// 10 to 1024 characters
+    #[schema(min_length = 10, max_length = 1024)]
     password: Option<String>,
-    /// Needed to change one's own password.
+    /// required to change one's own password
     current_password: Option<String>,
 }
 
@@ -236,16 +260,35 @@ pub(crate) struct BotTokenRequest {
 }
 
 /// What admins see of a bot token: never the token or its digest.
-#[derive(Serialize)]
-struct BotTokenInfo<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BotTokenInfo<'a> {
     id: &'a str,
     name: &'a str,
     #[serde(with = "time::serde::rfc3339")]
     created_at: time::OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     expires_at: Option<time::OffsetDateTime>,
+    /// to the minute
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     last_used_at: Option<time::OffsetDateTime>,
+}
+
+/// A bot token as issued: shown only in this answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = BotToken)]
+pub(crate) struct IssuedBotToken<'a> {
+    /// handle for listing and revoking
+    id: &'a str,
+    /// bt_...; shown only now
+    token: &'a str,
+    name: &'a str,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
+    expires_at: Option<time::OffsetDateTime>,
 }
 
 impl<'a> From<&'a chat_core::BotToken> for BotTokenInfo<'a> {
@@ -291,18 +334,20 @@ pub async fn create_bot_token(mut ctx: Ctx) -> Result<Resp, ApiError> {
         last_used_at: None,
     };
     ctx.app.engine.store_bot_token(actor, &record).await?;
-    let mut answer = serde_json::to_value(BotTokenInfo::from(&record)).expect("serializes");
-    answer["token"] = json!(token);
-    if let Some(map) = answer.as_object_mut() {
-        map.remove("last_used_at");
-    }
+    let answer = IssuedBotToken {
+        id: record.id(),
+        token: &token,
+        name: &record.name,
+        created_at: record.created_at,
+        expires_at: record.expires_at,
+    };
     Ok(http::json(StatusCode::CREATED, &answer))
 }
 
 pub async fn list_bot_tokens(ctx: Ctx) -> Result<Resp, ApiError> {
     let tokens = ctx.app.engine.bot_tokens(ctx.actor()?).await?;
     let items: Vec<BotTokenInfo> = tokens.iter().map(BotTokenInfo::from).collect();
-    Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+    Ok(super::Items::answer(items))
 }
 
 pub async fn revoke_bot_token(ctx: Ctx) -> Result<Resp, ApiError> {

@@ -11,11 +11,14 @@ use crate::error::ApiError;
 use crate::http::{self, Resp};
 
 /// One picker entry: the response, and with `conversation_id` the text it would post there.
-#[derive(Serialize)]
-struct Entry {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CannedResponseEntry)]
+pub(crate) struct Entry {
     #[serde(flatten)]
     response: CannedResponse,
+    /// With `conversation_id`: the text it would post there, placeholders filled.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
     preview: Option<String>,
 }
 
@@ -36,10 +39,7 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
         };
         items.push(Entry { response, preview });
     }
-    Ok(http::json(
-        StatusCode::OK,
-        &serde_json::json!({ "items": items }),
-    ))
+    Ok(super::Items::answer(items))
 }
 
 pub async fn create(mut ctx: Ctx) -> Result<Resp, ApiError> {

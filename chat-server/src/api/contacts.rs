@@ -4,7 +4,6 @@
 
 use chat_core::ContactId;
 use hyper::StatusCode;
-use serde_json::json;
 
 use super::Ctx;
 use crate::error::ApiError;
@@ -25,8 +24,21 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
     let items: Vec<_> = page.items.iter().map(|c| viewer.contact(c)).collect();
     Ok(http::json(
         StatusCode::OK,
-        &json!({ "items": items, "next_cursor": page.next_cursor }),
+        &ContactPage {
+            items,
+            next_cursor: page.next_cursor,
+        },
     ))
+}
+
+/// One page of contacts.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ContactPage<'a> {
+    #[schema(value_type = Vec<chat_core::Contact>)]
+    items: Vec<chat_core::policy::view::ContactView<'a>>,
+    /// The `cursor` of the next page; null on the last.
+    #[schema(required = true)]
+    next_cursor: Option<ContactId>,
 }
 
 /// `GET /v1/contacts/{id}/conversations`: those the caller may read.
@@ -38,7 +50,7 @@ pub async fn conversations(ctx: Ctx) -> Result<Resp, ApiError> {
         .contact_conversations(ctx.actor()?, id)
         .await?;
     let items: Vec<_> = items.iter().map(|c| ctx.conversation_view(c)).collect();
-    Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+    Ok(super::Items::answer(items))
 }
 
 /// `POST /v1/contacts/{id}/erase`: admins only (the engine's policy); answers what was

@@ -18,10 +18,12 @@ use crate::error::ApiError;
 use crate::http::{self, Resp};
 
 /// Body of `POST /v1/conversations`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schema(as = OpenConversationRequest)]
 pub struct OpenRequest {
     tenant_id: Option<TenantId>,
+    #[serde(deserialize_with = "http::object")]
     contact: ContactInput,
     channel: Option<Channel>,
     title: Option<String>,
@@ -29,15 +31,20 @@ pub struct OpenRequest {
     priority: Option<Priority>,
     first_message: Option<String>,
     metadata: BTreeMap<String, String>,
+    #[serde(deserialize_with = "http::optional_object")]
+    #[schema(inline)]
     identity: Option<Identity>,
 }
 
 /// A customer identity signed by the embedding site.
-#[derive(Debug, Deserialize)]
+// `Serialize`: the document shows the body's defaults, and this one's is `null`.
+#[derive(Debug, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Identity {
     email: String,
+    /// Unix seconds
     timestamp: u64,
+    /// hex HMAC-SHA256 of `email:timestamp` under the identity secret
     signature: String,
 }
 
@@ -411,17 +418,24 @@ pub async fn get(ctx: Ctx) -> Result<Resp, ApiError> {
 
 /// Body of `PATCH /v1/conversations/{id}`; absent fields stay as they are, `null`
 /// clears department and title.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schema(as = ConversationPatch)]
 pub struct Patch {
     priority: Option<Priority>,
     #[serde(deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     department: Option<Option<String>>,
+    /// Each trimmed, not empty; at most 32 on a conversation.
+    #[schema(schema_with = crate::openapi::rules::short_list)]
     tags: Option<Vec<String>>,
+    #[schema(schema_with = crate::openapi::rules::short_list_required)]
     add_tags: Vec<String>,
+    #[schema(schema_with = crate::openapi::rules::short_list_required)]
     remove_tags: Vec<String>,
     pinned: Option<bool>,
     #[serde(deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     title: Option<Option<String>>,
     add_participants: Vec<AgentId>,
     remove_participants: Vec<AgentId>,
@@ -579,7 +593,7 @@ pub(crate) struct RatingRequest {
 pub(crate) struct CloseRequest {
     // Field-level rather than container `default` (the same for one field): the schema
     // derive would otherwise write the default rating into the document.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "http::optional_object")]
     rating: Option<RatingRequest>,
 }
 
@@ -626,7 +640,7 @@ pub async fn contact_history(ctx: Ctx) -> Result<Resp, ApiError> {
         .ok_or_else(|| ApiError::invalid("email", "required"))?;
     let items = ctx.app.engine.contact_history(ctx.actor()?, &email).await?;
     let items: Vec<_> = items.iter().map(|c| ctx.conversation_view(c)).collect();
-    Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+    Ok(super::Items::answer(items))
 }
 
 pub async fn contact(ctx: Ctx) -> Result<Resp, ApiError> {
@@ -636,10 +650,13 @@ pub async fn contact(ctx: Ctx) -> Result<Resp, ApiError> {
 }
 
 /// Body of `PATCH /v1/contacts/{id}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schema(as = ContactPatch)]
 pub(crate) struct ContactPatchRequest {
     name: Option<String>,
+    /// Checked loosely (trimmed, an `@`, no space); empty: none.
+    #[schema(max_length = 254, pattern = r"^\s*(\S*@\S*)?\s*$")]
     email: Option<String>,
     phone: Option<String>,
     address: Option<String>,
@@ -687,9 +704,21 @@ pub async fn merge_contact(mut ctx: Ctx) -> Result<Resp, ApiError> {
 pub async fn queue_position(ctx: Ctx) -> Result<Resp, ApiError> {
     let id = conversation_id(&ctx)?;
     let position = ctx.app.engine.queue_position(ctx.actor()?, id).await?;
-    let body = match position {
-        Some(p) => json!({ "position": p.position, "estimated_wait_secs": p.estimated_wait_secs }),
-        None => json!({ "position": null, "estimated_wait_secs": null }),
+    let body = QueueAnswer {
+        position: position.as_ref().map(|p| p.position),
+        estimated_wait_secs: position.and_then(|p| p.estimated_wait_secs),
     };
     Ok(http::json(StatusCode::OK, &body))
+}
+
+/// A conversation's place in the queue; both `null` when it is not queued.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = QueuePosition)]
+pub(crate) struct QueueAnswer {
+    /// 1 for the next to be served.
+    #[schema(required = true, minimum = 1)]
+    position: Option<u32>,
+    /// null while no agent who could take it is online
+    #[schema(required = true)]
+    estimated_wait_secs: Option<u64>,
 }

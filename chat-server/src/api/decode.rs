@@ -89,6 +89,66 @@ pub(crate) fn body_schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<messages::EditRequest>(&mut all);
     add::<messages::ReadRequest>(&mut all);
     add::<snooze::SnoozeRequest>(&mut all);
+    add::<conversations::OpenRequest>(&mut all);
+    add::<conversations::Patch>(&mut all);
+    add::<conversations::ContactPatchRequest>(&mut all);
+    add::<agents::PatchRequest>(&mut all);
+    add::<messages::PostRequest>(&mut all);
+    add::<NewCannedResponse>(&mut all);
+    add::<CannedPatch>(&mut all);
+    add::<NewWebhook>(&mut all);
+    add::<WebhookPatch>(&mut all);
+    all
+}
+
+/// The schemas of the JSON answers serialized from a type of the server's own (its views
+/// of what the engine answers), for the OpenAPI document.
+pub(crate) fn answer_schemas() -> Vec<(String, RefOr<Schema>)> {
+    use super::{
+        accounts, agents, canned, conversations, mail, mentions, messages, settings, system,
+        webhooks,
+    };
+    fn add<T: ToSchema>(all: &mut Vec<(String, RefOr<Schema>)>) {
+        all.push((T::name().into_owned(), T::schema()));
+        T::schemas(all);
+    }
+    let mut all = Vec::new();
+    add::<crate::error::Body>(&mut all);
+    add::<messages::PostAnswer>(&mut all);
+    add::<agents::BotTokenInfo>(&mut all);
+    add::<agents::IssuedBotToken>(&mut all);
+    add::<webhooks::WebhookView>(&mut all);
+    add::<webhooks::CreatedWebhook>(&mut all);
+    add::<webhooks::DeliveryView>(&mut all);
+    add::<mail::MailView>(&mut all);
+    add::<conversations::QueueAnswer>(&mut all);
+    add::<accounts::VisitorTokenAnswer>(&mut all);
+    add::<mentions::MentionList>(&mut all);
+    add::<mentions::MentionsRead>(&mut all);
+    add::<system::Health>(&mut all);
+    add::<accounts::AccountSession>(&mut all);
+    add::<settings::Widget>(&mut all);
+    add::<chat_core::Erasure>(&mut all);
+    add::<super::contacts::ContactPage>(&mut all);
+    add::<agents::LoginResponse>(&mut all);
+    // The lists, each `Items` of its entries, under the names clients know.
+    fn list<T: ToSchema>(all: &mut Vec<(String, RefOr<Schema>)>, name: &str) {
+        all.push((
+            name.to_owned(),
+            <super::Items<T> as utoipa::PartialSchema>::schema(),
+        ));
+        add::<T>(all);
+    }
+    list::<chat_core::Conversation>(&mut all, "ConversationList");
+    list::<chat_core::Message>(&mut all, "MessageList");
+    list::<chat_core::ReadCursor>(&mut all, "ReadCursorList");
+    list::<chat_core::Attachment>(&mut all, "AttachmentList");
+    list::<chat_core::Agent>(&mut all, "AgentList");
+    list::<agents::BotTokenInfo>(&mut all, "BotTokenList");
+    list::<webhooks::WebhookView>(&mut all, "WebhookList");
+    list::<webhooks::DeliveryView>(&mut all, "DeliveryList");
+    list::<mail::MailView>(&mut all, "MailList");
+    list::<canned::Entry>(&mut all, "CannedResponseList");
     all
 }
 
@@ -109,18 +169,28 @@ pub fn query(query: &str) -> Vec<Result<(), ApiError>> {
             .collect::<Result<Vec<()>, _>>()
             .map(drop)
     });
+    // Each through its definition, as `Ctx::query` reads it.
+    use super::query::param;
+    use crate::endpoints::Endpoint::{self, ListContacts, ListConversations, ListMessages};
     let mut answers = vec![
-        http::query_value::<Priority>(q, "priority").map(drop),
-        http::query_value::<Channel>(q, "channel").map(drop),
-        http::query_value::<bool>(q, "pinned").map(drop),
-        http::query_value::<String>(q, "text").map(drop),
-        http::query_value::<usize>(q, "limit").map(drop),
-        http::query_value::<u64>(q, "since").map(drop),
-        http::query_value::<u64>(q, "seq").map(drop),
-        http::query_value::<ConversationId>(q, "conversation_id").map(drop),
-        http::query_value::<ContactId>(q, "cursor").map(drop),
-        http::query_value::<AgentId>(q, "agent_id").map(drop),
-        http::query_value::<u64>(q, "before").map(drop),
+        param(ListConversations, "priority")
+            .read::<Priority>(q)
+            .map(drop),
+        param(ListConversations, "channel")
+            .read::<Channel>(q)
+            .map(drop),
+        param(ListConversations, "pinned").read::<bool>(q).map(drop),
+        param(ListConversations, "text").read::<String>(q).map(drop),
+        param(ListConversations, "limit").read::<usize>(q).map(drop),
+        param(Endpoint::Events, "since").read::<u64>(q).map(drop),
+        param(ListConversations, "conversation_id")
+            .read::<ConversationId>(q)
+            .map(drop),
+        param(ListContacts, "cursor").read::<ContactId>(q).map(drop),
+        param(ListConversations, "agent_id")
+            .read::<AgentId>(q)
+            .map(drop),
+        param(ListMessages, "before").read::<u64>(q).map(drop),
     ];
     answers.extend(modes);
     let from = http::query_param(query, "from").unwrap_or_default();

@@ -7,7 +7,6 @@
 use chat_core::{ConversationId, FileUse, NewFile};
 use hyper::StatusCode;
 use hyper::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, HeaderValue};
-use serde_json::json;
 
 use super::Ctx;
 use crate::error::ApiError;
@@ -52,7 +51,10 @@ pub async fn upload(mut ctx: Ctx) -> Result<Resp, ApiError> {
         .map(|f| NewFile::new(&f.file_name, &f.content_type, f.bytes.to_vec()))
         .collect();
     let stored = engine.upload_files(&actor, id, purpose, files).await?;
-    Ok(http::json(StatusCode::CREATED, &json!({ "items": stored })))
+    Ok(http::json(
+        StatusCode::CREATED,
+        &super::Items { items: stored },
+    ))
 }
 
 /// `GET /v1/conversations/{id}/files/{folder}/{name}`: the bytes of one file, as an

@@ -13,24 +13,32 @@ use crate::error::ApiError;
 use crate::http::{self, Resp};
 
 /// A mail as the API shows it: never its body (the log is about delivery).
-#[derive(Serialize)]
-struct MailView<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Mail)]
+pub(crate) struct MailView<'a> {
     id: chat_core::MailId,
     kind: chat_core::MailKind,
     conversation_id: ConversationId,
+    /// the contact's address
     to: &'a str,
     subject: &'a str,
+    /// its Message-ID, without angle brackets
     message_id: &'a str,
+    /// `customer`, `agent:<id>`, `bot` or `system`
     requested_by: &'a str,
     state: chat_core::MailState,
     attempts: u32,
-    /// When the next attempt is due (pending ones only).
+    /// pending ones: when the next attempt is due
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     next_attempt_at: Option<OffsetDateTime>,
+    /// the relay's last refusal or the connection error
+    #[schema(required = true)]
     last_error: Option<&'a str>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     sent_at: Option<OffsetDateTime>,
 }
 
@@ -127,8 +135,5 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
         .mails(ctx.actor()?, limit.unwrap_or(50))
         .await?;
     let items: Vec<_> = found.iter().map(view).collect();
-    Ok(http::json(
-        StatusCode::OK,
-        &serde_json::json!({ "items": items }),
-    ))
+    Ok(super::Items::answer(items))
 }

@@ -9,7 +9,6 @@ use chat_core::{
 };
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::Ctx;
 use crate::error::ApiError;
@@ -23,18 +22,29 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
         limit: ctx.query("limit")?,
     };
     let items = ctx.app.engine.messages(ctx.actor()?, id, page).await?;
-    Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+    Ok(super::Items::answer(items))
 }
 
 /// Body of `POST /v1/conversations/{id}/messages`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schema(as = PostMessageRequest)]
 pub struct PostRequest {
+    /// Trimmed, not empty, at most 10,000 characters, no control characters but line
+    /// breaks and tabs (the engine's rule for messages, notes and canned responses).
+    #[schema(
+        required = true,
+        max_length = 10000,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     body: String,
+    #[schema(schema_with = crate::openapi::rules::posted_kind)]
     kind: Option<MessageKind>,
+    #[serde(deserialize_with = "http::objects")]
     attachments: Vec<Attachment>,
     reply_to: Option<MessageId>,
     client_message_id: Option<String>,
+    #[serde(deserialize_with = "http::objects")]
     entities: Vec<EntityRef>,
     metadata: BTreeMap<String, String>,
 }
@@ -74,11 +84,15 @@ pub async fn post(mut ctx: Ctx) -> Result<Resp, ApiError> {
 
 /// The answer to a post, serialized straight from the engine's result (the hottest
 /// route: no intermediate `serde_json::Value`).
-#[derive(Serialize)]
-pub(super) struct PostAnswer<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PostedMessage)]
+pub(crate) struct PostAnswer<'a> {
+    #[schema(value_type = Message)]
     pub(super) message: &'a Message,
     pub(super) created: bool,
+    #[schema(value_type = Vec<Message>)]
     pub(super) replies: &'a [Message],
+    #[schema(value_type = chat_core::Conversation)]
     pub(super) conversation: super::ConversationView<'a>,
 }
 
@@ -88,7 +102,7 @@ pub(crate) struct NoteRequest {
     #[serde(default)]
     body: String,
     /// Files uploaded with `purpose=note` to this conversation.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "http::objects")]
     attachments: Vec<Attachment>,
 }
 
@@ -144,5 +158,5 @@ pub async fn mark_read(mut ctx: Ctx) -> Result<Resp, ApiError> {
 pub async fn read_cursors(ctx: Ctx) -> Result<Resp, ApiError> {
     let id: ConversationId = ctx.id("id")?;
     let items = ctx.app.engine.read_cursors(ctx.actor()?, id).await?;
-    Ok(http::json(StatusCode::OK, &json!({ "items": items })))
+    Ok(super::Items::answer(items))
 }

@@ -13,6 +13,7 @@ pub(crate) mod inboxes;
 mod mail;
 mod mentions;
 mod messages;
+pub mod query;
 mod reports;
 mod settings;
 mod snooze;
@@ -39,6 +40,21 @@ use crate::paths::PathParams;
 use chat_core::policy::Viewer;
 use chat_core::policy::view::ConversationView;
 
+/// A list answer, `{"items": [...]}`: every list of the API has this one shape, and the
+/// document derives each list's schema (`MessageList`, `AgentList` ...) from it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Items<T> {
+    /// The list, in the order the route states.
+    pub items: Vec<T>,
+}
+
+impl<T: serde::Serialize> Items<T> {
+    /// The 200 answer of a list.
+    pub fn answer(items: Vec<T>) -> Resp {
+        http::json(hyper::StatusCode::OK, &Items { items })
+    }
+}
+
 /// Everything a handler gets.
 pub struct Ctx {
     /// The server.
@@ -55,6 +71,8 @@ pub struct Ctx {
     pub caller: Caller,
     /// Client address.
     pub ip: IpAddr,
+    /// The endpoint called: its query parameters are read by their definitions.
+    pub endpoint: crate::endpoints::Endpoint,
 }
 
 impl Ctx {
@@ -83,9 +101,11 @@ impl Ctx {
         })
     }
 
-    /// A query parameter parsed as `T`; 422 naming it if it does not parse.
+    /// A query parameter parsed as `T`, checked first against its definition
+    /// ([`query::param`], the one the OpenAPI document is written from); 422 naming it if
+    /// it breaks it or does not parse.
     pub fn query<T: FromStr>(&self, name: &'static str) -> Result<Option<T>, ApiError> {
-        http::query_value(self.query.as_deref(), name)
+        query::param(self.endpoint, name).read(self.query.as_deref())
     }
 
     /// The JSON body.

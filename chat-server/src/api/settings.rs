@@ -82,9 +82,16 @@ pub async fn widget(ctx: Ctx) -> Result<Resp, ApiError> {
         }
         other => other?,
     };
-    let mut answer = serde_json::to_value(&status).expect("status serializes");
-    answer["tenant_id"] = serde_json::json!(tenant);
-    Ok(http::json(StatusCode::OK, &answer))
+    Ok(http::json(StatusCode::OK, &Widget { tenant, status }))
+}
+
+/// What `GET /v1/widget` answers: the tenant, and its desk's public status.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Widget {
+    #[serde(rename = "tenant_id")]
+    tenant: TenantId,
+    #[serde(flatten)]
+    status: chat_core::DeskStatus,
 }
 
 /// `PATCH /v1/settings`. With `If-Match`, only over the version it names: otherwise 412
@@ -103,6 +110,8 @@ pub async fn update(mut ctx: Ctx) -> Result<Resp, ApiError> {
         // A patch that does not fit is 422 whatever version it names: the error is the
         // body's, and a client retrying after a 412 would only meet it next.
         let settings = merge(&current, patch.clone())?;
+        // So is a value out of range (the engine checks again when it writes).
+        settings.validate()?;
         if let Some(tags) = &expected
             && !tags.contains(&Some(version))
         {

@@ -7,14 +7,20 @@ use super::Ctx;
 use crate::error::ApiError;
 use crate::http::{self, Resp};
 
+/// The answer of the probes: `ok` (alive) or `ready` (the store answers).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    status: &'static str,
+}
+
 pub async fn health(_: Ctx) -> Result<Resp, ApiError> {
-    Ok(http::json(StatusCode::OK, &json!({ "status": "ok" })))
+    Ok(http::json(StatusCode::OK, &Health { status: "ok" }))
 }
 
 pub async fn ready(ctx: Ctx) -> Result<Resp, ApiError> {
     // A real round trip to the store: reading the tenants touches the database.
     match ctx.app.engine.tenants().await {
-        Ok(_) => Ok(http::json(StatusCode::OK, &json!({ "status": "ready" }))),
+        Ok(_) => Ok(http::json(StatusCode::OK, &Health { status: "ready" })),
         Err(e) => {
             tracing::warn!(error = %e, "store not ready");
             Err(ApiError::new(

@@ -13,21 +13,32 @@ use crate::error::ApiError;
 use crate::http::{self, Resp};
 
 /// A webhook as the API shows it: never its secret.
-#[derive(Serialize)]
-struct WebhookView<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Webhook)]
+pub(crate) struct WebhookView<'a> {
     id: WebhookId,
     url: &'a str,
+    #[schema(schema_with = chat_core::openapi::webhook_events)]
     events: &'a [String],
     state: chat_core::WebhookState,
+    /// since when every attempt has failed
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     failing_since: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
-    /// Only in the create call's answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<&'a str>,
+}
+
+/// The create call's answer: the webhook and, this once, its secret.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CreatedWebhook)]
+pub(crate) struct CreatedWebhook<'a> {
+    #[serde(flatten)]
+    webhook: WebhookView<'a>,
+    /// The signing secret; never shown again.
+    secret: &'a str,
 }
 
 fn view(w: &Webhook) -> WebhookView<'_> {
@@ -39,29 +50,39 @@ fn view(w: &Webhook) -> WebhookView<'_> {
         failing_since: w.failing_since,
         created_at: w.created_at,
         updated_at: w.updated_at,
-        secret: None,
     }
 }
 
 /// One line of the delivery log.
-#[derive(Serialize)]
-struct DeliveryView<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Delivery)]
+pub(crate) struct DeliveryView<'a> {
+    /// the event's sequence in the tenant's log
     seq: u64,
+    /// `<tenant_id>.<seq>`: the `X-Chat-Event-Id` and `Idempotency-Key` sent
     event_id: String,
     #[serde(rename = "type")]
     kind: &'a str,
+    #[schema(required = true)]
     conversation_id: Option<chat_core::ConversationId>,
     state: chat_core::DeliveryState,
     attempts: u32,
-    /// When the next attempt is due (pending ones only).
+    /// pending ones: when the next attempt is due
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     next_attempt_at: Option<OffsetDateTime>,
+    /// HTTP status of the last answer
+    #[schema(required = true)]
     last_status: Option<u16>,
+    #[schema(required = true)]
     last_error: Option<&'a str>,
+    /// how long the last attempt took
+    #[schema(required = true)]
     response_ms: Option<u64>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(required = true)]
     delivered_at: Option<OffsetDateTime>,
 }
 
@@ -99,10 +120,7 @@ async fn check_address(ctx: &Ctx, url: &str) -> Result<(), ApiError> {
 pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
     let found = ctx.app.engine.webhooks(ctx.actor()?).await?;
     let items: Vec<_> = found.iter().map(view).collect();
-    Ok(http::json(
-        StatusCode::OK,
-        &serde_json::json!({ "items": items }),
-    ))
+    Ok(super::Items::answer(items))
 }
 
 pub async fn create(mut ctx: Ctx) -> Result<Resp, ApiError> {
@@ -111,8 +129,10 @@ pub async fn create(mut ctx: Ctx) -> Result<Resp, ApiError> {
     ctx.app.engine.webhooks(ctx.actor()?).await?;
     check_address(&ctx, &input.url).await?;
     let created = ctx.app.engine.create_webhook(ctx.actor()?, input).await?;
-    let mut shown = view(&created);
-    shown.secret = Some(&created.secret.0);
+    let shown = CreatedWebhook {
+        webhook: view(&created),
+        secret: &created.secret.0,
+    };
     Ok(http::json(StatusCode::CREATED, &shown))
 }
 
@@ -153,10 +173,7 @@ pub async fn deliveries(ctx: Ctx) -> Result<Resp, ApiError> {
         .webhook_deliveries(ctx.actor()?, id, before, limit.unwrap_or(50))
         .await?;
     let items: Vec<_> = found.iter().map(delivery_view).collect();
-    Ok(http::json(
-        StatusCode::OK,
-        &serde_json::json!({ "items": items }),
-    ))
+    Ok(super::Items::answer(items))
 }
 
 pub async fn redeliver(ctx: Ctx) -> Result<Resp, ApiError> {

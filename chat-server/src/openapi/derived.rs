@@ -15,6 +15,7 @@ use chat_core::{
 /// Every derived schema by name, with the schemas they refer to.
 pub(super) fn schemas() -> Map<String, Value> {
     let mut all: Vec<(String, RefOr<Schema>)> = crate::api::decode::body_schemas();
+    all.extend(crate::api::decode::answer_schemas());
     add::<Conversation>(&mut all);
     add::<Message>(&mut all);
     add::<Attachment>(&mut all);
@@ -48,7 +49,7 @@ pub(super) fn schemas() -> Map<String, Value> {
 /// The schema of one query parameter that a handler parses into `T`, as the body
 /// schemas are derived: the enums the server reads with `FromStr` (`mode`, `priority`,
 /// `channel`) are the same types and serialize to the same words.
-pub(super) fn query_schema<T: ToSchema>() -> Value {
+pub(crate) fn query_schema<T: ToSchema>() -> Value {
     let mut all = Vec::new();
     add::<T>(&mut all);
     let (_, schema) = all.swap_remove(0);
