@@ -159,11 +159,11 @@ pub(crate) fn accept_with(
     let offered = subprotocol.filter(|p| has(header::SEC_WEBSOCKET_PROTOCOL, p));
     let on_upgrade = hyper::upgrade::on(req);
     let config = WebSocketConfig::default()
-        // 512 bytes instead of 128 KiB: every idle socket keeps this buffer (see NOTES.md),
+        // 256 bytes instead of 128 KiB: every idle socket keeps this buffer (see NOTES.md),
         // and what clients send is small JSON (a subscribe is about 100 bytes); once a
         // frame's header is read, the buffer grows to the frame's whole length, so a
-        // larger frame costs one more read, not one per 512 bytes.
-        .read_buffer_size(512)
+        // larger frame costs one more read, not one per 256 bytes.
+        .read_buffer_size(256)
         // Frames fed in one wake-up (see `follow::drain`) gather up to this much before
         // they are written: a burst of events costs one write (and one wake-up of the
         // client) per few frames instead of one per frame. A frame sent on its own is
