@@ -219,6 +219,19 @@ impl Indexer {
     }
 }
 
+impl Drop for Indexer {
+    /// Folds the search file's log back into it and empties it as the store closes, so
+    /// the file is whole on its own (a copy, a check or a damage test sees all of it)
+    /// whichever connection to it closes last: a read-only reader closing last leaves the
+    /// log as it is. It does not wait: another process's reader keeps the log for later.
+    fn drop(&mut self) {
+        if self.attached {
+            let _ = self.conn.busy_timeout(Duration::ZERO);
+            let _ = checkpoint(&self.conn, "search", "TRUNCATE");
+        }
+    }
+}
+
 /// Errors that say another connection holds a lock: the indexer is held up, not stuck.
 pub(super) fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
