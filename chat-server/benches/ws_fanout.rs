@@ -10,7 +10,8 @@
 //! would be 100 messages, and one slow message 1% of the samples, the p99 on its own),
 //! `WS_SATURATED_SECS` (5), `WS_IDLE_SOCKETS` (10000; 0 skips the RSS part), `WS_BARE_FRAME_BYTES` (size of
 //! the bare server's frames; default close to the chat server's event frame), `WS_ONLY=rss`
-//! (only the idle-socket part).
+//! (only the idle-socket part), `BENCH_READS_IN_PLACE=0` (the chat server's store reads
+//! hop to the blocking pool instead of running in place).
 
 mod common;
 

@@ -71,7 +71,9 @@ pub struct Options {
     /// on the commit, the chat server's p99 delivery latency at 10 messages/s was 3.2-6.5
     /// ms; a pass `interval` later, 3.1-3.3 ms). Searches never wait for it (they read the
     /// bodies of messages changed since the index's watermark), so this trades a little
-    /// more of that reading for fewer, larger index transactions. Default: 50 ms.
+    /// more of that reading for fewer, larger index transactions. After the interval the
+    /// indexer goes on gathering until 256 operations have been committed or a second has
+    /// passed since the wake (see `search::indexer::FLUSH_OPERATIONS`). Default: 50 ms.
     pub index_interval: Duration,
     /// How long the checkpoint thread waits, once a commit wakes it, before it copies the
     /// write-ahead log into the database: at most one copy per interval, and none in the

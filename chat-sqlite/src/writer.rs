@@ -469,10 +469,11 @@ fn run(
             committed,
         };
         commit_batch(&tx, &mut cache, &mut batch);
+        let operations = batch.len();
         for job in batch.drain(..) {
             job.reply();
         }
-        followers.search.committed();
+        followers.search.committed(operations);
         followers.checkpoints.committed();
         followers.checkpoints.restart_if_asked(&conn);
     }

@@ -122,8 +122,13 @@ pub fn engine_on(dir: &Path, backend: Backend) -> (Engine, Option<Arc<chat_sqlit
             None,
         ),
         Backend::Sqlite => {
+            // `BENCH_READS_IN_PLACE=0`: reads hop to the blocking pool instead of running
+            // on the calling worker (`Options::reads_in_place`), to see what the threads
+            // that in-place reads start cost an idle socket.
+            let in_place = std::env::var("BENCH_READS_IN_PLACE").map_or(true, |v| v != "0");
+            let options = chat_sqlite::Options::default().reads_in_place(in_place);
             let store = Arc::new(
-                chat_sqlite::SqliteStore::open(dir.join("bench.db"))
+                chat_sqlite::SqliteStore::open_with(dir.join("bench.db"), options)
                     .expect("open the SQLite store"),
             );
             (

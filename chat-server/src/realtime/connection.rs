@@ -28,6 +28,9 @@ use super::{Delivery, Feed, Hub, Outbound, Outbox, Route, Signal};
 use crate::error::ApiError;
 use crate::http::{self, Resp};
 
+/// Bytes of frames fed in one wake-up that are gathered before they are written.
+const WRITE_BATCH: usize = 4096;
+
 /// The subprotocol the server speaks; browsers may also pass their token as a second
 /// subprotocol (`chat.v1, <token>`), since their WebSocket API cannot set headers.
 pub const SUBPROTOCOL: &str = "chat.v1";
@@ -156,12 +159,18 @@ pub(crate) fn accept_with(
     let offered = subprotocol.filter(|p| has(header::SEC_WEBSOCKET_PROTOCOL, p));
     let on_upgrade = hyper::upgrade::on(req);
     let config = WebSocketConfig::default()
-        // 512 bytes instead of 128 KiB: every idle socket keeps this buffer (see NOTES.md),
+        // 256 bytes instead of 128 KiB: every idle socket keeps this buffer (see NOTES.md),
         // and what clients send is small JSON (a subscribe is about 100 bytes); once a
         // frame's header is read, the buffer grows to the frame's whole length, so a
-        // larger frame costs one more read, not one per 512 bytes.
-        .read_buffer_size(512)
-        .write_buffer_size(0)
+        // larger frame costs one more read, not one per 256 bytes.
+        .read_buffer_size(256)
+        // Frames fed in one wake-up (see `follow::drain`) gather up to this much before
+        // they are written: a burst of events costs one write (and one wake-up of the
+        // client) per few frames instead of one per frame. A frame sent on its own is
+        // written at once. The buffer is allocated at the first frame and keeps its size
+        // (at most this plus one frame), so an idle socket that never had a burst holds
+        // only the largest single frame it was sent.
+        .write_buffer_size(WRITE_BATCH)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(Some(max_frame_bytes))
         .max_frame_size(Some(max_frame_bytes));
@@ -391,13 +400,15 @@ impl Connection {
                         "your access was revoked".into(),
                     );
                 }
+                // Fed, not sent: `follow::drain` flushes once it has emptied the outbox,
+                // so a burst goes out in as few writes as the write buffer allows.
                 if let Some(frame) = self.frame_for(&d)
-                    && socket.send(Message::Text(frame.clone())).await.is_err()
+                    && socket.feed(Message::Text(frame.clone())).await.is_err()
                 {
                     return Flow::Gone;
                 }
                 if let (Some(frame), true) = (&d.presence_frame, self.staff())
-                    && socket.send(Message::Text(frame.clone())).await.is_err()
+                    && socket.feed(Message::Text(frame.clone())).await.is_err()
                 {
                     return Flow::Gone;
                 }
@@ -405,7 +416,7 @@ impl Connection {
             }
             Outbound::Signal(signal) => {
                 if self.may_relay(&signal) {
-                    Flow::sent(socket.send(Message::Text(signal.frame.clone())).await)
+                    Flow::sent(socket.feed(Message::Text(signal.frame.clone())).await)
                 } else {
                     Flow::Continue
                 }

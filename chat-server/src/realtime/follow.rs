@@ -175,7 +175,9 @@ async fn revalidate<H: Handler>(handler: &mut H) -> Flow {
     }
 }
 
-/// Sends what the outbox holds; a queue that overflowed closes the socket instead.
+/// Sends what the outbox holds; a queue that overflowed closes the socket instead. Items
+/// may be fed without a flush: it flushes once the outbox is empty, so the frames of one
+/// wake-up go out together.
 ///
 /// A credential change is counted before the change's call returns, so whatever was
 /// queued after it is sent only once the credential has been checked again: nothing
@@ -203,7 +205,7 @@ async fn drain<H: Handler>(
             );
         }
         let Some(item) = outbox.pop() else {
-            return Flow::Continue;
+            return Flow::sent(socket.flush().await);
         };
         match handler.outbound(socket, item).await {
             Flow::Continue => {}

@@ -131,6 +131,9 @@ pub(crate) enum Outbound {
     Signal(Arc<Signal>),
 }
 
+/// Items an emptied outbox keeps room for (16 bytes each).
+const KEPT_QUEUE: usize = 8;
+
 /// A connection's bounded queue of frames to send, filled by the follower (events) and by
 /// signal relays, drained by the connection's task.
 pub(crate) struct Outbox {
@@ -182,11 +185,13 @@ impl Outbox {
         self.notify.notify_one();
     }
 
-    /// The next item; an emptied queue gives its memory back (idle connections stay small).
+    /// The next item. An emptied queue that grew past a few items gives its memory back
+    /// (idle connections stay small); a small one keeps it, or every delivery to a
+    /// connection that keeps up would allocate and free it once.
     pub(crate) fn pop(&self) -> Option<Outbound> {
         let mut queue = self.queue();
         let item = queue.pop_front();
-        if item.is_none() && queue.capacity() > 0 {
+        if item.is_none() && queue.capacity() > KEPT_QUEUE {
             *queue = VecDeque::new();
         }
         item

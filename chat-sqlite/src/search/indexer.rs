@@ -4,8 +4,10 @@
 //! # The indexer
 //!
 //! One thread with one connection: the database as `main` (only read) and the search file
-//! attached as `search`. The writer wakes it after each commit (it then lets
-//! [`Options::index_interval`] pass since its previous pass), and a timer every [`TICK`].
+//! attached as `search`. The writer wakes it after a commit; it then gathers commits for
+//! at least [`Options::index_interval`], and until [`FLUSH_OPERATIONS`] operations have
+//! been committed or [`FLUSH_AFTER`] has passed (a waiter for the index cuts that short);
+//! and a timer wakes it every [`TICK`].
 //! A pass reads, in one short read transaction, the `events` after the watermark (up to
 //! [`EVENT_BATCH`]) and for each `message_created` / `message_updated` the message's current
 //! row (to be indexed again, or removed if it is deleted or gone), and for each
@@ -72,6 +74,19 @@ pub(super) enum Step {
 /// The indexer looks for new events this often even if nobody wakes it (another process
 /// may write the database), and truncates its log once it finds nothing to do.
 pub(crate) const TICK: Duration = Duration::from_secs(1);
+/// Operations committed (about one event each) after which a pass is worth its cost. Each
+/// pass ends in FTS5 flushing its pending terms as a new segment, and each new segment
+/// brings merges of the ones before it: a pass is cheap per event only when it applies
+/// many. Measured with `post_cost` (posts one after the other, the worst case): a pass
+/// every 50 ms cost about 204,000 instructions per post, a pass per second or per 256
+/// operations (see the chat-server README for the figures).
+pub(crate) const FLUSH_OPERATIONS: u64 = 256;
+/// The longest a commit's events wait for their pass when fewer than
+/// [`FLUSH_OPERATIONS`] come. Searches do not wait for it (they read the bodies of the
+/// messages the index has not applied, at most this long's or [`FLUSH_OPERATIONS`]'
+/// worth), and [`SqliteStore::wait_for_search_index`](crate::SqliteStore::wait_for_search_index)
+/// cuts it short.
+pub(crate) const FLUSH_AFTER: Duration = Duration::from_secs(1);
 /// After an error the indexer waits this long before it tries again.
 const RETRY: Duration = Duration::from_secs(1);
 /// A reader's report of a failed search makes the indexer check the file at most this
@@ -204,6 +219,19 @@ impl Indexer {
     }
 }
 
+impl Drop for Indexer {
+    /// Folds the search file's log back into it and empties it as the store closes, so
+    /// the file is whole on its own (a copy, a check or a damage test sees all of it)
+    /// whichever connection to it closes last: a read-only reader closing last leaves the
+    /// log as it is. It does not wait: another process's reader keeps the log for later.
+    fn drop(&mut self) {
+        if self.attached {
+            let _ = self.conn.busy_timeout(Duration::ZERO);
+            let _ = checkpoint(&self.conn, "search", "TRUNCATE");
+        }
+    }
+}
+
 /// Errors that say another connection holds a lock: the indexer is held up, not stuck.
 pub(super) fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
@@ -250,15 +278,16 @@ pub(super) fn run(
     let mut checked_at: Option<Instant> = None;
     // The search file's log has pages an idle TRUNCATE should clear.
     let mut dirty = false;
-    // The first pass after opening runs at once; the next ones wait for their interval.
-    let mut passed = false;
+    // The first pass after opening runs at once; one woken by a commit gathers first.
+    let mut gather = false;
     // Passes in a row that failed other than on a lock.
     let mut failing: u32 = first.is_some_and(|f| !f.busy).into();
     loop {
         // A pass per commit would cost a transaction (and a short FTS segment to merge
         // later) per commit when commits are small; and a pass right on a commit competes
-        // with the fan-out of that commit, so it waits a whole interval from the wake.
-        if passed && shared.pause(Instant::now() + ix.interval) {
+        // with the fan-out of that commit, so it waits at least a whole interval from the
+        // wake, and then until enough has been committed (or a waiter hurries it).
+        if std::mem::take(&mut gather) && shared.gather(ix.interval) {
             return;
         }
         let mut failed: Option<Failure> = None;
@@ -286,7 +315,6 @@ pub(super) fn run(
         {
             publish(progress, p, false);
         }
-        passed = true;
         while ix.attached && failed.is_none() {
             if shared.stopping() {
                 return;
@@ -354,7 +382,7 @@ pub(super) fn run(
             let mut wake = shared.lock();
             let tick_at = Instant::now() + TICK;
             wake.waiting = true;
-            while !wake.stop && wake.commits == seen && !wake.suspect {
+            while !wake.stop && wake.commits == seen && !wake.suspect && !wake.hurry {
                 let now = Instant::now();
                 if now >= tick_at {
                     break;
@@ -369,10 +397,13 @@ pub(super) fn run(
             if wake.stop {
                 return;
             }
-            let ticked = wake.commits == seen && !wake.suspect;
+            let ticked = wake.commits == seen && !wake.suspect && !wake.hurry;
             seen = wake.commits;
             (ticked, std::mem::take(&mut wake.suspect))
         };
+        // Woken by a commit (or a waiter, whose hurry the gathering takes at once). A
+        // tick's pass (another process's commits) or a suspect's check goes at once.
+        gather = !ticked && !suspect;
         if suspect && checked_at.is_none_or(|at| at.elapsed() >= RECHECK) {
             verify = true;
         }

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chat_core::{Error, Result};
 use tokio::sync::watch;
@@ -117,9 +117,20 @@ pub(crate) struct Shared {
 struct Wake {
     /// Commits the writer has reported.
     commits: u64,
+    /// Operations in those commits (each writes at most a few events): how much a pass
+    /// would have to apply, without reading the database to find out.
+    operations: u64,
+    /// `operations` when the indexer last set out to apply what was committed.
+    operations_applied: u64,
+    /// The indexer gathers commits for its next pass (see [`indexer::FLUSH_AFTER`]): a
+    /// commit that brings the gathered operations to [`indexer::FLUSH_OPERATIONS`] wakes it.
+    gathering: bool,
     /// A reader's search failed on the index.
     suspect: bool,
     stop: bool,
+    /// Someone waits for the index to catch up: the indexer runs its next pass without
+    /// gathering more events first (see [`indexer::FLUSH_EVENTS`]).
+    hurry: bool,
     /// The indexer waits for a commit (not in its interval's pause or a pass): only then
     /// does a commit need to wake it.
     waiting: bool,
@@ -142,16 +153,27 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The writer committed: events may follow the watermark.
-    pub(crate) fn committed(&self) {
+    /// The writer committed a group of `operations`: events may follow the watermark.
+    pub(crate) fn committed(&self, operations: usize) {
         let mut wake = self.lock();
         wake.commits += 1;
+        wake.operations += operations as u64;
         // Under load the indexer is pausing or working when a commit comes; it counts the
         // commit when it next looks. Waking it anyway cost two context switches per
-        // commit on a 2-core machine that the writer and the server share.
-        if wake.waiting {
+        // commit on a 2-core machine that the writer and the server share. While it
+        // gathers, only the commit that makes a pass worth it wakes it.
+        if wake.waiting
+            || (wake.gathering
+                && wake.operations - wake.operations_applied >= indexer::FLUSH_OPERATIONS)
+        {
             self.cond.notify_one();
         }
+    }
+
+    /// Someone waits for the index: the next pass starts without gathering more events.
+    pub(crate) fn hurry(&self) {
+        self.lock().hurry = true;
+        self.cond.notify_one();
     }
 
     /// A search failed while it used the index: the indexer checks the file (and rebuilds
@@ -168,6 +190,42 @@ impl Shared {
     /// Waits until `until` unless told to stop first; `true` if told to stop.
     fn pause(&self, until: Instant) -> bool {
         crate::checkpoint::pause_until(self.lock(), &self.cond, until, |wake| wake.stop)
+    }
+
+    /// Waits, once a commit woke the indexer, until its next pass is worth its cost: at
+    /// least `interval`, then until [`indexer::FLUSH_OPERATIONS`] operations have been
+    /// committed since the last pass set out, or [`indexer::FLUSH_AFTER`] has passed, or
+    /// someone waits for the index ([`hurry`](Self::hurry)). `true` if told to stop.
+    fn gather(&self, interval: Duration) -> bool {
+        let started = Instant::now();
+        let earliest = started + interval;
+        let latest = started + indexer::FLUSH_AFTER.max(interval);
+        let mut wake = self.lock();
+        wake.gathering = true;
+        loop {
+            if wake.stop {
+                wake.gathering = false;
+                return true;
+            }
+            if std::mem::take(&mut wake.hurry) {
+                break;
+            }
+            let now = Instant::now();
+            let enough = wake.operations - wake.operations_applied >= indexer::FLUSH_OPERATIONS;
+            if now >= latest || (enough && now >= earliest) {
+                break;
+            }
+            let until = if enough { earliest } else { latest };
+            wake = self
+                .cond
+                .wait_timeout(wake, until - now)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        wake.gathering = false;
+        // The pass that follows reads every commit counted so far.
+        wake.operations_applied = wake.operations;
+        false
     }
 }
 
@@ -241,7 +299,7 @@ impl Search {
     pub(crate) async fn wait_for(&self, target: i64) -> Result<()> {
         let mut progress = self.progress.clone();
         let failures = progress.borrow().failures;
-        self.shared.committed();
+        self.shared.hurry();
         let caught_up = |p: &Progress| p.ready && p.watermark >= target;
         let stuck = progress
             .wait_for(|p| caught_up(p) || (p.stuck.is_some() && p.failures > failures))

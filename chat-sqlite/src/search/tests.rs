@@ -40,10 +40,21 @@ fn readers_follow_a_replaced_search_file() {
         shared.file_id.load(std::sync::atomic::Ordering::Acquire)
     );
 
-    // What the indexer does with a damaged file, done here by hand: a new file, under
-    // the same name, with a new id.
+    // What the indexer does with a damaged file, done here by hand: the file deleted with
+    // its log and shared memory (as `file.rs` deletes it), a new file under the same
+    // name, with a new id. (Deleting only the file left the old `-shm` to the new file,
+    // which the reader still maps: it then read the new file's log.)
     drop(store);
-    std::fs::remove_file(search_path(&path)).unwrap();
+    let file = search_path(&path);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::remove_file(&name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("{}: {e}", std::path::Path::new(&name).display()),
+        }
+    }
     let store = SqliteStore::open(&path).unwrap();
     let shared = store.search.shared();
     let second = shared.file_id.load(std::sync::atomic::Ordering::Acquire);
