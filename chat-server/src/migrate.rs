@@ -60,10 +60,22 @@ pub async fn migrate(
         anyhow::Ok(records)
     });
     let copied = to.copy_from_sqlite(stream).await;
-    // The export's own error first: a failed export ends the stream, which the copy then
-    // reports as cut off.
-    let records = export.await.context("the export task failed")??;
-    let copied = copied.context("copying into PostgreSQL (nothing was written)")?;
+    let exported = export.await.context("the export task failed")?;
+    // Each side's failure ends the other: a failed export cuts the stream the copy reads,
+    // and a copy that refuses a line drops the stream the export writes. Both are told,
+    // so the cause is in the message whichever side it was on.
+    let (records, copied) = match (exported, copied) {
+        (Ok(records), Ok(copied)) => (records, copied),
+        (Err(export), Ok(_)) => return Err(export),
+        (Ok(_), Err(copy)) => {
+            return Err(
+                anyhow::Error::new(copy).context("copying into PostgreSQL (nothing was written)")
+            );
+        }
+        (Err(export), Err(copy)) => anyhow::bail!(
+            "copying into PostgreSQL (nothing was written): {copy}; the export: {export:#}"
+        ),
+    };
     let rows: u64 = copied.rows.values().sum();
     println!(
         "migrated {} to PostgreSQL: {} tenants, {records} records read, {rows} rows written and counted ({} ms)",

@@ -387,7 +387,11 @@ fn desk_schemas() -> Value {
                 "name": { "type": "string", "maxLength": 200 } })),
             "message": object(&["id", "text"], json!({
                 "id": { "type": "string", "minLength": 1, "maxLength": 200, "description": "your id for the message: the idempotency key" },
-                "text": { "type": "string", "minLength": 1, "maxLength": 10000, "pattern": "\\S" } })) })),
+                "text": { "type": "string", "minLength": 1, "maxLength": 10000, "pattern": "\\S" },
+                "attachments": { "type": "array", "description": "files the server fetches by `GET` from your URLs before anything is stored, within the tenant's upload limits (with multipart parts, at most its file count); a URL that is not http(s), cannot be fetched or resolves inside the server's network (unless `--webhooks-allow-private`) is 422 on `attachments`, a file too large or of a refused type 422 on `file`",
+                    "items": object(&["url"], json!({
+                        "url": { "type": "string", "format": "uri" },
+                        "name": { "type": "string", "maxLength": 200, "description": "the file's name; the URL's last segment when absent" } })) } })) })),
         "RawEmail": { "type": "string", "format": "binary", "maxLength": 26214400,
             "description": "A whole RFC 5322 message as the MTA received it (headers, blank line, MIME body), at most 25 MiB. Read: the first `From` address (required) and display name, `Message-ID` (the idempotency key; absent, the SHA-256 of the bytes), `In-Reply-To` and `References` (threading), `Subject`, the `text/plain` part (else the HTML part as text), and the attachments." },
         "TelegramUpdate": {

@@ -425,3 +425,160 @@ async fn api_inbox_messages_carry_files_checked_like_uploads() {
     assert_eq!(copies, 1, "{}", history.text);
     s.stop().await;
 }
+
+/// A file host for the integration's attachment URLs: `/receipt.png` (a PNG),
+/// `/big.bin` (`size` bytes), anything else 404. Counts the requests it answered.
+async fn file_host(size: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = served.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let count = count.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let (status, body) = match req.uri().path() {
+                            "/receipt.png" => (
+                                200,
+                                b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR linked receipt".to_vec(),
+                            ),
+                            "/big.bin" => (200, vec![b'x'; size]),
+                            _ => (404, b"no such file".to_vec()),
+                        };
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .body(Full::new(Bytes::from(body)))
+                                    .unwrap(),
+                            )
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, served)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_inbox_messages_carry_files_by_url_fetched_before_anything_is_stored() {
+    let s = server().await;
+    let admin = s.staff("Root", Role::Admin, &[]).await;
+    let receiver = Receiver::start().await;
+    let created = s
+        .post(
+            "/v1/inboxes",
+            Some(&admin.token),
+            json!({ "name": "Shop app", "webhook_url": receiver.url }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let path = format!(
+        "/v1/inboxes/{}/messages",
+        created.body["id"].as_str().unwrap()
+    );
+    let token = created.body["token"].as_str().unwrap().to_owned();
+    let max = s.get("/v1/settings", Some(&admin.token)).await.body["upload_max_bytes"]
+        .as_u64()
+        .unwrap() as usize;
+    let (host, served) = file_host(max + 1).await;
+    let with = |id: &str, attachments: Value| {
+        let mut body = inbound("app-user-7", id, "here is my receipt");
+        body["message"]["attachments"] = attachments;
+        body
+    };
+
+    // Refused before anything is stored: a file the host does not have, one over the
+    // tenant's limit, a URL that is not http(s), and too many files.
+    let too_many: Vec<Value> = (0..50)
+        .map(|_| json!({ "url": format!("{host}/receipt.png") }))
+        .collect();
+    for (attachments, field) in [
+        (
+            json!([{ "url": format!("{host}/missing.png") }]),
+            "attachments",
+        ),
+        (json!([{ "url": format!("{host}/big.bin") }]), "file"),
+        (
+            json!([{ "url": "ftp://127.0.0.1/receipt.png" }]),
+            "attachments",
+        ),
+        (json!([{ "url": "receipt.png" }]), "attachments"),
+        (Value::Array(too_many), "attachments"),
+    ] {
+        let refused = s
+            .post(&path, Some(&token), with("m-bad", attachments.clone()))
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{attachments}: {}",
+            refused.text
+        );
+        assert_eq!(refused.body["error"]["field"], field, "{}", refused.text);
+        assert!(
+            !refused.text.contains(&host),
+            "the answer keeps the URL to itself: {}",
+            refused.text
+        );
+    }
+    let listed = s.get("/v1/conversations", Some(&admin.token)).await;
+    assert_eq!(listed.body["items"], json!([]), "{}", listed.text);
+
+    // A file by URL becomes an attachment, typed by its bytes, named as given.
+    let sent = s
+        .post(
+            &path,
+            Some(&token),
+            with(
+                "m-1",
+                json!([{ "url": format!("{host}/receipt.png"), "name": "march.png" }]),
+            ),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.text);
+    let conversation = sent.body["conversation_id"].as_str().unwrap().to_owned();
+    let history = s
+        .get(
+            &format!("/v1/conversations/{conversation}/messages"),
+            Some(&admin.token),
+        )
+        .await;
+    let message = history.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["body"] == "here is my receipt")
+        .unwrap_or_else(|| panic!("{}", history.text))
+        .clone();
+    let attachments = message["attachments"].as_array().unwrap();
+    assert_eq!(attachments.len(), 1, "{message}");
+    assert_eq!(attachments[0]["content_type"], "image/png");
+    assert_eq!(attachments[0]["name"], "march.png");
+    let got = s
+        .get(
+            &format!(
+                "/v1/conversations/{conversation}/files/{}",
+                attachments[0]["key"].as_str().unwrap()
+            ),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(
+        &got.bytes[..],
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR linked receipt"
+    );
+    assert!(served.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+}

@@ -13,8 +13,10 @@ use chat_server::testing::Process;
 use serde_json::json;
 
 /// Operations left out, and why: `/metrics` and `/healthz` answer text for scrapers and
-/// probes, and `/v1/ws` speaks WebSocket after an upgrade no HTTP fuzzer makes.
-const EXCLUDED: &str = "^/(metrics|healthz|v1/ws)$";
+/// probes, `/v1/ws` speaks WebSocket after an upgrade no HTTP fuzzer makes, and an e-mail
+/// inbox takes a raw RFC 5322 message (`message/rfc822`), which schemathesis has no
+/// serializer for (its bad input is played in `tests/email_channel.rs`).
+const EXCLUDED: &str = "^/(metrics|healthz|v1/ws|v1/inboxes/\\{id\\}/email)$";
 
 fn st_found() -> bool {
     Command::new("st")

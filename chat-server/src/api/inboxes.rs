@@ -190,6 +190,18 @@ struct InboundContact {
 struct InboundText {
     id: String,
     text: String,
+    /// Files the server fetches from the integration's own URLs (the other way to send
+    /// files besides multipart parts).
+    #[serde(default)]
+    attachments: Vec<InboundAttachment>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboundAttachment {
+    url: String,
+    #[serde(default)]
+    name: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -214,11 +226,15 @@ pub async fn receive(mut ctx: Ctx) -> Result<Resp, ApiError> {
         .inbox_for_token(id, &crate::auth::token_digest(&token))
         .await
         .map_err(|_| ApiError::forbidden("unknown inbox or wrong token"))?;
-    let (input, files) = if is_multipart(&ctx.headers) {
+    let (mut input, mut files) = if is_multipart(&ctx.headers) {
         inbound_form(&mut ctx, &inbox).await?
     } else {
         (ctx.json::<InboundMessage>().await?, Vec::new())
     };
+    let linked = std::mem::take(&mut input.message.attachments);
+    if !linked.is_empty() {
+        files.extend(fetch_attachments(&ctx, &inbox, linked, files.len()).await?);
+    }
     let received = Box::pin(ctx.app.engine.receive(
         &inbox,
         Inbound {
@@ -245,6 +261,68 @@ pub async fn receive(mut ctx: Ctx) -> Result<Resp, ApiError> {
             opened: received.opened,
         },
     ))
+}
+
+/// Fetches the files a message names by URL, before anything is stored: each with `GET`
+/// through the webhooks' client (so an address inside the server's network is refused
+/// unless `--webhooks-allow-private`), within the tenant's upload limits, its type decided
+/// from the bytes later like any upload's. A file that cannot be fetched refuses the
+/// message (422 on `attachments`, nothing stored): the integration gave the URL.
+async fn fetch_attachments(
+    ctx: &Ctx,
+    inbox: &chat_core::Inbox,
+    linked: Vec<InboundAttachment>,
+    parts: usize,
+) -> Result<Vec<chat_core::NewFile>, ApiError> {
+    let policy = ctx.app.engine.inbox_upload_policy(inbox).await?;
+    if parts + linked.len() > policy.max_files {
+        return Err(ApiError::invalid(
+            "attachments",
+            format!("at most {} files a message", policy.max_files),
+        ));
+    }
+    let client = crate::webhooks::client(ctx.app.config.webhooks.allow_private);
+    let timeout = ctx.app.config.webhooks.timeout;
+    let mut files = Vec::with_capacity(linked.len());
+    for (n, attachment) in linked.into_iter().enumerate() {
+        let url = attachment.url.trim();
+        let uri = url
+            .parse::<hyper::Uri>()
+            .ok()
+            .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some())
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "attachments",
+                    format!("attachment {n}: `url` must be an http(s) URL"),
+                )
+            })?;
+        let bytes = crate::channels::get_bytes(&client, timeout, url, None, policy.max_bytes)
+            .await
+            .map_err(|e| match e {
+                crate::channels::FetchError::Provider(why) => ApiError::invalid(
+                    "attachments",
+                    format!("attachment {n} could not be fetched: {why}"),
+                ),
+                too_large => ApiError::from(too_large),
+            })?;
+        let name = attachment
+            .name
+            .filter(|n| !n.trim().is_empty())
+            .or_else(|| {
+                uri.path()
+                    .rsplit('/')
+                    .next()
+                    .filter(|last| !last.is_empty())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "attachment".to_owned());
+        files.push(chat_core::NewFile::new(
+            &name,
+            "application/octet-stream",
+            bytes,
+        ));
+    }
+    Ok(files)
 }
 
 fn is_multipart(headers: &hyper::HeaderMap) -> bool {
