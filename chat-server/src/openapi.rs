@@ -5,9 +5,9 @@
 //! - **Query parameters**: [`crate::api::query`], the definitions the handlers read them by
 //!   (`tests/openapi.rs` plays each documented bound against a live server).
 //! - **Component schemas**: derived with `utoipa::ToSchema` from the types the server parses
-//!   and answers ([`derived`]; the request bodies, the answers the server serializes from a
+//!   and answers (`derived`; the request bodies, the answers the server serializes from a
 //!   type of its own, and every `{"items": [...]}` list through [`crate::api::Items`]), with
-//!   `#[schema(...)]` attributes for their rules and [`rules`] (and `chat_core::openapi`)
+//!   `#[schema(...)]` attributes for their rules and `rules` (and `chat_core::openapi`)
 //!   for the rules attributes cannot say (a list's item rules, a subset of an enum's words).
 //! - **Still written here**, and why:
 //!   - `TransferRequest`: "exactly one of `agent_id` and `department`" is a rule between
@@ -27,7 +27,7 @@
 //!     `Report*` answers): each needs its handler to build a typed answer first, as
 //!     `AccountSession`, `ContactPage`, `LoginResponse` and `Widget` now do.
 //!   - `TenantSettingsPatch`: the derived `TenantSettings` closed to unknown fields, plus
-//!     the upload types and limits the derive cannot say ([`settings_schemas`]).
+//!     the upload types and limits the derive cannot say (`settings_schemas`).
 
 use serde_json::{Map, Value, json};
 
