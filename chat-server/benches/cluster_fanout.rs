@@ -1,13 +1,22 @@
-//! Fan-out across servers: staff sockets subscribed to the inbox, spread over one or two
-//! `chat-server` processes on one PostgreSQL schema, while visitors post over HTTP to the
-//! first. Prints deliveries per second (sockets × messages ÷ time from the first post to
-//! the last socket's last message) for: one server on the in-process bus, one server on
-//! NATS, two servers on NATS (half the sockets on the server that did not take the posts).
+//! Fan-out across servers: staff sockets subscribed to the inbox, spread over one to three
+//! `chat-server` processes, while visitors post over HTTP to the first. Prints, side by
+//! side in one run, durable posts per second, deliveries per second (sockets × messages ÷
+//! time from the first post to the last socket's last message) and the servers' CPU time
+//! per delivery (user + system from `/proc/<pid>/stat`, summed over the nodes, from the
+//! first post to the last arrival; and the busiest node's share, which is what decides how
+//! far adding nodes goes on a machine of its own) for: one server on SQLite (the default
+//! binary), one server on PostgreSQL with the in-process bus, one on PostgreSQL and NATS,
+//! and two and three servers on PostgreSQL and NATS (sockets spread evenly; the posts all
+//! go to the first).
 //!
 //! `CHAT_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test
 //!  CHAT_TEST_NATS_URL=nats://127.0.0.1:4222 cargo bench -p chat-server --bench cluster_fanout`
 //! Settings (environment): `CLUSTER_SOCKETS` (200), `CLUSTER_MESSAGES` (400),
 //! `CLUSTER_POSTERS` (8 concurrent posters).
+//!
+//! On one 2-core machine every node, PostgreSQL, NATS and the bench share the same cores,
+//! so the totals cannot grow with nodes here; the CPU per delivery is the figure that
+//! carries over to nodes on machines of their own.
 
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
@@ -37,6 +46,25 @@ struct Setup {
     name: &'static str,
     nodes: usize,
     nats: bool,
+    /// On the binary's SQLite default instead of PostgreSQL (one node only).
+    sqlite: bool,
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; the
+    // kernel counts them in USER_HZ, 100 a second on Linux.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 #[tokio::main]
@@ -53,24 +81,39 @@ async fn main() {
     let posters = env_or("CLUSTER_POSTERS", 8).max(1);
     println!("{sockets} inbox sockets, {messages} messages from {posters} posters on node 1");
     println!(
-        "{:<28} {:>12} {:>14} {:>16}",
-        "setup", "posts/s", "deliveries/s", "last arrival ms"
+        "{:<30} {:>9} {:>13} {:>13} {:>16} {:>18}",
+        "setup", "posts/s", "deliveries/s", "last arr. ms", "CPU µs/delivery", "busiest node µs"
     );
     let setups = [
         Setup {
-            name: "1 node, in-process bus",
+            name: "SQLite, 1 node",
             nodes: 1,
             nats: false,
+            sqlite: true,
         },
         Setup {
-            name: "1 node, NATS bus",
+            name: "PostgreSQL, 1 node",
+            nodes: 1,
+            nats: false,
+            sqlite: false,
+        },
+        Setup {
+            name: "PostgreSQL + NATS, 1 node",
             nodes: 1,
             nats: true,
+            sqlite: false,
         },
         Setup {
-            name: "2 nodes, NATS bus",
+            name: "PostgreSQL + NATS, 2 nodes",
             nodes: 2,
             nats: true,
+            sqlite: false,
+        },
+        Setup {
+            name: "PostgreSQL + NATS, 3 nodes",
+            nodes: 3,
+            nats: true,
+            sqlite: false,
         },
     ];
     for setup in setups {
@@ -89,8 +132,6 @@ async fn run(pg: &str, nats: &str, setup: &Setup, sockets: usize, messages: usiz
     let mut nodes = Vec::new();
     for n in 0..setup.nodes {
         let mut args: Vec<OsString> = [
-            "--store",
-            &store,
             "--bot",
             "none",
             "--admin-email",
@@ -111,6 +152,9 @@ async fn run(pg: &str, nats: &str, setup: &Setup, sockets: usize, messages: usiz
         .iter()
         .map(OsString::from)
         .collect();
+        if !setup.sqlite {
+            args.extend(["--store".into(), store.clone().into()]);
+        }
         args.extend(["--key-file".into(), key.clone().into_os_string()]);
         args.extend([
             "--db".into(),
@@ -174,6 +218,7 @@ async fn run(pg: &str, nats: &str, setup: &Setup, sockets: usize, messages: usiz
         }));
     }
 
+    let cpu_before: Vec<Duration> = nodes.iter().map(|n| cpu_time(n.id())).collect();
     let began = Instant::now();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let post_loop = || async {
@@ -199,12 +244,21 @@ async fn run(pg: &str, nats: &str, setup: &Setup, sockets: usize, messages: usiz
         last = last.max(reader.await.unwrap());
     }
     let elapsed = last - began;
+    let used: Vec<Duration> = nodes
+        .iter()
+        .zip(&cpu_before)
+        .map(|(n, before)| cpu_time(n.id()).saturating_sub(*before))
+        .collect();
+    let deliveries = (sockets * messages) as f64;
+    let per_delivery = |d: Duration| d.as_secs_f64() * 1e6 / deliveries;
     println!(
-        "{:<28} {:>12.0} {:>14.0} {:>16.0}",
+        "{:<30} {:>9.0} {:>13.0} {:>13.0} {:>16.1} {:>18.1}",
         setup.name,
         messages as f64 / posted.as_secs_f64(),
-        (sockets * messages) as f64 / elapsed.as_secs_f64(),
+        deliveries / elapsed.as_secs_f64(),
         elapsed.as_secs_f64() * 1000.0,
+        per_delivery(used.iter().sum()),
+        per_delivery(used.iter().copied().max().unwrap_or_default()),
     );
     for node in nodes {
         node.terminate();
