@@ -545,6 +545,17 @@ fn garbage(len: usize) -> Vec<u8> {
 
 /// Replaces the database file (closed) by `source`'s, as a restore would.
 fn replace_database(db: &Path, source: &Path) {
+    // As an operator restores a backup: once nothing has the database open any more. The
+    // last connection to close checkpoints the log into the file and deletes it; one of
+    // the closed store's read connections can still be on its way out (the pool closes
+    // them when its last handle goes), and closing after the copy would write the old
+    // log's pages into the restored file. So wait for the log to go (a bounded wait: a
+    // log that stays is removed below all the same).
+    let wal = PathBuf::from(format!("{}-wal", db.display()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while wal.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }

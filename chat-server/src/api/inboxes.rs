@@ -215,17 +215,7 @@ struct ReceivedView {
 /// `POST /v1/inboxes/{id}/messages`: the token is checked before the body is read, so a
 /// caller without it learns nothing and stores nothing.
 pub async fn receive(mut ctx: Ctx) -> Result<Resp, ApiError> {
-    let id: InboxId = ctx
-        .id("id")
-        .map_err(|_| ApiError::forbidden("unknown inbox or wrong token"))?;
-    let token = crate::auth::bearer(&ctx.headers, None)?
-        .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <the inbox's token>"))?;
-    let inbox = ctx
-        .app
-        .engine
-        .inbox_for_token(id, &crate::auth::token_digest(&token))
-        .await
-        .map_err(|_| ApiError::forbidden("unknown inbox or wrong token"))?;
+    let inbox = inbox_by_token(&ctx).await?;
     let (mut input, mut files) = if is_multipart(&ctx.headers) {
         inbound_form(&mut ctx, &inbox).await?
     } else {
@@ -247,20 +237,7 @@ pub async fn receive(mut ctx: Ctx) -> Result<Resp, ApiError> {
         },
     ))
     .await?;
-    let status = if received.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok(http::json(
-        status,
-        &ReceivedView {
-            conversation_id: received.conversation.id,
-            message_id: received.message.id,
-            created: received.created,
-            opened: received.opened,
-        },
-    ))
+    Ok(received_answer(&received))
 }
 
 /// Fetches the files a message names by URL, before anything is stored: each with `GET`
@@ -323,6 +300,41 @@ async fn fetch_attachments(
         ));
     }
     Ok(files)
+}
+
+/// What an unknown inbox, a wrong token and another kind's inbox are all told alike.
+const WRONG_TOKEN: &str = "unknown inbox or wrong token";
+
+/// The inbox of the path whose token the request carries (`Authorization: Bearer`),
+/// checked before the body is read, so a caller without it learns nothing and stores
+/// nothing.
+async fn inbox_by_token(ctx: &Ctx) -> Result<chat_core::Inbox, ApiError> {
+    let id: InboxId = ctx.id("id").map_err(|_| ApiError::forbidden(WRONG_TOKEN))?;
+    let token = crate::auth::bearer(&ctx.headers, None)?
+        .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <the inbox's token>"))?;
+    ctx.app
+        .engine
+        .inbox_for_token(id, &crate::auth::token_digest(&token))
+        .await
+        .map_err(|_| ApiError::forbidden(WRONG_TOKEN))
+}
+
+/// 201 with the stored message, or 200 for a provider's repeat.
+fn received_answer(received: &chat_core::Received) -> Resp {
+    let status = if received.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    http::json(
+        status,
+        &ReceivedView {
+            conversation_id: received.conversation.id,
+            message_id: received.message.id,
+            created: received.created,
+            opened: received.opened,
+        },
+    )
 }
 
 fn is_multipart(headers: &hyper::HeaderMap) -> bool {
@@ -590,18 +602,9 @@ pub async fn receive_whatsapp(mut ctx: Ctx) -> Result<Resp, ApiError> {
 /// `POST /v1/inboxes/{id}/email`: a raw RFC 5322 message for an `email` inbox. The token is
 /// checked before the body is read; the mail is parsed whole before anything is stored.
 pub async fn receive_email(mut ctx: Ctx) -> Result<Resp, ApiError> {
-    let refused = || ApiError::forbidden("unknown inbox or wrong token");
-    let id: InboxId = ctx.id("id").map_err(|_| refused())?;
-    let token = crate::auth::bearer(&ctx.headers, None)?
-        .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <the inbox's token>"))?;
-    let inbox = ctx
-        .app
-        .engine
-        .inbox_for_token(id, &crate::auth::token_digest(&token))
-        .await
-        .map_err(|_| refused())?;
+    let inbox = inbox_by_token(&ctx).await?;
     if inbox.kind != InboxKind::Email {
-        return Err(refused());
+        return Err(ApiError::forbidden(WRONG_TOKEN));
     }
     let is_mail = ctx
         .headers
@@ -627,20 +630,7 @@ pub async fn receive_email(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let raw = http::collect(body, crate::email::MAX_MAIL_BYTES).await?;
     let mail = crate::email::parse(&raw).map_err(|e| ApiError::invalid(e.field, e.reason))?;
     let received = Box::pin(ctx.app.engine.receive_mail(&inbox, mail, &domain)).await?;
-    let status = if received.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok(http::json(
-        status,
-        &ReceivedView {
-            conversation_id: received.conversation.id,
-            message_id: received.message.id,
-            created: received.created,
-            opened: received.opened,
-        },
-    ))
+    Ok(received_answer(&received))
 }
 
 /// Body of `POST /v1/conversations/{id}/whatsapp-template`.
