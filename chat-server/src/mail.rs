@@ -135,7 +135,7 @@ fn attempt_of(e: &lettre::transport::smtp::Error) -> MailAttempt {
 }
 
 /// Runs the mail worker until `stopped` flips; returns at once without a relay.
-pub(crate) async fn run(engine: Engine, config: MailConfig, mut stopped: watch::Receiver<bool>) {
+pub(crate) async fn run(engine: Engine, config: MailConfig, stopped: watch::Receiver<bool>) {
     let (Some(relay), Some(from)) = (config.relay.clone(), config.from.clone()) else {
         return;
     };
@@ -146,59 +146,52 @@ pub(crate) async fn run(engine: Engine, config: MailConfig, mut stopped: watch::
             return;
         }
     };
-    let mut tick = tokio::time::interval(config.poll.max(Duration::from_millis(10)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stopped.changed() => return,
+    let retry = config.retry;
+    let concurrency = config.concurrency.max(1);
+    let claiming = engine.clone();
+    crate::outbox::drain(
+        "mails",
+        config.poll,
+        stopped,
+        move || {
+            let engine = claiming.clone();
+            async move { engine.claim_mails(&retry, concurrency).await }
+        },
+        move |mail: Mail| {
+            let (engine, transport, from) = (engine.clone(), transport.clone(), from.clone());
+            async move { send(&engine, &transport, &from, &retry, mail).await }
+        },
+    )
+    .await;
+}
+
+/// One attempt at a claimed mail, recorded.
+async fn send(
+    engine: &Engine,
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    from: &Mailbox,
+    retry: &MailRetry,
+    mail: Mail,
+) {
+    let attempt = match message(from, &mail) {
+        Err(e) => MailAttempt::Permanent(e),
+        Ok(message) => match transport.send(message).await {
+            Ok(_) => MailAttempt::Sent,
+            Err(e) => attempt_of(&e),
+        },
+    };
+    match engine.record_mail_attempt(retry, &mail, attempt).await {
+        Ok(outcome) if outcome.state != chat_core::MailState::Sent => {
+            tracing::info!(
+                mail = %mail.id,
+                attempts = outcome.attempts,
+                error = outcome.last_error.as_deref().unwrap_or(""),
+                state = %outcome.state,
+                "mail not sent"
+            );
         }
-        loop {
-            let due = match engine
-                .claim_mails(&config.retry, config.concurrency.max(1))
-                .await
-            {
-                Ok(due) => due,
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming mails failed");
-                    break;
-                }
-            };
-            if due.is_empty() {
-                break;
-            }
-            let mut batch = tokio::task::JoinSet::new();
-            for mail in due {
-                let (engine, transport, from) = (engine.clone(), transport.clone(), from.clone());
-                let retry = config.retry;
-                batch.spawn(async move {
-                    let attempt = match message(&from, &mail) {
-                        Err(e) => MailAttempt::Permanent(e),
-                        Ok(message) => match transport.send(message).await {
-                            Ok(_) => MailAttempt::Sent,
-                            Err(e) => attempt_of(&e),
-                        },
-                    };
-                    match engine.record_mail_attempt(&retry, &mail, attempt).await {
-                        Ok(outcome) if outcome.state != chat_core::MailState::Sent => {
-                            tracing::info!(
-                                mail = %mail.id,
-                                attempts = outcome.attempts,
-                                error = outcome.last_error.as_deref().unwrap_or(""),
-                                state = %outcome.state,
-                                "mail not sent"
-                            );
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "recording a mail attempt failed"),
-                    }
-                });
-            }
-            while batch.join_next().await.is_some() {}
-            if *stopped.borrow() {
-                return;
-            }
-        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "recording a mail attempt failed"),
     }
 }
 
