@@ -490,6 +490,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_inbox_sender_is_an_address_or_a_name_and_an_address() {
+        for good in [
+            "help@shop.example",
+            "Orders Desk <orders@shop.example>",
+            " <a@b.example> ",
+        ] {
+            assert_eq!(mail_sender_setting(good).unwrap(), good.trim(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "not an address",
+            "Orders <orders@shop.example",
+            "Orders <a <b@c.example>>",
+            "help@shop.example\r\nBcc: x@y.example",
+        ] {
+            assert!(mail_sender_setting(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn message_ids_become_bracketed_keys_and_bad_ones_are_refused() {
         assert_eq!(message_key(" <a.b@c> ").unwrap(), "<a.b@c>");
         assert_eq!(message_key("a.b@c").unwrap(), "<a.b@c>");

@@ -1103,3 +1103,38 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parameters_are_refused_where_whatsapp_would_refuse_them() {
+        let ok =
+            |p: &[&str]| template_parameters(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(ok(&[]).is_ok());
+        assert!(ok(&["Ana", "#1042", "two  spaces", "four    spaces"]).is_ok());
+        assert!(ok(&[&"x".repeat(MAX_TEMPLATE_PARAMETER_CHARS)]).is_ok());
+        for bad in [
+            &[""][..],
+            &["  "],
+            &["a\nb"],
+            &["a\tb"],
+            &["five     spaces"],
+            &[&"x".repeat(MAX_TEMPLATE_PARAMETER_CHARS + 1)],
+        ] {
+            assert!(
+                matches!(
+                    ok(bad),
+                    Err(Error::Validation {
+                        field: "parameters",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+        let many = vec!["x"; MAX_TEMPLATE_PARAMETERS + 1];
+        assert!(ok(&many).is_err());
+    }
+}
