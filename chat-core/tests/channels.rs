@@ -172,3 +172,107 @@ async fn a_customer_cannot_borrow_another_contact_by_id() {
     // The customer's own contact is used; the id it named is ignored.
     assert_eq!(opened.contact.id, contact);
 }
+
+#[tokio::test]
+async fn an_inbox_changes_over_its_version_and_takes_only_its_own_bots_rotated_token() {
+    use chat_core::{BOT_TOKEN_KEY, InboxKind, InboxPatch, NewInbox, inbox_version};
+
+    let d = desk().await;
+    let (inbox, _) = d
+        .engine
+        .create_inbox(
+            &d.admin,
+            NewInbox {
+                name: "Support bot".into(),
+                kind: Some(InboxKind::Telegram),
+                bot_token: Some("123456:old-key".into()),
+                mode: Some("polling".into()),
+                ..NewInbox::default()
+            },
+            "digest-1".into(),
+        )
+        .await
+        .unwrap();
+    // Agents may not; another bot's token, or a field of another kind, changes nothing.
+    assert!(matches!(
+        d.engine
+            .update_inbox(&d.ann, inbox.id, InboxPatch::default(), None, None)
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    for (bad, field) in [
+        (
+            InboxPatch {
+                bot_token: Some("999999:other-key".into()),
+                ..InboxPatch::default()
+            },
+            "bot_token",
+        ),
+        (
+            InboxPatch {
+                from: Some("help@shop.example".into()),
+                ..InboxPatch::default()
+            },
+            "from",
+        ),
+        (
+            InboxPatch {
+                app_secret: Some("s3cret".into()),
+                ..InboxPatch::default()
+            },
+            "app_secret",
+        ),
+    ] {
+        match d
+            .engine
+            .update_inbox(&d.admin, inbox.id, bad, None, None)
+            .await
+        {
+            Err(Error::Validation { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    assert_eq!(d.engine.inbox(&d.admin, inbox.id).await.unwrap(), inbox);
+
+    // The same bot's new token, over the version read: stored, with a new version and the
+    // new token's digest.
+    let changed = d
+        .engine
+        .update_inbox(
+            &d.admin,
+            inbox.id,
+            InboxPatch {
+                name: Some("Support bot (EU)".into()),
+                bot_token: Some("123456:new-key".into()),
+                ..InboxPatch::default()
+            },
+            Some(inbox_version(&inbox)),
+            Some("digest-2".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.secrets.0[BOT_TOKEN_KEY], "123456:new-key");
+    assert_eq!(changed.token_digest, "digest-2");
+    assert!(inbox_version(&changed) > inbox_version(&inbox));
+    assert_eq!(d.engine.inbox(&d.admin, inbox.id).await.unwrap(), changed);
+
+    // Over the old version: a version race, and nothing changes.
+    let stale = d
+        .engine
+        .update_inbox(
+            &d.admin,
+            inbox.id,
+            InboxPatch {
+                name: Some("Lost".into()),
+                ..InboxPatch::default()
+            },
+            Some(inbox_version(&inbox)),
+            None,
+        )
+        .await;
+    assert!(
+        matches!(&stale, Err(Error::Conflict(c)) if c.current_version() == Some(inbox_version(&changed))),
+        "{stale:?}"
+    );
+    assert_eq!(d.engine.inbox(&d.admin, inbox.id).await.unwrap(), changed);
+}

@@ -9,6 +9,7 @@ mod list;
 mod mail;
 mod migrate;
 mod migrations;
+mod outbox;
 mod presence;
 mod reports;
 mod search;

@@ -7,6 +7,7 @@ use tokio_postgres::Row;
 
 use crate::codec::{limit, ns, ns_opt};
 use crate::error::Db;
+use crate::outbox::Claim;
 use crate::store::PostgresStore;
 
 const COLUMNS: &str = "id, tenant_id, conversation_id, kind, requested_by, recipient, subject, \
@@ -120,32 +121,20 @@ impl PostgresStore {
         lease_until: OffsetDateTime,
         max: usize,
     ) -> Result<Vec<Mail>> {
-        let client = self.client().await?;
-        // SKIP LOCKED: two nodes claiming at once take different mails.
-        let cols = COLUMNS
-            .split(", ")
-            .map(|c| format!("m.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let rows = client
-            .query(
-                &format!(
-                    "WITH due AS ( \
-                         SELECT id, next_attempt_ns AS was FROM mail_outbox \
-                         WHERE state = 'pending' AND next_attempt_ns <= $1 \
-                         ORDER BY next_attempt_ns, id LIMIT $3 FOR UPDATE SKIP LOCKED \
-                     ) UPDATE mail_outbox m SET next_attempt_ns = $2 FROM due \
-                     WHERE m.id = due.id RETURNING {cols}, due.was"
-                ),
-                &[&ns(now)?, &ns(lease_until)?, &limit(max)],
-            )
-            .await
-            .db()?;
+        let claim = Claim {
+            table: "mail_outbox",
+            alias: "m",
+            key: &["id"],
+            also_when: None,
+            order: "m.next_attempt_ns, m.id",
+            columns: COLUMNS,
+        };
+        let rows = self.claim_outbox(&claim, now, lease_until, max).await?;
         let mut due = rows
             .iter()
             .map(|row| {
                 let mut m = mail_from_row(row)?;
-                m.next_attempt_at = from_ns(row.get(17));
+                m.next_attempt_at = from_ns(row.get(claim.was_index()));
                 Ok(m)
             })
             .collect::<Result<Vec<_>>>()?;

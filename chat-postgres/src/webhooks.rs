@@ -10,6 +10,7 @@ use tokio_postgres::Row;
 
 use crate::codec::{int, limit, ns, ns_opt};
 use crate::error::Db;
+use crate::outbox::Claim;
 use crate::store::{PostgresStore, log_one};
 
 const WEBHOOK_COLUMNS: &str =
@@ -127,42 +128,29 @@ impl PostgresStore {
         lease_until: OffsetDateTime,
         max: usize,
     ) -> Result<Vec<Delivery>> {
-        let client = self.client().await?;
-        // SKIP LOCKED: two nodes claiming at once take different rows. A later delivery of
-        // a conversation whose head another node holds is still excluded by NOT EXISTS
-        // (the head is pending until its attempt is recorded).
-        let rows = client
-            .query(
-                &format!(
-                    "WITH due AS ( \
-                         SELECT d.webhook_id, d.seq, d.next_attempt_ns AS was FROM webhook_deliveries d \
-                         WHERE d.state = 'pending' AND d.next_attempt_ns <= $1 \
-                           AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id \
-                                       AND w.state = 'active') \
-                           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p \
-                               WHERE p.webhook_id = d.webhook_id \
-                                 AND p.conversation_id = d.conversation_id \
-                                 AND p.state = 'pending' AND p.seq < d.seq) \
-                         ORDER BY d.next_attempt_ns, d.seq LIMIT $3 \
-                         FOR UPDATE OF d SKIP LOCKED \
-                     ) UPDATE webhook_deliveries d SET next_attempt_ns = $2 FROM due \
-                     WHERE d.webhook_id = due.webhook_id AND d.seq = due.seq \
-                     RETURNING {cols}, due.was",
-                    cols = DELIVERY_COLUMNS
-                        .split(", ")
-                        .map(|c| format!("d.{}", c.trim()))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                &[&ns(now)?, &ns(lease_until)?, &limit(max)],
-            )
-            .await
-            .db()?;
+        // A later delivery of a conversation whose head another node holds is still
+        // excluded by NOT EXISTS (the head is pending until its attempt is recorded).
+        let claim = Claim {
+            table: "webhook_deliveries",
+            alias: "d",
+            key: &["webhook_id", "seq"],
+            also_when: Some(
+                "EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id \
+                     AND w.state = 'active') \
+                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p \
+                     WHERE p.webhook_id = d.webhook_id \
+                       AND p.conversation_id = d.conversation_id \
+                       AND p.state = 'pending' AND p.seq < d.seq)",
+            ),
+            order: "d.next_attempt_ns, d.seq",
+            columns: DELIVERY_COLUMNS,
+        };
+        let rows = self.claim_outbox(&claim, now, lease_until, max).await?;
         let mut due = rows
             .iter()
             .map(|row| {
                 let mut d = delivery_from_row(row)?;
-                d.next_attempt_at = from_ns(row.get(13));
+                d.next_attempt_at = from_ns(row.get(claim.was_index()));
                 Ok(d)
             })
             .collect::<Result<Vec<_>>>()?;

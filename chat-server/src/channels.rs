@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use chat_core::{
     ACCESS_TOKEN_KEY, API_URL_KEY, APP_SECRET_KEY, Actor, Attachment, Attempt, BOT_TOKEN_KEY,
     Engine, Inbox, InboxKind, PHONE_NUMBER_ID_KEY, Reply, Sender, TEMPLATE_KEY,
-    TEMPLATE_LANGUAGE_META_KEY,
+    TEMPLATE_LANGUAGE_META_KEY, TEMPLATE_PARAMETERS_KEY,
 };
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
@@ -941,10 +941,24 @@ pub mod whatsapp {
                 .get(TEMPLATE_LANGUAGE_META_KEY)
                 .map(String::as_str)
                 .unwrap_or("en_US");
-            let body = to(
-                "template",
-                serde_json::json!({ "name": name, "language": { "code": language } }),
-            );
+            let mut template =
+                serde_json::json!({ "name": name, "language": { "code": language } });
+            // The Cloud API's form for a template's variables: one `body` component whose
+            // `text` parameters fill `{{1}}`, `{{2}}`, … in order.
+            let parameters: Vec<String> = m
+                .metadata
+                .get(TEMPLATE_PARAMETERS_KEY)
+                .and_then(|p| serde_json::from_str(p).ok())
+                .unwrap_or_default();
+            if !parameters.is_empty() {
+                let parameters: Vec<_> = parameters
+                    .iter()
+                    .map(|text| serde_json::json!({ "type": "text", "text": text }))
+                    .collect();
+                template["components"] =
+                    serde_json::json!([{ "type": "body", "parameters": parameters }]);
+            }
+            let body = to("template", template);
             return attempt(post_json(client, timeout, &messages, Some(token), &body).await);
         }
         let caption = caption_of(&m.body);

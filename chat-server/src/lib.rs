@@ -19,6 +19,7 @@ pub mod http;
 pub mod mail;
 pub mod metrics;
 pub mod openapi;
+mod outbox;
 mod paths;
 mod polling;
 pub mod proxies;

@@ -6,16 +6,20 @@
 //! What a recipient gets: `From` the configured sender, `To` the contact's address, a
 //! `Message-ID` of ours (`<id>.<conversation>@<the sender's domain>`, so replies thread),
 //! `In-Reply-To`/`References` when the mail answers one, and a `multipart/alternative`
-//! body (plain text and HTML) or plain text alone.
+//! body (plain text and HTML) or plain text alone. A reply to an e-mail customer comes
+//! `From` its inbox's own sender when the inbox has one, and carries the reply's files as
+//! attachments (`multipart/mixed`), read from the blob store when the mail is sent, up to
+//! [`MailConfig::attachment_bytes`] together; files past that cap are named at the end of
+//! the text instead.
 //!
 //! The relay's URL carries its credentials: it is kept in a [`SmtpRelay`] whose `Debug`
 //! form hides it, and no log line or answer ever shows it.
 
 use std::time::Duration;
 
-use chat_core::{Engine, Mail, MailAttempt, MailRetry};
+use chat_core::{Engine, Mail, MailAttempt, MailFiles, MailRetry};
 use lettre::message::header::ContentType;
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::watch;
 
@@ -42,6 +46,9 @@ impl std::fmt::Debug for SmtpRelay {
     }
 }
 
+/// The default [`MailConfig::attachment_bytes`]: 10 MiB.
+pub const DEFAULT_ATTACHMENT_BYTES: u64 = 10 * 1024 * 1024;
+
 /// How the server sends e-mail.
 #[derive(Clone, Debug)]
 pub struct MailConfig {
@@ -61,6 +68,10 @@ pub struct MailConfig {
     pub concurrency: usize,
     /// A customer may have one conversation's transcript mailed once in this long.
     pub transcript_window: Duration,
+    /// Most bytes of files attached to one reply mail, together (before base64, which adds
+    /// a third): files past it are named in the text instead. 10 MiB by default, which
+    /// with the encoding stays under the 20-25 MB most relays and mailboxes take.
+    pub attachment_bytes: u64,
 }
 
 impl Default for MailConfig {
@@ -73,6 +84,7 @@ impl Default for MailConfig {
             timeout: Duration::from_secs(30),
             concurrency: 4,
             transcript_window: Duration::from_secs(3_600),
+            attachment_bytes: DEFAULT_ATTACHMENT_BYTES,
         }
     }
 }
@@ -87,8 +99,9 @@ impl MailConfig {
 }
 
 /// The message a mail becomes. `Err` (a permanent failure) for an address the relay could
-/// never take.
-fn message(from: &Mailbox, mail: &Mail) -> Result<Message, String> {
+/// never take. With files it is `multipart/mixed`: the body first, then each file as an
+/// attachment; files only named are listed at the end of the text.
+fn message(from: &Mailbox, mail: &Mail, files: MailFiles) -> Result<Message, String> {
     let to: Mailbox = mail
         .to
         .parse()
@@ -105,14 +118,34 @@ fn message(from: &Mailbox, mail: &Mail) -> Result<Message, String> {
             .in_reply_to(format!("<{parent}>"))
             .references(references.join(" "));
     }
-    let built = match &mail.html {
-        Some(html) => builder.multipart(MultiPart::alternative_plain_html(
-            mail.text.clone(),
-            html.clone(),
-        )),
-        None => builder
-            .header(ContentType::TEXT_PLAIN)
-            .body(mail.text.clone()),
+    let mut text = mail.text.clone();
+    if !files.named.is_empty() {
+        // Over the cap (or gone): the customer learns the files exist and can ask.
+        text.push_str("\n\nFiles too large to send by e-mail (reply to ask for them):");
+        for a in &files.named {
+            text.push_str(&format!("\n- {} ({} bytes)", a.name, a.size));
+        }
+    }
+    let built = match (&mail.html, files.attached.is_empty()) {
+        (Some(html), true) => {
+            builder.multipart(MultiPart::alternative_plain_html(text, html.clone()))
+        }
+        (None, true) => builder.header(ContentType::TEXT_PLAIN).body(text),
+        (html, false) => {
+            let mut mixed = match html {
+                Some(html) => MultiPart::mixed()
+                    .multipart(MultiPart::alternative_plain_html(text, html.clone())),
+                None => MultiPart::mixed().singlepart(SinglePart::plain(text)),
+            };
+            for (attachment, bytes) in files.attached {
+                // The stored type was decided from the bytes at upload; a type lettre
+                // cannot parse goes as bytes.
+                let kind = ContentType::parse(&attachment.content_type)
+                    .unwrap_or_else(|_| ContentType::parse("application/octet-stream").unwrap());
+                mixed = mixed.singlepart(Attachment::new(attachment.name).body(bytes, kind));
+            }
+            builder.multipart(mixed)
+        }
     };
     built.map_err(|e| format!("the mail cannot be written: {e}"))
 }
@@ -135,7 +168,7 @@ fn attempt_of(e: &lettre::transport::smtp::Error) -> MailAttempt {
 }
 
 /// Runs the mail worker until `stopped` flips; returns at once without a relay.
-pub(crate) async fn run(engine: Engine, config: MailConfig, mut stopped: watch::Receiver<bool>) {
+pub(crate) async fn run(engine: Engine, config: MailConfig, stopped: watch::Receiver<bool>) {
     let (Some(relay), Some(from)) = (config.relay.clone(), config.from.clone()) else {
         return;
     };
@@ -146,60 +179,81 @@ pub(crate) async fn run(engine: Engine, config: MailConfig, mut stopped: watch::
             return;
         }
     };
-    let mut tick = tokio::time::interval(config.poll.max(Duration::from_millis(10)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stopped.changed() => return,
+    let retry = config.retry;
+    let concurrency = config.concurrency.max(1);
+    let claiming = engine.clone();
+    crate::outbox::drain(
+        "mails",
+        config.poll,
+        stopped,
+        move || {
+            let engine = claiming.clone();
+            async move { engine.claim_mails(&retry, concurrency).await }
+        },
+        move |mail: Mail| {
+            let (engine, transport, from) = (engine.clone(), transport.clone(), from.clone());
+            let config = config.clone();
+            async move { send(&engine, &transport, &config, &from, mail).await }
+        },
+    )
+    .await;
+}
+
+/// One attempt at a claimed mail, recorded. Its sender (the inbox's own, or the
+/// server's) and its files are read now; failing to read them is a transient failure.
+async fn send(
+    engine: &Engine,
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    config: &MailConfig,
+    from: &Mailbox,
+    mail: Mail,
+) {
+    let attempt = match prepare(engine, config, from, &mail).await {
+        Err(e) => MailAttempt::Transient(e),
+        Ok((from, files)) => match message(&from, &mail, files) {
+            Err(e) => MailAttempt::Permanent(e),
+            Ok(message) => match transport.send(message).await {
+                Ok(_) => MailAttempt::Sent,
+                Err(e) => attempt_of(&e),
+            },
+        },
+    };
+    match engine
+        .record_mail_attempt(&config.retry, &mail, attempt)
+        .await
+    {
+        Ok(outcome) if outcome.state != chat_core::MailState::Sent => {
+            tracing::info!(
+                mail = %mail.id,
+                attempts = outcome.attempts,
+                error = outcome.last_error.as_deref().unwrap_or(""),
+                state = %outcome.state,
+                "mail not sent"
+            );
         }
-        loop {
-            let due = match engine
-                .claim_mails(&config.retry, config.concurrency.max(1))
-                .await
-            {
-                Ok(due) => due,
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming mails failed");
-                    break;
-                }
-            };
-            if due.is_empty() {
-                break;
-            }
-            let mut batch = tokio::task::JoinSet::new();
-            for mail in due {
-                let (engine, transport, from) = (engine.clone(), transport.clone(), from.clone());
-                let retry = config.retry;
-                batch.spawn(async move {
-                    let attempt = match message(&from, &mail) {
-                        Err(e) => MailAttempt::Permanent(e),
-                        Ok(message) => match transport.send(message).await {
-                            Ok(_) => MailAttempt::Sent,
-                            Err(e) => attempt_of(&e),
-                        },
-                    };
-                    match engine.record_mail_attempt(&retry, &mail, attempt).await {
-                        Ok(outcome) if outcome.state != chat_core::MailState::Sent => {
-                            tracing::info!(
-                                mail = %mail.id,
-                                attempts = outcome.attempts,
-                                error = outcome.last_error.as_deref().unwrap_or(""),
-                                state = %outcome.state,
-                                "mail not sent"
-                            );
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "recording a mail attempt failed"),
-                    }
-                });
-            }
-            while batch.join_next().await.is_some() {}
-            if *stopped.borrow() {
-                return;
-            }
-        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "recording a mail attempt failed"),
     }
+}
+
+/// The sender and the files of a mail.
+async fn prepare(
+    engine: &Engine,
+    config: &MailConfig,
+    from: &Mailbox,
+    mail: &Mail,
+) -> Result<(Mailbox, MailFiles), String> {
+    let from = match engine.mail_sender(mail).await {
+        // Checked when it was set; a sender that no longer parses falls back.
+        Ok(Some(own)) => own.parse().unwrap_or_else(|_| from.clone()),
+        Ok(None) => from.clone(),
+        Err(e) => return Err(format!("reading the mail's inbox failed: {e}")),
+    };
+    let files = engine
+        .mail_files(mail, config.attachment_bytes)
+        .await
+        .map_err(|e| format!("reading the mail's files failed: {e}"))?;
+    Ok((from, files))
 }
 
 #[cfg(test)]

@@ -195,6 +195,11 @@ struct Cli {
     /// 5xx answer fails the mail at once.
     #[arg(long, env = "CHAT_MAIL_RETRY_BASE_MS", default_value_t = 30_000)]
     mail_retry_base_ms: u64,
+    /// Most bytes of files attached to one reply mail, together (before base64 adds a
+    /// third); files past it are named in the mail's text instead. The default, 10 MiB,
+    /// stays under the 20-25 MB most relays and mailboxes take.
+    #[arg(long, env = "CHAT_MAIL_ATTACHMENT_BYTES", default_value_t = chat_server::mail::DEFAULT_ATTACHMENT_BYTES)]
+    mail_attachment_bytes: u64,
     #[command(flatten)]
     tenant_defaults: TenantDefaults,
     /// Log format.
@@ -933,6 +938,7 @@ fn jwt_config(cli: &Cli) -> anyhow::Result<JwtConfig> {
 fn mail_config(cli: &Cli) -> anyhow::Result<chat_server::mail::MailConfig> {
     let mut mail = chat_server::mail::MailConfig {
         transcript_window: Duration::from_secs(cli.mail_transcript_window_secs.max(1)),
+        attachment_bytes: cli.mail_attachment_bytes,
         ..Default::default()
     };
     mail.retry.base = Duration::from_millis(cli.mail_retry_base_ms.max(1));

@@ -71,6 +71,13 @@ pub fn document() -> Value {
                 .iter()
                 .map(|name| query_param(endpoint.id, name)),
         );
+        if endpoint.id == Endpoint::UpdateInbox {
+            parameters.push(json!({
+                "name": "If-Match", "in": "header", "required": false,
+                "description": "The `ETag` of `GET /v1/inboxes/{id}` or `*`: the change applies only over that version, else 412 `precondition_failed` (with `current_version`) and nothing changes.",
+                "schema": { "type": "string" }
+            }));
+        }
         if endpoint.id == Endpoint::UpdateSettings {
             parameters.push(json!({
                 "name": "If-Match", "in": "header", "required": false,
@@ -198,6 +205,14 @@ fn responses(endpoint: Endpoint, status: u16, response: Option<&str>) -> Value {
         answers[status.to_string()]["headers"] = json!({
             "ETag": { "schema": { "type": "string" }, "description": "The settings' version, quoted (`\"7\"`): send it back as `If-Match`." }
         });
+    }
+    if matches!(endpoint, Endpoint::GetInbox | Endpoint::UpdateInbox) {
+        answers[status.to_string()]["headers"] = json!({
+            "ETag": { "schema": { "type": "string" }, "description": "The inbox's version, quoted: send it back as `If-Match`." }
+        });
+    }
+    if endpoint == Endpoint::UpdateInbox {
+        answers["412"] = json!({ "description": "`precondition_failed`: `If-Match` names a version that is no longer current (`current_version` says which is); nothing changed.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
     }
     if endpoint == Endpoint::UpdateSettings {
         answers["412"] = json!({ "description": "`precondition_failed`: `If-Match` names a version that is no longer current (`current_version` says which is); nothing changed.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
@@ -357,6 +372,7 @@ fn desk_schemas() -> Value {
         "id": uuid, "name": { "type": "string" }, "kind": { "type": "string", "enum": ["api", "telegram", "whatsapp", "email"] },
         "channel": { "type": "string", "description": "the channel of its conversations" },
         "webhook_id": { "type": ["string", "null"], "format": "uuid", "description": "the webhook replies are delivered through: its delivery log is the inbox's" },
+        "settings": { "type": "object", "additionalProperties": { "type": "string" }, "description": "provider settings that are not secret: `api_url`, `phone_number_id`, `template_name`, `template_language`, `mode`, `public_url`, an email inbox's `from`; secrets are never shown" },
         "created_at": time, "updated_at": time });
     json!({
         "NewInbox": object(&["name"], json!({
@@ -370,11 +386,29 @@ fn desk_schemas() -> Value {
             "api_url": { "type": "string", "maxLength": 2000, "description": "telegram: the Bot API's base URL (default https://api.telegram.org)" },
             "public_url": { "type": "string", "maxLength": 2000, "description": "telegram: this server's base URL as Telegram reaches it; given, the server calls setWebhook" },
             "mode": { "type": "string", "enum": ["webhook", "polling"], "description": "telegram: `polling` reads updates by getUpdates (no public_url; deleteWebhook is called); absent: webhook" },
-            "template_name": { "type": "string", "maxLength": 512, "pattern": "^[a-z0-9_]+$", "description": "whatsapp: an approved message template without variables, sent by POST /v1/conversations/{id}/whatsapp-template outside the 24-hour window; with template_language" },
+            "template_name": { "type": "string", "maxLength": 512, "pattern": "^[a-z0-9_]+$", "description": "whatsapp: an approved message template (its body variables given with each send), sent by POST /v1/conversations/{id}/whatsapp-template outside the 24-hour window; with template_language" },
             "template_language": { "type": "string", "maxLength": 16, "description": "whatsapp: the template's language code (en_US); with template_name" },
+            "from": { "type": "string", "maxLength": 320, "description": "email: the inbox's own sender, `Support <help@shop.example>` or a bare address (422 on `from` if it is neither); absent: the server's `--mail-from`" },
             "webhook_secret": { "type": "string", "minLength": 16, "maxLength": 256, "description": "absent: the server makes one (shown once)" } })),
-        "Inbox": object(&["id", "name", "kind", "channel", "webhook_id", "created_at", "updated_at"], inbox.clone()),
-        "CreatedInbox": object(&["id", "name", "kind", "channel", "webhook_id", "created_at", "updated_at", "token"], {
+        "InboxPatch": {
+            "type": "object", "additionalProperties": false,
+            "description": "Only what changes; a field of another kind's inbox is 422 on it, and nothing changes.",
+            "properties": {
+                "name": { "type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S" },
+                "from": { "type": "string", "maxLength": 320, "description": "email: the inbox's own sender; empty: back to the server's `--mail-from`" },
+                "bot_token": { "type": "string", "description": "telegram: the bot's rotated token (the same bot: the digits before `:` unchanged); never shown" },
+                "access_token": { "type": "string", "description": "whatsapp: a rotated access token; never shown" },
+                "app_secret": { "type": "string", "description": "whatsapp: a rotated app secret; never shown" },
+                "template_name": { "type": "string", "maxLength": 512, "description": "whatsapp: with template_language; both empty remove the template" },
+                "template_language": { "type": "string", "maxLength": 16 },
+                "rotate_token": { "type": "boolean", "description": "true: a new inbox token, answered once as `token`; the old one stops working (not for a telegram inbox in webhook mode: 422)" } } },
+        "UpdatedInbox": object(&["id", "name", "kind", "channel", "webhook_id", "settings", "created_at", "updated_at"], {
+            let mut i = inbox.clone();
+            i["token"] = json!({ "type": "string", "description": "Only with `rotate_token: true`: the new token; never shown again." });
+            i
+        }),
+        "Inbox": object(&["id", "name", "kind", "channel", "webhook_id", "settings", "created_at", "updated_at"], inbox.clone()),
+        "CreatedInbox": object(&["id", "name", "kind", "channel", "webhook_id", "settings", "created_at", "updated_at", "token"], {
             let mut i = inbox.clone();
             i["token"] = json!({ "type": "string", "description": "The inbox's token for `POST /v1/inboxes/{id}/messages`; never shown again." });
             i["webhook_secret"] = json!({ "type": "string", "description": "api: the reply webhook's signing secret; never shown again." });
@@ -424,7 +458,9 @@ fn desk_schemas() -> Value {
             "id": { "type": "string", "description": "the media id: GET /{media-id} answers its url, fetched with the access token" },
             "mime_type": { "type": "string" }, "filename": { "type": "string" }, "caption": { "type": "string" }, "sha256": { "type": "string" } })),
         "TemplateRequest": object(&[], json!({
-            "client_message_id": { "type": "string", "maxLength": 200, "description": "the same id twice stores (and sends) one message" } })),
+            "client_message_id": { "type": "string", "maxLength": 200, "description": "the same id twice stores (and sends) one message" },
+            "parameters": { "type": "array", "maxItems": 20, "description": "the template's body variables `{{1}}`, `{{2}}`, … in order, sent as the Cloud API's `components: [{type: body, parameters: [{type: text, text}]}]` and shown in the stored message; each 1 to 1024 characters, without new lines, tabs or more than four spaces in a row (422 on `parameters`)",
+                "items": { "type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[^\\n\\t]*\\S[^\\n\\t]*$" } } })),
         "WhatsappReceived": object(&["stored"], json!({ "stored": { "type": "integer", "description": "text, image, document and audio messages stored (repeats included)" } })),
         "TelegramReceived": object(&["stored", "conversation_id", "message_id"], json!({
             "stored": { "type": "boolean", "description": "false: an update without a text, photo, document or voice message, acknowledged" },

@@ -242,7 +242,6 @@ fn event_id(due: &DueDelivery) -> String {
     format!("{}.{}", due.delivery.tenant_id, due.delivery.seq)
 }
 
-/// Runs the delivery worker until `stopped` flips.
 /// Runs the delivery worker until `stopped` flips. `mail_domain` is the domain of our
 /// `Message-ID`s when the server sends e-mail: email inboxes' replies are handed to the mail
 /// outbox with it (without it they wait, failing with the reason, until a relay is set).
@@ -250,7 +249,7 @@ pub(crate) async fn run(
     engine: Engine,
     config: WebhookConfig,
     mail_domain: Option<String>,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
     if !config.enabled {
         return;
@@ -258,44 +257,26 @@ pub(crate) async fn run(
     let mail_domain: Option<Arc<str>> = mail_domain.map(Into::into);
     let client = client(config.allow_private);
     let retry = config.retry();
-    let mut tick = tokio::time::interval(config.poll.max(Duration::from_millis(10)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stopped.changed() => return,
-        }
-        // Drain what is due, a batch at a time; a batch holds at most one delivery per
-        // webhook and conversation, so attempting them at once keeps each conversation's
-        // order.
-        loop {
-            let due = match engine
-                .claim_deliveries(&retry, config.concurrency.max(1))
-                .await
-            {
-                Ok(due) => due,
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming webhook deliveries failed");
-                    break;
-                }
-            };
-            if due.is_empty() {
-                break;
-            }
-            let mut batch = tokio::task::JoinSet::new();
-            for d in due {
-                let (engine, client, timeout) = (engine.clone(), client.clone(), config.timeout);
-                let domain = mail_domain.clone();
-                batch.spawn(async move {
-                    deliver(&engine, &client, &retry, timeout, domain.as_deref(), d).await
-                });
-            }
-            while batch.join_next().await.is_some() {}
-            if *stopped.borrow() {
-                return;
-            }
-        }
-    }
+    let concurrency = config.concurrency.max(1);
+    let timeout = config.timeout;
+    let claiming = engine.clone();
+    // A batch holds at most one delivery per webhook and conversation, so attempting them
+    // at once keeps each conversation's order.
+    crate::outbox::drain(
+        "webhook deliveries",
+        config.poll,
+        stopped,
+        move || {
+            let engine = claiming.clone();
+            async move { engine.claim_deliveries(&retry, concurrency).await }
+        },
+        move |d: DueDelivery| {
+            let (engine, client) = (engine.clone(), client.clone());
+            let domain = mail_domain.clone();
+            async move { deliver(&engine, &client, &retry, timeout, domain.as_deref(), d).await }
+        },
+    )
+    .await;
 }
 
 async fn deliver(

@@ -347,6 +347,11 @@ fn cases(bob: &str) -> Vec<Case> {
             [201, 403, 403, 403, 403, 403, 401, 201],
         ),
         c(GetInbox, None, [200, 403, 403, 403, 403, 403, 401, 404]),
+        c(
+            UpdateInbox,
+            Some(json!({ "name": "Shop app (new)" })),
+            [200, 403, 403, 403, 403, 403, 401, 404],
+        ),
         c(DeleteInbox, None, [204, 403, 403, 403, 403, 403, 401, 404]),
         c(
             ReceiveInbound,
@@ -581,6 +586,7 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
             let inbox_id = if matches!(
                 case.route,
                 Endpoint::GetInbox
+                    | Endpoint::UpdateInbox
                     | Endpoint::DeleteInbox
                     | Endpoint::ReceiveInbound
                     | Endpoint::ReceiveEmail
@@ -609,6 +615,7 @@ async fn every_route_answers_every_caller_as_the_policy_says_and_leaks_nothing()
                 | Endpoint::Redeliver => &webhook_id,
                 Endpoint::EditMessage | Endpoint::DeleteMessage => &message_id,
                 Endpoint::GetInbox
+                | Endpoint::UpdateInbox
                 | Endpoint::DeleteInbox
                 | Endpoint::ReceiveInbound
                 | Endpoint::ReceiveEmail => &inbox_id,

@@ -582,3 +582,115 @@ async fn api_inbox_messages_carry_files_by_url_fetched_before_anything_is_stored
     );
     assert!(served.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_edits_an_inbox_over_the_version_read_and_rotates_its_token() {
+    let s = server().await;
+    let admin = s.staff("Root", Role::Admin, &[]).await;
+    let ann = s.staff("Ann", Role::Agent, &[]).await;
+    let receiver = Receiver::start().await;
+    let created = s
+        .post(
+            "/v1/inboxes",
+            Some(&admin.token),
+            json!({ "name": "Shop app", "webhook_url": receiver.url }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let inbox = created.body["id"].as_str().unwrap().to_owned();
+    let old_token = created.body["token"].as_str().unwrap().to_owned();
+    let secret = created.body["webhook_secret"].as_str().unwrap().to_owned();
+    let path = format!("/v1/inboxes/{inbox}");
+    let shown = s.get(&path, Some(&admin.token)).await;
+    let etag = shown.headers["etag"].to_str().unwrap().to_owned();
+
+    // Admins only; bad input is 422 naming the field; nothing changes either way.
+    let refused = s
+        .patch(&path, Some(&ann.token), json!({ "name": "Mine" }))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    for (body, field) in [
+        (json!({ "name": " " }), "name"),
+        (json!({ "bot_token": "123:abc" }), "bot_token"),
+        (json!({ "from": "a@b.example" }), "from"),
+        (
+            json!({ "template_name": "hello", "template_language": "en" }),
+            "template_name",
+        ),
+    ] {
+        let bad = s.patch(&path, Some(&admin.token), body).await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+        assert_eq!(bad.body["error"]["field"], field, "{}", bad.text);
+    }
+    let unknown = s
+        .patch(&path, Some(&admin.token), json!({ "kind": "telegram" }))
+        .await;
+    assert!(unknown.status.is_client_error(), "{}", unknown.text);
+    let same = s.get(&path, Some(&admin.token)).await;
+    assert_eq!(same.body, shown.body);
+    assert_eq!(same.headers["etag"].to_str().unwrap(), etag);
+
+    // Over the version read: applied, with a new version.
+    let renamed = s
+        .send_as(
+            hyper::Method::PATCH,
+            &path,
+            Some(&admin.token),
+            &[("content-type", "application/json"), ("if-match", &etag)],
+            json!({ "name": "Shop app (EU)" }).to_string(),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
+    assert_eq!(renamed.body["name"], "Shop app (EU)");
+    assert!(renamed.body.get("token").is_none(), "{}", renamed.text);
+    let newer = renamed.headers["etag"].to_str().unwrap().to_owned();
+    assert_ne!(newer, etag);
+    // Over a version that is gone: 412 with the current one, and nothing changes.
+    let stale = s
+        .send_as(
+            hyper::Method::PATCH,
+            &path,
+            Some(&admin.token),
+            &[("content-type", "application/json"), ("if-match", &etag)],
+            json!({ "name": "Shop app (US)" }).to_string(),
+        )
+        .await;
+    assert_eq!(
+        stale.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{}",
+        stale.text
+    );
+    assert_eq!(stale.error_code(), "precondition_failed");
+    assert_eq!(
+        format!("\"{}\"", stale.body["error"]["current_version"]),
+        newer
+    );
+    assert_eq!(
+        s.get(&path, Some(&admin.token)).await.body["name"],
+        "Shop app (EU)"
+    );
+
+    // A new token, answered once: the old one stops working, the new one works, and no
+    // secret is ever in an answer.
+    let rotated = s
+        .patch(&path, Some(&admin.token), json!({ "rotate_token": true }))
+        .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    let new_token = rotated.body["token"].as_str().unwrap().to_owned();
+    assert_ne!(new_token, old_token);
+    assert!(!rotated.text.contains(&secret), "{}", rotated.text);
+    let shown = s.get(&path, Some(&admin.token)).await;
+    assert!(shown.body.get("token").is_none(), "{}", shown.text);
+    assert!(!shown.text.contains(&new_token) && !shown.text.contains(&secret));
+    let messages = format!("/v1/inboxes/{inbox}/messages");
+    let with_old = s
+        .post(&messages, Some(&old_token), inbound("c-1", "m-1", "hello"))
+        .await;
+    assert_eq!(with_old.status, StatusCode::FORBIDDEN, "{}", with_old.text);
+    let with_new = s
+        .post(&messages, Some(&new_token), inbound("c-1", "m-1", "hello"))
+        .await;
+    assert_eq!(with_new.status, StatusCode::CREATED, "{}", with_new.text);
+    s.stop().await;
+}

@@ -730,3 +730,187 @@ async fn the_email_inbound_command_pipes_a_mail_and_exits_per_sysexits() {
     assert!(!log.contains(&token));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_carry_their_files_as_attachments_from_the_inboxs_own_sender() {
+    use mail_parser::MimeHeaders as _;
+
+    let relay = SmtpReceiver::start().await;
+    let url = relay.url();
+    // A small cap, so one file is attached and the larger one only named.
+    let s = common::start_with(move |c| {
+        c.webhooks.poll = Duration::from_millis(20);
+        let mut mail = MailConfig {
+            relay: Some(SmtpRelay::parse(&url).unwrap()),
+            from: Some(FROM.parse().unwrap()),
+            poll: Duration::from_millis(20),
+            attachment_bytes: 100,
+            ..MailConfig::default()
+        };
+        mail.retry.base = Duration::from_millis(20);
+        c.mail = mail;
+    })
+    .await;
+    let admin = s.staff("Root", Role::Admin, &[]).await;
+
+    // A sender is an address or a name and an address; only an email inbox has one.
+    for (body, field) in [
+        (
+            json!({ "name": "x", "kind": "email", "from": "not an address" }),
+            "from",
+        ),
+        (
+            json!({ "name": "x", "kind": "email", "from": "Orders <orders@shop.example" }),
+            "from",
+        ),
+        (
+            json!({ "name": "x", "webhook_url": "http://127.0.0.1:9/x", "from": "a@b.example" }),
+            "from",
+        ),
+    ] {
+        let refused = s.post("/v1/inboxes", Some(&admin.token), body).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refused.text
+        );
+        assert_eq!(refused.body["error"]["field"], field, "{}", refused.text);
+    }
+    let created = s
+        .post(
+            "/v1/inboxes",
+            Some(&admin.token),
+            json!({ "name": "Orders", "kind": "email", "from": "Orders Desk <orders@shop.example>" }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(
+        created.body["settings"]["from"],
+        "Orders Desk <orders@shop.example>"
+    );
+    let inbox = created.body["id"].as_str().unwrap().to_owned();
+    let token = created.body["token"].as_str().unwrap().to_owned();
+
+    let jo = "Jo <jo@customer.example>";
+    let opened = post_mail(
+        &s,
+        &inbox,
+        Some(&token),
+        mail(jo, "f1@customer.example", "Where is my invoice?").raw(),
+    )
+    .await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.text);
+    let id = opened.body["conversation_id"].as_str().unwrap().to_owned();
+    // The bot's answer already comes from the inbox's sender, not --mail-from.
+    let bot = sent_with(&relay, BOT_FALLBACK).await;
+    assert_eq!(bot.envelope.from, "orders@shop.example");
+    let parsed = MessageParser::default().parse(&bot.envelope.data).unwrap();
+    let from = parsed.from().and_then(|f| f.first()).unwrap();
+    assert_eq!(from.name(), Some("Orders Desk"));
+    // Our Message-IDs keep the server's domain: that is what threads the customer's answer.
+    assert!(
+        bot.message_id.ends_with("@acme.example"),
+        "{}",
+        bot.message_id
+    );
+
+    // The admin answers with two files: the small one is attached, byte for byte; the
+    // one past the cap is named in the text.
+    let invoice = b"%PDF-1.7\n invoice 1042".to_vec();
+    let mut photo = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    photo.extend(std::iter::repeat_n(7u8, 200));
+    let (content_type, form) = chat_server::testing::multipart(
+        &[],
+        &[
+            ("files", "invoice.pdf", "application/pdf", &invoice),
+            ("files", "parcel.png", "image/png", &photo),
+        ],
+    );
+    let uploaded = s
+        .send_as(
+            Method::POST,
+            &format!("/v1/conversations/{id}/files"),
+            Some(&admin.token),
+            &[("content-type", content_type.as_str())],
+            form,
+        )
+        .await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.text);
+    let answered = s
+        .post(
+            &format!("/v1/conversations/{id}/messages"),
+            Some(&admin.token),
+            json!({ "body": "Here is your invoice.", "attachments": uploaded.body["items"] }),
+        )
+        .await;
+    assert_eq!(answered.status, StatusCode::CREATED, "{}", answered.text);
+    let sent = sent_with(&relay, "Here is your invoice.").await;
+    assert_eq!(sent.envelope.from, "orders@shop.example");
+    let parsed = MessageParser::default().parse(&sent.envelope.data).unwrap();
+    let attached: Vec<(String, Vec<u8>)> = parsed
+        .attachments()
+        .map(|a| {
+            (
+                a.attachment_name().unwrap_or_default().to_owned(),
+                a.contents().to_vec(),
+            )
+        })
+        .collect();
+    assert_eq!(attached, [("invoice.pdf".to_owned(), invoice)]);
+    assert!(
+        sent.text.contains("Files too large to send by e-mail") && sent.text.contains("parcel.png"),
+        "{}",
+        sent.text
+    );
+    assert!(!sent.text.contains("invoice.pdf"), "{}", sent.text);
+
+    // The admin changes the sender: the next reply comes from the new one; an empty
+    // sender goes back to the server's.
+    let changed = s
+        .patch(
+            &format!("/v1/inboxes/{inbox}"),
+            Some(&admin.token),
+            json!({ "from": "billing@shop.example" }),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    assert_eq!(changed.body["settings"]["from"], "billing@shop.example");
+    s.post(
+        &format!("/v1/conversations/{id}/messages"),
+        Some(&admin.token),
+        json!({ "body": "Billing will follow up." }),
+    )
+    .await;
+    assert_eq!(
+        sent_with(&relay, "Billing will follow up.")
+            .await
+            .envelope
+            .from,
+        "billing@shop.example"
+    );
+    let reset = s
+        .patch(
+            &format!("/v1/inboxes/{inbox}"),
+            Some(&admin.token),
+            json!({ "from": "" }),
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.text);
+    assert!(
+        reset.body["settings"].get("from").is_none(),
+        "{}",
+        reset.text
+    );
+    s.post(
+        &format!("/v1/conversations/{id}/messages"),
+        Some(&admin.token),
+        json!({ "body": "Back to the desk." }),
+    )
+    .await;
+    assert_eq!(
+        sent_with(&relay, "Back to the desk.").await.envelope.from,
+        "support@acme.example"
+    );
+    s.stop().await;
+}

@@ -753,6 +753,15 @@ async fn every_answer_validates_against_its_documented_schema() {
             Some(json!({ "name": "Support mail", "kind": "email" })),
         )
         .await;
+    w.call(
+        &s,
+        M::PATCH,
+        "/v1/inboxes/{id}",
+        &format!("/v1/inboxes/{}", id(&mailbox)),
+        a,
+        Some(json!({ "name": "Orders mail", "from": "Orders <orders@acme.example>" })),
+    )
+    .await;
     let mailbox_token = mailbox["token"].as_str().unwrap().to_owned();
     let raw = "From: Dan <dan@customer.example>\r\nSubject: Order\r\nMessage-ID: <o1@customer.example>\r\n\r\nhello\r\n";
     let path = format!("/v1/inboxes/{}/email", id(&mailbox));

@@ -795,4 +795,138 @@ async fn whatsapp_media_comes_in_and_goes_out_and_a_template_reopens_the_window(
             .iter()
             .any(|m| m["text"]["body"] == "Still there?")
     );
+
+    // Variables: a parameter WhatsApp would refuse is 422 and sends nothing; good ones go
+    // in the Cloud API's `components` form, and staff see them in the message.
+    for bad in [json!(["Ana\nMaria"]), json!([""]), json!(["a      b"])] {
+        let refused = s
+            .post(
+                &template_path,
+                Some(&admin.token),
+                json!({ "client_message_id": "t-bad", "parameters": bad }),
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refused.text
+        );
+        assert_eq!(
+            refused.body["error"]["field"], "parameters",
+            "{}",
+            refused.text
+        );
+    }
+    let with_variables = s
+        .post(
+            &template_path,
+            Some(&admin.token),
+            json!({ "client_message_id": "t-2", "parameters": ["Ana", "#1042"] }),
+        )
+        .await;
+    assert_eq!(
+        with_variables.status,
+        StatusCode::CREATED,
+        "{}",
+        with_variables.text
+    );
+    assert_eq!(
+        with_variables.body["message"]["body"],
+        "WhatsApp template hello_world (en_US): Ana | #1042"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let sent = api.sent.lock().unwrap().clone();
+        let templates: Vec<&Value> = sent.iter().filter(|m| m["type"] == "template").collect();
+        if templates.len() >= 2 {
+            assert_eq!(templates.len(), 2, "{sent:?}");
+            assert_eq!(
+                templates[1]["template"],
+                json!({
+                    "name": "hello_world",
+                    "language": { "code": "en_US" },
+                    "components": [{
+                        "type": "body",
+                        "parameters": [
+                            { "type": "text", "text": "Ana" },
+                            { "type": "text", "text": "#1042" }
+                        ]
+                    }]
+                })
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_app_secret_signs_the_webhook_from_then_on_and_a_template_is_set_later() {
+    let s = common::start_with(|c| {
+        c.webhooks.allow_private = true;
+    })
+    .await;
+    let admin = s.staff("Root", Role::Admin, &[]).await;
+    let (api, _) = cloud_api().await;
+    let created = s
+        .post(
+            "/v1/inboxes",
+            Some(&admin.token),
+            json!({ "name": "WhatsApp", "kind": "whatsapp", "phone_number_id": PHONE_ID,
+                    "access_token": ACCESS_TOKEN, "app_secret": APP_SECRET, "api_url": api }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let inbox = created.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/inboxes/{inbox}/whatsapp");
+    let post = |wamid: &'static str, secret: &'static str| {
+        let path = path.clone();
+        let s = &s;
+        async move {
+            let body = notification(wamid, "hello").to_string().into_bytes();
+            let signature = sign(secret, &body);
+            s.send_as(
+                Method::POST,
+                &path,
+                None,
+                &[
+                    ("content-type", "application/json"),
+                    ("x-hub-signature-256", &signature),
+                ],
+                body,
+            )
+            .await
+        }
+    };
+    assert_eq!(post("wamid.R1", APP_SECRET).await.status, StatusCode::OK);
+
+    const ROTATED: &str = "rotated-app-secret-2";
+    let bad = s
+        .patch(
+            &format!("/v1/inboxes/{inbox}"),
+            Some(&admin.token),
+            json!({ "app_secret": "has spaces in it" }),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+    assert_eq!(bad.body["error"]["field"], "app_secret");
+    let changed = s
+        .patch(
+            &format!("/v1/inboxes/{inbox}"),
+            Some(&admin.token),
+            json!({ "app_secret": ROTATED, "template_name": "order_update", "template_language": "en_US" }),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    assert!(!changed.text.contains(ROTATED), "{}", changed.text);
+    assert_eq!(changed.body["settings"]["template_name"], "order_update");
+    // The old secret no longer signs; the new one does.
+    let old = post("wamid.R2", APP_SECRET).await;
+    assert_eq!(old.status, StatusCode::FORBIDDEN, "{}", old.text);
+    let new = post("wamid.R3", ROTATED).await;
+    assert_eq!(new.status, StatusCode::OK, "{}", new.text);
+    assert_eq!(new.body["stored"], 1, "{}", new.text);
+    s.stop().await;
 }

@@ -516,7 +516,7 @@ impl Engine {
 /// Uploads are stored with the hint `<conversation>_<file name>`; blob stores keep the
 /// hint as the last path segment. File names cannot contain `/`, so no upload to one
 /// conversation can pass for another's.
-fn belongs_to(key: &str, id: ConversationId) -> bool {
+pub(super) fn belongs_to(key: &str, id: ConversationId) -> bool {
     owned_by(key, &id.0.simple().to_string())
 }
 

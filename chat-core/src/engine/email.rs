@@ -27,10 +27,10 @@ use super::inboxes::{INBOX_CONTACT_KEY, INBOX_KEY, Received, Reply};
 use super::mail::{conversation_of_message_id, mail_message_id};
 use super::webhooks::DueDelivery;
 use crate::error::{Error, Result};
-use crate::ids::{ConversationId, MailId};
+use crate::ids::{ConversationId, MailId, MessageId};
 use crate::model::{
-    ContactInput, DeliveryOutcome, DeliveryState, Inbox, InboxKind, Mail, MailKind, MailState,
-    Sender,
+    Attachment, ContactInput, DeliveryOutcome, DeliveryState, Inbox, InboxKind, Mail, MailKind,
+    MailState, Sender,
 };
 use crate::policy::Actor;
 
@@ -301,15 +301,10 @@ impl Engine {
         } else {
             format!("Re: {subject}")
         };
-        let mut text = message.body.clone();
-        if !message.attachments.is_empty() {
-            // The mail outbox carries text only: the customer learns the files' names.
-            text.push_str("\n\nFiles shared in the conversation:");
-            for a in &message.attachments {
-                text.push_str("\n- ");
-                text.push_str(&a.name);
-            }
-        }
+        // The message's files are not copied into the outbox: the mail worker reads them
+        // from the blob store when it sends ([`Engine::mail_files`]); the mail's id is the
+        // message's, which is how it finds them.
+        let text = message.body.clone();
         let requested_by = match message.sender {
             Sender::Agent(agent) => format!("agent:{agent}"),
             Sender::Bot => "bot".to_owned(),
@@ -363,6 +358,110 @@ impl Engine {
     }
 }
 
+/// The files of a reply mail, as [`Engine::mail_files`] finds them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MailFiles {
+    /// Files to attach, with their bytes, in the message's order.
+    pub attached: Vec<(Attachment, Vec<u8>)>,
+    /// Files only named in the mail: over the size cap, or gone from the blob store.
+    pub named: Vec<Attachment>,
+}
+
+impl Engine {
+    /// The files a mail carries: a reply's are its message's (the mail's id is the
+    /// message's), read from the blob store now, at send time. They are attached in the
+    /// message's order while their sizes together stay within `max_bytes`; the others
+    /// (and any no longer in the blob store) are only named. Transcripts and mails whose
+    /// message is gone carry none.
+    pub async fn mail_files(&self, mail: &Mail, max_bytes: u64) -> Result<MailFiles> {
+        let mut files = MailFiles::default();
+        if mail.kind != MailKind::Reply {
+            return Ok(files);
+        }
+        let Some(message) = self
+            .inner
+            .store
+            .message(mail.tenant_id, MessageId(mail.id.0))
+            .await?
+            .filter(|m| m.conversation_id == mail.conversation_id && !m.is_note())
+        else {
+            return Ok(files);
+        };
+        let mut total = 0u64;
+        for attachment in message.attachments {
+            // Only the conversation's own files: a key is not a capability.
+            if !super::attachments::belongs_to(&attachment.key, mail.conversation_id) {
+                continue;
+            }
+            if total.saturating_add(attachment.size) > max_bytes {
+                files.named.push(attachment);
+                continue;
+            }
+            match self.inner.blobs.get(&attachment.key).await {
+                Ok(bytes) => {
+                    total += bytes.len() as u64;
+                    files.attached.push((attachment, bytes));
+                }
+                Err(Error::NotFound(_)) => files.named.push(attachment),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(files)
+    }
+
+    /// The sender a mail goes out as when it is about a conversation of an email inbox that
+    /// has its own ([`EMAIL_FROM_KEY`]); `None`: the server's.
+    pub async fn mail_sender(&self, mail: &Mail) -> Result<Option<String>> {
+        let store = &self.inner.store;
+        let Some(conversation) = store
+            .conversation(mail.tenant_id, mail.conversation_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(inbox) = conversation
+            .metadata
+            .get(INBOX_KEY)
+            .and_then(|id| id.parse::<uuid::Uuid>().ok())
+        else {
+            return Ok(None);
+        };
+        Ok(store
+            .inbox(crate::ids::InboxId(inbox))
+            .await?
+            .filter(|i| i.tenant_id == mail.tenant_id && i.kind == InboxKind::Email)
+            .and_then(|i| i.settings.get(EMAIL_FROM_KEY).cloned()))
+    }
+}
+
+/// The inbox setting that holds an email inbox's own sender (`Support <help@shop.example>`
+/// or a bare address); absent: the server's `--mail-from`.
+pub const EMAIL_FROM_KEY: &str = "from";
+
+/// Checks an email inbox's sender: a bare address or `Display Name <address>`, one line,
+/// at most 320 characters. The server checks it again with its mail library, which is the
+/// judge of what it can send.
+pub(crate) fn mail_sender_setting(text: &str) -> Result<String> {
+    let text = text.trim();
+    let refused = || {
+        Error::validation(
+            "from",
+            "an e-mail address, or a name and an address: `Support <help@shop.example>`",
+        )
+    };
+    if text.is_empty() || text.chars().count() > 320 || text.chars().any(char::is_control) {
+        return Err(refused());
+    }
+    let address = match text.strip_suffix('>').and_then(|t| t.rsplit_once('<')) {
+        Some((_, address)) => address,
+        None => text,
+    };
+    match super::contacts::valid_email("from", address) {
+        Ok(Some(_)) if !address.contains(['<', '>']) => Ok(text.to_owned()),
+        _ => Err(refused()),
+    }
+}
+
 /// A `Message-ID` as a thread key of an inbox: `<id>`, so it can never be taken for an
 /// address (the other kind of key an email inbox keeps).
 fn message_key(id: &str) -> Result<String> {
@@ -389,6 +488,26 @@ fn message_key(id: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_inbox_sender_is_an_address_or_a_name_and_an_address() {
+        for good in [
+            "help@shop.example",
+            "Orders Desk <orders@shop.example>",
+            " <a@b.example> ",
+        ] {
+            assert_eq!(mail_sender_setting(good).unwrap(), good.trim(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "not an address",
+            "Orders <orders@shop.example",
+            "Orders <a <b@c.example>>",
+            "help@shop.example\r\nBcc: x@y.example",
+        ] {
+            assert!(mail_sender_setting(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn message_ids_become_bracketed_keys_and_bad_ones_are_refused() {

@@ -83,6 +83,42 @@ pub struct NewInbox {
     /// The template's language code (`en_US`); required with `template_name`.
     #[serde(default)]
     pub template_language: Option<String>,
+    /// An `email` inbox's own sender (`Support <help@shop.example>` or a bare address);
+    /// absent: the server's `--mail-from`.
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+/// A change to an inbox, as an admin asks for it: each field set replaces the stored one,
+/// unset fields stay. Only what can change without a new inbox is here: its name, an
+/// email inbox's sender, a WhatsApp inbox's template, and the provider secrets a provider
+/// lets one rotate (a Telegram bot's token, a WhatsApp access token or app secret). The
+/// kind, the provider's account (a bot, a phone number) and an `api` inbox's webhook do not
+/// change: delete the inbox and create another.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxPatch {
+    /// What staff call it.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// An `email` inbox's own sender; an empty text removes it (back to `--mail-from`).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// A `telegram` inbox's bot token, rotated (@BotFather's `/revoke`): the same bot's.
+    #[serde(default)]
+    pub bot_token: Option<String>,
+    /// A `whatsapp` inbox's access token, rotated.
+    #[serde(default)]
+    pub access_token: Option<String>,
+    /// A `whatsapp` inbox's app secret, rotated.
+    #[serde(default)]
+    pub app_secret: Option<String>,
+    /// A `whatsapp` inbox's template; with `template_language`. Both empty remove it.
+    #[serde(default)]
+    pub template_name: Option<String>,
+    /// The template's language code.
+    #[serde(default)]
+    pub template_language: Option<String>,
 }
 
 /// The Bot API's address.
@@ -115,6 +151,13 @@ pub const TEMPLATE_LANGUAGE_KEY: &str = "template_language";
 pub const TEMPLATE_KEY: &str = "whatsapp_template";
 /// The message metadata key with the template's language code.
 pub const TEMPLATE_LANGUAGE_META_KEY: &str = "whatsapp_template_language";
+/// The message metadata key with the template's body parameters (its `{{1}}`, `{{2}}`, …
+/// in order), as a JSON array of strings; absent for a template without variables.
+pub const TEMPLATE_PARAMETERS_KEY: &str = "whatsapp_template_parameters";
+/// Most body parameters a template message takes here.
+pub const MAX_TEMPLATE_PARAMETERS: usize = 20;
+/// Longest body parameter, in characters (WhatsApp's limit for a template's body text).
+pub const MAX_TEMPLATE_PARAMETER_CHARS: usize = 1024;
 
 /// A customer's message as a provider sent it, checked by the channel route.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -198,6 +241,9 @@ impl Engine {
                 "only for a whatsapp inbox",
             ));
         }
+        if kind != InboxKind::Email && input.from.is_some() {
+            return Err(Error::validation("from", "only for an email inbox"));
+        }
         if token_digest.is_empty() {
             return Err(Error::validation("token", "empty"));
         }
@@ -236,62 +282,14 @@ impl Engine {
                     ("access_token", input.access_token, ACCESS_TOKEN_KEY),
                     ("app_secret", input.app_secret, APP_SECRET_KEY),
                 ] {
-                    let value = value
-                        .map(|v| v.trim().to_owned())
-                        .filter(|v| {
-                            !v.is_empty()
-                                && v.len() <= 1_000
-                                && v.chars().all(|c| c.is_ascii_graphic())
-                        })
-                        .ok_or_else(|| {
-                            Error::validation(field, "required for a whatsapp inbox, no spaces")
-                        })?;
-                    secrets.insert(key.to_owned(), value);
+                    secrets.insert(key.to_owned(), whatsapp_secret(field, value)?);
                 }
                 settings.insert(PHONE_NUMBER_ID_KEY.to_owned(), phone);
-                match (input.template_name, input.template_language) {
-                    (None, None) => {}
-                    (Some(name), Some(language)) => {
-                        let name = name.trim().to_owned();
-                        let language = language.trim().to_owned();
-                        // Meta's rules: lower-case letters, digits and `_`, at most 512.
-                        if name.is_empty()
-                            || name.len() > 512
-                            || !name
-                                .chars()
-                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-                        {
-                            return Err(Error::validation(
-                                "template_name",
-                                "the approved template's name: lower-case letters, digits, `_`",
-                            ));
-                        }
-                        if language.is_empty()
-                            || language.len() > 16
-                            || !language
-                                .chars()
-                                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                        {
-                            return Err(Error::validation(
-                                "template_language",
-                                "a language code such as `en_US`",
-                            ));
-                        }
-                        settings.insert(TEMPLATE_NAME_KEY.to_owned(), name);
-                        settings.insert(TEMPLATE_LANGUAGE_KEY.to_owned(), language);
-                    }
-                    (Some(_), None) => {
-                        return Err(Error::validation(
-                            "template_language",
-                            "required with template_name",
-                        ));
-                    }
-                    (None, Some(_)) => {
-                        return Err(Error::validation(
-                            "template_name",
-                            "required with template_language",
-                        ));
-                    }
+                if let Some((name, language)) =
+                    whatsapp_template(input.template_name, input.template_language)?
+                {
+                    settings.insert(TEMPLATE_NAME_KEY.to_owned(), name);
+                    settings.insert(TEMPLATE_LANGUAGE_KEY.to_owned(), language);
                 }
                 let api = input
                     .api_url
@@ -313,8 +311,15 @@ impl Engine {
                 {
                     return Err(Error::validation(
                         "webhook_url",
-                        "an email inbox takes only a name: replies go out by the SMTP relay",
+                        "an email inbox takes only a name and a sender: replies go out by \
+                         the SMTP relay",
                     ));
+                }
+                if let Some(from) = input.from {
+                    settings.insert(
+                        super::email::EMAIL_FROM_KEY.to_owned(),
+                        super::email::mail_sender_setting(&from)?,
+                    );
                 }
                 (super::email::MAIL_OUTBOX_URL.to_owned(), None)
             }
@@ -435,6 +440,137 @@ impl Engine {
             .ok_or(Error::NotFound("inbox"))
     }
 
+    /// Changes an inbox (admins): what [`InboxPatch`] sets, checked as at creation, and,
+    /// with `token_digest`, its token (the server makes the new one and shows it once; the
+    /// old one stops working). `expected` is the [`inbox_version`] the caller edited: if the
+    /// inbox changed since, [`Error::Conflict`] (a version race) and nothing changes. A
+    /// field of another kind's inbox is [`Error::Validation`] on that field.
+    ///
+    /// The version is checked against the store's row just before the write; two admins
+    /// whose writes land within that moment are not told apart (the later one wins).
+    pub async fn update_inbox(
+        &self,
+        actor: &Actor,
+        id: InboxId,
+        patch: InboxPatch,
+        expected: Option<u64>,
+        token_digest: Option<String>,
+    ) -> Result<Inbox> {
+        let mut inbox = self.inbox(actor, id).await?;
+        let kind = inbox.kind;
+        let only = |field: &'static str, wanted: InboxKind, set: bool| {
+            if set && kind != wanted {
+                Err(Error::validation(
+                    field,
+                    format!("only for a {wanted} inbox"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        only("from", InboxKind::Email, patch.from.is_some())?;
+        only("bot_token", InboxKind::Telegram, patch.bot_token.is_some())?;
+        only(
+            "access_token",
+            InboxKind::Whatsapp,
+            patch.access_token.is_some(),
+        )?;
+        only(
+            "app_secret",
+            InboxKind::Whatsapp,
+            patch.app_secret.is_some(),
+        )?;
+        only(
+            "template_name",
+            InboxKind::Whatsapp,
+            patch.template_name.is_some() || patch.template_language.is_some(),
+        )?;
+        if let Some(name) = patch.name {
+            inbox.name = self.short_text("name", &name)?;
+        }
+        if let Some(from) = patch.from {
+            let key = super::email::EMAIL_FROM_KEY.to_owned();
+            if from.trim().is_empty() {
+                inbox.settings.remove(&key);
+            } else {
+                inbox
+                    .settings
+                    .insert(key, super::email::mail_sender_setting(&from)?);
+            }
+        }
+        if let Some(token) = patch.bot_token {
+            let token = token.trim().to_owned();
+            if !telegram_token(&token) {
+                return Err(Error::validation(
+                    "bot_token",
+                    "a Bot API token: digits, `:`, then letters, digits, `_` or `-`",
+                ));
+            }
+            // The bot is the inbox's account (its webhook, its chats): a token of
+            // another bot would answer the customers from a stranger.
+            let bot = |t: &str| t.split_once(':').map(|(bot, _)| bot.to_owned());
+            if bot(&token) != inbox.secrets.0.get(BOT_TOKEN_KEY).and_then(|t| bot(t)) {
+                return Err(Error::validation(
+                    "bot_token",
+                    "another bot's token: a rotated token keeps the bot's id (the digits \
+                     before `:`); another bot is another inbox",
+                ));
+            }
+            inbox.secrets.0.insert(BOT_TOKEN_KEY.to_owned(), token);
+        }
+        for (field, value, key) in [
+            ("access_token", patch.access_token, ACCESS_TOKEN_KEY),
+            ("app_secret", patch.app_secret, APP_SECRET_KEY),
+        ] {
+            if value.is_some() {
+                inbox
+                    .secrets
+                    .0
+                    .insert(key.to_owned(), whatsapp_secret(field, value)?);
+            }
+        }
+        match (patch.template_name, patch.template_language) {
+            (None, None) => {}
+            (Some(n), Some(l)) if n.trim().is_empty() && l.trim().is_empty() => {
+                inbox.settings.remove(TEMPLATE_NAME_KEY);
+                inbox.settings.remove(TEMPLATE_LANGUAGE_KEY);
+            }
+            (n, l) => {
+                if let Some((name, language)) = whatsapp_template(n, l)? {
+                    inbox.settings.insert(TEMPLATE_NAME_KEY.to_owned(), name);
+                    inbox
+                        .settings
+                        .insert(TEMPLATE_LANGUAGE_KEY.to_owned(), language);
+                }
+            }
+        }
+        if let Some(digest) = token_digest {
+            if digest.is_empty() {
+                return Err(Error::validation("token", "empty"));
+            }
+            inbox.token_digest = digest;
+        }
+        let current = self
+            .inner
+            .store
+            .inbox(id)
+            .await?
+            .filter(|i| i.tenant_id == actor.tenant())
+            .ok_or(Error::NotFound("inbox"))?;
+        let version = inbox_version(&current);
+        if let Some(expected) = expected
+            && expected != version
+        {
+            return Err(Error::version_race("the inbox", expected, version));
+        }
+        // Each change moves the version on, even within one tick of the clock.
+        inbox.updated_at = self
+            .now()
+            .max(current.updated_at + time::Duration::nanoseconds(1));
+        self.inner.store.put_inbox(&inbox).await?;
+        Ok(inbox)
+    }
+
     /// Deletes an inbox and its webhook (admins). Its conversations stay; their customers'
     /// next messages can no longer arrive.
     pub async fn delete_inbox(&self, actor: &Actor, id: InboxId) -> Result<()> {
@@ -550,7 +686,9 @@ impl Engine {
         actor: &Actor,
         id: ConversationId,
         client_message_id: Option<String>,
+        parameters: Vec<String>,
     ) -> Result<super::messages::Posted> {
+        template_parameters(&parameters)?;
         let conversation = self.load_conversation(actor.tenant(), id).await?;
         // Whoever may not read it learns nothing of its inbox.
         let who = self.resolve(actor).await?;
@@ -583,11 +721,21 @@ impl Engine {
         let mut metadata = BTreeMap::new();
         metadata.insert(TEMPLATE_KEY.to_owned(), name.clone());
         metadata.insert(TEMPLATE_LANGUAGE_META_KEY.to_owned(), language.clone());
+        let mut body = format!("WhatsApp template {name} ({language})");
+        if !parameters.is_empty() {
+            // Staff reading the conversation see what the customer got.
+            body.push_str(": ");
+            body.push_str(&parameters.join(" | "));
+            metadata.insert(
+                TEMPLATE_PARAMETERS_KEY.to_owned(),
+                serde_json::to_string(&parameters).expect("strings serialize"),
+            );
+        }
         Box::pin(self.post_checked(
             actor,
             id,
             PostMessage {
-                body: format!("WhatsApp template {name} ({language})"),
+                body,
                 client_message_id,
                 metadata,
                 ..PostMessage::default()
@@ -819,6 +967,102 @@ impl Engine {
     }
 }
 
+/// Checks a template's body parameters against WhatsApp's rules, so a bad one is a 422
+/// here rather than a failed send: at most [`MAX_TEMPLATE_PARAMETERS`], each 1 to
+/// [`MAX_TEMPLATE_PARAMETER_CHARS`] characters, without new lines or tabs and without more
+/// than four spaces in a row (the Cloud API refuses those, error 132018).
+fn template_parameters(parameters: &[String]) -> Result<()> {
+    if parameters.len() > MAX_TEMPLATE_PARAMETERS {
+        return Err(Error::validation(
+            "parameters",
+            format!("at most {MAX_TEMPLATE_PARAMETERS}"),
+        ));
+    }
+    for (n, p) in parameters.iter().enumerate() {
+        let chars = p.chars().count();
+        if p.trim().is_empty() || chars > MAX_TEMPLATE_PARAMETER_CHARS {
+            return Err(Error::validation(
+                "parameters",
+                format!(
+                    "parameter {}: 1 to {MAX_TEMPLATE_PARAMETER_CHARS} characters",
+                    n + 1
+                ),
+            ));
+        }
+        if p.chars().any(char::is_control) || p.contains("     ") {
+            return Err(Error::validation(
+                "parameters",
+                format!(
+                    "parameter {}: no new lines, tabs or more than four spaces in a row \
+                     (WhatsApp refuses them)",
+                    n + 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An inbox's version, which changes with every change to it: its last change's time in
+/// nanoseconds since 1970 (the `ETag` the server answers, and `If-Match` names).
+pub fn inbox_version(inbox: &Inbox) -> u64 {
+    u64::try_from(inbox.updated_at.unix_timestamp_nanos()).unwrap_or(0)
+}
+
+/// A WhatsApp access token or app secret: 1 to 1,000 printable characters, no spaces.
+fn whatsapp_secret(field: &'static str, value: Option<String>) -> Result<String> {
+    value
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 1_000 && v.chars().all(|c| c.is_ascii_graphic()))
+        .ok_or_else(|| Error::validation(field, "required for a whatsapp inbox, no spaces"))
+}
+
+/// A WhatsApp template's name and language, both or neither, in Meta's forms.
+fn whatsapp_template(
+    name: Option<String>,
+    language: Option<String>,
+) -> Result<Option<(String, String)>> {
+    match (name, language) {
+        (None, None) => Ok(None),
+        (Some(name), Some(language)) => {
+            let name = name.trim().to_owned();
+            let language = language.trim().to_owned();
+            // Meta's rules: lower-case letters, digits and `_`, at most 512.
+            if name.is_empty()
+                || name.len() > 512
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                return Err(Error::validation(
+                    "template_name",
+                    "the approved template's name: lower-case letters, digits, `_`",
+                ));
+            }
+            if language.is_empty()
+                || language.len() > 16
+                || !language
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(Error::validation(
+                    "template_language",
+                    "a language code such as `en_US`",
+                ));
+            }
+            Ok(Some((name, language)))
+        }
+        (Some(_), None) => Err(Error::validation(
+            "template_language",
+            "required with template_name",
+        )),
+        (None, Some(_)) => Err(Error::validation(
+            "template_name",
+            "required with template_language",
+        )),
+    }
+}
+
 /// A provider id: trimmed, 1 to [`MAX_EXTERNAL_ID_CHARS`] characters, no control ones.
 fn external_id(field: &'static str, id: &str) -> Result<String> {
     let id = id.trim();
@@ -858,4 +1102,39 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parameters_are_refused_where_whatsapp_would_refuse_them() {
+        let ok =
+            |p: &[&str]| template_parameters(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(ok(&[]).is_ok());
+        assert!(ok(&["Ana", "#1042", "two  spaces", "four    spaces"]).is_ok());
+        assert!(ok(&[&"x".repeat(MAX_TEMPLATE_PARAMETER_CHARS)]).is_ok());
+        for bad in [
+            &[""][..],
+            &["  "],
+            &["a\nb"],
+            &["a\tb"],
+            &["five     spaces"],
+            &[&"x".repeat(MAX_TEMPLATE_PARAMETER_CHARS + 1)],
+        ] {
+            assert!(
+                matches!(
+                    ok(bad),
+                    Err(Error::Validation {
+                        field: "parameters",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+        let many = vec!["x"; MAX_TEMPLATE_PARAMETERS + 1];
+        assert!(ok(&many).is_err());
+    }
 }

@@ -83,11 +83,16 @@ impl Engine {
         input: PostMessage,
     ) -> Result<Posted> {
         // The template mark decides what the customer gets; only the template call sets it.
-        if input.metadata.contains_key(super::inboxes::TEMPLATE_KEY) {
-            return Err(Error::validation(
-                "metadata",
-                "whatsapp_template is set by the template route only",
-            ));
+        for key in [
+            super::inboxes::TEMPLATE_KEY,
+            super::inboxes::TEMPLATE_PARAMETERS_KEY,
+        ] {
+            if input.metadata.contains_key(key) {
+                return Err(Error::validation(
+                    "metadata",
+                    format!("{key} is set by the template route only"),
+                ));
+            }
         }
         self.post_checked(actor, id, input).await
     }

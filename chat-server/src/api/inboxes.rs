@@ -22,6 +22,9 @@ struct InboxView<'a> {
     kind: chat_core::InboxKind,
     channel: chat_core::Channel,
     webhook_id: Option<chat_core::WebhookId>,
+    /// Provider settings that are not secret (an API's URL, a phone-number id, a
+    /// template, an email inbox's `from`).
+    settings: &'a std::collections::BTreeMap<String, String>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -41,6 +44,7 @@ fn view(i: &Inbox) -> InboxView<'_> {
         kind: i.kind,
         channel: i.kind.channel(),
         webhook_id: i.webhook_id,
+        settings: &i.settings,
         created_at: i.created_at,
         updated_at: i.updated_at,
         token: None,
@@ -65,6 +69,11 @@ pub async fn create(mut ctx: Ctx) -> Result<Resp, ApiError> {
         // Its replies could never leave: refused rather than failing later, unseen.
         return Err(crate::api::mail::not_configured());
     }
+    if input.from.is_some() && input.kind != Some(InboxKind::Email) {
+        // Before any address is looked up: the sender is the field that is wrong.
+        return Err(ApiError::invalid("from", "only for an email inbox"));
+    }
+    check_sender(input.from.as_deref())?;
     let allow_private = ctx.app.config.webhooks.allow_private;
     // Where the server will post to: the reply webhook, or the provider's API.
     let (field, url) = match (input.kind.unwrap_or(InboxKind::Api), &input.webhook_url) {
@@ -157,10 +166,135 @@ pub async fn create(mut ctx: Ctx) -> Result<Resp, ApiError> {
     Ok(http::json(StatusCode::CREATED, &shown))
 }
 
+/// An email inbox's own sender must be one the mail library can write (the engine checks
+/// its shape too): 422 on `from` otherwise. Empty is the engine's to judge (a change
+/// removes the sender with it).
+fn check_sender(from: Option<&str>) -> Result<(), ApiError> {
+    match from.map(str::trim) {
+        Some(from) if !from.is_empty() && from.parse::<lettre::message::Mailbox>().is_err() => {
+            Err(ApiError::invalid(
+                "from",
+                "an e-mail address, or a name and an address: `Support <help@shop.example>`",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub async fn get(ctx: Ctx) -> Result<Resp, ApiError> {
     let id: InboxId = ctx.id("id")?;
     let found = ctx.app.engine.inbox(ctx.actor()?, id).await?;
-    Ok(http::json(StatusCode::OK, &view(&found)))
+    Ok(with_etag(http::json(StatusCode::OK, &view(&found)), &found))
+}
+
+/// The inbox's version as a strong `ETag`, the value a `PATCH` sends back in `If-Match`.
+fn with_etag(mut response: Resp, inbox: &Inbox) -> Resp {
+    response.headers_mut().insert(
+        hyper::header::ETAG,
+        hyper::header::HeaderValue::from_str(&format!("\"{}\"", chat_core::inbox_version(inbox)))
+            .expect("digits are a header value"),
+    );
+    response
+}
+
+/// Body of `PATCH /v1/inboxes/{id}`: [`chat_core::InboxPatch`] and `rotate_token`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboxPatchBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    bot_token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    app_secret: Option<String>,
+    #[serde(default)]
+    template_name: Option<String>,
+    #[serde(default)]
+    template_language: Option<String>,
+    /// A new inbox token, answered once; the old one stops working.
+    #[serde(default)]
+    rotate_token: bool,
+}
+
+/// `PATCH /v1/inboxes/{id}` (admins). With `If-Match`, only over the version it names:
+/// otherwise 412 `precondition_failed` with the current version, and nothing changes.
+pub async fn update(mut ctx: Ctx) -> Result<Resp, ApiError> {
+    let id: InboxId = ctx.id("id")?;
+    // Admins only, and the inbox must be theirs, before the body says anything.
+    let current = ctx.app.engine.inbox(ctx.actor()?, id).await?;
+    let body: InboxPatchBody = ctx.json().await?;
+    check_sender(body.from.as_deref())?;
+    let version = chat_core::inbox_version(&current);
+    // Without `If-Match` the client asked for no check: the patch applies to the inbox as
+    // the engine reads it.
+    let expected = match super::settings::if_match(&ctx.headers)? {
+        Some(tags) if !tags.contains(&Some(version)) => return Err(inbox_changed(version)),
+        Some(_) => Some(version),
+        None => None,
+    };
+    let webhook_mode = current.kind == InboxKind::Telegram
+        && current
+            .settings
+            .get(chat_core::MODE_KEY)
+            .map(String::as_str)
+            != Some(chat_core::POLLING);
+    if body.rotate_token && webhook_mode {
+        // Telegram holds that token as its webhook's secret: a new one would refuse its
+        // posts until the webhook is registered again.
+        return Err(ApiError::invalid(
+            "rotate_token",
+            "a telegram inbox in webhook mode keeps its token (Telegram's webhook secret): \
+             create another inbox to change it",
+        ));
+    }
+    let token = body.rotate_token.then(crate::auth::new_inbox_token);
+    let patch = chat_core::InboxPatch {
+        name: body.name,
+        from: body.from,
+        bot_token: body.bot_token,
+        access_token: body.access_token,
+        app_secret: body.app_secret,
+        template_name: body.template_name,
+        template_language: body.template_language,
+    };
+    let updated = ctx
+        .app
+        .engine
+        .update_inbox(
+            ctx.actor()?,
+            id,
+            patch,
+            expected,
+            token.as_ref().map(|(_, digest)| digest.clone()),
+        )
+        .await
+        .map_err(|e| match e {
+            chat_core::Error::Conflict(c) if c.kind() == chat_core::ConflictKind::VersionRace => {
+                inbox_changed(c.current_version().unwrap_or(version))
+            }
+            e => e.into(),
+        })?;
+    let mut shown = view(&updated);
+    shown.token = token.as_ref().map(|(token, _)| token.as_str());
+    Ok(with_etag(http::json(StatusCode::OK, &shown), &updated))
+}
+
+/// 412 `precondition_failed`: the inbox changed since the client read it.
+fn inbox_changed(current: u64) -> ApiError {
+    ApiError {
+        current_version: Some(current),
+        ..ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            format!(
+                "the inbox changed since it was read (now version {current}); read it again and reapply the change"
+            ),
+        )
+    }
 }
 
 pub async fn delete(ctx: Ctx) -> Result<Resp, ApiError> {
@@ -638,18 +772,22 @@ pub async fn receive_email(mut ctx: Ctx) -> Result<Resp, ApiError> {
 #[serde(deny_unknown_fields, default)]
 struct TemplateRequest {
     client_message_id: Option<String>,
+    /// The template's body variables (`{{1}}`, `{{2}}`, …), in order.
+    parameters: Vec<String>,
 }
 
 /// `POST /v1/conversations/{id}/whatsapp-template`: the inbox's template to the customer
-/// (agents who may reply), the one message WhatsApp takes outside the 24-hour window.
+/// (agents who may reply), the one message WhatsApp takes outside the 24-hour window, with
+/// its body variables from `parameters`.
 pub async fn send_template(mut ctx: Ctx) -> Result<Resp, ApiError> {
     let id: chat_core::ConversationId = ctx.id("id")?;
     let body: TemplateRequest = ctx.json_or_default().await?;
-    let posted = Box::pin(
-        ctx.app
-            .engine
-            .send_template(ctx.actor()?, id, body.client_message_id),
-    )
+    let posted = Box::pin(ctx.app.engine.send_template(
+        ctx.actor()?,
+        id,
+        body.client_message_id,
+        body.parameters,
+    ))
     .await?;
     let status = if posted.created {
         StatusCode::CREATED

@@ -241,6 +241,7 @@ pub fn dispatch(endpoint: &EndpointSpec, ctx: Ctx) -> Answer {
         ListInboxes => boxed(inboxes::list, ctx),
         CreateInbox => boxed(inboxes::create, ctx),
         GetInbox => boxed(inboxes::get, ctx),
+        UpdateInbox => boxed(inboxes::update, ctx),
         DeleteInbox => boxed(inboxes::delete, ctx),
         ReceiveInbound => boxed(inboxes::receive, ctx),
         ReceiveTelegram => boxed(inboxes::receive_telegram, ctx),

@@ -33,7 +33,7 @@ fn with_etag(mut response: Resp, version: u64) -> Resp {
 /// settings always exist), else the versions it lists. A tag that is not one of ours
 /// (weak, or not a number) can match no version, so it stays in the list as `None` and the
 /// request fails the precondition rather than passing unchecked.
-fn if_match(headers: &hyper::HeaderMap) -> Result<Option<Vec<Option<u64>>>, ApiError> {
+pub(super) fn if_match(headers: &hyper::HeaderMap) -> Result<Option<Vec<Option<u64>>>, ApiError> {
     let mut tags = Vec::new();
     for value in headers.get_all(IF_MATCH) {
         let value = value
