@@ -982,6 +982,21 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn replace_inbox(&self, inbox: &Inbox, seen: OffsetDateTime) -> Result<bool> {
+        let mut s = self.lock();
+        match s
+            .inboxes
+            .iter_mut()
+            .find(|i| i.id == inbox.id && i.tenant_id == inbox.tenant_id && i.updated_at == seen)
+        {
+            Some(i) => {
+                *i = inbox.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     async fn delete_inbox(&self, tenant: TenantId, id: InboxId) -> Result<()> {
         let mut s = self.lock();
         let before = s.inboxes.len();

@@ -329,6 +329,11 @@ pub(crate) mod seam {
 
         /// Stores an inbox, or replaces the one with its id (same tenant).
         async fn put_inbox(&self, inbox: &Inbox) -> Result<()>;
+        /// Replaces the inbox only if its stored `updated_at` is still `seen`, as a
+        /// compare-and-swap: `false` (and nothing written) if it changed since, is gone or
+        /// belongs to another tenant. Edits go through here so that two admins' changes
+        /// never overwrite each other unseen.
+        async fn replace_inbox(&self, inbox: &Inbox, seen: OffsetDateTime) -> Result<bool>;
         /// Deletes an inbox and its threads. [`Error::NotFound`] if absent.
         async fn delete_inbox(&self, tenant: TenantId, id: InboxId) -> Result<()>;
         /// A tenant's inboxes, oldest first.

@@ -42,6 +42,34 @@ fn inbox_from_row(row: &Row) -> Result<Inbox> {
 }
 
 impl PostgresStore {
+    /// The compare-and-swap of [`chat_core::Store::replace_inbox`]: one `UPDATE` guarded
+    /// by the tenant and the `updated_ns` the caller read.
+    pub(crate) async fn replace_inbox_row(&self, i: &Inbox, seen: OffsetDateTime) -> Result<bool> {
+        let client = self.client().await?;
+        let json =
+            |m: &BTreeMap<String, String>| serde_json::to_string(m).expect("strings serialize");
+        let n = client
+            .execute(
+                "UPDATE inboxes SET name = $3, token_digest = $4, webhook_id = $5, settings = $6, \
+                     secrets = $7, updated_ns = $8 \
+                 WHERE id = $1 AND tenant_id = $2 AND updated_ns = $9",
+                &[
+                    &i.id.0,
+                    &i.tenant_id.0,
+                    &i.name,
+                    &i.token_digest,
+                    &i.webhook_id.map(|w| w.0),
+                    &json(&i.settings),
+                    &json(&i.secrets.0),
+                    &ns(i.updated_at)?,
+                    &ns(seen)?,
+                ],
+            )
+            .await
+            .db()?;
+        Ok(n == 1)
+    }
+
     pub(crate) async fn put_inbox_row(&self, i: &Inbox) -> Result<()> {
         let client = self.client().await?;
         let json =

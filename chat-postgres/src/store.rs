@@ -1464,6 +1464,10 @@ impl Store for PostgresStore {
         self.put_inbox_row(inbox).await
     }
 
+    async fn replace_inbox(&self, inbox: &Inbox, seen: OffsetDateTime) -> Result<bool> {
+        self.replace_inbox_row(inbox, seen).await
+    }
+
     async fn delete_inbox(&self, tenant: TenantId, id: InboxId) -> Result<()> {
         self.delete_inbox_row(tenant, id).await
     }

@@ -275,6 +275,13 @@ mod with_database {
         async fn put_inbox(&self, inbox: &chat_core::Inbox) -> Result<()> {
             self.next().put_inbox(inbox).await
         }
+        async fn replace_inbox(
+            &self,
+            inbox: &chat_core::Inbox,
+            seen: OffsetDateTime,
+        ) -> Result<bool> {
+            self.next().replace_inbox(inbox, seen).await
+        }
         async fn delete_inbox(&self, tenant: TenantId, id: chat_core::InboxId) -> Result<()> {
             self.next().delete_inbox(tenant, id).await
         }

@@ -229,6 +229,9 @@ impl Store for RivalWriter {
     async fn put_inbox(&self, inbox: &chat_core::Inbox) -> Result<()> {
         self.inner.put_inbox(inbox).await
     }
+    async fn replace_inbox(&self, inbox: &chat_core::Inbox, seen: OffsetDateTime) -> Result<bool> {
+        self.inner.replace_inbox(inbox, seen).await
+    }
     async fn delete_inbox(&self, tenant: TenantId, id: chat_core::InboxId) -> Result<()> {
         self.inner.delete_inbox(tenant, id).await
     }

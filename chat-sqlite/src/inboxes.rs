@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use chat_core::{ConversationId, Error, Inbox, InboxId, InboxSecrets, Result, TenantId, WebhookId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use time::OffsetDateTime;
 
 use crate::codec::{from_ns, ns};
 use crate::error::{Db, corrupt_row};
@@ -32,6 +33,32 @@ fn inbox_from_row(row: &Row<'_>) -> Result<Inbox> {
         created_at: from_ns(row.get(8).map_err(bad)?),
         updated_at: from_ns(row.get(9).map_err(bad)?),
     })
+}
+
+/// The compare-and-swap of [`chat_core::Store::replace_inbox`]: one `UPDATE` guarded by
+/// the tenant and the `updated_ns` the caller read.
+pub(crate) fn replace_inbox(conn: &Connection, i: &Inbox, seen: OffsetDateTime) -> Result<bool> {
+    let json = |m: &BTreeMap<String, String>| serde_json::to_string(m).expect("strings serialize");
+    let n = conn
+        .prepare_cached(
+            "UPDATE inboxes SET name = ?3, token_digest = ?4, webhook_id = ?5, settings = ?6, \
+                 secrets = ?7, updated_ns = ?8 \
+             WHERE id = ?1 AND tenant_id = ?2 AND updated_ns = ?9",
+        )
+        .db()?
+        .execute(params![
+            i.id.0,
+            i.tenant_id.0,
+            i.name,
+            i.token_digest,
+            i.webhook_id.map(|w| w.0),
+            json(&i.settings),
+            json(&i.secrets.0),
+            ns(i.updated_at)?,
+            ns(seen)?
+        ])
+        .db()?;
+    Ok(n == 1)
 }
 
 pub(crate) fn put_inbox(conn: &Connection, i: &Inbox) -> Result<()> {

@@ -735,6 +735,13 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn replace_inbox(&self, inbox: &Inbox, seen: OffsetDateTime) -> Result<bool> {
+        let inbox = inbox.clone();
+        self.writer
+            .write(move |c| inboxes::replace_inbox(c, &inbox, seen))
+            .await
+    }
+
     async fn delete_inbox(&self, tenant: TenantId, id: InboxId) -> Result<()> {
         self.writer
             .write(move |c| inboxes::delete_inbox(c, tenant, id))

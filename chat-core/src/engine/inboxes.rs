@@ -20,7 +20,7 @@ use super::attachments::{FileUse, NewFile};
 use super::conversations::OpenConversation;
 use super::messages::PostMessage;
 use super::webhooks::{DueDelivery, NewWebhook};
-use crate::error::{Error, Result};
+use crate::error::{Conflict, ConflictKind, Error, Result};
 use crate::ids::{ConversationId, InboxId};
 use crate::model::{
     Attachment, ContactInput, Conversation, EventPayload, Inbox, InboxKind, InboxSecrets, Message,
@@ -446,8 +446,9 @@ impl Engine {
     /// inbox changed since, [`Error::Conflict`] (a version race) and nothing changes. A
     /// field of another kind's inbox is [`Error::Validation`] on that field.
     ///
-    /// The version is checked against the store's row just before the write; two admins
-    /// whose writes land within that moment are not told apart (the later one wins).
+    /// The write is a compare-and-swap on the version read ([`Store::replace_inbox`](crate::Store::replace_inbox)): two
+    /// admins' changes never overwrite each other unseen. With `expected` the loser gets
+    /// the version race; without it, its patch is applied again to the newer inbox.
     pub async fn update_inbox(
         &self,
         actor: &Actor,
@@ -456,7 +457,37 @@ impl Engine {
         expected: Option<u64>,
         token_digest: Option<String>,
     ) -> Result<Inbox> {
-        let mut inbox = self.inbox(actor, id).await?;
+        // A handful of rounds: each lost one means another admin's write landed between
+        // our read and our write, which a desk's handful of admins cannot keep up.
+        for _ in 0..8 {
+            let current = self.inbox(actor, id).await?;
+            let version = inbox_version(&current);
+            if let Some(expected) = expected
+                && expected != version
+            {
+                return Err(Error::version_race("the inbox", expected, version));
+            }
+            let seen = current.updated_at;
+            let mut inbox = self.patched_inbox(current, patch.clone(), token_digest.clone())?;
+            // Each change moves the version on, even within one tick of the clock.
+            inbox.updated_at = self.now().max(seen + time::Duration::nanoseconds(1));
+            if self.inner.store.replace_inbox(&inbox, seen).await? {
+                return Ok(inbox);
+            }
+        }
+        Err(Error::Conflict(Conflict::new(
+            ConflictKind::VersionRace,
+            "the inbox kept changing while this change was written; send it again",
+        )))
+    }
+
+    /// `inbox` with `patch` (and a new token digest) applied and checked: nothing stored.
+    fn patched_inbox(
+        &self,
+        mut inbox: Inbox,
+        patch: InboxPatch,
+        token_digest: Option<String>,
+    ) -> Result<Inbox> {
         let kind = inbox.kind;
         let only = |field: &'static str, wanted: InboxKind, set: bool| {
             if set && kind != wanted {
@@ -550,24 +581,6 @@ impl Engine {
             }
             inbox.token_digest = digest;
         }
-        let current = self
-            .inner
-            .store
-            .inbox(id)
-            .await?
-            .filter(|i| i.tenant_id == actor.tenant())
-            .ok_or(Error::NotFound("inbox"))?;
-        let version = inbox_version(&current);
-        if let Some(expected) = expected
-            && expected != version
-        {
-            return Err(Error::version_race("the inbox", expected, version));
-        }
-        // Each change moves the version on, even within one tick of the clock.
-        inbox.updated_at = self
-            .now()
-            .max(current.updated_at + time::Duration::nanoseconds(1));
-        self.inner.store.put_inbox(&inbox).await?;
         Ok(inbox)
     }
 

@@ -46,6 +46,41 @@ pub async fn inboxes_are_stored_per_tenant_and_found_by_id(store: S) {
     assert!(store.inboxes(t).await.unwrap().is_empty());
 }
 
+pub async fn an_inbox_is_replaced_only_over_the_version_read(store: S) {
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let inbox = inbox_value(t);
+    store.put_inbox(&inbox).await.unwrap();
+    // The first admin's edit, over the version both read, lands.
+    let mut first = inbox.clone();
+    first.name = "Shop app (first)".into();
+    first
+        .settings
+        .insert("from".into(), "help@shop.example".into());
+    first.updated_at = at(5);
+    assert!(store.replace_inbox(&first, T0).await.unwrap());
+    // The second, over the same old version, changes nothing.
+    let mut second = inbox.clone();
+    second.name = "Shop app (second)".into();
+    second.token_digest = "cd34".into();
+    second.updated_at = at(6);
+    assert!(!store.replace_inbox(&second, T0).await.unwrap());
+    assert_eq!(store.inbox(inbox.id).await.unwrap(), Some(first.clone()));
+    // Read again, it lands over the first.
+    second.settings = first.settings.clone();
+    assert!(store.replace_inbox(&second, at(5)).await.unwrap());
+    assert_eq!(store.inbox(inbox.id).await.unwrap(), Some(second.clone()));
+    // Another tenant's id, or one that is gone, replaces nothing and creates nothing.
+    let mut stolen = second.clone();
+    stolen.tenant_id = other;
+    stolen.updated_at = at(7);
+    assert!(!store.replace_inbox(&stolen, at(6)).await.unwrap());
+    let ghost = inbox_value(t);
+    assert!(!store.replace_inbox(&ghost, T0).await.unwrap());
+    assert_eq!(store.inbox(ghost.id).await.unwrap(), None);
+    assert_eq!(store.inbox(inbox.id).await.unwrap(), Some(second));
+}
+
 pub async fn an_inbox_customer_has_one_thread_and_the_first_link_wins(store: S) {
     let t = tenant(&store).await;
     let inbox = inbox_value(t);

@@ -56,6 +56,7 @@ macro_rules! store_conformance_tests {
             failing_too_long_pauses_a_webhook_once_and_logs_it,
             inboxes_are_stored_per_tenant_and_found_by_id,
             an_inbox_customer_has_one_thread_and_the_first_link_wins,
+            an_inbox_is_replaced_only_over_the_version_read,
             one_node_polls_an_inbox_and_its_offset_only_moves_forward,
             mails_are_queued_once_per_window_claimed_once_and_recorded,
             report_totals_count_opened_closed_reopened_with_median_and_p90,
