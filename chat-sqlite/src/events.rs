@@ -17,8 +17,9 @@
 //! row's `data` (a posted message moves only the activity columns, never `data`). While
 //! `data` is unchanged, the event's row holds only what the conversation cannot say (its
 //! type, and for an update the change: `{"payload":{"type":…,"change":…}}`, about 60 bytes
-//! against about 1,000) and `conversation_row` set; a read decodes the row's `data` and
-//! rebuilds the event with [`NewEvent::conversation_created`] or
+//! against about 1,000; for a conversation opened with its first messages, which `data`
+//! has counted, also the few fields that differ) and `conversation_row` set; a read decodes
+//! the row's `data` and rebuilds the event with [`NewEvent::conversation_created`] or
 //! [`NewEvent::conversation_updated`]. Before `data` is written again (the next update, a
 //! moved read cursor) or the row deleted, the event is written out in full
 //! ([`inline_conversation_event`]), so a conversation has at most one such event, its
