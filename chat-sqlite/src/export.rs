@@ -301,7 +301,7 @@ fn export_events(conn: &Connection, tenant: TenantId, out: &ExportSink) -> Resul
             "SELECT ",
             crate::events::event_columns!(),
             " FROM events e ",
-            crate::events::join_message!(),
+            crate::events::join_rows!(),
             " WHERE e.tenant_id = ?1 ORDER BY e.seq"
         ))
         .db()?;
@@ -455,6 +455,7 @@ pub fn import(db: &Path, from: impl BufRead) -> Result<ImportSummary> {
     let summary = reader.finish()?;
     // Events arrive in full; those of messages still as posted refer to their rows here.
     crate::events::slim_logged(&tx)?;
+    crate::events::slim_logged_conversations(&tx)?;
     tx.commit().db()?;
     Ok(summary)
 }

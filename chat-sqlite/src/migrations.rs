@@ -94,6 +94,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0018_inbox_polls.sql"),
         fill: None,
     },
+    Migration {
+        sql: include_str!("../migrations/0019_conversation_event_references.sql"),
+        fill: Some(crate::events::slim_logged_conversations),
+    },
 ];
 
 /// Where schema 5 kept a customer account's password hash: in the contact's metadata.

@@ -36,7 +36,7 @@ pub(crate) const EVENTS_SINCE: &str = concat!(
     "SELECT ",
     crate::events::event_columns!(),
     " FROM events e ",
-    crate::events::join_message!(),
+    crate::events::join_rows!(),
     " WHERE e.tenant_id = ?1 AND e.seq > ?2 ORDER BY e.seq LIMIT +?3"
 );
 /// The newest sequence of a tenant's log: the last row of the primary key's range.

@@ -609,6 +609,8 @@ pub(crate) fn update_conversation(
             return Err(error);
         }
     };
+    // The log keeps saying what it said about the conversation (src/events.rs).
+    crate::events::inline_conversation_event(s, write.conversation.id)?;
     put_conversation(s, &write.conversation, false)?;
     put_side_tables(s, &write.conversation, Some(&current))?;
     if reopened {
@@ -798,6 +800,7 @@ pub(crate) fn set_read_cursor(
         )
         .db()?;
     let event = read.apply(&mut conversation, unread as u64);
+    crate::events::inline_conversation_event(conn, conversation.id)?;
     conn.prepare_cached(
         "UPDATE conversations SET version = ?2, unread_for_agent = ?3, unread_for_customer = ?4, data = ?5 \
          WHERE id = ?1",

@@ -14,6 +14,20 @@ use rusqlite::{Connection, params};
 /// event is in full), 0015 (presence leases, routing turns), 0016 (the mail outbox) and
 /// 0017 (the preview's notice metadata) and 0018 (inboxes' polling columns, gone with the
 /// table), for the tests that make an older schema out of a current one.
+/// Takes a file of this build back to before migration 0019: its slim conversation events
+/// written out in full (the event as `src/events.rs` rebuilds it, in SQL), then the column
+/// and index gone.
+const DROP_CONVERSATION_EVENT_REFERENCES: &str = "
+    UPDATE events SET conversation_row = NULL, data = (
+        SELECT json_object('seq', events.seq, 'tenant_id', c.data ->> '$.tenant_id',
+            'conversation_id', c.data ->> '$.id', 'staff_only', json('false'),
+            'at', iif(events.data ->> '$.payload.type' = 'conversation_created',
+                      c.data ->> '$.created_at', c.data ->> '$.updated_at'),
+            'payload', json_set(events.data -> '$.payload', '$.conversation', json(c.data)))
+        FROM conversations c WHERE c.id = events.conversation_id)
+    WHERE conversation_row IS NOT NULL;
+    DROP INDEX events_conversation; ALTER TABLE events DROP COLUMN conversation_row;";
+
 const DROP_WORD_INDEXES: &str = "
     ALTER TABLE conversations DROP COLUMN preview_metadata;
     DROP TABLE mail_outbox; DROP TABLE identity_signatures;
@@ -508,6 +522,8 @@ async fn a_schema_eight_database_gets_its_report_columns_and_reopens_from_data_a
     };
     {
         let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(DROP_CONVERSATION_EVENT_REFERENCES)
+            .unwrap();
         conn.execute_batch(DROP_WORD_INDEXES).unwrap();
         conn.execute_batch(
             "DROP TABLE webhook_deliveries; DROP TABLE webhooks;
@@ -565,6 +581,8 @@ async fn a_database_before_the_word_indexes_finds_titles_and_contacts_after_the_
             .unwrap();
         drop(store);
         let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(DROP_CONVERSATION_EVENT_REFERENCES)
+            .unwrap();
         conn.execute_batch(DROP_WORD_INDEXES).unwrap();
         conn.pragma_update(None, "user_version", 10).unwrap();
     }
@@ -657,7 +675,7 @@ async fn a_schema_twelve_event_log_refers_to_its_messages_after_the_upgrade_and_
         drop(store);
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP INDEX events_message; DROP TABLE identity_signatures;
+            "DROP INDEX events_message; DROP INDEX events_conversation; DROP TABLE identity_signatures;
              ALTER TABLE conversations DROP COLUMN preview_metadata;
              DROP TABLE routing_turns; DROP TABLE presence_leases; DROP TABLE mail_outbox;
              ALTER TABLE inboxes DROP COLUMN poll_offset; ALTER TABLE inboxes DROP COLUMN poll_node;
@@ -777,7 +795,9 @@ async fn a_schema_sixteen_inbox_upgrades_in_place_and_polls_from_offset_zero() {
     conn.execute_batch(
         "ALTER TABLE inboxes DROP COLUMN poll_offset; ALTER TABLE inboxes DROP COLUMN poll_node;
          ALTER TABLE inboxes DROP COLUMN poll_until_ns;
-         ALTER TABLE conversations DROP COLUMN preview_metadata; PRAGMA user_version = 16;",
+         ALTER TABLE conversations DROP COLUMN preview_metadata;
+         DROP INDEX events_conversation; ALTER TABLE events DROP COLUMN conversation_row;
+         PRAGMA user_version = 16;",
     )
     .unwrap();
     drop(conn);
@@ -791,4 +811,142 @@ async fn a_schema_sixteen_inbox_upgrades_in_place_and_polls_from_offset_zero() {
             .unwrap(),
         Some(0)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_eighteen_event_log_refers_to_its_conversations_after_the_upgrade_and_reads_the_same()
+ {
+    use chat_core::ConversationChange;
+    use chat_core::store::ConversationUpdate;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("eighteen.db");
+    let t = tenant(1);
+    let k = contact(t.id, 2, "Ann", None);
+    let quiet = conversation(t.id, 3, k.id, 0);
+    let claimed = conversation(t.id, 4, k.id, 0);
+    let read = conversation(t.id, 5, k.id, 0);
+    let gone = conversation(t.id, 6, k.id, 0);
+    let update = |c: &chat_core::Conversation, secs: i64| {
+        let mut next = c.clone();
+        next.pinned = !next.pinned;
+        next.updated_at = at(secs);
+        ConversationUpdate {
+            conversation: next,
+            change: ConversationChange::Details,
+            message: None,
+        }
+    };
+    let logged = {
+        let store = SqliteStore::open(&path).unwrap();
+        store.insert_tenant(&t).await.unwrap();
+        store.insert_contact(&k).await.unwrap();
+        for c in [&quiet, &claimed, &read, &gone] {
+            store.create_conversation(c, Vec::new()).await.unwrap();
+        }
+        store
+            .append_message(text(&claimed, 10, Sender::Customer, "the kettle leaks", 10))
+            .await
+            .unwrap();
+        let now = store.conversation(t.id, claimed.id).await.unwrap().unwrap();
+        store.update_conversation(update(&now, 11)).await.unwrap();
+        store
+            .append_message(text(&read, 12, Sender::Customer, "hello", 12))
+            .await
+            .unwrap();
+        store
+            .set_read_cursor(&chat_core::ReadCursor {
+                tenant_id: t.id,
+                conversation_id: read.id,
+                reader: chat_core::Reader::Customer,
+                seq: 1,
+                updated_at: at(13),
+            })
+            .await
+            .unwrap();
+        store
+            .delete_conversation(t.id, gone.id, at(14))
+            .await
+            .unwrap();
+        let logged = store.events_since(t.id, 0, 1000).await.unwrap();
+        drop(store);
+        // Back to schema 18: every event in full, no `conversation_row` column or index.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(DROP_CONVERSATION_EVENT_REFERENCES)
+            .unwrap();
+        conn.pragma_update(None, "user_version", 18).unwrap();
+        let unparsed: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM events WHERE message_pk IS NULL AND data ->> '$.seq' IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(unparsed, 0, "every conversation event in full");
+        logged
+    };
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(user_version(&path), i64::from(SCHEMA_VERSION));
+    assert_eq!(
+        store.events_since(t.id, 0, 1000).await.unwrap(),
+        logged,
+        "the log reads back as before the upgrade"
+    );
+    let slim = |path: &std::path::Path| -> Vec<(String, i64)> {
+        let conn = Connection::open(path).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT data ->> '$.payload.type', length(data) FROM events \
+                 WHERE conversation_row IS NOT NULL ORDER BY seq",
+            )
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    let kinds = |rows: Vec<(String, i64)>| rows.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    let rows = slim(&path);
+    assert!(rows.iter().all(|(_, len)| *len < 100), "{rows:?}");
+    assert_eq!(
+        kinds(rows),
+        ["conversation_created", "conversation_updated"],
+        "the untouched conversation's creation and the claimed one's update; the read \
+         conversation's `data` moved with its cursor, the deleted one is gone"
+    );
+    // Updated after the upgrade: its created event keeps the conversation as opened.
+    let now = store.conversation(t.id, quiet.id).await.unwrap().unwrap();
+    store.update_conversation(update(&now, 20)).await.unwrap();
+    assert_eq!(
+        kinds(slim(&path)),
+        ["conversation_updated", "conversation_updated"]
+    );
+    let after = store.events_since(t.id, 0, 1000).await.unwrap();
+    assert_eq!(after[..logged.len()], logged[..]);
+    assert_eq!(after.len(), logged.len() + 1);
+    // Opened with its first messages: the row has them counted, the event is slim with
+    // the few fields that differ.
+    let opening = conversation(t.id, 7, k.id, 30);
+    let opened = store
+        .create_conversation(
+            &opening,
+            vec![text(&opening, 31, Sender::Customer, "hello again", 31)],
+        )
+        .await
+        .unwrap();
+    let (patched, len): (i64, i64) = Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT json_type(data, '$.conversation.message_count') IS NOT NULL, length(data) \
+             FROM events WHERE conversation_row IS NOT NULL AND conversation_id = ?1",
+            [opening.id.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(patched, 1);
+    assert!(len < 600, "{len} bytes");
+    let now = store.events_since(t.id, 0, 1000).await.unwrap();
+    assert_eq!(now[after.len()..], opened.events[..]);
+    assert_eq!(store.integrity_check().await.unwrap(), ["ok"]);
 }

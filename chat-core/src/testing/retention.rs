@@ -233,3 +233,146 @@ pub async fn message_created_reads_back_as_posted_after_edits_deletes_and_conver
     assert!(after_delete.contains(&other.event.clone().unwrap()));
     assert_gap_free(&after_delete);
 }
+
+/// What a client is told live about a conversation (its `conversation_created` and
+/// `conversation_updated` events) is what the log replays later, whatever happens to the
+/// conversation since: posts, further updates, read cursors, its deletion. A store that
+/// keeps such events as references to the row (chat-sqlite) must write them out before
+/// the row changes.
+pub async fn conversation_events_read_back_as_logged_after_updates_reads_and_deletes(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let head = head(&store, t).await;
+    let c = conversation(&store, t, k.id, |c| c.title = Some("Kettle".into())).await;
+    let quiet = conversation(&store, t, k.id, |_| {}).await;
+    let gone = conversation(&store, t, k.id, |_| {}).await;
+    let mut told = store.events_since(t, head, 100).await.unwrap();
+    assert_eq!(told.len(), 3);
+    // Opened with its first messages: stored with them counted, logged as before them.
+    let opening = conversation_value(t, k.id, Mode::Bot, 0);
+    let opened = store
+        .create_conversation(
+            &opening,
+            vec![
+                text(&opening, Sender::Bot, "Welcome!", 1),
+                text(&opening, Sender::Customer, "my kettle leaks", 2),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.events_since(t, head + 3, 100).await.unwrap(),
+        opened.events,
+        "a conversation opened with messages replays as it was told"
+    );
+    assert!(matches!(
+        &opened.events[0].payload,
+        EventPayload::ConversationCreated { conversation } if conversation.message_count == 0
+    ));
+    let mut moved = opened.conversation.clone();
+    moved.mode = Mode::Queued;
+    moved.queued_at = Some(at(3));
+    moved.updated_at = at(3);
+    store
+        .update_conversation(ConversationUpdate {
+            conversation: moved,
+            change: ConversationChange::Mode {
+                from: Mode::Bot,
+                to: Mode::Queued,
+            },
+            message: None,
+        })
+        .await
+        .unwrap();
+    told = store.events_since(t, head, 100).await.unwrap();
+    assert_eq!(told[3..6], opened.events[..]);
+    assert!(matches!(
+        &told[0].payload,
+        EventPayload::ConversationCreated { conversation } if **conversation == c
+    ));
+
+    // Posts move the conversation's counters; its created event stays as opened.
+    post(&store, &c, 1, 2).await;
+    let mut claimed = store.conversation(t, c.id).await.unwrap().unwrap();
+    claimed.assigned_agent_id = Some(a.id);
+    claimed.mode = Mode::Agent;
+    claimed.updated_at = at(10);
+    let update = store
+        .update_conversation(ConversationUpdate {
+            conversation: claimed.clone(),
+            change: ConversationChange::Assigned {
+                from: None,
+                to: Some(a.id),
+            },
+            message: None,
+        })
+        .await
+        .unwrap();
+    // A second update after the first: the first's event keeps its state.
+    let mut pinned = update.conversation.clone();
+    pinned.pinned = true;
+    pinned.updated_at = at(11);
+    let second = store
+        .update_conversation(ConversationUpdate {
+            conversation: pinned,
+            change: ConversationChange::Details,
+            message: None,
+        })
+        .await
+        .unwrap();
+    post(&store, &c, 12, 1).await;
+    let (_, read) = store
+        .set_read_cursor(&ReadCursor {
+            tenant_id: t,
+            conversation_id: c.id,
+            reader: Reader::Agent(a.id),
+            seq: 2,
+            updated_at: at(13),
+        })
+        .await
+        .unwrap();
+    assert!(read.is_some());
+    store.delete_conversation(t, gone.id, at(14)).await.unwrap();
+    let now = store.events_since(t, head, 100).await.unwrap();
+    assert_eq!(
+        now[..told.len()],
+        told[..],
+        "the created events as they were told"
+    );
+    told = now.clone();
+    let updates: Vec<&Event> = now
+        .iter()
+        .filter(|e| e.payload.kind() == "conversation_updated" && e.conversation_id == Some(c.id))
+        .collect();
+    assert_eq!(
+        updates,
+        update
+            .events
+            .iter()
+            .chain(second.events.iter())
+            .filter(|e| e.payload.kind() == "conversation_updated")
+            .collect::<Vec<_>>(),
+        "each update's event as it was returned"
+    );
+    // The untouched conversation's event, then the latest update's, then a delete.
+    let mut last = store.conversation(t, c.id).await.unwrap().unwrap();
+    last.title = Some("Kettle, descaled".into());
+    last.updated_at = at(15);
+    store
+        .update_conversation(ConversationUpdate {
+            conversation: last,
+            change: ConversationChange::Details,
+            message: None,
+        })
+        .await
+        .unwrap();
+    store
+        .delete_conversation(t, quiet.id, at(16))
+        .await
+        .unwrap();
+    store.delete_conversation(t, c.id, at(17)).await.unwrap();
+    let after = store.events_since(t, head, 100).await.unwrap();
+    assert_eq!(after[..told.len()], told[..], "the log keeps what it told");
+    assert_gap_free(&all_events(&store, t).await);
+}

@@ -67,6 +67,7 @@ macro_rules! store_conformance_tests {
             compaction_keeps_the_head_and_every_event_a_pending_delivery_needs,
             retention_compacts_by_age_and_count_on_the_clock_and_old_cursors_resync,
             message_created_reads_back_as_posted_after_edits_deletes_and_conversation_deletes,
+            conversation_events_read_back_as_logged_after_updates_reads_and_deletes,
             presence_lasts_until_the_last_node_holding_it_lets_go,
             presence_lapses_when_its_node_stops_renewing,
             presence_keeps_a_chosen_availability,
