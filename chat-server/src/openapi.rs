@@ -15,16 +15,15 @@
 //!     (`rules::one_transfer_target`).
 //!   - `FileUpload`, and the form of `InboundMessage`: multipart forms, not serde types.
 //!   - `RawEmail`: a whole RFC 5322 message, read by the mail parser, not serde.
-//!   - `TelegramUpdate`, `WhatsappNotification`, `WhatsappMedia`: the providers' formats,
-//!     of which the server reads a few fields out of the JSON; documented as the providers
-//!     define them.
 //!   - `TenantSettingsPatch`: the derived `TenantSettings` closed to unknown fields, plus
 //!     the upload types and limits the derive cannot say (`settings_schemas`).
 //!
 //! Every other schema, answers included (`Me`, `OpenedConversation`, `ConversationPage`,
 //! `EventList`, `Transcript`, the `Report*` answers, the inbox family), is serialized from
 //! the type it is derived from; `tests/openapi_answers.rs` validates real answers against
-//! them.
+//! them. The providers' formats (`TelegramUpdate`, `WhatsappNotification`) are derived
+//! from the types `crate::channels` reads them into: the fields read, the rest accepted
+//! and ignored (left open).
 
 use serde_json::{Map, Value, json};
 
@@ -97,6 +96,9 @@ pub fn document() -> Value {
                 })) });
             }
         }
+        if endpoint.id == Endpoint::OpenConversation {
+            op["responses"]["201"]["links"] = opened_links();
+        }
         op["security"] = match endpoint.access {
             Access::Public => json!([{}, { "bearer": [] }]),
             Access::Authenticated | Access::Staff => json!([{ "bearer": [] }]),
@@ -121,6 +123,41 @@ pub fn document() -> Value {
             "schemas": schemas(),
         }
     })
+}
+
+/// The links of a just-opened conversation: every operation on it (a path under
+/// `/v1/conversations/{id}` with no other parameter) takes the answer's `conversation.id`,
+/// and its contact's operations `contact.id`. Stated, so clients and fuzzers do not have
+/// to guess which of the answer's ids a path takes.
+fn opened_links() -> Value {
+    let mut links = Map::new();
+    for endpoint in ENDPOINTS {
+        let (source, rest) =
+            if let Some(rest) = endpoint.path.strip_prefix("/v1/conversations/{id}") {
+                ("$response.body#/conversation/id", rest)
+            } else if let Some(rest) = endpoint.path.strip_prefix("/v1/contacts/{id}") {
+                // Erasing or merging the contact would remove or move the conversation: no
+                // link from the opening (schemathesis cannot tell such a removal from a lost
+                // resource; see tests/schemathesis.rs).
+                if rest == "/erase" || rest == "/merge" {
+                    continue;
+                }
+                ("$response.body#/contact/id", rest)
+            } else {
+                continue;
+            };
+        if rest.contains('{') || (!rest.is_empty() && !rest.starts_with('/')) {
+            continue;
+        }
+        links.insert(
+            format!("{:?}", endpoint.id),
+            json!({
+                "operationId": format!("{:?}", endpoint.id),
+                "parameters": { "id": source },
+            }),
+        );
+    }
+    Value::Object(links)
 }
 
 fn path_params(path: &str) -> impl Iterator<Item = &str> {
@@ -213,7 +250,7 @@ fn schemas() -> Value {
     let mut all = form_schemas();
     let map = all.as_object_mut().expect("schemas are an object");
     map.extend(
-        channel_schemas()
+        mail_schemas()
             .as_object()
             .expect("schemas are an object")
             .clone(),
@@ -238,8 +275,12 @@ fn close_request_bodies(schemas: &mut Value) {
         let Some(name) = endpoint.request else {
             continue;
         };
-        // An upload takes a file part under any name; a mail is no JSON.
-        if name == "FileUpload" || name == "RawEmail" {
+        // An upload takes a file part under any name; a mail is no JSON; the providers'
+        // formats are read in part (the rest is accepted and ignored).
+        if matches!(
+            name,
+            "FileUpload" | "RawEmail" | "TelegramUpdate" | "WhatsappNotification"
+        ) {
             continue;
         }
         if let Some(schema) = schemas.get_mut(name).and_then(Value::as_object_mut) {
@@ -274,40 +315,11 @@ fn settings_schemas(all: &mut Value) {
     all["TenantSettingsPatch"] = patch;
 }
 
-/// What the channels' providers and mail servers send: their formats, not ours.
-fn channel_schemas() -> Value {
+/// What mail servers send: a mail, not JSON.
+fn mail_schemas() -> Value {
     json!({
         "RawEmail": { "type": "string", "format": "binary", "maxLength": 26214400,
             "description": "A whole RFC 5322 message as the MTA received it (headers, blank line, MIME body), at most 25 MiB. Read: the first `From` address (required) and display name, `Message-ID` (the idempotency key; absent, the SHA-256 of the bytes), `In-Reply-To` and `References` (threading), `Subject`, the `text/plain` part (else the HTML part as text), and the attachments." },
-        "TelegramUpdate": {
-            "type": "object", "required": ["update_id"],
-            "description": "The Bot API's Update object (https://core.telegram.org/bots/api#update); fields not listed are accepted and ignored.",
-            "properties": {
-                "update_id": { "type": "integer" },
-                "message": {
-                    "type": "object", "required": ["message_id", "chat"],
-                    "properties": {
-                        "message_id": { "type": "integer" },
-                        "from": { "type": "object", "required": ["first_name"], "properties": { "first_name": { "type": "string" }, "last_name": { "type": "string" } } },
-                        "chat": { "type": "object", "required": ["id"], "properties": { "id": { "type": "integer" } } },
-                        "text": { "type": "string" }, "caption": { "type": "string" },
-                        "photo": { "type": "array", "description": "sizes of a photo: the largest is fetched by getFile", "items": { "type": "object", "required": ["file_id"], "properties": { "file_id": { "type": "string" }, "width": { "type": "integer" }, "height": { "type": "integer" }, "file_size": { "type": "integer" } } } },
-                        "document": { "type": "object", "required": ["file_id"], "properties": { "file_id": { "type": "string" }, "file_name": { "type": "string" }, "mime_type": { "type": "string" }, "file_size": { "type": "integer" } } },
-                        "voice": { "type": "object", "required": ["file_id"], "properties": { "file_id": { "type": "string" }, "mime_type": { "type": "string" }, "file_size": { "type": "integer" } } } } } } },
-        "WhatsappNotification": {
-            "type": "object", "required": ["object", "entry"],
-            "description": "A WhatsApp Cloud API webhook notification; fields not listed are accepted and ignored.",
-            "properties": {
-                "object": { "type": "string" },
-                "entry": { "type": "array", "items": { "type": "object", "properties": {
-                    "changes": { "type": "array", "items": { "type": "object", "required": ["field", "value"], "properties": {
-                        "field": { "type": "string" },
-                        "value": { "type": "object", "properties": {
-                            "contacts": { "type": "array", "items": { "type": "object", "required": ["wa_id"], "properties": { "wa_id": { "type": "string" }, "profile": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" } } } } } },
-                            "messages": { "type": "array", "items": { "type": "object", "required": ["from", "id", "type"], "properties": { "from": { "type": "string" }, "id": { "type": "string" }, "type": { "type": "string" }, "text": { "type": "object", "required": ["body"], "properties": { "body": { "type": "string" } } }, "image": { "$ref": "#/components/schemas/WhatsappMedia" }, "document": { "$ref": "#/components/schemas/WhatsappMedia" }, "audio": { "$ref": "#/components/schemas/WhatsappMedia" } } } } } } } } } } } } } },
-        "WhatsappMedia": object(&["id"], json!({
-            "id": { "type": "string", "description": "the media id: GET /{media-id} answers its url, fetched with the access token" },
-            "mime_type": { "type": "string" }, "filename": { "type": "string" }, "caption": { "type": "string" }, "sha256": { "type": "string" } })),
     })
 }
 

@@ -102,6 +102,8 @@ pub(crate) fn body_schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<chat_core::NewInbox>(&mut all);
     add::<super::inboxes::InboundMessage>(&mut all);
     add::<super::inboxes::TemplateRequest>(&mut all);
+    add::<crate::channels::telegram::Update>(&mut all);
+    add::<crate::channels::whatsapp::Notification>(&mut all);
     all
 }
 
