@@ -51,3 +51,21 @@ pub fn webhook_events_patch() -> RefOr<Schema> {
         "description": "event kinds to follow; empty: all" }),
     )
 }
+
+/// A snippet's highlights: `[start, end)` pairs of character offsets, in order.
+pub fn highlights() -> RefOr<Schema> {
+    schema(json!({
+        "type": "array",
+        "items": { "type": "array", "items": { "type": "integer", "minimum": 0 }, "minItems": 2, "maxItems": 2 },
+        "description": "The matched words as [start, end) offsets in characters (Unicode scalar values) of `text`, in order."
+    }))
+}
+
+/// A Telegram inbox's way of reading updates ([`crate::NewInbox::mode`]), or `null`.
+pub fn inbox_mode() -> RefOr<Schema> {
+    schema(json!({
+        "type": ["string", "null"],
+        "enum": ["webhook", "polling", null],
+        "description": "telegram: `webhook` (the default: Telegram posts updates to the server, registered with `public_url`) or `polling` (the server asks `getUpdates`, for a bot without a public URL; no `public_url`; `deleteWebhook` is called)."
+    }))
+}

@@ -335,7 +335,10 @@ pub mod telegram {
     /// What Telegram calls with (a subset of its `Update` object): a new message in a
     /// chat with the bot. Other updates (edits, channel posts, callbacks) carry no
     /// `message` and are acknowledged without storing anything.
-    #[derive(Debug, Deserialize)]
+    /// The fields read of the Bot API's `Update`
+    /// (<https://core.telegram.org/bots/api#update>); others are accepted and ignored.
+    #[derive(Debug, Deserialize, utoipa::ToSchema)]
+    #[schema(as = TelegramUpdate)]
     pub struct Update {
         /// The update's id.
         pub update_id: i64,
@@ -345,7 +348,8 @@ pub mod telegram {
     }
 
     /// Telegram's `Message` (the fields read).
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, utoipa::ToSchema)]
+    #[schema(as = TelegramMessage)]
     pub struct TelegramMessage {
         /// Unique in its chat.
         pub message_id: i64,
@@ -372,7 +376,8 @@ pub mod telegram {
     }
 
     /// Telegram's `PhotoSize` (the fields read).
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, utoipa::ToSchema)]
+    #[schema(as = TelegramPhotoSize)]
     pub struct PhotoSize {
         /// The id to `getFile` it with.
         pub file_id: String,
@@ -388,7 +393,8 @@ pub mod telegram {
     }
 
     /// Telegram's `Document` (the fields read).
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, utoipa::ToSchema)]
+    #[schema(as = TelegramDocument)]
     pub struct Document {
         /// The id to `getFile` it with.
         pub file_id: String,
@@ -404,7 +410,8 @@ pub mod telegram {
     }
 
     /// Telegram's `Voice` (the fields read).
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, utoipa::ToSchema)]
+    #[schema(as = TelegramVoice)]
     pub struct Voice {
         /// The id to `getFile` it with.
         pub file_id: String,
@@ -456,7 +463,8 @@ pub mod telegram {
     }
 
     /// Telegram's `User` (the fields read).
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, utoipa::ToSchema)]
+    #[schema(as = TelegramUser)]
     pub struct User {
         /// First name.
         pub first_name: String,
@@ -466,7 +474,8 @@ pub mod telegram {
     }
 
     /// Telegram's `Chat` (the fields read).
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, utoipa::ToSchema)]
+    #[schema(as = TelegramChat)]
     pub struct Chat {
         /// The chat's id: the `chat_id` replies are sent to.
         pub id: i64,
@@ -694,8 +703,10 @@ pub mod whatsapp {
 
     use super::*;
 
-    /// A webhook notification (the fields read): `entry[].changes[].value`.
-    #[derive(Debug, Deserialize)]
+    /// A WhatsApp Cloud API webhook notification (the fields read):
+    /// `entry[].changes[].value`. Fields not listed are accepted and ignored.
+    #[derive(Debug, Deserialize, utoipa::ToSchema)]
+    #[schema(as = WhatsappNotification)]
     pub struct Notification {
         /// `whatsapp_business_account`.
         pub object: String,
@@ -704,7 +715,8 @@ pub mod whatsapp {
     }
 
     /// One entry of a notification.
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, utoipa::ToSchema)]
+    #[schema(as = WhatsappEntry)]
     pub struct Entry {
         /// Its changes.
         #[serde(default)]
@@ -712,7 +724,8 @@ pub mod whatsapp {
     }
 
     /// One change: `field` is `messages` for messages and their statuses.
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, utoipa::ToSchema)]
+    #[schema(as = WhatsappChange)]
     pub struct Change {
         /// What changed.
         pub field: String,
@@ -721,7 +734,8 @@ pub mod whatsapp {
     }
 
     /// What a `messages` change carries (statuses of sent messages are not read).
-    #[derive(Debug, Default, Deserialize)]
+    #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+    #[schema(as = WhatsappValue)]
     pub struct Value {
         /// The senders' profiles.
         #[serde(default)]
@@ -732,7 +746,8 @@ pub mod whatsapp {
     }
 
     /// A sender's profile.
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, utoipa::ToSchema)]
+    #[schema(as = WhatsappContact)]
     pub struct Contact {
         /// Their WhatsApp id (the phone number).
         pub wa_id: String,
@@ -742,14 +757,16 @@ pub mod whatsapp {
     }
 
     /// A profile.
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, utoipa::ToSchema)]
+    #[schema(as = WhatsappProfile)]
     pub struct Profile {
         /// The name they chose.
         pub name: String,
     }
 
     /// An incoming message.
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, utoipa::ToSchema)]
+    #[schema(as = WhatsappMessage)]
     pub struct Message {
         /// The sender's WhatsApp id: replies go `to` it.
         pub from: String,
@@ -773,7 +790,8 @@ pub mod whatsapp {
     }
 
     /// A media object of an incoming message (the fields read).
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, utoipa::ToSchema)]
+    #[schema(as = WhatsappMedia)]
     pub struct Media {
         /// The media id to `GET /{media-id}` it with.
         pub id: String,
@@ -827,7 +845,8 @@ pub mod whatsapp {
     }
 
     /// A text.
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, utoipa::ToSchema)]
+    #[schema(as = WhatsappText)]
     pub struct Text {
         /// The text.
         pub body: String,

@@ -10,24 +10,20 @@
 //!   `#[schema(...)]` attributes for their rules and `rules` (and `chat_core::openapi`)
 //!   for the rules attributes cannot say (a list's item rules, a subset of an enum's words).
 //! - **Still written here**, and why:
-//!   - `TransferRequest`: "exactly one of `agent_id` and `department`" is a rule between
-//!     fields (a `oneOf`), which a derive cannot state.
+//!   - The `oneOf` of `TransferRequest` (derived otherwise): "exactly one of `agent_id`
+//!     and `department`" is a rule between fields, which a derive cannot state
+//!     (`rules::one_transfer_target`).
 //!   - `FileUpload`, and the form of `InboundMessage`: multipart forms, not serde types.
-//!   - `TelegramUpdate`, `WhatsappNotification`: the providers' formats, of which the server
-//!     reads a few fields out of the JSON; documented as the providers define them.
-//!   - The inbox family (`NewInbox`, `Inbox`, `CreatedInbox`, `InboxList`, `InboundMessage`,
-//!     `ReceivedMessage`, `TelegramReceived`, `WhatsappReceived`): their types exist
-//!     (`api::inboxes`, `chat_core::NewInbox`) and take the same derive; left for the change
-//!     of the inbox kinds in progress, so the two do not collide.
-//!   - `Event`, `EventList`: an event is the policy's `EventView` over `EventPayload`, a
-//!     tagged enum of many kinds serialized by hand per viewer; deriving it needs
-//!     `ToSchema` on every payload kind in chat-core.
-//!   - Answers still assembled as JSON in their handlers rather than serialized from a type
-//!     (`Me`, `OpenedConversation`, `ConversationPage`, `MessageHit`, `Transcript`, the
-//!     `Report*` answers): each needs its handler to build a typed answer first, as
-//!     `AccountSession`, `ContactPage`, `LoginResponse` and `Widget` now do.
+//!   - `RawEmail`: a whole RFC 5322 message, read by the mail parser, not serde.
 //!   - `TenantSettingsPatch`: the derived `TenantSettings` closed to unknown fields, plus
 //!     the upload types and limits the derive cannot say (`settings_schemas`).
+//!
+//! Every other schema, answers included (`Me`, `OpenedConversation`, `ConversationPage`,
+//! `EventList`, `Transcript`, the `Report*` answers, the inbox family), is serialized from
+//! the type it is derived from; `tests/openapi_answers.rs` validates real answers against
+//! them. The providers' formats (`TelegramUpdate`, `WhatsappNotification`) are derived
+//! from the types `crate::channels` reads them into: the fields read, the rest accepted
+//! and ignored (left open).
 
 use serde_json::{Map, Value, json};
 
@@ -71,13 +67,6 @@ pub fn document() -> Value {
                 .iter()
                 .map(|name| query_param(endpoint.id, name)),
         );
-        if endpoint.id == Endpoint::UpdateInbox {
-            parameters.push(json!({
-                "name": "If-Match", "in": "header", "required": false,
-                "description": "The `ETag` of `GET /v1/inboxes/{id}` or `*`: the change applies only over that version, else 412 `precondition_failed` (with `current_version`) and nothing changes.",
-                "schema": { "type": "string" }
-            }));
-        }
         if endpoint.id == Endpoint::UpdateSettings {
             parameters.push(json!({
                 "name": "If-Match", "in": "header", "required": false,
@@ -107,6 +96,9 @@ pub fn document() -> Value {
                 })) });
             }
         }
+        if endpoint.id == Endpoint::OpenConversation {
+            op["responses"]["201"]["links"] = opened_links();
+        }
         op["security"] = match endpoint.access {
             Access::Public => json!([{}, { "bearer": [] }]),
             Access::Authenticated | Access::Staff => json!([{ "bearer": [] }]),
@@ -131,6 +123,41 @@ pub fn document() -> Value {
             "schemas": schemas(),
         }
     })
+}
+
+/// The links of a just-opened conversation: every operation on it (a path under
+/// `/v1/conversations/{id}` with no other parameter) takes the answer's `conversation.id`,
+/// and its contact's operations `contact.id`. Stated, so clients and fuzzers do not have
+/// to guess which of the answer's ids a path takes.
+fn opened_links() -> Value {
+    let mut links = Map::new();
+    for endpoint in ENDPOINTS {
+        let (source, rest) =
+            if let Some(rest) = endpoint.path.strip_prefix("/v1/conversations/{id}") {
+                ("$response.body#/conversation/id", rest)
+            } else if let Some(rest) = endpoint.path.strip_prefix("/v1/contacts/{id}") {
+                // Erasing or merging the contact would remove or move the conversation: no
+                // link from the opening (schemathesis cannot tell such a removal from a lost
+                // resource; see tests/schemathesis.rs).
+                if rest == "/erase" || rest == "/merge" {
+                    continue;
+                }
+                ("$response.body#/contact/id", rest)
+            } else {
+                continue;
+            };
+        if rest.contains('{') || (!rest.is_empty() && !rest.starts_with('/')) {
+            continue;
+        }
+        links.insert(
+            format!("{:?}", endpoint.id),
+            json!({
+                "operationId": format!("{:?}", endpoint.id),
+                "parameters": { "id": source },
+            }),
+        );
+    }
+    Value::Object(links)
 }
 
 fn path_params(path: &str) -> impl Iterator<Item = &str> {
@@ -206,14 +233,6 @@ fn responses(endpoint: Endpoint, status: u16, response: Option<&str>) -> Value {
             "ETag": { "schema": { "type": "string" }, "description": "The settings' version, quoted (`\"7\"`): send it back as `If-Match`." }
         });
     }
-    if matches!(endpoint, Endpoint::GetInbox | Endpoint::UpdateInbox) {
-        answers[status.to_string()]["headers"] = json!({
-            "ETag": { "schema": { "type": "string" }, "description": "The inbox's version, quoted: send it back as `If-Match`." }
-        });
-    }
-    if endpoint == Endpoint::UpdateInbox {
-        answers["412"] = json!({ "description": "`precondition_failed`: `If-Match` names a version that is no longer current (`current_version` says which is); nothing changed.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
-    }
     if endpoint == Endpoint::UpdateSettings {
         answers["412"] = json!({ "description": "`precondition_failed`: `If-Match` names a version that is no longer current (`current_version` says which is); nothing changed.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
     }
@@ -227,24 +246,11 @@ fn object(required: &[&str], properties: Value) -> Value {
     json!({ "type": "object", "required": required, "properties": properties })
 }
 
-fn list_of(schema: &str) -> Value {
-    object(
-        &["items"],
-        json!({ "items": { "type": "array", "items": { "$ref": format!("#/components/schemas/{schema}") } } }),
-    )
-}
-
 fn schemas() -> Value {
-    let mut all = core_schemas();
+    let mut all = form_schemas();
     let map = all.as_object_mut().expect("schemas are an object");
     map.extend(
-        desk_schemas()
-            .as_object()
-            .expect("schemas are an object")
-            .clone(),
-    );
-    map.extend(
-        report_schemas()
+        mail_schemas()
             .as_object()
             .expect("schemas are an object")
             .clone(),
@@ -258,9 +264,7 @@ fn schemas() -> Value {
         );
     }
     settings_schemas(&mut all);
-    // A search's answer adds the matching messages to each conversation.
-    all["Conversation"]["properties"]["hits"] = json!({ "type": "array", "items": { "$ref": "#/components/schemas/MessageHit" },
-        "description": "Only in an answer to a search (`text`): up to 3 of the conversation's newest messages the text matched, newest first; none when it matched by title or contact alone. Internal notes are hits for staff only." });
+    rules::one_transfer_target(&mut all["TransferRequest"]);
     all
 }
 
@@ -271,8 +275,12 @@ fn close_request_bodies(schemas: &mut Value) {
         let Some(name) = endpoint.request else {
             continue;
         };
-        // An upload takes a file part under any name; a mail is no JSON.
-        if name == "FileUpload" || name == "RawEmail" {
+        // An upload takes a file part under any name; a mail is no JSON; the providers'
+        // formats are read in part (the rest is accepted and ignored).
+        if matches!(
+            name,
+            "FileUpload" | "RawEmail" | "TelegramUpdate" | "WhatsappNotification"
+        ) {
             continue;
         }
         if let Some(schema) = schemas.get_mut(name).and_then(Value::as_object_mut) {
@@ -281,62 +289,6 @@ fn close_request_bodies(schemas: &mut Value) {
                 .or_insert(Value::Bool(false));
         }
     }
-}
-
-/// `schema`, or `null`.
-fn nullable(mut schema: Value) -> Value {
-    let plain_type = schema.get("enum").is_none()
-        && schema.get("const").is_none()
-        && schema.get("$ref").is_none();
-    match schema.get_mut("type") {
-        Some(Value::String(t)) if plain_type => {
-            let t = t.clone();
-            schema["type"] = json!([t, "null"]);
-            schema
-        }
-        Some(Value::Array(types)) if plain_type => {
-            if !types.contains(&json!("null")) {
-                types.push(json!("null"));
-            }
-            schema
-        }
-        _ => json!({ "anyOf": [schema, { "type": "null" }] }),
-    }
-}
-
-/// The reports (`/v1/reports/...`); see `chat_core::report` for what each figure counts.
-fn report_schemas() -> Value {
-    let array_of = |schema: &str| json!({ "type": "array", "items": { "$ref": format!("#/components/schemas/{schema}") } });
-    let about = json!({
-        "from": { "type": "string", "format": "date" },
-        "to": { "type": "string", "format": "date" },
-        "tz": { "type": "string", "description": "IANA time zone name" },
-        "agent_id": { "type": ["string", "null"], "format": "uuid", "description": "the agent whose conversations were counted; null: the whole desk" }
-    });
-    let with = |required: &[&str], extra: Value| {
-        let mut properties = about.clone();
-        properties
-            .as_object_mut()
-            .expect("an object")
-            .extend(extra.as_object().expect("an object").clone());
-        let mut all = vec!["from", "to", "tz", "agent_id"];
-        all.extend_from_slice(required);
-        object(&all, properties)
-    };
-    json!({
-        "ReportOverview": with(&["totals"], json!({ "totals": { "$ref": "#/components/schemas/ReportRow" } })),
-        "ReportBreakdown": with(&["by", "rows"], json!({
-            "by": { "$ref": "#/components/schemas/Dimension" },
-            "rows": array_of("ReportRow") })),
-        "ReportSeries": with(&["interval", "points"], json!({
-            "interval": { "$ref": "#/components/schemas/Interval" },
-            "points": array_of("SeriesPoint") })),
-        "ReportFeedback": with(&["items"], json!({ "items": array_of("Feedback") })),
-        "Transcript": object(&["conversation", "messages", "truncated"], json!({
-            "conversation": { "$ref": "#/components/schemas/Conversation" },
-            "messages": { "type": "array", "items": { "$ref": "#/components/schemas/Message" } },
-            "truncated": { "type": "boolean", "description": "more than 10,000 messages: only the first are here" } })),
-    })
 }
 
 /// The tenant settings as derived from `TenantSettings`, with what the derive cannot say,
@@ -363,160 +315,21 @@ fn settings_schemas(all: &mut Value) {
     all["TenantSettingsPatch"] = patch;
 }
 
-/// The desk's configuration and daily tools: business hours, canned responses, mentions,
-/// snooze.
-fn desk_schemas() -> Value {
-    let uuid = json!({ "type": "string", "format": "uuid" });
-    let time = json!({ "type": "string", "format": "date-time" });
-    let inbox = json!({
-        "id": uuid, "name": { "type": "string" }, "kind": { "type": "string", "enum": ["api", "telegram", "whatsapp", "email"] },
-        "channel": { "type": "string", "description": "the channel of its conversations" },
-        "webhook_id": { "type": ["string", "null"], "format": "uuid", "description": "the webhook replies are delivered through: its delivery log is the inbox's" },
-        "settings": { "type": "object", "additionalProperties": { "type": "string" }, "description": "provider settings that are not secret: `api_url`, `phone_number_id`, `template_name`, `template_language`, `mode`, `public_url`, an email inbox's `from`; secrets are never shown" },
-        "created_at": time, "updated_at": time });
+/// What mail servers send: a mail, not JSON.
+fn mail_schemas() -> Value {
     json!({
-        "NewInbox": object(&["name"], json!({
-            "name": { "type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S" },
-            "kind": { "type": "string", "enum": ["api", "telegram", "whatsapp", "email"], "description": "absent: api; email: needs the server's SMTP relay (409 mail_not_configured), takes only `name`" },
-            "phone_number_id": { "type": "string", "description": "whatsapp (required): the number's id" },
-            "access_token": { "type": "string", "description": "whatsapp (required): the Cloud API's bearer token; never shown again" },
-            "app_secret": { "type": "string", "description": "whatsapp (required): the app secret its webhook posts are signed with; never shown again" },
-            "webhook_url": { "type": "string", "maxLength": 2000, "description": "api (required): where replies are delivered, http:// or https://" },
-            "bot_token": { "type": "string", "description": "telegram (required): the bot's token; never shown again" },
-            "api_url": { "type": "string", "maxLength": 2000, "description": "telegram: the Bot API's base URL (default https://api.telegram.org)" },
-            "public_url": { "type": "string", "maxLength": 2000, "description": "telegram: this server's base URL as Telegram reaches it; given, the server calls setWebhook" },
-            "mode": { "type": "string", "enum": ["webhook", "polling"], "description": "telegram: `polling` reads updates by getUpdates (no public_url; deleteWebhook is called); absent: webhook" },
-            "template_name": { "type": "string", "maxLength": 512, "pattern": "^[a-z0-9_]+$", "description": "whatsapp: an approved message template (its body variables given with each send), sent by POST /v1/conversations/{id}/whatsapp-template outside the 24-hour window; with template_language" },
-            "template_language": { "type": "string", "maxLength": 16, "description": "whatsapp: the template's language code (en_US); with template_name" },
-            "from": { "type": "string", "maxLength": 320, "description": "email: the inbox's own sender, `Support <help@shop.example>` or a bare address (422 on `from` if it is neither); absent: the server's `--mail-from`" },
-            "webhook_secret": { "type": "string", "minLength": 16, "maxLength": 256, "description": "absent: the server makes one (shown once)" } })),
-        "InboxPatch": {
-            "type": "object", "additionalProperties": false,
-            "description": "Only what changes; a field of another kind's inbox is 422 on it, and nothing changes.",
-            "properties": {
-                "name": { "type": "string", "minLength": 1, "maxLength": 2000, "pattern": "\\S" },
-                "from": { "type": "string", "maxLength": 320, "description": "email: the inbox's own sender; empty: back to the server's `--mail-from`" },
-                "bot_token": { "type": "string", "description": "telegram: the bot's rotated token (the same bot: the digits before `:` unchanged); never shown" },
-                "access_token": { "type": "string", "description": "whatsapp: a rotated access token; never shown" },
-                "app_secret": { "type": "string", "description": "whatsapp: a rotated app secret; never shown" },
-                "template_name": { "type": "string", "maxLength": 512, "description": "whatsapp: with template_language; both empty remove the template" },
-                "template_language": { "type": "string", "maxLength": 16 },
-                "rotate_token": { "type": "boolean", "description": "true: a new inbox token, answered once as `token`; the old one stops working (not for a telegram inbox in webhook mode: 422)" } } },
-        "UpdatedInbox": object(&["id", "name", "kind", "channel", "webhook_id", "settings", "created_at", "updated_at"], {
-            let mut i = inbox.clone();
-            i["token"] = json!({ "type": "string", "description": "Only with `rotate_token: true`: the new token; never shown again." });
-            i
-        }),
-        "Inbox": object(&["id", "name", "kind", "channel", "webhook_id", "settings", "created_at", "updated_at"], inbox.clone()),
-        "CreatedInbox": object(&["id", "name", "kind", "channel", "webhook_id", "settings", "created_at", "updated_at", "token"], {
-            let mut i = inbox.clone();
-            i["token"] = json!({ "type": "string", "description": "The inbox's token for `POST /v1/inboxes/{id}/messages`; never shown again." });
-            i["webhook_secret"] = json!({ "type": "string", "description": "api: the reply webhook's signing secret; never shown again." });
-            i
-        }),
-        "InboxList": list_of("Inbox"),
-        "InboundMessage": object(&["contact", "message"], json!({
-            "contact": object(&["id"], json!({
-                "id": { "type": "string", "minLength": 1, "maxLength": 200, "description": "your id for the customer: their messages share one conversation" },
-                "name": { "type": "string", "maxLength": 200 } })),
-            "message": object(&["id", "text"], json!({
-                "id": { "type": "string", "minLength": 1, "maxLength": 200, "description": "your id for the message: the idempotency key" },
-                "text": { "type": "string", "minLength": 1, "maxLength": 10000, "pattern": "\\S" },
-                "attachments": { "type": "array", "description": "files the server fetches by `GET` from your URLs before anything is stored, within the tenant's upload limits (with multipart parts, at most its file count); a URL that is not http(s), cannot be fetched or resolves inside the server's network (unless `--webhooks-allow-private`) is 422 on `attachments`, a file too large or of a refused type 422 on `file`",
-                    "items": object(&["url"], json!({
-                        "url": { "type": "string", "format": "uri" },
-                        "name": { "type": "string", "maxLength": 200, "description": "the file's name; the URL's last segment when absent" } })) } })) })),
         "RawEmail": { "type": "string", "format": "binary", "maxLength": 26214400,
             "description": "A whole RFC 5322 message as the MTA received it (headers, blank line, MIME body), at most 25 MiB. Read: the first `From` address (required) and display name, `Message-ID` (the idempotency key; absent, the SHA-256 of the bytes), `In-Reply-To` and `References` (threading), `Subject`, the `text/plain` part (else the HTML part as text), and the attachments." },
-        "TelegramUpdate": {
-            "type": "object", "required": ["update_id"],
-            "description": "The Bot API's Update object (https://core.telegram.org/bots/api#update); fields not listed are accepted and ignored.",
-            "properties": {
-                "update_id": { "type": "integer" },
-                "message": {
-                    "type": "object", "required": ["message_id", "chat"],
-                    "properties": {
-                        "message_id": { "type": "integer" },
-                        "from": { "type": "object", "required": ["first_name"], "properties": { "first_name": { "type": "string" }, "last_name": { "type": "string" } } },
-                        "chat": { "type": "object", "required": ["id"], "properties": { "id": { "type": "integer" } } },
-                        "text": { "type": "string" }, "caption": { "type": "string" },
-                        "photo": { "type": "array", "description": "sizes of a photo: the largest is fetched by getFile", "items": { "type": "object", "required": ["file_id"], "properties": { "file_id": { "type": "string" }, "width": { "type": "integer" }, "height": { "type": "integer" }, "file_size": { "type": "integer" } } } },
-                        "document": { "type": "object", "required": ["file_id"], "properties": { "file_id": { "type": "string" }, "file_name": { "type": "string" }, "mime_type": { "type": "string" }, "file_size": { "type": "integer" } } },
-                        "voice": { "type": "object", "required": ["file_id"], "properties": { "file_id": { "type": "string" }, "mime_type": { "type": "string" }, "file_size": { "type": "integer" } } } } } } },
-        "WhatsappNotification": {
-            "type": "object", "required": ["object", "entry"],
-            "description": "A WhatsApp Cloud API webhook notification; fields not listed are accepted and ignored.",
-            "properties": {
-                "object": { "type": "string" },
-                "entry": { "type": "array", "items": { "type": "object", "properties": {
-                    "changes": { "type": "array", "items": { "type": "object", "required": ["field", "value"], "properties": {
-                        "field": { "type": "string" },
-                        "value": { "type": "object", "properties": {
-                            "contacts": { "type": "array", "items": { "type": "object", "required": ["wa_id"], "properties": { "wa_id": { "type": "string" }, "profile": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" } } } } } },
-                            "messages": { "type": "array", "items": { "type": "object", "required": ["from", "id", "type"], "properties": { "from": { "type": "string" }, "id": { "type": "string" }, "type": { "type": "string" }, "text": { "type": "object", "required": ["body"], "properties": { "body": { "type": "string" } } }, "image": { "$ref": "#/components/schemas/WhatsappMedia" }, "document": { "$ref": "#/components/schemas/WhatsappMedia" }, "audio": { "$ref": "#/components/schemas/WhatsappMedia" } } } } } } } } } } } } } },
-        "WhatsappMedia": object(&["id"], json!({
-            "id": { "type": "string", "description": "the media id: GET /{media-id} answers its url, fetched with the access token" },
-            "mime_type": { "type": "string" }, "filename": { "type": "string" }, "caption": { "type": "string" }, "sha256": { "type": "string" } })),
-        "TemplateRequest": object(&[], json!({
-            "client_message_id": { "type": "string", "maxLength": 200, "description": "the same id twice stores (and sends) one message" },
-            "parameters": { "type": "array", "maxItems": 20, "description": "the template's body variables `{{1}}`, `{{2}}`, … in order, sent as the Cloud API's `components: [{type: body, parameters: [{type: text, text}]}]` and shown in the stored message; each 1 to 1024 characters, without new lines, tabs or more than four spaces in a row (422 on `parameters`)",
-                "items": { "type": "string", "minLength": 1, "maxLength": 1024, "pattern": "^[^\\n\\t]*\\S[^\\n\\t]*$" } } })),
-        "WhatsappReceived": object(&["stored"], json!({ "stored": { "type": "integer", "description": "text, image, document and audio messages stored (repeats included)" } })),
-        "TelegramReceived": object(&["stored", "conversation_id", "message_id"], json!({
-            "stored": { "type": "boolean", "description": "false: an update without a text, photo, document or voice message, acknowledged" },
-            "conversation_id": { "type": ["string", "null"], "format": "uuid" },
-            "message_id": { "type": ["string", "null"], "format": "uuid" } })),
-        "ReceivedMessage": object(&["conversation_id", "message_id", "created", "opened"], json!({
-            "conversation_id": uuid, "message_id": uuid,
-            "created": { "type": "boolean", "description": "false: a repeat of a message already stored" },
-            "opened": { "type": "boolean", "description": "true: this message opened the conversation" } })),
     })
 }
 
-fn core_schemas() -> Value {
-    let uuid = json!({ "type": "string", "format": "uuid" });
-    let time = json!({ "type": "string", "format": "date-time" });
-    let sender = json!({ "$ref": "#/components/schemas/Sender" });
-    // The engine's short texts (names, titles, departments): trimmed, not empty.
-    let short = json!({ "type": "string", "maxLength": 2000, "pattern": "\\S" });
+/// The upload form: multipart, not a serde type.
+fn form_schemas() -> Value {
     json!({
-        "Me": object(&["kind", "tenant_id"], json!({ "kind": { "type": "string", "enum": ["staff", "customer", "system"] }, "tenant_id": uuid,
-            "agent": { "$ref": "#/components/schemas/Agent" }, "contact_id": uuid, "conversation_id": uuid })),
-        "OpenedConversation": object(&["conversation", "contact", "messages", "offline"], json!({
-            "conversation": { "$ref": "#/components/schemas/Conversation" }, "contact": { "$ref": "#/components/schemas/Contact" },
-            "messages": { "type": "array", "items": { "$ref": "#/components/schemas/Message" } },
-            "visitor_token": { "type": "string", "description": "Only for anonymous callers: the bearer token for this conversation." },
-            "offline": { "type": "boolean", "description": "The desk was closed (business hours) at the opening: the conversation waits, unrouted, for the next opening." }
-        })),
-        "MessageHit": object(&["message_id", "seq", "kind", "sender", "created_at", "snippet"], json!({
-            "message_id": uuid, "seq": { "type": "integer" }, "kind": { "type": "string" }, "sender": sender, "created_at": time,
-            "snippet": object(&["text", "highlights"], json!({
-                "text": { "type": "string", "description": "Plain text (never markup), about 160 characters around the first match; line breaks as spaces, `…` where the message was cut." },
-                "highlights": { "type": "array", "items": { "type": "array", "items": { "type": "integer", "minimum": 0 }, "minItems": 2, "maxItems": 2 },
-                    "description": "The matched words as [start, end) offsets in characters (Unicode scalar values) of `text`, in order." } })) })),
-        "ConversationPage": object(&["items", "next_cursor", "counts"], json!({
-            "items": { "type": "array", "items": { "$ref": "#/components/schemas/Conversation" } },
-            "next_cursor": { "type": ["string", "null"] },
-            "counts": { "type": "object", "additionalProperties": { "type": "integer" }, "description": "conversations per mode matching the filters other than mode" }
-        })),
         "FileUpload": {
             "type": "object", "required": ["file"], "additionalProperties": { "type": "string", "format": "binary" },
             "properties": {
             "file": { "type": "array", "minItems": 1, "items": { "type": "string", "format": "binary" }, "description": "One part per file (any field name with a filename). The declared name is kept (cleaned); the declared type is ignored." } } },
-        "TransferRequest": {
-            "type": "object", "properties": { "agent_id": nullable(uuid.clone()), "department": nullable(short.clone()), "reason": { "type": ["string", "null"] } },
-            "oneOf": [
-                { "required": ["agent_id"], "properties": { "agent_id": { "type": "string" }, "department": { "type": "null" } } },
-                { "required": ["department"], "properties": { "department": { "type": "string" }, "agent_id": { "type": "null" } } }
-            ],
-            "description": "Exactly one of `agent_id` and `department`."
-        },
-        "EventList": object(&["items", "next_since", "more", "head", "resync_required"], json!({ "items": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } }, "next_since": { "type": "integer" }, "more": { "type": "boolean" },
-            "head": { "type": "integer", "description": "The newest event's seq when the page was read." },
-            "resync_required": { "type": "boolean", "description": "`since` is beyond `head` (the cursor comes from another database: a restore, a wiped server), or before the oldest event the log keeps (the event retention removed the events after it); reload, then continue from `head`." } })),
-        "Event": object(&["seq", "at", "payload"], json!({ "seq": { "type": "integer" }, "tenant_id": uuid, "conversation_id": { "type": ["string", "null"] },
-            "staff_only": { "type": "boolean" }, "at": time, "payload": object(&["type"], json!({ "type": { "type": "string",
-            "enum": ["conversation_created", "conversation_updated", "conversation_deleted", "message_created", "message_updated", "read_updated", "agent_updated", "contact_merged", "contact_erased", "settings_updated", "mentioned", "canned_response_updated", "canned_response_deleted", "webhook_paused"] } })) })),
     })
 }
 

@@ -184,3 +184,68 @@ fn posted_texts_are_documented_by_one_pattern() {
         );
     }
 }
+
+/// The links the document states from `POST /v1/conversations` name real operations and
+/// their path parameter, and the id each takes from the answer is the right one: followed
+/// right after the opening, by the staff member who opened it, every linked read finds
+/// the conversation or its contact.
+#[tokio::test]
+async fn the_links_of_an_opened_conversation_lead_to_it() {
+    let s = common::start().await;
+    let admin = s.staff("Ada", chat_core::Role::Admin, &[]).await;
+    let doc = s.get("/v1/openapi.json", None).await.body;
+    let links = doc["paths"]["/v1/conversations"]["post"]["responses"]["201"]["links"]
+        .as_object()
+        .expect("the opening states its links")
+        .clone();
+    let operations: std::collections::BTreeMap<String, (String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object().unwrap().iter().map(|(method, op)| {
+                (
+                    op["operationId"].as_str().unwrap().to_owned(),
+                    (method.clone(), path.clone()),
+                )
+            })
+        })
+        .collect();
+    let opened = s
+        .post(
+            "/v1/conversations",
+            Some(&admin.token),
+            serde_json::json!({ "contact": { "name": "Lin" }, "first_message": "hello" }),
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.text);
+    let mut followed = 0;
+    for (name, link) in &links {
+        let target = link["operationId"].as_str().unwrap();
+        let (method, path) = operations
+            .get(target)
+            .unwrap_or_else(|| panic!("link {name} names no operation {target}"));
+        let pointer = link["parameters"]["id"]
+            .as_str()
+            .and_then(|p| p.strip_prefix("$response.body#"))
+            .unwrap_or_else(|| panic!("link {name} gives no `id` from the body"));
+        assert!(path.contains("{id}"), "link {name}: {path} takes no id");
+        if method != "get" || path.matches('{').count() != 1 {
+            continue;
+        }
+        let id = opened.body.pointer(pointer).and_then(|v| v.as_str());
+        let id = id.unwrap_or_else(|| panic!("link {name}: the answer has no {pointer}"));
+        let reply = s.get(&path.replace("{id}", id), Some(&admin.token)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "link {name}: GET {path} with {pointer}: {}",
+            reply.text
+        );
+        followed += 1;
+    }
+    // The conversation, its messages, read cursors, queue and transcript; the contact and
+    // its conversations.
+    assert!(followed >= 6, "only {followed} links followed");
+    s.stop().await;
+}

@@ -25,6 +25,7 @@ pub const SNIPPET_CHARS: usize = 160;
 /// One message a search text matched, for a results list: which message, and an extract
 /// of it with the matched words marked (see [`Snippet`]).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageHit {
     /// The message.
     pub message_id: MessageId,

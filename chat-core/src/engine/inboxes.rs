@@ -38,54 +38,77 @@ pub const INBOX_KEY: &str = "inbox_id";
 /// replies are addressed).
 pub const INBOX_CONTACT_KEY: &str = "inbox_contact";
 
-/// A new inbox, as an admin asks for it.
+/// A new inbox, as an admin asks for it. Which fields a kind takes (and requires) is in
+/// each one's description; a field another kind takes is 422 naming it.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewInbox {
     /// What staff call it.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 2000, pattern = r"\S")
+    )]
     pub name: String,
-    /// The provider.
+    /// The provider. Absent: api; email: needs the server's SMTP relay (409
+    /// `mail_not_configured`), takes only `name`.
     pub kind: Option<InboxKind>,
-    /// Where agent replies are delivered (an `api` inbox's webhook).
+    /// api (required): where agent replies are delivered (the inbox's webhook), http://
+    /// or https://.
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     pub webhook_url: Option<String>,
-    /// The webhook's signing secret; absent = one is made and shown once.
+    /// api: the webhook's signing secret; absent: the server makes one (shown once).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 16, max_length = 256))]
     pub webhook_secret: Option<String>,
-    /// A `telegram` inbox's bot token (from @BotFather): a secret, never shown again.
+    /// telegram (required): the bot's token (from @BotFather); never shown again.
     #[serde(default)]
     pub bot_token: Option<String>,
-    /// A `telegram` inbox's Bot API base URL; absent = `https://api.telegram.org`.
+    /// telegram, whatsapp: the provider API's base URL; absent: `https://api.telegram.org`
+    /// or the Graph API's.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     pub api_url: Option<String>,
-    /// A `whatsapp` inbox's phone-number id (from the Meta app's WhatsApp settings).
+    /// whatsapp (required): the phone number's id (from the Meta app's WhatsApp settings).
     #[serde(default)]
     pub phone_number_id: Option<String>,
-    /// A `whatsapp` inbox's access token (a system user's): a secret, never shown again.
+    /// whatsapp (required): the Cloud API's bearer token (a system user's); never shown
+    /// again.
     #[serde(default)]
     pub access_token: Option<String>,
-    /// A `whatsapp` inbox's app secret, which signs its webhook's posts: a secret too.
+    /// whatsapp (required): the app secret its webhook's posts are signed with; never
+    /// shown again.
     #[serde(default)]
     pub app_secret: Option<String>,
-    /// The base URL this server is reached at by the provider: given, the server
-    /// registers the inbox's webhook with the provider (Telegram's `setWebhook`).
+    /// telegram: the base URL this server is reached at by Telegram; given, the server
+    /// registers the inbox's webhook there (`setWebhook`).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     pub public_url: Option<String>,
-    /// A `telegram` inbox's way of reading updates: `webhook` (the default: Telegram posts
-    /// them to the server, registered with `public_url`) or `polling` (the server asks
-    /// `getUpdates`, for a bot without a public URL).
+    /// telegram: how updates are read: `webhook` (the default: Telegram posts them to the
+    /// server, registered with `public_url`) or `polling` (the server asks `getUpdates`,
+    /// for a bot without a public URL; no `public_url`; `deleteWebhook` is called).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::inbox_mode))]
     pub mode: Option<String>,
-    /// A `whatsapp` inbox's message template (approved in the Meta app, without
-    /// variables), which agents may send outside the 24-hour window to ask the customer
-    /// to write again.
+    /// whatsapp: an approved message template (its body variables given with each send),
+    /// which agents may send outside the 24-hour window (`POST
+    /// /v1/conversations/{id}/whatsapp-template`) to ask the customer to write again; with
+    /// `template_language`.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 512, pattern = "^[a-z0-9_]+$")
+    )]
     pub template_name: Option<String>,
-    /// The template's language code (`en_US`); required with `template_name`.
+    /// whatsapp: the template's language code (`en_US`); with `template_name`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 16))]
     pub template_language: Option<String>,
     /// An `email` inbox's own sender (`Support <help@shop.example>` or a bare address);
     /// absent: the server's `--mail-from`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 320))]
     pub from: Option<String>,
 }
 

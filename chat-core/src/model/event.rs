@@ -12,6 +12,7 @@ use crate::mode::Mode;
 /// store operation; the realtime stream is this log, so a client resuming from its last
 /// `seq` misses nothing.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Monotonic per tenant, from 1, gap-free.
     pub seq: u64,
@@ -314,6 +315,7 @@ impl NewEvent {
 
 /// What happened, with the state after it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventPayload {
     /// A conversation was opened.
@@ -434,6 +436,7 @@ impl EventPayload {
 
 /// What changed in a [`EventPayload::ConversationUpdated`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum ConversationChange {
     /// Mode moved along the state machine.
@@ -454,9 +457,12 @@ pub enum ConversationChange {
     Transferred {
         /// Previous owner.
         from: Option<AgentId>,
-        /// Where it went.
+        /// Where it went. A customer sees only a transfer to an agent (a department is
+        /// internal routing).
+        #[cfg_attr(feature = "openapi", schema(required = false))]
         to: TransferTarget,
-        /// Why.
+        /// Why (staff only: written for colleagues).
+        #[cfg_attr(feature = "openapi", schema(required = false))]
         reason: Option<String>,
     },
     /// Priority, department, tags, pin, title or participants changed.
@@ -492,6 +498,7 @@ pub enum ConversationChange {
 
 /// What ended a snooze.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WakeReason {
     /// Its time came.
@@ -504,6 +511,7 @@ pub enum WakeReason {
 
 /// Where a transfer sends a conversation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", content = "id", rename_all = "snake_case")]
 pub enum TransferTarget {
     /// A specific agent.

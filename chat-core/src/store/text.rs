@@ -116,10 +116,14 @@ impl TextQuery {
 /// draws a match. Line breaks and tabs are spaces in it; `…` marks where the message was
 /// cut.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snippet {
-    /// The extract.
+    /// Plain text (never markup), about 160 characters around the first match; line
+    /// breaks as spaces, `…` where the message was cut.
     pub text: String,
-    /// The matched words, as `[start, end)` character offsets into `text`, in order.
+    /// The matched words, as `[start, end)` offsets in characters (Unicode scalar values)
+    /// of `text`, in order.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::highlights))]
     pub highlights: Vec<[usize; 2]>,
 }
 

@@ -1,10 +1,11 @@
 //! Login, `me` and staff routes.
 
 use crate::throttle::Attempt;
-use chat_core::{Actor, AgentId, AgentPatch, Availability, NewAgent, Role, TenantId};
+use chat_core::{
+    Actor, AgentId, AgentPatch, Availability, ContactId, ConversationId, NewAgent, Role, TenantId,
+};
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::Ctx;
 use crate::auth;
@@ -90,20 +91,45 @@ pub(crate) enum TokenType {
 pub async fn me(ctx: Ctx) -> Result<Resp, ApiError> {
     let actor = ctx.actor()?;
     let body = match actor {
-        Actor::Staff { tenant, agent } => {
-            let agent = ctx.app.engine.agent(actor, *agent).await?;
-            json!({ "kind": "staff", "tenant_id": tenant, "agent": agent })
-        }
+        Actor::Staff { tenant, agent } => Me::Staff {
+            tenant_id: *tenant,
+            agent: ctx.app.engine.agent(actor, *agent).await?,
+        },
         Actor::Customer {
             tenant,
             contact,
             conversation,
-        } => {
-            json!({ "kind": "customer", "tenant_id": tenant, "contact_id": contact, "conversation_id": conversation })
-        }
-        other => json!({ "kind": "system", "tenant_id": other.tenant() }),
+        } => Me::Customer {
+            tenant_id: *tenant,
+            contact_id: *contact,
+            conversation_id: *conversation,
+        },
+        other => Me::System {
+            tenant_id: other.tenant(),
+        },
     };
     Ok(http::json(StatusCode::OK, &body))
+}
+
+/// Who a token speaks for (`GET /v1/me`), by `kind`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum Me {
+    /// A staff member's token.
+    Staff {
+        tenant_id: TenantId,
+        agent: chat_core::Agent,
+    },
+    /// A customer's token: a visitor's, scoped to one conversation, or an account's
+    /// (`conversation_id` null: all of the contact's conversations).
+    Customer {
+        tenant_id: TenantId,
+        contact_id: ContactId,
+        #[schema(required = true)]
+        conversation_id: Option<ConversationId>,
+    },
+    /// Any other: a bot token, the system.
+    System { tenant_id: TenantId },
 }
 
 pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {

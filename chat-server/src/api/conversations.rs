@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use chat_core::policy::view::{ContactView, ConversationView};
 use chat_core::store::AssignedFilter;
 use chat_core::{
     Actor, AgentId, Channel, ContactId, ContactInput, ConversationFilter, ConversationId,
@@ -9,8 +10,7 @@ use chat_core::{
     VisitorToken,
 };
 use hyper::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::Ctx;
 use crate::auth::{self, Caller};
@@ -152,13 +152,14 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
         }
         other => other?,
     };
-    let mut answer = json!({
-        "conversation": viewer.conversation(&opened.conversation),
-        "contact": viewer.contact(&opened.contact),
-        "messages": opened.messages,
+    let mut answer = Opened {
+        conversation: viewer.conversation(&opened.conversation),
+        contact: viewer.contact(&opened.contact),
+        messages: &opened.messages,
         // Outside business hours: the widget says so, and may ask for an e-mail.
-        "offline": opened.offline,
-    });
+        offline: opened.offline,
+        visitor_token: None,
+    };
     if issue_token {
         let token = if verified.is_some() {
             crate::accounts::issue_contact_token(engine, config, &opened.contact).await?
@@ -176,10 +177,30 @@ pub async fn open(mut ctx: Ctx) -> Result<Resp, ApiError> {
             engine.store_visitor_token(&actor, &record).await?;
             token
         };
-        answer["visitor_token"] = json!(token);
+        answer.visitor_token = Some(token);
     }
     claimed.keep();
     Ok(http::json(StatusCode::CREATED, &answer))
+}
+
+/// The answer to `POST /v1/conversations`: what was opened, as the opener sees it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = OpenedConversation)]
+pub(crate) struct Opened<'a> {
+    #[schema(value_type = chat_core::Conversation)]
+    conversation: ConversationView<'a>,
+    #[schema(value_type = chat_core::Contact)]
+    contact: ContactView<'a>,
+    /// The first message, when the opening carried one, and the welcome message.
+    #[schema(value_type = Vec<chat_core::Message>)]
+    messages: &'a [chat_core::Message],
+    /// The desk was closed (business hours) at the opening: the conversation waits,
+    /// unrouted, for the next opening.
+    offline: bool,
+    /// Only for anonymous callers: the bearer token for this conversation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    visitor_token: Option<String>,
 }
 
 /// An identity signature claimed for one opening: given back unless the opening
@@ -301,42 +322,67 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
             None,
         )
     };
-    let items: Vec<_> = page
-        .items
-        .iter()
-        .map(|c| ctx.conversation_view(c))
-        .collect();
-    if let Some(hits) = hits {
-        let items: Vec<Value> = items
-            .iter()
-            .zip(&page.items)
-            .map(|(view, c)| {
-                let mut item = serde_json::to_value(view).expect("views serialize");
-                item["hits"] = json!(hits.get(&c.id).map(Vec::as_slice).unwrap_or(&[]));
-                item
-            })
-            .collect();
-        let counts: BTreeMap<&str, u64> =
-            page.counts.iter().map(|(m, n)| (m.as_str(), *n)).collect();
-        return Ok(http::json(
-            StatusCode::OK,
-            &json!({ "items": items, "next_cursor": page.next_cursor.map(|c| c.encode()), "counts": counts }),
-        ));
-    }
+    let counts: BTreeMap<&str, u64> = page.counts.iter().map(|(m, n)| (m.as_str(), *n)).collect();
+    let next_cursor = page.next_cursor.map(|c| c.encode());
     if format == super::reports::Format::Csv {
+        let items: Vec<_> = page
+            .items
+            .iter()
+            .map(|c| ctx.conversation_view(c))
+            .collect();
         let mut resp = super::reports::csv_answer(list_csv(&items)?, "conversations");
-        if let Some(next) = page.next_cursor
-            && let Ok(value) = next.encode().parse()
+        if let Some(next) = next_cursor
+            && let Ok(value) = next.parse()
         {
             resp.headers_mut().insert("next-cursor", value);
         }
         return Ok(resp);
     }
-    let counts: BTreeMap<&str, u64> = page.counts.iter().map(|(m, n)| (m.as_str(), *n)).collect();
+    let items = page
+        .items
+        .iter()
+        .map(|c| Listed {
+            conversation: ctx.conversation_view(c),
+            hits: hits
+                .as_ref()
+                .map(|hits| hits.get(&c.id).map(Vec::as_slice).unwrap_or(&[])),
+        })
+        .collect();
     Ok(http::json(
         StatusCode::OK,
-        &json!({ "items": items, "next_cursor": page.next_cursor.map(|c| c.encode()), "counts": counts }),
+        &ConversationPage {
+            items,
+            next_cursor,
+            counts,
+        },
     ))
+}
+
+/// One page of `GET /v1/conversations`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ConversationPage<'a> {
+    items: Vec<Listed<'a>>,
+    /// The `cursor` of the next page; null on the last.
+    #[schema(required = true)]
+    next_cursor: Option<String>,
+    /// Conversations per mode matching the filters other than `mode`.
+    #[schema(value_type = BTreeMap<String, u64>)]
+    counts: BTreeMap<&'a str, u64>,
+}
+
+/// A conversation of a list, with its matching messages in a search's answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ListedConversation)]
+pub(crate) struct Listed<'a> {
+    #[serde(flatten)]
+    #[schema(value_type = chat_core::Conversation)]
+    conversation: ConversationView<'a>,
+    /// Only in an answer to a search (`text`): up to 3 of the conversation's newest
+    /// messages the text matched, newest first; none when it matched by title or contact
+    /// alone. Internal notes are hits for staff only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Vec<chat_core::MessageHit>, nullable = false)]
+    hits: Option<&'a [chat_core::MessageHit]>,
 }
 
 /// A query parameter that is an RFC 3339 time (`2026-12-01T00:00:00Z`); 422 naming it if
@@ -530,10 +576,13 @@ pub async fn unassign(ctx: Ctx) -> Result<Resp, ApiError> {
     ok(&ctx, &c)
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Exactly one of `agent_id` and `department` (the document adds this rule between
+/// fields as a `oneOf`: `openapi::rules::one_transfer_target`).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct TransferRequest {
     agent_id: Option<AgentId>,
+    #[schema(max_length = 2000, pattern = r"\S")]
     department: Option<String>,
     reason: Option<String>,
 }

@@ -81,6 +81,7 @@ pub(crate) fn body_schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<canned::PostCannedRequest>(&mut all);
     add::<conversations::HandoffRequest>(&mut all);
     add::<conversations::AssignRequest>(&mut all);
+    add::<conversations::TransferRequest>(&mut all);
     add::<conversations::ModeRequest>(&mut all);
     add::<conversations::RatingRequest>(&mut all);
     add::<conversations::CloseRequest>(&mut all);
@@ -98,6 +99,12 @@ pub(crate) fn body_schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<CannedPatch>(&mut all);
     add::<NewWebhook>(&mut all);
     add::<WebhookPatch>(&mut all);
+    add::<chat_core::NewInbox>(&mut all);
+    add::<super::inboxes::InboundMessage>(&mut all);
+    add::<super::inboxes::TemplateRequest>(&mut all);
+    add::<super::inboxes::InboxPatchBody>(&mut all);
+    add::<crate::channels::telegram::Update>(&mut all);
+    add::<crate::channels::whatsapp::Notification>(&mut all);
     all
 }
 
@@ -105,8 +112,8 @@ pub(crate) fn body_schemas() -> Vec<(String, RefOr<Schema>)> {
 /// of what the engine answers), for the OpenAPI document.
 pub(crate) fn answer_schemas() -> Vec<(String, RefOr<Schema>)> {
     use super::{
-        accounts, agents, canned, conversations, mail, mentions, messages, settings, system,
-        webhooks,
+        accounts, agents, canned, conversations, inboxes, mail, mentions, messages, reports,
+        settings, system, webhooks,
     };
     fn add<T: ToSchema>(all: &mut Vec<(String, RefOr<Schema>)>) {
         all.push((T::name().into_owned(), T::schema()));
@@ -131,6 +138,20 @@ pub(crate) fn answer_schemas() -> Vec<(String, RefOr<Schema>)> {
     add::<chat_core::Erasure>(&mut all);
     add::<super::contacts::ContactPage>(&mut all);
     add::<agents::LoginResponse>(&mut all);
+    add::<agents::Me>(&mut all);
+    add::<conversations::Opened>(&mut all);
+    add::<conversations::ConversationPage>(&mut all);
+    add::<system::EventList>(&mut all);
+    add::<reports::Overview>(&mut all);
+    add::<reports::Breakdown>(&mut all);
+    add::<reports::Series>(&mut all);
+    add::<reports::Feedbacks>(&mut all);
+    add::<reports::TranscriptAnswer>(&mut all);
+    add::<inboxes::CreatedInbox>(&mut all);
+    add::<inboxes::UpdatedInbox>(&mut all);
+    add::<inboxes::ReceivedView>(&mut all);
+    add::<inboxes::TelegramReceived>(&mut all);
+    add::<inboxes::WhatsappReceived>(&mut all);
     // The lists, each `Items` of its entries, under the names clients know.
     fn list<T: ToSchema>(all: &mut Vec<(String, RefOr<Schema>)>, name: &str) {
         all.push((
@@ -149,6 +170,7 @@ pub(crate) fn answer_schemas() -> Vec<(String, RefOr<Schema>)> {
     list::<webhooks::DeliveryView>(&mut all, "DeliveryList");
     list::<mail::MailView>(&mut all, "MailList");
     list::<canned::Entry>(&mut all, "CannedResponseList");
+    list::<inboxes::InboxView>(&mut all, "InboxList");
     all
 }
 

@@ -15,12 +15,16 @@ use crate::error::ApiError;
 use crate::http::{self, Resp};
 
 /// An inbox as the API shows it: never its token or secrets.
-#[derive(Serialize)]
-struct InboxView<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Inbox)]
+pub(crate) struct InboxView<'a> {
     id: InboxId,
     name: &'a str,
     kind: chat_core::InboxKind,
+    /// The channel of its conversations.
     channel: chat_core::Channel,
+    /// The webhook replies are delivered through: its delivery log is the inbox's.
+    #[schema(required = true)]
     webhook_id: Option<chat_core::WebhookId>,
     /// Provider settings that are not secret (an API's URL, a phone-number id, a
     /// template, an email inbox's `from`).
@@ -29,11 +33,19 @@ struct InboxView<'a> {
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
-    /// Only in the create call's answer.
+}
+
+/// The create call's answer: the inbox, with its token and secret shown this once.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CreatedInbox)]
+pub(crate) struct CreatedInbox<'a> {
+    #[serde(flatten)]
+    inbox: InboxView<'a>,
+    /// The inbox's token for `POST /v1/inboxes/{id}/messages`; never shown again.
+    token: &'a str,
+    /// api: the reply webhook's signing secret; never shown again.
     #[serde(skip_serializing_if = "Option::is_none")]
-    token: Option<&'a str>,
-    /// Only in the create call's answer.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     webhook_secret: Option<&'a str>,
 }
 
@@ -47,18 +59,12 @@ fn view(i: &Inbox) -> InboxView<'_> {
         settings: &i.settings,
         created_at: i.created_at,
         updated_at: i.updated_at,
-        token: None,
-        webhook_secret: None,
     }
 }
 
 pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
     let found = ctx.app.engine.inboxes(ctx.actor()?).await?;
-    let items: Vec<_> = found.iter().map(view).collect();
-    Ok(http::json(
-        StatusCode::OK,
-        &serde_json::json!({ "items": items }),
-    ))
+    Ok(super::Items::answer(found.iter().map(view).collect()))
 }
 
 pub async fn create(mut ctx: Ctx) -> Result<Resp, ApiError> {
@@ -157,11 +163,13 @@ pub async fn create(mut ctx: Ctx) -> Result<Resp, ApiError> {
             .into());
         }
     }
-    let mut shown = view(&created);
-    shown.token = Some(&token);
-    shown.webhook_secret = match created.kind {
-        InboxKind::Api => webhook.as_ref().map(|w| w.secret.0.as_str()),
-        InboxKind::Telegram | InboxKind::Whatsapp | InboxKind::Email => None,
+    let shown = CreatedInbox {
+        inbox: view(&created),
+        token: &token,
+        webhook_secret: match created.kind {
+            InboxKind::Api => webhook.as_ref().map(|w| w.secret.0.as_str()),
+            InboxKind::Telegram | InboxKind::Whatsapp | InboxKind::Email => None,
+        },
     };
     Ok(http::json(StatusCode::CREATED, &shown))
 }
@@ -197,27 +205,55 @@ fn with_etag(mut response: Resp, inbox: &Inbox) -> Resp {
     response
 }
 
-/// Body of `PATCH /v1/inboxes/{id}`: [`chat_core::InboxPatch`] and `rotate_token`.
-#[derive(Deserialize)]
+/// Only what changes; a field of another kind's inbox is 422 on it, and nothing changes.
+/// (Body of `PATCH /v1/inboxes/{id}`: [`chat_core::InboxPatch`] and `rotate_token`.)
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = InboxPatch)]
 #[serde(deny_unknown_fields)]
-struct InboxPatchBody {
+pub(crate) struct InboxPatchBody {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S", nullable = false)]
     name: Option<String>,
+    /// email: the inbox's own sender; empty: back to the server's `--mail-from`.
     #[serde(default)]
+    #[schema(max_length = 320, nullable = false)]
     from: Option<String>,
+    /// telegram: the bot's rotated token (the same bot: the digits before `:` unchanged);
+    /// never shown.
     #[serde(default)]
+    #[schema(nullable = false)]
     bot_token: Option<String>,
+    /// whatsapp: a rotated access token; never shown.
     #[serde(default)]
+    #[schema(nullable = false)]
     access_token: Option<String>,
+    /// whatsapp: a rotated app secret; never shown.
     #[serde(default)]
+    #[schema(nullable = false)]
     app_secret: Option<String>,
+    /// whatsapp: with template_language; both empty remove the template.
     #[serde(default)]
+    #[schema(max_length = 512, nullable = false)]
     template_name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 16, nullable = false)]
     template_language: Option<String>,
-    /// A new inbox token, answered once; the old one stops working.
+    /// true: a new inbox token, answered once as `token`; the old one stops working (not
+    /// for a telegram inbox in webhook mode: 422).
     #[serde(default)]
     rotate_token: bool,
+}
+
+/// The answer of `PATCH /v1/inboxes/{id}`: the inbox, with its new token if rotated.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = UpdatedInbox)]
+pub(crate) struct UpdatedInbox<'a> {
+    #[serde(flatten)]
+    inbox: InboxView<'a>,
+    /// Only with `rotate_token: true`: the new token; never shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    token: Option<&'a str>,
 }
 
 /// `PATCH /v1/inboxes/{id}` (admins). With `If-Match`, only over the version it names:
@@ -278,8 +314,10 @@ pub async fn update(mut ctx: Ctx) -> Result<Resp, ApiError> {
             }
             e => e.into(),
         })?;
-    let mut shown = view(&updated);
-    shown.token = token.as_ref().map(|(token, _)| token.as_str());
+    let shown = UpdatedInbox {
+        inbox: view(&updated),
+        token: token.as_ref().map(|(token, _)| token.as_str()),
+    };
     Ok(with_etag(http::json(StatusCode::OK, &shown), &updated))
 }
 
@@ -304,45 +342,64 @@ pub async fn delete(ctx: Ctx) -> Result<Resp, ApiError> {
 }
 
 /// What an integration posts: the provider's ids for the customer and the message.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct InboundMessage {
+pub(crate) struct InboundMessage {
+    #[schema(inline)]
     contact: InboundContact,
+    #[schema(inline)]
     message: InboundText,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct InboundContact {
+    /// Your id for the customer: their messages share one conversation.
+    #[schema(min_length = 1, max_length = 200)]
     id: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     name: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct InboundText {
+    /// Your id for the message: the idempotency key.
+    #[schema(min_length = 1, max_length = 200)]
     id: String,
+    #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
     text: String,
-    /// Files the server fetches from the integration's own URLs (the other way to send
-    /// files besides multipart parts).
+    /// Files the server fetches by `GET` from your URLs before anything is stored, within
+    /// the tenant's upload limits (with multipart parts, at most its file count); a URL
+    /// that is not http(s), cannot be fetched or resolves inside the server's network
+    /// (unless `--webhooks-allow-private`) is 422 on `attachments`, a file too large or
+    /// of a refused type 422 on `file`.
     #[serde(default)]
+    #[schema(inline)]
     attachments: Vec<InboundAttachment>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct InboundAttachment {
+    #[schema(schema_with = crate::openapi::rules::url)]
     url: String,
+    /// The file's name; the URL's last segment when absent.
     #[serde(default)]
+    #[schema(max_length = 200)]
     name: Option<String>,
 }
 
-#[derive(Serialize)]
-struct ReceivedView {
+/// What an inbound message did.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ReceivedMessage)]
+pub(crate) struct ReceivedView {
     conversation_id: chat_core::ConversationId,
     message_id: chat_core::MessageId,
+    /// false: a repeat of a message already stored
     created: bool,
+    /// true: this message opened the conversation
     opened: bool,
 }
 
@@ -514,10 +571,13 @@ async fn inbound_form(
 
 /// What the Telegram route answers: whether a message was stored (updates without text,
 /// such as stickers or edits, are acknowledged and not stored).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct TelegramReceived {
+    /// false: an update without a text, photo, document or voice message, acknowledged
     stored: bool,
+    #[schema(required = true)]
     conversation_id: Option<chat_core::ConversationId>,
+    #[schema(required = true)]
     message_id: Option<chat_core::MessageId>,
 }
 
@@ -641,8 +701,9 @@ pub async fn verify_whatsapp(ctx: Ctx) -> Result<Resp, ApiError> {
 }
 
 /// What the WhatsApp route answers: how many messages it stored.
-#[derive(Serialize)]
-struct WhatsappReceived {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct WhatsappReceived {
+    /// text, image, document and audio messages stored (repeats included)
     stored: usize,
 }
 
@@ -768,11 +829,17 @@ pub async fn receive_email(mut ctx: Ctx) -> Result<Resp, ApiError> {
 }
 
 /// Body of `POST /v1/conversations/{id}/whatsapp-template`.
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
-struct TemplateRequest {
+pub(crate) struct TemplateRequest {
+    /// The same id twice stores (and sends) one message.
+    #[schema(max_length = 200)]
     client_message_id: Option<String>,
-    /// The template's body variables (`{{1}}`, `{{2}}`, …), in order.
+    /// The template's body variables `{{1}}`, `{{2}}`, … in order, sent as the Cloud
+    /// API's `components: [{type: body, parameters: [{type: text, text}]}]` and shown in
+    /// the stored message; each 1 to 1024 characters, without new lines, tabs or more
+    /// than four spaces in a row (422 on `parameters`).
+    #[schema(max_items = 20)]
     parameters: Vec<String>,
 }
 

@@ -7,7 +7,6 @@ use chat_core::report::{Dimension, Feedback, Interval, ReportPeriod, ReportRow, 
 use chat_core::{AgentId, Error};
 use hyper::StatusCode;
 use hyper::header::ACCEPT;
-use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
 use super::Ctx;
@@ -71,13 +70,70 @@ async fn period(ctx: &Ctx) -> Result<(ReportPeriod, Option<AgentId>), ApiError> 
     Ok((period, agent))
 }
 
-fn about(period: &ReportPeriod, agent: Option<AgentId>) -> serde_json::Value {
-    json!({
-        "from": period.from.to_string(),
-        "to": period.to.to_string(),
-        "tz": period.tz_name,
-        "agent_id": agent,
-    })
+/// What every report's answer says it covers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ReportScope)]
+pub(crate) struct Scope<'a> {
+    /// The first local date counted.
+    #[schema(value_type = String, format = Date)]
+    from: String,
+    /// The last local date counted.
+    #[schema(value_type = String, format = Date)]
+    to: String,
+    /// IANA time zone name
+    tz: &'a str,
+    /// The agent whose conversations were counted; null: the whole desk.
+    #[schema(required = true)]
+    agent_id: Option<AgentId>,
+}
+
+fn about(period: &ReportPeriod, agent: Option<AgentId>) -> Scope<'_> {
+    Scope {
+        from: period.from.to_string(),
+        to: period.to.to_string(),
+        tz: &period.tz_name,
+        agent_id: agent,
+    }
+}
+
+/// `GET /v1/reports/overview`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ReportOverview)]
+pub(crate) struct Overview<'a> {
+    #[serde(flatten)]
+    scope: Scope<'a>,
+    totals: ReportRow,
+}
+
+/// `GET /v1/reports/breakdown`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ReportBreakdown)]
+pub(crate) struct Breakdown<'a> {
+    #[serde(flatten)]
+    scope: Scope<'a>,
+    by: Dimension,
+    /// One per key, in key order.
+    rows: Vec<ReportRow>,
+}
+
+/// `GET /v1/reports/series`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ReportSeries)]
+pub(crate) struct Series<'a> {
+    #[serde(flatten)]
+    scope: Scope<'a>,
+    interval: Interval,
+    points: Vec<SeriesPoint>,
+}
+
+/// `GET /v1/reports/feedback`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ReportFeedback)]
+pub(crate) struct Feedbacks<'a> {
+    #[serde(flatten)]
+    scope: Scope<'a>,
+    /// Newest first.
+    items: Vec<Feedback>,
 }
 
 fn time_text(at: time::OffsetDateTime) -> String {
@@ -143,8 +199,10 @@ pub async fn overview(ctx: Ctx) -> Result<Resp, ApiError> {
             "overview",
         ));
     }
-    let mut body = about(&period, agent);
-    body["totals"] = json!(totals);
+    let body = Overview {
+        scope: about(&period, agent),
+        totals,
+    };
     Ok(http::json(StatusCode::OK, &body))
 }
 
@@ -165,9 +223,11 @@ pub async fn breakdown(ctx: Ctx) -> Result<Resp, ApiError> {
     if format == Format::Csv {
         return Ok(csv_answer(rows_csv(&rows), by.as_str()));
     }
-    let mut body = about(&period, agent);
-    body["by"] = json!(by);
-    body["rows"] = json!(rows);
+    let body = Breakdown {
+        scope: about(&period, agent),
+        by,
+        rows,
+    };
     Ok(http::json(StatusCode::OK, &body))
 }
 
@@ -197,9 +257,11 @@ pub async fn series(ctx: Ctx) -> Result<Resp, ApiError> {
         }
         return Ok(csv_answer(csv.finish(), "series"));
     }
-    let mut body = about(&period, agent);
-    body["interval"] = json!(interval);
-    body["points"] = json!(points);
+    let body = Series {
+        scope: about(&period, agent),
+        interval,
+        points,
+    };
     Ok(http::json(StatusCode::OK, &body))
 }
 
@@ -232,8 +294,10 @@ pub async fn feedback(ctx: Ctx) -> Result<Resp, ApiError> {
         }
         return Ok(csv_answer(csv.finish(), "feedback"));
     }
-    let mut body = about(&period, agent);
-    body["items"] = json!(items);
+    let body = Feedbacks {
+        scope: about(&period, agent),
+        items,
+    };
     Ok(http::json(StatusCode::OK, &body))
 }
 
@@ -287,11 +351,11 @@ pub async fn transcript(ctx: Ctx) -> Result<Resp, ApiError> {
                 .collect();
             http::json(
                 StatusCode::OK,
-                &json!({
-                    "conversation": viewer.conversation(&transcript.conversation),
-                    "messages": messages,
-                    "truncated": transcript.truncated,
-                }),
+                &TranscriptAnswer {
+                    conversation: viewer.conversation(&transcript.conversation),
+                    messages,
+                    truncated: transcript.truncated,
+                },
             )
         }
     };
@@ -304,4 +368,18 @@ pub async fn transcript(ctx: Ctx) -> Result<Resp, ApiError> {
             .insert(hyper::header::CONTENT_DISPOSITION, value);
     }
     Ok(resp)
+}
+
+/// `GET /v1/conversations/{id}/transcript` as JSON: the conversation and its messages as
+/// the caller may see them.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Transcript)]
+pub(crate) struct TranscriptAnswer<'a> {
+    #[schema(value_type = chat_core::Conversation)]
+    conversation: chat_core::policy::view::ConversationView<'a>,
+    /// Oldest first.
+    #[schema(value_type = Vec<chat_core::Message>)]
+    messages: Vec<&'a chat_core::Message>,
+    /// More than 10,000 messages: only the first are here.
+    truncated: bool,
 }

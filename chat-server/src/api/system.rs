@@ -1,7 +1,6 @@
 //! Health, metrics, documentation and event replay.
 
 use hyper::StatusCode;
-use serde_json::json;
 
 use super::Ctx;
 use crate::error::ApiError;
@@ -91,9 +90,30 @@ pub async fn events(ctx: Ctx) -> Result<Resp, ApiError> {
     let items: Vec<_> = page.events.iter().filter_map(|e| viewer.event(e)).collect();
     Ok(http::json(
         StatusCode::OK,
-        &json!({
-            "items": items, "next_since": page.next_since, "more": page.more,
-            "head": head, "resync_required": since > head || page.resync_required,
-        }),
+        &EventList {
+            items,
+            next_since: page.next_since,
+            more: page.more,
+            head,
+            resync_required: since > head || page.resync_required,
+        },
     ))
+}
+
+/// A page of `GET /v1/events`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct EventList<'a> {
+    /// Oldest first, as the caller may see each.
+    #[schema(value_type = Vec<chat_core::Event>)]
+    items: Vec<chat_core::policy::view::EventView<'a>>,
+    /// The `since` of the next page.
+    next_since: u64,
+    /// More events follow: ask again from `next_since`.
+    more: bool,
+    /// The newest event's seq when the page was read.
+    head: u64,
+    /// `since` is beyond `head` (the cursor comes from another database: a restore, a
+    /// wiped server), or before the oldest event the log keeps (the event retention
+    /// removed the events after it); reload, then continue from `head`.
+    resync_required: bool,
 }

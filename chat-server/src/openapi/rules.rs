@@ -28,3 +28,18 @@ pub(crate) fn short_list_required() -> RefOr<Schema> {
 pub(crate) fn posted_kind() -> RefOr<Schema> {
     schema(json!({ "type": ["string", "null"], "enum": ["text", "image", "audio", "file", null] }))
 }
+
+/// The rule between a transfer's fields a derive cannot state: exactly one of `agent_id`
+/// and `department`, added to the derived `TransferRequest`.
+pub(crate) fn one_transfer_target(schema: &mut Value) {
+    schema["oneOf"] = json!([
+        { "required": ["agent_id"], "properties": { "agent_id": { "type": "string" }, "department": { "type": "null" } } },
+        { "required": ["department"], "properties": { "department": { "type": "string" }, "agent_id": { "type": "null" } } }
+    ]);
+    schema["description"] = json!("Exactly one of `agent_id` and `department`.");
+}
+
+/// A URL (utoipa's formats have no `uri`).
+pub(crate) fn url() -> RefOr<Schema> {
+    schema(json!({ "type": "string", "format": "uri" }))
+}
