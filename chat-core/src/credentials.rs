@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::error::Result;
 use crate::ids::{AgentId, ContactId, ConversationId, TenantId};
-use crate::model::{Contact, Tenant};
+use crate::model::{Contact, Event, Tenant};
 
 /// A staff member's login secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,11 +121,28 @@ pub trait PasswordHasher: Send + Sync + 'static {
 pub trait Credentials: Send + Sync + 'static {
     /// Every tenant, oldest first (the server picks its default tenant from these).
     async fn tenants(&self) -> Result<Vec<Tenant>>;
-    /// Sets a staff member's password hash and bumps its token version; returns the new
-    /// version. [`Error::NotFound`](crate::Error::NotFound) if the agent does not exist.
-    async fn set_password(&self, tenant: TenantId, agent: AgentId, hash: &str) -> Result<u64>;
-    /// Bumps the token version (revokes every token issued so far); returns it.
-    async fn revoke_tokens(&self, tenant: TenantId, agent: AgentId) -> Result<u64>;
+    /// Sets a staff member's password hash and bumps its token version, and appends a
+    /// `credentials_changed` event at `at` in the same transaction (see
+    /// [`NewEvent::credentials_changed`](crate::NewEvent::credentials_changed)): a server
+    /// that stops right after the change cannot leave other servers' sockets unaware of
+    /// it. Returns the new version and the event.
+    /// [`Error::NotFound`](crate::Error::NotFound) if the agent does not exist.
+    async fn set_password(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<(u64, Event)>;
+    /// Bumps the token version (revokes every token issued so far) and appends a
+    /// `credentials_changed` event at `at` in the same transaction; returns the version
+    /// and the event.
+    async fn revoke_tokens(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        at: OffsetDateTime,
+    ) -> Result<(u64, Event)>;
     /// The credential of a staff member (version 0 and no hash if never set).
     async fn credential(&self, tenant: TenantId, agent: AgentId) -> Result<Credential>;
     /// Stores a visitor token. [`Error::Conflict`](crate::Error::Conflict) if the digest exists.
@@ -138,9 +155,15 @@ pub trait Credentials: Send + Sync + 'static {
     async fn bot_token(&self, digest: &str) -> Result<Option<BotToken>>;
     /// Every bot token of a tenant, oldest first.
     async fn bot_tokens(&self, tenant: TenantId) -> Result<Vec<BotToken>>;
-    /// Deletes the tenant's bot token whose [`BotToken::id`] is `id`; `false` if there is
-    /// none.
-    async fn revoke_bot_token(&self, tenant: TenantId, id: &str) -> Result<bool>;
+    /// Deletes the tenant's bot token whose [`BotToken::id`] is `id` and appends a
+    /// `credentials_changed` event at `at` in the same transaction; returns the event, or
+    /// `None` (and appends nothing) if there is no such token.
+    async fn revoke_bot_token(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<Event>>;
     /// Records that the bot token with this digest was used at `at`.
     async fn touch_bot_token(&self, digest: &str, at: OffsetDateTime) -> Result<()>;
     /// Records an identity signature (by its digest) as used until `expires_at`, in one
@@ -191,7 +214,8 @@ pub trait Credentials: Send + Sync + 'static {
         tenant: TenantId,
         contact: ContactId,
     ) -> Result<Option<String>>;
-    /// Replaces the password hash and revokes the contact's visitor tokens.
+    /// Replaces the password hash, revokes the contact's visitor tokens and appends a
+    /// `credentials_changed` event at `at`, in one transaction; returns the event.
     /// [`Error::NotFound`](crate::Error::NotFound) without an account.
     async fn set_account_password(
         &self,
@@ -199,16 +223,17 @@ pub trait Credentials: Send + Sync + 'static {
         contact: ContactId,
         hash: &str,
         at: OffsetDateTime,
-    ) -> Result<()>;
-    /// Enables or disables an account; disabling revokes the contact's visitor tokens.
-    /// Returns the account after the change.
+    ) -> Result<Event>;
+    /// Enables or disables an account (disabling revokes the contact's visitor tokens) and
+    /// appends a `credentials_changed` event at `at`, in one transaction. Returns the
+    /// account after the change and the event.
     async fn set_account_disabled(
         &self,
         tenant: TenantId,
         contact: ContactId,
         disabled: bool,
         at: OffsetDateTime,
-    ) -> Result<Account>;
+    ) -> Result<(Account, Event)>;
     /// Gives an account another login name (a customer number beside a phone number).
     /// [`Error::Conflict`](crate::Error::Conflict) if any account has that name.
     async fn add_account_name(

@@ -83,6 +83,10 @@ pub struct FeedConfig {
     /// How long a quiet bus is trusted before the store's head is checked anyway (catches
     /// commits whose publisher was cancelled before publishing).
     pub poll: Duration,
+    /// Most conversation states the feed remembers (for visibility and `previous`); past
+    /// it, it forgets them all and reads misses from the store again. Its memory grows
+    /// with the conversations it sees until this cap, a few hundred bytes each.
+    pub max_states: usize,
 }
 
 impl Default for FeedConfig {
@@ -93,6 +97,7 @@ impl Default for FeedConfig {
             page: 500,
             gap_wait: Duration::from_millis(20),
             poll: Duration::from_millis(500),
+            max_states: DEFAULT_MAX_STATES,
         }
     }
 }
@@ -161,9 +166,8 @@ impl FeedItem {
     }
 }
 
-/// Most conversation states a feed remembers; past it, it forgets them all and reads
-/// misses from the store again.
-const MAX_STATES: usize = 50_000;
+/// [`FeedConfig::max_states`] unless set.
+pub const DEFAULT_MAX_STATES: usize = 50_000;
 
 /// An ordered, gap-free subscription to a tenant's event log; see the [module](self)
 /// documentation. Opened with [`Engine::feed`] or [`Engine::feed_with`].
@@ -239,6 +243,7 @@ impl Feed {
         let config = FeedConfig {
             buffer: config.buffer.max(1),
             page: config.page.clamp(1, 1000),
+            max_states: config.max_states.max(1),
             ..config
         };
         let mut feed = Self {
@@ -494,7 +499,7 @@ impl Feed {
             self.resolved = self.engine.resolve(&self.actor).await?;
         }
         if let Some(id) = event.conversation_id {
-            if self.states.len() >= MAX_STATES && !self.states.contains_key(&id) {
+            if self.states.len() >= self.config.max_states && !self.states.contains_key(&id) {
                 self.states.clear();
             }
             self.states.insert(id, conversation.clone());

@@ -1342,7 +1342,13 @@ impl Credentials for MemoryStore {
         Ok(tenants)
     }
 
-    async fn set_password(&self, tenant: TenantId, agent: AgentId, hash: &str) -> Result<u64> {
+    async fn set_password(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<(u64, Event)> {
         let mut s = self.lock();
         s.agent_of(tenant, agent)?;
         let credential = s.credentials.entry(agent).or_insert(Credential {
@@ -1351,10 +1357,16 @@ impl Credentials for MemoryStore {
         });
         credential.password_hash = Some(hash.to_owned());
         credential.token_version += 1;
-        Ok(credential.token_version)
+        let version = credential.token_version;
+        Ok((version, s.log(NewEvent::credentials_changed(tenant, at))))
     }
 
-    async fn revoke_tokens(&self, tenant: TenantId, agent: AgentId) -> Result<u64> {
+    async fn revoke_tokens(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        at: OffsetDateTime,
+    ) -> Result<(u64, Event)> {
         let mut s = self.lock();
         s.agent_of(tenant, agent)?;
         let credential = s.credentials.entry(agent).or_insert(Credential {
@@ -1362,7 +1374,8 @@ impl Credentials for MemoryStore {
             token_version: 0,
         });
         credential.token_version += 1;
-        Ok(credential.token_version)
+        let version = credential.token_version;
+        Ok((version, s.log(NewEvent::credentials_changed(tenant, at))))
     }
 
     async fn credential(&self, tenant: TenantId, agent: AgentId) -> Result<Credential> {
@@ -1412,12 +1425,17 @@ impl Credentials for MemoryStore {
         Ok(tokens)
     }
 
-    async fn revoke_bot_token(&self, tenant: TenantId, id: &str) -> Result<bool> {
+    async fn revoke_bot_token(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<Event>> {
         let mut s = self.lock();
         let before = s.bot_tokens.len();
         s.bot_tokens
             .retain(|_, t| !(t.tenant_id == tenant && t.id() == id));
-        Ok(s.bot_tokens.len() < before)
+        Ok((s.bot_tokens.len() < before).then(|| s.log(NewEvent::credentials_changed(tenant, at))))
     }
 
     async fn touch_bot_token(&self, digest: &str, at: OffsetDateTime) -> Result<()> {
@@ -1561,7 +1579,7 @@ impl Credentials for MemoryStore {
         contact: ContactId,
         hash: &str,
         at: OffsetDateTime,
-    ) -> Result<()> {
+    ) -> Result<Event> {
         let mut s = self.lock();
         let (account, stored) = s
             .accounts
@@ -1572,7 +1590,7 @@ impl Credentials for MemoryStore {
         *stored = hash.to_owned();
         s.visitor_tokens
             .retain(|_, t| !(t.tenant_id == tenant && t.contact_id == contact));
-        Ok(())
+        Ok(s.log(NewEvent::credentials_changed(tenant, at)))
     }
 
     async fn set_account_disabled(
@@ -1581,7 +1599,7 @@ impl Credentials for MemoryStore {
         contact: ContactId,
         disabled: bool,
         at: OffsetDateTime,
-    ) -> Result<Account> {
+    ) -> Result<(Account, Event)> {
         let mut s = self.lock();
         let (account, _) = s
             .accounts
@@ -1595,7 +1613,7 @@ impl Credentials for MemoryStore {
             s.visitor_tokens
                 .retain(|_, t| !(t.tenant_id == tenant && t.contact_id == contact));
         }
-        Ok(account)
+        Ok((account, s.log(NewEvent::credentials_changed(tenant, at))))
     }
 
     async fn add_account_name(

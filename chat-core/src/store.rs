@@ -107,9 +107,10 @@ pub(crate) mod seam {
         async fn update_agent(&self, agent: &Agent) -> Result<Event>;
         /// Appends a `credentials_changed` event at `at` (see
         /// [`NewEvent::credentials_changed`](crate::NewEvent::credentials_changed)), so every
-        /// server following the tenant's log re-checks its sockets' credentials. It follows
-        /// the change it announces (a credential write of its own), and no webhook
-        /// receives it.
+        /// server following the tenant's log re-checks its sockets' credentials, for a
+        /// change whose own write logs no such event (a disabled staff member, merged or
+        /// erased contacts: their own events carry the change). The [`Credentials`](crate::Credentials)
+        /// changes append theirs in their own transaction instead. No webhook receives it.
         async fn log_credential_change(
             &self,
             tenant: TenantId,

@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use chat_core::{
-    Account, AgentId, BotToken, Contact, ContactId, Credential, Credentials, Error, Result, Tenant,
-    TenantId, VisitorToken,
+    Account, AgentId, BotToken, Contact, ContactId, Credential, Credentials, Error, Event,
+    NewEvent, Result, Tenant, TenantId, VisitorToken,
 };
 use deadpool_postgres::Transaction;
 use time::OffsetDateTime;
@@ -12,7 +12,13 @@ use tokio_postgres::types::Json;
 
 use crate::codec::{all, json, ns, one};
 use crate::error::Db;
-use crate::store::{PostgresStore, insert_contact_in};
+use crate::store::{PostgresStore, insert_contact_in, log_one};
+
+/// Appends the `credentials_changed` event of a credential change in the change's own
+/// transaction, so the change is never committed without it.
+async fn changed(tx: &Transaction<'_>, tenant: TenantId, at: OffsetDateTime) -> Result<Event> {
+    log_one(tx, NewEvent::credentials_changed(tenant, at)).await
+}
 
 /// A login name as stored and looked up: trimmed and lower-case.
 fn name_key(name: &str) -> String {
@@ -31,13 +37,15 @@ async fn check_agent(tx: &Transaction<'_>, tenant: TenantId, agent: AgentId) -> 
     found.map(|_| ()).ok_or(Error::NotFound("agent"))
 }
 
-/// Bumps an agent's token version (setting the hash too, if given); returns it.
+/// Bumps an agent's token version (setting the hash too, if given) and logs the change;
+/// returns the version and the event.
 async fn bump(
     store: &PostgresStore,
     tenant: TenantId,
     agent: AgentId,
     hash: Option<&str>,
-) -> Result<u64> {
+    at: OffsetDateTime,
+) -> Result<(u64, Event)> {
     let mut client = store.client().await?;
     let tx = client.transaction().await.db()?;
     check_agent(&tx, tenant, agent).await?;
@@ -52,8 +60,9 @@ async fn bump(
         .await
         .db()?
         .get(0);
+    let event = changed(&tx, tenant, at).await?;
     tx.commit().await.db()?;
-    Ok(version.max(0) as u64)
+    Ok((version.max(0) as u64, event))
 }
 
 /// The account of a contact, locked for this transaction.
@@ -96,12 +105,23 @@ impl Credentials for PostgresStore {
         all(&rows)
     }
 
-    async fn set_password(&self, tenant: TenantId, agent: AgentId, hash: &str) -> Result<u64> {
-        bump(self, tenant, agent, Some(hash)).await
+    async fn set_password(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<(u64, Event)> {
+        bump(self, tenant, agent, Some(hash), at).await
     }
 
-    async fn revoke_tokens(&self, tenant: TenantId, agent: AgentId) -> Result<u64> {
-        bump(self, tenant, agent, None).await
+    async fn revoke_tokens(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        at: OffsetDateTime,
+    ) -> Result<(u64, Event)> {
+        bump(self, tenant, agent, None, at).await
     }
 
     async fn credential(&self, tenant: TenantId, agent: AgentId) -> Result<Credential> {
@@ -191,17 +211,29 @@ impl Credentials for PostgresStore {
         all(&rows)
     }
 
-    async fn revoke_bot_token(&self, tenant: TenantId, id: &str) -> Result<bool> {
-        let client = self.client().await?;
+    async fn revoke_bot_token(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<Event>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
         // `BotToken::id`: the digest's first 16 characters (the whole digest if shorter).
-        let n = client
+        let n = tx
             .execute(
                 "DELETE FROM bot_tokens WHERE tenant_id = $1 AND left(digest, 16) = $2",
                 &[&tenant.0, &id],
             )
             .await
             .db()?;
-        Ok(n > 0)
+        if n == 0 {
+            // Nothing changed: no event either (the transaction rolls back on drop).
+            return Ok(None);
+        }
+        let event = changed(&tx, tenant, at).await?;
+        tx.commit().await.db()?;
+        Ok(Some(event))
     }
 
     async fn touch_bot_token(&self, digest: &str, at: OffsetDateTime) -> Result<()> {
@@ -410,7 +442,7 @@ impl Credentials for PostgresStore {
         contact: ContactId,
         hash: &str,
         at: OffsetDateTime,
-    ) -> Result<()> {
+    ) -> Result<Event> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
         let mut account = lock_account(&tx, tenant, contact).await?;
@@ -422,7 +454,9 @@ impl Credentials for PostgresStore {
         .await
         .db()?;
         delete_visitor_tokens(&tx, tenant, contact).await?;
-        tx.commit().await.db()
+        let event = changed(&tx, tenant, at).await?;
+        tx.commit().await.db()?;
+        Ok(event)
     }
 
     async fn set_account_disabled(
@@ -431,7 +465,7 @@ impl Credentials for PostgresStore {
         contact: ContactId,
         disabled: bool,
         at: OffsetDateTime,
-    ) -> Result<Account> {
+    ) -> Result<(Account, Event)> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
         let mut account = lock_account(&tx, tenant, contact).await?;
@@ -446,8 +480,9 @@ impl Credentials for PostgresStore {
         if disabled {
             delete_visitor_tokens(&tx, tenant, contact).await?;
         }
+        let event = changed(&tx, tenant, at).await?;
         tx.commit().await.db()?;
-        Ok(account)
+        Ok((account, event))
     }
 
     async fn add_account_name(

@@ -12,7 +12,9 @@
 //! `cargo bench -p chat-server --bench soak` (30 minutes). Settings (environment):
 //! `SOAK_SECS` (1800), `SOAK_SAMPLE_SECS` (10), `SOAK_WARMUP_SECS` (120, at most a fifth
 //! of the run), `SOAK_VISITORS` (4), `SOAK_AGENTS` (2), `SOAK_SOCKETS` (4),
-//! `SOAK_CACHE_MIB` (2: the server's `--cache-mib`, see below).
+//! `SOAK_CACHE_MIB` (2: the server's `--cache-mib`, see below), `SOAK_CONVERSATION_CACHE`
+//! (2000: the server's `--conversation-cache` and `--writer-conversation-cache`),
+//! `SOAK_ARENAS` (2: the server's `MALLOC_ARENA_MAX`; 0 leaves glibc's default).
 //! Figures: chat-server/README.md, "Soak".
 
 use std::collections::BTreeMap;
@@ -359,6 +361,10 @@ fn main() {
     // with the growing database for the whole run (a first run grew 1.3x in nine minutes),
     // which a leak would hide behind.
     let cache = env_or("SOAK_CACHE_MIB", 2).to_string();
+    // Small conversation caches too (the follower's and the SQLite writer's): at the
+    // defaults (50,000 and 16,384) they fill for about 45 minutes at this load, so a
+    // 30-minute run measured them filling, not a steady state.
+    let conversations = env_or("SOAK_CONVERSATION_CACHE", 2000).to_string();
     let limits = [
         "--rate-per-ip",
         "1000000",
@@ -366,7 +372,21 @@ fn main() {
         "1000000",
         "--cache-mib",
         &cache,
+        "--conversation-cache",
+        &conversations,
+        "--writer-conversation-cache",
+        &conversations,
     ];
+    // glibc makes up to 8 arenas per core, one per thread that allocates at the same time
+    // as another, and keeps the free memory fragmented in each: with 16, about half of
+    // what the server held was free memory kept in arenas. Two bound that, so that the
+    // check sees the server's own memory. `SOAK_ARENAS=0` keeps glibc's default.
+    let arenas = env_or("SOAK_ARENAS", 2);
+    let malloc_env: Vec<(&str, String)> = if arenas == 0 {
+        Vec::new()
+    } else {
+        vec![("MALLOC_ARENA_MAX", arenas.to_string())]
+    };
     let args: Vec<&OsStr> = [
         OsStr::new("--db"),
         db.as_os_str(),
@@ -384,7 +404,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async move {
-        let server = Process::start(bin, args);
+        let server = Process::start_with_env(bin, args, malloc_env);
         let pid = server.id();
         let client = HttpClient::new(server.addr);
         let login = client

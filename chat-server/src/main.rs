@@ -58,6 +58,17 @@ struct Cli {
     /// with the database until the caches are full: at most 4 × this, plus the writer's 8.
     #[arg(long, env = "CHAT_CACHE_MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
     cache_mib: u64,
+    /// Conversations each tenant's realtime follower keeps in memory (its log feed and the
+    /// cache sockets read from, about 1.3 KB each), and a socket's replay at most; past it,
+    /// they forget them all and read misses from the store. Memory grows with the
+    /// conversations seen until this cap.
+    #[arg(long, env = "CHAT_CONVERSATION_CACHE", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    conversation_cache: u64,
+    /// Conversations the SQLite writer keeps in memory so that posting a message does not
+    /// read back the row it wrote for the previous one (0 turns it off). Unused with
+    /// --store.
+    #[arg(long, env = "CHAT_WRITER_CONVERSATION_CACHE", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
+    writer_conversation_cache: u64,
     /// Folder for uploaded files (created 0700 if missing; each file 0600). Default:
     /// `uploads/` beside the database.
     #[arg(long, env = "CHAT_UPLOADS_DIR")]
@@ -562,6 +573,7 @@ async fn main() -> anyhow::Result<()> {
     config.identity_secret = cli.identity_secret.as_ref().map(|s| s.as_bytes().to_vec());
     config.timer_interval = Duration::from_secs(cli.timer_interval_secs.max(1));
     config.realtime.presence_lease = Duration::from_secs(cli.presence_lease_secs.max(1));
+    config.realtime.conversation_cache = cli.conversation_cache as usize;
     config.webhooks.allow_private = cli.webhooks_allow_private;
     config.webhooks.timeout = Duration::from_secs(cli.webhooks_timeout_secs.max(1));
     config.webhooks.retry.base = Duration::from_millis(cli.webhooks_retry_base_ms.max(1));
@@ -806,7 +818,8 @@ async fn open_store(cli: &Cli) -> anyhow::Result<(Arc<dyn Backend>, String)> {
     };
     let options = Options::default()
         .synchronous(synchronous)
-        .cache_kib(cli.cache_mib * 1024);
+        .cache_kib(cli.cache_mib * 1024)
+        .conversation_cache(cli.writer_conversation_cache as usize);
     let store = SqliteStore::open_with(&cli.db, options)
         .with_context(|| format!("opening the database {}", cli.db.display()))?;
     Ok((Arc::new(store), format!("sqlite:{}", cli.db.display())))

@@ -341,12 +341,33 @@ impl Process {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
+        Self::start_with_env(program, args, [] as [(&str, &str); 0])
+    }
+
+    /// [`start`](Self::start) with `env` added to the process's environment (for
+    /// variables read before `main`, such as glibc's `MALLOC_ARENA_MAX`).
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn start_with_env<I, S, E, K, V>(
+        program: impl AsRef<std::ffi::OsStr>,
+        args: I,
+        env: E,
+    ) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+        E: IntoIterator<Item = (K, V)>,
+        K: AsRef<std::ffi::OsStr>,
+        V: AsRef<std::ffi::OsStr>,
+    {
         use std::io::{BufRead, BufReader};
         use std::process::{Command, Stdio};
 
         let mut child = Command::new(program)
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
+            .envs(env)
             .env("RUST_LOG", "info")
             .env("CHAT_LOG_FORMAT", "json")
             .stdout(Stdio::null())

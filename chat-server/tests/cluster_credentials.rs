@@ -27,7 +27,7 @@ const SITE_SECRET: &str = "site-secret-shared-by-the-cluster";
 struct Cluster {
     a: Process,
     b: Process,
-    _nodes: Nodes,
+    nodes: Nodes,
 }
 
 async fn cluster() -> Option<Cluster> {
@@ -41,11 +41,7 @@ async fn cluster() -> Option<Cluster> {
     assert_eq!(a.logged("chat-server listening").await["bus"], "nats");
     let b = nodes.start("b", &flags);
     assert_eq!(b.logged("chat-server listening").await["bus"], "nats");
-    Some(Cluster {
-        a,
-        b,
-        _nodes: nodes,
-    })
+    Some(Cluster { a, b, nodes })
 }
 
 async fn login(server: &Process, email: &str, password: &str) -> String {
@@ -241,4 +237,41 @@ async fn a_bot_token_revoked_on_one_node_is_refused_at_once_on_the_other() {
     let (status, refused) = call(&c.b, "GET", "/v1/conversations", Some(&token), None).await;
     assert_eq!(status, 401, "{refused}");
     closed_as_revoked(&mut ws, opened, "revoked bot token").await;
+}
+
+/// A server that stops right after a credential change committed (killed, its machine
+/// gone) never gets to tell the others separately: the change's own write must carry the
+/// notice. Here the change is that write alone, made through the store the servers share
+/// (as the dying server's engine made it) with nothing published and nothing after it;
+/// the other node's socket of that credential still closes at once, from the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_server_stops_right_after_its_write_still_closes_the_other_nodes_sockets() {
+    use chat_core::Credentials;
+
+    let Some(c) = cluster().await else { return };
+    let admin = login(&c.a, ADMIN, ADMIN_PASSWORD).await;
+    let id = staff(&c.a, &admin, "kim@acme.example", "kim's first password").await;
+    let token = login(&c.b, "kim@acme.example", "kim's first password").await;
+    let (mut ws, opened) = socket(&c.b, &token).await;
+
+    let store = chat_postgres::PostgresStore::connect(&c.nodes.schema.store_url())
+        .await
+        .unwrap();
+    let tenant = store.tenants().await.unwrap()[0].id;
+    let agent = chat_core::AgentId(id.parse().unwrap());
+    let hash = chat_server::auth::hash_password("kim's second password").unwrap();
+    let (version, notice) = store
+        .set_password(tenant, agent, &hash, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert!(version >= 2, "the login's version was bumped: {version}");
+    assert_eq!(notice.payload, chat_core::EventPayload::CredentialsChanged);
+    drop(store);
+
+    let (status, refused) = call(&c.b, "GET", "/v1/conversations", Some(&token), None).await;
+    assert_eq!(status, 401, "{refused}");
+    closed_as_revoked(&mut ws, opened, "a change whose server stopped").await;
+    // The first node, which was told nothing at all, refuses the old login too.
+    let (status, refused) = call(&c.a, "GET", "/v1/conversations", Some(&token), None).await;
+    assert_eq!(status, 401, "{refused}");
 }

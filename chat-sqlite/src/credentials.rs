@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use chat_core::{
-    Account, AgentId, BotToken, Contact, ContactId, Credential, Credentials, Error, Result, Tenant,
-    TenantId, VisitorToken,
+    Account, AgentId, BotToken, Contact, ContactId, Credential, Credentials, Error, Event,
+    NewEvent, Result, Tenant, TenantId, VisitorToken,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
@@ -13,6 +13,16 @@ use crate::codec::{from_json, ns, to_json};
 use crate::error::Db;
 use crate::names::{legacy_name_digest, name_key};
 use crate::store::SqliteStore;
+
+/// Appends the `credentials_changed` event of a credential change in the change's own
+/// transaction, so the change is never committed without it.
+fn changed(
+    s: &mut crate::writer::Session<'_>,
+    tenant: TenantId,
+    at: OffsetDateTime,
+) -> Result<Event> {
+    crate::write::append_event(s, NewEvent::credentials_changed(tenant, at))
+}
 
 fn agent_of(conn: &Connection, tenant: TenantId, agent: AgentId) -> Result<()> {
     let found = conn
@@ -154,7 +164,13 @@ impl Credentials for SqliteStore {
         .await
     }
 
-    async fn set_password(&self, tenant: TenantId, agent: AgentId, hash: &str) -> Result<u64> {
+    async fn set_password(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<(u64, Event)> {
         let hash = hash.to_owned();
         self.writer
             .write(move |conn| {
@@ -167,12 +183,18 @@ impl Credentials for SqliteStore {
                 .db()?
                 .execute(params![agent.0, hash])
                 .db()?;
-                version(conn, agent)
+                let version = version(conn, agent)?;
+                Ok((version, changed(conn, tenant, at)?))
             })
             .await
     }
 
-    async fn revoke_tokens(&self, tenant: TenantId, agent: AgentId) -> Result<u64> {
+    async fn revoke_tokens(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        at: OffsetDateTime,
+    ) -> Result<(u64, Event)> {
         self.writer
             .write(move |conn| {
                 agent_of(conn, tenant, agent)?;
@@ -183,7 +205,8 @@ impl Credentials for SqliteStore {
                 .db()?
                 .execute(params![agent.0])
                 .db()?;
-                version(conn, agent)
+                let version = version(conn, agent)?;
+                Ok((version, changed(conn, tenant, at)?))
             })
             .await
     }
@@ -258,14 +281,19 @@ impl Credentials for SqliteStore {
         .await
     }
 
-    async fn revoke_bot_token(&self, tenant: TenantId, id: &str) -> Result<bool> {
+    async fn revoke_bot_token(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<Event>> {
         let id = id.to_owned();
         self.writer
             .write(move |conn| {
                 // Digests are lower-case hex: the handle is a prefix, found on the key's
                 // index as the range [id, id + "g").
                 if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Ok(false);
+                    return Ok(None);
                 }
                 let upper = format!("{id}g");
                 let candidates: Vec<(String, String)> = {
@@ -290,7 +318,11 @@ impl Credentials for SqliteStore {
                         revoked = true;
                     }
                 }
-                Ok(revoked)
+                if revoked {
+                    changed(conn, tenant, at).map(Some)
+                } else {
+                    Ok(None)
+                }
             })
             .await
     }
@@ -503,7 +535,7 @@ impl Credentials for SqliteStore {
         contact: ContactId,
         hash: &str,
         at: OffsetDateTime,
-    ) -> Result<()> {
+    ) -> Result<Event> {
         let hash = hash.to_owned();
         self.writer
             .write(move |conn| {
@@ -516,7 +548,7 @@ impl Credentials for SqliteStore {
                     .execute(params![contact.0, hash])
                     .db()?;
                 revoke_visitor_tokens(conn, tenant, contact)?;
-                Ok(())
+                changed(conn, tenant, at)
             })
             .await
     }
@@ -527,7 +559,7 @@ impl Credentials for SqliteStore {
         contact: ContactId,
         disabled: bool,
         at: OffsetDateTime,
-    ) -> Result<Account> {
+    ) -> Result<(Account, Event)> {
         self.writer
             .write(move |conn| {
                 let mut account =
@@ -538,7 +570,7 @@ impl Credentials for SqliteStore {
                 if disabled {
                     revoke_visitor_tokens(conn, tenant, contact)?;
                 }
-                Ok(account)
+                Ok((account, changed(conn, tenant, at)?))
             })
             .await
     }

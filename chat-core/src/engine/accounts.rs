@@ -170,10 +170,11 @@ impl Engine {
             return Err(Error::Forbidden("the current password is wrong"));
         }
         let hash = self.passwords()?.hash(new).await?;
-        let result = accounts
+        let event = accounts
             .set_account_password(tenant, contact, &hash, self.now())
-            .await;
-        self.credential_changed(tenant, result).await
+            .await?;
+        self.credential_change_logged(event);
+        Ok(())
     }
 
     /// Disables or enables an account (admins and the system). Disabling revokes every
@@ -185,11 +186,12 @@ impl Engine {
         disabled: bool,
     ) -> Result<Account> {
         self.may_administer_accounts(actor).await?;
-        let result = self
+        let (account, event) = self
             .accounts()?
             .set_account_disabled(actor.tenant(), contact, disabled, self.now())
-            .await;
-        self.credential_changed(actor.tenant(), result).await
+            .await?;
+        self.credential_change_logged(event);
+        Ok(account)
     }
 
     /// Gives an account another login name (admins and the system), e.g. a customer

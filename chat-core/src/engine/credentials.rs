@@ -36,8 +36,19 @@ impl Engine {
         *self.inner.credential_changes.borrow()
     }
 
-    /// After a successful change: moves [`credential_changes`](Self::credential_changes)
-    /// here, then tells the other servers through the tenant's log.
+    /// After a store call that changed a credential and logged its `credentials_changed`
+    /// event in the same transaction: moves [`credential_changes`](Self::credential_changes)
+    /// here and publishes the event (the other servers read it from the log if the bus
+    /// loses it, so a server that stops right after the change still leaves it noticed).
+    pub(crate) fn credential_change_logged(&self, event: crate::model::Event) {
+        self.note_credential_change();
+        self.publish([event]);
+    }
+
+    /// After a successful change made by a store call that logs no event of its own (a
+    /// disabled agent, merged or erased contacts): moves
+    /// [`credential_changes`](Self::credential_changes) here, then tells the other servers
+    /// through the tenant's log in a transaction of its own.
     pub(crate) async fn credential_changed<T>(
         &self,
         tenant: TenantId,
@@ -101,11 +112,12 @@ impl Engine {
             ));
         }
         self.may_manage_credentials(actor, agent).await?;
-        let result = self
+        let (version, event) = self
             .credentials()?
-            .set_password(actor.tenant(), agent, hash)
-            .await;
-        self.credential_changed(actor.tenant(), result).await
+            .set_password(actor.tenant(), agent, hash, self.now())
+            .await?;
+        self.credential_change_logged(event);
+        Ok(version)
     }
 
     /// Changes a staff member's password through the engine's password hasher, revoking
@@ -146,21 +158,23 @@ impl Engine {
             self.may_manage_credentials(actor, agent).await?;
         }
         let hash = self.passwords()?.hash(new).await?;
-        let result = self
+        let (version, event) = self
             .credentials()?
-            .set_password(actor.tenant(), agent, &hash)
-            .await;
-        self.credential_changed(actor.tenant(), result).await
+            .set_password(actor.tenant(), agent, &hash, self.now())
+            .await?;
+        self.credential_change_logged(event);
+        Ok(version)
     }
 
     /// Revokes every token issued to a staff member so far ("log out everywhere").
     pub async fn revoke_tokens(&self, actor: &Actor, agent: AgentId) -> Result<u64> {
         self.may_manage_credentials(actor, agent).await?;
-        let result = self
+        let (version, event) = self
             .credentials()?
-            .revoke_tokens(actor.tenant(), agent)
-            .await;
-        self.credential_changed(actor.tenant(), result).await
+            .revoke_tokens(actor.tenant(), agent, self.now())
+            .await?;
+        self.credential_change_logged(event);
+        Ok(version)
     }
 
     async fn may_manage_credentials(&self, actor: &Actor, agent: AgentId) -> Result<()> {
@@ -284,15 +298,13 @@ impl Engine {
     /// it authenticates nothing from then on. [`Error::NotFound`] if there is none.
     pub async fn revoke_bot_token(&self, actor: &Actor, id: &str) -> Result<()> {
         self.may_manage_bot_tokens(actor).await?;
-        let revoked = self
+        let event = self
             .credentials()?
-            .revoke_bot_token(actor.tenant(), id)
-            .await;
-        if self.credential_changed(actor.tenant(), revoked).await? {
-            Ok(())
-        } else {
-            Err(Error::NotFound("bot token"))
-        }
+            .revoke_bot_token(actor.tenant(), id, self.now())
+            .await?
+            .ok_or(Error::NotFound("bot token"))?;
+        self.credential_change_logged(event);
+        Ok(())
     }
 
     async fn may_manage_bot_tokens(&self, actor: &Actor) -> Result<()> {

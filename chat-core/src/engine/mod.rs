@@ -170,7 +170,9 @@ impl EngineBuilder {
         self
     }
     /// Where staff passwords and visitor tokens live (default: none; the credential
-    /// operations then fail with [`Error::Storage`]).
+    /// operations then fail with [`Error::Storage`]). The same store as the engine's
+    /// events (a [`Backend`](crate::Backend)): a credential change appends its
+    /// `credentials_changed` event to the log of the store that keeps the credential.
     pub fn credentials(mut self, credentials: Arc<dyn Credentials>) -> Self {
         self.credentials = Some(credentials);
         self

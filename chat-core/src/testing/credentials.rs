@@ -12,6 +12,7 @@ macro_rules! credentials_conformance_tests {
         $crate::credentials_conformance_tests!(@expand $factory;
             tenants_are_listed_oldest_first,
             password_changes_bump_the_token_version,
+            credential_changes_log_their_notice_in_the_same_write,
             credentials_of_unknown_or_foreign_agents_are_not_found,
             visitor_tokens_are_found_by_digest_only,
             bot_tokens_are_found_by_digest_only,
@@ -78,19 +79,21 @@ pub async fn password_changes_bump_the_token_version(backend: B) {
     );
     assert_eq!(
         backend
-            .set_password(t, a.id, "$argon2id$v=19$one")
+            .set_password(t, a.id, "$argon2id$v=19$one", at(1))
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         1
     );
     assert_eq!(
         backend
-            .set_password(t, a.id, "$argon2id$v=19$two")
+            .set_password(t, a.id, "$argon2id$v=19$two", at(2))
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         2
     );
-    assert_eq!(backend.revoke_tokens(t, a.id).await.unwrap(), 3);
+    assert_eq!(backend.revoke_tokens(t, a.id, at(3)).await.unwrap().0, 3);
     let now = backend.credential(t, a.id).await.unwrap();
     assert_eq!(
         now,
@@ -99,6 +102,99 @@ pub async fn password_changes_bump_the_token_version(backend: B) {
             token_version: 3
         }
     );
+}
+
+/// Every credential change appends its `credentials_changed` event in its own write, so
+/// no server can commit the change and stop before the other servers' notice is logged;
+/// a change that fails logs nothing.
+pub async fn credential_changes_log_their_notice_in_the_same_write(backend: B) {
+    let store = as_store(&backend);
+    let t = tenant(&store).await;
+    let other = tenant(&store).await;
+    let a = agent(&store, t, "Ann", Role::Agent, &[]).await;
+    let (ada, account) = account_value(t, "ada", None);
+    backend.create_account(&ada, &account, "old").await.unwrap();
+    let bot = crate::BotToken {
+        digest: "b2".repeat(32),
+        tenant_id: t,
+        name: "notifier".into(),
+        created_at: at(0),
+        expires_at: None,
+        last_used_at: None,
+    };
+    backend.insert_bot_token(&bot).await.unwrap();
+    let head = |tenant| {
+        let store = store.clone();
+        async move {
+            store
+                .events_since(tenant, 0, 10_000)
+                .await
+                .unwrap()
+                .last()
+                .map_or(0, |e| e.seq)
+        }
+    };
+    let before = head(t).await;
+
+    let (_, e1) = backend.set_password(t, a.id, "h1", at(11)).await.unwrap();
+    let (_, e2) = backend.revoke_tokens(t, a.id, at(12)).await.unwrap();
+    let e3 = backend
+        .set_account_password(t, ada.id, "h2", at(13))
+        .await
+        .unwrap();
+    let (_, e4) = backend
+        .set_account_disabled(t, ada.id, true, at(14))
+        .await
+        .unwrap();
+    let e5 = backend
+        .revoke_bot_token(t, bot.id(), at(15))
+        .await
+        .unwrap()
+        .expect("the token existed");
+    let returned = [e1, e2, e3, e4, e5];
+    let logged = store.events_since(t, before, 100).await.unwrap();
+    assert_eq!(
+        logged, returned,
+        "each change logged exactly its event, in order"
+    );
+    for (i, e) in logged.iter().enumerate() {
+        assert_eq!(e.payload, EventPayload::CredentialsChanged);
+        assert_eq!(e.tenant_id, t);
+        assert_eq!(e.conversation_id, None);
+        assert!(e.staff_only);
+        assert_eq!(e.at, at(11 + i as i64));
+        assert_eq!(e.seq, before + 1 + i as u64);
+    }
+
+    // Changes that change nothing log nothing.
+    let head_now = head(t).await;
+    let other_head = head(other).await;
+    assert!(matches!(
+        backend.set_password(other, a.id, "x", at(20)).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        backend.revoke_tokens(t, AgentId(id()), at(20)).await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        backend.revoke_bot_token(t, bot.id(), at(20)).await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        backend
+            .set_account_password(other, ada.id, "x", at(20))
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        backend
+            .set_account_disabled(other, ada.id, true, at(20))
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(head(t).await, head_now);
+    assert_eq!(head(other).await, other_head);
 }
 
 pub async fn credentials_of_unknown_or_foreign_agents_are_not_found(backend: B) {
@@ -112,7 +208,7 @@ pub async fn credentials_of_unknown_or_foreign_agents_are_not_found(backend: B) 
         Err(Error::NotFound(_))
     ));
     assert!(matches!(
-        backend.set_password(t, ghost, "x").await,
+        backend.set_password(t, ghost, "x", at(1)).await,
         Err(Error::NotFound(_))
     ));
     assert!(matches!(
@@ -120,11 +216,11 @@ pub async fn credentials_of_unknown_or_foreign_agents_are_not_found(backend: B) 
         Err(Error::NotFound(_))
     ));
     assert!(matches!(
-        backend.set_password(other, a.id, "x").await,
+        backend.set_password(other, a.id, "x", at(1)).await,
         Err(Error::NotFound(_))
     ));
     assert!(matches!(
-        backend.revoke_tokens(other, a.id).await,
+        backend.revoke_tokens(other, a.id, at(1)).await,
         Err(Error::NotFound(_))
     ));
 }
@@ -223,20 +319,40 @@ pub async fn bot_tokens_are_listed_touched_and_revoked_per_tenant(backend: B) {
         .unwrap();
 
     // Another tenant's handle, an unknown one and a malformed one revoke nothing.
-    assert!(!backend.revoke_bot_token(t, foreign.id()).await.unwrap());
-    assert!(
-        !backend
-            .revoke_bot_token(t, "0123456789abcdef")
+    let when = at(9);
+    assert_eq!(
+        backend
+            .revoke_bot_token(t, foreign.id(), when)
             .await
-            .unwrap()
+            .unwrap(),
+        None
     );
-    assert!(!backend.revoke_bot_token(t, "a1a1").await.unwrap());
+    assert_eq!(
+        backend
+            .revoke_bot_token(t, "0123456789abcdef", when)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        backend.revoke_bot_token(t, "a1a1", when).await.unwrap(),
+        None
+    );
     assert!(backend.bot_token(&foreign.digest).await.unwrap().is_some());
 
-    assert!(backend.revoke_bot_token(t, older.id()).await.unwrap());
+    assert!(
+        backend
+            .revoke_bot_token(t, older.id(), when)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(backend.bot_token(&older.digest).await.unwrap(), None);
     assert_eq!(backend.bot_tokens(t).await.unwrap(), vec![newer]);
-    assert!(!backend.revoke_bot_token(t, older.id()).await.unwrap());
+    assert_eq!(
+        backend.revoke_bot_token(t, older.id(), when).await.unwrap(),
+        None
+    );
     assert_eq!(backend.bot_tokens(other).await.unwrap(), vec![foreign]);
 }
 
@@ -441,14 +557,14 @@ pub async fn password_changes_and_disabling_revoke_the_contacts_visitor_tokens(b
 
     let session = visitor_token(t, ada.id, None);
     backend.insert_visitor_token(&session).await.unwrap();
-    let disabled = backend
+    let (disabled, _) = backend
         .set_account_disabled(t, ada.id, true, at(20))
         .await
         .unwrap();
     assert!(disabled.disabled);
     assert_eq!(backend.account(t, ada.id).await.unwrap(), Some(disabled));
     assert_eq!(backend.visitor_token(&session.digest).await.unwrap(), None);
-    let enabled = backend
+    let (enabled, _) = backend
         .set_account_disabled(t, ada.id, false, at(30))
         .await
         .unwrap();

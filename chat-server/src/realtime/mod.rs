@@ -69,6 +69,11 @@ pub struct RealtimeConfig {
     /// How long a send to a client may make no progress (its TCP window shut: it stopped
     /// reading) before the connection is dropped; it resumes from its cursor.
     pub write_timeout: Duration,
+    /// Conversations each tenant's follower remembers, both in its log feed and in the
+    /// cache sockets read from (about 1.3 KB each with both), and each socket's replay
+    /// feed at most; past it, they forget them all and reload misses from the store. The
+    /// server's memory grows with the conversations it sees until this cap.
+    pub conversation_cache: usize,
 }
 
 impl Default for RealtimeConfig {
@@ -85,6 +90,7 @@ impl Default for RealtimeConfig {
             presence_lease: Duration::from_secs(30),
             max_replay: 50_000,
             write_timeout: io::WRITE_TIMEOUT,
+            conversation_cache: chat_core::feed::DEFAULT_MAX_STATES,
         }
     }
 }
@@ -242,10 +248,6 @@ pub(crate) enum Route {
     Staff,
 }
 
-/// Most conversations the follower remembers; past it, it forgets them all and reloads
-/// misses from the store.
-const MAX_CACHED_CONVERSATIONS: usize = 50_000;
-
 pub(crate) struct Feed {
     tenant: TenantId,
     /// For [`Hub::live`] receivers (extensions).
@@ -256,6 +258,8 @@ pub(crate) struct Feed {
     /// Conversations as of the last event the follower handed out (`None`: deleted). Only
     /// the follower writes it, in log order; others read it.
     conversations: Mutex<HashMap<ConversationId, Option<Arc<Conversation>>>>,
+    /// Most entries of `conversations` ([`RealtimeConfig::conversation_cache`]).
+    max_conversations: usize,
 }
 
 impl Feed {
@@ -273,7 +277,7 @@ impl Feed {
 
     fn remember(&self, id: ConversationId, state: Option<Arc<Conversation>>) {
         let mut conversations = self.conversations.lock().unwrap_or_else(|e| e.into_inner());
-        if conversations.len() >= MAX_CACHED_CONVERSATIONS && !conversations.contains_key(&id) {
+        if conversations.len() >= self.max_conversations && !conversations.contains_key(&id) {
             // Bounded memory: forget everything; misses reload from the store.
             conversations.clear();
         }
@@ -434,6 +438,7 @@ impl Hub {
             last_seq: AtomicU64::new(log.opened_at()),
             routes: Mutex::new(Routes::default()),
             conversations: Mutex::new(HashMap::new()),
+            max_conversations: self.config.conversation_cache.max(1),
         });
         feeds.insert(tenant, feed.clone());
         tokio::spawn(follow(
@@ -450,6 +455,7 @@ impl Hub {
     pub(crate) fn replay_config(&self) -> FeedConfig {
         FeedConfig {
             max_replay: self.config.max_replay,
+            max_states: self.config.conversation_cache.max(1),
             ..FeedConfig::default()
         }
     }
@@ -616,6 +622,7 @@ async fn open_log(
         page: (config.buffer / 2).clamp(1, 512),
         gap_wait: GAP,
         poll: POLL,
+        max_states: config.conversation_cache.max(1),
     };
     loop {
         match engine
@@ -691,6 +698,21 @@ async fn hand_out(
         feed.last_seq.store(event.seq, Ordering::SeqCst);
         metrics.realtime_seq.fetch_max(event.seq, Ordering::Relaxed);
         return;
+    }
+    // Changes whose own event is their credential notice, committed with them: a staff
+    // member disabled, contacts merged (whole-history tokens revoked), a contact erased.
+    // Their servers log a `credentials_changed` too, but in a transaction of its own,
+    // which a server stopping in between never commits; this event cannot be missed that
+    // way. Not every `agent_updated`: presence changes are frequent, and each notice
+    // makes every socket re-read its credential.
+    let disabled = matches!(&event.payload, EventPayload::AgentUpdated { agent } if !agent.active);
+    if disabled
+        || matches!(
+            &event.payload,
+            EventPayload::ContactMerged { .. } | EventPayload::ContactErased { .. }
+        )
+    {
+        engine.note_credential_change_elsewhere();
     }
     match (&event.payload, event.conversation_id) {
         (EventPayload::ConversationDeleted { conversation_id }, _) => {
