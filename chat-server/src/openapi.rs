@@ -458,10 +458,11 @@ fn core_schemas() -> Value {
                 "text": { "type": "string", "description": "Plain text (never markup), about 160 characters around the first match; line breaks as spaces, `…` where the message was cut." },
                 "highlights": { "type": "array", "items": { "type": "array", "items": { "type": "integer", "minimum": 0 }, "minItems": 2, "maxItems": 2 },
                     "description": "The matched words as [start, end) offsets in characters (Unicode scalar values) of `text`, in order." } })) })),
-        "ConversationPage": object(&["items", "next_cursor", "counts"], json!({
+        "ConversationPage": object(&["items", "next_cursor", "counts", "counts_capped"], json!({
             "items": { "type": "array", "items": { "$ref": "#/components/schemas/Conversation" } },
             "next_cursor": { "type": ["string", "null"] },
-            "counts": { "type": "object", "additionalProperties": { "type": "integer" }, "description": "conversations per mode matching the filters other than mode" }
+            "counts": { "type": "object", "additionalProperties": { "type": "integer", "minimum": 0 }, "description": "Conversations per mode matching the filters other than mode. Exact without `text`; with `text` each mode is counted up to 1000 and stops there (see `counts_capped`)." },
+            "counts_capped": { "type": "boolean", "description": "A search (`text`) stopped counting at least one mode at 1000: a count of 1000 then means 1000 or more (show \"1000+\"). Always false without `text`." }
         })),
         "FileUpload": {
             "type": "object", "required": ["file"], "additionalProperties": { "type": "string", "format": "binary" },

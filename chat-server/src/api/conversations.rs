@@ -320,7 +320,7 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
             page.counts.iter().map(|(m, n)| (m.as_str(), *n)).collect();
         return Ok(http::json(
             StatusCode::OK,
-            &json!({ "items": items, "next_cursor": page.next_cursor.map(|c| c.encode()), "counts": counts }),
+            &json!({ "items": items, "next_cursor": page.next_cursor.map(|c| c.encode()), "counts": counts, "counts_capped": page.counts_capped }),
         ));
     }
     if format == super::reports::Format::Csv {
@@ -335,7 +335,7 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
     let counts: BTreeMap<&str, u64> = page.counts.iter().map(|(m, n)| (m.as_str(), *n)).collect();
     Ok(http::json(
         StatusCode::OK,
-        &json!({ "items": items, "next_cursor": page.next_cursor.map(|c| c.encode()), "counts": counts }),
+        &json!({ "items": items, "next_cursor": page.next_cursor.map(|c| c.encode()), "counts": counts, "counts_capped": page.counts_capped }),
     ))
 }
 
