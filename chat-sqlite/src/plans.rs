@@ -206,6 +206,7 @@ fn a_common_word_walks_the_inbox_in_index_order_and_each_mode_along_its_index() 
         count_params.extend([Value::Text("queued".into()), Value::Integer(1000)]);
         let p = plan(&conn, &count, &count_params);
         assert!(p.contains("conversations_mode_updated"), "{p}");
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
     }
 }
 
