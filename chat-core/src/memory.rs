@@ -661,10 +661,12 @@ impl Store for MemoryStore {
         } else {
             None
         };
+        let counts_capped = query.cap_counts(&mut counts);
         Ok(ConversationPage {
             items: items.into_iter().cloned().collect(),
             next_cursor,
             counts,
+            counts_capped,
         })
     }
 

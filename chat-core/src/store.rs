@@ -659,7 +659,16 @@ pub struct ConversationQuery {
     pub cursor: Option<ConversationCursor>,
     /// Page size.
     pub limit: usize,
+    /// With a text filter, each mode is counted up to this many conversations
+    /// ([`TEXT_COUNT_CAP`] by default; see [`ConversationPage::counts_capped`]). Lists
+    /// without text count exactly.
+    pub count_cap: u64,
 }
+
+/// How many conversations of each mode a text search counts before it stops: a word in a
+/// quarter of a million messages would otherwise cost a walk of all of them for the
+/// counts alone, where the page needs only its first fifty.
+pub const TEXT_COUNT_CAP: u64 = 1000;
 
 impl ConversationQuery {
     /// A query for everything in `scope`, first page of 50.
@@ -681,7 +690,25 @@ impl ConversationQuery {
             updated_to: None,
             cursor: None,
             limit: 50,
+            count_cap: TEXT_COUNT_CAP,
         }
+    }
+
+    /// Caps `counts` as this query's answer has them: with a text filter, each mode's count
+    /// is at most [`count_cap`](Self::count_cap); `true` if one reached it (so it means
+    /// "at least"). One definition for every store.
+    pub fn cap_counts(&self, counts: &mut BTreeMap<Mode, u64>) -> bool {
+        if self.text.is_none() {
+            return false;
+        }
+        let mut capped = false;
+        for n in counts.values_mut() {
+            if *n >= self.count_cap {
+                *n = self.count_cap;
+                capped = true;
+            }
+        }
+        capped
     }
 
     /// Whether a conversation passes every filter but the mode filter and the cursor.
@@ -808,8 +835,13 @@ pub struct ConversationPage {
     /// Where the next page starts, if there is one.
     pub next_cursor: Option<ConversationCursor>,
     /// How many conversations of each mode match the query's filters other than mode
-    /// and cursor.
+    /// and cursor. In a text search each count stops at the query's
+    /// [`count_cap`](ConversationQuery::count_cap): see [`counts_capped`](Self::counts_capped).
     pub counts: BTreeMap<Mode, u64>,
+    /// A text search stopped counting at least one mode at the cap: a count equal to
+    /// [`ConversationQuery::count_cap`] means that many **or more** (a console shows
+    /// "1000+"). Always `false` without a text filter, whose counts are exact.
+    pub counts_capped: bool,
 }
 
 /// Which messages [`Store::message_hits`] finds.

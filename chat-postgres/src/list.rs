@@ -227,10 +227,14 @@ pub(crate) async fn list_conversations(
     } else {
         None
     };
+    // The same answer as every store; PostgreSQL counts exactly first (its cost is its
+    // own: the SQLite store stops counting at the cap).
+    let counts_capped = q.cap_counts(&mut counts);
     Ok(ConversationPage {
         items: page,
         next_cursor,
         counts,
+        counts_capped,
     })
 }
 

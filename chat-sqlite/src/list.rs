@@ -7,8 +7,8 @@ use chat_core::store::{
     AssignedFilter, ConversationCursor, ConversationPage, ConversationQuery, Scope, TextQuery,
 };
 use chat_core::{Conversation, Mode, Result};
-use rusqlite::Connection;
 use rusqlite::types::Value;
+use rusqlite::{Connection, params};
 
 use crate::codec::conversation_columns;
 use crate::codec::{limit, priority_rank};
@@ -104,7 +104,12 @@ fn index_is_exact(text: &TextQuery) -> bool {
 /// (its conversations looked up, then sorted), `true` walks the inbox newest first and
 /// probes each conversation's tags, which stops at a page for a common tag but reads the
 /// whole inbox for a rare one.
-fn base_filter(q: &ConversationQuery, index: WordIndex, newest_first: bool) -> Filter {
+fn base_filter(
+    q: &ConversationQuery,
+    index: WordIndex,
+    newest_first: bool,
+    plan: TextPlan,
+) -> Filter {
     let mut f = Filter {
         sql: "c.tenant_id = ?".into(),
         params: vec![blob(q.tenant.0)],
@@ -197,6 +202,29 @@ fn base_filter(q: &ConversationQuery, index: WordIndex, newest_first: bool) -> F
         } else {
             ""
         };
+        if plan == TextPlan::Walk {
+            // Each conversation the walk reaches is tested on its own: its title, its
+            // contact (the contacts holding the words, looked up once), then its bodies
+            // along `messages_seq` until one matches. The walk is the inbox newest first
+            // (the page) or one mode's part of it (a count), stopped by the `LIMIT`: for a
+            // word in most conversations it reaches a page or the cap within a few more
+            // conversations than that. Bodies, not the index, so the test is exact in any
+            // snapshot.
+            f.and(
+                &format!(
+                    "(text_matches(c.title, ?) OR c.contact_id IN (SELECT k.id                      FROM contact_words w JOIN contacts k ON k.rowid = w.rowid WHERE contact_words MATCH ?                      AND k.tenant_id = ? AND (text_matches(k.name, ?) OR text_matches(k.email_lc, ?)))                      OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id                      AND m.deleted_at IS NULL{notes} AND text_matches(m.body, ?)))"
+                ),
+                [
+                    text(t),
+                    text(&words),
+                    blob(q.tenant.0),
+                    text(t),
+                    text(t),
+                    text(t),
+                ],
+            );
+            return f;
+        }
         let mut message_params = Vec::new();
         let messages = match index {
             WordIndex::Since { watermark } => {
@@ -288,10 +316,225 @@ pub(crate) fn list_conversations(
     conn: &Connection,
     q: &ConversationQuery,
     index: WordIndex,
+    candidates: u64,
 ) -> Result<ConversationPage> {
-    let base = base_filter(q, index, false);
+    let plan = text_plan(conn, q, index, candidates)?;
+    let base = base_filter(q, index, false, plan);
+    if plan == TextPlan::Candidates && q.text.is_some() {
+        return candidate_page(conn, q, &base);
+    }
 
     let mut counts = BTreeMap::new();
+    if plan == TextPlan::Walk {
+        // Each mode counted up to the cap by walking its part of the inbox
+        // (`conversations_mode_updated`) and testing each conversation: for a common word
+        // the cap is reached after about as many conversations, where counting every
+        // match walked all of the word's messages (0.7-0.9 s for a word in a quarter of
+        // a million messages).
+        let cap = i64::try_from(q.count_cap).unwrap_or(i64::MAX);
+        let sql = walk_count_sql(&base);
+        let mut stmt = conn.prepare_cached(&sql).db()?;
+        for mode in Mode::ALL {
+            let mut params = base.params.clone();
+            params.push(text(mode.as_str()));
+            params.push(Value::Integer(cap));
+            let n: i64 = stmt
+                .query_row(rusqlite::params_from_iter(&params), |row| row.get(0))
+                .db()?;
+            if n > 0 {
+                counts.insert(mode, n as u64);
+            }
+        }
+    } else {
+        count_rows(conn, q, &base, &mut counts)?;
+    }
+    let counts_capped = q.cap_counts(&mut counts);
+
+    // The counts bound the conversations the page can come from: a tag of few
+    // conversations is best looked up and sorted, one of many found walking the inbox
+    // (measured at 100k conversations: 120 ms against 2 ms for a tag on one in ten).
+    let matching: u64 = counts.values().sum();
+    let base = if q.tag.is_some() && matching > TAG_SORT_LIMIT {
+        base_filter(q, index, true, plan)
+    } else {
+        base
+    };
+    let (sql, params) = page_sql(q, base);
+    let mut page: Vec<Conversation> =
+        conversations(conn, &sql, rusqlite::params_from_iter(&params))?;
+    let more = page.len() > q.limit;
+    page.truncate(q.limit);
+    let next_cursor = if more {
+        page.last().map(ConversationCursor::after)
+    } else {
+        None
+    };
+    Ok(ConversationPage {
+        items: page,
+        next_cursor,
+        counts,
+        counts_capped,
+    })
+}
+
+/// One mode's count of a walk: its conversations newest first, up to the cap (the last
+/// two parameters: the mode and the cap). Newest first, not in the index's own order:
+/// oldest first the walk began with the conversations that never got a message (29% of
+/// the growth bench's, a third of a second of CPU for the closed ones before the first
+/// match), newest first it meets the desk's active ones.
+fn walk_count_sql(base: &Filter) -> String {
+    format!(
+        "SELECT count(*) FROM (SELECT 1 FROM conversations c WHERE {} AND c.mode = ? \
+         ORDER BY c.updated_at DESC, c.id DESC LIMIT +?)",
+        base.sql
+    )
+}
+
+/// The walk's page query and one mode's count query of `q`, with their parameters
+/// (the count's without its mode and cap), for query-plan tests.
+#[cfg(test)]
+pub(crate) fn walk_queries(q: &ConversationQuery) -> [(String, Vec<Value>); 2] {
+    let index = WordIndex::Since { watermark: 0 };
+    let base = base_filter(q, index, false, TextPlan::Walk);
+    let count = (walk_count_sql(&base), base.params.clone());
+    [page_sql(q, base), count]
+}
+
+/// A text search's counts and page from one pass over its candidate set, where the counts
+/// statement and the page statement each used to look the set up (every match's entry, its
+/// row checked, its conversation's row): the pass reads each matching conversation's mode,
+/// `updated_at` and id, counts the modes, sorts what the page may show in Rust, and reads
+/// the page's rows by rowid.
+fn candidate_page(
+    conn: &Connection,
+    q: &ConversationQuery,
+    base: &Filter,
+) -> Result<ConversationPage> {
+    let sql = format!(
+        "SELECT c.rowid, c.mode, c.updated_at, c.id FROM conversations c WHERE {}",
+        base.sql
+    );
+    // Rows strictly after the cursor, as `cursor_filter` says in SQL: `None` for every
+    // row, `Some(None)` for none.
+    let after: Option<Option<(i64, [u8; 16])>> =
+        q.cursor
+            .and_then(|cursor| match i64::try_from(cursor.updated_at_ns) {
+                Ok(ns) => Some(Some((ns, *cursor.id.0.as_bytes()))),
+                // Past every storable time: everything comes after it.
+                Err(_) if cursor.updated_at_ns > 0 => None,
+                Err(_) => Some(None),
+            });
+    let mut counts = BTreeMap::new();
+    let mut listed: Vec<(i64, Vec<u8>, i64)> = Vec::new();
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(&base.params)).db()?;
+    while let Some(row) = rows.next().db()? {
+        let mode: String = row.get(1).db()?;
+        let mode = mode
+            .parse::<Mode>()
+            .map_err(|e| corrupt_row("conversation", e))?;
+        *counts.entry(mode).or_insert(0u64) += 1;
+        if !q.modes.is_empty() && !q.modes.contains(&mode) {
+            continue;
+        }
+        let updated_at: i64 = row.get(2).db()?;
+        let id: Vec<u8> = row.get(3).db()?;
+        let shown = match after {
+            None => true,
+            Some(None) => false,
+            Some(Some((ns, cursor_id))) => (updated_at, id.as_slice()) < (ns, &cursor_id[..]),
+        };
+        if shown {
+            listed.push((updated_at, id, row.get(0).db()?));
+        }
+    }
+    drop(rows);
+    let counts_capped = q.cap_counts(&mut counts);
+    listed.sort_unstable_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+    listed.truncate(q.limit.saturating_add(1));
+    let by_rowid = concat!(
+        "SELECT ",
+        conversation_columns!(),
+        " FROM conversations c WHERE c.rowid = ?1"
+    );
+    let mut page = Vec::with_capacity(listed.len());
+    for (_, _, rowid) in &listed {
+        page.extend(conversations(conn, by_rowid, [rowid])?);
+    }
+    let more = page.len() > q.limit;
+    page.truncate(q.limit);
+    let next_cursor = if more {
+        page.last().map(ConversationCursor::after)
+    } else {
+        None
+    };
+    Ok(ConversationPage {
+        items: page,
+        next_cursor,
+        counts,
+        counts_capped,
+    })
+}
+
+/// How a text search finds its conversations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TextPlan {
+    /// The conversations its words are found in, looked up in the word indexes as one set
+    /// that the page and the counts start from: what a rare word needs. Also every list
+    /// without text.
+    Candidates,
+    /// The inbox walked newest first, each conversation tested, stopping at the page (and
+    /// each mode's count at the cap): what a common word needs, whose set would be most of
+    /// the desk.
+    Walk,
+}
+
+/// Chooses the plan of `q`'s text filter by counting, up to `candidates`
+/// ([`Options::search_candidates`](crate::Options::search_candidates)), the entries its
+/// words have in the word indexes (walks of the indexes that stop there). Looking a
+/// candidate up costs about 7 us of CPU per entry at a million messages; walking costs
+/// about the cap's worth of conversations per mode whatever the word, so the limit is
+/// where the two meet. Without a usable index the bodies are read either way and the
+/// candidate set is kept.
+fn text_plan(
+    conn: &Connection,
+    q: &ConversationQuery,
+    index: WordIndex,
+    candidates: u64,
+) -> Result<TextPlan> {
+    let Some(t) = &q.text else {
+        return Ok(TextPlan::Candidates);
+    };
+    if index == WordIndex::Scan {
+        return Ok(TextPlan::Candidates);
+    }
+    let query = TextQuery::parse(t);
+    let (Some(words), Some(index_words)) = (word_query(&query), message_words(&query)) else {
+        return Ok(TextPlan::Candidates);
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT (SELECT count(*) FROM (SELECT 1 FROM search.message_search                WHERE message_search MATCH ?1 LIMIT +?3))              + (SELECT count(*) FROM (SELECT 1 FROM conversation_title_words                WHERE conversation_title_words MATCH ?2 LIMIT +?3))              + (SELECT count(*) FROM (SELECT 1 FROM contact_words w JOIN conversations ck                ON ck.contact_id = (SELECT id FROM contacts WHERE rowid = w.rowid)                WHERE contact_words MATCH ?2 LIMIT +?3))",
+        )
+        .db()?;
+    let limit = i64::try_from(candidates).unwrap_or(i64::MAX);
+    let entries: i64 = stmt
+        .query_row(params![index_words, words, limit], |row| row.get(0))
+        .db()?;
+    Ok(if entries > limit {
+        TextPlan::Walk
+    } else {
+        TextPlan::Candidates
+    })
+}
+
+/// Counts per mode of `base`: kept ones where they answer it, else the rows counted.
+fn count_rows(
+    conn: &Connection,
+    q: &ConversationQuery,
+    base: &Filter,
+    counts: &mut BTreeMap<Mode, u64>,
+) -> Result<()> {
     let (sql, params) = match kept_counts(q) {
         Some((facet, value)) => (
             "SELECT mode, n FROM conversation_counts WHERE tenant_id = ? AND facet = ? AND value = ? AND n > 0"
@@ -317,32 +560,7 @@ pub(crate) fn list_conversations(
             n as u64,
         );
     }
-    drop(rows);
-
-    // The counts bound the conversations the page can come from: a tag of few
-    // conversations is best looked up and sorted, one of many found walking the inbox
-    // (measured at 100k conversations: 120 ms against 2 ms for a tag on one in ten).
-    let matching: u64 = counts.values().sum();
-    let base = if q.tag.is_some() && matching > TAG_SORT_LIMIT {
-        base_filter(q, index, true)
-    } else {
-        base
-    };
-    let (sql, params) = page_sql(q, base);
-    let mut page: Vec<Conversation> =
-        conversations(conn, &sql, rusqlite::params_from_iter(&params))?;
-    let more = page.len() > q.limit;
-    page.truncate(q.limit);
-    let next_cursor = if more {
-        page.last().map(ConversationCursor::after)
-    } else {
-        None
-    };
-    Ok(ConversationPage {
-        items: page,
-        next_cursor,
-        counts,
-    })
+    Ok(())
 }
 
 /// Up to this many conversations with a tag (all modes), a tag filter's page looks them
@@ -370,6 +588,7 @@ fn kept_counts(q: &ConversationQuery) -> Option<(&'static str, Value)> {
         updated_to: None,
         cursor: _,
         limit: _,
+        count_cap: _,
     } = q
     else {
         return None;
@@ -412,7 +631,7 @@ fn page_sql(q: &ConversationQuery, base: Filter) -> (String, Vec<Value>) {
 /// The page query of `q` with its parameters, for query-plan tests.
 #[cfg(test)]
 pub(crate) fn page_query(q: &ConversationQuery, index: WordIndex) -> (String, Vec<Value>) {
-    page_sql(q, base_filter(q, index, false))
+    page_sql(q, base_filter(q, index, false, TextPlan::Candidates))
 }
 
 /// The page query of `q` as planned for a tag of many conversations (newest first), for

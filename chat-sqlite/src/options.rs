@@ -99,6 +99,13 @@ pub struct Options {
     /// more memory (WebSocket bench: 8.9 instead of 7.5 KiB per idle socket).
     /// Default: true.
     pub reads_in_place: bool,
+    /// Up to this many entries of a search's words in the word indexes (messages, titles,
+    /// contacts' conversations), the search looks its conversations up there and counts
+    /// them exactly; beyond, it walks the inbox newest first testing each conversation,
+    /// and stops each mode's count at the query's cap (`ConversationQuery::count_cap`):
+    /// a common word then costs about a page and a cap's worth of conversations instead
+    /// of a walk of all its messages. Default: 5,000.
+    pub search_candidates: u64,
 }
 
 impl Default for Options {
@@ -117,6 +124,7 @@ impl Default for Options {
             checkpoint_interval: Duration::from_millis(50),
             wal_restart_pages: 32 * 1024,
             reads_in_place: true,
+            search_candidates: 5000,
         }
     }
 }
@@ -197,6 +205,12 @@ impl Options {
     /// Sets [`reads_in_place`](Self::reads_in_place).
     pub fn reads_in_place(mut self, in_place: bool) -> Self {
         self.reads_in_place = in_place;
+        self
+    }
+
+    /// Sets [`search_candidates`](Self::search_candidates).
+    pub fn search_candidates(mut self, entries: u64) -> Self {
+        self.search_candidates = entries;
         self
     }
 }

@@ -204,6 +204,32 @@ fn a_common_tag_walks_the_inbox_and_probes_each_conversations_tags() {
 }
 
 #[test]
+fn a_common_word_walks_the_inbox_in_index_order_and_each_mode_along_its_index() {
+    let (conn, _dir) = database();
+    for modes in [vec![], vec![Mode::Queued]] {
+        let q = ConversationQuery {
+            text: Some("parcel".into()),
+            modes,
+            ..ConversationQuery::new(TenantId(Uuid::nil()), Scope::Tenant)
+        };
+        let [(page, page_params), (count, mut count_params)] = list::walk_queries(&q);
+        let p = plan(&conn, &page, &page_params);
+        assert!(
+            p.contains("conversations_updated") || p.contains("conversations_mode_updated"),
+            "{p}"
+        );
+        // No sort: the walk stops after the page only if the index gives the order.
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
+        // The bodies of one conversation along `messages_seq`, never a scan.
+        assert!(p.contains("messages_seq"), "{p}");
+        count_params.extend([Value::Text("queued".into()), Value::Integer(1000)]);
+        let p = plan(&conn, &count, &count_params);
+        assert!(p.contains("conversations_mode_updated"), "{p}");
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
+    }
+}
+
+#[test]
 fn text_search_looks_words_up_and_reads_only_messages_changed_since_the_index() {
     let (conn, _dir) = database();
     let q = ConversationQuery {

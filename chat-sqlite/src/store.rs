@@ -59,6 +59,8 @@ pub struct SqliteStore {
     read_slots: Arc<tokio::sync::Semaphore>,
     /// [`Options::reads_in_place`].
     reads_in_place: bool,
+    /// [`Options::search_candidates`].
+    search_candidates: u64,
     pub(crate) search: Search,
     /// Held for its `Drop`, which stops and joins the checkpoint thread.
     _checkpoints: Checkpoints,
@@ -141,6 +143,7 @@ impl SqliteStore {
             readers,
             read_slots: Arc::new(tokio::sync::Semaphore::new(options.readers.max(1) as usize)),
             reads_in_place: options.reads_in_place,
+            search_candidates: options.search_candidates,
             search,
             _checkpoints: checkpoints,
         })
@@ -557,20 +560,21 @@ impl Store for SqliteStore {
         let query = query.clone();
         if query.text.is_none() {
             return self
-                .read_snapshot(move |c| list::list_conversations(c, &query, WordIndex::Scan))
+                .read_snapshot(move |c| list::list_conversations(c, &query, WordIndex::Scan, 0))
                 .await;
         }
         let search = self.search.shared();
+        let candidates = self.search_candidates;
         self.read(move |conn| {
             search.attach_reader(conn);
             let tx = conn.unchecked_transaction().db()?;
             let index = word_index(&tx);
-            let page = match list::list_conversations(&tx, &query, index) {
+            let page = match list::list_conversations(&tx, &query, index, candidates) {
                 // The index failed (a damaged search file, say): the same snapshot can
                 // still answer by reading bodies, and the indexer checks the file.
                 Err(_) if index != WordIndex::Scan => {
                     search.suspect();
-                    list::list_conversations(&tx, &query, WordIndex::Scan)
+                    list::list_conversations(&tx, &query, WordIndex::Scan, candidates)
                 }
                 other => other,
             }?;

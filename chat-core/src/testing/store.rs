@@ -38,6 +38,7 @@ macro_rules! store_conformance_tests {
             contact_scope_sees_only_its_conversations,
             text_search_follows_edits_deletes_and_hides_notes_from_customers,
             text_search_matches_word_prefixes_and_phrases_not_inner_substrings,
+            text_search_counts_stop_at_the_cap_and_say_so,
             message_hits_are_the_newest_matches_of_each_conversation_notes_only_when_asked,
             list_filters_by_last_activity_range,
             queue_orders_by_priority_then_waiting_time,
@@ -1922,6 +1923,112 @@ pub async fn list_filters_by_last_activity_range(store: S) {
         3,
         "far bounds"
     );
+}
+
+pub async fn text_search_counts_stop_at_the_cap_and_say_so(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let mut expected = Vec::new();
+    // Four agent conversations and two closed ones say "kettle" in a message, a queued one
+    // in its title; a bot conversation does not.
+    for (n, mode) in [
+        Mode::Agent,
+        Mode::Agent,
+        Mode::Closed,
+        Mode::Agent,
+        Mode::Closed,
+        Mode::Agent,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let c = conversation(&store, t, k.id, |c| {
+            c.mode = mode;
+            c.updated_at = at(n as i64);
+        })
+        .await;
+        let posted = store
+            .append_message(text(&c, Sender::Customer, "My kettle leaks", 10 + n as i64))
+            .await
+            .unwrap();
+        expected.push(posted.conversation.id);
+    }
+    let titled = conversation(&store, t, k.id, |c| {
+        c.mode = Mode::Queued;
+        c.title = Some("Kettle".into());
+        c.updated_at = at(100);
+    })
+    .await;
+    expected.insert(0, titled.id);
+    let other = conversation(&store, t, k.id, |c| c.updated_at = at(200)).await;
+    store
+        .append_message(text(&other, Sender::Customer, "A toaster", 300))
+        .await
+        .unwrap();
+    // Newest activity first: the messages were posted after the title's conversation.
+    let search = |cap: u64, limit: usize| ConversationQuery {
+        text: Some("kettle".into()),
+        count_cap: cap,
+        limit,
+        ..ConversationQuery::new(t, Scope::Tenant)
+    };
+    let all = store.list_conversations(&search(3, 50)).await.unwrap();
+    let mut newest_first = expected.clone();
+    newest_first.sort_by_key(|id| {
+        std::cmp::Reverse(
+            all.items
+                .iter()
+                .find(|c| c.id == *id)
+                .map(|c| (c.updated_at, c.id)),
+        )
+    });
+    assert_eq!(
+        all.items.iter().map(|c| c.id).collect::<Vec<_>>(),
+        newest_first,
+        "the page is every match, whatever the cap"
+    );
+    assert_eq!(
+        all.counts,
+        BTreeMap::from([(Mode::Agent, 3), (Mode::Closed, 2), (Mode::Queued, 1)]),
+        "each mode is counted up to the cap"
+    );
+    assert!(all.counts_capped, "a count stopped at the cap says so");
+    let at_cap = store.list_conversations(&search(4, 50)).await.unwrap();
+    assert_eq!(at_cap.counts.get(&Mode::Agent), Some(&4));
+    assert!(
+        at_cap.counts_capped,
+        "a count that reaches the cap may be more"
+    );
+    let exact = store.list_conversations(&search(5, 50)).await.unwrap();
+    assert_eq!(
+        exact.counts,
+        BTreeMap::from([(Mode::Agent, 4), (Mode::Closed, 2), (Mode::Queued, 1)])
+    );
+    assert!(!exact.counts_capped, "below the cap the counts are exact");
+    // Pages of two walk every match once, each with the same capped counts.
+    let mut seen = Vec::new();
+    let mut q = search(3, 2);
+    loop {
+        let page = store.list_conversations(&q).await.unwrap();
+        assert_eq!(
+            (page.counts.clone(), page.counts_capped),
+            (all.counts.clone(), true)
+        );
+        seen.extend(page.items.iter().map(|c| c.id));
+        match page.next_cursor {
+            Some(cursor) => q.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen, newest_first);
+    // Without text the counts are exact, whatever the cap.
+    let inbox = ConversationQuery {
+        count_cap: 1,
+        ..ConversationQuery::new(t, Scope::Tenant)
+    };
+    let page = store.list_conversations(&inbox).await.unwrap();
+    assert_eq!(page.counts.get(&Mode::Agent), Some(&4));
+    assert!(!page.counts_capped);
 }
 
 pub async fn text_search_matches_word_prefixes_and_phrases_not_inner_substrings(store: S) {

@@ -354,6 +354,7 @@ pub async fn list(ctx: Ctx) -> Result<Resp, ApiError> {
             items,
             next_cursor,
             counts,
+            counts_capped: page.counts_capped,
         },
     ))
 }
@@ -365,9 +366,14 @@ pub(crate) struct ConversationPage<'a> {
     /// The `cursor` of the next page; null on the last.
     #[schema(required = true)]
     next_cursor: Option<String>,
-    /// Conversations per mode matching the filters other than `mode`.
+    /// Conversations per mode matching the filters other than `mode`. Exact without
+    /// `text`; with `text` each mode is counted up to 1000 and stops there (see
+    /// `counts_capped`).
     #[schema(value_type = BTreeMap<String, u64>)]
     counts: BTreeMap<&'a str, u64>,
+    /// A search (`text`) stopped counting at least one mode at 1000: a count of 1000 then
+    /// means 1000 or more (show "1000+"). Always false without `text`.
+    counts_capped: bool,
 }
 
 /// A conversation of a list, with its matching messages in a search's answer.

@@ -393,17 +393,17 @@ fn add(
     Ok(())
 }
 
-/// A deleted conversation took its messages along: drops their entries.
+/// A deleted conversation took its messages along: drops their entries. `search_rows` has
+/// no index by conversation (search file format 3), so this scans it: deleting a
+/// conversation is rare, and the index cost 28 bytes of every message.
 fn remove_conversation(tx: &Transaction<'_>, conversation: &[u8]) -> rusqlite::Result<()> {
     let pks: Vec<i64> = tx
-        .prepare_cached("SELECT pk FROM search.search_rows WHERE conversation_id = ?1")?
+        .prepare_cached("DELETE FROM search.search_rows WHERE conversation_id = ?1 RETURNING pk")?
         .query_map([conversation], |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let mut delete = tx.prepare_cached("DELETE FROM search.message_search WHERE rowid = ?1")?;
     for pk in pks {
         delete.execute([pk])?;
     }
-    tx.prepare_cached("DELETE FROM search.search_rows WHERE conversation_id = ?1")?
-        .execute([conversation])?;
     Ok(())
 }

@@ -302,7 +302,7 @@ async fn an_index_newer_than_the_database_snapshot_is_not_used() {
         WordIndex::Scan,
         "the index is newer than the snapshot"
     );
-    let found = list::list_conversations(&reader, &q, index).unwrap();
+    let found = list::list_conversations(&reader, &q, index, 5000).unwrap();
     assert_eq!(found.items.len(), 1, "the snapshot shows \"an apple pie\"");
     // What the index alone would have said.
     let watermark: i64 = reader
@@ -311,7 +311,7 @@ async fn an_index_newer_than_the_database_snapshot_is_not_used() {
         })
         .unwrap();
     let through_index =
-        list::list_conversations(&reader, &q, WordIndex::Since { watermark }).unwrap();
+        list::list_conversations(&reader, &q, WordIndex::Since { watermark }, 5000).unwrap();
     assert!(through_index.items.is_empty());
     reader.execute_batch("COMMIT").unwrap();
 }

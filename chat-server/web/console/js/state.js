@@ -7,6 +7,7 @@ export const state = {
   conversations: new Map(),
   order: [],             // ids of the inbox list, as the server sorted them
   counts: {},
+  countsCapped: false,   // a search stopped counting a mode at the cap ("1000+")
   nextCursor: null,
   filters: { mode: '', mine: false, tag: '', channel: '', text: '' },
   contacts: new Map(),

@@ -40,16 +40,26 @@ export function renderInbox() {
   return nav;
 }
 
+// A search counts each mode up to this many and then stops (`counts_capped` in the
+// answer): a count at the cap means that many or more, so it reads "1000+".
+const COUNT_CAP = 1000;
+
+/** A tab's count as text: "1000+" for a count the server stopped at. */
+function countLabel(n, capped) {
+  return capped && n >= COUNT_CAP ? `${n}+` : String(n);
+}
+
 function renderTabs() {
   if (!tabsEl) return;
   const total = Object.values(state.counts).reduce((a, b) => a + b, 0);
+  const capped = state.countsCapped;
   replace(tabsEl, MODES.map((m) => h('button', {
     type: 'button',
     class: 'mode-tab',
     'aria-pressed': String(state.filters.mode === m),
     'data-mode': m || 'all',
     onclick: () => { state.filters.mode = m; loadInbox(); },
-  }, m ? t(`mode.${m}`) : t('inbox.all'), ' ', h('span', { class: 'count' }, String(m ? state.counts[m] || 0 : total)))));
+  }, m ? t(`mode.${m}`) : t('inbox.all'), ' ', h('span', { class: 'count' }, m ? countLabel(state.counts[m] || 0, capped) : (capped ? `${total}+` : String(total))))));
 }
 
 function renderList() {
@@ -120,6 +130,7 @@ export async function loadInbox() {
   keepHits(page.items);
   state.order = page.items.map((c) => upsertConversation(c).id);
   state.counts = page.counts || {};
+  state.countsCapped = Boolean(page.counts_capped);
   state.nextCursor = page.next_cursor;
   renderTabs();
   renderList();
