@@ -392,7 +392,7 @@ fn raw_child(args: &[String]) {
 #[inline(never)]
 fn raw_inserts(conn: &Connection, tenant: TenantId, ids: &[Uuid], posts: u64, event_json: &str) {
     let mut last_seq = vec![0i64; ids.len()];
-    let mut event_seq: i64 = conn
+    let last_event: i64 = conn
         .query_row(
             "SELECT coalesce(max(seq), 0) FROM events WHERE tenant_id = ?1",
             [tenant.0],
@@ -402,7 +402,7 @@ fn raw_inserts(conn: &Connection, tenant: TenantId, ids: &[Uuid], posts: u64, ev
     for n in 0..posts {
         let c = n as usize % ids.len();
         last_seq[c] += 1;
-        event_seq += 1;
+        let event_seq = last_event + n as i64 + 1;
         let at = OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
         let tx = conn.unchecked_transaction().expect("BEGIN");
         let body = format!("{TEXT} #{n}");
