@@ -19,6 +19,9 @@
 //! dump (where the instructions go).
 
 mod common;
+// The baseline's SQL, shared with chat-sqlite's `store` bench.
+#[path = "../../chat-sqlite/benches/support/raw_post.rs"]
+mod raw_post;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,7 +35,8 @@ use chat_core::{
 };
 use common::{Http, env_or};
 use hyper::{Method, StatusCode};
-use rusqlite::{Connection, params};
+use raw_post::RawPost;
+use rusqlite::Connection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -382,12 +386,13 @@ fn raw_child(args: &[String]) {
     raw_inserts(&conn, tenant, &ids, posts, &event_json);
 }
 
-/// What the store writes per posted message, one transaction per message with
-/// `synchronous = FULL`, nothing else: the only function callgrind counts in the child.
+/// What the store writes per posted message ([`raw_post::insert`]), one transaction per
+/// message with `synchronous = FULL`, nothing else: the only function callgrind counts in
+/// the child.
 #[inline(never)]
 fn raw_inserts(conn: &Connection, tenant: TenantId, ids: &[Uuid], posts: u64, event_json: &str) {
     let mut last_seq = vec![0i64; ids.len()];
-    let mut event_seq: i64 = conn
+    let last_event: i64 = conn
         .query_row(
             "SELECT coalesce(max(seq), 0) FROM events WHERE tenant_id = ?1",
             [tenant.0],
@@ -397,55 +402,25 @@ fn raw_inserts(conn: &Connection, tenant: TenantId, ids: &[Uuid], posts: u64, ev
     for n in 0..posts {
         let c = n as usize % ids.len();
         last_seq[c] += 1;
-        event_seq += 1;
+        let event_seq = last_event + n as i64 + 1;
         let at = OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
         let tx = conn.unchecked_transaction().expect("BEGIN");
-        tx.prepare_cached(
-            "INSERT INTO messages (id, tenant_id, conversation_id, seq, sender, kind, body, client_message_id, \
-             reply_to, created_at, edited_at, deleted_at, extra) \
-             VALUES (?1, ?2, ?3, ?4, 'customer', 'text', ?5, ?6, NULL, ?7, NULL, NULL, NULL)",
+        let body = format!("{TEXT} #{n}");
+        let client_message_id = format!("cost-{n}");
+        raw_post::insert(
+            &tx,
+            &RawPost {
+                tenant: tenant.0,
+                conversation: ids[c],
+                seq: last_seq[c],
+                event_seq,
+                body: &body,
+                client_message_id: Some(&client_message_id),
+                at,
+                event_json,
+            },
         )
-        .expect("prepare")
-        .execute(params![
-            Uuid::now_v7(),
-            tenant.0,
-            ids[c],
-            last_seq[c],
-            format!("{TEXT} #{n}"),
-            format!("cost-{n}"),
-            at
-        ])
-        .expect("the message");
-        tx.prepare_cached(
-            "UPDATE conversations SET updated_at = ?2, last_seq = ?3, version = ?4, message_count = ?5, \
-             unread_for_agent = ?6, unread_for_customer = ?7, first_response_at = ?8, last_message_at = ?9, \
-             last_customer_message_at = ?10, last_agent_message_at = ?11, preview_sender = ?12, \
-             preview_body = ?13, preview_at = ?14 WHERE id = ?1",
-        )
-        .expect("prepare")
-        .execute(params![
-            ids[c],
-            at,
-            last_seq[c],
-            last_seq[c] + 1,
-            last_seq[c],
-            last_seq[c],
-            0,
-            None::<i64>,
-            at,
-            at,
-            None::<i64>,
-            "customer",
-            TEXT,
-            at
-        ])
-        .expect("the conversation");
-        tx.prepare_cached(
-            "INSERT INTO events (tenant_id, seq, conversation_id, data) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .expect("prepare")
-        .execute(params![tenant.0, event_seq, ids[c], event_json])
-        .expect("the event");
+        .expect("the post's rows");
         tx.commit().expect("COMMIT");
     }
 }

@@ -70,6 +70,12 @@ impl App {
         auth::authenticate(&self.engine, &self.config.jwt, &self.tokens, token).await
     }
 
+    /// The expiry of a visitor or bot token that [`authenticate`](Self::authenticate) has
+    /// just accepted, if the token cache holds it (see [`auth::TokenCache`]); no store read.
+    pub(crate) fn cached_token_expiry(&self, token: &str) -> Option<Option<time::OffsetDateTime>> {
+        self.tokens.expiry(token)
+    }
+
     /// Forgets the verified tokens this server keeps (see [`auth::TokenCache`]): a contact
     /// merge re-points tokens, and the next request must see where they point now.
     pub(crate) fn forget_cached_tokens(&self) {

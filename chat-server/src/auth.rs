@@ -567,6 +567,13 @@ impl TokenCache {
             .cloned()
     }
 
+    /// What the cache holds of `token`'s expiry (`Some(None)`: it does not expire), without
+    /// reading the store; `None` if it holds nothing (still) trusted for it.
+    pub(crate) fn expiry(&self, token: &str) -> Option<Option<time::OffsetDateTime>> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.get(&key).map(|hit| hit.expires_at)
+    }
+
     /// Remembers a token read from the store while the credential count was `epoch`:
     /// not if it moved meanwhile, since the read may predate the change.
     fn put(

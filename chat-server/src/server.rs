@@ -499,10 +499,14 @@ impl Server {
                 .map(|t| auth::token_digest(t)[..32].to_owned())
                 .unwrap_or_default();
             let place = self.websockets.take(ip, key).map_err(fail)?;
-            let answer = crate::realtime::upgrade(
+            let expiry = token
+                .as_deref()
+                .and_then(|t| self.app.cached_token_expiry(t));
+            let answer = crate::realtime::upgrade_knowing(
                 self.app.hub.clone(),
                 req,
                 actor,
+                expiry,
                 self.app.shutdown.clone(),
                 self.app.metrics.clone(),
             )

@@ -35,6 +35,11 @@ use rusqlite::{Connection, params};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+#[path = "support/raw_post.rs"]
+mod raw_post;
+
+use raw_post::RawPost;
+
 const BODY: &str =
     "Hi, my order #48213 has not arrived yet and tracking shows no update since Monday.";
 
@@ -238,11 +243,8 @@ fn raw_connection(path: &Path, sync: Synchronous, cache_kib: u64) -> Connection 
     conn
 }
 
-/// The same rows the store writes per message (message, conversation activity columns,
-/// event), 1000 messages per transaction, with nothing else: no reads, event JSON encoded
-/// once up front, sequences kept in memory. The search index is not written here: since
-/// schema version 5 the store does not write it in the posting transaction either (its
-/// indexer thread does, in another file), and the two share the schema.
+/// The same rows the store writes per message ([`raw_post::insert`], shared with
+/// chat-server's `post_cost` bench), 1000 messages per transaction.
 fn raw_writes(
     path: &Path,
     sync: Synchronous,
@@ -295,45 +297,20 @@ fn raw_writes(
             last_seq[c] += 1;
             event_seq += 1;
             let at = OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
-            tx.prepare_cached(
-                "INSERT INTO messages (id, tenant_id, conversation_id, seq, sender, kind, body, client_message_id, \
-                 reply_to, created_at, edited_at, deleted_at, extra) \
-                 VALUES (?1, ?2, ?3, ?4, 'customer', 'text', ?5, NULL, NULL, ?6, NULL, NULL, NULL)",
+            raw_post::insert(
+                &tx,
+                &RawPost {
+                    tenant: tenant.0,
+                    conversation: ids[c],
+                    seq: last_seq[c],
+                    event_seq,
+                    body: BODY,
+                    client_message_id: None,
+                    at,
+                    event_json: &event_json,
+                },
             )
-            .unwrap()
-            .execute(params![Uuid::now_v7(), tenant.0, ids[c], last_seq[c], BODY, at])
             .unwrap();
-            // What the store writes for a message since schema version 4: the activity
-            // columns, not the conversation's JSON. Every message here is a customer's,
-            // so its counters and times move as `Conversation::record_message` moves them.
-            tx.prepare_cached(
-                "UPDATE conversations SET updated_at = ?2, last_seq = ?3, version = ?4, message_count = ?5, \
-                 unread_for_agent = ?6, unread_for_customer = ?7, first_response_at = ?8, last_message_at = ?9, \
-                 last_customer_message_at = ?10, last_agent_message_at = ?11, preview_sender = ?12, \
-                 preview_body = ?13, preview_at = ?14 WHERE id = ?1",
-            )
-            .unwrap()
-            .execute(params![
-                ids[c],
-                at,
-                last_seq[c],
-                last_seq[c] + 1,
-                last_seq[c],
-                last_seq[c],
-                0,
-                None::<i64>,
-                at,
-                at,
-                None::<i64>,
-                "customer",
-                BODY,
-                at
-            ])
-            .unwrap();
-            tx.prepare_cached("INSERT INTO events (tenant_id, seq, conversation_id, data) VALUES (?1, ?2, ?3, ?4)")
-                .unwrap()
-                .execute(params![tenant.0, event_seq, ids[c], event_json])
-                .unwrap();
             i += 1;
         }
         tx.commit().unwrap();

@@ -4,6 +4,8 @@
 //! logs, in which order, come from [`chat_core::write`] and [`NewEvent`], so this file
 //! only stores them.
 
+use std::sync::LazyLock;
+
 use chat_core::store::{Appended, Committed, ContactErasure, ConversationUpdate};
 use chat_core::write::{ConversationWrite, MessageWrite, ReadMove, edit_message};
 use chat_core::{
@@ -526,34 +528,47 @@ fn insert_message(conn: &Connection, message: &Message) -> Result<()> {
     Ok(())
 }
 
+/// The statement of [`put_activity`]: every activity column but `first_response_at`,
+/// which an index of the reports holds (schema version 9): set on every message, it would
+/// rewrite that index entry every time; apart, it is written once, by the first agent
+/// reply. Built once: it is run for every posted message.
+static ACTIVITY_UPDATE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE conversations SET {}, preview_metadata = ?15 WHERE id = ?1",
+        ACTIVITY_ASSIGNMENTS.replace("first_response_at = ?8, ", "")
+    )
+});
+
 /// Writes what [`Conversation::record_message`] moved after a posted message. Only the
 /// activity columns (schema version 4), not the conversation's JSON: the indexes on the
-/// other columns are left alone and no 1 KB document is re-encoded.
-fn put_activity(conn: &Connection, conversation: &Conversation) -> Result<()> {
+/// other columns are left alone and no 1 KB document is re-encoded. `first_response_at`
+/// only when the message moved it (`first_response_moved`, judged against the
+/// conversation as this transaction read it): a second statement on every post otherwise.
+fn put_activity(
+    conn: &Connection,
+    conversation: &Conversation,
+    first_response_moved: bool,
+) -> Result<()> {
     let activity = Activity::of(conversation)?;
     let preview = preview_metadata(conversation)?;
     let mut values: Vec<&dyn rusqlite::ToSql> = vec![&conversation.id.0];
     values.extend(activity.params());
     values.push(&preview);
-    // Every column but `first_response_at`, which an index of the reports holds (schema
-    // version 9): set on every message, it would rewrite that index entry every time;
-    // apart, it is written once, by the first agent reply.
-    conn.prepare_cached(&format!(
-        "UPDATE conversations SET {}, preview_metadata = ?15 WHERE id = ?1",
-        ACTIVITY_ASSIGNMENTS.replace("first_response_at = ?8, ", "")
-    ))
-    .db()?
-    .execute(values.as_slice())
-    .db()?;
-    conn.prepare_cached(
-        "UPDATE conversations SET first_response_at = ?2 WHERE id = ?1 AND first_response_at IS NOT ?2",
-    )
-    .db()?
-    .execute(params![
-        conversation.id.0,
-        ns_opt(conversation.first_response_at)?
-    ])
-    .db()?;
+    conn.prepare_cached(&ACTIVITY_UPDATE)
+        .db()?
+        .execute(values.as_slice())
+        .db()?;
+    if first_response_moved {
+        conn.prepare_cached(
+            "UPDATE conversations SET first_response_at = ?2 WHERE id = ?1 AND first_response_at IS NOT ?2",
+        )
+        .db()?
+        .execute(params![
+            conversation.id.0,
+            ns_opt(conversation.first_response_at)?
+        ])
+        .db()?;
+    }
     Ok(())
 }
 
@@ -684,14 +699,18 @@ pub(crate) fn delete_conversation(
     append_event(s, NewEvent::conversation_deleted(tenant, id, at))
 }
 
+/// The earlier message a client message id repeats (see [`append_message`]); built once.
+static REPEATED_MESSAGE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND sender = ?2 AND client_message_id = ?3"
+    )
+});
+
 pub(crate) fn append_message(s: &mut Session<'_>, new: NewMessage) -> Result<Appended> {
     let conversation = load_conversation(s, new.tenant_id, new.conversation_id)?;
     if let Some(key) = &new.client_message_id {
         // The rule of `NewMessage::repeats`, on the (conversation, sender, key) index.
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 AND sender = ?2 AND client_message_id = ?3"
-        );
-        let mut stmt = s.prepare_cached(&sql).db()?;
+        let mut stmt = s.prepare_cached(&REPEATED_MESSAGE).db()?;
         let mut rows = stmt
             .query(params![new.conversation_id.0, sender_key(new.sender), key])
             .db()?;
@@ -703,9 +722,14 @@ pub(crate) fn append_message(s: &mut Session<'_>, new: NewMessage) -> Result<App
             return Ok(Appended::repeated(earlier, conversation));
         }
     }
+    let first_response_before = conversation.first_response_at;
     let write = MessageWrite::append(conversation, new)?;
     insert_message(s, &write.message)?;
-    put_activity(s, &write.conversation)?;
+    put_activity(
+        s,
+        &write.conversation,
+        write.conversation.first_response_at != first_response_before,
+    )?;
     let appended = write.commit(|event| append_event(s, event))?;
     s.cache.put_conversation(appended.conversation.clone());
     Ok(appended)

@@ -144,3 +144,53 @@ async fn a_change_by_another_connection_is_seen_by_the_next_write() {
         .unwrap();
     assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
 }
+
+/// A post writes `first_response_at` (the reports' indexed column) only when it moves it:
+/// the first agent reply sets it, and the messages before and after leave it as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_response_column_is_written_by_the_first_reply_only() {
+    let (store, dir) = store();
+    let t = tenant(1);
+    store.insert_tenant(&t).await.unwrap();
+    let k = contact(t.id, 2, "Ann", None);
+    store.insert_contact(&k).await.unwrap();
+    let c = store
+        .create_conversation(&conversation(t.id, 3, k.id, 0), vec![])
+        .await
+        .unwrap()
+        .conversation;
+    let bo = agent(t.id, 4, "Bo", "bo@x.example", &[]);
+    store.insert_agent(&bo).await.unwrap();
+    let agent = bo.id;
+    let column = || -> Option<i64> {
+        let conn = Connection::open(dir.path().join("chat.db")).unwrap();
+        conn.query_row(
+            "SELECT first_response_at FROM conversations WHERE id = ?1",
+            [c.id.0],
+            |row| row.get(0),
+        )
+        .unwrap()
+    };
+    store
+        .append_message(text(&c, 10, Sender::Customer, "hello", 1))
+        .await
+        .unwrap();
+    assert_eq!(column(), None, "no reply yet");
+    let reply = store
+        .append_message(text(&c, 11, Sender::Agent(agent), "hi!", 2))
+        .await
+        .unwrap();
+    let first = reply
+        .conversation
+        .first_response_at
+        .expect("the first reply");
+    assert_eq!(column(), Some(first.unix_timestamp_nanos() as i64));
+    for (n, sender, secs) in [(12, Sender::Customer, 3), (13, Sender::Agent(agent), 4)] {
+        let later = store
+            .append_message(text(&c, n, sender, "and then", secs))
+            .await
+            .unwrap();
+        assert_eq!(later.conversation.first_response_at, Some(first));
+        assert_eq!(column(), Some(first.unix_timestamp_nanos() as i64));
+    }
+}

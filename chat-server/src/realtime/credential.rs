@@ -22,7 +22,12 @@ use crate::auth::{self, BOT_PREFIX, Claims, VISITOR_PREFIX};
 /// assert!(Credential::of_token("not a token").is_none());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Credential(Kind);
+pub struct Credential {
+    kind: Kind,
+    /// A stored token's expiry as the upgrade's authentication found it (`Some(None)`: it
+    /// does not expire), for [`expires_at`](Self::expires_at) to answer without a read.
+    known_expiry: Option<Option<time::OffsetDateTime>>,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Kind {
@@ -46,7 +51,7 @@ impl Credential {
         if token.starts_with(VISITOR_PREFIX) || token.starts_with(BOT_PREFIX) {
             let digest = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).into();
             let visitor = token.starts_with(VISITOR_PREFIX);
-            return Some(Self(Kind::Stored { digest, visitor }));
+            return Some(Self::of(Kind::Stored { digest, visitor }));
         }
         let payload = token.split('.').nth(1)?;
         let claims: Claims = serde_json::from_slice(
@@ -55,7 +60,7 @@ impl Credential {
                 .ok()?,
         )
         .ok()?;
-        Some(Self(Kind::Staff {
+        Some(Self::of(Kind::Staff {
             tenant: claims.tid.parse().ok()?,
             agent: claims.sub.parse().ok()?,
             version: claims.ver,
@@ -63,21 +68,49 @@ impl Credential {
         }))
     }
 
+    fn of(kind: Kind) -> Self {
+        Self {
+            kind,
+            known_expiry: None,
+        }
+    }
+
+    /// The same credential, with what the authentication of the socket's request found
+    /// of a stored token's expiry (`None`: nothing known; a staff token's is in the token).
+    pub(crate) fn knowing_expiry(mut self, expiry: Option<Option<time::OffsetDateTime>>) -> Self {
+        if matches!(self.kind, Kind::Stored { .. }) {
+            self.known_expiry = expiry;
+        }
+        self
+    }
+
     /// When the credential runs out, as a deadline on the runtime's clock: a staff
     /// token's `exp` (wall-clock), a stored token's expiry (the engine's clock). `None`
     /// when it does not expire or cannot be read now (the periodic re-check remains).
     pub async fn expires_at(&self, engine: &Engine) -> Option<tokio::time::Instant> {
-        let (at, now) = match &self.0 {
+        let (at, now) = match &self.kind {
             Kind::Staff { expires, .. } => (
                 time::OffsetDateTime::from_unix_timestamp(i64::try_from(*expires).ok()?).ok()?,
                 time::OffsetDateTime::now_utc(),
             ),
             Kind::Stored { digest, visitor } => {
-                let digest = hex::encode(digest);
-                let at = if *visitor {
-                    engine.visitor_token(&digest).await.ok()??.expires_at?
-                } else {
-                    engine.bot_token(&digest).await.ok()??.expires_at?
+                let at = match self.known_expiry {
+                    // Known from the request that opened the socket: no second read.
+                    Some(known) => known?,
+                    None if *visitor => {
+                        engine
+                            .visitor_token(&hex::encode(digest))
+                            .await
+                            .ok()??
+                            .expires_at?
+                    }
+                    None => {
+                        engine
+                            .bot_token(&hex::encode(digest))
+                            .await
+                            .ok()??
+                            .expires_at?
+                    }
                 };
                 (at, engine.clock().now())
             }
@@ -92,7 +125,7 @@ impl Credential {
         // A JWT's `exp` is wall-clock time, as the token library checks it at login; a
         // stored token's expiry is the engine's, as every HTTP request checks it.
         let wall = time::OffsetDateTime::now_utc();
-        match &self.0 {
+        match &self.kind {
             Kind::Staff {
                 tenant,
                 agent,
@@ -149,4 +182,36 @@ pub(crate) fn upgrade_token(req: &hyper::Request<hyper::body::Incoming>) -> Opti
         .map(str::trim)
         .find(|p| !p.is_empty() && *p != super::SUBPROTOCOL)
         .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chat_core::Engine;
+    use chat_core::memory::MemoryStore;
+
+    use super::Credential;
+
+    /// The store has no such token, so an answer can only come from what the upgrade's
+    /// authentication passed on: a socket opening does not read its token a second time.
+    #[tokio::test]
+    async fn a_known_expiry_is_answered_without_reading_the_token_again() {
+        let engine = Engine::builder(Arc::new(MemoryStore::new())).build();
+        let in_an_hour = engine.clock().now() + time::Duration::hours(1);
+        let unknown = Credential::of_token("vt_unknown").unwrap();
+        assert_eq!(unknown.clone().expires_at(&engine).await, None);
+
+        let known = unknown.clone().knowing_expiry(Some(Some(in_an_hour)));
+        let deadline = known.expires_at(&engine).await.expect("the known expiry");
+        let left = deadline - tokio::time::Instant::now();
+        assert!(
+            left > std::time::Duration::from_secs(3500)
+                && left <= std::time::Duration::from_secs(3600),
+            "{left:?}"
+        );
+        // Known not to expire: no deadline, and no read either.
+        let never = unknown.knowing_expiry(Some(None));
+        assert_eq!(never.expires_at(&engine).await, None);
+    }
 }

@@ -31,6 +31,7 @@ use chat_core::{
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+pub(crate) use connection::upgrade_knowing;
 pub use connection::{SUBPROTOCOL, Socket, accept, upgrade};
 pub use credential::Credential;
 pub use follow::Tap;
