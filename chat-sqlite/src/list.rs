@@ -638,7 +638,10 @@ pub(crate) fn page_query(q: &ConversationQuery, index: WordIndex) -> (String, Ve
 /// query-plan tests.
 #[cfg(test)]
 pub(crate) fn common_tag_page_query(q: &ConversationQuery) -> (String, Vec<Value>) {
-    page_sql(q, base_filter(q, WordIndex::Scan, true, TextPlan::Candidates))
+    page_sql(
+        q,
+        base_filter(q, WordIndex::Scan, true, TextPlan::Candidates),
+    )
 }
 
 /// Rows strictly after the cursor in `(updated_at, id)` descending order.
