@@ -844,6 +844,32 @@ pub struct ConversationPage {
     pub counts_capped: bool,
 }
 
+impl ConversationPage {
+    /// The page of `rows` read in page order, at most `limit` + 1 of them: the extra row
+    /// only says that a next page exists, and where it starts is the last row kept. One
+    /// definition for every store.
+    pub fn from_rows(
+        mut rows: Vec<Conversation>,
+        limit: usize,
+        counts: BTreeMap<Mode, u64>,
+        counts_capped: bool,
+    ) -> Self {
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_cursor = if more {
+            rows.last().map(ConversationCursor::after)
+        } else {
+            None
+        };
+        Self {
+            items: rows,
+            next_cursor,
+            counts,
+            counts_capped,
+        }
+    }
+}
+
 /// Which messages [`Store::message_hits`] finds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HitQuery {

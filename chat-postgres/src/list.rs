@@ -218,24 +218,17 @@ pub(crate) async fn list_conversations(
         items.sql
     );
     let rows = tx.query(&sql, &items.refs()).await.db()?;
-    let mut page: Vec<Conversation> = all(&rows)?;
+    let page: Vec<Conversation> = all(&rows)?;
     tx.commit().await.db()?;
-    let more = page.len() > q.limit;
-    page.truncate(q.limit);
-    let next_cursor = if more {
-        page.last().map(ConversationCursor::after)
-    } else {
-        None
-    };
     // The same answer as every store; PostgreSQL counts exactly first (its cost is its
     // own: the SQLite store stops counting at the cap).
     let counts_capped = q.cap_counts(&mut counts);
-    Ok(ConversationPage {
-        items: page,
-        next_cursor,
+    Ok(ConversationPage::from_rows(
+        page,
+        q.limit,
         counts,
         counts_capped,
-    })
+    ))
 }
 
 /// Rows strictly after the cursor in `(updated_at, id)` descending order.

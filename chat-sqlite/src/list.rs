@@ -360,21 +360,14 @@ pub(crate) fn list_conversations(
         base
     };
     let (sql, params) = page_sql(q, base);
-    let mut page: Vec<Conversation> =
+    let page: Vec<Conversation> =
         conversations(conn, &sql, rusqlite::params_from_iter(&params))?;
-    let more = page.len() > q.limit;
-    page.truncate(q.limit);
-    let next_cursor = if more {
-        page.last().map(ConversationCursor::after)
-    } else {
-        None
-    };
-    Ok(ConversationPage {
-        items: page,
-        next_cursor,
+    Ok(ConversationPage::from_rows(
+        page,
+        q.limit,
         counts,
         counts_capped,
-    })
+    ))
 }
 
 /// One mode's count of a walk: its conversations newest first, up to the cap (the last
@@ -461,19 +454,12 @@ fn candidate_page(
     for (_, _, rowid) in &listed {
         page.extend(conversations(conn, by_rowid, [rowid])?);
     }
-    let more = page.len() > q.limit;
-    page.truncate(q.limit);
-    let next_cursor = if more {
-        page.last().map(ConversationCursor::after)
-    } else {
-        None
-    };
-    Ok(ConversationPage {
-        items: page,
-        next_cursor,
+    Ok(ConversationPage::from_rows(
+        page,
+        q.limit,
         counts,
         counts_capped,
-    })
+    ))
 }
 
 /// How a text search finds its conversations.
