@@ -360,8 +360,7 @@ pub(crate) fn list_conversations(
         base
     };
     let (sql, params) = page_sql(q, base);
-    let page: Vec<Conversation> =
-        conversations(conn, &sql, rusqlite::params_from_iter(&params))?;
+    let page: Vec<Conversation> = conversations(conn, &sql, rusqlite::params_from_iter(&params))?;
     Ok(ConversationPage::from_rows(
         page,
         q.limit,
