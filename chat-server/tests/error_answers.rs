@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -79,17 +79,22 @@ async fn a_database_locked_by_another_connection_is_503_storage_busy_with_retry_
 }
 
 /// The SQLite store, with a rival writer that can be armed to commit a change to a
-/// conversation between the engine's read and its compare-and-swap write: the race two
-/// agents produce by claiming at once, made to happen every time.
+/// conversation between the engine's read and its compare-and-swap write: the race a
+/// customer's message or a colleague's edit produces at the moment of a claim, made to
+/// happen for the next `rivals` writes.
 struct RivalWriter {
     inner: Arc<SqliteStore>,
-    armed: AtomicBool,
+    rivals: AtomicUsize,
 }
 
 #[async_trait]
 impl Store for RivalWriter {
     async fn update_conversation(&self, update: ConversationUpdate) -> Result<Committed> {
-        if self.armed.swap(false, Ordering::SeqCst) {
+        if self
+            .rivals
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
             // The rival read the same stored state and changes only its details.
             let next = &update.conversation;
             let mut rival = self
@@ -466,13 +471,12 @@ impl Store for RivalWriter {
     }
 }
 
-#[tokio::test]
-async fn a_claim_that_loses_a_race_is_409_version_conflict_with_the_current_version() {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = Arc::new(SqliteStore::open(dir.path().join("chat.db")).unwrap());
+/// A server on a [`RivalWriter`], a supervisor's token and a conversation in `bot` mode.
+async fn rival_desk(dir: &std::path::Path) -> (TestServer, Arc<RivalWriter>, String, String) {
+    let sqlite = Arc::new(SqliteStore::open(dir.join("chat.db")).unwrap());
     let store = Arc::new(RivalWriter {
         inner: sqlite.clone(),
-        armed: AtomicBool::new(false),
+        rivals: AtomicUsize::new(0),
     });
     let engine = Engine::builder(store.clone())
         .credentials(sqlite)
@@ -522,8 +526,16 @@ async fn a_claim_that_loses_a_race_is_409_version_conflict_with_the_current_vers
         .as_str()
         .unwrap()
         .to_owned();
+    (server, store, ana, id)
+}
 
-    store.armed.store(true, Ordering::SeqCst);
+#[tokio::test]
+async fn a_claim_that_loses_every_race_is_409_version_conflict_with_the_current_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, store, ana, id) = rival_desk(dir.path()).await;
+
+    // A rival write lands before each of the claim's attempts: it gives up at last.
+    store.rivals.store(1_000, Ordering::SeqCst);
     let lost = server
         .post(
             &format!("/v1/conversations/{id}/claim"),
@@ -531,11 +543,16 @@ async fn a_claim_that_loses_a_race_is_409_version_conflict_with_the_current_vers
             json!({}),
         )
         .await;
+    let left = store.rivals.swap(0, Ordering::SeqCst);
     assert_eq!(
         (lost.status, lost.error_code()),
         (StatusCode::CONFLICT, "version_conflict"),
         "{}",
         lost.text
+    );
+    assert!(
+        left < 1_000 - 1,
+        "the claim was tried again after its first lost race"
     );
     // The version the rival's write left, as a fresh read shows it.
     let now = server
@@ -546,12 +563,13 @@ async fn a_claim_that_loses_a_race_is_409_version_conflict_with_the_current_vers
         now.body["priority"], "high",
         "the rival's write is what won"
     );
+    assert_eq!(now.body["mode"], "bot", "the claim changed nothing");
     assert_eq!(
         lost.body["error"]["current_version"], now.body["version"],
         "{}",
         lost.text
     );
-    // Trying again from that read succeeds.
+    // Trying again once the rivals are quiet succeeds.
     let claimed = server
         .post(
             &format!("/v1/conversations/{id}/claim"),
@@ -560,6 +578,54 @@ async fn a_claim_that_loses_a_race_is_409_version_conflict_with_the_current_vers
         )
         .await;
     assert_eq!(claimed.status, StatusCode::OK, "{}", claimed.text);
+    server.stop().await;
+}
+
+/// The soak's one failed request: an agent's reply to a conversation that had gone back to
+/// the queue claimed it, lost the race to another write (the customer's message), and was
+/// answered 409 although nobody else had taken the conversation.
+#[tokio::test]
+async fn a_claim_that_loses_a_race_to_an_unrelated_write_is_tried_again_and_goes_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, store, ana, id) = rival_desk(dir.path()).await;
+
+    store.rivals.store(1, Ordering::SeqCst);
+    let claimed = server
+        .post(
+            &format!("/v1/conversations/{id}/claim"),
+            Some(&ana),
+            json!({}),
+        )
+        .await;
+    assert_eq!(store.rivals.load(Ordering::SeqCst), 0, "the rival wrote");
+    assert_eq!(claimed.status, StatusCode::OK, "{}", claimed.text);
+    assert_eq!(claimed.body["mode"], "agent", "{}", claimed.text);
+    // Both writes are there: the rival's details and the claim.
+    assert_eq!(claimed.body["priority"], "high", "{}", claimed.text);
+
+    // The same through a reply, which claims a conversation it finds unclaimed.
+    let opened = server.post("/v1/conversations", None, first_visit()).await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.text);
+    let other = opened.body["conversation"]["id"].as_str().unwrap();
+    store.rivals.store(1, Ordering::SeqCst);
+    let replied = server
+        .post(
+            &format!("/v1/conversations/{other}/messages"),
+            Some(&ana),
+            json!({ "body": "on its way" }),
+        )
+        .await;
+    assert_eq!(store.rivals.load(Ordering::SeqCst), 0, "the rival wrote");
+    assert_eq!(replied.status, StatusCode::CREATED, "{}", replied.text);
+    let now = server
+        .get(&format!("/v1/conversations/{other}"), Some(&ana))
+        .await;
+    assert_eq!(
+        (&now.body["mode"], &now.body["priority"]),
+        (&json!("agent"), &json!("high")),
+        "{}",
+        now.text
+    );
     server.stop().await;
 }
 

@@ -59,7 +59,7 @@ impl Engine {
             v => v.map(str::to_owned),
         };
         let committed = self
-            .change(actor, id, Action::EditDetails, true, |_, c| {
+            .change(actor, id, Action::EditDetails, |_, c| {
                 match &value {
                     Some(v) => c.metadata.insert(key.clone(), v.clone()),
                     None => c.metadata.remove(&key),

@@ -503,7 +503,7 @@ impl Engine {
         }
         let tenant = actor.tenant();
         let committed = self
-            .change(actor, id, Action::ChangeMode, true, |who, c| {
+            .change(actor, id, Action::ChangeMode, |who, c| {
                 let from = c.mode;
                 from.check(mode)?;
                 let note = self.enter_mode(who, c, mode)?;
@@ -591,7 +591,7 @@ impl Engine {
         reason: Option<String>,
     ) -> Result<Conversation> {
         let committed = self
-            .change(actor, id, Action::RequestAgent, true, |who, c| {
+            .change(actor, id, Action::RequestAgent, |who, c| {
                 let from = c.mode;
                 from.check(Mode::Queued)?;
                 if department.is_some() {
@@ -615,11 +615,13 @@ impl Engine {
     }
 
     /// Takes a queued (or bot) conversation for the acting staff member. Of two agents
-    /// claiming at once exactly one wins; the other gets [`Error::Conflict`].
+    /// claiming at once exactly one wins; the other gets [`Error::Conflict`]. A claim that
+    /// lost a race to a write that left the conversation unclaimed (the customer's
+    /// message, a tag) is tried again from a fresh read, not refused.
     pub async fn claim(&self, actor: &Actor, id: ConversationId) -> Result<Conversation> {
         let taken = || Error::Conflict("conversation already has an agent".into());
         let result = self
-            .change(actor, id, Action::Claim, false, |who, c| {
+            .change(actor, id, Action::Claim, |who, c| {
                 let me = who.staff().ok_or(Error::Forbidden("claim"))?;
                 if c.mode == Mode::Agent || c.mode == Mode::Paused {
                     return Err(taken());
@@ -659,7 +661,7 @@ impl Engine {
         let target = self.active_agent(actor, agent).await?;
         let tenant = actor.tenant();
         let committed = self
-            .change(actor, id, Action::Assign, true, |_, c| {
+            .change(actor, id, Action::Assign, |_, c| {
                 if c.assigned_agent_id == Some(agent) && c.mode.holds_agent() {
                     return Err(Error::Conflict("already assigned to this agent".into()));
                 }
@@ -701,7 +703,7 @@ impl Engine {
     /// Removes the owner and puts the conversation back in the queue.
     pub async fn unassign(&self, actor: &Actor, id: ConversationId) -> Result<Conversation> {
         let committed = self
-            .change(actor, id, Action::Assign, true, |who, c| {
+            .change(actor, id, Action::Assign, |who, c| {
                 let from = c
                     .assigned_agent_id
                     .ok_or_else(|| Error::Conflict("nobody is assigned".into()))?;
@@ -737,7 +739,7 @@ impl Engine {
             }
         };
         let committed = self
-            .change(actor, id, Action::Transfer, true, |who, c| {
+            .change(actor, id, Action::Transfer, |who, c| {
                 if !c.mode.is_open() {
                     return Err(Error::InvalidTransition {
                         from: c.mode,
@@ -843,7 +845,7 @@ impl Engine {
         }
         let max_tags = self.inner.limits.max_tags;
         let committed = self
-            .change(actor, id, Action::EditDetails, true, |_, c| {
+            .change(actor, id, Action::EditDetails, |_, c| {
                 if c.mode == Mode::Archived {
                     return Err(Error::Conflict(
                         "archived conversations are read-only".into(),
@@ -906,7 +908,7 @@ impl Engine {
             .map(|(score, feedback)| self.rating(score, feedback))
             .transpose()?;
         let committed = self
-            .change(actor, id, Action::Close, true, |who, c| {
+            .change(actor, id, Action::Close, |who, c| {
                 if rating.is_some() {
                     who.authorize(Action::Rate, c)?;
                 }
@@ -934,7 +936,7 @@ impl Engine {
     ) -> Result<Conversation> {
         let rating = self.rating(score, feedback)?;
         let committed = self
-            .change(actor, id, Action::Rate, true, |_, c| {
+            .change(actor, id, Action::Rate, |_, c| {
                 if c.mode == Mode::Archived {
                     return Err(Error::Conflict(
                         "archived conversations are read-only".into(),
@@ -973,7 +975,7 @@ impl Engine {
     ) -> Result<Conversation> {
         let tenant = self.load_tenant(actor.tenant()).await?;
         let committed = self
-            .change(actor, id, Action::Reopen, true, |who, c| {
+            .change(actor, id, Action::Reopen, |who, c| {
                 if c.mode != Mode::Closed {
                     return Err(Error::InvalidTransition {
                         from: c.mode,
@@ -1020,7 +1022,7 @@ impl Engine {
     /// Archives a closed conversation (read-only from then on).
     pub async fn archive(&self, actor: &Actor, id: ConversationId) -> Result<Conversation> {
         let committed = self
-            .change(actor, id, Action::Archive, true, |_, c| {
+            .change(actor, id, Action::Archive, |_, c| {
                 c.mode.check(Mode::Archived)?;
                 c.mode = Mode::Archived;
                 Ok((ConversationChange::Archived, None))

@@ -82,7 +82,6 @@ impl Engine {
                 &system,
                 conversation.id,
                 crate::policy::Action::EditDetails,
-                true,
                 |_, c| {
                     for id in &outsiders {
                         if !c.participants.contains(id) {

@@ -668,14 +668,16 @@ impl Engine {
 
     /// Reads a conversation, checks `action`, lets `apply` compute the next state and
     /// writes it with compare-and-swap, retrying from a fresh read when another writer got
-    /// there first (`apply` re-checks its rules on every attempt). With `retry = false` a
-    /// lost race is reported as [`Error::Conflict`]; claims use that.
+    /// there first (`apply` re-checks its rules on every attempt, so of two claims of one
+    /// conversation the second sees the first's agent and is refused by its rule, while a
+    /// claim that only raced an unrelated write, such as the customer's next message, goes
+    /// through). After [`CAS_ATTEMPTS`] lost races the last is reported as
+    /// [`Error::Conflict`] ([`ConflictKind::VersionRace`](crate::ConflictKind::VersionRace)).
     async fn change<F>(
         &self,
         actor: &Actor,
         id: ConversationId,
         action: Action,
-        retry: bool,
         apply: F,
     ) -> Result<Committed>
     where
@@ -713,9 +715,7 @@ impl Engine {
                 }
                 // Only a lost race is worth another read; other conflicts would repeat.
                 Err(Error::Conflict(c))
-                    if c.kind() == crate::ConflictKind::VersionRace
-                        && retry
-                        && attempt < CAS_ATTEMPTS =>
+                    if c.kind() == crate::ConflictKind::VersionRace && attempt < CAS_ATTEMPTS =>
                 {
                     continue;
                 }

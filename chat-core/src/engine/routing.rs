@@ -322,26 +322,20 @@ impl Engine {
                 }
                 let minutes = secs.div_ceil(60);
                 let result = self
-                    .change(
-                        &system,
-                        c.id,
-                        crate::policy::Action::Assign,
-                        true,
-                        |who, c| {
-                            if !unanswered(c) {
-                                return Err(Error::Conflict("answered meanwhile".into()));
-                            }
-                            let from = c.assigned_agent_id;
-                            self.enter_mode(who, c, Mode::Queued)?;
-                            let note = crate::model::Notice::Requeued {
-                                minutes: u64::from(minutes),
-                            };
-                            Ok((
-                                crate::model::ConversationChange::Assigned { from, to: None },
-                                Some(note),
-                            ))
-                        },
-                    )
+                    .change(&system, c.id, crate::policy::Action::Assign, |who, c| {
+                        if !unanswered(c) {
+                            return Err(Error::Conflict("answered meanwhile".into()));
+                        }
+                        let from = c.assigned_agent_id;
+                        self.enter_mode(who, c, Mode::Queued)?;
+                        let note = crate::model::Notice::Requeued {
+                            minutes: u64::from(minutes),
+                        };
+                        Ok((
+                            crate::model::ConversationChange::Assigned { from, to: None },
+                            Some(note),
+                        ))
+                    })
                     .await;
                 match result {
                     Ok(_) => {
@@ -376,22 +370,16 @@ impl Engine {
                 }
                 let minutes = secs.div_ceil(60);
                 let result = self
-                    .change(
-                        &system,
-                        c.id,
-                        crate::policy::Action::Close,
-                        true,
-                        |who, c| {
-                            if !idle(c) {
-                                return Err(Error::Conflict("the customer wrote meanwhile".into()));
-                            }
-                            self.enter_mode(who, c, Mode::Closed)?;
-                            let note = crate::model::Notice::ClosedIdle {
-                                minutes: u64::from(minutes),
-                            };
-                            Ok((crate::model::ConversationChange::Closed, Some(note)))
-                        },
-                    )
+                    .change(&system, c.id, crate::policy::Action::Close, |who, c| {
+                        if !idle(c) {
+                            return Err(Error::Conflict("the customer wrote meanwhile".into()));
+                        }
+                        self.enter_mode(who, c, Mode::Closed)?;
+                        let note = crate::model::Notice::ClosedIdle {
+                            minutes: u64::from(minutes),
+                        };
+                        Ok((crate::model::ConversationChange::Closed, Some(note)))
+                    })
                     .await;
                 match result {
                     Ok(_) => report.closed.push(c.id),

@@ -35,7 +35,7 @@ impl Engine {
             ));
         }
         let committed = self
-            .change(actor, id, Action::EditDetails, true, |who, c| {
+            .change(actor, id, Action::EditDetails, |who, c| {
                 let by = who
                     .staff()
                     .map(|a| a.id)
@@ -72,7 +72,7 @@ impl Engine {
     ) -> Result<Conversation> {
         let now = self.now();
         let committed = self
-            .change(actor, id, Action::EditDetails, true, |_, c| {
+            .change(actor, id, Action::EditDetails, |_, c| {
                 let over = match (&c.snooze, reason) {
                     (None, _) => false,
                     (Some(_), WakeReason::Staff) => true,
