@@ -116,7 +116,8 @@ mod with_database {
             .unwrap();
         let mut deleted = to_delete.clone();
         deleted.body.clear();
-        deleted.deleted_at = Some(OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(1_700_000_006));
+        deleted.deleted_at =
+            Some(OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(1_700_000_006));
         store.update_message(&deleted).await.unwrap();
         store
             .delete_conversation(t, gone.id, OffsetDateTime::now_utc())
@@ -124,7 +125,11 @@ mod with_database {
             .unwrap();
 
         let after = all_events(&store, t).await;
-        assert_eq!(after[..before.len()], before[..], "the log reads back the same");
+        assert_eq!(
+            after[..before.len()],
+            before[..],
+            "the log reads back the same"
+        );
         assert_eq!(after.len(), before.len() + 3);
         // The changed and deleted rows' events were written out in full; the others still
         // refer to their rows.
@@ -144,7 +149,11 @@ mod with_database {
         }
         // A second edit finds nothing left to write out, and changes nothing in the log.
         store
-            .update_message(&edited(&edited(&to_edit, "the parcel", 5), "the big parcel", 7))
+            .update_message(&edited(
+                &edited(&to_edit, "the parcel", 5),
+                "the big parcel",
+                7,
+            ))
             .await
             .unwrap();
         let last = all_events(&store, t).await;
