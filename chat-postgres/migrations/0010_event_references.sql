@@ -5,10 +5,9 @@
 -- rebuild the event. Before anything changes or deletes the row, the store writes the
 -- event out in full again in the same transaction (src/events.rs).
 --
--- The foreign key (no action on delete) holds the store to that: a message whose event
--- still refers to it cannot be deleted, so a read never finds a slim event without its
--- message. Its index is also how an edit finds the message's event.
-ALTER TABLE events ADD COLUMN message_id uuid REFERENCES messages (id);
+-- The partial index is how an edit finds the message's event. No foreign key: its checks
+-- would run on every post and every deleted message.
+ALTER TABLE events ADD COLUMN message_id uuid;
 CREATE INDEX events_message ON events (message_id) WHERE message_id IS NOT NULL;
 
 -- Existing events are slimmed in place by the statement that follows this file in

@@ -16,12 +16,12 @@
 //! from the read to the commit. Locks go message, then its event, in every path, so an
 //! edit racing a deletion waits rather than deadlocks. A reader's one statement sees one
 //! snapshot: the slim event with the unchanged row, or the full event with the changed
-//! one. The foreign key from `message_id` (no action on delete) holds the store to this:
-//! deleting a message whose event still refers to it fails.
+//! one. No foreign key holds the paths to this (its check on every insert, and on every
+//! deleted message, would run in the posts' serialized part): the tests of every path do,
+//! and a read that finds the row missing says so (`Corrupt`) rather than guess.
 //!
-//! Only the insert decides slimness, and only for the message its transaction has just
-//! stored: the statement compares the row's `data` with the event's message, so an event
-//! whose message is not exactly the row stays full.
+//! Only the insert decides slimness, and only for a message its transaction has just
+//! stored, equal to the event's message ([`referable`]); any other event stays full.
 
 use chat_core::{Event, EventPayload, Message, NewEvent, Result, StorageKind, TenantId};
 use deadpool_postgres::Transaction;
@@ -79,7 +79,8 @@ pub(crate) fn from_row(row: &Row) -> Result<Event> {
         .try_get(3)
         .map_err(|e| crate::error::corrupt_row("message", e))?;
     let Some(Json(message)) = message else {
-        // The foreign key forbids it; said plainly should a hand-made change get past it.
+        // Every path that deletes a message writes its event out first; should one not,
+        // this says so rather than read back something else.
         return Err(chat_core::Error::storage_kind(
             StorageKind::Corrupt,
             format!("event {seq} refers to message {message_id}, which is missing"),
@@ -89,12 +90,13 @@ pub(crate) fn from_row(row: &Row) -> Result<Event> {
 }
 
 /// The message whose row an event may refer to instead of copying it: a
-/// `message_created` event that a read rebuilds exactly from its message. Whether the row
-/// is that message the insert checks (see `store::log_events`).
-pub(crate) fn referable(event: &Event) -> Option<uuid::Uuid> {
+/// `message_created` event that a read rebuilds exactly from its message, which is one of
+/// `stored`, the messages the event's transaction has just inserted, as inserted.
+pub(crate) fn referable(event: &Event, stored: &[Message]) -> Option<uuid::Uuid> {
     match &event.payload {
         EventPayload::MessageCreated { message }
-            if NewEvent::message_created(message).into_event(event.seq) == *event =>
+            if stored.iter().any(|m| m == message.as_ref())
+                && NewEvent::message_created(message).into_event(event.seq) == *event =>
         {
             Some(message.id.0)
         }

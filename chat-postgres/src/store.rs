@@ -216,8 +216,10 @@ impl PostgresStore {
 /// Numbers `events` (one write's, in log order, all of one tenant) with the tenant's next
 /// sequences and stores them, in one statement: the tenant's `event_heads` row moves by
 /// their number, and its lock is held until the transaction ends. One round trip, so the
-/// tenant's other writers wait for little more than this write's commit.
-async fn log_events(tx: &Transaction<'_>, events: &mut [Event]) -> Result<()> {
+/// tenant's other writers wait for little more than this write's commit. `stored` are the
+/// messages this transaction has just inserted: a `message_created` event of one of them,
+/// as it was stored, refers to its row instead of copying it (see `events.rs`).
+async fn log_events(tx: &Transaction<'_>, events: &mut [Event], stored: &[Message]) -> Result<()> {
     let Some(tenant) = events.first().map(|e| e.tenant_id) else {
         return Ok(());
     };
@@ -233,12 +235,11 @@ async fn log_events(tx: &Transaction<'_>, events: &mut [Event]) -> Result<()> {
              ), logged AS ( \
                  INSERT INTO events (tenant_id, seq, conversation_id, data, message_id) \
                  SELECT $1, head.before + e.ord, e.conversation_id, \
-                        CASE WHEN m.id IS NULL \
+                        CASE WHEN e.message_id IS NULL \
                              THEN jsonb_set(e.data, '{seq}', to_jsonb(head.before + e.ord)) \
                              ELSE '{}' END, \
-                        m.id \
-                 FROM head, input e LEFT JOIN messages m ON m.id = e.message_id \
-                     AND m.data = e.data -> 'payload' -> 'message' \
+                        e.message_id \
+                 FROM head, input e \
                  RETURNING 1 \
              ), outbox AS ( \
                  INSERT INTO webhook_deliveries (webhook_id, seq, tenant_id, conversation_id, kind, \
@@ -259,9 +260,13 @@ async fn log_events(tx: &Transaction<'_>, events: &mut [Event]) -> Result<()> {
         .map(|e| e.conversation_id.map(|c| c.0))
         .collect();
     let data: Vec<Json<&Event>> = events.iter().map(Json).collect();
-    // A `message_created` event refers to its message's row when the row (stored by this
-    // transaction) is exactly the event's message: the join above checks it.
-    let messages: Vec<Option<uuid::Uuid>> = events.iter().map(crate::events::referable).collect();
+    // Decided here, not by a join in the statement: the statement runs while the tenant's
+    // counter is locked, and a cached plan made while `messages` was empty (a new
+    // database) scanned the whole table for each post.
+    let messages: Vec<Option<uuid::Uuid>> = events
+        .iter()
+        .map(|e| crate::events::referable(e, stored))
+        .collect();
     // For the outbox (webhook deliveries, written here with their events).
     let kinds: Vec<&str> = events.iter().map(|e| e.payload.kind()).collect();
     let at: Vec<i64> = events.iter().map(|e| ns(e.at)).collect::<Result<_>>()?;
@@ -291,7 +296,7 @@ async fn log_events(tx: &Transaction<'_>, events: &mut [Event]) -> Result<()> {
 pub(crate) async fn log_one(tx: &Transaction<'_>, event: NewEvent) -> Result<Event> {
     // Numbered by `log_events`; 0 until then.
     let mut logged = [event.into_event(0)];
-    log_events(tx, &mut logged).await?;
+    log_events(tx, &mut logged, &[]).await?;
     let [event] = logged;
     Ok(event)
 }
@@ -429,7 +434,7 @@ async fn store_write(
         insert_message(tx, m).await?;
     }
     let mut committed = write.commit(unnumbered)?;
-    log_events(tx, &mut committed.events).await?;
+    log_events(tx, &mut committed.events, &committed.messages).await?;
     Ok(committed)
 }
 
@@ -1021,7 +1026,12 @@ impl Store for PostgresStore {
         insert_message(&tx, &write.message).await?;
         let mut appended = write.commit(unnumbered)?;
         if let Some(event) = appended.event.as_mut() {
-            log_events(&tx, std::slice::from_mut(event)).await?;
+            log_events(
+                &tx,
+                std::slice::from_mut(event),
+                std::slice::from_ref(&appended.message),
+            )
+            .await?;
         }
         tx.commit().await.db()?;
         Ok(appended)
@@ -1427,7 +1437,7 @@ impl Store for PostgresStore {
         }
         // The counter last, as every write takes it; one tenant's events at a time.
         for run in events.chunk_by_mut(|a, b| a.tenant_id == b.tenant_id) {
-            log_events(&tx, run).await?;
+            log_events(&tx, run, &[]).await?;
         }
         tx.commit().await.db()?;
         Ok(events)
