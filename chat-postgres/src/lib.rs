@@ -3,6 +3,7 @@
 mod codec;
 mod credentials;
 mod error;
+mod events;
 mod export;
 mod inboxes;
 mod list;

@@ -59,7 +59,17 @@ impl PostgresStore {
     ) -> Result<CopySummary> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
-        match copy_in(&tx, &mut lines).await {
+        let copied = match copy_in(&tx, &mut lines).await {
+            // SQLite's portable export writes every event out in full; those whose message
+            // is unchanged refer to its row here, as this store's own writes do.
+            Ok(summary) => tx
+                .batch_execute(crate::events::slim_logged!())
+                .await
+                .db()
+                .map(|()| summary),
+            Err(e) => Err(e),
+        };
+        match copied {
             Ok(summary) => {
                 tx.commit().await.db()?;
                 Ok(summary)

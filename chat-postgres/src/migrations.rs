@@ -22,6 +22,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_presence.sql"),
     include_str!("../migrations/0008_mail.sql"),
     include_str!("../migrations/0009_inbox_polls.sql"),
+    // The file adds the reference column; the statement slims the events already logged.
+    concat!(
+        include_str!("../migrations/0010_event_references.sql"),
+        crate::events::slim_logged!()
+    ),
 ];
 
 /// The schema version this build of the crate creates and reads.

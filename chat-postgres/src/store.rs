@@ -216,8 +216,10 @@ impl PostgresStore {
 /// Numbers `events` (one write's, in log order, all of one tenant) with the tenant's next
 /// sequences and stores them, in one statement: the tenant's `event_heads` row moves by
 /// their number, and its lock is held until the transaction ends. One round trip, so the
-/// tenant's other writers wait for little more than this write's commit.
-async fn log_events(tx: &Transaction<'_>, events: &mut [Event]) -> Result<()> {
+/// tenant's other writers wait for little more than this write's commit. `stored` are the
+/// messages this transaction has just inserted: a `message_created` event of one of them,
+/// as it was stored, refers to its row instead of copying it (see `events.rs`).
+async fn log_events(tx: &Transaction<'_>, events: &mut [Event], stored: &[Message]) -> Result<()> {
     let Some(tenant) = events.first().map(|e| e.tenant_id) else {
         return Ok(());
     };
@@ -228,12 +230,15 @@ async fn log_events(tx: &Transaction<'_>, events: &mut [Event]) -> Result<()> {
                  ON CONFLICT (tenant_id) DO UPDATE SET last_seq = event_heads.last_seq + EXCLUDED.last_seq \
                  RETURNING last_seq - $2 AS before \
              ), input AS ( \
-                 SELECT * FROM unnest($3::uuid[], $4::jsonb[], $5::text[], $6::int8[]) \
-                     WITH ORDINALITY AS e (conversation_id, data, kind, at_ns, ord) \
+                 SELECT * FROM unnest($3::uuid[], $4::jsonb[], $5::text[], $6::int8[], $7::uuid[]) \
+                     WITH ORDINALITY AS e (conversation_id, data, kind, at_ns, message_id, ord) \
              ), logged AS ( \
-                 INSERT INTO events (tenant_id, seq, conversation_id, data) \
+                 INSERT INTO events (tenant_id, seq, conversation_id, data, message_id) \
                  SELECT $1, head.before + e.ord, e.conversation_id, \
-                        jsonb_set(e.data, '{seq}', to_jsonb(head.before + e.ord)) \
+                        CASE WHEN e.message_id IS NULL \
+                             THEN jsonb_set(e.data, '{seq}', to_jsonb(head.before + e.ord)) \
+                             ELSE '{}' END, \
+                        e.message_id \
                  FROM head, input e \
                  RETURNING 1 \
              ), outbox AS ( \
@@ -255,6 +260,13 @@ async fn log_events(tx: &Transaction<'_>, events: &mut [Event]) -> Result<()> {
         .map(|e| e.conversation_id.map(|c| c.0))
         .collect();
     let data: Vec<Json<&Event>> = events.iter().map(Json).collect();
+    // Decided here, not by a join in the statement: the statement runs while the tenant's
+    // counter is locked, and a cached plan made while `messages` was empty (a new
+    // database) scanned the whole table for each post.
+    let messages: Vec<Option<uuid::Uuid>> = events
+        .iter()
+        .map(|e| crate::events::referable(e, stored))
+        .collect();
     // For the outbox (webhook deliveries, written here with their events).
     let kinds: Vec<&str> = events.iter().map(|e| e.payload.kind()).collect();
     let at: Vec<i64> = events.iter().map(|e| ns(e.at)).collect::<Result<_>>()?;
@@ -268,6 +280,7 @@ async fn log_events(tx: &Transaction<'_>, events: &mut [Event]) -> Result<()> {
                 &data,
                 &kinds,
                 &at,
+                &messages,
             ],
         )
         .await
@@ -283,7 +296,7 @@ async fn log_events(tx: &Transaction<'_>, events: &mut [Event]) -> Result<()> {
 pub(crate) async fn log_one(tx: &Transaction<'_>, event: NewEvent) -> Result<Event> {
     // Numbered by `log_events`; 0 until then.
     let mut logged = [event.into_event(0)];
-    log_events(tx, &mut logged).await?;
+    log_events(tx, &mut logged, &[]).await?;
     let [event] = logged;
     Ok(event)
 }
@@ -421,7 +434,7 @@ async fn store_write(
         insert_message(tx, m).await?;
     }
     let mut committed = write.commit(unnumbered)?;
-    log_events(tx, &mut committed.events).await?;
+    log_events(tx, &mut committed.events, &committed.messages).await?;
     Ok(committed)
 }
 
@@ -684,9 +697,11 @@ impl Store for PostgresStore {
             Some(c) => c,
             None => return Err(Error::NotFound("contact")),
         };
+        // Locked, so no message is posted to them while their events are written out.
         let held: Vec<ConversationId> = tx
             .query(
-                "SELECT id FROM conversations WHERE contact_id = $1 AND tenant_id = $2",
+                "SELECT id FROM conversations WHERE contact_id = $1 AND tenant_id = $2 \
+                 ORDER BY id FOR UPDATE",
                 &[&id.0, &tenant.0],
             )
             .await
@@ -701,6 +716,7 @@ impl Store for PostgresStore {
             ));
         }
         let held_ids: Vec<uuid::Uuid> = held.iter().map(|c| c.0).collect();
+        crate::events::inline_conversations(&tx, tenant, &held_ids).await?;
         tx.execute("DELETE FROM conversations WHERE id = ANY($1)", &[&held_ids])
             .await
             .db()?;
@@ -722,19 +738,32 @@ impl Store for PostgresStore {
             }
         }
         let ids: Vec<uuid::Uuid> = erasure.conversations.iter().map(|c| c.0).collect();
+        // The held conversations' events are written out in full by now, and those of the
+        // contact's earlier conversations were when they were deleted; read as every
+        // reader does all the same.
         let found = tx
             .query(
-                "SELECT data FROM events WHERE tenant_id = $1 AND (conversation_id = ANY($2) \
-                   OR (conversation_id IS NULL AND data->'payload'->>'type' = 'contact_merged'))",
+                concat!(
+                    "SELECT ",
+                    crate::events::event_columns!(),
+                    " FROM events e ",
+                    crate::events::join_rows!(),
+                    " WHERE e.tenant_id = $1 AND (e.conversation_id = ANY($2) \
+                       OR (e.conversation_id IS NULL AND e.data->'payload'->>'type' = 'contact_merged'))"
+                ),
                 &[&tenant.0, &ids],
             )
             .await
             .db()?;
-        for mut event in all::<Event>(&found)? {
+        let found = found
+            .iter()
+            .map(crate::events::from_row)
+            .collect::<Result<Vec<Event>>>()?;
+        for mut event in found {
             if let Some(payload) = erasure.scrub(&event) {
                 event.payload = payload;
                 tx.execute(
-                    "UPDATE events SET data = $3 WHERE tenant_id = $1 AND seq = $2",
+                    "UPDATE events SET data = $3, message_id = NULL WHERE tenant_id = $1 AND seq = $2",
                     &[&tenant.0, &int(event.seq), &Json(&event)],
                 )
                 .await
@@ -919,16 +948,16 @@ impl Store for PostgresStore {
     ) -> Result<Event> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
-        let n = tx
-            .execute(
-                "DELETE FROM conversations WHERE id = $1 AND tenant_id = $2",
-                &[&id.0, &tenant.0],
-            )
-            .await
-            .db()?;
-        if n == 0 {
-            return Err(Error::NotFound("conversation"));
-        }
+        // Locked first, as every write locks it: no message is posted to it meanwhile, so
+        // every message whose event must be written out before the delete is seen.
+        lock_conversation(&tx, tenant, id).await?;
+        crate::events::inline_conversations(&tx, tenant, &[id.0]).await?;
+        tx.execute(
+            "DELETE FROM conversations WHERE id = $1 AND tenant_id = $2",
+            &[&id.0, &tenant.0],
+        )
+        .await
+        .db()?;
         let event = log_one(&tx, NewEvent::conversation_deleted(tenant, id, at)).await?;
         tx.commit().await.db()?;
         Ok(event)
@@ -997,7 +1026,12 @@ impl Store for PostgresStore {
         insert_message(&tx, &write.message).await?;
         let mut appended = write.commit(unnumbered)?;
         if let Some(event) = appended.event.as_mut() {
-            log_events(&tx, std::slice::from_mut(event)).await?;
+            log_events(
+                &tx,
+                std::slice::from_mut(event),
+                std::slice::from_ref(&appended.message),
+            )
+            .await?;
         }
         tx.commit().await.db()?;
         Ok(appended)
@@ -1014,6 +1048,9 @@ impl Store for PostgresStore {
             .await
             .db()?;
         let mut stored: Message = one(row)?.ok_or(Error::NotFound("message"))?;
+        // The row is locked: its `message_created` event, if it still refers to it, is
+        // written out as the message was before this edit, in the edit's transaction.
+        crate::events::inline_message(&tx, &stored).await?;
         let event = edit_message(&mut stored, message);
         let (deleted, words) = message_search(&stored);
         tx.execute(
@@ -1226,16 +1263,20 @@ impl Store for PostgresStore {
     ) -> Result<Vec<Event>> {
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(
-                "SELECT data FROM events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            )
+            .prepare_cached(concat!(
+                "SELECT ",
+                crate::events::event_columns!(),
+                " FROM events e ",
+                crate::events::join_rows!(),
+                " WHERE e.tenant_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3"
+            ))
             .await
             .db()?;
         let rows = client
             .query(&stmt, &[&tenant.0, &int(after), &limit(limit_)])
             .await
             .db()?;
-        all(&rows)
+        rows.iter().map(crate::events::from_row).collect()
     }
 
     async fn event_head(&self, tenant: TenantId) -> Result<u64> {
@@ -1396,7 +1437,7 @@ impl Store for PostgresStore {
         }
         // The counter last, as every write takes it; one tenant's events at a time.
         for run in events.chunk_by_mut(|a, b| a.tenant_id == b.tenant_id) {
-            log_events(&tx, run).await?;
+            log_events(&tx, run, &[]).await?;
         }
         tx.commit().await.db()?;
         Ok(events)
