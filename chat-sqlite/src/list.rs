@@ -14,7 +14,7 @@ use crate::codec::conversation_columns;
 use crate::codec::{limit, priority_rank};
 use crate::error::{Db, corrupt_row};
 use crate::read::conversations;
-use crate::search::{WordIndex, flags};
+use crate::search::{WordIndex, flags, word_kinds};
 
 /// SQL text with its positional parameters.
 struct Filter {
@@ -204,15 +204,18 @@ fn base_filter(
         };
         if plan == TextPlan::Walk {
             // Each conversation the walk reaches is tested on its own: its title, its
-            // contact (the contacts holding the words, looked up once), then its bodies
-            // along `messages_seq` until one matches. The walk is the inbox newest first
-            // (the page) or one mode's part of it (a count), stopped by the `LIMIT`: for a
-            // word in most conversations it reaches a page or the cap within a few more
-            // conversations than that. Bodies, not the index, so the test is exact in any
-            // snapshot.
+            // contact (the contacts holding the words, looked up once), then its messages
+            // (`walk_messages`). The walk is the inbox newest first (the page) or one
+            // mode's part of it (a count), stopped by the `LIMIT`: for a word in most
+            // conversations it reaches a page or the cap within a few more conversations
+            // than that.
+            let (messages, message_params) = walk_messages(&query, t, index, !notes.is_empty());
             f.and(
                 &format!(
-                    "(text_matches(c.title, ?) OR c.contact_id IN (SELECT k.id                      FROM contact_words w JOIN contacts k ON k.rowid = w.rowid WHERE contact_words MATCH ?                      AND k.tenant_id = ? AND (text_matches(k.name, ?) OR text_matches(k.email_lc, ?)))                      OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id                      AND m.deleted_at IS NULL{notes} AND text_matches(m.body, ?)))"
+                    "(text_matches(c.title, ?) OR c.contact_id IN (SELECT k.id \
+                     FROM contact_words w JOIN contacts k ON k.rowid = w.rowid WHERE contact_words MATCH ? \
+                     AND k.tenant_id = ? AND (text_matches(k.name, ?) OR text_matches(k.email_lc, ?))) \
+                     OR {messages})"
                 ),
                 [
                     text(t),
@@ -220,8 +223,9 @@ fn base_filter(
                     blob(q.tenant.0),
                     text(t),
                     text(t),
-                    text(t),
-                ],
+                ]
+                .into_iter()
+                .chain(message_params),
             );
             return f;
         }
@@ -310,6 +314,75 @@ fn base_filter(
         );
     }
     f
+}
+
+/// A walk's test of conversation `c`'s messages, with its parameters: whether one message
+/// the reader may see matches `t`.
+///
+/// Reading the bodies along `messages_seq` until one matches cost about 100 us of CPU a
+/// conversation at a million messages (the bodies' pages are spread over the table), and
+/// a common word's counts test thousands of conversations. So where the search file can
+/// answer, a conversation is tested on its words (`conversation_words`, search file format
+/// 4): one seek per word of the text for the words starting with it. Those words are
+/// exact for a conversation none of whose messages has an event after the watermark (the
+/// conversations of later events, posted or edited since, are few and have their bodies
+/// read); they say that each word is in some message, not that all are in one or follow
+/// each other, so they answer alone only a text of one word, and otherwise only rule a
+/// conversation out before its bodies are read.
+fn walk_messages(
+    query: &TextQuery,
+    t: &str,
+    index: WordIndex,
+    customer: bool,
+) -> (String, Vec<Value>) {
+    let notes = if customer { " AND m.kind <> 'note'" } else { "" };
+    let bodies = format!(
+        "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id \
+         AND m.deleted_at IS NULL{notes} AND text_matches(m.body, ?))"
+    );
+    let WordIndex::Since { watermark } = index else {
+        return (bodies, vec![text(t)]);
+    };
+    let kinds = if customer {
+        format!(" AND cw.kinds & {}", word_kinds::MESSAGE)
+    } else {
+        String::new()
+    };
+    let mut params = vec![Value::Integer(watermark)];
+    let mut probes = Vec::new();
+    for word in query.phrases().iter().flatten() {
+        probes.push(format!(
+            "EXISTS (SELECT 1 FROM search.search_conversations sc \
+             JOIN search.conversation_words cw ON cw.conversation = sc.n \
+             WHERE sc.id = c.id AND cw.word >= ? AND cw.word < ?{kinds})"
+        ));
+        // Every word that starts with `word` sorts from it up to it followed by the last
+        // code point, which is no letter or digit and so in no word.
+        params.push(text(word));
+        params.push(text(&format!("{word}\u{10FFFF}")));
+    }
+    let one_word = query.phrases().len() == 1 && query.phrases()[0].len() == 1;
+    let words = if one_word {
+        probes.join(" AND ")
+    } else {
+        params.push(text(t));
+        format!("{} AND {bodies}", probes.join(" AND "))
+    };
+    params.push(text(t));
+    // The conversations of the messages with events after the watermark (a range of the
+    // log's rowids), looked up once per statement.
+    let sql = format!(
+        "(CASE WHEN c.id IN (SELECT m.conversation_id FROM events e JOIN messages m \
+           ON m.pk = coalesce(e.message_pk, \
+              (SELECT pk FROM messages WHERE id = uuid_blob(e.data ->> '$.payload.message.id'))) \
+           WHERE e.rowid > ?) \
+         THEN {bodies} ELSE {words} END)"
+    );
+    // The parameters in the order of the text: the watermark, then the `THEN` (its body
+    // text), then the `ELSE`.
+    let then = params.pop().expect("the body text was pushed last");
+    params.insert(1, then);
+    (sql, params)
 }
 
 pub(crate) fn list_conversations(
