@@ -570,12 +570,37 @@ fn text_plan(
     let (Some(words), Some(index_words)) = (word_query(&query), message_words(&query)) else {
         return Ok(TextPlan::Candidates);
     };
+    let limit = i64::try_from(candidates).unwrap_or(i64::MAX);
+    // A prefix (`"parcel"*`) is looked up by merging the doclists of every word that starts
+    // with it before the first row comes out, all of a common word's entries (a million at
+    // five million messages); the words taken whole are read lazily and stop at the
+    // limit. Their matches are a part of the prefix's, so more than the limit of them
+    // settles it; fewer leave it to the prefix count below.
+    let whole: Vec<String> = query
+        .phrases()
+        .iter()
+        .flatten()
+        .map(|word| format!("\"{word}\""))
+        .collect();
+    let whole_entries: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM search.message_search \
+             WHERE message_search MATCH ?1 LIMIT +?2)",
+        )
+        .db()?
+        .query_row(
+            params![whole.join(" AND "), limit.saturating_add(1)],
+            |row| row.get(0),
+        )
+        .db()?;
+    if whole_entries > limit {
+        return Ok(TextPlan::Walk);
+    }
     let mut stmt = conn
         .prepare_cached(
             "SELECT (SELECT count(*) FROM (SELECT 1 FROM search.message_search                WHERE message_search MATCH ?1 LIMIT +?3))              + (SELECT count(*) FROM (SELECT 1 FROM conversation_title_words                WHERE conversation_title_words MATCH ?2 LIMIT +?3))              + (SELECT count(*) FROM (SELECT 1 FROM contact_words w JOIN conversations ck                ON ck.contact_id = (SELECT id FROM contacts WHERE rowid = w.rowid)                WHERE contact_words MATCH ?2 LIMIT +?3))",
         )
         .db()?;
-    let limit = i64::try_from(candidates).unwrap_or(i64::MAX);
     // Each index counted up to one past the limit: counted up to the limit, a word in the
     // message index alone (a common word's usual case: in bodies, not in titles) summed
     // to the limit exactly and was never walked.
