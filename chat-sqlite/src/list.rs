@@ -337,7 +337,11 @@ fn walk_messages(
     index: WordIndex,
     customer: bool,
 ) -> (String, Vec<Value>) {
-    let notes = if customer { " AND m.kind <> 'note'" } else { "" };
+    let notes = if customer {
+        " AND m.kind <> 'note'"
+    } else {
+        ""
+    };
     let bodies = format!(
         "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id \
          AND m.deleted_at IS NULL{notes} AND text_matches(m.body, ?))"

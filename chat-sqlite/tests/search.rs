@@ -303,7 +303,10 @@ fn assert_index_matches_messages(db: &Path) {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(words, expected, "conversation_words differs from the live bodies");
+    assert_eq!(
+        words, expected,
+        "conversation_words differs from the live bodies"
+    );
     for (pk, _, body, _) in &live {
         for word in body
             .split(|c: char| !c.is_alphanumeric())
