@@ -27,7 +27,7 @@ use crate::model::{
 use crate::report::{Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint};
 
 mod text;
-pub use text::{Snippet, TextQuery, text_matches};
+pub use text::{Snippet, TextQuery, text_matches, words as text_words};
 
 /// The trait itself, in a module of its own so that its one public path is the crate
 /// root's (`chat_core::Store`); the types it speaks in are this module's.

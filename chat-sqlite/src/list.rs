@@ -14,7 +14,7 @@ use crate::codec::conversation_columns;
 use crate::codec::{limit, priority_rank};
 use crate::error::{Db, corrupt_row};
 use crate::read::conversations;
-use crate::search::{WordIndex, flags};
+use crate::search::{WordIndex, flags, word_kinds};
 
 /// SQL text with its positional parameters.
 struct Filter {
@@ -204,24 +204,30 @@ fn base_filter(
         };
         if plan == TextPlan::Walk {
             // Each conversation the walk reaches is tested on its own: its title, its
-            // contact (the contacts holding the words, looked up once), then its bodies
-            // along `messages_seq` until one matches. The walk is the inbox newest first
-            // (the page) or one mode's part of it (a count), stopped by the `LIMIT`: for a
-            // word in most conversations it reaches a page or the cap within a few more
-            // conversations than that. Bodies, not the index, so the test is exact in any
-            // snapshot.
+            // contact (the contacts holding the words, looked up once), then its messages
+            // (`walk_messages`). The walk is the inbox newest first (the page) or one
+            // mode's part of it (a count), stopped by the `LIMIT`: for a word in most
+            // conversations it reaches a page or the cap within a few more conversations
+            // than that.
+            //
+            // The messages first: their test needs only the conversation's id, which the
+            // index walked holds, and SQLite reads the row (1.2 KB, mostly outside the page
+            // cache at 100k conversations) only when a term needs one of its columns, so a
+            // conversation whose words have the text is counted without it.
+            let (messages, message_params) = walk_messages(&query, t, index, !notes.is_empty());
             f.and(
                 &format!(
-                    "(text_matches(c.title, ?) OR c.contact_id IN (SELECT k.id                      FROM contact_words w JOIN contacts k ON k.rowid = w.rowid WHERE contact_words MATCH ?                      AND k.tenant_id = ? AND (text_matches(k.name, ?) OR text_matches(k.email_lc, ?)))                      OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id                      AND m.deleted_at IS NULL{notes} AND text_matches(m.body, ?)))"
+                    "({messages} OR text_matches(c.title, ?) OR c.contact_id IN (SELECT k.id \
+                     FROM contact_words w JOIN contacts k ON k.rowid = w.rowid WHERE contact_words MATCH ? \
+                     AND k.tenant_id = ? AND (text_matches(k.name, ?) OR text_matches(k.email_lc, ?))))"
                 ),
-                [
+                message_params.into_iter().chain([
                     text(t),
                     text(&words),
                     blob(q.tenant.0),
                     text(t),
                     text(t),
-                    text(t),
-                ],
+                ]),
             );
             return f;
         }
@@ -310,6 +316,79 @@ fn base_filter(
         );
     }
     f
+}
+
+/// A walk's test of conversation `c`'s messages, with its parameters: whether one message
+/// the reader may see matches `t`.
+///
+/// Reading the bodies along `messages_seq` until one matches cost about 100 us of CPU a
+/// conversation at a million messages (the bodies' pages are spread over the table), and
+/// a common word's counts test thousands of conversations. So where the search file can
+/// answer, a conversation is tested on its words (`conversation_words`, search file format
+/// 4): one seek per word of the text for the words starting with it. Those words are
+/// exact for a conversation none of whose messages has an event after the watermark (the
+/// conversations of later events, posted or edited since, are few and have their bodies
+/// read); they say that each word is in some message, not that all are in one or follow
+/// each other, so they answer alone only a text of one word, and otherwise only rule a
+/// conversation out before its bodies are read.
+fn walk_messages(
+    query: &TextQuery,
+    t: &str,
+    index: WordIndex,
+    customer: bool,
+) -> (String, Vec<Value>) {
+    let notes = if customer {
+        " AND m.kind <> 'note'"
+    } else {
+        ""
+    };
+    let bodies = format!(
+        "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id \
+         AND m.deleted_at IS NULL{notes} AND text_matches(m.body, ?))"
+    );
+    let WordIndex::Since { watermark } = index else {
+        return (bodies, vec![text(t)]);
+    };
+    let kinds = if customer {
+        format!(" AND cw.kinds & {}", word_kinds::MESSAGE)
+    } else {
+        String::new()
+    };
+    let mut params = vec![Value::Integer(watermark)];
+    let mut probes = Vec::new();
+    for word in query.phrases().iter().flatten() {
+        probes.push(format!(
+            "EXISTS (SELECT 1 FROM search.search_conversations sc \
+             JOIN search.conversation_words cw ON cw.conversation = sc.n \
+             WHERE sc.id = c.id AND cw.word >= ? AND cw.word < ?{kinds})"
+        ));
+        // Every word that starts with `word` sorts from it up to it followed by the last
+        // code point, which is no letter or digit and so in no word.
+        params.push(text(word));
+        params.push(text(&format!("{word}\u{10FFFF}")));
+    }
+    let one_word = query.phrases().len() == 1 && query.phrases()[0].len() == 1;
+    let words = if one_word {
+        probes.join(" AND ")
+    } else {
+        params.push(text(t));
+        format!("{} AND {bodies}", probes.join(" AND "))
+    };
+    params.push(text(t));
+    // The conversations of the messages with events after the watermark (a range of the
+    // log's rowids), looked up once per statement.
+    let sql = format!(
+        "(CASE WHEN c.id IN (SELECT m.conversation_id FROM events e JOIN messages m \
+           ON m.pk = coalesce(e.message_pk, \
+              (SELECT pk FROM messages WHERE id = uuid_blob(e.data ->> '$.payload.message.id'))) \
+           WHERE e.rowid > ?) \
+         THEN {bodies} ELSE {words} END)"
+    );
+    // The parameters in the order of the text: the watermark, then the `THEN` (its body
+    // text), then the `ELSE`.
+    let then = params.pop().expect("the body text was pushed last");
+    params.insert(1, then);
+    (sql, params)
 }
 
 pub(crate) fn list_conversations(
@@ -497,20 +576,62 @@ fn text_plan(
     let (Some(words), Some(index_words)) = (word_query(&query), message_words(&query)) else {
         return Ok(TextPlan::Candidates);
     };
+    let limit = i64::try_from(candidates).unwrap_or(i64::MAX);
+    // A prefix (`"parcel"*`) is looked up by merging the doclists of every word that starts
+    // with it before the first row comes out, all of a common word's entries (a million at
+    // five million messages); the words taken whole are read lazily and stop at the
+    // limit. Their matches are a part of the prefix's, so more than the limit of them
+    // settles it; fewer leave it to the prefix count below.
+    let whole: Vec<String> = query
+        .phrases()
+        .iter()
+        .flatten()
+        .map(|word| format!("\"{word}\""))
+        .collect();
+    let whole_entries: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM search.message_search \
+             WHERE message_search MATCH ?1 LIMIT +?2)",
+        )
+        .db()?
+        .query_row(
+            params![whole.join(" AND "), limit.saturating_add(1)],
+            |row| row.get(0),
+        )
+        .db()?;
+    if whole_entries > limit {
+        return Ok(TextPlan::Walk);
+    }
     let mut stmt = conn
         .prepare_cached(
             "SELECT (SELECT count(*) FROM (SELECT 1 FROM search.message_search                WHERE message_search MATCH ?1 LIMIT +?3))              + (SELECT count(*) FROM (SELECT 1 FROM conversation_title_words                WHERE conversation_title_words MATCH ?2 LIMIT +?3))              + (SELECT count(*) FROM (SELECT 1 FROM contact_words w JOIN conversations ck                ON ck.contact_id = (SELECT id FROM contacts WHERE rowid = w.rowid)                WHERE contact_words MATCH ?2 LIMIT +?3))",
         )
         .db()?;
-    let limit = i64::try_from(candidates).unwrap_or(i64::MAX);
+    // Each index counted up to one past the limit: counted up to the limit, a word in the
+    // message index alone (a common word's usual case: in bodies, not in titles) summed
+    // to the limit exactly and was never walked.
     let entries: i64 = stmt
-        .query_row(params![index_words, words, limit], |row| row.get(0))
+        .query_row(
+            params![index_words, words, limit.saturating_add(1)],
+            |row| row.get(0),
+        )
         .db()?;
     Ok(if entries > limit {
         TextPlan::Walk
     } else {
         TextPlan::Candidates
     })
+}
+
+/// Whether `q` walks the inbox (`true`) or looks its candidates up, for tests.
+#[cfg(test)]
+pub(crate) fn walks(
+    conn: &Connection,
+    q: &ConversationQuery,
+    index: WordIndex,
+    candidates: u64,
+) -> Result<bool> {
+    Ok(text_plan(conn, q, index, candidates)? == TextPlan::Walk)
 }
 
 /// Counts per mode of `base`: kept ones where they answer it, else the rows counted.

@@ -226,6 +226,16 @@ fn a_common_word_walks_the_inbox_in_index_order_and_each_mode_along_its_index() 
         let p = plan(&conn, &count, &count_params);
         assert!(p.contains("conversations_mode_updated"), "{p}");
         assert!(!p.contains("TEMP B-TREE"), "{p}");
+        // A conversation without messages changed since the index is tested on its words:
+        // its number by id, then one seek on its words starting with the word.
+        for p in [plan(&conn, &page, &page_params), p] {
+            assert!(
+                p.contains("SEARCH cw USING PRIMARY KEY (conversation=? AND word>? AND word<?)"),
+                "{p}"
+            );
+            assert!(p.contains("search_conversations"), "{p}");
+            assert!(!p.contains("SCAN cw") && !p.contains("SCAN sc"), "{p}");
+        }
     }
 }
 

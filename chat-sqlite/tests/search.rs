@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -257,11 +258,11 @@ fn assert_index_matches_messages(db: &Path) {
     let main = Connection::open(db).unwrap();
     let mut stmt = main
         .prepare(
-            "SELECT pk, conversation_id, body FROM messages WHERE deleted_at IS NULL ORDER BY pk",
+            "SELECT pk, conversation_id, body, kind FROM messages WHERE deleted_at IS NULL ORDER BY pk",
         )
         .unwrap();
-    let live: Vec<(i64, Vec<u8>, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    let live: Vec<(i64, Vec<u8>, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .map(Result::unwrap)
         .collect();
@@ -277,11 +278,36 @@ fn assert_index_matches_messages(db: &Path) {
     assert_eq!(
         rows,
         live.iter()
-            .map(|(pk, c, _)| (*pk, c.clone()))
+            .map(|(pk, c, _, _)| (*pk, c.clone()))
             .collect::<Vec<_>>(),
         "search_rows differs from the live messages"
     );
-    for (pk, _, body) in &live {
+    // Each conversation's words (search file format 4) are chat-core's words of its live
+    // bodies, each with the kinds of message it is in (1: not a note, 2: a note): no word
+    // an edit or a deletion took away, none of a deleted conversation.
+    let mut expected: BTreeMap<(Vec<u8>, String), i64> = BTreeMap::new();
+    for (_, conversation, body, kind) in &live {
+        for word in chat_core::store::text_words(body) {
+            *expected.entry((conversation.clone(), word)).or_insert(0) |=
+                if kind == "note" { 2 } else { 1 };
+        }
+    }
+    let mut stmt = search
+        .prepare(
+            "SELECT c.id, w.word, w.kinds FROM conversation_words w \
+             JOIN search_conversations c ON c.n = w.conversation",
+        )
+        .unwrap();
+    let words: BTreeMap<(Vec<u8>, String), i64> = stmt
+        .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        words, expected,
+        "conversation_words differs from the live bodies"
+    );
+    for (pk, _, body, _) in &live {
         for word in body
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
@@ -361,6 +387,18 @@ async fn a_common_word_walks_the_inbox_and_answers_as_the_reference() {
     holder.execute_batch("ROLLBACK").unwrap();
     drop(holder);
     both.sql().wait_for_search_index().await.unwrap();
+    both.assert_searches_exact().await;
+
+    // With the index caught up the walk tests a conversation on its words, not its
+    // bodies: an edit that takes a conversation's only "charlie" away, a deleted
+    // message, a deleted conversation (the note's) must leave no word behind, before the
+    // indexer has applied them and after.
+    both.edit(&messages[6], "delta again").await;
+    both.delete_message(&messages[1]).await;
+    both.delete_conversation(&conversations[3]).await;
+    both.assert_searches_exact().await;
+    both.sql().wait_for_search_index().await.unwrap();
+    assert_index_matches_messages(&db);
     both.assert_searches_exact().await;
 }
 

@@ -202,8 +202,13 @@ fn word_spans(text: &str) -> Vec<std::ops::Range<usize>> {
     spans
 }
 
-/// The lower-case words of `text`.
-fn words(text: &str) -> Vec<String> {
+/// The lower-case words of `text`, as [`TextQuery`] sees them: a store that keeps its own
+/// word index splits bodies with this, so its words are exactly the ones searches compare.
+///
+/// ```
+/// assert_eq!(chat_core::store::text_words("Max@Shop, 2 CAFÉS"), ["max", "shop", "2", "cafés"]);
+/// ```
+pub fn words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)

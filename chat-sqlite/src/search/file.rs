@@ -13,7 +13,11 @@
 //! indexes (`store_meta.store_id`), the **watermark** (the last `events` rowid applied), the
 //! **horizon** (the newest `events` rowid of any snapshot the indexed bodies were read
 //! from), the `(tenant, seq)` of the event at the watermark, and `rebuilt_to` while a
-//! rebuild is under way. The index and the state change in the same transactions. The file
+//! rebuild is under way. Since format 4 it also holds each conversation's words
+//! (`conversation_words`: chat-core's words of its indexed bodies, keyed by a number per
+//! conversation from `search_conversations`, with [`word_kinds`](super::word_kinds) saying
+//! whether a word is in a note, in another message, or both): "does conversation C have a
+//! word starting with W" is one seek. The index and the state change in the same transactions. The file
 //! is a cache: when it is missing, unreadable, corrupt, of another layout, made for another
 //! database, or ahead of this one (a restored backup), it is deleted and rebuilt from
 //! `messages`; nothing in it is needed to open the store.
@@ -35,8 +39,10 @@ const APPLICATION_ID: i32 = 0x4348_5358;
 /// messages) and `search_rows.flags`. Format 3: no index of `search_rows` by conversation
 /// (29 of the file's 90 MB at a million messages, about 28 bytes a message): only a
 /// hard-deleted conversation needs it, and the indexer then scans `search_rows` once
-/// (tens of milliseconds at a million messages, on the indexer's thread).
-const FORMAT: i32 = 3;
+/// (tens of milliseconds at a million messages, on the indexer's thread). Format 4: each
+/// conversation's words (`conversation_words`), so that a search walking the inbox for a
+/// common word tests a conversation with one seek instead of reading its bodies.
+const FORMAT: i32 = 4;
 
 /// The search file's tables.
 const SCHEMA: &str = "
@@ -62,6 +68,16 @@ CREATE TABLE search.search_rows (
     conversation_id BLOB NOT NULL,
     flags           INTEGER NOT NULL
 );
+CREATE TABLE search.search_conversations (
+    n  INTEGER PRIMARY KEY,
+    id BLOB NOT NULL UNIQUE
+);
+CREATE TABLE search.conversation_words (
+    conversation INTEGER NOT NULL,
+    word         TEXT NOT NULL,
+    kinds        INTEGER NOT NULL,
+    PRIMARY KEY (conversation, word)
+) WITHOUT ROWID;
 ";
 
 /// Why a search file is not used as it is.

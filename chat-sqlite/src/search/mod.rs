@@ -66,6 +66,19 @@ pub(crate) mod flags {
     }
 }
 
+/// Bits of `conversation_words.kinds`: in which messages of the conversation a word is.
+pub(crate) mod word_kinds {
+    /// In a message that is not an internal note (what a customer may find).
+    pub(crate) const MESSAGE: i64 = 1;
+    /// In an internal note.
+    pub(crate) const NOTE: i64 = 2;
+
+    /// The bit of a message of `kind`.
+    pub(crate) fn of(kind: &str) -> i64 {
+        if kind == "note" { NOTE } else { MESSAGE }
+    }
+}
+
 /// The search file of the database at `db`.
 pub(crate) fn search_path(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();

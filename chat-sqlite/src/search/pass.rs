@@ -2,7 +2,7 @@
 //! rebuild) ask of the index, read from one snapshot of the database, then applied to the
 //! search file in a transaction of its own, unless another indexer got there first.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
@@ -51,6 +51,9 @@ impl Indexer {
         if now != from {
             return Ok(Step::Overtaken(now.progress()));
         }
+        // A batch's new words, merged per conversation before they are written: a rebuild
+        // chunk's messages come in bursts per conversation that share most of their words.
+        let mut words = NewWords::default();
         for change in &changes {
             match change {
                 Change::Put {
@@ -61,13 +64,23 @@ impl Indexer {
                 } => {
                     remove(&tx, *pk)?;
                     add(&tx, *pk, conversation, body, *flags)?;
+                    words.add(conversation, body, *flags);
                 }
                 Change::Remove { pk } => remove(&tx, *pk)?,
                 Change::RemoveConversation { conversation } => {
+                    words.write(&tx)?;
                     remove_conversation(&tx, conversation)?
+                }
+                Change::Recount {
+                    conversation,
+                    words: all,
+                } => {
+                    words.write(&tx)?;
+                    set_words(&tx, conversation, all)?;
                 }
             }
         }
+        words.write(&tx)?;
         match &to {
             Position::Rebuilding { rebuilt_to, .. } => tx
                 .prepare_cached(
@@ -213,6 +226,14 @@ enum Change {
     Remove { pk: i64 },
     /// The conversation and its messages are gone.
     RemoveConversation { conversation: Vec<u8> },
+    /// A message of the conversation was edited or deleted: its words are these (each with
+    /// its [`word_kinds`](super::word_kinds)), read from every body it has in the pass's
+    /// snapshot. Words are only ever added otherwise, since a word an edit removed may
+    /// still be in another message.
+    Recount {
+        conversation: Vec<u8>,
+        words: BTreeMap<String, i64>,
+    },
 }
 
 /// A pass's reading: the changes, and the position they take the index from and to.
@@ -308,6 +329,7 @@ fn event_changes(
     let mut by_pk = tx.prepare_cached(
         "SELECT pk, conversation_id, body, deleted_at IS NOT NULL, kind FROM main.messages WHERE pk = ?1",
     )?;
+    let mut recounted: HashSet<Vec<u8>> = HashSet::new();
     for row in &rows {
         match row.kind.as_deref() {
             Some("message_created" | "message_updated") => {
@@ -334,6 +356,8 @@ fn event_changes(
                 }
                 // Gone: its conversation was deleted later in the log, and that event
                 // removes its entry.
+                let edited = row.kind.as_deref() == Some("message_updated");
+                let conversation = found.as_ref().map(|f| f.1.clone());
                 match found {
                     Some((pk, conversation, body, false, flags)) => changes.push(Change::Put {
                         pk,
@@ -343,6 +367,16 @@ fn event_changes(
                     }),
                     Some((pk, _, _, true, _)) => changes.push(Change::Remove { pk }),
                     None => {}
+                }
+                if let Some(conversation) = conversation
+                    && edited
+                    && recounted.insert(conversation.clone())
+                {
+                    let words = conversation_words(tx, &conversation)?;
+                    changes.push(Change::Recount {
+                        conversation,
+                        words,
+                    });
                 }
             }
             Some("conversation_deleted") => {
@@ -363,6 +397,96 @@ fn event_changes(
         ),
         None => (changes, watermark, mark.clone()),
     })
+}
+
+/// Every word of the conversation's bodies in this snapshot, with the kinds of message it
+/// is in (an edit or a deletion: see [`Change::Recount`]).
+fn conversation_words(
+    tx: &Transaction<'_>,
+    conversation: &[u8],
+) -> rusqlite::Result<BTreeMap<String, i64>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT body, kind FROM main.messages WHERE conversation_id = ?1 AND deleted_at IS NULL",
+    )?;
+    let mut rows = stmt.query([conversation])?;
+    let mut words = BTreeMap::new();
+    while let Some(row) = rows.next()? {
+        let kind = super::word_kinds::of(row.get_ref(1)?.as_str()?);
+        for word in chat_core::store::text_words(row.get_ref(0)?.as_str()?) {
+            *words.entry(word).or_insert(0) |= kind;
+        }
+    }
+    Ok(words)
+}
+
+/// Words to add to `conversation_words`, per conversation.
+#[derive(Default)]
+struct NewWords(HashMap<Vec<u8>, HashMap<String, i64>>);
+
+impl NewWords {
+    fn add(&mut self, conversation: &[u8], body: &str, flags: i64) {
+        let kind = if flags & super::flags::NOTE != 0 {
+            super::word_kinds::NOTE
+        } else {
+            super::word_kinds::MESSAGE
+        };
+        let words = match self.0.get_mut(conversation) {
+            Some(words) => words,
+            None => self.0.entry(conversation.to_vec()).or_default(),
+        };
+        for word in chat_core::store::text_words(body) {
+            *words.entry(word).or_insert(0) |= kind;
+        }
+    }
+
+    /// Writes the words gathered so far (a word already there gains the new kinds).
+    fn write(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO search.conversation_words (conversation, word, kinds) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (conversation, word) DO UPDATE SET kinds = kinds | excluded.kinds \
+             WHERE kinds & excluded.kinds <> excluded.kinds",
+        )?;
+        for (conversation, words) in self.0.drain() {
+            let n = conversation_number(tx, &conversation)?;
+            for (word, kinds) in words {
+                upsert.execute(params![n, word, kinds])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The conversation's number in `conversation_words` (a 16-byte id in each of its rows
+/// would be most of the table), given to it the first time it has words.
+fn conversation_number(tx: &Transaction<'_>, conversation: &[u8]) -> rusqlite::Result<i64> {
+    let known = tx
+        .prepare_cached("SELECT n FROM search.search_conversations WHERE id = ?1")?
+        .query_row([conversation], |row| row.get(0))
+        .optional()?;
+    if let Some(n) = known {
+        return Ok(n);
+    }
+    tx.prepare_cached("INSERT INTO search.search_conversations (id) VALUES (?1)")?
+        .execute([conversation])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Replaces the conversation's words with `words`.
+fn set_words(
+    tx: &Transaction<'_>,
+    conversation: &[u8],
+    words: &BTreeMap<String, i64>,
+) -> rusqlite::Result<()> {
+    let n = conversation_number(tx, conversation)?;
+    tx.prepare_cached("DELETE FROM search.conversation_words WHERE conversation = ?1")?
+        .execute([n])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO search.conversation_words (conversation, word, kinds) VALUES (?1, ?2, ?3)",
+    )?;
+    for (word, kinds) in words {
+        insert.execute(params![n, word, kinds])?;
+    }
+    Ok(())
 }
 
 fn remove(tx: &Transaction<'_>, pk: i64) -> rusqlite::Result<()> {
@@ -404,6 +528,14 @@ fn remove_conversation(tx: &Transaction<'_>, conversation: &[u8]) -> rusqlite::R
     let mut delete = tx.prepare_cached("DELETE FROM search.message_search WHERE rowid = ?1")?;
     for pk in pks {
         delete.execute([pk])?;
+    }
+    let n: Option<i64> = tx
+        .prepare_cached("DELETE FROM search.search_conversations WHERE id = ?1 RETURNING n")?
+        .query_row([conversation], |row| row.get(0))
+        .optional()?;
+    if let Some(n) = n {
+        tx.prepare_cached("DELETE FROM search.conversation_words WHERE conversation = ?1")?
+            .execute([n])?;
     }
     Ok(())
 }

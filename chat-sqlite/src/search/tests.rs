@@ -315,3 +315,51 @@ async fn an_index_newer_than_the_database_snapshot_is_not_used() {
     assert!(through_index.items.is_empty());
     reader.execute_batch("COMMIT").unwrap();
 }
+
+/// A word in more message bodies than `Options::search_candidates` walks the inbox, even
+/// when it is in no title and no contact: each index is counted up to one past the limit.
+/// (Counted up to the limit, such a word summed to it exactly and was looked up match by
+/// match: the growth bench's common word never took the walk.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_word_in_more_bodies_than_the_candidate_limit_walks_the_inbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let c = conversation(&store).await;
+    for n in 0..3 {
+        post(&store, &c, 10 + n, "where is my parcel").await;
+    }
+    store.wait_for_search_index().await.unwrap();
+    let reader = Connection::open(&path).unwrap();
+    crate::connection::configure(&reader, &Options::default()).unwrap();
+    reader
+        .execute(
+            "ATTACH DATABASE ?1 AS search",
+            [search_path(&path).to_str().unwrap()],
+        )
+        .unwrap();
+    let index = word_index(&reader);
+    assert!(matches!(index, WordIndex::Since { .. }));
+    let q = |text: &str| ConversationQuery {
+        text: Some(text.into()),
+        ..ConversationQuery::new(c.tenant_id, Scope::Tenant)
+    };
+    for (text, candidates, walks) in [
+        ("parcel", 2, true),
+        ("parcel", 3, false),
+        ("parcel", 0, true),
+        ("where parcel", 2, true),
+        ("nothing", 0, false),
+    ] {
+        assert_eq!(
+            list::walks(&reader, &q(text), index, candidates).unwrap(),
+            walks,
+            "{text:?} with {candidates} candidates"
+        );
+    }
+    // The walk and the candidates answer alike.
+    let walked = list::list_conversations(&reader, &q("parcel"), index, 0).unwrap();
+    let looked_up = list::list_conversations(&reader, &q("parcel"), index, 5000).unwrap();
+    assert_eq!(format!("{walked:?}"), format!("{looked_up:?}"));
+    assert_eq!(walked.items.len(), 1);
+}
