@@ -542,11 +542,21 @@ fn serve_child(kind: &str) {
             tokio::spawn(serve_bare(listener, rooms, stopped));
             None
         };
-        use tokio::io::AsyncReadExt;
-        let mut stdin = tokio::io::stdin();
-        let mut buf = [0u8; 64];
+        // Lines on stdin ask for the store's read counts (`reads`); its end stops the
+        // server.
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         let _ = tokio::time::timeout(Duration::from_secs(900), async {
-            while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.trim() == "reads" {
+                    let counts = chat
+                        .as_ref()
+                        .and_then(|c| c.sqlite.as_ref())
+                        .map(|s| s.read_counts())
+                        .unwrap_or_default();
+                    println!("READS {} {}", counts.in_place, counts.pooled);
+                }
+            }
         })
         .await;
         let _ = stop.send(true);
@@ -595,11 +605,22 @@ struct Rss {
     /// malloc arena of its own).
     threads: u64,
     connect_secs: f64,
+    /// The chat server's store reads while the sockets opened and subscribed: in place,
+    /// on the blocking pool.
+    reads: (u64, u64),
+    /// VmRSS and threads again once tokio's idle blocking threads have exited (their
+    /// keep-alive is 10 s): what stays after the burst.
+    later_kib: u64,
+    later_threads: u64,
 }
 
 impl Rss {
     fn per_socket_bytes(&self) -> f64 {
         (self.after_kib.saturating_sub(self.before_kib) * 1024) as f64 / self.sockets.max(1) as f64
+    }
+
+    fn later_per_socket_bytes(&self) -> f64 {
+        (self.later_kib.saturating_sub(self.before_kib) * 1024) as f64 / self.sockets.max(1) as f64
     }
 }
 
@@ -621,7 +642,25 @@ fn idle_rss(
         .ok()?;
     let pid = child.id();
     let mut line = String::new();
+    let mut stdin = child.stdin.take()?;
     let mut out = std::io::BufReader::new(child.stdout.take()?);
+    // The child's store reads so far (0 for the bare server).
+    let mut reads = move |out: &mut std::io::BufReader<std::process::ChildStdout>| {
+        use std::io::Write;
+        stdin.write_all(b"reads\n").ok()?;
+        stdin.flush().ok()?;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if out.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            if let Some(counts) = line.trim().strip_prefix("READS ") {
+                let mut n = counts.split(' ').filter_map(|n| n.parse::<u64>().ok());
+                return Some((n.next()?, n.next()?));
+            }
+        }
+    };
     let addr: Option<SocketAddr> = loop {
         line.clear();
         if out.read_line(&mut line).ok()? == 0 {
@@ -658,6 +697,7 @@ fn idle_rss(
                 stopped.clone(),
             ))];
             tokio::time::sleep(Duration::from_millis(500)).await;
+            let reads_before = reads(&mut out).unwrap_or_default();
             let before_kib = vm_rss_kib(pid);
             let started = Instant::now();
             let gate = Arc::new(Semaphore::new(256));
@@ -690,10 +730,16 @@ fn idle_rss(
                 }
             }
             let connect_secs = started.elapsed().as_secs_f64();
+            let reads_after = reads(&mut out).unwrap_or_default();
             // Let the server settle (allocator, tasks parked).
             tokio::time::sleep(Duration::from_secs(2)).await;
             let after_kib = vm_rss_kib(pid);
             let threads = proc_status(pid, "Threads:");
+            // Tokio ends a blocking thread after 10 s without work: measured again past
+            // that, what the threads of the burst leave behind (arenas, cached stacks).
+            tokio::time::sleep(Duration::from_secs(11)).await;
+            let later_kib = vm_rss_kib(pid);
+            let later_threads = proc_status(pid, "Threads:");
             shared.phase.store(STOP, Ordering::SeqCst);
             let _ = stop.send(true);
             for t in idle {
@@ -708,10 +754,17 @@ fn idle_rss(
                 after_kib,
                 threads,
                 connect_secs,
+                reads: (
+                    reads_after.0.saturating_sub(reads_before.0),
+                    reads_after.1.saturating_sub(reads_before.1),
+                ),
+                later_kib,
+                later_threads,
             })
         })
     });
-    drop(child.stdin.take());
+    // Closing its stdin stops the child.
+    drop(reads);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match child.try_wait() {
@@ -843,26 +896,38 @@ fn main() {
     if idle_sockets > 0 {
         for kind in [Kind::Bare, Kind::Chat] {
             match idle_rss(kind, idle_sockets, settings.rooms, &client_rt) {
-                Some(r) => println!(
-                    "idle RSS {:<5}: {} idle WebSockets (opened in {:.1}s, subscribed): server VmRSS {} KiB -> {} KiB = {:.0} bytes ({:.1} KiB) per socket, {} threads{}",
-                    kind.name(),
-                    r.sockets,
-                    r.connect_secs,
-                    r.before_kib,
-                    r.after_kib,
-                    r.per_socket_bytes(),
-                    r.per_socket_bytes() / 1024.0,
-                    r.threads,
-                    if kind == Kind::Chat {
-                        if r.per_socket_bytes() <= 4096.0 {
-                            " (target <= 4 KiB: met)"
+                Some(r) => {
+                    println!(
+                        "idle RSS {:<5}: {} idle WebSockets (opened in {:.1}s, subscribed): server VmRSS {} KiB -> {} KiB = {:.0} bytes ({:.1} KiB) per socket, {} threads{}",
+                        kind.name(),
+                        r.sockets,
+                        r.connect_secs,
+                        r.before_kib,
+                        r.after_kib,
+                        r.per_socket_bytes(),
+                        r.per_socket_bytes() / 1024.0,
+                        r.threads,
+                        if kind == Kind::Chat {
+                            if r.per_socket_bytes() <= 4096.0 {
+                                " (target <= 4 KiB: met)"
+                            } else {
+                                " (target <= 4 KiB: NOT met)"
+                            }
                         } else {
-                            " (target <= 4 KiB: NOT met)"
+                            ""
                         }
-                    } else {
-                        ""
-                    }
-                ),
+                    );
+                    println!(
+                        "idle RSS {:<5}: 11 s later (idle blocking threads gone): VmRSS {} KiB = {:.0} bytes ({:.1} KiB) per socket, {} threads; store reads while the sockets opened: {} in place, {} on the blocking pool",
+                        kind.name(),
+                        r.later_kib,
+                        r.later_per_socket_bytes(),
+                        r.later_per_socket_bytes() / 1024.0,
+                        r.later_threads,
+                        r.reads.0,
+                        r.reads.1,
+                    );
+                }
                 None => println!("idle RSS {}: the child server did not start", kind.name()),
             }
         }

@@ -32,4 +32,4 @@ pub use backup::backup;
 pub use export::import;
 pub use migrations::SCHEMA_VERSION;
 pub use options::{Options, Synchronous};
-pub use store::SqliteStore;
+pub use store::{ReadCounts, SqliteStore};

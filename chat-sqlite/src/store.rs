@@ -59,11 +59,48 @@ pub struct SqliteStore {
     read_slots: Arc<tokio::sync::Semaphore>,
     /// [`Options::reads_in_place`].
     reads_in_place: bool,
+    /// Reads run so far, by where they ran: see [`read_counts`](Self::read_counts).
+    counts: ReadCounters,
     /// [`Options::search_candidates`].
     search_candidates: u64,
     pub(crate) search: Search,
     /// Held for its `Drop`, which stops and joins the checkpoint thread.
     _checkpoints: Checkpoints,
+}
+
+/// How many reads a [`SqliteStore`] ran, by where: see [`SqliteStore::read_counts`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReadCounts {
+    /// Reads run on the calling tokio worker (`block_in_place`; see
+    /// [`Options::reads_in_place`]).
+    pub in_place: u64,
+    /// Reads that went to the blocking pool (no free connection, a current-thread
+    /// runtime, or reads in place turned off).
+    pub pooled: u64,
+}
+
+impl ReadCounts {
+    /// The reads run since `earlier` was taken.
+    pub fn since(self, earlier: ReadCounts) -> ReadCounts {
+        ReadCounts {
+            in_place: self.in_place.saturating_sub(earlier.in_place),
+            pooled: self.pooled.saturating_sub(earlier.pooled),
+        }
+    }
+
+    /// All of them.
+    pub fn total(self) -> u64 {
+        self.in_place + self.pooled
+    }
+}
+
+/// The counters behind [`ReadCounts`]: two relaxed increments per read, next to a query
+/// of tens of microseconds.
+#[derive(Default)]
+struct ReadCounters {
+    in_place: std::sync::atomic::AtomicU64,
+    pooled: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -143,6 +180,7 @@ impl SqliteStore {
             readers,
             read_slots: Arc::new(tokio::sync::Semaphore::new(options.readers.max(1) as usize)),
             reads_in_place: options.reads_in_place,
+            counts: ReadCounters::default(),
             search_candidates: options.search_candidates,
             search,
             _checkpoints: checkpoints,
@@ -212,6 +250,29 @@ impl SqliteStore {
         .await
     }
 
+    /// How many reads this store has run on its read connections since it opened, by
+    /// where they ran. Each read in place hands its tokio worker to another thread for
+    /// its duration (a thread the runtime may have to start), so a count that grows with
+    /// every request or socket of some kind tells where those threads come from; reads
+    /// answered without a connection (a conversation the writer just committed) are not
+    /// counted.
+    ///
+    /// ```no_run
+    /// # async fn demo(store: &chat_sqlite::SqliteStore) {
+    /// let before = store.read_counts();
+    /// // ... serve some requests ...
+    /// let reads = store.read_counts().since(before);
+    /// println!("{} in place, {} on the blocking pool", reads.in_place, reads.pooled);
+    /// # }
+    /// ```
+    pub fn read_counts(&self) -> ReadCounts {
+        use std::sync::atomic::Ordering::Relaxed;
+        ReadCounts {
+            in_place: self.counts.in_place.load(Relaxed),
+            pooled: self.counts.pooled.load(Relaxed),
+        }
+    }
+
     /// Runs `f` on a pooled read connection, off the async workers' other tasks.
     pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
     where
@@ -233,8 +294,14 @@ impl SqliteStore {
             && multi_thread
             && let Some(conn) = self.readers.try_get()
         {
+            self.counts
+                .in_place
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return tokio::task::block_in_place(|| f(&conn));
         }
+        self.counts
+            .pooled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // A blocking thread that waits for a connection is a thread (a stack, a malloc
         // arena) doing nothing: with a burst of reads the pool started one per read (213
         // for 3,000 sockets connecting). Reads wait for a slot here instead, as tasks, so

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_core::feed::{FeedItem, FeedScope};
-use chat_core::policy::Resolved;
+use chat_core::policy::{Action, Resolved};
 use chat_core::{Actor, ConversationId, Engine, EventPayload, PostMessage};
 use futures_util::SinkExt;
 use hyper::body::Incoming;
@@ -668,7 +668,7 @@ impl Connection {
         since: Option<u64>,
     ) -> Result<u64, ApiError> {
         if let Some(c) = conversation {
-            self.engine().conversation(&self.actor, c).await?;
+            self.may_read(c).await?;
         }
         let route = conversation.map_or(Route::Inbox, Route::Conversation);
         let was = match conversation {
@@ -689,6 +689,27 @@ impl Connection {
             }
         }
         replayed
+    }
+
+    /// Whether this connection may read conversation `c`, by the policy's own check
+    /// ([`Resolved::authorize`], as the engine's reads make it), against the conversation
+    /// as the follower last handed it out: the state every live delivery to this socket
+    /// is checked against too. Only a conversation the follower has not seen (since it
+    /// started, or since its cache was emptied) is read, through the engine, and the read
+    /// is kept for the next subscriber: a burst of visitors' sockets subscribing to their
+    /// conversations reads each conversation once, not once per socket (with reads in
+    /// place, each read handed its worker to another thread, and a burst of them left a
+    /// hundred threads behind).
+    async fn may_read(&self, c: ConversationId) -> Result<(), ApiError> {
+        match self.feed.cached_or_mark(c) {
+            Ok(Some(state)) => Ok(self.resolved.authorize(Action::Read, &state)?),
+            Ok(None) => Err(chat_core::Error::NotFound("conversation").into()),
+            Err(mark) => {
+                let state = self.engine().conversation(&self.actor, c).await?;
+                self.feed.fill(c, mark, Arc::new(state));
+                Ok(())
+            }
+        }
     }
 
     /// Replays what a new subscription missed after `since`, up to the head of live

@@ -256,9 +256,13 @@ pub(crate) struct Feed {
     /// The last sequence handed out live.
     pub(crate) last_seq: AtomicU64,
     routes: Mutex<Routes>,
-    /// Conversations as of the last event the follower handed out (`None`: deleted). Only
-    /// the follower writes it, in log order; others read it.
+    /// Conversations as of the last event the follower handed out (`None`: deleted). The
+    /// follower writes it, in log order; a subscription that found no entry adds what it
+    /// read (see [`fill`](Self::fill)); others read it.
     conversations: Mutex<HashMap<ConversationId, Option<Arc<Conversation>>>>,
+    /// Moves each time `conversations` is emptied at its cap, so a fill read before that
+    /// does not bring back a state older than one the follower had handed out.
+    cleared: AtomicU64,
     /// Most entries of `conversations` ([`RealtimeConfig::conversation_cache`]).
     max_conversations: usize,
 }
@@ -281,8 +285,34 @@ impl Feed {
         if conversations.len() >= self.max_conversations && !conversations.contains_key(&id) {
             // Bounded memory: forget everything; misses reload from the store.
             conversations.clear();
+            self.cleared.fetch_add(1, Ordering::Relaxed);
         }
         conversations.insert(id, state);
+    }
+
+    /// The conversation as the follower last handed it out, with [`Feed::cleared`] as it
+    /// stood at the look-up (for [`fill`](Self::fill)).
+    fn cached_or_mark(&self, id: ConversationId) -> Result<Option<Arc<Conversation>>, u64> {
+        let conversations = self.conversations.lock().unwrap_or_else(|e| e.into_inner());
+        match conversations.get(&id) {
+            Some(state) => Ok(state.clone()),
+            None => Err(self.cleared.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Adds `state`, read from the engine after [`cached_or_mark`](Self::cached_or_mark)
+    /// found no entry and returned `mark`, unless the follower has handed out an event of
+    /// the conversation since (its entry is newer, or as new) or emptied the cache (the
+    /// read may be older than a state it forgot). A state read may be ahead of the
+    /// follower: the follower's next event of the conversation replaces it, as it would
+    /// its own. Not at the cap: filling is no reason to forget what the follower keeps.
+    fn fill(&self, id: ConversationId, mark: u64, state: Arc<Conversation>) {
+        let mut conversations = self.conversations.lock().unwrap_or_else(|e| e.into_inner());
+        if self.cleared.load(Ordering::Relaxed) == mark
+            && conversations.len() < self.max_conversations
+        {
+            conversations.entry(id).or_insert(Some(state));
+        }
     }
 
     /// Starts routing `route`'s items to `outbox`. Routes are added before the head of the
@@ -439,6 +469,7 @@ impl Hub {
             last_seq: AtomicU64::new(log.opened_at()),
             routes: Mutex::new(Routes::default()),
             conversations: Mutex::new(HashMap::new()),
+            cleared: AtomicU64::new(0),
             max_conversations: self.config.conversation_cache.max(1),
         });
         feeds.insert(tenant, feed.clone());
