@@ -429,6 +429,32 @@ fn thread_cpu(schedstat: &Path) -> Option<Duration> {
     ))
 }
 
+/// The store's options for the measurements: the defaults, but for what an experiment sets
+/// (`BENCH_WRITER_CACHE_KIB`, `BENCH_CONVERSATION_CACHE`, `BENCH_MMAP_SIZE`), to compare a
+/// setting against the defaults on the same kept database.
+fn measured_options() -> Options {
+    let mut options = Options::default();
+    if let Ok(kib) = std::env::var("BENCH_WRITER_CACHE_KIB") {
+        options = options.writer_cache_kib(kib.parse().expect("KiB"));
+    }
+    if let Ok(n) = std::env::var("BENCH_CONVERSATION_CACHE") {
+        options = options.conversation_cache(n.parse().expect("conversations"));
+    }
+    if let Ok(bytes) = std::env::var("BENCH_MMAP_SIZE") {
+        options = options.mmap_size(bytes.parse().expect("bytes"));
+    }
+    options
+}
+
+/// Bytes this process has handed to `write` so far (Linux `/proc/self/io`, `wchar`): the
+/// log's frames, the checkpoints' copies into the database and the search file's writes.
+fn written_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/io").ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("wchar:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The `schedstat` file of this process's newest thread whose name starts with `name`.
 fn thread_schedstat(name: &str) -> Option<PathBuf> {
     let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir("/proc/self/task")
@@ -484,6 +510,9 @@ const ROWS: &[(&str, &str, bool, &str)] = &[
     ),
     ("durable append p50", "ms", false, ""),
     ("durable append p99", "ms", false, "<= 1.3x of the smallest"),
+    ("writer thread CPU per message", "us", false, ""),
+    ("checkpoint thread CPU per message", "us", false, ""),
+    ("bytes written per message (log, checkpoints, search)", "B", false, ""),
     ("search indexer CPU per message", "us", false, ""),
     (
         "inbox with counts p50",
@@ -550,7 +579,7 @@ async fn measure(
     tenant: TenantId,
     ids: Arc<Vec<ConversationId>>,
 ) -> Figures {
-    let store = Arc::new(SqliteStore::open(path).expect("open"));
+    let store = Arc::new(SqliteStore::open_with(path, measured_options()).expect("open"));
     let rebuilding = Instant::now();
     store.wait_for_search_index().await.unwrap();
     eprintln!(
@@ -642,6 +671,11 @@ async fn measure(
     let posts = env("BENCH_POSTS", 20_000);
     let indexer = thread_schedstat("chat-sqlite-ind");
     let indexer_before = indexer.as_deref().and_then(thread_cpu);
+    let writer = thread_schedstat("chat-sqlite-wri");
+    let writer_before = writer.as_deref().and_then(thread_cpu);
+    let checkpoints = thread_schedstat("chat-sqlite-che");
+    let checkpoints_before = checkpoints.as_deref().and_then(thread_cpu);
+    let written_before = written_bytes();
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -670,6 +704,19 @@ async fn measure(
     }
     let rate = (posts > 0).then(|| posts as f64 / started.elapsed().as_secs_f64());
     store.wait_for_search_index().await.unwrap();
+    let per_post = |before: Option<Duration>, thread: Option<&Path>| match (
+        before,
+        thread.and_then(thread_cpu),
+    ) {
+        (Some(b), Some(a)) if posts > 0 => Some((a - b).as_secs_f64() * 1e6 / posts as f64),
+        _ => None,
+    };
+    let writer_cpu = per_post(writer_before, writer.as_deref());
+    let checkpoint_cpu = per_post(checkpoints_before, checkpoints.as_deref());
+    let written = match (written_before, written_bytes()) {
+        (Some(b), Some(a)) if posts > 0 => Some((a - b) as f64 / posts as f64),
+        _ => None,
+    };
     let indexer_cpu = match (indexer_before, indexer.as_deref().and_then(thread_cpu)) {
         (Some(b), Some(a)) if posts > 0 => Some((a - b).as_secs_f64() * 1e6 / posts as f64),
         _ => None,
@@ -698,6 +745,9 @@ async fn measure(
         rate,
         append_p50,
         append_p99,
+        writer_cpu,
+        checkpoint_cpu,
+        written,
         indexer_cpu,
         ms(inbox.0),
         ms(inbox.1),
