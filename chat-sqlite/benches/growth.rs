@@ -17,8 +17,11 @@
 //!
 //! Then, per database, through the store as the server calls it:
 //! - durable append: `BENCH_POSTS` (20,000) messages from 256 concurrent posters
-//!   (`synchronous = FULL`), rate and p50/p99 commit latency, and the indexer's CPU per
-//!   message (Linux `schedstat`);
+//!   (`synchronous = FULL`), rate and p50/p99 commit latency; per message, the CPU of the
+//!   writer, checkpoint and indexer threads (Linux `schedstat`), the pages the writer wrote
+//!   to the log and the checkpoints copied into the database, and the bytes the process
+//!   wrote (`/proc/.../io`): what grows with the database (see the crate README, "Why the
+//!   durable append slows as the database grows");
 //! - the inbox with its counts per mode (admin scope, 50 per page), `?tag=refund`,
 //!   a plain-word search that hits (`kettle`) and one that finds nothing (`quokka`), and the
 //!   queue count `/metrics` reads (the queued count of a one-row page): `BENCH_QUERIES`
@@ -430,7 +433,8 @@ fn thread_cpu(schedstat: &Path) -> Option<Duration> {
 }
 
 /// The store's options for the measurements: the defaults, but for what an experiment sets
-/// (`BENCH_WRITER_CACHE_KIB`, `BENCH_CONVERSATION_CACHE`, `BENCH_MMAP_SIZE`), to compare a
+/// (`BENCH_WRITER_CACHE_KIB`, `BENCH_CONVERSATION_CACHE`, `BENCH_CHECKPOINT_MS`,
+/// `BENCH_WAL_RESTART_PAGES`, `BENCH_MMAP_SIZE`), to compare a
 /// setting against the defaults on the same kept database.
 fn measured_options() -> Options {
     let mut options = Options::default();
@@ -440,16 +444,23 @@ fn measured_options() -> Options {
     if let Ok(n) = std::env::var("BENCH_CONVERSATION_CACHE") {
         options = options.conversation_cache(n.parse().expect("conversations"));
     }
+    if let Ok(ms) = std::env::var("BENCH_CHECKPOINT_MS") {
+        options = options.checkpoint_interval(Duration::from_millis(ms.parse().expect("ms")));
+    }
+    if let Ok(pages) = std::env::var("BENCH_WAL_RESTART_PAGES") {
+        options = options.wal_restart_pages(pages.parse().expect("pages"));
+    }
     if let Ok(bytes) = std::env::var("BENCH_MMAP_SIZE") {
         options = options.mmap_size(bytes.parse().expect("bytes"));
     }
     options
 }
 
-/// Bytes this process has handed to `write` so far (Linux `/proc/self/io`, `wchar`): the
-/// log's frames, the checkpoints' copies into the database and the search file's writes.
-fn written_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/io").ok()?;
+/// Bytes handed to `write` so far (Linux `wchar`) by this process (`/proc/self/io`: the
+/// log's frames, the checkpoints' copies into the database, the search file's writes) or by
+/// one thread (its `io` beside its `schedstat`).
+fn written_bytes(io: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(io).ok()?;
     text.lines()
         .find_map(|line| line.strip_prefix("wchar:"))
         .and_then(|v| v.trim().parse().ok())
@@ -512,7 +523,19 @@ const ROWS: &[(&str, &str, bool, &str)] = &[
     ("durable append p99", "ms", false, "<= 1.3x of the smallest"),
     ("writer thread CPU per message", "us", false, ""),
     ("checkpoint thread CPU per message", "us", false, ""),
-    ("bytes written per message (log, checkpoints, search)", "B", false, ""),
+    ("log frames (pages) written per message", "pages", false, ""),
+    (
+        "pages the checkpoints copied per message",
+        "pages",
+        false,
+        "",
+    ),
+    (
+        "bytes written per message (log, checkpoints, search)",
+        "B",
+        false,
+        "",
+    ),
     ("search indexer CPU per message", "us", false, ""),
     (
         "inbox with counts p50",
@@ -675,7 +698,18 @@ async fn measure(
     let writer_before = writer.as_deref().and_then(thread_cpu);
     let checkpoints = thread_schedstat("chat-sqlite-che");
     let checkpoints_before = checkpoints.as_deref().and_then(thread_cpu);
-    let written_before = written_bytes();
+    let process_io = Path::new("/proc/self/io");
+    let writer_io = writer
+        .as_deref()
+        .and_then(Path::parent)
+        .map(|d| d.join("io"));
+    let written_before = written_bytes(process_io);
+    let log_before = writer_io.as_deref().and_then(written_bytes);
+    let checkpoint_io = checkpoints
+        .as_deref()
+        .and_then(Path::parent)
+        .map(|d| d.join("io"));
+    let copied_before = checkpoint_io.as_deref().and_then(written_bytes);
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -713,10 +747,20 @@ async fn measure(
     };
     let writer_cpu = per_post(writer_before, writer.as_deref());
     let checkpoint_cpu = per_post(checkpoints_before, checkpoints.as_deref());
-    let written = match (written_before, written_bytes()) {
+    let per_post_bytes = |before: Option<u64>, after: Option<u64>| match (before, after) {
         (Some(b), Some(a)) if posts > 0 => Some((a - b) as f64 / posts as f64),
         _ => None,
     };
+    let written = per_post_bytes(written_before, written_bytes(process_io));
+    // The writer writes nothing but the log, a frame (24-byte header and a page) per page
+    // each commit changed: pages per message, not bytes.
+    let frames = per_post_bytes(log_before, writer_io.as_deref().and_then(written_bytes))
+        .map(|bytes| bytes / (24.0 + 4096.0));
+    let copied = per_post_bytes(
+        copied_before,
+        checkpoint_io.as_deref().and_then(written_bytes),
+    )
+    .map(|bytes| bytes / 4096.0);
     let indexer_cpu = match (indexer_before, indexer.as_deref().and_then(thread_cpu)) {
         (Some(b), Some(a)) if posts > 0 => Some((a - b).as_secs_f64() * 1e6 / posts as f64),
         _ => None,
@@ -747,6 +791,8 @@ async fn measure(
         append_p99,
         writer_cpu,
         checkpoint_cpu,
+        frames,
+        copied,
         written,
         indexer_cpu,
         ms(inbox.0),
