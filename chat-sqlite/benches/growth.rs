@@ -523,9 +523,14 @@ const ROWS: &[(&str, &str, bool, &str)] = &[
     ("durable append p99", "ms", false, "<= 1.3x of the smallest"),
     ("writer thread CPU per message", "us", false, ""),
     ("checkpoint thread CPU per message", "us", false, ""),
-    ("log frames (pages) written per message", "pages", false, ""),
     (
-        "pages the checkpoints copied per message",
+        "pages the writer wrote per message (log frames)",
+        "pages",
+        false,
+        "",
+    ),
+    (
+        "pages the checkpoint thread copied per message",
         "pages",
         false,
         "",
@@ -752,8 +757,9 @@ async fn measure(
         _ => None,
     };
     let written = per_post_bytes(written_before, written_bytes(process_io));
-    // The writer writes nothing but the log, a frame (24-byte header and a page) per page
-    // each commit changed: pages per message, not bytes.
+    // Pages, not bytes: the writer writes the log, a frame (24-byte header and a page) per
+    // page each commit changed, and the few pages its log restarts copy into the database
+    // (src/checkpoint.rs); the checkpoint thread writes the pages it copies.
     let frames = per_post_bytes(log_before, writer_io.as_deref().and_then(written_bytes))
         .map(|bytes| bytes / (24.0 + 4096.0));
     let copied = per_post_bytes(
@@ -761,10 +767,7 @@ async fn measure(
         checkpoint_io.as_deref().and_then(written_bytes),
     )
     .map(|bytes| bytes / 4096.0);
-    let indexer_cpu = match (indexer_before, indexer.as_deref().and_then(thread_cpu)) {
-        (Some(b), Some(a)) if posts > 0 => Some((a - b).as_secs_f64() * 1e6 / posts as f64),
-        _ => None,
-    };
+    let indexer_cpu = per_post(indexer_before, indexer.as_deref());
     let (append_p50, append_p99) = if latencies.is_empty() {
         (None, None)
     } else {
