@@ -17,8 +17,11 @@
 //!
 //! Then, per database, through the store as the server calls it:
 //! - durable append: `BENCH_POSTS` (20,000) messages from 256 concurrent posters
-//!   (`synchronous = FULL`), rate and p50/p99 commit latency, and the indexer's CPU per
-//!   message (Linux `schedstat`);
+//!   (`synchronous = FULL`), rate and p50/p99 commit latency; per message, the CPU of the
+//!   writer, checkpoint and indexer threads (Linux `schedstat`), the pages the writer wrote
+//!   to the log and the checkpoints copied into the database, and the bytes the process
+//!   wrote (`/proc/.../io`): what grows with the database (see the crate README, "Why the
+//!   durable append slows as the database grows");
 //! - the inbox with its counts per mode (admin scope, 50 per page), `?tag=refund`,
 //!   a plain-word search that hits (`kettle`) and one that finds nothing (`quokka`), and the
 //!   queue count `/metrics` reads (the queued count of a one-row page): `BENCH_QUERIES`
@@ -429,6 +432,40 @@ fn thread_cpu(schedstat: &Path) -> Option<Duration> {
     ))
 }
 
+/// The store's options for the measurements: the defaults, but for what an experiment sets
+/// (`BENCH_WRITER_CACHE_KIB`, `BENCH_CONVERSATION_CACHE`, `BENCH_CHECKPOINT_MS`,
+/// `BENCH_WAL_RESTART_PAGES`, `BENCH_MMAP_SIZE`), to compare a
+/// setting against the defaults on the same kept database.
+fn measured_options() -> Options {
+    let mut options = Options::default();
+    if let Ok(kib) = std::env::var("BENCH_WRITER_CACHE_KIB") {
+        options = options.writer_cache_kib(kib.parse().expect("KiB"));
+    }
+    if let Ok(n) = std::env::var("BENCH_CONVERSATION_CACHE") {
+        options = options.conversation_cache(n.parse().expect("conversations"));
+    }
+    if let Ok(ms) = std::env::var("BENCH_CHECKPOINT_MS") {
+        options = options.checkpoint_interval(Duration::from_millis(ms.parse().expect("ms")));
+    }
+    if let Ok(pages) = std::env::var("BENCH_WAL_RESTART_PAGES") {
+        options = options.wal_restart_pages(pages.parse().expect("pages"));
+    }
+    if let Ok(bytes) = std::env::var("BENCH_MMAP_SIZE") {
+        options = options.mmap_size(bytes.parse().expect("bytes"));
+    }
+    options
+}
+
+/// Bytes handed to `write` so far (Linux `wchar`) by this process (`/proc/self/io`: the
+/// log's frames, the checkpoints' copies into the database, the search file's writes) or by
+/// one thread (its `io` beside its `schedstat`).
+fn written_bytes(io: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(io).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("wchar:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The `schedstat` file of this process's newest thread whose name starts with `name`.
 fn thread_schedstat(name: &str) -> Option<PathBuf> {
     let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir("/proc/self/task")
@@ -484,6 +521,26 @@ const ROWS: &[(&str, &str, bool, &str)] = &[
     ),
     ("durable append p50", "ms", false, ""),
     ("durable append p99", "ms", false, "<= 1.3x of the smallest"),
+    ("writer thread CPU per message", "us", false, ""),
+    ("checkpoint thread CPU per message", "us", false, ""),
+    (
+        "pages the writer wrote per message (log frames)",
+        "pages",
+        false,
+        "",
+    ),
+    (
+        "pages the checkpoint thread copied per message",
+        "pages",
+        false,
+        "",
+    ),
+    (
+        "bytes written per message (log, checkpoints, search)",
+        "B",
+        false,
+        "",
+    ),
     ("search indexer CPU per message", "us", false, ""),
     (
         "inbox with counts p50",
@@ -550,7 +607,7 @@ async fn measure(
     tenant: TenantId,
     ids: Arc<Vec<ConversationId>>,
 ) -> Figures {
-    let store = Arc::new(SqliteStore::open(path).expect("open"));
+    let store = Arc::new(SqliteStore::open_with(path, measured_options()).expect("open"));
     let rebuilding = Instant::now();
     store.wait_for_search_index().await.unwrap();
     eprintln!(
@@ -642,6 +699,22 @@ async fn measure(
     let posts = env("BENCH_POSTS", 20_000);
     let indexer = thread_schedstat("chat-sqlite-ind");
     let indexer_before = indexer.as_deref().and_then(thread_cpu);
+    let writer = thread_schedstat("chat-sqlite-wri");
+    let writer_before = writer.as_deref().and_then(thread_cpu);
+    let checkpoints = thread_schedstat("chat-sqlite-che");
+    let checkpoints_before = checkpoints.as_deref().and_then(thread_cpu);
+    let process_io = Path::new("/proc/self/io");
+    let writer_io = writer
+        .as_deref()
+        .and_then(Path::parent)
+        .map(|d| d.join("io"));
+    let written_before = written_bytes(process_io);
+    let log_before = writer_io.as_deref().and_then(written_bytes);
+    let checkpoint_io = checkpoints
+        .as_deref()
+        .and_then(Path::parent)
+        .map(|d| d.join("io"));
+    let copied_before = checkpoint_io.as_deref().and_then(written_bytes);
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -670,10 +743,31 @@ async fn measure(
     }
     let rate = (posts > 0).then(|| posts as f64 / started.elapsed().as_secs_f64());
     store.wait_for_search_index().await.unwrap();
-    let indexer_cpu = match (indexer_before, indexer.as_deref().and_then(thread_cpu)) {
+    let per_post = |before: Option<Duration>, thread: Option<&Path>| match (
+        before,
+        thread.and_then(thread_cpu),
+    ) {
         (Some(b), Some(a)) if posts > 0 => Some((a - b).as_secs_f64() * 1e6 / posts as f64),
         _ => None,
     };
+    let writer_cpu = per_post(writer_before, writer.as_deref());
+    let checkpoint_cpu = per_post(checkpoints_before, checkpoints.as_deref());
+    let per_post_bytes = |before: Option<u64>, after: Option<u64>| match (before, after) {
+        (Some(b), Some(a)) if posts > 0 => Some((a - b) as f64 / posts as f64),
+        _ => None,
+    };
+    let written = per_post_bytes(written_before, written_bytes(process_io));
+    // Pages, not bytes: the writer writes the log, a frame (24-byte header and a page) per
+    // page each commit changed, and the few pages its log restarts copy into the database
+    // (src/checkpoint.rs); the checkpoint thread writes the pages it copies.
+    let frames = per_post_bytes(log_before, writer_io.as_deref().and_then(written_bytes))
+        .map(|bytes| bytes / (24.0 + 4096.0));
+    let copied = per_post_bytes(
+        copied_before,
+        checkpoint_io.as_deref().and_then(written_bytes),
+    )
+    .map(|bytes| bytes / 4096.0);
+    let indexer_cpu = per_post(indexer_before, indexer.as_deref());
     let (append_p50, append_p99) = if latencies.is_empty() {
         (None, None)
     } else {
@@ -698,6 +792,11 @@ async fn measure(
         rate,
         append_p50,
         append_p99,
+        writer_cpu,
+        checkpoint_cpu,
+        frames,
+        copied,
+        written,
         indexer_cpu,
         ms(inbox.0),
         ms(inbox.1),
