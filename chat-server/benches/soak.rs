@@ -6,7 +6,7 @@
 //! open files, threads, and p50/p99 latency and errors per kind of request.
 //!
 //! At the end it asserts that memory stayed bounded: anonymous RSS at the end at most
-//! 1.2× what it was after warm-up, open files and threads flat (within the sockets the
+//! 1.1× what it was after warm-up (issue 15's "grows at most 10%"), open files and threads flat (within the sockets the
 //! load itself holds), and no request failed.
 //!
 //! `cargo bench -p chat-server --bench soak` (30 minutes). Settings (environment):
@@ -518,7 +518,7 @@ fn main() {
         );
         assert!(server.terminate().success(), "the server exits cleanly");
         assert_eq!(errors, 0, "no request failed");
-        assert!(ratio <= 1.2, "anonymous RSS grew {ratio:.2}x after warm-up");
+        assert!(ratio <= 1.1, "anonymous RSS grew {ratio:.2}x after warm-up");
         // Each socket of the load is a file and may be open at either sample.
         let slack = sockets as u64 + visitors as u64 + agents as u64 + 8;
         assert!(last.3 <= warm.3 + slack, "open files grew: {} → {}", warm.3, last.3);

@@ -702,8 +702,12 @@ impl Connection {
     /// hundred threads behind).
     async fn may_read(&self, c: ConversationId) -> Result<(), ApiError> {
         match self.feed.cached_or_mark(c) {
-            Ok(Some(state)) => Ok(self.resolved.authorize(Action::Read, &state)?),
-            Ok(None) => Err(chat_core::Error::NotFound("conversation").into()),
+            // The feed is the tenant's own; the tenant is checked anyway, as the engine's
+            // read does by its key, since the policy's tenant-wide scope does not.
+            Ok(Some(state)) if state.tenant_id == self.actor.tenant() => {
+                Ok(self.resolved.authorize(Action::Read, &state)?)
+            }
+            Ok(_) => Err(chat_core::Error::NotFound("conversation").into()),
             Err(mark) => {
                 let state = self.engine().conversation(&self.actor, c).await?;
                 self.feed.fill(c, mark, Arc::new(state));
