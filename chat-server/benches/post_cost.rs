@@ -8,15 +8,17 @@
 //! the baseline) after `POST_COST_WARMUP` posts; the counters are zeroed before the
 //! measured posts and dumped after them (`callgrind_control`), so the figure is every
 //! instruction of every server thread (HTTP, engine, writer, search indexer, checkpoints,
-//! realtime) while they ran, divided by the posts. The baseline is this bench's own
-//! process under callgrind, counting only `raw_inserts`: per post one transaction with
+//! realtime) while they ran, divided by the posts. It also prints that total without
+//! the two threads that follow the clock (checkpoints, search indexer; see
+//! `clock_driven`), whose share per post moves with the posting rate. The baseline is
+//! this bench's own process under callgrind, counting only `raw_inserts`: per post one transaction with
 //! the message row, the conversation's activity columns and the event row, the SQL the
 //! store runs, on the same schema with the same pragmas, event JSON encoded once.
 //!
 //! `cargo bench -p chat-server --bench post_cost` (needs `valgrind` on the `PATH`)
 //! Settings: `POST_COST_POSTS` (2000), `POST_COST_WARMUP` (200),
 //! `POST_COST_ANNOTATE=1` prints `callgrind_annotate`'s top functions of the server's
-//! dump (where the instructions go).
+//! dump (where the instructions go); `POST_COST_KEEP=<file>` keeps that dump.
 
 mod common;
 // The baseline's SQL, shared with chat-sqlite's `store` bench.
@@ -86,8 +88,17 @@ fn main() {
         "server/raw: {ratio:.2}x instructions per post (target <= 2x: {})",
         if ratio <= 2.0 { "met" } else { "NOT met" }
     );
+    clock_driven(&server, raw, posts);
     if std::env::var("POST_COST_ANNOTATE").is_ok_and(|v| v == "1") {
         annotate(&server.dump);
+    }
+    // The dump outlives the temporary directory for `callgrind_annotate --tree=caller`
+    // and the like.
+    if let Ok(keep) = std::env::var("POST_COST_KEEP") {
+        match std::fs::copy(&server.dump, &keep) {
+            Ok(_) => println!("server dump kept in {keep}"),
+            Err(e) => println!("keeping the dump in {keep}: {e}"),
+        }
     }
     println!("load average at end: {}", common::loadavg());
 }
@@ -231,6 +242,47 @@ fn totals(path: &Path) -> u64 {
                 .and_then(|n| n.parse().ok())
         })
         .expect("a totals line")
+}
+
+/// The threads that follow the clock, not the posts: the checkpoint thread (a pass 50 ms
+/// after a commit) and the search indexer (a pass per second or per 256 operations). What
+/// they cost per post depends on how many posts each pass finds, so on the posting rate,
+/// which under callgrind follows the machine's load; the request path (HTTP, engine,
+/// writer) does not. Both are printed, so a change to the request path can be compared
+/// across runs and the total stays in view.
+fn clock_driven(server: &Measured, raw: u64, posts: u64) {
+    let Ok(out) = Command::new("callgrind_annotate")
+        .arg("--inclusive=yes")
+        .arg(&server.dump)
+        .output()
+    else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let inclusive = |function: &str| -> u64 {
+        text.lines()
+            .find(|l| l.contains(&format!(":{function} ")))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.replace(',', "").parse().ok())
+            .unwrap_or(0)
+    };
+    let checkpoint = inclusive("chat_sqlite::checkpoint::run");
+    let indexer = inclusive("chat_sqlite::search::indexer::run");
+    let per_post = |ir: u64| ir as f64 / posts as f64;
+    println!(
+        "clock-driven threads: checkpoint {:.0}, search indexer {:.0} instructions per post \
+         ({:.1}% of the server's)",
+        per_post(checkpoint),
+        per_post(indexer),
+        100.0 * (checkpoint + indexer) as f64 / server.total.max(1) as f64
+    );
+    let request_path = server.total.saturating_sub(checkpoint + indexer);
+    println!(
+        "request path (HTTP, engine, writer; without the clock-driven threads): {:.0} \
+         instructions per post, {:.2}x raw",
+        per_post(request_path),
+        request_path as f64 / raw.max(1) as f64
+    );
 }
 
 fn annotate(dump: &Path) {

@@ -303,8 +303,14 @@ impl Server {
         let span = tracing::info_span!("request", id = %request_id, method = %req.method());
         let origin = req.headers().get(header::ORIGIN).cloned();
         let method = req.method().clone();
-        let answer =
-            http::with_body_clock(clock.clone(), self.clone().answer(req, client, upgraded));
+        // On the heap once, so that the layers below (the body clock's scope, the
+        // deadline, the span) move a pointer: the answer's state machine holds every
+        // route's awaits (authentication, the WebSocket upgrade) and each of those moves
+        // copied all of it, per request (issue 21: `memcpy` was a fifth of a post's cost).
+        let answer = http::with_body_clock(
+            clock.clone(),
+            Box::pin(self.clone().answer(req, client, upgraded)),
+        );
         let (endpoint_name, mut response) = async {
             match within(request_due, &clock, answer).await {
                 Some(Ok((name, response))) => (name, response),
@@ -502,14 +508,16 @@ impl Server {
             let expiry = token
                 .as_deref()
                 .and_then(|t| self.app.cached_token_expiry(t));
-            let answer = crate::realtime::upgrade_knowing(
+            // Boxed: inline, the upgrade's state would make every request's future larger
+            // (see `handle`).
+            let answer = Box::pin(crate::realtime::upgrade_knowing(
                 self.app.hub.clone(),
                 req,
                 actor,
                 expiry,
                 self.app.shutdown.clone(),
                 self.app.metrics.clone(),
-            )
+            ))
             .await;
             if answer
                 .as_ref()

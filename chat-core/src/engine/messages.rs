@@ -156,7 +156,8 @@ impl Engine {
             _ => false,
         };
         if let (true, Some(key)) = (has_side_effects, &client_message_id)
-            && let Some(existing) = self.find_by_client_id(&conversation, sender, key).await?
+            && let Some(existing) =
+                Box::pin(self.find_by_client_id(&conversation, sender, key)).await?
         {
             return Ok(Posted {
                 message: existing,
@@ -172,7 +173,7 @@ impl Engine {
                 ));
             }
             (Sender::Customer, Mode::Closed) => {
-                conversation = self.reopen_to(actor, id, None).await?;
+                conversation = Box::pin(self.reopen_to(actor, id, None)).await?;
             }
             (Sender::Agent(_) | Sender::Bot, Mode::Closed) => {
                 return Err(Error::InvalidTransition {
@@ -181,7 +182,7 @@ impl Engine {
                 });
             }
             (Sender::Agent(_), Mode::Bot | Mode::Queued) => {
-                conversation = self.claim(actor, id).await?;
+                conversation = Box::pin(self.claim(actor, id)).await?;
             }
             (Sender::Bot, mode) if mode != Mode::Bot => {
                 return Err(Error::state_conflict(format!(
@@ -199,8 +200,7 @@ impl Engine {
         let appended = self.inner.store.append_message(message).await?;
         self.publish(appended.event.clone());
         let appended = if sender == Sender::Customer && appended.conversation.snooze.is_some() {
-            self.wake_on_customer_message(&appended.conversation)
-                .await?;
+            Box::pin(self.wake_on_customer_message(&appended.conversation)).await?;
             let conversation = self.load_conversation(actor.tenant(), id).await?;
             crate::store::Appended {
                 conversation,
@@ -217,18 +217,18 @@ impl Engine {
         };
         if posted.created && sender == Sender::Customer && posted.conversation.mode == Mode::Bot {
             let tenant = self.load_tenant(actor.tenant()).await?;
-            let (replies, after) = self
-                .bot_turn(&tenant, posted.conversation.clone(), &posted.message)
-                .await?;
+            let (replies, after) =
+                Box::pin(self.bot_turn(&tenant, posted.conversation.clone(), &posted.message))
+                    .await?;
             posted.replies = replies;
             posted.conversation = after;
         } else if !posted.created && sender == Sender::Customer {
             // A retry: the first attempt may have died between storing the message and
             // the bot's answer. Answer now if nobody did, or show the answer given.
             let tenant = self.load_tenant(actor.tenant()).await?;
-            let outcome = self
-                .resume_turn(&tenant, posted.conversation.clone(), &posted.message)
-                .await?;
+            let outcome =
+                Box::pin(self.resume_turn(&tenant, posted.conversation.clone(), &posted.message))
+                    .await?;
             posted.replies = outcome.replies;
             posted.conversation = outcome.conversation;
         }
