@@ -18,6 +18,7 @@ mod names;
 mod options;
 mod presence;
 mod read;
+mod readers;
 mod reports;
 mod search;
 mod store;

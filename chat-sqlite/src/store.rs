@@ -26,6 +26,7 @@ use crate::error::Db;
 use crate::hits;
 use crate::migrations::migrate;
 use crate::options::Options;
+use crate::readers::{Closed, Readers};
 use crate::search::{Search, WordIndex, word_index};
 use crate::writer::{Followers, Writer};
 use crate::{inboxes, list, mail, read, reports, webhooks, write};
@@ -53,7 +54,10 @@ pub struct SqliteStore {
     // the threads that follow the writer's commits stop; their connections, closing last,
     // fold the logs back into the files and delete them.
     pub(crate) writer: Writer,
-    readers: r2d2::Pool<SqliteConnectionManager>,
+    readers: r2d2::Pool<Readers>,
+    /// Waits, once the pool is dropped, for its last connection to close, wherever r2d2
+    /// closes it (see [`crate::readers`]).
+    _readers_closed: Closed,
     /// One permit per read connection, for reads that go to the blocking pool: see
     /// [`read`](Self::read).
     read_slots: Arc<tokio::sync::Semaphore>,
@@ -142,6 +146,7 @@ impl SqliteStore {
                 shared.attach_reader(conn);
                 conn.execute_batch("PRAGMA query_only = ON")
             });
+        let (manager, readers_closed) = Readers::new(manager);
         let readers = r2d2::Pool::builder()
             .max_size(options.readers.max(1))
             .min_idle(Some(1))
@@ -178,6 +183,7 @@ impl SqliteStore {
             path,
             writer,
             readers,
+            _readers_closed: readers_closed,
             read_slots: Arc::new(tokio::sync::Semaphore::new(options.readers.max(1) as usize)),
             reads_in_place: options.reads_in_place,
             counts: ReadCounters::default(),

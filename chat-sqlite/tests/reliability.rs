@@ -193,3 +193,54 @@ async fn a_full_disk_fails_the_write_and_keeps_every_acknowledged_message() {
     );
     assert_eq!(reopened.integrity_check().await.unwrap(), ["ok"]);
 }
+
+/// Once a dropped store's drop has returned, every connection it had is closed: the log is
+/// folded back into the file and deleted, so the file alone is the whole database (a copy
+/// of it, as one backs up a stopped server, has every acknowledged message). r2d2 opens
+/// read connections on a thread of its own when a read finds none idle; one still opening
+/// as the store was dropped used to close there later, keeping the log until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dropped_store_has_closed_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..20 {
+        let path = dir.path().join(format!("chat-{round}.db"));
+        let store = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
+        let c = one_conversation(&store).await;
+        for i in 0..5 {
+            store
+                .append_message(text(&c, 100 + i, Sender::Customer, "kept", 1))
+                .await
+                .unwrap();
+        }
+        // More reads at once than idle connections: the pool opens more on its thread.
+        let reads: Vec<_> = (0..16)
+            .map(|_| {
+                let (store, c) = (store.clone(), c.clone());
+                tokio::spawn(async move {
+                    store
+                        .messages(&MessageQuery::latest(c.tenant_id, c.id, 50))
+                        .await
+                        .unwrap()
+                        .len()
+                })
+            })
+            .collect();
+        for read in reads {
+            assert_eq!(read.await.unwrap(), 5);
+        }
+        drop(std::sync::Arc::into_inner(store).expect("the last handle"));
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        assert!(
+            !wal.exists(),
+            "round {round}: the log is still there after the store was dropped"
+        );
+        // The file alone, copied away from any log, holds every message.
+        let copy = dir.path().join(format!("copy-{round}.db"));
+        fs::copy(&path, &copy).unwrap();
+        let messages: i64 = rusqlite::Connection::open(&copy)
+            .unwrap()
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(messages, 5, "round {round}");
+    }
+}

@@ -709,8 +709,12 @@ async fn a_restored_backup_is_indexed_afresh() {
     let db = dir.path().join("chat.db");
     let backup = dir.path().join("backup.db");
     let (mut both, cs, ms) = filled(&db).await;
+    let before = newest_event(&db);
     both.close();
+    // A closed store's file is the whole database (its log folded back and deleted), so
+    // a copy is a backup: this copy once missed the messages still in the log.
     std::fs::copy(&db, &backup).unwrap();
+    assert_eq!(newest_event(&backup), before, "the backup lacks events");
 
     // After the backup the database and its index move on: "alpha" becomes "zulu"...
     both.reopen(&db);
