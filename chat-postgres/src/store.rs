@@ -277,7 +277,7 @@ async fn log_events(
     for event in events.iter() {
         match crate::events::slim_conversation(event, written)? {
             Some(slim) => {
-                data.push(Json(EventData::Slim(slim)));
+                data.push(Json(EventData::Slim(Box::new(slim))));
                 conversation_rows.push(Some(true));
             }
             None => {
@@ -324,7 +324,7 @@ async fn log_events(
 #[serde(untagged)]
 enum EventData<'a> {
     Full(&'a Event),
-    Slim(crate::events::SlimConversation),
+    Slim(Box<crate::events::SlimConversation>),
 }
 
 /// Numbers and stores one event.
