@@ -61,12 +61,14 @@ impl PostgresStore {
         let tx = client.transaction().await.db()?;
         let copied = match copy_in(&tx, &mut lines).await {
             // SQLite's portable export writes every event out in full; those whose message
-            // is unchanged refer to its row here, as this store's own writes do.
-            Ok(summary) => tx
-                .batch_execute(crate::events::slim_logged!())
-                .await
-                .db()
-                .map(|()| summary),
+            // or conversation is unchanged refer to its row here, as this store's own
+            // writes do.
+            Ok(summary) => match tx.batch_execute(crate::events::slim_logged!()).await.db() {
+                Ok(()) => crate::events::slim_logged_conversations(&tx)
+                    .await
+                    .map(|()| summary),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         match copied {

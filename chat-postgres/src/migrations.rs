@@ -27,7 +27,15 @@ const MIGRATIONS: &[&str] = &[
         include_str!("../migrations/0010_event_references.sql"),
         crate::events::slim_logged!()
     ),
+    // The column and index; the latest conversation events are slimmed by
+    // `events::slim_logged_conversations` after it (see `migrate`).
+    include_str!("../migrations/0011_conversation_event_references.sql"),
 ];
+
+/// The version whose SQL is followed by [`crate::events::slim_logged_conversations`], in
+/// Rust: it compares each event with the conversation a read would rebuild, times to the
+/// nanosecond, which `timestamptz` cannot hold.
+const SLIM_CONVERSATION_EVENTS: i32 = 11;
 
 /// The schema version this build of the crate creates and reads.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -73,6 +81,9 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
     }
     for (version, sql) in (1_i32..).zip(MIGRATIONS).skip(current as usize) {
         tx.batch_execute(sql).await.db()?;
+        if version == SLIM_CONVERSATION_EVENTS {
+            crate::events::slim_logged_conversations(&tx).await?;
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version) VALUES ($1)",
             &[&version],

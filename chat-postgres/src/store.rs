@@ -130,6 +130,9 @@ impl PostgresStore {
         if let (Some(turn), Some(agent)) = (turn, new.assigned_agent_id) {
             crate::presence::move_turn(&tx, new.tenant_id, turn, agent).await?;
         }
+        // The update rewrites `data`: the conversation's slim event, which reads it, is
+        // written out first (the row is locked).
+        crate::events::inline_conversation_events(&tx, new.tenant_id, &[new.id.0]).await?;
         let reopened = matches!(update.change, ConversationChange::Reopened);
         let write = ConversationWrite::update(update)?;
         let committed = store_write(&tx, write, false).await?;
@@ -218,8 +221,14 @@ impl PostgresStore {
 /// their number, and its lock is held until the transaction ends. One round trip, so the
 /// tenant's other writers wait for little more than this write's commit. `stored` are the
 /// messages this transaction has just inserted: a `message_created` event of one of them,
-/// as it was stored, refers to its row instead of copying it (see `events.rs`).
-async fn log_events(tx: &Transaction<'_>, events: &mut [Event], stored: &[Message]) -> Result<()> {
+/// as it was stored, refers to its row instead of copying it (see `events.rs`); so does a
+/// conversation event of `written`, the conversation this transaction has just written.
+async fn log_events(
+    tx: &Transaction<'_>,
+    events: &mut [Event],
+    stored: &[Message],
+    written: Option<&Conversation>,
+) -> Result<()> {
     let Some(tenant) = events.first().map(|e| e.tenant_id) else {
         return Ok(());
     };
@@ -230,15 +239,18 @@ async fn log_events(tx: &Transaction<'_>, events: &mut [Event], stored: &[Messag
                  ON CONFLICT (tenant_id) DO UPDATE SET last_seq = event_heads.last_seq + EXCLUDED.last_seq \
                  RETURNING last_seq - $2 AS before \
              ), input AS ( \
-                 SELECT * FROM unnest($3::uuid[], $4::jsonb[], $5::text[], $6::int8[], $7::uuid[]) \
-                     WITH ORDINALITY AS e (conversation_id, data, kind, at_ns, message_id, ord) \
+                 SELECT * FROM unnest($3::uuid[], $4::jsonb[], $5::text[], $6::int8[], $7::uuid[], \
+                     $8::bool[]) \
+                     WITH ORDINALITY AS e (conversation_id, data, kind, at_ns, message_id, \
+                         conversation_row, ord) \
              ), logged AS ( \
-                 INSERT INTO events (tenant_id, seq, conversation_id, data, message_id) \
+                 INSERT INTO events (tenant_id, seq, conversation_id, data, message_id, \
+                     conversation_row) \
                  SELECT $1, head.before + e.ord, e.conversation_id, \
-                        CASE WHEN e.message_id IS NULL \
-                             THEN jsonb_set(e.data, '{seq}', to_jsonb(head.before + e.ord)) \
-                             ELSE '{}' END, \
-                        e.message_id \
+                        CASE WHEN e.message_id IS NOT NULL THEN '{}' \
+                             WHEN e.conversation_row THEN e.data \
+                             ELSE jsonb_set(e.data, '{seq}', to_jsonb(head.before + e.ord)) END, \
+                        e.message_id, e.conversation_row \
                  FROM head, input e \
                  RETURNING 1 \
              ), outbox AS ( \
@@ -259,7 +271,21 @@ async fn log_events(tx: &Transaction<'_>, events: &mut [Event], stored: &[Messag
         .iter()
         .map(|e| e.conversation_id.map(|c| c.0))
         .collect();
-    let data: Vec<Json<&Event>> = events.iter().map(Json).collect();
+    // A slim conversation event's data is its slim form, without `seq` (the row has it).
+    let mut data: Vec<Json<EventData<'_>>> = Vec::with_capacity(events.len());
+    let mut conversation_rows: Vec<Option<bool>> = Vec::with_capacity(events.len());
+    for event in events.iter() {
+        match crate::events::slim_conversation(event, written)? {
+            Some(slim) => {
+                data.push(Json(EventData::Slim(Box::new(slim))));
+                conversation_rows.push(Some(true));
+            }
+            None => {
+                data.push(Json(EventData::Full(event)));
+                conversation_rows.push(None);
+            }
+        }
+    }
     // Decided here, not by a join in the statement: the statement runs while the tenant's
     // counter is locked, and a cached plan made while `messages` was empty (a new
     // database) scanned the whole table for each post.
@@ -281,6 +307,7 @@ async fn log_events(tx: &Transaction<'_>, events: &mut [Event], stored: &[Messag
                 &kinds,
                 &at,
                 &messages,
+                &conversation_rows,
             ],
         )
         .await
@@ -292,11 +319,19 @@ async fn log_events(tx: &Transaction<'_>, events: &mut [Event], stored: &[Messag
     Ok(())
 }
 
+/// What an event's row stores in `data`: the event, or its slim form.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+enum EventData<'a> {
+    Full(&'a Event),
+    Slim(Box<crate::events::SlimConversation>),
+}
+
 /// Numbers and stores one event.
 pub(crate) async fn log_one(tx: &Transaction<'_>, event: NewEvent) -> Result<Event> {
     // Numbered by `log_events`; 0 until then.
     let mut logged = [event.into_event(0)];
-    log_events(tx, &mut logged, &[]).await?;
+    log_events(tx, &mut logged, &[], None).await?;
     let [event] = logged;
     Ok(event)
 }
@@ -434,7 +469,13 @@ async fn store_write(
         insert_message(tx, m).await?;
     }
     let mut committed = write.commit(unnumbered)?;
-    log_events(tx, &mut committed.events, &committed.messages).await?;
+    log_events(
+        tx,
+        &mut committed.events,
+        &committed.messages,
+        Some(&committed.conversation),
+    )
+    .await?;
     Ok(committed)
 }
 
@@ -763,7 +804,8 @@ impl Store for PostgresStore {
             if let Some(payload) = erasure.scrub(&event) {
                 event.payload = payload;
                 tx.execute(
-                    "UPDATE events SET data = $3, message_id = NULL WHERE tenant_id = $1 AND seq = $2",
+                    "UPDATE events SET data = $3, message_id = NULL, conversation_row = NULL \
+                     WHERE tenant_id = $1 AND seq = $2",
                     &[&tenant.0, &int(event.seq), &Json(&event)],
                 )
                 .await
@@ -1021,7 +1063,12 @@ impl Store for PostgresStore {
                 return Ok(Appended::repeated(earlier, conversation));
             }
         }
+        let before = conversation.clone();
         let write = MessageWrite::append(conversation, message)?;
+        if crate::events::moves_more_than_activity(&before, &write.conversation)? {
+            crate::events::inline_conversation_events(&tx, before.tenant_id, &[before.id.0])
+                .await?;
+        }
         put_conversation(&tx, &write.conversation, false).await?;
         insert_message(&tx, &write.message).await?;
         let mut appended = write.commit(unnumbered)?;
@@ -1030,6 +1077,7 @@ impl Store for PostgresStore {
                 &tx,
                 std::slice::from_mut(event),
                 std::slice::from_ref(&appended.message),
+                None,
             )
             .await?;
         }
@@ -1213,7 +1261,12 @@ impl Store for PostgresStore {
         )
         .await
         .db()?;
+        let before = conversation.clone();
         let event = read.apply(&mut conversation, unread.max(0) as u64);
+        if crate::events::moves_more_than_activity(&before, &conversation)? {
+            crate::events::inline_conversation_events(&tx, before.tenant_id, &[before.id.0])
+                .await?;
+        }
         put_conversation(&tx, &conversation, false).await?;
         let event = log_one(&tx, event).await?;
         tx.commit().await.db()?;
@@ -1437,7 +1490,7 @@ impl Store for PostgresStore {
         }
         // The counter last, as every write takes it; one tenant's events at a time.
         for run in events.chunk_by_mut(|a, b| a.tenant_id == b.tenant_id) {
-            log_events(&tx, run, &[]).await?;
+            log_events(&tx, run, &[], None).await?;
         }
         tx.commit().await.db()?;
         Ok(events)

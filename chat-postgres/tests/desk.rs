@@ -160,7 +160,7 @@ mod with_database {
                  DROP TABLE conversation_reopens; \
                  ALTER TABLE conversations DROP COLUMN created_at_ns, DROP COLUMN first_response_at_ns, \
                  DROP COLUMN closed_at_ns, DROP COLUMN rated_at_ns, DROP COLUMN rating_score; \
-                 ALTER TABLE events DROP COLUMN message_id; \
+                 ALTER TABLE events DROP COLUMN message_id, DROP COLUMN conversation_row; \
                  DELETE FROM schema_migrations WHERE version >= 2",
             )
             .await

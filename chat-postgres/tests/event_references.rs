@@ -269,7 +269,7 @@ mod with_database {
         let seqs: Vec<i64> = logged.iter().map(|e| e.seq as i64).collect();
         let data: Vec<Json<&Event>> = logged.iter().map(Json).collect();
         db.execute(
-            "UPDATE events e SET data = x.data, message_id = NULL \
+            "UPDATE events e SET data = x.data, message_id = NULL, conversation_row = NULL \
              FROM unnest($2::int8[], $3::jsonb[]) AS x (seq, data) \
              WHERE e.tenant_id = $1 AND e.seq = x.seq",
             &[&t.0, &seqs, &data],
@@ -277,7 +277,7 @@ mod with_database {
         .await
         .unwrap();
         db.batch_execute(
-            "ALTER TABLE events DROP COLUMN message_id; \
+            "ALTER TABLE events DROP COLUMN message_id, DROP COLUMN conversation_row; \
              DELETE FROM schema_migrations WHERE version >= 10",
         )
         .await
