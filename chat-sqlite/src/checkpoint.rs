@@ -82,6 +82,12 @@ impl Shared {
         }
     }
 
+    /// Whether a pass asked the writer to start the log over (see
+    /// [`Shared::restart_if_asked`]); the writer takes its connection only then.
+    pub(crate) fn restart_asked(&self) -> bool {
+        self.restart.load(Ordering::Relaxed)
+    }
+
     /// Run by the writer between two transactions: if a pass found the log at the restart
     /// size, copies what the thread has not, so that the writer's next transaction starts
     /// the log over (see the module documentation).

@@ -462,20 +462,29 @@ fn run(
                 Err(_) => break,
             }
         }
-        // Held for the group; readers only ever `try_lock` it (see `Committed`).
-        let conn = committed.connection();
-        let tx = Tx {
-            conn: &conn,
-            committed,
-        };
-        commit_batch(&tx, &mut cache, &mut batch);
+        {
+            // Held for the transaction and no longer: a reader that finds it held
+            // (`try_lock`, see `Committed`) goes to the database, and the read that comes
+            // right after an answer (a client's next post) used to find it held while the
+            // thread answered and woke its followers.
+            let conn = committed.connection();
+            let tx = Tx {
+                conn: &conn,
+                committed,
+            };
+            commit_batch(&tx, &mut cache, &mut batch);
+        }
         let operations = batch.len();
         for job in batch.drain(..) {
             job.reply();
         }
         followers.search.committed(operations);
         followers.checkpoints.committed();
-        followers.checkpoints.restart_if_asked(&conn);
+        if followers.checkpoints.restart_asked() {
+            followers
+                .checkpoints
+                .restart_if_asked(&committed.connection());
+        }
     }
 }
 

@@ -61,6 +61,28 @@ async fn a_read_after_a_write_answers_the_committed_conversation() {
     assert_eq!(store.conversation(c.tenant_id, c.id).await.unwrap(), None);
 }
 
+/// The read that follows an answered write (a client's next post reads its conversation
+/// first) is answered from what the writer committed: the writer lets go of its
+/// connection before it answers, so that read never finds it busy and goes to the
+/// database instead. (It used to hold it while it answered and woke its followers.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_after_an_answered_post_is_answered_without_the_database() {
+    let (store, _dir) = store();
+    let c = one_conversation(&store).await;
+    let before = store.read_counts();
+    for n in 0..300 {
+        let appended = store
+            .append_message(text(&c, 10 + n, Sender::Customer, "hello", n as i64))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.conversation(c.tenant_id, c.id).await.unwrap(),
+            Some(appended.conversation)
+        );
+    }
+    assert_eq!(store.read_counts().since(before).total(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_by_another_connection_is_read_at_once_without_a_write_between() {
     let (store, dir) = store();
