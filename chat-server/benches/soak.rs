@@ -384,8 +384,8 @@ fn main() {
     let conversations = env_or("SOAK_CONVERSATION_CACHE", 2000).to_string();
     // And a small writer cache: the writer's page cache and the indexer's cache of the
     // search file keep their pages (nobody else writes their files, so SQLite never drops
-    // them as it drops the readers'), and at the default 8 MiB each they were still
-    // filling at the end of a 30-minute run: most of what grew after warm-up.
+    // them as it drops the readers'), and at the default 8 MiB each they can still be
+    // filling at the end of a 30-minute run: 16 MiB, more than the 12 MiB a run grew.
     let writer_cache = env_or("SOAK_WRITER_CACHE_MIB", 1).to_string();
     let limits = [
         "--rate-per-ip",
