@@ -14,7 +14,8 @@
 //! of the run), `SOAK_VISITORS` (4), `SOAK_AGENTS` (2), `SOAK_SOCKETS` (4),
 //! `SOAK_CACHE_MIB` (2: the server's `--cache-mib`, see below), `SOAK_CONVERSATION_CACHE`
 //! (2000: the server's `--conversation-cache` and `--writer-conversation-cache`),
-//! `SOAK_ARENAS` (2: the server's `MALLOC_ARENA_MAX`; 0 leaves glibc's default).
+//! `SOAK_ARENAS` (2: the server's `MALLOC_ARENA_MAX`; 0 leaves glibc's default),
+//! `SOAK_WRITER_CACHE_MIB` (1: the server's `--writer-cache-mib`, see below).
 //! Figures: chat-server/README.md, "Soak".
 
 use std::collections::BTreeMap;
@@ -381,6 +382,11 @@ fn main() {
     // defaults (50,000 and 16,384) they fill for about 45 minutes at this load, so a
     // 30-minute run measured them filling, not a steady state.
     let conversations = env_or("SOAK_CONVERSATION_CACHE", 2000).to_string();
+    // And a small writer cache: the writer's page cache and the indexer's cache of the
+    // search file keep their pages (nobody else writes their files, so SQLite never drops
+    // them as it drops the readers'), and at the default 8 MiB each they can still be
+    // filling at the end of a 30-minute run: 16 MiB, more than the 12 MiB a run grew.
+    let writer_cache = env_or("SOAK_WRITER_CACHE_MIB", 1).to_string();
     let limits = [
         "--rate-per-ip",
         "1000000",
@@ -392,6 +398,8 @@ fn main() {
         &conversations,
         "--writer-conversation-cache",
         &conversations,
+        "--writer-cache-mib",
+        &writer_cache,
     ];
     // glibc makes up to 8 arenas per core, one per thread that allocates at the same time
     // as another, and keeps the free memory fragmented in each: with 16, about half of

@@ -54,10 +54,16 @@ struct Cli {
     /// Durability of each commit: `full` survives power loss, `normal` only crashes.
     #[arg(long, env = "CHAT_SYNCHRONOUS", value_enum, default_value = "full")]
     synchronous: SyncMode,
-    /// Page cache of each SQLite reader connection (there are 4), in MiB. Memory grows
-    /// with the database until the caches are full: at most 4 × this, plus the writer's 8.
+    /// Page cache of each SQLite reader connection (there are 4), in MiB, for the
+    /// database and again for the search file. Readers drop their cache whenever another
+    /// connection has committed, so on a busy desk they hold far less than their cap.
     #[arg(long, env = "CHAT_CACHE_MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
     cache_mib: u64,
+    /// Page cache of the SQLite writer, in MiB, and of the search indexer's search file.
+    /// These two keep their pages (nobody else writes their files), so each fills with the
+    /// pages it touches until this cap: memory grows by up to twice this with the data.
+    #[arg(long, env = "CHAT_WRITER_CACHE_MIB", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    writer_cache_mib: u64,
     /// Conversations each tenant's realtime follower keeps in memory (its log feed and the
     /// cache sockets read from, about 1.3 KB each), and a socket's replay at most; past it,
     /// they forget them all and read misses from the store. Memory grows with the
@@ -819,6 +825,7 @@ async fn open_store(cli: &Cli) -> anyhow::Result<(Arc<dyn Backend>, String)> {
     let options = Options::default()
         .synchronous(synchronous)
         .cache_kib(cli.cache_mib * 1024)
+        .writer_cache_kib(cli.writer_cache_mib * 1024)
         .conversation_cache(cli.writer_conversation_cache as usize);
     let store = SqliteStore::open_with(&cli.db, options)
         .with_context(|| format!("opening the database {}", cli.db.display()))?;

@@ -51,12 +51,18 @@ pub struct Options {
     /// serves as well as the map: 23,137-23,883 latest-50 reads/s without it, 23,693
     /// with 1 GiB.
     pub mmap_size: u64,
-    /// Page cache of each read connection, in KiB. Default: 64 MiB.
+    /// Page cache of each read connection, in KiB, for the database and again for the
+    /// search file; also the search indexer's and the checkpoints' connections' cache of
+    /// the database. Default: 64 MiB.
     pub cache_kib: u64,
     /// Page cache of the write connection, in KiB. Default: 8 MiB. Smaller than the
     /// readers' on purpose: at every commit SQLite walks the writer's whole page-cache hash
     /// table (`pcache1TruncateUnsafe`), which took 9% of the writer thread's time with
     /// 64 MiB when commits are small; pages it misses are read from the file or the WAL.
+    /// The search indexer's cache of the search file has this size too. Unlike the
+    /// readers' caches, which SQLite drops whenever another connection has committed,
+    /// these two keep their pages (nobody else writes their files), so each fills up to
+    /// this size as the data grows.
     pub writer_cache_kib: u64,
     /// Conversations the writer thread keeps in memory so that posting a message does not
     /// read back and decode the row it wrote for the previous one (0 turns this off).
