@@ -10,7 +10,8 @@
 //! would be 100 messages, and one slow message 1% of the samples, the p99 on its own),
 //! `WS_SATURATED_SECS` (5), `WS_IDLE_SOCKETS` (10000; 0 skips the RSS part), `WS_BARE_FRAME_BYTES` (size of
 //! the bare server's frames; default close to the chat server's event frame), `WS_ONLY=rss`
-//! (only the idle-socket part), `BENCH_READS_IN_PLACE=0` (the chat server's store reads
+//! (only the idle-socket part), `WS_SERVER_WRAPPER` (a command the idle-socket server
+//! runs under, e.g. `heaptrack -o /tmp/ws`: where its memory goes), `BENCH_READS_IN_PLACE=0` (the chat server's store reads
 //! hop to the blocking pool instead of running in place).
 
 mod common;
@@ -238,6 +239,9 @@ struct Shared {
     window: Arc<Semaphore>,
     /// Length of one delivered bench frame.
     frame_bytes: AtomicUsize,
+    /// Send-to-ack latencies (µs) of the chat server's paced posts: the part of a
+    /// delivery's latency that is the post's commit, before any fan-out.
+    acks: std::sync::Mutex<Vec<u32>>,
 }
 
 /// A receiver: counts bench frames, records latency while paced, and (as its room's
@@ -298,6 +302,21 @@ async fn send_loop(
         let saturated = *phase.borrow() == SATURATED;
         let send_now = tokio::select! {
             msg = ws.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    if kind == Kind::Chat
+                        && shared.phase.load(Ordering::Relaxed) == PACED
+                        && t.contains("\"type\":\"ack\"")
+                        && let Some(sent) = stamp(&t)
+                    {
+                        let micros = now_micros().saturating_sub(sent);
+                        shared
+                            .acks
+                            .lock()
+                            .expect("acks")
+                            .push(micros.min(u64::from(u32::MAX)) as u32);
+                    }
+                    false
+                }
                 Some(Ok(_)) => false,
                 _ => break,
             },
@@ -358,6 +377,8 @@ struct Fanout {
     paced_messages: u64,
     closed: u64,
     frame_bytes: usize,
+    /// Send-to-ack latencies of the paced posts (chat server only), sorted.
+    acks: Vec<u32>,
 }
 
 struct Settings {
@@ -385,6 +406,7 @@ async fn fanout(
         closed: AtomicU64::new(0),
         window: Arc::new(Semaphore::new(0)),
         frame_bytes: AtomicUsize::new(0),
+        acks: std::sync::Mutex::new(Vec::new()),
     });
     let (stop, stopped) = watch::channel(false);
     let (phase_tx, phase_rx) = watch::channel(IDLE);
@@ -492,6 +514,8 @@ async fn fanout(
         let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
     }
     latencies.sort_unstable();
+    let mut acks = std::mem::take(&mut *shared.acks.lock().expect("acks"));
+    acks.sort_unstable();
     let per_room = (receivers.len() as f64 / s.rooms as f64).max(1.0);
     let deliveries_per_sec = (d1 - d0) as f64 / secs;
     Fanout {
@@ -503,6 +527,7 @@ async fn fanout(
         paced_messages: total,
         closed: shared.closed.load(Ordering::SeqCst),
         frame_bytes: shared.frame_bytes.load(Ordering::SeqCst),
+        acks,
     }
 }
 
@@ -521,6 +546,16 @@ fn print_fanout(name: &str, f: &Fanout) {
         ms(f.latencies.last().copied().unwrap_or(0)),
         f.closed,
     );
+    if !f.acks.is_empty() {
+        // What of the delivery latency is the post's own (its commit), before fan-out.
+        println!(
+            "{name:<14} paced posts' send-to-ack: {} acks, p50 {}, p99 {}, max {}",
+            f.acks.len(),
+            ms(quantile(&f.acks, 0.5)),
+            ms(quantile(&f.acks, 0.99)),
+            ms(f.acks.last().copied().unwrap_or(0)),
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -632,7 +667,19 @@ fn idle_rss(
 ) -> Option<Rss> {
     use std::io::BufRead;
     let exe = std::env::current_exe().ok()?;
-    let mut child = std::process::Command::new(exe)
+    // `WS_SERVER_WRAPPER` (e.g. `heaptrack -o /tmp/ws`) runs the child server under a
+    // profiler to see where its memory goes; the RSS figures are then the wrapper's.
+    let wrapper = std::env::var("WS_SERVER_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut c = std::process::Command::new(program);
+            c.args(words).arg(exe);
+            c
+        }
+        None => std::process::Command::new(exe),
+    };
+    let mut child = command
         .arg("--bench")
         .env("WS_SERVE", kind.name())
         .env("WS_CONVERSATIONS", rooms.to_string())
@@ -686,6 +733,7 @@ fn idle_rss(
                 closed: AtomicU64::new(0),
                 window: Arc::new(Semaphore::new(0)),
                 frame_bytes: AtomicUsize::new(0),
+                acks: std::sync::Mutex::new(Vec::new()),
             });
             let first = connect(kind, addr, 0, conversations.first(), source(0), true)
                 .await

@@ -119,7 +119,25 @@ pub(crate) struct WebSockets {
 struct SocketTally {
     total: usize,
     per_ip: Tally<IpAddr>,
-    per_token: Tally<String>,
+    per_token: Tally<TokenKey>,
+}
+
+/// A token as the per-token cap keeps it: the first 16 bytes of its SHA-256 (the 128
+/// bits the 32-hex-digit prefix kept before), inline. Every open socket holds one, and a
+/// `String` would be a heap block of its own per socket (48 bytes with malloc's header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct TokenKey([u8; 16]);
+
+impl TokenKey {
+    /// The key of `token`; all sockets without a token share one key (`None`).
+    pub(crate) fn of(token: Option<&str>) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut key = [0u8; 16];
+        if let Some(token) = token {
+            key.copy_from_slice(&Sha256::digest(token.as_bytes())[..16]);
+        }
+        Self(key)
+    }
 }
 
 /// One WebSocket's place under the caps; given back when dropped (when the socket's
@@ -127,7 +145,7 @@ struct SocketTally {
 pub(crate) struct WebSocketPlace {
     owner: Arc<WebSockets>,
     ip: IpAddr,
-    token: String,
+    token: TokenKey,
 }
 
 impl WebSockets {
@@ -155,7 +173,7 @@ impl WebSockets {
     pub(crate) fn take(
         self: &Arc<Self>,
         ip: IpAddr,
-        token: String,
+        token: TokenKey,
     ) -> Result<WebSocketPlace, ApiError> {
         let mut open = self.open();
         if self.cap != 0 && open.total >= self.cap {
@@ -183,7 +201,7 @@ impl WebSockets {
         }
         open.total += 1;
         open.per_ip.add(ip);
-        open.per_token.add(token.clone());
+        open.per_token.add(token);
         Ok(WebSocketPlace {
             owner: self.clone(),
             ip,
@@ -337,25 +355,38 @@ mod tests {
             ..HttpLimits::default()
         };
         let sockets = WebSockets::new(&limits);
-        let one = sockets.take(a, "t1".into()).unwrap();
-        let token = sockets.take(a, "t1".into()).map(|_| ()).unwrap_err();
+        let one = sockets.take(a, TokenKey::of(Some("t1"))).unwrap();
+        let token = sockets
+            .take(a, TokenKey::of(Some("t1")))
+            .map(|_| ())
+            .unwrap_err();
         assert_eq!(
             (token.status, token.code),
             (StatusCode::TOO_MANY_REQUESTS, "too_many_websockets")
         );
-        let _two = sockets.take(a, "t2".into()).unwrap();
-        let ip = sockets.take(a, "t3".into()).map(|_| ()).unwrap_err();
+        let _two = sockets.take(a, TokenKey::of(Some("t2"))).unwrap();
+        let ip = sockets
+            .take(a, TokenKey::of(Some("t3")))
+            .map(|_| ())
+            .unwrap_err();
         assert_eq!(ip.status, StatusCode::TOO_MANY_REQUESTS);
-        let _three = sockets.take(b, "t3".into()).unwrap();
-        let full = sockets.take(b, "t4".into()).map(|_| ()).unwrap_err();
+        let _three = sockets.take(b, TokenKey::of(Some("t3"))).unwrap();
+        let full = sockets
+            .take(b, TokenKey::of(Some("t4")))
+            .map(|_| ())
+            .unwrap_err();
         assert_eq!(
             (full.status, full.retry_after),
             (StatusCode::SERVICE_UNAVAILABLE, Some(5))
         );
         drop(one);
-        assert!(sockets.take(b, "t1".into()).is_ok());
+        assert!(sockets.take(b, TokenKey::of(Some("t1"))).is_ok());
         assert!(
-            !sockets.open().per_token.0.contains_key("t1"),
+            !sockets
+                .open()
+                .per_token
+                .0
+                .contains_key(&TokenKey::of(Some("t1"))),
             "dropped places leave no key behind"
         );
     }

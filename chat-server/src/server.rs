@@ -499,11 +499,9 @@ impl Server {
                 return Err(fail(ApiError::unauthorized("send a token")));
             };
             // Checked before the 101, so a refused client gets a plain HTTP answer. The
-            // token is kept by its digest's prefix, as the per-token rate limit keeps it.
-            let key = token
-                .as_deref()
-                .map(|t| auth::token_digest(t)[..32].to_owned())
-                .unwrap_or_default();
+            // token is kept by its digest's first 16 bytes (`TokenKey`, inline: every open
+            // socket holds one).
+            let key = caps::TokenKey::of(token.as_deref());
             let place = self.websockets.take(ip, key).map_err(fail)?;
             let expiry = token
                 .as_deref()
