@@ -806,13 +806,15 @@ async fn the_wal_stays_bounded_under_continuous_writes() {
     let largest = largest.load(Ordering::Relaxed);
     // On an idle machine the log peaks at the restart size plus what the groups committed
     // between a pass that found it there and the writer's next transaction (measured:
-    // 1.0-1.3 MB). With no restarts the same run leaves a 60 MB log, more than the whole
-    // run wrote to the database. When other work starves the checkpoint thread (CI shares
-    // two cores) the peak rises (2.9 and 3.6 MB seen at a load of 5), so the assertion is
-    // the property itself: the log stays a small part of what went through it, never
-    // the whole of it.
+    // 1.0-1.3 MB). With no restarts the same run leaves a 60 MB log, more than four times
+    // what the whole run wrote to the database. When other work starves the checkpoint
+    // thread (CI shares two cores) the peak rises: 2.9 and 3.6 MB seen at a load of 5,
+    // 3.4-5.0 MB of the 12.8 MB written with the whole test binary beside two busy loops
+    // at a load of 20 (a quarter failed 4 runs of 15 there). So the assertion is the
+    // property itself, with room for a starved thread: the log stays at most half of what
+    // went through it, never the whole of it.
     assert!(
-        largest * 4 <= written,
+        largest * 2 <= written,
         "the WAL reached {largest} bytes of the {written} the run wrote (restart at {} bytes)",
         restart_pages * 4096
     );
