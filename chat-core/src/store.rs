@@ -27,7 +27,9 @@ use crate::model::{
 use crate::report::{Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint};
 
 mod text;
-pub use text::{Snippet, TextQuery, text_matches, words as text_words};
+pub use text::{
+    Snippet, TextQuery, each_word as each_text_word, text_matches, words as text_words,
+};
 
 /// The trait itself, in a module of its own so that its one public path is the crate
 /// root's (`chat_core::Store`); the types it speaks in are this module's.

@@ -383,6 +383,67 @@ async fn a_failing_endpoint_is_retried_then_paused_and_admins_are_told_until_res
     s.stop().await;
 }
 
+/// A desk that has been posting without a webhook (SQLite's writer then skips the outbox
+/// for its events) gets the next message at a webhook an admin adds while the server
+/// runs, none from before it, and again at a second webhook added after the first is
+/// deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_added_while_the_desk_posts_gets_the_next_messages() {
+    let s = server(Duration::from_secs(3600)).await;
+    let admin = s.staff("Root", Role::Admin, &[]).await;
+    let receiver = Receiver::start().await;
+    let (conversation, visitor) = s.visitor("early@shop.example").await;
+    let post = async |body: &str| {
+        let posted = s
+            .post(
+                &format!("/v1/conversations/{conversation}/messages"),
+                Some(&visitor),
+                json!({ "body": body }),
+            )
+            .await;
+        assert_eq!(posted.status, StatusCode::CREATED, "{}", posted.text);
+    };
+    let body_of = |r: &Received| r.json["event"]["payload"]["message"]["body"].clone();
+    post("before any webhook").await;
+
+    let hook = json!({ "url": receiver.url, "events": ["message_created"] });
+    let created = s
+        .post("/v1/webhooks", Some(&admin.token), hook.clone())
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    post("after the first webhook").await;
+    receiver
+        .wait_for("the message after the first webhook", |seen| {
+            seen.iter().any(|r| body_of(r) == "after the first webhook")
+        })
+        .await;
+
+    let deleted = s
+        .delete(&format!("/v1/webhooks/{id}"), Some(&admin.token))
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+    post("with no webhook").await;
+    let created = s.post("/v1/webhooks", Some(&admin.token), hook).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    post("after the second webhook").await;
+    let seen = receiver
+        .wait_for("the message after the second webhook", |seen| {
+            seen.iter()
+                .any(|r| body_of(r) == "after the second webhook")
+        })
+        .await;
+    let bodies: Vec<_> = seen.iter().map(body_of).collect();
+    assert_eq!(
+        bodies,
+        [
+            json!("after the first webhook"),
+            json!("after the second webhook")
+        ],
+        "only the messages posted while a webhook was registered"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_and_loopback_addresses_are_refused_unless_the_server_allows_them() {
     let s = common::start().await;

@@ -73,7 +73,10 @@ pub(crate) fn delivery_from_row(row: &Row<'_>) -> Result<Delivery> {
     })
 }
 
-pub(crate) fn put_webhook(conn: &Connection, w: &Webhook) -> Result<()> {
+pub(crate) fn put_webhook(s: &mut Session<'_>, w: &Webhook) -> Result<()> {
+    // Events of the tenant from now on go to the outbox (see `write::append_event`).
+    s.cache.set_has_webhooks(w.tenant_id, true);
+    let conn: &Connection = s;
     let owner: Option<uuid::Uuid> = conn
         .prepare_cached("SELECT tenant_id FROM webhooks WHERE id = ?1")
         .db()?
@@ -106,7 +109,10 @@ pub(crate) fn put_webhook(conn: &Connection, w: &Webhook) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn delete_webhook(conn: &Connection, tenant: TenantId, id: WebhookId) -> Result<()> {
+pub(crate) fn delete_webhook(s: &mut Session<'_>, tenant: TenantId, id: WebhookId) -> Result<()> {
+    // Perhaps its last: looked up again at the tenant's next event.
+    s.cache.forget_has_webhooks(tenant);
+    let conn: &Connection = s;
     // The deliveries go by the foreign key's cascade.
     let deleted = conn
         .prepare_cached("DELETE FROM webhooks WHERE id = ?1 AND tenant_id = ?2")

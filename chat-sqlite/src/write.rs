@@ -44,6 +44,24 @@ pub(crate) fn append_event(s: &mut Session<'_>, event: NewEvent) -> Result<Event
     };
     let event = event.into_event(last + 1);
     crate::events::insert(s, &event)?;
+    // Most tenants have no webhook: the outbox statement (a statement step and a seek per
+    // event) is skipped for them while the writer's cache knows it.
+    let has_webhooks = match s.cache.has_webhooks(tenant) {
+        Some(has) => has,
+        None => {
+            let has = s
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = ?1)")
+                .db()?
+                .query_row([tenant.0], |row| row.get::<_, bool>(0))
+                .db()?;
+            s.cache.set_has_webhooks(tenant, has);
+            has
+        }
+    };
+    if !has_webhooks {
+        s.cache.set_event_seq(tenant, event.seq);
+        return Ok(event);
+    }
     // The outbox: one delivery per webhook that follows this kind, in this transaction.
     s.prepare_cached(
         "INSERT INTO webhook_deliveries (webhook_id, seq, tenant_id, conversation_id, kind, \

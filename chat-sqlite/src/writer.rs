@@ -65,6 +65,12 @@ use tokio::sync::{mpsc, oneshot};
 pub(crate) struct Cache {
     conversations: HashMap<ConversationId, Conversation>,
     event_seqs: HashMap<TenantId, u64>,
+    /// Whether each tenant has a webhook (any state), as of the open transaction: a tenant
+    /// without one skips the outbox statement on every event. Set by
+    /// [`append_event`](crate::write::append_event) from a look at `webhooks`, and by this
+    /// store's webhook writes; a webhook another connection writes empties the cache
+    /// (`data_version`), like everything else in it.
+    has_webhooks: HashMap<TenantId, bool>,
     /// Entries the running operation changed, forgotten if it is rolled back.
     touched: Vec<Key>,
     capacity: usize,
@@ -77,6 +83,7 @@ pub(crate) struct Cache {
 enum Key {
     Conversation(ConversationId),
     Tenant(TenantId),
+    Webhooks(TenantId),
 }
 
 impl Cache {
@@ -84,6 +91,7 @@ impl Cache {
         Self {
             conversations: HashMap::new(),
             event_seqs: HashMap::new(),
+            has_webhooks: HashMap::new(),
             touched: Vec::new(),
             capacity,
             dirty: Vec::new(),
@@ -135,6 +143,26 @@ impl Cache {
         self.event_seqs.insert(tenant, seq);
     }
 
+    /// Whether the tenant has a webhook, if known.
+    pub(crate) fn has_webhooks(&self, tenant: TenantId) -> Option<bool> {
+        self.has_webhooks.get(&tenant).copied()
+    }
+
+    /// Records whether the tenant has a webhook as of the open transaction.
+    pub(crate) fn set_has_webhooks(&mut self, tenant: TenantId, has: bool) {
+        if self.has_webhooks.len() >= self.capacity && !self.has_webhooks.contains_key(&tenant) {
+            // Bounded like the conversations: coherent, O(1), refilled by the next events.
+            self.has_webhooks.clear();
+        }
+        self.touched.push(Key::Webhooks(tenant));
+        self.has_webhooks.insert(tenant, has);
+    }
+
+    /// The tenant's webhooks changed: whether it has one is looked up again.
+    pub(crate) fn forget_has_webhooks(&mut self, tenant: TenantId) {
+        self.has_webhooks.remove(&tenant);
+    }
+
     /// The running operation's writes stand (for now: until its transaction ends).
     fn keep_operation(&mut self) {
         self.touched.clear();
@@ -151,6 +179,9 @@ impl Cache {
                 Key::Tenant(tenant) => {
                     self.event_seqs.remove(&tenant);
                 }
+                Key::Webhooks(tenant) => {
+                    self.has_webhooks.remove(&tenant);
+                }
             }
         }
     }
@@ -159,6 +190,7 @@ impl Cache {
     fn clear(&mut self) {
         self.conversations.clear();
         self.event_seqs.clear();
+        self.has_webhooks.clear();
         self.touched.clear();
         self.dirty.clear();
         self.cleared = true;

@@ -231,3 +231,46 @@ async fn a_post_follows_a_close_made_by_another_store_on_the_same_file() {
     assert_ne!(again.conversation.mode, Mode::Closed, "reopened");
     assert!(again.conversation.version > closed.version);
 }
+
+/// The writer remembers that a tenant has no webhook, to skip the outbox on its events.
+/// A webhook another store (another process) on the file adds gets the next event all the
+/// same: that commit empties what the writer remembers, as any other connection's does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_another_store_adds_gets_the_next_event() {
+    use chat_core::{Webhook, WebhookId, WebhookSecret, WebhookState};
+    let (store, dir) = store();
+    let c = one_conversation(&store).await;
+    // The tenant has no webhook: remembered by this store's writer now.
+    store
+        .append_message(text(&c, 10, Sender::Customer, "hello", 1))
+        .await
+        .unwrap();
+
+    let elsewhere = SqliteStore::open(dir.path().join("chat.db")).unwrap();
+    let hook = Webhook {
+        id: WebhookId(uuid::Uuid::from_u128(77)),
+        tenant_id: c.tenant_id,
+        url: "https://hooks.example/desk".into(),
+        events: Vec::new(),
+        secret: WebhookSecret("s3cret-s3cret-s3cret".into()),
+        state: WebhookState::Active,
+        failing_since: None,
+        created_at: c.created_at,
+        updated_at: c.created_at,
+    };
+    elsewhere.put_webhook(&hook).await.unwrap();
+
+    let posted = store
+        .append_message(text(&c, 11, Sender::Customer, "anyone there?", 2))
+        .await
+        .unwrap();
+    let deliveries = store
+        .deliveries(c.tenant_id, hook.id, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        deliveries.iter().map(|d| d.seq).collect::<Vec<_>>(),
+        [posted.event.unwrap().seq],
+        "the event after the other store's webhook was not put in the outbox"
+    );
+}

@@ -520,6 +520,42 @@ async fn edits_deletes_and_conversation_deletes_reach_the_index() {
     both.assert_searches_exact().await;
 }
 
+/// The indexer writes only the words new to a conversation (it keeps what it knows the
+/// search file has): a word an edit or a deletion took out of the conversation is new
+/// again when a later message brings it back, with the kind of that message, and a
+/// conversation deleted and another made with the words it had get them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_word_taken_away_and_posted_again_reaches_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("chat.db");
+    let mut both = Both::new(&db).await;
+    let c = both.conversation().await;
+    let kettle = both.post(&c, "blue kettle").await;
+    let note = both.note(&c, "kettle for the staff").await;
+    both.sql().wait_for_search_index().await.unwrap();
+    assert_index_matches_messages(&db);
+
+    both.edit(&kettle, "blue teapot").await;
+    both.delete_message(&note).await;
+    both.sql().wait_for_search_index().await.unwrap();
+    assert_index_matches_messages(&db);
+    both.post(&c, "the kettle again").await;
+    both.sql().wait_for_search_index().await.unwrap();
+    assert_index_matches_messages(&db);
+    // As a note only: the word gains the note's kind.
+    both.note(&c, "teapot noted").await;
+    both.sql().wait_for_search_index().await.unwrap();
+    assert_index_matches_messages(&db);
+    both.assert_searches_exact().await;
+
+    both.delete_conversation(&c).await;
+    let d = both.conversation().await;
+    both.post(&d, "blue kettle teapot").await;
+    both.sql().wait_for_search_index().await.unwrap();
+    assert_index_matches_messages(&db);
+    both.assert_searches_exact().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reopening_resumes_from_the_watermark() {
     let dir = tempfile::tempdir().unwrap();

@@ -209,10 +209,39 @@ fn word_spans(text: &str) -> Vec<std::ops::Range<usize>> {
 /// assert_eq!(chat_core::store::text_words("Max@Shop, 2 CAFÉS"), ["max", "shop", "2", "cafés"]);
 /// ```
 pub fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
+    let mut all = Vec::new();
+    each_word(text, |word| all.push(word.to_owned()));
+    all
+}
+
+/// Calls `f` with each of [`words`]' words in turn, without a `String` per word: an ASCII
+/// word already in lower case is handed out as it is in `text`, another ASCII word lowered
+/// in a buffer reused for the next (for ASCII, `to_lowercase` is exactly that). A search
+/// index that looks most words up before it keeps any (chat-sqlite's indexer) spends
+/// otherwise an allocation per word.
+///
+/// ```
+/// let mut seen = Vec::new();
+/// chat_core::store::each_text_word("Max@Shop, 2 CAFÉS", |w| seen.push(w.to_owned()));
+/// assert_eq!(seen, chat_core::store::text_words("Max@Shop, 2 CAFÉS"));
+/// ```
+pub fn each_word(text: &str, mut f: impl FnMut(&str)) {
+    let mut lowered = String::new();
+    for word in text.split(|c: char| !c.is_alphanumeric()) {
+        if word.is_empty() {
+            continue;
+        }
+        if !word.is_ascii() {
+            f(&word.to_lowercase());
+        } else if word.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered.clear();
+            lowered.push_str(word);
+            lowered.make_ascii_lowercase();
+            f(&lowered);
+        } else {
+            f(word);
+        }
+    }
 }
 
 /// Whether `haystack` matches the search text `needle` (see [`TextQuery`]).
@@ -223,6 +252,30 @@ pub fn text_matches(haystack: &str, needle: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `each_word` hands out exactly the words `to_lowercase` makes of each run of
+    /// alphanumerics (the definition searches compare against), ASCII or not.
+    #[test]
+    fn each_word_gives_the_lowercased_words() {
+        for text in [
+            "Hello, I ordered a BLUE kettle #4521-88. Thanks!",
+            "Max@Shop, 2 CAFÉS",
+            "ΟΔΟΣ Σ σ İstanbul ǅemal",
+            "mIxEd ascii and Ünïcödé, 12ab AB12",
+            "",
+            "  ,,, ",
+        ] {
+            let reference: Vec<String> = text
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect();
+            let mut seen = Vec::new();
+            each_word(text, |w| seen.push(w.to_owned()));
+            assert_eq!(seen, reference, "{text:?}");
+            assert_eq!(words(text), reference, "{text:?}");
+        }
+    }
 
     #[test]
     fn highlights_mark_whole_words_of_every_place_a_phrase_is_found() {

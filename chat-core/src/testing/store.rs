@@ -52,6 +52,7 @@ macro_rules! store_conformance_tests {
             canned_response_prefix_search_covers_shortcut_and_title,
             canned_response_changes_log_staff_only_events_addressed_to_the_owner,
             events_write_deliveries_for_the_webhooks_that_follow_them,
+            a_webhook_added_after_the_tenants_events_gets_the_next_ones,
             credential_changes_are_logged_in_order_and_no_webhook_follows_them,
             claims_keep_conversation_order_and_lapse_with_their_lease,
             failing_too_long_pauses_a_webhook_once_and_logs_it,

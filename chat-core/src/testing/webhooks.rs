@@ -147,6 +147,44 @@ pub async fn events_write_deliveries_for_the_webhooks_that_follow_them(store: S)
     ));
 }
 
+/// A tenant whose events so far went to no webhook (a store may remember that, to skip
+/// the outbox) gets deliveries from its first webhook on, none after its last one is
+/// deleted, and again from a webhook added after that.
+pub async fn a_webhook_added_after_the_tenants_events_gets_the_next_ones(store: S) {
+    let t = tenant(&store).await;
+    let k = contact(&store, t, None).await;
+    let c = conversation(&store, t, k.id, |_| {}).await;
+    store
+        .append_message(text(&c, Sender::Customer, "before any webhook", 1))
+        .await
+        .unwrap();
+    let first = webhook(&store, t, &["message_created"]).await;
+    let posted = store
+        .append_message(text(&c, Sender::Customer, "after the first", 2))
+        .await
+        .unwrap();
+    let seqs = |ds: Vec<Delivery>| ds.iter().map(|d| d.seq).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(store.deliveries(t, first.id, None, 10).await.unwrap()),
+        [posted.event.unwrap().seq]
+    );
+
+    store.delete_webhook(t, first.id).await.unwrap();
+    store
+        .append_message(text(&c, Sender::Customer, "with no webhook", 3))
+        .await
+        .unwrap();
+    let second = webhook(&store, t, &[]).await;
+    let posted = store
+        .append_message(text(&c, Sender::Customer, "after the second", 4))
+        .await
+        .unwrap();
+    assert_eq!(
+        seqs(store.deliveries(t, second.id, None, 10).await.unwrap()),
+        [posted.event.unwrap().seq]
+    );
+}
+
 pub async fn claims_keep_conversation_order_and_lapse_with_their_lease(store: S) {
     let t = tenant(&store).await;
     let w = webhook(&store, t, &["message_created"]).await;

@@ -116,6 +116,8 @@ impl Indexer {
         // Made owner-only before SQLite makes it 0644: it holds every message's words.
         crate::connection::owner_only(&self.file)
             .map_err(|e| Failure::other(format!("{}: {e}", self.file.display())))?;
+        // Whatever was known of words is of another file, or of this one as it was.
+        self.known.clear();
         self.conn.execute("ATTACH DATABASE ?1 AS search", [uri])?;
         self.attached = true;
         self.identity = identity(&self.file);
@@ -129,6 +131,7 @@ impl Indexer {
     }
 
     pub(super) fn detach(&mut self) {
+        self.known.clear();
         if self.attached {
             // Statements on the old file must be finalized before it can be detached.
             self.conn.flush_prepared_statement_cache();

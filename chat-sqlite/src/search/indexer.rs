@@ -51,6 +51,7 @@ use chat_core::{Error, Result};
 use rusqlite::{Connection, ErrorCode};
 use tokio::sync::watch;
 
+use super::known::KnownWords;
 use super::{Progress, Shared, search_path};
 use crate::checkpoint::checkpoint;
 use crate::connection::{file_uri, in_file, open_helper};
@@ -169,6 +170,8 @@ pub(super) struct Indexer {
     pub(super) identity: Option<(u64, u64)>,
     /// [`Options::index_interval`].
     pub(super) interval: Duration,
+    /// What the attached file is known to hold of each conversation's words.
+    pub(super) known: KnownWords,
 }
 
 impl Indexer {
@@ -202,6 +205,7 @@ impl Indexer {
             file_id: 0,
             identity: None,
             interval: options.index_interval,
+            known: KnownWords::default(),
         })
     }
 

@@ -38,6 +38,7 @@ use crate::options::Options;
 
 mod file;
 mod indexer;
+mod known;
 mod pass;
 mod query;
 #[cfg(test)]

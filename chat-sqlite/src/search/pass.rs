@@ -8,6 +8,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::Progress;
 use super::indexer::{Indexer, Step};
+use super::known::{KnownWords, conversation_number};
 
 /// Events applied per transaction.
 pub(super) const EVENT_BATCH: i64 = 5000;
@@ -48,6 +49,7 @@ impl Indexer {
         tx.prepare_cached("UPDATE search.search_state SET id = id WHERE id = 1")?
             .execute([])?;
         let now = read_state(&tx)?.position();
+        self.known.begin(&tx, &now)?;
         if now != from {
             return Ok(Step::Overtaken(now.progress()));
         }
@@ -64,23 +66,27 @@ impl Indexer {
                 } => {
                     remove(&tx, *pk)?;
                     add(&tx, *pk, conversation, body, *flags)?;
-                    words.add(conversation, body, *flags);
+                    words.add(conversation, body, *flags, &self.known);
                 }
                 Change::Remove { pk } => remove(&tx, *pk)?,
                 Change::RemoveConversation { conversation } => {
-                    words.write(&tx)?;
+                    words.write(&tx, &mut self.known)?;
+                    self.known.forget(conversation);
                     remove_conversation(&tx, conversation)?
                 }
                 Change::Recount {
                     conversation,
                     words: all,
                 } => {
-                    words.write(&tx)?;
+                    words.write(&tx, &mut self.known)?;
+                    // Words may have left the conversation: what was known of it is not
+                    // any more.
+                    self.known.forget(conversation);
                     set_words(&tx, conversation, all)?;
                 }
             }
         }
-        words.write(&tx)?;
+        words.write(&tx, &mut self.known)?;
         match &to {
             Position::Rebuilding { rebuilt_to, .. } => tx
                 .prepare_cached(
@@ -96,6 +102,7 @@ impl Indexer {
                 .execute(params![watermark, newest, mark.0, mark.1])?,
         };
         tx.commit()?;
+        self.known.committed(&to);
         Ok(Step::Applied(to.progress()))
     }
 
@@ -191,7 +198,7 @@ fn read_state(tx: &Transaction<'_>) -> rusqlite::Result<State> {
 /// after `watermark` next), or applying events (up to `watermark`). `mark` is the
 /// `(tenant, seq)` of the event at the watermark.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Position {
+pub(super) enum Position {
     Rebuilding {
         watermark: i64,
         mark: (Option<Vec<u8>>, Option<i64>),
@@ -424,7 +431,9 @@ fn conversation_words(
 struct NewWords(HashMap<Vec<u8>, HashMap<String, i64>>);
 
 impl NewWords {
-    fn add(&mut self, conversation: &[u8], body: &str, flags: i64) {
+    /// Gathers the body's words that `known` does not say the file has already (most of
+    /// them, in a conversation under way: those cost neither a `String` nor an entry).
+    fn add(&mut self, conversation: &[u8], body: &str, flags: i64, known: &KnownWords) {
         let kind = if flags & super::flags::NOTE != 0 {
             super::word_kinds::NOTE
         } else {
@@ -434,41 +443,44 @@ impl NewWords {
             Some(words) => words,
             None => self.0.entry(conversation.to_vec()).or_default(),
         };
-        for word in chat_core::store::text_words(body) {
-            *words.entry(word).or_insert(0) |= kind;
-        }
+        let had = known.words_of(conversation);
+        chat_core::store::each_text_word(body, |word| {
+            if had
+                .and_then(|had| had.get(word))
+                .is_some_and(|kinds| kinds & kind == kind)
+            {
+                return;
+            }
+            match words.get_mut(word) {
+                Some(kinds) => *kinds |= kind,
+                None => {
+                    words.insert(word.to_owned(), kind);
+                }
+            }
+        });
     }
 
-    /// Writes the words gathered so far (a word already there gains the new kinds).
-    fn write(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    /// Writes the words gathered so far (a word already there gains the new kinds), but
+    /// for those `known` says the file has with those kinds already: in a conversation
+    /// most words of a new message are.
+    fn write(&mut self, tx: &Transaction<'_>, known: &mut KnownWords) -> rusqlite::Result<()> {
         let mut upsert = tx.prepare_cached(
             "INSERT INTO search.conversation_words (conversation, word, kinds) VALUES (?1, ?2, ?3) \
              ON CONFLICT (conversation, word) DO UPDATE SET kinds = kinds | excluded.kinds \
              WHERE kinds & excluded.kinds <> excluded.kinds",
         )?;
         for (conversation, words) in self.0.drain() {
-            let n = conversation_number(tx, &conversation)?;
+            let n = known.number(tx, &conversation)?;
             for (word, kinds) in words {
-                upsert.execute(params![n, word, kinds])?;
+                if known.has(&conversation, &word, kinds) {
+                    continue;
+                }
+                upsert.execute(params![n, &word, kinds])?;
+                known.note(&conversation, n, &word, kinds);
             }
         }
         Ok(())
     }
-}
-
-/// The conversation's number in `conversation_words` (a 16-byte id in each of its rows
-/// would be most of the table), given to it the first time it has words.
-fn conversation_number(tx: &Transaction<'_>, conversation: &[u8]) -> rusqlite::Result<i64> {
-    let known = tx
-        .prepare_cached("SELECT n FROM search.search_conversations WHERE id = ?1")?
-        .query_row([conversation], |row| row.get(0))
-        .optional()?;
-    if let Some(n) = known {
-        return Ok(n);
-    }
-    tx.prepare_cached("INSERT INTO search.search_conversations (id) VALUES (?1)")?
-        .execute([conversation])?;
-    Ok(tx.last_insert_rowid())
 }
 
 /// Replaces the conversation's words with `words`.

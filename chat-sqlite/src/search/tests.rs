@@ -66,9 +66,16 @@ fn readers_follow_a_replaced_search_file() {
 
 /// A tenant, a contact and a conversation of theirs.
 async fn conversation(store: &SqliteStore) -> Conversation {
+    conversation_numbered(store, 3).await
+}
+
+/// The conversation with id `n` of the tenant and contact of [`conversation`] (made first
+/// if they are not there yet).
+async fn conversation_numbered(store: &SqliteStore, n: u128) -> Conversation {
     let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
     let tenant = TenantId(Uuid::from_u128(1));
-    store
+    // Taken if there already.
+    let _ = store
         .insert_tenant(&Tenant {
             id: tenant,
             name: "T".into(),
@@ -76,10 +83,9 @@ async fn conversation(store: &SqliteStore) -> Conversation {
             settings_version: 0,
             created_at: now,
         })
-        .await
-        .unwrap();
+        .await;
     let contact = ContactId(Uuid::from_u128(2));
-    store
+    let _ = store
         .insert_contact(&Contact {
             id: contact,
             tenant_id: tenant,
@@ -93,10 +99,9 @@ async fn conversation(store: &SqliteStore) -> Conversation {
             created_at: now,
             updated_at: now,
         })
-        .await
-        .unwrap();
+        .await;
     let c = Conversation::new(
-        ConversationId(Uuid::from_u128(3)),
+        ConversationId(Uuid::from_u128(n)),
         tenant,
         contact,
         Mode::Bot,
@@ -362,4 +367,144 @@ async fn a_word_in_more_bodies_than_the_candidate_limit_walks_the_inbox() {
     let looked_up = list::list_conversations(&reader, &q("parcel"), index, 5000).unwrap();
     assert_eq!(format!("{walked:?}"), format!("{looked_up:?}"));
     assert_eq!(walked.items.len(), 1);
+}
+
+/// The kinds `conversation_words` of the attached file holds for `word` in `c`.
+fn word_kinds(ix: &Indexer, c: &Conversation, word: &str) -> Option<i64> {
+    use rusqlite::OptionalExtension;
+    ix.conn
+        .query_row(
+            "SELECT w.kinds FROM search.conversation_words w \
+             JOIN search.search_conversations c ON c.n = w.conversation \
+             WHERE c.id = ?1 AND w.word = ?2",
+            rusqlite::params![c.id.0, word],
+            |r| r.get(0),
+        )
+        .optional()
+        .unwrap()
+}
+
+/// Steps the indexer until it has nothing to apply.
+fn catch_up(ix: &mut Indexer) {
+    loop {
+        match ix.step().unwrap() {
+            Step::Idle(_) => return,
+            Step::Diverged => panic!("diverged"),
+            _ => {}
+        }
+    }
+}
+
+/// An indexer does not write again the words it knows a conversation has (see
+/// `known.rs`), so it must forget them when another writer of the search file may have
+/// taken them away: here another indexer (another store, or process, on the same file)
+/// applied an edit that took "alpha" out of the conversation. When "alpha" is posted
+/// again, the first indexer writes it: it finds that another connection committed to the
+/// file since its last pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_word_another_indexer_took_away_is_written_again() {
+    let (_dir, path, store) = store_without_indexer().await;
+    let c = conversation(&store).await;
+    let posted = post(&store, &c, 10, "alpha bravo").await;
+    let options = Options::default();
+    let mut a = Indexer::new(&path, &options).unwrap();
+    let mut b = Indexer::new(&path, &options).unwrap();
+    a.open_file(&Shared::new(None, 0)).unwrap();
+    b.open_file(&Shared::new(None, 0)).unwrap();
+    catch_up(&mut a);
+    assert_eq!(word_kinds(&a, &c, "alpha"), Some(1));
+
+    let mut edited = posted.clone();
+    edited.body = "bravo only".into();
+    edited.edited_at = Some(c.created_at);
+    store.update_message(&edited).await.unwrap();
+    catch_up(&mut b);
+    assert_eq!(word_kinds(&a, &c, "alpha"), None, "the edit took it away");
+
+    post(&store, &c, 11, "alpha again").await;
+    catch_up(&mut a);
+    assert_eq!(
+        word_kinds(&a, &c, "alpha"),
+        Some(1),
+        "a skipped a word it knew from before the other indexer's pass"
+    );
+    assert_eq!(word_kinds(&a, &c, "again"), Some(1));
+}
+
+/// A search file replaced under a running indexer (deleted and made again, as another
+/// store does with a damaged one) holds none of the words the indexer knew: the rebuild
+/// writes every word of every message again, with the new file's conversation numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_search_file_gets_every_word_again() {
+    let (_dir, path, store) = store_without_indexer().await;
+    let c = conversation(&store).await;
+    post(&store, &c, 10, "alpha bravo").await;
+    let shared = Shared::new(None, 0);
+    let mut a = Indexer::new(&path, &Options::default()).unwrap();
+    a.open_file(&shared).unwrap();
+    catch_up(&mut a);
+    assert_eq!(word_kinds(&a, &c, "alpha"), Some(1));
+
+    let file = search_path(&path);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
+        let _ = std::fs::remove_file(&name);
+    }
+    // Another conversation, whose words in the new file must not be taken for the first
+    // one's (numbers are given anew).
+    let other = conversation_numbered(&store, 2).await;
+    post(&store, &other, 20, "zulu").await;
+    post(&store, &c, 11, "alpha charlie").await;
+
+    // What the indexer thread does when it finds the file moved.
+    assert!(a.moved());
+    a.detach();
+    a.open_file(&shared).unwrap();
+    catch_up(&mut a);
+    for word in ["alpha", "bravo", "charlie"] {
+        assert_eq!(word_kinds(&a, &c, word), Some(1), "{word:?} is missing");
+    }
+    assert_eq!(word_kinds(&a, &other, "zulu"), Some(1));
+    assert_eq!(word_kinds(&a, &other, "alpha"), None);
+}
+
+/// What the indexer knows of words stays within its bound however many words come, and
+/// a word it forgot to make room is written again, never lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_words_stay_bounded_and_forgetting_loses_no_word() {
+    use super::known::{CONVERSATION_ENTRIES, MAX_ENTRIES};
+    let (_dir, path, store) = store_without_indexer().await;
+    let per_conversation = MAX_ENTRIES / 2;
+    let mut conversations = Vec::new();
+    for k in 0..3u128 {
+        let c = conversation_numbered(&store, 100 + k).await;
+        let body: Vec<String> = (0..per_conversation).map(|i| format!("w{k}x{i}")).collect();
+        post(&store, &c, 1000 + k, &body.join(" ")).await;
+        conversations.push(c);
+    }
+    let mut a = Indexer::new(&path, &Options::default()).unwrap();
+    a.open_file(&Shared::new(None, 0)).unwrap();
+    catch_up(&mut a);
+    assert!(
+        a.known.entries() <= MAX_ENTRIES,
+        "{} entries known",
+        a.known.entries()
+    );
+    // The first conversation was forgotten to make room; its words come again, with one
+    // new one, and all are there.
+    let first = &conversations[0];
+    post(&store, first, 2000, "w0x0 w0x1 novel").await;
+    catch_up(&mut a);
+    assert!(a.known.entries() <= MAX_ENTRIES);
+    assert!(a.known.entries() >= CONVERSATION_ENTRIES);
+    let words: i64 = a
+        .conn
+        .query_row("SELECT count(*) FROM search.conversation_words", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(words as usize, 3 * per_conversation + 1);
+    assert_eq!(word_kinds(&a, first, "novel"), Some(1));
+    assert_eq!(word_kinds(&a, first, "w0x1"), Some(1));
 }
