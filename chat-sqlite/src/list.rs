@@ -118,7 +118,7 @@ fn index_is_exact(text: &TextQuery) -> bool {
 /// Everything but the mode filter and the cursor. `index` says how the text filter may
 /// use the search file in this read snapshot (see [`crate::search`]).
 ///
-/// `newest_first` says how a tag filter is planned: `false` lets the tag's index drive
+/// `newest_first` says how a tag filter is planned (see [`tag_walks`]): `false` lets the tag's index drive
 /// (its conversations looked up, then sorted: [`TAGGED`]), `true` walks the inbox newest
 /// first and probes each conversation's tags, which stops at a page for a common tag but
 /// reads the whole inbox for a rare one. A text search or a contact's list always probes:
@@ -458,11 +458,7 @@ pub(crate) fn list_conversations(
     }
     let counts_capped = q.cap_counts(&mut counts);
 
-    // The counts bound the conversations the page can come from: a tag of few
-    // conversations is best looked up and sorted, one of many found walking the inbox
-    // (measured at 100k conversations: 120 ms against 2 ms for a tag on one in ten).
-    let matching: u64 = counts.values().sum();
-    let base = if q.tag.is_some() && matching > TAG_SORT_LIMIT {
+    let base = if base.from == TAGGED && tag_walks(conn, q, &counts)? {
         base_filter(q, index, true, plan)
     } else {
         base
@@ -698,9 +694,49 @@ fn count_rows(
     Ok(())
 }
 
-/// Up to this many conversations with a tag (all modes), a tag filter's page looks them
-/// up and sorts them; beyond, it walks the inbox newest first.
-const TAG_SORT_LIMIT: u64 = 2000;
+/// Whether a tag filter's page walks the inbox newest first, probing each conversation's
+/// tags, rather than looking the tag's conversations up and sorting them ([`TAGGED`]).
+///
+/// The counts say how many conversations the page can come from (`matching`, in the
+/// modes asked for) and the kept counts how many the walk passes (`total`): the walk
+/// probes about `page × total / matching` conversations, the lookup reads and sorts
+/// `matching` rows, at about the same cost each (growth bench databases, 2026-12-07: 1.8
+/// and 2.3-7 µs), so it walks when `matching² > page × total`. A fixed limit (2,000 tagged
+/// conversations) sorted a tag on one conversation in ten of 10,000 (8 ms a page, where
+/// the walk takes 0.9) and walked a tenant's whole inbox for a tag a little above it.
+pub(crate) fn tag_walks(
+    conn: &Connection,
+    q: &ConversationQuery,
+    counts: &BTreeMap<Mode, u64>,
+) -> Result<bool> {
+    let asked = |mode: &Mode| q.modes.is_empty() || q.modes.contains(mode);
+    let matching: u64 = counts
+        .iter()
+        .filter(|(m, _)| asked(m))
+        .map(|(_, n)| n)
+        .sum();
+    if matching == 0 {
+        return Ok(false);
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT mode, n FROM conversation_counts WHERE tenant_id = ? AND facet = '' AND value = ''",
+        )
+        .db()?;
+    let mut rows = stmt.query([q.tenant.0.as_bytes().as_slice()]).db()?;
+    let mut total = 0u64;
+    while let Some(row) = rows.next().db()? {
+        let mode: String = row.get(0).db()?;
+        let n: i64 = row.get(1).db()?;
+        if mode.parse::<Mode>().is_ok_and(|m| asked(&m)) {
+            total = total.saturating_add(u64::try_from(n).unwrap_or(0));
+        }
+    }
+    let page = u64::try_from(limit(q.limit))
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    Ok(matching.saturating_mul(matching) > page.saturating_mul(total))
+}
 
 /// The kept count (migration 0007, `conversation_counts`) that answers `q`'s counts per
 /// mode, as `(facet, value)`: a list of the whole tenant with no filter but the mode and at

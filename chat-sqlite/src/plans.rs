@@ -385,6 +385,39 @@ fn department_filter_walks_each_modes_inbox_without_sorting_the_department() {
 }
 
 #[test]
+fn a_tag_walks_the_inbox_when_a_page_of_it_is_found_in_fewer_probes_than_it_has_rows() {
+    let (conn, _dir) = database();
+    // A tenant of 100 conversations (kept counts, as the triggers keep them).
+    for (mode, n) in [("agent", 10), ("closed", 90)] {
+        conn.execute(
+            "INSERT INTO conversation_counts (tenant_id, facet, value, mode, n) VALUES (?1, '', '', ?2, ?3)",
+            rusqlite::params![Uuid::nil().as_bytes().as_slice(), mode, n],
+        )
+        .unwrap();
+    }
+    let q = |modes: Vec<Mode>| ConversationQuery {
+        tag: Some("refund".into()),
+        modes,
+        ..ConversationQuery::new(TenantId(Uuid::nil()), Scope::Tenant)
+    };
+    let walks = |q: &ConversationQuery, counts: &[(Mode, u64)]| {
+        list::tag_walks(&conn, q, &counts.iter().copied().collect()).unwrap()
+    };
+    // A page of 51: walked when tagged² > 51 × 100.
+    assert!(!walks(&q(vec![]), &[(Mode::Closed, 71)]));
+    assert!(walks(&q(vec![]), &[(Mode::Closed, 72)]));
+    assert!(!walks(&q(vec![]), &[]));
+    // Only the modes asked for, pages of 2: the agent inbox (10) with 5 tagged is walked
+    // (25 > 20), with 4 not, whatever the closed ones.
+    let agent = ConversationQuery {
+        limit: 1,
+        ..q(vec![Mode::Agent])
+    };
+    assert!(walks(&agent, &[(Mode::Closed, 1), (Mode::Agent, 5)]));
+    assert!(!walks(&agent, &[(Mode::Closed, 90), (Mode::Agent, 4)]));
+}
+
+#[test]
 fn a_rare_tag_is_looked_up_once_then_its_conversations_by_id() {
     let (conn, _dir) = database();
     for modes in [vec![], vec![Mode::Queued, Mode::Agent]] {
@@ -414,7 +447,7 @@ fn a_rare_tag_is_looked_up_once_then_its_conversations_by_id() {
             !p.contains("MERGE") && !p.contains("conversations_mode_updated"),
             "{p}"
         );
-        // A tag of up to `TAG_SORT_LIMIT` conversations is sorted: at most 2,000 rows.
+        // A tag on few of the tenant's conversations is sorted (`tag_walks`).
         assert!(p.contains("TEMP B-TREE FOR ORDER BY"), "{p}");
     }
 }
