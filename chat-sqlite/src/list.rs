@@ -16,11 +16,29 @@ use crate::error::{Db, corrupt_row};
 use crate::read::conversations;
 use crate::search::{WordIndex, flags, word_kinds};
 
-/// SQL text with its positional parameters.
+/// SQL text with its positional parameters, and the tables it filters.
 struct Filter {
+    /// What the `FROM` of a statement over the filter's conversations (alias `c`) reads:
+    /// [`CONVERSATIONS`], or [`TAGGED`] for a tag's conversations looked up first.
+    from: &'static str,
     sql: String,
     params: Vec<Value>,
 }
+
+/// The conversations, in the order the planner picks.
+const CONVERSATIONS: &str = "conversations c";
+
+/// A tag's conversations: its entries in `conversation_tags_tag` first (`CROSS JOIN`
+/// keeps that order), then each conversation by id. Without statistics SQLite otherwise
+/// walked the tenant along another index and tested every conversation: 6.7 ms a page
+/// for a tag on a few conversations at 10k conversations, against 0.6-1 ms looked up.
+const TAGGED: &str = "conversation_tags t CROSS JOIN conversations c ON c.id = t.conversation_id";
+
+/// The conversations of a contact, or of the contacts of an e-mail: few, so found by
+/// `conversations_contact` and sorted. Without the tenant's newest-first index the planner
+/// picked the department index for an e-mail (`contact_id IN (…)`), a sort of the whole
+/// tenant; with it, it walked the whole tenant for a contact's few conversations.
+const BY_CONTACT: &str = "conversations c INDEXED BY conversations_contact";
 
 impl Filter {
     fn and(&mut self, clause: &str, params: impl IntoIterator<Item = Value>) {
@@ -100,17 +118,24 @@ fn index_is_exact(text: &TextQuery) -> bool {
 /// Everything but the mode filter and the cursor. `index` says how the text filter may
 /// use the search file in this read snapshot (see [`crate::search`]).
 ///
-/// `newest_first` says how a tag filter is planned: `false` lets the tag's index drive
-/// (its conversations looked up, then sorted), `true` walks the inbox newest first and
-/// probes each conversation's tags, which stops at a page for a common tag but reads the
-/// whole inbox for a rare one.
+/// `newest_first` says how a tag filter is planned (see [`tag_walks`]): `false` lets the tag's index drive
+/// (its conversations looked up, then sorted: [`TAGGED`]), `true` walks the inbox newest
+/// first and probes each conversation's tags, which stops at a page for a common tag but
+/// reads the whole inbox for a rare one. A text search or a contact's list always probes:
+/// its own candidate set, walk or contact drives.
 fn base_filter(
     q: &ConversationQuery,
     index: WordIndex,
     newest_first: bool,
     plan: TextPlan,
 ) -> Filter {
+    let by_contact = matches!(q.scope, Scope::Contact { .. }) || q.contact_email.is_some();
     let mut f = Filter {
+        from: if by_contact {
+            BY_CONTACT
+        } else {
+            CONVERSATIONS
+        },
         sql: "c.tenant_id = ?".into(),
         params: vec![blob(q.tenant.0)],
     };
@@ -155,15 +180,19 @@ fn base_filter(
         Some(AssignedFilter::Agent(id)) => f.and("c.assigned_agent_id = ?", [blob(id.0)]),
     }
     if let Some(tag) = &q.tag {
-        // Newest first, each conversation of the inbox is probed on the tags' primary key,
-        // so a page costs what its rows do: `+c.id IN (SELECT …)` built the tag's whole set
-        // first, which grew with the tag (6 ms a page at 100k conversations, 0.3 at 10k).
-        let sql = if newest_first {
-            "EXISTS (SELECT 1 FROM conversation_tags t WHERE t.conversation_id = c.id AND t.tag = ?)"
+        if newest_first || q.text.is_some() || by_contact {
+            // Newest first, each conversation of the inbox is probed on the tags' primary
+            // key, so a page costs what its rows do: `+c.id IN (SELECT …)` built the tag's
+            // whole set first, which grew with the tag (6 ms a page at 100k conversations,
+            // 0.3 at 10k).
+            f.and(
+                "EXISTS (SELECT 1 FROM conversation_tags t WHERE t.conversation_id = c.id AND t.tag = ?)",
+                [text(tag)],
+            );
         } else {
-            "c.id IN (SELECT conversation_id FROM conversation_tags WHERE tag = ?)"
-        };
-        f.and(sql, [text(tag)]);
+            f.from = TAGGED;
+            f.and("t.tag = ?", [text(tag)]);
+        }
     }
     if let Some(ch) = q.channel {
         f.and("c.channel = ?", [text(ch.as_str())]);
@@ -429,11 +458,7 @@ pub(crate) fn list_conversations(
     }
     let counts_capped = q.cap_counts(&mut counts);
 
-    // The counts bound the conversations the page can come from: a tag of few
-    // conversations is best looked up and sorted, one of many found walking the inbox
-    // (measured at 100k conversations: 120 ms against 2 ms for a tag on one in ten).
-    let matching: u64 = counts.values().sum();
-    let base = if q.tag.is_some() && matching > TAG_SORT_LIMIT {
+    let base = if base.from == TAGGED && tag_walks(conn, q, &counts)? {
         base_filter(q, index, true, plan)
     } else {
         base
@@ -455,9 +480,9 @@ pub(crate) fn list_conversations(
 /// match), newest first it meets the desk's active ones.
 fn walk_count_sql(base: &Filter) -> String {
     format!(
-        "SELECT count(*) FROM (SELECT 1 FROM conversations c WHERE {} AND c.mode = ? \
+        "SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} AND c.mode = ? \
          ORDER BY c.updated_at DESC, c.id DESC LIMIT +?)",
-        base.sql
+        base.from, base.sql
     )
 }
 
@@ -482,8 +507,8 @@ fn candidate_page(
     base: &Filter,
 ) -> Result<ConversationPage> {
     let sql = format!(
-        "SELECT c.rowid, c.mode, c.updated_at, c.id FROM conversations c WHERE {}",
-        base.sql
+        "SELECT c.rowid, c.mode, c.updated_at, c.id FROM {} WHERE {}",
+        base.from, base.sql
     );
     // Rows strictly after the cursor, as `cursor_filter` says in SQL: `None` for every
     // row, `Some(None)` for none.
@@ -649,8 +674,8 @@ fn count_rows(
         ),
         None => (
             format!(
-                "SELECT c.mode, count(*) FROM conversations c WHERE {} GROUP BY c.mode",
-                base.sql
+                "SELECT c.mode, count(*) FROM {} WHERE {} GROUP BY c.mode",
+                base.from, base.sql
             ),
             base.params.clone(),
         ),
@@ -669,9 +694,49 @@ fn count_rows(
     Ok(())
 }
 
-/// Up to this many conversations with a tag (all modes), a tag filter's page looks them
-/// up and sorts them; beyond, it walks the inbox newest first.
-const TAG_SORT_LIMIT: u64 = 2000;
+/// Whether a tag filter's page walks the inbox newest first, probing each conversation's
+/// tags, rather than looking the tag's conversations up and sorting them ([`TAGGED`]).
+///
+/// The counts say how many conversations the page can come from (`matching`, in the
+/// modes asked for) and the kept counts how many the walk passes (`total`): the walk
+/// probes about `page × total / matching` conversations, the lookup reads and sorts
+/// `matching` rows, at about the same cost each (growth bench databases, 2026-12-07: 1.8
+/// and 2.3-7 µs), so it walks when `matching² > page × total`. A fixed limit (2,000 tagged
+/// conversations) sorted a tag on one conversation in ten of 10,000 (8 ms a page, where
+/// the walk takes 0.9) and walked a tenant's whole inbox for a tag a little above it.
+pub(crate) fn tag_walks(
+    conn: &Connection,
+    q: &ConversationQuery,
+    counts: &BTreeMap<Mode, u64>,
+) -> Result<bool> {
+    let asked = |mode: &Mode| q.modes.is_empty() || q.modes.contains(mode);
+    let matching: u64 = counts
+        .iter()
+        .filter(|(m, _)| asked(m))
+        .map(|(_, n)| n)
+        .sum();
+    if matching == 0 {
+        return Ok(false);
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT mode, n FROM conversation_counts WHERE tenant_id = ? AND facet = '' AND value = ''",
+        )
+        .db()?;
+    let mut rows = stmt.query([q.tenant.0.as_bytes().as_slice()]).db()?;
+    let mut total = 0u64;
+    while let Some(row) = rows.next().db()? {
+        let mode: String = row.get(0).db()?;
+        let n: i64 = row.get(1).db()?;
+        if mode.parse::<Mode>().is_ok_and(|m| asked(&m)) {
+            total = total.saturating_add(u64::try_from(n).unwrap_or(0));
+        }
+    }
+    let page = u64::try_from(limit(q.limit))
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    Ok(matching.saturating_mul(matching) > page.saturating_mul(total))
+}
 
 /// The kept count (migration 0007, `conversation_counts`) that answers `q`'s counts per
 /// mode, as `(facet, value)`: a list of the whole tenant with no filter but the mode and at
@@ -710,7 +775,50 @@ fn kept_counts(q: &ConversationQuery) -> Option<(&'static str, Value)> {
 
 /// The page query: `base` plus the mode filter and the cursor, newest first, one row
 /// more than the page to tell whether another page follows.
+///
+/// Where no filter has an index of its own to start from, the page is each mode's inbox
+/// (`conversations_mode_updated`, newest first) merged: one query per mode in a compound
+/// statement whose `ORDER BY` SQLite answers by merging the parts as they come
+/// (`MERGE (UNION ALL)`), so a page reads about its rows plus one per mode. The tenant's
+/// own newest-first index (`conversations_updated`) went with migration 0020: every
+/// posted message rewrote its entry (about one page a message at 100k conversations).
 fn page_sql(q: &ConversationQuery, base: Filter) -> (String, Vec<Value>) {
+    let modes: Vec<Mode> = Mode::ALL
+        .into_iter()
+        .filter(|m| q.modes.is_empty() || q.modes.contains(m))
+        .collect();
+    if base.from == CONVERSATIONS && modes.len() > 1 && merges_modes(q) {
+        let mut sql = Vec::with_capacity(modes.len());
+        let mut params = Vec::new();
+        for mode in modes {
+            let mut part = Filter {
+                from: base.from,
+                sql: base.sql.clone(),
+                params: base.params.clone(),
+            };
+            part.and("c.mode = ?", [text(mode.as_str())]);
+            if let Some(cursor) = q.cursor {
+                cursor_filter(&mut part, cursor);
+            }
+            // `INDEXED BY`: with an equality on two of its columns, the department's index
+            // looks better to the planner, and it would sort the department's
+            // conversations where the mode's index gives them in order.
+            sql.push(format!(
+                "SELECT {}, c.id AS id FROM conversations c INDEXED BY conversations_mode_updated \
+                 WHERE {}",
+                conversation_columns!(),
+                part.sql
+            ));
+            params.extend(part.params);
+        }
+        params.push(Value::Integer(limit(q.limit).saturating_add(1)));
+        // `+?`: see the note on `LIMIT` in src/read.rs.
+        let sql = format!(
+            "{} ORDER BY updated_at DESC, id DESC LIMIT +?",
+            sql.join(" UNION ALL ")
+        );
+        return (sql, params);
+    }
     let mut items = base;
     if !q.modes.is_empty() {
         let marks = vec!["?"; q.modes.len()].join(", ");
@@ -724,14 +832,23 @@ fn page_sql(q: &ConversationQuery, base: Filter) -> (String, Vec<Value>) {
     }
     let sql = format!(
         // `+?`: see the note on `LIMIT` in src/read.rs.
-        "SELECT {} FROM conversations c WHERE {} ORDER BY c.updated_at DESC, c.id DESC LIMIT +?",
+        "SELECT {} FROM {} WHERE {} ORDER BY c.updated_at DESC, c.id DESC LIMIT +?",
         conversation_columns!(),
+        items.from,
         items.sql
     );
     items
         .params
         .push(Value::Integer(limit(q.limit).saturating_add(1)));
     (sql, items.params)
+}
+
+/// Whether the page of `q` (of several modes, found neither by a tag nor by contact: see
+/// [`TAGGED`], [`BY_CONTACT`]) merges each mode's inbox: unless an assignment filter has
+/// an index that gives its conversations newest first (an agent, or none:
+/// `conversations_assigned_updated`).
+fn merges_modes(q: &ConversationQuery) -> bool {
+    q.assigned.is_none()
 }
 
 /// The page query of `q` with its parameters, for query-plan tests.

@@ -98,6 +98,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0019_conversation_event_references.sql"),
         fill: Some(crate::events::slim_logged_conversations),
     },
+    Migration {
+        sql: include_str!("../migrations/0020_inbox_by_mode.sql"),
+        fill: None,
+    },
 ];
 
 /// Where schema 5 kept a customer account's password hash: in the contact's metadata.

@@ -14,10 +14,16 @@ use rusqlite::{Connection, params};
 /// event is in full), 0015 (presence leases, routing turns), 0016 (the mail outbox) and
 /// 0017 (the preview's notice metadata) and 0018 (inboxes' polling columns, gone with the
 /// table), for the tests that make an older schema out of a current one.
+/// Takes a file of this build back to before migration 0020: the tenant's newest-first
+/// inbox index back.
+const RESTORE_TENANT_INBOX_INDEX: &str =
+    "CREATE INDEX conversations_updated ON conversations (tenant_id, updated_at, id);";
+
 /// Takes a file of this build back to before migration 0019: its slim conversation events
 /// written out in full (the event as `src/events.rs` rebuilds it, in SQL), then the column
-/// and index gone.
+/// and index gone (and what [`RESTORE_TENANT_INBOX_INDEX`] does).
 const DROP_CONVERSATION_EVENT_REFERENCES: &str = "
+    CREATE INDEX conversations_updated ON conversations (tenant_id, updated_at, id);
     UPDATE events SET conversation_row = NULL, data = (
         SELECT json_object('seq', events.seq, 'tenant_id', c.data ->> '$.tenant_id',
             'conversation_id', c.data ->> '$.id', 'staff_only', json('false'),
@@ -676,6 +682,7 @@ async fn a_schema_twelve_event_log_refers_to_its_messages_after_the_upgrade_and_
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
             "DROP INDEX events_message; DROP INDEX events_conversation; DROP TABLE identity_signatures;
+             CREATE INDEX conversations_updated ON conversations (tenant_id, updated_at, id);
              ALTER TABLE conversations DROP COLUMN preview_metadata;
              DROP TABLE routing_turns; DROP TABLE presence_leases; DROP TABLE mail_outbox;
              ALTER TABLE inboxes DROP COLUMN poll_offset; ALTER TABLE inboxes DROP COLUMN poll_node;
@@ -797,6 +804,7 @@ async fn a_schema_sixteen_inbox_upgrades_in_place_and_polls_from_offset_zero() {
          ALTER TABLE inboxes DROP COLUMN poll_until_ns;
          ALTER TABLE conversations DROP COLUMN preview_metadata;
          DROP INDEX events_conversation; ALTER TABLE events DROP COLUMN conversation_row;
+         CREATE INDEX conversations_updated ON conversations (tenant_id, updated_at, id);
          PRAGMA user_version = 16;",
     )
     .unwrap();
@@ -948,5 +956,83 @@ async fn a_schema_eighteen_event_log_refers_to_its_conversations_after_the_upgra
     assert!(len < 600, "{len} bytes");
     let now = store.events_since(t.id, 0, 1000).await.unwrap();
     assert_eq!(now[after.len()..], opened.events[..]);
+    assert_eq!(store.integrity_check().await.unwrap(), ["ok"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_nineteen_inbox_loses_the_tenant_index_and_lists_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nineteen.db");
+    let t = tenant(1);
+    let k = contact(t.id, 2, "Ann", None);
+    let modes = [Mode::Queued, Mode::Agent, Mode::Closed, Mode::Bot];
+    let page = |limit: usize| ConversationQuery {
+        limit,
+        ..ConversationQuery::new(t.id, Scope::Tenant)
+    };
+    let listed = {
+        let store = SqliteStore::open(&path).unwrap();
+        store.insert_tenant(&t).await.unwrap();
+        store.insert_contact(&k).await.unwrap();
+        for n in 0..12u64 {
+            let mut c = conversation(t.id, 10 + n, k.id, n as i64);
+            c.mode = modes[n as usize % modes.len()];
+            store.create_conversation(&c, Vec::new()).await.unwrap();
+            if n % 3 == 0 {
+                store
+                    .append_message(text(&c, 100 + n, Sender::Customer, "hello", 100 + n as i64))
+                    .await
+                    .unwrap();
+            }
+        }
+        let listed = store.list_conversations(&page(50)).await.unwrap();
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(RESTORE_TENANT_INBOX_INDEX).unwrap();
+        conn.pragma_update(None, "user_version", 19).unwrap();
+        listed
+    };
+    // The inbox's order, newest activity first, as SQL sorts it.
+    let newest_first: Vec<chat_core::ConversationId> = {
+        let conn = Connection::open(&path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT id FROM conversations ORDER BY updated_at DESC, id DESC")
+            .unwrap();
+        stmt.query_map([], |r| r.get::<_, uuid::Uuid>(0))
+            .unwrap()
+            .map(|id| chat_core::ConversationId(id.unwrap()))
+            .collect()
+    };
+    assert_eq!(newest_first.len(), 12);
+    assert_eq!(
+        listed.items.iter().map(|c| c.id).collect::<Vec<_>>(),
+        newest_first
+    );
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(user_version(&path), i64::from(SCHEMA_VERSION));
+    let indexes: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'conversations_updated'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 0, "the index is dropped in place");
+    assert_eq!(store.list_conversations(&page(50)).await.unwrap(), listed);
+    // Paged five at a time through the merged modes: the same conversations in the same
+    // order, each once.
+    let mut paged = Vec::new();
+    let mut q = page(5);
+    loop {
+        let p = store.list_conversations(&q).await.unwrap();
+        paged.extend(p.items.iter().map(|c| c.id));
+        match p.next_cursor {
+            Some(cursor) => q.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(paged, newest_first);
     assert_eq!(store.integrity_check().await.unwrap(), ["ok"]);
 }

@@ -573,7 +573,32 @@ async fn every_store_method_matches_the_reference_store() {
         };
         same!(mem, sql, |s| s.list_conversations(&q)).unwrap();
     }
-    // Walk every page of one.
+    // Walk every page of some: the modes merged (all, and a filter tested on each), a
+    // tag looked up or walked (a page of 2 walks a tag on more than the square root of
+    // twice the tenant's conversations).
+    for q in [
+        ConversationQuery {
+            department: Some("billing".into()),
+            ..all.clone()
+        },
+        ConversationQuery {
+            tag: Some("vip".into()),
+            ..all.clone()
+        },
+        ConversationQuery {
+            tag: Some("shipping".into()),
+            ..all.clone()
+        },
+    ] {
+        let mut page_query = ConversationQuery { limit: 1, ..q };
+        loop {
+            let page = same!(mem, sql, |s| s.list_conversations(&page_query)).unwrap();
+            match page.next_cursor {
+                Some(cursor) => page_query.cursor = Some(cursor),
+                None => break,
+            }
+        }
+    }
     let mut page_query = ConversationQuery {
         limit: 1,
         ..all.clone()
