@@ -15,7 +15,8 @@
 //! `SOAK_CACHE_MIB` (2: the server's `--cache-mib`, see below), `SOAK_CONVERSATION_CACHE`
 //! (2000: the server's `--conversation-cache` and `--writer-conversation-cache`),
 //! `SOAK_ARENAS` (2: the server's `MALLOC_ARENA_MAX`; 0 leaves glibc's default),
-//! `SOAK_WRITER_CACHE_MIB` (1: the server's `--writer-cache-mib`, see below).
+//! `SOAK_WRITER_CACHE_MIB` (1: the server's `--writer-cache-mib`, see below),
+//! `SOAK_SQLITE_HEAP_MIB` (0: the server's `--sqlite-heap-limit-mib`).
 //! Figures: chat-server/README.md, "Soak".
 
 use std::collections::BTreeMap;
@@ -385,8 +386,13 @@ fn main() {
     // And a small writer cache: the writer's page cache and the indexer's cache of the
     // search file keep their pages (nobody else writes their files, so SQLite never drops
     // them as it drops the readers'), and at the default 8 MiB each they can still be
-    // filling at the end of a 30-minute run: 16 MiB, more than the 12 MiB a run grew.
+    // filling at the end of a 30-minute run. (Measured since: at 1 MiB, SQLite held 3.5-8
+    // MiB at any moment, and what rose was its peak, the readers' caches filling at once.)
     let writer_cache = env_or("SOAK_WRITER_CACHE_MIB", 1).to_string();
+    // SQLite's heap in all (`--sqlite-heap-limit-mib`, 0: none): the readers' caches churn
+    // below their caps, but the high-water mark of them all together crept up through a
+    // whole run (README, "Soak").
+    let heap_limit = env_or("SOAK_SQLITE_HEAP_MIB", 0).to_string();
     let limits = [
         "--rate-per-ip",
         "1000000",
@@ -400,6 +406,8 @@ fn main() {
         &conversations,
         "--writer-cache-mib",
         &writer_cache,
+        "--sqlite-heap-limit-mib",
+        &heap_limit,
     ];
     // glibc makes up to 8 arenas per core, one per thread that allocates at the same time
     // as another, and keeps the free memory fragmented in each: with 16, about half of

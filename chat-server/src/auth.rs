@@ -920,6 +920,25 @@ mod tests {
         assert!(off.get(&[2; 32]).is_none());
     }
 
+    /// Issue 15's soak: the cache must hold about one TTL's worth of tokens, not every
+    /// token seen since the start (10,000 here; its cap of 100,000 would take a desk days).
+    #[test]
+    fn stale_tokens_are_dropped_as_the_cache_grows() {
+        let actor = Actor::Bot {
+            tenant: TenantId(uuid::Uuid::now_v7()),
+        };
+        let cache = TokenCache::new(Duration::from_millis(1));
+        for n in 0..10_000u32 {
+            let mut key = [0u8; 32];
+            key[..4].copy_from_slice(&n.to_le_bytes());
+            cache.put(key, actor.clone(), None, 0);
+            // Each entry is stale soon after the next few arrive.
+            std::thread::sleep(Duration::from_micros(2));
+        }
+        let kept = cache.entries.lock().unwrap().len();
+        assert!(kept < 1_000, "{kept} tokens kept of 10,000 stale ones");
+    }
+
     #[test]
     fn a_credential_change_empties_the_cache_and_stale_reads_stay_out() {
         let actor = Actor::Bot {

@@ -64,6 +64,12 @@ struct Cli {
     /// pages it touches until this cap: memory grows by up to twice this with the data.
     #[arg(long, env = "CHAT_WRITER_CACHE_MIB", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=65536))]
     writer_cache_mib: u64,
+    /// Limit on SQLite's whole heap in this process, in MiB (0: none). Past it, a page
+    /// cache that needs a page takes another connection's least recently used one instead
+    /// of allocating, so all the caches together stay near this, not at the sum of their
+    /// caps. Unused with --store.
+    #[arg(long, env = "CHAT_SQLITE_HEAP_LIMIT_MIB", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
+    sqlite_heap_limit_mib: u64,
     /// Conversations each tenant's realtime follower keeps in memory (its log feed and the
     /// cache sockets read from, about 1.3 KB each), and a socket's replay at most; past it,
     /// they forget them all and read misses from the store. Memory grows with the
@@ -822,6 +828,8 @@ async fn open_store(cli: &Cli) -> anyhow::Result<(Arc<dyn Backend>, String)> {
         SyncMode::Full => Synchronous::Full,
         SyncMode::Normal => Synchronous::Normal,
     };
+    chat_sqlite::set_heap_limit(cli.sqlite_heap_limit_mib << 20)
+        .context("setting --sqlite-heap-limit-mib")?;
     let options = Options::default()
         .synchronous(synchronous)
         .cache_kib(cli.cache_mib * 1024)

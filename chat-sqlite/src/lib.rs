@@ -9,6 +9,7 @@ mod erasure;
 mod error;
 mod events;
 mod export;
+mod heap;
 mod hits;
 mod inboxes;
 mod list;
@@ -31,6 +32,7 @@ mod plans;
 
 pub use backup::backup;
 pub use export::import;
+pub use heap::set_heap_limit;
 pub use migrations::SCHEMA_VERSION;
 pub use options::{Options, Synchronous};
 pub use store::{ReadCounts, SqliteStore};
