@@ -46,8 +46,10 @@ pub(crate) use crate::model::Actor;
 /// An actor with what the engine loaded about it.
 #[derive(Clone, Debug)]
 pub enum Resolved {
-    /// Staff with its current record (active).
-    Staff(Agent),
+    /// Staff with its current record (active). Boxed: a realtime socket keeps its
+    /// caller's `Resolved` for as long as it is open, and most sockets are customers',
+    /// which would otherwise each carry room for an agent's record (152 bytes, not 40).
+    Staff(Box<Agent>),
     /// Customer.
     Customer {
         /// The contact.

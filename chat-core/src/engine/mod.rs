@@ -550,7 +550,7 @@ impl Engine {
                 if !agent.active {
                     return Err(Error::Forbidden("staff account disabled"));
                 }
-                Resolved::Staff(agent)
+                Resolved::Staff(Box::new(agent))
             }
             Actor::Customer {
                 contact,

@@ -31,7 +31,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::protocol::{CLOSE_RESYNC, CLOSE_TOO_SLOW, CLOSE_UNAUTHORIZED};
-use super::{Feed, Hub, Outbound, Outbox, RealtimeConfig, Route, Socket};
+use super::{BEAT, EXPIRED, Feed, Hub, Outbound, Outbox, RealtimeConfig, Route, Socket};
 
 /// What a socket does next, after a frame it sent or received.
 #[derive(Debug, PartialEq, Eq)]
@@ -87,38 +87,50 @@ pub(crate) trait Handler: Send {
 
 /// Serves `socket` until it ends: the outbox's items, the client's frames, pings, the
 /// credential re-check (at the first ping after [`RealtimeConfig::credential_recheck`]
-/// has passed since the last one) and shutdown. `Some` is the close frame to say goodbye with (see
-/// [`close`]); `None` means the socket is gone.
+/// has passed since the last one, and at the credential's expiry) and shutdown. The hub's
+/// clock rings the heartbeat and the expiry through the outbox: a socket keeps no timer.
+/// `Some` is the close frame to say goodbye with (see [`close`]); `None` means the socket
+/// is gone.
 pub(crate) async fn serve<H: Handler>(
     socket: &mut Socket,
-    outbox: &Outbox,
+    outbox: &Arc<Outbox>,
     handler: &mut H,
-    config: &RealtimeConfig,
+    hub: &Hub,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
-    engine: &Engine,
 ) -> Option<(CloseCode, String)> {
     // Credential changes up to here were checked by the upgrade itself. A later one wakes
     // the outbox (the hub relays them), and `drain` checks again before sending anything.
-    let mut seen = engine.credential_epoch();
-    let mut expiry = handler.expires_at().await;
-    let mut last_heard = Instant::now();
-    // One timer for three clocks: the credential is re-checked on the first ping after
-    // `recheck` has passed, and at its expiry (the next tick is moved there). A second
-    // timer would be kept by every idle socket.
-    let mut checked = last_heard;
-    let mut ping = tokio::time::interval_at(
-        tokio::time::Instant::now() + config.heartbeat,
-        config.heartbeat,
-    );
-    if let Some(at) = expiry
-        && at < tokio::time::Instant::now() + config.heartbeat
-    {
-        ping.reset_at(at);
+    let mut seen = hub.engine.credential_epoch();
+    if let Some(at) = handler.expires_at().await {
+        hub.expire_at(outbox, at);
     }
+    let mut last_heard = Instant::now();
+    let mut checked = last_heard;
     loop {
         let flow = tokio::select! {
-            // Events and signals routed here, in the order they were queued.
-            () = outbox.ready() => drain(socket, outbox, handler, engine, &mut seen).await,
+            // Events and signals routed here, in the order they were queued, and what the
+            // hub's clock asks.
+            () = outbox.ready() => {
+                let due = outbox.take_due();
+                let flow = if due & EXPIRED != 0 {
+                    // Renewed (or judged by another clock) if it holds: the periodic
+                    // re-check goes on.
+                    checked = Instant::now();
+                    revalidate(handler).await
+                } else {
+                    Flow::Continue
+                };
+                let flow = match flow {
+                    Flow::Continue if due & BEAT != 0 => {
+                        beat(socket, handler, &hub.config, last_heard, &mut checked).await
+                    }
+                    other => other,
+                };
+                match flow {
+                    Flow::Continue => drain(socket, outbox, handler, &hub.engine, &mut seen).await,
+                    other => other,
+                }
+            }
             frame = socket.next() => {
                 last_heard = Instant::now();
                 match frame {
@@ -127,25 +139,6 @@ pub(crate) async fn serve<H: Handler>(
                     Some(Ok(Message::Binary(_))) => handler.binary(socket).await,
                     // Pongs only prove the client is there; tungstenite answers pings.
                     Some(Ok(_)) => Flow::Continue,
-                }
-            }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > config.heartbeat * 2 {
-                    Flow::Close(CloseCode::Away, "no answer to pings".into())
-                } else if expiry.is_some_and(|at| at <= tokio::time::Instant::now()) {
-                    // Renewed (or judged by another clock) if it holds: the periodic
-                    // re-check goes on.
-                    expiry = None;
-                    checked = Instant::now();
-                    revalidate(handler).await
-                } else if checked.elapsed() >= config.credential_recheck {
-                    checked = Instant::now();
-                    match revalidate(handler).await {
-                        Flow::Continue => Flow::sent(socket.send(Message::Ping(Default::default())).await),
-                        other => other,
-                    }
-                } else {
-                    Flow::sent(socket.send(Message::Ping(Default::default())).await)
                 }
             }
             frame = handler.aside() => match frame {
@@ -160,6 +153,27 @@ pub(crate) async fn serve<H: Handler>(
             Flow::Gone => return None,
         }
     }
+}
+
+/// A heartbeat: closes a client not heard from in two, re-checks the credential when
+/// [`RealtimeConfig::credential_recheck`] has passed since the last check, pings.
+async fn beat<H: Handler>(
+    socket: &mut Socket,
+    handler: &mut H,
+    config: &RealtimeConfig,
+    last_heard: Instant,
+    checked: &mut Instant,
+) -> Flow {
+    if last_heard.elapsed() > config.heartbeat * 2 {
+        return Flow::Close(CloseCode::Away, "no answer to pings".into());
+    }
+    if checked.elapsed() >= config.credential_recheck {
+        *checked = Instant::now();
+        if let other @ (Flow::Close(..) | Flow::Gone) = revalidate(handler).await {
+            return other;
+        }
+    }
+    Flow::sent(socket.send(Message::Ping(Default::default())).await)
 }
 
 /// Re-checks the caller's credential: a socket whose credential no longer holds is
@@ -360,15 +374,7 @@ impl Tap {
         let replay = self.hub.replay_config();
         let ended = match following.replay(socket, since, self.head, replay).await {
             Flow::Continue => {
-                serve(
-                    socket,
-                    &self.outbox,
-                    &mut following,
-                    &self.hub.config,
-                    &mut shutdown,
-                    engine,
-                )
-                .await
+                serve(socket, &self.outbox, &mut following, &self.hub, &mut shutdown).await
             }
             Flow::Close(code, reason) => Some((code, reason)),
             Flow::Gone => None,

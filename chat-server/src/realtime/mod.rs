@@ -19,8 +19,9 @@ pub mod follow;
 mod io;
 pub mod protocol;
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -153,7 +154,15 @@ pub(crate) struct Outbox {
     /// The last routing round that reached this outbox (one connection subscribed both to
     /// a conversation and to the inbox gets each item once).
     round: AtomicU64,
+    /// What the hub's clock asks of the socket ([`BEAT`], [`EXPIRED`]), taken at its
+    /// next wake-up.
+    due: AtomicU8,
 }
+
+/// [`Outbox::take_due`]: the heartbeat came (ping the client, close it if it went quiet).
+pub(crate) const BEAT: u8 = 1;
+/// [`Outbox::take_due`]: the socket's credential has reached its expiry.
+pub(crate) const EXPIRED: u8 = 2;
 
 impl Outbox {
     pub(crate) fn new(id: u64, capacity: usize) -> Arc<Self> {
@@ -164,7 +173,19 @@ impl Outbox {
             notify: tokio::sync::Notify::new(),
             overflowed: AtomicBool::new(false),
             round: AtomicU64::new(0),
+            due: AtomicU8::new(0),
         })
+    }
+
+    /// Asks the socket for `what` ([`BEAT`], [`EXPIRED`]) and wakes it.
+    fn ring(&self, what: u8) {
+        self.due.fetch_or(what, Ordering::AcqRel);
+        self.notify.notify_one();
+    }
+
+    /// What the hub's clock asked since the last call.
+    pub(crate) fn take_due(&self) -> u8 {
+        self.due.swap(0, Ordering::AcqRel)
     }
 
     fn queue(&self) -> MutexGuard<'_, VecDeque<Outbound>> {
@@ -399,6 +420,45 @@ pub struct Hub {
     /// This hub's random id, on the signals it publishes for other servers (typing), so
     /// it does not deliver them twice when its own bus hands them back.
     pub(crate) origin: u64,
+    /// The sockets' credential expiries, earliest first, for the hub's clock.
+    expiries: Mutex<Expiries>,
+    /// Wakes the hub's clock when an expiry earlier than all others is added.
+    clock: Arc<tokio::sync::Notify>,
+}
+
+/// One clock for every socket: the heartbeat and the credential expiries. A timer per
+/// socket (tokio's `Sleep`, 100 bytes on the heap and 32 in the socket's task) was most
+/// of what an idle socket kept beyond its buffers.
+#[derive(Default)]
+struct Expiries {
+    due: BinaryHeap<Reverse<Expiry>>,
+    /// Entries after the last sweep of closed sockets' expiries.
+    swept: usize,
+}
+
+struct Expiry {
+    at: tokio::time::Instant,
+    outbox: std::sync::Weak<Outbox>,
+}
+
+impl PartialEq for Expiry {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+
+impl Eq for Expiry {}
+
+impl PartialOrd for Expiry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Expiry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.at.cmp(&other.at)
+    }
 }
 
 /// The key of [`Hub::origin`] in a signal's data; never shown to clients.
@@ -421,7 +481,10 @@ impl Hub {
             next_connection: AtomicU64::new(1),
             outboxes: Mutex::new(Vec::new()),
             origin: u64::from_le_bytes(crate::auth::random_bytes::<8>()),
+            expiries: Mutex::new(Expiries::default()),
+            clock: Arc::new(tokio::sync::Notify::new()),
         });
+        tokio::spawn(keep_time(Arc::downgrade(&hub), hub.clock.clone()));
         tokio::spawn(relay_ephemeral(Arc::downgrade(&hub)));
         tokio::spawn(relay_credential_changes(Arc::downgrade(&hub)));
         tokio::spawn(renew_presence(Arc::downgrade(&hub)));
@@ -448,6 +511,52 @@ impl Hub {
         for outbox in all.iter().filter_map(std::sync::Weak::upgrade) {
             outbox.notify.notify_one();
         }
+    }
+
+    /// Rings every open socket's heartbeat.
+    fn beat(&self) {
+        let all = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
+        for outbox in all.iter().filter_map(std::sync::Weak::upgrade) {
+            outbox.ring(BEAT);
+        }
+    }
+
+    /// Rings [`EXPIRED`] on `outbox` at `at` (the socket's credential expiry).
+    pub(crate) fn expire_at(&self, outbox: &Arc<Outbox>, at: tokio::time::Instant) {
+        let mut expiries = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
+        // Closed sockets' entries wait for their time (tokens may live for days): swept
+        // when the heap doubled since the last sweep, so it never holds much more than
+        // twice the open sockets' expiries.
+        if expiries.due.len() >= 2 * expiries.swept.max(64) {
+            expiries.due.retain(|Reverse(e)| e.outbox.strong_count() > 0);
+            expiries.swept = expiries.due.len();
+        }
+        let earliest = expiries.due.peek().is_none_or(|Reverse(e)| at < e.at);
+        expiries.due.push(Reverse(Expiry {
+            at,
+            outbox: Arc::downgrade(outbox),
+        }));
+        drop(expiries);
+        if earliest {
+            self.clock.notify_one();
+        }
+    }
+
+    /// Rings the expiries that are due; the next one's time.
+    fn expire_due(&self, now: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        let mut expiries = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(Reverse(next)) = expiries.due.peek() {
+            if next.at > now {
+                return Some(next.at);
+            }
+            if let Some(Reverse(due)) = expiries.due.pop()
+                && let Some(outbox) = due.outbox.upgrade()
+            {
+                outbox.ring(EXPIRED);
+            }
+            expiries.swept = expiries.swept.min(expiries.due.len());
+        }
+        None
     }
 
     /// The tenant's feed, starting its follower on first use.
@@ -795,6 +904,32 @@ async fn hand_out(
 /// subscribers who may see the conversation.
 /// Wakes every socket when a credential changes in the engine: each checks its own (see
 /// `follow::drain`), so a revoked one is closed even when nothing else happens.
+/// The hub's clock: rings every socket's heartbeat every [`RealtimeConfig::heartbeat`]
+/// and each credential expiry at its time. Ends (at its next tick) once the hub is gone.
+async fn keep_time(hub: std::sync::Weak<Hub>, changed: Arc<tokio::sync::Notify>) {
+    let Some(every) = hub.upgrade().map(|h| h.config.heartbeat) else {
+        return;
+    };
+    let mut next_beat = tokio::time::Instant::now() + every;
+    loop {
+        let next_expiry = {
+            let Some(hub) = hub.upgrade() else { return };
+            let now = tokio::time::Instant::now();
+            if now >= next_beat {
+                hub.beat();
+                next_beat = now + every;
+            }
+            hub.expire_due(now)
+        };
+        let wake = next_expiry.map_or(next_beat, |at| at.min(next_beat));
+        tokio::select! {
+            () = tokio::time::sleep_until(wake) => {}
+            // An earlier expiry was added (a permit is kept if it came before this wait).
+            () = changed.notified() => {}
+        }
+    }
+}
+
 async fn relay_credential_changes(hub: std::sync::Weak<Hub>) {
     let Some(mut changes) = hub.upgrade().map(|h| h.engine.credential_changes()) else {
         return;
@@ -956,5 +1091,61 @@ pub fn relay_bot_deltas(
             kind: "bot_delta".into(),
             data,
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chat_core::Engine;
+    use chat_core::memory::MemoryStore;
+
+    use super::{BEAT, EXPIRED, Hub, RealtimeConfig};
+
+    fn hub(heartbeat: Duration) -> Arc<Hub> {
+        let engine = Engine::builder(Arc::new(MemoryStore::new())).build();
+        let config = RealtimeConfig {
+            heartbeat,
+            ..RealtimeConfig::default()
+        };
+        Hub::new(engine, config, Arc::new(crate::metrics::Metrics::default()))
+    }
+
+    /// Sockets that close before their credential's expiry leave entries behind; a
+    /// reconnecting client must not grow the hub's clock without bound.
+    #[tokio::test]
+    async fn closed_sockets_expiries_do_not_pile_up() {
+        let hub = hub(Duration::from_secs(3600));
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+        for _ in 0..10_000 {
+            let outbox = hub.outbox();
+            hub.expire_at(&outbox, far);
+        }
+        let kept = hub.expiries.lock().unwrap().due.len();
+        assert!(kept <= 128, "{kept} expiries kept for 0 open sockets");
+    }
+
+    /// The clock rings an expiry at its time (not at the next heartbeat, an hour away) and
+    /// the heartbeat at its own.
+    #[tokio::test]
+    async fn the_clock_rings_expiries_and_heartbeats() {
+        let hub = hub(Duration::from_millis(50));
+        let outbox = hub.outbox();
+        let slow = hub(Duration::from_secs(3600));
+        let expiring = slow.outbox();
+        slow.expire_at(
+            &expiring,
+            tokio::time::Instant::now() + Duration::from_millis(20),
+        );
+        tokio::time::timeout(Duration::from_secs(30), expiring.ready())
+            .await
+            .expect("the expiry rang");
+        assert_eq!(expiring.take_due(), EXPIRED);
+        tokio::time::timeout(Duration::from_secs(30), outbox.ready())
+            .await
+            .expect("the heartbeat rang");
+        assert_eq!(outbox.take_due() & BEAT, BEAT);
     }
 }
