@@ -374,7 +374,14 @@ impl Tap {
         let replay = self.hub.replay_config();
         let ended = match following.replay(socket, since, self.head, replay).await {
             Flow::Continue => {
-                serve(socket, &self.outbox, &mut following, &self.hub, &mut shutdown).await
+                serve(
+                    socket,
+                    &self.outbox,
+                    &mut following,
+                    &self.hub,
+                    &mut shutdown,
+                )
+                .await
             }
             Flow::Close(code, reason) => Some((code, reason)),
             Flow::Gone => None,

@@ -21,7 +21,7 @@ pub mod protocol;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -528,7 +528,9 @@ impl Hub {
         // when the heap doubled since the last sweep, so it never holds much more than
         // twice the open sockets' expiries.
         if expiries.due.len() >= 2 * expiries.swept.max(64) {
-            expiries.due.retain(|Reverse(e)| e.outbox.strong_count() > 0);
+            expiries
+                .due
+                .retain(|Reverse(e)| e.outbox.strong_count() > 0);
             expiries.swept = expiries.due.len();
         }
         let earliest = expiries.due.peek().is_none_or(|Reverse(e)| at < e.at);

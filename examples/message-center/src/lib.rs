@@ -232,7 +232,10 @@ impl MessageCenter {
             }
         };
         match cx.engine().resolve(&actor).await.map_err(engine_fail)? {
-            chat_core::policy::Resolved::Staff(agent) => Ok(Staff { actor, agent: *agent }),
+            chat_core::policy::Resolved::Staff(agent) => Ok(Staff {
+                actor,
+                agent: *agent,
+            }),
             _ => Err(detail(StatusCode::FORBIDDEN, "Not enough permissions")),
         }
     }
