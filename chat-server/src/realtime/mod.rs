@@ -1106,7 +1106,7 @@ mod tests {
 
     use super::{BEAT, EXPIRED, Hub, RealtimeConfig};
 
-    fn hub(heartbeat: Duration) -> Arc<Hub> {
+    fn beating_every(heartbeat: Duration) -> Arc<Hub> {
         let engine = Engine::builder(Arc::new(MemoryStore::new())).build();
         let config = RealtimeConfig {
             heartbeat,
@@ -1119,7 +1119,7 @@ mod tests {
     /// reconnecting client must not grow the hub's clock without bound.
     #[tokio::test]
     async fn closed_sockets_expiries_do_not_pile_up() {
-        let hub = hub(Duration::from_secs(3600));
+        let hub = beating_every(Duration::from_secs(3600));
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
         for _ in 0..10_000 {
             let outbox = hub.outbox();
@@ -1133,9 +1133,9 @@ mod tests {
     /// the heartbeat at its own.
     #[tokio::test]
     async fn the_clock_rings_expiries_and_heartbeats() {
-        let hub = hub(Duration::from_millis(50));
+        let hub = beating_every(Duration::from_millis(50));
         let outbox = hub.outbox();
-        let slow = hub(Duration::from_secs(3600));
+        let slow = beating_every(Duration::from_secs(3600));
         let expiring = slow.outbox();
         slow.expire_at(
             &expiring,
