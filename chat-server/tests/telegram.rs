@@ -214,7 +214,12 @@ async fn telegram_updates_reach_the_desk_and_replies_go_out_by_send_message() {
     })
     .await;
     // Telegram refuses the first attempt of Ann's first answer: it is retried.
-    api.fail_next("sendMessage", 1, 429, "Too Many Requests: retry after 1");
+    api.fail_next(
+        "sendMessage",
+        "Hi Jo, Ann here.",
+        429,
+        "Too Many Requests: retry after 1",
+    );
     for (route, body) in [
         ("messages", "Hi Jo, Ann here."),
         ("notes", "internal: VIP customer"),

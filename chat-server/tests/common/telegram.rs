@@ -47,7 +47,8 @@ struct Shared {
     webhook_set: Mutex<bool>,
     pushed: Notify,
     /// Errors to answer the next calls of a method with: (method, HTTP status, description).
-    failures: Mutex<VecDeque<(String, u16, String)>>,
+    /// Method, the text a call must hold to fail, status, description.
+    failures: Mutex<VecDeque<(String, String, u16, String)>>,
     arrived: Notify,
 }
 
@@ -138,12 +139,15 @@ impl BotApi {
         self.shared.downloads.lock().unwrap().clone()
     }
 
-    /// The next `count` calls of `method` fail with this status and description.
-    pub fn fail_next(&self, method: &str, count: usize, status: u16, description: &str) {
-        let mut failures = self.shared.failures.lock().unwrap();
-        for _ in 0..count {
-            failures.push_back((method.to_owned(), status, description.to_owned()));
-        }
+    /// The next call of `method` whose `text` holds `text` fails with this status and
+    /// description (a call of another text, which a busy desk may send first, does not).
+    pub fn fail_next(&self, method: &str, text: &str, status: u16, description: &str) {
+        self.shared.failures.lock().unwrap().push_back((
+            method.to_owned(),
+            text.to_owned(),
+            status,
+            description.to_owned(),
+        ));
     }
 
     pub fn calls(&self, method: &str) -> Vec<Call> {
@@ -285,8 +289,12 @@ async fn answer(
     state.arrived.notify_waiters();
     {
         let mut failures = state.failures.lock().unwrap();
-        if let Some(at) = failures.iter().position(|(m, _, _)| m == method) {
-            let (_, status, description) = failures.remove(at).unwrap();
+        let text = json["text"].as_str().unwrap_or_default();
+        if let Some(at) = failures
+            .iter()
+            .position(|(m, t, _, _)| m == method && text.contains(t.as_str()))
+        {
+            let (_, _, status, description) = failures.remove(at).unwrap();
             return (
                 status,
                 json!({ "ok": false, "error_code": status, "description": description }),
