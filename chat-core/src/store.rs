@@ -26,7 +26,9 @@ use crate::model::{
 };
 use crate::report::{Dimension, Feedback, ReportQuery, ReportRow, SeriesPoint};
 
+mod slim;
 mod text;
+pub use slim::SlimPayload;
 pub use text::{
     Snippet, TextQuery, each_word as each_text_word, text_matches, words as text_words,
 };

@@ -38,9 +38,10 @@
 //! event is written out in full ([`inline_conversation_events`]), so a conversation has at
 //! most one slim event, its latest, found by the partial index `events_conversation`.
 
+use chat_core::store::SlimPayload;
 use chat_core::{
-    Conversation, ConversationChange, Event, EventPayload, Message, MessagePreview, NewEvent,
-    Result, StorageKind, TenantId,
+    Conversation, Event, EventPayload, Message, MessagePreview, NewEvent, Result, StorageKind,
+    TenantId,
 };
 use deadpool_postgres::Transaction;
 use serde::{Deserialize, Serialize};
@@ -287,46 +288,15 @@ pub(crate) struct SlimConversation {
     activity: Activity,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum SlimPayload {
-    ConversationCreated,
-    ConversationUpdated { change: ConversationChange },
-}
-
-impl SlimPayload {
-    /// The slim form of a conversation event's payload, and its conversation.
-    fn of(payload: &EventPayload) -> Option<(SlimPayload, &Conversation)> {
-        match payload {
-            EventPayload::ConversationCreated { conversation } => {
-                Some((SlimPayload::ConversationCreated, conversation))
-            }
-            EventPayload::ConversationUpdated {
-                conversation,
-                change,
-            } => Some((
-                SlimPayload::ConversationUpdated {
-                    change: change.clone(),
-                },
-                conversation,
-            )),
-            _ => None,
-        }
-    }
-}
-
 impl SlimConversation {
     /// The event, as the engine decided it: the row's conversation with the logged
     /// activity over it, through the event's constructor.
     fn rebuild(&self, mut conversation: Conversation, seq: i64) -> Result<Event> {
         self.activity.apply(&mut conversation)?;
-        let event = match &self.payload {
-            SlimPayload::ConversationCreated => NewEvent::conversation_created(&conversation),
-            SlimPayload::ConversationUpdated { change } => {
-                NewEvent::conversation_updated(&conversation, change.clone())
-            }
-        };
-        Ok(event.into_event(seq.max(0) as u64))
+        Ok(self
+            .payload
+            .rebuild(&conversation)
+            .into_event(seq.max(0) as u64))
     }
 }
 

@@ -30,9 +30,9 @@
 //! search indexer's watermark on (the indexer follows the log by rowid, and checks the
 //! event at its watermark to recognise its database).
 
+use chat_core::store::SlimPayload;
 use chat_core::{
-    Conversation, ConversationChange, ConversationId, Error, Event, EventPayload, Message,
-    NewEvent, Result, TenantId,
+    Conversation, ConversationId, Error, Event, EventPayload, Message, NewEvent, Result, TenantId,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
@@ -102,45 +102,6 @@ fn patch(
     (slim.conversation(data).ok()? == *logged).then_some(slim.conversation)
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum SlimPayload {
-    ConversationCreated,
-    ConversationUpdated { change: ConversationChange },
-}
-
-impl SlimPayload {
-    /// The slim form of a conversation event's payload, and its conversation.
-    fn of(payload: &EventPayload) -> Option<(SlimPayload, &Conversation)> {
-        match payload {
-            EventPayload::ConversationCreated { conversation } => {
-                Some((SlimPayload::ConversationCreated, conversation))
-            }
-            EventPayload::ConversationUpdated {
-                conversation,
-                change,
-            } => Some((
-                SlimPayload::ConversationUpdated {
-                    change: change.clone(),
-                },
-                conversation,
-            )),
-            _ => None,
-        }
-    }
-
-    /// The event, as the engine decided it, from the conversation's `data`.
-    fn rebuild(&self, conversation: &Conversation, seq: u64) -> Event {
-        match self {
-            SlimPayload::ConversationCreated => NewEvent::conversation_created(conversation),
-            SlimPayload::ConversationUpdated { change } => {
-                NewEvent::conversation_updated(conversation, change.clone())
-            }
-        }
-        .into_event(seq)
-    }
-}
-
 /// The columns [`from_row`] reads: the referenced message's ([`MESSAGE_COLUMNS`] of `m`,
 /// all `NULL` when the event is full), then the event's, then the referenced
 /// conversation's `data` (`NULL` unless `conversation_row` is set). A macro so `concat!`
@@ -181,7 +142,7 @@ pub(crate) fn from_row(row: &Row<'_>) -> Result<Event> {
             )
         })?;
         let conversation = slim.conversation(&data)?;
-        return Ok(slim.payload.rebuild(&conversation, seq as u64));
+        return Ok(slim.payload.rebuild(&conversation).into_event(seq as u64));
     }
     if pk.is_none() {
         return from_json("event", &row.get::<_, String>(n + 1).map_err(corrupt)?);
@@ -200,7 +161,7 @@ pub(crate) fn from_row(row: &Row<'_>) -> Result<Event> {
 /// transaction wrote to the row's `data` (see the module's documentation).
 pub(crate) fn insert(conn: &Connection, event: &Event) -> Result<()> {
     if let Some((slim, conversation)) = SlimPayload::of(&event.payload)
-        && slim.rebuild(conversation, event.seq) == *event
+        && slim.rebuild(conversation).into_event(event.seq) == *event
     {
         let data: Option<String> = conn
             .prepare_cached("SELECT data FROM conversations WHERE id = ?1 AND tenant_id = ?2")
@@ -332,7 +293,10 @@ pub(crate) fn inline_conversation_event(
         return Ok(());
     };
     let slim: SlimConversation = from_json("event", &slim)?;
-    let event = slim.payload.rebuild(&slim.conversation(&data)?, seq as u64);
+    let event = slim
+        .payload
+        .rebuild(&slim.conversation(&data)?)
+        .into_event(seq as u64);
     conn.prepare_cached(
         "UPDATE events SET data = ?3, conversation_row = NULL WHERE tenant_id = ?1 AND seq = ?2",
     )
@@ -470,7 +434,7 @@ pub(crate) fn slim_logged_conversations(conn: &Connection) -> Result<()> {
         };
         let stored: Conversation = from_json("conversation", &row.get::<_, String>(2).db()?)?;
         if stored == *logged
-            && slim.rebuild(&stored, event.seq) == event
+            && slim.rebuild(&stored).into_event(event.seq) == event
             && slimmed.insert(stored.id)
         {
             update

@@ -74,8 +74,11 @@ pub(crate) async fn upgrade_knowing(
     )?;
     let tenant = actor.tenant();
     let feed = hub.feed(tenant).await;
-    let connection = Connection::new(hub, feed, actor, resolved, credential);
-    tokio::spawn(serve(connection, Box::pin(socket), shutdown, metrics));
+    let connection = Connection::new(hub.clone(), feed, actor, resolved, credential);
+    // After the connection's outbox is made: the hub rings it when `shutdown` comes.
+    hub.stop_with(&shutdown);
+    drop(shutdown);
+    tokio::spawn(serve(connection, Box::pin(socket), metrics));
     Ok(response)
 }
 
@@ -95,7 +98,6 @@ type PendingSocket = std::pin::Pin<Box<dyn Future<Output = Option<Socket>> + Sen
 fn serve(
     mut connection: Connection,
     socket: PendingSocket,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
     metrics: Arc<crate::metrics::Metrics>,
 ) -> impl Future<Output = ()> + Send + 'static {
     async move {
@@ -109,7 +111,7 @@ fn serve(
         if let Some(agent) = staff {
             Box::pin(hub.agent_connected(tenant, agent)).await;
         }
-        let outcome = connection.run(&mut socket, &mut shutdown).await;
+        let outcome = connection.run(&mut socket).await;
         if let Some((code, reason)) = outcome {
             Box::pin(follow::close(&mut socket, code, reason)).await;
         }
@@ -381,17 +383,13 @@ impl Connection {
     }
 
     /// Serves the socket until it ends; `Some` is the close frame to say goodbye with.
-    async fn run(
-        &mut self,
-        socket: &mut Socket,
-        shutdown: &mut tokio::sync::watch::Receiver<bool>,
-    ) -> Option<(CloseCode, String)> {
+    async fn run(&mut self, socket: &mut Socket) -> Option<(CloseCode, String)> {
         if Box::pin(self.hello(socket)).await.is_err() {
             return None;
         }
         let outbox = self.outbox.clone();
         let hub = self.hub.clone();
-        follow::serve(socket, &outbox, self, &hub, shutdown).await
+        follow::serve(socket, &outbox, self, &hub).await
     }
 
     /// Says who the client is, the server's time and clock, and the head of the log.
@@ -822,7 +820,8 @@ mod tests {
     /// 1,456 with the re-check on every credential change and at the token's expiry (a
     /// `watch` future per socket instead would have made it 1,688); 1,304 with the hub's
     /// clock instead of a timer per socket and a customer's `Resolved` without room for
-    /// an agent's record.
+    /// an agent's record; 1,256 with the shutdown rung by the hub instead of a `watch`
+    /// future (and its receiver) in every socket's task.
     #[tokio::test]
     async fn the_task_that_serves_a_socket_stays_small() {
         let engine = Engine::builder(Arc::new(MemoryStore::new())).build();
@@ -836,17 +835,11 @@ mod tests {
         let feed = hub.feed(tenant).await;
         let connection =
             Connection::new(hub, feed, Actor::System { tenant }, Resolved::System, None);
-        let (_stop, shutdown) = tokio::sync::watch::channel(false);
-        let task = serve(
-            connection,
-            Box::pin(std::future::ready(None)),
-            shutdown,
-            metrics,
-        );
+        let task = serve(connection, Box::pin(std::future::ready(None)), metrics);
         let bytes = std::mem::size_of_val(&task);
-        // 1,304 bytes: tokio's task cell (the future, a header and a trailer, aligned
-        // to 128) is then 1,536 bytes; 1,456 made it 1,664.
-        assert!(bytes <= 1320, "the socket task's future is {bytes} bytes");
+        // 1,256 bytes: tokio's task cell (the future, a header and a trailer, aligned
+        // to 128) is then 1,408 bytes; 1,304 made it 1,536 and 1,456 1,664.
+        assert!(bytes <= 1264, "the socket task's future is {bytes} bytes");
         task.await;
     }
 }

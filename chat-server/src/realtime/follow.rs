@@ -31,7 +31,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::protocol::{CLOSE_RESYNC, CLOSE_TOO_SLOW, CLOSE_UNAUTHORIZED};
-use super::{BEAT, EXPIRED, Feed, Hub, Outbound, Outbox, RealtimeConfig, Route, Socket};
+use super::{BEAT, EXPIRED, Feed, Hub, Outbound, Outbox, RealtimeConfig, Route, STOP, Socket};
 
 /// What a socket does next, after a frame it sent or received.
 #[derive(Debug, PartialEq, Eq)]
@@ -88,7 +88,9 @@ pub(crate) trait Handler: Send {
 /// Serves `socket` until it ends: the outbox's items, the client's frames, pings, the
 /// credential re-check (at the first ping after [`RealtimeConfig::credential_recheck`]
 /// has passed since the last one, and at the credential's expiry) and shutdown. The hub's
-/// clock rings the heartbeat and the expiry through the outbox: a socket keeps no timer.
+/// clock rings the heartbeat and the expiry through the outbox, and the hub rings the
+/// shutdown ([`Hub::stop_with`]): a socket keeps no timer and waits on no signal of its
+/// own.
 /// `Some` is the close frame to say goodbye with (see [`close`]); `None` means the socket
 /// is gone.
 pub(crate) async fn serve<H: Handler>(
@@ -96,7 +98,6 @@ pub(crate) async fn serve<H: Handler>(
     outbox: &Arc<Outbox>,
     handler: &mut H,
     hub: &Hub,
-    shutdown: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Option<(CloseCode, String)> {
     // Credential changes up to here were checked by the upgrade itself. A later one wakes
     // the outbox (the hub relays them), and `drain` checks again before sending anything.
@@ -112,6 +113,9 @@ pub(crate) async fn serve<H: Handler>(
             // hub's clock asks.
             () = outbox.ready() => {
                 let due = outbox.take_due();
+                if due & STOP != 0 {
+                    return Some((CloseCode::Away, "server shutting down".into()));
+                }
                 let flow = if due & EXPIRED != 0 {
                     // Renewed (or judged by another clock) if it holds: the periodic
                     // re-check goes on.
@@ -145,7 +149,6 @@ pub(crate) async fn serve<H: Handler>(
                 Some(frame) => Flow::sent(socket.send(Message::Text(frame)).await),
                 None => Flow::Continue,
             },
-            _ = shutdown.changed() => Flow::Close(CloseCode::Away, "server shutting down".into()),
         };
         match flow {
             Flow::Continue => {}
@@ -353,8 +356,10 @@ impl Tap {
         actor: &Actor,
         since: Option<u64>,
         follower: &mut F,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
+        self.hub.stop_with(&shutdown);
+        drop(shutdown);
         let Ok(resolved) = engine.resolve(actor).await else {
             close(
                 socket,
@@ -373,16 +378,7 @@ impl Tap {
         };
         let replay = self.hub.replay_config();
         let ended = match following.replay(socket, since, self.head, replay).await {
-            Flow::Continue => {
-                serve(
-                    socket,
-                    &self.outbox,
-                    &mut following,
-                    &self.hub,
-                    &mut shutdown,
-                )
-                .await
-            }
+            Flow::Continue => serve(socket, &self.outbox, &mut following, &self.hub).await,
             Flow::Close(code, reason) => Some((code, reason)),
             Flow::Gone => None,
         };

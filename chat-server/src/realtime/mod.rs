@@ -163,6 +163,8 @@ pub(crate) struct Outbox {
 pub(crate) const BEAT: u8 = 1;
 /// [`Outbox::take_due`]: the socket's credential has reached its expiry.
 pub(crate) const EXPIRED: u8 = 2;
+/// [`Outbox::take_due`]: the server is shutting down (see [`Hub::stop_with`]).
+pub(crate) const STOP: u8 = 4;
 
 impl Outbox {
     pub(crate) fn new(id: u64, capacity: usize) -> Arc<Self> {
@@ -177,7 +179,7 @@ impl Outbox {
         })
     }
 
-    /// Asks the socket for `what` ([`BEAT`], [`EXPIRED`]) and wakes it.
+    /// Asks the socket for `what` ([`BEAT`], [`EXPIRED`], [`STOP`]) and wakes it.
     fn ring(&self, what: u8) {
         self.due.fetch_or(what, Ordering::AcqRel);
         self.notify.notify_one();
@@ -424,6 +426,13 @@ pub struct Hub {
     expiries: Mutex<Expiries>,
     /// Wakes the hub's clock when an expiry earlier than all others is added.
     clock: Arc<tokio::sync::Notify>,
+    /// The shutdown signals this hub's sockets were served under, each watched by one
+    /// relay that rings [`STOP`] on every socket: a socket does not wait on the signal
+    /// itself (a `watch` future in every idle socket's task was 128 bytes of its cell).
+    stops: Mutex<Vec<tokio::sync::watch::Receiver<bool>>>,
+    /// Set, before the sockets are rung, once a shutdown signal came: a socket opened
+    /// after that is rung as its outbox is made.
+    stopped: AtomicBool,
 }
 
 /// One clock for every socket: the heartbeat and the credential expiries. A timer per
@@ -483,6 +492,8 @@ impl Hub {
             origin: u64::from_le_bytes(crate::auth::random_bytes::<8>()),
             expiries: Mutex::new(Expiries::default()),
             clock: Arc::new(tokio::sync::Notify::new()),
+            stops: Mutex::new(Vec::new()),
+            stopped: AtomicBool::new(false),
         });
         tokio::spawn(keep_time(Arc::downgrade(&hub), hub.clock.clone()));
         tokio::spawn(relay_ephemeral(Arc::downgrade(&hub)));
@@ -502,7 +513,40 @@ impl Hub {
         }
         all.push(Arc::downgrade(&outbox));
         drop(all);
+        // After the push: a relay that rings the sockets after this sets `stopped` before
+        // it takes the list, so a socket is either in its round or sees the flag here.
+        if self.stopped.load(Ordering::SeqCst) {
+            outbox.ring(STOP);
+        }
         outbox
+    }
+
+    /// Closes this hub's sockets (each with "server shutting down") once `shutdown`
+    /// changes or its sender is dropped. Sockets served under it are closed in any case:
+    /// they take it only to hand it here. A hub serves one server, so whichever signal
+    /// comes first stops every socket of the hub. Returns at once; a signal given before
+    /// (the same channel) is watched once.
+    pub fn stop_with(self: &Arc<Self>, shutdown: &tokio::sync::watch::Receiver<bool>) {
+        let mut stops = self.stops.lock().unwrap_or_else(|e| e.into_inner());
+        if stops.iter().any(|s| s.same_channel(shutdown)) {
+            return;
+        }
+        // Signals whose sender is gone have been relayed: only live ones are kept.
+        stops.retain(|s| s.has_changed().is_ok());
+        stops.push(shutdown.clone());
+        drop(stops);
+        let mut shutdown = shutdown.clone();
+        let hub = Arc::downgrade(self);
+        tokio::spawn(async move {
+            // As the socket's own `changed()` did: any change, or the sender gone.
+            let _ = shutdown.changed().await;
+            let Some(hub) = hub.upgrade() else { return };
+            hub.stopped.store(true, Ordering::SeqCst);
+            let all = hub.outboxes.lock().unwrap_or_else(|e| e.into_inner());
+            for outbox in all.iter().filter_map(std::sync::Weak::upgrade) {
+                outbox.ring(STOP);
+            }
+        });
     }
 
     /// Wakes every open socket, which re-checks its credential before sending more.
@@ -1104,7 +1148,7 @@ mod tests {
     use chat_core::Engine;
     use chat_core::memory::MemoryStore;
 
-    use super::{BEAT, EXPIRED, Hub, RealtimeConfig};
+    use super::{BEAT, EXPIRED, Hub, RealtimeConfig, STOP};
 
     fn beating_every(heartbeat: Duration) -> Arc<Hub> {
         let engine = Engine::builder(Arc::new(MemoryStore::new())).build();
@@ -1149,5 +1193,42 @@ mod tests {
             .await
             .expect("the heartbeat rang");
         assert_eq!(outbox.take_due() & BEAT, BEAT);
+    }
+
+    /// The hub closes its sockets when the server stops: the ones open then, and any
+    /// opened after (a socket waits on no signal of its own). One signal given by every
+    /// socket is watched once.
+    #[tokio::test]
+    async fn a_shutdown_rings_every_socket_open_then_or_after() {
+        let hub = beating_every(Duration::from_secs(3600));
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let open = hub.outbox();
+        for _ in 0..100 {
+            hub.stop_with(&shutdown);
+        }
+        assert_eq!(hub.stops.lock().unwrap().len(), 1, "one relay per signal");
+        assert_eq!(open.take_due() & STOP, 0, "nothing rings before the signal");
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), open.ready())
+            .await
+            .expect("the open socket was rung");
+        assert_eq!(open.take_due() & STOP, STOP);
+        let late = hub.outbox();
+        assert_eq!(
+            late.take_due() & STOP,
+            STOP,
+            "a socket opened after the stop"
+        );
+
+        // The sender dropped counts as a stop, as a socket's own `changed()` did.
+        let hub = beating_every(Duration::from_secs(3600));
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let open = hub.outbox();
+        hub.stop_with(&shutdown);
+        drop(stop);
+        tokio::time::timeout(Duration::from_secs(30), open.ready())
+            .await
+            .expect("the open socket was rung");
+        assert_eq!(open.take_due() & STOP, STOP);
     }
 }
