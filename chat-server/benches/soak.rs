@@ -16,7 +16,7 @@
 //! (2000: the server's `--conversation-cache` and `--writer-conversation-cache`),
 //! `SOAK_ARENAS` (2: the server's `MALLOC_ARENA_MAX`; 0 leaves glibc's default),
 //! `SOAK_WRITER_CACHE_MIB` (1: the server's `--writer-cache-mib`, see below),
-//! `SOAK_SQLITE_HEAP_MIB` (0: the server's `--sqlite-heap-limit-mib`).
+//! `SOAK_SQLITE_HEAP_MIB` (8: the server's `--sqlite-heap-limit-mib`; 0: none).
 //! Figures: chat-server/README.md, "Soak".
 
 use std::collections::BTreeMap;
@@ -389,10 +389,11 @@ fn main() {
     // filling at the end of a 30-minute run. (Measured since: at 1 MiB, SQLite held 3.5-8
     // MiB at any moment, and what rose was its peak, the readers' caches filling at once.)
     let writer_cache = env_or("SOAK_WRITER_CACHE_MIB", 1).to_string();
-    // SQLite's heap in all (`--sqlite-heap-limit-mib`, 0: none): the readers' caches churn
-    // below their caps, but the high-water mark of them all together crept up through a
-    // whole run (README, "Soak").
-    let heap_limit = env_or("SOAK_SQLITE_HEAP_MIB", 0).to_string();
+    // SQLite's heap in all: `--sqlite-heap-limit-mib`, 0 for none. The readers' caches
+    // churn below their caps, but without a limit the high-water mark of them all together
+    // crept up through a whole run (1.109x anonymous RSS); with 8 MiB, 1.03x over 30
+    // minutes (README, "Soak"). The server's default, the sum of the caps, is 22 MiB here.
+    let heap_limit = env_or("SOAK_SQLITE_HEAP_MIB", 8).to_string();
     let limits = [
         "--rate-per-ip",
         "1000000",

@@ -66,10 +66,22 @@ struct Cli {
     writer_cache_mib: u64,
     /// Limit on SQLite's whole heap in this process, in MiB (0: none). Past it, a page
     /// cache that needs a page takes another connection's least recently used one instead
-    /// of allocating, so all the caches together stay near this, not at the sum of their
-    /// caps. Unused with --store.
-    #[arg(long, env = "CHAT_SQLITE_HEAP_LIMIT_MIB", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
-    sqlite_heap_limit_mib: u64,
+    /// of allocating, so all the caches together stay near this. Default: the sum of the
+    /// caches' caps (10 × --cache-mib + 2 × --writer-cache-mib: 656 MiB), which the heap
+    /// otherwise passes as the database grows (statements, sorts and temporary tables
+    /// come on top of the caches); lower bounds memory more tightly at the cost of cache
+    /// hits. Unused with --store.
+    #[arg(long, env = "CHAT_SQLITE_HEAP_LIMIT_MIB", value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
+    sqlite_heap_limit_mib: Option<u64>,
+    /// Threads for blocking work beside the async workers: SQLite reads (each read run in
+    /// place lends its worker's other tasks to one of them; the 4 readers bound how many
+    /// at once, and as many more reads wait for a reader here), file uploads and
+    /// downloads, thumbnails, name lookups. Past it, such work waits for a thread rather
+    /// than starting one, so the process's threads stay bounded however loaded the
+    /// machine is. The default is twice what the reads alone can use; at least 4 (an
+    /// export reads on one thread while it writes on another).
+    #[arg(long, env = "CHAT_MAX_BLOCKING_THREADS", default_value_t = 16, value_parser = clap::value_parser!(u64).range(4..=4096))]
+    max_blocking_threads: u64,
     /// Conversations each tenant's realtime follower keeps in memory (its log feed and the
     /// cache sockets read from, about 1.3 KB each), and a socket's replay at most; past it,
     /// they forget them all and read misses from the store. Memory grows with the
@@ -421,9 +433,22 @@ enum LogFormat {
     Json,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // tokio's default lets the blocking pool grow to 512 threads, and it starts one
+    // whenever none is idle: every SQLite read that runs in place hands its worker to
+    // another thread, and on a loaded machine the threads it starts are slow to become
+    // idle, so more are started (a soak ended at 67 threads, from 31, while a build ran
+    // beside it). The reads cannot use more than a few: see --max-blocking-threads.
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(cli.max_blocking_threads as usize)
+        .build()
+        .context("starting the async runtime")?
+        .block_on(serve(cli))
+}
+
+async fn serve(cli: Cli) -> anyhow::Result<()> {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     match cli.log_format {
@@ -828,13 +853,16 @@ async fn open_store(cli: &Cli) -> anyhow::Result<(Arc<dyn Backend>, String)> {
         SyncMode::Full => Synchronous::Full,
         SyncMode::Normal => Synchronous::Normal,
     };
-    chat_sqlite::set_heap_limit(cli.sqlite_heap_limit_mib << 20)
-        .context("setting --sqlite-heap-limit-mib")?;
     let options = Options::default()
         .synchronous(synchronous)
         .cache_kib(cli.cache_mib * 1024)
         .writer_cache_kib(cli.writer_cache_mib * 1024)
         .conversation_cache(cli.writer_conversation_cache as usize);
+    let heap_limit = match cli.sqlite_heap_limit_mib {
+        Some(mib) => mib << 20,
+        None => options.page_cache_caps_kib() << 10,
+    };
+    chat_sqlite::set_heap_limit(heap_limit).context("setting --sqlite-heap-limit-mib")?;
     let store = SqliteStore::open_with(&cli.db, options)
         .with_context(|| format!("opening the database {}", cli.db.display()))?;
     Ok((Arc::new(store), format!("sqlite:{}", cli.db.display())))

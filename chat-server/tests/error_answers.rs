@@ -81,10 +81,13 @@ async fn a_database_locked_by_another_connection_is_503_storage_busy_with_retry_
 /// The SQLite store, with a rival writer that can be armed to commit a change to a
 /// conversation between the engine's read and its compare-and-swap write: the race a
 /// customer's message or a colleague's edit produces at the moment of a claim, made to
-/// happen for the next `rivals` writes.
+/// happen for the next `rivals` writes. It can also be armed with an older copy of a
+/// conversation (`stale`) to answer the next read of it: a store reading from a copy a
+/// moment behind the latest commit.
 struct RivalWriter {
     inner: Arc<SqliteStore>,
     rivals: AtomicUsize,
+    stale: std::sync::Mutex<Option<Conversation>>,
 }
 
 #[async_trait]
@@ -430,7 +433,17 @@ impl Store for RivalWriter {
         tenant: TenantId,
         id: ConversationId,
     ) -> Result<Option<Conversation>> {
-        self.inner.conversation(tenant, id).await
+        let stale = {
+            let mut stale = self.stale.lock().unwrap();
+            match stale.as_ref() {
+                Some(c) if c.id == id => stale.take(),
+                _ => None,
+            }
+        };
+        match stale {
+            Some(old) => Ok(Some(old)),
+            None => self.inner.conversation(tenant, id).await,
+        }
     }
     async fn list_conversations(&self, query: &ConversationQuery) -> Result<ConversationPage> {
         self.inner.list_conversations(query).await
@@ -477,6 +490,7 @@ async fn rival_desk(dir: &std::path::Path) -> (TestServer, Arc<RivalWriter>, Str
     let store = Arc::new(RivalWriter {
         inner: sqlite.clone(),
         rivals: AtomicUsize::new(0),
+        stale: std::sync::Mutex::new(None),
     });
     let engine = Engine::builder(store.clone())
         .credentials(sqlite)
@@ -623,6 +637,60 @@ async fn a_claim_that_loses_a_race_to_an_unrelated_write_is_tried_again_and_goes
     assert_eq!(
         (&now.body["mode"], &now.body["priority"]),
         (&json!("agent"), &json!("high")),
+        "{}",
+        now.text
+    );
+    server.stop().await;
+}
+
+/// The soak's other failed reply: an agent replied to a conversation the routing pass had
+/// just given it, the read of the conversation came from a copy a moment behind that
+/// commit (still queued), so the reply set out to claim it and was answered 409 "already
+/// has an agent": the agent itself.
+#[tokio::test]
+async fn an_owners_reply_read_from_a_copy_before_its_assignment_is_posted_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, store, ana, id) = rival_desk(dir.path()).await;
+    let seen = server
+        .get(&format!("/v1/conversations/{id}"), Some(&ana))
+        .await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.text);
+    let tenant: TenantId = serde_json::from_value(seen.body["tenant_id"].clone()).unwrap();
+    let before = store
+        .inner
+        .conversation(tenant, id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let claimed = server
+        .post(
+            &format!("/v1/conversations/{id}/claim"),
+            Some(&ana),
+            json!({}),
+        )
+        .await;
+    assert_eq!(claimed.status, StatusCode::OK, "{}", claimed.text);
+
+    // The reply's first read answers the conversation as it was before Ana took it.
+    *store.stale.lock().unwrap() = Some(before);
+    let replied = server
+        .post(
+            &format!("/v1/conversations/{id}/messages"),
+            Some(&ana),
+            json!({ "body": "on its way" }),
+        )
+        .await;
+    assert!(
+        store.stale.lock().unwrap().is_none(),
+        "the old copy was read"
+    );
+    assert_eq!(replied.status, StatusCode::CREATED, "{}", replied.text);
+    let now = server
+        .get(&format!("/v1/conversations/{id}"), Some(&ana))
+        .await;
+    assert_eq!(
+        (&now.body["mode"], &now.body["assigned_agent_id"]),
+        (&json!("agent"), &claimed.body["assigned_agent_id"]),
         "{}",
         now.text
     );

@@ -136,6 +136,23 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The sum of the caps of the page caches a store opened with these options keeps, in
+    /// KiB: the readers' (the database and the search file each), the writer's, the search
+    /// indexer's (the search file and the database) and the checkpoints'. They churn below
+    /// their caps, but SQLite's heap creeps towards this sum as the database grows (see
+    /// [`set_heap_limit`](crate::set_heap_limit)); the chat server's default heap limit.
+    ///
+    /// ```
+    /// let options = chat_sqlite::Options::default().cache_kib(2048).writer_cache_kib(1024);
+    /// // 4 readers × 2 files, the writer, the indexer's two files, the checkpoints.
+    /// assert_eq!(options.page_cache_caps_kib(), 8 * 2048 + 1024 + (1024 + 2048) + 2048);
+    /// ```
+    pub fn page_cache_caps_kib(&self) -> u64 {
+        let readers = u64::from(self.readers) * 2 * self.cache_kib;
+        let indexer = self.writer_cache_kib + self.cache_kib;
+        readers + self.writer_cache_kib + indexer + self.cache_kib
+    }
+
     /// Sets [`synchronous`](Self::synchronous).
     pub fn synchronous(mut self, synchronous: Synchronous) -> Self {
         self.synchronous = synchronous;

@@ -181,8 +181,22 @@ impl Engine {
                     to: Mode::Agent,
                 });
             }
-            (Sender::Agent(_), Mode::Bot | Mode::Queued) => {
-                conversation = Box::pin(self.claim(actor, id)).await?;
+            (Sender::Agent(me), Mode::Bot | Mode::Queued) => {
+                conversation = match Box::pin(self.claim(actor, id)).await {
+                    Ok(claimed) => claimed,
+                    // The read above was older than the claim's: a store may answer a
+                    // conversation from a copy a moment behind a commit (the routing pass
+                    // that gave it to this very agent). Its owner's reply is no takeover.
+                    Err(Error::Conflict(why)) => {
+                        let now = self.load_conversation(actor.tenant(), id).await?;
+                        if now.mode != Mode::Agent || now.assigned_agent_id != Some(me) {
+                            return Err(Error::Conflict(why));
+                        }
+                        who.authorize(action, &now)?;
+                        now
+                    }
+                    Err(e) => return Err(e),
+                };
             }
             (Sender::Bot, mode) if mode != Mode::Bot => {
                 return Err(Error::state_conflict(format!(
