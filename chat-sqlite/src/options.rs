@@ -81,12 +81,24 @@ pub struct Options {
     /// indexer goes on gathering until 256 operations have been committed or a second has
     /// passed since the wake (see `search::indexer::FLUSH_OPERATIONS`). Default: 50 ms.
     pub index_interval: Duration,
-    /// How long the checkpoint thread waits, once a commit wakes it, before it copies the
+    /// How long the checkpoint thread waits, once the commits have added
+    /// [`checkpoint_pages`](Self::checkpoint_pages) to the log, before it copies the
     /// write-ahead log into the database: at most one copy per interval, and none in the
-    /// moment after a commit (see [`index_interval`](Self::index_interval)). The writer never checkpoints on its commit path
-    /// (`wal_autocheckpoint` is off); a longer interval copies a page written many times
-    /// once instead of many times, and lets the log grow larger. Default: 50 ms.
+    /// moment after a commit (see [`index_interval`](Self::index_interval)). The writer
+    /// never checkpoints on its commit path (`wal_autocheckpoint` is off). Default: 50 ms.
     pub checkpoint_interval: Duration,
+    /// Pages the commits add to the write-ahead log before the checkpoint thread copies
+    /// it into the database (then [`checkpoint_interval`](Self::checkpoint_interval)
+    /// later); when the commits stop for a second, it copies the rest and empties the log.
+    /// The same size as SQLite's own automatic checkpoint, off the commit path. A smaller
+    /// size copies the pages every post rewrites (the newest leaves, the conversation's
+    /// row and inbox entries) more often, and pays a pass's own work more often (sorting
+    /// the log's frames): a pass 50 ms after every commit cost about 25,000 instructions a
+    /// post, one post after the other (chat-server README, `post_cost`). A larger one lets the log grow larger
+    /// and makes each pass and its fsync larger. At most
+    /// [`wal_restart_pages`](Self::wal_restart_pages) counts. Default: 1,000 (4 MiB of
+    /// 4 KiB pages).
+    pub checkpoint_pages: u64,
     /// Size of the write-ahead log, in pages, at which the writer copies what the checkpoint
     /// thread has not yet copied (after answering its callers, before its next transaction)
     /// so that its next transaction starts the log over. Under continuous writes the
@@ -128,6 +140,7 @@ impl Default for Options {
             max_pages: None,
             index_interval: Duration::from_millis(50),
             checkpoint_interval: Duration::from_millis(50),
+            checkpoint_pages: 1000,
             wal_restart_pages: 32 * 1024,
             reads_in_place: true,
             search_candidates: 5000,
@@ -216,6 +229,13 @@ impl Options {
     /// Sets [`checkpoint_interval`](Self::checkpoint_interval).
     pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
         self.checkpoint_interval = interval;
+        self
+    }
+
+    /// Sets [`checkpoint_pages`](Self::checkpoint_pages) (at least 1: a pass after every
+    /// commit).
+    pub fn checkpoint_pages(mut self, pages: u64) -> Self {
+        self.checkpoint_pages = pages.max(1);
         self
     }
 

@@ -167,6 +167,7 @@ impl SqliteStore {
         let checkpoints = Checkpoints::start(
             open_helper(&path, &options)?,
             options.checkpoint_interval,
+            options.checkpoint_pages,
             options.wal_restart_pages,
         )?;
         let followers = Followers {

@@ -428,6 +428,9 @@ impl Writer {
     ) -> Result<Self> {
         // The queue bound only adds back-pressure; a batch takes at most `max_batch`.
         let (sender, receiver) = mpsc::channel(max_batch.max(1) * 4);
+        // The checkpoint thread copies the log once the commits have added enough to it:
+        // each commit tells it the log's size.
+        crate::checkpoint::follow_log(&conn);
         let committed = Arc::new(Committed::new(conn, cached));
         let thread = std::thread::Builder::new()
             .name("chat-sqlite-writer".into())
@@ -529,7 +532,9 @@ fn run(
             job.reply();
         }
         followers.search.committed(operations);
-        followers.checkpoints.committed();
+        followers
+            .checkpoints
+            .committed(crate::checkpoint::log_pages());
         if followers.checkpoints.restart_asked() {
             followers
                 .checkpoints
