@@ -434,7 +434,7 @@ fn thread_cpu(schedstat: &Path) -> Option<Duration> {
 
 /// The store's options for the measurements: the defaults, but for what an experiment sets
 /// (`BENCH_WRITER_CACHE_KIB`, `BENCH_CONVERSATION_CACHE`, `BENCH_CHECKPOINT_MS`,
-/// `BENCH_WAL_RESTART_PAGES`, `BENCH_MMAP_SIZE`, `BENCH_WRITER_MMAP_SIZE`), to compare a
+/// `BENCH_WAL_RESTART_PAGES`, `BENCH_MMAP_SIZE`), to compare a
 /// setting against the defaults on the same kept database.
 fn measured_options() -> Options {
     let mut options = Options::default();
@@ -452,9 +452,6 @@ fn measured_options() -> Options {
     }
     if let Ok(bytes) = std::env::var("BENCH_MMAP_SIZE") {
         options = options.mmap_size(bytes.parse().expect("bytes"));
-    }
-    if let Ok(bytes) = std::env::var("BENCH_WRITER_MMAP_SIZE") {
-        options = options.writer_mmap_size(Some(bytes.parse().expect("bytes")));
     }
     options
 }

@@ -50,10 +50,9 @@ pub(crate) fn open_writer(path: &Path, options: &Options) -> Result<Connection> 
     let page_size = u64::try_from(page_size).unwrap_or(4096);
     let pragmas = format!(
         "PRAGMA synchronous = {}; PRAGMA cache_size = -{}; PRAGMA wal_autocheckpoint = 0; \
-         PRAGMA mmap_size = {}; PRAGMA journal_size_limit = {};",
+         PRAGMA journal_size_limit = {};",
         options.synchronous.pragma(),
         options.writer_cache_kib,
-        options.writer_mmap_size.unwrap_or(options.mmap_size),
         // Cut back, when the log starts over, to twice the restart size: the log passes
         // the restart size by what the last groups added before the restart, and cutting
         // that overshoot off at every restart cost the writer the page cache's truncation.

@@ -51,17 +51,6 @@ pub struct Options {
     /// serves as well as the map: 23,137-23,883 latest-50 reads/s without it, 23,693
     /// with 1 GiB.
     pub mmap_size: u64,
-    /// Bytes of the file the write connection maps into memory, in place of
-    /// [`mmap_size`](Self::mmap_size); `None` (the default) gives it `mmap_size` as every
-    /// other connection. The unmap described there does not hit the writer: SQLite drops a
-    /// connection's map only when the log's header changed under it
-    /// (`pagerBeginReadTransaction`), and the writer changes it itself, the checkpoint
-    /// thread's `PASSIVE` copies do not (only the idle `TRUNCATE` does). But inside a write
-    /// transaction SQLite reads through the map only for read-only cursors
-    /// (`getPageMMap`): the pages a post's `INSERT`s and `UPDATE`s descend to are read into
-    /// the page cache as without a map. See the crate README, "A memory map for the writer
-    /// alone".
-    pub writer_mmap_size: Option<u64>,
     /// Page cache of each read connection, in KiB, for the database and again for the
     /// search file; also the search indexer's and the checkpoints' connections' cache of
     /// the database. Default: 64 MiB.
@@ -133,7 +122,6 @@ impl Default for Options {
             readers: 4,
             max_batch: 1000,
             mmap_size: 0,
-            writer_mmap_size: None,
             cache_kib: 64 * 1024,
             writer_cache_kib: 8 * 1024,
             conversation_cache: 16 * 1024,
@@ -175,12 +163,6 @@ impl Options {
     /// Sets [`mmap_size`](Self::mmap_size).
     pub fn mmap_size(mut self, bytes: u64) -> Self {
         self.mmap_size = bytes;
-        self
-    }
-
-    /// Sets [`writer_mmap_size`](Self::writer_mmap_size).
-    pub fn writer_mmap_size(mut self, bytes: Option<u64>) -> Self {
-        self.writer_mmap_size = bytes;
         self
     }
 
