@@ -1,9 +1,9 @@
 //! The OpenAPI 3.1 document, generated from the endpoint table so that an endpoint cannot exist
-//! without being documented (and the test in `tests/openapi.rs` checks the reverse).
+//! without being documented (and the test in `tests/suite/openapi.rs` checks the reverse).
 //!
 //! Where each part comes from:
 //! - **Query parameters**: [`crate::api::query`], the definitions the handlers read them by
-//!   (`tests/openapi.rs` plays each documented bound against a live server).
+//!   (`tests/suite/openapi.rs` plays each documented bound against a live server).
 //! - **Component schemas**: derived with `utoipa::ToSchema` from the types the server parses
 //!   and answers (`derived`; the request bodies, the answers the server serializes from a
 //!   type of its own, and every `{"items": [...]}` list through [`crate::api::Items`]), with
@@ -20,7 +20,7 @@
 //!
 //! Every other schema, answers included (`Me`, `OpenedConversation`, `ConversationPage`,
 //! `EventList`, `Transcript`, the `Report*` answers, the inbox family), is serialized from
-//! the type it is derived from; `tests/openapi_answers.rs` validates real answers against
+//! the type it is derived from; `tests/suite/openapi_answers.rs` validates real answers against
 //! them. The providers' formats (`TelegramUpdate`, `WhatsappNotification`) are derived
 //! from the types `crate::channels` reads them into: the fields read, the rest accepted
 //! and ignored (left open).
@@ -138,7 +138,7 @@ fn opened_links() -> Value {
             } else if let Some(rest) = endpoint.path.strip_prefix("/v1/contacts/{id}") {
                 // Erasing or merging the contact would remove or move the conversation: no
                 // link from the opening (schemathesis cannot tell such a removal from a lost
-                // resource; see tests/schemathesis.rs).
+                // resource; see tests/suite/schemathesis.rs).
                 if rest == "/erase" || rest == "/merge" {
                     continue;
                 }

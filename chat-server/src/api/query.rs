@@ -1,7 +1,7 @@
 //! The query parameters of the API: one definition each, read by the handlers (through
 //! [`Ctx::query`](super::Ctx::query), which checks a value against it before parsing) and
 //! written into the OpenAPI document (`openapi::query_param`), so a bound cannot say one
-//! thing in the document and another in the parser. `tests/openapi.rs` plays every
+//! thing in the document and another in the parser. `tests/suite/openapi.rs` plays every
 //! documented bound against a live server: the bound is accepted, one past it is 422.
 //!
 //! The endpoint table names an endpoint's parameters; [`param`] finds their definitions.
@@ -238,7 +238,7 @@ pub const ENDPOINT_PARAMS: &[(Endpoint, QueryParam)] = &[
 ];
 
 /// The definition of `name` on `endpoint`. Every parameter an endpoint lists has one
-/// (`tests/openapi.rs`); a name without one is read as plain text.
+/// (`tests/suite/openapi.rs`); a name without one is read as plain text.
 pub fn param(endpoint: Endpoint, name: &'static str) -> QueryParam {
     ENDPOINT_PARAMS
         .iter()
