@@ -26,7 +26,10 @@
 //! written every time). When full, the conversations used longest ago are forgotten until
 //! a quarter is free.
 
-use std::collections::HashMap;
+// The word maps are looked up once per word of every indexed message: std's SipHash cost
+// about half of that (`post_cost`, chat-server's README). foldhash is seeded per process,
+// and the maps are bounded (`MAX_ENTRIES`), so words a customer chooses cannot grow them.
+use foldhash::{HashMap, HashMapExt};
 
 use rusqlite::{OptionalExtension, Transaction};
 
@@ -69,7 +72,7 @@ struct Known {
 impl KnownWords {
     /// Forgets everything: the file may not be the one the knowledge is of.
     pub(super) fn clear(&mut self) {
-        self.conversations = HashMap::new();
+        self.conversations = HashMap::default();
         self.entries = 0;
         self.version = None;
         self.left = None;
