@@ -214,7 +214,7 @@ fn main() {
     println!("chat-server backend: {}", Backend::Sqlite.name());
     println!("load average at start: {}", common::loadavg());
 
-    let server_rt = common::runtime(2, "server");
+    let server_rt = common::server_runtime();
     let client_rt = common::runtime(2, "load");
     let chat = server_rt.block_on(common::ChatServer::start_on(0, Backend::Sqlite));
     let addr = chat.addr;

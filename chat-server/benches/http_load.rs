@@ -296,7 +296,7 @@ fn main() {
         warmup.as_secs_f64()
     );
 
-    let server_rt = common::runtime(2, "server");
+    let server_rt = common::server_runtime();
     let client_rt = common::runtime(2, "load");
 
     // The real servers and their conversations.

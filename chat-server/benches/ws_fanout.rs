@@ -564,7 +564,7 @@ fn print_fanout(name: &str, f: &Fanout) {
 /// Child mode: serve until stdin closes (15 minutes at most).
 fn serve_child(kind: &str) {
     let rooms: usize = env_or("WS_CONVERSATIONS", 10usize).max(1);
-    let rt = common::runtime(2, "server");
+    let rt = common::server_runtime();
     rt.block_on(async {
         let (stop, stopped) = watch::channel(false);
         let chat = if kind == "chat" {
@@ -883,7 +883,7 @@ fn main() {
     println!(
         "{} receiving WebSockets over {} conversations ({} per conversation), {} sender sockets; \
          paced {} msgs/s for {}s; saturated: {} messages in flight for {}s after 1s warm-up; \
-         server and clients each on a 2-worker tokio runtime in this process; open-file limit {fd_limit}",
+         server and clients each on a 2-worker tokio runtime in this process, the server's blocking pool at most {} threads (the binary's bound); open-file limit {fd_limit}",
         settings.clients,
         settings.rooms,
         settings.clients / settings.rooms,
@@ -891,10 +891,14 @@ fn main() {
         settings.rate,
         settings.latency_secs,
         settings.in_flight,
-        settings.saturated_secs
+        settings.saturated_secs,
+        env_or(
+            "CHAT_MAX_BLOCKING_THREADS",
+            chat_server::runtime::DEFAULT_MAX_BLOCKING_THREADS
+        ),
     );
 
-    let server_rt = common::runtime(2, "server");
+    let server_rt = common::server_runtime();
     let client_rt = common::runtime(2, "clients");
 
     // `WS_ONLY=rss` measures only the idle sockets (the figure that moves with per-socket

@@ -25,6 +25,7 @@ mod polling;
 pub mod proxies;
 pub mod ratelimit;
 pub mod realtime;
+pub mod runtime;
 mod server;
 pub mod staff;
 #[cfg(feature = "testing")]

@@ -80,7 +80,7 @@ struct Cli {
     /// than starting one, so the process's threads stay bounded however loaded the
     /// machine is. The default is twice what the reads alone can use; at least 4 (an
     /// export reads on one thread while it writes on another).
-    #[arg(long, env = "CHAT_MAX_BLOCKING_THREADS", default_value_t = 16, value_parser = clap::value_parser!(u64).range(4..=4096))]
+    #[arg(long, env = "CHAT_MAX_BLOCKING_THREADS", default_value_t = chat_server::runtime::DEFAULT_MAX_BLOCKING_THREADS as u64, value_parser = clap::value_parser!(u64).range(4..=4096))]
     max_blocking_threads: u64,
     /// Conversations each tenant's realtime follower keeps in memory (its log feed and the
     /// cache sockets read from, about 1.3 KB each), and a socket's replay at most; past it,
@@ -435,14 +435,9 @@ enum LogFormat {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    // tokio's default lets the blocking pool grow to 512 threads, and it starts one
-    // whenever none is idle: every SQLite read that runs in place hands its worker to
-    // another thread, and on a loaded machine the threads it starts are slow to become
-    // idle, so more are started (a soak ended at 67 threads, from 31, while a build ran
-    // beside it). The reads cannot use more than a few: see --max-blocking-threads.
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .max_blocking_threads(cli.max_blocking_threads as usize)
+    // The bounded blocking pool and its reasons are in `chat_server::runtime`, shared
+    // with the benches so that they measure this runtime.
+    chat_server::runtime::builder(cli.max_blocking_threads as usize)
         .build()
         .context("starting the async runtime")?
         .block_on(serve(cli))

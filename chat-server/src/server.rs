@@ -133,9 +133,8 @@ pub async fn run_with(
         if let Some(bytes) = limits.socket_send_buffer {
             let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes);
         }
-        let upgraded = Arc::new(OnceLock::new());
-        let sent = caps::Sent::new();
-        let stream = Tracked::new(stream, upgraded.clone(), sent.clone());
+        let marks = caps::StreamMarks::new();
+        let stream = Tracked::new(stream, marks.clone());
         let server = server.clone();
         let http1 = http1.clone();
         let mut stopped = stopped.clone();
@@ -143,13 +142,14 @@ pub async fn run_with(
         tokio::spawn(async move {
             let activity = Arc::new(Activity::default());
             let seen = activity.clone();
+            let for_requests = marks.clone();
             let service = service_fn(move |req| {
                 let server = server.clone();
                 let seen = seen.clone();
-                let upgraded = upgraded.clone();
+                let marks = for_requests.clone();
                 async move {
                     seen.begin();
-                    let response = server.handle(req, remote, &upgraded).await;
+                    let response = server.handle(req, remote, &marks.upgraded).await;
                     seen.end();
                     Ok::<_, Infallible>(http::on_the_wire(response))
                 }
@@ -173,7 +173,7 @@ pub async fn run_with(
                         // period: the client stopped reading a response (a graceful close
                         // waits for that response forever). Dropped, so it frees its slot;
                         // a slow download that keeps going is left to finish.
-                        if closing && sent.quiet_for() >= idle {
+                        if closing && marks.sent.quiet_for() >= idle {
                             break;
                         }
                         if activity.idle_for() >= idle {

@@ -48,6 +48,23 @@ pub fn runtime(threads: usize, name: &str) -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
+/// The runtime a bench's chat server runs on: the binary's (`chat_server::runtime`, with
+/// its bounded blocking pool, `CHAT_MAX_BLOCKING_THREADS` read as the binary reads it)
+/// with 2 workers named `server`, one per core of the 2-core machine as the binary
+/// would start. With tokio's defaults instead (a pool of up to 512), the threads that
+/// in-place reads start while thousands of sockets open were the bench's, not the
+/// binary's.
+pub fn server_runtime() -> tokio::runtime::Runtime {
+    chat_server::runtime::builder(env_or(
+        "CHAT_MAX_BLOCKING_THREADS",
+        chat_server::runtime::DEFAULT_MAX_BLOCKING_THREADS,
+    ))
+    .worker_threads(2)
+    .thread_name("server")
+    .build()
+    .expect("a tokio runtime")
+}
+
 /// One line about the machine, for the figures.
 pub fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());

@@ -177,11 +177,13 @@ pub(crate) fn accept_with(
     let offered = subprotocol.filter(|p| has(header::SEC_WEBSOCKET_PROTOCOL, p));
     let on_upgrade = hyper::upgrade::on(req);
     let config = WebSocketConfig::default()
-        // 256 bytes instead of 128 KiB: every idle socket keeps this buffer (see NOTES.md),
-        // and what clients send is small JSON (a subscribe is about 100 bytes); once a
-        // frame's header is read, the buffer grows to the frame's whole length, so a
-        // larger frame costs one more read, not one per 256 bytes.
-        .read_buffer_size(256)
+        // 128 bytes instead of 128 KiB: every idle socket keeps this buffer for its whole
+        // life (see NOTES.md), and what clients send is small JSON (a subscribe with its
+        // conversation id is about 90 bytes, a ping 6). Once a frame's header is read the
+        // buffer grows to the frame's whole length, but tungstenite reads at most this
+        // many bytes per read call: a 500-byte `send_message` costs 4 reads instead of 2
+        // at 256, on frames a client sends, never on the fan-out's writes.
+        .read_buffer_size(128)
         // Frames fed in one wake-up (see `follow::drain`) gather up to this much before
         // they are written: a burst of events costs one write (and one wake-up of the
         // client) per few frames instead of one per frame. A frame sent on its own is
@@ -252,7 +254,16 @@ impl Subscriptions {
             None => self.inbox = Some(after),
             Some(c) => match self.conversations.iter_mut().find(|(id, _)| *id == c) {
                 Some(entry) => entry.1 = after,
-                None => self.conversations.push((c, after)),
+                None => {
+                    // Most sockets (a visitor's widget) subscribe to one conversation for
+                    // their whole life: room for exactly one, where a first push makes
+                    // room for four (96 bytes kept by every idle socket, not 24). A
+                    // second subscription grows it as usual.
+                    if self.conversations.capacity() == 0 {
+                        self.conversations.reserve_exact(1);
+                    }
+                    self.conversations.push((c, after));
+                }
             },
         }
     }
@@ -821,7 +832,27 @@ mod tests {
     /// `watch` future per socket instead would have made it 1,688); 1,304 with the hub's
     /// clock instead of a timer per socket and a customer's `Resolved` without room for
     /// an agent's record; 1,256 with the shutdown rung by the hub instead of a `watch`
-    /// future (and its receiver) in every socket's task.
+    /// future (and its receiver) in every socket's task; 1,120 with the loop's heartbeat
+    /// and drain boxed (their states were larger than the idle wait's).
+    #[test]
+    fn a_socket_subscribed_to_one_conversation_keeps_room_for_one() {
+        let first = ConversationId(uuid::Uuid::now_v7());
+        let second = ConversationId(uuid::Uuid::now_v7());
+        let mut subscriptions = Subscriptions::default();
+        subscriptions.set(Some(first), 0);
+        // Every idle visitor socket keeps this vector: 24 bytes, not a first push's 96.
+        assert_eq!(subscriptions.conversations.capacity(), 1);
+        subscriptions.set(Some(first), 7);
+        assert_eq!(subscriptions.conversations.capacity(), 1);
+        subscriptions.set(Some(second), 0);
+        subscriptions.set(None, 3);
+        assert_eq!(subscriptions.len(), 3);
+        assert_eq!(subscriptions.conversation(first), Some(7));
+        assert!(subscriptions.wants(Some(second), 1));
+        assert!(subscriptions.remove(Some(first)));
+        assert_eq!(subscriptions.conversation(first), None);
+    }
+
     #[tokio::test]
     async fn the_task_that_serves_a_socket_stays_small() {
         let engine = Engine::builder(Arc::new(MemoryStore::new())).build();
@@ -837,9 +868,10 @@ mod tests {
             Connection::new(hub, feed, Actor::System { tenant }, Resolved::System, None);
         let task = serve(connection, Box::pin(std::future::ready(None)), metrics);
         let bytes = std::mem::size_of_val(&task);
-        // 1,256 bytes: tokio's task cell (the future, a header and a trailer, aligned
-        // to 128) is then 1,408 bytes; 1,304 made it 1,536 and 1,456 1,664.
-        assert!(bytes <= 1264, "the socket task's future is {bytes} bytes");
+        // 1,120 bytes (1,256 before `beat` and `drain` were boxed): tokio's task cell
+        // (the future, a header and a trailer, aligned to 128) is then 1,280 bytes; 1,256
+        // made it 1,408, 1,304 1,536 and 1,456 1,664.
+        assert!(bytes <= 1128, "the socket task's future is {bytes} bytes");
         task.await;
     }
 }
