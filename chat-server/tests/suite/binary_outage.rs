@@ -59,6 +59,21 @@ impl Database {
         .await;
     }
 
+    /// Ends the backends still open: one whose start had passed the `ALLOW_CONNECTIONS`
+    /// check when `go_down` committed shows up in `pg_stat_activity` only afterwards (the
+    /// server's pool reconnecting), after the first round of terminations.
+    async fn terminate_backends(&self) {
+        let name = &self.name;
+        run_sql(
+            &self.admin_url,
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid();"
+            ),
+        )
+        .await;
+    }
+
     async fn come_back(&self) {
         let name = &self.name;
         run_sql(
@@ -179,6 +194,7 @@ async fn a_database_outage_answers_503_and_the_server_recovers_without_losing_me
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+            database.terminate_backends().await;
         }
         assert_eq!(
             database.connections().await,
